@@ -1,0 +1,1 @@
+"""HTTP API: GeoJSON layers, check-ins, hazards, alerts."""

@@ -1,0 +1,29 @@
+"""Errors that carry their meaning: the CLI and the API map them to messages and status codes."""
+
+
+class GridwatchError(Exception):
+    """An error a person can act on; its message is shown as is, without a traceback."""
+
+
+class ConfigError(GridwatchError):
+    """A setting is missing or malformed."""
+
+
+class ServiceUnavailable(GridwatchError):
+    """The database or the broker cannot be reached."""
+
+
+class InputFileError(GridwatchError):
+    """An import file cannot be read or has bad rows; the message names the file and row."""
+
+
+class NotFound(GridwatchError):
+    """The object asked for does not exist (or is not visible to the caller)."""
+
+
+class Conflict(GridwatchError):
+    """The request conflicts with the current state."""
+
+
+class Forbidden(GridwatchError):
+    """The caller may not do this."""

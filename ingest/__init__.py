@@ -1,0 +1,1 @@
+"""MQTT ingest: one parser per message kind, a batching writer, dead letters."""

@@ -1,0 +1,1 @@
+"""folium maps built from the API's layers."""

@@ -1,0 +1,1 @@
+"""Synthetic district and traffic for the demo, the tests and the benchmarks."""

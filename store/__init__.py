@@ -1,0 +1,1 @@
+"""PostgreSQL/TimescaleDB: migrations, mode detection, writes and queries."""
