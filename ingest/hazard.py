@@ -1,0 +1,87 @@
+"""`gw/hazard/{reporter_id}`: a hazard found on patrol; the client's UUID makes it idempotent."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from urllib.parse import urlsplit
+
+from gridwatch.geo.crs import to_wgs84
+from gridwatch.ingest.payload import (
+    InvalidPayload,
+    ParseContext,
+    check_source_id,
+    decode_object,
+    read_choice,
+    read_position,
+    read_text,
+    read_ts,
+)
+
+KIND = "hazard"
+CATEGORIES = frozenset(
+    {"structural", "fire", "electrical", "gas", "road", "flood", "sanitation", "other"}
+)
+SEVERITIES = frozenset({"low", "medium", "high", "critical"})
+CRS = frozenset({"wgs84", "gcj02"})
+MAX_PHOTOS = 20
+
+
+@dataclass(frozen=True, slots=True)
+class HazardReport:
+    id: uuid.UUID
+    reporter_id: str
+    observed_at: datetime
+    received_at: datetime
+    lon: float
+    lat: float
+    category: str
+    severity: str
+    description: str
+    photo_urls: tuple[str, ...]
+
+
+def parse(reporter_id: str, payload: bytes, ctx: ParseContext) -> HazardReport:
+    """Parse one hazard report; the description may be empty, the id, place and kind may not."""
+    check_source_id(reporter_id, "reporter id")
+    return hazard_from_dict(reporter_id, decode_object(payload, ctx), ctx)
+
+
+def hazard_from_dict(reporter_id: str, data: dict, ctx: ParseContext) -> HazardReport:
+    """Validate an already decoded hazard report (shared by MQTT and HTTP)."""
+    raw_id = read_text(data, "id", required=True, max_length=64)
+    try:
+        report_id = uuid.UUID(raw_id)
+    except ValueError:
+        raise InvalidPayload(f"id {raw_id!r} is not a UUID") from None
+    lon, lat = read_position(data)
+    lon, lat = to_wgs84(lon, lat, read_choice(data, "crs", CRS, default="wgs84"))
+    return HazardReport(
+        id=report_id,
+        reporter_id=reporter_id,
+        observed_at=read_ts(data, ctx),
+        received_at=ctx.received_at,
+        lon=lon,
+        lat=lat,
+        category=read_choice(data, "category", CATEGORIES),
+        severity=read_choice(data, "severity", SEVERITIES),
+        description=read_text(data, "description", max_length=4000) or "",
+        photo_urls=_photo_urls(data.get("photo_urls")),
+    )
+
+
+def _photo_urls(raw: object) -> tuple[str, ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        raise InvalidPayload("photo_urls must be an array of http(s) URLs")
+    if len(raw) > MAX_PHOTOS:
+        raise InvalidPayload(f"photo_urls has {len(raw)} entries (limit {MAX_PHOTOS})")
+    for url in raw:
+        if not isinstance(url, str) or len(url) > 2000:
+            raise InvalidPayload("photo_urls must be an array of http(s) URLs")
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise InvalidPayload(f"photo URL {url[:80]!r} is not an http(s) URL")
+    return tuple(raw)

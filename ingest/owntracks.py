@@ -1,0 +1,52 @@
+"""`owntracks/{user}/{device}`: OwnTracks location points, stored as patrol track points.
+
+OwnTracks omits fields whose value is zero, so a missing `acc` or `batt` is 0, not unknown
+in the sense of an error; a missing lat or lon is 0 as well, which no grid contains.
+Messages of any `_type` other than `location` (transition, waypoint, lwt, card, ...) are
+ignored: they are part of the app's normal traffic, not bad input.
+"""
+
+from __future__ import annotations
+
+from gridwatch.ingest.patrol import PatrolCheckin
+from gridwatch.ingest.payload import (
+    InvalidPayload,
+    ParseContext,
+    check_source_id,
+    decode_object,
+    read_number,
+    read_ts,
+)
+
+KIND = "owntracks"
+
+
+def parse(user: str, device: str, payload: bytes, ctx: ParseContext) -> PatrolCheckin | None:
+    """A location becomes a patrol point of worker `user`; other message types give None."""
+    check_source_id(user, "OwnTracks user")
+    check_source_id(device, "OwnTracks device")
+    data = decode_object(payload, ctx)
+    message_type = data.get("_type")
+    if message_type is None:
+        raise InvalidPayload("OwnTracks message without _type")
+    if not isinstance(message_type, str):
+        raise InvalidPayload("OwnTracks _type must be text")
+    if message_type != "location":
+        return None
+    lat = read_number(data, "lat", low=-90.0, high=90.0) or 0.0
+    lon = read_number(data, "lon", low=-180.0, high=180.0) or 0.0
+    return PatrolCheckin(
+        worker_id=user,
+        observed_at=read_ts(data, ctx, field="tst"),
+        received_at=ctx.received_at,
+        lon=lon,
+        lat=lat,
+        accuracy_m=read_number(data, "acc", low=0.0, high=1e7),
+        kind="patrol",
+        resident_id=None,
+        status=None,
+        note=None,
+        source="owntracks",
+        device=device,
+        battery=read_number(data, "batt", low=0.0, high=100.0),
+    )

@@ -1,0 +1,71 @@
+"""`gw/patrol/{worker_id}`: a grid worker's check-in on patrol or at a resident's home."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from gridwatch.geo.crs import to_wgs84
+from gridwatch.ingest.payload import (
+    InvalidPayload,
+    ParseContext,
+    check_source_id,
+    decode_object,
+    read_choice,
+    read_number,
+    read_position,
+    read_text,
+    read_ts,
+)
+
+KIND = "patrol"
+CRS = frozenset({"wgs84", "gcj02"})
+KINDS = frozenset({"patrol", "visit"})
+STATUSES = frozenset({"ok", "concern", "not_home"})
+
+
+@dataclass(frozen=True, slots=True)
+class PatrolCheckin:
+    worker_id: str
+    observed_at: datetime
+    received_at: datetime
+    lon: float
+    lat: float
+    accuracy_m: float | None
+    kind: str
+    resident_id: str | None
+    status: str | None
+    note: str | None
+    source: str = "gw"
+    device: str | None = None
+    battery: float | None = None
+
+
+def parse(worker_id: str, payload: bytes, ctx: ParseContext) -> PatrolCheckin:
+    """Parse one check-in; the position is converted to WGS-84 here, once."""
+    check_source_id(worker_id, "worker id")
+    data = decode_object(payload, ctx)
+    return checkin_from_dict(worker_id, data, ctx)
+
+
+def checkin_from_dict(worker_id: str, data: dict, ctx: ParseContext) -> PatrolCheckin:
+    """Validate an already decoded check-in (shared by MQTT and HTTP)."""
+    lon, lat = read_position(data)
+    lon, lat = to_wgs84(lon, lat, read_choice(data, "crs", CRS, default="wgs84"))
+    kind = read_choice(data, "kind", KINDS, default="patrol")
+    resident_id = read_text(data, "resident_id", max_length=128)
+    status = None if data.get("status") is None else read_choice(data, "status", STATUSES)
+    if kind == "visit" and not resident_id:
+        raise InvalidPayload("a check-in of kind 'visit' needs resident_id")
+    return PatrolCheckin(
+        worker_id=worker_id,
+        observed_at=read_ts(data, ctx),
+        received_at=ctx.received_at,
+        lon=lon,
+        lat=lat,
+        accuracy_m=read_number(data, "accuracy_m", low=0.0, high=1e6),
+        kind=kind,
+        resident_id=resident_id,
+        status=status,
+        note=read_text(data, "note", max_length=2000),
+    )

@@ -1,0 +1,191 @@
+"""What every message kind shares: decoding JSON objects, times, numbers and enums.
+
+Each reader raises `InvalidPayload` with a reason a person can act on; the worker turns it
+into a dead letter. Nothing here touches the network or the database.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import orjson
+
+# Before this a device clock is surely wrong (an unset RTC says 1970).
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+MAX_ID_LENGTH = 128
+
+
+class InvalidPayload(ValueError):
+    """A message that cannot be stored; its text is the dead letter's reason."""
+
+
+@dataclass(frozen=True, slots=True)
+class ParseContext:
+    """What a parser needs besides the message: when it arrived and how to read local times."""
+
+    received_at: datetime
+    tz: ZoneInfo
+    max_future: timedelta = timedelta(days=1)
+    max_age: timedelta = timedelta(days=400)
+    max_bytes: int = 64 * 1024
+
+
+def decode_object(payload: bytes, ctx: ParseContext) -> dict[str, Any]:
+    """Decode a JSON object, refusing oversized, non-UTF-8, non-JSON and non-object payloads."""
+    if len(payload) > ctx.max_bytes:
+        raise InvalidPayload(f"payload too large: {len(payload)} bytes (limit {ctx.max_bytes})")
+    if not payload:
+        raise InvalidPayload("empty payload: expected a JSON object")
+    try:
+        data = orjson.loads(payload)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidPayload(f"not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise InvalidPayload(f"payload must be a JSON object, got {_json_type(data)}")
+    return data
+
+
+def read_ts(data: dict[str, Any], ctx: ParseContext, field: str = "ts") -> datetime:
+    """Device time: ISO 8601 (naive means local in GRIDWATCH_TZ) or epoch seconds; absent = now."""
+    raw = data.get(field)
+    if raw is None:
+        return ctx.received_at
+    if isinstance(raw, bool):
+        raise InvalidPayload(f"{field} must be ISO 8601 text or epoch seconds, got a boolean")
+    if isinstance(raw, int | float):
+        if not math.isfinite(raw) or abs(raw) > 1e11:
+            raise InvalidPayload(f"{field} {raw!r} is not a plausible epoch time in seconds")
+        when = datetime.fromtimestamp(raw, tz=UTC)
+    elif isinstance(raw, str):
+        try:
+            when = datetime.fromisoformat(raw)
+        except ValueError:
+            raise InvalidPayload(
+                f"{field} {raw[:64]!r} is not ISO 8601 (e.g. 2026-11-23T08:15:00+08:00)"
+            ) from None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=ctx.tz)
+    else:
+        raise InvalidPayload(
+            f"{field} must be ISO 8601 text or epoch seconds, got {_json_type(raw)}"
+        )
+    if when > ctx.received_at + ctx.max_future:
+        raise InvalidPayload(
+            f"{field} {when.isoformat()} is more than {_span(ctx.max_future)} in the future"
+        )
+    if when < EARLIEST or when < ctx.received_at - ctx.max_age:
+        raise InvalidPayload(
+            f"{field} {when.isoformat()} is older than the retention window of {_span(ctx.max_age)}"
+        )
+    return when
+
+
+def read_number(
+    data: dict[str, Any],
+    field: str,
+    *,
+    required: bool = False,
+    low: float | None = None,
+    high: float | None = None,
+) -> float | None:
+    """A finite number within [low, high]; None when absent and not required."""
+    raw = data.get(field)
+    if raw is None:
+        if required:
+            raise InvalidPayload(f"missing required field {field!r}")
+        return None
+    if isinstance(raw, bool) or not isinstance(raw, int | float):
+        raise InvalidPayload(f"{field} must be a number, got {_json_type(raw)}")
+    value = float(raw)
+    if not math.isfinite(value):
+        raise InvalidPayload(f"{field} must be a finite number, got {raw!r}")
+    if (low is not None and value < low) or (high is not None and value > high):
+        raise InvalidPayload(
+            f"{field} {raw!r} is outside [{_fmt(low, '-inf')}, {_fmt(high, 'inf')}]"
+        )
+    return value
+
+
+def read_text(
+    data: dict[str, Any], field: str, *, required: bool = False, max_length: int = 2000
+) -> str | None:
+    """A string of at most max_length characters; None when absent and not required."""
+    raw = data.get(field)
+    if raw is None:
+        if required:
+            raise InvalidPayload(f"missing required field {field!r}")
+        return None
+    if not isinstance(raw, str):
+        raise InvalidPayload(f"{field} must be text, got {_json_type(raw)}")
+    if len(raw) > max_length:
+        raise InvalidPayload(f"{field} is {len(raw)} characters long (limit {max_length})")
+    if "\x00" in raw:
+        raise InvalidPayload(f"{field} contains a NUL character")
+    return raw
+
+
+def read_choice(
+    data: dict[str, Any],
+    field: str,
+    choices: frozenset[str],
+    *,
+    default: str | None = None,
+) -> str:
+    """One of a fixed set of words; the default when absent (required when there is none)."""
+    raw = data.get(field)
+    if raw is None:
+        if default is None:
+            raise InvalidPayload(f"missing required field {field!r} (one of {_listing(choices)})")
+        return default
+    if not isinstance(raw, str):
+        raise InvalidPayload(f"{field} must be text, got {_json_type(raw)}")
+    if raw not in choices:
+        raise InvalidPayload(f"unknown {field} {raw[:40]!r}: expected one of {_listing(choices)}")
+    return raw
+
+
+def read_position(data: dict[str, Any], lat_field: str = "lat", lon_field: str = "lon"):
+    """Latitude and longitude, both required and within range; returns (lon, lat)."""
+    lat = read_number(data, lat_field, required=True, low=-90.0, high=90.0)
+    lon = read_number(data, lon_field, required=True, low=-180.0, high=180.0)
+    return lon, lat
+
+
+def check_source_id(source_id: str, what: str) -> str:
+    """The id taken from the topic: non-empty and of sane length."""
+    if not source_id:
+        raise InvalidPayload(f"empty {what} in topic")
+    if len(source_id) > MAX_ID_LENGTH:
+        raise InvalidPayload(f"{what} in topic longer than {MAX_ID_LENGTH} characters")
+    return source_id
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "text"
+    if isinstance(value, list):
+        return "an array"
+    return "an object"
+
+
+def _listing(choices: frozenset[str]) -> str:
+    return ", ".join(sorted(choices))
+
+
+def _fmt(bound: float | None, unbounded: str) -> str:
+    return unbounded if bound is None else f"{bound:g}"
+
+
+def _span(delta: timedelta) -> str:
+    hours = delta.total_seconds() / 3600
+    return f"{hours / 24:g} days" if hours >= 48 else f"{hours:g} hours"

@@ -1,0 +1,57 @@
+"""`gw/sensor/{device_id}`: door, motion, curtain, light, button, SOS and fall events."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import datetime
+
+from gridwatch.ingest.payload import (
+    InvalidPayload,
+    ParseContext,
+    check_source_id,
+    decode_object,
+    read_choice,
+    read_ts,
+)
+
+KIND = "sensor"
+EVENTS = frozenset(
+    {
+        "door_open",
+        "motion",
+        "curtain_open",
+        "curtain_close",
+        "light_on",
+        "light_off",
+        "button",
+        "sos",
+        "fall",
+    }
+)
+
+
+@dataclass(frozen=True, slots=True)
+class SensorEvent:
+    device_id: str
+    observed_at: datetime
+    received_at: datetime
+    event: str
+    value: float | None
+
+
+def parse(device_id: str, payload: bytes, ctx: ParseContext) -> SensorEvent:
+    """Parse one sensor event; `value` may be a number or a boolean (stored as 1/0)."""
+    check_source_id(device_id, "device id")
+    data = decode_object(payload, ctx)
+    event = read_choice(data, "event", EVENTS)
+    raw = data.get("value")
+    if raw is None:
+        value = None
+    elif isinstance(raw, bool):
+        value = 1.0 if raw else 0.0
+    elif isinstance(raw, int | float) and math.isfinite(raw) and abs(raw) <= 1e12:
+        value = float(raw)
+    else:
+        raise InvalidPayload(f"value must be a finite number or a boolean, got {raw!r:.40}")
+    return SensorEvent(device_id, read_ts(data, ctx), ctx.received_at, event, value)

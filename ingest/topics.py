@@ -1,0 +1,48 @@
+"""Which parser a topic goes to, and the subscriptions that bring those topics in."""
+
+from __future__ import annotations
+
+from gridwatch.ingest import hazard, meter, owntracks, patrol, sensor
+from gridwatch.ingest.hazard import HazardReport
+from gridwatch.ingest.meter import MeterReading
+from gridwatch.ingest.patrol import PatrolCheckin
+from gridwatch.ingest.payload import InvalidPayload, ParseContext
+from gridwatch.ingest.sensor import SensorEvent
+
+Reading = MeterReading | SensorEvent | PatrolCheckin | HazardReport
+
+_BY_KIND = {
+    meter.KIND: meter.parse,
+    sensor.KIND: sensor.parse,
+    patrol.KIND: patrol.parse,
+    hazard.KIND: hazard.parse,
+}
+
+
+def subscriptions(prefix: str, shared_group: str | None = None) -> list[str]:
+    """Topic filters for every inbound kind; `$share/{group}/` in front to share them."""
+    filters = [f"{prefix}/{kind}/+" for kind in _BY_KIND] + ["owntracks/+/+"]
+    if shared_group:
+        filters = [f"$share/{shared_group}/{f}" for f in filters]
+    return filters
+
+
+class TopicRouter:
+    """Sends each topic to its parser; built once per worker for its topic prefix."""
+
+    def __init__(self, prefix: str) -> None:
+        self._prefix = prefix
+
+    def parse(self, topic: str, payload: bytes, ctx: ParseContext) -> Reading | None:
+        """Parse a message by its topic; None for messages that are ignored on purpose."""
+        levels = topic.split("/")
+        if len(levels) == 3 and levels[0] == self._prefix:
+            parse_kind = _BY_KIND.get(levels[1])
+            if parse_kind is not None:
+                return parse_kind(levels[2], payload, ctx)
+        elif len(levels) == 3 and levels[0] == "owntracks":
+            return owntracks.parse(levels[1], levels[2], payload, ctx)
+        raise InvalidPayload(
+            f"unknown topic {topic[:120]!r}: expected {self._prefix}/(meter|sensor|patrol|hazard)"
+            "/{id} or owntracks/{user}/{device}"
+        )
