@@ -1,0 +1,297 @@
+"""Grid import from vector files (GeoJSON, Shapefile, GeoPackage, …) and the grid hierarchy."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pyogrio
+import pyogrio.errors
+import shapely
+from pyproj import CRS
+from shapely.geometry import MultiPolygon, Polygon
+from shapely.geometry.base import BaseGeometry
+
+from gridwatch.errors import InputFileError
+
+LEVELS = ("district", "street", "community", "grid")
+"""The hierarchy from top to bottom: 区, 街道, 社区, 网格."""
+
+# Level values as they appear in Chinese source files.
+LEVEL_ALIASES = {"区": "district", "街道": "street", "社区": "community", "网格": "grid"}
+
+MAX_LISTED_PROBLEMS = 20
+
+_WGS84 = CRS.from_epsg(4326)
+
+
+@dataclass(frozen=True, slots=True)
+class GridFeature:
+    """One polygon of the hierarchy; geometry is a MultiPolygon in WGS-84 lon/lat."""
+
+    code: str
+    name: str
+    level: str
+    parent_code: str | None
+    geometry: MultiPolygon
+
+
+def read_grid_file(
+    path: str | Path,
+    *,
+    level: str | None = "grid",
+    code_field: str = "code",
+    name_field: str = "name",
+    parent_field: str | None = None,
+    level_field: str | None = None,
+    layer: str | None = None,
+) -> list[GridFeature]:
+    """Read polygons from any GDAL vector file, reprojected to WGS-84 and repaired.
+
+    Raises InputFileError naming the file and each bad feature (numbered from 1).
+    """
+    if level is not None and level not in LEVELS:
+        raise ValueError(f"unknown level {level!r}: expected one of {', '.join(LEVELS)}")
+    if level is None and level_field is None:
+        raise ValueError("give either a level or a level_field")
+    path = Path(path)
+    label = path.name
+    frame = _read_frame(path, label, layer)
+
+    fields = {
+        "code": code_field,
+        "name": name_field,
+        "parent": parent_field,
+        "level": level_field,
+    }
+    columns = _resolve_fields(label, frame, fields)
+    geometries = _to_wgs84(label, frame)
+
+    problems: list[str] = []
+    features: list[GridFeature] = []
+    features_by_code: dict[str, list[int]] = defaultdict(list)
+    for row, geometry in enumerate(geometries):
+        number = row + 1
+        code = _text(frame[columns["code"]].iat[row])
+        where = f"{label}: feature {number}" + (f" (code {code!r})" if code else "")
+        feature_problems = []
+        if not code:
+            feature_problems.append(f"{code_field!r} is empty")
+        else:
+            features_by_code[code].append(number)
+
+        feature_level = level
+        if "level" in columns:
+            raw_level = _text(frame[columns["level"]].iat[row])
+            feature_level = LEVEL_ALIASES.get(raw_level, raw_level.lower())
+            if feature_level not in LEVELS:
+                feature_problems.append(
+                    f"level {raw_level!r} is not one of {', '.join(LEVELS)} "
+                    f"({', '.join(LEVEL_ALIASES)})"
+                )
+
+        polygon, geometry_problem = _polygonal(geometry)
+        if geometry_problem:
+            feature_problems.append(geometry_problem)
+
+        if feature_problems:
+            problems.append(f"{where}: {'; '.join(feature_problems)}")
+            continue
+        name = _text(frame[columns["name"]].iat[row]) or code
+        parent = _text(frame[columns["parent"]].iat[row]) if "parent" in columns else ""
+        features.append(GridFeature(code, name, feature_level, parent or None, polygon))
+
+    for code, numbers in features_by_code.items():
+        if len(numbers) > 1:
+            listed = ", ".join(str(n) for n in numbers)
+            problems.append(f"{label}: code {code!r} is used by more than one feature ({listed})")
+    if problems:
+        raise InputFileError(_problem_report(label, problems, "features"))
+    if not features:
+        raise InputFileError(f"{label}: the file has no features")
+    return features
+
+
+def assign_parents(
+    children: Sequence[GridFeature], parents: Sequence[GridFeature]
+) -> dict[str, str | None]:
+    """Parent code per child: its own parent_code, else the next level up containing it.
+
+    The container is the feature of the nearest higher level present in `parents` that
+    covers the child's point_on_surface; ties go to the largest overlap, then smallest code.
+    """
+    by_level: dict[str, list[GridFeature]] = {name: [] for name in LEVELS}
+    for parent in parents:
+        by_level[parent.level].append(parent)
+    trees = {name: shapely.STRtree([p.geometry for p in group]) for name, group in by_level.items()}
+
+    result: dict[str, str | None] = {}
+    for child in children:
+        if child.parent_code is not None:
+            result[child.code] = child.parent_code
+            continue
+        higher = reversed(LEVELS[: LEVELS.index(child.level)])
+        parent_level = next((name for name in higher if by_level[name]), None)
+        if parent_level is None:
+            result[child.code] = None
+            continue
+        candidates = by_level[parent_level]
+        hits = trees[parent_level].query(child.geometry.point_on_surface(), predicate="intersects")
+        if hits.size == 0:
+            result[child.code] = None
+            continue
+        best = min(
+            (candidates[i] for i in hits),
+            key=lambda p: (-p.geometry.intersection(child.geometry).area, p.code),
+        )
+        result[child.code] = best.code
+    return result
+
+
+def _read_frame(path: Path, label: str, layer: str | None) -> gpd.GeoDataFrame:
+    if not path.exists():
+        raise InputFileError(f"{label}: no such file ({path})")
+    try:
+        layers = pyogrio.list_layers(path)
+    except (pyogrio.errors.DataSourceError, pyogrio.errors.DataLayerError, OSError) as exc:
+        raise InputFileError(_unreadable(label, path, exc)) from exc
+    if len(layers) == 0:
+        raise InputFileError(f"{label}: the file has no layers")
+    if layer is None and len(layers) > 1:
+        polygonal = [name for name, kind in layers if kind and "Polygon" in kind]
+        if len(polygonal) != 1:
+            listed = ", ".join(str(name) for name, _ in layers)
+            raise InputFileError(f"{label}: the file has several layers ({listed}); choose one")
+        layer = polygonal[0]
+    elif layer is not None and layer not in {str(name) for name, _ in layers}:
+        listed = ", ".join(str(name) for name, _ in layers)
+        raise InputFileError(f"{label}: no layer {layer!r}; the layers are: {listed}")
+    try:
+        frame = gpd.read_file(path, engine="pyogrio", layer=layer)
+    except (pyogrio.errors.DataSourceError, pyogrio.errors.DataLayerError, OSError) as exc:
+        raise InputFileError(_unreadable(label, path, exc)) from exc
+    if not isinstance(frame, gpd.GeoDataFrame) or frame.active_geometry_name is None:
+        raise InputFileError(f"{label}: the file has no geometry (a table, not a map layer)")
+    return frame
+
+
+def _unreadable(label: str, path: Path, exc: Exception) -> str:
+    """Say the file cannot be read, with GDAL's reason unless it only repeats that."""
+    message = f"{label}: not a vector file that can be read (GeoJSON, Shapefile, GeoPackage…)"
+    reason = str(exc).split(";")[0].replace(f"'{path}'", "").replace(str(path), "").strip(" :")
+    if reason and "not recognized as being in a supported file format" not in reason:
+        message += f": {reason}"
+    return message
+
+
+def _resolve_fields(
+    label: str, frame: gpd.GeoDataFrame, fields: dict[str, str | None]
+) -> dict[str, str]:
+    """Map each wanted field to its column; Shapefiles often upper-case names, so case is
+    ignored when there is exactly one case-insensitive match."""
+    available = [c for c in frame.columns if c != frame.geometry.name]
+    resolved: dict[str, str] = {}
+    missing: list[str] = []
+    for role, field in fields.items():
+        if field is None:
+            continue
+        if field in available:
+            resolved[role] = field
+            continue
+        folded = [c for c in available if str(c).lower() == field.lower()]
+        if len(folded) == 1:
+            resolved[role] = folded[0]
+        else:
+            missing.append(f"{field!r} (the {role} field)")
+    if missing:
+        have = ", ".join(repr(str(c)) for c in available) or "none"
+        raise InputFileError(f"{label}: no field {' or '.join(missing)}; the fields are: {have}")
+    return resolved
+
+
+def _to_wgs84(label: str, frame: gpd.GeoDataFrame) -> list[BaseGeometry | None]:
+    """Geometries in WGS-84 lon/lat; a file without a CRS passes only if it already looks so."""
+    series = frame.geometry
+    if series.crs is None:
+        xmin, ymin, xmax, ymax = _bounds(series.values)
+        if not (-180 <= xmin <= xmax <= 180 and -90 <= ymin <= ymax <= 90):
+            raise InputFileError(
+                f"{label}: the file has no coordinate reference system (no .prj?) and its "
+                f"coordinates (x {xmin:.6g}…{xmax:.6g}, y {ymin:.6g}…{ymax:.6g}) are not "
+                f"longitude/latitude; add the CRS to the file or export it in WGS-84"
+            )
+    elif not series.crs.equals(_WGS84):
+        series = series.to_crs(_WGS84)
+    return list(series.values)
+
+
+def _bounds(geometries: Iterable[BaseGeometry | None]) -> tuple[float, float, float, float]:
+    coords = shapely.get_coordinates(np.array(list(geometries), dtype=object))
+    finite = coords[np.isfinite(coords).all(axis=1)]
+    if finite.size == 0:
+        return (0.0, 0.0, 0.0, 0.0)
+    return (*finite.min(axis=0), *finite.max(axis=0))
+
+
+def _polygonal(geometry: BaseGeometry | None) -> tuple[MultiPolygon, str | None]:
+    """The feature as a valid 2-D MultiPolygon, or a reason it cannot be one."""
+    empty = MultiPolygon()
+    if geometry is None:
+        return empty, "has no geometry"
+    if geometry.is_empty:
+        return empty, "geometry is empty"
+    if not isinstance(geometry, Polygon | MultiPolygon):
+        return empty, f"geometry is a {geometry.geom_type}, expected a polygon"
+    coords = shapely.get_coordinates(geometry)
+    if not np.isfinite(coords).all():
+        return empty, "coordinates cannot be converted to WGS-84 longitude/latitude"
+    if not ((np.abs(coords[:, 0]) <= 180).all() and (np.abs(coords[:, 1]) <= 90).all()):
+        return empty, "coordinates are outside longitude/latitude range (is the file's CRS right?)"
+    geometry = shapely.force_2d(geometry)
+    if not geometry.is_valid:
+        geometry = _polygonal_part(shapely.make_valid(geometry))
+        if geometry.is_empty:
+            return empty, "polygon has no area (it collapses to a line or point)"
+    if isinstance(geometry, Polygon):
+        geometry = MultiPolygon([geometry])
+    return geometry, None
+
+
+def _polygonal_part(geometry: BaseGeometry) -> MultiPolygon:
+    """Keep the polygons of what make_valid returned (it may add stray lines and points)."""
+    polygons: list[Polygon] = []
+    for part in shapely.get_parts(geometry):
+        if isinstance(part, Polygon):
+            polygons.append(part)
+        elif isinstance(part, MultiPolygon):
+            polygons.extend(part.geoms)
+        elif part.geom_type == "GeometryCollection":
+            polygons.extend(_polygonal_part(part).geoms)
+    polygons = [p for p in polygons if not p.is_empty and p.area > 0]
+    multipolygon = MultiPolygon(polygons)
+    if not multipolygon.is_valid:
+        merged = shapely.union_all(polygons)
+        multipolygon = merged if isinstance(merged, MultiPolygon) else MultiPolygon([merged])
+    return multipolygon
+
+
+def _text(value: object) -> str:
+    """A field value as text: missing → "", 150204.0 → "150204", whitespace stripped."""
+    if value is None or pd.isna(value):
+        return ""
+    if isinstance(value, float | np.floating) and float(value).is_integer():
+        return str(int(value))
+    return str(value).strip()
+
+
+def _problem_report(label: str, problems: list[str], what: str) -> str:
+    """One line per problem, at most MAX_LISTED_PROBLEMS, then how many more there are."""
+    lines = problems[:MAX_LISTED_PROBLEMS]
+    if len(problems) > MAX_LISTED_PROBLEMS:
+        lines.append(f"{label}: … and {len(problems) - MAX_LISTED_PROBLEMS} more bad {what}")
+    return "\n".join(lines)
