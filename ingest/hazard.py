@@ -56,7 +56,8 @@ def hazard_from_dict(reporter_id: str, data: dict, ctx: ParseContext) -> HazardR
     except ValueError:
         raise InvalidPayload(f"id {raw_id!r} is not a UUID") from None
     lon, lat = read_position(data)
-    lon, lat = to_wgs84(lon, lat, read_choice(data, "crs", CRS, default="wgs84"))
+    if read_choice(data, "crs", CRS, default="wgs84") != "wgs84":
+        lon, lat = to_wgs84(lon, lat, "gcj02")
     return HazardReport(
         id=report_id,
         reporter_id=reporter_id,

@@ -51,7 +51,8 @@ def parse(worker_id: str, payload: bytes, ctx: ParseContext) -> PatrolCheckin:
 def checkin_from_dict(worker_id: str, data: dict, ctx: ParseContext) -> PatrolCheckin:
     """Validate an already decoded check-in (shared by MQTT and HTTP)."""
     lon, lat = read_position(data)
-    lon, lat = to_wgs84(lon, lat, read_choice(data, "crs", CRS, default="wgs84"))
+    if read_choice(data, "crs", CRS, default="wgs84") != "wgs84":
+        lon, lat = to_wgs84(lon, lat, "gcj02")
     kind = read_choice(data, "kind", KINDS, default="patrol")
     resident_id = read_text(data, "resident_id", max_length=128)
     status = None if data.get("status") is None else read_choice(data, "status", STATUSES)

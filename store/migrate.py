@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime, timedelta
 from importlib import resources
+from zoneinfo import ZoneInfo
 
 import psycopg
 from gridwatch.store.mode import PLAIN, TIMESCALE, StorageMode, detect_storage
-from gridwatch.store.partitions import ensure_partitions
+from gridwatch.store.partitions import ensure_days_ahead
 
 from gridwatch.errors import ConfigError
 
@@ -108,12 +108,7 @@ def migrate(
                     (key, value),
                 )
         if mode.name == PLAIN:
-            from zoneinfo import ZoneInfo
-
-            local = ZoneInfo(zone)
-            today = datetime.now(local).date()
-            days = [today + timedelta(days=n) for n in range(-1, partitions_ahead_days + 1)]
-            ensure_partitions(conn, days, local)
+            ensure_days_ahead(conn, ZoneInfo(zone), partitions_ahead_days)
         return MigrationReport(mode, applied, zone)
     finally:
         conn.execute("SELECT pg_advisory_unlock(%s)", (_LOCK_KEY,))

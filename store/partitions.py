@@ -77,6 +77,16 @@ def ensure_partitions(
     return created
 
 
+def ensure_days_ahead(
+    conn: psycopg.Connection, zone: ZoneInfo, ahead_days: int, now: datetime | None = None
+) -> int:
+    """Partitions from yesterday to `ahead_days` after today, so writes never wait on DDL."""
+    today = (now or datetime.now(zone)).astimezone(zone).date()
+    return ensure_partitions(
+        conn, [today + timedelta(days=n) for n in range(-1, ahead_days + 1)], zone
+    )
+
+
 def drop_expired_partitions(
     conn: psycopg.Connection, *, retention_days: int, today: date, tables=TIMESERIES_TABLES
 ) -> list[str]:

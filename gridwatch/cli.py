@@ -1,0 +1,312 @@
+"""The `gridwatch` command: one Settings per run, built here and passed down."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from gridwatch import __version__
+from gridwatch.errors import GridwatchError, InputFileError
+from gridwatch.services import Services
+from gridwatch.settings import Settings
+
+log = logging.getLogger("gridwatch")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the console script."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+    )
+    logging.getLogger("amqtt").setLevel(logging.CRITICAL)
+    if not hasattr(args, "run"):
+        parser.print_help()
+        return 2
+    try:
+        settings = settings_from(args)
+        return args.run(settings, args) or 0
+    except GridwatchError as exc:
+        print(f"gridwatch: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    """Settings from the environment, with command-line flags taking precedence."""
+    overrides = {
+        key: value
+        for key in ("database_url", "mqtt_url", "topic_prefix", "tz", "data_dir")
+        if (value := getattr(args, key, None)) is not None
+    }
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"GRIDWATCH_{'_'.join(str(p) for p in err['loc']).upper()}: {err['msg']}"
+            for err in exc.errors()
+        )
+        raise GridwatchError(f"bad setting: {problems}") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="gridwatch",
+        description="Community grid governance: MQTT ingest, grids, alerts and maps.",
+    )
+    parser.add_argument("--version", action="version", version=f"gridwatch {__version__}")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--database-url", help="PostgreSQL URL (GRIDWATCH_DATABASE_URL)")
+    common.add_argument("--mqtt-url", help="mqtt:// or mqtts:// URL (GRIDWATCH_MQTT_URL)")
+    common.add_argument("--topic-prefix", help="inbound topic prefix (GRIDWATCH_TOPIC_PREFIX)")
+    common.add_argument("--tz", help="time zone for local days (GRIDWATCH_TZ)")
+    common.add_argument("--data-dir", type=Path, help="data directory (GRIDWATCH_DATA_DIR)")
+    common.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    commands = parser.add_subparsers(title="commands", metavar="COMMAND")
+
+    db = commands.add_parser("db", help="database schema and storage mode")
+    db_commands = db.add_subparsers(title="db commands", metavar="COMMAND")
+    db_commands.add_parser(
+        "migrate", parents=[common], help="create or update the schema (safe to repeat)"
+    ).set_defaults(run=run_db_migrate)
+    db_commands.add_parser(
+        "info", parents=[common], help="storage mode in force and why, table sizes"
+    ).set_defaults(run=run_db_info)
+    db_commands.add_parser(
+        "maintain",
+        parents=[common],
+        help="make partitions ahead, drop expired ones, refresh hourly rollups",
+    ).set_defaults(run=run_db_maintain)
+
+    grids = commands.add_parser("grids", help="grid polygons and hierarchy")
+    grid_commands = grids.add_subparsers(title="grids commands", metavar="COMMAND")
+    grid_import = grid_commands.add_parser(
+        "import",
+        parents=[common],
+        help="import polygons from any GDAL vector file (GeoJSON, Shapefile, GeoPackage, ...)",
+    )
+    grid_import.add_argument("file", type=Path)
+    grid_import.add_argument(
+        "--level", default="grid", choices=["district", "street", "community", "grid"]
+    )
+    grid_import.add_argument("--code-field", default="code")
+    grid_import.add_argument("--name-field", default="name")
+    grid_import.add_argument(
+        "--parent-field", help="field holding the parent's code (default: spatial containment)"
+    )
+    grid_import.add_argument("--level-field", help="field holding each feature's level")
+    grid_import.add_argument("--layer", help="layer of a multi-layer file (GeoPackage)")
+    grid_import.set_defaults(run=run_grids_import)
+
+    residents = commands.add_parser("residents", help="residents and their devices")
+    resident_commands = residents.add_subparsers(title="residents commands", metavar="COMMAND")
+    resident_import = resident_commands.add_parser(
+        "import", parents=[common], help="import residents from a CSV file"
+    )
+    resident_import.add_argument("file", type=Path)
+    resident_import.set_defaults(run=run_residents_import)
+
+    ingest = commands.add_parser(
+        "ingest", parents=[common], help="run the MQTT ingest worker until stopped"
+    )
+    ingest.add_argument(
+        "--shared", metavar="NAME", help="join shared subscription $share/NAME (scale out)"
+    )
+    ingest.add_argument("--client-id", help="stable MQTT client id (persistent session)")
+    ingest.set_defaults(run=run_ingest)
+
+    demo = commands.add_parser(
+        "demo", parents=[common], help="run everything on the sample district until Ctrl-C"
+    )
+    demo.add_argument(
+        "--seconds", type=float, help="stop after this many seconds instead of waiting for Ctrl-C"
+    )
+    demo.set_defaults(run=run_demo)
+    return parser
+
+
+class Progress:
+    """A one-line progress report on stderr for long imports."""
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+        self._last = -1
+        self._tty = sys.stderr.isatty()
+
+    def __call__(self, done: int, total: int) -> None:
+        percent = 100 * done // max(total, 1)
+        if percent == self._last:
+            return
+        self._last = percent
+        if self._tty:
+            end = "\n" if done >= total else ""
+            print(f"\r{self.what}: {done}/{total} ({percent}%)", end=end, file=sys.stderr)
+        elif percent % 25 == 0:
+            print(f"{self.what}: {done}/{total} ({percent}%)", file=sys.stderr)
+
+
+def run_db_migrate(settings: Settings, args: argparse.Namespace) -> int:
+    from gridwatch.store.db import connect
+
+    with Services(settings) as services, connect(services.database_url()) as conn:
+        report = _migrate(conn, settings)
+    applied = ", ".join(report.applied) if report.applied else "none (already up to date)"
+    print(f"storage: {report.mode.name} ({report.mode.reason})")
+    print(f"migrations applied: {applied}")
+    return 0
+
+
+def _migrate(conn, settings: Settings):
+    from gridwatch.store.migrate import migrate
+
+    return migrate(
+        conn,
+        storage=settings.storage,
+        tz=settings.tz,
+        retention_days=settings.retention_days,
+        partitions_ahead_days=settings.partitions_ahead_days,
+    )
+
+
+def run_db_info(settings: Settings, args: argparse.Namespace) -> int:
+    from gridwatch.store.db import connect, describe_url
+    from gridwatch.store.info import database_info
+
+    with Services(settings) as services:
+        url = services.database_url()
+        with connect(url) as conn:
+            info = database_info(conn, settings.storage)
+    print(f"database: {describe_url(url)}{' (embedded)' if services.embedded_database else ''}")
+    print(f"server: {info.server_version}")
+    print(f"storage mode in force: {info.mode_in_force or 'none (run gridwatch db migrate)'}")
+    if info.recorded_reason:
+        print(f"  chosen because: {info.recorded_reason}")
+    print(f"detected now: {info.detected.name} ({info.detected.reason})")
+    print(f"schema version: {info.schema_version or 'none'}; time zone: {info.tz or '-'}")
+    for table, rows, detail in info.tables:
+        print(f"  {table:<16} {rows:>12,} rows  {detail}")
+    return 0
+
+
+def run_db_maintain(settings: Settings, args: argparse.Namespace) -> int:
+    from gridwatch.store.db import connect
+    from gridwatch.store.maintenance import maintain
+
+    with Services(settings) as services, connect(services.database_url()) as conn:
+        report = maintain(conn, retention_days=settings.retention_days,
+                          ahead_days=settings.partitions_ahead_days)  # fmt: skip
+    print(report)
+    return 0
+
+
+def run_grids_import(settings: Settings, args: argparse.Namespace) -> int:
+    from gridwatch.geo.grids import assign_parents, read_grid_file
+    from gridwatch.store.db import connect
+    from gridwatch.store.grids import load_features, upsert_grids
+
+    _require_file(args.file)
+    features = read_grid_file(
+        args.file,
+        level=None if args.level_field else args.level,
+        code_field=args.code_field,
+        name_field=args.name_field,
+        parent_field=args.parent_field,
+        level_field=args.level_field,
+        layer=args.layer,
+    )
+    with Services(settings) as services, connect(services.database_url()) as conn:
+        _migrate(conn, settings)
+        codes = {f.code for f in features}
+        known = [f for f in load_features(conn) if f.code not in codes]
+        parents = assign_parents(features, [*features, *known])
+        inserted, updated = upsert_grids(
+            conn, features, parents, source=str(args.file), progress=Progress("grids")
+        )
+    orphans = sum(1 for f in features if parents.get(f.code) is None and f.level != "district")
+    print(f"{args.file}: {inserted} grids added, {updated} updated ({len(features)} features)")
+    if orphans:
+        print(f"note: {orphans} features have no parent (import the level above first)")
+    return 0
+
+
+def run_residents_import(settings: Settings, args: argparse.Namespace) -> int:
+    from gridwatch.residents import read_residents_csv
+    from gridwatch.store.db import connect
+    from gridwatch.store.residents import place_residents, upsert_residents
+
+    _require_file(args.file)
+    rows = read_residents_csv(args.file)
+    with Services(settings) as services, connect(services.database_url()) as conn:
+        _migrate(conn, settings)
+        grid_ids, outside = place_residents(conn, rows, source=str(args.file))
+        inserted, updated = upsert_residents(conn, rows, grid_ids, progress=Progress("residents"))
+    print(f"{args.file}: {inserted} residents added, {updated} updated")
+    if outside:
+        print(f"note: {outside} residents are outside every grid (stored without a grid)")
+    return 0
+
+
+def run_ingest(settings: Settings, args: argparse.Namespace) -> int:
+    from gridwatch.ingest.worker import IngestWorker
+    from gridwatch.store.db import connect
+
+    with Services(settings) as services:
+        database_url = services.database_url()
+        with connect(database_url) as conn:
+            _migrate(conn, settings)
+        mqtt_url = services.mqtt_url()
+        if services.embedded_broker:
+            print(f"embedded MQTT broker listening at {mqtt_url}", flush=True)
+        worker = IngestWorker(
+            settings,
+            database_url=database_url,
+            mqtt_url=mqtt_url,
+            shared=args.shared,
+            client_id=args.client_id,
+        )
+        run_until_signal(worker.run)
+    return 0
+
+
+def run_demo(settings: Settings, args: argparse.Namespace) -> int:
+    from gridwatch.demo import run_demo as demo
+
+    return demo(settings, seconds=args.seconds)
+
+
+def run_until_signal(work: Callable[[threading.Event], object]) -> None:
+    """Run `work(stop)` until SIGINT or SIGTERM sets `stop`; a second signal exits at once."""
+    stop = threading.Event()
+
+    def request_stop(signum, frame) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt
+        log.info("stopping (signal %d); again to stop at once", signum)
+        stop.set()
+
+    previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        work(stop)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _require_file(path: Path) -> None:
+    if not path.is_file():
+        raise InputFileError(f"{path}: no such file")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,139 @@
+"""MQTT connections with paho v2: URL parsing, TLS, MQTT 5 with a fallback to 3.1.1.
+
+A subscriber that must not lose messages asks for a persistent session: a stable client id,
+clean start off and a session expiry (MQTT 5), or clean session off (3.1.1). Brokers that
+do not speak MQTT 5 (the embedded amqtt, old Mosquitto) refuse the first CONNECT with
+"unsupported protocol version"; the client then reconnects with 3.1.1 and remembers it.
+"""
+
+from __future__ import annotations
+
+import ssl
+import threading
+from dataclasses import dataclass
+from urllib.parse import unquote, urlsplit
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
+
+from gridwatch.errors import ConfigError, ServiceUnavailable
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerAddress:
+    host: str
+    port: int
+    tls: bool
+    username: str | None
+    password: str | None
+
+    @classmethod
+    def from_url(cls, url: str) -> BrokerAddress:
+        """Read mqtt://user:pass@host:1883 or mqtts://host:8883."""
+        parts = urlsplit(url)
+        if parts.scheme not in ("mqtt", "mqtts", "tcp", "ssl"):
+            raise ConfigError(f"MQTT URL {url!r} must start with mqtt:// or mqtts://")
+        tls = parts.scheme in ("mqtts", "ssl")
+        if not parts.hostname:
+            raise ConfigError(f"MQTT URL {url!r} has no host")
+        try:
+            port = parts.port or (8883 if tls else 1883)
+        except ValueError:
+            raise ConfigError(f"MQTT URL {url!r} has a bad port") from None
+        return cls(
+            parts.hostname,
+            port,
+            tls,
+            unquote(parts.username) if parts.username else None,
+            unquote(parts.password) if parts.password else None,
+        )
+
+    def __str__(self) -> str:
+        return f"{'mqtts' if self.tls else 'mqtt'}://{self.host}:{self.port}"
+
+
+def new_client(
+    address: BrokerAddress,
+    client_id: str = "",
+    *,
+    protocol: int = mqtt.MQTTv5,
+    persistent: bool = False,
+) -> mqtt.Client:
+    """A paho client for `address` (not yet connected)."""
+    kwargs = {}
+    if protocol != mqtt.MQTTv5:
+        kwargs["clean_session"] = not persistent
+    client = mqtt.Client(
+        CallbackAPIVersion.VERSION2, client_id=client_id, protocol=protocol, **kwargs
+    )
+    if address.username:
+        client.username_pw_set(address.username, address.password)
+    if address.tls:
+        client.tls_set(cert_reqs=ssl.CERT_REQUIRED)
+    return client
+
+
+def connect_properties(session_expiry_s: int, receive_maximum: int) -> Properties:
+    """MQTT 5 CONNECT properties of a persistent subscriber with bounded in-flight messages."""
+    props = Properties(PacketTypes.CONNECT)
+    props.SessionExpiryInterval = session_expiry_s
+    props.ReceiveMaximum = max(1, min(receive_maximum, 65535))
+    return props
+
+
+def is_protocol_refusal(reason: ReasonCode | int) -> bool:
+    """Whether a CONNACK refused the protocol version (the broker speaks only 3.1.1)."""
+    value = reason.value if isinstance(reason, ReasonCode) else reason
+    return value in (1, 0x84)
+
+
+def probe_protocol(address: BrokerAddress, timeout_s: float = 10.0) -> int:
+    """Connect once to learn whether the broker speaks MQTT 5; raise if it cannot be reached."""
+    result: dict[str, object] = {}
+    done = threading.Event()
+
+    def on_connect(client, userdata, flags, reason, properties):
+        result["reason"] = reason
+        done.set()
+
+    def on_fail(client, userdata):
+        done.set()
+
+    client = new_client(address, protocol=mqtt.MQTTv5)
+    client.on_connect = on_connect
+    client.on_connect_fail = on_fail
+    try:
+        client.connect(address.host, address.port, keepalive=10)
+    except (OSError, ssl.SSLError) as exc:
+        raise ServiceUnavailable(f"cannot reach the MQTT broker at {address}: {exc}") from None
+    client.loop_start()
+    try:
+        if not done.wait(timeout_s):
+            raise ServiceUnavailable(f"the MQTT broker at {address} did not answer CONNECT")
+    finally:
+        client.disconnect()
+        client.loop_stop()
+    reason = result.get("reason")
+    if reason is None:
+        raise ServiceUnavailable(f"the MQTT broker at {address} closed the connection")
+    if is_protocol_refusal(reason):
+        return mqtt.MQTTv311
+    if isinstance(reason, ReasonCode) and reason.is_failure:
+        raise ServiceUnavailable(f"the MQTT broker at {address} refused us: {reason}")
+    return mqtt.MQTTv5
+
+
+def publisher(address: BrokerAddress, client_id: str = "") -> mqtt.Client:
+    """A connected, running publisher for simulators, the demo and benchmarks."""
+    protocol = probe_protocol(address)
+    client = new_client(address, client_id, protocol=protocol)
+    client.max_inflight_messages_set(1000)
+    client.max_queued_messages_set(0)
+    code = client.connect(address.host, address.port, keepalive=30)
+    if code != MQTTErrorCode.MQTT_ERR_SUCCESS:
+        raise ServiceUnavailable(f"cannot connect to the MQTT broker at {address}: {code}")
+    client.loop_start()
+    return client

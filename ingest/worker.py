@@ -1,0 +1,323 @@
+"""The ingest worker: MQTT in, batches written, acknowledged only after they commit.
+
+Two threads. paho's network thread only appends each message to an in-memory queue. The
+batch thread takes up to `batch_size` messages (or what arrived in `batch_ms`, or what is
+there once the stream pauses for `batch_idle_ms`), parses them, writes them in one
+transaction, and only then acknowledges them to the broker, in the order they arrived.
+A crash before the commit leaves them unacknowledged, so the broker delivers them again
+and the dedupe keys store them once.
+
+While the database is away nothing is acknowledged: the batch is retried with backoff,
+and the broker stops sending once the unacknowledged window (MQTT 5 Receive Maximum, or
+the broker's max_inflight_messages) is full, which bounds the worker's memory.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import socket
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+import paho.mqtt.client as mqtt
+import psycopg
+from gridwatch.ingest.mqtt import (
+    BrokerAddress,
+    connect_properties,
+    new_client,
+    probe_protocol,
+)
+from gridwatch.ingest.payload import InvalidPayload, ParseContext
+from gridwatch.ingest.topics import TopicRouter, subscriptions
+from gridwatch.ingest.writer import BatchWriter, Message, WriteResult
+from gridwatch.store.db import connect, describe_url
+from gridwatch.store.migrate import read_meta
+from paho.mqtt.subscribeoptions import SubscribeOptions
+
+from gridwatch.errors import ServiceUnavailable
+from gridwatch.settings import Settings
+
+log = logging.getLogger(__name__)
+
+_MAX_PENDING = 200_000  # received but not yet written; past this the network thread waits
+
+
+@dataclass
+class IngestStats:
+    received: int = 0
+    stored: int = 0
+    duplicates: int = 0
+    dead_letters: int = 0
+    ignored: int = 0
+    acked: int = 0
+    batches: int = 0
+    db_failures: int = 0
+    by_kind: dict[str, int] = field(default_factory=dict)
+
+    def add(self, result: WriteResult) -> None:
+        for kind, count in result.stored.items():
+            self.by_kind[kind] = self.by_kind.get(kind, 0) + count
+            self.stored += count
+        self.duplicates += result.duplicates
+        self.dead_letters += result.dead_letters
+        self.ignored += result.ignored
+
+
+class IngestWorker:
+    """One ingest process's worth of work; `run()` blocks until `stop` is set."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        database_url: str,
+        mqtt_url: str,
+        shared: str | None = None,
+        client_id: str | None = None,
+    ) -> None:
+        self.settings = settings
+        self.database_url = database_url
+        self.address = BrokerAddress.from_url(mqtt_url)
+        self.shared = shared
+        self.client_id = client_id or default_client_id(settings.mqtt_client_id, shared)
+        self.router = TopicRouter(settings.topic_prefix)
+        self.stats = IngestStats()
+        self.subscribed = threading.Event()
+        self._inbox: deque = deque()
+        self._generation = 0
+        self._client: mqtt.Client | None = None
+        self._writer: BatchWriter | None = None
+
+    # -- MQTT side (paho's network thread) --------------------------------------------------
+
+    def _on_connect(self, client, userdata, flags, reason, properties) -> None:
+        if reason.is_failure:
+            log.error("broker %s refused the connection: %s", self.address, reason)
+            return
+        self._generation += 1
+        log.info(
+            "connected to %s as %s (session %s)",
+            self.address,
+            self.client_id,
+            "resumed" if flags.session_present else "new",
+        )
+        filters = subscriptions(self.settings.topic_prefix, self.shared)
+        if client.protocol == mqtt.MQTTv5:
+            client.subscribe([(f, SubscribeOptions(qos=1)) for f in filters])
+        else:
+            client.subscribe([(f, 1) for f in filters])
+
+    def _on_subscribe(self, client, userdata, mid, reason_codes, properties) -> None:
+        failed = [str(code) for code in reason_codes if code.is_failure]
+        if failed:
+            log.error("broker refused subscriptions: %s", ", ".join(failed))
+        self.subscribed.set()
+
+    def _on_disconnect(self, client, userdata, flags, reason, properties) -> None:
+        self.subscribed.clear()
+        log.warning("disconnected from %s (%s); reconnecting", self.address, reason)
+
+    def _on_message(self, client, userdata, message) -> None:
+        while len(self._inbox) > _MAX_PENDING:
+            time.sleep(0.01)
+        self._inbox.append(
+            (
+                message.topic,
+                message.payload,
+                message.mid,
+                message.qos,
+                self._generation,
+                time.time(),
+            )
+        )
+
+    def _start_mqtt(self) -> None:
+        protocol = probe_protocol(self.address)
+        client = new_client(self.address, self.client_id, protocol=protocol, persistent=True)
+        client.manual_ack_set(True)
+        client.reconnect_delay_set(min_delay=1, max_delay=30)
+        client.on_connect = self._on_connect
+        client.on_subscribe = self._on_subscribe
+        client.on_disconnect = self._on_disconnect
+        client.on_message = self._on_message
+        s = self.settings
+        try:
+            if protocol == mqtt.MQTTv5:
+                client.connect(
+                    self.address.host,
+                    self.address.port,
+                    keepalive=s.mqtt_keepalive_s,
+                    clean_start=False,
+                    properties=connect_properties(s.mqtt_session_expiry_s, s.mqtt_receive_maximum),
+                )
+            else:
+                client.connect(self.address.host, self.address.port, keepalive=s.mqtt_keepalive_s)
+        except OSError as exc:
+            raise ServiceUnavailable(
+                f"cannot reach the MQTT broker at {self.address}: {exc}"
+            ) from None
+        client.loop_start()
+        self._client = client
+
+    # -- batch side ---------------------------------------------------------------------------
+
+    def run(self, stop: threading.Event) -> IngestStats:
+        """Connect, subscribe and write batches until `stop` is set; then drain and disconnect."""
+        self._writer = self._open_writer()
+        self._start_mqtt()
+        last_housekeeping = time.monotonic()
+        last_report = time.monotonic()
+        try:
+            while True:
+                stopping = stop.is_set()
+                batch = self._take_batch(stopping)
+                if batch:
+                    self._process(batch, stop)
+                elif stopping:
+                    break
+                now = time.monotonic()
+                if now - last_housekeeping > 10:
+                    self._housekeeping()
+                    last_housekeeping = now
+                if now - last_report > 60:
+                    self._report()
+                    last_report = now
+        finally:
+            if self._client is not None:
+                self._client.disconnect()
+                self._client.loop_stop()
+            if self._writer is not None:
+                self._writer.conn.close()
+        self._report()
+        return self.stats
+
+    def _take_batch(self, stopping: bool) -> list:
+        s = self.settings
+        inbox = self._inbox
+        deadline = time.monotonic() + 0.5
+        while True:
+            pending = len(inbox)
+            if pending >= s.batch_size or (pending and stopping):
+                break
+            if pending:
+                now = time.time()
+                if (now - inbox[0][5]) * 1000 >= s.batch_ms:
+                    break
+                if (now - inbox[-1][5]) * 1000 >= s.batch_idle_ms:
+                    break
+            elif stopping or time.monotonic() > deadline:
+                return []
+            time.sleep(0.002)
+        count = min(len(inbox), s.batch_size)
+        return [inbox.popleft() for _ in range(count)]
+
+    def _process(self, batch: list, stop: threading.Event) -> None:
+        s = self.settings
+        zone = s.zone
+        max_future = timedelta(seconds=s.max_future_s)
+        max_age = timedelta(days=s.retention_days)
+        parse = self.router.parse
+        messages = []
+        for topic, payload, _mid, _qos, _gen, arrived in batch:
+            received_at = datetime.fromtimestamp(arrived, UTC)
+            ctx = ParseContext(received_at, zone, max_future, max_age, s.max_payload_bytes)
+            try:
+                messages.append(Message(topic, payload, received_at, parse(topic, payload, ctx)))
+            except InvalidPayload as exc:
+                messages.append(Message(topic, payload, received_at, reason=str(exc)))
+            except Exception as exc:  # a parser bug must not take the worker down
+                log.exception("parser failed on a message on %s", topic)
+                reason = f"internal parser error: {type(exc).__name__}: {exc}"
+                messages.append(Message(topic, payload, received_at, reason=reason))
+        result = self._write_until_committed(messages, stop)
+        if result is None:
+            return
+        self.stats.received += len(batch)
+        self.stats.batches += 1
+        self.stats.add(result)
+        self._ack(batch)
+
+    def _ack(self, batch: list) -> None:
+        # Only messages of the current connection: after a reconnect the broker redelivers
+        # the older ones itself, and an old packet id may by now name another message.
+        client = self._client
+        generation = self._generation
+        acked = 0
+        for _topic, _payload, mid, qos, gen, _arrived in batch:
+            if qos and gen == generation:
+                client.ack(mid, qos)
+                acked += 1
+        self.stats.acked += acked
+
+    def _write_until_committed(self, messages: list[Message], stop: threading.Event):
+        delay = 0.5
+        grace_until = None
+        while True:
+            try:
+                if self._writer is None:
+                    self._writer = self._open_writer()
+                return self._writer.write(messages)
+            except (psycopg.OperationalError, psycopg.InterfaceError, ServiceUnavailable) as exc:
+                self.stats.db_failures += 1
+                log.warning(
+                    "database unavailable (%s); holding %d messages unacknowledged, retrying in "
+                    "%.1fs",
+                    str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__,
+                    len(messages) + len(self._inbox),
+                    delay,
+                )
+                self._close_writer()
+                if stop.is_set():
+                    grace_until = grace_until or time.monotonic() + 5
+                    if time.monotonic() > grace_until:
+                        log.warning(
+                            "stopping with %d messages unwritten; the broker keeps them",
+                            len(messages),
+                        )
+                        return None
+                time.sleep(delay)
+                delay = min(delay * 2, 10.0)
+
+    def _open_writer(self) -> BatchWriter:
+        conn = connect(self.database_url)
+        meta = read_meta(conn)
+        if "mode" not in meta:
+            conn.close()
+            raise ServiceUnavailable(
+                f"the database at {describe_url(self.database_url)} has no gridwatch schema: "
+                "run `gridwatch db migrate` first"
+            )
+        from zoneinfo import ZoneInfo
+
+        return BatchWriter(conn, mode=meta["mode"], zone=ZoneInfo(meta.get("tz", self.settings.tz)))
+
+    def _close_writer(self) -> None:
+        if self._writer is not None:
+            with contextlib.suppress(psycopg.Error):
+                self._writer.conn.close()
+            self._writer = None
+
+    def _housekeeping(self) -> None:
+        try:
+            if self._writer is not None:
+                self._writer.reload_grids_if_changed()
+        except (psycopg.OperationalError, psycopg.InterfaceError):
+            self._close_writer()
+
+    def _report(self) -> None:
+        st = self.stats
+        log.info(
+            "ingest: %d received, %d stored %s, %d duplicates, %d dead letters, %d pending",
+            st.received, st.stored, st.by_kind, st.duplicates, st.dead_letters, len(self._inbox),
+        )  # fmt: skip
+
+
+def default_client_id(base: str, shared: str | None) -> str:
+    """A stable client id: the same after a restart, so the persistent session is found again."""
+    if shared:
+        return f"{base}-{shared}-{socket.gethostname()}"
+    return base

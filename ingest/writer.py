@@ -1,0 +1,278 @@
+"""Write a batch of parsed messages in one transaction: COPY into staging, then move.
+
+Each time-series kind is COPYed into a temporary staging table and moved with
+`INSERT ... ON CONFLICT DO NOTHING`, so a redelivered message (same device, same time, same
+kind; same hazard id) is stored once. Dead letters go in the same transaction, so when it
+commits every message of the batch is accounted for and may be acknowledged.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import psycopg
+from gridwatch.ingest.hazard import HazardReport
+from gridwatch.ingest.meter import MeterReading
+from gridwatch.ingest.patrol import PatrolCheckin
+from gridwatch.ingest.sensor import SensorEvent
+from gridwatch.store.grids import LeafGrids, load_leaf_grids
+from gridwatch.store.mode import PLAIN
+from gridwatch.store.partitions import ensure_partitions, existing_partition_days
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class Message:
+    """One received message and what parsing made of it: a reading, None (ignored), or why not."""
+
+    topic: str
+    payload: bytes
+    received_at: datetime
+    reading: object | None = None
+    reason: str | None = None
+
+
+@dataclass(slots=True)
+class WriteResult:
+    stored: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    duplicates: int = 0
+    dead_letters: int = 0
+    ignored: int = 0
+
+    def add(self, other: WriteResult) -> None:
+        for kind, count in other.stored.items():
+            self.stored[kind] += count
+        self.duplicates += other.duplicates
+        self.dead_letters += other.dead_letters
+        self.ignored += other.ignored
+
+
+@dataclass(frozen=True, slots=True)
+class _Table:
+    name: str
+    columns: tuple[str, ...]
+    conflict: str
+
+
+_METER = _Table(
+    "meter_readings",
+    ("meter_id", "observed_at", "received_at", "power_w", "energy_kwh", "water_l"),
+    "ON CONFLICT DO NOTHING",
+)
+_SENSOR = _Table(
+    "sensor_events",
+    ("device_id", "observed_at", "received_at", "event", "value"),
+    "ON CONFLICT DO NOTHING",
+)
+_PATROL = _Table(
+    "patrol_checkins",
+    (
+        "worker_id", "observed_at", "received_at", "source", "lon", "lat", "accuracy_m",
+        "grid_id", "kind", "resident_id", "status", "note", "device", "battery",
+    ),
+    "ON CONFLICT DO NOTHING",
+)  # fmt: skip
+_HAZARD = _Table(
+    "hazard_reports",
+    (
+        "id", "reporter_id", "observed_at", "received_at", "lon", "lat", "grid_id",
+        "category", "severity", "description", "photo_urls",
+    ),
+    "ON CONFLICT (id) DO NOTHING",
+)  # fmt: skip
+_DEAD = (
+    "topic", "payload", "payload_sha256", "reason", "received_at", "last_received_at",
+    "occurrences",
+)  # fmt: skip
+
+
+class BatchWriter:
+    """Owns one connection; writes batches, making daily partitions and placing points in grids."""
+
+    def __init__(self, conn: psycopg.Connection, *, mode: str, zone: ZoneInfo) -> None:
+        self.conn = conn
+        self.mode = mode
+        self.zone = zone
+        self.grids: LeafGrids = load_leaf_grids(conn)
+        self._partition_days: set[date] = set()
+        self._staging_ready = False
+        if mode == PLAIN:
+            self._partition_days = existing_partition_days(conn, _METER.name)
+        conn.commit()
+
+    def reload_grids_if_changed(self) -> bool:
+        """Rebuild the grid index when the grids table changed since it was loaded."""
+        fresh = self.grids.reload_if_changed(self.conn)
+        self.conn.commit()
+        if fresh is None:
+            return False
+        self.grids = fresh
+        log.info("grid index reloaded: %d grids", len(fresh.index))
+        return True
+
+    def write(self, messages: list[Message]) -> WriteResult:
+        """Write the batch; a row the database rejects is split out and dead-lettered alone."""
+        try:
+            return self._write_once(messages)
+        except (psycopg.DataError, psycopg.IntegrityError, psycopg.ProgrammingError) as exc:
+            self.conn.rollback()
+            if len(messages) == 1:
+                message = messages[0]
+                message.reason = f"rejected by the database: {str(exc).splitlines()[0]}"
+                message.reading = None
+                return self._write_once(messages)
+            log.warning("batch of %d rejected (%s); splitting it", len(messages), exc)
+            middle = len(messages) // 2
+            result = self.write(messages[:middle])
+            result.add(self.write(messages[middle:]))
+            return result
+
+    def _write_once(self, messages: list[Message]) -> WriteResult:
+        result = WriteResult()
+        by_type: dict[type, list] = defaultdict(list)
+        dead: list[Message] = []
+        for message in messages:
+            if message.reason is not None:
+                dead.append(message)
+            elif message.reading is None:
+                result.ignored += 1
+            else:
+                by_type[type(message.reading)].append(message.reading)
+
+        meters = by_type[MeterReading]
+        sensors = by_type[SensorEvent]
+        checkins = by_type[PatrolCheckin]
+        hazards = by_type[HazardReport]
+        if self.mode == PLAIN:
+            self._ensure_days(meters, sensors, checkins)
+        checkin_grids = self._grid_ids(checkins)
+        hazard_grids = self._grid_ids(hazards)
+
+        conn = self.conn
+        with conn.transaction():
+            self._prepare_staging()
+            if meters:
+                rows = (
+                    (r.meter_id, r.observed_at, r.received_at, r.power_w, r.energy_kwh, r.water_l)
+                    for r in meters
+                )
+                result.stored["meter"] = self._move(_METER, rows)
+                result.duplicates += len(meters) - result.stored["meter"]
+            if sensors:
+                rows = (
+                    (r.device_id, r.observed_at, r.received_at, r.event, r.value) for r in sensors
+                )
+                result.stored["sensor"] = self._move(_SENSOR, rows)
+                result.duplicates += len(sensors) - result.stored["sensor"]
+            if checkins:
+                rows = (
+                    (
+                        r.worker_id, r.observed_at, r.received_at, r.source, r.lon, r.lat,
+                        r.accuracy_m, grid, r.kind, r.resident_id, r.status, r.note, r.device,
+                        r.battery,
+                    )
+                    for r, grid in zip(checkins, checkin_grids, strict=True)
+                )  # fmt: skip
+                result.stored["patrol"] = self._move(_PATROL, rows)
+                result.duplicates += len(checkins) - result.stored["patrol"]
+            if hazards:
+                rows = (
+                    (
+                        r.id, r.reporter_id, r.observed_at, r.received_at, r.lon, r.lat, grid,
+                        r.category, r.severity, r.description, list(r.photo_urls),
+                    )
+                    for r, grid in zip(hazards, hazard_grids, strict=True)
+                )  # fmt: skip
+                result.stored["hazard"] = self._move(_HAZARD, rows, hazard_events=True)
+                result.duplicates += len(hazards) - result.stored["hazard"]
+            if dead:
+                result.dead_letters = self._dead_letters(dead)
+        return result
+
+    def _prepare_staging(self) -> None:
+        if self._staging_ready:
+            return
+        for table in (_METER, _SENSOR, _PATROL, _HAZARD):
+            self.conn.execute(
+                f"CREATE TEMP TABLE IF NOT EXISTS stage_{table.name} "
+                f"(LIKE {table.name} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+            )
+        self.conn.execute(
+            "CREATE TEMP TABLE IF NOT EXISTS stage_dead_letters "
+            "(LIKE dead_letters INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+        )
+        self._staging_ready = True
+
+    def _copy(self, staging: str, columns: tuple[str, ...], rows) -> None:
+        with self.conn.cursor().copy(f"COPY {staging} ({', '.join(columns)}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+
+    def _move(self, table: _Table, rows, *, hazard_events: bool = False) -> int:
+        self._copy(f"stage_{table.name}", table.columns, rows)
+        columns = ", ".join(table.columns)
+        insert = (
+            f"INSERT INTO {table.name} ({columns}) SELECT {columns} FROM stage_{table.name} "
+            f"{table.conflict}"
+        )
+        if hazard_events:
+            # A new report opens its ledger entry with a 'report' event, in the same statement.
+            insert = (
+                f"WITH new AS ({insert} RETURNING id, reporter_id, received_at) "
+                "INSERT INTO hazard_events (hazard_id, at, action, to_status, actor) "
+                "SELECT id, received_at, 'report', 'reported', reporter_id FROM new"
+            )
+        return self.conn.execute(insert).rowcount
+
+    def _dead_letters(self, dead: list[Message]) -> int:
+        grouped: dict[tuple[str, bytes], list] = {}
+        for message in dead:
+            digest = hashlib.sha256(message.payload).digest()
+            entry = grouped.get((message.topic, digest))
+            if entry is None:
+                grouped[(message.topic, digest)] = [
+                    message.topic, message.payload, digest, message.reason,
+                    message.received_at, message.received_at, 1,
+                ]  # fmt: skip
+            else:
+                entry[5] = max(entry[5], message.received_at)
+                entry[6] += 1
+        self._copy("stage_dead_letters", _DEAD, grouped.values())
+        self.conn.execute(
+            f"INSERT INTO dead_letters ({', '.join(_DEAD)}) "
+            f"SELECT {', '.join(_DEAD)} FROM stage_dead_letters "
+            "ON CONFLICT (topic, payload_sha256) DO UPDATE SET "
+            "occurrences = dead_letters.occurrences + EXCLUDED.occurrences, "
+            "last_received_at = greatest(dead_letters.last_received_at, EXCLUDED.last_received_at)"
+        )
+        return len(dead)
+
+    def _grid_ids(self, located: list) -> list[int | None]:
+        if not located:
+            return []
+        lon = np.fromiter((r.lon for r in located), dtype=float, count=len(located))
+        lat = np.fromiter((r.lat for r in located), dtype=float, count=len(located))
+        return [None if gid < 0 else int(gid) for gid in self.grids.index.assign(lon, lat)]
+
+    def _ensure_days(self, *groups: list) -> None:
+        rows = [r for group in groups for r in group]
+        if not rows:
+            return
+        # Nearly every batch falls on days that exist; looking at its ends is enough then.
+        first = min(r.observed_at for r in rows).astimezone(self.zone).date()
+        last = max(r.observed_at for r in rows).astimezone(self.zone).date()
+        span = {date.fromordinal(n) for n in range(first.toordinal(), last.toordinal() + 1)}
+        if len(span) <= 3 and span <= self._partition_days:
+            return
+        days = {r.observed_at.astimezone(self.zone).date() for r in rows}
+        missing = days - self._partition_days
+        if missing:
+            ensure_partitions(self.conn, missing, self.zone)
+            self._partition_days |= missing

@@ -1,0 +1,65 @@
+"""What `gridwatch db info` reports: the mode in force and why, the schema, the tables."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import psycopg
+from gridwatch.store.migrate import read_meta
+from gridwatch.store.mode import StorageMode, detect_storage
+from gridwatch.store.partitions import TIMESERIES_TABLES, existing_partition_days
+
+_TABLES = (
+    "grids", "residents", "devices", "workers", "meter_readings", "sensor_events",
+    "patrol_checkins", "hazard_reports", "hazard_events", "absences", "alerts",
+    "alert_events", "dead_letters",
+)  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class DatabaseInfo:
+    server_version: str
+    mode_in_force: str | None
+    recorded_reason: str | None
+    detected: StorageMode
+    schema_version: int | None
+    tz: str | None
+    tables: list[tuple[str, int, str]]
+
+
+def database_info(conn: psycopg.Connection, wanted: str = "auto") -> DatabaseInfo:
+    """Read the facts about the database; works before the first migration too."""
+    meta = read_meta(conn)
+    version = None
+    if conn.execute("SELECT to_regclass('schema_migrations')").fetchone()[0]:
+        version = conn.execute("SELECT max(version) FROM schema_migrations").fetchone()[0]
+    tables = []
+    if meta:
+        for table in _TABLES:
+            rows = conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+            detail = ""
+            if table in TIMESERIES_TABLES:
+                detail = _layout(conn, table, meta.get("mode"))
+            tables.append((table, rows, detail))
+    return DatabaseInfo(
+        server_version=conn.execute("SHOW server_version").fetchone()[0],
+        mode_in_force=meta.get("mode"),
+        recorded_reason=meta.get("mode_reason"),
+        detected=detect_storage(conn, "auto" if wanted == "timescale" else wanted),
+        schema_version=version,
+        tz=meta.get("tz"),
+        tables=tables,
+    )
+
+
+def _layout(conn: psycopg.Connection, table: str, mode: str | None) -> str:
+    if mode == "timescale":
+        chunks = conn.execute(
+            "SELECT count(*) FROM timescaledb_information.chunks WHERE hypertable_name = %s",
+            (table,),
+        ).fetchone()[0]
+        return f"hypertable, {chunks} chunks"
+    days = sorted(existing_partition_days(conn, table))
+    if not days:
+        return "no partitions"
+    return f"{len(days)} daily partitions {days[0]} .. {days[-1]}"

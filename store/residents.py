@@ -1,0 +1,116 @@
+"""Residents, their devices and grid workers: upserts by id, each import in one transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import psycopg
+from gridwatch.residents import ResidentRow
+from gridwatch.store.grids import grid_codes, load_leaf_grids
+
+from gridwatch.errors import InputFileError
+
+
+def upsert_residents(
+    conn: psycopg.Connection,
+    rows: Sequence[ResidentRow],
+    grid_ids: Sequence[int | None],
+    *,
+    progress: Callable[[int, int], None] | None = None,
+) -> tuple[int, int]:
+    """Insert or update residents and their meter and sensors; returns (inserted, updated)."""
+    inserted = updated = 0
+    with conn.transaction(), conn.cursor() as cur:
+        for done, (row, grid_id) in enumerate(zip(rows, grid_ids, strict=True), start=1):
+            cur.execute(
+                """
+                INSERT INTO residents (id, name, address, phone, lat, lon, grid_id, living_alone)
+                VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
+                ON CONFLICT (id) DO UPDATE SET
+                    name = EXCLUDED.name, address = EXCLUDED.address, phone = EXCLUDED.phone,
+                    lat = EXCLUDED.lat, lon = EXCLUDED.lon, grid_id = EXCLUDED.grid_id,
+                    living_alone = EXCLUDED.living_alone, updated_at = now()
+                RETURNING (xmax = 0)
+                """,
+                (
+                    row.resident_id, row.name, row.address, row.phone, row.lat, row.lon,
+                    grid_id, row.living_alone,
+                ),
+            )  # fmt: skip
+            if cur.fetchone()[0]:
+                inserted += 1
+            else:
+                updated += 1
+            devices = [("sensor", sensor) for sensor in row.sensor_ids]
+            if row.meter_id:
+                devices.append(("meter", row.meter_id))
+            # Devices no longer listed for this resident are detached from them.
+            cur.execute(
+                "UPDATE devices SET resident_id = NULL, updated_at = now() "
+                "WHERE resident_id = %s AND NOT (kind || '/' || id = ANY(%s))",
+                (row.resident_id, [f"{kind}/{did}" for kind, did in devices]),
+            )
+            for kind, device_id in devices:
+                cur.execute(
+                    """
+                    INSERT INTO devices (kind, id, resident_id) VALUES (%s, %s, %s)
+                    ON CONFLICT (kind, id) DO UPDATE
+                        SET resident_id = EXCLUDED.resident_id, updated_at = now()
+                    """,
+                    (kind, device_id, row.resident_id),
+                )
+            if progress:
+                progress(done, len(rows))
+    return inserted, updated
+
+
+def upsert_workers(
+    conn: psycopg.Connection, workers: Sequence[tuple[str, str, str | None, int | None]]
+) -> int:
+    """Insert or update grid workers given as (id, name, phone, grid id); returns the count."""
+    with conn.transaction(), conn.cursor() as cur:
+        cur.executemany(
+            """
+            INSERT INTO workers (id, name, phone, grid_id) VALUES (%s, %s, %s, %s)
+            ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, phone = EXCLUDED.phone,
+                grid_id = EXCLUDED.grid_id, updated_at = now()
+            """,
+            workers,
+        )
+    return len(workers)
+
+
+def place_residents(
+    conn: psycopg.Connection, rows: Sequence[ResidentRow], *, source: str
+) -> tuple[list[int | None], int]:
+    """Grid id per resident: by grid_code when given, else by position; (ids, outside count).
+
+    An unknown grid code is an error naming the row; a position outside every grid is kept
+    with no grid, as everywhere in gridwatch.
+    """
+    codes = grid_codes(conn)
+    leaves = load_leaf_grids(conn)
+    conn.commit()
+    unknown = [
+        f"row {number}: grid_code {row.grid_code!r} is not an imported grid"
+        for number, row in enumerate(rows, start=2)
+        if row.grid_code and row.grid_code not in codes
+    ]
+    if unknown:
+        shown = "; ".join(unknown[:20]) + ("; ..." if len(unknown) > 20 else "")
+        raise InputFileError(f"{source}: {len(unknown)} rows name unknown grids: {shown}")
+    positioned = [i for i, row in enumerate(rows) if not row.grid_code]
+    lon = np.array([rows[i].lon for i in positioned], dtype=float)
+    lat = np.array([rows[i].lat for i in positioned], dtype=float)
+    assigned = leaves.index.assign(lon, lat) if positioned else np.array([], dtype=np.int64)
+    grid_ids: list[int | None] = [
+        codes[row.grid_code][0] if row.grid_code else None for row in rows
+    ]
+    outside = 0
+    for i, gid in zip(positioned, assigned, strict=True):
+        if gid < 0:
+            outside += 1
+        else:
+            grid_ids[i] = int(gid)
+    return grid_ids, outside
