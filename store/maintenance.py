@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 import psycopg
 from gridwatch.store.migrate import read_meta
 from gridwatch.store.mode import PLAIN
-from gridwatch.store.partitions import drop_expired_partitions
+from gridwatch.store.partitions import drop_expired_partitions, ensure_days_ahead
 from gridwatch.store.rollups import refresh_meter_hourly
 
 
