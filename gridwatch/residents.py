@@ -1,0 +1,220 @@
+"""The residents CSV: solitary elderly residents, their homes, meters and sensors."""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from gridwatch.errors import InputFileError
+
+COLUMNS = (
+    "resident_id",
+    "name",
+    "address",
+    "lat",
+    "lon",
+    "grid_code",
+    "meter_id",
+    "sensor_ids",
+    "phone",
+    "living_alone",
+)
+
+MAX_LISTED_PROBLEMS = 20
+
+_TRUE = {"true", "1", "yes", "y", "是"}
+_FALSE = {"false", "0", "no", "n", "否"}
+
+
+@dataclass(frozen=True, slots=True)
+class ResidentRow:
+    """One resident as imported; lat/lon are WGS-84 and may be absent when grid_code is given."""
+
+    resident_id: str
+    name: str
+    address: str
+    lat: float | None
+    lon: float | None
+    grid_code: str | None
+    meter_id: str | None
+    sensor_ids: tuple[str, ...]
+    phone: str | None
+    living_alone: bool
+
+
+def residents_csv_text(residents: Iterable[ResidentRow]) -> str:
+    """The residents as CSV text in the import format (header included, UTF-8 safe)."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(COLUMNS)
+    for r in residents:
+        writer.writerow(
+            [
+                r.resident_id,
+                r.name,
+                r.address,
+                "" if r.lat is None else repr(r.lat),
+                "" if r.lon is None else repr(r.lon),
+                r.grid_code or "",
+                r.meter_id or "",
+                ";".join(r.sensor_ids),
+                r.phone or "",
+                "true" if r.living_alone else "false",
+            ]
+        )
+    return buffer.getvalue()
+
+
+def read_residents_csv(path: str | Path) -> list[ResidentRow]:
+    """Parse a residents CSV (UTF-8 with or without BOM, or GBK from Excel).
+
+    Raises InputFileError naming the file, each bad row (the header is row 1) and column.
+    """
+    path = Path(path)
+    label = path.name
+    text = _decode(label, path)
+    records = csv.reader(io.StringIO(text, newline=""))
+    header = next(records, None)
+    if header is None or not any(cell.strip() for cell in header):
+        raise InputFileError(f"{label}: the file is empty; expected the header {','.join(COLUMNS)}")
+    position = _header_positions(label, header)
+
+    problems: list[str] = []
+    residents: list[ResidentRow] = []
+    first_row_of: dict[tuple[str, str], int] = {}  # (kind, id) → the row that used it first
+    for row_number, record in enumerate(records, start=2):
+        if not any(cell.strip() for cell in record):
+            continue
+        cells = {name: _cell(record, i) for name, i in position.items()}
+        resident, row_problems = _parse_row(cells, first_row_of, row_number)
+        problems.extend(f"{label}: row {row_number}, column {p}" for p in row_problems)
+        if resident is not None:
+            residents.append(resident)
+    if problems:
+        lines = problems[:MAX_LISTED_PROBLEMS]
+        if len(problems) > MAX_LISTED_PROBLEMS:
+            lines.append(f"{label}: … and {len(problems) - MAX_LISTED_PROBLEMS} more problems")
+        raise InputFileError("\n".join(lines))
+    return residents
+
+
+def _parse_row(
+    cells: dict[str, str], first_row_of: dict[tuple[str, str], int], row_number: int
+) -> tuple[ResidentRow | None, list[str]]:
+    """The row as a ResidentRow, or None and its problems as "column: message"."""
+    problems: list[str] = []
+
+    def problem(column: str, message: str) -> None:
+        problems.append(f"{column}: {message}")
+
+    resident_id = cells["resident_id"]
+    if not resident_id:
+        problem("resident_id", "is empty")
+
+    lat = _coordinate(cells["lat"], "lat", 90.0, problem)
+    lon = _coordinate(cells["lon"], "lon", 180.0, problem)
+    grid_code = cells["grid_code"] or None
+    if (cells["lat"] == "") != (cells["lon"] == ""):
+        missing = "lat" if cells["lat"] == "" else "lon"
+        problem(missing, "is empty while the other coordinate is given; give both or neither")
+    elif cells["lat"] == "" and grid_code is None:
+        problem("lat/lon/grid_code", "all empty: give lat and lon, or grid_code")
+
+    living_alone = True
+    flag = cells["living_alone"].lower()
+    if flag in _FALSE:
+        living_alone = False
+    elif flag and flag not in _TRUE:
+        problem(
+            "living_alone",
+            f"{cells['living_alone']!r} is not one of true/false, 1/0, yes/no, 是/否",
+        )
+
+    meter_id = cells["meter_id"] or None
+    # Chinese input methods type the full-width semicolon (U+FF1B); accept it as ";".
+    listed = (s.strip() for s in cells["sensor_ids"].replace("\uff1b", ";").split(";"))
+    sensor_ids = tuple(dict.fromkeys(s for s in listed if s))
+    claims = [("resident_id", "resident_id", resident_id)] if resident_id else []
+    claims += [("meter_id", "meter_id", meter_id)] if meter_id else []
+    claims += [("sensor_ids", "sensor id", s) for s in sensor_ids]
+    for column, kind, value in claims:
+        first = first_row_of.setdefault((kind, value), row_number)
+        if first != row_number:
+            problem(column, f"{kind} {value!r} is already used in row {first}")
+
+    if problems:
+        return None, problems
+    resident = ResidentRow(
+        resident_id=resident_id,
+        name=cells["name"],
+        address=cells["address"],
+        lat=lat,
+        lon=lon,
+        grid_code=grid_code,
+        meter_id=meter_id,
+        sensor_ids=sensor_ids,
+        phone=cells["phone"] or None,
+        living_alone=living_alone,
+    )
+    return resident, []
+
+
+def _decode(label: str, path: Path) -> str:
+    """UTF-8 (a BOM is dropped), else GB18030, the superset of GBK that Excel in China saves."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise InputFileError(f"{label}: cannot be read ({exc.strerror or exc})") from exc
+    if data.startswith(b"PK\x03\x04") or b"\x00" in data[:4096]:
+        raise InputFileError(
+            f"{label}: is not a CSV text file (an Excel workbook?); save it as CSV (UTF-8)"
+        )
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as utf8_error:
+        try:
+            return data.decode("gb18030")
+        except UnicodeDecodeError:
+            raise InputFileError(
+                f"{label}: is neither UTF-8 nor GBK text (byte {utf8_error.start + 1} "
+                f"cannot be decoded); save it as CSV (UTF-8)"
+            ) from utf8_error
+
+
+def _header_positions(label: str, header: list[str]) -> dict[str, int]:
+    names = [cell.strip().lower() for cell in header]
+    missing = [c for c in COLUMNS if c not in names]
+    if missing:
+        raise InputFileError(
+            f"{label}: row 1 (header): missing column{'s' if len(missing) > 1 else ''} "
+            f"{', '.join(missing)}; the header has {', '.join(h for h in names if h) or 'nothing'}"
+        )
+    repeated = sorted({c for c in COLUMNS if names.count(c) > 1})
+    if repeated:
+        raise InputFileError(f"{label}: row 1 (header): repeated columns {', '.join(repeated)}")
+    return {c: names.index(c) for c in COLUMNS}
+
+
+def _cell(record: list[str], index: int) -> str:
+    return record[index].strip() if index < len(record) else ""
+
+
+def _coordinate(text: str, column: str, limit: float, problem) -> float | None:
+    if text == "":
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        problem(column, f"{text!r} is not a number")
+        return None
+    if not math.isfinite(value):
+        problem(column, f"{text!r} is not a number")
+        return None
+    if not -limit <= value <= limit:
+        problem(column, f"{text} is out of range (-{limit:g} to {limit:g})")
+        return None
+    return value
