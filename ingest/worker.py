@@ -254,6 +254,7 @@ class IngestWorker:
         self.stats.acked += acked
 
     def _write_until_committed(self, messages: list[Message], stop: threading.Event):
+        """Write the batch, retrying with backoff; None if stopped before it could commit."""
         delay = 0.5
         grace_until = None
         while True:
@@ -261,26 +262,29 @@ class IngestWorker:
                 if self._writer is None:
                     self._writer = self._open_writer()
                 return self._writer.write(messages)
-            except (psycopg.OperationalError, psycopg.InterfaceError, ServiceUnavailable) as exc:
+            except (psycopg.Error, ServiceUnavailable) as exc:
                 self.stats.db_failures += 1
-                log.warning(
-                    "database unavailable (%s); holding %d messages unacknowledged, retrying in "
-                    "%.1fs",
-                    str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__,
-                    len(messages) + len(self._inbox),
-                    delay,
-                )
+                if isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError
+                              | ServiceUnavailable):  # fmt: skip
+                    first_line = (str(exc).strip() or type(exc).__name__).splitlines()[0]
+                    log.warning(
+                        "database unavailable (%s); holding %d messages unacknowledged",
+                        first_line,
+                        len(messages) + len(self._inbox),
+                    )
+                else:
+                    # Not the input (the writer dead-letters rows the database rejects): a bug
+                    # or a schema out of step. Hold the batch unacknowledged rather than lose it.
+                    log.exception("batch of %d could not be written; holding it", len(messages))
                 self._close_writer()
-                if stop.is_set():
-                    grace_until = grace_until or time.monotonic() + 5
-                    if time.monotonic() > grace_until:
-                        log.warning(
-                            "stopping with %d messages unwritten; the broker keeps them",
-                            len(messages),
-                        )
-                        return None
-                time.sleep(delay)
-                delay = min(delay * 2, 10.0)
+            if stop.is_set():
+                grace_until = grace_until or time.monotonic() + 5
+                if time.monotonic() > grace_until:
+                    log.warning("stopping with %d messages unwritten; the broker keeps them",
+                                len(messages))  # fmt: skip
+                    return None
+            time.sleep(delay)
+            delay = min(delay * 2, 10.0)
 
     def _open_writer(self) -> BatchWriter:
         conn = connect(self.database_url)

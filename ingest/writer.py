@@ -199,15 +199,12 @@ class BatchWriter:
     def _prepare_staging(self) -> None:
         if self._staging_ready:
             return
-        for table in (_METER, _SENSOR, _PATROL, _HAZARD):
+        staging = [(t.name, t.columns) for t in (_METER, _SENSOR, _PATROL, _HAZARD)]
+        for name, columns in [*staging, ("dead_letters", _DEAD)]:
             self.conn.execute(
-                f"CREATE TEMP TABLE IF NOT EXISTS stage_{table.name} "
-                f"(LIKE {table.name} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+                f"CREATE TEMP TABLE IF NOT EXISTS stage_{name} ON COMMIT DELETE ROWS AS "
+                f"SELECT {', '.join(columns)} FROM {name} WITH NO DATA"
             )
-        self.conn.execute(
-            "CREATE TEMP TABLE IF NOT EXISTS stage_dead_letters "
-            "(LIKE dead_letters INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
-        )
         self._staging_ready = True
 
     def _copy(self, staging: str, columns: tuple[str, ...], rows) -> None:
