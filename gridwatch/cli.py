@@ -13,7 +13,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from gridwatch import __version__
-from gridwatch.errors import GridwatchError, InputFileError
+from gridwatch.errors import GridwatchError
 from gridwatch.services import Services
 from gridwatch.settings import Settings
 
@@ -211,49 +211,44 @@ def run_db_maintain(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def run_grids_import(settings: Settings, args: argparse.Namespace) -> int:
-    from gridwatch.geo.grids import assign_parents, read_grid_file
+    from gridwatch.imports import import_grid_file
     from gridwatch.store.db import connect
-    from gridwatch.store.grids import load_features, upsert_grids
 
-    _require_file(args.file)
-    features = read_grid_file(
-        args.file,
-        level=None if args.level_field else args.level,
-        code_field=args.code_field,
-        name_field=args.name_field,
-        parent_field=args.parent_field,
-        level_field=args.level_field,
-        layer=args.layer,
-    )
     with Services(settings) as services, connect(services.database_url()) as conn:
         _migrate(conn, settings)
-        codes = {f.code for f in features}
-        known = [f for f in load_features(conn) if f.code not in codes]
-        parents = assign_parents(features, [*features, *known])
-        inserted, updated = upsert_grids(
-            conn, features, parents, source=str(args.file), progress=Progress("grids")
+        result = import_grid_file(
+            conn,
+            args.file,
+            level=args.level,
+            code_field=args.code_field,
+            name_field=args.name_field,
+            parent_field=args.parent_field,
+            level_field=args.level_field,
+            layer=args.layer,
+            progress=Progress("grids"),
         )
-    orphans = sum(1 for f in features if parents.get(f.code) is None and f.level != "district")
-    print(f"{args.file}: {inserted} grids added, {updated} updated ({len(features)} features)")
-    if orphans:
-        print(f"note: {orphans} features have no parent (import the level above first)")
+    print(result.summary(args.file, "grids"))
+    if result.without_parent_or_grid:
+        print(
+            f"note: {result.without_parent_or_grid} features have no parent "
+            "(import the level above first, or give --parent-field)"
+        )
     return 0
 
 
 def run_residents_import(settings: Settings, args: argparse.Namespace) -> int:
-    from gridwatch.residents import read_residents_csv
+    from gridwatch.imports import import_residents_file
     from gridwatch.store.db import connect
-    from gridwatch.store.residents import place_residents, upsert_residents
 
-    _require_file(args.file)
-    rows = read_residents_csv(args.file)
     with Services(settings) as services, connect(services.database_url()) as conn:
         _migrate(conn, settings)
-        grid_ids, outside = place_residents(conn, rows, source=str(args.file))
-        inserted, updated = upsert_residents(conn, rows, grid_ids, progress=Progress("residents"))
-    print(f"{args.file}: {inserted} residents added, {updated} updated")
-    if outside:
-        print(f"note: {outside} residents are outside every grid (stored without a grid)")
+        result = import_residents_file(conn, args.file, progress=Progress("residents"))
+    print(result.summary(args.file, "residents"))
+    if result.without_parent_or_grid:
+        print(
+            f"note: {result.without_parent_or_grid} residents are outside every grid "
+            "(stored without a grid)"
+        )
     return 0
 
 
@@ -301,11 +296,6 @@ def run_until_signal(work: Callable[[threading.Event], object]) -> None:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-
-
-def _require_file(path: Path) -> None:
-    if not path.is_file():
-        raise InputFileError(f"{path}: no such file")
 
 
 if __name__ == "__main__":

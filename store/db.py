@@ -23,7 +23,7 @@ def connect(url: str, *, autocommit: bool = False, timeout_s: int = 10) -> psyco
     try:
         return psycopg.connect(url, autocommit=autocommit, connect_timeout=timeout_s)
     except psycopg.OperationalError as exc:
-        first_line = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+        first_line = (str(exc).strip() or type(exc).__name__).splitlines()[0]
         raise ServiceUnavailable(
             f"cannot connect to PostgreSQL at {describe_url(url)}: {first_line}"
         ) from None
