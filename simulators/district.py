@@ -1,0 +1,371 @@
+"""The sample district: one street of Qingshan District (青山区), Baotou, cut into 8
+communities and 110 grids, with ~2,000 solitary elderly residents and one worker per grid.
+
+Everything is generated from a fixed seed with numpy's default_rng and shapely only, so the
+same seed gives the same district on every machine. Shapes are built in metres on a local
+plane and mapped to WGS-84 lon/lat by one affine step (adds and multiplies only).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import shapely
+from gridwatch.geo.grids import GridFeature
+from shapely.geometry import MultiPolygon, Polygon, mapping
+from shapely.geometry.base import BaseGeometry
+
+from gridwatch.residents import ResidentRow, residents_csv_text
+
+DEFAULT_SEED = 20261123
+DEFAULT_RESIDENTS = 2000
+COMMUNITIES = 8
+GRIDS = 110
+
+# Local plane origin and scale near 40.65°N (WGS 84 metres per degree of lat and of lon).
+ORIGIN_LON, ORIGIN_LAT = 109.905, 40.650
+METRES_PER_DEG_LAT = 111_047.0
+METRES_PER_DEG_LON = 84_579.0
+
+DISTRICT_CODE, DISTRICT_NAME = "150204", "青山区"
+STREET_CODE, STREET_NAME = "QS-01", "富强路街道"
+
+# The street follows roads and the rail line: straight stretches with bends, about 4 by 3 km.
+STREET_OUTLINE_M = [
+    (-2000, -1350), (-600, -1500), (300, -1420), (1250, -1550), (2050, -1300), (1980, -400),
+    (2100, 350), (1850, 1400), (700, 1520), (-300, 1380), (-1250, 1500), (-2080, 1250),
+    (-1900, 300), (-2150, -500),
+]  # fmt: skip
+# Only a sketch of the district around the street; the real one is larger.
+DISTRICT_OUTLINE_M = [
+    (-5200, -3600), (-1500, -4100), (4800, -3900), (5600, 500), (4400, 4300), (-800, 4900),
+    (-5600, 3700), (-6100, 200),
+]  # fmt: skip
+
+COMMUNITY_NAMES = ["富强", "幸福", "青松", "文化", "团结", "友谊", "和平", "光明"]
+ROADS = ["富强", "青年", "幸福", "文化", "民主", "团结", "友谊", "青松", "光明", "和平", "建设",
+         "先锋", "钢铁", "少先", "自由", "呼得木林"]  # fmt: skip
+SURNAMES = list(
+    "王李张刘陈杨赵黄周吴徐孙胡朱高林何郭马罗梁宋郑谢韩唐冯于董程曹袁邓许傅沈曾彭吕苏卢蒋蔡贾丁魏薛叶阎余潘杜戴夏钟汪田任姜范方石姚谭廖邹熊金陆郝孔白崔康毛邱秦江史顾侯邵孟龙万段雷钱汤尹黎易常武乔贺赖龚文"
+)
+ELDER_GIVEN_NAMES = [
+    "桂兰", "秀英", "玉兰", "淑珍", "凤英", "秀兰", "玉珍", "桂英", "淑兰", "秀珍", "翠花", "玉梅",
+    "素芬", "兰英", "秀荣", "凤兰", "桂芝", "淑芬", "建国", "德福", "国庆", "振华", "志强", "福生",
+    "长顺", "保国", "富贵", "金山", "永利", "文明", "有才", "德胜", "宝山", "万福", "玉山", "明德",
+]  # fmt: skip
+# Baotou has a large Mongolian community; their names have no Han surname.
+MONGOLIAN_NAMES = ["巴特尔", "其其格", "乌云", "苏日娜", "额尔敦", "那仁", "斯琴", "宝音", "图雅"]
+WORKER_GIVEN_NAMES = ["丽娜", "晓燕", "海峰", "志刚", "婷婷", "磊", "静", "伟", "敏", "涛", "芳",
+                      "军", "慧", "鹏", "雪梅", "建华", "红梅", "晓东"]  # fmt: skip
+
+BUILDINGS = 720  # about one per 2 residents' stairwells; the seed documents count 1,838 leaders
+BUILDING_MARGIN_M = 15.0  # buildings stand this far inside their grid
+RESIDENT_SPREAD_M = 8.0  # residents sit around their building's point, never further than this
+
+
+@dataclass(frozen=True, slots=True)
+class SampleWorker:
+    """A grid worker (网格员) responsible for one grid."""
+
+    worker_id: str
+    name: str
+    grid_code: str
+    phone: str
+
+
+@dataclass(frozen=True, slots=True)
+class SampleDistrict:
+    """The generated hierarchy (WGS-84, parent codes filled), residents and workers."""
+
+    district: list[GridFeature]
+    street: list[GridFeature]
+    communities: list[GridFeature]
+    grids: list[GridFeature]
+    residents: list[ResidentRow]
+    workers: list[SampleWorker]
+
+    def features(self) -> list[GridFeature]:
+        """All levels, top to bottom."""
+        return [*self.district, *self.street, *self.communities, *self.grids]
+
+
+@dataclass(frozen=True, slots=True)
+class SampleFiles:
+    """Where write_sample_files put each file."""
+
+    district: Path
+    streets: Path
+    communities: Path
+    grids: Path
+    residents: Path
+    workers: Path
+
+
+def build_sample_district(
+    seed: int = DEFAULT_SEED, residents: int = DEFAULT_RESIDENTS
+) -> SampleDistrict:
+    """Generate the sample district; the same seed gives the same district every time."""
+    if residents < 0:
+        raise ValueError(f"residents must be >= 0, got {residents}")
+    rng = np.random.default_rng(seed)
+    street_m = Polygon(STREET_OUTLINE_M)
+    district_m = Polygon(DISTRICT_OUTLINE_M)
+
+    community_cells = _partition(street_m, COMMUNITIES, rng, relax=4)
+    community_cells = _in_reading_order(community_cells)
+    counts = _apportion(GRIDS, [c.area for c in community_cells])
+
+    district = [_feature(DISTRICT_CODE, DISTRICT_NAME, "district", None, district_m)]
+    street = [_feature(STREET_CODE, STREET_NAME, "street", DISTRICT_CODE, street_m)]
+    communities: list[GridFeature] = []
+    grids: list[GridFeature] = []
+    grid_cells_m: list[Polygon | MultiPolygon] = []
+    for c, (community_m, count) in enumerate(zip(community_cells, counts, strict=True), 1):
+        community_code = f"{STREET_CODE}-{c:02d}"
+        short_name = COMMUNITY_NAMES[c - 1]
+        communities.append(
+            _feature(community_code, f"{short_name}社区", "community", STREET_CODE, community_m)
+        )
+        cells = _in_reading_order(_partition(community_m, count, rng, relax=2))
+        for g, cell in enumerate(cells, 1):
+            grids.append(
+                _feature(
+                    f"{community_code}-{g:02d}",
+                    f"{short_name}社区第{g}网格",
+                    "grid",
+                    community_code,
+                    cell,
+                )
+            )
+            grid_cells_m.append(cell)
+
+    resident_rows = _residents(grids, grid_cells_m, residents, rng)
+    workers = [
+        SampleWorker(
+            worker_id=f"W{i:03d}",
+            name=f"{SURNAMES[rng.integers(len(SURNAMES))]}"
+            f"{WORKER_GIVEN_NAMES[rng.integers(len(WORKER_GIVEN_NAMES))]}",
+            grid_code=grid.code,
+            phone=f"138{i:08d}",
+        )
+        for i, grid in enumerate(grids, 1)
+    ]
+    return SampleDistrict(district, street, communities, grids, resident_rows, workers)
+
+
+def write_sample_files(directory: Path, district: SampleDistrict | None = None) -> SampleFiles:
+    """Write the district as GeoJSON layers plus residents.csv and workers.csv."""
+    district = district if district is not None else build_sample_district()
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    files = SampleFiles(
+        district=directory / "district.geojson",
+        streets=directory / "streets.geojson",
+        communities=directory / "communities.geojson",
+        grids=directory / "grids.geojson",
+        residents=directory / "residents.csv",
+        workers=directory / "workers.csv",
+    )
+    files.district.write_text(_geojson(district.district), encoding="utf-8")
+    files.streets.write_text(_geojson(district.street), encoding="utf-8")
+    files.communities.write_text(_geojson(district.communities), encoding="utf-8")
+    files.grids.write_text(_geojson(district.grids), encoding="utf-8")
+    files.residents.write_text(residents_csv_text(district.residents), encoding="utf-8")
+    files.workers.write_text(_workers_csv(district.workers), encoding="utf-8")
+    return files
+
+
+def to_lon_lat(xy: np.ndarray) -> np.ndarray:
+    """Local-plane metres (n, 2) to WGS-84 lon/lat (n, 2)."""
+    lon = ORIGIN_LON + xy[:, 0] / METRES_PER_DEG_LON
+    lat = ORIGIN_LAT + xy[:, 1] / METRES_PER_DEG_LAT
+    return np.column_stack([lon, lat])
+
+
+def _feature(
+    code: str, name: str, level: str, parent: str | None, shape_m: BaseGeometry
+) -> GridFeature:
+    geometry = shapely.transform(shape_m, to_lon_lat)
+    if isinstance(geometry, Polygon):
+        geometry = MultiPolygon([geometry])
+    return GridFeature(code, name, level, parent, geometry)
+
+
+def _partition(
+    area: Polygon, count: int, rng: np.random.Generator, relax: int
+) -> list[Polygon | MultiPolygon]:
+    """Cut `area` into `count` Voronoi cells of well-spread seeds, relaxed toward equal size."""
+    if count == 1:
+        return [area]
+    seeds = _spread_seeds(area, count, rng)
+    frame = area.envelope.buffer(1000.0, join_style="mitre")
+    cells: list[Polygon | MultiPolygon] = []
+    for step in range(relax + 1):
+        diagram = shapely.voronoi_polygons(
+            shapely.multipoints(seeds), extend_to=frame, ordered=True
+        )
+        cells = [area.intersection(cell) for cell in diagram.geoms]
+        if step < relax:  # Lloyd step: move each seed halfway to its cell's centroid
+            centroids = shapely.get_coordinates(shapely.centroid(cells))
+            seeds = (seeds + centroids) / 2.0
+    return [_polygonal(cell) for cell in cells]
+
+
+def _polygonal(cell: BaseGeometry) -> Polygon | MultiPolygon:
+    """The polygonal part of an overlay result (slivers of lines or points dropped)."""
+    parts = [p for p in shapely.get_parts(cell) if isinstance(p, Polygon) and p.area > 0]
+    return parts[0] if len(parts) == 1 else MultiPolygon(parts)
+
+
+def _spread_seeds(area: Polygon, count: int, rng: np.random.Generator) -> np.ndarray:
+    """Best-candidate sampling: each new seed is the candidate farthest from those placed."""
+    seeds: list[np.ndarray] = []
+    while len(seeds) < count:
+        candidates = _points_inside(area, 12, rng)
+        if not seeds:
+            seeds.append(candidates[0])
+            continue
+        placed = np.array(seeds)
+        gaps = np.linalg.norm(candidates[:, None, :] - placed[None, :, :], axis=2).min(axis=1)
+        seeds.append(candidates[int(np.argmax(gaps))])
+    return np.array(seeds)
+
+
+def _points_inside(area: BaseGeometry, count: int, rng: np.random.Generator) -> np.ndarray:
+    """`count` uniform random points strictly inside `area` (rejection sampling)."""
+    xmin, ymin, xmax, ymax = area.bounds
+    found = np.empty((0, 2))
+    shapely.prepare(area)
+    while len(found) < count:
+        xy = np.column_stack(
+            [rng.uniform(xmin, xmax, count * 2), rng.uniform(ymin, ymax, count * 2)]
+        )
+        found = np.concatenate([found, xy[shapely.contains_xy(area, xy[:, 0], xy[:, 1])]])
+    return found[:count]
+
+
+def _in_reading_order(cells: list[Polygon | MultiPolygon]) -> list[Polygon | MultiPolygon]:
+    """Number cells as a map is read: north to south in 400 m bands, then west to east."""
+    points = shapely.get_coordinates([c.point_on_surface() for c in cells])
+    order = sorted(range(len(cells)), key=lambda i: (-np.floor(points[i, 1] / 400.0), points[i, 0]))
+    return [cells[i] for i in order]
+
+
+def _apportion(total: int, weights: list[float]) -> list[int]:
+    """Split `total` in proportion to `weights` (largest remainder), at least 1 each."""
+    shares = np.array(weights) / sum(weights) * total
+    counts = np.maximum(np.floor(shares).astype(int), 1)
+    remainders = shares - np.floor(shares)
+    for i in np.argsort(-remainders, kind="stable"):
+        if counts.sum() >= total:
+            break
+        counts[i] += 1
+    while counts.sum() > total:  # only when the minimum of 1 pushed it over
+        counts[int(np.argmax(counts))] -= 1
+    return [int(c) for c in counts]
+
+
+def _residents(
+    grids: list[GridFeature],
+    cells_m: list[Polygon | MultiPolygon],
+    count: int,
+    rng: np.random.Generator,
+) -> list[ResidentRow]:
+    """Buildings clustered in compounds inside each grid, residents in flats of them."""
+    areas = np.array([c.area for c in cells_m])
+    per_grid = _apportion(BUILDINGS, list(areas))
+    buildings: list[tuple[int, np.ndarray, str]] = []  # (grid index, xy, address prefix)
+    for g, (cell, n) in enumerate(zip(cells_m, per_grid, strict=True)):
+        inner = cell.buffer(-BUILDING_MARGIN_M)
+        if inner.is_empty:  # a very small grid: keep just enough room for the spread
+            inner = cell.buffer(-(RESIDENT_SPREAD_M + 1.0))
+        if inner.is_empty:
+            raise RuntimeError(f"grid {grids[g].code} is too small for a building")
+        compounds = _points_inside(inner, int(rng.integers(1, 4)), rng)
+        shapely.prepare(inner)
+        road = ROADS[int(rng.integers(len(ROADS)))]
+        for b in range(n):
+            centre = compounds[b % len(compounds)]
+            while True:
+                xy = centre + rng.normal(0.0, 60.0, 2)
+                if shapely.contains_xy(inner, xy[0], xy[1]):
+                    break
+                centre = _points_inside(inner, 1, rng)[0]
+            number = int(rng.integers(1, 300))
+            buildings.append((g, xy, f"{DISTRICT_NAME}{road}路{number}号{b + 1}栋"))
+
+    taken: set[tuple[int, int, int]] = set()
+    rows: list[ResidentRow] = []
+    for i in range(1, count + 1):
+        b = int(rng.integers(len(buildings)))
+        g, xy, address = buildings[b]
+        while True:
+            unit = int(rng.integers(1, 7))
+            room = int(rng.integers(1, 8)) * 100 + int(rng.integers(1, 3))
+            if (b, unit, room) not in taken:
+                break
+        taken.add((b, unit, room))
+        offset = rng.normal(0.0, RESIDENT_SPREAD_M / 3, 2)
+        offset *= min(1.0, RESIDENT_SPREAD_M / max(float(np.hypot(*offset)), 1e-9))
+        lon, lat = np.round(to_lon_lat((xy + offset)[None, :])[0], 6)
+        sensors = [f"S{i:05d}-door"]
+        if rng.random() < 0.6:
+            sensors.append(f"S{i:05d}-curtain")
+        if rng.random() < 0.5:
+            sensors.append(f"S{i:05d}-light")
+        rows.append(
+            ResidentRow(
+                resident_id=f"R{i:05d}",
+                name=_elder_name(rng),
+                address=f"{address}{unit}单元{room}室",
+                lat=float(lat),
+                lon=float(lon),
+                grid_code=grids[g].code,
+                meter_id=f"M{i:05d}",
+                sensor_ids=tuple(sensors),
+                phone=f"139{i:08d}",
+                living_alone=bool(rng.random() >= 0.03),
+            )
+        )
+    return rows
+
+
+def _elder_name(rng: np.random.Generator) -> str:
+    if rng.random() < 0.06:
+        return MONGOLIAN_NAMES[int(rng.integers(len(MONGOLIAN_NAMES)))]
+    surname = SURNAMES[int(rng.integers(len(SURNAMES)))]
+    return surname + ELDER_GIVEN_NAMES[int(rng.integers(len(ELDER_GIVEN_NAMES)))]
+
+
+def _geojson(features: list[GridFeature]) -> str:
+    """A FeatureCollection (RFC 7946, WGS-84) with code, name, level and parent."""
+    collection = {
+        "type": "FeatureCollection",
+        "features": [
+            {
+                "type": "Feature",
+                "properties": {
+                    "code": f.code,
+                    "name": f.name,
+                    "level": f.level,
+                    "parent": f.parent_code,
+                },
+                "geometry": mapping(f.geometry),
+            }
+            for f in features
+        ],
+    }
+    return json.dumps(collection, ensure_ascii=False)
+
+
+def _workers_csv(workers: list[SampleWorker]) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["worker_id", "name", "grid_code", "phone"])
+    writer.writerows([w.worker_id, w.name, w.grid_code, w.phone] for w in workers)
+    return buffer.getvalue()
