@@ -63,7 +63,7 @@ MONGOLIAN_NAMES = ["巴特尔", "其其格", "乌云", "苏日娜", "额尔敦",
 WORKER_GIVEN_NAMES = ["丽娜", "晓燕", "海峰", "志刚", "婷婷", "磊", "静", "伟", "敏", "涛", "芳",
                       "军", "慧", "鹏", "雪梅", "建华", "红梅", "晓东"]  # fmt: skip
 
-BUILDINGS = 720  # about one per 2 residents' stairwells; the seed documents count 1,838 leaders
+BUILDINGS = 720  # blocks of flats; with 2,000 residents about three live alone in each
 BUILDING_MARGIN_M = 15.0  # buildings stand this far inside their grid
 RESIDENT_SPREAD_M = 8.0  # residents sit around their building's point, never further than this
 
