@@ -16,6 +16,7 @@ import time
 
 import numpy as np
 import shapely
+
 from gridwatch.geo.index import GridIndex
 
 # A Baotou-sized box in lon/lat, so coordinates look like the real thing.

@@ -41,6 +41,11 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:  # a bug: one line for the person, the traceback with -v
+        log.debug("unexpected error", exc_info=True)
+        print(f"gridwatch: internal error: {type(exc).__name__}: {exc} (run with -v for the "
+              "traceback)", file=sys.stderr)  # fmt: skip
+        return 70
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
@@ -158,25 +163,14 @@ class Progress:
 
 def run_db_migrate(settings: Settings, args: argparse.Namespace) -> int:
     from gridwatch.store.db import connect
+    from gridwatch.store.migrate import migrate_for
 
     with Services(settings) as services, connect(services.database_url()) as conn:
-        report = _migrate(conn, settings)
+        report = migrate_for(conn, settings)
     applied = ", ".join(report.applied) if report.applied else "none (already up to date)"
     print(f"storage: {report.mode.name} ({report.mode.reason})")
     print(f"migrations applied: {applied}")
     return 0
-
-
-def _migrate(conn, settings: Settings):
-    from gridwatch.store.migrate import migrate
-
-    return migrate(
-        conn,
-        storage=settings.storage,
-        tz=settings.tz,
-        retention_days=settings.retention_days,
-        partitions_ahead_days=settings.partitions_ahead_days,
-    )
 
 
 def run_db_info(settings: Settings, args: argparse.Namespace) -> int:
@@ -213,9 +207,10 @@ def run_db_maintain(settings: Settings, args: argparse.Namespace) -> int:
 def run_grids_import(settings: Settings, args: argparse.Namespace) -> int:
     from gridwatch.imports import import_grid_file
     from gridwatch.store.db import connect
+    from gridwatch.store.migrate import migrate_for
 
     with Services(settings) as services, connect(services.database_url()) as conn:
-        _migrate(conn, settings)
+        migrate_for(conn, settings)
         result = import_grid_file(
             conn,
             args.file,
@@ -239,9 +234,10 @@ def run_grids_import(settings: Settings, args: argparse.Namespace) -> int:
 def run_residents_import(settings: Settings, args: argparse.Namespace) -> int:
     from gridwatch.imports import import_residents_file
     from gridwatch.store.db import connect
+    from gridwatch.store.migrate import migrate_for
 
     with Services(settings) as services, connect(services.database_url()) as conn:
-        _migrate(conn, settings)
+        migrate_for(conn, settings)
         result = import_residents_file(conn, args.file, progress=Progress("residents"))
     print(result.summary(args.file, "residents"))
     if result.without_parent_or_grid:
@@ -255,11 +251,12 @@ def run_residents_import(settings: Settings, args: argparse.Namespace) -> int:
 def run_ingest(settings: Settings, args: argparse.Namespace) -> int:
     from gridwatch.ingest.worker import IngestWorker
     from gridwatch.store.db import connect
+    from gridwatch.store.migrate import migrate_for
 
     with Services(settings) as services:
         database_url = services.database_url()
         with connect(database_url) as conn:
-            _migrate(conn, settings)
+            migrate_for(conn, settings)
         mqtt_url = services.mqtt_url()
         if services.embedded_broker:
             print(f"embedded MQTT broker listening at {mqtt_url}", flush=True)

@@ -11,9 +11,8 @@ import asyncio
 import logging
 import threading
 
-from gridwatch.store.embedded import free_port
-
 from gridwatch.errors import ServiceUnavailable
+from gridwatch.store.embedded import free_port
 
 
 class EmbeddedBroker:

@@ -25,6 +25,9 @@ from datetime import UTC, datetime, timedelta
 
 import paho.mqtt.client as mqtt
 import psycopg
+from paho.mqtt.subscribeoptions import SubscribeOptions
+
+from gridwatch.errors import ServiceUnavailable
 from gridwatch.ingest.mqtt import (
     BrokerAddress,
     connect_properties,
@@ -34,12 +37,9 @@ from gridwatch.ingest.mqtt import (
 from gridwatch.ingest.payload import InvalidPayload, ParseContext
 from gridwatch.ingest.topics import TopicRouter, subscriptions
 from gridwatch.ingest.writer import BatchWriter, Message, WriteResult
+from gridwatch.settings import Settings
 from gridwatch.store.db import connect, describe_url
 from gridwatch.store.migrate import read_meta
-from paho.mqtt.subscribeoptions import SubscribeOptions
-
-from gridwatch.errors import ServiceUnavailable
-from gridwatch.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +91,7 @@ class IngestWorker:
         self._generation = 0
         self._client: mqtt.Client | None = None
         self._writer: BatchWriter | None = None
+        self._stopping = False
 
     # -- MQTT side (paho's network thread) --------------------------------------------------
 
@@ -119,7 +120,8 @@ class IngestWorker:
 
     def _on_disconnect(self, client, userdata, flags, reason, properties) -> None:
         self.subscribed.clear()
-        log.warning("disconnected from %s (%s); reconnecting", self.address, reason)
+        if not self._stopping:
+            log.warning("disconnected from %s (%s); reconnecting", self.address, reason)
 
     def _on_message(self, client, userdata, message) -> None:
         while len(self._inbox) > _MAX_PENDING:
@@ -187,6 +189,7 @@ class IngestWorker:
                     self._report()
                     last_report = now
         finally:
+            self._stopping = True
             if self._client is not None:
                 self._client.disconnect()
                 self._client.loop_stop()

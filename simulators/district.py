@@ -16,10 +16,10 @@ from pathlib import Path
 
 import numpy as np
 import shapely
-from gridwatch.geo.grids import GridFeature
 from shapely.geometry import MultiPolygon, Polygon, mapping
 from shapely.geometry.base import BaseGeometry
 
+from gridwatch.geo.grids import GridFeature
 from gridwatch.residents import ResidentRow, residents_csv_text
 
 DEFAULT_SEED = 20261123

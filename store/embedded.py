@@ -146,15 +146,20 @@ class EmbeddedPostgres:
         os.chown(self.directory, entry.pw_uid, entry.pw_gid)
 
     def _run(self, program: str, *args: str) -> None:
-        user = SERVICE_USER if os.geteuid() == 0 else None
+        # As root, drop to the service user entirely: its own group and no supplementary
+        # groups, or root's group would decide access to folders like a 0701 /tmp/x.
+        identity = {}
+        if os.geteuid() == 0:
+            entry = pwd.getpwnam(SERVICE_USER)
+            identity = {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": []}
         try:
             subprocess.run(
                 [str(self._bin / program), *args],
                 check=True,
                 capture_output=True,
                 text=True,
-                user=user,
                 timeout=120,
+                **identity,
             )
         except subprocess.CalledProcessError as exc:
             detail = (exc.stderr or exc.stdout or "").strip().splitlines()

@@ -7,10 +7,10 @@ from dataclasses import dataclass
 
 import psycopg
 import shapely
-from gridwatch.geo.grids import LEVELS, GridFeature
-from gridwatch.geo.index import GridIndex
 
 from gridwatch.errors import InputFileError
+from gridwatch.geo.grids import LEVELS, GridFeature
+from gridwatch.geo.index import GridIndex
 
 _VERSION = "SELECT count(*), max(updated_at) FROM grids"
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import psycopg
+
 from gridwatch.store.migrate import read_meta
 from gridwatch.store.mode import StorageMode, detect_storage
 from gridwatch.store.partitions import TIMESERIES_TABLES, existing_partition_days

@@ -13,10 +13,11 @@ from importlib import resources
 from zoneinfo import ZoneInfo
 
 import psycopg
-from gridwatch.store.mode import PLAIN, TIMESCALE, StorageMode, detect_storage
-from gridwatch.store.partitions import ensure_days_ahead
 
 from gridwatch.errors import ConfigError
+from gridwatch.settings import Settings
+from gridwatch.store.mode import PLAIN, TIMESCALE, StorageMode, detect_storage
+from gridwatch.store.partitions import ensure_days_ahead
 
 _LOCK_KEY = 0x67770001
 _FILE = re.compile(r"^(\d{3})_([a-z0-9_]+?)(?:\.(plain|timescale))?\.sql$")
@@ -112,6 +113,17 @@ def migrate(
         return MigrationReport(mode, applied, zone)
     finally:
         conn.execute("SELECT pg_advisory_unlock(%s)", (_LOCK_KEY,))
+
+
+def migrate_for(conn: psycopg.Connection, settings: Settings) -> MigrationReport:
+    """`migrate` with the storage, zone, retention and partition settings of a run."""
+    return migrate(
+        conn,
+        storage=settings.storage,
+        tz=settings.tz,
+        retention_days=settings.retention_days,
+        partitions_ahead_days=settings.partitions_ahead_days,
+    )
 
 
 def _mode_in_force(conn: psycopg.Connection, meta: dict[str, str], storage: str) -> StorageMode:

@@ -6,10 +6,10 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 import psycopg
-from gridwatch.residents import ResidentRow
-from gridwatch.store.grids import grid_codes, load_leaf_grids
 
 from gridwatch.errors import InputFileError
+from gridwatch.residents import ResidentRow
+from gridwatch.store.grids import grid_codes, load_leaf_grids
 
 
 def upsert_residents(

@@ -6,9 +6,10 @@ import math
 
 import numpy as np
 import pytest
-from gridwatch.geo.crs import gcj02_to_wgs84, to_wgs84, wgs84_to_gcj02
 from hypothesis import given
 from hypothesis import strategies as st
+
+from gridwatch.geo.crs import gcj02_to_wgs84, to_wgs84, wgs84_to_gcj02
 
 # (wgs_lon, wgs_lat, gcj_lon, gcj_lat): the test table of googollee/eviltransform
 # (python/test.py and go/transform_test.go: Shanghai, Shenzhen, Beijing).

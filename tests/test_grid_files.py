@@ -9,10 +9,10 @@ from pathlib import Path
 import geopandas as gpd
 import pytest
 import shapely
-from gridwatch.geo.grids import GridFeature, assign_parents, read_grid_file
 from shapely.geometry import LineString, MultiPolygon, Point, Polygon, box
 
 from gridwatch.errors import InputFileError
+from gridwatch.geo.grids import GridFeature, assign_parents, read_grid_file
 
 # Three grids in Qingshan District, Baotou (WGS-84 lon/lat).
 BAOTOU = [

@@ -5,10 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import shapely
-from gridwatch.geo.index import NO_GRID, PARALLEL_THRESHOLD, GridIndex
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from shapely.geometry import MultiPolygon, Point, box
+
+from gridwatch.geo.index import NO_GRID, PARALLEL_THRESHOLD, GridIndex
 
 
 def brute_force(

@@ -9,11 +9,11 @@ import time
 import numpy as np
 import pytest
 import shapely
+
 from gridwatch.geo.grids import assign_parents, read_grid_file
 from gridwatch.geo.index import GridIndex
-from gridwatch.simulators.district import build_sample_district, write_sample_files
-
 from gridwatch.residents import read_residents_csv
+from gridwatch.simulators.district import build_sample_district, write_sample_files
 
 
 @pytest.fixture(scope="module")
