@@ -16,6 +16,7 @@ import orjson
 
 # Before this a device clock is surely wrong (an unset RTC says 1970).
 EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+_EARLIEST_EPOCH = EARLIEST.timestamp()
 MAX_ID_LENGTH = 128
 
 
@@ -57,8 +58,17 @@ def read_ts(data: dict[str, Any], ctx: ParseContext, field: str = "ts") -> datet
     if isinstance(raw, bool):
         raise InvalidPayload(f"{field} must be ISO 8601 text or epoch seconds, got a boolean")
     if isinstance(raw, int | float):
-        if not math.isfinite(raw) or abs(raw) > 1e11:
-            raise InvalidPayload(f"{field} {raw!r} is not a plausible epoch time in seconds")
+        # abs() first: NaN compares false and a huge integer never reaches float conversion.
+        if not abs(raw) <= 1e11:
+            hint = " (milliseconds?)" if abs(raw) < 1e14 else ""
+            raise InvalidPayload(
+                f"{field} {raw!r:.40} is not a plausible epoch time in seconds{hint}"
+            )
+        if raw < _EARLIEST_EPOCH:
+            # Checked before conversion: far enough back, fromtimestamp has no year for it.
+            raise InvalidPayload(
+                f"{field} {raw!r} is before {EARLIEST:%Y}: the device clock is not set"
+            )
         when = datetime.fromtimestamp(raw, tz=UTC)
     elif isinstance(raw, str):
         try:
@@ -77,7 +87,11 @@ def read_ts(data: dict[str, Any], ctx: ParseContext, field: str = "ts") -> datet
         raise InvalidPayload(
             f"{field} {when.isoformat()} is more than {_span(ctx.max_future)} in the future"
         )
-    if when < EARLIEST or when < ctx.received_at - ctx.max_age:
+    if when < EARLIEST:
+        raise InvalidPayload(
+            f"{field} {when.isoformat()} is before {EARLIEST:%Y}: the device clock is not set"
+        )
+    if when < ctx.received_at - ctx.max_age:
         raise InvalidPayload(
             f"{field} {when.isoformat()} is older than the retention window of {_span(ctx.max_age)}"
         )
@@ -100,7 +114,10 @@ def read_number(
         return None
     if isinstance(raw, bool) or not isinstance(raw, int | float):
         raise InvalidPayload(f"{field} must be a number, got {_json_type(raw)}")
-    value = float(raw)
+    try:
+        value = float(raw)
+    except OverflowError:  # an integer beyond float range (JSON decoders other than orjson)
+        raise InvalidPayload(f"{field} must be a finite number, got a huge integer") from None
     if not math.isfinite(value):
         raise InvalidPayload(f"{field} must be a finite number, got {raw!r}")
     if (low is not None and value < low) or (high is not None and value > high):
