@@ -82,7 +82,13 @@ def _photo_urls(raw: object) -> tuple[str, ...]:
     for url in raw:
         if not isinstance(url, str) or len(url) > 2000:
             raise InvalidPayload("photo_urls must be an array of http(s) URLs")
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
+        # urlsplit silently drops tabs and newlines, and PostgreSQL text cannot hold NUL.
+        if any(ord(c) < 0x20 or ord(c) == 0x7F for c in url):
+            raise InvalidPayload(f"photo URL {url[:80]!r} contains a control character")
+        try:
+            parts = urlsplit(url)
+        except ValueError:  # e.g. an unclosed IPv6 bracket
+            parts = None
+        if parts is None or parts.scheme not in ("http", "https") or not parts.netloc:
             raise InvalidPayload(f"photo URL {url[:80]!r} is not an http(s) URL")
     return tuple(raw)
