@@ -35,12 +35,14 @@ class TopicRouter:
 
     def parse(self, topic: str, payload: bytes, ctx: ParseContext) -> Reading | None:
         """Parse a message by its topic; None for messages that are ignored on purpose."""
-        levels = topic.split("/")
-        if len(levels) == 3 and levels[0] == self._prefix:
-            parse_kind = _BY_KIND.get(levels[1])
+        # The prefix may span several levels ("city/district7"), so it is matched as text.
+        if topic.startswith(self._prefix + "/"):
+            levels = topic[len(self._prefix) + 1 :].split("/")
+            parse_kind = _BY_KIND.get(levels[0]) if len(levels) == 2 else None
             if parse_kind is not None:
-                return parse_kind(levels[2], payload, ctx)
-        elif len(levels) == 3 and levels[0] == "owntracks":
+                return parse_kind(levels[1], payload, ctx)
+        levels = topic.split("/")
+        if len(levels) == 3 and levels[0] == "owntracks":
             return owntracks.parse(levels[1], levels[2], payload, ctx)
         raise InvalidPayload(
             f"unknown topic {topic[:120]!r}: expected {self._prefix}/(meter|sensor|patrol|hazard)"
