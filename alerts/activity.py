@@ -1,0 +1,107 @@
+"""Signs of life in a home's meter readings, against what the home uses when no one is up.
+
+A fridge cycling and standby load are not activity. Each home has a learned `Baseline`
+(from its night hours over the last weeks); a reading is a sign of life when the power
+jumps well above the night's peaks (a kettle, a cooker, a washing machine), when the mean
+power over the last hour stays well above the night's mean (a TV, lights, a heater), or
+when the water register moves (a tap, a flush: a fridge uses no water).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import datetime
+
+# The time constant of the running mean: longer than a fridge's on-cycle (10-20 min), so
+# its cycling does not look like someone watching TV.
+MEAN_TAU_S = 3600.0
+WATER_STEP_L = 0.5
+DEFAULT_NIGHT_MEAN_W = 60.0
+DEFAULT_NIGHT_PEAK_W = 180.0
+
+
+@dataclass(frozen=True, slots=True)
+class Baseline:
+    """A home's load with no one up: mean and peak power over its night hours."""
+
+    night_mean_w: float = DEFAULT_NIGHT_MEAN_W
+    night_peak_w: float = DEFAULT_NIGHT_PEAK_W
+
+    @property
+    def spike_w(self) -> float:
+        """Power at or above this is an appliance someone switched on."""
+        return max(self.night_peak_w * 1.25, self.night_peak_w + 60.0)
+
+    @property
+    def sustained_w(self) -> float:
+        """A running mean at or above this is someone using the home (TV, lights, heat)."""
+        return self.night_mean_w + max(40.0, 0.5 * self.night_mean_w)
+
+
+def learn_baseline(night_means_w: list[float], night_peaks_w: list[float]) -> Baseline:
+    """A baseline from hourly night means and peaks (a few weeks of 01:00-05:00 hours).
+
+    The 75th percentile of the means and the 95th of the peaks: an occasional night visit to
+    the kitchen does not raise the bar for the rest of the month. Too little history keeps
+    the defaults, which are deliberately those of a small household.
+    """
+    if len(night_means_w) < 12 or len(night_peaks_w) < 12:
+        return Baseline()
+    return Baseline(_percentile(night_means_w, 0.75), _percentile(night_peaks_w, 0.95))
+
+
+class MeterTracker:
+    """Follows one meter's readings in time order and says which are signs of life."""
+
+    __slots__ = ("baseline", "last_at", "last_energy", "last_water", "mean_w")
+
+    def __init__(self, baseline: Baseline) -> None:
+        self.baseline = baseline
+        self.last_at: datetime | None = None
+        self.last_water: float | None = None
+        self.last_energy: float | None = None
+        self.mean_w: float | None = None
+
+    def observe(
+        self,
+        at: datetime,
+        power_w: float | None,
+        energy_kwh: float | None = None,
+        water_l: float | None = None,
+    ) -> bool:
+        """Take one reading; True when it shows someone is up and about."""
+        previous = self.last_at
+        if previous is not None and at <= previous:
+            # Late or repeated: only what the reading shows by itself counts.
+            return power_w is not None and power_w >= self.baseline.spike_w
+        active = False
+        elapsed = (at - previous).total_seconds() if previous is not None else None
+        if power_w is None and energy_kwh is not None and self.last_energy is not None and elapsed:
+            power_w = max(0.0, (energy_kwh - self.last_energy) * 3.6e6 / elapsed)
+        if power_w is not None:
+            if power_w >= self.baseline.spike_w:
+                active = True
+            if self.mean_w is None:
+                self.mean_w = min(power_w, self.baseline.night_mean_w)
+            else:
+                weight = 1.0 - math.exp(-(elapsed or 0.0) / MEAN_TAU_S)
+                self.mean_w += weight * (power_w - self.mean_w)
+            if self.mean_w >= self.baseline.sustained_w:
+                active = True
+        if water_l is not None:
+            if self.last_water is not None and water_l - self.last_water >= WATER_STEP_L:
+                active = True
+            self.last_water = water_l
+        if energy_kwh is not None:
+            self.last_energy = energy_kwh
+        self.last_at = at
+        return active
+
+
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    rank = q * (len(ordered) - 1)
+    low = math.floor(rank)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)

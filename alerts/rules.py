@@ -1,0 +1,280 @@
+"""The inactivity rules as pure functions of (history, now).
+
+早看窗帘晚看灯: a home that shows no sign of life in the morning window, none in the
+evening window, or none for many hours raises an alert; an SOS press or a fall detector
+raises one at once; a meter that stops reporting raises `meter_offline` instead, a device
+fault that silences the activity rules for that home until its data returns. A registered
+absence (外出报备) silences the activity rules while it lasts, and the quiet clock restarts
+when it ends.
+
+Nothing here reads a clock or a database: `now` and the home's history are arguments, so
+the simulator can run a week in minutes and the tests are exact.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+NO_ACTIVITY = "no_activity"
+MORNING = "morning"
+EVENING = "evening"
+METER_OFFLINE = "meter_offline"
+SOS = "sos"
+FALL = "fall"
+ACTIVITY_KINDS = (NO_ACTIVITY, MORNING, EVENING)
+EMERGENCY_KINDS = (SOS, FALL)
+ALL_KINDS = (*ACTIVITY_KINDS, METER_OFFLINE, *EMERGENCY_KINDS)
+SEVERITY = {
+    NO_ACTIVITY: "high",
+    MORNING: "high",
+    EVENING: "high",
+    METER_OFFLINE: "low",
+    SOS: "critical",
+    FALL: "critical",
+}
+
+# A late riser's learned morning window may end this late, never later.
+LATEST_MORNING_END = time(12, 0)
+
+
+@dataclass(frozen=True, slots=True)
+class Rules:
+    """Thresholds of one home: the district's defaults, overridden per resident."""
+
+    no_activity: timedelta = timedelta(hours=12)
+    morning: tuple[time, time] = (time(5, 0), time(10, 0))
+    evening: tuple[time, time] = (time(17, 0), time(21, 0))
+    offline: timedelta = timedelta(minutes=60)
+    disabled: frozenset[str] = frozenset()
+
+    def with_overrides(self, overrides: dict) -> Rules:
+        """These rules changed by a resident's `rules` JSON.
+
+        Keys: `no_activity_h`, `offline_min`, `morning` and `evening` as ["HH:MM", "HH:MM"],
+        `disabled` as a list of kinds. Unknown keys or bad values raise ValueError.
+        """
+        rules = self
+        for key, value in overrides.items():
+            if key == "no_activity_h":
+                rules = replace(rules, no_activity=timedelta(hours=_positive(key, value)))
+            elif key == "offline_min":
+                rules = replace(rules, offline=timedelta(minutes=_positive(key, value)))
+            elif key in (MORNING, EVENING):
+                rules = replace(rules, **{key: _window(key, value)})
+            elif key == "disabled":
+                unknown = set(value) - set(ALL_KINDS)
+                if unknown:
+                    raise ValueError(f"disabled: unknown alert kinds {sorted(unknown)}")
+                rules = replace(rules, disabled=frozenset(value))
+            else:
+                raise ValueError(f"unknown rule setting {key!r}")
+        return rules
+
+
+@dataclass(frozen=True, slots=True)
+class Absence:
+    """A registered absence (外出报备): the resident is away from `starts_at` to `ends_at`."""
+
+    starts_at: datetime
+    ends_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class HomeHistory:
+    """What the rules need to know of a home's past, as of some moment."""
+
+    monitored_since: datetime
+    last_activity: datetime | None = None
+    last_evening_sign: datetime | None = None
+    has_meter: bool = False
+    last_meter_data: datetime | None = None
+    absences: tuple[Absence, ...] = ()
+    emergencies: tuple[tuple[str, datetime], ...] = ()
+    morning_end: time | None = None
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Condition:
+    """An alert condition that holds: of `kind`, in force since `since`."""
+
+    kind: str
+    since: datetime
+    severity: str = field(compare=False, default="high")
+
+
+def meter_offline_deadline(history: HomeHistory, rules: Rules) -> datetime | None:
+    """When the meter counts as offline if nothing more arrives; None without a meter."""
+    if not history.has_meter or METER_OFFLINE in rules.disabled:
+        return None
+    return (history.last_meter_data or history.monitored_since) + rules.offline
+
+
+def no_activity_deadline(history: HomeHistory, rules: Rules) -> datetime:
+    """When `no_activity` fires if nothing more arrives: quiet for the threshold, outside
+    any absence (the quiet clock restarts when an absence ends)."""
+    base = max(history.last_activity or history.monitored_since, history.monitored_since)
+    deadline = base + rules.no_activity
+    for absence in sorted(history.absences, key=lambda a: a.starts_at):
+        if absence.starts_at < deadline and absence.ends_at > base:
+            base = max(base, absence.ends_at)
+            deadline = base + rules.no_activity
+    return deadline
+
+
+def window_on(day: date, window: tuple[time, time], zone: ZoneInfo) -> tuple[datetime, datetime]:
+    """The window's start and end on a local day, as aware datetimes."""
+    return datetime.combine(day, window[0], zone), datetime.combine(day, window[1], zone)
+
+
+def morning_window(history: HomeHistory, rules: Rules) -> tuple[time, time]:
+    """The morning window of this home: later for a late riser, never past noon."""
+    start, end = rules.morning
+    if history.morning_end is not None and history.morning_end > end:
+        end = min(history.morning_end, LATEST_MORNING_END)
+    return start, end
+
+
+def _window_fires(
+    start: datetime, end: datetime, last_sign: datetime | None, history: HomeHistory
+) -> bool:
+    """Whether a window that has ended saw no sign of life and counts (not absent, monitored)."""
+    if history.monitored_since > start:
+        return False
+    if any(a.starts_at < end and a.ends_at > start for a in history.absences):
+        return False
+    return last_sign is None or last_sign < start
+
+
+def _window_condition(
+    kind: str, window: tuple[time, time], last_sign, history, now: datetime, zone: ZoneInfo
+) -> Condition | None:
+    today = now.astimezone(zone).date()
+    for day in (today, today - timedelta(days=1)):
+        start, end = window_on(day, window, zone)
+        if end <= now:
+            if _window_fires(start, end, last_sign, history):
+                return Condition(kind, start, SEVERITY[kind])
+            return None
+    return None
+
+
+def _next_window_end(
+    window: tuple[time, time], last_sign, history: HomeHistory, now: datetime, zone: ZoneInfo
+) -> datetime:
+    today = now.astimezone(zone).date()
+    for offset in range(3):
+        start, end = window_on(today + timedelta(days=offset), window, zone)
+        if end > now and (last_sign is None or last_sign < start or start > now):
+            return end
+    return window_on(today + timedelta(days=3), window, zone)[1]
+
+
+def _meter_offline(history: HomeHistory, rules: Rules, now: datetime) -> Condition | None:
+    deadline = meter_offline_deadline(history, rules)
+    if deadline is None or deadline > now:
+        return None
+    return Condition(METER_OFFLINE, deadline - rules.offline, SEVERITY[METER_OFFLINE])
+
+
+def absent_at(history: HomeHistory, instant: datetime) -> bool:
+    """Whether a registered absence covers `instant`."""
+    return any(a.starts_at <= instant < a.ends_at for a in history.absences)
+
+
+def conditions(
+    history: HomeHistory, rules: Rules, now: datetime, zone: ZoneInfo
+) -> list[Condition]:
+    """Every alert condition that holds for this home at `now`."""
+    found: list[Condition] = []
+    for kind, at in history.emergencies:
+        if kind not in rules.disabled and at <= now:
+            found.append(Condition(kind, at, SEVERITY[kind]))
+    offline = _meter_offline(history, rules, now)
+    if offline is not None:
+        found.append(offline)
+        return found  # a device fault is not an inactive person
+    if absent_at(history, now):
+        return found
+    if NO_ACTIVITY not in rules.disabled:
+        deadline = no_activity_deadline(history, rules)
+        if deadline <= now:
+            found.append(
+                Condition(NO_ACTIVITY, deadline - rules.no_activity, SEVERITY[NO_ACTIVITY])
+            )
+    if MORNING not in rules.disabled:
+        window = morning_window(history, rules)
+        morning = _window_condition(MORNING, window, history.last_activity, history, now, zone)
+        if morning is not None:
+            found.append(morning)
+    if EVENING not in rules.disabled:
+        evening = _window_condition(
+            EVENING, rules.evening, history.last_evening_sign, history, now, zone
+        )
+        if evening is not None:
+            found.append(evening)
+    return found
+
+
+def next_deadline(
+    history: HomeHistory, rules: Rules, now: datetime, zone: ZoneInfo
+) -> datetime | None:
+    """The earliest moment after `now` at which a new condition would start to hold if no
+    more data arrived; the engine sleeps until then (or until data comes)."""
+    candidates: list[datetime] = []
+    offline = meter_offline_deadline(history, rules)
+    if offline is not None and offline > now:
+        candidates.append(offline)
+    if NO_ACTIVITY not in rules.disabled:
+        deadline = no_activity_deadline(history, rules)
+        if deadline > now:
+            candidates.append(deadline)
+    if MORNING not in rules.disabled:
+        window = morning_window(history, rules)
+        candidates.append(_next_window_end(window, history.last_activity, history, now, zone))
+    if EVENING not in rules.disabled:
+        sign = history.last_evening_sign
+        candidates.append(_next_window_end(rules.evening, sign, history, now, zone))
+    for absence in history.absences:
+        if absence.ends_at > now:
+            candidates.append(absence.ends_at)
+    return min(candidates) if candidates else None
+
+
+def resolution(kind: str, since: datetime, history: HomeHistory) -> str | None:
+    """Why an open alert of `kind` (in force since `since`) is over, or None if it is not.
+
+    Activity alerts end when a sign of life comes after they began; `meter_offline` when the
+    meter reports again; SOS and fall alerts only by a person's hand.
+    """
+    if kind in ACTIVITY_KINDS:
+        if history.last_activity is not None and history.last_activity > since:
+            return f"activity returned at {history.last_activity.isoformat(timespec='minutes')}"
+        for absence in history.absences:
+            if absence.starts_at <= since < absence.ends_at:
+                return "a registered absence covers it"
+        return None
+    if kind == METER_OFFLINE:
+        if history.last_meter_data is not None and history.last_meter_data > since:
+            return f"meter data returned at {history.last_meter_data.isoformat(timespec='minutes')}"
+        return None
+    return None
+
+
+def _positive(key: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        raise ValueError(f"{key} must be a positive number, got {value!r}")
+    return float(value)
+
+
+def _window(key: str, value: object) -> tuple[time, time]:
+    try:
+        start, end = (time.fromisoformat(v) for v in value)  # type: ignore[union-attr]
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"{key} must be two times like ['05:00', '10:00'], got {value!r}"
+        ) from None
+    if not start < end:
+        raise ValueError(f"{key} window must start before it ends, got {value!r}")
+    return start, end
