@@ -43,8 +43,11 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except Exception as exc:  # a bug: one line for the person, the traceback with -v
         log.debug("unexpected error", exc_info=True)
-        print(f"gridwatch: internal error: {type(exc).__name__}: {exc} (run with -v for the "
-              "traceback)", file=sys.stderr)  # fmt: skip
+        print(
+            f"gridwatch: internal error: {type(exc).__name__}: {exc} (run with -v for the "
+            "traceback)",
+            file=sys.stderr,
+        )
         return 70
 
 
@@ -198,8 +201,9 @@ def run_db_maintain(settings: Settings, args: argparse.Namespace) -> int:
     from gridwatch.store.maintenance import maintain
 
     with Services(settings) as services, connect(services.database_url()) as conn:
-        report = maintain(conn, retention_days=settings.retention_days,
-                          ahead_days=settings.partitions_ahead_days)  # fmt: skip
+        report = maintain(
+            conn, retention_days=settings.retention_days, ahead_days=settings.partitions_ahead_days
+        )
     print(report)
     return 0
 

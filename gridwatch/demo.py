@@ -39,8 +39,12 @@ def run_demo(settings: Settings, *, seconds: float | None = None) -> int:
             report = migrate_for(conn, settings)
             print(f"storage: {report.mode.name} ({report.mode.reason})", flush=True)
             district = _sample_district(conn, settings)
-        worker = IngestWorker(settings, database_url=database_url, mqtt_url=mqtt_url,
-                              client_id=f"{settings.mqtt_client_id}-demo")  # fmt: skip
+        worker = IngestWorker(
+            settings,
+            database_url=database_url,
+            mqtt_url=mqtt_url,
+            client_id=f"{settings.mqtt_client_id}-demo",
+        )
 
         def work(stop: threading.Event) -> None:
             thread = threading.Thread(target=worker.run, args=(stop,), name="ingest")
@@ -85,8 +89,11 @@ def _traffic(settings, mqtt_url, database_url, district, worker, stop, seconds) 
     try:
         now = datetime.now(UTC)
         sent = _publish(client, burst(district, now, prefix=settings.topic_prefix))
-        print(f"published a burst of {sent} messages (meters, sensors, patrols, hazards, "
-              "and a few malformed ones)", flush=True)  # fmt: skip
+        print(
+            f"published a burst of {sent} messages (meters, sensors, patrols, hazards, "
+            "and a few malformed ones)",
+            flush=True,
+        )
         deadline = time.monotonic() + 120
         while worker.stats.received < sent and time.monotonic() < deadline and not stop.is_set():
             time.sleep(0.2)

@@ -267,8 +267,9 @@ class IngestWorker:
                 return self._writer.write(messages)
             except (psycopg.Error, ServiceUnavailable) as exc:
                 self.stats.db_failures += 1
-                if isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError
-                              | ServiceUnavailable):  # fmt: skip
+                if isinstance(
+                    exc, psycopg.OperationalError | psycopg.InterfaceError | ServiceUnavailable
+                ):
                     first_line = (str(exc).strip() or type(exc).__name__).splitlines()[0]
                     log.warning(
                         "database unavailable (%s); holding %d messages unacknowledged",
@@ -283,8 +284,9 @@ class IngestWorker:
             if stop.is_set():
                 grace_until = grace_until or time.monotonic() + 5
                 if time.monotonic() > grace_until:
-                    log.warning("stopping with %d messages unwritten; the broker keeps them",
-                                len(messages))  # fmt: skip
+                    log.warning(
+                        "stopping with %d messages unwritten; the broker keeps them", len(messages)
+                    )
                     return None
             time.sleep(delay)
             delay = min(delay * 2, 10.0)
@@ -319,8 +321,13 @@ class IngestWorker:
         st = self.stats
         log.info(
             "ingest: %d received, %d stored %s, %d duplicates, %d dead letters, %d pending",
-            st.received, st.stored, st.by_kind, st.duplicates, st.dead_letters, len(self._inbox),
-        )  # fmt: skip
+            st.received,
+            st.stored,
+            st.by_kind,
+            st.duplicates,
+            st.dead_letters,
+            len(self._inbox),
+        )
 
 
 def default_client_id(base: str, shared: str | None) -> str:

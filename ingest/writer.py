@@ -75,23 +75,49 @@ _SENSOR = _Table(
 _PATROL = _Table(
     "patrol_checkins",
     (
-        "worker_id", "observed_at", "received_at", "source", "lon", "lat", "accuracy_m",
-        "grid_id", "kind", "resident_id", "status", "note", "device", "battery",
+        "worker_id",
+        "observed_at",
+        "received_at",
+        "source",
+        "lon",
+        "lat",
+        "accuracy_m",
+        "grid_id",
+        "kind",
+        "resident_id",
+        "status",
+        "note",
+        "device",
+        "battery",
     ),
     "ON CONFLICT DO NOTHING",
-)  # fmt: skip
+)
 _HAZARD = _Table(
     "hazard_reports",
     (
-        "id", "reporter_id", "observed_at", "received_at", "lon", "lat", "grid_id",
-        "category", "severity", "description", "photo_urls",
+        "id",
+        "reporter_id",
+        "observed_at",
+        "received_at",
+        "lon",
+        "lat",
+        "grid_id",
+        "category",
+        "severity",
+        "description",
+        "photo_urls",
     ),
     "ON CONFLICT (id) DO NOTHING",
-)  # fmt: skip
+)
 _DEAD = (
-    "topic", "payload", "payload_sha256", "reason", "received_at", "last_received_at",
+    "topic",
+    "payload",
+    "payload_sha256",
+    "reason",
+    "received_at",
+    "last_received_at",
     "occurrences",
-)  # fmt: skip
+)
 
 
 class BatchWriter:
@@ -175,22 +201,42 @@ class BatchWriter:
             if checkins:
                 rows = (
                     (
-                        r.worker_id, r.observed_at, r.received_at, r.source, r.lon, r.lat,
-                        r.accuracy_m, grid, r.kind, r.resident_id, r.status, r.note, r.device,
+                        r.worker_id,
+                        r.observed_at,
+                        r.received_at,
+                        r.source,
+                        r.lon,
+                        r.lat,
+                        r.accuracy_m,
+                        grid,
+                        r.kind,
+                        r.resident_id,
+                        r.status,
+                        r.note,
+                        r.device,
                         r.battery,
                     )
                     for r, grid in zip(checkins, checkin_grids, strict=True)
-                )  # fmt: skip
+                )
                 result.stored["patrol"] = self._move(_PATROL, rows)
                 result.duplicates += len(checkins) - result.stored["patrol"]
             if hazards:
                 rows = (
                     (
-                        r.id, r.reporter_id, r.observed_at, r.received_at, r.lon, r.lat, grid,
-                        r.category, r.severity, r.description, list(r.photo_urls),
+                        r.id,
+                        r.reporter_id,
+                        r.observed_at,
+                        r.received_at,
+                        r.lon,
+                        r.lat,
+                        grid,
+                        r.category,
+                        r.severity,
+                        r.description,
+                        list(r.photo_urls),
                     )
                     for r, grid in zip(hazards, hazard_grids, strict=True)
-                )  # fmt: skip
+                )
                 result.stored["hazard"] = self._move(_HAZARD, rows, hazard_events=True)
                 result.duplicates += len(hazards) - result.stored["hazard"]
             if dead:
@@ -236,9 +282,14 @@ class BatchWriter:
             entry = grouped.get((message.topic, digest))
             if entry is None:
                 grouped[(message.topic, digest)] = [
-                    message.topic, message.payload, digest, message.reason,
-                    message.received_at, message.received_at, 1,
-                ]  # fmt: skip
+                    message.topic,
+                    message.payload,
+                    digest,
+                    message.reason,
+                    message.received_at,
+                    message.received_at,
+                    1,
+                ]
             else:
                 entry[5] = max(entry[5], message.received_at)
                 entry[6] += 1

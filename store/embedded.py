@@ -76,11 +76,18 @@ class EmbeddedPostgres:
                 self.port = free_port()
                 self._run(
                     "pg_ctl",
-                    "-D", str(self.pgdata), "-l", str(self.log_path), "-w", "-t", "60",
-                    "-o", f"-p {self.port} -c listen_addresses=127.0.0.1 "
+                    "-D",
+                    str(self.pgdata),
+                    "-l",
+                    str(self.log_path),
+                    "-w",
+                    "-t",
+                    "60",
+                    "-o",
+                    f"-p {self.port} -c listen_addresses=127.0.0.1 "
                     "-c unix_socket_directories='' -c max_connections=200",
                     "start",
-                )  # fmt: skip
+                )
                 self._owned = True
         self._ensure_database()
         return self.url
@@ -117,9 +124,15 @@ class EmbeddedPostgres:
                 os.chown(self.directory, entry.pw_uid, entry.pw_gid)
             self.pgdata.chmod(0o700)
             self._run(
-                "initdb", "-D", str(self.pgdata), "-U", "postgres", "--auth=trust",
-                "--encoding=UTF8", "--locale=C",
-            )  # fmt: skip
+                "initdb",
+                "-D",
+                str(self.pgdata),
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "--encoding=UTF8",
+                "--locale=C",
+            )
 
     def _allow_service_user(self) -> None:
         """As root: make the service user, let it traverse to its directory and run the binaries."""

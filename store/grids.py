@@ -48,9 +48,9 @@ def load_leaf_grids(conn: psycopg.Connection) -> LeafGrids:
 
 def grid_codes(conn: psycopg.Connection) -> dict[str, tuple[int, str]]:
     """Every grid code with its id and level."""
-    return {code: (gid, level) for gid, code, level in conn.execute(
-        "SELECT id, code, level FROM grids"
-    )}  # fmt: skip
+    return {
+        code: (gid, level) for gid, code, level in conn.execute("SELECT id, code, level FROM grids")
+    }
 
 
 def upsert_grids(
@@ -95,11 +95,18 @@ def upsert_grids(
                 RETURNING id, (xmax = 0) AS inserted
                 """,
                 (
-                    feature.code, feature.name, feature.level, parent_id,
-                    shapely.to_wkb(feature.geometry), minx, miny, maxx, maxy,
+                    feature.code,
+                    feature.name,
+                    feature.level,
+                    parent_id,
+                    shapely.to_wkb(feature.geometry),
+                    minx,
+                    miny,
+                    maxx,
+                    maxy,
                     area_m2(feature.geometry),
                 ),
-            ).fetchone()  # fmt: skip
+            ).fetchone()
             known[feature.code] = (row[0], feature.level)
             if row[1]:
                 inserted += 1

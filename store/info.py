@@ -11,10 +11,20 @@ from gridwatch.store.mode import StorageMode, detect_storage
 from gridwatch.store.partitions import TIMESERIES_TABLES, existing_partition_days
 
 _TABLES = (
-    "grids", "residents", "devices", "workers", "meter_readings", "sensor_events",
-    "patrol_checkins", "hazard_reports", "hazard_events", "absences", "alerts",
-    "alert_events", "dead_letters",
-)  # fmt: skip
+    "grids",
+    "residents",
+    "devices",
+    "workers",
+    "meter_readings",
+    "sensor_events",
+    "patrol_checkins",
+    "hazard_reports",
+    "hazard_events",
+    "absences",
+    "alerts",
+    "alert_events",
+    "dead_letters",
+)
 
 
 @dataclass(frozen=True, slots=True)

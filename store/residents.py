@@ -34,10 +34,16 @@ def upsert_residents(
                 RETURNING (xmax = 0)
                 """,
                 (
-                    row.resident_id, row.name, row.address, row.phone, row.lat, row.lon,
-                    grid_id, row.living_alone,
+                    row.resident_id,
+                    row.name,
+                    row.address,
+                    row.phone,
+                    row.lat,
+                    row.lon,
+                    grid_id,
+                    row.living_alone,
                 ),
-            )  # fmt: skip
+            )
             if cur.fetchone()[0]:
                 inserted += 1
             else:

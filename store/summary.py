@@ -10,8 +10,12 @@ import psycopg
 from gridwatch.geo.grids import LEVELS
 
 COUNTED_TABLES = (
-    "meter_readings", "sensor_events", "patrol_checkins", "hazard_reports", "dead_letters",
-)  # fmt: skip
+    "meter_readings",
+    "sensor_events",
+    "patrol_checkins",
+    "hazard_reports",
+    "dead_letters",
+)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,329 @@
+"""The alert engine: keeps every monitored home's history up to date and acts on the rules.
+
+It holds, per home, only what the rules need (the last sign of life, the last evening sign,
+the last meter data, absences, unanswered SOS/fall events) and a meter tracker per meter.
+New data comes from the store by arrival time; `step(now)` evaluates the homes whose data
+changed or whose next deadline has come, plus alerts due to escalate, and writes the
+outcome in one transaction. The clock is an argument: wall time in production, simulated
+time in the simulator and the tests.
+
+It imports no database driver: `store` is any object with the methods of
+`gridwatch.store.alert_store.AlertStore`.
+"""
+
+from __future__ import annotations
+
+import heapq
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from gridwatch.alerts.activity import Baseline, MeterTracker
+from gridwatch.alerts.lifecycle import (
+    ESCALATE_AFTER,
+    Escalate,
+    Open,
+    OpenAlert,
+    Resolve,
+    escalation,
+    next_escalation,
+    plan_home,
+)
+from gridwatch.alerts.rules import (
+    EMERGENCY_KINDS,
+    Absence,
+    Condition,
+    HomeHistory,
+    Rules,
+    conditions,
+    next_deadline,
+)
+
+log = logging.getLogger(__name__)
+
+ACTIVITY_EVENTS = frozenset(
+    {"door_open", "motion", "curtain_open", "curtain_close", "light_on", "light_off", "button"}
+)
+EVENING_EVENTS = frozenset({"light_on"})
+# How far back a cold start reads raw data: the longest quiet threshold plus a margin.
+HISTORY_WINDOW = timedelta(hours=26)
+# Data stamped further ahead of the engine's clock than this is a device with a fast clock;
+# it counts as arriving now, so it cannot hold off alerts.
+FUTURE_TOLERANCE = timedelta(minutes=5)
+
+
+@dataclass(frozen=True, slots=True)
+class Home:
+    """A monitored resident (living alone) with their devices and grid."""
+
+    resident_id: str
+    grid_id: int | None
+    grid_code: str | None
+    rules: dict
+    meter_id: str | None
+    sensor_ids: tuple[str, ...]
+    since: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Signal:
+    """One piece of data about a home: a meter reading, a sensor event, a visit, a check."""
+
+    source: str  # meter | sensor | visit | check
+    key: str  # meter id, device id, or resident id for visits and checks
+    at: datetime
+    power_w: float | None = None
+    energy_kwh: float | None = None
+    water_l: float | None = None
+    event: str | None = None
+
+
+@dataclass(slots=True)
+class HomeState:
+    """The engine's running summary of one home."""
+
+    home: Home
+    rules: Rules
+    monitored_since: datetime
+    tracker: MeterTracker | None
+    last_activity: datetime | None = None
+    last_evening_sign: datetime | None = None
+    last_meter_data: datetime | None = None
+    absences: list[Absence] = field(default_factory=list)
+    emergencies: list[tuple[str, datetime]] = field(default_factory=list)
+
+    def history(self) -> HomeHistory:
+        return HomeHistory(
+            monitored_since=self.monitored_since,
+            last_activity=self.last_activity,
+            last_evening_sign=self.last_evening_sign,
+            has_meter=self.tracker is not None,
+            last_meter_data=self.last_meter_data,
+            absences=tuple(self.absences),
+            emergencies=tuple(self.emergencies),
+        )
+
+
+def _later(current: datetime | None, candidate: datetime) -> datetime:
+    return candidate if current is None or candidate > current else current
+
+
+class AlertEngine:
+    """Evaluates the rules for every monitored home and records what they decide."""
+
+    def __init__(
+        self,
+        store,
+        *,
+        zone: ZoneInfo,
+        defaults: Rules | None = None,
+        topic_prefix: str = "gw",
+        webhooks: Iterable[str] = (),
+        escalate_after: timedelta = ESCALATE_AFTER,
+        overlap: timedelta = timedelta(seconds=120),
+    ) -> None:
+        self.store = store
+        self.zone = zone
+        self.defaults = defaults or Rules()
+        self.topic_prefix = topic_prefix
+        self.webhooks = tuple(webhooks)
+        self.escalate_after = escalate_after
+        self.overlap = overlap
+        self.homes: dict[str, HomeState] = {}
+        self._by_meter: dict[str, HomeState] = {}
+        self._by_sensor: dict[str, HomeState] = {}
+        self._open: dict[str, list[OpenAlert]] = {}
+        self._dirty: set[str] = set()
+        self._due: list[tuple[datetime, str]] = []
+        self._watermark: datetime | None = None
+        self._now: datetime | None = None
+
+    # -- loading ------------------------------------------------------------------------------
+
+    def load(self, now: datetime) -> None:
+        """Read the homes, baselines and the last day of data, as of `now`."""
+        self._now = now
+        baselines = self.store.baselines(now, self.zone.key)
+        self.homes.clear()
+        self._by_meter.clear()
+        self._by_sensor.clear()
+        for home in self.store.homes():
+            try:
+                rules = self.defaults.with_overrides(home.rules)
+            except ValueError as exc:
+                log.warning(
+                    "resident %s: bad rules %s (%s); using defaults",
+                    home.resident_id,
+                    home.rules,
+                    exc,
+                )
+                rules = self.defaults
+            tracker = None
+            if home.meter_id:
+                tracker = MeterTracker(baselines.get(home.meter_id, Baseline()))
+            state = HomeState(home, rules, min(home.since, now - HISTORY_WINDOW), tracker)
+            self.homes[home.resident_id] = state
+            if home.meter_id:
+                self._by_meter[home.meter_id] = state
+            for sensor in home.sensor_ids:
+                self._by_sensor[sensor] = state
+        self._watermark = self.store.latest_received()
+        self._absorb(self.store.signals_between(now - HISTORY_WINDOW, now))
+        self._load_absences_and_alerts(now)
+        self._dirty = set(self.homes)
+
+    def _load_absences_and_alerts(self, now: datetime) -> None:
+        for resident, absences in self.store.absences(now - HISTORY_WINDOW).items():
+            if resident in self.homes:
+                self.homes[resident].absences = absences
+                self._dirty.add(resident)
+        resolved = self.store.emergencies_resolved()
+        for state in self.homes.values():
+            state.emergencies = [
+                (kind, at)
+                for kind, at in state.emergencies
+                if at > resolved.get((state.home.resident_id, kind), at - timedelta(seconds=1))
+            ]
+        self._open = {}
+        for alert in self.store.open_alerts():
+            self._open.setdefault(alert.resident_id, []).append(alert)
+
+    # -- new data -----------------------------------------------------------------------------
+
+    def poll(self) -> int:
+        """Take in what arrived since the last poll; returns how many signals."""
+        if self._watermark is None:
+            self._watermark = datetime.min.replace(tzinfo=self.zone)
+        signals, newest = self.store.signals_received_after(self._watermark - self.overlap)
+        if newest is not None:
+            self._watermark = max(self._watermark, newest)
+        self._absorb(signals)
+        return len(signals)
+
+    def refresh_absences(self, now: datetime) -> None:
+        """Re-read absences and alerts changed by people (registrations, acks, resolutions)."""
+        for state in self.homes.values():
+            if state.absences:
+                state.absences = []
+                self._dirty.add(state.home.resident_id)
+        self._load_absences_and_alerts(now)
+
+    def _absorb(self, signals: Iterable[Signal]) -> None:
+        horizon = (self._now or datetime.max.replace(tzinfo=self.zone)) + FUTURE_TOLERANCE
+        for signal in signals:
+            at = min(signal.at, horizon)
+            if signal.source == "meter":
+                state = self._by_meter.get(signal.key)
+                if state is None:
+                    continue
+                state.last_meter_data = _later(state.last_meter_data, at)
+                if state.tracker.observe(at, signal.power_w, signal.energy_kwh, signal.water_l):
+                    state.last_activity = _later(state.last_activity, at)
+                    state.last_evening_sign = _later(state.last_evening_sign, at)
+            elif signal.source == "sensor":
+                state = self._by_sensor.get(signal.key)
+                if state is None:
+                    continue
+                if signal.event in EMERGENCY_KINDS:
+                    if (signal.event, at) not in state.emergencies:
+                        state.emergencies.append((signal.event, at))
+                elif signal.event in ACTIVITY_EVENTS:
+                    state.last_activity = _later(state.last_activity, at)
+                    if signal.event in EVENING_EVENTS:
+                        state.last_evening_sign = _later(state.last_evening_sign, at)
+            else:  # a visit that found the resident, or a person's check
+                state = self.homes.get(signal.key)
+                if state is None:
+                    continue
+                state.last_activity = _later(state.last_activity, at)
+            self._dirty.add(state.home.resident_id)
+
+    # -- evaluation ---------------------------------------------------------------------------
+
+    def step(self, now: datetime) -> list[Open | Resolve | Escalate]:
+        """Evaluate the homes that need it at `now` and write the outcome; returns the actions."""
+        self._now = now
+        due = set(self._dirty)
+        while self._due and self._due[0][0] <= now:
+            due.add(heapq.heappop(self._due)[1])
+        actions: list[Open | Resolve | Escalate] = []
+        for resident in due:
+            state = self.homes.get(resident)
+            if state is None:
+                continue
+            actions.extend(
+                plan_home(
+                    resident,
+                    state.history(),
+                    state.rules,
+                    now,
+                    self.zone,
+                    self._open.get(resident, []),
+                )
+            )
+        for alerts in self._open.values():
+            for alert in alerts:
+                level = escalation(alert, now, self.escalate_after)
+                if level is not None:
+                    actions.append(Escalate(alert, level))
+        if actions:
+            self._apply(actions, now)
+        for resident in due:
+            self._schedule(resident, now)
+        self._dirty.clear()
+        return actions
+
+    def _apply(self, actions: list[Open | Resolve | Escalate], now: datetime) -> None:
+        grid_codes = {r: s.home.grid_code for r, s in self.homes.items()}
+        opened = self.store.apply(
+            actions,
+            now,
+            grid_codes=grid_codes,
+            topic_prefix=self.topic_prefix,
+            webhooks=self.webhooks,
+        )
+        for action in actions:
+            if isinstance(action, Resolve):
+                alerts = self._open.get(action.alert.resident_id, [])
+                alerts[:] = [a for a in alerts if a.id != action.alert.id]
+                if action.alert.kind in EMERGENCY_KINDS:
+                    state = self.homes.get(action.alert.resident_id)
+                    if state is not None:
+                        state.emergencies = [e for e in state.emergencies if e[1] > now]
+            elif isinstance(action, Escalate):
+                alerts = self._open.get(action.alert.resident_id, [])
+                alerts[:] = [
+                    _at_level(a, action.level) if a.id == action.alert.id else a for a in alerts
+                ]
+        for alert in opened:
+            self._open.setdefault(alert.resident_id, []).append(alert)
+
+    def _schedule(self, resident: str, now: datetime) -> None:
+        state = self.homes[resident]
+        deadline = next_deadline(state.history(), state.rules, now, self.zone)
+        for alert in self._open.get(resident, []):
+            up = next_escalation(alert, self.escalate_after)
+            if up is not None and (deadline is None or up < deadline):
+                deadline = up
+        if deadline is not None:
+            heapq.heappush(self._due, (deadline, resident))
+
+    def next_due(self) -> datetime | None:
+        """The earliest deadline the engine is waiting for."""
+        return self._due[0][0] if self._due else None
+
+    def open_conditions(self, now: datetime) -> list[tuple[Home, Condition]]:
+        """Every condition that holds at `now` for every home (no writes): for replays."""
+        found = []
+        for state in self.homes.values():
+            for condition in conditions(state.history(), state.rules, now, self.zone):
+                found.append((state.home, condition))
+        return found
+
+
+def _at_level(alert: OpenAlert, level: str) -> OpenAlert:
+    return OpenAlert(
+        alert.id, alert.resident_id, alert.kind, alert.since, alert.status, level, alert.opened_at
+    )

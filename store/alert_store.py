@@ -1,0 +1,317 @@
+"""The alert engine's reads and writes: homes, their history, open alerts, the outbox."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from typing import Any
+
+import psycopg
+from psycopg.types.json import Jsonb
+
+from gridwatch.alerts.activity import Baseline, learn_baseline
+from gridwatch.alerts.engine import Home, Signal
+from gridwatch.alerts.lifecycle import Escalate, Open, OpenAlert, Resolve
+from gridwatch.alerts.rules import Absence
+from gridwatch.store.migrate import read_meta
+from gridwatch.store.mode import PLAIN
+from gridwatch.store.rollups import refresh_meter_hourly
+
+ACTIVITY_EVENTS = (
+    "door_open",
+    "motion",
+    "curtain_open",
+    "curtain_close",
+    "light_on",
+    "light_off",
+    "button",
+)
+EMERGENCY_EVENTS = ("sos", "fall")
+
+
+class AlertStore:
+    """All SQL of the alert engine, over one connection."""
+
+    def __init__(self, conn: psycopg.Connection) -> None:
+        self.conn = conn
+        self._meta = read_meta(conn)
+        conn.commit()
+
+    @property
+    def plain(self) -> bool:
+        return self._meta.get("mode", PLAIN) == PLAIN
+
+    def homes(self) -> list[Home]:
+        """Residents who live alone, with their meter, sensors and grid."""
+        rows = self.conn.execute(
+            """
+            SELECT r.id, r.grid_id, g.code, r.rules, r.created_at,
+                   (SELECT min(d.id) FROM devices d
+                     WHERE d.resident_id = r.id AND d.kind = 'meter'),
+                   coalesce((SELECT array_agg(d.id ORDER BY d.id) FROM devices d
+                             WHERE d.resident_id = r.id AND d.kind = 'sensor'), '{}')
+            FROM residents r LEFT JOIN grids g ON g.id = r.grid_id
+            WHERE r.living_alone
+            ORDER BY r.id
+            """
+        ).fetchall()
+        self.conn.commit()
+        return [
+            Home(rid, gid, code, rules or {}, meter, tuple(sensors), created)
+            for rid, gid, code, rules, created, meter, sensors in rows
+        ]
+
+    def baselines(self, as_of: datetime, tz: str) -> dict[str, Baseline]:
+        """Each meter's night baseline from the hourly rollup of the 28 days before `as_of`."""
+        since = as_of - timedelta(days=28)
+        if self.plain:
+            from zoneinfo import ZoneInfo
+
+            refresh_meter_hourly(self.conn, since=since, zone=ZoneInfo(tz))
+        rows = self.conn.execute(
+            """
+            SELECT meter_id, array_agg(power_w_avg), array_agg(power_w_max)
+            FROM meter_hourly
+            WHERE bucket >= %(since)s AND bucket < %(as_of)s
+              AND extract(hour FROM bucket AT TIME ZONE %(tz)s) BETWEEN 1 AND 4
+              AND power_w_avg IS NOT NULL
+            GROUP BY meter_id
+            """,
+            {"since": since, "as_of": as_of, "tz": tz},
+        ).fetchall()
+        self.conn.commit()
+        return {meter: learn_baseline(list(means), list(peaks)) for meter, means, peaks in rows}
+
+    def signals_between(self, since: datetime, until: datetime) -> Iterator[Signal]:
+        """Everything observed in [since, until], in time order per source (for a cold start)."""
+        yield from self._signals(
+            "observed_at > %(since)s AND observed_at <= %(until)s", {"since": since, "until": until}
+        )
+
+    def signals_received_after(self, watermark: datetime) -> tuple[list[Signal], datetime | None]:
+        """What arrived after `watermark` (by received_at), and the newest received_at seen."""
+        signals = list(self._signals("received_at > %(w)s", {"w": watermark}))
+        newest = self.conn.execute(
+            """
+            SELECT greatest(
+                (SELECT max(received_at) FROM meter_readings WHERE received_at > %(w)s),
+                (SELECT max(received_at) FROM sensor_events WHERE received_at > %(w)s),
+                (SELECT max(received_at) FROM patrol_checkins WHERE received_at > %(w)s))
+            """,
+            {"w": watermark},
+        ).fetchone()[0]
+        self.conn.commit()
+        return signals, newest
+
+    def _signals(self, where: str, params: dict[str, Any]) -> Iterator[Signal]:
+        with self.conn.cursor() as cur:
+            cur.execute(
+                f"SELECT meter_id, observed_at, power_w, energy_kwh, water_l FROM meter_readings "
+                f"WHERE {where} ORDER BY meter_id, observed_at",
+                params,
+            )
+            for meter, at, power, energy, water in cur:
+                yield Signal("meter", meter, at, power, energy, water)
+            cur.execute(
+                f"SELECT device_id, observed_at, event FROM sensor_events WHERE {where} "
+                "ORDER BY observed_at",
+                params,
+            )
+            for device, at, event in cur:
+                yield Signal("sensor", device, at, event=event)
+            cur.execute(
+                f"SELECT resident_id, observed_at FROM patrol_checkins WHERE {where} "
+                "AND kind = 'visit' AND status IN ('ok', 'concern') AND resident_id IS NOT NULL",
+                params,
+            )
+            for resident, at in cur:
+                yield Signal("visit", resident, at)
+            check_where = where.replace("observed_at", "at").replace("received_at", "at")
+            cur.execute(f"SELECT resident_id, at FROM resident_checks WHERE {check_where}", params)
+            for resident, at in cur:
+                yield Signal("check", resident, at)
+        self.conn.commit()
+
+    def latest_received(self) -> datetime | None:
+        """The newest received_at over the time-series tables."""
+        value = self.conn.execute(
+            "SELECT greatest((SELECT max(received_at) FROM meter_readings), "
+            "(SELECT max(received_at) FROM sensor_events), "
+            "(SELECT max(received_at) FROM patrol_checkins))"
+        ).fetchone()[0]
+        self.conn.commit()
+        return value
+
+    def absences(self, after: datetime) -> dict[str, list[Absence]]:
+        """Registered absences that end after `after`, by resident."""
+        found: dict[str, list[Absence]] = {}
+        for resident, starts, ends in self.conn.execute(
+            "SELECT resident_id, starts_at, ends_at FROM absences WHERE ends_at > %s", (after,)
+        ):
+            found.setdefault(resident, []).append(Absence(starts, ends))
+        self.conn.commit()
+        return found
+
+    def emergencies_resolved(self) -> dict[tuple[str, str], datetime]:
+        """For each (resident, sos|fall), when their last such alert was resolved."""
+        rows = self.conn.execute(
+            "SELECT resident_id, kind, max(resolved_at) FROM alerts "
+            "WHERE kind IN ('sos', 'fall') AND resolved_at IS NOT NULL GROUP BY 1, 2"
+        ).fetchall()
+        self.conn.commit()
+        return {(resident, kind): at for resident, kind, at in rows}
+
+    def open_alerts(self) -> list[OpenAlert]:
+        """Every alert not resolved."""
+        rows = self.conn.execute(
+            "SELECT id, resident_id, kind, since, status, level, opened_at FROM alerts "
+            "WHERE status <> 'resolved'"
+        ).fetchall()
+        self.conn.commit()
+        return [OpenAlert(*row) for row in rows]
+
+    def apply(
+        self,
+        actions: list[Open | Resolve | Escalate],
+        now: datetime,
+        *,
+        grid_codes: dict[str, str | None],
+        topic_prefix: str,
+        webhooks: tuple[str, ...] = (),
+    ) -> list[OpenAlert]:
+        """Write the actions, their events and outbox rows in one transaction.
+
+        Returns the alerts opened (with their ids). An Open that meets an alert already
+        open for the same resident and kind (another engine got there first) is skipped.
+        """
+        opened: list[OpenAlert] = []
+        with self.conn.transaction():
+            for action in actions:
+                if isinstance(action, Open):
+                    alert = self._open(action, now)
+                    if alert is None:
+                        continue
+                    opened.append(alert)
+                    event = self._event(alert.id, now, "open", None, action.condition.kind, "grid")
+                    self._outbox(
+                        alert,
+                        event,
+                        "open",
+                        now,
+                        grid_codes,
+                        topic_prefix,
+                        webhooks,
+                        {"severity": action.condition.severity},
+                    )
+                elif isinstance(action, Resolve):
+                    done = self.conn.execute(
+                        "UPDATE alerts SET status = 'resolved', resolved_at = %s, "
+                        "resolved_by = 'gridwatch', resolution = %s, updated_at = now() "
+                        "WHERE id = %s AND status <> 'resolved'",
+                        (now, action.reason, action.alert.id),
+                    ).rowcount
+                    if done:
+                        event = self._event(
+                            action.alert.id, now, "auto_resolve", "gridwatch", action.reason, None
+                        )
+                        self._outbox(
+                            action.alert,
+                            event,
+                            "resolved",
+                            now,
+                            grid_codes,
+                            topic_prefix,
+                            webhooks,
+                            {"reason": action.reason},
+                        )
+                else:
+                    done = self.conn.execute(
+                        "UPDATE alerts SET level = %s, updated_at = now() "
+                        "WHERE id = %s AND status = 'open'",
+                        (action.level, action.alert.id),
+                    ).rowcount
+                    if done:
+                        event = self._event(
+                            action.alert.id,
+                            now,
+                            "escalate",
+                            "gridwatch",
+                            f"not acknowledged; escalated to {action.level}",
+                            action.level,
+                        )
+                        self._outbox(
+                            action.alert,
+                            event,
+                            "escalated",
+                            now,
+                            grid_codes,
+                            topic_prefix,
+                            webhooks,
+                            {"level": action.level},
+                        )
+        return opened
+
+    def _open(self, action: Open, now: datetime) -> OpenAlert | None:
+        condition = action.condition
+        row = self.conn.execute(
+            """
+            INSERT INTO alerts (resident_id, kind, grid_id, severity, since, opened_at)
+            SELECT %s, %s, grid_id, %s, %s, %s FROM residents WHERE id = %s
+            ON CONFLICT (resident_id, kind) WHERE status <> 'resolved' DO NOTHING
+            RETURNING id
+            """,
+            (
+                action.resident_id,
+                condition.kind,
+                condition.severity,
+                condition.since,
+                now,
+                action.resident_id,
+            ),
+        ).fetchone()
+        if row is None:
+            return None
+        return OpenAlert(
+            row[0], action.resident_id, condition.kind, condition.since, "open", "grid", now
+        )
+
+    def _event(self, alert_id, at, action, actor, note, level) -> int:
+        return self.conn.execute(
+            "INSERT INTO alert_events (alert_id, at, action, actor, note, level) "
+            "VALUES (%s, %s, %s, %s, %s, %s) RETURNING id",
+            (alert_id, at, action, actor, note, level),
+        ).fetchone()[0]
+
+    def _outbox(
+        self,
+        alert: OpenAlert,
+        event_id: int,
+        state: str,
+        now: datetime,
+        grid_codes,
+        topic_prefix: str,
+        webhooks: tuple[str, ...],
+        extra: dict,
+    ) -> None:
+        grid_code = grid_codes.get(alert.resident_id) or "none"
+        payload = {
+            "alert_id": alert.id,
+            "event_id": event_id,
+            "state": state,
+            "resident_id": alert.resident_id,
+            "kind": alert.kind,
+            "grid_code": grid_code,
+            "since": alert.since.isoformat(),
+            "at": now.isoformat(),
+            **extra,
+        }
+        outbox_id = self.conn.execute(
+            "INSERT INTO alert_outbox (alert_id, event_id, topic, payload) "
+            "VALUES (%s, %s, %s, %s) RETURNING id",
+            (alert.id, event_id, f"{topic_prefix}/alerts/{grid_code}", Jsonb(payload)),
+        ).fetchone()[0]
+        for url in webhooks:
+            self.conn.execute(
+                "INSERT INTO webhook_deliveries (outbox_id, url) VALUES (%s, %s)",
+                (outbox_id, url),
+            )
