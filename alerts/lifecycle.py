@@ -10,7 +10,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from gridwatch.alerts.rules import Condition, HomeHistory, Rules, conditions, resolution
+from gridwatch.alerts.rules import (
+    METER_OFFLINE,
+    Condition,
+    HomeHistory,
+    Rules,
+    conditions,
+    resolution,
+)
 
 LEVELS = ("grid", "community", "street")
 ESCALATE_AFTER = timedelta(minutes=30)
@@ -75,8 +82,12 @@ def plan_home(
 
 
 def escalation(alert: OpenAlert, now: datetime, every: timedelta = ESCALATE_AFTER) -> str | None:
-    """The level an unacknowledged alert should be at by now, if higher than where it is."""
-    if alert.status != "open":
+    """The level an unacknowledged alert should be at by now, if higher than where it is.
+
+    A device fault (`meter_offline`) stays with its grid: it is work for the grid worker,
+    not a reason to wake the street's duty officer.
+    """
+    if alert.status != "open" or alert.kind == METER_OFFLINE:
         return None
     steps = int((now - alert.opened_at) / every)
     target = LEVELS[min(steps, len(LEVELS) - 1)]
@@ -86,7 +97,7 @@ def escalation(alert: OpenAlert, now: datetime, every: timedelta = ESCALATE_AFTE
 
 def next_escalation(alert: OpenAlert, every: timedelta = ESCALATE_AFTER) -> datetime | None:
     """When an unacknowledged alert goes up its next level; None at the top or once acked."""
-    if alert.status != "open":
+    if alert.status != "open" or alert.kind == METER_OFFLINE:
         return None
     current = LEVELS.index(alert.level) if alert.level in LEVELS else 0
     if current >= len(LEVELS) - 1:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -13,6 +14,7 @@ from gridwatch.alerts.activity import Baseline, learn_baseline
 from gridwatch.alerts.engine import Home, Signal
 from gridwatch.alerts.lifecycle import Escalate, Open, OpenAlert, Resolve
 from gridwatch.alerts.rules import Absence
+from gridwatch.errors import Conflict, NotFound
 from gridwatch.store.migrate import read_meta
 from gridwatch.store.mode import PLAIN
 from gridwatch.store.rollups import refresh_meter_hourly
@@ -182,136 +184,241 @@ class AlertStore:
         """Write the actions, their events and outbox rows in one transaction.
 
         Returns the alerts opened (with their ids). An Open that meets an alert already
-        open for the same resident and kind (another engine got there first) is skipped.
+        open for the same resident and kind (another engine got there first) is skipped,
+        and so is a Resolve or Escalate of an alert a person changed meanwhile.
         """
         opened: list[OpenAlert] = []
         with self.conn.transaction():
             for action in actions:
-                if isinstance(action, Open):
-                    alert = self._open(action, now)
-                    if alert is None:
-                        continue
+                change = self._apply_one(action, now)
+                if change is None:
+                    continue
+                alert, state, note, extra = change
+                if state == "open":
                     opened.append(alert)
-                    event = self._event(alert.id, now, "open", None, action.condition.kind, "grid")
-                    self._outbox(
-                        alert,
-                        event,
-                        "open",
-                        now,
-                        grid_codes,
-                        topic_prefix,
-                        webhooks,
-                        {"severity": action.condition.severity},
-                    )
-                elif isinstance(action, Resolve):
-                    done = self.conn.execute(
-                        "UPDATE alerts SET status = 'resolved', resolved_at = %s, "
-                        "resolved_by = 'gridwatch', resolution = %s, updated_at = now() "
-                        "WHERE id = %s AND status <> 'resolved'",
-                        (now, action.reason, action.alert.id),
-                    ).rowcount
-                    if done:
-                        event = self._event(
-                            action.alert.id, now, "auto_resolve", "gridwatch", action.reason, None
-                        )
-                        self._outbox(
-                            action.alert,
-                            event,
-                            "resolved",
-                            now,
-                            grid_codes,
-                            topic_prefix,
-                            webhooks,
-                            {"reason": action.reason},
-                        )
-                else:
-                    done = self.conn.execute(
-                        "UPDATE alerts SET level = %s, updated_at = now() "
-                        "WHERE id = %s AND status = 'open'",
-                        (action.level, action.alert.id),
-                    ).rowcount
-                    if done:
-                        event = self._event(
-                            action.alert.id,
-                            now,
-                            "escalate",
-                            "gridwatch",
-                            f"not acknowledged; escalated to {action.level}",
-                            action.level,
-                        )
-                        self._outbox(
-                            action.alert,
-                            event,
-                            "escalated",
-                            now,
-                            grid_codes,
-                            topic_prefix,
-                            webhooks,
-                            {"level": action.level},
-                        )
+                event_id = write_event(self.conn, alert, now, state, "gridwatch", note)
+                write_outbox(
+                    self.conn,
+                    alert,
+                    event_id,
+                    state,
+                    now,
+                    grid_codes.get(alert.resident_id),
+                    topic_prefix,
+                    webhooks,
+                    extra,
+                )
         return opened
 
-    def _open(self, action: Open, now: datetime) -> OpenAlert | None:
-        condition = action.condition
-        row = self.conn.execute(
-            """
-            INSERT INTO alerts (resident_id, kind, grid_id, severity, since, opened_at)
-            SELECT %s, %s, grid_id, %s, %s, %s FROM residents WHERE id = %s
-            ON CONFLICT (resident_id, kind) WHERE status <> 'resolved' DO NOTHING
-            RETURNING id
-            """,
-            (
-                action.resident_id,
-                condition.kind,
-                condition.severity,
-                condition.since,
-                now,
-                action.resident_id,
-            ),
-        ).fetchone()
-        if row is None:
+    def _apply_one(self, action, now: datetime):
+        if isinstance(action, Open):
+            condition = action.condition
+            row = self.conn.execute(
+                """
+                INSERT INTO alerts (resident_id, kind, grid_id, severity, since, opened_at)
+                SELECT id, %s, grid_id, %s, %s, %s FROM residents WHERE id = %s
+                ON CONFLICT (resident_id, kind) WHERE status <> 'resolved' DO NOTHING
+                RETURNING id
+                """,
+                (condition.kind, condition.severity, condition.since, now, action.resident_id),
+            ).fetchone()
+            if row is None:
+                return None
+            alert = OpenAlert(
+                row[0], action.resident_id, condition.kind, condition.since, "open", "grid", now
+            )
+            return alert, "open", condition.kind, {"severity": condition.severity}
+        if isinstance(action, Resolve):
+            done = self.conn.execute(
+                "UPDATE alerts SET status = 'resolved', resolved_at = %s, "
+                "resolved_by = 'gridwatch', resolution = %s, updated_at = now() "
+                "WHERE id = %s AND status <> 'resolved'",
+                (now, action.reason, action.alert.id),
+            ).rowcount
+            if not done:
+                return None
+            return action.alert, "resolved", action.reason, {"reason": action.reason}
+        done = self.conn.execute(
+            "UPDATE alerts SET level = %s, updated_at = now() WHERE id = %s AND status = 'open'",
+            (action.level, action.alert.id),
+        ).rowcount
+        if not done:
             return None
-        return OpenAlert(
-            row[0], action.resident_id, condition.kind, condition.since, "open", "grid", now
+        escalated = replace(action.alert, level=action.level)
+        note = f"not acknowledged; escalated to {action.level}"
+        return escalated, "escalated", note, {}
+
+
+def write_event(
+    conn: psycopg.Connection,
+    alert: OpenAlert,
+    at: datetime,
+    state: str,
+    actor: str | None,
+    note: str | None,
+) -> int:
+    """Record one step of an alert's life in alert_events; returns the event id."""
+    return conn.execute(
+        "INSERT INTO alert_events (alert_id, at, action, actor, note, level) "
+        "VALUES (%s, %s, %s, %s, %s, %s) RETURNING id",
+        (alert.id, at, state, actor, note, alert.level),
+    ).fetchone()[0]
+
+
+def write_outbox(
+    conn: psycopg.Connection,
+    alert: OpenAlert,
+    event_id: int,
+    state: str,
+    now: datetime,
+    grid_code: str | None,
+    topic_prefix: str,
+    webhooks: tuple[str, ...],
+    extra: dict,
+) -> None:
+    """Queue an alert state change for MQTT (`{prefix}/alerts/{grid}`) and every webhook."""
+    code = grid_code or "none"
+    payload = {
+        "alert_id": alert.id,
+        "event_id": event_id,
+        "state": state,
+        "resident_id": alert.resident_id,
+        "kind": alert.kind,
+        "grid_code": code,
+        "level": alert.level,
+        "since": alert.since.isoformat(),
+        "at": now.isoformat(),
+        **extra,
+    }
+    outbox_id = conn.execute(
+        "INSERT INTO alert_outbox (alert_id, event_id, topic, payload) "
+        "VALUES (%s, %s, %s, %s) RETURNING id",
+        (alert.id, event_id, f"{topic_prefix}/alerts/{code}", Jsonb(payload)),
+    ).fetchone()[0]
+    for url in webhooks:
+        conn.execute(
+            "INSERT INTO webhook_deliveries (outbox_id, url) VALUES (%s, %s)", (outbox_id, url)
         )
 
-    def _event(self, alert_id, at, action, actor, note, level) -> int:
-        return self.conn.execute(
-            "INSERT INTO alert_events (alert_id, at, action, actor, note, level) "
-            "VALUES (%s, %s, %s, %s, %s, %s) RETURNING id",
-            (alert_id, at, action, actor, note, level),
+
+# -- what people do: acknowledge, resolve, register absences --------------------------------
+
+
+def acknowledge_alert(
+    conn: psycopg.Connection,
+    alert_id: int,
+    *,
+    actor: str,
+    note: str | None,
+    now: datetime,
+    topic_prefix: str,
+    webhooks: tuple[str, ...] = (),
+) -> None:
+    """A duty officer or grid worker takes the alert: escalation stops."""
+    with conn.transaction():
+        alert = _alert_for_update(conn, alert_id)
+        if alert.status != "open":
+            raise Conflict(f"alert {alert_id} is {alert.status}, not open")
+        conn.execute(
+            "UPDATE alerts SET status = 'acknowledged', acknowledged_at = %s, acknowledged_by = %s,"
+            " updated_at = now() WHERE id = %s",
+            (now, actor, alert_id),
+        )
+        _person_event(
+            conn, alert, "acknowledge", "acknowledged", actor, note, now, topic_prefix, webhooks
+        )
+
+
+def resolve_alert(
+    conn: psycopg.Connection,
+    alert_id: int,
+    *,
+    actor: str,
+    reason: str,
+    checked: bool,
+    now: datetime,
+    topic_prefix: str,
+    webhooks: tuple[str, ...] = (),
+) -> None:
+    """Close the alert with a reason; `checked` records that someone saw the person well,
+    which counts as a sign of life (the engine will not reopen it for the same quiet)."""
+    with conn.transaction():
+        alert = _alert_for_update(conn, alert_id)
+        if alert.status == "resolved":
+            raise Conflict(f"alert {alert_id} is already resolved")
+        conn.execute(
+            "UPDATE alerts SET status = 'resolved', resolved_at = %s, resolved_by = %s, "
+            "resolution = %s, updated_at = now() WHERE id = %s",
+            (now, actor, reason, alert_id),
+        )
+        if checked and alert.resident_id:
+            conn.execute(
+                "INSERT INTO resident_checks (resident_id, at, actor, note, alert_id) "
+                "VALUES (%s, %s, %s, %s, %s)",
+                (alert.resident_id, now, actor, reason, alert_id),
+            )
+        _person_event(
+            conn, alert, "resolve", "resolved", actor, reason, now, topic_prefix, webhooks
+        )
+
+
+def add_absence(
+    conn: psycopg.Connection,
+    resident_id: str,
+    *,
+    starts_at: datetime,
+    ends_at: datetime,
+    note: str | None = None,
+    created_by: str | None = None,
+) -> int:
+    """Register an absence (外出报备); the activity rules are silent while it lasts."""
+    if ends_at <= starts_at:
+        raise Conflict("an absence must end after it starts")
+    with conn.transaction():
+        if conn.execute("SELECT 1 FROM residents WHERE id = %s", (resident_id,)).fetchone() is None:
+            raise NotFound(f"no resident {resident_id!r}")
+        return conn.execute(
+            "INSERT INTO absences (resident_id, starts_at, ends_at, note, created_by) "
+            "VALUES (%s, %s, %s, %s, %s) RETURNING id",
+            (resident_id, starts_at, ends_at, note, created_by),
         ).fetchone()[0]
 
-    def _outbox(
-        self,
-        alert: OpenAlert,
-        event_id: int,
-        state: str,
-        now: datetime,
-        grid_codes,
-        topic_prefix: str,
-        webhooks: tuple[str, ...],
-        extra: dict,
-    ) -> None:
-        grid_code = grid_codes.get(alert.resident_id) or "none"
-        payload = {
-            "alert_id": alert.id,
-            "event_id": event_id,
-            "state": state,
-            "resident_id": alert.resident_id,
-            "kind": alert.kind,
-            "grid_code": grid_code,
-            "since": alert.since.isoformat(),
-            "at": now.isoformat(),
-            **extra,
-        }
-        outbox_id = self.conn.execute(
-            "INSERT INTO alert_outbox (alert_id, event_id, topic, payload) "
-            "VALUES (%s, %s, %s, %s) RETURNING id",
-            (alert.id, event_id, f"{topic_prefix}/alerts/{grid_code}", Jsonb(payload)),
-        ).fetchone()[0]
-        for url in webhooks:
-            self.conn.execute(
-                "INSERT INTO webhook_deliveries (outbox_id, url) VALUES (%s, %s)",
-                (outbox_id, url),
-            )
+
+def _alert_for_update(conn: psycopg.Connection, alert_id: int) -> OpenAlert:
+    row = conn.execute(
+        "SELECT id, resident_id, kind, since, status, level, opened_at FROM alerts "
+        "WHERE id = %s FOR UPDATE",
+        (alert_id,),
+    ).fetchone()
+    if row is None:
+        raise NotFound(f"no alert {alert_id}")
+    return OpenAlert(*row)
+
+
+def _person_event(
+    conn,
+    alert: OpenAlert,
+    action: str,
+    state: str,
+    actor: str,
+    note: str | None,
+    now: datetime,
+    topic_prefix: str,
+    webhooks: tuple[str, ...],
+) -> None:
+    grid_code = conn.execute(
+        "SELECT g.code FROM residents r LEFT JOIN grids g ON g.id = r.grid_id WHERE r.id = %s",
+        (alert.resident_id,),
+    ).fetchone()
+    event_id = write_event(conn, alert, now, state, actor, note)
+    write_outbox(
+        conn,
+        alert,
+        event_id,
+        state,
+        now,
+        grid_code[0] if grid_code else None,
+        topic_prefix,
+        webhooks,
+        {"by": actor, "note": note},
+    )
