@@ -44,6 +44,12 @@ def decode_object(payload: bytes, ctx: ParseContext) -> dict[str, Any]:
     try:
         data = orjson.loads(payload)
     except orjson.JSONDecodeError as exc:
+        try:
+            payload.decode("utf-8")
+        except UnicodeDecodeError as bad:  # orjson calls this "surrogates not allowed"
+            raise InvalidPayload(
+                f"payload is not UTF-8 text: byte 0x{payload[bad.start]:02x} at offset {bad.start}"
+            ) from None
         raise InvalidPayload(f"not valid JSON: {exc}") from None
     if not isinstance(data, dict):
         raise InvalidPayload(f"payload must be a JSON object, got {_json_type(data)}")
