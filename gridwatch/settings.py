@@ -47,6 +47,12 @@ class Settings(BaseSettings):
     retention_days: int = 400
     partitions_ahead_days: int = 7
 
+    # Alerts
+    alert_webhooks: tuple[str, ...] = Field(
+        default=(),
+        description='JSON list of URLs that receive every alert change, e.g. ["https://…"]',
+    )
+
     @field_validator("tz")
     @classmethod
     def _known_zone(cls, value: str) -> str:

@@ -422,3 +422,61 @@ def _person_event(
         webhooks,
         {"by": actor, "note": note},
     )
+
+
+# -- the outbox: MQTT and webhooks -----------------------------------------------------------
+
+
+def unpublished(conn: psycopg.Connection, limit: int = 500) -> list[tuple[int, str, dict]]:
+    """Outbox rows not yet acknowledged by the broker, oldest first."""
+    rows = conn.execute(
+        "SELECT id, topic, payload FROM alert_outbox WHERE published_at IS NULL "
+        "ORDER BY id LIMIT %s",
+        (limit,),
+    ).fetchall()
+    conn.commit()
+    return rows
+
+
+def mark_published(conn: psycopg.Connection, ids: list[int], at: datetime) -> None:
+    """Record that the broker has these outbox rows (PUBACK received)."""
+    with conn.transaction():
+        conn.execute("UPDATE alert_outbox SET published_at = %s WHERE id = ANY(%s)", (at, ids))
+
+
+def due_webhooks(
+    conn: psycopg.Connection, now: datetime, limit: int = 100
+) -> list[tuple[int, str, int, dict]]:
+    """Webhook deliveries whose next attempt has come: (outbox id, url, attempts, payload)."""
+    rows = conn.execute(
+        """
+        SELECT d.outbox_id, d.url, d.attempts, o.payload
+        FROM webhook_deliveries d JOIN alert_outbox o ON o.id = d.outbox_id
+        WHERE d.delivered_at IS NULL AND d.next_attempt_at <= %s
+        ORDER BY d.next_attempt_at LIMIT %s
+        """,
+        (now, limit),
+    ).fetchall()
+    conn.commit()
+    return rows
+
+
+def record_webhook_attempt(
+    conn: psycopg.Connection,
+    outbox_id: int,
+    url: str,
+    *,
+    delivered_at: datetime | None,
+    error: str | None,
+    next_attempt_at: datetime,
+) -> None:
+    """Mark a delivery done, or count a failed attempt and when to try again."""
+    with conn.transaction():
+        conn.execute(
+            """
+            UPDATE webhook_deliveries SET attempts = attempts + 1, delivered_at = %s,
+                last_error = %s, next_attempt_at = %s
+            WHERE outbox_id = %s AND url = %s
+            """,
+            (delivered_at, error, next_attempt_at, outbox_id, url),
+        )

@@ -1,0 +1,62 @@
+"""Sending alert state changes: MQTT `{prefix}/alerts/{grid_code}` at QoS 1, and webhooks.
+
+Both read from the outbox that the engine writes in the same transaction as the alert, and
+mark a row sent only once the broker acknowledged it or the webhook answered 2xx, so a
+receiver that is down gets everything when it is back. Webhook requests carry an
+`Idempotency-Key` (the outbox id): a receiver that saw a retry can tell.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from datetime import datetime, timedelta
+
+WEBHOOK_TIMEOUT_S = 5.0
+MAX_BACKOFF = timedelta(minutes=10)
+
+
+def retry_after(attempts: int, now: datetime) -> datetime:
+    """When to try a failed delivery again: 2, 4, 8 … seconds, at most ten minutes."""
+    return now + min(timedelta(seconds=2 ** min(attempts + 1, 20)), MAX_BACKOFF)
+
+
+def post_webhook(url: str, outbox_id: int, payload: dict) -> str | None:
+    """POST one alert change as JSON; None on a 2xx answer, else what went wrong."""
+    request = urllib.request.Request(
+        url,
+        data=json.dumps(payload, ensure_ascii=False).encode(),
+        headers={
+            "Content-Type": "application/json; charset=utf-8",
+            "Idempotency-Key": f"gridwatch-alert-outbox-{outbox_id}",
+            "User-Agent": "gridwatch",
+        },
+        method="POST",
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=WEBHOOK_TIMEOUT_S) as response:
+            status = response.status
+    except urllib.error.HTTPError as exc:
+        return f"HTTP {exc.code}"
+    except (urllib.error.URLError, OSError, TimeoutError) as exc:
+        reason = getattr(exc, "reason", exc)
+        return f"unreachable: {reason}"
+    return None if 200 <= status < 300 else f"HTTP {status}"
+
+
+def publish_all(client, rows: list[tuple[int, str, dict]], timeout_s: float = 10.0) -> list[int]:
+    """Publish outbox rows at QoS 1; returns the ids the broker acknowledged in time."""
+    pending = [
+        (outbox_id, client.publish(topic, json.dumps(payload, ensure_ascii=False), qos=1))
+        for outbox_id, topic, payload in rows
+    ]
+    done = []
+    for outbox_id, info in pending:
+        try:
+            info.wait_for_publish(timeout_s)
+        except (RuntimeError, ValueError):
+            continue
+        if info.is_published():
+            done.append(outbox_id)
+    return done
