@@ -129,9 +129,11 @@ class BatchWriter:
         self.zone = zone
         self.grids: LeafGrids = load_leaf_grids(conn)
         self._partition_days: set[date] = set()
-        self._staging_ready = False
         if mode == PLAIN:
             self._partition_days = existing_partition_days(conn, _METER.name)
+        # Made and committed once, outside any batch: a batch that rolls back must not take
+        # the staging tables with it.
+        self._prepare_staging()
         conn.commit()
 
     def reload_grids_if_changed(self) -> bool:
@@ -184,7 +186,6 @@ class BatchWriter:
 
         conn = self.conn
         with conn.transaction():
-            self._prepare_staging()
             if meters:
                 rows = (
                     (r.meter_id, r.observed_at, r.received_at, r.power_w, r.energy_kwh, r.water_l)
@@ -244,15 +245,12 @@ class BatchWriter:
         return result
 
     def _prepare_staging(self) -> None:
-        if self._staging_ready:
-            return
         staging = [(t.name, t.columns) for t in (_METER, _SENSOR, _PATROL, _HAZARD)]
         for name, columns in [*staging, ("dead_letters", _DEAD)]:
             self.conn.execute(
                 f"CREATE TEMP TABLE IF NOT EXISTS stage_{name} ON COMMIT DELETE ROWS AS "
                 f"SELECT {', '.join(columns)} FROM {name} WITH NO DATA"
             )
-        self._staging_ready = True
 
     def _copy(self, staging: str, columns: tuple[str, ...], rows) -> None:
         with self.conn.cursor().copy(f"COPY {staging} ({', '.join(columns)}) FROM STDIN") as copy:

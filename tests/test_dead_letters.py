@@ -166,12 +166,6 @@ def test_ignored_owntracks_types_are_neither_stored_nor_dead(bad_settings, start
     assert count_rows(s.database_url, "patrol_checkins") == 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="writer.py: a fresh BatchWriter whose first batch has a row the database rejects "
-    "loses its staging tables in the rollback, then dead-letters good rows as 'relation "
-    "stage_... does not exist' and raises (see the report)",
-)
 def test_a_row_the_database_rejects_is_dead_lettered_alone(database_url):
     # The parsers now refuse every value known to be rejected by PostgreSQL, so this goes to
     # the writer directly with a reading no parser would make: a NUL in a text array.
