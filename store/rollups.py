@@ -12,7 +12,8 @@ def refresh_meter_hourly(conn: psycopg.Connection, *, since: datetime, zone: Zon
     """Recompute the hourly buckets from `since` on; returns the rows written.
 
     Buckets start at local whole hours (date_bin from a local midnight), which matters in
-    zones whose offset is not a whole number of hours.
+    zones whose offset is not a whole number of hours. A `since` inside an hour refreshes
+    that whole hour: a bucket computed from part of its readings would overwrite a right one.
     """
     origin = datetime.combine(since.astimezone(zone).date(), time(), zone)
     with conn.transaction():
@@ -24,7 +25,7 @@ def refresh_meter_hourly(conn: psycopg.Connection, *, since: datetime, zone: Zon
                    count(*), avg(power_w), max(power_w), min(energy_kwh), max(energy_kwh),
                    min(water_l), max(water_l)
             FROM meter_readings
-            WHERE observed_at >= %(since)s
+            WHERE observed_at >= date_bin(INTERVAL '1 hour', %(since)s, %(origin)s)
             GROUP BY 1, 2
             ON CONFLICT (meter_id, bucket) DO UPDATE SET
                 readings = EXCLUDED.readings, power_w_avg = EXCLUDED.power_w_avg,
