@@ -17,7 +17,7 @@ from datetime import datetime
 # its cycling does not look like someone watching TV.
 MEAN_TAU_S = 3600.0
 WATER_STEP_L = 0.5
-DEFAULT_NIGHT_MEAN_W = 60.0
+DEFAULT_NIGHT_MEAN_W = 80.0
 DEFAULT_NIGHT_PEAK_W = 180.0
 
 
@@ -42,13 +42,14 @@ class Baseline:
 def learn_baseline(night_means_w: list[float], night_peaks_w: list[float]) -> Baseline:
     """A baseline from hourly night means and peaks (a few weeks of 01:00-05:00 hours).
 
-    The 75th percentile of the means and the 95th of the peaks: an occasional night visit to
-    the kitchen does not raise the bar for the rest of the month. Too little history keeps
-    the defaults, which are deliberately those of a small household.
+    The 95th percentiles: the running mean of a quiet home swings with its fridge's cycles,
+    and the bar must sit above those swings, or a fridge would keep a fallen person "active".
+    Too little history (under a dozen night hours) keeps the defaults, those of a small
+    household with a fridge.
     """
     if len(night_means_w) < 12 or len(night_peaks_w) < 12:
         return Baseline()
-    return Baseline(_percentile(night_means_w, 0.75), _percentile(night_peaks_w, 0.95))
+    return Baseline(_percentile(night_means_w, 0.95), _percentile(night_peaks_w, 0.95))
 
 
 class MeterTracker:

@@ -229,7 +229,9 @@ class AlertEngine:
                 if signal.event in EMERGENCY_KINDS:
                     if (signal.event, at) not in state.emergencies:
                         state.emergencies.append((signal.event, at))
-                elif signal.event in ACTIVITY_EVENTS:
+                        self._dirty.add(state.home.resident_id)  # at once, whatever else
+                    continue
+                if signal.event in ACTIVITY_EVENTS:
                     state.last_activity = _later(state.last_activity, at)
                     if signal.event in EVENING_EVENTS:
                         state.last_evening_sign = _later(state.last_evening_sign, at)
@@ -238,7 +240,10 @@ class AlertEngine:
                 if state is None:
                     continue
                 state.last_activity = _later(state.last_activity, at)
-            self._dirty.add(state.home.resident_id)
+            # New data can only end conditions, never start one (deadlines move later, and
+            # they are in the heap), so a home needs a look now only if it has open alerts.
+            if self._open.get(state.home.resident_id):
+                self._dirty.add(state.home.resident_id)
 
     # -- evaluation ---------------------------------------------------------------------------
 
