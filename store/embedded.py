@@ -51,11 +51,13 @@ def free_port(host: str = "127.0.0.1") -> int:
 class EmbeddedPostgres:
     """One PostgreSQL server whose data lives in `directory`."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, port: int | None = None) -> None:
+        """`port` fixes the port; by default a free one is chosen at the first start and kept
+        for later starts of this object, so a restart keeps the URLs handed out valid."""
         self.directory = Path(directory).expanduser().resolve()
         self.pgdata = self.directory / "pgdata"
         self.log_path = self.directory / "postgres.log"
-        self.port: int | None = None
+        self.port: int | None = port
         self._owned = False
 
     @property
@@ -73,7 +75,7 @@ class EmbeddedPostgres:
                 self.port = running
             else:
                 self._prepare_pgdata()
-                self.port = free_port()
+                self.port = self.port or free_port()
                 self._run(
                     "pg_ctl",
                     "-D",
@@ -92,10 +94,12 @@ class EmbeddedPostgres:
         self._ensure_database()
         return self.url
 
-    def stop(self) -> None:
-        """Stop the server if this process started it."""
+    def stop(self, mode: str = "fast") -> None:
+        """Stop the server if this process started it; mode "immediate" is like a crash."""
+        if mode not in ("smart", "fast", "immediate"):
+            raise ValueError(f"unknown pg_ctl stop mode {mode!r}")
         if self._owned and self._running_port() is not None:
-            self._run("pg_ctl", "-D", str(self.pgdata), "-w", "-t", "60", "-m", "fast", "stop")
+            self._run("pg_ctl", "-D", str(self.pgdata), "-w", "-t", "60", "-m", mode, "stop")
         self._owned = False
 
     def _running_port(self) -> int | None:
