@@ -13,6 +13,7 @@ the simulator can run a week in minutes and the tests are exact.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
@@ -37,6 +38,8 @@ SEVERITY = {
 
 # A late riser's learned morning window may end this late, never later.
 LATEST_MORNING_END = time(12, 0)
+# The longest quiet or offline threshold a resident's rules may set.
+MAX_THRESHOLD = timedelta(days=7)
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,17 +56,25 @@ class Rules:
         """These rules changed by a resident's `rules` JSON.
 
         Keys: `no_activity_h`, `offline_min`, `morning` and `evening` as ["HH:MM", "HH:MM"],
-        `disabled` as a list of kinds. Unknown keys or bad values raise ValueError.
+        `disabled` as a list of kinds. Unknown keys or bad values raise ValueError, and only
+        ValueError: the engine falls back to the defaults for that resident on it, while any
+        other error (or a threshold so long that deadlines overflow) would stop it for all.
         """
+        if not isinstance(overrides, dict):
+            raise ValueError(f"rules must be a JSON object, got {overrides!r}")
         rules = self
         for key, value in overrides.items():
             if key == "no_activity_h":
-                rules = replace(rules, no_activity=timedelta(hours=_positive(key, value)))
+                hours = _positive(key, value, MAX_THRESHOLD / timedelta(hours=1))
+                rules = replace(rules, no_activity=timedelta(hours=hours))
             elif key == "offline_min":
-                rules = replace(rules, offline=timedelta(minutes=_positive(key, value)))
+                minutes = _positive(key, value, MAX_THRESHOLD / timedelta(minutes=1))
+                rules = replace(rules, offline=timedelta(minutes=minutes))
             elif key in (MORNING, EVENING):
                 rules = replace(rules, **{key: _window(key, value)})
             elif key == "disabled":
+                if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                    raise ValueError(f"disabled must be a list of alert kinds, got {value!r}")
                 unknown = set(value) - set(ALL_KINDS)
                 if unknown:
                     raise ValueError(f"disabled: unknown alert kinds {sorted(unknown)}")
@@ -262,9 +273,16 @@ def resolution(kind: str, since: datetime, history: HomeHistory) -> str | None:
     return None
 
 
-def _positive(key: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+def _positive(key: str, value: object, most: float) -> float:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or value <= 0
+    ):
         raise ValueError(f"{key} must be a positive number, got {value!r}")
+    if value > most:
+        raise ValueError(f"{key} must be at most {most:g} (a week), got {value!r}")
     return float(value)
 
 
@@ -275,6 +293,8 @@ def _window(key: str, value: object) -> tuple[time, time]:
         raise ValueError(
             f"{key} must be two times like ['05:00', '10:00'], got {value!r}"
         ) from None
+    if start.tzinfo is not None or end.tzinfo is not None:
+        raise ValueError(f"{key} times are local (GRIDWATCH_TZ), without an offset: {value!r}")
     if not start < end:
         raise ValueError(f"{key} window must start before it ends, got {value!r}")
     return start, end
