@@ -256,12 +256,18 @@ def next_deadline(
 def resolution(kind: str, since: datetime, history: HomeHistory) -> str | None:
     """Why an open alert of `kind` (in force since `since`) is over, or None if it is not.
 
-    Activity alerts end when a sign of life comes after they began; `meter_offline` when the
-    meter reports again; SOS and fall alerts only by a person's hand.
+    Activity alerts end when a sign of life comes after they began (for a window alert, the
+    sign the window looks for, from its start on: a door at 18:00 does not stop the evening
+    alert from firing, so it cannot resolve it either, or the alert would close and reopen
+    on every look); `meter_offline` when the meter reports again; SOS and fall alerts only
+    by a person's hand.
     """
     if kind in ACTIVITY_KINDS:
-        if history.last_activity is not None and history.last_activity > since:
-            return f"activity returned at {history.last_activity.isoformat(timespec='minutes')}"
+        sign = history.last_evening_sign if kind == EVENING else history.last_activity
+        # A window alert is dated its window's start, and a sign at that very minute is in
+        # the window; a no_activity alert is dated its last sign, which cannot end it.
+        if sign is not None and (sign > since or (sign == since and kind != NO_ACTIVITY)):
+            return f"activity returned at {sign.isoformat(timespec='minutes')}"
         for absence in history.absences:
             if absence.starts_at <= since < absence.ends_at:
                 return "a registered absence covers it"
