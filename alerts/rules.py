@@ -250,6 +250,11 @@ def next_deadline(
     for absence in history.absences:
         if absence.ends_at > now:
             candidates.append(absence.ends_at)
+    # An SOS or fall stamped a little ahead of the clock (a device clock running fast) holds
+    # from its own time: the engine must look then, not at the next window hours later.
+    for kind, at in history.emergencies:
+        if kind not in rules.disabled and at > now:
+            candidates.append(at)
     return min(candidates) if candidates else None
 
 
