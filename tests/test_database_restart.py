@@ -5,68 +5,15 @@ from __future__ import annotations
 
 import threading
 import time
-import uuid
-from datetime import UTC, datetime, timedelta
 
 import psycopg
 import pytest
 from conftest import make_settings, wait_for
+from ingest_streams import BAD_EVERY, TOTAL, accounted, mixed_stream
 
 from gridwatch.errors import ServiceUnavailable
 from gridwatch.store.embedded import EmbeddedPostgres
 from gridwatch.store.migrate import migrate
-
-TOTAL = 600
-BAD_EVERY = 10
-
-
-def _stream(prefix: str, user: str) -> list[tuple[str, bytes | dict]]:
-    """TOTAL distinct messages of every kind, one in BAD_EVERY of them bad."""
-    base = datetime.now(UTC) - timedelta(hours=3)
-    messages: list[tuple[str, bytes | dict]] = []
-    for n in range(TOTAL):
-        ts = (base + timedelta(seconds=n)).isoformat()
-        if n % BAD_EVERY == BAD_EVERY - 1:
-            messages.append((f"{prefix}/meter/BAD", f'{{"power_w": "n{n}"}}'.encode()))
-            continue
-        place = {"lat": 40.6 + n * 1e-5, "lon": 109.9}
-        kind = n % 5
-        if kind == 0:
-            messages.append((f"{prefix}/meter/M-{n % 7}", {"ts": ts, "power_w": float(n)}))
-        elif kind == 1:
-            messages.append((f"{prefix}/sensor/S-{n % 7}", {"ts": ts, "event": "motion"}))
-        elif kind == 2:
-            messages.append((f"{prefix}/patrol/W-{n % 7}", {"ts": ts, **place}))
-        elif kind == 3:
-            hazard_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{prefix}/{n}"))
-            messages.append(
-                (
-                    f"{prefix}/hazard/W-{n % 7}",
-                    {"id": hazard_id, "ts": ts, **place, "category": "road", "severity": "low"},
-                )
-            )
-        else:
-            epoch = int((base + timedelta(seconds=n)).timestamp())
-            messages.append(
-                (f"owntracks/{user}/phone", {"_type": "location", **place, "tst": epoch})
-            )
-    return messages
-
-
-def accounted(url: str) -> tuple[int, int]:
-    """(rows stored in every table, distinct dead letters); (-1, -1) while the server is away."""
-    try:
-        with psycopg.connect(url, connect_timeout=2) as conn:
-            stored = conn.execute(
-                "SELECT (SELECT count(*) FROM meter_readings)"
-                " + (SELECT count(*) FROM sensor_events)"
-                " + (SELECT count(*) FROM patrol_checkins)"
-                " + (SELECT count(*) FROM hazard_reports)"
-            ).fetchone()[0]
-            dead = conn.execute("SELECT count(*) FROM dead_letters").fetchone()[0]
-    except psycopg.OperationalError:
-        return -1, -1
-    return stored, dead
 
 
 @pytest.fixture
@@ -90,7 +37,7 @@ def test_database_stopped_hard_and_restarted_mid_stream(
     with psycopg.connect(url) as conn:
         migrate(conn)
     settings = make_settings(tmp_path, url, mqtt_url, mqtt_session_expiry_s=300)
-    messages = _stream(settings.topic_prefix, settings.mqtt_client_id)
+    messages = mixed_stream(settings.topic_prefix, settings.mqtt_client_id)
     bad = TOTAL // BAD_EVERY
     running = start_worker(settings)
 

@@ -1,0 +1,205 @@
+"""The ingest process killed with SIGKILL mid-stream and started again with the same client id:
+every message published is stored or dead-lettered exactly once.
+
+This needs a broker that keeps a crashed client's session and redelivers what it had not
+acknowledged: GRIDWATCH_TEST_MQTT_URL, or else a private Mosquitto started here. The embedded
+amqtt broker keeps no session for the clients it lets in anonymously, and drops a message
+whose acknowledgement it has waited 5 s for (see test_embedded_broker_sessions.py).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import orjson
+import pytest
+from conftest import count_rows, make_settings, wait_for
+from ingest_streams import BAD_EVERY, PROBE, TOTAL, accounted, mixed_stream
+
+from gridwatch.ingest.mqtt import BrokerAddress, publisher
+from gridwatch.store.embedded import free_port
+
+
+class IngestProcess:
+    """`python -m gridwatch ingest` as a child process, its output in a log file."""
+
+    def __init__(self, env: dict[str, str], client_id: str, log_path) -> None:
+        self.log_path = log_path
+        with open(log_path, "ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "gridwatch", "ingest", "--client-id", client_id],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+
+    def kill(self) -> None:
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(10)
+
+    def stop(self) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                return self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        return self.process.returncode
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+@pytest.fixture
+def durable_mqtt_url(tmp_path):
+    """A broker that keeps sessions: the configured one, or a private Mosquitto."""
+    url = os.environ.get("GRIDWATCH_TEST_MQTT_URL")
+    if url:
+        yield url
+        return
+    binary = shutil.which("mosquitto", path=f"{os.environ.get('PATH', '')}:/usr/sbin:/sbin")
+    if binary is None:
+        pytest.skip(
+            "needs a broker that keeps sessions: set GRIDWATCH_TEST_MQTT_URL or install "
+            "mosquitto (the embedded amqtt broker forgets anonymous sessions)"
+        )
+    port = free_port()
+    config = tmp_path / "mosquitto.conf"
+    config.write_text(
+        f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
+        "max_queued_messages 10000\nlog_dest stderr\n"
+    )
+    log_path = tmp_path / "mosquitto.log"
+    with open(log_path, "wb") as log:
+        broker = subprocess.Popen([binary, "-c", str(config)], stdout=log, stderr=log)
+    try:
+        wait_for(lambda: _listening(port) or broker.poll() is not None, 10, "mosquitto")
+        if broker.poll() is not None:
+            pytest.skip(f"mosquitto did not start: {log_path.read_text()[-500:]}")
+        yield f"mqtt://127.0.0.1:{port}"
+    finally:
+        broker.terminate()
+        broker.wait(10)
+
+
+@pytest.fixture
+def durable_publish(durable_mqtt_url):
+    """Publish at QoS 1 to the durable broker; flush() waits until it has every message."""
+    address = BrokerAddress.from_url(durable_mqtt_url)
+    client = publisher(address, f"gw-test-pub-{uuid.uuid4().hex[:8]}")
+    pending = []
+
+    def send(topic: str, payload) -> None:
+        if isinstance(payload, dict):
+            payload = orjson.dumps(payload)
+        pending.append(client.publish(topic, payload, qos=1))
+
+    def flush() -> None:
+        for info in pending:
+            info.wait_for_publish(30)
+            assert info.is_published()
+        pending.clear()
+
+    send.flush = flush  # type: ignore[attr-defined]
+    yield send
+    flush()
+    client.disconnect()
+    client.loop_stop()
+
+
+@pytest.mark.slow
+def test_sigkill_mid_stream_loses_and_doubles_nothing(
+    tmp_path, database_url, durable_mqtt_url, durable_publish
+):
+    mqtt_url, publish = durable_mqtt_url, durable_publish
+    settings = make_settings(tmp_path, database_url, mqtt_url)
+    client_id = settings.mqtt_client_id
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("GRIDWATCH_")},
+        "GRIDWATCH_DATABASE_URL": database_url,
+        "GRIDWATCH_MQTT_URL": mqtt_url,
+        "GRIDWATCH_TOPIC_PREFIX": settings.topic_prefix,
+        "GRIDWATCH_DATA_DIR": str(tmp_path / "data"),
+        "GRIDWATCH_MQTT_SESSION_EXPIRY_S": "300",
+    }
+    log_path = tmp_path / "ingest.log"
+    messages = mixed_stream(settings.topic_prefix, client_id)
+    bad = TOTAL // BAD_EVERY
+    third = TOTAL // 3
+
+    worker = IngestProcess(env, client_id, log_path)
+    try:
+        # Messages published before the worker's first subscription have no session to wait
+        # in; probe until one arrives, and count only what is published after that.
+        probe_at = datetime.now(UTC) - timedelta(hours=1)
+
+        def probe_stored() -> bool:
+            nonlocal probe_at
+            probe_at += timedelta(seconds=1)
+            publish(
+                f"{settings.topic_prefix}/meter/{PROBE}", {"ts": probe_at.isoformat(), "power_w": 0}
+            )
+            publish.flush()
+            assert worker.process.poll() is None, f"ingest exited:\n{worker.log()}"
+            return count_rows(database_url, "meter_readings", "meter_id = %s", (PROBE,)) > 0
+
+        wait_for(probe_stored, timeout=30, what="the worker to subscribe")
+
+        killed, restarted, published = threading.Event(), threading.Event(), threading.Event()
+
+        def publish_all() -> None:
+            # A third while the worker runs, a third while it is dead, a third after.
+            for n, (topic, payload) in enumerate(messages):
+                if n == third:
+                    killed.wait(60)
+                elif n == 2 * third:
+                    restarted.wait(60)
+                publish(topic, payload)
+                time.sleep(0.002)
+            publish.flush()
+            published.set()
+
+        sender = threading.Thread(target=publish_all)
+        sender.start()
+        try:
+            wait_for(lambda: accounted(database_url)[0] >= third // 2, what="the first rows")
+            worker.kill()
+            killed.set()
+            time.sleep(0.5)
+            worker = IngestProcess(env, client_id, log_path)
+            restarted.set()
+        finally:
+            killed.set()
+            restarted.set()
+            sender.join(60)
+        assert published.is_set()
+
+        wait_for(
+            lambda: accounted(database_url) == (TOTAL - bad, bad),
+            timeout=40,
+            what=f"{TOTAL - bad} rows and {bad} dead letters (have {accounted(database_url)})",
+        )
+        time.sleep(1)  # anything still arriving would be a duplicate
+        assert accounted(database_url) == (TOTAL - bad, bad)
+        assert count_rows(database_url, "hazard_events") == count_rows(
+            database_url, "hazard_reports"
+        )
+        assert worker.stop() == 0, worker.log()
+        assert accounted(database_url) == (TOTAL - bad, bad)
+        assert "session resumed" in worker.log(), "the second process found the first's session"
+    finally:
+        worker.stop()
