@@ -65,16 +65,23 @@ def plan_home(
     zone: ZoneInfo,
     open_alerts: list[OpenAlert],
 ) -> list[Open | Resolve]:
-    """Resolve what is over, open what holds and is not open yet; never two for one condition."""
+    """Resolve what is over, open what holds and is not open yet; never two for one condition.
+
+    An alert whose kind still holds stays open even when newer data moved its start (a
+    reading that arrived late, stamped after the quiet began but long ago): closing it only
+    to open another at once would page everyone twice and drop the acknowledgement.
+    """
+    holding = conditions(history, rules, now, zone)
+    holding_kinds = {condition.kind for condition in holding}
     actions: list[Open | Resolve] = []
     still_open = set()
     for alert in open_alerts:
         reason = resolution(alert.kind, alert.since, history)
-        if reason is not None:
+        if reason is not None and alert.kind not in holding_kinds:
             actions.append(Resolve(alert, reason))
         else:
             still_open.add(alert.kind)
-    for condition in conditions(history, rules, now, zone):
+    for condition in holding:
         if condition.kind not in still_open:
             still_open.add(condition.kind)
             actions.append(Open(resident_id, condition))
