@@ -96,6 +96,8 @@ def escalation(alert: OpenAlert, now: datetime, every: timedelta = ESCALATE_AFTE
     """
     if alert.status != "open" or alert.kind == METER_OFFLINE:
         return None
+    if now < alert.opened_at:  # a clock behind the opening: not overdue (int(-1.5) is -1)
+        return None
     steps = int((now - alert.opened_at) / every)
     target = LEVELS[min(steps, len(LEVELS) - 1)]
     current = LEVELS.index(alert.level) if alert.level in LEVELS else 0
