@@ -1,0 +1,304 @@
+"""Grid and resident imports into the database, through gridwatch.imports and the CLI."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import geopandas as gpd
+import psycopg
+import pytest
+import shapely
+from conftest import count_rows
+from shapely.affinity import translate
+from shapely.geometry import Point, box
+
+from gridwatch.cli import main
+from gridwatch.errors import InputFileError
+from gridwatch.imports import import_grid_file, import_residents_file
+from gridwatch.residents import COLUMNS
+
+# A small hierarchy in Qingshan District, Baotou: district > 2 streets > 2 communities > 3 grids.
+DISTRICT = [("150204", "青山区", box(109.86, 40.62, 109.94, 40.68))]
+STREETS = [
+    ("ST-A", "西街道", box(109.86, 40.62, 109.90, 40.68)),
+    ("ST-B", "东街道", box(109.90, 40.62, 109.94, 40.68)),
+]
+COMMUNITIES = [
+    ("C-A1", "富强社区", box(109.86, 40.62, 109.88, 40.65)),
+    ("C-B1", "幸福社区", box(109.90, 40.62, 109.92, 40.65)),
+]
+GRIDS = [
+    ("G-1", "富强第1网格", box(109.861, 40.621, 109.869, 40.629)),
+    ("G-2", "富强第2网格", box(109.871, 40.621, 109.879, 40.629)),
+    ("G-3", "幸福第1网格", box(109.901, 40.621, 109.909, 40.629)),
+]
+CONTAINED_IN = {
+    "ST-A": "150204", "ST-B": "150204", "C-A1": "ST-A", "C-B1": "ST-B",
+    "G-1": "C-A1", "G-2": "C-A1", "G-3": "C-B1",
+}  # fmt: skip
+
+
+def write_layer(path: Path, features, **fields) -> Path:
+    rows = [
+        {"code": code, "name": name, **{k: v[i] for k, v in fields.items()}, "geometry": geom}
+        for i, (code, name, geom) in enumerate(features)
+    ]
+    gpd.GeoDataFrame(rows, geometry="geometry", crs="EPSG:4326").to_file(path, engine="pyogrio")
+    return path
+
+
+def cli(*args: str) -> int:
+    return main(list(args))
+
+
+def grids_in(url: str) -> dict[str, tuple]:
+    """code → (id, name, level, parent code, geometry, bbox, area)."""
+    with psycopg.connect(url) as conn:
+        rows = conn.execute(
+            """
+            SELECT g.code, g.id, g.name, g.level, p.code, g.geometry,
+                   g.min_lon, g.min_lat, g.max_lon, g.max_lat, g.area_m2
+            FROM grids g LEFT JOIN grids p ON p.id = g.parent_id
+            """
+        ).fetchall()
+    return {
+        code: (gid, name, level, parent, shapely.from_wkb(bytes(wkb)), tuple(bbox), area)
+        for code, gid, name, level, parent, wkb, *bbox, area in rows
+    }
+
+
+def assert_one_error_line(stderr: str, *needles: str) -> None:
+    errors = [line for line in stderr.splitlines() if line.startswith("gridwatch:")]
+    assert len(errors) == 1, stderr
+    assert errors[0].startswith("gridwatch: error: "), stderr
+    for needle in needles:
+        assert needle in errors[0], (needle, stderr)
+    assert "Traceback" not in stderr
+
+
+@pytest.mark.parametrize("suffix", [".geojson", ".shp", ".gpkg"])
+def test_each_format_imports_with_parents_by_containment(tmp_path, database_url, suffix):
+    levels = [
+        ("district", DISTRICT), ("street", STREETS), ("community", COMMUNITIES),
+        ("grid", GRIDS),
+    ]  # fmt: skip
+    with psycopg.connect(database_url) as conn:
+        for level, features in levels:
+            path = write_layer(tmp_path / f"{level}{suffix}", features)
+            result = import_grid_file(conn, path, level=level)
+            assert (result.inserted, result.updated) == (len(features), 0), level
+            assert result.without_parent_or_grid == 0, level
+    stored = grids_in(database_url)
+    assert set(stored) == {code for _, features in levels for code, _, _ in features}
+    for level, features in levels:
+        for code, name, geometry in features:
+            _, stored_name, stored_level, parent, stored_geometry, bbox, area = stored[code]
+            assert (stored_name, stored_level) == (name, level)
+            assert parent == CONTAINED_IN.get(code)
+            assert stored_geometry.geom_type == "MultiPolygon"
+            assert stored_geometry.symmetric_difference(geometry).area < 1e-12
+            assert bbox == pytest.approx(geometry.bounds)
+            # ~84.6 km per degree of longitude and ~111 km per degree of latitude here.
+            west, south, east, north = geometry.bounds
+            rough = (east - west) * 84_600 * (north - south) * 111_000
+            assert area == pytest.approx(rough, rel=0.01)
+
+
+def test_one_file_with_level_and_parent_fields_through_the_cli(tmp_path, database_url, capsys):
+    features = DISTRICT + STREETS + COMMUNITIES + GRIDS
+    levels = ["district"] + ["street"] * 2 + ["community"] * 2 + ["grid"] * 3
+    # The parent field wins over containment: G-3 lies in C-B1 but is filed under C-A1.
+    parents = [None, "150204", "150204", "ST-A", "ST-B", "C-A1", "C-A1", "C-A1"]
+    path = write_layer(tmp_path / "all.geojson", features, level=levels, parent=parents)
+    code = cli(
+        "grids", "import", str(path), "--database-url", database_url,
+        "--level-field", "level", "--parent-field", "parent",
+    )  # fmt: skip
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert f"{path}: 8 grids added, 0 updated" in out
+    stored = grids_in(database_url)
+    assert {c: row[3] for c, row in stored.items()} == {
+        code: parent for (code, _, _), parent in zip(features, parents, strict=True)
+    }
+    assert {c: row[2] for c, row in stored.items()} == {
+        code: level for (code, _, _), level in zip(features, levels, strict=True)
+    }
+
+
+def test_reimport_updates_in_place(tmp_path, database_url, capsys):
+    path = tmp_path / "grids.gpkg"
+    write_layer(path, COMMUNITIES)
+    assert cli("grids", "import", str(path), "--database-url", database_url,
+               "--level", "community") == 0  # fmt: skip
+    write_layer(path, GRIDS)
+    assert cli("grids", "import", str(path), "--database-url", database_url) == 0
+    before = grids_in(database_url)
+    capsys.readouterr()
+
+    moved = translate(GRIDS[1][2], xoff=0.001)
+    changed = [(GRIDS[0][0], "改名网格", GRIDS[0][2]), (GRIDS[1][0], GRIDS[1][1], moved), GRIDS[2]]
+    extra = ("G-4", "新网格", box(109.911, 40.631, 109.919, 40.639))
+    write_layer(path, [*changed, extra])
+    code = cli("grids", "import", str(path), "--database-url", database_url)
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert f"{path}: 1 grids added, 3 updated" in out
+    after = grids_in(database_url)
+    for grid_code in ("G-1", "G-2", "G-3"):
+        assert after[grid_code][0] == before[grid_code][0], "same id"
+        assert after[grid_code][3] == before[grid_code][3], "same parent"
+    assert after["G-1"][1] == "改名网格"
+    assert after["G-2"][4].symmetric_difference(moved).area < 1e-12
+    assert after["G-2"][5] == pytest.approx(moved.bounds)
+    assert after["G-4"][3] == "C-B1"
+    with psycopg.connect(database_url) as conn:
+        updated = conn.execute(
+            "SELECT bool_and(updated_at > created_at) FROM grids WHERE code LIKE 'G-_' "
+            "AND code <> 'G-4'"
+        ).fetchone()[0]
+    assert updated
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "needle"),
+    [
+        ("garbage.geojson", b"this is not GeoJSON", "not a vector file that can be read"),
+        ("empty.gpkg", b"", "not a vector file"),
+        (
+            "points.geojson",
+            b'{"type":"FeatureCollection","features":[{"type":"Feature","properties":'
+            b'{"code":"P","name":"p"},"geometry":{"type":"Point","coordinates":[109.9,40.6]}}]}',
+            "expected a polygon",
+        ),
+        (
+            "nocode.geojson",
+            b'{"type":"FeatureCollection","features":[{"type":"Feature","properties":'
+            b'{"id":"P"},"geometry":{"type":"Polygon","coordinates":[[[109.9,40.6],'
+            b"[109.91,40.6],[109.91,40.61],[109.9,40.6]]]}}]}",
+            "no field 'code'",
+        ),
+    ],
+)
+def test_a_bad_grid_file_is_one_error_line(tmp_path, database_url, capsys, name, content, needle):
+    path = tmp_path / name
+    path.write_bytes(content)
+    code = cli("grids", "import", str(path), "--database-url", database_url)
+    _, err = capsys.readouterr()
+    assert code == 1
+    assert_one_error_line(err, name, needle)
+    assert count_rows(database_url, "grids") == 0
+
+
+def test_an_unknown_parent_imports_nothing(tmp_path, database_url, capsys):
+    path = write_layer(tmp_path / "grids.geojson", GRIDS, parent=["C-A1", "NOWHERE", "C-B1"])
+    write_layer(tmp_path / "communities.geojson", COMMUNITIES)
+    assert cli("grids", "import", str(tmp_path / "communities.geojson"), "--database-url",
+               database_url, "--level", "community") == 0  # fmt: skip
+    capsys.readouterr()
+    code = cli("grids", "import", str(path), "--database-url", database_url,
+               "--parent-field", "parent")  # fmt: skip
+    _, err = capsys.readouterr()
+    assert code == 1
+    assert_one_error_line(err, "grids.geojson", "'G-2'", "'NOWHERE'")
+    assert count_rows(database_url, "grids", "level = 'grid'") == 0
+
+
+# -- residents ----------------------------------------------------------------------------------
+
+
+def write_residents(path: Path, rows: list[dict]) -> Path:
+    lines = [",".join(COLUMNS)]
+    lines += [",".join(str(row.get(column, "")) for column in COLUMNS) for row in rows]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def grids_url(tmp_path, database_url):
+    with psycopg.connect(database_url) as conn:
+        import_grid_file(conn, write_layer(tmp_path / "c.geojson", COMMUNITIES), level="community")
+        import_grid_file(conn, write_layer(tmp_path / "g.geojson", GRIDS), level="grid")
+    return database_url
+
+
+def _inside(code: str) -> Point:
+    return dict((c, g) for c, _, g in GRIDS)[code].centroid
+
+
+def test_residents_are_placed_by_position_and_by_grid_code(tmp_path, grids_url, capsys):
+    p1 = _inside("G-1")
+    rows = [
+        {"resident_id": "R-1", "name": "张大爷", "lat": p1.y, "lon": p1.x, "meter_id": "M-1",
+         "sensor_ids": "S-1;S-2"},
+        {"resident_id": "R-2", "name": "李奶奶", "grid_code": "G-3", "sensor_ids": "S-3"},
+        # In a community, but in none of its grids: kept without a grid.
+        {"resident_id": "R-3", "name": "王大妈", "lat": 40.645, "lon": 109.865},
+        # Position and code both given: the code decides.
+        {"resident_id": "R-4", "name": "赵爷爷", "lat": p1.y, "lon": p1.x, "grid_code": "G-2"},
+    ]  # fmt: skip
+    path = write_residents(tmp_path / "residents.csv", rows)
+    code = cli("residents", "import", str(path), "--database-url", grids_url)
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert f"{path}: 4 residents added, 0 updated" in out
+    assert "1 residents are outside every grid" in out
+    with psycopg.connect(grids_url) as conn:
+        placed = dict(
+            conn.execute(
+                "SELECT r.id, g.code FROM residents r LEFT JOIN grids g ON g.id = r.grid_id"
+            ).fetchall()
+        )
+        devices = conn.execute(
+            "SELECT kind, id, resident_id FROM devices ORDER BY kind, id"
+        ).fetchall()
+    assert placed == {"R-1": "G-1", "R-2": "G-3", "R-3": None, "R-4": "G-2"}
+    assert devices == [
+        ("meter", "M-1", "R-1"),
+        ("sensor", "S-1", "R-1"),
+        ("sensor", "S-2", "R-1"),
+        ("sensor", "S-3", "R-2"),
+    ]
+
+    # Again with R-1's sensors changed: updated in place, the dropped sensor detached.
+    rows[0]["sensor_ids"] = "S-2;S-9"
+    write_residents(path, rows)
+    with psycopg.connect(grids_url) as conn:
+        result = import_residents_file(conn, path)
+        devices = conn.execute(
+            "SELECT kind, id, resident_id FROM devices ORDER BY kind, id"
+        ).fetchall()
+    assert (result.inserted, result.updated, result.without_parent_or_grid) == (0, 4, 1)
+    assert devices == [
+        ("meter", "M-1", "R-1"),
+        ("sensor", "S-1", None),
+        ("sensor", "S-2", "R-1"),
+        ("sensor", "S-3", "R-2"),
+        ("sensor", "S-9", "R-1"),
+    ]
+
+
+def test_an_unknown_grid_code_names_its_row_and_imports_nothing(tmp_path, grids_url, capsys):
+    p1 = _inside("G-1")
+    rows = [
+        {"resident_id": "R-1", "lat": p1.y, "lon": p1.x},
+        {"resident_id": "R-2", "grid_code": "G-404"},
+    ]
+    path = write_residents(tmp_path / "residents.csv", rows)
+    code = cli("residents", "import", str(path), "--database-url", grids_url)
+    _, err = capsys.readouterr()
+    assert code == 1
+    assert_one_error_line(err, "residents.csv", "row 3", "'G-404'")
+    assert count_rows(grids_url, "residents") == 0
+    with psycopg.connect(grids_url) as conn, pytest.raises(InputFileError, match="row 3"):
+        import_residents_file(conn, path)
+
+
+def test_residents_without_any_grids_are_kept_outside(tmp_path, database_url):
+    path = write_residents(
+        tmp_path / "residents.csv", [{"resident_id": "R-1", "lat": 40.6, "lon": 109.9}]
+    )
+    with psycopg.connect(database_url) as conn:
+        result = import_residents_file(conn, path)
+    assert (result.inserted, result.without_parent_or_grid) == (1, 1)
+    assert count_rows(database_url, "residents", "grid_id IS NULL") == 1
