@@ -11,9 +11,15 @@ from gridwatch.errors import ServiceUnavailable
 
 def describe_url(url: str) -> str:
     """The URL without its password, for messages and logs."""
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # e.g. an unclosed IPv6 bracket; nothing in it can be trusted
+        return "a malformed URL"
     host = parts.hostname or "local socket"
-    port = f":{parts.port}" if parts.port else ""
+    try:
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:  # out of range or not a number: shown as written, for the message
+        port = ":" + parts.netloc.rpartition(":")[2]
     user = f"{parts.username}@" if parts.username else ""
     return f"{parts.scheme}://{user}{host}{port}{parts.path}"
 
