@@ -25,7 +25,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
+        level=logging.DEBUG if getattr(args, "verbose", False) else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         datefmt="%H:%M:%S",
     )
@@ -249,10 +249,11 @@ def run_db_maintain(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def run_grids_import(settings: Settings, args: argparse.Namespace) -> int:
-    from gridwatch.imports import import_grid_file
+    from gridwatch.imports import import_grid_file, require_file
     from gridwatch.store.db import connect
     from gridwatch.store.migrate import migrate_for
 
+    require_file(args.file)  # before a database is started or migrated for nothing
     with Services(settings) as services, connect(services.database_url()) as conn:
         migrate_for(conn, settings)
         result = import_grid_file(
@@ -276,10 +277,11 @@ def run_grids_import(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def run_residents_import(settings: Settings, args: argparse.Namespace) -> int:
-    from gridwatch.imports import import_residents_file
+    from gridwatch.imports import import_residents_file, require_file
     from gridwatch.store.db import connect
     from gridwatch.store.migrate import migrate_for
 
+    require_file(args.file)
     with Services(settings) as services, connect(services.database_url()) as conn:
         migrate_for(conn, settings)
         result = import_residents_file(conn, args.file, progress=Progress("residents"))

@@ -40,7 +40,7 @@ def import_grid_file(
     progress: ProgressFn | None = None,
 ) -> ImportResult:
     """Read a vector file and upsert its polygons by code, parents by field or containment."""
-    _require_file(path)
+    require_file(path)
     features = read_grid_file(
         path,
         level=None if level_field else level,
@@ -63,13 +63,14 @@ def import_residents_file(
     conn: psycopg.Connection, path: Path, *, progress: ProgressFn | None = None
 ) -> ImportResult:
     """Read a residents CSV and upsert residents and devices, placed in grids."""
-    _require_file(path)
+    require_file(path)
     rows = read_residents_csv(path)
     grid_ids, outside = place_residents(conn, rows, source=str(path))
     inserted, updated = upsert_residents(conn, rows, grid_ids, progress=progress)
     return ImportResult(inserted, updated, outside)
 
 
-def _require_file(path: Path) -> None:
+def require_file(path: Path) -> None:
+    """Refuse a path that is not a file, before any database work is done for it."""
     if not Path(path).is_file():
         raise InputFileError(f"{path}: no such file")
