@@ -402,6 +402,10 @@ def _residents(
             sensors.append(f"S{i:05d}-curtain")
         if rng.random() < 0.5:
             sensors.append(f"S{i:05d}-light")
+        if i % 3 == 0:
+            # A pendant with an SOS button and a fall detector, for one resident in three
+            # (chosen without the generator, so the rest of the district stays the same).
+            sensors.append(f"S{i:05d}-pendant")
         rows.append(
             ResidentRow(
                 resident_id=f"R{i:05d}",

@@ -214,7 +214,13 @@ def test_a_fall_stops_all_activity_but_base_load(district):
 
 def test_a_worn_pendant_reports_falls_and_sos(district):
     wearers = [
-        dataclasses.replace(r, sensor_ids=(*r.sensor_ids, f"P{n:05d}-pendant"))
+        dataclasses.replace(
+            r,
+            sensor_ids=(
+                *(s for s in r.sensor_ids if not s.endswith("-pendant")),
+                f"P{n:05d}-pendant",
+            ),
+        )
         for n, r in enumerate(district.residents)
     ]
     equipped = dataclasses.replace(district, residents=wearers)
