@@ -22,10 +22,15 @@ class SampleLoad:
 
 
 def load_sample_district(
-    conn: psycopg.Connection, directory: Path, *, progress: ProgressFn | None = None
+    conn: psycopg.Connection,
+    directory: Path,
+    *,
+    district: SampleDistrict | None = None,
+    progress: ProgressFn | None = None,
 ) -> SampleLoad:
-    """Write the sample files into `directory` and import them; re-running updates in place."""
-    district = build_sample_district()
+    """Write the sample files (or `district`'s) into `directory` and import them;
+    re-running updates in place."""
+    district = district or build_sample_district()
     files = write_sample_files(Path(directory), district)
     grids = 0
     for path, level in (

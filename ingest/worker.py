@@ -169,11 +169,11 @@ class IngestWorker:
 
     def run(self, stop: threading.Event) -> IngestStats:
         """Connect, subscribe and write batches until `stop` is set; then drain and disconnect."""
-        self._writer = self._open_writer()
-        self._start_mqtt()
         last_housekeeping = time.monotonic()
         last_report = time.monotonic()
         try:
+            self._writer = self._open_writer()
+            self._start_mqtt()
             while True:
                 stopping = stop.is_set()
                 batch = self._take_batch(stopping)

@@ -59,11 +59,6 @@ def test_unreachable_broker(capsys, database_url, closed_port):
     assert_one_line(err, f"cannot reach the MQTT broker at mqtt://127.0.0.1:{closed_port}")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="ingest/worker.py: run() opens the writer's connection, then _start_mqtt() raises "
-    "outside the try whose finally closes it (ResourceWarning: connection deleted while open)",
-)
 def test_unreachable_broker_leaves_no_connection_open(capsys, database_url, closed_port):
     code, _, _ = run(
         capsys, "ingest", "--database-url", database_url,

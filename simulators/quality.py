@@ -1,0 +1,259 @@
+"""How well the alerts work, measured: the simulator's week against its ground truth.
+
+The simulated district's messages go through the real parsers and the real batch writer
+into a fresh database, minute by simulated minute, and the alert engine evaluates on the
+same simulated clock after each minute, so detection delays are in simulated minutes. A
+few warm-up days without incidents come first, so each home's baseline is learned from
+its own nights as in production. Then every alert is matched against what was injected.
+"""
+
+from __future__ import annotations
+
+import statistics
+import tempfile
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import psycopg
+
+from gridwatch.alerts.engine import AlertEngine
+from gridwatch.alerts.lifecycle import Open
+from gridwatch.alerts.rules import (
+    ACTIVITY_KINDS,
+    FALL,
+    SOS,
+    HomeHistory,
+    Rules,
+    morning_window,
+    no_activity_deadline,
+    window_on,
+)
+from gridwatch.ingest.payload import InvalidPayload, ParseContext
+from gridwatch.ingest.topics import TopicRouter
+from gridwatch.ingest.writer import BatchWriter, Message
+from gridwatch.sample import load_sample_district
+from gridwatch.simulators.faults import FaultRates
+from gridwatch.simulators.scenario import Scenario
+from gridwatch.store.alert_store import AlertStore, add_absence
+from gridwatch.store.migrate import migrate
+
+WINDOW_GRACE = timedelta(minutes=5)
+DEFAULT_START = datetime(2026, 11, 2, tzinfo=ZoneInfo("Asia/Shanghai"))
+
+
+@dataclass
+class QualityRun:
+    """Everything the run saw: alerts opened (with simulated times) and the ground truth."""
+
+    scenario: Scenario
+    residents: int
+    days: float
+    alerts: list[tuple[datetime, str, str, datetime]] = field(default_factory=list)
+    last_activity: dict[str, datetime] = field(default_factory=dict)
+    messages: int = 0
+    seconds: float = 0.0
+
+
+def run_quality(
+    database_url: str,
+    *,
+    residents: int = 2000,
+    days: float = 7,
+    warmup_days: float = 3,
+    seed: int = 1,
+    meter_interval_s: int = 60,
+    start: datetime = DEFAULT_START,
+    rates: FaultRates | None = None,
+    progress=None,
+) -> QualityRun:
+    """Simulate, ingest and evaluate; `database_url` must name an empty database."""
+    from gridwatch.simulators.cli import sample_district
+
+    zone = start.tzinfo if isinstance(start.tzinfo, ZoneInfo) else ZoneInfo("Asia/Shanghai")
+    district = sample_district(residents)
+    began = time.monotonic()
+    warmup_start = start - timedelta(days=warmup_days)
+    with psycopg.connect(database_url) as conn:
+        migrate(conn, tz=zone.key)
+        load_sample_district(conn, Path(tempfile.mkdtemp(prefix="gw-quality-")), district=district)
+        conn.execute("UPDATE residents SET created_at = %s", (warmup_start,))
+        conn.commit()
+    writer_conn = psycopg.connect(database_url)
+    writer = BatchWriter(writer_conn, mode="plain", zone=zone)
+    router = TopicRouter("gw")
+    total = 0
+    if warmup_days > 0:
+        calm = Scenario(
+            district,
+            warmup_start,
+            warmup_days,
+            seed=seed + 1000,
+            meter_interval_s=meter_interval_s,
+            tz=zone.key,
+            rates=FaultRates.none(),
+        )
+        for step_end, batch in calm.messages_by_step(timedelta(minutes=15)):
+            total += _write(writer, router, batch, step_end, zone)
+    scenario = Scenario(
+        district,
+        start,
+        days,
+        seed=seed,
+        meter_interval_s=meter_interval_s,
+        tz=zone.key,
+        rates=rates or FaultRates(),
+    )
+    run = QualityRun(scenario, len(district.residents), days)
+    engine_conn = psycopg.connect(database_url)
+    for incident in scenario.incidents:
+        if incident.kind == "absence":
+            add_absence(
+                engine_conn,
+                incident.resident_id,
+                starts_at=incident.at,
+                ends_at=incident.until,
+                note="外出报备",
+                created_by="simulator",
+            )
+    engine = AlertEngine(AlertStore(engine_conn), zone=zone, overlap=timedelta(0))
+    engine.load(start)
+    # Each fallen resident's last sign of life as of the fall, for the expected deadline.
+    falling = {i.resident_id: i.at for i in scenario.incidents if i.kind == "fall"}
+    for step_end, batch in scenario.messages_by_step(timedelta(minutes=1)):
+        total += _write(writer, router, batch, step_end, zone)
+        engine.poll()
+        for action in engine.step(step_end):
+            if isinstance(action, Open):
+                condition = action.condition
+                run.alerts.append((step_end, action.resident_id, condition.kind, condition.since))
+        for resident, fell_at in list(falling.items()):
+            if step_end >= fell_at:
+                state = engine.homes.get(resident)
+                if state is not None and state.last_activity is not None:
+                    run.last_activity[resident] = state.last_activity
+                del falling[resident]
+        if progress is not None:
+            progress(step_end, total)
+    writer_conn.close()
+    engine_conn.close()
+    run.messages = total
+    run.seconds = time.monotonic() - began
+    return run
+
+
+def _write(writer: BatchWriter, router: TopicRouter, batch, step_end: datetime, zone) -> int:
+    if not batch:
+        return 0
+    messages = []
+    for _sim_time, topic, payload in batch:
+        ctx = ParseContext(step_end, zone)
+        try:
+            messages.append(Message(topic, payload, step_end, router.parse(topic, payload, ctx)))
+        except InvalidPayload as exc:
+            messages.append(Message(topic, payload, step_end, reason=str(exc)))
+    writer.write(messages)
+    writer.conn.commit()
+    return len(messages)
+
+
+def quality_report(run: QualityRun, zone: ZoneInfo) -> dict:
+    """Match alerts to incidents: recall, delays, false alerts per 100 resident-days."""
+    scenario = run.scenario
+    by_resident = defaultdict(list)
+    for opened, resident, kind, since in run.alerts:
+        by_resident[resident].append((opened, kind, since))
+    falls = [i for i in scenario.incidents if i.kind == "fall"]
+    sos = [i for i in scenario.incidents if i.kind == "sos"]
+    outages = [i for i in scenario.incidents if i.kind == "meter_outage"]
+    end = scenario.end
+    delays: list[float] = []
+    late = 0
+    detected = 0
+    explained: set[tuple[str, datetime]] = set()
+    for fall in falls:
+        down_until = fall.rescued_at or end
+        hits = [
+            (o, k)
+            for o, k, _s in by_resident[fall.resident_id]
+            if fall.at <= o <= down_until and (k in ACTIVITY_KINDS or k == FALL)
+        ]
+        for o, _k, s in by_resident[fall.resident_id]:
+            if fall.at - timedelta(hours=24) <= s and o <= down_until and o >= fall.at:
+                explained.add((fall.resident_id, o))
+        if not hits:
+            continue
+        detected += 1
+        first = min(o for o, _k in hits)
+        delay = (first - fall.at).total_seconds() / 60
+        delays.append(delay)
+        expected = _expected_detection(fall, run.last_activity.get(fall.resident_id), zone)
+        if fall.detector_id is None and expected is not None and first > expected + WINDOW_GRACE:
+            late += 1
+    for press in sos:
+        hits = [o for o, k, _s in by_resident[press.resident_id] if k == SOS and o >= press.at]
+        if hits:
+            detected += 1
+            delays.append((min(hits) - press.at).total_seconds() / 60)
+    resident_days = run.residents * run.days
+    false_by_kind = {kind: 0 for kind in ACTIVITY_KINDS}
+    outage_alarms = 0
+    for resident, alerts in by_resident.items():
+        for opened, kind, _since in alerts:
+            if kind not in ACTIVITY_KINDS or (resident, opened) in explained:
+                continue
+            if any(
+                o.resident_id == resident and o.at <= opened <= o.until + timedelta(hours=1)
+                for o in outages
+            ):
+                outage_alarms += 1
+                continue
+            false_by_kind[kind] += 1
+    per_100 = {k: round(100 * v / resident_days, 3) for k, v in false_by_kind.items()}
+    per_100["total"] = round(100 * sum(false_by_kind.values()) / resident_days, 3)
+    incidents = len(falls) + len(sos)
+    meter_offline = sum(
+        1 for alerts in by_resident.values() for _o, k, _s in alerts if k == "meter_offline"
+    )
+    return {
+        "incidents": incidents,
+        "detected": detected,
+        "recall": round(detected / incidents, 4) if incidents else None,
+        "median_delay_min": round(statistics.median(delays), 1) if delays else None,
+        "max_delay_min": round(max(delays), 1) if delays else None,
+        "false_alerts_per_100_resident_days": per_100,
+        "outages_reported_as_inactivity": outage_alarms,
+        "falls": len(falls),
+        "sos": len(sos),
+        "falls_later_than_window_plus_5_min": late,
+        "meter_outages": len(outages),
+        "meter_offline_alerts": meter_offline,
+        "residents": run.residents,
+        "days": run.days,
+        "messages": run.messages,
+        "seconds": round(run.seconds, 1),
+    }
+
+
+def _expected_detection(fall, last_activity: datetime | None, zone: ZoneInfo) -> datetime | None:
+    """When the rules should notice a fall with no detector: the first of the 12-hour quiet,
+    the end of the next morning window, the end of the next evening window."""
+    if last_activity is None:
+        return None
+    rules = Rules()
+    history = HomeHistory(monitored_since=fall.at - timedelta(days=30), last_activity=last_activity)
+    candidates = [no_activity_deadline(history, rules)]
+    for window in (morning_window(history, rules), rules.evening):
+        day = fall.at.astimezone(zone).date()
+        for offset in range(2):
+            start, end = window_on(day + timedelta(days=offset), window, zone)
+            if end > fall.at and last_activity < start:
+                candidates.append(end)
+                break
+            if end > fall.at and start > fall.at:
+                candidates.append(end)
+                break
+    return min(candidates)
