@@ -53,6 +53,45 @@ class Settings(BaseSettings):
         description='JSON list of URLs that receive every alert change, e.g. ["https://…"]',
     )
 
+    # API and maps (gridwatch api)
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(default=8080, ge=0, le=65535)
+    api_max_body_bytes: int = Field(default=64 * 1024, ge=1024)
+    api_default_limit: int = Field(default=100, ge=1)
+    api_max_limit: int = Field(default=10_000, ge=1)
+    api_pool_size: int = Field(default=16, ge=2)
+    api_session_hours: float = Field(default=12.0, gt=0, description="map page login lifetime")
+    api_token_cache_s: float = Field(
+        default=10.0, ge=0, description="how long a checked token is trusted without a lookup"
+    )
+    tianditu_key: str | None = Field(default=None, description="key for GRIDWATCH_TILES=tianditu")
+    hazard_deadlines_h: dict[str, float] = Field(
+        default_factory=lambda: {"critical": 2.0, "high": 24.0, "medium": 72.0, "low": 168.0},
+        description='hours to handle a hazard per severity, JSON, e.g. {"critical": 2, ...}',
+    )
+    hazard_check_s: float = Field(
+        default=60.0, gt=0, description="how often overdue hazards are escalated"
+    )
+    patrol_gap_min: float = Field(
+        default=30.0, gt=0, description="a pause longer than this starts a new patrol"
+    )
+    patrol_buffer_m: float = Field(
+        default=50.0, gt=0, description="a track covers the grid area within this distance"
+    )
+    visit_every_days: int = Field(
+        default=7, ge=1, description="a resident is due a home visit after this many days"
+    )
+
+    @field_validator("hazard_deadlines_h")
+    @classmethod
+    def _every_severity(cls, value: dict[str, float]) -> dict[str, float]:
+        wanted = {"low", "medium", "high", "critical"}
+        if set(value) != wanted:
+            raise ValueError(f"hazard deadlines must name exactly {sorted(wanted)}")
+        if any(not 0 < hours < 24 * 366 for hours in value.values()):
+            raise ValueError("hazard deadlines must be positive hours below a year")
+        return value
+
     @field_validator("tz")
     @classmethod
     def _known_zone(cls, value: str) -> str:

@@ -1,0 +1,220 @@
+"""API users and their tokens: only a SHA-256 of each token is stored, never the token."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+
+import psycopg
+
+from gridwatch.errors import Conflict, InputFileError, NotFound
+
+ROLES = ("admin", "duty_officer", "grid_worker", "device")
+DUTY_LEVELS = ("street", "community")
+TOKEN_PREFIX = "gw_"
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is calling and which grids they may see (`grid_ids` None: every grid)."""
+
+    user_id: int
+    name: str
+    role: str
+    level: str | None
+    grid_codes: tuple[str, ...]
+    grid_ids: frozenset[int] | None
+
+    @property
+    def sees_all(self) -> bool:
+        return self.grid_ids is None
+
+    def sees_grid(self, grid_id: int | None) -> bool:
+        """Whether an object placed in `grid_id` (None: outside every grid) is visible."""
+        if self.grid_ids is None:
+            return True
+        return grid_id is not None and grid_id in self.grid_ids
+
+    def scope_param(self) -> list[int]:
+        """The visible grid ids as an SQL array parameter (empty when every grid is visible)."""
+        return sorted(self.grid_ids) if self.grid_ids is not None else []
+
+
+@dataclass(frozen=True, slots=True)
+class UserRow:
+    id: int
+    name: str
+    role: str
+    level: str | None
+    grids: tuple[str, ...]
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+def new_token() -> str:
+    """A bearer token: 32 random bytes, URL-safe."""
+    return TOKEN_PREFIX + secrets.token_urlsafe(32)
+
+
+def token_digest(token: str) -> bytes:
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).digest()
+
+
+def create_user(
+    conn: psycopg.Connection,
+    name: str,
+    *,
+    role: str,
+    grid_codes: tuple[str, ...] = (),
+    level: str | None = None,
+) -> str:
+    """Create a user and return their token (the only time it exists in clear)."""
+    name = name.strip()
+    if not name or len(name) > 128 or any(ord(c) < 0x20 for c in name):
+        raise InputFileError("a user name must be 1 to 128 printable characters")
+    if role not in ROLES:
+        raise InputFileError(f"unknown role {role!r}: expected one of {', '.join(ROLES)}")
+    if level is not None and level not in DUTY_LEVELS:
+        raise InputFileError(f"unknown level {level!r}: expected street or community")
+    if role in ("admin", "device") and grid_codes:
+        raise InputFileError(f"a {role} is not bound to grids; leave out --grid")
+    if role != "duty_officer" and level is not None:
+        raise InputFileError("--level applies to duty officers only")
+    if role == "grid_worker" and not grid_codes:
+        raise InputFileError("a grid worker needs at least one --grid CODE")
+    if level is not None and not grid_codes:
+        raise InputFileError(f"a {level} duty officer needs --grid CODE of their {level}")
+    token = new_token()
+    with conn.transaction():
+        grids = []
+        for code in dict.fromkeys(grid_codes):
+            row = conn.execute("SELECT id, level FROM grids WHERE code = %s", (code,)).fetchone()
+            if row is None:
+                raise NotFound(f"no grid with code {code!r}")
+            if level is not None and row[1] != level:
+                raise InputFileError(f"grid {code!r} is a {row[1]}, not a {level}")
+            grids.append(row[0])
+        taken = conn.execute(
+            "SELECT 1 FROM api_users WHERE name = %s AND revoked_at IS NULL", (name,)
+        ).fetchone()
+        if taken:
+            raise Conflict(f"user {name!r} exists; revoke it first to issue a new token")
+        user_id = conn.execute(
+            "INSERT INTO api_users (name, role, level, token_sha256) VALUES (%s, %s, %s, %s) "
+            "RETURNING id",
+            (name, role, level, token_digest(token)),
+        ).fetchone()[0]
+        for grid_id in grids:
+            conn.execute(
+                "INSERT INTO api_user_grids (user_id, grid_id) VALUES (%s, %s)", (user_id, grid_id)
+            )
+    return token
+
+
+def revoke_user(conn: psycopg.Connection, name: str, *, now: datetime) -> None:
+    """Revoke a user's token and end their sessions."""
+    with conn.transaction():
+        row = conn.execute(
+            "UPDATE api_users SET revoked_at = %s WHERE name = %s AND revoked_at IS NULL "
+            "RETURNING id",
+            (now, name),
+        ).fetchone()
+        if row is None:
+            raise NotFound(f"no active user {name!r}")
+        conn.execute("DELETE FROM api_sessions WHERE user_id = %s", (row[0],))
+
+
+def list_users(conn: psycopg.Connection) -> list[UserRow]:
+    rows = conn.execute(
+        """
+        SELECT u.id, u.name, u.role, u.level,
+               coalesce(array_agg(g.code ORDER BY g.code) FILTER (WHERE g.code IS NOT NULL), '{}'),
+               u.created_at, u.revoked_at
+        FROM api_users u
+        LEFT JOIN api_user_grids ug ON ug.user_id = u.id
+        LEFT JOIN grids g ON g.id = ug.grid_id
+        GROUP BY u.id ORDER BY u.name, u.id
+        """
+    ).fetchall()
+    return [UserRow(r[0], r[1], r[2], r[3], tuple(r[4]), r[5], r[6]) for r in rows]
+
+
+def principal_for_token(conn: psycopg.Connection, token: str) -> Principal | None:
+    """The active user holding `token`, with their visible grids; None if there is none."""
+    digest = token_digest(token)
+    row = conn.execute(
+        "SELECT id, token_sha256 FROM api_users WHERE token_sha256 = %s AND revoked_at IS NULL",
+        (digest,),
+    ).fetchone()
+    # The lookup is by digest; comparing again in constant time costs nothing and keeps the
+    # check independent of how the index compares.
+    if row is None or not hmac.compare_digest(bytes(row[1]), digest):
+        return None
+    return _principal(conn, row[0])
+
+
+def principal_for_session(
+    conn: psycopg.Connection, session_id: str, *, now: datetime
+) -> Principal | None:
+    """The user of an unexpired browser session."""
+    digest = token_digest(session_id)
+    row = conn.execute(
+        "SELECT s.user_id, s.id_sha256 FROM api_sessions s JOIN api_users u ON u.id = s.user_id "
+        "WHERE s.id_sha256 = %s AND s.expires_at > %s AND u.revoked_at IS NULL",
+        (digest, now),
+    ).fetchone()
+    if row is None or not hmac.compare_digest(bytes(row[1]), digest):
+        return None
+    return _principal(conn, row[0])
+
+
+def create_session(conn: psycopg.Connection, user_id: int, *, expires_at: datetime) -> str:
+    """A new browser session for `user_id`; returns its id (kept only as a hash)."""
+    session_id = secrets.token_urlsafe(32)
+    with conn.transaction():
+        conn.execute("DELETE FROM api_sessions WHERE expires_at < now()")
+        conn.execute(
+            "INSERT INTO api_sessions (id_sha256, user_id, expires_at) VALUES (%s, %s, %s)",
+            (token_digest(session_id), user_id, expires_at),
+        )
+    return session_id
+
+
+def end_session(conn: psycopg.Connection, session_id: str) -> None:
+    with conn.transaction():
+        conn.execute("DELETE FROM api_sessions WHERE id_sha256 = %s", (token_digest(session_id),))
+
+
+def _principal(conn: psycopg.Connection, user_id: int) -> Principal:
+    name, role, level = conn.execute(
+        "SELECT name, role, level FROM api_users WHERE id = %s", (user_id,)
+    ).fetchone()
+    roots = conn.execute(
+        "SELECT g.id, g.code FROM api_user_grids ug JOIN grids g ON g.id = ug.grid_id "
+        "WHERE ug.user_id = %s ORDER BY g.code",
+        (user_id,),
+    ).fetchall()
+    codes = tuple(code for _, code in roots)
+    grid_ids: frozenset[int] | None = None
+    if role in ("grid_worker", "duty_officer") and roots:
+        # A user sees the grids they were given and every grid below them.
+        below = conn.execute(
+            """
+            WITH RECURSIVE sub AS (
+                SELECT id FROM grids WHERE id = ANY(%s)
+                UNION
+                SELECT g.id FROM grids g JOIN sub ON g.parent_id = sub.id
+            )
+            SELECT id FROM sub
+            """,
+            ([gid for gid, _ in roots],),
+        ).fetchall()
+        grid_ids = frozenset(gid for (gid,) in below)
+    elif role == "grid_worker":
+        grid_ids = frozenset()  # grids deleted since: sees nothing
+    elif role == "device":
+        grid_ids = frozenset()  # devices post; they read nothing
+    return Principal(user_id, name, role, level, codes, grid_ids)
