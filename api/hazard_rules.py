@@ -1,0 +1,116 @@
+"""The hazard loop (发现-上报-处置-反馈) as pure functions: which step may follow which, each
+severity's deadline, and which overdue hazards go a level up (小事不出网格、大事不出街道).
+
+No web framework and no database here: the API and the escalation job pass in hazards and
+the time, and write what these functions decide.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from gridwatch.errors import Conflict
+
+LEVELS = ("grid", "community", "street")
+SEVERITIES = ("low", "medium", "high", "critical")
+STATUSES = ("reported", "assigned", "in_progress", "resolved", "closed", "reopened")
+OPEN_STATUSES = frozenset({"reported", "assigned", "in_progress", "reopened"})
+"""Statuses in which someone still has to act, so the deadline runs."""
+
+# action -> (statuses it may start from, status it leads to)
+TRANSITIONS: dict[str, tuple[frozenset[str], str]] = {
+    "assign": (frozenset({"reported", "assigned", "in_progress", "reopened"}), "assigned"),
+    "start": (frozenset({"reported", "assigned", "reopened"}), "in_progress"),
+    "resolve": (frozenset({"reported", "assigned", "in_progress", "reopened"}), "resolved"),
+    "close": (frozenset({"resolved"}), "closed"),
+    "reopen": (frozenset({"resolved", "closed"}), "reopened"),
+}
+ACTIONS = tuple(TRANSITIONS)
+
+
+def next_status(action: str, status: str) -> str:
+    """The status `action` leads to from `status`; Conflict with the reason when not allowed."""
+    if action not in TRANSITIONS:
+        raise ValueError(f"unknown hazard action {action!r}")
+    allowed, target = TRANSITIONS[action]
+    if status not in allowed:
+        raise Conflict(
+            f"cannot {action} a hazard that is {status}: {action} needs it "
+            f"{' or '.join(sorted(allowed))}"
+        )
+    return target
+
+
+def deadlines_from_hours(hours: Mapping[str, float]) -> dict[str, timedelta]:
+    """Settings' hours per severity as timedeltas."""
+    return {severity: timedelta(hours=float(hours[severity])) for severity in SEVERITIES}
+
+
+def deadline_after(severity: str, start: datetime, deadlines: Mapping[str, timedelta]) -> datetime:
+    """When a hazard of `severity` must be handled if its clock starts at `start`."""
+    return start + deadlines.get(severity, deadlines["medium"])
+
+
+def is_overdue(status: str, deadline_at: datetime | None, now: datetime) -> bool:
+    """An open hazard whose deadline has passed."""
+    return status in OPEN_STATUSES and deadline_at is not None and deadline_at <= now
+
+
+@dataclass(frozen=True, slots=True)
+class HazardClock:
+    """What escalation needs to know of a hazard."""
+
+    id: object
+    severity: str
+    status: str
+    level: str
+    received_at: datetime
+    deadline_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class Escalation:
+    """Move a hazard from `from_level` to `to_level` because `passed` went by; the new level
+    gets a fresh period until `new_deadline`."""
+
+    hazard_id: object
+    from_level: str
+    to_level: str
+    passed: datetime
+    new_deadline: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class SetDeadline:
+    """A hazard that came in without a deadline (over MQTT) gets the one its severity sets."""
+
+    hazard_id: object
+    deadline_at: datetime
+
+
+def plan_escalations(
+    hazards: Iterable[HazardClock], now: datetime, deadlines: Mapping[str, timedelta]
+) -> list[Escalation | SetDeadline]:
+    """What the escalation job should write at `now`.
+
+    An open hazard past its deadline goes up one level per deadline passed (a job that
+    was down for a while catches up level by level), each level with a fresh period. At
+    the street it stays, overdue, in the ledger.
+    """
+    plan: list[Escalation | SetDeadline] = []
+    for hazard in hazards:
+        if hazard.status not in OPEN_STATUSES:
+            continue
+        deadline = hazard.deadline_at
+        if deadline is None:
+            deadline = deadline_after(hazard.severity, hazard.received_at, deadlines)
+            plan.append(SetDeadline(hazard.id, deadline))
+        level = hazard.level if hazard.level in LEVELS else LEVELS[0]
+        while deadline <= now and level != LEVELS[-1]:
+            higher = LEVELS[LEVELS.index(level) + 1]
+            fresh = deadline_after(hazard.severity, deadline, deadlines)
+            plan.append(Escalation(hazard.id, level, higher, deadline, fresh))
+            level, deadline = higher, fresh
+    return plan

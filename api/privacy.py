@@ -1,0 +1,37 @@
+"""Masking of residents' personal information (个人信息) for callers who do not need it."""
+
+from __future__ import annotations
+
+import re
+
+_DIGIT = re.compile(r"\d")
+
+
+def mask_name(name: str | None) -> str | None:
+    """王秀华 → 王*华, 王华 → 王*, 巴特尔 → 巴*尔: the first and last character stay."""
+    if not name:
+        return name
+    if len(name) == 1:
+        return "*"
+    if len(name) == 2:
+        return name[0] + "*"
+    return name[0] + "*" * (len(name) - 2) + name[-1]
+
+
+def mask_phone(phone: str | None) -> str | None:
+    """13912341234 → 139****1234; short numbers keep only their last two digits."""
+    if not phone:
+        return phone
+    digits = phone.strip()
+    if len(digits) >= 8:
+        return digits[:3] + "*" * (len(digits) - 7) + digits[-4:]
+    return "*" * max(len(digits) - 2, 1) + digits[-2:]
+
+
+def mask_address(address: str | None) -> str | None:
+    """青山区富强路12号3栋2单元301室 → 青山区富强路****: the road stays, numbers go."""
+    if not address:
+        return address
+    match = _DIGIT.search(address)
+    keep = address[: match.start()] if match else address[: max(len(address) // 3, 1)]
+    return keep + "****"

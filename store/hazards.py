@@ -1,0 +1,346 @@
+"""Hazard reports and their ledger: idempotent reports, transitions, escalations, the ledger.
+
+Every change is a row in hazard_events in the same transaction as the change itself.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import psycopg
+from psycopg import sql
+from psycopg.rows import class_row
+
+from gridwatch.api.hazard_rules import (
+    OPEN_STATUSES,
+    Escalation,
+    HazardClock,
+    SetDeadline,
+    deadline_after,
+    next_status,
+)
+from gridwatch.errors import NotFound
+from gridwatch.ingest.hazard import HazardReport
+
+_LOCK_KEY = 0x67770005  # one escalation job at a time across API processes
+
+
+@dataclass(frozen=True, slots=True)
+class Hazard:
+    id: uuid.UUID
+    reporter_id: str
+    observed_at: datetime
+    received_at: datetime
+    lon: float
+    lat: float
+    grid_id: int | None
+    grid_code: str | None
+    category: str
+    severity: str
+    description: str
+    photo_urls: list[str]
+    status: str
+    level: str
+    assignee: str | None
+    deadline_at: datetime | None
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class HazardEvent:
+    id: int
+    at: datetime
+    action: str
+    from_status: str | None
+    to_status: str
+    actor: str | None
+    note: str | None
+    photo_urls: list[str]
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerRow:
+    id: uuid.UUID
+    grid_code: str | None
+    grid_name: str | None
+    community_name: str | None
+    category: str
+    severity: str
+    status: str
+    level: str
+    reporter_id: str
+    assignee: str | None
+    observed_at: datetime
+    received_at: datetime
+    deadline_at: datetime | None
+    overdue: bool
+    resolved_at: datetime | None
+    description: str
+    last_action: str | None
+    last_note: str | None
+
+
+_HAZARD_COLUMNS = sql.SQL(
+    "h.id, h.reporter_id, h.observed_at, h.received_at, h.lon, h.lat, h.grid_id, "
+    "g.code AS grid_code, h.category, h.severity, h.description, h.photo_urls, h.status, "
+    "h.level, h.assignee, h.deadline_at, h.updated_at"
+)
+
+
+def insert_hazard(
+    conn: psycopg.Connection,
+    report: HazardReport,
+    *,
+    grid_id: int | None,
+    deadlines: Mapping[str, timedelta],
+) -> tuple[Hazard, bool]:
+    """Store a report once (its UUID is the idempotency key); (the hazard, whether it is new).
+
+    A new report opens its ledger entry with a 'report' event and its deadline, in the same
+    statement, as the MQTT writer does.
+    """
+    deadline = deadline_after(report.severity, report.received_at, deadlines)
+    with conn.transaction():
+        created = conn.execute(
+            """
+            WITH new AS (
+                INSERT INTO hazard_reports (id, reporter_id, observed_at, received_at, lon, lat,
+                    grid_id, category, severity, description, photo_urls, deadline_at)
+                VALUES (%(id)s, %(reporter)s, %(observed)s, %(received)s, %(lon)s, %(lat)s,
+                    %(grid)s, %(category)s, %(severity)s, %(description)s, %(photos)s,
+                    %(deadline)s)
+                ON CONFLICT (id) DO NOTHING
+                RETURNING id, reporter_id, received_at
+            )
+            INSERT INTO hazard_events (hazard_id, at, action, to_status, actor)
+            SELECT id, received_at, 'report', 'reported', reporter_id FROM new
+            RETURNING hazard_id
+            """,
+            {
+                "id": report.id,
+                "reporter": report.reporter_id,
+                "observed": report.observed_at,
+                "received": report.received_at,
+                "lon": report.lon,
+                "lat": report.lat,
+                "grid": grid_id,
+                "category": report.category,
+                "severity": report.severity,
+                "description": report.description,
+                "photos": list(report.photo_urls),
+                "deadline": deadline,
+            },
+        ).fetchone()
+        return get_hazard(conn, report.id), created is not None
+
+
+def get_hazard(conn: psycopg.Connection, hazard_id: uuid.UUID, *, lock: bool = False) -> Hazard:
+    """One hazard; NotFound if there is none."""
+    query = sql.SQL(
+        "SELECT {} FROM hazard_reports h LEFT JOIN grids g ON g.id = h.grid_id WHERE h.id = %s"
+    ).format(_HAZARD_COLUMNS)
+    if lock:
+        query += sql.SQL(" FOR UPDATE OF h")
+    with conn.cursor(row_factory=class_row(Hazard)) as cur:
+        found = cur.execute(query, (hazard_id,)).fetchone()
+    if found is None:
+        raise NotFound(f"no hazard {hazard_id}")
+    return found
+
+
+def hazard_events(conn: psycopg.Connection, hazard_id: uuid.UUID) -> list[HazardEvent]:
+    """The hazard's history, oldest first."""
+    with conn.cursor(row_factory=class_row(HazardEvent)) as cur:
+        return cur.execute(
+            "SELECT id, at, action, from_status, to_status, actor, note, photo_urls "
+            "FROM hazard_events WHERE hazard_id = %s ORDER BY at, id",
+            (hazard_id,),
+        ).fetchall()
+
+
+def transition_hazard(
+    conn: psycopg.Connection,
+    hazard_id: uuid.UUID,
+    action: str,
+    *,
+    actor: str,
+    now: datetime,
+    deadlines: Mapping[str, timedelta],
+    note: str | None = None,
+    assignee: str | None = None,
+    photo_urls: Sequence[str] = (),
+    may_act: Callable[[Hazard], None] | None = None,
+) -> Hazard:
+    """Apply one step of the loop under a row lock; Conflict (with why) if it may not follow.
+
+    `may_act(hazard)` is the caller's permission check, made on the locked row; it raises.
+    """
+    with conn.transaction():
+        hazard = get_hazard(conn, hazard_id, lock=True)
+        if may_act is not None:
+            may_act(hazard)
+        target = next_status(action, hazard.status)
+        deadline = hazard.deadline_at
+        if action == "reopen":  # feedback says it is not done: a fresh period at its level
+            deadline = deadline_after(hazard.severity, now, deadlines)
+        conn.execute(
+            "UPDATE hazard_reports SET status = %s, assignee = coalesce(%s, assignee), "
+            "deadline_at = %s, updated_at = %s WHERE id = %s",
+            (target, assignee, deadline, now, hazard_id),
+        )
+        conn.execute(
+            "INSERT INTO hazard_events (hazard_id, at, action, from_status, to_status, actor, "
+            "note, photo_urls) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+            (hazard_id, now, action, hazard.status, target, actor, note, list(photo_urls)),
+        )
+        return get_hazard(conn, hazard_id)
+
+
+def open_hazard_clocks(conn: psycopg.Connection, *, now: datetime) -> list[HazardClock]:
+    """Open hazards without a deadline or past it: what the escalation job looks at."""
+    rows = conn.execute(
+        "SELECT id, severity, status, level, received_at, deadline_at FROM hazard_reports "
+        "WHERE status = ANY(%s) AND (deadline_at IS NULL OR deadline_at <= %s) "
+        "AND level <> 'street'",
+        (sorted(OPEN_STATUSES), now),
+    ).fetchall()
+    conn.commit()
+    return [HazardClock(*row) for row in rows]
+
+
+def apply_escalations(
+    conn: psycopg.Connection, plan: Sequence[Escalation | SetDeadline], *, now: datetime
+) -> int:
+    """Write the escalation plan, each step with its event; returns the escalations written.
+
+    Each update checks the level it expects, so two jobs never escalate the same step twice.
+    """
+    escalated = 0
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_KEY,))
+        for step in plan:
+            if isinstance(step, SetDeadline):
+                conn.execute(
+                    "UPDATE hazard_reports SET deadline_at = %s WHERE id = %s "
+                    "AND deadline_at IS NULL",
+                    (step.deadline_at, step.hazard_id),
+                )
+                continue
+            row = conn.execute(
+                "UPDATE hazard_reports SET level = %s, deadline_at = %s, updated_at = %s "
+                "WHERE id = %s AND level = %s AND status = ANY(%s) RETURNING status",
+                (
+                    step.to_level,
+                    step.new_deadline,
+                    now,
+                    step.hazard_id,
+                    step.from_level,
+                    sorted(OPEN_STATUSES),
+                ),
+            ).fetchone()
+            if row is None:
+                continue
+            conn.execute(
+                "INSERT INTO hazard_events (hazard_id, at, action, from_status, to_status, "
+                "actor, note) VALUES (%s, %s, 'escalate', %s, %s, 'gridwatch', %s)",
+                (
+                    step.hazard_id,
+                    now,
+                    row[0],
+                    row[0],
+                    f"deadline {step.passed.isoformat()} passed at {step.from_level} level; "
+                    f"escalated to {step.to_level}, new deadline {step.new_deadline.isoformat()}",
+                ),
+            )
+            escalated += 1
+    return escalated
+
+
+_LEDGER_FROM = sql.SQL(
+    """
+    FROM hazard_reports h
+    LEFT JOIN unnest(%(sev)s::text[], %(secs)s::float8[]) AS d(severity, secs)
+        ON d.severity = h.severity
+    CROSS JOIN LATERAL (
+        SELECT coalesce(h.deadline_at, h.received_at + make_interval(secs => coalesce(d.secs, 0)))
+            AS deadline_at
+    ) l
+    LEFT JOIN grids g ON g.id = h.grid_id
+    LEFT JOIN grids c ON c.id = g.parent_id
+    """
+)
+
+
+def ledger(
+    conn: psycopg.Connection,
+    *,
+    now: datetime,
+    deadlines: Mapping[str, timedelta],
+    scope: list[int] | None,
+    grid_ids: list[int] | None = None,
+    level: str | None = None,
+    overdue: bool | None = None,
+    statuses: Sequence[str] | None = None,
+    limit: int | None = None,
+    offset: int = 0,
+) -> tuple[list[LedgerRow], int]:
+    """The problem ledger (问题台账): most urgent first; (rows, number matched).
+
+    A report that came over MQTT before the escalation job gave it a deadline shows the one
+    its severity sets.
+    """
+    where = [sql.SQL("TRUE")]
+    params: dict = {
+        "now": now,
+        "open": sorted(OPEN_STATUSES),
+        "sev": list(deadlines),
+        "secs": [d.total_seconds() for d in deadlines.values()],
+    }
+    if scope is not None:
+        where.append(sql.SQL("h.grid_id = ANY(%(scope)s)"))
+        params["scope"] = scope
+    if grid_ids is not None:
+        where.append(sql.SQL("h.grid_id = ANY(%(grids)s)"))
+        params["grids"] = grid_ids
+    if level is not None:
+        where.append(sql.SQL("h.level = %(level)s"))
+        params["level"] = level
+    if statuses:
+        where.append(sql.SQL("h.status = ANY(%(statuses)s)"))
+        params["statuses"] = list(statuses)
+    if overdue is not None:
+        where.append(
+            sql.SQL("(h.status = ANY(%(open)s) AND l.deadline_at <= %(now)s) = %(overdue)s")
+        )
+        params["overdue"] = overdue
+    conditions = sql.SQL(" AND ").join(where)
+    total = conn.execute(
+        sql.SQL("SELECT count(*) {} WHERE {}").format(_LEDGER_FROM, conditions), params
+    ).fetchone()[0]
+    query = sql.SQL(
+        """
+        SELECT h.id, g.code AS grid_code, g.name AS grid_name, c.name AS community_name,
+            h.category, h.severity, h.status, h.level, h.reporter_id, h.assignee,
+            h.observed_at, h.received_at, l.deadline_at,
+            (h.status = ANY(%(open)s) AND l.deadline_at <= %(now)s) AS overdue,
+            (SELECT max(e.at) FROM hazard_events e
+              WHERE e.hazard_id = h.id AND e.to_status = 'resolved') AS resolved_at,
+            h.description, last.action AS last_action, last.note AS last_note
+        {}
+        LEFT JOIN LATERAL (
+            SELECT e.action, e.note FROM hazard_events e
+            WHERE e.hazard_id = h.id ORDER BY e.at DESC, e.id DESC LIMIT 1
+        ) last ON TRUE
+        WHERE {}
+        ORDER BY (h.status = ANY(%(open)s)) DESC, l.deadline_at, h.id
+        LIMIT %(limit)s OFFSET %(offset)s
+        """
+    ).format(_LEDGER_FROM, conditions)
+    params["limit"] = limit
+    params["offset"] = offset
+    with conn.cursor(row_factory=class_row(LedgerRow)) as cur:
+        rows = cur.execute(query, params).fetchall()
+    return rows, total
