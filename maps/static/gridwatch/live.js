@@ -1,0 +1,139 @@
+// The duty officer's live view: open alerts on the map and in a list, updated from
+// /alerts/stream (Server-Sent Events) without a reload. The browser's EventSource sends
+// Last-Event-ID when it reconnects, so nothing is missed across a dropped connection.
+(function () {
+  "use strict";
+  var live = window.gridwatchLive;
+  if (!live) { return; }
+  var t = live.texts;
+  var layer = L.layerGroup().addTo(live.map);
+  var alerts = {};      // alert_id -> alert
+  var markers = {};     // alert_id -> circle marker
+  var list = document.getElementById("gw-alerts");
+  var status = document.getElementById("gw-status");
+  var baseTitle = document.title;
+  var colors = { open: "#d7191c", acknowledged: "#fdae61", resolved: "#1a9641" };
+
+  function stateOf(event) {
+    if (event.state === "resolved") { return "resolved"; }
+    if (event.state === "acknowledged") { return "acknowledged"; }
+    return event.status === "acknowledged" ? "acknowledged" : "open";
+  }
+
+  function label(alert) {
+    var who = alert.resident ? (alert.resident.name || alert.resident_id) : alert.resident_id;
+    return (t.kind[alert.kind] || alert.kind) + " · " + (who || "") + " · " + (alert.grid || "");
+  }
+
+  function details(alert) {
+    var r = alert.resident || {};
+    var parts = [t.state[alert.status] || alert.status, t.level[alert.level] || alert.level];
+    if (r.phone) { parts.push(r.phone); }
+    if (r.address) { parts.push(r.address); }
+    return parts.join(" · ");
+  }
+
+  function tooltipNode(alert) {
+    var div = document.createElement("div");
+    var b = document.createElement("b");
+    b.textContent = label(alert);
+    div.appendChild(b);
+    div.appendChild(document.createElement("br"));
+    div.appendChild(document.createTextNode(details(alert)));
+    return div;
+  }
+
+  function draw(alert, fresh) {
+    var id = alert.alert_id;
+    alerts[id] = alert;
+    var marker = markers[id];
+    if (alert.status === "resolved") {
+      if (marker) { layer.removeLayer(marker); delete markers[id]; }
+    } else if (alert.lat != null && alert.lon != null) {
+      if (!marker) {
+        marker = L.circleMarker([alert.lat, alert.lon], { radius: 9, weight: 2, color: "#222",
+          fillOpacity: 0.9, className: "gw-alert-marker" }).addTo(layer);
+        markers[id] = marker;
+      }
+      marker.setStyle({ fillColor: colors[alert.status] || "#d7191c" });
+      marker.bindTooltip(tooltipNode(alert));
+    }
+    var item = document.getElementById("gw-alert-" + id);
+    if (!item) {
+      item = document.createElement("li");
+      item.id = "gw-alert-" + id;
+      item.addEventListener("click", function () {
+        var a = alerts[id];
+        if (a && a.lat != null) { live.map.setView([a.lat, a.lon], Math.max(live.map.getZoom(), 17)); }
+      });
+      list.insertBefore(item, list.firstChild);
+    } else if (fresh) {
+      list.insertBefore(item, list.firstChild);
+    }
+    item.className = alert.status + (fresh ? " fresh" : "");
+    item.textContent = "";
+    var head = document.createElement("b");
+    head.textContent = label(alert);
+    item.appendChild(head);
+    if (alert.status === "open") {
+      var button = document.createElement("button");
+      button.textContent = t.ack;
+      button.addEventListener("click", function (e) { e.stopPropagation(); acknowledge(id, button); });
+      item.appendChild(button);
+    }
+    var line = document.createElement("div");
+    line.textContent = details(alert);
+    item.appendChild(line);
+    count();
+  }
+
+  function count() {
+    var open = 0;
+    Object.keys(alerts).forEach(function (id) { if (alerts[id].status === "open") { open++; } });
+    document.title = (open ? "(" + open + ") " : "") + baseTitle;
+    if (!list.firstChild) {
+      var empty = document.createElement("li");
+      empty.textContent = t.no_alerts;
+      empty.id = "gw-empty";
+      list.appendChild(empty);
+    } else if (open || Object.keys(alerts).length) {
+      var e = document.getElementById("gw-empty");
+      if (e) { e.remove(); }
+    }
+  }
+
+  function acknowledge(id, button) {
+    button.disabled = true;
+    fetch("/alerts/" + id + "/ack", {
+      method: "POST", credentials: "same-origin",
+      headers: { "X-Requested-With": "gridwatch", "Content-Type": "application/json" },
+      body: "{}"
+    }).then(function (response) {
+      if (!response.ok) { button.disabled = false; }
+    }, function () { button.disabled = false; });
+  }
+
+  live.alerts.forEach(function (a) { draw(a, false); });
+  count();
+
+  var stream = new EventSource("/alerts/stream?after=" + live.after + "&crs=" + live.crs);
+  stream.addEventListener("open", function () {
+    status.textContent = t.connected;
+    status.className = "gw-status";
+  });
+  stream.addEventListener("error", function () {
+    status.textContent = t.reconnecting;
+    status.className = "gw-status down";
+  });
+  stream.addEventListener("alert", function (message) {
+    var event = JSON.parse(message.data);
+    var known = alerts[event.alert_id];
+    var alert = {
+      alert_id: event.alert_id, kind: event.kind, severity: event.severity, level: event.level,
+      grid: event.grid, resident_id: event.resident_id, resident: event.resident,
+      lon: event.lon, lat: event.lat, since: event.since, status: stateOf(event)
+    };
+    draw(alert, !known || known.status !== alert.status);
+  });
+  window.gridwatchLive.stream = stream;
+})();
