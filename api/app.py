@@ -1,0 +1,139 @@
+"""The FastAPI application: `create_app(settings, database_url=...)`.
+
+Its lifespan opens the connection pool, starts the live alert feed and the hazard
+escalation job, and stops them on the way out. Nothing is global: two apps in one process
+(tests do that) share nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.middleware.gzip import GZipMiddleware
+from fastapi.staticfiles import StaticFiles
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from gridwatch import __version__
+from gridwatch.api import absences, alerts, collections, coverage, hazards, map_pages, reports, site
+from gridwatch.api.guard import RequestGuard
+from gridwatch.api.hazard_rules import plan_escalations
+from gridwatch.api.http_errors import install_error_handlers
+from gridwatch.api.runtime import ApiState, Clock, wall_clock
+from gridwatch.api.stream import AlertFeed
+from gridwatch.errors import ServiceUnavailable
+from gridwatch.maps.tiles import tiles_for
+from gridwatch.settings import Settings
+from gridwatch.store.db import describe_url
+from gridwatch.store.hazards import apply_escalations, open_hazard_clocks
+
+log = logging.getLogger("gridwatch.api")
+
+DESCRIPTION = """
+Layers of the district as **OGC API - Features** (GeoJSON, WGS-84), patrol check-ins and
+hazard reports (the same payloads as MQTT), the hazard loop (发现-上报-处置-反馈) with its
+ledger, alerts with a live stream, registered absences, patrol coverage, and map pages.
+
+Every route but `/healthz`, `/readyz`, the landing page and the docs needs
+`Authorization: Bearer <token>` (`gridwatch users add NAME --role ...` prints one).
+Errors are JSON: `{"error": "...", "reason": "..."}`.
+"""
+
+
+def create_app(
+    settings: Settings,
+    *,
+    database_url: str,
+    mqtt_url: str | None = None,
+    clock: Clock = wall_clock,
+    feed_poll_s: float = 0.5,
+) -> FastAPI:
+    """The API over `database_url`; `clock` is injected so tests can move time."""
+    tiles_for(settings.tiles, tianditu_key=settings.tianditu_key)  # a bad setting fails now
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        pool = ConnectionPool(
+            database_url,
+            min_size=2,
+            max_size=settings.api_pool_size,
+            open=False,
+            check=ConnectionPool.check_connection,
+            kwargs={"connect_timeout": 10},
+            name="gridwatch-api",
+        )
+        try:
+            pool.open(wait=True, timeout=30)
+        except PoolTimeout:
+            pool.close()
+            raise ServiceUnavailable(
+                f"cannot connect to PostgreSQL at {describe_url(database_url)}"
+            ) from None
+        state = ApiState(settings, pool, clock=clock, mqtt_url=mqtt_url)
+        state.coverage = coverage.CoverageCache()
+        state.feed = AlertFeed(pool, poll_s=feed_poll_s)
+        app.state.gw = state
+        await state.feed.start()
+        stop = threading.Event()
+        job = threading.Thread(
+            target=run_escalations, args=(state, stop), name="hazard-escalation", daemon=True
+        )
+        job.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            await state.feed.stop()
+            job.join(timeout=10)
+            pool.close()
+
+    app = FastAPI(
+        title="gridwatch",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+    )
+    install_error_handlers(app)
+    # Map pages and layers shrink several times over a phone's link; event streams are
+    # never compressed (Starlette leaves text/event-stream alone).
+    app.add_middleware(GZipMiddleware, minimum_size=2048, compresslevel=5)
+    app.add_middleware(
+        RequestGuard,
+        max_body_bytes=settings.api_max_body_bytes,
+        tile_hosts=tiles_for(settings.tiles, tianditu_key=settings.tianditu_key).hosts,
+    )
+    for module in (site, collections, reports, hazards, alerts, absences, coverage, map_pages):
+        app.include_router(module.router)
+    app.mount(
+        "/static",
+        StaticFiles(packages=[("gridwatch.maps", "static")], follow_symlink=False),
+        name="static",
+    )
+    return app
+
+
+def escalate_once(state: ApiState) -> int:
+    """Give hazards without one their deadline and escalate the overdue; returns escalations."""
+    now = state.now()
+    with state.pool.connection() as conn:
+        plan = plan_escalations(open_hazard_clocks(conn, now=now), now, state.deadlines)
+        if not plan:
+            return 0
+        done = apply_escalations(conn, plan, now=now)
+    if done:
+        log.info("hazards escalated: %d", done)
+    return done
+
+
+def run_escalations(state: ApiState, stop: threading.Event) -> None:
+    """The periodic escalation job: every GRIDWATCH_HAZARD_CHECK_S until `stop`."""
+    while not stop.is_set():
+        try:
+            escalate_once(state)
+        except Exception:  # a database hiccup must not end the job; it tries again
+            log.warning("hazard escalation failed; trying again", exc_info=True)
+        stop.wait(state.settings.hazard_check_s)

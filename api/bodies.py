@@ -1,0 +1,131 @@
+"""Request bodies of the API's own writes (transitions, alert steps, absences), and the raw
+body reader for the two writes that share the MQTT contract."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import Request
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+
+from gridwatch.api.http_errors import UnsupportedMediaType
+
+
+def _no_nul(value: str) -> str:
+    if "\x00" in value:
+        raise ValueError("must not contain a NUL character")
+    return value
+
+
+def _not_blank(value: str) -> str:
+    if not value.strip():
+        raise ValueError("must not be blank")
+    return value
+
+
+Note = Annotated[str, StringConstraints(max_length=4000), AfterValidator(_no_nul)]
+RequiredNote = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=4000),
+    AfterValidator(_no_nul),
+    AfterValidator(_not_blank),
+]
+Name = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=128),
+    AfterValidator(_no_nul),
+    AfterValidator(_not_blank),
+]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
+
+
+class AssignBody(Strict):
+    assignee: Name = Field(description="who will handle it (a worker id or a name)")
+    note: Note | None = None
+
+
+class NoteBody(Strict):
+    note: Note | None = None
+
+
+class ResolveBody(Strict):
+    note: RequiredNote = Field(description="what was done")
+    photo_urls: list[str] = Field(default_factory=list, max_length=20)
+
+
+class FeedbackBody(Strict):
+    note: RequiredNote = Field(description="the feedback: why it is closed, or why reopened")
+
+
+class AckBody(Strict):
+    note: Note | None = None
+
+
+class AlertResolveBody(Strict):
+    reason: RequiredNote = Field(description="what was found")
+    checked: bool = Field(
+        default=False, description="someone checked with the person and all is well"
+    )
+
+
+class AbsenceBody(Strict):
+    resident_id: Name
+    starts_at: datetime = Field(description="ISO 8601; without an offset it is local time")
+    ends_at: datetime
+    note: Note | None = None
+
+
+class CheckinBody(BaseModel):
+    """The MQTT `gw/patrol/{worker_id}` payload, plus the worker (default: the caller)."""
+
+    model_config = ConfigDict(extra="allow")
+    worker_id: str | None = Field(default=None, max_length=128)
+    ts: str | float | None = Field(default=None, description="ISO 8601 or epoch seconds")
+    lat: float = Field(ge=-90, le=90)
+    lon: float = Field(ge=-180, le=180)
+    accuracy_m: float | None = Field(default=None, ge=0)
+    crs: str | None = Field(default="wgs84", description="wgs84 or gcj02")
+    kind: str | None = Field(default="patrol", description="patrol or visit")
+    resident_id: str | None = Field(default=None, description="required for a visit")
+    status: str | None = Field(default=None, description="ok, concern or not_home")
+    note: str | None = None
+
+
+class HazardBody(BaseModel):
+    """The MQTT `gw/hazard/{reporter_id}` payload, plus the reporter (default: the caller)."""
+
+    model_config = ConfigDict(extra="allow")
+    id: str = Field(description="a UUID made by the client: the idempotency key")
+    reporter_id: str | None = Field(default=None, max_length=128)
+    ts: str | float | None = None
+    lat: float = Field(ge=-90, le=90)
+    lon: float = Field(ge=-180, le=180)
+    crs: str | None = "wgs84"
+    category: str = Field(
+        description="structural, fire, electrical, gas, road, flood, sanitation or other"
+    )
+    severity: str = Field(description="low, medium, high or critical")
+    description: str | None = None
+    photo_urls: list[str] | None = None
+
+
+def body_schema(model: type[BaseModel]) -> dict:
+    """OpenAPI for a body read raw (so the MQTT parser sees exactly what was sent)."""
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": model.model_json_schema()}},
+        }
+    }
+
+
+async def raw_json_body(request: Request) -> bytes:
+    """The body as sent; only JSON is accepted."""
+    kind = request.headers.get("content-type", "application/json").split(";")[0].strip()
+    if kind and kind != "application/json" and not kind.endswith("+json"):
+        raise UnsupportedMediaType(f"send the body as application/json, not {kind[:60]}")
+    return await request.body()

@@ -1,0 +1,604 @@
+"""The layers as OGC API - Features: `/collections`, `/collections/{id}`,
+`/collections/{id}/items` (bbox, datetime, limit, next links) and single features."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+from typing import Annotated, Literal
+
+import shapely
+from fastapi import APIRouter, Path, Query, Request
+
+from gridwatch.api.auth import Reader, ensure_visible, sees_personal_data
+from gridwatch.api.features import (
+    alert_feature,
+    checkin_feature,
+    geometry_json,
+    grid_feature,
+    hazard_feature,
+    parse_checkin_id,
+    resident_feature,
+)
+from gridwatch.api.hazard_rules import SEVERITIES, STATUSES
+from gridwatch.api.http_errors import BadRequest, UnknownParameter
+from gridwatch.api.params import decode_cursor, encode_cursor, parse_bbox, parse_datetime
+from gridwatch.api.responses import GeoJSONResponse, JSONResponse
+from gridwatch.api.runtime import ApiState, Conn, State
+from gridwatch.errors import Forbidden, NotFound
+from gridwatch.geo.grids import LEVELS as GRID_LEVELS
+from gridwatch.store import api_layers
+from gridwatch.store.api_layers import Filters, GridCatalog
+from gridwatch.store.hazards import get_hazard, hazard_events
+from gridwatch.store.users import Principal
+
+router = APIRouter(tags=["layers (OGC API - Features)"])
+
+CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
+COLLECTIONS = {
+    "grids": (
+        "Grids",
+        "Streets, communities and grids with live counts: residents, open alerts, open and "
+        "overdue hazards, patrol check-ins in the datetime window (default: today).",
+        None,
+    ),
+    "hazards": ("Hazards", "Hazard reports and where they stand in the loop.", "observed_at"),
+    "checkins": (
+        "Patrol check-ins",
+        "Track points and home visits of grid workers.",
+        "observed_at",
+    ),
+    "alerts": ("Alerts", "Inactivity and emergency alerts, at the resident's home.", "opened_at"),
+    "residents": (
+        "Residents",
+        "Residents with their alert state. Names, phones and addresses are masked unless "
+        "pii=true is asked by someone who may see them.",
+        None,
+    ),
+}
+COMMON_PARAMS = {"bbox", "datetime", "limit", "cursor", "f"}
+
+BBoxQ = Annotated[
+    str | None, Query(description="minLon,minLat,maxLon,maxLat (WGS-84)", max_length=200)
+]
+DatetimeQ = Annotated[
+    str | None,
+    Query(
+        description="RFC 3339 instant or interval start/end with '..' for an open end; "
+        "a date alone is that local day",
+        max_length=100,
+    ),
+]
+LimitQ = Annotated[int | None, Query(ge=1, description="page size (capped at the server maximum)")]
+CursorQ = Annotated[str | None, Query(max_length=512, description="from a 'next' link")]
+GridQ = Annotated[
+    str | None, Query(max_length=64, description="a grid code: that grid and all below it")
+]
+
+
+def check_params(request: Request, allowed: set[str]) -> None:
+    unknown = sorted(set(request.query_params) - allowed)
+    if unknown:
+        raise UnknownParameter(
+            f"unknown query parameter {unknown[0]!r}; this route takes {', '.join(sorted(allowed))}"
+        )
+
+
+def page_size(state: ApiState, limit: int | None) -> int:
+    return min(limit or state.settings.api_default_limit, state.settings.api_max_limit)
+
+
+def subtree_ids(catalog: GridCatalog, principal: Principal, code: str | None) -> list[int] | None:
+    """The ids of grid `code` and everything below it; NotFound if not visible."""
+    if code is None:
+        return None
+    grid = catalog.by_code.get(code)
+    if grid is None or not principal.sees_grid(grid.id):
+        raise NotFound(f"no grid {code!r}")
+    return catalog.subtree(grid.id)
+
+
+def items_response(
+    request: Request, features: list, matched: int, next_cursor: str | None, collection: str
+):
+    links = [
+        {"href": str(request.url), "rel": "self", "type": "application/geo+json"},
+        {
+            "href": str(request.url_for("collection", collection_id=collection)),
+            "rel": "collection",
+            "type": "application/json",
+        },
+    ]
+    if next_cursor is not None:
+        links.append(
+            {
+                "href": str(request.url.include_query_params(cursor=next_cursor)),
+                "rel": "next",
+                "type": "application/geo+json",
+            }
+        )
+    return GeoJSONResponse(
+        {
+            "type": "FeatureCollection",
+            "features": features,
+            "numberMatched": matched,
+            "numberReturned": len(features),
+            "timeStamp": request.app.state.gw.now(),
+            "links": links,
+        }
+    )
+
+
+def _filters(state: ApiState, principal: Principal, request: Request, grids: list | None):
+    query = request.query_params
+    start, end = parse_datetime(query.get("datetime"), state.zone)
+    return Filters(
+        scope=None if principal.sees_all else principal.scope_param(),
+        me=principal.name,
+        bbox=parse_bbox(query.get("bbox")),
+        start=start,
+        end=end,
+        grid_ids=grids,
+    )
+
+
+def _list(text: str | None, choices, what: str) -> list[str] | None:
+    if not text:
+        return None
+    values = [v.strip() for v in text.split(",") if v.strip()]
+    bad = [v for v in values if v not in choices]
+    if bad:
+        raise BadRequest(f"unknown {what} {bad[0][:40]!r}: expected one of {', '.join(choices)}")
+    return values
+
+
+# -- metadata ---------------------------------------------------------------------------------
+
+
+@router.get("/collections", response_class=JSONResponse, summary="The layers")
+def collections(request: Request, principal: Reader, conn: Conn, state: State):
+    catalog = state.catalog(conn)
+    return JSONResponse(
+        {
+            "collections": [_collection(request, cid, catalog) for cid in COLLECTIONS],
+            "links": [{"href": str(request.url), "rel": "self", "type": "application/json"}],
+        }
+    )
+
+
+@router.get(
+    "/collections/{collection_id}",
+    name="collection",
+    response_class=JSONResponse,
+    summary="One layer",
+)
+def collection(
+    request: Request,
+    principal: Reader,
+    conn: Conn,
+    state: State,
+    collection_id: Annotated[str, Path(max_length=64)],
+):
+    if collection_id not in COLLECTIONS:
+        raise NotFound(f"no collection {collection_id!r}; see /collections")
+    return JSONResponse(_collection(request, collection_id, state.catalog(conn)))
+
+
+def _collection(request: Request, cid: str, catalog: GridCatalog) -> dict:
+    title, description, time_field = COLLECTIONS[cid]
+    extent: dict = {"spatial": {"bbox": [list(_extent(catalog))], "crs": CRS84}}
+    if time_field:
+        extent["temporal"] = {"interval": [[None, None]]}
+    base = str(request.url_for("collection", collection_id=cid))
+    return {
+        "id": cid,
+        "title": title,
+        "description": description,
+        "itemType": "feature",
+        "crs": [CRS84],
+        "extent": extent,
+        "links": [
+            {"href": base, "rel": "self", "type": "application/json"},
+            {"href": f"{base}/items", "rel": "items", "type": "application/geo+json"},
+        ],
+    }
+
+
+def _extent(catalog: GridCatalog) -> tuple[float, float, float, float]:
+    if not catalog.grids:
+        return (-180.0, -90.0, 180.0, 90.0)
+    boxes = [g.bbox for g in catalog.grids]
+    return (
+        min(b[0] for b in boxes),
+        min(b[1] for b in boxes),
+        max(b[2] for b in boxes),
+        max(b[3] for b in boxes),
+    )
+
+
+# -- grids ------------------------------------------------------------------------------------
+
+
+@router.get(
+    "/collections/grids/items",
+    response_class=GeoJSONResponse,
+    summary="Grids with live counts",
+)
+def grid_items(
+    request: Request,
+    principal: Reader,
+    conn: Conn,
+    state: State,
+    bbox: BBoxQ = None,
+    datetime_: Annotated[str | None, Query(alias="datetime", max_length=100)] = None,
+    limit: LimitQ = None,
+    cursor: CursorQ = None,
+    level: Literal["district", "street", "community", "grid"] | None = None,
+    grid: GridQ = None,
+):
+    check_params(request, COMMON_PARAMS | {"level", "grid"})
+    catalog = state.catalog(conn)
+    box = parse_bbox(bbox)
+    size = page_size(state, limit)
+    offset = (decode_cursor(cursor, (int,)) or [0])[0]
+    if offset < 0:
+        raise BadRequest("cursor is not one this server issued (take it from a 'next' link)")
+    under = set(subtree_ids(catalog, principal, grid) or ()) if grid else None
+    chosen = [
+        g
+        for g in catalog.grids
+        if principal.sees_grid(g.id)
+        and (level is None or g.level == level)
+        and (under is None or g.id in under)
+    ]
+    if box is not None:
+        # The stored bounding boxes first, then shapely for the exact answer.
+        near = [
+            g
+            for g in chosen
+            if g.bbox[0] <= box[2]
+            and g.bbox[2] >= box[0]
+            and g.bbox[1] <= box[3]
+            and g.bbox[3] >= box[1]
+        ]
+        window = shapely.box(*box)
+        chosen = [g for g in near if g.geometry.intersects(window)]
+    chosen.sort(key=lambda g: (GRID_LEVELS.index(g.level), g.code))
+    start, end = _checkin_window(state, datetime_)
+    counts = api_layers.grid_counts(
+        conn, catalog, now=state.now(), checkins_from=start, checkins_until=end
+    )
+    page = chosen[offset : offset + size]
+    geometries = state_geometries(state, catalog)
+    features = [
+        grid_feature(
+            g,
+            geometries[g.id],
+            counts[g.id],
+            catalog.by_id[g.parent_id].code if g.parent_id in catalog.by_id else None,
+        )
+        for g in page
+    ]
+    more = offset + size < len(chosen)
+    return items_response(
+        request, features, len(chosen), encode_cursor([offset + size]) if more else None, "grids"
+    )
+
+
+@router.get("/collections/grids/items/{code}", response_class=GeoJSONResponse, summary="One grid")
+def grid_item(
+    principal: Reader,
+    conn: Conn,
+    state: State,
+    code: Annotated[str, Path(max_length=64)],
+    datetime_: Annotated[str | None, Query(alias="datetime", max_length=100)] = None,
+):
+    catalog = state.catalog(conn)
+    grid = catalog.by_code.get(code)
+    if grid is None or not principal.sees_grid(grid.id):
+        raise NotFound(f"no grid {code!r}")
+    start, end = _checkin_window(state, datetime_)
+    counts = api_layers.grid_counts(
+        conn, catalog, now=state.now(), checkins_from=start, checkins_until=end
+    )
+    parent = catalog.by_id.get(grid.parent_id)
+    return GeoJSONResponse(
+        grid_feature(
+            grid,
+            state_geometries(state, catalog)[grid.id],
+            counts[grid.id],
+            parent.code if parent else None,
+        )
+    )
+
+
+def _checkin_window(state: ApiState, text: str | None) -> tuple[datetime, datetime]:
+    start, end = parse_datetime(text, state.zone)
+    if start is None and end is None:
+        today = state.now().astimezone(state.zone).date()
+        return api_layers.local_day_bounds(today, state.zone)
+    far = timedelta(days=366 * 100)
+    now = state.now()
+    return (start or now - far, (end or now + far) + timedelta(microseconds=1))
+
+
+def state_geometries(state: ApiState, catalog: GridCatalog) -> dict[int, dict]:
+    """GeoJSON geometry of every grid, made once per grids version."""
+    cached = getattr(state, "_grid_geojson", None)
+    if cached is None or cached[0] != catalog.version:
+        cached = (catalog.version, {g.id: geometry_json(g.geometry) for g in catalog.grids})
+        state._grid_geojson = cached
+    return cached[1]
+
+
+# -- hazards ----------------------------------------------------------------------------------
+
+
+@router.get("/collections/hazards/items", response_class=GeoJSONResponse, summary="Hazards")
+def hazard_items(
+    request: Request,
+    principal: Reader,
+    conn: Conn,
+    state: State,
+    bbox: BBoxQ = None,
+    datetime_: Annotated[DatetimeQ, Query(alias="datetime")] = None,
+    limit: LimitQ = None,
+    cursor: CursorQ = None,
+    status: Annotated[str | None, Query(max_length=200, description="comma list")] = None,
+    severity: Annotated[str | None, Query(max_length=200, description="comma list")] = None,
+    level: Literal["grid", "community", "street"] | None = None,
+    grid: GridQ = None,
+):
+    check_params(request, COMMON_PARAMS | {"status", "severity", "level", "grid"})
+    grids = subtree_ids(state.catalog(conn), principal, grid)
+    after = decode_cursor(cursor, (datetime, str))
+    if after is not None:
+        try:
+            after = (after[0], uuid.UUID(after[1]))
+        except ValueError:
+            raise BadRequest("cursor is not one this server issued") from None
+    size = page_size(state, limit)
+    page = api_layers.hazard_page(
+        conn,
+        _filters(state, principal, request, grids),
+        limit=size,
+        after=after,
+        statuses=_list(status, STATUSES, "status"),
+        severities=_list(severity, SEVERITIES, "severity"),
+        level=level,
+    )
+    now = state.now()
+    rows = page.rows
+    nxt = encode_cursor([rows[-1].received_at, str(rows[-1].id)]) if page.more else None
+    return items_response(
+        request, [hazard_feature(h, now) for h in rows], page.matched, nxt, "hazards"
+    )
+
+
+@router.get(
+    "/collections/hazards/items/{hazard_id}",
+    response_class=GeoJSONResponse,
+    summary="One hazard with its history",
+)
+def hazard_item(
+    principal: Reader,
+    conn: Conn,
+    state: State,
+    hazard_id: Annotated[str, Path(max_length=64)],
+):
+    hazard = get_visible_hazard(conn, principal, hazard_id)
+    return GeoJSONResponse(hazard_feature(hazard, state.now(), hazard_events(conn, hazard.id)))
+
+
+def get_visible_hazard(conn, principal: Principal, hazard_id: str, *, lock: bool = False):
+    """A hazard in the caller's grids; NotFound (the same words) for one outside them."""
+    missing = f"no hazard {hazard_id[:64]}"
+    try:
+        key = uuid.UUID(hazard_id)
+    except ValueError:
+        raise NotFound(missing) from None
+    try:
+        hazard = get_hazard(conn, key, lock=lock)
+    except NotFound:
+        raise NotFound(missing) from None
+    ensure_visible(principal, hazard.grid_id, missing)
+    return hazard
+
+
+# -- patrol check-ins -------------------------------------------------------------------------
+
+
+@router.get(
+    "/collections/checkins/items", response_class=GeoJSONResponse, summary="Patrol check-ins"
+)
+def checkin_items(
+    request: Request,
+    principal: Reader,
+    conn: Conn,
+    state: State,
+    bbox: BBoxQ = None,
+    datetime_: Annotated[DatetimeQ, Query(alias="datetime")] = None,
+    limit: LimitQ = None,
+    cursor: CursorQ = None,
+    kind: Literal["patrol", "visit"] | None = None,
+    worker: Annotated[str | None, Query(max_length=128)] = None,
+    grid: GridQ = None,
+):
+    check_params(request, COMMON_PARAMS | {"kind", "worker", "grid"})
+    grids = subtree_ids(state.catalog(conn), principal, grid)
+    after = decode_cursor(cursor, (datetime, str, str))
+    size = page_size(state, limit)
+    page = api_layers.checkin_page(
+        conn,
+        _filters(state, principal, request, grids),
+        limit=size,
+        after=tuple(after) if after else None,
+        kind=kind,
+        worker_id=worker,
+    )
+    rows = page.rows
+    nxt = (
+        encode_cursor([rows[-1].observed_at, rows[-1].worker_id, rows[-1].source])
+        if page.more
+        else None
+    )
+    return items_response(
+        request, [checkin_feature(r) for r in rows], page.matched, nxt, "checkins"
+    )
+
+
+@router.get(
+    "/collections/checkins/items/{checkin_id}",
+    response_class=GeoJSONResponse,
+    summary="One check-in (id source:worker@time)",
+)
+def checkin_item(principal: Reader, conn: Conn, checkin_id: Annotated[str, Path(max_length=300)]):
+    missing = "no such check-in"
+    key = parse_checkin_id(checkin_id)
+    if key is None:
+        raise NotFound(missing)
+    source, worker, at = key
+    row = api_layers.get_checkin(conn, worker_id=worker, source=source, observed_at=at)
+    if not principal.sees_grid(row.grid_id) and row.worker_id != principal.name:
+        raise NotFound(missing)
+    return GeoJSONResponse(checkin_feature(row))
+
+
+# -- alerts -----------------------------------------------------------------------------------
+
+
+@router.get("/collections/alerts/items", response_class=GeoJSONResponse, summary="Alerts")
+def alert_items(
+    request: Request,
+    principal: Reader,
+    conn: Conn,
+    state: State,
+    bbox: BBoxQ = None,
+    datetime_: Annotated[DatetimeQ, Query(alias="datetime")] = None,
+    limit: LimitQ = None,
+    cursor: CursorQ = None,
+    status: Literal["open", "acknowledged", "resolved", "active"] | None = None,
+    level: Literal["grid", "community", "street"] | None = None,
+    kind: Annotated[str | None, Query(max_length=40)] = None,
+    grid: GridQ = None,
+):
+    check_params(request, COMMON_PARAMS | {"status", "level", "kind", "grid"})
+    grids = subtree_ids(state.catalog(conn), principal, grid)
+    after = decode_cursor(cursor, (int,))
+    size = page_size(state, limit)
+    statuses = ["open", "acknowledged"] if status == "active" else [status] if status else None
+    page = api_layers.alert_page(
+        conn,
+        _filters(state, principal, request, grids),
+        limit=size,
+        after=after[0] if after else None,
+        statuses=statuses,
+        level=level,
+        kind=kind,
+    )
+    rows = page.rows
+    nxt = encode_cursor([rows[-1].id]) if page.more else None
+    return items_response(
+        request, [alert_feature(r, principal) for r in rows], page.matched, nxt, "alerts"
+    )
+
+
+@router.get(
+    "/collections/alerts/items/{alert_id}",
+    response_class=GeoJSONResponse,
+    summary="One alert with its history",
+)
+def alert_item(principal: Reader, conn: Conn, alert_id: Annotated[int, Path(ge=1, le=2**62)]):
+    row = get_visible_alert(conn, principal, alert_id)
+    events = conn.execute(
+        "SELECT id, at, action, actor, note, level FROM alert_events WHERE alert_id = %s "
+        "ORDER BY id",
+        (alert_id,),
+    ).fetchall()
+    history = [
+        {"id": i, "at": at, "action": a, "actor": who, "note": note, "level": lvl}
+        for i, at, a, who, note, lvl in events
+    ]
+    return GeoJSONResponse(alert_feature(row, principal, history))
+
+
+def get_visible_alert(conn, principal: Principal, alert_id: int):
+    missing = f"no alert {alert_id}"
+    try:
+        row = api_layers.get_alert(conn, alert_id)
+    except NotFound:
+        raise NotFound(missing) from None
+    ensure_visible(principal, row.grid_id, missing)
+    return row
+
+
+# -- residents --------------------------------------------------------------------------------
+
+
+@router.get(
+    "/collections/residents/items",
+    response_class=GeoJSONResponse,
+    summary="Residents (personal information masked unless pii=true)",
+)
+def resident_items(
+    request: Request,
+    principal: Reader,
+    conn: Conn,
+    state: State,
+    bbox: BBoxQ = None,
+    limit: LimitQ = None,
+    cursor: CursorQ = None,
+    grid: GridQ = None,
+    alerting: bool | None = None,
+    pii: Annotated[
+        bool, Query(description="names, phones and addresses in clear (for those allowed)")
+    ] = False,
+):
+    check_params(request, {"bbox", "limit", "cursor", "grid", "alerting", "pii", "f"})
+    grids = subtree_ids(state.catalog(conn), principal, grid)
+    after = decode_cursor(cursor, (str,))
+    size = page_size(state, limit)
+    page = api_layers.resident_page(
+        conn,
+        _filters(state, principal, request, grids),
+        now=state.now(),
+        limit=size,
+        after=after[0] if after else None,
+        alerting=alerting,
+    )
+    rows = page.rows
+    if pii and any(not sees_personal_data(principal, r.grid_id) for r in rows):
+        raise Forbidden("your role may not see residents' personal information")
+    nxt = encode_cursor([rows[-1].id]) if page.more else None
+    features = [resident_feature(r, principal, reveal=pii) for r in rows]
+    return items_response(request, features, page.matched, nxt, "residents")
+
+
+@router.get(
+    "/collections/residents/items/{resident_id}",
+    response_class=GeoJSONResponse,
+    summary="One resident (in clear for those allowed)",
+)
+def resident_item(
+    principal: Reader,
+    conn: Conn,
+    state: State,
+    resident_id: Annotated[str, Path(max_length=128)],
+):
+    missing = f"no resident {resident_id[:64]!r}"
+    try:
+        row = api_layers.get_resident(conn, resident_id, now=state.now())
+    except NotFound:
+        raise NotFound(missing) from None
+    ensure_visible(principal, row.grid_id, missing)
+    return GeoJSONResponse(resident_feature(row, principal, reveal=True))
+
+
+@router.get("/collections/{collection_id}/items", include_in_schema=False)
+def unknown_items(collection_id: str, principal: Reader):
+    raise NotFound(f"no collection {collection_id[:64]!r}; see /collections")
+
+
+@router.get("/collections/{collection_id}/items/{feature_id}", include_in_schema=False)
+def unknown_item(collection_id: str, feature_id: str, principal: Reader):
+    raise NotFound(f"no collection {collection_id[:64]!r}; see /collections")

@@ -1,0 +1,228 @@
+"""Rows as GeoJSON features (RFC 7946: WGS-84, longitude first), personal data masked for
+callers who may not see it."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import numpy as np
+import shapely
+from shapely.geometry.base import BaseGeometry
+
+from gridwatch.api.auth import sees_personal_data
+from gridwatch.api.hazard_rules import is_overdue
+from gridwatch.api.privacy import mask_address, mask_name, mask_phone
+from gridwatch.api.stream import AlertEvent
+from gridwatch.store.api_layers import (
+    AbsenceRow,
+    AlertRow,
+    CheckinRow,
+    GridCounts,
+    GridRecord,
+    ResidentRow,
+)
+from gridwatch.store.hazards import Hazard, HazardEvent
+from gridwatch.store.users import Principal
+
+COORDINATE_DIGITS = 7  # about 1 cm: more digits only add bytes
+
+
+def geometry_json(geometry: BaseGeometry, digits: int = COORDINATE_DIGITS) -> dict:
+    """A shapely geometry as a GeoJSON geometry object with rounded coordinates."""
+    rounded = shapely.transform(geometry, lambda xy: np.round(xy, digits))
+    return shapely.geometry.mapping(rounded)
+
+
+def point(lon: float | None, lat: float | None) -> dict | None:
+    if lon is None or lat is None:
+        return None
+    return {"type": "Point", "coordinates": [round(lon, COORDINATE_DIGITS), round(lat, 7)]}
+
+
+def feature(fid, geometry: dict | None, properties: dict, bbox=None) -> dict:
+    out = {"type": "Feature", "id": fid, "geometry": geometry, "properties": properties}
+    if bbox is not None:
+        out["bbox"] = [round(v, COORDINATE_DIGITS) for v in bbox]
+    return out
+
+
+def grid_feature(
+    grid: GridRecord, geometry: dict, counts: GridCounts, parent_code: str | None
+) -> dict:
+    return feature(
+        grid.code,
+        geometry,
+        {
+            "code": grid.code,
+            "name": grid.name,
+            "level": grid.level,
+            "parent": parent_code,
+            "area_m2": round(grid.area_m2, 1),
+            "residents": counts.residents,
+            "open_alerts": counts.open_alerts,
+            "open_hazards": counts.open_hazards,
+            "overdue_hazards": counts.overdue_hazards,
+            "checkins": counts.checkins,
+        },
+        grid.bbox,
+    )
+
+
+def hazard_feature(hazard: Hazard, now: datetime, events: list[HazardEvent] | None = None):
+    properties = {
+        "reporter_id": hazard.reporter_id,
+        "observed_at": hazard.observed_at,
+        "received_at": hazard.received_at,
+        "grid": hazard.grid_code,
+        "category": hazard.category,
+        "severity": hazard.severity,
+        "description": hazard.description,
+        "photo_urls": hazard.photo_urls,
+        "status": hazard.status,
+        "level": hazard.level,
+        "assignee": hazard.assignee,
+        "deadline_at": hazard.deadline_at,
+        "overdue": is_overdue(hazard.status, hazard.deadline_at, now),
+        "updated_at": hazard.updated_at,
+    }
+    if events is not None:
+        properties["events"] = [
+            {
+                "id": e.id,
+                "at": e.at,
+                "action": e.action,
+                "from_status": e.from_status,
+                "to_status": e.to_status,
+                "actor": e.actor,
+                "note": e.note,
+                "photo_urls": e.photo_urls,
+            }
+            for e in events
+        ]
+    return feature(str(hazard.id), point(hazard.lon, hazard.lat), properties)
+
+
+def checkin_id(row: CheckinRow) -> str:
+    """`source:worker@time`: the check-in's primary key, readable and URL-safe enough."""
+    return f"{row.source}:{row.worker_id}@{row.observed_at.astimezone(UTC).isoformat()}"
+
+
+def parse_checkin_id(text: str) -> tuple[str, str, datetime] | None:
+    source, sep, rest = text.partition(":")
+    worker, sep2, stamp = rest.rpartition("@")
+    if not (sep and sep2 and source and worker):
+        return None
+    try:
+        at = datetime.fromisoformat(stamp)
+    except ValueError:
+        return None
+    if at.tzinfo is None:
+        return None
+    return source, worker, at
+
+
+def checkin_feature(row: CheckinRow) -> dict:
+    return feature(
+        checkin_id(row),
+        point(row.lon, row.lat),
+        {
+            "worker_id": row.worker_id,
+            "source": row.source,
+            "observed_at": row.observed_at,
+            "received_at": row.received_at,
+            "accuracy_m": row.accuracy_m,
+            "grid": row.grid_code,
+            "kind": row.kind,
+            "resident_id": row.resident_id,
+            "status": row.status,
+            "note": row.note,
+        },
+    )
+
+
+def person(principal: Principal, grid_id, name, phone, address, *, reveal: bool = True) -> dict:
+    """A resident's name, phone and address, masked unless the caller may see them."""
+    if reveal and sees_personal_data(principal, grid_id):
+        return {"name": name, "phone": phone, "address": address, "masked": False}
+    return {
+        "name": mask_name(name),
+        "phone": mask_phone(phone),
+        "address": mask_address(address),
+        "masked": True,
+    }
+
+
+def alert_feature(row: AlertRow, principal: Principal, events: list | None = None) -> dict:
+    properties = {
+        "kind": row.kind,
+        "status": row.status,
+        "severity": row.severity,
+        "level": row.level,
+        "since": row.since,
+        "opened_at": row.opened_at,
+        "updated_at": row.updated_at,
+        "acknowledged_at": row.acknowledged_at,
+        "acknowledged_by": row.acknowledged_by,
+        "resolved_at": row.resolved_at,
+        "resolved_by": row.resolved_by,
+        "resolution": row.resolution,
+        "grid": row.grid_code,
+        "resident_id": row.resident_id,
+        "resident": person(principal, row.grid_id, row.name, row.phone, row.address),
+    }
+    if events is not None:
+        properties["events"] = events
+    return feature(row.id, point(row.lon, row.lat), properties)
+
+
+def resident_feature(row: ResidentRow, principal: Principal, *, reveal: bool) -> dict:
+    return feature(
+        row.id,
+        point(row.lon, row.lat),
+        {
+            **person(principal, row.grid_id, row.name, row.phone, row.address, reveal=reveal),
+            "grid": row.grid_code,
+            "living_alone": row.living_alone,
+            "open_alerts": row.open_alerts,
+            "alert_status": row.alert_status,
+            "absent": row.absent,
+            "last_visit_at": row.last_visit_at,
+        },
+    )
+
+
+def absence_json(row: AbsenceRow) -> dict:
+    return {
+        "id": row.id,
+        "resident_id": row.resident_id,
+        "starts_at": row.starts_at,
+        "ends_at": row.ends_at,
+        "note": row.note,
+        "created_by": row.created_by,
+        "created_at": row.created_at,
+    }
+
+
+def event_json(event: AlertEvent, principal: Principal, display=None) -> dict:
+    """One live alert event; `display` converts the position for the map's tiles."""
+    lon, lat = event.lon, event.lat
+    if display is not None and lon is not None:
+        lon, lat = display(lon, lat)
+    return {
+        "event_id": event.id,
+        "alert_id": event.alert_id,
+        "at": event.at,
+        "state": event.action,
+        "actor": event.actor,
+        "note": event.note,
+        "level": event.level,
+        "kind": event.kind,
+        "status": event.status,
+        "severity": event.severity,
+        "since": event.since,
+        "grid": event.grid_code,
+        "resident_id": event.resident_id,
+        "resident": person(principal, event.grid_id, event.name, event.phone, event.address),
+        "lon": lon,
+        "lat": lat,
+    }

@@ -1,0 +1,308 @@
+"""The hazard loop over HTTP: assign, start, resolve, close, reopen (each a hazard_events
+row), and the problem ledger (问题台账) as JSON and as a CSV that Excel opens correctly."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import datetime
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Path, Query, Request
+from fastapi.responses import Response
+
+from gridwatch.api.auth import Reader
+from gridwatch.api.bodies import AssignBody, FeedbackBody, NoteBody, ResolveBody
+from gridwatch.api.collections import check_params, get_visible_hazard, subtree_ids
+from gridwatch.api.features import hazard_feature
+from gridwatch.api.hazard_rules import STATUSES
+from gridwatch.api.http_errors import BadRequest
+from gridwatch.api.params import decode_cursor, encode_cursor
+from gridwatch.api.responses import GeoJSONResponse, JSONResponse
+from gridwatch.api.runtime import ApiState, Conn, State
+from gridwatch.ingest.hazard import _photo_urls as validate_photo_urls
+from gridwatch.maps.texts import texts_for
+from gridwatch.store.hazards import LedgerRow, hazard_events, ledger, transition_hazard
+from gridwatch.store.users import Principal
+
+router = APIRouter(tags=["hazard loop"])
+
+HazardId = Annotated[str, Path(max_length=64, description="the hazard's UUID")]
+CSV_LIMIT = 100_000
+
+
+def _transition(
+    conn,
+    state: ApiState,
+    principal: Principal,
+    hazard_id: str,
+    action: str,
+    *,
+    note: str | None = None,
+    assignee: str | None = None,
+    photo_urls: list[str] | None = None,
+):
+    hazard = get_visible_hazard(conn, principal, hazard_id)
+    photos = validate_photo_urls(photo_urls) if photo_urls else ()
+    changed = transition_hazard(
+        conn,
+        hazard.id,
+        action,
+        actor=principal.name,
+        now=state.now(),
+        deadlines=state.deadlines,
+        note=note,
+        assignee=assignee,
+        photo_urls=photos,
+    )
+    return GeoJSONResponse(hazard_feature(changed, state.now(), hazard_events(conn, changed.id)))
+
+
+@router.post(
+    "/hazards/{hazard_id}/assign",
+    response_class=GeoJSONResponse,
+    summary="Assign a hazard to someone (reported, assigned, in progress or reopened)",
+    responses={409: {"description": "the hazard's status does not allow it"}},
+)
+def assign(principal: Reader, conn: Conn, state: State, hazard_id: HazardId, body: AssignBody):
+    return _transition(
+        conn, state, principal, hazard_id, "assign", note=body.note, assignee=body.assignee
+    )
+
+
+@router.post(
+    "/hazards/{hazard_id}/start",
+    response_class=GeoJSONResponse,
+    summary="Start handling a hazard",
+    responses={409: {"description": "the hazard's status does not allow it"}},
+)
+def start(
+    principal: Reader, conn: Conn, state: State, hazard_id: HazardId, body: NoteBody | None = None
+):
+    return _transition(conn, state, principal, hazard_id, "start", note=body.note if body else None)
+
+
+@router.post(
+    "/hazards/{hazard_id}/resolve",
+    response_class=GeoJSONResponse,
+    summary="Resolve a hazard: what was done, with photos",
+    responses={409: {"description": "the hazard's status does not allow it"}},
+)
+def resolve(principal: Reader, conn: Conn, state: State, hazard_id: HazardId, body: ResolveBody):
+    return _transition(
+        conn, state, principal, hazard_id, "resolve", note=body.note, photo_urls=body.photo_urls
+    )
+
+
+@router.post(
+    "/hazards/{hazard_id}/close",
+    response_class=GeoJSONResponse,
+    summary="Close a resolved hazard after feedback (反馈)",
+    responses={409: {"description": "only a resolved hazard can be closed"}},
+)
+def close(principal: Reader, conn: Conn, state: State, hazard_id: HazardId, body: FeedbackBody):
+    return _transition(conn, state, principal, hazard_id, "close", note=body.note)
+
+
+@router.post(
+    "/hazards/{hazard_id}/reopen",
+    response_class=GeoJSONResponse,
+    summary="Reopen a resolved or closed hazard (the feedback says it is not done)",
+    responses={409: {"description": "only a resolved or closed hazard can be reopened"}},
+)
+def reopen(principal: Reader, conn: Conn, state: State, hazard_id: HazardId, body: FeedbackBody):
+    return _transition(conn, state, principal, hazard_id, "reopen", note=body.note)
+
+
+# -- the ledger -------------------------------------------------------------------------------
+
+LevelQ = Annotated[
+    Literal["grid", "community", "street"] | None,
+    Query(description="the level a hazard is handled at now (it rises when overdue)"),
+]
+GridQ = Annotated[str | None, Query(max_length=64, description="grid code: it and all below")]
+OverdueQ = Annotated[bool | None, Query(description="only overdue (true) or on time (false)")]
+StatusQ = Annotated[str | None, Query(max_length=200, description="comma list of statuses")]
+
+
+def _ledger_rows(
+    conn, state: ApiState, principal: Principal, *, grid, level, overdue, status, limit, offset
+):
+    statuses = None
+    if status:
+        statuses = [s.strip() for s in status.split(",") if s.strip()]
+        bad = [s for s in statuses if s not in STATUSES]
+        if bad:
+            raise BadRequest(f"unknown status {bad[0][:40]!r}: expected {', '.join(STATUSES)}")
+    grids = subtree_ids(state.catalog(conn), principal, grid)
+    return ledger(
+        conn,
+        now=state.now(),
+        deadlines=state.deadlines,
+        scope=None if principal.sees_all else principal.scope_param(),
+        grid_ids=grids,
+        level=level,
+        overdue=overdue,
+        statuses=statuses,
+        limit=limit,
+        offset=offset,
+    )
+
+
+def _row_json(row: LedgerRow, now: datetime) -> dict:
+    late = (now - row.deadline_at).total_seconds() / 3600 if row.overdue else None
+    return {
+        "id": str(row.id),
+        "grid": row.grid_code,
+        "grid_name": row.grid_name,
+        "community": row.community_name,
+        "category": row.category,
+        "severity": row.severity,
+        "status": row.status,
+        "level": row.level,
+        "reporter_id": row.reporter_id,
+        "assignee": row.assignee,
+        "observed_at": row.observed_at,
+        "received_at": row.received_at,
+        "deadline_at": row.deadline_at,
+        "overdue": row.overdue,
+        "overdue_hours": round(late, 1) if late is not None else None,
+        "resolved_at": row.resolved_at,
+        "description": row.description,
+        "last_action": row.last_action,
+        "last_note": row.last_note,
+    }
+
+
+@router.get("/ledger", response_class=JSONResponse, summary="The problem ledger (问题台账)")
+def ledger_json(
+    request: Request,
+    principal: Reader,
+    conn: Conn,
+    state: State,
+    level: LevelQ = None,
+    grid: GridQ = None,
+    overdue: OverdueQ = None,
+    status: StatusQ = None,
+    limit: Annotated[int | None, Query(ge=1)] = None,
+    cursor: Annotated[str | None, Query(max_length=512)] = None,
+):
+    check_params(request, {"level", "grid", "overdue", "status", "limit", "cursor"})
+    size = min(limit or state.settings.api_default_limit, state.settings.api_max_limit)
+    offset = (decode_cursor(cursor, (int,)) or [0])[0]
+    if offset < 0:
+        raise BadRequest("cursor is not one this server issued")
+    rows, total = _ledger_rows(
+        conn,
+        state,
+        principal,
+        grid=grid,
+        level=level,
+        overdue=overdue,
+        status=status,
+        limit=size,
+        offset=offset,
+    )
+    now = state.now()
+    links = [{"href": str(request.url), "rel": "self"}]
+    if offset + size < total:
+        links.append(
+            {
+                "href": str(
+                    request.url.include_query_params(cursor=encode_cursor([offset + size]))
+                ),
+                "rel": "next",
+            }
+        )
+    csv_url = request.url.replace(path="/ledger.csv").remove_query_params(["limit", "cursor"])
+    links.append({"href": str(csv_url), "rel": "alternate", "type": "text/csv"})
+    return JSONResponse(
+        {
+            "items": [_row_json(r, now) for r in rows],
+            "numberMatched": total,
+            "numberReturned": len(rows),
+            "timeStamp": now,
+            "links": links,
+        }
+    )
+
+
+@router.get(
+    "/ledger.csv",
+    summary="The problem ledger as CSV (UTF-8 with BOM, opens in Excel)",
+    response_class=Response,
+    responses={200: {"content": {"text/csv": {}}}},
+)
+def ledger_csv(
+    request: Request,
+    principal: Reader,
+    conn: Conn,
+    state: State,
+    level: LevelQ = None,
+    grid: GridQ = None,
+    overdue: OverdueQ = None,
+    status: StatusQ = None,
+):
+    check_params(request, {"level", "grid", "overdue", "status"})
+    rows, total = _ledger_rows(
+        conn,
+        state,
+        principal,
+        grid=grid,
+        level=level,
+        overdue=overdue,
+        status=status,
+        limit=CSV_LIMIT,
+        offset=0,
+    )
+    if total > CSV_LIMIT:
+        raise BadRequest(f"{total} rows match; narrow the ledger (grid=, level=) below {CSV_LIMIT}")
+    text = ledger_csv_text(rows, state, state.now())
+    day = state.now().astimezone(state.zone).date().isoformat()
+    return Response(
+        text.encode("utf-8-sig"),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="ledger-{day}.csv"'},
+    )
+
+
+def ledger_csv_text(rows: list[LedgerRow], state: ApiState, now: datetime) -> str:
+    """The ledger as CSV text in the settings' language, local times, CRLF line ends."""
+    t = texts_for(state.settings.lang)
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(t["ledger_columns"])
+    zone = state.zone
+
+    def local(value: datetime | None) -> str:
+        return value.astimezone(zone).strftime("%Y-%m-%d %H:%M") if value else ""
+
+    for row in rows:
+        late = (now - row.deadline_at).total_seconds() / 3600 if row.overdue else None
+        writer.writerow(
+            [
+                str(row.id),
+                row.grid_code or "",
+                row.grid_name or "",
+                row.community_name or "",
+                t["category"].get(row.category, row.category),
+                t["severity"].get(row.severity, row.severity),
+                t["status"].get(row.status, row.status),
+                t["level"].get(row.level, row.level),
+                row.reporter_id,
+                row.assignee or "",
+                local(row.observed_at),
+                local(row.deadline_at),
+                t["yes"] if row.overdue else t["no"],
+                f"{late:.1f}" if late is not None else "",
+                local(row.resolved_at),
+                _cell(row.description),
+                _cell(row.last_note or ""),
+            ]
+        )
+    return out.getvalue()
+
+
+def _cell(text: str) -> str:
+    """Free text as a cell Excel shows as text: a leading = + - @ would start a formula."""
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text

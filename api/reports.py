@@ -1,0 +1,124 @@
+"""`POST /checkins` and `POST /hazards`: the MQTT contract over HTTP, through the very same
+parsers (`checkin_from_dict`, `hazard_from_dict`) and the same grid index."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends
+from fastapi.responses import Response
+
+from gridwatch.api.auth import Caller
+from gridwatch.api.bodies import CheckinBody, HazardBody, body_schema, raw_json_body
+from gridwatch.api.features import checkin_feature, checkin_id, hazard_feature
+from gridwatch.api.responses import GeoJSONResponse
+from gridwatch.api.runtime import ApiState, Conn, State
+from gridwatch.errors import Conflict, Forbidden, NotFound
+from gridwatch.ingest.hazard import HazardReport, hazard_from_dict
+from gridwatch.ingest.patrol import checkin_from_dict
+from gridwatch.ingest.payload import InvalidPayload, check_source_id, decode_object
+from gridwatch.store.api_layers import insert_checkin, resident_grid
+from gridwatch.store.hazards import Hazard, insert_hazard
+from gridwatch.store.users import Principal
+
+router = APIRouter(tags=["reports (same schema as MQTT)"])
+
+RawBody = Annotated[bytes, Depends(raw_json_body)]
+
+
+def _source_id(data: dict, field: str, principal: Principal, what: str) -> str:
+    """Who the report is from: the caller, or (for devices and admins) the body's field."""
+    given = data.get(field)
+    if given is None:
+        return principal.name
+    if not isinstance(given, str):
+        raise InvalidPayload(f"{field} must be text")
+    check_source_id(given, what)
+    # On MQTT this id is a topic level, which can hold none of these.
+    if any(c in given for c in "/+#\x00"):
+        raise InvalidPayload(f"{field} must not contain '/', '+', '#' or NUL")
+    if given != principal.name and principal.role not in ("device", "admin"):
+        raise Forbidden(
+            f"you post as {principal.name!r}; only device and admin tokens post for others"
+        )
+    return given
+
+
+def _place(state: ApiState, conn, lon: float, lat: float) -> int | None:
+    grid = int(state.leaf_index(conn).assign([lon], [lat])[0])
+    return None if grid < 0 else grid
+
+
+@router.post(
+    "/checkins",
+    status_code=201,
+    response_class=GeoJSONResponse,
+    summary="Post a patrol check-in (payload of gw/patrol/{worker_id})",
+    openapi_extra=body_schema(CheckinBody),
+    responses={200: {"description": "the same check-in was stored before"}},
+)
+def post_checkin(principal: Caller, conn: Conn, state: State, body: RawBody):
+    ctx = state.parse_context()
+    data = decode_object(body, ctx)
+    worker_id = _source_id(data, "worker_id", principal, "worker id")
+    checkin = checkin_from_dict(worker_id, data, ctx)
+    if checkin.kind == "visit" and principal.role == "grid_worker":
+        # A visit writes to a resident's record: only to one of the worker's own residents.
+        try:
+            home = resident_grid(conn, checkin.resident_id)
+        except NotFound:
+            home = None
+        if home is None or not principal.sees_grid(home):
+            raise NotFound(f"no resident {checkin.resident_id[:64]!r}")
+    grid_id = _place(state, conn, checkin.lon, checkin.lat)
+    state.ensure_partition(conn, checkin.observed_at)
+    row, created = insert_checkin(conn, checkin, grid_id=grid_id)
+    return GeoJSONResponse(
+        checkin_feature(row),
+        201 if created else 200,
+        headers={"Location": f"/collections/checkins/items/{checkin_id(row)}"},
+    )
+
+
+@router.post(
+    "/hazards",
+    status_code=201,
+    response_class=GeoJSONResponse,
+    summary="Report a hazard (payload of gw/hazard/{reporter_id}); idempotent on its id",
+    openapi_extra=body_schema(HazardBody),
+    responses={
+        200: {"description": "this report (same id) was stored before: the stored one"},
+        409: {"description": "the id is taken by a different report"},
+    },
+)
+def post_hazard(principal: Caller, conn: Conn, state: State, body: RawBody) -> Response:
+    ctx = state.parse_context()
+    data = decode_object(body, ctx)
+    reporter_id = _source_id(data, "reporter_id", principal, "reporter id")
+    report = hazard_from_dict(reporter_id, data, ctx)
+    grid_id = _place(state, conn, report.lon, report.lat)
+    if principal.role == "grid_worker" and not principal.sees_grid(grid_id):
+        raise Forbidden(
+            "the hazard lies outside your grids; report it to the grid it is in or to the "
+            "duty officer"
+        )
+    hazard, created = insert_hazard(conn, report, grid_id=grid_id, deadlines=state.deadlines)
+    if not created and not _same_report(hazard, report):
+        raise Conflict(f"hazard id {report.id} is already used by a different report")
+    return GeoJSONResponse(
+        hazard_feature(hazard, state.now()),
+        201 if created else 200,
+        headers={"Location": f"/collections/hazards/items/{hazard.id}"},
+    )
+
+
+def _same_report(stored: Hazard, report: HazardReport) -> bool:
+    """A retry of the same report (the time may differ when the client sent none)."""
+    return (
+        stored.reporter_id == report.reporter_id
+        and stored.category == report.category
+        and stored.severity == report.severity
+        and stored.description == report.description
+        and abs(stored.lon - report.lon) < 1e-7
+        and abs(stored.lat - report.lat) < 1e-7
+    )

@@ -1,0 +1,171 @@
+"""What the running API holds: settings, the connection pool, the clock, caches of the grids
+and of checked tokens. One `ApiState` per app, made in its lifespan (never a global)."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, date, datetime
+from typing import Annotated
+
+import psycopg
+from fastapi import Depends, Request
+from psycopg_pool import ConnectionPool
+from starlette.concurrency import run_in_threadpool
+
+from gridwatch.api.hazard_rules import deadlines_from_hours
+from gridwatch.geo.index import GridIndex
+from gridwatch.ingest.payload import ParseContext
+from gridwatch.settings import Settings
+from gridwatch.store.api_layers import GridCatalog, grids_version, load_grid_catalog
+from gridwatch.store.grids import LeafGrids, load_leaf_grids
+from gridwatch.store.migrate import read_meta
+from gridwatch.store.mode import PLAIN
+from gridwatch.store.partitions import ensure_partitions, existing_partition_days
+from gridwatch.store.users import Principal, principal_for_session, principal_for_token
+
+log = logging.getLogger("gridwatch.api")
+
+Clock = Callable[[], datetime]
+GRIDS_RECHECK_S = 2.0
+_TOKEN_CACHE_MAX = 10_000
+
+
+def wall_clock() -> datetime:
+    return datetime.now(UTC)
+
+
+class ApiState:
+    """Shared by every request of one app."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        pool: ConnectionPool,
+        *,
+        clock: Clock = wall_clock,
+        mqtt_url: str | None = None,
+    ) -> None:
+        self.settings = settings
+        self.pool = pool
+        self.clock = clock
+        self.mqtt_url = mqtt_url
+        self.zone = settings.zone
+        self.deadlines = deadlines_from_hours(settings.hazard_deadlines_h)
+        self.feed = None  # the live alert feed, set by the lifespan
+        self._lock = threading.Lock()
+        self._catalog: GridCatalog | None = None
+        self._leaves: LeafGrids | None = None
+        self._grids_checked = 0.0
+        self._tokens: dict[bytes, tuple[Principal, float]] = {}
+        self._partition_days: set[date] | None = None
+        self._plain: bool | None = None
+
+    # -- time and parsing -----------------------------------------------------------------
+
+    def now(self) -> datetime:
+        return self.clock()
+
+    def parse_context(self) -> ParseContext:
+        """What the MQTT parsers need, with this request's time of receipt."""
+        from datetime import timedelta
+
+        return ParseContext(
+            received_at=self.now(),
+            tz=self.zone,
+            max_future=timedelta(seconds=self.settings.max_future_s),
+            max_age=timedelta(days=self.settings.retention_days),
+            max_bytes=self.settings.max_payload_bytes,
+        )
+
+    # -- grids ------------------------------------------------------------------------------
+
+    def catalog(self, conn: psycopg.Connection) -> GridCatalog:
+        """Every grid with its shape; reloaded when the grids table changes."""
+        self._refresh_grids(conn)
+        return self._catalog
+
+    def leaf_index(self, conn: psycopg.Connection) -> GridIndex:
+        """The same point→grid index the ingest writer uses (leaf grids, smallest code wins)."""
+        self._refresh_grids(conn)
+        return self._leaves.index
+
+    def _refresh_grids(self, conn: psycopg.Connection) -> None:
+        if self._catalog is not None and time.monotonic() - self._grids_checked < GRIDS_RECHECK_S:
+            return
+        version = grids_version(conn)
+        with self._lock:
+            if self._catalog is None or self._catalog.version != version:
+                self._catalog = load_grid_catalog(conn)
+                self._leaves = load_leaf_grids(conn)
+                log.info("grids loaded: %d", len(self._catalog.grids))
+            self._grids_checked = time.monotonic()
+
+    # -- partitions (plain PostgreSQL) ------------------------------------------------------
+
+    def ensure_partition(self, conn: psycopg.Connection, instant: datetime) -> None:
+        """Make the day's partition of the time-series tables if it is missing."""
+        if self._plain is None:
+            self._plain = read_meta(conn).get("mode", PLAIN) == PLAIN
+            conn.commit()
+        if not self._plain:
+            return
+        day = instant.astimezone(self.zone).date()
+        with self._lock:
+            if self._partition_days is None:
+                self._partition_days = existing_partition_days(conn, "patrol_checkins")
+                conn.commit()
+            if day in self._partition_days:
+                return
+        ensure_partitions(conn, {day}, self.zone)
+        with self._lock:
+            self._partition_days.add(day)
+
+    # -- who is calling ---------------------------------------------------------------------
+
+    async def principal_for_token(self, token: str) -> Principal | None:
+        key = hashlib.sha256(token.encode("utf-8", "surrogatepass")).digest()
+        cached = self._tokens.get(key)
+        if cached is not None and cached[1] > time.monotonic():
+            return cached[0]
+        principal = await run_in_threadpool(self._lookup, principal_for_token, token)
+        if principal is not None and self.settings.api_token_cache_s > 0:
+            if len(self._tokens) >= _TOKEN_CACHE_MAX:
+                self._tokens.clear()
+            self._tokens[key] = (principal, time.monotonic() + self.settings.api_token_cache_s)
+        return principal
+
+    async def principal_for_session(self, session_id: str) -> Principal | None:
+        if len(session_id) > 128:
+            return None
+        return await run_in_threadpool(
+            self._lookup,
+            lambda conn, sid: principal_for_session(conn, sid, now=self.now()),
+            session_id,
+        )
+
+    def _lookup(self, find, secret: str) -> Principal | None:
+        if "\x00" in secret or len(secret) > 512:
+            return None
+        with self.pool.connection() as conn:
+            return find(conn, secret)
+
+    def forget_tokens(self) -> None:
+        self._tokens.clear()
+
+
+def get_state(request: Request) -> ApiState:
+    return request.app.state.gw
+
+
+def get_conn(request: Request) -> Iterator[psycopg.Connection]:
+    """A pooled connection for the request; committed when the handler returns normally."""
+    with request.app.state.gw.pool.connection() as conn:
+        yield conn
+
+
+State = Annotated[ApiState, Depends(get_state)]
+Conn = Annotated[psycopg.Connection, Depends(get_conn)]

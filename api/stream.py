@@ -1,0 +1,189 @@
+"""The live alert feed behind `/alerts/stream`: alert_events rows in id order, none skipped.
+
+One poller per app reads new events and hands them to every open stream. Ids come from a
+sequence, and a transaction can commit after one holding a higher id: a reader that
+simply moves past the highest id it has seen would skip the late one for good. So the feed
+only moves past a gap in the ids once it is sure the gap is final: every transaction that
+was running when the gap was seen has ended (its snapshot's xmax is below the oldest running
+transaction now), and a short grace has passed. (Every writer of alert_events changes its
+alert first in the same transaction, so it holds a transaction id before it takes an event
+id.) A stream that reconnects with Last-Event-ID reads what it missed from the table.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from dataclasses import dataclass
+from datetime import datetime
+
+import psycopg
+from psycopg.rows import class_row
+from psycopg_pool import ConnectionPool
+
+log = logging.getLogger("gridwatch.api.stream")
+
+GAP_GRACE_S = 1.0
+QUEUE_SIZE = 2000
+BATCH = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class AlertEvent:
+    """One alert_events row with what a duty officer needs to act on it."""
+
+    id: int
+    alert_id: int
+    at: datetime
+    action: str
+    actor: str | None
+    note: str | None
+    level: str | None
+    kind: str
+    status: str
+    severity: str
+    since: datetime
+    grid_id: int | None
+    grid_code: str | None
+    resident_id: str | None
+    name: str | None
+    phone: str | None
+    address: str | None
+    lon: float | None
+    lat: float | None
+
+
+_EVENTS = """
+    SELECT e.id, e.alert_id, e.at, e.action, e.actor, e.note, e.level,
+           a.kind, a.status, a.severity, a.since, a.grid_id, g.code AS grid_code,
+           a.resident_id, r.name, r.phone, r.address, r.lon, r.lat
+    FROM alert_events e
+    JOIN alerts a ON a.id = e.alert_id
+    LEFT JOIN residents r ON r.id = a.resident_id
+    LEFT JOIN grids g ON g.id = a.grid_id
+"""
+
+
+def events_between(
+    conn: psycopg.Connection, after: int, upto: int, *, scope: list[int] | None
+) -> list[AlertEvent]:
+    """Events with after < id <= upto, in id order, within `scope` (None: every grid)."""
+    query = _EVENTS + " WHERE e.id > %(after)s AND e.id <= %(upto)s"
+    params: dict = {"after": after, "upto": upto}
+    if scope is not None:
+        query += " AND a.grid_id = ANY(%(scope)s)"
+        params["scope"] = scope
+    with conn.cursor(row_factory=class_row(AlertEvent)) as cur:
+        return cur.execute(query + " ORDER BY e.id", params).fetchall()
+
+
+@dataclass
+class _Gap:
+    below: int  # every id up to here is final once the guard passes
+    guard_xmax: int
+    seen_at: float
+
+
+class AlertFeed:
+    """Polls alert_events and fans new rows out to subscribers' queues."""
+
+    def __init__(self, pool: ConnectionPool, *, poll_s: float = 0.5) -> None:
+        self.pool = pool
+        self.poll_s = poll_s
+        self.watermark = 0  # every event with id <= watermark has been handed out
+        self._subscribers: set[asyncio.Queue] = set()
+        self._gap: _Gap | None = None
+        self._task: asyncio.Task | None = None
+
+    async def start(self) -> None:
+        self.watermark = await asyncio.to_thread(self._max_id)
+        self._task = asyncio.create_task(self._run(), name="alert-feed")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        for queue in list(self._subscribers):
+            self._close(queue)
+
+    def subscribe(self) -> asyncio.Queue:
+        queue: asyncio.Queue = asyncio.Queue(QUEUE_SIZE)
+        self._subscribers.add(queue)
+        return queue
+
+    def unsubscribe(self, queue: asyncio.Queue) -> None:
+        self._subscribers.discard(queue)
+
+    def _close(self, queue: asyncio.Queue) -> None:
+        """A subscriber too slow to keep up is cut off; it reconnects and catches up."""
+        self._subscribers.discard(queue)
+        with contextlib.suppress(asyncio.QueueFull):
+            while not queue.empty():
+                queue.get_nowait()
+            queue.put_nowait(None)
+
+    async def _run(self) -> None:
+        delay = self.poll_s
+        while True:
+            try:
+                await self.poll_once()
+                delay = self.poll_s
+            except (psycopg.Error, OSError) as exc:
+                log.warning("alert feed: %s; retrying", str(exc).strip().splitlines()[:1])
+                delay = min(delay * 2, 10.0)
+            await asyncio.sleep(delay)
+
+    async def poll_once(self) -> int:
+        """Read and hand out what is new; returns how many events went out."""
+        rows, xmin, xmax = await asyncio.to_thread(self._fetch, self.watermark)
+        ready = self._ready(rows, xmin, xmax, time.monotonic())
+        for event in ready:
+            for queue in list(self._subscribers):
+                try:
+                    queue.put_nowait(event)
+                except asyncio.QueueFull:
+                    self._close(queue)
+        return len(ready)
+
+    def _ready(self, rows: list[AlertEvent], xmin: int, xmax: int, now: float) -> list[AlertEvent]:
+        """The rows that can go out now, in order; moves the watermark."""
+        final_upto = self.watermark
+        gap = self._gap
+        if gap is not None and xmin >= gap.guard_xmax and now - gap.seen_at >= GAP_GRACE_S:
+            final_upto = max(final_upto, gap.below)
+            self._gap = gap = None
+        ready = []
+        for row in rows:
+            if row.id == self.watermark + 1 or row.id <= final_upto:
+                ready.append(row)
+                self.watermark = row.id
+                continue
+            # A gap before this row: hold it and everything after until the gap is final.
+            if gap is None:
+                self._gap = _Gap(rows[-1].id, xmax, now)
+            break
+        else:
+            self.watermark = max(self.watermark, final_upto)
+        return ready
+
+    def _fetch(self, after: int) -> tuple[list[AlertEvent], int, int]:
+        with self.pool.connection() as conn:
+            # One snapshot for both the rows and the list of running transactions.
+            conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
+            xmin, xmax = conn.execute(
+                "SELECT pg_snapshot_xmin(s)::text::bigint, pg_snapshot_xmax(s)::text::bigint "
+                "FROM pg_current_snapshot() s"
+            ).fetchone()
+            with conn.cursor(row_factory=class_row(AlertEvent)) as cur:
+                rows = cur.execute(
+                    _EVENTS + " WHERE e.id > %s ORDER BY e.id LIMIT %s", (after, BATCH)
+                ).fetchall()
+            conn.commit()
+        return rows, xmin, xmax
+
+    def _max_id(self) -> int:
+        with self.pool.connection() as conn:
+            return conn.execute("SELECT coalesce(max(id), 0) FROM alert_events").fetchone()[0]

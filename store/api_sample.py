@@ -1,0 +1,276 @@
+"""Sample activity for the sample district, written straight to the tables: hazards in every
+state, open alerts, two patrol rounds per worker with home visits. For benchmarks, browser
+tests and demos of the maps; real data comes in over MQTT and the API."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import psycopg
+import shapely
+
+from gridwatch.alerts.lifecycle import OpenAlert
+from gridwatch.api.hazard_rules import deadline_after
+from gridwatch.store.alert_store import write_event
+from gridwatch.store.grids import load_leaf_grids
+from gridwatch.store.partitions import ensure_partitions
+
+CATEGORIES = ("structural", "fire", "electrical", "gas", "road", "flood", "sanitation", "other")
+SEVERITIES = ("low", "medium", "high", "critical")
+STATUS_MIX = {
+    "reported": 0.4,
+    "assigned": 0.15,
+    "in_progress": 0.15,
+    "resolved": 0.15,
+    "closed": 0.15,
+}
+ALERT_KINDS = ("no_activity", "morning", "evening", "meter_offline", "sos", "fall")
+
+
+@dataclass(frozen=True, slots=True)
+class SampleActivity:
+    hazards: int
+    alerts: int
+    checkins: int
+
+
+def _leaf_shapes(conn: psycopg.Connection) -> tuple[list[int], list]:
+    rows = conn.execute(
+        "SELECT g.id, g.geometry FROM grids g WHERE NOT EXISTS "
+        "(SELECT 1 FROM grids c WHERE c.parent_id = g.id) ORDER BY g.code"
+    ).fetchall()
+    conn.commit()
+    return [r[0] for r in rows], [shapely.from_wkb(bytes(r[1])) for r in rows]
+
+
+def _point_in(shape, rng: np.random.Generator) -> tuple[float, float]:
+    minx, miny, maxx, maxy = shape.bounds
+    while True:
+        x, y = rng.uniform(minx, maxx), rng.uniform(miny, maxy)
+        if shapely.contains_xy(shape, x, y):
+            return float(x), float(y)
+
+
+def seed_hazards(
+    conn: psycopg.Connection,
+    *,
+    count: int,
+    now: datetime,
+    deadlines: Mapping[str, timedelta],
+    seed: int = 5,
+    days: float = 10.0,
+) -> int:
+    """`count` hazards spread over the leaf grids, reported over the last `days`."""
+    rng = np.random.default_rng(seed)
+    ids, shapes = _leaf_shapes(conn)
+    statuses = list(STATUS_MIX)
+    weights = np.array(list(STATUS_MIX.values()))
+    hazards, events = [], []
+    for i in range(count):
+        g = int(rng.integers(len(ids)))
+        lon, lat = _point_in(shapes[g], rng)
+        received = now - timedelta(hours=float(rng.uniform(0.1, days * 24)))
+        severity = SEVERITIES[int(rng.choice(4, p=[0.4, 0.35, 0.2, 0.05]))]
+        status = statuses[int(rng.choice(len(statuses), p=weights / weights.sum()))]
+        hazard_id = uuid.UUID(int=int(rng.integers(2**62)) << 64 | i, version=4)
+        reporter = f"W{g + 1:03d}"
+        hazards.append(
+            (
+                hazard_id,
+                reporter,
+                received,
+                received,
+                lon,
+                lat,
+                ids[g],
+                CATEGORIES[int(rng.integers(len(CATEGORIES)))],
+                severity,
+                f"sample hazard {i + 1}",
+                [],
+                status,
+                deadline_after(severity, received, deadlines),
+                None if status == "reported" else reporter,
+            )
+        )
+        events.append((hazard_id, received, "report", None, "reported", reporter))
+        if status != "reported":
+            events.append(
+                (hazard_id, received + timedelta(minutes=5), "seed", "reported", status, "sample")
+            )
+    with conn.transaction(), conn.cursor() as cur:
+        cur.executemany(
+            "INSERT INTO hazard_reports (id, reporter_id, observed_at, received_at, lon, lat, "
+            "grid_id, category, severity, description, photo_urls, status, deadline_at, "
+            "assignee) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
+            "ON CONFLICT (id) DO NOTHING",
+            hazards,
+        )
+        cur.executemany(
+            "INSERT INTO hazard_events (hazard_id, at, action, from_status, to_status, actor) "
+            "VALUES (%s, %s, %s, %s, %s, %s)",
+            events,
+        )
+    return len(hazards)
+
+
+def seed_alerts(conn: psycopg.Connection, *, count: int, now: datetime, seed: int = 6) -> int:
+    """Open (some acknowledged) alerts for `count` residents, each with its events."""
+    rng = np.random.default_rng(seed)
+    residents = conn.execute(
+        "SELECT id, grid_id FROM residents WHERE grid_id IS NOT NULL ORDER BY id"
+    ).fetchall()
+    picked = rng.choice(len(residents), size=min(count, len(residents)), replace=False)
+    made = 0
+    with conn.transaction():
+        for n, index in enumerate(picked):
+            resident_id, grid_id = residents[int(index)]
+            kind = ALERT_KINDS[int(rng.integers(len(ALERT_KINDS)))]
+            opened = now - timedelta(minutes=float(rng.uniform(1, 600)))
+            since = opened - timedelta(hours=float(rng.uniform(0, 12)))
+            acked = n % 3 == 0
+            alert_id = conn.execute(
+                "INSERT INTO alerts (resident_id, kind, grid_id, status, severity, since, "
+                "opened_at, acknowledged_at, acknowledged_by) VALUES (%s, %s, %s, %s, %s, %s, "
+                "%s, %s, %s) ON CONFLICT DO NOTHING RETURNING id",
+                (
+                    resident_id,
+                    kind,
+                    grid_id,
+                    "acknowledged" if acked else "open",
+                    "critical" if kind in ("sos", "fall") else "high",
+                    since,
+                    opened,
+                    opened + timedelta(minutes=5) if acked else None,
+                    "sample" if acked else None,
+                ),
+            ).fetchone()
+            if alert_id is None:
+                continue
+            alert = OpenAlert(alert_id[0], resident_id, kind, since, "open", "grid", opened)
+            write_event(conn, alert, opened, "open", "gridwatch", kind)
+            if acked:
+                write_event(
+                    conn, alert, opened + timedelta(minutes=5), "acknowledged", "sample", None
+                )
+            made += 1
+    return made
+
+
+def seed_patrols(
+    conn: psycopg.Connection,
+    *,
+    day: date,
+    zone: ZoneInfo,
+    received_at: datetime,
+    seed: int = 7,
+    rounds: tuple[float, ...] = (8.5, 15.0),
+    visits_per_worker: int = 3,
+) -> int:
+    """每日双巡: each grid's worker walks two ~45 min rounds through it (a point every 30 s),
+    then visits a few of its residents. Returns the check-ins written."""
+    rng = np.random.default_rng(seed)
+    leaves = load_leaf_grids(conn)
+    ids, shapes = _leaf_shapes(conn)
+    shape_of = dict(zip(ids, shapes, strict=True))
+    workers = conn.execute(
+        "SELECT id, grid_id FROM workers WHERE grid_id IS NOT NULL ORDER BY id"
+    ).fetchall()
+    homes = conn.execute(
+        "SELECT id, grid_id, lon, lat FROM residents WHERE grid_id IS NOT NULL ORDER BY id"
+    ).fetchall()
+    conn.commit()
+    by_grid: dict[int, list] = {}
+    for home in homes:
+        by_grid.setdefault(home[1], []).append(home)
+    rows = []
+    midnight = datetime.combine(day, time(), zone)
+    for worker_id, grid_id in workers:
+        shape = shape_of.get(grid_id)
+        if shape is None:
+            continue
+        for start_h in rounds:
+            waypoints = [_point_in(shape, rng) for _ in range(5)]
+            route = np.array([*waypoints, waypoints[0]])
+            steps = 90
+            along = np.linspace(0, len(route) - 1, steps)
+            lon = np.interp(along, np.arange(len(route)), route[:, 0])
+            lat = np.interp(along, np.arange(len(route)), route[:, 1])
+            lon += rng.normal(0, 4e-5, steps)
+            lat += rng.normal(0, 3e-5, steps)
+            start = midnight + timedelta(hours=start_h, minutes=float(rng.uniform(-8, 8)))
+            for k in range(steps):
+                rows.append(
+                    [
+                        worker_id,
+                        start + timedelta(seconds=30 * k),
+                        float(lon[k]),
+                        float(lat[k]),
+                        "patrol",
+                        None,
+                        None,
+                    ]
+                )
+        visit_start = midnight + timedelta(hours=rounds[-1] + 1)
+        for k, home in enumerate(by_grid.get(grid_id, [])[:visits_per_worker]):
+            rows.append(
+                [
+                    worker_id,
+                    visit_start + timedelta(minutes=10 * k),
+                    home[2],
+                    home[3],
+                    "visit",
+                    home[0],
+                    "ok",
+                ]
+            )
+    grid_ids = leaves.index.assign([r[2] for r in rows], [r[3] for r in rows]) if rows else []
+    ensure_partitions(conn, {day, (midnight + timedelta(hours=30)).date()}, zone)
+    with (
+        conn.transaction(),
+        conn.cursor() as cur,
+        cur.copy(
+            "COPY patrol_checkins (worker_id, observed_at, received_at, source, lon, lat, "
+            "accuracy_m, grid_id, kind, resident_id, status) FROM STDIN"
+        ) as copy,
+    ):
+        for row, grid in zip(rows, grid_ids, strict=True):
+            worker, at, lon, lat, kind, resident, status = row
+            copy.write_row(
+                (
+                    worker,
+                    at,
+                    received_at,
+                    "gw",
+                    lon,
+                    lat,
+                    10.0,
+                    None if grid < 0 else int(grid),
+                    kind,
+                    resident,
+                    status,
+                )
+            )
+    return len(rows)
+
+
+def seed_activity(
+    conn: psycopg.Connection,
+    *,
+    now: datetime,
+    zone: ZoneInfo,
+    deadlines: Mapping[str, timedelta],
+    hazards: int = 1000,
+    alerts: int = 60,
+    patrol_day: date | None = None,
+) -> SampleActivity:
+    """Everything above at once: what the maps look like on a busy day."""
+    made_hazards = seed_hazards(conn, count=hazards, now=now, deadlines=deadlines)
+    made_alerts = seed_alerts(conn, count=alerts, now=now)
+    day = patrol_day or now.astimezone(zone).date()
+    checkins = seed_patrols(conn, day=day, zone=zone, received_at=now)
+    return SampleActivity(made_hazards, made_alerts, checkins)

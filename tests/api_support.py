@@ -1,0 +1,192 @@
+"""Shared by the API and map tests: a real uvicorn server in a thread over a test database
+holding the sample district (with sample hazards, alerts and patrols), a movable clock, and
+one user of every role. A test module imports the `*_fixture` functions it uses."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import httpx
+import psycopg
+import pytest
+import uvicorn
+from conftest import _create_database, _drop_database
+
+from gridwatch.api.app import create_app
+from gridwatch.api.hazard_rules import deadlines_from_hours
+from gridwatch.settings import Settings
+from gridwatch.store.api_sample import seed_activity
+from gridwatch.store.users import create_user
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+NOW = datetime(2026, 11, 23, 12, 0, tzinfo=SHANGHAI)
+GRID_A, GRID_B = "QS-01-01-01", "QS-01-02-01"
+COMMUNITY_A = "QS-01-01"
+STREET = "QS-01"
+
+
+class Clock:
+    """A clock the test moves by hand."""
+
+    def __init__(self, now: datetime = NOW) -> None:
+        self.now = now
+        self._lock = threading.Lock()
+
+    def __call__(self) -> datetime:
+        with self._lock:
+            return self.now
+
+    def advance(self, delta: timedelta) -> None:
+        with self._lock:
+            self.now += delta
+
+
+@dataclass
+class Tokens:
+    admin: str
+    duty_street: str
+    duty_community: str
+    worker_a: str
+    worker_b: str
+    device: str
+    names: dict[str, str] = field(default_factory=dict)
+
+    def header(self, role: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {getattr(self, role)}"}
+
+
+def make_users(url: str) -> Tokens:
+    """One user of every role; worker_a is W001 of grid A, worker_b of grid B."""
+    with psycopg.connect(url) as conn:
+        worker_b = conn.execute(
+            "SELECT w.id FROM workers w JOIN grids g ON g.id = w.grid_id WHERE g.code = %s",
+            (GRID_B,),
+        ).fetchone()[0]
+        tokens = Tokens(
+            admin=create_user(conn, "admin", role="admin"),
+            duty_street=create_user(
+                conn, "duty-street", role="duty_officer", grid_codes=(STREET,), level="street"
+            ),
+            duty_community=create_user(
+                conn,
+                "duty-community",
+                role="duty_officer",
+                grid_codes=(COMMUNITY_A,),
+                level="community",
+            ),
+            worker_a=create_user(conn, "W001", role="grid_worker", grid_codes=(GRID_A,)),
+            worker_b=create_user(conn, worker_b, role="grid_worker", grid_codes=(GRID_B,)),
+            device=create_user(conn, "app-gateway", role="device"),
+        )
+    tokens.names = {"worker_a": "W001", "worker_b": worker_b}
+    return tokens
+
+
+def seed(url: str, settings: Settings, now: datetime = NOW) -> None:
+    with psycopg.connect(url) as conn:
+        seed_activity(
+            conn,
+            now=now,
+            zone=settings.zone,
+            deadlines=deadlines_from_hours(settings.hazard_deadlines_h),
+            hazards=1000,
+            alerts=60,
+        )
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class ApiServer:
+    """create_app() under a real uvicorn on 127.0.0.1, in a thread of the test process."""
+
+    def __init__(self, settings: Settings, url: str, clock: Clock, **kwargs) -> None:
+        self.clock = clock
+        self.app = create_app(settings, database_url=url, clock=clock, **kwargs)
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        config = uvicorn.Config(
+            self.app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on"
+        )
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, name="api-server", daemon=True)
+
+    def __enter__(self) -> ApiServer:
+        self.thread.start()
+        deadline = time.monotonic() + 30
+        while not self.server.started:
+            if not self.thread.is_alive() or time.monotonic() > deadline:
+                pytest.fail("the API server did not start")
+            time.sleep(0.02)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=15)
+
+    @property
+    def state(self):
+        return self.app.state.gw
+
+    def client(self, role: str | None = None, tokens: Tokens | None = None) -> httpx.Client:
+        headers = tokens.header(role) if role and tokens else {}
+        return httpx.Client(base_url=self.url, headers=headers, timeout=30)
+
+
+def api_settings(tmp: Path, url: str, **extra) -> Settings:
+    return Settings(
+        database_url=url,
+        data_dir=tmp / "data",
+        topic_prefix=f"t{uuid.uuid4().hex[:8]}",
+        api_token_cache_s=0,
+        **extra,
+    )
+
+
+@pytest.fixture(scope="module", name="seeded_url")
+def seeded_url_fixture(postgres_server, district_template, tmp_path_factory) -> Iterator[str]:
+    """A database of this module's own: the sample district with sample activity."""
+    name = f"gw_api_{uuid.uuid4().hex[:10]}"
+    url = _create_database(postgres_server, name, template=district_template)
+    seed(url, api_settings(tmp_path_factory.mktemp("seed"), url))
+    yield url
+    _drop_database(postgres_server, name)
+
+
+@pytest.fixture(scope="module", name="module_tokens")
+def module_tokens_fixture(seeded_url) -> Tokens:
+    return make_users(seeded_url)
+
+
+@pytest.fixture(scope="module", name="module_server")
+def module_server_fixture(seeded_url, module_tokens, tmp_path_factory) -> Iterator[ApiServer]:
+    """One server for a module's read-mostly tests (its clock stands at NOW)."""
+    settings = api_settings(tmp_path_factory.mktemp("api"), seeded_url)
+    with ApiServer(settings, seeded_url, Clock()) as server:
+        yield server
+
+
+def clients(server: ApiServer, tokens: Tokens) -> dict[str, httpx.Client]:
+    roles = ("admin", "duty_street", "duty_community", "worker_a", "worker_b", "device")
+    made = {role: server.client(role, tokens) for role in roles}
+    made["anonymous"] = server.client()
+    return made
+
+
+def reason(response: httpx.Response) -> str:
+    """The reason of a JSON error, checked to be there."""
+    body = response.json()
+    assert set(body) >= {"error", "reason"}, body
+    assert body["reason"], body
+    return body["reason"]
