@@ -49,7 +49,7 @@ def learn_baseline(night_means_w: list[float], night_peaks_w: list[float]) -> Ba
     """
     if len(night_means_w) < 12 or len(night_peaks_w) < 12:
         return Baseline()
-    return Baseline(_percentile(night_means_w, 0.95), _percentile(night_peaks_w, 0.95))
+    return Baseline(percentile(night_means_w, 0.95), percentile(night_peaks_w, 0.95))
 
 
 class MeterTracker:
@@ -100,7 +100,8 @@ class MeterTracker:
         return active
 
 
-def _percentile(values: list[float], q: float) -> float:
+def percentile(values, q: float) -> float:
+    """The q-quantile of `values` with linear interpolation (numpy's default)."""
     ordered = sorted(values)
     rank = q * (len(ordered) - 1)
     low = math.floor(rank)

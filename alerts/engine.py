@@ -31,6 +31,7 @@ from gridwatch.alerts.lifecycle import (
     next_escalation,
     plan_home,
 )
+from gridwatch.alerts.profile import HomeProfile
 from gridwatch.alerts.rules import (
     EMERGENCY_KINDS,
     Absence,
@@ -88,11 +89,20 @@ class HomeState:
     rules: Rules
     monitored_since: datetime
     tracker: MeterTracker | None
+    profile: HomeProfile = field(default_factory=HomeProfile)
     last_activity: datetime | None = None
     last_evening_sign: datetime | None = None
     last_meter_data: datetime | None = None
     absences: list[Absence] = field(default_factory=list)
     emergencies: list[tuple[str, datetime]] = field(default_factory=list)
+    effective: Rules | None = None
+
+    def effective_rules(self) -> Rules:
+        """The home's rules with what its profile has learned (a long sleeper's nights)."""
+        if self.effective is None:
+            own = "no_activity_h" in self.home.rules
+            self.effective = self.profile.rules_for(self.rules, overridden=own)
+        return self.effective
 
     def history(self) -> HomeHistory:
         return HomeHistory(
@@ -103,7 +113,22 @@ class HomeState:
             last_meter_data=self.last_meter_data,
             absences=tuple(self.absences),
             emergencies=tuple(self.emergencies),
+            morning_end=self.profile.morning_end(self.rules),
         )
+
+    def sign_of_life(self, at: datetime, zone: ZoneInfo, *, evening: bool) -> bool:
+        """Record a sign of life; True when the learned profile changed."""
+        self.last_activity = _later(self.last_activity, at)
+        if evening:
+            self.last_evening_sign = _later(self.last_evening_sign, at)
+        previous = self.profile.last_seen
+        away = previous is not None and any(
+            a.starts_at < at and a.ends_at > previous for a in self.absences
+        )
+        if self.profile.observe(at, zone, away=away):
+            self.effective = None
+            return True
+        return False
 
 
 def _later(current: datetime | None, candidate: datetime) -> datetime:
@@ -139,6 +164,7 @@ class AlertEngine:
         self._due: list[tuple[datetime, str]] = []
         self._watermark: datetime | None = None
         self._now: datetime | None = None
+        self._profiles_changed: set[str] = set()
 
     # -- loading ------------------------------------------------------------------------------
 
@@ -146,6 +172,7 @@ class AlertEngine:
         """Read the homes, baselines and the last day of data, as of `now`."""
         self._now = now
         baselines = self.store.baselines(now, self.zone.key)
+        profiles = self.store.profiles()
         self.homes.clear()
         self._by_meter.clear()
         self._by_sensor.clear()
@@ -163,16 +190,27 @@ class AlertEngine:
             tracker = None
             if home.meter_id:
                 tracker = MeterTracker(baselines.get(home.meter_id, Baseline()))
-            state = HomeState(home, rules, min(home.since, now - HISTORY_WINDOW), tracker)
+            # Watched from when the resident was registered: a home imported a minute ago has
+            # not been quiet for twelve hours.
+            state = HomeState(home, rules, home.since, tracker)
+            if home.resident_id in profiles:
+                state.profile = profiles[home.resident_id]
             self.homes[home.resident_id] = state
             if home.meter_id:
                 self._by_meter[home.meter_id] = state
             for sensor in home.sensor_ids:
                 self._by_sensor[sensor] = state
         self._watermark = self.store.latest_received()
-        self._absorb(self.store.signals_between(now - HISTORY_WINDOW, now))
         self._load_absences_and_alerts(now)
+        self._absorb(self.store.signals_between(now - HISTORY_WINDOW, now))
         self._dirty = set(self.homes)
+
+    def relearn_baselines(self, now: datetime) -> None:
+        """Learn each meter's night baseline again from the 28 days before `now` (daily)."""
+        baselines = self.store.baselines(now, self.zone.key)
+        for meter, state in self._by_meter.items():
+            if meter in baselines:
+                state.tracker.baseline = baselines[meter]
 
     def _load_absences_and_alerts(self, now: datetime) -> None:
         for resident, absences in self.store.absences(now - HISTORY_WINDOW).items():
@@ -220,8 +258,7 @@ class AlertEngine:
                     continue
                 state.last_meter_data = _later(state.last_meter_data, at)
                 if state.tracker.observe(at, signal.power_w, signal.energy_kwh, signal.water_l):
-                    state.last_activity = _later(state.last_activity, at)
-                    state.last_evening_sign = _later(state.last_evening_sign, at)
+                    self._sign_of_life(state, at, evening=True)
             elif signal.source == "sensor":
                 state = self._by_sensor.get(signal.key)
                 if state is None:
@@ -232,18 +269,27 @@ class AlertEngine:
                         self._dirty.add(state.home.resident_id)  # at once, whatever else
                     continue
                 if signal.event in ACTIVITY_EVENTS:
-                    state.last_activity = _later(state.last_activity, at)
-                    if signal.event in EVENING_EVENTS:
-                        state.last_evening_sign = _later(state.last_evening_sign, at)
+                    self._sign_of_life(state, at, evening=signal.event in EVENING_EVENTS)
             else:  # a visit that found the resident, or a person's check
                 state = self.homes.get(signal.key)
                 if state is None:
                     continue
-                state.last_activity = _later(state.last_activity, at)
+                self._sign_of_life(state, at, evening=False)
             # New data can only end conditions, never start one (deadlines move later, and
             # they are in the heap), so a home needs a look now only if it has open alerts.
             if self._open.get(state.home.resident_id):
                 self._dirty.add(state.home.resident_id)
+
+    def _sign_of_life(self, state: HomeState, at: datetime, *, evening: bool) -> None:
+        if state.sign_of_life(at, self.zone, evening=evening):
+            self._profiles_changed.add(state.home.resident_id)
+
+    def save_profiles(self) -> int:
+        """Write the profiles learned since the last save; returns how many."""
+        changed = {r: self.homes[r].profile for r in self._profiles_changed if r in self.homes}
+        self.store.save_profiles(changed)
+        self._profiles_changed.clear()
+        return len(changed)
 
     # -- evaluation ---------------------------------------------------------------------------
 
@@ -262,7 +308,7 @@ class AlertEngine:
                 plan_home(
                     resident,
                     state.history(),
-                    state.rules,
+                    state.effective_rules(),
                     now,
                     self.zone,
                     self._open.get(resident, []),
@@ -307,7 +353,7 @@ class AlertEngine:
 
     def _schedule(self, resident: str, now: datetime) -> None:
         state = self.homes[resident]
-        deadline = next_deadline(state.history(), state.rules, now, self.zone)
+        deadline = next_deadline(state.history(), state.effective_rules(), now, self.zone)
         for alert in self._open.get(resident, []):
             up = next_escalation(alert, self.escalate_after)
             if up is not None and (deadline is None or up < deadline):
@@ -323,7 +369,7 @@ class AlertEngine:
         """Every condition that holds at `now` for every home (no writes): for replays."""
         found = []
         for state in self.homes.values():
-            for condition in conditions(state.history(), state.rules, now, self.zone):
+            for condition in conditions(state.history(), state.effective_rules(), now, self.zone):
                 found.append((state.home, condition))
         return found
 

@@ -13,6 +13,7 @@ from psycopg.types.json import Jsonb
 from gridwatch.alerts.activity import Baseline, learn_baseline
 from gridwatch.alerts.engine import Home, Signal
 from gridwatch.alerts.lifecycle import Escalate, Open, OpenAlert, Resolve
+from gridwatch.alerts.profile import HomeProfile
 from gridwatch.alerts.rules import Absence
 from gridwatch.errors import Conflict, NotFound
 from gridwatch.store.migrate import read_meta
@@ -162,6 +163,38 @@ class AlertStore:
         ).fetchall()
         self.conn.commit()
         return {(resident, kind): at for resident, kind, at in rows}
+
+    def profiles(self) -> dict[str, HomeProfile]:
+        """The learned profile of every home that has one."""
+        found = {}
+        for resident, first, quiet, last_seen in self.conn.execute(
+            "SELECT resident_id, first_activity_s, quiet_s, last_seen FROM home_profiles"
+        ):
+            profile = HomeProfile(last_seen=last_seen)
+            profile.first_activity_s.extend(first)
+            profile.quiet_s.extend(quiet)
+            found[resident] = profile
+        self.conn.commit()
+        return found
+
+    def save_profiles(self, profiles: dict[str, HomeProfile]) -> None:
+        """Upsert the given homes' profiles in one transaction."""
+        if not profiles:
+            return
+        with self.conn.transaction(), self.conn.cursor() as cur:
+            cur.executemany(
+                """
+                INSERT INTO home_profiles (resident_id, first_activity_s, quiet_s, last_seen)
+                VALUES (%s, %s, %s, %s)
+                ON CONFLICT (resident_id) DO UPDATE SET
+                    first_activity_s = EXCLUDED.first_activity_s, quiet_s = EXCLUDED.quiet_s,
+                    last_seen = EXCLUDED.last_seen, updated_at = now()
+                """,
+                [
+                    (r, list(p.first_activity_s), list(p.quiet_s), p.last_seen)
+                    for r, p in profiles.items()
+                ],
+            )
 
     def open_alerts(self) -> list[OpenAlert]:
         """Every alert not resolved."""

@@ -1,0 +1,80 @@
+"""What a home's days usually look like, learned as they pass: when the first sign of life
+of the morning comes, and how long its quiet nights last.
+
+A late riser (up at 10:30 every day) gets a later morning window, and a long sleeper a
+longer quiet threshold, so neither is an alarm every morning; both stay bounded (the morning
+window never past noon, the quiet threshold at most four hours over the district's), so a
+fall is still found the same morning.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field, replace
+from datetime import datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from gridwatch.alerts.activity import percentile
+from gridwatch.alerts.rules import LATEST_MORNING_END, Rules
+
+DAYS_KEPT = 28
+MORNING_STARTS = time(4, 0)
+QUIET_WORTH_NOTING = timedelta(hours=3)
+MORNING_MARGIN = timedelta(minutes=30)
+QUIET_MARGIN = timedelta(hours=1)
+MAX_QUIET_EXTENSION = timedelta(hours=4)
+MIN_SAMPLES = 3
+
+
+@dataclass(slots=True)
+class HomeProfile:
+    """Recent first-activity times (seconds after local midnight) and long quiet spells."""
+
+    first_activity_s: deque[int] = field(default_factory=lambda: deque(maxlen=DAYS_KEPT))
+    quiet_s: deque[int] = field(default_factory=lambda: deque(maxlen=DAYS_KEPT))
+    last_seen: datetime | None = None
+
+    def observe(self, at: datetime, zone: ZoneInfo, *, away: bool = False) -> bool:
+        """Take a sign of life at `at`; True if the profile changed.
+
+        Signs no later than the last one taken are ignored (replays, late data); `away` says
+        the quiet before this sign was a registered absence, which tells nothing of the
+        home's nights.
+        """
+        previous = self.last_seen
+        if previous is not None and at <= previous:
+            return False
+        self.last_seen = at
+        local = at.astimezone(zone)
+        first_today = local.time() >= MORNING_STARTS and (
+            previous is None
+            or previous.astimezone(zone).date() < local.date()
+            or previous.astimezone(zone).time() < MORNING_STARTS
+        )
+        if first_today:
+            self.first_activity_s.append(local.hour * 3600 + local.minute * 60 + local.second)
+        quiet = previous is not None and at - previous >= QUIET_WORTH_NOTING and not away
+        if quiet:
+            self.quiet_s.append(int((at - previous).total_seconds()))
+        return first_today or quiet
+
+    def morning_end(self, rules: Rules) -> time | None:
+        """A later end of the morning window for a late riser; None for everyone else."""
+        if len(self.first_activity_s) < MIN_SAMPLES:
+            return None
+        usual = timedelta(seconds=percentile(self.first_activity_s, 0.8)) + MORNING_MARGIN
+        default_end = rules.morning[1]
+        if usual <= timedelta(hours=default_end.hour, minutes=default_end.minute):
+            return None
+        latest = timedelta(hours=LATEST_MORNING_END.hour, minutes=LATEST_MORNING_END.minute)
+        usual = min(usual, latest)
+        return time(int(usual.total_seconds()) // 3600, int(usual.total_seconds()) % 3600 // 60)
+
+    def rules_for(self, rules: Rules, overridden: bool) -> Rules:
+        """The rules with the quiet threshold stretched to this home's long nights, unless
+        the resident's own rules set it."""
+        if overridden or len(self.quiet_s) < MIN_SAMPLES:
+            return rules
+        usual = timedelta(seconds=percentile(self.quiet_s, 0.95)) + QUIET_MARGIN
+        stretched = min(max(usual, rules.no_activity), rules.no_activity + MAX_QUIET_EXTENSION)
+        return rules if stretched == rules.no_activity else replace(rules, no_activity=stretched)
