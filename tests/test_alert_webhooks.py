@@ -1,0 +1,189 @@
+"""Alert webhooks: a receiver that is down gets every alert change once it is back, once.
+
+The receiver is a stdlib HTTP server on a free local port: first not listening at all, then
+answering 503, then 200. The delivery loop (`run_delivery`) retries with backoff; the test
+brings each retry forward by setting `next_attempt_at` to now instead of waiting for it.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from zoneinfo import ZoneInfo
+
+import psycopg
+import pytest
+from conftest import make_settings, wait_for
+from psycopg.types.json import Jsonb
+
+from gridwatch.alert_service import make_engine, run_delivery
+from gridwatch.alerts.rules import SOS
+from gridwatch.store.alert_store import acknowledge_alert
+from gridwatch.store.migrate import read_meta
+from gridwatch.store.partitions import ensure_partitions
+
+
+class Receiver:
+    """An HTTP endpoint that records every request and answers with `status`."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.status = 503
+        self.requests: list[tuple[int, dict, dict]] = []  # (answered, headers, body)
+        self.server: ThreadingHTTPServer | None = None
+        self.thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/gridwatch/alerts"
+
+    def start(self) -> None:
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                status = receiver.status
+                receiver.requests.append((status, dict(self.headers), body))
+                self.send_response(status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args) -> None:  # quiet
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.shutdown()
+            self.server.server_close()
+            self.thread.join(timeout=5)
+
+    def accepted(self) -> list[tuple[dict, dict]]:
+        return [(h, b) for status, h, b in self.requests if 200 <= status < 300]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def delivery_row(url: str) -> tuple:
+    with psycopg.connect(url) as conn:
+        return conn.execute(
+            "SELECT outbox_id, attempts, delivered_at, last_error FROM webhook_deliveries "
+            "ORDER BY outbox_id LIMIT 1"
+        ).fetchone()
+
+
+def retry_now(url: str) -> None:
+    """Bring the pending deliveries' next attempt forward (instead of waiting the backoff)."""
+    with psycopg.connect(url) as conn:
+        conn.execute(
+            "UPDATE webhook_deliveries SET next_attempt_at = now() WHERE delivered_at IS NULL"
+        )
+
+
+@pytest.fixture
+def sos_resident(district_database_url) -> str:
+    """One monitored resident whose rules leave only emergencies, with an SOS pressed a
+    minute ago (stored as the ingest worker would)."""
+    url = district_database_url
+    with psycopg.connect(url) as conn:
+        resident, door = conn.execute(
+            "SELECT r.id, d.id FROM residents r JOIN devices d ON d.resident_id = r.id "
+            "WHERE r.living_alone AND d.id LIKE '%-door' ORDER BY r.id LIMIT 1"
+        ).fetchone()
+        conn.execute("UPDATE residents SET living_alone = (id = %s)", (resident,))
+        conn.execute(
+            "UPDATE residents SET rules = %s WHERE id = %s",
+            (Jsonb({"disabled": ["no_activity", "morning", "evening", "meter_offline"]}), resident),
+        )
+        pressed = datetime.now(UTC) - timedelta(minutes=1)
+        zone = ZoneInfo(read_meta(conn).get("tz", "Asia/Shanghai"))  # the partitions' zone
+        conn.commit()
+        ensure_partitions(conn, {pressed.astimezone(zone).date()}, zone)
+        conn.execute(
+            "INSERT INTO sensor_events (device_id, observed_at, received_at, event) "
+            "VALUES (%s, %s, %s, 'sos')",
+            (door, pressed, pressed),
+        )
+    return resident
+
+
+def test_a_receiver_down_then_up_gets_each_change_exactly_once(
+    tmp_path, district_database_url, mqtt_url, sos_resident
+):
+    url = district_database_url
+    receiver = Receiver(free_port())
+    settings = make_settings(tmp_path, url, mqtt_url, alert_webhooks=(receiver.url,))
+    now = datetime.now(UTC)
+    with psycopg.connect(url) as conn:
+        engine = make_engine(settings, conn)
+        engine.load(now)
+        opened = engine.step(now)
+        assert [a.condition.kind for a in opened] == [SOS]
+    outbox_id, attempts, delivered_at, _ = delivery_row(url)
+    assert (attempts, delivered_at) == (0, None)
+
+    stop = threading.Event()
+    delivery = threading.Thread(target=run_delivery, args=(settings, url, mqtt_url, stop))
+    delivery.start()
+    try:
+        # Down: nothing listens on the port.
+        wait_for(lambda: delivery_row(url)[1] >= 1, 20, "a first, refused attempt")
+        _, attempts, delivered_at, error = delivery_row(url)
+        assert delivered_at is None and error.startswith("unreachable"), error
+        # Up but failing: 503.
+        receiver.start()
+        retry_now(url)
+        wait_for(lambda: receiver.requests, 20, "a request to the receiver")
+        wait_for(lambda: delivery_row(url)[3] == "HTTP 503", 20, "the 503 recorded")
+        assert delivery_row(url)[2] is None
+        # Up: 200. Delivered, once.
+        receiver.status = 200
+        retry_now(url)
+        wait_for(lambda: delivery_row(url)[2] is not None, 20, "the delivery")
+        _, attempts, delivered_at, error = delivery_row(url)
+        assert attempts >= 3 and error is None
+        time.sleep(1.0)  # two delivery rounds or more: nothing is sent again
+        (accepted,) = receiver.accepted()
+        headers, body = accepted
+        assert headers["Idempotency-Key"] == f"gridwatch-alert-outbox-{outbox_id}"
+        assert headers["Content-Type"].startswith("application/json")
+        assert (body["state"], body["kind"], body["resident_id"]) == ("open", SOS, sos_resident)
+        assert body["severity"] == "critical"
+        # Every attempt carried the same key: a receiver that saw a retry can tell.
+        keys = {h["Idempotency-Key"] for _, h, _ in receiver.requests}
+        assert keys == {f"gridwatch-alert-outbox-{outbox_id}"}
+
+        # The next change (an acknowledgement) goes out once too, under its own key.
+        with psycopg.connect(url) as conn:
+            alert_id = conn.execute("SELECT id FROM alerts").fetchone()[0]
+            acknowledge_alert(
+                conn,
+                alert_id,
+                actor="duty officer",
+                note=None,
+                now=datetime.now(UTC),
+                topic_prefix=settings.topic_prefix,
+                webhooks=settings.alert_webhooks,
+            )
+        wait_for(lambda: len(receiver.accepted()) == 2, 20, "the acknowledgement delivered")
+        time.sleep(1.0)
+        bodies = [b for _, b in receiver.accepted()]
+        assert [b["state"] for b in bodies] == ["open", "acknowledged"]
+        assert len({h["Idempotency-Key"] for h, _ in receiver.accepted()}) == 2
+    finally:
+        stop.set()
+        delivery.join(timeout=15)
+        receiver.stop()
+    assert not delivery.is_alive()
