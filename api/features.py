@@ -81,8 +81,9 @@ def hazard_feature(hazard: Hazard, now: datetime, events: list[HazardEvent] | No
         "status": hazard.status,
         "level": hazard.level,
         "assignee": hazard.assignee,
+        "due_at": hazard.due_at or hazard.deadline_at,
         "deadline_at": hazard.deadline_at,
-        "overdue": is_overdue(hazard.status, hazard.deadline_at, now),
+        "overdue": is_overdue(hazard.status, hazard.due_at or hazard.deadline_at, now),
         "updated_at": hazard.updated_at,
     }
     if events is not None:

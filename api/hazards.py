@@ -150,7 +150,7 @@ def _ledger_rows(
 
 
 def _row_json(row: LedgerRow, now: datetime) -> dict:
-    late = (now - row.deadline_at).total_seconds() / 3600 if row.overdue else None
+    late = (now - row.due_at).total_seconds() / 3600 if row.overdue else None
     return {
         "id": str(row.id),
         "grid": row.grid_code,
@@ -164,7 +164,7 @@ def _row_json(row: LedgerRow, now: datetime) -> dict:
         "assignee": row.assignee,
         "observed_at": row.observed_at,
         "received_at": row.received_at,
-        "deadline_at": row.deadline_at,
+        "due_at": row.due_at,
         "overdue": row.overdue,
         "overdue_hours": round(late, 1) if late is not None else None,
         "resolved_at": row.resolved_at,
@@ -278,7 +278,7 @@ def ledger_csv_text(rows: list[LedgerRow], state: ApiState, now: datetime) -> st
         return value.astimezone(zone).strftime("%Y-%m-%d %H:%M") if value else ""
 
     for row in rows:
-        late = (now - row.deadline_at).total_seconds() / 3600 if row.overdue else None
+        late = (now - row.due_at).total_seconds() / 3600 if row.overdue else None
         writer.writerow(
             [
                 str(row.id),
@@ -292,7 +292,7 @@ def ledger_csv_text(rows: list[LedgerRow], state: ApiState, now: datetime) -> st
                 row.reporter_id,
                 row.assignee or "",
                 local(row.observed_at),
-                local(row.deadline_at),
+                local(row.due_at),
                 t["yes"] if row.overdue else t["no"],
                 f"{late:.1f}" if late is not None else "",
                 local(row.resolved_at),

@@ -81,7 +81,7 @@ def _hazard_points(t: dict, hazards, now: datetime) -> list[MapPoint]:
     points = []
     for h in hazards:
         rank = SEVERITIES.index(h.severity) if h.severity in SEVERITIES else 0
-        late = is_overdue(h.status, h.deadline_at, now)
+        late = is_overdue(h.status, h.due_at or h.deadline_at, now)
         lines = [
             f"<b>{html.escape(t['category'].get(h.category, h.category))}</b> · "
             f"{html.escape(t['severity'].get(h.severity, h.severity))}",

@@ -137,7 +137,8 @@ def grid_counts(
             WHERE status = ANY(%(open)s) AND grid_id IS NOT NULL GROUP BY grid_id
         UNION ALL
         SELECT grid_id, 'overdue_hazards', count(*) FROM hazard_reports
-            WHERE status = ANY(%(open)s) AND deadline_at <= %(now)s AND grid_id IS NOT NULL
+            WHERE status = ANY(%(open)s) AND coalesce(due_at, deadline_at) <= %(now)s
+              AND grid_id IS NOT NULL
             GROUP BY grid_id
         UNION ALL
         SELECT grid_id, 'checkins', count(*) FROM patrol_checkins
@@ -260,7 +261,7 @@ def _page(
 _HAZARD_SELECT = sql.SQL(
     "h.id, h.reporter_id, h.observed_at, h.received_at, h.lon, h.lat, h.grid_id, "
     "g.code AS grid_code, h.category, h.severity, h.description, h.photo_urls, h.status, "
-    "h.level, h.assignee, h.deadline_at, h.updated_at"
+    "h.level, h.assignee, h.deadline_at, h.due_at, h.updated_at"
 )
 _HAZARD_FROM = sql.SQL("hazard_reports h LEFT JOIN grids g ON g.id = h.grid_id")
 

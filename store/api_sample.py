@@ -94,6 +94,7 @@ def seed_hazards(
                 [],
                 status,
                 deadline_after(severity, received, deadlines),
+                deadline_after(severity, received, deadlines),
                 None if status == "reported" else reporter,
             )
         )
@@ -105,8 +106,8 @@ def seed_hazards(
     with conn.transaction(), conn.cursor() as cur:
         cur.executemany(
             "INSERT INTO hazard_reports (id, reporter_id, observed_at, received_at, lon, lat, "
-            "grid_id, category, severity, description, photo_urls, status, deadline_at, "
-            "assignee) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
+            "grid_id, category, severity, description, photo_urls, status, deadline_at, due_at, "
+            "assignee) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
             "ON CONFLICT (id) DO NOTHING",
             hazards,
         )

@@ -45,7 +45,8 @@ class Hazard:
     status: str
     level: str
     assignee: str | None
-    deadline_at: datetime | None
+    deadline_at: datetime | None  # when it goes up a level if still open
+    due_at: datetime | None  # when it had to be handled by (限期); escalation keeps it
     updated_at: datetime
 
 
@@ -75,7 +76,7 @@ class LedgerRow:
     assignee: str | None
     observed_at: datetime
     received_at: datetime
-    deadline_at: datetime | None
+    due_at: datetime | None
     overdue: bool
     resolved_at: datetime | None
     description: str
@@ -86,7 +87,7 @@ class LedgerRow:
 _HAZARD_COLUMNS = sql.SQL(
     "h.id, h.reporter_id, h.observed_at, h.received_at, h.lon, h.lat, h.grid_id, "
     "g.code AS grid_code, h.category, h.severity, h.description, h.photo_urls, h.status, "
-    "h.level, h.assignee, h.deadline_at, h.updated_at"
+    "h.level, h.assignee, h.deadline_at, h.due_at, h.updated_at"
 )
 
 
@@ -108,10 +109,10 @@ def insert_hazard(
             """
             WITH new AS (
                 INSERT INTO hazard_reports (id, reporter_id, observed_at, received_at, lon, lat,
-                    grid_id, category, severity, description, photo_urls, deadline_at)
+                    grid_id, category, severity, description, photo_urls, deadline_at, due_at)
                 VALUES (%(id)s, %(reporter)s, %(observed)s, %(received)s, %(lon)s, %(lat)s,
                     %(grid)s, %(category)s, %(severity)s, %(description)s, %(photos)s,
-                    %(deadline)s)
+                    %(deadline)s, %(deadline)s)
                 ON CONFLICT (id) DO NOTHING
                 RETURNING id, reporter_id, received_at
             )
@@ -183,13 +184,13 @@ def transition_hazard(
         if may_act is not None:
             may_act(hazard)
         target = next_status(action, hazard.status)
-        deadline = hazard.deadline_at
+        deadline, due = hazard.deadline_at, hazard.due_at
         if action == "reopen":  # feedback says it is not done: a fresh period at its level
-            deadline = deadline_after(hazard.severity, now, deadlines)
+            deadline = due = deadline_after(hazard.severity, now, deadlines)
         conn.execute(
             "UPDATE hazard_reports SET status = %s, assignee = coalesce(%s, assignee), "
-            "deadline_at = %s, updated_at = %s WHERE id = %s",
-            (target, assignee, deadline, now, hazard_id),
+            "deadline_at = %s, due_at = %s, updated_at = %s WHERE id = %s",
+            (target, assignee, deadline, due, now, hazard_id),
         )
         conn.execute(
             "INSERT INTO hazard_events (hazard_id, at, action, from_status, to_status, actor, "
@@ -224,9 +225,9 @@ def apply_escalations(
         for step in plan:
             if isinstance(step, SetDeadline):
                 conn.execute(
-                    "UPDATE hazard_reports SET deadline_at = %s WHERE id = %s "
-                    "AND deadline_at IS NULL",
-                    (step.deadline_at, step.hazard_id),
+                    "UPDATE hazard_reports SET deadline_at = %s, "
+                    "due_at = coalesce(due_at, %s) WHERE id = %s AND deadline_at IS NULL",
+                    (step.deadline_at, step.deadline_at, step.hazard_id),
                 )
                 continue
             row = conn.execute(
@@ -265,8 +266,8 @@ _LEDGER_FROM = sql.SQL(
     LEFT JOIN unnest(%(sev)s::text[], %(secs)s::float8[]) AS d(severity, secs)
         ON d.severity = h.severity
     CROSS JOIN LATERAL (
-        SELECT coalesce(h.deadline_at, h.received_at + make_interval(secs => coalesce(d.secs, 0)))
-            AS deadline_at
+        SELECT coalesce(h.due_at, h.deadline_at,
+                        h.received_at + make_interval(secs => coalesce(d.secs, 0))) AS due_at
     ) l
     LEFT JOIN grids g ON g.id = h.grid_id
     LEFT JOIN grids c ON c.id = g.parent_id
@@ -289,8 +290,9 @@ def ledger(
 ) -> tuple[list[LedgerRow], int]:
     """The problem ledger (问题台账): most urgent first; (rows, number matched).
 
-    A report that came over MQTT before the escalation job gave it a deadline shows the one
-    its severity sets.
+    Overdue means open past its due time (限期), whatever level it has reached since. A
+    report that came over MQTT before the escalation job gave it one shows the due time its
+    severity sets.
     """
     where = [sql.SQL("TRUE")]
     params: dict = {
@@ -312,9 +314,7 @@ def ledger(
         where.append(sql.SQL("h.status = ANY(%(statuses)s)"))
         params["statuses"] = list(statuses)
     if overdue is not None:
-        where.append(
-            sql.SQL("(h.status = ANY(%(open)s) AND l.deadline_at <= %(now)s) = %(overdue)s")
-        )
+        where.append(sql.SQL("(h.status = ANY(%(open)s) AND l.due_at <= %(now)s) = %(overdue)s"))
         params["overdue"] = overdue
     conditions = sql.SQL(" AND ").join(where)
     total = conn.execute(
@@ -324,8 +324,8 @@ def ledger(
         """
         SELECT h.id, g.code AS grid_code, g.name AS grid_name, c.name AS community_name,
             h.category, h.severity, h.status, h.level, h.reporter_id, h.assignee,
-            h.observed_at, h.received_at, l.deadline_at,
-            (h.status = ANY(%(open)s) AND l.deadline_at <= %(now)s) AS overdue,
+            h.observed_at, h.received_at, l.due_at,
+            (h.status = ANY(%(open)s) AND l.due_at <= %(now)s) AS overdue,
             (SELECT max(e.at) FROM hazard_events e
               WHERE e.hazard_id = h.id AND e.to_status = 'resolved') AS resolved_at,
             h.description, last.action AS last_action, last.note AS last_note
@@ -335,7 +335,7 @@ def ledger(
             WHERE e.hazard_id = h.id ORDER BY e.at DESC, e.id DESC LIMIT 1
         ) last ON TRUE
         WHERE {}
-        ORDER BY (h.status = ANY(%(open)s)) DESC, l.deadline_at, h.id
+        ORDER BY (h.status = ANY(%(open)s)) DESC, l.due_at, h.id
         LIMIT %(limit)s OFFSET %(offset)s
         """
     ).format(_LEDGER_FROM, conditions)

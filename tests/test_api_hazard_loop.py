@@ -1,0 +1,248 @@
+"""The hazard loop (发现-上报-处置-反馈): every step an event, illegal steps refused with the
+reason, escalation grid → community → street on an injected clock, the overdue ledger and
+its CSV as Excel reads it."""
+
+from __future__ import annotations
+
+import csv
+import io
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import psycopg
+import pytest
+import shapely
+from api_support import (
+    COMMUNITY_A,
+    GRID_A,
+    NOW,
+    ApiServer,
+    Clock,
+    api_settings,
+    make_users,
+    reason,
+)
+from conftest import wait_for
+
+from gridwatch.api.hazard_rules import (
+    Escalation,
+    HazardClock,
+    SetDeadline,
+    deadlines_from_hours,
+    next_status,
+    plan_escalations,
+)
+from gridwatch.errors import Conflict
+
+DEADLINES = deadlines_from_hours({"critical": 2, "high": 24, "medium": 72, "low": 168})
+
+
+@pytest.fixture
+def loop(district_database_url, tmp_path):
+    """A server whose escalation job runs every 50 ms on a clock the test moves."""
+    url = district_database_url
+    tokens = make_users(url)
+    settings = api_settings(tmp_path, url, hazard_check_s=0.05)
+    with ApiServer(settings, url, Clock()) as server:
+        clients = {
+            role: server.client(role, tokens) for role in ("admin", "worker_a", "duty_community")
+        }
+        yield server, clients, url
+        for client in clients.values():
+            client.close()
+
+
+def _inside(url: str, code: str) -> tuple[float, float]:
+    with psycopg.connect(url) as conn:
+        wkb = conn.execute("SELECT geometry FROM grids WHERE code = %s", (code,)).fetchone()[0]
+    point = shapely.from_wkb(bytes(wkb)).representative_point()
+    return point.x, point.y
+
+
+def _hazard(url: str, hazard_id: str) -> tuple:
+    with psycopg.connect(url) as conn:
+        return conn.execute(
+            "SELECT status, level, deadline_at, due_at FROM hazard_reports WHERE id = %s",
+            (hazard_id,),
+        ).fetchone()
+
+
+def _events(url: str, hazard_id: str) -> list[tuple]:
+    with psycopg.connect(url) as conn:
+        return conn.execute(
+            "SELECT action, from_status, to_status, actor FROM hazard_events "
+            "WHERE hazard_id = %s ORDER BY at, id",
+            (hazard_id,),
+        ).fetchall()
+
+
+def test_the_whole_loop_with_escalation_on_an_injected_clock(loop):
+    server, http, url = loop
+    worker, duty = http["worker_a"], http["duty_community"]
+    lon, lat = _inside(url, GRID_A)
+    hazard_id = str(uuid.uuid4())
+    made = worker.post(
+        "/hazards",
+        json={
+            "id": hazard_id,
+            "lat": lat,
+            "lon": lon,
+            "category": "gas",
+            "severity": "critical",
+            "description": "楼道燃气味",
+        },
+    )
+    assert made.status_code == 201
+    two_hours = NOW + timedelta(hours=2)
+    assert _hazard(url, hazard_id) == ("reported", "grid", two_hours, two_hours)
+
+    refused = worker.post(f"/hazards/{hazard_id}/close", json={"note": "done?"})
+    assert refused.status_code == 409
+    assert reason(refused) == "cannot close a hazard that is reported: close needs it resolved"
+    assert worker.post(f"/hazards/{hazard_id}/assign", json={"assignee": "W001"}).status_code == 200
+    started = worker.post(f"/hazards/{hazard_id}/start", json={"note": "on my way"})
+    assert started.json()["properties"]["status"] == "in_progress"
+
+    # Two hours pass without a resolution: the community takes it over.
+    server.clock.advance(timedelta(hours=2, minutes=30))
+    wait_for(lambda: _hazard(url, hazard_id)[1] == "community", 10, "escalation to community")
+    status, _, deadline, due = _hazard(url, hazard_id)
+    assert (status, deadline, due) == ("in_progress", NOW + timedelta(hours=4), two_hours)
+    overdue = duty.get("/ledger", params={"overdue": "true", "level": "community"}).json()
+    assert [row["id"] for row in overdue["items"]] == [hazard_id]
+    assert overdue["items"][0]["overdue_hours"] == 0.5
+    assert overdue["items"][0]["due_at"] == two_hours.astimezone(UTC).isoformat()
+    # And two more: the street.
+    server.clock.advance(timedelta(hours=2))
+    wait_for(lambda: _hazard(url, hazard_id)[1] == "street", 10, "escalation to street")
+    server.clock.advance(timedelta(hours=5))
+    before = len(_events(url, hazard_id))
+    time.sleep(0.3)  # six runs of the job
+    assert len(_events(url, hazard_id)) == before
+    escalations = [e for e in _events(url, hazard_id) if e[0] == "escalate"]
+    assert len(escalations) == 2, "the street is the top: no third escalation"
+
+    resolved = worker.post(
+        f"/hazards/{hazard_id}/resolve",
+        json={"note": "阀门已关闭并报修", "photo_urls": ["https://photos.example/valve.jpg"]},
+    )
+    assert resolved.status_code == 200
+    assert resolved.json()["properties"]["overdue"] is False
+    reopened = duty.post(f"/hazards/{hazard_id}/reopen", json={"note": "居民反映仍有气味"})
+    assert reopened.json()["properties"]["status"] == "reopened"
+    assert _hazard(url, hazard_id)[2:] == (server.clock() + timedelta(hours=2),) * 2
+    bad = duty.post(f"/hazards/{hazard_id}/close", json={"note": "x"})
+    assert bad.status_code == 409 and "resolved" in reason(bad)
+    worker.post(f"/hazards/{hazard_id}/resolve", json={"note": "更换了软管"})
+    closed = duty.post(f"/hazards/{hazard_id}/close", json={"note": "回访居民满意"})
+    assert closed.json()["properties"]["status"] == "closed"
+    assert [(a, f, t) for a, f, t, _ in _events(url, hazard_id)] == [
+        ("report", None, "reported"),
+        ("assign", "reported", "assigned"),
+        ("start", "assigned", "in_progress"),
+        ("escalate", "in_progress", "in_progress"),
+        ("escalate", "in_progress", "in_progress"),
+        ("resolve", "in_progress", "resolved"),
+        ("reopen", "resolved", "reopened"),
+        ("resolve", "reopened", "resolved"),
+        ("close", "resolved", "closed"),
+    ]
+    history = worker.get(f"/collections/hazards/items/{hazard_id}").json()["properties"]
+    assert history["events"][5]["photo_urls"] == ["https://photos.example/valve.jpg"]
+    assert history["events"][-1]["actor"] == "duty-community"
+
+
+def test_a_report_from_mqtt_gets_its_deadline_from_the_job(loop):
+    url = loop[2]
+    lon, lat = _inside(url, GRID_A)
+    hazard_id = uuid.uuid4()
+    with psycopg.connect(url) as conn:  # as the ingest writer stores it: no deadline
+        conn.execute(
+            "INSERT INTO hazard_reports (id, reporter_id, observed_at, received_at, lon, lat, "
+            "grid_id, category, severity) SELECT %s, 'W001', %s, %s, %s, %s, id, 'road', 'low' "
+            "FROM grids WHERE code = %s",
+            (hazard_id, NOW, NOW, lon, lat, GRID_A),
+        )
+    wait_for(lambda: _hazard(url, str(hazard_id))[2] is not None, 10, "a deadline")
+    week = NOW + timedelta(days=7)
+    assert _hazard(url, str(hazard_id)) == ("reported", "grid", week, week)
+
+
+def test_ledger_filters_and_csv_that_excel_opens(loop):
+    server, http, url = loop
+    admin = http["admin"]
+    lon, lat = _inside(url, GRID_A)
+    ids = []
+    for severity, description in (("high", '=HYPERLINK("x")'), ("low", "路面坑洼")):
+        hazard_id = str(uuid.uuid4())
+        ids.append(hazard_id)
+        admin.post(
+            "/hazards",
+            json={
+                "id": hazard_id,
+                "lat": lat,
+                "lon": lon,
+                "category": "road",
+                "severity": severity,
+                "description": description,
+            },
+        )
+    server.clock.advance(timedelta(hours=25))  # the high one is overdue now, the low one not
+    wait_for(lambda: _hazard(url, ids[0])[1] == "community", 10, "escalation")
+    everything = admin.get("/ledger").json()
+    assert everything["numberMatched"] == 2
+    assert [r["id"] for r in everything["items"]][:1] == [ids[0]], "most urgent first"
+    late = admin.get("/ledger", params={"overdue": "true"}).json()["items"]
+    assert [r["id"] for r in late] == [ids[0]]
+    on_time = admin.get("/ledger", params={"overdue": "false"}).json()["items"]
+    assert [r["id"] for r in on_time] == [ids[1]]
+    in_community = admin.get("/ledger", params={"grid": COMMUNITY_A}).json()
+    assert in_community["numberMatched"] == 2
+    assert admin.get("/ledger", params={"grid": "QS-01-02"}).json()["numberMatched"] == 0
+    assert admin.get("/ledger", params={"level": "street"}).json()["numberMatched"] == 0
+    assert admin.get("/ledger", params={"status": "nope"}).status_code == 422
+
+    response = admin.get("/ledger.csv")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/csv")
+    assert "attachment" in response.headers["content-disposition"]
+    raw = response.content
+    assert raw.startswith(b"\xef\xbb\xbf"), "UTF-8 with BOM, or Excel shows mojibake"
+    assert b"\r\n" in raw
+    rows = list(csv.reader(io.StringIO(raw.decode("utf-8-sig"))))
+    assert rows[0][:4] == ["编号", "网格编码", "网格", "社区"]
+    assert len(rows) == 3
+    by_id = {row[0]: row for row in rows[1:]}
+    assert by_id[ids[0]][12] == "是" and by_id[ids[1]][12] == "否"
+    assert by_id[ids[0]][15] == '\'=HYPERLINK("x")', "no formula injection"
+    assert by_id[ids[1]][4] == "道路" and by_id[ids[1]][5] == "低"
+    deadline = datetime.fromisoformat(everything["items"][0]["due_at"])
+    assert by_id[ids[0]][11] == deadline.astimezone(NOW.tzinfo).strftime("%Y-%m-%d %H:%M")
+
+
+def test_transitions_table():
+    assert next_status("assign", "reported") == "assigned"
+    assert next_status("resolve", "reported") == "resolved", "小事: fixed on the spot"
+    assert next_status("reopen", "closed") == "reopened"
+    for action, status in (("start", "resolved"), ("close", "in_progress"), ("reopen", "reported")):
+        with pytest.raises(Conflict):
+            next_status(action, status)
+
+
+def test_escalation_plan_catches_up_level_by_level():
+    t0 = datetime(2026, 11, 23, tzinfo=UTC)
+
+    def clock(status="reported", level="grid", deadline=t0 + timedelta(hours=2)):
+        return HazardClock("h", "critical", status, level, t0, deadline)
+
+    assert plan_escalations([clock()], t0 + timedelta(hours=1), DEADLINES) == []
+    late = plan_escalations([clock()], t0 + timedelta(hours=5), DEADLINES)
+    assert late == [
+        Escalation("h", "grid", "community", t0 + timedelta(hours=2), t0 + timedelta(hours=4)),
+        Escalation("h", "community", "street", t0 + timedelta(hours=4), t0 + timedelta(hours=6)),
+    ]
+    assert plan_escalations([clock(level="street")], t0 + timedelta(days=9), DEADLINES) == []
+    assert plan_escalations([clock(status="resolved")], t0 + timedelta(days=9), DEADLINES) == []
+    fresh = plan_escalations([clock(deadline=None)], t0, DEADLINES)
+    assert fresh == [SetDeadline("h", t0 + timedelta(hours=2))]
