@@ -287,12 +287,6 @@ def test_an_evening_alert_resolved_with_a_check_is_not_reopened():
     assert [a.status for a in store.alerts_of(EVENING)] == ["resolved"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="alerts/engine.py load: monitored_since = min(home.since, now - HISTORY_WINDOW) "
-    "treats a resident registered a minute ago as watched for the last 26 h, so a new "
-    "home raises meter_offline (or no_activity) the moment the engine starts",
-)
 def test_a_resident_registered_just_now_is_not_alerted_for_the_past():
     now = at("12:00")
     store = FakeStore([a_home(since=now - MINUTE)])
