@@ -1,13 +1,14 @@
 """The live alert feed behind `/alerts/stream`: alert_events rows in id order, none skipped.
 
 One poller per app reads new events and hands them to every open stream. Ids come from a
-sequence, and a transaction can commit after one holding a higher id: a reader that
-simply moves past the highest id it has seen would skip the late one for good. So the feed
-only moves past a gap in the ids once it is sure the gap is final: every transaction that
-was running when the gap was seen has ended (its snapshot's xmax is below the oldest running
-transaction now), and a short grace has passed. (Every writer of alert_events changes its
-alert first in the same transaction, so it holds a transaction id before it takes an event
-id.) A stream that reconnects with Last-Event-ID reads what it missed from the table.
+sequence, and a transaction can commit after one holding a higher id: a reader that simply
+moves past the highest id it has seen would skip the late one for good. So the feed moves
+past a gap in the ids only once the gap is final. A transaction writing alert_events holds
+a RowExclusiveLock on the table from before it takes an id until it ends; when a gap shows,
+the feed notes who holds that lock, and once all of them have ended, whatever they wrote is
+either visible or rolled back, so the next read settles the gap. (Any other transaction in
+the cluster, even a long one, does not hold anything up.) A stream that reconnects with
+Last-Event-ID reads what it missed from the table.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -25,7 +25,6 @@ from psycopg_pool import ConnectionPool
 
 log = logging.getLogger("gridwatch.api.stream")
 
-GAP_GRACE_S = 1.0
 QUEUE_SIZE = 2000
 BATCH = 1000
 
@@ -81,9 +80,8 @@ def events_between(
 
 @dataclass
 class _Gap:
-    below: int  # every id up to here is final once the guard passes
-    guard_xmax: int
-    seen_at: float
+    below: int  # every id up to here is final once these writers have ended
+    writers: frozenset[str]  # virtual transaction ids holding the table's write lock
 
 
 class AlertFeed:
@@ -138,8 +136,8 @@ class AlertFeed:
 
     async def poll_once(self) -> int:
         """Read and hand out what is new; returns how many events went out."""
-        rows, xmin, xmax = await asyncio.to_thread(self._fetch, self.watermark)
-        ready = self._ready(rows, xmin, xmax, time.monotonic())
+        writers_before, rows, writers_after = await asyncio.to_thread(self._fetch, self.watermark)
+        ready = self._ready(rows, writers_before, writers_after)
         for event in ready:
             for queue in list(self._subscribers):
                 try:
@@ -148,11 +146,16 @@ class AlertFeed:
                     self._close(queue)
         return len(ready)
 
-    def _ready(self, rows: list[AlertEvent], xmin: int, xmax: int, now: float) -> list[AlertEvent]:
-        """The rows that can go out now, in order; moves the watermark."""
+    def _ready(
+        self, rows: list[AlertEvent], writers_before: frozenset[str], writers_after: frozenset[str]
+    ) -> list[AlertEvent]:
+        """The rows that can go out now, in order; moves the watermark.
+
+        `writers_before` were read before the rows, `writers_after` after them.
+        """
         final_upto = self.watermark
         gap = self._gap
-        if gap is not None and xmin >= gap.guard_xmax and now - gap.seen_at >= GAP_GRACE_S:
+        if gap is not None and not gap.writers & writers_before:
             final_upto = max(final_upto, gap.below)
             self._gap = gap = None
         ready = []
@@ -163,26 +166,36 @@ class AlertFeed:
                 continue
             # A gap before this row: hold it and everything after until the gap is final.
             if gap is None:
-                self._gap = _Gap(rows[-1].id, xmax, now)
+                self._gap = _Gap(rows[-1].id, writers_after)
             break
         else:
             self.watermark = max(self.watermark, final_upto)
         return ready
 
-    def _fetch(self, after: int) -> tuple[list[AlertEvent], int, int]:
+    def _fetch(self, after: int) -> tuple[frozenset[str], list[AlertEvent], frozenset[str]]:
         with self.pool.connection() as conn:
-            # One snapshot for both the rows and the list of running transactions.
-            conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
-            xmin, xmax = conn.execute(
-                "SELECT pg_snapshot_xmin(s)::text::bigint, pg_snapshot_xmax(s)::text::bigint "
-                "FROM pg_current_snapshot() s"
-            ).fetchone()
-            with conn.cursor(row_factory=class_row(AlertEvent)) as cur:
-                rows = cur.execute(
-                    _EVENTS + " WHERE e.id > %s ORDER BY e.id LIMIT %s", (after, BATCH)
-                ).fetchall()
-            conn.commit()
-        return rows, xmin, xmax
+            conn.autocommit = True  # three statements, three fresh looks
+            try:
+                before = self._writers(conn)
+                with conn.cursor(row_factory=class_row(AlertEvent)) as cur:
+                    rows = cur.execute(
+                        _EVENTS + " WHERE e.id > %s ORDER BY e.id LIMIT %s", (after, BATCH)
+                    ).fetchall()
+                after_rows = self._writers(conn)
+            finally:
+                conn.autocommit = False
+        return before, rows, after_rows
+
+    @staticmethod
+    def _writers(conn: psycopg.Connection) -> frozenset[str]:
+        """Transactions that may hold an event id not yet visible."""
+        rows = conn.execute(
+            "SELECT DISTINCT virtualtransaction FROM pg_locks "
+            "WHERE locktype = 'relation' AND relation = 'alert_events'::regclass "
+            "AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
+            "AND mode = 'RowExclusiveLock' AND pid <> pg_backend_pid()"
+        ).fetchall()
+        return frozenset(row[0] for row in rows)
 
     def _max_id(self) -> int:
         with self.pool.connection() as conn:
