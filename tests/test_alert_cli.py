@@ -149,41 +149,33 @@ def test_an_absence_silences_the_activity_rules_and_the_clock_restarts_after(cap
     assert datetime.fromisoformat(record["since"]) == local("21:00")
 
 
-@pytest.mark.parametrize(
-    ("args", "message"),
-    [
-        (["alerts", "evaluate", "--at", "yesterday", "--json"], "'yesterday' is not an ISO 8601"),
-        (["alerts", "evaluate", "--at", "2026-13-40T08:00", "--json"], "is not an ISO 8601"),
-        (
-            [
-                "absences",
-                "add",
-                "R99999",
-                "--from",
-                "2026-11-20T07:00",
-                "--until",
-                "2026-11-20T09:00",
-            ],
-            "no resident 'R99999'",
-        ),
-        (
-            ["absences", "add", "{A}", "--from", "2026-11-20T10:00", "--until", "2026-11-20T09:00"],
-            "an absence must end after it starts",
-        ),
-        (
-            ["absences", "add", "{A}", "--from", "soon", "--until", "2026-11-20T09:00"],
-            "'soon' is not an ISO 8601",
-        ),
-    ],
-)
-def test_bad_times_and_unknown_residents_exit_1_with_one_line(capsys, district, args, message):
+BAD_INPUT = [
+    (["alerts", "evaluate", "--at", "yesterday", "--json"], "'yesterday' is not an ISO 8601"),
+    (["alerts", "evaluate", "--at", "2026-13-40T08:00", "--json"], "is not an ISO 8601"),
+    (
+        ["absences", "add", "R99999", "--from", "2026-11-20T07:00", "--until", "2026-11-20T09:00"],
+        "no resident 'R99999'",
+    ),
+    (
+        ["absences", "add", "{A}", "--from", "2026-11-20T10:00", "--until", "2026-11-20T09:00"],
+        "an absence must end after it starts",
+    ),
+    (
+        ["absences", "add", "{A}", "--from", "soon", "--until", "2026-11-20T09:00"],
+        "'soon' is not an ISO 8601",
+    ),
+]
+
+
+def test_bad_times_and_unknown_residents_exit_1_with_one_line(capsys, district):
     url, people = district
-    args = [arg.replace("{A}", people["A"][0]) for arg in args]
-    code, out, err = gridwatch(capsys, url, *args)
-    assert code == 1
-    assert out == []
-    (line,) = err
-    assert line.startswith("gridwatch: error: ") and message in line, line
+    for args, message in BAD_INPUT:
+        args = [arg.replace("{A}", people["A"][0]) for arg in args]
+        code, out, err = gridwatch(capsys, url, *args)
+        assert code == 1, args
+        assert out == [], args
+        (line,) = err
+        assert line.startswith("gridwatch: error: ") and message in line, line
     assert count_absences(url) == 0
 
 

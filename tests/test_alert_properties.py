@@ -33,7 +33,7 @@ ZONES = [ZoneInfo(z) for z in ("Asia/Shanghai", "Asia/Kolkata", "Asia/Kathmandu"
 ZONES.append(ZoneInfo("America/Sao_Paulo"))
 DAY = date(2026, 3, 10)
 MINUTE = timedelta(minutes=1)
-RULES_EXAMPLES = settings(max_examples=200, deadline=None)
+RULES_EXAMPLES = settings(max_examples=150, deadline=None)
 METER_EXAMPLES = settings(max_examples=40, deadline=None)
 
 
