@@ -16,6 +16,10 @@ from datetime import datetime
 # The time constant of the running mean: longer than a fridge's on-cycle (10-20 min), so
 # its cycling does not look like someone watching TV.
 MEAN_TAU_S = 3600.0
+# One reading stands for at most this much time in the running mean. After a gap (a meter
+# that was offline, readings lost) the power in between is unknown: a fridge caught running
+# in the first reading back must not count as an hour of someone using the home.
+MAX_READING_S = 900.0
 WATER_STEP_L = 0.5
 DEFAULT_NIGHT_MEAN_W = 80.0
 DEFAULT_NIGHT_PEAK_W = 180.0
@@ -86,7 +90,7 @@ class MeterTracker:
             if self.mean_w is None:
                 self.mean_w = min(power_w, self.baseline.night_mean_w)
             else:
-                weight = 1.0 - math.exp(-(elapsed or 0.0) / MEAN_TAU_S)
+                weight = 1.0 - math.exp(-min(elapsed or 0.0, MAX_READING_S) / MEAN_TAU_S)
                 self.mean_w += weight * (power_w - self.mean_w)
             if self.mean_w >= self.baseline.sustained_w:
                 active = True

@@ -317,6 +317,32 @@ def test_base_load_is_never_a_sign_of_life(load, days, new_home):
 @METER_EXAMPLES
 @given(
     load=base_loads(),
+    new_home=st.booleans(),
+    gap_start=st.integers(LEARN_DAYS * 1440, LEARN_DAYS * 1440 + 600),
+    gap=st.integers(30, 6 * 60),
+)
+@example(
+    load={"standby": 8.36, "fridge": 139.3, "on": 11, "period": 48, "phase": 7, "interval": 5},
+    new_home=False,
+    gap_start=4800,
+    gap=281,
+)
+def test_base_load_after_a_gap_in_the_readings_is_not_a_sign_of_life(
+    load, new_home, gap_start, gap
+):
+    # The meter was offline (readings lost); the first reading back may catch the fridge
+    # running. That is not an hour of someone using the home.
+    baseline = Baseline() if new_home else learned(load)
+    power = watts(load, LEARN_DAYS + 1)
+    kept = [
+        r for r in meter_readings(power, load["interval"]) if not gap_start < r[0] < gap_start + gap
+    ]
+    assert active_minutes(baseline, kept) == []
+
+
+@METER_EXAMPLES
+@given(
+    load=base_loads(),
     start=st.integers(LEARN_DAYS * 1440, (LEARN_DAYS + 1) * 1440 - 30),
     kettle_w=st.floats(1500.0, 2500.0),
     length=st.integers(2, 5),
