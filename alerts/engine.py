@@ -33,6 +33,7 @@ from gridwatch.alerts.lifecycle import (
 )
 from gridwatch.alerts.profile import HomeProfile
 from gridwatch.alerts.rules import (
+    ACTIVITY_KINDS,
     EMERGENCY_KINDS,
     Absence,
     Condition,
@@ -116,8 +117,11 @@ class HomeState:
             morning_end=self.profile.morning_end(self.rules),
         )
 
-    def sign_of_life(self, at: datetime, zone: ZoneInfo, *, evening: bool) -> bool:
-        """Record a sign of life; True when the learned profile changed."""
+    def sign_of_life(
+        self, at: datetime, zone: ZoneInfo, *, evening: bool, abnormal: bool = False
+    ) -> bool:
+        """Record a sign of life; True when the learned profile changed. `abnormal` says
+        the quiet before it is not to be learned (it raised an alert)."""
         self.last_activity = _later(self.last_activity, at)
         if evening:
             self.last_evening_sign = _later(self.last_evening_sign, at)
@@ -125,7 +129,7 @@ class HomeState:
         away = previous is not None and any(
             a.starts_at < at and a.ends_at > previous for a in self.absences
         )
-        if self.profile.observe(at, zone, away=away):
+        if self.profile.observe(at, zone, away=away or abnormal):
             self.effective = None
             return True
         return False
@@ -232,8 +236,8 @@ class AlertEngine:
 
     def poll(self) -> int:
         """Take in what arrived since the last poll; returns how many signals."""
-        if self._watermark is None:
-            self._watermark = datetime.min.replace(tzinfo=self.zone)
+        if self._watermark is None:  # nothing ever received: look back as far as a cold start
+            self._watermark = (self._now or datetime.now(self.zone)) - HISTORY_WINDOW
         signals, newest = self.store.signals_received_after(self._watermark - self.overlap)
         if newest is not None:
             self._watermark = max(self._watermark, newest)
@@ -274,14 +278,17 @@ class AlertEngine:
                 state = self.homes.get(signal.key)
                 if state is None:
                     continue
-                self._sign_of_life(state, at, evening=False)
+                # Someone saw the resident well: as good as the lights being on.
+                self._sign_of_life(state, at, evening=True)
             # New data can only end conditions, never start one (deadlines move later, and
             # they are in the heap), so a home needs a look now only if it has open alerts.
             if self._open.get(state.home.resident_id):
                 self._dirty.add(state.home.resident_id)
 
     def _sign_of_life(self, state: HomeState, at: datetime, *, evening: bool) -> None:
-        if state.sign_of_life(at, self.zone, evening=evening):
+        # A quiet that raised an activity alert was not a normal night: not learned.
+        alarmed = any(a.kind in ACTIVITY_KINDS for a in self._open.get(state.home.resident_id, ()))
+        if state.sign_of_life(at, self.zone, evening=evening, abnormal=alarmed):
             self._profiles_changed.add(state.home.resident_id)
 
     def save_profiles(self) -> int:

@@ -1,7 +1,8 @@
 """An in-process MQTT broker (amqtt) for the embedded defaults, on a free loopback port.
 
-It speaks MQTT 3.1.1 only, keeps sessions in memory, and lives as long as the process that
-started it: fine for the demo and for trying gridwatch out; production uses Mosquitto or EMQX
+It speaks MQTT 3.1.1 only, keeps sessions in memory (for clients that give a user name: the
+URL it hands out carries one), and lives as long as the process that started it: fine for
+the demo and for trying gridwatch out; production uses Mosquitto or EMQX
 (see deploy/).
 """
 
@@ -29,7 +30,9 @@ class EmbeddedBroker:
 
     @property
     def url(self) -> str:
-        return f"mqtt://{self.host}:{self.port}"
+        # amqtt keeps no session (and queues nothing) for anonymous clients, so every client
+        # of the embedded broker names a user; any name is accepted.
+        return f"mqtt://gridwatch@{self.host}:{self.port}"
 
     def start(self) -> str:
         """Start listening; returns the broker URL."""
@@ -60,7 +63,7 @@ class EmbeddedBroker:
                     "listeners": {"default": {"type": "tcp", "bind": f"{self.host}:{self.port}"}},
                     "plugins": {
                         "amqtt.plugins.authentication.AnonymousAuthPlugin": {
-                            "allow_anonymous": True
+                            "allow_anonymous": False
                         }
                     },
                 }

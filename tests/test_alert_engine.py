@@ -13,8 +13,6 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-import pytest
-
 from gridwatch.alerts.engine import AlertEngine, Home, Signal
 from gridwatch.alerts.lifecycle import Escalate, Open, OpenAlert, Resolve
 from gridwatch.alerts.rules import EVENING, METER_OFFLINE, NO_ACTIVITY, SOS, Absence
@@ -266,12 +264,6 @@ def test_an_absence_registered_while_quiet_silences_the_home_and_restarts_the_cl
 # -- bugs in alerts/engine.py, kept failing until fixed ------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="alerts/engine.py _absorb: a person's check (resolve --checked) and a visit that "
-    "found the resident set last_activity only, not last_evening_sign; the evening "
-    "condition still holds and the engine reopens the alert the person just closed",
-)
 def test_an_evening_alert_resolved_with_a_check_is_not_reopened():
     # Door at 18:00, no light or power 17:00-21:00: the evening alert opens at 21:00. The
     # grid worker visits at 21:30, finds the resident well and resolves it with --checked.
@@ -300,13 +292,6 @@ def test_a_resident_registered_just_now_is_not_alerted_for_the_past():
     assert [a.kind for a in store.open_alerts()] == [METER_OFFLINE]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=OverflowError,
-    reason="alerts/engine.py poll: with no data ever received the watermark is datetime.min, "
-    "and datetime.min - overlap overflows; run_engine does not catch it, so 'gridwatch "
-    "alerts' on a new installation dies at its first poll",
-)
 def test_an_engine_on_a_database_without_any_data_keeps_polling():
     store = FakeStore([a_home()])
     engine = started(store, at("12:00"))
@@ -316,13 +301,6 @@ def test_an_engine_on_a_database_without_any_data_keeps_polling():
     assert engine.poll() == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="alerts/engine.py HomeState.sign_of_life: the profile learns every quiet spell of "
-    "3 h or more, including the one that raised the no_activity alert (ended by the visit "
-    "that found the resident); after one such incident in a new home the threshold grows "
-    "from 12 h to 13.5 h, so the next fall is found 1.5 h later",
-)
 def test_the_quiet_of_an_incident_is_not_learned_as_a_long_night():
     store = FakeStore([a_home(meter=None, sensors=("S00001-door", "S00001-light"))])
     door, light = "S00001-door", "S00001-light"

@@ -23,7 +23,6 @@ from zoneinfo import ZoneInfo
 
 import paho.mqtt.client as mqtt
 import psycopg
-import pytest
 from conftest import count_rows, make_settings, wait_for
 from paho.mqtt.enums import CallbackAPIVersion
 
@@ -378,12 +377,6 @@ def test_a_day_of_two_residents_through_broker_engine_and_delivery(
         subscriber.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=OverflowError,
-    reason="alerts/engine.py poll: no data received yet makes the watermark datetime.min, and "
-    "datetime.min - overlap overflows; 'gridwatch alerts' on a new installation dies",
-)
 def test_the_engine_polls_a_database_that_has_no_data_yet(tmp_path, district_database_url):
     settings = make_settings(tmp_path, district_database_url, "mqtt://127.0.0.1:1883")
     with psycopg.connect(district_database_url) as conn:
