@@ -18,9 +18,10 @@ from gridwatch.alerts.activity import percentile
 from gridwatch.alerts.rules import LATEST_MORNING_END, Rules
 
 DAYS_KEPT = 28
-MORNING_STARTS = time(4, 0)
+# The district's morning window opens at 05:00: what the rule looks at is what is learned.
+MORNING_STARTS = time(5, 0)
 QUIET_WORTH_NOTING = timedelta(hours=3)
-MORNING_MARGIN = timedelta(minutes=30)
+MORNING_MARGIN = timedelta(minutes=45)
 QUIET_MARGIN = timedelta(hours=1)
 MAX_QUIET_EXTENSION = timedelta(hours=4)
 MIN_SAMPLES = 3

@@ -84,6 +84,8 @@ def run_quality(
         conn.execute("UPDATE residents SET created_at = %s", (warmup_start,))
         conn.commit()
     writer_conn = psycopg.connect(database_url)
+    # A benchmark's database: no need to wait for each commit to reach the disk.
+    writer_conn.execute("SET synchronous_commit = off")
     writer = BatchWriter(writer_conn, mode="plain", zone=zone)
     router = TopicRouter("gw")
     scenario = Scenario(
@@ -97,6 +99,8 @@ def run_quality(
     )
     run = QualityRun(scenario, len(district.residents), days)
     engine_conn = psycopg.connect(database_url)
+    engine_conn.execute("SET synchronous_commit = off")
+    engine_conn.commit()
     for incident in scenario.incidents:
         if incident.kind == "absence":
             add_absence(

@@ -86,53 +86,51 @@ class AlertStore:
         return {meter: learn_baseline(list(means), list(peaks)) for meter, means, peaks in rows}
 
     def signals_between(self, since: datetime, until: datetime) -> Iterator[Signal]:
-        """Everything observed in [since, until], in time order per source (for a cold start)."""
-        yield from self._signals(
-            "observed_at > %(since)s AND observed_at <= %(until)s", {"since": since, "until": until}
-        )
+        """Everything observed in (since, until], in time order (for a cold start)."""
+        for signal, _received in self._signals(
+            "observed_at",
+            "observed_at > %(since)s AND observed_at <= %(until)s",
+            {"since": since, "until": until},
+        ):
+            yield signal
 
     def signals_received_after(self, watermark: datetime) -> tuple[list[Signal], datetime | None]:
-        """What arrived after `watermark` (by received_at), and the newest received_at seen."""
-        signals = list(self._signals("received_at > %(w)s", {"w": watermark}))
-        newest = self.conn.execute(
-            """
-            SELECT greatest(
-                (SELECT max(received_at) FROM meter_readings WHERE received_at > %(w)s),
-                (SELECT max(received_at) FROM sensor_events WHERE received_at > %(w)s),
-                (SELECT max(received_at) FROM patrol_checkins WHERE received_at > %(w)s))
-            """,
-            {"w": watermark},
-        ).fetchone()[0]
-        self.conn.commit()
+        """What arrived after `watermark` (by received_at), in time order, and the newest
+        received_at among the devices' rows (checks by people carry no received_at)."""
+        signals = []
+        newest = None
+        for signal, received in self._signals(
+            "received_at", "received_at > %(w)s", {"w": watermark}
+        ):
+            signals.append(signal)
+            if received is not None and (newest is None or received > newest):
+                newest = received
         return signals, newest
 
-    def _signals(self, where: str, params: dict[str, Any]) -> Iterator[Signal]:
+    def _signals(self, column: str, where: str, params: dict[str, Any]):
+        """One round trip over the four sources, ordered by observation time, so that each
+        meter's readings come in order and a home's signs of life too."""
+        check_where = where.replace(column, "at")
+        query = f"""
+            SELECT 'meter', meter_id, observed_at, received_at, power_w, energy_kwh, water_l,
+                   NULL::text
+            FROM meter_readings WHERE {where}
+            UNION ALL
+            SELECT 'sensor', device_id, observed_at, received_at, NULL, NULL, NULL, event
+            FROM sensor_events WHERE {where}
+            UNION ALL
+            SELECT 'visit', resident_id, observed_at, received_at, NULL, NULL, NULL, NULL
+            FROM patrol_checkins WHERE {where}
+              AND kind = 'visit' AND status IN ('ok', 'concern') AND resident_id IS NOT NULL
+            UNION ALL
+            SELECT 'check', resident_id, at, NULL, NULL, NULL, NULL, NULL
+            FROM resident_checks WHERE {check_where}
+            ORDER BY 3
+        """
         with self.conn.cursor() as cur:
-            cur.execute(
-                f"SELECT meter_id, observed_at, power_w, energy_kwh, water_l FROM meter_readings "
-                f"WHERE {where} ORDER BY meter_id, observed_at",
-                params,
-            )
-            for meter, at, power, energy, water in cur:
-                yield Signal("meter", meter, at, power, energy, water)
-            cur.execute(
-                f"SELECT device_id, observed_at, event FROM sensor_events WHERE {where} "
-                "ORDER BY observed_at",
-                params,
-            )
-            for device, at, event in cur:
-                yield Signal("sensor", device, at, event=event)
-            cur.execute(
-                f"SELECT resident_id, observed_at FROM patrol_checkins WHERE {where} "
-                "AND kind = 'visit' AND status IN ('ok', 'concern') AND resident_id IS NOT NULL",
-                params,
-            )
-            for resident, at in cur:
-                yield Signal("visit", resident, at)
-            check_where = where.replace("observed_at", "at").replace("received_at", "at")
-            cur.execute(f"SELECT resident_id, at FROM resident_checks WHERE {check_where}", params)
-            for resident, at in cur:
-                yield Signal("check", resident, at)
+            cur.execute(query, params)
+            for source, key, at, received, power, energy, water, event in cur:
+                yield Signal(source, key, at, power, energy, water, event), received
         self.conn.commit()
 
     def latest_received(self) -> datetime | None:
