@@ -1,4 +1,10 @@
-"""A mixed stream of distinct messages, and how many of them the database accounts for."""
+"""Helpers for tests through the broker: a mixed stream of distinct messages, how many of them
+the database accounts for, and a marker that shows the worker has caught up.
+
+The worker subscribes to owntracks/+/+ whatever its topic prefix, so on a shared broker it
+also receives the OwnTracks traffic of tests running elsewhere at the same time: counts are
+taken of this test's topics and OwnTracks user only, never of whole tables or worker stats.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +12,12 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import psycopg
+from conftest import wait_for
 
 TOTAL = 600
 BAD_EVERY = 10
 PROBE = "PROBE"  # meter id of messages that only show a worker is subscribed; not counted
+MARKER = "SYNC"  # meter ids of caught_up() markers start with this; not counted either
 
 
 def mixed_stream(prefix: str, user: str) -> list[tuple[str, bytes | dict]]:
@@ -45,18 +53,52 @@ def mixed_stream(prefix: str, user: str) -> list[tuple[str, bytes | dict]]:
     return messages
 
 
-def accounted(url: str) -> tuple[int, int]:
-    """(rows stored in every table, distinct dead letters); (-1, -1) while the server is away."""
+def accounted(url: str, prefix: str, user: str) -> tuple[int, int]:
+    """(rows stored of this test's messages, distinct dead letters of its topics);
+    (-1, -1) while the server is away."""
     try:
         with psycopg.connect(url, connect_timeout=2) as conn:
             stored = conn.execute(
-                "SELECT (SELECT count(*) FROM meter_readings WHERE meter_id <> %s)"
+                "SELECT (SELECT count(*) FROM meter_readings"
+                "        WHERE meter_id <> %(probe)s AND meter_id NOT LIKE %(marker)s)"
                 " + (SELECT count(*) FROM sensor_events)"
-                " + (SELECT count(*) FROM patrol_checkins)"
+                " + (SELECT count(*) FROM patrol_checkins"
+                "    WHERE source = 'gw' OR worker_id = %(user)s)"
                 " + (SELECT count(*) FROM hazard_reports)",
-                (PROBE,),
+                {"probe": PROBE, "marker": MARKER + "%", "user": user},
             ).fetchone()[0]
-            dead = conn.execute("SELECT count(*) FROM dead_letters").fetchone()[0]
+            dead = conn.execute(
+                f"SELECT count(*) FROM dead_letters WHERE {MY_TOPICS}",
+                {"prefix": prefix + "/%", "owntracks": f"owntracks/{user}/%"},
+            ).fetchone()[0]
     except psycopg.OperationalError:
         return -1, -1
     return stored, dead
+
+
+# Dead letters of this test: named parameters %(prefix)s and %(owntracks)s.
+MY_TOPICS = "(topic LIKE %(prefix)s OR topic LIKE %(owntracks)s)"
+
+
+def my_topics(prefix: str, user: str) -> dict[str, str]:
+    """The parameters of MY_TOPICS."""
+    return {"prefix": prefix + "/%", "owntracks": f"owntracks/{user}/%"}
+
+
+def caught_up(url: str, prefix: str, publish, timeout: float = 30.0) -> None:
+    """Publish a marker and wait until it is stored: the broker keeps one publisher's order
+    and the worker commits batches in order, so all published before it is then written."""
+    meter_id = f"{MARKER}-{uuid.uuid4().hex[:10]}"
+    publish(f"{prefix}/meter/{meter_id}", {"power_w": 0})
+    publish.flush()
+
+    def stored() -> bool:
+        with psycopg.connect(url) as conn:
+            return (
+                conn.execute(
+                    "SELECT count(*) FROM meter_readings WHERE meter_id = %s", (meter_id,)
+                ).fetchone()[0]
+                == 1
+            )
+
+    wait_for(stored, timeout, "the worker to catch up with what was published")

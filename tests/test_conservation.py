@@ -141,6 +141,9 @@ def test_sigkill_mid_stream_loses_and_doubles_nothing(
     bad = TOTAL // BAD_EVERY
     third = TOTAL // 3
 
+    def counts() -> tuple[int, int]:
+        return accounted(database_url, settings.topic_prefix, client_id)
+
     worker = IngestProcess(env, client_id, log_path)
     try:
         # Messages published before the worker's first subscription have no session to wait
@@ -176,7 +179,7 @@ def test_sigkill_mid_stream_loses_and_doubles_nothing(
         sender = threading.Thread(target=publish_all)
         sender.start()
         try:
-            wait_for(lambda: accounted(database_url)[0] >= third // 2, what="the first rows")
+            wait_for(lambda: counts()[0] >= third // 2, what="the first rows")
             worker.kill()
             killed.set()
             time.sleep(0.5)
@@ -189,17 +192,17 @@ def test_sigkill_mid_stream_loses_and_doubles_nothing(
         assert published.is_set()
 
         wait_for(
-            lambda: accounted(database_url) == (TOTAL - bad, bad),
+            lambda: counts() == (TOTAL - bad, bad),
             timeout=40,
-            what=f"{TOTAL - bad} rows and {bad} dead letters (have {accounted(database_url)})",
+            what=f"{TOTAL - bad} rows and {bad} dead letters (have {counts()})",
         )
         time.sleep(1)  # anything still arriving would be a duplicate
-        assert accounted(database_url) == (TOTAL - bad, bad)
+        assert counts() == (TOTAL - bad, bad)
         assert count_rows(database_url, "hazard_events") == count_rows(
             database_url, "hazard_reports"
         )
         assert worker.stop() == 0, worker.log()
-        assert accounted(database_url) == (TOTAL - bad, bad)
+        assert counts() == (TOTAL - bad, bad)
         assert "session resumed" in worker.log(), "the second process found the first's session"
     finally:
         worker.stop()

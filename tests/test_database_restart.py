@@ -41,6 +41,9 @@ def test_database_stopped_hard_and_restarted_mid_stream(
     bad = TOTAL // BAD_EVERY
     running = start_worker(settings)
 
+    def counts() -> tuple[int, int]:
+        return accounted(url, settings.topic_prefix, settings.mqtt_client_id)
+
     # A third before the stop, a third while the server is down, a third after it is back.
     stopped, restarted, published = threading.Event(), threading.Event(), threading.Event()
     third = TOTAL // 3
@@ -59,7 +62,7 @@ def test_database_stopped_hard_and_restarted_mid_stream(
     sender = threading.Thread(target=publish_all)
     sender.start()
     try:
-        wait_for(lambda: accounted(url)[0] >= third // 2, what="the first rows")
+        wait_for(lambda: counts()[0] >= third // 2, what="the first rows")
         server.stop(mode="immediate")
         stopped.set()
         time.sleep(3)
@@ -73,12 +76,12 @@ def test_database_stopped_hard_and_restarted_mid_stream(
     assert published.is_set()
 
     wait_for(
-        lambda: accounted(url) == (TOTAL - bad, bad),
+        lambda: counts() == (TOTAL - bad, bad),
         timeout=40,
-        what=f"{TOTAL - bad} rows and {bad} dead letters (have {accounted(url)})",
+        what=f"{TOTAL - bad} rows and {bad} dead letters (have {counts()})",
     )
     time.sleep(1)  # anything still arriving would be a duplicate
-    assert accounted(url) == (TOTAL - bad, bad)
+    assert counts() == (TOTAL - bad, bad)
     assert running.stats.db_failures > 0
     with psycopg.connect(url) as conn:
         events = conn.execute("SELECT count(*) FROM hazard_events").fetchone()[0]

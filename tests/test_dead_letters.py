@@ -10,7 +10,8 @@ from zoneinfo import ZoneInfo
 import orjson
 import psycopg
 import pytest
-from conftest import count_rows, make_settings, wait_for
+from conftest import count_rows, make_settings
+from ingest_streams import MY_TOPICS, caught_up, my_topics
 
 from gridwatch.ingest.hazard import HazardReport
 from gridwatch.ingest.meter import MeterReading
@@ -123,12 +124,12 @@ def test_every_bad_payload_is_a_dead_letter_with_its_reason(bad_settings, start_
             ts = _local(timedelta(minutes=-n))
             publish(f"{s.topic_prefix}/meter/GOOD", {"ts": ts, "power_w": float(n)})
             good += 1
-    publish.flush()
-    wait_for(lambda: running.stats.received >= len(cases) + good, what="every message")
+    caught_up(url, s.topic_prefix, publish)
 
     with psycopg.connect(url) as conn:
         rows = conn.execute(
-            "SELECT topic, payload, reason, occurrences FROM dead_letters"
+            f"SELECT topic, payload, reason, occurrences FROM dead_letters WHERE {MY_TOPICS}",
+            my_topics(s.topic_prefix, s.mqtt_client_id),
         ).fetchall()
     stored = {(topic, bytes(payload)): (reason, n) for topic, payload, reason, n in rows}
     problems = []
@@ -143,14 +144,12 @@ def test_every_bad_payload_is_a_dead_letter_with_its_reason(bad_settings, start_
     assert not problems, "\n".join(problems)
     assert len(rows) == len(cases)
     assert count_rows(url, "meter_readings", "meter_id = 'GOOD'") == good
-    assert running.stats.dead_letters == len(cases)
+    assert running.stats.dead_letters >= len(cases)
 
     # Still alive, and still storing.
     assert running.thread.is_alive()
-    after = running.stats.received
     publish(f"{s.topic_prefix}/sensor/S-1", {"ts": _local(timedelta(0)), "event": "light_on"})
-    publish.flush()
-    wait_for(lambda: running.stats.received > after, what="a good message after the bad ones")
+    caught_up(url, s.topic_prefix, publish)
     assert count_rows(url, "sensor_events", "device_id = 'S-1'") == 1
 
 
@@ -159,11 +158,11 @@ def test_ignored_owntracks_types_are_neither_stored_nor_dead(bad_settings, start
     running = start_worker(s)
     for message_type in ("transition", "waypoint", "lwt", "card", "status"):
         publish(f"owntracks/{s.mqtt_client_id}/phone", {"_type": message_type})
-    publish.flush()
-    wait_for(lambda: running.stats.received >= 5, what="five OwnTracks messages")
-    assert running.stats.ignored == 5
-    assert count_rows(s.database_url, "dead_letters") == 0
-    assert count_rows(s.database_url, "patrol_checkins") == 0
+    caught_up(s.database_url, s.topic_prefix, publish)
+    assert running.stats.ignored >= 5
+    assert count_rows(s.database_url, "dead_letters", MY_TOPICS,
+                      my_topics(s.topic_prefix, s.mqtt_client_id)) == 0  # fmt: skip
+    assert count_rows(s.database_url, "patrol_checkins", "worker_id = %s", (s.mqtt_client_id,)) == 0
 
 
 def test_a_row_the_database_rejects_is_dead_lettered_alone(database_url):

@@ -13,7 +13,8 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import psycopg
 import pytest
-from conftest import count_rows, make_settings, wait_for, with_database
+from conftest import count_rows, make_settings, with_database
+from ingest_streams import MARKER, caught_up
 from psycopg import sql
 
 from gridwatch.store.info import database_info
@@ -178,16 +179,16 @@ def test_ingest_end_to_end_stores_each_kind_once(
     ]  # fmt: skip
     for topic, payload in messages + messages:
         publish(topic, payload)
-    publish.flush()
-    wait_for(lambda: running.stats.received >= 2 * len(messages), what="every message twice")
+    caught_up(url, s.topic_prefix, publish)
 
-    assert count_rows(url, "meter_readings") == 2
+    not_marker = ("meter_id NOT LIKE %s", (MARKER + "%",))
+    assert count_rows(url, "meter_readings", *not_marker) == 2
     assert count_rows(url, "sensor_events") == 1
-    assert count_rows(url, "patrol_checkins") == 1
+    assert count_rows(url, "patrol_checkins", "source = 'gw'") == 1
     assert count_rows(url, "hazard_reports") == 1
     assert count_rows(url, "hazard_events") == 1
-    assert count_rows(url, "dead_letters") == 0
-    assert running.stats.duplicates == len(messages)
+    assert count_rows(url, "dead_letters", "topic LIKE %s", (s.topic_prefix + "/%",)) == 0
+    assert running.stats.duplicates >= len(messages)
 
     # The continuous aggregate, refreshed by hand instead of waiting for its policy.
     hour = datetime.fromisoformat(ts).astimezone(UTC).replace(minute=0, second=0, microsecond=0)
