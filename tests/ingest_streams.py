@@ -18,6 +18,8 @@ TOTAL = 600
 BAD_EVERY = 10
 PROBE = "PROBE"  # meter id of messages that only show a worker is subscribed; not counted
 MARKER = "SYNC"  # meter ids of caught_up() markers start with this; not counted either
+# Dead letters of this test, with the parameters my_topics() gives.
+MY_TOPICS = "(topic LIKE %(prefix)s OR topic LIKE %(owntracks)s)"
 
 
 def mixed_stream(prefix: str, user: str) -> list[tuple[str, bytes | dict]]:
@@ -68,16 +70,11 @@ def accounted(url: str, prefix: str, user: str) -> tuple[int, int]:
                 {"probe": PROBE, "marker": MARKER + "%", "user": user},
             ).fetchone()[0]
             dead = conn.execute(
-                f"SELECT count(*) FROM dead_letters WHERE {MY_TOPICS}",
-                {"prefix": prefix + "/%", "owntracks": f"owntracks/{user}/%"},
+                f"SELECT count(*) FROM dead_letters WHERE {MY_TOPICS}", my_topics(prefix, user)
             ).fetchone()[0]
     except psycopg.OperationalError:
         return -1, -1
     return stored, dead
-
-
-# Dead letters of this test: named parameters %(prefix)s and %(owntracks)s.
-MY_TOPICS = "(topic LIKE %(prefix)s OR topic LIKE %(owntracks)s)"
 
 
 def my_topics(prefix: str, user: str) -> dict[str, str]:
@@ -94,11 +91,7 @@ def caught_up(url: str, prefix: str, publish, timeout: float = 30.0) -> None:
 
     def stored() -> bool:
         with psycopg.connect(url) as conn:
-            return (
-                conn.execute(
-                    "SELECT count(*) FROM meter_readings WHERE meter_id = %s", (meter_id,)
-                ).fetchone()[0]
-                == 1
-            )
+            query = "SELECT count(*) FROM meter_readings WHERE meter_id = %s"
+            return conn.execute(query, (meter_id,)).fetchone()[0] == 1
 
     wait_for(stored, timeout, "the worker to catch up with what was published")
