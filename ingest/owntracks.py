@@ -3,7 +3,9 @@
 OwnTracks omits fields whose value is zero, so a missing `acc` or `batt` is 0, not unknown
 in the sense of an error; a missing lat or lon is 0 as well, which no grid contains.
 Messages of any `_type` other than `location` (transition, waypoint, lwt, card, ...) are
-ignored: they are part of the app's normal traffic, not bad input.
+ignored: they are part of the app's normal traffic, not bad input. The exception is
+`encrypted`: it holds locations that cannot be read, and ignoring it would lose every point
+of an app configured with an encryption key without a trace, so it is a dead letter.
 """
 
 from __future__ import annotations
@@ -31,6 +33,10 @@ def parse(user: str, device: str, payload: bytes, ctx: ParseContext) -> PatrolCh
         raise InvalidPayload("OwnTracks message without _type")
     if not isinstance(message_type, str):
         raise InvalidPayload("OwnTracks _type must be text")
+    if message_type == "encrypted":
+        raise InvalidPayload(
+            "OwnTracks payload is encrypted: clear the encryption key in the app's settings"
+        )
     if message_type != "location":
         return None
     lat = read_number(data, "lat", low=-90.0, high=90.0) or 0.0
