@@ -32,7 +32,7 @@ def detect_storage(conn: psycopg.Connection, wanted: str = "auto") -> StorageMod
         "SELECT default_version FROM pg_available_extensions WHERE name = 'timescaledb'"
     ).fetchone()
     preload = conn.execute("SELECT current_setting('shared_preload_libraries')").fetchone()[0]
-    preloaded = "timescaledb" in {lib.strip() for lib in preload.split(",")}
+    preloaded = preloads_timescale(preload)
 
     if installed and preloaded:
         found = StorageMode(TIMESCALE, f"timescaledb {installed[0]} is installed", installed[0])
@@ -56,3 +56,12 @@ def detect_storage(conn: psycopg.Connection, wanted: str = "auto") -> StorageMod
     if wanted == TIMESCALE and found.name != TIMESCALE:
         raise ConfigError(f"GRIDWATCH_STORAGE=timescale but {found.reason}")
     return found
+
+
+def preloads_timescale(shared_preload_libraries: str) -> bool:
+    """Whether the setting names the timescaledb loader, however it is written
+    ('timescaledb', quoted, or as a path like '$libdir/timescaledb')."""
+    names = (
+        lib.strip().strip('"').rsplit("/", 1)[-1] for lib in shared_preload_libraries.split(",")
+    )
+    return "timescaledb" in names
