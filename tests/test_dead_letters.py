@@ -60,6 +60,8 @@ def _cases(prefix: str, user: str) -> list[tuple[str, bytes, str]]:
         (patrol + "B19", j({**visit, "resident_id": None}), "'visit' needs resident_id"),
         (f"owntracks/{user}/B20", j({"lat": 40.6, "lon": 109.8, "tst": 1763856900}),
          "without _type"),
+        (f"owntracks/{user}/B49", j({"_type": "encrypted", "data": "c2VjcmV0"}),
+         "OwnTracks payload is encrypted"),
         # Wrong types.
         (meter + "B21", j({"ts": ts, "power_w": "120"}), "power_w must be a number, got text"),
         (meter + "B22", j({"ts": True, "power_w": 1}), "got a boolean"),

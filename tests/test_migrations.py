@@ -14,7 +14,7 @@ from ingest_streams import caught_up
 
 from gridwatch.errors import ConfigError
 from gridwatch.store.migrate import migrate, migrations_for, read_meta
-from gridwatch.store.mode import PLAIN, detect_storage
+from gridwatch.store.mode import PLAIN, detect_storage, preloads_timescale
 from gridwatch.store.partitions import (
     TIMESERIES_TABLES,
     drop_expired_partitions,
@@ -163,6 +163,22 @@ def test_plain_server_is_detected_with_the_reason(database_url):
         assert found.reason == "the timescaledb extension is not available on this server"
     assert forced.name == PLAIN and forced.reason == f"GRIDWATCH_STORAGE=plain ({found.reason})"
     assert str(refused.value) == f"GRIDWATCH_STORAGE=timescale but {found.reason}"
+
+
+@pytest.mark.parametrize(
+    ("setting", "preloaded"),
+    [
+        ("timescaledb", True),
+        ("pg_stat_statements, timescaledb", True),
+        ('"timescaledb"', True),
+        ("$libdir/timescaledb", True),
+        ("", False),
+        ("pg_stat_statements", False),
+        ("timescaledb_toolkit", False),
+    ],
+)
+def test_reading_shared_preload_libraries(setting, preloaded):
+    assert preloads_timescale(setting) is preloaded
 
 
 def test_asking_for_timescale_on_a_plain_server_migrates_nothing(blank_database_url):

@@ -286,7 +286,7 @@ def test_owntracks_location_round_trip(user, device, tst, lat, lon, acc, batt, t
 
 @FAST
 @given(
-    message_type=st.text(max_size=12).filter(lambda t: t != "location"),
+    message_type=st.text(max_size=12).filter(lambda t: t not in ("location", "encrypted")),
     extra=extra_fields,
 )
 def test_owntracks_other_types_are_ignored(message_type, extra):
@@ -449,6 +449,12 @@ def test_bad_photo_urls_are_refused_with_a_reason(url, reason):
     fields = VALID["hazard"] | {"photo_urls": [url]}
     with pytest.raises(InvalidPayload, match=reason):
         hazard.parse("W-1", orjson.dumps(fields), context())
+
+
+def test_encrypted_owntracks_is_refused_not_ignored():
+    payload = orjson.dumps({"_type": "encrypted", "data": "c2VjcmV0"})
+    with pytest.raises(InvalidPayload, match="encrypted: clear the encryption key"):
+        owntracks.parse("u", "phone", payload, context())
 
 
 def test_huge_integers_from_http_are_refused_not_crashed():
