@@ -1,0 +1,473 @@
+"""Who may do what: tokens and roles, browser sessions, and a walk over every route of the
+app as grid A's worker asking for grid B's objects (a route added later without an entry
+here fails the walk)."""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import logging
+import uuid
+
+import psycopg
+import pytest
+import shapely
+from api_support import (
+    GRID_A,
+    GRID_B,
+    NOW,
+    clients,
+    module_server_fixture,  # noqa: F401
+    module_tokens_fixture,  # noqa: F401
+    reason,
+    seeded_url_fixture,  # noqa: F401
+)
+from fastapi.routing import APIRoute
+from starlette.routing import Mount
+
+from gridwatch.api.cli import register
+from gridwatch.settings import Settings
+
+
+@pytest.fixture(scope="module")
+def http(module_server, module_tokens):
+    made = clients(module_server, module_tokens)
+    yield made
+    for client in made.values():
+        client.close()
+
+
+@pytest.fixture(scope="module")
+def grid_b(seeded_url, http):
+    """One object of every kind in grid B, made by grid B's worker."""
+    with psycopg.connect(seeded_url) as conn:
+        wkb = conn.execute("SELECT geometry FROM grids WHERE code = %s", (GRID_B,)).fetchone()[0]
+        resident = conn.execute(
+            "SELECT r.id FROM residents r JOIN grids g ON g.id = r.grid_id WHERE g.code = %s "
+            "ORDER BY r.id LIMIT 1",
+            (GRID_B,),
+        ).fetchone()[0]
+        alert = conn.execute(
+            "INSERT INTO alerts (resident_id, kind, grid_id, since, opened_at) "
+            "SELECT id, 'bola', grid_id, %s, %s FROM residents WHERE id = %s RETURNING id",
+            (NOW, NOW, resident),
+        ).fetchone()[0]
+    point = shapely.from_wkb(bytes(wkb)).representative_point()
+    worker = http["worker_b"]
+    hazard = worker.post(
+        "/hazards",
+        json={
+            "id": str(uuid.uuid4()),
+            "lat": point.y,
+            "lon": point.x,
+            "category": "road",
+            "severity": "high",
+            "description": "grid B's own",
+        },
+    ).json()
+    checkin = worker.post("/checkins", json={"lat": point.y, "lon": point.x}).json()
+    absence = worker.post(
+        "/absences",
+        json={
+            "resident_id": resident,
+            "starts_at": "2026-11-23T08:00",
+            "ends_at": "2026-11-25T08:00",
+        },
+    ).json()
+    return {
+        "hazard": hazard["id"],
+        "checkin": checkin["id"],
+        "alert": alert,
+        "resident": resident,
+        "absence": absence["id"],
+        "point": (point.x, point.y),
+    }
+
+
+# -- the walk: one entry per route ------------------------------------------------------------
+
+
+def _no_grid_b(response, field="grid"):
+    assert response.status_code == 200, response.text
+    body = response.json()
+    rows = body.get("features", body.get("items", []))
+    found = [r for r in rows if (r.get("properties", r)).get(field) == GRID_B]
+    assert not found, f"grid B's objects leaked: {found[:1]}"
+    return rows
+
+
+def _missing(response):
+    assert response.status_code in (403, 404), (response.status_code, response.text)
+    assert GRID_B not in reason(response) or response.status_code == 404
+
+
+def walk_items(c, b, layer, object_id):
+    _missing(c.get(f"/collections/{layer}/items", params={"grid": GRID_B}))
+    _no_grid_b(c.get(f"/collections/{layer}/items", params={"limit": 10000}))
+    _missing(c.get(f"/collections/{layer}/items/{object_id}"))
+
+
+def _page_without_grid_b(response):
+    assert response.status_code == 200
+    assert GRID_B not in response.text and GRID_A in response.text
+
+
+def _stream_without_grid_b(c, b, seeded_url):
+    """Replay every event from the start: none of grid B's may come (grid B's alert has an
+    event; a fresh one of grid A marks the end of the replay)."""
+    from gridwatch.alerts.lifecycle import OpenAlert
+    from gridwatch.store.alert_store import write_event
+
+    with psycopg.connect(seeded_url) as conn:
+        row = conn.execute(
+            "SELECT a.id, a.resident_id, a.kind, a.since, a.status, a.level, a.opened_at "
+            "FROM alerts a WHERE a.id = %s",
+            (b["alert"],),
+        ).fetchone()
+        write_event(conn, OpenAlert(*row), NOW, "escalated", "test", "grid B's")
+        mine = conn.execute(
+            "SELECT a.id, a.resident_id, a.kind, a.since, a.status, a.level, a.opened_at "
+            "FROM alerts a JOIN grids g ON g.id = a.grid_id WHERE g.code = %s LIMIT 1",
+            (GRID_A,),
+        ).fetchone()
+        marker = write_event(conn, OpenAlert(*mine), NOW, "escalated", "test", "grid A's")
+    with c.stream("GET", "/alerts/stream", params={"after": 0}) as response:
+        assert response.status_code == 200
+        text = ""
+        for chunk in response.iter_text():
+            text += chunk
+            if f"id: {marker}\n" in text:
+                break
+    assert f'"grid":"{GRID_A}"' in text
+    assert f'"grid":"{GRID_B}"' not in text
+
+
+def _transition_attack(action: str, body: dict):
+    return lambda c, b, u: _missing(c.post(f"/hazards/{b['hazard']}/{action}", json=body))
+
+
+WALK = {
+    ("GET", "/"): lambda c, b, u: c.get("/").raise_for_status(),
+    ("GET", "/conformance"): lambda c, b, u: c.get("/conformance").raise_for_status(),
+    ("GET", "/healthz"): lambda c, b, u: c.get("/healthz").raise_for_status(),
+    ("GET", "/readyz"): lambda c, b, u: c.get("/readyz").raise_for_status(),
+    ("GET", "/docs"): lambda c, b, u: c.get("/docs").raise_for_status(),
+    ("GET", "/openapi.json"): lambda c, b, u: c.get("/openapi.json").raise_for_status(),
+    ("GET", "/login"): lambda c, b, u: c.get("/login").raise_for_status(),
+    ("POST", "/login"): lambda c, b, u: None,  # no grid data: see test_browser_login
+    ("POST", "/logout"): lambda c, b, u: None,
+    ("GET", "/me"): lambda c, b, u: c.get("/me").json()["grids"] == [GRID_A] or pytest.fail(),
+    ("GET", "/collections"): lambda c, b, u: c.get("/collections").raise_for_status(),
+    ("GET", "/collections/{collection_id}"): lambda c, b, u: c.get(
+        "/collections/grids"
+    ).raise_for_status(),
+    ("GET", "/collections/grids/items"): lambda c, b, u: (
+        _missing(c.get("/collections/grids/items", params={"grid": GRID_B})),
+        _no_grid_b(c.get("/collections/grids/items"), "code"),
+    ),
+    ("GET", "/collections/grids/items/{code}"): lambda c, b, u: _missing(
+        c.get(f"/collections/grids/items/{GRID_B}")
+    ),
+    ("GET", "/collections/hazards/items"): lambda c, b, u: walk_items(c, b, "hazards", b["hazard"]),
+    ("GET", "/collections/hazards/items/{hazard_id}"): lambda c, b, u: _missing(
+        c.get(f"/collections/hazards/items/{b['hazard']}")
+    ),
+    ("GET", "/collections/checkins/items"): lambda c, b, u: walk_items(
+        c, b, "checkins", b["checkin"]
+    ),
+    ("GET", "/collections/checkins/items/{checkin_id}"): lambda c, b, u: _missing(
+        c.get(f"/collections/checkins/items/{b['checkin']}")
+    ),
+    ("GET", "/collections/alerts/items"): lambda c, b, u: walk_items(c, b, "alerts", b["alert"]),
+    ("GET", "/collections/alerts/items/{alert_id}"): lambda c, b, u: _missing(
+        c.get(f"/collections/alerts/items/{b['alert']}")
+    ),
+    ("GET", "/collections/residents/items"): lambda c, b, u: walk_items(
+        c, b, "residents", b["resident"]
+    ),
+    ("GET", "/collections/residents/items/{resident_id}"): lambda c, b, u: _missing(
+        c.get(f"/collections/residents/items/{b['resident']}")
+    ),
+    ("GET", "/collections/{collection_id}/items"): lambda c, b, u: _missing(
+        c.get("/collections/secrets/items")
+    ),
+    ("GET", "/collections/{collection_id}/items/{feature_id}"): lambda c, b, u: _missing(
+        c.get(f"/collections/secrets/items/{b['resident']}")
+    ),
+    ("POST", "/checkins"): lambda c, b, u: _missing(
+        c.post(
+            "/checkins",
+            json={
+                "lat": b["point"][1],
+                "lon": b["point"][0],
+                "kind": "visit",
+                "resident_id": b["resident"],
+                "status": "ok",
+            },
+        )
+    ),
+    ("POST", "/hazards"): lambda c, b, u: _missing(
+        c.post(
+            "/hazards",
+            json={
+                "id": str(uuid.uuid4()),
+                "lat": b["point"][1],
+                "lon": b["point"][0],
+                "category": "road",
+                "severity": "low",
+            },
+        )
+    ),
+    **{
+        ("POST", f"/hazards/{{hazard_id}}/{action}"): _transition_attack(action, body)
+        for action, body in (
+            ("assign", {"assignee": "W001"}),
+            ("start", {}),
+            ("resolve", {"note": "done"}),
+            ("close", {"note": "ok"}),
+            ("reopen", {"note": "no"}),
+        )
+    },
+    ("GET", "/ledger"): lambda c, b, u: (
+        _missing(c.get("/ledger", params={"grid": GRID_B})),
+        _no_grid_b(c.get("/ledger", params={"limit": 10000})),
+    ),
+    ("GET", "/ledger.csv"): lambda c, b, u: (
+        _missing(c.get("/ledger.csv", params={"grid": GRID_B})),
+        GRID_B not in c.get("/ledger.csv").text or pytest.fail("grid B in the CSV"),
+    ),
+    ("POST", "/alerts/{alert_id}/ack"): lambda c, b, u: _missing(
+        c.post(f"/alerts/{b['alert']}/ack", json={})
+    ),
+    ("POST", "/alerts/{alert_id}/resolve"): lambda c, b, u: _missing(
+        c.post(f"/alerts/{b['alert']}/resolve", json={"reason": "x"})
+    ),
+    ("GET", "/alerts/stream"): lambda c, b, u: _stream_without_grid_b(c, b, u),
+    ("GET", "/absences"): lambda c, b, u: (
+        _missing(c.get("/absences", params={"resident_id": b["resident"]})),
+        [a for a in c.get("/absences").json()["items"] if a["id"] == b["absence"]] == []
+        or pytest.fail("grid B's absence listed"),
+    ),
+    ("POST", "/absences"): lambda c, b, u: _missing(
+        c.post(
+            "/absences",
+            json={
+                "resident_id": b["resident"],
+                "starts_at": "2026-11-23T08:00",
+                "ends_at": "2026-11-24T08:00",
+            },
+        )
+    ),
+    ("DELETE", "/absences/{absence_id}"): lambda c, b, u: _missing(
+        c.delete(f"/absences/{b['absence']}")
+    ),
+    ("GET", "/coverage"): lambda c, b, u: (
+        _missing(c.get("/coverage", params={"grid": GRID_B})),
+        _no_grid_b(c.get("/coverage")),
+    ),
+    ("GET", "/coverage/tracks"): lambda c, b, u: (
+        _missing(c.get("/coverage/tracks", params={"grid": GRID_B})),
+        _tracks_stay_home(c.get("/coverage/tracks"), u),
+    ),
+    ("GET", "/maps/overview"): lambda c, b, u: _page_without_grid_b(c.get("/maps/overview")),
+    ("GET", "/maps/grids/{code}"): lambda c, b, u: _missing(c.get(f"/maps/grids/{GRID_B}")),
+    ("GET", "/maps/coverage"): lambda c, b, u: _page_without_grid_b(c.get("/maps/coverage")),
+    ("GET", "/maps/live"): lambda c, b, u: _page_without_grid_b(c.get("/maps/live")),
+}
+
+
+def _tracks_stay_home(response, seeded_url):
+    """Worker A sees only track points in grid A (or their own)."""
+    assert response.status_code == 200
+    with psycopg.connect(seeded_url) as conn:
+        wkb = conn.execute("SELECT geometry FROM grids WHERE code = %s", (GRID_A,)).fetchone()[0]
+    home = shapely.from_wkb(bytes(wkb)).buffer(1e-9)
+    for feature in response.json()["features"]:
+        shape = shapely.geometry.shape(feature["geometry"])
+        assert feature["properties"]["worker_id"] == "W001" or home.contains(shape)
+
+
+def _routes(app) -> set[tuple[str, str]]:
+    """Every (method, path) the app answers, hidden ones included."""
+    found = set()
+    pending = list(app.routes)
+    while pending:
+        route = pending.pop()
+        if isinstance(route, APIRoute):
+            found |= {(method, route.path) for method in route.methods}
+        elif isinstance(route, Mount):
+            continue  # /static: the vendored assets, no grid data
+        elif hasattr(route, "original_router"):  # a router included lazily (FastAPI >= 0.12x)
+            pending.extend(route.original_router.routes)
+        elif hasattr(route, "methods"):  # /openapi.json and the like
+            found |= {(m, route.path) for m in route.methods if m != "HEAD"}
+    return found
+
+
+def test_every_route_is_walked(module_server):
+    routes = _routes(module_server.app)
+    assert routes - set(WALK) == set(), "a route with no entry in WALK: add one"
+    assert set(WALK) - routes == set(), "WALK names a route the app no longer has"
+
+
+def test_grid_a_worker_gets_nothing_of_grid_b_anywhere(http, grid_b, seeded_url):
+    failures = []
+    for (method, path), attack in WALK.items():
+        try:
+            attack(http["worker_a"], grid_b, seeded_url)
+        except Exception as exc:  # collect them all: one report names every leaky route
+            failures.append(f"{method} {path}: {type(exc).__name__}: {exc}")
+    assert not failures, "\n".join(failures)
+
+
+def test_a_community_duty_officer_stays_in_their_community(http, grid_b):
+    duty = http["duty_community"]
+    assert duty.get(f"/collections/hazards/items/{grid_b['hazard']}").status_code == 404
+    assert duty.post(f"/alerts/{grid_b['alert']}/ack", json={}).status_code == 404
+    grids = duty.get("/collections/grids/items", params={"limit": 1000}).json()["features"]
+    assert {f["id"][:8] for f in grids} == {"QS-01-01"}
+    assert http["duty_street"].get(f"/collections/hazards/items/{grid_b['hazard']}").is_success
+
+
+PUBLIC = {"/", "/conformance", "/healthz", "/readyz", "/docs", "/openapi.json", "/login", "/logout"}
+POSTERS = {("POST", "/checkins"), ("POST", "/hazards")}
+
+
+def _sample_path(path: str, b: dict) -> str:
+    return (
+        path.replace("{collection_id}", "grids")
+        .replace("{code}", GRID_A)
+        .replace("{hazard_id}", b["hazard"])
+        .replace("{checkin_id}", b["checkin"])
+        .replace("{alert_id}", str(b["alert"]))
+        .replace("{resident_id}", b["resident"])
+        .replace("{feature_id}", "x")
+        .replace("{absence_id}", str(b["absence"]))
+    )
+
+
+def test_no_token_is_401_and_a_device_only_posts(http, grid_b, module_server):
+    for method, path in sorted(_routes(module_server.app)):
+        if path in PUBLIC:
+            continue
+        url = _sample_path(path, grid_b)
+        anonymous = http["anonymous"].request(method, url, json={})
+        assert anonymous.status_code == 401, (method, path, anonymous.text)
+        assert anonymous.headers["www-authenticate"].startswith("Bearer")
+        if (method, path) in POSTERS or path == "/me":
+            continue
+        device = http["device"].request(method, url, json={})
+        assert device.status_code == 403, (method, path, device.text)
+        assert "device tokens may only post" in reason(device)
+
+
+def test_bad_credentials(module_server):
+    import httpx
+
+    with httpx.Client(base_url=module_server.url) as client:
+        for header in ("Bearer gw_nope", "Basic dXNlcjpwYXNz", "Bearer", "Token gw_x"):
+            response = client.get("/me", headers={"Authorization": header})
+            assert response.status_code == 401 and reason(response)
+
+
+def test_users_command_prints_the_token_alone_and_stores_only_its_hash(
+    seeded_url, module_server, capsys, tmp_path
+):
+    parser = argparse.ArgumentParser()
+    common = argparse.ArgumentParser(add_help=False)
+    register(parser.add_subparsers(), common)
+    settings = Settings(database_url=seeded_url, data_dir=tmp_path)
+    args = parser.parse_args(
+        [
+            "users",
+            "add",
+            "duty-zhao",
+            "--role",
+            "duty_officer",
+            "--grid",
+            "QS-01-01",
+            "--level",
+            "community",
+        ]
+    )
+    assert args.run(settings, args) == 0
+    token = capsys.readouterr().out.strip().splitlines()[-1]
+    assert token.startswith("gw_") and " " not in token and len(token) > 40
+    with psycopg.connect(seeded_url) as conn:
+        stored = conn.execute(
+            "SELECT token_sha256 FROM api_users WHERE name = 'duty-zhao'"
+        ).fetchone()[0]
+        assert bytes(stored) == hashlib.sha256(token.encode()).digest()
+        everything = conn.execute("SELECT api_users::text FROM api_users").fetchall()
+    assert not any(token in row[0] for row in everything)
+    import httpx
+
+    with httpx.Client(base_url=module_server.url) as client:
+        me = client.get("/me", headers={"Authorization": f"Bearer {token}"}).json()
+    assert me == {
+        "name": "duty-zhao",
+        "role": "duty_officer",
+        "level": "community",
+        "grids": ["QS-01-01"],
+        "sees_all_grids": False,
+    }
+    for bad in (
+        ["users", "add", "x", "--role", "grid_worker"],
+        ["users", "add", "x", "--role", "admin", "--grid", GRID_A],
+        ["users", "add", "x", "--role", "duty_officer", "--grid", GRID_A, "--level", "street"],
+        ["users", "add", "x", "--role", "grid_worker", "--grid", "NOPE"],
+        ["users", "add", "duty-zhao", "--role", "admin"],
+    ):
+        args = parser.parse_args(bad)
+        with pytest.raises(Exception) as caught:
+            args.run(settings, args)
+        assert str(caught.value), bad
+    args = parser.parse_args(["users", "revoke", "duty-zhao"])
+    assert args.run(settings, args) == 0
+    with httpx.Client(base_url=module_server.url) as client:
+        gone = client.get("/me", headers={"Authorization": f"Bearer {token}"})
+    assert gone.status_code == 401
+
+
+def test_browser_login_sets_an_httponly_session(module_server, module_tokens):
+    import httpx
+
+    with httpx.Client(base_url=module_server.url) as browser:
+        page = browser.get("/maps/overview", headers={"Accept": "text/html"})
+        assert page.status_code == 303
+        assert page.headers["location"] == "/login?next=/maps/overview"
+        wrong = browser.post("/login", data={"token": "gw_wrong", "next": "/maps/live"})
+        assert wrong.status_code == 401 and "gw_wrong" not in wrong.text
+        device = browser.post("/login", data={"token": module_tokens.device})
+        assert device.status_code == 401
+        good = browser.post(
+            "/login", data={"token": module_tokens.worker_a, "next": "//evil.example/x"}
+        )
+        assert good.status_code == 303 and good.headers["location"] == "/maps/overview"
+        cookie = good.headers["set-cookie"].lower()
+        assert "httponly" in cookie and "samesite=strict" in cookie
+        assert module_tokens.worker_a.lower() not in cookie, (
+            "the cookie is a session, not the token"
+        )
+        assert browser.get("/maps/overview").status_code == 200
+        assert browser.get(f"/maps/grids/{GRID_B}").status_code == 404
+        forged = browser.post("/absences", json={})
+        assert forged.status_code == 403 and "X-Requested-With" in reason(forged)
+        same_site = browser.post("/absences", json={}, headers={"X-Requested-With": "gridwatch"})
+        assert same_site.status_code == 422
+        assert browser.post("/logout").status_code == 303
+        assert browser.get("/maps/overview", headers={"Accept": "text/html"}).status_code == 303
+
+
+def test_personal_information_never_reaches_the_log(http, seeded_url, caplog):
+    with psycopg.connect(seeded_url) as conn:
+        name, phone = conn.execute(
+            "SELECT r.name, r.phone FROM residents r JOIN grids g ON g.id = r.grid_id "
+            "WHERE g.code = %s ORDER BY r.id LIMIT 1",
+            (GRID_A,),
+        ).fetchone()
+    caplog.set_level(logging.DEBUG)
+    http["worker_a"].get("/collections/residents/items", params={"pii": "true"})
+    http["worker_a"].get("/maps/grids/" + GRID_A)
+    http["worker_a"].post("/absences", json={"resident_id": name, "note": phone})
+    assert name not in caplog.text and phone not in caplog.text
