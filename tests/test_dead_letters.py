@@ -15,6 +15,7 @@ from ingest_streams import MY_TOPICS, caught_up, my_topics
 
 from gridwatch.ingest.hazard import HazardReport
 from gridwatch.ingest.meter import MeterReading
+from gridwatch.ingest.sensor import SensorEvent
 from gridwatch.ingest.writer import BatchWriter, Message
 
 CHINA = timezone(timedelta(hours=8))
@@ -185,3 +186,27 @@ def test_a_row_the_database_rejects_is_dead_lettered_alone(database_url):
     assert "NUL" in messages[1].reason
     assert count_rows(database_url, "meter_readings") == 1
     assert count_rows(database_url, "dead_letters", "reason LIKE 'rejected by the database%%'") == 1
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="writer.py: write() catches ProgrammingError with DataError and IntegrityError, so a "
+    "schema out of step (undefined table or column) dead-letters good messages as 'rejected by "
+    "the database' instead of raising for the worker to hold the batch unacknowledged",
+)
+def test_a_schema_out_of_step_is_not_blamed_on_the_messages(database_url):
+    now = datetime.now(UTC)
+    messages = [
+        Message("t/sensor/S-1", b"{}", now, SensorEvent("S-1", now, now, "motion", 1.0)),
+        Message("t/meter/M-1", b"{}", now, MeterReading("M-1", now, now, 5.0, None, None)),
+    ]
+    with psycopg.connect(database_url) as conn:
+        writer = BatchWriter(conn, mode="plain", zone=ZoneInfo("Asia/Shanghai"))
+        # A release that expects a column this database does not have (yet).
+        conn.execute("ALTER TABLE sensor_events DROP COLUMN value")
+        conn.commit()
+        with pytest.raises(psycopg.ProgrammingError):
+            writer.write(messages)
+        conn.rollback()
+    assert [m.reason for m in messages] == [None, None]
+    assert count_rows(database_url, "dead_letters") == 0
