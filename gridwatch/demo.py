@@ -1,9 +1,10 @@
 """`gridwatch demo`: the whole system on embedded defaults, on the sample district.
 
 Starts (or joins) the database and the broker, migrates, loads the sample district once,
-runs the ingest worker, publishes a burst of every kind of message, prints what was
-stored per table and per level of the hierarchy, then keeps the meters reporting every
-minute until Ctrl-C.
+runs the ingest worker and the alert engine, publishes a burst of every kind of message,
+prints what was stored per table and per level of the hierarchy, then lets the simulated
+district live in real time — meters every minute, sensors, patrols, hazards — with an SOS
+press and a fall a few minutes in, so that alerts appear, until Ctrl-C.
 """
 
 from __future__ import annotations
@@ -11,9 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from datetime import UTC, datetime
-
-import numpy as np
+from datetime import UTC, datetime, timedelta
 
 from gridwatch.ingest.mqtt import BrokerAddress, publisher
 from gridwatch.ingest.worker import IngestWorker
@@ -21,13 +20,15 @@ from gridwatch.services import Services
 from gridwatch.settings import Settings
 from gridwatch.store.db import connect, describe_url
 from gridwatch.store.migrate import migrate_for
-from gridwatch.store.summary import level_counts, table_counts
+from gridwatch.store.summary import level_counts, open_alert_counts, table_counts
 
 log = logging.getLogger(__name__)
+STATUS_EVERY_S = 60
 
 
 def run_demo(settings: Settings, *, seconds: float | None = None) -> int:
     """Run until Ctrl-C (or for `seconds`); returns the exit code."""
+    from gridwatch.alert_service import run_alerts
     from gridwatch.cli import run_until_signal
 
     with Services(settings) as services:
@@ -47,17 +48,23 @@ def run_demo(settings: Settings, *, seconds: float | None = None) -> int:
         )
 
         def work(stop: threading.Event) -> None:
-            thread = threading.Thread(target=worker.run, args=(stop,), name="ingest")
-            thread.start()
+            threads = [
+                threading.Thread(target=worker.run, args=(stop,), name="ingest"),
+                threading.Thread(
+                    target=run_alerts, args=(settings, database_url, mqtt_url, stop), name="alerts"
+                ),
+            ]
+            for thread in threads:
+                thread.start()
             try:
                 if not worker.subscribed.wait(30):
                     log.error("the ingest worker did not subscribe within 30 s")
-                    stop.set()
                     return
                 _traffic(settings, mqtt_url, database_url, district, worker, stop, seconds)
             finally:
                 stop.set()
-                thread.join()
+                for thread in threads:
+                    thread.join()
 
         run_until_signal(work)
     print("gridwatch demo stopped.", flush=True)
@@ -65,24 +72,26 @@ def run_demo(settings: Settings, *, seconds: float | None = None) -> int:
 
 
 def _sample_district(conn, settings: Settings):
+    """Load the sample district, or bring an earlier run's copy up to date (an upsert)."""
     from gridwatch.sample import load_sample_district
-    from gridwatch.simulators.district import build_sample_district
 
-    loaded = conn.execute("SELECT count(*) FROM grids").fetchone()[0]
-    if loaded:
-        print(f"sample district already loaded ({loaded} grids); reusing it", flush=True)
-        return build_sample_district()
-    print("loading the sample district (青山区, 包头市)...", flush=True)
+    again = conn.execute("SELECT count(*) FROM grids").fetchone()[0] > 0
+    print(
+        "updating the sample district (青山区, 包头市)..."
+        if again
+        else "loading the sample district (青山区, 包头市)...",
+        flush=True,
+    )
     result = load_sample_district(conn, settings.data_dir / "sample")
     print(
-        f"loaded {result.grids} grids, {result.residents} residents, {result.workers} grid workers",
+        f"{result.grids} grids, {result.residents} residents, {result.workers} grid workers",
         flush=True,
     )
     return result.district
 
 
 def _traffic(settings, mqtt_url, database_url, district, worker, stop, seconds) -> None:
-    from gridwatch.simulators.traffic import MeterRegisters, burst, meter_minute
+    from gridwatch.simulators.traffic import burst
 
     client = publisher(BrokerAddress.from_url(mqtt_url), f"{settings.mqtt_client_id}-demo-pub")
     started = time.monotonic()
@@ -98,24 +107,61 @@ def _traffic(settings, mqtt_url, database_url, district, worker, stop, seconds) 
         while worker.stats.received < sent and time.monotonic() < deadline and not stop.is_set():
             time.sleep(0.2)
         _print_summary(database_url)
-        print("meters keep reporting every minute; Ctrl-C stops everything.", flush=True)
-        meter_ids = [r.meter_id for r in district.residents if r.meter_id]
-        registers = MeterRegisters(meter_ids, np.random.default_rng(11))
-        next_minute = time.monotonic() + 60
+        live = threading.Thread(
+            target=_live_district, args=(settings, client, district, stop), name="simulator"
+        )
+        live.start()
+        print(
+            "the district now lives in real time (meters every minute; an SOS press in 2 min, "
+            "a fall in 4 min); Ctrl-C stops everything.",
+            flush=True,
+        )
+        next_status = time.monotonic() + STATUS_EVERY_S
         while not stop.is_set():
             if seconds is not None and time.monotonic() - started > seconds:
                 stop.set()
                 break
-            if time.monotonic() >= next_minute:
-                at = datetime.now(UTC).replace(second=0, microsecond=0)
-                _publish(client, meter_minute(district, registers, at, settings.topic_prefix))
-                next_minute += 60
-                time.sleep(5)
+            if time.monotonic() >= next_status:
+                next_status += STATUS_EVERY_S
                 _print_summary(database_url, brief=True)
             stop.wait(0.5)
+        live.join()
     finally:
         client.disconnect()
         client.loop_stop()
+
+
+def _live_district(settings: Settings, client, district, stop: threading.Event) -> None:
+    """The simulated district in real time from now on, with two incidents early on."""
+    from gridwatch.simulators.faults import Fall, FaultRates, Sos
+    from gridwatch.simulators.publish import AckWindow, publish_paced
+    from gridwatch.simulators.scenario import Scenario
+
+    now = datetime.now(UTC).replace(microsecond=0)
+    wearers = [r for r in district.residents if any(s.endswith("-pendant") for s in r.sensor_ids)]
+    incidents = []
+    if len(wearers) >= 2:
+        sos, fall = wearers[0], wearers[1]
+        pendant = next(s for s in sos.sensor_ids if s.endswith("-pendant"))
+        detector = next(s for s in fall.sensor_ids if s.endswith("-pendant"))
+        incidents = [
+            Sos(sos.resident_id, now + timedelta(minutes=2), pendant),
+            Fall(fall.resident_id, now + timedelta(minutes=4), detector_id=detector),
+        ]
+    scenario = Scenario(
+        district,
+        now,
+        days=30,
+        seed=int(now.timestamp()),
+        tz=settings.tz,
+        prefix=settings.topic_prefix,
+        rates=FaultRates.none(),
+        incidents=incidents,
+    )
+    try:
+        publish_paced(AckWindow(client), scenario.messages(), speed=1.0, stop=stop)
+    except Exception:  # the demo goes on without the live district rather than die
+        log.exception("the simulated district stopped")
 
 
 def _publish(client, messages) -> int:
@@ -128,9 +174,12 @@ def _publish(client, messages) -> int:
 def _print_summary(database_url: str, *, brief: bool = False) -> None:
     with connect(database_url) as conn:
         counts = table_counts(conn)
+        alerts = open_alert_counts(conn)
         levels = [] if brief else level_counts(conn)
     stamp = datetime.now().astimezone().strftime("%H:%M:%S")
     print(f"[{stamp}] stored: " + ", ".join(f"{t} {n}" for t, n in counts.items()), flush=True)
+    if alerts:
+        print("  open alerts: " + ", ".join(f"{k} {n}" for k, n in alerts.items()), flush=True)
     for row in levels:
         print(
             f"  {row.level:<10} {row.units:>4} units: {row.residents:>5} residents, "

@@ -57,6 +57,7 @@ class QualityRun:
     messages: int = 0
     seconds: float = 0.0
     warmup_alerts: int = 0
+    engine: AlertEngine | None = None
 
 
 def run_quality(
@@ -148,6 +149,7 @@ def run_quality(
                 del falling[resident]
         if progress is not None:
             progress(step_end, total)
+    run.engine = engine
     writer_conn.close()
     engine_conn.close()
     run.messages = total

@@ -55,3 +55,12 @@ def level_counts(conn: psycopg.Connection) -> list[LevelCounts]:
         for i in range(3):
             totals[level][i + 1] += counts[i]
     return [LevelCounts(level, *totals[level]) for level in LEVELS if totals[level][0]]
+
+
+def open_alert_counts(conn: psycopg.Connection) -> dict[str, int]:
+    """Alerts not yet resolved, by kind."""
+    return dict(
+        conn.execute(
+            "SELECT kind, count(*) FROM alerts WHERE status <> 'resolved' GROUP BY kind ORDER BY 1"
+        ).fetchall()
+    )
