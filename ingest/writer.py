@@ -150,7 +150,9 @@ class BatchWriter:
         """Write the batch; a row the database rejects is split out and dead-lettered alone."""
         try:
             return self._write_once(messages)
-        except (psycopg.DataError, psycopg.IntegrityError, psycopg.ProgrammingError) as exc:
+        # Only a row's own values are the message's fault; a ProgrammingError (a schema out of
+        # step with this release) is ours, and raises so the worker holds the batch.
+        except (psycopg.DataError, psycopg.IntegrityError) as exc:
             self.conn.rollback()
             if len(messages) == 1:
                 message = messages[0]

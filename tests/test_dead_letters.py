@@ -188,12 +188,6 @@ def test_a_row_the_database_rejects_is_dead_lettered_alone(database_url):
     assert count_rows(database_url, "dead_letters", "reason LIKE 'rejected by the database%%'") == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="writer.py: write() catches ProgrammingError with DataError and IntegrityError, so a "
-    "schema out of step (undefined table or column) dead-letters good messages as 'rejected by "
-    "the database' instead of raising for the worker to hold the batch unacknowledged",
-)
 def test_a_schema_out_of_step_is_not_blamed_on_the_messages(database_url):
     now = datetime.now(UTC)
     messages = [
