@@ -203,6 +203,11 @@ def _login_page(state, target: str, failed: bool) -> str:
 <button type="submit">{html.escape(t["login_button"])}</button></form></body></html>"""
 
 
+@router.get("/favicon.ico", include_in_schema=False)
+def favicon() -> Response:
+    return RedirectResponse("/static/gridwatch/favicon.png", 301)
+
+
 @router.get("/docs", include_in_schema=False)
 def docs() -> Response:
     return get_swagger_ui_html(

@@ -39,7 +39,7 @@ LOCAL_CSS = [
 ]
 
 LEVEL_LAYERS = {"community": "layer_communities", "street": "layer_streets"}
-ISSUE_BINS = (0.0, 0.5, 1.0, 2.0, 4.0)  # open issues per grid
+ISSUE_BINS = (0.0, 1.0, 3.0, 6.0, 10.0)  # open issues per grid
 ISSUE_COLORS = ("#e5f5e0", "#fff3b0", "#fdc872", "#f58d4e", "#d7301f")
 COVERAGE_BINS = (0.0, 0.2, 0.5, 0.8)
 COVERAGE_COLORS = ("#d7191c", "#fdae61", "#a6d96a", "#1a9641")
@@ -158,6 +158,18 @@ class PointLayer(Layer):
         self.radius = int(radius)
 
 
+class MetricScale(MacroElement):
+    """A scale bar in metres only."""
+
+    _template = Template(
+        """
+        {% macro script(this, kwargs) %}
+        L.control.scale({imperial: false}).addTo({{ this._parent.get_name() }});
+        {% endmacro %}
+        """
+    )
+
+
 class Legend(MacroElement):
     _template = Template(
         """
@@ -223,8 +235,18 @@ def overview_page(
             _grid_layer(ctx, fmap, by_level[level], t[LEVEL_LAYERS[level]], show=show, outline=True)
     _grid_layer(ctx, fmap, leaves, t["layer_grids"], show=True, outline=False)
     PointLayer(hazards, SEVERITY_COLORS, name=t["layer_hazards"], crs=ctx.tiles.crs).add_to(fmap)
+    # Those with an alert are what a duty officer looks for; everyone else is a click away.
+    alerting = [r for r in residents if r.rank >= RESIDENT_STATES.index("acknowledged")]
     PointLayer(
-        residents, RESIDENT_COLORS, name=t["layer_residents"], crs=ctx.tiles.crs, radius=5
+        alerting, RESIDENT_COLORS, name=t["layer_alerting"], crs=ctx.tiles.crs, radius=7
+    ).add_to(fmap)
+    PointLayer(
+        residents,
+        RESIDENT_COLORS,
+        name=t["layer_residents"],
+        crs=ctx.tiles.crs,
+        radius=5,
+        show=False,
     ).add_to(fmap)
     _issue_legend(ctx).add_to(fmap)
     folium.LayerControl(collapsed=True).add_to(fmap)
@@ -378,7 +400,12 @@ def live_page(ctx: PageContext, grids: Sequence[MapGrid], alerts: list[dict], af
 
 def _base_map(ctx: PageContext, shapes: Sequence[BaseGeometry], title: str, page: str):
     t = ctx.t
-    fmap = folium.Map(tiles=None, control_scale=True, zoom_start=14, location=[0.0, 0.0])
+    fmap = folium.Map(tiles=None, zoom_start=14, location=[0.0, 0.0])
+    MetricScale().add_to(fmap)
+    # Without tiles nothing tells Leaflet how far it may zoom; clustering needs to know.
+    fmap.options["max_zoom"] = 19
+    fmap.options["min_zoom"] = 8
+    fmap.options["zoom_snap"] = 0.25  # fit the district to the screen, not to a power of two
     fmap.default_js = list(LOCAL_JS)
     fmap.default_css = list(LOCAL_CSS)
     for layer in ctx.tiles.layers:
@@ -485,7 +512,7 @@ def _grid_layer(ctx, fmap, grids: Sequence[MapGrid], name: str, *, show: bool, o
 
 
 def _issue_legend(ctx: PageContext) -> Legend:
-    labels = ["0", "< 1", "1-2", "2-4", "≥ 4"]
+    labels = ["0", "1-2", "3-5", "6-9", "≥ 10"]
     return Legend(ctx.t["legend_title"], list(zip(ISSUE_COLORS, labels, strict=True)))
 
 

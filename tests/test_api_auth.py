@@ -152,6 +152,7 @@ WALK = {
     ("GET", "/healthz"): lambda c, b, u: c.get("/healthz").raise_for_status(),
     ("GET", "/readyz"): lambda c, b, u: c.get("/readyz").raise_for_status(),
     ("GET", "/docs"): lambda c, b, u: c.get("/docs").raise_for_status(),
+    ("GET", "/favicon.ico"): lambda c, b, u: c.get("/favicon.ico").raise_for_status(),
     ("GET", "/openapi.json"): lambda c, b, u: c.get("/openapi.json").raise_for_status(),
     ("GET", "/login"): lambda c, b, u: c.get("/login").raise_for_status(),
     ("POST", "/login"): lambda c, b, u: None,  # no grid data: see test_browser_login
@@ -329,7 +330,17 @@ def test_a_community_duty_officer_stays_in_their_community(http, grid_b):
     assert http["duty_street"].get(f"/collections/hazards/items/{grid_b['hazard']}").is_success
 
 
-PUBLIC = {"/", "/conformance", "/healthz", "/readyz", "/docs", "/openapi.json", "/login", "/logout"}
+PUBLIC = {
+    "/",
+    "/conformance",
+    "/healthz",
+    "/readyz",
+    "/docs",
+    "/openapi.json",
+    "/login",
+    "/logout",
+    "/favicon.ico",
+}
 POSTERS = {("POST", "/checkins"), ("POST", "/hazards")}
 
 

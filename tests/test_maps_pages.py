@@ -1,0 +1,140 @@
+"""Map pages as HTML: offline (no URL outside gridwatch), each page for its callers only,
+GCJ-02 geometry under AMap tiles, Chinese by default and English on request."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from importlib import resources
+
+import httpx
+import numpy as np
+import pytest
+from api_support import (
+    GRID_A,
+    GRID_B,
+    ApiServer,
+    Clock,
+    api_settings,
+    clients,
+    module_server_fixture,  # noqa: F401
+    module_tokens_fixture,  # noqa: F401
+    seeded_url_fixture,  # noqa: F401
+)
+from shapely.geometry import MultiPolygon, Polygon
+
+from gridwatch.errors import ConfigError
+from gridwatch.geo.crs import wgs84_to_gcj02
+from gridwatch.maps.pages import MapGrid, MapPoint, PageContext, overview_page
+from gridwatch.maps.tiles import tiles_for
+
+PAGES = ("/maps/overview", f"/maps/grids/{GRID_A}", "/maps/coverage", "/maps/live")
+OUTSIDE = re.compile(r"""(?:src|href)\s*=\s*["']?(?:https?:)?//|url\(\s*["']?(?:https?:)?//""")
+
+
+@pytest.fixture(scope="module")
+def http(module_server, module_tokens):
+    made = clients(module_server, module_tokens)
+    yield made
+    for client in made.values():
+        client.close()
+
+
+@pytest.mark.parametrize("path", PAGES)
+def test_pages_load_nothing_from_outside(http, path):
+    response = http["duty_street"].get(path)
+    assert response.status_code == 200, response.text[:300]
+    page = response.text
+    assert not OUTSIDE.findall(page), OUTSIDE.findall(page)[:3]
+    assert re.findall(r"https?://", page) == [], "no URL of another site at all (tiles: none)"
+    for asset in re.findall(r"""(?:src|href)="(/static/[^"]+)\"""", page):
+        assert http["duty_street"].get(asset).status_code == 200, asset
+    assert response.headers["cache-control"] == "no-store"
+    policy = response.headers["content-security-policy"]
+    assert "script-src 'self' 'unsafe-inline'" in policy and "connect-src 'self'" in policy
+    assert '<html lang="zh-CN">' in page
+
+
+def test_vendored_assets_keep_their_licences():
+    static = resources.files("gridwatch.maps").joinpath("static")
+    for licence in ("leaflet/LICENSE", "markercluster/MIT-LICENCE.txt", "swagger-ui/LICENSE"):
+        assert static.joinpath(licence).is_file(), licence
+
+
+def test_docs_are_served_from_gridwatch_too(http):
+    docs = http["anonymous"].get("/docs").text
+    assert "/static/swagger-ui/swagger-ui-bundle.js" in docs
+    assert "cdn.jsdelivr" not in docs
+
+
+def test_each_page_for_its_callers(http):
+    own = http["worker_a"].get(f"/maps/grids/{GRID_A}")
+    assert own.status_code == 200
+    assert http["worker_a"].get(f"/maps/grids/{GRID_B}").status_code == 404
+    assert http["device"].get("/maps/overview").status_code == 403
+    assert http["anonymous"].get("/maps/overview").status_code == 401
+    overview = http["worker_a"].get("/maps/overview").text
+    assert GRID_A in overview and GRID_B not in overview
+    live = http["duty_street"].get("/maps/live").text
+    assert "window.gridwatchLive" in live and "/static/gridwatch/live.js" in live
+    coverage = http["duty_street"].get("/maps/coverage", params={"date": "2026-11-23"})
+    assert coverage.status_code == 200 and 'value="2026-11-23"' in coverage.text
+    assert http["duty_street"].get("/maps/coverage", params={"date": "23/11"}).status_code == 422
+
+
+def test_english_on_request(seeded_url, module_tokens, tmp_path):
+    settings = api_settings(tmp_path, seeded_url, lang="en")
+    with (
+        ApiServer(settings, seeded_url, Clock()) as server,
+        server.client("duty_street", module_tokens) as client,
+    ):
+        page = client.get("/maps/overview").text
+        ledger = client.get("/ledger.csv").content.decode("utf-8-sig")
+    assert '<html lang="en">' in page and "District overview" in page and "辖区总览" not in page
+    assert ledger.startswith("id,grid code,grid,community")
+
+
+def _square(lon: float, lat: float, size: float = 0.002) -> MultiPolygon:
+    return MultiPolygon(
+        [Polygon([(lon, lat), (lon + size, lat), (lon + size, lat + size), (lon, lat + size)])]
+    )
+
+
+def test_amap_tiles_get_gcj02_geometry():
+    corner = (109.905, 40.65)
+    grid = MapGrid("G1", "第一网格", "grid", _square(*corner))
+    hazard = MapPoint(109.906, 40.651, 2, "x")
+    for provider, moved in (("amap", True), ("none", False), ("osm", False)):
+        ctx = PageContext("zh", tiles_for(provider), "u", "admin", datetime.now(UTC), UTC)
+        page = overview_page(ctx, [grid], [hazard], [])
+        gcj = wgs84_to_gcj02(*corner)
+        shifted = re.escape(f"[{gcj[0]:.6f},") + r"\s*" + re.escape(f"{gcj[1]:.6f}]")
+        assert bool(re.search(shifted, page)) is moved, provider
+        point = wgs84_to_gcj02(109.906, 40.651) if moved else (109.906, 40.651)
+        assert f"[{np.round(point[1], 6)}, {np.round(point[0], 6)}, 2," in page, provider
+    assert gcj != corner and abs(gcj[0] - corner[0]) > 1e-4  # hundreds of metres apart
+
+
+def test_tile_providers():
+    assert tiles_for("none").layers == ()
+    assert tiles_for("amap").crs == "gcj02" and tiles_for("osm").crs == "wgs84"
+    with pytest.raises(ConfigError, match="TIANDITU_KEY"):
+        tiles_for("tianditu")
+    tianditu = tiles_for("tianditu", tianditu_key="k123")
+    assert all("tk=k123" in layer.url for layer in tianditu.layers)
+    assert tianditu.hosts == ("https://t*.tianditu.gov.cn",)
+
+
+def test_a_tianditu_server_without_its_key_refuses_to_start(seeded_url, tmp_path):
+    from gridwatch.api.app import create_app
+
+    settings = api_settings(tmp_path, seeded_url, tiles="tianditu")
+    with pytest.raises(ConfigError):
+        create_app(settings, database_url=seeded_url)
+    settings = api_settings(tmp_path, seeded_url, tiles="osm")
+    with ApiServer(settings, seeded_url, Clock()) as server:
+        response = httpx.get(f"{server.url}/login")
+    assert (
+        "img-src 'self' data: blob: https://tile.openstreetmap.org"
+        in (response.headers["content-security-policy"])
+    )
