@@ -6,9 +6,9 @@ from __future__ import annotations
 import asyncio
 from typing import Annotated, Literal
 
+import anyio
 from fastapi import APIRouter, Header, Path, Query, Request
 from fastapi.responses import StreamingResponse
-from starlette.concurrency import run_in_threadpool
 
 from gridwatch.api.auth import Reader
 from gridwatch.api.bodies import AckBody, AlertResolveBody
@@ -115,7 +115,9 @@ async def stream(
             floor = feed.watermark
             yield f"retry: 3000\n: gridwatch alert stream, from event {floor}\n\n".encode()
             if resume is not None and resume < floor:
-                missed = await run_in_threadpool(_missed, state, resume, floor, scope)
+                missed = await anyio.to_thread.run_sync(
+                    _missed, state, resume, floor, scope, limiter=state.db_limiter
+                )
                 for event in missed:
                     yield frame(event)
             if resume is not None:

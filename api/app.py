@@ -11,6 +11,7 @@ import logging
 import threading
 from contextlib import asynccontextmanager
 
+import anyio
 from fastapi import FastAPI
 from fastapi.middleware.gzip import GZipMiddleware
 from fastapi.staticfiles import StaticFiles
@@ -72,6 +73,7 @@ def create_app(
                 f"cannot connect to PostgreSQL at {describe_url(database_url)}"
             ) from None
         state = ApiState(settings, pool, clock=clock, mqtt_url=mqtt_url)
+        state.db_limiter = anyio.CapacityLimiter(settings.api_pool_size)
         state.coverage = coverage.CoverageCache()
         state.feed = AlertFeed(pool, poll_s=feed_poll_s)
         app.state.gw = state

@@ -265,9 +265,7 @@ def grid_items(
         chosen = [g for g in near if g.geometry.intersects(window)]
     chosen.sort(key=lambda g: (GRID_LEVELS.index(g.level), g.code))
     start, end = _checkin_window(state, datetime_)
-    counts = api_layers.grid_counts(
-        conn, catalog, now=state.now(), checkins_from=start, checkins_until=end
-    )
+    counts = state.grid_counts(conn, start, end)
     page = chosen[offset : offset + size]
     geometries = state_geometries(state, catalog)
     features = [
@@ -298,9 +296,7 @@ def grid_item(
     if grid is None or not principal.sees_grid(grid.id):
         raise NotFound(f"no grid {code!r}")
     start, end = _checkin_window(state, datetime_)
-    counts = api_layers.grid_counts(
-        conn, catalog, now=state.now(), checkins_from=start, checkins_until=end
-    )
+    counts = state.grid_counts(conn, start, end)
     parent = catalog.by_id.get(grid.parent_id)
     return GeoJSONResponse(
         grid_feature(

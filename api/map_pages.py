@@ -52,9 +52,7 @@ def _context(state: ApiState, principal: Principal) -> PageContext:
 
 def _map_grids(conn, state: ApiState, catalog: GridCatalog, principal: Principal, ids=None):
     start, end = api_layers.local_day_bounds(state.now().astimezone(state.zone).date(), state.zone)
-    counts = api_layers.grid_counts(
-        conn, catalog, now=state.now(), checkins_from=start, checkins_until=end
-    )
+    counts = state.grid_counts(conn, start, end)
     chosen = [g for g in catalog.grids if principal.sees_grid(g.id) and g.level != "district"]
     if ids is not None:
         chosen = [g for g in chosen if g.id in ids]

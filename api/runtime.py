@@ -7,20 +7,25 @@ import hashlib
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, date, datetime
 from typing import Annotated
 
+import anyio
 import psycopg
 from fastapi import Depends, Request
 from psycopg_pool import ConnectionPool
-from starlette.concurrency import run_in_threadpool
 
 from gridwatch.api.hazard_rules import deadlines_from_hours
 from gridwatch.geo.index import GridIndex
 from gridwatch.ingest.payload import ParseContext
 from gridwatch.settings import Settings
-from gridwatch.store.api_layers import GridCatalog, grids_version, load_grid_catalog
+from gridwatch.store.api_layers import (
+    GridCatalog,
+    grid_counts,
+    grids_version,
+    load_grid_catalog,
+)
 from gridwatch.store.grids import LeafGrids, load_leaf_grids
 from gridwatch.store.migrate import read_meta
 from gridwatch.store.mode import PLAIN
@@ -56,12 +61,16 @@ class ApiState:
         self.zone = settings.zone
         self.deadlines = deadlines_from_hours(settings.hazard_deadlines_h)
         self.feed = None  # the live alert feed, set by the lifespan
+        # Threads that wait for a pooled connection (see get_conn); made in the lifespan.
+        self.db_limiter: anyio.CapacityLimiter | None = None
         self._lock = threading.Lock()
         self._catalog: GridCatalog | None = None
         self._leaves: LeafGrids | None = None
         self._grids_checked = 0.0
         self._tokens: dict[bytes, tuple[Principal, float]] = {}
         self._partition_days: set[date] | None = None
+        self._counts: dict[tuple, tuple[float, dict]] = {}
+        self._counts_lock = threading.Lock()
         self._plain: bool | None = None
 
     # -- time and parsing -----------------------------------------------------------------
@@ -104,6 +113,31 @@ class ApiState:
                 log.info("grids loaded: %d", len(self._catalog.grids))
             self._grids_checked = time.monotonic()
 
+    def grid_counts(self, conn: psycopg.Connection, start: datetime, end: datetime):
+        """Live counts per grid (check-ins in [start, end)), shared between the requests of
+        one GRIDWATCH_API_COUNTS_TTL_S: a hundred dashboards asking at once cost one query."""
+        catalog = self.catalog(conn)
+        ttl = self.settings.api_counts_ttl_s
+        if ttl <= 0:
+            return grid_counts(
+                conn, catalog, now=self.now(), checkins_from=start, checkins_until=end
+            )
+        key = (catalog.version, start, end)
+        cached = self._counts.get(key)
+        if cached is not None and time.monotonic() - cached[0] < ttl:
+            return cached[1]
+        with self._counts_lock:
+            cached = self._counts.get(key)
+            if cached is not None and time.monotonic() - cached[0] < ttl:
+                return cached[1]
+            counts = grid_counts(
+                conn, catalog, now=self.now(), checkins_from=start, checkins_until=end
+            )
+            if len(self._counts) > 64:
+                self._counts.clear()
+            self._counts[key] = (time.monotonic(), counts)
+            return counts
+
     # -- partitions (plain PostgreSQL) ------------------------------------------------------
 
     def ensure_partition(self, conn: psycopg.Connection, instant: datetime) -> None:
@@ -131,7 +165,9 @@ class ApiState:
         cached = self._tokens.get(key)
         if cached is not None and cached[1] > time.monotonic():
             return cached[0]
-        principal = await run_in_threadpool(self._lookup, principal_for_token, token)
+        principal = await anyio.to_thread.run_sync(
+            self._lookup, principal_for_token, token, limiter=self.db_limiter
+        )
         if principal is not None and self.settings.api_token_cache_s > 0:
             if len(self._tokens) >= _TOKEN_CACHE_MAX:
                 self._tokens.clear()
@@ -141,10 +177,11 @@ class ApiState:
     async def principal_for_session(self, session_id: str) -> Principal | None:
         if len(session_id) > 128:
             return None
-        return await run_in_threadpool(
+        return await anyio.to_thread.run_sync(
             self._lookup,
             lambda conn, sid: principal_for_session(conn, sid, now=self.now()),
             session_id,
+            limiter=self.db_limiter,
         )
 
     def _lookup(self, find, secret: str) -> Principal | None:
@@ -161,10 +198,36 @@ def get_state(request: Request) -> ApiState:
     return request.app.state.gw
 
 
-def get_conn(request: Request) -> Iterator[psycopg.Connection]:
-    """A pooled connection for the request; committed when the handler returns normally."""
-    with request.app.state.gw.pool.connection() as conn:
+async def get_conn(request: Request) -> AsyncIterator[psycopg.Connection]:
+    """A pooled connection for the request; committed when the handler returns normally.
+
+    Waiting for a connection happens on threads of its own (`db_limiter`), never on the
+    threads that run handlers: if every handler thread could sit waiting for a connection,
+    the requests holding the connections would find no thread to finish on.
+    """
+    state: ApiState = request.app.state.gw
+    conn = await anyio.to_thread.run_sync(state.pool.getconn, limiter=state.db_limiter)
+    # Giving back must never wait for a thread that may all be waiting for connections.
+    release = anyio.CapacityLimiter(1)
+    try:
         yield conn
+    except BaseException:
+        with anyio.CancelScope(shield=True):
+            await anyio.to_thread.run_sync(_give_back, state.pool, conn, False, limiter=release)
+        raise
+    with anyio.CancelScope(shield=True):
+        await anyio.to_thread.run_sync(_give_back, state.pool, conn, True, limiter=release)
+
+
+def _give_back(pool: ConnectionPool, conn: psycopg.Connection, commit: bool) -> None:
+    try:
+        if commit:
+            conn.commit()
+        else:
+            conn.rollback()
+    except psycopg.Error:
+        pass  # a broken connection: the pool checks it and replaces it
+    pool.putconn(conn)
 
 
 State = Annotated[ApiState, Depends(get_state)]

@@ -9,10 +9,10 @@ import html
 from datetime import timedelta
 from urllib.parse import parse_qs, urlsplit
 
+import anyio
 from fastapi import APIRouter, Request
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from starlette.concurrency import run_in_threadpool
 
 from gridwatch.api.auth import SESSION_COOKIE, Caller
 from gridwatch.api.responses import JSONResponse
@@ -77,7 +77,7 @@ def healthz():
     responses={503: {"description": "something it needs is down"}},
 )
 async def readyz(state: State):
-    database = await run_in_threadpool(_database_ready, state)
+    database = await anyio.to_thread.run_sync(_database_ready, state, limiter=state.db_limiter)
     broker = await _broker_ready(state.mqtt_url)
     ready = database == "ok" and broker in ("ok", "not configured")
     return JSONResponse(
@@ -151,7 +151,7 @@ async def login(request: Request, state: State):
         with state.pool.connection() as conn:
             return create_session(conn, principal.user_id, expires_at=expires)
 
-    session_id = await run_in_threadpool(start_session)
+    session_id = await anyio.to_thread.run_sync(start_session, limiter=state.db_limiter)
     response = RedirectResponse(target, 303)
     response.set_cookie(
         SESSION_COOKIE,
@@ -174,7 +174,7 @@ async def logout(request: Request, state: State):
             with state.pool.connection() as conn:
                 end_session(conn, session_id)
 
-        await run_in_threadpool(end)
+        await anyio.to_thread.run_sync(end, limiter=state.db_limiter)
     response = RedirectResponse("/login", 303)
     response.delete_cookie(SESSION_COOKIE, path="/")
     return response

@@ -64,6 +64,9 @@ class Settings(BaseSettings):
     api_token_cache_s: float = Field(
         default=10.0, ge=0, description="how long a checked token is trusted without a lookup"
     )
+    api_counts_ttl_s: float = Field(
+        default=1.0, ge=0, description="live grid counts are shared this long between requests"
+    )
     tianditu_key: str | None = Field(default=None, description="key for GRIDWATCH_TILES=tianditu")
     hazard_deadlines_h: dict[str, float] = Field(
         default_factory=lambda: {"critical": 2.0, "high": 24.0, "medium": 72.0, "low": 168.0},

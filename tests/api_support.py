@@ -150,6 +150,7 @@ def api_settings(tmp: Path, url: str, **extra) -> Settings:
         data_dir=tmp / "data",
         topic_prefix=f"t{uuid.uuid4().hex[:8]}",
         api_token_cache_s=0,
+        api_counts_ttl_s=0,
         **extra,
     )
 
