@@ -1,0 +1,260 @@
+"""Benchmark of the HTTP API: the grids layer (with live counts) and bbox queries under many
+concurrent clients, against a real uvicorn server on 127.0.0.1 over the sample district
+(110 grids, 2,000 residents, 1,000 hazards, a day of patrols), with /healthz in the same
+run as the baseline of what the server and client cost with no work behind them.
+
+    python bench/api.py [--clients 100] [--seconds 10]
+
+Uses GRIDWATCH_DATABASE_URL's server (a fresh database is made and dropped) or an embedded
+PostgreSQL. The last line printed is one JSON object: p50_ms, p95_ms, rps, errors (grids
+layer and bbox queries together), then the same for the baseline and each kind of request.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from contextlib import ExitStack
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import psycopg
+
+from gridwatch.api.hazard_rules import deadlines_from_hours
+from gridwatch.sample import load_sample_district
+from gridwatch.services import Services
+from gridwatch.settings import Settings
+from gridwatch.store.api_sample import seed_activity
+from gridwatch.store.migrate import migrate_for
+from gridwatch.store.users import create_user
+
+# The sample street lies within this box; bbox queries pick windows inside it.
+DISTRICT = (109.880, 40.636, 109.930, 40.664)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--clients", type=int, default=100)
+    parser.add_argument("--seconds", type=float, default=10.0, help="per phase")
+    parser.add_argument(
+        "--serve", nargs=2, metavar=("DATABASE_URL", "PORT"), help=argparse.SUPPRESS
+    )
+    args = parser.parse_args()
+    if args.serve:
+        return serve(args.serve[0], int(args.serve[1]))
+    settings = Settings()
+    with ExitStack() as stack:
+        services = stack.enter_context(Services(settings))
+        server_url = services.database_url()
+        database_url = make_database(server_url)
+        stack.callback(drop_database, server_url, database_url)
+        token = prepare(database_url, settings)
+        port = free_port()
+        server = start_server(database_url, port)
+        stack.callback(stop_server, server)
+        base = f"http://127.0.0.1:{port}"
+        results = asyncio.run(run_phases(base, token, args.clients, args.seconds))
+    report(results, args.clients)
+    return 0
+
+
+def make_database(server_url: str) -> str:
+    name = f"gw_bench_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    base, _, rest = server_url.rpartition("/")
+    query = "?" + rest.split("?", 1)[1] if "?" in rest else ""
+    return f"{base}/{name}{query}"
+
+
+def drop_database(server_url: str, database_url: str) -> None:
+    name = database_url.rpartition("/")[2].split("?")[0]
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def prepare(database_url: str, settings: Settings) -> str:
+    started = time.perf_counter()
+    with psycopg.connect(database_url) as conn:
+        migrate_for(conn, settings)
+        load_sample_district(conn, Path(tempfile.mkdtemp(prefix="gw-bench-")))
+        seeded = seed_activity(
+            conn,
+            now=datetime.now(UTC),
+            zone=settings.zone,
+            deadlines=deadlines_from_hours(settings.hazard_deadlines_h),
+        )
+        token = create_user(conn, "bench", role="admin")
+    print(
+        f"sample district loaded: 110 grids, 2000 residents, {seeded.hazards} hazards, "
+        f"{seeded.alerts} alerts, {seeded.checkins} check-ins "
+        f"({time.perf_counter() - started:.1f} s)",
+        flush=True,
+    )
+    return token
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_server(database_url: str, port: int) -> subprocess.Popen:
+    """The server in a process of its own, so the clients do not share its interpreter."""
+    server = subprocess.Popen(
+        [sys.executable, __file__, "--serve", database_url, str(port)],
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
+                return server
+        except httpx.HTTPError:
+            pass
+        if server.poll() is not None:
+            raise SystemExit("the API server exited at start")
+        time.sleep(0.2)
+    server.kill()
+    raise SystemExit("the API server did not become ready within 60 s")
+
+
+def stop_server(server: subprocess.Popen) -> None:
+    server.send_signal(signal.SIGINT)
+    try:
+        server.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        server.kill()
+
+
+def serve(database_url: str, port: int) -> int:
+    import uvicorn
+
+    from gridwatch.api.app import create_app
+
+    settings = Settings(database_url=database_url)
+    app = create_app(settings, database_url=database_url)
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+    return 0
+
+
+def grids_request() -> tuple[str, dict]:
+    return "/collections/grids/items", {"limit": "1000"}
+
+
+def bbox_request(rng: random.Random) -> tuple[str, dict]:
+    """A window of 300-800 m somewhere in the street: hazards, or the grids it touches."""
+    width, height = rng.uniform(0.0035, 0.0095), rng.uniform(0.0027, 0.0072)
+    lon = rng.uniform(DISTRICT[0], DISTRICT[2] - width)
+    lat = rng.uniform(DISTRICT[1], DISTRICT[3] - height)
+    box = f"{lon:.6f},{lat:.6f},{lon + width:.6f},{lat + height:.6f}"
+    layer = rng.choice(("hazards", "grids"))
+    return f"/collections/{layer}/items", {"bbox": box, "limit": "1000"}
+
+
+async def run_phases(base: str, token: str, clients: int, seconds: float) -> dict:
+    headers = {"Authorization": f"Bearer {token}", "Accept-Encoding": "gzip"}
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    async with httpx.AsyncClient(
+        base_url=base, headers=headers, limits=limits, timeout=60
+    ) as client:
+        await phase(client, 10, 2.0, lambda rng: ("mixed", *grids_request()))  # warm up
+        baseline = await phase(client, clients, seconds, lambda rng: ("healthz", "/healthz", {}))
+        work = await phase(
+            client,
+            clients,
+            seconds,
+            lambda rng: (
+                ("grids", *grids_request()) if rng.random() < 0.5 else ("bbox", *bbox_request(rng))
+            ),
+        )
+    return {"baseline": baseline, "work": work}
+
+
+async def phase(client: httpx.AsyncClient, clients: int, seconds: float, choose) -> dict:
+    """`clients` concurrent loops of requests for `seconds`; latencies by kind, errors."""
+    latencies: dict[str, list[float]] = {}
+    errors = 0
+    stop_at = time.perf_counter() + seconds
+
+    async def loop(n: int) -> None:
+        nonlocal errors
+        rng = random.Random(n)
+        while time.perf_counter() < stop_at:
+            kind, path, params = choose(rng)
+            started = time.perf_counter()
+            try:
+                response = await client.get(path, params=params)
+                await response.aread()
+                ok = response.status_code == 200
+            except httpx.HTTPError:
+                ok = False
+            elapsed = (time.perf_counter() - started) * 1000
+            if ok:
+                latencies.setdefault(kind, []).append(elapsed)
+            else:
+                errors += 1
+
+    started = time.perf_counter()
+    await asyncio.gather(*(loop(n) for n in range(clients)))
+    wall = time.perf_counter() - started
+    return {"latencies": latencies, "errors": errors, "wall_s": wall}
+
+
+def summary(latencies: list[float], errors: int, wall_s: float) -> dict:
+    if not latencies:
+        return {"p50_ms": None, "p95_ms": None, "rps": 0.0, "errors": errors}
+    cuts = statistics.quantiles(latencies, n=100)
+    return {
+        "p50_ms": round(statistics.median(latencies), 1),
+        "p95_ms": round(cuts[94], 1),
+        "rps": round(len(latencies) / wall_s, 1),
+        "errors": errors,
+    }
+
+
+def report(results: dict, clients: int) -> None:
+    base, work = results["baseline"], results["work"]
+    all_work = [x for values in work["latencies"].values() for x in values]
+    overall = summary(all_work, work["errors"], work["wall_s"])
+    baseline = summary(base["latencies"].get("healthz", []), base["errors"], base["wall_s"])
+    kinds = {kind: summary(values, 0, work["wall_s"]) for kind, values in work["latencies"].items()}
+    print(f"{clients} concurrent clients, {work['wall_s']:.1f} s per phase", flush=True)
+    print(f"  baseline /healthz        {_line(baseline)}")
+    print(f"  grids layer + bbox       {_line(overall)}")
+    for kind, figures in sorted(kinds.items()):
+        print(f"    {kind:<22} {_line(figures)}")
+    print(
+        json.dumps(
+            {
+                **overall,
+                "clients": clients,
+                "baseline": baseline,
+                "by_kind": kinds,
+            }
+        )
+    )
+
+
+def _line(figures: dict) -> str:
+    return (
+        f"p50 {figures['p50_ms']} ms, p95 {figures['p95_ms']} ms, {figures['rps']} req/s, "
+        f"{figures['errors']} errors"
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())
