@@ -28,6 +28,11 @@
   function details(alert) {
     var r = alert.resident || {};
     var parts = [t.state[alert.status] || alert.status, t.level[alert.level] || alert.level];
+    if (alert.since) {
+      var since = new Date(alert.since);
+      parts.unshift(since.toLocaleString([], { month: "numeric", day: "numeric",
+        hour: "2-digit", minute: "2-digit" }));
+    }
     if (r.phone) { parts.push(r.phone); }
     if (r.address) { parts.push(r.address); }
     return parts.join(" · ");
