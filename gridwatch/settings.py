@@ -28,6 +28,9 @@ class Settings(BaseSettings):
         default=None, description="mqtt://user:pass@host:1883 or mqtts://; unset starts a broker"
     )
     topic_prefix: str = "gw"
+    owntracks_topic: str = Field(
+        default="owntracks", description="OwnTracks base topic (the app's default is owntracks)"
+    )
     tz: str = "Asia/Shanghai"
     data_dir: Path = Field(default_factory=_default_data_dir)
     tiles: Literal["none", "osm", "tianditu", "amap"] = "none"
@@ -104,7 +107,7 @@ class Settings(BaseSettings):
             raise ValueError(f"unknown time zone {value!r} (use an IANA name)") from exc
         return value
 
-    @field_validator("topic_prefix")
+    @field_validator("topic_prefix", "owntracks_topic")
     @classmethod
     def _plain_prefix(cls, value: str) -> str:
         if not value or any(c in value for c in "#+$") or value.startswith("/"):

@@ -19,9 +19,11 @@ _BY_KIND = {
 }
 
 
-def subscriptions(prefix: str, shared_group: str | None = None) -> list[str]:
+def subscriptions(
+    prefix: str, shared_group: str | None = None, owntracks_base: str = "owntracks"
+) -> list[str]:
     """Topic filters for every inbound kind; `$share/{group}/` in front to share them."""
-    filters = [f"{prefix}/{kind}/+" for kind in _BY_KIND] + ["owntracks/+/+"]
+    filters = [f"{prefix}/{kind}/+" for kind in _BY_KIND] + [f"{owntracks_base}/+/+"]
     if shared_group:
         filters = [f"$share/{shared_group}/{f}" for f in filters]
     return filters
@@ -30,8 +32,9 @@ def subscriptions(prefix: str, shared_group: str | None = None) -> list[str]:
 class TopicRouter:
     """Sends each topic to its parser; built once per worker for its topic prefix."""
 
-    def __init__(self, prefix: str) -> None:
+    def __init__(self, prefix: str, owntracks_base: str = "owntracks") -> None:
         self._prefix = prefix
+        self._owntracks = owntracks_base
 
     def parse(self, topic: str, payload: bytes, ctx: ParseContext) -> Reading | None:
         """Parse a message by its topic; None for messages that are ignored on purpose."""
@@ -42,9 +45,9 @@ class TopicRouter:
             if parse_kind is not None:
                 return parse_kind(levels[1], payload, ctx)
         levels = topic.split("/")
-        if len(levels) == 3 and levels[0] == "owntracks":
+        if len(levels) == 3 and levels[0] == self._owntracks:
             return owntracks.parse(levels[1], levels[2], payload, ctx)
         raise InvalidPayload(
             f"unknown topic {topic[:120]!r}: expected {self._prefix}/(meter|sensor|patrol|hazard)"
-            "/{id} or owntracks/{user}/{device}"
+            f"/{{id}} or {self._owntracks}/{{user}}/{{device}}"
         )

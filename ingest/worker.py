@@ -84,7 +84,7 @@ class IngestWorker:
         self.address = BrokerAddress.from_url(mqtt_url)
         self.shared = shared
         self.client_id = client_id or default_client_id(settings.mqtt_client_id, shared)
-        self.router = TopicRouter(settings.topic_prefix)
+        self.router = TopicRouter(settings.topic_prefix, settings.owntracks_topic)
         self.stats = IngestStats()
         self.subscribed = threading.Event()
         self._inbox: deque = deque()
@@ -106,7 +106,9 @@ class IngestWorker:
             self.client_id,
             "resumed" if flags.session_present else "new",
         )
-        filters = subscriptions(self.settings.topic_prefix, self.shared)
+        filters = subscriptions(
+            self.settings.topic_prefix, self.shared, self.settings.owntracks_topic
+        )
         if client.protocol == mqtt.MQTTv5:
             client.subscribe([(f, SubscribeOptions(qos=1)) for f in filters])
         else:

@@ -92,7 +92,7 @@ def migrate(
             if migration.version in done:
                 continue
             with conn.transaction():
-                conn.execute(_render(migration.sql, mode.name, retention_days))
+                conn.execute(_render(migration.sql, mode.name, retention_days, zone))
                 conn.execute(
                     "INSERT INTO schema_migrations (version, name) VALUES (%s, %s)",
                     (migration.version, migration.name),
@@ -138,8 +138,14 @@ def _mode_in_force(conn: psycopg.Connection, meta: dict[str, str], storage: str)
     return StorageMode(recorded, meta.get("mode_reason", "recorded at the first migration"))
 
 
-def _render(text: str, mode: str, retention_days: int) -> str:
+def _render(text: str, mode: str, retention_days: int, zone: str) -> str:
+    """Fill a migration's placeholders: partitioning, retention and the zone of local hours."""
+    from zoneinfo import ZoneInfo
+
+    ZoneInfo(zone)  # a known zone name, never free text, goes into the SQL
     partition_by = "PARTITION BY RANGE (observed_at)" if mode == PLAIN else ""
-    return text.replace("{partition_by}", partition_by).replace(
-        "{retention_days}", str(int(retention_days))
+    return (
+        text.replace("{partition_by}", partition_by)
+        .replace("{retention_days}", str(int(retention_days)))
+        .replace("{tz}", zone)
     )

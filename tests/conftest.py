@@ -148,15 +148,18 @@ def settings(tmp_path: Path, database_url: str, mqtt_url: str) -> Settings:
 
 
 def make_settings(tmp_path: Path, database_url: str, mqtt_url: str, **extra) -> Settings:
+    """Settings of one test: its own topic prefix and client id; `extra` overrides."""
     tag = uuid.uuid4().hex[:10]
-    return Settings(
-        database_url=database_url,
-        mqtt_url=mqtt_url,
-        topic_prefix=f"t{tag}",
-        mqtt_client_id=f"gw-test-{tag}",
-        data_dir=tmp_path / "data",
-        **extra,
-    )
+    values = {
+        "database_url": database_url,
+        "mqtt_url": mqtt_url,
+        "topic_prefix": f"t{tag}",
+        "mqtt_client_id": f"gw-test-{tag}",
+        # A test's session on a shared broker should not outlive the run by a week.
+        "mqtt_session_expiry_s": 600,
+        "data_dir": tmp_path / "data",
+    }
+    return Settings(**{**values, **extra})
 
 
 class RunningWorker:

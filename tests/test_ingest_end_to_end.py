@@ -21,7 +21,9 @@ def district():
 
 @pytest.fixture
 def district_settings(tmp_path, district_database_url, mqtt_url):
-    return make_settings(tmp_path, district_database_url, mqtt_url)
+    # Its own OwnTracks base, so points of other runs on a shared broker stay out.
+    settings = make_settings(tmp_path, district_database_url, mqtt_url)
+    return settings.model_copy(update={"owntracks_topic": f"ot{settings.topic_prefix}"})
 
 
 def _grid_code_of(url: str, table: str, where: str, params: tuple) -> str | None:
@@ -56,10 +58,10 @@ def test_every_kind_is_stored_with_its_grid(district, district_settings, start_w
          "category": "structural", "severity": "high", "description": "墙体开裂"},
     )  # fmt: skip
     publish(
-        "owntracks/W-3/phone",
+        f"{s.owntracks_topic}/W-3/phone",
         {"_type": "location", "lat": inside.y, "lon": inside.x, "tst": 1763856900},
     )
-    publish("owntracks/W-3/phone", {"_type": "transition", "event": "enter"})
+    publish(f"{s.owntracks_topic}/W-3/phone", {"_type": "transition", "event": "enter"})
     publish(f"{s.topic_prefix}/patrol/W-4", {"ts": TS, "lat": 0.5, "lon": 0.5})
     publish.flush()
     wait_for(lambda: running.stats.received >= 8, what="8 messages ingested")

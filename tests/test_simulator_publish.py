@@ -36,6 +36,8 @@ class Subscriber:
         self.client.on_connect = lambda c, u, f, r, p: c.subscribe(topic_filter, qos=1)
         self.client.on_subscribe = lambda c, u, m, r, p: self.subscribed.set()
         self.client.on_message = self._on_message
+        if address.username:
+            self.client.username_pw_set(address.username, address.password)
         self.client.connect(address.host, address.port)
         self.client.loop_start()
         wait_for(self.subscribed.is_set, 20, "the subscription")

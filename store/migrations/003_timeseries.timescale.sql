@@ -1,4 +1,5 @@
--- TimescaleDB: hypertables in daily chunks, an hourly continuous aggregate of meter use,
+-- TimescaleDB: hypertables in daily chunks, an hourly continuous aggregate of meter use
+-- (local hours of the zone recorded at migration, as on plain PostgreSQL),
 -- compression after 7 days and retention. The compression calls are the 2.x names that
 -- newer releases keep as aliases of the columnstore API, so one file serves every 2.x.
 
@@ -11,7 +12,7 @@ SELECT create_hypertable('patrol_checkins', 'observed_at',
 
 CREATE MATERIALIZED VIEW meter_hourly WITH (timescaledb.continuous) AS
 SELECT meter_id,
-       time_bucket(INTERVAL '1 hour', observed_at) AS bucket,
+       time_bucket(INTERVAL '1 hour', observed_at, '{tz}') AS bucket,
        count(*) AS readings,
        avg(power_w) AS power_w_avg,
        max(power_w) AS power_w_max,
@@ -20,7 +21,7 @@ SELECT meter_id,
        min(water_l) AS water_l_min,
        max(water_l) AS water_l_max
 FROM meter_readings
-GROUP BY meter_id, time_bucket(INTERVAL '1 hour', observed_at)
+GROUP BY meter_id, time_bucket(INTERVAL '1 hour', observed_at, '{tz}')
 WITH NO DATA;
 
 SELECT add_continuous_aggregate_policy('meter_hourly',
