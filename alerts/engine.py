@@ -126,8 +126,10 @@ class HomeState:
         if evening:
             self.last_evening_sign = _later(self.last_evening_sign, at)
         previous = self.profile.last_seen
-        away = previous is not None and any(
-            a.starts_at < at and a.ends_at > previous for a in self.absences
+        # A quiet as long as the alarm threshold was an incident or an absence, not a night.
+        away = previous is not None and (
+            any(a.starts_at < at and a.ends_at > previous for a in self.absences)
+            or at - previous >= self.effective_rules().no_activity
         )
         if self.profile.observe(at, zone, away=away or abnormal):
             self.effective = None
@@ -311,6 +313,9 @@ class AlertEngine:
             state = self.homes.get(resident)
             if state is None:
                 continue
+            if any(at > now for _kind, at in state.emergencies):
+                # A press stamped ahead by a fast device clock happened now, not later.
+                state.emergencies = [(kind, min(at, now)) for kind, at in state.emergencies]
             actions.extend(
                 plan_home(
                     resident,

@@ -103,14 +103,17 @@ class AlertStore:
             "received_at", "received_at > %(w)s", {"w": watermark}
         ):
             signals.append(signal)
-            if received is not None and (newest is None or received > newest):
+            # Checks move no watermark: their arrival is the database's clock, not ingest's.
+            if signal.source != "check" and (newest is None or received > newest):
                 newest = received
         return signals, newest
 
     def _signals(self, column: str, where: str, params: dict[str, Any]):
         """One round trip over the four sources, ordered by observation time, so that each
         meter's readings come in order and a home's signs of life too."""
-        check_where = where.replace(column, "at")
+        # A check is polled by when it was recorded, like device data, so a host whose clock
+        # is behind cannot slip it under the watermark; it is observed at `at`.
+        check_where = where.replace("observed_at", "at")
         query = f"""
             SELECT 'meter', meter_id, observed_at, received_at, power_w, energy_kwh, water_l,
                    NULL::text
@@ -123,7 +126,7 @@ class AlertStore:
             FROM patrol_checkins WHERE {where}
               AND kind = 'visit' AND status IN ('ok', 'concern') AND resident_id IS NOT NULL
             UNION ALL
-            SELECT 'check', resident_id, at, NULL, NULL, NULL, NULL, NULL
+            SELECT 'check', resident_id, at, received_at, NULL, NULL, NULL, NULL
             FROM resident_checks WHERE {check_where}
             ORDER BY 3
         """

@@ -202,18 +202,18 @@ def test_quiet_home_gets_one_no_activity_alert_at_the_deadline_and_it_resolves_o
     assert [a.status for a in store.alerts_of(NO_ACTIVITY)] == ["resolved"]
 
 
-def test_an_sos_from_a_device_clock_a_few_minutes_fast_opens_when_its_time_comes():
+def test_an_sos_from_a_device_clock_a_few_minutes_fast_opens_at_once():
     # No other data arrives for the home afterwards (its meter reports to the minute): only
     # the engine's own schedule can bring it back to the home.
     store = FakeStore([a_home(meter=None, sensors=("S00001-door", "S00001-pendant"))])
     store.signals.append(sensor(at("13:55"), "door_open"))
     store.clock = at("14:00")
     engine = started(store, at("14:00"))
-    # Received at 14:00, stamped 14:03 by a fast clock.
+    # Received at 14:00, stamped 14:03 by a fast clock: the press is now, not in 3 minutes.
     store.signals.append((at("14:00"), Signal("sensor", "S00001-pendant", at("14:03"), event=SOS)))
-    actions = step_through(engine, store, at("14:03"))
+    actions = step_through(engine, store, at("14:01"))
     assert [a.condition.kind for a in actions if isinstance(a, Open)] == [SOS]
-    assert store.alerts_of(SOS)[0].since == at("14:03")
+    assert store.alerts_of(SOS)[0].since <= at("14:01")
 
 
 def test_escalation_every_thirty_minutes_until_acknowledged():
