@@ -194,7 +194,7 @@ class ApiState:
         self._tokens.clear()
 
 
-def get_state(request: Request) -> ApiState:
+async def get_state(request: Request) -> ApiState:
     return request.app.state.gw
 
 
