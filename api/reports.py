@@ -31,8 +31,8 @@ def _source_id(data: dict, field: str, principal: Principal, what: str) -> str:
     given = data.get(field)
     if given is None:
         return principal.name
-    if not isinstance(given, str):
-        raise InvalidPayload(f"{field} must be text")
+    if not isinstance(given, str) or not given:
+        raise InvalidPayload(f"{field} must be non-empty text")
     check_source_id(given, what)
     # On MQTT this id is a topic level, which can hold none of these.
     if any(c in given for c in "/+#\x00"):
