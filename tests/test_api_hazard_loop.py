@@ -246,3 +246,25 @@ def test_escalation_plan_catches_up_level_by_level():
     assert plan_escalations([clock(status="resolved")], t0 + timedelta(days=9), DEADLINES) == []
     fresh = plan_escalations([clock(deadline=None)], t0, DEADLINES)
     assert fresh == [SetDeadline("h", t0 + timedelta(hours=2))]
+
+
+def test_steps_refuse_bad_bodies_with_a_reason(loop):
+    _, http, url = loop
+    lon, lat = _inside(url, GRID_A)
+    hazard_id = str(uuid.uuid4())
+    http["worker_a"].post(
+        "/hazards",
+        json={"id": hazard_id, "lat": lat, "lon": lon, "category": "road", "severity": "low"},
+    )
+    for action, body, words in (
+        ("resolve", {}, "note"),
+        ("resolve", {"note": "   "}, "blank"),
+        ("resolve", {"note": "ok", "photo_urls": ["javascript:alert(1)"]}, "http(s) URL"),
+        ("assign", {"assignee": "W001", "priority": "high"}, "priority"),
+        ("close", {"note": "x" * 5000}, "note"),
+    ):
+        response = http["worker_a"].post(f"/hazards/{hazard_id}/{action}", json=body)
+        assert response.status_code == 422, (action, body, response.text)
+        assert words in reason(response), (action, reason(response))
+    assert http["worker_a"].post(f"/hazards/{uuid.uuid4()}/start", json={}).status_code == 404
+    assert http["worker_a"].post("/hazards/not-a-uuid/start", json={}).status_code == 404

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import httpx
 import psycopg
 import pytest
 import shapely
@@ -306,3 +307,18 @@ def test_masks():
     assert mask_phone("13912341234") == "139****1234"
     assert mask_address("青山区富强路12号3栋2单元301室") == "青山区富强路****"
     assert mask_name(None) is None
+
+
+def test_ready_only_when_database_and_broker_answer(seeded_url, mqtt_url, tmp_path):
+    from api_support import ApiServer, Clock, api_settings, free_port
+
+    settings = api_settings(tmp_path, seeded_url)
+    with ApiServer(settings, seeded_url, Clock(), mqtt_url=mqtt_url) as server:
+        ready = httpx.get(f"{server.url}/readyz").json()
+        assert ready == {"status": "ok", "database": "ok", "broker": "ok"}
+    nobody = f"mqtt://127.0.0.1:{free_port()}"
+    with ApiServer(settings, seeded_url, Clock(), mqtt_url=nobody) as server:
+        response = httpx.get(f"{server.url}/readyz")
+        assert response.status_code == 503
+        assert response.json()["broker"].startswith("unreachable")
+        assert httpx.get(f"{server.url}/healthz").status_code == 200
