@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -95,8 +96,16 @@ class AlertFeed:
         self._gap: _Gap | None = None
         self._task: asyncio.Task | None = None
 
-    async def start(self) -> None:
-        self.watermark = await asyncio.to_thread(self._max_id)
+    async def start(self, settle_s: float = 10.0) -> None:
+        """Start from the newest event, once every id up to it is final (a writer that took
+        a lower id has ended), so that a page served after start sees what the feed skips."""
+        newest = await asyncio.to_thread(self._max_id)
+        writers = await asyncio.to_thread(self._writers_now)
+        deadline = time.monotonic() + settle_s
+        while writers and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+            writers &= await asyncio.to_thread(self._writers_now)
+        self.watermark = newest
         self._task = asyncio.create_task(self._run(), name="alert-feed")
 
     async def stop(self) -> None:
@@ -196,6 +205,10 @@ class AlertFeed:
             "AND mode = 'RowExclusiveLock' AND pid <> pg_backend_pid()"
         ).fetchall()
         return frozenset(row[0] for row in rows)
+
+    def _writers_now(self) -> frozenset[str]:
+        with self.pool.connection() as conn:
+            return self._writers(conn)
 
     def _max_id(self) -> int:
         with self.pool.connection() as conn:
