@@ -14,6 +14,7 @@ outages_reported_as_inactivity.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 import uuid
@@ -22,6 +23,7 @@ from zoneinfo import ZoneInfo
 import orjson
 import psycopg
 
+from gridwatch.simulators.faults import FaultRates
 from gridwatch.simulators.quality import quality_report, run_quality
 
 
@@ -38,6 +40,10 @@ def main() -> int:
             "GRIDWATCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
         ),
     )
+    parser.add_argument("--falls", type=float, help="falls per 100 resident-days")
+    parser.add_argument("--sos", type=float, help="SOS presses per 100 resident-days")
+    parser.add_argument("--outages", type=float, help="meter outages per 100 resident-days")
+    parser.add_argument("--absences", type=float, help="absences per 100 resident-days")
     parser.add_argument("--plot", help="write a PNG of one resident's week here")
     parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
     args = parser.parse_args()
@@ -61,6 +67,12 @@ def main() -> int:
             )
 
     try:
+        rates = FaultRates()
+        for name in ("falls", "sos", "absences"):
+            if getattr(args, name) is not None:
+                rates = dataclasses.replace(rates, **{name: getattr(args, name)})
+        if args.outages is not None:
+            rates = dataclasses.replace(rates, meter_outages=args.outages)
         run = run_quality(
             url,
             residents=args.residents,
@@ -69,6 +81,7 @@ def main() -> int:
             meter_interval_s=args.meter_interval,
             warmup_days=args.warmup_days,
             progress=progress,
+            rates=rates,
         )
         report = quality_report(run, zone)
         if args.plot:
