@@ -199,36 +199,43 @@ async def get_state(request: Request) -> ApiState:
 
 
 async def get_conn(request: Request) -> AsyncIterator[psycopg.Connection]:
-    """A pooled connection for the request; committed when the handler returns normally.
+    """A pooled connection for the request, committed when the handler returns, before the
+    response goes out (`Conn` ends it with the handler): a client never hears of a write
+    that is not yet, or never, committed.
 
     Waiting for a connection happens on threads of its own (`db_limiter`), never on the
     threads that run handlers: if every handler thread could sit waiting for a connection,
-    the requests holding the connections would find no thread to finish on.
+    the requests holding the connections would find no thread to finish on. Giving it back
+    waits for no thread at all.
     """
     state: ApiState = request.app.state.gw
     conn = await anyio.to_thread.run_sync(state.pool.getconn, limiter=state.db_limiter)
-    # Giving back must never wait for a thread that may all be waiting for connections.
     release = anyio.CapacityLimiter(1)
     try:
         yield conn
     except BaseException:
         with anyio.CancelScope(shield=True):
-            await anyio.to_thread.run_sync(_give_back, state.pool, conn, False, limiter=release)
+            await anyio.to_thread.run_sync(_roll_back, state.pool, conn, limiter=release)
         raise
     with anyio.CancelScope(shield=True):
-        await anyio.to_thread.run_sync(_give_back, state.pool, conn, True, limiter=release)
+        await anyio.to_thread.run_sync(_commit, state.pool, conn, limiter=release)
 
 
-def _give_back(pool: ConnectionPool, conn: psycopg.Connection, commit: bool) -> None:
+def _commit(pool: ConnectionPool, conn: psycopg.Connection) -> None:
     try:
-        if commit:
-            conn.commit()
-        else:
-            conn.rollback()
+        conn.commit()  # a failure here reaches the client as an error, not as success
+    finally:
+        pool.putconn(conn)
+
+
+def _roll_back(pool: ConnectionPool, conn: psycopg.Connection) -> None:
+    try:
+        conn.rollback()
     except psycopg.Error:
         pass  # a broken connection: the pool checks it and replaces it
-    pool.putconn(conn)
+    finally:
+        pool.putconn(conn)
 
 
 State = Annotated[ApiState, Depends(get_state)]
-Conn = Annotated[psycopg.Connection, Depends(get_conn)]
+Conn = Annotated[psycopg.Connection, Depends(get_conn, scope="function")]

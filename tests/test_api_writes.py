@@ -344,3 +344,25 @@ def test_bodies_have_a_size_limit_and_a_type(http, shapes):
         "/checkins", content=b"lat=1", headers={"content-type": "text/plain"}
     )
     assert text.status_code == 415 and reason(text)
+
+
+def test_a_write_is_committed_before_its_response_goes_out(http, seeded_url):
+    """The client that got 201 may read it back at once, from another connection."""
+    with psycopg.connect(seeded_url) as conn:
+        resident = conn.execute(
+            "SELECT r.id FROM residents r JOIN grids g ON g.id = r.grid_id WHERE g.code = %s "
+            "ORDER BY r.id DESC LIMIT 1",
+            (GRID_A,),
+        ).fetchone()[0]
+    for day in range(1, 21):
+        made = http["worker_a"].post(
+            "/absences",
+            json={
+                "resident_id": resident,
+                "starts_at": f"2026-12-{day:02d}T08:00",
+                "ends_at": f"2026-12-{day:02d}T20:00",
+            },
+        )
+        assert made.status_code == 201
+        listed = http["duty_street"].get("/absences", params={"resident_id": resident}).json()
+        assert made.json()["id"] in [a["id"] for a in listed["items"]], f"write {day} unseen"
