@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import heapq
 import logging
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -51,6 +52,8 @@ ACTIVITY_EVENTS = frozenset(
 EVENING_EVENTS = frozenset({"light_on"})
 # How far back a cold start reads raw data: the longest quiet threshold plus a margin.
 HISTORY_WINDOW = timedelta(hours=26)
+SHORT_OVERLAP = timedelta(seconds=5)
+FULL_POLL_EVERY_S = 30.0
 # Data stamped further ahead of the engine's clock than this is a device with a fast clock;
 # it counts as arriving now, so it cannot hold off alerts.
 FUTURE_TOLERANCE = timedelta(minutes=5)
@@ -171,6 +174,7 @@ class AlertEngine:
         self._watermark: datetime | None = None
         self._now: datetime | None = None
         self._profiles_changed: set[str] = set()
+        self._last_full_poll = 0.0
 
     # -- loading ------------------------------------------------------------------------------
 
@@ -237,10 +241,19 @@ class AlertEngine:
     # -- new data -----------------------------------------------------------------------------
 
     def poll(self) -> int:
-        """Take in what arrived since the last poll; returns how many signals."""
+        """Take in what arrived since the last poll; returns how many signals.
+
+        Each poll looks a few seconds behind its watermark; every half minute it looks the
+        whole `overlap` back, for batches that committed long after they arrived (a
+        database outage): re-reading is harmless, every update takes the later value.
+        """
         if self._watermark is None:  # nothing ever received: look back as far as a cold start
             self._watermark = (self._now or datetime.now(self.zone)) - HISTORY_WINDOW
-        signals, newest = self.store.signals_received_after(self._watermark - self.overlap)
+        overlap = min(self.overlap, SHORT_OVERLAP)
+        if time.monotonic() - self._last_full_poll >= FULL_POLL_EVERY_S:
+            overlap = self.overlap
+            self._last_full_poll = time.monotonic()
+        signals, newest = self.store.signals_received_after(self._watermark - overlap)
         if newest is not None:
             self._watermark = max(self._watermark, newest)
         self._absorb(signals)

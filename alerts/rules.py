@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 NO_ACTIVITY = "no_activity"
@@ -134,6 +135,7 @@ def no_activity_deadline(history: HomeHistory, rules: Rules) -> datetime:
     return deadline
 
 
+@lru_cache(maxsize=4096)  # the same few windows for every home in a pass
 def window_on(day: date, window: tuple[time, time], zone: ZoneInfo) -> tuple[datetime, datetime]:
     """The window's start and end on a local day, as aware datetimes."""
     return datetime.combine(day, window[0], zone), datetime.combine(day, window[1], zone)
