@@ -54,21 +54,61 @@ def run_demo(settings: Settings, *, seconds: float | None = None) -> int:
                     target=run_alerts, args=(settings, database_url, mqtt_url, stop), name="alerts"
                 ),
             ]
+            api_server = _api_server(settings, database_url, mqtt_url)
+            threads.append(threading.Thread(target=api_server.run, name="api"))
             for thread in threads:
                 thread.start()
             try:
+                _announce_maps(settings, database_url, api_server)
                 if not worker.subscribed.wait(30):
                     log.error("the ingest worker did not subscribe within 30 s")
                     return
                 _traffic(settings, mqtt_url, database_url, district, worker, stop, seconds)
             finally:
                 stop.set()
+                api_server.should_exit = True
                 for thread in threads:
                     thread.join()
 
         run_until_signal(work)
     print("gridwatch demo stopped.", flush=True)
     return 0
+
+
+def _api_server(settings: Settings, database_url: str, mqtt_url: str):
+    """The API and map pages on GRIDWATCH_API_PORT, or a free port when that one is taken."""
+    import socket
+
+    import uvicorn
+
+    from gridwatch.api.app import create_app
+    from gridwatch.store.embedded import free_port
+
+    port = settings.api_port
+    with socket.socket() as probe:
+        if probe.connect_ex((settings.api_host, port)) == 0:
+            port = free_port(settings.api_host)
+    app = create_app(settings, database_url=database_url, mqtt_url=mqtt_url)
+    config = uvicorn.Config(
+        app, host=settings.api_host, port=port, log_level="warning", server_header=False
+    )
+    return uvicorn.Server(config)
+
+
+def _announce_maps(settings: Settings, database_url: str, server) -> None:
+    """Print the map URL and a fresh duty officer's token once the server listens."""
+    from gridwatch.store.users import create_user
+
+    deadline = time.monotonic() + 30
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.1)
+    with connect(database_url) as conn:
+        name = f"demo duty officer {datetime.now().astimezone():%Y%m%d-%H%M%S}"
+        token = create_user(conn, name, role="duty_officer", level="street", grid_codes=("QS-01",))
+    base = f"http://{settings.api_host}:{server.config.port}"
+    print(f"maps: {base}/maps/overview   live duty view: {base}/maps/live   API: {base}/docs",
+          flush=True)  # fmt: skip
+    print(f"duty officer token (log in at {base}/login): {token}", flush=True)
 
 
 def _sample_district(conn, settings: Settings):
