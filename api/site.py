@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import html
+import secrets
 from datetime import timedelta
 from urllib.parse import parse_qs, urlsplit
 
@@ -96,20 +97,58 @@ def _database_ready(state) -> str:
 
 
 async def _broker_ready(url: str | None) -> str:
+    """Connect, say MQTT CONNECT and wait for CONNACK: the broker is there and answers."""
     if not url:
         return "not configured"
     parts = urlsplit(url)
-    port = parts.port or (8883 if parts.scheme in ("mqtts", "ssl") else 1883)
+    tls = parts.scheme in ("mqtts", "ssl")
+    port = parts.port or (8883 if tls else 1883)
     try:
-        _, writer = await asyncio.wait_for(
-            asyncio.open_connection(parts.hostname or "127.0.0.1", port), 2.0
+        reader, writer = await asyncio.wait_for(
+            asyncio.open_connection(parts.hostname or "127.0.0.1", port, ssl=tls or None), 2.0
         )
     except (OSError, TimeoutError) as exc:
         return f"unreachable: {type(exc).__name__}"
-    writer.close()
-    with contextlib.suppress(OSError):
-        await writer.wait_closed()
-    return "ok"
+    try:
+        writer.write(_mqtt_connect(parts.username, parts.password))
+        await writer.drain()
+        ack = await asyncio.wait_for(reader.readexactly(4), 2.0)
+        if ack[0] != 0x20:
+            return "unreachable: not an MQTT broker"
+        if ack[3] != 0:
+            return f"refused: CONNACK return code {ack[3]}"
+        writer.write(b"\xe0\x00")  # DISCONNECT
+        await writer.drain()
+        return "ok"
+    except (OSError, TimeoutError, asyncio.IncompleteReadError) as exc:
+        return f"unreachable: {type(exc).__name__}"
+    finally:
+        writer.close()
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()
+
+
+def _mqtt_connect(username: str | None, password: str | None) -> bytes:
+    """An MQTT 3.1.1 CONNECT packet with a clean session and a throwaway client id."""
+
+    def text(value: str) -> bytes:
+        data = value.encode()
+        return len(data).to_bytes(2, "big") + data
+
+    flags = 0x02 | (0x80 if username else 0) | (0x40 if username and password else 0)
+    body = text("MQTT") + bytes([4, flags]) + (10).to_bytes(2, "big")
+    body += text(f"gridwatch-readyz-{secrets.token_hex(4)}")
+    if username:
+        body += text(username)
+        if password:
+            body += text(password)
+    length, encoded = len(body), bytearray()
+    while True:  # MQTT's variable-length "remaining length"
+        byte, length = length % 128, length // 128
+        encoded.append(byte | (0x80 if length else 0))
+        if not length:
+            break
+    return bytes([0x10]) + bytes(encoded) + body
 
 
 @router.get("/me", response_class=JSONResponse, summary="Who the token belongs to")
