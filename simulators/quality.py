@@ -185,6 +185,8 @@ def quality_report(run: QualityRun, zone: ZoneInfo) -> dict:
     delays: list[float] = []
     late = 0
     detected = 0
+    pending = 0
+    missed: list[str] = []
     explained: set[tuple[str, datetime]] = set()
     for fall in falls:
         down_until = fall.rescued_at or end
@@ -196,20 +198,27 @@ def quality_report(run: QualityRun, zone: ZoneInfo) -> dict:
         for o, _k, s in by_resident[fall.resident_id]:
             if fall.at - timedelta(hours=24) <= s and o <= down_until and o >= fall.at:
                 explained.add((fall.resident_id, o))
+        expected = None
+        if fall.detector_id is None:
+            expected = _expected_detection(fall, run, zone)
         if not hits:
+            if expected is not None and expected > end:
+                pending += 1  # the run ended before any rule could have noticed
+            else:
+                missed.append(fall.resident_id)
             continue
         detected += 1
         first = min(o for o, _k in hits)
-        delay = (first - fall.at).total_seconds() / 60
-        delays.append(delay)
-        expected = _expected_detection(fall, run.last_activity.get(fall.resident_id), zone)
-        if fall.detector_id is None and expected is not None and first > expected + WINDOW_GRACE:
+        delays.append((first - fall.at).total_seconds() / 60)
+        if expected is not None and first > expected + WINDOW_GRACE:
             late += 1
     for press in sos:
         hits = [o for o, k, _s in by_resident[press.resident_id] if k == SOS and o >= press.at]
         if hits:
             detected += 1
             delays.append((min(hits) - press.at).total_seconds() / 60)
+        else:
+            missed.append(press.resident_id)
     resident_days = run.residents * run.days
     false_by_kind = {kind: 0 for kind in ACTIVITY_KINDS}
     outage_alarms = 0
@@ -226,7 +235,7 @@ def quality_report(run: QualityRun, zone: ZoneInfo) -> dict:
             false_by_kind[kind] += 1
     per_100 = {k: round(100 * v / resident_days, 3) for k, v in false_by_kind.items()}
     per_100["total"] = round(100 * sum(false_by_kind.values()) / resident_days, 3)
-    incidents = len(falls) + len(sos)
+    incidents = len(falls) + len(sos) - pending
     meter_offline = sum(
         1 for alerts in by_resident.values() for _o, k, _s in alerts if k == "meter_offline"
     )
@@ -241,6 +250,8 @@ def quality_report(run: QualityRun, zone: ZoneInfo) -> dict:
         "falls": len(falls),
         "sos": len(sos),
         "falls_later_than_window_plus_5_min": late,
+        "missed": missed,
+        "pending_at_end_of_run": pending,
         "meter_outages": len(outages),
         "meter_offline_alerts": meter_offline,
         "residents": run.residents,
@@ -251,22 +262,27 @@ def quality_report(run: QualityRun, zone: ZoneInfo) -> dict:
     }
 
 
-def _expected_detection(fall, last_activity: datetime | None, zone: ZoneInfo) -> datetime | None:
-    """When the rules should notice a fall with no detector: the first of the 12-hour quiet,
-    the end of the next morning window, the end of the next evening window."""
+def _expected_detection(fall, run: QualityRun, zone: ZoneInfo) -> datetime | None:
+    """When the home's rules should notice a fall with no detector: the first of its quiet
+    threshold and the ends of its next morning and evening windows, with what the engine
+    had learned of the home (a late riser's window, a long sleeper's threshold)."""
+    last_activity = run.last_activity.get(fall.resident_id)
     if last_activity is None:
         return None
-    rules = Rules()
-    history = HomeHistory(monitored_since=fall.at - timedelta(days=30), last_activity=last_activity)
+    state = run.engine.homes.get(fall.resident_id) if run.engine else None
+    rules = state.effective_rules() if state else Rules()
+    morning_end = state.profile.morning_end(state.rules) if state else None
+    history = HomeHistory(
+        monitored_since=fall.at - timedelta(days=30),
+        last_activity=last_activity,
+        morning_end=morning_end,
+    )
     candidates = [no_activity_deadline(history, rules)]
     for window in (morning_window(history, rules), rules.evening):
         day = fall.at.astimezone(zone).date()
-        for offset in range(2):
+        for offset in range(3):
             start, end = window_on(day + timedelta(days=offset), window, zone)
-            if end > fall.at and last_activity < start:
-                candidates.append(end)
-                break
-            if end > fall.at and start > fall.at:
+            if end > fall.at and (last_activity < start or start > fall.at):
                 candidates.append(end)
                 break
     return min(candidates)
