@@ -7,6 +7,7 @@ algorithm (Krasovsky ellipsoid constants) shared by eviltransform and coordtrans
 
 from __future__ import annotations
 
+import math
 from typing import overload
 
 import numpy as np
@@ -32,31 +33,60 @@ def out_of_china(lon: npt.ArrayLike, lat: npt.ArrayLike) -> npt.NDArray[np.bool_
     return (lon < 72.004) | (lon > 137.8347) | (lat < 0.8293) | (lat > 55.8271)
 
 
-def _offset(lon: FloatArray, lat: FloatArray) -> tuple[FloatArray, FloatArray]:
-    """The GCJ-02 shift (dlon, dlat) in degrees at a WGS-84 point, ignoring the China box."""
+def _offset(lon, lat, m=np):
+    """The GCJ-02 shift (dlon, dlat) in degrees at a WGS-84 point, ignoring the China box.
+
+    `m` is numpy for arrays or `math` for one point: the same formula, and one point costs
+    a few microseconds instead of numpy's per-call overhead on one-element arrays.
+    """
     x = lon - 105.0
     y = lat - 35.0
-    x_pi = x * np.pi
-    y_pi = y * np.pi
-    sqrt_abs_x = np.sqrt(np.abs(x))
-    common = (20.0 * np.sin(6.0 * x_pi) + 20.0 * np.sin(2.0 * x_pi)) * 2.0 / 3.0
+    x_pi = x * m.pi
+    y_pi = y * m.pi
+    sqrt_abs_x = m.sqrt(abs(x))
+    common = (20.0 * m.sin(6.0 * x_pi) + 20.0 * m.sin(2.0 * x_pi)) * 2.0 / 3.0
 
     dlat = -100.0 + 2.0 * x + 3.0 * y + 0.2 * y * y + 0.1 * x * y + 0.2 * sqrt_abs_x
     dlat += common
-    dlat += (20.0 * np.sin(y_pi) + 40.0 * np.sin(y_pi / 3.0)) * 2.0 / 3.0
-    dlat += (160.0 * np.sin(y_pi / 12.0) + 320.0 * np.sin(y_pi / 30.0)) * 2.0 / 3.0
+    dlat += (20.0 * m.sin(y_pi) + 40.0 * m.sin(y_pi / 3.0)) * 2.0 / 3.0
+    dlat += (160.0 * m.sin(y_pi / 12.0) + 320.0 * m.sin(y_pi / 30.0)) * 2.0 / 3.0
 
     dlon = 300.0 + x + 2.0 * y + 0.1 * x * x + 0.1 * x * y + 0.1 * sqrt_abs_x
     dlon += common
-    dlon += (20.0 * np.sin(x_pi) + 40.0 * np.sin(x_pi / 3.0)) * 2.0 / 3.0
-    dlon += (150.0 * np.sin(x_pi / 12.0) + 300.0 * np.sin(x_pi / 30.0)) * 2.0 / 3.0
+    dlon += (20.0 * m.sin(x_pi) + 40.0 * m.sin(x_pi / 3.0)) * 2.0 / 3.0
+    dlon += (150.0 * m.sin(x_pi / 12.0) + 300.0 * m.sin(x_pi / 30.0)) * 2.0 / 3.0
 
-    rad_lat = lat / 180.0 * np.pi
-    magic = 1.0 - _EE * np.sin(rad_lat) ** 2
-    sqrt_magic = np.sqrt(magic)
-    dlat = (dlat * 180.0) / ((_A * (1.0 - _EE)) / (magic * sqrt_magic) * np.pi)
-    dlon = (dlon * 180.0) / (_A / sqrt_magic * np.cos(rad_lat) * np.pi)
+    rad_lat = lat / 180.0 * m.pi
+    magic = 1.0 - _EE * m.sin(rad_lat) ** 2
+    sqrt_magic = m.sqrt(magic)
+    dlat = (dlat * 180.0) / ((_A * (1.0 - _EE)) / (magic * sqrt_magic) * m.pi)
+    dlon = (dlon * 180.0) / (_A / sqrt_magic * m.cos(rad_lat) * m.pi)
     return dlon, dlat
+
+
+def _point_outside(lon: float, lat: float) -> bool:
+    return not (72.004 <= lon <= 137.8347 and 0.8293 <= lat <= 55.8271)  # NaN: outside
+
+
+def _wgs84_to_gcj02_point(lon: float, lat: float) -> tuple[float, float]:
+    if _point_outside(lon, lat):
+        return lon, lat
+    dlon, dlat = _offset(lon, lat, math)
+    return lon + dlon, lat + dlat
+
+
+def _gcj02_to_wgs84_point(lon: float, lat: float) -> tuple[float, float]:
+    if _point_outside(lon, lat):
+        return lon, lat
+    wlon, wlat = lon, lat
+    for _ in range(_INVERSE_MAX_STEPS):
+        glon, glat = _wgs84_to_gcj02_point(wlon, wlat)
+        err_lon, err_lat = glon - lon, glat - lat
+        wlon -= err_lon
+        wlat -= err_lat
+        if max(abs(err_lon), abs(err_lat)) <= _INVERSE_TOLERANCE_DEG:
+            break
+    return wlon, wlat
 
 
 def _wgs84_to_gcj02_array(lon: FloatArray, lat: FloatArray) -> tuple[FloatArray, FloatArray]:
@@ -87,7 +117,7 @@ def wgs84_to_gcj02(lon: float, lat: float) -> tuple[float, float]: ...
 def wgs84_to_gcj02(lon: npt.ArrayLike, lat: npt.ArrayLike) -> tuple[FloatArray, FloatArray]: ...
 def wgs84_to_gcj02(lon, lat):
     """Convert WGS-84 lon/lat to GCJ-02; floats give floats, arrays give arrays."""
-    return _apply(_wgs84_to_gcj02_array, lon, lat)
+    return _apply(_wgs84_to_gcj02_array, lon, lat, _wgs84_to_gcj02_point)
 
 
 @overload
@@ -96,7 +126,7 @@ def gcj02_to_wgs84(lon: float, lat: float) -> tuple[float, float]: ...
 def gcj02_to_wgs84(lon: npt.ArrayLike, lat: npt.ArrayLike) -> tuple[FloatArray, FloatArray]: ...
 def gcj02_to_wgs84(lon, lat):
     """Convert GCJ-02 lon/lat to WGS-84 by iterating the forward transform to < 1e-9 degrees."""
-    return _apply(_gcj02_to_wgs84_array, lon, lat)
+    return _apply(_gcj02_to_wgs84_array, lon, lat, _gcj02_to_wgs84_point)
 
 
 @overload
@@ -106,18 +136,19 @@ def to_wgs84(lon: npt.ArrayLike, lat: npt.ArrayLike, crs: str) -> tuple[FloatArr
 def to_wgs84(lon, lat, crs):
     """Convert lon/lat given in `crs` ("wgs84" or "gcj02") to WGS-84."""
     if crs == "wgs84":
-        return _apply(lambda x, y: (x, y), lon, lat)
+        return _apply(lambda x, y: (x, y), lon, lat, lambda x, y: (x, y))
     if crs == "gcj02":
         return gcj02_to_wgs84(lon, lat)
     raise ValueError(f"unknown coordinate system {crs!r}: expected one of {SUPPORTED_CRS}")
 
 
-def _apply(convert, lon, lat):
+def _apply(convert, lon, lat, convert_point):
+    if isinstance(lon, float | int) and isinstance(lat, float | int):
+        return convert_point(float(lon), float(lat))
     lon_array = np.asarray(lon, dtype=np.float64)
     lat_array = np.asarray(lat, dtype=np.float64)
     if lon_array.shape != lat_array.shape:
         raise ValueError(f"lon and lat differ in shape: {lon_array.shape} != {lat_array.shape}")
     if lon_array.ndim == 0:
-        out_lon, out_lat = convert(lon_array.reshape(1), lat_array.reshape(1))
-        return float(out_lon[0]), float(out_lat[0])
+        return convert_point(float(lon_array), float(lat_array))
     return convert(lon_array, lat_array)

@@ -42,7 +42,7 @@ class Settings(BaseSettings):
     mqtt_session_expiry_s: int = 7 * 24 * 3600
     mqtt_keepalive_s: int = 30
     mqtt_receive_maximum: int = 10_000
-    batch_size: int = 1000
+    batch_size: int = 3000
     batch_ms: int = 200
     batch_idle_ms: int = 15
     max_payload_bytes: int = 64 * 1024
