@@ -17,7 +17,7 @@ import heapq
 import logging
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -36,6 +36,7 @@ from gridwatch.alerts.profile import HomeProfile
 from gridwatch.alerts.rules import (
     ACTIVITY_KINDS,
     EMERGENCY_KINDS,
+    METER_OFFLINE,
     Absence,
     Condition,
     HomeHistory,
@@ -52,6 +53,8 @@ ACTIVITY_EVENTS = frozenset(
 EVENING_EVENTS = frozenset({"light_on"})
 # How far back a cold start reads raw data: the longest quiet threshold plus a margin.
 HISTORY_WINDOW = timedelta(hours=26)
+# What is not watched in a home where someone else lives too: only emergencies are.
+QUIET_KINDS = frozenset({*ACTIVITY_KINDS, METER_OFFLINE})
 SHORT_OVERLAP = timedelta(seconds=5)
 FULL_POLL_EVERY_S = 30.0
 # Data stamped further ahead of the engine's clock than this is a device with a fast clock;
@@ -61,7 +64,8 @@ FUTURE_TOLERANCE = timedelta(minutes=5)
 
 @dataclass(frozen=True, slots=True)
 class Home:
-    """A monitored resident (living alone) with their devices and grid."""
+    """A resident with their devices and grid; the inactivity rules watch those who live
+    alone, an SOS button or a fall detector is heard from everyone."""
 
     resident_id: str
     grid_id: int | None
@@ -70,6 +74,7 @@ class Home:
     meter_id: str | None
     sensor_ids: tuple[str, ...]
     since: datetime
+    living_alone: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,6 +202,8 @@ class AlertEngine:
                     exc,
                 )
                 rules = self.defaults
+            if not home.living_alone:
+                rules = replace(rules, disabled=rules.disabled | QUIET_KINDS)
             tracker = None
             if home.meter_id:
                 tracker = MeterTracker(baselines.get(home.meter_id, Baseline()))

@@ -45,23 +45,22 @@ class AlertStore:
         return self._meta.get("mode", PLAIN) == PLAIN
 
     def homes(self) -> list[Home]:
-        """Residents who live alone, with their meter, sensors and grid."""
+        """Every resident with their meter, sensors, grid and whether they live alone."""
         rows = self.conn.execute(
             """
-            SELECT r.id, r.grid_id, g.code, r.rules, r.created_at,
+            SELECT r.id, r.grid_id, g.code, r.rules, r.created_at, r.living_alone,
                    (SELECT min(d.id) FROM devices d
                      WHERE d.resident_id = r.id AND d.kind = 'meter'),
                    coalesce((SELECT array_agg(d.id ORDER BY d.id) FROM devices d
                              WHERE d.resident_id = r.id AND d.kind = 'sensor'), '{}')
             FROM residents r LEFT JOIN grids g ON g.id = r.grid_id
-            WHERE r.living_alone
             ORDER BY r.id
             """
         ).fetchall()
         self.conn.commit()
         return [
-            Home(rid, gid, code, rules or {}, meter, tuple(sensors), created)
-            for rid, gid, code, rules, created, meter, sensors in rows
+            Home(rid, gid, code, rules or {}, meter, tuple(sensors), created, alone)
+            for rid, gid, code, rules, created, alone, meter, sensors in rows
         ]
 
     def baselines(self, as_of: datetime, tz: str) -> dict[str, Baseline]:

@@ -8,6 +8,7 @@ test_alert_service.py.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from dataclasses import dataclass, field, replace
 from datetime import datetime, time, timedelta
@@ -330,3 +331,15 @@ def test_the_quiet_of_an_incident_is_not_learned_as_a_long_night():
     # Day 4: quiet again from 22:00. The alert is due at 10:00, as before.
     step_through(engine, store, at("10:01", 4))
     assert [a.opened_at for a in store.alerts_of(NO_ACTIVITY)] == [at("10:00", 3), at("10:00", 4)]
+
+
+def test_someone_who_does_not_live_alone_is_heard_on_sos_but_not_watched_for_quiet():
+    # A resident with family at home: no quiet alerts, but their SOS must never be lost.
+    home = dataclasses.replace(a_home(sensors=("S00001-door",)), living_alone=False)
+    store = FakeStore([home])
+    store.clock = at("08:00")
+    engine = started(store, at("08:00"))
+    assert step_through(engine, store, at("23:00", 1)) == []  # a day and more of quiet
+    store.signals.append(sensor(at("23:05", 1), SOS))
+    actions = step_through(engine, store, at("23:06", 1))
+    assert [(type(a).__name__, a.condition.kind) for a in actions] == [("Open", SOS)]
