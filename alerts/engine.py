@@ -359,7 +359,9 @@ class AlertEngine:
         return actions
 
     def _apply(self, actions: list[Open | Resolve | Escalate], now: datetime) -> None:
-        grid_codes = {r: s.home.grid_code for r, s in self.homes.items()}
+        # Only the homes these actions touch: the outbox needs their grids.
+        touched = {a.resident_id if isinstance(a, Open) else a.alert.resident_id for a in actions}
+        grid_codes = {r: self.homes[r].home.grid_code for r in touched if r in self.homes}
         opened = self.store.apply(
             actions,
             now,
@@ -378,7 +380,7 @@ class AlertEngine:
             elif isinstance(action, Escalate):
                 alerts = self._open.get(action.alert.resident_id, [])
                 alerts[:] = [
-                    _at_level(a, action.level) if a.id == action.alert.id else a for a in alerts
+                    replace(a, level=action.level) if a.id == action.alert.id else a for a in alerts
                 ]
         for alert in opened:
             self._open.setdefault(alert.resident_id, []).append(alert)
@@ -404,9 +406,3 @@ class AlertEngine:
             for condition in conditions(state.history(), state.effective_rules(), now, self.zone):
                 found.append((state.home, condition))
         return found
-
-
-def _at_level(alert: OpenAlert, level: str) -> OpenAlert:
-    return OpenAlert(
-        alert.id, alert.resident_id, alert.kind, alert.since, alert.status, level, alert.opened_at
-    )

@@ -20,7 +20,7 @@ import psycopg
 from gridwatch.alerts.delivery import post_webhook, publish_all, retry_after
 from gridwatch.alerts.engine import AlertEngine
 from gridwatch.alerts.lifecycle import ESCALATE_AFTER
-from gridwatch.errors import ServiceUnavailable
+from gridwatch.errors import ServiceUnavailable, first_line
 from gridwatch.ingest.mqtt import BrokerAddress, publisher
 from gridwatch.settings import Settings
 from gridwatch.store import alert_store
@@ -63,7 +63,7 @@ def run_engine(
                 delay = 1.0
                 _evaluate_until(engine, stop, clock)
         except (psycopg.OperationalError, psycopg.InterfaceError, ServiceUnavailable) as exc:
-            log.warning("alert engine: database unavailable (%s); retrying", _first_line(exc))
+            log.warning("alert engine: database unavailable (%s); retrying", first_line(exc))
             stop.wait(delay)
             delay = min(delay * 2, 30.0)
 
@@ -101,7 +101,7 @@ def run_delivery(
                     busy = _deliver_once(conn, client)
                     stop.wait(0.05 if busy else 0.5)
         except (psycopg.OperationalError, psycopg.InterfaceError, ServiceUnavailable) as exc:
-            log.warning("alert delivery: %s; retrying", _first_line(exc))
+            log.warning("alert delivery: %s; retrying", first_line(exc))
             stop.wait(2.0)
     if client is not None:
         client.disconnect()
@@ -142,7 +142,3 @@ def run_alerts(settings: Settings, database_url: str, mqtt_url: str, stop: threa
     finally:
         stop.set()
         delivery.join()
-
-
-def _first_line(exc: BaseException) -> str:
-    return (str(exc).strip() or type(exc).__name__).splitlines()[0]

@@ -1,6 +1,12 @@
 """Errors that carry their meaning: the CLI and the API map them to messages and status codes."""
 
 
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (its type's name when it has none): what
+    a log line or a one-line error says of a driver's multi-line error."""
+    return (str(exc).strip() or type(exc).__name__).splitlines()[0]
+
+
 class GridwatchError(Exception):
     """An error a person can act on; its message is shown as is, without a traceback."""
 

@@ -27,7 +27,7 @@ import paho.mqtt.client as mqtt
 import psycopg
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
-from gridwatch.errors import ServiceUnavailable
+from gridwatch.errors import ServiceUnavailable, first_line
 from gridwatch.ingest.mqtt import (
     BrokerAddress,
     connect_properties,
@@ -272,10 +272,9 @@ class IngestWorker:
                 if isinstance(
                     exc, psycopg.OperationalError | psycopg.InterfaceError | ServiceUnavailable
                 ):
-                    first_line = (str(exc).strip() or type(exc).__name__).splitlines()[0]
                     log.warning(
                         "database unavailable (%s); holding %d messages unacknowledged",
-                        first_line,
+                        first_line(exc),
                         len(messages) + len(self._inbox),
                     )
                 else:

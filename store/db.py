@@ -6,7 +6,7 @@ from urllib.parse import urlsplit
 
 import psycopg
 
-from gridwatch.errors import ServiceUnavailable
+from gridwatch.errors import ServiceUnavailable, first_line
 
 
 def describe_url(url: str) -> str:
@@ -29,9 +29,8 @@ def connect(url: str, *, autocommit: bool = False, timeout_s: int = 10) -> psyco
     try:
         return psycopg.connect(url, autocommit=autocommit, connect_timeout=timeout_s)
     except psycopg.OperationalError as exc:
-        first_line = (str(exc).strip() or type(exc).__name__).splitlines()[0]
         raise ServiceUnavailable(
-            f"cannot connect to PostgreSQL at {describe_url(url)}: {first_line}"
+            f"cannot connect to PostgreSQL at {describe_url(url)}: {first_line(exc)}"
         ) from None
     except psycopg.ProgrammingError as exc:
         raise ServiceUnavailable(f"bad database URL {describe_url(url)}: {exc}") from None
