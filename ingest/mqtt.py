@@ -9,6 +9,7 @@ do not speak MQTT 5 (the embedded amqtt, old Mosquitto) refuse the first CONNECT
 from __future__ import annotations
 
 import ssl
+import struct
 import threading
 from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
@@ -55,18 +56,43 @@ class BrokerAddress:
         return f"{'mqtts' if self.tls else 'mqtt'}://{self.host}:{self.port}"
 
 
+class BatchAckClient(mqtt.Client):
+    """A paho client that acknowledges a whole batch of QoS 1 messages in one write.
+
+    `Client.ack` queues one PUBACK at a time, and each wakes the network thread through its
+    socket pair and costs a send: at thousands of messages per second that is a tenth of
+    the worker's time. A PUBACK is four fixed bytes in MQTT 3.1.1 and 5 alike (packet type,
+    length 2, packet id; MQTT 5 lets a success omit its reason code), so a batch's PUBACKs
+    go out as one buffer through paho's own outgoing queue.
+    """
+
+    def ack_all(self, mids: list[int]) -> None:
+        """Acknowledge the QoS 1 messages with these packet ids, in this order."""
+        if not mids:
+            return
+        if not self._manual_ack or not hasattr(self, "_packet_queue"):
+            for mid in mids:
+                self.ack(mid, 1)
+            return
+        packet = b"".join([_PUBACK.pack(mqtt.PUBACK, 2, mid) for mid in mids])
+        self._packet_queue(mqtt.PUBACK, packet, 0, 1)
+
+
+_PUBACK = struct.Struct("!BBH")
+
+
 def new_client(
     address: BrokerAddress,
     client_id: str = "",
     *,
     protocol: int = mqtt.MQTTv5,
     persistent: bool = False,
-) -> mqtt.Client:
+) -> BatchAckClient:
     """A paho client for `address` (not yet connected)."""
     kwargs = {}
     if protocol != mqtt.MQTTv5:
         kwargs["clean_session"] = not persistent
-    client = mqtt.Client(
+    client = BatchAckClient(
         CallbackAPIVersion.VERSION2, client_id=client_id, protocol=protocol, **kwargs
     )
     if address.username:

@@ -29,6 +29,7 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from gridwatch.errors import ServiceUnavailable, first_line
 from gridwatch.ingest.mqtt import (
+    BatchAckClient,
     BrokerAddress,
     connect_properties,
     new_client,
@@ -89,7 +90,7 @@ class IngestWorker:
         self.subscribed = threading.Event()
         self._inbox: deque = deque()
         self._generation = 0
-        self._client: mqtt.Client | None = None
+        self._client: BatchAckClient | None = None
         self._writer: BatchWriter | None = None
         self._stopping = False
 
@@ -249,14 +250,10 @@ class IngestWorker:
     def _ack(self, batch: list) -> None:
         # Only messages of the current connection: after a reconnect the broker redelivers
         # the older ones itself, and an old packet id may by now name another message.
-        client = self._client
         generation = self._generation
-        acked = 0
-        for _topic, _payload, mid, qos, gen, _arrived in batch:
-            if qos and gen == generation:
-                client.ack(mid, qos)
-                acked += 1
-        self.stats.acked += acked
+        mids = [mid for _t, _p, mid, qos, gen, _a in batch if qos == 1 and gen == generation]
+        self._client.ack_all(mids)
+        self.stats.acked += len(mids)
 
     def _write_until_committed(self, messages: list[Message], stop: threading.Event):
         """Write the batch, retrying with backoff; None if stopped before it could commit."""

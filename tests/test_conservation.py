@@ -206,3 +206,52 @@ def test_sigkill_mid_stream_loses_and_doubles_nothing(
         assert "session resumed" in worker.log(), "the second process found the first's session"
     finally:
         worker.stop()
+
+
+def test_acknowledged_messages_are_not_delivered_again(
+    tmp_path, database_url, durable_mqtt_url, durable_publish, start_worker
+):
+    """The worker's PUBACKs (one write per batch) reach the broker: once a batch is stored and
+    the worker stopped, its session holds nothing for the next client with the same id."""
+    import paho.mqtt.client as mqtt
+
+    from gridwatch.ingest.mqtt import connect_properties, new_client, probe_protocol
+
+    settings = make_settings(tmp_path, database_url, durable_mqtt_url)
+    running = start_worker(settings)
+    messages = mixed_stream(settings.topic_prefix, settings.mqtt_client_id)
+    for topic, payload in messages:
+        durable_publish(topic, payload)
+    durable_publish.flush()
+    bad = TOTAL // BAD_EVERY
+
+    def counts() -> tuple[int, int]:
+        return accounted(database_url, settings.topic_prefix, settings.mqtt_client_id)
+
+    wait_for(lambda: counts() == (TOTAL - bad, bad), what=f"all {TOTAL} messages")
+    wait_for(lambda: running.stats.acked >= TOTAL, 10, "every message acknowledged")
+    running.stop()
+
+    # Resume the worker's session as another client: anything it had not acknowledged
+    # would be sent again now (MQTT-4.4.0-1).
+    address = BrokerAddress.from_url(durable_mqtt_url)
+    protocol = probe_protocol(address)
+    client = new_client(address, settings.mqtt_client_id, protocol=protocol, persistent=True)
+    redelivered: list[str] = []
+    resumed = threading.Event()
+    client.on_message = lambda c, u, message: redelivered.append(message.topic)
+    client.on_connect = lambda c, u, flags, reason, props: resumed.set()
+    if protocol == mqtt.MQTTv5:
+        client.connect(
+            address.host, address.port, clean_start=False, properties=connect_properties(60, 100)
+        )
+    else:
+        client.connect(address.host, address.port)
+    client.loop_start()
+    try:
+        wait_for(resumed.is_set, 10, "the session to resume")
+        time.sleep(2)
+    finally:
+        client.disconnect()
+        client.loop_stop()
+    assert redelivered == []
