@@ -1,10 +1,15 @@
 """`gridwatch alerts`: the alert engine and its delivery, running until stopped.
 
 The engine thread reads new data every second, evaluates the homes it touched and the
-deadlines that came due, and writes alerts with their outbox rows. The delivery thread
+deadlines that came due, and writes alerts with their outbox rows; every minute it re-reads
+who is watched (imports, moves) and saves what it learned of each home. The delivery thread
 publishes the outbox to MQTT and posts webhooks, retrying until each is acknowledged. A
 database that goes away is waited for and the engine reloaded; nothing is lost because the
 outbox and the alerts live in the database, not in memory.
+
+With a `Partition` (`gridwatch alerts --partition I/N`) the engine watches only the homes of
+its partition (see `gridwatch.alerts.partition`) and the delivery sends only the outbox rows
+of its partition's grids, so N processes together do what one does.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import psycopg
 from gridwatch.alerts.delivery import post_webhook, publish_all, retry_after
 from gridwatch.alerts.engine import AlertEngine
 from gridwatch.alerts.lifecycle import ESCALATE_AFTER
+from gridwatch.alerts.partition import Partition
 from gridwatch.errors import ServiceUnavailable, first_line
 from gridwatch.ingest.mqtt import BrokerAddress, publisher
 from gridwatch.settings import Settings
@@ -32,16 +38,20 @@ log = logging.getLogger(__name__)
 Clock = Callable[[], datetime]
 POLL_S = 1.0
 REFRESH_S = 5.0
+HOMES_REFRESH_S = 60.0  # how late a move between grids (or engines) is seen, at most
 
 
 def wall_clock() -> datetime:
     return datetime.now(UTC)
 
 
-def make_engine(settings: Settings, conn: psycopg.Connection) -> AlertEngine:
-    """An engine over `conn` with the settings' zone, topic prefix and webhooks."""
+def make_engine(
+    settings: Settings, conn: psycopg.Connection, partition: Partition | None = None
+) -> AlertEngine:
+    """An engine over `conn` with the settings' zone, topic prefix and webhooks, watching
+    the homes of `partition` (all without one)."""
     return AlertEngine(
-        AlertStore(conn),
+        AlertStore(conn, partition),
         zone=settings.zone,
         topic_prefix=settings.topic_prefix,
         webhooks=settings.alert_webhooks,
@@ -50,18 +60,24 @@ def make_engine(settings: Settings, conn: psycopg.Connection) -> AlertEngine:
 
 
 def run_engine(
-    settings: Settings, database_url: str, stop: threading.Event, clock: Clock = wall_clock
+    settings: Settings,
+    database_url: str,
+    stop: threading.Event,
+    clock: Clock = wall_clock,
+    partition: Partition | None = None,
 ) -> None:
     """Evaluate continuously until `stop`; reconnects and reloads if the database goes away."""
     delay = 1.0
+    of_partition = "" if partition is None else f" of partition {partition}"
     while not stop.is_set():
         try:
             with connect(database_url) as conn:
-                engine = make_engine(settings, conn)
+                engine = make_engine(settings, conn, partition)
                 engine.load(clock())
-                log.info("alert engine watching %d homes", len(engine.homes))
+                log.info("alert engine watching %d homes%s", len(engine.homes), of_partition)
                 delay = 1.0
                 _evaluate_until(engine, stop, clock)
+                engine.save_profiles()  # stopping: what was learned since the last save
         except (psycopg.OperationalError, psycopg.InterfaceError, ServiceUnavailable) as exc:
             log.warning("alert engine: database unavailable (%s); retrying", first_line(exc))
             stop.wait(delay)
@@ -69,9 +85,15 @@ def run_engine(
 
 
 def _evaluate_until(engine: AlertEngine, stop: threading.Event, clock: Clock) -> None:
-    last_refresh = time.monotonic()
+    last_refresh = last_homes_refresh = time.monotonic()
     while not stop.is_set():
         engine.poll()
+        if time.monotonic() - last_homes_refresh >= HOMES_REFRESH_S:
+            came, left = engine.refresh_homes(clock())
+            if came or left:
+                log.info("alert engine: %d homes taken in, %d let go", came, left)
+            engine.save_profiles()
+            last_homes_refresh = time.monotonic()
         if time.monotonic() - last_refresh >= REFRESH_S:
             engine.refresh_absences(clock())
             last_refresh = time.monotonic()
@@ -86,19 +108,25 @@ def _evaluate_until(engine: AlertEngine, stop: threading.Event, clock: Clock) ->
 
 
 def run_delivery(
-    settings: Settings, database_url: str, mqtt_url: str, stop: threading.Event
+    settings: Settings,
+    database_url: str,
+    mqtt_url: str,
+    stop: threading.Event,
+    partition: Partition | None = None,
 ) -> None:
-    """Publish the outbox and post webhooks until `stop`."""
+    """Publish the outbox (the partition's rows) and post webhooks until `stop`."""
     client = None
+    # One client id per partition: a broker disconnects a client whose id connects again.
+    client_id = f"{settings.mqtt_client_id}-alerts"
+    if partition is not None and partition.count > 1:
+        client_id = f"{client_id}-{partition.index}-of-{partition.count}"
     while not stop.is_set():
         try:
             if client is None:
-                client = publisher(
-                    BrokerAddress.from_url(mqtt_url), f"{settings.mqtt_client_id}-alerts"
-                )
+                client = publisher(BrokerAddress.from_url(mqtt_url), client_id)
             with connect(database_url) as conn:
                 while not stop.is_set():
-                    busy = _deliver_once(conn, client)
+                    busy = _deliver_once(conn, client, partition)
                     stop.wait(0.05 if busy else 0.5)
         except (psycopg.OperationalError, psycopg.InterfaceError, ServiceUnavailable) as exc:
             log.warning("alert delivery: %s; retrying", first_line(exc))
@@ -108,13 +136,13 @@ def run_delivery(
         client.loop_stop()
 
 
-def _deliver_once(conn: psycopg.Connection, client) -> bool:
-    rows = alert_store.unpublished(conn)
+def _deliver_once(conn: psycopg.Connection, client, partition: Partition | None) -> bool:
+    rows = alert_store.unpublished(conn, partition=partition)
     if rows:
         done = publish_all(client, rows)
         if done:
             alert_store.mark_published(conn, done, datetime.now(UTC))
-    due = alert_store.due_webhooks(conn, datetime.now(UTC))
+    due = alert_store.due_webhooks(conn, datetime.now(UTC), partition=partition)
     for outbox_id, url, attempts, payload in due:
         error = post_webhook(url, outbox_id, payload)
         now = datetime.now(UTC)
@@ -131,14 +159,23 @@ def _deliver_once(conn: psycopg.Connection, client) -> bool:
     return bool(rows) or bool(due)
 
 
-def run_alerts(settings: Settings, database_url: str, mqtt_url: str, stop: threading.Event) -> None:
-    """The engine and the delivery side by side until `stop`."""
+def run_alerts(
+    settings: Settings,
+    database_url: str,
+    mqtt_url: str,
+    stop: threading.Event,
+    partition: Partition | None = None,
+) -> None:
+    """The engine and the delivery (of `partition`, or of everything) side by side until
+    `stop`."""
     delivery = threading.Thread(
-        target=run_delivery, args=(settings, database_url, mqtt_url, stop), name="alert-delivery"
+        target=run_delivery,
+        args=(settings, database_url, mqtt_url, stop, partition),
+        name="alert-delivery",
     )
     delivery.start()
     try:
-        run_engine(settings, database_url, stop)
+        run_engine(settings, database_url, stop, partition=partition)
     finally:
         stop.set()
         delivery.join()
