@@ -50,7 +50,7 @@ def partition_sql(key_sql: str) -> str:
     """SQL computing `partition_of(key, count)` with named parameters `partition_count`:
     the first 4 bytes of the key's SHA-256 as an unsigned number, modulo the count."""
     digest = f"encode(sha256(convert_to({key_sql}, 'UTF8')), 'hex')"
-    return f"(('x' || left({digest}, 8))::bit(32)::bigint % %(partition_count)s)"
+    return f"(('x' || left({digest}, 8))::bit(32)::bigint %% %(partition_count)s)"
 
 
 def partition_params(partition: Partition) -> dict[str, int]:
@@ -279,13 +279,11 @@ class AlertStore:
         return found
 
     def save_profiles(self, profiles: dict[str, HomeProfile]) -> None:
-        """Upsert the given homes' profiles in one transaction (those still in the partition:
-        a home that moved is another engine's to learn)."""
+        """Upsert the given homes' profiles in one transaction. Not limited to the partition:
+        an engine letting go of a home that moved hands over what it learned this way."""
         if not profiles:
             return
         with self.conn.transaction(), self.conn.cursor() as cur:
-            owned = self._owned(profiles)
-            profiles = {r: p for r, p in profiles.items() if r in owned}
             cur.executemany(
                 """
                 INSERT INTO home_profiles (resident_id, first_activity_s, quiet_s, last_seen)
