@@ -1,8 +1,8 @@
 """Alert engine at scale: one evaluation pass, and deadline → MQTT latency in continuous mode.
 
     python bench/alerts.py [--residents 100000] [--fire 1000] [--spread-s 60]
-        [--meter-interval 60] [--history 4] [--database-url URL] [--mqtt-url URL]
-        [--profile] [--keep]
+        [--meter-interval 60] [--history 4] [--partitions N] [--database-url URL]
+        [--mqtt-url URL] [--profile] [--keep]
 
 The requirement: at 100,000 residents one evaluation pass takes under 5 s, and in continuous
 mode every alert is committed and published within 10 s of its deadline.
@@ -21,7 +21,11 @@ nothing fires for 45 minutes.
    time: on a shared machine the difference is the neighbours' share.
 2. poll_s: the same engine then polls once, as the service does every second, after the
    meters' last `overlap` seconds (the 120 s the engine re-reads on every poll) have been
-   written at the live rate (below).
+   written at the live rate (below). refresh_homes_s: it re-reads who it watches, as the
+   service does every minute (nothing changed, so it takes in and lets go of nothing).
+   With --partitions N (N > 1), N more engines, one per partition (`--partition I/N`), each
+   load, make their passes and poll the same way, one after the other: the per-partition
+   figures, and their ratio to the one engine's measured just before.
 3. fire_latency: --fire homes (spread evenly over the ids) get their readings moved so that
    their last one is exactly 60 minutes (the default `meter_offline` threshold) before a
    deadline; the deadlines are spread over --spread-s seconds starting after the measured
@@ -67,6 +71,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from gridwatch.alert_service import make_engine, run_alerts
 from gridwatch.alerts.engine import AlertEngine
+from gridwatch.alerts.partition import Partition
 from gridwatch.alerts.rules import METER_OFFLINE, Rules
 from gridwatch.ingest.mqtt import BrokerAddress
 from gridwatch.settings import Settings
@@ -258,6 +263,29 @@ def evaluation_passes(engine: AlertEngine, now: datetime, passes: int, profile: 
     return timed
 
 
+def partition_passes(url: str, settings: Settings, now: datetime, args, homes: int) -> dict:
+    """One engine per partition, one after the other: homes, load, best pass, one poll."""
+    found: dict[str, list] = {
+        "partition_homes": [],
+        "partition_load_s": [],
+        "partition_eval_pass_s": [],
+        "partition_poll_s": [],
+    }
+    for index in range(args.partitions):
+        with psycopg.connect(url) as conn:
+            engine = make_engine(settings, conn, Partition(index, args.partitions))
+            timed = evaluation_passes(engine, now, args.passes, profile=False)
+            wall = time.perf_counter()
+            engine.poll()
+            poll_s = time.perf_counter() - wall
+        found["partition_homes"].append(len(engine.homes))
+        found["partition_load_s"].append(seconds(timed.load_s))
+        found["partition_eval_pass_s"].append(seconds(min(timed.wall_s)))
+        found["partition_poll_s"].append(seconds(poll_s))
+    assert sum(found["partition_homes"]) == homes, "every home in exactly one partition"
+    return {"partitions": args.partitions, **found}
+
+
 class Subscriber:
     """Every alert message on `{prefix}/alerts/#`, stamped with its arrival wall time."""
 
@@ -329,6 +357,9 @@ def main() -> int:
     parser.add_argument("--history", type=int, default=4, help="readings per meter at load")
     parser.add_argument("--passes", type=int, default=3)
     parser.add_argument(
+        "--partitions", type=int, default=1, help="also time one engine per partition of N"
+    )
+    parser.add_argument(
         "--database-url", default=os.environ.get("GRIDWATCH_DATABASE_URL", DEFAULT_DATABASE_URL)
     )
     parser.add_argument(
@@ -341,6 +372,8 @@ def main() -> int:
         parser.error("need at least 10 residents and 1 reading per meter")
     if 0 < args.meter_interval < 1:
         parser.error("--meter-interval is 0 (off) or at least 1 s")
+    if args.partitions < 1:
+        parser.error("--partitions is at least 1")
     fire = min(args.fire, args.residents // 10)
 
     tag = uuid.uuid4().hex[:8]
@@ -410,7 +443,11 @@ def run(args, fire: int, url: str, settings: Settings) -> dict:
         wall, cpu = time.perf_counter(), time.thread_time()
         polled = engine.poll()
         poll_s, poll_cpu_s = time.perf_counter() - wall, time.thread_time() - cpu
+        wall = time.perf_counter()
+        assert engine.refresh_homes(now) == (0, 0)
+        refresh_homes_s = time.perf_counter() - wall
     del engine
+    split = partition_passes(url, settings, now, args, homes) if args.partitions > 1 else {}
     eval_pass_s, eval_pass_cpu_s = min(timed.wall_s), min(timed.cpu_s)
     print(
         f"eval: load {timed.load_s:.2f} s (CPU {timed.load_cpu_s:.2f} s); "
@@ -428,8 +465,18 @@ def run(args, fire: int, url: str, settings: Settings) -> dict:
     )
     print(
         f"poll: other meters report {live}; each poll re-reads the last {overlap_s:.0f} s: "
-        f"{polled:,} readings ({prefill:,} prefilled) in {poll_s:.2f} s (CPU {poll_cpu_s:.2f} s)"
+        f"{polled:,} readings ({prefill:,} prefilled) in {poll_s:.2f} s (CPU {poll_cpu_s:.2f} s); "
+        f"re-reading who is watched {refresh_homes_s:.2f} s"
     )
+    if split:
+        slowest = {k: max(split[f"partition_{k}_s"]) for k in ("eval_pass", "poll", "load")}
+        print(
+            f"partitions: {args.partitions} engines watch "
+            f"{'+'.join(f'{h:,}' for h in split['partition_homes'])} homes; the slowest: "
+            f"pass {slowest['eval_pass']:.2f} s (x{slowest['eval_pass'] / eval_pass_s:.2f} "
+            f"of one engine's), poll {slowest['poll']:.2f} s (x{slowest['poll'] / poll_s:.2f}), "
+            f"load {slowest['load']:.2f} s (x{slowest['load'] / timed.load_s:.2f})"
+        )
 
     # 3. Deadlines during the run: the service must load and make its first pass before.
     lead_s = 2 * (timed.load_s + timed.wall_s[0]) + 15.0
@@ -555,6 +602,8 @@ def run(args, fire: int, url: str, settings: Settings) -> dict:
         "poll_s": seconds(poll_s),
         "poll_cpu_s": seconds(poll_cpu_s),
         "poll_readings": polled,
+        "refresh_homes_s": seconds(refresh_homes_s),
+        **split,
         "service_ready_s": seconds(ready_s),
         "meter_interval_s": args.meter_interval,
         "live_readings": feeder.rows,

@@ -49,6 +49,7 @@ from gridwatch.simulators.faults import FaultRates
 from gridwatch.simulators.scenario import Scenario
 from gridwatch.store.alert_store import (
     OUTBOX_KEY_SQL,
+    AlertStore,
     acknowledge_alert,
     add_absence,
     home_key_sql,
@@ -537,3 +538,25 @@ def test_an_sos_resolved_before_a_restart_does_not_open_again():
     # The engine restarts: the last day's data holds the press again.
     started(store, at("09:45"))
     assert [a.status for a in store.alerts_of(SOS)] == ["resolved"]
+
+
+def test_the_homes_are_read_again_only_when_something_changed(district_database_url):
+    with psycopg.connect(district_database_url) as conn:
+        store = AlertStore(conn)
+        first = store.homes()
+        assert store.homes() is first  # nothing changed: the digest says so, no rows read
+        (resident, sensor) = conn.execute(
+            "SELECT resident_id, id FROM devices WHERE kind = 'sensor' ORDER BY id LIMIT 1"
+        ).fetchone()
+        other = conn.execute(
+            "SELECT id FROM residents WHERE id <> %s ORDER BY id LIMIT 1", (resident,)
+        ).fetchone()[0]
+        conn.execute("UPDATE devices SET resident_id = %s WHERE id = %s", (other, sensor))
+        conn.commit()
+        moved = {h.resident_id: h for h in store.homes()}
+        assert sensor in moved[other].sensor_ids and sensor not in moved[resident].sensor_ids
+        conn.execute(
+            "UPDATE residents SET rules = '{\"no_activity_h\": 8}' WHERE id = %s", (other,)
+        )
+        conn.commit()
+        assert {h.resident_id: h for h in store.homes()}[other].rules == {"no_activity_h": 8}
