@@ -274,19 +274,23 @@ def partition_passes(url: str, settings: Settings, now: datetime, args, homes: i
         "partition_homes": [],
         "partition_load_s": [],
         "partition_eval_pass_s": [],
+        "partition_eval_pass_cpu_s": [],
         "partition_poll_s": [],
+        "partition_poll_cpu_s": [],
     }
     for index in range(args.partitions):
         with psycopg.connect(url) as conn:
             engine = make_engine(settings, conn, Partition(index, args.partitions))
             timed = evaluation_passes(engine, now, args.passes, profile=False)
-            wall = time.perf_counter()
+            wall, cpu = time.perf_counter(), time.thread_time()
             engine.poll()
-            poll_s = time.perf_counter() - wall
+            poll_s, poll_cpu_s = time.perf_counter() - wall, time.thread_time() - cpu
         found["partition_homes"].append(len(engine.homes))
         found["partition_load_s"].append(seconds(timed.load_s))
         found["partition_eval_pass_s"].append(seconds(min(timed.wall_s)))
+        found["partition_eval_pass_cpu_s"].append(seconds(min(timed.cpu_s)))
         found["partition_poll_s"].append(seconds(poll_s))
+        found["partition_poll_cpu_s"].append(seconds(poll_cpu_s))
     assert sum(found["partition_homes"]) == homes, "every home in exactly one partition"
     return {"partitions": args.partitions, **found}
 
