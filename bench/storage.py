@@ -54,9 +54,11 @@ STEP = timedelta(hours=1)
 def table_size(conn: psycopg.Connection, table: str) -> tuple[int, int]:
     """(rows, bytes on disk of the table, its partitions, TOAST and indexes)."""
     rows = conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+    # A partitioned table's own size is 0: its partitions hold the rows and indexes.
     size = conn.execute(
-        "SELECT coalesce(sum(pg_total_relation_size(relid)), 0) FROM pg_partition_tree(%s)",
-        (table,),
+        "SELECT greatest(pg_total_relation_size(%(t)s::regclass), (SELECT coalesce(sum("
+        "pg_total_relation_size(relid)), 0) FROM pg_partition_tree(%(t)s::regclass)))",
+        {"t": table},
     ).fetchone()[0]
     return rows, int(size)
 
@@ -149,6 +151,7 @@ def run(args, url: str) -> dict:
         total_bytes += size
         per_row[table] = round(size / rows, 1) if rows else None
         shown = f"{per_row[table]:,.0f} B/row" if rows else "-"
+        # Few rows: the per-row figure is mostly the empty pages of each daily partition.
         print(f"  {table:<16} {rows:>10,} rows {size / 1e6:>9.1f} MB  {shown}")
     bytes_per_resident_day = total_bytes / resident_days
     projected_gb = bytes_per_resident_day * args.project / 1e9
