@@ -39,6 +39,8 @@ Clock = Callable[[], datetime]
 POLL_S = 1.0
 REFRESH_S = 5.0
 HOMES_REFRESH_S = 60.0  # how late a move between grids (or engines) is seen, at most
+LEASE_CHECK_S = 5.0  # how often a lease is checked, and a standby tries to take it
+LEASE_LOCK_CLASS = 0x67770003  # advisory lock class of the alert partitions' leases
 
 
 def wall_clock() -> datetime:
@@ -68,7 +70,7 @@ def run_engine(
 ) -> None:
     """Evaluate continuously until `stop`; reconnects and reloads if the database goes away."""
     delay = 1.0
-    of_partition = "" if partition is None else f" of partition {partition}"
+    of_partition = "" if partition is None or partition.count == 1 else f" of {partition}"
     while not stop.is_set():
         try:
             with connect(database_url) as conn:
@@ -167,15 +169,69 @@ def run_alerts(
     partition: Partition | None = None,
 ) -> None:
     """The engine and the delivery (of `partition`, or of everything) side by side until
-    `stop`."""
-    delivery = threading.Thread(
-        target=run_delivery,
-        args=(settings, database_url, mqtt_url, stop, partition),
-        name="alert-delivery",
-    )
-    delivery.start()
+    `stop`, while this process holds the partition's lease; without it, it stands by."""
+    partition = partition or Partition(0, 1)
+    while not stop.is_set():
+        lease = hold_lease(database_url, partition, stop)
+        if lease is None:
+            return
+        delivery = threading.Thread(
+            target=run_delivery,
+            args=(settings, database_url, mqtt_url, lease, partition),
+            name="alert-delivery",
+        )
+        delivery.start()
+        try:
+            run_engine(settings, database_url, lease, partition=partition)
+        finally:
+            lease.set()
+            delivery.join()
+
+
+def hold_lease(
+    database_url: str, partition: Partition, stop: threading.Event
+) -> threading.Event | None:
+    """Wait until this process holds the partition: a PostgreSQL advisory lock on a
+    connection of its own, so a second process started for the same partition (a standby,
+    or a mistake) waits instead of sending every alert twice, and takes over when the
+    holder's connection ends. Returns an event set when the lease is lost or `stop` is set
+    (None if `stop` came first)."""
+    announced = False
+    while not stop.is_set():
+        try:
+            conn = connect(database_url, autocommit=True)
+        except ServiceUnavailable as exc:
+            log.warning("alert lease: %s; retrying", exc)
+            stop.wait(LEASE_CHECK_S)
+            continue
+        try:
+            held = conn.execute(
+                "SELECT pg_try_advisory_lock(%s, %s)",
+                (LEASE_LOCK_CLASS, partition.count * 65536 + partition.index),
+            ).fetchone()[0]
+        except (psycopg.OperationalError, psycopg.InterfaceError):
+            held = False
+        if held:
+            lost = threading.Event()
+            threading.Thread(
+                target=_keep_lease, args=(conn, lost, stop), name="alert-lease", daemon=True
+            ).start()
+            return lost
+        conn.close()
+        if not announced:
+            log.info("alert partition %s is held by another process; standing by", partition)
+            announced = True
+        stop.wait(LEASE_CHECK_S)
+    return None
+
+
+def _keep_lease(conn: psycopg.Connection, lost: threading.Event, stop: threading.Event) -> None:
+    """Check the lease's connection until `stop` or its loss; then end it (and the lock)."""
     try:
-        run_engine(settings, database_url, stop, partition=partition)
+        while not stop.wait(LEASE_CHECK_S) and not lost.is_set():
+            conn.execute("SELECT 1")
+    except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+        log.warning("alert lease lost (%s); stopping this partition's work", first_line(exc))
     finally:
-        stop.set()
-        delivery.join()
+        lost.set()
+        conn.close()

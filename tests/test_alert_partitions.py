@@ -15,6 +15,7 @@ engine run at the same time.
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import sys
@@ -36,6 +37,7 @@ from test_alert_engine import FakeStore, a_home, at, lit_yesterday, sensor, star
 from test_alert_service import Subscriber
 from test_alert_webhooks import Receiver, free_port
 
+from gridwatch import alert_service
 from gridwatch.alert_service import make_engine, run_delivery
 from gridwatch.alerts.lifecycle import Escalate, Open
 from gridwatch.alerts.partition import Partition, partition_key, partition_of
@@ -560,3 +562,36 @@ def test_the_homes_are_read_again_only_when_something_changed(district_database_
         )
         conn.commit()
         assert {h.resident_id: h for h in store.homes()}[other].rules == {"no_activity_h": 8}
+
+
+# -- one process per partition -----------------------------------------------------------------
+
+
+def test_a_second_process_for_a_partition_stands_by_until_the_first_is_gone(
+    tmp_path, database_url, mqtt_url, caplog, monkeypatch
+):
+    monkeypatch.setattr(alert_service, "LEASE_CHECK_S", 0.2)
+    settings = make_settings(tmp_path, database_url, mqtt_url)
+    partition = Partition(1, 2)
+    # Another process runs partition 1/2: it holds the partition's lease.
+    holder = psycopg.connect(database_url, autocommit=True)
+    holder.execute(
+        "SELECT pg_advisory_lock(%s, %s)", (alert_service.LEASE_LOCK_CLASS, 2 * 65536 + 1)
+    )
+    stop = threading.Event()
+    standby = threading.Thread(
+        target=alert_service.run_alerts, args=(settings, database_url, mqtt_url, stop, partition)
+    )
+    caplog.set_level(logging.INFO, logger="gridwatch.alert_service")
+    try:
+        standby.start()
+        wait_for(lambda: "held by another process; standing by" in caplog.text, 10, "standby")
+        time.sleep(1.0)
+        assert "alert engine watching" not in caplog.text
+        holder.close()  # the other process is gone, and its connection with it
+        wait_for(lambda: "alert engine watching" in caplog.text, 10, "the standby taking over")
+    finally:
+        stop.set()
+        standby.join(timeout=30)
+        holder.close()
+    assert not standby.is_alive()
