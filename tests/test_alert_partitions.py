@@ -136,47 +136,41 @@ def test_a_bad_partition_is_one_line_and_exit_1(capsys, text, says):
     assert err.count("\n") == 1 and says in err and err.startswith("gridwatch: error: --partition")
 
 
+def sql_partitions(conn, key_sql: str, joined: str, pairs: list[tuple[str, str]], count: int):
+    """The partition SQL computes for each (c, r) pair, with `joined` after the pairs."""
+    rows = conn.execute(
+        f"SELECT {partition_sql(key_sql)} FROM unnest(%(c)s::text[], %(r)s::text[]) "
+        f"WITH ORDINALITY AS t(c, r, n) {joined} ORDER BY n",
+        {"c": [c for c, _ in pairs], "r": [r for _, r in pairs], "partition_count": count},
+    ).fetchall()
+    return [row[0] for row in rows]
+
+
 def test_sql_computes_the_same_partitions_as_python(database_url):
     rng = __import__("random").Random(6)
     alphabet = "abcXYZ-_/09 网格区街道社é\u00a0\U0001f600"
-    codes = [
-        "",
-        "none",
-        "G-01",
-        *("".join(rng.choices(alphabet, k=rng.randrange(1, 30))) for _ in range(400)),
-    ]
+    codes = ["", "none", "G-01"]
+    codes += ["".join(rng.choices(alphabet, k=rng.randrange(1, 30))) for _ in range(400)]
+    pairs = list(zip(codes, codes[::-1], strict=True))  # (grid code, resident id)
     with psycopg.connect(database_url) as conn:
         for count in (1, 2, 3, 8):
-            rows = conn.execute(
-                f"SELECT {partition_sql('k')} FROM unnest(%(codes)s::text[]) WITH ORDINALITY AS"
-                " t(k, n) ORDER BY n",
-                {"codes": codes, "partition_count": count},
-            ).fetchall()
-            assert [r[0] for r in rows] == [partition_of(c, count) for c in codes]
+            assert sql_partitions(conn, "c", "", pairs, count) == [
+                partition_of(c, count) for c in codes
+            ]
             # A home's key (its grid, else its id) and an outbox row's (the grid its message
             # names, `none` without one) as the store writes them in SQL.
-            homes = conn.execute(
-                f"SELECT {partition_sql(home_key_sql('r'))} FROM unnest(%(codes)s::text[], "
-                "%(residents)s::text[]) AS t(c, r) LEFT JOIN LATERAL (SELECT nullif(c, 'none') "
-                "AS code) g ON true",
-                {"codes": codes, "residents": codes[::-1], "partition_count": count},
-            ).fetchall()
-            expected = [
-                partition_of(partition_key(None if c == "none" else c, r), count)
-                for c, r in zip(codes, codes[::-1], strict=True)
+            home = "CROSS JOIN LATERAL (SELECT nullif(c, 'none') AS code) g"
+            assert sql_partitions(conn, home_key_sql("r"), home, pairs, count) == [
+                partition_of(partition_key(None if c == "none" else c, r), count) for c, r in pairs
             ]
-            assert [h[0] for h in homes] == expected
-            outbox = conn.execute(
-                f"SELECT {partition_sql(OUTBOX_KEY_SQL)} FROM unnest(%(codes)s::text[], "
-                "%(residents)s::text[]) AS t(c, r) CROSS JOIN LATERAL (SELECT "
-                "jsonb_build_object('grid_code', c, 'resident_id', r) AS payload) o",
-                {"codes": codes, "residents": codes[::-1], "partition_count": count},
-            ).fetchall()
-            expected = [
+            outbox = (
+                "CROSS JOIN LATERAL (SELECT jsonb_build_object('grid_code', c, "
+                "'resident_id', r) AS payload) o"
+            )
+            assert sql_partitions(conn, OUTBOX_KEY_SQL, outbox, pairs, count) == [
                 partition_of(partition_key(None if c in ("", "none") else c, r), count)
-                for c, r in zip(codes, codes[::-1], strict=True)
+                for c, r in pairs
             ]
-            assert [o[0] for o in outbox] == expected
 
 
 # -- two engines do what one does ------------------------------------------------------------
