@@ -179,6 +179,7 @@ class AlertEngine:
         self._watermark: datetime | None = None
         self._now: datetime | None = None
         self._profiles_changed: set[str] = set()
+        self._homes_read: list[Home] | None = None
         self._last_full_poll = 0.0
 
     # -- loading ------------------------------------------------------------------------------
@@ -191,7 +192,8 @@ class AlertEngine:
         self._by_sensor.clear()
         self._open = {}
         self._watermark = self.store.latest_received()
-        self._adopt(self.store.homes(), now, only_these=False)
+        self._homes_read = self.store.homes()
+        self._adopt(self._homes_read, now, only_these=False)
         self._dirty = set(self.homes)
 
     def refresh_homes(self, now: datetime) -> tuple[int, int]:
@@ -201,7 +203,11 @@ class AlertEngine:
         first), one that came or changed is read afresh with its last day of data. Returns
         (taken in, let go)."""
         self._now = now
-        current = {home.resident_id: home for home in self.store.homes()}
+        homes = self.store.homes()
+        if homes is self._homes_read:  # the store's own answer: nothing changed
+            return 0, 0
+        self._homes_read = homes
+        current = {home.resident_id: home for home in homes}
         leaving = [r for r, state in self.homes.items() if current.get(r) != state.home]
         coming = [
             home

@@ -1,8 +1,9 @@
 """`gridwatch alerts`: the alert engine and its delivery, running until stopped.
 
 The engine thread reads new data every second, evaluates the homes it touched and the
-deadlines that came due, and writes alerts with their outbox rows; every minute it re-reads
-who is watched (imports, moves) and saves what it learned of each home. The delivery thread
+deadlines that came due, and writes alerts with their outbox rows; every 5 seconds it looks
+at who is to be watched (imports, moves) and at what people did (absences, acknowledgements),
+and every minute it saves what it learned of each home. The delivery thread
 publishes the outbox to MQTT and posts webhooks, retrying until each is acknowledged. A
 database that goes away is waited for and the engine reloaded; nothing is lost because the
 outbox and the alerts live in the database, not in memory.
@@ -38,7 +39,7 @@ log = logging.getLogger(__name__)
 Clock = Callable[[], datetime]
 POLL_S = 1.0
 REFRESH_S = 5.0
-HOMES_REFRESH_S = 60.0  # how late a move between grids (or engines) is seen, at most
+PROFILES_SAVE_S = 60.0
 LEASE_CHECK_S = 5.0  # how often a lease is checked, and a standby tries to take it
 LEASE_LOCK_CLASS = 0x67770003  # advisory lock class of the alert partitions' leases
 
@@ -87,18 +88,18 @@ def run_engine(
 
 
 def _evaluate_until(engine: AlertEngine, stop: threading.Event, clock: Clock) -> None:
-    last_refresh = last_homes_refresh = time.monotonic()
+    last_refresh = last_save = time.monotonic()
     while not stop.is_set():
         engine.poll()
-        if time.monotonic() - last_homes_refresh >= HOMES_REFRESH_S:
+        if time.monotonic() - last_refresh >= REFRESH_S:
             came, left = engine.refresh_homes(clock())
             if came or left:
                 log.info("alert engine: %d homes taken in, %d let go", came, left)
-            engine.save_profiles()
-            last_homes_refresh = time.monotonic()
-        if time.monotonic() - last_refresh >= REFRESH_S:
             engine.refresh_absences(clock())
             last_refresh = time.monotonic()
+        if time.monotonic() - last_save >= PROFILES_SAVE_S:
+            engine.save_profiles()
+            last_save = time.monotonic()
         actions = engine.step(clock())
         if actions:
             log.info("alert engine: %d changes", len(actions))

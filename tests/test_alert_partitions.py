@@ -49,6 +49,7 @@ from gridwatch.ingest.writer import BatchWriter, Message
 from gridwatch.sample import load_sample_district
 from gridwatch.simulators.faults import FaultRates
 from gridwatch.simulators.scenario import Scenario
+from gridwatch.store import alert_store
 from gridwatch.store.alert_store import (
     OUTBOX_KEY_SQL,
     AlertStore,
@@ -174,6 +175,14 @@ def test_sql_computes_the_same_partitions_as_python(database_url):
 
 
 # -- two engines do what one does ------------------------------------------------------------
+
+
+@pytest.fixture
+def digest_every_look(monkeypatch):
+    """The store checks the digest of the homes at every look, not only once PostgreSQL's
+    table statistics (flushed a moment after each commit) show a write: exact, not late."""
+    monkeypatch.setattr(alert_store, "HOMES_DIGEST_EVERY_S", 0.0)
+
 
 RESIDENTS = 160
 START = datetime(2026, 3, 9, tzinfo=ZONE)  # a Monday, local midnight
@@ -342,7 +351,7 @@ def outbox_event_ids(url: str) -> list[int]:
 
 
 def test_two_engines_on_two_partitions_fire_exactly_what_one_engine_fires(
-    tmp_path, twin_databases, mqtt_url
+    tmp_path, twin_databases, mqtt_url, digest_every_look
 ):
     from gridwatch.simulators.cli import sample_district
 
@@ -462,7 +471,7 @@ def test_two_engines_on_two_partitions_fire_exactly_what_one_engine_fires(
 
 
 def test_an_engine_that_has_not_yet_seen_a_move_writes_nothing_for_the_home(
-    tmp_path, district_database_url, mqtt_url
+    tmp_path, district_database_url, mqtt_url, digest_every_look
 ):
     url = district_database_url
     settings = make_settings(tmp_path, url, mqtt_url)
@@ -536,7 +545,9 @@ def test_an_sos_resolved_before_a_restart_does_not_open_again():
     assert [a.status for a in store.alerts_of(SOS)] == ["resolved"]
 
 
-def test_the_homes_are_read_again_only_when_something_changed(district_database_url):
+def test_the_homes_are_read_again_only_when_something_changed(
+    district_database_url, digest_every_look
+):
     with psycopg.connect(district_database_url) as conn:
         store = AlertStore(conn)
         first = store.homes()
@@ -589,3 +600,17 @@ def test_a_second_process_for_a_partition_stands_by_until_the_first_is_gone(
         standby.join(timeout=30)
         holder.close()
     assert not standby.is_alive()
+
+
+def test_a_write_to_the_residents_is_noticed_within_seconds(district_database_url):
+    with psycopg.connect(district_database_url) as conn:
+        store = AlertStore(conn)
+        first = store.homes()
+        assert store.homes() is first
+        with psycopg.connect(district_database_url) as other:  # an import, elsewhere
+            other.execute(
+                "UPDATE residents SET living_alone = NOT living_alone WHERE id = ("
+                "SELECT min(id) FROM residents)"
+            )
+        # Long before the minute's digest: the table statistics show the write.
+        wait_for(lambda: store.homes() is not first, 15, "the homes read again")
