@@ -21,8 +21,9 @@ nothing fires for 45 minutes.
    time: on a shared machine the difference is the neighbours' share.
 2. poll_s: the same engine then polls once, as the service does every second, after the
    meters' last `overlap` seconds (the 120 s the engine re-reads on every poll) have been
-   written at the live rate (below). refresh_homes_s: it re-reads who it watches, as the
-   service does every minute (nothing changed, so it takes in and lets go of nothing).
+   written at the live rate (below). refresh_homes_s: it looks at who it watches, as the
+   service does every 5 seconds; homes_digest_s: the same with the digest of the homes that
+   the service computes at least once a minute (nothing changed: nothing taken in or let go).
    With --partitions N (N > 1), N more engines, one per partition (`--partition I/N`), each
    load, make their passes and poll the same way, one after the other: the per-partition
    figures, and their ratio to the one engine's measured just before.
@@ -75,6 +76,7 @@ from gridwatch.alerts.partition import Partition
 from gridwatch.alerts.rules import METER_OFFLINE, Rules
 from gridwatch.ingest.mqtt import BrokerAddress
 from gridwatch.settings import Settings
+from gridwatch.store import alert_store
 from gridwatch.store.migrate import migrate
 
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -458,6 +460,11 @@ def run(args, fire: int, url: str, settings: Settings) -> dict:
         wall = time.perf_counter()
         assert engine.refresh_homes(now) == (0, 0)
         refresh_homes_s = time.perf_counter() - wall
+        digest_every_s, alert_store.HOMES_DIGEST_EVERY_S = alert_store.HOMES_DIGEST_EVERY_S, 0
+        wall = time.perf_counter()
+        assert engine.refresh_homes(now) == (0, 0)
+        homes_digest_s = time.perf_counter() - wall
+        alert_store.HOMES_DIGEST_EVERY_S = digest_every_s
     del engine
     split = partition_passes(url, settings, now, args, homes) if args.partitions > 1 else {}
     eval_pass_s, eval_pass_cpu_s = min(timed.wall_s), min(timed.cpu_s)
@@ -478,7 +485,8 @@ def run(args, fire: int, url: str, settings: Settings) -> dict:
     print(
         f"poll: other meters report {live}; each poll re-reads the last {overlap_s:.0f} s: "
         f"{polled:,} readings ({prefill:,} prefilled) in {poll_s:.2f} s (CPU {poll_cpu_s:.2f} s); "
-        f"re-reading who is watched {refresh_homes_s:.2f} s"
+        f"looking at who is watched {refresh_homes_s:.3f} s (every 5 s), with the digest of "
+        f"them {homes_digest_s:.2f} s (once a minute)"
     )
     if split:
         slowest = {k: max(split[f"partition_{k}_s"]) for k in ("eval_pass", "poll", "load")}
@@ -615,6 +623,7 @@ def run(args, fire: int, url: str, settings: Settings) -> dict:
         "poll_cpu_s": seconds(poll_cpu_s),
         "poll_readings": polled,
         "refresh_homes_s": seconds(refresh_homes_s),
+        "homes_digest_s": seconds(homes_digest_s),
         **split,
         "service_ready_s": seconds(ready_s),
         "meter_interval_s": args.meter_interval,

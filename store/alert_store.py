@@ -85,13 +85,16 @@ class Scope:
     def write_table(self, conn: psycopg.Connection) -> Scope:
         """This scope in the connection's temporary table; returns it as read from there."""
         with conn.transaction():
+            # The key makes a nested loop over it a lookup: the planner may take one when it
+            # expects few rows (a rollup just refreshed), and a scan per row took minutes.
             conn.execute(
-                "CREATE TEMP TABLE IF NOT EXISTS gw_scope (source text NOT NULL, key text NOT NULL)"
+                "CREATE TEMP TABLE IF NOT EXISTS gw_scope "
+                "(source text NOT NULL, key text NOT NULL, PRIMARY KEY (source, key))"
             )
             conn.execute("TRUNCATE gw_scope")
             with conn.cursor() as cur, cur.copy("COPY gw_scope (source, key) FROM STDIN") as copy:
                 for source, keys in self.params().items():
-                    for key in keys:
+                    for key in dict.fromkeys(keys):
                         copy.write_row((source, key))
             conn.execute("ANALYZE gw_scope")
         return replace(self, in_table=True)
