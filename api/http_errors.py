@@ -12,6 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import RedirectResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from gridwatch.api.guard import data_headers
 from gridwatch.api.responses import JSONResponse
 from gridwatch.errors import (
     Conflict,
@@ -142,4 +143,7 @@ def install_error_handlers(app: FastAPI) -> None:
     async def internal(request: Request, exc: Exception):
         # The request body is never logged: it can hold residents' personal information.
         log.error("internal error on %s %s", request.method, request.url.path, exc_info=exc)
-        return error_response(500, "internal", "internal error; the server log has the details")
+        response = error_response(500, "internal", "internal error; the server log has the details")
+        # This response is made outside the middleware, so it adds the security headers itself.
+        response.headers.update(data_headers())
+        return response

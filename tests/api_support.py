@@ -144,15 +144,24 @@ class ApiServer:
         return httpx.Client(base_url=self.url, headers=headers, timeout=30)
 
 
+# Tests make requests far faster than people do: limits that only test_api_limits reaches.
+GENEROUS_LIMITS = {
+    "api_rate_burst": 100_000,
+    "api_anonymous_burst": 100_000,
+    "api_auth_failures_per_min": 100_000,
+}
+
+
 def api_settings(tmp: Path, url: str, **extra) -> Settings:
-    return Settings(
-        database_url=url,
-        data_dir=tmp / "data",
-        topic_prefix=f"t{uuid.uuid4().hex[:8]}",
-        api_token_cache_s=0,
-        api_counts_ttl_s=0,
-        **extra,
-    )
+    values = {
+        "database_url": url,
+        "data_dir": tmp / "data",
+        "topic_prefix": f"t{uuid.uuid4().hex[:8]}",
+        "api_token_cache_s": 0,
+        "api_counts_ttl_s": 0,
+        **GENEROUS_LIMITS,
+    }
+    return Settings(**{**values, **extra})
 
 
 @pytest.fixture(scope="module", name="seeded_url")
