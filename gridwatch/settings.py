@@ -126,7 +126,7 @@ class Settings(BaseSettings):
                 or not parts.hostname
                 or "*" in origin
                 or parts.username is not None
-                or origin != f"{parts.scheme}://{parts.netloc}"
+                or origin.lower() != f"{parts.scheme}://{parts.netloc}".lower()
             ):
                 raise ValueError(
                     f"CORS origin {origin!r} must be exactly scheme://host[:port], "

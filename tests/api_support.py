@@ -194,6 +194,17 @@ def clients(server: ApiServer, tokens: Tokens) -> dict[str, httpx.Client]:
     return made
 
 
+def assert_security_headers(response: httpx.Response) -> None:
+    """The headers every answer carries; no-store on all but the static assets."""
+    headers = response.headers
+    assert headers["x-content-type-options"] == "nosniff", response.url
+    assert headers["x-frame-options"] == "DENY", response.url
+    assert headers["referrer-policy"] == "same-origin", response.url
+    assert "frame-ancestors 'none'" in headers["content-security-policy"], response.url
+    if not response.url.path.startswith("/static/"):
+        assert headers["cache-control"] == "no-store", response.url
+
+
 def reason(response: httpx.Response) -> str:
     """The reason of a JSON error, checked to be there."""
     body = response.json()

@@ -16,6 +16,7 @@ from api_support import (
     GRID_A,
     GRID_B,
     NOW,
+    assert_security_headers,
     clients,
     module_server_fixture,  # noqa: F401
     module_tokens_fixture,  # noqa: F401
@@ -367,11 +368,13 @@ def test_no_token_is_401_and_a_device_only_posts(http, grid_b, module_server):
         anonymous = http["anonymous"].request(method, url, json={})
         assert anonymous.status_code == 401, (method, path, anonymous.text)
         assert anonymous.headers["www-authenticate"].startswith("Bearer")
+        assert_security_headers(anonymous)
         if (method, path) in POSTERS or path == "/me":
             continue
         device = http["device"].request(method, url, json={})
         assert device.status_code == 403, (method, path, device.text)
         assert "device tokens may only post" in reason(device)
+        assert_security_headers(device)
 
 
 def test_bad_credentials(module_server):
