@@ -19,7 +19,17 @@ from fastapi.staticfiles import StaticFiles
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from gridwatch import __version__
-from gridwatch.api import absences, alerts, collections, coverage, hazards, map_pages, reports, site
+from gridwatch.api import (
+    absences,
+    alerts,
+    audit,
+    collections,
+    coverage,
+    hazards,
+    map_pages,
+    reports,
+    site,
+)
 from gridwatch.api.guard import RequestGuard, SecurityHeaders
 from gridwatch.api.hazard_rules import plan_escalations
 from gridwatch.api.http_errors import install_error_handlers
@@ -124,7 +134,8 @@ def create_app(
         SecurityHeaders,
         tile_hosts=tiles_for(settings.tiles, tianditu_key=settings.tianditu_key).hosts,
     )
-    for module in (site, collections, reports, hazards, alerts, absences, coverage, map_pages):
+    routers = (site, collections, reports, hazards, alerts, absences, coverage, map_pages, audit)
+    for module in routers:
         app.include_router(module.router)
     app.mount(
         "/static",

@@ -277,6 +277,9 @@ WALK = {
     ("GET", "/maps/grids/{code}"): lambda c, b, u: _missing(c.get(f"/maps/grids/{GRID_B}")),
     ("GET", "/maps/coverage"): lambda c, b, u: _page_without_grid_b(c.get("/maps/coverage")),
     ("GET", "/maps/live"): lambda c, b, u: _page_without_grid_b(c.get("/maps/live")),
+    ("GET", "/audit"): lambda c, b, u: _missing(
+        c.get("/audit", params={"resident": b["resident"]})
+    ),
 }
 
 
