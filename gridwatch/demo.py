@@ -89,8 +89,14 @@ def _api_server(settings: Settings, database_url: str, mqtt_url: str):
         if probe.connect_ex((settings.api_host, port)) == 0:
             port = free_port(settings.api_host)
     app = create_app(settings, database_url=database_url, mqtt_url=mqtt_url)
+    # A browser left on the live map holds its event stream open: stop without waiting for it.
     config = uvicorn.Config(
-        app, host=settings.api_host, port=port, log_level="warning", server_header=False
+        app,
+        host=settings.api_host,
+        port=port,
+        log_level="warning",
+        server_header=False,
+        timeout_graceful_shutdown=5,
     )
     return uvicorn.Server(config)
 

@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import psycopg
 
+from gridwatch.errors import first_line
 from gridwatch.ingest.hazard import HazardReport
 from gridwatch.ingest.meter import MeterReading
 from gridwatch.ingest.patrol import PatrolCheckin
@@ -159,7 +160,9 @@ class BatchWriter:
                 message.reason = f"rejected by the database: {str(exc).splitlines()[0]}"
                 message.reading = None
                 return self._write_once(messages)
-            log.warning("batch of %d rejected (%s); splitting it", len(messages), exc)
+            # The first line only: the DETAIL and CONTEXT that follow quote the row's values
+            # (a visit's note, a hazard's description: residents' personal information).
+            log.warning("batch of %d rejected (%s); splitting it", len(messages), first_line(exc))
             middle = len(messages) // 2
             result = self.write(messages[:middle])
             result.add(self.write(messages[middle:]))
