@@ -116,6 +116,15 @@ class Settings(BaseSettings):
             raise ValueError("hazard deadlines must be positive hours below a year")
         return value
 
+    @field_validator("alert_webhooks")
+    @classmethod
+    def _http_webhooks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for url in value:
+            parts = urlsplit(url)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise ValueError(f"alert webhook {url!r} must be an http:// or https:// URL")
+        return value
+
     @field_validator("api_cors_origins")
     @classmethod
     def _exact_origins(cls, value: tuple[str, ...]) -> tuple[str, ...]:

@@ -146,8 +146,9 @@ class EmbeddedPostgres:
         try:
             pwd.getpwnam(SERVICE_USER)
         except KeyError:
-            subprocess.run(
-                [
+            # Fixed arguments and no shell; useradd is wherever the system keeps it on PATH.
+            subprocess.run(  # noqa: S603
+                [  # noqa: S607
                     "useradd",
                     "--system",
                     "--no-create-home",
@@ -173,7 +174,8 @@ class EmbeddedPostgres:
             entry = pwd.getpwnam(SERVICE_USER)
             identity = {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": []}
         try:
-            subprocess.run(
+            # The package's own PostgreSQL binaries, arguments made here, no shell.
+            subprocess.run(  # noqa: S603
                 [str(self._bin / program), *args],
                 check=True,
                 capture_output=True,
