@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
@@ -57,17 +58,4 @@ def audit_log(
                 "type": "application/json",
             }
         )
-    items = [
-        {
-            "id": row.id,
-            "at": row.at,
-            "actor": row.actor,
-            "role": row.role,
-            "action": row.action,
-            "what": row.what,
-            "client": row.client,
-            "resident_ids": row.resident_ids,
-        }
-        for row in rows
-    ]
-    return JSONResponse({"items": items, "links": links})
+    return JSONResponse({"items": [asdict(row) for row in rows], "links": links})

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import getpass
 import sys
+from dataclasses import asdict
 from datetime import UTC, datetime
 
 from gridwatch.services import Services
@@ -77,17 +78,7 @@ def run_audit(settings: Settings, args: argparse.Namespace) -> int:
         )
     for row in rows[: args.limit]:
         if args.json:
-            record = {
-                "id": row.id,
-                "at": row.at.isoformat(),
-                "actor": row.actor,
-                "role": row.role,
-                "action": row.action,
-                "what": row.what,
-                "client": row.client,
-                "resident_ids": row.resident_ids,
-            }
-            print(orjson.dumps(record).decode())
+            print(orjson.dumps(asdict(row)).decode())
             continue
         local = row.at.astimezone(settings.zone).strftime("%Y-%m-%d %H:%M:%S")
         who = f"{row.actor} ({row.role})" if row.role else row.actor

@@ -67,19 +67,18 @@ def audit_entries(
     limit: int = 100,
 ) -> list[AuditEntry]:
     """Audit rows in the order they were written, oldest first, after `after_id`."""
-    where, params = ["TRUE"], {"limit": limit}
-    if resident is not None:
-        where.append("resident_ids @> ARRAY[%(resident)s]::text[]")
-        params["resident"] = resident
-    if user is not None:
-        where.append("actor = %(user)s")
-        params["user"] = user
-    if since is not None:
-        where.append("at >= %(since)s")
-        params["since"] = since
-    if after_id is not None:
-        where.append("id > %(after)s")
-        params["after"] = after_id
+    conditions = [
+        (name, value, clause)
+        for name, value, clause in (
+            ("resident", resident, "resident_ids @> ARRAY[%(resident)s]::text[]"),
+            ("user", user, "actor = %(user)s"),
+            ("since", since, "at >= %(since)s"),
+            ("after", after_id, "id > %(after)s"),
+        )
+        if value is not None
+    ]
+    where = [clause for _, _, clause in conditions] or ["TRUE"]
+    params = {name: value for name, value, _ in conditions} | {"limit": limit}
     query = sql.SQL(
         "SELECT id, at, actor, role, action, what, client, resident_ids "
         "FROM personal_data_audit WHERE {} ORDER BY id LIMIT %(limit)s"

@@ -187,6 +187,15 @@ def module_server_fixture(seeded_url, module_tokens, tmp_path_factory) -> Iterat
         yield server
 
 
+@pytest.fixture(scope="module", name="http")
+def http_fixture(module_server, module_tokens) -> Iterator[dict[str, httpx.Client]]:
+    """A client of every role (and one without a token) on the module's server."""
+    made = clients(module_server, module_tokens)
+    yield made
+    for client in made.values():
+        client.close()
+
+
 def clients(server: ApiServer, tokens: Tokens) -> dict[str, httpx.Client]:
     roles = ("admin", "duty_street", "duty_community", "worker_a", "worker_b", "device")
     made = {role: server.client(role, tokens) for role in roles}

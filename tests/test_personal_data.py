@@ -16,7 +16,7 @@ import pytest
 from api_support import (
     GRID_A,
     NOW,
-    clients,
+    http_fixture,  # noqa: F401
     module_server_fixture,  # noqa: F401
     module_tokens_fixture,  # noqa: F401
     reason,
@@ -29,14 +29,6 @@ from gridwatch.residents import ResidentRow
 from gridwatch.store.alert_store import write_event
 from gridwatch.store.partitions import ensure_partitions
 from gridwatch.store.residents import upsert_residents
-
-
-@pytest.fixture(scope="module")
-def http(module_server, module_tokens):
-    made = clients(module_server, module_tokens)
-    yield made
-    for client in made.values():
-        client.close()
 
 
 def _query(url: str, sql: str, params: tuple = ()) -> list[tuple]:
