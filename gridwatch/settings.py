@@ -83,6 +83,11 @@ class Settings(BaseSettings):
     api_auth_failures_per_min: float = Field(
         default=10.0, gt=0, description="rejected credentials per minute per client address"
     )
+    api_forwarded_allow_ips: tuple[str, ...] = Field(
+        default=(),
+        description="JSON list of reverse proxy addresses whose X-Forwarded-For/-Proto are "
+        "believed; empty: the peer's address is the client's",
+    )
     api_cors_origins: tuple[str, ...] = Field(
         default=(),
         description="JSON list of origins allowed to call the API from a browser, e.g. "

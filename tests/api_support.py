@@ -21,6 +21,7 @@ import uvicorn
 from conftest import _create_database, _drop_database
 
 from gridwatch.api.app import create_app
+from gridwatch.api.cli import server_config
 from gridwatch.api.hazard_rules import deadlines_from_hours
 from gridwatch.settings import Settings
 from gridwatch.store.api_sample import seed_activity
@@ -116,8 +117,8 @@ class ApiServer:
         self.app = create_app(settings, database_url=url, clock=clock, **kwargs)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(
-            self.app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on"
+        config = server_config(
+            self.app, settings, host="127.0.0.1", port=self.port, log_level="warning"
         )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, name="api-server", daemon=True)

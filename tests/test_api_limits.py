@@ -154,6 +154,23 @@ def test_guessing_tokens_is_stopped_per_address(limited, connect):
     assert guesser.get("/healthz").status_code == 200
 
 
+def test_a_forwarded_address_counts_only_from_a_trusted_proxy(seeded_url, connect, tmp_path):
+    def anonymous_from(server: ApiServer, address: str) -> int:
+        forwarded = {"X-Forwarded-For": address}
+        return connect(server).get("/conformance", headers=forwarded).status_code
+
+    settings = api_settings(tmp_path, seeded_url, **TIGHT)
+    with ApiServer(settings, seeded_url, Clock()) as server:
+        # Not trusted: the claimed addresses are ignored, every request is the peer's.
+        statuses = [anonymous_from(server, f"203.0.113.{i}") for i in range(3)]
+        assert statuses == [200, 200, 429]
+    behind = api_settings(tmp_path, seeded_url, **TIGHT, api_forwarded_allow_ips=["127.0.0.1"])
+    with ApiServer(behind, seeded_url, Clock()) as server:
+        statuses = [anonymous_from(server, address) for address in ("203.0.113.1",) * 3]
+        assert statuses == [200, 200, 429]
+        assert anonymous_from(server, "203.0.113.2") == 200, "another client behind the proxy"
+
+
 def test_no_limits_when_switched_off(seeded_url, connect, tmp_path):
     settings = api_settings(tmp_path, seeded_url, **{**TIGHT, "api_rate_per_s": 0})
     with ApiServer(settings, seeded_url, Clock()) as server:
