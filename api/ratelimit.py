@@ -108,13 +108,15 @@ class RateLimit:
             )
             return
         if credential is not None:
-            wait = self.per_token.take(credential, now)
-            limit = _describe(self.per_token, "this token")
+            buckets, key, whom = self.per_token, credential, "this token"
         else:
-            wait = self.anonymous.take(address, now)
-            limit = _describe(self.anonymous, "requests without a token from this address")
-        if wait:
-            await _too_many(send, wait, f"over the rate limit of {limit}")
+            buckets, key, whom = (
+                self.anonymous,
+                address,
+                "requests without a token from this address",
+            )
+        if wait := buckets.take(key, now):
+            await _too_many(send, wait, f"over the rate limit of {_describe(buckets, whom)}")
             return
         if not presents:
             await self.app(scope, receive, send)
