@@ -10,12 +10,7 @@ from zoneinfo import ZoneInfo
 
 import psycopg
 import pytest
-from api_support import (
-    ApiServer,
-    Clock,
-    api_settings,
-    seeded_url_fixture,  # noqa: F401
-)
+from api_support import ApiServer, Clock, api_settings
 
 from gridwatch.api.runtime import Conn
 from gridwatch.ingest.meter import MeterReading
@@ -41,8 +36,8 @@ def test_a_rejected_batch_is_logged_without_its_rows(database_url, caplog):
     assert NOTE not in caplog.text and "王秀华" not in caplog.text
 
 
-def test_a_database_error_in_a_request_is_logged_without_the_row(seeded_url, tmp_path, caplog):
-    server = ApiServer(api_settings(tmp_path, seeded_url), seeded_url, Clock())
+def test_a_database_error_in_a_request_is_logged_without_the_row(database_url, tmp_path, caplog):
+    server = ApiServer(api_settings(tmp_path, database_url), database_url, Clock())
 
     def faulty(conn: Conn):
         conn.execute(
