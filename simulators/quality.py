@@ -183,7 +183,7 @@ def quality_report(run: QualityRun, zone: ZoneInfo) -> dict:
     outages = [i for i in scenario.incidents if i.kind == "meter_outage"]
     end = scenario.end
     delays: list[float] = []
-    late = 0
+    late: list[dict] = []
     detected = 0
     pending = 0
     missed: list[str] = []
@@ -211,7 +211,16 @@ def quality_report(run: QualityRun, zone: ZoneInfo) -> dict:
         first = min(o for o, _k in hits)
         delays.append((first - fall.at).total_seconds() / 60)
         if expected is not None and first > expected + WINDOW_GRACE:
-            late += 1
+            kind = min(hits)[1]
+            late.append(
+                {
+                    "resident_id": fall.resident_id,
+                    "fell_at": fall.at.isoformat(),
+                    "expected": expected.isoformat(),
+                    "alerted": first.isoformat(),
+                    "kind": kind,
+                }
+            )
     for press in sos:
         hits = [o for o, k, _s in by_resident[press.resident_id] if k == SOS and o >= press.at]
         if hits:
@@ -249,7 +258,8 @@ def quality_report(run: QualityRun, zone: ZoneInfo) -> dict:
         "outages_reported_as_inactivity": outage_alarms,
         "falls": len(falls),
         "sos": len(sos),
-        "falls_later_than_window_plus_5_min": late,
+        "falls_later_than_window_plus_5_min": len(late),
+        "late_falls": late,
         "missed": missed,
         "pending_at_end_of_run": pending,
         "meter_outages": len(outages),
