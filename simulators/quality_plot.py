@@ -64,7 +64,7 @@ def plot_week(database_url: str, run: QualityRun, zone: ZoneInfo, path: str) -> 
         label="power (W)",
     )
     ax.axhline(baseline.spike_w, ls="--", lw=0.8, color="tab:green", label="spike bar")
-    ax.axhline(baseline.sustained_w, ls=":", lw=0.8, color="tab:green", label="running-mean bar")
+    ax.axhline(baseline.sustained_w, ls=":", lw=0.8, color="tab:green", label="running-level bar")
     top = max([r[1] or 0 for r in readings] + [baseline.spike_w]) * 1.05
     ax.scatter(
         [local(a) for a in active],
