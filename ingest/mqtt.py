@@ -109,11 +109,27 @@ def tls_context(ca_file: Path | None) -> ssl.SSLContext:
     """A client TLS context that checks the broker's certificate and host name against
     `ca_file` (PEM), or the system's CAs when None."""
     try:
-        return ssl.create_default_context(cafile=str(ca_file) if ca_file else None)
+        context = ssl.create_default_context(cafile=str(ca_file) if ca_file else None)
     except (OSError, ssl.SSLError) as exc:
         raise ConfigError(
             f"GRIDWATCH_MQTT_CA_FILE {ca_file}: not a readable PEM CA certificate ({exc})"
         ) from None
+    context.sslsocket_class = _ClosedOnFailedHandshake
+    return context
+
+
+class _ClosedOnFailedHandshake(ssl.SSLSocket):
+    """paho leaves the socket of a failed handshake (an untrusted certificate) open for the
+    garbage collector, once per reconnect attempt; this one closes itself."""
+
+    def do_handshake(self, *args, **kwargs) -> None:
+        try:
+            super().do_handshake(*args, **kwargs)
+        except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
+            raise  # not a failure: a non-blocking handshake goes on later
+        except (OSError, ValueError):
+            self.close()
+            raise
 
 
 def connect_properties(session_expiry_s: int, receive_maximum: int) -> Properties:
