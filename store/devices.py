@@ -50,15 +50,11 @@ class Registration:
 
 @dataclass(frozen=True, slots=True)
 class TopicIdentities:
-    """The ids that may publish, per kind, and those that were revoked, with the version
-    of the tables they were read at."""
+    """Per source kind (meter, sensor, worker: patrol, hazard and OwnTracks), the ids that
+    may publish and those that were revoked, with the version of the tables read."""
 
-    meters: frozenset[str]
-    sensors: frozenset[str]
-    workers: frozenset[str]  # patrol, hazard and OwnTracks identities
-    revoked_meters: frozenset[str]
-    revoked_sensors: frozenset[str]
-    revoked_workers: frozenset[str]
+    allowed: dict[str, frozenset[str]]
+    revoked: dict[str, frozenset[str]]
     version: tuple
 
 
@@ -183,12 +179,16 @@ def load_topic_identities(conn: psycopg.Connection) -> TopicIdentities:
     workers = {worker for (worker,) in conn.execute("SELECT id FROM workers")}
     revoked_workers = revoked["app"] - active["app"]
     return TopicIdentities(
-        meters=frozenset(active["meter"]),
-        sensors=frozenset(active["sensor"]),
-        workers=frozenset((workers - revoked_workers) | active["app"]),
-        revoked_meters=frozenset(revoked["meter"]),
-        revoked_sensors=frozenset(revoked["sensor"]),
-        revoked_workers=frozenset(revoked_workers),
+        allowed={
+            "meter": frozenset(active["meter"]),
+            "sensor": frozenset(active["sensor"]),
+            "worker": frozenset((workers - revoked_workers) | active["app"]),
+        },
+        revoked={
+            "meter": frozenset(revoked["meter"]),
+            "sensor": frozenset(revoked["sensor"]),
+            "worker": frozenset(revoked_workers),
+        },
         version=version,
     )
 
