@@ -19,6 +19,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from gridwatch.api.auth import SESSION_COOKIE, Caller
 from gridwatch.api.responses import JSONResponse
 from gridwatch.api.runtime import State
+from gridwatch.errors import ConfigError
 from gridwatch.ingest.mqtt import tls_context
 from gridwatch.maps.texts import texts_for
 from gridwatch.store.users import create_session, end_session
@@ -112,6 +113,8 @@ async def _broker_ready(url: str | None, ca_file: Path | None = None) -> str:
             ),
             2.0,
         )
+    except ConfigError as exc:  # an unreadable GRIDWATCH_MQTT_CA_FILE
+        return f"misconfigured: {exc}"
     except (OSError, TimeoutError) as exc:
         return f"unreachable: {type(exc).__name__}"
     try:

@@ -85,8 +85,10 @@ def _read_lines(path: Path) -> list[str]:
         return path.read_text(encoding="utf-8").splitlines()
     except FileNotFoundError:
         return []
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read the password file {path}: {exc}") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read the password file {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"the password file {path} is not text: {exc.reason}") from None
 
 
 def _write_lines(path: Path, lines: list[str]) -> None:
@@ -97,11 +99,11 @@ def _write_lines(path: Path, lines: list[str]) -> None:
     except FileNotFoundError:
         previous = None
     except OSError as exc:
-        raise ConfigError(f"cannot use the password file {path}: {exc}") from None
+        raise ConfigError(f"cannot use the password file {path}: {exc.strerror or exc}") from None
     try:
         handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     except OSError as exc:
-        raise ConfigError(f"cannot write beside the password file {path}: {exc}") from None
+        raise ConfigError(f"cannot write the password file {path}: {exc.strerror or exc}") from None
     try:
         with os.fdopen(handle, "w", encoding="utf-8") as out:
             out.write("".join(f"{line}\n" for line in lines))
@@ -114,4 +116,4 @@ def _write_lines(path: Path, lines: list[str]) -> None:
     except OSError as exc:
         with contextlib.suppress(OSError):
             os.unlink(temporary)
-        raise ConfigError(f"cannot write the password file {path}: {exc}") from None
+        raise ConfigError(f"cannot write the password file {path}: {exc.strerror or exc}") from None

@@ -35,6 +35,8 @@ RELOAD_HINT = "reload the broker to apply it (systemctl reload mosquitto, or kil
 
 @dataclass(frozen=True, slots=True)
 class IssuedCredentials:
+    """A registered device's password (in clear, to show once) and its password file line."""
+
     registration: Registration
     password: str
     password_line: str

@@ -29,6 +29,8 @@ _VERSION = (
 
 @dataclass(frozen=True, slots=True)
 class DeviceRow:
+    """One device as registered; `broker_user` is the name it logs in to the broker with."""
+
     kind: str
     id: str
     resident_id: str | None
