@@ -94,7 +94,8 @@ def run_delivery(
         try:
             if client is None:
                 client = publisher(
-                    BrokerAddress.from_url(mqtt_url), f"{settings.mqtt_client_id}-alerts"
+                    BrokerAddress.from_url(mqtt_url, settings.mqtt_ca_file),
+                    f"{settings.mqtt_client_id}-alerts",
                 )
             with connect(database_url) as conn:
                 while not stop.is_set():

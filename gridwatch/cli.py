@@ -178,10 +178,12 @@ def build_parser() -> argparse.ArgumentParser:
     absence_add.set_defaults(run=run_absences_add)
 
     from gridwatch.api.cli import register as register_api_commands
+    from gridwatch.devices import register_commands as register_device_commands
     from gridwatch.simulators.cli import add_simulate_command
 
     add_simulate_command(commands, common)
     register_api_commands(commands, common)
+    register_device_commands(commands, common)
 
     demo = commands.add_parser(
         "demo", parents=[common], help="run everything on the sample district until Ctrl-C"

@@ -132,7 +132,10 @@ def _sample_district(conn, settings: Settings):
 def _traffic(settings, mqtt_url, database_url, district, worker, stop, seconds) -> None:
     from gridwatch.simulators.traffic import burst
 
-    client = publisher(BrokerAddress.from_url(mqtt_url), f"{settings.mqtt_client_id}-demo-pub")
+    client = publisher(
+        BrokerAddress.from_url(mqtt_url, settings.mqtt_ca_file),
+        f"{settings.mqtt_client_id}-demo-pub",
+    )
     started = time.monotonic()
     try:
         now = datetime.now(UTC)

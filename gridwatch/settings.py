@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import platformdirs
-from pydantic import Field, field_validator
+from pydantic import Field, FilePath, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -26,6 +26,10 @@ class Settings(BaseSettings):
     )
     mqtt_url: str | None = Field(
         default=None, description="mqtt://user:pass@host:1883 or mqtts://; unset starts a broker"
+    )
+    mqtt_ca_file: FilePath | None = Field(
+        default=None,
+        description="PEM CA certificate(s) an mqtts:// broker's certificate is checked against",
     )
     topic_prefix: str = "gw"
     owntracks_topic: str = Field(
@@ -49,6 +53,10 @@ class Settings(BaseSettings):
     max_future_s: int = 24 * 3600
     retention_days: int = 400
     partitions_ahead_days: int = 7
+    require_registered_devices: bool = Field(
+        default=False,
+        description="dead-letter messages from meters, sensors and workers not registered",
+    )
 
     # Alerts
     alert_webhooks: tuple[str, ...] = Field(

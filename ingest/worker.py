@@ -82,7 +82,7 @@ class IngestWorker:
     ) -> None:
         self.settings = settings
         self.database_url = database_url
-        self.address = BrokerAddress.from_url(mqtt_url)
+        self.address = BrokerAddress.from_url(mqtt_url, settings.mqtt_ca_file)
         self.shared = shared
         self.client_id = client_id or default_client_id(settings.mqtt_client_id, shared)
         self.router = TopicRouter(settings.topic_prefix, settings.owntracks_topic)
@@ -300,7 +300,12 @@ class IngestWorker:
             )
         from zoneinfo import ZoneInfo
 
-        return BatchWriter(conn, mode=meta["mode"], zone=ZoneInfo(meta.get("tz", self.settings.tz)))
+        return BatchWriter(
+            conn,
+            mode=meta["mode"],
+            zone=ZoneInfo(meta.get("tz", self.settings.tz)),
+            require_registered=self.settings.require_registered_devices,
+        )
 
     def _close_writer(self) -> None:
         if self._writer is not None:
@@ -312,6 +317,7 @@ class IngestWorker:
         try:
             if self._writer is not None:
                 self._writer.reload_grids_if_changed()
+                self._writer.reload_registrations_if_changed()
         except (psycopg.OperationalError, psycopg.InterfaceError):
             self._close_writer()
 

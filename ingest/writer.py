@@ -22,6 +22,7 @@ from gridwatch.errors import first_line
 from gridwatch.ingest.hazard import HazardReport
 from gridwatch.ingest.meter import MeterReading
 from gridwatch.ingest.patrol import PatrolCheckin
+from gridwatch.ingest.registration import RegistrationCheck
 from gridwatch.ingest.sensor import SensorEvent
 from gridwatch.store.grids import LeafGrids, load_leaf_grids
 from gridwatch.store.mode import PLAIN
@@ -124,11 +125,19 @@ _DEAD = (
 class BatchWriter:
     """Owns one connection; writes batches, making daily partitions and placing points in grids."""
 
-    def __init__(self, conn: psycopg.Connection, *, mode: str, zone: ZoneInfo) -> None:
+    def __init__(
+        self,
+        conn: psycopg.Connection,
+        *,
+        mode: str,
+        zone: ZoneInfo,
+        require_registered: bool = False,
+    ) -> None:
         self.conn = conn
         self.mode = mode
         self.zone = zone
         self.grids: LeafGrids = load_leaf_grids(conn)
+        self.registrations = RegistrationCheck(conn) if require_registered else None
         self._partition_days: set[date] = set()
         if mode == PLAIN:
             self._partition_days = existing_partition_days(conn, _METER.name)
@@ -146,6 +155,10 @@ class BatchWriter:
         self.grids = fresh
         log.info("grid index reloaded: %d grids", len(fresh.index))
         return True
+
+    def reload_registrations_if_changed(self) -> bool:
+        """Reload the device registry when devices or workers changed (revocations included)."""
+        return self.registrations is not None and self.registrations.reload_if_changed(self.conn)
 
     def write(self, messages: list[Message]) -> WriteResult:
         """Write the batch; a row the database rejects is split out and dead-lettered alone."""
@@ -170,6 +183,8 @@ class BatchWriter:
 
     def _write_once(self, messages: list[Message]) -> WriteResult:
         result = WriteResult()
+        if self.registrations is not None:
+            self.registrations.refuse_unregistered(messages, self.conn)
         by_type: dict[type, list] = defaultdict(list)
         dead: list[Message] = []
         for message in messages:
