@@ -127,6 +127,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     resident_import.add_argument("file", type=Path)
     resident_import.set_defaults(run=run_residents_import)
+    from gridwatch.privacy_commands import register as register_privacy_commands
+
+    register_privacy_commands(commands, resident_commands, common)
 
     ingest = commands.add_parser(
         "ingest", parents=[common], help="run the MQTT ingest worker until stopped"

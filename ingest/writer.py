@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import psycopg
 
+from gridwatch.errors import first_line
 from gridwatch.ingest.hazard import HazardReport
 from gridwatch.ingest.meter import MeterReading
 from gridwatch.ingest.patrol import PatrolCheckin
@@ -172,7 +173,9 @@ class BatchWriter:
                 message.reason = f"rejected by the database: {str(exc).splitlines()[0]}"
                 message.reading = None
                 return self._write_once(messages)
-            log.warning("batch of %d rejected (%s); splitting it", len(messages), exc)
+            # The first line only: the DETAIL and CONTEXT that follow quote the row's values
+            # (a visit's note, a hazard's description: residents' personal information).
+            log.warning("batch of %d rejected (%s); splitting it", len(messages), first_line(exc))
             middle = len(messages) // 2
             result = self.write(messages[:middle])
             result.add(self.write(messages[middle:]))
@@ -264,8 +267,9 @@ class BatchWriter:
     def _prepare_staging(self) -> None:
         staging = [(t.name, t.columns) for t in (_METER, _SENSOR, _PATROL, _HAZARD)]
         for name, columns in [*staging, ("dead_letters", _DEAD)]:
+            # Names here and below are this module's constants, never input: no injection.
             self.conn.execute(
-                f"CREATE TEMP TABLE IF NOT EXISTS stage_{name} ON COMMIT DELETE ROWS AS "
+                f"CREATE TEMP TABLE IF NOT EXISTS stage_{name} ON COMMIT DELETE ROWS AS "  # noqa: S608
                 f"SELECT {', '.join(columns)} FROM {name} WITH NO DATA"
             )
 
@@ -278,13 +282,13 @@ class BatchWriter:
         self._copy(f"stage_{table.name}", table.columns, rows)
         columns = ", ".join(table.columns)
         insert = (
-            f"INSERT INTO {table.name} ({columns}) SELECT {columns} FROM stage_{table.name} "
+            f"INSERT INTO {table.name} ({columns}) SELECT {columns} FROM stage_{table.name} "  # noqa: S608
             f"{table.conflict}"
         )
         if hazard_events:
             # A new report opens its ledger entry with a 'report' event, in the same statement.
             insert = (
-                f"WITH new AS ({insert} RETURNING id, reporter_id, received_at) "
+                f"WITH new AS ({insert} RETURNING id, reporter_id, received_at) "  # noqa: S608
                 "INSERT INTO hazard_events (hazard_id, at, action, to_status, actor) "
                 "SELECT id, received_at, 'report', 'reported', reporter_id FROM new"
             )
@@ -310,7 +314,7 @@ class BatchWriter:
                 entry[6] += 1
         self._copy("stage_dead_letters", _DEAD, grouped.values())
         self.conn.execute(
-            f"INSERT INTO dead_letters ({', '.join(_DEAD)}) "
+            f"INSERT INTO dead_letters ({', '.join(_DEAD)}) "  # noqa: S608 - constant names
             f"SELECT {', '.join(_DEAD)} FROM stage_dead_letters "
             "ON CONFLICT (topic, payload_sha256) DO UPDATE SET "
             "occurrences = dead_letters.occurrences + EXCLUDED.occurrences, "

@@ -30,7 +30,8 @@ def upsert_residents(
                 ON CONFLICT (id) DO UPDATE SET
                     name = EXCLUDED.name, address = EXCLUDED.address, phone = EXCLUDED.phone,
                     lat = EXCLUDED.lat, lon = EXCLUDED.lon, grid_id = EXCLUDED.grid_id,
-                    living_alone = EXCLUDED.living_alone, updated_at = now()
+                    living_alone = EXCLUDED.living_alone, forgotten_at = NULL,
+                    updated_at = now()
                 RETURNING (xmax = 0)
                 """,
                 (
