@@ -101,7 +101,10 @@ def read_ts(data: dict[str, Any], ctx: ParseContext, field: str = "ts") -> datet
         raise InvalidPayload(
             f"{field} {when.isoformat()} is older than the retention window of {_span(ctx.max_age)}"
         )
-    return when
+    # Python takes offsets that PostgreSQL refuses (beyond ±15:59, fractions of a second);
+    # the instant is what counts, so it is kept in UTC (converted only now: year 1 at +14:00
+    # has no UTC year).
+    return when.astimezone(UTC)
 
 
 def read_number(
