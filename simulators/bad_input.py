@@ -149,6 +149,8 @@ class BadInput:
         # costs more than breaking it, and the breakage is where the variety matters.
         self._pool_size = pool_size
         self._pools: dict[str, list[list[tuple[bytes, bytes]]]] = {}
+        self._payload_pools: dict[str, list[bytes]] = {}
+        self._topic_pools: dict[str, list[str]] = {}
 
     def messages(self, kind: str, count: int) -> Iterator[Hostile]:
         """`count` messages of one kind (its topic, mostly), each in a randomly chosen form."""
@@ -245,35 +247,52 @@ class BadInput:
         return _object(self.fields(kind))
 
     def _valid(self, kind: str) -> Hostile:
-        return Hostile("valid", self.topic(kind), self.valid_payload(kind))
+        fresh = self.rng.random() < 0.25
+        payload = self.valid_payload(kind) if fresh else self._base_payload(kind)
+        return Hostile("valid", self._topic_of(kind), payload)
+
+    def _fill_pools(self, kind: str) -> None:
+        pool = self._pools[kind] = [self.fields(kind) for _ in range(self._pool_size)]
+        self._payload_pools[kind] = [_object(pairs) for pairs in pool]
+        self._topic_pools[kind] = [self.topic(kind) for _ in range(self._pool_size)]
 
     def _base(self, kind: str) -> list[tuple[bytes, bytes]]:
         """A copy of a valid payload's pairs from the kind's pool, to be broken."""
-        pool = self._pools.get(kind)
-        if pool is None:
-            pool = self._pools[kind] = [self.fields(kind) for _ in range(self._pool_size)]
+        if kind not in self._pools:
+            self._fill_pools(kind)
+        pool = self._pools[kind]
         return list(pool[self.rng.randrange(len(pool))])
 
     def _base_payload(self, kind: str) -> bytes:
-        return _object(self._base(kind))
+        if kind not in self._pools:
+            self._fill_pools(kind)
+        pool = self._payload_pools[kind]
+        return pool[self.rng.randrange(len(pool))]
+
+    def _topic_of(self, kind: str) -> str:
+        """A well-formed topic of the kind from its pool."""
+        if kind not in self._pools:
+            self._fill_pools(kind)
+        pool = self._topic_pools[kind]
+        return pool[self.rng.randrange(len(pool))]
 
     # -- broken fields ----------------------------------------------------------------------
 
     def _value(self, kind: str) -> Hostile:
         pairs = self._base(kind)
         _set(pairs, self._field_name(pairs), self.rng.choice(HOSTILE_VALUES))
-        return Hostile("value", self.topic(kind), _object(pairs))
+        return Hostile("value", self._topic_of(kind), _object(pairs))
 
     def _time(self, kind: str) -> Hostile:
         pairs = self._base(kind)
         _set(pairs, "tst" if kind == "owntracks" else "ts", self._hostile_ts())
-        return Hostile("time", self.topic(kind), _object(pairs))
+        return Hostile("time", self._topic_of(kind), _object(pairs))
 
     def _missing(self, kind: str) -> Hostile:
         pairs = self._base(kind)
         if pairs:
             del pairs[self.rng.randrange(len(pairs))]
-        return Hostile("missing", self.topic(kind), _object(pairs))
+        return Hostile("missing", self._topic_of(kind), _object(pairs))
 
     def _duplicate_key(self, kind: str) -> Hostile:
         pairs = self._base(kind)
@@ -281,22 +300,22 @@ class BadInput:
         key = rng.choice(pairs)[0] if pairs else b'"ts"'
         value = rng.choice(HOSTILE_VALUES) if rng.random() < 0.7 else b"1"
         pairs.insert(rng.randint(0, len(pairs)), (key, value))
-        return Hostile("duplicate_key", self.topic(kind), _object(pairs))
+        return Hostile("duplicate_key", self._topic_of(kind), _object(pairs))
 
     def _deep(self, kind: str) -> Hostile:
         pairs = self._base(kind)
         rng = self.rng
         nested = self._nested[(rng.choice(DEEP_DEPTHS), rng.choice(("object", "array")))]
         if rng.random() < 0.2:
-            return Hostile("deep", self.topic(kind), nested)
+            return Hostile("deep", self._topic_of(kind), nested)
         _set(pairs, self._field_name(pairs), nested)
-        return Hostile("deep", self.topic(kind), _object(pairs))
+        return Hostile("deep", self._topic_of(kind), _object(pairs))
 
     # -- broken bytes -----------------------------------------------------------------------
 
     def _truncated(self, kind: str) -> Hostile:
         payload = self._base_payload(kind)
-        return Hostile("truncated", self.topic(kind), payload[: self.rng.randrange(len(payload))])
+        return Hostile("truncated", self._topic_of(kind), payload[: self.rng.randrange(len(payload))])
 
     def _flipped(self, kind: str) -> Hostile:
         payload = bytearray(self._base_payload(kind))
@@ -310,16 +329,16 @@ class BadInput:
                 payload.insert(at, rng.randrange(256))
             elif len(payload) > 1:
                 del payload[at]
-        return Hostile("flipped", self.topic(kind), bytes(payload))
+        return Hostile("flipped", self._topic_of(kind), bytes(payload))
 
     def _bytes(self, kind: str) -> Hostile:
-        return Hostile("bytes", self.topic(kind), self.rng.randbytes(self.rng.randint(0, 300)))
+        return Hostile("bytes", self._topic_of(kind), self.rng.randbytes(self.rng.randint(0, 300)))
 
     def _oversized(self, kind: str) -> Hostile:
         pairs = self._base(kind)
         pad = self._pad[: self.max_bytes + self.rng.randint(1, 4000)]
         pairs.append((b'"x_pad"', b'"' + pad + b'"'))
-        return Hostile("oversized", self.topic(kind), _object(pairs))
+        return Hostile("oversized", self._topic_of(kind), _object(pairs))
 
     def _encoding(self, kind: str) -> Hostile:
         pairs = self._base(kind)
@@ -329,7 +348,7 @@ class BadInput:
             text = "Müller, café" if how == "latin-1" else "网格员巡查"
             key = {"patrol": "note", "hazard": "description"}.get(kind, "x_text")
             _set(pairs, key, b'"' + text.encode(how) + b'"')
-            return Hostile("encoding", self.topic(kind), _object(pairs))
+            return Hostile("encoding", self._topic_of(kind), _object(pairs))
         text = _object(pairs)
         if how == "bom":
             payload = b"\xef\xbb\xbf" + text
@@ -337,7 +356,7 @@ class BadInput:
             payload = b" \r\n\t" + text + b"\r\n"
         else:
             payload = text.decode().encode(how)
-        return Hostile("encoding", self.topic(kind), payload)
+        return Hostile("encoding", self._topic_of(kind), payload)
 
     def _not_object(self, kind: str) -> Hostile:
         text = self._base_payload(kind)
@@ -358,7 +377,7 @@ class BadInput:
                 text.replace(b'"', b"'"),
             )
         )
-        return Hostile("not_object", self.topic(kind), payload)
+        return Hostile("not_object", self._topic_of(kind), payload)
 
     def _topic(self, kind: str) -> Hostile:
         rng = self.rng
