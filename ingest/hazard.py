@@ -14,6 +14,7 @@ from gridwatch.ingest.payload import (
     ParseContext,
     check_source_id,
     decode_object,
+    quoted,
     read_choice,
     read_position,
     read_text,
@@ -60,7 +61,7 @@ def hazard_from_dict(reporter_id: str, data: dict, ctx: ParseContext) -> HazardR
     raw_id = read_text(data, "id", required=True, max_length=64)
     # uuid.UUID alone also reads what int() reads: spaces, underscores, non-ASCII digits.
     if not _UUID.fullmatch(raw_id):
-        raise InvalidPayload(f"id {raw_id!r} is not a UUID")
+        raise InvalidPayload(f"id {quoted(raw_id)} is not a UUID")
     report_id = uuid.UUID(raw_id)
     lon, lat = read_position(data)
     if read_choice(data, "crs", CRS, default="wgs84") != "wgs84":
@@ -92,11 +93,11 @@ def _photo_urls(raw: object) -> tuple[str, ...]:
         # urlsplit silently drops tabs and newlines, and PostgreSQL text cannot hold NUL.
         unsafe = unsafe_character(url)
         if unsafe:
-            raise InvalidPayload(f"photo URL {url[:80]!r} contains {unsafe}")
+            raise InvalidPayload(f"photo URL {quoted(url, 80)} contains {unsafe}")
         try:
             parts = urlsplit(url)
         except ValueError:  # e.g. an unclosed IPv6 bracket
             parts = None
         if parts is None or parts.scheme not in ("http", "https") or not parts.netloc:
-            raise InvalidPayload(f"photo URL {url[:80]!r} is not an http(s) URL")
+            raise InvalidPayload(f"photo URL {quoted(url, 80)} is not an http(s) URL")
     return tuple(raw)

@@ -85,7 +85,7 @@ def read_ts(data: dict[str, Any], ctx: ParseContext, field: str = "ts") -> datet
             when = datetime.fromisoformat(raw)
         except ValueError:
             raise InvalidPayload(
-                f"{field} {raw[:64]!r} is not ISO 8601 (e.g. 2026-11-23T08:15:00+08:00)"
+                f"{field} {quoted(raw)} is not ISO 8601 (e.g. 2026-11-23T08:15:00+08:00)"
             ) from None
         if when.tzinfo is None:
             when = when.replace(tzinfo=ctx.tz)
@@ -177,7 +177,9 @@ def read_choice(
     if not isinstance(raw, str):
         raise InvalidPayload(f"{field} must be text, got {json_type(raw)}")
     if raw not in choices:
-        raise InvalidPayload(f"unknown {field} {raw[:40]!r}: expected one of {_listing(choices)}")
+        raise InvalidPayload(
+            f"unknown {field} {quoted(raw, 40)}: expected one of {_listing(choices)}"
+        )
     return raw
 
 
@@ -209,6 +211,15 @@ def unsafe_character(text: str) -> str | None:
         return None
     kind = "a lone surrogate" if "\ud800" <= found.group() <= "\udfff" else "a control character"
     return f"{kind} ({found.group()!r})"
+
+
+def quoted(text: str, limit: int = 60) -> str:
+    """Text for a reason: quoted, with escapes, cut to about `limit` characters (escapes of
+    control characters and surrogates make repr() up to six times longer than the text)."""
+    shown = repr(text[:limit])
+    if len(shown) > limit + 2:
+        return shown[: limit + 1] + "…"
+    return shown + "…" if len(text) > limit else shown
 
 
 def number_text(value: int | float) -> str:
