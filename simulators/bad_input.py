@@ -91,6 +91,7 @@ HOSTILE_VALUES: tuple[bytes, ...] = (
     # URLs for photo_urls and ids that look like ids
     b'["http://[::1/a.jpg"]', b'["javascript:alert(1)"]', b'["https://x.cn/\\u0000"]',
     b'["https://x.cn/\\ud800"]', b'["https://\xe4\xbe\x8b.cn/a b.jpg"]',
+    b'["https://' + b"\x7f" * 90 + b'"]', b'"' + b"\\u0001" * 60 + b'"',  # long once escaped
     b"[" + b'"https://x.cn/a",' * 30 + b'"https://x.cn/b"]',
     b'"00000000-0000-0000-0000-00000000000g"',
     b'"' + b"\\u0660" * 8 + b'-0000-0000-0000-000000000000"',
@@ -315,7 +316,9 @@ class BadInput:
 
     def _truncated(self, kind: str) -> Hostile:
         payload = self._base_payload(kind)
-        return Hostile("truncated", self._topic_of(kind), payload[: self.rng.randrange(len(payload))])
+        return Hostile(
+            "truncated", self._topic_of(kind), payload[: self.rng.randrange(len(payload))]
+        )
 
     def _flipped(self, kind: str) -> Hostile:
         payload = bytearray(self._base_payload(kind))

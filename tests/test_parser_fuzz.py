@@ -10,9 +10,7 @@ rejected by PostgreSQL.
 
 from __future__ import annotations
 
-import dataclasses
 import json
-import math
 import random
 import time
 import uuid
@@ -32,143 +30,18 @@ from gridwatch.ingest import hazard, patrol, sensor
 from gridwatch.ingest.hazard import HazardReport
 from gridwatch.ingest.meter import MeterReading
 from gridwatch.ingest.patrol import PatrolCheckin
-from gridwatch.ingest.payload import EARLIEST, MAX_ID_LENGTH, InvalidPayload, ParseContext
+from gridwatch.ingest.payload import InvalidPayload, ParseContext
 from gridwatch.ingest.sensor import SensorEvent
 from gridwatch.ingest.topics import TopicRouter
 from gridwatch.ingest.worker import IngestWorker, parse_message, topic_of
 from gridwatch.ingest.writer import BatchWriter, Message
 from gridwatch.simulators.bad_input import KINDS, BadInput
+from gridwatch.simulators.parse_verdicts import is_storable, verdict
 
 RECEIVED = datetime(2026, 11, 23, 0, 15, 30, 250_000, tzinfo=UTC)
 PER_KIND = 100_000
 CONTEXT = ParseContext(RECEIVED, ZoneInfo("Asia/Shanghai"))
 ROUTER = TopicRouter("gw")
-MODEL_OF = {
-    "meter": MeterReading,
-    "sensor": SensorEvent,
-    "patrol": PatrolCheckin,
-    "hazard": HazardReport,
-    "owntracks": PatrolCheckin,
-}
-# Where a number may lie, per model field (what the parsers promise).
-RANGES = {
-    "power_w": (-1e6, 1e6),
-    "energy_kwh": (0, 1e9),
-    "water_l": (0, 1e10),
-    "value": (-1e12, 1e12),
-    "lon": (-180, 180),
-    "lat": (-90, 90),
-    "accuracy_m": (0, 1e7),
-    "battery": (0, 100),
-}
-# The ids taken from the topic, per model ("device": OwnTracks' second topic level).
-IDS = {
-    MeterReading: ("meter_id",),
-    SensorEvent: ("device_id",),
-    PatrolCheckin: ("worker_id", "device"),
-    HazardReport: ("reporter_id",),
-}
-FIELD_NAMES = {model: tuple(f.name for f in dataclasses.fields(model)) for model in IDS}
-TEXT_LIMITS = {"resident_id": 128, "note": 2000, "description": 4000}
-
-
-def storable_text(text: str) -> bool:
-    """Text PostgreSQL can hold: UTF-8 encodable (no lone surrogates), without NUL."""
-    if "\x00" in text:
-        return False
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
-def reading_problem(reading, kind: str, ctx: ParseContext = CONTEXT) -> str | None:
-    """Why a parsed reading is not a valid, storable model of its kind (None when it is)."""
-    if reading is None:
-        return None if kind == "owntracks" else "None for a kind that is never ignored"
-    model = MODEL_OF[kind]
-    if type(reading) is not model:
-        return f"a {type(reading).__name__}, expected a {model.__name__}"
-    if not type(reading).__dataclass_params__.frozen:
-        return "not frozen"
-    if reading.received_at != ctx.received_at:
-        return "received_at is not the time of receipt"
-    when = reading.observed_at
-    offset = when.utcoffset()
-    if offset is None:
-        return "observed_at is naive"
-    # PostgreSQL takes offsets of whole seconds within ±15:59:59 only.
-    if offset.microseconds or abs(offset) >= timedelta(hours=16):
-        return f"observed_at has an offset PostgreSQL refuses: {offset}"
-    earliest = max(EARLIEST, ctx.received_at - ctx.max_age)
-    if not earliest <= when <= ctx.received_at + ctx.max_future:
-        return f"observed_at {when} outside the accepted window"
-    for name in FIELD_NAMES[model]:
-        value = getattr(reading, name)
-        if name in RANGES and value is not None:
-            low, high = RANGES[name]
-            if type(value) is not float or not math.isfinite(value) or not low <= value <= high:
-                return f"{name} {value!r} is not a finite float in [{low}, {high}]"
-        if isinstance(value, str) and not storable_text(value):
-            return f"{name} {value!r:.60} cannot be stored"
-    for name in IDS[model]:
-        ident = getattr(reading, name)
-        if name == "device" and ident is None:
-            continue
-        if not isinstance(ident, str) or not 0 < len(ident) <= MAX_ID_LENGTH:
-            return f"{name} {ident!r:.60} is not an id of 1 to {MAX_ID_LENGTH} characters"
-        if any(ch < " " or ch == "\x7f" for ch in ident):
-            return f"{name} {ident!r:.60} holds a control character"
-    for name, limit in TEXT_LIMITS.items():
-        text = getattr(reading, name, None)
-        if text is not None and (not isinstance(text, str) or len(text) > limit):
-            return f"{name} is longer than {limit}"
-    if isinstance(reading, SensorEvent) and reading.event not in sensor.EVENTS:
-        return f"unknown event {reading.event!r}"
-    if isinstance(reading, PatrolCheckin):
-        if reading.kind not in patrol.KINDS or reading.status not in {None, *patrol.STATUSES}:
-            return f"kind {reading.kind!r} / status {reading.status!r} not allowed"
-        if reading.kind == "visit" and not reading.resident_id:
-            return "a visit without resident_id"
-    if isinstance(reading, HazardReport):
-        if not isinstance(reading.id, uuid.UUID):
-            return "id is not a UUID"
-        if reading.category not in hazard.CATEGORIES or reading.severity not in hazard.SEVERITIES:
-            return "category or severity not allowed"
-        if type(reading.photo_urls) is not tuple or len(reading.photo_urls) > hazard.MAX_PHOTOS:
-            return "photo_urls is not a tuple of at most 20"
-        for url in reading.photo_urls:
-            if not url.startswith(("http://", "https://")) or not storable_text(url):
-                return f"photo URL {url!r:.60} is not a storable http(s) URL"
-    return None
-
-
-def reason_problem(reason: str) -> str | None:
-    """Why a refusal's reason is no good as a dead letter's (None when it is)."""
-    if not reason.strip():
-        return "empty reason"
-    if "\n" in reason or "\r" in reason:
-        return "reason spans lines"
-    if len(reason) > 300:
-        return f"reason of {len(reason)} characters"
-    if not storable_text(reason):
-        return "reason cannot be stored"
-    return None
-
-
-def outcome(topic: str, payload: bytes, kind: str, ctx: ParseContext = CONTEXT):
-    """("parsed"|"ignored"|"refused", the reading or None, a problem or None)."""
-    try:
-        reading = ROUTER.parse(topic, payload, ctx)
-    except InvalidPayload as exc:
-        return "refused", None, reason_problem(str(exc))
-    except Exception as exc:  # what this test exists to catch
-        return "escaped", None, f"{type(exc).__name__}: {exc!s:.200}"
-    state = "ignored" if reading is None else "parsed"
-    return state, reading, reading_problem(reading, kind, ctx)
-
-
 # -- 100,000 per kind ------------------------------------------------------------------------
 
 
@@ -179,7 +52,7 @@ def test_generated_messages_parse_valid_or_are_refused_with_a_reason(kind):
     counts: Counter = Counter()
     problems: list[str] = []
     for form, topic, payload in generator.messages(kind, PER_KIND):
-        state, _reading, problem = outcome(topic, payload, kind)
+        state, _reading, problem = verdict(ROUTER, topic, payload, kind, CONTEXT)
         counts[form, state] += 1
         if form == "valid" and state == "refused":
             problem = problem or "a valid message was refused"
@@ -287,7 +160,7 @@ def test_one_hostile_field_is_refused_naming_it_or_parses_valid(data, kind, ensu
     fields[field] = value
     # The standard library writes NaN, Infinity, huge integers and lone surrogates.
     payload = json.dumps(fields, ensure_ascii=ensure_ascii).encode("utf-8", "surrogatepass")
-    state, _reading, problem = outcome(base.topic(kind), payload, kind)
+    state, _reading, problem = verdict(ROUTER, base.topic(kind), payload, kind, CONTEXT)
     assert problem is None, (state, problem, payload[:200])
     if state == "refused":
         try:
@@ -299,6 +172,25 @@ def test_one_hostile_field_is_refused_naming_it_or_parses_valid(data, kind, ensu
         whole = ("not UTF-8", "not valid JSON")
         if not any(w in reason for w in whole) and "visit" not in reason:
             assert named in reason, (field, reason)
+
+
+@pytest.mark.parametrize(
+    ("topic", "fields"),
+    [
+        ("gw/hazard/W-1", {"photo_urls": ["https://" + "\x7f" * 90]}),
+        ("gw/hazard/W-1", {"id": "\x01" * 64}),
+        ("gw/meter/M-1", {"ts": "\x01" * 200}),
+        ("gw/sensor/S-1", {"event": "\x01" * 200}),
+        ("gw/" + "\x01" * 500, {}),
+    ],
+)
+def test_reasons_stay_short_whatever_they_quote(topic, fields):
+    # Found by bench/fuzz.py --atheris: repr() of control characters is four to six times
+    # longer than they are, and a reason quoted 80 of them (346 characters).
+    kind = topic.split("/")[1] if topic.count("/") == 2 else "meter"
+    payload = orjson.loads(BadInput(3, RECEIVED).valid_payload(kind)) | fields
+    state, _reading, problem = verdict(ROUTER, topic, orjson.dumps(payload), kind, CONTEXT)
+    assert (state, problem) == ("refused", None)
 
 
 # -- what parses is writable ------------------------------------------------------------------
@@ -388,7 +280,7 @@ def test_values_the_database_refuses_are_dead_letters_not_a_failed_batch(databas
     with psycopg.connect(database_url) as conn:
         rows = conn.execute("SELECT topic, reason FROM dead_letters ORDER BY topic").fetchall()
     assert len(rows) == len(bad) + 1
-    assert all(storable_text(t) and storable_text(r) and "\n" not in r for t, r in rows)
+    assert all(is_storable(t) and is_storable(r) and "\n" not in r for t, r in rows)
 
 
 def test_a_topic_that_is_not_utf8_is_a_dead_letter_not_a_dead_network_thread(tmp_path):
