@@ -91,8 +91,13 @@ def test_thirty_thousand_with_ten_thousand_bad_all_accounted_for(
     messages, reasons, ignored = traffic(settings, datetime.now(UTC))
     assert len(messages) == GOOD + BAD
     running = start_worker(settings)
-    for topic, payload in messages:
+    for n, (topic, payload) in enumerate(messages, start=1):
         publish(topic, payload)
+        if n % 1000 == 0:
+            # A broker with Mosquitto's defaults queues only 1,000 beyond the worker's window
+            # of 10,000 and drops the rest; deploy/mosquitto.conf would not, a shared test
+            # broker may: keep the backlog well inside.
+            wait_for(lambda n=n: n - running.stats.received <= 5000, 120, "the worker")
     caught_up(database_url, settings.topic_prefix, publish, timeout=240)
 
     assert running.thread.is_alive()
