@@ -148,7 +148,7 @@ def fields_of(kind: str) -> list[str]:
     return own
 
 
-@settings(max_examples=1000, deadline=None)
+@settings(max_examples=500, deadline=None)
 @given(data=st.data(), kind=st.sampled_from(KINDS), ensure_ascii=st.booleans())
 def test_one_hostile_field_is_refused_naming_it_or_parses_valid(data, kind, ensure_ascii):
     field = data.draw(st.sampled_from(fields_of(kind)), label="field")
