@@ -49,9 +49,10 @@ class Settings(BaseSettings):
     batch_size: int = 3000
     batch_ms: int = 200
     batch_idle_ms: int = 15
-    max_payload_bytes: int = 64 * 1024
-    max_future_s: int = 24 * 3600
-    retention_days: int = 400
+    max_payload_bytes: int = Field(default=64 * 1024, ge=1)
+    # Bounded so that now ± the window stays within the years Python and PostgreSQL hold.
+    max_future_s: int = Field(default=24 * 3600, ge=0, le=10 * 366 * 86400)
+    retention_days: int = Field(default=400, ge=1, le=100 * 366)
     partitions_ahead_days: int = 7
     require_registered_devices: bool = Field(
         default=False,

@@ -165,12 +165,23 @@ class BatchWriter:
         try:
             return self._write_once(messages)
         # Only a row's own values are the message's fault; a ProgrammingError (a schema out of
-        # step with this release) is ours, and raises so the worker holds the batch.
-        except (psycopg.DataError, psycopg.IntegrityError) as exc:
+        # step with this release) is ours, and raises so the worker holds the batch. Text
+        # that UTF-8 cannot encode and a time with no partition day are a row's values too.
+        except (
+            psycopg.DataError,
+            psycopg.IntegrityError,
+            UnicodeEncodeError,
+            OverflowError,
+        ) as exc:
             self.conn.rollback()
             if len(messages) == 1:
                 message = messages[0]
-                message.reason = f"rejected by the database: {str(exc).splitlines()[0]}"
+                refused = (
+                    "rejected by the database"
+                    if isinstance(exc, psycopg.Error)
+                    else ("cannot be stored")
+                )
+                message.reason = f"{refused}: {first_line(exc)}"
                 message.reading = None
                 return self._write_once(messages)
             # The first line only: the DETAIL and CONTEXT that follow quote the row's values
@@ -298,13 +309,14 @@ class BatchWriter:
         grouped: dict[tuple[str, bytes], list] = {}
         for message in dead:
             digest = hashlib.sha256(message.payload).digest()
-            entry = grouped.get((message.topic, digest))
+            topic = storable_text(message.topic)
+            entry = grouped.get((topic, digest))
             if entry is None:
-                grouped[(message.topic, digest)] = [
-                    message.topic,
+                grouped[(topic, digest)] = [
+                    topic,
                     message.payload,
                     digest,
-                    message.reason,
+                    storable_text(message.reason),
                     message.received_at,
                     message.received_at,
                     1,
@@ -344,3 +356,15 @@ class BatchWriter:
         if missing:
             ensure_partitions(self.conn, missing, self.zone)
             self._partition_days |= missing
+
+
+def storable_text(text: str) -> str:
+    """Text as PostgreSQL can hold it: NUL and lone surrogates written as escapes.
+
+    A dead letter must never fail to be written, whatever topic a broker passed on or
+    whatever a reason quotes."""
+    if "\x00" in text:
+        text = text.replace("\x00", "\\x00")
+    if not text.isascii():
+        text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text
