@@ -305,7 +305,7 @@ def test_importing_a_forgotten_resident_again_restores_them(forgotten, seeded_ur
         row = ResidentRow(
             resident, "王桂兰", "青山区幸福路1号", 40.6, 109.9, None, None, (), None, True
         )
-        upsert_residents(conn, [row], [grid[0]])
+        upsert_residents(conn, [row], [grid[0]], source="residents.csv")
         back = conn.execute(
             "SELECT name, forgotten_at FROM residents WHERE id = %s", (resident,)
         ).fetchone()
