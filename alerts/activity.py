@@ -2,9 +2,17 @@
 
 A fridge cycling and standby load are not activity. Each home has a learned `Baseline`
 (from its night hours over the last weeks); a reading is a sign of life when the power
-jumps well above the night's peaks (a kettle, a cooker, a washing machine), when the mean
-power over the last hour stays well above the night's mean (a TV, lights, a heater), or
-when the water register moves (a tap, a flush: a fridge uses no water).
+jumps well above the night's peaks (a kettle, a cooker, a washing machine), when the power
+has stayed well above the night's mean for a while and still does (a TV, lights, a heater),
+or when the water register moves (a tap, a flush: a fridge uses no water).
+
+"Stayed high for a while" is a running level that rises slowly and falls fast. Rising
+over an hour, a fridge's on-cycle of 10-20 minutes never lifts it to the bar; falling within
+minutes, it follows the home down as soon as the TV, the lights or the cooker are off; and
+after a clear drop it starts again from the night's level, so a fridge that happens to be
+running when the cooker goes off does not hold it up. A plain hourly mean rose and fell
+alike, so an hour of cooking kept a fallen person "active" for two more hours, and every
+quiet deadline after a fall came that much late.
 """
 
 from __future__ import annotations
@@ -13,10 +21,12 @@ import math
 from dataclasses import dataclass
 from datetime import datetime
 
-# The time constant of the running mean: longer than a fridge's on-cycle (10-20 min), so
-# its cycling does not look like someone watching TV.
-MEAN_TAU_S = 3600.0
-# One reading stands for at most this much time in the running mean. After a gap (a meter
+# Time constants of the running level: rising, longer than a fridge's on-cycle, so its
+# cycling does not look like someone watching TV; falling, a few minutes, so the level
+# follows the home down as soon as the TV, the lights or the cooker are off.
+RISE_TAU_S = 3600.0
+FALL_TAU_S = 180.0
+# One reading stands for at most this much time in the running level. After a gap (a meter
 # that was offline, readings lost) the power in between is unknown: a fridge caught running
 # in the first reading back must not count as an hour of someone using the home.
 MAX_READING_S = 900.0
@@ -39,14 +49,14 @@ class Baseline:
 
     @property
     def sustained_w(self) -> float:
-        """A running mean at or above this is someone using the home (TV, lights, heat)."""
+        """A running level at or above this is someone using the home (TV, lights, heat)."""
         return self.night_mean_w + max(40.0, 0.5 * self.night_mean_w)
 
 
 def learn_baseline(night_means_w: list[float], night_peaks_w: list[float]) -> Baseline:
     """A baseline from hourly night means and peaks (a few weeks of 01:00-05:00 hours).
 
-    The 95th percentiles: the running mean of a quiet home swings with its fridge's cycles,
+    The 95th percentiles: the running level of a quiet home swings with its fridge's cycles,
     and the bar must sit above those swings, or a fridge would keep a fallen person "active".
     Too little history (under a dozen night hours) keeps the defaults, those of a small
     household with a fridge.
@@ -59,14 +69,15 @@ def learn_baseline(night_means_w: list[float], night_peaks_w: list[float]) -> Ba
 class MeterTracker:
     """Follows one meter's readings in time order and says which are signs of life."""
 
-    __slots__ = ("baseline", "last_at", "last_energy", "last_water", "mean_w")
+    __slots__ = ("baseline", "last_at", "last_energy", "last_level_w", "last_water", "running_w")
 
     def __init__(self, baseline: Baseline) -> None:
         self.baseline = baseline
         self.last_at: datetime | None = None
         self.last_water: float | None = None
         self.last_energy: float | None = None
-        self.mean_w: float | None = None
+        self.running_w: float | None = None
+        self.last_level_w: float | None = None
 
     def observe(
         self,
@@ -87,12 +98,23 @@ class MeterTracker:
         if power_w is not None:
             if power_w >= self.baseline.spike_w:
                 active = True
-            if self.mean_w is None:
-                self.mean_w = min(power_w, self.baseline.night_mean_w)
+            # A cooker's kilowatts are a spike, seen above; in the level they would only
+            # make its fall take longer.
+            level_w = min(power_w, self.baseline.spike_w)
+            night_mean_w = self.baseline.night_mean_w
+            margin_w = self.baseline.sustained_w - night_mean_w
+            if self.running_w is None:
+                self.running_w = min(level_w, night_mean_w)
+            elif self.last_level_w is not None and level_w < self.last_level_w - margin_w:
+                # A clear drop: what was on is off. What is left may be the fridge running,
+                # which has to earn the bar from the night's level like any fridge cycle.
+                self.running_w = min(level_w, night_mean_w, self.running_w)
             else:
-                weight = 1.0 - math.exp(-min(elapsed or 0.0, MAX_READING_S) / MEAN_TAU_S)
-                self.mean_w += weight * (power_w - self.mean_w)
-            if self.mean_w >= self.baseline.sustained_w:
+                tau = RISE_TAU_S if level_w > self.running_w else FALL_TAU_S
+                weight = 1.0 - math.exp(-min(elapsed or 0.0, MAX_READING_S) / tau)
+                self.running_w += weight * (level_w - self.running_w)
+            self.last_level_w = level_w
+            if self.running_w >= self.baseline.sustained_w:
                 active = True
         if water_l is not None:
             if self.last_water is not None and water_l - self.last_water >= WATER_STEP_L:

@@ -12,6 +12,7 @@ import json
 import urllib.error
 import urllib.request
 from datetime import datetime, timedelta
+from urllib.parse import urlsplit
 
 WEBHOOK_TIMEOUT_S = 5.0
 MAX_BACKOFF = timedelta(minutes=10)
@@ -24,7 +25,10 @@ def retry_after(attempts: int, now: datetime) -> datetime:
 
 def post_webhook(url: str, outbox_id: int, payload: dict) -> str | None:
     """POST one alert change as JSON; None on a 2xx answer, else what went wrong."""
-    request = urllib.request.Request(
+    if urlsplit(url).scheme not in ("http", "https"):
+        return "not an http:// or https:// URL"
+    # Only http(s), checked above (and when the setting is read): no file: or other schemes.
+    request = urllib.request.Request(  # noqa: S310
         url,
         data=json.dumps(payload, ensure_ascii=False).encode(),
         headers={
@@ -35,7 +39,7 @@ def post_webhook(url: str, outbox_id: int, payload: dict) -> str | None:
         method="POST",
     )
     try:
-        with urllib.request.urlopen(request, timeout=WEBHOOK_TIMEOUT_S) as response:
+        with urllib.request.urlopen(request, timeout=WEBHOOK_TIMEOUT_S) as response:  # noqa: S310
             status = response.status
     except urllib.error.HTTPError as exc:
         return f"HTTP {exc.code}"

@@ -13,6 +13,12 @@ from fastapi.responses import StreamingResponse
 from gridwatch.api.auth import Reader
 from gridwatch.api.bodies import AckBody, AlertResolveBody
 from gridwatch.api.collections import get_visible_alert
+from gridwatch.api.disclosure import (
+    alert_resident,
+    record_reads,
+    record_reads_apart,
+    shown_in_clear,
+)
 from gridwatch.api.features import alert_feature, event_json
 from gridwatch.api.http_errors import BadRequest
 from gridwatch.api.responses import GeoJSONResponse, dumps
@@ -35,7 +41,12 @@ KEEPALIVE_S = 15.0
     responses={409: {"description": "the alert is not open"}},
 )
 def ack(
-    principal: Reader, conn: Conn, state: State, alert_id: AlertId, body: AckBody | None = None
+    request: Request,
+    principal: Reader,
+    conn: Conn,
+    state: State,
+    alert_id: AlertId,
+    body: AckBody | None = None,
 ):
     get_visible_alert(conn, principal, alert_id)
     acknowledge_alert(
@@ -47,7 +58,7 @@ def ack(
         topic_prefix=state.settings.topic_prefix,
         webhooks=state.settings.alert_webhooks,
     )
-    return GeoJSONResponse(alert_feature(get_alert(conn, alert_id), principal))
+    return _alert_now(request, principal, conn, alert_id)
 
 
 @router.post(
@@ -56,7 +67,14 @@ def ack(
     summary="Resolve an alert with what was found",
     responses={409: {"description": "the alert is already resolved"}},
 )
-def resolve(principal: Reader, conn: Conn, state: State, alert_id: AlertId, body: AlertResolveBody):
+def resolve(
+    request: Request,
+    principal: Reader,
+    conn: Conn,
+    state: State,
+    alert_id: AlertId,
+    body: AlertResolveBody,
+):
     get_visible_alert(conn, principal, alert_id)
     resolve_alert(
         conn,
@@ -68,7 +86,14 @@ def resolve(principal: Reader, conn: Conn, state: State, alert_id: AlertId, body
         topic_prefix=state.settings.topic_prefix,
         webhooks=state.settings.alert_webhooks,
     )
-    return GeoJSONResponse(alert_feature(get_alert(conn, alert_id), principal))
+    return _alert_now(request, principal, conn, alert_id)
+
+
+def _alert_now(request: Request, principal, conn, alert_id: int) -> GeoJSONResponse:
+    """The alert as it stands after a person's step."""
+    row = get_alert(conn, alert_id)
+    record_reads(conn, principal, request, shown_in_clear(principal, [row], alert_resident))
+    return GeoJSONResponse(alert_feature(row, principal))
 
 
 @router.get(
@@ -109,6 +134,15 @@ async def stream(
         data = dumps(event_json(event, principal, display)).decode()
         return f"id: {event.id}\nevent: alert\ndata: {data}\n\n".encode()
 
+    async def audited(events: list) -> bytes:
+        """Frames of `events`, sent only once the audit holds whose names they show."""
+        shown = shown_in_clear(principal, events, alert_resident)
+        if shown:
+            await anyio.to_thread.run_sync(
+                record_reads_apart, state, principal, request, shown, limiter=state.db_limiter
+            )
+        return b"".join(frame(event) for event in events)
+
     async def events():
         queue = feed.subscribe()
         try:
@@ -118,8 +152,8 @@ async def stream(
                 missed = await anyio.to_thread.run_sync(
                     _missed, state, resume, floor, scope, limiter=state.db_limiter
                 )
-                for event in missed:
-                    yield frame(event)
+                if missed:
+                    yield await audited(missed)
             if resume is not None:
                 floor = max(floor, resume)
             while True:
@@ -134,14 +168,14 @@ async def stream(
                     continue
                 floor = event.id
                 if scope is None or event.grid_id in principal.grid_ids:
-                    yield frame(event)
+                    yield await audited([event])
         finally:
             feed.unsubscribe(queue)
 
     return StreamingResponse(
         events(),
         media_type="text/event-stream",
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
     )
 
 

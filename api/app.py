@@ -13,15 +13,27 @@ from contextlib import asynccontextmanager
 
 import anyio
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.middleware.gzip import GZipMiddleware
 from fastapi.staticfiles import StaticFiles
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from gridwatch import __version__
-from gridwatch.api import absences, alerts, collections, coverage, hazards, map_pages, reports, site
-from gridwatch.api.guard import RequestGuard
+from gridwatch.api import (
+    absences,
+    alerts,
+    audit,
+    collections,
+    coverage,
+    hazards,
+    map_pages,
+    reports,
+    site,
+)
+from gridwatch.api.guard import RequestGuard, SecurityHeaders
 from gridwatch.api.hazard_rules import plan_escalations
 from gridwatch.api.http_errors import install_error_handlers
+from gridwatch.api.ratelimit import RateLimit, TokenBuckets
 from gridwatch.api.runtime import ApiState, Clock, wall_clock
 from gridwatch.api.stream import AlertFeed
 from gridwatch.errors import ServiceUnavailable
@@ -103,12 +115,27 @@ def create_app(
     # Map pages and layers shrink several times over a phone's link; event streams are
     # never compressed (Starlette leaves text/event-stream alone).
     app.add_middleware(GZipMiddleware, minimum_size=2048, compresslevel=5)
+    # Outermost last: headers on every answer, CORS (preflights are not counted), rate
+    # limits before a body is read, then the size limit while it is read.
+    app.add_middleware(RequestGuard, max_body_bytes=settings.api_max_body_bytes)
+    if settings.api_rate_per_s > 0:
+        app.add_middleware(RateLimit, **rate_limits(settings))
+    if settings.api_cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(settings.api_cors_origins),
+            allow_credentials=False,  # bearer tokens only: cookies never go cross-origin
+            allow_methods=["GET", "POST", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "Last-Event-ID"],
+            expose_headers=["Location", "Retry-After"],
+            max_age=600,
+        )
     app.add_middleware(
-        RequestGuard,
-        max_body_bytes=settings.api_max_body_bytes,
+        SecurityHeaders,
         tile_hosts=tiles_for(settings.tiles, tianditu_key=settings.tianditu_key).hosts,
     )
-    for module in (site, collections, reports, hazards, alerts, absences, coverage, map_pages):
+    routers = (site, collections, reports, hazards, alerts, absences, coverage, map_pages, audit)
+    for module in routers:
         app.include_router(module.router)
     app.mount(
         "/static",
@@ -116,6 +143,16 @@ def create_app(
         name="static",
     )
     return app
+
+
+def rate_limits(settings: Settings) -> dict[str, TokenBuckets]:
+    """The buckets of one app, from the settings."""
+    failures_per_min = settings.api_auth_failures_per_min
+    return {
+        "per_token": TokenBuckets(settings.api_rate_per_s, settings.api_rate_burst),
+        "anonymous": TokenBuckets(settings.api_anonymous_rate_per_s, settings.api_anonymous_burst),
+        "failures": TokenBuckets(failures_per_min / 60, max(failures_per_min, 1.0)),
+    }
 
 
 def escalate_once(state: ApiState) -> int:

@@ -33,7 +33,8 @@ async def authenticate(request: Request) -> Principal | None:
     session = request.cookies.get(SESSION_COOKIE)
     if session:
         # A cookie rides along on cross-site requests; a custom header cannot be sent
-        # cross-site without CORS, which gridwatch never allows. So writes need it.
+        # cross-site without CORS, which gridwatch allows only to listed origins and never
+        # with credentials (cookies). So writes need it.
         if request.method not in ("GET", "HEAD") and (
             request.headers.get(CSRF_HEADER) != CSRF_VALUE
         ):
@@ -73,8 +74,16 @@ async def page_viewer(request: Request) -> Principal:
     return await reader(principal)
 
 
+async def admin(principal: Annotated[Principal, Depends(reader)]) -> Principal:
+    """An administrator."""
+    if principal.role != "admin":
+        raise Forbidden("only administrators may use this route")
+    return principal
+
+
 Caller = Annotated[Principal, Depends(caller)]
 Reader = Annotated[Principal, Depends(reader)]
+Admin = Annotated[Principal, Depends(admin)]
 PageViewer = Annotated[Principal, Depends(page_viewer)]
 
 

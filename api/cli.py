@@ -54,6 +54,27 @@ def register(commands, common: argparse.ArgumentParser) -> None:
     revoke.set_defaults(run=run_users_revoke)
 
 
+def server_config(app, settings: Settings, *, host: str, port: int, log_level: str = "info"):
+    """uvicorn's configuration for the API. Forwarded headers are believed only from the
+    proxies in GRIDWATCH_API_FORWARDED_ALLOW_IPS: rate limits and the audit go by the
+    client's address, which anyone could otherwise claim. Open event streams get 5 s at
+    shutdown (a browser left on the live map would hold it up for ever)."""
+    import uvicorn
+
+    proxies = list(settings.api_forwarded_allow_ips)
+    return uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_level=log_level,
+        proxy_headers=bool(proxies),
+        forwarded_allow_ips=proxies or None,
+        lifespan="on",  # the pool opens there: a server that cannot open it does not start
+        server_header=False,
+        timeout_graceful_shutdown=5,
+    )
+
+
 def run_api(settings: Settings, args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -72,16 +93,7 @@ def run_api(settings: Settings, args: argparse.Namespace) -> int:
             f"gridwatch API on http://{host}:{port}/ (maps: /maps/overview, docs: /docs)",
             flush=True,
         )
-        config = uvicorn.Config(
-            app,
-            host=host,
-            port=port,
-            log_level="info",
-            proxy_headers=False,
-            server_header=False,
-            timeout_graceful_shutdown=5,
-        )
-        uvicorn.Server(config).run()
+        uvicorn.Server(server_config(app, settings, host=host, port=port)).run()
     return 0
 
 

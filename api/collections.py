@@ -11,6 +11,7 @@ import shapely
 from fastapi import APIRouter, Path, Query, Request
 
 from gridwatch.api.auth import Reader, ensure_visible, sees_personal_data
+from gridwatch.api.disclosure import alert_resident, record_reads, shown_in_clear
 from gridwatch.api.features import (
     alert_feature,
     checkin_feature,
@@ -494,6 +495,7 @@ def alert_items(
     )
     rows = page.rows
     nxt = encode_cursor([rows[-1].id]) if page.more else None
+    record_reads(conn, principal, request, shown_in_clear(principal, rows, alert_resident))
     return items_response(
         request, [alert_feature(r, principal) for r in rows], page.matched, nxt, "alerts"
     )
@@ -504,8 +506,14 @@ def alert_items(
     response_class=GeoJSONResponse,
     summary="One alert with its history",
 )
-def alert_item(principal: Reader, conn: Conn, alert_id: Annotated[int, Path(ge=1, le=2**62)]):
+def alert_item(
+    request: Request,
+    principal: Reader,
+    conn: Conn,
+    alert_id: Annotated[int, Path(ge=1, le=2**62)],
+):
     row = get_visible_alert(conn, principal, alert_id)
+    record_reads(conn, principal, request, shown_in_clear(principal, [row], alert_resident))
     events = conn.execute(
         "SELECT id, at, action, actor, note, level FROM alert_events WHERE alert_id = %s "
         "ORDER BY id",
@@ -567,6 +575,8 @@ def resident_items(
         raise Forbidden("your role may not see residents' personal information")
     nxt = encode_cursor([rows[-1].id]) if page.more else None
     features = [resident_feature(r, principal, reveal=pii) for r in rows]
+    if pii:
+        record_reads(conn, principal, request, shown_in_clear(principal, rows))
     return items_response(request, features, page.matched, nxt, "residents")
 
 
@@ -576,6 +586,7 @@ def resident_items(
     summary="One resident (in clear for those allowed)",
 )
 def resident_item(
+    request: Request,
     principal: Reader,
     conn: Conn,
     state: State,
@@ -587,6 +598,7 @@ def resident_item(
     except NotFound:
         raise NotFound(missing) from None
     ensure_visible(principal, row.grid_id, missing)
+    record_reads(conn, principal, request, shown_in_clear(principal, [row]))
     return GeoJSONResponse(resident_feature(row, principal, reveal=True))
 
 

@@ -1,6 +1,6 @@
-"""What every request passes first: a size limit on bodies (chunked ones too), no NUL
-characters in paths or queries (PostgreSQL text cannot hold them), and security headers on
-every response (a page may load scripts only from gridwatch itself)."""
+"""What every request passes first: security headers on every response (a page may load
+scripts only from gridwatch itself), a size limit on bodies (chunked ones too), no NUL
+characters in paths or queries (PostgreSQL text cannot hold them)."""
 
 from __future__ import annotations
 
@@ -11,23 +11,83 @@ from gridwatch.api.responses import dumps
 _BODY_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 
 
+STATIC_PREFIX = "/static/"
+
+
+def page_policy(tile_hosts: tuple[str, ...] = ()) -> str:
+    """The Content-Security-Policy of HTML pages: scripts, styles and data only from
+    gridwatch itself, images also from the map tile servers, never framed."""
+    images = " ".join(("'self'", "data:", "blob:", *tile_hosts))
+    return (
+        "default-src 'self'; script-src 'self' 'unsafe-inline'; "
+        f"style-src 'self' 'unsafe-inline'; img-src {images}; connect-src 'self'; "
+        "font-src 'self' data:; frame-ancestors 'none'; base-uri 'self'; form-action 'self'"
+    )
+
+
+# Every response; JSON and other data may be neither run as a page nor framed.
+COMMON_HEADERS = (
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"same-origin"),
+    (b"x-frame-options", b"DENY"),
+)
+DATA_POLICY = b"default-src 'none'; frame-ancestors 'none'"
+
+
+def data_headers() -> dict[str, str]:
+    """The security headers of a non-HTML response that does not pass `SecurityHeaders`
+    (the one an unexpected error makes, outside the middleware)."""
+    headers = {name.decode(): value.decode() for name, value in COMMON_HEADERS}
+    headers["content-security-policy"] = DATA_POLICY.decode()
+    headers["cache-control"] = "no-store"
+    return headers
+
+
+class SecurityHeaders:
+    """Security headers on every response, and `Cache-Control: no-store` on all but the
+    static assets: layers, pages and errors can hold residents' personal information, and
+    no browser or proxy cache should keep them."""
+
+    def __init__(self, app: ASGIApp, *, tile_hosts: tuple[str, ...] = ()) -> None:
+        self.app = app
+        self.page_policy = page_policy(tile_hosts).encode()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        static = scope["path"].startswith(STATIC_PREFIX)
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                names = {name.lower() for name, _ in headers}
+                content_type = dict(headers).get(b"content-type", b"")
+                policy = self.page_policy if content_type.startswith(b"text/html") else DATA_POLICY
+                extra = [*COMMON_HEADERS, (b"content-security-policy", policy)]
+                if not static:
+                    extra.append((b"cache-control", b"no-store"))
+                headers += [(k, v) for k, v in extra if k not in names]
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
 class RequestGuard:
-    def __init__(self, app: ASGIApp, *, max_body_bytes: int, tile_hosts: tuple[str, ...] = ()):
+    """A size limit on request bodies (chunked ones too), enforced while they arrive, and no
+    NUL characters in paths or queries."""
+
+    def __init__(self, app: ASGIApp, *, max_body_bytes: int):
         self.app = app
         self.max_body_bytes = max_body_bytes
-        images = " ".join(("'self'", "data:", "blob:", *tile_hosts))
-        self.csp = (
-            "default-src 'self'; script-src 'self' 'unsafe-inline'; "
-            f"style-src 'self' 'unsafe-inline'; img-src {images}; connect-src 'self'; "
-            "font-src 'self' data:; frame-ancestors 'none'; base-uri 'self'; form-action 'self'"
-        ).encode()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         if "\x00" in scope["path"] or b"%00" in scope.get("query_string", b"").lower():
-            await _reject(send, 422, "invalid", "the request path or query holds a NUL character")
+            await reject(send, 422, "invalid", "the request path or query holds a NUL character")
             return
         if scope["method"] in _BODY_METHODS:
             length = _content_length(scope)
@@ -39,26 +99,7 @@ class RequestGuard:
                 await _too_large(send, self.max_body_bytes)
                 return
             receive = _replay(body, receive)
-        await self.app(scope, receive, self._with_headers(send))
-
-    def _with_headers(self, send: Send) -> Send:
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = list(message.get("headers", []))
-                names = {name.lower() for name, _ in headers}
-                extra = [
-                    (b"x-content-type-options", b"nosniff"),
-                    (b"referrer-policy", b"same-origin"),
-                    (b"x-frame-options", b"DENY"),
-                ]
-                content_type = dict(headers).get(b"content-type", b"")
-                if content_type.startswith(b"text/html"):
-                    extra.append((b"content-security-policy", self.csp))
-                headers += [(k, v) for k, v in extra if k not in names]
-                message = {**message, "headers": headers}
-            await send(message)
-
-        return send_with_headers
+        await self.app(scope, receive, send)
 
 
 def _content_length(scope: Scope) -> int | None:
@@ -100,10 +141,13 @@ def _replay(body: bytes, receive: Receive) -> Receive:
 
 
 async def _too_large(send: Send, limit: int) -> None:
-    await _reject(send, 413, "payload_too_large", f"the request body is over {limit} bytes")
+    await reject(send, 413, "payload_too_large", f"the request body is over {limit} bytes")
 
 
-async def _reject(send: Send, status: int, error: str, reason: str) -> None:
+async def reject(
+    send: Send, status: int, error: str, reason: str, headers: list | None = None
+) -> None:
+    """Answer with a JSON error before the app sees the request."""
     body = dumps({"error": error, "reason": reason})
     await send(
         {
@@ -112,6 +156,7 @@ async def _reject(send: Send, status: int, error: str, reason: str) -> None:
             "headers": [
                 (b"content-type", b"application/json"),
                 (b"content-length", str(len(body)).encode()),
+                *(headers or []),
             ],
         }
     )

@@ -4,6 +4,7 @@ on, `{"error": "...", "reason": "..."}`; tracebacks go to the log, never to the 
 from __future__ import annotations
 
 import logging
+import traceback
 from urllib.parse import quote
 
 import psycopg
@@ -12,6 +13,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import RedirectResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from gridwatch.api.guard import data_headers
 from gridwatch.api.responses import JSONResponse
 from gridwatch.errors import (
     Conflict,
@@ -20,6 +22,7 @@ from gridwatch.errors import (
     InputFileError,
     NotFound,
     ServiceUnavailable,
+    first_line,
 )
 from gridwatch.ingest.payload import InvalidPayload
 
@@ -140,6 +143,20 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def internal(request: Request, exc: Exception):
-        # The request body is never logged: it can hold residents' personal information.
-        log.error("internal error on %s %s", request.method, request.url.path, exc_info=exc)
-        return error_response(500, "internal", "internal error; the server log has the details")
+        # The request body is never logged: it can hold residents' personal information. Nor
+        # is a driver error's DETAIL or CONTEXT, which quote the values of the row at fault.
+        if isinstance(exc, psycopg.Error):
+            log.error(
+                "internal error on %s %s: %s: %s\n%s",
+                request.method,
+                request.url.path,
+                type(exc).__name__,
+                first_line(exc),
+                "".join(traceback.format_tb(exc.__traceback__)).rstrip(),
+            )
+        else:
+            log.error("internal error on %s %s", request.method, request.url.path, exc_info=exc)
+        response = error_response(500, "internal", "internal error; the server log has the details")
+        # This response is made outside the middleware, so it adds the security headers itself.
+        response.headers.update(data_headers())
+        return response

@@ -7,12 +7,13 @@ import html
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import HTMLResponse
 
 from gridwatch.api.auth import PageViewer, sees_personal_data
 from gridwatch.api.collections import subtree_ids
 from gridwatch.api.coverage import chosen_grids, parse_day, rows_for, visible_patrols
+from gridwatch.api.disclosure import alert_resident, record_reads, shown_in_clear
 from gridwatch.api.features import person
 from gridwatch.api.hazard_rules import SEVERITIES, is_overdue
 from gridwatch.api.runtime import ApiState, Conn, State
@@ -117,22 +118,27 @@ def _scope(principal: Principal) -> list[int] | None:
 
 
 @router.get("/maps/overview", response_class=HTMLResponse, summary="District overview map")
-def overview(principal: PageViewer, conn: Conn, state: State):
+def overview(request: Request, principal: PageViewer, conn: Conn, state: State):
     catalog = state.catalog(conn)
     t = texts_for(state.settings.lang)
     now = state.now()
     grids = _map_grids(conn, state, catalog, principal)
     hazards = _hazard_points(t, api_layers.map_hazards(conn, scope=_scope(principal)), now)
-    residents = _resident_points(
-        t, principal, api_layers.map_residents(conn, scope=_scope(principal), now=now)
+    residents = api_layers.map_residents(conn, scope=_scope(principal), now=now)
+    record_reads(conn, principal, request, shown_in_clear(principal, residents))
+    page = overview_page(
+        _context(state, principal), grids, hazards, _resident_points(t, principal, residents)
     )
-    page = overview_page(_context(state, principal), grids, hazards, residents)
     return HTMLResponse(page, headers=PAGE_HEADERS)
 
 
 @router.get("/maps/grids/{code}", response_class=HTMLResponse, summary="One grid's map")
 def grid_map(
-    principal: PageViewer, conn: Conn, state: State, code: Annotated[str, Path(max_length=64)]
+    request: Request,
+    principal: PageViewer,
+    conn: Conn,
+    state: State,
+    code: Annotated[str, Path(max_length=64)],
 ):
     catalog = state.catalog(conn)
     ids = subtree_ids(catalog, principal, code)  # NotFound outside the caller's grids
@@ -145,6 +151,7 @@ def grid_map(
         for r in api_layers.map_residents(conn, scope=ids, now=now)
         if principal.sees_grid(r.grid_id)
     ]
+    record_reads(conn, principal, request, shown_in_clear(principal, residents))
     hazards = api_layers.map_hazards(conn, scope=_scope(principal), grid_ids=ids)
     today = now.astimezone(state.zone).date()
     cover = state.coverage.get(conn, state, today)
@@ -201,7 +208,7 @@ def coverage_map(
 
 
 @router.get("/maps/live", response_class=HTMLResponse, summary="Live alerts for duty officers")
-def live_map(principal: PageViewer, conn: Conn, state: State):
+def live_map(request: Request, principal: PageViewer, conn: Conn, state: State):
     catalog = state.catalog(conn)
     after = state.feed.watermark  # the stream starts where this page's snapshot ends
     grids = _map_grids(conn, state, catalog, principal)
@@ -211,6 +218,7 @@ def live_map(principal: PageViewer, conn: Conn, state: State):
         limit=state.settings.api_max_limit,
         statuses=["open", "acknowledged"],
     ).rows
+    record_reads(conn, principal, request, shown_in_clear(principal, page_rows, alert_resident))
     alerts = [
         {
             "alert_id": a.id,

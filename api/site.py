@@ -8,6 +8,7 @@ import contextlib
 import html
 import secrets
 from datetime import timedelta
+from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import anyio
@@ -18,6 +19,8 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from gridwatch.api.auth import SESSION_COOKIE, Caller
 from gridwatch.api.responses import JSONResponse
 from gridwatch.api.runtime import State
+from gridwatch.errors import ConfigError
+from gridwatch.ingest.mqtt import tls_context
 from gridwatch.maps.texts import texts_for
 from gridwatch.store.users import create_session, end_session
 
@@ -79,7 +82,7 @@ def healthz():
 )
 async def readyz(state: State):
     database = await anyio.to_thread.run_sync(_database_ready, state, limiter=state.db_limiter)
-    broker = await _broker_ready(state.mqtt_url)
+    broker = await _broker_ready(state.mqtt_url, state.settings.mqtt_ca_file)
     ready = database == "ok" and broker in ("ok", "not configured")
     return JSONResponse(
         {"status": "ok" if ready else "unavailable", "database": database, "broker": broker},
@@ -96,7 +99,7 @@ def _database_ready(state) -> str:
         return f"unreachable: {type(exc).__name__}"
 
 
-async def _broker_ready(url: str | None) -> str:
+async def _broker_ready(url: str | None, ca_file: Path | None = None) -> str:
     """Connect, say MQTT CONNECT and wait for CONNACK: the broker is there and answers."""
     if not url:
         return "not configured"
@@ -105,8 +108,13 @@ async def _broker_ready(url: str | None) -> str:
     port = parts.port or (8883 if tls else 1883)
     try:
         reader, writer = await asyncio.wait_for(
-            asyncio.open_connection(parts.hostname or "127.0.0.1", port, ssl=tls or None), 2.0
+            asyncio.open_connection(
+                parts.hostname or "127.0.0.1", port, ssl=tls_context(ca_file) if tls else None
+            ),
+            2.0,
         )
+    except ConfigError as exc:  # an unreadable GRIDWATCH_MQTT_CA_FILE
+        return f"misconfigured: {exc}"
     except (OSError, TimeoutError) as exc:
         return f"unreachable: {type(exc).__name__}"
     try:

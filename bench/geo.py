@@ -98,7 +98,8 @@ def main() -> None:
     raw_s, assign_s, single_s = min(raw_times), min(assign_times), min(single_times)
 
     assigned = index.assign(lon, lat)
-    assert np.array_equal(assigned, index.assign(lon, lat, max_workers=1))
+    if not np.array_equal(assigned, index.assign(lon, lat, max_workers=1)):
+        raise SystemExit("threaded and single-threaded grid assignment disagree")
     n = args.points
     print(f"{len(polygons)} polygons, {n} points ({hits} hits, {(assigned >= 0).sum()} in a grid)")
     print(f"raw STRtree.query incl. shapely.points, one call: {n / raw_s:12,.0f} points/s")

@@ -464,8 +464,9 @@ def private_broker(config: Path) -> Iterator[tuple[str, str]]:
         f"user {pwd.getpwuid(os.geteuid()).pw_name}",
     ]
     (workdir / "mosquitto.conf").write_text("\n".join([*kept, *overrides]) + "\n")
-    process = subprocess.Popen(
-        ["mosquitto", "-c", str(workdir / "mosquitto.conf")],
+    # mosquitto from PATH with a configuration written here; no shell.
+    process = subprocess.Popen(  # noqa: S603
+        ["mosquitto", "-c", str(workdir / "mosquitto.conf")],  # noqa: S607
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -491,7 +492,7 @@ def private_broker(config: Path) -> Iterator[tuple[str, str]]:
 
 def mosquitto_version() -> str:
     """The version line of the mosquitto binary on PATH."""
-    out = subprocess.run(["mosquitto", "-h"], capture_output=True, text=True).stdout
+    out = subprocess.run(["mosquitto", "-h"], capture_output=True, text=True).stdout  # noqa: S607 - mosquitto from PATH
     return out.splitlines()[0] if out else "mosquitto"
 
 
@@ -847,7 +848,8 @@ def start_profiler(worker, output: Path) -> subprocess.Popen:
         raise RuntimeError("--profile-worker needs py-spy (pip install py-spy)")
     command = [spy, "record", "--pid", str(worker.process.pid), "--format", "raw", "--threads",
                "--idle", "--nonblocking", "--rate", "200", "--output", str(output)]  # fmt: skip
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # py-spy found next to this interpreter or on PATH, arguments made here; no shell.
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # noqa: S603
     time.sleep(0.5)  # let it attach before the first message
     return process
 

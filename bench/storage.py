@@ -53,7 +53,7 @@ STEP = timedelta(hours=1)
 
 def table_size(conn: psycopg.Connection, table: str) -> tuple[int, int]:
     """(rows, bytes on disk of the table, its partitions, TOAST and indexes)."""
-    rows = conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+    rows = conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]  # noqa: S608 - TABLES
     # A partitioned table's own size is 0: its partitions hold the rows and indexes.
     size = conn.execute(
         "SELECT greatest(pg_total_relation_size(%(t)s::regclass), (SELECT coalesce(sum("

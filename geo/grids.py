@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import glob
+import warnings
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -17,6 +19,7 @@ from pyproj import CRS
 from shapely.geometry import MultiPolygon, Polygon
 from shapely.geometry.base import BaseGeometry
 
+from gridwatch.encodings import redecode
 from gridwatch.errors import InputFileError
 
 LEVELS = ("district", "street", "community", "grid")
@@ -156,6 +159,7 @@ def assign_parents(
 def _read_frame(path: Path, label: str, layer: str | None) -> gpd.GeoDataFrame:
     if not path.exists():
         raise InputFileError(f"{label}: no such file ({path})")
+    _check_parts(path, label)
     try:
         layers = pyogrio.list_layers(path)
     except (pyogrio.errors.DataSourceError, pyogrio.errors.DataLayerError, OSError) as exc:
@@ -172,12 +176,78 @@ def _read_frame(path: Path, label: str, layer: str | None) -> gpd.GeoDataFrame:
         listed = ", ".join(str(name) for name, _ in layers)
         raise InputFileError(f"{label}: no layer {layer!r}; the layers are: {listed}")
     try:
-        frame = gpd.read_file(path, engine="pyogrio", layer=layer)
+        try:
+            frame = _read(path, layer)
+            undeclared = _latin1_by_default(path, layer)
+        except UnicodeDecodeError:
+            # Text that is not what the file says it is (GeoJSON must be UTF-8; a .cpg may
+            # be wrong): read each byte as a character and decode the text again below.
+            frame = _read(path, layer, encoding="latin-1")
+            undeclared = True
     except (pyogrio.errors.DataSourceError, pyogrio.errors.DataLayerError, OSError) as exc:
         raise InputFileError(_unreadable(label, path, exc)) from exc
     if not isinstance(frame, gpd.GeoDataFrame) or frame.active_geometry_name is None:
         raise InputFileError(f"{label}: the file has no geometry (a table, not a map layer)")
+    if len(frame) == 0:
+        raise InputFileError(f"{label}: the file has no features")
+    if undeclared:
+        frame = _redecoded(label, frame)
     return frame
+
+
+def _read(path: Path, layer: str | None, encoding: str | None = None) -> gpd.GeoDataFrame:
+    with warnings.catch_warnings():
+        # GDAL warns of what it repairs (unclosed rings) and shapely of NaN coordinates;
+        # what cannot be used is reported per feature instead.
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return gpd.read_file(
+            path, engine="pyogrio", layer=layer, encoding=encoding, on_invalid="fix"
+        )
+
+
+def _check_parts(path: Path, label: str) -> None:
+    """A shapefile is several files; name the ones that did not come along."""
+    if path.suffix.lower() != ".shp":
+        return
+    present = {p.suffix.lower() for p in path.parent.glob(f"{glob.escape(path.stem)}.*")}
+    missing = [part for part in (".shx", ".dbf") if part not in present]
+    if missing:
+        raise InputFileError(
+            f"{label}: the shapefile's {' and '.join(missing)} "
+            f"{'is' if len(missing) == 1 else 'are'} missing; copy the .shp, .shx, .dbf, "
+            ".prj and .cpg files together"
+        )
+
+
+def _latin1_by_default(path: Path, layer: str | None) -> bool:
+    """A shapefile that declares no encoding (no .cpg, no code page in the .dbf): GDAL reads
+    its text as Latin-1, though in China it is mostly GBK, or UTF-8."""
+    if path.suffix.lower() != ".shp":
+        return False
+    if any(path.parent.glob(f"{glob.escape(path.stem)}.[cC][pP][gG]")):
+        return False
+    return pyogrio.read_info(path, layer=layer).get("encoding") == "ISO-8859-1"
+
+
+def _redecoded(label: str, frame: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    """The frame's text (field names and values) read as Latin-1, decoded again as UTF-8 or
+    GBK when one of them fits; as it was when the text is ASCII or really Latin-1."""
+    geometry = frame.geometry.name
+    names = [str(c) for c in frame.columns if c != geometry]
+    cells = [
+        (column, row, value)
+        for column in names
+        for row, value in enumerate(frame[column])
+        if isinstance(value, str)
+    ]
+    decoded = redecode([*names, *(value for _, _, value in cells)])
+    if decoded is None:
+        return frame
+    texts, _encoding = decoded
+    frame = frame.copy()
+    for (column, row, _), text in zip(cells, texts[len(names) :], strict=True):
+        frame.iat[row, frame.columns.get_loc(column)] = text
+    return frame.rename(columns=dict(zip(names, texts[: len(names)], strict=True)))
 
 
 def _unreadable(label: str, path: Path, exc: Exception) -> str:
@@ -242,7 +312,7 @@ def _polygonal(geometry: BaseGeometry | None) -> tuple[MultiPolygon, str | None]
     """The feature as a valid 2-D MultiPolygon, or a reason it cannot be one."""
     empty = MultiPolygon()
     if geometry is None:
-        return empty, "has no geometry"
+        return empty, "has no geometry, or one that cannot be read"
     if geometry.is_empty:
         return empty, "geometry is empty"
     if not isinstance(geometry, Polygon | MultiPolygon):

@@ -126,7 +126,9 @@ def run_delivery(
     while not stop.is_set():
         try:
             if client is None:
-                client = publisher(BrokerAddress.from_url(mqtt_url), client_id)
+                client = publisher(
+                    BrokerAddress.from_url(mqtt_url, settings.mqtt_ca_file), client_id
+                )
             with connect(database_url) as conn:
                 while not stop.is_set():
                     busy = _deliver_once(conn, client, partition)

@@ -127,6 +127,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     resident_import.add_argument("file", type=Path)
     resident_import.set_defaults(run=run_residents_import)
+    from gridwatch.privacy_commands import register as register_privacy_commands
+
+    register_privacy_commands(commands, resident_commands, common)
 
     ingest = commands.add_parser(
         "ingest", parents=[common], help="run the MQTT ingest worker until stopped"
@@ -180,10 +183,12 @@ def build_parser() -> argparse.ArgumentParser:
     absence_add.set_defaults(run=run_absences_add)
 
     from gridwatch.api.cli import register as register_api_commands
+    from gridwatch.devices import register_commands as register_device_commands
     from gridwatch.simulators.cli import add_simulate_command
 
     add_simulate_command(commands, common)
     register_api_commands(commands, common)
+    register_device_commands(commands, common)
 
     demo = commands.add_parser(
         "demo", parents=[common], help="run everything on the sample district until Ctrl-C"

@@ -82,6 +82,7 @@ def _api_server(settings: Settings, database_url: str, mqtt_url: str):
     import uvicorn
 
     from gridwatch.api.app import create_app
+    from gridwatch.api.cli import server_config
     from gridwatch.store.embedded import free_port
 
     port = settings.api_port
@@ -89,9 +90,7 @@ def _api_server(settings: Settings, database_url: str, mqtt_url: str):
         if probe.connect_ex((settings.api_host, port)) == 0:
             port = free_port(settings.api_host)
     app = create_app(settings, database_url=database_url, mqtt_url=mqtt_url)
-    config = uvicorn.Config(
-        app, host=settings.api_host, port=port, log_level="warning", server_header=False
-    )
+    config = server_config(app, settings, host=settings.api_host, port=port, log_level="warning")
     return uvicorn.Server(config)
 
 
@@ -133,7 +132,10 @@ def _sample_district(conn, settings: Settings):
 def _traffic(settings, mqtt_url, database_url, district, worker, stop, seconds) -> None:
     from gridwatch.simulators.traffic import burst
 
-    client = publisher(BrokerAddress.from_url(mqtt_url), f"{settings.mqtt_client_id}-demo-pub")
+    client = publisher(
+        BrokerAddress.from_url(mqtt_url, settings.mqtt_ca_file),
+        f"{settings.mqtt_client_id}-demo-pub",
+    )
     started = time.monotonic()
     try:
         now = datetime.now(UTC)

@@ -66,7 +66,7 @@ def import_residents_file(
     require_file(path)
     rows = read_residents_csv(path)
     grid_ids, outside = place_residents(conn, rows, source=str(path))
-    inserted, updated = upsert_residents(conn, rows, grid_ids, progress=progress)
+    inserted, updated = upsert_residents(conn, rows, grid_ids, source=str(path), progress=progress)
     return ImportResult(inserted, updated, outside)
 
 

@@ -5,10 +5,13 @@ from __future__ import annotations
 import csv
 import io
 import math
+import re
+import unicodedata
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from gridwatch.encodings import looks_chinese
 from gridwatch.errors import InputFileError
 
 COLUMNS = (
@@ -25,6 +28,14 @@ COLUMNS = (
 )
 
 MAX_LISTED_PROBLEMS = 20
+
+# A decimal number as people type it, after NFKC (which turns full-width digits into ASCII);
+# float() alone would also take "1_0", "nan" and "infinity".
+_DECIMAL = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?", re.ASCII)
+# Control characters no cell should hold; tab, CR and LF may stand in a quoted address.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_ID_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_ID_COLUMNS = ("resident_id", "grid_code", "meter_id", "sensor_ids")
 
 _TRUE = {"true", "1", "yes", "y", "是"}
 _FALSE = {"false", "0", "no", "n", "否"}
@@ -44,6 +55,7 @@ class ResidentRow:
     sensor_ids: tuple[str, ...]
     phone: str | None
     living_alone: bool
+    row: int | None = field(default=None, compare=False)  # in the file; the header is row 1
 
 
 def residents_csv_text(residents: Iterable[ResidentRow]) -> str:
@@ -77,8 +89,12 @@ def read_residents_csv(path: str | Path) -> list[ResidentRow]:
     path = Path(path)
     label = path.name
     text = _decode(label, path)
-    records = csv.reader(io.StringIO(text, newline=""))
-    header = next(records, None)
+    first_line = text.split("\n", 1)[0]
+    # Excel's "Unicode Text" (UTF-16) separates cells with tabs.
+    delimiter = "\t" if "\t" in first_line and "," not in first_line else ","
+    # strict: a stray quote is an error, not a cell that silently swallows the rows after it.
+    records = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
+    header = _next_record(label, records, 1)
     if header is None or not any(cell.strip() for cell in header):
         raise InputFileError(f"{label}: the file is empty; expected the header {','.join(COLUMNS)}")
     position = _header_positions(label, header)
@@ -86,14 +102,24 @@ def read_residents_csv(path: str | Path) -> list[ResidentRow]:
     problems: list[str] = []
     residents: list[ResidentRow] = []
     first_row_of: dict[tuple[str, str], int] = {}  # (kind, id) → the row that used it first
-    for row_number, record in enumerate(records, start=2):
+    row_number = 1
+    while (record := _next_record(label, records, row_number + 1)) is not None:
+        row_number += 1
         if not any(cell.strip() for cell in record):
             continue
         cells = {name: _cell(record, i) for name, i in position.items()}
         resident, row_problems = _parse_row(cells, first_row_of, row_number)
+        extra = [cell for cell in record[len(header) :] if cell.strip()]
+        if extra:
+            row_problems.append(
+                f"{len(header) + 1}: {len(record)} cells for {len(header)} columns "
+                "(a comma inside a cell that is not quoted?)"
+            )
         problems.extend(f"{label}: row {row_number}, column {p}" for p in row_problems)
-        if resident is not None:
+        if resident is not None and not extra:
             residents.append(resident)
+    if not problems and not residents:
+        raise InputFileError(f"{label}: the file has a header but no residents")
     if problems:
         lines = problems[:MAX_LISTED_PROBLEMS]
         if len(problems) > MAX_LISTED_PROBLEMS:
@@ -110,6 +136,13 @@ def _parse_row(
 
     def problem(column: str, message: str) -> None:
         problems.append(f"{column}: {message}")
+
+    for column, text in cells.items():
+        control = (_ID_CONTROL if column in _ID_COLUMNS else _CONTROL).search(text)
+        if control:
+            problem(column, f"contains the control character {control.group()!r}")
+    if problems:
+        return None, problems
 
     resident_id = cells["resident_id"]
     if not resident_id:
@@ -159,16 +192,26 @@ def _parse_row(
         sensor_ids=sensor_ids,
         phone=cells["phone"] or None,
         living_alone=living_alone,
+        row=row_number,
     )
     return resident, []
 
 
 def _decode(label: str, path: Path) -> str:
-    """UTF-8 (a BOM is dropped), else GB18030, the superset of GBK that Excel in China saves."""
+    """UTF-8 (a BOM is dropped), UTF-16 with its BOM (Excel's "Unicode Text"), else GB18030,
+    the superset of GBK that Excel in China saves."""
     try:
         data = path.read_bytes()
     except OSError as exc:
         raise InputFileError(f"{label}: cannot be read ({exc.strerror or exc})") from exc
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        try:
+            return data.decode("utf-16").removeprefix("\ufeff")
+        except UnicodeDecodeError as exc:
+            raise InputFileError(
+                f"{label}: starts as UTF-16 text but byte {exc.start + 3} cannot be decoded; "
+                "save it as CSV (UTF-8)"
+            ) from exc
     if data.startswith(b"PK\x03\x04") or b"\x00" in data[:4096]:
         raise InputFileError(
             f"{label}: is not a CSV text file (an Excel workbook?); save it as CSV (UTF-8)"
@@ -176,22 +219,47 @@ def _decode(label: str, path: Path) -> str:
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as utf8_error:
-        try:
-            return data.decode("gb18030")
-        except UnicodeDecodeError:
-            raise InputFileError(
-                f"{label}: is neither UTF-8 nor GBK text (byte {utf8_error.start + 1} "
-                f"cannot be decoded); save it as CSV (UTF-8)"
-            ) from utf8_error
+        where = f"byte {utf8_error.start + 1} cannot be decoded"
+    try:
+        text = data.decode("gb18030")
+    except UnicodeDecodeError:
+        raise InputFileError(
+            f"{label}: is neither UTF-8 nor GBK text ({where}); save it as CSV (UTF-8)"
+        ) from None
+    if not looks_chinese(text):
+        # Western text (Latin-1, Windows-1252) mostly decodes as GB18030 too, into rare
+        # characters: stored, every accented name would be garbage.
+        raise InputFileError(
+            f"{label}: is not UTF-8 ({where}) and does not read as Chinese GBK text either "
+            "(Latin-1 or Windows-1252?); save it as CSV (UTF-8)"
+        )
+    return text
+
+
+def _next_record(label: str, records, row_number: int) -> list[str] | None:
+    """The next CSV record, or None at the end; a malformed one is an error naming its row."""
+    try:
+        return next(records, None)
+    except csv.Error as exc:
+        reason = str(exc)
+        if "unexpected end of data" in reason:
+            reason = 'a quoted cell is never closed (a stray " in the row?)'
+        elif "field larger than field limit" in reason:
+            reason = f"a cell is longer than {csv.field_size_limit()} characters"
+        raise InputFileError(f"{label}: row {row_number}: {reason}") from None
 
 
 def _header_positions(label: str, header: list[str]) -> dict[str, int]:
     names = [cell.strip().lower() for cell in header]
     missing = [c for c in COLUMNS if c not in names]
     if missing:
+        hint = ""
+        if len(names) == 1 and ";" in names[0]:
+            hint = " (cells separated by ';': save it as CSV with commas)"
         raise InputFileError(
             f"{label}: row 1 (header): missing column{'s' if len(missing) > 1 else ''} "
-            f"{', '.join(missing)}; the header has {', '.join(h for h in names if h) or 'nothing'}"
+            f"{', '.join(missing)}; the header has "
+            f"{', '.join(h for h in names if h)[:200] or 'nothing'}{hint}"
         )
     repeated = sorted({c for c in COLUMNS if names.count(c) > 1})
     if repeated:
@@ -206,13 +274,10 @@ def _cell(record: list[str], index: int) -> str:
 def _coordinate(text: str, column: str, limit: float, problem) -> float | None:
     if text == "":
         return None
-    try:
-        value = float(text)
-    except ValueError:
-        problem(column, f"{text!r} is not a number")
-        return None
+    number = unicodedata.normalize("NFKC", text).strip()
+    value = float(number) if _DECIMAL.fullmatch(number) else math.nan
     if not math.isfinite(value):
-        problem(column, f"{text!r} is not a number")
+        problem(column, f"{text[:40]!r} is not a number")
         return None
     if not -limit <= value <= limit:
         problem(column, f"{text} is out of range (-{limit:g} to {limit:g})")

@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import platformdirs
-from pydantic import Field, field_validator
+from pydantic import Field, FilePath, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -26,6 +26,10 @@ class Settings(BaseSettings):
     )
     mqtt_url: str | None = Field(
         default=None, description="mqtt://user:pass@host:1883 or mqtts://; unset starts a broker"
+    )
+    mqtt_ca_file: FilePath | None = Field(
+        default=None,
+        description="PEM CA certificate(s) an mqtts:// broker's certificate is checked against",
     )
     topic_prefix: str = "gw"
     owntracks_topic: str = Field(
@@ -45,10 +49,15 @@ class Settings(BaseSettings):
     batch_size: int = 3000
     batch_ms: int = 200
     batch_idle_ms: int = 15
-    max_payload_bytes: int = 64 * 1024
-    max_future_s: int = 24 * 3600
-    retention_days: int = 400
+    max_payload_bytes: int = Field(default=64 * 1024, ge=1)
+    # Bounded so that now ± the window stays within the years Python and PostgreSQL hold.
+    max_future_s: int = Field(default=24 * 3600, ge=0, le=10 * 366 * 86400)
+    retention_days: int = Field(default=400, ge=1, le=100 * 366)
     partitions_ahead_days: int = 7
+    require_registered_devices: bool = Field(
+        default=False,
+        description="dead-letter messages from meters, sensors and workers not registered",
+    )
 
     # Alerts
     alert_webhooks: tuple[str, ...] = Field(
@@ -69,6 +78,29 @@ class Settings(BaseSettings):
     )
     api_counts_ttl_s: float = Field(
         default=1.0, ge=0, description="live grid counts are shared this long between requests"
+    )
+    api_rate_per_s: float = Field(
+        default=10.0, ge=0, description="sustained requests per second per token; 0: no limits"
+    )
+    api_rate_burst: int = Field(default=200, ge=1, description="requests a token may make at once")
+    api_anonymous_rate_per_s: float = Field(
+        default=2.0,
+        gt=0,
+        description="sustained requests per second per client address without a token",
+    )
+    api_anonymous_burst: int = Field(default=60, ge=1)
+    api_auth_failures_per_min: float = Field(
+        default=10.0, gt=0, description="rejected credentials per minute per client address"
+    )
+    api_forwarded_allow_ips: tuple[str, ...] = Field(
+        default=(),
+        description="JSON list of reverse proxy addresses whose X-Forwarded-For/-Proto are "
+        "believed; empty: the peer's address is the client's",
+    )
+    api_cors_origins: tuple[str, ...] = Field(
+        default=(),
+        description="JSON list of origins allowed to call the API from a browser, e.g. "
+        '["https://dashboard.example"]; empty: no cross-origin access',
     )
     tianditu_key: str | None = Field(default=None, description="key for GRIDWATCH_TILES=tianditu")
     hazard_deadlines_h: dict[str, float] = Field(
@@ -97,6 +129,34 @@ class Settings(BaseSettings):
         if any(not 0 < hours < 24 * 366 for hours in value.values()):
             raise ValueError("hazard deadlines must be positive hours below a year")
         return value
+
+    @field_validator("alert_webhooks")
+    @classmethod
+    def _http_webhooks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for url in value:
+            parts = urlsplit(url)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise ValueError(f"alert webhook {url!r} must be an http:// or https:// URL")
+        return value
+
+    @field_validator("api_cors_origins")
+    @classmethod
+    def _exact_origins(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for origin in value:
+            parts = urlsplit(origin)
+            if (
+                parts.scheme not in ("http", "https")
+                or not parts.hostname
+                or "*" in origin
+                or parts.username is not None
+                or origin.lower() != f"{parts.scheme}://{parts.netloc}".lower()
+            ):
+                raise ValueError(
+                    f"CORS origin {origin!r} must be exactly scheme://host[:port], "
+                    "with no path and no wildcard"
+                )
+        # Browsers send the Origin header in lower case; the allowed list is compared exactly.
+        return tuple(origin.lower() for origin in value)
 
     @field_validator("tz")
     @classmethod

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -13,10 +14,12 @@ from gridwatch.ingest.payload import (
     ParseContext,
     check_source_id,
     decode_object,
+    quoted,
     read_choice,
     read_position,
     read_text,
     read_ts,
+    unsafe_character,
 )
 
 KIND = "hazard"
@@ -26,6 +29,11 @@ CATEGORIES = frozenset(
 SEVERITIES = frozenset({"low", "medium", "high", "critical"})
 CRS = frozenset({"wgs84", "gcj02"})
 MAX_PHOTOS = 20
+# The spellings of a UUID: 8-4-4-4-12 or 32 hex digits, in braces or as a URN.
+_UUID = re.compile(
+    r"(?:urn:uuid:)?(\{)?[0-9A-Fa-f]{8}(-?)[0-9A-Fa-f]{4}\2[0-9A-Fa-f]{4}\2[0-9A-Fa-f]{4}"
+    r"\2[0-9A-Fa-f]{12}(?(1)\})"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,10 +59,10 @@ def parse(reporter_id: str, payload: bytes, ctx: ParseContext) -> HazardReport:
 def hazard_from_dict(reporter_id: str, data: dict, ctx: ParseContext) -> HazardReport:
     """Validate an already decoded hazard report (shared by MQTT and HTTP)."""
     raw_id = read_text(data, "id", required=True, max_length=64)
-    try:
-        report_id = uuid.UUID(raw_id)
-    except ValueError:
-        raise InvalidPayload(f"id {raw_id!r} is not a UUID") from None
+    # uuid.UUID alone also reads what int() reads: spaces, underscores, non-ASCII digits.
+    if not _UUID.fullmatch(raw_id):
+        raise InvalidPayload(f"id {quoted(raw_id)} is not a UUID")
+    report_id = uuid.UUID(raw_id)
     lon, lat = read_position(data)
     if read_choice(data, "crs", CRS, default="wgs84") != "wgs84":
         lon, lat = to_wgs84(lon, lat, "gcj02")
@@ -83,12 +91,13 @@ def _photo_urls(raw: object) -> tuple[str, ...]:
         if not isinstance(url, str) or len(url) > 2000:
             raise InvalidPayload("photo_urls must be an array of http(s) URLs")
         # urlsplit silently drops tabs and newlines, and PostgreSQL text cannot hold NUL.
-        if any(ord(c) < 0x20 or ord(c) == 0x7F for c in url):
-            raise InvalidPayload(f"photo URL {url[:80]!r} contains a control character")
+        unsafe = unsafe_character(url)
+        if unsafe:
+            raise InvalidPayload(f"photo URL {quoted(url, 80)} contains {unsafe}")
         try:
             parts = urlsplit(url)
         except ValueError:  # e.g. an unclosed IPv6 bracket
             parts = None
         if parts is None or parts.scheme not in ("http", "https") or not parts.netloc:
-            raise InvalidPayload(f"photo URL {url[:80]!r} is not an http(s) URL")
+            raise InvalidPayload(f"photo URL {quoted(url, 80)} is not an http(s) URL")
     return tuple(raw)

@@ -12,6 +12,7 @@ import ssl
 import struct
 import threading
 from dataclasses import dataclass
+from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 import paho.mqtt.client as mqtt
@@ -30,10 +31,11 @@ class BrokerAddress:
     tls: bool
     username: str | None
     password: str | None
+    ca_file: Path | None = None  # mqtts: the CA to check the broker by; None: the system's
 
     @classmethod
-    def from_url(cls, url: str) -> BrokerAddress:
-        """Read mqtt://user:pass@host:1883 or mqtts://host:8883."""
+    def from_url(cls, url: str, ca_file: Path | None = None) -> BrokerAddress:
+        """Read mqtt://user:pass@host:1883 or mqtts://host:8883 (checked against `ca_file`)."""
         parts = urlsplit(url)
         if parts.scheme not in ("mqtt", "mqtts", "tcp", "ssl"):
             raise ConfigError(f"MQTT URL {url!r} must start with mqtt:// or mqtts://")
@@ -50,6 +52,7 @@ class BrokerAddress:
             tls,
             unquote(parts.username) if parts.username else None,
             unquote(parts.password) if parts.password else None,
+            ca_file if tls else None,
         )
 
     def __str__(self) -> str:
@@ -98,8 +101,35 @@ def new_client(
     if address.username:
         client.username_pw_set(address.username, address.password)
     if address.tls:
-        client.tls_set(cert_reqs=ssl.CERT_REQUIRED)
+        client.tls_set_context(tls_context(address.ca_file))
     return client
+
+
+def tls_context(ca_file: Path | None) -> ssl.SSLContext:
+    """A client TLS context that checks the broker's certificate and host name against
+    `ca_file` (PEM), or the system's CAs when None."""
+    try:
+        context = ssl.create_default_context(cafile=str(ca_file) if ca_file else None)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(
+            f"GRIDWATCH_MQTT_CA_FILE {ca_file}: not a readable PEM CA certificate ({exc})"
+        ) from None
+    context.sslsocket_class = _ClosedOnFailedHandshake
+    return context
+
+
+class _ClosedOnFailedHandshake(ssl.SSLSocket):
+    """paho leaves the socket of a failed handshake (an untrusted certificate) open for the
+    garbage collector, once per reconnect attempt; this one closes itself."""
+
+    def do_handshake(self, *args, **kwargs) -> None:
+        try:
+            super().do_handshake(*args, **kwargs)
+        except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
+            raise  # not a failure: a non-blocking handshake goes on later
+        except (OSError, ValueError):
+            self.close()
+            raise
 
 
 def connect_properties(session_expiry_s: int, receive_maximum: int) -> Properties:

@@ -7,6 +7,7 @@ into a dead letter. Nothing here touches the network or the database.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -18,6 +19,9 @@ import orjson
 EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 _EARLIEST_EPOCH = EARLIEST.timestamp()
 MAX_ID_LENGTH = 128
+# Control characters, and lone surrogates (which UTF-8 cannot encode).
+_UNSAFE_CHARACTER = re.compile(r"[\x00-\x1f\x7f\ud800-\udfff]")
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
 
 
 class InvalidPayload(ValueError):
@@ -52,7 +56,7 @@ def decode_object(payload: bytes, ctx: ParseContext) -> dict[str, Any]:
             ) from None
         raise InvalidPayload(f"not valid JSON: {exc}") from None
     if not isinstance(data, dict):
-        raise InvalidPayload(f"payload must be a JSON object, got {_json_type(data)}")
+        raise InvalidPayload(f"payload must be a JSON object, got {json_type(data)}")
     return data
 
 
@@ -68,7 +72,7 @@ def read_ts(data: dict[str, Any], ctx: ParseContext, field: str = "ts") -> datet
         if not abs(raw) <= 1e11:
             hint = " (milliseconds?)" if abs(raw) < 1e14 else ""
             raise InvalidPayload(
-                f"{field} {raw!r:.40} is not a plausible epoch time in seconds{hint}"
+                f"{field} {number_text(raw)} is not a plausible epoch time in seconds{hint}"
             )
         if raw < _EARLIEST_EPOCH:
             # Checked before conversion: far enough back, fromtimestamp has no year for it.
@@ -81,13 +85,13 @@ def read_ts(data: dict[str, Any], ctx: ParseContext, field: str = "ts") -> datet
             when = datetime.fromisoformat(raw)
         except ValueError:
             raise InvalidPayload(
-                f"{field} {raw[:64]!r} is not ISO 8601 (e.g. 2026-11-23T08:15:00+08:00)"
+                f"{field} {quoted(raw)} is not ISO 8601 (e.g. 2026-11-23T08:15:00+08:00)"
             ) from None
         if when.tzinfo is None:
             when = when.replace(tzinfo=ctx.tz)
     else:
         raise InvalidPayload(
-            f"{field} must be ISO 8601 text or epoch seconds, got {_json_type(raw)}"
+            f"{field} must be ISO 8601 text or epoch seconds, got {json_type(raw)}"
         )
     if when > ctx.received_at + ctx.max_future:
         raise InvalidPayload(
@@ -101,7 +105,10 @@ def read_ts(data: dict[str, Any], ctx: ParseContext, field: str = "ts") -> datet
         raise InvalidPayload(
             f"{field} {when.isoformat()} is older than the retention window of {_span(ctx.max_age)}"
         )
-    return when
+    # Python takes offsets that PostgreSQL refuses (beyond ±15:59, fractions of a second);
+    # the instant is what counts, so it is kept in UTC (converted only now: year 1 at +14:00
+    # has no UTC year).
+    return when.astimezone(UTC)
 
 
 def read_number(
@@ -119,7 +126,7 @@ def read_number(
             raise InvalidPayload(f"missing required field {field!r}")
         return None
     if isinstance(raw, bool) or not isinstance(raw, int | float):
-        raise InvalidPayload(f"{field} must be a number, got {_json_type(raw)}")
+        raise InvalidPayload(f"{field} must be a number, got {json_type(raw)}")
     try:
         value = float(raw)
     except OverflowError:  # an integer beyond float range (JSON decoders other than orjson)
@@ -143,11 +150,14 @@ def read_text(
             raise InvalidPayload(f"missing required field {field!r}")
         return None
     if not isinstance(raw, str):
-        raise InvalidPayload(f"{field} must be text, got {_json_type(raw)}")
+        raise InvalidPayload(f"{field} must be text, got {json_type(raw)}")
     if len(raw) > max_length:
         raise InvalidPayload(f"{field} is {len(raw)} characters long (limit {max_length})")
     if "\x00" in raw:
         raise InvalidPayload(f"{field} contains a NUL character")
+    # JSON decoders other than orjson (the HTTP API's callers may use any) let \ud800 through.
+    if not raw.isascii() and _SURROGATE.search(raw):
+        raise InvalidPayload(f"{field} contains a lone surrogate, which is not text")
     return raw
 
 
@@ -165,9 +175,11 @@ def read_choice(
             raise InvalidPayload(f"missing required field {field!r} (one of {_listing(choices)})")
         return default
     if not isinstance(raw, str):
-        raise InvalidPayload(f"{field} must be text, got {_json_type(raw)}")
+        raise InvalidPayload(f"{field} must be text, got {json_type(raw)}")
     if raw not in choices:
-        raise InvalidPayload(f"unknown {field} {raw[:40]!r}: expected one of {_listing(choices)}")
+        raise InvalidPayload(
+            f"unknown {field} {quoted(raw, 40)}: expected one of {_listing(choices)}"
+        )
     return raw
 
 
@@ -179,15 +191,46 @@ def read_position(data: dict[str, Any], lat_field: str = "lat", lon_field: str =
 
 
 def check_source_id(source_id: str, what: str) -> str:
-    """The id taken from the topic: non-empty and of sane length."""
+    """The id taken from the topic: non-empty, of sane length, without control characters."""
     if not source_id:
         raise InvalidPayload(f"empty {what} in topic")
     if len(source_id) > MAX_ID_LENGTH:
         raise InvalidPayload(f"{what} in topic longer than {MAX_ID_LENGTH} characters")
+    # Brokers pass NUL and control characters in topics; PostgreSQL text cannot hold NUL,
+    # and a newline or tab in an id breaks every log line and CSV it appears in.
+    unsafe = unsafe_character(source_id)
+    if unsafe:
+        raise InvalidPayload(f"{what} in topic contains {unsafe}")
     return source_id
 
 
-def _json_type(value: Any) -> str:
+def unsafe_character(text: str) -> str | None:
+    """What makes text unfit for an id or a link: a control character or a lone surrogate."""
+    found = _UNSAFE_CHARACTER.search(text)
+    if found is None:
+        return None
+    kind = "a lone surrogate" if "\ud800" <= found.group() <= "\udfff" else "a control character"
+    return f"{kind} ({found.group()!r})"
+
+
+def quoted(text: str, limit: int = 60) -> str:
+    """Text for a reason: quoted, with escapes, cut to about `limit` characters (escapes of
+    control characters and surrogates make repr() up to six times longer than the text)."""
+    shown = repr(text[:limit])
+    if len(shown) > limit + 2:
+        return shown[: limit + 1] + "…"
+    return shown + "…" if len(text) > limit else shown
+
+
+def number_text(value: int | float) -> str:
+    """A number for a reason: repr, except of integers too long to print whole."""
+    if isinstance(value, int) and abs(value) >= 10**40:
+        return "a huge integer"
+    return repr(value)
+
+
+def json_type(value: Any) -> str:
+    """What a JSON value is, in words, for a reason (never its contents: it may be huge)."""
     if value is None:
         return "null"
     if isinstance(value, bool):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -11,6 +10,8 @@ from gridwatch.ingest.payload import (
     ParseContext,
     check_source_id,
     decode_object,
+    json_type,
+    number_text,
     read_choice,
     read_ts,
 )
@@ -50,8 +51,10 @@ def parse(device_id: str, payload: bytes, ctx: ParseContext) -> SensorEvent:
         value = None
     elif isinstance(raw, bool):
         value = 1.0 if raw else 0.0
-    elif isinstance(raw, int | float) and math.isfinite(raw) and abs(raw) <= 1e12:
+    elif isinstance(raw, int | float) and abs(raw) <= 1e12:  # NaN compares false
         value = float(raw)
     else:
-        raise InvalidPayload(f"value must be a finite number or a boolean, got {raw!r:.40}")
+        # Not repr() of anything: a value nested a thousand deep has no repr.
+        got = number_text(raw) if isinstance(raw, int | float) else json_type(raw)
+        raise InvalidPayload(f"value must be a finite number or a boolean, got {got}")
     return SensorEvent(device_id, read_ts(data, ctx), ctx.received_at, event, value)

@@ -6,7 +6,7 @@ from gridwatch.ingest import hazard, meter, owntracks, patrol, sensor
 from gridwatch.ingest.hazard import HazardReport
 from gridwatch.ingest.meter import MeterReading
 from gridwatch.ingest.patrol import PatrolCheckin
-from gridwatch.ingest.payload import InvalidPayload, ParseContext
+from gridwatch.ingest.payload import InvalidPayload, ParseContext, quoted
 from gridwatch.ingest.sensor import SensorEvent
 
 Reading = MeterReading | SensorEvent | PatrolCheckin | HazardReport
@@ -48,6 +48,7 @@ class TopicRouter:
         if len(levels) == 3 and levels[0] == self._owntracks:
             return owntracks.parse(levels[1], levels[2], payload, ctx)
         raise InvalidPayload(
-            f"unknown topic {topic[:120]!r}: expected {self._prefix}/(meter|sensor|patrol|hazard)"
-            f"/{{id}} or {self._owntracks}/{{user}}/{{device}}"
+            f"unknown topic {quoted(topic, 100)}: expected "
+            f"{self._prefix}/(meter|sensor|patrol|hazard)/{{id}} or "
+            f"{self._owntracks}/{{user}}/{{device}}"
         )

@@ -82,7 +82,7 @@ class IngestWorker:
     ) -> None:
         self.settings = settings
         self.database_url = database_url
-        self.address = BrokerAddress.from_url(mqtt_url)
+        self.address = BrokerAddress.from_url(mqtt_url, settings.mqtt_ca_file)
         self.shared = shared
         self.client_id = client_id or default_client_id(settings.mqtt_client_id, shared)
         self.router = TopicRouter(settings.topic_prefix, settings.owntracks_topic)
@@ -131,7 +131,7 @@ class IngestWorker:
             time.sleep(0.01)
         self._inbox.append(
             (
-                message.topic,
+                topic_of(message),
                 message.payload,
                 message.mid,
                 message.qos,
@@ -226,19 +226,11 @@ class IngestWorker:
         zone = s.zone
         max_future = timedelta(seconds=s.max_future_s)
         max_age = timedelta(days=s.retention_days)
-        parse = self.router.parse
         messages = []
         for topic, payload, _mid, _qos, _gen, arrived in batch:
             received_at = datetime.fromtimestamp(arrived, UTC)
             ctx = ParseContext(received_at, zone, max_future, max_age, s.max_payload_bytes)
-            try:
-                messages.append(Message(topic, payload, received_at, parse(topic, payload, ctx)))
-            except InvalidPayload as exc:
-                messages.append(Message(topic, payload, received_at, reason=str(exc)))
-            except Exception as exc:  # a parser bug must not take the worker down
-                log.exception("parser failed on a message on %s", topic)
-                reason = f"internal parser error: {type(exc).__name__}: {exc}"
-                messages.append(Message(topic, payload, received_at, reason=reason))
+            messages.append(parse_message(self.router, topic, payload, ctx))
         result = self._write_until_committed(messages, stop)
         if result is None:
             return
@@ -300,7 +292,12 @@ class IngestWorker:
             )
         from zoneinfo import ZoneInfo
 
-        return BatchWriter(conn, mode=meta["mode"], zone=ZoneInfo(meta.get("tz", self.settings.tz)))
+        return BatchWriter(
+            conn,
+            mode=meta["mode"],
+            zone=ZoneInfo(meta.get("tz", self.settings.tz)),
+            require_registered=self.settings.require_registered_devices,
+        )
 
     def _close_writer(self) -> None:
         if self._writer is not None:
@@ -312,6 +309,7 @@ class IngestWorker:
         try:
             if self._writer is not None:
                 self._writer.reload_grids_if_changed()
+                self._writer.reload_registrations_if_changed()
         except (psycopg.OperationalError, psycopg.InterfaceError):
             self._close_writer()
 
@@ -326,6 +324,35 @@ class IngestWorker:
             st.dead_letters,
             len(self._inbox),
         )
+
+
+def topic_of(message: mqtt.MQTTMessage) -> str | bytes:
+    """The topic as text, or its raw bytes when they are not UTF-8.
+
+    MQTT requires UTF-8 but a lax broker may pass anything on, and paho's `topic` raises on
+    it; raised in on_message, that would end paho's network thread and with it the
+    subscription, so the bytes are kept for a dead letter instead.
+    """
+    try:
+        return message.topic
+    except UnicodeDecodeError:
+        return message._topic  # paho keeps the raw topic only here
+
+
+def parse_message(router: TopicRouter, topic: str | bytes, payload: bytes, ctx: ParseContext):
+    """What parsing makes of one message: a reading, None (ignored) or a dead letter's reason."""
+    received_at = ctx.received_at
+    if isinstance(topic, bytes):
+        shown = topic.decode("utf-8", "backslashreplace")
+        return Message(shown, payload, received_at, reason="topic is not UTF-8 text")
+    try:
+        return Message(topic, payload, received_at, router.parse(topic, payload, ctx))
+    except InvalidPayload as exc:
+        return Message(topic, payload, received_at, reason=str(exc))
+    except Exception as exc:  # a parser bug must not take the worker down
+        log.exception("parser failed on a message on %r", topic)
+        reason = f"internal parser error: {type(exc).__name__}: {first_line(exc)[:200]}"
+        return Message(topic, payload, received_at, reason=reason)
 
 
 def default_client_id(base: str, shared: str | None) -> str:

@@ -18,9 +18,11 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import psycopg
 
+from gridwatch.errors import first_line
 from gridwatch.ingest.hazard import HazardReport
 from gridwatch.ingest.meter import MeterReading
 from gridwatch.ingest.patrol import PatrolCheckin
+from gridwatch.ingest.registration import RegistrationCheck
 from gridwatch.ingest.sensor import SensorEvent
 from gridwatch.store.grids import LeafGrids, load_leaf_grids
 from gridwatch.store.mode import PLAIN
@@ -123,11 +125,19 @@ _DEAD = (
 class BatchWriter:
     """Owns one connection; writes batches, making daily partitions and placing points in grids."""
 
-    def __init__(self, conn: psycopg.Connection, *, mode: str, zone: ZoneInfo) -> None:
+    def __init__(
+        self,
+        conn: psycopg.Connection,
+        *,
+        mode: str,
+        zone: ZoneInfo,
+        require_registered: bool = False,
+    ) -> None:
         self.conn = conn
         self.mode = mode
         self.zone = zone
         self.grids: LeafGrids = load_leaf_grids(conn)
+        self.registrations = RegistrationCheck(conn) if require_registered else None
         self._partition_days: set[date] = set()
         if mode == PLAIN:
             self._partition_days = existing_partition_days(conn, _METER.name)
@@ -146,20 +156,37 @@ class BatchWriter:
         log.info("grid index reloaded: %d grids", len(fresh.index))
         return True
 
+    def reload_registrations_if_changed(self) -> bool:
+        """Reload the device registry when devices or workers changed (revocations included)."""
+        return self.registrations is not None and self.registrations.reload_if_changed(self.conn)
+
     def write(self, messages: list[Message]) -> WriteResult:
         """Write the batch; a row the database rejects is split out and dead-lettered alone."""
         try:
             return self._write_once(messages)
         # Only a row's own values are the message's fault; a ProgrammingError (a schema out of
-        # step with this release) is ours, and raises so the worker holds the batch.
-        except (psycopg.DataError, psycopg.IntegrityError) as exc:
+        # step with this release) is ours, and raises so the worker holds the batch. Text
+        # that UTF-8 cannot encode and a time with no partition day are a row's values too.
+        except (
+            psycopg.DataError,
+            psycopg.IntegrityError,
+            UnicodeEncodeError,
+            OverflowError,
+        ) as exc:
             self.conn.rollback()
             if len(messages) == 1:
                 message = messages[0]
-                message.reason = f"rejected by the database: {str(exc).splitlines()[0]}"
+                refused = (
+                    "rejected by the database"
+                    if isinstance(exc, psycopg.Error)
+                    else ("cannot be stored")
+                )
+                message.reason = f"{refused}: {first_line(exc)}"
                 message.reading = None
                 return self._write_once(messages)
-            log.warning("batch of %d rejected (%s); splitting it", len(messages), exc)
+            # The first line only: the DETAIL and CONTEXT that follow quote the row's values
+            # (a visit's note, a hazard's description: residents' personal information).
+            log.warning("batch of %d rejected (%s); splitting it", len(messages), first_line(exc))
             middle = len(messages) // 2
             result = self.write(messages[:middle])
             result.add(self.write(messages[middle:]))
@@ -167,6 +194,8 @@ class BatchWriter:
 
     def _write_once(self, messages: list[Message]) -> WriteResult:
         result = WriteResult()
+        if self.registrations is not None:
+            self.registrations.refuse_unregistered(messages, self.conn)
         by_type: dict[type, list] = defaultdict(list)
         dead: list[Message] = []
         for message in messages:
@@ -249,8 +278,9 @@ class BatchWriter:
     def _prepare_staging(self) -> None:
         staging = [(t.name, t.columns) for t in (_METER, _SENSOR, _PATROL, _HAZARD)]
         for name, columns in [*staging, ("dead_letters", _DEAD)]:
+            # Names here and below are this module's constants, never input: no injection.
             self.conn.execute(
-                f"CREATE TEMP TABLE IF NOT EXISTS stage_{name} ON COMMIT DELETE ROWS AS "
+                f"CREATE TEMP TABLE IF NOT EXISTS stage_{name} ON COMMIT DELETE ROWS AS "  # noqa: S608
                 f"SELECT {', '.join(columns)} FROM {name} WITH NO DATA"
             )
 
@@ -263,13 +293,13 @@ class BatchWriter:
         self._copy(f"stage_{table.name}", table.columns, rows)
         columns = ", ".join(table.columns)
         insert = (
-            f"INSERT INTO {table.name} ({columns}) SELECT {columns} FROM stage_{table.name} "
+            f"INSERT INTO {table.name} ({columns}) SELECT {columns} FROM stage_{table.name} "  # noqa: S608
             f"{table.conflict}"
         )
         if hazard_events:
             # A new report opens its ledger entry with a 'report' event, in the same statement.
             insert = (
-                f"WITH new AS ({insert} RETURNING id, reporter_id, received_at) "
+                f"WITH new AS ({insert} RETURNING id, reporter_id, received_at) "  # noqa: S608
                 "INSERT INTO hazard_events (hazard_id, at, action, to_status, actor) "
                 "SELECT id, received_at, 'report', 'reported', reporter_id FROM new"
             )
@@ -279,13 +309,14 @@ class BatchWriter:
         grouped: dict[tuple[str, bytes], list] = {}
         for message in dead:
             digest = hashlib.sha256(message.payload).digest()
-            entry = grouped.get((message.topic, digest))
+            topic = storable_text(message.topic)
+            entry = grouped.get((topic, digest))
             if entry is None:
-                grouped[(message.topic, digest)] = [
-                    message.topic,
+                grouped[(topic, digest)] = [
+                    topic,
                     message.payload,
                     digest,
-                    message.reason,
+                    storable_text(message.reason),
                     message.received_at,
                     message.received_at,
                     1,
@@ -295,7 +326,7 @@ class BatchWriter:
                 entry[6] += 1
         self._copy("stage_dead_letters", _DEAD, grouped.values())
         self.conn.execute(
-            f"INSERT INTO dead_letters ({', '.join(_DEAD)}) "
+            f"INSERT INTO dead_letters ({', '.join(_DEAD)}) "  # noqa: S608 - constant names
             f"SELECT {', '.join(_DEAD)} FROM stage_dead_letters "
             "ON CONFLICT (topic, payload_sha256) DO UPDATE SET "
             "occurrences = dead_letters.occurrences + EXCLUDED.occurrences, "
@@ -325,3 +356,15 @@ class BatchWriter:
         if missing:
             ensure_partitions(self.conn, missing, self.zone)
             self._partition_days |= missing
+
+
+def storable_text(text: str) -> str:
+    """Text as PostgreSQL can hold it: NUL and lone surrogates written as escapes.
+
+    A dead letter must never fail to be written, whatever topic a broker passed on or
+    whatever a reason quotes."""
+    if "\x00" in text:
+        text = text.replace("\x00", "\\x00")
+    if not text.isascii():
+        text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text

@@ -126,7 +126,7 @@ def run_simulate(settings: Settings, args: argparse.Namespace) -> int:
             "gridwatch simulate publishes to a running broker: set GRIDWATCH_MQTT_URL or "
             "--mqtt-url (the embedded broker lives only inside `gridwatch demo`)"
         )
-    address = BrokerAddress.from_url(settings.mqtt_url)
+    address = BrokerAddress.from_url(settings.mqtt_url, settings.mqtt_ca_file)
     client = publisher(address, args.client_id or f"gridwatch-simulate-{os.getpid()}")
     stop = threading.Event()
     try:

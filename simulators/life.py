@@ -113,7 +113,7 @@ class Routine:
 
 def draw_routine(resident_id: str, seed: int) -> Routine:
     """The resident's habits, the same for the same (seed, resident) in every run."""
-    rng = random.Random(f"{seed}/{resident_id}/routine")
+    rng = random.Random(f"{seed}/{resident_id}/routine")  # noqa: S311 - a seeded simulation, not a secret
     late_riser = rng.random() < 0.05
     if late_riser:
         wake = rng.uniform(9.5, 10.5) * HOUR

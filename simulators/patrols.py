@@ -80,7 +80,7 @@ class WorkerDay:
 def worker_app(worker_id: str, seed: int) -> str:
     """Which app a worker's phone runs: most the gridwatch app (some on GCJ-02 map SDKs),
     a few OwnTracks."""
-    roll = random.Random(f"{seed}/{worker_id}/app").random()
+    roll = random.Random(f"{seed}/{worker_id}/app").random()  # noqa: S311 - a seeded simulation, not a secret
     return "owntracks" if roll < 0.1 else "gcj02" if roll < 0.4 else "wgs84"
 
 

@@ -53,7 +53,8 @@ class QualityRun:
     residents: int
     days: float
     alerts: list[tuple[datetime, str, str, datetime]] = field(default_factory=list)
-    last_activity: dict[str, datetime] = field(default_factory=dict)
+    # Each fallen resident's last sign of life, and last evening sign, as of the fall.
+    last_signs: dict[str, tuple[datetime, datetime | None]] = field(default_factory=dict)
     messages: int = 0
     seconds: float = 0.0
     warmup_alerts: int = 0
@@ -132,8 +133,11 @@ def run_quality(
             engine.poll()
             run.warmup_alerts += sum(isinstance(a, Open) for a in engine.step(step_end))
         engine.relearn_baselines(start)
-    # Each fallen resident's last sign of life as of the fall, for the expected deadline.
-    falling = {i.resident_id: i.at for i in scenario.incidents if i.kind == "fall"}
+    # Each fallen resident's last signs of life as of the fall, for the expected deadline:
+    # taken once the reading that covers the moment of the fall is in, since a meter stamps
+    # the use of the minutes before the fall at the end of its interval, after the fall.
+    covering = timedelta(seconds=meter_interval_s)
+    falling = {i.resident_id: i.at + covering for i in scenario.incidents if i.kind == "fall"}
     for step_end, batch in scenario.messages_by_step(timedelta(minutes=1)):
         total += _write(writer, router, batch, step_end, zone)
         engine.poll()
@@ -141,11 +145,11 @@ def run_quality(
             if isinstance(action, Open):
                 condition = action.condition
                 run.alerts.append((step_end, action.resident_id, condition.kind, condition.since))
-        for resident, fell_at in list(falling.items()):
-            if step_end >= fell_at:
+        for resident, covered_at in list(falling.items()):
+            if step_end >= covered_at:
                 state = engine.homes.get(resident)
                 if state is not None and state.last_activity is not None:
-                    run.last_activity[resident] = state.last_activity
+                    run.last_signs[resident] = (state.last_activity, state.last_evening_sign)
                 del falling[resident]
         if progress is not None:
             progress(step_end, total)
@@ -183,7 +187,7 @@ def quality_report(run: QualityRun, zone: ZoneInfo) -> dict:
     outages = [i for i in scenario.incidents if i.kind == "meter_outage"]
     end = scenario.end
     delays: list[float] = []
-    late = 0
+    late: list[dict] = []
     detected = 0
     pending = 0
     missed: list[str] = []
@@ -211,7 +215,16 @@ def quality_report(run: QualityRun, zone: ZoneInfo) -> dict:
         first = min(o for o, _k in hits)
         delays.append((first - fall.at).total_seconds() / 60)
         if expected is not None and first > expected + WINDOW_GRACE:
-            late += 1
+            kind = min(hits)[1]
+            late.append(
+                {
+                    "resident_id": fall.resident_id,
+                    "fell_at": fall.at.isoformat(),
+                    "expected": expected.isoformat(),
+                    "alerted": first.isoformat(),
+                    "kind": kind,
+                }
+            )
     for press in sos:
         hits = [o for o, k, _s in by_resident[press.resident_id] if k == SOS and o >= press.at]
         if hits:
@@ -249,7 +262,8 @@ def quality_report(run: QualityRun, zone: ZoneInfo) -> dict:
         "outages_reported_as_inactivity": outage_alarms,
         "falls": len(falls),
         "sos": len(sos),
-        "falls_later_than_window_plus_5_min": late,
+        "falls_later_than_window_plus_5_min": len(late),
+        "late_falls": late,
         "missed": missed,
         "pending_at_end_of_run": pending,
         "meter_outages": len(outages),
@@ -266,9 +280,9 @@ def _expected_detection(fall, run: QualityRun, zone: ZoneInfo) -> datetime | Non
     """When the home's rules should notice a fall with no detector: the first of its quiet
     threshold and the ends of its next morning and evening windows, with what the engine
     had learned of the home (a late riser's window, a long sleeper's threshold)."""
-    last_activity = run.last_activity.get(fall.resident_id)
-    if last_activity is None:
+    if fall.resident_id not in run.last_signs:
         return None
+    last_activity, last_evening_sign = run.last_signs[fall.resident_id]
     state = run.engine.homes.get(fall.resident_id) if run.engine else None
     rules = state.effective_rules() if state else Rules()
     morning_end = state.profile.morning_end(state.rules) if state else None
@@ -278,11 +292,13 @@ def _expected_detection(fall, run: QualityRun, zone: ZoneInfo) -> datetime | Non
         morning_end=morning_end,
     )
     candidates = [no_activity_deadline(history, rules)]
-    for window in (morning_window(history, rules), rules.evening):
+    # The evening looks for light or power use only (a door is not a lamp).
+    windows = ((morning_window(history, rules), last_activity), (rules.evening, last_evening_sign))
+    for window, last_sign in windows:
         day = fall.at.astimezone(zone).date()
         for offset in range(3):
             start, end = window_on(day + timedelta(days=offset), window, zone)
-            if end > fall.at and (last_activity < start or start > fall.at):
+            if end > fall.at and (last_sign is None or last_sign < start or start > fall.at):
                 candidates.append(end)
                 break
     return min(candidates)

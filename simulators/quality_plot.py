@@ -23,7 +23,8 @@ KIND_COLOURS = {
 
 
 def plot_week(database_url: str, run: QualityRun, zone: ZoneInfo, path: str) -> str:
-    """Draw the week of a resident who fell (or else the first one) into `path` (PNG);
+    """Draw the week of a resident who fell (one whose fall only the rules could notice,
+    with no fall detector, if there is one; or else the first resident) into `path` (PNG);
     returns the resident's id."""
     import matplotlib
 
@@ -31,7 +32,9 @@ def plot_week(database_url: str, run: QualityRun, zone: ZoneInfo, path: str) -> 
     import matplotlib.pyplot as plt
 
     scenario = run.scenario
-    falls = [i for i in scenario.incidents if i.kind == "fall"]
+    falls = sorted(
+        (i for i in scenario.incidents if i.kind == "fall"), key=lambda f: f.detector_id is not None
+    )
     resident = falls[0].resident_id if falls else scenario.residents[0].resident_id
     row = next(r for r in scenario.residents if r.resident_id == resident)
     state = run.engine.homes.get(resident) if run.engine else None
@@ -64,7 +67,7 @@ def plot_week(database_url: str, run: QualityRun, zone: ZoneInfo, path: str) -> 
         label="power (W)",
     )
     ax.axhline(baseline.spike_w, ls="--", lw=0.8, color="tab:green", label="spike bar")
-    ax.axhline(baseline.sustained_w, ls=":", lw=0.8, color="tab:green", label="running-mean bar")
+    ax.axhline(baseline.sustained_w, ls=":", lw=0.8, color="tab:green", label="running-level bar")
     top = max([r[1] or 0 for r in readings] + [baseline.spike_w]) * 1.05
     ax.scatter(
         [local(a) for a in active],
@@ -100,7 +103,16 @@ def plot_week(database_url: str, run: QualityRun, zone: ZoneInfo, path: str) -> 
             )
     handles, labels = ax.get_legend_handles_labels()
     unique = dict(zip(labels, handles, strict=True))
-    ax.legend(unique.values(), unique.keys(), loc="upper left", fontsize=8, ncol=4)
+    # Below the plot, where it hides no sign of life.
+    ax.legend(
+        unique.values(),
+        unique.keys(),
+        loc="upper center",
+        bbox_to_anchor=(0.5, -0.18),
+        fontsize=8,
+        ncol=6,
+        frameon=False,
+    )
     ax.set_ylim(0, top)
     ax.set_ylabel("W")
     ax.set_title(

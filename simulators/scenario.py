@@ -273,7 +273,7 @@ class Scenario:
             grid = self.grids.get(worker.grid_code)
             if grid is None:
                 continue
-            rng = random.Random(f"{self.seed}/{worker.worker_id}/{day.isoformat()}")
+            rng = random.Random(f"{self.seed}/{worker.worker_id}/{day.isoformat()}")  # noqa: S311 - a seeded simulation, not a secret
             walk = walk_day(grid.geometry, rng, hazard_chance=hazard_chance)
             app = self._apps[w]
             gcj02, owntracks = app == "gcj02", app == "owntracks"
@@ -401,7 +401,7 @@ class Scenario:
         return datetime.combine(day, time(), tzinfo=self.tz)
 
     def _base_plan(self, row: int, day: date) -> DayPlan:
-        rng = random.Random(f"{self.seed}/{self.residents[row].resident_id}/{day.isoformat()}")
+        rng = random.Random(f"{self.seed}/{self.residents[row].resident_id}/{day.isoformat()}")  # noqa: S311 - a seeded simulation, not a secret
         weekend = day.weekday() >= 5 or day in self.holidays
         return plan_day(self.routines[row], rng, weekend=weekend)
 
@@ -424,7 +424,7 @@ class Scenario:
         """Falls, SOS presses, outages and absences on distinct residents, placed where the
         ground truth is unambiguous; then clock skews on devices of everyone else."""
         rates = self.rates
-        rng = random.Random(f"{self.seed}/incidents")
+        rng = random.Random(f"{self.seed}/incidents")  # noqa: S311 - a seeded simulation, not a secret
         resident_days = len(self.residents) * self.days
         candidates = [
             row
@@ -528,7 +528,7 @@ class _MeterState:
         self.topics = [f"{scenario.prefix}/meter/{meter_id}" for meter_id in meter_ids]
         self.step = scenario.meter_interval_s // MINUTE
         starts = [
-            random.Random(f"{scenario.seed}/{scenario.residents[i].resident_id}/registers")
+            random.Random(f"{scenario.seed}/{scenario.residents[i].resident_id}/registers")  # noqa: S311 - a seeded simulation, not a secret
             for i in self.rows
         ]
         self.energy = np.array([rng.uniform(800, 5000) for rng in starts])

@@ -74,7 +74,7 @@ class Scope:
     def condition(self, column: str, source: str) -> str:
         """SQL keeping the rows whose `column` is one of the scope's `source` ids."""
         if self.in_table:
-            return f"{column} IN (SELECT key FROM gw_scope WHERE source = '{source}')"
+            return f"{column} IN (SELECT key FROM gw_scope WHERE source = '{source}')"  # noqa: S608 - column and source come from this module
         return f"{column} = ANY(%({source})s)"
 
     def params(self) -> dict[str, list[str]]:
@@ -164,7 +164,7 @@ class AlertStore:
                  FROM devices WHERE resident_id IS NOT NULL))
             FROM residents r LEFT JOIN grids g ON g.id = r.grid_id
             {where}
-            """,
+            """,  # noqa: S608 - SQL made here from constants; every value is a parameter
             params,
         ).fetchone()[0]
         if digest == self._homes_digest:
@@ -182,7 +182,7 @@ class AlertStore:
             ) d ON d.resident_id = r.id
             {where}
             ORDER BY r.id
-            """,
+            """,  # noqa: S608 - SQL made here from constants; every value is a parameter
             params,
         ).fetchall()
         self.conn.commit()
@@ -228,7 +228,7 @@ class AlertStore:
               AND power_w_avg IS NOT NULL
               {"" if scope is None else "AND " + scope.condition("meter_id", "meter")}
             GROUP BY meter_id
-            """,
+            """,  # noqa: S608 - SQL made here from constants; every value is a parameter
             {"since": since, "as_of": as_of, "tz": tz, **(scope.params() if scope else {})},
         ).fetchall()
         self.conn.commit()
@@ -265,7 +265,7 @@ class AlertStore:
 
     def _newest_received(self, where: str, params: dict[str, Any]) -> datetime | None:
         value = self.conn.execute(
-            f"SELECT greatest((SELECT max(received_at) FROM meter_readings WHERE {where}), "
+            f"SELECT greatest((SELECT max(received_at) FROM meter_readings WHERE {where}), "  # noqa: S608 - built from constants; values are parameters
             f"(SELECT max(received_at) FROM sensor_events WHERE {where}), "
             f"(SELECT max(received_at) FROM patrol_checkins WHERE {where}))",
             params,
@@ -301,7 +301,7 @@ class AlertStore:
             SELECT 'check', resident_id, at, received_at, NULL, NULL, NULL, NULL
             FROM resident_checks WHERE {check_where} {residents}
             ORDER BY 3
-        """
+        """  # noqa: S608 - `where` is one of this class's own conditions; values are parameters
         with self.conn.cursor() as cur:
             cur.execute(query, params)
             for source, key, at, received, power, energy, water, event in cur:
@@ -342,7 +342,7 @@ class AlertStore:
         scope = self._scope(homes)
         found = {}
         for resident, first, quiet, last_seen in self.conn.execute(
-            "SELECT resident_id, first_activity_s, quiet_s, last_seen FROM home_profiles"
+            "SELECT resident_id, first_activity_s, quiet_s, last_seen FROM home_profiles"  # noqa: S608 - built from constants; values are parameters
             + ("" if scope is None else " WHERE " + scope.condition("resident_id", "resident")),
             scope.params() if scope else {},
         ):
@@ -387,7 +387,7 @@ class AlertStore:
             FROM alerts a LEFT JOIN residents r ON r.id = a.resident_id
                  LEFT JOIN grids g ON g.id = r.grid_id
             WHERE a.status <> 'resolved' {where}
-            """,
+            """,  # noqa: S608 - SQL made here from constants; every value is a parameter
             params,
         ).fetchall()
         self.conn.commit()
@@ -690,7 +690,7 @@ def unpublished(
     """Outbox rows not yet acknowledged by the broker (the partition's), oldest first."""
     where, params = _outbox_partition(partition)
     rows = conn.execute(
-        f"SELECT o.id, o.topic, o.payload FROM alert_outbox o WHERE o.published_at IS NULL "
+        f"SELECT o.id, o.topic, o.payload FROM alert_outbox o WHERE o.published_at IS NULL "  # noqa: S608 - built from constants; values are parameters
         f"{where} ORDER BY o.id LIMIT %(limit)s",
         {**params, "limit": limit},
     ).fetchall()
@@ -716,7 +716,7 @@ def due_webhooks(
         FROM webhook_deliveries d JOIN alert_outbox o ON o.id = d.outbox_id
         WHERE d.delivered_at IS NULL AND d.next_attempt_at <= %(now)s {where}
         ORDER BY d.next_attempt_at LIMIT %(limit)s
-        """,
+        """,  # noqa: S608 - SQL made here from constants; every value is a parameter
         {**params, "now": now, "limit": limit},
     ).fetchall()
     conn.commit()

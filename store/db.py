@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from urllib.parse import urlsplit
 
 import psycopg
 
-from gridwatch.errors import ServiceUnavailable, first_line
+from gridwatch.errors import InputFileError, ServiceUnavailable, first_line
 
 
 def describe_url(url: str) -> str:
@@ -34,3 +36,15 @@ def connect(url: str, *, autocommit: bool = False, timeout_s: int = 10) -> psyco
         ) from None
     except psycopg.ProgrammingError as exc:
         raise ServiceUnavailable(f"bad database URL {describe_url(url)}: {exc}") from None
+
+
+@contextmanager
+def refused_as_input_error(source: str, where: str) -> Iterator[None]:
+    """A value the database refuses in an import, as an error naming the file and the row;
+    raised inside the import's transaction, it rolls the whole file back."""
+    try:
+        yield
+    except (psycopg.DataError, psycopg.IntegrityError) as exc:
+        raise InputFileError(
+            f"{source}: {where}: rejected by the database: {first_line(exc)}"
+        ) from None

@@ -11,6 +11,7 @@ import shapely
 from gridwatch.errors import InputFileError
 from gridwatch.geo.grids import LEVELS, GridFeature
 from gridwatch.geo.index import GridIndex
+from gridwatch.store.db import refused_as_input_error
 
 _VERSION = "SELECT count(*), max(updated_at) FROM grids"
 
@@ -80,33 +81,8 @@ def upsert_grids(
                         f"{source}: grid {feature.code!r} ({feature.level}) cannot have parent "
                         f"{parent_code!r} of level {parent_level}"
                     )
-            minx, miny, maxx, maxy = feature.geometry.bounds
-            row = conn.execute(
-                """
-                INSERT INTO grids (code, name, level, parent_id, geometry,
-                                   min_lon, min_lat, max_lon, max_lat, area_m2)
-                VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
-                ON CONFLICT (code) DO UPDATE SET
-                    name = EXCLUDED.name, level = EXCLUDED.level,
-                    parent_id = EXCLUDED.parent_id, geometry = EXCLUDED.geometry,
-                    min_lon = EXCLUDED.min_lon, min_lat = EXCLUDED.min_lat,
-                    max_lon = EXCLUDED.max_lon, max_lat = EXCLUDED.max_lat,
-                    area_m2 = EXCLUDED.area_m2, updated_at = now()
-                RETURNING id, (xmax = 0) AS inserted
-                """,
-                (
-                    feature.code,
-                    feature.name,
-                    feature.level,
-                    parent_id,
-                    shapely.to_wkb(feature.geometry),
-                    minx,
-                    miny,
-                    maxx,
-                    maxy,
-                    area_m2(feature.geometry),
-                ),
-            ).fetchone()
+            with refused_as_input_error(source, f"grid {feature.code!r}"):
+                row = _upsert_grid(conn, feature, parent_id)
             known[feature.code] = (row[0], feature.level)
             if row[1]:
                 inserted += 1
@@ -115,6 +91,37 @@ def upsert_grids(
             if progress:
                 progress(done, len(features))
     return inserted, updated
+
+
+def _upsert_grid(conn: psycopg.Connection, feature: GridFeature, parent_id: int | None) -> tuple:
+    """One grid by code; (its id, whether it is new)."""
+    minx, miny, maxx, maxy = feature.geometry.bounds
+    return conn.execute(
+        """
+        INSERT INTO grids (code, name, level, parent_id, geometry,
+                           min_lon, min_lat, max_lon, max_lat, area_m2)
+        VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+        ON CONFLICT (code) DO UPDATE SET
+            name = EXCLUDED.name, level = EXCLUDED.level,
+            parent_id = EXCLUDED.parent_id, geometry = EXCLUDED.geometry,
+            min_lon = EXCLUDED.min_lon, min_lat = EXCLUDED.min_lat,
+            max_lon = EXCLUDED.max_lon, max_lat = EXCLUDED.max_lat,
+            area_m2 = EXCLUDED.area_m2, updated_at = now()
+        RETURNING id, (xmax = 0) AS inserted
+        """,
+        (
+            feature.code,
+            feature.name,
+            feature.level,
+            parent_id,
+            shapely.to_wkb(feature.geometry),
+            minx,
+            miny,
+            maxx,
+            maxy,
+            area_m2(feature.geometry),
+        ),
+    ).fetchone()
 
 
 def area_m2(geometry) -> float:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import psycopg
+from psycopg import sql
 
 from gridwatch.store.migrate import read_meta
 from gridwatch.store.mode import StorageMode, detect_storage
@@ -47,7 +48,8 @@ def database_info(conn: psycopg.Connection, wanted: str = "auto") -> DatabaseInf
     tables = []
     if meta:
         for table in _TABLES:
-            rows = conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+            count = sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(table))
+            rows = conn.execute(count).fetchone()[0]
             detail = ""
             if table in TIMESERIES_TABLES:
                 detail = _layout(conn, table, meta.get("mode"))

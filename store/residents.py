@@ -9,6 +9,7 @@ import psycopg
 
 from gridwatch.errors import InputFileError
 from gridwatch.residents import ResidentRow
+from gridwatch.store.db import refused_as_input_error
 from gridwatch.store.grids import grid_codes, load_leaf_grids
 
 
@@ -17,58 +18,67 @@ def upsert_residents(
     rows: Sequence[ResidentRow],
     grid_ids: Sequence[int | None],
     *,
+    source: str,
     progress: Callable[[int, int], None] | None = None,
 ) -> tuple[int, int]:
-    """Insert or update residents and their meter and sensors; returns (inserted, updated)."""
+    """Insert or update residents and their meter and sensors in one transaction; returns
+    (inserted, updated). A row the database refuses rolls back all of them."""
     inserted = updated = 0
     with conn.transaction(), conn.cursor() as cur:
         for done, (row, grid_id) in enumerate(zip(rows, grid_ids, strict=True), start=1):
-            cur.execute(
-                """
-                INSERT INTO residents (id, name, address, phone, lat, lon, grid_id, living_alone)
-                VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
-                ON CONFLICT (id) DO UPDATE SET
-                    name = EXCLUDED.name, address = EXCLUDED.address, phone = EXCLUDED.phone,
-                    lat = EXCLUDED.lat, lon = EXCLUDED.lon, grid_id = EXCLUDED.grid_id,
-                    living_alone = EXCLUDED.living_alone, updated_at = now()
-                RETURNING (xmax = 0)
-                """,
-                (
-                    row.resident_id,
-                    row.name,
-                    row.address,
-                    row.phone,
-                    row.lat,
-                    row.lon,
-                    grid_id,
-                    row.living_alone,
-                ),
-            )
-            if cur.fetchone()[0]:
-                inserted += 1
-            else:
-                updated += 1
-            devices = [("sensor", sensor) for sensor in row.sensor_ids]
-            if row.meter_id:
-                devices.append(("meter", row.meter_id))
-            # Devices no longer listed for this resident are detached from them.
-            cur.execute(
-                "UPDATE devices SET resident_id = NULL, updated_at = now() "
-                "WHERE resident_id = %s AND NOT (kind || '/' || id = ANY(%s))",
-                (row.resident_id, [f"{kind}/{did}" for kind, did in devices]),
-            )
-            for kind, device_id in devices:
-                cur.execute(
-                    """
-                    INSERT INTO devices (kind, id, resident_id) VALUES (%s, %s, %s)
-                    ON CONFLICT (kind, id) DO UPDATE
-                        SET resident_id = EXCLUDED.resident_id, updated_at = now()
-                    """,
-                    (kind, device_id, row.resident_id),
-                )
+            with refused_as_input_error(source, f"row {row.row or done + 1}"):
+                created = _upsert_resident(cur, row, grid_id)
+            inserted += created
+            updated += not created
             if progress:
                 progress(done, len(rows))
     return inserted, updated
+
+
+def _upsert_resident(cur: psycopg.Cursor, row: ResidentRow, grid_id: int | None) -> bool:
+    """One resident with its devices; True when the resident is new."""
+    cur.execute(
+        """
+        INSERT INTO residents (id, name, address, phone, lat, lon, grid_id, living_alone)
+        VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
+        ON CONFLICT (id) DO UPDATE SET
+            name = EXCLUDED.name, address = EXCLUDED.address, phone = EXCLUDED.phone,
+            lat = EXCLUDED.lat, lon = EXCLUDED.lon, grid_id = EXCLUDED.grid_id,
+            living_alone = EXCLUDED.living_alone, forgotten_at = NULL,
+            updated_at = now()
+        RETURNING (xmax = 0)
+        """,
+        (
+            row.resident_id,
+            row.name,
+            row.address,
+            row.phone,
+            row.lat,
+            row.lon,
+            grid_id,
+            row.living_alone,
+        ),
+    )
+    created = cur.fetchone()[0]
+    devices = [("sensor", sensor) for sensor in row.sensor_ids]
+    if row.meter_id:
+        devices.append(("meter", row.meter_id))
+    # Devices no longer listed for this resident are detached from them.
+    cur.execute(
+        "UPDATE devices SET resident_id = NULL, updated_at = now() "
+        "WHERE resident_id = %s AND NOT (kind || '/' || id = ANY(%s))",
+        (row.resident_id, [f"{kind}/{did}" for kind, did in devices]),
+    )
+    for kind, device_id in devices:
+        cur.execute(
+            """
+            INSERT INTO devices (kind, id, resident_id) VALUES (%s, %s, %s)
+            ON CONFLICT (kind, id) DO UPDATE
+                SET resident_id = EXCLUDED.resident_id, updated_at = now()
+            """,
+            (kind, device_id, row.resident_id),
+        )
+    return created
 
 
 def upsert_workers(
@@ -99,7 +109,7 @@ def place_residents(
     leaves = load_leaf_grids(conn)
     conn.commit()
     unknown = [
-        f"row {number}: grid_code {row.grid_code!r} is not an imported grid"
+        f"row {row.row or number}: grid_code {row.grid_code!r} is not an imported grid"
         for number, row in enumerate(rows, start=2)
         if row.grid_code and row.grid_code not in codes
     ]

@@ -6,6 +6,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 import psycopg
+from psycopg import sql
 
 from gridwatch.geo.grids import LEVELS
 
@@ -30,7 +31,9 @@ class LevelCounts:
 def table_counts(conn: psycopg.Connection) -> dict[str, int]:
     """Rows per time-series and report table."""
     return {
-        table: conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+        table: conn.execute(
+            sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(table))
+        ).fetchone()[0]
         for table in COUNTED_TABLES
     }
 
@@ -42,7 +45,9 @@ def level_counts(conn: psycopg.Connection) -> list[LevelCounts]:
     per_grid = defaultdict(lambda: [0, 0, 0])
     for column, table in enumerate(("residents", "patrol_checkins", "hazard_reports")):
         for grid_id, count in conn.execute(
-            f"SELECT grid_id, count(*) FROM {table} WHERE grid_id IS NOT NULL GROUP BY grid_id"
+            sql.SQL(
+                "SELECT grid_id, count(*) FROM {} WHERE grid_id IS NOT NULL GROUP BY grid_id"
+            ).format(sql.Identifier(table))
         ):
             node = grid_id
             while node is not None:

@@ -14,7 +14,7 @@ from gridwatch.errors import Conflict, InputFileError, NotFound
 
 ROLES = ("admin", "duty_officer", "grid_worker", "device")
 DUTY_LEVELS = ("street", "community")
-TOKEN_PREFIX = "gw_"
+TOKEN_PREFIX = "gw_"  # noqa: S105 - marks a gridwatch token (for secret scanners); not a secret
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,6 +21,7 @@ import uvicorn
 from conftest import _create_database, _drop_database
 
 from gridwatch.api.app import create_app
+from gridwatch.api.cli import server_config
 from gridwatch.api.hazard_rules import deadlines_from_hours
 from gridwatch.settings import Settings
 from gridwatch.store.api_sample import seed_activity
@@ -116,8 +117,8 @@ class ApiServer:
         self.app = create_app(settings, database_url=url, clock=clock, **kwargs)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(
-            self.app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on"
+        config = server_config(
+            self.app, settings, host="127.0.0.1", port=self.port, log_level="warning"
         )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, name="api-server", daemon=True)
@@ -144,15 +145,24 @@ class ApiServer:
         return httpx.Client(base_url=self.url, headers=headers, timeout=30)
 
 
+# Tests make requests far faster than people do: limits that only test_api_limits reaches.
+GENEROUS_LIMITS = {
+    "api_rate_burst": 100_000,
+    "api_anonymous_burst": 100_000,
+    "api_auth_failures_per_min": 100_000,
+}
+
+
 def api_settings(tmp: Path, url: str, **extra) -> Settings:
-    return Settings(
-        database_url=url,
-        data_dir=tmp / "data",
-        topic_prefix=f"t{uuid.uuid4().hex[:8]}",
-        api_token_cache_s=0,
-        api_counts_ttl_s=0,
-        **extra,
-    )
+    values = {
+        "database_url": url,
+        "data_dir": tmp / "data",
+        "topic_prefix": f"t{uuid.uuid4().hex[:8]}",
+        "api_token_cache_s": 0,
+        "api_counts_ttl_s": 0,
+        **GENEROUS_LIMITS,
+    }
+    return Settings(**{**values, **extra})
 
 
 @pytest.fixture(scope="module", name="seeded_url")
@@ -178,11 +188,31 @@ def module_server_fixture(seeded_url, module_tokens, tmp_path_factory) -> Iterat
         yield server
 
 
+@pytest.fixture(scope="module", name="http")
+def http_fixture(module_server, module_tokens) -> Iterator[dict[str, httpx.Client]]:
+    """A client of every role (and one without a token) on the module's server."""
+    made = clients(module_server, module_tokens)
+    yield made
+    for client in made.values():
+        client.close()
+
+
 def clients(server: ApiServer, tokens: Tokens) -> dict[str, httpx.Client]:
     roles = ("admin", "duty_street", "duty_community", "worker_a", "worker_b", "device")
     made = {role: server.client(role, tokens) for role in roles}
     made["anonymous"] = server.client()
     return made
+
+
+def assert_security_headers(response: httpx.Response) -> None:
+    """The headers every answer carries; no-store on all but the static assets."""
+    headers = response.headers
+    assert headers["x-content-type-options"] == "nosniff", response.url
+    assert headers["x-frame-options"] == "DENY", response.url
+    assert headers["referrer-policy"] == "same-origin", response.url
+    assert "frame-ancestors 'none'" in headers["content-security-policy"], response.url
+    if not response.url.path.startswith("/static/"):
+        assert headers["cache-control"] == "no-store", response.url
 
 
 def reason(response: httpx.Response) -> str:

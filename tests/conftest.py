@@ -205,6 +205,11 @@ def start_worker() -> Iterator[Callable[..., RunningWorker]]:
 @pytest.fixture
 def publish(mqtt_url) -> Iterator[Callable[[str, bytes | str | dict], None]]:
     """Publish at QoS 1 and wait until the broker has each message."""
+    yield from publishing(mqtt_url)
+
+
+def publishing(mqtt_url: str) -> Iterator[Callable[[str, bytes | str | dict], None]]:
+    """The `publish` fixture's function for the broker at `mqtt_url`, until resumed."""
     import orjson
 
     from gridwatch.ingest.mqtt import BrokerAddress, publisher

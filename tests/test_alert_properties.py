@@ -404,6 +404,39 @@ def test_a_litre_split_across_two_readings_is_still_seen(load, at, litres, share
     assert boundary in active or boundary + load["interval"] in active
 
 
+@METER_EXAMPLES
+@given(
+    load=base_loads(),
+    start=st.integers(LEARN_DAYS * 1440, LEARN_DAYS * 1440 + 600),
+    length=st.integers(20, 240),
+    use_w=st.floats(60.0, 3000.0),
+)
+def test_use_that_stops_is_no_longer_seen_within_minutes(load, start, length, use_w):
+    # Cooking, a TV or a heater for a while, then a fall: the home shows base load only.
+    # Signs of life must end within a few minutes, or every quiet deadline after a fall
+    # comes late by as much. A small load that stops while the fridge runs cannot be told
+    # from the fridge for the rest of that cycle: that much is the bound.
+    power = watts(load, LEARN_DAYS + 1)
+    stop = start + length
+    for m in range(start, stop):
+        power[m] += use_w
+    active = active_minutes(learned(load), meter_readings(power, load["interval"]))
+    interval = load["interval"]
+    last_covering = -(-stop // interval) * interval
+    bound = last_covering + 2 * interval + (load["on"] if use_w < load["fridge"] else 0)
+    assert all(m <= bound for m in active), (last_covering, bound, active)
+
+
+def test_an_hour_of_cooking_is_not_seen_after_it_ends():
+    # The case that had a fallen resident "active" for two hours: a home with a fridge, an
+    # hour at the cooker, then nothing but the fridge.
+    baseline = Baseline(night_mean_w=55.0, night_peak_w=165.0)
+    fridge = [20.0 + (140.0 if m % 60 < 15 else 0.0) for m in range(600)]
+    power = fridge[:300] + [f + 1600.0 for f in fridge[300:360]] + fridge[360:]
+    active = active_minutes(baseline, meter_readings(power, 5))
+    assert active and max(active) <= 365, active  # the reading that covers 355-360, or the next
+
+
 def test_a_tv_alone_is_seen_through_the_running_mean():
     # The properties above mostly see a TV through the spike it makes on top of the fridge;
     # here nothing spikes (a home whose nights peak high), so only the hour's mean can tell.

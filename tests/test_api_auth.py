@@ -16,6 +16,7 @@ from api_support import (
     GRID_A,
     GRID_B,
     NOW,
+    assert_security_headers,
     clients,
     module_server_fixture,  # noqa: F401
     module_tokens_fixture,  # noqa: F401
@@ -276,6 +277,9 @@ WALK = {
     ("GET", "/maps/grids/{code}"): lambda c, b, u: _missing(c.get(f"/maps/grids/{GRID_B}")),
     ("GET", "/maps/coverage"): lambda c, b, u: _page_without_grid_b(c.get("/maps/coverage")),
     ("GET", "/maps/live"): lambda c, b, u: _page_without_grid_b(c.get("/maps/live")),
+    ("GET", "/audit"): lambda c, b, u: _missing(
+        c.get("/audit", params={"resident": b["resident"]})
+    ),
 }
 
 
@@ -367,11 +371,13 @@ def test_no_token_is_401_and_a_device_only_posts(http, grid_b, module_server):
         anonymous = http["anonymous"].request(method, url, json={})
         assert anonymous.status_code == 401, (method, path, anonymous.text)
         assert anonymous.headers["www-authenticate"].startswith("Bearer")
+        assert_security_headers(anonymous)
         if (method, path) in POSTERS or path == "/me":
             continue
         device = http["device"].request(method, url, json={})
         assert device.status_code == 403, (method, path, device.text)
         assert "device tokens may only post" in reason(device)
+        assert_security_headers(device)
 
 
 def test_bad_credentials(module_server):

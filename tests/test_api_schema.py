@@ -1,5 +1,6 @@
 """Schemathesis over the OpenAPI document: inputs made from every operation's schema (and
-mutations of them) never get a 5xx from the real server and database."""
+mutations of them) never get a 5xx from the real server and database, and every answer
+carries the security headers."""
 
 from __future__ import annotations
 
@@ -22,6 +23,27 @@ def _openapi() -> dict:
     return app.openapi()
 
 
+@schemathesis.check
+def security_headers(ctx, response, case) -> None:
+    """The headers SecurityHeaders adds, on every answer (refusals included)."""
+    headers = {name: values[0] for name, values in response.headers.items()}
+    missing = [
+        name
+        for name, wanted in (
+            ("x-content-type-options", "nosniff"),
+            ("x-frame-options", "DENY"),
+            ("cache-control", "no-store"),
+        )
+        if headers.get(name) != wanted
+    ]
+    if "frame-ancestors 'none'" not in headers.get("content-security-policy", ""):
+        missing.append("content-security-policy")
+    if missing:
+        raise AssertionError(f"{case.operation.label}: {response.status_code} without {missing}")
+    if response.status_code == 429:
+        raise AssertionError("rate limited: the test server's limits are too tight for fuzzing")
+
+
 # The live stream never ends by itself; test_api_sse covers it.
 schema = schemathesis.openapi.from_dict(_openapi()).exclude(path="/alerts/stream")
 
@@ -38,6 +60,6 @@ def test_no_input_makes_a_server_error(case, module_server, module_tokens):
     case.call_and_validate(
         base_url=module_server.url,
         headers=module_tokens.header("admin"),
-        checks=[not_a_server_error],
+        checks=[not_a_server_error, security_headers],
         timeout=30,
     )

@@ -89,6 +89,19 @@ def test_bad_settings(capsys, flags, needles):
 
 
 @pytest.mark.parametrize(
+    ("variable", "value"),
+    [("GRIDWATCH_MAX_FUTURE_S", "1000000000000"), ("GRIDWATCH_RETENTION_DAYS", "-1"),
+     ("GRIDWATCH_MAX_PAYLOAD_BYTES", "0")],
+)  # fmt: skip
+def test_ingest_windows_out_of_range_are_bad_settings(capsys, monkeypatch, variable, value):
+    # Unbounded, now + the window overflowed in every parse: each message an internal error.
+    monkeypatch.setenv(variable, value)
+    code, _, err = run(capsys, "db", "info")
+    assert code == 1
+    assert_one_line(err, "bad setting", variable)
+
+
+@pytest.mark.parametrize(
     ("mqtt_url", "needle"),
     [
         ("mqtt://", "MQTT URL 'mqtt://' has no host"),

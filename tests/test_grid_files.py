@@ -144,7 +144,7 @@ def test_every_bad_feature_is_named_in_one_error(tmp_path):
     assert lines == [
         "grids.geojson: feature 4 (code 'G-017'): geometry is a LineString, expected a polygon",
         "grids.geojson: feature 5 (code 'G-018'): geometry is a Point, expected a polygon",
-        "grids.geojson: feature 6 (code 'G-019'): has no geometry",
+        "grids.geojson: feature 6 (code 'G-019'): has no geometry, or one that cannot be read",
         "grids.geojson: feature 7: 'code' is empty",
     ]
 

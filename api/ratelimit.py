@@ -1,0 +1,160 @@
+"""Rate limits: a token bucket per credential (bearer token or browser session), one per
+client address for requests without credentials, and one per client address for rejected
+credentials, so that guessing tokens is slow however many are tried. A request over its
+limit gets 429 with Retry-After and the reason. Not counted: the live alert stream (one
+long request), /healthz (a probe must always be answered) and the static map assets.
+
+The buckets live in the process: with several server processes each keeps its own."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import time
+from collections.abc import Callable, Hashable
+
+from starlette.requests import cookie_parser
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from gridwatch.api.auth import SESSION_COOKIE
+from gridwatch.api.guard import reject
+
+UNCOUNTED_PATHS = frozenset({"/healthz", "/alerts/stream"})
+UNCOUNTED_PREFIXES = ("/static/",)
+
+
+class TokenBuckets:
+    """One bucket of `burst` tokens per key, refilled at `rate` tokens per second.
+
+    At most `max_keys` buckets are kept: full ones are dropped first (a full bucket is the
+    same as none), then the least recently used."""
+
+    def __init__(self, rate: float, burst: float, *, max_keys: int = 100_000) -> None:
+        if rate <= 0 or burst < 1:
+            raise ValueError("a token bucket needs a positive rate and a burst of at least 1")
+        self.rate = rate
+        self.burst = float(burst)
+        self.max_keys = max_keys
+        self._buckets: dict[Hashable, tuple[float, float]] = {}  # key: (tokens, as of)
+
+    def take(self, key: Hashable, now: float) -> float:
+        """Take a token: 0.0 when granted, else the seconds until one is there."""
+        tokens = self._level(key, now)
+        granted = tokens >= 1.0
+        self._store(key, tokens - 1.0 if granted else tokens, now)
+        return 0.0 if granted else (1.0 - tokens) / self.rate
+
+    def wait(self, key: Hashable, now: float) -> float:
+        """The seconds until `key` has a token, taking none."""
+        return max(0.0, (1.0 - self._level(key, now)) / self.rate)
+
+    def __len__(self) -> int:
+        return len(self._buckets)
+
+    def _level(self, key: Hashable, now: float) -> float:
+        tokens, since = self._buckets.get(key, (self.burst, now))
+        return min(self.burst, tokens + max(0.0, now - since) * self.rate)
+
+    def _store(self, key: Hashable, tokens: float, now: float) -> None:
+        self._buckets.pop(key, None)  # re-inserted last: the dict is in order of use
+        self._buckets[key] = (tokens, now)
+        if len(self._buckets) > self.max_keys:
+            self._prune(now)
+
+    def _prune(self, now: float) -> None:
+        full = [k for k, (t, s) in self._buckets.items() if t + (now - s) * self.rate >= self.burst]
+        for key in full:
+            del self._buckets[key]
+        excess = len(self._buckets) - self.max_keys // 2
+        if excess > 0:
+            for key in list(self._buckets)[:excess]:
+                del self._buckets[key]
+
+
+class RateLimit:
+    """ASGI middleware applying the three kinds of buckets (see the module's docstring)."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        per_token: TokenBuckets,
+        anonymous: TokenBuckets,
+        failures: TokenBuckets,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.app = app
+        self.per_token = per_token
+        self.anonymous = anonymous
+        self.failures = failures
+        self.clock = clock
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "")
+        if (
+            scope["type"] != "http"
+            or path in UNCOUNTED_PATHS
+            or path.startswith(UNCOUNTED_PREFIXES)
+        ):
+            await self.app(scope, receive, send)
+            return
+        now = self.clock()
+        address = scope["client"][0] if scope.get("client") else "unknown"
+        credential = _credential(scope)
+        presents = credential is not None or (scope["method"] == "POST" and path == "/login")
+        if presents and (wait := self.failures.wait(address, now)):
+            await _too_many(
+                send, wait, "too many rejected credentials from this address; wait before trying"
+            )
+            return
+        if credential is not None:
+            buckets, key, whom = self.per_token, credential, "this token"
+        else:
+            buckets, key, whom = (
+                self.anonymous,
+                address,
+                "requests without a token from this address",
+            )
+        if wait := buckets.take(key, now):
+            await _too_many(send, wait, f"over the rate limit of {_describe(buckets, whom)}")
+            return
+        if not presents:
+            await self.app(scope, receive, send)
+            return
+
+        async def send_counting_rejections(message: Message) -> None:
+            if message["type"] == "http.response.start" and message["status"] == 401:
+                self.failures.take(address, self.clock())
+            await send(message)
+
+        await self.app(scope, receive, send_counting_rejections)
+
+
+def _credential(scope: Scope) -> bytes | None:
+    """A digest of the request's bearer token or session cookie (the bucket's key)."""
+    cookie = None
+    for name, value in scope.get("headers", []):
+        if name == b"authorization":
+            return hashlib.sha256(b"bearer:" + value).digest()
+        if name == b"cookie":
+            cookie = value
+    if cookie is not None:
+        session = cookie_parser(cookie.decode("latin-1")).get(SESSION_COOKIE)
+        if session:
+            return hashlib.sha256(b"session:" + session.encode("latin-1", "replace")).digest()
+    return None
+
+
+def _describe(buckets: TokenBuckets, whom: str) -> str:
+    return f"{buckets.burst:g} requests at once and {buckets.rate:g} per second for {whom}"
+
+
+async def _too_many(send: Send, wait: float, reason: str) -> None:
+    seconds = max(1, math.ceil(wait))
+    await reject(
+        send,
+        429,
+        "too_many_requests",
+        f"{reason}; try again in {seconds} s",
+        headers=[(b"retry-after", str(seconds).encode())],
+    )

@@ -1,0 +1,100 @@
+"""`gridwatch residents forget ID` and `gridwatch audit`: residents' personal information on
+the command line. Wired into the main parser by `register()`."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import sys
+from dataclasses import asdict
+from datetime import UTC, datetime
+
+from gridwatch.services import Services
+from gridwatch.settings import Settings
+
+SHOWN_IDS = 5
+
+
+def register(commands, resident_commands, common: argparse.ArgumentParser) -> None:
+    """Add `residents forget` and `audit` (`common`: the shared flags)."""
+    forget = resident_commands.add_parser(
+        "forget",
+        parents=[common],
+        help="remove a resident's personal information, keep their anonymous history",
+    )
+    forget.add_argument("resident_id")
+    forget.add_argument("--by", help="who asks for it (default: your login name)")
+    forget.set_defaults(run=run_forget)
+
+    audit = commands.add_parser(
+        "audit",
+        parents=[common],
+        help="who saw which residents' personal information, and who had one forgotten",
+    )
+    audit.add_argument("--resident", metavar="ID", help="only entries naming this resident")
+    audit.add_argument("--user", metavar="NAME", help="only this user's entries")
+    audit.add_argument("--since", metavar="TIME", help="ISO time; without an offset, local")
+    audit.add_argument("--limit", type=int, default=1000, help="at most this many (1000)")
+    audit.add_argument("--json", action="store_true", help="one JSON object per line")
+    audit.set_defaults(run=run_audit)
+
+
+def run_forget(settings: Settings, args: argparse.Namespace) -> int:
+    from gridwatch.store.db import connect
+    from gridwatch.store.migrate import migrate_for
+    from gridwatch.store.personal_data import forget_resident
+
+    actor = args.by or getpass.getuser()
+    with Services(settings) as services, connect(services.database_url()) as conn:
+        migrate_for(conn, settings)
+        done = forget_resident(conn, args.resident_id, actor=actor, now=datetime.now(UTC))
+    if done.already:
+        since = done.at.astimezone(settings.zone).strftime("%Y-%m-%d %H:%M")
+        print(f"resident {done.resident_id} was forgotten on {since}; notes written since removed")
+    else:
+        print(
+            f"resident {done.resident_id} forgotten: name, phone, address, home position, "
+            "notes and the link from patrol visits removed; meter readings, sensor events, "
+            "alerts and their history kept"
+        )
+    print(f"recorded in the audit as asked by {actor}")
+    return 0
+
+
+def run_audit(settings: Settings, args: argparse.Namespace) -> int:
+    import orjson
+
+    from gridwatch.cli import parse_time
+    from gridwatch.errors import GridwatchError
+    from gridwatch.store.db import connect
+    from gridwatch.store.personal_data import audit_entries
+
+    if args.limit < 1:
+        raise GridwatchError("--limit must be at least 1")
+    since = parse_time(args.since, settings) if args.since else None
+    with Services(settings) as services, connect(services.database_url()) as conn:
+        rows = audit_entries(
+            conn, resident=args.resident, user=args.user, since=since, limit=args.limit + 1
+        )
+    for row in rows[: args.limit]:
+        if args.json:
+            print(orjson.dumps(asdict(row)).decode())
+            continue
+        local = row.at.astimezone(settings.zone).strftime("%Y-%m-%d %H:%M:%S")
+        who = f"{row.actor} ({row.role})" if row.role else row.actor
+        where = f" from {row.client}" if row.client else ""
+        shown = ", ".join(row.resident_ids[:SHOWN_IDS])
+        more = len(row.resident_ids) - SHOWN_IDS
+        residents = f"{shown}, ... (+{more})" if more > 0 else shown
+        count = len(row.resident_ids)
+        print(
+            f"{local}  {who}  {row.action}  {row.what}{where}  "
+            f"{count} resident{'s' if count != 1 else ''}: {residents}"
+        )
+    if len(rows) > args.limit:
+        print(
+            f"more than {args.limit} entries match: narrow with --since, --user or --resident, "
+            "or raise --limit",
+            file=sys.stderr,
+        )
+    return 0
