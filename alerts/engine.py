@@ -179,6 +179,7 @@ class AlertEngine:
         self._watermark: datetime | None = None
         self._now: datetime | None = None
         self._profiles_changed: set[str] = set()
+        self._homes_read: list[Home] | None = None
         self._last_full_poll = 0.0
 
     # -- loading ------------------------------------------------------------------------------
@@ -186,41 +187,107 @@ class AlertEngine:
     def load(self, now: datetime) -> None:
         """Read the homes, baselines and the last day of data, as of `now`."""
         self._now = now
-        baselines = self.store.baselines(now, self.zone.key)
-        profiles = self.store.profiles()
         self.homes.clear()
         self._by_meter.clear()
         self._by_sensor.clear()
-        for home in self.store.homes():
-            try:
-                rules = self.defaults.with_overrides(home.rules)
-            except ValueError as exc:
-                log.warning(
-                    "resident %s: bad rules %s (%s); using defaults",
-                    home.resident_id,
-                    home.rules,
-                    exc,
-                )
-                rules = self.defaults
-            if not home.living_alone:
-                rules = replace(rules, disabled=rules.disabled | QUIET_KINDS)
-            tracker = None
-            if home.meter_id:
-                tracker = MeterTracker(baselines.get(home.meter_id, Baseline()))
-            # Watched from when the resident was registered: a home imported a minute ago has
-            # not been quiet for twelve hours.
-            state = HomeState(home, rules, home.since, tracker)
-            if home.resident_id in profiles:
-                state.profile = profiles[home.resident_id]
+        self._open = {}
+        self._watermark = self.store.latest_received()
+        self._homes_read = self.store.homes()
+        self._adopt(self._homes_read, now, only_these=False)
+        self._dirty = set(self.homes)
+
+    def refresh_homes(self, now: datetime) -> tuple[int, int]:
+        """Re-read who is watched and take in what changed since: residents imported or
+        removed, devices moved, a resident moved to another grid (and so, with partitions,
+        perhaps to another engine). A home that left or changed is let go (its profile saved
+        first), one that came or changed is read afresh with its last day of data. Returns
+        (taken in, let go)."""
+        self._now = now
+        homes = self.store.homes()
+        if homes is self._homes_read:  # the store's own answer: nothing changed
+            return 0, 0
+        self._homes_read = homes
+        current = {home.resident_id: home for home in homes}
+        leaving = [r for r, state in self.homes.items() if current.get(r) != state.home]
+        coming = [
+            home
+            for resident, home in current.items()
+            if resident not in self.homes or self.homes[resident].home != home
+        ]
+        self._release(leaving)
+        self._adopt(coming, now, only_these=True)
+        return len(coming), len(leaving)
+
+    def _adopt(self, homes: list[Home], now: datetime, *, only_these: bool) -> None:
+        """Start watching `homes`: rules, baselines, profiles, absences, open alerts, then the
+        last day of their data. `only_these`: read these homes' data, not all of it."""
+        if not homes:
+            return
+        subset = homes if only_these else None
+        baselines = self.store.baselines(now, self.zone.key, subset)
+        profiles = self.store.profiles(subset)
+        for home in homes:
+            state = self._home_state(home, baselines, profiles)
             self.homes[home.resident_id] = state
             if home.meter_id:
                 self._by_meter[home.meter_id] = state
             for sensor in home.sensor_ids:
                 self._by_sensor[sensor] = state
-        self._watermark = self.store.latest_received()
-        self._load_absences_and_alerts(now)
-        self._absorb(self.store.signals_between(now - HISTORY_WINDOW, now))
-        self._dirty = set(self.homes)
+            self._dirty.add(home.resident_id)
+        adopted = {home.resident_id for home in homes}
+        for resident, absences in self.store.absences(now - HISTORY_WINDOW).items():
+            if resident in adopted:
+                self.homes[resident].absences = absences
+        for alert in self.store.open_alerts():
+            # After a load, also those of residents no longer there: they still escalate.
+            if alert.resident_id in adopted or not only_these:
+                self._open.setdefault(alert.resident_id, []).append(alert)
+        # Open alerts first: a quiet that raised one is not learned as a night.
+        self._absorb(self.store.signals_between(now - HISTORY_WINDOW, now, subset))
+        # Then forget the presses whose alert a person has resolved since: the last day's
+        # data holds them again, and they must not open a second alert after a restart.
+        self._forget_resolved_emergencies(adopted)
+
+    def _home_state(
+        self, home: Home, baselines: dict[str, Baseline], profiles: dict[str, HomeProfile]
+    ) -> HomeState:
+        try:
+            rules = self.defaults.with_overrides(home.rules)
+        except ValueError as exc:
+            log.warning(
+                "resident %s: bad rules %s (%s); using defaults", home.resident_id, home.rules, exc
+            )
+            rules = self.defaults
+        if not home.living_alone:
+            rules = replace(rules, disabled=rules.disabled | QUIET_KINDS)
+        tracker = None
+        if home.meter_id:
+            tracker = MeterTracker(baselines.get(home.meter_id, Baseline()))
+        # Watched from when the resident was registered: a home imported a minute ago has
+        # not been quiet for twelve hours.
+        state = HomeState(home, rules, home.since, tracker)
+        if home.resident_id in profiles:
+            state.profile = profiles[home.resident_id]
+        return state
+
+    def _release(self, residents: list[str]) -> None:
+        """Stop watching these homes; what they learned is saved for whoever watches next."""
+        if not residents:
+            return
+        leaving = set(residents)
+        self.store.save_profiles(
+            {r: self.homes[r].profile for r in self._profiles_changed & leaving}
+        )
+        self._profiles_changed -= leaving
+        for resident in residents:
+            state = self.homes.pop(resident)
+            if self._by_meter.get(state.home.meter_id) is state:
+                del self._by_meter[state.home.meter_id]
+            for sensor in state.home.sensor_ids:
+                if self._by_sensor.get(sensor) is state:
+                    del self._by_sensor[sensor]
+            self._open.pop(resident, None)
+            self._dirty.discard(resident)
 
     def relearn_baselines(self, now: datetime) -> None:
         """Learn each meter's night baseline again from the 28 days before `now` (daily)."""
@@ -234,16 +301,20 @@ class AlertEngine:
             if resident in self.homes:
                 self.homes[resident].absences = absences
                 self._dirty.add(resident)
-        resolved = self.store.emergencies_resolved()
-        for state in self.homes.values():
-            state.emergencies = [
-                (kind, at)
-                for kind, at in state.emergencies
-                if at > resolved.get((state.home.resident_id, kind), at - timedelta(seconds=1))
-            ]
+        self._forget_resolved_emergencies(self.homes)
         self._open = {}
         for alert in self.store.open_alerts():
             self._open.setdefault(alert.resident_id, []).append(alert)
+
+    def _forget_resolved_emergencies(self, residents: Iterable[str]) -> None:
+        resolved = self.store.emergencies_resolved()
+        for resident in residents:
+            state = self.homes[resident]
+            state.emergencies = [
+                (kind, at)
+                for kind, at in state.emergencies
+                if at > resolved.get((resident, kind), at - timedelta(seconds=1))
+            ]
 
     # -- new data -----------------------------------------------------------------------------
 
@@ -354,7 +425,8 @@ class AlertEngine:
         if actions:
             self._apply(actions, now)
         for resident in due:
-            self._schedule(resident, now)
+            if resident in self.homes:  # not one let go since it was scheduled
+                self._schedule(resident, now)
         self._dirty.clear()
         return actions
 

@@ -1,13 +1,13 @@
 """Alert engine at scale: one evaluation pass, and deadline → MQTT latency in continuous mode.
 
     python bench/alerts.py [--residents 100000] [--fire 1000] [--spread-s 60]
-        [--meter-interval 60] [--history 4] [--database-url URL] [--mqtt-url URL]
-        [--profile] [--keep]
+        [--meter-interval 60] [--history 4] [--partitions N] [--grids 8] [--database-url URL]
+        [--mqtt-url URL] [--profile] [--keep]
 
 The requirement: at 100,000 residents one evaluation pass takes under 5 s, and in continuous
 mode every alert is committed and published within 10 s of its deadline.
 
-A fresh database (on the server of --database-url) gets eight square grids and N residents
+A fresh database (on the server of --database-url) gets --grids square grids and N residents
 living alone, each with a meter and a door sensor, registered 30 days ago, bulk-loaded with
 COPY. Every meter has --history readings 15 minutes apart over the last hour, the oldest
 one a kettle (a sign of life, so no activity rule holds), the newest 0-15 minutes old, so
@@ -21,7 +21,12 @@ nothing fires for 45 minutes.
    time: on a shared machine the difference is the neighbours' share.
 2. poll_s: the same engine then polls once, as the service does every second, after the
    meters' last `overlap` seconds (the 120 s the engine re-reads on every poll) have been
-   written at the live rate (below).
+   written at the live rate (below). refresh_homes_s: it looks at who it watches, as the
+   service does every 5 seconds; homes_digest_s: the same with the digest of the homes that
+   the service computes at least once a minute (nothing changed: nothing taken in or let go).
+   With --partitions N (N > 1), N more engines, one per partition (`--partition I/N`), each
+   load, make their passes and poll the same way, one after the other: the per-partition
+   figures, and their ratio to the one engine's measured just before.
 3. fire_latency: --fire homes (spread evenly over the ids) get their readings moved so that
    their last one is exactly 60 minutes (the default `meter_offline` threshold) before a
    deadline; the deadlines are spread over --spread-s seconds starting after the measured
@@ -67,9 +72,11 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from gridwatch.alert_service import make_engine, run_alerts
 from gridwatch.alerts.engine import AlertEngine
+from gridwatch.alerts.partition import Partition
 from gridwatch.alerts.rules import METER_OFFLINE, Rules
 from gridwatch.ingest.mqtt import BrokerAddress
 from gridwatch.settings import Settings
+from gridwatch.store import alert_store
 from gridwatch.store.migrate import migrate
 
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -80,7 +87,7 @@ GRACE_S = 30.0  # how long after the last deadline a missing alert is still wait
 READING_EVERY = timedelta(minutes=15)
 BASE_W = 40.0  # a fridge and standby: no sign of life
 KETTLE_W = 2000.0  # a sign of life by itself
-GRID_COLUMNS, GRID_ROWS, GRID_DEG = 4, 2, 0.01
+GRID_DEG = 0.01
 ORIGIN_LON, ORIGIN_LAT = 109.84, 40.65  # Baotou
 OFFLINE = Rules().offline
 
@@ -102,20 +109,25 @@ def fire_indices(residents: int, fire: int) -> list[int]:
     return [int(k * step) for k in range(fire)]
 
 
-def load_district(conn: psycopg.Connection, residents: int, now: datetime) -> None:
-    """Grids, residents living alone (registered 30 days ago) and their devices, by COPY."""
+def load_district(
+    conn: psycopg.Connection, residents: int, now: datetime, grid_count: int = 8
+) -> None:
+    """`grid_count` square grids, residents living alone (registered 30 days ago) spread over
+    them in turn, and their devices, by COPY."""
+    rows = max(1, round(math.sqrt(grid_count / 2)))
+    columns = math.ceil(grid_count / rows)
     with conn.cursor() as cur:
         with cur.copy(
             "COPY grids (code, name, level, geometry, min_lon, min_lat, max_lon, max_lat, "
             "area_m2) FROM STDIN"
         ) as copy:
-            for row in range(GRID_ROWS):
-                for column in range(GRID_COLUMNS):
+            for row in range(rows):
+                for column in range(min(columns, grid_count - row * columns)):
                     x0 = ORIGIN_LON + column * GRID_DEG
                     y0 = ORIGIN_LAT + row * GRID_DEG
                     square = shapely.box(x0, y0, x0 + GRID_DEG, y0 + GRID_DEG)
                     width_m = GRID_DEG * 111_320 * math.cos(math.radians(y0))
-                    code = f"BENCH-{row}{column}"
+                    code = f"BENCH-{row:02d}{column:02d}"
                     area_m2 = width_m * GRID_DEG * 111_320
                     copy.write_row((code, code, "grid", square.wkb, *square.bounds, area_m2))
         grids = cur.execute("SELECT id, min_lon, min_lat FROM grids ORDER BY code").fetchall()
@@ -258,6 +270,43 @@ def evaluation_passes(engine: AlertEngine, now: datetime, passes: int, profile: 
     return timed
 
 
+def timed_refresh(engine: AlertEngine, now: datetime) -> float:
+    """Seconds the engine takes to look at who it watches (nothing changed since its load)."""
+    wall = time.perf_counter()
+    changes = engine.refresh_homes(now)
+    if changes != (0, 0):
+        raise SystemExit(f"nothing changed, yet the engine took in and let go {changes}")
+    return time.perf_counter() - wall
+
+
+def partition_passes(url: str, settings: Settings, now: datetime, args, homes: int) -> dict:
+    """One engine per partition, one after the other: homes, load, best pass, one poll."""
+    found: dict[str, list] = {
+        "partition_homes": [],
+        "partition_load_s": [],
+        "partition_eval_pass_s": [],
+        "partition_eval_pass_cpu_s": [],
+        "partition_poll_s": [],
+        "partition_poll_cpu_s": [],
+    }
+    for index in range(args.partitions):
+        with psycopg.connect(url) as conn:
+            engine = make_engine(settings, conn, Partition(index, args.partitions))
+            timed = evaluation_passes(engine, now, args.passes, profile=False)
+            wall, cpu = time.perf_counter(), time.thread_time()
+            engine.poll()
+            poll_s, poll_cpu_s = time.perf_counter() - wall, time.thread_time() - cpu
+        found["partition_homes"].append(len(engine.homes))
+        found["partition_load_s"].append(seconds(timed.load_s))
+        found["partition_eval_pass_s"].append(seconds(min(timed.wall_s)))
+        found["partition_eval_pass_cpu_s"].append(seconds(min(timed.cpu_s)))
+        found["partition_poll_s"].append(seconds(poll_s))
+        found["partition_poll_cpu_s"].append(seconds(poll_cpu_s))
+    if sum(found["partition_homes"]) != homes:
+        raise SystemExit(f"the partitions watch {found['partition_homes']} homes, not {homes}")
+    return {"partitions": args.partitions, **found}
+
+
 class Subscriber:
     """Every alert message on `{prefix}/alerts/#`, stamped with its arrival wall time."""
 
@@ -329,6 +378,12 @@ def main() -> int:
     parser.add_argument("--history", type=int, default=4, help="readings per meter at load")
     parser.add_argument("--passes", type=int, default=3)
     parser.add_argument(
+        "--partitions", type=int, default=1, help="also time one engine per partition of N"
+    )
+    parser.add_argument(
+        "--grids", type=int, default=8, help="grids the residents are spread over (by turns)"
+    )
+    parser.add_argument(
         "--database-url", default=os.environ.get("GRIDWATCH_DATABASE_URL", DEFAULT_DATABASE_URL)
     )
     parser.add_argument(
@@ -341,6 +396,8 @@ def main() -> int:
         parser.error("need at least 10 residents and 1 reading per meter")
     if 0 < args.meter_interval < 1:
         parser.error("--meter-interval is 0 (off) or at least 1 s")
+    if args.partitions < 1 or args.grids < 1:
+        parser.error("--partitions and --grids are at least 1")
     fire = min(args.fire, args.residents // 10)
 
     tag = uuid.uuid4().hex[:8]
@@ -385,7 +442,7 @@ def run(args, fire: int, url: str, settings: Settings) -> dict:
     now = datetime.now(UTC)
     with psycopg.connect(url) as conn:
         mode = migrate(conn, tz=settings.tz).mode.name
-        load_district(conn, n, now)
+        load_district(conn, n, now, args.grids)
         lasts = {meter_of(i): now - timedelta(seconds=(i * 7919) % 900) for i in range(n)}
         history_rows = copy_history(conn, lasts, args.history)
         conn.autocommit = True
@@ -410,7 +467,12 @@ def run(args, fire: int, url: str, settings: Settings) -> dict:
         wall, cpu = time.perf_counter(), time.thread_time()
         polled = engine.poll()
         poll_s, poll_cpu_s = time.perf_counter() - wall, time.thread_time() - cpu
+        refresh_homes_s = timed_refresh(engine, now)
+        digest_every_s, alert_store.HOMES_DIGEST_EVERY_S = alert_store.HOMES_DIGEST_EVERY_S, 0
+        homes_digest_s = timed_refresh(engine, now)
+        alert_store.HOMES_DIGEST_EVERY_S = digest_every_s
     del engine
+    split = partition_passes(url, settings, now, args, homes) if args.partitions > 1 else {}
     eval_pass_s, eval_pass_cpu_s = min(timed.wall_s), min(timed.cpu_s)
     print(
         f"eval: load {timed.load_s:.2f} s (CPU {timed.load_cpu_s:.2f} s); "
@@ -428,8 +490,19 @@ def run(args, fire: int, url: str, settings: Settings) -> dict:
     )
     print(
         f"poll: other meters report {live}; each poll re-reads the last {overlap_s:.0f} s: "
-        f"{polled:,} readings ({prefill:,} prefilled) in {poll_s:.2f} s (CPU {poll_cpu_s:.2f} s)"
+        f"{polled:,} readings ({prefill:,} prefilled) in {poll_s:.2f} s (CPU {poll_cpu_s:.2f} s); "
+        f"looking at who is watched {refresh_homes_s:.3f} s (every 5 s), with the digest of "
+        f"them {homes_digest_s:.2f} s (once a minute)"
     )
+    if split:
+        slowest = {k: max(split[f"partition_{k}_s"]) for k in ("eval_pass", "poll", "load")}
+        print(
+            f"partitions: {args.partitions} engines watch "
+            f"{'+'.join(f'{h:,}' for h in split['partition_homes'])} homes; the slowest: "
+            f"pass {slowest['eval_pass']:.2f} s (x{slowest['eval_pass'] / eval_pass_s:.2f} "
+            f"of one engine's), poll {slowest['poll']:.2f} s (x{slowest['poll'] / poll_s:.2f}), "
+            f"load {slowest['load']:.2f} s (x{slowest['load'] / timed.load_s:.2f})"
+        )
 
     # 3. Deadlines during the run: the service must load and make its first pass before.
     lead_s = 2 * (timed.load_s + timed.wall_s[0]) + 15.0
@@ -555,6 +628,9 @@ def run(args, fire: int, url: str, settings: Settings) -> dict:
         "poll_s": seconds(poll_s),
         "poll_cpu_s": seconds(poll_cpu_s),
         "poll_readings": polled,
+        "refresh_homes_s": seconds(refresh_homes_s),
+        "homes_digest_s": seconds(homes_digest_s),
+        **split,
         "service_ready_s": seconds(ready_s),
         "meter_interval_s": args.meter_interval,
         "live_readings": feeder.rows,

@@ -1,10 +1,16 @@
 """`gridwatch alerts`: the alert engine and its delivery, running until stopped.
 
 The engine thread reads new data every second, evaluates the homes it touched and the
-deadlines that came due, and writes alerts with their outbox rows. The delivery thread
+deadlines that came due, and writes alerts with their outbox rows; every 5 seconds it looks
+at who is to be watched (imports, moves) and at what people did (absences, acknowledgements),
+and every minute it saves what it learned of each home. The delivery thread
 publishes the outbox to MQTT and posts webhooks, retrying until each is acknowledged. A
 database that goes away is waited for and the engine reloaded; nothing is lost because the
 outbox and the alerts live in the database, not in memory.
+
+With a `Partition` (`gridwatch alerts --partition I/N`) the engine watches only the homes of
+its partition (see `gridwatch.alerts.partition`) and the delivery sends only the outbox rows
+of its partition's grids, so N processes together do what one does.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ import psycopg
 from gridwatch.alerts.delivery import post_webhook, publish_all, retry_after
 from gridwatch.alerts.engine import AlertEngine
 from gridwatch.alerts.lifecycle import ESCALATE_AFTER
+from gridwatch.alerts.partition import Partition
 from gridwatch.errors import ServiceUnavailable, first_line
 from gridwatch.ingest.mqtt import BrokerAddress, publisher
 from gridwatch.settings import Settings
@@ -32,16 +39,22 @@ log = logging.getLogger(__name__)
 Clock = Callable[[], datetime]
 POLL_S = 1.0
 REFRESH_S = 5.0
+PROFILES_SAVE_S = 60.0
+LEASE_CHECK_S = 5.0  # how often a lease is checked, and a standby tries to take it
+LEASE_LOCK_CLASS = 0x67770003  # advisory lock class of the alert partitions' leases
 
 
 def wall_clock() -> datetime:
     return datetime.now(UTC)
 
 
-def make_engine(settings: Settings, conn: psycopg.Connection) -> AlertEngine:
-    """An engine over `conn` with the settings' zone, topic prefix and webhooks."""
+def make_engine(
+    settings: Settings, conn: psycopg.Connection, partition: Partition | None = None
+) -> AlertEngine:
+    """An engine over `conn` with the settings' zone, topic prefix and webhooks, watching
+    the homes of `partition` (all without one)."""
     return AlertEngine(
-        AlertStore(conn),
+        AlertStore(conn, partition),
         zone=settings.zone,
         topic_prefix=settings.topic_prefix,
         webhooks=settings.alert_webhooks,
@@ -50,18 +63,24 @@ def make_engine(settings: Settings, conn: psycopg.Connection) -> AlertEngine:
 
 
 def run_engine(
-    settings: Settings, database_url: str, stop: threading.Event, clock: Clock = wall_clock
+    settings: Settings,
+    database_url: str,
+    stop: threading.Event,
+    clock: Clock = wall_clock,
+    partition: Partition | None = None,
 ) -> None:
     """Evaluate continuously until `stop`; reconnects and reloads if the database goes away."""
     delay = 1.0
+    of_partition = "" if partition is None or partition.count == 1 else f" of {partition}"
     while not stop.is_set():
         try:
             with connect(database_url) as conn:
-                engine = make_engine(settings, conn)
+                engine = make_engine(settings, conn, partition)
                 engine.load(clock())
-                log.info("alert engine watching %d homes", len(engine.homes))
+                log.info("alert engine watching %d homes%s", len(engine.homes), of_partition)
                 delay = 1.0
                 _evaluate_until(engine, stop, clock)
+                engine.save_profiles()  # stopping: what was learned since the last save
         except (psycopg.OperationalError, psycopg.InterfaceError, ServiceUnavailable) as exc:
             log.warning("alert engine: database unavailable (%s); retrying", first_line(exc))
             stop.wait(delay)
@@ -69,12 +88,18 @@ def run_engine(
 
 
 def _evaluate_until(engine: AlertEngine, stop: threading.Event, clock: Clock) -> None:
-    last_refresh = time.monotonic()
+    last_refresh = last_save = time.monotonic()
     while not stop.is_set():
         engine.poll()
         if time.monotonic() - last_refresh >= REFRESH_S:
+            came, left = engine.refresh_homes(clock())
+            if came or left:
+                log.info("alert engine: %d homes taken in, %d let go", came, left)
             engine.refresh_absences(clock())
             last_refresh = time.monotonic()
+        if time.monotonic() - last_save >= PROFILES_SAVE_S:
+            engine.save_profiles()
+            last_save = time.monotonic()
         actions = engine.step(clock())
         if actions:
             log.info("alert engine: %d changes", len(actions))
@@ -86,20 +111,27 @@ def _evaluate_until(engine: AlertEngine, stop: threading.Event, clock: Clock) ->
 
 
 def run_delivery(
-    settings: Settings, database_url: str, mqtt_url: str, stop: threading.Event
+    settings: Settings,
+    database_url: str,
+    mqtt_url: str,
+    stop: threading.Event,
+    partition: Partition | None = None,
 ) -> None:
-    """Publish the outbox and post webhooks until `stop`."""
+    """Publish the outbox (the partition's rows) and post webhooks until `stop`."""
     client = None
+    # One client id per partition: a broker disconnects a client whose id connects again.
+    client_id = f"{settings.mqtt_client_id}-alerts"
+    if partition is not None and partition.count > 1:
+        client_id = f"{client_id}-{partition.index}-of-{partition.count}"
     while not stop.is_set():
         try:
             if client is None:
                 client = publisher(
-                    BrokerAddress.from_url(mqtt_url, settings.mqtt_ca_file),
-                    f"{settings.mqtt_client_id}-alerts",
+                    BrokerAddress.from_url(mqtt_url, settings.mqtt_ca_file), client_id
                 )
             with connect(database_url) as conn:
                 while not stop.is_set():
-                    busy = _deliver_once(conn, client)
+                    busy = _deliver_once(conn, client, partition)
                     stop.wait(0.05 if busy else 0.5)
         except (psycopg.OperationalError, psycopg.InterfaceError, ServiceUnavailable) as exc:
             log.warning("alert delivery: %s; retrying", first_line(exc))
@@ -109,13 +141,13 @@ def run_delivery(
         client.loop_stop()
 
 
-def _deliver_once(conn: psycopg.Connection, client) -> bool:
-    rows = alert_store.unpublished(conn)
+def _deliver_once(conn: psycopg.Connection, client, partition: Partition | None) -> bool:
+    rows = alert_store.unpublished(conn, partition=partition)
     if rows:
         done = publish_all(client, rows)
         if done:
             alert_store.mark_published(conn, done, datetime.now(UTC))
-    due = alert_store.due_webhooks(conn, datetime.now(UTC))
+    due = alert_store.due_webhooks(conn, datetime.now(UTC), partition=partition)
     for outbox_id, url, attempts, payload in due:
         error = post_webhook(url, outbox_id, payload)
         now = datetime.now(UTC)
@@ -132,14 +164,77 @@ def _deliver_once(conn: psycopg.Connection, client) -> bool:
     return bool(rows) or bool(due)
 
 
-def run_alerts(settings: Settings, database_url: str, mqtt_url: str, stop: threading.Event) -> None:
-    """The engine and the delivery side by side until `stop`."""
-    delivery = threading.Thread(
-        target=run_delivery, args=(settings, database_url, mqtt_url, stop), name="alert-delivery"
-    )
-    delivery.start()
+def run_alerts(
+    settings: Settings,
+    database_url: str,
+    mqtt_url: str,
+    stop: threading.Event,
+    partition: Partition | None = None,
+) -> None:
+    """The engine and the delivery (of `partition`, or of everything) side by side until
+    `stop`, while this process holds the partition's lease; without it, it stands by."""
+    partition = partition or Partition(0, 1)
+    while not stop.is_set():
+        lease = hold_lease(database_url, partition, stop)
+        if lease is None:
+            return
+        delivery = threading.Thread(
+            target=run_delivery,
+            args=(settings, database_url, mqtt_url, lease, partition),
+            name="alert-delivery",
+        )
+        delivery.start()
+        try:
+            run_engine(settings, database_url, lease, partition=partition)
+        finally:
+            lease.set()
+            delivery.join()
+
+
+def hold_lease(
+    database_url: str, partition: Partition, stop: threading.Event
+) -> threading.Event | None:
+    """Wait until this process holds the partition: a PostgreSQL advisory lock on a
+    connection of its own, so a second process started for the same partition (a standby,
+    or a mistake) waits instead of sending every alert twice, and takes over when the
+    holder's connection ends. Returns an event set when the lease is lost or `stop` is set
+    (None if `stop` came first)."""
+    announced = False
+    while not stop.is_set():
+        try:
+            conn = connect(database_url, autocommit=True)
+        except ServiceUnavailable as exc:
+            log.warning("alert lease: %s; retrying", exc)
+            stop.wait(LEASE_CHECK_S)
+            continue
+        try:
+            held = conn.execute(
+                "SELECT pg_try_advisory_lock(%s, %s)",
+                (LEASE_LOCK_CLASS, partition.count * 65536 + partition.index),
+            ).fetchone()[0]
+        except (psycopg.OperationalError, psycopg.InterfaceError):
+            held = False
+        if held:
+            lost = threading.Event()
+            threading.Thread(
+                target=_keep_lease, args=(conn, lost, stop), name="alert-lease", daemon=True
+            ).start()
+            return lost
+        conn.close()
+        if not announced:
+            log.info("alert partition %s is held by another process; standing by", partition)
+            announced = True
+        stop.wait(LEASE_CHECK_S)
+    return None
+
+
+def _keep_lease(conn: psycopg.Connection, lost: threading.Event, stop: threading.Event) -> None:
+    """Check the lease's connection until `stop` or its loss; then end it (and the lock)."""
     try:
-        run_engine(settings, database_url, stop)
+        while not stop.wait(LEASE_CHECK_S) and not lost.is_set():
+            conn.execute("SELECT 1")
+    except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+        log.warning("alert lease lost (%s); stopping this partition's work", first_line(exc))
     finally:
-        stop.set()
-        delivery.join()
+        lost.set()
+        conn.close()

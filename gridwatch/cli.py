@@ -143,6 +143,11 @@ def build_parser() -> argparse.ArgumentParser:
     alerts = commands.add_parser(
         "alerts", parents=[common], help="run the alert engine and its delivery until stopped"
     )
+    alerts.add_argument(
+        "--partition",
+        metavar="I/N",
+        help="watch only partition I (0 to N-1) of N, by grid; run one process per partition",
+    )
     alerts.set_defaults(run=run_alerts)
     alert_commands = alerts.add_subparsers(title="alerts commands", metavar="COMMAND")
     evaluate = alert_commands.add_parser(
@@ -330,15 +335,22 @@ def run_ingest(settings: Settings, args: argparse.Namespace) -> int:
 
 def run_alerts(settings: Settings, args: argparse.Namespace) -> int:
     from gridwatch.alert_service import run_alerts as serve
+    from gridwatch.alerts.partition import Partition
     from gridwatch.store.db import connect
     from gridwatch.store.migrate import migrate_for
 
+    partition = None
+    if args.partition is not None:
+        try:
+            partition = Partition.parse(args.partition)
+        except ValueError as exc:
+            raise GridwatchError(f"--partition {args.partition}: {exc}") from None
     with Services(settings) as services:
         database_url = services.database_url()
         with connect(database_url) as conn:
             migrate_for(conn, settings)
         mqtt_url = services.mqtt_url()
-        run_until_signal(lambda stop: serve(settings, database_url, mqtt_url, stop))
+        run_until_signal(lambda stop: serve(settings, database_url, mqtt_url, stop, partition))
     return 0
 
 

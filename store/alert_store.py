@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import replace
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -13,6 +14,7 @@ from psycopg.types.json import Jsonb
 from gridwatch.alerts.activity import Baseline, learn_baseline
 from gridwatch.alerts.engine import Home, Signal
 from gridwatch.alerts.lifecycle import Escalate, Open, OpenAlert, Resolve
+from gridwatch.alerts.partition import NO_GRID_PREFIX, Partition
 from gridwatch.alerts.profile import HomeProfile
 from gridwatch.alerts.rules import Absence
 from gridwatch.errors import Conflict, NotFound
@@ -30,13 +32,100 @@ ACTIVITY_EVENTS = (
     "button",
 )
 EMERGENCY_EVENTS = ("sos", "fall")
+HOMES_DIGEST_EVERY_S = 60.0
+
+
+def home_key_sql(resident_id: str) -> str:
+    """A home's partition key in SQL (grids g joined), as `partition_key` makes it."""
+    return f"coalesce(nullif(g.code, ''), '{NO_GRID_PREFIX}' || coalesce({resident_id}, ''))"
+
+
+# An outbox row's: the grid code its message names (`none` without a grid), else the resident.
+OUTBOX_KEY_SQL = (
+    "CASE WHEN coalesce(o.payload->>'grid_code', 'none') IN ('', 'none') "
+    f"THEN '{NO_GRID_PREFIX}' || coalesce(o.payload->>'resident_id', '') "
+    "ELSE o.payload->>'grid_code' END"
+)
+
+
+def partition_sql(key_sql: str) -> str:
+    """SQL computing `partition_of(key, count)` with named parameters `partition_count`:
+    the first 4 bytes of the key's SHA-256 as an unsigned number, modulo the count."""
+    digest = f"encode(sha256(convert_to({key_sql}, 'UTF8')), 'hex')"
+    return f"(('x' || left({digest}, 8))::bit(32)::bigint %% %(partition_count)s)"
+
+
+def partition_params(partition: Partition) -> dict[str, int]:
+    return {"partition_count": partition.count, "partition_index": partition.index}
+
+
+@dataclass(frozen=True, slots=True)
+class Scope:
+    """The devices and residents whose data an engine reads: its own homes' only. A few
+    homes' ids go to the server as arrays; a whole partition's sit in a temporary table of
+    the connection (`in_table`), since planning `= ANY` over 100,000 ids costs more per
+    poll than the poll."""
+
+    meters: list[str]
+    sensors: list[str]
+    residents: list[str]
+    in_table: bool = False
+
+    def condition(self, column: str, source: str) -> str:
+        """SQL keeping the rows whose `column` is one of the scope's `source` ids."""
+        if self.in_table:
+            return f"{column} IN (SELECT key FROM gw_scope WHERE source = '{source}')"  # noqa: S608 - column and source come from this module
+        return f"{column} = ANY(%({source})s)"
+
+    def params(self) -> dict[str, list[str]]:
+        if self.in_table:
+            return {}
+        return {"meter": self.meters, "sensor": self.sensors, "resident": self.residents}
+
+    def write_table(self, conn: psycopg.Connection) -> Scope:
+        """This scope in the connection's temporary table; returns it as read from there."""
+        with conn.transaction():
+            # The key makes a nested loop over it a lookup: the planner may take one when it
+            # expects few rows (a rollup just refreshed), and a scan per row took minutes.
+            conn.execute(
+                "CREATE TEMP TABLE IF NOT EXISTS gw_scope "
+                "(source text NOT NULL, key text NOT NULL, PRIMARY KEY (source, key))"
+            )
+            conn.execute("TRUNCATE gw_scope")
+            with conn.cursor() as cur, cur.copy("COPY gw_scope (source, key) FROM STDIN") as copy:
+                for source, keys in self.params().items():
+                    for key in dict.fromkeys(keys):
+                        copy.write_row((source, key))
+            conn.execute("ANALYZE gw_scope")
+        return replace(self, in_table=True)
+
+    @classmethod
+    def of(cls, homes: Iterable[Home]) -> Scope:
+        meters, sensors, residents = [], [], []
+        for home in homes:
+            residents.append(home.resident_id)
+            sensors.extend(home.sensor_ids)
+            if home.meter_id:
+                meters.append(home.meter_id)
+        return cls(meters, sensors, residents)
 
 
 class AlertStore:
-    """All SQL of the alert engine, over one connection."""
+    """All SQL of the alert engine, over one connection.
 
-    def __init__(self, conn: psycopg.Connection) -> None:
+    With a `partition`, it reads and writes only that partition's homes: `homes()` returns
+    those of the partition as the database has them now, the data read is their devices',
+    and `apply` skips what concerns a resident who has meanwhile moved to another partition.
+    """
+
+    def __init__(self, conn: psycopg.Connection, partition: Partition | None = None) -> None:
         self.conn = conn
+        self.partition = None if partition is None or partition.count == 1 else partition
+        self._own: Scope | None = None  # the partition's homes as of the last homes()
+        self._homes: list[Home] = []
+        self._homes_digest: str | None = None
+        self._rows_written_seen: int | None = None
+        self._digest_at = 0.0
         self._meta = read_meta(conn)
         conn.commit()
 
@@ -45,88 +134,172 @@ class AlertStore:
         return self._meta.get("mode", PLAIN) == PLAIN
 
     def homes(self) -> list[Home]:
-        """Every resident with their meter, sensors, grid and whether they live alone."""
-        rows = self.conn.execute(
-            """
-            SELECT r.id, r.grid_id, g.code, r.rules, r.created_at, r.living_alone,
-                   (SELECT min(d.id) FROM devices d
-                     WHERE d.resident_id = r.id AND d.kind = 'meter'),
-                   coalesce((SELECT array_agg(d.id ORDER BY d.id) FROM devices d
-                             WHERE d.resident_id = r.id AND d.kind = 'sensor'), '{}')
+        """Every resident (of the partition) with their meter, sensors, grid and whether
+        they live alone: the same list as last time unless they changed.
+
+        The engine asks every few seconds. Building 100,000 homes costs seconds, a digest
+        of their rows a fraction of that, and PostgreSQL's count of rows written to the
+        three tables next to nothing: the digest is computed when that count moved, or a
+        minute after the last one (the count can be reset, or be seconds late)."""
+        changes = self._rows_written()
+        if (
+            self._homes_digest is not None
+            and changes == self._rows_written_seen
+            and time.monotonic() - self._digest_at < HOMES_DIGEST_EVERY_S
+        ):
+            return self._homes
+        self._rows_written_seen, self._digest_at = changes, time.monotonic()
+        where, params = "", {}
+        if self.partition is not None:
+            where = f"WHERE {partition_sql(home_key_sql('r.id'))} = %(partition_index)s"
+            params = partition_params(self.partition)
+        # Before the rows: a change in between makes the next digest differ, not go unseen.
+        # A sum of row hashes: no sort, so a fraction of reading the rows even at 100,000.
+        digest = self.conn.execute(
+            f"""
+            SELECT concat_ws(':', count(*),
+                sum(hashtextextended(concat_ws('|', r.id, r.grid_id, g.code, r.rules,
+                                               r.created_at, r.living_alone), 0)::numeric),
+                (SELECT sum(hashtextextended(concat_ws('|', kind, id, resident_id), 0)::numeric)
+                 FROM devices WHERE resident_id IS NOT NULL))
             FROM residents r LEFT JOIN grids g ON g.id = r.grid_id
+            {where}
+            """,  # noqa: S608 - SQL made here from constants; every value is a parameter
+            params,
+        ).fetchone()[0]
+        if digest == self._homes_digest:
+            self.conn.commit()
+            return self._homes
+        rows = self.conn.execute(
+            f"""
+            SELECT r.id, r.grid_id, g.code, r.rules, r.created_at, r.living_alone,
+                   d.meter, coalesce(d.sensors, '{{}}')
+            FROM residents r LEFT JOIN grids g ON g.id = r.grid_id
+            LEFT JOIN (
+                SELECT resident_id, min(id) FILTER (WHERE kind = 'meter') AS meter,
+                       array_agg(id ORDER BY id) FILTER (WHERE kind = 'sensor') AS sensors
+                FROM devices WHERE resident_id IS NOT NULL GROUP BY resident_id
+            ) d ON d.resident_id = r.id
+            {where}
             ORDER BY r.id
-            """
+            """,  # noqa: S608 - SQL made here from constants; every value is a parameter
+            params,
         ).fetchall()
         self.conn.commit()
-        return [
+        homes = [
             Home(rid, gid, code, rules or {}, meter, tuple(sensors), created, alone)
             for rid, gid, code, rules, created, alone, meter, sensors in rows
         ]
+        if self.partition is not None:
+            self._own = Scope.of(homes).write_table(self.conn)
+        self._homes_digest, self._homes = digest, homes
+        return homes
 
-    def baselines(self, as_of: datetime, tz: str) -> dict[str, Baseline]:
-        """Each meter's night baseline from the hourly rollup of the 28 days before `as_of`."""
+    def _rows_written(self) -> int | None:
+        """Rows inserted, updated and deleted so far in residents, devices and grids."""
+        value = self.conn.execute(
+            "SELECT sum(n_tup_ins + n_tup_upd + n_tup_del) FROM pg_stat_user_tables "
+            "WHERE relid IN ('residents'::regclass, 'devices'::regclass, 'grids'::regclass)"
+        ).fetchone()[0]
+        self.conn.commit()
+        return value
+
+    def _scope(self, homes: list[Home] | None) -> Scope | None:
+        """Whose data to read: these homes', else the partition's, else everyone's (None)."""
+        return Scope.of(homes) if homes is not None else self._own
+
+    def baselines(
+        self, as_of: datetime, tz: str, homes: list[Home] | None = None
+    ) -> dict[str, Baseline]:
+        """Each meter's night baseline from the hourly rollup of the 28 days before `as_of`
+        (of these homes' meters, or the partition's)."""
         since = as_of - timedelta(days=28)
         if self.plain:
             from zoneinfo import ZoneInfo
 
             refresh_meter_hourly(self.conn, since=since, zone=ZoneInfo(tz))
+        scope = self._scope(homes)
         rows = self.conn.execute(
-            """
+            f"""
             SELECT meter_id, array_agg(power_w_avg), array_agg(power_w_max)
             FROM meter_hourly
             WHERE bucket >= %(since)s AND bucket < %(as_of)s
               AND extract(hour FROM bucket AT TIME ZONE %(tz)s) BETWEEN 1 AND 4
               AND power_w_avg IS NOT NULL
+              {"" if scope is None else "AND " + scope.condition("meter_id", "meter")}
             GROUP BY meter_id
-            """,
-            {"since": since, "as_of": as_of, "tz": tz},
+            """,  # noqa: S608 - SQL made here from constants; every value is a parameter
+            {"since": since, "as_of": as_of, "tz": tz, **(scope.params() if scope else {})},
         ).fetchall()
         self.conn.commit()
         return {meter: learn_baseline(list(means), list(peaks)) for meter, means, peaks in rows}
 
-    def signals_between(self, since: datetime, until: datetime) -> Iterator[Signal]:
-        """Everything observed in (since, until], in time order (for a cold start)."""
+    def signals_between(
+        self, since: datetime, until: datetime, homes: list[Home] | None = None
+    ) -> Iterator[Signal]:
+        """Everything observed in (since, until], in time order (for a cold start); only
+        these homes' data when given, else the partition's."""
         for signal, _received in self._signals(
-            "observed_at",
             "observed_at > %(since)s AND observed_at <= %(until)s",
             {"since": since, "until": until},
+            self._scope(homes),
         ):
             yield signal
 
     def signals_received_after(self, watermark: datetime) -> tuple[list[Signal], datetime | None]:
         """What arrived after `watermark` (by received_at), in time order, and the newest
         received_at among the devices' rows (checks by people carry no received_at)."""
+        where, params = "received_at > %(w)s", {"w": watermark}
         signals = []
         newest = None
-        for signal, received in self._signals(
-            "received_at", "received_at > %(w)s", {"w": watermark}
-        ):
+        for signal, received in self._signals(where, params, self._own):
             signals.append(signal)
             # Checks move no watermark: their arrival is the database's clock, not ingest's.
             if signal.source != "check" and (newest is None or received > newest):
                 newest = received
+        if self._own is not None:
+            # The watermark follows everyone's data, not only the partition's: a partition
+            # whose homes were quiet for an hour must not re-read that hour on every poll.
+            newest = self._newest_received(where, params)
         return signals, newest
 
-    def _signals(self, column: str, where: str, params: dict[str, Any]):
+    def _newest_received(self, where: str, params: dict[str, Any]) -> datetime | None:
+        value = self.conn.execute(
+            f"SELECT greatest((SELECT max(received_at) FROM meter_readings WHERE {where}), "  # noqa: S608 - built from constants; values are parameters
+            f"(SELECT max(received_at) FROM sensor_events WHERE {where}), "
+            f"(SELECT max(received_at) FROM patrol_checkins WHERE {where}))",
+            params,
+        ).fetchone()[0]
+        self.conn.commit()
+        return value
+
+    def _signals(self, where: str, params: dict[str, Any], scope: Scope | None):
         """One round trip over the four sources, ordered by observation time, so that each
-        meter's readings come in order and a home's signs of life too."""
+        meter's readings come in order and a home's signs of life too; only the scope's
+        devices and residents when there is one."""
         # A check is polled by when it was recorded, like device data, so a host whose clock
         # is behind cannot slip it under the watermark; it is observed at `at`.
         check_where = where.replace("observed_at", "at")
+        meters = sensors = residents = ""
+        if scope is not None:
+            params = {**params, **scope.params()}
+            meters = "AND " + scope.condition("meter_id", "meter")
+            sensors = "AND " + scope.condition("device_id", "sensor")
+            residents = "AND " + scope.condition("resident_id", "resident")
         query = f"""
             SELECT 'meter', meter_id, observed_at, received_at, power_w, energy_kwh, water_l,
                    NULL::text
-            FROM meter_readings WHERE {where}
+            FROM meter_readings WHERE {where} {meters}
             UNION ALL
             SELECT 'sensor', device_id, observed_at, received_at, NULL, NULL, NULL, event
-            FROM sensor_events WHERE {where}
+            FROM sensor_events WHERE {where} {sensors}
             UNION ALL
             SELECT 'visit', resident_id, observed_at, received_at, NULL, NULL, NULL, NULL
-            FROM patrol_checkins WHERE {where}
+            FROM patrol_checkins WHERE {where} {residents}
               AND kind = 'visit' AND status IN ('ok', 'concern') AND resident_id IS NOT NULL
             UNION ALL
             SELECT 'check', resident_id, at, received_at, NULL, NULL, NULL, NULL
-            FROM resident_checks WHERE {check_where}
+            FROM resident_checks WHERE {check_where} {residents}
             ORDER BY 3
         """  # noqa: S608 - `where` is one of this class's own conditions; values are parameters
         with self.conn.cursor() as cur:
@@ -164,11 +337,14 @@ class AlertStore:
         self.conn.commit()
         return {(resident, kind): at for resident, kind, at in rows}
 
-    def profiles(self) -> dict[str, HomeProfile]:
-        """The learned profile of every home that has one."""
+    def profiles(self, homes: list[Home] | None = None) -> dict[str, HomeProfile]:
+        """The learned profile of every home that has one (of these homes, or the partition)."""
+        scope = self._scope(homes)
         found = {}
         for resident, first, quiet, last_seen in self.conn.execute(
-            "SELECT resident_id, first_activity_s, quiet_s, last_seen FROM home_profiles"
+            "SELECT resident_id, first_activity_s, quiet_s, last_seen FROM home_profiles"  # noqa: S608 - built from constants; values are parameters
+            + ("" if scope is None else " WHERE " + scope.condition("resident_id", "resident")),
+            scope.params() if scope else {},
         ):
             profile = HomeProfile(last_seen=last_seen)
             profile.first_activity_s.extend(first)
@@ -178,7 +354,8 @@ class AlertStore:
         return found
 
     def save_profiles(self, profiles: dict[str, HomeProfile]) -> None:
-        """Upsert the given homes' profiles in one transaction."""
+        """Upsert the given homes' profiles in one transaction. Not limited to the partition:
+        an engine letting go of a home that moved hands over what it learned this way."""
         if not profiles:
             return
         with self.conn.transaction(), self.conn.cursor() as cur:
@@ -197,13 +374,38 @@ class AlertStore:
             )
 
     def open_alerts(self) -> list[OpenAlert]:
-        """Every alert not resolved."""
+        """Every alert not resolved (of the partition's homes as the database has them now;
+        an alert whose resident was deleted goes with the partition of an empty id)."""
+        where, params = "", {}
+        if self.partition is not None:
+            where = f"AND {partition_sql(home_key_sql('a.resident_id'))}"
+            where = f"{where} = %(partition_index)s"
+            params = partition_params(self.partition)
         rows = self.conn.execute(
-            "SELECT id, resident_id, kind, since, status, level, opened_at FROM alerts "
-            "WHERE status <> 'resolved'"
+            f"""
+            SELECT a.id, a.resident_id, a.kind, a.since, a.status, a.level, a.opened_at
+            FROM alerts a LEFT JOIN residents r ON r.id = a.resident_id
+                 LEFT JOIN grids g ON g.id = r.grid_id
+            WHERE a.status <> 'resolved' {where}
+            """,  # noqa: S608 - SQL made here from constants; every value is a parameter
+            params,
         ).fetchall()
         self.conn.commit()
         return [OpenAlert(*row) for row in rows]
+
+    def _owned(self, residents: Iterable[str | None]) -> set[str | None]:
+        """Which of these residents are in the partition as the database has them now."""
+        wanted = set(residents)
+        if self.partition is None:
+            return wanted
+        codes = dict(
+            self.conn.execute(
+                "SELECT r.id, g.code FROM residents r LEFT JOIN grids g ON g.id = r.grid_id "
+                "WHERE r.id = ANY(%s)",
+                ([r for r in wanted if r is not None],),
+            ).fetchall()
+        )
+        return {r for r in wanted if self.partition.owns(codes.get(r), r)}
 
     def apply(
         self,
@@ -218,11 +420,18 @@ class AlertStore:
 
         Returns the alerts opened (with their ids). An Open that meets an alert already
         open for the same resident and kind (another engine got there first) is skipped,
-        and so is a Resolve or Escalate of an alert a person changed meanwhile.
+        and so is a Resolve or Escalate of an alert a person or another engine changed
+        meanwhile, and any action for a resident who has moved out of the partition.
         """
         opened: list[OpenAlert] = []
         with self.conn.transaction():
+            # Checked inside the transaction, without a lock (an import holds its residents'
+            # rows for its whole length): a move that commits in between can let one last
+            # write through, which the constraints above keep from doubling anything.
+            owned = self._owned(_resident_of(action) for action in actions)
             for action in actions:
+                if _resident_of(action) not in owned:
+                    continue
                 change = self._apply_one(action, now)
                 if change is None:
                     continue
@@ -271,15 +480,22 @@ class AlertStore:
             if not done:
                 return None
             return action.alert, "resolved", action.reason, {"reason": action.reason}
+        # From the level the engine saw to the next: two engines that both think it due
+        # (one about to let the home go) write it once.
         done = self.conn.execute(
-            "UPDATE alerts SET level = %s, updated_at = now() WHERE id = %s AND status = 'open'",
-            (action.level, action.alert.id),
+            "UPDATE alerts SET level = %s, updated_at = now() "
+            "WHERE id = %s AND status = 'open' AND level = %s",
+            (action.level, action.alert.id, action.alert.level),
         ).rowcount
         if not done:
             return None
         escalated = replace(action.alert, level=action.level)
         note = f"not acknowledged; escalated to {action.level}"
         return escalated, "escalated", note, {}
+
+
+def _resident_of(action: Open | Resolve | Escalate) -> str | None:
+    return action.resident_id if isinstance(action, Open) else action.alert.resident_id
 
 
 def write_event(
@@ -460,12 +676,23 @@ def _person_event(
 # -- the outbox: MQTT and webhooks -----------------------------------------------------------
 
 
-def unpublished(conn: psycopg.Connection, limit: int = 500) -> list[tuple[int, str, dict]]:
-    """Outbox rows not yet acknowledged by the broker, oldest first."""
+def _outbox_partition(partition: Partition | None) -> tuple[str, dict[str, int]]:
+    """The condition (on alert_outbox o) that a row is this partition's to deliver: each row
+    has one grid code, so exactly one of N delivery loops sends it, a topic's in order."""
+    if partition is None or partition.count == 1:
+        return "", {}
+    return f"AND {partition_sql(OUTBOX_KEY_SQL)} = %(partition_index)s", partition_params(partition)
+
+
+def unpublished(
+    conn: psycopg.Connection, limit: int = 500, partition: Partition | None = None
+) -> list[tuple[int, str, dict]]:
+    """Outbox rows not yet acknowledged by the broker (the partition's), oldest first."""
+    where, params = _outbox_partition(partition)
     rows = conn.execute(
-        "SELECT id, topic, payload FROM alert_outbox WHERE published_at IS NULL "
-        "ORDER BY id LIMIT %s",
-        (limit,),
+        f"SELECT o.id, o.topic, o.payload FROM alert_outbox o WHERE o.published_at IS NULL "  # noqa: S608 - built from constants; values are parameters
+        f"{where} ORDER BY o.id LIMIT %(limit)s",
+        {**params, "limit": limit},
     ).fetchall()
     conn.commit()
     return rows
@@ -478,17 +705,19 @@ def mark_published(conn: psycopg.Connection, ids: list[int], at: datetime) -> No
 
 
 def due_webhooks(
-    conn: psycopg.Connection, now: datetime, limit: int = 100
+    conn: psycopg.Connection, now: datetime, limit: int = 100, partition: Partition | None = None
 ) -> list[tuple[int, str, int, dict]]:
-    """Webhook deliveries whose next attempt has come: (outbox id, url, attempts, payload)."""
+    """Webhook deliveries (the partition's) whose next attempt has come: (outbox id, url,
+    attempts, payload)."""
+    where, params = _outbox_partition(partition)
     rows = conn.execute(
-        """
+        f"""
         SELECT d.outbox_id, d.url, d.attempts, o.payload
         FROM webhook_deliveries d JOIN alert_outbox o ON o.id = d.outbox_id
-        WHERE d.delivered_at IS NULL AND d.next_attempt_at <= %s
-        ORDER BY d.next_attempt_at LIMIT %s
-        """,
-        (now, limit),
+        WHERE d.delivered_at IS NULL AND d.next_attempt_at <= %(now)s {where}
+        ORDER BY d.next_attempt_at LIMIT %(limit)s
+        """,  # noqa: S608 - SQL made here from constants; every value is a parameter
+        {**params, "now": now, "limit": limit},
     ).fetchall()
     conn.commit()
     return rows

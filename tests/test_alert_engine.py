@@ -52,10 +52,10 @@ class FakeStore:
     def homes(self):
         return list(self.homes_)
 
-    def baselines(self, as_of, tz):
+    def baselines(self, as_of, tz, homes=None):
         return {}
 
-    def profiles(self):
+    def profiles(self, homes=None):
         return {}
 
     def save_profiles(self, profiles):
@@ -64,8 +64,15 @@ class FakeStore:
     def latest_received(self):
         return max((r for r, _ in self.signals if r <= self.clock), default=None)
 
-    def signals_between(self, since, until):
-        return [s for r, s in self.signals if since < s.at <= until and r <= self.clock]
+    def signals_between(self, since, until, homes=None):
+        keys = None
+        if homes is not None:
+            keys = {k for h in homes for k in (h.resident_id, h.meter_id, *h.sensor_ids)}
+        return [
+            s
+            for r, s in self.signals
+            if since < s.at <= until and r <= self.clock and (keys is None or s.key in keys)
+        ]
 
     def signals_received_after(self, watermark):
         new = [(r, s) for r, s in self.signals if watermark < r <= self.clock]

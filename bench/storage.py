@@ -1,0 +1,184 @@
+"""Storage per resident and day: the simulator's traffic through the real parsers and batch
+writer into a fresh database, then the size on disk of each table.
+
+    python bench/storage.py [--residents 300] [--days 1] [--meter-interval 60]
+        [--project 1000000] [--database-url URL] [--keep]
+
+The sample district's first --residents residents (meters, door/curtain/light sensors, some
+SOS buttons and fall detectors, their grid workers' patrols and visits, hazards) live
+--days simulated days from a fixed Monday, with the simulator's usual incidents but no
+delivery faults (no duplicates or garbage: this measures what is kept). Every message is
+parsed and written as the ingest worker does (`TopicRouter.parse`, `BatchWriter.write`,
+COPY), in one-hour steps. Then VACUUM ANALYZE, and per table: rows, bytes on disk
+(`pg_total_relation_size` summed over its partitions: heap, TOAST and every index),
+bytes per row. The messages per resident and day by kind and the bytes per resident and
+day are projected to --project residents. The last line is one JSON object.
+
+What it does not measure: TimescaleDB compression (the server here may not have it; the
+projection's compressed figure is the raw one at the ratio given by --compression-ratio,
+to be replaced by `hypertable_compression_stats` on a TimescaleDB server).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+import uuid
+from collections import Counter
+from datetime import datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import orjson
+import psycopg
+
+from gridwatch.ingest.payload import InvalidPayload, ParseContext
+from gridwatch.ingest.topics import TopicRouter
+from gridwatch.ingest.writer import BatchWriter, Message
+from gridwatch.sample import load_sample_district
+from gridwatch.simulators.cli import sample_district
+from gridwatch.simulators.faults import FaultRates
+from gridwatch.simulators.scenario import Scenario
+from gridwatch.store.migrate import migrate, read_meta
+
+DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+ZONE = ZoneInfo("Asia/Shanghai")
+START = datetime(2026, 11, 2, tzinfo=ZONE)  # a Monday
+TABLES = ("meter_readings", "sensor_events", "patrol_checkins", "hazard_reports", "dead_letters")
+STEP = timedelta(hours=1)
+
+
+def table_size(conn: psycopg.Connection, table: str) -> tuple[int, int]:
+    """(rows, bytes on disk of the table, its partitions, TOAST and indexes)."""
+    rows = conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]  # noqa: S608 - TABLES
+    # A partitioned table's own size is 0: its partitions hold the rows and indexes.
+    size = conn.execute(
+        "SELECT greatest(pg_total_relation_size(%(t)s::regclass), (SELECT coalesce(sum("
+        "pg_total_relation_size(relid)), 0) FROM pg_partition_tree(%(t)s::regclass)))",
+        {"t": table},
+    ).fetchone()[0]
+    return rows, int(size)
+
+
+def write_day(url: str, scenario: Scenario) -> Counter:
+    """Every message of the scenario parsed and written as the worker does; counts by kind."""
+    kinds: Counter = Counter()
+    router = TopicRouter("gw")
+    with psycopg.connect(url) as conn:
+        conn.execute("SET synchronous_commit = off")
+        writer = BatchWriter(conn, mode=read_meta(conn)["mode"], zone=ZONE)
+        for step_end, batch in scenario.messages_by_step(STEP):
+            messages = []
+            for _at, topic, payload in batch:
+                kinds[topic.split("/")[1] if topic.startswith("gw/") else "owntracks"] += 1
+                try:
+                    reading = router.parse(topic, payload, ParseContext(step_end, ZONE))
+                    messages.append(Message(topic, payload, step_end, reading))
+                except InvalidPayload as exc:
+                    messages.append(Message(topic, payload, step_end, reason=str(exc)))
+            if messages:
+                writer.write(messages)
+                conn.commit()
+    return kinds
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--residents", type=int, default=300)
+    parser.add_argument("--days", type=float, default=1.0)
+    parser.add_argument("--meter-interval", type=int, default=60, help="seconds, whole minutes")
+    parser.add_argument("--project", type=int, default=1_000_000, help="residents to project to")
+    parser.add_argument(
+        "--compression-ratio",
+        type=float,
+        default=10.0,
+        help="raw / compressed for the projection (TimescaleDB documents more than 90%% saved)",
+    )
+    parser.add_argument(
+        "--database-url", default=os.environ.get("GRIDWATCH_DATABASE_URL", DEFAULT_DATABASE_URL)
+    )
+    parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
+    args = parser.parse_args()
+    if args.residents < 1 or args.days <= 0 or args.compression_ratio < 1:
+        parser.error("need residents >= 1, days > 0 and a compression ratio >= 1")
+
+    name = f"gw_bench_storage_{uuid.uuid4().hex[:8]}"
+    url = f"{args.database_url.rsplit('/', 1)[0]}/{name}"
+    with psycopg.connect(args.database_url, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        report = run(args, url)
+    finally:
+        if not args.keep:
+            with psycopg.connect(args.database_url, autocommit=True) as admin:
+                admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    print(orjson.dumps(report).decode())
+    return 0
+
+
+def run(args, url: str) -> dict:
+    district = sample_district(args.residents)
+    residents = len(district.residents)
+    with psycopg.connect(url) as conn:
+        mode = migrate(conn, tz=ZONE.key).mode.name
+        load_sample_district(conn, Path(tempfile.mkdtemp(prefix="gw-storage-")), district=district)
+        conn.execute("UPDATE residents SET created_at = %s", (START - timedelta(days=30),))
+    rates = FaultRates().without_delivery_faults()
+    scenario = Scenario(
+        district, START, args.days, meter_interval_s=args.meter_interval, tz=ZONE, rates=rates
+    )
+    started = time.perf_counter()
+    kinds = write_day(url, scenario)
+    write_s = time.perf_counter() - started
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("VACUUM ANALYZE")
+        sizes = {table: table_size(conn, table) for table in TABLES}
+    resident_days = residents * args.days
+    messages = sum(kinds.values())
+    print(
+        f"{residents} residents, {args.days:g} days, meters every {args.meter_interval} s "
+        f"({mode} storage): {messages:,} messages written in {write_s:.1f} s "
+        f"({messages / write_s:,.0f}/s)"
+    )
+    per_day = {kind: round(n / resident_days, 1) for kind, n in sorted(kinds.items())}
+    print(f"messages per resident and day: {per_day}")
+    total_bytes = 0
+    per_row = {}
+    for table, (rows, size) in sizes.items():
+        total_bytes += size
+        per_row[table] = round(size / rows, 1) if rows else None
+        shown = f"{per_row[table]:,.0f} B/row" if rows else "-"
+        # Few rows: the per-row figure is mostly the empty pages of each daily partition.
+        print(f"  {table:<16} {rows:>10,} rows {size / 1e6:>9.1f} MB  {shown}")
+    bytes_per_resident_day = total_bytes / resident_days
+    projected_gb = bytes_per_resident_day * args.project / 1e9
+    print(
+        f"{bytes_per_resident_day / 1e3:,.1f} kB per resident and day; {args.project:,} "
+        f"residents: {projected_gb:,.1f} GB per day uncompressed, "
+        f"{projected_gb / args.compression_ratio:,.1f} GB at {args.compression_ratio:g}:1, "
+        f"{projected_gb * 400 / args.compression_ratio / 1e3:,.1f} TB for 400 days compressed"
+    )
+    return {
+        "residents": residents,
+        "days": args.days,
+        "meter_interval_s": args.meter_interval,
+        "storage": mode,
+        "messages": messages,
+        "messages_per_resident_day": per_day,
+        "rows": {t: r for t, (r, _s) in sizes.items()},
+        "bytes": {t: s for t, (_r, s) in sizes.items()},
+        "bytes_per_row": per_row,
+        "bytes_per_resident_day": round(bytes_per_resident_day),
+        "project_residents": args.project,
+        "projected_gb_per_day": round(projected_gb, 2),
+        "projected_gb_per_day_compressed": round(projected_gb / args.compression_ratio, 2),
+        "compression_ratio_assumed": args.compression_ratio,
+        "write_s": round(write_s, 1),
+    }
+
+
+if __name__ == "__main__":
+    sys.exit(main())
