@@ -1,10 +1,12 @@
 """What a home's days usually look like, learned as they pass: when the first sign of life
-of the morning comes, and how long its quiet nights last.
+of the morning comes, on working days and on rest days, and how long its quiet nights last.
 
 A late riser (up at 10:30 every day) gets a later morning window, and a long sleeper a
 longer quiet threshold, so neither is an alarm every morning; both stay bounded (the morning
 window never past noon, the quiet threshold at most four hours over the district's), so a
-fall is still found the same morning.
+fall is still found the same morning. Mornings are learned apart for working days and for
+weekends and holidays: one who sleeps in on Sundays gets a later window on Sundays only,
+and keeps the early one, and the early alert, for the rest of the week.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from gridwatch.alerts.activity import percentile
-from gridwatch.alerts.rules import LATEST_MORNING_END, Rules
+from gridwatch.alerts.rules import LATEST_MORNING_END, Calendar, Rules
 
 DAYS_KEPT = 28
 # The district's morning window opens at 05:00: what the rule looks at is what is learned.
@@ -25,17 +27,26 @@ MORNING_MARGIN = timedelta(minutes=45)
 QUIET_MARGIN = timedelta(hours=1)
 MAX_QUIET_EXTENSION = timedelta(hours=4)
 MIN_SAMPLES = 3
+WEEKENDS = Calendar()  # Saturdays and Sundays, no holidays
+
+
+def _days() -> deque[int]:
+    return deque(maxlen=DAYS_KEPT)
 
 
 @dataclass(slots=True)
 class HomeProfile:
-    """Recent first-activity times (seconds after local midnight) and long quiet spells."""
+    """Recent first-activity times (seconds after local midnight) of working days and of
+    rest days, and long quiet spells."""
 
-    first_activity_s: deque[int] = field(default_factory=lambda: deque(maxlen=DAYS_KEPT))
-    quiet_s: deque[int] = field(default_factory=lambda: deque(maxlen=DAYS_KEPT))
+    first_activity_s: deque[int] = field(default_factory=_days)
+    quiet_s: deque[int] = field(default_factory=_days)
     last_seen: datetime | None = None
+    rest_first_activity_s: deque[int] = field(default_factory=_days)
 
-    def observe(self, at: datetime, zone: ZoneInfo, *, away: bool = False) -> bool:
+    def observe(
+        self, at: datetime, zone: ZoneInfo, *, away: bool = False, calendar: Calendar = WEEKENDS
+    ) -> bool:
         """Take a sign of life at `at`; True if the profile changed.
 
         Signs no later than the last one taken are ignored (replays, late data); `away` says
@@ -53,17 +64,25 @@ class HomeProfile:
             or previous.astimezone(zone).time() < MORNING_STARTS
         )
         if first_today:
-            self.first_activity_s.append(local.hour * 3600 + local.minute * 60 + local.second)
+            seconds = local.hour * 3600 + local.minute * 60 + local.second
+            if calendar.is_rest_day(local.date()):
+                self.rest_first_activity_s.append(seconds)
+            else:
+                self.first_activity_s.append(seconds)
         quiet = previous is not None and at - previous >= QUIET_WORTH_NOTING and not away
         if quiet:
             self.quiet_s.append(int((at - previous).total_seconds()))
         return first_today or quiet
 
-    def morning_end(self, rules: Rules) -> time | None:
-        """A later end of the morning window for a late riser; None for everyone else."""
-        if len(self.first_activity_s) < MIN_SAMPLES:
+    def morning_end(self, rules: Rules, *, rest_day: bool = False) -> time | None:
+        """A later end of the morning window for a late riser, on working days or on rest
+        days; None for everyone else. Too few mornings of the kind: all mornings count."""
+        samples = self.rest_first_activity_s if rest_day else self.first_activity_s
+        if len(samples) < MIN_SAMPLES:
+            samples = [*self.first_activity_s, *self.rest_first_activity_s]
+        if len(samples) < MIN_SAMPLES:
             return None
-        usual = timedelta(seconds=percentile(self.first_activity_s, 0.8)) + MORNING_MARGIN
+        usual = timedelta(seconds=percentile(samples, 0.8)) + MORNING_MARGIN
         default_end = rules.morning[1]
         if usual <= timedelta(hours=default_end.hour, minutes=default_end.minute):
             return None

@@ -14,6 +14,7 @@ the simulator can run a week in minutes and the tests are exact.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta
 from functools import lru_cache
@@ -94,6 +95,20 @@ class Absence:
 
 
 @dataclass(frozen=True, slots=True)
+class Calendar:
+    """Which local days are lived like a weekend: Saturdays and Sundays, public holidays,
+    but not the weekend days made working days to bridge a holiday (调休)."""
+
+    holidays: frozenset[date] = frozenset()
+    workdays: frozenset[date] = frozenset()
+
+    def is_rest_day(self, day: date) -> bool:
+        if day in self.holidays:
+            return True
+        return day.weekday() >= 5 and day not in self.workdays
+
+
+@dataclass(frozen=True, slots=True)
 class HomeHistory:
     """What the rules need to know of a home's past, as of some moment."""
 
@@ -104,7 +119,10 @@ class HomeHistory:
     last_meter_data: datetime | None = None
     absences: tuple[Absence, ...] = ()
     emergencies: tuple[tuple[str, datetime], ...] = ()
+    # A late riser's learned end of the morning window, on working days and on rest days.
     morning_end: time | None = None
+    rest_morning_end: time | None = None
+    calendar: Calendar = Calendar()
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -141,11 +159,16 @@ def window_on(day: date, window: tuple[time, time], zone: ZoneInfo) -> tuple[dat
     return datetime.combine(day, window[0], zone), datetime.combine(day, window[1], zone)
 
 
-def morning_window(history: HomeHistory, rules: Rules) -> tuple[time, time]:
-    """The morning window of this home: later for a late riser, never past noon."""
+def morning_window(
+    history: HomeHistory, rules: Rules, day: date | None = None
+) -> tuple[time, time]:
+    """The morning window of this home on `day` (a working day if not given): later for a
+    late riser, and on rest days for one who sleeps in then, never past noon."""
     start, end = rules.morning
-    if history.morning_end is not None and history.morning_end > end:
-        end = min(history.morning_end, LATEST_MORNING_END)
+    rest = day is not None and history.calendar.is_rest_day(day)
+    learned = history.rest_morning_end if rest else history.morning_end
+    if learned is not None and learned > end:
+        end = min(learned, LATEST_MORNING_END)
     return start, end
 
 
@@ -160,12 +183,15 @@ def _window_fires(
     return last_sign is None or last_sign < start
 
 
+WindowOf = Callable[[date], tuple[time, time]]
+
+
 def _window_condition(
-    kind: str, window: tuple[time, time], last_sign, history, now: datetime, zone: ZoneInfo
+    kind: str, window_of: WindowOf, last_sign, history, now: datetime, zone: ZoneInfo
 ) -> Condition | None:
     today = now.astimezone(zone).date()
     for day in (today, today - timedelta(days=1)):
-        start, end = window_on(day, window, zone)
+        start, end = window_on(day, window_of(day), zone)
         if end <= now:
             if _window_fires(start, end, last_sign, history):
                 return Condition(kind, start, SEVERITY[kind])
@@ -174,14 +200,24 @@ def _window_condition(
 
 
 def _next_window_end(
-    window: tuple[time, time], last_sign, history: HomeHistory, now: datetime, zone: ZoneInfo
+    window_of: WindowOf, last_sign, history: HomeHistory, now: datetime, zone: ZoneInfo
 ) -> datetime:
     today = now.astimezone(zone).date()
     for offset in range(3):
-        start, end = window_on(today + timedelta(days=offset), window, zone)
+        day = today + timedelta(days=offset)
+        start, end = window_on(day, window_of(day), zone)
         if end > now and (last_sign is None or last_sign < start or start > now):
             return end
-    return window_on(today + timedelta(days=3), window, zone)[1]
+    day = today + timedelta(days=3)
+    return window_on(day, window_of(day), zone)[1]
+
+
+def _morning_of(history: HomeHistory, rules: Rules) -> WindowOf:
+    return lambda day: morning_window(history, rules, day)
+
+
+def _evening_of(rules: Rules) -> WindowOf:
+    return lambda day: rules.evening
 
 
 def _meter_offline(history: HomeHistory, rules: Rules, now: datetime) -> Condition | None:
@@ -217,13 +253,14 @@ def conditions(
                 Condition(NO_ACTIVITY, deadline - rules.no_activity, SEVERITY[NO_ACTIVITY])
             )
     if MORNING not in rules.disabled:
-        window = morning_window(history, rules)
-        morning = _window_condition(MORNING, window, history.last_activity, history, now, zone)
+        morning = _window_condition(
+            MORNING, _morning_of(history, rules), history.last_activity, history, now, zone
+        )
         if morning is not None:
             found.append(morning)
     if EVENING not in rules.disabled:
         evening = _window_condition(
-            EVENING, rules.evening, history.last_evening_sign, history, now, zone
+            EVENING, _evening_of(rules), history.last_evening_sign, history, now, zone
         )
         if evening is not None:
             found.append(evening)
@@ -244,11 +281,11 @@ def next_deadline(
         if deadline > now:
             candidates.append(deadline)
     if MORNING not in rules.disabled:
-        window = morning_window(history, rules)
-        candidates.append(_next_window_end(window, history.last_activity, history, now, zone))
+        morning_of = _morning_of(history, rules)
+        candidates.append(_next_window_end(morning_of, history.last_activity, history, now, zone))
     if EVENING not in rules.disabled:
         sign = history.last_evening_sign
-        candidates.append(_next_window_end(rules.evening, sign, history, now, zone))
+        candidates.append(_next_window_end(_evening_of(rules), sign, history, now, zone))
     for absence in history.absences:
         if absence.ends_at > now:
             candidates.append(absence.ends_at)

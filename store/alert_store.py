@@ -341,13 +341,15 @@ class AlertStore:
         """The learned profile of every home that has one (of these homes, or the partition)."""
         scope = self._scope(homes)
         found = {}
-        for resident, first, quiet, last_seen in self.conn.execute(
-            "SELECT resident_id, first_activity_s, quiet_s, last_seen FROM home_profiles"  # noqa: S608 - built from constants; values are parameters
+        for resident, first, rest_first, quiet, last_seen in self.conn.execute(
+            "SELECT resident_id, first_activity_s, rest_first_activity_s, quiet_s, last_seen "
+            "FROM home_profiles"
             + ("" if scope is None else " WHERE " + scope.condition("resident_id", "resident")),
             scope.params() if scope else {},
         ):
             profile = HomeProfile(last_seen=last_seen)
             profile.first_activity_s.extend(first)
+            profile.rest_first_activity_s.extend(rest_first)
             profile.quiet_s.extend(quiet)
             found[resident] = profile
         self.conn.commit()
@@ -361,14 +363,23 @@ class AlertStore:
         with self.conn.transaction(), self.conn.cursor() as cur:
             cur.executemany(
                 """
-                INSERT INTO home_profiles (resident_id, first_activity_s, quiet_s, last_seen)
-                VALUES (%s, %s, %s, %s)
+                INSERT INTO home_profiles
+                    (resident_id, first_activity_s, rest_first_activity_s, quiet_s, last_seen)
+                VALUES (%s, %s, %s, %s, %s)
                 ON CONFLICT (resident_id) DO UPDATE SET
-                    first_activity_s = EXCLUDED.first_activity_s, quiet_s = EXCLUDED.quiet_s,
-                    last_seen = EXCLUDED.last_seen, updated_at = now()
+                    first_activity_s = EXCLUDED.first_activity_s,
+                    rest_first_activity_s = EXCLUDED.rest_first_activity_s,
+                    quiet_s = EXCLUDED.quiet_s, last_seen = EXCLUDED.last_seen,
+                    updated_at = now()
                 """,
                 [
-                    (r, list(p.first_activity_s), list(p.quiet_s), p.last_seen)
+                    (
+                        r,
+                        list(p.first_activity_s),
+                        list(p.rest_first_activity_s),
+                        list(p.quiet_s),
+                        p.last_seen,
+                    )
                     for r, p in profiles.items()
                 ],
             )
