@@ -19,6 +19,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from datetime import time as day_time
 from zoneinfo import ZoneInfo
 
 from gridwatch.alerts.activity import Baseline, MeterTracker
@@ -32,12 +33,13 @@ from gridwatch.alerts.lifecycle import (
     next_escalation,
     plan_home,
 )
-from gridwatch.alerts.profile import HomeProfile
+from gridwatch.alerts.profile import WEEKENDS, HomeProfile
 from gridwatch.alerts.rules import (
     ACTIVITY_KINDS,
     EMERGENCY_KINDS,
     METER_OFFLINE,
     Absence,
+    Calendar,
     Condition,
     HomeHistory,
     Rules,
@@ -104,7 +106,10 @@ class HomeState:
     last_meter_data: datetime | None = None
     absences: list[Absence] = field(default_factory=list)
     emergencies: list[tuple[str, datetime]] = field(default_factory=list)
+    calendar: Calendar = WEEKENDS
     effective: Rules | None = None
+    # The learned ends of the morning window, of working days and of rest days.
+    mornings: tuple[day_time | None, day_time | None] | None = None
 
     def effective_rules(self) -> Rules:
         """The home's rules with what its profile has learned (a long sleeper's nights)."""
@@ -114,6 +119,11 @@ class HomeState:
         return self.effective
 
     def history(self) -> HomeHistory:
+        if self.mornings is None:
+            self.mornings = (
+                self.profile.morning_end(self.rules),
+                self.profile.morning_end(self.rules, rest_day=True),
+            )
         return HomeHistory(
             monitored_since=self.monitored_since,
             last_activity=self.last_activity,
@@ -122,7 +132,9 @@ class HomeState:
             last_meter_data=self.last_meter_data,
             absences=tuple(self.absences),
             emergencies=tuple(self.emergencies),
-            morning_end=self.profile.morning_end(self.rules),
+            morning_end=self.mornings[0],
+            rest_morning_end=self.mornings[1],
+            calendar=self.calendar,
         )
 
     def sign_of_life(
@@ -139,8 +151,9 @@ class HomeState:
             any(a.starts_at < at and a.ends_at > previous for a in self.absences)
             or at - previous >= self.effective_rules().no_activity
         )
-        if self.profile.observe(at, zone, away=away or abnormal):
+        if self.profile.observe(at, zone, away=away or abnormal, calendar=self.calendar):
             self.effective = None
+            self.mornings = None
             return True
         return False
 
@@ -157,6 +170,7 @@ class AlertEngine:
         store,
         *,
         zone: ZoneInfo,
+        calendar: Calendar = WEEKENDS,
         defaults: Rules | None = None,
         topic_prefix: str = "gw",
         webhooks: Iterable[str] = (),
@@ -165,6 +179,7 @@ class AlertEngine:
     ) -> None:
         self.store = store
         self.zone = zone
+        self.calendar = calendar
         self.defaults = defaults or Rules()
         self.topic_prefix = topic_prefix
         self.webhooks = tuple(webhooks)
@@ -265,7 +280,7 @@ class AlertEngine:
             tracker = MeterTracker(baselines.get(home.meter_id, Baseline()))
         # Watched from when the resident was registered: a home imported a minute ago has
         # not been quiet for twelve hours.
-        state = HomeState(home, rules, home.since, tracker)
+        state = HomeState(home, rules, home.since, tracker, calendar=self.calendar)
         if home.resident_id in profiles:
             state.profile = profiles[home.resident_id]
         return state

@@ -27,6 +27,7 @@ from gridwatch.alerts.delivery import post_webhook, publish_all, retry_after
 from gridwatch.alerts.engine import AlertEngine
 from gridwatch.alerts.lifecycle import ESCALATE_AFTER
 from gridwatch.alerts.partition import Partition
+from gridwatch.alerts.rules import Calendar
 from gridwatch.errors import ServiceUnavailable, first_line
 from gridwatch.ingest.mqtt import BrokerAddress, publisher
 from gridwatch.settings import Settings
@@ -56,6 +57,7 @@ def make_engine(
     return AlertEngine(
         AlertStore(conn, partition),
         zone=settings.zone,
+        calendar=Calendar(settings.holidays, settings.workdays),
         topic_prefix=settings.topic_prefix,
         webhooks=settings.alert_webhooks,
         escalate_after=ESCALATE_AFTER,

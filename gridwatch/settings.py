@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
@@ -63,6 +64,14 @@ class Settings(BaseSettings):
     alert_webhooks: tuple[str, ...] = Field(
         default=(),
         description='JSON list of URLs that receive every alert change, e.g. ["https://…"]',
+    )
+    holidays: frozenset[date] = Field(
+        default=frozenset(),
+        description='JSON list of public holidays, lived like a weekend: ["2026-10-01", …]',
+    )
+    workdays: frozenset[date] = Field(
+        default=frozenset(),
+        description="JSON list of weekend days that are working days (调休)",
     )
 
     # API and maps (gridwatch api)

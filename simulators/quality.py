@@ -13,7 +13,7 @@ import statistics
 import tempfile
 import time
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -285,19 +285,20 @@ def _expected_detection(fall, run: QualityRun, zone: ZoneInfo) -> datetime | Non
     last_activity, last_evening_sign = run.last_signs[fall.resident_id]
     state = run.engine.homes.get(fall.resident_id) if run.engine else None
     rules = state.effective_rules() if state else Rules()
-    morning_end = state.profile.morning_end(state.rules) if state else None
-    history = HomeHistory(
-        monitored_since=fall.at - timedelta(days=30),
-        last_activity=last_activity,
-        morning_end=morning_end,
-    )
+    learned = replace(state.history(), last_activity=last_activity) if state else None
+    history = learned or HomeHistory(monitored_since=fall.at, last_activity=last_activity)
+    history = replace(history, monitored_since=fall.at - timedelta(days=30), absences=())
     candidates = [no_activity_deadline(history, rules)]
     # The evening looks for light or power use only (a door is not a lamp).
-    windows = ((morning_window(history, rules), last_activity), (rules.evening, last_evening_sign))
-    for window, last_sign in windows:
-        day = fall.at.astimezone(zone).date()
+    windows = (
+        (lambda day: morning_window(history, rules, day), last_activity),
+        (lambda day: rules.evening, last_evening_sign),
+    )
+    for window_of, last_sign in windows:
+        fall_day = fall.at.astimezone(zone).date()
         for offset in range(3):
-            start, end = window_on(day + timedelta(days=offset), window, zone)
+            day = fall_day + timedelta(days=offset)
+            start, end = window_on(day, window_of(day), zone)
             if end > fall.at and (last_sign is None or last_sign < start or start > fall.at):
                 candidates.append(end)
                 break

@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from gridwatch.alerts.profile import HomeProfile
 from gridwatch.alerts.rules import (
     EVENING,
     FALL,
@@ -21,6 +22,7 @@ from gridwatch.alerts.rules import (
     NO_ACTIVITY,
     SOS,
     Absence,
+    Calendar,
     Condition,
     HomeHistory,
     Rules,
@@ -713,3 +715,65 @@ def test_next_deadline_with_every_rule_disabled_and_no_meter_is_none(zone):
     rules = RULES.with_overrides({"disabled": [NO_ACTIVITY, MORNING, EVENING]})
     history = home(zone, last_activity=at(zone, "08:00"))
     assert next_deadline(history, rules, at(zone, "09:00"), zone) is None
+
+
+# -- rest days: weekends, holidays, 调休 ---------------------------------------------------------
+
+SATURDAY = date(2026, 3, 14)  # DAY is a Tuesday
+
+
+def test_a_calendar_of_weekends_holidays_and_working_weekends():
+    calendar = Calendar(holidays=frozenset({DAY}), workdays=frozenset({SATURDAY}))
+    assert calendar.is_rest_day(DAY)  # a Tuesday that is a holiday
+    assert not calendar.is_rest_day(SATURDAY)  # a Saturday made a working day (调休)
+    assert calendar.is_rest_day(SATURDAY + timedelta(days=1))
+    assert not calendar.is_rest_day(DAY + timedelta(days=1))
+
+
+@ZONES
+@pytest.mark.parametrize(
+    ("days", "calendar", "end"),
+    [
+        (0, Calendar(), "10:00"),  # Tuesday: the working days' window
+        (4, Calendar(), "11:30"),  # Saturday: the rest days' learned window
+        (5, Calendar(), "11:30"),  # Sunday
+        (0, Calendar(holidays=frozenset({DAY})), "11:30"),  # a holiday Tuesday
+        (4, Calendar(workdays=frozenset({SATURDAY})), "10:00"),  # a working Saturday (调休)
+    ],
+)
+def test_the_morning_window_of_one_who_sleeps_in_on_rest_days(zone, days, calendar, end):
+    history = home(
+        zone,
+        last_activity=at(zone, "04:00", days),
+        last_evening_sign=at(zone, "19:00", days - 1),
+        rest_morning_end=time(11, 30),
+        calendar=calendar,
+    )
+    day = DAY + timedelta(days=days)
+    assert morning_window(history, RULES, day) == (time(5, 0), time.fromisoformat(end))
+    end_at = at(zone, end, days)
+    assert MORNING not in held(history, end_at - MINUTE, zone)
+    assert held(history, end_at, zone)[MORNING].since == at(zone, "05:00", days)
+    assert next_deadline(history, RULES, at(zone, "09:00", days), zone) == end_at
+
+
+def test_mornings_are_learned_apart_for_working_days_and_rest_days():
+    profile = HomeProfile()
+    zone = SHANGHAI
+    for n in range(28):
+        day = DAY + timedelta(days=n)
+        wake = "11:00" if day.weekday() >= 5 else "07:00"
+        profile.observe(datetime.combine(day, time.fromisoformat(wake), zone), zone)
+        profile.observe(datetime.combine(day, time(21, 0), zone), zone)
+    assert profile.morning_end(RULES) is None  # up at 7 on working days: the default 10:00
+    assert profile.morning_end(RULES, rest_day=True) == time(11, 45)
+
+
+def test_too_few_rest_days_learn_from_every_morning():
+    profile = HomeProfile()
+    zone = SHANGHAI
+    for n in range(4):  # Tuesday to Friday only, up at 10:30
+        day = DAY + timedelta(days=n)
+        profile.observe(datetime.combine(day, time(10, 30), zone), zone)
+        profile.observe(datetime.combine(day, time(21, 0), zone), zone)
+    assert profile.morning_end(RULES, rest_day=True) == profile.morning_end(RULES) == time(11, 15)
