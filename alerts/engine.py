@@ -18,7 +18,7 @@ import logging
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from datetime import time as day_time
 from zoneinfo import ZoneInfo
 
@@ -59,6 +59,8 @@ HISTORY_WINDOW = timedelta(hours=26)
 QUIET_KINDS = frozenset({*ACTIVITY_KINDS, METER_OFFLINE})
 SHORT_OVERLAP = timedelta(seconds=5)
 FULL_POLL_EVERY_S = 30.0
+# Baselines are learned from 01:00-05:00: relearned each day once that night is in.
+RELEARN_AFTER = day_time(5, 30)
 # Data stamped further ahead of the engine's clock than this is a device with a fast clock;
 # it counts as arriving now, so it cannot hold off alerts.
 FUTURE_TOLERANCE = timedelta(minutes=5)
@@ -196,6 +198,7 @@ class AlertEngine:
         self._profiles_changed: set[str] = set()
         self._homes_read: list[Home] | None = None
         self._last_full_poll = 0.0
+        self._baselines_day: date | None = None  # the local day baselines were learned on
 
     # -- loading ------------------------------------------------------------------------------
 
@@ -209,6 +212,7 @@ class AlertEngine:
         self._watermark = self.store.latest_received()
         self._homes_read = self.store.homes()
         self._adopt(self._homes_read, now, only_these=False)
+        self._baselines_day = now.astimezone(self.zone).date()
         self._dirty = set(self.homes)
 
     def refresh_homes(self, now: datetime) -> tuple[int, int]:
@@ -310,6 +314,18 @@ class AlertEngine:
         for meter, state in self._by_meter.items():
             if meter in baselines:
                 state.tracker.baseline = baselines[meter]
+        self._baselines_day = now.astimezone(self.zone).date()
+
+    def relearn_baselines_if_due(self, now: datetime) -> bool:
+        """Relearn the baselines once a day, when the night just past is in; True if it did.
+        A new meter's first nights then count from its first morning, not from a restart."""
+        local = now.astimezone(self.zone)
+        if self._baselines_day is not None and (
+            local.date() <= self._baselines_day or local.time() < RELEARN_AFTER
+        ):
+            return False
+        self.relearn_baselines(now)
+        return True
 
     def _load_absences_and_alerts(self, now: datetime) -> None:
         for resident, absences in self.store.absences(now - HISTORY_WINDOW).items():

@@ -102,6 +102,8 @@ def _evaluate_until(engine: AlertEngine, stop: threading.Event, clock: Clock) ->
         if time.monotonic() - last_save >= PROFILES_SAVE_S:
             engine.save_profiles()
             last_save = time.monotonic()
+        if engine.relearn_baselines_if_due(clock()):
+            log.info("alert engine: meter baselines learned again from the last 28 nights")
         actions = engine.step(clock())
         if actions:
             log.info("alert engine: %d changes", len(actions))

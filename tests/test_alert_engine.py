@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+from gridwatch.alerts.activity import Baseline
 from gridwatch.alerts.engine import AlertEngine, Home, Signal
 from gridwatch.alerts.lifecycle import Escalate, Open, OpenAlert, Resolve
 from gridwatch.alerts.rules import EVENING, METER_OFFLINE, NO_ACTIVITY, SOS, Absence
@@ -350,3 +351,27 @@ def test_someone_who_does_not_live_alone_is_heard_on_sos_but_not_watched_for_qui
     store.signals.append(sensor(at("23:05", 1), SOS))
     actions = step_through(engine, store, at("23:06", 1))
     assert [(type(a).__name__, a.condition.kind) for a in actions] == [("Open", SOS)]
+
+
+def test_meter_baselines_are_learned_again_each_morning_once_the_night_is_in():
+    learned_at: list[datetime] = []
+
+    @dataclass
+    class LearningStore(FakeStore):
+        def baselines(self, as_of, tz, homes=None):
+            learned_at.append(as_of)
+            # A home whose nights turn out busier than the defaults assume.
+            return {"M00001": Baseline(night_mean_w=200.0, night_peak_w=400.0)}
+
+    store = LearningStore([a_home()])
+    engine = started(store, at("14:00"))
+    assert learned_at == [at("14:00")]  # at load
+    state = engine.homes["R00001"]
+    state.tracker.baseline = Baseline()  # as a new meter's defaults would be
+    assert not engine.relearn_baselines_if_due(at("23:59"))
+    assert not engine.relearn_baselines_if_due(at("05:29", 1))  # the night is not all in
+    assert engine.relearn_baselines_if_due(at("05:30", 1))
+    assert state.tracker.baseline == Baseline(night_mean_w=200.0, night_peak_w=400.0)
+    assert not engine.relearn_baselines_if_due(at("18:00", 1))  # once a day
+    assert engine.relearn_baselines_if_due(at("06:10", 2))
+    assert learned_at == [at("14:00"), at("05:30", 1), at("06:10", 2)]
