@@ -252,7 +252,7 @@ class AlertStore:
         where, params = "received_at > %(w)s", {"w": watermark}
         signals = []
         newest = None
-        for signal, received in self._signals(where, params, self._own):
+        for signal, received in self._signals(where, params, self._own, tail=True):
             signals.append(signal)
             # Checks move no watermark: their arrival is the database's clock, not ingest's.
             if signal.source != "check" and (newest is None or received > newest):
@@ -264,6 +264,7 @@ class AlertStore:
         return signals, newest
 
     def _newest_received(self, where: str, params: dict[str, Any]) -> datetime | None:
+        self._read_the_tail()
         value = self.conn.execute(
             f"SELECT greatest((SELECT max(received_at) FROM meter_readings WHERE {where}), "  # noqa: S608 - built from constants; values are parameters
             f"(SELECT max(received_at) FROM sensor_events WHERE {where}), "
@@ -273,10 +274,26 @@ class AlertStore:
         self.conn.commit()
         return value
 
-    def _signals(self, where: str, params: dict[str, Any], scope: Scope | None):
+    def _read_the_tail(self) -> None:
+        """Plan this transaction's reads for a thin slice at the newest end of received_at.
+
+        A partition that was never analysed (a new day's, or any with autovacuum off) looks
+        to the planner like a table to read whole, in parallel and JIT-compiled: a poll that
+        finds a few thousand rows took 100-1,000 ms over a week of a district's readings, and
+        under 1 ms through the b-trees of migration 012 with these settings.
+        """
+        self.conn.execute(
+            "SELECT set_config('enable_seqscan', 'off', true), set_config('jit', 'off', true),"
+            " set_config('max_parallel_workers_per_gather', '0', true)"
+        )
+
+    def _signals(
+        self, where: str, params: dict[str, Any], scope: Scope | None, *, tail: bool = False
+    ):
         """One round trip over the four sources, ordered by observation time, so that each
         meter's readings come in order and a home's signs of life too; only the scope's
-        devices and residents when there is one."""
+        devices and residents when there is one. `tail`: the condition selects the newest
+        few seconds of arrivals."""
         # A check is polled by when it was recorded, like device data, so a host whose clock
         # is behind cannot slip it under the watermark; it is observed at `at`.
         check_where = where.replace("observed_at", "at")
@@ -302,6 +319,8 @@ class AlertStore:
             FROM resident_checks WHERE {check_where} {residents}
             ORDER BY 3
         """  # noqa: S608 - `where` is one of this class's own conditions; values are parameters
+        if tail:
+            self._read_the_tail()
         with self.conn.cursor() as cur:
             cur.execute(query, params)
             for source, key, at, received, power, energy, water, event in cur:
@@ -310,6 +329,7 @@ class AlertStore:
 
     def latest_received(self) -> datetime | None:
         """The newest received_at over the time-series tables."""
+        self._read_the_tail()
         value = self.conn.execute(
             "SELECT greatest((SELECT max(received_at) FROM meter_readings), "
             "(SELECT max(received_at) FROM sensor_events), "
