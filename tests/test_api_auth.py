@@ -17,7 +17,7 @@ from api_support import (
     GRID_B,
     NOW,
     assert_security_headers,
-    clients,
+    http_fixture,  # noqa: F401
     module_server_fixture,  # noqa: F401
     module_tokens_fixture,  # noqa: F401
     reason,
@@ -28,14 +28,6 @@ from starlette.routing import Mount
 
 from gridwatch.api.cli import register
 from gridwatch.settings import Settings
-
-
-@pytest.fixture(scope="module")
-def http(module_server, module_tokens):
-    made = clients(module_server, module_tokens)
-    yield made
-    for client in made.values():
-        client.close()
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ from api_support import (
     GRID_A,
     GRID_B,
     NOW,
-    clients,
+    http_fixture,  # noqa: F401
     module_server_fixture,  # noqa: F401
     module_tokens_fixture,  # noqa: F401
     reason,
@@ -82,14 +82,6 @@ def test_covered_share_is_measured_in_metres():
     drawn = covered_area(grid, middle, buffer_m=50.0)
     assert drawn.area / grid.area == pytest.approx(0.5, abs=0.01)
     assert shapely.within(drawn, grid.buffer(1e-9))
-
-
-@pytest.fixture(scope="module")
-def http(module_server, module_tokens):
-    made = clients(module_server, module_tokens)
-    yield made
-    for client in made.values():
-        client.close()
 
 
 def test_coverage_of_the_sample_day(http):

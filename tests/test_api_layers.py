@@ -9,11 +9,11 @@ import httpx
 import psycopg
 import pytest
 import shapely
-from api_support import (  # the fixtures: seeded_url, module_tokens, module_server
+from api_support import (  # the fixtures: seeded_url, module_tokens, module_server, http
     COMMUNITY_A,
     GRID_A,
     NOW,
-    clients,
+    http_fixture,  # noqa: F401
     module_server_fixture,  # noqa: F401
     module_tokens_fixture,  # noqa: F401
     reason,
@@ -23,14 +23,6 @@ from api_support import (  # the fixtures: seeded_url, module_tokens, module_ser
 from gridwatch.api.privacy import mask_address, mask_name, mask_phone
 
 DISTRICT_BOX = (109.8, 40.55, 110.0, 40.75)  # the sample street sits well inside this
-
-
-@pytest.fixture(scope="module")
-def http(module_server, module_tokens):
-    made = clients(module_server, module_tokens)
-    yield made
-    for client in made.values():
-        client.close()
 
 
 def _all_pages(client, url: str, params: dict) -> tuple[list[dict], list[dict]]:

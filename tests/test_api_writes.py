@@ -14,7 +14,7 @@ from api_support import (
     GRID_A,
     GRID_B,
     NOW,
-    clients,
+    http_fixture,  # noqa: F401
     module_server_fixture,  # noqa: F401
     module_tokens_fixture,  # noqa: F401
     reason,
@@ -25,14 +25,6 @@ from gridwatch.geo.crs import wgs84_to_gcj02
 from gridwatch.ingest.hazard import hazard_from_dict
 from gridwatch.ingest.patrol import checkin_from_dict
 from gridwatch.ingest.payload import InvalidPayload, ParseContext, decode_object
-
-
-@pytest.fixture(scope="module")
-def http(module_server, module_tokens):
-    made = clients(module_server, module_tokens)
-    yield made
-    for client in made.values():
-        client.close()
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ from api_support import (
     ApiServer,
     Clock,
     api_settings,
-    clients,
+    http_fixture,  # noqa: F401
     module_server_fixture,  # noqa: F401
     module_tokens_fixture,  # noqa: F401
     seeded_url_fixture,  # noqa: F401
@@ -30,14 +30,6 @@ from gridwatch.maps.tiles import tiles_for
 
 PAGES = ("/maps/overview", f"/maps/grids/{GRID_A}", "/maps/coverage", "/maps/live")
 OUTSIDE = re.compile(r"""(?:src|href)\s*=\s*["']?(?:https?:)?//|url\(\s*["']?(?:https?:)?//""")
-
-
-@pytest.fixture(scope="module")
-def http(module_server, module_tokens):
-    made = clients(module_server, module_tokens)
-    yield made
-    for client in made.values():
-        client.close()
 
 
 @pytest.mark.parametrize("path", PAGES)
