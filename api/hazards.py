@@ -13,7 +13,7 @@ from fastapi.responses import Response
 
 from gridwatch.api.auth import Reader
 from gridwatch.api.bodies import AssignBody, FeedbackBody, NoteBody, ResolveBody
-from gridwatch.api.collections import check_params, get_visible_hazard, subtree_ids
+from gridwatch.api.collections import check_params, get_visible_hazard, page_size, subtree_ids
 from gridwatch.api.features import hazard_feature
 from gridwatch.api.hazard_rules import STATUSES
 from gridwatch.api.http_errors import BadRequest
@@ -58,57 +58,50 @@ def _transition(
     return GeoJSONResponse(hazard_feature(changed, state.now(), hazard_events(conn, changed.id)))
 
 
-@router.post(
-    "/hazards/{hazard_id}/assign",
-    response_class=GeoJSONResponse,
-    summary="Assign a hazard to someone (reported, assigned, in progress or reopened)",
-    responses={409: {"description": "the hazard's status does not allow it"}},
-)
+def _step(action: str, summary: str, conflict: str = "the hazard's status does not allow it"):
+    """Route POST /hazards/{id}/<action>: a step of the loop, 409 when the status forbids it."""
+    return router.post(
+        f"/hazards/{{hazard_id}}/{action}",
+        response_class=GeoJSONResponse,
+        summary=summary,
+        responses={409: {"description": conflict}},
+    )
+
+
+@_step("assign", "Assign a hazard to someone (reported, assigned, in progress or reopened)")
 def assign(principal: Reader, conn: Conn, state: State, hazard_id: HazardId, body: AssignBody):
     return _transition(
         conn, state, principal, hazard_id, "assign", note=body.note, assignee=body.assignee
     )
 
 
-@router.post(
-    "/hazards/{hazard_id}/start",
-    response_class=GeoJSONResponse,
-    summary="Start handling a hazard",
-    responses={409: {"description": "the hazard's status does not allow it"}},
-)
+@_step("start", "Start handling a hazard")
 def start(
     principal: Reader, conn: Conn, state: State, hazard_id: HazardId, body: NoteBody | None = None
 ):
     return _transition(conn, state, principal, hazard_id, "start", note=body.note if body else None)
 
 
-@router.post(
-    "/hazards/{hazard_id}/resolve",
-    response_class=GeoJSONResponse,
-    summary="Resolve a hazard: what was done, with photos",
-    responses={409: {"description": "the hazard's status does not allow it"}},
-)
+@_step("resolve", "Resolve a hazard: what was done, with photos")
 def resolve(principal: Reader, conn: Conn, state: State, hazard_id: HazardId, body: ResolveBody):
     return _transition(
         conn, state, principal, hazard_id, "resolve", note=body.note, photo_urls=body.photo_urls
     )
 
 
-@router.post(
-    "/hazards/{hazard_id}/close",
-    response_class=GeoJSONResponse,
-    summary="Close a resolved hazard after feedback (反馈)",
-    responses={409: {"description": "only a resolved hazard can be closed"}},
+@_step(
+    "close",
+    "Close a resolved hazard after feedback (反馈)",
+    conflict="only a resolved hazard can be closed",
 )
 def close(principal: Reader, conn: Conn, state: State, hazard_id: HazardId, body: FeedbackBody):
     return _transition(conn, state, principal, hazard_id, "close", note=body.note)
 
 
-@router.post(
-    "/hazards/{hazard_id}/reopen",
-    response_class=GeoJSONResponse,
-    summary="Reopen a resolved or closed hazard (the feedback says it is not done)",
-    responses={409: {"description": "only a resolved or closed hazard can be reopened"}},
+@_step(
+    "reopen",
+    "Reopen a resolved or closed hazard (the feedback says it is not done)",
+    conflict="only a resolved or closed hazard can be reopened",
 )
 def reopen(principal: Reader, conn: Conn, state: State, hazard_id: HazardId, body: FeedbackBody):
     return _transition(conn, state, principal, hazard_id, "reopen", note=body.note)
@@ -188,7 +181,7 @@ def ledger_json(
     cursor: Annotated[str | None, Query(max_length=512)] = None,
 ):
     check_params(request, {"level", "grid", "overdue", "status", "limit", "cursor"})
-    size = min(limit or state.settings.api_default_limit, state.settings.api_max_limit)
+    size = page_size(state, limit)
     offset = (decode_cursor(cursor, (int,)) or [0])[0]
     if offset < 0:
         raise BadRequest("cursor is not one this server issued")
