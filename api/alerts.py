@@ -4,6 +4,7 @@ well), and the live stream of alert events as Server-Sent Events with Last-Event
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Annotated, Literal
 
 import anyio
@@ -22,11 +23,12 @@ from gridwatch.api.disclosure import (
 from gridwatch.api.features import alert_feature, event_json
 from gridwatch.api.http_errors import BadRequest
 from gridwatch.api.responses import GeoJSONResponse, dumps
-from gridwatch.api.runtime import Conn, State
+from gridwatch.api.runtime import ApiState, Conn, State
 from gridwatch.api.stream import events_between
 from gridwatch.maps.tiles import display_transform
 from gridwatch.store.alert_store import acknowledge_alert, resolve_alert
 from gridwatch.store.api_layers import get_alert
+from gridwatch.store.users import Principal
 
 router = APIRouter(tags=["alerts"])
 
@@ -48,17 +50,15 @@ def ack(
     alert_id: AlertId,
     body: AckBody | None = None,
 ):
-    get_visible_alert(conn, principal, alert_id)
-    acknowledge_alert(
+    return _alert_step(
+        acknowledge_alert,
+        request,
+        principal,
         conn,
+        state,
         alert_id,
-        actor=principal.name,
         note=body.note if body else None,
-        now=state.now(),
-        topic_prefix=state.settings.topic_prefix,
-        webhooks=state.settings.alert_webhooks,
     )
-    return _alert_now(request, principal, conn, alert_id)
 
 
 @router.post(
@@ -75,22 +75,38 @@ def resolve(
     alert_id: AlertId,
     body: AlertResolveBody,
 ):
+    return _alert_step(
+        resolve_alert,
+        request,
+        principal,
+        conn,
+        state,
+        alert_id,
+        reason=body.reason,
+        checked=body.checked,
+    )
+
+
+def _alert_step(
+    step: Callable[..., object],
+    request: Request,
+    principal: Principal,
+    conn,
+    state: ApiState,
+    alert_id: int,
+    **fields,
+) -> GeoJSONResponse:
+    """A person's step on an alert they can see (`step` with `fields`), and the alert after."""
     get_visible_alert(conn, principal, alert_id)
-    resolve_alert(
+    step(
         conn,
         alert_id,
         actor=principal.name,
-        reason=body.reason,
-        checked=body.checked,
         now=state.now(),
         topic_prefix=state.settings.topic_prefix,
         webhooks=state.settings.alert_webhooks,
+        **fields,
     )
-    return _alert_now(request, principal, conn, alert_id)
-
-
-def _alert_now(request: Request, principal, conn, alert_id: int) -> GeoJSONResponse:
-    """The alert as it stands after a person's step."""
     row = get_alert(conn, alert_id)
     record_reads(conn, principal, request, shown_in_clear(principal, [row], alert_resident))
     return GeoJSONResponse(alert_feature(row, principal))
