@@ -1,7 +1,8 @@
 """The API's map layers as queries: grids with live counts, hazards, patrol check-ins, alerts,
 residents; filtered by the caller's grids, a bounding box, a time interval, and paged by key.
 
-Filters are fixed SQL fragments with parameters; nothing a caller sends becomes SQL text.
+Filters (store/filters.py) are fixed SQL fragments with parameters; nothing a caller sends
+becomes SQL text.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from shapely.geometry.base import BaseGeometry
 from gridwatch.api.hazard_rules import OPEN_STATUSES
 from gridwatch.errors import NotFound
 from gridwatch.ingest.patrol import PatrolCheckin
+from gridwatch.store.filters import Filters, all_of, where_columns, where_filters
 from gridwatch.store.hazards import Hazard
 
 _VERSION = "SELECT count(*), max(updated_at) FROM grids"
@@ -169,67 +171,10 @@ def grid_counts(
 
 
 @dataclass(frozen=True, slots=True)
-class Filters:
-    """What every point layer can be asked: the caller's grids, a box, an interval."""
-
-    scope: list[int] | None  # None: every grid
-    me: str | None = None  # the caller's own rows (reports, check-ins) stay visible to them
-    bbox: tuple[float, float, float, float] | None = None
-    start: datetime | None = None
-    end: datetime | None = None
-    grid_ids: list[int] | None = None
-
-
-@dataclass(frozen=True, slots=True)
 class Page:
     rows: list
     matched: int
     more: bool  # rows follow the last one of this page
-
-
-def _common(
-    filters: Filters,
-    *,
-    alias: str,
-    time_column: str | None,
-    owner_column: str | None,
-    position_alias: str | None = None,
-) -> tuple[list[sql.Composable], dict]:
-    t = sql.Identifier(alias)
-    p = sql.Identifier(position_alias or alias)
-    where: list[sql.Composable] = []
-    params: dict = {}
-    if filters.scope is not None:
-        if owner_column and filters.me:
-            where.append(
-                sql.SQL("({}.grid_id = ANY(%(scope)s) OR {} = %(me)s)").format(
-                    t, sql.Identifier(alias, owner_column)
-                )
-            )
-            params["me"] = filters.me
-        else:
-            where.append(sql.SQL("{}.grid_id = ANY(%(scope)s)").format(t))
-        params["scope"] = filters.scope
-    if filters.grid_ids is not None:
-        where.append(sql.SQL("{}.grid_id = ANY(%(grid_ids)s)").format(t))
-        params["grid_ids"] = filters.grid_ids
-    if filters.bbox is not None:
-        where.append(
-            sql.SQL(
-                "{p}.lon >= %(minx)s AND {p}.lon <= %(maxx)s "
-                "AND {p}.lat >= %(miny)s AND {p}.lat <= %(maxy)s"
-            ).format(p=p)
-        )
-        params.update(zip(("minx", "miny", "maxx", "maxy"), filters.bbox, strict=True))
-    if time_column is not None:
-        column = sql.Identifier(alias, time_column)
-        if filters.start is not None:
-            where.append(sql.SQL("{} >= %(start)s").format(column))
-            params["start"] = filters.start
-        if filters.end is not None:
-            where.append(sql.SQL("{} <= %(end)s").format(column))
-            params["end"] = filters.end
-    return where, params
 
 
 def _page(
@@ -244,7 +189,7 @@ def _page(
     after: sql.Composable | None,
     limit: int,
 ) -> Page:
-    condition = sql.SQL(" AND ").join(where) if where else sql.SQL("TRUE")
+    condition = all_of(where)
     matched = conn.execute(
         sql.SQL("SELECT count(*) FROM {} WHERE {}").format(from_, condition), params
     ).fetchone()[0]
@@ -277,16 +222,8 @@ def hazard_page(
     level: str | None = None,
 ) -> Page:
     """Hazards newest first (by received time)."""
-    where, params = _common(filters, alias="h", time_column="observed_at", owner_column=None)
-    if statuses:
-        where.append(sql.SQL("h.status = ANY(%(statuses)s)"))
-        params["statuses"] = list(statuses)
-    if severities:
-        where.append(sql.SQL("h.severity = ANY(%(severities)s)"))
-        params["severities"] = list(severities)
-    if level:
-        where.append(sql.SQL("h.level = %(level)s"))
-        params["level"] = level
+    where, params = where_filters(filters, alias="h", time_column="observed_at")
+    where_columns(where, params, "h", status=statuses, severity=severities, level=level)
     keyset = None
     if after is not None:
         keyset = sql.SQL("(h.received_at, h.id) < (%(after_t)s, %(after_id)s)")
@@ -338,13 +275,10 @@ def checkin_page(
     worker_id: str | None = None,
 ) -> Page:
     """Patrol check-ins newest first."""
-    where, params = _common(filters, alias="c", time_column="observed_at", owner_column="worker_id")
-    if kind:
-        where.append(sql.SQL("c.kind = %(kind)s"))
-        params["kind"] = kind
-    if worker_id:
-        where.append(sql.SQL("c.worker_id = %(worker)s"))
-        params["worker"] = worker_id
+    where, params = where_filters(
+        filters, alias="c", time_column="observed_at", owner_column="worker_id"
+    )
+    where_columns(where, params, "c", kind=kind, worker_id=worker_id)
     keyset = None
     if after is not None:
         keyset = sql.SQL(
@@ -464,18 +398,8 @@ def alert_page(
 ) -> Page:
     """Alerts newest first; positions are the residents' homes."""
     # An alert has no position of its own: it is where the resident lives.
-    where, params = _common(
-        filters, alias="a", time_column="opened_at", owner_column=None, position_alias="r"
-    )
-    if statuses:
-        where.append(sql.SQL("a.status = ANY(%(statuses)s)"))
-        params["statuses"] = list(statuses)
-    if level:
-        where.append(sql.SQL("a.level = %(level)s"))
-        params["level"] = level
-    if kind:
-        where.append(sql.SQL("a.kind = %(kind)s"))
-        params["kind"] = kind
+    where, params = where_filters(filters, alias="a", time_column="opened_at", position_alias="r")
+    where_columns(where, params, "a", status=statuses, level=level, kind=kind)
     keyset = None
     if after is not None:
         keyset = sql.SQL("a.id < %(after)s")
@@ -558,7 +482,7 @@ def resident_page(
     alerting: bool | None = None,
 ) -> Page:
     """Residents by id, with their alert state, whether they are away, their last visit."""
-    where, params = _common(filters, alias="r", time_column=None, owner_column=None)
+    where, params = where_filters(filters, alias="r")
     params["now"] = now
     if alerting is not None:
         where.append(
@@ -635,11 +559,8 @@ def absence_list(
     active_at: datetime | None,
     limit: int,
 ) -> list[AbsenceRow]:
-    where: list[sql.Composable] = [sql.SQL("TRUE")]
-    params: dict = {"limit": limit}
-    if scope is not None:
-        where.append(sql.SQL("r.grid_id = ANY(%(scope)s)"))
-        params["scope"] = scope
+    where, params = where_filters(Filters(scope=scope), alias="r")
+    params["limit"] = limit
     if resident_id is not None:
         where.append(sql.SQL("b.resident_id = %(resident)s"))
         params["resident"] = resident_id
@@ -647,7 +568,7 @@ def absence_list(
         where.append(sql.SQL("b.starts_at <= %(at)s AND b.ends_at > %(at)s"))
         params["at"] = active_at
     query = sql.SQL("{} WHERE {} ORDER BY b.starts_at DESC, b.id DESC LIMIT %(limit)s").format(
-        _ABSENCE_SELECT, sql.SQL(" AND ").join(where)
+        _ABSENCE_SELECT, all_of(where)
     )
     with conn.cursor(row_factory=class_row(AbsenceRow)) as cur:
         return cur.execute(query, params).fetchall()
@@ -805,16 +726,10 @@ def map_hazards(
     conn: psycopg.Connection, *, scope: list[int] | None, grid_ids: list[int] | None = None
 ) -> list[Hazard]:
     """Hazards not yet closed, in scope."""
-    where = [sql.SQL("h.status <> 'closed'")]
-    params: dict = {}
-    if scope is not None:
-        where.append(sql.SQL("h.grid_id = ANY(%(scope)s)"))
-        params["scope"] = scope
-    if grid_ids is not None:
-        where.append(sql.SQL("h.grid_id = ANY(%(grids)s)"))
-        params["grids"] = grid_ids
+    where, params = where_filters(Filters(scope=scope, grid_ids=grid_ids), alias="h")
+    where.insert(0, sql.SQL("h.status <> 'closed'"))
     query = sql.SQL("SELECT {} FROM {} WHERE {} ORDER BY h.received_at").format(
-        _HAZARD_SELECT, _HAZARD_FROM, sql.SQL(" AND ").join(where)
+        _HAZARD_SELECT, _HAZARD_FROM, all_of(where)
     )
     with conn.cursor(row_factory=class_row(Hazard)) as cur:
         return cur.execute(query, params).fetchall()

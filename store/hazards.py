@@ -24,6 +24,7 @@ from gridwatch.api.hazard_rules import (
 )
 from gridwatch.errors import NotFound
 from gridwatch.ingest.hazard import HazardReport
+from gridwatch.store.filters import Filters, all_of, where_columns, where_filters
 
 _LOCK_KEY = 0x67770005  # one escalation job at a time across API processes
 
@@ -294,29 +295,18 @@ def ledger(
     report that came over MQTT before the escalation job gave it one shows the due time its
     severity sets.
     """
-    where = [sql.SQL("TRUE")]
-    params: dict = {
-        "now": now,
-        "open": sorted(OPEN_STATUSES),
-        "sev": list(deadlines),
-        "secs": [d.total_seconds() for d in deadlines.values()],
-    }
-    if scope is not None:
-        where.append(sql.SQL("h.grid_id = ANY(%(scope)s)"))
-        params["scope"] = scope
-    if grid_ids is not None:
-        where.append(sql.SQL("h.grid_id = ANY(%(grids)s)"))
-        params["grids"] = grid_ids
-    if level is not None:
-        where.append(sql.SQL("h.level = %(level)s"))
-        params["level"] = level
-    if statuses:
-        where.append(sql.SQL("h.status = ANY(%(statuses)s)"))
-        params["statuses"] = list(statuses)
+    where, params = where_filters(Filters(scope=scope, grid_ids=grid_ids), alias="h")
+    where_columns(where, params, "h", level=level, status=statuses)
+    params.update(
+        now=now,
+        open=sorted(OPEN_STATUSES),
+        sev=list(deadlines),
+        secs=[d.total_seconds() for d in deadlines.values()],
+    )
     if overdue is not None:
         where.append(sql.SQL("(h.status = ANY(%(open)s) AND l.due_at <= %(now)s) = %(overdue)s"))
         params["overdue"] = overdue
-    conditions = sql.SQL(" AND ").join(where)
+    conditions = all_of(where)
     total = conn.execute(
         sql.SQL("SELECT count(*) {} WHERE {}").format(_LEDGER_FROM, conditions), params
     ).fetchone()[0]
