@@ -59,6 +59,17 @@ def held(history: HomeHistory, now: datetime, zone: ZoneInfo, rules: Rules = RUL
     return found
 
 
+def fires_alone(history: HomeHistory, zone: ZoneInfo, kind: str, hhmm: str) -> Condition:
+    """Checks that nothing holds a minute before `hhmm` and only `kind` at it and a minute
+    after; returns that condition."""
+    deadline = at(zone, hhmm)
+    assert held(history, deadline - MINUTE, zone) == {}
+    fired = held(history, deadline, zone)
+    assert set(fired) == {kind}
+    assert set(held(history, deadline + MINUTE, zone)) == {kind}
+    return fired[kind]
+
+
 # -- no_activity: 12 h -------------------------------------------------------------------------
 
 
@@ -70,12 +81,9 @@ def test_no_activity_fires_twelve_hours_after_the_last_sign(zone):
         last_activity=at(zone, "08:00"),
         last_evening_sign=at(zone, "19:30"),
     )
-    assert held(history, at(zone, "19:59"), zone) == {}
-    fired = held(history, at(zone, "20:00"), zone)
-    assert set(fired) == {NO_ACTIVITY}
-    assert fired[NO_ACTIVITY].since == at(zone, "08:00")
-    assert fired[NO_ACTIVITY].severity == "high"
-    assert set(held(history, at(zone, "20:01"), zone)) == {NO_ACTIVITY}
+    fired = fires_alone(history, zone, NO_ACTIVITY, "20:00")
+    assert fired.since == at(zone, "08:00")
+    assert fired.severity == "high"
 
 
 @ZONES
@@ -115,11 +123,7 @@ def test_morning_window_fires_at_its_end(zone):
         last_activity=at(zone, "04:59"),
         last_evening_sign=at(zone, "19:00", -1),
     )
-    assert held(history, at(zone, "09:59"), zone) == {}
-    fired = held(history, at(zone, "10:00"), zone)
-    assert set(fired) == {MORNING}
-    assert fired[MORNING].since == at(zone, "05:00")
-    assert set(held(history, at(zone, "10:01"), zone)) == {MORNING}
+    assert fires_alone(history, zone, MORNING, "10:00").since == at(zone, "05:00")
 
 
 @ZONES
@@ -158,11 +162,7 @@ def test_evening_window_fires_at_its_end_without_a_light_or_power_sign(zone):
         last_activity=at(zone, "20:30"),
         last_evening_sign=at(zone, "16:59"),
     )
-    assert held(history, at(zone, "20:59"), zone) == {}
-    fired = held(history, at(zone, "21:00"), zone)
-    assert set(fired) == {EVENING}
-    assert fired[EVENING].since == at(zone, "17:00")
-    assert set(held(history, at(zone, "21:01"), zone)) == {EVENING}
+    assert fires_alone(history, zone, EVENING, "21:00").since == at(zone, "17:00")
 
 
 @ZONES
@@ -222,12 +222,9 @@ def test_meter_offline_after_sixty_minutes(zone):
         has_meter=True,
         last_meter_data=at(zone, "12:00"),
     )
-    assert held(history, at(zone, "12:59"), zone) == {}
-    fired = held(history, at(zone, "13:00"), zone)
-    assert set(fired) == {METER_OFFLINE}
-    assert fired[METER_OFFLINE].since == at(zone, "12:00")
-    assert fired[METER_OFFLINE].severity == "low"
-    assert set(held(history, at(zone, "13:01"), zone)) == {METER_OFFLINE}
+    fired = fires_alone(history, zone, METER_OFFLINE, "13:00")
+    assert fired.since == at(zone, "12:00")
+    assert fired.severity == "low"
 
 
 @ZONES
