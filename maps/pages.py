@@ -273,13 +273,7 @@ def grid_page(
             interactive=False,
             overlay=True,
         ).add_to(fmap)
-    group = folium.FeatureGroup(name=t["layer_tracks"], overlay=True).add_to(fmap)
-    for worker, line, tooltip in tracks:
-        coords = _display_coords(line, ctx.tiles.crs)
-        if len(coords) >= 2:
-            folium.PolyLine(
-                coords, color=track_color(worker), weight=3, opacity=0.8, tooltip=tooltip
-            ).add_to(group)
+    _track_layer(ctx, fmap, tracks, weight=3, opacity=0.8)
     PointLayer(
         hazards,
         SEVERITY_COLORS,
@@ -340,13 +334,7 @@ def coverage_page(
         highlight_function=lambda f: {"weight": 3, "color": "#000"},
         tooltip=folium.GeoJsonTooltip(fields=["tip"], labels=False),
     ).add_to(fmap)
-    group = folium.FeatureGroup(name=t["layer_tracks"], overlay=True).add_to(fmap)
-    for worker, line, tooltip in tracks:
-        coords = _display_coords(line, ctx.tiles.crs)
-        if len(coords) >= 2:
-            folium.PolyLine(
-                coords, color=track_color(worker), weight=2, opacity=0.7, tooltip=tooltip
-            ).add_to(group)
+    _track_layer(ctx, fmap, tracks, weight=2, opacity=0.7)
     labels = ["< 20%", "20-50%", "50-80%", "≥ 80%"]
     Legend(t["legend_coverage"], list(zip(COVERAGE_COLORS, labels, strict=True))).add_to(fmap)
     folium.Element(
@@ -509,6 +497,24 @@ def _grid_layer(ctx, fmap, grids: Sequence[MapGrid], name: str, *, show: bool, o
         show=show,
         smooth_factor=1.5,
     ).add_to(fmap)
+
+
+def _track_layer(
+    ctx: PageContext,
+    fmap: folium.Map,
+    tracks: Sequence[tuple[str, BaseGeometry, str]],
+    *,
+    weight: int,
+    opacity: float,
+) -> None:
+    """Patrol tracks (worker, line, tooltip) as lines in each worker's colour, in one layer."""
+    group = folium.FeatureGroup(name=ctx.t["layer_tracks"], overlay=True).add_to(fmap)
+    for worker, line, tooltip in tracks:
+        coords = _display_coords(line, ctx.tiles.crs)
+        if len(coords) >= 2:  # a single point is not a line
+            folium.PolyLine(
+                coords, color=track_color(worker), weight=weight, opacity=opacity, tooltip=tooltip
+            ).add_to(group)
 
 
 def _issue_legend(ctx: PageContext) -> Legend:
