@@ -4,8 +4,9 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import shapely
 from fastapi import APIRouter, Path, Query, Request
@@ -128,6 +129,18 @@ def items_response(
             "links": links,
         }
     )
+
+
+def page_response(
+    request: Request,
+    page: api_layers.Page,
+    features: list,
+    collection: str,
+    key: Callable[[Any], list],
+) -> GeoJSONResponse:
+    """A page of a layer paged by key: `key` of its last row is the next link's cursor."""
+    next_cursor = encode_cursor(key(page.rows[-1])) if page.more else None
+    return items_response(request, features, page.matched, next_cursor, collection)
 
 
 def _filters(state: ApiState, principal: Principal, request: Request, grids: list | None):
@@ -365,11 +378,8 @@ def hazard_items(
         level=level,
     )
     now = state.now()
-    rows = page.rows
-    nxt = encode_cursor([rows[-1].received_at, str(rows[-1].id)]) if page.more else None
-    return items_response(
-        request, [hazard_feature(h, now) for h in rows], page.matched, nxt, "hazards"
-    )
+    features = [hazard_feature(h, now) for h in page.rows]
+    return page_response(request, page, features, "hazards", lambda h: [h.received_at, str(h.id)])
 
 
 @router.get(
@@ -433,14 +443,12 @@ def checkin_items(
         kind=kind,
         worker_id=worker,
     )
-    rows = page.rows
-    nxt = (
-        encode_cursor([rows[-1].observed_at, rows[-1].worker_id, rows[-1].source])
-        if page.more
-        else None
-    )
-    return items_response(
-        request, [checkin_feature(r) for r in rows], page.matched, nxt, "checkins"
+    return page_response(
+        request,
+        page,
+        [checkin_feature(r) for r in page.rows],
+        "checkins",
+        lambda c: [c.observed_at, c.worker_id, c.source],
     )
 
 
@@ -494,11 +502,9 @@ def alert_items(
         kind=kind,
     )
     rows = page.rows
-    nxt = encode_cursor([rows[-1].id]) if page.more else None
     record_reads(conn, principal, request, shown_in_clear(principal, rows, alert_resident))
-    return items_response(
-        request, [alert_feature(r, principal) for r in rows], page.matched, nxt, "alerts"
-    )
+    features = [alert_feature(r, principal) for r in rows]
+    return page_response(request, page, features, "alerts", lambda a: [a.id])
 
 
 @router.get(
@@ -573,11 +579,10 @@ def resident_items(
     rows = page.rows
     if pii and any(not sees_personal_data(principal, r.grid_id) for r in rows):
         raise Forbidden("your role may not see residents' personal information")
-    nxt = encode_cursor([rows[-1].id]) if page.more else None
     features = [resident_feature(r, principal, reveal=pii) for r in rows]
     if pii:
         record_reads(conn, principal, request, shown_in_clear(principal, rows))
-    return items_response(request, features, page.matched, nxt, "residents")
+    return page_response(request, page, features, "residents", lambda r: [r.id])
 
 
 @router.get(
