@@ -404,12 +404,18 @@ def get_visible_hazard(conn, principal: Principal, hazard_id: str, *, lock: bool
         key = uuid.UUID(hazard_id)
     except ValueError:
         raise NotFound(missing) from None
+    return _visible(principal, missing, lambda: get_hazard(conn, key, lock=lock))
+
+
+def _visible(principal: Principal, missing: str, find: Callable[[], Any]):
+    """What `find` finds if it is in the caller's grids; otherwise, or when there is nothing,
+    NotFound with the same words `missing`, so that one cannot tell which."""
     try:
-        hazard = get_hazard(conn, key, lock=lock)
+        row = find()
     except NotFound:
         raise NotFound(missing) from None
-    ensure_visible(principal, hazard.grid_id, missing)
-    return hazard
+    ensure_visible(principal, row.grid_id, missing)
+    return row
 
 
 # -- patrol check-ins -------------------------------------------------------------------------
@@ -533,13 +539,7 @@ def alert_item(
 
 
 def get_visible_alert(conn, principal: Principal, alert_id: int):
-    missing = f"no alert {alert_id}"
-    try:
-        row = api_layers.get_alert(conn, alert_id)
-    except NotFound:
-        raise NotFound(missing) from None
-    ensure_visible(principal, row.grid_id, missing)
-    return row
+    return _visible(principal, f"no alert {alert_id}", lambda: api_layers.get_alert(conn, alert_id))
 
 
 # -- residents --------------------------------------------------------------------------------
@@ -597,12 +597,11 @@ def resident_item(
     state: State,
     resident_id: Annotated[str, Path(max_length=128)],
 ):
-    missing = f"no resident {resident_id[:64]!r}"
-    try:
-        row = api_layers.get_resident(conn, resident_id, now=state.now())
-    except NotFound:
-        raise NotFound(missing) from None
-    ensure_visible(principal, row.grid_id, missing)
+    row = _visible(
+        principal,
+        f"no resident {resident_id[:64]!r}",
+        lambda: api_layers.get_resident(conn, resident_id, now=state.now()),
+    )
     record_reads(conn, principal, request, shown_in_clear(principal, [row]))
     return GeoJSONResponse(resident_feature(row, principal, reveal=True))
 
