@@ -386,43 +386,42 @@ def run_alerts_evaluate(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def run_alerts_ack(settings: Settings, args: argparse.Namespace) -> int:
+def _alert_step(settings: Settings, step: Callable[..., object], alert_id: int, **fields) -> None:
+    """A person's step on an alert (`step` with `fields`), published and sent on like the API's."""
     from datetime import UTC, datetime
 
-    from gridwatch.store.alert_store import acknowledge_alert
     from gridwatch.store.db import connect
 
     with Services(settings) as services, connect(services.database_url()) as conn:
-        acknowledge_alert(
+        step(
             conn,
-            args.alert_id,
-            actor=args.by,
-            note=args.note,
+            alert_id,
             now=datetime.now(UTC),
             topic_prefix=settings.topic_prefix,
             webhooks=settings.alert_webhooks,
+            **fields,
         )
+
+
+def run_alerts_ack(settings: Settings, args: argparse.Namespace) -> int:
+    from gridwatch.store.alert_store import acknowledge_alert
+
+    _alert_step(settings, acknowledge_alert, args.alert_id, actor=args.by, note=args.note)
     print(f"alert {args.alert_id} acknowledged by {args.by}")
     return 0
 
 
 def run_alerts_resolve(settings: Settings, args: argparse.Namespace) -> int:
-    from datetime import UTC, datetime
-
     from gridwatch.store.alert_store import resolve_alert
-    from gridwatch.store.db import connect
 
-    with Services(settings) as services, connect(services.database_url()) as conn:
-        resolve_alert(
-            conn,
-            args.alert_id,
-            actor=args.by,
-            reason=args.reason,
-            checked=args.checked,
-            now=datetime.now(UTC),
-            topic_prefix=settings.topic_prefix,
-            webhooks=settings.alert_webhooks,
-        )
+    _alert_step(
+        settings,
+        resolve_alert,
+        args.alert_id,
+        actor=args.by,
+        reason=args.reason,
+        checked=args.checked,
+    )
     print(f"alert {args.alert_id} resolved by {args.by}: {args.reason}")
     return 0
 
