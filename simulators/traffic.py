@@ -174,17 +174,24 @@ def patrol_point(
             "tid": worker_id[-2:],
         }
         return f"owntracks/{worker_id}/phone", compact_json(payload)
+    payload = _app_checkin("patrol", lon, lat, at, gcj02=gcj02)
+    payload["accuracy_m"] = round(accuracy_m, 1) if accuracy_m is not None else 10
+    return f"{prefix}/patrol/{worker_id}", compact_json(payload)
+
+
+def _app_checkin(kind: str, lon: float, lat: float, at: datetime, *, gcj02: bool) -> dict:
+    """The fields of every gridwatch app check-in; `lon`, `lat` are WGS-84, and a GCJ-02 app
+    sends them shifted, as Chinese map SDKs report them."""
+    lon, lat = float(lon), float(lat)
     if gcj02:
         lon, lat = wgs84_to_gcj02(lon, lat)
-    payload = {
+    return {
         "ts": at.isoformat(timespec="seconds"),
         "lat": round(float(lat), 7),
         "lon": round(float(lon), 7),
         "crs": "gcj02" if gcj02 else "wgs84",
-        "kind": "patrol",
-        "accuracy_m": round(accuracy_m, 1) if accuracy_m is not None else 10,
+        "kind": kind,
     }
-    return f"{prefix}/patrol/{worker_id}", compact_json(payload)
 
 
 def visit(
@@ -201,19 +208,8 @@ def visit(
     note: str | None = None,
 ) -> Message:
     """A home visit check-in (入户走访): `status` is ok, concern or not_home."""
-    lon, lat = float(lon), float(lat)
-    if gcj02:
-        lon, lat = wgs84_to_gcj02(lon, lat)
-    payload = {
-        "ts": at.isoformat(timespec="seconds"),
-        "lat": round(float(lat), 7),
-        "lon": round(float(lon), 7),
-        "crs": "gcj02" if gcj02 else "wgs84",
-        "kind": "visit",
-        "resident_id": resident_id,
-        "status": status,
-        "accuracy_m": round(accuracy_m, 1),
-    }
+    payload = _app_checkin("visit", lon, lat, at, gcj02=gcj02)
+    payload.update(resident_id=resident_id, status=status, accuracy_m=round(accuracy_m, 1))
     if note:
         payload["note"] = note
     return f"{prefix}/patrol/{worker_id}", compact_json(payload)
