@@ -39,6 +39,12 @@ def _inside(shapes, code: str) -> tuple[float, float]:
     return point.x, point.y
 
 
+def _road_report(shapes, code: str) -> dict:
+    """A new hazard report, a road of low severity, at a point inside grid `code`."""
+    lon, lat = _inside(shapes, code)
+    return {"id": str(uuid.uuid4()), "lat": lat, "lon": lon, "category": "road", "severity": "low"}
+
+
 def _mqtt_reason(kind: str, payload: bytes, module_server) -> str:
     """What the MQTT parser says about a payload: the HTTP reason must be the same words."""
     settings = module_server.state.settings
@@ -126,15 +132,7 @@ def test_checkin_refusals_are_the_mqtt_parsers_words(http, module_server, payloa
     ],
 )
 def test_hazard_refusals_are_the_mqtt_parsers_words(http, module_server, shapes, change):
-    lon, lat = _inside(shapes, GRID_A)
-    body = {
-        "id": str(uuid.uuid4()),
-        "lat": lat,
-        "lon": lon,
-        "category": "road",
-        "severity": "low",
-        **change,
-    }
+    body = {**_road_report(shapes, GRID_A), **change}
     body = {k: v for k, v in body.items() if v is not None}
     payload = orjson.dumps(body)
     response = http["worker_a"].post(
@@ -213,14 +211,7 @@ def test_hazard_reports_are_idempotent_on_their_id(http, shapes, seeded_url):
 
 
 def test_a_grid_worker_reports_hazards_in_their_own_grids(http, shapes):
-    lon, lat = _inside(shapes, GRID_B)
-    report = {
-        "id": str(uuid.uuid4()),
-        "lat": lat,
-        "lon": lon,
-        "category": "road",
-        "severity": "low",
-    }
+    report = _road_report(shapes, GRID_B)
     refused = http["worker_a"].post("/hazards", json=report)
     assert refused.status_code == 403 and "outside your grids" in reason(refused)
     accepted = http["worker_b"].post("/hazards", json=report)
