@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import signal
 import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
@@ -16,6 +18,9 @@ from gridwatch import __version__
 from gridwatch.errors import GridwatchError
 from gridwatch.services import Services
 from gridwatch.settings import Settings
+
+if TYPE_CHECKING:
+    from gridwatch.imports import ImportResult
 
 log = logging.getLogger("gridwatch")
 
@@ -264,50 +269,49 @@ def run_db_maintain(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def run_grids_import(settings: Settings, args: argparse.Namespace) -> int:
-    from gridwatch.imports import import_grid_file, require_file
+def _import_file(
+    settings: Settings, path: Path, what: str, importer: Callable[..., ImportResult], unplaced: str
+) -> int:
+    """Import `path` with `importer` into the migrated database and tell what it did;
+    `unplaced` says what the rows left without a parent or grid are."""
+    from gridwatch.imports import require_file
     from gridwatch.store.db import connect
     from gridwatch.store.migrate import migrate_for
 
-    require_file(args.file)  # before a database is started or migrated for nothing
+    require_file(path)  # before a database is started or migrated for nothing
     with Services(settings) as services, connect(services.database_url()) as conn:
         migrate_for(conn, settings)
-        result = import_grid_file(
-            conn,
-            args.file,
-            level=args.level,
-            code_field=args.code_field,
-            name_field=args.name_field,
-            parent_field=args.parent_field,
-            level_field=args.level_field,
-            layer=args.layer,
-            progress=Progress("grids"),
-        )
-    print(result.summary(args.file, "grids"))
+        result = importer(conn, path, progress=Progress(what))
+    print(result.summary(path, what))
     if result.without_parent_or_grid:
-        print(
-            f"note: {result.without_parent_or_grid} features have no parent "
-            "(import the level above first, or give --parent-field)"
-        )
+        print(f"note: {result.without_parent_or_grid} {unplaced}")
     return 0
+
+
+def run_grids_import(settings: Settings, args: argparse.Namespace) -> int:
+    from gridwatch.imports import import_grid_file
+
+    options = ("level", "code_field", "name_field", "parent_field", "level_field", "layer")
+    importer = functools.partial(import_grid_file, **{o: getattr(args, o) for o in options})
+    return _import_file(
+        settings,
+        args.file,
+        "grids",
+        importer,
+        "features have no parent (import the level above first, or give --parent-field)",
+    )
 
 
 def run_residents_import(settings: Settings, args: argparse.Namespace) -> int:
-    from gridwatch.imports import import_residents_file, require_file
-    from gridwatch.store.db import connect
-    from gridwatch.store.migrate import migrate_for
+    from gridwatch.imports import import_residents_file
 
-    require_file(args.file)
-    with Services(settings) as services, connect(services.database_url()) as conn:
-        migrate_for(conn, settings)
-        result = import_residents_file(conn, args.file, progress=Progress("residents"))
-    print(result.summary(args.file, "residents"))
-    if result.without_parent_or_grid:
-        print(
-            f"note: {result.without_parent_or_grid} residents are outside every grid "
-            "(stored without a grid)"
-        )
-    return 0
+    return _import_file(
+        settings,
+        args.file,
+        "residents",
+        import_residents_file,
+        "residents are outside every grid (stored without a grid)",
+    )
 
 
 def run_ingest(settings: Settings, args: argparse.Namespace) -> int:
