@@ -28,5 +28,7 @@ def test_a_day_of_incidents_is_found_and_nothing_else(database_url):
     assert report["recall"] == 1.0, report
     assert report["falls_later_than_window_plus_5_min"] == 0, report
     assert report["outages_reported_as_inactivity"] == 0, report
-    assert report["meter_offline_alerts"] >= report["meter_outages"], report
+    assert report["meter_outages_alerted"] == report["meter_outages_longer_than_offline_rule"], (
+        report
+    )
     assert report["false_alerts_per_100_resident_days"]["total"] == 0, report
