@@ -1,0 +1,248 @@
+"""The fault tests' rig: a private Mosquitto behind a fault proxy, gridwatch's own processes
+(`python -m gridwatch ingest`, `python -m gridwatch alerts`) talking to it through the
+proxy, a webhook receiver, and the checks every scenario ends with.
+
+- **Conservation**: every message published is a stored row or a dead letter, none twice
+  (`assert_conserved`). The tables' unique dedupe keys make a second row impossible, so a
+  duplicate could only hide as a missing row elsewhere; counting rows per table against
+  what was published catches both.
+- **Alerts on time**: afterwards a resident who stops showing activity gets their alert at
+  the deadline their device time sets, and each alert change reaches the webhook once
+  (`assert_alert_on_time`, `assert_webhooks_once`).
+
+Durations that make a scenario realistic but slow (a 60 s database outage, a 30 s black
+hole, 100,000 messages) come from GRIDWATCH_FAULT_* variables; the defaults keep the whole
+directory within a few minutes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import psycopg
+from conftest import make_settings, publishing, wait_for
+from ingest_streams import (
+    BAD_EVERY,
+    GridwatchProcess,
+    IngestProcess,
+    accounted,
+    mixed_stream,
+    process_env,
+    wait_until_consuming,
+)
+from psycopg.types.json import Jsonb
+from test_alert_webhooks import Receiver, free_port
+
+from gridwatch.simulators.netfaults import FaultProxy
+from gridwatch.simulators.private_services import PrivateMosquitto
+
+QUIET_S = 15.0  # the watched resident's no_activity threshold in the on-time check
+ON_TIME_S = 5.0  # how late after its deadline an alert may open: a poll, a batch, a step
+
+
+def fault_seconds(name: str, default: float) -> float:
+    """A scenario's duration: GRIDWATCH_FAULT_{name} when set (the full-length run)."""
+    return float(os.environ.get(f"GRIDWATCH_FAULT_{name}", default))
+
+
+class Rig:
+    """One scenario's services: see the module docstring. Close with `close()`."""
+
+    def __init__(self, tmp_path: Path, database_url: str, **settings: object) -> None:
+        self.tmp_path = tmp_path
+        self.database_url = database_url
+        self.broker = PrivateMosquitto(tmp_path / "mosquitto")
+        self.broker.start()
+        self.proxy = FaultProxy("127.0.0.1", self.broker.port).start()
+        self.receiver = Receiver(free_port())
+        self.receiver.status = 200
+        self.receiver.start()
+        self.settings = make_settings(
+            tmp_path,
+            database_url,
+            self.proxy.url("mqtt"),
+            alert_webhooks=(self.receiver.url,),
+            **settings,
+        )
+        self.prefix = self.settings.topic_prefix
+        self.user = self.settings.mqtt_client_id  # the OwnTracks user of mixed_stream()
+        self.env_extra: dict[str, str] = {}
+        self.processes: list[GridwatchProcess] = []
+        # Devices publish to the broker itself: the faults are on gridwatch's side.
+        self._publishing = publishing(self.broker.url)
+        self.publish = next(self._publishing)
+        quiet_district(database_url)
+
+    def env(self) -> dict[str, str]:
+        return process_env(self.settings, **self.env_extra)
+
+    def start_ingest(self, client_id: str | None = None, shared: str | None = None):
+        """An ingest process (the settings' client id unless given)."""
+        client_id = client_id or self.settings.mqtt_client_id
+        log = self.tmp_path / f"ingest-{client_id}.log"
+        worker = IngestProcess(self.env(), client_id, log, shared=shared)
+        self.processes.append(worker)
+        return worker
+
+    def start_alerts(self) -> GridwatchProcess:
+        """`gridwatch alerts`: the engine and its delivery, on the wall clock."""
+        alerts = GridwatchProcess(self.env(), ["alerts"], self.tmp_path / "alerts.log")
+        self.processes.append(alerts)
+        return alerts
+
+    def consuming(self, worker: GridwatchProcess) -> None:
+        """Wait until `worker` stores what is published."""
+        wait_until_consuming(self.database_url, self.prefix, self.publish, worker)
+
+    def stream(self, total: int) -> list[tuple[str, bytes | dict]]:
+        """`total` mixed messages (one in BAD_EVERY bad) to publish."""
+        return mixed_stream(self.prefix, self.user, total)
+
+    def publish_in_background(self, messages, per_s: float) -> threading.Thread:
+        """Publish `messages` at about `per_s` a second from a thread (join it to flush)."""
+
+        def run() -> None:
+            started = time.monotonic()
+            for n, (topic, payload) in enumerate(messages):
+                self.publish(topic, payload)
+                ahead = started + n / per_s - time.monotonic()
+                if ahead > 0:
+                    time.sleep(ahead)
+            self.publish.flush()
+
+        sender = threading.Thread(target=run, name="publisher")
+        sender.start()
+        return sender
+
+    def counts(self) -> tuple[int, int]:
+        """(rows stored, dead letters) of this scenario's stream."""
+        return accounted(self.database_url, self.prefix, self.user)
+
+    def logs(self) -> str:
+        return "\n".join(f"--- {p.log_path.name}\n{p.log()[-3000:]}" for p in self.processes)
+
+    def close(self) -> None:
+        for process in self.processes:
+            process.stop()
+        with contextlib.suppress(Exception):
+            next(self._publishing, None)
+        self.proxy.close()
+        self.broker.stop()
+        self.receiver.stop()
+
+
+@contextlib.contextmanager
+def open_rig(tmp_path: Path, database_url: str, **settings: object) -> Iterator[Rig]:
+    rig = Rig(tmp_path, database_url, **settings)
+    try:
+        yield rig
+    finally:
+        rig.close()
+
+
+def quiet_district(url: str) -> None:
+    """Watch no one for inactivity: the district's homes send no data in these tests and
+    would raise alerts of their own. SOS and falls are still heard from everyone."""
+    with psycopg.connect(url) as conn:
+        conn.execute("UPDATE residents SET living_alone = false")
+
+
+def assert_conserved(rig: Rig, total: int, timeout: float = 60.0) -> None:
+    """Every one of `total` published stream messages stored or dead-lettered, once."""
+    bad = total // BAD_EVERY
+    expected = (total - bad, bad)
+    wait_for(
+        lambda: rig.counts() == expected,
+        timeout,
+        f"{expected[0]} rows and {bad} dead letters (have {rig.counts()})\n{rig.logs()}",
+    )
+    time.sleep(1.0)  # anything still arriving would be a duplicate
+    assert rig.counts() == expected
+    with psycopg.connect(rig.database_url) as conn:
+        reports, events = conn.execute(
+            "SELECT (SELECT count(*) FROM hazard_reports), "
+            "(SELECT count(*) FROM hazard_events WHERE action = 'report')"
+        ).fetchone()
+    assert events == reports, "one 'report' event per hazard"
+
+
+@dataclass(frozen=True)
+class Watched:
+    resident_id: str
+    door: str
+
+
+def watch_one(url: str, quiet_s: float, *, index: int = 0) -> Watched:
+    """Watch one resident (the index-th with a door sensor) for inactivity from now on,
+    alerting after `quiet_s` seconds without a sign of life."""
+    with psycopg.connect(url) as conn:
+        resident, door = conn.execute(
+            "SELECT r.id, d.id FROM residents r JOIN devices d ON d.resident_id = r.id "
+            "WHERE d.id LIKE '%%-door' ORDER BY r.id OFFSET %s LIMIT 1",
+            (index,),
+        ).fetchone()
+        rules = {
+            "no_activity_h": quiet_s / 3600,
+            "disabled": ["morning", "evening", "meter_offline"],
+        }
+        conn.execute(
+            "UPDATE residents SET living_alone = true, rules = %s, "
+            "created_at = now() - interval '1 second' WHERE id = %s",
+            (Jsonb(rules), resident),
+        )
+    return Watched(resident, door)
+
+
+def alert_of(url: str, resident: str, kind: str) -> tuple | None:
+    """(id, since, opened_at) of the resident's alert of `kind`, if there is one."""
+    with psycopg.connect(url) as conn:
+        return conn.execute(
+            "SELECT id, since, opened_at FROM alerts WHERE resident_id = %s AND kind = %s",
+            (resident, kind),
+        ).fetchone()
+
+
+def assert_alert_on_time(rig: Rig, quiet_s: float = QUIET_S, *, index: int = 0) -> None:
+    """A resident's last sign of life now, then nothing: their no_activity alert opens at
+    that sign's device time plus the threshold, not before, at most ON_TIME_S after."""
+    watched = watch_one(rig.database_url, quiet_s, index=index)
+    last = datetime.now(UTC)
+    rig.publish(
+        f"{rig.prefix}/sensor/{watched.door}", {"ts": last.isoformat(), "event": "door_open"}
+    )
+    rig.publish.flush()
+    deadline = last + timedelta(seconds=quiet_s)
+    found = wait_for(
+        lambda: alert_of(rig.database_url, watched.resident_id, "no_activity"),
+        quiet_s + 30,
+        f"the no_activity alert of {watched.resident_id}\n{rig.logs()}",
+    )
+    _id, since, opened_at = found
+    assert since == last, "the quiet is counted from the last sign of life's device time"
+    late = (opened_at - deadline).total_seconds()
+    assert 0 <= late <= ON_TIME_S, f"opened {late:.1f} s after its deadline"
+
+
+def assert_webhooks_once(rig: Rig, timeout: float = 30.0) -> Counter:
+    """Every alert change in the outbox reached the webhook receiver exactly once; returns
+    the deliveries per event id."""
+    with psycopg.connect(rig.database_url) as conn:
+        events = {row[0] for row in conn.execute("SELECT event_id FROM alert_outbox")}
+
+    def delivered() -> Counter:
+        return Counter(body["event_id"] for _headers, body in rig.receiver.accepted())
+
+    wait_for(lambda: set(delivered()) >= events, timeout, f"webhooks of events {sorted(events)}")
+    time.sleep(1.0)  # a second delivery would come now
+    counts = delivered()
+    assert set(counts) == events
+    assert [e for e, n in counts.items() if n > 1] == [], "webhooks sent twice"
+    return counts
