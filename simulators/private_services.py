@@ -138,3 +138,15 @@ class PrivateMosquitto:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+def rss_mb(pid: int) -> float | None:
+    """Resident memory of a process, in MB (Linux /proc); None when it cannot be read."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return None
+    for line in status.splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return None

@@ -74,7 +74,8 @@ class Rig:
         )
         self.prefix = self.settings.topic_prefix
         self.user = self.settings.mqtt_client_id  # the OwnTracks user of mixed_stream()
-        self.env_extra: dict[str, str] = {}
+        # The settings given here reach the processes too; tests may add more.
+        self.env_extra = {name: str(value) for name, value in settings.items()}
         self.processes: list[GridwatchProcess] = []
         # Devices publish to the broker itself: the faults are on gridwatch's side.
         self._publishing = publishing(self.broker.url)
