@@ -211,25 +211,47 @@ def alert_of(url: str, resident: str, kind: str) -> tuple | None:
         ).fetchone()
 
 
-def assert_alert_on_time(rig: Rig, quiet_s: float = QUIET_S, *, index: int = 0) -> None:
-    """A resident's last sign of life now, then nothing: their no_activity alert opens at
-    that sign's device time plus the threshold, not before, at most ON_TIME_S after."""
+@dataclass(frozen=True)
+class Quiet:
+    """A watched resident's last sign of life, and when their alert is due."""
+
+    watched: Watched
+    last: datetime
+    quiet_s: float
+
+    @property
+    def deadline(self) -> datetime:
+        return self.last + timedelta(seconds=self.quiet_s)
+
+
+def last_sign_of_life(rig: Rig, quiet_s: float = QUIET_S, *, index: int = 0) -> Quiet:
+    """Watch a resident with a `quiet_s` threshold and publish their last sign of life now."""
     watched = watch_one(rig.database_url, quiet_s, index=index)
     last = datetime.now(UTC)
-    rig.publish(
-        f"{rig.prefix}/sensor/{watched.door}", {"ts": last.isoformat(), "event": "door_open"}
-    )
+    door = {"ts": last.isoformat(), "event": "door_open"}
+    rig.publish(f"{rig.prefix}/sensor/{watched.door}", door)
     rig.publish.flush()
-    deadline = last + timedelta(seconds=quiet_s)
+    return Quiet(watched, last, quiet_s)
+
+
+def assert_opens_on_time(rig: Rig, quiet: Quiet) -> None:
+    """The quiet resident's no_activity alert opens at the last sign's device time plus the
+    threshold: not before, at most ON_TIME_S after."""
+    resident = quiet.watched.resident_id
     found = wait_for(
-        lambda: alert_of(rig.database_url, watched.resident_id, "no_activity"),
-        quiet_s + 30,
-        f"the no_activity alert of {watched.resident_id}\n{rig.logs()}",
+        lambda: alert_of(rig.database_url, resident, "no_activity"),
+        (quiet.deadline - datetime.now(UTC)).total_seconds() + 30,
+        f"the no_activity alert of {resident}\n{rig.logs()}",
     )
     _id, since, opened_at = found
-    assert since == last, "the quiet is counted from the last sign of life's device time"
-    late = (opened_at - deadline).total_seconds()
+    assert since == quiet.last, "the quiet is counted from the last sign of life's device time"
+    late = (opened_at - quiet.deadline).total_seconds()
     assert 0 <= late <= ON_TIME_S, f"opened {late:.1f} s after its deadline"
+
+
+def assert_alert_on_time(rig: Rig, quiet_s: float = QUIET_S, *, index: int = 0) -> None:
+    """A resident's last sign of life now, then nothing: their alert opens on time."""
+    assert_opens_on_time(rig, last_sign_of_life(rig, quiet_s, index=index))
 
 
 def assert_webhooks_once(rig: Rig, timeout: float = 30.0) -> Counter:
