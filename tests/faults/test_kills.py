@@ -1,0 +1,98 @@
+"""Scenario 3: SIGKILL. The ingest worker killed mid-batch and started again with the same
+client id: what it had not acknowledged comes again and is stored once. The alert process
+killed while its alerts escalate: after a restart every alert has escalated once, and each
+change reached the webhook and the broker once."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+
+import psycopg
+from conftest import count_rows, wait_for
+from harness import assert_alert_on_time, assert_conserved, assert_webhooks_once, open_rig
+from test_alert_service import Subscriber
+
+TOTAL = 3000
+ALERTS = 20
+
+
+def test_ingest_killed_mid_batch(tmp_path, district_database_url):
+    with open_rig(tmp_path, district_database_url) as rig:
+        worker = rig.start_ingest()
+        rig.start_alerts()
+        rig.consuming(worker)
+        sender = rig.publish_in_background(rig.stream(TOTAL), per_s=1500)
+        wait_for(lambda: rig.counts()[0] >= TOTAL // 3, 30, "the first rows")
+        worker.kill()
+        worker = rig.start_ingest()
+        sender.join(60)
+        assert not sender.is_alive()
+        assert_conserved(rig, TOTAL)
+        assert "session resumed" in worker.log()
+        assert_alert_on_time(rig)
+        assert_webhooks_once(rig)
+
+
+def sensors_of(url: str, count: int) -> list[tuple[str, str]]:
+    """(resident, sensor) of `count` residents, one sensor each."""
+    with psycopg.connect(url) as conn:
+        return conn.execute(
+            "SELECT DISTINCT ON (r.id) r.id, d.id FROM residents r "
+            "JOIN devices d ON d.resident_id = r.id AND d.kind = 'sensor' "
+            "ORDER BY r.id, d.id LIMIT %s",
+            (count,),
+        ).fetchall()
+
+
+def levels(url: str) -> dict[str, int]:
+    """How many 'escalated' events the alerts have, per level reached."""
+    with psycopg.connect(url) as conn:
+        rows = conn.execute(
+            "SELECT level, count(*) FROM alert_events WHERE action = 'escalated' GROUP BY level"
+        ).fetchall()
+    return dict(rows)
+
+
+def test_alert_engine_killed_mid_escalation(tmp_path, district_database_url):
+    url = district_database_url
+    with open_rig(tmp_path, url) as rig:
+        worker = rig.start_ingest()
+        alerts = rig.start_alerts()
+        rig.consuming(worker)
+        heard = Subscriber(rig.broker.url, f"{rig.prefix}/alerts/#", f"{rig.prefix}-duty")
+        try:
+            pressed = sensors_of(url, ALERTS)
+            for _resident, sensor in pressed:
+                rig.publish(f"{rig.prefix}/sensor/{sensor}", {"event": "sos", "ts": time.time()})
+            rig.publish.flush()
+            wait_for(lambda: count_rows(url, "alerts") == ALERTS, 30, f"SOS alerts\n{rig.logs()}")
+            # As if opened half an hour ago, less a few seconds: one escalation comes due
+            # every half second over the next ten seconds (the engine rereads open alerts
+            # every 5 s).
+            with psycopg.connect(url) as conn:
+                conn.execute(
+                    "UPDATE alerts a SET opened_at = now() - interval '30 minutes' "
+                    "+ interval '6 seconds' + o.n * interval '0.5 seconds' "
+                    "FROM (SELECT id, row_number() OVER (ORDER BY id) - 1 AS n FROM alerts) o "
+                    "WHERE o.id = a.id"
+                )
+            wait_for(lambda: levels(url).get("community", 0) >= ALERTS // 3, 30, "escalations")
+            alerts.kill()
+            assert 0 < levels(url)["community"] < ALERTS, "killed mid-escalation"
+            rig.start_alerts()
+            wait_for(
+                lambda: levels(url).get("community", 0) == ALERTS,
+                30,
+                f"every alert escalated\n{rig.logs()}",
+            )
+            counts = assert_webhooks_once(rig)
+            assert levels(url) == {"community": ALERTS}, "each escalated once"
+            assert len(counts) == 2 * ALERTS, "an open and an escalation per alert"
+            wait_for(lambda: len(heard.messages) >= 2 * ALERTS, 20, "the alerts on MQTT")
+            time.sleep(1.0)
+            on_mqtt = Counter(payload["event_id"] for _topic, payload in heard.messages)
+            assert set(on_mqtt) == set(counts)
+            assert [e for e, n in on_mqtt.items() if n > 1] == [], "published twice"
+        finally:
+            heard.close()
