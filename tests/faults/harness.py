@@ -26,6 +26,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 from conftest import make_settings, publishing, wait_for
@@ -56,18 +57,28 @@ def fault_seconds(name: str, default: float) -> float:
 class Rig:
     """One scenario's services: see the module docstring. Close with `close()`."""
 
-    def __init__(self, tmp_path: Path, database_url: str, **settings: object) -> None:
+    def __init__(
+        self, tmp_path: Path, database_url: str, *, database_proxy: bool = False, **settings
+    ) -> None:
         self.tmp_path = tmp_path
-        self.database_url = database_url
+        self.database_url = database_url  # the test's own way in, never through a proxy
         self.broker = PrivateMosquitto(tmp_path / "mosquitto")
         self.broker.start()
         self.proxy = FaultProxy("127.0.0.1", self.broker.port).start()
+        # With `database_proxy`, gridwatch reaches PostgreSQL through a proxy of its own.
+        self.db_proxy: FaultProxy | None = None
+        gridwatch_database_url = database_url
+        if database_proxy:
+            parts = urlsplit(database_url)
+            self.db_proxy = FaultProxy(parts.hostname, parts.port).start()
+            netloc = f"{parts.username}@127.0.0.1:{self.db_proxy.port}"
+            gridwatch_database_url = urlunsplit(parts._replace(netloc=netloc))
         self.receiver = Receiver(free_port())
         self.receiver.status = 200
         self.receiver.start()
         self.settings = make_settings(
             tmp_path,
-            database_url,
+            gridwatch_database_url,
             self.proxy.url("mqtt"),
             alert_webhooks=(self.receiver.url,),
             **settings,
@@ -136,13 +147,15 @@ class Rig:
         with contextlib.suppress(Exception):
             next(self._publishing, None)
         self.proxy.close()
+        if self.db_proxy is not None:
+            self.db_proxy.close()
         self.broker.stop()
         self.receiver.stop()
 
 
 @contextlib.contextmanager
-def open_rig(tmp_path: Path, database_url: str, **settings: object) -> Iterator[Rig]:
-    rig = Rig(tmp_path, database_url, **settings)
+def open_rig(tmp_path: Path, database_url: str, **options) -> Iterator[Rig]:
+    rig = Rig(tmp_path, database_url, **options)
     try:
         yield rig
     finally:

@@ -13,17 +13,22 @@ from conftest import count_rows, wait_for
 from harness import assert_alert_on_time, assert_conserved, assert_webhooks_once, open_rig
 from test_alert_service import Subscriber
 
-TOTAL = 3000
+TOTAL = 6000
+HANG_S = 3.0
 ALERTS = 20
 
 
 def test_ingest_killed_mid_batch(tmp_path, district_database_url):
-    with open_rig(tmp_path, district_database_url) as rig:
+    with open_rig(tmp_path, district_database_url, database_proxy=True) as rig:
         worker = rig.start_ingest()
         rig.start_alerts()
         rig.consuming(worker)
-        sender = rig.publish_in_background(rig.stream(TOTAL), per_s=1500)
+        sender = rig.publish_in_background(rig.stream(TOTAL), per_s=1000)
         wait_for(lambda: rig.counts()[0] >= TOTAL // 3, 30, "the first rows")
+        # The database stops answering: the worker's next batch hangs in its write, where
+        # the kill finds it (a kill at a random moment mostly finds the worker waiting).
+        rig.db_proxy.blackhole(HANG_S)
+        time.sleep(1.0)
         worker.kill()
         worker = rig.start_ingest()
         sender.join(60)
