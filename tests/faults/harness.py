@@ -282,3 +282,28 @@ def assert_webhooks_once(rig: Rig, timeout: float = 30.0) -> Counter:
     assert set(counts) == events
     assert [e for e, n in counts.items() if n > 1] == [], "webhooks sent twice"
     return counts
+
+
+def assert_published_once(heard, events: Counter, timeout: float = 30.0) -> None:
+    """Every alert change of `events` (event id: count) was heard on MQTT exactly once by
+    `heard` (a test_alert_service.Subscriber on the broker itself)."""
+
+    def on_mqtt() -> Counter:
+        return Counter(payload["event_id"] for _topic, payload in heard.messages)
+
+    wait_for(lambda: set(on_mqtt()) >= set(events), timeout, "the alert changes on MQTT")
+    time.sleep(1.0)  # a second copy would come now
+    counts = on_mqtt()
+    assert set(counts) == set(events)
+    assert [e for e, n in counts.items() if n > 1] == [], "alert changes published twice"
+
+
+def sensors_of(url: str, count: int) -> list[tuple[str, str]]:
+    """(resident, sensor) of `count` residents, one sensor each."""
+    with psycopg.connect(url) as conn:
+        return conn.execute(
+            "SELECT DISTINCT ON (r.id) r.id, d.id FROM residents r "
+            "JOIN devices d ON d.resident_id = r.id AND d.kind = 'sensor' "
+            "ORDER BY r.id, d.id LIMIT %s",
+            (count,),
+        ).fetchall()

@@ -6,11 +6,17 @@ change reached the webhook and the broker once."""
 from __future__ import annotations
 
 import time
-from collections import Counter
 
 import psycopg
 from conftest import count_rows, wait_for
-from harness import assert_alert_on_time, assert_conserved, assert_webhooks_once, open_rig
+from harness import (
+    assert_alert_on_time,
+    assert_conserved,
+    assert_published_once,
+    assert_webhooks_once,
+    open_rig,
+    sensors_of,
+)
 from test_alert_service import Subscriber
 
 TOTAL = 6000
@@ -37,17 +43,6 @@ def test_ingest_killed_mid_batch(tmp_path, district_database_url):
         assert "session resumed" in worker.log()
         assert_alert_on_time(rig)
         assert_webhooks_once(rig)
-
-
-def sensors_of(url: str, count: int) -> list[tuple[str, str]]:
-    """(resident, sensor) of `count` residents, one sensor each."""
-    with psycopg.connect(url) as conn:
-        return conn.execute(
-            "SELECT DISTINCT ON (r.id) r.id, d.id FROM residents r "
-            "JOIN devices d ON d.resident_id = r.id AND d.kind = 'sensor' "
-            "ORDER BY r.id, d.id LIMIT %s",
-            (count,),
-        ).fetchall()
 
 
 def levels(url: str) -> dict[str, int]:
@@ -94,10 +89,6 @@ def test_alert_engine_killed_mid_escalation(tmp_path, district_database_url):
             counts = assert_webhooks_once(rig)
             assert levels(url) == {"community": ALERTS}, "each escalated once"
             assert len(counts) == 2 * ALERTS, "an open and an escalation per alert"
-            wait_for(lambda: len(heard.messages) >= 2 * ALERTS, 20, "the alerts on MQTT")
-            time.sleep(1.0)
-            on_mqtt = Counter(payload["event_id"] for _topic, payload in heard.messages)
-            assert set(on_mqtt) == set(counts)
-            assert [e for e, n in on_mqtt.items() if n > 1] == [], "published twice"
+            assert_published_once(heard, counts)
         finally:
             heard.close()
