@@ -213,7 +213,7 @@ def publishing(mqtt_url: str) -> Iterator[Callable[[str, bytes | str | dict], No
     """The `publish` fixture's function for the broker at `mqtt_url`, until resumed."""
     import orjson
 
-    from gridwatch.ingest.mqtt import BrokerAddress, publisher
+    from gridwatch.ingest.mqtt import BrokerAddress, broker_acknowledged, publisher
 
     client = publisher(BrokerAddress.from_url(mqtt_url), f"gw-test-pub-{uuid.uuid4().hex[:8]}")
     pending = []
@@ -229,7 +229,7 @@ def publishing(mqtt_url: str) -> Iterator[Callable[[str, bytes | str | dict], No
 
     def flush() -> None:
         for info in pending:
-            wait_for(functools.partial(acknowledged, info), 30, f"the ack of {info.mid}")
+            wait_for(functools.partial(broker_acknowledged, info), 30, f"the ack of {info.mid}")
         pending.clear()
 
     send.flush = flush  # type: ignore[attr-defined]
@@ -237,17 +237,6 @@ def publishing(mqtt_url: str) -> Iterator[Callable[[str, bytes | str | dict], No
     flush()
     client.disconnect()
     client.loop_stop()
-
-
-def acknowledged(info) -> bool:
-    """Whether the broker has acknowledged a QoS 1 message. paho keeps a message published
-    while the connection is down and sends it after reconnecting, yet marks it failed (rc
-    NO_CONN) and raises on every question; it is queued, not failed."""
-    from paho.mqtt.enums import MQTTErrorCode
-
-    if info.rc == MQTTErrorCode.MQTT_ERR_NO_CONN:
-        info.rc = MQTTErrorCode.MQTT_ERR_SUCCESS
-    return info.is_published()
 
 
 def count_rows(url: str, table: str, where: str = "TRUE", params: tuple = ()) -> int:
