@@ -32,7 +32,8 @@ MY_TOPICS = "(topic LIKE %(prefix)s OR topic LIKE %(owntracks)s)"
 
 def mixed_stream(prefix: str, user: str, total: int = TOTAL) -> list[tuple[str, bytes | dict]]:
     """`total` distinct messages of every kind, one in BAD_EVERY of them bad."""
-    base = datetime.now(UTC) - timedelta(hours=3)
+    # One second apart, all in the past: a long stream must not reach into the future.
+    base = datetime.now(UTC) - timedelta(hours=3, seconds=total)
     messages: list[tuple[str, bytes | dict]] = []
     for n in range(total):
         ts = (base + timedelta(seconds=n)).isoformat()

@@ -45,7 +45,7 @@ from test_alert_webhooks import Receiver, free_port
 from gridwatch.simulators.netfaults import FaultProxy
 from gridwatch.simulators.private_services import PrivateMosquitto
 
-QUIET_S = 15.0  # the watched resident's no_activity threshold in the on-time check
+QUIET_S = 10.0  # the watched resident's no_activity threshold in the on-time check
 ON_TIME_S = 5.0  # how late after its deadline an alert may open: a poll, a batch, a step
 
 
