@@ -194,9 +194,9 @@ class Watched:
     door: str
 
 
-def watch_one(url: str, quiet_s: float, *, index: int = 0) -> Watched:
-    """Watch one resident (the index-th with a door sensor) for inactivity from now on,
-    alerting after `quiet_s` seconds without a sign of life."""
+def watch_one(url: str, quiet_s: float, *, index: int = 0, since_s: float = 1.0) -> Watched:
+    """Watch one resident (the index-th with a door sensor) for inactivity from `since_s`
+    seconds ago on, alerting after `quiet_s` seconds without a sign of life."""
     with psycopg.connect(url) as conn:
         resident, door = conn.execute(
             "SELECT r.id, d.id FROM residents r JOIN devices d ON d.resident_id = r.id "
@@ -209,8 +209,8 @@ def watch_one(url: str, quiet_s: float, *, index: int = 0) -> Watched:
         }
         conn.execute(
             "UPDATE residents SET living_alone = true, rules = %s, "
-            "created_at = now() - interval '1 second' WHERE id = %s",
-            (Jsonb(rules), resident),
+            "created_at = now() - %s * interval '1 second' WHERE id = %s",
+            (Jsonb(rules), since_s, resident),
         )
     return Watched(resident, door)
 
