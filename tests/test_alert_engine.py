@@ -72,7 +72,10 @@ class FakeStore:
         return [
             s
             for r, s in self.signals
-            if since < s.at <= until and r <= self.clock and (keys is None or s.key in keys)
+            if since < s.at
+            and (s.at <= until or r <= until)
+            and r <= self.clock
+            and (keys is None or s.key in keys)
         ]
 
     def signals_received_after(self, watermark):
