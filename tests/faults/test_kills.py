@@ -6,6 +6,7 @@ change reached the webhook and the broker once."""
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
 
 import psycopg
 from conftest import count_rows, wait_for
@@ -19,9 +20,12 @@ from harness import (
 )
 from test_alert_service import Subscriber
 
+from gridwatch.store.alert_store import resolve_alert
+
 TOTAL = 6000
 HANG_S = 3.0
 ALERTS = 20
+FULL_REREAD_S = 35.0  # the engine rereads the last two minutes' arrivals every 30 s
 
 
 def test_ingest_killed_mid_batch(tmp_path, district_database_url):
@@ -92,3 +96,36 @@ def test_alert_engine_killed_mid_escalation(tmp_path, district_database_url):
             assert_published_once(heard, counts)
         finally:
             heard.close()
+
+
+def test_alert_engine_killed_after_an_sos_was_resolved(tmp_path, district_database_url):
+    """A person resolves an SOS; the alert process is killed and started again while the
+    press is still among the last minutes' data, and runs past its full re-read (30 s):
+    the press raised one alert, not a second one."""
+    url = district_database_url
+    with open_rig(tmp_path, url) as rig:
+        worker = rig.start_ingest()
+        alerts = rig.start_alerts()
+        rig.consuming(worker)
+        ((_resident, sensor),) = sensors_of(url, 1)
+        rig.publish(f"{rig.prefix}/sensor/{sensor}", {"event": "sos", "ts": time.time()})
+        rig.publish.flush()
+        wait_for(lambda: count_rows(url, "alerts") == 1, 30, f"the SOS alert\n{rig.logs()}")
+        with psycopg.connect(url) as conn:
+            (alert_id,) = conn.execute("SELECT id FROM alerts").fetchone()
+            resolve_alert(
+                conn,
+                alert_id,
+                actor="grid worker",
+                reason="pressed by mistake",
+                checked=True,
+                now=datetime.now(UTC),
+                topic_prefix=rig.prefix,
+                webhooks=rig.settings.alert_webhooks,
+            )
+        time.sleep(2.0)
+        alerts.kill()
+        rig.start_alerts()
+        time.sleep(FULL_REREAD_S)
+        assert count_rows(url, "alerts") == 1, f"the SOS opened again\n{rig.logs()}"
+        assert_webhooks_once(rig)
