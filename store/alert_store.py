@@ -307,7 +307,7 @@ class AlertStore:
         with self.conn.cursor() as cur:
             cur.execute(query, params)
             for source, key, at, received, power, energy, water, event in cur:
-                yield Signal(source, key, at, power, energy, water, event), received
+                yield Signal(source, key, at, power, energy, water, event, received), received
         self.conn.commit()
 
     def latest_received(self) -> datetime | None:
