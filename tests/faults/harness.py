@@ -22,7 +22,7 @@ import os
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -307,3 +307,31 @@ def sensors_of(url: str, count: int) -> list[tuple[str, str]]:
             "ORDER BY r.id, d.id LIMIT %s",
             (count,),
         ).fetchall()
+
+
+def stream_with_fault(
+    rig: Rig, total: int, per_s: float, fault: Callable[[], object], *, at: float = 1 / 3
+) -> None:
+    """Publish `total` stream messages at `per_s` a second and, once a share `at` of them is
+    stored, cause `fault()`; then the common end: a watched resident's last sign of life
+    right after the fault, every message stored or dead-lettered once, the alert on time,
+    each alert change on the webhook once."""
+    sender = rig.publish_in_background(rig.stream(total), per_s=per_s)
+    wait_for(lambda: rig.counts()[0] >= total * at, 30, "the first rows")
+    fault()
+    quiet = last_sign_of_life(rig)  # due while the rest is caught up
+    sender.join(60)
+    assert not sender.is_alive()
+    assert_conserved(rig, total)
+    assert_opens_on_time(rig, quiet)
+    assert_webhooks_once(rig)
+
+
+def kill_mid_batch(rig: Rig, worker: GridwatchProcess, hang_s: float = 3.0) -> None:
+    """SIGKILL an ingest worker in the middle of a batch's write: the database (reached
+    through the rig's proxy) stops answering for `hang_s`, the worker's next batch hangs in
+    its write, and the kill finds it there (at a random moment it mostly finds the worker
+    waiting for messages)."""
+    rig.db_proxy.blackhole(hang_s)
+    time.sleep(1.0)
+    worker.kill()

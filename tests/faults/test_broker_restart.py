@@ -4,16 +4,7 @@ session again and what was queued for it while it was away; nothing lost, nothin
 
 from __future__ import annotations
 
-from conftest import wait_for
-from harness import (
-    assert_conserved,
-    assert_opens_on_time,
-    assert_webhooks_once,
-    last_sign_of_life,
-    open_rig,
-)
-
-TOTAL = 3000
+from harness import open_rig, stream_with_fault
 
 
 def test_broker_restarted_mid_stream(tmp_path, district_database_url):
@@ -21,13 +12,5 @@ def test_broker_restarted_mid_stream(tmp_path, district_database_url):
         worker = rig.start_ingest()
         rig.start_alerts()
         rig.consuming(worker)
-        sender = rig.publish_in_background(rig.stream(TOTAL), per_s=600)
-        wait_for(lambda: rig.counts()[0] >= TOTAL // 4, 30, "the first rows")
-        rig.broker.restart()
-        quiet = last_sign_of_life(rig)  # due while the rest is caught up
-        sender.join(60)
-        assert not sender.is_alive()
-        assert_conserved(rig, TOTAL)
+        stream_with_fault(rig, 3000, 600, rig.broker.restart, at=1 / 4)
         assert "session resumed" in worker.log(), "the worker found its session again"
-        assert_opens_on_time(rig, quiet)
-        assert_webhooks_once(rig)

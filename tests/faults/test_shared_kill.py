@@ -4,44 +4,33 @@ one what it had not acknowledged, the other goes on, and nothing is lost or doub
 
 from __future__ import annotations
 
-import time
-
-from conftest import wait_for
 from harness import (
-    assert_conserved,
-    assert_opens_on_time,
-    assert_webhooks_once,
-    last_sign_of_life,
+    kill_mid_batch,
     open_rig,
+    stream_with_fault,
 )
 
 TOTAL = 4000
-HANG_S = 3.0
 
 
 def test_shared_subscription_worker_killed(tmp_path, district_database_url):
     with open_rig(tmp_path, district_database_url, database_proxy=True) as rig:
-        first = rig.start_ingest(f"{rig.user}-a", shared="pool")
-        second = rig.start_ingest(f"{rig.user}-b", shared="pool")
+        workers = {
+            name: rig.start_ingest(f"{rig.user}-{name}", shared="pool") for name in ("a", "b")
+        }
         rig.start_alerts()
-        rig.consuming(first)
-        sender = rig.publish_in_background(rig.stream(TOTAL), per_s=800)
-        wait_for(lambda: rig.counts()[0] >= TOTAL // 3, 30, "the first rows")
-        # Both hang in a batch's write; the first dies there, the second carries on after.
-        rig.db_proxy.blackhole(HANG_S)
-        time.sleep(1.0)
-        first.kill()
-        first = rig.start_ingest(f"{rig.user}-a", shared="pool")
-        quiet = last_sign_of_life(rig)  # due while the rest is caught up
-        sender.join(60)
-        assert not sender.is_alive()
-        assert_conserved(rig, TOTAL)
-        assert "session resumed" in first.log(), "the restarted one found its session"
-        assert_opens_on_time(rig, quiet)
-        assert_webhooks_once(rig)
-        for worker in (first, second):
+        rig.consuming(workers["a"])
+
+        def kill_and_restart_one() -> None:
+            # Both hang in a batch's write; the first dies there, the second carries on.
+            kill_mid_batch(rig, workers["a"])
+            workers["a"] = rig.start_ingest(f"{rig.user}-a", shared="pool")
+
+        stream_with_fault(rig, TOTAL, 800, kill_and_restart_one)
+        assert "session resumed" in workers["a"].log(), "the restarted one found its session"
+        for worker in workers.values():
             assert worker.stop() == 0
-        stored = [_stored(worker.log()) for worker in (first, second)]
+        stored = [_stored(worker.log()) for worker in workers.values()]
         assert all(stored), f"both took part after the kill: {stored}"
 
 
