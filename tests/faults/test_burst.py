@@ -13,10 +13,12 @@ BURST = int(fault_seconds("BURST", 10_000))
 # the link is throttled to a tenth of that, in bytes of these messages on the wire.
 INGEST_PER_S = 7000
 SLOWED_TO = 0.10
+WINDOW = 1000  # the worker's Receive Maximum here
 
 
 def test_burst_against_a_slowed_consumer(tmp_path, district_database_url):
-    with open_rig(tmp_path, district_database_url) as rig:
+    # A window smaller than the burst: the broker must queue most of it for the worker.
+    with open_rig(tmp_path, district_database_url, mqtt_receive_maximum=WINDOW) as rig:
         worker = rig.start_ingest()
         rig.start_alerts()
         rig.consuming(worker)
