@@ -26,6 +26,7 @@ object:
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import random
@@ -43,12 +44,14 @@ from pathlib import Path
 
 import psycopg
 
+from gridwatch.ingest.mqtt import BrokerAddress, publisher
 from gridwatch.simulators.netfaults import FaultProxy
 from gridwatch.simulators.private_services import PrivateMosquitto, PrivatePostgres, rss_mb
 from gridwatch.store.migrate import migrate
 
 FAULTS = ("broker_restart", "database_stop", "ingest_kill", "broker_blackhole")
 PROGRESS_EVERY_S = 30.0
+PROBE = "PROBE"  # meter id of the messages that show the worker is subscribed; not counted
 SETTLE_S = 180.0  # after the simulator is done, how long the rest may take to be stored
 
 
@@ -82,6 +85,7 @@ class Soak:
         self.broker_proxy = FaultProxy("127.0.0.1", self.broker.port).start()
         self.database_proxy = FaultProxy("127.0.0.1", self.postgres.port).start()
         self.start_ingest()
+        self.wait_until_subscribed()
 
     def env(self, **values: str) -> dict[str, str]:
         inherited = {k: v for k, v in os.environ.items() if not k.startswith("GRIDWATCH_")}
@@ -105,6 +109,26 @@ class Soak:
                 stderr=subprocess.STDOUT,
             )
         self.ingest_starts += 1
+
+    def wait_until_subscribed(self, timeout_s: float = 60.0) -> None:
+        """Publish probes until the worker stores one: what is published before its first
+        subscription has no session to wait in, and would be counted as lost."""
+        client = publisher(BrokerAddress.from_url(self.broker.url), f"{self.prefix}-probe")
+        deadline = time.monotonic() + timeout_s
+        try:
+            for n in itertools.count():
+                probe = {"ts": time.time() - 3600 + n, "power_w": 0}
+                client.publish(f"{self.prefix}/meter/{PROBE}", json.dumps(probe), qos=1)
+                time.sleep(0.5)
+                with psycopg.connect(self.postgres.url) as conn:
+                    query = "SELECT count(*) FROM meter_readings WHERE meter_id = %s"
+                    if conn.execute(query, (PROBE,)).fetchone()[0]:
+                        return
+                if time.monotonic() > deadline:
+                    raise SystemExit(f"the ingest worker stored nothing in {timeout_s:g} s")
+        finally:
+            client.disconnect()
+            client.loop_stop()
 
     def start_simulator(self) -> subprocess.Popen:
         env = self.env(MQTT_URL=self.broker.url)
