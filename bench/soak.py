@@ -304,7 +304,8 @@ def main(argv: list[str] | None = None) -> int:
             "lost": published - c["stored"] - c["dead"],
             "duplicated": c["duplicated"],
             "max_lag_s": round(soak.max_lag_s, 1),
-            "rss_mb_start": round(rss_start or 0, 1),
+            # A run shorter than a minute: the first sample taken.
+            "rss_mb_start": round(rss_start or (soak.rss or [0])[0], 1),
             "rss_mb_end": round(rss_end or 0, 1),
             "rss_mb_max": round(max(soak.rss, default=0), 1),
             "ingest_starts": soak.ingest_starts,
