@@ -14,6 +14,8 @@ import urllib.request
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
+from gridwatch.ingest.mqtt import broker_acknowledged
+
 WEBHOOK_TIMEOUT_S = 5.0
 MAX_BACKOFF = timedelta(minutes=10)
 
@@ -49,18 +51,32 @@ def post_webhook(url: str, outbox_id: int, payload: dict) -> str | None:
     return None if 200 <= status < 300 else f"HTTP {status}"
 
 
-def publish_all(client, rows: list[tuple[int, str, dict]], timeout_s: float = 10.0) -> list[int]:
-    """Publish outbox rows at QoS 1; returns the ids the broker acknowledged in time."""
-    pending = [
-        (outbox_id, client.publish(topic, json.dumps(payload, ensure_ascii=False), qos=1))
-        for outbox_id, topic, payload in rows
-    ]
-    done = []
-    for outbox_id, info in pending:
-        try:
-            info.wait_for_publish(timeout_s)
-        except (RuntimeError, ValueError):
-            continue
-        if info.is_published():
-            done.append(outbox_id)
-    return done
+class MqttHandover:
+    """Outbox rows handed to one paho client and not yet acknowledged by the broker.
+
+    Each row is handed over once per client: paho keeps a QoS 1 message until its PUBACK,
+    across reconnects, and sends it again itself. Handing a row over again because its
+    PUBACK is late (a broker restarting, a dead link) would queue a second copy, and paho
+    would send both once the broker is back.
+    """
+
+    def __init__(self, client) -> None:
+        self.client = client
+        self.pending: dict[int, object] = {}  # outbox id -> paho's MQTTMessageInfo
+
+    def hand_over(self, rows: list[tuple[int, str, dict]]) -> int:
+        """Publish at QoS 1 the rows not already with paho; returns how many were new."""
+        new = 0
+        for outbox_id, topic, payload in rows:
+            if outbox_id not in self.pending:
+                payload_text = json.dumps(payload, ensure_ascii=False)
+                self.pending[outbox_id] = self.client.publish(topic, payload_text, qos=1)
+                new += 1
+        return new
+
+    def acknowledged(self) -> list[int]:
+        """The ids the broker has acknowledged since the last call."""
+        done = [outbox_id for outbox_id, info in self.pending.items() if broker_acknowledged(info)]
+        for outbox_id in done:
+            del self.pending[outbox_id]
+        return done

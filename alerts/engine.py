@@ -92,6 +92,7 @@ class Signal:
     energy_kwh: float | None = None
     water_l: float | None = None
     event: str | None = None
+    received_at: datetime | None = None  # when it reached ingest, where the store knows
 
 
 @dataclass(slots=True)
@@ -199,6 +200,8 @@ class AlertEngine:
         self._homes_read: list[Home] | None = None
         self._last_full_poll = 0.0
         self._baselines_day: date | None = None  # the local day baselines were learned on
+        # When each home's last SOS or fall alert was resolved, by (resident, kind).
+        self._resolved: dict[tuple[str, str], datetime] = {}
 
     # -- loading ------------------------------------------------------------------------------
 
@@ -261,11 +264,11 @@ class AlertEngine:
             # After a load, also those of residents no longer there: they still escalate.
             if alert.resident_id in adopted or not only_these:
                 self._open.setdefault(alert.resident_id, []).append(alert)
-        # Open alerts first: a quiet that raised one is not learned as a night.
+        # Open alerts first: a quiet that raised one is not learned as a night. Resolutions
+        # too: the last day's data holds the presses whose alert a person has resolved, and
+        # they must not open a second alert after a restart.
+        self._resolved = self.store.emergencies_resolved()
         self._absorb(self.store.signals_between(now - HISTORY_WINDOW, now, subset))
-        # Then forget the presses whose alert a person has resolved since: the last day's
-        # data holds them again, and they must not open a second alert after a restart.
-        self._forget_resolved_emergencies(adopted)
 
     def _home_state(
         self, home: Home, baselines: dict[str, Baseline], profiles: dict[str, HomeProfile]
@@ -338,7 +341,7 @@ class AlertEngine:
             self._open.setdefault(alert.resident_id, []).append(alert)
 
     def _forget_resolved_emergencies(self, residents: Iterable[str]) -> None:
-        resolved = self.store.emergencies_resolved()
+        self._resolved = resolved = self.store.emergencies_resolved()
         for resident in residents:
             state = self.homes[resident]
             state.emergencies = [
@@ -346,6 +349,16 @@ class AlertEngine:
                 for kind, at in state.emergencies
                 if at > resolved.get((resident, kind), at - timedelta(seconds=1))
             ]
+
+    def _resolved_already(self, resident: str, signal: Signal, at: datetime) -> bool:
+        """Whether a person has resolved this press's alert: it happened, or came in, no
+        later than the home's last resolution of its kind. Polls read the last minutes'
+        arrivals again, and a press read again must not open a second alert."""
+        resolved = self._resolved.get((resident, signal.event))
+        if resolved is None:
+            return False
+        came = signal.received_at
+        return at <= resolved or (came is not None and came <= resolved)
 
     # -- new data -----------------------------------------------------------------------------
 
@@ -392,6 +405,9 @@ class AlertEngine:
                 if state is None:
                     continue
                 if signal.event in EMERGENCY_KINDS:
+                    resident = state.home.resident_id
+                    if self._resolved_already(resident, signal, at):
+                        continue
                     if (signal.event, at) not in state.emergencies:
                         state.emergencies.append((signal.event, at))
                         self._dirty.add(state.home.resident_id)  # at once, whatever else

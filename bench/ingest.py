@@ -31,7 +31,6 @@ import json
 import math
 import multiprocessing
 import os
-import pwd
 import queue
 import shutil
 import signal
@@ -70,6 +69,7 @@ from gridwatch.ingest.mqtt import (
 from gridwatch.ingest.topics import subscriptions
 from gridwatch.settings import Settings
 from gridwatch.simulators.district import build_sample_district
+from gridwatch.simulators.private_services import PrivateMosquitto
 from gridwatch.simulators.traffic import hazard, patrol_point, points_in
 from gridwatch.store.migrate import migrate
 
@@ -82,15 +82,6 @@ MIX = (("meter", 0.80), ("sensor", 0.08), ("patrol", 0.06), ("owntracks", 0.05),
 SENSOR_EVENTS = ("door_open", "motion", "curtain_open", "curtain_close", "light_on", "light_off")
 VISIT_STATUSES = ("ok", "ok", "ok", "concern", "not_home")
 STALL_S = 30.0  # no progress for this long after the publisher finished: the rest is lost
-
-# What the private broker must not take from deploy/mosquitto.conf: where it listens, who
-# may connect, TLS files, log and data paths. Everything else (the limits) is kept as is.
-_PRIVATE_OVERRIDES = {
-    "listener", "port", "bind_address", "allow_anonymous", "password_file", "acl_file",
-    "cafile", "capath", "certfile", "keyfile", "tls_version", "require_certificate",
-    "persistence_location", "log_dest", "user", "pid_file", "include_dir",
-}  # fmt: skip
-
 
 # -- traffic --------------------------------------------------------------------------------
 
@@ -438,55 +429,14 @@ class Publisher:
 # -- broker ---------------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    """A TCP port nobody listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @contextlib.contextmanager
 def private_broker(config: Path) -> Iterator[tuple[str, str]]:
     """Run Mosquitto with `config`'s limits on a free port of 127.0.0.1; yield (url, notes)."""
     workdir = Path(tempfile.mkdtemp(prefix="gwbench-mosquitto-"))
-    port = free_port()
-    kept = []
-    for line in config.read_text().splitlines():
-        words = line.split()
-        if words and not line.startswith("#") and words[0] not in _PRIVATE_OVERRIDES:
-            kept.append(line)
-    overrides = [
-        f"listener {port} 127.0.0.1",
-        "allow_anonymous true",  # a benchmark on the loopback interface only
-        f"persistence_location {workdir}/",
-        f"log_dest file {workdir}/mosquitto.log",
-        # Run as root, mosquitto switches to its own user, which cannot write the temp dir.
-        f"user {pwd.getpwuid(os.geteuid()).pw_name}",
-    ]
-    (workdir / "mosquitto.conf").write_text("\n".join([*kept, *overrides]) + "\n")
-    # mosquitto from PATH with a configuration written here; no shell.
-    process = subprocess.Popen(  # noqa: S603
-        ["mosquitto", "-c", str(workdir / "mosquitto.conf")],  # noqa: S607
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
     try:
-        deadline = time.monotonic() + 10
-        while True:
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
-                break
-            if process.poll() is not None or time.monotonic() > deadline:
-                log = (workdir / "mosquitto.log").read_text(errors="replace")[-2000:]
-                raise RuntimeError(f"mosquitto did not start:\n{log}")
-            time.sleep(0.05)
-        limits = ", ".join(line for line in kept if line.startswith("max_"))
-        yield f"mqtt://127.0.0.1:{port}", limits
+        with PrivateMosquitto(workdir, config) as broker:
+            yield broker.url, ", ".join(broker.limits)
     finally:
-        process.terminate()
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            process.wait(10)
-        if process.poll() is None:
-            process.kill()
         shutil.rmtree(workdir, ignore_errors=True)
 
 

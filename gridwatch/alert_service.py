@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 
 import psycopg
 
-from gridwatch.alerts.delivery import post_webhook, publish_all, retry_after
+from gridwatch.alerts.delivery import MqttHandover, post_webhook, retry_after
 from gridwatch.alerts.engine import AlertEngine
 from gridwatch.alerts.lifecycle import ESCALATE_AFTER
 from gridwatch.alerts.partition import Partition
@@ -127,15 +127,17 @@ def run_delivery(
     client_id = f"{settings.mqtt_client_id}-alerts"
     if partition is not None and partition.count > 1:
         client_id = f"{client_id}-{partition.index}-of-{partition.count}"
+    handover = None
     while not stop.is_set():
         try:
             if client is None:
                 client = publisher(
                     BrokerAddress.from_url(mqtt_url, settings.mqtt_ca_file), client_id
                 )
+                handover = MqttHandover(client)
             with connect(database_url) as conn:
                 while not stop.is_set():
-                    busy = _deliver_once(conn, client, partition)
+                    busy = _deliver_once(conn, handover, partition)
                     stop.wait(0.05 if busy else 0.5)
         except (psycopg.OperationalError, psycopg.InterfaceError, ServiceUnavailable) as exc:
             log.warning("alert delivery: %s; retrying", first_line(exc))
@@ -145,12 +147,14 @@ def run_delivery(
         client.loop_stop()
 
 
-def _deliver_once(conn: psycopg.Connection, client, partition: Partition | None) -> bool:
+def _deliver_once(
+    conn: psycopg.Connection, handover: MqttHandover, partition: Partition | None
+) -> bool:
     rows = alert_store.unpublished(conn, partition=partition)
-    if rows:
-        done = publish_all(client, rows)
-        if done:
-            alert_store.mark_published(conn, done, datetime.now(UTC))
+    handed = handover.hand_over(rows)
+    done = handover.acknowledged()
+    if done:
+        alert_store.mark_published(conn, done, datetime.now(UTC))
     due = alert_store.due_webhooks(conn, datetime.now(UTC), partition=partition)
     for outbox_id, url, attempts, payload in due:
         error = post_webhook(url, outbox_id, payload)
@@ -165,7 +169,7 @@ def _deliver_once(conn: psycopg.Connection, client, partition: Partition | None)
             error=error,
             next_attempt_at=retry_after(attempts, now),
         )
-    return bool(rows) or bool(due)
+    return bool(handed) or bool(done) or bool(due)
 
 
 def run_alerts(

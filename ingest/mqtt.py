@@ -182,6 +182,20 @@ def probe_protocol(address: BrokerAddress, timeout_s: float = 10.0) -> int:
     return mqtt.MQTTv5
 
 
+def broker_acknowledged(info: mqtt.MQTTMessageInfo) -> bool:
+    """Whether the broker has acknowledged a QoS 1 message handed to paho.
+
+    paho marks a message published while the connection is down as failed (rc NO_CONN) and
+    raises on every question about it, yet keeps it and sends it after reconnecting: it is
+    queued, not failed."""
+    if info.rc == MQTTErrorCode.MQTT_ERR_NO_CONN:
+        info.rc = MQTTErrorCode.MQTT_ERR_SUCCESS
+    try:
+        return info.is_published()
+    except (RuntimeError, ValueError):
+        return False
+
+
 def publisher(address: BrokerAddress, client_id: str = "") -> mqtt.Client:
     """A connected, running publisher for simulators, the demo and benchmarks."""
     protocol = probe_protocol(address)

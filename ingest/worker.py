@@ -7,7 +7,7 @@ transaction, and only then acknowledges them to the broker, in the order they ar
 A crash before the commit leaves them unacknowledged, so the broker delivers them again
 and the dedupe keys store them once.
 
-While the database is away nothing is acknowledged: the batch is retried with backoff,
+While the database is away nothing is acknowledged: the batch is retried every second,
 and the broker stops sending once the unacknowledged window (MQTT 5 Receive Maximum, or
 the broker's max_inflight_messages) is full, which bounds the worker's memory.
 """
@@ -45,6 +45,7 @@ from gridwatch.store.migrate import read_meta
 log = logging.getLogger(__name__)
 
 _MAX_PENDING = 200_000  # received but not yet written; past this the network thread waits
+RETRY_MAX_S = 1.0  # longest wait between two attempts to write a batch
 
 
 @dataclass
@@ -248,8 +249,11 @@ class IngestWorker:
         self.stats.acked += len(mids)
 
     def _write_until_committed(self, messages: list[Message], stop: threading.Event):
-        """Write the batch, retrying with backoff; None if stopped before it could commit."""
-        delay = 0.5
+        """Write the batch, retrying every second at most; None if stopped before it could
+        commit. Not a longer backoff: while the database is away the broker holds the
+        district's messages, and each second of waiting after it is back is a second more
+        of lag on every alert; a refused connection costs next to nothing."""
+        delay = 0.25
         grace_until = None
         while True:
             try:
@@ -279,7 +283,7 @@ class IngestWorker:
                     )
                     return None
             time.sleep(delay)
-            delay = min(delay * 2, 10.0)
+            delay = min(delay * 2, RETRY_MAX_S)
 
     def _open_writer(self) -> BatchWriter:
         conn = connect(self.database_url)

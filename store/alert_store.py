@@ -238,9 +238,11 @@ class AlertStore:
         self, since: datetime, until: datetime, homes: list[Home] | None = None
     ) -> Iterator[Signal]:
         """Everything observed in (since, until], in time order (for a cold start); only
-        these homes' data when given, else the partition's."""
+        these homes' data when given, else the partition's. Also what had arrived by
+        `until` stamped later than it: a device clock ahead of ours, whose signs count as
+        now (the engine caps them); read by device time alone they would never be read."""
         for signal, _received in self._signals(
-            "observed_at > %(since)s AND observed_at <= %(until)s",
+            "observed_at > %(since)s AND (observed_at <= %(until)s OR received_at <= %(until)s)",
             {"since": since, "until": until},
             self._scope(homes),
         ):
@@ -324,7 +326,7 @@ class AlertStore:
         with self.conn.cursor() as cur:
             cur.execute(query, params)
             for source, key, at, received, power, energy, water, event in cur:
-                yield Signal(source, key, at, power, energy, water, event), received
+                yield Signal(source, key, at, power, energy, water, event, received), received
         self.conn.commit()
 
     def latest_received(self) -> datetime | None:

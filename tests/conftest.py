@@ -8,6 +8,7 @@ prefix and client ids, so tests never see each other's rows or messages.
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 import time
@@ -212,7 +213,7 @@ def publishing(mqtt_url: str) -> Iterator[Callable[[str, bytes | str | dict], No
     """The `publish` fixture's function for the broker at `mqtt_url`, until resumed."""
     import orjson
 
-    from gridwatch.ingest.mqtt import BrokerAddress, publisher
+    from gridwatch.ingest.mqtt import BrokerAddress, broker_acknowledged, publisher
 
     client = publisher(BrokerAddress.from_url(mqtt_url), f"gw-test-pub-{uuid.uuid4().hex[:8]}")
     pending = []
@@ -228,8 +229,7 @@ def publishing(mqtt_url: str) -> Iterator[Callable[[str, bytes | str | dict], No
 
     def flush() -> None:
         for info in pending:
-            info.wait_for_publish(30)
-            assert info.is_published()
+            wait_for(functools.partial(broker_acknowledged, info), 30, f"the ack of {info.mid}")
         pending.clear()
 
     send.flush = flush  # type: ignore[attr-defined]

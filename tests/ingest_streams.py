@@ -8,11 +8,19 @@ taken of this test's topics and OwnTracks user only, never of whole tables or wo
 
 from __future__ import annotations
 
+import json
+import os
+import signal
+import subprocess
+import sys
 import uuid
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import psycopg
-from conftest import wait_for
+from conftest import count_rows, wait_for
+
+from gridwatch.settings import Settings
 
 TOTAL = 600
 BAD_EVERY = 10
@@ -22,11 +30,12 @@ MARKER = "SYNC"  # meter ids of caught_up() markers start with this; not counted
 MY_TOPICS = "(topic LIKE %(prefix)s OR topic LIKE %(owntracks)s)"
 
 
-def mixed_stream(prefix: str, user: str) -> list[tuple[str, bytes | dict]]:
-    """TOTAL distinct messages of every kind, one in BAD_EVERY of them bad."""
-    base = datetime.now(UTC) - timedelta(hours=3)
+def mixed_stream(prefix: str, user: str, total: int = TOTAL) -> list[tuple[str, bytes | dict]]:
+    """`total` distinct messages of every kind, one in BAD_EVERY of them bad."""
+    # One second apart, all in the past: a long stream must not reach into the future.
+    base = datetime.now(UTC) - timedelta(hours=3, seconds=total)
     messages: list[tuple[str, bytes | dict]] = []
-    for n in range(TOTAL):
+    for n in range(total):
         ts = (base + timedelta(seconds=n)).isoformat()
         if n % BAD_EVERY == BAD_EVERY - 1:
             messages.append((f"{prefix}/meter/BAD", f'{{"power_w": "n{n}"}}'.encode()))
@@ -56,14 +65,15 @@ def mixed_stream(prefix: str, user: str) -> list[tuple[str, bytes | dict]]:
 
 
 def accounted(url: str, prefix: str, user: str) -> tuple[int, int]:
-    """(rows stored of this test's messages, distinct dead letters of its topics);
+    """(rows stored of this test's messages, distinct dead letters of its topics), the
+    stream's sensors only (a resident's door may speak too);
     (-1, -1) while the server is away."""
     try:
         with psycopg.connect(url, connect_timeout=2) as conn:
             stored = conn.execute(
                 "SELECT (SELECT count(*) FROM meter_readings"
                 "        WHERE meter_id <> %(probe)s AND meter_id NOT LIKE %(marker)s)"
-                " + (SELECT count(*) FROM sensor_events)"
+                " + (SELECT count(*) FROM sensor_events WHERE device_id LIKE 'S-%%')"
                 " + (SELECT count(*) FROM patrol_checkins"
                 "    WHERE source = 'gw' OR worker_id = %(user)s)"
                 " + (SELECT count(*) FROM hazard_reports)",
@@ -95,3 +105,80 @@ def caught_up(url: str, prefix: str, publish, timeout: float = 30.0) -> None:
             return conn.execute(query, (meter_id,)).fetchone()[0] == 1
 
     wait_for(stored, timeout, "the worker to catch up with what was published")
+
+
+class GridwatchProcess:
+    """`python -m gridwatch ARGS…` as a child process, its output appended to a log file."""
+
+    def __init__(self, env: dict[str, str], args: list[str], log_path: Path) -> None:
+        self.log_path = log_path
+        with open(log_path, "ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "gridwatch", *args],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def kill(self) -> None:
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(10)
+
+    def stop(self) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                return self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        return self.process.returncode
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+class IngestProcess(GridwatchProcess):
+    """`python -m gridwatch ingest --client-id ID [--shared NAME]`."""
+
+    def __init__(
+        self, env: dict[str, str], client_id: str, log_path: Path, shared: str | None = None
+    ) -> None:
+        args = ["ingest", "--client-id", client_id]
+        super().__init__(env, [*args, "--shared", shared] if shared else args, log_path)
+
+
+def process_env(settings: Settings, **extra: str) -> dict[str, str]:
+    """The environment of a gridwatch child process with these settings (no other
+    GRIDWATCH_ variable of ours leaks in); `extra`: more GRIDWATCH_ settings by name."""
+    values = {
+        "DATABASE_URL": settings.database_url,
+        "MQTT_URL": settings.mqtt_url,
+        "TOPIC_PREFIX": settings.topic_prefix,
+        "DATA_DIR": str(settings.data_dir),
+        "MQTT_SESSION_EXPIRY_S": str(settings.mqtt_session_expiry_s),
+        "MQTT_CLIENT_ID": settings.mqtt_client_id,
+        "ALERT_WEBHOOKS": json.dumps(list(settings.alert_webhooks)),
+        **{name.upper(): value for name, value in extra.items()},
+    }
+    inherited = {k: v for k, v in os.environ.items() if not k.startswith("GRIDWATCH_")}
+    return {**inherited, **{f"GRIDWATCH_{name}": value for name, value in values.items()}}
+
+
+def wait_until_consuming(url: str, prefix: str, publish, worker: GridwatchProcess) -> None:
+    """Publish probes until one is stored: messages published before a worker's first
+    subscription have no session to wait in, so a test counts only what comes after."""
+    probe_at = datetime.now(UTC) - timedelta(hours=1)
+
+    def probe_stored() -> bool:
+        nonlocal probe_at
+        probe_at += timedelta(seconds=1)
+        publish(f"{prefix}/meter/{PROBE}", {"ts": probe_at.isoformat(), "power_w": 0})
+        publish.flush()
+        assert worker.process.poll() is None, f"gridwatch exited:\n{worker.log()}"
+        return count_rows(url, "meter_readings", "meter_id = %s", (PROBE,)) > 0
+
+    wait_for(probe_stored, timeout=30, what="the worker to subscribe")

@@ -72,7 +72,10 @@ class FakeStore:
         return [
             s
             for r, s in self.signals
-            if since < s.at <= until and r <= self.clock and (keys is None or s.key in keys)
+            if since < s.at
+            and (s.at <= until or r <= until)
+            and r <= self.clock
+            and (keys is None or s.key in keys)
         ]
 
     def signals_received_after(self, watermark):
@@ -375,3 +378,19 @@ def test_meter_baselines_are_learned_again_each_morning_once_the_night_is_in():
     assert not engine.relearn_baselines_if_due(at("18:00", 1))  # once a day
     assert engine.relearn_baselines_if_due(at("06:10", 2))
     assert learned_at == [at("14:00"), at("05:30", 1), at("06:10", 2)]
+
+
+def test_an_sos_resolved_by_a_person_is_not_opened_again_by_a_restarted_engine():
+    # A restarted engine's first poll reads the last two minutes' arrivals again.
+    store = FakeStore([a_home(meter=None, sensors=("S00001-door", "S00001-pendant"))])
+    lit_yesterday(store)
+    store.signals.append((at("14:00"), Signal("sensor", "S00001-pendant", at("13:59"), event=SOS)))
+    engine = started(store, at("14:00"))
+    assert [a.status for a in store.alerts_of(SOS)] == ["open"]
+    store.resolve_by_person(store.alerts_of(SOS)[0].id, at("14:01"), checked=True)
+    engine = started(store, at("14:01"))
+    # The service's loop: a poll and a step each second, the alerts reread every 5 s.
+    store.clock = at("14:01") + timedelta(seconds=1)
+    engine.poll()
+    assert engine.step(store.clock) == []
+    assert [a.status for a in store.alerts_of(SOS)] == ["resolved"]

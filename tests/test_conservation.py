@@ -11,52 +11,27 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import socket
 import subprocess
-import sys
 import threading
 import time
 import uuid
-from datetime import UTC, datetime, timedelta
 
 import orjson
 import pytest
 from conftest import count_rows, make_settings, wait_for
-from ingest_streams import BAD_EVERY, PROBE, TOTAL, accounted, mixed_stream
+from ingest_streams import (
+    BAD_EVERY,
+    TOTAL,
+    IngestProcess,
+    accounted,
+    mixed_stream,
+    process_env,
+    wait_until_consuming,
+)
 
 from gridwatch.ingest.mqtt import BrokerAddress, publisher
 from gridwatch.store.embedded import free_port
-
-
-class IngestProcess:
-    """`python -m gridwatch ingest` as a child process, its output in a log file."""
-
-    def __init__(self, env: dict[str, str], client_id: str, log_path) -> None:
-        self.log_path = log_path
-        with open(log_path, "ab") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "gridwatch", "ingest", "--client-id", client_id],
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-
-    def kill(self) -> None:
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait(10)
-
-    def stop(self) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                return self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                self.kill()
-        return self.process.returncode
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
 
 
 def _listening(port: int) -> bool:
@@ -128,14 +103,7 @@ def test_sigkill_mid_stream_loses_and_doubles_nothing(
     mqtt_url, publish = durable_mqtt_url, durable_publish
     settings = make_settings(tmp_path, database_url, mqtt_url)
     client_id = settings.mqtt_client_id
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("GRIDWATCH_")},
-        "GRIDWATCH_DATABASE_URL": database_url,
-        "GRIDWATCH_MQTT_URL": mqtt_url,
-        "GRIDWATCH_TOPIC_PREFIX": settings.topic_prefix,
-        "GRIDWATCH_DATA_DIR": str(tmp_path / "data"),
-        "GRIDWATCH_MQTT_SESSION_EXPIRY_S": "300",
-    }
+    env = process_env(settings)
     log_path = tmp_path / "ingest.log"
     messages = mixed_stream(settings.topic_prefix, client_id)
     bad = TOTAL // BAD_EVERY
@@ -146,21 +114,7 @@ def test_sigkill_mid_stream_loses_and_doubles_nothing(
 
     worker = IngestProcess(env, client_id, log_path)
     try:
-        # Messages published before the worker's first subscription have no session to wait
-        # in; probe until one arrives, and count only what is published after that.
-        probe_at = datetime.now(UTC) - timedelta(hours=1)
-
-        def probe_stored() -> bool:
-            nonlocal probe_at
-            probe_at += timedelta(seconds=1)
-            publish(
-                f"{settings.topic_prefix}/meter/{PROBE}", {"ts": probe_at.isoformat(), "power_w": 0}
-            )
-            publish.flush()
-            assert worker.process.poll() is None, f"ingest exited:\n{worker.log()}"
-            return count_rows(database_url, "meter_readings", "meter_id = %s", (PROBE,)) > 0
-
-        wait_for(probe_stored, timeout=30, what="the worker to subscribe")
+        wait_until_consuming(database_url, settings.topic_prefix, publish, worker)
 
         killed, restarted, published = threading.Event(), threading.Event(), threading.Event()
 

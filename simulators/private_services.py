@@ -1,0 +1,152 @@
+"""A private Mosquitto and a private PostgreSQL that a test or a bench can stop and start.
+
+Fault tests and benches need servers of their own: one they may restart, kill or starve
+without touching anyone else's. `PrivateMosquitto` runs the broker with the limits of
+`deploy/mosquitto.conf` (the queues and in-flight window gridwatch's delivery relies on) on
+a free port of 127.0.0.1, anonymous, with persistence on in its own directory, so a restart
+keeps the persistent sessions and their queued messages as a production broker does.
+`PrivatePostgres` is the embedded PostgreSQL (`gridwatch.store.embedded`), which keeps its
+port across restarts and runs as an unprivileged user when started as root.
+
+Both are here rather than in `tests/` because `bench/` uses them too (see `netfaults`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+from gridwatch.errors import ServiceUnavailable
+from gridwatch.store.embedded import EmbeddedPostgres, free_port
+
+PrivatePostgres = EmbeddedPostgres  # start(), stop(mode="immediate"), start() on the same port
+
+# The source tree's broker configuration (an editable install or a checkout).
+DEPLOY_CONFIG = Path(__file__).resolve().parent.parent / "deploy" / "mosquitto.conf"
+
+# What a private broker must not take from deploy/mosquitto.conf: where it listens, who may
+# connect, TLS files, log and data paths. Everything else (the limits) is kept as is.
+_PRIVATE_OVERRIDES = {
+    "listener", "port", "bind_address", "allow_anonymous", "password_file", "acl_file",
+    "cafile", "capath", "certfile", "keyfile", "tls_version", "require_certificate",
+    "persistence", "persistence_location", "log_dest", "user", "pid_file", "include_dir",
+}  # fmt: skip
+
+
+def mosquitto_binary() -> str:
+    """Where mosquitto is (it often lives in /usr/sbin, off a user's PATH)."""
+    found = shutil.which("mosquitto", path=f"{os.environ.get('PATH', '')}:/usr/sbin:/sbin")
+    if found is None:
+        raise ServiceUnavailable("mosquitto is not installed (apt install mosquitto)")
+    return found
+
+
+def private_config(config: Path, port: int, workdir: Path) -> tuple[str, list[str]]:
+    """`config`'s text adapted to a private broker on `port` with its data in `workdir`;
+    and the limits it kept (the `max_…` lines)."""
+    kept = []
+    for line in config.read_text().splitlines():
+        words = line.split()
+        if words and not line.startswith("#") and words[0] not in _PRIVATE_OVERRIDES:
+            kept.append(line)
+    overrides = [
+        f"listener {port} 127.0.0.1",
+        "allow_anonymous true",  # loopback only, for tests and benches
+        "persistence true",
+        f"persistence_location {workdir}/",
+        f"log_dest file {workdir}/mosquitto.log",
+        # Run as root, mosquitto switches to its own user, which cannot write the directory.
+        f"user {pwd.getpwuid(os.geteuid()).pw_name}",
+    ]
+    return "\n".join([*kept, *overrides]) + "\n", [k for k in kept if k.startswith("max_")]
+
+
+class PrivateMosquitto:
+    """Mosquitto on a free port with persistence in `workdir`; restartable on the same port."""
+
+    def __init__(self, workdir: Path, config: Path = DEPLOY_CONFIG) -> None:
+        if not config.exists():
+            raise ServiceUnavailable(f"no broker configuration at {config}")
+        self.workdir = Path(workdir)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        text, self.limits = private_config(config, self.port, self.workdir)
+        self.config_path = self.workdir / "mosquitto.conf"
+        self.config_path.write_text(text)
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"mqtt://127.0.0.1:{self.port}"
+
+    @property
+    def log_path(self) -> Path:
+        return self.workdir / "mosquitto.log"
+
+    def start(self, timeout_s: float = 10.0) -> str:
+        """Start the broker and wait until it accepts connections; returns its URL."""
+        # The installed mosquitto with a configuration written here; no shell.
+        self.process = subprocess.Popen(  # noqa: S603
+            [mosquitto_binary(), "-c", str(self.config_path)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + timeout_s
+        while True:
+            with (
+                contextlib.suppress(OSError),
+                socket.create_connection(("127.0.0.1", self.port), 1),
+            ):
+                return self.url
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                tail = (
+                    self.log_path.read_text(errors="replace")[-2000:]
+                    if self.log_path.exists()
+                    else ""
+                )
+                raise ServiceUnavailable(f"mosquitto did not start:\n{tail}")
+            time.sleep(0.05)
+
+    def stop(self, kill: bool = False) -> None:
+        """Stop the broker: SIGTERM (it saves its sessions first) or, with `kill`, SIGKILL
+        (a crash: what came since the last autosave is gone)."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
+        try:
+            self.process.wait(15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(5)
+
+    def restart(self) -> None:
+        """Stop and start again on the same port with the same persistence."""
+        self.stop()
+        self.start()
+
+    def __enter__(self) -> PrivateMosquitto:
+        self.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def rss_mb(pid: int) -> float | None:
+    """Resident memory of a process, in MB (Linux /proc); None when it cannot be read."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return None
+    for line in status.splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return None

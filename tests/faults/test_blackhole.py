@@ -1,0 +1,67 @@
+"""Scenario 4: the network to the broker black-holed (30 s with GRIDWATCH_FAULT_BLACKHOLE_S=30;
+shorter by default): no reset, no FIN, packets just vanish. Keepalives notice it, gridwatch
+reconnects when the link is back and loses nothing; an alert change made meanwhile (a duty
+officer acknowledging) reaches the broker once."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+
+import psycopg
+from conftest import count_rows, wait_for
+from harness import (
+    assert_alert_on_time,
+    assert_conserved,
+    assert_published_once,
+    assert_webhooks_once,
+    fault_seconds,
+    open_rig,
+    sensors_of,
+)
+from test_alert_service import Subscriber
+
+from gridwatch.store.alert_store import acknowledge_alert
+
+HOLE_S = fault_seconds("BLACKHOLE_S", 15)
+KEEPALIVE_S = 5
+PER_S = 100
+
+
+def test_broker_black_holed(tmp_path, district_database_url):
+    url = district_database_url
+    with open_rig(tmp_path, url, mqtt_keepalive_s=KEEPALIVE_S) as rig:
+        worker = rig.start_ingest()
+        rig.start_alerts()
+        rig.consuming(worker)
+        heard = Subscriber(rig.broker.url, f"{rig.prefix}/alerts/#", f"{rig.prefix}-duty")
+        try:
+            ((_resident, sensor),) = sensors_of(url, 1)
+            rig.publish(f"{rig.prefix}/sensor/{sensor}", {"event": "sos", "ts": time.time()})
+            wait_for(lambda: heard.messages, 30, f"the SOS alert on MQTT\n{rig.logs()}")
+
+            total = int(PER_S * (HOLE_S + 10))
+            sender = rig.publish_in_background(rig.stream(total), per_s=PER_S)
+            wait_for(lambda: rig.counts()[0] >= PER_S * 2, 30, "the first rows")
+            rig.proxy.blackhole(HOLE_S)
+            with psycopg.connect(url) as conn:
+                (alert_id,) = conn.execute("SELECT id FROM alerts").fetchone()
+                acknowledge_alert(
+                    conn,
+                    alert_id,
+                    actor="duty officer",
+                    note=None,
+                    now=datetime.now(UTC),
+                    topic_prefix=rig.prefix,
+                    webhooks=rig.settings.alert_webhooks,
+                )
+            sender.join(HOLE_S + 60)
+            assert not sender.is_alive()
+            assert_conserved(rig, total)
+            assert "disconnected from" in worker.log(), "the keepalive noticed the dead link"
+            assert_alert_on_time(rig)
+            counts = assert_webhooks_once(rig)
+            assert count_rows(url, "alert_outbox") == len(counts) == 3  # open, ack, quiet
+            assert_published_once(heard, counts)
+        finally:
+            heard.close()
