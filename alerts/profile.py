@@ -76,12 +76,19 @@ class HomeProfile:
 
     def morning_end(self, rules: Rules, *, rest_day: bool = False) -> time | None:
         """A later end of the morning window for a late riser, on working days or on rest
-        days; None for everyone else. Too few mornings of the kind: all mornings count."""
+        days; None for everyone else. Too few mornings of the kind: all mornings count.
+
+        A home with fewer than MIN_SAMPLES mornings in all is still being learned: its
+        window ends at LATEST_MORNING_END. With the district's default window, the late
+        risers among newly watched homes (one in twenty in the simulated district) each
+        raised a false morning alert on each of their first days; the quiet rule still
+        watches them meanwhile.
+        """
         samples = self.rest_first_activity_s if rest_day else self.first_activity_s
         if len(samples) < MIN_SAMPLES:
             samples = [*self.first_activity_s, *self.rest_first_activity_s]
         if len(samples) < MIN_SAMPLES:
-            return None
+            return LATEST_MORNING_END
         usual = timedelta(seconds=percentile(samples, 0.8)) + MORNING_MARGIN
         default_end = rules.morning[1]
         if usual <= timedelta(hours=default_end.hour, minutes=default_end.minute):

@@ -242,3 +242,16 @@ def publishing(mqtt_url: str) -> Iterator[Callable[[str, bytes | str | dict], No
 def count_rows(url: str, table: str, where: str = "TRUE", params: tuple = ()) -> int:
     with psycopg.connect(url) as conn:
         return conn.execute(f"SELECT count(*) FROM {table} WHERE {where}", params).fetchone()[0]
+
+
+def settled_mornings(url: str, residents: list[str] | None = None) -> None:
+    """Give homes the profile of homes watched for a while: three working-day mornings up at
+    07:00, so the district's default morning window holds for them (a home still being
+    learned has its window end at noon). All residents when none are named."""
+    with psycopg.connect(url) as conn:
+        conn.execute(
+            "INSERT INTO home_profiles (resident_id, first_activity_s) "
+            "SELECT id, ARRAY[25200, 25200, 25200] FROM residents "
+            "WHERE %(all)s OR id = ANY(%(ids)s) ON CONFLICT (resident_id) DO NOTHING",
+            {"all": residents is None, "ids": residents or []},
+        )

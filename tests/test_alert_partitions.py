@@ -30,7 +30,14 @@ from zoneinfo import ZoneInfo
 
 import psycopg
 import pytest
-from conftest import _create_database, _drop_database, count_rows, make_settings, wait_for
+from conftest import (
+    _create_database,
+    _drop_database,
+    count_rows,
+    make_settings,
+    settled_mornings,
+    wait_for,
+)
 from hypothesis import given
 from hypothesis import strategies as st
 from test_alert_engine import FakeStore, a_home, at, lit_yesterday, sensor, started, step_through
@@ -217,6 +224,7 @@ class Site:
                 "WHERE ranked.id = r.id AND ranked.n % 20 = 7"
             )
             mode = read_meta(conn)["mode"]
+        settled_mornings(url)
         self.writer = BatchWriter(psycopg.connect(url), mode=mode, zone=ZONE)
         self.people = psycopg.connect(url)
         self.engine_conns = [psycopg.connect(url) for _ in partitions]

@@ -23,7 +23,7 @@ from zoneinfo import ZoneInfo
 
 import paho.mqtt.client as mqtt
 import psycopg
-from conftest import count_rows, make_settings, wait_for
+from conftest import count_rows, make_settings, settled_mornings, wait_for
 from paho.mqtt.enums import CallbackAPIVersion
 
 from gridwatch.alert_service import make_engine, run_delivery
@@ -239,6 +239,7 @@ def test_a_day_of_two_residents_through_broker_engine_and_delivery(
         return datetime.combine(day + timedelta(days=days), time.fromisoformat(hhmm), zone)
 
     watch_only(url, [a, b], since=local("00:00", -1))
+    settled_mornings(url, [a.id, b.id])
     worker = start_worker(settings)
     sim = Day(settings, publish, worker, [a, b], start=local("00:00"))
     for r in (a, b):
