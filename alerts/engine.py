@@ -410,7 +410,7 @@ class AlertEngine:
                         continue
                     if (signal.event, at) not in state.emergencies:
                         state.emergencies.append((signal.event, at))
-                        self._dirty.add(state.home.resident_id)  # at once, whatever else
+                        self._dirty.add(resident)  # at once, whatever else
                     continue
                 if signal.event in ACTIVITY_EVENTS:
                     self._sign_of_life(state, at, evening=signal.event in EVENING_EVENTS)

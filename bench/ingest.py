@@ -69,7 +69,7 @@ from gridwatch.ingest.mqtt import (
 from gridwatch.ingest.topics import subscriptions
 from gridwatch.settings import Settings
 from gridwatch.simulators.district import build_sample_district
-from gridwatch.simulators.private_services import PrivateMosquitto
+from gridwatch.simulators.private_services import GridwatchProcess, PrivateMosquitto
 from gridwatch.simulators.traffic import hazard, patrol_point, points_in
 from gridwatch.store.migrate import migrate
 
@@ -796,7 +796,7 @@ def start_profiler(worker, output: Path) -> subprocess.Popen:
     spy = shutil.which("py-spy", path=str(Path(sys.executable).parent)) or shutil.which("py-spy")
     if spy is None:
         raise RuntimeError("--profile-worker needs py-spy (pip install py-spy)")
-    command = [spy, "record", "--pid", str(worker.process.pid), "--format", "raw", "--threads",
+    command = [spy, "record", "--pid", str(worker.pid), "--format", "raw", "--threads",
                "--idle", "--nonblocking", "--rate", "200", "--output", str(output)]  # fmt: skip
     # py-spy found next to this interpreter or on PATH, arguments made here; no shell.
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # noqa: S603
@@ -889,41 +889,29 @@ class WorkerProcess:
             "GRIDWATCH_MQTT_CLIENT_ID": client_id,
             "GRIDWATCH_DATA_DIR": str(self._workdir / "data"),
         }
-        with open(self._workdir / "worker.log", "wb") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "gridwatch", "ingest"],
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
+        self.child = GridwatchProcess(env, ["ingest"], self._workdir / "worker.log")
 
     @property
     def pid(self) -> int:
         """The worker's process id."""
-        return self.process.pid
+        return self.child.pid
 
     def describe(self) -> str:
         """How the worker ran, for the report."""
-        return f"subprocess `python -m gridwatch ingest` (pid {self.process.pid})"
+        return f"subprocess `python -m gridwatch ingest` (pid {self.child.pid})"
 
     def check_alive(self) -> None:
         """Raise with the worker's log if it exited."""
-        if self.process.poll() is not None:
+        if self.child.process.poll() is not None:
             raise RuntimeError(f"the ingest worker exited:\n{self.log_tail()}")
 
     def log_tail(self) -> str:
         """The end of the worker's log."""
-        return (self._workdir / "worker.log").read_text(errors="replace")[-3000:]
+        return self.child.log()[-3000:]
 
     def stop(self) -> None:
         """SIGTERM (the worker drains and disconnects), then kill after 30 s."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        self.child.stop()
         shutil.rmtree(self._workdir, ignore_errors=True)
 
 

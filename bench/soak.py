@@ -32,7 +32,6 @@ import os
 import random
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -46,7 +45,12 @@ import psycopg
 
 from gridwatch.ingest.mqtt import BrokerAddress, publisher
 from gridwatch.simulators.netfaults import FaultProxy
-from gridwatch.simulators.private_services import PrivateMosquitto, PrivatePostgres, rss_mb
+from gridwatch.simulators.private_services import (
+    GridwatchProcess,
+    PrivateMosquitto,
+    PrivatePostgres,
+    rss_mb,
+)
 from gridwatch.store.migrate import migrate
 
 FAULTS = ("broker_restart", "database_stop", "ingest_kill", "broker_blackhole")
@@ -68,7 +72,7 @@ class Soak:
         self.postgres = PrivatePostgres(workdir / "pg")
         self.broker_proxy: FaultProxy | None = None
         self.database_proxy: FaultProxy | None = None
-        self.ingest: subprocess.Popen | None = None
+        self.ingest: GridwatchProcess | None = None
         self.ingest_starts = 0
         self.faults: Counter = Counter()
         self.rss: list[float] = []
@@ -100,14 +104,8 @@ class Soak:
     def start_ingest(self) -> None:
         database_url = f"postgresql://postgres@127.0.0.1:{self.database_proxy.port}/gridwatch"
         env = self.env(DATABASE_URL=database_url, MQTT_URL=self.broker_proxy.url("mqtt"))
-        with open(self.workdir / "ingest.log", "ab") as log:
-            # This interpreter running gridwatch with arguments made here; no shell.
-            self.ingest = subprocess.Popen(  # noqa: S603
-                [sys.executable, "-m", "gridwatch", "ingest", "--client-id", self.client_id],
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
+        args = ["ingest", "--client-id", self.client_id]
+        self.ingest = GridwatchProcess(env, args, self.workdir / "ingest.log")
         self.ingest_starts += 1
 
     def wait_until_subscribed(self, timeout_s: float = 60.0) -> None:
@@ -145,12 +143,8 @@ class Soak:
             )
 
     def stop(self) -> None:
-        if self.ingest is not None and self.ingest.poll() is None:
-            self.ingest.send_signal(signal.SIGTERM)
-            try:
-                self.ingest.wait(30)
-            except subprocess.TimeoutExpired:
-                self.ingest.kill()
+        if self.ingest is not None:
+            self.ingest.stop()
         for proxy in (self.broker_proxy, self.database_proxy):
             if proxy is not None:
                 proxy.close()
@@ -177,7 +171,6 @@ class Soak:
                 self.sample_rss()
                 say("fault: ingest worker killed (SIGKILL)")
                 self.ingest.kill()
-                self.ingest.wait(10)
                 stop.wait(self.rng.uniform(1, 3))
                 self.start_ingest()
             else:

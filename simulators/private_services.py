@@ -8,7 +8,10 @@ keeps the persistent sessions and their queued messages as a production broker d
 `PrivatePostgres` is the embedded PostgreSQL (`gridwatch.store.embedded`), which keeps its
 port across restarts and runs as an unprivileged user when started as root.
 
-Both are here rather than in `tests/` because `bench/` uses them too (see `netfaults`).
+`GridwatchProcess` runs a gridwatch command as production runs it, a child process with
+its own environment, for the fault tests and the benches alike.
+
+All are here rather than in `tests/` because `bench/` uses them too (see `netfaults`).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -150,3 +154,39 @@ def rss_mb(pid: int) -> float | None:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return None
+
+
+class GridwatchProcess:
+    """`python -m gridwatch ARGS…` as a child process, its output appended to a log file."""
+
+    def __init__(self, env: dict[str, str], args: list[str], log_path: Path) -> None:
+        self.log_path = log_path
+        with open(log_path, "ab") as log:
+            # This interpreter running gridwatch with arguments made by the caller; no shell.
+            self.process = subprocess.Popen(  # noqa: S603
+                [sys.executable, "-m", "gridwatch", *args],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def kill(self) -> None:
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(10)
+
+    def stop(self) -> int:
+        """SIGTERM (gridwatch drains and disconnects), then SIGKILL after 30 s."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                return self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        return self.process.returncode
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")

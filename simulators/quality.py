@@ -186,16 +186,12 @@ def quality_report(run: QualityRun, zone: ZoneInfo) -> dict:
     # The quiet rules watch residents who live alone; one who lives with others has them to
     # notice a fall, and without a fall detector gridwatch is not meant to (reported apart).
     with_others = {r.resident_id for r in scenario.residents if not r.living_alone}
-    falls = [
-        i
-        for i in scenario.incidents
-        if i.kind == "fall" and (i.detector_id is not None or i.resident_id not in with_others)
-    ]
-    unwatched = sum(
-        1
-        for i in scenario.incidents
-        if i.kind == "fall" and i.detector_id is None and i.resident_id in with_others
-    )
+    falls, unwatched = [], 0
+    for fall in (i for i in scenario.incidents if i.kind == "fall"):
+        if fall.detector_id is None and fall.resident_id in with_others:
+            unwatched += 1
+        else:
+            falls.append(fall)
     sos = [i for i in scenario.incidents if i.kind == "sos"]
     outages = [i for i in scenario.incidents if i.kind == "meter_outage"]
     end = scenario.end

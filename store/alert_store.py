@@ -241,12 +241,11 @@ class AlertStore:
         these homes' data when given, else the partition's. Also what had arrived by
         `until` stamped later than it: a device clock ahead of ours, whose signs count as
         now (the engine caps them); read by device time alone they would never be read."""
-        for signal, _received in self._signals(
+        yield from self._signals(
             "observed_at > %(since)s AND (observed_at <= %(until)s OR received_at <= %(until)s)",
             {"since": since, "until": until},
             self._scope(homes),
-        ):
-            yield signal
+        )
 
     def signals_received_after(self, watermark: datetime) -> tuple[list[Signal], datetime | None]:
         """What arrived after `watermark` (by received_at), in time order, and the newest
@@ -254,9 +253,10 @@ class AlertStore:
         where, params = "received_at > %(w)s", {"w": watermark}
         signals = []
         newest = None
-        for signal, received in self._signals(where, params, self._own, tail=True):
+        for signal in self._signals(where, params, self._own, tail=True):
             signals.append(signal)
             # Checks move no watermark: their arrival is the database's clock, not ingest's.
+            received = signal.received_at
             if signal.source != "check" and (newest is None or received > newest):
                 newest = received
         if self._own is not None:
@@ -326,7 +326,7 @@ class AlertStore:
         with self.conn.cursor() as cur:
             cur.execute(query, params)
             for source, key, at, received, power, energy, water, event in cur:
-                yield Signal(source, key, at, power, energy, water, event, received), received
+                yield Signal(source, key, at, power, energy, water, event, received)
         self.conn.commit()
 
     def latest_received(self) -> datetime | None:

@@ -10,9 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import subprocess
-import sys
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -21,6 +18,7 @@ import psycopg
 from conftest import count_rows, wait_for
 
 from gridwatch.settings import Settings
+from gridwatch.simulators.private_services import GridwatchProcess
 
 TOTAL = 600
 BAD_EVERY = 10
@@ -105,40 +103,6 @@ def caught_up(url: str, prefix: str, publish, timeout: float = 30.0) -> None:
             return conn.execute(query, (meter_id,)).fetchone()[0] == 1
 
     wait_for(stored, timeout, "the worker to catch up with what was published")
-
-
-class GridwatchProcess:
-    """`python -m gridwatch ARGS…` as a child process, its output appended to a log file."""
-
-    def __init__(self, env: dict[str, str], args: list[str], log_path: Path) -> None:
-        self.log_path = log_path
-        with open(log_path, "ab") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "gridwatch", *args],
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-
-    @property
-    def pid(self) -> int:
-        return self.process.pid
-
-    def kill(self) -> None:
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait(10)
-
-    def stop(self) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                return self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                self.kill()
-        return self.process.returncode
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
 
 
 class IngestProcess(GridwatchProcess):

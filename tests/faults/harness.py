@@ -32,7 +32,6 @@ import psycopg
 from conftest import make_settings, publishing, wait_for
 from ingest_streams import (
     BAD_EVERY,
-    GridwatchProcess,
     IngestProcess,
     accounted,
     mixed_stream,
@@ -43,7 +42,7 @@ from psycopg.types.json import Jsonb
 from test_alert_webhooks import Receiver, free_port
 
 from gridwatch.simulators.netfaults import FaultProxy
-from gridwatch.simulators.private_services import PrivateMosquitto
+from gridwatch.simulators.private_services import GridwatchProcess, PrivateMosquitto
 
 QUIET_S = 10.0  # the watched resident's no_activity threshold in the on-time check
 ON_TIME_S = 5.0  # how late after its deadline an alert may open: a poll, a batch, a step
