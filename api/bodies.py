@@ -38,6 +38,8 @@ Name = Annotated[
     AfterValidator(_not_blank),
 ]
 
+CRS_HELP = "wgs84 (default), gcj02 (AMap, Tencent) or bd09 (Baidu); any case, with or without '-'"
+
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
@@ -88,7 +90,7 @@ class CheckinBody(BaseModel):
     lat: float = Field(ge=-90, le=90)
     lon: float = Field(ge=-180, le=180)
     accuracy_m: float | None = Field(default=None, ge=0)
-    crs: str | None = Field(default="wgs84", description="wgs84 or gcj02")
+    crs: str | None = Field(default="wgs84", description=CRS_HELP)
     kind: str | None = Field(default="patrol", description="patrol or visit")
     resident_id: str | None = Field(default=None, description="required for a visit")
     status: str | None = Field(default=None, description="ok, concern or not_home")
@@ -104,7 +106,7 @@ class HazardBody(BaseModel):
     ts: str | float | None = None
     lat: float = Field(ge=-90, le=90)
     lon: float = Field(ge=-180, le=180)
-    crs: str | None = "wgs84"
+    crs: str | None = Field(default="wgs84", description=CRS_HELP)
     category: str = Field(
         description="structural, fire, electrical, gas, road, flood, sanitation or other"
     )

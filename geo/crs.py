@@ -1,8 +1,11 @@
-"""The one place coordinates are converted between WGS-84 and GCJ-02 (China's "Mars" datum).
+"""The one place coordinates are converted between WGS-84, GCJ-02 and BD-09.
 
-Everything entering gridwatch is turned into WGS-84 here; nothing else knows GCJ-02 exists,
-except the map layer that converts back for GCJ-02 tiles. The GCJ-02 offset is the public
-algorithm (Krasovsky ellipsoid constants) shared by eviltransform and coordtransform.
+GCJ-02 (China's "Mars" datum) is what AMap, Tencent and every map published in China use;
+BD-09 is Baidu's further offset of GCJ-02. Everything entering gridwatch is turned into
+WGS-84 here; nothing else knows the other two exist, except the map layer that converts back
+for GCJ-02 tiles. The offsets are the public algorithms (Krasovsky ellipsoid constants)
+shared by eviltransform and coordtransform; each inverse iterates its forward transform to
+1e-9 degrees instead of the one-step approximation those libraries give, which is metres off.
 """
 
 from __future__ import annotations
@@ -23,7 +26,38 @@ _EE = 0.00669342162296594323  # Krasovsky 1940 first eccentricity squared
 _INVERSE_TOLERANCE_DEG = 1e-9
 _INVERSE_MAX_STEPS = 30
 
-SUPPORTED_CRS = ("wgs84", "gcj02")
+SUPPORTED_CRS = ("wgs84", "gcj02", "bd09")
+
+# The spellings apps and files use for each system, compared after lowercasing and dropping
+# "-", "_", " " and ":" (so "WGS-84", "wgs_84", "EPSG:4326" and "BD-09" all match).
+_CRS_SPELLINGS = {
+    "wgs84": "wgs84",
+    "epsg4326": "wgs84",
+    "gps": "wgs84",
+    "gcj02": "gcj02",
+    "gcj": "gcj02",
+    "mars": "gcj02",
+    "bd09": "bd09",
+    "bd09ll": "bd09",
+    "baidu": "bd09",
+}
+
+_BD_X_PI = math.pi * 3000.0 / 180.0  # the published BD-09 constant
+
+
+def normalize_crs(name: str) -> str:
+    """The canonical name ("wgs84", "gcj02", "bd09") of a spelling such as "GCJ-02" or "WGS84".
+
+    Raises ValueError naming the spellings understood.
+    """
+    key = "".join(ch for ch in name.lower() if ch not in "-_ :")
+    try:
+        return _CRS_SPELLINGS[key]
+    except KeyError:
+        raise ValueError(
+            f"unknown coordinate system {name[:40]!r}: expected wgs84, gcj02 or bd09 "
+            f"(any case, with or without '-')"
+        ) from None
 
 
 def out_of_china(lon: npt.ArrayLike, lat: npt.ArrayLike) -> npt.NDArray[np.bool_]:
@@ -129,17 +163,86 @@ def gcj02_to_wgs84(lon, lat):
     return _apply(_gcj02_to_wgs84_array, lon, lat, _gcj02_to_wgs84_point)
 
 
+def _gcj02_to_bd09_point(lon: float, lat: float, m=math) -> tuple[float, float]:
+    """Baidu's offset of a GCJ-02 point; `m` is math for one point or numpy for arrays."""
+    z = m.sqrt(lon * lon + lat * lat) + 0.00002 * m.sin(lat * _BD_X_PI)
+    theta = m.arctan2(lat, lon) if m is np else m.atan2(lat, lon)
+    theta = theta + 0.000003 * m.cos(lon * _BD_X_PI)
+    return z * m.cos(theta) + 0.0065, z * m.sin(theta) + 0.006
+
+
+def _bd09_to_gcj02_point(lon: float, lat: float, m=math) -> tuple[float, float]:
+    # Start from the published one-step inverse, then iterate the forward transform.
+    x, y = lon - 0.0065, lat - 0.006
+    z = m.sqrt(x * x + y * y) - 0.00002 * m.sin(y * _BD_X_PI)
+    theta = (m.arctan2(y, x) if m is np else m.atan2(y, x)) - 0.000003 * m.cos(x * _BD_X_PI)
+    glon, glat = z * m.cos(theta), z * m.sin(theta)
+    for _ in range(_INVERSE_MAX_STEPS):
+        blon, blat = _gcj02_to_bd09_point(glon, glat, m)
+        err_lon, err_lat = blon - lon, blat - lat
+        glon = glon - err_lon
+        glat = glat - err_lat
+        worst = m.fmax(abs(err_lon), abs(err_lat)) if m is np else max(abs(err_lon), abs(err_lat))
+        if not np.any(worst > _INVERSE_TOLERANCE_DEG):  # NaN never counts as unconverged
+            break
+    return glon, glat
+
+
+def _bd09_to_wgs84_array(lon: FloatArray, lat: FloatArray) -> tuple[FloatArray, FloatArray]:
+    return _gcj02_to_wgs84_array(*_bd09_to_gcj02_point(lon, lat, np))
+
+
+def _bd09_to_wgs84_point(lon: float, lat: float) -> tuple[float, float]:
+    return _gcj02_to_wgs84_point(*_bd09_to_gcj02_point(lon, lat))
+
+
+def _wgs84_to_bd09_array(lon: FloatArray, lat: FloatArray) -> tuple[FloatArray, FloatArray]:
+    return _gcj02_to_bd09_point(*_wgs84_to_gcj02_array(lon, lat), np)
+
+
+def _wgs84_to_bd09_point(lon: float, lat: float) -> tuple[float, float]:
+    return _gcj02_to_bd09_point(*_wgs84_to_gcj02_point(lon, lat))
+
+
+@overload
+def gcj02_to_bd09(lon: float, lat: float) -> tuple[float, float]: ...
+@overload
+def gcj02_to_bd09(lon: npt.ArrayLike, lat: npt.ArrayLike) -> tuple[FloatArray, FloatArray]: ...
+def gcj02_to_bd09(lon, lat):
+    """Convert GCJ-02 lon/lat to Baidu's BD-09."""
+    return _apply(lambda x, y: _gcj02_to_bd09_point(x, y, np), lon, lat, _gcj02_to_bd09_point)
+
+
+@overload
+def bd09_to_gcj02(lon: float, lat: float) -> tuple[float, float]: ...
+@overload
+def bd09_to_gcj02(lon: npt.ArrayLike, lat: npt.ArrayLike) -> tuple[FloatArray, FloatArray]: ...
+def bd09_to_gcj02(lon, lat):
+    """Convert BD-09 lon/lat to GCJ-02 exactly (to < 1e-9 degrees)."""
+    return _apply(lambda x, y: _bd09_to_gcj02_point(x, y, np), lon, lat, _bd09_to_gcj02_point)
+
+
+@overload
+def wgs84_to_bd09(lon: float, lat: float) -> tuple[float, float]: ...
+@overload
+def wgs84_to_bd09(lon: npt.ArrayLike, lat: npt.ArrayLike) -> tuple[FloatArray, FloatArray]: ...
+def wgs84_to_bd09(lon, lat):
+    """Convert WGS-84 lon/lat to BD-09 (through GCJ-02)."""
+    return _apply(_wgs84_to_bd09_array, lon, lat, _wgs84_to_bd09_point)
+
+
 @overload
 def to_wgs84(lon: float, lat: float, crs: str) -> tuple[float, float]: ...
 @overload
 def to_wgs84(lon: npt.ArrayLike, lat: npt.ArrayLike, crs: str) -> tuple[FloatArray, FloatArray]: ...
 def to_wgs84(lon, lat, crs):
-    """Convert lon/lat given in `crs` ("wgs84" or "gcj02") to WGS-84."""
-    if crs == "wgs84":
-        return _apply(lambda x, y: (x, y), lon, lat, lambda x, y: (x, y))
+    """Convert lon/lat given in `crs` (any spelling `normalize_crs` reads) to WGS-84."""
+    crs = normalize_crs(crs)
     if crs == "gcj02":
         return gcj02_to_wgs84(lon, lat)
-    raise ValueError(f"unknown coordinate system {crs!r}: expected one of {SUPPORTED_CRS}")
+    if crs == "bd09":
+        return _apply(_bd09_to_wgs84_array, lon, lat, _bd09_to_wgs84_point)
+    return _apply(lambda x, y: (x, y), lon, lat, lambda x, y: (x, y))
 
 
 def _apply(convert, lon, lat, convert_point):

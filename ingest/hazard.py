@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from urllib.parse import urlsplit
 
-from gridwatch.geo.crs import to_wgs84
 from gridwatch.ingest.payload import (
     InvalidPayload,
     ParseContext,
@@ -16,9 +15,9 @@ from gridwatch.ingest.payload import (
     decode_object,
     quoted,
     read_choice,
-    read_position,
     read_text,
     read_ts,
+    read_wgs84_position,
     unsafe_character,
 )
 
@@ -27,7 +26,6 @@ CATEGORIES = frozenset(
     {"structural", "fire", "electrical", "gas", "road", "flood", "sanitation", "other"}
 )
 SEVERITIES = frozenset({"low", "medium", "high", "critical"})
-CRS = frozenset({"wgs84", "gcj02"})
 MAX_PHOTOS = 20
 # The spellings of a UUID: 8-4-4-4-12 or 32 hex digits, in braces or as a URN.
 _UUID = re.compile(
@@ -63,9 +61,7 @@ def hazard_from_dict(reporter_id: str, data: dict, ctx: ParseContext) -> HazardR
     if not _UUID.fullmatch(raw_id):
         raise InvalidPayload(f"id {quoted(raw_id)} is not a UUID")
     report_id = uuid.UUID(raw_id)
-    lon, lat = read_position(data)
-    if read_choice(data, "crs", CRS, default="wgs84") != "wgs84":
-        lon, lat = to_wgs84(lon, lat, "gcj02")
+    lon, lat = read_wgs84_position(data)
     return HazardReport(
         id=report_id,
         reporter_id=reporter_id,

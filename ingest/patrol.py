@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from gridwatch.geo.crs import to_wgs84
 from gridwatch.ingest.payload import (
     InvalidPayload,
     ParseContext,
@@ -13,13 +12,12 @@ from gridwatch.ingest.payload import (
     decode_object,
     read_choice,
     read_number,
-    read_position,
     read_text,
     read_ts,
+    read_wgs84_position,
 )
 
 KIND = "patrol"
-CRS = frozenset({"wgs84", "gcj02"})
 KINDS = frozenset({"patrol", "visit"})
 STATUSES = frozenset({"ok", "concern", "not_home"})
 
@@ -50,9 +48,7 @@ def parse(worker_id: str, payload: bytes, ctx: ParseContext) -> PatrolCheckin:
 
 def checkin_from_dict(worker_id: str, data: dict, ctx: ParseContext) -> PatrolCheckin:
     """Validate an already decoded check-in (shared by MQTT and HTTP)."""
-    lon, lat = read_position(data)
-    if read_choice(data, "crs", CRS, default="wgs84") != "wgs84":
-        lon, lat = to_wgs84(lon, lat, "gcj02")
+    lon, lat = read_wgs84_position(data)
     kind = read_choice(data, "kind", KINDS, default="patrol")
     resident_id = read_text(data, "resident_id", max_length=128)
     status = None if data.get("status") is None else read_choice(data, "status", STATUSES)

@@ -15,6 +15,8 @@ from zoneinfo import ZoneInfo
 
 import orjson
 
+from gridwatch.geo.crs import normalize_crs, to_wgs84
+
 # Before this a device clock is surely wrong (an unset RTC says 1970).
 EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 _EARLIEST_EPOCH = EARLIEST.timestamp()
@@ -188,6 +190,24 @@ def read_position(data: dict[str, Any], lat_field: str = "lat", lon_field: str =
     lat = read_number(data, lat_field, required=True, low=-90.0, high=90.0)
     lon = read_number(data, lon_field, required=True, low=-180.0, high=180.0)
     return lon, lat
+
+
+def read_wgs84_position(data: dict[str, Any]) -> tuple[float, float]:
+    """(lon, lat) in WGS-84 from `lat`, `lon` and `crs` (wgs84 by default, gcj02, bd09 in
+    any of the spellings apps use: "WGS84", "GCJ-02", "bd09ll", …)."""
+    lon, lat = read_position(data)
+    raw = data.get("crs")
+    if raw is None:
+        return lon, lat
+    if not isinstance(raw, str):
+        raise InvalidPayload(f"crs must be text, got {json_type(raw)}")
+    try:
+        crs = normalize_crs(raw)
+    except ValueError:
+        raise InvalidPayload(
+            f"unknown crs {quoted(raw, 40)}: expected wgs84, gcj02 or bd09 (any case, '-' allowed)"
+        ) from None
+    return to_wgs84(lon, lat, crs) if crs != "wgs84" else (lon, lat)
 
 
 def check_source_id(source_id: str, what: str) -> str:

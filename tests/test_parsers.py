@@ -20,7 +20,7 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from gridwatch.geo.crs import wgs84_to_gcj02
+from gridwatch.geo.crs import to_wgs84, wgs84_to_gcj02
 from gridwatch.ingest import hazard, meter, owntracks, patrol, sensor
 from gridwatch.ingest.hazard import hazard_from_dict
 from gridwatch.ingest.patrol import checkin_from_dict
@@ -496,3 +496,27 @@ def _matches(topic_filter: str, topic: str) -> bool:
     return len(wanted) == len(levels) and all(
         w in ("+", lv) for w, lv in zip(wanted, levels, strict=True)
     )
+
+
+@pytest.mark.parametrize(
+    ("spelling", "convert"),
+    [
+        ("WGS84", lambda lon, lat: (lon, lat)),
+        ("wgs-84", lambda lon, lat: (lon, lat)),
+        ("GCJ02", lambda lon, lat: to_wgs84(lon, lat, "gcj02")),
+        ("GCJ-02", lambda lon, lat: to_wgs84(lon, lat, "gcj02")),
+        ("bd09", lambda lon, lat: to_wgs84(lon, lat, "bd09")),
+        ("BD-09", lambda lon, lat: to_wgs84(lon, lat, "bd09")),
+    ],
+)
+@pytest.mark.parametrize("kind", ["patrol", "hazard"])
+def test_crs_in_the_spellings_apps_use_is_converted_once(kind, spelling, convert):
+    fields = VALID[kind] | {"crs": spelling}
+    parsed = parse_or_refuse(TOPIC_OF[kind], orjson.dumps(fields))
+    assert (parsed.lon, parsed.lat) == pytest.approx(convert(109.9, 40.65), abs=1e-12)
+
+
+@pytest.mark.parametrize("crs", ["utm", 4326, "gcj03"])
+def test_an_unknown_crs_is_refused_with_the_spellings_understood(crs):
+    with pytest.raises(InvalidPayload, match="crs"):
+        ROUTER.parse(TOPIC_OF["patrol"], orjson.dumps(VALID["patrol"] | {"crs": crs}), context())
