@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import pyogrio
 import pyogrio.errors
+import pyproj.exceptions
 import shapely
 from pyproj import CRS
 from shapely.geometry import MultiPolygon, Polygon
@@ -21,12 +22,16 @@ from shapely.geometry.base import BaseGeometry
 
 from gridwatch.encodings import redecode
 from gridwatch.errors import InputFileError
+from gridwatch.geo.crs import normalize_crs, out_of_china, to_wgs84
 
 LEVELS = ("district", "street", "community", "grid")
 """The hierarchy from top to bottom: 区, 街道, 社区, 网格."""
 
 # Level values as they appear in Chinese source files.
 LEVEL_ALIASES = {"区": "district", "街道": "street", "社区": "community", "网格": "grid"}
+
+# Fields read as each feature's level when neither a level nor a level field is given.
+LEVEL_FIELDS = ("level", "层级", "级别")
 
 MAX_LISTED_PROBLEMS = 20
 
@@ -53,18 +58,22 @@ def read_grid_file(
     parent_field: str | None = None,
     level_field: str | None = None,
     layer: str | None = None,
+    source_crs: str | None = None,
 ) -> list[GridFeature]:
     """Read polygons from any GDAL vector file, reprojected to WGS-84 and repaired.
 
-    Raises InputFileError naming the file and each bad feature (numbered from 1).
+    With neither `level` nor `level_field`, a field named in LEVEL_FIELDS gives each
+    feature's level, and a file without one is all grids. Raises InputFileError naming the
+    file and each bad feature (numbered from 1).
     """
     if level is not None and level not in LEVELS:
         raise ValueError(f"unknown level {level!r}: expected one of {', '.join(LEVELS)}")
-    if level is None and level_field is None:
-        raise ValueError("give either a level or a level_field")
     path = Path(path)
     label = path.name
     frame = _read_frame(path, label, layer)
+    if level is None and level_field is None:
+        level_field = next((str(c) for c in frame.columns if str(c).lower() in LEVEL_FIELDS), None)
+        level = None if level_field else "grid"
 
     fields = {
         "code": code_field,
@@ -73,7 +82,7 @@ def read_grid_file(
         "level": level_field,
     }
     columns = _resolve_fields(label, frame, fields)
-    geometries = _to_wgs84(label, frame)
+    geometries = _to_wgs84(label, frame, source_crs)
 
     problems: list[str] = []
     features: list[GridFeature] = []
@@ -284,20 +293,64 @@ def _resolve_fields(
     return resolved
 
 
-def _to_wgs84(label: str, frame: gpd.GeoDataFrame) -> list[BaseGeometry | None]:
-    """Geometries in WGS-84 lon/lat; a file without a CRS passes only if it already looks so."""
+def _to_wgs84(
+    label: str, frame: gpd.GeoDataFrame, source_crs: str | None = None
+) -> list[BaseGeometry | None]:
+    """Geometries in WGS-84 lon/lat.
+
+    `source_crs` says what the coordinates are, overriding or supplying the file's own CRS:
+    "gcj02" or "bd09" (lon/lat drawn on AMap/Tencent or Baidu basemaps, converted exactly),
+    "wgs84", or anything pyproj reads ("EPSG:4547"). Without it, a file with no CRS passes
+    only when its coordinates are longitude/latitude inside China.
+    """
     series = frame.geometry
-    if series.crs is None:
+    datum = _china_datum(source_crs)
+    if datum is not None:
+        series = series.set_crs(_WGS84, allow_override=True)
+        if datum != "wgs84":
+            series = gpd.GeoSeries(
+                shapely.transform(
+                    series.values, lambda xy: np.column_stack(to_wgs84(xy[:, 0], xy[:, 1], datum))
+                ),
+                crs=_WGS84,
+            )
+    elif source_crs is not None:
+        try:
+            crs = CRS.from_user_input(source_crs)
+        except pyproj.exceptions.CRSError as exc:
+            raise InputFileError(
+                f"{label}: --source-crs {source_crs!r} is not a coordinate system ({exc}); "
+                f"give gcj02, bd09, wgs84 or an EPSG code such as EPSG:4547"
+            ) from None
+        series = series.set_crs(crs, allow_override=True)
+    elif series.crs is None:
         xmin, ymin, xmax, ymax = _bounds(series.values)
         if not (-180 <= xmin <= xmax <= 180 and -90 <= ymin <= ymax <= 90):
             raise InputFileError(
                 f"{label}: the file has no coordinate reference system (no .prj?) and its "
                 f"coordinates (x {xmin:.6g}…{xmax:.6g}, y {ymin:.6g}…{ymax:.6g}) are not "
-                f"longitude/latitude; add the CRS to the file or export it in WGS-84"
+                f"longitude/latitude; give --source-crs EPSG:NNNN (the code of its projection), "
+                f"add the CRS to the file or export it in WGS-84"
             )
-    elif not series.crs.equals(_WGS84):
+        if out_of_china([xmin, xmax], [ymin, ymax]).any():
+            raise InputFileError(
+                f"{label}: the file has no coordinate reference system (no .prj?) and its "
+                f"coordinates (x {xmin:.6g}…{xmax:.6g}, y {ymin:.6g}…{ymax:.6g}) lie outside "
+                f"China; give --source-crs (wgs84, gcj02, bd09 or EPSG:NNNN) to say what they are"
+            )
+    if series.crs is not None and not series.crs.equals(_WGS84):
         series = series.to_crs(_WGS84)
     return list(series.values)
+
+
+def _china_datum(source_crs: str | None) -> str | None:
+    """ "wgs84", "gcj02" or "bd09" when `source_crs` names one of them, else None."""
+    if source_crs is None:
+        return None
+    try:
+        return normalize_crs(source_crs)
+    except ValueError:
+        return None
 
 
 def _bounds(geometries: Iterable[BaseGeometry | None]) -> tuple[float, float, float, float]:

@@ -112,17 +112,37 @@ def build_parser() -> argparse.ArgumentParser:
         parents=[common],
         help="import polygons from any GDAL vector file (GeoJSON, Shapefile, GeoPackage, ...)",
     )
-    grid_import.add_argument("file", type=Path)
+    grid_import.add_argument("file", type=Path, help="the vector file to read")
     grid_import.add_argument(
-        "--level", default="grid", choices=["district", "street", "community", "grid"]
+        "--level",
+        choices=["district", "street", "community", "grid"],
+        help="level of every feature (default: each feature's 'level' field when the file has "
+        "one — values district/street/community/grid or 区/街道/社区/网格 — else grid)",
     )
-    grid_import.add_argument("--code-field", default="code")
-    grid_import.add_argument("--name-field", default="name")
     grid_import.add_argument(
-        "--parent-field", help="field holding the parent's code (default: spatial containment)"
+        "--level-field", help="field holding each feature's level (default: 'level' if present)"
     )
-    grid_import.add_argument("--level-field", help="field holding each feature's level")
-    grid_import.add_argument("--layer", help="layer of a multi-layer file (GeoPackage)")
+    grid_import.add_argument(
+        "--code-field", default="code", help="field holding each feature's code (default: code)"
+    )
+    grid_import.add_argument(
+        "--name-field", default="name", help="field holding each feature's name (default: name)"
+    )
+    grid_import.add_argument(
+        "--parent-field",
+        help="field holding the parent's code (default: the polygon of the level above that "
+        "contains the feature)",
+    )
+    grid_import.add_argument(
+        "--source-crs",
+        metavar="CRS",
+        help="what the file's coordinates are, overriding or supplying its own CRS (.prj): "
+        "gcj02 for files drawn on AMap/Tencent basemaps, bd09 for Baidu, wgs84, or EPSG:NNNN "
+        "(default: the file's CRS)",
+    )
+    grid_import.add_argument(
+        "--layer", help="layer of a multi-layer file such as a GeoPackage (default: the first)"
+    )
     grid_import.set_defaults(run=run_grids_import)
 
     residents = commands.add_parser("residents", help="residents and their devices")
@@ -291,7 +311,15 @@ def _import_file(
 def run_grids_import(settings: Settings, args: argparse.Namespace) -> int:
     from gridwatch.imports import import_grid_file
 
-    options = ("level", "code_field", "name_field", "parent_field", "level_field", "layer")
+    options = (
+        "level",
+        "code_field",
+        "name_field",
+        "parent_field",
+        "level_field",
+        "layer",
+        "source_crs",
+    )
     importer = functools.partial(import_grid_file, **{o: getattr(args, o) for o in options})
     return _import_file(
         settings,

@@ -37,12 +37,14 @@ def import_grid_file(
     parent_field: str | None = None,
     level_field: str | None = None,
     layer: str | None = None,
+    source_crs: str | None = None,
     progress: ProgressFn | None = None,
 ) -> ImportResult:
     """Read a vector file and upsert its polygons by code, parents by field or containment."""
     require_file(path)
     features = read_grid_file(
         path,
+        source_crs=source_crs,
         level=None if level_field else level,
         code_field=code_field,
         name_field=name_field,

@@ -7,11 +7,13 @@ import zipfile
 from pathlib import Path
 
 import geopandas as gpd
+import numpy as np
 import pytest
 import shapely
 from shapely.geometry import LineString, MultiPolygon, Point, Polygon, box
 
 from gridwatch.errors import InputFileError
+from gridwatch.geo.crs import wgs84_to_bd09, wgs84_to_gcj02
 from gridwatch.geo.grids import GridFeature, assign_parents, read_grid_file
 
 # Three grids in Qingshan District, Baotou (WGS-84 lon/lat).
@@ -260,3 +262,81 @@ def test_equal_overlap_goes_to_the_smallest_code():
     grid = feature("G", "grid", box(0.5, 0.25, 1.5, 0.75))
     assert shapely.intersects(grid.geometry.point_on_surface(), a.geometry)
     assert assign_parents([grid], [a, b]) == {"G": "A"}
+
+
+def _shifted(polygon: Polygon, convert) -> Polygon:
+    """The polygon with every vertex moved by `convert(lon_array, lat_array)`."""
+    return shapely.transform(polygon, lambda xy: np.column_stack(convert(xy[:, 0], xy[:, 1])))
+
+
+# Points 15 m inside either side of the border between the first two grids (x = 109.890).
+BORDER_POINTS = {"QS-01-01-01": Point(109.88982, 40.645), "QS-01-01-02": Point(109.89018, 40.645)}
+
+
+def _grid_of(features, point: Point) -> list[str]:
+    return [f.code for f in features if f.geometry.contains(point)]
+
+
+@pytest.mark.parametrize(
+    ("source_crs", "forward"),
+    [("gcj02", wgs84_to_gcj02), ("GCJ-02", wgs84_to_gcj02), ("bd09", wgs84_to_bd09)],
+)
+def test_grids_drawn_on_amap_or_baidu_come_back_exactly_with_source_crs(
+    tmp_path, source_crs, forward
+):
+    # What a district's file drawn on an AMap or Baidu basemap holds: the offset coordinates,
+    # labelled WGS-84 by the tool that exported them.
+    rows = [{"code": c, "name": n, "geometry": _shifted(g, forward)} for c, n, g in BAOTOU]
+    path = write_layer(tmp_path / "amap.geojson", rows)
+
+    offset = read_grid_file(path)  # read as it says: hundreds of metres off
+    assert any(_grid_of(offset, point) != [code] for code, point in BORDER_POINTS.items())
+
+    features = read_grid_file(path, source_crs=source_crs)
+    for feature, (_, _, polygon) in zip(features, BAOTOU, strict=True):
+        assert feature.geometry.symmetric_difference(polygon).area < 1e-14
+    for code, point in BORDER_POINTS.items():
+        assert _grid_of(features, point) == [code]
+
+
+def test_source_crs_supplies_a_projection_the_file_lacks(tmp_path):
+    projected = gpd.GeoDataFrame(baotou_rows(), geometry="geometry", crs="EPSG:4326")
+    projected = projected.to_crs("EPSG:4547")  # CGCS2000 / 3-degree Gauss-Kruger CM 114E
+    projected = projected.set_crs(None, allow_override=True)
+    with pytest.warns(UserWarning, match="'crs' was not provided"):
+        projected.to_file(tmp_path / "cgcs.shp", engine="pyogrio")
+    with pytest.raises(InputFileError, match="--source-crs EPSG:NNNN"):
+        read_grid_file(tmp_path / "cgcs.shp")
+    features = read_grid_file(tmp_path / "cgcs.shp", source_crs="EPSG:4547")
+    assert features[0].geometry.bounds == pytest.approx(BAOTOU[0][2].bounds, abs=1e-9)
+
+
+def test_a_file_without_crs_outside_china_is_refused_with_a_hint(tmp_path):
+    rows = [{"code": "A", "name": "a", "geometry": box(2.30, 48.85, 2.31, 48.86)}]  # Paris
+    with pytest.warns(UserWarning, match="'crs' was not provided"):
+        path = write_layer(tmp_path / "paris.shp", rows, crs=None)
+    with pytest.raises(InputFileError, match=r"paris\.shp: .*outside China; give --source-crs"):
+        read_grid_file(path)
+    assert read_grid_file(path, source_crs="wgs84")[0].geometry.bounds == pytest.approx(
+        (2.30, 48.85, 2.31, 48.86)
+    )
+
+
+def test_an_unknown_source_crs_is_named(tmp_path):
+    path = write_layer(tmp_path / "grids.geojson", baotou_rows())
+    with pytest.raises(InputFileError, match=r"grids\.geojson: --source-crs 'mars-2' is not"):
+        read_grid_file(path, source_crs="mars-2")
+
+
+def test_the_level_field_is_read_when_no_level_is_given(tmp_path):
+    rows = [
+        {"code": "QS", "name": "青山区", "level": "区", "geometry": box(109.8, 40.6, 110.0, 40.7)},
+        *({**row, "level": "网格"} for row in baotou_rows()),
+    ]
+    path = write_layer(tmp_path / "all.geojson", rows)
+    features = read_grid_file(path, level=None)
+    assert [f.level for f in features] == ["district", "grid", "grid", "grid"]
+    assert {
+        f.level
+        for f in read_grid_file(write_layer(tmp_path / "g.geojson", baotou_rows()), level=None)
+    } == {"grid"}
