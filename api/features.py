@@ -28,9 +28,12 @@ COORDINATE_DIGITS = 7  # about 1 cm: more digits only add bytes
 
 
 def geometry_json(geometry: BaseGeometry, digits: int = COORDINATE_DIGITS) -> dict:
-    """A shapely geometry as a GeoJSON geometry object with rounded coordinates."""
+    """A shapely geometry as a GeoJSON geometry object with rounded coordinates.
+
+    Polygons follow RFC 7946 §3.1.6: outer rings counter-clockwise, holes clockwise.
+    """
     rounded = shapely.transform(geometry, lambda xy: np.round(xy, digits))
-    return shapely.geometry.mapping(rounded)
+    return shapely.geometry.mapping(shapely.orient_polygons(rounded))
 
 
 def point(lon: float | None, lat: float | None) -> dict | None:

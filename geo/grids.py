@@ -382,7 +382,7 @@ def _polygonal(geometry: BaseGeometry | None) -> tuple[MultiPolygon, str | None]
             return empty, "polygon has no area (it collapses to a line or point)"
     if isinstance(geometry, Polygon):
         geometry = MultiPolygon([geometry])
-    return geometry, None
+    return shapely.orient_polygons(geometry), None  # RFC 7946: outer rings counter-clockwise
 
 
 def _polygonal_part(geometry: BaseGeometry) -> MultiPolygon:

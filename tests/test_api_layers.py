@@ -314,3 +314,14 @@ def test_ready_only_when_database_and_broker_answer(seeded_url, mqtt_url, tmp_pa
         assert response.status_code == 503
         assert response.json()["broker"].startswith("unreachable")
         assert httpx.get(f"{server.url}/healthz").status_code == 200
+
+
+def test_served_polygons_follow_rfc_7946_ring_order(http):
+    features, _ = _all_pages(http["admin"], "/collections/grids/items", {"limit": 1000})
+    rings = 0
+    for feature in features:
+        for polygon in shapely.geometry.shape(feature["geometry"]).geoms:
+            assert polygon.exterior.is_ccw, feature["id"]  # RFC 7946 §3.1.6
+            assert not any(hole.is_ccw for hole in polygon.interiors), feature["id"]
+            rings += 1
+    assert rings >= 120
