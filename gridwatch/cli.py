@@ -152,6 +152,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     resident_import.add_argument("file", type=Path)
     resident_import.set_defaults(run=run_residents_import)
+    resident_template = resident_commands.add_parser(
+        "template", help="print an empty residents CSV (the header) to fill in"
+    )
+    resident_template.add_argument(
+        "--zh", action="store_true", help="Chinese column names (居民编号,姓名,…)"
+    )
+    resident_template.set_defaults(run=run_residents_template)
     from gridwatch.privacy_commands import register as register_privacy_commands
 
     register_privacy_commands(commands, resident_commands, common)
@@ -303,6 +310,8 @@ def _import_file(
         migrate_for(conn, settings)
         result = importer(conn, path, progress=Progress(what))
     print(result.summary(path, what))
+    for warning in result.warnings:
+        print(f"warning: {warning}")
     if result.without_parent_or_grid:
         print(f"note: {result.without_parent_or_grid} {unplaced}")
     return 0
@@ -328,6 +337,13 @@ def run_grids_import(settings: Settings, args: argparse.Namespace) -> int:
         importer,
         "features have no parent (import the level above first, or give --parent-field)",
     )
+
+
+def run_residents_template(settings: Settings, args: argparse.Namespace) -> int:
+    from gridwatch.residents import residents_template
+
+    sys.stdout.write(residents_template(chinese=args.zh))
+    return 0
 
 
 def run_residents_import(settings: Settings, args: argparse.Namespace) -> int:

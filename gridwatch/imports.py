@@ -22,6 +22,7 @@ class ImportResult:
     inserted: int
     updated: int
     without_parent_or_grid: int
+    warnings: tuple[str, ...] = ()  # imported, but worth a look: one line each
 
     def summary(self, path: Path, what: str) -> str:
         return f"{path}: {self.inserted} {what} added, {self.updated} updated"
@@ -66,10 +67,11 @@ def import_residents_file(
 ) -> ImportResult:
     """Read a residents CSV and upsert residents and devices, placed in grids."""
     require_file(path)
-    rows = read_residents_csv(path)
+    warnings: list[str] = []
+    rows = read_residents_csv(path, warnings)
     grid_ids, outside = place_residents(conn, rows, source=str(path))
     inserted, updated = upsert_residents(conn, rows, grid_ids, source=str(path), progress=progress)
-    return ImportResult(inserted, updated, outside)
+    return ImportResult(inserted, updated, outside, tuple(warnings))
 
 
 def require_file(path: Path) -> None:

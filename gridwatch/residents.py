@@ -27,7 +27,38 @@ COLUMNS = (
     "living_alone",
 )
 
+# The same columns as Chinese offices name them; a header may use either name for each.
+CHINESE_COLUMNS = dict(
+    zip(
+        (
+            "居民编号",
+            "姓名",
+            "地址",
+            "纬度",
+            "经度",
+            "网格编码",
+            "电表编号",
+            "传感器编号",
+            "电话",
+            "是否独居",
+        ),
+        COLUMNS,
+        strict=True,
+    )
+)
+
 MAX_LISTED_PROBLEMS = 20
+
+# Sensor ids in one cell are separated by any of these (an id holds none of them): ASCII and
+# full-width semicolons and commas, and the enumeration comma (U+3001) of Chinese lists.
+_SENSOR_SEPARATORS = re.compile("[;,\uff1b\uff0c\u3001]")
+# What Excel makes of a long number typed into a cell: 13912345678 shows as 1.39123E+10,
+# and saved so, the digits are gone.
+_EXCEL_MANGLED = re.compile(r"\d+(?:\.\d+)?[eE]\+\d+")
+# A mainland mobile (11 digits from 1[3-9]) or a landline with its area code (0 and 2 or 3
+# digits, then 7 or 8), optionally with +86/0086 before it and an extension after it.
+_PHONE = re.compile(r"(?:\+?86|0086)?(?:1[3-9]\d{9}|0\d{2,3}\d{7,8}(?:[#*转]\d{1,6})?)")
+_PHONE_SEPARATORS = re.compile(r"[\s\-()]")  # after NFKC: full-width ones are ASCII
 
 # A decimal number as people type it, after NFKC (which turns full-width digits into ASCII);
 # float() alone would also take "1_0", "nan" and "infinity".
@@ -81,11 +112,14 @@ def residents_csv_text(residents: Iterable[ResidentRow]) -> str:
     return buffer.getvalue()
 
 
-def read_residents_csv(path: str | Path) -> list[ResidentRow]:
-    """Parse a residents CSV (UTF-8 with or without BOM, or GBK from Excel).
+def read_residents_csv(path: str | Path, warnings: list[str] | None = None) -> list[ResidentRow]:
+    """Parse a residents CSV (UTF-8 with or without BOM, or GBK from Excel), with English or
+    Chinese column names.
 
-    Raises InputFileError naming the file, each bad row (the header is row 1) and column.
+    Raises InputFileError naming the file, each bad row (the header is row 1) and column;
+    what is imported but worth a look (an implausible phone) is added to `warnings`.
     """
+    warnings = [] if warnings is None else warnings
     path = Path(path)
     label = path.name
     text = _decode(label, path)
@@ -108,7 +142,9 @@ def read_residents_csv(path: str | Path) -> list[ResidentRow]:
         if not any(cell.strip() for cell in record):
             continue
         cells = {name: _cell(record, i) for name, i in position.items()}
-        resident, row_problems = _parse_row(cells, first_row_of, row_number)
+        row_warnings: list[str] = []
+        resident, row_problems = _parse_row(cells, first_row_of, row_number, row_warnings)
+        warnings.extend(f"{label}: row {row_number}, column {w}" for w in row_warnings)
         extra = [cell for cell in record[len(header) :] if cell.strip()]
         if extra:
             row_problems.append(
@@ -129,9 +165,13 @@ def read_residents_csv(path: str | Path) -> list[ResidentRow]:
 
 
 def _parse_row(
-    cells: dict[str, str], first_row_of: dict[tuple[str, str], int], row_number: int
+    cells: dict[str, str],
+    first_row_of: dict[tuple[str, str], int],
+    row_number: int,
+    warnings: list[str],
 ) -> tuple[ResidentRow | None, list[str]]:
-    """The row as a ResidentRow, or None and its problems as "column: message"."""
+    """The row as a ResidentRow, or None and its problems as "column: message"; what is
+    imported but worth a look is added to `warnings` the same way."""
     problems: list[str] = []
 
     def problem(column: str, message: str) -> None:
@@ -167,9 +207,15 @@ def _parse_row(
             f"{cells['living_alone']!r} is not one of true/false, 1/0, yes/no, 是/否",
         )
 
+    for column in ("resident_id", "meter_id", "sensor_ids", "phone"):
+        if _EXCEL_MANGLED.fullmatch(cells[column]):
+            problem(
+                column,
+                f"{cells[column]!r} is a number Excel turned into scientific notation and its "
+                "digits are lost; format the column as Text in Excel and type it again",
+            )
     meter_id = cells["meter_id"] or None
-    # Chinese input methods type the full-width semicolon (U+FF1B); accept it as ";".
-    listed = (s.strip() for s in cells["sensor_ids"].replace("\uff1b", ";").split(";"))
+    listed = (s.strip() for s in _SENSOR_SEPARATORS.split(cells["sensor_ids"]))
     sensor_ids = tuple(dict.fromkeys(s for s in listed if s))
     claims = [("resident_id", "resident_id", resident_id)] if resident_id else []
     claims += [("meter_id", "meter_id", meter_id)] if meter_id else []
@@ -181,6 +227,12 @@ def _parse_row(
 
     if problems:
         return None, problems
+    phone = unicodedata.normalize("NFKC", cells["phone"])
+    if phone and not _PHONE.fullmatch(_PHONE_SEPARATORS.sub("", phone)):
+        warnings.append(
+            f"phone: {cells['phone'][:40]!r} is not a mainland mobile (11 digits from 1) or a "
+            "landline with its area code; imported as written"
+        )
     resident = ResidentRow(
         resident_id=resident_id,
         name=cells["name"],
@@ -249,8 +301,17 @@ def _next_record(label: str, records, row_number: int) -> list[str] | None:
         raise InputFileError(f"{label}: row {row_number}: {reason}") from None
 
 
+def residents_template(chinese: bool = False) -> str:
+    """An empty residents CSV: the header line alone, in English or Chinese column names
+    (the Chinese one after a UTF-8 BOM, so that Excel opens the saved file as UTF-8)."""
+    if chinese:
+        return "\ufeff" + ",".join(CHINESE_COLUMNS) + "\n"
+    return ",".join(COLUMNS) + "\n"
+
+
 def _header_positions(label: str, header: list[str]) -> dict[str, int]:
     names = [cell.strip().lower() for cell in header]
+    names = [CHINESE_COLUMNS.get(name, name) for name in names]
     missing = [c for c in COLUMNS if c not in names]
     if missing:
         hint = ""

@@ -6,11 +6,12 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 import psycopg
+import shapely
 
 from gridwatch.errors import InputFileError
 from gridwatch.residents import ResidentRow
 from gridwatch.store.db import refused_as_input_error
-from gridwatch.store.grids import grid_codes, load_leaf_grids
+from gridwatch.store.grids import LeafGrids, grid_codes, load_leaf_grids
 
 
 def upsert_residents(
@@ -102,8 +103,10 @@ def place_residents(
 ) -> tuple[list[int | None], int]:
     """Grid id per resident: by grid_code when given, else by position; (ids, outside count).
 
-    An unknown grid code is an error naming the row; a position outside every grid is kept
-    with no grid, as everywhere in gridwatch.
+    An unknown grid code is an error naming the row, and so is a grid code whose grid lies
+    more than CONTRADICTION_M from the row's position (one of the two is wrong, and the home's
+    alerts would go to the wrong grid worker); a position outside every grid is kept with no
+    grid, as everywhere in gridwatch.
     """
     codes = grid_codes(conn)
     leaves = load_leaf_grids(conn)
@@ -116,17 +119,73 @@ def place_residents(
     if unknown:
         shown = "; ".join(unknown[:20]) + ("; ..." if len(unknown) > 20 else "")
         raise InputFileError(f"{source}: {len(unknown)} rows name unknown grids: {shown}")
-    positioned = [i for i, row in enumerate(rows) if not row.grid_code]
-    lon = np.array([rows[i].lon for i in positioned], dtype=float)
-    lat = np.array([rows[i].lat for i in positioned], dtype=float)
-    assigned = leaves.index.assign(lon, lat) if positioned else np.array([], dtype=np.int64)
+    has_position = [i for i, row in enumerate(rows) if row.lon is not None]
+    lon = np.array([rows[i].lon for i in has_position], dtype=float)
+    lat = np.array([rows[i].lat for i in has_position], dtype=float)
+    assigned = leaves.index.assign(lon, lat) if has_position else np.array([], dtype=np.int64)
+    _refuse_far_contradictions(conn, rows, has_position, assigned, leaves, codes, source)
     grid_ids: list[int | None] = [
         codes[row.grid_code][0] if row.grid_code else None for row in rows
     ]
+    positioned = [
+        (i, g) for i, g in zip(has_position, assigned, strict=True) if not rows[i].grid_code
+    ]
     outside = 0
-    for i, gid in zip(positioned, assigned, strict=True):
+    for i, gid in positioned:
         if gid < 0:
             outside += 1
         else:
             grid_ids[i] = int(gid)
     return grid_ids, outside
+
+
+CONTRADICTION_M = 100.0
+"""How far a row's position may lie outside the grid its grid_code names (a geocoded address
+often falls a few metres across a border) before the two are taken to contradict."""
+
+
+def _refuse_far_contradictions(
+    conn: psycopg.Connection,
+    rows: Sequence[ResidentRow],
+    has_position: Sequence[int],
+    assigned: np.ndarray,
+    leaves: LeafGrids,
+    codes: dict[str, tuple[int, str]],
+    source: str,
+) -> None:
+    both = [
+        (i, int(g))
+        for i, g in zip(has_position, assigned, strict=True)
+        if rows[i].grid_code and codes[rows[i].grid_code][0] != int(g)
+    ]
+    if not both:
+        return
+    named = {rows[i].grid_code for i, _ in both}
+    shapes = {
+        code: shapely.from_wkb(bytes(wkb))
+        for code, wkb in conn.execute(
+            "SELECT code, geometry FROM grids WHERE code = ANY(%s)", [list(named)]
+        )
+    }
+    conn.commit()
+    problems = []
+    for i, gid in both:
+        row = rows[i]
+        metres = _metres_outside(shapes[row.grid_code], row.lon, row.lat)
+        if metres > CONTRADICTION_M:
+            lies_in = f"grid {leaves.index.code_of(gid)}" if gid >= 0 else "no grid"
+            number = row.row or i + 2
+            problems.append(
+                f"row {number}: grid_code {row.grid_code!r} contradicts lat/lon, which lie in "
+                f"{lies_in}, {metres:,.0f} m outside {row.grid_code}; correct one of them"
+            )
+    if problems:
+        shown = "; ".join(problems[:20]) + ("; ..." if len(problems) > 20 else "")
+        raise InputFileError(f"{source}: {shown}")
+
+
+def _metres_outside(grid: shapely.Geometry, lon: float, lat: float) -> float:
+    """Distance from the point to the grid in metres (equirectangular around the point)."""
+    scale = np.array([111_320.0 * np.cos(np.radians(lat)), 110_574.0])
+    local = shapely.transform(grid, lambda xy: (xy - (lon, lat)) * scale)
+    return float(shapely.distance(local, shapely.Point(0.0, 0.0)))

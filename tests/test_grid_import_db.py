@@ -234,8 +234,10 @@ def test_residents_are_placed_by_position_and_by_grid_code(tmp_path, grids_url, 
         {"resident_id": "R-2", "name": "李奶奶", "grid_code": "G-3", "sensor_ids": "S-3"},
         # In a community, but in none of its grids: kept without a grid.
         {"resident_id": "R-3", "name": "王大妈", "lat": 40.645, "lon": 109.865},
-        # Position and code both given: the code decides.
-        {"resident_id": "R-4", "name": "赵爷爷", "lat": p1.y, "lon": p1.x, "grid_code": "G-2"},
+        # Position and code both given, the position 42 m outside the coded grid (a geocoded
+        # address across a border): the code decides.
+        {"resident_id": "R-4", "name": "赵爷爷", "lat": 40.625, "lon": 109.8705,
+         "grid_code": "G-2"},
     ]  # fmt: skip
     path = write_residents(tmp_path / "residents.csv", rows)
     code = cli("residents", "import", str(path), "--database-url", grids_url)
@@ -292,6 +294,45 @@ def test_an_unknown_grid_code_names_its_row_and_imports_nothing(tmp_path, grids_
     assert count_rows(grids_url, "residents") == 0
     with psycopg.connect(grids_url) as conn, pytest.raises(InputFileError, match="row 3"):
         import_residents_file(conn, path)
+
+
+def test_a_grid_code_far_from_the_rows_position_is_refused(tmp_path, grids_url, capsys):
+    p1 = _inside("G-1")
+    rows = [
+        {"resident_id": "R-1", "lat": p1.y, "lon": p1.x, "grid_code": "G-1"},
+        {"resident_id": "R-2", "lat": p1.y, "lon": p1.x, "grid_code": "G-2"},
+    ]
+    path = write_residents(tmp_path / "residents.csv", rows)
+    code = cli("residents", "import", str(path), "--database-url", grids_url)
+    _, err = capsys.readouterr()
+    assert code == 1
+    assert_one_error_line(err, "residents.csv", "row 3", "'G-2'", "grid G-1", "507 m outside")
+    assert count_rows(grids_url, "residents") == 0
+
+
+def test_chinese_header_separators_and_phones_as_offices_write_them(tmp_path, grids_url, capsys):
+    p1 = _inside("G-1")
+    path = tmp_path / "居民.csv"
+    path.write_text(
+        "居民编号,姓名,地址,纬度,经度,网格编码,电表编号,传感器编号,电话,是否独居\n"
+        f"R-1,张大爷,富强路1号,{p1.y},{p1.x},,M-1,"
+        '"S-1\u3001S-2\uff0cS-3\uff1bS-4",0472-5123456,是\n'
+        "R-2,李奶奶,富强路2号,,,G-2,M-2,S-5,5123456,否\n",
+        encoding="utf-8-sig",
+    )
+    code = cli("residents", "import", str(path), "--database-url", grids_url)
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert "2 residents added" in out
+    (warning,) = [line for line in out.splitlines() if line.startswith("warning:")]
+    assert "row 3, column phone" in warning and "'5123456'" in warning
+    with psycopg.connect(grids_url) as conn:
+        sensors = conn.execute(
+            "SELECT id FROM devices WHERE resident_id = 'R-1' AND kind = 'sensor' ORDER BY id"
+        ).fetchall()
+        phone = conn.execute("SELECT phone FROM residents WHERE id = 'R-2'").fetchone()
+    assert [s for (s,) in sensors] == ["S-1", "S-2", "S-3", "S-4"]
+    assert phone == ("5123456",)
 
 
 def test_residents_without_any_grids_are_kept_outside(tmp_path, database_url):

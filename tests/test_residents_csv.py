@@ -163,3 +163,45 @@ def test_empty_file_and_workbook_are_refused(tmp_path):
     workbook = tmp_path / "residents.xlsx"
     workbook.write_bytes(b"PK\x03\x04\x14\x00\x06\x00" + bytes(100))
     assert "not a CSV text file" in error_lines(workbook)[0]
+
+
+def test_numbers_excel_turned_into_scientific_notation_are_refused(tmp_path):
+    row = "R-1,王,地址,40.65,109.90,,1.39123E+10,S-1,1.39123E+10,是"
+    lines = error_lines(write_csv(tmp_path, [HEADER, row]))
+    assert any("row 2, column meter_id" in line and "1.39123E+10" in line for line in lines)
+    assert any(
+        "row 2, column phone" in line and "format the column as Text" in line for line in lines
+    )
+
+
+@pytest.mark.parametrize(
+    "phone",
+    ["13912345678", "+86 139 1234 5678", "139-1234-5678", "0472-5123456", "(010)12345678",
+     "\uff10\uff14\uff17\uff12\uff15\uff11\uff12\uff13\uff14\uff15\uff16", "010-12345678转123", ""],
+)  # fmt: skip
+def test_plausible_phones_import_without_a_warning(tmp_path, phone):
+    warnings: list[str] = []
+    row = f"R-1,王,地址,40.65,109.90,,,,{phone},是"
+    (resident,) = read_residents_csv(write_csv(tmp_path, [HEADER, row]), warnings)
+    assert warnings == []
+    assert resident.phone == (phone or None)
+
+
+@pytest.mark.parametrize("phone", ["5123456", "1391234567", "23912345678", "phone"])
+def test_implausible_phones_import_with_a_warning_naming_row_and_column(tmp_path, phone):
+    warnings: list[str] = []
+    row = f"R-1,王,地址,40.65,109.90,,,,{phone},是"
+    (resident,) = read_residents_csv(write_csv(tmp_path, [HEADER, row]), warnings)
+    assert resident.phone == phone
+    (warning,) = warnings
+    assert warning.startswith("residents.csv: row 2, column phone:") and repr(phone) in warning
+
+
+def test_the_template_reads_back_as_a_header_in_either_language(tmp_path):
+    from gridwatch.residents import residents_template
+
+    for chinese in (False, True):
+        path = tmp_path / f"t{chinese}.csv"
+        path.write_text(residents_template(chinese) + "R-1,王,地址,,,G-1,,,,是\n", "utf-8")
+        (resident,) = read_residents_csv(path)
+        assert resident.grid_code == "G-1"
