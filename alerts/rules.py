@@ -14,11 +14,13 @@ the simulator can run a week in minutes and the tests are exact.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo
+
+import holidays as public_holidays
 
 NO_ACTIVITY = "no_activity"
 MORNING = "morning"
@@ -106,6 +108,29 @@ class Calendar:
         if day in self.holidays:
             return True
         return day.weekday() >= 5 and day not in self.workdays
+
+
+def public_calendar(
+    country: str | None,
+    years: Iterable[int],
+    *,
+    holidays: Collection[date] = (),
+    workdays: Collection[date] = (),
+) -> Calendar:
+    """The public holidays and working weekends (调休) of `country` (an ISO code the
+    `holidays` package knows, "CN" for China; None for weekends alone) in `years`, with
+    `holidays` and `workdays` added on top as local overrides: an override wins."""
+    official: frozenset[date] = frozenset()
+    official_workdays: frozenset[date] = frozenset()
+    if country:
+        calendar = public_holidays.country_holidays(country, years=list(years))
+        official = frozenset(calendar)
+        official_workdays = frozenset(calendar.weekend_workdays)
+    extra, working = frozenset(holidays), frozenset(workdays)
+    return Calendar(
+        holidays=(official - working) | extra,
+        workdays=(official_workdays - extra) | working,
+    )
 
 
 @dataclass(frozen=True, slots=True)

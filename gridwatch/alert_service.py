@@ -19,7 +19,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 import psycopg
 
@@ -27,7 +27,7 @@ from gridwatch.alerts.delivery import MqttHandover, post_webhook, retry_after
 from gridwatch.alerts.engine import AlertEngine
 from gridwatch.alerts.lifecycle import ESCALATE_AFTER
 from gridwatch.alerts.partition import Partition
-from gridwatch.alerts.rules import Calendar
+from gridwatch.alerts.rules import Calendar, public_calendar
 from gridwatch.errors import ServiceUnavailable, first_line
 from gridwatch.ingest.mqtt import BrokerAddress, publisher
 from gridwatch.settings import Settings
@@ -49,6 +49,18 @@ def wall_clock() -> datetime:
     return datetime.now(UTC)
 
 
+def settings_calendar(settings: Settings, today: date | None = None) -> Calendar:
+    """The rest days the settings name: their country's public calendar from two years back
+    to two ahead (a long-running engine crosses New Year), with their own days on top."""
+    year = (today or datetime.now(settings.zone).date()).year
+    return public_calendar(
+        settings.holiday_calendar or None,
+        range(year - 2, year + 3),
+        holidays=settings.holidays,
+        workdays=settings.workdays,
+    )
+
+
 def make_engine(
     settings: Settings, conn: psycopg.Connection, partition: Partition | None = None
 ) -> AlertEngine:
@@ -57,7 +69,7 @@ def make_engine(
     return AlertEngine(
         AlertStore(conn, partition),
         zone=settings.zone,
-        calendar=Calendar(settings.holidays, settings.workdays),
+        calendar=settings_calendar(settings),
         topic_prefix=settings.topic_prefix,
         webhooks=settings.alert_webhooks,
         escalate_after=ESCALATE_AFTER,

@@ -65,13 +65,18 @@ class Settings(BaseSettings):
         default=(),
         description='JSON list of URLs that receive every alert change, e.g. ["https://…"]',
     )
+    holiday_calendar: str | None = Field(
+        default="CN",
+        description="country whose public holidays and working weekends (调休) are lived as "
+        "such, as an ISO code of the `holidays` package; empty for weekends alone",
+    )
     holidays: frozenset[date] = Field(
         default=frozenset(),
-        description='JSON list of public holidays, lived like a weekend: ["2026-10-01", …]',
+        description='JSON list of more days lived like a weekend: ["2026-10-01", …]',
     )
     workdays: frozenset[date] = Field(
         default=frozenset(),
-        description="JSON list of weekend days that are working days (调休)",
+        description="JSON list of more days that are working days, whatever the calendar says",
     )
 
     # API and maps (gridwatch api)

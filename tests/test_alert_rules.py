@@ -29,6 +29,7 @@ from gridwatch.alerts.rules import (
     conditions,
     morning_window,
     next_deadline,
+    public_calendar,
     resolution,
 )
 
@@ -725,6 +726,24 @@ def test_a_calendar_of_weekends_holidays_and_working_weekends():
     assert not calendar.is_rest_day(SATURDAY)  # a Saturday made a working day (调休)
     assert calendar.is_rest_day(SATURDAY + timedelta(days=1))
     assert not calendar.is_rest_day(DAY + timedelta(days=1))
+
+
+def test_chinas_public_calendar_comes_from_the_holidays_package_with_overrides_on_top():
+    # 2026 as the State Council published it: National Day Oct 1-7, Saturday Oct 10 and
+    # Sunday Sep 20 worked in exchange; Spring Festival with Saturdays Feb 14 and 28 worked.
+    calendar = public_calendar("CN", [2026])
+    assert all(calendar.is_rest_day(date(2026, 10, day)) for day in range(1, 8))
+    assert not calendar.is_rest_day(date(2026, 10, 10))  # a working Saturday (调休)
+    assert not calendar.is_rest_day(date(2026, 9, 20))  # a working Sunday
+    assert not calendar.is_rest_day(date(2026, 2, 14)) and calendar.is_rest_day(date(2026, 2, 17))
+    assert not calendar.is_rest_day(date(2026, 10, 9))  # an ordinary Friday
+
+    local = public_calendar(
+        "CN", [2026], holidays={date(2026, 12, 7)}, workdays={date(2026, 10, 2)}
+    )
+    assert local.is_rest_day(date(2026, 12, 7))  # a Monday the district rests
+    assert not local.is_rest_day(date(2026, 10, 2))  # a holiday the district works
+    assert not public_calendar(None, [2026]).is_rest_day(date(2026, 10, 1))  # weekends alone
 
 
 @ZONES
