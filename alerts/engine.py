@@ -269,6 +269,16 @@ class AlertEngine:
         # they must not open a second alert after a restart.
         self._resolved = self.store.emergencies_resolved()
         self._absorb(self.store.signals_between(now - HISTORY_WINDOW, now, subset))
+        # A meter silent for longer than the day just read is offline since its last
+        # reading, not awaiting installation: look further back for those alone.
+        silent = [
+            home.meter_id
+            for home in homes
+            if home.meter_id and self.homes[home.resident_id].last_meter_data is None
+        ]
+        for meter, at in self.store.last_meter_readings(silent).items():
+            state = self._by_meter[meter]
+            state.last_meter_data = _later(state.last_meter_data, min(at, now))
 
     def _home_state(
         self, home: Home, baselines: dict[str, Baseline], profiles: dict[str, HomeProfile]
@@ -397,6 +407,12 @@ class AlertEngine:
                 state = self._by_meter.get(signal.key)
                 if state is None:
                     continue
+                if state.last_meter_data is None:  # its first: the offline clock starts
+                    self._dirty.add(state.home.resident_id)
+                    if state.last_activity is None:
+                        # Awaiting installation until now: the home is watched from here,
+                        # not quiet since it was registered days before its meter came.
+                        state.monitored_since = max(state.monitored_since, at)
                 state.last_meter_data = _later(state.last_meter_data, at)
                 if state.tracker.observe(at, signal.power_w, signal.energy_kwh, signal.water_l):
                     self._sign_of_life(state, at, evening=True)

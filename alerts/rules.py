@@ -160,10 +160,19 @@ class Condition:
 
 
 def meter_offline_deadline(history: HomeHistory, rules: Rules) -> datetime | None:
-    """When the meter counts as offline if nothing more arrives; None without a meter."""
-    if not history.has_meter or METER_OFFLINE in rules.disabled:
+    """When the meter counts as offline if nothing more arrives; None without a meter, and
+    for a meter never yet heard from: its clock starts at its first reading."""
+    if not history.has_meter or history.last_meter_data is None:
         return None
-    return (history.last_meter_data or history.monitored_since) + rules.offline
+    if METER_OFFLINE in rules.disabled:
+        return None
+    return history.last_meter_data + rules.offline
+
+
+def awaiting_installation(history: HomeHistory) -> bool:
+    """A home whose meter was imported but has never reported, and with no other sign of
+    life yet (未接入): nothing is known of it, so only SOS and falls can alert."""
+    return history.has_meter and history.last_meter_data is None and history.last_activity is None
 
 
 def no_activity_deadline(history: HomeHistory, rules: Rules) -> datetime:
@@ -269,7 +278,7 @@ def conditions(
     if offline is not None:
         found.append(offline)
         return found  # a device fault is not an inactive person
-    if absent_at(history, now):
+    if awaiting_installation(history) or absent_at(history, now):
         return found
     if NO_ACTIVITY not in rules.disabled:
         deadline = no_activity_deadline(history, rules)

@@ -281,6 +281,8 @@ def run_db_info(settings: Settings, args: argparse.Namespace) -> int:
     print(f"schema version: {info.schema_version or 'none'}; time zone: {info.tz or '-'}")
     for table, rows, detail in info.tables:
         print(f"  {table:<16} {rows:>12,} rows  {detail}")
+    if info.tables:
+        print(f"awaiting installation (未接入): {info.awaiting_installation} homes")
     return 0
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -339,6 +339,19 @@ class AlertStore:
         ).fetchone()[0]
         self.conn.commit()
         return value
+
+    def last_meter_readings(self, meters: Sequence[str]) -> dict[str, datetime]:
+        """The newest reading (device time) of each of `meters` that ever reported; a meter
+        that never did is not in the answer (imported, not yet installed: 未接入)."""
+        if not meters:
+            return {}
+        rows = self.conn.execute(
+            "SELECT meter_id, max(observed_at) FROM meter_readings "
+            "WHERE meter_id = ANY(%s) GROUP BY meter_id",
+            (list(meters),),
+        ).fetchall()
+        self.conn.commit()
+        return dict(rows)
 
     def absences(self, after: datetime) -> dict[str, list[Absence]]:
         """Registered absences that end after `after`, by resident."""

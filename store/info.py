@@ -37,6 +37,7 @@ class DatabaseInfo:
     schema_version: int | None
     tz: str | None
     tables: list[tuple[str, int, str]]
+    awaiting_installation: int = 0  # homes whose meter was imported but never reported
 
 
 def database_info(conn: psycopg.Connection, wanted: str = "auto") -> DatabaseInfo:
@@ -62,7 +63,20 @@ def database_info(conn: psycopg.Connection, wanted: str = "auto") -> DatabaseInf
         schema_version=version,
         tz=meta.get("tz"),
         tables=tables,
+        awaiting_installation=homes_awaiting_installation(conn) if meta else 0,
     )
+
+
+def homes_awaiting_installation(conn: psycopg.Connection) -> int:
+    """Residents whose meter was imported but has never reported (未接入): not offline, not
+    yet installed. One index probe per such meter and partition."""
+    return conn.execute(
+        """
+        SELECT count(DISTINCT d.resident_id) FROM devices d
+        WHERE d.kind = 'meter' AND d.resident_id IS NOT NULL
+          AND NOT EXISTS (SELECT 1 FROM meter_readings m WHERE m.meter_id = d.id)
+        """
+    ).fetchone()[0]
 
 
 def _layout(conn: psycopg.Connection, table: str, mode: str | None) -> str:

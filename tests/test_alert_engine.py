@@ -82,6 +82,13 @@ class FakeStore:
         new = [(r, s) for r, s in self.signals if watermark < r <= self.clock]
         return [s for _, s in new], max((r for r, _ in new), default=None)
 
+    def last_meter_readings(self, meters):
+        found = {}
+        for received, s in self.signals:
+            if s.source == "meter" and s.key in meters and received <= self.clock:
+                found[s.key] = max(found.get(s.key, s.at), s.at)
+        return found
+
     def absences(self, after):
         return {k: [a for a in v if a.ends_at > after] for k, v in self.absences_.items() if v}
 
@@ -297,10 +304,25 @@ def test_a_resident_registered_just_now_is_not_alerted_for_the_past():
     store.signals.append(meter(now - timedelta(hours=3), key="M-other"))  # someone's data
     engine = started(store, now)
     assert store.rows == []
-    # An hour of silence from a meter that was just installed is a fault, from then on.
-    step_through(engine, store, now + timedelta(minutes=58))
+    # A meter imported but never heard from is awaiting installation (未接入), not offline,
+    # and nothing is known of the home: no alert for a day.
+    step_through(engine, store, now + timedelta(hours=24))
     assert store.rows == []
-    step_through(engine, store, now + timedelta(minutes=60))
+    # Its offline clock starts at its first reading.
+    first = now + timedelta(hours=24, minutes=5)
+    store.signals.append(meter(first))
+    step_through(engine, store, first + timedelta(minutes=59))
+    assert store.rows == []
+    step_through(engine, store, first + timedelta(minutes=60))
+    assert [a.kind for a in store.open_alerts()] == [METER_OFFLINE]
+
+
+def test_a_meter_silent_for_longer_than_the_day_read_at_a_start_is_offline_not_new():
+    now = at("12:00")
+    store = FakeStore([a_home(since=now - timedelta(days=30))])
+    store.signals.append(meter(now - timedelta(days=3)))  # its last reading, 3 days ago
+    store.clock = now
+    started(store, now)
     assert [a.kind for a in store.open_alerts()] == [METER_OFFLINE]
 
 
