@@ -15,7 +15,6 @@ import psycopg
 import pytest
 
 from gridwatch.cli import main
-
 from gridwatch.store.migrate import read_meta
 from gridwatch.store.partitions import ensure_partitions
 
