@@ -107,6 +107,7 @@ class HomeState:
     last_activity: datetime | None = None
     last_evening_sign: datetime | None = None
     last_meter_data: datetime | None = None
+    blind: tuple[datetime, datetime] | None = None  # the meter's last outage
     absences: list[Absence] = field(default_factory=list)
     emergencies: list[tuple[str, datetime]] = field(default_factory=list)
     calendar: Calendar = WEEKENDS
@@ -133,6 +134,7 @@ class HomeState:
             last_evening_sign=self.last_evening_sign,
             has_meter=self.tracker is not None,
             last_meter_data=self.last_meter_data,
+            blind=self.blind,
             absences=tuple(self.absences),
             emergencies=tuple(self.emergencies),
             morning_end=self.mornings[0],
@@ -413,6 +415,10 @@ class AlertEngine:
                         # Awaiting installation until now: the home is watched from here,
                         # not quiet since it was registered days before its meter came.
                         state.monitored_since = max(state.monitored_since, at)
+                previous = state.last_meter_data
+                if previous is not None and at - previous >= state.effective_rules().offline:
+                    state.blind = (previous, at)  # data returns after an outage
+                    self._dirty.add(state.home.resident_id)
                 state.last_meter_data = _later(state.last_meter_data, at)
                 if state.tracker.observe(at, signal.power_w, signal.energy_kwh, signal.water_l):
                     self._sign_of_life(state, at, evening=True)

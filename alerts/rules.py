@@ -55,6 +55,9 @@ class Rules:
     evening: tuple[time, time] = (time(17, 0), time(21, 0))
     offline: timedelta = timedelta(minutes=60)
     disabled: frozenset[str] = frozenset()
+    # Observed time a home gets after its meter was offline before a quiet rule that came
+    # due in the dark may fire: blind time is not quiet time.
+    blind_grace: timedelta = timedelta(hours=1)
 
     def with_overrides(self, overrides: dict) -> Rules:
         """These rules changed by a resident's `rules` JSON.
@@ -142,6 +145,9 @@ class HomeHistory:
     last_evening_sign: datetime | None = None
     has_meter: bool = False
     last_meter_data: datetime | None = None
+    # The last span the meter was silent for the offline threshold or longer: from the last
+    # reading before it to the first after it.
+    blind: tuple[datetime, datetime] | None = None
     absences: tuple[Absence, ...] = ()
     emergencies: tuple[tuple[str, datetime], ...] = ()
     # A late riser's learned end of the morning window, on working days and on rest days.
@@ -157,6 +163,12 @@ class Condition:
     kind: str
     since: datetime
     severity: str = field(compare=False, default="high")
+    # When it came to hold, where that is not `since` (a window's end); else `since`.
+    due_at: datetime | None = field(compare=False, default=None)
+
+    @property
+    def due(self) -> datetime:
+        return self.due_at or self.since
 
 
 def meter_offline_deadline(history: HomeHistory, rules: Rules) -> datetime | None:
@@ -228,7 +240,7 @@ def _window_condition(
         start, end = window_on(day, window_of(day), zone)
         if end <= now:
             if _window_fires(start, end, last_sign, history):
-                return Condition(kind, start, SEVERITY[kind])
+                return Condition(kind, start, SEVERITY[kind], due_at=end)
             return None
     return None
 
@@ -282,7 +294,7 @@ def conditions(
         return found
     if NO_ACTIVITY not in rules.disabled:
         deadline = no_activity_deadline(history, rules)
-        if deadline <= now:
+        if deadline <= now and not _came_due_blind(history, rules, deadline, now):
             found.append(
                 Condition(NO_ACTIVITY, deadline - rules.no_activity, SEVERITY[NO_ACTIVITY])
             )
@@ -290,15 +302,23 @@ def conditions(
         morning = _window_condition(
             MORNING, _morning_of(history, rules), history.last_activity, history, now, zone
         )
-        if morning is not None:
+        if morning is not None and not _came_due_blind(history, rules, morning.due, now):
             found.append(morning)
     if EVENING not in rules.disabled:
         evening = _window_condition(
             EVENING, _evening_of(rules), history.last_evening_sign, history, now, zone
         )
-        if evening is not None:
+        if evening is not None and not _came_due_blind(history, rules, evening.due, now):
             found.append(evening)
     return found
+
+
+def _came_due_blind(history: HomeHistory, rules: Rules, due: datetime, now: datetime) -> bool:
+    """Whether a quiet rule due at `due` came due while the meter was offline and the home
+    has not yet had its grace of observed time since the data returned. A rule due before
+    the outage began is not held back."""
+    blind = history.blind
+    return blind is not None and blind[0] < due and now < blind[1] + rules.blind_grace
 
 
 def next_deadline(
@@ -323,6 +343,8 @@ def next_deadline(
     for absence in history.absences:
         if absence.ends_at > now:
             candidates.append(absence.ends_at)
+    if history.blind is not None and history.blind[1] + rules.blind_grace > now:
+        candidates.append(history.blind[1] + rules.blind_grace)
     # An SOS or fall stamped a little ahead of the clock (a device clock running fast) holds
     # from its own time: the engine must look then, not at the next window hours later.
     for kind, at in history.emergencies:

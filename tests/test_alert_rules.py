@@ -273,18 +273,56 @@ def test_an_outage_silences_the_activity_rules_until_data_returns(zone):
     # 09:00 is 12 h after the last sign and 10:00 ends the window: the fault holds, alone.
     for hhmm in ("07:00", "09:00", "09:01", "10:00", "10:01", "15:00"):
         assert set(held(quiet, at(zone, hhmm), zone)) == {METER_OFFLINE}, hhmm
-    # Data returns at 15:00, still nobody: both activity rules apply again at once.
+    # Data returns at 15:00, still nobody: both activity rules came due in the dark, so they
+    # apply again after an hour of observed time (blind time is not quiet time).
     back = home(
         zone,
         last_activity=at(zone, "21:00", -1),
         last_evening_sign=at(zone, "20:00", -1),
         has_meter=True,
-        last_meter_data=at(zone, "15:00"),
+        last_meter_data=at(zone, "15:55"),  # reporting again, at its base load
+        blind=(at(zone, "06:00"), at(zone, "15:00")),
     )
-    fired = held(back, at(zone, "15:00"), zone)
+    assert held(back, at(zone, "15:59"), zone) == {}
+    assert next_deadline(back, RULES, at(zone, "15:00"), zone) == at(zone, "16:00")
+    fired = held(back, at(zone, "16:00"), zone)
     assert set(fired) == {NO_ACTIVITY, MORNING}
     assert fired[NO_ACTIVITY].since == at(zone, "21:00", -1)
     assert fired[MORNING].since == at(zone, "05:00")
+
+
+@ZONES
+def test_a_quiet_rule_due_in_an_outage_waits_for_an_hour_of_observed_time(zone):
+    # Seen last at 20:45; the meter was offline 06:30-08:16 while the resident got up. The
+    # 12-hour rule came due at 08:45, 29 minutes after data returned: before, it fired then
+    # and resolved six minutes later, when the first use above the baseline came in.
+    history = home(
+        zone,
+        last_activity=at(zone, "20:45", -1),
+        last_evening_sign=at(zone, "20:45", -1),
+        has_meter=True,
+        last_meter_data=at(zone, "08:50"),
+        blind=(at(zone, "06:30"), at(zone, "08:16")),
+        morning_end=time(11, 0),
+    )
+    assert held(history, at(zone, "08:45"), zone) == {}
+    assert held(history, at(zone, "09:15"), zone) == {}
+    assert set(held(history, at(zone, "09:16"), zone)) == {NO_ACTIVITY}  # still nobody
+    seen = replace(history, last_activity=at(zone, "08:51"))
+    assert held(seen, at(zone, "09:16"), zone) == {}
+
+
+@ZONES
+def test_a_quiet_rule_due_before_an_outage_is_not_held_back(zone):
+    history = home(
+        zone,
+        last_activity=at(zone, "20:45", -2),
+        last_evening_sign=at(zone, "20:45", -1),
+        has_meter=True,
+        last_meter_data=at(zone, "08:16"),
+        blind=(at(zone, "06:30"), at(zone, "08:16")),  # due at 08:45 yesterday
+    )
+    assert NO_ACTIVITY in held(history, at(zone, "08:16"), zone)
 
 
 @ZONES
