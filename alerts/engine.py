@@ -33,7 +33,7 @@ from gridwatch.alerts.lifecycle import (
     next_escalation,
     plan_home,
 )
-from gridwatch.alerts.profile import WEEKENDS, HomeProfile
+from gridwatch.alerts.profile import WARM_UP, WEEKENDS, HomeProfile
 from gridwatch.alerts.rules import (
     ACTIVITY_KINDS,
     EMERGENCY_KINDS,
@@ -112,14 +112,18 @@ class HomeState:
     emergencies: list[tuple[str, datetime]] = field(default_factory=list)
     calendar: Calendar = WEEKENDS
     effective: Rules | None = None
+    effective_new: bool = False  # whether `effective` was made for a new home
     # The learned ends of the morning window, of working days and of rest days.
     mornings: tuple[day_time | None, day_time | None] | None = None
 
-    def effective_rules(self) -> Rules:
-        """The home's rules with what its profile has learned (a long sleeper's nights)."""
-        if self.effective is None:
+    def effective_rules(self, now: datetime | None = None) -> Rules:
+        """The home's rules with what its profile has learned (a long sleeper's nights);
+        `now` tells whether the home is still new (watched for under WARM_UP)."""
+        new_home = now is not None and now - self.monitored_since < WARM_UP
+        if self.effective is None or new_home != self.effective_new:
             own = "no_activity_h" in self.home.rules
-            self.effective = self.profile.rules_for(self.rules, overridden=own)
+            self.effective = self.profile.rules_for(self.rules, overridden=own, new_home=new_home)
+            self.effective_new = new_home
         return self.effective
 
     def history(self) -> HomeHistory:
@@ -154,7 +158,7 @@ class HomeState:
         # A quiet as long as the alarm threshold was an incident or an absence, not a night.
         away = previous is not None and (
             any(a.starts_at < at and a.ends_at > previous for a in self.absences)
-            or at - previous >= self.effective_rules().no_activity
+            or at - previous >= self.effective_rules(at).no_activity
         )
         if self.profile.observe(at, zone, away=away or abnormal, calendar=self.calendar):
             self.effective = None
@@ -270,7 +274,7 @@ class AlertEngine:
         # too: the last day's data holds the presses whose alert a person has resolved, and
         # they must not open a second alert after a restart.
         self._resolved = self.store.emergencies_resolved()
-        self._absorb(self.store.signals_between(now - HISTORY_WINDOW, now, subset))
+        self._absorb(self.store.signals_between(now - HISTORY_WINDOW, now, subset), live=False)
         # A meter silent for longer than the day just read is offline since its last
         # reading, not awaiting installation: look further back for those alone.
         silent = [
@@ -401,7 +405,9 @@ class AlertEngine:
                 self._dirty.add(state.home.resident_id)
         self._load_absences_and_alerts(now)
 
-    def _absorb(self, signals: Iterable[Signal]) -> None:
+    def _absorb(self, signals: Iterable[Signal], *, live: bool = True) -> None:
+        """Take signals in; `live`: they are new arrivals, not the past day read at a start
+        (where a meter's first reading read is not its first reading ever)."""
         horizon = (self._now or datetime.max.replace(tzinfo=self.zone)) + FUTURE_TOLERANCE
         for signal in signals:
             at = min(signal.at, horizon)
@@ -411,7 +417,7 @@ class AlertEngine:
                     continue
                 if state.last_meter_data is None:  # its first: the offline clock starts
                     self._dirty.add(state.home.resident_id)
-                    if state.last_activity is None:
+                    if live and state.last_activity is None:
                         # Awaiting installation until now: the home is watched from here,
                         # not quiet since it was registered days before its meter came.
                         state.monitored_since = max(state.monitored_since, at)
@@ -480,7 +486,7 @@ class AlertEngine:
                 plan_home(
                     resident,
                     state.history(),
-                    state.effective_rules(),
+                    state.effective_rules(now),
                     now,
                     self.zone,
                     self._open.get(resident, []),
@@ -528,7 +534,7 @@ class AlertEngine:
 
     def _schedule(self, resident: str, now: datetime) -> None:
         state = self.homes[resident]
-        deadline = next_deadline(state.history(), state.effective_rules(), now, self.zone)
+        deadline = next_deadline(state.history(), state.effective_rules(now), now, self.zone)
         for alert in self._open.get(resident, []):
             up = next_escalation(alert, self.escalate_after)
             if up is not None and (deadline is None or up < deadline):
@@ -544,6 +550,8 @@ class AlertEngine:
         """Every condition that holds at `now` for every home (no writes): for replays."""
         found = []
         for state in self.homes.values():
-            for condition in conditions(state.history(), state.effective_rules(), now, self.zone):
+            for condition in conditions(
+                state.history(), state.effective_rules(now), now, self.zone
+            ):
                 found.append((state.home, condition))
         return found

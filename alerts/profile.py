@@ -27,6 +27,8 @@ MORNING_MARGIN = timedelta(minutes=45)
 QUIET_MARGIN = timedelta(hours=1)
 MAX_QUIET_EXTENSION = timedelta(hours=4)
 MIN_SAMPLES = 3
+# A home is new, and its nights unknown, for its first days of being watched.
+WARM_UP = timedelta(days=MIN_SAMPLES)
 WEEKENDS = Calendar()  # Saturdays and Sundays, no holidays
 
 
@@ -97,10 +99,22 @@ class HomeProfile:
         usual = min(usual, latest)
         return time(int(usual.total_seconds()) // 3600, int(usual.total_seconds()) % 3600 // 60)
 
-    def rules_for(self, rules: Rules, overridden: bool) -> Rules:
+    def rules_for(self, rules: Rules, overridden: bool, *, new_home: bool = False) -> Rules:
         """The rules with the quiet threshold stretched to this home's long nights, unless
-        the resident's own rules set it."""
-        if overridden or len(self.quiet_s) < MIN_SAMPLES:
+        the resident's own rules set it.
+
+        A `new_home` (watched for less than MIN_SAMPLES days) with fewer than MIN_SAMPLES
+        mornings learned gets the most stretch the bound allows: the long sleepers among
+        newly watched homes each raised a false quiet alert on their first nights (42 over
+        the sample district's three days of warm-up). Its morning window, at noon meanwhile,
+        still finds a fall the same morning.
+        """
+        if overridden:
+            return rules
+        learning = len(self.first_activity_s) + len(self.rest_first_activity_s) < MIN_SAMPLES
+        if new_home and learning:
+            return replace(rules, no_activity=rules.no_activity + MAX_QUIET_EXTENSION)
+        if len(self.quiet_s) < MIN_SAMPLES:
             return rules
         usual = timedelta(seconds=percentile(self.quiet_s, 0.95)) + QUIET_MARGIN
         stretched = min(max(usual, rules.no_activity), rules.no_activity + MAX_QUIET_EXTENSION)

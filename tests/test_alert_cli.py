@@ -47,7 +47,7 @@ def district(district_database_url):
         (a, a_grid, a_meter, a_door), (b, b_grid, b_meter, b_door) = rows
         conn.execute("UPDATE residents SET living_alone = (id IN (%s, %s))", (a, b))
         conn.execute(
-            "UPDATE residents SET created_at = %s WHERE id IN (%s, %s)", (local("00:00", -2), a, b)
+            "UPDATE residents SET created_at = %s WHERE id IN (%s, %s)", (local("00:00", -30), a, b)
         )
         stored_zone = ZoneInfo(read_meta(conn).get("tz", "Asia/Shanghai"))
         conn.commit()

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+import pytest
+
 from gridwatch.alerts.activity import Baseline
 from gridwatch.alerts.engine import AlertEngine, Home, Signal
 from gridwatch.alerts.lifecycle import Escalate, Open, OpenAlert, Resolve
@@ -219,6 +221,21 @@ def test_quiet_home_gets_one_no_activity_alert_at_the_deadline_and_it_resolves_o
     actions = step_through(engine, store, at("20:31"))
     assert [type(a).__name__ for a in actions if not isinstance(a, Escalate)] == ["Resolve"]
     assert [a.status for a in store.alerts_of(NO_ACTIVITY)] == ["resolved"]
+
+
+@pytest.mark.parametrize(("registered_days_ago", "alerted"), [(1, False), (30, True)])
+def test_a_new_homes_long_first_night_is_not_an_alert(registered_days_ago, alerted):
+    # A long sleeper's first night under watch: quiet from 19:30 to 09:00, 13.5 h. Nothing of
+    # the home's nights is learned yet, so a new home's quiet rule allows the most stretch
+    # its bound allows (4 h); a home watched for a month and no long nights learned does not.
+    store = FakeStore([a_home(since=at("12:00", -registered_days_ago), meter=None)])
+    store.signals.append(sensor(at("19:30", -1), "door_open"))
+    store.clock = at("19:31", -1)
+    engine = started(store, at("19:31", -1))
+    step_through(engine, store, at("08:59"))
+    store.signals.append(sensor(at("09:00"), "door_open"))
+    step_through(engine, store, at("09:01"))
+    assert bool(store.alerts_of(NO_ACTIVITY)) is alerted
 
 
 def test_an_sos_from_a_device_clock_a_few_minutes_fast_opens_at_once():
