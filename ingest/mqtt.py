@@ -11,7 +11,7 @@ from __future__ import annotations
 import ssl
 import struct
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
@@ -146,8 +146,15 @@ def is_protocol_refusal(reason: ReasonCode | int) -> bool:
     return value in (1, 0x84)
 
 
-def probe_protocol(address: BrokerAddress, timeout_s: float = 10.0) -> int:
-    """Connect once to learn whether the broker speaks MQTT 5; raise if it cannot be reached."""
+def probe_protocol(
+    address: BrokerAddress, timeout_s: float = 10.0, *, anonymous: bool = False
+) -> int:
+    """Connect once to learn whether the broker speaks MQTT 5; raise if it cannot be reached.
+
+    `anonymous`: the probe gives no user name. A broker that makes the user name the client
+    id (deploy/mosquitto.conf) would otherwise hand the probe the session of that user, and
+    the probe's clean start would end it; refused for want of a user, a broker still tells
+    its protocol by the reason code it refuses with."""
     result: dict[str, object] = {}
     done = threading.Event()
 
@@ -158,6 +165,8 @@ def probe_protocol(address: BrokerAddress, timeout_s: float = 10.0) -> int:
     def on_fail(client, userdata):
         done.set()
 
+    if anonymous:
+        address = replace(address, username=None, password=None)
     client = new_client(address, protocol=mqtt.MQTTv5)
     client.on_connect = on_connect
     client.on_connect_fail = on_fail
@@ -175,9 +184,10 @@ def probe_protocol(address: BrokerAddress, timeout_s: float = 10.0) -> int:
     reason = result.get("reason")
     if reason is None:
         raise ServiceUnavailable(f"the MQTT broker at {address} closed the connection")
-    if is_protocol_refusal(reason):
+    value = reason.value if isinstance(reason, ReasonCode) else reason
+    if is_protocol_refusal(reason) or 0 < value < 0x80:  # the codes of MQTT 3.1.1
         return mqtt.MQTTv311
-    if isinstance(reason, ReasonCode) and reason.is_failure:
+    if isinstance(reason, ReasonCode) and reason.is_failure and not anonymous:
         raise ServiceUnavailable(f"the MQTT broker at {address} refused us: {reason}")
     return mqtt.MQTTv5
 

@@ -34,8 +34,8 @@ from gridwatch.ingest.mqtt import (
     BatchAckClient,
     BrokerAddress,
     connect_properties,
-    is_protocol_refusal,
     new_client,
+    probe_protocol,
 )
 from gridwatch.ingest.payload import InvalidPayload, ParseContext
 from gridwatch.ingest.topics import TopicRouter, subscriptions
@@ -105,14 +105,14 @@ class IngestWorker:
         self._connack_reason = reason
         self._connack.set()
         if reason.is_failure:
-            if not is_protocol_refusal(reason):
-                log.error("broker %s refused the connection: %s", self.address, reason)
+            log.error("broker %s refused the connection: %s", self.address, reason)
             return
         self._generation += 1
         log.info(
-            "connected to %s as %s (session %s)",
+            "connected to %s as %s, user %s (session %s)",
             self.address,
             self.client_id,
+            self.address.username,
             "resumed" if flags.session_present else "new",
         )
         filters = subscriptions(
@@ -149,27 +149,18 @@ class IngestWorker:
         )
 
     def _start_mqtt(self) -> None:
-        """Connect with MQTT 5, or with 3.1.1 where the broker refuses 5.
-
-        No separate probe connection finds out the version first: a broker that names each
-        session after its user (deploy/mosquitto.conf) would give the probe this worker's
-        session, and the probe's clean start would end it with all it queued."""
-        for protocol in (mqtt.MQTTv5, mqtt.MQTTv311):
-            client = self._connect(protocol)
-            if not self._connack.wait(10):
-                self._stop_client(client)
-                raise ServiceUnavailable(
-                    f"the MQTT broker at {self.address} did not answer CONNECT"
-                )
-            reason = self._connack_reason
-            if protocol == mqtt.MQTTv5 and is_protocol_refusal(reason):
-                self._stop_client(client)
-                continue
-            if reason is not None and reason.is_failure:
-                self._stop_client(client)
-                raise ServiceUnavailable(f"the MQTT broker at {self.address} refused us: {reason}")
-            self._client = client
-            return
+        """Connect with MQTT 5 where the broker speaks it, else 3.1.1; raise if refused."""
+        # The probe goes without a user: under this worker's user it could end its session.
+        protocol = probe_protocol(self.address, anonymous=True)
+        client = self._connect(protocol)
+        if not self._connack.wait(10):
+            self._stop_client(client)
+            raise ServiceUnavailable(f"the MQTT broker at {self.address} did not answer CONNECT")
+        reason = self._connack_reason
+        if reason is not None and reason.is_failure:
+            self._stop_client(client)
+            raise ServiceUnavailable(f"the MQTT broker at {self.address} refused us: {reason}")
+        self._client = client
 
     def _connect(self, protocol: int) -> BatchAckClient:
         """A client of this worker's persistent session, connecting (not yet answered)."""
