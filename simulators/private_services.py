@@ -20,7 +20,6 @@ from __future__ import annotations
 import contextlib
 import os
 import pwd
-import shutil
 import signal
 import socket
 import subprocess
@@ -30,6 +29,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from gridwatch.errors import ServiceUnavailable
+from gridwatch.ingest.embedded_broker import mosquitto_binary as installed_mosquitto
 from gridwatch.store.embedded import EmbeddedPostgres, free_port
 
 PrivatePostgres = EmbeddedPostgres  # start(), stop(mode="immediate"), start() on the same port
@@ -51,8 +51,8 @@ _ANONYMOUS_OVERRIDES = {"allow_anonymous", "use_username_as_clientid"}
 
 
 def mosquitto_binary() -> str:
-    """Where mosquitto is (it often lives in /usr/sbin, off a user's PATH)."""
-    found = shutil.which("mosquitto", path=f"{os.environ.get('PATH', '')}:/usr/sbin:/sbin")
+    """Where mosquitto is; ServiceUnavailable when it is not installed."""
+    found = installed_mosquitto()
     if found is None:
         raise ServiceUnavailable("mosquitto is not installed (apt install mosquitto)")
     return found
