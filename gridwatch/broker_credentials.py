@@ -24,6 +24,9 @@ MAX_USER_LENGTH = 128
 # `/`, `+` and `#` would let an ACL pattern (gw/meter/%u) reach other topics, `:` ends the
 # user name in the password file, and `$` starts the broker's own topics.
 _FORBIDDEN = frozenset("/+#:$")
+# The gridwatch services' own broker users (gridwatch-ingest-0, gridwatch-alerts, ...): the
+# broker makes a user name the client id, so a device by such a name would be a service.
+SERVICE_USER_PREFIX = "gridwatch"
 
 
 def new_password() -> str:
@@ -49,6 +52,11 @@ def check_broker_user(name: str, what: str) -> str:
         raise InputFileError(
             f"{what} {name!r} cannot be a broker user: it contains {shown} "
             "(no / + # : $, spaces or control characters)"
+        )
+    if name.lower().startswith(SERVICE_USER_PREFIX):
+        raise InputFileError(
+            f"{what} {name!r} cannot be a broker user: names starting with "
+            f"{SERVICE_USER_PREFIX!r} belong to gridwatch's own services"
         )
     return name
 

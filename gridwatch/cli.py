@@ -63,7 +63,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
     """Settings from the environment, with command-line flags taking precedence."""
     overrides = {
         key: value
-        for key in ("database_url", "mqtt_url", "topic_prefix", "tz", "data_dir")
+        for key in ("database_url", "mqtt_url", "mqtt_user", "topic_prefix", "tz", "data_dir")
         if (value := getattr(args, key, None)) is not None
     }
     try:
@@ -85,6 +85,10 @@ def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--database-url", help="PostgreSQL URL (GRIDWATCH_DATABASE_URL)")
     common.add_argument("--mqtt-url", help="mqtt:// or mqtts:// URL (GRIDWATCH_MQTT_URL)")
+    common.add_argument(
+        "--mqtt-user",
+        help="this process's broker user, with the URL's password (GRIDWATCH_MQTT_USER)",
+    )
     common.add_argument("--topic-prefix", help="inbound topic prefix (GRIDWATCH_TOPIC_PREFIX)")
     common.add_argument("--tz", help="time zone for local days (GRIDWATCH_TZ)")
     common.add_argument("--data-dir", type=Path, help="data directory (GRIDWATCH_DATA_DIR)")

@@ -14,6 +14,8 @@ import threading
 import time
 from datetime import UTC, datetime, timedelta
 
+import orjson
+
 from gridwatch.ingest.mqtt import BrokerAddress, publisher
 from gridwatch.ingest.worker import IngestWorker
 from gridwatch.services import Services
@@ -36,6 +38,12 @@ def run_demo(settings: Settings, *, seconds: float | None = None) -> int:
         mqtt_url = services.mqtt_url()
         print(f"database: {describe_url(database_url)}", flush=True)
         print(f"MQTT broker: {mqtt_url}", flush=True)
+        if services.broker is not None:
+            reading = orjson.dumps({"ts": datetime.now(UTC).isoformat(), "power_w": 120.5})
+            example = services.broker.publish_example(
+                f"{settings.topic_prefix}/meter/M-DEMO", reading.decode()
+            )
+            print(f"publish a reading yourself: {example}", flush=True)
         with connect(database_url) as conn:
             report = migrate_for(conn, settings)
             print(f"storage: {report.mode.name} ({report.mode.reason})", flush=True)

@@ -1,7 +1,8 @@
 """The database and broker a command talks to: the configured ones, or embedded ones.
 
 With GRIDWATCH_DATABASE_URL unset an embedded PostgreSQL runs from the data directory;
-with GRIDWATCH_MQTT_URL unset an in-process broker runs for as long as the command.
+with GRIDWATCH_MQTT_URL unset a private broker (Mosquitto where installed, else amqtt)
+runs for as long as the command, on 127.0.0.1, with credentials kept in the data directory.
 """
 
 from __future__ import annotations
@@ -43,12 +44,17 @@ class Services(AbstractContextManager):
         return self._database_url
 
     def mqtt_url(self) -> str:
-        """The configured broker, or an in-process one started now."""
+        """The configured broker, or an embedded one started now (credentials in the URL)."""
         if self._mqtt_url is None:
-            self._broker = EmbeddedBroker()
+            self._broker = EmbeddedBroker(self.settings.data_dir)
             self._mqtt_url = self._broker.start()
-            log.info("embedded MQTT broker at %s", self._mqtt_url)
+            log.info("embedded MQTT broker (%s) at %s", self._broker.kind, self._broker.address)
         return self._mqtt_url
+
+    @property
+    def broker(self) -> EmbeddedBroker | None:
+        """The embedded broker, once started."""
+        return self._broker
 
     def __exit__(self, *exc_info) -> None:
         if self._broker is not None:

@@ -5,11 +5,11 @@ from __future__ import annotations
 from datetime import date
 from pathlib import Path
 from typing import Literal
-from urllib.parse import urlsplit
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import platformdirs
-from pydantic import Field, FilePath, field_validator
+from pydantic import Field, FilePath, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -27,6 +27,11 @@ class Settings(BaseSettings):
     )
     mqtt_url: str | None = Field(
         default=None, description="mqtt://user:pass@host:1883 or mqtts://; unset starts a broker"
+    )
+    mqtt_user: str | None = Field(
+        default=None,
+        description="broker user name replacing the one in GRIDWATCH_MQTT_URL (same password): "
+        "each gridwatch process logs in as its own user",
     )
     mqtt_ca_file: FilePath | None = Field(
         default=None,
@@ -194,6 +199,17 @@ class Settings(BaseSettings):
         if value is not None and urlsplit(value).scheme not in ("mqtt", "mqtts", "tcp", "ssl"):
             raise ValueError(f"MQTT URL {value!r} must start with mqtt:// or mqtts://")
         return value
+
+    @model_validator(mode="after")
+    def _own_mqtt_user(self) -> Settings:
+        """GRIDWATCH_MQTT_USER names this process's broker user in GRIDWATCH_MQTT_URL."""
+        if self.mqtt_user is not None and self.mqtt_url is not None:
+            parts = urlsplit(self.mqtt_url)
+            _, at, host = parts.netloc.rpartition("@")
+            password = f":{quote(unquote(parts.password), safe='')}" if parts.password else ""
+            netloc = f"{quote(self.mqtt_user, safe='')}{password}@{host if at else parts.netloc}"
+            self.mqtt_url = urlunsplit(parts._replace(netloc=netloc))
+        return self
 
     @field_validator("database_url")
     @classmethod

@@ -11,7 +11,7 @@ from __future__ import annotations
 import ssl
 import struct
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
@@ -146,9 +146,32 @@ def is_protocol_refusal(reason: ReasonCode | int) -> bool:
     return value in (1, 0x84)
 
 
-def probe_protocol(address: BrokerAddress, timeout_s: float = 10.0) -> int:
-    """Connect once to learn whether the broker speaks MQTT 5; raise if it cannot be reached."""
-    result: dict[str, object] = {}
+def probe_protocol(
+    address: BrokerAddress, timeout_s: float = 10.0, *, anonymous: bool = False
+) -> int:
+    """Connect to learn whether the broker speaks MQTT 5; raise if it cannot be reached or
+    (unless `anonymous`) refuses the address's credentials.
+
+    The protocol is asked without credentials: amqtt misreads an MQTT 5 CONNECT that carries
+    them and never answers, and a broker that makes the user name the client id
+    (deploy/mosquitto.conf) would hand a probe under a worker's user that worker's session,
+    which the probe's clean start would end. Refused for want of a user, a broker still tells
+    its protocol by the reason code it refuses with. The credentials are then checked with
+    MQTT 5 where the broker speaks it (`anonymous`: not at all)."""
+    reason = _connack_of(replace(address, username=None, password=None), timeout_s)
+    if is_protocol_refusal(reason) or 0 < reason.value < 0x80:  # MQTT 3.1.1's codes
+        return mqtt.MQTTv311
+    if not anonymous:
+        if address.username is not None:
+            reason = _connack_of(address, timeout_s)
+        if reason.is_failure:
+            raise ServiceUnavailable(f"the MQTT broker at {address} refused us: {reason}")
+    return mqtt.MQTTv5
+
+
+def _connack_of(address: BrokerAddress, timeout_s: float) -> ReasonCode:
+    """The reason code of the CONNACK that answers one MQTT 5 CONNECT (clean start)."""
+    result: dict[str, ReasonCode] = {}
     done = threading.Event()
 
     def on_connect(client, userdata, flags, reason, properties):
@@ -172,14 +195,9 @@ def probe_protocol(address: BrokerAddress, timeout_s: float = 10.0) -> int:
     finally:
         client.disconnect()
         client.loop_stop()
-    reason = result.get("reason")
-    if reason is None:
+    if "reason" not in result:
         raise ServiceUnavailable(f"the MQTT broker at {address} closed the connection")
-    if is_protocol_refusal(reason):
-        return mqtt.MQTTv311
-    if isinstance(reason, ReasonCode) and reason.is_failure:
-        raise ServiceUnavailable(f"the MQTT broker at {address} refused us: {reason}")
-    return mqtt.MQTTv5
+    return result["reason"]
 
 
 def broker_acknowledged(info: mqtt.MQTTMessageInfo) -> bool:

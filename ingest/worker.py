@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import socket
+import ssl
 import threading
 import time
 from collections import deque
@@ -25,6 +26,7 @@ from datetime import UTC, datetime, timedelta
 
 import paho.mqtt.client as mqtt
 import psycopg
+from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from gridwatch.errors import ServiceUnavailable, first_line
@@ -92,20 +94,25 @@ class IngestWorker:
         self._inbox: deque = deque()
         self._generation = 0
         self._client: BatchAckClient | None = None
+        self._connack = threading.Event()  # the broker answered the first CONNECT
+        self._connack_reason: ReasonCode | None = None
         self._writer: BatchWriter | None = None
         self._stopping = False
 
     # -- MQTT side (paho's network thread) --------------------------------------------------
 
     def _on_connect(self, client, userdata, flags, reason, properties) -> None:
+        self._connack_reason = reason
+        self._connack.set()
         if reason.is_failure:
             log.error("broker %s refused the connection: %s", self.address, reason)
             return
         self._generation += 1
         log.info(
-            "connected to %s as %s (session %s)",
+            "connected to %s as %s, user %s (session %s)",
             self.address,
             self.client_id,
+            self.address.username,
             "resumed" if flags.session_present else "new",
         )
         filters = subscriptions(
@@ -142,7 +149,21 @@ class IngestWorker:
         )
 
     def _start_mqtt(self) -> None:
-        protocol = probe_protocol(self.address)
+        """Connect with MQTT 5 where the broker speaks it, else 3.1.1; raise if refused."""
+        # The probe goes without a user: under this worker's user it could end its session.
+        protocol = probe_protocol(self.address, anonymous=True)
+        client = self._connect(protocol)
+        if not self._connack.wait(10):
+            self._stop_client(client)
+            raise ServiceUnavailable(f"the MQTT broker at {self.address} did not answer CONNECT")
+        reason = self._connack_reason
+        if reason is not None and reason.is_failure:
+            self._stop_client(client)
+            raise ServiceUnavailable(f"the MQTT broker at {self.address} refused us: {reason}")
+        self._client = client
+
+    def _connect(self, protocol: int) -> BatchAckClient:
+        """A client of this worker's persistent session, connecting (not yet answered)."""
         client = new_client(self.address, self.client_id, protocol=protocol, persistent=True)
         client.manual_ack_set(True)
         client.reconnect_delay_set(min_delay=1, max_delay=30)
@@ -151,6 +172,7 @@ class IngestWorker:
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
         s = self.settings
+        self._connack.clear()
         try:
             if protocol == mqtt.MQTTv5:
                 client.connect(
@@ -162,12 +184,18 @@ class IngestWorker:
                 )
             else:
                 client.connect(self.address.host, self.address.port, keepalive=s.mqtt_keepalive_s)
-        except OSError as exc:
+        except (OSError, ssl.SSLError) as exc:
             raise ServiceUnavailable(
                 f"cannot reach the MQTT broker at {self.address}: {exc}"
             ) from None
         client.loop_start()
-        self._client = client
+        return client
+
+    def _stop_client(self, client: BatchAckClient) -> None:
+        self._stopping = True  # no "reconnecting" warning for a client set aside
+        client.disconnect()
+        client.loop_stop()
+        self._stopping = False
 
     # -- batch side ---------------------------------------------------------------------------
 

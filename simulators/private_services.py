@@ -3,8 +3,9 @@
 Fault tests and benches need servers of their own: one they may restart, kill or starve
 without touching anyone else's. `PrivateMosquitto` runs the broker with the limits of
 `deploy/mosquitto.conf` (the queues and in-flight window gridwatch's delivery relies on) on
-a free port of 127.0.0.1, anonymous, with persistence on in its own directory, so a restart
-keeps the persistent sessions and their queued messages as a production broker does.
+a free port of 127.0.0.1, anonymous or with a password file and ACL, with persistence on
+in its own directory, so a restart keeps the persistent sessions and their queued messages
+as a production broker does.
 `PrivatePostgres` is the embedded PostgreSQL (`gridwatch.store.embedded`), which keeps its
 port across restarts and runs as an unprivileged user when started as root.
 
@@ -19,15 +20,16 @@ from __future__ import annotations
 import contextlib
 import os
 import pwd
-import shutil
 import signal
 import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
+from urllib.parse import quote
 
 from gridwatch.errors import ServiceUnavailable
+from gridwatch.ingest.embedded_broker import mosquitto_binary as installed_mosquitto
 from gridwatch.store.embedded import EmbeddedPostgres, free_port
 
 PrivatePostgres = EmbeddedPostgres  # start(), stop(mode="immediate"), start() on the same port
@@ -35,53 +37,87 @@ PrivatePostgres = EmbeddedPostgres  # start(), stop(mode="immediate"), start() o
 # The source tree's broker configuration (an editable install or a checkout).
 DEPLOY_CONFIG = Path(__file__).resolve().parent.parent / "deploy" / "mosquitto.conf"
 
-# What a private broker must not take from deploy/mosquitto.conf: where it listens, who may
-# connect, TLS files, log and data paths. Everything else (the limits) is kept as is.
+# What a private broker must not take from deploy/mosquitto.conf: where it listens, its
+# files (passwords, ACL, TLS), log and data paths, the user it runs as. Everything else
+# (the limits, and who may connect and as what) is kept as is.
 _PRIVATE_OVERRIDES = {
-    "listener", "port", "bind_address", "allow_anonymous", "password_file", "acl_file",
+    "listener", "port", "bind_address", "password_file", "acl_file",
     "cafile", "capath", "certfile", "keyfile", "tls_version", "require_certificate",
     "persistence", "persistence_location", "log_dest", "user", "pid_file", "include_dir",
 }  # fmt: skip
+# An anonymous private broker also drops these: it lets anyone in, and a client without a
+# user name has no name to be given as its client id.
+_ANONYMOUS_OVERRIDES = {"allow_anonymous", "use_username_as_clientid"}
 
 
 def mosquitto_binary() -> str:
-    """Where mosquitto is (it often lives in /usr/sbin, off a user's PATH)."""
-    found = shutil.which("mosquitto", path=f"{os.environ.get('PATH', '')}:/usr/sbin:/sbin")
+    """Where mosquitto is; ServiceUnavailable when it is not installed."""
+    found = installed_mosquitto()
     if found is None:
         raise ServiceUnavailable("mosquitto is not installed (apt install mosquitto)")
     return found
 
 
-def private_config(config: Path, port: int, workdir: Path) -> tuple[str, list[str]]:
+def private_config(
+    config: Path,
+    port: int,
+    workdir: Path,
+    *,
+    password_file: Path | None = None,
+    acl_file: Path | None = None,
+) -> tuple[str, list[str]]:
     """`config`'s text adapted to a private broker on `port` with its data in `workdir`;
-    and the limits it kept (the `max_…` lines)."""
+    and the limits it kept (the `max_…` lines).
+
+    Without `password_file` the broker is anonymous; with it, it checks users and the ACL
+    as `config` says, with these files."""
+    dropped = _PRIVATE_OVERRIDES if password_file else _PRIVATE_OVERRIDES | _ANONYMOUS_OVERRIDES
     kept = []
     for line in config.read_text().splitlines():
         words = line.split()
-        if words and not line.startswith("#") and words[0] not in _PRIVATE_OVERRIDES:
+        if words and not line.startswith("#") and words[0] not in dropped:
             kept.append(line)
-    overrides = [
+    if password_file is None:
+        access = ["allow_anonymous true"]  # loopback only, for tests and benches
+    else:
+        access = [f"password_file {password_file}"]
+        access += [f"acl_file {acl_file}"] if acl_file else []
+    # The listener comes first: the per-listener options kept (use_username_as_clientid)
+    # belong to the listener above them, and before any they would open a default one on 1883.
+    lines = [
         f"listener {port} 127.0.0.1",
-        "allow_anonymous true",  # loopback only, for tests and benches
+        *kept,
+        *access,
         "persistence true",
         f"persistence_location {workdir}/",
         f"log_dest file {workdir}/mosquitto.log",
-        # Run as root, mosquitto switches to its own user, which cannot write the directory.
+        # Run as root, mosquitto switches to its own user, who cannot write the directory.
         f"user {pwd.getpwuid(os.geteuid()).pw_name}",
     ]
-    return "\n".join([*kept, *overrides]) + "\n", [k for k in kept if k.startswith("max_")]
+    return "\n".join(lines) + "\n", [k for k in kept if k.startswith("max_")]
 
 
 class PrivateMosquitto:
-    """Mosquitto on a free port with persistence in `workdir`; restartable on the same port."""
+    """Mosquitto on a free port with persistence in `workdir`; restartable on the same port.
 
-    def __init__(self, workdir: Path, config: Path = DEPLOY_CONFIG) -> None:
+    Anonymous, or with `password_file` (and `acl_file`) checking users as `config` says."""
+
+    def __init__(
+        self,
+        workdir: Path,
+        config: Path = DEPLOY_CONFIG,
+        *,
+        password_file: Path | None = None,
+        acl_file: Path | None = None,
+    ) -> None:
         if not config.exists():
             raise ServiceUnavailable(f"no broker configuration at {config}")
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
-        text, self.limits = private_config(config, self.port, self.workdir)
+        text, self.limits = private_config(
+            config, self.port, self.workdir, password_file=password_file, acl_file=acl_file
+        )
         self.config_path = self.workdir / "mosquitto.conf"
         self.config_path.write_text(text)
         self.process: subprocess.Popen | None = None
@@ -89,6 +125,10 @@ class PrivateMosquitto:
     @property
     def url(self) -> str:
         return f"mqtt://127.0.0.1:{self.port}"
+
+    def user_url(self, user: str, password: str) -> str:
+        """The broker's URL with a user's credentials."""
+        return f"mqtt://{quote(user, safe='')}:{quote(password, safe='')}@127.0.0.1:{self.port}"
 
     @property
     def log_path(self) -> Path:

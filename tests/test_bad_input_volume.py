@@ -134,7 +134,7 @@ def test_thirty_thousand_with_ten_thousand_bad_all_accounted_for(
 def embedded_broker_url():
     """A private in-process broker (amqtt): unlike Mosquitto, it passes NUL and other
     control characters in topics on to subscribers."""
-    broker = EmbeddedBroker()
+    broker = EmbeddedBroker(mosquitto=False)
     yield broker.start()
     broker.stop()
 

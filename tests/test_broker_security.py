@@ -3,7 +3,7 @@
 A private Mosquitto runs deploy/mosquitto.conf with its listeners moved to free loopback
 ports and its files pointed at this test's: the password file that `gridwatch devices add
 --password-file` wrote, the shipped deploy/mosquitto.acl as it is, and a throwaway CA and
-server certificate for the TLS listener. Ingest runs as the gridwatch service user.
+server certificate for the TLS listener. Ingest runs as its service user, gridwatch-ingest.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from pathlib import Path
 import orjson
 import psycopg
 import pytest
-from conftest import count_rows, make_settings, wait_for
+from conftest import add_device, count_rows, make_settings, wait_for
 
 from gridwatch.broker_credentials import new_password, password_hash, set_password_line
 from gridwatch.cli import main
@@ -35,6 +35,7 @@ SHIPPED_CONFIG = REPO / "deploy" / "mosquitto.conf"
 SHIPPED_ACL = REPO / "deploy" / "mosquitto.acl"
 MOSQUITTO = shutil.which("mosquitto", path=f"{os.environ.get('PATH', '')}:/usr/sbin:/sbin")
 OPENSSL = shutil.which("openssl")
+SERVICE_USER = "gridwatch-ingest"
 
 pytestmark = pytest.mark.skipif(MOSQUITTO is None, reason="needs the mosquitto binary")
 
@@ -137,10 +138,10 @@ def _listening(port: int) -> bool:
 
 @pytest.fixture
 def passwords(tmp_path) -> tuple[Path, str]:
-    """A password file holding the gridwatch service user, and that user's password."""
+    """A password file holding the ingest worker's service user, and its password."""
     path = tmp_path / "passwd"
     service_password = new_password()
-    set_password_line(path, "gridwatch", f"gridwatch:{password_hash(service_password)}")
+    set_password_line(path, SERVICE_USER, f"{SERVICE_USER}:{password_hash(service_password)}")
     return path, service_password
 
 
@@ -149,18 +150,6 @@ def broker(tmp_path, passwords, tls_files):
     running = PrivateBroker(tmp_path, passwords[0], tls_files)
     yield running
     running.stop()
-
-
-def add_device(capsys, database_url: str, password_file: Path, *argv: str) -> str:
-    """`gridwatch devices add ... --password-file F`; returns the password it printed."""
-    capsys.readouterr()
-    code = main(
-        ["devices", "add", *argv, "--password-file", str(password_file), "--database-url",
-         database_url]
-    )  # fmt: skip
-    out, err = capsys.readouterr()
-    assert code == 0, err
-    return out.splitlines()[-1]
 
 
 class Device:
@@ -193,7 +182,7 @@ def test_devices_publish_only_as_themselves(
                      "--worker", "W-1")  # fmt: skip
     broker.reload()  # the file changed after the broker read it
     settings = make_settings(
-        tmp_path, database_url, broker.url("gridwatch", service_password), topic_prefix="gw"
+        tmp_path, database_url, broker.url(SERVICE_USER, service_password), topic_prefix="gw"
     )
     worker = start_worker(settings)
 
@@ -250,7 +239,7 @@ def test_ingest_over_tls_with_a_private_ca(
     password_file, service_password = passwords
     meter = add_device(capsys, database_url, password_file, "M-1", "--kind", "meter")
     broker.reload()
-    service_url = broker.url("gridwatch", service_password, tls=True)
+    service_url = broker.url(SERVICE_USER, service_password, tls=True)
 
     # Without the CA the broker's certificate is not trusted, and ingest says so.
     with pytest.raises(ServiceUnavailable, match="certificate verify failed"):

@@ -96,7 +96,9 @@ def test_broker_users_never_hold_what_widens_an_acl_pattern(name):
         assert all(c.isprintable() and not c.isspace() for c in name)
 
 
-@pytest.mark.parametrize("name", ["a/b", "M+", "#", "x:y", "$SYS", "two words", "", "m" * 129])
+@pytest.mark.parametrize(
+    "name", ["a/b", "M+", "#", "x:y", "$SYS", "two words", "", "m" * 129, "gridwatch-api"]
+)
 def test_bad_broker_users_are_refused(name):
     with pytest.raises(InputFileError):
         check_broker_user(name, "meter id")
@@ -115,7 +117,7 @@ def test_devices_add_list_revoke(capsys, tmp_path, district_database_url):
             w for (w,) in conn.execute("SELECT id FROM workers ORDER BY id LIMIT 2")
         )
     passwords = tmp_path / "passwd"
-    passwords.write_text("gridwatch:$7$service\n")
+    passwords.write_text("gridwatch:$7$service\nservice:$7$other\n")
 
     # An imported meter gets credentials and keeps its resident.
     code, out, _ = run_cli(capsys, "devices", "add", meter, "--kind", "meter", *db)
@@ -133,7 +135,7 @@ def test_devices_add_list_revoke(capsys, tmp_path, district_database_url):
     )  # fmt: skip
     assert code == 0 and f"line for {worker} added" in out
     assert passwords.read_text().splitlines()[0] == "gridwatch:$7$service"
-    assert passwords.read_text().splitlines()[1].startswith(f"{worker}:$7$101$")
+    assert passwords.read_text().splitlines()[2].startswith(f"{worker}:$7$101$")
 
     # Refusals: one line each, exit code 1, nothing written.
     before = passwords.read_text()
@@ -142,7 +144,10 @@ def test_devices_add_list_revoke(capsys, tmp_path, district_database_url):
         ((meter, "--kind", "sensor"), f"broker user {meter!r} already belongs to meter"),
         ((worker, "--kind", "meter"), f"already belongs to worker {worker!r} (app 'phone-1')"),
         ((other_worker, "--kind", "meter"), "is also a worker's id"),
-        (("gridwatch", "--kind", "meter"), "no gridwatch device was given"),
+        (("gridwatch", "--kind", "meter"), "belong to gridwatch's own services"),
+        (("Gridwatch-ingest-0", "--kind", "meter"), "belong to gridwatch's own services"),
+        (("phone-9", "--kind", "app", "--worker", "gridwatch-ingest"), "own services"),
+        (("service", "--kind", "meter"), "no gridwatch device was given"),
         (("M-NEW", "--kind", "meter", "--resident", "NOBODY"), "no resident 'NOBODY'"),
         (("M-NEW", "--kind", "meter", "--worker", worker), "belongs to a resident"),
         (("P-9", "--kind", "app"), "an app needs --worker"),
@@ -162,7 +167,7 @@ def test_devices_add_list_revoke(capsys, tmp_path, district_database_url):
         capsys, "devices", "revoke", "phone-1", "--password-file", str(passwords), *db
     )
     assert code == 0 and f"line for {worker} removed" in out
-    assert passwords.read_text() == "gridwatch:$7$service\n"
+    assert passwords.read_text() == "gridwatch:$7$service\nservice:$7$other\n"
     code, out, _ = run_cli(capsys, "devices", "list", "--kind", "app", *db)
     assert "revoked" in out
     # A new phone for the worker once the old one is revoked; the old one stays revoked.
