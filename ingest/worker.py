@@ -39,7 +39,7 @@ from gridwatch.ingest.payload import InvalidPayload, ParseContext
 from gridwatch.ingest.topics import TopicRouter, subscriptions
 from gridwatch.ingest.writer import BatchWriter, Message, WriteResult
 from gridwatch.settings import Settings
-from gridwatch.store.db import connect, describe_url
+from gridwatch.store.db import connect, describe_url, is_outage
 from gridwatch.store.migrate import read_meta
 
 log = logging.getLogger(__name__)
@@ -262,17 +262,16 @@ class IngestWorker:
                 return self._writer.write(messages)
             except (psycopg.Error, ServiceUnavailable) as exc:
                 self.stats.db_failures += 1
-                if isinstance(
-                    exc, psycopg.OperationalError | psycopg.InterfaceError | ServiceUnavailable
-                ):
+                if isinstance(exc, ServiceUnavailable) or is_outage(exc):
                     log.warning(
                         "database unavailable (%s); holding %d messages unacknowledged",
                         first_line(exc),
                         len(messages) + len(self._inbox),
                     )
                 else:
-                    # Not the input (the writer dead-letters rows the database rejects): a bug
-                    # or a schema out of step. Hold the batch unacknowledged rather than lose it.
+                    # Not the input (the writer dead-letters every row whose values the database
+                    # rejects) nor an outage: a bug or a schema out of step with this release.
+                    # Hold the batch unacknowledged rather than lose it.
                     log.exception("batch of %d could not be written; holding it", len(messages))
                 self._close_writer()
             if stop.is_set():

@@ -24,11 +24,14 @@ from gridwatch.ingest.meter import MeterReading
 from gridwatch.ingest.patrol import PatrolCheckin
 from gridwatch.ingest.registration import RegistrationCheck
 from gridwatch.ingest.sensor import SensorEvent
+from gridwatch.store.db import is_row_fault
 from gridwatch.store.grids import LeafGrids, load_leaf_grids
 from gridwatch.store.mode import PLAIN
 from gridwatch.store.partitions import ensure_partitions, existing_partition_days
 
 log = logging.getLogger(__name__)
+
+MAX_REASON_LENGTH = 1000  # reasons are one short line; a driver's message is cut to this
 
 
 @dataclass(slots=True)
@@ -113,6 +116,7 @@ _HAZARD = _Table(
 )
 _DEAD = (
     "topic",
+    "topic_sha256",
     "payload",
     "payload_sha256",
     "reason",
@@ -161,25 +165,23 @@ class BatchWriter:
         return self.registrations is not None and self.registrations.reload_if_changed(self.conn)
 
     def write(self, messages: list[Message]) -> WriteResult:
-        """Write the batch; a row the database rejects is split out and dead-lettered alone."""
+        """Write the batch; a row the database rejects is split out and dead-lettered alone.
+
+        Only an error caused by a row's values (`is_row_fault`) is blamed on a message; any
+        other (the database away, a schema out of step with this release) raises, and the
+        worker holds the batch."""
         try:
             return self._write_once(messages)
-        # Only a row's own values are the message's fault; a ProgrammingError (a schema out of
-        # step with this release) is ours, and raises so the worker holds the batch. Text
-        # that UTF-8 cannot encode and a time with no partition day are a row's values too.
-        except (
-            psycopg.DataError,
-            psycopg.IntegrityError,
-            UnicodeEncodeError,
-            OverflowError,
-        ) as exc:
+        except Exception as exc:
+            if not is_row_fault(exc):
+                raise
             self.conn.rollback()
             if len(messages) == 1:
                 message = messages[0]
                 refused = (
                     "rejected by the database"
                     if isinstance(exc, psycopg.Error)
-                    else ("cannot be stored")
+                    else "cannot be stored"
                 )
                 message.reason = f"{refused}: {first_line(exc)}"
                 message.reading = None
@@ -306,29 +308,34 @@ class BatchWriter:
         return self.conn.execute(insert).rowcount
 
     def _dead_letters(self, dead: list[Message]) -> int:
-        grouped: dict[tuple[str, bytes], list] = {}
+        # Keyed by digests: a topic may be tens of kilobytes, more than an index entry holds.
+        grouped: dict[tuple[bytes, bytes], list] = {}
         for message in dead:
-            digest = hashlib.sha256(message.payload).digest()
             topic = storable_text(message.topic)
-            entry = grouped.get((topic, digest))
+            key = (
+                hashlib.sha256(topic.encode()).digest(),
+                hashlib.sha256(message.payload).digest(),
+            )
+            entry = grouped.get(key)
             if entry is None:
-                grouped[(topic, digest)] = [
+                grouped[key] = [
                     topic,
+                    key[0],
                     message.payload,
-                    digest,
-                    storable_text(message.reason),
+                    key[1],
+                    storable_text(message.reason[:MAX_REASON_LENGTH]),
                     message.received_at,
                     message.received_at,
                     1,
                 ]
             else:
-                entry[5] = max(entry[5], message.received_at)
-                entry[6] += 1
+                entry[6] = max(entry[6], message.received_at)
+                entry[7] += 1
         self._copy("stage_dead_letters", _DEAD, grouped.values())
         self.conn.execute(
             f"INSERT INTO dead_letters ({', '.join(_DEAD)}) "  # noqa: S608 - constant names
             f"SELECT {', '.join(_DEAD)} FROM stage_dead_letters "
-            "ON CONFLICT (topic, payload_sha256) DO UPDATE SET "
+            "ON CONFLICT (topic_sha256, payload_sha256) DO UPDATE SET "
             "occurrences = dead_letters.occurrences + EXCLUDED.occurrences, "
             "last_received_at = greatest(dead_letters.last_received_at, EXCLUDED.last_received_at)"
         )
