@@ -23,6 +23,7 @@ from gridwatch.ingest.hazard import HazardReport
 from gridwatch.ingest.meter import MeterReading
 from gridwatch.ingest.patrol import PatrolCheckin
 from gridwatch.ingest.registration import RegistrationCheck
+from gridwatch.ingest.reporting import check_reports
 from gridwatch.ingest.sensor import SensorEvent
 from gridwatch.store.db import is_row_fault
 from gridwatch.store.grids import LeafGrids, load_leaf_grids
@@ -221,6 +222,7 @@ class BatchWriter:
         result = WriteResult()
         if self.registrations is not None:
             self.registrations.refuse_unregistered(messages, self.conn)
+        self._refuse_forbidden_reports(messages)
         by_type: dict[type, list[Message]] = defaultdict(list)
         dead: list[Message] = []
         for message in messages:
@@ -299,6 +301,30 @@ class BatchWriter:
             if dead:
                 result.dead_letters = self._dead_letters(dead)
         return result
+
+    def _refuse_forbidden_reports(self, messages: list[Message]) -> None:
+        """A visit or hazard the same worker could not post over HTTP is a dead letter."""
+        reports = [
+            m
+            for m in messages
+            if isinstance(m.reading, HazardReport)
+            or (isinstance(m.reading, PatrolCheckin) and m.reading.kind == "visit")
+        ]
+        if not reports:
+            return
+        hazard_grids = iter(
+            self._grid_ids([m.reading for m in reports if isinstance(m.reading, HazardReport)])
+        )
+        pairs = [
+            (m.reading, next(hazard_grids) if isinstance(m.reading, HazardReport) else None)
+            for m in reports
+        ]
+        with self.conn.transaction():
+            refusals = check_reports(self.conn, pairs)
+        for message, refusal in zip(reports, refusals, strict=True):
+            if refusal is not None:
+                message.reason = str(refusal)
+                message.reading = None
 
     def _store(self, table: _Table, messages: list[Message], rows, result: WriteResult):
         """Move one kind's rows in; returns the messages that clash with a stored row (same
