@@ -25,6 +25,9 @@ from gridwatch.store.users import Principal
 router = APIRouter(tags=["reports (same schema as MQTT)"])
 
 RawBody = Annotated[bytes, Depends(raw_json_body)]
+# What a report sent again under a stored key must repeat, besides its place.
+_CHECKIN_CONTENT = ("kind", "resident_id", "status", "note")
+_HAZARD_CONTENT = ("reporter_id", "category", "severity", "description")
 
 
 def _source_id(data: dict, field: str, principal: Principal, what: str) -> str:
@@ -69,7 +72,7 @@ def post_checkin(principal: Caller, conn: Conn, state: State, body: RawBody):
     grid_id = _place(state, conn, checkin.lon, checkin.lat)
     state.ensure_partition(conn, checkin.observed_at)
     row, created = insert_checkin(conn, checkin, grid_id=grid_id)
-    if not created and not _same_checkin(row, checkin):
+    if not created and not _same_content(row, checkin, _CHECKIN_CONTENT):
         raise Conflict(
             f"worker {checkin.worker_id[:64]!r} has a different check-in stored at "
             f"{checkin.observed_at.isoformat()}"
@@ -100,7 +103,7 @@ def post_hazard(principal: Caller, conn: Conn, state: State, body: RawBody) -> R
     grid_id = _place(state, conn, report.lon, report.lat)
     raise_refusal(check_reports(conn, [(report, grid_id)]))
     hazard, created = insert_hazard(conn, report, grid_id=grid_id, deadlines=state.deadlines)
-    if not created and not _same_report(hazard, report):
+    if not created and not _same_content(hazard, report, _HAZARD_CONTENT):
         raise Conflict(f"hazard id {report.id} is already used by a different report")
     return GeoJSONResponse(
         hazard_feature(hazard, state.now()),
@@ -115,25 +118,13 @@ def raise_refusal(refusals: list) -> None:
         raise refusals[0]
 
 
-def _same_checkin(stored: CheckinRow, checkin: PatrolCheckin) -> bool:
-    """A retry of the same check-in (same key, same content)."""
+def _same_content(
+    stored: CheckinRow | Hazard, new: PatrolCheckin | HazardReport, fields: tuple[str, ...]
+) -> bool:
+    """A retry of the same report: the same `fields` and the same place (the time may differ
+    when the client sent none)."""
     return (
-        stored.kind == checkin.kind
-        and stored.resident_id == checkin.resident_id
-        and stored.status == checkin.status
-        and stored.note == checkin.note
-        and abs(stored.lon - checkin.lon) < 1e-7
-        and abs(stored.lat - checkin.lat) < 1e-7
-    )
-
-
-def _same_report(stored: Hazard, report: HazardReport) -> bool:
-    """A retry of the same report (the time may differ when the client sent none)."""
-    return (
-        stored.reporter_id == report.reporter_id
-        and stored.category == report.category
-        and stored.severity == report.severity
-        and stored.description == report.description
-        and abs(stored.lon - report.lon) < 1e-7
-        and abs(stored.lat - report.lat) < 1e-7
+        all(getattr(stored, name) == getattr(new, name) for name in fields)
+        and abs(stored.lon - new.lon) < 1e-7
+        and abs(stored.lat - new.lat) < 1e-7
     )

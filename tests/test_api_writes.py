@@ -155,8 +155,9 @@ def test_who_a_report_is_from(http, shapes):
     assert plain.json()["properties"]["worker_id"] == "app-gateway"
 
 
-def test_a_visit_only_to_ones_own_residents(http, seeded_url, shapes):
-    with psycopg.connect(seeded_url) as conn:
+def _a_resident_of_each(url: str) -> tuple[str, str]:
+    """A resident of grid A and one of grid B."""
+    with psycopg.connect(url) as conn:
         own, other = (
             conn.execute(
                 "SELECT r.id FROM residents r JOIN grids g ON g.id = r.grid_id WHERE g.code = %s "
@@ -165,6 +166,11 @@ def test_a_visit_only_to_ones_own_residents(http, seeded_url, shapes):
             ).fetchone()[0]
             for code in (GRID_A, GRID_B)
         )
+    return own, other
+
+
+def test_a_visit_only_to_ones_own_residents(http, seeded_url, shapes):
+    own, other = _a_resident_of_each(seeded_url)
     lon, lat = _inside(shapes, GRID_A)
     visit = {
         "lat": lat,
@@ -180,15 +186,7 @@ def test_a_visit_only_to_ones_own_residents(http, seeded_url, shapes):
 
 
 def test_a_device_posts_a_visit_only_for_a_worker_of_the_residents_grid(http, seeded_url, shapes):
-    with psycopg.connect(seeded_url) as conn:
-        own, other = (
-            conn.execute(
-                "SELECT r.id FROM residents r JOIN grids g ON g.id = r.grid_id WHERE g.code = %s "
-                "ORDER BY r.id DESC LIMIT 1",
-                (code,),
-            ).fetchone()[0]
-            for code in (GRID_A, GRID_B)
-        )
+    own, other = _a_resident_of_each(seeded_url)
     lon, lat = _inside(shapes, GRID_A)
     visit = {"lat": lat, "lon": lon, "kind": "visit", "status": "ok", "worker_id": "W001"}
     device = http["device"]

@@ -147,25 +147,25 @@ def _errors_of_class(prefix: str) -> list[type]:
     return found
 
 
-@pytest.mark.parametrize("sqlstate_class", ["08", "53", "57", "58"])
-def test_failures_of_the_database_itself_are_outages(sqlstate_class):
+@pytest.mark.parametrize(
+    ("sqlstate_class", "outage"),
+    [("08", True), ("53", True), ("57", True), ("58", True),
+     ("22", False), ("23", False), ("54", False)],
+)  # fmt: skip
+def test_outages_are_told_from_errors_of_one_rows_content(sqlstate_class, outage):
     errors = _errors_of_class(sqlstate_class)
     assert errors
     for cls in errors:
-        assert is_outage(cls("x")), cls
-        assert not is_row_fault(cls("x")), cls
+        assert is_outage(cls("x")) is outage, cls
+        assert is_row_fault(cls("x")) is not outage, cls
+
+
+def test_the_drivers_own_errors():
     assert is_outage(psycopg.OperationalError("connection lost"))
     assert is_outage(psycopg.InterfaceError("the connection is closed"))
-
-
-@pytest.mark.parametrize("sqlstate_class", ["22", "23", "54"])
-def test_errors_of_one_rows_content_are_not_outages(sqlstate_class):
-    errors = _errors_of_class(sqlstate_class)
-    assert errors
-    for cls in errors:
-        assert is_row_fault(cls("x")), cls
-        assert not is_outage(cls("x")), cls
     assert is_row_fault(psycopg.DataError("PostgreSQL text fields cannot contain NUL"))
+    assert not is_outage(psycopg.ProgrammingError("column does not exist"))
+    assert not is_row_fault(psycopg.ProgrammingError("column does not exist"))
 
 
 def test_poison_then_readings_through_a_real_broker_and_ingest_process(
