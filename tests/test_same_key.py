@@ -21,7 +21,16 @@ ZONE = ZoneInfo("Asia/Shanghai")
 PLACE = {"lat": 40.65, "lon": 109.9}
 
 
-def _pairs(now: datetime) -> list[tuple[str, dict, dict]]:
+def _worker_and_resident(url: str) -> tuple[str, str]:
+    """A worker of the sample district and a resident of their grid (whom they may visit)."""
+    with psycopg.connect(url) as conn:
+        return conn.execute(
+            "SELECT w.id, r.id FROM workers w JOIN residents r ON r.grid_id = w.grid_id "
+            "ORDER BY w.id, r.id LIMIT 1"
+        ).fetchone()
+
+
+def _pairs(now: datetime, worker: str, resident: str) -> list[tuple[str, dict, dict]]:
     """(topic, first, second): the same key, different content."""
     ts = (now - timedelta(minutes=5)).isoformat()
     hazard = {"id": str(uuid.uuid4()), "ts": ts, **PLACE, "category": "gas", "severity": "high",
@@ -31,8 +40,9 @@ def _pairs(now: datetime) -> list[tuple[str, dict, dict]]:
         ("gw/meter/M-1", {"ts": ts, "power_w": 5.0}, {"ts": ts, "power_w": 900.0}),
         ("gw/sensor/S-1", {"ts": ts, "event": "motion", "value": 1}, {"ts": ts, "event": "motion",
                                                                      "value": 0}),
-        ("gw/patrol/W-2", {"ts": ts, **PLACE}, {"ts": ts, **PLACE, "kind": "visit",
-                                                 "resident_id": "R-1", "status": "ok"}),
+        # A patrol point and a visit of one worker in the same second.
+        (f"gw/patrol/{worker}", {"ts": ts, **PLACE}, {"ts": ts, **PLACE, "kind": "visit",
+                                                      "resident_id": resident, "status": "ok"}),
     ]  # fmt: skip
 
 
@@ -43,9 +53,10 @@ def _messages(now: datetime, items: list[tuple[str, dict]]):
 
 
 @pytest.mark.parametrize("one_batch", [True, False], ids=["one batch", "two batches"])
-def test_same_key_different_content_is_a_dead_letter(database_url, one_batch):
+def test_same_key_different_content_is_a_dead_letter(district_database_url, one_batch):
+    database_url = district_database_url
     now = datetime.now(UTC)
-    pairs = _pairs(now)
+    pairs = _pairs(now, *_worker_and_resident(database_url))
     firsts = _messages(now, [(topic, first) for topic, first, _ in pairs])
     seconds = _messages(now, [(topic, second) for topic, _, second in pairs])
     again = _messages(now, [(topic, first) for topic, first, _ in pairs])  # true duplicates
