@@ -13,17 +13,21 @@ from gridwatch.api.bodies import CheckinBody, HazardBody, body_schema, raw_json_
 from gridwatch.api.features import checkin_feature, checkin_id, hazard_feature
 from gridwatch.api.responses import GeoJSONResponse
 from gridwatch.api.runtime import ApiState, Conn, State
-from gridwatch.errors import Conflict, Forbidden, NotFound
+from gridwatch.errors import Conflict, Forbidden
 from gridwatch.ingest.hazard import HazardReport, hazard_from_dict
-from gridwatch.ingest.patrol import checkin_from_dict
+from gridwatch.ingest.patrol import PatrolCheckin, checkin_from_dict
 from gridwatch.ingest.payload import InvalidPayload, check_source_id, decode_object
-from gridwatch.store.api_layers import insert_checkin, resident_grid
+from gridwatch.ingest.reporting import check_reports
+from gridwatch.store.api_layers import CheckinRow, insert_checkin
 from gridwatch.store.hazards import Hazard, insert_hazard
 from gridwatch.store.users import Principal
 
 router = APIRouter(tags=["reports (same schema as MQTT)"])
 
 RawBody = Annotated[bytes, Depends(raw_json_body)]
+# What a report sent again under a stored key must repeat, besides its place.
+_CHECKIN_CONTENT = ("kind", "resident_id", "status", "note")
+_HAZARD_CONTENT = ("reporter_id", "category", "severity", "description")
 
 
 def _source_id(data: dict, field: str, principal: Principal, what: str) -> str:
@@ -62,17 +66,17 @@ def post_checkin(principal: Caller, conn: Conn, state: State, body: RawBody):
     data = decode_object(body, ctx)
     worker_id = _source_id(data, "worker_id", principal, "worker id")
     checkin = checkin_from_dict(worker_id, data, ctx)
-    if checkin.kind == "visit" and principal.role == "grid_worker":
-        # A visit writes to a resident's record: only to one of the worker's own residents.
-        try:
-            home = resident_grid(conn, checkin.resident_id)
-        except NotFound:
-            home = None
-        if home is None or not principal.sees_grid(home):
-            raise NotFound(f"no resident {checkin.resident_id[:64]!r}")
+    if checkin.kind == "visit":
+        # The rule MQTT keeps too: a visit names an existing resident of the worker's grids.
+        raise_refusal(check_reports(conn, [(checkin, None)]))
     grid_id = _place(state, conn, checkin.lon, checkin.lat)
     state.ensure_partition(conn, checkin.observed_at)
     row, created = insert_checkin(conn, checkin, grid_id=grid_id)
+    if not created and not _same_content(row, checkin, _CHECKIN_CONTENT):
+        raise Conflict(
+            f"worker {checkin.worker_id[:64]!r} has a different check-in stored at "
+            f"{checkin.observed_at.isoformat()}"
+        )
     return GeoJSONResponse(
         checkin_feature(row),
         201 if created else 200,
@@ -97,13 +101,9 @@ def post_hazard(principal: Caller, conn: Conn, state: State, body: RawBody) -> R
     reporter_id = _source_id(data, "reporter_id", principal, "reporter id")
     report = hazard_from_dict(reporter_id, data, ctx)
     grid_id = _place(state, conn, report.lon, report.lat)
-    if principal.role == "grid_worker" and not principal.sees_grid(grid_id):
-        raise Forbidden(
-            "the hazard lies outside your grids; report it to the grid it is in or to the "
-            "duty officer"
-        )
+    raise_refusal(check_reports(conn, [(report, grid_id)]))
     hazard, created = insert_hazard(conn, report, grid_id=grid_id, deadlines=state.deadlines)
-    if not created and not _same_report(hazard, report):
+    if not created and not _same_content(hazard, report, _HAZARD_CONTENT):
         raise Conflict(f"hazard id {report.id} is already used by a different report")
     return GeoJSONResponse(
         hazard_feature(hazard, state.now()),
@@ -112,13 +112,19 @@ def post_hazard(principal: Caller, conn: Conn, state: State, body: RawBody) -> R
     )
 
 
-def _same_report(stored: Hazard, report: HazardReport) -> bool:
-    """A retry of the same report (the time may differ when the client sent none)."""
+def raise_refusal(refusals: list) -> None:
+    """Raise the rule's refusal of the one report checked, if any."""
+    if refusals[0] is not None:
+        raise refusals[0]
+
+
+def _same_content(
+    stored: CheckinRow | Hazard, new: PatrolCheckin | HazardReport, fields: tuple[str, ...]
+) -> bool:
+    """A retry of the same report: the same `fields` and the same place (the time may differ
+    when the client sent none)."""
     return (
-        stored.reporter_id == report.reporter_id
-        and stored.category == report.category
-        and stored.severity == report.severity
-        and stored.description == report.description
-        and abs(stored.lon - report.lon) < 1e-7
-        and abs(stored.lat - report.lat) < 1e-7
+        all(getattr(stored, name) == getattr(new, name) for name in fields)
+        and abs(stored.lon - new.lon) < 1e-7
+        and abs(stored.lat - new.lat) < 1e-7
     )

@@ -175,7 +175,10 @@ def _patrol_points(count, district, prefix, owntracks_tag, end, zone, rng):
     third of the workers' apps send GCJ-02, one point in ten is a home visit. With a tag the
     points come from OwnTracks (user = tag + worker id) instead of the gridwatch app."""
     workers = district.workers
-    residents = district.residents
+    # A worker visits the residents of their own grid (a visit elsewhere is a dead letter).
+    residents: dict[str, list] = {}
+    for resident in district.residents:
+        residents.setdefault(resident.grid_code, []).append(resident)
     grids = {g.code: g.geometry for g in district.grids}
     per_worker = max(1, math.ceil(count / len(workers)))
     tracks = [points_in(grids[w.grid_code], per_worker, rng) for w in workers]
@@ -189,8 +192,9 @@ def _patrol_points(count, district, prefix, owntracks_tag, end, zone, rng):
         if owntracks_tag:
             yield patrol_point(f"{owntracks_tag}{worker.worker_id}", lon, lat, at, prefix,
                                owntracks=True)  # fmt: skip
-        elif k % 10 == 3:
-            resident = residents[int(rng.integers(len(residents)))]
+        elif k % 10 == 3 and residents.get(worker.grid_code):
+            own = residents[worker.grid_code]
+            resident = own[int(rng.integers(len(own)))]
             payload = {
                 "ts": at.isoformat(),
                 "lat": resident.lat,

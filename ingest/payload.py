@@ -30,6 +30,11 @@ class InvalidPayload(ValueError):
     """A message that cannot be stored; its text is the dead letter's reason."""
 
 
+class UnknownTime(Exception):
+    """A retained copy without its device time: when it happened is unknown (the receive
+    time is only when the broker sent it again), so it is ignored."""
+
+
 @dataclass(frozen=True, slots=True)
 class ParseContext:
     """What a parser needs besides the message: when it arrived and how to read local times."""
@@ -39,6 +44,7 @@ class ParseContext:
     max_future: timedelta = timedelta(days=1)
     max_age: timedelta = timedelta(days=400)
     max_bytes: int = 64 * 1024
+    retained: bool = False  # the broker's retained copy, sent because we subscribed
 
 
 def decode_object(payload: bytes, ctx: ParseContext) -> dict[str, Any]:
@@ -63,9 +69,12 @@ def decode_object(payload: bytes, ctx: ParseContext) -> dict[str, Any]:
 
 
 def read_ts(data: dict[str, Any], ctx: ParseContext, field: str = "ts") -> datetime:
-    """Device time: ISO 8601 (naive means local in GRIDWATCH_TZ) or epoch seconds; absent = now."""
+    """Device time: ISO 8601 (naive means local in GRIDWATCH_TZ) or epoch seconds; absent = now
+    (for a retained copy, absent raises UnknownTime)."""
     raw = data.get(field)
     if raw is None:
+        if ctx.retained:
+            raise UnknownTime(field)
         return ctx.received_at
     if isinstance(raw, bool):
         raise InvalidPayload(f"{field} must be ISO 8601 text or epoch seconds, got a boolean")

@@ -37,11 +37,11 @@ from gridwatch.ingest.mqtt import (
     new_client,
     probe_protocol,
 )
-from gridwatch.ingest.payload import InvalidPayload, ParseContext
+from gridwatch.ingest.payload import InvalidPayload, ParseContext, UnknownTime
 from gridwatch.ingest.topics import TopicRouter, subscriptions
 from gridwatch.ingest.writer import BatchWriter, Message, WriteResult
 from gridwatch.settings import Settings
-from gridwatch.store.db import connect, describe_url
+from gridwatch.store.db import connect, describe_url, is_outage
 from gridwatch.store.migrate import read_meta
 
 log = logging.getLogger(__name__)
@@ -119,7 +119,11 @@ class IngestWorker:
             self.settings.topic_prefix, self.shared, self.settings.owntracks_topic
         )
         if client.protocol == mqtt.MQTTv5:
-            client.subscribe([(f, SubscribeOptions(qos=1)) for f in filters])
+            # Retained copies only for a new subscription, not again when a session resumes.
+            options = SubscribeOptions(
+                qos=1, retainHandling=SubscribeOptions.RETAIN_SEND_IF_NEW_SUB
+            )
+            client.subscribe([(f, options) for f in filters])
         else:
             client.subscribe([(f, 1) for f in filters])
 
@@ -145,6 +149,7 @@ class IngestWorker:
                 message.qos,
                 self._generation,
                 time.time(),
+                message.retain,
             )
         )
 
@@ -256,9 +261,11 @@ class IngestWorker:
         max_future = timedelta(seconds=s.max_future_s)
         max_age = timedelta(days=s.retention_days)
         messages = []
-        for topic, payload, _mid, _qos, _gen, arrived in batch:
+        for topic, payload, _mid, _qos, _gen, arrived, retained in batch:
             received_at = datetime.fromtimestamp(arrived, UTC)
-            ctx = ParseContext(received_at, zone, max_future, max_age, s.max_payload_bytes)
+            ctx = ParseContext(
+                received_at, zone, max_future, max_age, s.max_payload_bytes, retained
+            )
             messages.append(parse_message(self.router, topic, payload, ctx))
         result = self._write_until_committed(messages, stop)
         if result is None:
@@ -272,7 +279,7 @@ class IngestWorker:
         # Only messages of the current connection: after a reconnect the broker redelivers
         # the older ones itself, and an old packet id may by now name another message.
         generation = self._generation
-        mids = [mid for _t, _p, mid, qos, gen, _a in batch if qos == 1 and gen == generation]
+        mids = [m[2] for m in batch if m[3] == 1 and m[4] == generation]
         self._client.ack_all(mids)
         self.stats.acked += len(mids)
 
@@ -290,17 +297,16 @@ class IngestWorker:
                 return self._writer.write(messages)
             except (psycopg.Error, ServiceUnavailable) as exc:
                 self.stats.db_failures += 1
-                if isinstance(
-                    exc, psycopg.OperationalError | psycopg.InterfaceError | ServiceUnavailable
-                ):
+                if isinstance(exc, ServiceUnavailable) or is_outage(exc):
                     log.warning(
                         "database unavailable (%s); holding %d messages unacknowledged",
                         first_line(exc),
                         len(messages) + len(self._inbox),
                     )
                 else:
-                    # Not the input (the writer dead-letters rows the database rejects): a bug
-                    # or a schema out of step. Hold the batch unacknowledged rather than lose it.
+                    # Not the input (the writer dead-letters every row whose values the database
+                    # rejects) nor an outage: a bug or a schema out of step with this release.
+                    # Hold the batch unacknowledged rather than lose it.
                     log.exception("batch of %d could not be written; holding it", len(messages))
                 self._close_writer()
             if stop.is_set():
@@ -372,15 +378,22 @@ def topic_of(message: mqtt.MQTTMessage) -> str | bytes:
 
 
 def parse_message(router: TopicRouter, topic: str | bytes, payload: bytes, ctx: ParseContext):
-    """What parsing makes of one message: a reading, None (ignored) or a dead letter's reason."""
+    """What parsing makes of one message: a reading, None (ignored: a clear, a retained copy
+    without its device time, a kind not stored) or a dead letter's reason."""
     received_at = ctx.received_at
     if isinstance(topic, bytes):
         shown = topic.decode("utf-8", "backslashreplace")
         return Message(shown, payload, received_at, reason="topic is not UTF-8 text")
+    if not payload:
+        # How MQTT clears a retained message; brokers pass the clear on to subscribers
+        # without the retain flag, so every empty message is taken for one. No reading.
+        return Message(topic, payload, received_at)
     try:
         return Message(topic, payload, received_at, router.parse(topic, payload, ctx))
     except InvalidPayload as exc:
         return Message(topic, payload, received_at, reason=str(exc))
+    except UnknownTime:
+        return Message(topic, payload, received_at)
     except Exception as exc:  # a parser bug must not take the worker down
         log.exception("parser failed on a message on %r", topic)
         reason = f"internal parser error: {type(exc).__name__}: {first_line(exc)[:200]}"

@@ -23,12 +23,16 @@ from gridwatch.ingest.hazard import HazardReport
 from gridwatch.ingest.meter import MeterReading
 from gridwatch.ingest.patrol import PatrolCheckin
 from gridwatch.ingest.registration import RegistrationCheck
+from gridwatch.ingest.reporting import check_reports
 from gridwatch.ingest.sensor import SensorEvent
+from gridwatch.store.db import is_row_fault
 from gridwatch.store.grids import LeafGrids, load_leaf_grids
 from gridwatch.store.mode import PLAIN
 from gridwatch.store.partitions import ensure_partitions, existing_partition_days
 
 log = logging.getLogger(__name__)
+
+MAX_REASON_LENGTH = 1000  # reasons are one short line; a driver's message is cut to this
 
 
 @dataclass(slots=True)
@@ -59,22 +63,40 @@ class WriteResult:
 
 @dataclass(frozen=True, slots=True)
 class _Table:
+    kind: str  # as counted in WriteResult.stored
     name: str
     columns: tuple[str, ...]
-    conflict: str
+    key: tuple[str, ...]  # the dedupe key
+    # What a second message with the same key must repeat to be a duplicate; if it differs,
+    # the message is a dead letter. Not the receive time, nor a hazard's time (a client that
+    # sends no `ts` retries with another), nor the grid (derived from the position).
+    same: tuple[str, ...]
+    described: str  # for the dead letter's reason
+
+    @property
+    def conflict(self) -> str:
+        return f"ON CONFLICT ({', '.join(self.key)}) DO NOTHING"
 
 
 _METER = _Table(
+    "meter",
     "meter_readings",
     ("meter_id", "observed_at", "received_at", "power_w", "energy_kwh", "water_l"),
-    "ON CONFLICT DO NOTHING",
+    ("meter_id", "observed_at"),
+    ("power_w", "energy_kwh", "water_l"),
+    "a reading of this meter at this time",
 )
 _SENSOR = _Table(
+    "sensor",
     "sensor_events",
     ("device_id", "observed_at", "received_at", "event", "value"),
-    "ON CONFLICT DO NOTHING",
+    ("device_id", "observed_at", "event"),
+    ("value",),
+    "this event of this sensor at this time",
 )
+_PATROL_SAME = ("lon", "lat", "accuracy_m", "kind", "resident_id", "status", "note")
 _PATROL = _Table(
+    "patrol",
     "patrol_checkins",
     (
         "worker_id",
@@ -92,9 +114,12 @@ _PATROL = _Table(
         "device",
         "battery",
     ),
-    "ON CONFLICT DO NOTHING",
+    ("worker_id", "source", "observed_at"),
+    (*_PATROL_SAME, "device", "battery"),
+    "a check-in of this worker at this time",
 )
 _HAZARD = _Table(
+    "hazard",
     "hazard_reports",
     (
         "id",
@@ -109,10 +134,13 @@ _HAZARD = _Table(
         "description",
         "photo_urls",
     ),
-    "ON CONFLICT (id) DO NOTHING",
+    ("id",),
+    ("reporter_id", "lon", "lat", "category", "severity", "description"),
+    "a hazard report with this id",
 )
 _DEAD = (
     "topic",
+    "topic_sha256",
     "payload",
     "payload_sha256",
     "reason",
@@ -161,25 +189,23 @@ class BatchWriter:
         return self.registrations is not None and self.registrations.reload_if_changed(self.conn)
 
     def write(self, messages: list[Message]) -> WriteResult:
-        """Write the batch; a row the database rejects is split out and dead-lettered alone."""
+        """Write the batch; a row the database rejects is split out and dead-lettered alone.
+
+        Only an error caused by a row's values (`is_row_fault`) is blamed on a message; any
+        other (the database away, a schema out of step with this release) raises, and the
+        worker holds the batch."""
         try:
             return self._write_once(messages)
-        # Only a row's own values are the message's fault; a ProgrammingError (a schema out of
-        # step with this release) is ours, and raises so the worker holds the batch. Text
-        # that UTF-8 cannot encode and a time with no partition day are a row's values too.
-        except (
-            psycopg.DataError,
-            psycopg.IntegrityError,
-            UnicodeEncodeError,
-            OverflowError,
-        ) as exc:
+        except Exception as exc:
+            if not is_row_fault(exc):
+                raise
             self.conn.rollback()
             if len(messages) == 1:
                 message = messages[0]
                 refused = (
                     "rejected by the database"
                     if isinstance(exc, psycopg.Error)
-                    else ("cannot be stored")
+                    else "cannot be stored"
                 )
                 message.reason = f"{refused}: {first_line(exc)}"
                 message.reading = None
@@ -196,7 +222,8 @@ class BatchWriter:
         result = WriteResult()
         if self.registrations is not None:
             self.registrations.refuse_unregistered(messages, self.conn)
-        by_type: dict[type, list] = defaultdict(list)
+        self._refuse_forbidden_reports(messages)
+        by_type: dict[type, list[Message]] = defaultdict(list)
         dead: list[Message] = []
         for message in messages:
             if message.reason is not None:
@@ -204,76 +231,131 @@ class BatchWriter:
             elif message.reading is None:
                 result.ignored += 1
             else:
-                by_type[type(message.reading)].append(message.reading)
+                by_type[type(message.reading)].append(message)
 
-        meters = by_type[MeterReading]
-        sensors = by_type[SensorEvent]
-        checkins = by_type[PatrolCheckin]
-        hazards = by_type[HazardReport]
+        meters = [m.reading for m in by_type[MeterReading]]
+        sensors = [m.reading for m in by_type[SensorEvent]]
+        checkins = [m.reading for m in by_type[PatrolCheckin]]
+        hazards = [m.reading for m in by_type[HazardReport]]
         if self.mode == PLAIN:
             self._ensure_days(meters, sensors, checkins)
         checkin_grids = self._grid_ids(checkins)
         hazard_grids = self._grid_ids(hazards)
 
-        conn = self.conn
-        with conn.transaction():
-            if meters:
-                rows = (
-                    (r.meter_id, r.observed_at, r.received_at, r.power_w, r.energy_kwh, r.water_l)
-                    for r in meters
+        # Generators: each is consumed only when its kind has messages.
+        rows = {
+            _METER: (
+                (r.meter_id, r.observed_at, r.received_at, r.power_w, r.energy_kwh, r.water_l)
+                for r in meters
+            ),
+            _SENSOR: (
+                (r.device_id, r.observed_at, r.received_at, r.event, r.value) for r in sensors
+            ),
+            _PATROL: (
+                (
+                    r.worker_id,
+                    r.observed_at,
+                    r.received_at,
+                    r.source,
+                    r.lon,
+                    r.lat,
+                    r.accuracy_m,
+                    grid,
+                    r.kind,
+                    r.resident_id,
+                    r.status,
+                    r.note,
+                    r.device,
+                    r.battery,
                 )
-                result.stored["meter"] = self._move(_METER, rows)
-                result.duplicates += len(meters) - result.stored["meter"]
-            if sensors:
-                rows = (
-                    (r.device_id, r.observed_at, r.received_at, r.event, r.value) for r in sensors
+                for r, grid in zip(checkins, checkin_grids, strict=True)
+            ),
+            _HAZARD: (
+                (
+                    r.id,
+                    r.reporter_id,
+                    r.observed_at,
+                    r.received_at,
+                    r.lon,
+                    r.lat,
+                    grid,
+                    r.category,
+                    r.severity,
+                    r.description,
+                    list(r.photo_urls),
                 )
-                result.stored["sensor"] = self._move(_SENSOR, rows)
-                result.duplicates += len(sensors) - result.stored["sensor"]
-            if checkins:
-                rows = (
-                    (
-                        r.worker_id,
-                        r.observed_at,
-                        r.received_at,
-                        r.source,
-                        r.lon,
-                        r.lat,
-                        r.accuracy_m,
-                        grid,
-                        r.kind,
-                        r.resident_id,
-                        r.status,
-                        r.note,
-                        r.device,
-                        r.battery,
-                    )
-                    for r, grid in zip(checkins, checkin_grids, strict=True)
-                )
-                result.stored["patrol"] = self._move(_PATROL, rows)
-                result.duplicates += len(checkins) - result.stored["patrol"]
-            if hazards:
-                rows = (
-                    (
-                        r.id,
-                        r.reporter_id,
-                        r.observed_at,
-                        r.received_at,
-                        r.lon,
-                        r.lat,
-                        grid,
-                        r.category,
-                        r.severity,
-                        r.description,
-                        list(r.photo_urls),
-                    )
-                    for r, grid in zip(hazards, hazard_grids, strict=True)
-                )
-                result.stored["hazard"] = self._move(_HAZARD, rows, hazard_events=True)
-                result.duplicates += len(hazards) - result.stored["hazard"]
+                for r, grid in zip(hazards, hazard_grids, strict=True)
+            ),
+        }
+        reading_type = {
+            _METER: MeterReading,
+            _SENSOR: SensorEvent,
+            _PATROL: PatrolCheckin,
+            _HAZARD: HazardReport,
+        }
+        with self.conn.transaction():
+            for table, table_rows in rows.items():
+                written = by_type[reading_type[table]]
+                if written:
+                    dead.extend(self._store(table, written, table_rows, result))
             if dead:
                 result.dead_letters = self._dead_letters(dead)
         return result
+
+    def _refuse_forbidden_reports(self, messages: list[Message]) -> None:
+        """A visit or hazard the same worker could not post over HTTP is a dead letter."""
+        reports = [
+            m
+            for m in messages
+            if isinstance(m.reading, HazardReport)
+            or (isinstance(m.reading, PatrolCheckin) and m.reading.kind == "visit")
+        ]
+        if not reports:
+            return
+        hazard_grids = iter(
+            self._grid_ids([m.reading for m in reports if isinstance(m.reading, HazardReport)])
+        )
+        pairs = [
+            (m.reading, next(hazard_grids) if isinstance(m.reading, HazardReport) else None)
+            for m in reports
+        ]
+        with self.conn.transaction():
+            refusals = check_reports(self.conn, pairs)
+        for message, refusal in zip(reports, refusals, strict=True):
+            if refusal is not None:
+                message.reason = str(refusal)
+                message.reading = None
+
+    def _store(self, table: _Table, messages: list[Message], rows, result: WriteResult):
+        """Move one kind's rows in; returns the messages that clash with a stored row (same
+        key, other content), made dead letters. The rest not inserted are duplicates."""
+        stored = self._move(table, rows)
+        clashes = self._clashes(table) if stored < len(messages) else []
+        for n in clashes:
+            message = messages[n]
+            message.reason = (
+                f"same key, different content: {table.described} is already stored "
+                "with other values"
+            )
+            message.reading = None
+        result.stored[table.kind] = stored
+        result.duplicates += len(messages) - stored - len(clashes)
+        return [messages[n] for n in clashes]
+
+    def _clashes(self, table: _Table) -> list[int]:
+        """Staged rows whose key is stored with other content (by another row of the batch,
+        or before); the staged row that was inserted matches itself."""
+
+        def columns(alias: str, names: tuple[str, ...]) -> str:
+            return ", ".join(f"{alias}.{name}" for name in names)
+
+        found = self.conn.execute(
+            f"SELECT DISTINCT s.n FROM stage_{table.name} s JOIN {table.name} t "  # noqa: S608
+            f"ON ({columns('t', table.key)}) = ({columns('s', table.key)}) "
+            f"WHERE ({columns('t', table.same)}) IS DISTINCT FROM ({columns('s', table.same)}) "
+            "ORDER BY s.n"
+        ).fetchall()
+        return [n for (n,) in found]
 
     def _prepare_staging(self) -> None:
         staging = [(t.name, t.columns) for t in (_METER, _SENSOR, _PATROL, _HAZARD)]
@@ -281,22 +363,25 @@ class BatchWriter:
             # Names here and below are this module's constants, never input: no injection.
             self.conn.execute(
                 f"CREATE TEMP TABLE IF NOT EXISTS stage_{name} ON COMMIT DELETE ROWS AS "  # noqa: S608
-                f"SELECT {', '.join(columns)} FROM {name} WITH NO DATA"
+                f"SELECT 0 AS n, {', '.join(columns)} FROM {name} WITH NO DATA"
             )
 
     def _copy(self, staging: str, columns: tuple[str, ...], rows) -> None:
-        with self.conn.cursor().copy(f"COPY {staging} ({', '.join(columns)}) FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row(row)
+        """COPY rows into a staging table, each numbered (`n`) in the order given."""
+        with self.conn.cursor().copy(
+            f"COPY {staging} (n, {', '.join(columns)}) FROM STDIN"
+        ) as copy:
+            for n, row in enumerate(rows):
+                copy.write_row((n, *row))
 
-    def _move(self, table: _Table, rows, *, hazard_events: bool = False) -> int:
+    def _move(self, table: _Table, rows) -> int:
         self._copy(f"stage_{table.name}", table.columns, rows)
         columns = ", ".join(table.columns)
         insert = (
             f"INSERT INTO {table.name} ({columns}) SELECT {columns} FROM stage_{table.name} "  # noqa: S608
             f"{table.conflict}"
         )
-        if hazard_events:
+        if table is _HAZARD:
             # A new report opens its ledger entry with a 'report' event, in the same statement.
             insert = (
                 f"WITH new AS ({insert} RETURNING id, reporter_id, received_at) "  # noqa: S608
@@ -306,29 +391,34 @@ class BatchWriter:
         return self.conn.execute(insert).rowcount
 
     def _dead_letters(self, dead: list[Message]) -> int:
-        grouped: dict[tuple[str, bytes], list] = {}
+        # Keyed by digests: a topic may be tens of kilobytes, more than an index entry holds.
+        grouped: dict[tuple[bytes, bytes], list] = {}
         for message in dead:
-            digest = hashlib.sha256(message.payload).digest()
             topic = storable_text(message.topic)
-            entry = grouped.get((topic, digest))
+            key = (
+                hashlib.sha256(topic.encode()).digest(),
+                hashlib.sha256(message.payload).digest(),
+            )
+            entry = grouped.get(key)
             if entry is None:
-                grouped[(topic, digest)] = [
+                grouped[key] = [
                     topic,
+                    key[0],
                     message.payload,
-                    digest,
-                    storable_text(message.reason),
+                    key[1],
+                    storable_text(message.reason[:MAX_REASON_LENGTH]),
                     message.received_at,
                     message.received_at,
                     1,
                 ]
             else:
-                entry[5] = max(entry[5], message.received_at)
-                entry[6] += 1
+                entry[6] = max(entry[6], message.received_at)
+                entry[7] += 1
         self._copy("stage_dead_letters", _DEAD, grouped.values())
         self.conn.execute(
             f"INSERT INTO dead_letters ({', '.join(_DEAD)}) "  # noqa: S608 - constant names
             f"SELECT {', '.join(_DEAD)} FROM stage_dead_letters "
-            "ON CONFLICT (topic, payload_sha256) DO UPDATE SET "
+            "ON CONFLICT (topic_sha256, payload_sha256) DO UPDATE SET "
             "occurrences = dead_letters.occurrences + EXCLUDED.occurrences, "
             "last_received_at = greatest(dead_letters.last_received_at, EXCLUDED.last_received_at)"
         )

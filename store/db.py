@@ -38,6 +38,37 @@ def connect(url: str, *, autocommit: bool = False, timeout_s: int = 10) -> psyco
         raise ServiceUnavailable(f"bad database URL {describe_url(url)}: {exc}") from None
 
 
+# SQLSTATE classes of a failure of the database itself, not of what was sent: connection
+# exceptions, insufficient resources (disk full, out of memory, too many connections),
+# operator intervention (shutdown, cancel) and system errors (I/O).
+_OUTAGE_CLASSES = frozenset({"08", "53", "57", "58"})
+# SQLSTATE classes of an error caused by one row's values: data exceptions, integrity
+# violations, and program limits such as an index row too large (54000).
+_ROW_FAULT_CLASSES = frozenset({"22", "23", "54"})
+
+
+def is_outage(exc: BaseException) -> bool:
+    """Whether `exc` is a failure of the database itself (or of the way to it): wait and retry."""
+    if isinstance(exc, psycopg.InterfaceError):
+        return True
+    if not isinstance(exc, psycopg.Error):
+        return False
+    if exc.sqlstate is None:  # raised by the driver: a lost or closed connection
+        return isinstance(exc, psycopg.OperationalError)
+    return exc.sqlstate[:2] in _OUTAGE_CLASSES
+
+
+def is_row_fault(exc: BaseException) -> bool:
+    """Whether `exc` was caused by the values of a row (that row cannot be stored as it is)."""
+    if isinstance(exc, UnicodeEncodeError | OverflowError):  # raised adapting a value
+        return True
+    if not isinstance(exc, psycopg.Error):
+        return False
+    if exc.sqlstate is None:  # the driver refusing a value, e.g. a NUL in text
+        return isinstance(exc, psycopg.DataError)
+    return exc.sqlstate[:2] in _ROW_FAULT_CLASSES
+
+
 @contextmanager
 def refused_as_input_error(source: str, where: str) -> Iterator[None]:
     """A value the database refuses in an import, as an error naming the file and the row;

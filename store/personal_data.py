@@ -6,10 +6,13 @@ true. It removes what names or locates the person: name, phone, address; the hom
 position, which on a map points at one household as surely as an address (the patrol visits
 made to the home stand where it is, so they keep their time, place and worker but no longer
 name the resident); and the free text people wrote about them (notes of absences, visits,
-checks and alert steps)."""
+checks and alert steps). Dead letters, raw messages kept because they could not be stored,
+lose their payload when it names the resident."""
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -21,6 +24,7 @@ from psycopg.rows import class_row
 from gridwatch.errors import NotFound
 
 READ, FORGET = "read", "forget"
+_ESCAPE = re.compile(r"\\u([0-9a-f]{4})")
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,10 +105,12 @@ def forget_resident(
     in the audit, in one transaction."""
     with conn.transaction():
         row = conn.execute(
-            "SELECT forgotten_at FROM residents WHERE id = %s FOR UPDATE", (resident_id,)
+            "SELECT forgotten_at, name, phone, address FROM residents WHERE id = %s FOR UPDATE",
+            (resident_id,),
         ).fetchone()
         if row is None:
             raise NotFound(f"no resident {resident_id!r}")
+        _redact_dead_letters(conn, resident_id, [t for t in row[1:] if t], now)
         conn.execute(
             "UPDATE residents SET name = NULL, phone = NULL, address = NULL, lat = NULL, "
             "lon = NULL, forgotten_at = coalesce(forgotten_at, %s), updated_at = %s "
@@ -123,6 +129,32 @@ def forget_resident(
             at=now,
         )
     return Forgotten(resident_id, row[0] or now, already=row[0] is not None)
+
+
+def _redact_dead_letters(
+    conn: psycopg.Connection, resident_id: str, personal: list[str], now: datetime
+) -> None:
+    """Dead letters are raw messages: those that name the resident (their id as a JSON
+    string, or their name, phone or address, as UTF-8 or as JSON escapes) lose their payload
+    (the digest stays, so the same message delivered again only counts), and their reason
+    loses those words; topic and times stay."""
+    needles = {json.dumps(resident_id, ensure_ascii=False).encode()}
+    for text in personal:
+        escaped = json.dumps(text)[1:-1]  # how an encoder that escapes non-ASCII writes it
+        upper = _ESCAPE.sub(lambda m: "\\u" + m.group(1).upper(), escaped)
+        needles |= {text.encode(), escaped.encode(), upper.encode()}
+    found = conn.execute(
+        "SELECT id, reason FROM dead_letters WHERE redacted_at IS NULL AND EXISTS "
+        "(SELECT 1 FROM unnest(%s::bytea[]) AS n WHERE position(n IN payload) > 0)",
+        (sorted(needles),),
+    ).fetchall()
+    for letter_id, reason in found:
+        for text in personal:
+            reason = reason.replace(text, "[forgotten]")
+        conn.execute(
+            "UPDATE dead_letters SET payload = '', reason = %s, redacted_at = %s WHERE id = %s",
+            (reason, now, letter_id),
+        )
 
 
 _FORGET_NOTES = (

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 import psycopg
@@ -137,6 +137,22 @@ def place_residents(
         else:
             grid_ids[i] = int(gid)
     return grid_ids, outside
+
+
+def resident_grids(conn: psycopg.Connection, ids: Iterable[str]) -> dict[str, int | None]:
+    """The grid of each of these residents that exists (None: outside every grid)."""
+    rows = conn.execute(
+        "SELECT id, grid_id FROM residents WHERE id = ANY(%s)", (sorted(set(ids)),)
+    ).fetchall()
+    return dict(rows)
+
+
+def worker_grids(conn: psycopg.Connection, ids: Iterable[str]) -> dict[str, int | None]:
+    """The grid of each of these registered workers (None: given no grid)."""
+    rows = conn.execute(
+        "SELECT id, grid_id FROM workers WHERE id = ANY(%s)", (sorted(set(ids)),)
+    ).fetchall()
+    return dict(rows)
 
 
 CONTRADICTION_M = 100.0

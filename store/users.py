@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -169,6 +170,16 @@ def principal_for_session(
     if row is None or not hmac.compare_digest(bytes(row[1]), digest):
         return None
     return _principal(conn, row[0])
+
+
+def active_principals(conn: psycopg.Connection, names: Sequence[str]) -> dict[str, Principal]:
+    """The active users of these names, with their visible grids (a worker id over MQTT is
+    the name of the same worker's API user)."""
+    rows = conn.execute(
+        "SELECT name, id FROM api_users WHERE name = ANY(%s) AND revoked_at IS NULL",
+        (list(names),),
+    ).fetchall()
+    return {name: _principal(conn, user_id) for name, user_id in rows}
 
 
 def create_session(conn: psycopg.Connection, user_id: int, *, expires_at: datetime) -> str:

@@ -155,8 +155,9 @@ def test_who_a_report_is_from(http, shapes):
     assert plain.json()["properties"]["worker_id"] == "app-gateway"
 
 
-def test_a_visit_only_to_ones_own_residents(http, seeded_url, shapes):
-    with psycopg.connect(seeded_url) as conn:
+def _a_resident_of_each(url: str) -> tuple[str, str]:
+    """A resident of grid A and one of grid B."""
+    with psycopg.connect(url) as conn:
         own, other = (
             conn.execute(
                 "SELECT r.id FROM residents r JOIN grids g ON g.id = r.grid_id WHERE g.code = %s "
@@ -165,6 +166,11 @@ def test_a_visit_only_to_ones_own_residents(http, seeded_url, shapes):
             ).fetchone()[0]
             for code in (GRID_A, GRID_B)
         )
+    return own, other
+
+
+def test_a_visit_only_to_ones_own_residents(http, seeded_url, shapes):
+    own, other = _a_resident_of_each(seeded_url)
     lon, lat = _inside(shapes, GRID_A)
     visit = {
         "lat": lat,
@@ -177,6 +183,32 @@ def test_a_visit_only_to_ones_own_residents(http, seeded_url, shapes):
     assert ok.status_code == 201
     refused = http["worker_a"].post("/checkins", json={**visit, "resident_id": other})
     assert refused.status_code == 404 and other in reason(refused)
+
+
+def test_a_device_posts_a_visit_only_for_a_worker_of_the_residents_grid(http, seeded_url, shapes):
+    own, other = _a_resident_of_each(seeded_url)
+    lon, lat = _inside(shapes, GRID_A)
+    visit = {"lat": lat, "lon": lon, "kind": "visit", "status": "ok", "worker_id": "W001"}
+    device = http["device"]
+
+    def post(second: int, **changes):
+        return device.post(
+            "/checkins", json={**visit, "ts": f"2026-11-23T11:42:{second:02d}+08:00", **changes}
+        )
+
+    assert post(1, resident_id=own).status_code == 201
+    foreign = post(2, resident_id=other)
+    assert foreign.status_code == 404 and other in reason(foreign)
+    nobody = post(3, resident_id="R-NOBODY")
+    assert nobody.status_code == 404 and "no resident 'R-NOBODY'" in reason(nobody)
+    as_itself = {k: v for k, v in visit.items() if k != "worker_id"}
+    unbound = device.post(
+        "/checkins", json={**as_itself, "ts": "2026-11-23T11:42:04+08:00", "resident_id": own}
+    )
+    assert unbound.status_code == 403 and "has no grid" in reason(unbound)
+    # The same worker and time with other content: refused, not answered with the first.
+    clash = post(1, resident_id=own, status="concern")
+    assert clash.status_code == 409, clash.text
 
 
 def test_hazard_reports_are_idempotent_on_their_id(http, shapes, seeded_url):
@@ -213,7 +245,7 @@ def test_hazard_reports_are_idempotent_on_their_id(http, shapes, seeded_url):
 def test_a_grid_worker_reports_hazards_in_their_own_grids(http, shapes):
     report = _road_report(shapes, GRID_B)
     refused = http["worker_a"].post("/hazards", json=report)
-    assert refused.status_code == 403 and "outside your grids" in reason(refused)
+    assert refused.status_code == 403 and "outside the grids of worker 'W001'" in reason(refused)
     accepted = http["worker_b"].post("/hazards", json=report)
     assert accepted.status_code == 201
     # The id is taken now; worker A learns nothing about the stored report from a retry.

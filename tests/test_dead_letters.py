@@ -44,7 +44,6 @@ def _cases(prefix: str, user: str) -> list[tuple[str, bytes, str]]:
         (meter + "B3", b'"5 W"', "must be a JSON object, got text"),
         (meter + "B4", b"5", "must be a JSON object, got a number"),
         (meter + "B5", b"null", "must be a JSON object, got null"),
-        (meter + "B6", b"", "empty payload"),
         (meter + "B7", b'{"power_w": 5, "n": "\xff"}', "not UTF-8 text: byte 0xff at offset 21"),
         (meter + "B8", b'{"power_w": NaN}', "not valid JSON"),
         (meter + "B9", b'{"power_w": 1e400}', "infinity"),

@@ -83,7 +83,7 @@ def test_each_kind_delivered_three_times_is_stored_once(dup_settings, start_work
     assert running.stats.duplicates >= 10
 
 
-def test_a_hazard_id_reported_again_with_other_content_keeps_the_first(
+def test_a_hazard_id_reported_again_with_other_content_keeps_the_first_and_dead_letters_it(
     dup_settings, start_worker, publish
 ):
     s = dup_settings
@@ -94,7 +94,8 @@ def test_a_hazard_id_reported_again_with_other_content_keeps_the_first(
     publish(topic, _hazard(hazard_id, _ts(30), description="first"))
     caught_up(url, s.topic_prefix, publish)
     # The client retries with an edited report under the same id, and also sends it from
-    # another reporter's topic: the id is the key, not the topic or the content.
+    # another reporter's topic: the id is the key, not the topic or the content. Neither
+    # vanishes: each is a dead letter saying why.
     publish(topic, _hazard(hazard_id, _ts(20), description="second", severity="critical"))
     publish(f"{s.topic_prefix}/hazard/W-8", _hazard(hazard_id, _ts(10), category="fire"))
     caught_up(url, s.topic_prefix, publish)
@@ -108,7 +109,13 @@ def test_a_hazard_id_reported_again_with_other_content_keeps_the_first(
         ).fetchall()
     assert rows == [(hazard_id, "W-7", "first", "high", "gas")]
     assert events == [(hazard_id, "report", "reported", "W-7")]
-    assert _dead(url, s.topic_prefix, s.mqtt_client_id) == 0
+    with psycopg.connect(url) as conn:
+        reasons = conn.execute(
+            f"SELECT reason FROM dead_letters WHERE {MY_TOPICS}",
+            my_topics(s.topic_prefix, s.mqtt_client_id),
+        ).fetchall()
+    assert len(reasons) == 2
+    assert all(r.startswith("same key, different content") for (r,) in reasons), reasons
 
 
 def test_same_hazard_id_twice_in_one_batch_gives_one_report_event(

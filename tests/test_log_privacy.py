@@ -25,7 +25,7 @@ def test_a_rejected_batch_is_logged_without_its_rows(database_url, caplog):
     now = datetime.now(UTC)
     # No parser makes a check-in without a latitude; the database refuses it with a DETAIL
     # that holds the whole row, note included.
-    bad = PatrolCheckin("W001", now, now, 109.9, None, None, "visit", "R00001", "ok", NOTE)
+    bad = PatrolCheckin("W001", now, now, 109.9, None, None, "patrol", None, None, NOTE)
     good = MeterReading("M-1", now, now, 5.0, None, None)
     messages = [Message("t/meter/M-1", b"{}", now, good), Message("t/patrol/W001", b"{}", now, bad)]
     caplog.set_level(logging.INFO)

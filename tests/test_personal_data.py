@@ -334,3 +334,57 @@ def test_an_unreadable_token_reads_no_audit(http):
     assert http["anonymous"].get("/audit").status_code == 401
     device = http["device"].get("/audit", params={"user": str(uuid.uuid4())})
     assert device.status_code == 403 and "device tokens" in reason(device)
+
+
+def test_forget_redacts_the_dead_letters_that_name_the_resident(database_url):
+    from datetime import UTC, datetime
+    from zoneinfo import ZoneInfo
+
+    from gridwatch.ingest.payload import ParseContext
+    from gridwatch.ingest.topics import TopicRouter
+    from gridwatch.ingest.worker import parse_message
+    from gridwatch.ingest.writer import BatchWriter
+    from gridwatch.store.personal_data import forget_resident
+
+    name, phone, address = "王秀华", "13800138000", "幸福小区3栋2单元401"
+    with psycopg.connect(database_url) as conn:
+        conn.execute(
+            "INSERT INTO residents (id, name, phone, address) VALUES ('R-77', %s, %s, %s)",
+            (name, phone, address),
+        )
+    now = datetime.now(UTC)
+    hazard = {"id": str(uuid.uuid4()), "lat": 40.6, "lon": 109.9, "category": "gas",
+              "severity": "urgent", "description": f"{address}有煤气味"}  # fmt: skip
+    naming = [
+        # A visit refused by the rule, its note naming her.
+        ("gw/patrol/W-NOGRID", orjson.dumps({"lat": 40.6, "lon": 109.9, "kind": "visit",
+                                             "resident_id": "R-77", "note": f"{name}头晕"})),
+        # Her address in a hazard, as a JSON encoder that escapes non-ASCII writes it.
+        ("gw/hazard/W-1", json.dumps(hazard).encode()),
+        # Her phone in a reason too: the parser quotes the bad value.
+        ("gw/meter/M-77", orjson.dumps({"power_w": 1, "ts": f"call {phone}"})),
+    ]  # fmt: skip
+    other = ("gw/meter/M-78", b'{"power_w": "lots"}')
+    router, ctx = TopicRouter("gw"), ParseContext(now, ZoneInfo("Asia/Shanghai"))
+    messages = [parse_message(router, t, p, ctx) for t, p in [*naming, other]]
+    with psycopg.connect(database_url) as conn:
+        writer = BatchWriter(conn, mode="plain", zone=ZoneInfo("Asia/Shanghai"))
+        assert writer.write(messages).dead_letters == 4
+        forget_resident(conn, "R-77", actor="dpo", now=now)
+        rows = conn.execute(
+            "SELECT topic, payload, reason, redacted_at FROM dead_letters ORDER BY id"
+        ).fetchall()
+    kept = {topic: (bytes(payload), reason, redacted) for topic, payload, reason, redacted in rows}
+    assert set(kept) == {topic for topic, _ in [*naming, other]}, "topics are kept"
+    for topic, _ in naming:
+        payload, why, redacted = kept[topic]
+        assert payload == b"" and redacted is not None, topic
+        assert why and name not in why and phone not in why and address not in why
+    assert kept[other[0]][0] == other[1] and kept[other[0]][2] is None
+    # The same message delivered again is counted on the redacted row, not stored anew.
+    again = [parse_message(router, t, p, ctx) for t, p in naming]
+    with psycopg.connect(database_url) as conn:
+        BatchWriter(conn, mode="plain", zone=ZoneInfo("Asia/Shanghai")).write(again)
+        payloads = conn.execute("SELECT payload FROM dead_letters").fetchall()
+    assert not [p for (p,) in payloads if name.encode() in bytes(p) or phone.encode() in bytes(p)]
+    assert len(payloads) == 4
