@@ -104,7 +104,7 @@ def test_gcj02_checkin_is_converted_once_on_the_way_in(http, shapes):
         b'{"lat": 40.6, "lon": 109.9, "ts": "2031-01-01T00:00:00Z"}',
         b'{"lat": 40.6, "lon": 109.9, "ts": 1700000000000}',
         b'{"lat": "forty", "lon": 109.9}',
-        b'{"lat": 40.6, "lon": 109.9, "crs": "bd09"}',
+        b'{"lat": 40.6, "lon": 109.9, "crs": "utm50n"}',
         b"not json",
         b"[1, 2]",
         b"",

@@ -75,7 +75,7 @@ def _cases(prefix: str, user: str) -> list[tuple[str, bytes, str]]:
         (sensor + "B26", j({"ts": ts, "event": "dance"}), "unknown event 'dance'"),
         (haz + "B27", j({**hazard, "category": "ufo"}), "unknown category 'ufo'"),
         (haz + "B28", j({**hazard, "severity": "meh"}), "unknown severity 'meh'"),
-        (patrol + "B29", j({"ts": ts, **place, "crs": "bd09"}), "unknown crs 'bd09'"),
+        (patrol + "B29", j({"ts": ts, **place, "crs": "utm50n"}), "unknown crs 'utm50n'"),
         (patrol + "B30", j({"ts": ts, **place, "kind": "walk"}), "unknown kind 'walk'"),
         (patrol + "B31", j({**visit, "status": "asleep"}), "unknown status 'asleep'"),
         # Out of range.
