@@ -69,7 +69,7 @@ def learn_baseline(night_means_w: list[float], night_peaks_w: list[float]) -> Ba
 class MeterTracker:
     """Follows one meter's readings in time order and says which are signs of life."""
 
-    __slots__ = ("baseline", "last_at", "last_energy", "last_level_w", "last_water", "running_w")
+    __slots__ = ("baseline", "last_at", "last_energy", "last_power_w", "last_water", "running_w")
 
     def __init__(self, baseline: Baseline) -> None:
         self.baseline = baseline
@@ -77,7 +77,7 @@ class MeterTracker:
         self.last_water: float | None = None
         self.last_energy: float | None = None
         self.running_w: float | None = None
-        self.last_level_w: float | None = None
+        self.last_power_w: float | None = None
 
     def observe(
         self,
@@ -99,13 +99,16 @@ class MeterTracker:
             if power_w >= self.baseline.spike_w:
                 active = True
             # A cooker's kilowatts are a spike, seen above; in the level they would only
-            # make its fall take longer.
+            # make its fall take longer. A step down is judged on the power itself: the cap
+            # would hide the part of a load above the spike bar, and a load stopping as the
+            # fridge starts would leave a step under the margin (200 W stopping as an 80 W
+            # fridge starts, a 145 W bar: 40 W of a 100 W step).
             level_w = min(power_w, self.baseline.spike_w)
             night_mean_w = self.baseline.night_mean_w
             margin_w = self.baseline.sustained_w - night_mean_w
             if self.running_w is None:
                 self.running_w = min(level_w, night_mean_w)
-            elif self.last_level_w is not None and level_w < self.last_level_w - margin_w:
+            elif self.last_power_w is not None and power_w < self.last_power_w - margin_w:
                 # A clear drop: what was on is off. What is left may be the fridge running,
                 # which has to earn the bar from the night's level like any fridge cycle.
                 self.running_w = min(level_w, night_mean_w, self.running_w)
@@ -113,7 +116,7 @@ class MeterTracker:
                 tau = RISE_TAU_S if level_w > self.running_w else FALL_TAU_S
                 weight = 1.0 - math.exp(-min(elapsed or 0.0, MAX_READING_S) / tau)
                 self.running_w += weight * (level_w - self.running_w)
-            self.last_level_w = level_w
+            self.last_power_w = power_w
             if self.running_w >= self.baseline.sustained_w:
                 active = True
         if water_l is not None:

@@ -411,6 +411,14 @@ def test_a_litre_split_across_two_readings_is_still_seen(load, at, litres, share
     length=st.integers(20, 240),
     use_w=st.floats(60.0, 3000.0),
 )
+# 200 W that stops a minute into a reading, just as an 80 W fridge starts: the step down
+# (205 W to 105 W) is clear, though the cap at the spike bar (145 W) left only 40 W of it.
+@example(
+    load={"standby": 5.0, "fridge": 80.0, "on": 10, "period": 51, "phase": 21, "interval": 2},
+    start=4685,
+    length=240,
+    use_w=200.0,
+)
 def test_use_that_stops_is_no_longer_seen_within_minutes(load, start, length, use_w):
     # Cooking, a TV or a heater for a while, then a fall: the home shows base load only.
     # Signs of life must end within a few minutes, or every quiet deadline after a fall
