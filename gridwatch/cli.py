@@ -163,6 +163,24 @@ def build_parser() -> argparse.ArgumentParser:
         "--zh", action="store_true", help="Chinese column names (居民编号,姓名,…)"
     )
     resident_template.set_defaults(run=run_residents_template)
+
+    workers = commands.add_parser("workers", help="grid workers (网格员) and their grids")
+    worker_commands = workers.add_subparsers(title="workers commands", metavar="COMMAND")
+    worker_import = worker_commands.add_parser(
+        "import",
+        parents=[common],
+        help="import grid workers from a CSV file (worker_id,name,phone,grid_codes or "
+        "工号,姓名,电话,负责网格); import the grids first",
+    )
+    worker_import.add_argument("file", type=Path, help="the CSV file to read")
+    worker_import.set_defaults(run=run_workers_import)
+    worker_template = worker_commands.add_parser(
+        "template", help="print an empty workers CSV (the header) to fill in"
+    )
+    worker_template.add_argument(
+        "--zh", action="store_true", help="Chinese column names (工号,姓名,电话,负责网格)"
+    )
+    worker_template.set_defaults(run=run_workers_template)
     from gridwatch.privacy_commands import register as register_privacy_commands
 
     register_privacy_commands(commands, resident_commands, common)
@@ -350,6 +368,19 @@ def run_residents_template(settings: Settings, args: argparse.Namespace) -> int:
 
     sys.stdout.write(residents_template(chinese=args.zh))
     return 0
+
+
+def run_workers_template(settings: Settings, args: argparse.Namespace) -> int:
+    from gridwatch.workers import workers_template
+
+    sys.stdout.write(workers_template(chinese=args.zh))
+    return 0
+
+
+def run_workers_import(settings: Settings, args: argparse.Namespace) -> int:
+    from gridwatch.imports import import_workers_file
+
+    return _import_file(settings, args.file, "workers", import_workers_file, "")
 
 
 def run_residents_import(settings: Settings, args: argparse.Namespace) -> int:

@@ -11,8 +11,9 @@ import psycopg
 from gridwatch.errors import InputFileError
 from gridwatch.geo.grids import assign_parents, read_grid_file
 from gridwatch.residents import read_residents_csv
-from gridwatch.store.grids import load_features, upsert_grids
-from gridwatch.store.residents import place_residents, upsert_residents
+from gridwatch.store.grids import grid_codes, load_features, upsert_grids
+from gridwatch.store.residents import place_residents, upsert_residents, upsert_workers
+from gridwatch.workers import read_workers_csv
 
 ProgressFn = Callable[[int, int], None]
 
@@ -72,6 +73,30 @@ def import_residents_file(
     grid_ids, outside = place_residents(conn, rows, source=str(path))
     inserted, updated = upsert_residents(conn, rows, grid_ids, source=str(path), progress=progress)
     return ImportResult(inserted, updated, outside, tuple(warnings))
+
+
+def import_workers_file(
+    conn: psycopg.Connection, path: Path, *, progress: ProgressFn | None = None
+) -> ImportResult:
+    """Read a workers CSV and upsert the workers with their grids; an unknown grid code is
+    an error naming its row, and nothing is imported."""
+    require_file(path)
+    warnings: list[str] = []
+    rows = read_workers_csv(path, warnings)
+    codes = grid_codes(conn)
+    conn.commit()
+    unknown = [
+        f"row {row.row}: grid_codes names {code!r}, which is not an imported grid"
+        for row in rows
+        for code in row.grid_codes
+        if code not in codes
+    ]
+    if unknown:
+        shown = "; ".join(unknown[:20]) + ("; ..." if len(unknown) > 20 else "")
+        raise InputFileError(f"{path}: {shown}")
+    grids = [[codes[code][0] for code in row.grid_codes] for row in rows]
+    inserted, updated = upsert_workers(conn, rows, grids, source=str(path))
+    return ImportResult(inserted, updated, 0, tuple(warnings))
 
 
 def require_file(path: Path) -> None:

@@ -7,10 +7,13 @@ from pathlib import Path
 
 import psycopg
 
-from gridwatch.imports import ProgressFn, import_grid_file, import_residents_file
+from gridwatch.imports import (
+    ProgressFn,
+    import_grid_file,
+    import_residents_file,
+    import_workers_file,
+)
 from gridwatch.simulators.district import SampleDistrict, build_sample_district, write_sample_files
-from gridwatch.store.grids import grid_codes
-from gridwatch.store.residents import upsert_workers
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,10 +45,7 @@ def load_sample_district(
         result = import_grid_file(conn, path, level=level, parent_field="parent")
         grids += result.inserted + result.updated
     residents = import_residents_file(conn, files.residents, progress=progress)
-    codes = grid_codes(conn)
-    conn.commit()
-    workers = upsert_workers(
-        conn,
-        [(w.worker_id, w.name, w.phone, codes[w.grid_code][0]) for w in district.workers],
+    workers = import_workers_file(conn, files.workers)
+    return SampleLoad(
+        district, grids, residents.inserted + residents.updated, workers.inserted + workers.updated
     )
-    return SampleLoad(district, grids, residents.inserted + residents.updated, workers)

@@ -34,7 +34,7 @@ class Reporter:
 
 
 def reporter_from(
-    worker_id: str, user: Principal | None, worker_grid: int | None, registered: bool
+    worker_id: str, user: Principal | None, worker_grids: frozenset[int], registered: bool
 ) -> Reporter:
     """What `worker_id` may report, from its API user or, without one, its worker row."""
     if user is not None:
@@ -45,8 +45,7 @@ def reporter_from(
         hazards = user.grid_ids if user.role == "grid_worker" else None
         return Reporter(worker_id, visits, hazards)
     if registered:
-        grids = frozenset() if worker_grid is None else frozenset({worker_grid})
-        return Reporter(worker_id, grids, grids)
+        return Reporter(worker_id, worker_grids, worker_grids)
     return Reporter(worker_id, frozenset(), None)
 
 
@@ -55,7 +54,9 @@ def load_reporters(conn: psycopg.Connection, worker_ids: Iterable[str]) -> dict[
     ids = sorted(set(worker_ids))
     users = active_principals(conn, ids)
     workers = worker_grids(conn, ids)
-    return {w: reporter_from(w, users.get(w), workers.get(w), w in workers) for w in ids}
+    return {
+        w: reporter_from(w, users.get(w), workers.get(w, frozenset()), w in workers) for w in ids
+    }
 
 
 def check_visit(

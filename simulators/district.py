@@ -277,7 +277,8 @@ def _feature(
     geometry = shapely.transform(shape_m, to_lon_lat)
     if isinstance(geometry, Polygon):
         geometry = MultiPolygon([geometry])
-    return GridFeature(code, name, level, parent, geometry)
+    # Oriented as a grid file reads back (RFC 7946: outer rings counter-clockwise).
+    return GridFeature(code, name, level, parent, shapely.orient_polygons(geometry))
 
 
 def _partition(
@@ -454,6 +455,6 @@ def _geojson(features: list[GridFeature]) -> str:
 def _workers_csv(workers: list[SampleWorker]) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["worker_id", "name", "grid_code", "phone"])
-    writer.writerows([w.worker_id, w.name, w.grid_code, w.phone] for w in workers)
+    writer.writerow(["worker_id", "name", "phone", "grid_codes"])
+    writer.writerows([w.worker_id, w.name, w.phone, w.grid_code] for w in workers)
     return buffer.getvalue()

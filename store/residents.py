@@ -12,6 +12,7 @@ from gridwatch.errors import InputFileError
 from gridwatch.residents import ResidentRow
 from gridwatch.store.db import refused_as_input_error
 from gridwatch.store.grids import LeafGrids, grid_codes, load_leaf_grids
+from gridwatch.workers import WorkerRow
 
 
 def upsert_residents(
@@ -83,19 +84,34 @@ def _upsert_resident(cur: psycopg.Cursor, row: ResidentRow, grid_id: int | None)
 
 
 def upsert_workers(
-    conn: psycopg.Connection, workers: Sequence[tuple[str, str, str | None, int | None]]
-) -> int:
-    """Insert or update grid workers given as (id, name, phone, grid id); returns the count."""
+    conn: psycopg.Connection,
+    workers: Sequence[WorkerRow],
+    grid_ids: Sequence[Sequence[int]],
+    *,
+    source: str,
+) -> tuple[int, int]:
+    """Insert or update grid workers and the grids each is responsible for, in one
+    transaction; returns (inserted, updated)."""
+    inserted = 0
     with conn.transaction(), conn.cursor() as cur:
-        cur.executemany(
-            """
-            INSERT INTO workers (id, name, phone, grid_id) VALUES (%s, %s, %s, %s)
-            ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, phone = EXCLUDED.phone,
-                grid_id = EXCLUDED.grid_id, updated_at = now()
-            """,
-            workers,
-        )
-    return len(workers)
+        for done, (row, grids) in enumerate(zip(workers, grid_ids, strict=True), start=1):
+            with refused_as_input_error(source, f"row {row.row or done + 1}"):
+                cur.execute(
+                    """
+                    INSERT INTO workers (id, name, phone, grid_id) VALUES (%s, %s, %s, %s)
+                    ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, phone = EXCLUDED.phone,
+                        grid_id = EXCLUDED.grid_id, updated_at = now()
+                    RETURNING xmax = 0
+                    """,
+                    (row.worker_id, row.name, row.phone, grids[0] if grids else None),
+                )
+                inserted += cur.fetchone()[0]
+                cur.execute("DELETE FROM worker_grids WHERE worker_id = %s", (row.worker_id,))
+                cur.executemany(
+                    "INSERT INTO worker_grids (worker_id, grid_id) VALUES (%s, %s)",
+                    [(row.worker_id, grid) for grid in grids],
+                )
+    return inserted, len(workers) - inserted
 
 
 def place_residents(
@@ -147,12 +163,17 @@ def resident_grids(conn: psycopg.Connection, ids: Iterable[str]) -> dict[str, in
     return dict(rows)
 
 
-def worker_grids(conn: psycopg.Connection, ids: Iterable[str]) -> dict[str, int | None]:
-    """The grid of each of these registered workers (None: given no grid)."""
+def worker_grids(conn: psycopg.Connection, ids: Iterable[str]) -> dict[str, frozenset[int]]:
+    """The grids of each of these registered workers (empty: given none)."""
     rows = conn.execute(
-        "SELECT id, grid_id FROM workers WHERE id = ANY(%s)", (sorted(set(ids)),)
+        """
+        SELECT w.id, coalesce(array_agg(wg.grid_id) FILTER (WHERE wg.grid_id IS NOT NULL), '{}')
+        FROM workers w LEFT JOIN worker_grids wg ON wg.worker_id = w.id
+        WHERE w.id = ANY(%s) GROUP BY w.id
+        """,
+        (sorted(set(ids)),),
     ).fetchall()
-    return dict(rows)
+    return {worker: frozenset(grids) for worker, grids in rows}
 
 
 CONTRADICTION_M = 100.0

@@ -16,6 +16,8 @@ from gridwatch.cli import main
 from gridwatch.errors import InputFileError
 from gridwatch.imports import import_grid_file, import_residents_file
 from gridwatch.residents import COLUMNS
+from gridwatch.store.grids import grid_codes
+from gridwatch.store.residents import worker_grids
 
 # A small hierarchy in Qingshan District, Baotou: district > 2 streets > 2 communities > 3 grids.
 DISTRICT = [("150204", "青山区", box(109.86, 40.62, 109.94, 40.68))]
@@ -343,3 +345,44 @@ def test_residents_without_any_grids_are_kept_outside(tmp_path, database_url):
         result = import_residents_file(conn, path)
     assert (result.inserted, result.without_parent_or_grid) == (1, 1)
     assert count_rows(database_url, "residents", "grid_id IS NULL") == 1
+
+
+# -- workers ------------------------------------------------------------------------------------
+
+
+def test_workers_import_with_several_grids_chinese_header_and_again(tmp_path, grids_url, capsys):
+    path = tmp_path / "网格员.csv"
+    path.write_text(
+        '工号,姓名,电话,负责网格\nW-1,刘网格,13912345678,"G-1\u3001G-2"\nW-2,陈网格,5123456,G-3\n',
+        encoding="gbk",
+    )
+    code = cli("workers", "import", str(path), "--database-url", grids_url)
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert f"{path}: 2 workers added, 0 updated" in out
+    (warning,) = [line for line in out.splitlines() if line.startswith("warning:")]
+    assert "row 3, column phone" in warning
+    with psycopg.connect(grids_url) as conn:
+        grids = worker_grids(conn, ["W-1", "W-2", "W-404"])
+        codes = {gid: code for code, (gid, _level) in grid_codes(conn).items()}
+    assert {w: {codes[g] for g in gs} for w, gs in grids.items()} == {
+        "W-1": {"G-1", "G-2"},
+        "W-2": {"G-3"},
+    }
+    # Again with W-1 down to one grid: updated in place.
+    path.write_text("worker_id,name,phone,grid_codes\nW-1,刘网格,13912345678,G-2\n", "utf-8")
+    assert cli("workers", "import", str(path), "--database-url", grids_url) == 0
+    assert "0 workers added, 1 updated" in capsys.readouterr().out
+    with psycopg.connect(grids_url) as conn:
+        assert worker_grids(conn, ["W-1"]) == {"W-1": frozenset({grid_codes(conn)["G-2"][0]})}
+
+
+def test_a_worker_of_an_unknown_grid_names_its_row_and_imports_nothing(tmp_path, grids_url, capsys):
+    path = tmp_path / "workers.csv"
+    path.write_text(
+        "worker_id,name,phone,grid_codes\nW-1,刘,13912345678,G-1\nW-2,陈,,G-404\n", "utf-8"
+    )
+    assert cli("workers", "import", str(path), "--database-url", grids_url) == 1
+    _, err = capsys.readouterr()
+    assert_one_error_line(err, "workers.csv", "row 3", "'G-404'")
+    assert count_rows(grids_url, "workers") == 0

@@ -149,7 +149,7 @@ def test_written_files_read_back_the_same(district, tmp_path):
     )
     with files.workers.open(encoding="utf-8", newline="") as f:
         workers = list(csv.DictReader(f))
-    assert [w["grid_code"] for w in workers] == [g.code for g in district.grids]
+    assert [w["grid_codes"] for w in workers] == [g.code for g in district.grids]
     assert workers[0]["worker_id"] == "W001"
 
 
