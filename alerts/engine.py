@@ -7,8 +7,8 @@ changed or whose next deadline has come, plus alerts due to escalate, and writes
 outcome in one transaction. The clock is an argument: wall time in production, simulated
 time in the simulator and the tests.
 
-It imports no database driver: `store` is any object with the methods of
-`gridwatch.store.alert_store.AlertStore`.
+It imports no database driver: its store is any `EngineStore`, as
+`gridwatch.store.alert_store.AlertStore` is.
 """
 
 from __future__ import annotations
@@ -16,10 +16,11 @@ from __future__ import annotations
 import heapq
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from datetime import time as day_time
+from typing import Protocol
 from zoneinfo import ZoneInfo
 
 from gridwatch.alerts.activity import Baseline, MeterTracker
@@ -74,7 +75,7 @@ class Home:
     resident_id: str
     grid_id: int | None
     grid_code: str | None
-    rules: dict
+    rules: dict[str, object]  # the resident's overrides, as `Rules.with_overrides` reads
     meter_id: str | None
     sensor_ids: tuple[str, ...]
     since: datetime
@@ -171,12 +172,77 @@ def _later(current: datetime | None, candidate: datetime) -> datetime:
     return candidate if current is None or candidate > current else current
 
 
+class EngineStore(Protocol):
+    """What the engine reads and writes: the homes, their data and alerts. `homes` args
+    limit a read to those homes' data; None reads all the store serves."""
+
+    def homes(self) -> list[Home]:
+        """Every watched resident; the same list object as last time if nothing changed."""
+        ...
+
+    def baselines(
+        self, as_of: datetime, tz: str, homes: list[Home] | None = None
+    ) -> dict[str, Baseline]:
+        """Each meter's night baseline as of `as_of` (nights in zone `tz`)."""
+        ...
+
+    def profiles(self, homes: list[Home] | None = None) -> dict[str, HomeProfile]:
+        """The learned profile of every home that has one."""
+        ...
+
+    def save_profiles(self, profiles: dict[str, HomeProfile]) -> None:
+        """Keep these homes' profiles."""
+        ...
+
+    def latest_received(self) -> datetime | None:
+        """The newest arrival time of any data."""
+        ...
+
+    def signals_between(
+        self, since: datetime, until: datetime, homes: list[Home] | None = None
+    ) -> Iterable[Signal]:
+        """What was observed in (since, until], in time order."""
+        ...
+
+    def signals_received_after(self, watermark: datetime) -> tuple[list[Signal], datetime | None]:
+        """What arrived after `watermark`, in time order, and the newest arrival time."""
+        ...
+
+    def last_meter_readings(self, meters: Sequence[str]) -> dict[str, datetime]:
+        """The newest reading of each of `meters` that ever reported."""
+        ...
+
+    def absences(self, after: datetime) -> dict[str, list[Absence]]:
+        """Registered absences that end after `after`, by resident."""
+        ...
+
+    def emergencies_resolved(self) -> dict[tuple[str, str], datetime]:
+        """When each (resident, sos|fall)'s last such alert was resolved."""
+        ...
+
+    def open_alerts(self) -> list[OpenAlert]:
+        """Every alert not resolved."""
+        ...
+
+    def apply(
+        self,
+        actions: list[Open | Resolve | Escalate],
+        now: datetime,
+        *,
+        grid_codes: dict[str, str | None],
+        topic_prefix: str,
+        webhooks: tuple[str, ...] = (),
+    ) -> list[OpenAlert]:
+        """Write the actions (with their events and deliveries); returns the alerts opened."""
+        ...
+
+
 class AlertEngine:
     """Evaluates the rules for every monitored home and records what they decide."""
 
     def __init__(
         self,
-        store,
+        store: EngineStore,
         *,
         zone: ZoneInfo,
         calendar: Calendar = WEEKENDS,
@@ -319,8 +385,9 @@ class AlertEngine:
         self._profiles_changed -= leaving
         for resident in residents:
             state = self.homes.pop(resident)
-            if self._by_meter.get(state.home.meter_id) is state:
-                del self._by_meter[state.home.meter_id]
+            meter = state.home.meter_id
+            if meter is not None and self._by_meter.get(meter) is state:
+                del self._by_meter[meter]
             for sensor in state.home.sensor_ids:
                 if self._by_sensor.get(sensor) is state:
                     del self._by_sensor[sensor]
@@ -331,7 +398,7 @@ class AlertEngine:
         """Learn each meter's night baseline again from the 28 days before `now` (daily)."""
         baselines = self.store.baselines(now, self.zone.key)
         for meter, state in self._by_meter.items():
-            if meter in baselines:
+            if meter in baselines and state.tracker is not None:
                 state.tracker.baseline = baselines[meter]
         self._baselines_day = now.astimezone(self.zone).date()
 
@@ -366,14 +433,15 @@ class AlertEngine:
                 if at > resolved.get((resident, kind), at - timedelta(seconds=1))
             ]
 
-    def _resolved_already(self, resident: str, signal: Signal, at: datetime) -> bool:
-        """Whether a person has resolved this press's alert: it happened, or came in, no
-        later than the home's last resolution of its kind. Polls read the last minutes'
+    def _resolved_already(
+        self, resident: str, kind: str, at: datetime, came: datetime | None
+    ) -> bool:
+        """Whether a person has resolved this press's alert: it happened (`at`), or came in,
+        no later than the home's last resolution of its kind. Polls read the last minutes'
         arrivals again, and a press read again must not open a second alert."""
-        resolved = self._resolved.get((resident, signal.event))
+        resolved = self._resolved.get((resident, kind))
         if resolved is None:
             return False
-        came = signal.received_at
         return at <= resolved or (came is not None and came <= resolved)
 
     # -- new data -----------------------------------------------------------------------------
@@ -413,7 +481,7 @@ class AlertEngine:
             at = min(signal.at, horizon)
             if signal.source == "meter":
                 state = self._by_meter.get(signal.key)
-                if state is None:
+                if state is None or state.tracker is None:  # not a watched home's meter
                     continue
                 if state.last_meter_data is None:  # its first: the offline clock starts
                     self._dirty.add(state.home.resident_id)
@@ -434,7 +502,7 @@ class AlertEngine:
                     continue
                 if signal.event in EMERGENCY_KINDS:
                     resident = state.home.resident_id
-                    if self._resolved_already(resident, signal, at):
+                    if self._resolved_already(resident, signal.event, at, signal.received_at):
                         continue
                     if (signal.event, at) not in state.emergencies:
                         state.emergencies.append((signal.event, at))

@@ -12,6 +12,7 @@ and keeps the early one, and the early alert, for the rest of the week.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Collection
 from dataclasses import dataclass, field, replace
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
@@ -71,8 +72,9 @@ class HomeProfile:
                 self.rest_first_activity_s.append(seconds)
             else:
                 self.first_activity_s.append(seconds)
-        quiet = previous is not None and at - previous >= QUIET_WORTH_NOTING and not away
-        if quiet:
+        quiet = False
+        if previous is not None and at - previous >= QUIET_WORTH_NOTING and not away:
+            quiet = True
             self.quiet_s.append(int((at - previous).total_seconds()))
         return first_today or quiet
 
@@ -86,7 +88,7 @@ class HomeProfile:
         raised a false morning alert on each of their first days; the quiet rule still
         watches them meanwhile.
         """
-        samples = self.rest_first_activity_s if rest_day else self.first_activity_s
+        samples: Collection[int] = self.rest_first_activity_s if rest_day else self.first_activity_s
         if len(samples) < MIN_SAMPLES:
             samples = [*self.first_activity_s, *self.rest_first_activity_s]
         if len(samples) < MIN_SAMPLES:

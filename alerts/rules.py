@@ -59,7 +59,7 @@ class Rules:
     # due in the dark may fire: blind time is not quiet time.
     blind_grace: timedelta = timedelta(hours=1)
 
-    def with_overrides(self, overrides: dict) -> Rules:
+    def with_overrides(self, overrides: object) -> Rules:
         """These rules changed by a resident's `rules` JSON.
 
         Keys: `no_activity_h`, `offline_min`, `morning` and `evening` as ["HH:MM", "HH:MM"],
@@ -77,8 +77,10 @@ class Rules:
             elif key == "offline_min":
                 minutes = _positive(key, value, MAX_THRESHOLD / timedelta(minutes=1))
                 rules = replace(rules, offline=timedelta(minutes=minutes))
-            elif key in (MORNING, EVENING):
-                rules = replace(rules, **{key: _window(key, value)})
+            elif key == MORNING:
+                rules = replace(rules, morning=_window(key, value))
+            elif key == EVENING:
+                rules = replace(rules, evening=_window(key, value))
             elif key == "disabled":
                 if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
                     raise ValueError(f"disabled must be a list of alert kinds, got {value!r}")
@@ -233,7 +235,12 @@ WindowOf = Callable[[date], tuple[time, time]]
 
 
 def _window_condition(
-    kind: str, window_of: WindowOf, last_sign, history, now: datetime, zone: ZoneInfo
+    kind: str,
+    window_of: WindowOf,
+    last_sign: datetime | None,
+    history: HomeHistory,
+    now: datetime,
+    zone: ZoneInfo,
 ) -> Condition | None:
     today = now.astimezone(zone).date()
     for day in (today, today - timedelta(days=1)):
@@ -246,7 +253,11 @@ def _window_condition(
 
 
 def _next_window_end(
-    window_of: WindowOf, last_sign, history: HomeHistory, now: datetime, zone: ZoneInfo
+    window_of: WindowOf,
+    last_sign: datetime | None,
+    history: HomeHistory,
+    now: datetime,
+    zone: ZoneInfo,
 ) -> datetime:
     today = now.astimezone(zone).date()
     for offset in range(3):
@@ -393,12 +404,13 @@ def _positive(key: str, value: object, most: float) -> float:
 
 
 def _window(key: str, value: object) -> tuple[time, time]:
+    not_two_times = ValueError(f"{key} must be two times like ['05:00', '10:00'], got {value!r}")
+    if not isinstance(value, Iterable):
+        raise not_two_times
     try:
-        start, end = (time.fromisoformat(v) for v in value)  # type: ignore[union-attr]
+        start, end = (time.fromisoformat(v) for v in value)
     except (TypeError, ValueError):
-        raise ValueError(
-            f"{key} must be two times like ['05:00', '10:00'], got {value!r}"
-        ) from None
+        raise not_two_times from None
     if start.tzinfo is not None or end.tzinfo is not None:
         raise ValueError(f"{key} times are local (GRIDWATCH_TZ), without an offset: {value!r}")
     if not start < end:

@@ -11,12 +11,16 @@ shared by eviltransform and coordtransform; each inverse iterates its forward tr
 from __future__ import annotations
 
 import math
-from typing import overload
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Generic, TypeVar, overload
 
 import numpy as np
 import numpy.typing as npt
 
 FloatArray = npt.NDArray[np.float64]
+# One point (a float) or many (an array): the formulas below are written once for both.
+_Coord = TypeVar("_Coord", float, FloatArray)
 
 _A = 6378245.0  # Krasovsky 1940 semi-major axis, as in the published GCJ-02 algorithm
 _EE = 0.00669342162296594323  # Krasovsky 1940 first eccentricity squared
@@ -45,6 +49,23 @@ _CRS_SPELLINGS = {
 _BD_X_PI = math.pi * 3000.0 / 180.0  # the published BD-09 constant
 
 
+@dataclass(frozen=True)
+class _Functions(Generic[_Coord]):
+    """The functions the formulas need, from `math` for one point or numpy for arrays: the
+    same formula, and one point costs a few microseconds instead of numpy's per-call
+    overhead on one-element arrays."""
+
+    sin: Callable[[_Coord], _Coord]
+    cos: Callable[[_Coord], _Coord]
+    sqrt: Callable[[_Coord], _Coord]
+    atan2: Callable[[_Coord, _Coord], _Coord]
+    larger: Callable[[_Coord, _Coord], _Coord]
+
+
+_POINT = _Functions[float](math.sin, math.cos, math.sqrt, math.atan2, max)
+_ARRAY = _Functions[FloatArray](np.sin, np.cos, np.sqrt, np.arctan2, np.fmax)
+
+
 def normalize_crs(name: str) -> str:
     """The canonical name ("wgs84", "gcj02", "bd09") of a spelling such as "GCJ-02" or "WGS84".
 
@@ -67,16 +88,12 @@ def out_of_china(lon: npt.ArrayLike, lat: npt.ArrayLike) -> npt.NDArray[np.bool_
     return (lon < 72.004) | (lon > 137.8347) | (lat < 0.8293) | (lat > 55.8271)
 
 
-def _offset(lon, lat, m=np):
-    """The GCJ-02 shift (dlon, dlat) in degrees at a WGS-84 point, ignoring the China box.
-
-    `m` is numpy for arrays or `math` for one point: the same formula, and one point costs
-    a few microseconds instead of numpy's per-call overhead on one-element arrays.
-    """
+def _offset(lon: _Coord, lat: _Coord, m: _Functions[_Coord]) -> tuple[_Coord, _Coord]:
+    """The GCJ-02 shift (dlon, dlat) in degrees at a WGS-84 point, ignoring the China box."""
     x = lon - 105.0
     y = lat - 35.0
-    x_pi = x * m.pi
-    y_pi = y * m.pi
+    x_pi = x * math.pi
+    y_pi = y * math.pi
     sqrt_abs_x = m.sqrt(abs(x))
     common = (20.0 * m.sin(6.0 * x_pi) + 20.0 * m.sin(2.0 * x_pi)) * 2.0 / 3.0
 
@@ -90,11 +107,11 @@ def _offset(lon, lat, m=np):
     dlon += (20.0 * m.sin(x_pi) + 40.0 * m.sin(x_pi / 3.0)) * 2.0 / 3.0
     dlon += (150.0 * m.sin(x_pi / 12.0) + 300.0 * m.sin(x_pi / 30.0)) * 2.0 / 3.0
 
-    rad_lat = lat / 180.0 * m.pi
+    rad_lat = lat / 180.0 * math.pi
     magic = 1.0 - _EE * m.sin(rad_lat) ** 2
     sqrt_magic = m.sqrt(magic)
-    dlat = (dlat * 180.0) / ((_A * (1.0 - _EE)) / (magic * sqrt_magic) * m.pi)
-    dlon = (dlon * 180.0) / (_A / sqrt_magic * m.cos(rad_lat) * m.pi)
+    dlat = (dlat * 180.0) / ((_A * (1.0 - _EE)) / (magic * sqrt_magic) * math.pi)
+    dlon = (dlon * 180.0) / (_A / sqrt_magic * m.cos(rad_lat) * math.pi)
     return dlon, dlat
 
 
@@ -105,7 +122,7 @@ def _point_outside(lon: float, lat: float) -> bool:
 def _wgs84_to_gcj02_point(lon: float, lat: float) -> tuple[float, float]:
     if _point_outside(lon, lat):
         return lon, lat
-    dlon, dlat = _offset(lon, lat, math)
+    dlon, dlat = _offset(lon, lat, _POINT)
     return lon + dlon, lat + dlat
 
 
@@ -124,7 +141,7 @@ def _gcj02_to_wgs84_point(lon: float, lat: float) -> tuple[float, float]:
 
 
 def _wgs84_to_gcj02_array(lon: FloatArray, lat: FloatArray) -> tuple[FloatArray, FloatArray]:
-    dlon, dlat = _offset(lon, lat)
+    dlon, dlat = _offset(lon, lat, _ARRAY)
     outside = out_of_china(lon, lat)
     return np.where(outside, lon, lon + dlon), np.where(outside, lat, lat + dlat)
 
@@ -149,7 +166,9 @@ def _gcj02_to_wgs84_array(lon: FloatArray, lat: FloatArray) -> tuple[FloatArray,
 def wgs84_to_gcj02(lon: float, lat: float) -> tuple[float, float]: ...
 @overload
 def wgs84_to_gcj02(lon: npt.ArrayLike, lat: npt.ArrayLike) -> tuple[FloatArray, FloatArray]: ...
-def wgs84_to_gcj02(lon, lat):
+def wgs84_to_gcj02(
+    lon: npt.ArrayLike, lat: npt.ArrayLike
+) -> tuple[float, float] | tuple[FloatArray, FloatArray]:
     """Convert WGS-84 lon/lat to GCJ-02; floats give floats, arrays give arrays."""
     return _apply(_wgs84_to_gcj02_array, lon, lat, _wgs84_to_gcj02_point)
 
@@ -158,38 +177,55 @@ def wgs84_to_gcj02(lon, lat):
 def gcj02_to_wgs84(lon: float, lat: float) -> tuple[float, float]: ...
 @overload
 def gcj02_to_wgs84(lon: npt.ArrayLike, lat: npt.ArrayLike) -> tuple[FloatArray, FloatArray]: ...
-def gcj02_to_wgs84(lon, lat):
+def gcj02_to_wgs84(
+    lon: npt.ArrayLike, lat: npt.ArrayLike
+) -> tuple[float, float] | tuple[FloatArray, FloatArray]:
     """Convert GCJ-02 lon/lat to WGS-84 by iterating the forward transform to < 1e-9 degrees."""
     return _apply(_gcj02_to_wgs84_array, lon, lat, _gcj02_to_wgs84_point)
 
 
-def _gcj02_to_bd09_point(lon: float, lat: float, m=math) -> tuple[float, float]:
-    """Baidu's offset of a GCJ-02 point; `m` is math for one point or numpy for arrays."""
+def _gcj02_to_bd09(lon: _Coord, lat: _Coord, m: _Functions[_Coord]) -> tuple[_Coord, _Coord]:
+    """Baidu's offset of GCJ-02 coordinates."""
     z = m.sqrt(lon * lon + lat * lat) + 0.00002 * m.sin(lat * _BD_X_PI)
-    theta = m.arctan2(lat, lon) if m is np else m.atan2(lat, lon)
-    theta = theta + 0.000003 * m.cos(lon * _BD_X_PI)
+    theta = m.atan2(lat, lon) + 0.000003 * m.cos(lon * _BD_X_PI)
     return z * m.cos(theta) + 0.0065, z * m.sin(theta) + 0.006
 
 
-def _bd09_to_gcj02_point(lon: float, lat: float, m=math) -> tuple[float, float]:
+def _bd09_to_gcj02(lon: _Coord, lat: _Coord, m: _Functions[_Coord]) -> tuple[_Coord, _Coord]:
     # Start from the published one-step inverse, then iterate the forward transform.
     x, y = lon - 0.0065, lat - 0.006
     z = m.sqrt(x * x + y * y) - 0.00002 * m.sin(y * _BD_X_PI)
-    theta = (m.arctan2(y, x) if m is np else m.atan2(y, x)) - 0.000003 * m.cos(x * _BD_X_PI)
+    theta = m.atan2(y, x) - 0.000003 * m.cos(x * _BD_X_PI)
     glon, glat = z * m.cos(theta), z * m.sin(theta)
     for _ in range(_INVERSE_MAX_STEPS):
-        blon, blat = _gcj02_to_bd09_point(glon, glat, m)
+        blon, blat = _gcj02_to_bd09(glon, glat, m)
         err_lon, err_lat = blon - lon, blat - lat
         glon = glon - err_lon
         glat = glat - err_lat
-        worst = m.fmax(abs(err_lon), abs(err_lat)) if m is np else max(abs(err_lon), abs(err_lat))
+        worst = m.larger(abs(err_lon), abs(err_lat))
         if not np.any(worst > _INVERSE_TOLERANCE_DEG):  # NaN never counts as unconverged
             break
     return glon, glat
 
 
+def _gcj02_to_bd09_array(lon: FloatArray, lat: FloatArray) -> tuple[FloatArray, FloatArray]:
+    return _gcj02_to_bd09(lon, lat, _ARRAY)
+
+
+def _gcj02_to_bd09_point(lon: float, lat: float) -> tuple[float, float]:
+    return _gcj02_to_bd09(lon, lat, _POINT)
+
+
+def _bd09_to_gcj02_array(lon: FloatArray, lat: FloatArray) -> tuple[FloatArray, FloatArray]:
+    return _bd09_to_gcj02(lon, lat, _ARRAY)
+
+
+def _bd09_to_gcj02_point(lon: float, lat: float) -> tuple[float, float]:
+    return _bd09_to_gcj02(lon, lat, _POINT)
+
+
 def _bd09_to_wgs84_array(lon: FloatArray, lat: FloatArray) -> tuple[FloatArray, FloatArray]:
-    return _gcj02_to_wgs84_array(*_bd09_to_gcj02_point(lon, lat, np))
+    return _gcj02_to_wgs84_array(*_bd09_to_gcj02_array(lon, lat))
 
 
 def _bd09_to_wgs84_point(lon: float, lat: float) -> tuple[float, float]:
@@ -197,7 +233,7 @@ def _bd09_to_wgs84_point(lon: float, lat: float) -> tuple[float, float]:
 
 
 def _wgs84_to_bd09_array(lon: FloatArray, lat: FloatArray) -> tuple[FloatArray, FloatArray]:
-    return _gcj02_to_bd09_point(*_wgs84_to_gcj02_array(lon, lat), np)
+    return _gcj02_to_bd09_array(*_wgs84_to_gcj02_array(lon, lat))
 
 
 def _wgs84_to_bd09_point(lon: float, lat: float) -> tuple[float, float]:
@@ -208,25 +244,31 @@ def _wgs84_to_bd09_point(lon: float, lat: float) -> tuple[float, float]:
 def gcj02_to_bd09(lon: float, lat: float) -> tuple[float, float]: ...
 @overload
 def gcj02_to_bd09(lon: npt.ArrayLike, lat: npt.ArrayLike) -> tuple[FloatArray, FloatArray]: ...
-def gcj02_to_bd09(lon, lat):
+def gcj02_to_bd09(
+    lon: npt.ArrayLike, lat: npt.ArrayLike
+) -> tuple[float, float] | tuple[FloatArray, FloatArray]:
     """Convert GCJ-02 lon/lat to Baidu's BD-09."""
-    return _apply(lambda x, y: _gcj02_to_bd09_point(x, y, np), lon, lat, _gcj02_to_bd09_point)
+    return _apply(_gcj02_to_bd09_array, lon, lat, _gcj02_to_bd09_point)
 
 
 @overload
 def bd09_to_gcj02(lon: float, lat: float) -> tuple[float, float]: ...
 @overload
 def bd09_to_gcj02(lon: npt.ArrayLike, lat: npt.ArrayLike) -> tuple[FloatArray, FloatArray]: ...
-def bd09_to_gcj02(lon, lat):
+def bd09_to_gcj02(
+    lon: npt.ArrayLike, lat: npt.ArrayLike
+) -> tuple[float, float] | tuple[FloatArray, FloatArray]:
     """Convert BD-09 lon/lat to GCJ-02 exactly (to < 1e-9 degrees)."""
-    return _apply(lambda x, y: _bd09_to_gcj02_point(x, y, np), lon, lat, _bd09_to_gcj02_point)
+    return _apply(_bd09_to_gcj02_array, lon, lat, _bd09_to_gcj02_point)
 
 
 @overload
 def wgs84_to_bd09(lon: float, lat: float) -> tuple[float, float]: ...
 @overload
 def wgs84_to_bd09(lon: npt.ArrayLike, lat: npt.ArrayLike) -> tuple[FloatArray, FloatArray]: ...
-def wgs84_to_bd09(lon, lat):
+def wgs84_to_bd09(
+    lon: npt.ArrayLike, lat: npt.ArrayLike
+) -> tuple[float, float] | tuple[FloatArray, FloatArray]:
     """Convert WGS-84 lon/lat to BD-09 (through GCJ-02)."""
     return _apply(_wgs84_to_bd09_array, lon, lat, _wgs84_to_bd09_point)
 
@@ -235,17 +277,32 @@ def wgs84_to_bd09(lon, lat):
 def to_wgs84(lon: float, lat: float, crs: str) -> tuple[float, float]: ...
 @overload
 def to_wgs84(lon: npt.ArrayLike, lat: npt.ArrayLike, crs: str) -> tuple[FloatArray, FloatArray]: ...
-def to_wgs84(lon, lat, crs):
+def to_wgs84(
+    lon: npt.ArrayLike, lat: npt.ArrayLike, crs: str
+) -> tuple[float, float] | tuple[FloatArray, FloatArray]:
     """Convert lon/lat given in `crs` (any spelling `normalize_crs` reads) to WGS-84."""
     crs = normalize_crs(crs)
     if crs == "gcj02":
         return gcj02_to_wgs84(lon, lat)
     if crs == "bd09":
         return _apply(_bd09_to_wgs84_array, lon, lat, _bd09_to_wgs84_point)
-    return _apply(lambda x, y: (x, y), lon, lat, lambda x, y: (x, y))
+    return _apply(_same_array, lon, lat, _same_point)
 
 
-def _apply(convert, lon, lat, convert_point):
+def _same_array(lon: FloatArray, lat: FloatArray) -> tuple[FloatArray, FloatArray]:
+    return lon, lat
+
+
+def _same_point(lon: float, lat: float) -> tuple[float, float]:
+    return lon, lat
+
+
+def _apply(
+    convert: Callable[[FloatArray, FloatArray], tuple[FloatArray, FloatArray]],
+    lon: npt.ArrayLike,
+    lat: npt.ArrayLike,
+    convert_point: Callable[[float, float], tuple[float, float]],
+) -> tuple[float, float] | tuple[FloatArray, FloatArray]:
     if isinstance(lon, float | int) and isinstance(lat, float | int):
         return convert_point(float(lon), float(lat))
     lon_array = np.asarray(lon, dtype=np.float64)

@@ -73,7 +73,8 @@ def read_grid_file(
     frame = _read_frame(path, label, layer)
     if level is None and level_field is None:
         level_field = next((str(c) for c in frame.columns if str(c).lower() in LEVEL_FIELDS), None)
-        level = None if level_field else "grid"
+    # Without a level field, every feature is at `level`, and a file without either is grids.
+    default_level = level or "grid"
 
     fields = {
         "code": code_field,
@@ -97,7 +98,7 @@ def read_grid_file(
         else:
             features_by_code[code].append(number)
 
-        feature_level = level
+        feature_level = default_level
         if "level" in columns:
             raw_level = _text(frame[columns["level"]].iat[row])
             feature_level = LEVEL_ALIASES.get(raw_level, raw_level.lower())
@@ -235,7 +236,8 @@ def _latin1_by_default(path: Path, layer: str | None) -> bool:
         return False
     if any(path.parent.glob(f"{glob.escape(path.stem)}.[cC][pP][gG]")):
         return False
-    return pyogrio.read_info(path, layer=layer).get("encoding") == "ISO-8859-1"
+    info: dict[str, object] = pyogrio.read_info(path, layer=layer)
+    return info.get("encoding") == "ISO-8859-1"
 
 
 def _redecoded(label: str, frame: gpd.GeoDataFrame) -> gpd.GeoDataFrame:

@@ -139,10 +139,10 @@ def run_delivery(
     client_id = f"{settings.mqtt_client_id}-alerts"
     if partition is not None and partition.count > 1:
         client_id = f"{client_id}-{partition.index}-of-{partition.count}"
-    handover = None
+    handover: MqttHandover | None = None
     while not stop.is_set():
         try:
-            if client is None:
+            if handover is None:
                 client = publisher(
                     BrokerAddress.from_url(mqtt_url, settings.mqtt_ca_file), client_id
                 )
@@ -228,10 +228,10 @@ def hold_lease(
             stop.wait(LEASE_CHECK_S)
             continue
         try:
-            held = conn.execute(
+            [(held,)] = conn.execute(
                 "SELECT pg_try_advisory_lock(%s, %s)",
                 (LEASE_LOCK_CLASS, partition.count * 65536 + partition.index),
-            ).fetchone()[0]
+            ).fetchall()
         except (psycopg.OperationalError, psycopg.InterfaceError):
             held = False
         if held:

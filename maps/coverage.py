@@ -142,7 +142,7 @@ def grid_coverage(
         area = project(geometry, transformer)
         patrol_count = patrols_in.get(grid_id, 0)
         share = length = 0.0
-        if reach_tree is not None and area.area > 0:
+        if reach_tree is not None and line_tree is not None and area.area > 0:
             near = reach_tree.query(area, predicate="intersects")
             if len(near):
                 covered = shapely.union_all(reach[near]).intersection(area)

@@ -13,12 +13,12 @@ import html
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, tzinfo
 
 import folium
 import numpy as np
 import shapely
-from branca.element import Element, MacroElement
+from branca.element import Element, Figure, MacroElement
 from folium.map import Layer
 from folium.template import Template
 from shapely.geometry import mapping
@@ -61,7 +61,7 @@ class PageContext:
     user: str
     role: str
     updated: datetime
-    zone: object
+    zone: tzinfo
 
     @property
     def t(self) -> dict:
@@ -341,7 +341,7 @@ def coverage_page(
         f'<form class="gw-date" method="get"><label>{html.escape(t["date"])} '
         f'<input type="date" name="date" value="{html.escape(day)}"></label>'
         f'<button type="submit">↻</button></form>'
-    ).add_to(fmap.get_root().html)
+    ).add_to(_figure(fmap).html)
     folium.LayerControl(collapsed=True).add_to(fmap)
     return _render(fmap, ctx)
 
@@ -372,7 +372,7 @@ def live_page(ctx: PageContext, grids: Sequence[MapGrid], alerts: list[dict], af
     live_texts["state"] = {k: v for k, v in t["alert_state"].items() if k is not None}
     live_texts["level"] = t["level"]
     LiveFeed(alerts, after, ctx.tiles.crs, live_texts).add_to(fmap)
-    root = fmap.get_root()
+    root = _figure(fmap)
     root.html.add_child(
         Element(
             '<aside class="gw-panel" id="gw-panel"><div class="gw-status" id="gw-status">'
@@ -386,7 +386,9 @@ def live_page(ctx: PageContext, grids: Sequence[MapGrid], alerts: list[dict], af
 # -- parts ------------------------------------------------------------------------------------
 
 
-def _base_map(ctx: PageContext, shapes: Sequence[BaseGeometry], title: str, page: str):
+def _base_map(
+    ctx: PageContext, shapes: Sequence[BaseGeometry], title: str, page: str
+) -> folium.Map:
     t = ctx.t
     fmap = folium.Map(tiles=None, zoom_start=14, location=[0.0, 0.0])
     MetricScale().add_to(fmap)
@@ -411,7 +413,7 @@ def _base_map(ctx: PageContext, shapes: Sequence[BaseGeometry], title: str, page
             [to_display(s, ctx.tiles.crs) for s in shapes]
         )
         fmap.fit_bounds([[miny, minx], [maxy, maxx]], padding=(10, 10))
-    root = fmap.get_root()
+    root = _figure(fmap)
     root.title = html.escape(f"{title} · {t['app']}")
     root.html.add_child(Element(_header(ctx, title, page)))
     if not ctx.tiles.layers:
@@ -419,6 +421,14 @@ def _base_map(ctx: PageContext, shapes: Sequence[BaseGeometry], title: str, page
             Element(f'<div class="gw-offline">{html.escape(t["tiles_none"])}</div>')
         )
     return fmap
+
+
+def _figure(fmap: folium.Map) -> Figure:
+    """The page a map is drawn in: folium puts every map in a Figure."""
+    root = fmap.get_root()
+    if not isinstance(root, Figure):
+        raise TypeError(f"a folium map outside a page: {root!r}")
+    return root
 
 
 def _header(ctx: PageContext, title: str, page: str) -> str:

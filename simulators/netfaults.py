@@ -19,9 +19,13 @@ import contextlib
 import logging
 import threading
 import time
+from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 CHUNK = 64 * 1024
 THROTTLED_CHUNK = 4096  # smaller reads while throttled, so the pacing is smooth
@@ -34,7 +38,8 @@ class _Faults:
     blackhole_until: float = 0.0  # time.monotonic() until which nothing moves
     latency_s: float = 0.0
     bytes_per_s: float | None = None
-    healed: asyncio.Event | None = None  # set whenever traffic may move again
+    # Set whenever traffic may move again; made afresh in the proxy's loop when it starts.
+    healed: asyncio.Event = field(default_factory=asyncio.Event)
 
     def blackholed(self) -> float:
         """Seconds the black hole still lasts (0 when there is none)."""
@@ -75,13 +80,13 @@ class FaultProxy:
     def start(self) -> FaultProxy:
         """Listen (on a free port unless one was given) and forward until `close()`."""
         ready = threading.Event()
-        self._loop = asyncio.new_event_loop()
+        self._loop = loop = asyncio.new_event_loop()
 
         def run() -> None:
-            asyncio.set_event_loop(self._loop)
-            self._loop.run_until_complete(self._listen())
+            asyncio.set_event_loop(loop)
+            loop.run_until_complete(self._listen())
             ready.set()
-            self._loop.run_forever()
+            loop.run_forever()
 
         self._thread = threading.Thread(
             target=run, name=f"fault-proxy-{self.upstream}", daemon=True
@@ -103,12 +108,14 @@ class FaultProxy:
             return
         self._call(self._shutdown)
         self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(10)
+        if self._thread is not None:
+            self._thread.join(10)
         self._loop.close()
         self._loop = None
 
     async def _shutdown(self) -> None:
-        self._server.close()
+        if self._server is not None:
+            self._server.close()
         self._abort_all()
 
     def __enter__(self) -> FaultProxy:
@@ -166,7 +173,7 @@ class FaultProxy:
 
     # -- forwarding ----------------------------------------------------------------------------
 
-    def _call(self, coroutine_function, *args):
+    def _call(self, coroutine_function: Callable[..., Coroutine[Any, Any, T]], *args: object) -> T:
         if self._loop is None:
             raise RuntimeError("the fault proxy is not running")
         future = asyncio.run_coroutine_threadsafe(coroutine_function(*args), self._loop)
@@ -225,7 +232,7 @@ class FaultProxy:
 
 
 @contextlib.contextmanager
-def fault_proxy(upstream_host: str, upstream_port: int):
+def fault_proxy(upstream_host: str, upstream_port: int) -> Iterator[FaultProxy]:
     """A running FaultProxy for the duration of a `with` block."""
     proxy = FaultProxy(upstream_host, upstream_port).start()
     try:

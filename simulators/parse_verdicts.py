@@ -19,7 +19,9 @@ from gridwatch.ingest.payload import EARLIEST, MAX_ID_LENGTH, InvalidPayload, Pa
 from gridwatch.ingest.sensor import SensorEvent
 from gridwatch.ingest.topics import TopicRouter
 
-MODEL_OF = {
+Reading = MeterReading | SensorEvent | PatrolCheckin | HazardReport
+
+MODEL_OF: dict[str, type[Reading]] = {
     "meter": MeterReading,
     "sensor": SensorEvent,
     "patrol": PatrolCheckin,
@@ -59,14 +61,15 @@ def is_storable(text: str) -> bool:
     return True
 
 
-def reading_problem(reading, kind: str, ctx: ParseContext) -> str | None:
+def reading_problem(reading: object, kind: str, ctx: ParseContext) -> str | None:
     """Why a parsed reading is not a valid, storable model of its kind (None when it is)."""
     if reading is None:
         return None if kind == "owntracks" else "None for a kind that is never ignored"
     model = MODEL_OF[kind]
     if type(reading) is not model:
         return f"a {type(reading).__name__}, expected a {model.__name__}"
-    if not type(reading).__dataclass_params__.frozen:
+    # typeshed leaves out the __dataclass_params__ that @dataclass sets on every dataclass.
+    if not type(reading).__dataclass_params__.frozen:  # type: ignore[union-attr]
         return "not frozen"
     if reading.received_at != ctx.received_at:
         return "received_at is not the time of receipt"
@@ -143,7 +146,9 @@ class Verdict(NamedTuple):
     problem: str | None
 
 
-def verdict(router: TopicRouter, topic: str, payload: bytes, kind: str, ctx: ParseContext):
+def verdict(
+    router: TopicRouter, topic: str, payload: bytes, kind: str, ctx: ParseContext
+) -> Verdict:
     """Parse one message of `kind` as the worker does and judge the outcome."""
     try:
         reading = router.parse(topic, payload, ctx)

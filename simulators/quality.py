@@ -37,7 +37,7 @@ from gridwatch.ingest.payload import InvalidPayload, ParseContext
 from gridwatch.ingest.topics import TopicRouter
 from gridwatch.ingest.writer import BatchWriter, Message
 from gridwatch.sample import load_sample_district
-from gridwatch.simulators.faults import FaultRates
+from gridwatch.simulators.faults import Absence, Fall, FaultRates, MeterOutage, Sos
 from gridwatch.simulators.scenario import Scenario
 from gridwatch.store.alert_store import AlertStore, add_absence
 from gridwatch.store.migrate import migrate
@@ -105,7 +105,7 @@ def run_quality(
     engine_conn.execute("SET synchronous_commit = off")
     engine_conn.commit()
     for incident in scenario.incidents:
-        if incident.kind == "absence":
+        if isinstance(incident, Absence):
             add_absence(
                 engine_conn,
                 incident.resident_id,
@@ -180,20 +180,21 @@ def _write(writer: BatchWriter, router: TopicRouter, batch, step_end: datetime, 
 def quality_report(run: QualityRun, zone: ZoneInfo) -> dict:
     """Match alerts to incidents: recall, delays, false alerts per 100 resident-days."""
     scenario = run.scenario
-    by_resident = defaultdict(list)
+    by_resident: defaultdict[str, list[tuple[datetime, str, datetime]]] = defaultdict(list)
     for opened, resident, kind, since in run.alerts:
         by_resident[resident].append((opened, kind, since))
     # The quiet rules watch residents who live alone; one who lives with others has them to
     # notice a fall, and without a fall detector gridwatch is not meant to (reported apart).
     with_others = {r.resident_id for r in scenario.residents if not r.living_alone}
-    falls, unwatched = [], 0
-    for fall in (i for i in scenario.incidents if i.kind == "fall"):
+    falls: list[Fall] = []
+    unwatched = 0
+    for fall in (i for i in scenario.incidents if isinstance(i, Fall)):
         if fall.detector_id is None and fall.resident_id in with_others:
             unwatched += 1
         else:
             falls.append(fall)
-    sos = [i for i in scenario.incidents if i.kind == "sos"]
-    outages = [i for i in scenario.incidents if i.kind == "meter_outage"]
+    sos = [i for i in scenario.incidents if isinstance(i, Sos)]
+    outages = [i for i in scenario.incidents if isinstance(i, MeterOutage)]
     end = scenario.end
     delays: list[float] = []
     late: list[dict] = []
@@ -235,10 +236,10 @@ def quality_report(run: QualityRun, zone: ZoneInfo) -> dict:
                 }
             )
     for press in sos:
-        hits = [o for o, k, _s in by_resident[press.resident_id] if k == SOS and o >= press.at]
-        if hits:
+        answers = [o for o, k, _s in by_resident[press.resident_id] if k == SOS and o >= press.at]
+        if answers:
             detected += 1
-            delays.append((min(hits) - press.at).total_seconds() / 60)
+            delays.append((min(answers) - press.at).total_seconds() / 60)
         else:
             missed.append(press.resident_id)
     resident_days = run.residents * run.days
@@ -298,7 +299,7 @@ def quality_report(run: QualityRun, zone: ZoneInfo) -> dict:
     }
 
 
-def _expected_detection(fall, run: QualityRun, zone: ZoneInfo) -> datetime | None:
+def _expected_detection(fall: Fall, run: QualityRun, zone: ZoneInfo) -> datetime | None:
     """When the home's rules should notice a fall with no detector: the first of its quiet
     threshold and the ends of its next morning and evening windows, with what the engine
     had learned of the home (a late riser's window, a long sleeper's threshold)."""

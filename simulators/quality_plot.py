@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 import psycopg
 
 from gridwatch.alerts.activity import Baseline, MeterTracker
+from gridwatch.simulators.faults import Fall
 from gridwatch.simulators.quality import QualityRun
 
 KIND_COLOURS = {
@@ -29,11 +30,13 @@ def plot_week(database_url: str, run: QualityRun, zone: ZoneInfo, path: str) -> 
     import matplotlib
 
     matplotlib.use("Agg")
+    import matplotlib.dates as mdates
     import matplotlib.pyplot as plt
 
     scenario = run.scenario
     falls = sorted(
-        (i for i in scenario.incidents if i.kind == "fall"), key=lambda f: f.detector_id is not None
+        (i for i in scenario.incidents if isinstance(i, Fall)),
+        key=lambda f: f.detector_id is not None,
     )
     resident = falls[0].resident_id if falls else scenario.residents[0].resident_id
     row = next(r for r in scenario.residents if r.resident_id == resident)
@@ -55,10 +58,12 @@ def plot_week(database_url: str, run: QualityRun, zone: ZoneInfo, path: str) -> 
         at for at, power, energy, water in readings if tracker.observe(at, power, energy, water)
     ]
 
-    def local(instant: datetime) -> datetime:
-        return instant.astimezone(zone).replace(tzinfo=None)
+    def local(instant: datetime) -> float:
+        """The instant on the x axis (local wall time, as Matplotlib counts days)."""
+        return float(mdates.date2num(instant.astimezone(zone).replace(tzinfo=None)))
 
     fig, ax = plt.subplots(figsize=(16, 5), dpi=100)
+    ax.xaxis_date()  # x values are the days `local` counts: label them as dates
     ax.plot(
         [local(r[0]) for r in readings],
         [r[1] or 0 for r in readings],

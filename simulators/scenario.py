@@ -17,7 +17,7 @@ import random
 import uuid
 from collections.abc import Collection, Iterator, Sequence
 from datetime import date, datetime, time, timedelta
-from typing import Protocol
+from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -322,7 +322,7 @@ class Scenario:
                 gcj02=shifted,
             )  # fmt: skip
             events.append((when, *message))
-            truth = {
+            truth: dict[str, Any] = {
                 "kind": "hazard_duplicate" if n else "hazard",
                 "at": datetime.fromtimestamp(when, tz),
                 "id": str(report_id),
@@ -386,8 +386,11 @@ class Scenario:
                 status, note = "concern", "老人反映头晕 已提醒就医"
             else:
                 status, note = "ok", None
-            home = (resident.lon, resident.lat) if resident.lon is not None else (grid.x, grid.y)
-            lon, lat = nearby(*home, rng.uniform(2, 8), rng)
+            if resident.lon is not None and resident.lat is not None:
+                home_lon, home_lat = resident.lon, resident.lat
+            else:
+                home_lon, home_lat = grid.x, grid.y
+            lon, lat = nearby(home_lon, home_lat, rng.uniform(2, 8), rng)
             message = visit(
                 worker.worker_id, resident.resident_id, status, lon, lat,
                 datetime.fromtimestamp(at, self.tz), self.prefix, gcj02=gcj02, note=note,
@@ -536,9 +539,9 @@ class _MeterState:
         self.base = BaseLoads([scenario.routines[i] for i in self.rows])
         self.tail: np.ndarray | None = None  # the last `step` minutes of power before today
         self.skew = {
-            n: scenario._skew[scenario.residents[i].meter_id]
+            n: scenario._skew[meter]
             for n, i in enumerate(self.rows)
-            if scenario.residents[i].meter_id in scenario._skew
+            if (meter := scenario.residents[i].meter_id) in scenario._skew
         }
         self.outages = {
             n: [(o.at.timestamp(), o.until.timestamp()) for o in scenario._outages[i]]

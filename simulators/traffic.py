@@ -107,9 +107,12 @@ def burst(
                 event = SENSOR_EVENTS[int(rng.integers(len(SENSOR_EVENTS)))]
                 yield sensor_event(sensor, event, at, prefix, epoch=True)
     grids = {g.code: g.geometry for g in district.grids}
-    residents_by_grid: dict[str, list] = {}
+    # Who may be visited: residents with a grid and a place (all of the sample district's).
+    residents_by_grid: dict[str, list[tuple[str, float, float]]] = {}
     for resident in district.residents:
-        residents_by_grid.setdefault(resident.grid_code, []).append(resident)
+        if resident.grid_code is not None and resident.lon is not None and resident.lat is not None:
+            home = (resident.resident_id, resident.lon, resident.lat)
+            residents_by_grid.setdefault(resident.grid_code, []).append(home)
     for n, worker in enumerate(district.workers):
         track = points_in(grids[worker.grid_code], 6, rng)
         for step, (lon, lat) in enumerate(track):
@@ -119,11 +122,9 @@ def burst(
             )
         visited = residents_by_grid.get(worker.grid_code, [])
         if visited:
-            resident = visited[int(rng.integers(len(visited)))]
+            resident_id, lon, lat = visited[int(rng.integers(len(visited)))]
             at = now - timedelta(minutes=2)
-            yield visit(
-                worker.worker_id, resident.resident_id, "ok", resident.lon, resident.lat, at, prefix
-            )
+            yield visit(worker.worker_id, resident_id, "ok", lon, lat, at, prefix)
     hazard_grids = rng.choice(len(district.grids), size=12, replace=False)
     for i, grid_index in enumerate(hazard_grids):
         grid = district.grids[int(grid_index)]

@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from typing import Generic, TypeVar
 
 import numpy as np
 import psycopg
@@ -75,7 +76,8 @@ class GridCatalog:
 
 
 def grids_version(conn: psycopg.Connection) -> tuple:
-    return tuple(conn.execute(_VERSION).fetchone())
+    [version] = conn.execute(_VERSION).fetchall()
+    return version
 
 
 def load_grid_catalog(conn: psycopg.Connection) -> GridCatalog:
@@ -170,16 +172,19 @@ def grid_counts(
 # -- pages of point layers ------------------------------------------------------------------
 
 
+Row = TypeVar("Row")
+
+
 @dataclass(frozen=True, slots=True)
-class Page:
-    rows: list
+class Page(Generic[Row]):
+    rows: list[Row]
     matched: int
     more: bool  # rows follow the last one of this page
 
 
 def _page(
     conn: psycopg.Connection,
-    row_type: type,
+    row_type: type[Row],
     select: sql.Composable,
     from_: sql.Composable,
     where: list[sql.Composable],
@@ -188,11 +193,11 @@ def _page(
     order: sql.Composable,
     after: sql.Composable | None,
     limit: int,
-) -> Page:
+) -> Page[Row]:
     condition = all_of(where)
-    matched = conn.execute(
+    [(matched,)] = conn.execute(
         sql.SQL("SELECT count(*) FROM {} WHERE {}").format(from_, condition), params
-    ).fetchone()[0]
+    ).fetchall()
     if after is not None:
         condition = sql.SQL("{} AND {}").format(condition, after)
     query = sql.SQL("SELECT {} FROM {} WHERE {} ORDER BY {} LIMIT %(limit)s").format(
@@ -220,7 +225,7 @@ def hazard_page(
     statuses: Sequence[str] | None = None,
     severities: Sequence[str] | None = None,
     level: str | None = None,
-) -> Page:
+) -> Page[Hazard]:
     """Hazards newest first (by received time)."""
     where, params = where_filters(filters, alias="h", time_column="observed_at")
     where_columns(where, params, "h", status=statuses, severity=severities, level=level)
@@ -273,7 +278,7 @@ def checkin_page(
     after: tuple[datetime, str, str] | None = None,
     kind: str | None = None,
     worker_id: str | None = None,
-) -> Page:
+) -> Page[CheckinRow]:
     """Patrol check-ins newest first."""
     where, params = where_filters(
         filters, alias="c", time_column="observed_at", owner_column="worker_id"
@@ -395,7 +400,7 @@ def alert_page(
     statuses: Sequence[str] | None = None,
     level: str | None = None,
     kind: str | None = None,
-) -> Page:
+) -> Page[AlertRow]:
     """Alerts newest first; positions are the residents' homes."""
     # An alert has no position of its own: it is where the resident lives.
     where, params = where_filters(filters, alias="a", time_column="opened_at", position_alias="r")
@@ -480,7 +485,7 @@ def resident_page(
     limit: int,
     after: str | None = None,
     alerting: bool | None = None,
-) -> Page:
+) -> Page[ResidentRow]:
     """Residents by id, with their alert state, whether they are away, their last visit."""
     where, params = where_filters(filters, alias="r")
     params["now"] = now

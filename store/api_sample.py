@@ -70,7 +70,8 @@ def seed_hazards(
     ids, shapes = _leaf_shapes(conn)
     statuses = list(STATUS_MIX)
     weights = np.array(list(STATUS_MIX.values()))
-    hazards, events = [], []
+    hazards: list[tuple[object, ...]] = []
+    events: list[tuple[uuid.UUID, datetime, str, str | None, str, str]] = []
     for i in range(count):
         g = int(rng.integers(len(ids)))
         lon, lat = _point_in(shapes[g], rng)
@@ -229,7 +230,11 @@ def seed_patrols(
                     "ok",
                 ]
             )
-    grid_ids = leaves.index.assign([r[2] for r in rows], [r[3] for r in rows]) if rows else []
+    grid_ids = (
+        leaves.index.assign([r[2] for r in rows], [r[3] for r in rows])
+        if rows
+        else np.empty(0, dtype=np.int64)
+    )
     ensure_partitions(conn, {day, (midnight + timedelta(hours=30)).date()}, zone)
     with (
         conn.transaction(),

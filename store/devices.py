@@ -76,7 +76,7 @@ def register_device(
     """
     check_owner(kind, resident_id, worker_id)
     conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_KEY,))
-    user = worker_id if kind == "app" else device_id
+    user = device_id if worker_id is None else worker_id  # only an app has a worker (checked)
     if resident_id is not None and not _exists(conn, "residents", resident_id):
         raise NotFound(f"no resident {resident_id!r} (import the residents first)")
     current = _device(conn, kind, device_id)
@@ -86,13 +86,13 @@ def register_device(
             f"giving it to {user!r}"
         )
     _refuse_shared_user(conn, kind, device_id, user)
-    had_credentials = conn.execute(
+    [(had_credentials,)] = conn.execute(
         "SELECT EXISTS (SELECT 1 FROM devices WHERE broker_user = %s "
         "AND credentials_issued_at IS NOT NULL)",
         (user,),
-    ).fetchone()[0]
+    ).fetchall()
     with conn.cursor(row_factory=class_row(DeviceRow)) as cur:
-        device = cur.execute(
+        [device] = cur.execute(
             f"""
             INSERT INTO devices (kind, id, resident_id, worker_id, credentials_issued_at)
             VALUES (%s, %s, %s, %s, now())
@@ -103,7 +103,7 @@ def register_device(
             RETURNING {_COLUMNS}
             """,  # noqa: S608 - constant column names
             (kind, device_id, resident_id, worker_id),
-        ).fetchone()
+        ).fetchall()
     known_worker = kind == "app" and _exists(conn, "workers", user)
     return Registration(device, had_credentials, known_worker)
 
@@ -137,17 +137,17 @@ def revoke_device(
         if len(found) > 1:
             kinds = " and ".join(d.kind for d in found)
             raise Conflict(f"{device_id!r} is registered as {kinds}: give --kind")
-        device = cur.execute(
+        [device] = cur.execute(
             f"""
             UPDATE devices SET revoked_at = coalesce(revoked_at, now()), updated_at = now()
             WHERE kind = %s AND id = %s RETURNING {_COLUMNS}
             """,  # noqa: S608 - constant column names
             (found[0].kind, device_id),
-        ).fetchone()
-    still_used = conn.execute(
+        ).fetchall()
+    [(still_used,)] = conn.execute(
         "SELECT EXISTS (SELECT 1 FROM devices WHERE broker_user = %s AND revoked_at IS NULL)",
         (device.broker_user,),
-    ).fetchone()[0]
+    ).fetchall()
     return device, not still_used
 
 
@@ -162,7 +162,8 @@ def list_devices(conn: psycopg.Connection, *, kind: str | None = None) -> list[D
 
 def registry_version(conn: psycopg.Connection) -> tuple:
     """A value that changes whenever the devices or workers change."""
-    return tuple(conn.execute(_VERSION).fetchone())
+    [version] = conn.execute(_VERSION).fetchall()
+    return version
 
 
 def load_topic_identities(conn: psycopg.Connection) -> TopicIdentities:
@@ -237,7 +238,8 @@ def _device(conn: psycopg.Connection, kind: str, device_id: str) -> DeviceRow | 
 
 def _exists(conn: psycopg.Connection, table: str, row_id: str) -> bool:
     query = _EXISTS[table]
-    return conn.execute(query, (row_id,)).fetchone()[0]
+    [(exists,)] = conn.execute(query, (row_id,)).fetchall()
+    return exists
 
 
 _EXISTS = {

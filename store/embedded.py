@@ -169,10 +169,12 @@ class EmbeddedPostgres:
     def _run(self, program: str, *args: str) -> None:
         # As root, drop to the service user entirely: its own group and no supplementary
         # groups, or root's group would decide access to folders like a 0701 /tmp/x.
-        identity = {}
+        user: int | None = None  # None: as this process
+        group: int | None = None
+        extra_groups: list[int] | None = None
         if os.geteuid() == 0:
             entry = pwd.getpwnam(SERVICE_USER)
-            identity = {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": []}
+            user, group, extra_groups = entry.pw_uid, entry.pw_gid, []
         try:
             # The package's own PostgreSQL binaries, arguments made here, no shell.
             subprocess.run(  # noqa: S603
@@ -181,7 +183,9 @@ class EmbeddedPostgres:
                 capture_output=True,
                 text=True,
                 timeout=120,
-                **identity,
+                user=user,
+                group=group,
+                extra_groups=extra_groups,
             )
         except subprocess.CalledProcessError as exc:
             detail = (exc.stderr or exc.stdout or "").strip().splitlines()

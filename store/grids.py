@@ -25,13 +25,13 @@ class LeafGrids:
 
     def reload_if_changed(self, conn: psycopg.Connection) -> LeafGrids | None:
         """A fresh LeafGrids when the table changed since this one was loaded, else None."""
-        version = tuple(conn.execute(_VERSION).fetchone())
+        [version] = conn.execute(_VERSION).fetchall()
         return None if version == self.version else load_leaf_grids(conn)
 
 
 def load_leaf_grids(conn: psycopg.Connection) -> LeafGrids:
     """Load the lowest grids (no child grids) and build their spatial index once."""
-    version = tuple(conn.execute(_VERSION).fetchone())
+    [version] = conn.execute(_VERSION).fetchall()
     rows = conn.execute(
         """
         SELECT g.id, g.code, g.geometry FROM grids g
@@ -93,10 +93,12 @@ def upsert_grids(
     return inserted, updated
 
 
-def _upsert_grid(conn: psycopg.Connection, feature: GridFeature, parent_id: int | None) -> tuple:
+def _upsert_grid(
+    conn: psycopg.Connection, feature: GridFeature, parent_id: int | None
+) -> tuple[int, bool]:
     """One grid by code; (its id, whether it is new)."""
     minx, miny, maxx, maxy = feature.geometry.bounds
-    return conn.execute(
+    [(grid_id, inserted)] = conn.execute(
         """
         INSERT INTO grids (code, name, level, parent_id, geometry,
                            min_lon, min_lat, max_lon, max_lat, area_m2)
@@ -121,7 +123,8 @@ def _upsert_grid(conn: psycopg.Connection, feature: GridFeature, parent_id: int 
             maxy,
             area_m2(feature.geometry),
         ),
-    ).fetchone()
+    ).fetchall()
+    return grid_id, inserted
 
 
 def area_m2(geometry) -> float:

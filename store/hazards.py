@@ -307,9 +307,9 @@ def ledger(
         where.append(sql.SQL("(h.status = ANY(%(open)s) AND l.due_at <= %(now)s) = %(overdue)s"))
         params["overdue"] = overdue
     conditions = all_of(where)
-    total = conn.execute(
+    [(total,)] = conn.execute(
         sql.SQL("SELECT count(*) {} WHERE {}").format(_LEDGER_FROM, conditions), params
-    ).fetchone()[0]
+    ).fetchall()
     query = sql.SQL(
         """
         SELECT h.id, g.code AS grid_code, g.name AS grid_name, c.name AS community_name,

@@ -43,20 +43,22 @@ class DatabaseInfo:
 def database_info(conn: psycopg.Connection, wanted: str = "auto") -> DatabaseInfo:
     """Read the facts about the database; works before the first migration too."""
     meta = read_meta(conn)
-    version = None
-    if conn.execute("SELECT to_regclass('schema_migrations')").fetchone()[0]:
-        version = conn.execute("SELECT max(version) FROM schema_migrations").fetchone()[0]
+    version: int | None = None
+    [(migrations,)] = conn.execute("SELECT to_regclass('schema_migrations')").fetchall()
+    if migrations:
+        [(version,)] = conn.execute("SELECT max(version) FROM schema_migrations").fetchall()
     tables = []
     if meta:
         for table in _TABLES:
             count = sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(table))
-            rows = conn.execute(count).fetchone()[0]
+            [(rows,)] = conn.execute(count).fetchall()
             detail = ""
             if table in TIMESERIES_TABLES:
                 detail = _layout(conn, table, meta.get("mode"))
             tables.append((table, rows, detail))
+    [(server_version,)] = conn.execute("SHOW server_version").fetchall()
     return DatabaseInfo(
-        server_version=conn.execute("SHOW server_version").fetchone()[0],
+        server_version=server_version,
         mode_in_force=meta.get("mode"),
         recorded_reason=meta.get("mode_reason"),
         detected=detect_storage(conn, "auto" if wanted == "timescale" else wanted),
@@ -70,21 +72,22 @@ def database_info(conn: psycopg.Connection, wanted: str = "auto") -> DatabaseInf
 def homes_awaiting_installation(conn: psycopg.Connection) -> int:
     """Residents whose meter was imported but has never reported (未接入): not offline, not
     yet installed. One index probe per such meter and partition."""
-    return conn.execute(
+    [(count,)] = conn.execute(
         """
         SELECT count(DISTINCT d.resident_id) FROM devices d
         WHERE d.kind = 'meter' AND d.resident_id IS NOT NULL
           AND NOT EXISTS (SELECT 1 FROM meter_readings m WHERE m.meter_id = d.id)
         """
-    ).fetchone()[0]
+    ).fetchall()
+    return count
 
 
 def _layout(conn: psycopg.Connection, table: str, mode: str | None) -> str:
     if mode == "timescale":
-        chunks = conn.execute(
+        [(chunks,)] = conn.execute(
             "SELECT count(*) FROM timescaledb_information.chunks WHERE hypertable_name = %s",
             (table,),
-        ).fetchone()[0]
+        ).fetchall()
         return f"hypertable, {chunks} chunks"
     days = sorted(existing_partition_days(conn, table))
     if not days:

@@ -52,7 +52,7 @@ def migrations_for(mode: str) -> list[Migration]:
 
 def read_meta(conn: psycopg.Connection) -> dict[str, str]:
     """The recorded facts about this database (mode, zone); empty before the first migration."""
-    exists = conn.execute("SELECT to_regclass('gridwatch_meta')").fetchone()[0]
+    [(exists,)] = conn.execute("SELECT to_regclass('gridwatch_meta')").fetchall()
     if exists is None:
         return {}
     return dict(conn.execute("SELECT key, value FROM gridwatch_meta").fetchall())

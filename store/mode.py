@@ -31,7 +31,7 @@ def detect_storage(conn: psycopg.Connection, wanted: str = "auto") -> StorageMod
     available = conn.execute(
         "SELECT default_version FROM pg_available_extensions WHERE name = 'timescaledb'"
     ).fetchone()
-    preload = conn.execute("SELECT current_setting('shared_preload_libraries')").fetchone()[0]
+    [(preload,)] = conn.execute("SELECT current_setting('shared_preload_libraries')").fetchall()
     preloaded = preloads_timescale(preload)
 
     if installed and preloaded:

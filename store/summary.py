@@ -30,19 +30,20 @@ class LevelCounts:
 
 def table_counts(conn: psycopg.Connection) -> dict[str, int]:
     """Rows per time-series and report table."""
-    return {
-        table: conn.execute(
+    counts: dict[str, int] = {}
+    for table in COUNTED_TABLES:
+        [(count,)] = conn.execute(
             sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(table))
-        ).fetchone()[0]
-        for table in COUNTED_TABLES
-    }
+        ).fetchall()
+        counts[table] = count
+    return counts
 
 
 def level_counts(conn: psycopg.Connection) -> list[LevelCounts]:
     """Residents, patrol check-ins and hazards rolled up from grids to each level above."""
-    parent = dict(conn.execute("SELECT id, parent_id FROM grids").fetchall())
-    level_of = dict(conn.execute("SELECT id, level FROM grids").fetchall())
-    per_grid = defaultdict(lambda: [0, 0, 0])
+    parent: dict[int, int | None] = dict(conn.execute("SELECT id, parent_id FROM grids").fetchall())
+    level_of: dict[int, str] = dict(conn.execute("SELECT id, level FROM grids").fetchall())
+    per_grid: defaultdict[int, list[int]] = defaultdict(lambda: [0, 0, 0])
     for column, table in enumerate(("residents", "patrol_checkins", "hazard_reports")):
         for grid_id, count in conn.execute(
             sql.SQL(
