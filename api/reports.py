@@ -88,6 +88,7 @@ def post_checkin(principal: Caller, conn: Conn, state: State, body: RawBody):
     openapi_extra=body_schema(HazardBody),
     responses={
         200: {"description": "this report (same id) was stored before: the stored one"},
+        404: {"description": "the id is taken by a hazard of a grid the caller cannot see"},
         409: {"description": "the id is taken by a different report"},
     },
 )
@@ -103,6 +104,8 @@ def post_hazard(principal: Caller, conn: Conn, state: State, body: RawBody) -> R
             "duty officer"
         )
     hazard, created = insert_hazard(conn, report, grid_id=grid_id, deadlines=state.deadlines)
+    if not created and principal.role != "device" and not principal.sees_grid(hazard.grid_id):
+        raise NotFound(f"no hazard {report.id}")  # another grid's: not even confirmed to exist
     if not created and not _same_report(hazard, report):
         raise Conflict(f"hazard id {report.id} is already used by a different report")
     return GeoJSONResponse(
