@@ -83,37 +83,36 @@ class Stream:
         assert next(self._lines).startswith("retry:")
         assert next(self._lines).startswith(": gridwatch alert stream")
 
-    def take(self, n: int) -> list[dict]:
+    def events(self):
+        """Each event as it comes, with when it came (`received`)."""
         import orjson
 
-        events, block = [], {}
+        block: dict = {}
         for line in self._lines:
             if line == "":
                 if "id" in block:
-                    events.append(block)
-                    if len(events) == n:
-                        return events
+                    yield {**block, "received": time.monotonic()}
                 block = {}
             elif not line.startswith(":"):
                 field, _, value = line.partition(": ")
                 block[field] = orjson.loads(value) if field == "data" else value
+
+    def take(self, n: int) -> list[dict]:
+        events = []
+        for event in self.events():
+            events.append(event)
+            if len(events) == n:
+                return events
         raise AssertionError(f"the stream ended after {len(events)} of {n} events")
 
     def until_closed(self, within_s: float) -> tuple[list[dict], float | None]:
-        """Events until the server ends the stream (and when it did), or `within_s` passed."""
-        import orjson
-
-        events, block, deadline = [], {}, time.monotonic() + within_s
-        for line in self._lines:
-            if time.monotonic() > deadline:
+        """Events until the server ends the stream (and when it did), or `within_s` passed
+        (checked as events come)."""
+        events, deadline = [], time.monotonic() + within_s
+        for event in self.events():
+            if event["received"] > deadline:
                 return events, None
-            if line == "":
-                if "id" in block:
-                    events.append({**block, "received": time.monotonic()})
-                block = {}
-            elif not line.startswith(":"):
-                field, _, value = line.partition(": ")
-                block[field] = orjson.loads(value) if field == "data" else value
+            events.append(event)
         return events, time.monotonic()
 
     def close(self) -> None:
