@@ -4,6 +4,7 @@ well), and the live stream of alert events as Server-Sent Events with Last-Event
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from typing import Annotated, Literal
 
@@ -11,7 +12,7 @@ import anyio
 from fastapi import APIRouter, Header, Path, Query, Request
 from fastapi.responses import StreamingResponse
 
-from gridwatch.api.auth import Reader
+from gridwatch.api.auth import Reader, authenticate
 from gridwatch.api.bodies import AckBody, AlertResolveBody
 from gridwatch.api.collections import get_visible_alert
 from gridwatch.api.disclosure import (
@@ -25,6 +26,7 @@ from gridwatch.api.http_errors import BadRequest
 from gridwatch.api.responses import GeoJSONResponse, dumps
 from gridwatch.api.runtime import ApiState, Conn, State
 from gridwatch.api.stream import events_between
+from gridwatch.errors import GridwatchError
 from gridwatch.maps.tiles import display_transform
 from gridwatch.store.alert_store import acknowledge_alert, resolve_alert
 from gridwatch.store.api_layers import get_alert
@@ -34,6 +36,8 @@ router = APIRouter(tags=["alerts"])
 
 AlertId = Annotated[int, Path(ge=1, le=2**62)]
 KEEPALIVE_S = 15.0
+STREAM_RECHECK_MAX_S = 10.0
+REPLAY_PAGE = 500  # events read and sent at a time when a client catches up
 
 
 @router.post(
@@ -112,6 +116,51 @@ def _alert_step(
     return GeoJSONResponse(alert_feature(row, principal))
 
 
+class StreamViewer:
+    """The caller of an open stream, looked up again every `every_s`: a revoked user's
+    stream ends, so does one whose role changed, and one whose grids changed hears their
+    new grids from then on."""
+
+    def __init__(self, request: Request, principal: Principal, every_s: float) -> None:
+        self.request = request
+        self.principal = principal
+        self.every_s = every_s
+        self._due = time.monotonic() + every_s
+
+    @property
+    def scope(self) -> list[int] | None:
+        return None if self.principal.sees_all else self.principal.scope_param()
+
+    def seconds_to_check(self) -> float:
+        return max(0.0, self._due - time.monotonic())
+
+    async def still_allowed(self) -> bool:
+        """Whether the caller may still read the stream (looked up if it is time)."""
+        if time.monotonic() < self._due:
+            return True
+        try:
+            fresh = await authenticate(self.request, fresh=True)
+        except GridwatchError:
+            return False
+        before = self.principal
+        if fresh is None or (fresh.user_id, fresh.role, fresh.level) != (
+            before.user_id,
+            before.role,
+            before.level,
+        ):
+            return False
+        self.principal = fresh
+        self._due = time.monotonic() + self.every_s
+        return True
+
+
+def stream_recheck_s(settings) -> float:
+    """How often an open stream looks its caller up: as often as a token is trusted from the
+    cache, at most STREAM_RECHECK_MAX_S apart and at least a second."""
+    cached = settings.api_token_cache_s
+    return min(STREAM_RECHECK_MAX_S, max(1.0, cached)) if cached > 0 else 1.0
+
+
 @router.get(
     "/alerts/stream",
     summary="Live alert events (Server-Sent Events); resume with Last-Event-ID",
@@ -133,7 +182,9 @@ async def stream(
 ):
     """Each event: `id:` the alert_events id, `event: alert`, `data:` JSON. Events are in
     id order; a client that reconnects with the last id it saw misses none and sees none
-    twice. Only alerts of the caller's grids are sent."""
+    twice. Only alerts of the caller's grids are sent. The caller is looked up again every
+    few seconds: the stream ends when their token is revoked or their role changes, and
+    follows their grids when those change."""
     resume = after
     if last_event_id is not None:
         try:
@@ -143,21 +194,38 @@ async def stream(
         if not 0 <= resume <= 2**62:
             raise BadRequest("Last-Event-ID is out of range")
     feed = state.feed
-    scope = None if principal.sees_all else principal.scope_param()
+    viewer = StreamViewer(request, principal, stream_recheck_s(state.settings))
     display = display_transform(crs)
 
     def frame(event) -> bytes:
-        data = dumps(event_json(event, principal, display)).decode()
+        data = dumps(event_json(event, viewer.principal, display)).decode()
         return f"id: {event.id}\nevent: alert\ndata: {data}\n\n".encode()
 
     async def audited(events: list) -> bytes:
         """Frames of `events`, sent only once the audit holds whose names they show."""
-        shown = shown_in_clear(principal, events, alert_resident)
+        shown = shown_in_clear(viewer.principal, events, alert_resident)
         if shown:
             await anyio.to_thread.run_sync(
-                record_reads_apart, state, principal, request, shown, limiter=state.db_limiter
+                record_reads_apart,
+                state,
+                viewer.principal,
+                request,
+                shown,
+                limiter=state.db_limiter,
             )
         return b"".join(frame(event) for event in events)
+
+    async def missed(after: int, upto: int):
+        """What the client missed, a page at a time (the history can be long)."""
+        while await viewer.still_allowed():
+            page = await anyio.to_thread.run_sync(
+                _missed, state, after, upto, viewer.scope, limiter=state.db_limiter
+            )
+            if page:
+                yield await audited(page)
+            if len(page) < REPLAY_PAGE:
+                return
+            after = page[-1].id
 
     async def events():
         queue = feed.subscribe()
@@ -165,25 +233,31 @@ async def stream(
             floor = feed.watermark
             yield f"retry: 3000\n: gridwatch alert stream, from event {floor}\n\n".encode()
             if resume is not None and resume < floor:
-                missed = await anyio.to_thread.run_sync(
-                    _missed, state, resume, floor, scope, limiter=state.db_limiter
-                )
-                if missed:
-                    yield await audited(missed)
+                async for frames in missed(resume, floor):
+                    yield frames
             if resume is not None:
                 floor = max(floor, resume)
+            quiet_since = time.monotonic()
             while True:
+                wait = min(
+                    KEEPALIVE_S - (time.monotonic() - quiet_since), viewer.seconds_to_check()
+                )
                 try:
-                    event = await asyncio.wait_for(queue.get(), KEEPALIVE_S)
+                    event = await asyncio.wait_for(queue.get(), max(wait, 0.0))
                 except TimeoutError:
-                    yield b": keepalive\n\n"
-                    continue
+                    event = _NOTHING
+                if not await viewer.still_allowed():
+                    return
                 if event is None:  # fell behind; the client reconnects and catches up
                     return
-                if event.id <= floor:
+                if event is _NOTHING or event.id <= floor:
+                    if time.monotonic() - quiet_since >= KEEPALIVE_S:
+                        quiet_since = time.monotonic()
+                        yield b": keepalive\n\n"
                     continue
                 floor = event.id
-                if scope is None or event.grid_id in principal.grid_ids:
+                if viewer.principal.sees_grid(event.grid_id):
+                    quiet_since = time.monotonic()
                     yield await audited([event])
         finally:
             feed.unsubscribe(queue)
@@ -195,6 +269,9 @@ async def stream(
     )
 
 
+_NOTHING = object()  # no event came while the stream waited
+
+
 def _missed(state, after: int, upto: int, scope):
     with state.pool.connection() as conn:
-        return events_between(conn, after, upto, scope=scope)
+        return events_between(conn, after, upto, scope=scope, limit=REPLAY_PAGE)

@@ -17,16 +17,24 @@ CSRF_VALUE = "gridwatch"
 READERS = ("admin", "duty_officer", "grid_worker")
 
 
-async def authenticate(request: Request) -> Principal | None:
-    """The principal of the request, or None when it carries no credentials at all."""
+def bearer_token(header: str) -> str | None:
+    """The token of an `Authorization: Bearer <token>` header (scheme in any case, spaces
+    around the token ignored); None for any other header."""
+    scheme, _, token = header.partition(" ")
+    token = token.strip()
+    return token if scheme.lower() == "bearer" and token else None
+
+
+async def authenticate(request: Request, *, fresh: bool = False) -> Principal | None:
+    """The principal of the request, or None when it carries no credentials at all.
+    `fresh`: look the token up again even if it was checked a moment ago."""
     state = request.app.state.gw
     header = request.headers.get("authorization")
     if header is not None:
-        scheme, _, token = header.partition(" ")
-        token = token.strip()
-        if scheme.lower() != "bearer" or not token:
+        token = bearer_token(header)
+        if token is None:
             raise Unauthorized("the Authorization header must be 'Bearer <token>'")
-        principal = await state.principal_for_token(token)
+        principal = await state.principal_for_token(token, fresh=fresh)
         if principal is None:
             raise Unauthorized("the token is not recognised or has been revoked")
         return principal

@@ -58,8 +58,12 @@ def server_config(app, settings: Settings, *, host: str, port: int, log_level: s
     """uvicorn's configuration for the API. Forwarded headers are believed only from the
     proxies in GRIDWATCH_API_FORWARDED_ALLOW_IPS: rate limits and the audit go by the
     client's address, which anyone could otherwise claim. Open event streams get 5 s at
-    shutdown (a browser left on the live map would hold it up for ever)."""
+    shutdown (a browser left on the live map would hold it up for ever). A request's head
+    must arrive within GRIDWATCH_API_HEAD_TIMEOUT_S and fit in 16 KiB; the access log
+    shows no credential."""
     import uvicorn
+
+    from gridwatch.api.serving import KEEP_ALIVE_S, MAX_HEAD_BYTES, log_config, timed_protocol
 
     proxies = list(settings.api_forwarded_allow_ips)
     return uvicorn.Config(
@@ -67,6 +71,10 @@ def server_config(app, settings: Settings, *, host: str, port: int, log_level: s
         host=host,
         port=port,
         log_level=log_level,
+        log_config=log_config(),
+        http=timed_protocol(settings.api_head_timeout_s),
+        h11_max_incomplete_event_size=MAX_HEAD_BYTES,
+        timeout_keep_alive=KEEP_ALIVE_S,
         proxy_headers=bool(proxies),
         forwarded_allow_ips=proxies or None,
         lifespan="on",  # the pool opens there: a server that cannot open it does not start

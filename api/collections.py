@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 
@@ -25,6 +26,7 @@ from gridwatch.api.features import (
 from gridwatch.api.hazard_rules import SEVERITIES, STATUSES
 from gridwatch.api.http_errors import BadRequest, UnknownParameter
 from gridwatch.api.params import decode_cursor, encode_cursor, parse_bbox, parse_datetime
+from gridwatch.api.privacy import coarse_bbox
 from gridwatch.api.responses import GeoJSONResponse, JSONResponse
 from gridwatch.api.runtime import ApiState, Conn, State
 from gridwatch.errors import Forbidden, NotFound
@@ -568,9 +570,12 @@ def resident_items(
     grids = subtree_ids(state.catalog(conn), principal, grid)
     after = decode_cursor(cursor, (str,))
     size = page_size(state, limit)
+    filters = _filters(state, principal, request, grids)
+    if not pii:  # masked positions: a box finds a home only to its cell
+        filters = replace(filters, bbox=coarse_bbox(filters.bbox))
     page = api_layers.resident_page(
         conn,
-        _filters(state, principal, request, grids),
+        filters,
         now=state.now(),
         limit=size,
         after=after[0] if after else None,

@@ -128,13 +128,24 @@ def rows_for(catalog: GridCatalog, cover: DayCoverage, grid_ids: list[int]) -> l
     return rows
 
 
+# Days whose local bounds any zone can hold: the first and last days a datetime can hold
+# overflow (0001-01-01 in UTC+8 starts in year 0), and no patrol predates 1970.
+FIRST_DAY, LAST_DAY = date(1970, 1, 1), date(9999, 12, 30)
+
+
 def parse_day(text: str | None, state: ApiState) -> date:
+    """The local day `text` names (YYYY-MM-DD, today when absent); 422 with why otherwise."""
     if not text:
         return state.now().astimezone(state.zone).date()
     try:
-        return date.fromisoformat(text)
+        day = date.fromisoformat(text)
     except ValueError:
-        raise BadRequest(f"date {text[:20]!r} is not YYYY-MM-DD") from None
+        raise BadRequest(f"date {text[:20]!r} is not a day written YYYY-MM-DD") from None
+    if not FIRST_DAY <= day <= LAST_DAY:
+        raise BadRequest(
+            f"date {text!r} is out of range: a day YYYY-MM-DD from {FIRST_DAY} to {LAST_DAY}"
+        )
+    return day
 
 
 def chosen_grids(

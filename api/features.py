@@ -11,7 +11,7 @@ from shapely.geometry.base import BaseGeometry
 
 from gridwatch.api.auth import sees_personal_data
 from gridwatch.api.hazard_rules import is_overdue
-from gridwatch.api.privacy import mask_address, mask_name, mask_phone
+from gridwatch.api.privacy import coarse_position, mask_address, mask_name, mask_phone
 from gridwatch.api.stream import AlertEvent
 from gridwatch.store.api_layers import (
     AbsenceRow,
@@ -180,11 +180,14 @@ def alert_feature(row: AlertRow, principal: Principal, events: list | None = Non
 
 
 def resident_feature(row: ResidentRow, principal: Principal, *, reveal: bool) -> dict:
+    """A resident at their home; masked, at the centre of the home's ~50 m cell."""
+    who = person(principal, row.grid_id, row.name, row.phone, row.address, reveal=reveal)
+    position = coarse_position(row.lon, row.lat) if who["masked"] else (row.lon, row.lat)
     return feature(
         row.id,
-        point(row.lon, row.lat),
+        point(*position),
         {
-            **person(principal, row.grid_id, row.name, row.phone, row.address, reveal=reveal),
+            **who,
             "grid": row.grid_code,
             "living_alone": row.living_alone,
             "open_alerts": row.open_alerts,

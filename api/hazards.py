@@ -272,30 +272,30 @@ def ledger_csv_text(rows: list[LedgerRow], state: ApiState, now: datetime) -> st
 
     for row in rows:
         late = (now - row.due_at).total_seconds() / 3600 if row.overdue else None
-        writer.writerow(
-            [
-                str(row.id),
-                row.grid_code or "",
-                row.grid_name or "",
-                row.community_name or "",
-                t["category"].get(row.category, row.category),
-                t["severity"].get(row.severity, row.severity),
-                t["status"].get(row.status, row.status),
-                t["level"].get(row.level, row.level),
-                row.reporter_id,
-                row.assignee or "",
-                local(row.observed_at),
-                local(row.due_at),
-                t["yes"] if row.overdue else t["no"],
-                f"{late:.1f}" if late is not None else "",
-                local(row.resolved_at),
-                _cell(row.description),
-                _cell(row.last_note or ""),
-            ]
-        )
+        cells = [
+            str(row.id),
+            row.grid_code or "",
+            row.grid_name or "",
+            row.community_name or "",
+            t["category"].get(row.category, row.category),
+            t["severity"].get(row.severity, row.severity),
+            t["status"].get(row.status, row.status),
+            t["level"].get(row.level, row.level),
+            row.reporter_id,
+            row.assignee or "",
+            local(row.observed_at),
+            local(row.due_at),
+            t["yes"] if row.overdue else t["no"],
+            f"{late:.1f}" if late is not None else "",
+            local(row.resolved_at),
+            row.description,
+            row.last_note or "",
+        ]
+        writer.writerow([_cell(cell) for cell in cells])
     return out.getvalue()
 
 
 def _cell(text: str) -> str:
-    """Free text as a cell Excel shows as text: a leading = + - @ would start a formula."""
+    """A cell Excel shows as text: a leading = + - @ (or tab, CR) would start a formula. Every
+    cell passes here: ids, names and codes come from reporters and grid files too."""
     return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text

@@ -16,6 +16,7 @@ from gridwatch.api.coverage import chosen_grids, parse_day, rows_for, visible_pa
 from gridwatch.api.disclosure import alert_resident, record_reads, shown_in_clear
 from gridwatch.api.features import person
 from gridwatch.api.hazard_rules import SEVERITIES, is_overdue
+from gridwatch.api.privacy import coarse_position
 from gridwatch.api.runtime import ApiState, Conn, State
 from gridwatch.maps.coverage import covered_area
 from gridwatch.maps.pages import (
@@ -107,9 +108,12 @@ def _resident_points(t: dict, principal: Principal, residents) -> list[MapPoint]
             )
         elif r.absent:
             lines.append(html.escape(t["absent"]))
+        lon, lat = r.lon, r.lat
         if sees_personal_data(principal, r.grid_id):
             lines.append(html.escape(f"{who['phone'] or ''} {who['address'] or ''}".strip()))
-        points.append(MapPoint(r.lon, r.lat, rank, "<br>".join(lines)))
+        else:
+            lon, lat = coarse_position(lon, lat)
+        points.append(MapPoint(lon, lat, rank, "<br>".join(lines)))
     return points
 
 

@@ -1,13 +1,15 @@
 """Rate limits: a token bucket per credential (bearer token or browser session), one per
 client address for requests without credentials, and one per client address for rejected
-credentials, so that guessing tokens is slow however many are tried. A request over its
-limit gets 429 with Retry-After and the reason. Not counted: the live alert stream (one
-long request), /healthz (a probe must always be answered) and the static map assets.
+credentials, so that guessing tokens is slow however many are tried, one after the other or
+all at once. A request over its limit gets 429 with Retry-After and the reason. Not counted:
+/healthz (a probe must always be answered) and the static map assets; the live alert stream
+counts its connects.
 
 The buckets live in the process: with several server processes each keeps its own."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import math
 import time
@@ -16,10 +18,11 @@ from collections.abc import Callable, Hashable
 from starlette.requests import cookie_parser
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from gridwatch.api.auth import SESSION_COOKIE
+from gridwatch.api.auth import SESSION_COOKIE, bearer_token
 from gridwatch.api.guard import reject
 
-UNCOUNTED_PATHS = frozenset({"/healthz", "/alerts/stream"})
+UNCOUNTED_PATHS = frozenset({"/healthz"})
+KNOWN_GOOD_MAX = 10_000
 UNCOUNTED_PREFIXES = ("/static/",)
 
 
@@ -43,6 +46,10 @@ class TokenBuckets:
         granted = tokens >= 1.0
         self._store(key, tokens - 1.0 if granted else tokens, now)
         return 0.0 if granted else (1.0 - tokens) / self.rate
+
+    def give_back(self, key: Hashable, now: float) -> None:
+        """Return a token taken for something that turned out not to count."""
+        self._store(key, min(self.burst, self._level(key, now) + 1.0), now)
 
     def wait(self, key: Hashable, now: float) -> float:
         """The seconds until `key` has a token, taking none."""
@@ -72,7 +79,12 @@ class TokenBuckets:
 
 
 class RateLimit:
-    """ASGI middleware applying the three kinds of buckets (see the module's docstring)."""
+    """ASGI middleware applying the three kinds of buckets (see the module's docstring).
+
+    A credential not yet seen to work takes a token of its address's rejection bucket before
+    it is checked, given back when it works: a hundred guesses sent at once cannot all slip
+    through before the first of them is answered. Requests carrying the same unknown
+    credential wait for the first one's answer, so a new token's first burst costs one."""
 
     def __init__(
         self,
@@ -88,6 +100,8 @@ class RateLimit:
         self.anonymous = anonymous
         self.failures = failures
         self.clock = clock
+        self._known_good: dict[bytes, None] = {}  # credentials that worked, oldest first
+        self._checking: dict[bytes, asyncio.Event] = {}  # unknown ones being checked now
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "")
@@ -98,10 +112,12 @@ class RateLimit:
         ):
             await self.app(scope, receive, send)
             return
-        now = self.clock()
         address = scope["client"][0] if scope.get("client") else "unknown"
         credential = _credential(scope)
         presents = credential is not None or (scope["method"] == "POST" and path == "/login")
+        while credential is not None and credential in self._checking:
+            await self._checking[credential].wait()
+        now = self.clock()
         if presents and (wait := self.failures.wait(address, now)):
             await _too_many(
                 send, wait, "too many rejected credentials from this address; wait before trying"
@@ -121,21 +137,57 @@ class RateLimit:
         if not presents:
             await self.app(scope, receive, send)
             return
+        charged = credential is None or credential not in self._known_good
+        checking = asyncio.Event()
+        if charged:
+            self.failures.take(address, now)  # there was one: wait() said so just above
+            if credential is not None:
+                self._checking[credential] = checking
+        answered = False
 
         async def send_counting_rejections(message: Message) -> None:
-            if message["type"] == "http.response.start" and message["status"] == 401:
-                self.failures.take(address, self.clock())
+            nonlocal answered
+            if message["type"] == "http.response.start" and not answered:
+                answered = True
+                self._settle(credential, address, not _rejected(message), charged)
             await send(message)
 
-        await self.app(scope, receive, send_counting_rejections)
+        try:
+            await self.app(scope, receive, send_counting_rejections)
+        finally:
+            if credential is not None and self._checking.get(credential) is checking:
+                del self._checking[credential]
+            checking.set()
+
+    def _settle(self, credential: bytes | None, address: str, worked: bool, charged: bool) -> None:
+        """Count a rejection, or give back what an unknown credential took and remember it."""
+        now = self.clock()
+        if not worked:
+            if credential is not None:
+                self._known_good.pop(credential, None)
+            if not charged:
+                self.failures.take(address, now)
+            return
+        if charged:
+            self.failures.give_back(address, now)
+        if credential is not None:
+            self._known_good.pop(credential, None)
+            self._known_good[credential] = None
+            if len(self._known_good) > KNOWN_GOOD_MAX:
+                del self._known_good[next(iter(self._known_good))]
 
 
 def _credential(scope: Scope) -> bytes | None:
-    """A digest of the request's bearer token or session cookie (the bucket's key)."""
+    """A digest of the request's bearer token or session cookie (the bucket's key): the
+    token as the API reads it, so `bearer  TOKEN ` and `Bearer TOKEN` share a bucket."""
     cookie = None
     for name, value in scope.get("headers", []):
         if name == b"authorization":
-            return hashlib.sha256(b"bearer:" + value).digest()
+            header = value.decode("latin-1")
+            token = bearer_token(header)
+            if token is None:
+                return hashlib.sha256(b"other:" + value).digest()
+            return hashlib.sha256(b"bearer:" + token.encode("latin-1")).digest()
         if name == b"cookie":
             cookie = value
     if cookie is not None:
@@ -143,6 +195,15 @@ def _credential(scope: Scope) -> bytes | None:
         if session:
             return hashlib.sha256(b"session:" + session.encode("latin-1", "replace")).digest()
     return None
+
+
+def _rejected(start: Message) -> bool:
+    """Whether a response says the credentials were not accepted: 401, or a browser sent to
+    the login form."""
+    if start["status"] == 401:
+        return True
+    location = dict(start.get("headers", [])).get(b"location", b"")
+    return start["status"] == 303 and location.startswith(b"/login?next=")
 
 
 def _describe(buckets: TokenBuckets, whom: str) -> str:

@@ -13,7 +13,7 @@ from gridwatch.api.bodies import CheckinBody, HazardBody, body_schema, raw_json_
 from gridwatch.api.features import checkin_feature, checkin_id, hazard_feature
 from gridwatch.api.responses import GeoJSONResponse
 from gridwatch.api.runtime import ApiState, Conn, State
-from gridwatch.errors import Conflict, Forbidden
+from gridwatch.errors import Conflict, Forbidden, NotFound
 from gridwatch.ingest.hazard import HazardReport, hazard_from_dict
 from gridwatch.ingest.patrol import PatrolCheckin, checkin_from_dict
 from gridwatch.ingest.payload import InvalidPayload, check_source_id, decode_object
@@ -92,6 +92,7 @@ def post_checkin(principal: Caller, conn: Conn, state: State, body: RawBody):
     openapi_extra=body_schema(HazardBody),
     responses={
         200: {"description": "this report (same id) was stored before: the stored one"},
+        404: {"description": "the id is taken by a hazard of a grid the caller cannot see"},
         409: {"description": "the id is taken by a different report"},
     },
 )
@@ -103,6 +104,8 @@ def post_hazard(principal: Caller, conn: Conn, state: State, body: RawBody) -> R
     grid_id = _place(state, conn, report.lon, report.lat)
     raise_refusal(check_reports(conn, [(report, grid_id)]))
     hazard, created = insert_hazard(conn, report, grid_id=grid_id, deadlines=state.deadlines)
+    if not created and principal.role != "device" and not principal.sees_grid(hazard.grid_id):
+        raise NotFound(f"no hazard {report.id}")  # another grid's: not even confirmed to exist
     if not created and not _same_content(hazard, report, _HAZARD_CONTENT):
         raise Conflict(f"hazard id {report.id} is already used by a different report")
     return GeoJSONResponse(

@@ -160,15 +160,19 @@ class ApiState:
 
     # -- who is calling ---------------------------------------------------------------------
 
-    async def principal_for_token(self, token: str) -> Principal | None:
+    async def principal_for_token(self, token: str, *, fresh: bool = False) -> Principal | None:
+        """The token's user, from a check at most GRIDWATCH_API_TOKEN_CACHE_S old (`fresh`:
+        from the database now)."""
         key = hashlib.sha256(token.encode("utf-8", "surrogatepass")).digest()
         cached = self._tokens.get(key)
-        if cached is not None and cached[1] > time.monotonic():
+        if not fresh and cached is not None and cached[1] > time.monotonic():
             return cached[0]
         principal = await anyio.to_thread.run_sync(
             self._lookup, principal_for_token, token, limiter=self.db_limiter
         )
-        if principal is not None and self.settings.api_token_cache_s > 0:
+        if principal is None:
+            self._tokens.pop(key, None)
+        elif self.settings.api_token_cache_s > 0:
             if len(self._tokens) >= _TOKEN_CACHE_MAX:
                 self._tokens.clear()
             self._tokens[key] = (principal, time.monotonic() + self.settings.api_token_cache_s)

@@ -67,16 +67,17 @@ _EVENTS = """
 
 
 def events_between(
-    conn: psycopg.Connection, after: int, upto: int, *, scope: list[int] | None
+    conn: psycopg.Connection, after: int, upto: int, *, scope: list[int] | None, limit: int
 ) -> list[AlertEvent]:
-    """Events with after < id <= upto, in id order, within `scope` (None: every grid)."""
+    """The first `limit` events with after < id <= upto, in id order, within `scope` (None:
+    every grid)."""
     query = _EVENTS + " WHERE e.id > %(after)s AND e.id <= %(upto)s"
-    params: dict = {"after": after, "upto": upto}
+    params: dict = {"after": after, "upto": upto, "limit": limit}
     if scope is not None:
         query += " AND a.grid_id = ANY(%(scope)s)"
         params["scope"] = scope
     with conn.cursor(row_factory=class_row(AlertEvent)) as cur:
-        return cur.execute(query + " ORDER BY e.id", params).fetchall()
+        return cur.execute(query + " ORDER BY e.id LIMIT %(limit)s", params).fetchall()
 
 
 @dataclass

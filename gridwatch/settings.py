@@ -111,6 +111,11 @@ class Settings(BaseSettings):
     api_auth_failures_per_min: float = Field(
         default=10.0, gt=0, description="rejected credentials per minute per client address"
     )
+    api_head_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="seconds a client has to send a request's line and headers (slow clients)",
+    )
     api_forwarded_allow_ips: tuple[str, ...] = Field(
         default=(),
         description="JSON list of reverse proxy addresses whose X-Forwarded-For/-Proto are "

@@ -439,18 +439,24 @@ class AlertStore:
         self.conn.commit()
         return [OpenAlert(*row) for row in rows]
 
-    def _owned(self, residents: Iterable[str | None]) -> set[str | None]:
-        """Which of these residents are in the partition as the database has them now."""
-        wanted = set(residents)
-        if self.partition is None:
-            return wanted
-        codes = dict(
+    def _grid_codes(self, residents: Iterable[str | None]) -> dict[str | None, str | None]:
+        """Each resident's grid code as the database has it now."""
+        ids = sorted({r for r in residents if r is not None})
+        return dict(
             self.conn.execute(
                 "SELECT r.id, g.code FROM residents r LEFT JOIN grids g ON g.id = r.grid_id "
                 "WHERE r.id = ANY(%s)",
-                ([r for r in wanted if r is not None],),
+                (ids,),
             ).fetchall()
         )
+
+    def _owned(
+        self, residents: Iterable[str | None], codes: dict[str | None, str | None]
+    ) -> set[str | None]:
+        """Which of these residents are in the partition, by their grid `codes` now."""
+        wanted = set(residents)
+        if self.partition is None:
+            return wanted
         return {r for r in wanted if self.partition.owns(codes.get(r), r)}
 
     def apply(
@@ -468,13 +474,19 @@ class AlertStore:
         open for the same resident and kind (another engine got there first) is skipped,
         and so is a Resolve or Escalate of an alert a person or another engine changed
         meanwhile, and any action for a resident who has moved out of the partition.
+        Messages name the resident's grid as the database has it now (`grid_codes`, the
+        engine's view, only for a resident no longer there).
         """
         opened: list[OpenAlert] = []
         with self.conn.transaction():
             # Checked inside the transaction, without a lock (an import holds its residents'
             # rows for its whole length): a move that commits in between can let one last
             # write through, which the constraints above keep from doubling anything.
-            owned = self._owned(_resident_of(action) for action in actions)
+            residents = [_resident_of(action) for action in actions]
+            # The grid now, not the one the engine last saw: a resident who moved is announced
+            # on their new grid's topic.
+            codes = {**grid_codes, **self._grid_codes(residents)}
+            owned = self._owned(residents, codes)
             for action in actions:
                 if _resident_of(action) not in owned:
                     continue
@@ -491,7 +503,7 @@ class AlertStore:
                     event_id,
                     state,
                     now,
-                    grid_codes.get(alert.resident_id),
+                    codes.get(alert.resident_id),
                     topic_prefix,
                     webhooks,
                     extra,

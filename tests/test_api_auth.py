@@ -482,3 +482,25 @@ def test_personal_information_never_reaches_the_log(http, seeded_url, caplog):
     http["worker_a"].get("/maps/grids/" + GRID_A)
     http["worker_a"].post("/absences", json={"resident_id": name, "note": phone})
     assert name not in caplog.text and phone not in caplog.text
+
+
+def test_reusing_another_grids_hazard_id_is_404_like_a_missing_one(http, grid_b, seeded_url):
+    """Grid A's worker posting a report of their own grid under grid B's hazard id learns
+    nothing of it: 404 with the words of a missing hazard, not 409 "already used"."""
+    with psycopg.connect(seeded_url) as conn:
+        wkb = conn.execute("SELECT geometry FROM grids WHERE code = %s", (GRID_A,)).fetchone()[0]
+    mine = shapely.from_wkb(bytes(wkb)).representative_point()
+    report = {"lat": mine.y, "lon": mine.x, "category": "road", "severity": "low"}
+    taken = http["worker_a"].post("/hazards", json={**report, "id": grid_b["hazard"]})
+    assert taken.status_code == 404, taken.text
+    assert reason(taken) == f"no hazard {grid_b['hazard']}"
+    assert (
+        grid_b["hazard"]
+        in http["worker_b"].get("/collections/hazards/items/" + grid_b["hazard"]).text
+    )
+    # One's own grid keeps the 409 for an id taken by a different report.
+    first = http["worker_a"].post("/hazards", json={**report, "id": str(uuid.uuid4())}).json()
+    again = http["worker_a"].post(
+        "/hazards", json={**report, "id": first["id"], "severity": "high"}
+    )
+    assert again.status_code == 409

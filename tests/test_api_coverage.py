@@ -113,3 +113,11 @@ def test_a_worker_sees_the_coverage_and_tracks_of_their_own_grid(http):
     assert tracks and {t["properties"]["worker_id"] for t in tracks} >= {"W001"}
     everyone = http["admin"].get("/coverage/tracks", params={"date": day}).json()["features"]
     assert len(everyone) >= 220
+
+
+@pytest.mark.parametrize("day", ["0001-01-01", "9999-12-31", "1899-12-31", "2026-02-30", "x"])
+@pytest.mark.parametrize("path", ["/coverage", "/coverage/tracks", "/maps/coverage"])
+def test_a_day_out_of_range_is_refused_with_the_reason(http, path, day):
+    response = http["admin"].get(path, params={"date": day})
+    assert response.status_code == 422, (path, day, response.status_code)
+    assert day in reason(response) and "YYYY-MM-DD" in reason(response)

@@ -221,6 +221,38 @@ def test_ledger_filters_and_csv_that_excel_opens(loop):
     assert by_id[ids[0]][11] == deadline.astimezone(NOW.tzinfo).strftime("%Y-%m-%d %H:%M")
 
 
+def test_no_ledger_cell_starts_a_formula(loop):
+    """Reporter ids and assignees are typed by people too: none of them reaches Excel as a
+    formula (the description was already guarded, the other cells were written raw)."""
+    _, http, url = loop
+    admin = http["admin"]
+    lon, lat = _inside(url, GRID_A)
+    people = {"=1-2": "@SUM(A1)", "-2": "+cmd", "@me": "=HYPERLINK(1)"}
+    for reporter, assignee in people.items():
+        hazard_id = str(uuid.uuid4())
+        posted = admin.post(
+            "/hazards",
+            json={
+                "id": hazard_id,
+                "reporter_id": reporter,
+                "lat": lat,
+                "lon": lon,
+                "category": "road",
+                "severity": "low",
+                "description": "坑",
+            },
+        )
+        assert posted.status_code == 201, posted.text
+        assigned = admin.post(f"/hazards/{hazard_id}/assign", json={"assignee": assignee})
+        assert assigned.status_code == 200, assigned.text
+    raw = admin.get("/ledger.csv").content.decode("utf-8-sig")
+    rows = list(csv.reader(io.StringIO(raw)))[1:]
+    assert {(row[8], row[9]) for row in rows} == {
+        ("'" + reporter, "'" + assignee) for reporter, assignee in people.items()
+    }
+    assert not [cell for row in rows for cell in row if cell[:1] in ("=", "+", "-", "@")]
+
+
 def test_transitions_table():
     assert next_status("assign", "reported") == "assigned"
     assert next_status("resolve", "reported") == "resolved", "小事: fixed on the spot"

@@ -291,6 +291,44 @@ def test_residents_layer_is_masked_unless_personal_data_is_asked_for(http):
     assert all(f["properties"]["masked"] is False for f in own["features"])
 
 
+def test_a_masked_resident_shows_only_the_cell_of_their_home(http, seeded_url):
+    """Masked, a home's point is the centre of its ~50 m cell: the same on every request, and
+    a box drawn tight around the exact point does not find it."""
+    with psycopg.connect(seeded_url) as conn:
+        exact = {
+            rid: (lon, lat)
+            for rid, lon, lat in conn.execute(
+                "SELECT r.id, r.lon, r.lat FROM residents r JOIN grids g ON g.id = r.grid_id "
+                "WHERE g.code = %s AND r.lon IS NOT NULL",
+                (GRID_A,),
+            )
+        }
+
+    def positions(**params) -> dict[str, tuple[float, float]]:
+        answer = http["worker_a"].get(
+            "/collections/residents/items", params={"limit": 10000, **params}
+        )
+        return {f["id"]: tuple(f["geometry"]["coordinates"]) for f in answer.json()["features"]}
+
+    masked = positions()
+    assert masked == positions(), "the same point every time"
+    assert set(masked) == set(exact)
+    for rid, (lon, lat) in exact.items():
+        shown = masked[rid]
+        assert (round(lon, 7), round(lat, 7)) != shown
+        assert abs(shown[0] - lon) <= 0.00025 + 1e-9 and abs(shown[1] - lat) <= 0.00025 + 1e-9
+    assert len(set(masked.values())) < len(masked), "homes share cells"
+    assert positions(pii="true") == {r: (round(x, 7), round(y, 7)) for r, (x, y) in exact.items()}
+    rid, (lon, lat) = next(iter(exact.items()))
+    shown = masked[rid]
+    # A box around the exact point that leaves out the centre of its cell.
+    tight = (lon - 1e-6, lat - 1e-6, lon + 1e-6, lat + 1e-6)
+    if not (tight[0] <= shown[0] <= tight[2] and tight[1] <= shown[1] <= tight[3]):
+        found = positions(bbox=",".join(f"{v:.7f}" for v in tight))
+        cell_mates = [r for r, p in masked.items() if p == shown]
+        assert sorted(found) == sorted(cell_mates), "a tight box finds the whole cell or none"
+
+
 def test_masks():
     assert mask_name("王秀华") == "王*华"
     assert mask_name("王华") == "王*"

@@ -3,6 +3,8 @@ headers through the real app and database."""
 
 from __future__ import annotations
 
+import asyncio
+
 import httpx
 import pytest
 from api_support import (
@@ -121,13 +123,80 @@ def test_a_token_over_its_rate_gets_429_and_others_do_not(limited, connect):
         assert admin.get("/me").status_code == 200
     _too_many(admin.get("/me"), "for this token")
     assert worker.get("/me").status_code == 200, "another token has a bucket of its own"
-    for _ in range(10):  # not counted: health, static assets, the live stream
+    for _ in range(10):  # not counted: health, static assets
         assert admin.get("/healthz").status_code == 200
         assert admin.get("/static/gridwatch/gridwatch.css").status_code == 200
-    with admin.stream("GET", "/alerts/stream") as stream:
-        assert stream.status_code == 200
-        assert next(stream.iter_bytes()).startswith(b"retry:")
     _too_many(admin.get("/me"), "for this token")
+    _too_many(_stream(admin), "for this token")
+
+
+def test_stream_connects_count(limited, connect):
+    admin = connect(limited, "admin")
+    for _ in range(3):
+        with admin.stream("GET", "/alerts/stream") as stream:
+            assert stream.status_code == 200
+            assert next(stream.iter_bytes()).startswith(b"retry:")
+    _too_many(_stream(admin), "for this token")
+
+
+def _stream(client: httpx.Client, headers: dict | None = None) -> httpx.Response:
+    """The answer to a stream request, its body read only if it is not the stream."""
+    with client.stream("GET", "/alerts/stream", headers=headers) as response:
+        if response.status_code != 200:
+            response.read()
+    return response
+
+
+def test_guessing_tokens_on_the_stream_counts_too(limited, connect):
+    guesser = connect(limited)
+    for attempt in range(3):
+        bad = {"Authorization": f"Bearer gw_guess{attempt}"}
+        assert _stream(guesser, bad).status_code == 401
+    _too_many(_stream(guesser, {"Authorization": "Bearer gw_guess9"}), "rejected credentials")
+
+
+def test_one_token_written_differently_is_one_bucket(limited, connect, module_tokens):
+    client = connect(limited)
+    token = module_tokens.admin
+    spellings = (f"Bearer {token}", f"bearer  {token}", f"BEARER {token}", f"Bearer   {token}")
+    statuses = [client.get("/me", headers={"Authorization": h}).status_code for h in spellings]
+    assert statuses[:3] == [200, 200, 200]
+    assert statuses[3] == 429, "a new spelling of the token got a bucket of its own"
+
+
+def test_guesses_sent_all_at_once_are_limited_too(limited):
+    """A hundred bad tokens at once: no more are checked than the limit of three a minute."""
+
+    async def guess_all() -> list[int]:
+        async with httpx.AsyncClient(base_url=limited.url, timeout=30) as client:
+            answers = await asyncio.gather(
+                *(
+                    client.get("/me", headers={"Authorization": f"Bearer gw_many{i}"})
+                    for i in range(100)
+                )
+            )
+        return [answer.status_code for answer in answers]
+
+    statuses = asyncio.run(guess_all())
+    assert statuses.count(401) <= 3, f"{statuses.count(401)} guesses were checked"
+    assert statuses.count(429) == 100 - statuses.count(401)
+
+
+def test_a_new_tokens_first_burst_is_not_taken_for_guessing(limited, module_tokens):
+    """After two rejected guesses (one left this minute), three requests at once with a
+    valid token seen for the first time: all answered, the token is checked once."""
+    with httpx.Client(base_url=limited.url) as guesser:
+        for attempt in range(2):
+            bad = {"Authorization": f"Bearer gw_guess{attempt}"}
+            assert guesser.get("/me", headers=bad).status_code == 401
+
+    async def burst() -> list[int]:
+        headers = {"Authorization": f"Bearer {module_tokens.duty_street}"}
+        async with httpx.AsyncClient(base_url=limited.url, headers=headers, timeout=30) as c:
+            answers = await asyncio.gather(*(c.get("/me") for _ in range(3)))
+        return [answer.status_code for answer in answers]
+
+    assert asyncio.run(burst()) == [200, 200, 200]
 
 
 def test_requests_without_a_token_are_limited_per_address(limited, connect):

@@ -5,7 +5,11 @@ order."""
 from __future__ import annotations
 
 import asyncio
+import threading
+import time
+import tracemalloc
 import uuid
+from datetime import UTC, datetime
 
 import psycopg
 import pytest
@@ -24,6 +28,7 @@ from psycopg_pool import ConnectionPool
 from gridwatch.alerts.lifecycle import OpenAlert
 from gridwatch.api.stream import AlertFeed
 from gridwatch.store.alert_store import write_event
+from gridwatch.store.users import create_user, revoke_user
 
 
 @pytest.fixture(scope="module")
@@ -78,24 +83,62 @@ class Stream:
         assert next(self._lines).startswith("retry:")
         assert next(self._lines).startswith(": gridwatch alert stream")
 
-    def take(self, n: int) -> list[dict]:
+    def events(self):
+        """Each event as it comes, with when it came (`received`)."""
         import orjson
 
-        events, block = [], {}
+        block: dict = {}
         for line in self._lines:
             if line == "":
                 if "id" in block:
-                    events.append(block)
-                    if len(events) == n:
-                        return events
+                    yield {**block, "received": time.monotonic()}
                 block = {}
             elif not line.startswith(":"):
                 field, _, value = line.partition(": ")
                 block[field] = orjson.loads(value) if field == "data" else value
+
+    def take(self, n: int) -> list[dict]:
+        events = []
+        for event in self.events():
+            events.append(event)
+            if len(events) == n:
+                return events
         raise AssertionError(f"the stream ended after {len(events)} of {n} events")
+
+    def until_closed(self, within_s: float) -> tuple[list[dict], float | None]:
+        """Events until the server ends the stream (and when it did), or `within_s` passed
+        (checked as events come)."""
+        events, deadline = [], time.monotonic() + within_s
+        for event in self.events():
+            if event["received"] > deadline:
+                return events, None
+            events.append(event)
+        return events, time.monotonic()
 
     def close(self) -> None:
         self._context.__exit__(None, None, None)
+
+
+class Emitter:
+    """Writes an event of `alert` every `every_s` in a thread until the `with` ends."""
+
+    def __init__(self, url: str, alert: OpenAlert, every_s: float = 0.2) -> None:
+        self.stop = threading.Event()
+        self.thread = threading.Thread(
+            target=self._run, args=(url, alert, every_s), name="emitter", daemon=True
+        )
+
+    def _run(self, url: str, alert: OpenAlert, every_s: float) -> None:
+        while not self.stop.wait(every_s):
+            _emit(url, alert, 1, "emitted")
+
+    def __enter__(self) -> Emitter:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop.set()
+        self.thread.join(10)
 
 
 def test_resume_with_last_event_id_loses_and_repeats_nothing(server, seeded_url, module_tokens):
@@ -215,3 +258,103 @@ def test_the_gap_rule_on_made_up_rows():
     assert feed._ready(rows(16), none, none) == [] and feed.watermark == 14
     # Nobody held the table after that read: the next read settles the gap at once.
     assert [r.id for r in feed._ready(rows(15, 16), none, none)] == [15, 16]
+
+
+# -- an open stream follows its user ------------------------------------------------------------
+
+
+def _worker(url: str, code: str) -> tuple[str, str]:
+    """A new grid worker of grid `code`: (name, token)."""
+    name = f"W-{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(url) as conn:
+        return name, create_user(conn, name, role="grid_worker", grid_codes=(code,))
+
+
+def test_a_revoked_users_open_stream_ends(server, seeded_url):
+    """The server checks the stream's user every second here (no token cache): once the
+    user is revoked, the stream ends within a few seconds and sends nothing more."""
+    name, token = _worker(seeded_url, GRID_A)
+    alert = _alerts(seeded_url, GRID_A, 1)[0]
+    headers = {"Authorization": f"Bearer {token}"}
+    with server.client() as client, Emitter(seeded_url, alert):
+        stream = Stream(client, headers)
+        assert stream.take(2)[0]["data"]["resident"]["masked"] is False
+        with psycopg.connect(seeded_url) as conn:
+            revoke_user(conn, name, now=datetime.now(UTC))
+        revoked = time.monotonic()
+        after, closed = stream.until_closed(within_s=20)
+        stream.close()
+    assert closed is not None, "the revoked user's stream stayed open"
+    assert closed - revoked < 5, f"closed {closed - revoked:.1f} s after the revocation"
+    assert all(e["received"] - revoked < 2.5 for e in after), "sent on after the revocation"
+
+
+def test_a_demoted_users_open_stream_ends(server, seeded_url):
+    name, token = _worker(seeded_url, GRID_A)
+    alert = _alerts(seeded_url, GRID_A, 1)[0]
+    with server.client() as client, Emitter(seeded_url, alert):
+        stream = Stream(client, {"Authorization": f"Bearer {token}"})
+        stream.take(1)
+        with psycopg.connect(seeded_url) as conn:
+            conn.execute("UPDATE api_users SET role = 'device' WHERE name = %s", (name,))
+        demoted = time.monotonic()
+        _, closed = stream.until_closed(within_s=20)
+        stream.close()
+    assert closed is not None and closed - demoted < 5
+
+
+def test_an_open_stream_follows_its_users_grids(server, seeded_url):
+    name, token = _worker(seeded_url, GRID_A)
+    old, new = _alerts(seeded_url, GRID_A, 1)[0], _alerts(seeded_url, GRID_B, 1)[0]
+    with server.client() as client:
+        stream = Stream(client, {"Authorization": f"Bearer {token}"})
+        _emit(seeded_url, old, 1, "before the move")
+        assert stream.take(1)[0]["data"]["grid"] == GRID_A
+        with psycopg.connect(seeded_url) as conn:
+            conn.execute(
+                "UPDATE api_user_grids SET grid_id = (SELECT id FROM grids WHERE code = %s) "
+                "WHERE user_id = (SELECT id FROM api_users WHERE name = %s)",
+                (GRID_B, name),
+            )
+        time.sleep(1.5)  # the stream looks its user up every second here
+        _emit(seeded_url, old, 1, "old grid, after the move")
+        expected = _emit(seeded_url, new, 1, "new grid")
+        got = stream.take(1)
+        stream.close()
+    assert [int(e["id"]) for e in got] == expected
+    assert got[0]["data"]["grid"] == GRID_B
+
+
+def test_catching_up_reads_the_history_a_page_at_a_time(server, seeded_url, module_tokens):
+    """Last-Event-ID: 0 after 20,000 events: the server holds a page of them at a time, not
+    all (all of them took some 10 MB here, 25 MB at 50,000)."""
+    alert = _alerts(seeded_url, GRID_A, 1)[0]
+    count = 20_000
+    with psycopg.connect(seeded_url) as conn:
+        start = conn.execute("SELECT coalesce(max(id), 0) FROM alert_events").fetchone()[0]
+        last = conn.execute(
+            "INSERT INTO alert_events (alert_id, at, action, actor, note, level) "
+            "SELECT %s, %s, 'escalated', 'test', 'bulk ' || i, 'grid' "
+            "FROM generate_series(1, %s) i RETURNING id",
+            (alert.id, NOW, count),
+        ).fetchall()[-1][0]
+    deadline = time.monotonic() + 60
+    while server.state.feed.watermark < last:  # the live feed is done with them
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    with server.client("admin", module_tokens) as client:
+        tracemalloc.start()
+        try:
+            stream = Stream(client, {"Last-Event-ID": str(start)})
+            ids = []
+            for line in stream._lines:
+                if line.startswith("id: "):
+                    ids.append(int(line[4:]))
+                    if ids[-1] == last:
+                        break
+            stream.close()
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+    assert ids == list(range(start + 1, last + 1))
+    assert peak < 4_000_000, f"catching up on {count} events peaked at {peak / 1e6:.1f} MB"
