@@ -18,6 +18,7 @@ quiet deadline after a fall came that much late.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -129,7 +130,7 @@ class MeterTracker:
         return active
 
 
-def percentile(values, q: float) -> float:
+def percentile(values: Iterable[float], q: float) -> float:
     """The q-quantile of `values` with linear interpolation (numpy's default)."""
     ordered = sorted(values)
     rank = q * (len(ordered) - 1)

@@ -11,8 +11,12 @@ from __future__ import annotations
 import json
 import urllib.error
 import urllib.request
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
+from typing import Any, Protocol
 from urllib.parse import urlsplit
+
+from paho.mqtt.client import MQTTMessageInfo
 
 from gridwatch.ingest.mqtt import broker_acknowledged
 
@@ -25,7 +29,7 @@ def retry_after(attempts: int, now: datetime) -> datetime:
     return now + min(timedelta(seconds=2 ** min(attempts + 1, 20)), MAX_BACKOFF)
 
 
-def post_webhook(url: str, outbox_id: int, payload: dict) -> str | None:
+def post_webhook(url: str, outbox_id: int, payload: Mapping[str, Any]) -> str | None:
     """POST one alert change as JSON; None on a 2xx answer, else what went wrong."""
     if urlsplit(url).scheme not in ("http", "https"):
         return "not an http:// or https:// URL"
@@ -51,6 +55,12 @@ def post_webhook(url: str, outbox_id: int, payload: dict) -> str | None:
     return None if 200 <= status < 300 else f"HTTP {status}"
 
 
+class Publisher(Protocol):
+    """What the handover needs of an MQTT client: paho's `Client.publish`."""
+
+    def publish(self, topic: str, payload: str, qos: int) -> MQTTMessageInfo: ...
+
+
 class MqttHandover:
     """Outbox rows handed to one paho client and not yet acknowledged by the broker.
 
@@ -60,11 +70,11 @@ class MqttHandover:
     would send both once the broker is back.
     """
 
-    def __init__(self, client) -> None:
+    def __init__(self, client: Publisher) -> None:
         self.client = client
-        self.pending: dict[int, object] = {}  # outbox id -> paho's MQTTMessageInfo
+        self.pending: dict[int, MQTTMessageInfo] = {}  # outbox id -> the message with paho
 
-    def hand_over(self, rows: list[tuple[int, str, dict]]) -> int:
+    def hand_over(self, rows: Sequence[tuple[int, str, Mapping[str, Any]]]) -> int:
         """Publish at QoS 1 the rows not already with paho; returns how many were new."""
         new = 0
         for outbox_id, topic, payload in rows:

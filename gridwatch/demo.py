@@ -183,13 +183,13 @@ def _traffic(settings, mqtt_url, database_url, district, worker, stop, seconds) 
 
 def _live_district(settings: Settings, client, district, stop: threading.Event) -> None:
     """The simulated district in real time from now on, with two incidents early on."""
-    from gridwatch.simulators.faults import Fall, FaultRates, Sos
+    from gridwatch.simulators.faults import Fall, FaultRates, Incident, Sos
     from gridwatch.simulators.publish import AckWindow, publish_paced
     from gridwatch.simulators.scenario import Scenario
 
     now = datetime.now(UTC).replace(microsecond=0)
     wearers = [r for r in district.residents if any(s.endswith("-pendant") for s in r.sensor_ids)]
-    incidents = []
+    incidents: list[Incident] = []
     if len(wearers) >= 2:
         sos, fall = wearers[0], wearers[1]
         pendant = next(s for s in sos.sensor_ids if s.endswith("-pendant"))

@@ -29,6 +29,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from amqtt.plugins.base import BaseAuthPlugin
+from amqtt.session import Session
 
 from gridwatch.broker_credentials import new_password, password_hash
 from gridwatch.errors import ServiceUnavailable
@@ -120,7 +121,7 @@ class EmbeddedBroker:
 class _Mosquitto:
     binary: str
     broker: EmbeddedBroker
-    process: subprocess.Popen | None = None
+    process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
         directory = self.broker.directory
@@ -237,10 +238,11 @@ class GeneratedCredentials(BaseAuthPlugin):
         user: str
         password: str
 
-    async def authenticate(self, *, session) -> bool:
-        config = self.context.config
+    async def authenticate(self, *, session: Session | None) -> bool:
+        config = self.context.config  # amqtt makes it our Config from the plugin's settings
         return (
-            session is not None
+            isinstance(config, GeneratedCredentials.Config)
+            and session is not None
             and session.username == config.user
             and hmac.compare_digest((session.password or "").encode(), config.password.encode())
         )

@@ -6,6 +6,7 @@ import re
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 from urllib.parse import urlsplit
 
 from gridwatch.ingest.payload import (
@@ -54,7 +55,7 @@ def parse(reporter_id: str, payload: bytes, ctx: ParseContext) -> HazardReport:
     return hazard_from_dict(reporter_id, decode_object(payload, ctx), ctx)
 
 
-def hazard_from_dict(reporter_id: str, data: dict, ctx: ParseContext) -> HazardReport:
+def hazard_from_dict(reporter_id: str, data: dict[str, Any], ctx: ParseContext) -> HazardReport:
     """Validate an already decoded hazard report (shared by MQTT and HTTP)."""
     raw_id = read_text(data, "id", required=True, max_length=64)
     # uuid.UUID alone also reads what int() reads: spaces, underscores, non-ASCII digits.

@@ -16,7 +16,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
@@ -88,15 +88,17 @@ def new_client(
     address: BrokerAddress,
     client_id: str = "",
     *,
-    protocol: int = mqtt.MQTTv5,
+    protocol: MQTTProtocolVersion = mqtt.MQTTv5,
     persistent: bool = False,
 ) -> BatchAckClient:
     """A paho client for `address` (not yet connected)."""
-    kwargs = {}
-    if protocol != mqtt.MQTTv5:
-        kwargs["clean_session"] = not persistent
+    # MQTT 5 has no clean session flag (its clean start is given to connect); None says so.
+    clean_session = None if protocol == mqtt.MQTTv5 else not persistent
     client = BatchAckClient(
-        CallbackAPIVersion.VERSION2, client_id=client_id, protocol=protocol, **kwargs
+        CallbackAPIVersion.VERSION2,
+        client_id=client_id,
+        clean_session=clean_session,
+        protocol=protocol,
     )
     if address.username:
         client.username_pw_set(address.username, address.password)
@@ -122,9 +124,9 @@ class _ClosedOnFailedHandshake(ssl.SSLSocket):
     """paho leaves the socket of a failed handshake (an untrusted certificate) open for the
     garbage collector, once per reconnect attempt; this one closes itself."""
 
-    def do_handshake(self, *args, **kwargs) -> None:
+    def do_handshake(self, block: bool = False) -> None:
         try:
-            super().do_handshake(*args, **kwargs)
+            super().do_handshake(block)
         except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
             raise  # not a failure: a non-blocking handshake goes on later
         except (OSError, ValueError):
@@ -134,7 +136,7 @@ class _ClosedOnFailedHandshake(ssl.SSLSocket):
 
 def connect_properties(session_expiry_s: int, receive_maximum: int) -> Properties:
     """MQTT 5 CONNECT properties of a persistent subscriber with bounded in-flight messages."""
-    props = Properties(PacketTypes.CONNECT)
+    props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call] # paho leaves its __init__ unannotated
     props.SessionExpiryInterval = session_expiry_s
     props.ReceiveMaximum = max(1, min(receive_maximum, 65535))
     return props
@@ -148,7 +150,7 @@ def is_protocol_refusal(reason: ReasonCode | int) -> bool:
 
 def probe_protocol(
     address: BrokerAddress, timeout_s: float = 10.0, *, anonymous: bool = False
-) -> int:
+) -> MQTTProtocolVersion:
     """Connect to learn whether the broker speaks MQTT 5; raise if it cannot be reached or
     (unless `anonymous`) refuses the address's credentials.
 
@@ -174,11 +176,17 @@ def _connack_of(address: BrokerAddress, timeout_s: float) -> ReasonCode:
     result: dict[str, ReasonCode] = {}
     done = threading.Event()
 
-    def on_connect(client, userdata, flags, reason, properties):
+    def on_connect(
+        client: mqtt.Client,
+        userdata: object,
+        flags: mqtt.ConnectFlags,
+        reason: ReasonCode,
+        properties: Properties | None,
+    ) -> None:
         result["reason"] = reason
         done.set()
 
-    def on_fail(client, userdata):
+    def on_fail(client: mqtt.Client, userdata: object) -> None:
         done.set()
 
     client = new_client(address, protocol=mqtt.MQTTv5)

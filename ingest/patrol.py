@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from gridwatch.ingest.payload import (
     InvalidPayload,
@@ -46,7 +47,7 @@ def parse(worker_id: str, payload: bytes, ctx: ParseContext) -> PatrolCheckin:
     return checkin_from_dict(worker_id, data, ctx)
 
 
-def checkin_from_dict(worker_id: str, data: dict, ctx: ParseContext) -> PatrolCheckin:
+def checkin_from_dict(worker_id: str, data: dict[str, Any], ctx: ParseContext) -> PatrolCheckin:
     """Validate an already decoded check-in (shared by MQTT and HTTP)."""
     lon, lat = read_wgs84_position(data)
     kind = read_choice(data, "kind", KINDS, default="patrol")

@@ -10,7 +10,7 @@ import math
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Literal, overload
 from zoneinfo import ZoneInfo
 
 import orjson
@@ -122,6 +122,24 @@ def read_ts(data: dict[str, Any], ctx: ParseContext, field: str = "ts") -> datet
     return when.astimezone(UTC)
 
 
+@overload
+def read_number(
+    data: dict[str, Any],
+    field: str,
+    *,
+    required: Literal[True],
+    low: float | None = None,
+    high: float | None = None,
+) -> float: ...
+@overload
+def read_number(
+    data: dict[str, Any],
+    field: str,
+    *,
+    required: bool = False,
+    low: float | None = None,
+    high: float | None = None,
+) -> float | None: ...
 def read_number(
     data: dict[str, Any],
     field: str,
@@ -151,6 +169,14 @@ def read_number(
     return value
 
 
+@overload
+def read_text(
+    data: dict[str, Any], field: str, *, required: Literal[True], max_length: int = 2000
+) -> str: ...
+@overload
+def read_text(
+    data: dict[str, Any], field: str, *, required: bool = False, max_length: int = 2000
+) -> str | None: ...
 def read_text(
     data: dict[str, Any], field: str, *, required: bool = False, max_length: int = 2000
 ) -> str | None:
@@ -194,7 +220,9 @@ def read_choice(
     return raw
 
 
-def read_position(data: dict[str, Any], lat_field: str = "lat", lon_field: str = "lon"):
+def read_position(
+    data: dict[str, Any], lat_field: str = "lat", lon_field: str = "lon"
+) -> tuple[float, float]:
     """Latitude and longitude, both required and within range; returns (lon, lat)."""
     lat = read_number(data, lat_field, required=True, low=-90.0, high=90.0)
     lon = read_number(data, lon_field, required=True, low=-180.0, high=180.0)

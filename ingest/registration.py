@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import time
 from operator import attrgetter
+from typing import TYPE_CHECKING
 
 import psycopg
 
@@ -20,12 +21,16 @@ from gridwatch.ingest.hazard import HazardReport
 from gridwatch.ingest.meter import MeterReading
 from gridwatch.ingest.patrol import PatrolCheckin
 from gridwatch.ingest.sensor import SensorEvent
+from gridwatch.ingest.topics import Reading
 from gridwatch.store.devices import TopicIdentities, load_topic_identities, registry_version
+
+if TYPE_CHECKING:  # the writer calls this check, so it imports this module
+    from gridwatch.ingest.writer import Message
 
 log = logging.getLogger(__name__)
 
 # Each kind of reading: which registry its source is looked up in, and how to get it.
-_SOURCE = {
+_SOURCE: dict[type[object], tuple[str, attrgetter[str]]] = {
     MeterReading: ("meter", attrgetter("meter_id")),
     SensorEvent: ("sensor", attrgetter("device_id")),
     PatrolCheckin: ("worker", attrgetter("worker_id")),
@@ -43,7 +48,7 @@ class RegistrationCheck:
         self.identities = self._load(conn)
         self._loaded_at = time.monotonic()
 
-    def refuse_unregistered(self, messages: list, conn: psycopg.Connection) -> int:
+    def refuse_unregistered(self, messages: list[Message], conn: psycopg.Connection) -> int:
         """Turn each message from an unregistered identity into a dead letter; returns how many."""
         refused = self._unregistered(messages)
         if refused and time.monotonic() - self._loaded_at >= self.miss_reload_s:
@@ -55,10 +60,10 @@ class RegistrationCheck:
             message.reading = None
         return len(refused)
 
-    def _unregistered(self, messages: list) -> list:
+    def _unregistered(self, messages: list[Message]) -> list[Message]:
         # The hot path, once per message: a type lookup, an attribute and a set lookup.
         allowed = self.identities.allowed
-        refused = []
+        refused: list[Message] = []
         for message in messages:
             reading = message.reading
             source = _SOURCE.get(type(reading))
@@ -78,7 +83,7 @@ class RegistrationCheck:
         )
         return True
 
-    def _refusal(self, reading: object) -> str:
+    def _refusal(self, reading: Reading | None) -> str:
         """Why this reading's source may not publish."""
         what, source_of = _SOURCE[type(reading)]
         source = source_of(reading)

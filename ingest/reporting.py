@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TypeGuard
 
 import psycopg
 
@@ -118,7 +119,7 @@ def check_reports(
     return refusals
 
 
-def _is_visit(report: Report) -> bool:
+def _is_visit(report: Report) -> TypeGuard[PatrolCheckin]:
     return isinstance(report, PatrolCheckin) and report.kind == "visit"
 
 

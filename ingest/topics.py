@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from gridwatch.ingest import hazard, meter, owntracks, patrol, sensor
 from gridwatch.ingest.hazard import HazardReport
 from gridwatch.ingest.meter import MeterReading
@@ -11,7 +13,7 @@ from gridwatch.ingest.sensor import SensorEvent
 
 Reading = MeterReading | SensorEvent | PatrolCheckin | HazardReport
 
-_BY_KIND = {
+_BY_KIND: dict[str, Callable[[str, bytes, ParseContext], Reading]] = {
     meter.KIND: meter.parse,
     sensor.KIND: sensor.parse,
     patrol.KIND: patrol.parse,

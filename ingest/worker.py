@@ -26,6 +26,8 @@ from datetime import UTC, datetime, timedelta
 
 import paho.mqtt.client as mqtt
 import psycopg
+from paho.mqtt.enums import MQTTProtocolVersion
+from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
@@ -48,6 +50,11 @@ log = logging.getLogger(__name__)
 
 _MAX_PENDING = 200_000  # received but not yet written; past this the network thread waits
 RETRY_MAX_S = 1.0  # longest wait between two attempts to write a batch
+
+# A message as the network thread hands it over: topic (bytes when not UTF-8), payload,
+# packet id, QoS, connection generation, arrival (epoch seconds), retained. A plain tuple:
+# one is made per message.
+_Inbound = tuple[str | bytes, bytes, int, int, int, float, bool]
 
 
 @dataclass
@@ -91,7 +98,7 @@ class IngestWorker:
         self.router = TopicRouter(settings.topic_prefix, settings.owntracks_topic)
         self.stats = IngestStats()
         self.subscribed = threading.Event()
-        self._inbox: deque = deque()
+        self._inbox: deque[_Inbound] = deque()
         self._generation = 0
         self._client: BatchAckClient | None = None
         self._connack = threading.Event()  # the broker answered the first CONNECT
@@ -101,7 +108,14 @@ class IngestWorker:
 
     # -- MQTT side (paho's network thread) --------------------------------------------------
 
-    def _on_connect(self, client, userdata, flags, reason, properties) -> None:
+    def _on_connect(
+        self,
+        client: mqtt.Client,
+        userdata: object,
+        flags: mqtt.ConnectFlags,
+        reason: ReasonCode,
+        properties: Properties | None,
+    ) -> None:
         self._connack_reason = reason
         self._connack.set()
         if reason.is_failure:
@@ -127,24 +141,40 @@ class IngestWorker:
         else:
             client.subscribe([(f, 1) for f in filters])
 
-    def _on_subscribe(self, client, userdata, mid, reason_codes, properties) -> None:
+    def _on_subscribe(
+        self,
+        client: mqtt.Client,
+        userdata: object,
+        mid: int,
+        reason_codes: list[ReasonCode],
+        properties: Properties | None,
+    ) -> None:
         failed = [str(code) for code in reason_codes if code.is_failure]
         if failed:
             log.error("broker refused subscriptions: %s", ", ".join(failed))
         self.subscribed.set()
 
-    def _on_disconnect(self, client, userdata, flags, reason, properties) -> None:
+    def _on_disconnect(
+        self,
+        client: mqtt.Client,
+        userdata: object,
+        flags: mqtt.DisconnectFlags,
+        reason: ReasonCode,
+        properties: Properties | None,
+    ) -> None:
         self.subscribed.clear()
         if not self._stopping:
             log.warning("disconnected from %s (%s); reconnecting", self.address, reason)
 
-    def _on_message(self, client, userdata, message) -> None:
+    def _on_message(self, client: mqtt.Client, userdata: object, message: mqtt.MQTTMessage) -> None:
         while len(self._inbox) > _MAX_PENDING:
             time.sleep(0.01)
         self._inbox.append(
             (
                 topic_of(message),
-                message.payload,
+                # Received payloads are bytes (bytes() of bytes is the object itself); paho
+                # types the attribute bytes | bytearray for the messages it sends.
+                bytes(message.payload),
                 message.mid,
                 message.qos,
                 self._generation,
@@ -153,7 +183,7 @@ class IngestWorker:
             )
         )
 
-    def _start_mqtt(self) -> None:
+    def _start_mqtt(self) -> BatchAckClient:
         """Connect with MQTT 5 where the broker speaks it, else 3.1.1; raise if refused."""
         # The probe goes without a user: under this worker's user it could end its session.
         protocol = probe_protocol(self.address, anonymous=True)
@@ -166,8 +196,9 @@ class IngestWorker:
             self._stop_client(client)
             raise ServiceUnavailable(f"the MQTT broker at {self.address} refused us: {reason}")
         self._client = client
+        return client
 
-    def _connect(self, protocol: int) -> BatchAckClient:
+    def _connect(self, protocol: MQTTProtocolVersion) -> BatchAckClient:
         """A client of this worker's persistent session, connecting (not yet answered)."""
         client = new_client(self.address, self.client_id, protocol=protocol, persistent=True)
         client.manual_ack_set(True)
@@ -210,12 +241,12 @@ class IngestWorker:
         last_report = time.monotonic()
         try:
             self._writer = self._open_writer()
-            self._start_mqtt()
+            client = self._start_mqtt()
             while True:
                 stopping = stop.is_set()
                 batch = self._take_batch(stopping)
                 if batch:
-                    self._process(batch, stop)
+                    self._process(batch, client, stop)
                 elif stopping:
                     break
                 now = time.monotonic()
@@ -235,7 +266,7 @@ class IngestWorker:
         self._report()
         return self.stats
 
-    def _take_batch(self, stopping: bool) -> list:
+    def _take_batch(self, stopping: bool) -> list[_Inbound]:
         s = self.settings
         inbox = self._inbox
         deadline = time.monotonic() + 0.5
@@ -255,12 +286,14 @@ class IngestWorker:
         count = min(len(inbox), s.batch_size)
         return [inbox.popleft() for _ in range(count)]
 
-    def _process(self, batch: list, stop: threading.Event) -> None:
+    def _process(
+        self, batch: list[_Inbound], client: BatchAckClient, stop: threading.Event
+    ) -> None:
         s = self.settings
         zone = s.zone
         max_future = timedelta(seconds=s.max_future_s)
         max_age = timedelta(days=s.retention_days)
-        messages = []
+        messages: list[Message] = []
         for topic, payload, _mid, _qos, _gen, arrived, retained in batch:
             received_at = datetime.fromtimestamp(arrived, UTC)
             ctx = ParseContext(
@@ -273,17 +306,19 @@ class IngestWorker:
         self.stats.received += len(batch)
         self.stats.batches += 1
         self.stats.add(result)
-        self._ack(batch)
+        self._ack(batch, client)
 
-    def _ack(self, batch: list) -> None:
+    def _ack(self, batch: list[_Inbound], client: BatchAckClient) -> None:
         # Only messages of the current connection: after a reconnect the broker redelivers
         # the older ones itself, and an old packet id may by now name another message.
         generation = self._generation
         mids = [m[2] for m in batch if m[3] == 1 and m[4] == generation]
-        self._client.ack_all(mids)
+        client.ack_all(mids)
         self.stats.acked += len(mids)
 
-    def _write_until_committed(self, messages: list[Message], stop: threading.Event):
+    def _write_until_committed(
+        self, messages: list[Message], stop: threading.Event
+    ) -> WriteResult | None:
         """Write the batch, retrying every second at most; None if stopped before it could
         commit. Not a longer backoff: while the database is away the broker holds the
         district's messages, and each second of waiting after it is back is a second more
@@ -377,7 +412,9 @@ def topic_of(message: mqtt.MQTTMessage) -> str | bytes:
         return message._topic  # paho keeps the raw topic only here
 
 
-def parse_message(router: TopicRouter, topic: str | bytes, payload: bytes, ctx: ParseContext):
+def parse_message(
+    router: TopicRouter, topic: str | bytes, payload: bytes, ctx: ParseContext
+) -> Message:
     """What parsing makes of one message: a reading, None (ignored: a clear, a retained copy
     without its device time, a kind not stored) or a dead letter's reason."""
     received_at = ctx.received_at

@@ -11,8 +11,10 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections import defaultdict
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from typing import TypeVar
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -23,8 +25,9 @@ from gridwatch.ingest.hazard import HazardReport
 from gridwatch.ingest.meter import MeterReading
 from gridwatch.ingest.patrol import PatrolCheckin
 from gridwatch.ingest.registration import RegistrationCheck
-from gridwatch.ingest.reporting import check_reports
+from gridwatch.ingest.reporting import Report, check_reports
 from gridwatch.ingest.sensor import SensorEvent
+from gridwatch.ingest.topics import Reading
 from gridwatch.store.db import is_row_fault
 from gridwatch.store.grids import LeafGrids, load_leaf_grids
 from gridwatch.store.mode import PLAIN
@@ -34,6 +37,10 @@ log = logging.getLogger(__name__)
 
 MAX_REASON_LENGTH = 1000  # reasons are one short line; a driver's message is cut to this
 
+Row = Sequence[object]  # one row for COPY, in its table's column order
+Dead = tuple["Message", str]  # a message that is a dead letter, and why
+_R = TypeVar("_R", MeterReading, SensorEvent, PatrolCheckin, HazardReport)
+
 
 @dataclass(slots=True)
 class Message:
@@ -42,7 +49,7 @@ class Message:
     topic: str
     payload: bytes
     received_at: datetime
-    reading: object | None = None
+    reading: Reading | None = None
     reason: str | None = None
 
 
@@ -223,27 +230,27 @@ class BatchWriter:
         if self.registrations is not None:
             self.registrations.refuse_unregistered(messages, self.conn)
         self._refuse_forbidden_reports(messages)
-        by_type: dict[type, list[Message]] = defaultdict(list)
-        dead: list[Message] = []
+        by_type: dict[type[Reading], list[Message]] = defaultdict(list)
+        dead: list[Dead] = []
         for message in messages:
             if message.reason is not None:
-                dead.append(message)
+                dead.append((message, message.reason))
             elif message.reading is None:
                 result.ignored += 1
             else:
                 by_type[type(message.reading)].append(message)
 
-        meters = [m.reading for m in by_type[MeterReading]]
-        sensors = [m.reading for m in by_type[SensorEvent]]
-        checkins = [m.reading for m in by_type[PatrolCheckin]]
-        hazards = [m.reading for m in by_type[HazardReport]]
+        meters = _readings(by_type[MeterReading], MeterReading)
+        sensors = _readings(by_type[SensorEvent], SensorEvent)
+        checkins = _readings(by_type[PatrolCheckin], PatrolCheckin)
+        hazards = _readings(by_type[HazardReport], HazardReport)
         if self.mode == PLAIN:
             self._ensure_days(meters, sensors, checkins)
         checkin_grids = self._grid_ids(checkins)
         hazard_grids = self._grid_ids(hazards)
 
         # Generators: each is consumed only when its kind has messages.
-        rows = {
+        rows: dict[_Table, Iterable[Row]] = {
             _METER: (
                 (r.meter_id, r.observed_at, r.received_at, r.power_w, r.energy_kwh, r.water_l)
                 for r in meters
@@ -304,43 +311,41 @@ class BatchWriter:
 
     def _refuse_forbidden_reports(self, messages: list[Message]) -> None:
         """A visit or hazard the same worker could not post over HTTP is a dead letter."""
-        reports = [
-            m
+        reports: list[tuple[Message, Report]] = [
+            (m, m.reading)
             for m in messages
             if isinstance(m.reading, HazardReport)
             or (isinstance(m.reading, PatrolCheckin) and m.reading.kind == "visit")
         ]
         if not reports:
             return
-        hazard_grids = iter(
-            self._grid_ids([m.reading for m in reports if isinstance(m.reading, HazardReport)])
-        )
+        hazard_grids = iter(self._grid_ids([r for _, r in reports if isinstance(r, HazardReport)]))
         pairs = [
-            (m.reading, next(hazard_grids) if isinstance(m.reading, HazardReport) else None)
-            for m in reports
+            (r, next(hazard_grids) if isinstance(r, HazardReport) else None) for _, r in reports
         ]
         with self.conn.transaction():
             refusals = check_reports(self.conn, pairs)
-        for message, refusal in zip(reports, refusals, strict=True):
+        for (message, _), refusal in zip(reports, refusals, strict=True):
             if refusal is not None:
                 message.reason = str(refusal)
                 message.reading = None
 
-    def _store(self, table: _Table, messages: list[Message], rows, result: WriteResult):
+    def _store(
+        self, table: _Table, messages: list[Message], rows: Iterable[Row], result: WriteResult
+    ) -> list[Dead]:
         """Move one kind's rows in; returns the messages that clash with a stored row (same
         key, other content), made dead letters. The rest not inserted are duplicates."""
         stored = self._move(table, rows)
         clashes = self._clashes(table) if stored < len(messages) else []
+        reason = (
+            f"same key, different content: {table.described} is already stored with other values"
+        )
         for n in clashes:
-            message = messages[n]
-            message.reason = (
-                f"same key, different content: {table.described} is already stored "
-                "with other values"
-            )
-            message.reading = None
+            messages[n].reason = reason
+            messages[n].reading = None
         result.stored[table.kind] = stored
         result.duplicates += len(messages) - stored - len(clashes)
-        return [messages[n] for n in clashes]
+        return [(messages[n], reason) for n in clashes]
 
     def _clashes(self, table: _Table) -> list[int]:
         """Staged rows whose key is stored with other content (by another row of the batch,
@@ -366,7 +371,7 @@ class BatchWriter:
                 f"SELECT 0 AS n, {', '.join(columns)} FROM {name} WITH NO DATA"
             )
 
-    def _copy(self, staging: str, columns: tuple[str, ...], rows) -> None:
+    def _copy(self, staging: str, columns: tuple[str, ...], rows: Iterable[Row]) -> None:
         """COPY rows into a staging table, each numbered (`n`) in the order given."""
         with self.conn.cursor().copy(
             f"COPY {staging} (n, {', '.join(columns)}) FROM STDIN"
@@ -374,7 +379,7 @@ class BatchWriter:
             for n, row in enumerate(rows):
                 copy.write_row((n, *row))
 
-    def _move(self, table: _Table, rows) -> int:
+    def _move(self, table: _Table, rows: Iterable[Row]) -> int:
         self._copy(f"stage_{table.name}", table.columns, rows)
         columns = ", ".join(table.columns)
         insert = (
@@ -390,10 +395,10 @@ class BatchWriter:
             )
         return self.conn.execute(insert).rowcount
 
-    def _dead_letters(self, dead: list[Message]) -> int:
+    def _dead_letters(self, dead: list[Dead]) -> int:
         # Keyed by digests: a topic may be tens of kilobytes, more than an index entry holds.
-        grouped: dict[tuple[bytes, bytes], list] = {}
-        for message in dead:
+        grouped: dict[tuple[bytes, bytes], _DeadLetter] = {}
+        for message, why in dead:
             topic = storable_text(message.topic)
             key = (
                 hashlib.sha256(topic.encode()).digest(),
@@ -401,20 +406,17 @@ class BatchWriter:
             )
             entry = grouped.get(key)
             if entry is None:
-                grouped[key] = [
-                    topic,
-                    key[0],
-                    message.payload,
-                    key[1],
-                    storable_text(message.reason[:MAX_REASON_LENGTH]),
-                    message.received_at,
-                    message.received_at,
-                    1,
-                ]
+                reason = storable_text(why[:MAX_REASON_LENGTH])
+                at = message.received_at
+                grouped[key] = _DeadLetter(topic, message.payload, reason, at, at)
             else:
-                entry[6] = max(entry[6], message.received_at)
-                entry[7] += 1
-        self._copy("stage_dead_letters", _DEAD, grouped.values())
+                entry.last_received_at = max(entry.last_received_at, message.received_at)
+                entry.occurrences += 1
+        self._copy(
+            "stage_dead_letters",
+            _DEAD,
+            (letter.row(*key) for key, letter in grouped.items()),
+        )
         self.conn.execute(
             f"INSERT INTO dead_letters ({', '.join(_DEAD)}) "  # noqa: S608 - constant names
             f"SELECT {', '.join(_DEAD)} FROM stage_dead_letters "
@@ -424,14 +426,14 @@ class BatchWriter:
         )
         return len(dead)
 
-    def _grid_ids(self, located: list) -> list[int | None]:
+    def _grid_ids(self, located: Sequence[PatrolCheckin | HazardReport]) -> list[int | None]:
         if not located:
             return []
         lon = np.fromiter((r.lon for r in located), dtype=float, count=len(located))
         lat = np.fromiter((r.lat for r in located), dtype=float, count=len(located))
         return [None if gid < 0 else int(gid) for gid in self.grids.index.assign(lon, lat)]
 
-    def _ensure_days(self, *groups: list) -> None:
+    def _ensure_days(self, *groups: Sequence[MeterReading | SensorEvent | PatrolCheckin]) -> None:
         rows = [r for group in groups for r in group]
         if not rows:
             return
@@ -446,6 +448,36 @@ class BatchWriter:
         if missing:
             ensure_partitions(self.conn, missing, self.zone)
             self._partition_days |= missing
+
+
+def _readings(messages: list[Message], kind: type[_R]) -> list[_R]:
+    """The readings of messages all of one kind, typed as that kind."""
+    return [m.reading for m in messages if isinstance(m.reading, kind)]
+
+
+@dataclass(slots=True)
+class _DeadLetter:
+    """The messages of one batch with the same topic and payload: one dead-letter row."""
+
+    topic: str
+    payload: bytes
+    reason: str
+    received_at: datetime
+    last_received_at: datetime
+    occurrences: int = 1
+
+    def row(self, topic_sha256: bytes, payload_sha256: bytes) -> Row:
+        """The row in the column order of `_DEAD`."""
+        return (
+            self.topic,
+            topic_sha256,
+            self.payload,
+            payload_sha256,
+            self.reason,
+            self.received_at,
+            self.last_received_at,
+            self.occurrences,
+        )
 
 
 def storable_text(text: str) -> str:

@@ -206,10 +206,8 @@ class BadInput:
         if kind == "meter":
             present = [key for key in ("power_w", "energy_kwh", "water_l") if rng.random() < 0.6]
             for key in present or ["power_w"]:
-                low, high = {"power_w": (-1e6, 1e6), "energy_kwh": (0, 1e9), "water_l": (0, 1e10)}[
-                    key
-                ]
-                put(key, self._number(low, high))
+                bounds = {"power_w": (-1e6, 1e6), "energy_kwh": (0, 1e9), "water_l": (0, 1e10)}
+                put(key, self._number(*bounds[key]))
         elif kind == "sensor":
             put("event", rng.choice(SENSOR_EVENTS))
             roll = rng.random()
@@ -352,13 +350,13 @@ class BadInput:
             key = {"patrol": "note", "hazard": "description"}.get(kind, "x_text")
             _set(pairs, key, b'"' + text.encode(how) + b'"')
             return Hostile("encoding", self._topic_of(kind), _object(pairs))
-        text = _object(pairs)
+        body = _object(pairs)
         if how == "bom":
-            payload = b"\xef\xbb\xbf" + text
+            payload = b"\xef\xbb\xbf" + body
         elif how == "spaces":
-            payload = b" \r\n\t" + text + b"\r\n"
+            payload = b" \r\n\t" + body + b"\r\n"
         else:
-            payload = text.decode().encode(how)
+            payload = body.decode().encode(how)
         return Hostile("encoding", self._topic_of(kind), payload)
 
     def _not_object(self, kind: str) -> Hostile:
@@ -385,6 +383,7 @@ class BadInput:
         rng = self.rng
         ident = self._id()
         p, o = self.prefix, self.owntracks_base
+        topics: tuple[str, ...]
         if kind == "owntracks":
             topics = (
                 f"{o}/{ident}", f"{o}/{ident}/phone/extra", f"{o}//phone", f"{o}/{ident}/",

@@ -61,7 +61,7 @@ def _upsert_resident(cur: psycopg.Cursor, row: ResidentRow, grid_id: int | None)
             row.living_alone,
         ),
     )
-    created = cur.fetchone()[0]
+    [(created,)] = cur.fetchall()
     devices = [("sensor", sensor) for sensor in row.sensor_ids]
     if row.meter_id:
         devices.append(("meter", row.meter_id))
@@ -105,7 +105,8 @@ def upsert_workers(
                     """,
                     (row.worker_id, row.name, row.phone, grids[0] if grids else None),
                 )
-                inserted += cur.fetchone()[0]
+                [(is_new,)] = cur.fetchall()
+                inserted += is_new
                 cur.execute("DELETE FROM worker_grids WHERE worker_id = %s", (row.worker_id,))
                 cur.executemany(
                     "INSERT INTO worker_grids (worker_id, grid_id) VALUES (%s, %s)",
@@ -135,16 +136,21 @@ def place_residents(
     if unknown:
         shown = "; ".join(unknown[:20]) + ("; ..." if len(unknown) > 20 else "")
         raise InputFileError(f"{source}: {len(unknown)} rows name unknown grids: {shown}")
-    has_position = [i for i, row in enumerate(rows) if row.lon is not None]
-    lon = np.array([rows[i].lon for i in has_position], dtype=float)
-    lat = np.array([rows[i].lat for i in has_position], dtype=float)
-    assigned = leaves.index.assign(lon, lat) if has_position else np.array([], dtype=np.int64)
-    _refuse_far_contradictions(conn, rows, has_position, assigned, leaves, codes, source)
+    # (row index, lon, lat) of the rows with a position (a row gives both or neither).
+    located = [
+        (i, row.lon, row.lat)
+        for i, row in enumerate(rows)
+        if row.lon is not None and row.lat is not None
+    ]
+    lon = np.array([x for _, x, _ in located], dtype=float)
+    lat = np.array([y for _, _, y in located], dtype=float)
+    assigned = leaves.index.assign(lon, lat) if located else np.array([], dtype=np.int64)
+    _refuse_far_contradictions(conn, rows, located, assigned, leaves, codes, source)
     grid_ids: list[int | None] = [
         codes[row.grid_code][0] if row.grid_code else None for row in rows
     ]
     positioned = [
-        (i, g) for i, g in zip(has_position, assigned, strict=True) if not rows[i].grid_code
+        (i, g) for (i, _, _), g in zip(located, assigned, strict=True) if not rows[i].grid_code
     ]
     outside = 0
     for i, gid in positioned:
@@ -184,20 +190,21 @@ often falls a few metres across a border) before the two are taken to contradict
 def _refuse_far_contradictions(
     conn: psycopg.Connection,
     rows: Sequence[ResidentRow],
-    has_position: Sequence[int],
+    located: Sequence[tuple[int, float, float]],
     assigned: np.ndarray,
     leaves: LeafGrids,
     codes: dict[str, tuple[int, str]],
     source: str,
 ) -> None:
-    both = [
-        (i, int(g))
-        for i, g in zip(has_position, assigned, strict=True)
-        if rows[i].grid_code and codes[rows[i].grid_code][0] != int(g)
-    ]
+    # (row index, its position, the grid it names, the grid it lies in) where the two differ
+    both: list[tuple[int, float, float, str, int]] = []
+    for (i, lon, lat), g in zip(located, assigned, strict=True):
+        code = rows[i].grid_code
+        if code and codes[code][0] != int(g):
+            both.append((i, lon, lat, code, int(g)))
     if not both:
         return
-    named = {rows[i].grid_code for i, _ in both}
+    named = {code for _, _, _, code, _ in both}
     shapes = {
         code: shapely.from_wkb(bytes(wkb))
         for code, wkb in conn.execute(
@@ -206,9 +213,9 @@ def _refuse_far_contradictions(
     }
     conn.commit()
     problems = []
-    for i, gid in both:
+    for i, lon, lat, code, gid in both:
         row = rows[i]
-        metres = _metres_outside(shapes[row.grid_code], row.lon, row.lat)
+        metres = _metres_outside(shapes[code], lon, lat)
         if metres > CONTRADICTION_M:
             lies_in = f"grid {leaves.index.code_of(gid)}" if gid >= 0 else "no grid"
             number = row.row or i + 2
