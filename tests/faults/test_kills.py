@@ -83,7 +83,8 @@ def test_alert_engine_killed_mid_escalation(tmp_path, district_database_url):
                 30,
                 f"every alert escalated\n{rig.logs()}",
             )
-            counts = assert_webhooks_once(rig)
+            # The delivery posts one webhook at a time: one may be in flight at the kill.
+            counts = assert_webhooks_once(rig, in_flight=1)
             assert levels(url) == {"community": ALERTS}, "each escalated once"
             assert len(counts) == 2 * ALERTS, "an open and an escalation per alert"
             assert_published_once(heard, counts)
