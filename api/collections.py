@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Callable
 from dataclasses import replace
@@ -61,6 +62,7 @@ COLLECTIONS = {
     ),
 }
 COMMON_PARAMS = {"bbox", "datetime", "limit", "cursor", "f"}
+ITEMS_PATH = re.compile(r"/collections/[a-z]+/items")
 
 BBoxQ = Annotated[
     str | None, Query(description="minLon,minLat,maxLon,maxLat (WGS-84)", max_length=200)
@@ -78,6 +80,28 @@ CursorQ = Annotated[str | None, Query(max_length=512, description="from a 'next'
 GridQ = Annotated[
     str | None, Query(max_length=64, description="a grid code: that grid and all below it")
 ]
+
+
+def advertise_page_sizes(document: dict, default: int, maximum: int) -> dict:
+    """Give every layer's items operation the shared `limit` parameter with the server's
+    default and maximum page size: GDAL (and with it QGIS) sizes its pages from them, and
+    reads only a `$ref` to `#/components/parameters/limit`."""
+    document.setdefault("components", {}).setdefault("parameters", {})["limit"] = {
+        "name": "limit",
+        "in": "query",
+        "required": False,
+        "style": "form",
+        "explode": False,
+        "description": "features per page; more than the maximum gives the maximum",
+        "schema": {"type": "integer", "minimum": 1, "maximum": maximum, "default": default},
+    }
+    for path, operations in document.get("paths", {}).items():
+        if ITEMS_PATH.fullmatch(path) and "get" in operations:
+            operations["get"]["parameters"] = [
+                {"$ref": "#/components/parameters/limit"} if p.get("name") == "limit" else p
+                for p in operations["get"].get("parameters", [])
+            ]
+    return document
 
 
 def check_params(request: Request, allowed: set[str]) -> None:

@@ -1,0 +1,106 @@
+"""Clients nobody here wrote, against a real `gridwatch api` with its default limits: GDAL's
+OGC API - Features driver (what QGIS uses) reads every layer whole, OWSLib finds the layers,
+their queryables and their items, and a plain HTTP client reads the start of the alert
+stream."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+
+import httpx
+import psycopg
+import pytest
+from api_support import (
+    ApiProcess,
+    module_tokens_fixture,  # noqa: F401
+    seeded_url_fixture,  # noqa: F401
+)
+
+from gridwatch.api.collections import COLLECTIONS
+from gridwatch.settings import Settings
+
+OGR_TIMEOUT_S = 300
+
+
+@pytest.fixture(scope="module")
+def api(seeded_url, tmp_path_factory) -> Iterator[ApiProcess]:
+    """The server with the rate limits people get (no test's generous ones)."""
+    running = ApiProcess(seeded_url, tmp_path_factory.mktemp("api-clients"))
+    yield running
+    running.stop()
+
+
+def _ogr(tool: str, *args: str, token: str) -> subprocess.CompletedProcess:
+    if shutil.which(tool) is None:
+        pytest.skip(f"{tool} is not installed (Debian: apt-get install gdal-bin)")
+    env = {
+        **os.environ,
+        "GDAL_HTTP_HEADERS": f"Authorization: Bearer {token}",
+        "CPL_DEBUG": "OFF",
+    }
+    # A GDAL tool with arguments made here; no shell.
+    return subprocess.run(
+        [tool, *args], env=env, capture_output=True, text=True, timeout=OGR_TIMEOUT_S
+    )
+
+
+def _matched(api: ApiProcess, token: str) -> dict[str, int]:
+    headers = {"Authorization": f"Bearer {token}"}
+    counts = {}
+    for cid in COLLECTIONS:
+        page = httpx.get(f"{api.base}/collections/{cid}/items?limit=1", headers=headers).json()
+        counts[cid] = page["numberMatched"]
+    return counts
+
+
+def test_gdal_reads_every_layer_whole(api, module_tokens, seeded_url):
+    """`ogrinfo -so` reports every layer's count and `ogr2ogr` copies every feature of every
+    layer, paging with GDAL's own defaults, under the rate limits a token has by default."""
+    token = module_tokens.admin
+    matched = _matched(api, token)
+    with psycopg.connect(seeded_url) as conn:
+        residents = conn.execute("SELECT count(*) FROM residents").fetchone()[0]
+    assert matched["residents"] == residents >= 2000, "the sample district has its residents"
+    source = f"OAPIF:{api.base}"
+    summary = _ogr("ogrinfo", "-ro", "-al", "-so", source, token=token)
+    assert summary.returncode == 0, summary.stderr
+    assert "429" not in summary.stderr, summary.stderr
+    for cid in COLLECTIONS:
+        assert f"Layer name: {cid}" in summary.stdout, summary.stdout
+    for cid, count in matched.items():
+        copied = _ogr("ogr2ogr", "-f", "GeoJSON", "/vsistdout/", source, cid, token=token)
+        assert copied.returncode == 0, (cid, copied.stderr[-2000:])
+        assert "429" not in copied.stderr, (cid, copied.stderr[-2000:])
+        features = json.loads(copied.stdout)["features"]
+        assert len(features) == count, (cid, len(features), count)
+
+
+def _resolve(document: dict, ref: str) -> dict:
+    """A local `$ref` (`#/a/b`) of `document`."""
+    assert ref.startswith("#/"), ref
+    node = document
+    for part in ref[2:].split("/"):
+        node = node[part]
+    return node
+
+
+def test_the_openapi_document_gives_gdal_its_page_size(api):
+    """GDAL (3.8 and later) sizes its pages from the `limit` parameter the items operation
+    refers to: the schema's default and maximum, with 1000 aimed for between them."""
+    document = httpx.get(f"{api.base}/openapi.json").json()
+    default = Settings.model_fields["api_default_limit"].default
+    maximum = Settings.model_fields["api_max_limit"].default
+    for cid in COLLECTIONS:
+        parameters = document["paths"][f"/collections/{cid}/items"]["get"]["parameters"]
+        refs = [p["$ref"] for p in parameters if "limit" in p.get("$ref", "")]
+        assert len(refs) == 1, (cid, parameters)
+        limit = _resolve(document, refs[0])
+        assert limit["name"] == "limit" and limit["in"] == "query"
+        assert limit["schema"]["default"] == default
+        assert limit["schema"]["maximum"] == maximum
+        gdal_page = min(max(1000, limit["schema"]["default"]), limit["schema"]["maximum"])
+        assert gdal_page == 1000
