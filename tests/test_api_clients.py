@@ -20,7 +20,10 @@ from api_support import (
     seeded_url_fixture,  # noqa: F401
 )
 
-from gridwatch.api.collections import COLLECTIONS
+from owslib import ogcapi
+from owslib.ogcapi.features import Features
+
+from gridwatch.api.collections import COLLECTIONS, QUERYABLES_REL
 from gridwatch.settings import Settings
 
 OGR_TIMEOUT_S = 300
@@ -104,3 +107,49 @@ def test_the_openapi_document_gives_gdal_its_page_size(api):
         assert limit["schema"]["maximum"] == maximum
         gdal_page = min(max(1000, limit["schema"]["default"]), limit["schema"]["maximum"])
         assert gdal_page == 1000
+
+
+@pytest.fixture
+def owslib_features(api, module_tokens, monkeypatch):
+    """OWSLib's client of the server with the admin's token. OWSLib adds the headers given
+    to one client to a dictionary of the module: a copy stands in for it during the test."""
+    monkeypatch.setattr(ogcapi, "REQUEST_HEADERS", dict(ogcapi.REQUEST_HEADERS))
+    return Features(api.base, headers={"Authorization": f"Bearer {module_tokens.admin}"})
+
+
+def test_owslib_reads_the_layers_and_their_queryables(api, owslib_features, module_tokens):
+    """Every layer links its queryables (OGC API - Features Part 3): a JSON Schema of the
+    properties its items can be filtered by, each of which the items route takes."""
+    listed = owslib_features.collections()["collections"]
+    assert [c["id"] for c in listed] == list(COLLECTIONS)
+    for collection in listed:
+        cid = collection["id"]
+        links = [link["href"] for link in collection["links"] if link["rel"] == QUERYABLES_REL]
+        assert links == [f"{api.base}/collections/{cid}/queryables"], collection["links"]
+        schema = owslib_features.collection_queryables(cid)
+        assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
+        assert schema["$id"] == links[0]
+        assert schema["type"] == "object" and schema["additionalProperties"] is False
+        assert schema["properties"], cid
+        page = owslib_features.collection_items(cid, limit=2)
+        assert page["type"] == "FeatureCollection" and len(page["features"]) <= 2
+        for name, definition in schema["properties"].items():
+            assert definition["type"] == "string" and definition["title"], (cid, name)
+            # A queryable is a property of the features, and a filter the items route takes.
+            assert any(name in f["properties"] for f in page["features"]), (cid, name)
+            value = definition.get("enum", [None])[0] or page["features"][0]["properties"][name]
+            filtered = owslib_features.collection_items(cid, limit=5, **{name: value})
+            assert filtered["type"] == "FeatureCollection", (cid, name)
+
+
+def test_queryables_answer_like_their_collection(api, module_tokens):
+    """An unknown layer is 404, no token 401, a device token 403, as for the layer itself."""
+    headers = {"Authorization": f"Bearer {module_tokens.admin}"}
+    missing = httpx.get(f"{api.base}/collections/nope/queryables", headers=headers)
+    assert missing.status_code == 404 and "no collection" in missing.json()["reason"]
+    found = httpx.get(f"{api.base}/collections/hazards/queryables", headers=headers)
+    assert found.headers["content-type"] == "application/schema+json"
+    for path in ("/collections/hazards", "/collections/hazards/queryables"):
+        assert httpx.get(api.base + path).status_code == 401
+        device = {"Authorization": f"Bearer {module_tokens.device}"}
+        assert httpx.get(api.base + path, headers=device).status_code == 403, path
