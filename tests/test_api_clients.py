@@ -19,7 +19,6 @@ from api_support import (
     module_tokens_fixture,  # noqa: F401
     seeded_url_fixture,  # noqa: F401
 )
-
 from owslib import ogcapi
 from owslib.ogcapi.features import Features
 
