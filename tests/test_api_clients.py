@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import subprocess
 from collections.abc import Iterator
 
@@ -152,3 +153,52 @@ def test_queryables_answer_like_their_collection(api, module_tokens):
         assert httpx.get(api.base + path).status_code == 401
         device = {"Authorization": f"Bearer {module_tokens.device}"}
         assert httpx.get(api.base + path, headers=device).status_code == 403, path
+
+
+def _stream_head(api: ApiProcess, token: str, last_event_id: int | None) -> list[str]:
+    """The lines of the stream up to its first blank line, read off a plain socket."""
+    extra = f"Last-Event-ID: {last_event_id}\r\n" if last_event_id is not None else ""
+    request = (
+        f"GET /alerts/stream HTTP/1.1\r\nHost: 127.0.0.1:{api.port}\r\n"
+        f"Authorization: Bearer {token}\r\nAccept: text/event-stream\r\n{extra}"
+        "Connection: close\r\n\r\n"
+    )
+    with socket.create_connection(("127.0.0.1", api.port), timeout=10) as sock:
+        sock.sendall(request.encode())
+        received = b""
+        while b"\r\n\r\n" not in received or not _first_event_block(received):
+            chunk = sock.recv(4096)
+            assert chunk, f"the stream ended early: {received!r}"
+            received += chunk
+    head = received.partition(b"\r\n\r\n")[0]
+    assert head.startswith(b"HTTP/1.1 200"), head
+    return _first_event_block(received).decode().split("\n")
+
+
+def _first_event_block(received: bytes) -> bytes:
+    """The body's first block (up to a blank line), unchunked; empty until it is all there."""
+    _, _, body = received.partition(b"\r\n\r\n")
+    data = b""
+    while body:  # chunked transfer: size line, data, CRLF
+        size, _, rest = body.partition(b"\r\n")
+        if not rest or int(size, 16) == 0:
+            break
+        data += rest[: int(size, 16)]
+        body = rest[int(size, 16) + 2 :]
+    block, found, _ = data.partition(b"\n\n")
+    return block if found else b""
+
+
+def test_the_stream_starts_by_naming_where_it_resumes(api, module_tokens, seeded_url):
+    """The first block of the stream is the retry time and a comment naming the event the
+    stream continues after: the newest one for a new client, the Last-Event-ID it sent for
+    one that resumes. No `event:` line without data for a naive client to trip on."""
+    with psycopg.connect(seeded_url) as conn:
+        newest = conn.execute("SELECT coalesce(max(id), 0) FROM alert_events").fetchone()[0]
+    assert newest > 5, "the sample activity has alert events"
+    for last_event_id, after in ((None, newest), (3, 3), (0, 0)):
+        lines = _stream_head(api, module_tokens.admin, last_event_id)
+        assert lines[0] == "retry: 3000", lines
+        assert lines[1] == f": gridwatch alert stream, after event {after}", lines
+        assert not any(line.startswith("event:") for line in lines), lines
+        assert not any(line.startswith("data:") for line in lines), lines
