@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 from contextlib import asynccontextmanager
+from typing import Any
 
 import anyio
 from fastapi import FastAPI
@@ -135,9 +136,9 @@ def create_app(
         tile_hosts=tiles_for(settings.tiles, tianditu_key=settings.tianditu_key).hosts,
     )
 
-    def openapi() -> dict:
+    def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            collections.advertise_page_sizes(
+            app.openapi_schema = collections.advertise_page_sizes(
                 FastAPI.openapi(app), settings.api_default_limit, settings.api_max_limit
             )
         return app.openapi_schema
