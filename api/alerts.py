@@ -231,7 +231,10 @@ async def stream(
         queue = feed.subscribe()
         try:
             floor = feed.watermark
-            yield f"retry: 3000\n: gridwatch alert stream, from event {floor}\n\n".encode()
+            # A comment, never an `event:` without data: clients that parse every event
+            # line (not only complete events) have nothing to trip on.
+            after = floor if resume is None else resume
+            yield f"retry: 3000\n: gridwatch alert stream, after event {after}\n\n".encode()
             if resume is not None and resume < floor:
                 async for frames in missed(resume, floor):
                     yield frames

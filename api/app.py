@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 from contextlib import asynccontextmanager
+from typing import Any
 
 import anyio
 from fastapi import FastAPI
@@ -134,6 +135,15 @@ def create_app(
         SecurityHeaders,
         tile_hosts=tiles_for(settings.tiles, tianditu_key=settings.tianditu_key).hosts,
     )
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = collections.advertise_page_sizes(
+                FastAPI.openapi(app), settings.api_default_limit, settings.api_max_limit
+            )
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
     routers = (site, collections, reports, hazards, alerts, absences, coverage, map_pages, audit)
     for module in routers:
         app.include_router(module.router)
@@ -150,6 +160,7 @@ def rate_limits(settings: Settings) -> dict[str, TokenBuckets]:
     failures_per_min = settings.api_auth_failures_per_min
     return {
         "per_token": TokenBuckets(settings.api_rate_per_s, settings.api_rate_burst),
+        "per_page": TokenBuckets(settings.api_page_rate_per_s, settings.api_page_burst),
         "anonymous": TokenBuckets(settings.api_anonymous_rate_per_s, settings.api_anonymous_burst),
         "failures": TokenBuckets(failures_per_min / 60, max(failures_per_min, 1.0)),
     }

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Callable
 from dataclasses import replace
@@ -27,7 +28,7 @@ from gridwatch.api.hazard_rules import SEVERITIES, STATUSES
 from gridwatch.api.http_errors import BadRequest, UnknownParameter
 from gridwatch.api.params import decode_cursor, encode_cursor, parse_bbox, parse_datetime
 from gridwatch.api.privacy import coarse_bbox
-from gridwatch.api.responses import GeoJSONResponse, JSONResponse
+from gridwatch.api.responses import GeoJSONResponse, JSONResponse, JSONSchemaResponse
 from gridwatch.api.runtime import ApiState, Conn, State
 from gridwatch.errors import Forbidden, NotFound
 from gridwatch.geo.grids import LEVELS as GRID_LEVELS
@@ -61,6 +62,40 @@ COLLECTIONS = {
     ),
 }
 COMMON_PARAMS = {"bbox", "datetime", "limit", "cursor", "f"}
+QUERYABLES_REL = "http://www.opengis.net/def/rel/ogc/1.0/queryables"
+JSON_SCHEMA = "https://json-schema.org/draft/2020-12/schema"
+GRID_CODE = {
+    "type": "string",
+    "title": "Grid code",
+    "description": "a grid code: that grid and everything below it",
+}
+ALERT_LEVELS = {"type": "string", "title": "Level", "enum": ["grid", "community", "street"]}
+# The properties a layer's items can be filtered by, each a query parameter of that name.
+QUERYABLES: dict[str, dict[str, dict]] = {
+    "grids": {"level": {"type": "string", "title": "Level", "enum": list(GRID_LEVELS)}},
+    "hazards": {
+        "status": {"type": "string", "title": "Status", "enum": list(STATUSES)},
+        "severity": {"type": "string", "title": "Severity", "enum": list(SEVERITIES)},
+        "level": ALERT_LEVELS,
+        "grid": GRID_CODE,
+    },
+    "checkins": {
+        "kind": {"type": "string", "title": "Kind", "enum": ["patrol", "visit"]},
+        "grid": GRID_CODE,
+    },
+    "alerts": {
+        "status": {
+            "type": "string",
+            "title": "Status",
+            "enum": ["open", "acknowledged", "resolved"],
+        },
+        "level": ALERT_LEVELS,
+        "kind": {"type": "string", "title": "Kind", "description": "e.g. inactivity"},
+        "grid": GRID_CODE,
+    },
+    "residents": {"grid": GRID_CODE},
+}
+ITEMS_PATH = re.compile(r"/collections/[a-z]+/items")
 
 BBoxQ = Annotated[
     str | None, Query(description="minLon,minLat,maxLon,maxLat (WGS-84)", max_length=200)
@@ -78,6 +113,28 @@ CursorQ = Annotated[str | None, Query(max_length=512, description="from a 'next'
 GridQ = Annotated[
     str | None, Query(max_length=64, description="a grid code: that grid and all below it")
 ]
+
+
+def advertise_page_sizes(document: dict, default: int, maximum: int) -> dict:
+    """Give every layer's items operation the shared `limit` parameter with the server's
+    default and maximum page size: GDAL (and with it QGIS) sizes its pages from them, and
+    reads only a `$ref` to `#/components/parameters/limit`."""
+    document.setdefault("components", {}).setdefault("parameters", {})["limit"] = {
+        "name": "limit",
+        "in": "query",
+        "required": False,
+        "style": "form",
+        "explode": False,
+        "description": "features per page; more than the maximum gives the maximum",
+        "schema": {"type": "integer", "minimum": 1, "maximum": maximum, "default": default},
+    }
+    for path, operations in document.get("paths", {}).items():
+        if ITEMS_PATH.fullmatch(path) and "get" in operations:
+            operations["get"]["parameters"] = [
+                {"$ref": "#/components/parameters/limit"} if p.get("name") == "limit" else p
+                for p in operations["get"].get("parameters", [])
+            ]
+    return document
 
 
 def check_params(request: Request, allowed: set[str]) -> None:
@@ -200,6 +257,31 @@ def collection(
     return JSONResponse(_collection(request, collection_id, state.catalog(conn)))
 
 
+@router.get(
+    "/collections/{collection_id}/queryables",
+    response_class=JSONSchemaResponse,
+    summary="What a layer's items can be filtered by (OGC API - Features Part 3)",
+)
+def queryables(
+    request: Request,
+    principal: Reader,
+    collection_id: Annotated[str, Path(max_length=64)],
+):
+    """A JSON Schema of the properties the items route takes as query parameters."""
+    if collection_id not in COLLECTIONS:
+        raise NotFound(f"no collection {collection_id!r}; see /collections")
+    return JSONSchemaResponse(
+        {
+            "$schema": JSON_SCHEMA,
+            "$id": str(request.url_for("queryables", collection_id=collection_id)),
+            "type": "object",
+            "title": COLLECTIONS[collection_id][0],
+            "properties": QUERYABLES[collection_id],
+            "additionalProperties": False,
+        }
+    )
+
+
 def _collection(request: Request, cid: str, catalog: GridCatalog) -> dict:
     title, description, time_field = COLLECTIONS[cid]
     extent: dict = {"spatial": {"bbox": [list(_extent(catalog))], "crs": CRS84}}
@@ -216,6 +298,11 @@ def _collection(request: Request, cid: str, catalog: GridCatalog) -> dict:
         "links": [
             {"href": base, "rel": "self", "type": "application/json"},
             {"href": f"{base}/items", "rel": "items", "type": "application/geo+json"},
+            {
+                "href": f"{base}/queryables",
+                "rel": QUERYABLES_REL,
+                "type": "application/schema+json",
+            },
         ],
     }
 

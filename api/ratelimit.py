@@ -1,7 +1,10 @@
 """Rate limits: a token bucket per credential (bearer token or browser session), one per
 client address for requests without credentials, and one per client address for rejected
 credentials, so that guessing tokens is slow however many are tried, one after the other or
-all at once. A request over its limit gets 429 with Retry-After and the reason. Not counted:
+all at once. Following a layer's `next` links (a GET of `/collections/{id}/items` with a
+`cursor`) draws on a second, much larger bucket of the same credential: GIS clients read a
+layer whole a page at a time, which the clicking of a person never comes near. A request over
+its limit gets 429 with Retry-After and the reason. Not counted:
 /healthz (a probe must always be answered) and the static map assets; the live alert stream
 counts its connects.
 
@@ -12,8 +15,10 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import math
+import re
 import time
 from collections.abc import Callable, Hashable
+from urllib.parse import parse_qs
 
 from starlette.requests import cookie_parser
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -24,6 +29,7 @@ from gridwatch.api.guard import reject
 UNCOUNTED_PATHS = frozenset({"/healthz"})
 KNOWN_GOOD_MAX = 10_000
 UNCOUNTED_PREFIXES = ("/static/",)
+ITEMS_PATH = re.compile(r"/collections/[^/]+/items")
 
 
 class TokenBuckets:
@@ -91,12 +97,14 @@ class RateLimit:
         app: ASGIApp,
         *,
         per_token: TokenBuckets,
+        per_page: TokenBuckets,
         anonymous: TokenBuckets,
         failures: TokenBuckets,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.app = app
         self.per_token = per_token
+        self.per_page = per_page
         self.anonymous = anonymous
         self.failures = failures
         self.clock = clock
@@ -123,7 +131,9 @@ class RateLimit:
                 send, wait, "too many rejected credentials from this address; wait before trying"
             )
             return
-        if credential is not None:
+        if credential is not None and _follows_a_page(scope):
+            buckets, key, whom = self.per_page, credential, "pages followed with this token"
+        elif credential is not None:
             buckets, key, whom = self.per_token, credential, "this token"
         else:
             buckets, key, whom = (
@@ -195,6 +205,14 @@ def _credential(scope: Scope) -> bytes | None:
         if session:
             return hashlib.sha256(b"session:" + session.encode("latin-1", "replace")).digest()
     return None
+
+
+def _follows_a_page(scope: Scope) -> bool:
+    """Whether the request asks for a later page of a layer (a `next` link: it has a cursor)."""
+    if scope["method"] != "GET" or not ITEMS_PATH.fullmatch(scope.get("path", "")):
+        return False
+    query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+    return bool(query.get("cursor", [""])[0])
 
 
 def _rejected(start: Message) -> bool:

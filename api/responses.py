@@ -25,3 +25,9 @@ class GeoJSONResponse(JSONResponse):
     """RFC 7946 GeoJSON: WGS-84 longitude/latitude."""
 
     media_type = "application/geo+json"
+
+
+class JSONSchemaResponse(JSONResponse):
+    """A JSON Schema document (OGC API - Features Part 3 queryables)."""
+
+    media_type = "application/schema+json"

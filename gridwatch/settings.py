@@ -102,6 +102,14 @@ class Settings(BaseSettings):
         default=10.0, ge=0, description="sustained requests per second per token; 0: no limits"
     )
     api_rate_burst: int = Field(default=200, ge=1, description="requests a token may make at once")
+    api_page_rate_per_s: float = Field(
+        default=100.0,
+        gt=0,
+        description="sustained requests per second per token following a layer's next links",
+    )
+    api_page_burst: int = Field(
+        default=5000, ge=1, description="next-link requests a token may make at once"
+    )
     api_anonymous_rate_per_s: float = Field(
         default=2.0,
         gt=0,

@@ -4,7 +4,10 @@ one user of every role. A test module imports the `*_fixture` functions it uses.
 
 from __future__ import annotations
 
+import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -24,6 +27,7 @@ from gridwatch.api.app import create_app
 from gridwatch.api.cli import server_config
 from gridwatch.api.hazard_rules import deadlines_from_hours
 from gridwatch.settings import Settings
+from gridwatch.simulators.private_services import GridwatchProcess
 from gridwatch.store.api_sample import seed_activity
 from gridwatch.store.users import create_user
 
@@ -143,6 +147,51 @@ class ApiServer:
     def client(self, role: str | None = None, tokens: Tokens | None = None) -> httpx.Client:
         headers = tokens.header(role) if role and tokens else {}
         return httpx.Client(base_url=self.url, headers=headers, timeout=30)
+
+
+def process_env(url: str, tmp: Path, **settings: str) -> dict[str, str]:
+    """The environment of a `gridwatch` child process over database `url`: this one's,
+    without its GRIDWATCH_* settings, and `settings` (lower-case names without the prefix)."""
+    inherited = {k: v for k, v in os.environ.items() if not k.startswith("GRIDWATCH_")}
+    values = {"DATABASE_URL": url, "DATA_DIR": str(tmp), **settings}
+    return {**inherited, **{f"GRIDWATCH_{k.upper()}": v for k, v in values.items()}}
+
+
+class ApiProcess:
+    """`gridwatch api` as people run it, a child process on a free port, with `settings`
+    (the defaults for everything else); `stop()` ends it."""
+
+    def __init__(self, url: str, tmp: Path, **settings: str) -> None:
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.env = process_env(url, tmp, api_port=str(self.port), **settings)
+        self.process = GridwatchProcess(self.env, ["api"], tmp / "api.log")
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(self.base + "/healthz", timeout=2).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            if self.process.process.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"gridwatch api did not start:\n{self.process.log()[-2000:]}")
+            time.sleep(0.2)
+
+    def cli(self, *args: str) -> str:
+        """`gridwatch ARGS` with the server's settings; its output."""
+        # This interpreter running gridwatch with arguments made here; no shell.
+        done = subprocess.run(
+            [sys.executable, "-m", "gridwatch", *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
+        return done.stdout
+
+    def stop(self) -> None:
+        self.process.stop()
 
 
 # Tests make requests far faster than people do: limits that only test_api_limits reaches.

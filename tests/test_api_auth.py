@@ -157,6 +157,10 @@ WALK = {
     ("GET", "/collections/{collection_id}"): lambda c, b, u: c.get(
         "/collections/grids"
     ).raise_for_status(),
+    ("GET", "/collections/{collection_id}/queryables"): lambda c, b, u: (
+        GRID_B not in c.get("/collections/grids/queryables").raise_for_status().text
+        or pytest.fail("grid B in the queryables")
+    ),
     ("GET", "/collections/grids/items"): lambda c, b, u: (
         _missing(c.get("/collections/grids/items", params={"grid": GRID_B})),
         _no_grid_b(c.get("/collections/grids/items"), "code"),

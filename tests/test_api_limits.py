@@ -76,11 +76,14 @@ def test_keys_are_bounded_and_a_busy_key_is_kept_longest():
 
 # -- through the real app ---------------------------------------------------------------------
 
-# A token may do 3 requests at once, then one per 20 s; an address without a token 2; three
-# rejected credentials per minute.
+# A token may do 3 requests at once, then one per 20 s, and follow 6 next links at once; an
+# address without a token 2; three rejected credentials per minute.
+PAGE_BURST = 6
 TIGHT = {
     "api_rate_per_s": 0.05,
     "api_rate_burst": 3,
+    "api_page_rate_per_s": 0.05,
+    "api_page_burst": PAGE_BURST,
     "api_anonymous_rate_per_s": 0.05,
     "api_anonymous_burst": 2,
     "api_auth_failures_per_min": 3,
@@ -145,6 +148,25 @@ def _stream(client: httpx.Client, headers: dict | None = None) -> httpx.Response
         if response.status_code != 200:
             response.read()
     return response
+
+
+def test_following_next_links_has_a_budget_of_its_own(limited, connect):
+    """A GIS client reading a layer whole follows its next links: those draw on a second
+    bucket of the token, limited too, and leave the token's own bucket alone."""
+    admin = connect(limited, "admin")
+    page = admin.get("/collections/hazards/items", params={"limit": 1})
+    for _ in range(PAGE_BURST):
+        page = admin.get(_next_link(page))
+        assert page.status_code == 200, page.text
+    _too_many(admin.get(_next_link(page)), "pages followed with this token")
+    assert admin.get("/me").status_code == 200, "following pages took the token's own bucket"
+    assert admin.get("/collections/hazards/items", params={"limit": 1}).status_code == 200
+    # A cursor makes a page of a layer only: elsewhere it is just another request.
+    _too_many(admin.get("/me", params={"cursor": "x"}), "for this token")
+
+
+def _next_link(response: httpx.Response) -> str:
+    return next(link["href"] for link in response.json()["links"] if link["rel"] == "next")
 
 
 def test_guessing_tokens_on_the_stream_counts_too(limited, connect):

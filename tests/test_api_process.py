@@ -5,16 +5,12 @@ access log, and a session cookie is Secure when the request came over HTTPS."""
 from __future__ import annotations
 
 import json
-import os
 import socket
-import subprocess
-import sys
 import threading
 import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import httpx
 import psycopg
@@ -22,11 +18,10 @@ import pytest
 from api_support import (
     GRID_A,
     NOW,
-    free_port,
+    ApiProcess,
     seeded_url_fixture,  # noqa: F401
 )
 
-from gridwatch.simulators.private_services import GridwatchProcess
 from gridwatch.store.alert_store import write_event
 from gridwatch.store.users import create_user
 
@@ -34,53 +29,15 @@ HEAD_TIMEOUT_S = 3.0
 PROXY = "127.0.0.1"  # the test client stands in for a TLS-terminating proxy
 
 
-def _env(url: str, tmp: Path, **settings: str) -> dict[str, str]:
-    inherited = {k: v for k, v in os.environ.items() if not k.startswith("GRIDWATCH_")}
-    values = {"DATABASE_URL": url, "DATA_DIR": str(tmp), **settings}
-    return {**inherited, **{f"GRIDWATCH_{k.upper()}": v for k, v in values.items()}}
-
-
-class Api:
-    def __init__(self, url: str, tmp: Path) -> None:
-        self.port = free_port()
-        self.base = f"http://127.0.0.1:{self.port}"
-        self.env = _env(
-            url,
-            tmp,
-            api_port=str(self.port),
-            api_head_timeout_s=str(HEAD_TIMEOUT_S),
-            api_forwarded_allow_ips=json.dumps([PROXY]),
-            api_rate_burst="100000",
-        )
-        self.process = GridwatchProcess(self.env, ["api"], tmp / "api.log")
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(self.base + "/healthz", timeout=2).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            if self.process.process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"gridwatch api did not start:\n{self.process.log()[-2000:]}")
-            time.sleep(0.2)
-
-    def cli(self, *args: str) -> str:
-        """`gridwatch ARGS` with the server's settings; its output."""
-        # This interpreter running gridwatch with arguments made here; no shell.
-        done = subprocess.run(
-            [sys.executable, "-m", "gridwatch", *args],
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=True,
-        )
-        return done.stdout
-
-
 @pytest.fixture(scope="module")
-def api(seeded_url, tmp_path_factory) -> Iterator[Api]:
-    running = Api(seeded_url, tmp_path_factory.mktemp("api-process"))
+def api(seeded_url, tmp_path_factory) -> Iterator[ApiProcess]:
+    running = ApiProcess(
+        seeded_url,
+        tmp_path_factory.mktemp("api-process"),
+        api_head_timeout_s=str(HEAD_TIMEOUT_S),
+        api_forwarded_allow_ips=json.dumps([PROXY]),
+        api_rate_burst="100000",
+    )
     yield running
     running.process.stop()
 
@@ -206,7 +163,7 @@ def test_no_token_reaches_the_access_log(api, seeded_url):
     assert "access_token=[redacted]&f=json" in log
 
 
-def _login(api: Api, token: str, headers: dict[str, str]) -> str:
+def _login(api: ApiProcess, token: str, headers: dict[str, str]) -> str:
     answer = httpx.post(api.base + "/login", data={"token": token}, headers=headers)
     assert answer.status_code == 303, answer.text
     return answer.headers["set-cookie"].lower()
