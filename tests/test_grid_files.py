@@ -13,7 +13,7 @@ import shapely
 from shapely.geometry import LineString, MultiPolygon, Point, Polygon, box
 
 from gridwatch.errors import InputFileError
-from gridwatch.geo.crs import wgs84_to_bd09, wgs84_to_gcj02
+from gridwatch.geo.crs import to_wgs84, wgs84_to_bd09, wgs84_to_gcj02
 from gridwatch.geo.grids import GridFeature, assign_parents, read_grid_file
 
 # Three grids in Qingshan District, Baotou (WGS-84 lon/lat).
@@ -340,3 +340,71 @@ def test_the_level_field_is_read_when_no_level_is_given(tmp_path):
         f.level
         for f in read_grid_file(write_layer(tmp_path / "g.geojson", baotou_rows()), level=None)
     } == {"grid"}
+
+
+# The boundary of Qingshan District, Baotou (青山区, 150204) as DataV.GeoAtlas publishes it
+# from AMap's data, in GCJ-02: every fourth vertex or so of the published ring (48 of 200),
+# which is how district grid files drawn on AMap come.
+QINGSHAN_GCJ02 = [
+    (109.843036, 40.61765), (109.838955, 40.640019), (109.848866, 40.648732),
+    (109.8508, 40.673885), (109.855725, 40.684626), (109.866891, 40.685996),
+    (109.859962, 40.694214), (109.863811, 40.700275), (109.851613, 40.705946),
+    (109.839264, 40.732417), (109.858304, 40.730371), (109.883443, 40.740831),
+    (109.936669, 40.733209), (110.002457, 40.744259), (110.037271, 40.730785),
+    (110.091514, 40.733718), (110.090282, 40.711003), (110.072298, 40.697166),
+    (110.040195, 40.653559), (110.022679, 40.635723), (110.013099, 40.65249),
+    (109.998605, 40.653961), (109.990382, 40.645855), (109.974326, 40.649338),
+    (109.958378, 40.640867), (109.94612, 40.618472), (109.913289, 40.636034),
+    (109.883703, 40.643576), (109.898718, 40.612248), (109.91172, 40.605474),
+    (109.921908, 40.597743), (109.927159, 40.591927), (109.969832, 40.584693),
+    (109.973625, 40.568873), (109.987377, 40.557053), (109.98694, 40.532125),
+    (109.9306, 40.53097), (109.873925, 40.514528), (109.844445, 40.505408),
+    (109.8349, 40.525213), (109.852741, 40.538654), (109.853347, 40.554268),
+    (109.877447, 40.553831), (109.881127, 40.568878), (109.885995, 40.577566),
+    (109.880911, 40.59051), (109.869062, 40.597007), (109.843816, 40.604928),
+]  # fmt: skip
+
+
+def _near_the_border(ring: list[tuple[float, float]], metres: float) -> list[tuple[Point, bool]]:
+    """Points `metres` inside and outside the ring, across the middle of each edge, in the
+    ring's own coordinates, each with whether it is inside."""
+    polygon = Polygon(ring)
+    points = []
+    for (x0, y0), (x1, y1) in zip(ring, ring[1:] + ring[:1], strict=True):
+        mx, my = (x0 + x1) / 2, (y0 + y1) / 2
+        # The edge's normal in metres, turned back into degrees at this latitude.
+        dx, dy = (x1 - x0) * math.cos(math.radians(my)), y1 - y0
+        length = math.hypot(dx, dy)
+        nx, ny = -dy / length, dx / length
+        step_x = nx * metres / (111_320 * math.cos(math.radians(my)))
+        step_y = ny * metres / 110_574
+        for sign in (1, -1):
+            point = Point(mx + sign * step_x, my + sign * step_y)
+            points.append((point, polygon.contains(point)))
+    return points
+
+
+def test_a_published_gcj02_district_boundary_comes_in_where_the_district_is(tmp_path):
+    path = write_layer(
+        tmp_path / "150204.geojson",
+        [{"code": "150204", "name": "青山区", "geometry": Polygon(QINGSHAN_GCJ02)}],
+    )
+    (district,) = read_grid_file(path, level="district", source_crs="gcj02")
+    (as_labelled,) = read_grid_file(path, level="district")
+    # Exactly the inverse: each imported vertex goes back onto the published one.
+    ring = shapely.get_coordinates(district.geometry)
+    back = np.column_stack(wgs84_to_gcj02(ring[:, 0], ring[:, 1]))
+    published = {(round(x, 6), round(y, 6)) for x, y in QINGSHAN_GCJ02}
+    assert {(round(x, 6), round(y, 6)) for x, y in back} == published
+
+    # Positions 30 m either side of the border, as a phone reports them (WGS-84): with the
+    # file's coordinates taken as GCJ-02 every one lands on its side; read as the file
+    # labels them, the district is some 500 m off and many land on the wrong side.
+    wrong_with, wrong_without, points = 0, 0, _near_the_border(QINGSHAN_GCJ02, 30.0)
+    for point, inside in points:
+        phone = Point(*to_wgs84(point.x, point.y, "gcj02"))
+        wrong_with += district.geometry.contains(phone) != inside
+        wrong_without += as_labelled.geometry.contains(phone) != inside
+    assert len(points) == 96
+    assert wrong_with == 0
+    assert wrong_without > 10
