@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 
@@ -107,7 +108,10 @@ def _owntracks_other_types(tst: int) -> list[dict]:
     ]  # fmt: skip
 
 
-def test_each_ignored_message_is_counted_under_why(district_settings, start_worker, publish):
+def test_each_ignored_message_is_counted_under_why(
+    district_settings, start_worker, publish, caplog
+):
+    caplog.set_level(logging.INFO, logger="gridwatch.ingest.worker")
     s = district_settings
     tst = int(time.time()) - 120
     running = start_worker(s)
@@ -130,3 +134,6 @@ def test_each_ignored_message_is_counted_under_why(district_settings, start_work
     assert running.stats.ignored == sent
     assert count_rows(s.database_url, "dead_letters") == 0
     assert count_rows(s.database_url, "patrol_checkins") == 0
+    running.stop()  # the worker's last report line says what it ignored, and why
+    report = [r.getMessage() for r in caplog.records if r.getMessage().startswith("ingest:")]
+    assert f"{sent} ignored {{'owntracks lwt': 2, " in report[-1]
