@@ -18,14 +18,15 @@ from gridwatch.api.features import feature, geometry_json
 from gridwatch.api.http_errors import BadRequest
 from gridwatch.api.responses import GeoJSONResponse, JSONResponse
 from gridwatch.api.runtime import ApiState, Conn, State
-from gridwatch.maps.coverage import GridCoverage, Patrol, grid_coverage, split_patrols
-from gridwatch.store.api_layers import (
-    GridCatalog,
-    VisitCounts,
-    local_day_bounds,
-    track_points,
-    visit_counts,
+from gridwatch.maps.coverage import (
+    GridCoverage,
+    Patrol,
+    grid_coverage,
+    low_accuracy,
+    split_patrols,
 )
+from gridwatch.store.api_layers import GridCatalog, VisitCounts, local_day_bounds, visit_counts
+from gridwatch.store.tracks import track_points
 from gridwatch.store.users import Principal
 
 router = APIRouter(tags=["patrol coverage"])
@@ -70,7 +71,9 @@ class CoverageCache:
         )
         visits_version = conn.execute("SELECT count(*), max(updated_at) FROM residents").fetchone()
         catalog = state.catalog(conn)
-        key = (day, version, tuple(visits_version), catalog.version, state.settings.patrol_gap_min)
+        s = state.settings
+        rules = (s.patrol_gap_min, s.patrol_buffer_m, s.owntracks_max_accuracy_m)
+        key = (day, version, tuple(visits_version), catalog.version, rules)
         with self._lock:
             if key in self._days:
                 self._days.move_to_end(key)
@@ -85,7 +88,9 @@ class CoverageCache:
 
 def compute_day(conn, state: ApiState, catalog: GridCatalog, day: date) -> DayCoverage:
     start, end = local_day_bounds(day, state.zone)
-    points = track_points(conn, start=start, end=end)
+    found = track_points(conn, start=start, end=end)
+    # A fix too coarse to say where the worker walked is stored and shown, but no coverage.
+    points = found.only(~low_accuracy(found.accuracy_m, state.settings.owntracks_max_accuracy_m))
     patrols = split_patrols(
         points.worker,
         points.t,
@@ -111,8 +116,7 @@ def rows_for(catalog: GridCatalog, cover: DayCoverage, grid_ids: list[int]) -> l
     for grid_id in grid_ids:
         leaves = [g for g in catalog.subtree(grid_id) if g in cover.leaves]
         area = sum(catalog.by_id[g].area_m2 for g in leaves) or 1.0
-        visits = [cover.visits.get(g) for g in catalog.subtree(grid_id)]
-        visits = [v for v in visits if v is not None]
+        visits = [cover.visits[g] for g in catalog.subtree(grid_id) if g in cover.visits]
         rows.append(
             CoverageRow(
                 grid_id,
@@ -217,7 +221,8 @@ def tracks(
     check_params(request, {"date", "grid"})
     day = parse_day(date_, state)
     catalog = state.catalog(conn)
-    under = set(subtree_ids(catalog, principal, grid)) if grid else None
+    below = subtree_ids(catalog, principal, grid) if grid else None
+    under = None if below is None else set(below)
     cover = state.coverage.get(conn, state, day)
     features = [
         feature(

@@ -38,9 +38,10 @@ import orjson
 import psycopg
 from psycopg import sql
 
-from gridwatch.ingest.payload import InvalidPayload, ParseContext
+from gridwatch.ingest.payload import ParseContext
 from gridwatch.ingest.topics import TopicRouter
-from gridwatch.ingest.writer import BatchWriter, Message
+from gridwatch.ingest.worker import parse_message
+from gridwatch.ingest.writer import BatchWriter
 from gridwatch.sample import load_sample_district
 from gridwatch.simulators.cli import sample_district
 from gridwatch.simulators.faults import FaultRates
@@ -93,11 +94,8 @@ def write_day(url: str, scenario: Scenario) -> Counter:
             messages = []
             for _at, topic, payload in batch:
                 kinds[topic.split("/")[1] if topic.startswith("gw/") else "owntracks"] += 1
-                try:
-                    reading = router.parse(topic, payload, ParseContext(step_end, ZONE))
-                    messages.append(Message(topic, payload, step_end, reading))
-                except InvalidPayload as exc:
-                    messages.append(Message(topic, payload, step_end, reason=str(exc)))
+                ctx = ParseContext(step_end, ZONE)
+                messages.append(parse_message(router, topic, payload, ctx))
             if messages:
                 writer.write(messages)
                 conn.commit()

@@ -148,6 +148,12 @@ class Settings(BaseSettings):
     patrol_buffer_m: float = Field(
         default=50.0, gt=0, description="a track covers the grid area within this distance"
     )
+    owntracks_max_accuracy_m: float = Field(
+        default=200.0,
+        gt=0,
+        description="a check-in whose accuracy (OwnTracks acc, gw accuracy_m) is worse than "
+        "this many metres is kept, flagged low_accuracy, and not counted as patrol coverage",
+    )
     visit_every_days: int = Field(
         default=7, ge=1, description="a resident is due a home visit after this many days"
     )

@@ -38,8 +38,9 @@ class TopicRouter:
         self._prefix = prefix
         self._owntracks = owntracks_base
 
-    def parse(self, topic: str, payload: bytes, ctx: ParseContext) -> Reading | None:
-        """Parse a message by its topic; None for messages that are ignored on purpose."""
+    def parse(self, topic: str, payload: bytes, ctx: ParseContext) -> Reading:
+        """Parse a message by its topic; raises InvalidPayload for bad input and Ignored for
+        a message ignored on purpose."""
         # The prefix may span several levels ("city/district7"), so it is matched as text.
         if topic.startswith(self._prefix + "/"):
             levels = topic[len(self._prefix) + 1 :].split("/")

@@ -39,9 +39,9 @@ from gridwatch.ingest.mqtt import (
     new_client,
     probe_protocol,
 )
-from gridwatch.ingest.payload import InvalidPayload, ParseContext, UnknownTime
+from gridwatch.ingest.payload import Ignored, InvalidPayload, ParseContext
 from gridwatch.ingest.topics import TopicRouter, subscriptions
-from gridwatch.ingest.writer import BatchWriter, Message, WriteResult
+from gridwatch.ingest.writer import BatchWriter, Message, WriteResult, add_counts
 from gridwatch.settings import Settings
 from gridwatch.store.db import connect, describe_url, is_outage
 from gridwatch.store.migrate import read_meta
@@ -50,6 +50,7 @@ log = logging.getLogger(__name__)
 
 _MAX_PENDING = 200_000  # received but not yet written; past this the network thread waits
 RETRY_MAX_S = 1.0  # longest wait between two attempts to write a batch
+EMPTY = "empty (retained clear)"  # why an empty message is ignored
 
 # A message as the network thread hands it over: topic (bytes when not UTF-8), payload,
 # packet id, QoS, connection generation, arrival (epoch seconds), retained. A plain tuple:
@@ -63,19 +64,22 @@ class IngestStats:
     stored: int = 0
     duplicates: int = 0
     dead_letters: int = 0
-    ignored: int = 0
     acked: int = 0
     batches: int = 0
     db_failures: int = 0
     by_kind: dict[str, int] = field(default_factory=dict)
+    ignored_by: dict[str, int] = field(default_factory=dict)  # per reason: "owntracks lwt", …
+
+    @property
+    def ignored(self) -> int:
+        return sum(self.ignored_by.values())
 
     def add(self, result: WriteResult) -> None:
-        for kind, count in result.stored.items():
-            self.by_kind[kind] = self.by_kind.get(kind, 0) + count
-            self.stored += count
+        add_counts(self.by_kind, result.stored)
+        self.stored += sum(result.stored.values())
         self.duplicates += result.duplicates
         self.dead_letters += result.dead_letters
-        self.ignored += result.ignored
+        add_counts(self.ignored_by, result.ignored_by)
 
 
 class IngestWorker:
@@ -389,12 +393,15 @@ class IngestWorker:
     def _report(self) -> None:
         st = self.stats
         log.info(
-            "ingest: %d received, %d stored %s, %d duplicates, %d dead letters, %d pending",
+            "ingest: %d received, %d stored %s, %d duplicates, %d dead letters, "
+            "%d ignored %s, %d pending",
             st.received,
             st.stored,
             st.by_kind,
             st.duplicates,
             st.dead_letters,
+            st.ignored,
+            st.ignored_by,
             len(self._inbox),
         )
 
@@ -415,8 +422,8 @@ def topic_of(message: mqtt.MQTTMessage) -> str | bytes:
 def parse_message(
     router: TopicRouter, topic: str | bytes, payload: bytes, ctx: ParseContext
 ) -> Message:
-    """What parsing makes of one message: a reading, None (ignored: a clear, a retained copy
-    without its device time, a kind not stored) or a dead letter's reason."""
+    """What parsing makes of one message: a reading, a dead letter's reason, or why it is
+    ignored (a clear, a retained copy without its device time, an OwnTracks type not stored)."""
     received_at = ctx.received_at
     if isinstance(topic, bytes):
         shown = topic.decode("utf-8", "backslashreplace")
@@ -424,13 +431,13 @@ def parse_message(
     if not payload:
         # How MQTT clears a retained message; brokers pass the clear on to subscribers
         # without the retain flag, so every empty message is taken for one. No reading.
-        return Message(topic, payload, received_at)
+        return Message(topic, payload, received_at, ignored=EMPTY)
     try:
         return Message(topic, payload, received_at, router.parse(topic, payload, ctx))
     except InvalidPayload as exc:
         return Message(topic, payload, received_at, reason=str(exc))
-    except UnknownTime:
-        return Message(topic, payload, received_at)
+    except Ignored as exc:
+        return Message(topic, payload, received_at, ignored=str(exc))
     except Exception as exc:  # a parser bug must not take the worker down
         log.exception("parser failed on a message on %r", topic)
         reason = f"internal parser error: {type(exc).__name__}: {first_line(exc)[:200]}"

@@ -42,15 +42,26 @@ Dead = tuple["Message", str]  # a message that is a dead letter, and why
 _R = TypeVar("_R", MeterReading, SensorEvent, PatrolCheckin, HazardReport)
 
 
+UNEXPLAINED = "ignored without a reason"  # a Message made with neither reading nor reason
+
+
 @dataclass(slots=True)
 class Message:
-    """One received message and what parsing made of it: a reading, None (ignored), or why not."""
+    """One received message and what parsing made of it: a reading, why it is a dead letter
+    (`reason`), or why it is ignored on purpose (`ignored`)."""
 
     topic: str
     payload: bytes
     received_at: datetime
     reading: Reading | None = None
     reason: str | None = None
+    ignored: str | None = None
+
+
+def add_counts(into: dict[str, int], counts: dict[str, int]) -> None:
+    """Add per-key counts into a running total."""
+    for key, count in counts.items():
+        into[key] = into.get(key, 0) + count
 
 
 @dataclass(slots=True)
@@ -58,14 +69,17 @@ class WriteResult:
     stored: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     duplicates: int = 0
     dead_letters: int = 0
-    ignored: int = 0
+    ignored_by: dict[str, int] = field(default_factory=dict)  # per reason
+
+    @property
+    def ignored(self) -> int:
+        return sum(self.ignored_by.values())
 
     def add(self, other: WriteResult) -> None:
-        for kind, count in other.stored.items():
-            self.stored[kind] += count
+        add_counts(self.stored, other.stored)
         self.duplicates += other.duplicates
         self.dead_letters += other.dead_letters
-        self.ignored += other.ignored
+        add_counts(self.ignored_by, other.ignored_by)
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,7 +250,8 @@ class BatchWriter:
             if message.reason is not None:
                 dead.append((message, message.reason))
             elif message.reading is None:
-                result.ignored += 1
+                why = message.ignored or UNEXPLAINED
+                result.ignored_by[why] = result.ignored_by.get(why, 0) + 1
             else:
                 by_type[type(message.reading)].append(message)
 

@@ -1,5 +1,6 @@
 """Patrol coverage (每日双巡): patrols cut from track points, and the share of each grid's
-area within reach of the tracks, measured in metres on a local projection.
+area within reach of the tracks, measured in metres on a local projection. A fix less
+accurate than the setting is no evidence of where the worker walked: it is left out.
 
 Pure: arrays and shapely geometries in, numbers and geometries out.
 """
@@ -11,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import shapely
+from numpy.typing import ArrayLike
 from pyproj import Transformer
 from shapely.geometry import LineString, Point
 from shapely.geometry.base import BaseGeometry
@@ -19,6 +21,14 @@ CHUNK_SEGMENTS = 8
 MIN_POINTS_IN_GRID = 3
 """A patrol counts for a grid when at least this many of its points lie in it (a walk that
 grazes a neighbour's corner on the way is not a patrol of that grid)."""
+
+
+def low_accuracy(accuracy_m: ArrayLike, max_accuracy_m: float) -> np.ndarray:
+    """Which fixes are less accurate than `max_accuracy_m` metres (GRIDWATCH_OWNTRACKS_MAX_
+    ACCURACY_M): kept and shown, flagged `low_accuracy`, never counted as coverage. The one
+    rule for OwnTracks `acc` and gw `accuracy_m` alike; an unknown accuracy (None, NaN) is
+    not low, as OwnTracks leaves `acc` out when it is 0."""
+    return np.asarray(accuracy_m, dtype=float) > max_accuracy_m
 
 
 @dataclass(frozen=True, slots=True)

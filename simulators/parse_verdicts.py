@@ -1,5 +1,5 @@
 """What the parsers must make of any message, however hostile: a valid frozen model of its
-kind that PostgreSQL can store, None for an OwnTracks message ignored on purpose, or a
+kind that PostgreSQL can store, Ignored for an OwnTracks message ignored on purpose, or a
 refusal (InvalidPayload) with a reason fit for a dead letter. Shared by the fuzz tests and
 `bench/fuzz.py`."""
 
@@ -11,11 +11,17 @@ import uuid
 from datetime import timedelta
 from typing import NamedTuple
 
-from gridwatch.ingest import hazard, patrol, sensor
+from gridwatch.ingest import hazard, owntracks, patrol, sensor
 from gridwatch.ingest.hazard import HazardReport
 from gridwatch.ingest.meter import MeterReading
 from gridwatch.ingest.patrol import PatrolCheckin
-from gridwatch.ingest.payload import EARLIEST, MAX_ID_LENGTH, InvalidPayload, ParseContext
+from gridwatch.ingest.payload import (
+    EARLIEST,
+    MAX_ID_LENGTH,
+    Ignored,
+    InvalidPayload,
+    ParseContext,
+)
 from gridwatch.ingest.sensor import SensorEvent
 from gridwatch.ingest.topics import TopicRouter
 
@@ -63,8 +69,6 @@ def is_storable(text: str) -> bool:
 
 def reading_problem(reading: object, kind: str, ctx: ParseContext) -> str | None:
     """Why a parsed reading is not a valid, storable model of its kind (None when it is)."""
-    if reading is None:
-        return None if kind == "owntracks" else "None for a kind that is never ignored"
     model = MODEL_OF[kind]
     if type(reading) is not model:
         return f"a {type(reading).__name__}, expected a {model.__name__}"
@@ -124,6 +128,15 @@ def reading_problem(reading: object, kind: str, ctx: ParseContext) -> str | None
     return None
 
 
+def ignored_problem(reason: str, kind: str) -> str | None:
+    """Why ignoring a message is wrong (None when it is right): only OwnTracks types other
+    than location are ignored by the parsers, each under a reason of a fixed few."""
+    if kind != "owntracks":
+        return "ignored, a kind that is never ignored"
+    known = {f"owntracks {t}" for t in (*owntracks.OTHER_TYPES, "unknown _type")}
+    return None if reason in known else f"ignored for a reason not of the fixed few: {reason!r:.80}"
+
+
 def reason_problem(reason: str) -> str | None:
     """Why a refusal's reason is no good as a dead letter's (None when it is)."""
     if not reason.strip():
@@ -154,7 +167,8 @@ def verdict(
         reading = router.parse(topic, payload, ctx)
     except InvalidPayload as exc:
         return Verdict("refused", None, reason_problem(str(exc)))
+    except Ignored as exc:
+        return Verdict("ignored", None, ignored_problem(str(exc), kind))
     except Exception as exc:  # what the fuzzing exists to catch
         return Verdict("escaped", None, f"{type(exc).__name__}: {exc!s:.200}")
-    state = "ignored" if reading is None else "parsed"
-    return Verdict(state, reading, reading_problem(reading, kind, ctx))
+    return Verdict("parsed", reading, reading_problem(reading, kind, ctx))

@@ -33,9 +33,10 @@ from gridwatch.alerts.rules import (
     no_activity_deadline,
     window_on,
 )
-from gridwatch.ingest.payload import InvalidPayload, ParseContext
+from gridwatch.ingest.payload import ParseContext
 from gridwatch.ingest.topics import TopicRouter
-from gridwatch.ingest.writer import BatchWriter, Message
+from gridwatch.ingest.worker import parse_message
+from gridwatch.ingest.writer import BatchWriter
 from gridwatch.sample import load_sample_district
 from gridwatch.simulators.faults import Absence, Fall, FaultRates, MeterOutage, Sos
 from gridwatch.simulators.scenario import Scenario
@@ -167,11 +168,7 @@ def _write(writer: BatchWriter, router: TopicRouter, batch, step_end: datetime, 
         return 0
     messages = []
     for _sim_time, topic, payload in batch:
-        ctx = ParseContext(step_end, zone)
-        try:
-            messages.append(Message(topic, payload, step_end, router.parse(topic, payload, ctx)))
-        except InvalidPayload as exc:
-            messages.append(Message(topic, payload, step_end, reason=str(exc)))
+        messages.append(parse_message(router, topic, payload, ParseContext(step_end, zone)))
     writer.write(messages)
     writer.conn.commit()
     return len(messages)

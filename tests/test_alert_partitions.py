@@ -50,8 +50,9 @@ from gridwatch.alerts.lifecycle import Escalate, Open
 from gridwatch.alerts.partition import Partition, partition_key, partition_of
 from gridwatch.alerts.rules import SOS
 from gridwatch.cli import main
-from gridwatch.ingest.payload import InvalidPayload, ParseContext
+from gridwatch.ingest.payload import ParseContext
 from gridwatch.ingest.topics import TopicRouter
+from gridwatch.ingest.worker import parse_message
 from gridwatch.ingest.writer import BatchWriter, Message
 from gridwatch.sample import load_sample_district
 from gridwatch.simulators.faults import FaultRates
@@ -256,11 +257,7 @@ def parsed(batch, received_at: datetime) -> list[Message]:
     router = TopicRouter("gw")
     messages = []
     for _at, topic, payload in batch:
-        try:
-            reading = router.parse(topic, payload, ParseContext(received_at, ZONE))
-            messages.append(Message(topic, payload, received_at, reading))
-        except InvalidPayload as exc:
-            messages.append(Message(topic, payload, received_at, reason=str(exc)))
+        messages.append(parse_message(router, topic, payload, ParseContext(received_at, ZONE)))
     return messages
 
 

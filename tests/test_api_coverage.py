@@ -3,6 +3,8 @@ metres, home visits against residents due one; as pure functions and over the AP
 
 from __future__ import annotations
 
+from datetime import datetime, time, timedelta
+
 import numpy as np
 import pytest
 import shapely
@@ -10,15 +12,18 @@ from api_support import (
     GRID_A,
     GRID_B,
     NOW,
+    SHANGHAI,
     http_fixture,  # noqa: F401
     module_server_fixture,  # noqa: F401
     module_tokens_fixture,  # noqa: F401
     reason,
     seeded_url_fixture,  # noqa: F401
 )
-from shapely.geometry import MultiPolygon, Polygon
+from conftest import count_rows, make_settings, wait_for
+from shapely.geometry import MultiPolygon, Point, Polygon
 
-from gridwatch.maps.coverage import covered_area, grid_coverage, split_patrols
+from gridwatch.maps.coverage import covered_area, grid_coverage, low_accuracy, split_patrols
+from gridwatch.simulators.district import build_sample_district
 
 LON0, LAT0 = 109.905, 40.65
 M_PER_DEG_LAT = 111_047.0
@@ -121,3 +126,77 @@ def test_a_day_out_of_range_is_refused_with_the_reason(http, path, day):
     response = http["admin"].get(path, params={"date": day})
     assert response.status_code == 422, (path, day, response.status_code)
     assert day in reason(response) and "YYYY-MM-DD" in reason(response)
+
+
+def test_low_accuracy_is_worse_than_the_limit_and_unknown_is_not():
+    flags = low_accuracy([None, float("nan"), 0.0, 35.0, 200.0, 200.5, 5000.0], 200.0)
+    assert flags.tolist() == [False, False, False, False, False, True, True]
+    assert bool(low_accuracy(350, 200.0)) and not bool(low_accuracy(None, 200.0))
+
+
+def _android(user: str, p: Point, tst: int, acc: int) -> tuple[str, dict]:
+    """A location as OwnTracks for Android publishes it (fields gridwatch ignores included)."""
+    return "phone", {
+        "_type": "location", "_id": "8c1f2a7e", "acc": acc, "alt": 1052, "batt": 78, "bs": 1,
+        "conn": "m", "created_at": tst + 1, "lat": round(p.y, 7), "lon": round(p.x, 7), "m": 1,
+        "t": "p", "tid": user[-2:], "tst": tst, "vac": 12, "vel": 4,
+        "topic": f"owntracks/{user}/phone",
+    }  # fmt: skip
+
+
+def _ios(user: str, p: Point, tst: int, acc: int) -> tuple[str, dict]:
+    """A location as OwnTracks for iOS publishes it."""
+    return "iPhone", {
+        "_type": "location", "BSSID": "a4:2b:b0:11:22:33", "SSID": "CMCC-5G", "acc": acc,
+        "alt": 1050, "batt": 64, "bs": 2, "cog": 90, "conn": "w", "created_at": tst,
+        "inregions": ["居委会"], "inrids": ["5f3a9c"], "lat": p.y, "lon": p.x, "m": 2, "p": 89.7,
+        "t": "u", "tid": user[-2:], "topic": f"owntracks/{user}/iPhone", "tst": tst, "vac": 10,
+        "vel": 1,
+    }  # fmt: skip
+
+
+def test_fixes_worse_than_the_accuracy_limit_are_stored_but_are_no_coverage(
+    http, seeded_url, mqtt_url, start_worker, publish, tmp_path
+):
+    settings = make_settings(tmp_path, seeded_url, mqtt_url)
+    prefix, owntracks = settings.topic_prefix, f"ot{settings.topic_prefix}"
+    settings = settings.model_copy(update={"owntracks_topic": owntracks})
+    assert settings.owntracks_max_accuracy_m == 200.0
+    running = start_worker(settings)
+    grid = next(g for g in build_sample_district().grids if g.code == GRID_B)
+    start = grid.geometry.representative_point()
+    walk = [Point(start.x + 0.00002 * k, start.y) for k in range(20)]
+    walk = [p for p in walk if grid.geometry.contains(p)]
+    assert len(walk) >= 10
+    # A day of its own, well inside the ingest window and away from the sample day.
+    day = datetime.now(SHANGHAI).date() - timedelta(days=3)
+    day = day - timedelta(days=1) if day == NOW.date() else day
+    t0 = int(datetime.combine(day, time(10), SHANGHAI).timestamp())
+
+    def gw_app(user: str, p: Point, tst: int, acc: int) -> tuple[str, dict]:
+        return "", {"ts": tst, "lat": p.y, "lon": p.x, "accuracy_m": acc}
+
+    def patrol(app, user: str, acc: int) -> None:
+        stored = running.stats.stored + len(walk)
+        for n, p in enumerate(walk):
+            device, body = app(user, p, t0 + 30 * n, acc)
+            topic = f"{owntracks}/{user}/{device}" if device else f"{prefix}/patrol/{user}"
+            publish(topic, body)
+        publish.flush()
+        wait_for(lambda: running.stats.stored >= stored, what=f"{stored} check-ins stored")
+
+    def grid_b() -> dict:
+        items = http["admin"].get("/coverage", params={"date": day.isoformat()}).json()["items"]
+        return next(item for item in items if item["grid"] == GRID_B)
+
+    # Android, iOS and the gw app, each a whole patrol of fixes 350 m wide: one rule for all.
+    for app, user in ((_android, "W-LOW-A"), (_ios, "W-LOW-I"), (gw_app, "W-LOW-G")):
+        patrol(app, user, 350)
+    stored = count_rows(seeded_url, "patrol_checkins", "worker_id LIKE %s AND accuracy_m = 350",
+                        ("W-LOW-%",))  # fmt: skip
+    assert stored == 3 * len(walk), "kept, not dropped"
+    assert (grid_b()["patrols"], grid_b()["covered_share"], grid_b()["track_m"]) == (0, 0.0, 0.0)
+
+    patrol(_ios, "W-GOOD", 200)  # at the limit: counted
+    counted = grid_b()
+    assert counted["patrols"] == 1 and counted["covered_share"] > 0 and counted["track_m"] > 0

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import time
 import uuid
 
 import psycopg
@@ -77,3 +79,61 @@ def test_every_kind_is_stored_with_its_grid(district, district_settings, start_w
                       (hazard_id,)) == 1  # fmt: skip
     assert running.stats.ignored == 1
     assert count_rows(url, "dead_letters") == 0
+
+
+def _owntracks_other_types(tst: int) -> list[dict]:
+    """Each OwnTracks `_type` gridwatch does not store, shaped as the apps send it (the
+    booklet's JSON format), once each; `lwt` twice (the broker publishes the will of each
+    ungraceful disconnect)."""
+    waypoint = {"_type": "waypoint", "desc": "居委会", "lat": 40.651, "lon": 109.905,
+                "rad": 100, "tst": tst - 86400, "rid": "5f3a9c"}  # fmt: skip
+    return [
+        {"_type": "lwt", "tst": tst - 600},
+        {"_type": "lwt", "tst": tst - 60},
+        {"_type": "transition", "wtst": tst - 86400, "lat": 40.651, "lon": 109.905,
+         "tst": tst, "acc": 14, "tid": "W5", "event": "enter", "desc": "居委会", "t": "c",
+         "rid": "5f3a9c"},
+        waypoint,
+        {"_type": "waypoints", "waypoints": [waypoint]},
+        {"_type": "card", "name": "王丽", "face": "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAf",
+         "tid": "W5"},
+        {"_type": "status", "android": {"wifi": 1, "ps": 0, "bo": 1, "loc": 0, "hib": 0}},
+        {"_type": "cmd", "action": "reportLocation"},
+        {"_type": "steps", "tst": tst, "steps": 4312, "from": tst - 3600, "to": tst},
+        {"_type": "beacon", "desc": "门禁", "uuid": "CA271EAE-5FA8-4E80-8F08-2A302A95A959",
+         "major": 1, "minor": 2, "tst": tst, "acc": 3, "rssi": -60, "prox": 1},
+        {"_type": "configuration", "mode": 0, "host": "broker.example", "port": 8883},
+        {"_type": "request", "request": "tour"},
+        {"_type": "location-v2", "lat": 40.651, "lon": 109.905, "tst": tst},
+    ]  # fmt: skip
+
+
+def test_each_ignored_message_is_counted_under_why(
+    district_settings, start_worker, publish, caplog
+):
+    caplog.set_level(logging.INFO, logger="gridwatch.ingest.worker")
+    s = district_settings
+    tst = int(time.time()) - 120
+    running = start_worker(s)
+    others = _owntracks_other_types(tst)
+    for payload in others:
+        publish(f"{s.owntracks_topic}/W-5/phone", payload)
+    publish(f"{s.topic_prefix}/sensor/S-5", b"")  # how MQTT clears a retained message
+    publish(f"{s.owntracks_topic}/W-5/phone", b"")
+    publish.flush()
+    sent = len(others) + 2
+    wait_for(lambda: running.stats.received >= sent, what=f"{sent} messages ingested")
+
+    kinds = ("transition", "waypoint", "waypoints", "card", "status", "cmd", "steps", "beacon")
+    assert running.stats.ignored_by == {
+        "owntracks lwt": 2,
+        **{f"owntracks {kind}": 1 for kind in (*kinds, "configuration", "request")},
+        "owntracks unknown _type": 1,
+        "empty (retained clear)": 2,
+    }
+    assert running.stats.ignored == sent
+    assert count_rows(s.database_url, "dead_letters") == 0
+    assert count_rows(s.database_url, "patrol_checkins") == 0
+    running.stop()  # the worker's last report line says what it ignored, and why
+    report = [r.getMessage() for r in caplog.records if r.getMessage().startswith("ingest:")]
+    assert f"{sent} ignored {{'owntracks lwt': 2, " in report[-1]
