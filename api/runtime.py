@@ -104,18 +104,18 @@ class ApiState:
 
     def catalog(self, conn: psycopg.Connection) -> GridCatalog:
         """Every grid with its shape; reloaded when the grids table changes."""
-        self._refresh_grids(conn)
-        return self._catalog
+        return self._refresh_grids(conn)
 
     def leaf_index(self, conn: psycopg.Connection) -> GridIndex:
         """The same point→grid index the ingest writer uses (leaf grids, smallest code wins)."""
         self._refresh_grids(conn)
         return self._leaves.index
 
-    def _refresh_grids(self, conn: psycopg.Connection, *, now: bool = False) -> None:
+    def _refresh_grids(self, conn: psycopg.Connection, *, now: bool = False) -> GridCatalog:
+        """The catalog, checked against the grids table every GRIDS_RECHECK_S (`now`: now)."""
         recent = time.monotonic() - self._grids_checked < GRIDS_RECHECK_S
         if self._catalog is not None and recent and not now:
-            return
+            return self._catalog
         version = grids_version(conn)
         with self._lock:
             if self._catalog is None or self._catalog.version != version:
@@ -123,6 +123,7 @@ class ApiState:
                 self._leaves = load_leaf_grids(conn)
                 log.info("grids loaded: %d", len(self._catalog.grids))
             self._grids_checked = time.monotonic()
+            return self._catalog
 
     def grid_counts(self, conn: psycopg.Connection, start: datetime, end: datetime):
         """Live counts per grid (check-ins in [start, end)), shared between the requests of
@@ -181,8 +182,8 @@ class ApiState:
     def _read_grid_layer(
         self, conn: psycopg.Connection, start: datetime, end: datetime, encode, *, kept: bool
     ) -> GridLayer:
-        self._refresh_grids(conn, now=kept)  # kept: the grids as of the key, not 2 s older
-        catalog = self._catalog
+        # Kept: the grids as of the key, not as of up to GRIDS_RECHECK_S before it.
+        catalog = self._refresh_grids(conn, now=kept)
         now = self.now()
         counts = grid_counts(conn, catalog, now=now, checkins_from=start, checkins_until=end)
         ordered = tuple(sorted(catalog.grids, key=lambda g: (_LEVEL_ORDER[g.level], g.code)))
