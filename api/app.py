@@ -40,6 +40,7 @@ from gridwatch.api.stream import AlertFeed
 from gridwatch.errors import ServiceUnavailable
 from gridwatch.maps.tiles import tiles_for
 from gridwatch.settings import Settings
+from gridwatch.store.changes import ChangeWatcher
 from gridwatch.store.db import describe_url
 from gridwatch.store.hazards import apply_escalations, open_hazard_clocks
 
@@ -89,6 +90,8 @@ def create_app(
         state.db_limiter = anyio.CapacityLimiter(settings.api_pool_size)
         state.coverage = coverage.CoverageCache()
         state.feed = AlertFeed(pool, poll_s=feed_poll_s)
+        state.changes = ChangeWatcher(database_url)
+        await anyio.to_thread.run_sync(state.changes.start)
         app.state.gw = state
         await state.feed.start()
         stop = threading.Event()
@@ -100,6 +103,7 @@ def create_app(
             yield
         finally:
             stop.set()
+            await anyio.to_thread.run_sync(state.changes.stop)
             await state.feed.stop()
             job.join(timeout=10)
             pool.close()

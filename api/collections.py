@@ -10,6 +10,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 
+import anyio
 import shapely
 from fastapi import APIRouter, Path, Query, Request
 
@@ -26,14 +27,15 @@ from gridwatch.api.features import (
 )
 from gridwatch.api.hazard_rules import SEVERITIES, STATUSES
 from gridwatch.api.http_errors import BadRequest, UnknownParameter
+from gridwatch.api.layer_cache import Body, GridLayer, conditional, feature_collection
 from gridwatch.api.params import decode_cursor, encode_cursor, parse_bbox, parse_datetime
 from gridwatch.api.privacy import coarse_bbox
-from gridwatch.api.responses import GeoJSONResponse, JSONResponse, JSONSchemaResponse
+from gridwatch.api.responses import GeoJSONResponse, JSONResponse, JSONSchemaResponse, dumps
 from gridwatch.api.runtime import ApiState, Conn, State
 from gridwatch.errors import Forbidden, NotFound
 from gridwatch.geo.grids import LEVELS as GRID_LEVELS
 from gridwatch.store import api_layers
-from gridwatch.store.api_layers import Filters, GridCatalog
+from gridwatch.store.api_layers import Filters, GridCatalog, GridCounts, GridRecord
 from gridwatch.store.hazards import get_hazard, hazard_events
 from gridwatch.store.users import Principal
 
@@ -162,6 +164,19 @@ def subtree_ids(catalog: GridCatalog, principal: Principal, code: str | None) ->
 def items_response(
     request: Request, features: list, matched: int, next_cursor: str | None, collection: str
 ):
+    return GeoJSONResponse(
+        {
+            "type": "FeatureCollection",
+            "features": features,
+            "numberMatched": matched,
+            "numberReturned": len(features),
+            "timeStamp": request.app.state.gw.now(),
+            "links": _items_links(request, next_cursor, collection),
+        }
+    )
+
+
+def _items_links(request: Request, next_cursor: str | None, collection: str) -> list[dict]:
     links = [
         {"href": str(request.url), "rel": "self", "type": "application/geo+json"},
         {
@@ -178,16 +193,7 @@ def items_response(
                 "type": "application/geo+json",
             }
         )
-    return GeoJSONResponse(
-        {
-            "type": "FeatureCollection",
-            "features": features,
-            "numberMatched": matched,
-            "numberReturned": len(features),
-            "timeStamp": request.app.state.gw.now(),
-            "links": links,
-        }
-    )
+    return links
 
 
 def page_response(
@@ -326,11 +332,11 @@ def _extent(catalog: GridCatalog) -> tuple[float, float, float, float]:
     "/collections/grids/items",
     response_class=GeoJSONResponse,
     summary="Grids with live counts",
+    responses={304: {"description": "the client's copy (If-None-Match) is current"}},
 )
-def grid_items(
+async def grid_items(
     request: Request,
     principal: Reader,
-    conn: Conn,
     state: State,
     bbox: BBoxQ = None,
     datetime_: Annotated[str | None, Query(alias="datetime", max_length=100)] = None,
@@ -339,17 +345,53 @@ def grid_items(
     level: Literal["district", "street", "community", "grid"] | None = None,
     grid: GridQ = None,
 ):
+    """Kept between changes: with nothing changed, an answer costs no database work."""
     check_params(request, COMMON_PARAMS | {"level", "grid"})
-    catalog = state.catalog(conn)
     box = parse_bbox(bbox)
     size = page_size(state, limit)
     offset = (decode_cursor(cursor, (int,)) or [0])[0]
     if offset < 0:
         raise BadRequest("cursor is not one this server issued (take it from a 'next' link)")
-    under = set(subtree_ids(catalog, principal, grid) or ()) if grid else None
+    start, end = _checkin_window(state, datetime_)
+    layer = state.kept_grid_layer(start, end)
+    if layer is None:
+        layer = await anyio.to_thread.run_sync(
+            _read_grid_layer, state, start, end, limiter=state.db_limiter
+        )
+
+    # The caller's grids are part of the key: an answer is never served to another scope.
+    def make() -> Body:
+        return _grid_page(request, principal, layer, box, size, offset, level, grid)
+
+    key = (layer.serial, principal.grid_ids, str(request.url))
+    body = state.grid_bodies.get_or_make(key, make) if layer.kept else make()
+    return conditional(request, body, GeoJSONResponse.media_type)
+
+
+def _read_grid_layer(state: ApiState, start: datetime, end: datetime) -> GridLayer:
+    with state.pool.connection() as conn:
+        return state.grid_layer(conn, start, end, _encode_grid)
+
+
+def _encode_grid(grid: GridRecord, counts: GridCounts, parent: str | None) -> bytes:
+    return dumps(grid_feature(grid, geometry_json(grid.geometry), counts, parent))
+
+
+def _grid_page(
+    request: Request,
+    principal: Principal,
+    layer: GridLayer,
+    box: tuple[float, float, float, float] | None,
+    size: int,
+    offset: int,
+    level: str | None,
+    grid: str | None,
+) -> Body:
+    """One page of the layer for this caller: their grids only, then the filters."""
+    under = set(subtree_ids(layer.catalog, principal, grid) or ()) if grid else None
     chosen = [
         g
-        for g in catalog.grids
+        for g in layer.ordered
         if principal.sees_grid(g.id)
         and (level is None or g.level == level)
         and (under is None or g.id in under)
@@ -366,24 +408,14 @@ def grid_items(
         ]
         window = shapely.box(*box)
         chosen = [g for g in near if g.geometry.intersects(window)]
-    chosen.sort(key=lambda g: (GRID_LEVELS.index(g.level), g.code))
-    start, end = _checkin_window(state, datetime_)
-    counts = state.grid_counts(conn, start, end)
     page = chosen[offset : offset + size]
-    geometries = state_geometries(state, catalog)
-    features = [
-        grid_feature(
-            g,
-            geometries[g.id],
-            counts[g.id],
-            catalog.by_id[g.parent_id].code if g.parent_id in catalog.by_id else None,
-        )
-        for g in page
-    ]
     more = offset + size < len(chosen)
-    return items_response(
-        request, features, len(chosen), encode_cursor([offset + size]) if more else None, "grids"
+    links = _items_links(request, encode_cursor([offset + size]) if more else None, "grids")
+    content = feature_collection(
+        (layer.encoded[g.id] for g in page), len(chosen), len(page), layer.made_at, links
     )
+    # Whole layers are asked for again and again: their gzip is worth keeping; a box is not.
+    return Body.of(content, compress=box is None)
 
 
 @router.get("/collections/grids/items/{code}", response_class=GeoJSONResponse, summary="One grid")

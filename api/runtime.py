@@ -17,6 +17,8 @@ from fastapi import Depends, Request
 from psycopg_pool import ConnectionPool
 
 from gridwatch.api.hazard_rules import deadlines_from_hours
+from gridwatch.api.layer_cache import LAYER_TABLES, GridLayer, KeptBodies, KeptLayers
+from gridwatch.geo.grids import LEVELS as GRID_LEVELS
 from gridwatch.geo.index import GridIndex
 from gridwatch.ingest.payload import ParseContext
 from gridwatch.settings import Settings
@@ -25,7 +27,9 @@ from gridwatch.store.api_layers import (
     grid_counts,
     grids_version,
     load_grid_catalog,
+    next_overdue,
 )
+from gridwatch.store.changes import ChangeWatcher
 from gridwatch.store.grids import LeafGrids, load_leaf_grids
 from gridwatch.store.migrate import read_meta
 from gridwatch.store.mode import PLAIN
@@ -35,6 +39,7 @@ from gridwatch.store.users import Principal, principal_for_session, principal_fo
 log = logging.getLogger("gridwatch.api")
 
 Clock = Callable[[], datetime]
+_LEVEL_ORDER = {level: n for n, level in enumerate(GRID_LEVELS)}
 GRIDS_RECHECK_S = 2.0
 _TOKEN_CACHE_MAX = 10_000
 
@@ -72,6 +77,11 @@ class ApiState:
         self._counts: dict[tuple, tuple[float, dict]] = {}
         self._counts_lock = threading.Lock()
         self._plain: bool | None = None
+        # Set by the lifespan: the change notices that say when a kept grid layer is stale.
+        self.changes: ChangeWatcher | None = None
+        self.grid_layers = KeptLayers()
+        self.grid_bodies = KeptBodies()
+        self._layer_lock = threading.Lock()
 
     # -- time and parsing -----------------------------------------------------------------
 
@@ -94,17 +104,18 @@ class ApiState:
 
     def catalog(self, conn: psycopg.Connection) -> GridCatalog:
         """Every grid with its shape; reloaded when the grids table changes."""
-        self._refresh_grids(conn)
-        return self._catalog
+        return self._refresh_grids(conn)
 
     def leaf_index(self, conn: psycopg.Connection) -> GridIndex:
         """The same point→grid index the ingest writer uses (leaf grids, smallest code wins)."""
         self._refresh_grids(conn)
         return self._leaves.index
 
-    def _refresh_grids(self, conn: psycopg.Connection) -> None:
-        if self._catalog is not None and time.monotonic() - self._grids_checked < GRIDS_RECHECK_S:
-            return
+    def _refresh_grids(self, conn: psycopg.Connection, *, now: bool = False) -> GridCatalog:
+        """The catalog, checked against the grids table every GRIDS_RECHECK_S (`now`: now)."""
+        recent = time.monotonic() - self._grids_checked < GRIDS_RECHECK_S
+        if self._catalog is not None and recent and not now:
+            return self._catalog
         version = grids_version(conn)
         with self._lock:
             if self._catalog is None or self._catalog.version != version:
@@ -112,6 +123,7 @@ class ApiState:
                 self._leaves = load_leaf_grids(conn)
                 log.info("grids loaded: %d", len(self._catalog.grids))
             self._grids_checked = time.monotonic()
+            return self._catalog
 
     def grid_counts(self, conn: psycopg.Connection, start: datetime, end: datetime):
         """Live counts per grid (check-ins in [start, end)), shared between the requests of
@@ -137,6 +149,58 @@ class ApiState:
                 self._counts.clear()
             self._counts[key] = (time.monotonic(), counts)
             return counts
+
+    def _layer_key(self, start: datetime, end: datetime) -> tuple | None:
+        """What a kept grid layer for check-ins in [start, end) is valid for; None: keep none
+        (change notices unheard, or counts not to be shared: GRIDWATCH_API_COUNTS_TTL_S=0)."""
+        if self.changes is None or self.settings.api_counts_ttl_s <= 0:
+            return None
+        version = self.changes.version(LAYER_TABLES)
+        return None if version is None else (version, start, end)
+
+    def kept_grid_layer(self, start: datetime, end: datetime) -> GridLayer | None:
+        """The grid layer for [start, end) if one is kept and nothing changed since: no
+        database needed."""
+        key = self._layer_key(start, end)
+        return None if key is None else self.grid_layers.get(key, self.now())
+
+    def grid_layer(
+        self, conn: psycopg.Connection, start: datetime, end: datetime, encode
+    ) -> GridLayer:
+        """The grid layer for [start, end): kept, or read now (and kept while current).
+        `encode(grid, counts, parent_code) -> bytes` encodes one grid's feature."""
+        key = self._layer_key(start, end)  # before reading: what is kept is never older
+        if key is None:
+            return self._read_grid_layer(conn, start, end, encode, kept=False)
+        with self._layer_lock:  # a hundred requests after a change: one of them reads
+            kept = self.grid_layers.get(key, self.now())
+            if kept is None:
+                kept = self._read_grid_layer(conn, start, end, encode, kept=True)
+                self.grid_layers.put(key, kept)
+            return kept
+
+    def _read_grid_layer(
+        self, conn: psycopg.Connection, start: datetime, end: datetime, encode, *, kept: bool
+    ) -> GridLayer:
+        # Kept: the grids as of the key, not as of up to GRIDS_RECHECK_S before it.
+        catalog = self._refresh_grids(conn, now=kept)
+        now = self.now()
+        counts = grid_counts(conn, catalog, now=now, checkins_from=start, checkins_until=end)
+        ordered = tuple(sorted(catalog.grids, key=lambda g: (_LEVEL_ORDER[g.level], g.code)))
+        encoded = {
+            g.id: encode(
+                g,
+                counts[g.id],
+                catalog.by_id[g.parent_id].code if g.parent_id in catalog.by_id else None,
+            )
+            for g in ordered
+        }
+        return GridLayer(catalog, counts, encoded, ordered, now, next_overdue(conn, now=now), kept)
+
+    def wrote(self) -> None:
+        """This app committed a write: what it keeps is stale before the notice comes."""
+        if self.changes is not None:
+            self.changes.touch()
 
     # -- partitions (plain PostgreSQL) ------------------------------------------------------
 
@@ -223,6 +287,8 @@ async def get_conn(request: Request) -> AsyncIterator[psycopg.Connection]:
         raise
     with anyio.CancelScope(shield=True):
         await anyio.to_thread.run_sync(_commit, state.pool, conn, limiter=release)
+    if request.method not in ("GET", "HEAD"):
+        state.wrote()
 
 
 def _commit(pool: ConnectionPool, conn: psycopg.Connection) -> None:

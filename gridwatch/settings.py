@@ -96,7 +96,10 @@ class Settings(BaseSettings):
         default=10.0, ge=0, description="how long a checked token is trusted without a lookup"
     )
     api_counts_ttl_s: float = Field(
-        default=1.0, ge=0, description="live grid counts are shared this long between requests"
+        default=1.0,
+        ge=0,
+        description="live grid counts are shared between requests until a change (this long "
+        "while change notices are not heard); 0: never shared",
     )
     api_rate_per_s: float = Field(
         default=10.0, ge=0, description="sustained requests per second per token; 0: no limits"

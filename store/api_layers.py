@@ -169,6 +169,16 @@ def grid_counts(
     return totals
 
 
+def next_overdue(conn: psycopg.Connection, *, now: datetime) -> datetime | None:
+    """When the next open hazard falls overdue (after `now`); None if none will."""
+    [(at,)] = conn.execute(
+        "SELECT min(coalesce(due_at, deadline_at)) FROM hazard_reports "
+        "WHERE status = ANY(%s) AND coalesce(due_at, deadline_at) > %s",
+        (sorted(OPEN_STATUSES), now),
+    ).fetchall()
+    return at
+
+
 # -- pages of point layers ------------------------------------------------------------------
 
 
