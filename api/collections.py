@@ -573,7 +573,7 @@ def checkin_items(
     return page_response(
         request,
         page,
-        [checkin_feature(r) for r in page.rows],
+        [checkin_feature(r, state.settings.owntracks_max_accuracy_m) for r in page.rows],
         "checkins",
         lambda c: [c.observed_at, c.worker_id, c.source],
     )
@@ -584,7 +584,9 @@ def checkin_items(
     response_class=GeoJSONResponse,
     summary="One check-in (id source:worker@time)",
 )
-def checkin_item(principal: Reader, conn: Conn, checkin_id: Annotated[str, Path(max_length=300)]):
+def checkin_item(
+    principal: Reader, conn: Conn, state: State, checkin_id: Annotated[str, Path(max_length=300)]
+):
     missing = "no such check-in"
     key = parse_checkin_id(checkin_id)
     if key is None:
@@ -593,7 +595,7 @@ def checkin_item(principal: Reader, conn: Conn, checkin_id: Annotated[str, Path(
     row = api_layers.get_checkin(conn, worker_id=worker, source=source, observed_at=at)
     if not principal.sees_grid(row.grid_id) and row.worker_id != principal.name:
         raise NotFound(missing)
-    return GeoJSONResponse(checkin_feature(row))
+    return GeoJSONResponse(checkin_feature(row, state.settings.owntracks_max_accuracy_m))
 
 
 # -- alerts -----------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ from gridwatch.api.auth import sees_personal_data
 from gridwatch.api.hazard_rules import is_overdue
 from gridwatch.api.privacy import coarse_position, mask_address, mask_name, mask_phone
 from gridwatch.api.stream import AlertEvent
+from gridwatch.maps.coverage import low_accuracy
 from gridwatch.store.api_layers import (
     AbsenceRow,
     AlertRow,
@@ -125,7 +126,9 @@ def parse_checkin_id(text: str) -> tuple[str, str, datetime] | None:
     return source, worker, at
 
 
-def checkin_feature(row: CheckinRow) -> dict:
+def checkin_feature(row: CheckinRow, max_accuracy_m: float) -> dict:
+    """A check-in as a feature; `low_accuracy` when its fix is worse than `max_accuracy_m`
+    (stored and shown, never counted as patrol coverage)."""
     return feature(
         checkin_id(row),
         point(row.lon, row.lat),
@@ -135,6 +138,7 @@ def checkin_feature(row: CheckinRow) -> dict:
             "observed_at": row.observed_at,
             "received_at": row.received_at,
             "accuracy_m": row.accuracy_m,
+            "low_accuracy": bool(low_accuracy(row.accuracy_m, max_accuracy_m)),
             "grid": row.grid_code,
             "kind": row.kind,
             "resident_id": row.resident_id,

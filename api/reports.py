@@ -78,7 +78,7 @@ def post_checkin(principal: Caller, conn: Conn, state: State, body: RawBody):
             f"{checkin.observed_at.isoformat()}"
         )
     return GeoJSONResponse(
-        checkin_feature(row),
+        checkin_feature(row, state.settings.owntracks_max_accuracy_m),
         201 if created else 200,
         headers={"Location": f"/collections/checkins/items/{checkin_id(row)}"},
     )

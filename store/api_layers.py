@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Generic, TypeVar
 
-import numpy as np
 import psycopg
 import shapely
 from psycopg import sql
@@ -605,37 +604,6 @@ def delete_absence(conn: psycopg.Connection, absence_id: int) -> None:
 
 
 # -- patrol coverage -------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class TrackPoints:
-    """Every check-in of a period as arrays, in (worker, time) order."""
-
-    worker: np.ndarray
-    t: np.ndarray  # epoch seconds
-    lon: np.ndarray
-    lat: np.ndarray
-    grid_id: np.ndarray  # -1: outside every grid
-
-
-def track_points(conn: psycopg.Connection, *, start: datetime, end: datetime) -> TrackPoints:
-    rows = conn.execute(
-        "SELECT worker_id, extract(epoch FROM observed_at), lon, lat, coalesce(grid_id, -1) "
-        "FROM patrol_checkins WHERE observed_at >= %s AND observed_at < %s "
-        "ORDER BY worker_id, observed_at",
-        (start, end),
-    ).fetchall()
-    if not rows:
-        empty = np.array([], dtype=float)
-        return TrackPoints(np.array([], dtype=object), empty, empty, empty, np.array([], int))
-    worker, t, lon, lat, grid = zip(*rows, strict=True)
-    return TrackPoints(
-        np.array(worker, dtype=object),
-        np.array(t, dtype=float),
-        np.array(lon, dtype=float),
-        np.array(lat, dtype=float),
-        np.array(grid, dtype=np.int64),
-    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -84,6 +84,19 @@ def test_checkin_is_stored_in_its_grid_once(http, shapes, seeded_url):
     assert fetched.status_code == 200
 
 
+def test_a_fix_worse_than_the_accuracy_limit_is_stored_and_flagged(http, shapes):
+    lon, lat = _inside(shapes, GRID_A)
+    flags = {}
+    for minute, accuracy in ((32, 350), (33, 200), (34, None)):
+        body = {"ts": f"2026-11-23T11:{minute}:00+08:00", "lat": lat, "lon": lon}
+        posted = http["worker_a"].post("/checkins", json={**body, "accuracy_m": accuracy})
+        assert posted.status_code == 201, posted.text
+        fetched = http["worker_a"].get(f"/collections/checkins/items/{posted.json()['id']}")
+        assert fetched.json()["properties"] == posted.json()["properties"]
+        flags[accuracy] = posted.json()["properties"]["low_accuracy"]
+    assert flags == {350: True, 200: False, None: False}  # the default limit is 200 m
+
+
 def test_gcj02_checkin_is_converted_once_on_the_way_in(http, shapes):
     lon, lat = _inside(shapes, GRID_A)
     glon, glat = wgs84_to_gcj02(lon, lat)
