@@ -532,10 +532,11 @@ def _hazard_query(
 ) -> _HazardQuery:
     """What a hazards request asks, checked in the order the answers' errors come in."""
     grids = subtree_ids(catalog, principal, grid)
-    after = decode_cursor(cursor, (datetime, str))
-    if after is not None:
+    cursor_key = decode_cursor(cursor, (datetime, str))
+    after = None
+    if cursor_key is not None:
         try:
-            after = (after[0], uuid.UUID(after[1]))
+            after = (cursor_key[0], uuid.UUID(cursor_key[1]))
         except ValueError:
             raise BadRequest("cursor is not one this server issued") from None
     return _HazardQuery(
