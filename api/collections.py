@@ -6,12 +6,12 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Annotated, Any, Literal
 
 import anyio
-import shapely
 from fastapi import APIRouter, Path, Query, Request
 
 from gridwatch.api.auth import Reader, ensure_visible, sees_personal_data
@@ -27,7 +27,13 @@ from gridwatch.api.features import (
 )
 from gridwatch.api.hazard_rules import SEVERITIES, STATUSES
 from gridwatch.api.http_errors import BadRequest, UnknownParameter
-from gridwatch.api.layer_cache import Body, GridLayer, conditional, feature_collection
+from gridwatch.api.layer_cache import (
+    Body,
+    GridLayer,
+    HazardLayer,
+    conditional,
+    feature_collection,
+)
 from gridwatch.api.params import decode_cursor, encode_cursor, parse_bbox, parse_datetime
 from gridwatch.api.privacy import coarse_bbox
 from gridwatch.api.responses import GeoJSONResponse, JSONResponse, JSONSchemaResponse, dumps
@@ -391,23 +397,11 @@ def _grid_page(
     under = set(subtree_ids(layer.catalog, principal, grid) or ()) if grid else None
     chosen = [
         g
-        for g in layer.ordered
+        for g in (layer.ordered if box is None else layer.touching(box))
         if principal.sees_grid(g.id)
         and (level is None or g.level == level)
         and (under is None or g.id in under)
     ]
-    if box is not None:
-        # The stored bounding boxes first, then shapely for the exact answer.
-        near = [
-            g
-            for g in chosen
-            if g.bbox[0] <= box[2]
-            and g.bbox[2] >= box[0]
-            and g.bbox[1] <= box[3]
-            and g.bbox[3] >= box[1]
-        ]
-        window = shapely.box(*box)
-        chosen = [g for g in near if g.geometry.intersects(window)]
     page = chosen[offset : offset + size]
     more = offset + size < len(chosen)
     links = _items_links(request, encode_cursor([offset + size]) if more else None, "grids")
@@ -465,11 +459,15 @@ def state_geometries(state: ApiState, catalog: GridCatalog) -> dict[int, dict]:
 # -- hazards ----------------------------------------------------------------------------------
 
 
-@router.get("/collections/hazards/items", response_class=GeoJSONResponse, summary="Hazards")
-def hazard_items(
+@router.get(
+    "/collections/hazards/items",
+    response_class=GeoJSONResponse,
+    summary="Hazards",
+    responses={304: {"description": "the client's copy (If-None-Match) is current"}},
+)
+async def hazard_items(
     request: Request,
     principal: Reader,
-    conn: Conn,
     state: State,
     bbox: BBoxQ = None,
     datetime_: Annotated[DatetimeQ, Query(alias="datetime")] = None,
@@ -480,27 +478,121 @@ def hazard_items(
     level: Literal["grid", "community", "street"] | None = None,
     grid: GridQ = None,
 ):
+    """Kept between changes as the grids layer is; a box is answered from the kept hazards."""
     check_params(request, COMMON_PARAMS | {"status", "severity", "level", "grid"})
-    grids = subtree_ids(state.catalog(conn), principal, grid)
-    after = decode_cursor(cursor, (datetime, str))
-    if after is not None:
-        try:
-            after = (after[0], uuid.UUID(after[1]))
-        except ValueError:
-            raise BadRequest("cursor is not one this server issued") from None
-    size = page_size(state, limit)
-    page = api_layers.hazard_page(
-        conn,
-        _filters(state, principal, request, grids),
-        limit=size,
-        after=after,
-        statuses=_list(status, STATUSES, "status"),
-        severities=_list(severity, SEVERITIES, "severity"),
+    ask = partial(
+        _hazard_query,
+        request,
+        principal,
+        state,
+        grid=grid,
+        cursor=cursor,
+        status=status,
+        severity=severity,
         level=level,
     )
+    size = page_size(state, limit)
+    layer = state.kept_hazard_layer()
+    if layer is None and state.keeps_layers():
+        layer = await anyio.to_thread.run_sync(_read_hazard_layer, state, limiter=state.db_limiter)
+    if layer is None:  # nothing kept: the database answers
+        return await anyio.to_thread.run_sync(
+            _hazards_from_db, state, request, ask, size, limiter=state.db_limiter
+        )
+    kept = layer
+
+    def make() -> Body:
+        return _hazard_page(request, kept, ask(kept.catalog), size)
+
+    key = (layer.serial, principal.grid_ids, str(request.url))
+    body = state.grid_bodies.get_or_make(key, make) if layer.kept else make()
+    return conditional(request, body, GeoJSONResponse.media_type)
+
+
+@dataclass(frozen=True, slots=True)
+class _HazardQuery:
+    filters: Filters
+    after: tuple[datetime, uuid.UUID] | None
+    statuses: list[str] | None
+    severities: list[str] | None
+    level: str | None
+
+
+def _hazard_query(
+    request: Request,
+    principal: Principal,
+    state: ApiState,
+    catalog: GridCatalog,
+    *,
+    grid: str | None,
+    cursor: str | None,
+    status: str | None,
+    severity: str | None,
+    level: str | None,
+) -> _HazardQuery:
+    """What a hazards request asks, checked in the order the answers' errors come in."""
+    grids = subtree_ids(catalog, principal, grid)
+    cursor_key = decode_cursor(cursor, (datetime, str))
+    after = None
+    if cursor_key is not None:
+        try:
+            after = (cursor_key[0], uuid.UUID(cursor_key[1]))
+        except ValueError:
+            raise BadRequest("cursor is not one this server issued") from None
+    return _HazardQuery(
+        _filters(state, principal, request, grids),
+        after,
+        _list(status, STATUSES, "status"),
+        _list(severity, SEVERITIES, "severity"),
+        level,
+    )
+
+
+def _read_hazard_layer(state: ApiState) -> HazardLayer:
+    with state.pool.connection() as conn:
+        return state.hazard_layer(conn, _encode_hazard)
+
+
+def _encode_hazard(hazard, now: datetime) -> bytes:
+    return dumps(hazard_feature(hazard, now))
+
+
+def _hazards_from_db(
+    state: ApiState, request: Request, ask: Callable[[GridCatalog], _HazardQuery], size: int
+) -> GeoJSONResponse:
+    with state.pool.connection() as conn:
+        q = ask(state.catalog(conn))
+        page = api_layers.hazard_page(
+            conn,
+            q.filters,
+            limit=size,
+            after=q.after,
+            statuses=q.statuses,
+            severities=q.severities,
+            level=q.level,
+        )
     now = state.now()
     features = [hazard_feature(h, now) for h in page.rows]
     return page_response(request, page, features, "hazards", lambda h: [h.received_at, str(h.id)])
+
+
+def _hazard_page(request: Request, layer: HazardLayer, q: _HazardQuery, size: int) -> Body:
+    """One page of the kept hazards: the same hazards, order and links as `hazard_page`."""
+    chosen = layer.select(q.filters, statuses=q.statuses, severities=q.severities, level=q.level)
+    following = chosen if q.after is None else layer.after(chosen, q.after)
+    page = following[:size]
+    next_cursor = None
+    if len(following) > size:
+        last = layer.rows[page[-1]]
+        next_cursor = encode_cursor([last.received_at, str(last.id)])
+    content = feature_collection(
+        (layer.encoded[i] for i in page),
+        len(chosen),
+        len(page),
+        layer.made_at,
+        _items_links(request, next_cursor, "hazards"),
+    )
+    return Body.of(content, compress=q.filters.bbox is None)
 
 
 @router.get(

@@ -1,6 +1,7 @@
-"""The grids layer made once per change and served again and again: each grid's feature encoded
-once (geometry and live counts), pages spliced from those bytes, whole answers kept with their
-gzip, and conditional GETs (`ETag`, `304` on `If-None-Match`).
+"""The grids and hazards layers made once per change and served again and again: each feature
+encoded once (a grid's geometry and live counts, a hazard with its overdue flag), pages spliced
+from those bytes, boxes answered from a spatial index (grids) or coordinate arrays (hazards),
+whole answers kept with their gzip, and conditional GETs (`ETag`, `304` on `If-None-Match`).
 
 What is kept is keyed on the change notices of the tables it was read from (store/changes.py)
 and on what the answer is for (the caller's grids, the URL): an answer made for one caller's
@@ -12,19 +13,28 @@ import gzip
 import hashlib
 import itertools
 import threading
+import uuid
+from bisect import bisect_left
 from collections import OrderedDict
-from collections.abc import Callable, Hashable, Iterable
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
+from typing import Generic, Protocol, TypeVar
 
+import numpy as np
+import shapely
 from starlette.requests import Request
 from starlette.responses import Response
 
 from gridwatch.api.responses import dumps
 from gridwatch.store.api_layers import GridCatalog, GridCounts, GridRecord
+from gridwatch.store.filters import Filters
+from gridwatch.store.hazards import Hazard
 
-# The tables the grids layer is read from.
+BBox = tuple[float, float, float, float]
+# The tables each kept layer is read from.
 LAYER_TABLES = ("grids", "residents", "alerts", "hazard_reports", "patrol_checkins")
+HAZARD_TABLES = ("grids", "hazard_reports")
 LAYERS_KEPT = 8  # check-in windows asked for at once (today, a few days looked back at)
 BODIES_KEPT = 64
 GZIP_AT_LEAST = 2048  # as the app's GZipMiddleware
@@ -42,18 +52,98 @@ class GridLayer:
     made_at: datetime  # the answers' timeStamp
     valid_until: datetime | None  # when the next open hazard falls overdue
     kept: bool  # kept until a change: its answers are worth keeping too
+    tree: shapely.STRtree  # the grids' shapes in the order of `ordered`
     serial: int = field(default_factory=lambda: next(_serials))
 
+    def touching(self, box: BBox) -> list[GridRecord]:
+        """The grids whose shape meets the box, in layer order."""
+        found = self.tree.query(shapely.box(*box), predicate="intersects")
+        return [self.ordered[i] for i in np.sort(found)]
 
-class KeptLayers:
-    """Grid layers by key, a few at a time; safe to share between threads."""
+
+@dataclass(frozen=True, slots=True)
+class HazardLayer:
+    """Every hazard as of one version of the tables, newest first (received time, then id, both
+    descending, as the database orders them), each feature encoded once."""
+
+    catalog: GridCatalog  # the grids as of the same version
+    rows: tuple[Hazard, ...]
+    encoded: tuple[bytes, ...]
+    made_at: datetime
+    valid_until: datetime | None  # when the next open hazard falls overdue
+    kept: bool
+    serial: int = field(default_factory=lambda: next(_serials))
+    columns: dict[str, np.ndarray] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        rows = self.rows
+        columns = {
+            "lon": np.array([h.lon for h in rows], dtype=float),
+            "lat": np.array([h.lat for h in rows], dtype=float),
+            "grid": np.array([-1 if h.grid_id is None else h.grid_id for h in rows], dtype=int),
+            "observed": np.array([_utc(h.observed_at) for h in rows], dtype="datetime64[us]"),
+        }
+        for name in ("status", "severity", "level"):
+            columns[name] = np.array([getattr(h, name) for h in rows], dtype=object)
+        object.__setattr__(self, "columns", columns)
+
+    def select(
+        self,
+        filters: Filters,
+        *,
+        statuses: Sequence[str] | None,
+        severities: Sequence[str] | None,
+        level: str | None,
+    ) -> np.ndarray:
+        """The positions of the hazards `hazard_page` would match, newest first."""
+        c = self.columns
+        chosen = np.ones(len(self.rows), dtype=bool)
+        if filters.scope is not None:
+            chosen &= np.isin(c["grid"], filters.scope)
+        if filters.grid_ids is not None:
+            chosen &= np.isin(c["grid"], filters.grid_ids)
+        if filters.bbox is not None:
+            x0, y0, x1, y1 = filters.bbox
+            chosen &= (c["lon"] >= x0) & (c["lon"] <= x1) & (c["lat"] >= y0) & (c["lat"] <= y1)
+        if filters.start is not None:
+            chosen &= c["observed"] >= np.datetime64(_utc(filters.start), "us")
+        if filters.end is not None:
+            chosen &= c["observed"] <= np.datetime64(_utc(filters.end), "us")
+        for name, wanted in (("status", statuses), ("severity", severities), ("level", level)):
+            if wanted:
+                chosen &= np.isin(c[name], [wanted] if isinstance(wanted, str) else list(wanted))
+        return np.flatnonzero(chosen)
+
+    def after(self, positions: np.ndarray, after: tuple[datetime, uuid.UUID]) -> np.ndarray:
+        """Those of `positions` that come after the key `after` (a page's last hazard)."""
+        rows = self.rows
+        start = bisect_left(
+            range(len(rows)), True, key=lambda i: (rows[i].received_at, rows[i].id) < after
+        )
+        return positions[np.searchsorted(positions, start) :]
+
+
+def _utc(instant: datetime) -> datetime:
+    return instant.astimezone(UTC).replace(tzinfo=None)
+
+
+class Expiring(Protocol):
+    @property
+    def valid_until(self) -> datetime | None: ...
+
+
+L = TypeVar("L", bound=Expiring)
+
+
+class KeptLayers(Generic[L]):
+    """Layers by key, a few at a time; safe to share between threads."""
 
     def __init__(self, kept: int = LAYERS_KEPT) -> None:
         self._kept = kept
-        self._layers: OrderedDict[Hashable, GridLayer] = OrderedDict()
+        self._layers: OrderedDict[Hashable, L] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, key: Hashable, now: datetime) -> GridLayer | None:
+    def get(self, key: Hashable, now: datetime) -> L | None:
         with self._lock:
             layer = self._layers.get(key)
             if layer is None:
@@ -64,7 +154,7 @@ class KeptLayers:
             self._layers.move_to_end(key)
             return layer
 
-    def put(self, key: Hashable, layer: GridLayer) -> None:
+    def put(self, key: Hashable, layer: L) -> None:
         with self._lock:
             self._layers[key] = layer
             self._layers.move_to_end(key)

@@ -13,17 +13,26 @@ from typing import Annotated
 
 import anyio
 import psycopg
+import shapely
 from fastapi import Depends, Request
 from psycopg_pool import ConnectionPool
 
 from gridwatch.api.hazard_rules import deadlines_from_hours
-from gridwatch.api.layer_cache import LAYER_TABLES, GridLayer, KeptBodies, KeptLayers
+from gridwatch.api.layer_cache import (
+    HAZARD_TABLES,
+    LAYER_TABLES,
+    GridLayer,
+    HazardLayer,
+    KeptBodies,
+    KeptLayers,
+)
 from gridwatch.geo.grids import LEVELS as GRID_LEVELS
 from gridwatch.geo.index import GridIndex
 from gridwatch.ingest.payload import ParseContext
 from gridwatch.settings import Settings
 from gridwatch.store.api_layers import (
     GridCatalog,
+    all_hazards,
     grid_counts,
     grids_version,
     load_grid_catalog,
@@ -79,8 +88,9 @@ class ApiState:
         self._plain: bool | None = None
         # Set by the lifespan: the change notices that say when a kept grid layer is stale.
         self.changes: ChangeWatcher | None = None
-        self.grid_layers = KeptLayers()
-        self.grid_bodies = KeptBodies()
+        self.grid_layers: KeptLayers[GridLayer] = KeptLayers()
+        self.hazard_layers: KeptLayers[HazardLayer] = KeptLayers(kept=2)
+        self.grid_bodies = KeptBodies()  # answers of either kept layer
         self._layer_lock = threading.Lock()
 
     # -- time and parsing -----------------------------------------------------------------
@@ -150,33 +160,57 @@ class ApiState:
             self._counts[key] = (time.monotonic(), counts)
             return counts
 
-    def _layer_key(self, start: datetime, end: datetime) -> tuple | None:
-        """What a kept grid layer for check-ins in [start, end) is valid for; None: keep none
-        (change notices unheard, or counts not to be shared: GRIDWATCH_API_COUNTS_TTL_S=0)."""
+    def _layer_key(self, tables: tuple[str, ...], *rest) -> tuple | None:
+        """What a layer kept from `tables` (and for `rest`) is valid for; None: keep none
+        (change notices unheard, or answers not to be shared: GRIDWATCH_API_COUNTS_TTL_S=0)."""
         if self.changes is None or self.settings.api_counts_ttl_s <= 0:
             return None
-        version = self.changes.version(LAYER_TABLES)
-        return None if version is None else (version, start, end)
+        version = self.changes.version(tables)
+        return None if version is None else (version, *rest)
 
     def kept_grid_layer(self, start: datetime, end: datetime) -> GridLayer | None:
         """The grid layer for [start, end) if one is kept and nothing changed since: no
         database needed."""
-        key = self._layer_key(start, end)
+        key = self._layer_key(LAYER_TABLES, start, end)
         return None if key is None else self.grid_layers.get(key, self.now())
+
+    def kept_hazard_layer(self) -> HazardLayer | None:
+        """Every hazard if kept and nothing changed since; None: read them (`hazard_layer`)
+        or, when nothing is kept at all, ask the database."""
+        key = self._layer_key(HAZARD_TABLES)
+        return None if key is None else self.hazard_layers.get(key, self.now())
+
+    def keeps_layers(self) -> bool:
+        return self._layer_key(()) is not None
 
     def grid_layer(
         self, conn: psycopg.Connection, start: datetime, end: datetime, encode
     ) -> GridLayer:
         """The grid layer for [start, end): kept, or read now (and kept while current).
         `encode(grid, counts, parent_code) -> bytes` encodes one grid's feature."""
-        key = self._layer_key(start, end)  # before reading: what is kept is never older
+        key = self._layer_key(LAYER_TABLES, start, end)  # before reading: never older than it
+        return self._kept(
+            self.grid_layers,
+            key,
+            lambda kept: self._read_grid_layer(conn, start, end, encode, kept=kept),
+        )
+
+    def hazard_layer(self, conn: psycopg.Connection, encode) -> HazardLayer:
+        """Every hazard, kept or read now (and kept while current); `encode(hazard, now)`
+        encodes one hazard's feature."""
+        key = self._layer_key(HAZARD_TABLES)
+        return self._kept(
+            self.hazard_layers, key, lambda kept: self._read_hazard_layer(conn, encode, kept=kept)
+        )
+
+    def _kept(self, layers: KeptLayers, key: tuple | None, read):
         if key is None:
-            return self._read_grid_layer(conn, start, end, encode, kept=False)
+            return read(False)
         with self._layer_lock:  # a hundred requests after a change: one of them reads
-            kept = self.grid_layers.get(key, self.now())
+            kept = layers.get(key, self.now())
             if kept is None:
-                kept = self._read_grid_layer(conn, start, end, encode, kept=True)
-                self.grid_layers.put(key, kept)
+                kept = read(True)
+                layers.put(key, kept)
             return kept
 
     def _read_grid_layer(
@@ -195,7 +229,16 @@ class ApiState:
             )
             for g in ordered
         }
-        return GridLayer(catalog, counts, encoded, ordered, now, next_overdue(conn, now=now), kept)
+        tree = shapely.STRtree([g.geometry for g in ordered])
+        valid_until = next_overdue(conn, now=now)
+        return GridLayer(catalog, counts, encoded, ordered, now, valid_until, kept, tree)
+
+    def _read_hazard_layer(self, conn: psycopg.Connection, encode, *, kept: bool) -> HazardLayer:
+        catalog = self._refresh_grids(conn, now=kept)
+        now = self.now()
+        rows = tuple(all_hazards(conn))
+        encoded = tuple(encode(h, now) for h in rows)
+        return HazardLayer(catalog, rows, encoded, now, next_overdue(conn, now=now), kept)
 
     def wrote(self) -> None:
         """This app committed a write: what it keeps is stale before the notice comes."""

@@ -255,6 +255,15 @@ def hazard_page(
     )
 
 
+def all_hazards(conn: psycopg.Connection) -> list[Hazard]:
+    """Every hazard in `hazard_page`'s order."""
+    query = sql.SQL("SELECT {} FROM {} ORDER BY h.received_at DESC, h.id DESC").format(
+        _HAZARD_SELECT, _HAZARD_FROM
+    )
+    with conn.cursor(row_factory=class_row(Hazard)) as cur:
+        return cur.execute(query).fetchall()
+
+
 @dataclass(frozen=True, slots=True)
 class CheckinRow:
     worker_id: str

@@ -307,30 +307,47 @@ def ledger(
         where.append(sql.SQL("(h.status = ANY(%(open)s) AND l.due_at <= %(now)s) = %(overdue)s"))
         params["overdue"] = overdue
     conditions = all_of(where)
-    [(total,)] = conn.execute(
-        sql.SQL("SELECT count(*) {} WHERE {}").format(_LEDGER_FROM, conditions), params
-    ).fetchall()
+    # The page first, then the events of its hazards in one pass (not a lookup per row).
     query = sql.SQL(
         """
-        SELECT h.id, g.code AS grid_code, g.name AS grid_name, c.name AS community_name,
-            h.category, h.severity, h.status, h.level, h.reporter_id, h.assignee,
-            h.observed_at, h.received_at, l.due_at,
-            (h.status = ANY(%(open)s) AND l.due_at <= %(now)s) AS overdue,
-            (SELECT max(e.at) FROM hazard_events e
-              WHERE e.hazard_id = h.id AND e.to_status = 'resolved') AS resolved_at,
-            h.description, last.action AS last_action, last.note AS last_note
-        {}
-        LEFT JOIN LATERAL (
-            SELECT e.action, e.note FROM hazard_events e
-            WHERE e.hazard_id = h.id ORDER BY e.at DESC, e.id DESC LIMIT 1
-        ) last ON TRUE
-        WHERE {}
-        ORDER BY (h.status = ANY(%(open)s)) DESC, l.due_at, h.id
-        LIMIT %(limit)s OFFSET %(offset)s
+        WITH page AS (
+            SELECT h.id, g.code AS grid_code, g.name AS grid_name, c.name AS community_name,
+                h.category, h.severity, h.status, h.level, h.reporter_id, h.assignee,
+                h.observed_at, h.received_at, l.due_at,
+                (h.status = ANY(%(open)s) AND l.due_at <= %(now)s) AS overdue,
+                h.description, count(*) OVER () AS matched,
+                row_number() OVER (
+                    ORDER BY (h.status = ANY(%(open)s)) DESC, l.due_at, h.id
+                ) AS n
+            {}
+            WHERE {}
+            ORDER BY n
+            LIMIT %(limit)s OFFSET %(offset)s
+        ), events AS (
+            SELECT e.hazard_id,
+                max(e.at) FILTER (WHERE e.to_status = 'resolved') AS resolved_at,
+                (array_agg(e.action ORDER BY e.at DESC, e.id DESC))[1] AS last_action,
+                (array_agg(e.note ORDER BY e.at DESC, e.id DESC))[1] AS last_note
+            FROM hazard_events e
+            WHERE e.hazard_id IN (SELECT id FROM page)
+            GROUP BY e.hazard_id
+        )
+        SELECT p.id, p.grid_code, p.grid_name, p.community_name, p.category, p.severity,
+            p.status, p.level, p.reporter_id, p.assignee, p.observed_at, p.received_at,
+            p.due_at, p.overdue, ev.resolved_at, p.description, ev.last_action, ev.last_note,
+            p.matched
+        FROM page p LEFT JOIN events ev ON ev.hazard_id = p.id
+        ORDER BY p.n
         """
     ).format(_LEDGER_FROM, conditions)
     params["limit"] = limit
     params["offset"] = offset
-    with conn.cursor(row_factory=class_row(LedgerRow)) as cur:
-        rows = cur.execute(query, params).fetchall()
+    found = conn.execute(query, params).fetchall()
+    rows = [LedgerRow(*row[:-1]) for row in found]
+    if found:
+        total = found[0][-1]
+    else:  # past the last page: count them alone
+        [(total,)] = conn.execute(
+            sql.SQL("SELECT count(*) {} WHERE {}").format(_LEDGER_FROM, conditions), params
+        ).fetchall()
     return rows, total

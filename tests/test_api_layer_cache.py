@@ -27,11 +27,15 @@ LAYER = "/collections/grids/items"
 NOTICE_S = 5.0  # a commit by another process reaches the API as a notice within this
 
 
+@pytest.fixture(scope="module", name="tokens")
+def tokens_fixture(seeded_url):
+    return make_users(seeded_url)
+
+
 @pytest.fixture(scope="module", name="kept")
-def kept_fixture(seeded_url, tmp_path_factory):
+def kept_fixture(seeded_url, tokens, tmp_path_factory):
     """A server that keeps its grid layers (counts shared until a change) on a clock the test
     moves, and a client of every role."""
-    tokens = make_users(seeded_url)
     settings = api_settings(tmp_path_factory.mktemp("kept"), seeded_url, api_counts_ttl_s=60)
     with ApiServer(settings, seeded_url, Clock()) as server:
         assert server.state.changes.live, "the API hears change notices"
@@ -207,3 +211,95 @@ def _open_in(url: str, gid: int) -> int:
             "('reported', 'assigned', 'in_progress', 'reopened')",
             (gid,),
         ).fetchone()[0]
+
+
+# -- the hazards layer, and boxes of either layer ----------------------------------------------
+
+HAZARDS = "/collections/hazards/items"
+ASKED = [
+    {},
+    {"bbox": "109.880,40.636,109.930,40.664"},
+    {"bbox": "109.890,40.640,109.900,40.650"},
+    {"bbox": "109.895,40.645,109.905,40.652", "status": "reported,assigned"},
+    {"status": "resolved,closed"},
+    {"severity": "high,critical", "level": "grid"},
+    {"level": "community"},
+    {"grid": GRID_A},
+    {"grid": "QS-01-02", "severity": "low"},
+    {"datetime": "2026-11-20T00:00:00+08:00/2026-11-23T00:00:00+08:00"},
+    {"datetime": "../2026-11-22T12:00:00+08:00", "bbox": "109.880,40.636,109.930,40.664"},
+]
+
+
+@pytest.fixture(scope="module", name="plain")
+def plain_fixture(kept, tokens, seeded_url, tmp_path_factory):
+    """A server that keeps nothing (every answer from the database) on the kept one's clock."""
+    server, _ = kept
+    settings = api_settings(tmp_path_factory.mktemp("plain"), seeded_url)
+    with ApiServer(settings, seeded_url, server.clock) as plain:
+        roles = ("admin", "worker_a", "duty_community")
+        clients = {role: plain.client(role, tokens) for role in roles}
+        yield clients
+        for client in clients.values():
+            client.close()
+
+
+def _pages(client: httpx.Client, path: str, params: dict) -> list[dict]:
+    """Every page of an answer, following next links, with this server's address taken out."""
+    base = str(client.base_url).rstrip("/")
+    pages, url, query = [], path, params
+    while url is not None:
+        answer = client.get(url, params=query)
+        page = answer.json()
+        if answer.status_code != 200:  # the same error, then
+            return [{"status": answer.status_code, **page}]
+        page.pop("timeStamp")
+        nexts = [link["href"] for link in page["links"] if link["rel"] == "next"]
+        for link in page["links"]:
+            link["href"] = link["href"].removeprefix(base)
+        pages.append(page)
+        url, query = (nexts[0].removeprefix(base), None) if nexts else (None, None)
+    return pages
+
+
+@pytest.mark.parametrize("role", ["admin", "worker_a", "duty_community"])
+def test_kept_hazards_and_boxes_answer_as_the_database_does(kept, plain, role):
+    _, http = kept
+    for params in ASKED:
+        for path, limit in ((HAZARDS, 7), (HAZARDS, 1000), (LAYER, 1000)):
+            if path == LAYER and set(params) - {"bbox", "grid"}:
+                continue
+            asked = {**params, "limit": limit}
+            want = _pages(plain[role], path, asked)
+            assert want[0].get("numberMatched") or role != "admin", asked
+            assert _pages(http[role], path, asked) == want, (role, path, asked)
+
+
+def test_the_hazards_layer_answers_304_to_the_etag_it_gave(kept):
+    admin = kept[1]["admin"]
+    first = admin.get(HAZARDS, params={"limit": 50})
+    assert first.status_code == 200
+    again = admin.get(
+        HAZARDS, params={"limit": 50}, headers={"If-None-Match": first.headers["etag"]}
+    )
+    assert again.status_code == 304
+
+
+def test_a_new_hazard_is_in_the_next_hazards_answer(kept, seeded_url):
+    _, http = kept
+    worker = http["worker_a"]
+
+    def matched() -> int:
+        answer = worker.get(HAZARDS, params={"limit": 1})
+        assert answer.status_code == 200
+        return answer.json()["numberMatched"]
+
+    before = matched()
+    _insert_hazard(seeded_url, GRID_A, due_in=timedelta(days=2))
+    wait_for(lambda: matched() == before + 1, timeout=NOTICE_S, what="the new hazard")
+    newest = worker.get(HAZARDS, params={"limit": 1}).json()["features"][0]
+    assert newest["properties"]["grid"] == GRID_A
+    assert http["worker_b"].get(HAZARDS, params={"limit": 1000}).json()["features"] != []
+    assert newest["id"] not in {
+        f["id"] for f in http["worker_b"].get(HAZARDS, params={"limit": 1000}).json()["features"]
+    }
