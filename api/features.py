@@ -198,6 +198,7 @@ def resident_feature(row: ResidentRow, principal: Principal, *, reveal: bool) ->
             "alert_status": row.alert_status,
             "absent": row.absent,
             "last_visit_at": row.last_visit_at,
+            "awaiting_installation": row.awaiting_installation,
         },
     )
 

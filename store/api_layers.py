@@ -475,6 +475,7 @@ class ResidentRow:
     alert_status: str | None
     absent: bool
     last_visit_at: datetime | None
+    awaiting_installation: bool  # a meter imported, never yet heard from (未接入)
 
 
 _RESIDENT_SELECT = sql.SQL(
@@ -489,7 +490,10 @@ _RESIDENT_SELECT = sql.SQL(
     EXISTS (SELECT 1 FROM absences b WHERE b.resident_id = r.id
             AND b.starts_at <= %(now)s AND b.ends_at > %(now)s) AS absent,
     (SELECT max(c.observed_at) FROM patrol_checkins c
-      WHERE c.resident_id = r.id AND c.kind = 'visit') AS last_visit_at
+      WHERE c.resident_id = r.id AND c.kind = 'visit') AS last_visit_at,
+    EXISTS (SELECT 1 FROM devices d WHERE d.resident_id = r.id AND d.kind = 'meter'
+            AND NOT EXISTS (SELECT 1 FROM meter_readings m WHERE m.meter_id = d.id))
+      AS awaiting_installation
     """
 )
 _RESIDENT_FROM = sql.SQL("residents r LEFT JOIN grids g ON g.id = r.grid_id")

@@ -4,6 +4,7 @@ datetime, paging by `next` links, single features, live counts at every level, m
 from __future__ import annotations
 
 from datetime import timedelta
+from zoneinfo import ZoneInfo
 
 import httpx
 import psycopg
@@ -21,7 +22,9 @@ from api_support import (  # the fixtures: seeded_url, module_tokens, module_ser
 )
 
 from gridwatch.api.privacy import mask_address, mask_name, mask_phone
+from gridwatch.store.partitions import ensure_partitions
 
+ZONE = ZoneInfo("Asia/Shanghai")
 DISTRICT_BOX = (109.8, 40.55, 110.0, 40.75)  # the sample street sits well inside this
 
 
@@ -363,3 +366,25 @@ def test_served_polygons_follow_rfc_7946_ring_order(http):
             assert not any(hole.is_ccw for hole in polygon.interiors), feature["id"]
             rings += 1
     assert rings >= 120
+
+
+def test_a_home_whose_meter_never_reported_is_awaiting_installation(http, seeded_url):
+    with psycopg.connect(seeded_url) as conn:
+        resident, meter = conn.execute(
+            "SELECT resident_id, id FROM devices WHERE kind = 'meter' ORDER BY id LIMIT 1"
+        ).fetchone()
+    path = f"/collections/residents/items/{resident}"
+    assert http["admin"].get(path).json()["properties"]["awaiting_installation"] is True
+    at = NOW - timedelta(minutes=5)
+    with psycopg.connect(seeded_url) as conn:
+        ensure_partitions(conn, {at.astimezone(ZONE).date()}, ZONE)
+        conn.execute(
+            "INSERT INTO meter_readings (meter_id, observed_at, received_at, power_w) "
+            "VALUES (%s, %s, %s, 40)",
+            (meter, at, at),
+        )
+    try:
+        assert http["admin"].get(path).json()["properties"]["awaiting_installation"] is False
+    finally:
+        with psycopg.connect(seeded_url) as conn:
+            conn.execute("DELETE FROM meter_readings WHERE meter_id = %s", (meter,))
