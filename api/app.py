@@ -34,7 +34,7 @@ from gridwatch.api import (
 from gridwatch.api.guard import RequestGuard, SecurityHeaders
 from gridwatch.api.hazard_rules import plan_escalations
 from gridwatch.api.http_errors import install_error_handlers
-from gridwatch.api.ratelimit import RateLimit, TokenBuckets
+from gridwatch.api.ratelimit import RateBuckets, RateLimit, TokenBuckets
 from gridwatch.api.runtime import ApiState, Clock, wall_clock
 from gridwatch.api.stream import AlertFeed
 from gridwatch.errors import ServiceUnavailable
@@ -86,10 +86,15 @@ def create_app(
             raise ServiceUnavailable(
                 f"cannot connect to PostgreSQL at {describe_url(database_url)}"
             ) from None
-        state = ApiState(settings, pool, clock=clock, mqtt_url=mqtt_url)
+        state = ApiState(
+            settings,
+            pool,
+            feed=AlertFeed(pool, poll_s=feed_poll_s),
+            coverage=coverage.CoverageCache(),
+            clock=clock,
+            mqtt_url=mqtt_url,
+        )
         state.db_limiter = anyio.CapacityLimiter(settings.api_pool_size)
-        state.coverage = coverage.CoverageCache()
-        state.feed = AlertFeed(pool, poll_s=feed_poll_s)
         state.changes = ChangeWatcher(database_url)
         await anyio.to_thread.run_sync(state.changes.start)
         app.state.gw = state
@@ -159,15 +164,15 @@ def create_app(
     return app
 
 
-def rate_limits(settings: Settings) -> dict[str, TokenBuckets]:
+def rate_limits(settings: Settings) -> RateBuckets:
     """The buckets of one app, from the settings."""
     failures_per_min = settings.api_auth_failures_per_min
-    return {
-        "per_token": TokenBuckets(settings.api_rate_per_s, settings.api_rate_burst),
-        "per_page": TokenBuckets(settings.api_page_rate_per_s, settings.api_page_burst),
-        "anonymous": TokenBuckets(settings.api_anonymous_rate_per_s, settings.api_anonymous_burst),
-        "failures": TokenBuckets(failures_per_min / 60, max(failures_per_min, 1.0)),
-    }
+    return RateBuckets(
+        per_token=TokenBuckets(settings.api_rate_per_s, settings.api_rate_burst),
+        per_page=TokenBuckets(settings.api_page_rate_per_s, settings.api_page_burst),
+        anonymous=TokenBuckets(settings.api_anonymous_rate_per_s, settings.api_anonymous_burst),
+        failures=TokenBuckets(failures_per_min / 60, max(failures_per_min, 1.0)),
+    )
 
 
 def escalate_once(state: ApiState) -> int:

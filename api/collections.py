@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from functools import partial
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, overload
 
 import anyio
 from fastapi import APIRouter, Path, Query, Request
@@ -157,6 +157,10 @@ def page_size(state: ApiState, limit: int | None) -> int:
     return min(limit or state.settings.api_default_limit, state.settings.api_max_limit)
 
 
+@overload
+def subtree_ids(catalog: GridCatalog, principal: Principal, code: str) -> list[int]: ...
+@overload
+def subtree_ids(catalog: GridCatalog, principal: Principal, code: None) -> None: ...
 def subtree_ids(catalog: GridCatalog, principal: Principal, code: str | None) -> list[int] | None:
     """The ids of grid `code` and everything below it; NotFound if not visible."""
     if code is None:
@@ -426,7 +430,7 @@ def grid_item(
         raise NotFound(f"no grid {code!r}")
     start, end = _checkin_window(state, datetime_)
     counts = state.grid_counts(conn, start, end)
-    parent = catalog.by_id.get(grid.parent_id)
+    parent = None if grid.parent_id is None else catalog.by_id.get(grid.parent_id)
     return GeoJSONResponse(
         grid_feature(
             grid,
@@ -449,10 +453,10 @@ def _checkin_window(state: ApiState, text: str | None) -> tuple[datetime, dateti
 
 def state_geometries(state: ApiState, catalog: GridCatalog) -> dict[int, dict]:
     """GeoJSON geometry of every grid, made once per grids version."""
-    cached = getattr(state, "_grid_geojson", None)
+    cached = state.grid_geometries
     if cached is None or cached[0] != catalog.version:
         cached = (catalog.version, {g.id: geometry_json(g.geometry) for g in catalog.grids})
-        state._grid_geojson = cached
+        state.grid_geometries = cached
     return cached[1]
 
 

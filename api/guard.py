@@ -113,7 +113,8 @@ def _content_length(scope: Scope) -> int | None:
 
 
 async def _read_body(receive: Receive, limit: int) -> tuple[bytes, bool]:
-    chunks, size = [], 0
+    chunks: list[bytes] = []
+    size = 0
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":

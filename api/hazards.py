@@ -143,7 +143,7 @@ def _ledger_rows(
 
 
 def _row_json(row: LedgerRow, now: datetime) -> dict:
-    late = (now - row.due_at).total_seconds() / 3600 if row.overdue else None
+    late = row.hours_late(now)
     return {
         "id": str(row.id),
         "grid": row.grid_code,
@@ -271,7 +271,7 @@ def ledger_csv_text(rows: list[LedgerRow], state: ApiState, now: datetime) -> st
         return value.astimezone(zone).strftime("%Y-%m-%d %H:%M") if value else ""
 
     for row in rows:
-        late = (now - row.due_at).total_seconds() / 3600 if row.overdue else None
+        late = row.hours_late(now)
         cells = [
             str(row.id),
             row.grid_code or "",

@@ -18,6 +18,7 @@ import math
 import re
 import time
 from collections.abc import Callable, Hashable
+from typing import TypedDict
 from urllib.parse import parse_qs
 
 from starlette.requests import cookie_parser
@@ -84,6 +85,15 @@ class TokenBuckets:
                 del self._buckets[key]
 
 
+class RateBuckets(TypedDict):
+    """The buckets one `RateLimit` applies, by the names it takes them under."""
+
+    per_token: TokenBuckets
+    per_page: TokenBuckets
+    anonymous: TokenBuckets
+    failures: TokenBuckets
+
+
 class RateLimit:
     """ASGI middleware applying the three kinds of buckets (see the module's docstring).
 
@@ -131,6 +141,7 @@ class RateLimit:
                 send, wait, "too many rejected credentials from this address; wait before trying"
             )
             return
+        key: bytes | str  # the credential's digest, or the address without one
         if credential is not None and _follows_a_page(scope):
             buckets, key, whom = self.per_page, credential, "pages followed with this token"
         elif credential is not None:

@@ -9,7 +9,7 @@ import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, date, datetime
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import anyio
 import psycopg
@@ -26,6 +26,7 @@ from gridwatch.api.layer_cache import (
     KeptBodies,
     KeptLayers,
 )
+from gridwatch.api.stream import AlertFeed
 from gridwatch.geo.grids import LEVELS as GRID_LEVELS
 from gridwatch.geo.index import GridIndex
 from gridwatch.ingest.payload import ParseContext
@@ -44,6 +45,9 @@ from gridwatch.store.migrate import read_meta
 from gridwatch.store.mode import PLAIN
 from gridwatch.store.partitions import ensure_partitions, existing_partition_days
 from gridwatch.store.users import Principal, principal_for_session, principal_for_token
+
+if TYPE_CHECKING:  # api/coverage.py reads this state
+    from gridwatch.api.coverage import CoverageCache
 
 log = logging.getLogger("gridwatch.api")
 
@@ -65,21 +69,25 @@ class ApiState:
         settings: Settings,
         pool: ConnectionPool,
         *,
+        feed: AlertFeed,
+        coverage: CoverageCache,
         clock: Clock = wall_clock,
         mqtt_url: str | None = None,
     ) -> None:
         self.settings = settings
         self.pool = pool
+        self.feed = feed  # the live alert feed; the lifespan starts and stops it
+        self.coverage = coverage  # patrol coverage of recent days
         self.clock = clock
         self.mqtt_url = mqtt_url
         self.zone = settings.zone
         self.deadlines = deadlines_from_hours(settings.hazard_deadlines_h)
-        self.feed = None  # the live alert feed, set by the lifespan
         # Threads that wait for a pooled connection (see get_conn); made in the lifespan.
         self.db_limiter: anyio.CapacityLimiter | None = None
         self._lock = threading.Lock()
-        self._catalog: GridCatalog | None = None
-        self._leaves: LeafGrids | None = None
+        self._grids: tuple[GridCatalog, LeafGrids] | None = None
+        # GeoJSON geometry of every grid, with the catalog version it was made for.
+        self.grid_geometries: tuple[tuple, dict[int, dict]] | None = None
         self._grids_checked = 0.0
         self._tokens: dict[bytes, tuple[Principal, float]] = {}
         self._partition_days: set[date] | None = None
@@ -114,26 +122,27 @@ class ApiState:
 
     def catalog(self, conn: psycopg.Connection) -> GridCatalog:
         """Every grid with its shape; reloaded when the grids table changes."""
-        return self._refresh_grids(conn)
+        return self._refresh_grids(conn)[0]
 
     def leaf_index(self, conn: psycopg.Connection) -> GridIndex:
         """The same point→grid index the ingest writer uses (leaf grids, smallest code wins)."""
-        self._refresh_grids(conn)
-        return self._leaves.index
+        return self._refresh_grids(conn)[1].index
 
-    def _refresh_grids(self, conn: psycopg.Connection, *, now: bool = False) -> GridCatalog:
-        """The catalog, checked against the grids table every GRIDS_RECHECK_S (`now`: now)."""
+    def _refresh_grids(
+        self, conn: psycopg.Connection, *, now: bool = False
+    ) -> tuple[GridCatalog, LeafGrids]:
+        """The catalog and the leaf grids, loaded together and checked against the grids
+        table every GRIDS_RECHECK_S (`now`: now)."""
         recent = time.monotonic() - self._grids_checked < GRIDS_RECHECK_S
-        if self._catalog is not None and recent and not now:
-            return self._catalog
+        if self._grids is not None and recent and not now:
+            return self._grids
         version = grids_version(conn)
         with self._lock:
-            if self._catalog is None or self._catalog.version != version:
-                self._catalog = load_grid_catalog(conn)
-                self._leaves = load_leaf_grids(conn)
-                log.info("grids loaded: %d", len(self._catalog.grids))
+            if self._grids is None or self._grids[0].version != version:
+                self._grids = (load_grid_catalog(conn), load_leaf_grids(conn))
+                log.info("grids loaded: %d", len(self._grids[0].grids))
             self._grids_checked = time.monotonic()
-            return self._catalog
+            return self._grids
 
     def grid_counts(self, conn: psycopg.Connection, start: datetime, end: datetime):
         """Live counts per grid (check-ins in [start, end)), shared between the requests of
@@ -217,7 +226,7 @@ class ApiState:
         self, conn: psycopg.Connection, start: datetime, end: datetime, encode, *, kept: bool
     ) -> GridLayer:
         # Kept: the grids as of the key, not as of up to GRIDS_RECHECK_S before it.
-        catalog = self._refresh_grids(conn, now=kept)
+        catalog = self._refresh_grids(conn, now=kept)[0]
         now = self.now()
         counts = grid_counts(conn, catalog, now=now, checkins_from=start, checkins_until=end)
         ordered = tuple(sorted(catalog.grids, key=lambda g: (_LEVEL_ORDER[g.level], g.code)))
@@ -234,7 +243,7 @@ class ApiState:
         return GridLayer(catalog, counts, encoded, ordered, now, valid_until, kept, tree)
 
     def _read_hazard_layer(self, conn: psycopg.Connection, encode, *, kept: bool) -> HazardLayer:
-        catalog = self._refresh_grids(conn, now=kept)
+        catalog = self._refresh_grids(conn, now=kept)[0]
         now = self.now()
         rows = tuple(all_hazards(conn))
         encoded = tuple(encode(h, now) for h in rows)

@@ -26,7 +26,8 @@ class TimedH11Protocol(H11Protocol):
 
     head_timeout_s = 10.0  # set on the subclass `timed_protocol` makes
 
-    def connection_made(self, transport) -> None:  # type: ignore[override]
+    # uvicorn's own override narrows asyncio's BaseTransport to Transport the same way.
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self._head_deadline: asyncio.TimerHandle | None = None
         self._expect_head()

@@ -213,4 +213,5 @@ class AlertFeed:
 
     def _max_id(self) -> int:
         with self.pool.connection() as conn:
-            return conn.execute("SELECT coalesce(max(id), 0) FROM alert_events").fetchone()[0]
+            [(max_id,)] = conn.execute("SELECT coalesce(max(id), 0) FROM alert_events").fetchall()
+            return max_id

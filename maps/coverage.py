@@ -23,7 +23,7 @@ MIN_POINTS_IN_GRID = 3
 grazes a neighbour's corner on the way is not a patrol of that grid)."""
 
 
-def low_accuracy(accuracy_m: ArrayLike, max_accuracy_m: float) -> np.ndarray:
+def low_accuracy(accuracy_m: ArrayLike | None, max_accuracy_m: float) -> np.ndarray:
     """Which fixes are less accurate than `max_accuracy_m` metres (GRIDWATCH_OWNTRACKS_MAX_
     ACCURACY_M): kept and shown, flagged `low_accuracy`, never counted as coverage. The one
     rule for OwnTracks `acc` and gw `accuracy_m` alike; an unknown accuracy (None, NaN) is

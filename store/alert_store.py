@@ -101,7 +101,9 @@ class Scope:
 
     @classmethod
     def of(cls, homes: Iterable[Home]) -> Scope:
-        meters, sensors, residents = [], [], []
+        meters: list[str] = []
+        sensors: list[str] = []
+        residents: list[str] = []
         for home in homes:
             residents.append(home.resident_id)
             sensors.extend(home.sensor_ids)
@@ -155,7 +157,7 @@ class AlertStore:
             params = partition_params(self.partition)
         # Before the rows: a change in between makes the next digest differ, not go unseen.
         # A sum of row hashes: no sort, so a fraction of reading the rows even at 100,000.
-        digest = self.conn.execute(
+        [(digest,)] = self.conn.execute(
             f"""
             SELECT concat_ws(':', count(*),
                 sum(hashtextextended(concat_ws('|', r.id, r.grid_id, g.code, r.rules,
@@ -166,7 +168,7 @@ class AlertStore:
             {where}
             """,  # noqa: S608 - SQL made here from constants; every value is a parameter
             params,
-        ).fetchone()[0]
+        ).fetchall()
         if digest == self._homes_digest:
             self.conn.commit()
             return self._homes
@@ -197,10 +199,10 @@ class AlertStore:
 
     def _rows_written(self) -> int | None:
         """Rows inserted, updated and deleted so far in residents, devices and grids."""
-        value = self.conn.execute(
+        [(value,)] = self.conn.execute(
             "SELECT sum(n_tup_ins + n_tup_upd + n_tup_del) FROM pg_stat_user_tables "
             "WHERE relid IN ('residents'::regclass, 'devices'::regclass, 'grids'::regclass)"
-        ).fetchone()[0]
+        ).fetchall()
         self.conn.commit()
         return value
 
@@ -267,12 +269,12 @@ class AlertStore:
 
     def _newest_received(self, where: str, params: dict[str, Any]) -> datetime | None:
         self._read_the_tail()
-        value = self.conn.execute(
+        [(value,)] = self.conn.execute(
             f"SELECT greatest((SELECT max(received_at) FROM meter_readings WHERE {where}), "  # noqa: S608 - built from constants; values are parameters
             f"(SELECT max(received_at) FROM sensor_events WHERE {where}), "
             f"(SELECT max(received_at) FROM patrol_checkins WHERE {where}))",
             params,
-        ).fetchone()[0]
+        ).fetchall()
         self.conn.commit()
         return value
 
@@ -332,11 +334,11 @@ class AlertStore:
     def latest_received(self) -> datetime | None:
         """The newest received_at over the time-series tables."""
         self._read_the_tail()
-        value = self.conn.execute(
+        [(value,)] = self.conn.execute(
             "SELECT greatest((SELECT max(received_at) FROM meter_readings), "
             "(SELECT max(received_at) FROM sensor_events), "
             "(SELECT max(received_at) FROM patrol_checkins))"
-        ).fetchone()[0]
+        ).fetchall()
         self.conn.commit()
         return value
 
@@ -485,7 +487,8 @@ class AlertStore:
             residents = [_resident_of(action) for action in actions]
             # The grid now, not the one the engine last saw: a resident who moved is announced
             # on their new grid's topic.
-            codes = {**grid_codes, **self._grid_codes(residents)}
+            codes: dict[str | None, str | None] = dict(grid_codes.items())
+            codes.update(self._grid_codes(residents))
             owned = self._owned(residents, codes)
             for action in actions:
                 if _resident_of(action) not in owned:
@@ -565,11 +568,12 @@ def write_event(
     note: str | None,
 ) -> int:
     """Record one step of an alert's life in alert_events; returns the event id."""
-    return conn.execute(
+    [(event_id,)] = conn.execute(
         "INSERT INTO alert_events (alert_id, at, action, actor, note, level) "
         "VALUES (%s, %s, %s, %s, %s, %s) RETURNING id",
         (alert.id, at, state, actor, note, alert.level),
-    ).fetchone()[0]
+    ).fetchall()
+    return event_id
 
 
 def write_outbox(
@@ -597,11 +601,11 @@ def write_outbox(
         "at": now.isoformat(),
         **extra,
     }
-    outbox_id = conn.execute(
+    [(outbox_id,)] = conn.execute(
         "INSERT INTO alert_outbox (alert_id, event_id, topic, payload) "
         "VALUES (%s, %s, %s, %s) RETURNING id",
         (alert.id, event_id, f"{topic_prefix}/alerts/{code}", Jsonb(payload)),
-    ).fetchone()[0]
+    ).fetchall()
     for url in webhooks:
         conn.execute(
             "INSERT INTO webhook_deliveries (outbox_id, url) VALUES (%s, %s)", (outbox_id, url)
@@ -684,11 +688,12 @@ def add_absence(
     with conn.transaction():
         if conn.execute("SELECT 1 FROM residents WHERE id = %s", (resident_id,)).fetchone() is None:
             raise NotFound(f"no resident {resident_id!r}")
-        return conn.execute(
+        [(absence_id,)] = conn.execute(
             "INSERT INTO absences (resident_id, starts_at, ends_at, note, created_by) "
             "VALUES (%s, %s, %s, %s, %s) RETURNING id",
             (resident_id, starts_at, ends_at, note, created_by),
-        ).fetchone()[0]
+        ).fetchall()
+        return absence_id
 
 
 def _alert_for_update(conn: psycopg.Connection, alert_id: int) -> OpenAlert:

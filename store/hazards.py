@@ -84,6 +84,12 @@ class LedgerRow:
     last_action: str | None
     last_note: str | None
 
+    def hours_late(self, now: datetime) -> float | None:
+        """Hours past its due time at `now` if overdue (an overdue row has one), else None."""
+        if not self.overdue or self.due_at is None:
+            return None
+        return (now - self.due_at).total_seconds() / 3600
+
 
 _HAZARD_COLUMNS = sql.SQL(
     "h.id, h.reporter_id, h.observed_at, h.received_at, h.lon, h.lat, h.grid_id, "

@@ -103,11 +103,11 @@ def create_user(
         ).fetchone()
         if taken:
             raise Conflict(f"user {name!r} exists; revoke it first to issue a new token")
-        user_id = conn.execute(
+        [(user_id,)] = conn.execute(
             "INSERT INTO api_users (name, role, level, token_sha256) VALUES (%s, %s, %s, %s) "
             "RETURNING id",
             (name, role, level, token_digest(token)),
-        ).fetchone()[0]
+        ).fetchall()
         for grid_id in grids:
             conn.execute(
                 "INSERT INTO api_user_grids (user_id, grid_id) VALUES (%s, %s)", (user_id, grid_id)
@@ -200,9 +200,9 @@ def end_session(conn: psycopg.Connection, session_id: str) -> None:
 
 
 def _principal(conn: psycopg.Connection, user_id: int) -> Principal:
-    name, role, level = conn.execute(
+    [(name, role, level)] = conn.execute(
         "SELECT name, role, level FROM api_users WHERE id = %s", (user_id,)
-    ).fetchone()
+    ).fetchall()
     roots = conn.execute(
         "SELECT g.id, g.code FROM api_user_grids ug JOIN grids g ON g.id = ug.grid_id "
         "WHERE ug.user_id = %s ORDER BY g.code",
