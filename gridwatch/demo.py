@@ -103,19 +103,24 @@ def _api_server(settings: Settings, database_url: str, mqtt_url: str):
 
 
 def _announce_maps(settings: Settings, database_url: str, server) -> None:
-    """Print the map URL and a fresh duty officer's token once the server listens."""
-    from gridwatch.store.users import create_user
-
+    """Print the map URL and the demo duty officer's token once the server listens."""
     deadline = time.monotonic() + 30
     while not server.started and time.monotonic() < deadline:
         time.sleep(0.1)
     with connect(database_url) as conn:
-        name = f"demo duty officer {datetime.now().astimezone():%Y%m%d-%H%M%S}"
-        token = create_user(conn, name, role="duty_officer", level="street", grid_codes=("QS-01",))
+        token = duty_officer_token(conn)
     base = f"http://{settings.api_host}:{server.config.port}"
     print(f"maps: {base}/maps/overview   live duty view: {base}/maps/live   API: {base}/docs",
           flush=True)  # fmt: skip
     print(f"duty officer token (log in at {base}/login): {token}", flush=True)
+
+
+def duty_officer_token(conn) -> str:
+    """A token of the demo's duty officer, for the street of the sample district."""
+    from gridwatch.store.users import create_user
+
+    name = f"demo duty officer {datetime.now().astimezone():%Y%m%d-%H%M%S}"
+    return create_user(conn, name, role="duty_officer", level="street", grid_codes=("QS-01",))
 
 
 def _sample_district(conn, settings: Settings):
@@ -157,8 +162,13 @@ def _traffic(settings, mqtt_url, database_url, district, worker, stop, seconds) 
         while worker.stats.received < sent and time.monotonic() < deadline and not stop.is_set():
             time.sleep(0.2)
         _print_summary(database_url)
+        start = datetime.now(UTC).replace(microsecond=0)
+        with connect(database_url) as conn:
+            incidents = demo_incidents(conn, district, start)
         live = threading.Thread(
-            target=_live_district, args=(settings, client, district, stop), name="simulator"
+            target=_live_district,
+            args=(settings, client, district, start, incidents, stop),
+            name="simulator",
         )
         live.start()
         print(
@@ -181,23 +191,30 @@ def _traffic(settings, mqtt_url, database_url, district, worker, stop, seconds) 
         client.loop_stop()
 
 
-def _live_district(settings: Settings, client, district, stop: threading.Event) -> None:
-    """The simulated district in real time from now on, with two incidents early on."""
-    from gridwatch.simulators.faults import Fall, FaultRates, Incident, Sos
+def demo_incidents(conn, district, now: datetime) -> list:
+    """An SOS press 2 minutes from `now` and a fall 4 minutes from it, by pendant wearers."""
+    from gridwatch.simulators.faults import Fall, Sos
+
+    wearers = [r for r in district.residents if any(s.endswith("-pendant") for s in r.sensor_ids)]
+    if len(wearers) < 2:
+        return []
+    sos, fall = wearers[0], wearers[1]
+    pendant = next(s for s in sos.sensor_ids if s.endswith("-pendant"))
+    detector = next(s for s in fall.sensor_ids if s.endswith("-pendant"))
+    return [
+        Sos(sos.resident_id, now + timedelta(minutes=2), pendant),
+        Fall(fall.resident_id, now + timedelta(minutes=4), detector_id=detector),
+    ]
+
+
+def _live_district(
+    settings: Settings, client, district, now: datetime, incidents, stop: threading.Event
+) -> None:
+    """The simulated district in real time from `now` on, with `incidents`."""
+    from gridwatch.simulators.faults import FaultRates
     from gridwatch.simulators.publish import AckWindow, publish_paced
     from gridwatch.simulators.scenario import Scenario
 
-    now = datetime.now(UTC).replace(microsecond=0)
-    wearers = [r for r in district.residents if any(s.endswith("-pendant") for s in r.sensor_ids)]
-    incidents: list[Incident] = []
-    if len(wearers) >= 2:
-        sos, fall = wearers[0], wearers[1]
-        pendant = next(s for s in sos.sensor_ids if s.endswith("-pendant"))
-        detector = next(s for s in fall.sensor_ids if s.endswith("-pendant"))
-        incidents = [
-            Sos(sos.resident_id, now + timedelta(minutes=2), pendant),
-            Fall(fall.resident_id, now + timedelta(minutes=4), detector_id=detector),
-        ]
     scenario = Scenario(
         district,
         now,
