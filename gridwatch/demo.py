@@ -26,6 +26,8 @@ from gridwatch.store.summary import level_counts, open_alert_counts, table_count
 
 log = logging.getLogger(__name__)
 STATUS_EVERY_S = 60
+SOS_AFTER = timedelta(minutes=1)
+FALL_AFTER = timedelta(minutes=2)
 
 
 def run_demo(settings: Settings, *, seconds: float | None = None) -> int:
@@ -172,8 +174,9 @@ def _traffic(settings, mqtt_url, database_url, district, worker, stop, seconds) 
         )
         live.start()
         print(
-            "the district now lives in real time (meters every minute; an SOS press in 2 min, "
-            "a fall in 4 min); Ctrl-C stops everything.",
+            "the district now lives in real time (meters every minute"
+            + "".join(f"; {_incident_text(i, start)}" for i in incidents)
+            + "); Ctrl-C stops everything.",
             flush=True,
         )
         next_status = time.monotonic() + STATUS_EVERY_S
@@ -192,19 +195,33 @@ def _traffic(settings, mqtt_url, database_url, district, worker, stop, seconds) 
 
 
 def demo_incidents(conn, district, now: datetime) -> list:
-    """An SOS press 2 minutes from `now` and a fall 4 minutes from it, by pendant wearers."""
+    """An SOS press and a fall soon after `now`, by pendant wearers without an open alert:
+    a resident holds one open alert per kind, so an SOS of one whose SOS an earlier run
+    left open would open nothing new."""
     from gridwatch.simulators.faults import Fall, Sos
+    from gridwatch.store.alert_store import residents_with_open_alerts
 
-    wearers = [r for r in district.residents if any(s.endswith("-pendant") for s in r.sensor_ids)]
+    alerted = residents_with_open_alerts(conn)
+    wearers = [
+        r
+        for r in district.residents
+        if r.resident_id not in alerted and any(s.endswith("-pendant") for s in r.sensor_ids)
+    ]
     if len(wearers) < 2:
         return []
     sos, fall = wearers[0], wearers[1]
     pendant = next(s for s in sos.sensor_ids if s.endswith("-pendant"))
     detector = next(s for s in fall.sensor_ids if s.endswith("-pendant"))
     return [
-        Sos(sos.resident_id, now + timedelta(minutes=2), pendant),
-        Fall(fall.resident_id, now + timedelta(minutes=4), detector_id=detector),
+        Sos(sos.resident_id, now + SOS_AFTER, pendant),
+        Fall(fall.resident_id, now + FALL_AFTER, detector_id=detector),
     ]
+
+
+def _incident_text(incident, start: datetime) -> str:
+    minutes = round((incident.at - start).total_seconds() / 60)
+    what = "an SOS press by" if incident.kind == "sos" else "a fall of"
+    return f"{what} {incident.resident_id} in {minutes} min"
 
 
 def _live_district(
