@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 STATUS_EVERY_S = 60
 SOS_AFTER = timedelta(minutes=1)
 FALL_AFTER = timedelta(minutes=2)
+DUTY_OFFICER = "demo duty officer"
 
 
 def run_demo(settings: Settings, *, seconds: float | None = None) -> int:
@@ -118,11 +119,17 @@ def _announce_maps(settings: Settings, database_url: str, server) -> None:
 
 
 def duty_officer_token(conn) -> str:
-    """A token of the demo's duty officer, for the street of the sample district."""
-    from gridwatch.store.users import create_user
+    """A new token of the demo's one duty officer (the sample district's street), who is
+    created on the first run; an earlier run's token stops working."""
+    from gridwatch.errors import NotFound
+    from gridwatch.store.users import create_user, reissue_token
 
-    name = f"demo duty officer {datetime.now().astimezone():%Y%m%d-%H%M%S}"
-    return create_user(conn, name, role="duty_officer", level="street", grid_codes=("QS-01",))
+    try:
+        return reissue_token(conn, DUTY_OFFICER)
+    except NotFound:
+        return create_user(
+            conn, DUTY_OFFICER, role="duty_officer", level="street", grid_codes=("QS-01",)
+        )
 
 
 def _sample_district(conn, settings: Settings):

@@ -14,10 +14,11 @@ import psycopg
 import pytest
 from demo_support import LIVE_LINE, OFFICER_LINE, demo_env, wait_for_line
 
-from gridwatch.demo import demo_incidents
+from gridwatch.demo import demo_incidents, duty_officer_token
 from gridwatch.simulators.district import build_sample_district
 from gridwatch.simulators.private_services import GridwatchProcess
 from gridwatch.store.embedded import EmbeddedPostgres
+from gridwatch.store.users import principal_for_token
 
 RUN_S = 10
 LEVEL_ROW = re.compile(r"^  (district|street|community|grid)\s+(\d+)\s+(\d+)(?:-(\d+))?", re.M)
@@ -65,6 +66,18 @@ def test_a_second_demo_run_reuses_its_duty_officer_and_counts_areas_by_level(tmp
         postgres.stop()
     assert officers == 1, f"{officers} demo duty officers after two runs"
     assert tokens[0] != tokens[1]  # each run prints a token that works (checked above)
+
+
+def test_every_demo_run_prints_a_working_token_of_the_same_duty_officer(district_database_url):
+    with psycopg.connect(district_database_url, autocommit=True) as conn:
+        first = duty_officer_token(conn)
+        second = duty_officer_token(conn)
+        users = conn.execute("SELECT count(*) FROM api_users").fetchone()[0]
+        officer = principal_for_token(conn, second)
+        assert principal_for_token(conn, first) is None  # the earlier run's token is spent
+    assert users == 1, f"{users} users after two runs"
+    assert officer is not None and officer.role == "duty_officer"
+    assert officer.grid_codes == ("QS-01",)
 
 
 def test_the_demo_incidents_befall_residents_without_an_open_alert(district_database_url):
