@@ -90,10 +90,9 @@ def _api_server(settings: Settings, database_url: str, mqtt_url: str):
     """The API and map pages on GRIDWATCH_API_PORT, or a free port when that one is taken."""
     import socket
 
-    import uvicorn
-
     from gridwatch.api.app import create_app
     from gridwatch.api.cli import server_config
+    from gridwatch.api.serving import ApiServer
     from gridwatch.store.embedded import free_port
 
     port = settings.api_port
@@ -102,7 +101,7 @@ def _api_server(settings: Settings, database_url: str, mqtt_url: str):
             port = free_port(settings.api_host)
     app = create_app(settings, database_url=database_url, mqtt_url=mqtt_url)
     config = server_config(app, settings, host=settings.api_host, port=port, log_level="warning")
-    return uvicorn.Server(config)
+    return ApiServer(config)
 
 
 def _announce_maps(settings: Settings, database_url: str, server) -> None:
@@ -144,11 +143,16 @@ def _sample_district(conn, settings: Settings):
         flush=True,
     )
     result = load_sample_district(conn, settings.data_dir / "sample")
-    print(
-        f"{result.grids} grids, {result.residents} residents, {result.workers} grid workers",
-        flush=True,
-    )
+    areas = ", ".join(_count(n, level) for level, n in result.areas.items())
+    print(f"{areas}, {result.residents} residents, {result.workers} grid workers", flush=True)
     return result.district
+
+
+def _count(n: int, level: str) -> str:
+    """`1 street`, `8 communities`."""
+    if n == 1:
+        return f"{n} {level}"
+    return f"{n} {level[:-1]}ies" if level.endswith("y") else f"{n} {level}s"
 
 
 def _traffic(settings, mqtt_url, database_url, district, worker, stop, seconds) -> None:
@@ -271,9 +275,22 @@ def _print_summary(database_url: str, *, brief: bool = False) -> None:
     print(f"[{stamp}] stored: " + ", ".join(f"{t} {n}" for t, n in counts.items()), flush=True)
     if alerts:
         print("  open alerts: " + ", ".join(f"{k} {n}" for k, n in alerts.items()), flush=True)
-    for row in levels:
+    if levels:
         print(
-            f"  {row.level:<10} {row.units:>4} units: {row.residents:>5} residents, "
-            f"{row.checkins:>5} patrol check-ins, {row.hazards:>3} hazards",
+            f"  {'level':<10} {'areas':>5}   {'residents per area':<22} "
+            f"{'check-ins per area':<22} hazards per area",
             flush=True,
         )
+    for row in levels:
+        print(
+            f"  {row.level:<10} {row.areas:>5}   {_spread(row.residents):<22} "
+            f"{_spread(row.checkins):<22} {_spread(row.hazards)}",
+            flush=True,
+        )
+
+
+def _spread(spread) -> str:
+    """`2000` for one value; `9-27 (mean 18.2)` for a level's areas that differ."""
+    if spread.least == spread.most:
+        return str(spread.least)
+    return f"{spread.least}-{spread.most} (mean {round(spread.mean, 1):g})"
