@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
+import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,6 +18,17 @@ from gridwatch.store.embedded import free_port
 
 OFFICER_LINE = r"duty officer token \(log in at (\S+)/login\): (\S+)"
 LIVE_LINE = r"the district now lives"
+
+
+@pytest.fixture(name="demo_data")
+def demo_data_fixture() -> Iterator[Path]:
+    """A data directory for the demo outside pytest's: run as root, the embedded PostgreSQL
+    runs as a service user who must reach its directory, and each pytest session started
+    as root makes pytest's own directory private again (mode 0700), as a session running
+    beside this one does at any moment."""
+    top = Path(tempfile.mkdtemp(prefix="gridwatch-demo-"))
+    yield top / "data"
+    shutil.rmtree(top, ignore_errors=True)
 
 
 def demo_env(data: Path) -> dict[str, str]:

@@ -12,7 +12,13 @@ from datetime import UTC, datetime
 import httpx
 import psycopg
 import pytest
-from demo_support import LIVE_LINE, OFFICER_LINE, demo_env, wait_for_line
+from demo_support import (
+    LIVE_LINE,
+    OFFICER_LINE,
+    demo_data_fixture,  # noqa: F401
+    demo_env,
+    wait_for_line,
+)
 
 from gridwatch.demo import demo_incidents, duty_officer_token
 from gridwatch.simulators.district import build_sample_district
@@ -29,9 +35,8 @@ def _bearer(token: str) -> dict[str, str]:
 
 
 @pytest.mark.slow
-def test_a_second_demo_run_reuses_its_duty_officer_and_counts_areas_by_level(tmp_path):
-    data = tmp_path / "data"
-    env = demo_env(data)
+def test_a_second_demo_run_reuses_its_duty_officer_and_counts_areas_by_level(tmp_path, demo_data):
+    env = demo_env(demo_data)
     tokens: list[str] = []
     for run in (1, 2):
         log = tmp_path / f"run{run}.log"
@@ -56,7 +61,7 @@ def test_a_second_demo_run_reuses_its_duty_officer_and_counts_areas_by_level(tmp
     }
     assert rows["district"][1:] == (2000, 2000)  # the whole district's residents, once
     assert rows["community"][2] < 2000 and rows["grid"][2] < rows["community"][2]
-    postgres = EmbeddedPostgres(data / "postgres")
+    postgres = EmbeddedPostgres(demo_data / "postgres")
     try:
         with psycopg.connect(postgres.start()) as conn:
             officers = conn.execute(
@@ -123,9 +128,9 @@ class StreamReader(threading.Thread):
 
 
 @pytest.mark.slow
-def test_ctrl_c_stops_the_demo_within_seconds_while_a_live_stream_is_open(tmp_path):
+def test_ctrl_c_stops_the_demo_within_seconds_while_a_live_stream_is_open(tmp_path, demo_data):
     log = tmp_path / "demo.log"
-    demo = GridwatchProcess(demo_env(tmp_path / "data"), ["demo"], log)
+    demo = GridwatchProcess(demo_env(demo_data), ["demo"], log)
     try:
         base, token = wait_for_line(log, OFFICER_LINE, demo.process, 180).groups()
         wait_for_line(log, LIVE_LINE, demo.process, 180)

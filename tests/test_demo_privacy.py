@@ -14,7 +14,13 @@ import uuid
 import httpx
 import orjson
 import pytest
-from demo_support import LIVE_LINE, OFFICER_LINE, demo_env, wait_for_line
+from demo_support import (
+    LIVE_LINE,
+    OFFICER_LINE,
+    demo_data_fixture,  # noqa: F401
+    demo_env,
+    wait_for_line,
+)
 
 from gridwatch.ingest.mqtt import BrokerAddress, publisher
 from gridwatch.simulators.district import build_sample_district
@@ -94,9 +100,9 @@ def _exercise(base: str, token: str, mqtt_url: str, residents) -> list[str]:
 
 
 @pytest.mark.slow
-def test_a_full_demo_logs_no_residents_personal_information(tmp_path):
+def test_a_full_demo_logs_no_residents_personal_information(tmp_path, demo_data):
     residents = build_sample_district().residents
-    data = tmp_path / "data"
+    data = demo_data
     out, err = tmp_path / "demo.out", tmp_path / "demo.err"
     env = demo_env(data)
     command = [sys.executable, "-m", "gridwatch", "demo", "-v", "--seconds", str(RUN_S)]
