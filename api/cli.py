@@ -84,9 +84,8 @@ def server_config(app, settings: Settings, *, host: str, port: int, log_level: s
 
 
 def run_api(settings: Settings, args: argparse.Namespace) -> int:
-    import uvicorn
-
     from gridwatch.api.app import create_app
+    from gridwatch.api.serving import ApiServer
     from gridwatch.store.db import connect
     from gridwatch.store.migrate import migrate_for
 
@@ -101,7 +100,7 @@ def run_api(settings: Settings, args: argparse.Namespace) -> int:
             f"gridwatch API on http://{host}:{port}/ (maps: /maps/overview, docs: /docs)",
             flush=True,
         )
-        uvicorn.Server(server_config(app, settings, host=host, port=port)).run()
+        ApiServer(server_config(app, settings, host=host, port=port)).run()
     return 0
 
 

@@ -7,9 +7,11 @@ import asyncio
 import copy
 import logging
 import re
+import socket
 from urllib.parse import unquote_plus
 
 import h11
+import uvicorn
 from uvicorn.config import LOGGING_CONFIG
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
@@ -17,6 +19,19 @@ from gridwatch.store.users import TOKEN_PREFIX
 
 MAX_HEAD_BYTES = 16 * 1024  # request line and headers; more is answered 400
 KEEP_ALIVE_S = 5  # an idle connection between requests is closed after this
+
+
+class ApiServer(uvicorn.Server):
+    """uvicorn's server, ending the open alert streams as it begins to shut down: a browser
+    on the live map holds its stream open for ever, and uvicorn would wait for it (up to
+    its graceful timeout) before stopping."""
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        # The FastAPI app this config serves; its state is set by the app's lifespan.
+        state = getattr(getattr(self.config.app, "state", None), "gw", None)
+        if state is not None:
+            state.feed.close_streams()
+        await super().shutdown(sockets)
 
 
 class TimedH11Protocol(H11Protocol):

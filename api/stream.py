@@ -114,6 +114,11 @@ class AlertFeed:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        self.close_streams()
+
+    def close_streams(self) -> None:
+        """End every open stream: each client is told it is over now (and reconnects), not
+        left hanging until the server gives up waiting for it at shutdown."""
         for queue in list(self._subscribers):
             self._close(queue)
 

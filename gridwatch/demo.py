@@ -26,6 +26,9 @@ from gridwatch.store.summary import level_counts, open_alert_counts, table_count
 
 log = logging.getLogger(__name__)
 STATUS_EVERY_S = 60
+SOS_AFTER = timedelta(minutes=1)
+FALL_AFTER = timedelta(minutes=2)
+DUTY_OFFICER = "demo duty officer"
 
 
 def run_demo(settings: Settings, *, seconds: float | None = None) -> int:
@@ -87,10 +90,9 @@ def _api_server(settings: Settings, database_url: str, mqtt_url: str):
     """The API and map pages on GRIDWATCH_API_PORT, or a free port when that one is taken."""
     import socket
 
-    import uvicorn
-
     from gridwatch.api.app import create_app
     from gridwatch.api.cli import server_config
+    from gridwatch.api.serving import ApiServer
     from gridwatch.store.embedded import free_port
 
     port = settings.api_port
@@ -99,23 +101,34 @@ def _api_server(settings: Settings, database_url: str, mqtt_url: str):
             port = free_port(settings.api_host)
     app = create_app(settings, database_url=database_url, mqtt_url=mqtt_url)
     config = server_config(app, settings, host=settings.api_host, port=port, log_level="warning")
-    return uvicorn.Server(config)
+    return ApiServer(config)
 
 
 def _announce_maps(settings: Settings, database_url: str, server) -> None:
-    """Print the map URL and a fresh duty officer's token once the server listens."""
-    from gridwatch.store.users import create_user
-
+    """Print the map URL and the demo duty officer's token once the server listens."""
     deadline = time.monotonic() + 30
     while not server.started and time.monotonic() < deadline:
         time.sleep(0.1)
     with connect(database_url) as conn:
-        name = f"demo duty officer {datetime.now().astimezone():%Y%m%d-%H%M%S}"
-        token = create_user(conn, name, role="duty_officer", level="street", grid_codes=("QS-01",))
+        token = duty_officer_token(conn)
     base = f"http://{settings.api_host}:{server.config.port}"
     print(f"maps: {base}/maps/overview   live duty view: {base}/maps/live   API: {base}/docs",
           flush=True)  # fmt: skip
     print(f"duty officer token (log in at {base}/login): {token}", flush=True)
+
+
+def duty_officer_token(conn) -> str:
+    """A new token of the demo's one duty officer (the sample district's street), who is
+    created on the first run; an earlier run's token stops working."""
+    from gridwatch.errors import NotFound
+    from gridwatch.store.users import create_user, reissue_token
+
+    try:
+        return reissue_token(conn, DUTY_OFFICER)
+    except NotFound:
+        return create_user(
+            conn, DUTY_OFFICER, role="duty_officer", level="street", grid_codes=("QS-01",)
+        )
 
 
 def _sample_district(conn, settings: Settings):
@@ -130,11 +143,16 @@ def _sample_district(conn, settings: Settings):
         flush=True,
     )
     result = load_sample_district(conn, settings.data_dir / "sample")
-    print(
-        f"{result.grids} grids, {result.residents} residents, {result.workers} grid workers",
-        flush=True,
-    )
+    areas = ", ".join(_count(n, level) for level, n in result.areas.items())
+    print(f"{areas}, {result.residents} residents, {result.workers} grid workers", flush=True)
     return result.district
+
+
+def _count(n: int, level: str) -> str:
+    """`1 street`, `8 communities`."""
+    if n == 1:
+        return f"{n} {level}"
+    return f"{n} {level[:-1]}ies" if level.endswith("y") else f"{n} {level}s"
 
 
 def _traffic(settings, mqtt_url, database_url, district, worker, stop, seconds) -> None:
@@ -157,13 +175,19 @@ def _traffic(settings, mqtt_url, database_url, district, worker, stop, seconds) 
         while worker.stats.received < sent and time.monotonic() < deadline and not stop.is_set():
             time.sleep(0.2)
         _print_summary(database_url)
+        start = datetime.now(UTC).replace(microsecond=0)
+        with connect(database_url) as conn:
+            incidents = demo_incidents(conn, district, start)
         live = threading.Thread(
-            target=_live_district, args=(settings, client, district, stop), name="simulator"
+            target=_live_district,
+            args=(settings, client, district, start, incidents, stop),
+            name="simulator",
         )
         live.start()
         print(
-            "the district now lives in real time (meters every minute; an SOS press in 2 min, "
-            "a fall in 4 min); Ctrl-C stops everything.",
+            "the district now lives in real time (meters every minute"
+            + "".join(f"; {_incident_text(i, start)}" for i in incidents)
+            + "); Ctrl-C stops everything.",
             flush=True,
         )
         next_status = time.monotonic() + STATUS_EVERY_S
@@ -181,23 +205,44 @@ def _traffic(settings, mqtt_url, database_url, district, worker, stop, seconds) 
         client.loop_stop()
 
 
-def _live_district(settings: Settings, client, district, stop: threading.Event) -> None:
-    """The simulated district in real time from now on, with two incidents early on."""
-    from gridwatch.simulators.faults import Fall, FaultRates, Incident, Sos
+def demo_incidents(conn, district, now: datetime) -> list:
+    """An SOS press and a fall soon after `now`, by pendant wearers without an open alert:
+    a resident holds one open alert per kind, so an SOS of one whose SOS an earlier run
+    left open would open nothing new."""
+    from gridwatch.simulators.faults import Fall, Sos
+    from gridwatch.store.alert_store import residents_with_open_alerts
+
+    alerted = residents_with_open_alerts(conn)
+    wearers = [
+        r
+        for r in district.residents
+        if r.resident_id not in alerted and any(s.endswith("-pendant") for s in r.sensor_ids)
+    ]
+    if len(wearers) < 2:
+        return []
+    sos, fall = wearers[0], wearers[1]
+    pendant = next(s for s in sos.sensor_ids if s.endswith("-pendant"))
+    detector = next(s for s in fall.sensor_ids if s.endswith("-pendant"))
+    return [
+        Sos(sos.resident_id, now + SOS_AFTER, pendant),
+        Fall(fall.resident_id, now + FALL_AFTER, detector_id=detector),
+    ]
+
+
+def _incident_text(incident, start: datetime) -> str:
+    minutes = round((incident.at - start).total_seconds() / 60)
+    what = "an SOS press by" if incident.kind == "sos" else "a fall of"
+    return f"{what} {incident.resident_id} in {minutes} min"
+
+
+def _live_district(
+    settings: Settings, client, district, now: datetime, incidents, stop: threading.Event
+) -> None:
+    """The simulated district in real time from `now` on, with `incidents`."""
+    from gridwatch.simulators.faults import FaultRates
     from gridwatch.simulators.publish import AckWindow, publish_paced
     from gridwatch.simulators.scenario import Scenario
 
-    now = datetime.now(UTC).replace(microsecond=0)
-    wearers = [r for r in district.residents if any(s.endswith("-pendant") for s in r.sensor_ids)]
-    incidents: list[Incident] = []
-    if len(wearers) >= 2:
-        sos, fall = wearers[0], wearers[1]
-        pendant = next(s for s in sos.sensor_ids if s.endswith("-pendant"))
-        detector = next(s for s in fall.sensor_ids if s.endswith("-pendant"))
-        incidents = [
-            Sos(sos.resident_id, now + timedelta(minutes=2), pendant),
-            Fall(fall.resident_id, now + timedelta(minutes=4), detector_id=detector),
-        ]
     scenario = Scenario(
         district,
         now,
@@ -230,9 +275,22 @@ def _print_summary(database_url: str, *, brief: bool = False) -> None:
     print(f"[{stamp}] stored: " + ", ".join(f"{t} {n}" for t, n in counts.items()), flush=True)
     if alerts:
         print("  open alerts: " + ", ".join(f"{k} {n}" for k, n in alerts.items()), flush=True)
-    for row in levels:
+    if levels:
         print(
-            f"  {row.level:<10} {row.units:>4} units: {row.residents:>5} residents, "
-            f"{row.checkins:>5} patrol check-ins, {row.hazards:>3} hazards",
+            f"  {'level':<10} {'areas':>5}   {'residents per area':<22} "
+            f"{'check-ins per area':<22} hazards per area",
             flush=True,
         )
+    for row in levels:
+        print(
+            f"  {row.level:<10} {row.areas:>5}   {_spread(row.residents):<22} "
+            f"{_spread(row.checkins):<22} {_spread(row.hazards)}",
+            flush=True,
+        )
+
+
+def _spread(spread) -> str:
+    """`2000` for one value; `9-27 (mean 18.2)` for a level's areas that differ."""
+    if spread.least == spread.most:
+        return str(spread.least)
+    return f"{spread.least}-{spread.most} (mean {round(spread.mean, 1):g})"

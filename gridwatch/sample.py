@@ -19,7 +19,7 @@ from gridwatch.simulators.district import SampleDistrict, build_sample_district,
 @dataclass(frozen=True, slots=True)
 class SampleLoad:
     district: SampleDistrict
-    grids: int
+    areas: dict[str, int]  # by level: district, street, community, grid
     residents: int
     workers: int
 
@@ -35,7 +35,7 @@ def load_sample_district(
     re-running updates in place."""
     district = district or build_sample_district()
     files = write_sample_files(Path(directory), district)
-    grids = 0
+    areas = {}
     for path, level in (
         (files.district, "district"),
         (files.streets, "street"),
@@ -43,9 +43,9 @@ def load_sample_district(
         (files.grids, "grid"),
     ):
         result = import_grid_file(conn, path, level=level, parent_field="parent")
-        grids += result.inserted + result.updated
+        areas[level] = result.inserted + result.updated
     residents = import_residents_file(conn, files.residents, progress=progress)
     workers = import_workers_file(conn, files.workers)
     return SampleLoad(
-        district, grids, residents.inserted + residents.updated, workers.inserted + workers.updated
+        district, areas, residents.inserted + residents.updated, workers.inserted + workers.updated
     )

@@ -696,6 +696,15 @@ def add_absence(
         return absence_id
 
 
+def residents_with_open_alerts(conn: psycopg.Connection) -> set[str]:
+    """Residents with an alert not yet resolved."""
+    rows = conn.execute(
+        "SELECT DISTINCT resident_id FROM alerts "
+        "WHERE status <> 'resolved' AND resident_id IS NOT NULL"
+    ).fetchall()
+    return {resident_id for (resident_id,) in rows}
+
+
 def _alert_for_update(conn: psycopg.Connection, alert_id: int) -> OpenAlert:
     row = conn.execute(
         "SELECT id, resident_id, kind, since, status, level, opened_at FROM alerts "

@@ -1,4 +1,4 @@
-"""What is stored, per table and per level of the grid hierarchy (for the demo and `db info`)."""
+"""What is stored, per table and per level of the grid hierarchy (for the demo)."""
 
 from __future__ import annotations
 
@@ -20,12 +20,27 @@ COUNTED_TABLES = (
 
 
 @dataclass(frozen=True, slots=True)
+class Spread:
+    """How much one area of a level holds: the least, the mean and the most."""
+
+    least: int
+    mean: float
+    most: int
+
+    @classmethod
+    def of(cls, values: list[int]) -> Spread:
+        return cls(min(values), sum(values) / len(values), max(values))
+
+
+@dataclass(frozen=True, slots=True)
 class LevelCounts:
+    """A level of the hierarchy: how many areas it has, and what one of them holds."""
+
     level: str
-    units: int
-    residents: int
-    checkins: int
-    hazards: int
+    areas: int
+    residents: Spread
+    checkins: Spread
+    hazards: Spread
 
 
 def table_counts(conn: psycopg.Connection) -> dict[str, int]:
@@ -40,10 +55,11 @@ def table_counts(conn: psycopg.Connection) -> dict[str, int]:
 
 
 def level_counts(conn: psycopg.Connection) -> list[LevelCounts]:
-    """Residents, patrol check-ins and hazards rolled up from grids to each level above."""
+    """Per level of the hierarchy, its areas and what one area holds: residents, patrol
+    check-ins and hazards, rolled up from the grids inside it."""
     parent: dict[int, int | None] = dict(conn.execute("SELECT id, parent_id FROM grids").fetchall())
     level_of: dict[int, str] = dict(conn.execute("SELECT id, level FROM grids").fetchall())
-    per_grid: defaultdict[int, list[int]] = defaultdict(lambda: [0, 0, 0])
+    per_area: defaultdict[int, list[int]] = defaultdict(lambda: [0, 0, 0])
     for column, table in enumerate(("residents", "patrol_checkins", "hazard_reports")):
         for grid_id, count in conn.execute(
             sql.SQL(
@@ -52,15 +68,16 @@ def level_counts(conn: psycopg.Connection) -> list[LevelCounts]:
         ):
             node = grid_id
             while node is not None:
-                per_grid[node][column] += count
+                per_area[node][column] += count
                 node = parent.get(node)
-    totals = {level: [0, 0, 0, 0] for level in LEVELS}
-    for grid_id, level in level_of.items():
-        counts = per_grid.get(grid_id, [0, 0, 0])
-        totals[level][0] += 1
-        for i in range(3):
-            totals[level][i + 1] += counts[i]
-    return [LevelCounts(level, *totals[level]) for level in LEVELS if totals[level][0]]
+    by_level: dict[str, list[list[int]]] = {level: [] for level in LEVELS}
+    for area_id, level in level_of.items():
+        by_level[level].append(per_area.get(area_id, [0, 0, 0]))
+    return [
+        LevelCounts(level, len(areas), *(Spread.of([a[i] for a in areas]) for i in range(3)))
+        for level, areas in by_level.items()
+        if areas
+    ]
 
 
 def open_alert_counts(conn: psycopg.Connection) -> dict[str, int]:

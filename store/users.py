@@ -128,6 +128,22 @@ def revoke_user(conn: psycopg.Connection, name: str, *, now: datetime) -> None:
         conn.execute("DELETE FROM api_sessions WHERE user_id = %s", (row[0],))
 
 
+def reissue_token(conn: psycopg.Connection, name: str) -> str:
+    """A new token for an active user, returned in clear this once; the old token stops
+    working and the user's browser sessions end."""
+    token = new_token()
+    with conn.transaction():
+        row = conn.execute(
+            "UPDATE api_users SET token_sha256 = %s WHERE name = %s AND revoked_at IS NULL "
+            "RETURNING id",
+            (token_digest(token), name),
+        ).fetchone()
+        if row is None:
+            raise NotFound(f"no active user {name!r}")
+        conn.execute("DELETE FROM api_sessions WHERE user_id = %s", (row[0],))
+    return token
+
+
 def list_users(conn: psycopg.Connection) -> list[UserRow]:
     rows = conn.execute(
         """

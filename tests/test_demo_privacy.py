@@ -5,35 +5,27 @@ sample resident may appear in its output or in any of its logs (PostgreSQL's inc
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import sys
 import time
 import uuid
-from pathlib import Path
 
 import httpx
 import orjson
 import pytest
+from demo_support import (
+    LIVE_LINE,
+    OFFICER_LINE,
+    demo_data_fixture,  # noqa: F401
+    demo_env,
+    wait_for_line,
+)
 
 from gridwatch.ingest.mqtt import BrokerAddress, publisher
 from gridwatch.simulators.district import build_sample_district
-from gridwatch.store.embedded import free_port
 
 RUN_S = 60
-
-
-def _wait_for_line(path: Path, pattern: str, process: subprocess.Popen, timeout: float):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = re.search(pattern, path.read_text(encoding="utf-8", errors="replace"))
-        if found:
-            return found
-        if process.poll() is not None:
-            pytest.fail(f"the demo ended early: {path.read_text()[-2000:]}")
-        time.sleep(0.2)
-    pytest.fail(f"the demo printed no {pattern!r} within {timeout} s")
 
 
 def _exercise(base: str, token: str, mqtt_url: str, residents) -> list[str]:
@@ -108,25 +100,18 @@ def _exercise(base: str, token: str, mqtt_url: str, residents) -> list[str]:
 
 
 @pytest.mark.slow
-def test_a_full_demo_logs_no_residents_personal_information(tmp_path):
+def test_a_full_demo_logs_no_residents_personal_information(tmp_path, demo_data):
     residents = build_sample_district().residents
-    data = tmp_path / "data"
+    data = demo_data
     out, err = tmp_path / "demo.out", tmp_path / "demo.err"
-    env = {key: value for key, value in os.environ.items() if not key.startswith("GRIDWATCH_")}
-    env.update(
-        GRIDWATCH_DATA_DIR=str(data),
-        GRIDWATCH_API_PORT=str(free_port()),
-        PYTHONUNBUFFERED="1",
-    )
+    env = demo_env(data)
     command = [sys.executable, "-m", "gridwatch", "demo", "-v", "--seconds", str(RUN_S)]
     with out.open("w") as stdout, err.open("w") as stderr:
         demo = subprocess.Popen(command, stdout=stdout, stderr=stderr, env=env)
         try:
-            mqtt_url = _wait_for_line(out, r"MQTT broker: (\S+)", demo, 120)[1]
-            base, token = _wait_for_line(
-                out, r"duty officer token \(log in at (\S+)/login\): (\S+)", demo, 180
-            ).groups()
-            _wait_for_line(out, r"the district now lives", demo, 180)
+            mqtt_url = wait_for_line(out, r"MQTT broker: (\S+)", demo, 120)[1]
+            base, token = wait_for_line(out, OFFICER_LINE, demo, 180).groups()
+            wait_for_line(out, LIVE_LINE, demo, 180)
             answers = _exercise(base, token, mqtt_url, residents)
             demo.wait(timeout=RUN_S + 120)
         finally:
