@@ -17,6 +17,7 @@ import hmac
 import logging
 import os
 import pwd
+import shlex
 import shutil
 import signal
 import socket
@@ -98,11 +99,10 @@ class EmbeddedBroker:
         return f"mqtt://{self.host}:{self.port}"
 
     def publish_example(self, topic: str, payload: str) -> str:
-        """A mosquitto_pub command that publishes `payload` to `topic` here at QoS 1."""
-        return (
-            f"mosquitto_pub -h {self.host} -p {self.port} -u {USER} -P '{self.password}' "
-            f"-q 1 -t '{topic}' -m '{payload}'"
-        )
+        """A mosquitto_pub command that publishes `payload` to `topic` here at QoS 1, each
+        value quoted for a POSIX shell (a payload may hold a quote of its own)."""
+        address = ["-h", self.host, "-p", str(self.port), "-u", USER, "-P", self.password]
+        return shlex.join(["mosquitto_pub", *address, "-q", "1", "-t", topic, "-m", payload])
 
     @property
     def url(self) -> str:

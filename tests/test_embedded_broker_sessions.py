@@ -71,9 +71,11 @@ def test_the_embedded_broker_lets_in_only_gridwatchs_credentials(embedded_broker
 def test_the_printed_mosquitto_pub_command_publishes(embedded_broker):
     subscriber = Subscriber(embedded_broker, "gw-session-example")
     try:
-        command = shlex.split(embedded_broker.publish_example("sessions/x", '{"power_w": 1}'))
+        # A payload with a quote of its own (a note: "it's") survives the shell's reading.
+        payload = '{"power_w": 1, "note": "it\'s"}'
+        command = shlex.split(embedded_broker.publish_example("sessions/x", payload))
         subprocess.run([shutil.which(command[0]), *command[1:]], check=True, timeout=30)
-        wait_for(lambda: subscriber.received == [b'{"power_w": 1}'], 10, "the example message")
+        wait_for(lambda: subscriber.received == [payload.encode()], 10, "the example message")
     finally:
         subscriber.close()
 
