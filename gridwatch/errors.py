@@ -33,3 +33,8 @@ class Conflict(GridwatchError):
 
 class Forbidden(GridwatchError):
     """The caller may not do this."""
+
+
+def listed(problems: list[str], most: int = 20) -> str:
+    """The first `most` problems on one line, and "..." when there are more."""
+    return "; ".join(problems[:most]) + ("; ..." if len(problems) > most else "")

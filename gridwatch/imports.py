@@ -8,7 +8,7 @@ from pathlib import Path
 
 import psycopg
 
-from gridwatch.errors import InputFileError
+from gridwatch.errors import InputFileError, listed
 from gridwatch.geo.grids import assign_parents, read_grid_file
 from gridwatch.residents import read_residents_csv
 from gridwatch.store.grids import grid_codes, load_features, upsert_grids
@@ -92,8 +92,7 @@ def import_workers_file(
         if code not in codes
     ]
     if unknown:
-        shown = "; ".join(unknown[:20]) + ("; ..." if len(unknown) > 20 else "")
-        raise InputFileError(f"{path}: {shown}")
+        raise InputFileError(f"{path}: {listed(unknown)}")
     grids = [[codes[code][0] for code in row.grid_codes] for row in rows]
     inserted, updated = upsert_workers(conn, rows, grids, source=str(path))
     return ImportResult(inserted, updated, 0, tuple(warnings))

@@ -8,7 +8,7 @@ import numpy as np
 import psycopg
 import shapely
 
-from gridwatch.errors import InputFileError
+from gridwatch.errors import InputFileError, listed
 from gridwatch.residents import ResidentRow
 from gridwatch.store.db import refused_as_input_error
 from gridwatch.store.grids import LeafGrids, grid_codes, load_leaf_grids
@@ -134,8 +134,7 @@ def place_residents(
         if row.grid_code and row.grid_code not in codes
     ]
     if unknown:
-        shown = "; ".join(unknown[:20]) + ("; ..." if len(unknown) > 20 else "")
-        raise InputFileError(f"{source}: {len(unknown)} rows name unknown grids: {shown}")
+        raise InputFileError(f"{source}: {len(unknown)} rows name unknown grids: {listed(unknown)}")
     # (row index, lon, lat) of the rows with a position (a row gives both or neither).
     located = [
         (i, row.lon, row.lat)
@@ -224,8 +223,7 @@ def _refuse_far_contradictions(
                 f"{lies_in}, {metres:,.0f} m outside {row.grid_code}; correct one of them"
             )
     if problems:
-        shown = "; ".join(problems[:20]) + ("; ..." if len(problems) > 20 else "")
-        raise InputFileError(f"{source}: {shown}")
+        raise InputFileError(f"{source}: {listed(problems)}")
 
 
 def _metres_outside(grid: shapely.Geometry, lon: float, lat: float) -> float:
