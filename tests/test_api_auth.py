@@ -12,22 +12,12 @@ import uuid
 import psycopg
 import pytest
 import shapely
-from api_support import (
-    GRID_A,
-    GRID_B,
-    NOW,
-    assert_security_headers,
-    http_fixture,  # noqa: F401
-    module_server_fixture,  # noqa: F401
-    module_tokens_fixture,  # noqa: F401
-    reason,
-    seeded_url_fixture,  # noqa: F401
-)
 from fastapi.routing import APIRoute
 from starlette.routing import Mount
 
 from gridwatch.api.cli import register
 from gridwatch.settings import Settings
+from tests.support.api import GRID_A, GRID_B, NOW, assert_security_headers, reason
 
 
 @pytest.fixture(scope="module")

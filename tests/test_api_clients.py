@@ -15,16 +15,12 @@ from collections.abc import Iterator
 import httpx
 import psycopg
 import pytest
-from api_support import (
-    ApiProcess,
-    module_tokens_fixture,  # noqa: F401
-    seeded_url_fixture,  # noqa: F401
-)
 from owslib import ogcapi
 from owslib.ogcapi.features import Features
 
 from gridwatch.api.collections import COLLECTIONS, QUERYABLES_REL
 from gridwatch.settings import Settings
+from tests.support.api import ApiProcess
 
 OGR_TIMEOUT_S = 300
 

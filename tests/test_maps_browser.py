@@ -12,15 +12,10 @@ from urllib.parse import urlsplit
 
 import psycopg
 import pytest
-from api_support import (
-    NOW,
-    module_server_fixture,  # noqa: F401
-    module_tokens_fixture,  # noqa: F401
-    seeded_url_fixture,  # noqa: F401
-)
 
 from gridwatch.alerts.lifecycle import OpenAlert
 from gridwatch.store.alert_store import write_event
+from tests.support.api import NOW
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARGS = [

@@ -10,23 +10,13 @@ from importlib import resources
 import httpx
 import numpy as np
 import pytest
-from api_support import (
-    GRID_A,
-    GRID_B,
-    ApiServer,
-    Clock,
-    api_settings,
-    http_fixture,  # noqa: F401
-    module_server_fixture,  # noqa: F401
-    module_tokens_fixture,  # noqa: F401
-    seeded_url_fixture,  # noqa: F401
-)
 from shapely.geometry import MultiPolygon, Polygon
 
 from gridwatch.errors import ConfigError
 from gridwatch.geo.crs import wgs84_to_gcj02
 from gridwatch.maps.pages import MapGrid, MapPoint, PageContext, overview_page
 from gridwatch.maps.tiles import tiles_for
+from tests.support.api import GRID_A, GRID_B, ApiServer, Clock, api_settings
 
 PAGES = ("/maps/overview", f"/maps/grids/{GRID_A}", "/maps/coverage", "/maps/live")
 OUTSIDE = re.compile(r"""(?:src|href)\s*=\s*["']?(?:https?:)?//|url\(\s*["']?(?:https?:)?//""")

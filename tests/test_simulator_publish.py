@@ -11,13 +11,13 @@ from collections import Counter
 
 import paho.mqtt.client as mqtt
 import pytest
-from conftest import wait_for
 from paho.mqtt.enums import CallbackAPIVersion
 
 from gridwatch.ingest.mqtt import BrokerAddress
 from gridwatch.settings import Settings
 from gridwatch.simulators.cli import add_simulate_command, scenario_from_args
 from gridwatch.simulators.faults import read_ground_truth
+from tests.support.waiting import wait_for
 
 
 class Subscriber:
