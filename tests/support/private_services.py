@@ -18,11 +18,9 @@ need gridwatch and the standard library, not pytest.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import pwd
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -32,7 +30,7 @@ from urllib.parse import quote
 from gridwatch.errors import ServiceUnavailable
 from gridwatch.ingest.embedded_broker import mosquitto_binary as installed_mosquitto
 from gridwatch.store.embedded import EmbeddedPostgres
-from tests.support.ports import free_port
+from tests.support.ports import free_port, listening
 
 PrivatePostgres = EmbeddedPostgres  # start(), stop(mode="immediate"), start() on the same port
 
@@ -146,10 +144,7 @@ class PrivateMosquitto:
         )
         deadline = time.monotonic() + timeout_s
         while True:
-            with (
-                contextlib.suppress(OSError),
-                socket.create_connection(("127.0.0.1", self.port), 1),
-            ):
+            if listening(self.port):
                 return self.url
             if self.process.poll() is not None or time.monotonic() > deadline:
                 self.stop()
