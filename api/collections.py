@@ -25,7 +25,6 @@ from gridwatch.api.features import (
     parse_checkin_id,
     resident_feature,
 )
-from gridwatch.api.hazard_rules import SEVERITIES, STATUSES
 from gridwatch.api.http_errors import BadRequest, UnknownParameter
 from gridwatch.api.layer_cache import (
     Body,
@@ -38,8 +37,10 @@ from gridwatch.api.params import decode_cursor, encode_cursor, parse_bbox, parse
 from gridwatch.api.privacy import coarse_bbox
 from gridwatch.api.responses import GeoJSONResponse, JSONResponse, JSONSchemaResponse, dumps
 from gridwatch.api.runtime import ApiState, Conn, State
+from gridwatch.cases.hazards import STATUSES
 from gridwatch.errors import Forbidden, NotFound
 from gridwatch.geo.grids import LEVELS as GRID_LEVELS
+from gridwatch.model.vocabulary import LEVELS, SEVERITIES, Level
 from gridwatch.store import api_layers
 from gridwatch.store.api_layers import Filters, GridCatalog, GridCounts, GridRecord
 from gridwatch.store.hazards import get_hazard, hazard_events
@@ -77,7 +78,7 @@ GRID_CODE = {
     "title": "Grid code",
     "description": "a grid code: that grid and everything below it",
 }
-ALERT_LEVELS = {"type": "string", "title": "Level", "enum": ["grid", "community", "street"]}
+ALERT_LEVELS = {"type": "string", "title": "Level", "enum": list(LEVELS)}
 # The properties a layer's items can be filtered by, each a query parameter of that name.
 QUERYABLES: dict[str, dict[str, dict]] = {
     "grids": {"level": {"type": "string", "title": "Level", "enum": list(GRID_LEVELS)}},
@@ -479,7 +480,7 @@ async def hazard_items(
     cursor: CursorQ = None,
     status: Annotated[str | None, Query(max_length=200, description="comma list")] = None,
     severity: Annotated[str | None, Query(max_length=200, description="comma list")] = None,
-    level: Literal["grid", "community", "street"] | None = None,
+    level: Level | None = None,
     grid: GridQ = None,
 ):
     """Kept between changes as the grids layer is; a box is answered from the kept hazards."""
@@ -708,7 +709,7 @@ def alert_items(
     limit: LimitQ = None,
     cursor: CursorQ = None,
     status: Literal["open", "acknowledged", "resolved", "active"] | None = None,
-    level: Literal["grid", "community", "street"] | None = None,
+    level: Level | None = None,
     kind: Annotated[str | None, Query(max_length=40)] = None,
     grid: GridQ = None,
 ):

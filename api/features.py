@@ -10,9 +10,9 @@ import shapely
 from shapely.geometry.base import BaseGeometry
 
 from gridwatch.api.auth import sees_personal_data
-from gridwatch.api.hazard_rules import is_overdue
 from gridwatch.api.privacy import coarse_position, mask_address, mask_name, mask_phone
 from gridwatch.api.stream import AlertEvent
+from gridwatch.cases.hazards import is_overdue
 from gridwatch.maps.coverage import low_accuracy
 from gridwatch.store.api_layers import (
     AbsenceRow,

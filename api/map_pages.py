@@ -15,9 +15,9 @@ from gridwatch.api.collections import subtree_ids
 from gridwatch.api.coverage import chosen_grids, parse_day, rows_for, visible_patrols
 from gridwatch.api.disclosure import alert_resident, record_reads, shown_in_clear
 from gridwatch.api.features import person
-from gridwatch.api.hazard_rules import SEVERITIES, is_overdue
 from gridwatch.api.privacy import coarse_position
 from gridwatch.api.runtime import ApiState, Conn, State
+from gridwatch.cases.hazards import is_overdue
 from gridwatch.maps.coverage import covered_area
 from gridwatch.maps.pages import (
     RESIDENT_STATES,
@@ -31,6 +31,7 @@ from gridwatch.maps.pages import (
 )
 from gridwatch.maps.texts import texts_for
 from gridwatch.maps.tiles import tiles_for
+from gridwatch.model.vocabulary import SEVERITIES
 from gridwatch.store import api_layers
 from gridwatch.store.api_layers import GridCatalog, GridCounts
 from gridwatch.store.users import Principal

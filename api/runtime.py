@@ -17,7 +17,6 @@ import shapely
 from fastapi import Depends, Request
 from psycopg_pool import ConnectionPool
 
-from gridwatch.api.hazard_rules import deadlines_from_hours
 from gridwatch.api.layer_cache import (
     HAZARD_TABLES,
     LAYER_TABLES,
@@ -27,6 +26,7 @@ from gridwatch.api.layer_cache import (
     KeptLayers,
 )
 from gridwatch.api.stream import AlertFeed
+from gridwatch.cases.hazards import deadlines_from_hours
 from gridwatch.geo.grids import LEVELS as GRID_LEVELS
 from gridwatch.geo.index import GridIndex
 from gridwatch.ingest.payload import ParseContext

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime
-
 from gridwatch.ingest.payload import (
     InvalidPayload,
     ParseContext,
@@ -15,6 +12,7 @@ from gridwatch.ingest.payload import (
     read_choice,
     read_ts,
 )
+from gridwatch.model.records import SensorEvent
 
 KIND = "sensor"
 EVENTS = frozenset(
@@ -30,15 +28,6 @@ EVENTS = frozenset(
         "fall",
     }
 )
-
-
-@dataclass(frozen=True, slots=True)
-class SensorEvent:
-    device_id: str
-    observed_at: datetime
-    received_at: datetime
-    event: str
-    value: float | None
 
 
 def parse(device_id: str, payload: bytes, ctx: ParseContext) -> SensorEvent:

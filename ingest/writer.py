@@ -21,13 +21,10 @@ import numpy as np
 import psycopg
 
 from gridwatch.errors import first_line
-from gridwatch.ingest.hazard import HazardReport
-from gridwatch.ingest.meter import MeterReading
-from gridwatch.ingest.patrol import PatrolCheckin
 from gridwatch.ingest.registration import RegistrationCheck
 from gridwatch.ingest.reporting import Report, check_reports
-from gridwatch.ingest.sensor import SensorEvent
 from gridwatch.ingest.topics import Reading
+from gridwatch.model.records import HazardReport, MeterReading, PatrolCheckin, SensorEvent
 from gridwatch.store.db import is_row_fault
 from gridwatch.store.grids import LeafGrids, load_leaf_grids
 from gridwatch.store.mode import PLAIN

@@ -19,9 +19,9 @@ from psycopg import sql
 from psycopg.rows import class_row
 from shapely.geometry.base import BaseGeometry
 
-from gridwatch.api.hazard_rules import OPEN_STATUSES
+from gridwatch.cases.hazards import OPEN_STATUSES
 from gridwatch.errors import NotFound
-from gridwatch.ingest.patrol import PatrolCheckin
+from gridwatch.model.records import PatrolCheckin
 from gridwatch.store.filters import Filters, all_of, where_columns, where_filters
 from gridwatch.store.hazards import Hazard
 

@@ -14,7 +14,7 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import class_row
 
-from gridwatch.api.hazard_rules import (
+from gridwatch.cases.hazards import (
     OPEN_STATUSES,
     Escalation,
     HazardClock,
@@ -23,7 +23,7 @@ from gridwatch.api.hazard_rules import (
     next_status,
 )
 from gridwatch.errors import NotFound
-from gridwatch.ingest.hazard import HazardReport
+from gridwatch.model.records import HazardReport
 from gridwatch.store.filters import Filters, all_of, where_columns, where_filters
 
 _LOCK_KEY = 0x67770005  # one escalation job at a time across API processes

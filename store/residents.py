@@ -9,10 +9,9 @@ import psycopg
 import shapely
 
 from gridwatch.errors import InputFileError, listed
-from gridwatch.residents import ResidentRow
+from gridwatch.model.rows import ResidentRow, WorkerRow
 from gridwatch.store.db import refused_as_input_error
 from gridwatch.store.grids import LeafGrids, grid_codes, load_leaf_grids
-from gridwatch.workers import WorkerRow
 
 
 def upsert_residents(

@@ -25,10 +25,10 @@ from conftest import _create_database, _drop_database
 
 from gridwatch.api.app import create_app
 from gridwatch.api.cli import server_config
-from gridwatch.api.hazard_rules import deadlines_from_hours
+from gridwatch.cases.hazards import deadlines_from_hours
 from gridwatch.settings import Settings
 from gridwatch.simulators.private_services import GridwatchProcess
-from gridwatch.store.api_sample import seed_activity
+from gridwatch.simulators.sample_activity import seed_activity
 from gridwatch.store.users import create_user
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")

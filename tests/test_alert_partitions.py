@@ -44,18 +44,18 @@ from test_alert_engine import FakeStore, a_home, at, lit_yesterday, sensor, star
 from test_alert_service import Subscriber
 from test_alert_webhooks import Receiver, free_port
 
-from gridwatch import alert_service
-from gridwatch.alert_service import make_engine, run_delivery
 from gridwatch.alerts.lifecycle import Escalate, Open
 from gridwatch.alerts.partition import Partition, partition_key, partition_of
 from gridwatch.alerts.rules import SOS
 from gridwatch.cli import main
+from gridwatch.dispatch import service as alert_service
+from gridwatch.dispatch.service import make_engine, run_delivery
 from gridwatch.ingest.payload import ParseContext
 from gridwatch.ingest.topics import TopicRouter
 from gridwatch.ingest.worker import parse_message
 from gridwatch.ingest.writer import BatchWriter, Message
-from gridwatch.sample import load_sample_district
 from gridwatch.simulators.faults import FaultRates
+from gridwatch.simulators.sample import load_sample_district
 from gridwatch.simulators.scenario import Scenario
 from gridwatch.store import alert_store
 from gridwatch.store.alert_store import (
@@ -592,7 +592,7 @@ def test_a_second_process_for_a_partition_stands_by_until_the_first_is_gone(
     standby = threading.Thread(
         target=alert_service.run_alerts, args=(settings, database_url, mqtt_url, stop, partition)
     )
-    caplog.set_level(logging.INFO, logger="gridwatch.alert_service")
+    caplog.set_level(logging.INFO, logger="gridwatch.dispatch.service")
     try:
         standby.start()
         wait_for(lambda: "held by another process; standing by" in caplog.text, 10, "standby")

@@ -26,9 +26,9 @@ import psycopg
 from conftest import count_rows, make_settings, settled_mornings, wait_for
 from paho.mqtt.enums import CallbackAPIVersion
 
-from gridwatch.alert_service import make_engine, run_delivery
 from gridwatch.alerts.lifecycle import Escalate, Open, Resolve
 from gridwatch.alerts.rules import MORNING, NO_ACTIVITY, SOS
+from gridwatch.dispatch.service import make_engine, run_delivery
 from gridwatch.ingest.mqtt import BrokerAddress
 from gridwatch.store.alert_store import acknowledge_alert, resolve_alert
 

@@ -25,7 +25,7 @@ from api_support import (
 )
 from conftest import wait_for
 
-from gridwatch.api.hazard_rules import (
+from gridwatch.cases.hazards import (
     Escalation,
     HazardClock,
     SetDeadline,

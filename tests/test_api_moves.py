@@ -20,7 +20,7 @@ from api_support import (
 )
 
 from gridwatch.alerts.lifecycle import OpenAlert, Resolve
-from gridwatch.residents import ResidentRow
+from gridwatch.model.rows import ResidentRow
 from gridwatch.store.alert_store import AlertStore
 from gridwatch.store.residents import place_residents, upsert_residents
 

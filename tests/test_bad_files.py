@@ -19,7 +19,7 @@ from test_residents_csv import GOOD_ROWS, HEADER, error_lines, write_csv
 
 from gridwatch.errors import InputFileError
 from gridwatch.geo.grids import read_grid_file
-from gridwatch.residents import read_residents_csv
+from gridwatch.imports.residents import read_residents_csv
 
 # -- residents: encodings ------------------------------------------------------------------
 

@@ -15,9 +15,9 @@ from conftest import make_settings, publishing, wait_for
 from ingest_streams import caught_up
 
 from gridwatch.ingest.embedded_broker import EmbeddedBroker
-from gridwatch.ingest.patrol import PatrolCheckin
 from gridwatch.ingest.payload import Ignored, InvalidPayload, ParseContext
 from gridwatch.ingest.topics import TopicRouter
+from gridwatch.model.records import PatrolCheckin
 from gridwatch.simulators.bad_input import KINDS, BadInput
 
 GOOD = 20_000

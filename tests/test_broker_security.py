@@ -24,9 +24,9 @@ import psycopg
 import pytest
 from conftest import add_device, count_rows, make_settings, wait_for
 
-from gridwatch.broker_credentials import new_password, password_hash, set_password_line
 from gridwatch.cli import main
 from gridwatch.errors import ServiceUnavailable
+from gridwatch.ingest.broker_credentials import new_password, password_hash, set_password_line
 from gridwatch.ingest.mqtt import BrokerAddress, probe_protocol, publisher
 from gridwatch.store.embedded import free_port
 

@@ -23,8 +23,8 @@ from conftest import add_device, count_rows, make_settings, wait_for
 from ingest_streams import process_env
 from paho.mqtt.enums import CallbackAPIVersion
 
-from gridwatch.broker_credentials import new_password, password_hash, set_password_line
 from gridwatch.errors import ServiceUnavailable
+from gridwatch.ingest.broker_credentials import new_password, password_hash, set_password_line
 from gridwatch.ingest.mqtt import BrokerAddress, broker_acknowledged, publisher
 from gridwatch.simulators.private_services import (
     DEPLOY_CONFIG,

@@ -13,10 +13,8 @@ import pytest
 from conftest import count_rows, make_settings
 from ingest_streams import MY_TOPICS, caught_up, my_topics
 
-from gridwatch.ingest.hazard import HazardReport
-from gridwatch.ingest.meter import MeterReading
-from gridwatch.ingest.sensor import SensorEvent
 from gridwatch.ingest.writer import BatchWriter, Message
+from gridwatch.model.records import HazardReport, MeterReading, SensorEvent
 
 CHINA = timezone(timedelta(hours=8))
 MAX_PAYLOAD = 4096

@@ -1,4 +1,4 @@
-"""Grid and resident imports into the database, through gridwatch.imports and the CLI."""
+"""Grid and resident imports into the database, through gridwatch.imports.pipelines and the CLI."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ from shapely.geometry import Point, box
 
 from gridwatch.cli import main
 from gridwatch.errors import InputFileError
-from gridwatch.imports import import_grid_file, import_residents_file
-from gridwatch.residents import COLUMNS
+from gridwatch.imports.pipelines import import_grid_file, import_residents_file
+from gridwatch.imports.residents import COLUMNS
 from gridwatch.store.grids import grid_codes
 from gridwatch.store.residents import worker_grids
 

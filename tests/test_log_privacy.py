@@ -13,9 +13,8 @@ import pytest
 from api_support import ApiServer, Clock, api_settings
 
 from gridwatch.api.runtime import Conn
-from gridwatch.ingest.meter import MeterReading
-from gridwatch.ingest.patrol import PatrolCheckin
 from gridwatch.ingest.writer import BatchWriter, Message
+from gridwatch.model.records import MeterReading, PatrolCheckin
 from gridwatch.store.embedded import EmbeddedPostgres
 
 NOTE = "王秀华 13900000001 青山区富强路12号"

@@ -25,7 +25,7 @@ from api_support import (
 
 from gridwatch.alerts.lifecycle import OpenAlert
 from gridwatch.cli import main
-from gridwatch.residents import ResidentRow
+from gridwatch.model.rows import ResidentRow
 from gridwatch.store.alert_store import write_event
 from gridwatch.store.partitions import ensure_partitions
 from gridwatch.store.residents import upsert_residents

@@ -17,11 +17,11 @@ import pytest
 from conftest import count_rows, publishing, wait_for
 from ingest_streams import IngestProcess, process_env, wait_until_consuming
 
-from gridwatch.ingest.meter import MeterReading
 from gridwatch.ingest.payload import ParseContext
 from gridwatch.ingest.topics import TopicRouter
 from gridwatch.ingest.worker import parse_message
 from gridwatch.ingest.writer import BatchWriter, Message
+from gridwatch.model.records import MeterReading
 from gridwatch.simulators.private_services import PrivateMosquitto
 from gridwatch.store.db import is_outage, is_row_fault
 

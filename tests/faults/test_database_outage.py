@@ -21,8 +21,8 @@ from harness import (
     open_rig,
 )
 
-from gridwatch.sample import load_sample_district
 from gridwatch.simulators.private_services import PrivatePostgres, rss_mb
+from gridwatch.simulators.sample import load_sample_district
 from gridwatch.store.migrate import migrate
 
 OUTAGE_S = fault_seconds("DB_OUTAGE_S", 20)

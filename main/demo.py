@@ -33,8 +33,8 @@ DUTY_OFFICER = "demo duty officer"
 
 def run_demo(settings: Settings, *, seconds: float | None = None) -> int:
     """Run until Ctrl-C (or for `seconds`); returns the exit code."""
-    from gridwatch.alert_service import run_alerts
     from gridwatch.cli import run_until_signal
+    from gridwatch.dispatch.service import run_alerts
 
     with Services(settings) as services:
         database_url = services.database_url()
@@ -133,7 +133,7 @@ def duty_officer_token(conn) -> str:
 
 def _sample_district(conn, settings: Settings):
     """Load the sample district, or bring an earlier run's copy up to date (an upsert)."""
-    from gridwatch.sample import load_sample_district
+    from gridwatch.simulators.sample import load_sample_district
 
     again = conn.execute("SELECT count(*) FROM grids").fetchone()[0] > 0
     print(

@@ -20,7 +20,7 @@ from gridwatch.services import Services
 from gridwatch.settings import Settings
 
 if TYPE_CHECKING:
-    from gridwatch.imports import ImportResult
+    from gridwatch.imports.pipelines import ImportResult
 
 log = logging.getLogger("gridwatch")
 
@@ -325,7 +325,7 @@ def _import_file(
 ) -> int:
     """Import `path` with `importer` into the migrated database and tell what it did;
     `unplaced` says what the rows left without a parent or grid are."""
-    from gridwatch.imports import require_file
+    from gridwatch.imports.pipelines import require_file
     from gridwatch.store.db import connect
     from gridwatch.store.migrate import migrate_for
 
@@ -342,7 +342,7 @@ def _import_file(
 
 
 def run_grids_import(settings: Settings, args: argparse.Namespace) -> int:
-    from gridwatch.imports import import_grid_file
+    from gridwatch.imports.pipelines import import_grid_file
 
     options = (
         "level",
@@ -364,27 +364,27 @@ def run_grids_import(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def run_residents_template(settings: Settings, args: argparse.Namespace) -> int:
-    from gridwatch.residents import residents_template
+    from gridwatch.imports.residents import residents_template
 
     sys.stdout.write(residents_template(chinese=args.zh))
     return 0
 
 
 def run_workers_template(settings: Settings, args: argparse.Namespace) -> int:
-    from gridwatch.workers import workers_template
+    from gridwatch.imports.workers import workers_template
 
     sys.stdout.write(workers_template(chinese=args.zh))
     return 0
 
 
 def run_workers_import(settings: Settings, args: argparse.Namespace) -> int:
-    from gridwatch.imports import import_workers_file
+    from gridwatch.imports.pipelines import import_workers_file
 
     return _import_file(settings, args.file, "workers", import_workers_file, "")
 
 
 def run_residents_import(settings: Settings, args: argparse.Namespace) -> int:
-    from gridwatch.imports import import_residents_file
+    from gridwatch.imports.pipelines import import_residents_file
 
     return _import_file(
         settings,
@@ -419,8 +419,8 @@ def run_ingest(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def run_alerts(settings: Settings, args: argparse.Namespace) -> int:
-    from gridwatch.alert_service import run_alerts as serve
     from gridwatch.alerts.partition import Partition
+    from gridwatch.dispatch.service import run_alerts as serve
     from gridwatch.store.db import connect
     from gridwatch.store.migrate import migrate_for
 
@@ -442,7 +442,7 @@ def run_alerts(settings: Settings, args: argparse.Namespace) -> int:
 def run_alerts_evaluate(settings: Settings, args: argparse.Namespace) -> int:
     import orjson
 
-    from gridwatch.alert_service import make_engine
+    from gridwatch.dispatch.service import make_engine
     from gridwatch.store.db import connect
 
     at = parse_time(args.at, settings)

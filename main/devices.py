@@ -9,7 +9,8 @@ from pathlib import Path
 
 import psycopg
 
-from gridwatch.broker_credentials import (
+from gridwatch.errors import Conflict
+from gridwatch.ingest.broker_credentials import (
     check_broker_user,
     new_password,
     password_file_users,
@@ -17,7 +18,6 @@ from gridwatch.broker_credentials import (
     remove_password_line,
     set_password_line,
 )
-from gridwatch.errors import Conflict
 from gridwatch.services import Services
 from gridwatch.settings import Settings
 from gridwatch.store.devices import (

@@ -23,11 +23,11 @@ from datetime import UTC, date, datetime
 
 import psycopg
 
-from gridwatch.alerts.delivery import MqttHandover, post_webhook, retry_after
 from gridwatch.alerts.engine import AlertEngine
 from gridwatch.alerts.lifecycle import ESCALATE_AFTER
 from gridwatch.alerts.partition import Partition
 from gridwatch.alerts.rules import Calendar, public_calendar
+from gridwatch.dispatch.delivery import MqttHandover, post_webhook, retry_after
 from gridwatch.errors import ServiceUnavailable, first_line
 from gridwatch.ingest.mqtt import BrokerAddress, publisher
 from gridwatch.settings import Settings
