@@ -489,7 +489,7 @@ def _alert_step(settings: Settings, step: Callable[..., object], alert_id: int, 
 
 
 def run_alerts_ack(settings: Settings, args: argparse.Namespace) -> int:
-    from gridwatch.store.alert_store import acknowledge_alert
+    from gridwatch.store.alerts import acknowledge_alert
 
     _alert_step(settings, acknowledge_alert, args.alert_id, actor=args.by, note=args.note)
     print(f"alert {args.alert_id} acknowledged by {args.by}")
@@ -497,7 +497,7 @@ def run_alerts_ack(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def run_alerts_resolve(settings: Settings, args: argparse.Namespace) -> int:
-    from gridwatch.store.alert_store import resolve_alert
+    from gridwatch.store.alerts import resolve_alert
 
     _alert_step(
         settings,
@@ -512,7 +512,7 @@ def run_alerts_resolve(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def run_absences_add(settings: Settings, args: argparse.Namespace) -> int:
-    from gridwatch.store.alert_store import add_absence
+    from gridwatch.store.absences import add_absence
     from gridwatch.store.db import connect
 
     starts, ends = parse_time(args.starts, settings), parse_time(args.ends, settings)

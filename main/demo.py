@@ -210,7 +210,7 @@ def demo_incidents(conn, district, now: datetime) -> list:
     a resident holds one open alert per kind, so an SOS of one whose SOS an earlier run
     left open would open nothing new."""
     from gridwatch.simulators.faults import Fall, Sos
-    from gridwatch.store.alert_store import residents_with_open_alerts
+    from gridwatch.store.alerts import residents_with_open_alerts
 
     alerted = residents_with_open_alerts(conn)
     wearers = [

@@ -1,4 +1,5 @@
-"""The alert engine's reads and writes: homes, their history, open alerts, the outbox."""
+"""The alert engine's repository: homes, their history and signs, open alerts, and the engine's
+steps written with their events and outbox rows (alerts.engine.EngineStore, implemented)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import psycopg
-from psycopg.types.json import Jsonb
 
 from gridwatch.alerts.activity import Baseline, learn_baseline
 from gridwatch.alerts.engine import Home, Signal
@@ -17,9 +17,10 @@ from gridwatch.alerts.lifecycle import Escalate, Open, OpenAlert, Resolve
 from gridwatch.alerts.partition import NO_GRID_PREFIX, Partition
 from gridwatch.alerts.profile import HomeProfile
 from gridwatch.alerts.rules import Absence
-from gridwatch.errors import Conflict, NotFound
+from gridwatch.store.alerts import write_event
 from gridwatch.store.migrate import read_meta
 from gridwatch.store.mode import PLAIN
+from gridwatch.store.outbox import partition_params, partition_sql, write_outbox
 from gridwatch.store.rollups import refresh_meter_hourly
 
 ACTIVITY_EVENTS = (
@@ -31,32 +32,17 @@ ACTIVITY_EVENTS = (
     "light_off",
     "button",
 )
+
+
 EMERGENCY_EVENTS = ("sos", "fall")
+
+
 HOMES_DIGEST_EVERY_S = 60.0
 
 
 def home_key_sql(resident_id: str) -> str:
     """A home's partition key in SQL (grids g joined), as `partition_key` makes it."""
     return f"coalesce(nullif(g.code, ''), '{NO_GRID_PREFIX}' || coalesce({resident_id}, ''))"
-
-
-# An outbox row's: the grid code its message names (`none` without a grid), else the resident.
-OUTBOX_KEY_SQL = (
-    "CASE WHEN coalesce(o.payload->>'grid_code', 'none') IN ('', 'none') "
-    f"THEN '{NO_GRID_PREFIX}' || coalesce(o.payload->>'resident_id', '') "
-    "ELSE o.payload->>'grid_code' END"
-)
-
-
-def partition_sql(key_sql: str) -> str:
-    """SQL computing `partition_of(key, count)` with named parameters `partition_count`:
-    the first 4 bytes of the key's SHA-256 as an unsigned number, modulo the count."""
-    digest = f"encode(sha256(convert_to({key_sql}, 'UTF8')), 'hex')"
-    return f"(('x' || left({digest}, 8))::bit(32)::bigint %% %(partition_count)s)"
-
-
-def partition_params(partition: Partition) -> dict[str, int]:
-    return {"partition_count": partition.count, "partition_index": partition.index}
 
 
 @dataclass(frozen=True, slots=True)
@@ -557,260 +543,3 @@ class AlertStore:
 
 def _resident_of(action: Open | Resolve | Escalate) -> str | None:
     return action.resident_id if isinstance(action, Open) else action.alert.resident_id
-
-
-def write_event(
-    conn: psycopg.Connection,
-    alert: OpenAlert,
-    at: datetime,
-    state: str,
-    actor: str | None,
-    note: str | None,
-) -> int:
-    """Record one step of an alert's life in alert_events; returns the event id."""
-    [(event_id,)] = conn.execute(
-        "INSERT INTO alert_events (alert_id, at, action, actor, note, level) "
-        "VALUES (%s, %s, %s, %s, %s, %s) RETURNING id",
-        (alert.id, at, state, actor, note, alert.level),
-    ).fetchall()
-    return event_id
-
-
-def write_outbox(
-    conn: psycopg.Connection,
-    alert: OpenAlert,
-    event_id: int,
-    state: str,
-    now: datetime,
-    grid_code: str | None,
-    topic_prefix: str,
-    webhooks: tuple[str, ...],
-    extra: dict,
-) -> None:
-    """Queue an alert state change for MQTT (`{prefix}/alerts/{grid}`) and every webhook."""
-    code = grid_code or "none"
-    payload = {
-        "alert_id": alert.id,
-        "event_id": event_id,
-        "state": state,
-        "resident_id": alert.resident_id,
-        "kind": alert.kind,
-        "grid_code": code,
-        "level": alert.level,
-        "since": alert.since.isoformat(),
-        "at": now.isoformat(),
-        **extra,
-    }
-    [(outbox_id,)] = conn.execute(
-        "INSERT INTO alert_outbox (alert_id, event_id, topic, payload) "
-        "VALUES (%s, %s, %s, %s) RETURNING id",
-        (alert.id, event_id, f"{topic_prefix}/alerts/{code}", Jsonb(payload)),
-    ).fetchall()
-    for url in webhooks:
-        conn.execute(
-            "INSERT INTO webhook_deliveries (outbox_id, url) VALUES (%s, %s)", (outbox_id, url)
-        )
-
-
-# -- what people do: acknowledge, resolve, register absences --------------------------------
-
-
-def acknowledge_alert(
-    conn: psycopg.Connection,
-    alert_id: int,
-    *,
-    actor: str,
-    note: str | None,
-    now: datetime,
-    topic_prefix: str,
-    webhooks: tuple[str, ...] = (),
-) -> None:
-    """A duty officer or grid worker takes the alert: escalation stops."""
-    with conn.transaction():
-        alert = _alert_for_update(conn, alert_id)
-        if alert.status != "open":
-            raise Conflict(f"alert {alert_id} is {alert.status}, not open")
-        conn.execute(
-            "UPDATE alerts SET status = 'acknowledged', acknowledged_at = %s, acknowledged_by = %s,"
-            " updated_at = now() WHERE id = %s",
-            (now, actor, alert_id),
-        )
-        _person_event(
-            conn, alert, "acknowledge", "acknowledged", actor, note, now, topic_prefix, webhooks
-        )
-
-
-def resolve_alert(
-    conn: psycopg.Connection,
-    alert_id: int,
-    *,
-    actor: str,
-    reason: str,
-    checked: bool,
-    now: datetime,
-    topic_prefix: str,
-    webhooks: tuple[str, ...] = (),
-) -> None:
-    """Close the alert with a reason; `checked` records that someone saw the person well,
-    which counts as a sign of life (the engine will not reopen it for the same quiet)."""
-    with conn.transaction():
-        alert = _alert_for_update(conn, alert_id)
-        if alert.status == "resolved":
-            raise Conflict(f"alert {alert_id} is already resolved")
-        conn.execute(
-            "UPDATE alerts SET status = 'resolved', resolved_at = %s, resolved_by = %s, "
-            "resolution = %s, updated_at = now() WHERE id = %s",
-            (now, actor, reason, alert_id),
-        )
-        if checked and alert.resident_id:
-            conn.execute(
-                "INSERT INTO resident_checks (resident_id, at, actor, note, alert_id) "
-                "VALUES (%s, %s, %s, %s, %s)",
-                (alert.resident_id, now, actor, reason, alert_id),
-            )
-        _person_event(
-            conn, alert, "resolve", "resolved", actor, reason, now, topic_prefix, webhooks
-        )
-
-
-def add_absence(
-    conn: psycopg.Connection,
-    resident_id: str,
-    *,
-    starts_at: datetime,
-    ends_at: datetime,
-    note: str | None = None,
-    created_by: str | None = None,
-) -> int:
-    """Register an absence (外出报备); the activity rules are silent while it lasts."""
-    if ends_at <= starts_at:
-        raise Conflict("an absence must end after it starts")
-    with conn.transaction():
-        if conn.execute("SELECT 1 FROM residents WHERE id = %s", (resident_id,)).fetchone() is None:
-            raise NotFound(f"no resident {resident_id!r}")
-        [(absence_id,)] = conn.execute(
-            "INSERT INTO absences (resident_id, starts_at, ends_at, note, created_by) "
-            "VALUES (%s, %s, %s, %s, %s) RETURNING id",
-            (resident_id, starts_at, ends_at, note, created_by),
-        ).fetchall()
-        return absence_id
-
-
-def residents_with_open_alerts(conn: psycopg.Connection) -> set[str]:
-    """Residents with an alert not yet resolved."""
-    rows = conn.execute(
-        "SELECT DISTINCT resident_id FROM alerts "
-        "WHERE status <> 'resolved' AND resident_id IS NOT NULL"
-    ).fetchall()
-    return {resident_id for (resident_id,) in rows}
-
-
-def _alert_for_update(conn: psycopg.Connection, alert_id: int) -> OpenAlert:
-    row = conn.execute(
-        "SELECT id, resident_id, kind, since, status, level, opened_at FROM alerts "
-        "WHERE id = %s FOR UPDATE",
-        (alert_id,),
-    ).fetchone()
-    if row is None:
-        raise NotFound(f"no alert {alert_id}")
-    return OpenAlert(*row)
-
-
-def _person_event(
-    conn,
-    alert: OpenAlert,
-    action: str,
-    state: str,
-    actor: str,
-    note: str | None,
-    now: datetime,
-    topic_prefix: str,
-    webhooks: tuple[str, ...],
-) -> None:
-    grid_code = conn.execute(
-        "SELECT g.code FROM residents r LEFT JOIN grids g ON g.id = r.grid_id WHERE r.id = %s",
-        (alert.resident_id,),
-    ).fetchone()
-    event_id = write_event(conn, alert, now, state, actor, note)
-    write_outbox(
-        conn,
-        alert,
-        event_id,
-        state,
-        now,
-        grid_code[0] if grid_code else None,
-        topic_prefix,
-        webhooks,
-        {"by": actor, "note": note},
-    )
-
-
-# -- the outbox: MQTT and webhooks -----------------------------------------------------------
-
-
-def _outbox_partition(partition: Partition | None) -> tuple[str, dict[str, int]]:
-    """The condition (on alert_outbox o) that a row is this partition's to deliver: each row
-    has one grid code, so exactly one of N delivery loops sends it, a topic's in order."""
-    if partition is None or partition.count == 1:
-        return "", {}
-    return f"AND {partition_sql(OUTBOX_KEY_SQL)} = %(partition_index)s", partition_params(partition)
-
-
-def unpublished(
-    conn: psycopg.Connection, limit: int = 500, partition: Partition | None = None
-) -> list[tuple[int, str, dict]]:
-    """Outbox rows not yet acknowledged by the broker (the partition's), oldest first."""
-    where, params = _outbox_partition(partition)
-    rows = conn.execute(
-        f"SELECT o.id, o.topic, o.payload FROM alert_outbox o WHERE o.published_at IS NULL "  # noqa: S608 - built from constants; values are parameters
-        f"{where} ORDER BY o.id LIMIT %(limit)s",
-        {**params, "limit": limit},
-    ).fetchall()
-    conn.commit()
-    return rows
-
-
-def mark_published(conn: psycopg.Connection, ids: list[int], at: datetime) -> None:
-    """Record that the broker has these outbox rows (PUBACK received)."""
-    with conn.transaction():
-        conn.execute("UPDATE alert_outbox SET published_at = %s WHERE id = ANY(%s)", (at, ids))
-
-
-def due_webhooks(
-    conn: psycopg.Connection, now: datetime, limit: int = 100, partition: Partition | None = None
-) -> list[tuple[int, str, int, dict]]:
-    """Webhook deliveries (the partition's) whose next attempt has come: (outbox id, url,
-    attempts, payload)."""
-    where, params = _outbox_partition(partition)
-    rows = conn.execute(
-        f"""
-        SELECT d.outbox_id, d.url, d.attempts, o.payload
-        FROM webhook_deliveries d JOIN alert_outbox o ON o.id = d.outbox_id
-        WHERE d.delivered_at IS NULL AND d.next_attempt_at <= %(now)s {where}
-        ORDER BY d.next_attempt_at LIMIT %(limit)s
-        """,  # noqa: S608 - SQL made here from constants; every value is a parameter
-        {**params, "now": now, "limit": limit},
-    ).fetchall()
-    conn.commit()
-    return rows
-
-
-def record_webhook_attempt(
-    conn: psycopg.Connection,
-    outbox_id: int,
-    url: str,
-    *,
-    delivered_at: datetime | None,
-    error: str | None,
-    next_attempt_at: datetime,
-) -> None:
-    """Mark a delivery done, or count a failed attempt and when to try again."""
-    with conn.transaction():
-        conn.execute(
-            """
-            UPDATE webhook_deliveries SET attempts = attempts + 1, delivered_at = %s,
-                last_error = %s, next_attempt_at = %s
-            WHERE outbox_id = %s AND url = %s
-            """,
-            (delivered_at, error, next_attempt_at, outbox_id, url),
-        )

@@ -58,16 +58,11 @@ from gridwatch.simulators.faults import FaultRates
 from gridwatch.simulators.sample import load_sample_district
 from gridwatch.simulators.scenario import Scenario
 from gridwatch.store import alert_store
-from gridwatch.store.alert_store import (
-    OUTBOX_KEY_SQL,
-    AlertStore,
-    acknowledge_alert,
-    add_absence,
-    home_key_sql,
-    partition_sql,
-    resolve_alert,
-)
+from gridwatch.store.absences import add_absence
+from gridwatch.store.alert_store import AlertStore, home_key_sql
+from gridwatch.store.alerts import acknowledge_alert, resolve_alert
 from gridwatch.store.migrate import read_meta
+from gridwatch.store.outbox import OUTBOX_KEY_SQL, partition_sql
 from gridwatch.store.partitions import ensure_partitions
 
 ZONE = ZoneInfo("Asia/Shanghai")

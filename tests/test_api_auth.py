@@ -109,7 +109,7 @@ def _stream_without_grid_b(c, b, seeded_url):
     """Replay every event from the start: none of grid B's may come (grid B's alert has an
     event; a fresh one of grid A marks the end of the replay)."""
     from gridwatch.alerts.lifecycle import OpenAlert
-    from gridwatch.store.alert_store import write_event
+    from gridwatch.store.alerts import write_event
 
     with psycopg.connect(seeded_url) as conn:
         row = conn.execute(

@@ -1,0 +1,134 @@
+"""The alert outbox: each alert step queued in the transaction that made it, for MQTT and
+every webhook, and taken by the delivery loop of its partition (one grid code, one loop)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import psycopg
+from psycopg.types.json import Jsonb
+
+from gridwatch.alerts.lifecycle import OpenAlert
+from gridwatch.alerts.partition import NO_GRID_PREFIX, Partition
+
+# An outbox row's: the grid code its message names (`none` without a grid), else the resident.
+OUTBOX_KEY_SQL = (
+    "CASE WHEN coalesce(o.payload->>'grid_code', 'none') IN ('', 'none') "
+    f"THEN '{NO_GRID_PREFIX}' || coalesce(o.payload->>'resident_id', '') "
+    "ELSE o.payload->>'grid_code' END"
+)
+
+
+def partition_sql(key_sql: str) -> str:
+    """SQL computing `partition_of(key, count)` with named parameters `partition_count`:
+    the first 4 bytes of the key's SHA-256 as an unsigned number, modulo the count."""
+    digest = f"encode(sha256(convert_to({key_sql}, 'UTF8')), 'hex')"
+    return f"(('x' || left({digest}, 8))::bit(32)::bigint %% %(partition_count)s)"
+
+
+def partition_params(partition: Partition) -> dict[str, int]:
+    return {"partition_count": partition.count, "partition_index": partition.index}
+
+
+def write_outbox(
+    conn: psycopg.Connection,
+    alert: OpenAlert,
+    event_id: int,
+    state: str,
+    now: datetime,
+    grid_code: str | None,
+    topic_prefix: str,
+    webhooks: tuple[str, ...],
+    extra: dict,
+) -> None:
+    """Queue an alert state change for MQTT (`{prefix}/alerts/{grid}`) and every webhook."""
+    code = grid_code or "none"
+    payload = {
+        "alert_id": alert.id,
+        "event_id": event_id,
+        "state": state,
+        "resident_id": alert.resident_id,
+        "kind": alert.kind,
+        "grid_code": code,
+        "level": alert.level,
+        "since": alert.since.isoformat(),
+        "at": now.isoformat(),
+        **extra,
+    }
+    [(outbox_id,)] = conn.execute(
+        "INSERT INTO alert_outbox (alert_id, event_id, topic, payload) "
+        "VALUES (%s, %s, %s, %s) RETURNING id",
+        (alert.id, event_id, f"{topic_prefix}/alerts/{code}", Jsonb(payload)),
+    ).fetchall()
+    for url in webhooks:
+        conn.execute(
+            "INSERT INTO webhook_deliveries (outbox_id, url) VALUES (%s, %s)", (outbox_id, url)
+        )
+
+
+def _outbox_partition(partition: Partition | None) -> tuple[str, dict[str, int]]:
+    """The condition (on alert_outbox o) that a row is this partition's to deliver: each row
+    has one grid code, so exactly one of N delivery loops sends it, a topic's in order."""
+    if partition is None or partition.count == 1:
+        return "", {}
+    return f"AND {partition_sql(OUTBOX_KEY_SQL)} = %(partition_index)s", partition_params(partition)
+
+
+def unpublished(
+    conn: psycopg.Connection, limit: int = 500, partition: Partition | None = None
+) -> list[tuple[int, str, dict]]:
+    """Outbox rows not yet acknowledged by the broker (the partition's), oldest first."""
+    where, params = _outbox_partition(partition)
+    rows = conn.execute(
+        f"SELECT o.id, o.topic, o.payload FROM alert_outbox o WHERE o.published_at IS NULL "  # noqa: S608 - built from constants; values are parameters
+        f"{where} ORDER BY o.id LIMIT %(limit)s",
+        {**params, "limit": limit},
+    ).fetchall()
+    conn.commit()
+    return rows
+
+
+def mark_published(conn: psycopg.Connection, ids: list[int], at: datetime) -> None:
+    """Record that the broker has these outbox rows (PUBACK received)."""
+    with conn.transaction():
+        conn.execute("UPDATE alert_outbox SET published_at = %s WHERE id = ANY(%s)", (at, ids))
+
+
+def due_webhooks(
+    conn: psycopg.Connection, now: datetime, limit: int = 100, partition: Partition | None = None
+) -> list[tuple[int, str, int, dict]]:
+    """Webhook deliveries (the partition's) whose next attempt has come: (outbox id, url,
+    attempts, payload)."""
+    where, params = _outbox_partition(partition)
+    rows = conn.execute(
+        f"""
+        SELECT d.outbox_id, d.url, d.attempts, o.payload
+        FROM webhook_deliveries d JOIN alert_outbox o ON o.id = d.outbox_id
+        WHERE d.delivered_at IS NULL AND d.next_attempt_at <= %(now)s {where}
+        ORDER BY d.next_attempt_at LIMIT %(limit)s
+        """,  # noqa: S608 - SQL made here from constants; every value is a parameter
+        {**params, "now": now, "limit": limit},
+    ).fetchall()
+    conn.commit()
+    return rows
+
+
+def record_webhook_attempt(
+    conn: psycopg.Connection,
+    outbox_id: int,
+    url: str,
+    *,
+    delivered_at: datetime | None,
+    error: str | None,
+    next_attempt_at: datetime,
+) -> None:
+    """Mark a delivery done, or count a failed attempt and when to try again."""
+    with conn.transaction():
+        conn.execute(
+            """
+            UPDATE webhook_deliveries SET attempts = attempts + 1, delivered_at = %s,
+                last_error = %s, next_attempt_at = %s
+            WHERE outbox_id = %s AND url = %s
+            """,
+            (delivered_at, error, next_attempt_at, outbox_id, url),
+        )
