@@ -23,20 +23,6 @@ from gridwatch.store.mode import PLAIN
 from gridwatch.store.outbox import partition_params, partition_sql, write_outbox
 from gridwatch.store.rollups import refresh_meter_hourly
 
-ACTIVITY_EVENTS = (
-    "door_open",
-    "motion",
-    "curtain_open",
-    "curtain_close",
-    "light_on",
-    "light_off",
-    "button",
-)
-
-
-EMERGENCY_EVENTS = ("sos", "fall")
-
-
 HOMES_DIGEST_EVERY_S = 60.0
 
 
