@@ -3,11 +3,18 @@ installed `gridwatch` package when commands run from there (`python -m gridwatch
 
 from __future__ import annotations
 
+import importlib.machinery
 import subprocess
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_nothing_in_the_root_is_importable_as_gridwatch():
+    # With `pip install .` (not editable), the directory a command runs from comes first on
+    # sys.path: a `gridwatch` folder or module there would hide the installed package.
+    assert importlib.machinery.PathFinder.find_spec("gridwatch", [str(ROOT)]) is None
 
 
 def test_python_m_gridwatch_from_the_checkout_uses_the_whole_package():
