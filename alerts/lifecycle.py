@@ -18,8 +18,8 @@ from gridwatch.alerts.rules import (
     conditions,
     resolution,
 )
+from gridwatch.model.vocabulary import LEVELS
 
-LEVELS = ("grid", "community", "street")
 ESCALATE_AFTER = timedelta(minutes=30)
 
 

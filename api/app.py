@@ -32,11 +32,11 @@ from gridwatch.api import (
     site,
 )
 from gridwatch.api.guard import RequestGuard, SecurityHeaders
-from gridwatch.api.hazard_rules import plan_escalations
 from gridwatch.api.http_errors import install_error_handlers
 from gridwatch.api.ratelimit import RateBuckets, RateLimit, TokenBuckets
 from gridwatch.api.runtime import ApiState, Clock, wall_clock
 from gridwatch.api.stream import AlertFeed
+from gridwatch.cases.hazards import plan_escalations
 from gridwatch.errors import ServiceUnavailable
 from gridwatch.maps.tiles import tiles_for
 from gridwatch.settings import Settings

@@ -25,7 +25,6 @@ from gridwatch.api.features import (
     parse_checkin_id,
     resident_feature,
 )
-from gridwatch.api.hazard_rules import SEVERITIES, STATUSES
 from gridwatch.api.http_errors import BadRequest, UnknownParameter
 from gridwatch.api.layer_cache import (
     Body,
@@ -38,11 +37,17 @@ from gridwatch.api.params import decode_cursor, encode_cursor, parse_bbox, parse
 from gridwatch.api.privacy import coarse_bbox
 from gridwatch.api.responses import GeoJSONResponse, JSONResponse, JSONSchemaResponse, dumps
 from gridwatch.api.runtime import ApiState, Conn, State
+from gridwatch.cases.hazards import STATUSES
 from gridwatch.errors import Forbidden, NotFound
 from gridwatch.geo.grids import LEVELS as GRID_LEVELS
-from gridwatch.store import api_layers
-from gridwatch.store.api_layers import Filters, GridCatalog, GridCounts, GridRecord
-from gridwatch.store.hazards import get_hazard, hazard_events
+from gridwatch.model.vocabulary import LEVELS, SEVERITIES, Level
+from gridwatch.store.alerts import alert_page, get_alert
+from gridwatch.store.checkins import checkin_page, get_checkin
+from gridwatch.store.filters import Filters, local_day_bounds
+from gridwatch.store.grids import GridCatalog, GridCounts, GridRecord
+from gridwatch.store.hazards import get_hazard, hazard_events, hazard_page
+from gridwatch.store.paging import Page
+from gridwatch.store.residents import get_resident, resident_page
 from gridwatch.store.users import Principal
 
 router = APIRouter(tags=["layers (OGC API - Features)"])
@@ -77,7 +82,7 @@ GRID_CODE = {
     "title": "Grid code",
     "description": "a grid code: that grid and everything below it",
 }
-ALERT_LEVELS = {"type": "string", "title": "Level", "enum": ["grid", "community", "street"]}
+ALERT_LEVELS = {"type": "string", "title": "Level", "enum": list(LEVELS)}
 # The properties a layer's items can be filtered by, each a query parameter of that name.
 QUERYABLES: dict[str, dict[str, dict]] = {
     "grids": {"level": {"type": "string", "title": "Level", "enum": list(GRID_LEVELS)}},
@@ -208,7 +213,7 @@ def _items_links(request: Request, next_cursor: str | None, collection: str) -> 
 
 def page_response(
     request: Request,
-    page: api_layers.Page,
+    page: Page,
     features: list,
     collection: str,
     key: Callable[[Any], list],
@@ -445,7 +450,7 @@ def _checkin_window(state: ApiState, text: str | None) -> tuple[datetime, dateti
     start, end = parse_datetime(text, state.zone)
     if start is None and end is None:
         today = state.now().astimezone(state.zone).date()
-        return api_layers.local_day_bounds(today, state.zone)
+        return local_day_bounds(today, state.zone)
     far = timedelta(days=366 * 100)
     now = state.now()
     return (start or now - far, (end or now + far) + timedelta(microseconds=1))
@@ -479,7 +484,7 @@ async def hazard_items(
     cursor: CursorQ = None,
     status: Annotated[str | None, Query(max_length=200, description="comma list")] = None,
     severity: Annotated[str | None, Query(max_length=200, description="comma list")] = None,
-    level: Literal["grid", "community", "street"] | None = None,
+    level: Level | None = None,
     grid: GridQ = None,
 ):
     """Kept between changes as the grids layer is; a box is answered from the kept hazards."""
@@ -566,7 +571,7 @@ def _hazards_from_db(
 ) -> GeoJSONResponse:
     with state.pool.connection() as conn:
         q = ask(state.catalog(conn))
-        page = api_layers.hazard_page(
+        page = hazard_page(
             conn,
             q.filters,
             limit=size,
@@ -658,7 +663,7 @@ def checkin_items(
     grids = subtree_ids(state.catalog(conn), principal, grid)
     after = decode_cursor(cursor, (datetime, str, str))
     size = page_size(state, limit)
-    page = api_layers.checkin_page(
+    page = checkin_page(
         conn,
         _filters(state, principal, request, grids),
         limit=size,
@@ -688,7 +693,7 @@ def checkin_item(
     if key is None:
         raise NotFound(missing)
     source, worker, at = key
-    row = api_layers.get_checkin(conn, worker_id=worker, source=source, observed_at=at)
+    row = get_checkin(conn, worker_id=worker, source=source, observed_at=at)
     if not principal.sees_grid(row.grid_id) and row.worker_id != principal.name:
         raise NotFound(missing)
     return GeoJSONResponse(checkin_feature(row, state.settings.owntracks_max_accuracy_m))
@@ -708,7 +713,7 @@ def alert_items(
     limit: LimitQ = None,
     cursor: CursorQ = None,
     status: Literal["open", "acknowledged", "resolved", "active"] | None = None,
-    level: Literal["grid", "community", "street"] | None = None,
+    level: Level | None = None,
     kind: Annotated[str | None, Query(max_length=40)] = None,
     grid: GridQ = None,
 ):
@@ -717,7 +722,7 @@ def alert_items(
     after = decode_cursor(cursor, (int,))
     size = page_size(state, limit)
     statuses = ["open", "acknowledged"] if status == "active" else [status] if status else None
-    page = api_layers.alert_page(
+    page = alert_page(
         conn,
         _filters(state, principal, request, grids),
         limit=size,
@@ -758,7 +763,7 @@ def alert_item(
 
 
 def get_visible_alert(conn, principal: Principal, alert_id: int):
-    return _visible(principal, f"no alert {alert_id}", lambda: api_layers.get_alert(conn, alert_id))
+    return _visible(principal, f"no alert {alert_id}", lambda: get_alert(conn, alert_id))
 
 
 # -- residents --------------------------------------------------------------------------------
@@ -790,7 +795,7 @@ def resident_items(
     filters = _filters(state, principal, request, grids)
     if not pii:  # masked positions: a box finds a home only to its cell
         filters = replace(filters, bbox=coarse_bbox(filters.bbox))
-    page = api_layers.resident_page(
+    page = resident_page(
         conn,
         filters,
         now=state.now(),
@@ -822,7 +827,7 @@ def resident_item(
     row = _visible(
         principal,
         f"no resident {resident_id[:64]!r}",
-        lambda: api_layers.get_resident(conn, resident_id, now=state.now()),
+        lambda: get_resident(conn, resident_id, now=state.now()),
     )
     record_reads(conn, principal, request, shown_in_clear(principal, [row]))
     return GeoJSONResponse(resident_feature(row, principal, reveal=True))

@@ -6,7 +6,7 @@ from __future__ import annotations
 import csv
 import io
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import Response
@@ -15,13 +15,14 @@ from gridwatch.api.auth import Reader
 from gridwatch.api.bodies import AssignBody, FeedbackBody, NoteBody, ResolveBody
 from gridwatch.api.collections import check_params, get_visible_hazard, page_size, subtree_ids
 from gridwatch.api.features import hazard_feature
-from gridwatch.api.hazard_rules import STATUSES
 from gridwatch.api.http_errors import BadRequest
 from gridwatch.api.params import decode_cursor, encode_cursor
 from gridwatch.api.responses import GeoJSONResponse, JSONResponse
 from gridwatch.api.runtime import ApiState, Conn, State
+from gridwatch.cases.hazards import STATUSES
 from gridwatch.ingest.hazard import _photo_urls as validate_photo_urls
 from gridwatch.maps.texts import texts_for
+from gridwatch.model.vocabulary import Level
 from gridwatch.store.hazards import LedgerRow, hazard_events, ledger, transition_hazard
 from gridwatch.store.users import Principal
 
@@ -110,7 +111,7 @@ def reopen(principal: Reader, conn: Conn, state: State, hazard_id: HazardId, bod
 # -- the ledger -------------------------------------------------------------------------------
 
 LevelQ = Annotated[
-    Literal["grid", "community", "street"] | None,
+    Level | None,
     Query(description="the level a hazard is handled at now (it rises when overdue)"),
 ]
 GridQ = Annotated[str | None, Query(max_length=64, description="grid code: it and all below")]

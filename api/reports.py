@@ -14,11 +14,12 @@ from gridwatch.api.features import checkin_feature, checkin_id, hazard_feature
 from gridwatch.api.responses import GeoJSONResponse
 from gridwatch.api.runtime import ApiState, Conn, State
 from gridwatch.errors import Conflict, Forbidden, NotFound
-from gridwatch.ingest.hazard import HazardReport, hazard_from_dict
-from gridwatch.ingest.patrol import PatrolCheckin, checkin_from_dict
+from gridwatch.ingest.hazard import hazard_from_dict
+from gridwatch.ingest.patrol import checkin_from_dict
 from gridwatch.ingest.payload import InvalidPayload, check_source_id, decode_object
 from gridwatch.ingest.reporting import check_reports
-from gridwatch.store.api_layers import CheckinRow, insert_checkin
+from gridwatch.model.records import HazardReport, PatrolCheckin
+from gridwatch.store.checkins import CheckinRow, insert_checkin
 from gridwatch.store.hazards import Hazard, insert_hazard
 from gridwatch.store.users import Principal
 

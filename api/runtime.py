@@ -17,7 +17,6 @@ import shapely
 from fastapi import Depends, Request
 from psycopg_pool import ConnectionPool
 
-from gridwatch.api.hazard_rules import deadlines_from_hours
 from gridwatch.api.layer_cache import (
     HAZARD_TABLES,
     LAYER_TABLES,
@@ -27,20 +26,21 @@ from gridwatch.api.layer_cache import (
     KeptLayers,
 )
 from gridwatch.api.stream import AlertFeed
+from gridwatch.cases.hazards import deadlines_from_hours
 from gridwatch.geo.grids import LEVELS as GRID_LEVELS
 from gridwatch.geo.index import GridIndex
 from gridwatch.ingest.payload import ParseContext
 from gridwatch.settings import Settings
-from gridwatch.store.api_layers import (
+from gridwatch.store.changes import ChangeWatcher
+from gridwatch.store.grids import (
     GridCatalog,
-    all_hazards,
+    LeafGrids,
     grid_counts,
     grids_version,
     load_grid_catalog,
-    next_overdue,
+    load_leaf_grids,
 )
-from gridwatch.store.changes import ChangeWatcher
-from gridwatch.store.grids import LeafGrids, load_leaf_grids
+from gridwatch.store.hazards import all_hazards, next_overdue
 from gridwatch.store.migrate import read_meta
 from gridwatch.store.mode import PLAIN
 from gridwatch.store.partitions import ensure_partitions, existing_partition_days

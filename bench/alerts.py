@@ -32,7 +32,7 @@ nothing fires for 45 minutes.
    deadline; the deadlines are spread over --spread-s seconds starting after the measured
    load and pass have had time to run twice. `meter_offline` is the rule with an exact
    deadline: last meter data + 60 min, whatever the time of day. Then the real service,
-   `gridwatch.alert_service.run_alerts`, runs in a thread (its engine and delivery threads,
+   `gridwatch.dispatch.service.run_alerts`, runs in a thread (its engine and delivery threads,
    a private topic prefix and client id) while a paho subscriber on `{prefix}/alerts/#`
    stamps every message on arrival; latency = arrival wall time - the home's deadline
    (`engine_lag`: the engine's clock when it opened the alert - the deadline). Meanwhile the
@@ -70,10 +70,10 @@ import psycopg
 import shapely
 from paho.mqtt.enums import CallbackAPIVersion
 
-from gridwatch.alert_service import make_engine, run_alerts
 from gridwatch.alerts.engine import AlertEngine
 from gridwatch.alerts.partition import Partition
 from gridwatch.alerts.rules import METER_OFFLINE, Rules
+from gridwatch.dispatch.service import make_engine, run_alerts
 from gridwatch.ingest.mqtt import BrokerAddress
 from gridwatch.settings import Settings
 from gridwatch.store import alert_store
@@ -523,7 +523,7 @@ def run(args, fire: int, url: str, settings: Settings) -> dict:
         settings.mqtt_url, f"{settings.topic_prefix}/alerts/#", f"gw-bench-sub-{uuid.uuid4().hex}"
     )
     service_log = ServiceLog()
-    service_logger = logging.getLogger("gridwatch.alert_service")
+    service_logger = logging.getLogger("gridwatch.dispatch.service")
     service_logger.addHandler(service_log)
     service_logger.setLevel(logging.INFO)
     stop = threading.Event()

@@ -39,11 +39,11 @@ import httpx
 import psycopg
 import shapely
 
-from gridwatch.api.hazard_rules import deadlines_from_hours
-from gridwatch.sample import load_sample_district
+from gridwatch.cases.hazards import deadlines_from_hours
 from gridwatch.services import Services
 from gridwatch.settings import Settings
-from gridwatch.store.api_sample import seed_activity
+from gridwatch.simulators.sample import load_sample_district
+from gridwatch.simulators.sample_activity import seed_activity
 from gridwatch.store.migrate import migrate_for
 from gridwatch.store.users import create_user
 

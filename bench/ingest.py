@@ -814,7 +814,7 @@ def start_profiler(worker, output: Path) -> subprocess.Popen:
 
 def load_sample_grids(conn: psycopg.Connection) -> None:
     """The sample district's grids, so the worker places check-ins and hazards as in production."""
-    from gridwatch.sample import load_sample_district
+    from gridwatch.simulators.sample import load_sample_district
 
     with tempfile.TemporaryDirectory(prefix="gwbench-sample-") as directory:
         load_sample_district(conn, Path(directory))

@@ -42,9 +42,9 @@ from gridwatch.ingest.payload import ParseContext
 from gridwatch.ingest.topics import TopicRouter
 from gridwatch.ingest.worker import parse_message
 from gridwatch.ingest.writer import BatchWriter
-from gridwatch.sample import load_sample_district
 from gridwatch.simulators.cli import sample_district
 from gridwatch.simulators.faults import FaultRates
+from gridwatch.simulators.sample import load_sample_district
 from gridwatch.simulators.scenario import Scenario
 from gridwatch.store.migrate import migrate, read_meta
 from gridwatch.store.partitions import TIMESERIES_TABLES

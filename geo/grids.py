@@ -23,8 +23,9 @@ from shapely.geometry.base import BaseGeometry
 from gridwatch.encodings import redecode
 from gridwatch.errors import InputFileError
 from gridwatch.geo.crs import normalize_crs, out_of_china, to_wgs84
+from gridwatch.model.vocabulary import GRID_LEVELS
 
-LEVELS = ("district", "street", "community", "grid")
+LEVELS = GRID_LEVELS
 """The hierarchy from top to bottom: 区, 街道, 社区, 网格."""
 
 # Level values as they appear in Chinese source files.

@@ -32,8 +32,8 @@ from urllib.parse import quote
 from amqtt.plugins.base import BaseAuthPlugin
 from amqtt.session import Session
 
-from gridwatch.broker_credentials import new_password, password_hash
 from gridwatch.errors import ServiceUnavailable
+from gridwatch.ingest.broker_credentials import new_password, password_hash
 from gridwatch.store.embedded import free_port
 
 USER = "gridwatch"

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import re
 import uuid
-from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -21,32 +19,19 @@ from gridwatch.ingest.payload import (
     read_wgs84_position,
     unsafe_character,
 )
+from gridwatch.model.records import HazardReport
+from gridwatch.model.vocabulary import HAZARD_CATEGORIES
+from gridwatch.model.vocabulary import SEVERITIES as ALL_SEVERITIES
 
 KIND = "hazard"
-CATEGORIES = frozenset(
-    {"structural", "fire", "electrical", "gas", "road", "flood", "sanitation", "other"}
-)
-SEVERITIES = frozenset({"low", "medium", "high", "critical"})
+CATEGORIES = frozenset(HAZARD_CATEGORIES)
+SEVERITIES = frozenset(ALL_SEVERITIES)
 MAX_PHOTOS = 20
 # The spellings of a UUID: 8-4-4-4-12 or 32 hex digits, in braces or as a URN.
 _UUID = re.compile(
     r"(?:urn:uuid:)?(\{)?[0-9A-Fa-f]{8}(-?)[0-9A-Fa-f]{4}\2[0-9A-Fa-f]{4}\2[0-9A-Fa-f]{4}"
     r"\2[0-9A-Fa-f]{12}(?(1)\})"
 )
-
-
-@dataclass(frozen=True, slots=True)
-class HazardReport:
-    id: uuid.UUID
-    reporter_id: str
-    observed_at: datetime
-    received_at: datetime
-    lon: float
-    lat: float
-    category: str
-    severity: str
-    description: str
-    photo_urls: tuple[str, ...]
 
 
 def parse(reporter_id: str, payload: bytes, ctx: ParseContext) -> HazardReport:

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime
-
 from gridwatch.ingest.payload import (
     InvalidPayload,
     ParseContext,
@@ -13,18 +10,9 @@ from gridwatch.ingest.payload import (
     read_number,
     read_ts,
 )
+from gridwatch.model.records import MeterReading
 
 KIND = "meter"
-
-
-@dataclass(frozen=True, slots=True)
-class MeterReading:
-    meter_id: str
-    observed_at: datetime
-    received_at: datetime
-    power_w: float | None
-    energy_kwh: float | None
-    water_l: float | None
 
 
 def parse(meter_id: str, payload: bytes, ctx: ParseContext) -> MeterReading:

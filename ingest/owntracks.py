@@ -13,7 +13,6 @@ is a dead letter.
 
 from __future__ import annotations
 
-from gridwatch.ingest.patrol import PatrolCheckin
 from gridwatch.ingest.payload import (
     Ignored,
     InvalidPayload,
@@ -23,6 +22,7 @@ from gridwatch.ingest.payload import (
     read_number,
     read_ts,
 )
+from gridwatch.model.records import PatrolCheckin
 
 KIND = "owntracks"
 # The `_type`s of the apps' own traffic (iOS and Android) besides location and encrypted;

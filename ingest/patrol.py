@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from gridwatch.ingest.payload import (
@@ -17,27 +15,11 @@ from gridwatch.ingest.payload import (
     read_ts,
     read_wgs84_position,
 )
+from gridwatch.model.records import PatrolCheckin
 
 KIND = "patrol"
 KINDS = frozenset({"patrol", "visit"})
 STATUSES = frozenset({"ok", "concern", "not_home"})
-
-
-@dataclass(frozen=True, slots=True)
-class PatrolCheckin:
-    worker_id: str
-    observed_at: datetime
-    received_at: datetime
-    lon: float
-    lat: float
-    accuracy_m: float | None
-    kind: str
-    resident_id: str | None
-    status: str | None
-    note: str | None
-    source: str = "gw"
-    device: str | None = None
-    battery: float | None = None
 
 
 def parse(worker_id: str, payload: bytes, ctx: ParseContext) -> PatrolCheckin:

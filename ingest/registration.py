@@ -17,11 +17,8 @@ from typing import TYPE_CHECKING
 
 import psycopg
 
-from gridwatch.ingest.hazard import HazardReport
-from gridwatch.ingest.meter import MeterReading
-from gridwatch.ingest.patrol import PatrolCheckin
-from gridwatch.ingest.sensor import SensorEvent
 from gridwatch.ingest.topics import Reading
+from gridwatch.model.records import HazardReport, MeterReading, PatrolCheckin, SensorEvent
 from gridwatch.store.devices import TopicIdentities, load_topic_identities, registry_version
 
 if TYPE_CHECKING:  # the writer calls this check, so it imports this module

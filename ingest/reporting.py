@@ -19,8 +19,7 @@ from typing import TypeGuard
 import psycopg
 
 from gridwatch.errors import Forbidden, NotFound
-from gridwatch.ingest.hazard import HazardReport
-from gridwatch.ingest.patrol import PatrolCheckin
+from gridwatch.model.records import HazardReport, PatrolCheckin
 from gridwatch.store.residents import resident_grids, worker_grids
 from gridwatch.store.users import Principal, active_principals
 

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime
-
 from gridwatch.ingest.payload import (
     InvalidPayload,
     ParseContext,
@@ -15,30 +12,11 @@ from gridwatch.ingest.payload import (
     read_choice,
     read_ts,
 )
+from gridwatch.model.records import SensorEvent
+from gridwatch.model.vocabulary import SENSOR_EVENTS
 
 KIND = "sensor"
-EVENTS = frozenset(
-    {
-        "door_open",
-        "motion",
-        "curtain_open",
-        "curtain_close",
-        "light_on",
-        "light_off",
-        "button",
-        "sos",
-        "fall",
-    }
-)
-
-
-@dataclass(frozen=True, slots=True)
-class SensorEvent:
-    device_id: str
-    observed_at: datetime
-    received_at: datetime
-    event: str
-    value: float | None
+EVENTS = frozenset(SENSOR_EVENTS)
 
 
 def parse(device_id: str, payload: bytes, ctx: ParseContext) -> SensorEvent:

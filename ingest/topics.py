@@ -5,11 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from gridwatch.ingest import hazard, meter, owntracks, patrol, sensor
-from gridwatch.ingest.hazard import HazardReport
-from gridwatch.ingest.meter import MeterReading
-from gridwatch.ingest.patrol import PatrolCheckin
 from gridwatch.ingest.payload import InvalidPayload, ParseContext, quoted
-from gridwatch.ingest.sensor import SensorEvent
+from gridwatch.model.records import HazardReport, MeterReading, PatrolCheckin, SensorEvent
 
 Reading = MeterReading | SensorEvent | PatrolCheckin | HazardReport
 

@@ -20,6 +20,9 @@ from typing import NamedTuple
 
 import orjson
 
+from gridwatch.model.vocabulary import HAZARD_CATEGORIES as CATEGORIES
+from gridwatch.model.vocabulary import SEVERITIES
+
 KINDS = ("meter", "sensor", "patrol", "hazard", "owntracks")
 
 # How often each form comes, in parts of the whole.
@@ -43,8 +46,6 @@ SENSOR_EVENTS = (
     "door_open", "motion", "curtain_open", "curtain_close", "light_on", "light_off",
     "button", "sos", "fall",
 )  # fmt: skip
-CATEGORIES = ("structural", "fire", "electrical", "gas", "road", "flood", "sanitation", "other")
-SEVERITIES = ("low", "medium", "high", "critical")
 OWNTRACKS_OTHER_TYPES = ("transition", "waypoint", "lwt", "card", "status", "steps", "")
 
 # Every field any kind reads, and some that none does.

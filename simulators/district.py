@@ -20,7 +20,8 @@ from shapely.geometry import MultiPolygon, Polygon, mapping
 from shapely.geometry.base import BaseGeometry
 
 from gridwatch.geo.grids import GridFeature
-from gridwatch.residents import ResidentRow, residents_csv_text
+from gridwatch.imports.residents import residents_csv_text
+from gridwatch.model.rows import ResidentRow
 
 DEFAULT_SEED = 20261123
 DEFAULT_RESIDENTS = 2000

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from gridwatch.residents import ResidentRow
+from gridwatch.model.rows import ResidentRow
 
 MINUTE = 60
 HOUR = 3600

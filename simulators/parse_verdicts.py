@@ -12,9 +12,6 @@ from datetime import timedelta
 from typing import NamedTuple
 
 from gridwatch.ingest import hazard, owntracks, patrol, sensor
-from gridwatch.ingest.hazard import HazardReport
-from gridwatch.ingest.meter import MeterReading
-from gridwatch.ingest.patrol import PatrolCheckin
 from gridwatch.ingest.payload import (
     EARLIEST,
     MAX_ID_LENGTH,
@@ -22,8 +19,8 @@ from gridwatch.ingest.payload import (
     InvalidPayload,
     ParseContext,
 )
-from gridwatch.ingest.sensor import SensorEvent
 from gridwatch.ingest.topics import TopicRouter
+from gridwatch.model.records import HazardReport, MeterReading, PatrolCheckin, SensorEvent
 
 Reading = MeterReading | SensorEvent | PatrolCheckin | HazardReport
 

@@ -23,7 +23,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 
 from gridwatch.geo.grids import GridFeature
-from gridwatch.residents import ResidentRow
+from gridwatch.model.rows import ResidentRow
 from gridwatch.simulators.faults import (
     Absence,
     ClockSkew,

@@ -32,31 +32,27 @@ import psycopg
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from psycopg import sql
 
-from gridwatch import alert_service
-from gridwatch.alert_service import make_engine, run_delivery
 from gridwatch.alerts.lifecycle import Escalate, Open
 from gridwatch.alerts.partition import Partition, partition_key, partition_of
 from gridwatch.alerts.rules import SOS
 from gridwatch.cli import main
+from gridwatch.dispatch import service as alert_service
+from gridwatch.dispatch.service import make_engine, run_delivery
 from gridwatch.ingest.payload import ParseContext
 from gridwatch.ingest.topics import TopicRouter
 from gridwatch.ingest.worker import parse_message
 from gridwatch.ingest.writer import BatchWriter, Message
-from gridwatch.sample import load_sample_district
 from gridwatch.simulators.faults import FaultRates
+from gridwatch.simulators.sample import load_sample_district
 from gridwatch.simulators.scenario import Scenario
 from gridwatch.store import alert_store
-from gridwatch.store.alert_store import (
-    OUTBOX_KEY_SQL,
-    AlertStore,
-    acknowledge_alert,
-    add_absence,
-    home_key_sql,
-    partition_sql,
-    resolve_alert,
-)
+from gridwatch.store.absences import add_absence
+from gridwatch.store.alert_store import AlertStore, home_key_sql
+from gridwatch.store.alerts import acknowledge_alert, resolve_alert
 from gridwatch.store.migrate import read_meta
+from gridwatch.store.outbox import OUTBOX_KEY_SQL, partition_sql
 from gridwatch.store.partitions import ensure_partitions
 from tests.support.broker import Subscriber
 from tests.support.databases import count_rows, create_database, drop_database, settled_mornings
@@ -149,11 +145,15 @@ def test_a_bad_partition_is_one_line_and_exit_1(capsys, text, says):
     assert err.count("\n") == 1 and says in err and err.startswith("gridwatch: error: --partition")
 
 
-def sql_partitions(conn, key_sql: str, joined: str, pairs: list[tuple[str, str]], count: int):
+def sql_partitions(
+    conn, key_sql: sql.Composable, joined: str, pairs: list[tuple[str, str]], count: int
+):
     """The partition SQL computes for each (c, r) pair, with `joined` after the pairs."""
     rows = conn.execute(
-        f"SELECT {partition_sql(key_sql)} FROM unnest(%(c)s::text[], %(r)s::text[]) "
-        f"WITH ORDINALITY AS t(c, r, n) {joined} ORDER BY n",
+        sql.SQL(
+            "SELECT {} FROM unnest(%(c)s::text[], %(r)s::text[]) "
+            "WITH ORDINALITY AS t(c, r, n) {} ORDER BY n"
+        ).format(partition_sql(key_sql), sql.SQL(joined)),
         {"c": [c for c, _ in pairs], "r": [r for _, r in pairs], "partition_count": count},
     ).fetchall()
     return [row[0] for row in rows]
@@ -167,13 +167,13 @@ def test_sql_computes_the_same_partitions_as_python(database_url):
     pairs = list(zip(codes, codes[::-1], strict=True))  # (grid code, resident id)
     with psycopg.connect(database_url) as conn:
         for count in (1, 2, 3, 8):
-            assert sql_partitions(conn, "c", "", pairs, count) == [
+            assert sql_partitions(conn, sql.Identifier("c"), "", pairs, count) == [
                 partition_of(c, count) for c in codes
             ]
             # A home's key (its grid, else its id) and an outbox row's (the grid its message
             # names, `none` without one) as the store writes them in SQL.
             home = "CROSS JOIN LATERAL (SELECT nullif(c, 'none') AS code) g"
-            assert sql_partitions(conn, home_key_sql("r"), home, pairs, count) == [
+            assert sql_partitions(conn, home_key_sql(sql.Identifier("r")), home, pairs, count) == [
                 partition_of(partition_key(None if c == "none" else c, r), count) for c, r in pairs
             ]
             outbox = (
@@ -596,7 +596,7 @@ def test_a_second_process_for_a_partition_stands_by_until_the_first_is_gone(
     standby = threading.Thread(
         target=alert_service.run_alerts, args=(settings, database_url, mqtt_url, stop, partition)
     )
-    caplog.set_level(logging.INFO, logger="gridwatch.alert_service")
+    caplog.set_level(logging.INFO, logger="gridwatch.dispatch.service")
     try:
         standby.start()
         wait_for(lambda: "held by another process; standing by" in caplog.text, 10, "standby")

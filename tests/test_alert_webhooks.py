@@ -16,9 +16,9 @@ import psycopg
 import pytest
 from psycopg.types.json import Jsonb
 
-from gridwatch.alert_service import make_engine, run_delivery
 from gridwatch.alerts.rules import SOS
-from gridwatch.store.alert_store import acknowledge_alert
+from gridwatch.dispatch.service import make_engine, run_delivery
+from gridwatch.store.alerts import acknowledge_alert
 from gridwatch.store.migrate import read_meta
 from gridwatch.store.partitions import ensure_partitions
 from tests.support.ports import free_port

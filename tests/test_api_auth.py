@@ -15,7 +15,7 @@ import shapely
 from fastapi.routing import APIRoute
 from starlette.routing import Mount
 
-from gridwatch.api.cli import register
+from gridwatch.api_commands import register
 from gridwatch.settings import Settings
 from tests.support.api import GRID_A, GRID_B, NOW, assert_security_headers, reason
 
@@ -99,7 +99,7 @@ def _stream_without_grid_b(c, b, seeded_url):
     """Replay every event from the start: none of grid B's may come (grid B's alert has an
     event; a fresh one of grid A marks the end of the replay)."""
     from gridwatch.alerts.lifecycle import OpenAlert
-    from gridwatch.store.alert_store import write_event
+    from gridwatch.store.alerts import write_event
 
     with psycopg.connect(seeded_url) as conn:
         row = conn.execute(

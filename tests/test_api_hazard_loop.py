@@ -14,7 +14,7 @@ import psycopg
 import pytest
 import shapely
 
-from gridwatch.api.hazard_rules import (
+from gridwatch.cases.hazards import (
     Escalation,
     HazardClock,
     SetDeadline,

@@ -11,7 +11,7 @@ import psycopg
 import shapely
 
 from gridwatch.alerts.lifecycle import OpenAlert, Resolve
-from gridwatch.residents import ResidentRow
+from gridwatch.model.rows import ResidentRow
 from gridwatch.store.alert_store import AlertStore
 from gridwatch.store.residents import place_residents, upsert_residents
 from tests.support.api import GRID_A, GRID_B, NOW

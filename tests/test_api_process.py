@@ -16,7 +16,7 @@ import httpx
 import psycopg
 import pytest
 
-from gridwatch.store.alert_store import write_event
+from gridwatch.store.alerts import write_event
 from gridwatch.store.users import create_user
 from tests.support.api import GRID_A, NOW, ApiProcess
 

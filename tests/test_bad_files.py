@@ -15,7 +15,7 @@ from shapely.geometry import Polygon, box
 
 from gridwatch.errors import InputFileError
 from gridwatch.geo.grids import read_grid_file
-from gridwatch.residents import read_residents_csv
+from gridwatch.imports.residents import read_residents_csv
 from tests.support.import_files import (
     COMMUNITIES,
     GOOD_ROWS,

@@ -13,9 +13,9 @@ import psycopg
 import pytest
 
 from gridwatch.ingest.embedded_broker import EmbeddedBroker
-from gridwatch.ingest.patrol import PatrolCheckin
 from gridwatch.ingest.payload import Ignored, InvalidPayload, ParseContext
 from gridwatch.ingest.topics import TopicRouter
+from gridwatch.model.records import PatrolCheckin
 from gridwatch.simulators.bad_input import KINDS, BadInput
 from tests.support.broker import publishing
 from tests.support.ingest_streams import caught_up

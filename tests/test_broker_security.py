@@ -22,9 +22,9 @@ import orjson
 import psycopg
 import pytest
 
-from gridwatch.broker_credentials import new_password, password_hash, set_password_line
 from gridwatch.cli import main
 from gridwatch.errors import ServiceUnavailable
+from gridwatch.ingest.broker_credentials import new_password, password_hash, set_password_line
 from gridwatch.ingest.mqtt import BrokerAddress, probe_protocol, publisher
 from tests.support.databases import count_rows
 from tests.support.devices import add_device

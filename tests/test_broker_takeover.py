@@ -21,8 +21,8 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from gridwatch.broker_credentials import new_password, password_hash, set_password_line
 from gridwatch.errors import ServiceUnavailable
+from gridwatch.ingest.broker_credentials import new_password, password_hash, set_password_line
 from gridwatch.ingest.mqtt import BrokerAddress, broker_acknowledged, publisher
 from tests.support.databases import count_rows
 from tests.support.devices import add_device

@@ -11,10 +11,8 @@ import orjson
 import psycopg
 import pytest
 
-from gridwatch.ingest.hazard import HazardReport
-from gridwatch.ingest.meter import MeterReading
-from gridwatch.ingest.sensor import SensorEvent
 from gridwatch.ingest.writer import BatchWriter, Message
+from gridwatch.model.records import HazardReport, MeterReading, SensorEvent
 from tests.support.databases import count_rows
 from tests.support.ingest_streams import MY_TOPICS, caught_up, my_topics
 from tests.support.settings import make_settings

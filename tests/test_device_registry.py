@@ -16,19 +16,18 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gridwatch.broker_credentials import (
+from gridwatch.cli import main
+from gridwatch.errors import InputFileError
+from gridwatch.ingest.broker_credentials import (
     check_broker_user,
     new_password,
     password_hash,
     remove_password_line,
     set_password_line,
 )
-from gridwatch.cli import main
-from gridwatch.errors import InputFileError
-from gridwatch.ingest.meter import MeterReading
-from gridwatch.ingest.patrol import PatrolCheckin
 from gridwatch.ingest.registration import RegistrationCheck
 from gridwatch.ingest.writer import BatchWriter, Message
+from gridwatch.model.records import MeterReading, PatrolCheckin
 from gridwatch.settings import Settings
 from gridwatch.store.mode import PLAIN
 from tests.support.databases import count_rows

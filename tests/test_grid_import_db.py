@@ -1,4 +1,4 @@
-"""Grid and resident imports into the database, through gridwatch.imports and the CLI."""
+"""Grid and resident imports into the database, through gridwatch.imports.pipelines and the CLI."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from shapely.affinity import translate
 from shapely.geometry import Point, box
 
 from gridwatch.errors import InputFileError
-from gridwatch.imports import import_grid_file, import_residents_file
-from gridwatch.residents import COLUMNS
+from gridwatch.imports.pipelines import import_grid_file, import_residents_file
+from gridwatch.imports.residents import COLUMNS
 from gridwatch.store.grids import grid_codes
 from gridwatch.store.residents import worker_grids
 from tests.support.databases import count_rows

@@ -12,9 +12,8 @@ import psycopg
 import pytest
 
 from gridwatch.api.runtime import Conn
-from gridwatch.ingest.meter import MeterReading
-from gridwatch.ingest.patrol import PatrolCheckin
 from gridwatch.ingest.writer import BatchWriter, Message
+from gridwatch.model.records import MeterReading, PatrolCheckin
 from gridwatch.store.embedded import EmbeddedPostgres
 from tests.support.api import ApiServer, Clock, api_settings
 

@@ -14,7 +14,7 @@ import psycopg
 import pytest
 
 from gridwatch.alerts.lifecycle import OpenAlert
-from gridwatch.store.alert_store import write_event
+from gridwatch.store.alerts import write_event
 from tests.support.api import NOW
 
 CHROMIUM = Path("/usr/bin/chromium")

@@ -26,14 +26,11 @@ from hypothesis import strategies as st
 from paho.mqtt.client import MQTTMessage
 
 from gridwatch.ingest import hazard, patrol, sensor
-from gridwatch.ingest.hazard import HazardReport
-from gridwatch.ingest.meter import MeterReading
-from gridwatch.ingest.patrol import PatrolCheckin
 from gridwatch.ingest.payload import InvalidPayload, ParseContext
-from gridwatch.ingest.sensor import SensorEvent
 from gridwatch.ingest.topics import TopicRouter
 from gridwatch.ingest.worker import IngestWorker, parse_message, topic_of
 from gridwatch.ingest.writer import BatchWriter, Message
+from gridwatch.model.records import HazardReport, MeterReading, PatrolCheckin, SensorEvent
 from gridwatch.simulators.bad_input import KINDS, BadInput
 from gridwatch.simulators.parse_verdicts import is_storable, verdict
 from tests.support.databases import count_rows

@@ -16,8 +16,8 @@ import pytest
 
 from gridwatch.alerts.lifecycle import OpenAlert
 from gridwatch.cli import main
-from gridwatch.residents import ResidentRow
-from gridwatch.store.alert_store import write_event
+from gridwatch.model.rows import ResidentRow
+from gridwatch.store.alerts import write_event
 from gridwatch.store.partitions import ensure_partitions
 from gridwatch.store.residents import upsert_residents
 from tests.support.api import GRID_A, NOW, reason

@@ -15,11 +15,11 @@ import psycopg
 import psycopg.errors
 import pytest
 
-from gridwatch.ingest.meter import MeterReading
 from gridwatch.ingest.payload import ParseContext
 from gridwatch.ingest.topics import TopicRouter
 from gridwatch.ingest.worker import parse_message
 from gridwatch.ingest.writer import BatchWriter, Message
+from gridwatch.model.records import MeterReading
 from gridwatch.store.db import is_outage, is_row_fault
 from tests.support.broker import publishing
 from tests.support.databases import count_rows

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from gridwatch.residents import ResidentRow, read_residents_csv, residents_csv_text
+from gridwatch.imports.residents import read_residents_csv, residents_csv_text
+from gridwatch.model.rows import ResidentRow
 from tests.support.import_files import GOOD_ROWS, HEADER, error_lines, write_csv
 
 
@@ -178,7 +179,7 @@ def test_implausible_phones_import_with_a_warning_naming_row_and_column(tmp_path
 
 
 def test_the_template_reads_back_as_a_header_in_either_language(tmp_path):
-    from gridwatch.residents import residents_template
+    from gridwatch.imports.residents import residents_template
 
     for chinese in (False, True):
         path = tmp_path / f"t{chinese}.csv"

@@ -12,7 +12,7 @@ import shapely
 
 from gridwatch.geo.grids import assign_parents, read_grid_file
 from gridwatch.geo.index import GridIndex
-from gridwatch.residents import read_residents_csv
+from gridwatch.imports.residents import read_residents_csv
 from gridwatch.simulators.district import build_sample_district, write_sample_files
 
 

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 
 import psycopg
 
-from gridwatch.store.alert_store import acknowledge_alert
+from gridwatch.store.alerts import acknowledge_alert
 from tests.faults.harness import (
     assert_alert_on_time,
     assert_conserved,

@@ -11,7 +11,7 @@ import time
 
 import psycopg
 
-from gridwatch.sample import load_sample_district
+from gridwatch.simulators.sample import load_sample_district
 from gridwatch.store.migrate import migrate
 from tests.faults.harness import (
     assert_alert_on_time,

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 
 import psycopg
 
-from gridwatch.store.alert_store import resolve_alert
+from gridwatch.store.alerts import resolve_alert
 from tests.faults.harness import (
     assert_published_once,
     assert_webhooks_once,

@@ -23,10 +23,10 @@ import pytest
 import uvicorn
 
 from gridwatch.api.app import create_app
-from gridwatch.api.cli import server_config
-from gridwatch.api.hazard_rules import deadlines_from_hours
+from gridwatch.api.serving import server_config
+from gridwatch.cases.hazards import deadlines_from_hours
 from gridwatch.settings import Settings
-from gridwatch.store.api_sample import seed_activity
+from gridwatch.simulators.sample_activity import seed_activity
 from gridwatch.store.users import create_user
 from tests.support.databases import create_database, drop_database
 from tests.support.ports import free_port

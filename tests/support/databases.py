@@ -75,7 +75,7 @@ def migrated_template(postgres_server) -> Iterator[str]:
 @pytest.fixture(scope="session")
 def district_template(postgres_server, migrated_template, tmp_path_factory) -> Iterator[str]:
     """A migrated database holding the sample district (grids, residents, workers)."""
-    from gridwatch.sample import load_sample_district
+    from gridwatch.simulators.sample import load_sample_district
 
     name = f"gw_dist_{RUN_ID}"
     url = create_database(postgres_server, name, template=migrated_template)

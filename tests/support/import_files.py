@@ -11,7 +11,7 @@ from shapely.geometry import box
 
 from gridwatch.cli import main
 from gridwatch.errors import InputFileError
-from gridwatch.residents import COLUMNS, read_residents_csv
+from gridwatch.imports.residents import COLUMNS, read_residents_csv
 
 # -- grid layers ----------------------------------------------------------------------------
 

@@ -8,10 +8,16 @@ import math
 import re
 import unicodedata
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from pathlib import Path
 
-from gridwatch.tables import TableFormat, excel_mangled, phone_warning, read_table, split_list
+from gridwatch.imports.tables import (
+    TableFormat,
+    excel_mangled,
+    phone_warning,
+    read_table,
+    split_list,
+)
+from gridwatch.model.rows import ResidentRow
 
 COLUMNS = (
     "resident_id",
@@ -55,23 +61,6 @@ _TRUE = {"true", "1", "yes", "y", "是"}
 _FALSE = {"false", "0", "no", "n", "否"}
 
 
-@dataclass(frozen=True, slots=True)
-class ResidentRow:
-    """One resident as imported; lat/lon are WGS-84 and may be absent when grid_code is given."""
-
-    resident_id: str
-    name: str
-    address: str
-    lat: float | None
-    lon: float | None
-    grid_code: str | None
-    meter_id: str | None
-    sensor_ids: tuple[str, ...]
-    phone: str | None
-    living_alone: bool
-    row: int | None = field(default=None, compare=False)  # in the file; the header is row 1
-
-
 def residents_csv_text(residents: Iterable[ResidentRow]) -> str:
     """The residents as CSV text in the import format (header included, UTF-8 safe)."""
     buffer = io.StringIO()
@@ -96,7 +85,7 @@ def residents_csv_text(residents: Iterable[ResidentRow]) -> str:
 
 
 def read_residents_csv(path: str | Path, warnings: list[str] | None = None) -> list[ResidentRow]:
-    """Parse a residents CSV (the formats of `gridwatch.tables`), English or Chinese header.
+    """Parse a residents CSV (the formats of `gridwatch.imports.tables`), English or Chinese header.
 
     Raises InputFileError naming the file, each bad row (the header is row 1) and column;
     what is imported but worth a look (an implausible phone) is added to `warnings`.

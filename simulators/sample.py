@@ -7,7 +7,7 @@ from pathlib import Path
 
 import psycopg
 
-from gridwatch.imports import (
+from gridwatch.imports.pipelines import (
     ProgressFn,
     import_grid_file,
     import_residents_file,

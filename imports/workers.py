@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 from pathlib import Path
 
-from gridwatch.tables import TableFormat, excel_mangled, phone_warning, read_table, split_list
+from gridwatch.imports.tables import (
+    TableFormat,
+    excel_mangled,
+    phone_warning,
+    read_table,
+    split_list,
+)
+from gridwatch.model.rows import WorkerRow
 
 WORKERS = TableFormat(
     "workers",
@@ -19,19 +25,8 @@ WORKERS = TableFormat(
 _ID = re.compile(r"[^\s/+#$:\x00-\x1f\x7f]{1,128}")
 
 
-@dataclass(frozen=True, slots=True)
-class WorkerRow:
-    """One grid worker as imported."""
-
-    worker_id: str
-    name: str
-    phone: str | None
-    grid_codes: tuple[str, ...]
-    row: int | None = field(default=None, compare=False)  # in the file; the header is row 1
-
-
 def read_workers_csv(path: str | Path, warnings: list[str] | None = None) -> list[WorkerRow]:
-    """Parse a workers CSV (the formats of `gridwatch.tables`), English or Chinese header.
+    """Parse a workers CSV (the formats of `gridwatch.imports.tables`), English or Chinese header.
 
     Raises InputFileError naming the file, each bad row and column; an implausible phone is
     added to `warnings`.

@@ -10,10 +10,10 @@ import psycopg
 
 from gridwatch.errors import InputFileError, listed
 from gridwatch.geo.grids import assign_parents, read_grid_file
-from gridwatch.residents import read_residents_csv
+from gridwatch.imports.residents import read_residents_csv
+from gridwatch.imports.workers import read_workers_csv
 from gridwatch.store.grids import grid_codes, load_features, upsert_grids
 from gridwatch.store.residents import place_residents, upsert_residents, upsert_workers
-from gridwatch.workers import read_workers_csv
 
 ProgressFn = Callable[[int, int], None]
 

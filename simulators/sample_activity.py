@@ -15,8 +15,8 @@ import psycopg
 import shapely
 
 from gridwatch.alerts.lifecycle import OpenAlert
-from gridwatch.api.hazard_rules import deadline_after
-from gridwatch.store.alert_store import write_event
+from gridwatch.cases.hazards import deadline_after
+from gridwatch.store.alerts import write_event
 from gridwatch.store.grids import load_leaf_grids
 from gridwatch.store.partitions import ensure_partitions
 

@@ -6,10 +6,12 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import psycopg
 
-from gridwatch.broker_credentials import (
+from gridwatch.errors import Conflict
+from gridwatch.ingest.broker_credentials import (
     check_broker_user,
     new_password,
     password_file_users,
@@ -17,7 +19,6 @@ from gridwatch.broker_credentials import (
     remove_password_line,
     set_password_line,
 )
-from gridwatch.errors import Conflict
 from gridwatch.services import Services
 from gridwatch.settings import Settings
 from gridwatch.store.devices import (
@@ -29,6 +30,9 @@ from gridwatch.store.devices import (
     register_device,
     revoke_device,
 )
+
+if TYPE_CHECKING:
+    from gridwatch.commands import Commands
 
 RELOAD_HINT = "reload the broker to apply it (systemctl reload mosquitto, or kill -HUP its pid)"
 
@@ -101,7 +105,7 @@ def revoke(
 # -- command line --------------------------------------------------------------------------
 
 
-def register_commands(commands, common: argparse.ArgumentParser) -> None:
+def register(commands: Commands, common: argparse.ArgumentParser) -> None:
     """Add `devices add|list|revoke` to the `gridwatch` subcommands."""
     devices = commands.add_parser("devices", help="devices and their broker credentials")
     device_commands = devices.add_subparsers(title="devices commands", metavar="COMMAND")

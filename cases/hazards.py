@@ -12,9 +12,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from gridwatch.errors import Conflict
+from gridwatch.model.vocabulary import LEVELS, SEVERITIES
 
-LEVELS = ("grid", "community", "street")
-SEVERITIES = ("low", "medium", "high", "critical")
 STATUSES = ("reported", "assigned", "in_progress", "resolved", "closed", "reopened")
 OPEN_STATUSES = frozenset({"reported", "assigned", "in_progress", "reopened"})
 """Statuses in which someone still has to act, so the deadline runs."""

@@ -1,0 +1,1 @@
+"""The vocabulary every room shares: message records, table rows, levels, categories."""

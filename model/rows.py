@@ -1,0 +1,37 @@
+"""The rows of the registers a district keeps, as imported: residents and grid workers.
+
+Read from files by imports/ and written by store/; defined here so that neither depends on
+the other.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, slots=True)
+class ResidentRow:
+    """One resident as imported; lat/lon are WGS-84 and may be absent when grid_code is given."""
+
+    resident_id: str
+    name: str
+    address: str
+    lat: float | None
+    lon: float | None
+    grid_code: str | None
+    meter_id: str | None
+    sensor_ids: tuple[str, ...]
+    phone: str | None
+    living_alone: bool
+    row: int | None = field(default=None, compare=False)  # in the file; the header is row 1
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerRow:
+    """One grid worker as imported."""
+
+    worker_id: str
+    name: str
+    phone: str | None
+    grid_codes: tuple[str, ...]
+    row: int | None = field(default=None, compare=False)  # in the file; the header is row 1

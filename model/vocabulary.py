@@ -1,0 +1,34 @@
+"""Words every room uses the same way: the hierarchy, hazard categories and severities."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+GRID_LEVELS = ("district", "street", "community", "grid")
+"""The levels of the grid hierarchy, from the top (区) down to the grid (网格)."""
+
+Level = Literal["grid", "community", "street"]
+LEVELS: tuple[Level, ...] = ("grid", "community", "street")
+"""The levels a case or alert is handled at, lowest first: it goes up one at a time when
+its deadline passes (小事不出网格、大事不出街道)."""
+
+ACTIVITY_EVENTS = (
+    "door_open", "motion", "curtain_open", "curtain_close", "light_on", "light_off", "button",
+)  # fmt: skip
+"""Sensor events that are signs of life (早看窗帘晚看灯: curtains in the morning, lights at
+night)."""
+EMERGENCY_EVENTS = ("sos", "fall")
+SENSOR_EVENTS = (*ACTIVITY_EVENTS, *EMERGENCY_EVENTS)
+
+HAZARD_CATEGORIES = (
+    "structural",
+    "fire",
+    "electrical",
+    "gas",
+    "road",
+    "flood",
+    "sanitation",
+    "other",
+)
+SEVERITIES = ("low", "medium", "high", "critical")
+"""Lowest first: the order maps draw and lists sort by."""
