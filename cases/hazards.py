@@ -101,10 +101,10 @@ class SetDeadline:
 def plan_escalations(
     hazards: Iterable[HazardClock], now: datetime, deadlines: Mapping[str, timedelta]
 ) -> list[Escalation | SetDeadline]:
-    """What the escalation job should write at `now`.
+    """What the hazard clocks should write at `now`.
 
-    An open hazard past its deadline goes up one level per deadline passed (a job that
-    was down for a while catches up level by level), each level with a fresh period. At
+    An open hazard past its deadline goes up one level per deadline passed (clocks that
+    were down for a while catch up level by level), each level with a fresh period. At
     the street it stays, overdue, in the ledger.
     """
     plan: list[Escalation | SetDeadline] = []
