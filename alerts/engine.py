@@ -47,12 +47,11 @@ from gridwatch.alerts.rules import (
     conditions,
     next_deadline,
 )
+from gridwatch.model import vocabulary
 
 log = logging.getLogger(__name__)
 
-ACTIVITY_EVENTS = frozenset(
-    {"door_open", "motion", "curtain_open", "curtain_close", "light_on", "light_off", "button"}
-)
+ACTIVITY_EVENTS = frozenset(vocabulary.ACTIVITY_EVENTS)
 EVENING_EVENTS = frozenset({"light_on"})
 # How far back a cold start reads raw data: the longest quiet threshold plus a margin.
 HISTORY_WINDOW = timedelta(hours=26)

@@ -4,7 +4,7 @@ A home belongs to the partition of its grid's code, so a whole grid is watched (
 alerts published, in order) by one engine. A resident without a grid is placed by their own
 id instead, so that residents imported before their grids spread over every engine rather
 than weigh on one. The hash is SHA-256, the same in every process and on every machine
-(Python's `hash` of a str is salted per process); `gridwatch.store.alert_store` computes
+(Python's `hash` of a str is salted per process); `gridwatch.store.outbox.partition_sql` computes
 the same number in SQL.
 """
 

@@ -16,8 +16,8 @@ from gridwatch.api.http_errors import BadRequest
 from gridwatch.api.responses import JSONResponse
 from gridwatch.api.runtime import Conn, State
 from gridwatch.errors import NotFound
-from gridwatch.store.alert_store import add_absence
-from gridwatch.store.api_layers import absence_list, delete_absence, get_absence, resident_grid
+from gridwatch.store.absences import absence_list, add_absence, delete_absence, get_absence
+from gridwatch.store.residents import resident_grid
 
 router = APIRouter(tags=["absences (外出报备)"])
 

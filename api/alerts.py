@@ -28,8 +28,7 @@ from gridwatch.api.runtime import ApiState, Conn, State
 from gridwatch.api.stream import events_between
 from gridwatch.errors import GridwatchError
 from gridwatch.maps.tiles import display_transform
-from gridwatch.store.alert_store import acknowledge_alert, resolve_alert
-from gridwatch.store.api_layers import get_alert
+from gridwatch.store.alerts import acknowledge_alert, get_alert, resolve_alert
 from gridwatch.store.users import Principal
 
 router = APIRouter(tags=["alerts"])

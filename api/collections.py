@@ -41,9 +41,13 @@ from gridwatch.cases.hazards import STATUSES
 from gridwatch.errors import Forbidden, NotFound
 from gridwatch.geo.grids import LEVELS as GRID_LEVELS
 from gridwatch.model.vocabulary import LEVELS, SEVERITIES, Level
-from gridwatch.store import api_layers
-from gridwatch.store.api_layers import Filters, GridCatalog, GridCounts, GridRecord
-from gridwatch.store.hazards import get_hazard, hazard_events
+from gridwatch.store.alerts import alert_page, get_alert
+from gridwatch.store.checkins import checkin_page, get_checkin
+from gridwatch.store.filters import Filters, local_day_bounds
+from gridwatch.store.grids import GridCatalog, GridCounts, GridRecord
+from gridwatch.store.hazards import get_hazard, hazard_events, hazard_page
+from gridwatch.store.paging import Page
+from gridwatch.store.residents import get_resident, resident_page
 from gridwatch.store.users import Principal
 
 router = APIRouter(tags=["layers (OGC API - Features)"])
@@ -209,7 +213,7 @@ def _items_links(request: Request, next_cursor: str | None, collection: str) -> 
 
 def page_response(
     request: Request,
-    page: api_layers.Page,
+    page: Page,
     features: list,
     collection: str,
     key: Callable[[Any], list],
@@ -446,7 +450,7 @@ def _checkin_window(state: ApiState, text: str | None) -> tuple[datetime, dateti
     start, end = parse_datetime(text, state.zone)
     if start is None and end is None:
         today = state.now().astimezone(state.zone).date()
-        return api_layers.local_day_bounds(today, state.zone)
+        return local_day_bounds(today, state.zone)
     far = timedelta(days=366 * 100)
     now = state.now()
     return (start or now - far, (end or now + far) + timedelta(microseconds=1))
@@ -567,7 +571,7 @@ def _hazards_from_db(
 ) -> GeoJSONResponse:
     with state.pool.connection() as conn:
         q = ask(state.catalog(conn))
-        page = api_layers.hazard_page(
+        page = hazard_page(
             conn,
             q.filters,
             limit=size,
@@ -659,7 +663,7 @@ def checkin_items(
     grids = subtree_ids(state.catalog(conn), principal, grid)
     after = decode_cursor(cursor, (datetime, str, str))
     size = page_size(state, limit)
-    page = api_layers.checkin_page(
+    page = checkin_page(
         conn,
         _filters(state, principal, request, grids),
         limit=size,
@@ -689,7 +693,7 @@ def checkin_item(
     if key is None:
         raise NotFound(missing)
     source, worker, at = key
-    row = api_layers.get_checkin(conn, worker_id=worker, source=source, observed_at=at)
+    row = get_checkin(conn, worker_id=worker, source=source, observed_at=at)
     if not principal.sees_grid(row.grid_id) and row.worker_id != principal.name:
         raise NotFound(missing)
     return GeoJSONResponse(checkin_feature(row, state.settings.owntracks_max_accuracy_m))
@@ -718,7 +722,7 @@ def alert_items(
     after = decode_cursor(cursor, (int,))
     size = page_size(state, limit)
     statuses = ["open", "acknowledged"] if status == "active" else [status] if status else None
-    page = api_layers.alert_page(
+    page = alert_page(
         conn,
         _filters(state, principal, request, grids),
         limit=size,
@@ -759,7 +763,7 @@ def alert_item(
 
 
 def get_visible_alert(conn, principal: Principal, alert_id: int):
-    return _visible(principal, f"no alert {alert_id}", lambda: api_layers.get_alert(conn, alert_id))
+    return _visible(principal, f"no alert {alert_id}", lambda: get_alert(conn, alert_id))
 
 
 # -- residents --------------------------------------------------------------------------------
@@ -791,7 +795,7 @@ def resident_items(
     filters = _filters(state, principal, request, grids)
     if not pii:  # masked positions: a box finds a home only to its cell
         filters = replace(filters, bbox=coarse_bbox(filters.bbox))
-    page = api_layers.resident_page(
+    page = resident_page(
         conn,
         filters,
         now=state.now(),
@@ -823,7 +827,7 @@ def resident_item(
     row = _visible(
         principal,
         f"no resident {resident_id[:64]!r}",
-        lambda: api_layers.get_resident(conn, resident_id, now=state.now()),
+        lambda: get_resident(conn, resident_id, now=state.now()),
     )
     record_reads(conn, principal, request, shown_in_clear(principal, [row]))
     return GeoJSONResponse(resident_feature(row, principal, reveal=True))

@@ -25,7 +25,9 @@ from gridwatch.maps.coverage import (
     low_accuracy,
     split_patrols,
 )
-from gridwatch.store.api_layers import GridCatalog, VisitCounts, local_day_bounds, visit_counts
+from gridwatch.store.checkins import VisitCounts, visit_counts
+from gridwatch.store.filters import local_day_bounds
+from gridwatch.store.grids import GridCatalog
 from gridwatch.store.tracks import track_points
 from gridwatch.store.users import Principal
 

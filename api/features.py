@@ -14,15 +14,12 @@ from gridwatch.api.privacy import coarse_position, mask_address, mask_name, mask
 from gridwatch.api.stream import AlertEvent
 from gridwatch.cases.hazards import is_overdue
 from gridwatch.maps.coverage import low_accuracy
-from gridwatch.store.api_layers import (
-    AbsenceRow,
-    AlertRow,
-    CheckinRow,
-    GridCounts,
-    GridRecord,
-    ResidentRow,
-)
+from gridwatch.store.absences import AbsenceRow
+from gridwatch.store.alerts import AlertRow
+from gridwatch.store.checkins import CheckinRow
+from gridwatch.store.grids import GridCounts, GridRecord
 from gridwatch.store.hazards import Hazard, HazardEvent
+from gridwatch.store.residents import ResidentRecord
 from gridwatch.store.users import Principal
 
 COORDINATE_DIGITS = 7  # about 1 cm: more digits only add bytes
@@ -183,7 +180,7 @@ def alert_feature(row: AlertRow, principal: Principal, events: list | None = Non
     return feature(row.id, point(row.lon, row.lat), properties)
 
 
-def resident_feature(row: ResidentRow, principal: Principal, *, reveal: bool) -> dict:
+def resident_feature(row: ResidentRecord, principal: Principal, *, reveal: bool) -> dict:
     """A resident at their home; masked, at the centre of the home's ~50 m cell."""
     who = person(principal, row.grid_id, row.name, row.phone, row.address, reveal=reveal)
     position = coarse_position(row.lon, row.lat) if who["masked"] else (row.lon, row.lat)

@@ -27,8 +27,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from gridwatch.api.responses import dumps
-from gridwatch.store.api_layers import GridCatalog, GridCounts, GridRecord
 from gridwatch.store.filters import Filters
+from gridwatch.store.grids import GridCatalog, GridCounts, GridRecord
 from gridwatch.store.hazards import Hazard
 
 BBox = tuple[float, float, float, float]

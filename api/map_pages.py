@@ -32,8 +32,11 @@ from gridwatch.maps.pages import (
 from gridwatch.maps.texts import texts_for
 from gridwatch.maps.tiles import tiles_for
 from gridwatch.model.vocabulary import SEVERITIES
-from gridwatch.store import api_layers
-from gridwatch.store.api_layers import GridCatalog, GridCounts
+from gridwatch.store.alerts import alert_page
+from gridwatch.store.filters import Filters, local_day_bounds
+from gridwatch.store.grids import GridCatalog, GridCounts
+from gridwatch.store.hazards import map_hazards
+from gridwatch.store.residents import map_residents
 from gridwatch.store.users import Principal
 
 router = APIRouter(tags=["maps"])
@@ -54,7 +57,7 @@ def _context(state: ApiState, principal: Principal) -> PageContext:
 
 
 def _map_grids(conn, state: ApiState, catalog: GridCatalog, principal: Principal, ids=None):
-    start, end = api_layers.local_day_bounds(state.now().astimezone(state.zone).date(), state.zone)
+    start, end = local_day_bounds(state.now().astimezone(state.zone).date(), state.zone)
     counts = state.grid_counts(conn, start, end)
     chosen = [g for g in catalog.grids if principal.sees_grid(g.id) and g.level != "district"]
     if ids is not None:
@@ -128,8 +131,8 @@ def overview(request: Request, principal: PageViewer, conn: Conn, state: State):
     t = texts_for(state.settings.lang)
     now = state.now()
     grids = _map_grids(conn, state, catalog, principal)
-    hazards = _hazard_points(t, api_layers.map_hazards(conn, scope=_scope(principal)), now)
-    residents = api_layers.map_residents(conn, scope=_scope(principal), now=now)
+    hazards = _hazard_points(t, map_hazards(conn, scope=_scope(principal)), now)
+    residents = map_residents(conn, scope=_scope(principal), now=now)
     record_reads(conn, principal, request, shown_in_clear(principal, residents))
     page = overview_page(
         _context(state, principal), grids, hazards, _resident_points(t, principal, residents)
@@ -152,12 +155,10 @@ def grid_map(
     grid = catalog.by_code[code]
     counts = _map_grids(conn, state, catalog, principal, {grid.id})
     residents = [
-        r
-        for r in api_layers.map_residents(conn, scope=ids, now=now)
-        if principal.sees_grid(r.grid_id)
+        r for r in map_residents(conn, scope=ids, now=now) if principal.sees_grid(r.grid_id)
     ]
     record_reads(conn, principal, request, shown_in_clear(principal, residents))
-    hazards = api_layers.map_hazards(conn, scope=_scope(principal), grid_ids=ids)
+    hazards = map_hazards(conn, scope=_scope(principal), grid_ids=ids)
     today = now.astimezone(state.zone).date()
     cover = state.coverage.get(conn, state, today)
     patrols = visible_patrols(cover.patrols, principal, set(ids))
@@ -217,9 +218,9 @@ def live_map(request: Request, principal: PageViewer, conn: Conn, state: State):
     catalog = state.catalog(conn)
     after = state.feed.watermark  # the stream starts where this page's snapshot ends
     grids = _map_grids(conn, state, catalog, principal)
-    page_rows = api_layers.alert_page(
+    page_rows = alert_page(
         conn,
-        api_layers.Filters(scope=_scope(principal)),
+        Filters(scope=_scope(principal)),
         limit=state.settings.api_max_limit,
         statuses=["open", "acknowledged"],
     ).rows

@@ -19,7 +19,7 @@ from gridwatch.ingest.patrol import checkin_from_dict
 from gridwatch.ingest.payload import InvalidPayload, check_source_id, decode_object
 from gridwatch.ingest.reporting import check_reports
 from gridwatch.model.records import HazardReport, PatrolCheckin
-from gridwatch.store.api_layers import CheckinRow, insert_checkin
+from gridwatch.store.checkins import CheckinRow, insert_checkin
 from gridwatch.store.hazards import Hazard, insert_hazard
 from gridwatch.store.users import Principal
 

@@ -31,16 +31,16 @@ from gridwatch.geo.grids import LEVELS as GRID_LEVELS
 from gridwatch.geo.index import GridIndex
 from gridwatch.ingest.payload import ParseContext
 from gridwatch.settings import Settings
-from gridwatch.store.api_layers import (
+from gridwatch.store.changes import ChangeWatcher
+from gridwatch.store.grids import (
     GridCatalog,
-    all_hazards,
+    LeafGrids,
     grid_counts,
     grids_version,
     load_grid_catalog,
-    next_overdue,
+    load_leaf_grids,
 )
-from gridwatch.store.changes import ChangeWatcher
-from gridwatch.store.grids import LeafGrids, load_leaf_grids
+from gridwatch.store.hazards import all_hazards, next_overdue
 from gridwatch.store.migrate import read_meta
 from gridwatch.store.mode import PLAIN
 from gridwatch.store.partitions import ensure_partitions, existing_partition_days

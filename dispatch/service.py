@@ -35,7 +35,7 @@ from gridwatch.dispatch.delivery import MqttHandover, post_webhook, retry_after
 from gridwatch.errors import ServiceUnavailable, first_line
 from gridwatch.ingest.mqtt import BrokerAddress, publisher
 from gridwatch.settings import Settings
-from gridwatch.store import alert_store
+from gridwatch.store import outbox
 from gridwatch.store.alert_store import AlertStore
 from gridwatch.store.db import connect
 
@@ -161,18 +161,18 @@ def run_delivery(
 def _deliver_once(
     conn: psycopg.Connection, handover: MqttHandover, partition: Partition | None
 ) -> bool:
-    rows = alert_store.unpublished(conn, partition=partition)
+    rows = outbox.unpublished(conn, partition=partition)
     handed = handover.hand_over(rows)
     done = handover.acknowledged()
     if done:
-        alert_store.mark_published(conn, done, datetime.now(UTC))
-    due = alert_store.due_webhooks(conn, datetime.now(UTC), partition=partition)
+        outbox.mark_published(conn, done, datetime.now(UTC))
+    due = outbox.due_webhooks(conn, datetime.now(UTC), partition=partition)
     for outbox_id, url, attempts, payload in due:
         error = post_webhook(url, outbox_id, payload)
         now = datetime.now(UTC)
         if error is not None:
             log.warning("webhook %s: %s (attempt %d)", url, error, attempts + 1)
-        alert_store.record_webhook_attempt(
+        outbox.record_webhook_attempt(
             conn,
             outbox_id,
             url,

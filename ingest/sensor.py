@@ -13,21 +13,10 @@ from gridwatch.ingest.payload import (
     read_ts,
 )
 from gridwatch.model.records import SensorEvent
+from gridwatch.model.vocabulary import SENSOR_EVENTS
 
 KIND = "sensor"
-EVENTS = frozenset(
-    {
-        "door_open",
-        "motion",
-        "curtain_open",
-        "curtain_close",
-        "light_on",
-        "light_off",
-        "button",
-        "sos",
-        "fall",
-    }
-)
+EVENTS = frozenset(SENSOR_EVENTS)
 
 
 def parse(device_id: str, payload: bytes, ctx: ParseContext) -> SensorEvent:

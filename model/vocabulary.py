@@ -12,6 +12,14 @@ LEVELS: tuple[Level, ...] = ("grid", "community", "street")
 """The levels a case or alert is handled at, lowest first: it goes up one at a time when
 its deadline passes (小事不出网格、大事不出街道)."""
 
+ACTIVITY_EVENTS = (
+    "door_open", "motion", "curtain_open", "curtain_close", "light_on", "light_off", "button",
+)  # fmt: skip
+"""Sensor events that are signs of life (早看窗帘晚看灯: curtains in the morning, lights at
+night)."""
+EMERGENCY_EVENTS = ("sos", "fall")
+SENSOR_EVENTS = (*ACTIVITY_EVENTS, *EMERGENCY_EVENTS)
+
 HAZARD_CATEGORIES = (
     "structural",
     "fire",

@@ -40,7 +40,8 @@ from gridwatch.ingest.writer import BatchWriter
 from gridwatch.simulators.faults import Absence, Fall, FaultRates, MeterOutage, Sos
 from gridwatch.simulators.sample import load_sample_district
 from gridwatch.simulators.scenario import Scenario
-from gridwatch.store.alert_store import AlertStore, add_absence
+from gridwatch.store.absences import add_absence
+from gridwatch.store.alert_store import AlertStore
 from gridwatch.store.migrate import migrate
 
 WINDOW_GRACE = timedelta(minutes=5)

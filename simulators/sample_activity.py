@@ -17,7 +17,7 @@ import shapely
 from gridwatch.alerts.lifecycle import OpenAlert
 from gridwatch.cases.hazards import deadline_after
 from gridwatch.dispatch.clocks import escalate_hazards
-from gridwatch.store.alert_store import write_event
+from gridwatch.store.alerts import write_event
 from gridwatch.store.grids import load_leaf_grids
 from gridwatch.store.partitions import ensure_partitions
 

@@ -1,4 +1,5 @@
-"""The alert engine's reads and writes: homes, their history, open alerts, the outbox."""
+"""The alert engine's repository: homes, their history and signs, open alerts, and the engine's
+steps written with their events and outbox rows (alerts.engine.EngineStore, implemented)."""
 
 from __future__ import annotations
 
@@ -9,54 +10,87 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import psycopg
-from psycopg.types.json import Jsonb
+from psycopg import sql
 
 from gridwatch.alerts.activity import Baseline, learn_baseline
 from gridwatch.alerts.engine import Home, Signal
 from gridwatch.alerts.lifecycle import Escalate, Open, OpenAlert, Resolve
-from gridwatch.alerts.partition import NO_GRID_PREFIX, Partition
+from gridwatch.alerts.partition import Partition
 from gridwatch.alerts.profile import HomeProfile
 from gridwatch.alerts.rules import Absence
-from gridwatch.errors import Conflict, NotFound
+from gridwatch.store.alerts import write_event
 from gridwatch.store.migrate import read_meta
 from gridwatch.store.mode import PLAIN
+from gridwatch.store.outbox import NO_GRID, in_partition, partition_params, write_outbox
 from gridwatch.store.rollups import refresh_meter_hourly
 
-ACTIVITY_EVENTS = (
-    "door_open",
-    "motion",
-    "curtain_open",
-    "curtain_close",
-    "light_on",
-    "light_off",
-    "button",
-)
-EMERGENCY_EVENTS = ("sos", "fall")
 HOMES_DIGEST_EVERY_S = 60.0
 
 
-def home_key_sql(resident_id: str) -> str:
+def home_key_sql(resident_id: sql.Composable) -> sql.Composed:
     """A home's partition key in SQL (grids g joined), as `partition_key` makes it."""
-    return f"coalesce(nullif(g.code, ''), '{NO_GRID_PREFIX}' || coalesce({resident_id}, ''))"
+    return sql.SQL("coalesce(nullif(g.code, ''), {} || coalesce({}, ''))").format(
+        NO_GRID, resident_id
+    )
 
 
-# An outbox row's: the grid code its message names (`none` without a grid), else the resident.
-OUTBOX_KEY_SQL = (
-    "CASE WHEN coalesce(o.payload->>'grid_code', 'none') IN ('', 'none') "
-    f"THEN '{NO_GRID_PREFIX}' || coalesce(o.payload->>'resident_id', '') "
-    "ELSE o.payload->>'grid_code' END"
+_RESIDENT_ID = sql.Identifier("r", "id")
+_ALERT_RESIDENT_ID = sql.Identifier("a", "resident_id")
+
+# Conditions on a time-series table in which {observed} is its time of observation: the
+# column `observed_at`, or `at` for a check by a person.
+_OBSERVED = sql.Identifier("observed_at")
+_CHECKED = sql.Identifier("at")
+_OBSERVED_BETWEEN = sql.SQL(
+    "{observed} > %(since)s AND ({observed} <= %(until)s OR received_at <= %(until)s)"
+)
+_RECEIVED_AFTER = sql.SQL("received_at > %(w)s")
+
+_HOMES_DIGEST = sql.SQL(
+    """
+    SELECT concat_ws(':', count(*),
+        sum(hashtextextended(concat_ws('|', r.id, r.grid_id, g.code, r.rules,
+                                       r.created_at, r.living_alone), 0)::numeric),
+        (SELECT sum(hashtextextended(concat_ws('|', kind, id, resident_id), 0)::numeric)
+         FROM devices WHERE resident_id IS NOT NULL))
+    FROM residents r LEFT JOIN grids g ON g.id = r.grid_id
+    {}
+    """
 )
 
+_HOMES = sql.SQL(
+    """
+    SELECT r.id, r.grid_id, g.code, r.rules, r.created_at, r.living_alone,
+           d.meter, coalesce(d.sensors, '{{}}')
+    FROM residents r LEFT JOIN grids g ON g.id = r.grid_id
+    LEFT JOIN (
+        SELECT resident_id, min(id) FILTER (WHERE kind = 'meter') AS meter,
+               array_agg(id ORDER BY id) FILTER (WHERE kind = 'sensor') AS sensors
+        FROM devices WHERE resident_id IS NOT NULL GROUP BY resident_id
+    ) d ON d.resident_id = r.id
+    {}
+    ORDER BY r.id
+    """
+)
 
-def partition_sql(key_sql: str) -> str:
-    """SQL computing `partition_of(key, count)` with named parameters `partition_count`:
-    the first 4 bytes of the key's SHA-256 as an unsigned number, modulo the count."""
-    digest = f"encode(sha256(convert_to({key_sql}, 'UTF8')), 'hex')"
-    return f"(('x' || left({digest}, 8))::bit(32)::bigint %% %(partition_count)s)"
-
-
-def partition_params(partition: Partition) -> dict[str, int]:
-    return {"partition_count": partition.count, "partition_index": partition.index}
+_SIGNALS = sql.SQL(
+    """
+    SELECT 'meter', meter_id, observed_at, received_at, power_w, energy_kwh, water_l,
+           NULL::text
+    FROM meter_readings WHERE {where} {meters}
+    UNION ALL
+    SELECT 'sensor', device_id, observed_at, received_at, NULL, NULL, NULL, event
+    FROM sensor_events WHERE {where} {sensors}
+    UNION ALL
+    SELECT 'visit', resident_id, observed_at, received_at, NULL, NULL, NULL, NULL
+    FROM patrol_checkins WHERE {where} {residents}
+      AND kind = 'visit' AND status IN ('ok', 'concern') AND resident_id IS NOT NULL
+    UNION ALL
+    SELECT 'check', resident_id, at, received_at, NULL, NULL, NULL, NULL
+    FROM resident_checks WHERE {check_where} {residents}
+    ORDER BY 3
+    """
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,11 +105,17 @@ class Scope:
     residents: list[str]
     in_table: bool = False
 
-    def condition(self, column: str, source: str) -> str:
+    def condition(self, column: str, source: str) -> sql.Composed:
         """SQL keeping the rows whose `column` is one of the scope's `source` ids."""
         if self.in_table:
-            return f"{column} IN (SELECT key FROM gw_scope WHERE source = '{source}')"  # noqa: S608 - column and source come from this module
-        return f"{column} = ANY(%({source})s)"
+            return sql.SQL("{} IN (SELECT key FROM gw_scope WHERE source = {})").format(
+                sql.Identifier(column), sql.Literal(source)
+            )
+        return sql.SQL("{} = ANY({})").format(sql.Identifier(column), sql.Placeholder(source))
+
+    def and_condition(self, column: str, source: str) -> sql.Composed:
+        """`AND` and the condition, to follow others."""
+        return sql.SQL("AND {}").format(self.condition(column, source))
 
     def params(self) -> dict[str, list[str]]:
         if self.in_table:
@@ -151,42 +191,18 @@ class AlertStore:
         ):
             return self._homes
         self._rows_written_seen, self._digest_at = changes, time.monotonic()
-        where, params = "", {}
+        where: sql.Composable = sql.SQL("")
+        params: dict[str, int] = {}
         if self.partition is not None:
-            where = f"WHERE {partition_sql(home_key_sql('r.id'))} = %(partition_index)s"
+            where = sql.SQL("WHERE {}").format(in_partition(home_key_sql(_RESIDENT_ID)))
             params = partition_params(self.partition)
         # Before the rows: a change in between makes the next digest differ, not go unseen.
         # A sum of row hashes: no sort, so a fraction of reading the rows even at 100,000.
-        [(digest,)] = self.conn.execute(
-            f"""
-            SELECT concat_ws(':', count(*),
-                sum(hashtextextended(concat_ws('|', r.id, r.grid_id, g.code, r.rules,
-                                               r.created_at, r.living_alone), 0)::numeric),
-                (SELECT sum(hashtextextended(concat_ws('|', kind, id, resident_id), 0)::numeric)
-                 FROM devices WHERE resident_id IS NOT NULL))
-            FROM residents r LEFT JOIN grids g ON g.id = r.grid_id
-            {where}
-            """,  # noqa: S608 - SQL made here from constants; every value is a parameter
-            params,
-        ).fetchall()
+        [(digest,)] = self.conn.execute(_HOMES_DIGEST.format(where), params).fetchall()
         if digest == self._homes_digest:
             self.conn.commit()
             return self._homes
-        rows = self.conn.execute(
-            f"""
-            SELECT r.id, r.grid_id, g.code, r.rules, r.created_at, r.living_alone,
-                   d.meter, coalesce(d.sensors, '{{}}')
-            FROM residents r LEFT JOIN grids g ON g.id = r.grid_id
-            LEFT JOIN (
-                SELECT resident_id, min(id) FILTER (WHERE kind = 'meter') AS meter,
-                       array_agg(id ORDER BY id) FILTER (WHERE kind = 'sensor') AS sensors
-                FROM devices WHERE resident_id IS NOT NULL GROUP BY resident_id
-            ) d ON d.resident_id = r.id
-            {where}
-            ORDER BY r.id
-            """,  # noqa: S608 - SQL made here from constants; every value is a parameter
-            params,
-        ).fetchall()
+        rows = self.conn.execute(_HOMES.format(where), params).fetchall()
         self.conn.commit()
         homes = [
             Home(rid, gid, code, rules or {}, meter, tuple(sensors), created, alone)
@@ -221,16 +237,19 @@ class AlertStore:
 
             refresh_meter_hourly(self.conn, since=since, zone=ZoneInfo(tz))
         scope = self._scope(homes)
+        meters = sql.SQL("") if scope is None else scope.and_condition("meter_id", "meter")
         rows = self.conn.execute(
-            f"""
-            SELECT meter_id, array_agg(power_w_avg), array_agg(power_w_max)
-            FROM meter_hourly
-            WHERE bucket >= %(since)s AND bucket < %(as_of)s
-              AND extract(hour FROM bucket AT TIME ZONE %(tz)s) BETWEEN 1 AND 4
-              AND power_w_avg IS NOT NULL
-              {"" if scope is None else "AND " + scope.condition("meter_id", "meter")}
-            GROUP BY meter_id
-            """,  # noqa: S608 - SQL made here from constants; every value is a parameter
+            sql.SQL(
+                """
+                SELECT meter_id, array_agg(power_w_avg), array_agg(power_w_max)
+                FROM meter_hourly
+                WHERE bucket >= %(since)s AND bucket < %(as_of)s
+                  AND extract(hour FROM bucket AT TIME ZONE %(tz)s) BETWEEN 1 AND 4
+                  AND power_w_avg IS NOT NULL
+                  {}
+                GROUP BY meter_id
+                """
+            ).format(meters),
             {"since": since, "as_of": as_of, "tz": tz, **(scope.params() if scope else {})},
         ).fetchall()
         self.conn.commit()
@@ -244,7 +263,7 @@ class AlertStore:
         `until` stamped later than it: a device clock ahead of ours, whose signs count as
         now (the engine caps them); read by device time alone they would never be read."""
         yield from self._signals(
-            "observed_at > %(since)s AND (observed_at <= %(until)s OR received_at <= %(until)s)",
+            _OBSERVED_BETWEEN,
             {"since": since, "until": until},
             self._scope(homes),
         )
@@ -252,7 +271,7 @@ class AlertStore:
     def signals_received_after(self, watermark: datetime) -> tuple[list[Signal], datetime | None]:
         """What arrived after `watermark` (by received_at), in time order, and the newest
         received_at among the devices' rows (checks by people carry no received_at)."""
-        where, params = "received_at > %(w)s", {"w": watermark}
+        where, params = _RECEIVED_AFTER, {"w": watermark}
         signals = []
         newest = None
         for signal in self._signals(where, params, self._own, tail=True):
@@ -267,12 +286,14 @@ class AlertStore:
             newest = self._newest_received(where, params)
         return signals, newest
 
-    def _newest_received(self, where: str, params: dict[str, Any]) -> datetime | None:
+    def _newest_received(self, where: sql.SQL, params: dict[str, Any]) -> datetime | None:
         self._read_the_tail()
         [(value,)] = self.conn.execute(
-            f"SELECT greatest((SELECT max(received_at) FROM meter_readings WHERE {where}), "  # noqa: S608 - built from constants; values are parameters
-            f"(SELECT max(received_at) FROM sensor_events WHERE {where}), "
-            f"(SELECT max(received_at) FROM patrol_checkins WHERE {where}))",
+            sql.SQL(
+                "SELECT greatest((SELECT max(received_at) FROM meter_readings WHERE {where}), "
+                "(SELECT max(received_at) FROM sensor_events WHERE {where}), "
+                "(SELECT max(received_at) FROM patrol_checkins WHERE {where}))"
+            ).format(where=where.format(observed=_OBSERVED)),
             params,
         ).fetchall()
         self.conn.commit()
@@ -292,37 +313,30 @@ class AlertStore:
         )
 
     def _signals(
-        self, where: str, params: dict[str, Any], scope: Scope | None, *, tail: bool = False
+        self, where: sql.SQL, params: dict[str, Any], scope: Scope | None, *, tail: bool = False
     ):
         """One round trip over the four sources, ordered by observation time, so that each
         meter's readings come in order and a home's signs of life too; only the scope's
-        devices and residents when there is one. `tail`: the condition selects the newest
-        few seconds of arrivals."""
-        # A check is polled by when it was recorded, like device data, so a host whose clock
-        # is behind cannot slip it under the watermark; it is observed at `at`.
-        check_where = where.replace("observed_at", "at")
-        meters = sensors = residents = ""
+        devices and residents when there is one. `where` is a condition in which
+        `{observed}` stands for the table's time of observation. `tail`: the condition
+        selects the newest few seconds of arrivals."""
+        meters: sql.Composable = sql.SQL("")
+        sensors: sql.Composable = sql.SQL("")
+        residents: sql.Composable = sql.SQL("")
         if scope is not None:
             params = {**params, **scope.params()}
-            meters = "AND " + scope.condition("meter_id", "meter")
-            sensors = "AND " + scope.condition("device_id", "sensor")
-            residents = "AND " + scope.condition("resident_id", "resident")
-        query = f"""
-            SELECT 'meter', meter_id, observed_at, received_at, power_w, energy_kwh, water_l,
-                   NULL::text
-            FROM meter_readings WHERE {where} {meters}
-            UNION ALL
-            SELECT 'sensor', device_id, observed_at, received_at, NULL, NULL, NULL, event
-            FROM sensor_events WHERE {where} {sensors}
-            UNION ALL
-            SELECT 'visit', resident_id, observed_at, received_at, NULL, NULL, NULL, NULL
-            FROM patrol_checkins WHERE {where} {residents}
-              AND kind = 'visit' AND status IN ('ok', 'concern') AND resident_id IS NOT NULL
-            UNION ALL
-            SELECT 'check', resident_id, at, received_at, NULL, NULL, NULL, NULL
-            FROM resident_checks WHERE {check_where} {residents}
-            ORDER BY 3
-        """  # noqa: S608 - `where` is one of this class's own conditions; values are parameters
+            meters = scope.and_condition("meter_id", "meter")
+            sensors = scope.and_condition("device_id", "sensor")
+            residents = scope.and_condition("resident_id", "resident")
+        # A check is polled by when it was recorded, like device data, so a host whose clock
+        # is behind cannot slip it under the watermark; it is observed at `at`.
+        query = _SIGNALS.format(
+            where=where.format(observed=_OBSERVED),
+            check_where=where.format(observed=_CHECKED),
+            meters=meters,
+            sensors=sensors,
+            residents=residents,
+        )
         if tail:
             self._read_the_tail()
         with self.conn.cursor() as cur:
@@ -378,10 +392,14 @@ class AlertStore:
         """The learned profile of every home that has one (of these homes, or the partition)."""
         scope = self._scope(homes)
         found = {}
+        where: sql.Composable = sql.SQL("")
+        if scope is not None:
+            where = sql.SQL(" WHERE {}").format(scope.condition("resident_id", "resident"))
         for resident, first, rest_first, quiet, last_seen in self.conn.execute(
-            "SELECT resident_id, first_activity_s, rest_first_activity_s, quiet_s, last_seen "
-            "FROM home_profiles"
-            + ("" if scope is None else " WHERE " + scope.condition("resident_id", "resident")),
+            sql.SQL(
+                "SELECT resident_id, first_activity_s, rest_first_activity_s, quiet_s, last_seen "
+                "FROM home_profiles{}"
+            ).format(where),
             scope.params() if scope else {},
         ):
             profile = HomeProfile(last_seen=last_seen)
@@ -424,18 +442,20 @@ class AlertStore:
     def open_alerts(self) -> list[OpenAlert]:
         """Every alert not resolved (of the partition's homes as the database has them now;
         an alert whose resident was deleted goes with the partition of an empty id)."""
-        where, params = "", {}
+        where: sql.Composable = sql.SQL("")
+        params: dict[str, int] = {}
         if self.partition is not None:
-            where = f"AND {partition_sql(home_key_sql('a.resident_id'))}"
-            where = f"{where} = %(partition_index)s"
+            where = sql.SQL("AND {}").format(in_partition(home_key_sql(_ALERT_RESIDENT_ID)))
             params = partition_params(self.partition)
         rows = self.conn.execute(
-            f"""
-            SELECT a.id, a.resident_id, a.kind, a.since, a.status, a.level, a.opened_at
-            FROM alerts a LEFT JOIN residents r ON r.id = a.resident_id
-                 LEFT JOIN grids g ON g.id = r.grid_id
-            WHERE a.status <> 'resolved' {where}
-            """,  # noqa: S608 - SQL made here from constants; every value is a parameter
+            sql.SQL(
+                """
+                SELECT a.id, a.resident_id, a.kind, a.since, a.status, a.level, a.opened_at
+                FROM alerts a LEFT JOIN residents r ON r.id = a.resident_id
+                     LEFT JOIN grids g ON g.id = r.grid_id
+                WHERE a.status <> 'resolved' {}
+                """
+            ).format(where),
             params,
         ).fetchall()
         self.conn.commit()
@@ -557,260 +577,3 @@ class AlertStore:
 
 def _resident_of(action: Open | Resolve | Escalate) -> str | None:
     return action.resident_id if isinstance(action, Open) else action.alert.resident_id
-
-
-def write_event(
-    conn: psycopg.Connection,
-    alert: OpenAlert,
-    at: datetime,
-    state: str,
-    actor: str | None,
-    note: str | None,
-) -> int:
-    """Record one step of an alert's life in alert_events; returns the event id."""
-    [(event_id,)] = conn.execute(
-        "INSERT INTO alert_events (alert_id, at, action, actor, note, level) "
-        "VALUES (%s, %s, %s, %s, %s, %s) RETURNING id",
-        (alert.id, at, state, actor, note, alert.level),
-    ).fetchall()
-    return event_id
-
-
-def write_outbox(
-    conn: psycopg.Connection,
-    alert: OpenAlert,
-    event_id: int,
-    state: str,
-    now: datetime,
-    grid_code: str | None,
-    topic_prefix: str,
-    webhooks: tuple[str, ...],
-    extra: dict,
-) -> None:
-    """Queue an alert state change for MQTT (`{prefix}/alerts/{grid}`) and every webhook."""
-    code = grid_code or "none"
-    payload = {
-        "alert_id": alert.id,
-        "event_id": event_id,
-        "state": state,
-        "resident_id": alert.resident_id,
-        "kind": alert.kind,
-        "grid_code": code,
-        "level": alert.level,
-        "since": alert.since.isoformat(),
-        "at": now.isoformat(),
-        **extra,
-    }
-    [(outbox_id,)] = conn.execute(
-        "INSERT INTO alert_outbox (alert_id, event_id, topic, payload) "
-        "VALUES (%s, %s, %s, %s) RETURNING id",
-        (alert.id, event_id, f"{topic_prefix}/alerts/{code}", Jsonb(payload)),
-    ).fetchall()
-    for url in webhooks:
-        conn.execute(
-            "INSERT INTO webhook_deliveries (outbox_id, url) VALUES (%s, %s)", (outbox_id, url)
-        )
-
-
-# -- what people do: acknowledge, resolve, register absences --------------------------------
-
-
-def acknowledge_alert(
-    conn: psycopg.Connection,
-    alert_id: int,
-    *,
-    actor: str,
-    note: str | None,
-    now: datetime,
-    topic_prefix: str,
-    webhooks: tuple[str, ...] = (),
-) -> None:
-    """A duty officer or grid worker takes the alert: escalation stops."""
-    with conn.transaction():
-        alert = _alert_for_update(conn, alert_id)
-        if alert.status != "open":
-            raise Conflict(f"alert {alert_id} is {alert.status}, not open")
-        conn.execute(
-            "UPDATE alerts SET status = 'acknowledged', acknowledged_at = %s, acknowledged_by = %s,"
-            " updated_at = now() WHERE id = %s",
-            (now, actor, alert_id),
-        )
-        _person_event(
-            conn, alert, "acknowledge", "acknowledged", actor, note, now, topic_prefix, webhooks
-        )
-
-
-def resolve_alert(
-    conn: psycopg.Connection,
-    alert_id: int,
-    *,
-    actor: str,
-    reason: str,
-    checked: bool,
-    now: datetime,
-    topic_prefix: str,
-    webhooks: tuple[str, ...] = (),
-) -> None:
-    """Close the alert with a reason; `checked` records that someone saw the person well,
-    which counts as a sign of life (the engine will not reopen it for the same quiet)."""
-    with conn.transaction():
-        alert = _alert_for_update(conn, alert_id)
-        if alert.status == "resolved":
-            raise Conflict(f"alert {alert_id} is already resolved")
-        conn.execute(
-            "UPDATE alerts SET status = 'resolved', resolved_at = %s, resolved_by = %s, "
-            "resolution = %s, updated_at = now() WHERE id = %s",
-            (now, actor, reason, alert_id),
-        )
-        if checked and alert.resident_id:
-            conn.execute(
-                "INSERT INTO resident_checks (resident_id, at, actor, note, alert_id) "
-                "VALUES (%s, %s, %s, %s, %s)",
-                (alert.resident_id, now, actor, reason, alert_id),
-            )
-        _person_event(
-            conn, alert, "resolve", "resolved", actor, reason, now, topic_prefix, webhooks
-        )
-
-
-def add_absence(
-    conn: psycopg.Connection,
-    resident_id: str,
-    *,
-    starts_at: datetime,
-    ends_at: datetime,
-    note: str | None = None,
-    created_by: str | None = None,
-) -> int:
-    """Register an absence (外出报备); the activity rules are silent while it lasts."""
-    if ends_at <= starts_at:
-        raise Conflict("an absence must end after it starts")
-    with conn.transaction():
-        if conn.execute("SELECT 1 FROM residents WHERE id = %s", (resident_id,)).fetchone() is None:
-            raise NotFound(f"no resident {resident_id!r}")
-        [(absence_id,)] = conn.execute(
-            "INSERT INTO absences (resident_id, starts_at, ends_at, note, created_by) "
-            "VALUES (%s, %s, %s, %s, %s) RETURNING id",
-            (resident_id, starts_at, ends_at, note, created_by),
-        ).fetchall()
-        return absence_id
-
-
-def residents_with_open_alerts(conn: psycopg.Connection) -> set[str]:
-    """Residents with an alert not yet resolved."""
-    rows = conn.execute(
-        "SELECT DISTINCT resident_id FROM alerts "
-        "WHERE status <> 'resolved' AND resident_id IS NOT NULL"
-    ).fetchall()
-    return {resident_id for (resident_id,) in rows}
-
-
-def _alert_for_update(conn: psycopg.Connection, alert_id: int) -> OpenAlert:
-    row = conn.execute(
-        "SELECT id, resident_id, kind, since, status, level, opened_at FROM alerts "
-        "WHERE id = %s FOR UPDATE",
-        (alert_id,),
-    ).fetchone()
-    if row is None:
-        raise NotFound(f"no alert {alert_id}")
-    return OpenAlert(*row)
-
-
-def _person_event(
-    conn,
-    alert: OpenAlert,
-    action: str,
-    state: str,
-    actor: str,
-    note: str | None,
-    now: datetime,
-    topic_prefix: str,
-    webhooks: tuple[str, ...],
-) -> None:
-    grid_code = conn.execute(
-        "SELECT g.code FROM residents r LEFT JOIN grids g ON g.id = r.grid_id WHERE r.id = %s",
-        (alert.resident_id,),
-    ).fetchone()
-    event_id = write_event(conn, alert, now, state, actor, note)
-    write_outbox(
-        conn,
-        alert,
-        event_id,
-        state,
-        now,
-        grid_code[0] if grid_code else None,
-        topic_prefix,
-        webhooks,
-        {"by": actor, "note": note},
-    )
-
-
-# -- the outbox: MQTT and webhooks -----------------------------------------------------------
-
-
-def _outbox_partition(partition: Partition | None) -> tuple[str, dict[str, int]]:
-    """The condition (on alert_outbox o) that a row is this partition's to deliver: each row
-    has one grid code, so exactly one of N delivery loops sends it, a topic's in order."""
-    if partition is None or partition.count == 1:
-        return "", {}
-    return f"AND {partition_sql(OUTBOX_KEY_SQL)} = %(partition_index)s", partition_params(partition)
-
-
-def unpublished(
-    conn: psycopg.Connection, limit: int = 500, partition: Partition | None = None
-) -> list[tuple[int, str, dict]]:
-    """Outbox rows not yet acknowledged by the broker (the partition's), oldest first."""
-    where, params = _outbox_partition(partition)
-    rows = conn.execute(
-        f"SELECT o.id, o.topic, o.payload FROM alert_outbox o WHERE o.published_at IS NULL "  # noqa: S608 - built from constants; values are parameters
-        f"{where} ORDER BY o.id LIMIT %(limit)s",
-        {**params, "limit": limit},
-    ).fetchall()
-    conn.commit()
-    return rows
-
-
-def mark_published(conn: psycopg.Connection, ids: list[int], at: datetime) -> None:
-    """Record that the broker has these outbox rows (PUBACK received)."""
-    with conn.transaction():
-        conn.execute("UPDATE alert_outbox SET published_at = %s WHERE id = ANY(%s)", (at, ids))
-
-
-def due_webhooks(
-    conn: psycopg.Connection, now: datetime, limit: int = 100, partition: Partition | None = None
-) -> list[tuple[int, str, int, dict]]:
-    """Webhook deliveries (the partition's) whose next attempt has come: (outbox id, url,
-    attempts, payload)."""
-    where, params = _outbox_partition(partition)
-    rows = conn.execute(
-        f"""
-        SELECT d.outbox_id, d.url, d.attempts, o.payload
-        FROM webhook_deliveries d JOIN alert_outbox o ON o.id = d.outbox_id
-        WHERE d.delivered_at IS NULL AND d.next_attempt_at <= %(now)s {where}
-        ORDER BY d.next_attempt_at LIMIT %(limit)s
-        """,  # noqa: S608 - SQL made here from constants; every value is a parameter
-        {**params, "now": now, "limit": limit},
-    ).fetchall()
-    conn.commit()
-    return rows
-
-
-def record_webhook_attempt(
-    conn: psycopg.Connection,
-    outbox_id: int,
-    url: str,
-    *,
-    delivered_at: datetime | None,
-    error: str | None,
-    next_attempt_at: datetime,
-) -> None:
-    """Mark a delivery done, or count a failed attempt and when to try again."""
-    with conn.transaction():
-        conn.execute(
-            """
-            UPDATE webhook_deliveries SET attempts = attempts + 1, delivered_at = %s,
-                last_error = %s, next_attempt_at = %s
-            WHERE outbox_id = %s AND url = %s
-            """,
-            (delivered_at, error, next_attempt_at, outbox_id, url),
-        )

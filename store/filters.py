@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime, time, timedelta
 
 from psycopg import sql
 
@@ -88,3 +88,9 @@ def where_columns(
 def all_of(where: list[sql.Composable]) -> sql.Composable:
     """The conditions joined with AND; TRUE when there are none."""
     return sql.SQL(" AND ").join(where) if where else sql.SQL("TRUE")
+
+
+def local_day_bounds(day: date, zone) -> tuple[datetime, datetime]:
+    """[local midnight, next local midnight) of `day`."""
+    start = datetime.combine(day, time(), zone)
+    return start, datetime.combine(day + timedelta(days=1), time(), zone)

@@ -1,13 +1,17 @@
-"""The grids table: upsert from imported features, and the leaf grids that points are placed in."""
+"""The grids table: upsert from imported features, the leaf grids that points are placed in,
+the catalog the API serves (every grid with its shape) and the live counts per grid."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 
 import psycopg
 import shapely
+from shapely.geometry.base import BaseGeometry
 
+from gridwatch.cases.hazards import OPEN_STATUSES
 from gridwatch.errors import InputFileError
 from gridwatch.geo.grids import LEVELS, GridFeature
 from gridwatch.geo.index import GridIndex
@@ -150,3 +154,143 @@ def load_features(conn: psycopg.Connection) -> list[GridFeature]:
         GridFeature(code, name, level, parent, shapely.from_wkb(bytes(wkb)))
         for code, name, level, parent, wkb in rows
     ]
+
+
+_VERSION = "SELECT count(*), max(updated_at) FROM grids"
+
+
+@dataclass(frozen=True, slots=True)
+class GridRecord:
+    id: int
+    code: str
+    name: str
+    level: str
+    parent_id: int | None
+    geometry: BaseGeometry
+    bbox: tuple[float, float, float, float]
+    area_m2: float
+
+
+@dataclass(frozen=True, slots=True)
+class GridCatalog:
+    """Every grid with its shape, loaded once per change of the grids table."""
+
+    grids: tuple[GridRecord, ...]
+    version: tuple
+    by_id: dict[int, GridRecord] = field(repr=False)
+    by_code: dict[str, GridRecord] = field(repr=False)
+    children: dict[int | None, list[int]] = field(repr=False)
+
+    def subtree(self, grid_id: int) -> list[int]:
+        """The grid and every grid below it."""
+        found, stack = [], [grid_id]
+        while stack:
+            node = stack.pop()
+            found.append(node)
+            stack.extend(self.children.get(node, ()))
+        return found
+
+    def ancestors(self, grid_id: int) -> list[int]:
+        """The grids above `grid_id`, nearest first."""
+        chain, node = [], self.by_id[grid_id].parent_id
+        while node is not None and node in self.by_id and node not in chain:
+            chain.append(node)
+            node = self.by_id[node].parent_id
+        return chain
+
+    def leaves_under(self, grid_id: int) -> int:
+        return sum(1 for g in self.subtree(grid_id) if not self.children.get(g))
+
+
+def grids_version(conn: psycopg.Connection) -> tuple:
+    [version] = conn.execute(_VERSION).fetchall()
+    return version
+
+
+def load_grid_catalog(conn: psycopg.Connection) -> GridCatalog:
+    """Every grid, its geometry decoded from WKB once."""
+    version = grids_version(conn)
+    rows = conn.execute(
+        "SELECT id, code, name, level, parent_id, geometry, min_lon, min_lat, max_lon, max_lat, "
+        "area_m2 FROM grids ORDER BY code"
+    ).fetchall()
+    geometries = shapely.from_wkb([bytes(r[5]) for r in rows]) if rows else []
+    grids = tuple(
+        GridRecord(r[0], r[1], r[2], r[3], r[4], geom, (r[6], r[7], r[8], r[9]), r[10])
+        for r, geom in zip(rows, geometries, strict=True)
+    )
+    children: dict[int | None, list[int]] = {}
+    for grid in grids:
+        children.setdefault(grid.parent_id, []).append(grid.id)
+    return GridCatalog(
+        grids,
+        version,
+        {g.id: g for g in grids},
+        {g.code: g for g in grids},
+        children,
+    )
+
+
+@dataclass(slots=True)
+class GridCounts:
+    residents: int = 0
+    open_alerts: int = 0
+    open_hazards: int = 0
+    overdue_hazards: int = 0
+    checkins: int = 0
+
+    def add(self, other: GridCounts) -> None:
+        self.residents += other.residents
+        self.open_alerts += other.open_alerts
+        self.open_hazards += other.open_hazards
+        self.overdue_hazards += other.overdue_hazards
+        self.checkins += other.checkins
+
+
+def grid_counts(
+    conn: psycopg.Connection,
+    catalog: GridCatalog,
+    *,
+    now: datetime,
+    checkins_from: datetime,
+    checkins_until: datetime,
+) -> dict[int, GridCounts]:
+    """Live counts per grid, each grid's including everything below it."""
+    rows = conn.execute(
+        """
+        SELECT grid_id, 'residents', count(*) FROM residents
+            WHERE grid_id IS NOT NULL GROUP BY grid_id
+        UNION ALL
+        SELECT grid_id, 'open_alerts', count(*) FROM alerts
+            WHERE status <> 'resolved' AND grid_id IS NOT NULL GROUP BY grid_id
+        UNION ALL
+        SELECT grid_id, 'open_hazards', count(*) FROM hazard_reports
+            WHERE status = ANY(%(open)s) AND grid_id IS NOT NULL GROUP BY grid_id
+        UNION ALL
+        SELECT grid_id, 'overdue_hazards', count(*) FROM hazard_reports
+            WHERE status = ANY(%(open)s) AND coalesce(due_at, deadline_at) <= %(now)s
+              AND grid_id IS NOT NULL
+            GROUP BY grid_id
+        UNION ALL
+        SELECT grid_id, 'checkins', count(*) FROM patrol_checkins
+            WHERE observed_at >= %(from)s AND observed_at < %(until)s AND grid_id IS NOT NULL
+            GROUP BY grid_id
+        """,
+        {
+            "open": sorted(OPEN_STATUSES),
+            "now": now,
+            "from": checkins_from,
+            "until": checkins_until,
+        },
+    ).fetchall()
+    own: dict[int, GridCounts] = {}
+    for grid_id, what, count in rows:
+        setattr(own.setdefault(grid_id, GridCounts()), what, count)
+    totals = {grid.id: GridCounts() for grid in catalog.grids}
+    for grid_id, counts in own.items():
+        if grid_id not in totals:
+            continue
+        totals[grid_id].add(counts)
+        for ancestor in catalog.ancestors(grid_id):
+            totals[ancestor].add(counts)
+    return totals

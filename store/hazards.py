@@ -1,4 +1,5 @@
-"""Hazard reports and their ledger: idempotent reports, transitions, escalations, the ledger.
+"""Hazard reports and their ledger: idempotent reports, transitions, escalations, the ledger,
+the hazards layer and the hazards the maps draw.
 
 Every change is a row in hazard_events in the same transaction as the change itself.
 """
@@ -25,6 +26,7 @@ from gridwatch.cases.hazards import (
 from gridwatch.errors import NotFound
 from gridwatch.model.records import HazardReport
 from gridwatch.store.filters import Filters, all_of, where_columns, where_filters
+from gridwatch.store.paging import Page, fetch_page
 
 _LOCK_KEY = 0x67770005  # one escalation at a time across `gridwatch alerts` processes
 
@@ -432,3 +434,75 @@ def ledger(
             sql.SQL("SELECT count(*) {} WHERE {}").format(_LEDGER_FROM, conditions), params
         ).fetchall()
     return rows, total
+
+
+def next_overdue(conn: psycopg.Connection, *, now: datetime) -> datetime | None:
+    """When the next open hazard falls overdue (after `now`); None if none will."""
+    [(at,)] = conn.execute(
+        "SELECT min(coalesce(due_at, deadline_at)) FROM hazard_reports "
+        "WHERE status = ANY(%s) AND coalesce(due_at, deadline_at) > %s",
+        (sorted(OPEN_STATUSES), now),
+    ).fetchall()
+    return at
+
+
+_HAZARD_SELECT = sql.SQL(
+    "h.id, h.reporter_id, h.observed_at, h.received_at, h.lon, h.lat, h.grid_id, "
+    "g.code AS grid_code, h.category, h.severity, h.description, h.photo_urls, h.status, "
+    "h.level, h.assignee, h.deadline_at, h.due_at, h.updated_at"
+)
+
+
+_HAZARD_FROM = sql.SQL("hazard_reports h LEFT JOIN grids g ON g.id = h.grid_id")
+
+
+def hazard_page(
+    conn: psycopg.Connection,
+    filters: Filters,
+    *,
+    limit: int,
+    after: tuple[datetime, uuid.UUID] | None = None,
+    statuses: Sequence[str] | None = None,
+    severities: Sequence[str] | None = None,
+    level: str | None = None,
+) -> Page[Hazard]:
+    """Hazards newest first (by received time)."""
+    where, params = where_filters(filters, alias="h", time_column="observed_at")
+    where_columns(where, params, "h", status=statuses, severity=severities, level=level)
+    keyset = None
+    if after is not None:
+        keyset = sql.SQL("(h.received_at, h.id) < (%(after_t)s, %(after_id)s)")
+        params.update(after_t=after[0], after_id=after[1])
+    return fetch_page(
+        conn,
+        Hazard,
+        _HAZARD_SELECT,
+        _HAZARD_FROM,
+        where,
+        params,
+        order=sql.SQL("h.received_at DESC, h.id DESC"),
+        after=keyset,
+        limit=limit,
+    )
+
+
+def all_hazards(conn: psycopg.Connection) -> list[Hazard]:
+    """Every hazard in `hazard_page`'s order."""
+    query = sql.SQL("SELECT {} FROM {} ORDER BY h.received_at DESC, h.id DESC").format(
+        _HAZARD_SELECT, _HAZARD_FROM
+    )
+    with conn.cursor(row_factory=class_row(Hazard)) as cur:
+        return cur.execute(query).fetchall()
+
+
+def map_hazards(
+    conn: psycopg.Connection, *, scope: list[int] | None, grid_ids: list[int] | None = None
+) -> list[Hazard]:
+    """Hazards not yet closed, in scope."""
+    where, params = where_filters(Filters(scope=scope, grid_ids=grid_ids), alias="h")
+    where.insert(0, sql.SQL("h.status <> 'closed'"))
+    query = sql.SQL("SELECT {} FROM {} WHERE {} ORDER BY h.received_at").format(
+        _HAZARD_SELECT, _HAZARD_FROM, all_of(where)
+    )
+    with conn.cursor(row_factory=class_row(Hazard)) as cur:
+        return cur.execute(query, params).fetchall()

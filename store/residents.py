@@ -1,17 +1,24 @@
-"""Residents, their devices and grid workers: upserts by id, each import in one transaction."""
+"""Residents, their devices and grid workers: upserts by id, each import in one transaction;
+the residents layer and the homes the maps draw."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
 
 import numpy as np
 import psycopg
 import shapely
+from psycopg import sql
+from psycopg.rows import class_row
 
-from gridwatch.errors import InputFileError, listed
+from gridwatch.errors import InputFileError, NotFound, listed
 from gridwatch.model.rows import ResidentRow, WorkerRow
 from gridwatch.store.db import refused_as_input_error
+from gridwatch.store.filters import Filters, where_filters
 from gridwatch.store.grids import LeafGrids, grid_codes, load_leaf_grids
+from gridwatch.store.paging import Page, fetch_page
 
 
 def upsert_residents(
@@ -230,3 +237,145 @@ def _metres_outside(grid: shapely.Geometry, lon: float, lat: float) -> float:
     scale = np.array([111_320.0 * np.cos(np.radians(lat)), 110_574.0])
     local = shapely.transform(grid, lambda xy: (xy - (lon, lat)) * scale)
     return float(shapely.distance(local, shapely.Point(0.0, 0.0)))
+
+
+@dataclass(frozen=True, slots=True)
+class ResidentRecord:
+    id: str
+    name: str | None
+    address: str | None
+    phone: str | None
+    lon: float | None
+    lat: float | None
+    grid_id: int | None
+    grid_code: str | None
+    living_alone: bool
+    open_alerts: list[str]
+    alert_status: str | None
+    absent: bool
+    last_visit_at: datetime | None
+    awaiting_installation: bool  # a meter imported, never yet heard from (未接入)
+
+
+_RESIDENT_SELECT = sql.SQL(
+    """
+    r.id, r.name, r.address, r.phone, r.lon, r.lat, r.grid_id, g.code AS grid_code,
+    r.living_alone,
+    coalesce((SELECT array_agg(a.kind ORDER BY a.kind) FROM alerts a
+              WHERE a.resident_id = r.id AND a.status <> 'resolved'), '{}') AS open_alerts,
+    (SELECT CASE WHEN bool_or(a.status = 'open') THEN 'open' ELSE 'acknowledged' END
+       FROM alerts a WHERE a.resident_id = r.id AND a.status <> 'resolved'
+       HAVING count(*) > 0) AS alert_status,
+    EXISTS (SELECT 1 FROM absences b WHERE b.resident_id = r.id
+            AND b.starts_at <= %(now)s AND b.ends_at > %(now)s) AS absent,
+    (SELECT max(c.observed_at) FROM patrol_checkins c
+      WHERE c.resident_id = r.id AND c.kind = 'visit') AS last_visit_at,
+    EXISTS (SELECT 1 FROM devices d WHERE d.resident_id = r.id AND d.kind = 'meter'
+            AND NOT EXISTS (SELECT 1 FROM meter_readings m WHERE m.meter_id = d.id))
+      AS awaiting_installation
+    """
+)
+
+
+_RESIDENT_FROM = sql.SQL("residents r LEFT JOIN grids g ON g.id = r.grid_id")
+
+
+def resident_page(
+    conn: psycopg.Connection,
+    filters: Filters,
+    *,
+    now: datetime,
+    limit: int,
+    after: str | None = None,
+    alerting: bool | None = None,
+) -> Page[ResidentRecord]:
+    """Residents by id, with their alert state, whether they are away, their last visit."""
+    where, params = where_filters(filters, alias="r")
+    params["now"] = now
+    if alerting is not None:
+        where.append(
+            sql.SQL(
+                "EXISTS (SELECT 1 FROM alerts a WHERE a.resident_id = r.id "
+                "AND a.status <> 'resolved') = %(alerting)s"
+            )
+        )
+        params["alerting"] = alerting
+    keyset = None
+    if after is not None:
+        keyset = sql.SQL("r.id > %(after)s")
+        params["after"] = after
+    return fetch_page(
+        conn,
+        ResidentRecord,
+        _RESIDENT_SELECT,
+        _RESIDENT_FROM,
+        where,
+        params,
+        order=sql.SQL("r.id"),
+        after=keyset,
+        limit=limit,
+    )
+
+
+def get_resident(conn: psycopg.Connection, resident_id: str, *, now: datetime) -> ResidentRecord:
+    with conn.cursor(row_factory=class_row(ResidentRecord)) as cur:
+        row = cur.execute(
+            sql.SQL("SELECT {} FROM {} WHERE r.id = %(id)s").format(
+                _RESIDENT_SELECT, _RESIDENT_FROM
+            ),
+            {"id": resident_id, "now": now},
+        ).fetchone()
+    if row is None:
+        raise NotFound(f"no resident {resident_id!r}")
+    return row
+
+
+def resident_grid(conn: psycopg.Connection, resident_id: str) -> int | None:
+    """The grid of a resident; NotFound if there is no such resident."""
+    row = conn.execute("SELECT grid_id FROM residents WHERE id = %s", (resident_id,)).fetchone()
+    if row is None:
+        raise NotFound(f"no resident {resident_id!r}")
+    return row[0]
+
+
+@dataclass(frozen=True, slots=True)
+class MapResident:
+    id: str
+    name: str | None
+    address: str | None
+    phone: str | None
+    lon: float | None
+    lat: float | None
+    grid_id: int | None
+    alert_status: str | None
+    alert_kinds: list[str]
+    absent: bool
+
+
+def map_residents(
+    conn: psycopg.Connection, *, scope: list[int] | None, now: datetime
+) -> list[MapResident]:
+    """Every resident in scope with their alert state, in one pass (no per-row subqueries)."""
+    query = sql.SQL(
+        """
+        WITH open_alerts AS (
+            SELECT resident_id,
+                   CASE WHEN bool_or(status = 'open') THEN 'open' ELSE 'acknowledged' END AS st,
+                   array_agg(DISTINCT kind ORDER BY kind) AS kinds
+            FROM alerts WHERE status <> 'resolved' GROUP BY resident_id
+        ), away AS (
+            SELECT DISTINCT resident_id FROM absences
+            WHERE starts_at <= %(now)s AND ends_at > %(now)s
+        )
+        SELECT r.id, r.name, r.address, r.phone, r.lon, r.lat, r.grid_id,
+               o.st AS alert_status, coalesce(o.kinds, '{{}}') AS alert_kinds,
+               (w.resident_id IS NOT NULL) AS absent
+        FROM residents r
+        LEFT JOIN open_alerts o ON o.resident_id = r.id
+        LEFT JOIN away w ON w.resident_id = r.id
+        WHERE r.lon IS NOT NULL AND {}
+        ORDER BY r.id
+        """
+    ).format(sql.SQL("r.grid_id = ANY(%(scope)s)") if scope is not None else sql.SQL("TRUE"))
+    with conn.cursor(row_factory=class_row(MapResident)) as cur:
+        return cur.execute(query, {"now": now, "scope": scope}).fetchall()

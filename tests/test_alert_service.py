@@ -30,7 +30,7 @@ from gridwatch.alerts.lifecycle import Escalate, Open, Resolve
 from gridwatch.alerts.rules import MORNING, NO_ACTIVITY, SOS
 from gridwatch.dispatch.service import make_engine, run_delivery
 from gridwatch.ingest.mqtt import BrokerAddress
-from gridwatch.store.alert_store import acknowledge_alert, resolve_alert
+from gridwatch.store.alerts import acknowledge_alert, resolve_alert
 
 READING_EVERY = timedelta(minutes=5)
 BASE_W = 40.0

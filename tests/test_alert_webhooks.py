@@ -22,7 +22,7 @@ from psycopg.types.json import Jsonb
 
 from gridwatch.alerts.rules import SOS
 from gridwatch.dispatch.service import make_engine, run_delivery
-from gridwatch.store.alert_store import acknowledge_alert
+from gridwatch.store.alerts import acknowledge_alert
 from gridwatch.store.migrate import read_meta
 from gridwatch.store.partitions import ensure_partitions
 

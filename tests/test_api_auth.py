@@ -26,7 +26,7 @@ from api_support import (
 from fastapi.routing import APIRoute
 from starlette.routing import Mount
 
-from gridwatch.api.cli import register
+from gridwatch.api_commands import register
 from gridwatch.settings import Settings
 
 
@@ -109,7 +109,7 @@ def _stream_without_grid_b(c, b, seeded_url):
     """Replay every event from the start: none of grid B's may come (grid B's alert has an
     event; a fresh one of grid A marks the end of the replay)."""
     from gridwatch.alerts.lifecycle import OpenAlert
-    from gridwatch.store.alert_store import write_event
+    from gridwatch.store.alerts import write_event
 
     with psycopg.connect(seeded_url) as conn:
         row = conn.execute(

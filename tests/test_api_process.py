@@ -22,7 +22,7 @@ from api_support import (
     seeded_url_fixture,  # noqa: F401
 )
 
-from gridwatch.store.alert_store import write_event
+from gridwatch.store.alerts import write_event
 from gridwatch.store.users import create_user
 
 HEAD_TIMEOUT_S = 3.0

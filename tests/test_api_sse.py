@@ -27,7 +27,7 @@ from psycopg_pool import ConnectionPool
 
 from gridwatch.alerts.lifecycle import OpenAlert
 from gridwatch.api.stream import AlertFeed
-from gridwatch.store.alert_store import write_event
+from gridwatch.store.alerts import write_event
 from gridwatch.store.users import create_user, revoke_user
 
 

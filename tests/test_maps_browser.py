@@ -20,7 +20,7 @@ from api_support import (
 )
 
 from gridwatch.alerts.lifecycle import OpenAlert
-from gridwatch.store.alert_store import write_event
+from gridwatch.store.alerts import write_event
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARGS = [

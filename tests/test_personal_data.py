@@ -26,7 +26,7 @@ from api_support import (
 from gridwatch.alerts.lifecycle import OpenAlert
 from gridwatch.cli import main
 from gridwatch.model.rows import ResidentRow
-from gridwatch.store.alert_store import write_event
+from gridwatch.store.alerts import write_event
 from gridwatch.store.partitions import ensure_partitions
 from gridwatch.store.residents import upsert_residents
 

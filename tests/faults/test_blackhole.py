@@ -21,7 +21,7 @@ from harness import (
 )
 from test_alert_service import Subscriber
 
-from gridwatch.store.alert_store import acknowledge_alert
+from gridwatch.store.alerts import acknowledge_alert
 
 HOLE_S = fault_seconds("BLACKHOLE_S", 15)
 KEEPALIVE_S = 5

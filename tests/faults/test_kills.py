@@ -20,7 +20,7 @@ from harness import (
 )
 from test_alert_service import Subscriber
 
-from gridwatch.store.alert_store import resolve_alert
+from gridwatch.store.alerts import resolve_alert
 
 TOTAL = 6000
 ALERTS = 20

@@ -1,0 +1,230 @@
+"""Alerts as people see and handle them: pages of the alerts layer, one alert, its events,
+and the steps people take (acknowledge, resolve), each queued for delivery like the engine's."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import psycopg
+from psycopg import sql
+from psycopg.rows import class_row
+
+from gridwatch.alerts.lifecycle import OpenAlert
+from gridwatch.errors import Conflict, NotFound
+from gridwatch.store.filters import Filters, where_columns, where_filters
+from gridwatch.store.outbox import write_outbox
+from gridwatch.store.paging import Page, fetch_page
+
+
+@dataclass(frozen=True, slots=True)
+class AlertRow:
+    id: int
+    resident_id: str | None
+    kind: str
+    grid_id: int | None
+    grid_code: str | None
+    status: str
+    severity: str
+    level: str
+    since: datetime
+    opened_at: datetime
+    updated_at: datetime
+    acknowledged_at: datetime | None
+    acknowledged_by: str | None
+    resolved_at: datetime | None
+    resolved_by: str | None
+    resolution: str | None
+    lon: float | None
+    lat: float | None
+    name: str | None
+    phone: str | None
+    address: str | None
+
+
+_ALERT_SELECT = sql.SQL(
+    "a.id, a.resident_id, a.kind, a.grid_id, g.code AS grid_code, a.status, a.severity, "
+    "a.level, a.since, a.opened_at, a.updated_at, a.acknowledged_at, a.acknowledged_by, "
+    "a.resolved_at, a.resolved_by, a.resolution, r.lon, r.lat, r.name, r.phone, r.address"
+)
+
+
+_ALERT_FROM = sql.SQL(
+    "alerts a LEFT JOIN residents r ON r.id = a.resident_id LEFT JOIN grids g ON g.id = a.grid_id"
+)
+
+
+def alert_page(
+    conn: psycopg.Connection,
+    filters: Filters,
+    *,
+    limit: int,
+    after: int | None = None,
+    statuses: Sequence[str] | None = None,
+    level: str | None = None,
+    kind: str | None = None,
+) -> Page[AlertRow]:
+    """Alerts newest first; positions are the residents' homes."""
+    # An alert has no position of its own: it is where the resident lives.
+    where, params = where_filters(filters, alias="a", time_column="opened_at", position_alias="r")
+    where_columns(where, params, "a", status=statuses, level=level, kind=kind)
+    keyset = None
+    if after is not None:
+        keyset = sql.SQL("a.id < %(after)s")
+        params["after"] = after
+    return fetch_page(
+        conn,
+        AlertRow,
+        _ALERT_SELECT,
+        _ALERT_FROM,
+        where,
+        params,
+        order=sql.SQL("a.id DESC"),
+        after=keyset,
+        limit=limit,
+    )
+
+
+def get_alert(conn: psycopg.Connection, alert_id: int) -> AlertRow:
+    with conn.cursor(row_factory=class_row(AlertRow)) as cur:
+        row = cur.execute(
+            sql.SQL("SELECT {} FROM {} WHERE a.id = %s").format(_ALERT_SELECT, _ALERT_FROM),
+            (alert_id,),
+        ).fetchone()
+    if row is None:
+        raise NotFound(f"no alert {alert_id}")
+    return row
+
+
+def alerts_by_ids(conn: psycopg.Connection, alert_ids: Sequence[int]) -> dict[int, AlertRow]:
+    with conn.cursor(row_factory=class_row(AlertRow)) as cur:
+        rows = cur.execute(
+            sql.SQL("SELECT {} FROM {} WHERE a.id = ANY(%s)").format(_ALERT_SELECT, _ALERT_FROM),
+            (list(alert_ids),),
+        ).fetchall()
+    return {row.id: row for row in rows}
+
+
+def write_event(
+    conn: psycopg.Connection,
+    alert: OpenAlert,
+    at: datetime,
+    state: str,
+    actor: str | None,
+    note: str | None,
+) -> int:
+    """Record one step of an alert's life in alert_events; returns the event id."""
+    [(event_id,)] = conn.execute(
+        "INSERT INTO alert_events (alert_id, at, action, actor, note, level) "
+        "VALUES (%s, %s, %s, %s, %s, %s) RETURNING id",
+        (alert.id, at, state, actor, note, alert.level),
+    ).fetchall()
+    return event_id
+
+
+def acknowledge_alert(
+    conn: psycopg.Connection,
+    alert_id: int,
+    *,
+    actor: str,
+    note: str | None,
+    now: datetime,
+    topic_prefix: str,
+    webhooks: tuple[str, ...] = (),
+) -> None:
+    """A duty officer or grid worker takes the alert: escalation stops."""
+    with conn.transaction():
+        alert = _alert_for_update(conn, alert_id)
+        if alert.status != "open":
+            raise Conflict(f"alert {alert_id} is {alert.status}, not open")
+        conn.execute(
+            "UPDATE alerts SET status = 'acknowledged', acknowledged_at = %s, acknowledged_by = %s,"
+            " updated_at = now() WHERE id = %s",
+            (now, actor, alert_id),
+        )
+        _person_event(
+            conn, alert, "acknowledge", "acknowledged", actor, note, now, topic_prefix, webhooks
+        )
+
+
+def resolve_alert(
+    conn: psycopg.Connection,
+    alert_id: int,
+    *,
+    actor: str,
+    reason: str,
+    checked: bool,
+    now: datetime,
+    topic_prefix: str,
+    webhooks: tuple[str, ...] = (),
+) -> None:
+    """Close the alert with a reason; `checked` records that someone saw the person well,
+    which counts as a sign of life (the engine will not reopen it for the same quiet)."""
+    with conn.transaction():
+        alert = _alert_for_update(conn, alert_id)
+        if alert.status == "resolved":
+            raise Conflict(f"alert {alert_id} is already resolved")
+        conn.execute(
+            "UPDATE alerts SET status = 'resolved', resolved_at = %s, resolved_by = %s, "
+            "resolution = %s, updated_at = now() WHERE id = %s",
+            (now, actor, reason, alert_id),
+        )
+        if checked and alert.resident_id:
+            conn.execute(
+                "INSERT INTO resident_checks (resident_id, at, actor, note, alert_id) "
+                "VALUES (%s, %s, %s, %s, %s)",
+                (alert.resident_id, now, actor, reason, alert_id),
+            )
+        _person_event(
+            conn, alert, "resolve", "resolved", actor, reason, now, topic_prefix, webhooks
+        )
+
+
+def residents_with_open_alerts(conn: psycopg.Connection) -> set[str]:
+    """Residents with an alert not yet resolved."""
+    rows = conn.execute(
+        "SELECT DISTINCT resident_id FROM alerts "
+        "WHERE status <> 'resolved' AND resident_id IS NOT NULL"
+    ).fetchall()
+    return {resident_id for (resident_id,) in rows}
+
+
+def _alert_for_update(conn: psycopg.Connection, alert_id: int) -> OpenAlert:
+    row = conn.execute(
+        "SELECT id, resident_id, kind, since, status, level, opened_at FROM alerts "
+        "WHERE id = %s FOR UPDATE",
+        (alert_id,),
+    ).fetchone()
+    if row is None:
+        raise NotFound(f"no alert {alert_id}")
+    return OpenAlert(*row)
+
+
+def _person_event(
+    conn,
+    alert: OpenAlert,
+    action: str,
+    state: str,
+    actor: str,
+    note: str | None,
+    now: datetime,
+    topic_prefix: str,
+    webhooks: tuple[str, ...],
+) -> None:
+    grid_code = conn.execute(
+        "SELECT g.code FROM residents r LEFT JOIN grids g ON g.id = r.grid_id WHERE r.id = %s",
+        (alert.resident_id,),
+    ).fetchone()
+    event_id = write_event(conn, alert, now, state, actor, note)
+    write_outbox(
+        conn,
+        alert,
+        event_id,
+        state,
+        now,
+        grid_code[0] if grid_code else None,
+        topic_prefix,
+        webhooks,
+        {"by": actor, "note": note},
+    )

@@ -1,0 +1,173 @@
+"""Patrol check-ins (巡查) and home visits: the check-ins layer, one check-in, writes from
+the API, and per grid the residents due a visit and visited on a day."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import psycopg
+from psycopg import sql
+from psycopg.rows import class_row
+
+from gridwatch.errors import NotFound
+from gridwatch.model.records import PatrolCheckin
+from gridwatch.store.filters import Filters, where_columns, where_filters
+from gridwatch.store.paging import Page, fetch_page
+
+
+@dataclass(frozen=True, slots=True)
+class CheckinRow:
+    worker_id: str
+    source: str
+    observed_at: datetime
+    received_at: datetime
+    lon: float
+    lat: float
+    accuracy_m: float | None
+    grid_id: int | None
+    grid_code: str | None
+    kind: str
+    resident_id: str | None
+    status: str | None
+    note: str | None
+
+
+_CHECKIN_SELECT = sql.SQL(
+    "c.worker_id, c.source, c.observed_at, c.received_at, c.lon, c.lat, c.accuracy_m, "
+    "c.grid_id, g.code AS grid_code, c.kind, c.resident_id, c.status, c.note"
+)
+
+
+_CHECKIN_FROM = sql.SQL("patrol_checkins c LEFT JOIN grids g ON g.id = c.grid_id")
+
+
+def checkin_page(
+    conn: psycopg.Connection,
+    filters: Filters,
+    *,
+    limit: int,
+    after: tuple[datetime, str, str] | None = None,
+    kind: str | None = None,
+    worker_id: str | None = None,
+) -> Page[CheckinRow]:
+    """Patrol check-ins newest first."""
+    where, params = where_filters(
+        filters, alias="c", time_column="observed_at", owner_column="worker_id"
+    )
+    where_columns(where, params, "c", kind=kind, worker_id=worker_id)
+    keyset = None
+    if after is not None:
+        keyset = sql.SQL(
+            "(c.observed_at, c.worker_id, c.source) < (%(after_t)s, %(after_w)s, %(after_s)s)"
+        )
+        params.update(after_t=after[0], after_w=after[1], after_s=after[2])
+    return fetch_page(
+        conn,
+        CheckinRow,
+        _CHECKIN_SELECT,
+        _CHECKIN_FROM,
+        where,
+        params,
+        order=sql.SQL("c.observed_at DESC, c.worker_id DESC, c.source DESC"),
+        after=keyset,
+        limit=limit,
+    )
+
+
+def get_checkin(
+    conn: psycopg.Connection, *, worker_id: str, source: str, observed_at: datetime
+) -> CheckinRow:
+    with conn.cursor(row_factory=class_row(CheckinRow)) as cur:
+        row = cur.execute(
+            sql.SQL(
+                "SELECT {} FROM {} WHERE c.worker_id = %s AND c.source = %s AND c.observed_at = %s"
+            ).format(_CHECKIN_SELECT, _CHECKIN_FROM),
+            (worker_id, source, observed_at),
+        ).fetchone()
+    if row is None:
+        raise NotFound("no such check-in")
+    return row
+
+
+def insert_checkin(
+    conn: psycopg.Connection, checkin: PatrolCheckin, *, grid_id: int | None
+) -> tuple[CheckinRow, bool]:
+    """Store a check-in once (same worker, source and time: the same check-in)."""
+    with conn.transaction():
+        created = conn.execute(
+            """
+            INSERT INTO patrol_checkins (worker_id, observed_at, received_at, source, lon, lat,
+                accuracy_m, grid_id, kind, resident_id, status, note, device, battery)
+            VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+            ON CONFLICT DO NOTHING RETURNING 1
+            """,
+            (
+                checkin.worker_id,
+                checkin.observed_at,
+                checkin.received_at,
+                checkin.source,
+                checkin.lon,
+                checkin.lat,
+                checkin.accuracy_m,
+                grid_id,
+                checkin.kind,
+                checkin.resident_id,
+                checkin.status,
+                checkin.note,
+                checkin.device,
+                checkin.battery,
+            ),
+        ).fetchone()
+        row = get_checkin(
+            conn,
+            worker_id=checkin.worker_id,
+            source=checkin.source,
+            observed_at=checkin.observed_at,
+        )
+    return row, created is not None
+
+
+@dataclass(frozen=True, slots=True)
+class VisitCounts:
+    grid_id: int
+    residents_due: int
+    visits_made: int
+    due_visited: int
+
+
+def visit_counts(
+    conn: psycopg.Connection, *, day_start: datetime, day_end: datetime, every: timedelta
+) -> dict[int, VisitCounts]:
+    """Per grid: residents due a home visit at the start of the day (no visit that found them
+    in `every`), residents visited that day, and due residents visited."""
+    rows = conn.execute(
+        """
+        WITH state AS (
+            SELECT r.grid_id,
+                r.living_alone AND NOT EXISTS (
+                    SELECT 1 FROM patrol_checkins c
+                    WHERE c.resident_id = r.id AND c.kind = 'visit'
+                      AND c.status IN ('ok', 'concern')
+                      AND c.observed_at >= %(due_since)s AND c.observed_at < %(start)s
+                ) AS due,
+                EXISTS (
+                    SELECT 1 FROM patrol_checkins c
+                    WHERE c.resident_id = r.id AND c.kind = 'visit'
+                      AND c.observed_at >= %(start)s AND c.observed_at < %(end)s
+                ) AS visited,
+                EXISTS (
+                    SELECT 1 FROM patrol_checkins c
+                    WHERE c.resident_id = r.id AND c.kind = 'visit'
+                      AND c.status IN ('ok', 'concern')
+                      AND c.observed_at >= %(start)s AND c.observed_at < %(end)s
+                ) AS found
+            FROM residents r WHERE r.grid_id IS NOT NULL
+        )
+        SELECT grid_id, count(*) FILTER (WHERE due), count(*) FILTER (WHERE visited),
+               count(*) FILTER (WHERE due AND found)
+        FROM state GROUP BY grid_id
+        """,
+        {"due_since": day_start - every, "start": day_start, "end": day_end},
+    ).fetchall()
+    return {row[0]: VisitCounts(*row) for row in rows}
