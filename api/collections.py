@@ -18,7 +18,6 @@ from gridwatch.api.auth import Reader, ensure_visible, sees_personal_data
 from gridwatch.api.disclosure import (
     alert_resident,
     record_reads,
-    record_reads_apart,
     shown_in_clear,
 )
 from gridwatch.api.features import (
@@ -761,15 +760,7 @@ async def alert_items(
 
     key = (layer.serial, principal.role, principal.grid_ids, str(request.url))
     body = state.answers.get_or_make(key, make) if layer.kept else make()
-    if body.disclosed:
-        await anyio.to_thread.run_sync(
-            record_reads_apart,
-            state,
-            principal,
-            request,
-            list(body.disclosed),
-            limiter=state.db_limiter,
-        )
+    await state.reads.record(principal, request, list(body.disclosed))
     return conditional(request, body, GeoJSONResponse.media_type)
 
 

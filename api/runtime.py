@@ -17,6 +17,7 @@ import shapely
 from fastapi import Depends, Request
 from psycopg_pool import ConnectionPool
 
+from gridwatch.api.disclosure import ReadRecorder
 from gridwatch.api.layer_cache import (
     ALERT_TABLES,
     HAZARD_TABLES,
@@ -108,6 +109,7 @@ class ApiState:
         self.ledgers: KeptLayers[LedgerLayer] = KeptLayers(kept=2)
         self.alert_layers: KeptLayers[AlertLayer] = KeptLayers(kept=2)
         self.answers = KeptBodies()  # answers from the kept ledger and alerts
+        self.reads = ReadRecorder(pool)  # who saw whom in kept answers
         self._layer_lock = threading.Lock()
 
     # -- time and parsing -----------------------------------------------------------------

@@ -7,6 +7,7 @@ residents in clear recorded, kept or not."""
 from __future__ import annotations
 
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import httpx
@@ -384,3 +385,20 @@ def test_every_kept_alerts_answer_in_clear_is_recorded_for_its_caller(
         assert shown, f"{role} sees residents in clear"
         actor = tokens.names[role]
         assert _audit_after(seeded_url, last) == [(actor, f"GET {ALERTS}", shown)] * 2, role
+
+
+def test_kept_answers_asked_at_once_are_each_recorded(kept, tokens, seeded_url, alert_in_b):
+    """Reads of kept answers are written together; none is lost or put on another caller."""
+    _, http = kept
+    asked = {"worker_a": 12, "worker_b": 8}
+    shown = {role: _in_clear(http[role].get(ALERTS).json()["features"]) for role in asked}
+    last = _last_audit_id(seeded_url)
+    roles = [role for role, times in asked.items() for _ in range(times)]
+    with ThreadPoolExecutor(max_workers=len(roles)) as pool:
+        answers = list(pool.map(lambda role: http[role].get(ALERTS).status_code, roles))
+    assert answers == [200] * len(roles)
+    entries = _audit_after(seeded_url, last)
+    assert len(entries) == len(roles)
+    for role, times in asked.items():
+        mine = [ids for actor, _, ids in entries if actor == tokens.names[role]]
+        assert mine == [shown[role]] * times, role
