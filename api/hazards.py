@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import datetime
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Annotated
 
+import anyio
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import Response
 
@@ -16,8 +19,9 @@ from gridwatch.api.bodies import AssignBody, FeedbackBody, NoteBody, ResolveBody
 from gridwatch.api.collections import check_params, get_visible_hazard, page_size, subtree_ids
 from gridwatch.api.features import hazard_feature
 from gridwatch.api.http_errors import BadRequest
+from gridwatch.api.layer_cache import Body, LedgerLayer, conditional
 from gridwatch.api.params import decode_cursor, encode_cursor
-from gridwatch.api.responses import GeoJSONResponse, JSONResponse
+from gridwatch.api.responses import GeoJSONResponse, JSONResponse, dumps
 from gridwatch.api.runtime import ApiState, Conn, State
 from gridwatch.cases.hazards import STATUSES
 from gridwatch.ingest.hazard import _photo_urls as validate_photo_urls
@@ -30,6 +34,9 @@ router = APIRouter(tags=["hazard loop"])
 
 HazardId = Annotated[str, Path(max_length=64, description="the hazard's UUID")]
 CSV_LIMIT = 100_000
+CSV_TYPE = "text/csv; charset=utf-8"
+TENTH_HOUR = timedelta(minutes=6)  # hours late are shown to a tenth
+HALF_TENTH_HOUR = TENTH_HOUR / 2
 
 
 def _transition(
@@ -119,28 +126,88 @@ OverdueQ = Annotated[bool | None, Query(description="only overdue (true) or on t
 StatusQ = Annotated[str | None, Query(max_length=200, description="comma list of statuses")]
 
 
+def _statuses(status: str | None) -> list[str] | None:
+    if not status:
+        return None
+    statuses = [s.strip() for s in status.split(",") if s.strip()]
+    bad = [s for s in statuses if s not in STATUSES]
+    if bad:
+        raise BadRequest(f"unknown status {bad[0][:40]!r}: expected {', '.join(STATUSES)}")
+    return statuses
+
+
+@dataclass(frozen=True, slots=True)
+class _LedgerQuery:
+    grid: str | None
+    level: str | None
+    overdue: bool | None
+    statuses: list[str] | None
+
+    def scope(self, principal: Principal) -> list[int] | None:
+        return None if principal.sees_all else principal.scope_param()
+
+
 def _ledger_rows(
-    conn, state: ApiState, principal: Principal, *, grid, level, overdue, status, limit, offset
-):
-    statuses = None
-    if status:
-        statuses = [s.strip() for s in status.split(",") if s.strip()]
-        bad = [s for s in statuses if s not in STATUSES]
-        if bad:
-            raise BadRequest(f"unknown status {bad[0][:40]!r}: expected {', '.join(STATUSES)}")
-    grids = subtree_ids(state.catalog(conn), principal, grid)
+    conn, state: ApiState, principal: Principal, q: _LedgerQuery, *, limit: int, offset: int
+) -> tuple[list[LedgerRow], int]:
+    """A page of the ledger from the database: what answers when nothing is kept."""
     return ledger(
         conn,
         now=state.now(),
         deadlines=state.deadlines,
-        scope=None if principal.sees_all else principal.scope_param(),
-        grid_ids=grids,
-        level=level,
-        overdue=overdue,
-        statuses=statuses,
+        scope=q.scope(principal),
+        grid_ids=subtree_ids(state.catalog(conn), principal, q.grid),
+        level=q.level,
+        overdue=q.overdue,
+        statuses=q.statuses,
         limit=limit,
         offset=offset,
     )
+
+
+def _kept_rows(layer: LedgerLayer, principal: Principal, q: _LedgerQuery) -> list[LedgerRow]:
+    """Every row of the kept ledger `ledger` would give this caller for `q`, in its order."""
+    chosen = layer.select(
+        scope=q.scope(principal),
+        grid_ids=subtree_ids(layer.catalog, principal, q.grid),
+        level=q.level,
+        statuses=q.statuses,
+        overdue=q.overdue,
+    )
+    return [layer.rows[i] for i in chosen]
+
+
+async def _ledger_layer(state: ApiState) -> LedgerLayer | None:
+    """The kept ledger, read now if it is to be kept; None when nothing is kept."""
+    layer = state.kept_ledger()
+    if layer is None and state.keeps_layers():
+        layer = await anyio.to_thread.run_sync(_read_ledger, state, limiter=state.db_limiter)
+    return layer
+
+
+def _read_ledger(state: ApiState) -> LedgerLayer:
+    with state.pool.connection() as conn:
+        return state.ledger_layer(conn)
+
+
+def _answer(state: ApiState, layer: LedgerLayer, key: tuple, make: Callable[[], Body]) -> Body:
+    return state.answers.get_or_make(key, make, state.now()) if layer.kept else make()
+
+
+def figures_change(rows: Iterable[LedgerRow], now: datetime) -> datetime | None:
+    """When the hours late shown (to a tenth) of any of `rows` next change after `now`: until
+    then an answer made at `now` is the answer. `now` itself when one stands on a rounding
+    tie (it may change a microsecond later)."""
+    soonest = None
+    for row in rows:
+        if not row.overdue or row.due_at is None:
+            continue
+        late = now - row.due_at - HALF_TENTH_HOUR
+        if late % TENTH_HOUR == timedelta(0):
+            return now
+        change = now - late % TENTH_HOUR + TENTH_HOUR
+        soonest = change if soonest is None else min(soonest, change)
+    return soonest
 
 
 def _row_json(row: LedgerRow, now: datetime) -> dict:
@@ -168,11 +235,15 @@ def _row_json(row: LedgerRow, now: datetime) -> dict:
     }
 
 
-@router.get("/ledger", response_class=JSONResponse, summary="The problem ledger (问题台账)")
-def ledger_json(
+@router.get(
+    "/ledger",
+    response_class=JSONResponse,
+    summary="The problem ledger (问题台账)",
+    responses={304: {"description": "the client's copy (If-None-Match) is current"}},
+)
+async def ledger_json(
     request: Request,
     principal: Reader,
-    conn: Conn,
     state: State,
     level: LevelQ = None,
     grid: GridQ = None,
@@ -181,23 +252,56 @@ def ledger_json(
     limit: Annotated[int | None, Query(ge=1)] = None,
     cursor: Annotated[str | None, Query(max_length=512)] = None,
 ):
+    """Kept between changes and until the next hazard falls due, each answer until the hours
+    late it shows change: with nothing changed, an answer costs no database work."""
     check_params(request, {"level", "grid", "overdue", "status", "limit", "cursor"})
     size = page_size(state, limit)
     offset = (decode_cursor(cursor, (int,)) or [0])[0]
     if offset < 0:
         raise BadRequest("cursor is not one this server issued")
-    rows, total = _ledger_rows(
-        conn,
-        state,
-        principal,
-        grid=grid,
-        level=level,
-        overdue=overdue,
-        status=status,
-        limit=size,
-        offset=offset,
-    )
-    now = state.now()
+    q = _LedgerQuery(grid, level, overdue, _statuses(status))
+    layer = await _ledger_layer(state)
+    if layer is None:
+        return await anyio.to_thread.run_sync(
+            _ledger_json_from_db,
+            state,
+            request,
+            principal,
+            q,
+            size,
+            offset,
+            limiter=state.db_limiter,
+        )
+    kept = layer
+
+    def make() -> Body:
+        rows = _kept_rows(kept, principal, q)
+        page = rows[offset : offset + size]
+        now = state.now()
+        content = dumps(_ledger_page(request, page, len(rows), offset, size, now))
+        until = _sooner(kept.valid_until, figures_change(page, now))
+        return Body.of(content, compress=True, valid_until=until)
+
+    body = _answer(state, kept, (kept.serial, principal.grid_ids, str(request.url)), make)
+    return conditional(request, body, JSONResponse.media_type)
+
+
+def _ledger_json_from_db(
+    state: ApiState,
+    request: Request,
+    principal: Principal,
+    q: _LedgerQuery,
+    size: int,
+    offset: int,
+) -> JSONResponse:
+    with state.pool.connection() as conn:
+        rows, total = _ledger_rows(conn, state, principal, q, limit=size, offset=offset)
+    return JSONResponse(_ledger_page(request, rows, total, offset, size, state.now()))
+
+
+def _ledger_page(
+    request: Request, rows: list[LedgerRow], total: int, offset: int, size: int, now: datetime
+) -> dict:
     links = [{"href": str(request.url), "rel": "self"}]
     if offset + size < total:
         links.append(
@@ -210,54 +314,72 @@ def ledger_json(
         )
     csv_url = request.url.replace(path="/ledger.csv").remove_query_params(["limit", "cursor"])
     links.append({"href": str(csv_url), "rel": "alternate", "type": "text/csv"})
-    return JSONResponse(
-        {
-            "items": [_row_json(r, now) for r in rows],
-            "numberMatched": total,
-            "numberReturned": len(rows),
-            "timeStamp": now,
-            "links": links,
-        }
-    )
+    return {
+        "items": [_row_json(r, now) for r in rows],
+        "numberMatched": total,
+        "numberReturned": len(rows),
+        "timeStamp": now,
+        "links": links,
+    }
+
+
+def _sooner(a: datetime | None, b: datetime | None) -> datetime | None:
+    return b if a is None else a if b is None else min(a, b)
 
 
 @router.get(
     "/ledger.csv",
     summary="The problem ledger as CSV (UTF-8 with BOM, opens in Excel)",
     response_class=Response,
-    responses={200: {"content": {"text/csv": {}}}},
+    responses={
+        200: {"content": {"text/csv": {}}},
+        304: {"description": "the client's copy (If-None-Match) is current"},
+    },
 )
-def ledger_csv(
+async def ledger_csv(
     request: Request,
     principal: Reader,
-    conn: Conn,
     state: State,
     level: LevelQ = None,
     grid: GridQ = None,
     overdue: OverdueQ = None,
     status: StatusQ = None,
 ):
+    """Kept as the JSON ledger is."""
     check_params(request, {"level", "grid", "overdue", "status"})
-    rows, total = _ledger_rows(
-        conn,
-        state,
-        principal,
-        grid=grid,
-        level=level,
-        overdue=overdue,
-        status=status,
-        limit=CSV_LIMIT,
-        offset=0,
-    )
+    q = _LedgerQuery(grid, level, overdue, _statuses(status))
+    day = state.now().astimezone(state.zone).date().isoformat()
+    headers = {"Content-Disposition": f'attachment; filename="ledger-{day}.csv"'}
+    layer = await _ledger_layer(state)
+    if layer is None:
+        content = await anyio.to_thread.run_sync(
+            _ledger_csv_from_db, state, principal, q, limiter=state.db_limiter
+        )
+        return Response(content, media_type=CSV_TYPE, headers=headers)
+    kept = layer
+
+    def make() -> Body:
+        rows = _kept_rows(kept, principal, q)
+        _check_csv_size(len(rows))
+        now = state.now()
+        content = ledger_csv_text(rows, state, now).encode("utf-8-sig")
+        until = _sooner(kept.valid_until, figures_change(rows, now))
+        return Body.of(content, compress=True, valid_until=until)
+
+    body = _answer(state, kept, (kept.serial, principal.grid_ids, str(request.url)), make)
+    return conditional(request, body, CSV_TYPE, headers)
+
+
+def _ledger_csv_from_db(state: ApiState, principal: Principal, q: _LedgerQuery) -> bytes:
+    with state.pool.connection() as conn:
+        rows, total = _ledger_rows(conn, state, principal, q, limit=CSV_LIMIT, offset=0)
+    _check_csv_size(total)
+    return ledger_csv_text(rows, state, state.now()).encode("utf-8-sig")
+
+
+def _check_csv_size(total: int) -> None:
     if total > CSV_LIMIT:
         raise BadRequest(f"{total} rows match; narrow the ledger (grid=, level=) below {CSV_LIMIT}")
-    text = ledger_csv_text(rows, state, state.now())
-    day = state.now().astimezone(state.zone).date().isoformat()
-    return Response(
-        text.encode("utf-8-sig"),
-        media_type="text/csv; charset=utf-8",
-        headers={"Content-Disposition": f'attachment; filename="ledger-{day}.csv"'},
-    )
 
 
 def ledger_csv_text(rows: list[LedgerRow], state: ApiState, now: datetime) -> str:
