@@ -13,17 +13,9 @@ from datetime import timedelta
 import httpx
 import psycopg
 import pytest
-from api_support import (  # the fixtures: seeded_url
-    GRID_A,
-    GRID_B,
-    NOW,
-    ApiServer,
-    Clock,
-    api_settings,
-    make_users,
-    seeded_url_fixture,  # noqa: F401
-)
-from conftest import wait_for
+
+from tests.support.api import GRID_A, GRID_B, NOW, ApiServer, Clock, api_settings, make_users
+from tests.support.waiting import wait_for
 
 LEDGER = "/ledger"
 ALERTS = "/collections/alerts/items"

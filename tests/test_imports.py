@@ -42,12 +42,12 @@ ROOM_MAY_IMPORT: dict[str, set[str]] = {
     "gridwatch.cases": FLOOR | _rooms("model"),
     "gridwatch.store": FLOOR | _rooms("model", "geo", "alerts", "cases"),
     "gridwatch.imports": FLOOR | _rooms("model", "geo", "store"),
-    "gridwatch.ingest": FLOOR | _rooms("model", "geo", "store"),
+    "gridwatch.ingest": FLOOR | _rooms("model", "geo", "cases", "store"),
     "gridwatch.maps": FLOOR | _rooms("model", "geo"),
     "gridwatch.dispatch": FLOOR | _rooms("model", "alerts", "cases", "store", "ingest"),
     "gridwatch.api": FLOOR | _rooms("model", "geo", "cases", "store", "ingest", "maps"),
     "gridwatch.simulators": FLOOR
-    | _rooms("model", "geo", "alerts", "cases", "store", "imports", "ingest"),
+    | _rooms("model", "geo", "alerts", "cases", "store", "imports", "ingest", "dispatch"),
 }
 
 # The pure rooms take data and return data: no web framework, database driver or broker.
@@ -65,7 +65,9 @@ ROOM_MUST_NOT_IMPORT: dict[str, set[str]] = {
 }
 
 # Rooms that break their rule for now, each with why (an xfail, strict, until it holds).
-NOT_YET: dict[str, str] = {}
+NOT_YET: dict[str, str] = {
+    "gridwatch.settings": "settings takes its hazard deadline defaults from cases.hazards",
+}
 
 
 @dataclass(frozen=True)
