@@ -65,9 +65,7 @@ ROOM_MUST_NOT_IMPORT: dict[str, set[str]] = {
 }
 
 # Rooms that break their rule for now, each with why (an xfail, strict, until it holds).
-NOT_YET: dict[str, str] = {
-    "gridwatch.settings": "settings takes its hazard deadline defaults from cases.hazards",
-}
+NOT_YET: dict[str, str] = {}
 
 
 @dataclass(frozen=True)
