@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request
@@ -14,6 +14,7 @@ from fastapi.responses import Response
 from gridwatch.api.auth import Reader
 from gridwatch.api.bodies import AssignBody, FeedbackBody, NoteBody, ResolveBody
 from gridwatch.api.collections import check_params, get_visible_hazard, page_size, subtree_ids
+from gridwatch.api.coverage import parse_day
 from gridwatch.api.features import hazard_feature
 from gridwatch.api.http_errors import BadRequest
 from gridwatch.api.params import decode_cursor, encode_cursor
@@ -22,8 +23,15 @@ from gridwatch.api.runtime import ApiState, Conn, State
 from gridwatch.cases.hazards import STATUSES
 from gridwatch.ingest.hazard import _photo_urls as validate_photo_urls
 from gridwatch.maps.texts import texts_for
-from gridwatch.model.vocabulary import Level
-from gridwatch.store.hazards import LedgerRow, hazard_events, ledger, transition_hazard
+from gridwatch.model.vocabulary import HAZARD_CATEGORIES, Level
+from gridwatch.store.filters import local_day_bounds
+from gridwatch.store.hazards import (
+    LEDGER_ORDERS,
+    LedgerRow,
+    hazard_events,
+    ledger,
+    transition_hazard,
+)
 from gridwatch.store.users import Principal
 
 router = APIRouter(tags=["hazard loop"])
@@ -117,17 +125,54 @@ LevelQ = Annotated[
 GridQ = Annotated[str | None, Query(max_length=64, description="grid code: it and all below")]
 OverdueQ = Annotated[bool | None, Query(description="only overdue (true) or on time (false)")]
 StatusQ = Annotated[str | None, Query(max_length=200, description="comma list of statuses")]
+CategoryQ = Annotated[str | None, Query(max_length=200, description="comma list of categories")]
+FromQ = Annotated[
+    str | None, Query(alias="from", max_length=10, description="found on or after (YYYY-MM-DD)")
+]
+ToQ = Annotated[str | None, Query(max_length=10, description="found on or before (YYYY-MM-DD)")]
+SortQ = Annotated[
+    str | None,
+    Query(
+        max_length=20,
+        description=f"order by one of {', '.join(LEDGER_ORDERS)}; '-' first for descending "
+        "(default: most urgent first)",
+    ),
+]
+LEDGER_PARAMS = {"level", "grid", "overdue", "status", "category", "from", "to", "sort"}
 
 
-def _ledger_rows(
-    conn, state: ApiState, principal: Principal, *, grid, level, overdue, status, limit, offset
+def _listed(text: str | None, known: tuple[str, ...], what: str) -> list[str] | None:
+    """A comma list checked against `known`; None when empty."""
+    if not text:
+        return None
+    values = [v.strip() for v in text.split(",") if v.strip()]
+    bad = [v for v in values if v not in known]
+    if bad:
+        raise BadRequest(f"unknown {what} {bad[0][:40]!r}: expected {', '.join(known)}")
+    return values or None
+
+
+def ledger_rows(
+    conn,
+    state: ApiState,
+    principal: Principal,
+    *,
+    grid=None,
+    level=None,
+    overdue=None,
+    status=None,
+    category=None,
+    from_=None,
+    to=None,
+    sort=None,
+    limit,
+    offset,
 ):
-    statuses = None
-    if status:
-        statuses = [s.strip() for s in status.split(",") if s.strip()]
-        bad = [s for s in statuses if s not in STATUSES]
-        if bad:
-            raise BadRequest(f"unknown status {bad[0][:40]!r}: expected {', '.join(STATUSES)}")
+    """The ledger rows the caller may see with the filters of /ledger, (rows, matched)."""
+    if sort and sort.removeprefix("-") not in LEDGER_ORDERS:
+        raise BadRequest(f"sort must be one of {', '.join(LEDGER_ORDERS)}, '-' first to reverse")
+    first = local_day_bounds(parse_day(from_, state), state.zone)[0] if from_ else None
+    last = local_day_bounds(parse_day(to, state), state.zone)[1] if to else None
     grids = subtree_ids(state.catalog(conn), principal, grid)
     return ledger(
         conn,
@@ -137,7 +182,11 @@ def _ledger_rows(
         grid_ids=grids,
         level=level,
         overdue=overdue,
-        statuses=statuses,
+        statuses=_listed(status, STATUSES, "status"),
+        categories=_listed(category, HAZARD_CATEGORIES, "category"),
+        found_from=first,
+        found_until=last - timedelta(microseconds=1) if last else None,
+        order=sort,
         limit=limit,
         offset=offset,
     )
@@ -178,15 +227,19 @@ def ledger_json(
     grid: GridQ = None,
     overdue: OverdueQ = None,
     status: StatusQ = None,
+    category: CategoryQ = None,
+    from_: FromQ = None,
+    to: ToQ = None,
+    sort: SortQ = None,
     limit: Annotated[int | None, Query(ge=1)] = None,
     cursor: Annotated[str | None, Query(max_length=512)] = None,
 ):
-    check_params(request, {"level", "grid", "overdue", "status", "limit", "cursor"})
+    check_params(request, LEDGER_PARAMS | {"limit", "cursor"})
     size = page_size(state, limit)
     offset = (decode_cursor(cursor, (int,)) or [0])[0]
     if offset < 0:
         raise BadRequest("cursor is not one this server issued")
-    rows, total = _ledger_rows(
+    rows, total = ledger_rows(
         conn,
         state,
         principal,
@@ -194,6 +247,10 @@ def ledger_json(
         level=level,
         overdue=overdue,
         status=status,
+        category=category,
+        from_=from_,
+        to=to,
+        sort=sort,
         limit=size,
         offset=offset,
     )
@@ -236,9 +293,13 @@ def ledger_csv(
     grid: GridQ = None,
     overdue: OverdueQ = None,
     status: StatusQ = None,
+    category: CategoryQ = None,
+    from_: FromQ = None,
+    to: ToQ = None,
+    sort: SortQ = None,
 ):
-    check_params(request, {"level", "grid", "overdue", "status"})
-    rows, total = _ledger_rows(
+    check_params(request, LEDGER_PARAMS)
+    rows, total = ledger_rows(
         conn,
         state,
         principal,
@@ -246,6 +307,10 @@ def ledger_csv(
         level=level,
         overdue=overdue,
         status=status,
+        category=category,
+        from_=from_,
+        to=to,
+        sort=sort,
         limit=CSV_LIMIT,
         offset=0,
     )

@@ -431,24 +431,30 @@ def _figure(fmap: folium.Map) -> Figure:
     return root
 
 
-def _header(ctx: PageContext, title: str, page: str) -> str:
-    t = ctx.t
-    links = [
+def nav_links(t: dict) -> list[tuple[str, str, str]]:
+    """(key, href, label) of every page in the bar, the same on maps and console pages."""
+    return [
+        ("console", "/console", t["desk"]),
+        ("ledger", "/console/ledger", t["ledger"]),
+        ("live", "/maps/live", t["live"]),
         ("overview", "/maps/overview", t["overview"]),
         ("coverage", "/maps/coverage", t["coverage"]),
-        ("live", "/maps/live", t["live"]),
-        ("ledger", "/ledger.csv", t["ledger"]),
     ]
+
+
+def _header(ctx: PageContext, title: str, page: str) -> str:
+    t = ctx.t
     on = ' class="on"'
     nav = "".join(
         f'<a href="{href}"{on if key == page else ""}>{html.escape(label)}</a>'
-        for key, href, label in links
+        for key, href, label in nav_links(t)
     )
     stamp = ctx.updated.astimezone(ctx.zone).strftime("%H:%M")
     return (
         f'<header class="gw-bar"><b class="gw-title">{html.escape(title)}</b>'
         f"<nav>{nav}</nav>"
-        f'<span class="gw-user">{html.escape(t["updated"])} {stamp} · {html.escape(ctx.user)}'
+        f'<span class="gw-user"><span class="gw-stamp">{html.escape(t["updated"])} {stamp} · '
+        f"{html.escape(ctx.user)}</span>"
         f'<form method="post" action="/logout"><button>{html.escape(t["logout"])}</button>'
         f"</form></span></header>"
     )
