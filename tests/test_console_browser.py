@@ -271,6 +271,14 @@ def test_a_hazard_walks_its_steps_on_its_page(browser, module_server, module_tok
     assert left == [] and errors == []
 
 
+MAP_BESIDE_LIST = """() => {
+    const map = document.querySelector('.folium-map').getBoundingClientRect();
+    const list = document.querySelector('#gw-panel').getBoundingClientRect();
+    return map.right <= list.left + 1 || map.bottom <= list.top + 1;
+}"""
+EMERGENCY_GRIDS = "document.querySelectorAll('path.leaflet-interactive[stroke=\"#b0003a\"]').length"
+
+
 def test_phone_width_screenshots(browser, module_server, module_tokens, sos, shots):
     context, page, left, errors = _context(browser, module_server, PHONE, module_tokens.duty_street)
     widths = {}
@@ -286,10 +294,16 @@ def test_phone_width_screenshots(browser, module_server, module_tokens, sos, sho
         page.wait_for_load_state("networkidle") if name != "live" else page.wait_for_timeout(800)
         widths[name] = page.evaluate("document.documentElement.scrollWidth")
         page.screenshot(path=str(shots / f"{name}-390.png"), full_page=name != "live")
+    assert page.evaluate(MAP_BESIDE_LIST), "the list covers the map on a phone"
+    assert page.evaluate(EMERGENCY_GRIDS) > 0, "no grid with an SOS or a fall stands out"
     page.set_viewport_size(DESK)
     page.goto(f"{module_server.url}/maps/live")
     page.wait_for_timeout(800)
+    assert page.evaluate(MAP_BESIDE_LIST), "the list covers the map at a desk"
     page.screenshot(path=str(shots / "live-1366.png"))
+    page.evaluate("window.gridwatchLive.map.setZoom(17)")
+    page.wait_for_timeout(400)
+    assert page.locator(".gw-grid-label").count() > 0, "no grid names when zoomed in"
     context.close()
     assert left == [] and errors == []
     assert all(width <= PHONE["width"] for width in widths.values()), widths
