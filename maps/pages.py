@@ -591,7 +591,8 @@ def _grid_layer(
         tooltip=folium.GeoJsonTooltip(fields=["tip"], labels=False, sticky=True),
         show=show,
         smooth_factor=1.5,
-    ).add_to(fmap)
+    )
+    layer.add_to(fmap)
     return layer
 
 
