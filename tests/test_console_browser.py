@@ -293,7 +293,7 @@ def test_phone_width_screenshots(browser, module_server, module_tokens, sos, sho
             page.wait_for_function("window.gridwatchChart !== undefined")
         page.wait_for_load_state("networkidle") if name != "live" else page.wait_for_timeout(800)
         widths[name] = page.evaluate("document.documentElement.scrollWidth")
-        page.screenshot(path=str(shots / f"{name}-390.png"), full_page=name != "live")
+        page.screenshot(path=str(shots / f"{name}-390.png"), full_page=name == "alert")
     assert page.evaluate(MAP_BESIDE_LIST), "the list covers the map on a phone"
     assert page.evaluate(EMERGENCY_GRIDS) > 0, "no grid with an SOS or a fall stands out"
     page.set_viewport_size(DESK)

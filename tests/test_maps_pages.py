@@ -28,7 +28,14 @@ from gridwatch.geo.crs import wgs84_to_gcj02
 from gridwatch.maps.pages import MapGrid, MapPoint, PageContext, overview_page
 from gridwatch.maps.tiles import tiles_for
 
-PAGES = ("/maps/overview", f"/maps/grids/{GRID_A}", "/maps/coverage", "/maps/live")
+PAGES = (
+    "/maps/overview",
+    f"/maps/grids/{GRID_A}",
+    "/maps/coverage",
+    "/maps/live",
+    "/console",
+    "/console/ledger",
+)
 OUTSIDE = re.compile(r"""(?:src|href)\s*=\s*["']?(?:https?:)?//|url\(\s*["']?(?:https?:)?//""")
 
 
@@ -49,7 +56,12 @@ def test_pages_load_nothing_from_outside(http, path):
 
 def test_vendored_assets_keep_their_licences():
     static = resources.files("gridwatch.maps").joinpath("static")
-    for licence in ("leaflet/LICENSE", "markercluster/MIT-LICENCE.txt", "swagger-ui/LICENSE"):
+    for licence in (
+        "leaflet/LICENSE",
+        "markercluster/MIT-LICENCE.txt",
+        "swagger-ui/LICENSE",
+        "uplot/LICENSE",
+    ):
         assert static.joinpath(licence).is_file(), licence
 
 
