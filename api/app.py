@@ -1,14 +1,13 @@
 """The FastAPI application: `create_app(settings, database_url=...)`.
 
-Its lifespan opens the connection pool, starts the live alert feed and the hazard
-escalation job, and stops them on the way out. Nothing is global: two apps in one process
-(tests do that) share nothing.
+Its lifespan opens the connection pool and starts the live alert feed, and stops them on
+the way out. The API only serves and writes: hazard deadlines are set when a hazard is
+stored, and overdue hazards escalate in `gridwatch alerts` (`gridwatch.dispatch.clocks`).
+Nothing is global: two apps in one process (tests do that) share nothing.
 """
 
 from __future__ import annotations
 
-import logging
-import threading
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -37,15 +36,11 @@ from gridwatch.api.http_errors import install_error_handlers
 from gridwatch.api.ratelimit import RateBuckets, RateLimit, TokenBuckets
 from gridwatch.api.runtime import ApiState, Clock, wall_clock
 from gridwatch.api.stream import AlertFeed
-from gridwatch.cases.hazards import plan_escalations
 from gridwatch.errors import ServiceUnavailable
 from gridwatch.maps.tiles import tiles_for
 from gridwatch.settings import Settings
 from gridwatch.store.changes import ChangeWatcher
 from gridwatch.store.db import describe_url
-from gridwatch.store.hazards import apply_escalations, open_hazard_clocks
-
-log = logging.getLogger("gridwatch.api")
 
 DESCRIPTION = """
 Layers of the district as **OGC API - Features** (GeoJSON, WGS-84), patrol check-ins and
@@ -100,18 +95,11 @@ def create_app(
         await anyio.to_thread.run_sync(state.changes.start)
         app.state.gw = state
         await state.feed.start()
-        stop = threading.Event()
-        job = threading.Thread(
-            target=run_escalations, args=(state, stop), name="hazard-escalation", daemon=True
-        )
-        job.start()
         try:
             yield
         finally:
-            stop.set()
             await anyio.to_thread.run_sync(state.changes.stop)
             await state.feed.stop()
-            job.join(timeout=10)
             pool.close()
 
     app = FastAPI(
@@ -185,26 +173,3 @@ def rate_limits(settings: Settings) -> RateBuckets:
         anonymous=TokenBuckets(settings.api_anonymous_rate_per_s, settings.api_anonymous_burst),
         failures=TokenBuckets(failures_per_min / 60, max(failures_per_min, 1.0)),
     )
-
-
-def escalate_once(state: ApiState) -> int:
-    """Give hazards without one their deadline and escalate the overdue; returns escalations."""
-    now = state.now()
-    with state.pool.connection() as conn:
-        plan = plan_escalations(open_hazard_clocks(conn, now=now), now, state.deadlines)
-        if not plan:
-            return 0
-        done = apply_escalations(conn, plan, now=now)
-    if done:
-        log.info("hazards escalated: %d", done)
-    return done
-
-
-def run_escalations(state: ApiState, stop: threading.Event) -> None:
-    """The periodic escalation job: every GRIDWATCH_HAZARD_CHECK_S until `stop`."""
-    while not stop.is_set():
-        try:
-            escalate_once(state)
-        except Exception:  # a database hiccup must not end the job; it tries again
-            log.warning("hazard escalation failed; trying again", exc_info=True)
-        stop.wait(state.settings.hazard_check_s)

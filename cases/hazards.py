@@ -1,8 +1,9 @@
 """The hazard loop (发现-上报-处置-反馈) as pure functions: which step may follow which, each
 severity's deadline, and which overdue hazards go a level up (小事不出网格、大事不出街道).
 
-No web framework and no database here: the API and the escalation job pass in hazards and
-the time, and write what these functions decide.
+No web framework and no database here: the store (a hazard's deadline when it is stored)
+and the hazard clocks of `gridwatch alerts` pass in hazards and the time, and write what
+these functions decide.
 """
 
 from __future__ import annotations
@@ -42,9 +43,16 @@ def next_status(action: str, status: str) -> str:
     return target
 
 
+DEADLINE_HOURS = {"critical": 2.0, "high": 24.0, "medium": 72.0, "low": 168.0}
+"""Hours to handle a hazard of each severity unless GRIDWATCH_HAZARD_DEADLINES_H says otherwise."""
+
+
 def deadlines_from_hours(hours: Mapping[str, float]) -> dict[str, timedelta]:
     """Settings' hours per severity as timedeltas."""
     return {severity: timedelta(hours=float(hours[severity])) for severity in SEVERITIES}
+
+
+DEFAULT_DEADLINES = deadlines_from_hours(DEADLINE_HOURS)
 
 
 def deadline_after(severity: str, start: datetime, deadlines: Mapping[str, timedelta]) -> datetime:
@@ -83,7 +91,8 @@ class Escalation:
 
 @dataclass(frozen=True, slots=True)
 class SetDeadline:
-    """A hazard that came in without a deadline (over MQTT) gets the one its severity sets."""
+    """A hazard stored without a deadline (before deadlines were set when a hazard is
+    stored) gets the one its severity sets."""
 
     hazard_id: object
     deadline_at: datetime
@@ -92,10 +101,10 @@ class SetDeadline:
 def plan_escalations(
     hazards: Iterable[HazardClock], now: datetime, deadlines: Mapping[str, timedelta]
 ) -> list[Escalation | SetDeadline]:
-    """What the escalation job should write at `now`.
+    """What the hazard clocks should write at `now`.
 
-    An open hazard past its deadline goes up one level per deadline passed (a job that
-    was down for a while catches up level by level), each level with a fresh period. At
+    An open hazard past its deadline goes up one level per deadline passed (clocks that
+    were down for a while catch up level by level), each level with a fresh period. At
     the street it stays, overdue, in the ledger.
     """
     plan: list[Escalation | SetDeadline] = []

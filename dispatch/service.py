@@ -1,16 +1,20 @@
-"""`gridwatch alerts`: the alert engine and its delivery, running until stopped.
+"""`gridwatch alerts`: the alert engine, its delivery and the hazard clocks, running until
+stopped.
 
 The engine thread reads new data every second, evaluates the homes it touched and the
 deadlines that came due, and writes alerts with their outbox rows; every 5 seconds it looks
 at who is to be watched (imports, moves) and at what people did (absences, acknowledgements),
 and every minute it saves what it learned of each home. The delivery thread
-publishes the outbox to MQTT and posts webhooks, retrying until each is acknowledged. A
-database that goes away is waited for and the engine reloaded; nothing is lost because the
-outbox and the alerts live in the database, not in memory.
+publishes the outbox to MQTT and posts webhooks, retrying until each is acknowledged. The
+hazard clocks thread escalates overdue hazards (`gridwatch.dispatch.clocks`): every clock of
+gridwatch runs here, none in the API. A database that goes away is waited for and the
+engine reloaded; nothing is lost because the outbox and the alerts live in the database, not
+in memory.
 
 With a `Partition` (`gridwatch alerts --partition I/N`) the engine watches only the homes of
 its partition (see `gridwatch.alerts.partition`) and the delivery sends only the outbox rows
-of its partition's grids, so N processes together do what one does.
+of its partition's grids, so N processes together do what one does; the hazard clocks run
+in the process of partition 0 (hazards are few and the district's, not a home's).
 """
 
 from __future__ import annotations
@@ -18,7 +22,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
 from datetime import UTC, date, datetime
 
 import psycopg
@@ -27,6 +30,7 @@ from gridwatch.alerts.engine import AlertEngine
 from gridwatch.alerts.lifecycle import ESCALATE_AFTER
 from gridwatch.alerts.partition import Partition
 from gridwatch.alerts.rules import Calendar, public_calendar
+from gridwatch.dispatch.clocks import Clock, run_hazard_clocks, wall_clock
 from gridwatch.dispatch.delivery import MqttHandover, post_webhook, retry_after
 from gridwatch.errors import ServiceUnavailable, first_line
 from gridwatch.ingest.mqtt import BrokerAddress, publisher
@@ -37,16 +41,11 @@ from gridwatch.store.db import connect
 
 log = logging.getLogger(__name__)
 
-Clock = Callable[[], datetime]
 POLL_S = 1.0
 REFRESH_S = 5.0
 PROFILES_SAVE_S = 60.0
 LEASE_CHECK_S = 5.0  # how often a lease is checked, and a standby tries to take it
 LEASE_LOCK_CLASS = 0x67770003  # advisory lock class of the alert partitions' leases
-
-
-def wall_clock() -> datetime:
-    return datetime.now(UTC)
 
 
 def settings_calendar(settings: Settings, today: date | None = None) -> Calendar:
@@ -190,25 +189,39 @@ def run_alerts(
     mqtt_url: str,
     stop: threading.Event,
     partition: Partition | None = None,
+    clock: Clock = wall_clock,
 ) -> None:
-    """The engine and the delivery (of `partition`, or of everything) side by side until
-    `stop`, while this process holds the partition's lease; without it, it stands by."""
+    """The engine, the delivery (of `partition`, or of everything) and, in partition 0, the
+    hazard clocks side by side until `stop`, while this process holds the partition's
+    lease; without it, it stands by. `clock` is injected so tests can move time."""
     partition = partition or Partition(0, 1)
     while not stop.is_set():
         lease = hold_lease(database_url, partition, stop)
         if lease is None:
             return
-        delivery = threading.Thread(
-            target=run_delivery,
-            args=(settings, database_url, mqtt_url, lease, partition),
-            name="alert-delivery",
-        )
-        delivery.start()
+        beside = [
+            threading.Thread(
+                target=run_delivery,
+                args=(settings, database_url, mqtt_url, lease, partition),
+                name="alert-delivery",
+            )
+        ]
+        if partition.index == 0:
+            beside.append(
+                threading.Thread(
+                    target=run_hazard_clocks,
+                    args=(settings, database_url, lease, clock),
+                    name="hazard-clocks",
+                )
+            )
+        for thread in beside:
+            thread.start()
         try:
-            run_engine(settings, database_url, lease, partition=partition)
+            run_engine(settings, database_url, lease, clock, partition)
         finally:
             lease.set()
-            delivery.join()
+            for thread in beside:
+                thread.join()
 
 
 def hold_lease(

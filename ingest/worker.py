@@ -31,6 +31,7 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
+from gridwatch.cases.hazards import deadlines_from_hours
 from gridwatch.errors import ServiceUnavailable, first_line
 from gridwatch.ingest.mqtt import (
     BatchAckClient,
@@ -374,6 +375,7 @@ class IngestWorker:
             mode=meta["mode"],
             zone=ZoneInfo(meta.get("tz", self.settings.tz)),
             require_registered=self.settings.require_registered_devices,
+            deadlines=deadlines_from_hours(self.settings.hazard_deadlines_h),
         )
 
     def _close_writer(self) -> None:

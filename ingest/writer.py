@@ -2,8 +2,10 @@
 
 Each time-series kind is COPYed into a temporary staging table and moved with
 `INSERT ... ON CONFLICT DO NOTHING`, so a redelivered message (same device, same time, same
-kind; same hazard id) is stored once. Dead letters go in the same transaction, so when it
-commits every message of the batch is accounted for and may be acknowledged.
+kind) is stored once. Hazard reports are opened the one way every hazard is
+(`store.hazards.open_hazards`: once per id, with their event and deadline). Dead letters go
+in the same transaction, so when it commits every message of the batch is accounted for and
+may be acknowledged.
 """
 
 from __future__ import annotations
@@ -11,15 +13,17 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import TypeVar
 from zoneinfo import ZoneInfo
 
 import numpy as np
 import psycopg
+from psycopg import sql
 
+from gridwatch.cases.hazards import DEFAULT_DEADLINES
 from gridwatch.errors import first_line
 from gridwatch.ingest.registration import RegistrationCheck
 from gridwatch.ingest.reporting import Report, check_reports
@@ -27,6 +31,7 @@ from gridwatch.ingest.topics import Reading
 from gridwatch.model.records import HazardReport, MeterReading, PatrolCheckin, SensorEvent
 from gridwatch.store.db import is_row_fault
 from gridwatch.store.grids import LeafGrids, load_leaf_grids
+from gridwatch.store.hazards import open_hazards
 from gridwatch.store.mode import PLAIN
 from gridwatch.store.partitions import ensure_partitions, existing_partition_days
 
@@ -86,14 +91,56 @@ class _Table:
     columns: tuple[str, ...]
     key: tuple[str, ...]  # the dedupe key
     # What a second message with the same key must repeat to be a duplicate; if it differs,
-    # the message is a dead letter. Not the receive time, nor a hazard's time (a client that
-    # sends no `ts` retries with another), nor the grid (derived from the position).
+    # the message is a dead letter. Not the receive time, nor the grid (derived from the
+    # position).
     same: tuple[str, ...]
     described: str  # for the dead letter's reason
 
     @property
-    def conflict(self) -> str:
-        return f"ON CONFLICT ({', '.join(self.key)}) DO NOTHING"
+    def staging(self) -> str:
+        return f"stage_{self.name}"
+
+    @property
+    def insert(self) -> sql.Composed:
+        """Move the staged rows in; a row whose key is already stored is left out."""
+        return _INSERT.format(
+            table=sql.Identifier(self.name),
+            columns=_names(self.columns),
+            staging=sql.Identifier(self.staging),
+            key=_names(self.key),
+        )
+
+    @property
+    def clashes(self) -> sql.Composed:
+        """The staged rows (`n`) whose key is stored with other content."""
+        return _CLASHES.format(
+            staging=sql.Identifier(self.staging),
+            table=sql.Identifier(self.name),
+            t_key=_names(self.key, "t"),
+            s_key=_names(self.key, "s"),
+            t_same=_names(self.same, "t"),
+            s_same=_names(self.same, "s"),
+        )
+
+
+def _names(columns: tuple[str, ...], alias: str | None = None) -> sql.Composed:
+    """`a, b, c`, or `t.a, t.b, t.c` with an alias."""
+    prefix = (alias,) if alias else ()
+    return sql.SQL(", ").join(sql.Identifier(*prefix, name) for name in columns)
+
+
+_INSERT = sql.SQL(
+    "INSERT INTO {table} ({columns}) SELECT {columns} FROM {staging} ON CONFLICT ({key}) DO NOTHING"
+)
+_CLASHES = sql.SQL(
+    "SELECT DISTINCT s.n FROM {staging} s JOIN {table} t ON ({t_key}) = ({s_key}) "
+    "WHERE ({t_same}) IS DISTINCT FROM ({s_same}) ORDER BY s.n"
+)
+_STAGING = sql.SQL(
+    "CREATE TEMP TABLE IF NOT EXISTS {staging} ON COMMIT DELETE ROWS AS "
+    "SELECT 0 AS n, {columns} FROM {table} WITH NO DATA"
+)
+_COPY = sql.SQL("COPY {staging} (n, {columns}) FROM STDIN")
 
 
 _METER = _Table(
@@ -136,26 +183,6 @@ _PATROL = _Table(
     (*_PATROL_SAME, "device", "battery"),
     "a check-in of this worker at this time",
 )
-_HAZARD = _Table(
-    "hazard",
-    "hazard_reports",
-    (
-        "id",
-        "reporter_id",
-        "observed_at",
-        "received_at",
-        "lon",
-        "lat",
-        "grid_id",
-        "category",
-        "severity",
-        "description",
-        "photo_urls",
-    ),
-    ("id",),
-    ("reporter_id", "lon", "lat", "category", "severity", "description"),
-    "a hazard report with this id",
-)
 _DEAD = (
     "topic",
     "topic_sha256",
@@ -166,6 +193,12 @@ _DEAD = (
     "last_received_at",
     "occurrences",
 )
+_MOVE_DEAD = sql.SQL(
+    "INSERT INTO dead_letters ({columns}) SELECT {columns} FROM stage_dead_letters "
+    "ON CONFLICT (topic_sha256, payload_sha256) DO UPDATE SET "
+    "occurrences = dead_letters.occurrences + EXCLUDED.occurrences, "
+    "last_received_at = greatest(dead_letters.last_received_at, EXCLUDED.last_received_at)"
+).format(columns=_names(_DEAD))
 
 
 class BatchWriter:
@@ -178,10 +211,12 @@ class BatchWriter:
         mode: str,
         zone: ZoneInfo,
         require_registered: bool = False,
+        deadlines: Mapping[str, timedelta] = DEFAULT_DEADLINES,
     ) -> None:
         self.conn = conn
         self.mode = mode
         self.zone = zone
+        self.deadlines = deadlines  # per hazard severity, from the settings
         self.grids: LeafGrids = load_leaf_grids(conn)
         self.registrations = RegistrationCheck(conn) if require_registered else None
         self._partition_days: set[date] = set()
@@ -289,34 +324,19 @@ class BatchWriter:
                 )
                 for r, grid in zip(checkins, checkin_grids, strict=True)
             ),
-            _HAZARD: (
-                (
-                    r.id,
-                    r.reporter_id,
-                    r.observed_at,
-                    r.received_at,
-                    r.lon,
-                    r.lat,
-                    grid,
-                    r.category,
-                    r.severity,
-                    r.description,
-                    list(r.photo_urls),
-                )
-                for r, grid in zip(hazards, hazard_grids, strict=True)
-            ),
         }
         reading_type = {
             _METER: MeterReading,
             _SENSOR: SensorEvent,
             _PATROL: PatrolCheckin,
-            _HAZARD: HazardReport,
         }
         with self.conn.transaction():
             for table, table_rows in rows.items():
                 written = by_type[reading_type[table]]
                 if written:
                     dead.extend(self._store(table, written, table_rows, result))
+            if hazards:
+                dead.extend(self._open_hazards(by_type[HazardReport], hazard_grids, result))
             if dead:
                 result.dead_letters = self._dead_letters(dead)
         return result
@@ -349,63 +369,44 @@ class BatchWriter:
         key, other content), made dead letters. The rest not inserted are duplicates."""
         stored = self._move(table, rows)
         clashes = self._clashes(table) if stored < len(messages) else []
-        reason = (
-            f"same key, different content: {table.described} is already stored with other values"
-        )
-        for n in clashes:
-            messages[n].reason = reason
-            messages[n].reading = None
-        result.stored[table.kind] = stored
-        result.duplicates += len(messages) - stored - len(clashes)
-        return [(messages[n], reason) for n in clashes]
+        return _account(table.kind, table.described, messages, stored, clashes, result)
+
+    def _open_hazards(
+        self, messages: list[Message], grids: list[int | None], result: WriteResult
+    ) -> list[Dead]:
+        """Open the batch's hazards as the API opens one; the clashes become dead letters."""
+        pairs = list(zip(_readings(messages, HazardReport), grids, strict=True))
+        opened = open_hazards(self.conn, pairs, deadlines=self.deadlines)
+        described = "a hazard report with this id"
+        return _account("hazard", described, messages, opened.new, opened.clashes, result)
 
     def _clashes(self, table: _Table) -> list[int]:
         """Staged rows whose key is stored with other content (by another row of the batch,
         or before); the staged row that was inserted matches itself."""
-
-        def columns(alias: str, names: tuple[str, ...]) -> str:
-            return ", ".join(f"{alias}.{name}" for name in names)
-
-        found = self.conn.execute(
-            f"SELECT DISTINCT s.n FROM stage_{table.name} s JOIN {table.name} t "  # noqa: S608
-            f"ON ({columns('t', table.key)}) = ({columns('s', table.key)}) "
-            f"WHERE ({columns('t', table.same)}) IS DISTINCT FROM ({columns('s', table.same)}) "
-            "ORDER BY s.n"
-        ).fetchall()
+        found = self.conn.execute(table.clashes).fetchall()
         return [n for (n,) in found]
 
     def _prepare_staging(self) -> None:
-        staging = [(t.name, t.columns) for t in (_METER, _SENSOR, _PATROL, _HAZARD)]
+        staging = [(t.name, t.columns) for t in (_METER, _SENSOR, _PATROL)]
         for name, columns in [*staging, ("dead_letters", _DEAD)]:
-            # Names here and below are this module's constants, never input: no injection.
             self.conn.execute(
-                f"CREATE TEMP TABLE IF NOT EXISTS stage_{name} ON COMMIT DELETE ROWS AS "  # noqa: S608
-                f"SELECT 0 AS n, {', '.join(columns)} FROM {name} WITH NO DATA"
+                _STAGING.format(
+                    staging=sql.Identifier(f"stage_{name}"),
+                    columns=_names(columns),
+                    table=sql.Identifier(name),
+                )
             )
 
     def _copy(self, staging: str, columns: tuple[str, ...], rows: Iterable[Row]) -> None:
         """COPY rows into a staging table, each numbered (`n`) in the order given."""
-        with self.conn.cursor().copy(
-            f"COPY {staging} (n, {', '.join(columns)}) FROM STDIN"
-        ) as copy:
+        statement = _COPY.format(staging=sql.Identifier(staging), columns=_names(columns))
+        with self.conn.cursor().copy(statement) as copy:
             for n, row in enumerate(rows):
                 copy.write_row((n, *row))
 
     def _move(self, table: _Table, rows: Iterable[Row]) -> int:
-        self._copy(f"stage_{table.name}", table.columns, rows)
-        columns = ", ".join(table.columns)
-        insert = (
-            f"INSERT INTO {table.name} ({columns}) SELECT {columns} FROM stage_{table.name} "  # noqa: S608
-            f"{table.conflict}"
-        )
-        if table is _HAZARD:
-            # A new report opens its ledger entry with a 'report' event, in the same statement.
-            insert = (
-                f"WITH new AS ({insert} RETURNING id, reporter_id, received_at) "  # noqa: S608
-                "INSERT INTO hazard_events (hazard_id, at, action, to_status, actor) "
-                "SELECT id, received_at, 'report', 'reported', reporter_id FROM new"
-            )
-        return self.conn.execute(insert).rowcount
+        self._copy(table.staging, table.columns, rows)
+        return self.conn.execute(table.insert).rowcount
 
     def _dead_letters(self, dead: list[Dead]) -> int:
         # Keyed by digests: a topic may be tens of kilobytes, more than an index entry holds.
@@ -429,13 +430,7 @@ class BatchWriter:
             _DEAD,
             (letter.row(*key) for key, letter in grouped.items()),
         )
-        self.conn.execute(
-            f"INSERT INTO dead_letters ({', '.join(_DEAD)}) "  # noqa: S608 - constant names
-            f"SELECT {', '.join(_DEAD)} FROM stage_dead_letters "
-            "ON CONFLICT (topic_sha256, payload_sha256) DO UPDATE SET "
-            "occurrences = dead_letters.occurrences + EXCLUDED.occurrences, "
-            "last_received_at = greatest(dead_letters.last_received_at, EXCLUDED.last_received_at)"
-        )
+        self.conn.execute(_MOVE_DEAD)
         return len(dead)
 
     def _grid_ids(self, located: Sequence[PatrolCheckin | HazardReport]) -> list[int | None]:
@@ -460,6 +455,25 @@ class BatchWriter:
         if missing:
             ensure_partitions(self.conn, missing, self.zone)
             self._partition_days |= missing
+
+
+def _account(
+    kind: str,
+    described: str,
+    messages: list[Message],
+    stored: int,
+    clashes: list[int],
+    result: WriteResult,
+) -> list[Dead]:
+    """Count one kind's messages as stored or duplicates; those that clash with a stored row
+    (same key, other content: `clashes` by position) are made dead letters and returned."""
+    reason = f"same key, different content: {described} is already stored with other values"
+    for n in clashes:
+        messages[n].reason = reason
+        messages[n].reading = None
+    result.stored[kind] = stored
+    result.duplicates += len(messages) - stored - len(clashes)
+    return [(messages[n], reason) for n in clashes]
 
 
 def _readings(messages: list[Message], kind: type[_R]) -> list[_R]:

@@ -12,6 +12,8 @@ import platformdirs
 from pydantic import Field, FilePath, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from gridwatch.cases.hazards import DEADLINE_HOURS
+
 
 def _default_data_dir() -> Path:
     return Path(platformdirs.user_data_dir("gridwatch"))
@@ -139,11 +141,11 @@ class Settings(BaseSettings):
     )
     tianditu_key: str | None = Field(default=None, description="key for GRIDWATCH_TILES=tianditu")
     hazard_deadlines_h: dict[str, float] = Field(
-        default_factory=lambda: {"critical": 2.0, "high": 24.0, "medium": 72.0, "low": 168.0},
+        default_factory=lambda: dict(DEADLINE_HOURS),
         description='hours to handle a hazard per severity, JSON, e.g. {"critical": 2, ...}',
     )
     hazard_check_s: float = Field(
-        default=60.0, gt=0, description="how often overdue hazards are escalated"
+        default=60.0, gt=0, description="how often `gridwatch alerts` escalates overdue hazards"
     )
     patrol_gap_min: float = Field(
         default=30.0, gt=0, description="a pause longer than this starts a new patrol"

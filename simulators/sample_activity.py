@@ -16,6 +16,7 @@ import shapely
 
 from gridwatch.alerts.lifecycle import OpenAlert
 from gridwatch.cases.hazards import deadline_after
+from gridwatch.dispatch.clocks import escalate_hazards
 from gridwatch.store.alerts import write_event
 from gridwatch.store.grids import load_leaf_grids
 from gridwatch.store.partitions import ensure_partitions
@@ -274,8 +275,10 @@ def seed_activity(
     alerts: int = 60,
     patrol_day: date | None = None,
 ) -> SampleActivity:
-    """Everything above at once: what the maps look like on a busy day."""
+    """Everything above at once: what the maps look like on a busy day, the overdue hazards
+    a level or two up as the hazard clocks of `gridwatch alerts` would have put them by `now`."""
     made_hazards = seed_hazards(conn, count=hazards, now=now, deadlines=deadlines)
+    escalate_hazards(conn, now, deadlines)
     made_alerts = seed_alerts(conn, count=alerts, now=now)
     day = patrol_day or now.astimezone(zone).date()
     checkins = seed_patrols(conn, day=day, zone=zone, received_at=now)

@@ -30,7 +30,7 @@ from gridwatch.model.vocabulary import LEVELS, SEVERITIES
 from gridwatch.store.filters import Filters, all_of, where_columns, where_filters
 from gridwatch.store.paging import Page, fetch_page
 
-_LOCK_KEY = 0x67770005  # one escalation job at a time across API processes
+_LOCK_KEY = 0x67770005  # one escalation at a time across `gridwatch alerts` processes
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +102,113 @@ _HAZARD_COLUMNS = sql.SQL(
 )
 
 
+_REPORT_COLUMNS = (
+    "id",
+    "reporter_id",
+    "observed_at",
+    "received_at",
+    "lon",
+    "lat",
+    "grid_id",
+    "category",
+    "severity",
+    "description",
+    "photo_urls",
+    "deadline_at",
+    "due_at",
+)
+_SAME_REPORT = ("reporter_id", "lon", "lat", "category", "severity", "description")
+"""What a report sent again under a stored id must repeat to be the same report: not its
+time (a client that sends no `ts` retries with another), nor its grid (found from its place)."""
+_INTAKE = sql.Identifier("hazard_intake")  # a temporary table of this session
+
+
+@dataclass(frozen=True, slots=True)
+class Opened:
+    """What storing a batch of reports did."""
+
+    new: int  # hazards opened
+    clashes: list[int]  # positions of reports whose id is stored with other content
+
+
+def open_hazards(
+    conn: psycopg.Connection,
+    reports: Sequence[tuple[HazardReport, int | None]],
+    *,
+    deadlines: Mapping[str, timedelta],
+) -> Opened:
+    """Open a hazard for each new (report, grid id): its row, its 'report' event and the
+    deadline its severity sets, all at once. The one way a hazard is stored, whichever door
+    it came through; its UUID is the idempotency key, so a report sent again is stored once.
+
+    The reports are COPYed into a temporary table and moved in one statement, so a batch
+    of the ingest writer costs no more than one report over HTTP.
+    """
+    columns = sql.SQL(", ").join(map(sql.Identifier, _REPORT_COLUMNS))
+    with conn.transaction():
+        conn.execute(
+            sql.SQL(
+                "CREATE TEMP TABLE IF NOT EXISTS {} ON COMMIT DELETE ROWS AS "
+                "SELECT 0 AS n, {} FROM hazard_reports WITH NO DATA"
+            ).format(_INTAKE, columns)
+        )
+        conn.execute(sql.SQL("DELETE FROM {}").format(_INTAKE))  # an earlier call's, not committed
+        copy = sql.SQL("COPY {} (n, {}) FROM STDIN").format(_INTAKE, columns)
+        with conn.cursor().copy(copy) as rows:
+            for n, (report, grid_id) in enumerate(reports):
+                deadline = deadline_after(report.severity, report.received_at, deadlines)
+                rows.write_row(
+                    (
+                        n,
+                        report.id,
+                        report.reporter_id,
+                        report.observed_at,
+                        report.received_at,
+                        report.lon,
+                        report.lat,
+                        grid_id,
+                        report.category,
+                        report.severity,
+                        report.description,
+                        list(report.photo_urls),
+                        deadline,
+                        deadline,
+                    )
+                )
+        new = conn.execute(
+            sql.SQL(
+                """
+                WITH new AS (
+                    INSERT INTO hazard_reports ({columns})
+                    SELECT {columns} FROM {intake} ORDER BY n
+                    ON CONFLICT (id) DO NOTHING
+                    RETURNING id, reporter_id, received_at
+                )
+                INSERT INTO hazard_events (hazard_id, at, action, to_status, actor)
+                SELECT id, received_at, 'report', 'reported', reporter_id FROM new
+                """
+            ).format(columns=columns, intake=_INTAKE)
+        ).rowcount
+        clashes = _clashes(conn) if new < len(reports) else []
+    return Opened(new, clashes)
+
+
+def _clashes(conn: psycopg.Connection) -> list[int]:
+    """Positions of the reports just staged whose id is stored with other content (by an
+    earlier report, or another of the same batch); the one inserted matches itself."""
+
+    def of(alias: str) -> sql.Composable:
+        return sql.SQL(", ").join(sql.Identifier(alias, name) for name in _SAME_REPORT)
+
+    found = conn.execute(
+        sql.SQL(
+            "SELECT DISTINCT s.n FROM {} s JOIN hazard_reports t ON t.id = s.id "
+            "WHERE ({}) IS DISTINCT FROM ({}) ORDER BY s.n"
+        ).format(_INTAKE, of("t"), of("s"))
+    ).fetchall()
+    return [n for (n,) in found]
+
+
 def insert_hazard(
     conn: psycopg.Connection,
     report: HazardReport,
@@ -109,44 +216,10 @@ def insert_hazard(
     grid_id: int | None,
     deadlines: Mapping[str, timedelta],
 ) -> tuple[Hazard, bool]:
-    """Store a report once (its UUID is the idempotency key); (the hazard, whether it is new).
-
-    A new report opens its ledger entry with a 'report' event and its deadline, in the same
-    statement, as the MQTT writer does.
-    """
-    deadline = deadline_after(report.severity, report.received_at, deadlines)
+    """Store one report through `open_hazards`; (the stored hazard, whether it is new)."""
     with conn.transaction():
-        created = conn.execute(
-            """
-            WITH new AS (
-                INSERT INTO hazard_reports (id, reporter_id, observed_at, received_at, lon, lat,
-                    grid_id, category, severity, description, photo_urls, deadline_at, due_at)
-                VALUES (%(id)s, %(reporter)s, %(observed)s, %(received)s, %(lon)s, %(lat)s,
-                    %(grid)s, %(category)s, %(severity)s, %(description)s, %(photos)s,
-                    %(deadline)s, %(deadline)s)
-                ON CONFLICT (id) DO NOTHING
-                RETURNING id, reporter_id, received_at
-            )
-            INSERT INTO hazard_events (hazard_id, at, action, to_status, actor)
-            SELECT id, received_at, 'report', 'reported', reporter_id FROM new
-            RETURNING hazard_id
-            """,
-            {
-                "id": report.id,
-                "reporter": report.reporter_id,
-                "observed": report.observed_at,
-                "received": report.received_at,
-                "lon": report.lon,
-                "lat": report.lat,
-                "grid": grid_id,
-                "category": report.category,
-                "severity": report.severity,
-                "description": report.description,
-                "photos": list(report.photo_urls),
-                "deadline": deadline,
-            },
-        ).fetchone()
-        return get_hazard(conn, report.id), created is not None
+        opened = open_hazards(conn, [(report, grid_id)], deadlines=deadlines)
+        return get_hazard(conn, report.id), opened.new == 1
 
 
 def get_hazard(conn: psycopg.Connection, hazard_id: uuid.UUID, *, lock: bool = False) -> Hazard:
@@ -212,7 +285,8 @@ def transition_hazard(
 
 
 def open_hazard_clocks(conn: psycopg.Connection, *, now: datetime) -> list[HazardClock]:
-    """Open hazards without a deadline or past it: what the escalation job looks at."""
+    """Open hazards past their deadline, or stored without one (before deadlines were set
+    when a hazard is stored): what the hazard clocks of `gridwatch alerts` look at."""
     rows = conn.execute(
         "SELECT id, severity, status, level, received_at, deadline_at FROM hazard_reports "
         "WHERE status = ANY(%s) AND (deadline_at IS NULL OR deadline_at <= %s) "
@@ -228,7 +302,8 @@ def apply_escalations(
 ) -> int:
     """Write the escalation plan, each step with its event; returns the escalations written.
 
-    Each update checks the level it expects, so two jobs never escalate the same step twice.
+    Under an advisory lock, and each update checks the level it expects, so two alert
+    processes never escalate the same step twice.
     """
     escalated = 0
     with conn.transaction():
@@ -307,8 +382,9 @@ def ledger(
     LEDGER_ORDERS, `-` before it for descending); (rows, number matched).
 
     Overdue means open past its due time (限期), whatever level it has reached since. A
-    report that came over MQTT before the escalation job gave it one shows the due time its
-    severity sets. `found_from`/`found_until` bound when it was found (observed_at).
+    report stored without one (before deadlines were set when a hazard is stored) shows the
+    due time its severity sets until the hazard clocks give it one. `found_from` and
+    `found_until` bound when it was found (observed_at).
     """
     filters = Filters(scope=scope, grid_ids=grid_ids, start=found_from, end=found_until)
     where, params = where_filters(filters, alias="h", time_column="observed_at")

@@ -1,11 +1,12 @@
 """The hazard loop (发现-上报-处置-反馈): every step an event, illegal steps refused with the
-reason, escalation grid → community → street on an injected clock, the overdue ledger and
-its CSV as Excel reads it."""
+reason, escalation grid → community → street on an injected clock (by the hazard clocks of
+`gridwatch alerts`, not by the API), the overdue ledger and its CSV as Excel reads it."""
 
 from __future__ import annotations
 
 import csv
 import io
+import threading
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -33,6 +34,7 @@ from gridwatch.cases.hazards import (
     next_status,
     plan_escalations,
 )
+from gridwatch.dispatch.clocks import run_hazard_clocks
 from gridwatch.errors import Conflict
 
 DEADLINES = deadlines_from_hours({"critical": 2, "high": 24, "medium": 72, "low": 168})
@@ -40,17 +42,25 @@ DEADLINES = deadlines_from_hours({"critical": 2, "high": 24, "medium": 72, "low"
 
 @pytest.fixture
 def loop(district_database_url, tmp_path):
-    """A server whose escalation job runs every 50 ms on a clock the test moves."""
+    """A server, and the hazard clocks of `gridwatch alerts` every 50 ms, on a clock the
+    test moves."""
     url = district_database_url
     tokens = make_users(url)
     settings = api_settings(tmp_path, url, hazard_check_s=0.05)
-    with ApiServer(settings, url, Clock()) as server:
+    clock, stop = Clock(), threading.Event()
+    clocks = threading.Thread(
+        target=run_hazard_clocks, args=(settings, url, stop, clock), name="hazard-clocks"
+    )
+    clocks.start()
+    with ApiServer(settings, url, clock) as server:
         clients = {
             role: server.client(role, tokens) for role in ("admin", "worker_a", "duty_community")
         }
         yield server, clients, url
         for client in clients.values():
             client.close()
+        stop.set()
+        clocks.join(timeout=10)
 
 
 def _inside(url: str, code: str) -> tuple[float, float]:
@@ -153,11 +163,11 @@ def test_the_whole_loop_with_escalation_on_an_injected_clock(loop):
     assert history["events"][-1]["actor"] == "duty-community"
 
 
-def test_a_report_from_mqtt_gets_its_deadline_from_the_job(loop):
+def test_a_hazard_stored_without_a_deadline_gets_one_from_the_clocks(loop):
     url = loop[2]
     lon, lat = _inside(url, GRID_A)
     hazard_id = uuid.uuid4()
-    with psycopg.connect(url) as conn:  # as the ingest writer stores it: no deadline
+    with psycopg.connect(url) as conn:  # as stored before deadlines were set at insert
         conn.execute(
             "INSERT INTO hazard_reports (id, reporter_id, observed_at, received_at, lon, lat, "
             "grid_id, category, severity) SELECT %s, 'W001', %s, %s, %s, %s, id, 'road', 'low' "
@@ -167,6 +177,24 @@ def test_a_report_from_mqtt_gets_its_deadline_from_the_job(loop):
     wait_for(lambda: _hazard(url, str(hazard_id))[2] is not None, 10, "a deadline")
     week = NOW + timedelta(days=7)
     assert _hazard(url, str(hazard_id)) == ("reported", "grid", week, week)
+
+
+def test_the_api_alone_sets_deadlines_but_escalates_nothing(district_database_url, tmp_path):
+    url = district_database_url
+    tokens = make_users(url)
+    settings = api_settings(tmp_path, url, hazard_check_s=0.05)
+    with ApiServer(settings, url, Clock()) as server:
+        worker = server.client("worker_a", tokens)
+        lon, lat = _inside(url, GRID_A)
+        hazard_id = str(uuid.uuid4())
+        body = {"id": hazard_id, "lat": lat, "lon": lon, "category": "gas", "severity": "critical"}
+        assert worker.post("/hazards", json=body).status_code == 201
+        server.clock.advance(timedelta(hours=9))
+        time.sleep(0.5)  # ten checks of the hazard clocks, had the API run them
+        worker.close()
+    two_hours = NOW + timedelta(hours=2)
+    assert _hazard(url, hazard_id) == ("reported", "grid", two_hours, two_hours)
+    assert [e[0] for e in _events(url, hazard_id)] == ["report"]
 
 
 def test_ledger_filters_and_csv_that_excel_opens(loop):

@@ -1,0 +1,67 @@
+"""The hazard clocks of `gridwatch alerts`: overdue hazards go a level up.
+
+Every GRIDWATCH_HAZARD_CHECK_S an open hazard past its deadline goes up a level (grid →
+community → street) with an `escalate` event and a fresh period, and a hazard stored
+without a deadline (before deadlines were set when a hazard is stored) gets the one its
+severity sets. The rules are `gridwatch.cases.hazards`; this is their loop. It runs beside
+the alert engine, not in the API, so hazards escalate whichever door they came through and
+whether or not an API runs. Several alert processes may run it at once: an advisory lock and
+a check of the level each update expects (`store.hazards.apply_escalations`) keep every step
+to one.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime, timedelta
+
+import psycopg
+
+from gridwatch.cases.hazards import deadlines_from_hours, plan_escalations
+from gridwatch.settings import Settings
+from gridwatch.store.db import connect
+from gridwatch.store.hazards import apply_escalations, open_hazard_clocks
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+RETRY_MAX_S = 30.0
+
+
+def wall_clock() -> datetime:
+    return datetime.now(UTC)
+
+
+def escalate_hazards(
+    conn: psycopg.Connection, now: datetime, deadlines: Mapping[str, timedelta]
+) -> int:
+    """Give hazards without one their deadline and escalate the overdue; returns escalations."""
+    plan = plan_escalations(open_hazard_clocks(conn, now=now), now, deadlines)
+    if not plan:
+        return 0
+    done = apply_escalations(conn, plan, now=now)
+    if done:
+        log.info("hazards escalated: %d", done)
+    return done
+
+
+def run_hazard_clocks(
+    settings: Settings, database_url: str, stop: threading.Event, clock: Clock = wall_clock
+) -> None:
+    """Escalate every GRIDWATCH_HAZARD_CHECK_S until `stop`; a failure (the database away)
+    is logged and the next pass made on a new connection."""
+    deadlines = deadlines_from_hours(settings.hazard_deadlines_h)
+    delay = settings.hazard_check_s
+    while not stop.is_set():
+        try:
+            with connect(database_url) as conn:
+                while not stop.is_set():
+                    escalate_hazards(conn, clock(), deadlines)
+                    delay = settings.hazard_check_s
+                    stop.wait(delay)
+        except Exception:  # a database hiccup must not end the clocks; they try again
+            log.warning("hazard clocks failed; trying again", exc_info=True)
+            stop.wait(delay)
+            delay = min(delay * 2, max(RETRY_MAX_S, settings.hazard_check_s))

@@ -1,0 +1,88 @@
+"""Hazard clocks run in `gridwatch alerts`: a hazard that comes over MQTT, with only the
+ingest worker and the alert process running (no API), has its deadline from the moment it
+is stored and goes a level up when it is overdue on the alert process's clock."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import psycopg
+import shapely
+from api_support import GRID_A, Clock
+from conftest import make_settings, wait_for
+
+from gridwatch.dispatch.service import run_alerts
+
+
+def _inside(url: str, code: str) -> tuple[float, float]:
+    with psycopg.connect(url) as conn:
+        wkb = conn.execute("SELECT geometry FROM grids WHERE code = %s", (code,)).fetchone()[0]
+    point = shapely.from_wkb(bytes(wkb)).representative_point()
+    return point.x, point.y
+
+
+def _hazard(url: str, hazard_id: str) -> tuple | None:
+    with psycopg.connect(url) as conn:
+        return conn.execute(
+            "SELECT level, received_at, deadline_at, due_at FROM hazard_reports WHERE id = %s",
+            (hazard_id,),
+        ).fetchone()
+
+
+def _events(url: str, hazard_id: str) -> list[tuple]:
+    with psycopg.connect(url) as conn:
+        return conn.execute(
+            "SELECT action, to_status, actor FROM hazard_events WHERE hazard_id = %s "
+            "ORDER BY at, id",
+            (hazard_id,),
+        ).fetchall()
+
+
+def test_a_hazard_over_mqtt_gets_its_deadline_and_escalates_without_an_api(
+    tmp_path, district_database_url, mqtt_url, start_worker, publish
+):
+    url = district_database_url
+    hours = {"critical": 3.0, "high": 24.0, "medium": 72.0, "low": 168.0}
+    settings = make_settings(tmp_path, url, mqtt_url, hazard_deadlines_h=hours, hazard_check_s=0.05)
+    start_worker(settings)
+    lon, lat = _inside(url, GRID_A)
+    hazard_id = str(uuid.uuid4())
+    publish(
+        f"{settings.topic_prefix}/hazard/W001",
+        {"id": hazard_id, "ts": datetime.now(UTC).isoformat(), "lat": lat, "lon": lon,
+         "category": "gas", "severity": "critical", "description": "楼道燃气味"},
+    )  # fmt: skip
+    publish.flush()
+    wait_for(lambda: _hazard(url, hazard_id) is not None, 20, "the hazard stored")
+    # Before any alert process ran: the deadline came with the row.
+    level, received, deadline, due = _hazard(url, hazard_id)
+    assert (level, deadline, due) == ("grid", received + timedelta(hours=3), deadline)
+
+    clock = Clock(datetime.now(UTC))
+    stop = threading.Event()
+    alerts = threading.Thread(
+        target=run_alerts,
+        kwargs={
+            "settings": settings,
+            "database_url": url,
+            "mqtt_url": mqtt_url,
+            "stop": stop,
+            "clock": clock,
+        },
+        name="gridwatch-alerts",
+    )
+    alerts.start()
+    try:
+        clock.advance(timedelta(hours=3, minutes=30))
+        wait_for(lambda: _hazard(url, hazard_id)[0] == "community", 30, "escalation")
+        assert _hazard(url, hazard_id)[2:] == (deadline + timedelta(hours=3), due)
+        assert _events(url, hazard_id) == [
+            ("report", "reported", "W001"),
+            ("escalate", "reported", "gridwatch"),
+        ]
+    finally:
+        stop.set()
+        alerts.join(timeout=30)
+    assert not alerts.is_alive()
