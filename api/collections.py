@@ -15,9 +15,14 @@ import anyio
 from fastapi import APIRouter, Path, Query, Request
 
 from gridwatch.api.auth import Reader, ensure_visible, sees_personal_data
-from gridwatch.api.disclosure import alert_resident, record_reads, shown_in_clear
+from gridwatch.api.disclosure import (
+    alert_resident,
+    record_reads,
+    shown_in_clear,
+)
 from gridwatch.api.features import (
     alert_feature,
+    alert_feature_shown,
     checkin_feature,
     geometry_json,
     grid_feature,
@@ -27,6 +32,7 @@ from gridwatch.api.features import (
 )
 from gridwatch.api.http_errors import BadRequest, UnknownParameter
 from gridwatch.api.layer_cache import (
+    AlertLayer,
     Body,
     GridLayer,
     HazardLayer,
@@ -41,7 +47,7 @@ from gridwatch.cases.hazards import STATUSES
 from gridwatch.errors import Forbidden, NotFound
 from gridwatch.geo.grids import LEVELS as GRID_LEVELS
 from gridwatch.model.vocabulary import LEVELS, SEVERITIES, Level
-from gridwatch.store.alerts import alert_page, get_alert
+from gridwatch.store.alerts import AlertRow, alert_page, get_alert
 from gridwatch.store.checkins import checkin_page, get_checkin
 from gridwatch.store.filters import Filters, local_day_bounds
 from gridwatch.store.grids import GridCatalog, GridCounts, GridRecord
@@ -702,11 +708,15 @@ def checkin_item(
 # -- alerts -----------------------------------------------------------------------------------
 
 
-@router.get("/collections/alerts/items", response_class=GeoJSONResponse, summary="Alerts")
-def alert_items(
+@router.get(
+    "/collections/alerts/items",
+    response_class=GeoJSONResponse,
+    summary="Alerts",
+    responses={304: {"description": "the client's copy (If-None-Match) is current"}},
+)
+async def alert_items(
     request: Request,
     principal: Reader,
-    conn: Conn,
     state: State,
     bbox: BBoxQ = None,
     datetime_: Annotated[DatetimeQ, Query(alias="datetime")] = None,
@@ -717,24 +727,133 @@ def alert_items(
     kind: Annotated[str | None, Query(max_length=40)] = None,
     grid: GridQ = None,
 ):
+    """Kept between changes as the other layers are. Residents show in clear or masked by the
+    caller's role and grids, which key the kept answer; every answer that shows one in clear,
+    kept or not, is recorded before it goes out."""
     check_params(request, COMMON_PARAMS | {"status", "level", "kind", "grid"})
-    grids = subtree_ids(state.catalog(conn), principal, grid)
-    after = decode_cursor(cursor, (int,))
-    size = page_size(state, limit)
-    statuses = ["open", "acknowledged"] if status == "active" else [status] if status else None
-    page = alert_page(
-        conn,
-        _filters(state, principal, request, grids),
-        limit=size,
-        after=after[0] if after else None,
+    statuses: list[str] | None = None
+    if status:
+        statuses = ["open", "acknowledged"] if status == "active" else [status]
+    ask = partial(
+        _alert_query,
+        request,
+        principal,
+        state,
+        grid=grid,
+        cursor=cursor,
         statuses=statuses,
         level=level,
         kind=kind,
     )
-    rows = page.rows
-    record_reads(conn, principal, request, shown_in_clear(principal, rows, alert_resident))
+    size = page_size(state, limit)
+    layer = state.kept_alert_layer()
+    if layer is None and state.keeps_layers():
+        layer = await anyio.to_thread.run_sync(_read_alert_layer, state, limiter=state.db_limiter)
+    if layer is None:  # nothing kept: the database answers
+        return await anyio.to_thread.run_sync(
+            _alerts_from_db, state, request, principal, ask, size, limiter=state.db_limiter
+        )
+    kept = layer
+
+    def make() -> Body:
+        return _alert_page(request, principal, kept, ask(kept.catalog), size)
+
+    key = (layer.serial, principal.role, principal.grid_ids, str(request.url))
+    body = state.answers.get_or_make(key, make) if layer.kept else make()
+    await state.reads.record(principal, request, list(body.disclosed))
+    return conditional(request, body, GeoJSONResponse.media_type)
+
+
+@dataclass(frozen=True, slots=True)
+class _AlertQuery:
+    filters: Filters
+    after: int | None
+    statuses: list[str] | None
+    level: str | None
+    kind: str | None
+
+
+def _alert_query(
+    request: Request,
+    principal: Principal,
+    state: ApiState,
+    catalog: GridCatalog,
+    *,
+    grid: str | None,
+    cursor: str | None,
+    statuses: list[str] | None,
+    level: str | None,
+    kind: str | None,
+) -> _AlertQuery:
+    """What an alerts request asks, checked in the order the answers' errors come in."""
+    grids = subtree_ids(catalog, principal, grid)
+    after = decode_cursor(cursor, (int,))
+    return _AlertQuery(
+        _filters(state, principal, request, grids),
+        after[0] if after else None,
+        statuses,
+        level,
+        kind,
+    )
+
+
+def _read_alert_layer(state: ApiState) -> AlertLayer:
+    with state.pool.connection() as conn:
+        return state.alert_layer(conn, _encode_alert)
+
+
+def _encode_alert(alert: AlertRow, clear: bool) -> bytes:
+    return dumps(alert_feature_shown(alert, clear=clear))
+
+
+def _alerts_from_db(
+    state: ApiState,
+    request: Request,
+    principal: Principal,
+    ask: Callable[[GridCatalog], _AlertQuery],
+    size: int,
+) -> GeoJSONResponse:
+    with state.pool.connection() as conn:
+        q = ask(state.catalog(conn))
+        page = alert_page(
+            conn,
+            q.filters,
+            limit=size,
+            after=q.after,
+            statuses=q.statuses,
+            level=q.level,
+            kind=q.kind,
+        )
+        rows = page.rows
+        record_reads(conn, principal, request, shown_in_clear(principal, rows, alert_resident))
     features = [alert_feature(r, principal) for r in rows]
     return page_response(request, page, features, "alerts", lambda a: [a.id])
+
+
+def _alert_page(
+    request: Request, principal: Principal, layer: AlertLayer, q: _AlertQuery, size: int
+) -> Body:
+    """One page of the kept alerts for this caller: the same alerts, order and links as
+    `alert_page`, each resident in clear only where the caller may see them."""
+    chosen = layer.select(q.filters, statuses=q.statuses, level=q.level, kind=q.kind)
+    following = chosen if q.after is None else layer.after(chosen, q.after)
+    page = [int(i) for i in following[:size]]
+    rows = [layer.rows[i] for i in page]
+    clear = [sees_personal_data(principal, row.grid_id) for row in rows]
+    next_cursor = encode_cursor([rows[-1].id]) if len(following) > size else None
+    encoded = (layer.clear if shown else layer.masked for shown in clear)
+    content = feature_collection(
+        (features[i] for features, i in zip(encoded, page, strict=True)),
+        len(chosen),
+        len(page),
+        layer.made_at,
+        _items_links(request, next_cursor, "alerts"),
+    )
+    return Body.of(
+        content,
+        compress=q.filters.bbox is None,
+        disclosed=shown_in_clear(principal, rows, alert_resident),
+    )
 
 
 @router.get(

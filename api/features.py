@@ -147,7 +147,14 @@ def checkin_feature(row: CheckinRow, max_accuracy_m: float) -> dict:
 
 def person(principal: Principal, grid_id, name, phone, address, *, reveal: bool = True) -> dict:
     """A resident's name, phone and address, masked unless the caller may see them."""
-    if reveal and sees_personal_data(principal, grid_id):
+    return person_shown(
+        name, phone, address, clear=reveal and sees_personal_data(principal, grid_id)
+    )
+
+
+def person_shown(name, phone, address, *, clear: bool) -> dict:
+    """A resident's name, phone and address, in clear or masked."""
+    if clear:
         return {"name": name, "phone": phone, "address": address, "masked": False}
     return {
         "name": mask_name(name),
@@ -158,6 +165,12 @@ def person(principal: Principal, grid_id, name, phone, address, *, reveal: bool 
 
 
 def alert_feature(row: AlertRow, principal: Principal, events: list | None = None) -> dict:
+    """An alert at its resident's home, the resident shown as the caller may see them."""
+    return alert_feature_shown(row, clear=sees_personal_data(principal, row.grid_id), events=events)
+
+
+def alert_feature_shown(row: AlertRow, *, clear: bool, events: list | None = None) -> dict:
+    """An alert with its resident in clear or masked (`alert_feature` decides for a caller)."""
     properties = {
         "kind": row.kind,
         "status": row.status,
@@ -173,7 +186,7 @@ def alert_feature(row: AlertRow, principal: Principal, events: list | None = Non
         "resolution": row.resolution,
         "grid": row.grid_code,
         "resident_id": row.resident_id,
-        "resident": person(principal, row.grid_id, row.name, row.phone, row.address),
+        "resident": person_shown(row.name, row.phone, row.address, clear=clear),
     }
     if events is not None:
         properties["events"] = events

@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Annotated
 
+import anyio
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import Response
 
@@ -17,14 +20,15 @@ from gridwatch.api.collections import check_params, get_visible_hazard, page_siz
 from gridwatch.api.coverage import parse_day
 from gridwatch.api.features import hazard_feature
 from gridwatch.api.http_errors import BadRequest
+from gridwatch.api.layer_cache import Body, LedgerLayer, conditional
 from gridwatch.api.params import decode_cursor, encode_cursor
-from gridwatch.api.responses import GeoJSONResponse, JSONResponse
+from gridwatch.api.responses import GeoJSONResponse, JSONResponse, dumps
 from gridwatch.api.runtime import ApiState, Conn, State
 from gridwatch.cases.hazards import STATUSES
 from gridwatch.ingest.hazard import _photo_urls as validate_photo_urls
 from gridwatch.maps.texts import texts_for
 from gridwatch.model.vocabulary import HAZARD_CATEGORIES, Level
-from gridwatch.store.filters import local_day_bounds
+from gridwatch.store.filters import Filters, local_day_bounds
 from gridwatch.store.hazards import (
     LEDGER_ORDERS,
     LedgerRow,
@@ -38,6 +42,9 @@ router = APIRouter(tags=["hazard loop"])
 
 HazardId = Annotated[str, Path(max_length=64, description="the hazard's UUID")]
 CSV_LIMIT = 100_000
+CSV_TYPE = "text/csv; charset=utf-8"
+TENTH_HOUR = timedelta(minutes=6)  # hours late are shown to a tenth
+HALF_TENTH_HOUR = TENTH_HOUR / 2
 
 
 def _transition(
@@ -152,6 +159,51 @@ def _listed(text: str | None, known: tuple[str, ...], what: str) -> list[str] | 
     return values or None
 
 
+@dataclass(frozen=True, slots=True)
+class _LedgerQuery:
+    """The filters of /ledger, checked; `found_from`/`found_until` the instants that begin
+    and end the local days asked for (both kept and database answers take these)."""
+
+    grid: str | None
+    level: str | None
+    overdue: bool | None
+    statuses: list[str] | None
+    categories: list[str] | None
+    found_from: datetime | None
+    found_until: datetime | None
+    order: str | None
+
+    def scope(self, principal: Principal) -> list[int] | None:
+        return None if principal.sees_all else principal.scope_param()
+
+    def filters(self, principal: Principal, grid_ids: list[int] | None) -> Filters:
+        return Filters(
+            scope=self.scope(principal),
+            grid_ids=grid_ids,
+            start=self.found_from,
+            end=self.found_until,
+        )
+
+
+def _ledger_query(
+    state: ApiState, *, grid, level, overdue, status, category, from_, to, sort
+) -> _LedgerQuery:
+    if sort and sort.removeprefix("-") not in LEDGER_ORDERS:
+        raise BadRequest(f"sort must be one of {', '.join(LEDGER_ORDERS)}, '-' first to reverse")
+    first = local_day_bounds(parse_day(from_, state), state.zone)[0] if from_ else None
+    last = local_day_bounds(parse_day(to, state), state.zone)[1] if to else None
+    return _LedgerQuery(
+        grid,
+        level,
+        overdue,
+        _listed(status, STATUSES, "status"),
+        _listed(category, HAZARD_CATEGORIES, "category"),
+        first,
+        last - timedelta(microseconds=1) if last else None,
+        sort,
+    )
+
+
 def ledger_rows(
     conn,
     state: ApiState,
@@ -169,27 +221,86 @@ def ledger_rows(
     offset,
 ):
     """The ledger rows the caller may see with the filters of /ledger, (rows, matched)."""
-    if sort and sort.removeprefix("-") not in LEDGER_ORDERS:
-        raise BadRequest(f"sort must be one of {', '.join(LEDGER_ORDERS)}, '-' first to reverse")
-    first = local_day_bounds(parse_day(from_, state), state.zone)[0] if from_ else None
-    last = local_day_bounds(parse_day(to, state), state.zone)[1] if to else None
-    grids = subtree_ids(state.catalog(conn), principal, grid)
+    q = _ledger_query(
+        state,
+        grid=grid,
+        level=level,
+        overdue=overdue,
+        status=status,
+        category=category,
+        from_=from_,
+        to=to,
+        sort=sort,
+    )
+    return _ledger_rows(conn, state, principal, q, limit=limit, offset=offset)
+
+
+def _ledger_rows(
+    conn, state: ApiState, principal: Principal, q: _LedgerQuery, *, limit: int, offset: int
+) -> tuple[list[LedgerRow], int]:
+    """A page of the ledger from the database: what answers when nothing is kept."""
     return ledger(
         conn,
         now=state.now(),
         deadlines=state.deadlines,
-        scope=None if principal.sees_all else principal.scope_param(),
-        grid_ids=grids,
-        level=level,
-        overdue=overdue,
-        statuses=_listed(status, STATUSES, "status"),
-        categories=_listed(category, HAZARD_CATEGORIES, "category"),
-        found_from=first,
-        found_until=last - timedelta(microseconds=1) if last else None,
-        order=sort,
+        scope=q.scope(principal),
+        grid_ids=subtree_ids(state.catalog(conn), principal, q.grid),
+        level=q.level,
+        overdue=q.overdue,
+        statuses=q.statuses,
+        categories=q.categories,
+        found_from=q.found_from,
+        found_until=q.found_until,
+        order=q.order,
         limit=limit,
         offset=offset,
     )
+
+
+def _kept_rows(layer: LedgerLayer, principal: Principal, q: _LedgerQuery) -> list[LedgerRow]:
+    """Every row of the kept ledger `ledger` would give this caller for `q`, in its order."""
+    chosen = layer.select(
+        q.filters(principal, subtree_ids(layer.catalog, principal, q.grid)),
+        level=q.level,
+        statuses=q.statuses,
+        categories=q.categories,
+        overdue=q.overdue,
+        order=q.order,
+    )
+    return [layer.rows[i] for i in chosen]
+
+
+async def _ledger_layer(state: ApiState) -> LedgerLayer | None:
+    """The kept ledger, read now if it is to be kept; None when nothing is kept."""
+    layer = state.kept_ledger()
+    if layer is None and state.keeps_layers():
+        layer = await anyio.to_thread.run_sync(_read_ledger, state, limiter=state.db_limiter)
+    return layer
+
+
+def _read_ledger(state: ApiState) -> LedgerLayer:
+    with state.pool.connection() as conn:
+        return state.ledger_layer(conn)
+
+
+def _answer(state: ApiState, layer: LedgerLayer, key: tuple, make: Callable[[], Body]) -> Body:
+    return state.answers.get_or_make(key, make, state.now()) if layer.kept else make()
+
+
+def figures_change(rows: Iterable[LedgerRow], now: datetime) -> datetime | None:
+    """When the hours late shown (to a tenth) of any of `rows` next change after `now`: until
+    then an answer made at `now` is the answer. `now` itself when one stands on a rounding
+    tie (it may change a microsecond later)."""
+    soonest = None
+    for row in rows:
+        if not row.overdue or row.due_at is None:
+            continue
+        late = now - row.due_at - HALF_TENTH_HOUR
+        if late % TENTH_HOUR == timedelta(0):
+            return now
+        change = now - late % TENTH_HOUR + TENTH_HOUR
+        soonest = change if soonest is None else min(soonest, change)
+    return soonest
 
 
 def _row_json(row: LedgerRow, now: datetime) -> dict:
@@ -217,11 +328,15 @@ def _row_json(row: LedgerRow, now: datetime) -> dict:
     }
 
 
-@router.get("/ledger", response_class=JSONResponse, summary="The problem ledger (问题台账)")
-def ledger_json(
+@router.get(
+    "/ledger",
+    response_class=JSONResponse,
+    summary="The problem ledger (问题台账)",
+    responses={304: {"description": "the client's copy (If-None-Match) is current"}},
+)
+async def ledger_json(
     request: Request,
     principal: Reader,
-    conn: Conn,
     state: State,
     level: LevelQ = None,
     grid: GridQ = None,
@@ -234,15 +349,15 @@ def ledger_json(
     limit: Annotated[int | None, Query(ge=1)] = None,
     cursor: Annotated[str | None, Query(max_length=512)] = None,
 ):
+    """Kept between changes and until the next hazard falls due, each answer until the hours
+    late it shows change: with nothing changed, an answer costs no database work."""
     check_params(request, LEDGER_PARAMS | {"limit", "cursor"})
     size = page_size(state, limit)
     offset = (decode_cursor(cursor, (int,)) or [0])[0]
     if offset < 0:
         raise BadRequest("cursor is not one this server issued")
-    rows, total = ledger_rows(
-        conn,
+    q = _ledger_query(
         state,
-        principal,
         grid=grid,
         level=level,
         overdue=overdue,
@@ -251,10 +366,49 @@ def ledger_json(
         from_=from_,
         to=to,
         sort=sort,
-        limit=size,
-        offset=offset,
     )
-    now = state.now()
+    layer = await _ledger_layer(state)
+    if layer is None:
+        return await anyio.to_thread.run_sync(
+            _ledger_json_from_db,
+            state,
+            request,
+            principal,
+            q,
+            size,
+            offset,
+            limiter=state.db_limiter,
+        )
+    kept = layer
+
+    def make() -> Body:
+        rows = _kept_rows(kept, principal, q)
+        page = rows[offset : offset + size]
+        now = state.now()
+        content = dumps(_ledger_page(request, page, len(rows), offset, size, now))
+        until = _sooner(kept.valid_until, figures_change(page, now))
+        return Body.of(content, compress=True, valid_until=until)
+
+    body = _answer(state, kept, (kept.serial, principal.grid_ids, str(request.url)), make)
+    return conditional(request, body, JSONResponse.media_type)
+
+
+def _ledger_json_from_db(
+    state: ApiState,
+    request: Request,
+    principal: Principal,
+    q: _LedgerQuery,
+    size: int,
+    offset: int,
+) -> JSONResponse:
+    with state.pool.connection() as conn:
+        rows, total = _ledger_rows(conn, state, principal, q, limit=size, offset=offset)
+    return JSONResponse(_ledger_page(request, rows, total, offset, size, state.now()))
+
+
+def _ledger_page(
+    request: Request, rows: list[LedgerRow], total: int, offset: int, size: int, now: datetime
+) -> dict:
     links = [{"href": str(request.url), "rel": "self"}]
     if offset + size < total:
         links.append(
@@ -267,27 +421,31 @@ def ledger_json(
         )
     csv_url = request.url.replace(path="/ledger.csv").remove_query_params(["limit", "cursor"])
     links.append({"href": str(csv_url), "rel": "alternate", "type": "text/csv"})
-    return JSONResponse(
-        {
-            "items": [_row_json(r, now) for r in rows],
-            "numberMatched": total,
-            "numberReturned": len(rows),
-            "timeStamp": now,
-            "links": links,
-        }
-    )
+    return {
+        "items": [_row_json(r, now) for r in rows],
+        "numberMatched": total,
+        "numberReturned": len(rows),
+        "timeStamp": now,
+        "links": links,
+    }
+
+
+def _sooner(a: datetime | None, b: datetime | None) -> datetime | None:
+    return b if a is None else a if b is None else min(a, b)
 
 
 @router.get(
     "/ledger.csv",
     summary="The problem ledger as CSV (UTF-8 with BOM, opens in Excel)",
     response_class=Response,
-    responses={200: {"content": {"text/csv": {}}}},
+    responses={
+        200: {"content": {"text/csv": {}}},
+        304: {"description": "the client's copy (If-None-Match) is current"},
+    },
 )
-def ledger_csv(
+async def ledger_csv(
     request: Request,
     principal: Reader,
-    conn: Conn,
     state: State,
     level: LevelQ = None,
     grid: GridQ = None,
@@ -298,11 +456,10 @@ def ledger_csv(
     to: ToQ = None,
     sort: SortQ = None,
 ):
+    """Kept as the JSON ledger is."""
     check_params(request, LEDGER_PARAMS)
-    rows, total = ledger_rows(
-        conn,
+    q = _ledger_query(
         state,
-        principal,
         grid=grid,
         level=level,
         overdue=overdue,
@@ -311,18 +468,39 @@ def ledger_csv(
         from_=from_,
         to=to,
         sort=sort,
-        limit=CSV_LIMIT,
-        offset=0,
     )
+    day = state.now().astimezone(state.zone).date().isoformat()
+    headers = {"Content-Disposition": f'attachment; filename="ledger-{day}.csv"'}
+    layer = await _ledger_layer(state)
+    if layer is None:
+        content = await anyio.to_thread.run_sync(
+            _ledger_csv_from_db, state, principal, q, limiter=state.db_limiter
+        )
+        return Response(content, media_type=CSV_TYPE, headers=headers)
+    kept = layer
+
+    def make() -> Body:
+        rows = _kept_rows(kept, principal, q)
+        _check_csv_size(len(rows))
+        now = state.now()
+        content = ledger_csv_text(rows, state, now).encode("utf-8-sig")
+        until = _sooner(kept.valid_until, figures_change(rows, now))
+        return Body.of(content, compress=True, valid_until=until)
+
+    body = _answer(state, kept, (kept.serial, principal.grid_ids, str(request.url)), make)
+    return conditional(request, body, CSV_TYPE, headers)
+
+
+def _ledger_csv_from_db(state: ApiState, principal: Principal, q: _LedgerQuery) -> bytes:
+    with state.pool.connection() as conn:
+        rows, total = _ledger_rows(conn, state, principal, q, limit=CSV_LIMIT, offset=0)
+    _check_csv_size(total)
+    return ledger_csv_text(rows, state, state.now()).encode("utf-8-sig")
+
+
+def _check_csv_size(total: int) -> None:
     if total > CSV_LIMIT:
         raise BadRequest(f"{total} rows match; narrow the ledger (grid=, level=) below {CSV_LIMIT}")
-    text = ledger_csv_text(rows, state, state.now())
-    day = state.now().astimezone(state.zone).date().isoformat()
-    return Response(
-        text.encode("utf-8-sig"),
-        media_type="text/csv; charset=utf-8",
-        headers={"Content-Disposition": f'attachment; filename="ledger-{day}.csv"'},
-    )
 
 
 def ledger_csv_text(rows: list[LedgerRow], state: ApiState, now: datetime) -> str:

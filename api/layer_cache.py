@@ -1,11 +1,13 @@
-"""The grids and hazards layers made once per change and served again and again: each feature
-encoded once (a grid's geometry and live counts, a hazard with its overdue flag), pages spliced
-from those bytes, boxes answered from a spatial index (grids) or coordinate arrays (hazards),
-whole answers kept with their gzip, and conditional GETs (`ETag`, `304` on `If-None-Match`).
+"""The grids, hazards and alerts layers and the problem ledger made once per change and served
+again and again: each feature encoded once (a grid's geometry and live counts, a hazard with its
+overdue flag, an alert with its resident in clear and masked), pages spliced from those bytes,
+boxes answered from a spatial index (grids) or coordinate arrays (hazards, alerts), whole
+answers kept with their gzip, and conditional GETs (`ETag`, `304` on `If-None-Match`).
 
 What is kept is keyed on the change notices of the tables it was read from (store/changes.py)
-and on what the answer is for (the caller's grids, the URL): an answer made for one caller's
-grids is never served to another's."""
+and on what the answer is for (the caller's grids, and role where residents show, the URL): an
+answer made for one caller's view is never served to another's. What turns with the clock
+(a hazard falling overdue, the hours it is late) bounds how long it is kept."""
 
 from __future__ import annotations
 
@@ -19,7 +21,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Generic, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 import numpy as np
 import shapely
@@ -27,14 +29,19 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from gridwatch.api.responses import dumps
+from gridwatch.cases.hazards import OPEN_STATUSES, STATUSES
+from gridwatch.model.vocabulary import LEVELS, SEVERITIES
+from gridwatch.store.alerts import AlertRow
 from gridwatch.store.filters import Filters
 from gridwatch.store.grids import GridCatalog, GridCounts, GridRecord
-from gridwatch.store.hazards import Hazard
+from gridwatch.store.hazards import Hazard, LedgerRow
 
 BBox = tuple[float, float, float, float]
 # The tables each kept layer is read from.
 LAYER_TABLES = ("grids", "residents", "alerts", "hazard_reports", "patrol_checkins")
 HAZARD_TABLES = ("grids", "hazard_reports")
+LEDGER_TABLES = ("grids", "hazard_reports", "hazard_events")
+ALERT_TABLES = ("grids", "residents", "alerts")
 LAYERS_KEPT = 8  # check-in windows asked for at once (today, a few days looked back at)
 BODIES_KEPT = 64
 GZIP_AT_LEAST = 2048  # as the app's GZipMiddleware
@@ -96,22 +103,8 @@ class HazardLayer:
         level: str | None,
     ) -> np.ndarray:
         """The positions of the hazards `hazard_page` would match, newest first."""
-        c = self.columns
-        chosen = np.ones(len(self.rows), dtype=bool)
-        if filters.scope is not None:
-            chosen &= np.isin(c["grid"], filters.scope)
-        if filters.grid_ids is not None:
-            chosen &= np.isin(c["grid"], filters.grid_ids)
-        if filters.bbox is not None:
-            x0, y0, x1, y1 = filters.bbox
-            chosen &= (c["lon"] >= x0) & (c["lon"] <= x1) & (c["lat"] >= y0) & (c["lat"] <= y1)
-        if filters.start is not None:
-            chosen &= c["observed"] >= np.datetime64(_utc(filters.start), "us")
-        if filters.end is not None:
-            chosen &= c["observed"] <= np.datetime64(_utc(filters.end), "us")
-        for name, wanted in (("status", statuses), ("severity", severities), ("level", level)):
-            if wanted:
-                chosen &= np.isin(c[name], [wanted] if isinstance(wanted, str) else list(wanted))
+        chosen = _placed(self.columns, filters, "observed")
+        _having(chosen, self.columns, status=statuses, severity=severities, level=level)
         return np.flatnonzero(chosen)
 
     def after(self, positions: np.ndarray, after: tuple[datetime, uuid.UUID]) -> np.ndarray:
@@ -121,6 +114,169 @@ class HazardLayer:
             range(len(rows)), True, key=lambda i: (rows[i].received_at, rows[i].id) < after
         )
         return positions[np.searchsorted(positions, start) :]
+
+
+@dataclass(frozen=True, slots=True)
+class AlertLayer:
+    """Every alert as of one version of the tables, newest first (by id, as the database orders
+    them), each feature encoded twice: its resident in clear and masked."""
+
+    catalog: GridCatalog  # the grids as of the same version
+    rows: tuple[AlertRow, ...]
+    clear: tuple[bytes, ...]
+    masked: tuple[bytes, ...]
+    made_at: datetime
+    kept: bool
+    valid_until: datetime | None = None  # nothing in an alert's feature turns with the clock
+    serial: int = field(default_factory=lambda: next(_serials))
+    columns: dict[str, np.ndarray] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        rows = self.rows
+        nan = float("nan")  # a home with no position is in no box, as NULL is in SQL
+        columns = {
+            "id": np.array([a.id for a in rows], dtype=np.int64),
+            "lon": np.array([nan if a.lon is None else a.lon for a in rows], dtype=float),
+            "lat": np.array([nan if a.lat is None else a.lat for a in rows], dtype=float),
+            "grid": np.array([-1 if a.grid_id is None else a.grid_id for a in rows], dtype=int),
+            "opened": np.array([_utc(a.opened_at) for a in rows], dtype="datetime64[us]"),
+        }
+        for name in ("status", "level", "kind"):
+            columns[name] = np.array([getattr(a, name) for a in rows], dtype=object)
+        object.__setattr__(self, "columns", columns)
+
+    def select(
+        self,
+        filters: Filters,
+        *,
+        statuses: Sequence[str] | None,
+        level: str | None,
+        kind: str | None,
+    ) -> np.ndarray:
+        """The positions of the alerts `alert_page` would match, newest first."""
+        chosen = _placed(self.columns, filters, "opened")
+        _having(chosen, self.columns, status=statuses, level=level, kind=kind)
+        return np.flatnonzero(chosen)
+
+    def after(self, positions: np.ndarray, after: int) -> np.ndarray:
+        """Those of `positions` that come after alert `after` (a page's last alert)."""
+        return positions[self.columns["id"][positions] < after]
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerLayer:
+    """The whole problem ledger as of one version of the tables and one time, most urgent
+    first; kept until the next open hazard falls due (its `overdue` turns then)."""
+
+    catalog: GridCatalog
+    rows: tuple[LedgerRow, ...]
+    made_at: datetime  # the time its `overdue` flags are for
+    valid_until: datetime | None
+    kept: bool
+    serial: int = field(default_factory=lambda: next(_serials))
+    columns: dict[str, np.ndarray] = field(init=False, repr=False)
+    places: dict[str, np.ndarray] = field(default_factory=dict, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        rows = self.rows
+        columns = {
+            "grid": np.array([-1 if r.grid_id is None else r.grid_id for r in rows], dtype=int),
+            "overdue": np.array([r.overdue for r in rows], dtype=bool),
+            "observed": np.array([_utc(r.observed_at) for r in rows], dtype="datetime64[us]"),
+        }
+        for name in ("status", "level", "category"):
+            columns[name] = np.array([getattr(r, name) for r in rows], dtype=object)
+        object.__setattr__(self, "columns", columns)
+
+    def select(
+        self,
+        filters: Filters,
+        *,
+        level: str | None,
+        statuses: Sequence[str] | None,
+        categories: Sequence[str] | None,
+        overdue: bool | None,
+        order: str | None,
+    ) -> np.ndarray:
+        """The positions of the rows `ledger` would match (`filters.start`/`end` bound when
+        a hazard was found), in its order: most urgent first, or by `order`."""
+        c = self.columns
+        chosen = _placed(c, filters, "observed")
+        _having(chosen, c, level=level, status=statuses, category=categories)
+        if overdue is not None:
+            chosen &= c["overdue"] == overdue
+        positions = np.flatnonzero(chosen)
+        return self._ordered(positions, order) if order else positions
+
+    def _ordered(self, positions: np.ndarray, order: str) -> np.ndarray:
+        """`positions` by `order` as `ledger` sorts (NULL last either way); a stable sort, so
+        ties stay most urgent first, as the database breaks them."""
+        key = order.removeprefix("-")
+        place = self.places.get(key)
+        if place is None:  # made once per key and layer; two threads making it is harmless
+            place = _places([LEDGER_SORT_VALUES[key](r) for r in self.rows])
+            self.places[key] = place
+        wanted = place[positions]
+        wanted = np.where(wanted < 0, len(self.rows), -wanted if order[0] == "-" else wanted)
+        return positions[np.argsort(wanted, kind="stable")]
+
+
+def _position(known: Sequence[str], value: str) -> int | None:
+    """Where `value` stands in `known`, None when it is not there (as `array_position`)."""
+    return known.index(value) if value in known else None
+
+
+# What the kept ledger sorts by for each of store.hazards.LEDGER_ORDERS, in the same order
+# (text as the database's "C" collation compares it: by code point).
+LEDGER_SORT_VALUES: dict[str, Callable[[LedgerRow], Any]] = {
+    "found": lambda r: r.observed_at,
+    "due": lambda r: r.due_at,
+    "grid": lambda r: r.grid_code,
+    "category": lambda r: r.category,
+    "severity": lambda r: _position(SEVERITIES, r.severity),
+    "status": lambda r: _position(STATUSES, r.status),
+    "level": lambda r: _position(LEVELS, r.level),
+}
+
+
+def _places(values: list) -> np.ndarray:
+    """Each value's place among the distinct values, ascending; -1 for None (NULL)."""
+    place = {v: i for i, v in enumerate(sorted({v for v in values if v is not None}))}
+    return np.array([-1 if v is None else place[v] for v in values], dtype=np.int64)
+
+
+def falls_due(rows: Iterable[LedgerRow], now: datetime) -> datetime | None:
+    """When the next open row of the ledger falls overdue (after `now`); None if none will."""
+    return min(
+        (r.due_at for r in rows if r.status in OPEN_STATUSES and r.due_at and r.due_at > now),
+        default=None,
+    )
+
+
+def _placed(c: dict[str, np.ndarray], filters: Filters, time: str) -> np.ndarray:
+    """Which rows lie in the caller's grids, the grids asked for, the box and the interval
+    (`time`: the column the interval is on), as `where_filters` asks."""
+    chosen = np.ones(len(c["grid"]), dtype=bool)
+    if filters.scope is not None:
+        chosen &= np.isin(c["grid"], filters.scope)
+    if filters.grid_ids is not None:
+        chosen &= np.isin(c["grid"], filters.grid_ids)
+    if filters.bbox is not None:
+        x0, y0, x1, y1 = filters.bbox
+        chosen &= (c["lon"] >= x0) & (c["lon"] <= x1) & (c["lat"] >= y0) & (c["lat"] <= y1)
+    if filters.start is not None:
+        chosen &= c[time] >= np.datetime64(_utc(filters.start), "us")
+    if filters.end is not None:
+        chosen &= c[time] <= np.datetime64(_utc(filters.end), "us")
+    return chosen
+
+
+def _having(chosen: np.ndarray, c: dict[str, np.ndarray], **wanted) -> None:
+    """Narrow `chosen` to rows whose columns have the values asked (`where_columns`: one value,
+    or any of a list; None or empty asks for nothing)."""
+    for name, value in wanted.items():
+        if value:
+            chosen &= np.isin(c[name], [value] if isinstance(value, str) else list(value))
 
 
 def _utc(instant: datetime) -> datetime:
@@ -168,33 +324,49 @@ class KeptLayers(Generic[L]):
 
 @dataclass(frozen=True, slots=True)
 class Body:
-    """One answer's bytes, its gzip (when worth it) and its entity tag."""
+    """One answer's bytes, its gzip (when worth it) and its entity tag; until when it is the
+    answer (None: until a change), and the residents it shows in clear (each serving of it is
+    recorded)."""
 
     content: bytes
     gzipped: bytes | None
     etag: str
+    valid_until: datetime | None = None
+    disclosed: tuple[str, ...] = ()
 
     @classmethod
-    def of(cls, content: bytes, *, compress: bool) -> Body:
+    def of(
+        cls,
+        content: bytes,
+        *,
+        compress: bool,
+        valid_until: datetime | None = None,
+        disclosed: Iterable[str] = (),
+    ) -> Body:
         digest = hashlib.blake2b(content, digest_size=16).hexdigest()
         packed = None
         if compress and len(content) >= GZIP_AT_LEAST:
             packed = gzip.compress(content, compresslevel=5, mtime=0)
-        return cls(content, packed, f'"{digest}"')
+        return cls(content, packed, f'"{digest}"', valid_until, tuple(disclosed))
 
 
 class KeptBodies:
-    """Whole answers by (layer serial, caller's grids, URL), least recently used dropped."""
+    """Whole answers by (layer serial, caller's view, URL), least recently used dropped."""
 
     def __init__(self, kept: int = BODIES_KEPT) -> None:
         self._kept = kept
         self._bodies: OrderedDict[Hashable, Body] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get_or_make(self, key: Hashable, make: Callable[[], Body]) -> Body:
+    def get_or_make(
+        self, key: Hashable, make: Callable[[], Body], now: datetime | None = None
+    ) -> Body:
+        """The kept answer for `key`, or `make`'s; one with a `valid_until` is made again
+        from then on (`now`: the time of the request)."""
         with self._lock:
             body = self._bodies.get(key)
-            if body is not None:
+            expired = body is not None and _expired(body.valid_until, now)
+            if body is not None and not expired:
                 self._bodies.move_to_end(key)
                 return body
         body = make()
@@ -203,6 +375,10 @@ class KeptBodies:
             while len(self._bodies) > self._kept:
                 self._bodies.popitem(last=False)
         return body
+
+
+def _expired(valid_until: datetime | None, now: datetime | None) -> bool:
+    return valid_until is not None and (now is None or now >= valid_until)
 
 
 def feature_collection(
@@ -230,10 +406,12 @@ def accepts_gzip(request: Request) -> bool:
     return "gzip" in request.headers.get("accept-encoding", "").lower()
 
 
-def conditional(request: Request, body: Body, media_type: str) -> Response:
+def conditional(
+    request: Request, body: Body, media_type: str, headers: dict[str, str] | None = None
+) -> Response:
     """`304` when the client holds this very answer (`If-None-Match`), else the answer,
-    gzipped if the client takes it (the gzip made once)."""
-    headers = {"ETag": body.etag, "Vary": "Accept-Encoding, Authorization"}
+    gzipped if the client takes it (the gzip made once); `headers` go with either."""
+    headers = {**(headers or {}), "ETag": body.etag, "Vary": "Accept-Encoding, Authorization"}
     if _matches(request.headers.get("if-none-match"), body.etag):
         return Response(status_code=304, headers=headers)
     if body.gzipped is not None and accepts_gzip(request):

@@ -17,13 +17,19 @@ import shapely
 from fastapi import Depends, Request
 from psycopg_pool import ConnectionPool
 
+from gridwatch.api.disclosure import ReadRecorder
 from gridwatch.api.layer_cache import (
+    ALERT_TABLES,
     HAZARD_TABLES,
     LAYER_TABLES,
+    LEDGER_TABLES,
+    AlertLayer,
     GridLayer,
     HazardLayer,
     KeptBodies,
     KeptLayers,
+    LedgerLayer,
+    falls_due,
 )
 from gridwatch.api.stream import AlertFeed
 from gridwatch.cases.hazards import deadlines_from_hours
@@ -31,6 +37,7 @@ from gridwatch.geo.grids import LEVELS as GRID_LEVELS
 from gridwatch.geo.index import GridIndex
 from gridwatch.ingest.payload import ParseContext
 from gridwatch.settings import Settings
+from gridwatch.store.alerts import all_alerts
 from gridwatch.store.changes import ChangeWatcher
 from gridwatch.store.grids import (
     GridCatalog,
@@ -40,7 +47,7 @@ from gridwatch.store.grids import (
     load_grid_catalog,
     load_leaf_grids,
 )
-from gridwatch.store.hazards import all_hazards, next_overdue
+from gridwatch.store.hazards import all_hazards, ledger, next_overdue
 from gridwatch.store.migrate import read_meta
 from gridwatch.store.mode import PLAIN
 from gridwatch.store.partitions import ensure_partitions, existing_partition_days
@@ -99,6 +106,10 @@ class ApiState:
         self.grid_layers: KeptLayers[GridLayer] = KeptLayers()
         self.hazard_layers: KeptLayers[HazardLayer] = KeptLayers(kept=2)
         self.grid_bodies = KeptBodies()  # answers of either kept layer
+        self.ledgers: KeptLayers[LedgerLayer] = KeptLayers(kept=2)
+        self.alert_layers: KeptLayers[AlertLayer] = KeptLayers(kept=2)
+        self.answers = KeptBodies()  # answers from the kept ledger and alerts
+        self.reads = ReadRecorder(pool)  # who saw whom in kept answers
         self._layer_lock = threading.Lock()
 
     # -- time and parsing -----------------------------------------------------------------
@@ -189,6 +200,16 @@ class ApiState:
         key = self._layer_key(HAZARD_TABLES)
         return None if key is None else self.hazard_layers.get(key, self.now())
 
+    def kept_ledger(self) -> LedgerLayer | None:
+        """The whole ledger if kept, nothing changed and no hazard fell due since."""
+        key = self._layer_key(LEDGER_TABLES)
+        return None if key is None else self.ledgers.get(key, self.now())
+
+    def kept_alert_layer(self) -> AlertLayer | None:
+        """Every alert if kept and nothing changed since."""
+        key = self._layer_key(ALERT_TABLES)
+        return None if key is None else self.alert_layers.get(key, self.now())
+
     def keeps_layers(self) -> bool:
         return self._layer_key(()) is not None
 
@@ -210,6 +231,19 @@ class ApiState:
         key = self._layer_key(HAZARD_TABLES)
         return self._kept(
             self.hazard_layers, key, lambda kept: self._read_hazard_layer(conn, encode, kept=kept)
+        )
+
+    def ledger_layer(self, conn: psycopg.Connection) -> LedgerLayer:
+        """The whole ledger, kept or read now (and kept while current)."""
+        key = self._layer_key(LEDGER_TABLES)
+        return self._kept(self.ledgers, key, lambda kept: self._read_ledger(conn, kept=kept))
+
+    def alert_layer(self, conn: psycopg.Connection, encode) -> AlertLayer:
+        """Every alert, kept or read now (and kept while current); `encode(alert, clear)`
+        encodes one alert's feature with its resident in clear or masked."""
+        key = self._layer_key(ALERT_TABLES)
+        return self._kept(
+            self.alert_layers, key, lambda kept: self._read_alert_layer(conn, encode, kept=kept)
         )
 
     def _kept(self, layers: KeptLayers, key: tuple | None, read):
@@ -248,6 +282,19 @@ class ApiState:
         rows = tuple(all_hazards(conn))
         encoded = tuple(encode(h, now) for h in rows)
         return HazardLayer(catalog, rows, encoded, now, next_overdue(conn, now=now), kept)
+
+    def _read_ledger(self, conn: psycopg.Connection, *, kept: bool) -> LedgerLayer:
+        catalog = self._refresh_grids(conn, now=kept)[0]
+        now = self.now()
+        rows, _ = ledger(conn, now=now, deadlines=self.deadlines, scope=None)
+        return LedgerLayer(catalog, tuple(rows), now, falls_due(rows, now), kept)
+
+    def _read_alert_layer(self, conn: psycopg.Connection, encode, *, kept: bool) -> AlertLayer:
+        catalog = self._refresh_grids(conn, now=kept)[0]
+        rows = tuple(all_alerts(conn))
+        clear = tuple(encode(a, True) for a in rows)
+        masked = tuple(encode(a, False) for a in rows)
+        return AlertLayer(catalog, rows, clear, masked, self.now(), kept)
 
     def wrote(self) -> None:
         """This app committed a write: what it keeps is stale before the notice comes."""

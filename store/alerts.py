@@ -86,6 +86,13 @@ def alert_page(
     )
 
 
+def all_alerts(conn: psycopg.Connection) -> list[AlertRow]:
+    """Every alert in `alert_page`'s order."""
+    query = sql.SQL("SELECT {} FROM {} ORDER BY a.id DESC").format(_ALERT_SELECT, _ALERT_FROM)
+    with conn.cursor(row_factory=class_row(AlertRow)) as cur:
+        return cur.execute(query).fetchall()
+
+
 def get_alert(conn: psycopg.Connection, alert_id: int) -> AlertRow:
     with conn.cursor(row_factory=class_row(AlertRow)) as cur:
         row = cur.execute(

@@ -87,6 +87,7 @@ class LedgerRow:
     description: str
     last_action: str | None
     last_note: str | None
+    grid_id: int | None
 
     def hours_late(self, now: datetime) -> float | None:
         """Hours past its due time at `now` if overdue (an overdue row has one), else None."""
@@ -406,7 +407,8 @@ def ledger(
     query = sql.SQL(
         """
         WITH page AS (
-            SELECT h.id, g.code AS grid_code, g.name AS grid_name, c.name AS community_name,
+            SELECT h.id, h.grid_id, g.code AS grid_code, g.name AS grid_name,
+                c.name AS community_name,
                 h.category, h.severity, h.status, h.level, h.reporter_id, h.assignee,
                 h.observed_at, h.received_at, l.due_at,
                 (h.status = ANY(%(open)s) AND l.due_at <= %(now)s) AS overdue,
@@ -428,7 +430,7 @@ def ledger(
         SELECT p.id, p.grid_code, p.grid_name, p.community_name, p.category, p.severity,
             p.status, p.level, p.reporter_id, p.assignee, p.observed_at, p.received_at,
             p.due_at, p.overdue, ev.resolved_at, p.description, ev.last_action, ev.last_note,
-            p.matched
+            p.grid_id, p.matched
         FROM page p LEFT JOIN events ev ON ev.hazard_id = p.id
         ORDER BY p.n
         """
@@ -446,11 +448,13 @@ def ledger(
     return rows, total
 
 
+# Codes compared byte by byte ("C"), not by the database's locale: the same order wherever
+# it runs, and the one the API's kept ledger repeats in memory (Python's string order).
 LEDGER_ORDERS = {
     "found": sql.SQL("h.observed_at"),
     "due": sql.SQL("l.due_at"),
-    "grid": sql.SQL("g.code"),
-    "category": sql.SQL("h.category"),
+    "grid": sql.SQL('g.code COLLATE "C"'),
+    "category": sql.SQL('h.category COLLATE "C"'),
     "severity": sql.SQL("array_position(%(sev_order)s::text[], h.severity)"),
     "status": sql.SQL("array_position(%(status_order)s::text[], h.status)"),
     "level": sql.SQL("array_position(%(level_order)s::text[], h.level)"),

@@ -1,0 +1,511 @@
+"""The problem ledger and the alerts layer kept between changes: answers equal the database's
+for every scope, filter and page; conditional GETs; a change (a hazard's step, an alert taken,
+a resident moved) or the clock (a hazard falling overdue, its hours late) seen by the next
+request; one caller's kept answer never served to another, and every answer that shows
+residents in clear recorded, kept or not."""
+
+from __future__ import annotations
+
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta
+
+import httpx
+import psycopg
+import pytest
+from api_support import (  # the fixtures: seeded_url
+    GRID_A,
+    GRID_B,
+    NOW,
+    ApiServer,
+    Clock,
+    api_settings,
+    make_users,
+    seeded_url_fixture,  # noqa: F401
+)
+from conftest import wait_for
+
+from gridwatch.store.hazards import LEDGER_ORDERS
+
+LEDGER = "/ledger"
+ALERTS = "/collections/alerts/items"
+NOTICE_S = 5.0  # a commit by another process reaches the API as a notice within this
+ROLES = ("admin", "duty_street", "duty_community", "worker_a", "worker_b")
+
+
+@pytest.fixture(scope="module", name="tokens")
+def tokens_fixture(seeded_url):
+    return make_users(seeded_url)
+
+
+@pytest.fixture(scope="module", name="kept")
+def kept_fixture(seeded_url, tokens, tmp_path_factory):
+    """A server that keeps the ledger and alerts on a clock the test moves, and a client of
+    every reading role."""
+    settings = api_settings(tmp_path_factory.mktemp("kept"), seeded_url, api_counts_ttl_s=60)
+    with ApiServer(settings, seeded_url, Clock()) as server:
+        assert server.state.changes.live, "the API hears change notices"
+        clients = {role: server.client(role, tokens) for role in ROLES}
+        yield server, clients
+        for client in clients.values():
+            client.close()
+
+
+@pytest.fixture(scope="module", name="plain")
+def plain_fixture(kept, tokens, seeded_url, tmp_path_factory):
+    """A server that keeps nothing (every answer from the database) on the kept one's clock."""
+    server, _ = kept
+    settings = api_settings(tmp_path_factory.mktemp("plain"), seeded_url)
+    with ApiServer(settings, seeded_url, server.clock) as plain:
+        clients = {role: plain.client(role, tokens) for role in ROLES}
+        yield clients
+        for client in clients.values():
+            client.close()
+
+
+def _pages(client: httpx.Client, path: str, params: dict) -> list[dict]:
+    """Every page of an answer, following next links, with this server's address taken out."""
+    base = str(client.base_url).rstrip("/")
+    pages, url, query = [], path, params
+    while url is not None:
+        answer = client.get(url, params=query)
+        page = answer.json()
+        if answer.status_code != 200:  # the same error, then
+            return [{"status": answer.status_code, **page}]
+        page.pop("timeStamp")
+        nexts = [link["href"] for link in page["links"] if link["rel"] == "next"]
+        for link in page["links"]:
+            link["href"] = link["href"].removeprefix(base)
+        pages.append(page)
+        url, query = (nexts[0].removeprefix(base), None) if nexts else (None, None)
+    return pages
+
+
+def _same_pages(kept: httpx.Client, plain: httpx.Client, path: str, params: dict) -> None:
+    """The kept server's pages equal the database's, once the notices of writes made meanwhile
+    (the escalation job runs on the test's clock) have reached it."""
+    wait_for(
+        lambda: _pages(kept, path, params) == _pages(plain, path, params),
+        timeout=NOTICE_S,
+        what=f"{path} {params} as the database answers",
+    )
+
+
+def _query(url: str, statement: str, params: tuple = ()) -> list[tuple]:
+    with psycopg.connect(url) as conn:
+        return conn.execute(statement, params).fetchall()
+
+
+def _execute(url: str, statement: str, params: tuple = ()) -> None:
+    """A write by another process, as the ingest or alert process makes one."""
+    with psycopg.connect(url) as conn:
+        conn.execute(statement, params)
+
+
+def _insert_hazard(
+    url: str,
+    code: str | None,
+    *,
+    due_in: timedelta,
+    observed: datetime = NOW,
+    severity: str = "low",
+) -> str:
+    """A reported road hazard in grid `code` (None: outside every grid)."""
+    hazard_id = uuid.uuid4()
+    [(gid, lon, lat)] = _query(
+        url, "SELECT id, min_lon, min_lat FROM grids WHERE code = %s", (code or GRID_A,)
+    )
+    _execute(
+        url,
+        "INSERT INTO hazard_reports (id, reporter_id, observed_at, received_at, lon, lat, "
+        "grid_id, category, severity, status, deadline_at, due_at) "
+        "VALUES (%s, 'W001', %s, %s, %s, %s, %s, 'road', %s, 'reported', %s, %s)",
+        (
+            hazard_id,
+            observed,
+            observed,
+            lon,
+            lat,
+            code and gid,
+            severity,
+            NOW + due_in,
+            NOW + due_in,
+        ),
+    )
+    return str(hazard_id)
+
+
+def _ledger_row(client: httpx.Client, hazard_id: str) -> dict | None:
+    answer = client.get(LEDGER, params={"limit": 10000})
+    assert answer.status_code == 200, answer.text
+    return next((r for r in answer.json()["items"] if r["id"] == hazard_id), None)
+
+
+def _last_audit_id(url: str) -> int:
+    return _query(url, "SELECT coalesce(max(id), 0) FROM personal_data_audit")[0][0]
+
+
+def _audit_after(url: str, last: int) -> list[tuple[str, str, set[str]]]:
+    rows = _query(
+        url,
+        "SELECT actor, what, resident_ids FROM personal_data_audit WHERE id > %s ORDER BY id",
+        (last,),
+    )
+    return [(actor, what, set(ids)) for actor, what, ids in rows]
+
+
+def _in_clear(features: list[dict]) -> set[str]:
+    return {
+        f["properties"]["resident_id"]
+        for f in features
+        if not f["properties"]["resident"]["masked"] and f["properties"]["resident"]["name"]
+    }
+
+
+# -- the same answers as the database's ------------------------------------------------------
+
+LEDGER_ASKED = [
+    {},
+    {"overdue": "true"},
+    {"overdue": "false", "status": "reported,assigned"},
+    {"level": "community"},
+    {"status": "resolved,closed"},
+    {"grid": GRID_A},
+    {"grid": "QS-01-02", "overdue": "false"},
+    {"status": ","},
+    {"status": "nope"},
+    {"grid": "NO-SUCH-GRID"},
+]
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_the_kept_ledger_answers_as_the_database_does(kept, plain, role):
+    _, http = kept
+    for params in LEDGER_ASKED:
+        for limit in (7, 1000):
+            asked = {**params, "limit": limit}
+            if role == "admin" and not params:
+                assert _pages(plain[role], LEDGER, asked)[0]["numberMatched"] > 7, "pages follow"
+            _same_pages(http[role], plain[role], LEDGER, asked)
+        got, want = (
+            http[role].get(f"{LEDGER}.csv", params=params),
+            plain[role].get(f"{LEDGER}.csv", params=params),
+        )
+        assert (got.status_code, got.content) == (want.status_code, want.content), params
+        assert got.headers.get("content-disposition") == want.headers.get("content-disposition")
+
+
+# The console's filters and orders (categories, found from/to in the district's days, sort=).
+LEDGER_SORTS = [{"sort": order} for key in LEDGER_ORDERS for order in (key, f"-{key}")]
+LEDGER_NARROWED = [
+    {"category": "fire"},
+    {"category": "gas,flood", "overdue": "true"},
+    {"category": "road", "grid": GRID_A, "sort": "-found"},
+    {"from": "2026-11-20"},
+    {"to": "2026-11-15"},
+    {"from": "2026-11-18", "to": "2026-11-18"},
+    {"from": "2026-11-17", "category": "road,fire", "status": "reported,assigned", "sort": "-due"},
+]
+LEDGER_ODD = [
+    {"from": "2026-11-21", "to": "2026-11-19"},
+    {"category": ","},
+    {"category": "nope"},
+    {"from": "2026-13-01"},
+    {"to": "yesterday"},
+    {"sort": "nope"},
+    {"sort": "--due"},
+]
+
+
+def _ids(client: httpx.Client, params: dict) -> list[str]:
+    return [r["id"] for page in _pages(client, LEDGER, params) for r in page["items"]]
+
+
+def test_every_console_filter_and_order_tells(plain):
+    """Each filter narrows the sample ledger and each order reorders it: a kept ledger that
+    ignored one would answer otherwise than the database."""
+    admin = plain["admin"]
+    everything = _ids(admin, {"limit": 1000})
+    for params in LEDGER_SORTS:
+        ordered = _ids(admin, {**params, "limit": 1000})
+        assert sorted(ordered) == sorted(everything) and ordered != everything, params
+    reversed_found = _ids(admin, {"sort": "-found", "limit": 1000})
+    assert reversed_found == _ids(admin, {"sort": "found", "limit": 1000})[::-1]
+    for params in LEDGER_NARROWED:
+        narrowed = _ids(admin, {**params, "limit": 1000})
+        assert 0 < len(narrowed) < len(everything), params
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_the_kept_ledger_filters_and_sorts_as_the_database_does(kept, plain, role):
+    _, http = kept
+    for params in LEDGER_SORTS + LEDGER_NARROWED + LEDGER_ODD:
+        for limit in (40, 1000):
+            _same_pages(http[role], plain[role], LEDGER, {**params, "limit": limit})
+        got, want = (
+            http[role].get(f"{LEDGER}.csv", params=params),
+            plain[role].get(f"{LEDGER}.csv", params=params),
+        )
+        assert (got.status_code, got.content) == (want.status_code, want.content), params
+
+
+def test_the_kept_ledger_keeps_to_the_districts_days_and_puts_nulls_last(kept, plain, seeded_url):
+    """Hazards found either side of local midnight fall on the day the district calls it; one
+    outside every grid, of a severity not on the ladder, sorts last either way."""
+    _, http = kept
+    day = datetime.fromisoformat("2026-11-20T00:00:00+08:00")
+    tick = timedelta(microseconds=1)
+    found = [day - tick, day, day + timedelta(days=1) - tick, day + timedelta(days=1)]
+    ids = [_insert_hazard(seeded_url, GRID_A, due_in=timedelta(days=3), observed=t) for t in found]
+    odd = _insert_hazard(
+        seeded_url, None, due_in=timedelta(days=3), observed=day, severity="unrated"
+    )
+    admin = http["admin"]
+    wait_for(lambda: _ledger_row(admin, odd), timeout=NOTICE_S, what="the new hazards")
+    that_day = {"from": "2026-11-20", "to": "2026-11-20", "limit": 1000}
+    assert set(ids) & set(_ids(admin, that_day)) == {ids[1], ids[2]}
+    for role in ("admin", "worker_a"):
+        for params in (that_day, {"from": "2026-11-21"}, {"to": "2026-11-19"}, *LEDGER_SORTS):
+            _same_pages(http[role], plain[role], LEDGER, {"limit": 1000, **params})
+    for order in ("grid", "-grid", "severity", "-severity"):
+        assert _ids(admin, {"sort": order, "limit": 1000})[-1] == odd, order
+
+
+ALERTS_ASKED = [
+    {},
+    {"status": "active"},
+    {"status": "resolved"},
+    {"level": "grid", "kind": "no_activity"},
+    {"grid": GRID_A},
+    {"bbox": "109.880,40.636,109.930,40.664"},
+    {"bbox": "109.890,40.640,109.900,40.650", "status": "open"},
+    {"datetime": "2026-11-20T00:00:00+08:00/2026-11-23T00:00:00+08:00"},
+    {"datetime": "2026-11-22"},
+    {"cursor": "not-a-cursor"},
+    {"grid": GRID_B},
+]
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_the_kept_alerts_answer_as_the_database_does(kept, plain, role):
+    _, http = kept
+    for params in ALERTS_ASKED:
+        for limit in (7, 1000):
+            asked = {**params, "limit": limit}
+            if role == "admin" and not params:
+                assert _pages(plain[role], ALERTS, asked)[0]["numberMatched"] > 7, "pages follow"
+            _same_pages(http[role], plain[role], ALERTS, asked)
+
+
+# -- conditional GETs ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", [LEDGER, f"{LEDGER}.csv", ALERTS])
+def test_an_unchanged_answer_is_304_to_the_etag_it_gave(kept, path):
+    admin = kept[1]["admin"]
+    first = admin.get(path)
+    etag = first.headers["etag"]
+    assert first.status_code == 200 and etag.startswith('"')
+    again = admin.get(path, headers={"If-None-Match": etag})
+    assert again.status_code == 304 and again.content == b""
+    assert again.headers["etag"] == etag
+    other = admin.get(path, headers={"If-None-Match": '"nope"'})
+    assert other.status_code == 200 and other.content == first.content
+    narrower = admin.get(path, params={"grid": GRID_A}, headers={"If-None-Match": etag})
+    assert narrower.status_code == 200 and narrower.headers["etag"] != etag
+
+
+@pytest.mark.parametrize("path", [LEDGER, f"{LEDGER}.csv"])
+def test_a_sorted_or_dated_ledger_has_its_own_etag(kept, path):
+    admin = kept[1]["admin"]
+    etag = admin.get(path).headers["etag"]
+    for params in ({"sort": "-found"}, {"from": "2026-11-20"}, {"category": "fire"}):
+        first = admin.get(path, params=params, headers={"If-None-Match": etag})
+        assert first.status_code == 200 and first.headers["etag"] != etag, params
+        again = admin.get(path, params=params, headers={"If-None-Match": first.headers["etag"]})
+        assert again.status_code == 304, params
+
+
+# -- changes and the clock -----------------------------------------------------------------------
+
+
+def test_a_hazards_new_step_is_in_the_next_ledger(kept, seeded_url):
+    admin = kept[1]["admin"]
+    hazard_id = _insert_hazard(seeded_url, GRID_A, due_in=timedelta(days=2))
+    wait_for(lambda: _ledger_row(admin, hazard_id), timeout=NOTICE_S, what="the new hazard")
+    etag = admin.get(LEDGER, params={"limit": 10000}).headers["etag"]
+    _execute(
+        seeded_url,
+        "INSERT INTO hazard_events (hazard_id, at, action, from_status, to_status, actor, note) "
+        "VALUES (%s, %s, 'assign', 'reported', 'assigned', 'duty', 'to W001')",
+        (hazard_id, NOW),
+    )
+    wait_for(
+        lambda: _ledger_row(admin, hazard_id)["last_note"] == "to W001",
+        timeout=NOTICE_S,
+        what="the hazard's new event in the ledger",
+    )
+    again = admin.get(LEDGER, params={"limit": 10000}, headers={"If-None-Match": etag})
+    assert again.status_code == 200
+
+    # Through this API: in the very next answer.
+    moved = admin.post(f"/hazards/{hazard_id}/start", json={"note": "on my way"})
+    assert moved.status_code == 200, moved.text
+    row = _ledger_row(admin, hazard_id)
+    assert (row["status"], row["last_note"]) == ("in_progress", "on my way")
+
+
+def test_a_hazard_falling_overdue_and_its_hours_late_follow_the_clock(kept, plain, seeded_url):
+    server, http = kept
+    admin = http["admin"]
+    hazard_id = _insert_hazard(seeded_url, GRID_B, due_in=timedelta(minutes=30))
+    row = wait_for(lambda: _ledger_row(admin, hazard_id), timeout=NOTICE_S, what="the hazard")
+    assert (row["overdue"], row["overdue_hours"]) == (False, None)
+    server.clock.advance(timedelta(minutes=31))
+    row = _ledger_row(admin, hazard_id)
+    assert (row["overdue"], row["overdue_hours"]) == (True, 0.0)
+    late = admin.get(LEDGER, params={"overdue": "true", "grid": GRID_B}).json()["items"]
+    assert hazard_id in {r["id"] for r in late}
+    server.clock.advance(timedelta(minutes=5))  # 6 minutes late: a tenth of an hour
+    assert _ledger_row(admin, hazard_id)["overdue_hours"] == 0.1
+    server.clock.advance(timedelta(minutes=2, seconds=59))
+    assert _ledger_row(admin, hazard_id)["overdue_hours"] == 0.1
+    server.clock.advance(timedelta(seconds=2))  # past 9 minutes, 0.15 h: a fifth of an hour
+    assert _ledger_row(admin, hazard_id)["overdue_hours"] == 0.2
+    for asked in ({"overdue": "true", "limit": 1000}, {"overdue": "false", "limit": 1000}):
+        _same_pages(admin, plain["admin"], LEDGER, asked)
+
+
+def test_an_alert_taken_or_its_resident_moved_is_in_the_next_answer(kept, seeded_url):
+    admin = kept[1]["admin"]
+    [(alert_id, resident_id)] = _query(
+        seeded_url,
+        "SELECT id, resident_id FROM alerts WHERE status = 'open' AND resident_id IS NOT NULL "
+        "ORDER BY id LIMIT 1",
+    )
+
+    def alert() -> dict:
+        features = admin.get(ALERTS, params={"limit": 1000}).json()["features"]
+        return next(f for f in features if f["id"] == alert_id)
+
+    assert alert()["properties"]["status"] == "open"
+    etag = admin.get(ALERTS, params={"limit": 1000}).headers["etag"]
+    _execute(
+        seeded_url,
+        "UPDATE alerts SET status = 'acknowledged', acknowledged_at = %s, "
+        "acknowledged_by = 'duty' WHERE id = %s",
+        (NOW, alert_id),
+    )
+    wait_for(
+        lambda: alert()["properties"]["status"] == "acknowledged",
+        timeout=NOTICE_S,
+        what="the acknowledgement in the alerts layer",
+    )
+    changed = admin.get(ALERTS, params={"limit": 1000}, headers={"If-None-Match": etag})
+    assert changed.status_code == 200
+
+    [lon, lat] = alert()["geometry"]["coordinates"]
+    _execute(
+        seeded_url,
+        "UPDATE residents SET lon = lon + 0.001, lat = lat + 0.001 WHERE id = %s",
+        (resident_id,),
+    )
+    wait_for(
+        lambda: (
+            alert()["geometry"]["coordinates"] == [round(lon + 0.001, 7), round(lat + 0.001, 7)]
+        ),
+        timeout=NOTICE_S,
+        what="the resident's new home in the alerts layer",
+    )
+
+
+# -- one caller's view, and the record of it -----------------------------------------------------
+
+
+@pytest.fixture(scope="module", name="alert_in_b")
+def alert_in_b_fixture(kept, seeded_url) -> int:
+    """An open alert in grid B (the sample has none there), seen by the kept server."""
+    [(resident, gid)] = _query(
+        seeded_url,
+        "SELECT r.id, r.grid_id FROM residents r JOIN grids g ON g.id = r.grid_id "
+        "WHERE g.code = %s AND r.name IS NOT NULL ORDER BY r.id LIMIT 1",
+        (GRID_B,),
+    )
+    [(alert_id,)] = _query(
+        seeded_url,
+        "INSERT INTO alerts (resident_id, kind, grid_id, status, severity, since, opened_at) "
+        "VALUES (%s, 'no_activity', %s, 'open', 'high', %s, %s) RETURNING id",
+        (resident, gid, NOW - timedelta(hours=13), NOW),
+    )
+    worker_b = kept[1]["worker_b"]
+    wait_for(
+        lambda: worker_b.get(ALERTS).json()["numberMatched"] > 0,
+        timeout=NOTICE_S,
+        what="grid B's alert",
+    )
+    return alert_id
+
+
+def test_a_kept_alerts_answer_is_never_served_to_another_caller(
+    kept, plain, seeded_url, alert_in_b
+):
+    _, http = kept
+    params = {"limit": 1000}
+    seen: dict[str, list] = {}
+    for role in ("worker_a", "worker_b", "duty_community", "admin", "worker_b", "worker_a"):
+        features = http[role].get(ALERTS, params=params).json()["features"]
+        seen.setdefault(role, features)
+        assert features == seen[role], f"{role} got another caller's answer"
+        assert features == plain[role].get(ALERTS, params=params).json()["features"], role
+    in_grid = {
+        code: {
+            str(a)
+            for (a,) in _query(
+                seeded_url,
+                "SELECT a.id FROM alerts a JOIN grids g ON g.id = a.grid_id WHERE g.code = %s",
+                (code,),
+            )
+        }
+        for code in (GRID_A, GRID_B)
+    }
+    for role, grid in (("worker_a", GRID_A), ("worker_b", GRID_B)):
+        assert {str(f["id"]) for f in seen[role]} == in_grid[grid], role
+    assert seen["worker_a"] and seen["worker_b"], "both workers have alerts to see"
+    tag_a = http["worker_a"].get(ALERTS, params=params).headers["etag"]
+    as_b = http["worker_b"].get(ALERTS, params=params, headers={"If-None-Match": tag_a})
+    assert as_b.status_code == 200 and as_b.json()["features"] == seen["worker_b"]
+
+
+def test_every_kept_alerts_answer_in_clear_is_recorded_for_its_caller(
+    kept, tokens, seeded_url, alert_in_b
+):
+    _, http = kept
+    params = {"limit": 1000}
+    for role in ("worker_a", "worker_b", "worker_a"):
+        last = _last_audit_id(seeded_url)
+        first = http[role].get(ALERTS, params=params)
+        again = http[role].get(
+            ALERTS, params=params, headers={"If-None-Match": first.headers["etag"]}
+        )
+        assert again.status_code == 304
+        shown = _in_clear(first.json()["features"])
+        assert shown, f"{role} sees residents in clear"
+        actor = tokens.names[role]
+        assert _audit_after(seeded_url, last) == [(actor, f"GET {ALERTS}", shown)] * 2, role
+
+
+def test_kept_answers_asked_at_once_are_each_recorded(kept, tokens, seeded_url, alert_in_b):
+    """Reads of kept answers are written together; none is lost or put on another caller."""
+    _, http = kept
+    asked = {"worker_a": 12, "worker_b": 8}
+    shown = {role: _in_clear(http[role].get(ALERTS).json()["features"]) for role in asked}
+    last = _last_audit_id(seeded_url)
+    roles = [role for role, times in asked.items() for _ in range(times)]
+    with ThreadPoolExecutor(max_workers=len(roles)) as pool:
+        answers = list(pool.map(lambda role: http[role].get(ALERTS).status_code, roles))
+    assert answers == [200] * len(roles)
+    entries = _audit_after(seeded_url, last)
+    assert len(entries) == len(roles)
+    for role, times in asked.items():
+        mine = [ids for actor, _, ids in entries if actor == tokens.names[role]]
+        assert mine == [shown[role]] * times, role
