@@ -111,7 +111,7 @@ TEXTS: dict[str, dict] = {
         "console": {
             "now": "当前",
             "alerts_by_kind": "未处理告警",
-            "by_level": "按处置层级",
+            "by_level": "按处置层级：",  # noqa: RUF001
             "unacked": "未确认",
             "hazards": "隐患",
             "open_hazards": "未办结隐患",
@@ -355,7 +355,7 @@ TEXTS: dict[str, dict] = {
         "console": {
             "now": "Now",
             "alerts_by_kind": "Open alerts",
-            "by_level": "By level",
+            "by_level": "By level:",
             "unacked": "not acknowledged",
             "hazards": "Hazards",
             "open_hazards": "Open hazards",
