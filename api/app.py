@@ -24,6 +24,7 @@ from gridwatch.api import (
     alerts,
     audit,
     collections,
+    console,
     coverage,
     hazards,
     map_pages,
@@ -141,7 +142,18 @@ def create_app(
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
-    routers = (site, collections, reports, hazards, alerts, absences, coverage, map_pages, audit)
+    routers = (
+        site,
+        collections,
+        reports,
+        hazards,
+        alerts,
+        absences,
+        coverage,
+        map_pages,
+        console,
+        audit,
+    )
     for module in routers:
         app.include_router(module.router)
     app.mount(

@@ -17,6 +17,7 @@ import shapely
 from gridwatch.alerts.lifecycle import OpenAlert
 from gridwatch.cases.hazards import deadline_after
 from gridwatch.dispatch.clocks import escalate_hazards
+from gridwatch.simulators.patrols import HAZARD_DESCRIPTIONS
 from gridwatch.store.alerts import write_event
 from gridwatch.store.grids import load_leaf_grids
 from gridwatch.store.partitions import ensure_partitions
@@ -81,6 +82,7 @@ def seed_hazards(
         status = statuses[int(rng.choice(len(statuses), p=weights / weights.sum()))]
         hazard_id = uuid.UUID(int=int(rng.integers(2**62)) << 64 | i, version=4)
         reporter = f"W{g + 1:03d}"
+        category = CATEGORIES[int(rng.integers(len(CATEGORIES)))]
         hazards.append(
             (
                 hazard_id,
@@ -90,9 +92,9 @@ def seed_hazards(
                 lon,
                 lat,
                 ids[g],
-                CATEGORIES[int(rng.integers(len(CATEGORIES)))],
+                category,
                 severity,
-                f"sample hazard {i + 1}",
+                HAZARD_DESCRIPTIONS[category],
                 [],
                 status,
                 deadline_after(severity, received, deadlines),

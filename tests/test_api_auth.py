@@ -266,7 +266,29 @@ WALK = {
     ("GET", "/audit"): lambda c, b, u: _missing(
         c.get("/audit", params={"resident": b["resident"]})
     ),
+    ("GET", "/console"): lambda c, b, u: _without_grid_b(c.get("/console")),
+    ("GET", "/console/summary.json"): lambda c, b, u: _without_grid_b(
+        c.get("/console/summary.json")
+    ),
+    ("GET", "/console/alerts/{alert_id}"): lambda c, b, u: _missing(
+        c.get(f"/console/alerts/{b['alert']}")
+    ),
+    ("GET", "/console/alerts/{alert_id}/week.json"): lambda c, b, u: _missing(
+        c.get(f"/console/alerts/{b['alert']}/week.json")
+    ),
+    ("GET", "/console/ledger"): lambda c, b, u: (
+        _missing(c.get("/console/ledger", params={"grid": GRID_B})),
+        _page_without_grid_b(c.get("/console/ledger")),
+    ),
+    ("GET", "/console/cases/{case_id}"): lambda c, b, u: _missing(
+        c.get(f"/console/cases/{b['hazard']}")
+    ),
 }
+
+
+def _without_grid_b(response):
+    assert response.status_code == 200
+    assert GRID_B not in response.text
 
 
 def _tracks_stay_home(response, seeded_url):
