@@ -14,10 +14,9 @@ import httpx
 import psycopg
 import pytest
 
+from gridwatch.store.hazards import LEDGER_ORDERS
 from tests.support.api import GRID_A, GRID_B, NOW, ApiServer, Clock, api_settings, make_users
 from tests.support.waiting import wait_for
-
-from gridwatch.store.hazards import LEDGER_ORDERS
 
 LEDGER = "/ledger"
 ALERTS = "/collections/alerts/items"

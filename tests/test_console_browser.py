@@ -16,18 +16,11 @@ from urllib.parse import urlsplit
 
 import psycopg
 import pytest
-from api_support import (
-    GRID_A,
-    NOW,
-    SHANGHAI,
-    module_server_fixture,  # noqa: F401
-    module_tokens_fixture,  # noqa: F401
-    seeded_url_fixture,  # noqa: F401
-)
 
 from gridwatch.alerts.lifecycle import OpenAlert
 from gridwatch.store.alerts import write_event
 from gridwatch.store.partitions import ensure_partitions
+from tests.support.api import GRID_A, NOW, SHANGHAI
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARGS = [

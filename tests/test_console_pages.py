@@ -10,20 +10,12 @@ import re
 
 import psycopg
 import pytest
-from api_support import (
-    GRID_A,
-    GRID_B,
-    NOW,
-    http_fixture,  # noqa: F401
-    module_server_fixture,  # noqa: F401
-    module_tokens_fixture,  # noqa: F401
-    seeded_url_fixture,  # noqa: F401
-)
 
 from gridwatch.alerts.lifecycle import OpenAlert
 from gridwatch.maps.console import duration_text
 from gridwatch.maps.texts import texts_for
 from gridwatch.store.alerts import write_event
+from tests.support.api import GRID_A, GRID_B, NOW
 
 ZH = texts_for("zh")["console"]
 EN = texts_for("en")["console"]
