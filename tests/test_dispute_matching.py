@@ -1,0 +1,121 @@
+"""The dispute keyword matcher: variants of a word meet (width, case, traditional and
+simplified), a keyword inside any text is found, and the automaton finds exactly what a loop
+of `in` over the library finds."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import opencc
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from gridwatch.disputes.folding import fold
+from gridwatch.disputes.matcher import CategoryHit, Keyword, LoopMatcher, Matcher
+
+EXAMPLES = settings(max_examples=300, deadline=None)
+
+# What notes are written in: Han characters, ASCII, full-width forms, CJK punctuation (not
+# its combining tone marks, U+302A on), control characters. Combining marks are left out:
+# NFKC joins one to the character before it, across a keyword's edge.
+HAN = st.characters(min_codepoint=0x4E00, max_codepoint=0x9FFF)
+NOTE_CHARACTERS = st.one_of(
+    HAN,
+    st.characters(min_codepoint=0x00, max_codepoint=0x7E),
+    st.characters(min_codepoint=0xFF01, max_codepoint=0xFF5E),
+    st.characters(min_codepoint=0x3000, max_codepoint=0x3029),
+)
+NOTES = st.text(NOTE_CHARACTERS, max_size=80)
+WORD_CHARACTERS = st.one_of(HAN, st.sampled_from("abcdefghijklmnopqrstuvwxyzABCXYZ0123456789"))
+WORDS = st.text(WORD_CHARACTERS, min_size=2, max_size=6)
+CATEGORIES = st.sampled_from(["邻里纠纷", "婚姻家庭", "劳资纠纷", "债务经济"])
+LIBRARIES = st.lists(
+    st.builds(Keyword, CATEGORIES, WORDS, st.sampled_from([1.0, 0.5, 2.0])),
+    min_size=1,
+    max_size=30,
+    unique_by=lambda k: (k.category, fold(k.keyword)),
+)
+TO_TRADITIONAL = opencc.OpenCC("s2t")
+
+
+def full_width(text: str) -> str:
+    """ASCII letters, digits and marks in their full-width forms, as Chinese IMEs type them."""
+    return "".join(chr(ord(c) + 0xFEE0) if "!" <= c <= "~" else c for c in text)
+
+
+def found(hits: list[CategoryHit]) -> set[tuple[str, str]]:
+    return {(h.category, k) for h in hits for k in h.keywords}
+
+
+def test_variants_of_a_word_meet():
+    matcher = Matcher([Keyword("邻里纠纷", "邻居吵架"), Keyword("债务经济", "QQ群借钱")])
+    hits = matcher.scan("樓上鄰居吵架了，又在ｑｑ群借錢")  # noqa: RUF001
+    assert found(hits) == {("邻里纠纷", "邻居吵架"), ("债务经济", "QQ群借钱")}
+
+
+def test_weights_add_up_to_a_hit():
+    library = [Keyword("邻里纠纷", "噪音", 0.5), Keyword("邻里纠纷", "扰民", 0.5)]
+    matcher = Matcher(library)
+    assert matcher.scan("楼上噪音不断") == []
+    [hit] = matcher.scan("楼上噪音不断。半夜扰民")
+    assert (hit.category, hit.keywords, hit.weight) == ("邻里纠纷", ("噪音", "扰民"), 1.0)
+
+
+def test_one_keyword_in_two_categories_hits_both():
+    matcher = Matcher([Keyword("劳资纠纷", "拖欠"), Keyword("债务经济", "拖欠")])
+    assert [h.category for h in matcher.scan("老板拖欠三个月")] == ["劳资纠纷", "债务经济"]
+
+
+def test_overlapping_keywords_are_all_found():
+    matcher = Matcher([Keyword("劳资纠纷", "拖欠工资"), Keyword("劳资纠纷", "欠工资不给")])
+    [hit] = matcher.scan("老板拖欠工资不给")
+    assert hit.keywords == ("拖欠工资", "欠工资不给")
+
+
+def test_nothing_to_find():
+    matcher = Matcher([Keyword("邻里纠纷", "邻居吵架")])
+    assert matcher.scan(None) == [] and matcher.scan("") == []
+    assert matcher.scan("今天走访 老人身体很好") == []
+    assert Matcher([]).scan("邻居吵架") == []
+
+
+def test_a_one_character_keyword_is_refused():
+    with pytest.raises(ValueError, match="shorter than 2"):
+        Matcher([Keyword("邻里纠纷", "\uff21")])  # a full-width A
+
+
+def test_folding_keeps_control_characters_and_length():
+    assert fold("鄰\x00里\n糾紛") == "邻\x00里\n纠纷"
+
+
+@EXAMPLES
+@given(LIBRARIES, st.data(), NOTES, NOTES)
+def test_a_keyword_inside_any_note_is_found(library, data, before, after):
+    n = data.draw(st.integers(0, len(library) - 1))
+    library[n] = keyword = replace(library[n], weight=1.0)  # a hit alone
+    hits = Matcher(library).scan(before + keyword.keyword + after)
+    assert (keyword.category, keyword.keyword) in found(hits)
+
+
+@EXAMPLES
+@given(LIBRARIES, st.data(), NOTES, NOTES)
+def test_width_case_and_script_variants_are_found(library, data, before, after):
+    n = data.draw(st.integers(0, len(library) - 1))
+    library[n] = keyword = replace(library[n], weight=1.0)
+    variant = full_width(TO_TRADITIONAL.convert(keyword.keyword).swapcase())
+    hits = Matcher(library).scan(before + variant + after)
+    assert (keyword.category, keyword.keyword) in found(hits)
+
+
+@EXAMPLES
+@given(LIBRARIES, st.lists(st.one_of(NOTES, WORDS), max_size=6).map("".join))
+def test_the_automaton_finds_what_a_loop_finds(library, note):
+    assert Matcher(library).scan(note) == LoopMatcher(library).scan(note)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text())
+def test_any_text_is_scanned_without_error(text):
+    hits = Matcher([Keyword("邻里纠纷", "邻居吵架"), Keyword("债务经济", "借钱")]).scan(text)
+    assert {h.category for h in hits} <= {"邻里纠纷", "债务经济"}
