@@ -13,6 +13,8 @@ from hypothesis import strategies as st
 
 from gridwatch.disputes.folding import fold
 from gridwatch.disputes.matcher import CategoryHit, Keyword, LoopMatcher, Matcher
+from gridwatch.disputes.starter import starter_keywords
+from gridwatch.model.vocabulary import DISPUTE_CATEGORIES
 
 EXAMPLES = settings(max_examples=300, deadline=None)
 
@@ -119,3 +121,24 @@ def test_the_automaton_finds_what_a_loop_finds(library, note):
 def test_any_text_is_scanned_without_error(text):
     hits = Matcher([Keyword("邻里纠纷", "邻居吵架"), Keyword("债务经济", "借钱")]).scan(text)
     assert {h.category for h in hits} <= {"邻里纠纷", "债务经济"}
+
+
+def test_the_starter_library_covers_the_eight_categories():
+    keywords = starter_keywords()
+    assert {k.category for k in keywords} == set(DISPUTE_CATEGORIES)
+    assert len(keywords) >= 300
+    assert len({(k.category, fold(k.keyword)) for k in keywords}) == len(keywords)
+    matcher = Matcher(keywords)
+    assert [h.category for h in matcher.scan("老板拖欠工资三个月 工人们说要集体上访")] == [
+        "劳资纠纷",
+        "涉稳信访",
+    ]
+    assert matcher.scan("走访独居老人 身体状况良好 家中整洁") == []
+
+
+def test_every_starter_keyword_matches_in_traditional_script():
+    keywords = starter_keywords()
+    matcher = Matcher(replace(k, weight=1.0) for k in keywords)  # each one a hit alone
+    for k in keywords:
+        hits = matcher.scan("據說" + TO_TRADITIONAL.convert(k.keyword) + "了")
+        assert k.keyword in {w for h in hits for w in h.keywords}, k
