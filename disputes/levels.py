@@ -6,8 +6,9 @@ A level-2 warning is for the community level at once; a level-1 warning stays wi
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 REPEAT_HITS = 3
 REPEAT_WINDOW = timedelta(days=7)
@@ -22,13 +23,22 @@ class WarningLevel:
     reason: str | None  # why level 2: ALONE or REPEATED; None at level 1
 
 
-def warning_level(
-    earlier_in_window: int, *, in_grid: bool, visit_to_resident_alone: bool
-) -> WarningLevel:
-    """The level of a category's hit, given how many warnings of that category its grid had
-    in the `REPEAT_WINDOW` before it. A hit outside every grid accumulates with nothing."""
+def warning_level(others: int, *, in_grid: bool, visit_to_resident_alone: bool) -> WarningLevel:
+    """The level of a category's hit, given how many other hits of that category its grid
+    has within one `REPEAT_WINDOW` with it (`others_in_window`). A hit outside every grid
+    accumulates with nothing."""
     if visit_to_resident_alone:
         return WarningLevel(2, ALONE)
-    if in_grid and earlier_in_window + 1 >= REPEAT_HITS:
+    if in_grid and others + 1 >= REPEAT_HITS:
         return WarningLevel(2, REPEATED)
     return WarningLevel(1, None)
+
+
+def others_in_window(at: datetime, others: Iterable[datetime]) -> int:
+    """The most of `others` that lie in one span of `REPEAT_WINDOW` together with `at`.
+
+    Both ways in time: a text that arrives late (a phone offline for a day) still makes the
+    third of three, and the count does not depend on which of two texts was stored first."""
+    near = sorted(t for t in others if abs(t - at) < REPEAT_WINDOW)
+    starts = [t for t in near if t <= at] + [at]
+    return max(sum(1 for t in near if start <= t < start + REPEAT_WINDOW) for start in starts)

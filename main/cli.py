@@ -184,6 +184,9 @@ def build_parser() -> argparse.ArgumentParser:
     from gridwatch.privacy_commands import register as register_privacy_commands
 
     register_privacy_commands(commands, resident_commands, common)
+    from gridwatch.keyword_commands import register as register_keyword_commands
+
+    register_keyword_commands(commands, common)
 
     ingest = commands.add_parser(
         "ingest", parents=[common], help="run the MQTT ingest worker until stopped"
