@@ -15,6 +15,7 @@ import uvicorn
 from uvicorn.config import LOGGING_CONFIG
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
+from gridwatch.settings import Settings
 from gridwatch.store.users import TOKEN_PREFIX
 
 MAX_HEAD_BYTES = 16 * 1024  # request line and headers; more is answered 400
@@ -117,3 +118,30 @@ def log_config() -> dict:
     config.setdefault("filters", {})["credentials"] = {"()": RedactCredentials}
     config["loggers"]["uvicorn.access"]["filters"] = ["credentials"]
     return config
+
+
+def server_config(
+    app, settings: Settings, *, host: str, port: int, log_level: str = "info"
+) -> uvicorn.Config:
+    """uvicorn's configuration for the API. Forwarded headers are believed only from the
+    proxies in GRIDWATCH_API_FORWARDED_ALLOW_IPS: rate limits and the audit go by the
+    client's address, which anyone could otherwise claim. Open event streams get 5 s at
+    shutdown (a browser left on the live map would hold it up for ever). A request's head
+    must arrive within GRIDWATCH_API_HEAD_TIMEOUT_S and fit in 16 KiB; the access log
+    shows no credential."""
+    proxies = list(settings.api_forwarded_allow_ips)
+    return uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_level=log_level,
+        log_config=log_config(),
+        http=timed_protocol(settings.api_head_timeout_s),
+        h11_max_incomplete_event_size=MAX_HEAD_BYTES,
+        timeout_keep_alive=KEEP_ALIVE_S,
+        proxy_headers=bool(proxies),
+        forwarded_allow_ips=proxies or None,
+        lifespan="on",  # the pool opens there: a server that cannot open it does not start
+        server_header=False,
+        timeout_graceful_shutdown=5,
+    )

@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 import psycopg
+from psycopg import sql
 
 from gridwatch.errors import first_line
 from gridwatch.ingest.registration import RegistrationCheck
@@ -92,8 +93,50 @@ class _Table:
     described: str  # for the dead letter's reason
 
     @property
-    def conflict(self) -> str:
-        return f"ON CONFLICT ({', '.join(self.key)}) DO NOTHING"
+    def staging(self) -> str:
+        return f"stage_{self.name}"
+
+    @property
+    def insert(self) -> sql.Composed:
+        """Move the staged rows in; a row whose key is already stored is left out."""
+        return _INSERT.format(
+            table=sql.Identifier(self.name),
+            columns=_names(self.columns),
+            staging=sql.Identifier(self.staging),
+            key=_names(self.key),
+        )
+
+    @property
+    def clashes(self) -> sql.Composed:
+        """The staged rows (`n`) whose key is stored with other content."""
+        return _CLASHES.format(
+            staging=sql.Identifier(self.staging),
+            table=sql.Identifier(self.name),
+            t_key=_names(self.key, "t"),
+            s_key=_names(self.key, "s"),
+            t_same=_names(self.same, "t"),
+            s_same=_names(self.same, "s"),
+        )
+
+
+def _names(columns: tuple[str, ...], alias: str | None = None) -> sql.Composed:
+    """`a, b, c`, or `t.a, t.b, t.c` with an alias."""
+    prefix = (alias,) if alias else ()
+    return sql.SQL(", ").join(sql.Identifier(*prefix, name) for name in columns)
+
+
+_INSERT = sql.SQL(
+    "INSERT INTO {table} ({columns}) SELECT {columns} FROM {staging} ON CONFLICT ({key}) DO NOTHING"
+)
+_CLASHES = sql.SQL(
+    "SELECT DISTINCT s.n FROM {staging} s JOIN {table} t ON ({t_key}) = ({s_key}) "
+    "WHERE ({t_same}) IS DISTINCT FROM ({s_same}) ORDER BY s.n"
+)
+_STAGING = sql.SQL(
+    "CREATE TEMP TABLE IF NOT EXISTS {staging} ON COMMIT DELETE ROWS AS "
+    "SELECT 0 AS n, {columns} FROM {table} WITH NO DATA"
+)
+_COPY = sql.SQL("COPY {staging} (n, {columns}) FROM STDIN")
 
 
 _METER = _Table(
@@ -166,6 +209,12 @@ _DEAD = (
     "last_received_at",
     "occurrences",
 )
+_MOVE_DEAD = sql.SQL(
+    "INSERT INTO dead_letters ({columns}) SELECT {columns} FROM stage_dead_letters "
+    "ON CONFLICT (topic_sha256, payload_sha256) DO UPDATE SET "
+    "occurrences = dead_letters.occurrences + EXCLUDED.occurrences, "
+    "last_received_at = greatest(dead_letters.last_received_at, EXCLUDED.last_received_at)"
+).format(columns=_names(_DEAD))
 
 
 class BatchWriter:
@@ -362,42 +411,31 @@ class BatchWriter:
     def _clashes(self, table: _Table) -> list[int]:
         """Staged rows whose key is stored with other content (by another row of the batch,
         or before); the staged row that was inserted matches itself."""
-
-        def columns(alias: str, names: tuple[str, ...]) -> str:
-            return ", ".join(f"{alias}.{name}" for name in names)
-
-        found = self.conn.execute(
-            f"SELECT DISTINCT s.n FROM stage_{table.name} s JOIN {table.name} t "  # noqa: S608
-            f"ON ({columns('t', table.key)}) = ({columns('s', table.key)}) "
-            f"WHERE ({columns('t', table.same)}) IS DISTINCT FROM ({columns('s', table.same)}) "
-            "ORDER BY s.n"
-        ).fetchall()
+        found = self.conn.execute(table.clashes).fetchall()
         return [n for (n,) in found]
 
     def _prepare_staging(self) -> None:
         staging = [(t.name, t.columns) for t in (_METER, _SENSOR, _PATROL, _HAZARD)]
         for name, columns in [*staging, ("dead_letters", _DEAD)]:
-            # Names here and below are this module's constants, never input: no injection.
             self.conn.execute(
-                f"CREATE TEMP TABLE IF NOT EXISTS stage_{name} ON COMMIT DELETE ROWS AS "  # noqa: S608
-                f"SELECT 0 AS n, {', '.join(columns)} FROM {name} WITH NO DATA"
+                _STAGING.format(
+                    staging=sql.Identifier(f"stage_{name}"),
+                    columns=_names(columns),
+                    table=sql.Identifier(name),
+                )
             )
 
     def _copy(self, staging: str, columns: tuple[str, ...], rows: Iterable[Row]) -> None:
         """COPY rows into a staging table, each numbered (`n`) in the order given."""
-        with self.conn.cursor().copy(
-            f"COPY {staging} (n, {', '.join(columns)}) FROM STDIN"
-        ) as copy:
+        statement = _COPY.format(staging=sql.Identifier(staging), columns=_names(columns))
+        with self.conn.cursor().copy(statement) as copy:
             for n, row in enumerate(rows):
                 copy.write_row((n, *row))
 
     def _move(self, table: _Table, rows: Iterable[Row]) -> int:
-        self._copy(f"stage_{table.name}", table.columns, rows)
-        columns = ", ".join(table.columns)
-        insert = (
-            f"INSERT INTO {table.name} ({columns}) SELECT {columns} FROM stage_{table.name} "  # noqa: S608
-            f"{table.conflict}"
-        )
+        self._copy(table.staging, table.columns, rows)
+        # As text: the hazard's statement below is written around it.
+        insert = table.insert.as_string(self.conn)
         if table is _HAZARD:
             # A new report opens its ledger entry with a 'report' event, in the same statement.
             insert = (
@@ -429,13 +467,7 @@ class BatchWriter:
             _DEAD,
             (letter.row(*key) for key, letter in grouped.items()),
         )
-        self.conn.execute(
-            f"INSERT INTO dead_letters ({', '.join(_DEAD)}) "  # noqa: S608 - constant names
-            f"SELECT {', '.join(_DEAD)} FROM stage_dead_letters "
-            "ON CONFLICT (topic_sha256, payload_sha256) DO UPDATE SET "
-            "occurrences = dead_letters.occurrences + EXCLUDED.occurrences, "
-            "last_received_at = greatest(dead_letters.last_received_at, EXCLUDED.last_received_at)"
-        )
+        self.conn.execute(_MOVE_DEAD)
         return len(dead)
 
     def _grid_ids(self, located: Sequence[PatrolCheckin | HazardReport]) -> list[int | None]:

@@ -9,20 +9,24 @@ press and a fall a few minutes in, so that alerts appear, until Ctrl-C.
 
 from __future__ import annotations
 
+import argparse
 import logging
 import threading
 import time
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 import orjson
 
+from gridwatch.commands import run_until_signal
 from gridwatch.ingest.mqtt import BrokerAddress, publisher
-from gridwatch.ingest.worker import IngestWorker
 from gridwatch.services import Services
 from gridwatch.settings import Settings
 from gridwatch.store.db import connect, describe_url
 from gridwatch.store.migrate import migrate_for
-from gridwatch.store.summary import level_counts, open_alert_counts, table_counts
+
+if TYPE_CHECKING:
+    from gridwatch.commands import Commands
 
 log = logging.getLogger(__name__)
 STATUS_EVERY_S = 60
@@ -31,10 +35,22 @@ FALL_AFTER = timedelta(minutes=2)
 DUTY_OFFICER = "demo duty officer"
 
 
-def run_demo(settings: Settings, *, seconds: float | None = None) -> int:
-    """Run until Ctrl-C (or for `seconds`); returns the exit code."""
-    from gridwatch.cli import run_until_signal
+def register(commands: Commands, common: argparse.ArgumentParser) -> None:
+    """Add `demo` (`common`: the shared flags)."""
+    demo = commands.add_parser(
+        "demo", parents=[common], help="run everything on the sample district until Ctrl-C"
+    )
+    demo.add_argument(
+        "--seconds", type=float, help="stop after this many seconds instead of waiting for Ctrl-C"
+    )
+    demo.set_defaults(run=run_demo)
+
+
+def run_demo(settings: Settings, args: argparse.Namespace) -> int:
+    """Run until Ctrl-C (or for --seconds); returns the exit code."""
+    # Every command imports this module to register `demo`: the heavy parts load when it runs.
     from gridwatch.dispatch.service import run_alerts
+    from gridwatch.ingest.worker import IngestWorker
 
     with Services(settings) as services:
         database_url = services.database_url()
@@ -74,7 +90,7 @@ def run_demo(settings: Settings, *, seconds: float | None = None) -> int:
                 if not worker.subscribed.wait(30):
                     log.error("the ingest worker did not subscribe within 30 s")
                     return
-                _traffic(settings, mqtt_url, database_url, district, worker, stop, seconds)
+                _traffic(settings, mqtt_url, database_url, district, worker, stop, args.seconds)
             finally:
                 stop.set()
                 api_server.should_exit = True
@@ -91,8 +107,7 @@ def _api_server(settings: Settings, database_url: str, mqtt_url: str):
     import socket
 
     from gridwatch.api.app import create_app
-    from gridwatch.api.cli import server_config
-    from gridwatch.api.serving import ApiServer
+    from gridwatch.api.serving import ApiServer, server_config
     from gridwatch.store.embedded import free_port
 
     port = settings.api_port
@@ -267,6 +282,8 @@ def _publish(client, messages) -> int:
 
 
 def _print_summary(database_url: str, *, brief: bool = False) -> None:
+    from gridwatch.store.summary import level_counts, open_alert_counts, table_counts
+
     with connect(database_url) as conn:
         counts = table_counts(conn)
         alerts = open_alert_counts(conn)

@@ -8,12 +8,16 @@ import csv
 import getpass
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from gridwatch.services import Services
 from gridwatch.settings import Settings
 
+if TYPE_CHECKING:
+    from gridwatch.commands import Commands
 
-def register(commands, common: argparse.ArgumentParser) -> None:
+
+def register(commands: Commands, common: argparse.ArgumentParser) -> None:
     """Add `keywords import` and `keywords list` (`common`: the shared flags)."""
     keywords = commands.add_parser("keywords", help="the dispute keyword library (early warning)")
     keyword_commands = keywords.add_subparsers(title="keywords commands", metavar="COMMAND")

@@ -8,16 +8,22 @@ import getpass
 import sys
 from dataclasses import asdict
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
+from gridwatch.commands import parse_time, subcommands
 from gridwatch.services import Services
 from gridwatch.settings import Settings
+
+if TYPE_CHECKING:
+    from gridwatch.commands import Commands
 
 SHOWN_IDS = 5
 
 
-def register(commands, resident_commands, common: argparse.ArgumentParser) -> None:
-    """Add `residents forget` and `audit` (`common`: the shared flags)."""
-    forget = resident_commands.add_parser(
+def register(commands: Commands, common: argparse.ArgumentParser) -> None:
+    """Add `residents forget` and `audit` (`common`: the shared flags); `residents` is
+    registered before."""
+    forget = subcommands(commands, "residents").add_parser(
         "forget",
         parents=[common],
         help="remove a resident's personal information, keep their anonymous history",
@@ -64,7 +70,6 @@ def run_forget(settings: Settings, args: argparse.Namespace) -> int:
 def run_audit(settings: Settings, args: argparse.Namespace) -> int:
     import orjson
 
-    from gridwatch.cli import parse_time
     from gridwatch.errors import GridwatchError
     from gridwatch.store.db import connect
     from gridwatch.store.personal_data import audit_entries

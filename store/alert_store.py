@@ -10,25 +10,87 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import psycopg
+from psycopg import sql
 
 from gridwatch.alerts.activity import Baseline, learn_baseline
 from gridwatch.alerts.engine import Home, Signal
 from gridwatch.alerts.lifecycle import Escalate, Open, OpenAlert, Resolve
-from gridwatch.alerts.partition import NO_GRID_PREFIX, Partition
+from gridwatch.alerts.partition import Partition
 from gridwatch.alerts.profile import HomeProfile
 from gridwatch.alerts.rules import Absence
 from gridwatch.store.alerts import write_event
 from gridwatch.store.migrate import read_meta
 from gridwatch.store.mode import PLAIN
-from gridwatch.store.outbox import partition_params, partition_sql, write_outbox
+from gridwatch.store.outbox import NO_GRID, in_partition, partition_params, write_outbox
 from gridwatch.store.rollups import refresh_meter_hourly
 
 HOMES_DIGEST_EVERY_S = 60.0
 
 
-def home_key_sql(resident_id: str) -> str:
+def home_key_sql(resident_id: sql.Composable) -> sql.Composed:
     """A home's partition key in SQL (grids g joined), as `partition_key` makes it."""
-    return f"coalesce(nullif(g.code, ''), '{NO_GRID_PREFIX}' || coalesce({resident_id}, ''))"
+    return sql.SQL("coalesce(nullif(g.code, ''), {} || coalesce({}, ''))").format(
+        NO_GRID, resident_id
+    )
+
+
+_RESIDENT_ID = sql.Identifier("r", "id")
+_ALERT_RESIDENT_ID = sql.Identifier("a", "resident_id")
+
+# Conditions on a time-series table in which {observed} is its time of observation: the
+# column `observed_at`, or `at` for a check by a person.
+_OBSERVED = sql.Identifier("observed_at")
+_CHECKED = sql.Identifier("at")
+_OBSERVED_BETWEEN = sql.SQL(
+    "{observed} > %(since)s AND ({observed} <= %(until)s OR received_at <= %(until)s)"
+)
+_RECEIVED_AFTER = sql.SQL("received_at > %(w)s")
+
+_HOMES_DIGEST = sql.SQL(
+    """
+    SELECT concat_ws(':', count(*),
+        sum(hashtextextended(concat_ws('|', r.id, r.grid_id, g.code, r.rules,
+                                       r.created_at, r.living_alone), 0)::numeric),
+        (SELECT sum(hashtextextended(concat_ws('|', kind, id, resident_id), 0)::numeric)
+         FROM devices WHERE resident_id IS NOT NULL))
+    FROM residents r LEFT JOIN grids g ON g.id = r.grid_id
+    {}
+    """
+)
+
+_HOMES = sql.SQL(
+    """
+    SELECT r.id, r.grid_id, g.code, r.rules, r.created_at, r.living_alone,
+           d.meter, coalesce(d.sensors, '{{}}')
+    FROM residents r LEFT JOIN grids g ON g.id = r.grid_id
+    LEFT JOIN (
+        SELECT resident_id, min(id) FILTER (WHERE kind = 'meter') AS meter,
+               array_agg(id ORDER BY id) FILTER (WHERE kind = 'sensor') AS sensors
+        FROM devices WHERE resident_id IS NOT NULL GROUP BY resident_id
+    ) d ON d.resident_id = r.id
+    {}
+    ORDER BY r.id
+    """
+)
+
+_SIGNALS = sql.SQL(
+    """
+    SELECT 'meter', meter_id, observed_at, received_at, power_w, energy_kwh, water_l,
+           NULL::text
+    FROM meter_readings WHERE {where} {meters}
+    UNION ALL
+    SELECT 'sensor', device_id, observed_at, received_at, NULL, NULL, NULL, event
+    FROM sensor_events WHERE {where} {sensors}
+    UNION ALL
+    SELECT 'visit', resident_id, observed_at, received_at, NULL, NULL, NULL, NULL
+    FROM patrol_checkins WHERE {where} {residents}
+      AND kind = 'visit' AND status IN ('ok', 'concern') AND resident_id IS NOT NULL
+    UNION ALL
+    SELECT 'check', resident_id, at, received_at, NULL, NULL, NULL, NULL
+    FROM resident_checks WHERE {check_where} {residents}
+    ORDER BY 3
+    """
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,11 +105,17 @@ class Scope:
     residents: list[str]
     in_table: bool = False
 
-    def condition(self, column: str, source: str) -> str:
+    def condition(self, column: str, source: str) -> sql.Composed:
         """SQL keeping the rows whose `column` is one of the scope's `source` ids."""
         if self.in_table:
-            return f"{column} IN (SELECT key FROM gw_scope WHERE source = '{source}')"  # noqa: S608 - column and source come from this module
-        return f"{column} = ANY(%({source})s)"
+            return sql.SQL("{} IN (SELECT key FROM gw_scope WHERE source = {})").format(
+                sql.Identifier(column), sql.Literal(source)
+            )
+        return sql.SQL("{} = ANY({})").format(sql.Identifier(column), sql.Placeholder(source))
+
+    def and_condition(self, column: str, source: str) -> sql.Composed:
+        """`AND` and the condition, to follow others."""
+        return sql.SQL("AND {}").format(self.condition(column, source))
 
     def params(self) -> dict[str, list[str]]:
         if self.in_table:
@@ -123,42 +191,18 @@ class AlertStore:
         ):
             return self._homes
         self._rows_written_seen, self._digest_at = changes, time.monotonic()
-        where, params = "", {}
+        where: sql.Composable = sql.SQL("")
+        params: dict[str, int] = {}
         if self.partition is not None:
-            where = f"WHERE {partition_sql(home_key_sql('r.id'))} = %(partition_index)s"
+            where = sql.SQL("WHERE {}").format(in_partition(home_key_sql(_RESIDENT_ID)))
             params = partition_params(self.partition)
         # Before the rows: a change in between makes the next digest differ, not go unseen.
         # A sum of row hashes: no sort, so a fraction of reading the rows even at 100,000.
-        [(digest,)] = self.conn.execute(
-            f"""
-            SELECT concat_ws(':', count(*),
-                sum(hashtextextended(concat_ws('|', r.id, r.grid_id, g.code, r.rules,
-                                               r.created_at, r.living_alone), 0)::numeric),
-                (SELECT sum(hashtextextended(concat_ws('|', kind, id, resident_id), 0)::numeric)
-                 FROM devices WHERE resident_id IS NOT NULL))
-            FROM residents r LEFT JOIN grids g ON g.id = r.grid_id
-            {where}
-            """,  # noqa: S608 - SQL made here from constants; every value is a parameter
-            params,
-        ).fetchall()
+        [(digest,)] = self.conn.execute(_HOMES_DIGEST.format(where), params).fetchall()
         if digest == self._homes_digest:
             self.conn.commit()
             return self._homes
-        rows = self.conn.execute(
-            f"""
-            SELECT r.id, r.grid_id, g.code, r.rules, r.created_at, r.living_alone,
-                   d.meter, coalesce(d.sensors, '{{}}')
-            FROM residents r LEFT JOIN grids g ON g.id = r.grid_id
-            LEFT JOIN (
-                SELECT resident_id, min(id) FILTER (WHERE kind = 'meter') AS meter,
-                       array_agg(id ORDER BY id) FILTER (WHERE kind = 'sensor') AS sensors
-                FROM devices WHERE resident_id IS NOT NULL GROUP BY resident_id
-            ) d ON d.resident_id = r.id
-            {where}
-            ORDER BY r.id
-            """,  # noqa: S608 - SQL made here from constants; every value is a parameter
-            params,
-        ).fetchall()
+        rows = self.conn.execute(_HOMES.format(where), params).fetchall()
         self.conn.commit()
         homes = [
             Home(rid, gid, code, rules or {}, meter, tuple(sensors), created, alone)
@@ -193,16 +237,19 @@ class AlertStore:
 
             refresh_meter_hourly(self.conn, since=since, zone=ZoneInfo(tz))
         scope = self._scope(homes)
+        meters = sql.SQL("") if scope is None else scope.and_condition("meter_id", "meter")
         rows = self.conn.execute(
-            f"""
-            SELECT meter_id, array_agg(power_w_avg), array_agg(power_w_max)
-            FROM meter_hourly
-            WHERE bucket >= %(since)s AND bucket < %(as_of)s
-              AND extract(hour FROM bucket AT TIME ZONE %(tz)s) BETWEEN 1 AND 4
-              AND power_w_avg IS NOT NULL
-              {"" if scope is None else "AND " + scope.condition("meter_id", "meter")}
-            GROUP BY meter_id
-            """,  # noqa: S608 - SQL made here from constants; every value is a parameter
+            sql.SQL(
+                """
+                SELECT meter_id, array_agg(power_w_avg), array_agg(power_w_max)
+                FROM meter_hourly
+                WHERE bucket >= %(since)s AND bucket < %(as_of)s
+                  AND extract(hour FROM bucket AT TIME ZONE %(tz)s) BETWEEN 1 AND 4
+                  AND power_w_avg IS NOT NULL
+                  {}
+                GROUP BY meter_id
+                """
+            ).format(meters),
             {"since": since, "as_of": as_of, "tz": tz, **(scope.params() if scope else {})},
         ).fetchall()
         self.conn.commit()
@@ -216,7 +263,7 @@ class AlertStore:
         `until` stamped later than it: a device clock ahead of ours, whose signs count as
         now (the engine caps them); read by device time alone they would never be read."""
         yield from self._signals(
-            "observed_at > %(since)s AND (observed_at <= %(until)s OR received_at <= %(until)s)",
+            _OBSERVED_BETWEEN,
             {"since": since, "until": until},
             self._scope(homes),
         )
@@ -224,7 +271,7 @@ class AlertStore:
     def signals_received_after(self, watermark: datetime) -> tuple[list[Signal], datetime | None]:
         """What arrived after `watermark` (by received_at), in time order, and the newest
         received_at among the devices' rows (checks by people carry no received_at)."""
-        where, params = "received_at > %(w)s", {"w": watermark}
+        where, params = _RECEIVED_AFTER, {"w": watermark}
         signals = []
         newest = None
         for signal in self._signals(where, params, self._own, tail=True):
@@ -239,12 +286,14 @@ class AlertStore:
             newest = self._newest_received(where, params)
         return signals, newest
 
-    def _newest_received(self, where: str, params: dict[str, Any]) -> datetime | None:
+    def _newest_received(self, where: sql.SQL, params: dict[str, Any]) -> datetime | None:
         self._read_the_tail()
         [(value,)] = self.conn.execute(
-            f"SELECT greatest((SELECT max(received_at) FROM meter_readings WHERE {where}), "  # noqa: S608 - built from constants; values are parameters
-            f"(SELECT max(received_at) FROM sensor_events WHERE {where}), "
-            f"(SELECT max(received_at) FROM patrol_checkins WHERE {where}))",
+            sql.SQL(
+                "SELECT greatest((SELECT max(received_at) FROM meter_readings WHERE {where}), "
+                "(SELECT max(received_at) FROM sensor_events WHERE {where}), "
+                "(SELECT max(received_at) FROM patrol_checkins WHERE {where}))"
+            ).format(where=where.format(observed=_OBSERVED)),
             params,
         ).fetchall()
         self.conn.commit()
@@ -264,37 +313,30 @@ class AlertStore:
         )
 
     def _signals(
-        self, where: str, params: dict[str, Any], scope: Scope | None, *, tail: bool = False
+        self, where: sql.SQL, params: dict[str, Any], scope: Scope | None, *, tail: bool = False
     ):
         """One round trip over the four sources, ordered by observation time, so that each
         meter's readings come in order and a home's signs of life too; only the scope's
-        devices and residents when there is one. `tail`: the condition selects the newest
-        few seconds of arrivals."""
-        # A check is polled by when it was recorded, like device data, so a host whose clock
-        # is behind cannot slip it under the watermark; it is observed at `at`.
-        check_where = where.replace("observed_at", "at")
-        meters = sensors = residents = ""
+        devices and residents when there is one. `where` is a condition in which
+        `{observed}` stands for the table's time of observation. `tail`: the condition
+        selects the newest few seconds of arrivals."""
+        meters: sql.Composable = sql.SQL("")
+        sensors: sql.Composable = sql.SQL("")
+        residents: sql.Composable = sql.SQL("")
         if scope is not None:
             params = {**params, **scope.params()}
-            meters = "AND " + scope.condition("meter_id", "meter")
-            sensors = "AND " + scope.condition("device_id", "sensor")
-            residents = "AND " + scope.condition("resident_id", "resident")
-        query = f"""
-            SELECT 'meter', meter_id, observed_at, received_at, power_w, energy_kwh, water_l,
-                   NULL::text
-            FROM meter_readings WHERE {where} {meters}
-            UNION ALL
-            SELECT 'sensor', device_id, observed_at, received_at, NULL, NULL, NULL, event
-            FROM sensor_events WHERE {where} {sensors}
-            UNION ALL
-            SELECT 'visit', resident_id, observed_at, received_at, NULL, NULL, NULL, NULL
-            FROM patrol_checkins WHERE {where} {residents}
-              AND kind = 'visit' AND status IN ('ok', 'concern') AND resident_id IS NOT NULL
-            UNION ALL
-            SELECT 'check', resident_id, at, received_at, NULL, NULL, NULL, NULL
-            FROM resident_checks WHERE {check_where} {residents}
-            ORDER BY 3
-        """  # noqa: S608 - `where` is one of this class's own conditions; values are parameters
+            meters = scope.and_condition("meter_id", "meter")
+            sensors = scope.and_condition("device_id", "sensor")
+            residents = scope.and_condition("resident_id", "resident")
+        # A check is polled by when it was recorded, like device data, so a host whose clock
+        # is behind cannot slip it under the watermark; it is observed at `at`.
+        query = _SIGNALS.format(
+            where=where.format(observed=_OBSERVED),
+            check_where=where.format(observed=_CHECKED),
+            meters=meters,
+            sensors=sensors,
+            residents=residents,
+        )
         if tail:
             self._read_the_tail()
         with self.conn.cursor() as cur:
@@ -350,10 +392,14 @@ class AlertStore:
         """The learned profile of every home that has one (of these homes, or the partition)."""
         scope = self._scope(homes)
         found = {}
+        where: sql.Composable = sql.SQL("")
+        if scope is not None:
+            where = sql.SQL(" WHERE {}").format(scope.condition("resident_id", "resident"))
         for resident, first, rest_first, quiet, last_seen in self.conn.execute(
-            "SELECT resident_id, first_activity_s, rest_first_activity_s, quiet_s, last_seen "
-            "FROM home_profiles"
-            + ("" if scope is None else " WHERE " + scope.condition("resident_id", "resident")),
+            sql.SQL(
+                "SELECT resident_id, first_activity_s, rest_first_activity_s, quiet_s, last_seen "
+                "FROM home_profiles{}"
+            ).format(where),
             scope.params() if scope else {},
         ):
             profile = HomeProfile(last_seen=last_seen)
@@ -396,18 +442,20 @@ class AlertStore:
     def open_alerts(self) -> list[OpenAlert]:
         """Every alert not resolved (of the partition's homes as the database has them now;
         an alert whose resident was deleted goes with the partition of an empty id)."""
-        where, params = "", {}
+        where: sql.Composable = sql.SQL("")
+        params: dict[str, int] = {}
         if self.partition is not None:
-            where = f"AND {partition_sql(home_key_sql('a.resident_id'))}"
-            where = f"{where} = %(partition_index)s"
+            where = sql.SQL("AND {}").format(in_partition(home_key_sql(_ALERT_RESIDENT_ID)))
             params = partition_params(self.partition)
         rows = self.conn.execute(
-            f"""
-            SELECT a.id, a.resident_id, a.kind, a.since, a.status, a.level, a.opened_at
-            FROM alerts a LEFT JOIN residents r ON r.id = a.resident_id
-                 LEFT JOIN grids g ON g.id = r.grid_id
-            WHERE a.status <> 'resolved' {where}
-            """,  # noqa: S608 - SQL made here from constants; every value is a parameter
+            sql.SQL(
+                """
+                SELECT a.id, a.resident_id, a.kind, a.since, a.status, a.level, a.opened_at
+                FROM alerts a LEFT JOIN residents r ON r.id = a.resident_id
+                     LEFT JOIN grids g ON g.id = r.grid_id
+                WHERE a.status <> 'resolved' {}
+                """
+            ).format(where),
             params,
         ).fetchall()
         self.conn.commit()

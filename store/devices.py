@@ -7,20 +7,17 @@ devices of different kinds must not share one; registering refuses it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 
 import psycopg
+from psycopg import sql
 from psycopg.rows import class_row
 
 from gridwatch.errors import Conflict, InputFileError, NotFound
 
 KINDS = ("meter", "sensor", "app")
 _LOCK_KEY = 0x67770009  # serialises registrations (and the password file edits they carry)
-# Column names the queries below put into their text (hence their noqa: S608); never input.
-_COLUMNS = (
-    "kind, id, resident_id, worker_id, broker_user, credentials_issued_at, revoked_at, created_at"
-)
 # Changes when a device or worker is added, changed, revoked or deleted.
 _VERSION = (
     "SELECT (SELECT count(*) FROM devices), (SELECT max(updated_at) FROM devices), "
@@ -40,6 +37,10 @@ class DeviceRow:
     credentials_issued_at: datetime | None
     revoked_at: datetime | None
     created_at: datetime
+
+
+# What the queries below return, in a DeviceRow's order.
+_COLUMNS = sql.SQL(", ").join(sql.Identifier(f.name) for f in fields(DeviceRow))
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,15 +94,17 @@ def register_device(
     ).fetchall()
     with conn.cursor(row_factory=class_row(DeviceRow)) as cur:
         [device] = cur.execute(
-            f"""
-            INSERT INTO devices (kind, id, resident_id, worker_id, credentials_issued_at)
-            VALUES (%s, %s, %s, %s, now())
-            ON CONFLICT (kind, id) DO UPDATE SET
-                resident_id = coalesce(EXCLUDED.resident_id, devices.resident_id),
-                worker_id = EXCLUDED.worker_id,
-                credentials_issued_at = now(), revoked_at = NULL, updated_at = now()
-            RETURNING {_COLUMNS}
-            """,  # noqa: S608 - constant column names
+            sql.SQL(
+                """
+                INSERT INTO devices (kind, id, resident_id, worker_id, credentials_issued_at)
+                VALUES (%s, %s, %s, %s, now())
+                ON CONFLICT (kind, id) DO UPDATE SET
+                    resident_id = coalesce(EXCLUDED.resident_id, devices.resident_id),
+                    worker_id = EXCLUDED.worker_id,
+                    credentials_issued_at = now(), revoked_at = NULL, updated_at = now()
+                RETURNING {}
+                """
+            ).format(_COLUMNS),
             (kind, device_id, resident_id, worker_id),
         ).fetchall()
     known_worker = kind == "app" and _exists(conn, "workers", user)
@@ -128,7 +131,9 @@ def revoke_device(
     conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_KEY,))
     with conn.cursor(row_factory=class_row(DeviceRow)) as cur:
         found = cur.execute(
-            f"SELECT {_COLUMNS} FROM devices WHERE id = %s AND (%s::text IS NULL OR kind = %s)",  # noqa: S608
+            sql.SQL(
+                "SELECT {} FROM devices WHERE id = %s AND (%s::text IS NULL OR kind = %s)"
+            ).format(_COLUMNS),
             (device_id, kind, kind),
         ).fetchall()
         if not found:
@@ -138,10 +143,12 @@ def revoke_device(
             kinds = " and ".join(d.kind for d in found)
             raise Conflict(f"{device_id!r} is registered as {kinds}: give --kind")
         [device] = cur.execute(
-            f"""
-            UPDATE devices SET revoked_at = coalesce(revoked_at, now()), updated_at = now()
-            WHERE kind = %s AND id = %s RETURNING {_COLUMNS}
-            """,  # noqa: S608 - constant column names
+            sql.SQL(
+                """
+                UPDATE devices SET revoked_at = coalesce(revoked_at, now()), updated_at = now()
+                WHERE kind = %s AND id = %s RETURNING {}
+                """
+            ).format(_COLUMNS),
             (found[0].kind, device_id),
         ).fetchall()
     [(still_used,)] = conn.execute(
@@ -155,7 +162,9 @@ def list_devices(conn: psycopg.Connection, *, kind: str | None = None) -> list[D
     """Every registered device (of `kind`), revoked ones included, by kind and id."""
     with conn.cursor(row_factory=class_row(DeviceRow)) as cur:
         return cur.execute(
-            f"SELECT {_COLUMNS} FROM devices WHERE %s::text IS NULL OR kind = %s ORDER BY kind, id",  # noqa: S608
+            sql.SQL(
+                "SELECT {} FROM devices WHERE %s::text IS NULL OR kind = %s ORDER BY kind, id"
+            ).format(_COLUMNS),
             (kind, kind),
         ).fetchall()
 
@@ -231,7 +240,7 @@ def _refuse_shared_user(conn: psycopg.Connection, kind: str, device_id: str, use
 def _device(conn: psycopg.Connection, kind: str, device_id: str) -> DeviceRow | None:
     with conn.cursor(row_factory=class_row(DeviceRow)) as cur:
         return cur.execute(
-            f"SELECT {_COLUMNS} FROM devices WHERE kind = %s AND id = %s",  # noqa: S608
+            sql.SQL("SELECT {} FROM devices WHERE kind = %s AND id = %s").format(_COLUMNS),
             (kind, device_id),
         ).fetchone()
 

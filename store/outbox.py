@@ -6,24 +6,37 @@ from __future__ import annotations
 from datetime import datetime
 
 import psycopg
+from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from gridwatch.alerts.lifecycle import OpenAlert
 from gridwatch.alerts.partition import NO_GRID_PREFIX, Partition
 
+# The start of the partition key of a home without a grid, followed by the resident's id.
+NO_GRID = sql.Literal(NO_GRID_PREFIX)
+
 # An outbox row's: the grid code its message names (`none` without a grid), else the resident.
-OUTBOX_KEY_SQL = (
+OUTBOX_KEY_SQL = sql.SQL(
     "CASE WHEN coalesce(o.payload->>'grid_code', 'none') IN ('', 'none') "
-    f"THEN '{NO_GRID_PREFIX}' || coalesce(o.payload->>'resident_id', '') "
+    "THEN {} || coalesce(o.payload->>'resident_id', '') "
     "ELSE o.payload->>'grid_code' END"
+).format(NO_GRID)
+
+_PARTITION = sql.SQL(
+    "(('x' || left(encode(sha256(convert_to({}, 'UTF8')), 'hex'), 8))::bit(32)::bigint"
+    " %% %(partition_count)s)"
 )
 
 
-def partition_sql(key_sql: str) -> str:
+def partition_sql(key: sql.Composable) -> sql.Composed:
     """SQL computing `partition_of(key, count)` with named parameters `partition_count`:
     the first 4 bytes of the key's SHA-256 as an unsigned number, modulo the count."""
-    digest = f"encode(sha256(convert_to({key_sql}, 'UTF8')), 'hex')"
-    return f"(('x' || left({digest}, 8))::bit(32)::bigint %% %(partition_count)s)"
+    return _PARTITION.format(key)
+
+
+def in_partition(key: sql.Composable) -> sql.Composed:
+    """SQL true where `key` falls in the partition of `partition_params`."""
+    return sql.SQL("{} = %(partition_index)s").format(partition_sql(key))
 
 
 def partition_params(partition: Partition) -> dict[str, int]:
@@ -66,12 +79,12 @@ def write_outbox(
         )
 
 
-def _outbox_partition(partition: Partition | None) -> tuple[str, dict[str, int]]:
+def _outbox_partition(partition: Partition | None) -> tuple[sql.Composable, dict[str, int]]:
     """The condition (on alert_outbox o) that a row is this partition's to deliver: each row
     has one grid code, so exactly one of N delivery loops sends it, a topic's in order."""
     if partition is None or partition.count == 1:
-        return "", {}
-    return f"AND {partition_sql(OUTBOX_KEY_SQL)} = %(partition_index)s", partition_params(partition)
+        return sql.SQL(""), {}
+    return sql.SQL("AND {}").format(in_partition(OUTBOX_KEY_SQL)), partition_params(partition)
 
 
 def unpublished(
@@ -80,8 +93,10 @@ def unpublished(
     """Outbox rows not yet acknowledged by the broker (the partition's), oldest first."""
     where, params = _outbox_partition(partition)
     rows = conn.execute(
-        f"SELECT o.id, o.topic, o.payload FROM alert_outbox o WHERE o.published_at IS NULL "  # noqa: S608 - built from constants; values are parameters
-        f"{where} ORDER BY o.id LIMIT %(limit)s",
+        sql.SQL(
+            "SELECT o.id, o.topic, o.payload FROM alert_outbox o WHERE o.published_at IS NULL "
+            "{} ORDER BY o.id LIMIT %(limit)s"
+        ).format(where),
         {**params, "limit": limit},
     ).fetchall()
     conn.commit()
@@ -101,12 +116,14 @@ def due_webhooks(
     attempts, payload)."""
     where, params = _outbox_partition(partition)
     rows = conn.execute(
-        f"""
-        SELECT d.outbox_id, d.url, d.attempts, o.payload
-        FROM webhook_deliveries d JOIN alert_outbox o ON o.id = d.outbox_id
-        WHERE d.delivered_at IS NULL AND d.next_attempt_at <= %(now)s {where}
-        ORDER BY d.next_attempt_at LIMIT %(limit)s
-        """,  # noqa: S608 - SQL made here from constants; every value is a parameter
+        sql.SQL(
+            """
+            SELECT d.outbox_id, d.url, d.attempts, o.payload
+            FROM webhook_deliveries d JOIN alert_outbox o ON o.id = d.outbox_id
+            WHERE d.delivered_at IS NULL AND d.next_attempt_at <= %(now)s {}
+            ORDER BY d.next_attempt_at LIMIT %(limit)s
+            """
+        ).format(where),
         {**params, "now": now, "limit": limit},
     ).fetchall()
     conn.commit()

@@ -24,7 +24,7 @@ import uvicorn
 from conftest import _create_database, _drop_database
 
 from gridwatch.api.app import create_app
-from gridwatch.api.cli import server_config
+from gridwatch.api.serving import server_config
 from gridwatch.cases.hazards import deadlines_from_hours
 from gridwatch.settings import Settings
 from gridwatch.simulators.private_services import GridwatchProcess

@@ -40,6 +40,7 @@ from conftest import (
 )
 from hypothesis import given
 from hypothesis import strategies as st
+from psycopg import sql
 from test_alert_engine import FakeStore, a_home, at, lit_yesterday, sensor, started, step_through
 from test_alert_service import Subscriber
 from test_alert_webhooks import Receiver, free_port
@@ -140,11 +141,15 @@ def test_a_bad_partition_is_one_line_and_exit_1(capsys, text, says):
     assert err.count("\n") == 1 and says in err and err.startswith("gridwatch: error: --partition")
 
 
-def sql_partitions(conn, key_sql: str, joined: str, pairs: list[tuple[str, str]], count: int):
+def sql_partitions(
+    conn, key_sql: sql.Composable, joined: str, pairs: list[tuple[str, str]], count: int
+):
     """The partition SQL computes for each (c, r) pair, with `joined` after the pairs."""
     rows = conn.execute(
-        f"SELECT {partition_sql(key_sql)} FROM unnest(%(c)s::text[], %(r)s::text[]) "
-        f"WITH ORDINALITY AS t(c, r, n) {joined} ORDER BY n",
+        sql.SQL(
+            "SELECT {} FROM unnest(%(c)s::text[], %(r)s::text[]) "
+            "WITH ORDINALITY AS t(c, r, n) {} ORDER BY n"
+        ).format(partition_sql(key_sql), sql.SQL(joined)),
         {"c": [c for c, _ in pairs], "r": [r for _, r in pairs], "partition_count": count},
     ).fetchall()
     return [row[0] for row in rows]
@@ -158,13 +163,13 @@ def test_sql_computes_the_same_partitions_as_python(database_url):
     pairs = list(zip(codes, codes[::-1], strict=True))  # (grid code, resident id)
     with psycopg.connect(database_url) as conn:
         for count in (1, 2, 3, 8):
-            assert sql_partitions(conn, "c", "", pairs, count) == [
+            assert sql_partitions(conn, sql.Identifier("c"), "", pairs, count) == [
                 partition_of(c, count) for c in codes
             ]
             # A home's key (its grid, else its id) and an outbox row's (the grid its message
             # names, `none` without one) as the store writes them in SQL.
             home = "CROSS JOIN LATERAL (SELECT nullif(c, 'none') AS code) g"
-            assert sql_partitions(conn, home_key_sql("r"), home, pairs, count) == [
+            assert sql_partitions(conn, home_key_sql(sql.Identifier("r")), home, pairs, count) == [
                 partition_of(partition_key(None if c == "none" else c, r), count) for c, r in pairs
             ]
             outbox = (

@@ -26,7 +26,7 @@ from api_support import (
 from fastapi.routing import APIRoute
 from starlette.routing import Mount
 
-from gridwatch.api.cli import register
+from gridwatch.api_commands import register
 from gridwatch.settings import Settings
 
 

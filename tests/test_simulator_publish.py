@@ -16,7 +16,8 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from gridwatch.ingest.mqtt import BrokerAddress
 from gridwatch.settings import Settings
-from gridwatch.simulators.cli import add_simulate_command, scenario_from_args
+from gridwatch.simulate_commands import register as add_simulate_command
+from gridwatch.simulators.cli import scenario_from_args
 from gridwatch.simulators.faults import read_ground_truth
 
 

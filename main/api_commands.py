@@ -1,17 +1,19 @@
-"""`gridwatch api` and `gridwatch users`: wired into the main parser by `register()`."""
+"""`gridwatch api` and `gridwatch users`: serve the HTTP API and the map pages, and manage
+the API's users and their tokens."""
 
 from __future__ import annotations
 
 import argparse
-import logging
+from typing import TYPE_CHECKING
 
 from gridwatch.services import Services
 from gridwatch.settings import Settings
 
-log = logging.getLogger("gridwatch.api")
+if TYPE_CHECKING:
+    from gridwatch.commands import Commands
 
 
-def register(commands, common: argparse.ArgumentParser) -> None:
+def register(commands: Commands, common: argparse.ArgumentParser) -> None:
     """Add `api` and `users` to the `gridwatch` subcommands (`common`: the shared flags)."""
     api = commands.add_parser(
         "api", parents=[common], help="serve the HTTP API and the map pages until stopped"
@@ -54,38 +56,9 @@ def register(commands, common: argparse.ArgumentParser) -> None:
     revoke.set_defaults(run=run_users_revoke)
 
 
-def server_config(app, settings: Settings, *, host: str, port: int, log_level: str = "info"):
-    """uvicorn's configuration for the API. Forwarded headers are believed only from the
-    proxies in GRIDWATCH_API_FORWARDED_ALLOW_IPS: rate limits and the audit go by the
-    client's address, which anyone could otherwise claim. Open event streams get 5 s at
-    shutdown (a browser left on the live map would hold it up for ever). A request's head
-    must arrive within GRIDWATCH_API_HEAD_TIMEOUT_S and fit in 16 KiB; the access log
-    shows no credential."""
-    import uvicorn
-
-    from gridwatch.api.serving import KEEP_ALIVE_S, MAX_HEAD_BYTES, log_config, timed_protocol
-
-    proxies = list(settings.api_forwarded_allow_ips)
-    return uvicorn.Config(
-        app,
-        host=host,
-        port=port,
-        log_level=log_level,
-        log_config=log_config(),
-        http=timed_protocol(settings.api_head_timeout_s),
-        h11_max_incomplete_event_size=MAX_HEAD_BYTES,
-        timeout_keep_alive=KEEP_ALIVE_S,
-        proxy_headers=bool(proxies),
-        forwarded_allow_ips=proxies or None,
-        lifespan="on",  # the pool opens there: a server that cannot open it does not start
-        server_header=False,
-        timeout_graceful_shutdown=5,
-    )
-
-
 def run_api(settings: Settings, args: argparse.Namespace) -> int:
     from gridwatch.api.app import create_app
-    from gridwatch.api.serving import ApiServer
+    from gridwatch.api.serving import ApiServer, server_config
     from gridwatch.store.db import connect
     from gridwatch.store.migrate import migrate_for
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import psycopg
 
@@ -29,6 +30,9 @@ from gridwatch.store.devices import (
     register_device,
     revoke_device,
 )
+
+if TYPE_CHECKING:
+    from gridwatch.commands import Commands
 
 RELOAD_HINT = "reload the broker to apply it (systemctl reload mosquitto, or kill -HUP its pid)"
 
@@ -101,7 +105,7 @@ def revoke(
 # -- command line --------------------------------------------------------------------------
 
 
-def register_commands(commands, common: argparse.ArgumentParser) -> None:
+def register(commands: Commands, common: argparse.ArgumentParser) -> None:
     """Add `devices add|list|revoke` to the `gridwatch` subcommands."""
     devices = commands.add_parser("devices", help="devices and their broker credentials")
     device_commands = devices.add_subparsers(title="devices commands", metavar="COMMAND")

@@ -1,0 +1,61 @@
+"""What the `gridwatch` command groups share: how a group is registered, times read from the
+command line, and running a service until it is told to stop.
+
+Each group is a module with `register(commands, common)`; `gridwatch.cli` calls them in
+order. This module imports none of them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import threading
+from collections.abc import Callable
+from datetime import datetime
+from typing import TYPE_CHECKING, TypeAlias
+
+from gridwatch.errors import GridwatchError
+
+if TYPE_CHECKING:
+    from gridwatch.settings import Settings
+
+    Commands: TypeAlias = argparse._SubParsersAction[argparse.ArgumentParser]
+
+log = logging.getLogger("gridwatch")
+
+
+def subcommands(commands: Commands, name: str) -> Commands:
+    """The subcommands of group `name`, which an earlier group registered: a group may add
+    a command to another's (`residents forget` is one of the privacy commands)."""
+    group = commands.choices[name]
+    return next(a for a in group._actions if isinstance(a, argparse._SubParsersAction))
+
+
+def parse_time(text: str, settings: Settings) -> datetime:
+    """An ISO 8601 time from the command line; without an offset it is local (GRIDWATCH_TZ)."""
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise GridwatchError(
+            f"{text!r} is not an ISO 8601 time (e.g. 2026-11-23T08:00 or 2026-11-23T08:00+08:00)"
+        ) from None
+    return value if value.tzinfo else value.replace(tzinfo=settings.zone)
+
+
+def run_until_signal(work: Callable[[threading.Event], object]) -> None:
+    """Run `work(stop)` until SIGINT or SIGTERM sets `stop`; a second signal exits at once."""
+    stop = threading.Event()
+
+    def request_stop(signum, frame) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt
+        log.info("stopping (signal %d); again to stop at once", signum)
+        stop.set()
+
+    previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        work(stop)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
