@@ -3,7 +3,7 @@ callers who may not see it."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 
 import numpy as np
 import shapely
@@ -14,6 +14,7 @@ from gridwatch.api.privacy import coarse_position, mask_address, mask_name, mask
 from gridwatch.api.stream import AlertEvent
 from gridwatch.cases.hazards import is_overdue
 from gridwatch.maps.coverage import low_accuracy
+from gridwatch.model.records import checkin_key
 from gridwatch.store.absences import AbsenceRow
 from gridwatch.store.alerts import AlertRow
 from gridwatch.store.checkins import CheckinRow
@@ -106,7 +107,7 @@ def hazard_feature(hazard: Hazard, now: datetime, events: list[HazardEvent] | No
 
 def checkin_id(row: CheckinRow) -> str:
     """`source:worker@time`: the check-in's primary key, readable and URL-safe enough."""
-    return f"{row.source}:{row.worker_id}@{row.observed_at.astimezone(UTC).isoformat()}"
+    return checkin_key(row.source, row.worker_id, row.observed_at)
 
 
 def parse_checkin_id(text: str) -> tuple[str, str, datetime] | None:

@@ -27,6 +27,7 @@ from gridwatch.disputes.scanning import (
     scan_texts,
 )
 from gridwatch.errors import NotFound
+from gridwatch.model.records import HazardReport, PatrolCheckin, checkin_key
 from gridwatch.store.filters import Filters, where_columns, where_filters
 from gridwatch.store.keywords import LibraryMatchers
 from gridwatch.store.outbox import write_warning_outbox
@@ -105,6 +106,33 @@ def record_warnings(
                     notify.webhooks,
                 )
     return stored
+
+
+def checkin_text(checkin: PatrolCheckin, grid_id: int | None) -> ScannedText:
+    """A patrol or visit note as scanned; a visit's resident is looked up (lives alone?)."""
+    return ScannedText(
+        "checkin",
+        checkin_key(checkin.source, checkin.worker_id, checkin.observed_at),
+        checkin.note,
+        grid_id,
+        checkin.observed_at,
+        checkin.lon,
+        checkin.lat,
+        resident_id=checkin.resident_id if checkin.kind == "visit" else None,
+    )
+
+
+def hazard_text(report: HazardReport, grid_id: int | None) -> ScannedText:
+    """A hazard's description as scanned."""
+    return ScannedText(
+        "hazard",
+        str(report.id),
+        report.description,
+        grid_id,
+        report.observed_at,
+        report.lon,
+        report.lat,
+    )
 
 
 def warning_message(row: WarningRow) -> dict:
