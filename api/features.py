@@ -22,6 +22,7 @@ from gridwatch.store.grids import GridCounts, GridRecord
 from gridwatch.store.hazards import Hazard, HazardEvent
 from gridwatch.store.residents import ResidentRecord
 from gridwatch.store.users import Principal
+from gridwatch.store.warnings import WarningRow
 
 COORDINATE_DIGITS = 7  # about 1 cm: more digits only add bytes
 
@@ -179,6 +180,34 @@ def alert_feature(row: AlertRow, principal: Principal, events: list | None = Non
     if events is not None:
         properties["events"] = events
     return feature(row.id, point(row.lon, row.lat), properties)
+
+
+def warning_feature(row: WarningRow, principal: Principal) -> dict:
+    """A dispute warning where its text was written; one about a resident (a visit note) is
+    placed like the resident's home: in clear only for those who may see the resident's
+    personal information, else at the centre of its ~50 m cell. No text: only the keywords."""
+    position = (row.lon, row.lat)
+    if row.resident_id is not None and not sees_personal_data(principal, row.grid_id):
+        position = coarse_position(row.lon, row.lat)
+    return feature(
+        row.id,
+        point(*position),
+        {
+            "category": row.category,
+            "level": row.level,
+            "reason": row.reason,
+            "keywords": row.keywords,
+            "weight": row.weight,
+            "source": row.source,
+            "source_id": row.source_id,
+            "grid": row.grid_code,
+            "resident_id": row.resident_id,
+            "lives_alone": row.lives_alone,
+            "observed_at": row.observed_at,
+            "created_at": row.created_at,
+            "library_version": row.library_version,
+        },
+    )
 
 
 def resident_feature(row: ResidentRecord, principal: Principal, *, reveal: bool) -> dict:
