@@ -1,10 +1,12 @@
-"""One form for the variants of the same word: full-width and half-width (NFKC), upper and
+"""One form for the variants of the same word: full-width and half-width (NFKD), upper and
 lower case, traditional and simplified characters (OpenCC's tables).
 
 Both the library's keywords and every text scanned are folded the same way, so that 鄰里糾紛,
-邻里纠纷 and ＱＱ群 / qq群 meet. Folding works character by character, never on phrases: a
-keyword folds to the same characters wherever it stands in a text, so a keyword inside any
-text is found.
+邻里纠纷 and ＱＱ群 / qq群 meet. Folding works character by character, never on phrases or
+across characters: a keyword folds to the same characters wherever it stands in a text, so a
+keyword inside any text is found. Per character, NFKD rather than NFKC: a composed é and an
+e followed by its combining accent both become the latter. The whole fold is one table, and
+one `str.translate` pass over a text.
 """
 
 from __future__ import annotations
@@ -64,6 +66,27 @@ def han_table() -> dict[int, str]:
     return table
 
 
+@cache
+def fold_table() -> dict[int, str]:
+    """Every character that folds to something else, mapped to what it folds to: NFKD, then
+    case-folded, then simplified (`han_table`)."""
+    han = han_table()
+    table = {}
+    for code in range(0x110000):
+        if 0xD800 <= code < 0xE000:
+            table[code] = "\ufffd"  # a lone surrogate is no character: the automaton takes none
+            continue
+        c = chr(code)
+        if code not in han and c.casefold() == c and unicodedata.is_normalized("NFKD", c):
+            continue
+        folded = unicodedata.normalize("NFKD", unicodedata.normalize("NFKD", c).casefold())
+        folded = folded.translate(han)
+        if folded != c:
+            table[code] = folded
+    return table
+
+
 def fold(text: str) -> str:
-    """`text` in the one form keywords are matched in: NFKC, case-folded, simplified."""
-    return unicodedata.normalize("NFKC", text).casefold().translate(han_table())
+    """`text` in the one form keywords are matched in: per character NFKD, case-folded,
+    simplified."""
+    return text.translate(fold_table())
