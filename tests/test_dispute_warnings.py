@@ -203,3 +203,24 @@ def test_two_writers_at_once_count_each_other(district, category_text):
     for t in threads:
         t.join(timeout=30)
     assert sorted(levels) == [1, 2]
+
+
+def test_forgetting_a_resident_takes_the_words_of_their_warnings(district):
+    from gridwatch.store.personal_data import forget_resident
+
+    url, _, alone, grid, _ = district
+    with psycopg.connect(url) as conn:
+        visit = note(1, "老人说子女不管", grid, T0, resident_id=alone)
+        [w] = record_warnings(conn, LibraryMatchers(), [visit], NOTIFY)
+        conn.commit()
+        forget_resident(conn, alone, actor="test", now=T0)
+        conn.commit()
+        [(resident, keywords, level)] = conn.execute(
+            "SELECT resident_id, keywords, level FROM warnings WHERE id = %s", (w.id,)
+        ).fetchall()
+        [(payload,)] = conn.execute(
+            "SELECT payload FROM alert_outbox WHERE warning_id = %s", (w.id,)
+        ).fetchall()
+    assert (resident, keywords, level) == (None, [], 2)
+    assert "keywords" not in payload and "resident_id" not in payload
+    assert payload["category"] == "婚姻家庭"
