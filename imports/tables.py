@@ -44,6 +44,7 @@ class TableFormat:
     columns: tuple[str, ...]
     chinese: tuple[str, ...]  # the same columns' Chinese names, in the same order
     aliases: dict[str, str] = field(default_factory=dict)  # older or other names
+    optional: tuple[str, ...] = ()  # columns a file may leave out: their cells read as ""
 
     def column_of(self, name: str) -> str:
         """The column a header cell names (any case, Chinese or English, or an alias)."""
@@ -99,7 +100,8 @@ def read_table(
         row_number += 1
         if not any(cell.strip() for cell in record):
             continue
-        cells = {name: _cell(record, i) for name, i in position.items()}
+        cells = dict.fromkeys(table.optional, "")
+        cells.update({name: _cell(record, i) for name, i in position.items()})
         row_warnings: list[str] = []
         row, row_problems = parse_row(cells, row_number, row_warnings)
         warnings.extend(f"{label}: row {row_number}, column {w}" for w in row_warnings)
@@ -204,7 +206,7 @@ def _next_record(label: str, records, row_number: int) -> list[str] | None:
 def _header_positions(label: str, header: list[str], table: TableFormat) -> dict[str, int]:
     names = [table.column_of(cell) for cell in header]
     columns = table.columns
-    missing = [c for c in columns if c not in names]
+    missing = [c for c in columns if c not in names and c not in table.optional]
     if missing:
         hint = ""
         if len(names) == 1 and ";" in names[0]:
@@ -217,7 +219,7 @@ def _header_positions(label: str, header: list[str], table: TableFormat) -> dict
     repeated = sorted({c for c in columns if names.count(c) > 1})
     if repeated:
         raise InputFileError(f"{label}: row 1 (header): repeated columns {', '.join(repeated)}")
-    return {c: names.index(c) for c in columns}
+    return {c: names.index(c) for c in columns if c in names}
 
 
 def _cell(record: list[str], index: int) -> str:

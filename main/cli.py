@@ -19,6 +19,7 @@ from gridwatch import (
     device_commands,
     import_commands,
     ingest_commands,
+    keyword_commands,
     privacy_commands,
     simulate_commands,
 )
@@ -31,6 +32,7 @@ GROUPS = (
     db_commands,
     import_commands,
     privacy_commands,
+    keyword_commands,
     ingest_commands,
     alert_commands,
     simulate_commands,

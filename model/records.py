@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,3 +59,9 @@ class HazardReport:
     severity: str
     description: str
     photo_urls: tuple[str, ...]
+
+
+def checkin_key(source: str, worker_id: str, observed_at: datetime) -> str:
+    """`source:worker@time`: a check-in's primary key as one string (its feature id, and the
+    `source_id` of a warning from its note)."""
+    return f"{source}:{worker_id}@{observed_at.astimezone(UTC).isoformat()}"

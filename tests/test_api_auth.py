@@ -45,9 +45,13 @@ def grid_b(seeded_url, http):
             "lon": point.x,
             "category": "road",
             "severity": "high",
-            "description": "grid B's own",
+            "description": "grid B's own: 邻居吵架",  # a dispute warning of grid B too
         },
     ).json()
+    with psycopg.connect(seeded_url) as conn:
+        [(warning,)] = conn.execute(
+            "SELECT id FROM warnings WHERE source_id = %s", (hazard["id"],)
+        ).fetchall()
     checkin = worker.post("/checkins", json={"lat": point.y, "lon": point.x}).json()
     absence = worker.post(
         "/absences",
@@ -61,6 +65,7 @@ def grid_b(seeded_url, http):
         "hazard": hazard["id"],
         "checkin": checkin["id"],
         "alert": alert,
+        "warning": warning,
         "resident": resident,
         "absence": absence["id"],
         "point": (point.x, point.y),
@@ -169,6 +174,12 @@ WALK = {
         c.get(f"/collections/checkins/items/{b['checkin']}")
     ),
     ("GET", "/collections/alerts/items"): lambda c, b, u: walk_items(c, b, "alerts", b["alert"]),
+    ("GET", "/collections/warnings/items"): lambda c, b, u: walk_items(
+        c, b, "warnings", b["warning"]
+    ),
+    ("GET", "/collections/warnings/items/{warning_id}"): lambda c, b, u: _missing(
+        c.get(f"/collections/warnings/items/{b['warning']}")
+    ),
     ("GET", "/collections/alerts/items/{alert_id}"): lambda c, b, u: _missing(
         c.get(f"/collections/alerts/items/{b['alert']}")
     ),
@@ -365,6 +376,7 @@ def _sample_path(path: str, b: dict) -> str:
         .replace("{hazard_id}", b["hazard"])
         .replace("{checkin_id}", b["checkin"])
         .replace("{alert_id}", str(b["alert"]))
+        .replace("{warning_id}", str(b["warning"]))
         .replace("{resident_id}", b["resident"])
         .replace("{feature_id}", "x")
         .replace("{absence_id}", str(b["absence"]))
