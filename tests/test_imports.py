@@ -40,14 +40,17 @@ ROOM_MAY_IMPORT: dict[str, set[str]] = {
     "gridwatch.geo": FLOOR | _rooms("model"),
     "gridwatch.alerts": FLOOR | _rooms("model"),
     "gridwatch.cases": FLOOR | _rooms("model"),
-    "gridwatch.store": FLOOR | _rooms("model", "geo", "alerts", "cases"),
-    "gridwatch.imports": FLOOR | _rooms("model", "geo", "store"),
-    "gridwatch.ingest": FLOOR | _rooms("model", "geo", "cases", "store"),
+    "gridwatch.disputes": FLOOR | _rooms("model"),
+    "gridwatch.store": FLOOR | _rooms("model", "geo", "alerts", "cases", "disputes"),
+    "gridwatch.imports": FLOOR | _rooms("model", "geo", "disputes", "store"),
+    "gridwatch.ingest": FLOOR | _rooms("model", "geo", "cases", "disputes", "store"),
     "gridwatch.maps": FLOOR | _rooms("model", "geo"),
     "gridwatch.dispatch": FLOOR | _rooms("model", "alerts", "cases", "store", "ingest"),
-    "gridwatch.api": FLOOR | _rooms("model", "geo", "cases", "store", "ingest", "maps"),
+    "gridwatch.api": FLOOR | _rooms("model", "geo", "cases", "disputes", "store", "ingest", "maps"),
     "gridwatch.simulators": FLOOR
-    | _rooms("model", "geo", "alerts", "cases", "store", "imports", "ingest", "dispatch"),
+    | _rooms(
+        "model", "geo", "alerts", "cases", "disputes", "store", "imports", "ingest", "dispatch"
+    ),
 }
 
 # The pure rooms take data and return data: no web framework, database driver or broker.
@@ -60,6 +63,7 @@ ROOM_MUST_NOT_IMPORT: dict[str, set[str]] = {
     "gridwatch.geo": _IO,
     "gridwatch.alerts": _IO,
     "gridwatch.cases": _IO,
+    "gridwatch.disputes": _IO,
     "gridwatch.maps": _IO,
     "gridwatch.store": _rooms("api", "ingest", "maps") | {"fastapi", "starlette"},
 }
