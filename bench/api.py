@@ -2,7 +2,8 @@
 concurrent clients, against a real uvicorn server on 127.0.0.1 over the sample district
 (110 grids, 2,000 residents, 1,000 hazards, a day of patrols), with /healthz in the same
 run as the baseline of what the server and client cost with no work behind them; then the
-problem ledger and the alerts layer, each in a phase of its own.
+problem ledger, the alerts layer and the duty desk's figures (/console/summary.json), each in
+a phase of its own.
 
     python bench/api.py [--clients 100] [--seconds 10] [--grids N]
 
@@ -12,7 +13,8 @@ of 256) with 18 residents and 9 hazards a grid instead of the sample district.
 Uses GRIDWATCH_DATABASE_URL's server (a fresh database is made and dropped) or an embedded
 PostgreSQL. The last line printed is one JSON object: p50_ms, p95_ms, rps, errors and ratio
 (grids layer and bbox queries together; ratio is their requests/s over /healthz's in the same
-run), then the baseline, each kind of request, and `ledger` and `alerts` with their ratios.
+run), then the baseline, each kind of request, and `ledger`, `alerts` and `console` with their
+ratios.
 """
 
 from __future__ import annotations
@@ -310,7 +312,16 @@ async def run_phases(
         seconds,
         lambda rng: ("alerts", "/collections/alerts/items", {"limit": "1000"}),
     )
-    return {"baseline": baseline, "work": work, "ledger": ledger, "alerts": alerts}
+    console = await phase(
+        port, token, clients, seconds, lambda rng: ("console", "/console/summary.json", {})
+    )
+    return {
+        "baseline": baseline,
+        "work": work,
+        "ledger": ledger,
+        "alerts": alerts,
+        "console": console,
+    }
 
 
 async def phase(port: int, token: str, clients: int, seconds: float, choose) -> dict:
@@ -377,7 +388,7 @@ def report(results: dict, clients: int) -> None:
                 results[name]["wall_s"],
             )
         )
-        for name in ("ledger", "alerts")
+        for name in ("ledger", "alerts", "console")
     }
     print(f"{clients} concurrent clients, {work['wall_s']:.1f} s per phase", flush=True)
     print(f"  baseline /healthz        {_line(baseline)}")
