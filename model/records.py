@@ -59,3 +59,31 @@ class HazardReport:
     severity: str
     description: str
     photo_urls: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class RequestIntake:
+    """A citizen's request (诉求) as it comes in, from whichever source; the store places it
+    and gives it its clocks. A place is a point (WGS-84), or only names when the source has
+    no point: an address, a grid code, a community's or street's name."""
+
+    id: uuid.UUID
+    source: str  # open311, hotline, visit, app
+    service_code: str
+    description: str
+    reporter: str  # who entered it: a token's user, an import, a worker
+    requested_at: datetime
+    received_at: datetime
+    lon: float | None = None
+    lat: float | None = None
+    address: str | None = None
+    grid_code: str | None = None
+    community: str | None = None
+    street: str | None = None
+    requester_name: str | None = None
+    requester_phone: str | None = None
+    requester_email: str | None = None
+    media_urls: tuple[str, ...] = ()
+    attributes: tuple[tuple[str, str], ...] = ()
+    source_key: str | None = None  # the source's own number (工单编号)
+    due_at: datetime | None = None  # a due time the source set (办理时限)
