@@ -499,3 +499,13 @@ def request_page(
         after=keyset,
         limit=limit,
     )
+
+
+def latest_notes(conn: psycopg.Connection, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, str]:
+    """The last note written on each of these requests (what was done, or why it waits)."""
+    rows = conn.execute(
+        "SELECT DISTINCT ON (request_id) request_id, note FROM request_events "
+        "WHERE request_id = ANY(%s) AND note IS NOT NULL ORDER BY request_id, at DESC, id DESC",
+        (list(ids),),
+    ).fetchall()
+    return dict(rows)
