@@ -44,6 +44,7 @@ class TableFormat:
     columns: tuple[str, ...]
     chinese: tuple[str, ...]  # the same columns' Chinese names, in the same order
     aliases: dict[str, str] = field(default_factory=dict)  # older or other names
+    optional: tuple[str, ...] = ()  # columns a file may leave out: their cells read as ""
 
     def column_of(self, name: str) -> str:
         """The column a header cell names (any case, Chinese or English, or an alias)."""
@@ -70,16 +71,21 @@ def read_table(
     table: TableFormat,
     parse_row: RowParser[Row],
     warnings: list[str] | None = None,
+    *,
+    text: str | None = None,
+    unknown: list[str] | None = None,
 ) -> list[Row]:
     """The rows of a CSV file of `table`'s format, each parsed by `parse_row`.
 
     Raises InputFileError naming the file, each bad row and column; what is read but worth a
-    look is added to `warnings` the same way.
+    look is added to `warnings` the same way. `text`: the file's content already read (a
+    workbook's sheet as CSV), named by `path`; `unknown` collects the header cells that name
+    no column of `table`.
     """
     warnings = [] if warnings is None else warnings
     path = Path(path)
     label = path.name
-    text = _decode(label, path)
+    text = _decode(label, path) if text is None else text
     first_line = text.split("\n", 1)[0]
     # Excel's "Unicode Text" (UTF-16) separates cells with tabs.
     delimiter = "\t" if "\t" in first_line and "," not in first_line else ","
@@ -91,6 +97,8 @@ def read_table(
             f"{label}: the file is empty; expected the header {','.join(table.columns)}"
         )
     position = _header_positions(label, header, table)
+    if unknown is not None:
+        unknown.extend(h.strip() for h in header if h.strip() and _unnamed(table, h))
 
     problems: list[str] = []
     rows: list[Row] = []
@@ -99,7 +107,8 @@ def read_table(
         row_number += 1
         if not any(cell.strip() for cell in record):
             continue
-        cells = {name: _cell(record, i) for name, i in position.items()}
+        cells = dict.fromkeys(table.optional, "")
+        cells.update({name: _cell(record, i) for name, i in position.items()})
         row_warnings: list[str] = []
         row, row_problems = parse_row(cells, row_number, row_warnings)
         warnings.extend(f"{label}: row {row_number}, column {w}" for w in row_warnings)
@@ -204,7 +213,7 @@ def _next_record(label: str, records, row_number: int) -> list[str] | None:
 def _header_positions(label: str, header: list[str], table: TableFormat) -> dict[str, int]:
     names = [table.column_of(cell) for cell in header]
     columns = table.columns
-    missing = [c for c in columns if c not in names]
+    missing = [c for c in columns if c not in names and c not in table.optional]
     if missing:
         hint = ""
         if len(names) == 1 and ";" in names[0]:
@@ -217,7 +226,12 @@ def _header_positions(label: str, header: list[str], table: TableFormat) -> dict
     repeated = sorted({c for c in columns if names.count(c) > 1})
     if repeated:
         raise InputFileError(f"{label}: row 1 (header): repeated columns {', '.join(repeated)}")
-    return {c: names.index(c) for c in columns}
+    return {c: names.index(c) for c in columns if c in names}
+
+
+def _unnamed(table: TableFormat, cell: str) -> bool:
+    column = table.column_of(cell)
+    return column not in table.columns and column not in table.optional
 
 
 def _cell(record: list[str], index: int) -> str:

@@ -20,6 +20,7 @@ from gridwatch import (
     import_commands,
     ingest_commands,
     privacy_commands,
+    request_commands,
     simulate_commands,
 )
 from gridwatch.errors import GridwatchError
@@ -33,6 +34,7 @@ GROUPS = (
     privacy_commands,
     ingest_commands,
     alert_commands,
+    request_commands,
     simulate_commands,
     api_commands,
     device_commands,

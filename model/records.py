@@ -72,7 +72,7 @@ class RequestIntake:
     service_code: str
     description: str
     reporter: str  # who entered it: a token's user, an import, a worker
-    requested_at: datetime
+    requested_at: datetime | None  # when the person asked; None: when it was received
     received_at: datetime
     lon: float | None = None
     lat: float | None = None

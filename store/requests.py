@@ -169,10 +169,11 @@ _COLUMNS = (
 )  # fmt: skip
 _UPDATED = (
     "service_code", "description", "lon", "lat", "address", "requester_name",
-    "requester_phone", "requester_email", "media_urls", "attributes", "requested_at", "due_at",
+    "requester_phone", "requester_email", "media_urls", "attributes",
 )  # fmt: skip
-"""What a later copy of the same request (a 12345 export of the same order) may change; its
-place in the loop, grid and clocks but the due time are the loop's."""
+"""What a later copy of the same request (a 12345 export of the same order) may change, with
+the time asked and the due time when the copy gives them; its place in the loop, grid and
+the other clocks are the loop's."""
 _INTAKE = sql.Identifier("request_intake")  # a temporary table of this session
 
 _SELECT = sql.SQL(
@@ -215,14 +216,18 @@ def open_requests(
         conn.execute(
             sql.SQL(
                 "CREATE TEMP TABLE IF NOT EXISTS {} ON COMMIT DELETE ROWS AS "
-                "SELECT 0 AS n, ''::text AS placed_note, {} FROM requests WITH NO DATA"
+                "SELECT 0 AS n, ''::text AS placed_note, requested_at AS given_requested_at, "
+                "due_at AS given_due_at, {} FROM requests WITH NO DATA"
             ).format(_INTAKE, columns)
         )
         conn.execute(sql.SQL("DELETE FROM {}").format(_INTAKE))
-        copy = sql.SQL("COPY {} (n, placed_note, {}) FROM STDIN").format(_INTAKE, columns)
+        copy = sql.SQL(
+            "COPY {} (n, placed_note, given_requested_at, given_due_at, {}) FROM STDIN"
+        ).format(_INTAKE, columns)
         with conn.cursor().copy(copy) as rows:
             for n, (intake, placed) in enumerate(intakes):
-                rows.write_row((n, placed.note, *_row(intake, placed, now)))
+                given = (intake.requested_at, intake.due_at)
+                rows.write_row((n, placed.note, *given, *_row(intake, placed, now)))
         new = [
             row[0]
             for row in conn.execute(
@@ -271,7 +276,7 @@ def _row(intake: RequestIntake, placed: Placement, now: datetime) -> tuple:
         list(intake.media_urls),
         Jsonb(dict(intake.attributes)),
         intake.reporter,
-        intake.requested_at,
+        intake.requested_at or intake.received_at,
         intake.received_at,
         status,
         "street" if placed.queued else "grid",
@@ -286,25 +291,32 @@ def _update_stored(conn: psycopg.Connection, new: list[uuid.UUID], now: datetime
     """Apply the staged content to requests stored before (not those just inserted) where it
     differs; a new due time moves the deadline of a request not yet escalated."""
 
-    def of(alias: str) -> sql.Composable:
-        return sql.SQL(", ").join(sql.Identifier(alias, name) for name in _UPDATED)
-
+    given = {
+        name: sql.SQL("coalesce({}, {})").format(
+            sql.Identifier("i", f"given_{name}"), sql.Identifier("r", name)
+        )
+        for name in ("requested_at", "due_at")
+    }
+    values = {name: sql.Identifier("i", name) for name in _UPDATED} | given
     assignments = sql.SQL(", ").join(
-        sql.SQL("{} = {}").format(sql.Identifier(name), sql.Identifier("i", name))
-        for name in _UPDATED
+        sql.SQL("{} = {}").format(sql.Identifier(name), value) for name, value in values.items()
     )
+    theirs = sql.SQL(", ").join(sql.Identifier("r", name) for name in values)
+    ours = sql.SQL(", ").join(values.values())
     rows = conn.execute(
         sql.SQL(
             """
             UPDATE requests r SET {assignments}, updated_at = %(now)s,
                 deadline_at = CASE WHEN r.level <> 'grid' THEN r.deadline_at
-                    WHEN r.status = ANY(%(waiting)s) THEN least(r.accept_by, i.due_at)
-                    ELSE i.due_at END
+                    WHEN r.status = ANY(%(waiting)s) THEN least(r.accept_by, {due})
+                    ELSE {due} END
             FROM (SELECT DISTINCT ON (id) * FROM {intake} ORDER BY id, n DESC) i
             WHERE r.id = i.id AND NOT r.id = ANY(%(new)s) AND ({theirs}) IS DISTINCT FROM ({ours})
             RETURNING r.id, r.status, r.level
             """
-        ).format(assignments=assignments, intake=_INTAKE, theirs=of("r"), ours=of("i")),
+        ).format(
+            assignments=assignments, due=given["due_at"], intake=_INTAKE, theirs=theirs, ours=ours
+        ),
         {"now": now, "new": new, "waiting": sorted(WAITING)},
     ).fetchall()
     if rows:

@@ -89,7 +89,9 @@ def test_a_device_posts_as_the_spec_says_and_follows_its_request_to_closed(api):
     assert posted.headers["location"] == f"{BASE}/requests/{rid}.json"
 
     def status() -> dict:
-        got = httpx.get(f"{server.url}{BASE}/requests/{rid}.json", params={"api_key": tokens.device})
+        got = httpx.get(
+            f"{server.url}{BASE}/requests/{rid}.json", params={"api_key": tokens.device}
+        )
         assert got.status_code == 200, got.text
         [one] = got.json()
         return one
@@ -103,7 +105,10 @@ def test_a_device_posts_as_the_spec_says_and_follows_its_request_to_closed(api):
     assert first["agency_responsible"].endswith("网格")
     assert first["expected_datetime"] == (NOW + timedelta(hours=48)).isoformat()
 
-    with server.client("worker_a", tokens) as worker, server.client("duty_community", tokens) as duty:
+    with (
+        server.client("worker_a", tokens) as worker,
+        server.client("duty_community", tokens) as duty,
+    ):
         assert worker.post(f"/requests/{rid}/accept").status_code == 200
         assert worker.post(f"/requests/{rid}/start", json={"note": "上门劝导"}).status_code == 200
         done = worker.post(f"/requests/{rid}/resolve", json={"note": "已与装修方约定晚八点前停工"})
