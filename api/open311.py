@@ -54,6 +54,7 @@ MAX_FIELD = 128  # names, phone, email, address_id and the like
 MAX_ADDRESS = 500
 WINDOW = timedelta(days=90)  # the specification's default and longest span of a listing
 MAX_FORM_FIELDS = 100
+FORM = "application/x-www-form-urlencoded"
 
 
 class _SpecErrors(APIRoute):
@@ -144,11 +145,6 @@ def _values(attribute) -> dict:
 
 async def _form(request: Request) -> dict[str, list[str]]:
     """The urlencoded body as the specification posts it; repeated keys keep every value."""
-    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if kind != "application/x-www-form-urlencoded":
-        raise UnsupportedMediaType(
-            "post the request as application/x-www-form-urlencoded, as GeoReport v2 says"
-        )
     try:
         text = (await request.body()).decode("utf-8")
         pairs = parse_qsl(
@@ -183,8 +179,11 @@ async def _principal(request: Request, api_key: str | None) -> Principal:
     summary="Post a request (application/x-www-form-urlencoded, as GeoReport v2)",
 )
 async def post_request(request: Request) -> JSONResponse:
-    form = await _form(request)
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    form = await _form(request) if kind == FORM else {}
     principal = await _principal(request, _one(form, "api_key"))
+    if kind != FORM:
+        raise UnsupportedMediaType(f"post the request as {FORM}, as GeoReport v2 says")
     state: ApiState = request.app.state.gw
     intake = _intake(form, principal, state)
     stored, catalog = await anyio.to_thread.run_sync(

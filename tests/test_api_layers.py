@@ -54,7 +54,9 @@ def test_landing_conformance_and_collections(http):
     conformance = admin.get("/conformance").json()["conformsTo"]
     assert any(c.endswith("/conf/geojson") for c in conformance)
     listed = admin.get("/collections").json()["collections"]
-    assert [c["id"] for c in listed] == ["grids", "hazards", "checkins", "alerts", "residents"]
+    assert [c["id"] for c in listed] == [
+        "grids", "hazards", "checkins", "alerts", "requests", "residents",
+    ]  # fmt: skip
     for item in listed:
         one = admin.get(f"/collections/{item['id']}").json()
         assert one["itemType"] == "feature"

@@ -203,7 +203,9 @@ def test_keys_bodies_and_formats_the_spec_does_not_allow(api):
     assert "api_key" in _spec_error(_post(server, form), 401)
     assert "revoked" in _spec_error(_post(server, {**form, "api_key": "gw_nonsense"}), 401)
     as_json = httpx.post(
-        f"{server.url}{BASE}/requests.json", json={**form, "api_key": tokens.device}
+        f"{server.url}{BASE}/requests.json",
+        json=form,
+        headers={"Authorization": f"Bearer {tokens.device}"},
     )
     assert "x-www-form-urlencoded" in _spec_error(as_json, 415)
     xml = httpx.get(f"{server.url}{BASE}/services.xml")

@@ -162,3 +162,15 @@ def test_request_clocks_escalate_what_is_not_accepted_or_not_resolved_in_time_on
     assert escalate_requests(conn, NOW + timedelta(hours=4, minutes=1)) == 2
     assert get_request(conn, taken.request.id).level == "community"
     assert get_request(conn, late.request.id).level == "street"
+
+
+def test_the_sample_requests_come_from_every_source_in_every_step_and_only_once(conn):
+    from gridwatch.simulators.sample_activity import seed_requests
+
+    assert seed_requests(conn, count=80, now=NOW) == 80
+    assert seed_requests(conn, count=80, now=NOW) == 0
+    rows = conn.execute("SELECT source, status, grid_id IS NOT NULL FROM requests").fetchall()
+    assert {source for source, _, _ in rows} == {"open311", "hotline", "visit", "app"}
+    statuses = {status for _, status, _ in rows}
+    assert {"received", "dispatched", "accepted", "resolved", "closed"} <= statuses
+    assert all(placed for _, _, placed in rows)
