@@ -24,6 +24,7 @@ from gridwatch.api import (
     alerts,
     audit,
     collections,
+    console,
     coverage,
     hazards,
     map_pages,
@@ -155,6 +156,7 @@ def create_app(
         absences,
         coverage,
         map_pages,
+        console,
         audit,
     )
     for module in routers:

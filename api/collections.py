@@ -30,6 +30,7 @@ from gridwatch.api.features import (
     parse_checkin_id,
     request_feature,
     resident_feature,
+    warning_feature,
 )
 from gridwatch.api.http_errors import BadRequest, UnknownParameter
 from gridwatch.api.layer_cache import (
@@ -51,7 +52,13 @@ from gridwatch.cases.requests import STATUSES as REQUEST_STATUSES
 from gridwatch.errors import Forbidden, NotFound
 from gridwatch.geo.grids import LEVELS as GRID_LEVELS
 from gridwatch.model.services import SERVICE_CODES
-from gridwatch.model.vocabulary import LEVELS, SEVERITIES, Level
+from gridwatch.model.vocabulary import (
+    DISPUTE_CATEGORIES,
+    LEVELS,
+    SEVERITIES,
+    WARNING_SOURCES,
+    Level,
+)
 from gridwatch.store.alerts import AlertRow, alert_page, get_alert
 from gridwatch.store.checkins import checkin_page, get_checkin
 from gridwatch.store.filters import Filters, local_day_bounds
@@ -61,6 +68,7 @@ from gridwatch.store.paging import Page
 from gridwatch.store.requests import request_page
 from gridwatch.store.residents import get_resident, resident_page
 from gridwatch.store.users import Principal
+from gridwatch.store.warnings import get_warning, warning_page
 
 router = APIRouter(tags=["layers (OGC API - Features)"])
 
@@ -90,6 +98,13 @@ COLLECTIONS = {
         "Residents with their alert state. Names, phones and addresses are masked unless "
         "pii=true is asked by someone who may see them.",
         None,
+    ),
+    "warnings": (
+        "Dispute warnings",
+        "Early warnings of disputes (矛盾纠纷预警): a category of the keyword library hit by a "
+        "patrol or visit note, a hazard's description or a request, at level 1, or 2 when "
+        "hits accumulate in a grid or concern a resident who lives alone. Keywords only, no text.",
+        "observed_at",
     ),
 }
 COMMON_PARAMS = {"bbox", "datetime", "limit", "cursor", "f"}
@@ -122,6 +137,18 @@ QUERYABLES: dict[str, dict[str, dict]] = {
         },
         "level": ALERT_LEVELS,
         "kind": {"type": "string", "title": "Kind", "description": "e.g. inactivity"},
+        "grid": GRID_CODE,
+    },
+    "warnings": {
+        "level": {"type": "integer", "title": "Warning level", "enum": [1, 2]},
+        "category": {
+            "type": "string",
+            "title": "Category",
+            "description": "a category of the keyword library, e.g. "
+            + ", ".join(DISPUTE_CATEGORIES),
+            "maxLength": 40,
+        },
+        "source": {"type": "string", "title": "Source", "enum": list(WARNING_SOURCES)},
         "grid": GRID_CODE,
     },
     "requests": {
@@ -902,6 +929,52 @@ def alert_item(
 
 def get_visible_alert(conn, principal: Principal, alert_id: int):
     return _visible(principal, f"no alert {alert_id}", lambda: get_alert(conn, alert_id))
+
+
+# -- dispute warnings -------------------------------------------------------------------------
+
+
+@router.get(
+    "/collections/warnings/items", response_class=GeoJSONResponse, summary="Dispute warnings"
+)
+def warning_items(
+    request: Request,
+    principal: Reader,
+    conn: Conn,
+    state: State,
+    bbox: BBoxQ = None,
+    datetime_: Annotated[DatetimeQ, Query(alias="datetime")] = None,
+    limit: LimitQ = None,
+    cursor: CursorQ = None,
+    level: Annotated[int | None, Query(ge=1, le=2)] = None,
+    category: Annotated[str | None, Query(max_length=40)] = None,
+    source: Literal["request", "checkin", "hazard"] | None = None,
+    grid: GridQ = None,
+):
+    check_params(request, COMMON_PARAMS | {"level", "category", "source", "grid"})
+    grids = subtree_ids(state.catalog(conn), principal, grid)
+    after = decode_cursor(cursor, (int,))
+    page = warning_page(
+        conn,
+        _filters(state, principal, request, grids),
+        limit=page_size(state, limit),
+        after=after[0] if after else None,
+        level=level,
+        category=category,
+        source=source,
+    )
+    features = [warning_feature(r, principal) for r in page.rows]
+    return page_response(request, page, features, "warnings", lambda w: [w.id])
+
+
+@router.get(
+    "/collections/warnings/items/{warning_id}",
+    response_class=GeoJSONResponse,
+    summary="One dispute warning",
+)
+def warning_item(principal: Reader, conn: Conn, warning_id: Annotated[int, Path(ge=1, le=2**62)]):
+    row = _visible(principal, f"no warning {warning_id}", lambda: get_warning(conn, warning_id))
+    return GeoJSONResponse(warning_feature(row, principal))
 
 
 # -- requests ---------------------------------------------------------------------------------

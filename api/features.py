@@ -3,7 +3,7 @@ callers who may not see it."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 
 import numpy as np
 import shapely
@@ -21,6 +21,7 @@ from gridwatch.api.stream import AlertEvent
 from gridwatch.cases.hazards import is_overdue
 from gridwatch.cases.requests import is_overdue as request_overdue
 from gridwatch.maps.coverage import low_accuracy
+from gridwatch.model.records import checkin_key
 from gridwatch.model.services import BY_CODE
 from gridwatch.store.absences import AbsenceRow
 from gridwatch.store.alerts import AlertRow
@@ -30,6 +31,7 @@ from gridwatch.store.hazards import Hazard, HazardEvent
 from gridwatch.store.requests import Request
 from gridwatch.store.residents import ResidentRecord
 from gridwatch.store.users import Principal
+from gridwatch.store.warnings import WarningRow
 
 COORDINATE_DIGITS = 7  # about 1 cm: more digits only add bytes
 
@@ -115,7 +117,7 @@ def hazard_feature(hazard: Hazard, now: datetime, events: list[HazardEvent] | No
 
 def checkin_id(row: CheckinRow) -> str:
     """`source:worker@time`: the check-in's primary key, readable and URL-safe enough."""
-    return f"{row.source}:{row.worker_id}@{row.observed_at.astimezone(UTC).isoformat()}"
+    return checkin_key(row.source, row.worker_id, row.observed_at)
 
 
 def parse_checkin_id(text: str) -> tuple[str, str, datetime] | None:
@@ -200,6 +202,34 @@ def alert_feature_shown(row: AlertRow, *, clear: bool, events: list | None = Non
     if events is not None:
         properties["events"] = events
     return feature(row.id, point(row.lon, row.lat), properties)
+
+
+def warning_feature(row: WarningRow, principal: Principal) -> dict:
+    """A dispute warning where its text was written; one about a resident (a visit note) is
+    placed like the resident's home: in clear only for those who may see the resident's
+    personal information, else at the centre of its ~50 m cell. No text: only the keywords."""
+    position = (row.lon, row.lat)
+    if row.resident_id is not None and not sees_personal_data(principal, row.grid_id):
+        position = coarse_position(row.lon, row.lat)
+    return feature(
+        row.id,
+        point(*position),
+        {
+            "category": row.category,
+            "level": row.level,
+            "reason": row.reason,
+            "keywords": row.keywords,
+            "weight": row.weight,
+            "source": row.source,
+            "source_id": row.source_id,
+            "grid": row.grid_code,
+            "resident_id": row.resident_id,
+            "lives_alone": row.lives_alone,
+            "observed_at": row.observed_at,
+            "created_at": row.created_at,
+            "library_version": row.library_version,
+        },
+    )
 
 
 def resident_feature(row: ResidentRecord, principal: Principal, *, reveal: bool) -> dict:

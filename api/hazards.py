@@ -17,6 +17,7 @@ from fastapi.responses import Response
 from gridwatch.api.auth import Reader
 from gridwatch.api.bodies import AssignBody, FeedbackBody, NoteBody, ResolveBody
 from gridwatch.api.collections import check_params, get_visible_hazard, page_size, subtree_ids
+from gridwatch.api.coverage import parse_day
 from gridwatch.api.features import hazard_feature
 from gridwatch.api.http_errors import BadRequest
 from gridwatch.api.layer_cache import Body, LedgerLayer, conditional
@@ -26,8 +27,15 @@ from gridwatch.api.runtime import ApiState, Conn, State
 from gridwatch.cases.hazards import STATUSES
 from gridwatch.ingest.hazard import _photo_urls as validate_photo_urls
 from gridwatch.maps.texts import texts_for
-from gridwatch.model.vocabulary import Level
-from gridwatch.store.hazards import LedgerRow, hazard_events, ledger, transition_hazard
+from gridwatch.model.vocabulary import HAZARD_CATEGORIES, Level
+from gridwatch.store.filters import Filters, local_day_bounds
+from gridwatch.store.hazards import (
+    LEDGER_ORDERS,
+    LedgerRow,
+    hazard_events,
+    ledger,
+    transition_hazard,
+)
 from gridwatch.store.users import Principal
 
 router = APIRouter(tags=["hazard loop"])
@@ -124,27 +132,107 @@ LevelQ = Annotated[
 GridQ = Annotated[str | None, Query(max_length=64, description="grid code: it and all below")]
 OverdueQ = Annotated[bool | None, Query(description="only overdue (true) or on time (false)")]
 StatusQ = Annotated[str | None, Query(max_length=200, description="comma list of statuses")]
+CategoryQ = Annotated[str | None, Query(max_length=200, description="comma list of categories")]
+FromQ = Annotated[
+    str | None, Query(alias="from", max_length=10, description="found on or after (YYYY-MM-DD)")
+]
+ToQ = Annotated[str | None, Query(max_length=10, description="found on or before (YYYY-MM-DD)")]
+SortQ = Annotated[
+    str | None,
+    Query(
+        max_length=20,
+        description=f"order by one of {', '.join(LEDGER_ORDERS)}; '-' first for descending "
+        "(default: most urgent first)",
+    ),
+]
+LEDGER_PARAMS = {"level", "grid", "overdue", "status", "category", "from", "to", "sort"}
 
 
-def _statuses(status: str | None) -> list[str] | None:
-    if not status:
+def _listed(text: str | None, known: tuple[str, ...], what: str) -> list[str] | None:
+    """A comma list checked against `known`; None when empty."""
+    if not text:
         return None
-    statuses = [s.strip() for s in status.split(",") if s.strip()]
-    bad = [s for s in statuses if s not in STATUSES]
+    values = [v.strip() for v in text.split(",") if v.strip()]
+    bad = [v for v in values if v not in known]
     if bad:
-        raise BadRequest(f"unknown status {bad[0][:40]!r}: expected {', '.join(STATUSES)}")
-    return statuses
+        raise BadRequest(f"unknown {what} {bad[0][:40]!r}: expected {', '.join(known)}")
+    return values or None
 
 
 @dataclass(frozen=True, slots=True)
 class _LedgerQuery:
+    """The filters of /ledger, checked; `found_from`/`found_until` the instants that begin
+    and end the local days asked for (both kept and database answers take these)."""
+
     grid: str | None
     level: str | None
     overdue: bool | None
     statuses: list[str] | None
+    categories: list[str] | None
+    found_from: datetime | None
+    found_until: datetime | None
+    order: str | None
 
     def scope(self, principal: Principal) -> list[int] | None:
         return None if principal.sees_all else principal.scope_param()
+
+    def filters(self, principal: Principal, grid_ids: list[int] | None) -> Filters:
+        return Filters(
+            scope=self.scope(principal),
+            grid_ids=grid_ids,
+            start=self.found_from,
+            end=self.found_until,
+        )
+
+
+def _ledger_query(
+    state: ApiState, *, grid, level, overdue, status, category, from_, to, sort
+) -> _LedgerQuery:
+    if sort and sort.removeprefix("-") not in LEDGER_ORDERS:
+        raise BadRequest(f"sort must be one of {', '.join(LEDGER_ORDERS)}, '-' first to reverse")
+    first = local_day_bounds(parse_day(from_, state), state.zone)[0] if from_ else None
+    last = local_day_bounds(parse_day(to, state), state.zone)[1] if to else None
+    return _LedgerQuery(
+        grid,
+        level,
+        overdue,
+        _listed(status, STATUSES, "status"),
+        _listed(category, HAZARD_CATEGORIES, "category"),
+        first,
+        last - timedelta(microseconds=1) if last else None,
+        sort,
+    )
+
+
+def ledger_rows(
+    conn,
+    state: ApiState,
+    principal: Principal,
+    *,
+    grid=None,
+    level=None,
+    overdue=None,
+    status=None,
+    category=None,
+    from_=None,
+    to=None,
+    sort=None,
+    limit,
+    offset,
+):
+    """The ledger rows the caller may see with the filters of /ledger, (rows, matched)."""
+    q = _ledger_query(
+        state,
+        grid=grid,
+        level=level,
+        overdue=overdue,
+        status=status,
+        category=category,
+        from_=from_,
+        to=to,
+        sort=sort,
+    )
+    return _ledger_rows(conn, state, principal, q, limit=limit, offset=offset)
 
 
 def _ledger_rows(
@@ -160,6 +248,10 @@ def _ledger_rows(
         level=q.level,
         overdue=q.overdue,
         statuses=q.statuses,
+        categories=q.categories,
+        found_from=q.found_from,
+        found_until=q.found_until,
+        order=q.order,
         limit=limit,
         offset=offset,
     )
@@ -168,11 +260,12 @@ def _ledger_rows(
 def _kept_rows(layer: LedgerLayer, principal: Principal, q: _LedgerQuery) -> list[LedgerRow]:
     """Every row of the kept ledger `ledger` would give this caller for `q`, in its order."""
     chosen = layer.select(
-        scope=q.scope(principal),
-        grid_ids=subtree_ids(layer.catalog, principal, q.grid),
+        q.filters(principal, subtree_ids(layer.catalog, principal, q.grid)),
         level=q.level,
         statuses=q.statuses,
+        categories=q.categories,
         overdue=q.overdue,
+        order=q.order,
     )
     return [layer.rows[i] for i in chosen]
 
@@ -249,17 +342,31 @@ async def ledger_json(
     grid: GridQ = None,
     overdue: OverdueQ = None,
     status: StatusQ = None,
+    category: CategoryQ = None,
+    from_: FromQ = None,
+    to: ToQ = None,
+    sort: SortQ = None,
     limit: Annotated[int | None, Query(ge=1)] = None,
     cursor: Annotated[str | None, Query(max_length=512)] = None,
 ):
     """Kept between changes and until the next hazard falls due, each answer until the hours
     late it shows change: with nothing changed, an answer costs no database work."""
-    check_params(request, {"level", "grid", "overdue", "status", "limit", "cursor"})
+    check_params(request, LEDGER_PARAMS | {"limit", "cursor"})
     size = page_size(state, limit)
     offset = (decode_cursor(cursor, (int,)) or [0])[0]
     if offset < 0:
         raise BadRequest("cursor is not one this server issued")
-    q = _LedgerQuery(grid, level, overdue, _statuses(status))
+    q = _ledger_query(
+        state,
+        grid=grid,
+        level=level,
+        overdue=overdue,
+        status=status,
+        category=category,
+        from_=from_,
+        to=to,
+        sort=sort,
+    )
     layer = await _ledger_layer(state)
     if layer is None:
         return await anyio.to_thread.run_sync(
@@ -344,10 +451,24 @@ async def ledger_csv(
     grid: GridQ = None,
     overdue: OverdueQ = None,
     status: StatusQ = None,
+    category: CategoryQ = None,
+    from_: FromQ = None,
+    to: ToQ = None,
+    sort: SortQ = None,
 ):
     """Kept as the JSON ledger is."""
-    check_params(request, {"level", "grid", "overdue", "status"})
-    q = _LedgerQuery(grid, level, overdue, _statuses(status))
+    check_params(request, LEDGER_PARAMS)
+    q = _ledger_query(
+        state,
+        grid=grid,
+        level=level,
+        overdue=overdue,
+        status=status,
+        category=category,
+        from_=from_,
+        to=to,
+        sort=sort,
+    )
     day = state.now().astimezone(state.zone).date().isoformat()
     headers = {"Content-Disposition": f'attachment; filename="ledger-{day}.csv"'}
     layer = await _ledger_layer(state)

@@ -21,7 +21,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Generic, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 import numpy as np
 import shapely
@@ -29,7 +29,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from gridwatch.api.responses import dumps
-from gridwatch.cases.hazards import OPEN_STATUSES
+from gridwatch.cases.hazards import OPEN_STATUSES, STATUSES
+from gridwatch.model.vocabulary import LEVELS, SEVERITIES
 from gridwatch.store.alerts import AlertRow
 from gridwatch.store.filters import Filters
 from gridwatch.store.grids import GridCatalog, GridCounts, GridRecord
@@ -174,36 +175,74 @@ class LedgerLayer:
     kept: bool
     serial: int = field(default_factory=lambda: next(_serials))
     columns: dict[str, np.ndarray] = field(init=False, repr=False)
+    places: dict[str, np.ndarray] = field(default_factory=dict, init=False, repr=False)
 
     def __post_init__(self) -> None:
         rows = self.rows
         columns = {
             "grid": np.array([-1 if r.grid_id is None else r.grid_id for r in rows], dtype=int),
             "overdue": np.array([r.overdue for r in rows], dtype=bool),
+            "observed": np.array([_utc(r.observed_at) for r in rows], dtype="datetime64[us]"),
         }
-        for name in ("status", "level"):
+        for name in ("status", "level", "category"):
             columns[name] = np.array([getattr(r, name) for r in rows], dtype=object)
         object.__setattr__(self, "columns", columns)
 
     def select(
         self,
+        filters: Filters,
         *,
-        scope: list[int] | None,
-        grid_ids: list[int] | None,
         level: str | None,
         statuses: Sequence[str] | None,
+        categories: Sequence[str] | None,
         overdue: bool | None,
+        order: str | None,
     ) -> np.ndarray:
-        """The positions of the rows `ledger` would match, in its order."""
+        """The positions of the rows `ledger` would match (`filters.start`/`end` bound when
+        a hazard was found), in its order: most urgent first, or by `order`."""
         c = self.columns
-        chosen = np.ones(len(self.rows), dtype=bool)
-        for wanted in (scope, grid_ids):
-            if wanted is not None:
-                chosen &= np.isin(c["grid"], wanted)
-        _having(chosen, c, level=level, status=statuses)
+        chosen = _placed(c, filters, "observed")
+        _having(chosen, c, level=level, status=statuses, category=categories)
         if overdue is not None:
             chosen &= c["overdue"] == overdue
-        return np.flatnonzero(chosen)
+        positions = np.flatnonzero(chosen)
+        return self._ordered(positions, order) if order else positions
+
+    def _ordered(self, positions: np.ndarray, order: str) -> np.ndarray:
+        """`positions` by `order` as `ledger` sorts (NULL last either way); a stable sort, so
+        ties stay most urgent first, as the database breaks them."""
+        key = order.removeprefix("-")
+        place = self.places.get(key)
+        if place is None:  # made once per key and layer; two threads making it is harmless
+            place = _places([LEDGER_SORT_VALUES[key](r) for r in self.rows])
+            self.places[key] = place
+        wanted = place[positions]
+        wanted = np.where(wanted < 0, len(self.rows), -wanted if order[0] == "-" else wanted)
+        return positions[np.argsort(wanted, kind="stable")]
+
+
+def _position(known: Sequence[str], value: str) -> int | None:
+    """Where `value` stands in `known`, None when it is not there (as `array_position`)."""
+    return known.index(value) if value in known else None
+
+
+# What the kept ledger sorts by for each of store.hazards.LEDGER_ORDERS, in the same order
+# (text as the database's "C" collation compares it: by code point).
+LEDGER_SORT_VALUES: dict[str, Callable[[LedgerRow], Any]] = {
+    "found": lambda r: r.observed_at,
+    "due": lambda r: r.due_at,
+    "grid": lambda r: r.grid_code,
+    "category": lambda r: r.category,
+    "severity": lambda r: _position(SEVERITIES, r.severity),
+    "status": lambda r: _position(STATUSES, r.status),
+    "level": lambda r: _position(LEVELS, r.level),
+}
+
+
+def _places(values: list) -> np.ndarray:
+    """Each value's place among the distinct values, ascending; -1 for None (NULL)."""
+    place = {v: i for i, v in enumerate(sorted({v for v in values if v is not None}))}
+    return np.array([-1 if v is None else place[v] for v in values], dtype=np.int64)
 
 
 def falls_due(rows: Iterable[LedgerRow], now: datetime) -> datetime | None:

@@ -44,7 +44,7 @@ router = APIRouter(tags=["maps"])
 PAGE_HEADERS = {"Cache-Control": "no-store"}  # pages can hold residents' names
 
 
-def _context(state: ApiState, principal: Principal) -> PageContext:
+def page_context(state: ApiState, principal: Principal) -> PageContext:
     settings = state.settings
     return PageContext(
         lang=settings.lang,
@@ -135,7 +135,7 @@ def overview(request: Request, principal: PageViewer, conn: Conn, state: State):
     residents = map_residents(conn, scope=_scope(principal), now=now)
     record_reads(conn, principal, request, shown_in_clear(principal, residents))
     page = overview_page(
-        _context(state, principal), grids, hazards, _resident_points(t, principal, residents)
+        page_context(state, principal), grids, hazards, _resident_points(t, principal, residents)
     )
     return HTMLResponse(page, headers=PAGE_HEADERS)
 
@@ -165,7 +165,7 @@ def grid_map(
     tracks = [(p.worker_id, p.line(), _track_tip(p, state)) for p in patrols]
     covered = covered_area(grid.geometry, patrols, buffer_m=state.settings.patrol_buffer_m)
     page = grid_page(
-        _context(state, principal),
+        page_context(state, principal),
         counts[0],
         _resident_points(t, principal, residents),
         _hazard_points(t, hazards, now),
@@ -209,7 +209,7 @@ def coverage_map(
         grids.append((_map_grid(catalog, g.id, GridCounts()), row.covered_share, tip))
     patrols = visible_patrols(cover.patrols, principal, None)
     tracks = [(p.worker_id, p.line(), _track_tip(p, state)) for p in patrols]
-    page = coverage_page(_context(state, principal), day.isoformat(), grids, tracks)
+    page = coverage_page(page_context(state, principal), day.isoformat(), grids, tracks)
     return HTMLResponse(page, headers=PAGE_HEADERS)
 
 
@@ -241,5 +241,5 @@ def live_map(request: Request, principal: PageViewer, conn: Conn, state: State):
         }
         for a in reversed(page_rows)
     ]
-    page = live_page(_context(state, principal), grids, alerts, after)
+    page = live_page(page_context(state, principal), grids, alerts, after)
     return HTMLResponse(page, headers=PAGE_HEADERS)

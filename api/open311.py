@@ -29,12 +29,12 @@ from gridwatch.api.privacy import mask_address
 from gridwatch.api.requests import visible_request
 from gridwatch.api.responses import JSONResponse
 from gridwatch.api.runtime import ApiState
-from gridwatch.cases.requests import CLOSED_STATUSES, OPEN_STATUSES, text_problem
+from gridwatch.cases.requests import CLOSED_STATUSES, OPEN_STATUSES
 from gridwatch.errors import GridwatchError, NotFound
 from gridwatch.geo.crs import normalize_crs, to_wgs84
 from gridwatch.ingest.hazard import _photo_urls as validate_media_urls
 from gridwatch.ingest.payload import InvalidPayload
-from gridwatch.model.records import RequestIntake
+from gridwatch.model.records import RequestIntake, text_problem
 from gridwatch.model.services import BY_CODE, SERVICES, Service
 from gridwatch.store.filters import Filters
 from gridwatch.store.grids import GridCatalog

@@ -13,6 +13,7 @@ from gridwatch.api.bodies import CheckinBody, HazardBody, body_schema, raw_json_
 from gridwatch.api.features import checkin_feature, checkin_id, hazard_feature
 from gridwatch.api.responses import GeoJSONResponse
 from gridwatch.api.runtime import ApiState, Conn, State
+from gridwatch.disputes.scanning import ScannedText
 from gridwatch.errors import Conflict, Forbidden, NotFound
 from gridwatch.ingest.hazard import hazard_from_dict
 from gridwatch.ingest.patrol import checkin_from_dict
@@ -22,6 +23,7 @@ from gridwatch.model.records import HazardReport, PatrolCheckin
 from gridwatch.store.checkins import CheckinRow, insert_checkin
 from gridwatch.store.hazards import Hazard, insert_hazard
 from gridwatch.store.users import Principal
+from gridwatch.store.warnings import checkin_text, hazard_text, record_warnings
 
 router = APIRouter(tags=["reports (same schema as MQTT)"])
 
@@ -73,6 +75,8 @@ def post_checkin(principal: Caller, conn: Conn, state: State, body: RawBody):
     grid_id = _place(state, conn, checkin.lon, checkin.lat)
     state.ensure_partition(conn, checkin.observed_at)
     row, created = insert_checkin(conn, checkin, grid_id=grid_id)
+    if created:
+        scan(state, conn, checkin_text(checkin, grid_id))
     if not created and not _same_content(row, checkin, _CHECKIN_CONTENT):
         raise Conflict(
             f"worker {checkin.worker_id[:64]!r} has a different check-in stored at "
@@ -105,6 +109,8 @@ def post_hazard(principal: Caller, conn: Conn, state: State, body: RawBody) -> R
     grid_id = _place(state, conn, report.lon, report.lat)
     raise_refusal(check_reports(conn, [(report, grid_id)]))
     hazard, created = insert_hazard(conn, report, grid_id=grid_id, deadlines=state.deadlines)
+    if created:
+        scan(state, conn, hazard_text(report, grid_id))
     if not created and principal.role != "device" and not principal.sees_grid(hazard.grid_id):
         raise NotFound(f"no hazard {report.id}")  # another grid's: not even confirmed to exist
     if not created and not _same_content(hazard, report, _HAZARD_CONTENT):
@@ -114,6 +120,11 @@ def post_hazard(principal: Caller, conn: Conn, state: State, body: RawBody) -> R
         201 if created else 200,
         headers={"Location": f"/collections/hazards/items/{hazard.id}"},
     )
+
+
+def scan(state: ApiState, conn, text: ScannedText) -> None:
+    """Scan a stored text for dispute keywords, as ingest does: the warnings commit with it."""
+    record_warnings(conn, state.keyword_matchers, [text], state.warning_notify)
 
 
 def raise_refusal(refusals: list) -> None:

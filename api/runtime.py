@@ -48,10 +48,12 @@ from gridwatch.store.grids import (
     load_leaf_grids,
 )
 from gridwatch.store.hazards import all_hazards, ledger, next_overdue
+from gridwatch.store.keywords import LibraryMatchers
 from gridwatch.store.migrate import read_meta
 from gridwatch.store.mode import PLAIN
 from gridwatch.store.partitions import ensure_partitions, existing_partition_days
 from gridwatch.store.users import Principal, principal_for_session, principal_for_token
+from gridwatch.store.warnings import Notify
 
 if TYPE_CHECKING:  # api/coverage.py reads this state
     from gridwatch.api.coverage import CoverageCache
@@ -89,6 +91,8 @@ class ApiState:
         self.mqtt_url = mqtt_url
         self.zone = settings.zone
         self.deadlines = deadlines_from_hours(settings.hazard_deadlines_h)
+        self.keyword_matchers = LibraryMatchers()  # the dispute library's, once per version
+        self.warning_notify = Notify(settings.topic_prefix, settings.alert_webhooks)
         # Threads that wait for a pooled connection (see get_conn); made in the lifespan.
         self.db_limiter: anyio.CapacityLimiter | None = None
         self._lock = threading.Lock()

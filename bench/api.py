@@ -24,7 +24,6 @@ import math
 import os
 import random
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -47,6 +46,11 @@ from gridwatch.simulators.sample import load_sample_district
 from gridwatch.simulators.sample_activity import seed_activity
 from gridwatch.store.migrate import migrate_for
 from gridwatch.store.users import create_user
+
+# Run as `python bench/api.py`, the path has bench/ but not the checkout's root, which
+# holds tests/support: free_port, shared with the tests.
+sys.path.append(str(Path(__file__).resolve().parent.parent))
+from tests.support.ports import free_port
 
 # The sample street lies within this box; bbox queries pick windows inside it.
 DISTRICT = (109.880, 40.636, 109.930, 40.664)
@@ -190,12 +194,6 @@ def load_generated_district(conn: psycopg.Connection, count: int) -> tuple[float
     conn.commit()
     extent = outline(cells).bounds
     return extent
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def start_server(database_url: str, port: int) -> subprocess.Popen:

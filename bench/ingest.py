@@ -69,9 +69,13 @@ from gridwatch.ingest.mqtt import (
 from gridwatch.ingest.topics import subscriptions
 from gridwatch.settings import Settings
 from gridwatch.simulators.district import build_sample_district
-from gridwatch.simulators.private_services import GridwatchProcess, PrivateMosquitto
 from gridwatch.simulators.traffic import hazard, patrol_point, points_in
 from gridwatch.store.migrate import migrate
+
+# Run as `python bench/ingest.py`, the path has bench/ but not the checkout's root, which
+# holds tests/support: the private broker and processes, shared with the tests.
+sys.path.append(str(Path(__file__).resolve().parent.parent))
+from tests.support.private_services import GridwatchProcess, PrivateMosquitto
 
 REPO = Path(__file__).resolve().parent.parent
 BROKER_CONFIG = REPO / "deploy" / "mosquitto.conf"

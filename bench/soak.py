@@ -5,7 +5,7 @@
 
 A private Mosquitto (deploy/mosquitto.conf's limits, persistence on) and a private
 PostgreSQL, both on free ports of 127.0.0.1; `gridwatch ingest` reaches each through a
-fault proxy (`gridwatch.simulators.netfaults`), `gridwatch simulate --load` publishes to the
+fault proxy (`tests.support.netfaults`), `gridwatch simulate --load` publishes to the
 broker directly, as devices do. At random times (on average every `--fault-every` seconds)
 one fault from the fault tests happens: the broker restarted, PostgreSQL stopped hard for
 10-60 s and started again, the ingest worker killed with SIGKILL and started again, or the
@@ -44,14 +44,18 @@ from pathlib import Path
 import psycopg
 
 from gridwatch.ingest.mqtt import BrokerAddress, publisher
-from gridwatch.simulators.netfaults import FaultProxy
-from gridwatch.simulators.private_services import (
+from gridwatch.store.migrate import migrate
+
+# Run as `python bench/soak.py`, the path has bench/ but not the checkout's root, which
+# holds tests/support: the fault proxy and private services, shared with the tests.
+sys.path.append(str(Path(__file__).resolve().parent.parent))
+from tests.support.netfaults import FaultProxy
+from tests.support.private_services import (
     GridwatchProcess,
     PrivateMosquitto,
     PrivatePostgres,
     rss_mb,
 )
-from gridwatch.store.migrate import migrate
 
 FAULTS = ("broker_restart", "database_stop", "ingest_kill", "broker_blackhole")
 PROGRESS_EVERY_S = 30.0

@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from gridwatch.cases.escalation import climb
 from gridwatch.errors import Conflict
 from gridwatch.model.vocabulary import SEVERITIES
+from gridwatch.settings import DEADLINE_HOURS
 
 STATUSES = ("reported", "assigned", "in_progress", "resolved", "closed", "reopened")
 OPEN_STATUSES = frozenset({"reported", "assigned", "in_progress", "reopened"})
@@ -42,10 +43,6 @@ def next_status(action: str, status: str) -> str:
             f"{' or '.join(sorted(allowed))}"
         )
     return target
-
-
-DEADLINE_HOURS = {"critical": 2.0, "high": 24.0, "medium": 72.0, "low": 168.0}
-"""Hours to handle a hazard of each severity unless GRIDWATCH_HAZARD_DEADLINES_H says otherwise."""
 
 
 def deadlines_from_hours(hours: Mapping[str, float]) -> dict[str, timedelta]:

@@ -143,18 +143,3 @@ def plan_escalations(requests: Iterable[RequestClock], now: datetime) -> list[Re
 def is_overdue(status: str, due_at: datetime | None, now: datetime) -> bool:
     """An open request past its due time (限期)."""
     return status in OPEN_STATUSES and due_at is not None and due_at <= now
-
-
-MAX_TEXT = 4000
-"""The longest description or note kept (Open311's limit for a description)."""
-
-
-def text_problem(text: str, limit: int = MAX_TEXT) -> str | None:
-    """Why `text` cannot be a request's description or note, or None: too long, or holding a
-    control character (line breaks and tabs are fine) or a lone surrogate."""
-    if len(text) > limit:
-        return f"is {len(text)} characters long (limit {limit})"
-    for ch in text:
-        if (ord(ch) < 0x20 and ch not in "\n\r\t") or ch == "\x7f" or "\ud800" <= ch <= "\udfff":
-            return f"holds the character U+{ord(ch):04X}, which text may not"
-    return None

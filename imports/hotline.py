@@ -20,10 +20,9 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 
-from gridwatch.cases.requests import text_problem
 from gridwatch.errors import InputFileError
 from gridwatch.imports.tables import TableFormat, excel_mangled, phone_warning, read_table
-from gridwatch.model.records import RequestIntake
+from gridwatch.model.records import RequestIntake, text_problem
 from gridwatch.model.services import BY_CODE, service_for
 from gridwatch.store.requests import hotline_id
 

@@ -230,8 +230,7 @@ def _header_positions(label: str, header: list[str], table: TableFormat) -> dict
 
 
 def _unnamed(table: TableFormat, cell: str) -> bool:
-    column = table.column_of(cell)
-    return column not in table.columns and column not in table.optional
+    return table.column_of(cell) not in table.columns
 
 
 def _cell(record: list[str], index: int) -> str:

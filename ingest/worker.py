@@ -46,6 +46,7 @@ from gridwatch.ingest.writer import BatchWriter, Message, WriteResult, add_count
 from gridwatch.settings import Settings
 from gridwatch.store.db import connect, describe_url, is_outage
 from gridwatch.store.migrate import read_meta
+from gridwatch.store.warnings import Notify
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +66,7 @@ class IngestStats:
     stored: int = 0
     duplicates: int = 0
     dead_letters: int = 0
+    warnings: int = 0
     acked: int = 0
     batches: int = 0
     db_failures: int = 0
@@ -80,6 +82,7 @@ class IngestStats:
         self.stored += sum(result.stored.values())
         self.duplicates += result.duplicates
         self.dead_letters += result.dead_letters
+        self.warnings += result.warnings
         add_counts(self.ignored_by, result.ignored_by)
 
 
@@ -376,6 +379,7 @@ class IngestWorker:
             zone=ZoneInfo(meta.get("tz", self.settings.tz)),
             require_registered=self.settings.require_registered_devices,
             deadlines=deadlines_from_hours(self.settings.hazard_deadlines_h),
+            notify=Notify(self.settings.topic_prefix, self.settings.alert_webhooks),
         )
 
     def _close_writer(self) -> None:
@@ -396,12 +400,13 @@ class IngestWorker:
         st = self.stats
         log.info(
             "ingest: %d received, %d stored %s, %d duplicates, %d dead letters, "
-            "%d ignored %s, %d pending",
+            "%d dispute warnings, %d ignored %s, %d pending",
             st.received,
             st.stored,
             st.by_kind,
             st.duplicates,
             st.dead_letters,
+            st.warnings,
             st.ignored,
             st.ignored_by,
             len(self._inbox),

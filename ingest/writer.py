@@ -32,8 +32,10 @@ from gridwatch.model.records import HazardReport, MeterReading, PatrolCheckin, S
 from gridwatch.store.db import is_row_fault
 from gridwatch.store.grids import LeafGrids, load_leaf_grids
 from gridwatch.store.hazards import open_hazards
+from gridwatch.store.keywords import LibraryMatchers
 from gridwatch.store.mode import PLAIN
 from gridwatch.store.partitions import ensure_partitions, existing_partition_days
+from gridwatch.store.warnings import Notify, checkin_text, hazard_text, record_warnings
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +73,7 @@ class WriteResult:
     stored: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     duplicates: int = 0
     dead_letters: int = 0
+    warnings: int = 0  # dispute warnings the batch's notes and descriptions made
     ignored_by: dict[str, int] = field(default_factory=dict)  # per reason
 
     @property
@@ -81,6 +84,7 @@ class WriteResult:
         add_counts(self.stored, other.stored)
         self.duplicates += other.duplicates
         self.dead_letters += other.dead_letters
+        self.warnings += other.warnings
         add_counts(self.ignored_by, other.ignored_by)
 
 
@@ -212,11 +216,16 @@ class BatchWriter:
         zone: ZoneInfo,
         require_registered: bool = False,
         deadlines: Mapping[str, timedelta] = DEFAULT_DEADLINES,
+        notify: Notify | None = None,
     ) -> None:
         self.conn = conn
         self.mode = mode
         self.zone = zone
         self.deadlines = deadlines  # per hazard severity, from the settings
+        # Where level-2 warnings of the notes scanned go (the default topic prefix, no webhooks,
+        # without one).
+        self.notify = notify or Notify("gw")
+        self.matchers = LibraryMatchers()
         self.grids: LeafGrids = load_leaf_grids(conn)
         self.registrations = RegistrationCheck(conn) if require_registered else None
         self._partition_days: set[date] = set()
@@ -337,6 +346,17 @@ class BatchWriter:
                     dead.extend(self._store(table, written, table_rows, result))
             if hazards:
                 dead.extend(self._open_hazards(by_type[HazardReport], hazard_grids, result))
+            # Scanned in the same transaction: a note is acknowledged with its warnings.
+            texts = [
+                checkin_text(m.reading, grid)
+                for m, grid in zip(by_type[PatrolCheckin], checkin_grids, strict=True)
+                if isinstance(m.reading, PatrolCheckin) and m.reading.note  # not a clash
+            ] + [
+                hazard_text(m.reading, grid)
+                for m, grid in zip(by_type[HazardReport], hazard_grids, strict=True)
+                if isinstance(m.reading, HazardReport) and m.reading.description
+            ]
+            result.warnings = len(record_warnings(self.conn, self.matchers, texts, self.notify))
             if dead:
                 result.dead_letters = self._dead_letters(dead)
         return result

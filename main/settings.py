@@ -12,7 +12,8 @@ import platformdirs
 from pydantic import Field, FilePath, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from gridwatch.cases.hazards import DEADLINE_HOURS
+DEADLINE_HOURS = {"critical": 2.0, "high": 24.0, "medium": 72.0, "low": 168.0}
+"""Hours to handle a hazard of each severity unless GRIDWATCH_HAZARD_DEADLINES_H says otherwise."""
 
 
 def _default_data_dir() -> Path:

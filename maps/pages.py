@@ -26,6 +26,7 @@ from shapely.geometry.base import BaseGeometry
 
 from gridwatch.maps.texts import texts_for
 from gridwatch.maps.tiles import Tiles, points_to_display, to_display
+from gridwatch.model.vocabulary import EMERGENCY_EVENTS
 
 LOCAL_JS = [
     ("leaflet", "/static/leaflet/leaflet.js"),
@@ -47,6 +48,14 @@ SEVERITY_ORDER = ("low", "medium", "high", "critical")
 SEVERITY_COLORS = ("#74add1", "#fdae61", "#f46d43", "#a50026")
 RESIDENT_STATES = ("ok", "absent", "acknowledged", "open")  # rank: worst last
 RESIDENT_COLORS = ("#1a9641", "#9e9e9e", "#fdae61", "#d7191c")
+EMERGENCY_COLOR = "#b0003a"  # a grid with an SOS or a fall: unlike any count's shade
+LIVE_LAYOUT = (
+    "html body .folium-map { right: 340px; width: auto !important; }"
+    "html body .gw-offline { right: 350px; }"
+    "@media (max-width: 700px) { html body .folium-map { right: 0; bottom: 38vh;"
+    " height: auto !important; } html body .gw-legend { bottom: calc(38vh + 24px); }"
+    " html body .gw-offline { right: 8px; top: 50px; bottom: auto; } }"
+)
 TRACK_COLORS = ("#3366cc", "#dc3912", "#109618", "#990099", "#0099c6", "#dd4477")
 SIMPLIFY_DEG = 1e-5  # about 1 m: invisible at district zoom, fewer vertices to draw
 OVERVIEW_DIGITS = 6
@@ -198,22 +207,76 @@ class LiveFeed(MacroElement):
         {% macro script(this, kwargs) %}
         window.gridwatchLive = {
             map: {{ this._parent.get_name() }},
+            grids: {{ this.grids.get_name() }},
             alerts: {{ this.alerts|tojson }},
             after: {{ this.after|tojson }},
             crs: {{ this.crs|tojson }},
+            zone: {{ this.zone|tojson }},
+            urgent: {{ this.urgent|tojson }},
             texts: {{ this.texts|tojson }}
         };
         {% endmacro %}
         """
     )
 
-    def __init__(self, alerts: list[dict], after: int, crs: str, texts: dict) -> None:
+    def __init__(
+        self,
+        alerts: list[dict],
+        after: int,
+        crs: str,
+        texts: dict,
+        grids: folium.GeoJson,
+        zone: tzinfo,
+    ) -> None:
         super().__init__()
         self._name = "LiveFeed"
         self.alerts = alerts
         self.after = after
         self.crs = crs
         self.texts = texts
+        self.grids = grids
+        self.zone = str(zone)
+        self.urgent = list(EMERGENCY_EVENTS)
+
+
+class GridLabels(MacroElement):
+    """Grid names on the map, each where its grid is large enough on screen to hold it: none
+    at district zoom, every name once zoomed to a community."""
+
+    _template = Template(
+        """
+        {% macro script(this, kwargs) %}
+        (function() {
+            var map = {{ this._parent.get_name() }}, grids = {{ this.layer.get_name() }};
+            var labels = L.layerGroup().addTo(map);
+            function place() {
+                labels.clearLayers();
+                if (!map.hasLayer(grids)) { return; }
+                var view = map.getBounds();
+                grids.eachLayer(function(l) {
+                    var b = l.getBounds(), name = l.feature.properties.name;
+                    if (!name || !view.intersects(b)) { return; }
+                    var ne = map.latLngToContainerPoint(b.getNorthEast());
+                    var sw = map.latLngToContainerPoint(b.getSouthWest());
+                    if (ne.x - sw.x < name.length * 13 + 20 || sw.y - ne.y < 30) { return; }
+                    var text = document.createElement('span');
+                    text.textContent = name;
+                    labels.addLayer(L.tooltip({permanent: true, direction: 'center',
+                        className: 'gw-grid-label', interactive: false})
+                        .setLatLng(b.getCenter()).setContent(text));
+                });
+            }
+            map.on('zoomend moveend overlayadd overlayremove', place);
+            place();
+        })();
+        {% endmacro %}
+        """
+    )
+
+    def __init__(self, layer: folium.GeoJson) -> None:
+        super().__init__()
+        self._name = "GridLabels"
+        self.layer = layer
 
 
 # -- pages ------------------------------------------------------------------------------------
@@ -233,7 +296,9 @@ def overview_page(
     for level, show in (("community", False), ("street", False)):
         if by_level[level]:
             _grid_layer(ctx, fmap, by_level[level], t[LEVEL_LAYERS[level]], show=show, outline=True)
-    _grid_layer(ctx, fmap, leaves, t["layer_grids"], show=True, outline=False)
+    GridLabels(_grid_layer(ctx, fmap, leaves, t["layer_grids"], show=True, outline=False)).add_to(
+        fmap
+    )
     PointLayer(hazards, SEVERITY_COLORS, name=t["layer_hazards"], crs=ctx.tiles.crs).add_to(fmap)
     # Those with an alert are what a duty officer looks for; everyone else is a click away.
     alerting = [r for r in residents if r.rank >= RESIDENT_STATES.index("acknowledged")]
@@ -350,7 +415,7 @@ def live_page(ctx: PageContext, grids: Sequence[MapGrid], alerts: list[dict], af
     """Grid outlines and the open alerts; new ones arrive over /alerts/stream (live.js)."""
     t = ctx.t
     fmap = _base_map(ctx, [g.geometry for g in grids], t["live"], "live")
-    _grid_layer(
+    leaves = _grid_layer(
         ctx,
         fmap,
         [g for g in grids if g.level == "grid"],
@@ -358,6 +423,7 @@ def live_page(ctx: PageContext, grids: Sequence[MapGrid], alerts: list[dict], af
         show=True,
         outline=True,
     )
+    GridLabels(leaves).add_to(fmap)
     for alert in alerts:
         if alert.get("lon") is not None:
             x, y = points_to_display(
@@ -371,8 +437,19 @@ def live_page(ctx: PageContext, grids: Sequence[MapGrid], alerts: list[dict], af
     live_texts["kind"] = t["alert_kind"]
     live_texts["state"] = {k: v for k, v in t["alert_state"].items() if k is not None}
     live_texts["level"] = t["level"]
-    LiveFeed(alerts, after, ctx.tiles.crs, live_texts).add_to(fmap)
+    LiveFeed(alerts, after, ctx.tiles.crs, live_texts, leaves, ctx.zone).add_to(fmap)
+    Legend(
+        t["layer_alerts"],
+        [
+            (EMERGENCY_COLOR, t["emergency_grids"]),
+            (RESIDENT_COLORS[3], t["alert_state"]["open"]),
+            (RESIDENT_COLORS[2], t["alert_state"]["acknowledged"]),
+        ],
+    ).add_to(fmap)
     root = _figure(fmap)
+    # The list sits beside the map (below it on a phone), never over it: the map keeps the
+    # rest of the screen and fits the district into that.
+    root.header.add_child(Element(f"<style>{LIVE_LAYOUT}</style>"))
     root.html.add_child(
         Element(
             '<aside class="gw-panel" id="gw-panel"><div class="gw-status" id="gw-status">'
@@ -431,24 +508,30 @@ def _figure(fmap: folium.Map) -> Figure:
     return root
 
 
-def _header(ctx: PageContext, title: str, page: str) -> str:
-    t = ctx.t
-    links = [
+def nav_links(t: dict) -> list[tuple[str, str, str]]:
+    """(key, href, label) of every page in the bar, the same on maps and console pages."""
+    return [
+        ("console", "/console", t["desk"]),
+        ("ledger", "/console/ledger", t["ledger"]),
+        ("live", "/maps/live", t["live"]),
         ("overview", "/maps/overview", t["overview"]),
         ("coverage", "/maps/coverage", t["coverage"]),
-        ("live", "/maps/live", t["live"]),
-        ("ledger", "/ledger.csv", t["ledger"]),
     ]
+
+
+def _header(ctx: PageContext, title: str, page: str) -> str:
+    t = ctx.t
     on = ' class="on"'
     nav = "".join(
         f'<a href="{href}"{on if key == page else ""}>{html.escape(label)}</a>'
-        for key, href, label in links
+        for key, href, label in nav_links(t)
     )
     stamp = ctx.updated.astimezone(ctx.zone).strftime("%H:%M")
     return (
         f'<header class="gw-bar"><b class="gw-title">{html.escape(title)}</b>'
         f"<nav>{nav}</nav>"
-        f'<span class="gw-user">{html.escape(t["updated"])} {stamp} · {html.escape(ctx.user)}'
+        f'<span class="gw-user"><span class="gw-stamp">{html.escape(t["updated"])} {stamp} · '
+        f"{html.escape(ctx.user)}</span>"
         f'<form method="post" action="/logout"><button>{html.escape(t["logout"])}</button>'
         f"</form></span></header>"
     )
@@ -477,13 +560,15 @@ def grid_tooltip(t: dict, grid: MapGrid) -> str:
     return "<br>".join(f"<b>{html.escape(str(k))}</b> {html.escape(str(v))}" for k, v in rows)
 
 
-def _grid_layer(ctx, fmap, grids: Sequence[MapGrid], name: str, *, show: bool, outline: bool):
+def _grid_layer(
+    ctx, fmap, grids: Sequence[MapGrid], name: str, *, show: bool, outline: bool
+) -> folium.GeoJson:
     t = ctx.t
     features = [
         {
             "type": "Feature",
             "id": g.code,
-            "properties": {"tip": grid_tooltip(t, g), "fill": issue_color(g)},
+            "properties": {"tip": grid_tooltip(t, g), "fill": issue_color(g), "name": g.name},
             "geometry": _display_json(g.geometry, ctx.tiles.crs, simplify=True),
         }
         for g in grids
@@ -498,7 +583,7 @@ def _grid_layer(ctx, fmap, grids: Sequence[MapGrid], name: str, *, show: bool, o
             "fillOpacity": 0.15 if outline else 0.6,
         }
 
-    folium.GeoJson(
+    layer = folium.GeoJson(
         {"type": "FeatureCollection", "features": features},
         name=name,
         style_function=style,
@@ -506,7 +591,9 @@ def _grid_layer(ctx, fmap, grids: Sequence[MapGrid], name: str, *, show: bool, o
         tooltip=folium.GeoJsonTooltip(fields=["tip"], labels=False, sticky=True),
         show=show,
         smooth_factor=1.5,
-    ).add_to(fmap)
+    )
+    layer.add_to(fmap)
+    return layer
 
 
 def _track_layer(

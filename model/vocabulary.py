@@ -32,3 +32,19 @@ HAZARD_CATEGORIES = (
 )
 SEVERITIES = ("low", "medium", "high", "critical")
 """Lowest first: the order maps draw and lists sort by."""
+
+DISPUTE_CATEGORIES = (
+    "邻里纠纷",
+    "婚姻家庭",
+    "劳资纠纷",
+    "物业纠纷",
+    "土地房屋",
+    "债务经济",
+    "医疗纠纷",
+    "涉稳信访",
+)
+"""The eight kinds of dispute (矛盾纠纷) the starter keyword library covers; a district's own
+library may name others."""
+WARNING_SOURCES = ("request", "checkin", "hazard")
+"""The texts a warning can come from: a request's description, a patrol or visit note, a
+hazard's description."""

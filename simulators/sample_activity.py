@@ -1,7 +1,8 @@
 """Sample activity for the sample district, written straight to the tables: hazards in every
-state, open alerts, two patrol rounds per worker with home visits, citizens' requests from
-every source in every step of their loop. For benchmarks, browser
-tests and demos of the maps; real data comes in over MQTT and the API."""
+state (a few telling of a dispute, with their warnings), open alerts, two patrol rounds per
+worker with home visits, citizens' requests from every source in every step of their loop.
+For benchmarks, browser tests and demos of the maps; real data comes
+in over MQTT and the API."""
 
 from __future__ import annotations
 
@@ -18,11 +19,15 @@ import shapely
 from gridwatch.alerts.lifecycle import OpenAlert
 from gridwatch.cases.hazards import deadline_after
 from gridwatch.dispatch.clocks import escalate_hazards, escalate_requests
+from gridwatch.disputes.scanning import ScannedText
 from gridwatch.model.records import RequestIntake
+from gridwatch.simulators.patrols import HAZARD_DESCRIPTIONS
 from gridwatch.store.alerts import write_event
 from gridwatch.store.grids import load_grid_catalog, load_leaf_grids
+from gridwatch.store.keywords import LibraryMatchers
 from gridwatch.store.partitions import ensure_partitions
 from gridwatch.store.requests import hotline_id, open_requests, place_request, transition_request
+from gridwatch.store.warnings import Notify, record_warnings
 
 CATEGORIES = ("structural", "fire", "electrical", "gas", "road", "flood", "sanitation", "other")
 SEVERITIES = ("low", "medium", "high", "critical")
@@ -94,6 +99,7 @@ def seed_hazards(
     weights = np.array(list(STATUS_MIX.values()))
     hazards: list[tuple[object, ...]] = []
     events: list[tuple[uuid.UUID, datetime, str, str | None, str, str]] = []
+    disputed: set[int] = set()  # grids one of whose hazards already tells of a dispute
     for i in range(count):
         g = int(rng.integers(len(ids)))
         lon, lat = _point_in(shapes[g], rng)
@@ -102,6 +108,7 @@ def seed_hazards(
         status = statuses[int(rng.choice(len(statuses), p=weights / weights.sum()))]
         hazard_id = uuid.UUID(int=int(rng.integers(2**62)) << 64 | i, version=4)
         reporter = f"W{g + 1:03d}"
+        category = CATEGORIES[int(rng.integers(len(CATEGORIES)))]
         hazards.append(
             (
                 hazard_id,
@@ -111,9 +118,9 @@ def seed_hazards(
                 lon,
                 lat,
                 ids[g],
-                CATEGORIES[int(rng.integers(len(CATEGORIES)))],
+                category,
                 severity,
-                f"sample hazard {i + 1}",
+                _description(i, ids[g], disputed, category),
                 [],
                 status,
                 deadline_after(severity, received, deadlines),
@@ -140,6 +147,36 @@ def seed_hazards(
             events,
         )
     return len(hazards)
+
+
+# What a few hazards' descriptions say besides the hazard: signs of a dispute, one per grid
+# (so each is a level-1 warning), for the warnings layer to show.
+SAMPLE_DISPUTES = (
+    "楼道堆放杂物 邻居吵架",
+    "工地拖欠工资 工人围堵",
+    "物业不作为 业主拒交物业费",
+    "宅基地纠纷 占地搭建",
+    "楼上漏水 邻里矛盾",
+    "欠钱不还 上门讨债",
+)
+
+
+def _description(i: int, grid_id: int, disputed: set[int], category: str) -> str:
+    """A sample hazard's description: every 40th, in a grid with none yet, tells of a dispute."""
+    if i % 40 == 0 and grid_id not in disputed and len(disputed) < len(SAMPLE_DISPUTES):
+        disputed.add(grid_id)
+        return SAMPLE_DISPUTES[len(disputed) - 1]
+    return HAZARD_DESCRIPTIONS[category]
+
+
+def seed_warnings(conn: psycopg.Connection) -> int:
+    """The warnings the sample hazards' descriptions make, through the same hook as ingest."""
+    rows = conn.execute(
+        "SELECT id, description, grid_id, observed_at, lon, lat FROM hazard_reports"
+    ).fetchall()
+    texts = [ScannedText("hazard", str(i), d, g, at, lon, lat) for i, d, g, at, lon, lat in rows]
+    with conn.transaction():
+        return len(record_warnings(conn, LibraryMatchers(), texts, Notify("gw")))
 
 
 def seed_alerts(conn: psycopg.Connection, *, count: int, now: datetime, seed: int = 6) -> int:
@@ -368,6 +405,7 @@ def seed_activity(
     a level or two up as the hazard clocks of `gridwatch alerts` would have put them by `now`."""
     made_hazards = seed_hazards(conn, count=hazards, now=now, deadlines=deadlines)
     escalate_hazards(conn, now, deadlines)
+    seed_warnings(conn)
     made_alerts = seed_alerts(conn, count=alerts, now=now)
     day = patrol_day or now.astimezone(zone).date()
     checkins = seed_patrols(conn, day=day, zone=zone, received_at=now)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 
 import psycopg
 from psycopg import sql
@@ -13,7 +13,7 @@ from psycopg.rows import class_row
 
 from gridwatch.alerts.lifecycle import OpenAlert
 from gridwatch.errors import Conflict, NotFound
-from gridwatch.store.filters import Filters, where_columns, where_filters
+from gridwatch.store.filters import Filters, all_of, where_columns, where_filters
 from gridwatch.store.outbox import write_outbox
 from gridwatch.store.paging import Page, fetch_page
 
@@ -235,3 +235,66 @@ def _person_event(
         webhooks,
         {"by": actor, "note": note},
     )
+
+
+@dataclass(frozen=True, slots=True)
+class AlertTally:
+    """How many alerts not yet resolved share a kind, a level and a status."""
+
+    kind: str
+    level: str
+    status: str
+    count: int
+
+
+def open_alert_tally(conn: psycopg.Connection, *, scope: list[int] | None) -> list[AlertTally]:
+    """Alerts not yet resolved in `scope` (None: every grid), by kind, level and status."""
+    where, params = where_filters(Filters(scope=scope), alias="a")
+    where.append(sql.SQL("a.status <> 'resolved'"))
+    with conn.cursor(row_factory=class_row(AlertTally)) as cur:
+        return cur.execute(
+            sql.SQL(
+                "SELECT a.kind, a.level, a.status, count(*) AS count FROM alerts a "
+                "WHERE {} GROUP BY 1, 2, 3 ORDER BY 1, 2, 3"
+            ).format(all_of(where)),
+            params,
+        ).fetchall()
+
+
+def alerts_opened_daily(
+    conn: psycopg.Connection, *, scope: list[int] | None, start: datetime, end: datetime, zone
+) -> dict[date, int]:
+    """Alerts opened in [start, end) in `scope`, per local day of `zone`."""
+    where, params = where_filters(Filters(scope=scope), alias="a")
+    where.append(sql.SQL("a.opened_at >= %(start)s AND a.opened_at < %(end)s"))
+    params.update(start=start, end=end, tz=zone.key)
+    rows = conn.execute(
+        sql.SQL(
+            "SELECT (a.opened_at AT TIME ZONE %(tz)s)::date, count(*) FROM alerts a "
+            "WHERE {} GROUP BY 1"
+        ).format(all_of(where)),
+        params,
+    ).fetchall()
+    return dict(rows)
+
+
+def alert_history(conn: psycopg.Connection, alert_id: int) -> list[AlertStep]:
+    """The alert's events, oldest first."""
+    with conn.cursor(row_factory=class_row(AlertStep)) as cur:
+        return cur.execute(
+            "SELECT id, at, action, actor, note, level FROM alert_events WHERE alert_id = %s "
+            "ORDER BY id",
+            (alert_id,),
+        ).fetchall()
+
+
+@dataclass(frozen=True, slots=True)
+class AlertStep:
+    """One row of an alert's history (alert_events)."""
+
+    id: int
+    at: datetime
+    action: str
+    actor: str | None
+    note: str | None
+    level: str | None

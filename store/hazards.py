@@ -9,7 +9,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
 import psycopg
 from psycopg import sql
@@ -17,6 +17,7 @@ from psycopg.rows import class_row
 
 from gridwatch.cases.hazards import (
     OPEN_STATUSES,
+    STATUSES,
     Escalation,
     HazardClock,
     SetDeadline,
@@ -25,6 +26,7 @@ from gridwatch.cases.hazards import (
 )
 from gridwatch.errors import NotFound
 from gridwatch.model.records import HazardReport
+from gridwatch.model.vocabulary import LEVELS, SEVERITIES
 from gridwatch.store.filters import Filters, all_of, where_columns, where_filters
 from gridwatch.store.paging import Page, fetch_page
 
@@ -370,22 +372,32 @@ def ledger(
     level: str | None = None,
     overdue: bool | None = None,
     statuses: Sequence[str] | None = None,
+    categories: Sequence[str] | None = None,
+    found_from: datetime | None = None,
+    found_until: datetime | None = None,
+    order: str | None = None,
     limit: int | None = None,
     offset: int = 0,
 ) -> tuple[list[LedgerRow], int]:
-    """The problem ledger (问题台账): most urgent first; (rows, number matched).
+    """The problem ledger (问题台账): most urgent first, or by `order` (a key of
+    LEDGER_ORDERS, `-` before it for descending); (rows, number matched).
 
     Overdue means open past its due time (限期), whatever level it has reached since. A
     report stored without one (before deadlines were set when a hazard is stored) shows the
-    due time its severity sets until the hazard clocks give it one.
+    due time its severity sets until the hazard clocks give it one. `found_from` and
+    `found_until` bound when it was found (observed_at).
     """
-    where, params = where_filters(Filters(scope=scope, grid_ids=grid_ids), alias="h")
-    where_columns(where, params, "h", level=level, status=statuses)
+    filters = Filters(scope=scope, grid_ids=grid_ids, start=found_from, end=found_until)
+    where, params = where_filters(filters, alias="h", time_column="observed_at")
+    where_columns(where, params, "h", level=level, status=statuses, category=categories)
     params.update(
         now=now,
         open=sorted(OPEN_STATUSES),
         sev=list(deadlines),
         secs=[d.total_seconds() for d in deadlines.values()],
+        sev_order=list(SEVERITIES),
+        status_order=list(STATUSES),
+        level_order=list(LEVELS),
     )
     if overdue is not None:
         where.append(sql.SQL("(h.status = ANY(%(open)s) AND l.due_at <= %(now)s) = %(overdue)s"))
@@ -401,9 +413,7 @@ def ledger(
                 h.observed_at, h.received_at, l.due_at,
                 (h.status = ANY(%(open)s) AND l.due_at <= %(now)s) AS overdue,
                 h.description, count(*) OVER () AS matched,
-                row_number() OVER (
-                    ORDER BY (h.status = ANY(%(open)s)) DESC, l.due_at, h.id
-                ) AS n
+                row_number() OVER (ORDER BY {}) AS n
             {}
             WHERE {}
             ORDER BY n
@@ -424,7 +434,7 @@ def ledger(
         FROM page p LEFT JOIN events ev ON ev.hazard_id = p.id
         ORDER BY p.n
         """
-    ).format(_LEDGER_FROM, conditions)
+    ).format(_ledger_order(order), _LEDGER_FROM, conditions)
     params["limit"] = limit
     params["offset"] = offset
     found = conn.execute(query, params).fetchall()
@@ -436,6 +446,29 @@ def ledger(
             sql.SQL("SELECT count(*) {} WHERE {}").format(_LEDGER_FROM, conditions), params
         ).fetchall()
     return rows, total
+
+
+# Codes compared byte by byte ("C"), not by the database's locale: the same order wherever
+# it runs, and the one the API's kept ledger repeats in memory (Python's string order).
+LEDGER_ORDERS = {
+    "found": sql.SQL("h.observed_at"),
+    "due": sql.SQL("l.due_at"),
+    "grid": sql.SQL('g.code COLLATE "C"'),
+    "category": sql.SQL('h.category COLLATE "C"'),
+    "severity": sql.SQL("array_position(%(sev_order)s::text[], h.severity)"),
+    "status": sql.SQL("array_position(%(status_order)s::text[], h.status)"),
+    "level": sql.SQL("array_position(%(level_order)s::text[], h.level)"),
+}
+_URGENCY = sql.SQL("(h.status = ANY(%(open)s)) DESC, l.due_at, h.id")
+
+
+def _ledger_order(order: str | None) -> sql.Composable:
+    """The ledger's ORDER BY: by `order` (ties most urgent first), or most urgent first."""
+    if not order:
+        return _URGENCY
+    key = order.removeprefix("-")
+    direction = sql.SQL(" DESC NULLS LAST" if order.startswith("-") else " ASC NULLS LAST")
+    return sql.SQL("{}{}, {}").format(LEDGER_ORDERS[key], direction, _URGENCY)
 
 
 def next_overdue(conn: psycopg.Connection, *, now: datetime) -> datetime | None:
@@ -508,3 +541,43 @@ def map_hazards(
     )
     with conn.cursor(row_factory=class_row(Hazard)) as cur:
         return cur.execute(query, params).fetchall()
+
+
+@dataclass(frozen=True, slots=True)
+class HazardDay:
+    """One local day of the hazard loop: hazards reported, hazards closed (办结), and the
+    median hours from report to close of those closed that day."""
+
+    day: date
+    opened: int = 0
+    closed: int = 0
+    median_close_h: float | None = None
+
+
+def hazard_days(
+    conn: psycopg.Connection, *, scope: list[int] | None, start: datetime, end: datetime, zone
+) -> dict[date, HazardDay]:
+    """Per local day of `zone` in [start, end), the hazards of `scope` reported and closed."""
+    where, params = where_filters(Filters(scope=scope), alias="h")
+    params.update(start=start, end=end, tz=zone.key)
+    opened = conn.execute(
+        sql.SQL(
+            "SELECT (h.received_at AT TIME ZONE %(tz)s)::date, count(*) FROM hazard_reports h "
+            "WHERE {} AND h.received_at >= %(start)s AND h.received_at < %(end)s GROUP BY 1"
+        ).format(all_of(where)),
+        params,
+    ).fetchall()
+    closed = conn.execute(
+        sql.SQL(
+            "SELECT (e.at AT TIME ZONE %(tz)s)::date, count(*), percentile_cont(0.5) "
+            "WITHIN GROUP (ORDER BY extract(epoch FROM e.at - h.received_at) / 3600) "
+            "FROM hazard_events e JOIN hazard_reports h ON h.id = e.hazard_id "
+            "WHERE {} AND e.to_status = 'closed' AND e.at >= %(start)s AND e.at < %(end)s "
+            "GROUP BY 1"
+        ).format(all_of(where)),
+        params,
+    ).fetchall()
+    days = {day: HazardDay(day, opened=count) for day, count in opened}
+    for day, count, median_h in closed:
+        days[day] = HazardDay(day, days.get(day, HazardDay(day)).opened, count, median_h)
+    return days

@@ -149,3 +149,24 @@ def record_webhook_attempt(
             """,
             (delivered_at, error, next_attempt_at, outbox_id, url),
         )
+
+
+def write_warning_outbox(
+    conn: psycopg.Connection,
+    warning_id: int,
+    payload: dict,
+    grid_code: str | None,
+    topic_prefix: str,
+    webhooks: tuple[str, ...],
+) -> None:
+    """Queue a level-2 warning for MQTT (`{prefix}/alerts/{grid}`) and every webhook, beside
+    the alert changes: the same delivery loop sends it, in order with its grid's alerts."""
+    code = grid_code or "none"
+    [(outbox_id,)] = conn.execute(
+        "INSERT INTO alert_outbox (warning_id, topic, payload) VALUES (%s, %s, %s) RETURNING id",
+        (warning_id, f"{topic_prefix}/alerts/{code}", Jsonb({**payload, "grid_code": code})),
+    ).fetchall()
+    for url in webhooks:
+        conn.execute(
+            "INSERT INTO webhook_deliveries (outbox_id, url) VALUES (%s, %s)", (outbox_id, url)
+        )

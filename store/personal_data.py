@@ -186,4 +186,8 @@ _FORGET_NOTES = (
     "UPDATE alert_outbox SET payload = payload - 'note' - 'reason' "
     "WHERE (payload ? 'note' OR payload ? 'reason') "
     "AND alert_id IN (SELECT id FROM alerts WHERE resident_id = %(id)s)",
+    # A visit note's dispute warnings: the keywords are words of the note.
+    "UPDATE alert_outbox SET payload = payload - 'keywords' - 'resident_id' "
+    "WHERE warning_id IN (SELECT id FROM warnings WHERE resident_id = %(id)s)",
+    "UPDATE warnings SET resident_id = NULL, keywords = '{}' WHERE resident_id = %(id)s",
 )

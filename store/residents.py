@@ -379,3 +379,17 @@ def map_residents(
     ).format(sql.SQL("r.grid_id = ANY(%(scope)s)") if scope is not None else sql.SQL("TRUE"))
     with conn.cursor(row_factory=class_row(MapResident)) as cur:
         return cur.execute(query, {"now": now, "scope": scope}).fetchall()
+
+
+def awaiting_installation(conn: psycopg.Connection, *, scope: list[int] | None) -> int:
+    """Homes in `scope` whose meter was imported and never heard from (未接入)."""
+    where, params = where_filters(Filters(scope=scope), alias="r")
+    [(count,)] = conn.execute(
+        sql.SQL(
+            "SELECT count(*) FROM residents r WHERE {} AND EXISTS (SELECT 1 FROM devices d "
+            "WHERE d.resident_id = r.id AND d.kind = 'meter' "
+            "AND NOT EXISTS (SELECT 1 FROM meter_readings m WHERE m.meter_id = d.id))"
+        ).format(sql.SQL(" AND ").join(where) if where else sql.SQL("TRUE")),
+        params,
+    ).fetchall()
+    return count

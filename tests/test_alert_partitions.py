@@ -30,20 +30,9 @@ from zoneinfo import ZoneInfo
 
 import psycopg
 import pytest
-from conftest import (
-    _create_database,
-    _drop_database,
-    count_rows,
-    make_settings,
-    settled_mornings,
-    wait_for,
-)
 from hypothesis import given
 from hypothesis import strategies as st
 from psycopg import sql
-from test_alert_engine import FakeStore, a_home, at, lit_yesterday, sensor, started, step_through
-from test_alert_service import Subscriber
-from test_alert_webhooks import Receiver, free_port
 
 from gridwatch.alerts.lifecycle import Escalate, Open
 from gridwatch.alerts.partition import Partition, partition_key, partition_of
@@ -65,6 +54,21 @@ from gridwatch.store.alerts import acknowledge_alert, resolve_alert
 from gridwatch.store.migrate import read_meta
 from gridwatch.store.outbox import OUTBOX_KEY_SQL, partition_sql
 from gridwatch.store.partitions import ensure_partitions
+from tests.support.broker import Subscriber
+from tests.support.databases import count_rows, create_database, drop_database, settled_mornings
+from tests.support.fake_alert_store import (
+    FakeStore,
+    a_home,
+    at,
+    lit_yesterday,
+    sensor,
+    started,
+    step_through,
+)
+from tests.support.ports import free_port
+from tests.support.settings import make_settings
+from tests.support.waiting import wait_for
+from tests.support.webhooks import Receiver
 
 ZONE = ZoneInfo("Asia/Shanghai")
 keys = st.text(max_size=40)
@@ -203,10 +207,10 @@ RATES = FaultRates(falls=6, sos=6, meter_outages=6, absences=6).without_delivery
 def twin_databases(postgres_server, migrated_template):
     """Two migrated databases holding the same district: one for one engine, one for two."""
     names = [f"gw_t_part_{i}_{os.urandom(4).hex()}" for i in (1, 2)]
-    urls = [_create_database(postgres_server, n, template=migrated_template) for n in names]
+    urls = [create_database(postgres_server, n, template=migrated_template) for n in names]
     yield urls
     for name in names:
-        _drop_database(postgres_server, name)
+        drop_database(postgres_server, name)
 
 
 class Site:

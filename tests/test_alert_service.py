@@ -15,22 +15,21 @@ local time; which offset does not matter to the rules, tested in every zone else
 
 from __future__ import annotations
 
-import json
 import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-import paho.mqtt.client as mqtt
 import psycopg
-from conftest import count_rows, make_settings, settled_mornings, wait_for
-from paho.mqtt.enums import CallbackAPIVersion
 
 from gridwatch.alerts.lifecycle import Escalate, Open, Resolve
 from gridwatch.alerts.rules import MORNING, NO_ACTIVITY, SOS
 from gridwatch.dispatch.service import make_engine, run_delivery
-from gridwatch.ingest.mqtt import BrokerAddress
 from gridwatch.store.alerts import acknowledge_alert, resolve_alert
+from tests.support.broker import Subscriber
+from tests.support.databases import count_rows, settled_mornings
+from tests.support.settings import make_settings
+from tests.support.waiting import wait_for
 
 READING_EVERY = timedelta(minutes=5)
 BASE_W = 40.0
@@ -93,32 +92,6 @@ def watch_only(url: str, residents: list[Resident], since: datetime) -> None:
     with psycopg.connect(url) as conn:
         conn.execute("UPDATE residents SET living_alone = (id = ANY(%s))", (ids,))
         conn.execute("UPDATE residents SET created_at = %s WHERE id = ANY(%s)", (since, ids))
-
-
-class Subscriber:
-    """An MQTT client subscribed to `topic`, keeping every payload as parsed JSON."""
-
-    def __init__(self, mqtt_url: str, topic: str, client_id: str) -> None:
-        address = BrokerAddress.from_url(mqtt_url)
-        self.messages: list[tuple[str, dict]] = []
-        self.ready = threading.Event()
-        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id, protocol=mqtt.MQTTv311)
-        if address.username:
-            client.username_pw_set(address.username, address.password)
-        client.on_connect = lambda c, u, f, r, p: c.subscribe(topic, qos=1)
-        client.on_subscribe = lambda *args: self.ready.set()
-        client.on_message = lambda c, u, m: self.messages.append((m.topic, json.loads(m.payload)))
-        client.connect(address.host, address.port)
-        client.loop_start()
-        self.client = client
-        wait_for(self.ready.is_set, 10, f"a subscription to {topic}")
-
-    def of(self, **fields) -> list[dict]:
-        return [p for _, p in self.messages if all(p.get(k) == v for k, v in fields.items())]
-
-    def close(self) -> None:
-        self.client.disconnect()
-        self.client.loop_stop()
 
 
 class Day:

@@ -7,17 +7,13 @@ brings each retry forward by setting `next_attempt_at` to now instead of waiting
 
 from __future__ import annotations
 
-import json
-import socket
 import threading
 import time
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from zoneinfo import ZoneInfo
 
 import psycopg
 import pytest
-from conftest import make_settings, wait_for
 from psycopg.types.json import Jsonb
 
 from gridwatch.alerts.rules import SOS
@@ -25,55 +21,10 @@ from gridwatch.dispatch.service import make_engine, run_delivery
 from gridwatch.store.alerts import acknowledge_alert
 from gridwatch.store.migrate import read_meta
 from gridwatch.store.partitions import ensure_partitions
-
-
-class Receiver:
-    """An HTTP endpoint that records every request and answers with `status`."""
-
-    def __init__(self, port: int) -> None:
-        self.port = port
-        self.status = 503
-        self.requests: list[tuple[int, dict, dict]] = []  # (answered, headers, body)
-        self.server: ThreadingHTTPServer | None = None
-        self.thread: threading.Thread | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/gridwatch/alerts"
-
-    def start(self) -> None:
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                status = receiver.status
-                receiver.requests.append((status, dict(self.headers), body))
-                self.send_response(status)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args) -> None:  # quiet
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def stop(self) -> None:
-        if self.server is not None:
-            self.server.shutdown()
-            self.server.server_close()
-            self.thread.join(timeout=5)
-
-    def accepted(self) -> list[tuple[dict, dict]]:
-        return [(h, b) for status, h, b in self.requests if 200 <= status < 300]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tests.support.ports import free_port
+from tests.support.settings import make_settings
+from tests.support.waiting import wait_for
+from tests.support.webhooks import Receiver
 
 
 def delivery_row(url: str) -> tuple:

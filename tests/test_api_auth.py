@@ -12,22 +12,12 @@ import uuid
 import psycopg
 import pytest
 import shapely
-from api_support import (
-    GRID_A,
-    GRID_B,
-    NOW,
-    assert_security_headers,
-    http_fixture,  # noqa: F401
-    module_server_fixture,  # noqa: F401
-    module_tokens_fixture,  # noqa: F401
-    reason,
-    seeded_url_fixture,  # noqa: F401
-)
 from fastapi.routing import APIRoute
 from starlette.routing import Mount
 
 from gridwatch.api_commands import register
 from gridwatch.settings import Settings
+from tests.support.api import GRID_A, GRID_B, NOW, assert_security_headers, reason
 
 
 @pytest.fixture(scope="module")
@@ -55,9 +45,13 @@ def grid_b(seeded_url, http):
             "lon": point.x,
             "category": "road",
             "severity": "high",
-            "description": "grid B's own",
+            "description": "grid B's own: 邻居吵架",  # a dispute warning of grid B too
         },
     ).json()
+    with psycopg.connect(seeded_url) as conn:
+        [(warning,)] = conn.execute(
+            "SELECT id FROM warnings WHERE source_id = %s", (hazard["id"],)
+        ).fetchall()
     checkin = worker.post("/checkins", json={"lat": point.y, "lon": point.x}).json()
     absence = worker.post(
         "/absences",
@@ -77,6 +71,7 @@ def grid_b(seeded_url, http):
         "hazard": hazard["id"],
         "checkin": checkin["id"],
         "alert": alert,
+        "warning": warning,
         "resident": resident,
         "absence": absence["id"],
         "point": (point.x, point.y),
@@ -209,6 +204,12 @@ WALK = {
         c.get(f"/collections/checkins/items/{b['checkin']}")
     ),
     ("GET", "/collections/alerts/items"): lambda c, b, u: walk_items(c, b, "alerts", b["alert"]),
+    ("GET", "/collections/warnings/items"): lambda c, b, u: walk_items(
+        c, b, "warnings", b["warning"]
+    ),
+    ("GET", "/collections/warnings/items/{warning_id}"): lambda c, b, u: _missing(
+        c.get(f"/collections/warnings/items/{b['warning']}")
+    ),
     ("GET", "/collections/alerts/items/{alert_id}"): lambda c, b, u: _missing(
         c.get(f"/collections/alerts/items/{b['alert']}")
     ),
@@ -341,7 +342,29 @@ WALK = {
     ("GET", "/audit"): lambda c, b, u: _missing(
         c.get("/audit", params={"resident": b["resident"]})
     ),
+    ("GET", "/console"): lambda c, b, u: _without_grid_b(c.get("/console")),
+    ("GET", "/console/summary.json"): lambda c, b, u: _without_grid_b(
+        c.get("/console/summary.json")
+    ),
+    ("GET", "/console/alerts/{alert_id}"): lambda c, b, u: _missing(
+        c.get(f"/console/alerts/{b['alert']}")
+    ),
+    ("GET", "/console/alerts/{alert_id}/week.json"): lambda c, b, u: _missing(
+        c.get(f"/console/alerts/{b['alert']}/week.json")
+    ),
+    ("GET", "/console/ledger"): lambda c, b, u: (
+        _missing(c.get("/console/ledger", params={"grid": GRID_B})),
+        _page_without_grid_b(c.get("/console/ledger")),
+    ),
+    ("GET", "/console/cases/{case_id}"): lambda c, b, u: _missing(
+        c.get(f"/console/cases/{b['hazard']}")
+    ),
 }
+
+
+def _without_grid_b(response):
+    assert response.status_code == 200
+    assert GRID_B not in response.text
 
 
 def _tracks_stay_home(response, seeded_url):
@@ -426,6 +449,7 @@ def _sample_path(path: str, b: dict) -> str:
         .replace("{hazard_id}", b["hazard"])
         .replace("{checkin_id}", b["checkin"])
         .replace("{alert_id}", str(b["alert"]))
+        .replace("{warning_id}", str(b["warning"]))
         .replace("{resident_id}", b["resident"])
         .replace("{feature_id}", "x")
         .replace("{absence_id}", str(b["absence"]))

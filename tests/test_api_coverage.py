@@ -8,22 +8,14 @@ from datetime import datetime, time, timedelta
 import numpy as np
 import pytest
 import shapely
-from api_support import (
-    GRID_A,
-    GRID_B,
-    NOW,
-    SHANGHAI,
-    http_fixture,  # noqa: F401
-    module_server_fixture,  # noqa: F401
-    module_tokens_fixture,  # noqa: F401
-    reason,
-    seeded_url_fixture,  # noqa: F401
-)
-from conftest import count_rows, make_settings, wait_for
 from shapely.geometry import MultiPolygon, Point, Polygon
 
 from gridwatch.maps.coverage import covered_area, grid_coverage, low_accuracy, split_patrols
 from gridwatch.simulators.district import build_sample_district
+from tests.support.api import GRID_A, GRID_B, NOW, SHANGHAI, reason
+from tests.support.databases import count_rows
+from tests.support.settings import make_settings
+from tests.support.waiting import wait_for
 
 LON0, LAT0 = 109.905, 40.65
 M_PER_DEG_LAT = 111_047.0

@@ -14,17 +14,6 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 import pytest
 import shapely
-from api_support import (
-    COMMUNITY_A,
-    GRID_A,
-    NOW,
-    ApiServer,
-    Clock,
-    api_settings,
-    make_users,
-    reason,
-)
-from conftest import wait_for
 
 from gridwatch.cases.hazards import (
     Escalation,
@@ -36,6 +25,17 @@ from gridwatch.cases.hazards import (
 )
 from gridwatch.dispatch.clocks import run_hazard_clocks
 from gridwatch.errors import Conflict
+from tests.support.api import (
+    COMMUNITY_A,
+    GRID_A,
+    NOW,
+    ApiServer,
+    Clock,
+    api_settings,
+    make_users,
+    reason,
+)
+from tests.support.waiting import wait_for
 
 DEADLINES = deadlines_from_hours({"critical": 2, "high": 24, "medium": 72, "low": 168})
 

@@ -8,22 +8,15 @@ from __future__ import annotations
 
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import httpx
 import psycopg
 import pytest
-from api_support import (  # the fixtures: seeded_url
-    GRID_A,
-    GRID_B,
-    NOW,
-    ApiServer,
-    Clock,
-    api_settings,
-    make_users,
-    seeded_url_fixture,  # noqa: F401
-)
-from conftest import wait_for
+
+from gridwatch.store.hazards import LEDGER_ORDERS
+from tests.support.api import GRID_A, GRID_B, NOW, ApiServer, Clock, api_settings, make_users
+from tests.support.waiting import wait_for
 
 LEDGER = "/ledger"
 ALERTS = "/collections/alerts/items"
@@ -100,17 +93,35 @@ def _execute(url: str, statement: str, params: tuple = ()) -> None:
         conn.execute(statement, params)
 
 
-def _insert_hazard(url: str, code: str, *, due_in: timedelta) -> str:
+def _insert_hazard(
+    url: str,
+    code: str | None,
+    *,
+    due_in: timedelta,
+    observed: datetime = NOW,
+    severity: str = "low",
+) -> str:
+    """A reported road hazard in grid `code` (None: outside every grid)."""
     hazard_id = uuid.uuid4()
     [(gid, lon, lat)] = _query(
-        url, "SELECT id, min_lon, min_lat FROM grids WHERE code = %s", (code,)
+        url, "SELECT id, min_lon, min_lat FROM grids WHERE code = %s", (code or GRID_A,)
     )
     _execute(
         url,
         "INSERT INTO hazard_reports (id, reporter_id, observed_at, received_at, lon, lat, "
         "grid_id, category, severity, status, deadline_at, due_at) "
-        "VALUES (%s, 'W001', %s, %s, %s, %s, %s, 'road', 'low', 'reported', %s, %s)",
-        (hazard_id, NOW, NOW, lon, lat, gid, NOW + due_in, NOW + due_in),
+        "VALUES (%s, 'W001', %s, %s, %s, %s, %s, 'road', %s, 'reported', %s, %s)",
+        (
+            hazard_id,
+            observed,
+            observed,
+            lon,
+            lat,
+            code and gid,
+            severity,
+            NOW + due_in,
+            NOW + due_in,
+        ),
     )
     return str(hazard_id)
 
@@ -175,6 +186,82 @@ def test_the_kept_ledger_answers_as_the_database_does(kept, plain, role):
         assert got.headers.get("content-disposition") == want.headers.get("content-disposition")
 
 
+# The console's filters and orders (categories, found from/to in the district's days, sort=).
+LEDGER_SORTS = [{"sort": order} for key in LEDGER_ORDERS for order in (key, f"-{key}")]
+LEDGER_NARROWED = [
+    {"category": "fire"},
+    {"category": "gas,flood", "overdue": "true"},
+    {"category": "road", "grid": GRID_A, "sort": "-found"},
+    {"from": "2026-11-20"},
+    {"to": "2026-11-15"},
+    {"from": "2026-11-18", "to": "2026-11-18"},
+    {"from": "2026-11-17", "category": "road,fire", "status": "reported,assigned", "sort": "-due"},
+]
+LEDGER_ODD = [
+    {"from": "2026-11-21", "to": "2026-11-19"},
+    {"category": ","},
+    {"category": "nope"},
+    {"from": "2026-13-01"},
+    {"to": "yesterday"},
+    {"sort": "nope"},
+    {"sort": "--due"},
+]
+
+
+def _ids(client: httpx.Client, params: dict) -> list[str]:
+    return [r["id"] for page in _pages(client, LEDGER, params) for r in page["items"]]
+
+
+def test_every_console_filter_and_order_tells(plain):
+    """Each filter narrows the sample ledger and each order reorders it: a kept ledger that
+    ignored one would answer otherwise than the database."""
+    admin = plain["admin"]
+    everything = _ids(admin, {"limit": 1000})
+    for params in LEDGER_SORTS:
+        ordered = _ids(admin, {**params, "limit": 1000})
+        assert sorted(ordered) == sorted(everything) and ordered != everything, params
+    reversed_found = _ids(admin, {"sort": "-found", "limit": 1000})
+    assert reversed_found == _ids(admin, {"sort": "found", "limit": 1000})[::-1]
+    for params in LEDGER_NARROWED:
+        narrowed = _ids(admin, {**params, "limit": 1000})
+        assert 0 < len(narrowed) < len(everything), params
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_the_kept_ledger_filters_and_sorts_as_the_database_does(kept, plain, role):
+    _, http = kept
+    for params in LEDGER_SORTS + LEDGER_NARROWED + LEDGER_ODD:
+        for limit in (40, 1000):
+            _same_pages(http[role], plain[role], LEDGER, {**params, "limit": limit})
+        got, want = (
+            http[role].get(f"{LEDGER}.csv", params=params),
+            plain[role].get(f"{LEDGER}.csv", params=params),
+        )
+        assert (got.status_code, got.content) == (want.status_code, want.content), params
+
+
+def test_the_kept_ledger_keeps_to_the_districts_days_and_puts_nulls_last(kept, plain, seeded_url):
+    """Hazards found either side of local midnight fall on the day the district calls it; one
+    outside every grid, of a severity not on the ladder, sorts last either way."""
+    _, http = kept
+    day = datetime.fromisoformat("2026-11-20T00:00:00+08:00")
+    tick = timedelta(microseconds=1)
+    found = [day - tick, day, day + timedelta(days=1) - tick, day + timedelta(days=1)]
+    ids = [_insert_hazard(seeded_url, GRID_A, due_in=timedelta(days=3), observed=t) for t in found]
+    odd = _insert_hazard(
+        seeded_url, None, due_in=timedelta(days=3), observed=day, severity="unrated"
+    )
+    admin = http["admin"]
+    wait_for(lambda: _ledger_row(admin, odd), timeout=NOTICE_S, what="the new hazards")
+    that_day = {"from": "2026-11-20", "to": "2026-11-20", "limit": 1000}
+    assert set(ids) & set(_ids(admin, that_day)) == {ids[1], ids[2]}
+    for role in ("admin", "worker_a"):
+        for params in (that_day, {"from": "2026-11-21"}, {"to": "2026-11-19"}, *LEDGER_SORTS):
+            _same_pages(http[role], plain[role], LEDGER, {"limit": 1000, **params})
+    for order in ("grid", "-grid", "severity", "-severity"):
+        assert _ids(admin, {"sort": order, "limit": 1000})[-1] == odd, order
+
+
 ALERTS_ASKED = [
     {},
     {"status": "active"},
@@ -217,6 +304,17 @@ def test_an_unchanged_answer_is_304_to_the_etag_it_gave(kept, path):
     assert other.status_code == 200 and other.content == first.content
     narrower = admin.get(path, params={"grid": GRID_A}, headers={"If-None-Match": etag})
     assert narrower.status_code == 200 and narrower.headers["etag"] != etag
+
+
+@pytest.mark.parametrize("path", [LEDGER, f"{LEDGER}.csv"])
+def test_a_sorted_or_dated_ledger_has_its_own_etag(kept, path):
+    admin = kept[1]["admin"]
+    etag = admin.get(path).headers["etag"]
+    for params in ({"sort": "-found"}, {"from": "2026-11-20"}, {"category": "fire"}):
+        first = admin.get(path, params=params, headers={"If-None-Match": etag})
+        assert first.status_code == 200 and first.headers["etag"] != etag, params
+        again = admin.get(path, params=params, headers={"If-None-Match": first.headers["etag"]})
+        assert again.status_code == 304, params
 
 
 # -- changes and the clock -----------------------------------------------------------------------

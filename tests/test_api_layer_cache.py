@@ -11,17 +11,9 @@ import httpx
 import psycopg
 import pytest
 import shapely
-from api_support import (  # the fixtures: seeded_url
-    GRID_A,
-    GRID_B,
-    NOW,
-    ApiServer,
-    Clock,
-    api_settings,
-    make_users,
-    seeded_url_fixture,  # noqa: F401
-)
-from conftest import wait_for
+
+from tests.support.api import GRID_A, GRID_B, NOW, ApiServer, Clock, api_settings, make_users
+from tests.support.waiting import wait_for
 
 LAYER = "/collections/grids/items"
 NOTICE_S = 5.0  # a commit by another process reaches the API as a notice within this

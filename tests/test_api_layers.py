@@ -10,19 +10,10 @@ import httpx
 import psycopg
 import pytest
 import shapely
-from api_support import (  # the fixtures: seeded_url, module_tokens, module_server, http
-    COMMUNITY_A,
-    GRID_A,
-    NOW,
-    http_fixture,  # noqa: F401
-    module_server_fixture,  # noqa: F401
-    module_tokens_fixture,  # noqa: F401
-    reason,
-    seeded_url_fixture,  # noqa: F401
-)
 
 from gridwatch.api.privacy import mask_address, mask_name, mask_phone
 from gridwatch.store.partitions import ensure_partitions
+from tests.support.api import COMMUNITY_A, GRID_A, NOW, reason
 
 ZONE = ZoneInfo("Asia/Shanghai")
 DISTRICT_BOX = (109.8, 40.55, 110.0, 40.75)  # the sample street sits well inside this
@@ -55,8 +46,14 @@ def test_landing_conformance_and_collections(http):
     assert any(c.endswith("/conf/geojson") for c in conformance)
     listed = admin.get("/collections").json()["collections"]
     assert [c["id"] for c in listed] == [
-        "grids", "hazards", "checkins", "alerts", "requests", "residents",
-    ]  # fmt: skip
+        "grids",
+        "hazards",
+        "checkins",
+        "alerts",
+        "requests",
+        "residents",
+        "warnings",
+    ]
     for item in listed:
         one = admin.get(f"/collections/{item['id']}").json()
         assert one["itemType"] == "feature"
@@ -345,7 +342,8 @@ def test_masks():
 
 
 def test_ready_only_when_database_and_broker_answer(seeded_url, mqtt_url, tmp_path):
-    from api_support import ApiServer, Clock, api_settings, free_port
+    from tests.support.api import ApiServer, Clock, api_settings
+    from tests.support.ports import free_port
 
     settings = api_settings(tmp_path, seeded_url)
     with ApiServer(settings, seeded_url, Clock(), mqtt_url=mqtt_url) as server:

@@ -7,21 +7,13 @@ import asyncio
 
 import httpx
 import pytest
-from api_support import (
-    ApiServer,
-    Clock,
-    api_settings,
-    assert_security_headers,
-    module_tokens_fixture,  # noqa: F401
-    reason,
-    seeded_url_fixture,  # noqa: F401
-)
 from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from gridwatch.api.ratelimit import TokenBuckets
 from gridwatch.settings import Settings
+from tests.support.api import ApiServer, Clock, api_settings, assert_security_headers, reason
 
 # -- the buckets ------------------------------------------------------------------------------
 

@@ -9,20 +9,12 @@ from dataclasses import replace
 
 import psycopg
 import shapely
-from api_support import (
-    GRID_A,
-    GRID_B,
-    NOW,
-    http_fixture,  # noqa: F401
-    module_server_fixture,  # noqa: F401
-    module_tokens_fixture,  # noqa: F401
-    seeded_url_fixture,  # noqa: F401
-)
 
 from gridwatch.alerts.lifecycle import OpenAlert, Resolve
 from gridwatch.model.rows import ResidentRow
 from gridwatch.store.alert_store import AlertStore
 from gridwatch.store.residents import place_residents, upsert_residents
+from tests.support.api import GRID_A, GRID_B, NOW
 
 
 def _resident_of(conn: psycopg.Connection, code: str) -> ResidentRow:

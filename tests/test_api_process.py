@@ -15,15 +15,10 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import psycopg
 import pytest
-from api_support import (
-    GRID_A,
-    NOW,
-    ApiProcess,
-    seeded_url_fixture,  # noqa: F401
-)
 
 from gridwatch.store.alerts import write_event
 from gridwatch.store.users import create_user
+from tests.support.api import GRID_A, NOW, ApiProcess
 
 HEAD_TIMEOUT_S = 3.0
 PROXY = "127.0.0.1"  # the test client stands in for a TLS-terminating proxy

@@ -9,11 +9,11 @@ import uuid
 import psycopg
 import pytest
 import shapely
-from api_support import GRID_A, GRID_B, NOW, ApiServer, Clock, api_settings, make_users
 
 from gridwatch.model.records import RequestIntake
 from gridwatch.store.grids import load_grid_catalog, load_leaf_grids
 from gridwatch.store.requests import open_requests, place_request
+from tests.support.api import GRID_A, GRID_B, NOW, ApiServer, Clock, api_settings, make_users
 
 
 def _inside(conn, code: str) -> tuple[float, float]:

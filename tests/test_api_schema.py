@@ -5,11 +5,6 @@ carries the security headers."""
 from __future__ import annotations
 
 import schemathesis
-from api_support import (
-    module_server_fixture,  # noqa: F401
-    module_tokens_fixture,  # noqa: F401
-    seeded_url_fixture,  # noqa: F401
-)
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
 

@@ -13,22 +13,13 @@ from datetime import UTC, datetime
 
 import psycopg
 import pytest
-from api_support import (
-    GRID_A,
-    GRID_B,
-    NOW,
-    ApiServer,
-    Clock,
-    api_settings,
-    module_tokens_fixture,  # noqa: F401
-    seeded_url_fixture,  # noqa: F401
-)
 from psycopg_pool import ConnectionPool
 
 from gridwatch.alerts.lifecycle import OpenAlert
 from gridwatch.api.stream import AlertFeed
 from gridwatch.store.alerts import write_event
 from gridwatch.store.users import create_user, revoke_user
+from tests.support.api import GRID_A, GRID_B, NOW, ApiServer, Clock, api_settings
 
 
 @pytest.fixture(scope="module")

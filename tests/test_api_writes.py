@@ -10,21 +10,12 @@ import orjson
 import psycopg
 import pytest
 import shapely
-from api_support import (
-    GRID_A,
-    GRID_B,
-    NOW,
-    http_fixture,  # noqa: F401
-    module_server_fixture,  # noqa: F401
-    module_tokens_fixture,  # noqa: F401
-    reason,
-    seeded_url_fixture,  # noqa: F401
-)
 
 from gridwatch.geo.crs import wgs84_to_gcj02
 from gridwatch.ingest.hazard import hazard_from_dict
 from gridwatch.ingest.patrol import checkin_from_dict
 from gridwatch.ingest.payload import InvalidPayload, ParseContext, decode_object
+from tests.support.api import GRID_A, GRID_B, NOW, reason
 
 
 @pytest.fixture(scope="module")

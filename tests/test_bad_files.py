@@ -12,14 +12,23 @@ import geopandas as gpd
 import psycopg
 import pytest
 from shapely.geometry import Polygon, box
-from test_grid_files import baotou_rows, write_layer
-from test_grid_import_db import COMMUNITIES, GRIDS, assert_one_error_line, cli
-from test_grid_import_db import write_layer as write_features
-from test_residents_csv import GOOD_ROWS, HEADER, error_lines, write_csv
 
 from gridwatch.errors import InputFileError
 from gridwatch.geo.grids import read_grid_file
 from gridwatch.imports.residents import read_residents_csv
+from tests.support.import_files import (
+    COMMUNITIES,
+    GOOD_ROWS,
+    GRIDS,
+    HEADER,
+    assert_one_error_line,
+    baotou_rows,
+    cli,
+    error_lines,
+    write_csv,
+    write_features,
+    write_layer,
+)
 
 # -- residents: encodings ------------------------------------------------------------------
 

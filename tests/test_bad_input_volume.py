@@ -11,14 +11,16 @@ from datetime import UTC, datetime, timedelta
 
 import psycopg
 import pytest
-from conftest import make_settings, publishing, wait_for
-from ingest_streams import caught_up
 
 from gridwatch.ingest.embedded_broker import EmbeddedBroker
 from gridwatch.ingest.payload import Ignored, InvalidPayload, ParseContext
 from gridwatch.ingest.topics import TopicRouter
 from gridwatch.model.records import PatrolCheckin
 from gridwatch.simulators.bad_input import KINDS, BadInput
+from tests.support.broker import publishing
+from tests.support.ingest_streams import caught_up
+from tests.support.settings import make_settings
+from tests.support.waiting import wait_for
 
 GOOD = 20_000
 BAD = 10_000

@@ -12,7 +12,6 @@ import os
 import pwd
 import shutil
 import signal
-import socket
 import subprocess
 import uuid
 from dataclasses import dataclass
@@ -22,13 +21,16 @@ from pathlib import Path
 import orjson
 import psycopg
 import pytest
-from conftest import add_device, count_rows, make_settings, wait_for
 
 from gridwatch.cli import main
 from gridwatch.errors import ServiceUnavailable
 from gridwatch.ingest.broker_credentials import new_password, password_hash, set_password_line
 from gridwatch.ingest.mqtt import BrokerAddress, probe_protocol, publisher
-from gridwatch.store.embedded import free_port
+from tests.support.databases import count_rows
+from tests.support.devices import add_device
+from tests.support.ports import free_port, listening
+from tests.support.settings import make_settings
+from tests.support.waiting import wait_for
 
 REPO = Path(__file__).resolve().parent.parent
 SHIPPED_CONFIG = REPO / "deploy" / "mosquitto.conf"
@@ -106,7 +108,7 @@ class PrivateBroker:
         wait_for(
             lambda: (
                 self.process.poll() is not None
-                or (_listening(self.port) and _listening(self.tls_port))
+                or (listening(self.port) and listening(self.tls_port))
             ),
             10,
             "mosquitto to listen",
@@ -129,11 +131,6 @@ class PrivateBroker:
     def stop(self) -> None:
         self.process.terminate()
         self.process.wait(10)
-
-
-def _listening(port: int) -> bool:
-    with socket.socket() as sock:
-        return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
 @pytest.fixture

@@ -19,19 +19,22 @@ from pathlib import Path
 import orjson
 import paho.mqtt.client as mqtt
 import pytest
-from conftest import add_device, count_rows, make_settings, wait_for
-from ingest_streams import process_env
 from paho.mqtt.enums import CallbackAPIVersion
 
 from gridwatch.errors import ServiceUnavailable
 from gridwatch.ingest.broker_credentials import new_password, password_hash, set_password_line
 from gridwatch.ingest.mqtt import BrokerAddress, broker_acknowledged, publisher
-from gridwatch.simulators.private_services import (
+from tests.support.databases import count_rows
+from tests.support.devices import add_device
+from tests.support.ingest_streams import process_env
+from tests.support.private_services import (
     DEPLOY_CONFIG,
     GridwatchProcess,
     PrivateMosquitto,
     mosquitto_binary,
 )
+from tests.support.settings import make_settings
+from tests.support.waiting import wait_for
 
 SHIPPED_ACL = DEPLOY_CONFIG.parent / "mosquitto.acl"
 SERVICE_USER = "gridwatch-ingest"  # the lone ingest worker's user in the shipped ACL

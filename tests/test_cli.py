@@ -10,7 +10,7 @@ import psycopg
 import pytest
 
 from gridwatch.cli import main
-from gridwatch.store.embedded import free_port
+from tests.support.ports import free_port
 
 
 def run(capsys, *args: str) -> tuple[int, str, str]:

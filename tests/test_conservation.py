@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import threading
 import time
@@ -19,8 +18,10 @@ import uuid
 
 import orjson
 import pytest
-from conftest import count_rows, make_settings, wait_for
-from ingest_streams import (
+
+from gridwatch.ingest.mqtt import BrokerAddress, publisher
+from tests.support.databases import count_rows
+from tests.support.ingest_streams import (
     BAD_EVERY,
     TOTAL,
     IngestProcess,
@@ -29,14 +30,9 @@ from ingest_streams import (
     process_env,
     wait_until_consuming,
 )
-
-from gridwatch.ingest.mqtt import BrokerAddress, publisher
-from gridwatch.store.embedded import free_port
-
-
-def _listening(port: int) -> bool:
-    with socket.socket() as sock:
-        return sock.connect_ex(("127.0.0.1", port)) == 0
+from tests.support.ports import free_port, listening
+from tests.support.settings import make_settings
+from tests.support.waiting import wait_for
 
 
 @pytest.fixture
@@ -62,7 +58,7 @@ def durable_mqtt_url(tmp_path):
     with open(log_path, "wb") as log:
         broker = subprocess.Popen([binary, "-c", str(config)], stdout=log, stderr=log)
     try:
-        wait_for(lambda: _listening(port) or broker.poll() is not None, 10, "mosquitto")
+        wait_for(lambda: listening(port) or broker.poll() is not None, 10, "mosquitto")
         if broker.poll() is not None:
             pytest.skip(f"mosquitto did not start: {log_path.read_text()[-500:]}")
         yield f"mqtt://127.0.0.1:{port}"

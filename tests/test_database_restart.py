@@ -8,12 +8,13 @@ import time
 
 import psycopg
 import pytest
-from conftest import make_settings, wait_for
-from ingest_streams import BAD_EVERY, TOTAL, accounted, mixed_stream
 
 from gridwatch.errors import ServiceUnavailable
 from gridwatch.store.embedded import EmbeddedPostgres
 from gridwatch.store.migrate import migrate
+from tests.support.ingest_streams import BAD_EVERY, TOTAL, accounted, mixed_stream
+from tests.support.settings import make_settings
+from tests.support.waiting import wait_for
 
 
 @pytest.fixture

@@ -10,11 +10,12 @@ from zoneinfo import ZoneInfo
 import orjson
 import psycopg
 import pytest
-from conftest import count_rows, make_settings
-from ingest_streams import MY_TOPICS, caught_up, my_topics
 
 from gridwatch.ingest.writer import BatchWriter, Message
 from gridwatch.model.records import HazardReport, MeterReading, SensorEvent
+from tests.support.databases import count_rows
+from tests.support.ingest_streams import MY_TOPICS, caught_up, my_topics
+from tests.support.settings import make_settings
 
 CHINA = timezone(timedelta(hours=8))
 MAX_PAYLOAD = 4096

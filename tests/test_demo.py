@@ -12,19 +12,13 @@ from datetime import UTC, datetime
 import httpx
 import psycopg
 import pytest
-from demo_support import (
-    LIVE_LINE,
-    OFFICER_LINE,
-    demo_data_fixture,  # noqa: F401
-    demo_env,
-    wait_for_line,
-)
 
 from gridwatch.demo import demo_incidents, duty_officer_token
 from gridwatch.simulators.district import build_sample_district
-from gridwatch.simulators.private_services import GridwatchProcess
 from gridwatch.store.embedded import EmbeddedPostgres
 from gridwatch.store.users import principal_for_token
+from tests.support.demo import LIVE_LINE, OFFICER_LINE, demo_env, wait_for_line
+from tests.support.private_services import GridwatchProcess
 
 RUN_S = 10
 LEVEL_ROW = re.compile(r"^  (district|street|community|grid)\s+(\d+)\s+(\d+)(?:-(\d+))?", re.M)

@@ -14,16 +14,10 @@ import uuid
 import httpx
 import orjson
 import pytest
-from demo_support import (
-    LIVE_LINE,
-    OFFICER_LINE,
-    demo_data_fixture,  # noqa: F401
-    demo_env,
-    wait_for_line,
-)
 
 from gridwatch.ingest.mqtt import BrokerAddress, publisher
 from gridwatch.simulators.district import build_sample_district
+from tests.support.demo import LIVE_LINE, OFFICER_LINE, demo_env, wait_for_line
 
 RUN_S = 60
 

@@ -13,7 +13,6 @@ from datetime import UTC, datetime, timedelta
 
 import psycopg
 import pytest
-from conftest import count_rows, make_settings, wait_for
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -31,6 +30,9 @@ from gridwatch.ingest.writer import BatchWriter, Message
 from gridwatch.model.records import MeterReading, PatrolCheckin
 from gridwatch.settings import Settings
 from gridwatch.store.mode import PLAIN
+from tests.support.databases import count_rows
+from tests.support.settings import make_settings
+from tests.support.waiting import wait_for
 
 # Made by `mosquitto_passwd -b FILE alice s3cret` (Mosquitto 2.0.11).
 MOSQUITTO_LINE = (

@@ -7,8 +7,10 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import psycopg
 import pytest
-from conftest import count_rows, make_settings
-from ingest_streams import MARKER, MY_TOPICS, caught_up, my_topics
+
+from tests.support.databases import count_rows
+from tests.support.ingest_streams import MARKER, MY_TOPICS, caught_up, my_topics
+from tests.support.settings import make_settings
 
 CHINA = timezone(timedelta(hours=8))
 

@@ -13,11 +13,11 @@ import threading
 
 import paho.mqtt.client as mqtt
 import pytest
-from conftest import wait_for
 from paho.mqtt.enums import CallbackAPIVersion
 
 from gridwatch.ingest.embedded_broker import LIMITS, USER, EmbeddedBroker, mosquitto_binary
-from gridwatch.simulators.private_services import DEPLOY_CONFIG
+from tests.support.private_services import DEPLOY_CONFIG
+from tests.support.waiting import wait_for
 
 KINDS = [
     pytest.param(

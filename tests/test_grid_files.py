@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import zipfile
-from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
@@ -15,24 +14,7 @@ from shapely.geometry import LineString, MultiPolygon, Point, Polygon, box
 from gridwatch.errors import InputFileError
 from gridwatch.geo.crs import to_wgs84, wgs84_to_bd09, wgs84_to_gcj02
 from gridwatch.geo.grids import GridFeature, assign_parents, read_grid_file
-
-# Three grids in Qingshan District, Baotou (WGS-84 lon/lat).
-BAOTOU = [
-    ("QS-01-01-01", "富强社区第1网格", box(109.880, 40.640, 109.890, 40.650)),
-    ("QS-01-01-02", "富强社区第2网格", box(109.890, 40.640, 109.900, 40.650)),
-    ("QS-01-01-03", "富强社区第3网格", box(109.880, 40.650, 109.900, 40.660)),
-]
-
-
-def write_layer(path: Path, rows: list[dict], crs: str | None = "EPSG:4326", **kwargs) -> Path:
-    """Write rows (each with a "geometry" key) with geopandas, as a user's GIS would."""
-    frame = gpd.GeoDataFrame(rows, geometry="geometry", crs=crs)
-    frame.to_file(path, engine="pyogrio", **kwargs)
-    return path
-
-
-def baotou_rows() -> list[dict]:
-    return [{"code": c, "name": n, "geometry": g} for c, n, g in BAOTOU]
+from tests.support.import_files import BAOTOU, baotou_rows, write_layer
 
 
 @pytest.mark.parametrize("filename", ["grids.geojson", "grids.shp", "grids.gpkg"])

@@ -4,53 +4,28 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import geopandas as gpd
 import psycopg
 import pytest
 import shapely
-from conftest import count_rows
 from shapely.affinity import translate
 from shapely.geometry import Point, box
 
-from gridwatch.cli import main
 from gridwatch.errors import InputFileError
 from gridwatch.imports.pipelines import import_grid_file, import_residents_file
 from gridwatch.imports.residents import COLUMNS
 from gridwatch.store.grids import grid_codes
 from gridwatch.store.residents import worker_grids
-
-# A small hierarchy in Qingshan District, Baotou: district > 2 streets > 2 communities > 3 grids.
-DISTRICT = [("150204", "青山区", box(109.86, 40.62, 109.94, 40.68))]
-STREETS = [
-    ("ST-A", "西街道", box(109.86, 40.62, 109.90, 40.68)),
-    ("ST-B", "东街道", box(109.90, 40.62, 109.94, 40.68)),
-]
-COMMUNITIES = [
-    ("C-A1", "富强社区", box(109.86, 40.62, 109.88, 40.65)),
-    ("C-B1", "幸福社区", box(109.90, 40.62, 109.92, 40.65)),
-]
-GRIDS = [
-    ("G-1", "富强第1网格", box(109.861, 40.621, 109.869, 40.629)),
-    ("G-2", "富强第2网格", box(109.871, 40.621, 109.879, 40.629)),
-    ("G-3", "幸福第1网格", box(109.901, 40.621, 109.909, 40.629)),
-]
-CONTAINED_IN = {
-    "ST-A": "150204", "ST-B": "150204", "C-A1": "ST-A", "C-B1": "ST-B",
-    "G-1": "C-A1", "G-2": "C-A1", "G-3": "C-B1",
-}  # fmt: skip
-
-
-def write_layer(path: Path, features, **fields) -> Path:
-    rows = [
-        {"code": code, "name": name, **{k: v[i] for k, v in fields.items()}, "geometry": geom}
-        for i, (code, name, geom) in enumerate(features)
-    ]
-    gpd.GeoDataFrame(rows, geometry="geometry", crs="EPSG:4326").to_file(path, engine="pyogrio")
-    return path
-
-
-def cli(*args: str) -> int:
-    return main(list(args))
+from tests.support.databases import count_rows
+from tests.support.import_files import (
+    COMMUNITIES,
+    CONTAINED_IN,
+    DISTRICT,
+    GRIDS,
+    STREETS,
+    assert_one_error_line,
+    cli,
+    write_features,
+)
 
 
 def grids_in(url: str) -> dict[str, tuple]:
@@ -69,15 +44,6 @@ def grids_in(url: str) -> dict[str, tuple]:
     }
 
 
-def assert_one_error_line(stderr: str, *needles: str) -> None:
-    errors = [line for line in stderr.splitlines() if line.startswith("gridwatch:")]
-    assert len(errors) == 1, stderr
-    assert errors[0].startswith("gridwatch: error: "), stderr
-    for needle in needles:
-        assert needle in errors[0], (needle, stderr)
-    assert "Traceback" not in stderr
-
-
 @pytest.mark.parametrize("suffix", [".geojson", ".shp", ".gpkg"])
 def test_each_format_imports_with_parents_by_containment(tmp_path, database_url, suffix):
     levels = [
@@ -86,7 +52,7 @@ def test_each_format_imports_with_parents_by_containment(tmp_path, database_url,
     ]  # fmt: skip
     with psycopg.connect(database_url) as conn:
         for level, features in levels:
-            path = write_layer(tmp_path / f"{level}{suffix}", features)
+            path = write_features(tmp_path / f"{level}{suffix}", features)
             result = import_grid_file(conn, path, level=level)
             assert (result.inserted, result.updated) == (len(features), 0), level
             assert result.without_parent_or_grid == 0, level
@@ -111,7 +77,7 @@ def test_one_file_with_level_and_parent_fields_through_the_cli(tmp_path, databas
     levels = ["district"] + ["street"] * 2 + ["community"] * 2 + ["grid"] * 3
     # The parent field wins over containment: G-3 lies in C-B1 but is filed under C-A1.
     parents = [None, "150204", "150204", "ST-A", "ST-B", "C-A1", "C-A1", "C-A1"]
-    path = write_layer(tmp_path / "all.geojson", features, level=levels, parent=parents)
+    path = write_features(tmp_path / "all.geojson", features, level=levels, parent=parents)
     code = cli(
         "grids", "import", str(path), "--database-url", database_url,
         "--level-field", "level", "--parent-field", "parent",
@@ -130,10 +96,10 @@ def test_one_file_with_level_and_parent_fields_through_the_cli(tmp_path, databas
 
 def test_reimport_updates_in_place(tmp_path, database_url, capsys):
     path = tmp_path / "grids.gpkg"
-    write_layer(path, COMMUNITIES)
+    write_features(path, COMMUNITIES)
     assert cli("grids", "import", str(path), "--database-url", database_url,
                "--level", "community") == 0  # fmt: skip
-    write_layer(path, GRIDS)
+    write_features(path, GRIDS)
     assert cli("grids", "import", str(path), "--database-url", database_url) == 0
     before = grids_in(database_url)
     capsys.readouterr()
@@ -141,7 +107,7 @@ def test_reimport_updates_in_place(tmp_path, database_url, capsys):
     moved = translate(GRIDS[1][2], xoff=0.001)
     changed = [(GRIDS[0][0], "改名网格", GRIDS[0][2]), (GRIDS[1][0], GRIDS[1][1], moved), GRIDS[2]]
     extra = ("G-4", "新网格", box(109.911, 40.631, 109.919, 40.639))
-    write_layer(path, [*changed, extra])
+    write_features(path, [*changed, extra])
     code = cli("grids", "import", str(path), "--database-url", database_url)
     out, err = capsys.readouterr()
     assert code == 0, err
@@ -193,8 +159,8 @@ def test_a_bad_grid_file_is_one_error_line(tmp_path, database_url, capsys, name,
 
 
 def test_an_unknown_parent_imports_nothing(tmp_path, database_url, capsys):
-    path = write_layer(tmp_path / "grids.geojson", GRIDS, parent=["C-A1", "NOWHERE", "C-B1"])
-    write_layer(tmp_path / "communities.geojson", COMMUNITIES)
+    path = write_features(tmp_path / "grids.geojson", GRIDS, parent=["C-A1", "NOWHERE", "C-B1"])
+    write_features(tmp_path / "communities.geojson", COMMUNITIES)
     assert cli("grids", "import", str(tmp_path / "communities.geojson"), "--database-url",
                database_url, "--level", "community") == 0  # fmt: skip
     capsys.readouterr()
@@ -219,8 +185,10 @@ def write_residents(path: Path, rows: list[dict]) -> Path:
 @pytest.fixture
 def grids_url(tmp_path, database_url):
     with psycopg.connect(database_url) as conn:
-        import_grid_file(conn, write_layer(tmp_path / "c.geojson", COMMUNITIES), level="community")
-        import_grid_file(conn, write_layer(tmp_path / "g.geojson", GRIDS), level="grid")
+        import_grid_file(
+            conn, write_features(tmp_path / "c.geojson", COMMUNITIES), level="community"
+        )
+        import_grid_file(conn, write_features(tmp_path / "g.geojson", GRIDS), level="grid")
     return database_url
 
 

@@ -10,10 +10,11 @@ from datetime import UTC, datetime, timedelta
 
 import psycopg
 import shapely
-from api_support import GRID_A, Clock
-from conftest import make_settings, wait_for
 
 from gridwatch.dispatch.service import run_alerts
+from tests.support.api import GRID_A, Clock
+from tests.support.settings import make_settings
+from tests.support.waiting import wait_for
 
 
 def _inside(url: str, code: str) -> tuple[float, float]:

@@ -8,10 +8,12 @@ import uuid
 
 import psycopg
 import pytest
-from conftest import count_rows, make_settings, wait_for
 
 from gridwatch.geo.crs import wgs84_to_gcj02
 from gridwatch.simulators.district import build_sample_district
+from tests.support.databases import count_rows
+from tests.support.settings import make_settings
+from tests.support.waiting import wait_for
 
 TS = "2026-11-23T08:15:00+08:00"
 

@@ -10,12 +10,12 @@ from zoneinfo import ZoneInfo
 
 import psycopg
 import pytest
-from api_support import ApiServer, Clock, api_settings
 
 from gridwatch.api.runtime import Conn
 from gridwatch.ingest.writer import BatchWriter, Message
 from gridwatch.model.records import MeterReading, PatrolCheckin
 from gridwatch.store.embedded import EmbeddedPostgres
+from tests.support.api import ApiServer, Clock, api_settings
 
 NOTE = "王秀华 13900000001 青山区富强路12号"
 

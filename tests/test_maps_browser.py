@@ -12,15 +12,10 @@ from urllib.parse import urlsplit
 
 import psycopg
 import pytest
-from api_support import (
-    NOW,
-    module_server_fixture,  # noqa: F401
-    module_tokens_fixture,  # noqa: F401
-    seeded_url_fixture,  # noqa: F401
-)
 
 from gridwatch.alerts.lifecycle import OpenAlert
 from gridwatch.store.alerts import write_event
+from tests.support.api import NOW
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARGS = [
@@ -110,8 +105,9 @@ def test_overview_draws_every_grid_offline_and_fast(
     )
     assert spot is not None, "no grid can be pointed at"
     page.mouse.move(*spot)
-    page.wait_for_selector(".leaflet-tooltip", timeout=5000)
-    tooltip = page.inner_text(".leaflet-tooltip")
+    hover = ".leaflet-tooltip:not(.gw-grid-label)"  # grid names are tooltips of their own
+    page.wait_for_selector(hover, timeout=5000)
+    tooltip = page.inner_text(hover)
     paths = page.locator("path.leaflet-interactive").count()
     clusters = page.locator(".marker-cluster").count()
     shot = tmp_path_factory.getbasetemp() / "maps" / "overview.png"

@@ -10,25 +10,22 @@ from importlib import resources
 import httpx
 import numpy as np
 import pytest
-from api_support import (
-    GRID_A,
-    GRID_B,
-    ApiServer,
-    Clock,
-    api_settings,
-    http_fixture,  # noqa: F401
-    module_server_fixture,  # noqa: F401
-    module_tokens_fixture,  # noqa: F401
-    seeded_url_fixture,  # noqa: F401
-)
 from shapely.geometry import MultiPolygon, Polygon
 
 from gridwatch.errors import ConfigError
 from gridwatch.geo.crs import wgs84_to_gcj02
 from gridwatch.maps.pages import MapGrid, MapPoint, PageContext, overview_page
 from gridwatch.maps.tiles import tiles_for
+from tests.support.api import GRID_A, GRID_B, ApiServer, Clock, api_settings
 
-PAGES = ("/maps/overview", f"/maps/grids/{GRID_A}", "/maps/coverage", "/maps/live")
+PAGES = (
+    "/maps/overview",
+    f"/maps/grids/{GRID_A}",
+    "/maps/coverage",
+    "/maps/live",
+    "/console",
+    "/console/ledger",
+)
 OUTSIDE = re.compile(r"""(?:src|href)\s*=\s*["']?(?:https?:)?//|url\(\s*["']?(?:https?:)?//""")
 
 
@@ -49,7 +46,12 @@ def test_pages_load_nothing_from_outside(http, path):
 
 def test_vendored_assets_keep_their_licences():
     static = resources.files("gridwatch.maps").joinpath("static")
-    for licence in ("leaflet/LICENSE", "markercluster/MIT-LICENCE.txt", "swagger-ui/LICENSE"):
+    for licence in (
+        "leaflet/LICENSE",
+        "markercluster/MIT-LICENCE.txt",
+        "swagger-ui/LICENSE",
+        "uplot/LICENSE",
+    ):
         assert static.joinpath(licence).is_file(), licence
 
 

@@ -9,8 +9,6 @@ from zoneinfo import ZoneInfo
 
 import psycopg
 import pytest
-from conftest import count_rows, make_settings
-from ingest_streams import caught_up
 
 from gridwatch.errors import ConfigError
 from gridwatch.store.migrate import migrate, migrations_for, read_meta
@@ -23,6 +21,9 @@ from gridwatch.store.partitions import (
     partition_name,
 )
 from gridwatch.store.rollups import refresh_meter_hourly
+from tests.support.databases import count_rows
+from tests.support.ingest_streams import caught_up
+from tests.support.settings import make_settings
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 CONTRACT_TABLES = (

@@ -13,9 +13,9 @@ import psycopg
 import pytest
 import requests as requests_library
 import shapely
-from api_support import GRID_A, GRID_B, NOW, ApiServer, Clock, api_settings, make_users
 
 from gridwatch.store.users import revoke_user
+from tests.support.api import GRID_A, GRID_B, NOW, ApiServer, Clock, api_settings, make_users
 
 BASE = "/open311/v2"
 

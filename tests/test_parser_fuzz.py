@@ -21,7 +21,6 @@ from zoneinfo import ZoneInfo
 import orjson
 import psycopg
 import pytest
-from conftest import count_rows, make_settings
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from paho.mqtt.client import MQTTMessage
@@ -34,6 +33,8 @@ from gridwatch.ingest.writer import BatchWriter, Message
 from gridwatch.model.records import HazardReport, MeterReading, PatrolCheckin, SensorEvent
 from gridwatch.simulators.bad_input import KINDS, BadInput
 from gridwatch.simulators.parse_verdicts import is_storable, verdict
+from tests.support.databases import count_rows
+from tests.support.settings import make_settings
 
 RECEIVED = datetime(2026, 11, 23, 0, 15, 30, 250_000, tzinfo=UTC)
 PER_KIND = 100_000

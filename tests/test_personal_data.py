@@ -13,15 +13,6 @@ from datetime import timedelta
 import orjson
 import psycopg
 import pytest
-from api_support import (
-    GRID_A,
-    NOW,
-    http_fixture,  # noqa: F401
-    module_server_fixture,  # noqa: F401
-    module_tokens_fixture,  # noqa: F401
-    reason,
-    seeded_url_fixture,  # noqa: F401
-)
 
 from gridwatch.alerts.lifecycle import OpenAlert
 from gridwatch.cli import main
@@ -29,6 +20,7 @@ from gridwatch.model.rows import ResidentRow
 from gridwatch.store.alerts import write_event
 from gridwatch.store.partitions import ensure_partitions
 from gridwatch.store.residents import upsert_residents
+from tests.support.api import GRID_A, NOW, reason
 
 
 def _query(url: str, sql: str, params: tuple = ()) -> list[tuple]:

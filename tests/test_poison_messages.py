@@ -14,16 +14,18 @@ import orjson
 import psycopg
 import psycopg.errors
 import pytest
-from conftest import count_rows, publishing, wait_for
-from ingest_streams import IngestProcess, process_env, wait_until_consuming
 
 from gridwatch.ingest.payload import ParseContext
 from gridwatch.ingest.topics import TopicRouter
 from gridwatch.ingest.worker import parse_message
 from gridwatch.ingest.writer import BatchWriter, Message
 from gridwatch.model.records import MeterReading
-from gridwatch.simulators.private_services import PrivateMosquitto
 from gridwatch.store.db import is_outage, is_row_fault
+from tests.support.broker import publishing
+from tests.support.databases import count_rows
+from tests.support.ingest_streams import IngestProcess, process_env, wait_until_consuming
+from tests.support.private_services import PrivateMosquitto
+from tests.support.waiting import wait_for
 
 ZONE = ZoneInfo("Asia/Shanghai")
 LIMIT = 4096

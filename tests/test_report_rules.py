@@ -10,12 +10,12 @@ from zoneinfo import ZoneInfo
 import orjson
 import psycopg
 import shapely
-from conftest import count_rows
 
 from gridwatch.ingest.payload import ParseContext
 from gridwatch.ingest.topics import TopicRouter
 from gridwatch.ingest.worker import parse_message
 from gridwatch.ingest.writer import BatchWriter
+from tests.support.databases import count_rows
 
 ZONE = ZoneInfo("Asia/Shanghai")
 

@@ -10,7 +10,6 @@ from datetime import timedelta
 import psycopg
 import pytest
 import shapely
-from api_support import GRID_A, GRID_B, NOW, STREET
 
 from gridwatch.dispatch.clocks import escalate_requests
 from gridwatch.errors import Conflict
@@ -24,6 +23,7 @@ from gridwatch.store.requests import (
     request_events,
     transition_request,
 )
+from tests.support.api import GRID_A, GRID_B, NOW, STREET
 
 
 @pytest.fixture

@@ -4,29 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from gridwatch.errors import InputFileError
-from gridwatch.imports.residents import COLUMNS, read_residents_csv, residents_csv_text
+from gridwatch.imports.residents import read_residents_csv, residents_csv_text
 from gridwatch.model.rows import ResidentRow
-
-HEADER = ",".join(COLUMNS)
-GOOD_ROWS = [
-    "R00001,王桂兰,青山区富强路12号3栋2单元301室,40.6512,109.9011,QS-01-01-01,M00001,"
-    "S00001-door;S00001-curtain,13900000001,true",
-    "R00002,李德福,青山区幸福路5号1栋1单元102室,,,QS-01-02-03,M00002,S00002-door,,是",
-    "R00003,张秀英,青山区青松路8号2栋3单元502室,40.6444,109.8950,,,,13900000003,否",
-]
-
-
-def write_csv(tmp_path, lines: list[str], name: str = "residents.csv", encoding="utf-8"):
-    path = tmp_path / name
-    path.write_bytes(("\n".join(lines) + "\n").encode(encoding))
-    return path
-
-
-def error_lines(path) -> list[str]:
-    with pytest.raises(InputFileError) as caught:
-        read_residents_csv(path)
-    return str(caught.value).splitlines()
+from tests.support.import_files import GOOD_ROWS, HEADER, error_lines, write_csv
 
 
 def test_good_file(tmp_path):

@@ -8,10 +8,11 @@ from datetime import UTC, datetime, timedelta
 
 import orjson
 import pytest
-from conftest import count_rows, make_settings
-from ingest_streams import MY_TOPICS, caught_up, my_topics
 
 from gridwatch.ingest.mqtt import BrokerAddress, publisher
+from tests.support.databases import count_rows
+from tests.support.ingest_streams import MY_TOPICS, caught_up, my_topics
+from tests.support.settings import make_settings
 
 
 @pytest.fixture

@@ -5,7 +5,10 @@ from __future__ import annotations
 import os
 
 import pytest
-from conftest import count_rows, make_settings, wait_for
+
+from tests.support.databases import count_rows
+from tests.support.settings import make_settings
+from tests.support.waiting import wait_for
 
 
 @pytest.mark.skipif(

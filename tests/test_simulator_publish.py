@@ -11,7 +11,6 @@ from collections import Counter
 
 import paho.mqtt.client as mqtt
 import pytest
-from conftest import wait_for
 from paho.mqtt.enums import CallbackAPIVersion
 
 from gridwatch.ingest.mqtt import BrokerAddress
@@ -19,6 +18,7 @@ from gridwatch.settings import Settings
 from gridwatch.simulate_commands import register as add_simulate_command
 from gridwatch.simulators.cli import scenario_from_args
 from gridwatch.simulators.faults import read_ground_truth
+from tests.support.waiting import wait_for
 
 
 class Subscriber:

@@ -13,8 +13,6 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import psycopg
 import pytest
-from conftest import count_rows, make_settings, with_database
-from ingest_streams import MARKER, caught_up
 from psycopg import sql
 
 from gridwatch.store.info import database_info
@@ -22,6 +20,9 @@ from gridwatch.store.maintenance import maintain
 from gridwatch.store.migrate import migrate, read_meta
 from gridwatch.store.mode import TIMESCALE, detect_storage
 from gridwatch.store.partitions import TIMESERIES_TABLES
+from tests.support.databases import count_rows, with_database
+from tests.support.ingest_streams import MARKER, caught_up
+from tests.support.settings import make_settings
 
 TIMESCALE_URL = os.environ.get("GRIDWATCH_TEST_TIMESCALE_URL")
 CHINA = timezone(timedelta(hours=8))

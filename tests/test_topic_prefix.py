@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from conftest import count_rows, make_settings
-from ingest_streams import caught_up
+from tests.support.databases import count_rows
+from tests.support.ingest_streams import caught_up
+from tests.support.settings import make_settings
 
 
 def test_a_prefix_of_several_levels_is_ingested(tmp_path, database_url, mqtt_url, start_worker,

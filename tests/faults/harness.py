@@ -29,8 +29,10 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
-from conftest import make_settings, publishing, wait_for
-from ingest_streams import (
+from psycopg.types.json import Jsonb
+
+from tests.support.broker import publishing
+from tests.support.ingest_streams import (
     BAD_EVERY,
     IngestProcess,
     accounted,
@@ -38,11 +40,12 @@ from ingest_streams import (
     process_env,
     wait_until_consuming,
 )
-from psycopg.types.json import Jsonb
-from test_alert_webhooks import Receiver, free_port
-
-from gridwatch.simulators.netfaults import FaultProxy
-from gridwatch.simulators.private_services import GridwatchProcess, PrivateMosquitto
+from tests.support.netfaults import FaultProxy
+from tests.support.ports import free_port
+from tests.support.private_services import GridwatchProcess, PrivateMosquitto
+from tests.support.settings import make_settings
+from tests.support.waiting import wait_for
+from tests.support.webhooks import Receiver
 
 QUIET_S = 10.0  # the watched resident's no_activity threshold in the on-time check
 ON_TIME_S = 5.0  # how late after its deadline an alert may open: a poll, a batch, a step

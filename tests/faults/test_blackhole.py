@@ -9,8 +9,9 @@ import time
 from datetime import UTC, datetime
 
 import psycopg
-from conftest import count_rows, wait_for
-from harness import (
+
+from gridwatch.store.alerts import acknowledge_alert
+from tests.faults.harness import (
     assert_alert_on_time,
     assert_conserved,
     assert_published_once,
@@ -19,9 +20,9 @@ from harness import (
     open_rig,
     sensors_of,
 )
-from test_alert_service import Subscriber
-
-from gridwatch.store.alerts import acknowledge_alert
+from tests.support.broker import Subscriber
+from tests.support.databases import count_rows
+from tests.support.waiting import wait_for
 
 HOLE_S = fault_seconds("BLACKHOLE_S", 15)
 KEEPALIVE_S = 5

@@ -4,7 +4,7 @@ session again and what was queued for it while it was away; nothing lost, nothin
 
 from __future__ import annotations
 
-from harness import open_rig, stream_with_fault
+from tests.faults.harness import open_rig, stream_with_fault
 
 
 def test_broker_restarted_mid_stream(tmp_path, district_database_url):

@@ -6,7 +6,8 @@ the worker takes it at its pace: nothing dropped by either, nothing twice."""
 from __future__ import annotations
 
 import orjson
-from harness import assert_alert_on_time, assert_conserved, fault_seconds, open_rig
+
+from tests.faults.harness import assert_alert_on_time, assert_conserved, fault_seconds, open_rig
 
 BURST = int(fault_seconds("BURST", 10_000))
 # The worker ingests about 7,000 messages a second on a small machine (bench/ingest.py);

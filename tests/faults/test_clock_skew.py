@@ -10,8 +10,8 @@ import time
 from datetime import UTC, datetime, timedelta
 
 import psycopg
-from conftest import count_rows, wait_for
-from harness import (
+
+from tests.faults.harness import (
     Quiet,
     alert_of,
     assert_opens_on_time,
@@ -19,6 +19,8 @@ from harness import (
     open_rig,
     watch_one,
 )
+from tests.support.databases import count_rows
+from tests.support.waiting import wait_for
 
 AHEAD = timedelta(hours=3)
 BEHIND = timedelta(hours=2)

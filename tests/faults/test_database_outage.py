@@ -10,8 +10,10 @@ import re
 import time
 
 import psycopg
-from conftest import wait_for
-from harness import (
+
+from gridwatch.simulators.sample import load_sample_district
+from gridwatch.store.migrate import migrate
+from tests.faults.harness import (
     assert_alert_on_time,
     assert_conserved,
     assert_opens_on_time,
@@ -20,10 +22,8 @@ from harness import (
     last_sign_of_life,
     open_rig,
 )
-
-from gridwatch.simulators.private_services import PrivatePostgres, rss_mb
-from gridwatch.simulators.sample import load_sample_district
-from gridwatch.store.migrate import migrate
+from tests.support.private_services import PrivatePostgres, rss_mb
+from tests.support.waiting import wait_for
 
 OUTAGE_S = fault_seconds("DB_OUTAGE_S", 20)
 PER_S = 100

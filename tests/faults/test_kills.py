@@ -9,8 +9,9 @@ import time
 from datetime import UTC, datetime
 
 import psycopg
-from conftest import count_rows, wait_for
-from harness import (
+
+from gridwatch.store.alerts import resolve_alert
+from tests.faults.harness import (
     assert_published_once,
     assert_webhooks_once,
     kill_mid_batch,
@@ -18,9 +19,9 @@ from harness import (
     sensors_of,
     stream_with_fault,
 )
-from test_alert_service import Subscriber
-
-from gridwatch.store.alerts import resolve_alert
+from tests.support.broker import Subscriber
+from tests.support.databases import count_rows
+from tests.support.waiting import wait_for
 
 TOTAL = 6000
 ALERTS = 20

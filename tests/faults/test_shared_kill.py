@@ -4,11 +4,7 @@ one what it had not acknowledged, the other goes on, and nothing is lost or doub
 
 from __future__ import annotations
 
-from harness import (
-    kill_mid_batch,
-    open_rig,
-    stream_with_fault,
-)
+from tests.faults.harness import kill_mid_batch, open_rig, stream_with_fault
 
 TOTAL = 4000
 

@@ -13,6 +13,35 @@
   var status = document.getElementById("gw-status");
   var baseTitle = document.title;
   var colors = { open: "#d7191c", acknowledged: "#fdae61", resolved: "#1a9641" };
+  var EMERGENCY = "#b0003a";
+  var clock = new Intl.DateTimeFormat("en-GB", { timeZone: live.zone, month: "2-digit",
+    day: "2-digit", hour: "2-digit", minute: "2-digit", hourCycle: "h23" });
+
+  // "11-23 14:05" in the district's zone, whatever zone the browser is in.
+  function when(iso) {
+    var p = {};
+    clock.formatToParts(new Date(iso)).forEach(function (x) { p[x.type] = x.value; });
+    return p.month + "-" + p.day + " " + p.hour + ":" + p.minute;
+  }
+
+  function urgent(alert) { return live.urgent.indexOf(alert.kind) >= 0; }
+
+  // Grids with an SOS or a fall not yet resolved stand out from any count of hazards.
+  function markGrids() {
+    var hot = {};
+    Object.keys(alerts).forEach(function (id) {
+      var a = alerts[id];
+      if (urgent(a) && a.status !== "resolved" && a.grid) { hot[a.grid] = true; }
+    });
+    live.grids.eachLayer(function (l) {
+      if (hot[l.feature.id]) {
+        l.setStyle({ color: EMERGENCY, weight: 4, fillColor: EMERGENCY, fillOpacity: 0.45 });
+        l.bringToFront();
+      } else {
+        live.grids.resetStyle(l);
+      }
+    });
+  }
 
   function stateOf(event) {
     if (event.state === "resolved") { return "resolved"; }
@@ -28,11 +57,7 @@
   function details(alert) {
     var r = alert.resident || {};
     var parts = [t.state[alert.status] || alert.status, t.level[alert.level] || alert.level];
-    if (alert.since) {
-      var since = new Date(alert.since);
-      parts.unshift(since.toLocaleString([], { month: "numeric", day: "numeric",
-        hour: "2-digit", minute: "2-digit" }));
-    }
+    if (alert.since) { parts.unshift(when(alert.since)); }
     if (r.phone) { parts.push(r.phone); }
     if (r.address) { parts.push(r.address); }
     return parts.join(" · ");
@@ -56,7 +81,8 @@
       if (marker) { layer.removeLayer(marker); delete markers[id]; }
     } else if (alert.lat != null && alert.lon != null) {
       if (!marker) {
-        marker = L.circleMarker([alert.lat, alert.lon], { radius: 9, weight: 2, color: "#222",
+        marker = L.circleMarker([alert.lat, alert.lon], { radius: urgent(alert) ? 12 : 8,
+          weight: urgent(alert) ? 3 : 2, color: urgent(alert) ? EMERGENCY : "#222",
           fillOpacity: 0.9, className: "gw-alert-marker" }).addTo(layer);
         markers[id] = marker;
       }
@@ -75,10 +101,12 @@
     } else if (fresh) {
       list.insertBefore(item, list.firstChild);
     }
-    item.className = alert.status + (fresh ? " fresh" : "");
+    item.className = alert.status + (urgent(alert) ? " urgent" : "") + (fresh ? " fresh" : "");
     item.textContent = "";
-    var head = document.createElement("b");
+    var head = document.createElement("a");
+    head.href = "/console/alerts/" + id;
     head.textContent = label(alert);
+    head.addEventListener("click", function (e) { e.stopPropagation(); });
     item.appendChild(head);
     if (alert.status === "open") {
       var button = document.createElement("button");
@@ -90,6 +118,7 @@
     line.textContent = details(alert);
     item.appendChild(line);
     count();
+    markGrids();
   }
 
   function count() {

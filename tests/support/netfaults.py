@@ -6,10 +6,10 @@ NAT that forgot the flow), `blackhole(seconds)` (a link that silently stops carr
 anything: no reset, no FIN, so only keepalives can notice), `latency(seconds)` and
 `throttle(bytes_per_s)` (a slow link, or a consumer slowed to a fraction of its speed).
 
-It lives beside the other injected faults (`simulators.faults` garbles messages; this garbles
-the network) rather than in `tests/`: both the fault tests and `bench/soak.py` use it, and a
-bench must not import the test suite. It needs nothing but the standard library and runs
-its own event loop in a thread, so synchronous tests and benches drive it with plain calls.
+The fault tests and `bench/soak.py` use it (`gridwatch.simulators.faults` garbles messages;
+this garbles the network). It needs nothing but the standard library, so a bench imports
+it without the test suite's plugins, and it runs its own event loop in a thread, so
+synchronous tests and benches drive it with plain calls.
 """
 
 from __future__ import annotations

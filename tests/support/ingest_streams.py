@@ -15,10 +15,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import psycopg
-from conftest import count_rows, wait_for
 
 from gridwatch.settings import Settings
-from gridwatch.simulators.private_services import GridwatchProcess
+from tests.support.databases import count_rows
+from tests.support.private_services import GridwatchProcess
+from tests.support.waiting import wait_for
 
 TOTAL = 600
 BAD_EVERY = 10

@@ -1,11 +1,11 @@
 """Shared by the API and map tests: a real uvicorn server in a thread over a test database
 holding the sample district (with sample hazards, alerts and patrols), a movable clock, and
-one user of every role. A test module imports the `*_fixture` functions it uses."""
+one user of every role. A pytest plugin: its fixtures (`seeded_url`, `module_tokens`,
+`module_server`, `http`) are there for any test that names them."""
 
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -21,15 +21,16 @@ import httpx
 import psycopg
 import pytest
 import uvicorn
-from conftest import _create_database, _drop_database
 
 from gridwatch.api.app import create_app
 from gridwatch.api.serving import server_config
 from gridwatch.cases.hazards import deadlines_from_hours
 from gridwatch.settings import Settings
-from gridwatch.simulators.private_services import GridwatchProcess
 from gridwatch.simulators.sample_activity import seed_activity
 from gridwatch.store.users import create_user
+from tests.support.databases import create_database, drop_database
+from tests.support.ports import free_port
+from tests.support.private_services import GridwatchProcess
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=SHANGHAI)
@@ -105,12 +106,6 @@ def seed(url: str, settings: Settings, now: datetime = NOW) -> None:
             hazards=1000,
             alerts=60,
         )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class ApiServer:
@@ -218,10 +213,10 @@ def api_settings(tmp: Path, url: str, **extra) -> Settings:
 def seeded_url_fixture(postgres_server, district_template, tmp_path_factory) -> Iterator[str]:
     """A database of this module's own: the sample district with sample activity."""
     name = f"gw_api_{uuid.uuid4().hex[:10]}"
-    url = _create_database(postgres_server, name, template=district_template)
+    url = create_database(postgres_server, name, template=district_template)
     seed(url, api_settings(tmp_path_factory.mktemp("seed"), url))
     yield url
-    _drop_database(postgres_server, name)
+    drop_database(postgres_server, name)
 
 
 @pytest.fixture(scope="module", name="module_tokens")

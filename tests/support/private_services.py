@@ -12,16 +12,15 @@ port across restarts and runs as an unprivileged user when started as root.
 `GridwatchProcess` runs a gridwatch command as production runs it, a child process with
 its own environment, for the fault tests and the benches alike.
 
-All are here rather than in `tests/` because `bench/` uses them too (see `netfaults`).
+The fault tests and the benches (`bench/soak.py`, `bench/ingest.py`) use them alike; they
+need gridwatch and the standard library, not pytest.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 import pwd
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -30,12 +29,13 @@ from urllib.parse import quote
 
 from gridwatch.errors import ServiceUnavailable
 from gridwatch.ingest.embedded_broker import mosquitto_binary as installed_mosquitto
-from gridwatch.store.embedded import EmbeddedPostgres, free_port
+from gridwatch.store.embedded import EmbeddedPostgres
+from tests.support.ports import free_port, listening
 
 PrivatePostgres = EmbeddedPostgres  # start(), stop(mode="immediate"), start() on the same port
 
-# The source tree's broker configuration (an editable install or a checkout).
-DEPLOY_CONFIG = Path(__file__).resolve().parent.parent / "deploy" / "mosquitto.conf"
+# The checkout's broker configuration.
+DEPLOY_CONFIG = Path(__file__).resolve().parents[2] / "deploy" / "mosquitto.conf"
 
 # What a private broker must not take from deploy/mosquitto.conf: where it listens, its
 # files (passwords, ACL, TLS), log and data paths, the user it runs as. Everything else
@@ -137,17 +137,14 @@ class PrivateMosquitto:
     def start(self, timeout_s: float = 10.0) -> str:
         """Start the broker and wait until it accepts connections; returns its URL."""
         # The installed mosquitto with a configuration written here; no shell.
-        self.process = subprocess.Popen(  # noqa: S603
+        self.process = subprocess.Popen(
             [mosquitto_binary(), "-c", str(self.config_path)],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
         deadline = time.monotonic() + timeout_s
         while True:
-            with (
-                contextlib.suppress(OSError),
-                socket.create_connection(("127.0.0.1", self.port), 1),
-            ):
+            if listening(self.port):
                 return self.url
             if self.process.poll() is not None or time.monotonic() > deadline:
                 self.stop()
@@ -203,7 +200,7 @@ class GridwatchProcess:
         self.log_path = log_path
         with open(log_path, "ab") as log:
             # This interpreter running gridwatch with arguments made by the caller; no shell.
-            self.process = subprocess.Popen(  # noqa: S603
+            self.process = subprocess.Popen(
                 [sys.executable, "-m", "gridwatch", *args],
                 env=env,
                 stdout=log,

@@ -1,5 +1,5 @@
 """Shared by the tests that run `gridwatch demo` as a child process on its embedded defaults:
-its environment, and waiting for what it prints."""
+its environment, and waiting for what it prints. A pytest plugin: `demo_data`."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from gridwatch.store.embedded import free_port
+from tests.support.ports import free_port
 
 OFFICER_LINE = r"duty officer token \(log in at (\S+)/login\): (\S+)"
 LIVE_LINE = r"the district now lives"

@@ -1,0 +1,646 @@
+"""The console for people on shift: the desk (值班台), one alert, the ledger on screen, one
+case. Pages are for a browser session (like the maps); the JSON behind them is read with the
+same scope and masking as every other read, and every action posts through the existing
+routes (/alerts/{id}/ack, /hazards/{id}/resolve, …)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Annotated
+from urllib.parse import urlencode
+
+import numpy as np
+from fastapi import APIRouter, Path, Query, Request
+from fastapi.responses import HTMLResponse
+from shapely.geometry import mapping
+
+from gridwatch.api.auth import PageViewer, Reader
+from gridwatch.api.collections import get_visible_alert, get_visible_hazard
+from gridwatch.api.coverage import rows_for
+from gridwatch.api.disclosure import alert_resident, record_reads, shown_in_clear
+from gridwatch.api.features import person
+from gridwatch.api.hazards import (
+    CategoryQ,
+    FromQ,
+    GridQ,
+    SortQ,
+    StatusQ,
+    ToQ,
+    ledger_rows,
+)
+from gridwatch.api.http_errors import BadRequest
+from gridwatch.api.map_pages import PAGE_HEADERS, page_context
+from gridwatch.api.responses import JSONResponse
+from gridwatch.api.runtime import ApiState, Conn, State
+from gridwatch.cases.hazards import STATUSES, TRANSITIONS, is_overdue
+from gridwatch.maps.console import duration_text, render_page
+from gridwatch.maps.texts import texts_for
+from gridwatch.maps.tiles import points_to_display, tiles_for, to_display
+from gridwatch.model.vocabulary import EMERGENCY_EVENTS, HAZARD_CATEGORIES, LEVELS
+from gridwatch.store.alerts import (
+    AlertRow,
+    alert_history,
+    alert_page,
+    alerts_opened_daily,
+    open_alert_tally,
+)
+from gridwatch.store.filters import Filters, local_day_bounds
+from gridwatch.store.grids import GridCatalog
+from gridwatch.store.hazards import hazard_days, hazard_events
+from gridwatch.store.homes import home_week
+from gridwatch.store.residents import awaiting_installation, get_resident
+from gridwatch.store.users import Principal
+
+router = APIRouter(tags=["console"])
+
+AlertId = Annotated[int, Path(ge=1, le=2**62)]
+TREND_DAYS = 14
+WEEK = timedelta(days=7)
+LIVE_ROWS = 50
+LEDGER_PAGE = 200
+MAX_POINTS = 12_000  # power readings sent for the week's chart; more are thinned to peaks
+URGENT_KINDS = EMERGENCY_EVENTS  # sos, fall: someone needs help now
+ALERT_KINDS = ("sos", "fall", "no_activity", "morning", "evening", "meter_offline")
+# The steps a hazard's page offers, with the data-action name each control carries.
+HAZARD_STEPS = (
+    ("assign", "dispatch"),
+    ("start", "start"),
+    ("resolve", "resolve"),
+    ("close", "close"),
+    ("reopen", "reopen"),
+)
+
+
+def _scope(principal: Principal) -> list[int] | None:
+    return None if principal.sees_all else principal.scope_param()
+
+
+# -- the desk ---------------------------------------------------------------------------------
+
+
+def desk_summary(
+    conn, state: ApiState, principal: Principal, request: Request, kind: str | None = None
+) -> dict:
+    """What the desk shows: counts that matter now, the last 14 days, the live list."""
+    t = texts_for(state.settings.lang)
+    now = state.now()
+    today = now.astimezone(state.zone).date()
+    scope = _scope(principal)
+    catalog = state.catalog(conn)
+    leaves = [
+        g.id for g in catalog.grids if principal.sees_grid(g.id) and not catalog.children.get(g.id)
+    ]
+    counts = state.grid_counts(conn, *local_day_bounds(today, state.zone))
+    tally = open_alert_tally(conn, scope=scope)
+    rows = alert_page(
+        conn,
+        Filters(scope=scope),
+        limit=LIVE_ROWS,
+        statuses=["open", "acknowledged"],
+        kind=kind,
+    ).rows
+    record_reads(conn, principal, request, shown_in_clear(principal, rows, alert_resident))
+    return {
+        "now": now,
+        "zone": state.zone.key,
+        "alerts": _alert_counts(t, tally),
+        "hazards": {
+            "open": sum(counts[g].open_hazards for g in leaves if g in counts),
+            "overdue": sum(counts[g].overdue_hazards for g in leaves if g in counts),
+        },
+        "awaiting_installation": awaiting_installation(conn, scope=scope),
+        "coverage": _coverage_today(conn, state, catalog, leaves, today),
+        "trend": _trend(conn, state, scope, today),
+        "live": [live_item(t, state, principal, row) for row in rows],
+    }
+
+
+def _alert_counts(t: dict, tally) -> dict:
+    by_kind: dict[str, list[int]] = {kind: [0, 0] for kind in ALERT_KINDS}
+    by_level: dict[str, int] = dict.fromkeys(LEVELS, 0)
+    for row in tally:
+        counts = by_kind.setdefault(row.kind, [0, 0])
+        counts[0] += row.count
+        counts[1] += row.count if row.status == "open" else 0
+        by_level[row.level] = by_level.get(row.level, 0) + row.count
+    return {
+        "open": sum(c[0] for c in by_kind.values()),
+        "unacked": sum(c[1] for c in by_kind.values()),
+        "by_kind": [
+            {
+                "kind": kind,
+                "label": t["alert_kind"].get(kind, kind),
+                "open": c[0],
+                "unacked": c[1],
+                "urgent": kind in URGENT_KINDS,
+            }
+            for kind, c in by_kind.items()
+        ],
+        "by_level": [
+            {"level": level, "label": t["level"].get(level, level), "count": count}
+            for level, count in by_level.items()
+        ],
+    }
+
+
+def _coverage_today(conn, state: ApiState, catalog: GridCatalog, leaves: list[int], today):
+    cover = state.coverage.get(conn, state, today)
+    rows = rows_for(catalog, cover, leaves)
+    area = sum(catalog.by_id[r.grid_id].area_m2 for r in rows) or 1.0
+    share = sum(r.covered_share * catalog.by_id[r.grid_id].area_m2 for r in rows) / area
+    return {
+        "covered_share": round(share, 3),
+        "percent": f"{share:.0%}",
+        "grids": len(rows),
+        "twice": sum(1 for r in rows if r.patrols >= 2),
+        "visits_made": sum(r.visits_made for r in rows),
+        "residents_due": sum(r.residents_due for r in rows),
+        "due_visited": sum(r.due_visited for r in rows),
+    }
+
+
+def _trend(conn, state: ApiState, scope, today) -> list[dict]:
+    first = today - timedelta(days=TREND_DAYS - 1)
+    start = local_day_bounds(first, state.zone)[0]
+    end = local_day_bounds(today, state.zone)[1]
+    alerts = alerts_opened_daily(conn, scope=scope, start=start, end=end, zone=state.zone)
+    hazards = hazard_days(conn, scope=scope, start=start, end=end, zone=state.zone)
+    c = texts_for(state.settings.lang)["console"]
+    days = []
+    for n in range(TREND_DAYS):
+        day = first + timedelta(days=n)
+        h = hazards.get(day)
+        median = round(h.median_close_h, 1) if h and h.median_close_h is not None else None
+        days.append(
+            {
+                "day": day.isoformat(),
+                "alerts_opened": alerts.get(day, 0),
+                "hazards_opened": h.opened if h else 0,
+                "hazards_closed": h.closed if h else 0,
+                "median_close_h": median,
+                "median_close_h_text": duration_text(median, c) or "-",
+            }
+        )
+    return days
+
+
+def live_item(t: dict, state: ApiState, principal: Principal, row: AlertRow) -> dict:
+    """One alert of the live list, as the caller may see its resident."""
+    return {
+        "alert_id": row.id,
+        "kind": row.kind,
+        "kind_label": t["alert_kind"].get(row.kind, row.kind),
+        "urgent": row.kind in URGENT_KINDS,
+        "status": row.status,
+        "status_label": t["alert_state"].get(row.status, row.status),
+        "level": row.level,
+        "level_label": t["level"].get(row.level, row.level),
+        "severity": row.severity,
+        "grid": row.grid_code,
+        "since": row.since,
+        "since_text": row.since.astimezone(state.zone).strftime("%m-%d %H:%M"),
+        "opened_at": row.opened_at,
+        "resident_id": row.resident_id,
+        "resident": person(principal, row.grid_id, row.name, row.phone, row.address),
+    }
+
+
+@router.get("/console/summary.json", response_class=JSONResponse, summary="The desk's figures")
+def summary_json(
+    request: Request,
+    principal: Reader,
+    conn: Conn,
+    state: State,
+    kind: Annotated[str | None, Query(max_length=40)] = None,
+):
+    """Open alerts by kind and level, open and overdue hazards, homes awaiting installation,
+    today's patrol coverage, the last 14 days and the newest open alerts, of the caller's
+    grids (residents masked as on every read)."""
+    return JSONResponse(desk_summary(conn, state, principal, request, kind))
+
+
+@router.get("/console", response_class=HTMLResponse, summary="The duty desk (值班台)")
+def desk(
+    request: Request,
+    principal: PageViewer,
+    conn: Conn,
+    state: State,
+    kind: Annotated[str | None, Query(max_length=40)] = None,
+):
+    t = texts_for(state.settings.lang)
+    c = t["console"]
+    summary = desk_summary(conn, state, principal, request, kind)
+    keys = ("alerts_opened", "hazards_opened", "hazards_closed", "median_close_h")
+    summary["trend_max"] = {k: max((d[k] or 0) for d in summary["trend"]) for k in keys}
+    trend_rows = [(key, c[key.removesuffix("_h")]) for key in keys]
+    page = render_page(
+        "console/desk.html",
+        page_context(state, principal),
+        "console",
+        t["desk"],
+        summary=summary,
+        trend_rows=trend_rows,
+        kind=kind,
+        kind_label=t["alert_kind"].get(kind or "", kind),
+        script_data=_desk_script(t, state, summary, kind),
+    )
+    return HTMLResponse(page, headers=PAGE_HEADERS)
+
+
+def _desk_script(t: dict, state: ApiState, summary: dict, kind: str | None) -> dict:
+    return {
+        "after": state.feed.watermark,
+        "zone": state.zone.key,
+        "kind": kind,
+        "urgent": list(URGENT_KINDS),
+        "texts": {
+            "kind": t["alert_kind"],
+            "state": {k: v for k, v in t["alert_state"].items() if k is not None},
+            "level": t["level"],
+            "connected": t["connected"],
+            "reconnecting": t["reconnecting"],
+            "no_alerts": t["no_alerts"],
+        },
+        "known": [a["alert_id"] for a in summary["live"]],
+    }
+
+
+# -- one alert --------------------------------------------------------------------------------
+
+
+def _why(t: dict, state: ApiState, row: AlertRow) -> str:
+    since = row.since.astimezone(state.zone).strftime("%Y-%m-%d %H:%M")
+    template = t["console"]["why_kind"].get(row.kind)
+    return template.format(since=since) if template else t["alert_kind"].get(row.kind, row.kind)
+
+
+def _alert_history(t: dict, conn, alert_id: int) -> list[dict]:
+    """The alert's events for people: actions in words, the engine's kind codes too."""
+    events = t["console"]["event"]
+    return [
+        {
+            "at": e.at,
+            "label": events.get(e.action, e.action),
+            "actor": e.actor,
+            "note": t["alert_kind"].get(e.note, e.note) if e.note else None,
+        }
+        for e in alert_history(conn, alert_id)
+    ]
+
+
+@router.get("/console/alerts/{alert_id}", response_class=HTMLResponse, summary="One alert")
+def alert_view(
+    request: Request, principal: PageViewer, conn: Conn, state: State, alert_id: AlertId
+):
+    t = texts_for(state.settings.lang)
+    row = get_visible_alert(conn, principal, alert_id)
+    record_reads(conn, principal, request, shown_in_clear(principal, [row], alert_resident))
+    alert = live_item(t, state, principal, row)
+    alert.update(
+        acknowledged_at=row.acknowledged_at,
+        acknowledged_by=row.acknowledged_by,
+        resolved_at=row.resolved_at,
+        resolved_by=row.resolved_by,
+        resolution=row.resolution,
+    )
+    absent = False
+    if row.resident_id:
+        absent = get_resident(conn, row.resident_id, now=state.now()).absent
+    page = render_page(
+        "console/alert.html",
+        page_context(state, principal),
+        "alert",
+        f"{alert['kind_label']} · {t['console']['alert']}",
+        alert=alert,
+        why=_why(t, state, row),
+        absent=absent,
+        history=_alert_history(t, conn, alert_id),
+        script_data={
+            "alert_id": alert_id,
+            "after": state.feed.watermark,
+            "kinds": t["alert_kind"],
+            "week": f"/console/alerts/{alert_id}/week.json",
+            "zone": state.zone.key,
+            "status": row.status,
+            "texts": _action_texts(t),
+            "series": t["console"]["series"],
+        },
+    )
+    return HTMLResponse(page, headers=PAGE_HEADERS)
+
+
+def _action_texts(t: dict) -> dict:
+    c = t["console"]
+    return {
+        "state": {k: v for k, v in t["alert_state"].items() if k is not None},
+        "hazard_state": t["status"],
+        "level": t["level"],
+        "event": c["event"],
+        "sending": c["sending"],
+        "done": c["done"],
+        "failed": c["failed"],
+        "acknowledged_by": c["acknowledged_by"],
+        "resolved_by": c["resolved_by"],
+    }
+
+
+@router.get(
+    "/console/alerts/{alert_id}/week.json",
+    response_class=JSONResponse,
+    summary="The resident's last 7 days around an alert",
+)
+def alert_week(request: Request, principal: Reader, conn: Conn, state: State, alert_id: AlertId):
+    """Meter power against the learned night baseline, the signs of life the engine sees in
+    it, sensor events, visits and checks, absences, and the alert's span, for the 7 days up
+    to the alert's end (or now). Times are epoch seconds; `zone` is the district's."""
+    row = get_visible_alert(conn, principal, alert_id)
+    now = state.now()
+    span_end = row.resolved_at or now
+    end = min(max(span_end, row.opened_at) + timedelta(hours=6), now)
+    start = end - WEEK
+    week = (
+        home_week(conn, row.resident_id, start=start, end=end, zone=state.zone)
+        if (row.resident_id)
+        else None
+    )
+    body: dict = {
+        "zone": state.zone.key,
+        "start": start.timestamp(),
+        "end": end.timestamp(),
+        "span": [row.since.timestamp(), span_end.timestamp()],
+        "opened_at": row.opened_at.timestamp(),
+        "kind": row.kind,
+        "power": {"t": [], "w": []},
+        "baseline": None,
+        "meter_signs": [],
+        "sensor_events": [],
+        "seen": [],
+        "absences": [],
+    }
+    if week is None:
+        return JSONResponse(body)
+    times, watts = _thinned(week.readings)
+    b = week.baseline
+    body.update(
+        power={"t": times, "w": watts},
+        baseline={
+            "night_mean_w": round(b.night_mean_w, 1),
+            "night_peak_w": round(b.night_peak_w, 1),
+            "spike_w": round(b.spike_w, 1),
+            "sustained_w": round(b.sustained_w, 1),
+        }
+        if week.meter_id
+        else None,
+        meter_signs=[at.timestamp() for at in week.meter_signs],
+        sensor_events=[[at.timestamp(), event] for at, event in week.sensor_events],
+        seen=[[s.at.timestamp(), s.what, s.actor] for s in week.seen],
+        absences=[[a.timestamp(), b.timestamp()] for a, b in week.absences],
+    )
+    return JSONResponse(body)
+
+
+def _thinned(readings: list[tuple[datetime, float | None]]) -> tuple[list[float], list]:
+    """At most about MAX_POINTS readings: runs of readings become their peak, so a kettle's
+    minute stays visible at any zoom."""
+    step = max(1, -(-len(readings) // MAX_POINTS))
+    times, watts = [], []
+    for i in range(0, len(readings), step):
+        chunk = readings[i : i + step]
+        values = [w for _, w in chunk if w is not None]
+        times.append(chunk[0][0].timestamp())
+        watts.append(max(values) if values else None)
+    return times, watts
+
+
+# -- the ledger -------------------------------------------------------------------------------
+
+FormQ = Annotated[str | None, Query(max_length=20)]
+LEDGER_COLUMNS = ("id", "grid", "category", "severity", "status", "level", "found", "due", "desc")
+
+
+@router.get("/console/ledger", response_class=HTMLResponse, summary="The ledger on screen")
+def ledger_view(
+    request: Request,
+    principal: PageViewer,
+    conn: Conn,
+    state: State,
+    level: FormQ = None,
+    grid: GridQ = None,
+    overdue: FormQ = None,
+    status: StatusQ = None,
+    category: CategoryQ = None,
+    from_: FromQ = None,
+    to: ToQ = None,
+    sort: SortQ = None,
+    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+):
+    """The ledger with the filters of /ledger; a filter left empty in the form is no filter."""
+    t = texts_for(state.settings.lang)
+    c = t["console"]
+    filters = {
+        "level": level,
+        "grid": grid,
+        "overdue": overdue,
+        "status": status,
+        "category": category,
+        "from": from_,
+        "to": to,
+        "sort": sort,
+    }
+    chosen = {k: v for k, v in filters.items() if v}
+    if level and level not in LEVELS:
+        raise BadRequest(f"level must be one of {', '.join(LEVELS)}")
+    if overdue and overdue not in ("true", "false"):
+        raise BadRequest("overdue must be true or false")
+    rows, matched = ledger_rows(
+        conn,
+        state,
+        principal,
+        grid=grid or None,
+        level=level or None,
+        overdue=None if not overdue else overdue == "true",
+        status=status or None,
+        category=category or None,
+        from_=from_ or None,
+        to=to or None,
+        sort=sort or None,
+        limit=LEDGER_PAGE,
+        offset=offset,
+    )
+    now = state.now()
+    catalog = state.catalog(conn)
+    columns = dict(zip(LEDGER_COLUMNS, _ledger_headings(t), strict=True))
+    sortable = {"grid": "grid", "category": "category", "severity": "severity"}
+    sortable |= {"status": "status", "level": "level", "found": "found", "due": "due"}
+    sort_urls, sort_marks = {}, {}
+    for key in sortable:
+        descending = sort == key
+        sort_urls[key] = _url(
+            "/console/ledger", chosen | {"sort": f"-{key}" if descending else key}
+        )
+        sort_marks[key] = " ▲" if sort == key else " ▼" if sort == f"-{key}" else ""
+    page = render_page(
+        "console/ledger.html",
+        page_context(state, principal),
+        "ledger",
+        t["ledger"],
+        q={k: v or "" for k, v in filters.items()},
+        choices=_ledger_choices(t, catalog, principal),
+        rows=[_ledger_row(t, r, now) for r in rows],
+        columns=list(columns.items()),
+        sortable=sortable,
+        sort_urls=sort_urls,
+        sort_marks=sort_marks,
+        matched_text=c["matched"].format(n=matched),
+        shown_text=c["shown"].format(n=len(rows)) if matched > len(rows) else "",
+        csv_url=_url("/ledger.csv", chosen),
+        prev_url=_url("/console/ledger", chosen | {"offset": max(offset - LEDGER_PAGE, 0)})
+        if offset
+        else None,
+        next_url=_url("/console/ledger", chosen | {"offset": offset + LEDGER_PAGE})
+        if offset + LEDGER_PAGE < matched
+        else None,
+        script_data={},
+    )
+    return HTMLResponse(page, headers=PAGE_HEADERS)
+
+
+def _url(path: str, query: dict) -> str:
+    return path + ("?" + urlencode(query) if query else "")
+
+
+def _ledger_headings(t: dict) -> list[str]:
+    names = t["ledger_columns"]  # the CSV's headings, so screen and file read alike
+    return [names[0], names[2], names[4], names[5], names[6], names[7], names[10], names[11],
+            names[15]]  # fmt: skip
+
+
+def _ledger_choices(t: dict, catalog: GridCatalog, principal: Principal) -> dict:
+    grids = [
+        (g.code, f"{t['levels'].get(g.level, g.level)} · {g.name} ({g.code})")
+        for g in sorted(catalog.grids, key=lambda g: g.code)
+        if principal.sees_grid(g.id) and g.level != "district"
+    ]
+    return {
+        "level": [(level, t["level"][level]) for level in LEVELS],
+        "grid": grids,
+        "status": [(s, t["status"][s]) for s in STATUSES],
+        "category": [(k, t["category"][k]) for k in HAZARD_CATEGORIES],
+    }
+
+
+def _ledger_row(t: dict, row, now: datetime) -> dict:
+    late = row.hours_late(now)
+    c = t["console"]
+    return {
+        "id": str(row.id),
+        "grid": row.grid_code,
+        "grid_name": row.grid_name,
+        "category_label": t["category"].get(row.category, row.category),
+        "severity": row.severity,
+        "severity_label": t["severity"].get(row.severity, row.severity),
+        "status_label": t["status"].get(row.status, row.status),
+        "level_label": t["level"].get(row.level, row.level),
+        "observed_at": row.observed_at,
+        "due_at": row.due_at,
+        "overdue": row.overdue,
+        "overdue_text": c["overdue_by"].format(h=duration_text(late, c)) if late else "",
+        "description": row.description,
+    }
+
+
+# -- one case (a hazard) ----------------------------------------------------------------------
+
+
+@router.get("/console/cases/{case_id}", response_class=HTMLResponse, summary="One case")
+def case_view(
+    principal: PageViewer,
+    conn: Conn,
+    state: State,
+    case_id: Annotated[str, Path(max_length=64)],
+):
+    t = texts_for(state.settings.lang)
+    c = t["console"]
+    hazard = get_visible_hazard(conn, principal, case_id)
+    now = state.now()
+    catalog = state.catalog(conn)
+    due = hazard.due_at or hazard.deadline_at
+    late = is_overdue(hazard.status, due, now)
+    grid = catalog.by_id.get(hazard.grid_id) if hazard.grid_id is not None else None
+    events = hazard_events(conn, hazard.id)
+    photos = list(dict.fromkeys([*hazard.photo_urls, *(u for e in events for u in e.photo_urls)]))
+    case = {
+        "id": str(hazard.id),
+        "category_label": t["category"].get(hazard.category, hazard.category),
+        "severity_label": t["severity"].get(hazard.severity, hazard.severity),
+        "status_label": t["status"].get(hazard.status, hazard.status),
+        "level_label": t["level"].get(hazard.level, hazard.level),
+        "overdue": late,
+        "overdue_text": c["overdue_by"].format(
+            h=duration_text((now - due).total_seconds() / 3600, c)
+        )
+        if late and due
+        else "",
+        "description": hazard.description,
+        "observed_at": hazard.observed_at,
+        "due_at": due,
+        "grid": hazard.grid_code,
+        "grid_name": grid.name if grid else None,
+        "reporter_id": hazard.reporter_id,
+        "assignee": hazard.assignee,
+    }
+    allowed = [step for step, (sources, _) in TRANSITIONS.items() if hazard.status in sources]
+    history = [case_event(t, state, e) for e in events]
+    page = render_page(
+        "console/case.html",
+        page_context(state, principal),
+        "case",
+        f"{case['category_label']} · {c['case']}",
+        case=case,
+        photos=photos,
+        steps=HAZARD_STEPS,
+        allowed=allowed,
+        history=history,
+        script_data={
+            "case_id": str(hazard.id),
+            "zone": state.zone.key,
+            "transitions": {step: sorted(src) for step, (src, _) in TRANSITIONS.items()},
+            "texts": _action_texts(t) | {"photos": c["photos"]},
+            "map": _case_map(state, hazard, grid),
+        },
+    )
+    return HTMLResponse(page, headers=PAGE_HEADERS)
+
+
+def case_event(t: dict, state: ApiState, event) -> dict:
+    """One step of a case for people; the escalation job's own notes (for logs) left out."""
+    c = t["console"]
+    return {
+        "at_text": event.at.astimezone(state.zone).strftime("%Y-%m-%d %H:%M"),
+        "label": c["event"].get(event.action, event.action),
+        "actor": event.actor,
+        "note": None if event.actor == "gridwatch" else event.note,
+        "photo_urls": event.photo_urls,
+    }
+
+
+def _case_map(state: ApiState, hazard, grid) -> dict:
+    """The case's point and its grid's outline in the tiles' CRS, and the tiles."""
+    tiles = tiles_for(state.settings.tiles, tianditu_key=state.settings.tianditu_key)
+    x, y = points_to_display(np.array([hazard.lon]), np.array([hazard.lat]), tiles.crs)
+    outline = None
+    if grid is not None:
+        outline = mapping(to_display(grid.geometry, tiles.crs))
+    return {
+        "point": [float(y[0]), float(x[0])],
+        "grid": outline,
+        "tiles": [
+            {
+                "url": layer.url,
+                "attribution": layer.attribution,
+                "subdomains": layer.subdomains or "abc",
+                "max_zoom": layer.max_zoom,
+            }
+            for layer in tiles.layers
+        ],
+    }

@@ -1,0 +1,298 @@
+"""Dispute warnings (预警): scanning texts as they are stored, the warnings table, and the
+warnings layer.
+
+`record_warnings` is the one hook every way a text comes in calls (patrol and visit notes
+and hazard descriptions from MQTT and HTTP; requests' descriptions when they come): it scans
+the texts with the active library's automaton, stores one warning per category hit at its
+level, and queues each level-2 warning for the community level (MQTT and webhooks, through
+the alert outbox), all in the caller's transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import psycopg
+from psycopg import sql
+from psycopg.rows import class_row
+from psycopg.types.json import Jsonb
+
+from gridwatch.disputes.levels import REPEAT_WINDOW
+from gridwatch.disputes.scanning import (
+    DisputeWarning,
+    PastWarning,
+    ScannedText,
+    plan_warnings,
+    scan_texts,
+)
+from gridwatch.errors import NotFound
+from gridwatch.model.records import HazardReport, PatrolCheckin, checkin_key
+from gridwatch.store.filters import Filters, where_columns, where_filters
+from gridwatch.store.keywords import LibraryMatchers
+from gridwatch.store.outbox import write_warning_outbox
+from gridwatch.store.paging import Page, fetch_page
+
+_LOCK_CLASS = 0x6777000C  # advisory locks per (grid, category): one writer counts at a time
+
+
+@dataclass(frozen=True, slots=True)
+class Notify:
+    """Where level-2 warnings go: the MQTT topic prefix and the webhooks of alerts."""
+
+    topic_prefix: str
+    webhooks: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class WarningRow:
+    id: int
+    source: str
+    source_id: str
+    category: str
+    level: int
+    reason: str | None
+    keywords: list[str]
+    weight: float
+    library_version: int | None
+    grid_id: int | None
+    grid_code: str | None
+    resident_id: str | None
+    lives_alone: bool
+    lon: float | None
+    lat: float | None
+    observed_at: datetime
+    created_at: datetime
+
+
+_WARNING_COLUMNS = (
+    "w.id, w.source, w.source_id, w.category, w.level, w.reason, w.keywords, w.weight, "
+    "w.library_version, w.grid_id, g.code AS grid_code, w.resident_id, w.lives_alone, "
+    "w.lon, w.lat, w.observed_at, w.created_at"
+)
+_WARNING_SELECT = sql.SQL(_WARNING_COLUMNS)
+_WARNING_FROM = sql.SQL("warnings w LEFT JOIN grids g ON g.id = w.grid_id")
+
+
+def record_warnings(
+    conn: psycopg.Connection,
+    matchers: LibraryMatchers,
+    texts: Sequence[ScannedText],
+    notify: Notify,
+) -> list[WarningRow]:
+    """Scan `texts` and store the warnings they make (none for a text scanned before);
+    returns them. Runs in the caller's transaction when there is one."""
+    texts = [t for t in texts if t.text]
+    if not texts:
+        return []
+    active = matchers.current(conn)
+    hits = scan_texts(active.matcher, texts)
+    if not hits:
+        return []
+    with conn.transaction():
+        _lock_grids(conn, sorted({(t.grid_id, h.category) for t, h in hits if t.grid_id}))
+        past = _past_warnings(conn, hits)
+        alone = _living_alone(conn, {t.resident_id for t, _ in hits if t.resident_id})
+        planned = plan_warnings(hits, past, alone)
+        stored = _insert(conn, planned, active.version)
+        for row in stored:
+            if row.level == 2:
+                write_warning_outbox(
+                    conn,
+                    row.id,
+                    warning_message(row),
+                    row.grid_code,
+                    notify.topic_prefix,
+                    notify.webhooks,
+                )
+    return stored
+
+
+def checkin_text(checkin: PatrolCheckin, grid_id: int | None) -> ScannedText:
+    """A patrol or visit note as scanned; a visit's resident is looked up (lives alone?)."""
+    return ScannedText(
+        "checkin",
+        checkin_key(checkin.source, checkin.worker_id, checkin.observed_at),
+        checkin.note,
+        grid_id,
+        checkin.observed_at,
+        checkin.lon,
+        checkin.lat,
+        resident_id=checkin.resident_id if checkin.kind == "visit" else None,
+    )
+
+
+def hazard_text(report: HazardReport, grid_id: int | None) -> ScannedText:
+    """A hazard's description as scanned."""
+    return ScannedText(
+        "hazard",
+        str(report.id),
+        report.description,
+        grid_id,
+        report.observed_at,
+        report.lon,
+        report.lat,
+    )
+
+
+def warning_message(row: WarningRow) -> dict:
+    """What MQTT subscribers and webhooks receive of a level-2 warning: the fields of an
+    alert change a receiver already reads (`state`, `kind`, `level` of the hierarchy), and
+    the warning's own. No text: the note stays where its own access rules keep it."""
+    return {
+        "alert_id": None,
+        "warning_id": row.id,
+        "state": "warning",
+        "kind": "dispute_warning",
+        "level": "community",
+        "warning_level": row.level,
+        "reason": row.reason,
+        "category": row.category,
+        "keywords": row.keywords,
+        "source": row.source,
+        "source_id": row.source_id,
+        "resident_id": row.resident_id,
+        "since": row.observed_at.isoformat(),
+        "at": row.created_at.isoformat(),
+    }
+
+
+def _lock_grids(conn: psycopg.Connection, pairs: list[tuple[int | None, str]]) -> None:
+    """Lock each (grid, category) counted, in one order: two writers of the same grid count
+    one after the other, so three hits by two writers still make a level-2 warning."""
+    if pairs:
+        conn.execute(
+            "SELECT pg_advisory_xact_lock(%s, hashtext(k)) "
+            "FROM (SELECT k FROM unnest(%s::text[]) AS k ORDER BY k) AS ordered",
+            (_LOCK_CLASS, [f"{grid}/{category}" for grid, category in pairs]),
+        )
+
+
+def _past_warnings(conn: psycopg.Connection, hits) -> list[PastWarning]:
+    """The stored warnings the planning needs: those of the grids and categories hit within
+    a window of the texts' times, and those of the same texts (scanned before)."""
+    located = [(t.grid_id, h.category) for t, h in hits if t.grid_id is not None]
+    times = [t.observed_at for t, _ in hits]
+    with conn.cursor(row_factory=class_row(PastWarning)) as cur:
+        return cur.execute(
+            """
+            SELECT source, source_id, category, grid_id, observed_at FROM warnings
+            WHERE (grid_id, category) IN (
+                    SELECT * FROM unnest(%(grids)s::bigint[], %(cats)s::text[]))
+              AND observed_at > %(start)s AND observed_at < %(end)s
+            UNION
+            SELECT source, source_id, category, grid_id, observed_at FROM warnings
+            WHERE (source, source_id) IN (
+                    SELECT * FROM unnest(%(sources)s::text[], %(ids)s::text[]))
+            """,
+            {
+                "grids": [g for g, _ in located],
+                "cats": [c for _, c in located],
+                "start": min(times) - REPEAT_WINDOW,
+                "end": max(times) + REPEAT_WINDOW,
+                "sources": [t.source for t, _ in hits],
+                "ids": [t.source_id for t, _ in hits],
+            },
+        ).fetchall()
+
+
+def _living_alone(conn: psycopg.Connection, resident_ids: set[str]) -> dict[str, bool]:
+    if not resident_ids:
+        return {}
+    rows = conn.execute(
+        "SELECT id, living_alone FROM residents WHERE id = ANY(%s)", (sorted(resident_ids),)
+    ).fetchall()
+    return dict(rows)
+
+
+def _insert(
+    conn: psycopg.Connection, planned: list[DisputeWarning], version: int | None
+) -> list[WarningRow]:
+    """Insert the planned warnings in one statement (a batch has a few), ids in the plan's
+    order; returns those stored, a warning another writer stored meanwhile left out."""
+    if not planned:
+        return []
+    records = [
+        {
+            "n": n,
+            "source": w.text.source,
+            "source_id": w.text.source_id,
+            "category": w.hit.category,
+            "level": w.level,
+            "reason": w.reason,
+            "keywords": list(w.hit.keywords),
+            "weight": w.hit.weight,
+            "grid_id": w.text.grid_id,
+            "resident_id": w.text.resident_id,
+            "lives_alone": w.lives_alone,
+            "lon": w.text.lon,
+            "lat": w.text.lat,
+            "observed_at": w.text.observed_at.isoformat(),
+        }
+        for n, w in enumerate(planned)
+    ]
+    query = sql.SQL(
+        """
+        WITH w AS (
+            INSERT INTO warnings (source, source_id, category, level, reason, keywords, weight,
+                library_version, grid_id, resident_id, lives_alone, lon, lat, observed_at)
+            SELECT r.source, r.source_id, r.category, r.level, r.reason,
+                ARRAY(SELECT jsonb_array_elements_text(r.keywords)), r.weight, %(version)s,
+                r.grid_id, res.id, r.lives_alone, r.lon, r.lat, r.observed_at
+            FROM jsonb_to_recordset(%(records)s) AS r(n integer, source text, source_id text,
+                category text, level smallint, reason text, keywords jsonb,
+                weight double precision, grid_id bigint, resident_id text, lives_alone boolean,
+                lon double precision, lat double precision, observed_at timestamptz)
+            LEFT JOIN residents res ON res.id = r.resident_id
+            ORDER BY r.n
+            ON CONFLICT (source, source_id, category) DO NOTHING
+            RETURNING *
+        )
+        SELECT {} FROM w LEFT JOIN grids g ON g.id = w.grid_id ORDER BY w.id
+        """
+    ).format(_WARNING_SELECT)
+    with conn.cursor(row_factory=class_row(WarningRow)) as cur:
+        return cur.execute(query, {"records": Jsonb(records), "version": version}).fetchall()
+
+
+def warning_page(
+    conn: psycopg.Connection,
+    filters: Filters,
+    *,
+    limit: int,
+    after: int | None = None,
+    level: int | None = None,
+    category: str | None = None,
+    source: str | None = None,
+) -> Page[WarningRow]:
+    """Warnings newest first."""
+    where, params = where_filters(filters, alias="w", time_column="observed_at")
+    where_columns(where, params, "w", category=category, source=source)
+    if level is not None:
+        where.append(sql.SQL("w.level = %(level)s"))
+        params["level"] = level
+    keyset = None
+    if after is not None:
+        keyset = sql.SQL("w.id < %(after)s")
+        params["after"] = after
+    return fetch_page(
+        conn,
+        WarningRow,
+        _WARNING_SELECT,
+        _WARNING_FROM,
+        where,
+        params,
+        order=sql.SQL("w.id DESC"),
+        after=keyset,
+        limit=limit,
+    )
+
+
+def get_warning(conn: psycopg.Connection, warning_id: int) -> WarningRow:
+    """One warning; NotFound when there is none with this id."""
+    query = sql.SQL("SELECT {} FROM {} WHERE w.id = %s").format(_WARNING_SELECT, _WARNING_FROM)
+    with conn.cursor(row_factory=class_row(WarningRow)) as cur:
+        row = cur.execute(query, (warning_id,)).fetchone()
+    if row is None:
+        raise NotFound(f"no warning {warning_id}")
+    return row

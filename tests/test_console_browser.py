@@ -1,0 +1,302 @@
+"""The console in headless Chromium, as people use it: a duty officer opens the desk, clicks a
+new SOS, reads the resident's week, resolves it after checking with the person; the ledger
+filters and exports what it shows; a grid worker of another grid sees none of it. Each page
+is photographed at a desk's and a phone's width (GRIDWATCH_SCREENSHOTS: where to keep them,
+docs/console for the README)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import os
+from datetime import timedelta
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import psycopg
+import pytest
+
+from gridwatch.alerts.lifecycle import OpenAlert
+from gridwatch.store.alerts import write_event
+from gridwatch.store.partitions import ensure_partitions
+from tests.support.api import GRID_A, NOW, SHANGHAI
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--lang=zh-CN",  # the browser's own words (a date field's placeholder) in Chinese too
+]
+DESK = {"width": 1366, "height": 800}
+PHONE = {"width": 390, "height": 844}
+
+pytestmark = pytest.mark.skipif(
+    not CHROMIUM.exists(),
+    reason="the browser test needs /usr/bin/chromium (apt-get install chromium)",
+)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture(scope="module")
+def shots(tmp_path_factory) -> Path:
+    """Where screenshots go: GRIDWATCH_SCREENSHOTS, or the test's own temporary folder."""
+    chosen = os.environ.get("GRIDWATCH_SCREENSHOTS")
+    folder = Path(chosen) if chosen else tmp_path_factory.mktemp("console")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def sos(seeded_url) -> dict:
+    """A resident of grid A with a week of meter readings and sensor events, a visit, and a
+    new SOS (its open event written as the engine writes it)."""
+    with psycopg.connect(seeded_url) as conn:
+        resident, grid = conn.execute(
+            "SELECT r.id, r.grid_id FROM residents r JOIN grids g ON g.id = r.grid_id "
+            "WHERE g.code = %s AND NOT EXISTS (SELECT 1 FROM alerts a WHERE a.resident_id = r.id) "
+            "AND EXISTS (SELECT 1 FROM devices d WHERE d.resident_id = r.id AND d.kind = 'meter')"
+            " ORDER BY r.id LIMIT 1",
+            (GRID_A,),
+        ).fetchone()
+        meter = conn.execute(
+            "SELECT id FROM devices WHERE resident_id = %s AND kind = 'meter'", (resident,)
+        ).fetchone()[0]
+        sensors = [
+            s
+            for (s,) in conn.execute(
+                "SELECT id FROM devices WHERE resident_id = %s AND kind = 'sensor' ORDER BY id",
+                (resident,),
+            )
+        ]
+        start = NOW - timedelta(days=8)
+        ensure_partitions(conn, {(start + timedelta(days=d)).date() for d in range(10)}, SHANGHAI)
+        _write_week(conn, meter, sensors, start)
+        since = NOW - timedelta(minutes=20)
+        alert_id = conn.execute(
+            "INSERT INTO alerts (resident_id, kind, grid_id, severity, since, opened_at) "
+            "VALUES (%s, 'sos', %s, 'critical', %s, %s) RETURNING id",
+            (resident, grid, since, since),
+        ).fetchone()[0]
+        write_event(conn, OpenAlert(alert_id, resident, "sos", since, "open", "grid", since),
+                    since, "open", "gridwatch", "sos")  # fmt: skip
+    return {"alert_id": alert_id, "resident": resident}
+
+
+def _write_week(conn, meter: str, sensors: list[str], start) -> None:
+    """A quiet home's days: a fridge cycling, a kettle at seven, cooking at noon and six, a TV
+    in the evening; curtains in the morning and lights at dusk."""
+    with (
+        conn.cursor() as cur,
+        cur.copy(
+            "COPY meter_readings (meter_id, observed_at, received_at, power_w) FROM STDIN"
+        ) as copy,
+    ):
+        at = start
+        while at < NOW - timedelta(minutes=25):
+            local = at.astimezone(SHANGHAI)
+            hour = local.hour + local.minute / 60
+            watts = 70 + 60 * (math.sin(at.timestamp() / 900) > 0.3)
+            if 7 <= hour < 7.1 or 11.5 <= hour < 11.8 or 17.5 <= hour < 17.9:
+                watts += 1700
+            elif 19 <= hour < 22:
+                watts += 140
+            copy.write_row((meter, at, at, watts))
+            at += timedelta(minutes=2)
+    for day in range(8):
+        midnight = (start + timedelta(days=day)).astimezone(SHANGHAI).replace(hour=0, minute=0)
+        for sensor in sensors:
+            event = "light_on" if "light" in sensor else "curtain_open"
+            at = midnight + (timedelta(hours=18) if event == "light_on" else timedelta(hours=7.5))
+            if at < NOW - timedelta(hours=1):
+                conn.execute(
+                    "INSERT INTO sensor_events (device_id, observed_at, received_at, event) "
+                    "VALUES (%s, %s, %s, %s) ON CONFLICT DO NOTHING",
+                    (sensor, at, at, event),
+                )
+
+
+def _context(browser, module_server, viewport, token: str):
+    # bypass_csp: only so the test can evaluate its own probes; the page runs as served.
+    context = browser.new_context(
+        viewport=viewport, locale="zh-CN", accept_downloads=True, bypass_csp=True
+    )
+    left: list[str] = []
+
+    def only_local(route):
+        if urlsplit(route.request.url).hostname == "127.0.0.1":
+            route.continue_()
+        else:
+            left.append(route.request.url)
+            route.abort()
+
+    context.route("**/*", only_local)
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(f"{module_server.url}/console")
+    page.fill("input[name=token]", token)
+    page.click("button[type=submit]")
+    page.wait_for_url("**/console")
+    return context, page, left, errors
+
+
+def test_duty_officer_resolves_an_sos_after_checking(
+    browser, module_server, module_tokens, seeded_url, sos, shots
+):
+    context, page, left, errors = _context(browser, module_server, DESK, module_tokens.duty_street)
+    alert_id = sos["alert_id"]
+    item = page.locator(f"#gw-alert-{alert_id}")
+    assert "紧急呼叫" in item.inner_text()
+    assert "urgent" in (item.get_attribute("class") or "")
+    sos_count = int(page.inner_text("[data-k='kind.sos']"))
+    assert sos_count >= 1
+    page.wait_for_function("window.gridwatchConsole.stream.readyState === 1")
+    page.screenshot(path=str(shots / "desk-1366.png"), full_page=True)
+    item.locator("a").click()
+    page.wait_for_url(f"**/console/alerts/{alert_id}")
+    page.wait_for_function("window.gridwatchChart && window.gridwatchChart.data[0].length > 100")
+    assert page.locator("#gw-chart canvas").count() >= 1
+    why = page.inner_text(".gw-why")
+    assert "紧急呼叫" in why
+    assert page.locator("[data-action=ack]").is_visible()
+    page.screenshot(path=str(shots / "alert-1366.png"), full_page=True)
+
+    page.click("[data-action=resolve-alert]")
+    page.click("#gw-form-resolve [data-action=confirm]")  # the reason is required: no post
+    assert page.locator("#gw-form-resolve").is_visible()
+    page.fill("#gw-form-resolve textarea[name=reason]", "电话联系本人: 误按, 身体无恙")
+    page.check("#gw-form-resolve input[name=checked]")
+    page.click("#gw-form-resolve [data-action=confirm]")
+    page.wait_for_function("document.querySelector('#gw-state').textContent === '已解除'")
+    page.wait_for_selector("#gw-timeline li:nth-child(2)")
+    assert "误按" in page.inner_text("#gw-timeline")
+    assert page.locator("[data-action=resolve-alert]").is_hidden()
+    assert page.locator("#gw-resolved").is_visible()
+    with psycopg.connect(seeded_url) as conn:
+        status, by, resolution = conn.execute(
+            "SELECT status, resolved_by, resolution FROM alerts WHERE id = %s", (alert_id,)
+        ).fetchone()
+        checks = conn.execute(
+            "SELECT count(*) FROM resident_checks WHERE alert_id = %s", (alert_id,)
+        ).fetchone()[0]
+    assert (status, by, checks) == ("resolved", "duty-street", 1)
+    assert "误按" in resolution
+    page.screenshot(path=str(shots / "alert-resolved-1366.png"), full_page=True)
+    context.close()
+    assert left == [] and errors == []
+
+
+def test_the_ledger_filters_and_exports_what_it_shows(browser, module_server, module_tokens, shots):
+    context, page, left, errors = _context(browser, module_server, DESK, module_tokens.duty_street)
+    page.goto(f"{module_server.url}/console/ledger")
+    page.select_option("select[name=category]", "fire")
+    page.select_option("select[name=overdue]", "true")
+    page.click("#gw-filters button[type=submit]")
+    page.wait_for_url("**category=fire**")
+    rows = page.locator("#gw-ledger tbody tr")
+    count = rows.count()
+    assert count > 0
+    assert all(text == "消防" for text in rows.locator("td:nth-child(3)").all_inner_texts())
+    assert rows.locator(".gw-late").count() == count  # every row overdue, and says how long
+    assert "已超期" in rows.first.inner_text()
+    page.click("th[data-sort=severity] a")
+    page.wait_for_url("**sort=severity**")
+    shown = [a.get_attribute("href").rsplit("/", 1)[1] for a in page.locator(
+        "#gw-ledger tbody td:first-child a").all()]  # fmt: skip
+    with page.expect_download() as download:
+        page.click("#gw-export")
+    text = Path(download.value.path()).read_text(encoding="utf-8-sig")
+    exported = list(csv.reader(io.StringIO(text)))[1:]
+    assert [row[0] for row in exported] == shown
+    assert {row[4] for row in exported} == {"消防"} and {row[12] for row in exported} == {"是"}
+    page.screenshot(path=str(shots / "ledger-1366.png"), full_page=False)
+    page.locator("#gw-ledger tbody td:first-child a").first.click()
+    page.wait_for_url("**/console/cases/**")
+    page.wait_for_load_state("load")
+    assert errors == []
+    page.wait_for_function("window.gridwatchCase !== undefined")
+    assert page.locator("#gw-timeline li").count() >= 1
+    page.screenshot(path=str(shots / "case-1366.png"), full_page=True)
+    context.close()
+    assert left == [] and errors == []
+
+
+def test_a_hazard_walks_its_steps_on_its_page(browser, module_server, module_tokens, seeded_url):
+    with psycopg.connect(seeded_url) as conn:
+        hazard = conn.execute(
+            "SELECT h.id FROM hazard_reports h JOIN grids g ON g.id = h.grid_id "
+            "WHERE h.status = 'reported' AND g.code LIKE 'QS-01-%%' ORDER BY h.id LIMIT 1"
+        ).fetchone()[0]
+    context, page, left, errors = _context(browser, module_server, DESK, module_tokens.duty_street)
+    page.goto(f"{module_server.url}/console/cases/{hazard}")
+    assert page.locator("[data-action=close]").is_hidden()  # a reported hazard cannot close
+    page.click("[data-action=dispatch]")
+    page.fill("#gw-form-assign input[name=assignee]", "W001")
+    page.click("#gw-form-assign [data-action=confirm]")
+    page.wait_for_function("document.querySelector('#gw-state').textContent === '已派单'")
+    page.click("[data-action=resolve]")
+    page.fill("#gw-form-resolve textarea[name=note]", "已清理楼道杂物")
+    page.click("#gw-form-resolve [data-action=confirm]")
+    page.wait_for_function("document.querySelector('#gw-state').textContent === '已处置'")
+    assert page.locator("[data-action=close]").is_visible()
+    assert page.locator("[data-action=resolve]").is_hidden()
+    assert "已清理楼道杂物" in page.inner_text("#gw-timeline")
+    with psycopg.connect(seeded_url) as conn:
+        assert conn.execute(
+            "SELECT status, assignee FROM hazard_reports WHERE id = %s", (hazard,)
+        ).fetchone() == ("resolved", "W001")
+    context.close()
+    assert left == [] and errors == []
+
+
+MAP_BESIDE_LIST = """() => {
+    const map = document.querySelector('.folium-map').getBoundingClientRect();
+    const list = document.querySelector('#gw-panel').getBoundingClientRect();
+    return map.right <= list.left + 1 || map.bottom <= list.top + 1;
+}"""
+EMERGENCY_GRIDS = "document.querySelectorAll('path.leaflet-interactive[stroke=\"#b0003a\"]').length"
+
+
+def test_phone_width_screenshots(browser, module_server, module_tokens, sos, shots):
+    context, page, left, errors = _context(browser, module_server, PHONE, module_tokens.duty_street)
+    widths = {}
+    for name, path in (
+        ("desk", "/console"),
+        ("alert", f"/console/alerts/{sos['alert_id']}"),
+        ("ledger", "/console/ledger?overdue=true"),
+        ("live", "/maps/live"),
+    ):
+        page.goto(f"{module_server.url}{path}")
+        if name == "alert":
+            page.wait_for_function("window.gridwatchChart !== undefined")
+        page.wait_for_load_state("networkidle") if name != "live" else page.wait_for_timeout(800)
+        widths[name] = page.evaluate("document.documentElement.scrollWidth")
+        page.screenshot(path=str(shots / f"{name}-390.png"), full_page=name == "alert")
+    assert page.evaluate(MAP_BESIDE_LIST), "the list covers the map on a phone"
+    assert page.evaluate(EMERGENCY_GRIDS) > 0, "no grid with an SOS or a fall stands out"
+    page.set_viewport_size(DESK)
+    page.goto(f"{module_server.url}/maps/live")
+    page.wait_for_timeout(800)
+    assert page.evaluate(MAP_BESIDE_LIST), "the list covers the map at a desk"
+    page.screenshot(path=str(shots / "live-1366.png"))
+    page.evaluate("window.gridwatchLive.map.setZoom(17)")
+    page.wait_for_timeout(400)
+    assert page.locator(".gw-grid-label").count() > 0, "no grid names when zoomed in"
+    context.close()
+    assert left == [] and errors == []
+    assert all(width <= PHONE["width"] for width in widths.values()), widths
