@@ -28,6 +28,7 @@ from gridwatch.api.features import (
     grid_feature,
     hazard_feature,
     parse_checkin_id,
+    request_feature,
     resident_feature,
     warning_feature,
 )
@@ -42,11 +43,15 @@ from gridwatch.api.layer_cache import (
 )
 from gridwatch.api.params import decode_cursor, encode_cursor, parse_bbox, parse_datetime
 from gridwatch.api.privacy import coarse_bbox
+from gridwatch.api.requests import request_answer, shown_requesters, visible_request
 from gridwatch.api.responses import GeoJSONResponse, JSONResponse, JSONSchemaResponse, dumps
 from gridwatch.api.runtime import ApiState, Conn, State
 from gridwatch.cases.hazards import STATUSES
+from gridwatch.cases.requests import SOURCES
+from gridwatch.cases.requests import STATUSES as REQUEST_STATUSES
 from gridwatch.errors import Forbidden, NotFound
 from gridwatch.geo.grids import LEVELS as GRID_LEVELS
+from gridwatch.model.services import SERVICE_CODES
 from gridwatch.model.vocabulary import (
     DISPUTE_CATEGORIES,
     LEVELS,
@@ -60,6 +65,7 @@ from gridwatch.store.filters import Filters, local_day_bounds
 from gridwatch.store.grids import GridCatalog, GridCounts, GridRecord
 from gridwatch.store.hazards import get_hazard, hazard_events, hazard_page
 from gridwatch.store.paging import Page
+from gridwatch.store.requests import request_page
 from gridwatch.store.residents import get_resident, resident_page
 from gridwatch.store.users import Principal
 from gridwatch.store.warnings import get_warning, warning_page
@@ -81,6 +87,12 @@ COLLECTIONS = {
         "observed_at",
     ),
     "alerts": ("Alerts", "Inactivity and emergency alerts, at the resident's home.", "opened_at"),
+    "requests": (
+        "Requests (诉求)",
+        "Citizens' requests (Open311, 12345 work orders, needs recorded on visits) and where "
+        "they stand in the loop; the requester's contact is masked unless the caller may see it.",
+        "requested_at",
+    ),
     "residents": (
         "Residents",
         "Residents with their alert state. Names, phones and addresses are masked unless "
@@ -137,6 +149,13 @@ QUERYABLES: dict[str, dict[str, dict]] = {
             "maxLength": 40,
         },
         "source": {"type": "string", "title": "Source", "enum": list(WARNING_SOURCES)},
+        "grid": GRID_CODE,
+    },
+    "requests": {
+        "status": {"type": "string", "title": "Status", "enum": list(REQUEST_STATUSES)},
+        "service_code": {"type": "string", "title": "Service", "enum": list(SERVICE_CODES)},
+        "source": {"type": "string", "title": "Source", "enum": list(SOURCES)},
+        "level": ALERT_LEVELS,
         "grid": GRID_CODE,
     },
     "residents": {"grid": GRID_CODE},
@@ -956,6 +975,74 @@ def warning_items(
 def warning_item(principal: Reader, conn: Conn, warning_id: Annotated[int, Path(ge=1, le=2**62)]):
     row = _visible(principal, f"no warning {warning_id}", lambda: get_warning(conn, warning_id))
     return GeoJSONResponse(warning_feature(row, principal))
+
+
+# -- requests ---------------------------------------------------------------------------------
+
+
+@router.get(
+    "/collections/requests/items",
+    response_class=GeoJSONResponse,
+    summary="Requests (诉求), newest first",
+)
+def request_items(
+    request: Request,
+    principal: Reader,
+    conn: Conn,
+    state: State,
+    bbox: BBoxQ = None,
+    datetime_: Annotated[DatetimeQ, Query(alias="datetime")] = None,
+    limit: LimitQ = None,
+    cursor: CursorQ = None,
+    status: Annotated[str | None, Query(max_length=200, description="comma list")] = None,
+    service_code: Annotated[str | None, Query(max_length=400, description="comma list")] = None,
+    source: Annotated[str | None, Query(max_length=100, description="comma list")] = None,
+    level: Level | None = None,
+    grid: GridQ = None,
+):
+    """The caller's grids' requests and those they entered; each requester in clear only for
+    those who may see them, every answer that shows one recorded before it goes out."""
+    check_params(request, COMMON_PARAMS | {"status", "service_code", "source", "level", "grid"})
+    grids = subtree_ids(state.catalog(conn), principal, grid)
+    key = decode_cursor(cursor, (datetime, str))
+    after = None
+    if key is not None:
+        try:
+            after = (key[0], uuid.UUID(key[1]))
+        except ValueError:
+            raise BadRequest("cursor is not one this server issued") from None
+    page = request_page(
+        conn,
+        _filters(state, principal, request, grids),
+        limit=page_size(state, limit),
+        after=after,
+        statuses=_list(status, REQUEST_STATUSES, "status"),
+        service_codes=_list(service_code, SERVICE_CODES, "service_code"),
+        sources=_list(source, SOURCES, "source"),
+        level=level,
+    )
+    record_reads(conn, principal, request, shown_requesters(principal, page.rows))
+    now = state.now()
+    features = [
+        request_feature(r, now, clear=sees_personal_data(principal, r.grid_id)) for r in page.rows
+    ]
+    return page_response(request, page, features, "requests", lambda r: [r.received_at, str(r.id)])
+
+
+@router.get(
+    "/collections/requests/items/{request_id}",
+    response_class=GeoJSONResponse,
+    summary="One request with its history",
+)
+def request_item(
+    request: Request,
+    principal: Reader,
+    conn: Conn,
+    state: State,
+    request_id: Annotated[str, Path(max_length=64)],
+):
+    case = visible_request(conn, principal, request_id)
+    return request_answer(conn, request, principal, state, case)
 
 
 # -- residents --------------------------------------------------------------------------------
