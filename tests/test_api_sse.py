@@ -20,6 +20,7 @@ from gridwatch.api.stream import AlertFeed
 from gridwatch.store.alerts import write_event
 from gridwatch.store.users import create_user, revoke_user
 from tests.support.api import GRID_A, GRID_B, NOW, ApiServer, Clock, api_settings
+from tests.support.cases import level2_warnings
 
 
 @pytest.fixture(scope="module")
@@ -354,28 +355,6 @@ def test_catching_up_reads_the_history_a_page_at_a_time(server, seeded_url, modu
 # -- level-2 dispute warnings on the same stream ------------------------------------------------
 
 
-def _level2_warnings(url: str, code: str, text: str = "工地老板拖欠工资") -> list[int]:
-    """Three texts in grid `code` hitting one category within a week: the warnings they
-    make, stored as ingest stores them; returns the ids of the level-2 ones."""
-    from datetime import timedelta
-
-    from gridwatch.disputes.scanning import ScannedText
-    from gridwatch.store.keywords import LibraryMatchers
-    from gridwatch.store.warnings import Notify, record_warnings
-
-    with psycopg.connect(url) as conn:
-        grid = conn.execute("SELECT id FROM grids WHERE code = %s", (code,)).fetchone()[0]
-        texts = [
-            ScannedText("hazard", str(uuid.uuid4()), text, grid, NOW + timedelta(minutes=n))
-            for n in range(3)
-        ]
-        with conn.transaction():
-            stored = record_warnings(conn, LibraryMatchers(), texts, Notify("gw"))
-    level2 = [w.id for w in stored if w.level == 2]
-    assert level2, stored
-    return level2
-
-
 def test_level_2_warnings_come_on_the_stream_and_resume_with_the_alerts(
     server, seeded_url, module_tokens
 ):
@@ -383,7 +362,7 @@ def test_level_2_warnings_come_on_the_stream_and_resume_with_the_alerts(
     path = "/alerts/stream?warnings=true"
     with server.client("admin", module_tokens) as client:
         first = Stream(client, path=path)
-        warned = _level2_warnings(seeded_url, GRID_A)
+        warned = level2_warnings(seeded_url, GRID_A)
         sent = _emit(seeded_url, alert, 1, "before")
         got = first.take(len(warned) + 1)
         first.close()
@@ -401,7 +380,7 @@ def test_level_2_warnings_come_on_the_stream_and_resume_with_the_alerts(
         assert last == f"{max(sent)}.{max(warned)}", "every id holds both positions"
         # Away: more of both; back with Last-Event-ID, each comes once, none is lost.
         missed_alerts = _emit(seeded_url, alert, 2, "while away")
-        missed_warnings = _level2_warnings(seeded_url, GRID_A, "拖欠工资 欠薪半年")
+        missed_warnings = level2_warnings(seeded_url, GRID_A, "拖欠工资 欠薪半年")
         second = Stream(client, {"Last-Event-ID": last}, path=path)
         resumed = second.take(len(missed_alerts) + len(missed_warnings))
         second.close()
@@ -420,7 +399,7 @@ def test_a_stream_without_warnings_and_another_grids_worker_hear_none(
     ):
         other_grid = Stream(worker_a, path="/alerts/stream?warnings=true")
         plain = Stream(admin)
-        _level2_warnings(seeded_url, GRID_B)
+        level2_warnings(seeded_url, GRID_B)
         expected = _emit(seeded_url, mine, 1, "after the warnings")
         assert [int(e["id"].split(".")[0]) for e in other_grid.take(1)] == expected
         assert [(e["event"], int(e["id"])) for e in plain.take(1)] == [("alert", expected[0])]
