@@ -13,7 +13,7 @@ from psycopg.rows import class_row
 from gridwatch.errors import NotFound
 from gridwatch.model.records import PatrolCheckin
 from gridwatch.store.filters import Filters, where_columns, where_filters
-from gridwatch.store.paging import Page, fetch_page
+from gridwatch.store.paging import Listing, Page
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +40,13 @@ _CHECKIN_SELECT = sql.SQL(
 
 
 _CHECKIN_FROM = sql.SQL("patrol_checkins c LEFT JOIN grids g ON g.id = c.grid_id")
+_CHECKINS = Listing(
+    CheckinRow,
+    _CHECKIN_SELECT,
+    _CHECKIN_FROM,
+    sql.SQL("c.observed_at DESC, c.worker_id DESC, c.source DESC"),
+    sql.SQL("(c.observed_at, c.worker_id, c.source) < (%(after_t)s, %(after_w)s, %(after_s)s)"),
+)
 
 
 def checkin_page(
@@ -58,21 +65,8 @@ def checkin_page(
     where_columns(where, params, "c", kind=kind, worker_id=worker_id)
     keyset = None
     if after is not None:
-        keyset = sql.SQL(
-            "(c.observed_at, c.worker_id, c.source) < (%(after_t)s, %(after_w)s, %(after_s)s)"
-        )
-        params.update(after_t=after[0], after_w=after[1], after_s=after[2])
-    return fetch_page(
-        conn,
-        CheckinRow,
-        _CHECKIN_SELECT,
-        _CHECKIN_FROM,
-        where,
-        params,
-        order=sql.SQL("c.observed_at DESC, c.worker_id DESC, c.source DESC"),
-        after=keyset,
-        limit=limit,
-    )
+        keyset = {"after_t": after[0], "after_w": after[1], "after_s": after[2]}
+    return _CHECKINS.page(conn, where, params, after=keyset, limit=limit)
 
 
 def get_checkin(

@@ -31,7 +31,7 @@ from gridwatch.model.records import HazardReport, PatrolCheckin, checkin_key
 from gridwatch.store.filters import Filters, where_columns, where_filters
 from gridwatch.store.keywords import LibraryMatchers
 from gridwatch.store.outbox import write_warning_outbox
-from gridwatch.store.paging import Page, fetch_page
+from gridwatch.store.paging import Listing, Page
 
 _LOCK_CLASS = 0x6777000C  # advisory locks per (grid, category): one writer counts at a time
 
@@ -72,6 +72,9 @@ _WARNING_COLUMNS = (
 )
 _WARNING_SELECT = sql.SQL(_WARNING_COLUMNS)
 _WARNING_FROM = sql.SQL("warnings w LEFT JOIN grids g ON g.id = w.grid_id")
+_WARNINGS = Listing(
+    WarningRow, _WARNING_SELECT, _WARNING_FROM, sql.SQL("w.id DESC"), sql.SQL("w.id < %(after)s")
+)
 
 
 def record_warnings(
@@ -271,21 +274,8 @@ def warning_page(
     if level is not None:
         where.append(sql.SQL("w.level = %(level)s"))
         params["level"] = level
-    keyset = None
-    if after is not None:
-        keyset = sql.SQL("w.id < %(after)s")
-        params["after"] = after
-    return fetch_page(
-        conn,
-        WarningRow,
-        _WARNING_SELECT,
-        _WARNING_FROM,
-        where,
-        params,
-        order=sql.SQL("w.id DESC"),
-        after=keyset,
-        limit=limit,
-    )
+    keyset = None if after is None else {"after": after}
+    return _WARNINGS.page(conn, where, params, after=keyset, limit=limit)
 
 
 def get_warning(conn: psycopg.Connection, warning_id: int) -> WarningRow:
