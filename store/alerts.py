@@ -82,14 +82,7 @@ def all_alerts(conn: psycopg.Connection) -> list[AlertRow]:
 
 
 def get_alert(conn: psycopg.Connection, alert_id: int) -> AlertRow:
-    with conn.cursor(row_factory=class_row(AlertRow)) as cur:
-        row = cur.execute(
-            sql.SQL("SELECT {} FROM {} WHERE a.id = %s").format(_ALERT_SELECT, _ALERT_FROM),
-            (alert_id,),
-        ).fetchone()
-    if row is None:
-        raise NotFound(f"no alert {alert_id}")
-    return row
+    return _ALERTS.one(conn, sql.SQL("a.id = %s"), (alert_id,), f"no alert {alert_id}")
 
 
 def alerts_by_ids(conn: psycopg.Connection, alert_ids: Sequence[int]) -> dict[int, AlertRow]:

@@ -7,12 +7,13 @@ becomes SQL text."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 import psycopg
 from psycopg import sql
 from psycopg.rows import class_row
 
+from gridwatch.errors import NotFound
 from gridwatch.store.filters import all_of
 
 Row = TypeVar("Row")
@@ -61,6 +62,16 @@ class Listing(Generic[Row]):
         with conn.cursor(row_factory=class_row(self.row_type)) as cur:
             rows = cur.execute(query, {**params, "limit": limit + 1}).fetchall()
         return Page(rows[:limit], matched, len(rows) > limit)
+
+    def one(self, conn: psycopg.Connection, key: sql.Composable, params: Any, missing: str) -> Row:
+        """The row that `key` (a condition on its primary key) finds; NotFound with the
+        words `missing` when there is none."""
+        query = sql.SQL("SELECT {} FROM {} WHERE {}").format(self.select, self.from_, key)
+        with conn.cursor(row_factory=class_row(self.row_type)) as cur:
+            row = cur.execute(query, params).fetchone()
+        if row is None:
+            raise NotFound(missing)
+        return row
 
     def all(self, conn: psycopg.Connection) -> list[Row]:
         """Every row, in the pages' order."""

@@ -264,8 +264,10 @@ class ResidentRecord(ResidentHome):
     awaiting_installation: bool  # a meter imported, never yet heard from (未接入)
 
 
-_RESIDENT_SELECT = sql.SQL(
-    """
+_RESIDENTS = Listing(
+    ResidentRecord,
+    sql.SQL(
+        """
     r.id, r.name, r.address, r.phone, r.lon, r.lat, r.grid_id, g.code AS grid_code,
     r.living_alone,
     coalesce((SELECT array_agg(a.kind ORDER BY a.kind) FROM alerts a
@@ -281,12 +283,10 @@ _RESIDENT_SELECT = sql.SQL(
             AND NOT EXISTS (SELECT 1 FROM meter_readings m WHERE m.meter_id = d.id))
       AS awaiting_installation
     """
-)
-
-
-_RESIDENT_FROM = sql.SQL("residents r LEFT JOIN grids g ON g.id = r.grid_id")
-_RESIDENTS = Listing(
-    ResidentRecord, _RESIDENT_SELECT, _RESIDENT_FROM, sql.SQL("r.id"), sql.SQL("r.id > %(after)s")
+    ),
+    sql.SQL("residents r LEFT JOIN grids g ON g.id = r.grid_id"),
+    sql.SQL("r.id"),
+    sql.SQL("r.id > %(after)s"),
 )
 
 
@@ -315,16 +315,8 @@ def resident_page(
 
 
 def get_resident(conn: psycopg.Connection, resident_id: str, *, now: datetime) -> ResidentRecord:
-    with conn.cursor(row_factory=class_row(ResidentRecord)) as cur:
-        row = cur.execute(
-            sql.SQL("SELECT {} FROM {} WHERE r.id = %(id)s").format(
-                _RESIDENT_SELECT, _RESIDENT_FROM
-            ),
-            {"id": resident_id, "now": now},
-        ).fetchone()
-    if row is None:
-        raise NotFound(f"no resident {resident_id!r}")
-    return row
+    params = {"id": resident_id, "now": now}
+    return _RESIDENTS.one(conn, sql.SQL("r.id = %(id)s"), params, f"no resident {resident_id!r}")
 
 
 def resident_grid(conn: psycopg.Connection, resident_id: str) -> int | None:

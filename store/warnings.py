@@ -26,7 +26,6 @@ from gridwatch.disputes.scanning import (
     plan_warnings,
     scan_texts,
 )
-from gridwatch.errors import NotFound
 from gridwatch.model.records import HazardReport, PatrolCheckin, checkin_key
 from gridwatch.store.filters import Filters, where_columns, where_filters
 from gridwatch.store.keywords import LibraryMatchers
@@ -280,9 +279,4 @@ def warning_page(
 
 def get_warning(conn: psycopg.Connection, warning_id: int) -> WarningRow:
     """One warning; NotFound when there is none with this id."""
-    query = sql.SQL("SELECT {} FROM {} WHERE w.id = %s").format(_WARNING_SELECT, _WARNING_FROM)
-    with conn.cursor(row_factory=class_row(WarningRow)) as cur:
-        row = cur.execute(query, (warning_id,)).fetchone()
-    if row is None:
-        raise NotFound(f"no warning {warning_id}")
-    return row
+    return _WARNINGS.one(conn, sql.SQL("w.id = %s"), (warning_id,), f"no warning {warning_id}")
