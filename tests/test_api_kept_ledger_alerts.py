@@ -15,14 +15,7 @@ import psycopg
 import pytest
 
 from gridwatch.store.hazards import LEDGER_ORDERS
-from tests.support.api import (
-    GRID_A,
-    GRID_B,
-    NOW,
-    every_page,
-    kept_server,
-    plain_server,
-)
+from tests.support.api import GRID_A, GRID_B, NOW, every_page, kept_server, plain_server
 from tests.support.waiting import wait_for
 
 LEDGER = "/ledger"

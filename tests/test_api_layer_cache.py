@@ -12,14 +12,7 @@ import psycopg
 import pytest
 import shapely
 
-from tests.support.api import (
-    GRID_A,
-    GRID_B,
-    NOW,
-    every_page,
-    kept_server,
-    plain_server,
-)
+from tests.support.api import GRID_A, GRID_B, NOW, every_page, kept_server, plain_server
 from tests.support.waiting import wait_for
 
 LAYER = "/collections/grids/items"
