@@ -25,6 +25,7 @@ from tests.support.ingest_streams import (
     TOTAL,
     IngestProcess,
     accounted,
+    assert_each_once,
     mixed_stream,
     process_env,
     published_in_thirds,
@@ -102,13 +103,7 @@ def test_sigkill_mid_stream_loses_and_doubles_nothing(
             worker = IngestProcess(env, client_id, log_path)
             restarted.set()
 
-        wait_for(
-            lambda: counts() == (TOTAL - bad, bad),
-            timeout=40,
-            what=f"{TOTAL - bad} rows and {bad} dead letters (have {counts()})",
-        )
-        time.sleep(1)  # anything still arriving would be a duplicate
-        assert counts() == (TOTAL - bad, bad)
+        assert_each_once(counts)
         assert count_rows(database_url, "hazard_events") == count_rows(
             database_url, "hazard_reports"
         )

@@ -99,6 +99,19 @@ def published_in_thirds(
     assert published.is_set()
 
 
+def assert_each_once(counts, total: int = TOTAL) -> None:
+    """`counts()` (rows, dead letters) comes to every message of a `mixed_stream` of `total`
+    stored or dead-lettered once, and stays there: nothing arrives twice."""
+    bad = total // BAD_EVERY
+    wait_for(
+        lambda: counts() == (total - bad, bad),
+        timeout=40,
+        what=f"{total - bad} rows and {bad} dead letters (have {counts()})",
+    )
+    time.sleep(1)  # anything still arriving would be a duplicate
+    assert counts() == (total - bad, bad)
+
+
 def accounted(url: str, prefix: str, user: str) -> tuple[int, int]:
     """(rows stored of this test's messages, distinct dead letters of its topics), the
     stream's sensors only (a resident's door may speak too);
