@@ -25,6 +25,12 @@ if TYPE_CHECKING:
 log = logging.getLogger("gridwatch")
 
 
+def command_group(commands: Commands, name: str, help: str) -> Commands:
+    """Add the group `gridwatch NAME COMMAND`; its subcommands, to add the commands to."""
+    group = commands.add_parser(name, help=help)
+    return group.add_subparsers(title=f"{name} commands", metavar="COMMAND")
+
+
 def subcommands(commands: Commands, name: str) -> Commands:
     """The subcommands of group `name`, which an earlier group registered: a group may add
     a command to another's (`residents forget` is one of the privacy commands)."""

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from gridwatch.commands import command_group
 from gridwatch.services import Services
 from gridwatch.settings import Settings
 
@@ -21,8 +22,7 @@ if TYPE_CHECKING:
 def register(commands: Commands, common: argparse.ArgumentParser) -> None:
     """Add `grids import`, `residents import|template` and `workers import|template`
     (`common`: the shared flags)."""
-    grids = commands.add_parser("grids", help="grid polygons and hierarchy")
-    grid_commands = grids.add_subparsers(title="grids commands", metavar="COMMAND")
+    grid_commands = command_group(commands, "grids", "grid polygons and hierarchy")
     grid_import = grid_commands.add_parser(
         "import",
         parents=[common],
@@ -61,8 +61,7 @@ def register(commands: Commands, common: argparse.ArgumentParser) -> None:
     )
     grid_import.set_defaults(run=run_grids_import)
 
-    residents = commands.add_parser("residents", help="residents and their devices")
-    resident_commands = residents.add_subparsers(title="residents commands", metavar="COMMAND")
+    resident_commands = command_group(commands, "residents", "residents and their devices")
     resident_import = resident_commands.add_parser(
         "import", parents=[common], help="import residents from a CSV file"
     )
@@ -76,8 +75,7 @@ def register(commands: Commands, common: argparse.ArgumentParser) -> None:
     )
     resident_template.set_defaults(run=run_residents_template)
 
-    workers = commands.add_parser("workers", help="grid workers (网格员) and their grids")
-    worker_commands = workers.add_subparsers(title="workers commands", metavar="COMMAND")
+    worker_commands = command_group(commands, "workers", "grid workers (网格员) and their grids")
     worker_import = worker_commands.add_parser(
         "import",
         parents=[common],

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from gridwatch.commands import command_group
 from gridwatch.services import Services
 from gridwatch.settings import Settings
 
@@ -19,8 +20,9 @@ if TYPE_CHECKING:
 
 def register(commands: Commands, common: argparse.ArgumentParser) -> None:
     """Add `keywords import` and `keywords list` (`common`: the shared flags)."""
-    keywords = commands.add_parser("keywords", help="the dispute keyword library (early warning)")
-    keyword_commands = keywords.add_subparsers(title="keywords commands", metavar="COMMAND")
+    keyword_commands = command_group(
+        commands, "keywords", "the dispute keyword library (early warning)"
+    )
     load = keyword_commands.add_parser(
         "import",
         parents=[common],
