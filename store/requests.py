@@ -32,7 +32,7 @@ from gridwatch.errors import Conflict, NotFound
 from gridwatch.model.records import RequestIntake
 from gridwatch.store.filters import Filters, where_columns, where_filters
 from gridwatch.store.grids import GridCatalog
-from gridwatch.store.paging import Page, fetch_page
+from gridwatch.store.paging import Listing, Page
 from gridwatch.store.personal_data import FORGET, record_audit
 
 _LOCK_KEY = 0x67770006  # one request escalation at a time across `gridwatch alerts` processes
@@ -474,6 +474,15 @@ def apply_request_escalations(
     return escalated
 
 
+_REQUESTS = Listing(
+    Request,
+    _SELECT,
+    _FROM,
+    sql.SQL("r.received_at DESC, r.id DESC"),
+    sql.SQL("(r.received_at, r.id) < (%(after_t)s, %(after_id)s)"),
+)
+
+
 def request_page(
     conn: psycopg.Connection,
     filters: Filters,
@@ -497,21 +506,8 @@ def request_page(
     if ids is not None:
         where.append(sql.SQL("r.id = ANY(%(ids)s)"))
         params["ids"] = list(ids)
-    keyset = None
-    if after is not None:
-        keyset = sql.SQL("(r.received_at, r.id) < (%(after_t)s, %(after_id)s)")
-        params.update(after_t=after[0], after_id=after[1])
-    return fetch_page(
-        conn,
-        Request,
-        _SELECT,
-        _FROM,
-        where,
-        params,
-        order=sql.SQL("r.received_at DESC, r.id DESC"),
-        after=keyset,
-        limit=limit,
-    )
+    keyset = None if after is None else {"after_t": after[0], "after_id": after[1]}
+    return _REQUESTS.page(conn, where, params, after=keyset, limit=limit)
 
 
 def latest_notes(conn: psycopg.Connection, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, str]:

@@ -1,7 +1,6 @@
 // The duty officer's live view: open alerts and level-2 dispute warnings on the map and in a
-// list, updated from /alerts/stream (Server-Sent Events) without a reload. The browser's
-// EventSource sends Last-Event-ID (both positions, A.W) when it reconnects, so nothing is
-// missed across a dropped connection.
+// list, updated from /alerts/stream (Server-Sent Events, stream.js) without a reload; with
+// warnings=true each event id holds both positions (A.W), so a reconnection resumes both.
 (function () {
   "use strict";
   var live = window.gridwatchLive;
@@ -187,18 +186,9 @@
   live.warnings.forEach(function (w) { drawWarning(w, false); });
   count();
 
-  var stream = new EventSource("/alerts/stream?warnings=true&after=" + live.after +
-    "&after_warning=" + live.afterWarning + "&crs=" + live.crs);
-  stream.addEventListener("open", function () {
-    status.textContent = t.connected;
-    status.className = "gw-status";
-  });
-  stream.addEventListener("error", function () {
-    status.textContent = t.reconnecting;
-    status.className = "gw-status down";
-  });
-  stream.addEventListener("alert", function (message) {
-    var event = JSON.parse(message.data);
+  var url = "/alerts/stream?warnings=true&after=" + live.after +
+    "&after_warning=" + live.afterWarning + "&crs=" + live.crs;
+  var stream = window.gridwatchStream(url, status, t, function (event) {
     var known = alerts[event.alert_id];
     var alert = {
       alert_id: event.alert_id, kind: event.kind, severity: event.severity, level: event.level,
