@@ -299,6 +299,7 @@ class KeptLayers(Generic[L]):
         self._kept = kept
         self._layers: OrderedDict[Hashable, L] = OrderedDict()
         self._lock = threading.Lock()
+        self.reading = threading.Lock()  # held by whoever reads a layer to keep
 
     def get(self, key: Hashable, now: datetime) -> L | None:
         with self._lock:

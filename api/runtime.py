@@ -117,7 +117,6 @@ class ApiState:
         self.desks: KeptLayers[DeskFigures] = KeptLayers(kept=2)
         self.answers = KeptBodies()  # answers from the kept ledger, alerts and desk figures
         self.reads = ReadRecorder(pool)  # who saw whom in kept answers
-        self._layer_lock = threading.Lock()
 
     # -- time and parsing -----------------------------------------------------------------
 
@@ -274,7 +273,9 @@ class ApiState:
     def _kept(self, layers: KeptLayers, key: tuple | None, read):
         if key is None:
             return read(False)
-        with self._layer_lock:  # a hundred requests after a change: one of them reads
+        # A hundred requests after a change: one of them reads. One read at a time per kind:
+        # the desk's (its day's patrol coverage takes most of a second) holds up no layer's.
+        with layers.reading:
             kept = layers.get(key, self.now())
             if kept is None:
                 kept = read(True)
