@@ -28,7 +28,9 @@ from gridwatch.api import (
     coverage,
     hazards,
     map_pages,
+    open311,
     reports,
+    requests,
     site,
 )
 from gridwatch.api.guard import RequestGuard, SecurityHeaders
@@ -45,7 +47,8 @@ from gridwatch.store.db import describe_url
 DESCRIPTION = """
 Layers of the district as **OGC API - Features** (GeoJSON, WGS-84), patrol check-ins and
 hazard reports (the same payloads as MQTT), the hazard loop (发现-上报-处置-反馈) with its
-ledger, alerts with a live stream, registered absences, patrol coverage, and map pages.
+ledger, citizens' requests (诉求) and their loop, Open311 GeoReport v2 at `/open311/v2/`,
+alerts with a live stream, registered absences, patrol coverage, and map pages.
 
 Every route but `/healthz`, `/readyz`, the landing page and the docs needs
 `Authorization: Bearer <token>` (`gridwatch users add NAME --role ...` prints one).
@@ -147,6 +150,8 @@ def create_app(
         collections,
         reports,
         hazards,
+        requests,
+        open311,
         alerts,
         absences,
         coverage,

@@ -11,7 +11,6 @@ from datetime import datetime, timedelta
 from functools import partial
 from typing import Annotated, Any, Literal, overload
 
-import anyio
 from fastapi import APIRouter, Path, Query, Request
 
 from gridwatch.api.auth import Reader, ensure_visible, sees_personal_data
@@ -28,6 +27,7 @@ from gridwatch.api.features import (
     grid_feature,
     hazard_feature,
     parse_checkin_id,
+    request_feature,
     resident_feature,
     warning_feature,
 )
@@ -40,13 +40,23 @@ from gridwatch.api.layer_cache import (
     conditional,
     feature_collection,
 )
-from gridwatch.api.params import decode_cursor, encode_cursor, parse_bbox, parse_datetime
+from gridwatch.api.params import (
+    decode_cursor,
+    decode_offset,
+    encode_cursor,
+    parse_bbox,
+    parse_datetime,
+)
 from gridwatch.api.privacy import coarse_bbox
+from gridwatch.api.requests import request_answer, shown_requesters, visible_request
 from gridwatch.api.responses import GeoJSONResponse, JSONResponse, JSONSchemaResponse, dumps
 from gridwatch.api.runtime import ApiState, Conn, State
 from gridwatch.cases.hazards import STATUSES
+from gridwatch.cases.requests import SOURCES
+from gridwatch.cases.requests import STATUSES as REQUEST_STATUSES
 from gridwatch.errors import Forbidden, NotFound
 from gridwatch.geo.grids import LEVELS as GRID_LEVELS
+from gridwatch.model.services import SERVICE_CODES
 from gridwatch.model.vocabulary import (
     DISPUTE_CATEGORIES,
     LEVELS,
@@ -60,6 +70,7 @@ from gridwatch.store.filters import Filters, local_day_bounds
 from gridwatch.store.grids import GridCatalog, GridCounts, GridRecord
 from gridwatch.store.hazards import get_hazard, hazard_events, hazard_page
 from gridwatch.store.paging import Page
+from gridwatch.store.requests import request_page
 from gridwatch.store.residents import get_resident, resident_page
 from gridwatch.store.users import Principal
 from gridwatch.store.warnings import get_warning, warning_page
@@ -81,6 +92,12 @@ COLLECTIONS = {
         "observed_at",
     ),
     "alerts": ("Alerts", "Inactivity and emergency alerts, at the resident's home.", "opened_at"),
+    "requests": (
+        "Requests (诉求)",
+        "Citizens' requests (Open311, 12345 work orders, needs recorded on visits) and where "
+        "they stand in the loop; the requester's contact is masked unless the caller may see it.",
+        "requested_at",
+    ),
     "residents": (
         "Residents",
         "Residents with their alert state. Names, phones and addresses are masked unless "
@@ -137,6 +154,13 @@ QUERYABLES: dict[str, dict[str, dict]] = {
             "maxLength": 40,
         },
         "source": {"type": "string", "title": "Source", "enum": list(WARNING_SOURCES)},
+        "grid": GRID_CODE,
+    },
+    "requests": {
+        "status": {"type": "string", "title": "Status", "enum": list(REQUEST_STATUSES)},
+        "service_code": {"type": "string", "title": "Service", "enum": list(SERVICE_CODES)},
+        "source": {"type": "string", "title": "Source", "enum": list(SOURCES)},
+        "level": ALERT_LEVELS,
         "grid": GRID_CODE,
     },
     "residents": {"grid": GRID_CODE},
@@ -397,22 +421,18 @@ async def grid_items(
     check_params(request, COMMON_PARAMS | {"level", "grid"})
     box = parse_bbox(bbox)
     size = page_size(state, limit)
-    offset = (decode_cursor(cursor, (int,)) or [0])[0]
-    if offset < 0:
-        raise BadRequest("cursor is not one this server issued (take it from a 'next' link)")
+    offset = decode_offset(cursor)
     start, end = _checkin_window(state, datetime_)
     layer = state.kept_grid_layer(start, end)
     if layer is None:
-        layer = await anyio.to_thread.run_sync(
-            _read_grid_layer, state, start, end, limiter=state.db_limiter
-        )
+        layer = await state.in_db_thread(_read_grid_layer, state, start, end)
 
     # The caller's grids are part of the key: an answer is never served to another scope.
     def make() -> Body:
         return _grid_page(request, principal, layer, box, size, offset, level, grid)
 
     key = (layer.serial, principal.grid_ids, str(request.url))
-    body = state.grid_bodies.get_or_make(key, make) if layer.kept else make()
+    body = state.grid_bodies.answer(layer, key, make)
     return conditional(request, body, GeoJSONResponse.media_type)
 
 
@@ -534,20 +554,16 @@ async def hazard_items(
         level=level,
     )
     size = page_size(state, limit)
-    layer = state.kept_hazard_layer()
-    if layer is None and state.keeps_layers():
-        layer = await anyio.to_thread.run_sync(_read_hazard_layer, state, limiter=state.db_limiter)
+    layer = await state.current_layer(state.kept_hazard_layer, _read_hazard_layer)
     if layer is None:  # nothing kept: the database answers
-        return await anyio.to_thread.run_sync(
-            _hazards_from_db, state, request, ask, size, limiter=state.db_limiter
-        )
+        return await state.in_db_thread(_hazards_from_db, state, request, ask, size)
     kept = layer
 
     def make() -> Body:
         return _hazard_page(request, kept, ask(kept.catalog), size)
 
     key = (layer.serial, principal.grid_ids, str(request.url))
-    body = state.grid_bodies.get_or_make(key, make) if layer.kept else make()
+    body = state.grid_bodies.answer(layer, key, make)
     return conditional(request, body, GeoJSONResponse.media_type)
 
 
@@ -773,20 +789,16 @@ async def alert_items(
         kind=kind,
     )
     size = page_size(state, limit)
-    layer = state.kept_alert_layer()
-    if layer is None and state.keeps_layers():
-        layer = await anyio.to_thread.run_sync(_read_alert_layer, state, limiter=state.db_limiter)
+    layer = await state.current_layer(state.kept_alert_layer, _read_alert_layer)
     if layer is None:  # nothing kept: the database answers
-        return await anyio.to_thread.run_sync(
-            _alerts_from_db, state, request, principal, ask, size, limiter=state.db_limiter
-        )
+        return await state.in_db_thread(_alerts_from_db, state, request, principal, ask, size)
     kept = layer
 
     def make() -> Body:
         return _alert_page(request, principal, kept, ask(kept.catalog), size)
 
     key = (layer.serial, principal.role, principal.grid_ids, str(request.url))
-    body = state.answers.get_or_make(key, make) if layer.kept else make()
+    body = state.answers.answer(layer, key, make)
     await state.reads.record(principal, request, list(body.disclosed))
     return conditional(request, body, GeoJSONResponse.media_type)
 
@@ -956,6 +968,74 @@ def warning_items(
 def warning_item(principal: Reader, conn: Conn, warning_id: Annotated[int, Path(ge=1, le=2**62)]):
     row = _visible(principal, f"no warning {warning_id}", lambda: get_warning(conn, warning_id))
     return GeoJSONResponse(warning_feature(row, principal))
+
+
+# -- requests ---------------------------------------------------------------------------------
+
+
+@router.get(
+    "/collections/requests/items",
+    response_class=GeoJSONResponse,
+    summary="Requests (诉求), newest first",
+)
+def request_items(
+    request: Request,
+    principal: Reader,
+    conn: Conn,
+    state: State,
+    bbox: BBoxQ = None,
+    datetime_: Annotated[DatetimeQ, Query(alias="datetime")] = None,
+    limit: LimitQ = None,
+    cursor: CursorQ = None,
+    status: Annotated[str | None, Query(max_length=200, description="comma list")] = None,
+    service_code: Annotated[str | None, Query(max_length=400, description="comma list")] = None,
+    source: Annotated[str | None, Query(max_length=100, description="comma list")] = None,
+    level: Level | None = None,
+    grid: GridQ = None,
+):
+    """The caller's grids' requests and those they entered; each requester in clear only for
+    those who may see them, every answer that shows one recorded before it goes out."""
+    check_params(request, COMMON_PARAMS | {"status", "service_code", "source", "level", "grid"})
+    grids = subtree_ids(state.catalog(conn), principal, grid)
+    key = decode_cursor(cursor, (datetime, str))
+    after = None
+    if key is not None:
+        try:
+            after = (key[0], uuid.UUID(key[1]))
+        except ValueError:
+            raise BadRequest("cursor is not one this server issued") from None
+    page = request_page(
+        conn,
+        _filters(state, principal, request, grids),
+        limit=page_size(state, limit),
+        after=after,
+        statuses=_list(status, REQUEST_STATUSES, "status"),
+        service_codes=_list(service_code, SERVICE_CODES, "service_code"),
+        sources=_list(source, SOURCES, "source"),
+        level=level,
+    )
+    record_reads(conn, principal, request, shown_requesters(principal, page.rows))
+    now = state.now()
+    features = [
+        request_feature(r, now, clear=sees_personal_data(principal, r.grid_id)) for r in page.rows
+    ]
+    return page_response(request, page, features, "requests", lambda r: [r.received_at, str(r.id)])
+
+
+@router.get(
+    "/collections/requests/items/{request_id}",
+    response_class=GeoJSONResponse,
+    summary="One request with its history",
+)
+def request_item(
+    request: Request,
+    principal: Reader,
+    conn: Conn,
+    state: State,
+    request_id: Annotated[str, Path(max_length=64)],
+):
+    case = visible_request(conn, principal, request_id)
+    return request_answer(conn, request, principal, state, case)
 
 
 # -- residents --------------------------------------------------------------------------------

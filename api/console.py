@@ -9,7 +9,6 @@ from datetime import date, datetime, timedelta
 from typing import Annotated
 from urllib.parse import urlencode
 
-import anyio
 import numpy as np
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import HTMLResponse
@@ -33,6 +32,7 @@ from gridwatch.api.hazards import (
     CategoryQ,
     FromQ,
     GridQ,
+    LedgerAsk,
     SortQ,
     StatusQ,
     ToQ,
@@ -287,11 +287,9 @@ async def summary_json(
     days = _desk_days(state, state.now())
     found = _kept_now(state, days)
     if found is None and not state.keeps_layers():  # nothing kept: the database answers
-        return await anyio.to_thread.run_sync(
-            _summary_response, state, request, principal, kind, limiter=state.db_limiter
-        )
+        return await state.in_db_thread(_summary_response, state, request, principal, kind)
     if found is None:
-        found = await anyio.to_thread.run_sync(_read_kept, state, days, limiter=state.db_limiter)
+        found = await state.in_db_thread(_read_kept, state, days)
     figures, homes = found
 
     def make() -> Body:
@@ -304,7 +302,7 @@ async def summary_json(
         )
 
     key = ("desk", figures.serial, homes.serial, principal.role, principal.grid_ids, kind)
-    body = state.answers.get_or_make(key, make, state.now()) if figures.kept else make()
+    body = state.answers.answer(figures, key, make, state.now())
     await state.reads.record(principal, request, list(body.disclosed))
     return conditional(request, body, JSONResponse.media_type)
 
@@ -565,21 +563,17 @@ def ledger_view(
         raise BadRequest(f"level must be one of {', '.join(LEVELS)}")
     if overdue and overdue not in ("true", "false"):
         raise BadRequest("overdue must be true or false")
-    rows, matched = ledger_rows(
-        conn,
-        state,
-        principal,
-        grid=grid or None,
+    ask = LedgerAsk(
         level=level or None,
+        grid=grid or None,
         overdue=None if not overdue else overdue == "true",
         status=status or None,
         category=category or None,
         from_=from_ or None,
         to=to or None,
         sort=sort or None,
-        limit=LEDGER_PAGE,
-        offset=offset,
     )
+    rows, matched = ledger_rows(conn, state, principal, ask, limit=LEDGER_PAGE, offset=offset)
     now = state.now()
     catalog = state.catalog(conn)
     columns = dict(zip(LEDGER_COLUMNS, _ledger_headings(t), strict=True))

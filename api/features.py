@@ -10,16 +10,25 @@ import shapely
 from shapely.geometry.base import BaseGeometry
 
 from gridwatch.api.auth import sees_personal_data
-from gridwatch.api.privacy import coarse_position, mask_address, mask_name, mask_phone
+from gridwatch.api.privacy import (
+    coarse_position,
+    mask_address,
+    mask_email,
+    mask_name,
+    mask_phone,
+)
 from gridwatch.api.stream import AlertEvent
 from gridwatch.cases.hazards import is_overdue
+from gridwatch.cases.requests import is_overdue as request_overdue
 from gridwatch.maps.coverage import low_accuracy
 from gridwatch.model.records import checkin_key
+from gridwatch.model.services import BY_CODE
 from gridwatch.store.absences import AbsenceRow
 from gridwatch.store.alerts import AlertRow
 from gridwatch.store.checkins import CheckinRow
 from gridwatch.store.grids import GridCounts, GridRecord
 from gridwatch.store.hazards import Hazard, HazardEvent
+from gridwatch.store.requests import Request
 from gridwatch.store.residents import ResidentRecord
 from gridwatch.store.users import Principal
 from gridwatch.store.warnings import WarningRow
@@ -278,3 +287,56 @@ def event_json(event: AlertEvent, principal: Principal, display=None) -> dict:
         "lon": lon,
         "lat": lat,
     }
+
+
+def request_feature(case: Request, now: datetime, *, clear: bool, events=None) -> dict:
+    """A request at its point (no geometry when it has only an address), its requester's
+    contact and address in clear or masked."""
+    requester = {
+        "name": case.requester_name if clear else mask_name(case.requester_name),
+        "phone": case.requester_phone if clear else mask_phone(case.requester_phone),
+        "email": case.requester_email if clear else mask_email(case.requester_email),
+        "masked": not clear,
+    }
+    properties: dict = {
+        "source": case.source,
+        "source_key": case.source_key,
+        "service_code": case.service_code,
+        "service_name": BY_CODE[case.service_code].name if case.service_code in BY_CODE else None,
+        "description": case.description,
+        "address": case.address if clear else mask_address(case.address),
+        "grid": case.grid_code,
+        "queued": case.queued,
+        "status": case.status,
+        "level": case.level,
+        "assignee": case.assignee,
+        "reporter": case.reporter,
+        "requested_at": case.requested_at,
+        "received_at": case.received_at,
+        "accept_by": case.accept_by,
+        "due_at": case.due_at,
+        "deadline_at": case.deadline_at,
+        "overdue": request_overdue(case.status, case.due_at, now),
+        "rating": case.rating,
+        "media_urls": case.media_urls,
+        "attributes": case.attributes,
+        "updated_at": case.updated_at,
+        "requester": requester,
+    }
+    if events is not None:
+        properties["events"] = [
+            {
+                "id": e.id,
+                "at": e.at,
+                "action": e.action,
+                "from_status": e.from_status,
+                "to_status": e.to_status,
+                "actor": e.actor,
+                "note": e.note,
+                "photo_urls": e.photo_urls,
+                "rating": e.rating,
+                "level": e.level,
+            }
+            for e in events
+        ]
+    return feature(str(case.id), point(case.lon, case.lat), properties)

@@ -29,6 +29,16 @@ def mask_phone(phone: str | None) -> str | None:
     return "*" * max(len(digits) - 2, 1) + digits[-2:]
 
 
+def mask_email(email: str | None) -> str | None:
+    """wang.xiuhua@example.cn → w***@example.cn: the domain stays, the person goes."""
+    if not email:
+        return email
+    user, at, domain = email.rpartition("@")
+    if not at:
+        return "***"
+    return user[:1] + "***@" + domain
+
+
 def mask_address(address: str | None) -> str | None:
     """青山区富强路12号3栋2单元301室 → 青山区富强路****: the road stays, numbers go."""
     if not address:

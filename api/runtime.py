@@ -9,7 +9,7 @@ import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, date, datetime
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import anyio
 import psycopg
@@ -66,6 +66,7 @@ Clock = Callable[[], datetime]
 _LEVEL_ORDER = {level: n for n, level in enumerate(GRID_LEVELS)}
 GRIDS_RECHECK_S = 2.0
 _TOKEN_CACHE_MAX = 10_000
+T = TypeVar("T")
 
 
 def wall_clock() -> datetime:
@@ -228,6 +229,20 @@ class ApiState:
     def readings_version(self) -> tuple | None:
         """What meter readings kept (the desk's homes awaiting installation) are valid for."""
         return self._layer_key(("meter_readings",))
+
+    async def current_layer(
+        self, kept: Callable[[], T | None], read: Callable[[ApiState], T]
+    ) -> T | None:
+        """The layer `kept` finds, or `read(self)` in a worker thread when layers are kept
+        but this one is not current; None when nothing is kept: the database answers."""
+        layer = kept()
+        if layer is None and self.keeps_layers():
+            layer = await self.in_db_thread(read, self)
+        return layer
+
+    async def in_db_thread(self, work: Callable[..., T], *args: Any) -> T:
+        """`work(*args)` in a worker thread, no more of them at once than the pool serves."""
+        return await anyio.to_thread.run_sync(work, *args, limiter=self.db_limiter)
 
     def grid_layer(
         self, conn: psycopg.Connection, start: datetime, end: datetime, encode

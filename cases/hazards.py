@@ -12,8 +12,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from gridwatch.cases.escalation import climb
 from gridwatch.errors import Conflict
-from gridwatch.model.vocabulary import LEVELS, SEVERITIES
+from gridwatch.model.vocabulary import SEVERITIES
 from gridwatch.settings import DEADLINE_HOURS
 
 STATUSES = ("reported", "assigned", "in_progress", "resolved", "closed", "reopened")
@@ -112,10 +113,11 @@ def plan_escalations(
         if deadline is None:
             deadline = deadline_after(hazard.severity, hazard.received_at, deadlines)
             plan.append(SetDeadline(hazard.id, deadline))
-        level = hazard.level if hazard.level in LEVELS else LEVELS[0]
-        while deadline <= now and level != LEVELS[-1]:
-            higher = LEVELS[LEVELS.index(level) + 1]
-            fresh = deadline_after(hazard.severity, deadline, deadlines)
-            plan.append(Escalation(hazard.id, level, higher, deadline, fresh))
-            level, deadline = higher, fresh
+        period = deadlines.get(hazard.severity, deadlines["medium"])
+        for step in climb(hazard.level, deadline, now, period):
+            plan.append(
+                Escalation(
+                    hazard.id, step.from_level, step.to_level, step.passed, step.new_deadline
+                )
+            )
     return plan

@@ -1,13 +1,16 @@
-"""The hazard clocks of `gridwatch alerts`: overdue hazards go a level up.
+"""The case clocks of `gridwatch alerts`: overdue hazards and late requests go a level up.
 
 Every GRIDWATCH_HAZARD_CHECK_S an open hazard past its deadline goes up a level (grid →
 community → street) with an `escalate` event and a fresh period, and a hazard stored
 without a deadline (before deadlines were set when a hazard is stored) gets the one its
 severity sets. The rules are `gridwatch.cases.hazards`; this is their loop. It runs beside
 the alert engine, not in the API, so hazards escalate whichever door they came through and
-whether or not an API runs. Several alert processes may run it at once: an advisory lock and
-a check of the level each update expects (`store.hazards.apply_escalations`) keep every step
-to one.
+whether or not an API runs. Requests (诉求) run on the same pass: one not accepted
+(接单) in time or not resolved (办结) by its due time goes a level up with an `escalate`
+event (`gridwatch.cases.requests`; their periods are their service's). Several alert
+processes may run them at once: an advisory lock and a check of the level each update expects
+(`store.hazards.apply_escalations`, `store.requests.apply_request_escalations`) keep every
+step to one.
 """
 
 from __future__ import annotations
@@ -19,10 +22,12 @@ from datetime import UTC, datetime, timedelta
 
 import psycopg
 
+from gridwatch.cases import requests
 from gridwatch.cases.hazards import deadlines_from_hours, plan_escalations
 from gridwatch.settings import Settings
 from gridwatch.store.db import connect
 from gridwatch.store.hazards import apply_escalations, open_hazard_clocks
+from gridwatch.store.requests import apply_request_escalations, open_request_clocks
 
 log = logging.getLogger(__name__)
 
@@ -47,18 +52,31 @@ def escalate_hazards(
     return done
 
 
+def escalate_requests(conn: psycopg.Connection, now: datetime) -> int:
+    """Escalate the requests not accepted or not resolved in time; returns escalations."""
+    plan = requests.plan_escalations(open_request_clocks(conn, now=now), now)
+    if not plan:
+        return 0
+    done = apply_request_escalations(conn, plan, now=now)
+    if done:
+        log.info("requests escalated: %d", done)
+    return done
+
+
 def run_hazard_clocks(
     settings: Settings, database_url: str, stop: threading.Event, clock: Clock = wall_clock
 ) -> None:
-    """Escalate every GRIDWATCH_HAZARD_CHECK_S until `stop`; a failure (the database away)
-    is logged and the next pass made on a new connection."""
+    """Escalate hazards and requests every GRIDWATCH_HAZARD_CHECK_S until `stop`; a failure
+    (the database away) is logged and the next pass made on a new connection."""
     deadlines = deadlines_from_hours(settings.hazard_deadlines_h)
     delay = settings.hazard_check_s
     while not stop.is_set():
         try:
             with connect(database_url) as conn:
                 while not stop.is_set():
-                    escalate_hazards(conn, clock(), deadlines)
+                    now = clock()
+                    escalate_hazards(conn, now, deadlines)
+                    escalate_requests(conn, now)
                     delay = settings.hazard_check_s
                     stop.wait(delay)
         except Exception:  # a database hiccup must not end the clocks; they try again

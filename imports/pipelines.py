@@ -4,18 +4,23 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import psycopg
 
 from gridwatch.errors import InputFileError, listed
 from gridwatch.geo.grids import assign_parents, read_grid_file
+from gridwatch.imports.hotline import read_work_orders
 from gridwatch.imports.residents import read_residents_csv
 from gridwatch.imports.workers import read_workers_csv
-from gridwatch.store.grids import grid_codes, load_features, upsert_grids
+from gridwatch.store.grids import grid_codes, load_features, load_grid_catalog, upsert_grids
+from gridwatch.store.requests import open_requests, place_request
 from gridwatch.store.residents import place_residents, upsert_residents, upsert_workers
 
 ProgressFn = Callable[[int, int], None]
+WORK_ORDER_BATCH = 2000
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,3 +107,31 @@ def require_file(path: Path) -> None:
     """Refuse a path that is not a file, before any database work is done for it."""
     if not Path(path).is_file():
         raise InputFileError(f"{path}: no such file")
+
+
+def import_work_orders_file(
+    conn: psycopg.Connection,
+    path: Path,
+    *,
+    zone: ZoneInfo,
+    now: datetime,
+    progress: ProgressFn | None = None,
+) -> ImportResult:
+    """Read a 12345 work-order export (CSV or XLSX) and store its orders as requests, each
+    placed in the 待分拨 queue of the street it names (a work order has no point); an order
+    stored before is updated where the export changed it. `without_parent_or_grid`: the
+    orders no street could be told for, which the district's administrators place."""
+    require_file(path)
+    orders = read_work_orders(path, zone=zone, now=now)
+    catalog = load_grid_catalog(conn)
+    conn.commit()
+    placed = [(i, place_request(i, catalog, None)) for i in orders.intakes]
+    new = updated = 0
+    for start in range(0, len(placed), WORK_ORDER_BATCH):
+        for stored in open_requests(conn, placed[start : start + WORK_ORDER_BATCH], now=now):
+            new += stored.change == "new"
+            updated += stored.change == "updated"
+        if progress is not None:
+            progress(min(start + WORK_ORDER_BATCH, len(placed)), len(placed))
+    nowhere = sum(1 for _, p in placed if p.grid_id is None)
+    return ImportResult(new, updated, nowhere, tuple(orders.warnings))

@@ -71,16 +71,21 @@ def read_table(
     table: TableFormat,
     parse_row: RowParser[Row],
     warnings: list[str] | None = None,
+    *,
+    text: str | None = None,
+    unknown: list[str] | None = None,
 ) -> list[Row]:
     """The rows of a CSV file of `table`'s format, each parsed by `parse_row`.
 
     Raises InputFileError naming the file, each bad row and column; what is read but worth a
-    look is added to `warnings` the same way.
+    look is added to `warnings` the same way. `text`: the file's content already read (a
+    workbook's sheet as CSV), named by `path`; `unknown` collects the header cells that name
+    no column of `table`.
     """
     warnings = [] if warnings is None else warnings
     path = Path(path)
     label = path.name
-    text = _decode(label, path)
+    text = _decode(label, path) if text is None else text
     first_line = text.split("\n", 1)[0]
     # Excel's "Unicode Text" (UTF-16) separates cells with tabs.
     delimiter = "\t" if "\t" in first_line and "," not in first_line else ","
@@ -92,6 +97,8 @@ def read_table(
             f"{label}: the file is empty; expected the header {','.join(table.columns)}"
         )
     position = _header_positions(label, header, table)
+    if unknown is not None:
+        unknown.extend(h.strip() for h in header if h.strip() and _unnamed(table, h))
 
     problems: list[str] = []
     rows: list[Row] = []
@@ -220,6 +227,10 @@ def _header_positions(label: str, header: list[str], table: TableFormat) -> dict
     if repeated:
         raise InputFileError(f"{label}: row 1 (header): repeated columns {', '.join(repeated)}")
     return {c: names.index(c) for c in columns if c in names}
+
+
+def _unnamed(table: TableFormat, cell: str) -> bool:
+    return table.column_of(cell) not in table.columns
 
 
 def _cell(record: list[str], index: int) -> str:

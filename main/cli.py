@@ -21,6 +21,7 @@ from gridwatch import (
     ingest_commands,
     keyword_commands,
     privacy_commands,
+    request_commands,
     simulate_commands,
 )
 from gridwatch.errors import GridwatchError
@@ -35,6 +36,7 @@ GROUPS = (
     keyword_commands,
     ingest_commands,
     alert_commands,
+    request_commands,
     simulate_commands,
     api_commands,
     device_commands,

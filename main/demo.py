@@ -190,6 +190,7 @@ def _traffic(settings, mqtt_url, database_url, district, worker, stop, seconds) 
         while worker.stats.received < sent and time.monotonic() < deadline and not stop.is_set():
             time.sleep(0.2)
         _print_summary(database_url)
+        _sample_requests(database_url, now)
         start = datetime.now(UTC).replace(microsecond=0)
         with connect(database_url) as conn:
             incidents = demo_incidents(conn, district, start)
@@ -279,6 +280,16 @@ def _publish(client, messages) -> int:
     for info in infos:
         info.wait_for_publish(60)
     return len(infos)
+
+
+def _sample_requests(database_url: str, now: datetime) -> None:
+    """Citizens' requests in every step of their loop, so that the layers and the ledger show
+    some (the same ones each run: a second run adds none)."""
+    from gridwatch.simulators.sample_activity import seed_requests
+
+    with connect(database_url) as conn:
+        made = seed_requests(conn, count=40, now=now)
+    print(f"stored {made} sample requests (诉求: Open311, 12345 work orders, home visits)")
 
 
 def _print_summary(database_url: str, *, brief: bool = False) -> None:

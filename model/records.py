@@ -65,3 +65,46 @@ def checkin_key(source: str, worker_id: str, observed_at: datetime) -> str:
     """`source:worker@time`: a check-in's primary key as one string (its feature id, and the
     `source_id` of a warning from its note)."""
     return f"{source}:{worker_id}@{observed_at.astimezone(UTC).isoformat()}"
+
+
+@dataclass(frozen=True, slots=True)
+class RequestIntake:
+    """A citizen's request (诉求) as it comes in, from whichever source; the store places it
+    and gives it its clocks. A place is a point (WGS-84), or only names when the source has
+    no point: an address, a grid code, a community's or street's name."""
+
+    id: uuid.UUID
+    source: str  # open311, hotline, visit, app
+    service_code: str
+    description: str
+    reporter: str  # who entered it: a token's user, an import, a worker
+    requested_at: datetime | None  # when the person asked; None: when it was received
+    received_at: datetime
+    lon: float | None = None
+    lat: float | None = None
+    address: str | None = None
+    grid_code: str | None = None
+    community: str | None = None
+    street: str | None = None
+    requester_name: str | None = None
+    requester_phone: str | None = None
+    requester_email: str | None = None
+    media_urls: tuple[str, ...] = ()
+    attributes: tuple[tuple[str, str], ...] = ()
+    source_key: str | None = None  # the source's own number (工单编号)
+    due_at: datetime | None = None  # a due time the source set (办理时限)
+
+
+MAX_TEXT = 4000
+"""The longest description or note kept (Open311's limit for a description)."""
+
+
+def text_problem(text: str, limit: int = MAX_TEXT) -> str | None:
+    """Why `text` cannot be a request's description or note, or None: too long, or holding a
+    control character (line breaks and tabs are fine) or a lone surrogate."""
+    if len(text) > limit:
+        return f"is {len(text)} characters long (limit {limit})"
+    for ch in text:
+        if (ord(ch) < 0x20 and ch not in "\n\r\t") or ch == "\x7f" or "\ud800" <= ch <= "\udfff":
+            return f"holds the character U+{ord(ch):04X}, which text may not"
+    return None

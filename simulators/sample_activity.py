@@ -1,6 +1,7 @@
 """Sample activity for the sample district, written straight to the tables: hazards in every
 state (a few telling of a dispute, with their warnings), open alerts, two patrol rounds per
-worker with home visits. For benchmarks, browser tests and demos of the maps; real data comes
+worker with home visits, citizens' requests from every source in every step of their loop.
+For benchmarks, browser tests and demos of the maps; real data comes
 in over MQTT and the API."""
 
 from __future__ import annotations
@@ -17,13 +18,15 @@ import shapely
 
 from gridwatch.alerts.lifecycle import OpenAlert
 from gridwatch.cases.hazards import deadline_after
-from gridwatch.dispatch.clocks import escalate_hazards
+from gridwatch.dispatch.clocks import escalate_hazards, escalate_requests
 from gridwatch.disputes.scanning import ScannedText
+from gridwatch.model.records import RequestIntake
 from gridwatch.simulators.patrols import HAZARD_DESCRIPTIONS
 from gridwatch.store.alerts import write_event
-from gridwatch.store.grids import load_leaf_grids
+from gridwatch.store.grids import load_grid_catalog, load_leaf_grids
 from gridwatch.store.keywords import LibraryMatchers
 from gridwatch.store.partitions import ensure_partitions
+from gridwatch.store.requests import hotline_id, open_requests, place_request, transition_request
 from gridwatch.store.warnings import Notify, record_warnings
 
 CATEGORIES = ("structural", "fire", "electrical", "gas", "road", "flood", "sanitation", "other")
@@ -38,11 +41,29 @@ STATUS_MIX = {
 ALERT_KINDS = ("no_activity", "morning", "evening", "meter_offline", "sos", "fall")
 
 
+# What residents ask for, by service: the words of the requests the sample holds.
+REQUEST_TEXTS = {
+    "noise": ("楼上装修每天早上七点就开始电钻", "小区广场舞音响太大，晚上九点半还没停"),  # noqa: RUF001
+    "sanitation": ("3号楼垃圾桶满了两天没人清运", "楼道里有人堆放生活垃圾，气味很大"),  # noqa: RUF001
+    "property": ("2单元电梯停运三天，物业一直说在修", "地下车库照明坏了一半"),  # noqa: RUF001
+    "facilities": ("小区门口路灯不亮已经一周", "健身器材的扶手断了，怕伤到老人"),  # noqa: RUF001
+    "elderly": ("独居的张大爷腿脚不便，想请人帮忙买米买面", "空巢老人需要每周助洁一次"),  # noqa: RUF001
+    "dispute": ("邻居家空调外机滴水到我家窗台，协商不成", "楼上漏水把楼下天花板泡坏了"),  # noqa: RUF001
+    "flood": ("暴雨后地下室进水", "楼前积水很深，老人出行困难"),  # noqa: RUF001
+    "other": ("想咨询老年证怎么办理", "反映小区门禁卡办理问题"),
+}
+REQUEST_STEPS = (  # where the sample's requests stand: the steps taken after receipt
+    (), (), ("accept",), ("accept", "start"), ("accept", "start", "resolve"),
+    ("accept", "resolve", "feedback"), ("accept", "resolve", "feedback", "close"),
+)  # fmt: skip
+
+
 @dataclass(frozen=True, slots=True)
 class SampleActivity:
     hazards: int
     alerts: int
     checkins: int
+    requests: int = 0
 
 
 def _leaf_shapes(conn: psycopg.Connection) -> tuple[list[int], list]:
@@ -302,6 +323,73 @@ def seed_patrols(
     return len(rows)
 
 
+def seed_requests(
+    conn: psycopg.Connection, *, count: int, now: datetime, seed: int = 7, days: float = 5.0
+) -> int:
+    """`count` requests over the last `days`: Open311 posts and app reports at a point, 12345
+    work orders with only a community's name (waiting for 派单 in the street's queue), needs
+    recorded on home visits; each taken some steps along its loop. Ids come from `seed`, so
+    seeding again stores nothing twice."""
+    rng = np.random.default_rng(seed)
+    ids, shapes = _leaf_shapes(conn)
+    catalog = load_grid_catalog(conn)
+    communities = [g.name for g in catalog.grids if g.level == "community"]
+    conn.commit()
+    services = list(REQUEST_TEXTS)
+    placed, steps = [], []
+    for i in range(count):
+        g = int(rng.integers(len(ids)))
+        service = services[int(rng.integers(len(services)))]
+        source = ("open311", "hotline", "visit", "app")[int(rng.choice(4, p=[0.3, 0.3, 0.2, 0.2]))]
+        received = now - timedelta(hours=float(rng.uniform(0.1, days * 24)))
+        texts = REQUEST_TEXTS[service]
+        lon = lat = None
+        if source != "hotline":
+            lon, lat = _point_in(shapes[g], rng)
+        number = f"S{seed}-{i:05d}"
+        intake = RequestIntake(
+            id=hotline_id(number),
+            source=source,
+            service_code=service,
+            description=texts[int(rng.integers(len(texts)))],
+            reporter="12345" if source == "hotline" else f"W{g + 1:03d}",
+            requested_at=received,
+            received_at=received,
+            lon=lon,
+            lat=lat,
+            address=f"富强路{int(rng.integers(1, 200))}号",
+            community=communities[int(rng.integers(len(communities)))] if communities else None,
+            requester_name="王秀华" if source != "visit" else None,
+            requester_phone=f"139{int(rng.integers(10**7, 10**8))}",
+            source_key=number,
+            attributes=(("need", "meals"),) if service == "elderly" else (),
+        )
+        grid = ids[g] if lon is not None else None
+        placed.append((intake, place_request(intake, catalog, grid)))
+        steps.append((REQUEST_STEPS[int(rng.integers(len(REQUEST_STEPS)))], grid, received))
+    stored = open_requests(conn, placed, now=now)
+    for case, (taken, grid, received) in zip(stored, steps, strict=True):
+        if case.change != "new":
+            continue
+        at = received
+        if case.request.queued:
+            if not taken or (grid is None and not ids):
+                continue
+            at += timedelta(minutes=30)
+            transition_request(
+                conn, case.request.id, "dispatch", actor="sample", now=at,
+                grid_id=grid or ids[int(rng.integers(len(ids)))],
+            )  # fmt: skip
+        for action in taken:
+            at += timedelta(minutes=float(rng.uniform(10, 240)))
+            transition_request(
+                conn, case.request.id, action, actor="sample", now=min(at, now),
+                note="已处理" if action in ("resolve", "close") else None,
+                rating="satisfied" if action == "feedback" else None,
+            )  # fmt: skip
+    return sum(1 for s in stored if s.change == "new")
+
+
 def seed_activity(
     conn: psycopg.Connection,
     *,
@@ -310,6 +398,7 @@ def seed_activity(
     deadlines: Mapping[str, timedelta],
     hazards: int = 1000,
     alerts: int = 60,
+    requests: int = 120,
     patrol_day: date | None = None,
 ) -> SampleActivity:
     """Everything above at once: what the maps look like on a busy day, the overdue hazards
@@ -320,4 +409,6 @@ def seed_activity(
     made_alerts = seed_alerts(conn, count=alerts, now=now)
     day = patrol_day or now.astimezone(zone).date()
     checkins = seed_patrols(conn, day=day, zone=zone, received_at=now)
-    return SampleActivity(made_hazards, made_alerts, checkins)
+    made_requests = seed_requests(conn, count=requests, now=now)
+    escalate_requests(conn, now)
+    return SampleActivity(made_hazards, made_alerts, checkins, made_requests)

@@ -61,7 +61,13 @@ def grid_b(seeded_url, http):
             "ends_at": "2026-11-25T08:00",
         },
     ).json()
+    posted = worker.post(
+        "/open311/v2/requests.json",
+        data={"service_code": "noise", "lat": str(point.y), "long": str(point.x),
+              "description": "grid B's own", "phone": "13912341234"},
+    )  # fmt: skip
     return {
+        "request": posted.json()[0]["service_request_id"],
         "hazard": hazard["id"],
         "checkin": checkin["id"],
         "alert": alert,
@@ -128,6 +134,30 @@ def _stream_without_grid_b(c, b, seeded_url):
                 break
     assert f'"grid":"{GRID_A}"' in text
     assert f'"grid":"{GRID_B}"' not in text
+
+
+def _request_step_attack(action: str, body: dict):
+    return lambda c, b, u: _missing(c.post(f"/requests/{b['request']}/{action}", json=body))
+
+
+def _open311_missing(response):
+    assert response.status_code == 404, response.text
+    assert GRID_B not in response.text
+
+
+def _open311_post_into_grid_b(c, b):
+    """Anyone may pass on a citizen's request, wherever it is; the answer names no object."""
+    posted = c.post(
+        "/open311/v2/requests.json",
+        data={"service_code": "noise", "lat": str(b["point"][1]), "long": str(b["point"][0])},
+    )
+    assert posted.status_code == 201, posted.text
+    assert set(posted.json()[0]) == {"service_request_id", "service_notice", "account_id"}
+
+
+def _open311_listing_without_grid_b(c, b):
+    listed = c.get("/open311/v2/requests.json").json()
+    assert b["request"] not in [r["service_request_id"] for r in listed]
 
 
 def _transition_attack(action: str, body: dict):
@@ -229,6 +259,41 @@ WALK = {
             ("reopen", {"note": "no"}),
         )
     },
+    ("GET", "/collections/requests/items"): lambda c, b, u: walk_items(
+        c, b, "requests", b["request"]
+    ),
+    ("GET", "/collections/requests/items/{request_id}"): lambda c, b, u: _missing(
+        c.get(f"/collections/requests/items/{b['request']}")
+    ),
+    **{
+        ("POST", f"/requests/{{request_id}}/{action}"): _request_step_attack(action, body)
+        for action, body in (
+            ("dispatch", {"grid": GRID_A}),
+            ("accept", {}),
+            ("start", {}),
+            ("resolve", {"note": "done"}),
+            ("feedback", {"rating": "satisfied", "note": "ok"}),
+            ("close", {"note": "ok"}),
+            ("reopen", {"note": "no"}),
+        )
+    },
+    ("GET", "/open311/v2/services.json"): lambda c, b, u: c.get(
+        "/open311/v2/services.json"
+    ).raise_for_status(),
+    ("GET", "/open311/v2/services/{service_code}.json"): lambda c, b, u: c.get(
+        "/open311/v2/services/noise.json"
+    ).raise_for_status(),
+    ("POST", "/open311/v2/requests.json"): lambda c, b, u: _open311_post_into_grid_b(c, b),
+    ("GET", "/open311/v2/requests.json"): lambda c, b, u: _open311_listing_without_grid_b(c, b),
+    ("GET", "/open311/v2/requests/{service_request_id}.json"): lambda c, b, u: _open311_missing(
+        c.get(f"/open311/v2/requests/{b['request']}.json")
+    ),
+    ("GET", "/open311/v2/{anything:path}"): lambda c, b, u: _open311_missing(
+        c.get(f"/open311/v2/requests/{b['request']}.xml/x")
+    ),
+    ("POST", "/open311/v2/{anything:path}"): lambda c, b, u: _open311_missing(
+        c.post(f"/open311/v2/requests/{b['request']}")
+    ),
     ("GET", "/ledger"): lambda c, b, u: (
         _missing(c.get("/ledger", params={"grid": GRID_B})),
         _no_grid_b(c.get("/ledger", params={"limit": 10000})),
@@ -365,8 +430,16 @@ PUBLIC = {
     "/login",
     "/logout",
     "/favicon.ico",
+    "/open311/v2/services.json",  # names no one: public, as GeoReport v2 has it
+    "/open311/v2/services/{service_code}.json",
+    "/open311/v2/{anything:path}",  # the specification's 404
 }
-POSTERS = {("POST", "/checkins"), ("POST", "/hazards")}
+POSTERS = {("POST", "/checkins"), ("POST", "/hazards"), ("POST", "/open311/v2/requests.json")}
+# Read with a device's token, these answer only what the device posted itself.
+DEVICE_READS = {
+    ("GET", "/open311/v2/requests.json"),
+    ("GET", "/open311/v2/requests/{service_request_id}.json"),
+}
 
 
 def _sample_path(path: str, b: dict) -> str:
@@ -380,6 +453,8 @@ def _sample_path(path: str, b: dict) -> str:
         .replace("{resident_id}", b["resident"])
         .replace("{feature_id}", "x")
         .replace("{absence_id}", str(b["absence"]))
+        .replace("{request_id}", b["request"])
+        .replace("{service_request_id}", b["request"])
     )
 
 
@@ -393,6 +468,11 @@ def test_no_token_is_401_and_a_device_only_posts(http, grid_b, module_server):
         assert anonymous.headers["www-authenticate"].startswith("Bearer")
         assert_security_headers(anonymous)
         if (method, path) in POSTERS or path == "/me":
+            continue
+        if (method, path) in DEVICE_READS:
+            device = http["device"].request(method, url)
+            assert device.status_code in (200, 404), (method, path, device.text)
+            assert "grid B's own" not in device.text, (method, path)
             continue
         device = http["device"].request(method, url, json={})
         assert device.status_code == 403, (method, path, device.text)

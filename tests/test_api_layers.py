@@ -50,6 +50,7 @@ def test_landing_conformance_and_collections(http):
         "hazards",
         "checkins",
         "alerts",
+        "requests",
         "residents",
         "warnings",
     ]

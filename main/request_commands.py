@@ -1,0 +1,58 @@
+"""`gridwatch requests import FILE`: a 12345 work-order export (CSV or XLSX) read into the
+requests (诉求), idempotent on 工单编号."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from gridwatch.services import Services
+from gridwatch.settings import Settings
+
+if TYPE_CHECKING:
+    from gridwatch.commands import Commands
+
+
+def register(commands: Commands, common: argparse.ArgumentParser) -> None:
+    """Add `requests import` (`common`: the shared flags)."""
+    requests = commands.add_parser("requests", help="citizens' requests (诉求)")
+    request_commands = requests.add_subparsers(title="requests commands", metavar="COMMAND")
+    request_import = request_commands.add_parser(
+        "import",
+        parents=[common],
+        help="import a 12345 work-order export, CSV or XLSX (工单编号, 来电时间, 诉求内容, "
+        "诉求地址, 所属街道, 所属社区, 联系电话, 诉求类型, 办理时限); the same order again "
+        "updates it",
+    )
+    request_import.add_argument("file", type=Path, help="the export to read")
+    request_import.set_defaults(run=run_requests_import)
+
+
+def run_requests_import(settings: Settings, args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime
+
+    from gridwatch.import_commands import Progress
+    from gridwatch.imports.pipelines import import_work_orders_file, require_file
+    from gridwatch.store.db import connect
+    from gridwatch.store.migrate import migrate_for
+
+    require_file(args.file)  # before a database is started or migrated for nothing
+    with Services(settings) as services, connect(services.database_url()) as conn:
+        migrate_for(conn, settings)
+        result = import_work_orders_file(
+            conn,
+            args.file,
+            zone=settings.zone,
+            now=datetime.now(UTC),
+            progress=Progress("work orders"),
+        )
+    print(result.summary(args.file, "work orders"))
+    for warning in result.warnings:
+        print(f"warning: {warning}")
+    if result.without_parent_or_grid:
+        print(
+            f"note: {result.without_parent_or_grid} orders name no street of the district; "
+            "they wait for an administrator to dispatch them"
+        )
+    return 0

@@ -1,0 +1,519 @@
+"""Citizens' requests (诉求) and their events: placing a request in its grid or its street's
+待分拨 queue, storing it (`open_requests`, the one way a request's text is stored), the steps
+of the loop, the request clocks' escalations, and the pages the API lists.
+
+Every change is a request_events row in the same transaction as the change itself.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import psycopg
+import shapely
+from psycopg import sql
+from psycopg.rows import class_row
+from psycopg.types.json import Jsonb
+
+from gridwatch.cases.requests import (
+    OPEN_STATUSES,
+    WAITING,
+    RequestClock,
+    RequestEscalation,
+    clocks_at,
+    deadline_after,
+    next_status,
+    service,
+)
+from gridwatch.errors import NotFound
+from gridwatch.model.records import RequestIntake
+from gridwatch.store.filters import Filters, where_columns, where_filters
+from gridwatch.store.grids import GridCatalog
+from gridwatch.store.paging import Listing, Page
+
+_LOCK_KEY = 0x67770006  # one request escalation at a time across `gridwatch alerts` processes
+_HOTLINE_IDS = uuid.UUID("6b3f2a10-0c5e-5d45-9b3c-123450012345")  # uuid5 namespace of 12345 orders
+AUDIT_PREFIX = "request:"
+"""Reads of a requester's contact in clear are audited as those of residents are, under the
+id `request:<id>` (personal_data_audit holds people's ids of every kind)."""
+
+
+def hotline_id(order_number: str) -> uuid.UUID:
+    """The request id of a 12345 work order: the same number, the same request."""
+    return uuid.uuid5(_HOTLINE_IDS, order_number)
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    id: uuid.UUID
+    source: str
+    source_key: str | None
+    service_code: str
+    description: str
+    lon: float | None
+    lat: float | None
+    address: str | None
+    grid_id: int | None
+    grid_code: str | None
+    grid_level: str | None
+    requester_name: str | None
+    requester_phone: str | None
+    requester_email: str | None
+    media_urls: list[str]
+    attributes: dict
+    reporter: str
+    requested_at: datetime
+    received_at: datetime
+    status: str
+    level: str
+    assignee: str | None
+    accept_by: datetime
+    due_at: datetime
+    deadline_at: datetime
+    rating: str | None
+    updated_at: datetime
+
+    @property
+    def queued(self) -> bool:
+        """Waiting in a street's 待分拨 queue (or the district's, outside every street)."""
+        return self.status == "received" and self.grid_level != "grid"
+
+    @property
+    def audit_id(self) -> str:
+        return f"{AUDIT_PREFIX}{self.id}"
+
+
+@dataclass(frozen=True, slots=True)
+class RequestEvent:
+    id: int
+    at: datetime
+    action: str
+    from_status: str | None
+    to_status: str
+    actor: str | None
+    note: str | None
+    photo_urls: list[str]
+    rating: str | None
+    level: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Placement:
+    """Where a request goes: a grid, or a street's 待分拨 queue (grid_id the street's; None
+    when not even a street can be told, and then the district's administrators place it)."""
+
+    grid_id: int | None
+    queued: bool
+    note: str | None = None  # why it waits in the queue
+
+
+def place_request(intake: RequestIntake, catalog: GridCatalog, point_grid: int | None) -> Placement:
+    """The grid of the request's point; else the grid its code names; else the street of the
+    community or street it names, or whose area holds the point, or the district's only
+    street: its 待分拨 queue."""
+    if point_grid is not None:
+        return Placement(point_grid, queued=False)
+    named = catalog.by_code.get(intake.grid_code or "")
+    if named is not None and named.level == "grid":
+        return Placement(named.id, queued=False)
+    street = _street_of(catalog, named.id) if named is not None else None
+    street = street or _named_street(catalog, intake)
+    if street is None and intake.lon is not None and intake.lat is not None:
+        street = _street_holding(catalog, intake.lon, intake.lat)
+    streets = [g.id for g in catalog.grids if g.level == "street"]
+    if street is None and len(streets) == 1:
+        street = streets[0]
+    if intake.lon is not None:
+        why = "its point lies in no grid"
+    else:
+        why = "it has no point and names no grid"
+    return Placement(street, queued=True, note=f"待分拨: {why}")
+
+
+def _street_of(catalog: GridCatalog, grid_id: int) -> int | None:
+    for node in [grid_id, *catalog.ancestors(grid_id)]:
+        if catalog.by_id[node].level == "street":
+            return node
+    return None
+
+
+def _named_street(catalog: GridCatalog, intake: RequestIntake) -> int | None:
+    """The street of the community or street the intake names, or whose community's name its
+    address holds."""
+    names = {n.strip() for n in (intake.community, intake.street) if n and n.strip()}
+    address = intake.address or ""
+    for grid in catalog.grids:
+        if grid.level not in ("community", "street"):
+            continue
+        if grid.name in names or (grid.level == "community" and grid.name and grid.name in address):
+            return _street_of(catalog, grid.id)
+    return None
+
+
+def _street_holding(catalog: GridCatalog, lon: float, lat: float) -> int | None:
+    point = shapely.Point(lon, lat)
+    for grid in catalog.grids:
+        if grid.level == "street" and grid.geometry.covers(point):
+            return grid.id
+    return None
+
+
+_COLUMNS = (
+    "id", "source", "source_key", "service_code", "description", "lon", "lat", "address",
+    "grid_id", "requester_name", "requester_phone", "requester_email", "media_urls",
+    "attributes", "reporter", "requested_at", "received_at", "status", "level", "accept_by",
+    "due_at", "deadline_at", "updated_at",
+)  # fmt: skip
+_UPDATED = (
+    "service_code", "description", "lon", "lat", "address", "requester_name",
+    "requester_phone", "requester_email", "media_urls", "attributes",
+)  # fmt: skip
+"""What a later copy of the same request (a 12345 export of the same order) may change, with
+the time asked and the due time when the copy gives them; its place in the loop, grid and
+the other clocks are the loop's."""
+_INTAKE = sql.Identifier("request_intake")  # a temporary table of this session
+
+_SELECT = sql.SQL(
+    "r.id, r.source, r.source_key, r.service_code, r.description, r.lon, r.lat, r.address, "
+    "r.grid_id, g.code AS grid_code, g.level AS grid_level, r.requester_name, "
+    "r.requester_phone, r.requester_email, r.media_urls, r.attributes, r.reporter, "
+    "r.requested_at, r.received_at, r.status, r.level, r.assignee, r.accept_by, r.due_at, "
+    "r.deadline_at, r.rating, r.updated_at"
+)
+_FROM = sql.SQL("requests r LEFT JOIN grids g ON g.id = r.grid_id")
+
+
+@dataclass(frozen=True, slots=True)
+class Stored:
+    """A request as `open_requests` left it: `change` is new, updated or same."""
+
+    request: Request
+    change: str
+
+
+def open_requests(
+    conn: psycopg.Connection,
+    intakes: Sequence[tuple[RequestIntake, Placement]],
+    *,
+    now: datetime,
+) -> list[Stored]:
+    """Store each placed request: a new one with its clocks and its 'receive' event (and its
+    'dispatch' event when it is placed in a grid); one stored before under the same id is
+    updated where its content differs (an 'update' event). The one way a request's text is
+    stored, whichever door it came through: what reads new text (the keyword warnings) reads
+    what this returns, the requests whose change is not 'same'.
+
+    The batch is COPYed into a temporary table and moved in a few statements, so a work-order
+    export of thousands costs a handful of round trips.
+    """
+    if not intakes:
+        return []
+    columns = sql.SQL(", ").join(map(sql.Identifier, _COLUMNS))
+    with conn.transaction():
+        conn.execute(
+            sql.SQL(
+                "CREATE TEMP TABLE IF NOT EXISTS {} ON COMMIT DELETE ROWS AS "
+                "SELECT 0 AS n, ''::text AS placed_note, requested_at AS given_requested_at, "
+                "due_at AS given_due_at, {} FROM requests WITH NO DATA"
+            ).format(_INTAKE, columns)
+        )
+        conn.execute(sql.SQL("DELETE FROM {}").format(_INTAKE))
+        copy = sql.SQL(
+            "COPY {} (n, placed_note, given_requested_at, given_due_at, {}) FROM STDIN"
+        ).format(_INTAKE, columns)
+        with conn.cursor().copy(copy) as rows:
+            for n, (intake, placed) in enumerate(intakes):
+                given = (intake.requested_at, intake.due_at)
+                rows.write_row((n, placed.note, *given, *_row(intake, placed, now)))
+        new = [
+            row[0]
+            for row in conn.execute(
+                sql.SQL(
+                    "INSERT INTO requests ({columns}) SELECT {columns} FROM {intake} ORDER BY n "
+                    "ON CONFLICT DO NOTHING RETURNING id"
+                ).format(columns=columns, intake=_INTAKE)
+            ).fetchall()
+        ]
+        conn.execute(
+            sql.SQL(
+                """
+                INSERT INTO request_events (request_id, at, action, to_status, actor, note, level)
+                SELECT i.id, %(now)s, 'receive', 'received', i.reporter, i.placed_note, i.level
+                FROM {intake} i WHERE i.id = ANY(%(new)s)
+                UNION ALL
+                SELECT i.id, %(now)s, 'dispatch', 'dispatched', 'gridwatch', NULL, i.level
+                FROM {intake} i WHERE i.id = ANY(%(new)s) AND i.status = 'dispatched'
+                """
+            ).format(intake=_INTAKE),
+            {"now": now, "new": new},
+        )
+        updated = _update_stored(conn, new, now)
+        ids = list(dict.fromkeys(intake.id for intake, _ in intakes))
+        stored = {r.id: r for r in _select(conn, ids)}
+    changes = {**dict.fromkeys(updated, "updated"), **dict.fromkeys(new, "new")}
+    return [Stored(stored[i], changes.get(i, "same")) for i in ids if i in stored]
+
+
+def _row(intake: RequestIntake, placed: Placement, now: datetime) -> tuple:
+    clocks = clocks_at(intake.service_code, intake.received_at, intake.due_at)
+    status = "received" if placed.queued else "dispatched"
+    return (
+        intake.id,
+        intake.source,
+        intake.source_key,
+        intake.service_code,
+        intake.description,
+        intake.lon,
+        intake.lat,
+        intake.address,
+        placed.grid_id,
+        intake.requester_name,
+        intake.requester_phone,
+        intake.requester_email,
+        list(intake.media_urls),
+        Jsonb(dict(intake.attributes)),
+        intake.reporter,
+        intake.requested_at or intake.received_at,
+        intake.received_at,
+        status,
+        "street" if placed.queued else "grid",
+        clocks.accept_by,
+        clocks.due_at,
+        clocks.deadline_at,
+        now,
+    )
+
+
+def _update_stored(conn: psycopg.Connection, new: list[uuid.UUID], now: datetime) -> list:
+    """Apply the staged content to requests stored before (not those just inserted) where it
+    differs; a new due time moves the deadline of a request not yet escalated."""
+
+    given = {
+        name: sql.SQL("coalesce({}, {})").format(
+            sql.Identifier("i", f"given_{name}"), sql.Identifier("r", name)
+        )
+        for name in ("requested_at", "due_at")
+    }
+    values = {name: sql.Identifier("i", name) for name in _UPDATED} | given
+    assignments = sql.SQL(", ").join(
+        sql.SQL("{} = {}").format(sql.Identifier(name), value) for name, value in values.items()
+    )
+    theirs = sql.SQL(", ").join(sql.Identifier("r", name) for name in values)
+    ours = sql.SQL(", ").join(values.values())
+    rows = conn.execute(
+        sql.SQL(
+            """
+            UPDATE requests r SET {assignments}, updated_at = %(now)s,
+                deadline_at = CASE WHEN r.level <> 'grid' THEN r.deadline_at
+                    WHEN r.status = ANY(%(waiting)s) THEN least(r.accept_by, {due})
+                    ELSE {due} END
+            FROM (SELECT DISTINCT ON (id) * FROM {intake} ORDER BY id, n DESC) i
+            WHERE r.id = i.id AND NOT r.id = ANY(%(new)s) AND ({theirs}) IS DISTINCT FROM ({ours})
+            RETURNING r.id, r.status, r.level
+            """
+        ).format(
+            assignments=assignments, due=given["due_at"], intake=_INTAKE, theirs=theirs, ours=ours
+        ),
+        {"now": now, "new": new, "waiting": sorted(WAITING)},
+    ).fetchall()
+    if rows:
+        with conn.cursor() as cur:
+            cur.executemany(
+                "INSERT INTO request_events (request_id, at, action, from_status, to_status, "
+                "actor, note, level) VALUES (%s, %s, 'update', %s, %s, 'gridwatch', "
+                "'a later copy from its source', %s)",
+                [(rid, now, status, status, level) for rid, status, level in rows],
+            )
+    return [rid for rid, _, _ in rows]
+
+
+def _select(conn: psycopg.Connection, ids: Sequence[uuid.UUID]) -> list[Request]:
+    query = sql.SQL("SELECT {} FROM {} WHERE r.id = ANY(%s)").format(_SELECT, _FROM)
+    with conn.cursor(row_factory=class_row(Request)) as cur:
+        return cur.execute(query, (list(ids),)).fetchall()
+
+
+def get_request(conn: psycopg.Connection, request_id: uuid.UUID, *, lock: bool = False) -> Request:
+    """One request; NotFound if there is none."""
+    query = sql.SQL("SELECT {} FROM {} WHERE r.id = %s").format(_SELECT, _FROM)
+    if lock:
+        query += sql.SQL(" FOR UPDATE OF r")
+    with conn.cursor(row_factory=class_row(Request)) as cur:
+        found = cur.execute(query, (request_id,)).fetchone()
+    if found is None:
+        raise NotFound(f"no request {request_id}")
+    return found
+
+
+def request_events(conn: psycopg.Connection, request_id: uuid.UUID) -> list[RequestEvent]:
+    """The request's history, oldest first."""
+    with conn.cursor(row_factory=class_row(RequestEvent)) as cur:
+        return cur.execute(
+            "SELECT id, at, action, from_status, to_status, actor, note, photo_urls, rating, "
+            "level FROM request_events WHERE request_id = %s ORDER BY at, id",
+            (request_id,),
+        ).fetchall()
+
+
+def transition_request(
+    conn: psycopg.Connection,
+    request_id: uuid.UUID,
+    action: str,
+    *,
+    actor: str,
+    now: datetime,
+    note: str | None = None,
+    photo_urls: Sequence[str] = (),
+    rating: str | None = None,
+    grid_id: int | None = None,
+    may_act: Callable[[Request], None] | None = None,
+) -> Request:
+    """Apply one step of the loop under a row lock; Conflict (with why) if it may not follow.
+
+    `may_act(request)` is the caller's permission check, made on the locked row; it raises.
+    Dispatching (to `grid_id`) starts the grid's accept clock; accepting makes the actor the
+    assignee and leaves the due time running; reopening (by a step or by feedback rated
+    不满意) gives the request fresh periods at its level.
+    """
+    with conn.transaction():
+        request = get_request(conn, request_id, lock=True)
+        if may_act is not None:
+            may_act(request)
+        target = next_status(action, request.status, rating)
+        accept_by, due = request.accept_by, request.due_at
+        level, grid, assignee = request.level, request.grid_id, request.assignee
+        if action == "dispatch":
+            grid, level, assignee = grid_id, "grid", None
+            accept_by = now + timedelta(hours=service(request.service_code).accept_h)
+        elif action == "accept":
+            assignee = actor
+        elif target == "reopened":
+            fresh = clocks_at(request.service_code, now)
+            accept_by, due = fresh.accept_by, fresh.due_at
+        conn.execute(
+            "UPDATE requests SET status = %s, grid_id = %s, level = %s, assignee = %s, "
+            "accept_by = %s, due_at = %s, deadline_at = %s, rating = coalesce(%s, rating), "
+            "updated_at = %s WHERE id = %s",
+            (
+                target,
+                grid,
+                level,
+                assignee,
+                accept_by,
+                due,
+                deadline_after(target, accept_by, due),
+                rating,
+                now,
+                request_id,
+            ),
+        )
+        conn.execute(
+            "INSERT INTO request_events (request_id, at, action, from_status, to_status, actor, "
+            "note, photo_urls, rating, level) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            (request_id, now, action, request.status, target, actor, note, list(photo_urls),
+             rating, level),
+        )  # fmt: skip
+        return get_request(conn, request_id)
+
+
+def open_request_clocks(conn: psycopg.Connection, *, now: datetime) -> list[RequestClock]:
+    """Open requests below the street past their deadline: what the request clocks of
+    `gridwatch alerts` look at."""
+    rows = conn.execute(
+        "SELECT id, service_code, status, level, deadline_at FROM requests "
+        "WHERE status = ANY(%s) AND deadline_at <= %s AND level <> 'street'",
+        (sorted(OPEN_STATUSES), now),
+    ).fetchall()
+    conn.commit()
+    return [RequestClock(*row) for row in rows]
+
+
+def apply_request_escalations(
+    conn: psycopg.Connection, plan: Sequence[RequestEscalation], *, now: datetime
+) -> int:
+    """Write the escalation plan, each step with its event; returns the escalations written.
+
+    Under an advisory lock, and each update checks the level and status it expects (a request
+    accepted meanwhile has another clock), so two alert processes never escalate one step
+    twice.
+    """
+    escalated = 0
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_KEY,))
+        for step in plan:
+            waiting = step.reason == "not accepted in time"
+            statuses = sorted(WAITING if waiting else OPEN_STATUSES - WAITING)
+            row = conn.execute(
+                "UPDATE requests SET level = %s, deadline_at = %s, updated_at = %s "
+                "WHERE id = %s AND level = %s AND status = ANY(%s) AND deadline_at <= %s "
+                "RETURNING status",
+                (step.to_level, step.new_deadline, now, step.request_id, step.from_level,
+                 statuses, step.passed),
+            ).fetchone()  # fmt: skip
+            if row is None:
+                continue
+            conn.execute(
+                "INSERT INTO request_events (request_id, at, action, from_status, to_status, "
+                "actor, note, level) VALUES (%s, %s, 'escalate', %s, %s, 'gridwatch', %s, %s)",
+                (
+                    step.request_id,
+                    now,
+                    row[0],
+                    row[0],
+                    f"{step.reason}: deadline {step.passed.isoformat()} passed at "
+                    f"{step.from_level} level; escalated to {step.to_level}, new deadline "
+                    f"{step.new_deadline.isoformat()}",
+                    step.to_level,
+                ),
+            )
+            escalated += 1
+    return escalated
+
+
+_REQUESTS = Listing(
+    Request,
+    _SELECT,
+    _FROM,
+    sql.SQL("r.received_at DESC, r.id DESC"),
+    sql.SQL("(r.received_at, r.id) < (%(after_t)s, %(after_id)s)"),
+)
+
+
+def request_page(
+    conn: psycopg.Connection,
+    filters: Filters,
+    *,
+    limit: int,
+    after: tuple[datetime, uuid.UUID] | None = None,
+    ids: Sequence[uuid.UUID] | None = None,
+    statuses: Sequence[str] | None = None,
+    service_codes: Sequence[str] | None = None,
+    level: str | None = None,
+    sources: Sequence[str] | None = None,
+) -> Page[Request]:
+    """Requests newest first (by received time); `filters.me` sees what they entered."""
+    where, params = where_filters(
+        filters, alias="r", time_column="requested_at", owner_column="reporter"
+    )
+    where_columns(
+        where, params, "r", status=statuses, service_code=service_codes, level=level,
+        source=sources,
+    )  # fmt: skip
+    if ids is not None:
+        where.append(sql.SQL("r.id = ANY(%(ids)s)"))
+        params["ids"] = list(ids)
+    keyset = None if after is None else {"after_t": after[0], "after_id": after[1]}
+    return _REQUESTS.page(conn, where, params, after=keyset, limit=limit)
+
+
+def latest_notes(conn: psycopg.Connection, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, str]:
+    """The last note written on each of these requests (what was done, or why it waits)."""
+    rows = conn.execute(
+        "SELECT DISTINCT ON (request_id) request_id, note FROM request_events "
+        "WHERE request_id = ANY(%s) AND note IS NOT NULL ORDER BY request_id, at DESC, id DESC",
+        (list(ids),),
+    ).fetchall()
+    return dict(rows)
