@@ -15,7 +15,7 @@ from gridwatch.alerts.lifecycle import OpenAlert
 from gridwatch.errors import Conflict, NotFound
 from gridwatch.store.filters import Filters, all_of, count_per_day, where_columns, where_filters
 from gridwatch.store.outbox import write_outbox
-from gridwatch.store.paging import Listing, Page
+from gridwatch.store.paging import Listing, Page, fetch_rows
 
 
 @dataclass(frozen=True, slots=True)
@@ -255,12 +255,9 @@ def alerts_opened_daily(
 
 def alert_history(conn: psycopg.Connection, alert_id: int) -> list[AlertStep]:
     """The alert's events, oldest first."""
-    with conn.cursor(row_factory=class_row(AlertStep)) as cur:
-        return cur.execute(
-            "SELECT id, at, action, actor, note, level FROM alert_events WHERE alert_id = %s "
-            "ORDER BY id",
-            (alert_id,),
-        ).fetchall()
+    query = "SELECT id, at, action, actor, note, level FROM alert_events WHERE alert_id = %s"
+    query += " ORDER BY id"
+    return fetch_rows(conn, AlertStep, query, (alert_id,))
 
 
 @dataclass(frozen=True, slots=True)
