@@ -308,6 +308,16 @@ def active_with_use(load: dict, start: int, length: int, use_w: float) -> list[i
     return active_minutes(learned(load), meter_readings(power, load["interval"]))
 
 
+def active_with_water(load: dict, litres_at: dict[int, float]) -> list[int]:
+    """The minutes seen active on the day after the learning nights when water is drawn:
+    `litres_at` minute -> litres."""
+    power = watts(load, LEARN_DAYS + 1)
+    water = [0.0] * len(power)
+    for minute, litres in litres_at.items():
+        water[minute] = litres
+    return active_minutes(learned(load), meter_readings(power, load["interval"], water))
+
+
 HEAVY_FRIDGE = {"standby": 30.0, "fridge": 150.0, "on": 20, "period": 40, "phase": 0}
 
 
@@ -379,10 +389,8 @@ def test_a_tv_is_a_sign_of_life_within_an_hour(load, start):
     litres=st.floats(0.5, 20.0),
 )
 def test_water_use_is_a_sign_of_life_at_the_next_reading(load, at, litres):
-    power = watts(load, LEARN_DAYS + 1)
-    water = [0.0] * len(power)
-    water[at] = litres  # a flush, a kettle filled, hands washed: within one minute
-    active = active_minutes(learned(load), meter_readings(power, load["interval"], water))
+    # A flush, a kettle filled, hands washed: within one minute.
+    active = active_with_water(load, {at: litres})
     first_reading_after = (at // load["interval"] + 1) * load["interval"]
     assert first_reading_after in active, (first_reading_after, active)
 
@@ -398,12 +406,8 @@ def test_a_litre_split_across_two_readings_is_still_seen(load, at, litres, share
     # A draw straddling a reading: each part alone may be under 0.5 L only if the draw is
     # under 1 L (0.5-1 L straddling two readings is not seen: a per-reading step, so that a
     # leaking cistern's trickle is not taken for a person).
-    power = watts(load, LEARN_DAYS + 1)
-    water = [0.0] * len(power)
     boundary = (at // load["interval"] + 1) * load["interval"]
-    water[boundary - 1] = litres * share
-    water[boundary] = litres * (1 - share)
-    active = active_minutes(learned(load), meter_readings(power, load["interval"], water))
+    active = active_with_water(load, {boundary - 1: litres * share, boundary: litres * (1 - share)})
     assert boundary in active or boundary + load["interval"] in active
 
 
