@@ -12,10 +12,10 @@ from psycopg import sql
 from psycopg.rows import class_row
 
 from gridwatch.alerts.lifecycle import OpenAlert
-from gridwatch.errors import Conflict, NotFound
+from gridwatch.errors import Conflict
 from gridwatch.store.filters import Filters, all_of, count_per_day, where_columns, where_filters
 from gridwatch.store.outbox import write_outbox
-from gridwatch.store.paging import Listing, Page, fetch_rows
+from gridwatch.store.paging import Listing, Page, fetch_one, fetch_rows
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,14 +179,11 @@ def residents_with_open_alerts(conn: psycopg.Connection) -> set[str]:
 
 
 def _alert_for_update(conn: psycopg.Connection, alert_id: int) -> OpenAlert:
-    row = conn.execute(
+    query = (
         "SELECT id, resident_id, kind, since, status, level, opened_at FROM alerts "
-        "WHERE id = %s FOR UPDATE",
-        (alert_id,),
-    ).fetchone()
-    if row is None:
-        raise NotFound(f"no alert {alert_id}")
-    return OpenAlert(*row)
+        "WHERE id = %s FOR UPDATE"
+    )
+    return fetch_one(conn, OpenAlert, query, (alert_id,), f"no alert {alert_id}")
 
 
 def _person_event(

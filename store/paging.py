@@ -78,11 +78,7 @@ class Listing(Generic[Row]):
         query = sql.SQL("SELECT {} FROM {} WHERE {}").format(self.select, self.from_, key)
         if lock_of is not None:
             query += sql.SQL(" FOR UPDATE OF {}").format(sql.Identifier(lock_of))
-        with conn.cursor(row_factory=class_row(self.row_type)) as cur:
-            row = cur.execute(query, params).fetchone()
-        if row is None:
-            raise NotFound(missing)
-        return row
+        return fetch_one(conn, self.row_type, query, params, missing)
 
     def all(self, conn: psycopg.Connection) -> list[Row]:
         """Every row, in the pages' order."""
@@ -97,3 +93,18 @@ def fetch_rows(
     """Every row `query` finds, as `row_type`."""
     with conn.cursor(row_factory=class_row(row_type)) as cur:
         return cur.execute(query, params).fetchall()
+
+
+def fetch_one(
+    conn: psycopg.Connection,
+    row_type: type[Row],
+    query: str | sql.SQL | sql.Composed,
+    params: Any,
+    missing: str,
+) -> Row:
+    """The row `query` finds, as `row_type`; NotFound with the words `missing` when none."""
+    with conn.cursor(row_factory=class_row(row_type)) as cur:
+        row = cur.execute(query, params).fetchone()
+    if row is None:
+        raise NotFound(missing)
+    return row
