@@ -69,13 +69,10 @@ def run_requests_forget(settings: Settings, args: argparse.Namespace) -> int:
     import getpass
     from datetime import UTC, datetime
 
-    from gridwatch.store.db import connect
-    from gridwatch.store.migrate import migrate_for
     from gridwatch.store.requests import forget_requester
 
     actor = args.by or getpass.getuser()
-    with Services(settings) as services, connect(services.database_url()) as conn:
-        migrate_for(conn, settings)
+    with migrated_database(settings) as conn:
         done = forget_requester(conn, args.request, actor=actor, now=datetime.now(UTC))
     others = len(done.request_ids) - 1
     print(
