@@ -38,6 +38,7 @@ from gridwatch.api.layer_cache import (
     Body,
     GridLayer,
     HazardLayer,
+    Moment,
     conditional,
     feature_collection,
 )
@@ -426,11 +427,13 @@ async def grid_items(
             _read_grid_layer, state, start, end, limiter=state.db_limiter
         )
 
+    moment = layer.moment(state.now())
+
     # The caller's grids are part of the key: an answer is never served to another scope.
     def make() -> Body:
-        return _grid_page(request, principal, layer, box, size, offset, level, grid)
+        return _grid_page(request, principal, layer, moment, box, size, offset, level, grid)
 
-    key = (layer.serial, principal.grid_ids, str(request.url))
+    key = (layer.serial, moment.passed, principal.grid_ids, str(request.url))
     body = state.grid_bodies.get_or_make(key, make) if layer.kept else make()
     return conditional(request, body, GeoJSONResponse.media_type)
 
@@ -448,6 +451,7 @@ def _grid_page(
     request: Request,
     principal: Principal,
     layer: GridLayer,
+    moment: Moment,
     box: tuple[float, float, float, float] | None,
     size: int,
     offset: int,
@@ -467,7 +471,7 @@ def _grid_page(
     more = offset + size < len(chosen)
     links = _items_links(request, encode_cursor([offset + size]) if more else None, "grids")
     content = feature_collection(
-        (layer.encoded[g.id] for g in page), len(chosen), len(page), layer.made_at, links
+        layer.features(page, moment), len(chosen), len(page), moment.at, links
     )
     # Whole layers are asked for again and again: their gzip is worth keeping; a box is not.
     return Body.of(content, compress=box is None)
@@ -561,11 +565,13 @@ async def hazard_items(
             _hazards_from_db, state, request, ask, size, limiter=state.db_limiter
         )
     kept = layer
+    now = state.now()
+    moment = layer.moment(now)
 
     def make() -> Body:
-        return _hazard_page(request, kept, ask(kept.catalog), size)
+        return _hazard_page(request, kept, ask(kept.catalog), size, now, moment)
 
-    key = (layer.serial, principal.grid_ids, str(request.url))
+    key = (layer.serial, moment.passed, principal.grid_ids, str(request.url))
     body = state.grid_bodies.get_or_make(key, make) if layer.kept else make()
     return conditional(request, body, GeoJSONResponse.media_type)
 
@@ -637,8 +643,16 @@ def _hazards_from_db(
     return page_response(request, page, features, "hazards", lambda h: [h.received_at, str(h.id)])
 
 
-def _hazard_page(request: Request, layer: HazardLayer, q: _HazardQuery, size: int) -> Body:
-    """One page of the kept hazards: the same hazards, order and links as `hazard_page`."""
+def _hazard_page(
+    request: Request,
+    layer: HazardLayer,
+    q: _HazardQuery,
+    size: int,
+    now: datetime,
+    moment: Moment,
+) -> Body:
+    """One page of the kept hazards: the same hazards, order and links as `hazard_page`, their
+    `overdue` flags as of `now` (the same for every time of `moment`)."""
     chosen = layer.select(q.filters, statuses=q.statuses, severities=q.severities, level=q.level)
     following = chosen if q.after is None else layer.after(chosen, q.after)
     page = following[:size]
@@ -647,10 +661,10 @@ def _hazard_page(request: Request, layer: HazardLayer, q: _HazardQuery, size: in
         last = layer.rows[page[-1]]
         next_cursor = encode_cursor([last.received_at, str(last.id)])
     content = feature_collection(
-        (layer.encoded[i] for i in page),
+        layer.features(page, now),
         len(chosen),
         len(page),
-        layer.made_at,
+        moment.at,
         _items_links(request, next_cursor, "hazards"),
     )
     return Body.of(content, compress=q.filters.bbox is None)
