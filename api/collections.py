@@ -439,8 +439,7 @@ async def grid_items(
 
 
 def _read_grid_layer(state: ApiState, start: datetime, end: datetime) -> GridLayer:
-    with state.pool.connection() as conn:
-        return state.grid_layer(conn, start, end, _encode_grid)
+    return state.grid_layer(start, end, _encode_grid)
 
 
 def _encode_grid(grid: GridRecord, counts: GridCounts, parent: str | None) -> bytes:
@@ -616,8 +615,7 @@ def _hazard_query(
 
 
 def _read_hazard_layer(state: ApiState) -> HazardLayer:
-    with state.pool.connection() as conn:
-        return state.hazard_layer(conn, _encode_hazard)
+    return state.hazard_layer(_encode_hazard)
 
 
 def _encode_hazard(hazard, now: datetime) -> bytes:

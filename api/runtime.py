@@ -234,25 +234,31 @@ class ApiState:
     def keeps_layers(self) -> bool:
         return self._layer_key(()) is not None
 
-    def grid_layer(
-        self, conn: psycopg.Connection, start: datetime, end: datetime, encode
-    ) -> GridLayer:
+    def grid_layer(self, start: datetime, end: datetime, encode) -> GridLayer:
         """The grid layer for [start, end): kept, or read now (and kept while current).
         `encode(grid, counts, parent_code) -> bytes` encodes one grid's feature."""
         key = self._layer_key(LAYER_TABLES, start, end)  # before reading: never older than it
         return self._kept(
             self.grid_layers,
             key,
-            lambda kept: self._read_grid_layer(conn, start, end, encode, kept=kept),
+            lambda kept: self._pooled(self._read_grid_layer, start, end, encode, kept=kept),
         )
 
-    def hazard_layer(self, conn: psycopg.Connection, encode) -> HazardLayer:
+    def hazard_layer(self, encode) -> HazardLayer:
         """Every hazard, kept or read now (and kept while current); `encode(hazard, now)`
         encodes one hazard's feature."""
         key = self._layer_key(HAZARD_TABLES)
         return self._kept(
-            self.hazard_layers, key, lambda kept: self._read_hazard_layer(conn, encode, kept=kept)
+            self.hazard_layers,
+            key,
+            lambda kept: self._pooled(self._read_hazard_layer, encode, kept=kept),
         )
+
+    def _pooled(self, read, *args, kept: bool):
+        """`read` on a pooled connection taken only now: the requests waiting for another's
+        reading of a layer hold none."""
+        with self.pool.connection() as conn:
+            return read(conn, *args, kept=kept)
 
     def ledger_layer(self, conn: psycopg.Connection) -> LedgerLayer:
         """The whole ledger, kept or read now (and kept while current)."""
