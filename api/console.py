@@ -23,6 +23,7 @@ from gridwatch.api.hazards import (
     CategoryQ,
     FromQ,
     GridQ,
+    LedgerAsk,
     SortQ,
     StatusQ,
     ToQ,
@@ -452,21 +453,17 @@ def ledger_view(
         raise BadRequest(f"level must be one of {', '.join(LEVELS)}")
     if overdue and overdue not in ("true", "false"):
         raise BadRequest("overdue must be true or false")
-    rows, matched = ledger_rows(
-        conn,
-        state,
-        principal,
-        grid=grid or None,
+    ask = LedgerAsk(
         level=level or None,
+        grid=grid or None,
         overdue=None if not overdue else overdue == "true",
         status=status or None,
         category=category or None,
         from_=from_ or None,
         to=to or None,
         sort=sort or None,
-        limit=LEDGER_PAGE,
-        offset=offset,
     )
+    rows, matched = ledger_rows(conn, state, principal, ask, limit=LEDGER_PAGE, offset=offset)
     now = state.now()
     catalog = state.catalog(conn)
     columns = dict(zip(LEDGER_COLUMNS, _ledger_headings(t), strict=True))

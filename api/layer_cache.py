@@ -388,6 +388,11 @@ class Expiring(Protocol):
     def valid_until(self) -> datetime | None: ...
 
 
+class Keepable(Protocol):
+    @property
+    def kept(self) -> bool: ...
+
+
 L = TypeVar("L", bound=Expiring)
 
 
@@ -478,6 +483,13 @@ class KeptBodies:
             while len(self._bodies) > self._kept:
                 self._bodies.popitem(last=False)
         return body
+
+    def answer(
+        self, layer: Keepable, key: Hashable, make: Callable[[], Body], now: datetime | None = None
+    ) -> Body:
+        """`make`'s answer from `layer`, kept for `key` when the layer is kept: a layer read
+        for one request only makes answers that are worth nothing to the next."""
+        return self.get_or_make(key, make, now) if layer.kept else make()
 
 
 def _expired(valid_until: datetime | None, now: datetime | None) -> bool:

@@ -11,7 +11,7 @@ from collections import Counter
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import replace
 from datetime import UTC, date, datetime
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import anyio
 import psycopg
@@ -81,6 +81,9 @@ def _falling_due(
     chains = {g.id: [place[g.id]] + [place[a] for a in catalog.ancestors(g.id)] for g in ordered}
     due = [(at, chains[gid]) for gid, at in open_due_times(conn) if gid in chains]
     return FallingDue.of([at for at, _ in due], [where for _, where in due])
+
+
+T = TypeVar("T")
 
 
 def wall_clock() -> datetime:
@@ -233,6 +236,20 @@ class ApiState:
 
     def keeps_layers(self) -> bool:
         return self._layer_key(()) is not None
+
+    async def current_layer(
+        self, kept: Callable[[], T | None], read: Callable[[ApiState], T]
+    ) -> T | None:
+        """The layer `kept` finds, or `read(self)` in a worker thread when layers are kept
+        but this one is not current; None when nothing is kept: the database answers."""
+        layer = kept()
+        if layer is None and self.keeps_layers():
+            layer = await self.in_db_thread(read, self)
+        return layer
+
+    async def in_db_thread(self, work: Callable[..., T], *args: Any) -> T:
+        """`work(*args)` in a worker thread, no more of them at once than the pool serves."""
+        return await anyio.to_thread.run_sync(work, *args, limiter=self.db_limiter)
 
     def grid_layer(self, start: datetime, end: datetime, encode) -> GridLayer:
         """The grid layer for [start, end): kept, or read now (and kept while current).

@@ -456,7 +456,8 @@ def live_page(ctx: PageContext, grids: Sequence[MapGrid], alerts: list[dict], af
             '…</div><ol id="gw-alerts"></ol></aside>'
         )
     )
-    root.header.add_child(Element('<script defer src="/static/gridwatch/live.js"></script>'))
+    for script in ("stream.js", "live.js"):  # deferred scripts run in this order
+        root.header.add_child(Element(f'<script defer src="/static/gridwatch/{script}"></script>'))
     return _render(fmap, ctx)
 
 

@@ -27,8 +27,8 @@ from gridwatch.cases.hazards import (
 from gridwatch.errors import NotFound
 from gridwatch.model.records import HazardReport
 from gridwatch.model.vocabulary import LEVELS, SEVERITIES
-from gridwatch.store.filters import Filters, all_of, where_columns, where_filters
-from gridwatch.store.paging import Page, fetch_page
+from gridwatch.store.filters import Filters, all_of, count_per_day, where_columns, where_filters
+from gridwatch.store.paging import Listing, Page
 
 _LOCK_KEY = 0x67770005  # one escalation at a time across `gridwatch alerts` processes
 
@@ -500,6 +500,13 @@ _HAZARD_SELECT = sql.SQL(
 
 
 _HAZARD_FROM = sql.SQL("hazard_reports h LEFT JOIN grids g ON g.id = h.grid_id")
+_HAZARDS = Listing(
+    Hazard,
+    _HAZARD_SELECT,
+    _HAZARD_FROM,
+    sql.SQL("h.received_at DESC, h.id DESC"),
+    sql.SQL("(h.received_at, h.id) < (%(after_t)s, %(after_id)s)"),
+)
 
 
 def hazard_page(
@@ -515,30 +522,13 @@ def hazard_page(
     """Hazards newest first (by received time)."""
     where, params = where_filters(filters, alias="h", time_column="observed_at")
     where_columns(where, params, "h", status=statuses, severity=severities, level=level)
-    keyset = None
-    if after is not None:
-        keyset = sql.SQL("(h.received_at, h.id) < (%(after_t)s, %(after_id)s)")
-        params.update(after_t=after[0], after_id=after[1])
-    return fetch_page(
-        conn,
-        Hazard,
-        _HAZARD_SELECT,
-        _HAZARD_FROM,
-        where,
-        params,
-        order=sql.SQL("h.received_at DESC, h.id DESC"),
-        after=keyset,
-        limit=limit,
-    )
+    keyset = None if after is None else {"after_t": after[0], "after_id": after[1]}
+    return _HAZARDS.page(conn, where, params, after=keyset, limit=limit)
 
 
 def all_hazards(conn: psycopg.Connection) -> list[Hazard]:
     """Every hazard in `hazard_page`'s order."""
-    query = sql.SQL("SELECT {} FROM {} ORDER BY h.received_at DESC, h.id DESC").format(
-        _HAZARD_SELECT, _HAZARD_FROM
-    )
-    with conn.cursor(row_factory=class_row(Hazard)) as cur:
-        return cur.execute(query).fetchall()
+    return _HAZARDS.all(conn)
 
 
 def map_hazards(
@@ -570,14 +560,17 @@ def hazard_days(
 ) -> dict[date, HazardDay]:
     """Per local day of `zone` in [start, end), the hazards of `scope` reported and closed."""
     where, params = where_filters(Filters(scope=scope), alias="h")
-    params.update(start=start, end=end, tz=zone.key)
-    opened = conn.execute(
-        sql.SQL(
-            "SELECT (h.received_at AT TIME ZONE %(tz)s)::date, count(*) FROM hazard_reports h "
-            "WHERE {} AND h.received_at >= %(start)s AND h.received_at < %(end)s GROUP BY 1"
-        ).format(all_of(where)),
+    opened = count_per_day(
+        conn,
+        sql.SQL("hazard_reports h"),
+        sql.SQL("h.received_at"),
+        where,
         params,
-    ).fetchall()
+        start=start,
+        end=end,
+        zone=zone,
+    )
+    params.update(start=start, end=end, tz=zone.key)
     closed = conn.execute(
         sql.SQL(
             "SELECT (e.at AT TIME ZONE %(tz)s)::date, count(*), percentile_cont(0.5) "
@@ -588,7 +581,7 @@ def hazard_days(
         ).format(all_of(where)),
         params,
     ).fetchall()
-    days = {day: HazardDay(day, opened=count) for day, count in opened}
+    days = {day: HazardDay(day, opened=count) for day, count in opened.items()}
     for day, count, median_h in closed:
         days[day] = HazardDay(day, days.get(day, HazardDay(day)).opened, count, median_h)
     return days

@@ -32,7 +32,7 @@ from gridwatch.errors import NotFound
 from gridwatch.model.records import RequestIntake
 from gridwatch.store.filters import Filters, where_columns, where_filters
 from gridwatch.store.grids import GridCatalog
-from gridwatch.store.paging import Page, fetch_page
+from gridwatch.store.paging import Listing, Page
 
 _LOCK_KEY = 0x67770006  # one request escalation at a time across `gridwatch alerts` processes
 _HOTLINE_IDS = uuid.UUID("6b3f2a10-0c5e-5d45-9b3c-123450012345")  # uuid5 namespace of 12345 orders
@@ -473,6 +473,15 @@ def apply_request_escalations(
     return escalated
 
 
+_REQUESTS = Listing(
+    Request,
+    _SELECT,
+    _FROM,
+    sql.SQL("r.received_at DESC, r.id DESC"),
+    sql.SQL("(r.received_at, r.id) < (%(after_t)s, %(after_id)s)"),
+)
+
+
 def request_page(
     conn: psycopg.Connection,
     filters: Filters,
@@ -496,21 +505,8 @@ def request_page(
     if ids is not None:
         where.append(sql.SQL("r.id = ANY(%(ids)s)"))
         params["ids"] = list(ids)
-    keyset = None
-    if after is not None:
-        keyset = sql.SQL("(r.received_at, r.id) < (%(after_t)s, %(after_id)s)")
-        params.update(after_t=after[0], after_id=after[1])
-    return fetch_page(
-        conn,
-        Request,
-        _SELECT,
-        _FROM,
-        where,
-        params,
-        order=sql.SQL("r.received_at DESC, r.id DESC"),
-        after=keyset,
-        limit=limit,
-    )
+    keyset = None if after is None else {"after_t": after[0], "after_id": after[1]}
+    return _REQUESTS.page(conn, where, params, after=keyset, limit=limit)
 
 
 def latest_notes(conn: psycopg.Connection, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, str]:

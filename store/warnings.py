@@ -26,12 +26,11 @@ from gridwatch.disputes.scanning import (
     plan_warnings,
     scan_texts,
 )
-from gridwatch.errors import NotFound
 from gridwatch.model.records import HazardReport, PatrolCheckin, checkin_key
 from gridwatch.store.filters import Filters, where_columns, where_filters
 from gridwatch.store.keywords import LibraryMatchers
 from gridwatch.store.outbox import write_warning_outbox
-from gridwatch.store.paging import Page, fetch_page
+from gridwatch.store.paging import Listing, Page
 
 _LOCK_CLASS = 0x6777000C  # advisory locks per (grid, category): one writer counts at a time
 
@@ -72,6 +71,9 @@ _WARNING_COLUMNS = (
 )
 _WARNING_SELECT = sql.SQL(_WARNING_COLUMNS)
 _WARNING_FROM = sql.SQL("warnings w LEFT JOIN grids g ON g.id = w.grid_id")
+_WARNINGS = Listing(
+    WarningRow, _WARNING_SELECT, _WARNING_FROM, sql.SQL("w.id DESC"), sql.SQL("w.id < %(after)s")
+)
 
 
 def record_warnings(
@@ -271,28 +273,10 @@ def warning_page(
     if level is not None:
         where.append(sql.SQL("w.level = %(level)s"))
         params["level"] = level
-    keyset = None
-    if after is not None:
-        keyset = sql.SQL("w.id < %(after)s")
-        params["after"] = after
-    return fetch_page(
-        conn,
-        WarningRow,
-        _WARNING_SELECT,
-        _WARNING_FROM,
-        where,
-        params,
-        order=sql.SQL("w.id DESC"),
-        after=keyset,
-        limit=limit,
-    )
+    keyset = None if after is None else {"after": after}
+    return _WARNINGS.page(conn, where, params, after=keyset, limit=limit)
 
 
 def get_warning(conn: psycopg.Connection, warning_id: int) -> WarningRow:
     """One warning; NotFound when there is none with this id."""
-    query = sql.SQL("SELECT {} FROM {} WHERE w.id = %s").format(_WARNING_SELECT, _WARNING_FROM)
-    with conn.cursor(row_factory=class_row(WarningRow)) as cur:
-        row = cur.execute(query, (warning_id,)).fetchone()
-    if row is None:
-        raise NotFound(f"no warning {warning_id}")
-    return row
+    return _WARNINGS.one(conn, sql.SQL("w.id = %s"), (warning_id,), f"no warning {warning_id}")

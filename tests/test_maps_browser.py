@@ -7,65 +7,30 @@ from __future__ import annotations
 
 import shutil
 import time
-from pathlib import Path
-from urllib.parse import urlsplit
 
 import psycopg
 import pytest
 
-from gridwatch.alerts.lifecycle import OpenAlert
-from gridwatch.store.alerts import write_event
-from tests.support.api import NOW
+from tests.support.api import NOW, open_alert
+from tests.support.browser import CHROMIUM, chromium, local_page, needs_chromium
 
-CHROMIUM = Path("/usr/bin/chromium")
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 USABLE_WITHIN_S = 2.0
 
-pytestmark = pytest.mark.skipif(
-    not CHROMIUM.exists(),
-    reason="the browser test needs /usr/bin/chromium (apt-get install chromium)",
-)
+pytestmark = needs_chromium
 
 
 @pytest.fixture(scope="module")
 def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+    with chromium("--disable-quic") as launched:
         yield launched
-        launched.close()
 
 
 @pytest.fixture
 def offline_page(browser, module_server):
     """A page whose requests to anywhere but 127.0.0.1 are aborted and recorded."""
-    # bypass_csp: only so the test can evaluate its own probes; the page runs as served.
-    context = browser.new_context(
-        viewport={"width": 1280, "height": 800}, locale="zh-CN", bypass_csp=True
+    context, page, left, errors = local_page(
+        browser, viewport={"width": 1280, "height": 800}, locale="zh-CN"
     )
-    left: list[str] = []
-    errors: list[str] = []
-
-    def only_local(route):
-        if urlsplit(route.request.url).hostname == "127.0.0.1":
-            route.continue_()
-        else:
-            left.append(route.request.url)
-            route.abort()
-
-    context.route("**/*", only_local)
-    page = context.new_page()
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
     yield page, left, errors
     context.close()
 
@@ -149,13 +114,7 @@ def test_live_view_shows_a_new_alert_without_reload(
             "SELECT r.id, r.grid_id FROM residents r WHERE NOT EXISTS "
             "(SELECT 1 FROM alerts a WHERE a.resident_id = r.id) ORDER BY r.id LIMIT 1"
         ).fetchone()
-        alert_id = conn.execute(
-            "INSERT INTO alerts (resident_id, kind, grid_id, severity, since, opened_at) "
-            "VALUES (%s, 'fall', %s, 'critical', %s, %s) RETURNING id",
-            (resident, grid, NOW, NOW),
-        ).fetchone()[0]
-        alert = OpenAlert(alert_id, resident, "fall", NOW, "open", "grid", NOW)
-        write_event(conn, alert, NOW, "open", "gridwatch", "fall")
+        alert_id = open_alert(conn, resident, grid, "fall", NOW)
     page.wait_for_selector(f"#gw-alert-{alert_id}", timeout=10_000)
     assert page.locator("#gw-alerts li").count() == before + 1
     assert "跌倒" in page.inner_text(f"#gw-alert-{alert_id}")

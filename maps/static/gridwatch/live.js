@@ -1,6 +1,5 @@
 // The duty officer's live view: open alerts on the map and in a list, updated from
-// /alerts/stream (Server-Sent Events) without a reload. The browser's EventSource sends
-// Last-Event-ID when it reconnects, so nothing is missed across a dropped connection.
+// /alerts/stream (Server-Sent Events, stream.js) without a reload.
 (function () {
   "use strict";
   var live = window.gridwatchLive;
@@ -150,17 +149,8 @@
   live.alerts.forEach(function (a) { draw(a, false); });
   count();
 
-  var stream = new EventSource("/alerts/stream?after=" + live.after + "&crs=" + live.crs);
-  stream.addEventListener("open", function () {
-    status.textContent = t.connected;
-    status.className = "gw-status";
-  });
-  stream.addEventListener("error", function () {
-    status.textContent = t.reconnecting;
-    status.className = "gw-status down";
-  });
-  stream.addEventListener("alert", function (message) {
-    var event = JSON.parse(message.data);
+  var url = "/alerts/stream?after=" + live.after + "&crs=" + live.crs;
+  var stream = window.gridwatchStream(url, status, t, function (event) {
     var known = alerts[event.alert_id];
     var alert = {
       alert_id: event.alert_id, kind: event.kind, severity: event.severity, level: event.level,
