@@ -43,6 +43,7 @@ LAYER_TABLES = ("grids", "residents", "alerts", "hazard_reports", "patrol_checki
 HAZARD_TABLES = ("grids", "hazard_reports")
 LEDGER_TABLES = ("grids", "hazard_reports", "hazard_events")
 ALERT_TABLES = ("grids", "residents", "alerts")
+DESK_TABLES = (*LAYER_TABLES, "hazard_events", "devices")  # and meter_readings: api/desk.py
 LAYERS_KEPT = 8  # check-in windows asked for at once (today, a few days looked back at)
 BODIES_KEPT = 64
 MOMENTS_KEPT = 4  # overdue counts kept per grid layer: the latest few due times
@@ -403,9 +404,7 @@ class KeptLayers(Generic[L]):
         self._kept = kept
         self._layers: OrderedDict[Hashable, L] = OrderedDict()
         self._lock = threading.Lock()
-        # Held while one is read: the requests after a change wait for that one reading, and
-        # a slow read of one kind of layer holds up no other kind.
-        self.reading = threading.Lock()
+        self.reading = threading.Lock()  # held by whoever reads a layer to keep
 
     def get(self, key: Hashable, now: datetime) -> L | None:
         with self._lock:

@@ -17,6 +17,8 @@ from gridwatch.store.filters import Filters, all_of, count_per_day, where_column
 from gridwatch.store.outbox import write_outbox
 from gridwatch.store.paging import Listing, Page
 
+ACTIVE_STATUSES = ("open", "acknowledged")  # not yet resolved: the desk's live list
+
 
 @dataclass(frozen=True, slots=True)
 class AlertRow:
@@ -251,6 +253,40 @@ def alerts_opened_daily(
     return count_per_day(
         conn, sql.SQL("alerts a"), opened_at, where, params, start=start, end=end, zone=zone
     )
+
+
+def active_alerts(conn: psycopg.Connection) -> list[AlertRow]:
+    """Every open or acknowledged alert, in `alert_page`'s order (newest first)."""
+    query = sql.SQL("SELECT {} FROM {} WHERE a.status = ANY(%s) ORDER BY a.id DESC").format(
+        _ALERT_SELECT, _ALERT_FROM
+    )
+    with conn.cursor(row_factory=class_row(AlertRow)) as cur:
+        return cur.execute(query, (list(ACTIVE_STATUSES),)).fetchall()
+
+
+def open_alert_tally_by_grid(conn: psycopg.Connection) -> list[tuple[int | None, AlertTally]]:
+    """`open_alert_tally` of every grid apart, in its order (kind, level, status): summed over
+    the grids of a scope, in this order, it is that scope's tally."""
+    rows = conn.execute(
+        "SELECT grid_id, kind, level, status, count(*) FROM alerts WHERE status <> 'resolved' "
+        "GROUP BY 1, 2, 3, 4 ORDER BY 2, 3, 4, 1"
+    ).fetchall()
+    return [(grid_id, AlertTally(*tally)) for grid_id, *tally in rows]
+
+
+def alerts_opened_daily_by_grid(
+    conn: psycopg.Connection, *, start: datetime, end: datetime, zone
+) -> dict[int | None, dict[date, int]]:
+    """`alerts_opened_daily` of every grid apart (None: alerts outside every grid)."""
+    rows = conn.execute(
+        "SELECT grid_id, (opened_at AT TIME ZONE %(tz)s)::date, count(*) FROM alerts "
+        "WHERE opened_at >= %(start)s AND opened_at < %(end)s GROUP BY 1, 2",
+        {"start": start, "end": end, "tz": zone.key},
+    ).fetchall()
+    days: dict[int | None, dict[date, int]] = {}
+    for grid_id, day, count in rows:
+        days.setdefault(grid_id, {})[day] = count
+    return days
 
 
 def alert_history(conn: psycopg.Connection, alert_id: int) -> list[AlertStep]:

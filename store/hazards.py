@@ -6,6 +6,7 @@ Every change is a row in hazard_events in the same transaction as the change its
 
 from __future__ import annotations
 
+import math
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -585,3 +586,40 @@ def hazard_days(
     for day, count, median_h in closed:
         days[day] = HazardDay(day, days.get(day, HazardDay(day)).opened, count, median_h)
     return days
+
+
+def hazard_days_by_grid(
+    conn: psycopg.Connection, *, start: datetime, end: datetime, zone
+) -> tuple[dict[int | None, dict[date, int]], dict[int | None, dict[date, list[float]]]]:
+    """`hazard_days` of every grid apart: hazards reported per grid and local day, and the
+    hours from report to close of each close per grid and day (a median is no sum: a scope's
+    is taken from the hours of its grids)."""
+    params = {"start": start, "end": end, "tz": zone.key}
+    opened: dict[int | None, dict[date, int]] = {}
+    for grid_id, day, count in conn.execute(
+        "SELECT grid_id, (received_at AT TIME ZONE %(tz)s)::date, count(*) FROM hazard_reports "
+        "WHERE received_at >= %(start)s AND received_at < %(end)s GROUP BY 1, 2",
+        params,
+    ).fetchall():
+        opened.setdefault(grid_id, {})[day] = count
+    closed: dict[int | None, dict[date, list[float]]] = {}
+    # The hours as percentile_cont in hazard_days takes them: the same expression, as float8.
+    for grid_id, day, hours in conn.execute(
+        "SELECT h.grid_id, (e.at AT TIME ZONE %(tz)s)::date, "
+        "(extract(epoch FROM e.at - h.received_at) / 3600)::float8 "
+        "FROM hazard_events e JOIN hazard_reports h ON h.id = e.hazard_id "
+        "WHERE e.to_status = 'closed' AND e.at >= %(start)s AND e.at < %(end)s",
+        params,
+    ).fetchall():
+        closed.setdefault(grid_id, {}).setdefault(day, []).append(hours)
+    return opened, closed
+
+
+def median_as_percentile_cont(values: Sequence[float]) -> float:
+    """The median as PostgreSQL's `percentile_cont(0.5)` computes it, to the last bit: the two
+    middle values interpolated as `lo + 0.5 * (hi - lo)`."""
+    ordered = sorted(values)
+    place = 0.5 * (len(ordered) - 1)
+    first, second = math.floor(place), math.ceil(place)
+    lo, hi = ordered[first], ordered[second]
+    return lo if first == second else lo + (place - first) * (hi - lo)

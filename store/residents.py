@@ -375,3 +375,24 @@ def awaiting_installation(conn: psycopg.Connection, *, scope: list[int] | None) 
         params,
     ).fetchall()
     return count
+
+
+def meters_awaiting(conn: psycopg.Connection) -> dict[str, tuple[str, int | None]]:
+    """The meters `awaiting_installation` counts homes by (never heard from): meter id →
+    (resident, the home's grid)."""
+    rows = conn.execute(
+        "SELECT d.id, r.id, r.grid_id FROM devices d JOIN residents r ON r.id = d.resident_id "
+        "WHERE d.kind = 'meter' "
+        "AND NOT EXISTS (SELECT 1 FROM meter_readings m WHERE m.meter_id = d.id)"
+    ).fetchall()
+    return {meter: (resident, grid_id) for meter, resident, grid_id in rows}
+
+
+def meters_heard(conn: psycopg.Connection, meter_ids: Sequence[str]) -> set[str]:
+    """Those of `meter_ids` with a reading (looked up for these meters only)."""
+    rows = conn.execute(
+        "SELECT id FROM unnest(%s::text[]) AS id "
+        "WHERE EXISTS (SELECT 1 FROM meter_readings m WHERE m.meter_id = id)",
+        (list(meter_ids),),
+    ).fetchall()
+    return {meter for (meter,) in rows}

@@ -280,3 +280,38 @@ def warning_page(
 def get_warning(conn: psycopg.Connection, warning_id: int) -> WarningRow:
     """One warning; NotFound when there is none with this id."""
     return _WARNINGS.one(conn, sql.SQL("w.id = %s"), (warning_id,), f"no warning {warning_id}")
+
+
+def warnings_between(
+    conn: psycopg.Connection,
+    after: int,
+    upto: int | None = None,
+    *,
+    level: int | None,
+    scope: list[int] | None = None,
+    limit: int,
+) -> list[WarningRow]:
+    """The first `limit` warnings of `level` (None: any) with after < id <= upto (None: no
+    bound), in id order, within `scope` (None: every grid): what the live stream reads."""
+    where = [sql.SQL("w.id > %(after)s")]
+    params: dict = {"after": after, "limit": limit}
+    if level is not None:
+        where.append(sql.SQL("w.level = %(level)s"))
+        params["level"] = level
+    if upto is not None:
+        where.append(sql.SQL("w.id <= %(upto)s"))
+        params["upto"] = upto
+    if scope is not None:
+        where.append(sql.SQL("w.grid_id = ANY(%(scope)s)"))
+        params["scope"] = scope
+    query = sql.SQL("SELECT {} FROM {} WHERE {} ORDER BY w.id LIMIT %(limit)s").format(
+        _WARNING_SELECT, _WARNING_FROM, sql.SQL(" AND ").join(where)
+    )
+    with conn.cursor(row_factory=class_row(WarningRow)) as cur:
+        return cur.execute(query, params).fetchall()
+
+
+def max_warning_id(conn: psycopg.Connection) -> int:
+    """The newest warning's id (0 when there is none)."""
+    [(newest,)] = conn.execute("SELECT coalesce(max(id), 0) FROM warnings").fetchall()
+    return newest

@@ -11,8 +11,9 @@ import time
 import psycopg
 import pytest
 
-from tests.support.api import NOW, open_alert
+from tests.support.api import GRID_A, GRID_B, NOW, open_alert
 from tests.support.browser import CHROMIUM, chromium, local_page, needs_chromium
+from tests.support.cases import level2_warnings, open_request
 
 USABLE_WITHIN_S = 2.0
 
@@ -128,6 +129,37 @@ def test_live_view_shows_a_new_alert_without_reload(
             "SELECT status, acknowledged_by FROM alerts WHERE id = %s", (alert_id,)
         ).fetchone()
     assert (status, by) == ("acknowledged", "admin")
+    assert left == [] and errors == []
+
+
+def test_live_view_shows_the_grids_level_2_warnings_and_requests(
+    offline_page, module_server, module_tokens, seeded_url, tmp_path_factory
+):
+    page, left, errors = offline_page
+    open_request(seeded_url, GRID_A, "楼下烧烤店油烟熏得开不了窗")
+    page.set_viewport_size({"width": 1366, "height": 768})
+    _log_in(page, module_server, module_tokens.worker_a, "/maps/live")
+    page.wait_for_function("window.gridwatchLive && window.gridwatchLive.stream.readyState === 1")
+    theirs = level2_warnings(seeded_url, GRID_B, "宅基地纠纷")
+    mine = level2_warnings(seeded_url, GRID_A, "工地老板拖欠工资")
+    page.wait_for_selector(f"#gw-warning-{mine[-1]}", timeout=10_000)
+    item = page.inner_text(f"#gw-warning-{mine[-1]}")
+    assert "二级预警" in item and "劳资纠纷" in item and "拖欠工资" in item, item
+    assert page.locator("#gw-alerts li.warning").count() == len(mine)
+    for other in theirs:
+        assert page.locator(f"#gw-warning-{other}").count() == 0, "another grid's warning"
+    assert page.locator(".gw-warning-marker").count() == len(mine)
+    legend = page.inner_text(".gw-legend")
+    assert "二级预警" in legend and "待办诉求" in legend, legend
+    # The open request of the grid, in the requests' colour (REQUEST_COLORS).
+    assert page.locator('path.leaflet-interactive[fill="#2c7fb8"]').count() >= 1
+    shots = tmp_path_factory.getbasetemp() / "maps"
+    shots.mkdir(exist_ok=True)
+    page.screenshot(path=str(shots / "live-warnings-1366.png"))
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.wait_for_timeout(300)
+    page.screenshot(path=str(shots / "live-warnings-390.png"), full_page=True)
+    print(f"\nlive view with warnings: screenshots in {shots}")
     assert left == [] and errors == []
 
 
