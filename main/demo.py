@@ -10,9 +10,11 @@ press and a fall a few minutes in, so that alerts appear, until Ctrl-C.
 from __future__ import annotations
 
 import argparse
+import itertools
 import logging
 import threading
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -194,10 +196,9 @@ def _traffic(settings, mqtt_url, database_url, district, worker, stop, seconds) 
         start = datetime.now(UTC).replace(microsecond=0)
         with connect(database_url) as conn:
             incidents = demo_incidents(conn, district, start)
+        messages = _live_messages(settings, district, start, incidents)
         live = threading.Thread(
-            target=_live_district,
-            args=(settings, client, district, start, incidents, stop),
-            name="simulator",
+            target=_live_district, args=(client, messages, stop), name="simulator"
         )
         live.start()
         print(
@@ -251,12 +252,11 @@ def _incident_text(incident, start: datetime) -> str:
     return f"{what} {incident.resident_id} in {minutes} min"
 
 
-def _live_district(
-    settings: Settings, client, district, now: datetime, incidents, stop: threading.Event
-) -> None:
-    """The simulated district in real time from `now` on, with `incidents`."""
+def _live_messages(settings: Settings, district, now: datetime, incidents) -> Iterator:
+    """The simulated district's messages from `now` on, with `incidents`; its first day is
+    worked out here, before the demo says it lives (a few seconds of numpy that Ctrl-C could
+    not interrupt)."""
     from gridwatch.simulators.faults import FaultRates
-    from gridwatch.simulators.publish import AckWindow, publish_paced
     from gridwatch.simulators.scenario import Scenario
 
     scenario = Scenario(
@@ -269,8 +269,17 @@ def _live_district(
         rates=FaultRates.none(),
         incidents=incidents,
     )
+    messages = scenario.messages()
+    first = next(messages)
+    return itertools.chain([first], messages)
+
+
+def _live_district(client, messages: Iterator, stop: threading.Event) -> None:
+    """The simulated district in real time, until `stop`."""
+    from gridwatch.simulators.publish import AckWindow, publish_paced
+
     try:
-        publish_paced(AckWindow(client), scenario.messages(), speed=1.0, stop=stop)
+        publish_paced(AckWindow(client), messages, speed=1.0, stop=stop)
     except Exception:  # the demo goes on without the live district rather than die
         log.exception("the simulated district stopped")
 

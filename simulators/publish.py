@@ -111,6 +111,8 @@ def publish_paced(
     sim_time: datetime | None = None
     behind = 0.0
     for sim_time, topic, payload in messages:
+        if stop.is_set():  # also between late messages: a minute's burst is thousands
+            break
         if speed > 0:
             if sim_origin is None:
                 sim_origin = sim_time
@@ -119,14 +121,13 @@ def publish_paced(
             behind = max(-wait, 0.0)
             if wait > 0 and stop.wait(wait):
                 break
-        elif stop.is_set():
-            break
         window.publish(topic, payload)
         if progress is not None and time.monotonic() >= next_report:
             next_report += progress_every_s
             elapsed = time.monotonic() - started
             progress(Progress(window.sent, window.acknowledged, elapsed, sim_time, behind))
-    window.drain()
+    # Stopped: what the broker has not acknowledged within a second is given up.
+    window.drain(1.0 if stop.is_set() else 60.0)
     return PublishReport(window.sent, window.acknowledged, time.monotonic() - started, sim_time)
 
 
@@ -177,5 +178,6 @@ def publish_load(
             now = time.monotonic() - started
             progress(Progress(window.sent, window.acknowledged, now, None, now - sent / rate))
     seconds = time.monotonic() - started
-    window.drain()
+    # Stopped: what the broker has not acknowledged within a second is given up.
+    window.drain(1.0 if stop.is_set() else 60.0)
     return PublishReport(window.sent, window.acknowledged, seconds)

@@ -86,8 +86,12 @@ class ChangeWatcher:
                         self._live = True
                     self._started.set()
                     while not self._stop.is_set():
-                        for notice in conn.notifies(timeout=1.0):
+                        # A short wait, and a look at `_stop` between notices: with data
+                        # arriving all the time, a stop must not wait for a quiet second.
+                        for notice in conn.notifies(timeout=0.2):
                             self._heard(notice.payload)
+                            if self._stop.is_set():
+                                break
             except psycopg.Error as error:
                 log.warning("change notices unavailable (%s); retrying", str(error).strip())
             finally:

@@ -140,5 +140,5 @@ def test_ctrl_c_stops_the_demo_within_seconds_while_a_live_stream_is_open(tmp_pa
     printed = log.read_text()
     assert code == 0, printed[-3000:]
     assert "Traceback" not in printed, printed[-3000:]
-    assert took < 3, f"Ctrl-C took {took:.1f} s with a live stream open"
+    assert took < 3, f"Ctrl-C took {took:.1f} s with a live stream open\n" + printed[-2500:]
     assert "gridwatch demo stopped." in printed
