@@ -15,7 +15,16 @@ import psycopg
 log = logging.getLogger("gridwatch.store.changes")
 
 CHANNEL = "gridwatch_changes"
-WATCHED = ("grids", "residents", "alerts", "hazard_reports", "hazard_events", "patrol_checkins")
+WATCHED = (
+    "grids",
+    "residents",
+    "alerts",
+    "hazard_reports",
+    "hazard_events",
+    "patrol_checkins",
+    "requests",
+    "request_events",
+)
 
 
 class ChangeWatcher:
