@@ -36,6 +36,7 @@ def run_requests_import(settings: Settings, args: argparse.Namespace) -> int:
     from gridwatch.imports.pipelines import import_work_orders_file, require_file
     from gridwatch.store.db import connect
     from gridwatch.store.migrate import migrate_for
+    from gridwatch.store.warnings import Notify
 
     require_file(args.file)  # before a database is started or migrated for nothing
     with Services(settings) as services, connect(services.database_url()) as conn:
@@ -45,6 +46,7 @@ def run_requests_import(settings: Settings, args: argparse.Namespace) -> int:
             args.file,
             zone=settings.zone,
             now=datetime.now(UTC),
+            notify=Notify(settings.topic_prefix, settings.alert_webhooks),
             progress=Progress("work orders"),
         )
     print(result.summary(args.file, "work orders"))

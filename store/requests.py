@@ -188,10 +188,13 @@ _FROM = sql.SQL("requests r LEFT JOIN grids g ON g.id = r.grid_id")
 
 @dataclass(frozen=True, slots=True)
 class Stored:
-    """A request as `open_requests` left it: `change` is new, updated or same."""
+    """A request as `open_requests` left it: `change` is new, updated or same; `new_text`
+    whether its description is one not stored before (a new request's, or an update's that
+    changed it): the text the keyword warnings are to read."""
 
     request: Request
     change: str
+    new_text: bool
 
 
 def open_requests(
@@ -254,7 +257,8 @@ def open_requests(
         ids = list(dict.fromkeys(intake.id for intake, _ in intakes))
         stored = {r.id: r for r in _select(conn, ids)}
     changes = {**dict.fromkeys(updated, "updated"), **dict.fromkeys(new, "new")}
-    return [Stored(stored[i], changes.get(i, "same")) for i in ids if i in stored]
+    retexted = {i for i, changed in updated.items() if changed} | set(new)
+    return [Stored(stored[i], changes.get(i, "same"), i in retexted) for i in ids if i in stored]
 
 
 def _row(intake: RequestIntake, placed: Placement, now: datetime) -> tuple:
@@ -287,9 +291,12 @@ def _row(intake: RequestIntake, placed: Placement, now: datetime) -> tuple:
     )
 
 
-def _update_stored(conn: psycopg.Connection, new: list[uuid.UUID], now: datetime) -> list:
+def _update_stored(
+    conn: psycopg.Connection, new: list[uuid.UUID], now: datetime
+) -> dict[uuid.UUID, bool]:
     """Apply the staged content to requests stored before (not those just inserted) where it
-    differs; a new due time moves the deadline of a request not yet escalated."""
+    differs; a new due time moves the deadline of a request not yet escalated. Returns the
+    updated ones, each with whether its description changed (`o`: the row as it was)."""
 
     given = {
         name: sql.SQL("coalesce({}, {})").format(
@@ -310,9 +317,10 @@ def _update_stored(conn: psycopg.Connection, new: list[uuid.UUID], now: datetime
                 deadline_at = CASE WHEN r.level <> 'grid' THEN r.deadline_at
                     WHEN r.status = ANY(%(waiting)s) THEN least(r.accept_by, {due})
                     ELSE {due} END
-            FROM (SELECT DISTINCT ON (id) * FROM {intake} ORDER BY id, n DESC) i
-            WHERE r.id = i.id AND NOT r.id = ANY(%(new)s) AND ({theirs}) IS DISTINCT FROM ({ours})
-            RETURNING r.id, r.status, r.level
+            FROM (SELECT DISTINCT ON (id) * FROM {intake} ORDER BY id, n DESC) i, requests o
+            WHERE r.id = i.id AND o.id = r.id AND NOT r.id = ANY(%(new)s)
+                AND ({theirs}) IS DISTINCT FROM ({ours})
+            RETURNING r.id, r.status, r.level, o.description IS DISTINCT FROM r.description
             """
         ).format(
             assignments=assignments, due=given["due_at"], intake=_INTAKE, theirs=theirs, ours=ours
@@ -325,9 +333,9 @@ def _update_stored(conn: psycopg.Connection, new: list[uuid.UUID], now: datetime
                 "INSERT INTO request_events (request_id, at, action, from_status, to_status, "
                 "actor, note, level) VALUES (%s, %s, 'update', %s, %s, 'gridwatch', "
                 "'a later copy from its source', %s)",
-                [(rid, now, status, status, level) for rid, status, level in rows],
+                [(rid, now, status, status, level) for rid, status, level, _ in rows],
             )
-    return [rid for rid, _, _ in rows]
+    return {rid: changed for rid, _, _, changed in rows}
 
 
 def _select(conn: psycopg.Connection, ids: Sequence[uuid.UUID]) -> list[Request]:

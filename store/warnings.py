@@ -2,7 +2,8 @@
 warnings layer.
 
 `record_warnings` is the one hook every way a text comes in calls (patrol and visit notes
-and hazard descriptions from MQTT and HTTP; requests' descriptions when they come): it scans
+and hazard descriptions from MQTT and HTTP; requests' descriptions from Open311, 12345
+imports and the simulators, in the transaction that stores them): it scans
 the texts with the active library's automaton, stores one warning per category hit at its
 level, and queues each level-2 warning for the community level (MQTT and webhooks, through
 the alert outbox), all in the caller's transaction."""
@@ -32,6 +33,7 @@ from gridwatch.store.filters import Filters, where_columns, where_filters
 from gridwatch.store.keywords import LibraryMatchers
 from gridwatch.store.outbox import write_warning_outbox
 from gridwatch.store.paging import Page, fetch_page
+from gridwatch.store.requests import Stored
 
 _LOCK_CLASS = 0x6777000C  # advisory locks per (grid, category): one writer counts at a time
 
@@ -133,6 +135,25 @@ def hazard_text(report: HazardReport, grid_id: int | None) -> ScannedText:
         report.lon,
         report.lat,
     )
+
+
+def request_texts(stored: Sequence[Stored]) -> list[ScannedText]:
+    """The descriptions `open_requests` stored that were not stored before, as scanned: a
+    new request's, or a later copy's (a 12345 export again) whose text changed; one stored
+    as it was is not read again. A request waiting in a street's queue counts in the street."""
+    return [
+        ScannedText(
+            "request",
+            str(s.request.id),
+            s.request.description,
+            s.request.grid_id,
+            s.request.requested_at,
+            s.request.lon,
+            s.request.lat,
+        )
+        for s in stored
+        if s.new_text
+    ]
 
 
 def warning_message(row: WarningRow) -> dict:

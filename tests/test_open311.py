@@ -247,3 +247,25 @@ def test_a_device_reads_back_only_what_it_posted_and_workers_only_their_grids(ap
             revoke_user(conn, tokens.names["worker_b"], now=NOW)
         server.state.forget_tokens()
         assert worker_b.post(f"/requests/{rid}/accept").status_code == 401
+
+
+def test_a_posted_dispute_phrase_is_a_warning_stored_with_the_request(api):
+    """The description goes through the keyword hook as it is stored: a warning of source
+    `request` naming the request, in its grid; a quiet text makes none."""
+    server, tokens, url = api
+    lon, lat = _inside(url, GRID_A)
+    ids = []
+    for text in ("邻居吵架，已经动手了", "楼上每晚装修到十二点"):  # noqa: RUF001
+        posted = _post(
+            server,
+            {"api_key": tokens.device, "service_code": "dispute", "lat": str(lat),
+             "long": str(lon), "description": text},
+        )  # fmt: skip
+        assert posted.status_code == 201, posted.text
+        ids.append(posted.json()[0]["service_request_id"])
+    with psycopg.connect(url) as conn:
+        warnings = conn.execute(
+            "SELECT w.source_id, w.category, w.level, w.keywords, g.code FROM warnings w "
+            "JOIN grids g ON g.id = w.grid_id WHERE w.source = 'request'"
+        ).fetchall()
+    assert warnings == [(ids[0], "邻里纠纷", 1, ["邻居吵架"], GRID_A)]
