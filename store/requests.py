@@ -36,6 +36,7 @@ from gridwatch.store.paging import Page, fetch_page
 
 _LOCK_KEY = 0x67770006  # one request escalation at a time across `gridwatch alerts` processes
 _HOTLINE_IDS = uuid.UUID("6b3f2a10-0c5e-5d45-9b3c-123450012345")  # uuid5 namespace of 12345 orders
+_WARNING_IDS = uuid.UUID("6b3f2a10-0c5e-5d45-9b3c-00000000000c")  # of level-2 warnings' cases
 AUDIT_PREFIX = "request:"
 """Reads of a requester's contact in clear are audited as those of residents are, under the
 id `request:<id>` (personal_data_audit holds people's ids of every kind)."""
@@ -44,6 +45,11 @@ id `request:<id>` (personal_data_audit holds people's ids of every kind)."""
 def hotline_id(order_number: str) -> uuid.UUID:
     """The request id of a 12345 work order: the same number, the same request."""
     return uuid.uuid5(_HOTLINE_IDS, order_number)
+
+
+def warning_case_id(warning_id: int) -> uuid.UUID:
+    """The id of the case a level-2 warning opens: one warning, one case."""
+    return uuid.uuid5(_WARNING_IDS, str(warning_id))
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +114,7 @@ class Placement:
     grid_id: int | None
     queued: bool
     note: str | None = None  # why it waits in the queue
+    level: str | None = None  # the level it starts at; None: the grid's, or the street's queue
 
 
 def place_request(intake: RequestIntake, catalog: GridCatalog, point_grid: int | None) -> Placement:
@@ -283,7 +290,7 @@ def _row(intake: RequestIntake, placed: Placement, now: datetime) -> tuple:
         intake.requested_at or intake.received_at,
         intake.received_at,
         status,
-        "street" if placed.queued else "grid",
+        placed.level or ("street" if placed.queued else "grid"),
         clocks.accept_by,
         clocks.due_at,
         clocks.deadline_at,
