@@ -21,15 +21,16 @@ from gridwatch.api.disclosure import (
     record_reads_apart,
     shown_in_clear,
 )
-from gridwatch.api.features import alert_feature, event_json
+from gridwatch.api.features import alert_feature, event_json, warning_event_json
 from gridwatch.api.http_errors import BadRequest
 from gridwatch.api.responses import GeoJSONResponse, dumps
 from gridwatch.api.runtime import ApiState, Conn, State
-from gridwatch.api.stream import events_between
+from gridwatch.api.stream import AlertEvent, events_between
 from gridwatch.errors import GridwatchError
 from gridwatch.maps.tiles import display_transform
 from gridwatch.store.alerts import acknowledge_alert, get_alert, resolve_alert
 from gridwatch.store.users import Principal
+from gridwatch.store.warnings import WarningRow, warnings_between
 
 router = APIRouter(tags=["alerts"])
 
@@ -170,7 +171,7 @@ async def stream(
     request: Request,
     principal: Reader,
     state: State,
-    last_event_id: Annotated[str | None, Header(max_length=32)] = None,
+    last_event_id: Annotated[str | None, Header(max_length=48)] = None,
     after: Annotated[
         int | None,
         Query(ge=0, le=2**62, description="like Last-Event-ID, for clients that cannot set it"),
@@ -178,31 +179,47 @@ async def stream(
     crs: Annotated[
         Literal["wgs84", "gcj02"], Query(description="positions for GCJ-02 map tiles")
     ] = "wgs84",
+    warnings: Annotated[
+        bool,
+        Query(description="also level-2 dispute warnings (`event: warning`); ids become A.W"),
+    ] = False,
+    after_warning: Annotated[
+        int | None,
+        Query(ge=0, le=2**62, description="with `warnings`: the warning id to resume after"),
+    ] = None,
 ):
     """Each event: `id:` the alert_events id, `event: alert`, `data:` JSON. Events are in
     id order; a client that reconnects with the last id it saw misses none and sees none
     twice. Only alerts of the caller's grids are sent. The caller is looked up again every
     few seconds: the stream ends when their token is revoked or their role changes, and
-    follows their grids when those change."""
-    resume = after
-    if last_event_id is not None:
-        try:
-            resume = int(last_event_id)
-        except ValueError:
-            raise BadRequest("Last-Event-ID must be an event id (an integer)") from None
-        if not 0 <= resume <= 2**62:
-            raise BadRequest("Last-Event-ID is out of range")
+    follows their grids when those change.
+
+    With `warnings=true` the level-2 dispute warnings of the caller's grids come too, as
+    `event: warning` (the fields MQTT and webhooks receive, with `grid`, `lon`, `lat`), and
+    every id is `A.W`: the last alert event and the last warning the stream has passed, so
+    that Last-Event-ID resumes both."""
+    resume, resume_warning = _resume_ids(last_event_id, after, after_warning)
     feed = state.feed
     viewer = StreamViewer(request, principal, stream_recheck_s(state.settings))
     display = display_transform(crs)
+    at = {"alert": 0, "warning": 0}  # the stream's position in each kind
+
+    def frame_id(kind: str, row_id: int) -> str:
+        at[kind] = row_id
+        return f"{at['alert']}.{at['warning']}" if warnings else str(row_id)
 
     def frame(event) -> bytes:
+        if isinstance(event, WarningRow):
+            data = dumps(warning_event_json(event, viewer.principal, display)).decode()
+            return f"id: {frame_id('warning', event.id)}\nevent: warning\ndata: {data}\n\n".encode()
         data = dumps(event_json(event, viewer.principal, display)).decode()
-        return f"id: {event.id}\nevent: alert\ndata: {data}\n\n".encode()
+        return f"id: {frame_id('alert', event.id)}\nevent: alert\ndata: {data}\n\n".encode()
 
     async def audited(events: list) -> bytes:
         """Frames of `events`, sent only once the audit holds whose names they show."""
-        shown = shown_in_clear(viewer.principal, events, alert_resident)
+        shown = shown_in_clear(
+            viewer.principal, [e for e in events if isinstance(e, AlertEvent)], alert_resident
+        )
         if shown:
             await anyio.to_thread.run_sync(
                 record_reads_apart,
@@ -214,11 +231,11 @@ async def stream(
             )
         return b"".join(frame(event) for event in events)
 
-    async def missed(after: int, upto: int):
+    async def missed(read, after: int, upto: int):
         """What the client missed, a page at a time (the history can be long)."""
         while await viewer.still_allowed():
             page = await anyio.to_thread.run_sync(
-                _missed, state, after, upto, viewer.scope, limiter=state.db_limiter
+                read, state, after, upto, viewer.scope, limiter=state.db_limiter
             )
             if page:
                 yield await audited(page)
@@ -230,15 +247,25 @@ async def stream(
         queue = feed.subscribe()
         try:
             floor = feed.watermark
+            warning_floor = feed.warning_watermark
             # A comment, never an `event:` without data: clients that parse every event
             # line (not only complete events) have nothing to trip on.
-            after = floor if resume is None else resume
-            yield f"retry: 3000\n: gridwatch alert stream, after event {after}\n\n".encode()
+            at["alert"] = floor if resume is None else resume
+            at["warning"] = warning_floor if resume_warning is None else resume_warning
+            start = f"{at['alert']}.{at['warning']}" if warnings else str(at["alert"])
+            yield f"retry: 3000\n: gridwatch alert stream, after event {start}\n\n".encode()
             if resume is not None and resume < floor:
-                async for frames in missed(resume, floor):
+                async for frames in missed(_missed, resume, floor):
                     yield frames
             if resume is not None:
                 floor = max(floor, resume)
+            at["alert"] = floor
+            if warnings and resume_warning is not None and resume_warning < warning_floor:
+                async for frames in missed(_missed_warnings, resume_warning, warning_floor):
+                    yield frames
+            if resume_warning is not None:
+                warning_floor = max(warning_floor, resume_warning)
+            at["warning"] = warning_floor
             quiet_since = time.monotonic()
             while True:
                 wait = min(
@@ -252,12 +279,17 @@ async def stream(
                     return
                 if event is None:  # fell behind; the client reconnects and catches up
                     return
-                if event is _NOTHING or event.id <= floor:
+                is_warning = isinstance(event, WarningRow)
+                passed = warning_floor if is_warning else floor
+                if event is _NOTHING or event.id <= passed or (is_warning and not warnings):
                     if time.monotonic() - quiet_since >= KEEPALIVE_S:
                         quiet_since = time.monotonic()
                         yield b": keepalive\n\n"
                     continue
-                floor = event.id
+                if is_warning:
+                    warning_floor = event.id
+                else:
+                    floor = event.id
                 if viewer.principal.sees_grid(event.grid_id):
                     quiet_since = time.monotonic()
                     yield await audited([event])
@@ -271,9 +303,31 @@ async def stream(
     )
 
 
+def _resume_ids(
+    last_event_id: str | None, after: int | None, after_warning: int | None
+) -> tuple[int | None, int | None]:
+    """Where a stream resumes, in alert events and in warnings: Last-Event-ID (`A` or `A.W`)
+    before the query's `after` and `after_warning`."""
+    if last_event_id is None:
+        return after, after_warning
+    alert_part, dot, warning_part = last_event_id.partition(".")
+    try:
+        ids = [int(alert_part), int(warning_part) if dot else None]
+    except ValueError:
+        raise BadRequest("Last-Event-ID must be an event id (an integer, or A.W)") from None
+    if not all(0 <= i <= 2**62 for i in ids if i is not None):
+        raise BadRequest("Last-Event-ID is out of range")
+    return ids[0], ids[1] if dot else after_warning
+
+
 _NOTHING = object()  # no event came while the stream waited
 
 
 def _missed(state, after: int, upto: int, scope):
     with state.pool.connection() as conn:
         return events_between(conn, after, upto, scope=scope, limit=REPLAY_PAGE)
+
+
+def _missed_warnings(state, after: int, upto: int, scope):
+    with state.pool.connection() as conn:
+        return warnings_between(conn, after, upto, level=2, scope=scope, limit=REPLAY_PAGE)

@@ -11,7 +11,6 @@ from datetime import datetime, timedelta
 from functools import partial
 from typing import Annotated, Any, Literal, overload
 
-import anyio
 from fastapi import APIRouter, Path, Query, Request
 
 from gridwatch.api.auth import Reader, ensure_visible, sees_personal_data
@@ -41,7 +40,13 @@ from gridwatch.api.layer_cache import (
     conditional,
     feature_collection,
 )
-from gridwatch.api.params import decode_cursor, encode_cursor, parse_bbox, parse_datetime
+from gridwatch.api.params import (
+    decode_cursor,
+    decode_offset,
+    encode_cursor,
+    parse_bbox,
+    parse_datetime,
+)
 from gridwatch.api.privacy import coarse_bbox
 from gridwatch.api.requests import request_answer, shown_requesters, visible_request
 from gridwatch.api.responses import GeoJSONResponse, JSONResponse, JSONSchemaResponse, dumps
@@ -416,22 +421,18 @@ async def grid_items(
     check_params(request, COMMON_PARAMS | {"level", "grid"})
     box = parse_bbox(bbox)
     size = page_size(state, limit)
-    offset = (decode_cursor(cursor, (int,)) or [0])[0]
-    if offset < 0:
-        raise BadRequest("cursor is not one this server issued (take it from a 'next' link)")
+    offset = decode_offset(cursor)
     start, end = _checkin_window(state, datetime_)
     layer = state.kept_grid_layer(start, end)
     if layer is None:
-        layer = await anyio.to_thread.run_sync(
-            _read_grid_layer, state, start, end, limiter=state.db_limiter
-        )
+        layer = await state.in_db_thread(_read_grid_layer, state, start, end)
 
     # The caller's grids are part of the key: an answer is never served to another scope.
     def make() -> Body:
         return _grid_page(request, principal, layer, box, size, offset, level, grid)
 
     key = (layer.serial, principal.grid_ids, str(request.url))
-    body = state.grid_bodies.get_or_make(key, make) if layer.kept else make()
+    body = state.grid_bodies.answer(layer, key, make)
     return conditional(request, body, GeoJSONResponse.media_type)
 
 
@@ -553,20 +554,16 @@ async def hazard_items(
         level=level,
     )
     size = page_size(state, limit)
-    layer = state.kept_hazard_layer()
-    if layer is None and state.keeps_layers():
-        layer = await anyio.to_thread.run_sync(_read_hazard_layer, state, limiter=state.db_limiter)
+    layer = await state.current_layer(state.kept_hazard_layer, _read_hazard_layer)
     if layer is None:  # nothing kept: the database answers
-        return await anyio.to_thread.run_sync(
-            _hazards_from_db, state, request, ask, size, limiter=state.db_limiter
-        )
+        return await state.in_db_thread(_hazards_from_db, state, request, ask, size)
     kept = layer
 
     def make() -> Body:
         return _hazard_page(request, kept, ask(kept.catalog), size)
 
     key = (layer.serial, principal.grid_ids, str(request.url))
-    body = state.grid_bodies.get_or_make(key, make) if layer.kept else make()
+    body = state.grid_bodies.answer(layer, key, make)
     return conditional(request, body, GeoJSONResponse.media_type)
 
 
@@ -792,20 +789,16 @@ async def alert_items(
         kind=kind,
     )
     size = page_size(state, limit)
-    layer = state.kept_alert_layer()
-    if layer is None and state.keeps_layers():
-        layer = await anyio.to_thread.run_sync(_read_alert_layer, state, limiter=state.db_limiter)
+    layer = await state.current_layer(state.kept_alert_layer, _read_alert_layer)
     if layer is None:  # nothing kept: the database answers
-        return await anyio.to_thread.run_sync(
-            _alerts_from_db, state, request, principal, ask, size, limiter=state.db_limiter
-        )
+        return await state.in_db_thread(_alerts_from_db, state, request, principal, ask, size)
     kept = layer
 
     def make() -> Body:
         return _alert_page(request, principal, kept, ask(kept.catalog), size)
 
     key = (layer.serial, principal.role, principal.grid_ids, str(request.url))
-    body = state.answers.get_or_make(key, make) if layer.kept else make()
+    body = state.answers.answer(layer, key, make)
     await state.reads.record(principal, request, list(body.disclosed))
     return conditional(request, body, GeoJSONResponse.media_type)
 

@@ -5,7 +5,7 @@ routes (/alerts/{id}/ack, /hazards/{id}/resolve, …)."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Annotated
 from urllib.parse import urlencode
 
@@ -16,13 +16,23 @@ from shapely.geometry import mapping
 
 from gridwatch.api.auth import PageViewer, Reader
 from gridwatch.api.collections import get_visible_alert, get_visible_hazard
-from gridwatch.api.coverage import rows_for
+from gridwatch.api.coverage import CoverageRow, rows_for
+from gridwatch.api.desk import (
+    AwaitingHomes,
+    DeskFigures,
+    DeskParts,
+    awaiting_homes,
+    kept_homes,
+    parts_for,
+    read_desk,
+)
 from gridwatch.api.disclosure import alert_resident, record_reads, shown_in_clear
 from gridwatch.api.features import person
 from gridwatch.api.hazards import (
     CategoryQ,
     FromQ,
     GridQ,
+    LedgerAsk,
     SortQ,
     StatusQ,
     ToQ,
@@ -31,9 +41,10 @@ from gridwatch.api.hazards import (
     ledger_rows,
 )
 from gridwatch.api.http_errors import BadRequest
+from gridwatch.api.layer_cache import Body, conditional
 from gridwatch.api.map_pages import PAGE_HEADERS, page_context
 from gridwatch.api.requests import DISPATCHERS, visible_request
-from gridwatch.api.responses import JSONResponse
+from gridwatch.api.responses import JSONResponse, dumps
 from gridwatch.api.runtime import ApiState, Conn, State
 from gridwatch.cases.hazards import TRANSITIONS, is_overdue
 from gridwatch.cases.ledger import CATEGORIES as LEDGER_CATEGORIES
@@ -56,7 +67,7 @@ from gridwatch.store.alerts import (
 )
 from gridwatch.store.filters import Filters, local_day_bounds
 from gridwatch.store.grids import GridCatalog
-from gridwatch.store.hazards import hazard_days, hazard_events
+from gridwatch.store.hazards import HazardDay, hazard_days, hazard_events
 from gridwatch.store.homes import home_week
 from gridwatch.store.requests import request_events
 from gridwatch.store.residents import awaiting_installation, get_resident
@@ -92,37 +103,93 @@ def _scope(principal: Principal) -> list[int] | None:
 def desk_summary(
     conn, state: ApiState, principal: Principal, request: Request, kind: str | None = None
 ) -> dict:
-    """What the desk shows: counts that matter now, the last 14 days, the live list."""
-    t = texts_for(state.settings.lang)
-    now = state.now()
+    """What the desk shows: counts that matter now, the last 14 days, the live list; from the
+    kept figures when the app keeps them (api/desk.py), else from the database."""
+    if state.keeps_layers():
+        figures = _desk_figures(conn, state, _desk_days(state, state.now()))
+        homes = awaiting_homes(conn, figures, state.readings_version())
+        summary, parts = _kept_summary(state, principal, figures, homes, kind)
+    else:
+        summary, parts = _summary_from_db(conn, state, principal, kind)
+    record_reads(conn, principal, request, shown_in_clear(principal, parts.live, alert_resident))
+    return summary
+
+
+def _desk_days(state: ApiState, now: datetime) -> tuple[date, date]:
+    """The trend's first day and today, in the district's zone."""
     today = now.astimezone(state.zone).date()
+    return today - timedelta(days=TREND_DAYS - 1), today
+
+
+def _desk_figures(conn, state: ApiState, days: tuple[date, date]) -> DeskFigures:
+    return state.desk_figures(
+        conn, days, lambda conn, catalog, kept: read_desk(conn, state, catalog, days, kept=kept)
+    )
+
+
+def _kept_summary(
+    state: ApiState,
+    principal: Principal,
+    figures: DeskFigures,
+    homes: AwaitingHomes,
+    kind: str | None,
+) -> tuple[dict, DeskParts]:
+    """The summary from kept figures; `now` in it is when they were read (they hold since)."""
+    parts = parts_for(figures, homes, principal, kind, LIVE_ROWS)
+    summary = _summary(state, principal, figures.catalog, parts, figures.made_at, figures.days)
+    return summary, parts
+
+
+def _summary_from_db(conn, state: ApiState, principal: Principal, kind: str | None):
+    """The summary from the database, for an app that keeps nothing."""
+    now = state.now()
+    days = _desk_days(state, now)
     scope = _scope(principal)
     catalog = state.catalog(conn)
     leaves = [
         g.id for g in catalog.grids if principal.sees_grid(g.id) and not catalog.children.get(g.id)
     ]
-    counts = state.grid_counts(conn, *local_day_bounds(today, state.zone))
-    tally = open_alert_tally(conn, scope=scope)
-    rows = alert_page(
-        conn,
-        Filters(scope=scope),
-        limit=LIVE_ROWS,
-        statuses=["open", "acknowledged"],
-        kind=kind,
-    ).rows
-    record_reads(conn, principal, request, shown_in_clear(principal, rows, alert_resident))
+    counts = state.grid_counts(conn, *local_day_bounds(days[1], state.zone))
+    start = local_day_bounds(days[0], state.zone)[0]
+    end = local_day_bounds(days[1], state.zone)[1]
+    cover = state.coverage.get(conn, state, days[1])
+    parts = DeskParts(
+        tally=open_alert_tally(conn, scope=scope),
+        open_hazards=sum(counts[g].open_hazards for g in leaves if g in counts),
+        overdue_hazards=sum(counts[g].overdue_hazards for g in leaves if g in counts),
+        awaiting_installation=awaiting_installation(conn, scope=scope),
+        coverage=rows_for(catalog, cover, leaves),
+        alerts_opened=alerts_opened_daily(conn, scope=scope, start=start, end=end, zone=state.zone),
+        hazard_days=hazard_days(conn, scope=scope, start=start, end=end, zone=state.zone),
+        live=alert_page(
+            conn,
+            Filters(scope=scope),
+            limit=LIVE_ROWS,
+            statuses=["open", "acknowledged"],
+            kind=kind,
+        ).rows,
+    )
+    return _summary(state, principal, catalog, parts, now, days), parts
+
+
+def _summary(
+    state: ApiState,
+    principal: Principal,
+    catalog: GridCatalog,
+    parts: DeskParts,
+    now: datetime,
+    days: tuple[date, date],
+) -> dict:
+    t = texts_for(state.settings.lang)
     return {
         "now": now,
         "zone": state.zone.key,
-        "alerts": _alert_counts(t, tally),
-        "hazards": {
-            "open": sum(counts[g].open_hazards for g in leaves if g in counts),
-            "overdue": sum(counts[g].overdue_hazards for g in leaves if g in counts),
-        },
-        "awaiting_installation": awaiting_installation(conn, scope=scope),
-        "coverage": _coverage_today(conn, state, catalog, leaves, today),
-        "trend": _trend(conn, state, scope, today),
-        "live": [live_item(t, state, principal, row) for row in rows],
+        "alerts": _alert_counts(t, parts.tally),
+        "hazards": {"open": parts.open_hazards, "overdue": parts.overdue_hazards},
+        "awaiting_installation": parts.awaiting_installation,
+        "coverage": _coverage(catalog, parts.coverage),
+        "trend": _trend(state, days[0], parts.alerts_opened, parts.hazard_days),
+        "live": [live_item(t, state, principal, row) for row in parts.live],
     }
 
 
@@ -154,9 +221,7 @@ def _alert_counts(t: dict, tally) -> dict:
     }
 
 
-def _coverage_today(conn, state: ApiState, catalog: GridCatalog, leaves: list[int], today):
-    cover = state.coverage.get(conn, state, today)
-    rows = rows_for(catalog, cover, leaves)
+def _coverage(catalog: GridCatalog, rows: list[CoverageRow]) -> dict:
     area = sum(catalog.by_id[r.grid_id].area_m2 for r in rows) or 1.0
     share = sum(r.covered_share * catalog.by_id[r.grid_id].area_m2 for r in rows) / area
     return {
@@ -170,12 +235,9 @@ def _coverage_today(conn, state: ApiState, catalog: GridCatalog, leaves: list[in
     }
 
 
-def _trend(conn, state: ApiState, scope, today) -> list[dict]:
-    first = today - timedelta(days=TREND_DAYS - 1)
-    start = local_day_bounds(first, state.zone)[0]
-    end = local_day_bounds(today, state.zone)[1]
-    alerts = alerts_opened_daily(conn, scope=scope, start=start, end=end, zone=state.zone)
-    hazards = hazard_days(conn, scope=scope, start=start, end=end, zone=state.zone)
+def _trend(
+    state: ApiState, first: date, alerts: dict[date, int], hazards: dict[date, HazardDay]
+) -> list[dict]:
     c = texts_for(state.settings.lang)["console"]
     days = []
     for n in range(TREND_DAYS):
@@ -216,18 +278,67 @@ def live_item(t: dict, state: ApiState, principal: Principal, row: AlertRow) -> 
     }
 
 
-@router.get("/console/summary.json", response_class=JSONResponse, summary="The desk's figures")
-def summary_json(
+@router.get(
+    "/console/summary.json",
+    response_class=JSONResponse,
+    summary="The desk's figures",
+    responses={304: {"description": "the client's copy (If-None-Match) is current"}},
+)
+async def summary_json(
     request: Request,
     principal: Reader,
-    conn: Conn,
     state: State,
     kind: Annotated[str | None, Query(max_length=40)] = None,
 ):
     """Open alerts by kind and level, open and overdue hazards, homes awaiting installation,
     today's patrol coverage, the last 14 days and the newest open alerts, of the caller's
-    grids (residents masked as on every read)."""
-    return JSONResponse(desk_summary(conn, state, principal, request, kind))
+    grids (residents masked as on every read). Kept between changes, per role and grids; `now`
+    is when the figures were read (they hold until a change, a hazard falling overdue or
+    midnight); every answer that shows a resident in clear is recorded, kept or not."""
+    days = _desk_days(state, state.now())
+    found = _kept_now(state, days)
+    if found is None and not state.keeps_layers():  # nothing kept: the database answers
+        return await state.in_db_thread(_summary_response, state, request, principal, kind)
+    if found is None:
+        found = await state.in_db_thread(_read_kept, state, days)
+    figures, homes = found
+
+    def make() -> Body:
+        summary, parts = _kept_summary(state, principal, figures, homes, kind)
+        return Body.of(
+            dumps(summary),
+            compress=True,
+            valid_until=figures.valid_until,
+            disclosed=shown_in_clear(principal, parts.live, alert_resident),
+        )
+
+    key = ("desk", figures.serial, homes.serial, principal.role, principal.grid_ids, kind)
+    body = state.answers.answer(figures, key, make, state.now())
+    await state.reads.record(principal, request, list(body.disclosed))
+    return conditional(request, body, JSONResponse.media_type)
+
+
+def _kept_now(state: ApiState, days: tuple[date, date]) -> tuple[DeskFigures, AwaitingHomes] | None:
+    """The kept figures and homes if both are current: no database needed."""
+    figures = state.kept_desk(days)
+    homes = None if figures is None else kept_homes(figures, state.readings_version())
+    return None if figures is None or homes is None else (figures, homes)
+
+
+def _read_kept(state: ApiState, days: tuple[date, date]) -> tuple[DeskFigures, AwaitingHomes]:
+    with state.pool.connection() as conn:
+        figures = _desk_figures(conn, state, days)
+        return figures, awaiting_homes(conn, figures, state.readings_version())
+
+
+def _summary_response(
+    state: ApiState, request: Request, principal: Principal, kind: str | None
+) -> JSONResponse:
+    with state.pool.connection() as conn:
+        summary, parts = _summary_from_db(conn, state, principal, kind)
+        shown = shown_in_clear(principal, parts.live, alert_resident)
+        record_reads(conn, principal, request, shown)
+    return JSONResponse(summary)
 
 
 @router.get("/console", response_class=HTMLResponse, summary="The duty desk (值班台)")
@@ -466,22 +577,20 @@ def ledger_view(
         raise BadRequest(f"level must be one of {', '.join(LEVELS)}")
     if overdue and overdue not in ("true", "false"):
         raise BadRequest("overdue must be true or false")
-    rows, matched = ledger_rows(
-        conn,
-        state,
-        principal,
-        grid=grid or None,
-        kind=kind or None,
+    if kind and kind not in KINDS:
+        raise BadRequest(f"kind must be one of {', '.join(KINDS)}")
+    ask = LedgerAsk(
+        kind="request" if kind == "request" else "hazard" if kind else None,
         level=level or None,
+        grid=grid or None,
         overdue=None if not overdue else overdue == "true",
         status=status or None,
         category=category or None,
         from_=from_ or None,
         to=to or None,
         sort=sort or None,
-        limit=LEDGER_PAGE,
-        offset=offset,
     )
+    rows, matched = ledger_rows(conn, state, principal, ask, limit=LEDGER_PAGE, offset=offset)
     now = state.now()
     catalog = state.catalog(conn)
     columns = dict(zip(LEDGER_COLUMNS, _ledger_headings(t), strict=True))

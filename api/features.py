@@ -31,7 +31,7 @@ from gridwatch.store.hazards import Hazard, HazardEvent
 from gridwatch.store.requests import Request
 from gridwatch.store.residents import ResidentRecord
 from gridwatch.store.users import Principal
-from gridwatch.store.warnings import WarningRow
+from gridwatch.store.warnings import WarningRow, warning_message
 
 COORDINATE_DIGITS = 7  # about 1 cm: more digits only add bytes
 
@@ -287,6 +287,18 @@ def event_json(event: AlertEvent, principal: Principal, display=None) -> dict:
         "lon": lon,
         "lat": lat,
     }
+
+
+def warning_event_json(row: WarningRow, principal: Principal, display=None) -> dict:
+    """One level-2 warning on the live stream: what MQTT and webhooks receive of it, with its
+    grid and position (placed as on the warnings layer; `display` converts it for the map's
+    tiles)."""
+    lon, lat = row.lon, row.lat
+    if row.resident_id is not None and not sees_personal_data(principal, row.grid_id):
+        lon, lat = coarse_position(lon, lat)
+    if display is not None and lon is not None:
+        lon, lat = display(lon, lat)
+    return {**warning_message(row), "grid": row.grid_code, "lon": lon, "lat": lat}
 
 
 def request_feature(case: Request, now: datetime, *, clear: bool, events=None) -> dict:

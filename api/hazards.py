@@ -11,8 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Annotated, Literal
 
-import anyio
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import Response
 
 from gridwatch.api.auth import Reader
@@ -22,7 +21,7 @@ from gridwatch.api.coverage import parse_day
 from gridwatch.api.features import hazard_feature
 from gridwatch.api.http_errors import BadRequest
 from gridwatch.api.layer_cache import Body, LedgerLayer, conditional
-from gridwatch.api.params import decode_cursor, encode_cursor
+from gridwatch.api.params import decode_offset, encode_cursor
 from gridwatch.api.responses import GeoJSONResponse, JSONResponse, dumps
 from gridwatch.api.runtime import ApiState, Conn, State
 from gridwatch.cases.ledger import CATEGORIES as LEDGER_CATEGORIES
@@ -154,6 +153,25 @@ SortQ = Annotated[
 LEDGER_PARAMS = {"kind", "level", "grid", "overdue", "status", "category", "from", "to", "sort"}
 
 
+@dataclass(frozen=True, slots=True)
+class LedgerAsk:
+    """The filters of /ledger as asked, not yet checked: both ledger routes take them from the
+    query string (a dependency), the console's form asks the same."""
+
+    kind: KindQ = None
+    level: LevelQ = None
+    grid: GridQ = None
+    overdue: OverdueQ = None
+    status: StatusQ = None
+    category: CategoryQ = None
+    from_: FromQ = None
+    to: ToQ = None
+    sort: SortQ = None
+
+
+LedgerFilters = Annotated[LedgerAsk, Depends()]
+
+
 def _listed(text: str | None, known: tuple[str, ...], what: str) -> list[str] | None:
     """A comma list checked against `known`; None when empty."""
     if not text:
@@ -192,22 +210,21 @@ class _LedgerQuery:
         )
 
 
-def _ledger_query(
-    state: ApiState, *, grid, kind, level, overdue, status, category, from_, to, sort
-) -> _LedgerQuery:
+def _ledger_query(state: ApiState, ask: LedgerAsk) -> _LedgerQuery:
+    sort = ask.sort
     if sort and sort.removeprefix("-") not in LEDGER_ORDERS:
         raise BadRequest(f"sort must be one of {', '.join(LEDGER_ORDERS)}, '-' first to reverse")
-    first = local_day_bounds(parse_day(from_, state), state.zone)[0] if from_ else None
-    last = local_day_bounds(parse_day(to, state), state.zone)[1] if to else None
-    if kind is not None and kind not in KINDS:
+    first = local_day_bounds(parse_day(ask.from_, state), state.zone)[0] if ask.from_ else None
+    last = local_day_bounds(parse_day(ask.to, state), state.zone)[1] if ask.to else None
+    if ask.kind is not None and ask.kind not in KINDS:
         raise BadRequest(f"kind must be one of {', '.join(KINDS)}")
     return _LedgerQuery(
-        grid,
-        kind,
-        level,
-        overdue,
-        _listed(status, LEDGER_STATUSES, "status"),
-        _listed(category, LEDGER_CATEGORIES, "category"),
+        ask.grid,
+        ask.kind,
+        ask.level,
+        ask.overdue,
+        _listed(ask.status, LEDGER_STATUSES, "status"),
+        _listed(ask.category, LEDGER_CATEGORIES, "category"),
         first,
         last - timedelta(microseconds=1) if last else None,
         sort,
@@ -215,35 +232,10 @@ def _ledger_query(
 
 
 def ledger_rows(
-    conn,
-    state: ApiState,
-    principal: Principal,
-    *,
-    grid=None,
-    kind=None,
-    level=None,
-    overdue=None,
-    status=None,
-    category=None,
-    from_=None,
-    to=None,
-    sort=None,
-    limit,
-    offset,
-):
+    conn, state: ApiState, principal: Principal, ask: LedgerAsk, *, limit: int, offset: int
+) -> tuple[list[LedgerRow], int]:
     """The ledger rows the caller may see with the filters of /ledger, (rows, matched)."""
-    q = _ledger_query(
-        state,
-        grid=grid,
-        kind=kind,
-        level=level,
-        overdue=overdue,
-        status=status,
-        category=category,
-        from_=from_,
-        to=to,
-        sort=sort,
-    )
+    q = _ledger_query(state, ask)
     return _ledger_rows(conn, state, principal, q, limit=limit, offset=offset)
 
 
@@ -286,10 +278,7 @@ def _kept_rows(layer: LedgerLayer, principal: Principal, q: _LedgerQuery) -> lis
 
 async def _ledger_layer(state: ApiState) -> LedgerLayer | None:
     """The kept ledger, read now if it is to be kept; None when nothing is kept."""
-    layer = state.kept_ledger()
-    if layer is None and state.keeps_layers():
-        layer = await anyio.to_thread.run_sync(_read_ledger, state, limiter=state.db_limiter)
-    return layer
+    return await state.current_layer(state.kept_ledger, _read_ledger)
 
 
 def _read_ledger(state: ApiState) -> LedgerLayer:
@@ -297,8 +286,26 @@ def _read_ledger(state: ApiState) -> LedgerLayer:
         return state.ledger_layer(conn)
 
 
-def _answer(state: ApiState, layer: LedgerLayer, key: tuple, make: Callable[[], Body]) -> Body:
-    return state.answers.get_or_make(key, make, state.now()) if layer.kept else make()
+def _kept_body(layer: LedgerLayer, content: bytes, shown: list[LedgerRow], now: datetime) -> Body:
+    """An answer that shows `shown` as of `now`: the answer until the ledger changes or the
+    hours late it shows do."""
+    until = _sooner(layer.valid_until, figures_change(shown, now))
+    return Body.of(content, compress=True, valid_until=until)
+
+
+def _kept_answer(
+    request: Request,
+    state: ApiState,
+    principal: Principal,
+    layer: LedgerLayer,
+    make: Callable[[], Body],
+    media_type: str,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    """`make`'s answer from the kept ledger, kept for this caller's grids and URL."""
+    key = (layer.serial, principal.grid_ids, str(request.url))
+    body = state.answers.answer(layer, key, make, state.now())
+    return conditional(request, body, media_type, headers)
 
 
 def figures_change(rows: Iterable[LedgerRow], now: datetime) -> datetime | None:
@@ -355,15 +362,7 @@ async def ledger_json(
     request: Request,
     principal: Reader,
     state: State,
-    kind: KindQ = None,
-    level: LevelQ = None,
-    grid: GridQ = None,
-    overdue: OverdueQ = None,
-    status: StatusQ = None,
-    category: CategoryQ = None,
-    from_: FromQ = None,
-    to: ToQ = None,
-    sort: SortQ = None,
+    ask: LedgerFilters,
     limit: Annotated[int | None, Query(ge=1)] = None,
     cursor: Annotated[str | None, Query(max_length=512)] = None,
 ):
@@ -371,32 +370,12 @@ async def ledger_json(
     late it shows change: with nothing changed, an answer costs no database work."""
     check_params(request, LEDGER_PARAMS | {"limit", "cursor"})
     size = page_size(state, limit)
-    offset = (decode_cursor(cursor, (int,)) or [0])[0]
-    if offset < 0:
-        raise BadRequest("cursor is not one this server issued")
-    q = _ledger_query(
-        state,
-        grid=grid,
-        kind=kind,
-        level=level,
-        overdue=overdue,
-        status=status,
-        category=category,
-        from_=from_,
-        to=to,
-        sort=sort,
-    )
+    offset = decode_offset(cursor)
+    q = _ledger_query(state, ask)
     layer = await _ledger_layer(state)
     if layer is None:
-        return await anyio.to_thread.run_sync(
-            _ledger_json_from_db,
-            state,
-            request,
-            principal,
-            q,
-            size,
-            offset,
-            limiter=state.db_limiter,
+        return await state.in_db_thread(
+            _ledger_json_from_db, state, request, principal, q, size, offset
         )
     kept = layer
 
@@ -404,12 +383,11 @@ async def ledger_json(
         rows = _kept_rows(kept, principal, q)
         page = rows[offset : offset + size]
         now = state.now()
-        content = dumps(_ledger_page(request, page, len(rows), offset, size, now))
-        until = _sooner(kept.valid_until, figures_change(page, now))
-        return Body.of(content, compress=True, valid_until=until)
+        return _kept_body(
+            kept, dumps(_ledger_page(request, page, len(rows), offset, size, now)), page, now
+        )
 
-    body = _answer(state, kept, (kept.serial, principal.grid_ids, str(request.url)), make)
-    return conditional(request, body, JSONResponse.media_type)
+    return _kept_answer(request, state, principal, kept, make, JSONResponse.media_type)
 
 
 def _ledger_json_from_db(
@@ -462,41 +440,15 @@ def _sooner(a: datetime | None, b: datetime | None) -> datetime | None:
         304: {"description": "the client's copy (If-None-Match) is current"},
     },
 )
-async def ledger_csv(
-    request: Request,
-    principal: Reader,
-    state: State,
-    kind: KindQ = None,
-    level: LevelQ = None,
-    grid: GridQ = None,
-    overdue: OverdueQ = None,
-    status: StatusQ = None,
-    category: CategoryQ = None,
-    from_: FromQ = None,
-    to: ToQ = None,
-    sort: SortQ = None,
-):
+async def ledger_csv(request: Request, principal: Reader, state: State, ask: LedgerFilters):
     """Kept as the JSON ledger is."""
     check_params(request, LEDGER_PARAMS)
-    q = _ledger_query(
-        state,
-        grid=grid,
-        kind=kind,
-        level=level,
-        overdue=overdue,
-        status=status,
-        category=category,
-        from_=from_,
-        to=to,
-        sort=sort,
-    )
+    q = _ledger_query(state, ask)
     day = state.now().astimezone(state.zone).date().isoformat()
     headers = {"Content-Disposition": f'attachment; filename="ledger-{day}.csv"'}
     layer = await _ledger_layer(state)
     if layer is None:
-        content = await anyio.to_thread.run_sync(
-            _ledger_csv_from_db, state, principal, q, limiter=state.db_limiter
-        )
+        content = await state.in_db_thread(_ledger_csv_from_db, state, principal, q)
         return Response(content, media_type=CSV_TYPE, headers=headers)
     kept = layer
 
@@ -504,12 +456,9 @@ async def ledger_csv(
         rows = _kept_rows(kept, principal, q)
         _check_csv_size(len(rows))
         now = state.now()
-        content = ledger_csv_text(rows, state, now).encode("utf-8-sig")
-        until = _sooner(kept.valid_until, figures_change(rows, now))
-        return Body.of(content, compress=True, valid_until=until)
+        return _kept_body(kept, ledger_csv_text(rows, state, now).encode("utf-8-sig"), rows, now)
 
-    body = _answer(state, kept, (kept.serial, principal.grid_ids, str(request.url)), make)
-    return conditional(request, body, CSV_TYPE, headers)
+    return _kept_answer(request, state, principal, kept, make, CSV_TYPE, headers)
 
 
 def _ledger_csv_from_db(state: ApiState, principal: Principal, q: _LedgerQuery) -> bytes:

@@ -43,6 +43,7 @@ LAYER_TABLES = ("grids", "residents", "alerts", "hazard_reports", "patrol_checki
 HAZARD_TABLES = ("grids", "hazard_reports")
 LEDGER_TABLES = ("grids", "hazard_reports", "hazard_events", "requests", "request_events")
 ALERT_TABLES = ("grids", "residents", "alerts")
+DESK_TABLES = (*LAYER_TABLES, "hazard_events", "devices")  # and meter_readings: api/desk.py
 LAYERS_KEPT = 8  # check-in windows asked for at once (today, a few days looked back at)
 BODIES_KEPT = 64
 GZIP_AT_LEAST = 2048  # as the app's GZipMiddleware
@@ -292,6 +293,11 @@ class Expiring(Protocol):
     def valid_until(self) -> datetime | None: ...
 
 
+class Keepable(Protocol):
+    @property
+    def kept(self) -> bool: ...
+
+
 L = TypeVar("L", bound=Expiring)
 
 
@@ -302,6 +308,7 @@ class KeptLayers(Generic[L]):
         self._kept = kept
         self._layers: OrderedDict[Hashable, L] = OrderedDict()
         self._lock = threading.Lock()
+        self.reading = threading.Lock()  # held by whoever reads a layer to keep
 
     def get(self, key: Hashable, now: datetime) -> L | None:
         with self._lock:
@@ -379,6 +386,13 @@ class KeptBodies:
             while len(self._bodies) > self._kept:
                 self._bodies.popitem(last=False)
         return body
+
+    def answer(
+        self, layer: Keepable, key: Hashable, make: Callable[[], Body], now: datetime | None = None
+    ) -> Body:
+        """`make`'s answer from `layer`, kept for `key` when the layer is kept: a layer read
+        for one request only makes answers that are worth nothing to the next."""
+        return self.get_or_make(key, make, now) if layer.kept else make()
 
 
 def _expired(valid_until: datetime | None, now: datetime | None) -> bool:

@@ -14,10 +14,13 @@ from gridwatch.api.auth import PageViewer, sees_personal_data
 from gridwatch.api.collections import subtree_ids
 from gridwatch.api.coverage import chosen_grids, parse_day, rows_for, visible_patrols
 from gridwatch.api.disclosure import alert_resident, record_reads, shown_in_clear
-from gridwatch.api.features import person
+from gridwatch.api.features import person, warning_event_json
 from gridwatch.api.privacy import coarse_position
 from gridwatch.api.runtime import ApiState, Conn, State
 from gridwatch.cases.hazards import is_overdue
+from gridwatch.cases.requests import OPEN_STATUSES
+from gridwatch.cases.requests import is_overdue as request_overdue
+from gridwatch.disputes.levels import REPEAT_WINDOW
 from gridwatch.maps.coverage import covered_area
 from gridwatch.maps.pages import (
     RESIDENT_STATES,
@@ -31,13 +34,16 @@ from gridwatch.maps.pages import (
 )
 from gridwatch.maps.texts import texts_for
 from gridwatch.maps.tiles import tiles_for
+from gridwatch.model.services import BY_CODE
 from gridwatch.model.vocabulary import SEVERITIES
 from gridwatch.store.alerts import alert_page
 from gridwatch.store.filters import Filters, local_day_bounds
 from gridwatch.store.grids import GridCatalog, GridCounts
 from gridwatch.store.hazards import map_hazards
+from gridwatch.store.requests import request_page
 from gridwatch.store.residents import map_residents
 from gridwatch.store.users import Principal
+from gridwatch.store.warnings import warning_page
 
 router = APIRouter(tags=["maps"])
 
@@ -125,6 +131,65 @@ def _scope(principal: Principal) -> list[int] | None:
     return None if principal.sees_all else principal.scope_param()
 
 
+def _open_requests(conn, state: ApiState, principal: Principal) -> list:
+    """The caller's open requests that have a point (a 12345 order with only an address
+    waits in the street's queue, nowhere on a map)."""
+    rows = request_page(
+        conn,
+        Filters(scope=_scope(principal)),
+        limit=state.settings.api_max_limit,
+        statuses=sorted(OPEN_STATUSES),
+    ).rows
+    return [r for r in rows if r.lon is not None and principal.sees_grid(r.grid_id)]
+
+
+def _request_points(t: dict, requests, now: datetime) -> list[MapPoint]:
+    points = []
+    for r in requests:
+        late = request_overdue(r.status, r.due_at, now)
+        name = BY_CODE[r.service_code].name if r.service_code in BY_CODE else r.service_code
+        lines = [
+            f"<b>{html.escape(t['layer_requests'])} · {html.escape(name)}</b>",
+            html.escape(t["request_status"].get(r.status, r.status))
+            + (f" · <b>{html.escape(t['requests_overdue'])}</b>" if late else ""),
+            html.escape(r.description[:120]),
+            html.escape(r.grid_code or ""),
+        ]
+        points.append(MapPoint(r.lon, r.lat, int(late), "<br>".join(x for x in lines if x)))
+    return points
+
+
+def _recent_warnings(conn, state: ApiState, principal: Principal) -> list:
+    """The caller's level-2 dispute warnings of the last `REPEAT_WINDOW`, newest first."""
+    now = state.now()
+    rows = warning_page(
+        conn,
+        Filters(scope=_scope(principal), start=now - REPEAT_WINDOW),
+        limit=state.settings.api_max_limit,
+        level=2,
+    ).rows
+    return [w for w in rows if w.lon is not None and principal.sees_grid(w.grid_id)]
+
+
+def _warning_json(principal: Principal, warnings) -> list[dict]:
+    """Warnings as the live stream sends them (positions of residents' homes coarse for
+    those who may not see them), oldest first."""
+    return [warning_event_json(w, principal) for w in reversed(warnings)]
+
+
+def _warning_points(t: dict, principal: Principal, warnings) -> list[MapPoint]:
+    points = []
+    for w in _warning_json(principal, warnings):
+        lines = [
+            f"<b>{html.escape(t['warning'])} · {html.escape(w['category'])}</b>",
+            html.escape(t["warning_reason"].get(w["reason"], w["reason"] or "")),
+            html.escape("、".join(w["keywords"])),
+            html.escape(w["grid"] or ""),
+        ]
+        points.append(MapPoint(w["lon"], w["lat"], 0, "<br>".join(x for x in lines if x)))
+    return points
+
+
 @router.get("/maps/overview", response_class=HTMLResponse, summary="District overview map")
 def overview(request: Request, principal: PageViewer, conn: Conn, state: State):
     catalog = state.catalog(conn)
@@ -135,7 +200,12 @@ def overview(request: Request, principal: PageViewer, conn: Conn, state: State):
     residents = map_residents(conn, scope=_scope(principal), now=now)
     record_reads(conn, principal, request, shown_in_clear(principal, residents))
     page = overview_page(
-        page_context(state, principal), grids, hazards, _resident_points(t, principal, residents)
+        page_context(state, principal),
+        grids,
+        hazards,
+        _resident_points(t, principal, residents),
+        _request_points(t, _open_requests(conn, state, principal), now),
+        _warning_points(t, principal, _recent_warnings(conn, state, principal)),
     )
     return HTMLResponse(page, headers=PAGE_HEADERS)
 
@@ -216,7 +286,8 @@ def coverage_map(
 @router.get("/maps/live", response_class=HTMLResponse, summary="Live alerts for duty officers")
 def live_map(request: Request, principal: PageViewer, conn: Conn, state: State):
     catalog = state.catalog(conn)
-    after = state.feed.watermark  # the stream starts where this page's snapshot ends
+    # The stream starts where this page's snapshot ends.
+    after, after_warning = state.feed.watermark, state.feed.warning_watermark
     grids = _map_grids(conn, state, catalog, principal)
     page_rows = alert_page(
         conn,
@@ -241,5 +312,14 @@ def live_map(request: Request, principal: PageViewer, conn: Conn, state: State):
         }
         for a in reversed(page_rows)
     ]
-    page = live_page(page_context(state, principal), grids, alerts, after)
+    t = texts_for(state.settings.lang)
+    page = live_page(
+        page_context(state, principal),
+        grids,
+        alerts,
+        after,
+        warnings=_warning_json(principal, _recent_warnings(conn, state, principal)),
+        after_warning=after_warning,
+        requests=_request_points(t, _open_requests(conn, state, principal), state.now()),
+    )
     return HTMLResponse(page, headers=PAGE_HEADERS)

@@ -86,6 +86,9 @@ def parse_datetime(text: str | None, zone: ZoneInfo) -> tuple[datetime | None, d
     return start, end
 
 
+FOREIGN_CURSOR = "cursor is not one this server issued (take it from a 'next' link)"
+
+
 def encode_cursor(values: list) -> str:
     """An opaque cursor for the `next` link."""
     raw = orjson.dumps(values, option=orjson.OPT_PASSTHROUGH_DATETIME, default=_default)
@@ -96,7 +99,7 @@ def decode_cursor(text: str | None, shape: tuple[type, ...]) -> list | None:
     """The values a cursor carries, checked against `shape` (datetime, str, int)."""
     if text is None or text == "":
         return None
-    problem = BadRequest("cursor is not one this server issued (take it from a 'next' link)")
+    problem = BadRequest(FOREIGN_CURSOR)
     if len(text) > 512:
         raise problem
     try:
@@ -123,6 +126,14 @@ def decode_cursor(text: str | None, shape: tuple[type, ...]) -> list | None:
             raise problem
         checked.append(value)
     return checked
+
+
+def decode_offset(text: str | None) -> int:
+    """How many rows an offset cursor skips; 0 without one."""
+    offset = (decode_cursor(text, (int,)) or [0])[0]
+    if offset < 0:
+        raise BadRequest(FOREIGN_CURSOR)
+    return offset
 
 
 def _default(value):

@@ -9,7 +9,7 @@ import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, date, datetime
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import anyio
 import psycopg
@@ -20,6 +20,7 @@ from psycopg_pool import ConnectionPool
 from gridwatch.api.disclosure import ReadRecorder
 from gridwatch.api.layer_cache import (
     ALERT_TABLES,
+    DESK_TABLES,
     HAZARD_TABLES,
     LAYER_TABLES,
     LEDGER_TABLES,
@@ -56,8 +57,9 @@ from gridwatch.store.partitions import ensure_partitions, existing_partition_day
 from gridwatch.store.users import Principal, principal_for_session, principal_for_token
 from gridwatch.store.warnings import Notify
 
-if TYPE_CHECKING:  # api/coverage.py reads this state
+if TYPE_CHECKING:  # api/coverage.py and api/desk.py read this state
     from gridwatch.api.coverage import CoverageCache
+    from gridwatch.api.desk import DeskFigures
 
 log = logging.getLogger("gridwatch.api")
 
@@ -65,6 +67,7 @@ Clock = Callable[[], datetime]
 _LEVEL_ORDER = {level: n for n, level in enumerate(GRID_LEVELS)}
 GRIDS_RECHECK_S = 2.0
 _TOKEN_CACHE_MAX = 10_000
+T = TypeVar("T")
 
 
 def wall_clock() -> datetime:
@@ -113,9 +116,9 @@ class ApiState:
         self.grid_bodies = KeptBodies()  # answers of either kept layer
         self.ledgers: KeptLayers[LedgerLayer] = KeptLayers(kept=2)
         self.alert_layers: KeptLayers[AlertLayer] = KeptLayers(kept=2)
-        self.answers = KeptBodies()  # answers from the kept ledger and alerts
+        self.desks: KeptLayers[DeskFigures] = KeptLayers(kept=2)
+        self.answers = KeptBodies()  # answers from the kept ledger, alerts and desk figures
         self.reads = ReadRecorder(pool)  # who saw whom in kept answers
-        self._layer_lock = threading.Lock()
 
     # -- time and parsing -----------------------------------------------------------------
 
@@ -215,8 +218,32 @@ class ApiState:
         key = self._layer_key(ALERT_TABLES)
         return None if key is None else self.alert_layers.get(key, self.now())
 
+    def kept_desk(self, days: tuple[date, date]) -> DeskFigures | None:
+        """The desk's figures for the local days `days` (the trend's first, today) if kept,
+        nothing changed and no hazard fell due since."""
+        key = self._layer_key(DESK_TABLES, days)
+        return None if key is None else self.desks.get(key, self.now())
+
     def keeps_layers(self) -> bool:
         return self._layer_key(()) is not None
+
+    def readings_version(self) -> tuple | None:
+        """What meter readings kept (the desk's homes awaiting installation) are valid for."""
+        return self._layer_key(("meter_readings",))
+
+    async def current_layer(
+        self, kept: Callable[[], T | None], read: Callable[[ApiState], T]
+    ) -> T | None:
+        """The layer `kept` finds, or `read(self)` in a worker thread when layers are kept
+        but this one is not current; None when nothing is kept: the database answers."""
+        layer = kept()
+        if layer is None and self.keeps_layers():
+            layer = await self.in_db_thread(read, self)
+        return layer
+
+    async def in_db_thread(self, work: Callable[..., T], *args: Any) -> T:
+        """`work(*args)` in a worker thread, no more of them at once than the pool serves."""
+        return await anyio.to_thread.run_sync(work, *args, limiter=self.db_limiter)
 
     def grid_layer(
         self, conn: psycopg.Connection, start: datetime, end: datetime, encode
@@ -251,10 +278,20 @@ class ApiState:
             self.alert_layers, key, lambda kept: self._read_alert_layer(conn, encode, kept=kept)
         )
 
+    def desk_figures(self, conn: psycopg.Connection, days: tuple[date, date], read) -> DeskFigures:
+        """The desk's figures for the local days `days`, kept or read now (and kept while
+        current); `read(conn, catalog, kept)` reads them."""
+        key = self._layer_key(DESK_TABLES, days)
+        return self._kept(
+            self.desks, key, lambda kept: read(conn, self._refresh_grids(conn, now=kept)[0], kept)
+        )
+
     def _kept(self, layers: KeptLayers, key: tuple | None, read):
         if key is None:
             return read(False)
-        with self._layer_lock:  # a hundred requests after a change: one of them reads
+        # A hundred requests after a change: one of them reads. One read at a time per kind:
+        # the desk's (its day's patrol coverage takes most of a second) holds up no layer's.
+        with layers.reading:
             kept = layers.get(key, self.now())
             if kept is None:
                 kept = read(True)

@@ -1,4 +1,5 @@
-"""The live alert feed behind `/alerts/stream`: alert_events rows in id order, none skipped.
+"""The live alert feed behind `/alerts/stream`: alert_events rows in id order, none skipped,
+and beside them the level-2 dispute warnings, in their own id order by the same rule.
 
 One poller per app reads new events and hands them to every open stream. Ids come from a
 sequence, and a transaction can commit after one holding a higher id: a reader that simply
@@ -17,12 +18,15 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
 import psycopg
 from psycopg.rows import class_row
 from psycopg_pool import ConnectionPool
+
+from gridwatch.store.warnings import max_warning_id, warnings_between
 
 log = logging.getLogger("gridwatch.api.stream")
 
@@ -86,27 +90,116 @@ class _Gap:
     writers: frozenset[str]  # virtual transaction ids holding the table's write lock
 
 
+class _Tail:
+    """One table read in id order with none skipped: the gap rule above, for `table`.
+    `read(conn, after)` returns the next rows after an id, in id order."""
+
+    def __init__(self, table: str, read: Callable[[psycopg.Connection, int], list]) -> None:
+        self.table = table
+        self.read = read
+        self.watermark = 0  # every row with id <= watermark has been handed out
+        self._gap: _Gap | None = None
+
+    def ready(self, rows: list, writers_before: frozenset[str], writers_after: frozenset[str]):
+        """The rows that can go out now, in order; moves the watermark.
+
+        `writers_before` were read before the rows, `writers_after` after them.
+        """
+        final_upto = self.watermark
+        gap = self._gap
+        if gap is not None and not gap.writers & writers_before:
+            final_upto = max(final_upto, gap.below)
+            self._gap = gap = None
+        ready = []
+        for row in rows:
+            if row.id == self.watermark + 1 or row.id <= final_upto:
+                ready.append(row)
+                self.watermark = row.id
+                continue
+            # A gap before this row: hold it and everything after until the gap is final.
+            if gap is None:
+                self._gap = _Gap(rows[-1].id, writers_after)
+            break
+        else:
+            self.watermark = max(self.watermark, final_upto)
+        return ready
+
+    def fetch(self, conn: psycopg.Connection) -> tuple[frozenset[str], list, frozenset[str]]:
+        """Writers, the rows after the watermark, writers again: three fresh looks."""
+        conn.autocommit = True
+        try:
+            before = self.writers(conn)
+            rows = self.read(conn, self.watermark)
+            after_rows = self.writers(conn)
+        finally:
+            conn.autocommit = False
+        return before, rows, after_rows
+
+    def writers(self, conn: psycopg.Connection) -> frozenset[str]:
+        """Transactions that may hold an id not yet visible."""
+        rows = conn.execute(
+            "SELECT DISTINCT virtualtransaction FROM pg_locks "
+            "WHERE locktype = 'relation' AND relation = %s::regclass "
+            "AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
+            "AND mode = 'RowExclusiveLock' AND pid <> pg_backend_pid()",
+            (self.table,),
+        ).fetchall()
+        return frozenset(row[0] for row in rows)
+
+
+def _read_alert_events(conn: psycopg.Connection, after: int) -> list[AlertEvent]:
+    with conn.cursor(row_factory=class_row(AlertEvent)) as cur:
+        return cur.execute(
+            _EVENTS + " WHERE e.id > %s ORDER BY e.id LIMIT %s", (after, BATCH)
+        ).fetchall()
+
+
+def _read_warnings(conn: psycopg.Connection, after: int) -> list:
+    # Every level is read, so that a level-1 warning's id is no gap to wait on; only level 2
+    # is handed out.
+    return warnings_between(conn, after, level=None, limit=BATCH)
+
+
 class AlertFeed:
-    """Polls alert_events and fans new rows out to subscribers' queues."""
+    """Polls alert_events and the level-2 dispute warnings and fans new rows out to
+    subscribers' queues: `AlertEvent`s and `WarningRow`s, each kind in id order."""
 
     def __init__(self, pool: ConnectionPool, *, poll_s: float = 0.5) -> None:
         self.pool = pool
         self.poll_s = poll_s
-        self.watermark = 0  # every event with id <= watermark has been handed out
+        self.alerts = _Tail("alert_events", _read_alert_events)
+        self.warnings = _Tail("warnings", _read_warnings)
+        self._warnings_started = False  # a feed not started hands out alert events only
         self._subscribers: set[asyncio.Queue] = set()
-        self._gap: _Gap | None = None
         self._task: asyncio.Task | None = None
 
+    @property
+    def watermark(self) -> int:
+        """Every alert event with id <= watermark has been handed out."""
+        return self.alerts.watermark
+
+    @watermark.setter
+    def watermark(self, value: int) -> None:
+        self.alerts.watermark = value
+
+    @property
+    def warning_watermark(self) -> int:
+        """Every warning with id <= this has been handed out (or was there at start)."""
+        return self.warnings.watermark
+
     async def start(self, settle_s: float = 10.0) -> None:
-        """Start from the newest event, once every id up to it is final (a writer that took
-        a lower id has ended), so that a page served after start sees what the feed skips."""
-        newest = await asyncio.to_thread(self._max_id)
+        """Start from the newest event and warning, once every id up to them is final (a
+        writer that took a lower id has ended), so that a page served after start sees what
+        the feed skips."""
+        newest, newest_warning = await asyncio.to_thread(self._max_ids)
         writers = await asyncio.to_thread(self._writers_now)
         deadline = time.monotonic() + settle_s
         while writers and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
             writers &= await asyncio.to_thread(self._writers_now)
-        self.watermark = newest
+        self.alerts.watermark = newest
+        self.warnings.watermark = newest_warning
+        self._warnings_started = True
         self._task = asyncio.create_task(self._run(), name="alert-feed")
 
     async def stop(self) -> None:
@@ -151,8 +244,12 @@ class AlertFeed:
 
     async def poll_once(self) -> int:
         """Read and hand out what is new; returns how many events went out."""
-        writers_before, rows, writers_after = await asyncio.to_thread(self._fetch, self.watermark)
-        ready = self._ready(rows, writers_before, writers_after)
+        tails = [self.alerts, self.warnings] if self._warnings_started else [self.alerts]
+        ready = []
+        for tail in tails:
+            before, rows, after = await asyncio.to_thread(self._fetch, tail)
+            rows = tail.ready(rows, before, after)
+            ready += [r for r in rows if tail is self.alerts or r.level == 2]
         for event in ready:
             for queue in list(self._subscribers):
                 try:
@@ -164,59 +261,21 @@ class AlertFeed:
     def _ready(
         self, rows: list[AlertEvent], writers_before: frozenset[str], writers_after: frozenset[str]
     ) -> list[AlertEvent]:
-        """The rows that can go out now, in order; moves the watermark.
+        """The alert events that can go out now (`_Tail.ready` of alert_events)."""
+        return self.alerts.ready(rows, writers_before, writers_after)
 
-        `writers_before` were read before the rows, `writers_after` after them.
-        """
-        final_upto = self.watermark
-        gap = self._gap
-        if gap is not None and not gap.writers & writers_before:
-            final_upto = max(final_upto, gap.below)
-            self._gap = gap = None
-        ready = []
-        for row in rows:
-            if row.id == self.watermark + 1 or row.id <= final_upto:
-                ready.append(row)
-                self.watermark = row.id
-                continue
-            # A gap before this row: hold it and everything after until the gap is final.
-            if gap is None:
-                self._gap = _Gap(rows[-1].id, writers_after)
-            break
-        else:
-            self.watermark = max(self.watermark, final_upto)
-        return ready
-
-    def _fetch(self, after: int) -> tuple[frozenset[str], list[AlertEvent], frozenset[str]]:
+    def _fetch(self, tail: _Tail) -> tuple[frozenset[str], list, frozenset[str]]:
         with self.pool.connection() as conn:
-            conn.autocommit = True  # three statements, three fresh looks
-            try:
-                before = self._writers(conn)
-                with conn.cursor(row_factory=class_row(AlertEvent)) as cur:
-                    rows = cur.execute(
-                        _EVENTS + " WHERE e.id > %s ORDER BY e.id LIMIT %s", (after, BATCH)
-                    ).fetchall()
-                after_rows = self._writers(conn)
-            finally:
-                conn.autocommit = False
-        return before, rows, after_rows
-
-    @staticmethod
-    def _writers(conn: psycopg.Connection) -> frozenset[str]:
-        """Transactions that may hold an event id not yet visible."""
-        rows = conn.execute(
-            "SELECT DISTINCT virtualtransaction FROM pg_locks "
-            "WHERE locktype = 'relation' AND relation = 'alert_events'::regclass "
-            "AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
-            "AND mode = 'RowExclusiveLock' AND pid <> pg_backend_pid()"
-        ).fetchall()
-        return frozenset(row[0] for row in rows)
+            return tail.fetch(conn)
 
     def _writers_now(self) -> frozenset[str]:
         with self.pool.connection() as conn:
-            return self._writers(conn)
+            return self.alerts.writers(conn) | self.warnings.writers(conn)
 
     def _max_id(self) -> int:
+        return self._max_ids()[0]
+
+    def _max_ids(self) -> tuple[int, int]:
         with self.pool.connection() as conn:
             [(max_id,)] = conn.execute("SELECT coalesce(max(id), 0) FROM alert_events").fetchall()
-            return max_id
+            return max_id, max_warning_id(conn)

@@ -8,7 +8,7 @@ import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from gridwatch.commands import parse_time, run_until_signal
+from gridwatch.commands import command_group, parse_time, run_until_signal
 from gridwatch.errors import GridwatchError
 from gridwatch.services import Services
 from gridwatch.settings import Settings
@@ -49,8 +49,7 @@ def register(commands: Commands, common: argparse.ArgumentParser) -> None:
     )
     resolve.set_defaults(run=run_alerts_resolve)
 
-    absences = commands.add_parser("absences", help="registered absences (外出报备)")
-    absence_commands = absences.add_subparsers(title="absences commands", metavar="COMMAND")
+    absence_commands = command_group(commands, "absences", "registered absences (外出报备)")
     absence_add = absence_commands.add_parser(
         "add", parents=[common], help="register an absence; activity alerts are silent in it"
     )

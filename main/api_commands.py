@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
+from gridwatch.commands import command_group
 from gridwatch.services import Services
 from gridwatch.settings import Settings
 
@@ -22,8 +23,7 @@ def register(commands: Commands, common: argparse.ArgumentParser) -> None:
     api.add_argument("--port", type=int, help="port (GRIDWATCH_API_PORT, 8080)")
     api.set_defaults(run=run_api)
 
-    users = commands.add_parser("users", help="API users and their tokens")
-    user_commands = users.add_subparsers(title="users commands", metavar="COMMAND")
+    user_commands = command_group(commands, "users", "API users and their tokens")
     add = user_commands.add_parser(
         "add",
         parents=[common],

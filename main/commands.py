@@ -13,6 +13,7 @@ import signal
 import threading
 from collections.abc import Callable
 from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, TypeAlias
 
 from gridwatch.errors import GridwatchError
@@ -23,6 +24,26 @@ if TYPE_CHECKING:
     Commands: TypeAlias = argparse._SubParsersAction[argparse.ArgumentParser]
 
 log = logging.getLogger("gridwatch")
+
+
+def command_group(commands: Commands, name: str, help: str) -> Commands:
+    """Add the group `gridwatch NAME COMMAND`; its subcommands, to add the commands to."""
+    group = commands.add_parser(name, help=help)
+    return group.add_subparsers(title=f"{name} commands", metavar="COMMAND")
+
+
+def file_import(
+    group: Commands,
+    common: argparse.ArgumentParser,
+    help: str,
+    run: Callable,
+    file_help: str = "the CSV file to read",
+) -> argparse.ArgumentParser:
+    """Add `import FILE` to a group's commands: `run` reads the file into the database."""
+    command = group.add_parser("import", parents=[common], help=help)
+    command.add_argument("file", type=Path, help=file_help)
+    command.set_defaults(run=run)
+    return command
 
 
 def subcommands(commands: Commands, name: str) -> Commands:

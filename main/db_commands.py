@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
+from gridwatch.commands import command_group
 from gridwatch.services import Services
 from gridwatch.settings import Settings
 
@@ -14,8 +15,7 @@ if TYPE_CHECKING:
 
 def register(commands: Commands, common: argparse.ArgumentParser) -> None:
     """Add `db migrate|info|maintain` (`common`: the shared flags)."""
-    db = commands.add_parser("db", help="database schema and storage mode")
-    db_commands = db.add_subparsers(title="db commands", metavar="COMMAND")
+    db_commands = command_group(commands, "db", "database schema and storage mode")
     db_commands.add_parser(
         "migrate", parents=[common], help="create or update the schema (safe to repeat)"
     ).set_defaults(run=run_db_migrate)

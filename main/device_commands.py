@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 import psycopg
 
+from gridwatch.commands import command_group
 from gridwatch.errors import Conflict
 from gridwatch.ingest.broker_credentials import (
     check_broker_user,
@@ -107,8 +108,7 @@ def revoke(
 
 def register(commands: Commands, common: argparse.ArgumentParser) -> None:
     """Add `devices add|list|revoke` to the `gridwatch` subcommands."""
-    devices = commands.add_parser("devices", help="devices and their broker credentials")
-    device_commands = devices.add_subparsers(title="devices commands", metavar="COMMAND")
+    device_commands = command_group(commands, "devices", "devices and their broker credentials")
     add = device_commands.add_parser(
         "add",
         parents=[common],

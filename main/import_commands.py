@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from gridwatch.commands import command_group, file_import
 from gridwatch.services import Services
 from gridwatch.settings import Settings
 
@@ -21,14 +22,14 @@ if TYPE_CHECKING:
 def register(commands: Commands, common: argparse.ArgumentParser) -> None:
     """Add `grids import`, `residents import|template` and `workers import|template`
     (`common`: the shared flags)."""
-    grids = commands.add_parser("grids", help="grid polygons and hierarchy")
-    grid_commands = grids.add_subparsers(title="grids commands", metavar="COMMAND")
-    grid_import = grid_commands.add_parser(
-        "import",
-        parents=[common],
-        help="import polygons from any GDAL vector file (GeoJSON, Shapefile, GeoPackage, ...)",
+    grid_commands = command_group(commands, "grids", "grid polygons and hierarchy")
+    grid_import = file_import(
+        grid_commands,
+        common,
+        "import polygons from any GDAL vector file (GeoJSON, Shapefile, GeoPackage, ...)",
+        run_grids_import,
+        file_help="the vector file to read",
     )
-    grid_import.add_argument("file", type=Path, help="the vector file to read")
     grid_import.add_argument(
         "--level",
         choices=["district", "street", "community", "grid"],
@@ -59,40 +60,29 @@ def register(commands: Commands, common: argparse.ArgumentParser) -> None:
     grid_import.add_argument(
         "--layer", help="layer of a multi-layer file such as a GeoPackage (default: the first)"
     )
-    grid_import.set_defaults(run=run_grids_import)
 
-    residents = commands.add_parser("residents", help="residents and their devices")
-    resident_commands = residents.add_subparsers(title="residents commands", metavar="COMMAND")
-    resident_import = resident_commands.add_parser(
-        "import", parents=[common], help="import residents from a CSV file"
-    )
-    resident_import.add_argument("file", type=Path)
-    resident_import.set_defaults(run=run_residents_import)
-    resident_template = resident_commands.add_parser(
-        "template", help="print an empty residents CSV (the header) to fill in"
-    )
-    resident_template.add_argument(
-        "--zh", action="store_true", help="Chinese column names (居民编号,姓名,…)"
-    )
-    resident_template.set_defaults(run=run_residents_template)
+    resident_commands = command_group(commands, "residents", "residents and their devices")
+    file_import(resident_commands, common, "import residents from a CSV file", run_residents_import)
+    _csv_template(resident_commands, "residents", "居民编号,姓名,…", run_residents_template)
 
-    workers = commands.add_parser("workers", help="grid workers (网格员) and their grids")
-    worker_commands = workers.add_subparsers(title="workers commands", metavar="COMMAND")
-    worker_import = worker_commands.add_parser(
-        "import",
-        parents=[common],
-        help="import grid workers from a CSV file (worker_id,name,phone,grid_codes or "
+    worker_commands = command_group(commands, "workers", "grid workers (网格员) and their grids")
+    file_import(
+        worker_commands,
+        common,
+        "import grid workers from a CSV file (worker_id,name,phone,grid_codes or "
         "工号,姓名,电话,负责网格); import the grids first",
+        run_workers_import,
     )
-    worker_import.add_argument("file", type=Path, help="the CSV file to read")
-    worker_import.set_defaults(run=run_workers_import)
-    worker_template = worker_commands.add_parser(
-        "template", help="print an empty workers CSV (the header) to fill in"
+    _csv_template(worker_commands, "workers", "工号,姓名,电话,负责网格", run_workers_template)
+
+
+def _csv_template(group: Commands, what: str, zh_columns: str, run: Callable) -> None:
+    """Add `template [--zh]`: print the header of an empty `what` CSV to fill in."""
+    template = group.add_parser(
+        "template", help=f"print an empty {what} CSV (the header) to fill in"
     )
-    worker_template.add_argument(
-        "--zh", action="store_true", help="Chinese column names (工号,姓名,电话,负责网格)"
-    )
-    worker_template.set_defaults(run=run_workers_template)
+    template.add_argument("--zh", action="store_true", help=f"Chinese column names ({zh_columns})")
+    template.set_defaults(run=run)
 
 
 class Progress:

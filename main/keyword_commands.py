@@ -7,9 +7,9 @@ import argparse
 import csv
 import getpass
 import sys
-from pathlib import Path
 from typing import TYPE_CHECKING
 
+from gridwatch.commands import command_group, file_import
 from gridwatch.services import Services
 from gridwatch.settings import Settings
 
@@ -19,17 +19,17 @@ if TYPE_CHECKING:
 
 def register(commands: Commands, common: argparse.ArgumentParser) -> None:
     """Add `keywords import` and `keywords list` (`common`: the shared flags)."""
-    keywords = commands.add_parser("keywords", help="the dispute keyword library (early warning)")
-    keyword_commands = keywords.add_subparsers(title="keywords commands", metavar="COMMAND")
-    load = keyword_commands.add_parser(
-        "import",
-        parents=[common],
-        help="replace the active library with a CSV file: category,keyword,weight (weight "
-        "optional, 1 by default; UTF-8 or GBK)",
+    keyword_commands = command_group(
+        commands, "keywords", "the dispute keyword library (early warning)"
     )
-    load.add_argument("file", type=Path, help="the CSV file to read")
+    load = file_import(
+        keyword_commands,
+        common,
+        "replace the active library with a CSV file: category,keyword,weight (weight "
+        "optional, 1 by default; UTF-8 or GBK)",
+        run_keywords_import,
+    )
     load.add_argument("--by", help="who imports it (default: your login name)")
-    load.set_defaults(run=run_keywords_import)
     shown = keyword_commands.add_parser(
         "list", parents=[common], help="the library in use: its version and words per category"
     )

@@ -1,5 +1,6 @@
 """`gridwatch requests import FILE`: a 12345 work-order export (CSV or XLSX) read into the
-requests (诉求), idempotent on 工单编号."""
+requests (诉求), idempotent on 工单编号; `gridwatch requests forget ID`: a requester's
+contact removed."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ if TYPE_CHECKING:
 
 
 def register(commands: Commands, common: argparse.ArgumentParser) -> None:
-    """Add `requests import` (`common`: the shared flags)."""
+    """Add `requests import` and `requests forget` (`common`: the shared flags)."""
     requests = commands.add_parser("requests", help="citizens' requests (诉求)")
     request_commands = requests.add_subparsers(title="requests commands", metavar="COMMAND")
     request_import = request_commands.add_parser(
@@ -27,6 +28,15 @@ def register(commands: Commands, common: argparse.ArgumentParser) -> None:
     )
     request_import.add_argument("file", type=Path, help="the export to read")
     request_import.set_defaults(run=run_requests_import)
+    forget = request_commands.add_parser(
+        "forget",
+        parents=[common],
+        help="remove a requester's contact (name, phone, email, address) from a request and "
+        "from their other requests with the same phone or email; the requests stay",
+    )
+    forget.add_argument("request", help="the request's id, or its 12345 工单编号")
+    forget.add_argument("--by", help="who asks for it (default: your login name)")
+    forget.set_defaults(run=run_requests_forget)
 
 
 def run_requests_import(settings: Settings, args: argparse.Namespace) -> int:
@@ -57,4 +67,27 @@ def run_requests_import(settings: Settings, args: argparse.Namespace) -> int:
             f"note: {result.without_parent_or_grid} orders name no street of the district; "
             "they wait for an administrator to dispatch them"
         )
+    return 0
+
+
+def run_requests_forget(settings: Settings, args: argparse.Namespace) -> int:
+    import getpass
+    from datetime import UTC, datetime
+
+    from gridwatch.store.db import connect
+    from gridwatch.store.migrate import migrate_for
+    from gridwatch.store.requests import forget_requester
+
+    actor = args.by or getpass.getuser()
+    with Services(settings) as services, connect(services.database_url()) as conn:
+        migrate_for(conn, settings)
+        done = forget_requester(conn, args.request, actor=actor, now=datetime.now(UTC))
+    others = len(done.request_ids) - 1
+    print(
+        f"request {done.request_ids[0]}: requester's name, phone, email, address and feedback "
+        f"words {'removed' if done.removed else 'were already gone'}"
+        + (f", and from {others} other requests with the same phone or email" if others else "")
+        + "; the requests, their text and history kept"
+    )
+    print(f"recorded in the audit as asked by {actor}")
     return 0

@@ -49,6 +49,8 @@ SEVERITY_COLORS = ("#74add1", "#fdae61", "#f46d43", "#a50026")
 RESIDENT_STATES = ("ok", "absent", "acknowledged", "open")  # rank: worst last
 RESIDENT_COLORS = ("#1a9641", "#9e9e9e", "#fdae61", "#d7191c")
 EMERGENCY_COLOR = "#b0003a"  # a grid with an SOS or a fall: unlike any count's shade
+REQUEST_COLORS = ("#2c7fb8", "#253494")  # open, overdue: blues no count or alert uses
+WARNING_COLOR = "#7b3294"  # a level-2 dispute warning: purple, unlike alerts and hazards
 LIVE_LAYOUT = (
     "html body .folium-map { right: 340px; width: auto !important; }"
     "html body .gw-offline { right: 350px; }"
@@ -210,6 +212,9 @@ class LiveFeed(MacroElement):
             grids: {{ this.grids.get_name() }},
             alerts: {{ this.alerts|tojson }},
             after: {{ this.after|tojson }},
+            warnings: {{ this.warnings|tojson }},
+            afterWarning: {{ this.after_warning|tojson }},
+            warningColor: {{ this.warning_color|tojson }},
             crs: {{ this.crs|tojson }},
             zone: {{ this.zone|tojson }},
             urgent: {{ this.urgent|tojson }},
@@ -237,6 +242,9 @@ class LiveFeed(MacroElement):
         self.grids = grids
         self.zone = str(zone)
         self.urgent = list(EMERGENCY_EVENTS)
+        self.warnings: list[dict] = []
+        self.after_warning = 0
+        self.warning_color = WARNING_COLOR
 
 
 class GridLabels(MacroElement):
@@ -287,8 +295,11 @@ def overview_page(
     grids: Sequence[MapGrid],
     hazards: Sequence[MapPoint],
     residents: Sequence[MapPoint],
+    requests: Sequence[MapPoint] = (),
+    warnings: Sequence[MapPoint] = (),
 ) -> str:
-    """Grids shaded by open issues per grid at every level, hazards and residents clustered."""
+    """Grids shaded by open issues per grid at every level, hazards and residents clustered,
+    open requests and level-2 dispute warnings."""
     t = ctx.t
     fmap = _base_map(ctx, [g.geometry for g in grids], t["overview"], "overview")
     by_level = {level: [g for g in grids if g.level == level] for level in ("street", "community")}
@@ -313,7 +324,8 @@ def overview_page(
         radius=5,
         show=False,
     ).add_to(fmap)
-    _issue_legend(ctx).add_to(fmap)
+    _case_layers(ctx, fmap, requests, warnings, cluster=True)
+    _issue_legend(ctx, cases=True).add_to(fmap)
     folium.LayerControl(collapsed=True).add_to(fmap)
     return _render(fmap, ctx)
 
@@ -411,8 +423,18 @@ def coverage_page(
     return _render(fmap, ctx)
 
 
-def live_page(ctx: PageContext, grids: Sequence[MapGrid], alerts: list[dict], after: int) -> str:
-    """Grid outlines and the open alerts; new ones arrive over /alerts/stream (live.js)."""
+def live_page(
+    ctx: PageContext,
+    grids: Sequence[MapGrid],
+    alerts: list[dict],
+    after: int,
+    *,
+    warnings: Sequence[dict] = (),
+    after_warning: int = 0,
+    requests: Sequence[MapPoint] = (),
+) -> str:
+    """Grid outlines, the open alerts and level-2 dispute warnings, the open requests; new
+    alerts and warnings arrive over /alerts/stream (live.js)."""
     t = ctx.t
     fmap = _base_map(ctx, [g.geometry for g in grids], t["live"], "live")
     leaves = _grid_layer(
@@ -424,7 +446,8 @@ def live_page(ctx: PageContext, grids: Sequence[MapGrid], alerts: list[dict], af
         outline=True,
     )
     GridLabels(leaves).add_to(fmap)
-    for alert in alerts:
+    _case_layers(ctx, fmap, requests, (), cluster=False)
+    for alert in [*alerts, *warnings]:
         if alert.get("lon") is not None:
             x, y = points_to_display(
                 np.array([alert["lon"]]), np.array([alert["lat"]]), ctx.tiles.crs
@@ -437,13 +460,20 @@ def live_page(ctx: PageContext, grids: Sequence[MapGrid], alerts: list[dict], af
     live_texts["kind"] = t["alert_kind"]
     live_texts["state"] = {k: v for k, v in t["alert_state"].items() if k is not None}
     live_texts["level"] = t["level"]
-    LiveFeed(alerts, after, ctx.tiles.crs, live_texts, leaves, ctx.zone).add_to(fmap)
+    live_texts["warning"] = t["warning"]
+    live_texts["warning_reason"] = t["warning_reason"]
+    feed = LiveFeed(alerts, after, ctx.tiles.crs, live_texts, leaves, ctx.zone)
+    feed.warnings, feed.after_warning = list(warnings), after_warning
+    feed.add_to(fmap)
     Legend(
         t["layer_alerts"],
         [
             (EMERGENCY_COLOR, t["emergency_grids"]),
             (RESIDENT_COLORS[3], t["alert_state"]["open"]),
             (RESIDENT_COLORS[2], t["alert_state"]["acknowledged"]),
+            (WARNING_COLOR, t["layer_warnings"]),
+            (REQUEST_COLORS[0], t["layer_requests"]),
+            (REQUEST_COLORS[1], t["requests_overdue"]),
         ],
     ).add_to(fmap)
     root = _figure(fmap)
@@ -456,7 +486,8 @@ def live_page(ctx: PageContext, grids: Sequence[MapGrid], alerts: list[dict], af
             '…</div><ol id="gw-alerts"></ol></aside>'
         )
     )
-    root.header.add_child(Element('<script defer src="/static/gridwatch/live.js"></script>'))
+    for script in ("stream.js", "live.js"):  # deferred scripts run in this order
+        root.header.add_child(Element(f'<script defer src="/static/gridwatch/{script}"></script>'))
     return _render(fmap, ctx)
 
 
@@ -614,9 +645,38 @@ def _track_layer(
             ).add_to(group)
 
 
-def _issue_legend(ctx: PageContext) -> Legend:
+def _issue_legend(ctx: PageContext, *, cases: bool = False) -> Legend:
+    """Open issues per grid; with `cases`, the markers of requests and warnings below."""
+    t = ctx.t
     labels = ["0", "1-2", "3-5", "6-9", "≥ 10"]
-    return Legend(ctx.t["legend_title"], list(zip(ISSUE_COLORS, labels, strict=True)))
+    items = list(zip(ISSUE_COLORS, labels, strict=True))
+    if cases:
+        items += [
+            (REQUEST_COLORS[0], t["layer_requests"]),
+            (REQUEST_COLORS[1], t["requests_overdue"]),
+            (WARNING_COLOR, t["layer_warnings"]),
+        ]
+    return Legend(t["legend_title"], items)
+
+
+def _case_layers(
+    ctx: PageContext,
+    fmap: folium.Map,
+    requests: Sequence[MapPoint],
+    warnings: Sequence[MapPoint],
+    *,
+    cluster: bool,
+) -> None:
+    """Open requests (rank 1: overdue) and level-2 warnings, each a layer of its own."""
+    t = ctx.t
+    PointLayer(
+        requests, REQUEST_COLORS, name=t["layer_requests"], crs=ctx.tiles.crs, cluster=cluster
+    ).add_to(fmap)
+    if warnings:
+        PointLayer(
+            warnings, (WARNING_COLOR,), name=t["layer_warnings"], crs=ctx.tiles.crs, radius=8,
+            cluster=cluster,
+        ).add_to(fmap)  # fmt: skip
 
 
 def _display_json(geometry: BaseGeometry, crs: str, *, simplify: bool = False) -> dict:

@@ -49,6 +49,11 @@ TEXTS: dict[str, dict] = {
         "connected": "实时连接中",
         "reconnecting": "连接中断，正在重连…",  # noqa: RUF001
         "new_alert": "新告警",
+        "layer_requests": "待办诉求",
+        "layer_warnings": "二级预警（矛盾纠纷）",  # noqa: RUF001
+        "requests_overdue": "超期诉求",
+        "warning": "二级预警",
+        "warning_reason": {"repeated": "7天内同类第3次", "lives_alone": "涉及独居老人"},
         "absent": "外出报备中",
         "alert_state": {
             "open": "未处理",
@@ -94,7 +99,7 @@ TEXTS: dict[str, dict] = {
             "resolved": "已办结",
             "feedback": "已回访",
             "closed": "已关闭",
-            "reopened": "已重开",
+            "reopened": "重新办理",
         },
         "service": {s.code: s.name for s in SERVICES},
         "due_kind": {"accept": "接单期限", "resolve": "办结期限"},
@@ -339,6 +344,14 @@ TEXTS: dict[str, dict] = {
         "connected": "Live",
         "reconnecting": "Connection lost, reconnecting…",
         "new_alert": "New alert",
+        "layer_requests": "Open requests",
+        "layer_warnings": "Level-2 dispute warnings",
+        "requests_overdue": "Overdue request",
+        "warning": "Level-2 warning",
+        "warning_reason": {
+            "repeated": "third of a kind in 7 days",
+            "lives_alone": "about a resident who lives alone",
+        },
         "absent": "Away (registered)",
         "alert_state": {
             "open": "Open",

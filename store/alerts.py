@@ -13,9 +13,11 @@ from psycopg.rows import class_row
 
 from gridwatch.alerts.lifecycle import OpenAlert
 from gridwatch.errors import Conflict, NotFound
-from gridwatch.store.filters import Filters, all_of, where_columns, where_filters
+from gridwatch.store.filters import Filters, all_of, count_per_day, where_columns, where_filters
 from gridwatch.store.outbox import write_outbox
-from gridwatch.store.paging import Page, fetch_page
+from gridwatch.store.paging import Listing, Page
+
+ACTIVE_STATUSES = ("open", "acknowledged")  # not yet resolved: the desk's live list
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +55,9 @@ _ALERT_SELECT = sql.SQL(
 _ALERT_FROM = sql.SQL(
     "alerts a LEFT JOIN residents r ON r.id = a.resident_id LEFT JOIN grids g ON g.id = a.grid_id"
 )
+_ALERTS = Listing(
+    AlertRow, _ALERT_SELECT, _ALERT_FROM, sql.SQL("a.id DESC"), sql.SQL("a.id < %(after)s")
+)
 
 
 def alert_page(
@@ -69,39 +74,17 @@ def alert_page(
     # An alert has no position of its own: it is where the resident lives.
     where, params = where_filters(filters, alias="a", time_column="opened_at", position_alias="r")
     where_columns(where, params, "a", status=statuses, level=level, kind=kind)
-    keyset = None
-    if after is not None:
-        keyset = sql.SQL("a.id < %(after)s")
-        params["after"] = after
-    return fetch_page(
-        conn,
-        AlertRow,
-        _ALERT_SELECT,
-        _ALERT_FROM,
-        where,
-        params,
-        order=sql.SQL("a.id DESC"),
-        after=keyset,
-        limit=limit,
-    )
+    keyset = None if after is None else {"after": after}
+    return _ALERTS.page(conn, where, params, after=keyset, limit=limit)
 
 
 def all_alerts(conn: psycopg.Connection) -> list[AlertRow]:
     """Every alert in `alert_page`'s order."""
-    query = sql.SQL("SELECT {} FROM {} ORDER BY a.id DESC").format(_ALERT_SELECT, _ALERT_FROM)
-    with conn.cursor(row_factory=class_row(AlertRow)) as cur:
-        return cur.execute(query).fetchall()
+    return _ALERTS.all(conn)
 
 
 def get_alert(conn: psycopg.Connection, alert_id: int) -> AlertRow:
-    with conn.cursor(row_factory=class_row(AlertRow)) as cur:
-        row = cur.execute(
-            sql.SQL("SELECT {} FROM {} WHERE a.id = %s").format(_ALERT_SELECT, _ALERT_FROM),
-            (alert_id,),
-        ).fetchone()
-    if row is None:
-        raise NotFound(f"no alert {alert_id}")
-    return row
+    return _ALERTS.one(conn, sql.SQL("a.id = %s"), (alert_id,), f"no alert {alert_id}")
 
 
 def alerts_by_ids(conn: psycopg.Connection, alert_ids: Sequence[int]) -> dict[int, AlertRow]:
@@ -266,16 +249,44 @@ def alerts_opened_daily(
 ) -> dict[date, int]:
     """Alerts opened in [start, end) in `scope`, per local day of `zone`."""
     where, params = where_filters(Filters(scope=scope), alias="a")
-    where.append(sql.SQL("a.opened_at >= %(start)s AND a.opened_at < %(end)s"))
-    params.update(start=start, end=end, tz=zone.key)
+    opened_at = sql.SQL("a.opened_at")
+    return count_per_day(
+        conn, sql.SQL("alerts a"), opened_at, where, params, start=start, end=end, zone=zone
+    )
+
+
+def active_alerts(conn: psycopg.Connection) -> list[AlertRow]:
+    """Every open or acknowledged alert, in `alert_page`'s order (newest first)."""
+    query = sql.SQL("SELECT {} FROM {} WHERE a.status = ANY(%s) ORDER BY a.id DESC").format(
+        _ALERT_SELECT, _ALERT_FROM
+    )
+    with conn.cursor(row_factory=class_row(AlertRow)) as cur:
+        return cur.execute(query, (list(ACTIVE_STATUSES),)).fetchall()
+
+
+def open_alert_tally_by_grid(conn: psycopg.Connection) -> list[tuple[int | None, AlertTally]]:
+    """`open_alert_tally` of every grid apart, in its order (kind, level, status): summed over
+    the grids of a scope, in this order, it is that scope's tally."""
     rows = conn.execute(
-        sql.SQL(
-            "SELECT (a.opened_at AT TIME ZONE %(tz)s)::date, count(*) FROM alerts a "
-            "WHERE {} GROUP BY 1"
-        ).format(all_of(where)),
-        params,
+        "SELECT grid_id, kind, level, status, count(*) FROM alerts WHERE status <> 'resolved' "
+        "GROUP BY 1, 2, 3, 4 ORDER BY 2, 3, 4, 1"
     ).fetchall()
-    return dict(rows)
+    return [(grid_id, AlertTally(*tally)) for grid_id, *tally in rows]
+
+
+def alerts_opened_daily_by_grid(
+    conn: psycopg.Connection, *, start: datetime, end: datetime, zone
+) -> dict[int | None, dict[date, int]]:
+    """`alerts_opened_daily` of every grid apart (None: alerts outside every grid)."""
+    rows = conn.execute(
+        "SELECT grid_id, (opened_at AT TIME ZONE %(tz)s)::date, count(*) FROM alerts "
+        "WHERE opened_at >= %(start)s AND opened_at < %(end)s GROUP BY 1, 2",
+        {"start": start, "end": end, "tz": zone.key},
+    ).fetchall()
+    days: dict[int | None, dict[date, int]] = {}
+    for grid_id, day, count in rows:
+        days.setdefault(grid_id, {})[day] = count
+    return days
 
 
 def alert_history(conn: psycopg.Connection, alert_id: int) -> list[AlertStep]:

@@ -1,4 +1,4 @@
-"""Which tables changed, heard as it happens: statement triggers (migration 016) send a notice
+"""Which tables changed, heard as it happens: statement triggers (migrations 016, 019) send a notice
 naming the table on channel `gridwatch_changes` when a transaction that wrote to it commits,
 and a `ChangeWatcher` counts them. Whoever keeps something derived from these tables keys it on
 their counts, read before it reads the tables: what it keeps is then never older than its key,
@@ -24,6 +24,8 @@ WATCHED = (
     "patrol_checkins",
     "requests",
     "request_events",
+    "devices",
+    "meter_readings",
 )
 
 

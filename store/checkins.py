@@ -8,12 +8,10 @@ from datetime import datetime, timedelta
 
 import psycopg
 from psycopg import sql
-from psycopg.rows import class_row
 
-from gridwatch.errors import NotFound
 from gridwatch.model.records import PatrolCheckin
 from gridwatch.store.filters import Filters, where_columns, where_filters
-from gridwatch.store.paging import Page, fetch_page
+from gridwatch.store.paging import Listing, Page
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,13 +31,16 @@ class CheckinRow:
     note: str | None
 
 
-_CHECKIN_SELECT = sql.SQL(
-    "c.worker_id, c.source, c.observed_at, c.received_at, c.lon, c.lat, c.accuracy_m, "
-    "c.grid_id, g.code AS grid_code, c.kind, c.resident_id, c.status, c.note"
+_CHECKINS = Listing(
+    CheckinRow,
+    sql.SQL(
+        "c.worker_id, c.source, c.observed_at, c.received_at, c.lon, c.lat, c.accuracy_m, "
+        "c.grid_id, g.code AS grid_code, c.kind, c.resident_id, c.status, c.note"
+    ),
+    sql.SQL("patrol_checkins c LEFT JOIN grids g ON g.id = c.grid_id"),
+    sql.SQL("c.observed_at DESC, c.worker_id DESC, c.source DESC"),
+    sql.SQL("(c.observed_at, c.worker_id, c.source) < (%(after_t)s, %(after_w)s, %(after_s)s)"),
 )
-
-
-_CHECKIN_FROM = sql.SQL("patrol_checkins c LEFT JOIN grids g ON g.id = c.grid_id")
 
 
 def checkin_page(
@@ -58,36 +59,15 @@ def checkin_page(
     where_columns(where, params, "c", kind=kind, worker_id=worker_id)
     keyset = None
     if after is not None:
-        keyset = sql.SQL(
-            "(c.observed_at, c.worker_id, c.source) < (%(after_t)s, %(after_w)s, %(after_s)s)"
-        )
-        params.update(after_t=after[0], after_w=after[1], after_s=after[2])
-    return fetch_page(
-        conn,
-        CheckinRow,
-        _CHECKIN_SELECT,
-        _CHECKIN_FROM,
-        where,
-        params,
-        order=sql.SQL("c.observed_at DESC, c.worker_id DESC, c.source DESC"),
-        after=keyset,
-        limit=limit,
-    )
+        keyset = {"after_t": after[0], "after_w": after[1], "after_s": after[2]}
+    return _CHECKINS.page(conn, where, params, after=keyset, limit=limit)
 
 
 def get_checkin(
     conn: psycopg.Connection, *, worker_id: str, source: str, observed_at: datetime
 ) -> CheckinRow:
-    with conn.cursor(row_factory=class_row(CheckinRow)) as cur:
-        row = cur.execute(
-            sql.SQL(
-                "SELECT {} FROM {} WHERE c.worker_id = %s AND c.source = %s AND c.observed_at = %s"
-            ).format(_CHECKIN_SELECT, _CHECKIN_FROM),
-            (worker_id, source, observed_at),
-        ).fetchone()
-    if row is None:
-        raise NotFound("no such check-in")
-    return row
+    key = sql.SQL("c.worker_id = %s AND c.source = %s AND c.observed_at = %s")
+    return _CHECKINS.one(conn, key, (worker_id, source, observed_at), "no such check-in")
 
 
 def insert_checkin(

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
+import psycopg
 from psycopg import sql
 
 
@@ -94,3 +95,24 @@ def local_day_bounds(day: date, zone) -> tuple[datetime, datetime]:
     """[local midnight, next local midnight) of `day`."""
     start = datetime.combine(day, time(), zone)
     return start, datetime.combine(day + timedelta(days=1), time(), zone)
+
+
+def count_per_day(
+    conn: psycopg.Connection,
+    from_: sql.Composable,
+    at: sql.Composable,
+    where: list[sql.Composable],
+    params: dict,
+    *,
+    start: datetime,
+    end: datetime,
+    zone,
+) -> dict[date, int]:
+    """How many rows of `from_` meeting `where` have their time `at` in [start, end), per
+    local day of `zone` (the days with none are left out)."""
+    query = sql.SQL(
+        "SELECT ({at} AT TIME ZONE %(tz)s)::date, count(*) FROM {from_} "
+        "WHERE {where} AND {at} >= %(start)s AND {at} < %(end)s GROUP BY 1"
+    ).format(at=at, from_=from_, where=all_of(where))
+    rows = conn.execute(query, {**params, "start": start, "end": end, "tz": zone.key}).fetchall()
+    return dict(rows)

@@ -6,6 +6,7 @@ Every change is a row in hazard_events in the same transaction as the change its
 
 from __future__ import annotations
 
+import math
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -25,8 +26,8 @@ from gridwatch.cases.hazards import (
 )
 from gridwatch.errors import NotFound
 from gridwatch.model.records import HazardReport
-from gridwatch.store.filters import Filters, all_of, where_columns, where_filters
-from gridwatch.store.paging import Page, fetch_page
+from gridwatch.store.filters import Filters, all_of, count_per_day, where_columns, where_filters
+from gridwatch.store.paging import Listing, Page
 
 _LOCK_KEY = 0x67770005  # one escalation at a time across `gridwatch alerts` processes
 
@@ -334,6 +335,13 @@ _HAZARD_SELECT = sql.SQL(
 
 
 _HAZARD_FROM = sql.SQL("hazard_reports h LEFT JOIN grids g ON g.id = h.grid_id")
+_HAZARDS = Listing(
+    Hazard,
+    _HAZARD_SELECT,
+    _HAZARD_FROM,
+    sql.SQL("h.received_at DESC, h.id DESC"),
+    sql.SQL("(h.received_at, h.id) < (%(after_t)s, %(after_id)s)"),
+)
 
 
 def hazard_page(
@@ -349,30 +357,13 @@ def hazard_page(
     """Hazards newest first (by received time)."""
     where, params = where_filters(filters, alias="h", time_column="observed_at")
     where_columns(where, params, "h", status=statuses, severity=severities, level=level)
-    keyset = None
-    if after is not None:
-        keyset = sql.SQL("(h.received_at, h.id) < (%(after_t)s, %(after_id)s)")
-        params.update(after_t=after[0], after_id=after[1])
-    return fetch_page(
-        conn,
-        Hazard,
-        _HAZARD_SELECT,
-        _HAZARD_FROM,
-        where,
-        params,
-        order=sql.SQL("h.received_at DESC, h.id DESC"),
-        after=keyset,
-        limit=limit,
-    )
+    keyset = None if after is None else {"after_t": after[0], "after_id": after[1]}
+    return _HAZARDS.page(conn, where, params, after=keyset, limit=limit)
 
 
 def all_hazards(conn: psycopg.Connection) -> list[Hazard]:
     """Every hazard in `hazard_page`'s order."""
-    query = sql.SQL("SELECT {} FROM {} ORDER BY h.received_at DESC, h.id DESC").format(
-        _HAZARD_SELECT, _HAZARD_FROM
-    )
-    with conn.cursor(row_factory=class_row(Hazard)) as cur:
-        return cur.execute(query).fetchall()
+    return _HAZARDS.all(conn)
 
 
 def map_hazards(
@@ -404,14 +395,17 @@ def hazard_days(
 ) -> dict[date, HazardDay]:
     """Per local day of `zone` in [start, end), the hazards of `scope` reported and closed."""
     where, params = where_filters(Filters(scope=scope), alias="h")
-    params.update(start=start, end=end, tz=zone.key)
-    opened = conn.execute(
-        sql.SQL(
-            "SELECT (h.received_at AT TIME ZONE %(tz)s)::date, count(*) FROM hazard_reports h "
-            "WHERE {} AND h.received_at >= %(start)s AND h.received_at < %(end)s GROUP BY 1"
-        ).format(all_of(where)),
+    opened = count_per_day(
+        conn,
+        sql.SQL("hazard_reports h"),
+        sql.SQL("h.received_at"),
+        where,
         params,
-    ).fetchall()
+        start=start,
+        end=end,
+        zone=zone,
+    )
+    params.update(start=start, end=end, tz=zone.key)
     closed = conn.execute(
         sql.SQL(
             "SELECT (e.at AT TIME ZONE %(tz)s)::date, count(*), percentile_cont(0.5) "
@@ -422,7 +416,44 @@ def hazard_days(
         ).format(all_of(where)),
         params,
     ).fetchall()
-    days = {day: HazardDay(day, opened=count) for day, count in opened}
+    days = {day: HazardDay(day, opened=count) for day, count in opened.items()}
     for day, count, median_h in closed:
         days[day] = HazardDay(day, days.get(day, HazardDay(day)).opened, count, median_h)
     return days
+
+
+def hazard_days_by_grid(
+    conn: psycopg.Connection, *, start: datetime, end: datetime, zone
+) -> tuple[dict[int | None, dict[date, int]], dict[int | None, dict[date, list[float]]]]:
+    """`hazard_days` of every grid apart: hazards reported per grid and local day, and the
+    hours from report to close of each close per grid and day (a median is no sum: a scope's
+    is taken from the hours of its grids)."""
+    params = {"start": start, "end": end, "tz": zone.key}
+    opened: dict[int | None, dict[date, int]] = {}
+    for grid_id, day, count in conn.execute(
+        "SELECT grid_id, (received_at AT TIME ZONE %(tz)s)::date, count(*) FROM hazard_reports "
+        "WHERE received_at >= %(start)s AND received_at < %(end)s GROUP BY 1, 2",
+        params,
+    ).fetchall():
+        opened.setdefault(grid_id, {})[day] = count
+    closed: dict[int | None, dict[date, list[float]]] = {}
+    # The hours as percentile_cont in hazard_days takes them: the same expression, as float8.
+    for grid_id, day, hours in conn.execute(
+        "SELECT h.grid_id, (e.at AT TIME ZONE %(tz)s)::date, "
+        "(extract(epoch FROM e.at - h.received_at) / 3600)::float8 "
+        "FROM hazard_events e JOIN hazard_reports h ON h.id = e.hazard_id "
+        "WHERE e.to_status = 'closed' AND e.at >= %(start)s AND e.at < %(end)s",
+        params,
+    ).fetchall():
+        closed.setdefault(grid_id, {}).setdefault(day, []).append(hours)
+    return opened, closed
+
+
+def median_as_percentile_cont(values: Sequence[float]) -> float:
+    """The median as PostgreSQL's `percentile_cont(0.5)` computes it, to the last bit: the two
+    middle values interpolated as `lo + 0.5 * (hi - lo)`."""
+    ordered = sorted(values)
+    place = 0.5 * (len(ordered) - 1)
+    first, second = math.floor(place), math.ceil(place)
+    lo, hi = ordered[first], ordered[second]
+    return lo if first == second else lo + (place - first) * (hi - lo)

@@ -7,12 +7,13 @@ becomes SQL text."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 import psycopg
 from psycopg import sql
 from psycopg.rows import class_row
 
+from gridwatch.errors import NotFound
 from gridwatch.store.filters import all_of
 
 Row = TypeVar("Row")
@@ -25,27 +26,55 @@ class Page(Generic[Row]):
     more: bool  # rows follow the last one of this page
 
 
-def fetch_page(
-    conn: psycopg.Connection,
-    row_type: type[Row],
-    select: sql.Composable,
-    from_: sql.Composable,
-    where: list[sql.Composable],
-    params: dict,
-    *,
-    order: sql.Composable,
-    after: sql.Composable | None,
-    limit: int,
-) -> Page[Row]:
-    condition = all_of(where)
-    [(matched,)] = conn.execute(
-        sql.SQL("SELECT count(*) FROM {} WHERE {}").format(from_, condition), params
-    ).fetchall()
-    if after is not None:
-        condition = sql.SQL("{} AND {}").format(condition, after)
-    query = sql.SQL("SELECT {} FROM {} WHERE {} ORDER BY {} LIMIT %(limit)s").format(
-        select, from_, condition, order
-    )
-    with conn.cursor(row_factory=class_row(row_type)) as cur:
-        rows = cur.execute(query, {**params, "limit": limit + 1}).fetchall()
-    return Page(rows[:limit], matched, len(rows) > limit)
+@dataclass(frozen=True, slots=True)
+class Listing(Generic[Row]):
+    """How a layer lists a table: the columns it selects into `row_type`, from which join,
+    in which order, and `after`, the keyset condition that continues after a page's last row
+    (its parameters named `after…`)."""
+
+    row_type: type[Row]
+    select: sql.Composable
+    from_: sql.Composable
+    order: sql.Composable
+    after: sql.Composable
+
+    def page(
+        self,
+        conn: psycopg.Connection,
+        where: list[sql.Composable],
+        params: dict,
+        *,
+        after: dict | None,
+        limit: int,
+    ) -> Page[Row]:
+        """The rows matching `where`, up to `limit` of them after the row whose key `after`
+        gives the keyset's parameters (None: from the first row)."""
+        condition = all_of(where)
+        [(matched,)] = conn.execute(
+            sql.SQL("SELECT count(*) FROM {} WHERE {}").format(self.from_, condition), params
+        ).fetchall()
+        if after is not None:
+            condition = sql.SQL("{} AND {}").format(condition, self.after)
+            params = {**params, **after}
+        query = sql.SQL("SELECT {} FROM {} WHERE {} ORDER BY {} LIMIT %(limit)s").format(
+            self.select, self.from_, condition, self.order
+        )
+        with conn.cursor(row_factory=class_row(self.row_type)) as cur:
+            rows = cur.execute(query, {**params, "limit": limit + 1}).fetchall()
+        return Page(rows[:limit], matched, len(rows) > limit)
+
+    def one(self, conn: psycopg.Connection, key: sql.Composable, params: Any, missing: str) -> Row:
+        """The row that `key` (a condition on its primary key) finds; NotFound with the
+        words `missing` when there is none."""
+        query = sql.SQL("SELECT {} FROM {} WHERE {}").format(self.select, self.from_, key)
+        with conn.cursor(row_factory=class_row(self.row_type)) as cur:
+            row = cur.execute(query, params).fetchone()
+        if row is None:
+            raise NotFound(missing)
+        return row
+
+    def all(self, conn: psycopg.Connection) -> list[Row]:
+        """Every row, in the pages' order."""
+        query = sql.SQL("SELECT {} FROM {} ORDER BY {}").format(self.select, self.from_, self.order)
+        with conn.cursor(row_factory=class_row(self.row_type)) as cur:
+            return cur.execute(query).fetchall()

@@ -15,6 +15,8 @@ from zoneinfo import ZoneInfo
 import psycopg
 from psycopg import sql
 
+from gridwatch.store.changes import CHANNEL
+
 TIMESERIES_TABLES = ("meter_readings", "sensor_events", "patrol_checkins")
 _LOCK_KEY = 0x67770002  # advisory lock serialising partition DDL across workers
 _SUFFIX = re.compile(r"_p(\d{8})$")
@@ -101,4 +103,6 @@ def drop_expired_partitions(
                     name = partition_name(table, day)
                     conn.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(name)))
                     dropped.append(name)
+                    # No trigger sees a partition go: what was kept from the table is stale.
+                    conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, table))
     return dropped

@@ -28,11 +28,12 @@ from gridwatch.cases.requests import (
     next_status,
     service,
 )
-from gridwatch.errors import NotFound
+from gridwatch.errors import Conflict, NotFound
 from gridwatch.model.records import RequestIntake
 from gridwatch.store.filters import Filters, where_columns, where_filters
 from gridwatch.store.grids import GridCatalog
-from gridwatch.store.paging import Page, fetch_page
+from gridwatch.store.paging import Listing, Page
+from gridwatch.store.personal_data import FORGET, record_audit
 
 _LOCK_KEY = 0x67770006  # one request escalation at a time across `gridwatch alerts` processes
 _HOTLINE_IDS = uuid.UUID("6b3f2a10-0c5e-5d45-9b3c-123450012345")  # uuid5 namespace of 12345 orders
@@ -488,6 +489,15 @@ def apply_request_escalations(
     return escalated
 
 
+_REQUESTS = Listing(
+    Request,
+    _SELECT,
+    _FROM,
+    sql.SQL("r.received_at DESC, r.id DESC"),
+    sql.SQL("(r.received_at, r.id) < (%(after_t)s, %(after_id)s)"),
+)
+
+
 def request_page(
     conn: psycopg.Connection,
     filters: Filters,
@@ -511,21 +521,8 @@ def request_page(
     if ids is not None:
         where.append(sql.SQL("r.id = ANY(%(ids)s)"))
         params["ids"] = list(ids)
-    keyset = None
-    if after is not None:
-        keyset = sql.SQL("(r.received_at, r.id) < (%(after_t)s, %(after_id)s)")
-        params.update(after_t=after[0], after_id=after[1])
-    return fetch_page(
-        conn,
-        Request,
-        _SELECT,
-        _FROM,
-        where,
-        params,
-        order=sql.SQL("r.received_at DESC, r.id DESC"),
-        after=keyset,
-        limit=limit,
-    )
+    keyset = None if after is None else {"after_t": after[0], "after_id": after[1]}
+    return _REQUESTS.page(conn, where, params, after=keyset, limit=limit)
 
 
 def latest_notes(conn: psycopg.Connection, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, str]:
@@ -536,3 +533,71 @@ def latest_notes(conn: psycopg.Connection, ids: Sequence[uuid.UUID]) -> dict[uui
         (list(ids),),
     ).fetchall()
     return dict(rows)
+
+
+@dataclass(frozen=True, slots=True)
+class ForgottenRequester:
+    """What `forget_requester` did: the requests whose contact it removed (the one asked
+    for first) and whether any contact was left to remove."""
+
+    request_ids: list[uuid.UUID]
+    removed: bool
+
+
+def forget_requester(
+    conn: psycopg.Connection, key: str, *, actor: str, now: datetime
+) -> ForgottenRequester:
+    """Remove a requester's contact — name, phone, email, the address they gave — and their
+    words in the feedback (回访) steps, from the request `key` (its id, or the source's own
+    number: a 12345 工单编号) and from every other request with the same phone or email (the
+    same person asking again), and record it in the audit, in one transaction. The requests
+    themselves, their place, text and history stay: the ledger's counts and clocks stay true.
+    """
+    with conn.transaction():
+        first = _request_by_key(conn, key)
+        rows = conn.execute(
+            "SELECT id, num_nonnulls(requester_name, requester_phone, requester_email, address) "
+            "FROM requests WHERE id = %(id)s OR requester_phone = %(phone)s "
+            "OR requester_email = %(email)s ORDER BY id = %(id)s DESC, received_at, id FOR UPDATE",
+            {"id": first.id, "phone": first.requester_phone, "email": first.requester_email},
+        ).fetchall()
+        ids = [row[0] for row in rows]
+        conn.execute(
+            "UPDATE requests SET requester_name = NULL, requester_phone = NULL, "
+            "requester_email = NULL, address = NULL, updated_at = %s WHERE id = ANY(%s)",
+            (now, ids),
+        )
+        conn.execute(
+            "UPDATE request_events SET note = NULL WHERE request_id = ANY(%s) "
+            "AND action = 'feedback' AND note IS NOT NULL",
+            (ids,),
+        )
+        record_audit(
+            conn,
+            actor=actor,
+            role=None,
+            action=FORGET,
+            what="gridwatch requests forget",
+            resident_ids=[f"{AUDIT_PREFIX}{i}" for i in ids],
+            at=now,
+        )
+    return ForgottenRequester(ids, removed=any(row[1] for row in rows))
+
+
+def _request_by_key(conn: psycopg.Connection, key: str) -> Request:
+    """The request with id `key`, else the one whose source numbered it `key`."""
+    try:
+        return get_request(conn, uuid.UUID(key), lock=True)
+    except ValueError:
+        pass
+    query = sql.SQL("SELECT {} FROM {} WHERE r.source_key = %s ORDER BY r.received_at").format(
+        _SELECT, _FROM
+    )
+    with conn.cursor(row_factory=class_row(Request)) as cur:
+        found = cur.execute(query, (key,)).fetchall()
+    if not found:
+        raise NotFound(f"no request {key!r} (a request id or a source's number, e.g. 工单编号)")
+    if len(found) > 1:
+        sources = ", ".join(r.source for r in found)
+        raise Conflict(f"{key!r} numbers requests of several sources ({sources}); give the id")
+    return found[0]

@@ -18,7 +18,7 @@ from gridwatch.model.rows import ResidentRow, WorkerRow
 from gridwatch.store.db import refused_as_input_error
 from gridwatch.store.filters import Filters, where_filters
 from gridwatch.store.grids import LeafGrids, grid_codes, load_leaf_grids
-from gridwatch.store.paging import Page, fetch_page
+from gridwatch.store.paging import Listing, Page
 
 
 def upsert_residents(
@@ -240,7 +240,10 @@ def _metres_outside(grid: shapely.Geometry, lon: float, lat: float) -> float:
 
 
 @dataclass(frozen=True, slots=True)
-class ResidentRecord:
+class ResidentHome:
+    """A resident and where they live: what every view of one (the layer, the maps) begins
+    with; the personal fields are masked on the way out, not here."""
+
     id: str
     name: str | None
     address: str | None
@@ -248,6 +251,10 @@ class ResidentRecord:
     lon: float | None
     lat: float | None
     grid_id: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class ResidentRecord(ResidentHome):
     grid_code: str | None
     living_alone: bool
     open_alerts: list[str]
@@ -257,8 +264,10 @@ class ResidentRecord:
     awaiting_installation: bool  # a meter imported, never yet heard from (未接入)
 
 
-_RESIDENT_SELECT = sql.SQL(
-    """
+_RESIDENTS = Listing(
+    ResidentRecord,
+    sql.SQL(
+        """
     r.id, r.name, r.address, r.phone, r.lon, r.lat, r.grid_id, g.code AS grid_code,
     r.living_alone,
     coalesce((SELECT array_agg(a.kind ORDER BY a.kind) FROM alerts a
@@ -274,10 +283,11 @@ _RESIDENT_SELECT = sql.SQL(
             AND NOT EXISTS (SELECT 1 FROM meter_readings m WHERE m.meter_id = d.id))
       AS awaiting_installation
     """
+    ),
+    sql.SQL("residents r LEFT JOIN grids g ON g.id = r.grid_id"),
+    sql.SQL("r.id"),
+    sql.SQL("r.id > %(after)s"),
 )
-
-
-_RESIDENT_FROM = sql.SQL("residents r LEFT JOIN grids g ON g.id = r.grid_id")
 
 
 def resident_page(
@@ -300,34 +310,13 @@ def resident_page(
             )
         )
         params["alerting"] = alerting
-    keyset = None
-    if after is not None:
-        keyset = sql.SQL("r.id > %(after)s")
-        params["after"] = after
-    return fetch_page(
-        conn,
-        ResidentRecord,
-        _RESIDENT_SELECT,
-        _RESIDENT_FROM,
-        where,
-        params,
-        order=sql.SQL("r.id"),
-        after=keyset,
-        limit=limit,
-    )
+    keyset = None if after is None else {"after": after}
+    return _RESIDENTS.page(conn, where, params, after=keyset, limit=limit)
 
 
 def get_resident(conn: psycopg.Connection, resident_id: str, *, now: datetime) -> ResidentRecord:
-    with conn.cursor(row_factory=class_row(ResidentRecord)) as cur:
-        row = cur.execute(
-            sql.SQL("SELECT {} FROM {} WHERE r.id = %(id)s").format(
-                _RESIDENT_SELECT, _RESIDENT_FROM
-            ),
-            {"id": resident_id, "now": now},
-        ).fetchone()
-    if row is None:
-        raise NotFound(f"no resident {resident_id!r}")
-    return row
+    params = {"id": resident_id, "now": now}
+    return _RESIDENTS.one(conn, sql.SQL("r.id = %(id)s"), params, f"no resident {resident_id!r}")
 
 
 def resident_grid(conn: psycopg.Connection, resident_id: str) -> int | None:
@@ -339,14 +328,7 @@ def resident_grid(conn: psycopg.Connection, resident_id: str) -> int | None:
 
 
 @dataclass(frozen=True, slots=True)
-class MapResident:
-    id: str
-    name: str | None
-    address: str | None
-    phone: str | None
-    lon: float | None
-    lat: float | None
-    grid_id: int | None
+class MapResident(ResidentHome):
     alert_status: str | None
     alert_kinds: list[str]
     absent: bool
@@ -393,3 +375,24 @@ def awaiting_installation(conn: psycopg.Connection, *, scope: list[int] | None) 
         params,
     ).fetchall()
     return count
+
+
+def meters_awaiting(conn: psycopg.Connection) -> dict[str, tuple[str, int | None]]:
+    """The meters `awaiting_installation` counts homes by (never heard from): meter id →
+    (resident, the home's grid)."""
+    rows = conn.execute(
+        "SELECT d.id, r.id, r.grid_id FROM devices d JOIN residents r ON r.id = d.resident_id "
+        "WHERE d.kind = 'meter' "
+        "AND NOT EXISTS (SELECT 1 FROM meter_readings m WHERE m.meter_id = d.id)"
+    ).fetchall()
+    return {meter: (resident, grid_id) for meter, resident, grid_id in rows}
+
+
+def meters_heard(conn: psycopg.Connection, meter_ids: Sequence[str]) -> set[str]:
+    """Those of `meter_ids` with a reading (looked up for these meters only)."""
+    rows = conn.execute(
+        "SELECT id FROM unnest(%s::text[]) AS id "
+        "WHERE EXISTS (SELECT 1 FROM meter_readings m WHERE m.meter_id = id)",
+        (list(meter_ids),),
+    ).fetchall()
+    return {meter for (meter,) in rows}

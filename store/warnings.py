@@ -29,12 +29,11 @@ from gridwatch.disputes.scanning import (
     plan_warnings,
     scan_texts,
 )
-from gridwatch.errors import NotFound
 from gridwatch.model.records import HazardReport, PatrolCheckin, RequestIntake, checkin_key
 from gridwatch.store.filters import Filters, where_columns, where_filters
 from gridwatch.store.keywords import LibraryMatchers
 from gridwatch.store.outbox import write_warning_outbox
-from gridwatch.store.paging import Page, fetch_page
+from gridwatch.store.paging import Listing, Page
 from gridwatch.store.requests import Placement, Stored, open_requests, warning_case_id
 
 _LOCK_CLASS = 0x6777000C  # advisory locks per (grid, category): one writer counts at a time
@@ -76,6 +75,9 @@ _WARNING_COLUMNS = (
 )
 _WARNING_SELECT = sql.SQL(_WARNING_COLUMNS)
 _WARNING_FROM = sql.SQL("warnings w LEFT JOIN grids g ON g.id = w.grid_id")
+_WARNINGS = Listing(
+    WarningRow, _WARNING_SELECT, _WARNING_FROM, sql.SQL("w.id DESC"), sql.SQL("w.id < %(after)s")
+)
 
 
 def record_warnings(
@@ -350,28 +352,45 @@ def warning_page(
     if level is not None:
         where.append(sql.SQL("w.level = %(level)s"))
         params["level"] = level
-    keyset = None
-    if after is not None:
-        keyset = sql.SQL("w.id < %(after)s")
-        params["after"] = after
-    return fetch_page(
-        conn,
-        WarningRow,
-        _WARNING_SELECT,
-        _WARNING_FROM,
-        where,
-        params,
-        order=sql.SQL("w.id DESC"),
-        after=keyset,
-        limit=limit,
-    )
+    keyset = None if after is None else {"after": after}
+    return _WARNINGS.page(conn, where, params, after=keyset, limit=limit)
 
 
 def get_warning(conn: psycopg.Connection, warning_id: int) -> WarningRow:
     """One warning; NotFound when there is none with this id."""
-    query = sql.SQL("SELECT {} FROM {} WHERE w.id = %s").format(_WARNING_SELECT, _WARNING_FROM)
+    return _WARNINGS.one(conn, sql.SQL("w.id = %s"), (warning_id,), f"no warning {warning_id}")
+
+
+def warnings_between(
+    conn: psycopg.Connection,
+    after: int,
+    upto: int | None = None,
+    *,
+    level: int | None,
+    scope: list[int] | None = None,
+    limit: int,
+) -> list[WarningRow]:
+    """The first `limit` warnings of `level` (None: any) with after < id <= upto (None: no
+    bound), in id order, within `scope` (None: every grid): what the live stream reads."""
+    where = [sql.SQL("w.id > %(after)s")]
+    params: dict = {"after": after, "limit": limit}
+    if level is not None:
+        where.append(sql.SQL("w.level = %(level)s"))
+        params["level"] = level
+    if upto is not None:
+        where.append(sql.SQL("w.id <= %(upto)s"))
+        params["upto"] = upto
+    if scope is not None:
+        where.append(sql.SQL("w.grid_id = ANY(%(scope)s)"))
+        params["scope"] = scope
+    query = sql.SQL("SELECT {} FROM {} WHERE {} ORDER BY w.id LIMIT %(limit)s").format(
+        _WARNING_SELECT, _WARNING_FROM, sql.SQL(" AND ").join(where)
+    )
     with conn.cursor(row_factory=class_row(WarningRow)) as cur:
-        row = cur.execute(query, (warning_id,)).fetchone()
-    if row is None:
-        raise NotFound(f"no warning {warning_id}")
-    return row
+        return cur.execute(query, params).fetchall()
+
+
+def max_warning_id(conn: psycopg.Connection) -> int:
+    """The newest warning's id (0 when there is none)."""
+    [(newest,)] = conn.execute("SELECT coalesce(max(id), 0) FROM warnings").fetchall()
+    return newest

@@ -15,7 +15,7 @@ import psycopg
 import pytest
 
 from gridwatch.store.ledger import LEDGER_ORDERS
-from tests.support.api import GRID_A, GRID_B, NOW, ApiServer, Clock, api_settings, make_users
+from tests.support.api import GRID_A, GRID_B, NOW, every_page, kept_server, plain_server
 from tests.support.waiting import wait_for
 
 LEDGER = "/ledger"
@@ -24,62 +24,31 @@ NOTICE_S = 5.0  # a commit by another process reaches the API as a notice within
 ROLES = ("admin", "duty_street", "duty_community", "worker_a", "worker_b")
 
 
-@pytest.fixture(scope="module", name="tokens")
-def tokens_fixture(seeded_url):
-    return make_users(seeded_url)
-
-
 @pytest.fixture(scope="module", name="kept")
-def kept_fixture(seeded_url, tokens, tmp_path_factory):
+def kept_fixture(seeded_url, module_tokens, tmp_path_factory):
     """A server that keeps the ledger and alerts on a clock the test moves, and a client of
     every reading role."""
-    settings = api_settings(tmp_path_factory.mktemp("kept"), seeded_url, api_counts_ttl_s=60)
     for code in (GRID_A, GRID_B):  # each worker has requests to see, one of them overdue
         _insert_request(seeded_url, code, at=NOW - timedelta(hours=3), accept_in=timedelta(hours=1))
         _insert_request(seeded_url, code, at=NOW, accept_in=timedelta(hours=4))
-    with ApiServer(settings, seeded_url, Clock()) as server:
-        assert server.state.changes.live, "the API hears change notices"
-        clients = {role: server.client(role, tokens) for role in ROLES}
+    tmp = tmp_path_factory.mktemp("kept")
+    with kept_server(seeded_url, module_tokens, tmp, ROLES) as (server, clients):
         yield server, clients
-        for client in clients.values():
-            client.close()
 
 
 @pytest.fixture(scope="module", name="plain")
-def plain_fixture(kept, tokens, seeded_url, tmp_path_factory):
+def plain_fixture(kept, module_tokens, seeded_url, tmp_path_factory):
     """A server that keeps nothing (every answer from the database) on the kept one's clock."""
-    server, _ = kept
-    settings = api_settings(tmp_path_factory.mktemp("plain"), seeded_url)
-    with ApiServer(settings, seeded_url, server.clock) as plain:
-        clients = {role: plain.client(role, tokens) for role in ROLES}
+    tmp = tmp_path_factory.mktemp("plain")
+    with plain_server(kept[0], seeded_url, module_tokens, tmp, ROLES) as clients:
         yield clients
-        for client in clients.values():
-            client.close()
-
-
-def _pages(client: httpx.Client, path: str, params: dict) -> list[dict]:
-    """Every page of an answer, following next links, with this server's address taken out."""
-    base = str(client.base_url).rstrip("/")
-    pages, url, query = [], path, params
-    while url is not None:
-        answer = client.get(url, params=query)
-        page = answer.json()
-        if answer.status_code != 200:  # the same error, then
-            return [{"status": answer.status_code, **page}]
-        page.pop("timeStamp")
-        nexts = [link["href"] for link in page["links"] if link["rel"] == "next"]
-        for link in page["links"]:
-            link["href"] = link["href"].removeprefix(base)
-        pages.append(page)
-        url, query = (nexts[0].removeprefix(base), None) if nexts else (None, None)
-    return pages
 
 
 def _same_pages(kept: httpx.Client, plain: httpx.Client, path: str, params: dict) -> None:
     """The kept server's pages equal the database's, once the notices of writes made meanwhile
     (the escalation job runs on the test's clock) have reached it."""
     wait_for(
-        lambda: _pages(kept, path, params) == _pages(plain, path, params),
+        lambda: every_page(kept, path, params) == every_page(plain, path, params),
         timeout=NOTICE_S,
         what=f"{path} {params} as the database answers",
     )
@@ -201,7 +170,9 @@ def test_the_kept_ledger_answers_as_the_database_does(kept, plain, role):
         for limit in (7, 1000):
             asked = {**params, "limit": limit}
             if role == "admin" and not params:
-                assert _pages(plain[role], LEDGER, asked)[0]["numberMatched"] > 7, "pages follow"
+                assert every_page(plain[role], LEDGER, asked)[0]["numberMatched"] > 7, (
+                    "pages follow"
+                )
             _same_pages(http[role], plain[role], LEDGER, asked)
         got, want = (
             http[role].get(f"{LEDGER}.csv", params=params),
@@ -240,7 +211,7 @@ LEDGER_ODD = [
 
 
 def _ids(client: httpx.Client, params: dict) -> list[str]:
-    return [r["id"] for page in _pages(client, LEDGER, params) for r in page["items"]]
+    return [r["id"] for page in every_page(client, LEDGER, params) for r in page["items"]]
 
 
 def test_every_console_filter_and_order_tells(plain):
@@ -248,7 +219,9 @@ def test_every_console_filter_and_order_tells(plain):
     ignored one would answer otherwise than the database."""
     admin = plain["admin"]
     everything = _ids(admin, {"limit": 1000})
-    kinds = {r["kind"] for page in _pages(admin, LEDGER, {"limit": 1000}) for r in page["items"]}
+    kinds = {
+        r["kind"] for page in every_page(admin, LEDGER, {"limit": 1000}) for r in page["items"]
+    }
     assert kinds == {"hazard", "request"}
     for params in LEDGER_SORTS:
         ordered = _ids(admin, {**params, "limit": 1000})
@@ -323,7 +296,9 @@ def test_the_kept_alerts_answer_as_the_database_does(kept, plain, role):
         for limit in (7, 1000):
             asked = {**params, "limit": limit}
             if role == "admin" and not params:
-                assert _pages(plain[role], ALERTS, asked)[0]["numberMatched"] > 7, "pages follow"
+                assert every_page(plain[role], ALERTS, asked)[0]["numberMatched"] > 7, (
+                    "pages follow"
+                )
             _same_pages(http[role], plain[role], ALERTS, asked)
 
 
@@ -559,7 +534,7 @@ def test_a_kept_alerts_answer_is_never_served_to_another_caller(
 
 
 def test_every_kept_alerts_answer_in_clear_is_recorded_for_its_caller(
-    kept, tokens, seeded_url, alert_in_b
+    kept, module_tokens, seeded_url, alert_in_b
 ):
     _, http = kept
     params = {"limit": 1000}
@@ -572,11 +547,11 @@ def test_every_kept_alerts_answer_in_clear_is_recorded_for_its_caller(
         assert again.status_code == 304
         shown = _in_clear(first.json()["features"])
         assert shown, f"{role} sees residents in clear"
-        actor = tokens.names[role]
+        actor = module_tokens.names[role]
         assert _audit_after(seeded_url, last) == [(actor, f"GET {ALERTS}", shown)] * 2, role
 
 
-def test_kept_answers_asked_at_once_are_each_recorded(kept, tokens, seeded_url, alert_in_b):
+def test_kept_answers_asked_at_once_are_each_recorded(kept, module_tokens, seeded_url, alert_in_b):
     """Reads of kept answers are written together; none is lost or put on another caller."""
     _, http = kept
     asked = {"worker_a": 12, "worker_b": 8}
@@ -589,5 +564,5 @@ def test_kept_answers_asked_at_once_are_each_recorded(kept, tokens, seeded_url, 
     entries = _audit_after(seeded_url, last)
     assert len(entries) == len(roles)
     for role, times in asked.items():
-        mine = [ids for actor, _, ids in entries if actor == tokens.names[role]]
+        mine = [ids for actor, _, ids in entries if actor == module_tokens.names[role]]
         assert mine == [shown[role]] * times, role

@@ -12,30 +12,22 @@ import psycopg
 import pytest
 import shapely
 
-from tests.support.api import GRID_A, GRID_B, NOW, ApiServer, Clock, api_settings, make_users
+from tests.support.api import GRID_A, GRID_B, NOW, every_page, kept_server, plain_server
 from tests.support.waiting import wait_for
 
 LAYER = "/collections/grids/items"
 NOTICE_S = 5.0  # a commit by another process reaches the API as a notice within this
-
-
-@pytest.fixture(scope="module", name="tokens")
-def tokens_fixture(seeded_url):
-    return make_users(seeded_url)
+KEPT_ROLES = ("admin", "worker_a", "worker_b", "duty_community")
+PLAIN_ROLES = ("admin", "worker_a", "duty_community")
 
 
 @pytest.fixture(scope="module", name="kept")
-def kept_fixture(seeded_url, tokens, tmp_path_factory):
+def kept_fixture(seeded_url, module_tokens, tmp_path_factory):
     """A server that keeps its grid layers (counts shared until a change) on a clock the test
     moves, and a client of every role."""
-    settings = api_settings(tmp_path_factory.mktemp("kept"), seeded_url, api_counts_ttl_s=60)
-    with ApiServer(settings, seeded_url, Clock()) as server:
-        assert server.state.changes.live, "the API hears change notices"
-        roles = ("admin", "worker_a", "worker_b", "duty_community")
-        clients = {role: server.client(role, tokens) for role in roles}
+    tmp = tmp_path_factory.mktemp("kept")
+    with kept_server(seeded_url, module_tokens, tmp, KEPT_ROLES) as (server, clients):
         yield server, clients
-        for client in clients.values():
-            client.close()
 
 
 def _counts(client: httpx.Client, code: str) -> dict:
@@ -224,34 +216,11 @@ ASKED = [
 
 
 @pytest.fixture(scope="module", name="plain")
-def plain_fixture(kept, tokens, seeded_url, tmp_path_factory):
+def plain_fixture(kept, module_tokens, seeded_url, tmp_path_factory):
     """A server that keeps nothing (every answer from the database) on the kept one's clock."""
-    server, _ = kept
-    settings = api_settings(tmp_path_factory.mktemp("plain"), seeded_url)
-    with ApiServer(settings, seeded_url, server.clock) as plain:
-        roles = ("admin", "worker_a", "duty_community")
-        clients = {role: plain.client(role, tokens) for role in roles}
+    tmp = tmp_path_factory.mktemp("plain")
+    with plain_server(kept[0], seeded_url, module_tokens, tmp, PLAIN_ROLES) as clients:
         yield clients
-        for client in clients.values():
-            client.close()
-
-
-def _pages(client: httpx.Client, path: str, params: dict) -> list[dict]:
-    """Every page of an answer, following next links, with this server's address taken out."""
-    base = str(client.base_url).rstrip("/")
-    pages, url, query = [], path, params
-    while url is not None:
-        answer = client.get(url, params=query)
-        page = answer.json()
-        if answer.status_code != 200:  # the same error, then
-            return [{"status": answer.status_code, **page}]
-        page.pop("timeStamp")
-        nexts = [link["href"] for link in page["links"] if link["rel"] == "next"]
-        for link in page["links"]:
-            link["href"] = link["href"].removeprefix(base)
-        pages.append(page)
-        url, query = (nexts[0].removeprefix(base), None) if nexts else (None, None)
-    return pages
 
 
 @pytest.mark.parametrize("role", ["admin", "worker_a", "duty_community"])
@@ -262,9 +231,9 @@ def test_kept_hazards_and_boxes_answer_as_the_database_does(kept, plain, role):
             if path == LAYER and set(params) - {"bbox", "grid"}:
                 continue
             asked = {**params, "limit": limit}
-            want = _pages(plain[role], path, asked)
+            want = every_page(plain[role], path, asked)
             assert want[0].get("numberMatched") or role != "admin", asked
-            assert _pages(http[role], path, asked) == want, (role, path, asked)
+            assert every_page(http[role], path, asked) == want, (role, path, asked)
 
 
 def test_the_hazards_layer_answers_304_to_the_etag_it_gave(kept):

@@ -20,6 +20,7 @@ from gridwatch.api.stream import AlertFeed
 from gridwatch.store.alerts import write_event
 from gridwatch.store.users import create_user, revoke_user
 from tests.support.api import GRID_A, GRID_B, NOW, ApiServer, Clock, api_settings
+from tests.support.cases import level2_warnings
 
 
 @pytest.fixture(scope="module")
@@ -64,8 +65,8 @@ def _emit(url: str, alert: OpenAlert, n: int, note: str = "test") -> list[int]:
 class Stream:
     """One SSE connection; `take(n)` reads the next n events."""
 
-    def __init__(self, client, headers=None) -> None:
-        self._context = client.stream("GET", "/alerts/stream", headers=headers or {})
+    def __init__(self, client, headers=None, path: str = "/alerts/stream") -> None:
+        self._context = client.stream("GET", path, headers=headers or {})
         self.response = self._context.__enter__()
         assert self.response.status_code == 200
         assert self.response.headers["content-type"].startswith("text/event-stream")
@@ -349,3 +350,58 @@ def test_catching_up_reads_the_history_a_page_at_a_time(server, seeded_url, modu
             tracemalloc.stop()
     assert ids == list(range(start + 1, last + 1))
     assert peak < 4_000_000, f"catching up on {count} events peaked at {peak / 1e6:.1f} MB"
+
+
+# -- level-2 dispute warnings on the same stream ------------------------------------------------
+
+
+def test_level_2_warnings_come_on_the_stream_and_resume_with_the_alerts(
+    server, seeded_url, module_tokens
+):
+    alert = _alerts(seeded_url, GRID_A, 1)[0]
+    path = "/alerts/stream?warnings=true"
+    with server.client("admin", module_tokens) as client:
+        first = Stream(client, path=path)
+        warned = level2_warnings(seeded_url, GRID_A)
+        sent = _emit(seeded_url, alert, 1, "before")
+        got = first.take(len(warned) + 1)
+        first.close()
+        by_kind = {e["event"]: [] for e in got}
+        for e in got:
+            by_kind[e["event"]].append(e)
+        assert [e["data"]["warning_id"] for e in by_kind["warning"]] == warned
+        assert [e["data"]["event_id"] for e in by_kind["alert"]] == sent
+        warning = by_kind["warning"][0]["data"]
+        assert (warning["state"], warning["warning_level"], warning["grid"]) == (
+            "warning", 2, GRID_A,
+        )  # fmt: skip
+        assert warning["category"] == "劳资纠纷" and warning["reason"] == "repeated"
+        last = got[-1]["id"]
+        assert last == f"{max(sent)}.{max(warned)}", "every id holds both positions"
+        # Away: more of both; back with Last-Event-ID, each comes once, none is lost.
+        missed_alerts = _emit(seeded_url, alert, 2, "while away")
+        missed_warnings = level2_warnings(seeded_url, GRID_A, "拖欠工资 欠薪半年")
+        second = Stream(client, {"Last-Event-ID": last}, path=path)
+        resumed = second.take(len(missed_alerts) + len(missed_warnings))
+        second.close()
+    alert_ids = [e["data"]["event_id"] for e in resumed if e["event"] == "alert"]
+    warning_ids = [e["data"]["warning_id"] for e in resumed if e["event"] == "warning"]
+    assert alert_ids == missed_alerts and warning_ids == missed_warnings
+
+
+def test_a_stream_without_warnings_and_another_grids_worker_hear_none(
+    server, seeded_url, module_tokens
+):
+    mine = _alerts(seeded_url, GRID_A, 1)[0]
+    with (
+        server.client("worker_a", module_tokens) as worker_a,
+        server.client("admin", module_tokens) as admin,
+    ):
+        other_grid = Stream(worker_a, path="/alerts/stream?warnings=true")
+        plain = Stream(admin)
+        level2_warnings(seeded_url, GRID_B)
+        expected = _emit(seeded_url, mine, 1, "after the warnings")
+        assert [int(e["id"].split(".")[0]) for e in other_grid.take(1)] == expected
+        assert [(e["event"], int(e["id"])) for e in plain.take(1)] == [("alert", expected[0])]
+        other_grid.close()
+        plain.close()

@@ -14,20 +14,21 @@ import shutil
 import subprocess
 import threading
 import time
-import uuid
 
-import orjson
 import pytest
 
-from gridwatch.ingest.mqtt import BrokerAddress, publisher
+from gridwatch.ingest.mqtt import BrokerAddress
+from tests.support.broker import publishing
 from tests.support.databases import count_rows
 from tests.support.ingest_streams import (
     BAD_EVERY,
     TOTAL,
     IngestProcess,
     accounted,
+    assert_each_once,
     mixed_stream,
     process_env,
+    published_in_thirds,
     wait_until_consuming,
 )
 from tests.support.ports import free_port, listening
@@ -70,26 +71,7 @@ def durable_mqtt_url(tmp_path):
 @pytest.fixture
 def durable_publish(durable_mqtt_url):
     """Publish at QoS 1 to the durable broker; flush() waits until it has every message."""
-    address = BrokerAddress.from_url(durable_mqtt_url)
-    client = publisher(address, f"gw-test-pub-{uuid.uuid4().hex[:8]}")
-    pending = []
-
-    def send(topic: str, payload) -> None:
-        if isinstance(payload, dict):
-            payload = orjson.dumps(payload)
-        pending.append(client.publish(topic, payload, qos=1))
-
-    def flush() -> None:
-        for info in pending:
-            info.wait_for_publish(30)
-            assert info.is_published()
-        pending.clear()
-
-    send.flush = flush  # type: ignore[attr-defined]
-    yield send
-    flush()
-    client.disconnect()
-    client.loop_stop()
+    yield from publishing(durable_mqtt_url)
 
 
 @pytest.mark.slow
@@ -112,42 +94,16 @@ def test_sigkill_mid_stream_loses_and_doubles_nothing(
     try:
         wait_until_consuming(database_url, settings.topic_prefix, publish, worker)
 
-        killed, restarted, published = threading.Event(), threading.Event(), threading.Event()
-
-        def publish_all() -> None:
-            # A third while the worker runs, a third while it is dead, a third after.
-            for n, (topic, payload) in enumerate(messages):
-                if n == third:
-                    killed.wait(60)
-                elif n == 2 * third:
-                    restarted.wait(60)
-                publish(topic, payload)
-                time.sleep(0.002)
-            publish.flush()
-            published.set()
-
-        sender = threading.Thread(target=publish_all)
-        sender.start()
-        try:
+        # A third while the worker runs, a third while it is dead, a third after.
+        with published_in_thirds(messages, publish) as (killed, restarted):
             wait_for(lambda: counts()[0] >= third // 2, what="the first rows")
             worker.kill()
             killed.set()
             time.sleep(0.5)
             worker = IngestProcess(env, client_id, log_path)
             restarted.set()
-        finally:
-            killed.set()
-            restarted.set()
-            sender.join(60)
-        assert published.is_set()
 
-        wait_for(
-            lambda: counts() == (TOTAL - bad, bad),
-            timeout=40,
-            what=f"{TOTAL - bad} rows and {bad} dead letters (have {counts()})",
-        )
-        time.sleep(1)  # anything still arriving would be a duplicate
-        assert counts() == (TOTAL - bad, bad)
+        assert_each_once(counts)
         assert count_rows(database_url, "hazard_events") == count_rows(
             database_url, "hazard_reports"
         )

@@ -12,44 +12,25 @@ import math
 import os
 from datetime import timedelta
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import psycopg
 import pytest
 
-from gridwatch.alerts.lifecycle import OpenAlert
-from gridwatch.store.alerts import write_event
 from gridwatch.store.partitions import ensure_partitions
-from tests.support.api import GRID_A, NOW, SHANGHAI
+from tests.support.api import GRID_A, NOW, SHANGHAI, open_alert
+from tests.support.browser import chromium, local_page, needs_chromium
 
-CHROMIUM = Path("/usr/bin/chromium")
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--lang=zh-CN",  # the browser's own words (a date field's placeholder) in Chinese too
-]
 DESK = {"width": 1366, "height": 800}
 PHONE = {"width": 390, "height": 844}
 
-pytestmark = pytest.mark.skipif(
-    not CHROMIUM.exists(),
-    reason="the browser test needs /usr/bin/chromium (apt-get install chromium)",
-)
+pytestmark = needs_chromium
 
 
 @pytest.fixture(scope="module")
 def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+    # The browser's own words (a date field's placeholder) in Chinese too.
+    with chromium("--lang=zh-CN") as launched:
         yield launched
-        launched.close()
 
 
 @pytest.fixture(scope="module")
@@ -87,13 +68,7 @@ def sos(seeded_url) -> dict:
         ensure_partitions(conn, {(start + timedelta(days=d)).date() for d in range(10)}, SHANGHAI)
         _write_week(conn, meter, sensors, start)
         since = NOW - timedelta(minutes=20)
-        alert_id = conn.execute(
-            "INSERT INTO alerts (resident_id, kind, grid_id, severity, since, opened_at) "
-            "VALUES (%s, 'sos', %s, 'critical', %s, %s) RETURNING id",
-            (resident, grid, since, since),
-        ).fetchone()[0]
-        write_event(conn, OpenAlert(alert_id, resident, "sos", since, "open", "grid", since),
-                    since, "open", "gridwatch", "sos")  # fmt: skip
+        alert_id = open_alert(conn, resident, grid, "sos", since)
     return {"alert_id": alert_id, "resident": resident}
 
 
@@ -131,23 +106,9 @@ def _write_week(conn, meter: str, sensors: list[str], start) -> None:
 
 
 def _context(browser, module_server, viewport, token: str):
-    # bypass_csp: only so the test can evaluate its own probes; the page runs as served.
-    context = browser.new_context(
-        viewport=viewport, locale="zh-CN", accept_downloads=True, bypass_csp=True
+    context, page, left, errors = local_page(
+        browser, viewport=viewport, locale="zh-CN", accept_downloads=True
     )
-    left: list[str] = []
-
-    def only_local(route):
-        if urlsplit(route.request.url).hostname == "127.0.0.1":
-            route.continue_()
-        else:
-            left.append(route.request.url)
-            route.abort()
-
-    context.route("**/*", only_local)
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
     page.goto(f"{module_server.url}/console")
     page.fill("input[name=token]", token)
     page.click("button[type=submit]")

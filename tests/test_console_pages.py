@@ -12,11 +12,9 @@ from datetime import timedelta
 import psycopg
 import pytest
 
-from gridwatch.alerts.lifecycle import OpenAlert
 from gridwatch.maps.console import duration_text
 from gridwatch.maps.texts import texts_for
-from gridwatch.store.alerts import write_event
-from tests.support.api import GRID_A, GRID_B, NOW
+from tests.support.api import GRID_A, GRID_B, NOW, open_alert
 
 ZH = texts_for("zh")["console"]
 EN = texts_for("en")["console"]
@@ -32,14 +30,7 @@ def fall_in_a(seeded_url) -> int:
             " ORDER BY r.id DESC LIMIT 1",
             (GRID_A,),
         ).fetchone()
-        alert_id = conn.execute(
-            "INSERT INTO alerts (resident_id, kind, grid_id, severity, since, opened_at) "
-            "VALUES (%s, 'fall', %s, 'critical', %s, %s) RETURNING id",
-            (resident, grid, NOW, NOW),
-        ).fetchone()[0]
-        write_event(conn, OpenAlert(alert_id, resident, "fall", NOW, "open", "grid", NOW),
-                    NOW, "open", "gridwatch", "fall")  # fmt: skip
-    return alert_id
+        return open_alert(conn, resident, grid, "fall", NOW)
 
 
 @pytest.fixture(scope="module")

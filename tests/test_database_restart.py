@@ -3,7 +3,6 @@ doubled, and the worker says it had to wait."""
 
 from __future__ import annotations
 
-import threading
 import time
 
 import psycopg
@@ -12,7 +11,13 @@ import pytest
 from gridwatch.errors import ServiceUnavailable
 from gridwatch.store.embedded import EmbeddedPostgres
 from gridwatch.store.migrate import migrate
-from tests.support.ingest_streams import BAD_EVERY, TOTAL, accounted, mixed_stream
+from tests.support.ingest_streams import (
+    TOTAL,
+    accounted,
+    assert_each_once,
+    mixed_stream,
+    published_in_thirds,
+)
 from tests.support.settings import make_settings
 from tests.support.waiting import wait_for
 
@@ -39,30 +44,14 @@ def test_database_stopped_hard_and_restarted_mid_stream(
         migrate(conn)
     settings = make_settings(tmp_path, url, mqtt_url, mqtt_session_expiry_s=300)
     messages = mixed_stream(settings.topic_prefix, settings.mqtt_client_id)
-    bad = TOTAL // BAD_EVERY
     running = start_worker(settings)
 
     def counts() -> tuple[int, int]:
         return accounted(url, settings.topic_prefix, settings.mqtt_client_id)
 
     # A third before the stop, a third while the server is down, a third after it is back.
-    stopped, restarted, published = threading.Event(), threading.Event(), threading.Event()
     third = TOTAL // 3
-
-    def publish_all() -> None:
-        for n, (topic, payload) in enumerate(messages):
-            if n == third:
-                stopped.wait(60)
-            elif n == 2 * third:
-                restarted.wait(60)
-            publish(topic, payload)
-            time.sleep(0.002)
-        publish.flush()
-        published.set()
-
-    sender = threading.Thread(target=publish_all)
-    sender.start()
-    try:
+    with published_in_thirds(messages, publish) as (stopped, restarted):
         wait_for(lambda: counts()[0] >= third // 2, what="the first rows")
         server.stop(mode="immediate")
         stopped.set()
@@ -70,19 +59,8 @@ def test_database_stopped_hard_and_restarted_mid_stream(
         server.start()
         assert server.port == port and server.url == url
         restarted.set()
-    finally:
-        stopped.set()
-        restarted.set()
-        sender.join(60)
-    assert published.is_set()
 
-    wait_for(
-        lambda: counts() == (TOTAL - bad, bad),
-        timeout=40,
-        what=f"{TOTAL - bad} rows and {bad} dead letters (have {counts()})",
-    )
-    time.sleep(1)  # anything still arriving would be a duplicate
-    assert counts() == (TOTAL - bad, bad)
+    assert_each_once(counts)
     assert running.stats.db_failures > 0
     with psycopg.connect(url) as conn:
         events = conn.execute("SELECT count(*) FROM hazard_events").fetchone()[0]

@@ -7,65 +7,31 @@ from __future__ import annotations
 
 import shutil
 import time
-from pathlib import Path
-from urllib.parse import urlsplit
 
 import psycopg
 import pytest
 
-from gridwatch.alerts.lifecycle import OpenAlert
-from gridwatch.store.alerts import write_event
-from tests.support.api import NOW
+from tests.support.api import GRID_A, GRID_B, NOW, open_alert
+from tests.support.browser import CHROMIUM, chromium, local_page, needs_chromium
+from tests.support.cases import level2_warnings, open_request
 
-CHROMIUM = Path("/usr/bin/chromium")
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 USABLE_WITHIN_S = 2.0
 
-pytestmark = pytest.mark.skipif(
-    not CHROMIUM.exists(),
-    reason="the browser test needs /usr/bin/chromium (apt-get install chromium)",
-)
+pytestmark = needs_chromium
 
 
 @pytest.fixture(scope="module")
 def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+    with chromium("--disable-quic") as launched:
         yield launched
-        launched.close()
 
 
 @pytest.fixture
 def offline_page(browser, module_server):
     """A page whose requests to anywhere but 127.0.0.1 are aborted and recorded."""
-    # bypass_csp: only so the test can evaluate its own probes; the page runs as served.
-    context = browser.new_context(
-        viewport={"width": 1280, "height": 800}, locale="zh-CN", bypass_csp=True
+    context, page, left, errors = local_page(
+        browser, viewport={"width": 1280, "height": 800}, locale="zh-CN"
     )
-    left: list[str] = []
-    errors: list[str] = []
-
-    def only_local(route):
-        if urlsplit(route.request.url).hostname == "127.0.0.1":
-            route.continue_()
-        else:
-            left.append(route.request.url)
-            route.abort()
-
-    context.route("**/*", only_local)
-    page = context.new_page()
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
     yield page, left, errors
     context.close()
 
@@ -149,13 +115,7 @@ def test_live_view_shows_a_new_alert_without_reload(
             "SELECT r.id, r.grid_id FROM residents r WHERE NOT EXISTS "
             "(SELECT 1 FROM alerts a WHERE a.resident_id = r.id) ORDER BY r.id LIMIT 1"
         ).fetchone()
-        alert_id = conn.execute(
-            "INSERT INTO alerts (resident_id, kind, grid_id, severity, since, opened_at) "
-            "VALUES (%s, 'fall', %s, 'critical', %s, %s) RETURNING id",
-            (resident, grid, NOW, NOW),
-        ).fetchone()[0]
-        alert = OpenAlert(alert_id, resident, "fall", NOW, "open", "grid", NOW)
-        write_event(conn, alert, NOW, "open", "gridwatch", "fall")
+        alert_id = open_alert(conn, resident, grid, "fall", NOW)
     page.wait_for_selector(f"#gw-alert-{alert_id}", timeout=10_000)
     assert page.locator("#gw-alerts li").count() == before + 1
     assert "跌倒" in page.inner_text(f"#gw-alert-{alert_id}")
@@ -169,6 +129,37 @@ def test_live_view_shows_a_new_alert_without_reload(
             "SELECT status, acknowledged_by FROM alerts WHERE id = %s", (alert_id,)
         ).fetchone()
     assert (status, by) == ("acknowledged", "admin")
+    assert left == [] and errors == []
+
+
+def test_live_view_shows_the_grids_level_2_warnings_and_requests(
+    offline_page, module_server, module_tokens, seeded_url, tmp_path_factory
+):
+    page, left, errors = offline_page
+    open_request(seeded_url, GRID_A, "楼下烧烤店油烟熏得开不了窗")
+    page.set_viewport_size({"width": 1366, "height": 768})
+    _log_in(page, module_server, module_tokens.worker_a, "/maps/live")
+    page.wait_for_function("window.gridwatchLive && window.gridwatchLive.stream.readyState === 1")
+    theirs = level2_warnings(seeded_url, GRID_B, "宅基地纠纷")
+    mine = level2_warnings(seeded_url, GRID_A, "工地老板拖欠工资")
+    page.wait_for_selector(f"#gw-warning-{mine[-1]}", timeout=10_000)
+    item = page.inner_text(f"#gw-warning-{mine[-1]}")
+    assert "二级预警" in item and "劳资纠纷" in item and "拖欠工资" in item, item
+    assert page.locator("#gw-alerts li.warning").count() == len(mine)
+    for other in theirs:
+        assert page.locator(f"#gw-warning-{other}").count() == 0, "another grid's warning"
+    assert page.locator(".gw-warning-marker").count() == len(mine)
+    legend = page.inner_text(".gw-legend")
+    assert "二级预警" in legend and "待办诉求" in legend, legend
+    # The open request of the grid, in the requests' colour (REQUEST_COLORS).
+    assert page.locator('path.leaflet-interactive[fill="#2c7fb8"]').count() >= 1
+    shots = tmp_path_factory.getbasetemp() / "maps"
+    shots.mkdir(exist_ok=True)
+    page.screenshot(path=str(shots / "live-warnings-1366.png"))
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.wait_for_timeout(300)
+    page.screenshot(path=str(shots / "live-warnings-390.png"), full_page=True)
+    print(f"\nlive view with warnings: screenshots in {shots}")
     assert left == [] and errors == []
 
 

@@ -17,6 +17,7 @@ from gridwatch.geo.crs import wgs84_to_gcj02
 from gridwatch.maps.pages import MapGrid, MapPoint, PageContext, overview_page
 from gridwatch.maps.tiles import tiles_for
 from tests.support.api import GRID_A, GRID_B, ApiServer, Clock, api_settings
+from tests.support.cases import level2_warnings, open_request
 
 PAGES = (
     "/maps/overview",
@@ -74,6 +75,45 @@ def test_each_page_for_its_callers(http):
     coverage = http["duty_street"].get("/maps/coverage", params={"date": "2026-11-23"})
     assert coverage.status_code == 200 and 'value="2026-11-23"' in coverage.text
     assert http["duty_street"].get("/maps/coverage", params={"date": "23/11"}).status_code == 422
+
+
+def _text(response: httpx.Response) -> str:
+    """A page with the JSON escapes of its scripts' strings (\\uXXXX) read back."""
+    return re.sub(r"\\u([0-9a-f]{4})", lambda m: chr(int(m.group(1), 16)), response.text)
+
+
+def _live_data(page: str) -> dict:
+    """What the live page hands live.js (`window.gridwatchLive`), as JSON."""
+    import orjson
+
+    data = {}
+    for key in ("alerts", "warnings"):
+        value = re.search(rf"\b{key}: (\[.*?\]),\n", page)
+        assert value, key
+        data[key] = orjson.loads(value.group(1))
+    return data
+
+
+def test_open_requests_and_level_2_warnings_of_the_callers_grids(http, seeded_url):
+    mine = level2_warnings(seeded_url, GRID_A, "工地老板拖欠工资")
+    theirs = level2_warnings(seeded_url, GRID_B, "宅基地纠纷")
+    open_request(seeded_url, GRID_A, "测试诉求甲 楼下烧烤油烟")
+    open_request(seeded_url, GRID_B, "测试诉求乙 门口积水")
+    for role, sees, hidden in (("worker_a", "甲", "乙"), ("duty_street", "乙", None)):
+        overview = _text(http[role].get("/maps/overview"))
+        assert "待办诉求" in overview and "矛盾纠纷" in overview, role
+        assert f"测试诉求{sees}" in overview, role
+        assert "二级预警 · 劳资纠纷" in overview and "7天内同类第3次" in overview, role
+        live = _text(http[role].get("/maps/live"))
+        assert f"测试诉求{sees}" in live, role
+        shown = {w["warning_id"] for w in _live_data(live)["warnings"]}
+        assert set(mine) <= shown, role
+        assert "warnings=true" in http[role].get("/static/gridwatch/live.js").text
+        if hidden:
+            assert f"测试诉求{hidden}" not in overview and f"测试诉求{hidden}" not in live
+            assert "土地房屋" not in overview and not set(theirs) & shown, "another grid's"
+        else:
+            assert set(theirs) <= shown and "二级预警 · 土地房屋" in overview
 
 
 def test_english_on_request(seeded_url, module_tokens, tmp_path):

@@ -380,3 +380,88 @@ def test_forget_redacts_the_dead_letters_that_name_the_resident(database_url):
         payloads = conn.execute("SELECT payload FROM dead_letters").fetchall()
     assert not [p for (p,) in payloads if name.encode() in bytes(p) or phone.encode() in bytes(p)]
     assert len(payloads) == 4
+
+
+def _requests(url: str, *intakes) -> list:
+    """Store requests as the API and the imports do: placed, then `open_requests`."""
+    from gridwatch.store.grids import load_grid_catalog
+    from gridwatch.store.requests import open_requests, place_request
+
+    with psycopg.connect(url) as conn:
+        catalog = load_grid_catalog(conn)
+        placed = [(intake, place_request(intake, catalog, None)) for intake in intakes]
+        return [s.request for s in open_requests(conn, placed, now=NOW)]
+
+
+def test_forgetting_a_requester_removes_their_contact_and_the_audit_says_who_and_when(
+    district_database_url, capsys
+):
+    from datetime import UTC, datetime
+
+    from gridwatch.model.records import RequestIntake
+    from gridwatch.store.requests import transition_request
+
+    url = district_database_url
+    base = {"service_code": "noise", "reporter": "12345", "requested_at": NOW,
+            "received_at": NOW, "source": "hotline", "community": None}  # fmt: skip
+    first, again, other = _requests(
+        url,
+        RequestIntake(id=uuid.uuid4(), source_key="GD-1", description="楼上装修噪音",
+                      address="富强路8号3栋", requester_name="王秀华",
+                      requester_phone="13912345678", requester_email="wxh@example.cn",
+                      **base),
+        RequestIntake(id=uuid.uuid4(), source_key="GD-2", description="楼道灯不亮",
+                      address="富强路8号", requester_phone="13912345678", **base),
+        RequestIntake(id=uuid.uuid4(), source_key="GD-3", description="垃圾没人清",
+                      address="幸福路1号", requester_name="李明",
+                      requester_phone="13700000000", **base),
+    )  # fmt: skip
+    with psycopg.connect(url) as conn:
+        grid = conn.execute("SELECT id FROM grids WHERE code = %s", (GRID_A,)).fetchone()[0]
+        steps = [("dispatch", None, None), ("accept", None, None), ("resolve", "已协调", None),
+                 ("feedback", "王女士说施工还在继续", "unsatisfied")]  # fmt: skip
+        for n, (action, note, rating) in enumerate(steps):
+            transition_request(
+                conn, first.id, action, actor="W001", now=NOW + timedelta(minutes=n + 1),
+                note=note, rating=rating, grid_id=grid,
+            )  # fmt: skip
+    before = datetime.now(UTC)
+    command = ["requests", "forget", "GD-1", "--by", "dpo", "--database-url", url]
+    assert main(command) == 0
+    after = datetime.now(UTC)
+    printed = capsys.readouterr().out
+    assert f"request {first.id}" in printed and "1 other requests" in printed, printed
+    assert "asked by dpo" in printed
+
+    contact = (
+        "SELECT requester_name, requester_phone, requester_email, address, description, "
+        "status FROM requests WHERE id = %s"
+    )
+    for request, status in ((first, "reopened"), (again, "received")):
+        row = _query(url, contact, (request.id,))[0]
+        assert row[:4] == (None, None, None, None), request.description
+        assert row[4:] == (request.description, status), "the request itself stays"
+    kept = _query(url, contact, (other.id,))[0]
+    assert kept[:4] == ("李明", "13700000000", None, "幸福路1号")
+    notes = _query(
+        url, "SELECT action, note FROM request_events WHERE request_id = %s ORDER BY id",
+        (first.id,),
+    )  # fmt: skip
+    assert ("feedback", None) in notes and ("resolve", "已协调") in notes, notes
+    assert len(notes) == 5, "every step of the history stays: received and four steps"
+
+    audit = _query(
+        url,
+        "SELECT actor, role, action, what, resident_ids, at FROM personal_data_audit "
+        "WHERE action = 'forget'",
+    )
+    assert len(audit) == 1, audit
+    actor, role, action, what, ids, at = audit[0]
+    assert (actor, role, action, what) == ("dpo", None, "forget", "gridwatch requests forget")
+    assert ids == [f"request:{first.id}", f"request:{again.id}"]
+    assert before <= at <= after
+
+    assert main(["requests", "forget", str(again.id), "--database-url", url]) == 0
+    assert "were already gone" in capsys.readouterr().out
+    assert main(["requests", "forget", "GD-404", "--database-url", url]) == 1
+    assert "no request 'GD-404'" in capsys.readouterr().err

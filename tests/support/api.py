@@ -11,7 +11,8 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -22,11 +23,13 @@ import psycopg
 import pytest
 import uvicorn
 
+from gridwatch.alerts.lifecycle import OpenAlert
 from gridwatch.api.app import create_app
 from gridwatch.api.serving import server_config
 from gridwatch.cases.hazards import deadlines_from_hours
 from gridwatch.settings import Settings
 from gridwatch.simulators.sample_activity import seed_activity
+from gridwatch.store.alerts import write_event
 from gridwatch.store.users import create_user
 from tests.support.databases import create_database, drop_database
 from tests.support.ports import free_port
@@ -106,6 +109,19 @@ def seed(url: str, settings: Settings, now: datetime = NOW) -> None:
             hazards=1000,
             alerts=60,
         )
+
+
+def open_alert(conn: psycopg.Connection, resident: str, grid: int, kind: str, at: datetime) -> int:
+    """A new critical alert of `resident` opened at `at`, its open event written as the engine
+    writes it; its id."""
+    alert_id = conn.execute(
+        "INSERT INTO alerts (resident_id, kind, grid_id, severity, since, opened_at) "
+        "VALUES (%s, %s, %s, 'critical', %s, %s) RETURNING id",
+        (resident, kind, grid, at, at),
+    ).fetchone()[0]
+    alert = OpenAlert(alert_id, resident, kind, at, "open", "grid", at)
+    write_event(conn, alert, at, "open", "gridwatch", kind)
+    return alert_id
 
 
 class ApiServer:
@@ -246,6 +262,60 @@ def clients(server: ApiServer, tokens: Tokens) -> dict[str, httpx.Client]:
     made = {role: server.client(role, tokens) for role in roles}
     made["anonymous"] = server.client()
     return made
+
+
+@contextmanager
+def role_clients(
+    server: ApiServer, tokens: Tokens, roles: Iterable[str]
+) -> Iterator[dict[str, httpx.Client]]:
+    """A client of each of `roles` on `server`, closed when done."""
+    made = {role: server.client(role, tokens) for role in roles}
+    try:
+        yield made
+    finally:
+        for client in made.values():
+            client.close()
+
+
+@contextmanager
+def kept_server(
+    url: str, tokens: Tokens, tmp: Path, roles: Iterable[str]
+) -> Iterator[tuple[ApiServer, dict[str, httpx.Client]]]:
+    """A server that keeps its layers and answers (shared until a change) on a clock the test
+    moves, and a client of each of `roles`: (server, clients)."""
+    settings = api_settings(tmp, url, api_counts_ttl_s=60)
+    with ApiServer(settings, url, Clock()) as server, role_clients(server, tokens, roles) as made:
+        assert server.state.changes.live, "the API hears change notices"
+        yield server, made
+
+
+@contextmanager
+def plain_server(
+    kept: ApiServer, url: str, tokens: Tokens, tmp: Path, roles: Iterable[str]
+) -> Iterator[dict[str, httpx.Client]]:
+    """Clients of each of `roles` on a server that keeps nothing (every answer from the
+    database) on `kept`'s clock: what a kept answer must equal."""
+    plain = ApiServer(api_settings(tmp, url), url, kept.clock)
+    with plain, role_clients(plain, tokens, roles) as made:
+        yield made
+
+
+def every_page(client: httpx.Client, path: str, params: dict) -> list[dict]:
+    """Every page of an answer, following next links, with this server's address taken out."""
+    base = str(client.base_url).rstrip("/")
+    pages, url, query = [], path, params
+    while url is not None:
+        answer = client.get(url, params=query)
+        page = answer.json()
+        if answer.status_code != 200:  # the same error, then
+            return [{"status": answer.status_code, **page}]
+        page.pop("timeStamp")
+        nexts = [link["href"] for link in page["links"] if link["rel"] == "next"]
+        for link in page["links"]:
+            link["href"] = link["href"].removeprefix(base)
+        pages.append(page)
+        url, query = (nexts[0].removeprefix(base), None) if nexts else (None, None)
+    return pages
 
 
 def assert_security_headers(response: httpx.Response) -> None:

@@ -10,7 +10,11 @@ from __future__ import annotations
 
 import json
 import os
+import threading
+import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -61,6 +65,51 @@ def mixed_stream(prefix: str, user: str, total: int = TOTAL) -> list[tuple[str, 
                 (f"owntracks/{user}/phone", {"_type": "location", **place, "tst": epoch})
             )
     return messages
+
+
+@contextmanager
+def published_in_thirds(
+    messages: list, publish
+) -> Iterator[tuple[threading.Event, threading.Event]]:
+    """Publish `messages` from a thread while the test breaks something and mends it: a third
+    at once, the next once the test sets the first event (broken), the last once it sets the
+    second (mended). Leaving sets both and waits for the thread; every message must be out."""
+    broken, mended, published = threading.Event(), threading.Event(), threading.Event()
+    third = len(messages) // 3
+
+    def publish_all() -> None:
+        for n, (topic, payload) in enumerate(messages):
+            if n == third:
+                broken.wait(60)
+            elif n == 2 * third:
+                mended.wait(60)
+            publish(topic, payload)
+            time.sleep(0.002)
+        publish.flush()
+        published.set()
+
+    sender = threading.Thread(target=publish_all)
+    sender.start()
+    try:
+        yield broken, mended
+    finally:
+        broken.set()
+        mended.set()
+        sender.join(60)
+    assert published.is_set()
+
+
+def assert_each_once(counts, total: int = TOTAL) -> None:
+    """`counts()` (rows, dead letters) comes to every message of a `mixed_stream` of `total`
+    stored or dead-lettered once, and stays there: nothing arrives twice."""
+    bad = total // BAD_EVERY
+    wait_for(
+        lambda: counts() == (total - bad, bad),
+        timeout=40,
+        what=f"{total - bad} rows and {bad} dead letters (have {counts()})",
+    )
+    time.sleep(1)  # anything still arriving would be a duplicate
+    assert counts() == (total - bad, bad)
 
 
 def accounted(url: str, prefix: str, user: str) -> tuple[int, int]:

@@ -165,17 +165,7 @@
         });
     }
 
-    var stream = new EventSource("/alerts/stream?after=" + data.after);
-    stream.addEventListener("open", function () {
-      status.textContent = t.connected;
-      status.className = "gw-status";
-    });
-    stream.addEventListener("error", function () {
-      status.textContent = t.reconnecting;
-      status.className = "gw-status down";
-    });
-    stream.addEventListener("alert", function (message) {
-      var e = JSON.parse(message.data);
+    var stream = window.gridwatchStream("/alerts/stream?after=" + data.after, status, t, function (e) {
       if (!data.kind || e.kind === data.kind) { item(e); }
       clearTimeout(refresh);
       refresh = setTimeout(figures, 400);

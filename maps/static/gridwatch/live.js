@@ -1,6 +1,6 @@
-// The duty officer's live view: open alerts on the map and in a list, updated from
-// /alerts/stream (Server-Sent Events) without a reload. The browser's EventSource sends
-// Last-Event-ID when it reconnects, so nothing is missed across a dropped connection.
+// The duty officer's live view: open alerts and level-2 dispute warnings on the map and in a
+// list, updated from /alerts/stream (Server-Sent Events, stream.js) without a reload; with
+// warnings=true each event id holds both positions (A.W), so a reconnection resumes both.
 (function () {
   "use strict";
   var live = window.gridwatchLive;
@@ -121,6 +121,41 @@
     markGrids();
   }
 
+  // A level-2 warning: a marker of its own colour and a line at the top of the list.
+  function drawWarning(w, fresh) {
+    if (document.getElementById("gw-warning-" + w.warning_id)) { return; }
+    var head = t.warning + " · " + w.category + " · " + (w.grid || "");
+    var parts = [when(w.since), t.warning_reason[w.reason] || w.reason || ""];
+    if (w.keywords && w.keywords.length) { parts.push(w.keywords.join("、")); }
+    var line = parts.join(" · ");
+    if (w.lat != null && w.lon != null) {
+      var tip = document.createElement("div");
+      var b = document.createElement("b");
+      b.textContent = head;
+      tip.appendChild(b);
+      tip.appendChild(document.createElement("br"));
+      tip.appendChild(document.createTextNode(line));
+      L.circleMarker([w.lat, w.lon], { radius: 9, weight: 2, color: "#222",
+        fillColor: live.warningColor, fillOpacity: 0.9, className: "gw-warning-marker" })
+        .bindTooltip(tip).addTo(layer);
+    }
+    var item = document.createElement("li");
+    item.id = "gw-warning-" + w.warning_id;
+    item.className = "warning" + (fresh ? " fresh" : "");
+    item.style.borderLeft = "4px solid " + live.warningColor;
+    var title = document.createElement("b");
+    title.textContent = head;
+    item.appendChild(title);
+    var detail = document.createElement("div");
+    detail.textContent = line;
+    item.appendChild(detail);
+    item.addEventListener("click", function () {
+      if (w.lat != null) { live.map.setView([w.lat, w.lon], Math.max(live.map.getZoom(), 17)); }
+    });
+    list.insertBefore(item, list.firstChild);
+    count();
+  }
+
   function count() {
     var open = 0;
     Object.keys(alerts).forEach(function (id) { if (alerts[id].status === "open") { open++; } });
@@ -130,7 +165,7 @@
       empty.textContent = t.no_alerts;
       empty.id = "gw-empty";
       list.appendChild(empty);
-    } else if (open || Object.keys(alerts).length) {
+    } else if (open || list.children.length > 1) {
       var e = document.getElementById("gw-empty");
       if (e) { e.remove(); }
     }
@@ -148,19 +183,12 @@
   }
 
   live.alerts.forEach(function (a) { draw(a, false); });
+  live.warnings.forEach(function (w) { drawWarning(w, false); });
   count();
 
-  var stream = new EventSource("/alerts/stream?after=" + live.after + "&crs=" + live.crs);
-  stream.addEventListener("open", function () {
-    status.textContent = t.connected;
-    status.className = "gw-status";
-  });
-  stream.addEventListener("error", function () {
-    status.textContent = t.reconnecting;
-    status.className = "gw-status down";
-  });
-  stream.addEventListener("alert", function (message) {
-    var event = JSON.parse(message.data);
+  var url = "/alerts/stream?warnings=true&after=" + live.after +
+    "&after_warning=" + live.afterWarning + "&crs=" + live.crs;
+  var stream = window.gridwatchStream(url, status, t, function (event) {
     var known = alerts[event.alert_id];
     var alert = {
       alert_id: event.alert_id, kind: event.kind, severity: event.severity, level: event.level,
@@ -168,6 +196,9 @@
       lon: event.lon, lat: event.lat, since: event.since, status: stateOf(event)
     };
     draw(alert, !known || known.status !== alert.status);
+  });
+  stream.addEventListener("warning", function (message) {
+    drawWarning(JSON.parse(message.data), true);
   });
   window.gridwatchLive.stream = stream;
 })();

@@ -1,0 +1,210 @@
+"""The duty desk's figures kept between changes, as the layers are (api/layer_cache.py): read
+once per change for every grid apart (open alerts by kind, level and status; open and overdue
+hazards; the day's patrol coverage; the trend of recent days; homes awaiting installation; the
+open alerts), then summed over each caller's grids per request, to the same figures the
+database gives for that caller's scope.
+
+Kept on the change notices of the tables they are read from, for one local day at most (the
+day's coverage and the trend turn at midnight) and until the next open hazard falls overdue.
+Homes awaiting installation follow meter readings, which come all the time: when only readings
+came since, just the meters still awaiting are looked up again."""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import TYPE_CHECKING
+
+import psycopg
+
+from gridwatch.api.coverage import CoverageRow, rows_for
+from gridwatch.store.alerts import (
+    AlertRow,
+    AlertTally,
+    active_alerts,
+    alerts_opened_daily_by_grid,
+    open_alert_tally_by_grid,
+)
+from gridwatch.store.filters import local_day_bounds
+from gridwatch.store.grids import GridCatalog, grid_counts
+from gridwatch.store.hazards import (
+    HazardDay,
+    hazard_days_by_grid,
+    median_as_percentile_cont,
+    next_overdue,
+)
+from gridwatch.store.residents import meters_awaiting, meters_heard
+from gridwatch.store.users import Principal
+
+if TYPE_CHECKING:
+    from gridwatch.api.runtime import ApiState
+
+_serials = itertools.count(1)
+Meters = dict[str, tuple[str, int | None]]  # meter id -> (resident, the home's grid)
+
+
+@dataclass(frozen=True, slots=True)
+class DeskParts:
+    """The desk's figures of one caller's grids, before they are put in words."""
+
+    tally: list[AlertTally]  # in open_alert_tally's order
+    open_hazards: int
+    overdue_hazards: int
+    awaiting_installation: int
+    coverage: list[CoverageRow]  # of the caller's leaf grids, in the catalog's order
+    alerts_opened: dict[date, int]
+    hazard_days: dict[date, HazardDay]
+    live: list[AlertRow]  # the newest open alerts
+
+
+@dataclass(frozen=True, slots=True)
+class AwaitingHomes:
+    """Homes whose meter was never heard from, per grid, as of one version of the readings."""
+
+    meters: Meters
+    per_grid: dict[int | None, int]
+    serial: int = field(default_factory=lambda: next(_serials))
+
+    @classmethod
+    def of(cls, meters: Meters) -> AwaitingHomes:
+        homes: dict[int | None, set[str]] = {}
+        for resident, grid_id in meters.values():
+            homes.setdefault(grid_id, set()).add(resident)
+        return cls(meters, {grid_id: len(ids) for grid_id, ids in homes.items()})
+
+
+@dataclass(frozen=True, slots=True)
+class DeskFigures:
+    """Every grid's part of the desk's figures as of one version of the tables, one local day
+    (`days`: the trend's first and last) and one time."""
+
+    catalog: GridCatalog
+    days: tuple[date, date]
+    leaves: tuple[int, ...]  # leaf grids, in the catalog's order
+    hazards: dict[int, tuple[int, int]]  # leaf grid -> open, overdue hazards
+    tally: tuple[tuple[int | None, AlertTally], ...]  # in open_alert_tally's order
+    coverage: dict[int, CoverageRow]  # leaf grid -> the day's patrol coverage
+    alerts_opened: dict[int | None, dict[date, int]]
+    hazards_opened: dict[int | None, dict[date, int]]
+    hazards_closed: dict[int | None, dict[date, list[float]]]  # hours from report to close
+    active: tuple[AlertRow, ...]  # open and acknowledged, newest first
+    awaiting: Meters  # as read with the rest
+    made_at: datetime
+    valid_until: datetime | None
+    kept: bool
+    serial: int = field(default_factory=lambda: next(_serials))
+    # The homes awaiting installation of the latest version of the readings seen, and its key.
+    heard: list = field(default_factory=list, init=False, repr=False)
+    lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+
+
+def read_desk(
+    conn: psycopg.Connection,
+    state: ApiState,
+    catalog: GridCatalog,
+    days: tuple[date, date],
+    *,
+    kept: bool,
+) -> DeskFigures:
+    """Every grid's figures for the trend's days `days` (the last is today)."""
+    now = state.now()
+    day_start, day_end = local_day_bounds(days[1], state.zone)
+    trend_start = local_day_bounds(days[0], state.zone)[0]
+    leaves = tuple(g.id for g in catalog.grids if not catalog.children.get(g.id))
+    counts = grid_counts(conn, catalog, now=now, checkins_from=day_start, checkins_until=day_end)
+    cover = rows_for(catalog, state.coverage.get(conn, state, days[1]), list(leaves))
+    opened, closed = hazard_days_by_grid(conn, start=trend_start, end=day_end, zone=state.zone)
+    due = next_overdue(conn, now=now)
+    return DeskFigures(
+        catalog=catalog,
+        days=days,
+        leaves=leaves,
+        hazards={g: (counts[g].open_hazards, counts[g].overdue_hazards) for g in leaves},
+        tally=tuple(open_alert_tally_by_grid(conn)),
+        coverage={row.grid_id: row for row in cover},
+        alerts_opened=alerts_opened_daily_by_grid(
+            conn, start=trend_start, end=day_end, zone=state.zone
+        ),
+        hazards_opened=opened,
+        hazards_closed=closed,
+        active=tuple(active_alerts(conn)),
+        awaiting=meters_awaiting(conn),
+        made_at=now,
+        valid_until=day_end if due is None else min(due, day_end),
+        kept=kept,
+    )
+
+
+def awaiting_homes(
+    conn: psycopg.Connection, figures: DeskFigures, version: tuple | None
+) -> AwaitingHomes:
+    """The homes awaiting installation as of readings `version` (None: not kept): the meters
+    still awaiting at the last version seen (or when the figures were read) looked up again."""
+    with figures.lock:
+        if version is not None and figures.heard and figures.heard[0] == version:
+            return figures.heard[1]
+        base = figures.heard[1] if figures.heard else None
+        meters = base.meters if base is not None else figures.awaiting
+        heard = meters_heard(conn, list(meters)) if meters else set()
+        if base is not None and not heard:
+            homes = base
+        else:
+            homes = AwaitingHomes.of({m: home for m, home in meters.items() if m not in heard})
+        if version is not None:
+            figures.heard[:] = [version, homes]
+        return homes
+
+
+def kept_homes(figures: DeskFigures, version: tuple | None) -> AwaitingHomes | None:
+    """The homes awaiting installation if nothing was read since readings `version`."""
+    with figures.lock:
+        if version is not None and figures.heard and figures.heard[0] == version:
+            return figures.heard[1]
+        return None
+
+
+def parts_for(
+    figures: DeskFigures, homes: AwaitingHomes, principal: Principal, kind: str | None, rows: int
+) -> DeskParts:
+    """The figures of the caller's grids: each grid's summed as the database sums a scope
+    (a grid outside every grid, None, only for a caller who sees every grid), and the
+    `rows` newest open alerts of `kind` (any when empty)."""
+    sees = principal.sees_grid
+    leaves = [g for g in figures.leaves if sees(g)]
+    closed: dict[date, list[float]] = {}
+    for grid_id, by_day in figures.hazards_closed.items():
+        if sees(grid_id):
+            for day, hours in by_day.items():
+                closed.setdefault(day, []).extend(hours)
+    opened = _summed(figures.hazards_opened, sees)
+    hazard_days = {
+        day: HazardDay(
+            day,
+            opened.get(day, 0),
+            len(closed.get(day, ())),
+            median_as_percentile_cont(closed[day]) if day in closed else None,
+        )
+        for day in opened.keys() | closed.keys()
+    }
+    live = [a for a in figures.active if sees(a.grid_id) and (not kind or a.kind == kind)]
+    return DeskParts(
+        tally=[tally for grid_id, tally in figures.tally if sees(grid_id)],
+        open_hazards=sum(figures.hazards[g][0] for g in leaves),
+        overdue_hazards=sum(figures.hazards[g][1] for g in leaves),
+        awaiting_installation=sum(n for g, n in homes.per_grid.items() if sees(g)),
+        coverage=[figures.coverage[g] for g in leaves],
+        alerts_opened=_summed(figures.alerts_opened, sees),
+        hazard_days=hazard_days,
+        live=live[:rows],
+    )
+
+
+def _summed(per_grid: dict[int | None, dict[date, int]], sees) -> dict[date, int]:
+    total: dict[date, int] = {}
+    for grid_id, by_day in per_grid.items():
+        if sees(grid_id):
+            for day, count in by_day.items():
+                total[day] = total.get(day, 0) + count
+    return total
