@@ -28,9 +28,10 @@ ROLES = ("admin", "duty_street", "duty_community", "worker_a", "worker_b")
 def kept_fixture(seeded_url, module_tokens, tmp_path_factory):
     """A server that keeps the ledger and alerts on a clock the test moves, and a client of
     every reading role."""
-    for code in (GRID_A, GRID_B):  # each worker has requests to see, one of them overdue
-        _insert_request(seeded_url, code, at=NOW - timedelta(hours=3), accept_in=timedelta(hours=1))
-        _insert_request(seeded_url, code, at=NOW, accept_in=timedelta(hours=4))
+    for n, code in enumerate((GRID_A, GRID_B)):  # each worker has requests, one overdue
+        at = NOW - timedelta(minutes=n + 1)  # times of their own: "found" orders them alone
+        _insert_request(seeded_url, code, at=at - timedelta(hours=3), accept_in=timedelta(hours=1))
+        _insert_request(seeded_url, code, at=at, accept_in=timedelta(hours=4))
     tmp = tmp_path_factory.mktemp("kept")
     with kept_server(seeded_url, module_tokens, tmp, ROLES) as (server, clients):
         yield server, clients
@@ -226,8 +227,13 @@ def test_every_console_filter_and_order_tells(plain):
     for params in LEDGER_SORTS:
         ordered = _ids(admin, {**params, "limit": 1000})
         assert sorted(ordered) == sorted(everything) and ordered != everything, params
-    reversed_found = _ids(admin, {"sort": "-found", "limit": 1000})
-    assert reversed_found == _ids(admin, {"sort": "found", "limit": 1000})[::-1]
+
+    def found(order: str) -> list[str]:
+        pages = every_page(admin, LEDGER, {"sort": order, "limit": 1000})
+        return [r["observed_at"] for page in pages for r in page["items"]]
+
+    # A level-2 warning's case is asked when its text was: ties, broken most urgent first.
+    assert found("-found") == found("found")[::-1] == sorted(found("found"), reverse=True)
     for params in LEDGER_NARROWED:
         narrowed = _ids(admin, {**params, "limit": 1000})
         assert 0 < len(narrowed) < len(everything), params
