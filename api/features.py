@@ -28,7 +28,7 @@ from gridwatch.store.alerts import AlertRow
 from gridwatch.store.checkins import CheckinRow
 from gridwatch.store.grids import GridCounts, GridRecord
 from gridwatch.store.hazards import Hazard, HazardEvent
-from gridwatch.store.requests import Request
+from gridwatch.store.requests import Request, RequestEvent
 from gridwatch.store.residents import ResidentRecord
 from gridwatch.store.users import Principal
 from gridwatch.store.warnings import WarningRow, warning_message
@@ -80,6 +80,22 @@ def grid_feature(
     )
 
 
+def case_step(event: HazardEvent | RequestEvent, *extra: str) -> dict:
+    """One step of a case's history (a hazard's or a request's), with the `extra` fields its
+    kind of case records."""
+    step = {
+        "id": event.id,
+        "at": event.at,
+        "action": event.action,
+        "from_status": event.from_status,
+        "to_status": event.to_status,
+        "actor": event.actor,
+        "note": event.note,
+        "photo_urls": event.photo_urls,
+    }
+    return step | {name: getattr(event, name) for name in extra}
+
+
 def hazard_feature(hazard: Hazard, now: datetime, events: list[HazardEvent] | None = None):
     properties = {
         "reporter_id": hazard.reporter_id,
@@ -99,19 +115,7 @@ def hazard_feature(hazard: Hazard, now: datetime, events: list[HazardEvent] | No
         "updated_at": hazard.updated_at,
     }
     if events is not None:
-        properties["events"] = [
-            {
-                "id": e.id,
-                "at": e.at,
-                "action": e.action,
-                "from_status": e.from_status,
-                "to_status": e.to_status,
-                "actor": e.actor,
-                "note": e.note,
-                "photo_urls": e.photo_urls,
-            }
-            for e in events
-        ]
+        properties["events"] = [case_step(e) for e in events]
     return feature(str(hazard.id), point(hazard.lon, hazard.lat), properties)
 
 
@@ -336,19 +340,5 @@ def request_feature(case: Request, now: datetime, *, clear: bool, events=None) -
         "requester": requester,
     }
     if events is not None:
-        properties["events"] = [
-            {
-                "id": e.id,
-                "at": e.at,
-                "action": e.action,
-                "from_status": e.from_status,
-                "to_status": e.to_status,
-                "actor": e.actor,
-                "note": e.note,
-                "photo_urls": e.photo_urls,
-                "rating": e.rating,
-                "level": e.level,
-            }
-            for e in events
-        ]
+        properties["events"] = [case_step(e, "rating", "level") for e in events]
     return feature(str(case.id), point(case.lon, case.lat), properties)

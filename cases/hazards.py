@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from gridwatch.cases.escalation import climb
-from gridwatch.errors import Conflict
+from gridwatch.cases.steps import Transitions, follow
 from gridwatch.model.vocabulary import SEVERITIES
 from gridwatch.settings import DEADLINE_HOURS
 
@@ -21,8 +21,7 @@ STATUSES = ("reported", "assigned", "in_progress", "resolved", "closed", "reopen
 OPEN_STATUSES = frozenset({"reported", "assigned", "in_progress", "reopened"})
 """Statuses in which someone still has to act, so the deadline runs."""
 
-# action -> (statuses it may start from, status it leads to)
-TRANSITIONS: dict[str, tuple[frozenset[str], str]] = {
+TRANSITIONS: Transitions = {
     "assign": (frozenset({"reported", "assigned", "in_progress", "reopened"}), "assigned"),
     "start": (frozenset({"reported", "assigned", "reopened"}), "in_progress"),
     "resolve": (frozenset({"reported", "assigned", "in_progress", "reopened"}), "resolved"),
@@ -34,15 +33,7 @@ ACTIONS = tuple(TRANSITIONS)
 
 def next_status(action: str, status: str) -> str:
     """The status `action` leads to from `status`; Conflict with the reason when not allowed."""
-    if action not in TRANSITIONS:
-        raise ValueError(f"unknown hazard action {action!r}")
-    allowed, target = TRANSITIONS[action]
-    if status not in allowed:
-        raise Conflict(
-            f"cannot {action} a hazard that is {status}: {action} needs it "
-            f"{' or '.join(sorted(allowed))}"
-        )
-    return target
+    return follow(TRANSITIONS, "hazard", action, status)
 
 
 def deadlines_from_hours(hours: Mapping[str, float]) -> dict[str, timedelta]:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from gridwatch.cases.escalation import climb
+from gridwatch.cases.steps import Transitions, follow
 from gridwatch.errors import Conflict
 from gridwatch.model.services import BY_CODE, Service
 
@@ -36,8 +37,7 @@ CLOSED_STATUSES = frozenset({"resolved", "feedback", "closed"})
 
 RATINGS = ("satisfied", "basically_satisfied", "unsatisfied")  # 满意 / 基本满意 / 不满意
 
-# action -> (statuses it may start from, status it leads to)
-TRANSITIONS: dict[str, tuple[frozenset[str], str]] = {
+TRANSITIONS: Transitions = {
     "dispatch": (frozenset({"received", "dispatched", "reopened"}), "dispatched"),
     "accept": (frozenset({"dispatched", "reopened"}), "accepted"),
     "start": (frozenset({"accepted"}), "in_progress"),
@@ -52,14 +52,7 @@ ACTIONS = tuple(TRANSITIONS)
 def next_status(action: str, status: str, rating: str | None = None) -> str:
     """The status `action` leads to from `status` (feedback rated 不满意 reopens); Conflict
     with the reason when it may not follow."""
-    if action not in TRANSITIONS:
-        raise ValueError(f"unknown request action {action!r}")
-    allowed, target = TRANSITIONS[action]
-    if status not in allowed:
-        raise Conflict(
-            f"cannot {action} a request that is {status}: {action} needs it "
-            f"{' or '.join(sorted(allowed))}"
-        )
+    target = follow(TRANSITIONS, "request", action, status)
     if action == "feedback":
         if rating not in RATINGS:
             raise Conflict(f"feedback needs a rating: {', '.join(RATINGS)}")

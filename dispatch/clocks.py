@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 
 import psycopg
@@ -44,22 +44,29 @@ def escalate_hazards(
 ) -> int:
     """Give hazards without one their deadline and escalate the overdue; returns escalations."""
     plan = plan_escalations(open_hazard_clocks(conn, now=now), now, deadlines)
-    if not plan:
-        return 0
-    done = apply_escalations(conn, plan, now=now)
-    if done:
-        log.info("hazards escalated: %d", done)
-    return done
+    return _write(conn, plan, now, apply_escalations, "hazards")
 
 
 def escalate_requests(conn: psycopg.Connection, now: datetime) -> int:
     """Escalate the requests not accepted or not resolved in time; returns escalations."""
     plan = requests.plan_escalations(open_request_clocks(conn, now=now), now)
+    return _write(conn, plan, now, apply_request_escalations, "requests")
+
+
+def _write(
+    conn: psycopg.Connection,
+    plan: Sequence[object],
+    now: datetime,
+    apply: Callable[..., int],
+    cases: str,
+) -> int:
+    """Write a non-empty `plan` with `apply` (no transaction for nothing); returns and logs
+    how many escalations it wrote."""
     if not plan:
         return 0
-    done = apply_request_escalations(conn, plan, now=now)
+    done = apply(conn, plan, now=now)
     if done:
-        log.info("requests escalated: %d", done)
+        log.info("%s escalated: %d", cases, done)
     return done
 
 

@@ -34,26 +34,16 @@ def read_keywords_csv(path: str | Path, warnings: list[str] | None = None) -> li
     def parse(cells: dict[str, str], row: int, row_warnings: list[str]):
         problems: list[str] = []
         category, keyword = cells["category"], cells["keyword"]
-        if not category:
-            problems.append("category: is empty")
-        elif len(category) > MAX_CATEGORY_LENGTH or _has_control(category):
-            problems.append(
-                f"category: {category[:40]!r} must be at most {MAX_CATEGORY_LENGTH} "
-                "characters without control characters"
-            )
+        if problem := _text_problem("category", category, MAX_CATEGORY_LENGTH):
+            problems.append(problem)
         elif category not in DISPUTE_CATEGORIES:
             row_warnings.append(
                 f"category: {category!r} is none of the eight ({', '.join(DISPUTE_CATEGORIES)}); "
                 "read as a category of its own"
             )
         folded = fold(keyword)
-        if not keyword:
-            problems.append("keyword: is empty")
-        elif len(keyword) > MAX_KEYWORD_LENGTH or _has_control(keyword):
-            problems.append(
-                f"keyword: {keyword[:40]!r} must be at most {MAX_KEYWORD_LENGTH} characters "
-                "without control characters"
-            )
+        if problem := _text_problem("keyword", keyword, MAX_KEYWORD_LENGTH):
+            problems.append(problem)
         elif len(folded) < MIN_KEYWORD_LENGTH:
             problems.append(
                 f"keyword: {keyword!r} is shorter than {MIN_KEYWORD_LENGTH} characters; "
@@ -82,6 +72,18 @@ def _weight(text: str, problems: list[str]) -> float:
     if not (0 < weight <= MAX_WEIGHT):  # NaN fails too
         problems.append(f"weight: {text[:20]!r} must be a number above 0, at most {MAX_WEIGHT:g}")
     return weight
+
+
+def _text_problem(field: str, text: str, longest: int) -> str | None:
+    """What is wrong with a cell that must hold a short line of text; None when nothing."""
+    if not text:
+        return f"{field}: is empty"
+    if len(text) > longest or _has_control(text):
+        return (
+            f"{field}: {text[:40]!r} must be at most {longest} characters "
+            "without control characters"
+        )
+    return None
 
 
 def _has_control(text: str) -> bool:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
-from gridwatch.commands import command_group
+from gridwatch.commands import command_group, migrated_database
 from gridwatch.services import Services
 from gridwatch.settings import Settings
 
@@ -78,12 +78,9 @@ def run_api(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def run_users_add(settings: Settings, args: argparse.Namespace) -> int:
-    from gridwatch.store.db import connect
-    from gridwatch.store.migrate import migrate_for
     from gridwatch.store.users import create_user
 
-    with Services(settings) as services, connect(services.database_url()) as conn:
-        migrate_for(conn, settings)
+    with migrated_database(settings) as conn:
         token = create_user(
             conn, args.name, role=args.role, grid_codes=tuple(args.grid), level=args.level
         )

@@ -11,7 +11,8 @@ import argparse
 import logging
 import signal
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeAlias
@@ -19,6 +20,8 @@ from typing import TYPE_CHECKING, TypeAlias
 from gridwatch.errors import GridwatchError
 
 if TYPE_CHECKING:
+    import psycopg
+
     from gridwatch.settings import Settings
 
     Commands: TypeAlias = argparse._SubParsersAction[argparse.ArgumentParser]
@@ -62,6 +65,19 @@ def parse_time(text: str, settings: Settings) -> datetime:
             f"{text!r} is not an ISO 8601 time (e.g. 2026-11-23T08:00 or 2026-11-23T08:00+08:00)"
         ) from None
     return value if value.tzinfo else value.replace(tzinfo=settings.zone)
+
+
+@contextmanager
+def migrated_database(settings: Settings) -> Iterator[psycopg.Connection]:
+    """A connection to the run's database (the embedded one started for it when no URL is
+    set), migrated to this version first: for a command that writes."""
+    from gridwatch.services import Services
+    from gridwatch.store.db import connect
+    from gridwatch.store.migrate import migrate_for
+
+    with Services(settings) as services, connect(services.database_url()) as conn:
+        migrate_for(conn, settings)
+        yield conn
 
 
 def run_until_signal(work: Callable[[threading.Event], object]) -> None:

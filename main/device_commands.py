@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 import psycopg
 
-from gridwatch.commands import command_group
+from gridwatch.commands import command_group, migrated_database
 from gridwatch.errors import Conflict
 from gridwatch.ingest.broker_credentials import (
     check_broker_user,
@@ -141,14 +141,11 @@ def register(commands: Commands, common: argparse.ArgumentParser) -> None:
 
 
 def run_devices_add(settings: Settings, args: argparse.Namespace) -> int:
-    from gridwatch.store.db import connect
-    from gridwatch.store.migrate import migrate_for
 
     # Bad arguments are told before a database is started for nothing.
     check_owner(args.kind, args.resident, args.worker)
     check_broker_user(args.device_id, f"{args.kind} id")
-    with Services(settings) as services, connect(services.database_url()) as conn:
-        migrate_for(conn, settings)
+    with migrated_database(settings) as conn:
         issued = add_device(
             conn,
             args.device_id,

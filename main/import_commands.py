@@ -10,8 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from gridwatch.commands import command_group, file_import
-from gridwatch.services import Services
+from gridwatch.commands import command_group, file_import, migrated_database
 from gridwatch.settings import Settings
 
 if TYPE_CHECKING:
@@ -111,12 +110,9 @@ def _import_file(
     """Import `path` with `importer` into the migrated database and tell what it did;
     `unplaced` says what the rows left without a parent or grid are."""
     from gridwatch.imports.pipelines import require_file
-    from gridwatch.store.db import connect
-    from gridwatch.store.migrate import migrate_for
 
     require_file(path)  # before a database is started or migrated for nothing
-    with Services(settings) as services, connect(services.database_url()) as conn:
-        migrate_for(conn, settings)
+    with migrated_database(settings) as conn:
         result = importer(conn, path, progress=Progress(what))
     print(result.summary(path, what))
     for warning in result.warnings:

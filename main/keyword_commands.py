@@ -9,8 +9,7 @@ import getpass
 import sys
 from typing import TYPE_CHECKING
 
-from gridwatch.commands import command_group, file_import
-from gridwatch.services import Services
+from gridwatch.commands import command_group, file_import, migrated_database
 from gridwatch.settings import Settings
 
 if TYPE_CHECKING:
@@ -42,15 +41,12 @@ def register(commands: Commands, common: argparse.ArgumentParser) -> None:
 def run_keywords_import(settings: Settings, args: argparse.Namespace) -> int:
     from gridwatch.imports.keywords import read_keywords_csv
     from gridwatch.imports.pipelines import require_file
-    from gridwatch.store.db import connect
     from gridwatch.store.keywords import import_library
-    from gridwatch.store.migrate import migrate_for
 
     require_file(args.file)
     warnings: list[str] = []
     keywords = read_keywords_csv(args.file, warnings)  # every problem before any write
-    with Services(settings) as services, connect(services.database_url()) as conn:
-        migrate_for(conn, settings)
+    with migrated_database(settings) as conn:
         version = import_library(
             conn, keywords, source=args.file.name, by=args.by or getpass.getuser()
         )
@@ -65,12 +61,9 @@ def run_keywords_import(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def run_keywords_list(settings: Settings, args: argparse.Namespace) -> int:
-    from gridwatch.store.db import connect
     from gridwatch.store.keywords import active_library
-    from gridwatch.store.migrate import migrate_for
 
-    with Services(settings) as services, connect(services.database_url()) as conn:
-        migrate_for(conn, settings)
+    with migrated_database(settings) as conn:
         library = active_library(conn)
     if args.csv:
         out = csv.writer(sys.stdout, lineterminator="\n")

@@ -10,7 +10,7 @@ from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from gridwatch.commands import parse_time, subcommands
+from gridwatch.commands import migrated_database, parse_time, subcommands
 from gridwatch.services import Services
 from gridwatch.settings import Settings
 
@@ -46,13 +46,10 @@ def register(commands: Commands, common: argparse.ArgumentParser) -> None:
 
 
 def run_forget(settings: Settings, args: argparse.Namespace) -> int:
-    from gridwatch.store.db import connect
-    from gridwatch.store.migrate import migrate_for
     from gridwatch.store.personal_data import forget_resident
 
     actor = args.by or getpass.getuser()
-    with Services(settings) as services, connect(services.database_url()) as conn:
-        migrate_for(conn, settings)
+    with migrated_database(settings) as conn:
         done = forget_resident(conn, args.resident_id, actor=actor, now=datetime.now(UTC))
     if done.already:
         since = done.at.astimezone(settings.zone).strftime("%Y-%m-%d %H:%M")

@@ -8,7 +8,7 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from gridwatch.services import Services
+from gridwatch.commands import migrated_database
 from gridwatch.settings import Settings
 
 if TYPE_CHECKING:
@@ -44,13 +44,10 @@ def run_requests_import(settings: Settings, args: argparse.Namespace) -> int:
 
     from gridwatch.import_commands import Progress
     from gridwatch.imports.pipelines import import_work_orders_file, require_file
-    from gridwatch.store.db import connect
-    from gridwatch.store.migrate import migrate_for
     from gridwatch.store.warnings import Notify
 
     require_file(args.file)  # before a database is started or migrated for nothing
-    with Services(settings) as services, connect(services.database_url()) as conn:
-        migrate_for(conn, settings)
+    with migrated_database(settings) as conn:
         result = import_work_orders_file(
             conn,
             args.file,
@@ -74,13 +71,10 @@ def run_requests_forget(settings: Settings, args: argparse.Namespace) -> int:
     import getpass
     from datetime import UTC, datetime
 
-    from gridwatch.store.db import connect
-    from gridwatch.store.migrate import migrate_for
     from gridwatch.store.requests import forget_requester
 
     actor = args.by or getpass.getuser()
-    with Services(settings) as services, connect(services.database_url()) as conn:
-        migrate_for(conn, settings)
+    with migrated_database(settings) as conn:
         done = forget_requester(conn, args.request, actor=actor, now=datetime.now(UTC))
     others = len(done.request_ids) - 1
     print(

@@ -11,6 +11,7 @@ from psycopg.rows import class_row
 
 from gridwatch.errors import Conflict, NotFound
 from gridwatch.store.filters import Filters, all_of, where_filters
+from gridwatch.store.paging import fetch_one
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,13 +56,8 @@ def absence_list(
 
 
 def get_absence(conn: psycopg.Connection, absence_id: int) -> AbsenceRow:
-    with conn.cursor(row_factory=class_row(AbsenceRow)) as cur:
-        row = cur.execute(
-            sql.SQL("{} WHERE b.id = %s").format(_ABSENCE_SELECT), (absence_id,)
-        ).fetchone()
-    if row is None:
-        raise NotFound(f"no absence {absence_id}")
-    return row
+    query = sql.SQL("{} WHERE b.id = %s").format(_ABSENCE_SELECT)
+    return fetch_one(conn, AbsenceRow, query, (absence_id,), f"no absence {absence_id}")
 
 
 def delete_absence(conn: psycopg.Connection, absence_id: int) -> None:

@@ -12,10 +12,10 @@ from psycopg import sql
 from psycopg.rows import class_row
 
 from gridwatch.alerts.lifecycle import OpenAlert
-from gridwatch.errors import Conflict, NotFound
+from gridwatch.errors import Conflict
 from gridwatch.store.filters import Filters, all_of, count_per_day, where_columns, where_filters
 from gridwatch.store.outbox import write_outbox
-from gridwatch.store.paging import Listing, Page
+from gridwatch.store.paging import Listing, Page, fetch_one, fetch_rows
 
 ACTIVE_STATUSES = ("open", "acknowledged")  # not yet resolved: the desk's live list
 
@@ -181,14 +181,11 @@ def residents_with_open_alerts(conn: psycopg.Connection) -> set[str]:
 
 
 def _alert_for_update(conn: psycopg.Connection, alert_id: int) -> OpenAlert:
-    row = conn.execute(
+    query = (
         "SELECT id, resident_id, kind, since, status, level, opened_at FROM alerts "
-        "WHERE id = %s FOR UPDATE",
-        (alert_id,),
-    ).fetchone()
-    if row is None:
-        raise NotFound(f"no alert {alert_id}")
-    return OpenAlert(*row)
+        "WHERE id = %s FOR UPDATE"
+    )
+    return fetch_one(conn, OpenAlert, query, (alert_id,), f"no alert {alert_id}")
 
 
 def _person_event(
@@ -291,12 +288,9 @@ def alerts_opened_daily_by_grid(
 
 def alert_history(conn: psycopg.Connection, alert_id: int) -> list[AlertStep]:
     """The alert's events, oldest first."""
-    with conn.cursor(row_factory=class_row(AlertStep)) as cur:
-        return cur.execute(
-            "SELECT id, at, action, actor, note, level FROM alert_events WHERE alert_id = %s "
-            "ORDER BY id",
-            (alert_id,),
-        ).fetchall()
+    query = "SELECT id, at, action, actor, note, level FROM alert_events WHERE alert_id = %s"
+    query += " ORDER BY id"
+    return fetch_rows(conn, AlertStep, query, (alert_id,))
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,10 +24,9 @@ from gridwatch.cases.hazards import (
     deadline_after,
     next_status,
 )
-from gridwatch.errors import NotFound
 from gridwatch.model.records import HazardReport
 from gridwatch.store.filters import Filters, all_of, count_per_day, where_columns, where_filters
-from gridwatch.store.paging import Listing, Page
+from gridwatch.store.paging import Listing, Page, fetch_rows
 
 _LOCK_KEY = 0x67770005  # one escalation at a time across `gridwatch alerts` processes
 
@@ -64,13 +63,6 @@ class HazardEvent:
     actor: str | None
     note: str | None
     photo_urls: list[str]
-
-
-_HAZARD_COLUMNS = sql.SQL(
-    "h.id, h.reporter_id, h.observed_at, h.received_at, h.lon, h.lat, h.grid_id, "
-    "g.code AS grid_code, h.category, h.severity, h.description, h.photo_urls, h.status, "
-    "h.level, h.assignee, h.deadline_at, h.due_at, h.updated_at"
-)
 
 
 _REPORT_COLUMNS = (
@@ -195,26 +187,18 @@ def insert_hazard(
 
 def get_hazard(conn: psycopg.Connection, hazard_id: uuid.UUID, *, lock: bool = False) -> Hazard:
     """One hazard; NotFound if there is none."""
-    query = sql.SQL(
-        "SELECT {} FROM hazard_reports h LEFT JOIN grids g ON g.id = h.grid_id WHERE h.id = %s"
-    ).format(_HAZARD_COLUMNS)
-    if lock:
-        query += sql.SQL(" FOR UPDATE OF h")
-    with conn.cursor(row_factory=class_row(Hazard)) as cur:
-        found = cur.execute(query, (hazard_id,)).fetchone()
-    if found is None:
-        raise NotFound(f"no hazard {hazard_id}")
-    return found
+    key = sql.SQL("h.id = %s")
+    lock_of = "h" if lock else None
+    return _HAZARDS.one(conn, key, (hazard_id,), f"no hazard {hazard_id}", lock_of=lock_of)
 
 
 def hazard_events(conn: psycopg.Connection, hazard_id: uuid.UUID) -> list[HazardEvent]:
     """The hazard's history, oldest first."""
-    with conn.cursor(row_factory=class_row(HazardEvent)) as cur:
-        return cur.execute(
-            "SELECT id, at, action, from_status, to_status, actor, note, photo_urls "
-            "FROM hazard_events WHERE hazard_id = %s ORDER BY at, id",
-            (hazard_id,),
-        ).fetchall()
+    query = (
+        "SELECT id, at, action, from_status, to_status, actor, note, photo_urls "
+        "FROM hazard_events WHERE hazard_id = %s ORDER BY at, id"
+    )
+    return fetch_rows(conn, HazardEvent, query, (hazard_id,))
 
 
 def transition_hazard(

@@ -63,18 +63,48 @@ class Listing(Generic[Row]):
             rows = cur.execute(query, {**params, "limit": limit + 1}).fetchall()
         return Page(rows[:limit], matched, len(rows) > limit)
 
-    def one(self, conn: psycopg.Connection, key: sql.Composable, params: Any, missing: str) -> Row:
+    def one(
+        self,
+        conn: psycopg.Connection,
+        key: sql.Composable,
+        params: Any,
+        missing: str,
+        *,
+        lock_of: str | None = None,
+    ) -> Row:
         """The row that `key` (a condition on its primary key) finds; NotFound with the
-        words `missing` when there is none."""
+        words `missing` when there is none. `lock_of` names the alias whose row is locked
+        (FOR UPDATE OF) until the transaction ends."""
         query = sql.SQL("SELECT {} FROM {} WHERE {}").format(self.select, self.from_, key)
-        with conn.cursor(row_factory=class_row(self.row_type)) as cur:
-            row = cur.execute(query, params).fetchone()
-        if row is None:
-            raise NotFound(missing)
-        return row
+        if lock_of is not None:
+            query += sql.SQL(" FOR UPDATE OF {}").format(sql.Identifier(lock_of))
+        return fetch_one(conn, self.row_type, query, params, missing)
 
     def all(self, conn: psycopg.Connection) -> list[Row]:
         """Every row, in the pages' order."""
         query = sql.SQL("SELECT {} FROM {} ORDER BY {}").format(self.select, self.from_, self.order)
         with conn.cursor(row_factory=class_row(self.row_type)) as cur:
             return cur.execute(query).fetchall()
+
+
+def fetch_rows(
+    conn: psycopg.Connection, row_type: type[Row], query: str | sql.SQL | sql.Composed, params: Any
+) -> list[Row]:
+    """Every row `query` finds, as `row_type`."""
+    with conn.cursor(row_factory=class_row(row_type)) as cur:
+        return cur.execute(query, params).fetchall()
+
+
+def fetch_one(
+    conn: psycopg.Connection,
+    row_type: type[Row],
+    query: str | sql.SQL | sql.Composed,
+    params: Any,
+    missing: str,
+) -> Row:
+    """The row `query` finds, as `row_type`; NotFound with the words `missing` when none."""
+    with conn.cursor(row_factory=class_row(row_type)) as cur:
+        row = cur.execute(query, params).fetchone()
+    if row is None:
+        raise NotFound(missing)
+    return row

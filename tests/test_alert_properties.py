@@ -299,6 +299,25 @@ def active_minutes(baseline: Baseline, readings) -> list[int]:
     return [m for m, p, w in readings if tracker.observe(T0 + minutes(m), p, None, w)]
 
 
+def active_with_use(load: dict, start: int, length: int, use_w: float) -> list[int]:
+    """The minutes seen active on the day after the learning nights when something drawing
+    `use_w` runs for `length` minutes from minute `start`."""
+    power = watts(load, LEARN_DAYS + 1)
+    for m in range(start, start + length):
+        power[m] += use_w
+    return active_minutes(learned(load), meter_readings(power, load["interval"]))
+
+
+def active_with_water(load: dict, litres_at: dict[int, float]) -> list[int]:
+    """The minutes seen active on the day after the learning nights when water is drawn:
+    `litres_at` minute -> litres."""
+    power = watts(load, LEARN_DAYS + 1)
+    water = [0.0] * len(power)
+    for minute, litres in litres_at.items():
+        water[minute] = litres
+    return active_minutes(learned(load), meter_readings(power, load["interval"], water))
+
+
 HEAVY_FRIDGE = {"standby": 30.0, "fridge": 150.0, "on": 20, "period": 40, "phase": 0}
 
 
@@ -348,10 +367,7 @@ def test_base_load_after_a_gap_in_the_readings_is_not_a_sign_of_life(
     length=st.integers(2, 5),
 )
 def test_a_kettle_is_a_sign_of_life_within_minutes(load, start, kettle_w, length):
-    power = watts(load, LEARN_DAYS + 1)
-    for m in range(start, start + length):
-        power[m] += kettle_w
-    active = active_minutes(learned(load), meter_readings(power, load["interval"]))
+    active = active_with_use(load, start, length, kettle_w)
     # The first reading whose interval holds the kettle's minutes, or the next one.
     assert any(start < m <= start + length + load["interval"] for m in active), active
 
@@ -362,10 +378,7 @@ def test_a_kettle_is_a_sign_of_life_within_minutes(load, start, kettle_w, length
     start=st.integers(LEARN_DAYS * 1440, LEARN_DAYS * 1440 + 600),
 )
 def test_a_tv_is_a_sign_of_life_within_an_hour(load, start):
-    power = watts(load, LEARN_DAYS + 1)
-    for m in range(start, start + 180):
-        power[m] += 100.0
-    active = active_minutes(learned(load), meter_readings(power, load["interval"]))
+    active = active_with_use(load, start, 180, 100.0)
     assert any(start < m <= start + 60 for m in active), active
 
 
@@ -376,10 +389,8 @@ def test_a_tv_is_a_sign_of_life_within_an_hour(load, start):
     litres=st.floats(0.5, 20.0),
 )
 def test_water_use_is_a_sign_of_life_at_the_next_reading(load, at, litres):
-    power = watts(load, LEARN_DAYS + 1)
-    water = [0.0] * len(power)
-    water[at] = litres  # a flush, a kettle filled, hands washed: within one minute
-    active = active_minutes(learned(load), meter_readings(power, load["interval"], water))
+    # A flush, a kettle filled, hands washed: within one minute.
+    active = active_with_water(load, {at: litres})
     first_reading_after = (at // load["interval"] + 1) * load["interval"]
     assert first_reading_after in active, (first_reading_after, active)
 
@@ -395,12 +406,8 @@ def test_a_litre_split_across_two_readings_is_still_seen(load, at, litres, share
     # A draw straddling a reading: each part alone may be under 0.5 L only if the draw is
     # under 1 L (0.5-1 L straddling two readings is not seen: a per-reading step, so that a
     # leaking cistern's trickle is not taken for a person).
-    power = watts(load, LEARN_DAYS + 1)
-    water = [0.0] * len(power)
     boundary = (at // load["interval"] + 1) * load["interval"]
-    water[boundary - 1] = litres * share
-    water[boundary] = litres * (1 - share)
-    active = active_minutes(learned(load), meter_readings(power, load["interval"], water))
+    active = active_with_water(load, {boundary - 1: litres * share, boundary: litres * (1 - share)})
     assert boundary in active or boundary + load["interval"] in active
 
 
@@ -427,12 +434,9 @@ def test_use_that_stops_is_no_longer_seen_within_minutes(load, start, length, us
     # the margin when the stop falls inside a reading's interval and the step is split over
     # two readings): it cannot be told from a TV still on for the rest of that cycle, and that
     # much is the bound.
-    power = watts(load, LEARN_DAYS + 1)
     stop = start + length
-    for m in range(start, stop):
-        power[m] += use_w
+    active = active_with_use(load, start, length, use_w)
     baseline = learned(load)
-    active = active_minutes(baseline, meter_readings(power, load["interval"]))
     interval = load["interval"]
     last_covering = -(-stop // interval) * interval
     masked = use_w <= load["fridge"] + 2 * (baseline.sustained_w - baseline.night_mean_w)

@@ -18,13 +18,12 @@ from psycopg.types.json import Jsonb
 
 from gridwatch.alerts.rules import SOS
 from gridwatch.dispatch.service import make_engine, run_delivery
-from gridwatch.store.alerts import acknowledge_alert
 from gridwatch.store.migrate import read_meta
 from gridwatch.store.partitions import ensure_partitions
 from tests.support.ports import free_port
 from tests.support.settings import make_settings
 from tests.support.waiting import wait_for
-from tests.support.webhooks import Receiver
+from tests.support.webhooks import Receiver, acknowledge_the_alert
 
 
 def delivery_row(url: str) -> tuple:
@@ -117,17 +116,7 @@ def test_a_receiver_down_then_up_gets_each_change_exactly_once(
         assert keys == {f"gridwatch-alert-outbox-{outbox_id}"}
 
         # The next change (an acknowledgement) goes out once too, under its own key.
-        with psycopg.connect(url) as conn:
-            alert_id = conn.execute("SELECT id FROM alerts").fetchone()[0]
-            acknowledge_alert(
-                conn,
-                alert_id,
-                actor="duty officer",
-                note=None,
-                now=datetime.now(UTC),
-                topic_prefix=settings.topic_prefix,
-                webhooks=settings.alert_webhooks,
-            )
+        acknowledge_the_alert(url, settings)
         wait_for(lambda: len(receiver.accepted()) == 2, 20, "the acknowledgement delivered")
         time.sleep(1.0)
         bodies = [b for _, b in receiver.accepted()]

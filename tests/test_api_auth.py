@@ -17,7 +17,7 @@ from starlette.routing import Mount
 
 from gridwatch.api_commands import register
 from gridwatch.settings import Settings
-from tests.support.api import GRID_A, GRID_B, NOW, assert_security_headers, reason
+from tests.support.api import GRID_A, GRID_B, NOW, assert_security_headers, reason, resident_of
 
 
 @pytest.fixture(scope="module")
@@ -25,11 +25,7 @@ def grid_b(seeded_url, http):
     """One object of every kind in grid B, made by grid B's worker."""
     with psycopg.connect(seeded_url) as conn:
         wkb = conn.execute("SELECT geometry FROM grids WHERE code = %s", (GRID_B,)).fetchone()[0]
-        resident = conn.execute(
-            "SELECT r.id FROM residents r JOIN grids g ON g.id = r.grid_id WHERE g.code = %s "
-            "ORDER BY r.id LIMIT 1",
-            (GRID_B,),
-        ).fetchone()[0]
+        resident = resident_of(seeded_url, GRID_B)
         alert = conn.execute(
             "INSERT INTO alerts (resident_id, kind, grid_id, since, opened_at) "
             "SELECT id, 'bola', grid_id, %s, %s FROM residents WHERE id = %s RETURNING id",

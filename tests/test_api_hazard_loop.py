@@ -11,6 +11,7 @@ import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
+import httpx
 import psycopg
 import pytest
 import shapely
@@ -70,6 +71,13 @@ def _inside(url: str, code: str) -> tuple[float, float]:
     return point.x, point.y
 
 
+def _report(client: httpx.Client, lon: float, lat: float, **fields) -> tuple[str, httpx.Response]:
+    """Report a hazard under a new id at (lon, lat); its id and the answer."""
+    hazard_id = str(uuid.uuid4())
+    body = {"id": hazard_id, "lat": lat, "lon": lon, **fields}
+    return hazard_id, client.post("/hazards", json=body)
+
+
 def _hazard(url: str, hazard_id: str) -> tuple:
     with psycopg.connect(url) as conn:
         return conn.execute(
@@ -91,17 +99,8 @@ def test_the_whole_loop_with_escalation_on_an_injected_clock(loop):
     server, http, url = loop
     worker, duty = http["worker_a"], http["duty_community"]
     lon, lat = _inside(url, GRID_A)
-    hazard_id = str(uuid.uuid4())
-    made = worker.post(
-        "/hazards",
-        json={
-            "id": hazard_id,
-            "lat": lat,
-            "lon": lon,
-            "category": "gas",
-            "severity": "critical",
-            "description": "楼道燃气味",
-        },
+    hazard_id, made = _report(
+        worker, lon, lat, category="gas", severity="critical", description="楼道燃气味"
     )
     assert made.status_code == 201
     two_hours = NOW + timedelta(hours=2)
@@ -186,9 +185,8 @@ def test_the_api_alone_sets_deadlines_but_escalates_nothing(district_database_ur
     with ApiServer(settings, url, Clock()) as server:
         worker = server.client("worker_a", tokens)
         lon, lat = _inside(url, GRID_A)
-        hazard_id = str(uuid.uuid4())
-        body = {"id": hazard_id, "lat": lat, "lon": lon, "category": "gas", "severity": "critical"}
-        assert worker.post("/hazards", json=body).status_code == 201
+        hazard_id, made = _report(worker, lon, lat, category="gas", severity="critical")
+        assert made.status_code == 201
         server.clock.advance(timedelta(hours=9))
         time.sleep(0.5)  # ten checks of the hazard clocks, had the API run them
         worker.close()
@@ -203,19 +201,10 @@ def test_ledger_filters_and_csv_that_excel_opens(loop):
     lon, lat = _inside(url, GRID_A)
     ids = []
     for severity, description in (("high", '=HYPERLINK("x")'), ("low", "路面坑洼")):
-        hazard_id = str(uuid.uuid4())
-        ids.append(hazard_id)
-        admin.post(
-            "/hazards",
-            json={
-                "id": hazard_id,
-                "lat": lat,
-                "lon": lon,
-                "category": "road",
-                "severity": severity,
-                "description": description,
-            },
+        hazard_id, _ = _report(
+            admin, lon, lat, category="road", severity=severity, description=description
         )
+        ids.append(hazard_id)
     server.clock.advance(timedelta(hours=25))  # the high one is overdue now, the low one not
     wait_for(lambda: _hazard(url, ids[0])[1] == "community", 10, "escalation")
     everything = admin.get("/ledger").json()
@@ -257,18 +246,8 @@ def test_no_ledger_cell_starts_a_formula(loop):
     lon, lat = _inside(url, GRID_A)
     people = {"=1-2": "@SUM(A1)", "-2": "+cmd", "@me": "=HYPERLINK(1)"}
     for reporter, assignee in people.items():
-        hazard_id = str(uuid.uuid4())
-        posted = admin.post(
-            "/hazards",
-            json={
-                "id": hazard_id,
-                "reporter_id": reporter,
-                "lat": lat,
-                "lon": lon,
-                "category": "road",
-                "severity": "low",
-                "description": "坑",
-            },
+        hazard_id, posted = _report(
+            admin, lon, lat, reporter_id=reporter, category="road", severity="low", description="坑"
         )
         assert posted.status_code == 201, posted.text
         assigned = admin.post(f"/hazards/{hazard_id}/assign", json={"assignee": assignee})
@@ -311,11 +290,7 @@ def test_escalation_plan_catches_up_level_by_level():
 def test_steps_refuse_bad_bodies_with_a_reason(loop):
     _, http, url = loop
     lon, lat = _inside(url, GRID_A)
-    hazard_id = str(uuid.uuid4())
-    http["worker_a"].post(
-        "/hazards",
-        json={"id": hazard_id, "lat": lat, "lon": lon, "category": "road", "severity": "low"},
-    )
+    hazard_id, _ = _report(http["worker_a"], lon, lat, category="road", severity="low")
     for action, body, words in (
         ("resolve", {}, "note"),
         ("resolve", {"note": "   "}, "blank"),

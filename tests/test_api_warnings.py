@@ -11,7 +11,7 @@ import pytest
 import shapely
 
 from gridwatch.model.vocabulary import WARNING_SOURCES
-from tests.support.api import COMMUNITY_A, GRID_A, GRID_B, reason
+from tests.support.api import COMMUNITY_A, GRID_A, GRID_B, reason, resident_of
 
 
 @pytest.fixture(scope="module")
@@ -23,11 +23,7 @@ def places(seeded_url):
                 "SELECT code, geometry FROM grids WHERE code IN (%s, %s)", (GRID_A, GRID_B)
             ).fetchall()
         )
-        [(resident,)] = conn.execute(
-            "SELECT r.id FROM residents r JOIN grids g ON g.id = r.grid_id WHERE g.code = %s "
-            "ORDER BY r.id LIMIT 1",
-            (GRID_A,),
-        ).fetchall()
+    resident = resident_of(seeded_url, GRID_A)
     points = {
         code: shapely.from_wkb(bytes(wkb)).representative_point() for code, wkb in shapes.items()
     }

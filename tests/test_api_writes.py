@@ -15,7 +15,7 @@ from gridwatch.geo.crs import wgs84_to_gcj02
 from gridwatch.ingest.hazard import hazard_from_dict
 from gridwatch.ingest.patrol import checkin_from_dict
 from gridwatch.ingest.payload import InvalidPayload, ParseContext, decode_object
-from tests.support.api import GRID_A, GRID_B, NOW, reason
+from tests.support.api import GRID_A, GRID_B, NOW, reason, resident_of
 
 
 @pytest.fixture(scope="module")
@@ -161,16 +161,7 @@ def test_who_a_report_is_from(http, shapes):
 
 def _a_resident_of_each(url: str) -> tuple[str, str]:
     """A resident of grid A and one of grid B."""
-    with psycopg.connect(url) as conn:
-        own, other = (
-            conn.execute(
-                "SELECT r.id FROM residents r JOIN grids g ON g.id = r.grid_id WHERE g.code = %s "
-                "ORDER BY r.id LIMIT 1",
-                (code,),
-            ).fetchone()[0]
-            for code in (GRID_A, GRID_B)
-        )
-    return own, other
+    return resident_of(url, GRID_A), resident_of(url, GRID_B)
 
 
 def test_a_visit_only_to_ones_own_residents(http, seeded_url, shapes):
@@ -295,12 +286,7 @@ def test_acknowledge_and_resolve_alerts(http, seeded_url):
 
 
 def test_absences_are_registered_listed_and_cancelled(http, seeded_url):
-    with psycopg.connect(seeded_url) as conn:
-        resident = conn.execute(
-            "SELECT r.id FROM residents r JOIN grids g ON g.id = r.grid_id WHERE g.code = %s "
-            "ORDER BY r.id LIMIT 1",
-            (GRID_A,),
-        ).fetchone()[0]
+    resident = resident_of(seeded_url, GRID_A)
     worker = http["worker_a"]
     made = worker.post(
         "/absences",
@@ -367,12 +353,7 @@ def test_bodies_have_a_size_limit_and_a_type(http, shapes):
 
 def test_a_write_is_committed_before_its_response_goes_out(http, seeded_url):
     """The client that got 201 may read it back at once, from another connection."""
-    with psycopg.connect(seeded_url) as conn:
-        resident = conn.execute(
-            "SELECT r.id FROM residents r JOIN grids g ON g.id = r.grid_id WHERE g.code = %s "
-            "ORDER BY r.id DESC LIMIT 1",
-            (GRID_A,),
-        ).fetchone()[0]
+    resident = resident_of(seeded_url, GRID_A, last=True)
     for day in range(1, 21):
         made = http["worker_a"].post(
             "/absences",

@@ -21,6 +21,13 @@ def dup_settings(tmp_path, database_url, mqtt_url):
     return make_settings(tmp_path, database_url, mqtt_url, mqtt_session_expiry_s=300)
 
 
+@pytest.fixture
+def running(dup_settings, start_worker):
+    """The settings of an ingest worker started for the test."""
+    start_worker(dup_settings)
+    return dup_settings
+
+
 def _ts(minutes_ago: int = 60) -> str:
     return (datetime.now(UTC) - timedelta(minutes=minutes_ago)).astimezone(CHINA).isoformat()
 
@@ -86,11 +93,10 @@ def test_each_kind_delivered_three_times_is_stored_once(dup_settings, start_work
 
 
 def test_a_hazard_id_reported_again_with_other_content_keeps_the_first_and_dead_letters_it(
-    dup_settings, start_worker, publish
+    running, publish
 ):
-    s = dup_settings
+    s = running
     url = s.database_url
-    start_worker(s)
     topic = f"{s.topic_prefix}/hazard/W-7"
     hazard_id = str(uuid.uuid4())
     publish(topic, _hazard(hazard_id, _ts(30), description="first"))
@@ -120,12 +126,9 @@ def test_a_hazard_id_reported_again_with_other_content_keeps_the_first_and_dead_
     assert all(r.startswith("same key, different content") for (r,) in reasons), reasons
 
 
-def test_same_hazard_id_twice_in_one_batch_gives_one_report_event(
-    dup_settings, start_worker, publish
-):
-    s = dup_settings
+def test_same_hazard_id_twice_in_one_batch_gives_one_report_event(running, publish):
+    s = running
     url = s.database_url
-    start_worker(s)
     ids = [str(uuid.uuid4()) for _ in range(20)]
     for n, hazard_id in enumerate(ids):
         publish(f"{s.topic_prefix}/hazard/W-1", _hazard(hazard_id, _ts(n + 1)))
@@ -140,12 +143,9 @@ def test_same_hazard_id_twice_in_one_batch_gives_one_report_event(
     assert sorted(events) == sorted((hazard_id, 1) for hazard_id in ids)
 
 
-def test_a_bad_payload_delivered_again_is_one_dead_letter_with_a_count(
-    dup_settings, start_worker, publish
-):
-    s = dup_settings
+def test_a_bad_payload_delivered_again_is_one_dead_letter_with_a_count(running, publish):
+    s = running
     url = s.database_url
-    start_worker(s)
     topic = f"{s.topic_prefix}/meter/M-9"
     bad = b'{"power_w": "lots"}'
     publish(topic, bad)

@@ -6,11 +6,7 @@ officer acknowledging) reaches the broker once."""
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
 
-import psycopg
-
-from gridwatch.store.alerts import acknowledge_alert
 from tests.faults.harness import (
     assert_alert_on_time,
     assert_conserved,
@@ -23,6 +19,7 @@ from tests.faults.harness import (
 from tests.support.broker import Subscriber
 from tests.support.databases import count_rows
 from tests.support.waiting import wait_for
+from tests.support.webhooks import acknowledge_the_alert
 
 HOLE_S = fault_seconds("BLACKHOLE_S", 15)
 KEEPALIVE_S = 5
@@ -45,17 +42,7 @@ def test_broker_black_holed(tmp_path, district_database_url):
             sender = rig.publish_in_background(rig.stream(total), per_s=PER_S)
             wait_for(lambda: rig.counts()[0] >= PER_S * 2, 30, "the first rows")
             rig.proxy.blackhole(HOLE_S)
-            with psycopg.connect(url) as conn:
-                (alert_id,) = conn.execute("SELECT id FROM alerts").fetchone()
-                acknowledge_alert(
-                    conn,
-                    alert_id,
-                    actor="duty officer",
-                    note=None,
-                    now=datetime.now(UTC),
-                    topic_prefix=rig.prefix,
-                    webhooks=rig.settings.alert_webhooks,
-                )
+            acknowledge_the_alert(url, rig.settings)
             sender.join(HOLE_S + 60)
             assert not sender.is_alive()
             assert_conserved(rig, total)

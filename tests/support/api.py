@@ -22,6 +22,7 @@ import httpx
 import psycopg
 import pytest
 import uvicorn
+from psycopg import sql
 
 from gridwatch.alerts.lifecycle import OpenAlert
 from gridwatch.api.app import create_app
@@ -109,6 +110,17 @@ def seed(url: str, settings: Settings, now: datetime = NOW) -> None:
             hazards=1000,
             alerts=60,
         )
+
+
+def resident_of(url: str, code: str, *, last: bool = False) -> str:
+    """The first resident of grid `code` by id, or the last."""
+    query = sql.SQL(
+        "SELECT r.id FROM residents r JOIN grids g ON g.id = r.grid_id WHERE g.code = %s "
+        "ORDER BY r.id {} LIMIT 1"
+    ).format(sql.SQL("DESC" if last else "ASC"))
+    with psycopg.connect(url) as conn:
+        (resident,) = conn.execute(query, (code,)).fetchone()
+    return resident
 
 
 def open_alert(conn: psycopg.Connection, resident: str, grid: int, kind: str, at: datetime) -> int:

@@ -5,7 +5,13 @@ from __future__ import annotations
 
 import json
 import threading
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import psycopg
+
+from gridwatch.settings import Settings
+from gridwatch.store.alerts import acknowledge_alert
 
 
 class Receiver:
@@ -49,3 +55,19 @@ class Receiver:
 
     def accepted(self) -> list[tuple[dict, dict]]:
         return [(h, b) for status, h, b in self.requests if 200 <= status < 300]
+
+
+def acknowledge_the_alert(url: str, settings: Settings) -> None:
+    """The duty officer acknowledges the database's one alert, now, as the API would: its
+    change goes out on MQTT and to the webhooks of `settings`."""
+    with psycopg.connect(url) as conn:
+        (alert_id,) = conn.execute("SELECT id FROM alerts").fetchone()
+        acknowledge_alert(
+            conn,
+            alert_id,
+            actor="duty officer",
+            note=None,
+            now=datetime.now(UTC),
+            topic_prefix=settings.topic_prefix,
+            webhooks=settings.alert_webhooks,
+        )
