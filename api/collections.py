@@ -37,6 +37,7 @@ from gridwatch.api.layer_cache import (
     Body,
     GridLayer,
     HazardLayer,
+    Moment,
     conditional,
     feature_collection,
 )
@@ -427,18 +428,19 @@ async def grid_items(
     if layer is None:
         layer = await state.in_db_thread(_read_grid_layer, state, start, end)
 
+    moment = layer.moment(state.now())
+
     # The caller's grids are part of the key: an answer is never served to another scope.
     def make() -> Body:
-        return _grid_page(request, principal, layer, box, size, offset, level, grid)
+        return _grid_page(request, principal, layer, moment, box, size, offset, level, grid)
 
-    key = (layer.serial, principal.grid_ids, str(request.url))
+    key = (layer.serial, moment.passed, principal.grid_ids, str(request.url))
     body = state.grid_bodies.answer(layer, key, make)
     return conditional(request, body, GeoJSONResponse.media_type)
 
 
 def _read_grid_layer(state: ApiState, start: datetime, end: datetime) -> GridLayer:
-    with state.pool.connection() as conn:
-        return state.grid_layer(conn, start, end, _encode_grid)
+    return state.grid_layer(start, end, _encode_grid)
 
 
 def _encode_grid(grid: GridRecord, counts: GridCounts, parent: str | None) -> bytes:
@@ -449,6 +451,7 @@ def _grid_page(
     request: Request,
     principal: Principal,
     layer: GridLayer,
+    moment: Moment,
     box: tuple[float, float, float, float] | None,
     size: int,
     offset: int,
@@ -468,7 +471,7 @@ def _grid_page(
     more = offset + size < len(chosen)
     links = _items_links(request, encode_cursor([offset + size]) if more else None, "grids")
     content = feature_collection(
-        (layer.encoded[g.id] for g in page), len(chosen), len(page), layer.made_at, links
+        layer.features(page, moment), len(chosen), len(page), moment.at, links
     )
     # Whole layers are asked for again and again: their gzip is worth keeping; a box is not.
     return Body.of(content, compress=box is None)
@@ -558,11 +561,13 @@ async def hazard_items(
     if layer is None:  # nothing kept: the database answers
         return await state.in_db_thread(_hazards_from_db, state, request, ask, size)
     kept = layer
+    now = state.now()
+    moment = layer.moment(now)
 
     def make() -> Body:
-        return _hazard_page(request, kept, ask(kept.catalog), size)
+        return _hazard_page(request, kept, ask(kept.catalog), size, now, moment)
 
-    key = (layer.serial, principal.grid_ids, str(request.url))
+    key = (layer.serial, moment.passed, principal.grid_ids, str(request.url))
     body = state.grid_bodies.answer(layer, key, make)
     return conditional(request, body, GeoJSONResponse.media_type)
 
@@ -607,8 +612,7 @@ def _hazard_query(
 
 
 def _read_hazard_layer(state: ApiState) -> HazardLayer:
-    with state.pool.connection() as conn:
-        return state.hazard_layer(conn, _encode_hazard)
+    return state.hazard_layer(_encode_hazard)
 
 
 def _encode_hazard(hazard, now: datetime) -> bytes:
@@ -634,8 +638,16 @@ def _hazards_from_db(
     return page_response(request, page, features, "hazards", lambda h: [h.received_at, str(h.id)])
 
 
-def _hazard_page(request: Request, layer: HazardLayer, q: _HazardQuery, size: int) -> Body:
-    """One page of the kept hazards: the same hazards, order and links as `hazard_page`."""
+def _hazard_page(
+    request: Request,
+    layer: HazardLayer,
+    q: _HazardQuery,
+    size: int,
+    now: datetime,
+    moment: Moment,
+) -> Body:
+    """One page of the kept hazards: the same hazards, order and links as `hazard_page`, their
+    `overdue` flags as of `now` (the same for every time of `moment`)."""
     chosen = layer.select(q.filters, statuses=q.statuses, severities=q.severities, level=q.level)
     following = chosen if q.after is None else layer.after(chosen, q.after)
     page = following[:size]
@@ -644,10 +656,10 @@ def _hazard_page(request: Request, layer: HazardLayer, q: _HazardQuery, size: in
         last = layer.rows[page[-1]]
         next_cursor = encode_cursor([last.received_at, str(last.id)])
     content = feature_collection(
-        (layer.encoded[i] for i in page),
+        layer.features(page, now),
         len(chosen),
         len(page),
-        layer.made_at,
+        moment.at,
         _items_links(request, next_cursor, "hazards"),
     )
     return Body.of(content, compress=q.filters.bbox is None)

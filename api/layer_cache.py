@@ -7,7 +7,8 @@ answers kept with their gzip, and conditional GETs (`ETag`, `304` on `If-None-Ma
 What is kept is keyed on the change notices of the tables it was read from (store/changes.py)
 and on what the answer is for (the caller's grids, and role where residents show, the URL): an
 answer made for one caller's view is never served to another's. What turns with the clock
-(a hazard falling overdue, the hours it is late) bounds how long it is kept."""
+bounds how long it is kept (the ledger: until its next due time), or, in the grids and hazards
+layers, is derived per request from the open hazards' due times kept with the layer."""
 
 from __future__ import annotations
 
@@ -29,11 +30,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from gridwatch.api.responses import dumps
+from gridwatch.cases.hazards import OPEN_STATUSES
 from gridwatch.cases.ledger import STATUSES
 from gridwatch.model.vocabulary import LEVELS, SEVERITIES
 from gridwatch.store.alerts import AlertRow
 from gridwatch.store.filters import Filters
-from gridwatch.store.grids import GridCatalog, GridCounts, GridRecord
+from gridwatch.store.grids import GridCatalog, GridRecord
 from gridwatch.store.hazards import Hazard
 from gridwatch.store.ledger import LedgerRow
 
@@ -46,43 +48,117 @@ ALERT_TABLES = ("grids", "residents", "alerts")
 DESK_TABLES = (*LAYER_TABLES, "hazard_events", "devices")  # and meter_readings: api/desk.py
 LAYERS_KEPT = 8  # check-in windows asked for at once (today, a few days looked back at)
 BODIES_KEPT = 64
+MOMENTS_KEPT = 4  # overdue counts kept per grid layer: the latest few due times
 GZIP_AT_LEAST = 2048  # as the app's GZipMiddleware
 _serials = itertools.count(1)
 
 
 @dataclass(frozen=True, slots=True)
+class FallingDue:
+    """When open hazards fall overdue, ascending, each with where it counts (a grid's place in
+    a layer); how many have fallen due by an instant is one binary search, so what turns with
+    the clock is derived per request instead of being read again at each due time."""
+
+    times: np.ndarray  # datetime64[us], ascending
+    where: np.ndarray  # int64, in the same order
+
+    @classmethod
+    def of(cls, times: Sequence[datetime], where: Sequence[Sequence[int]]) -> FallingDue:
+        """Each of `times` counted at every place of its `where` (a grid and those above it)."""
+        once = np.array([_utc(t) for t in times], dtype="datetime64[us]")
+        repeated = np.repeat(once, [len(w) for w in where])
+        places = np.fromiter(itertools.chain.from_iterable(where), dtype=np.int64)
+        order = np.argsort(repeated, kind="stable")
+        return cls(repeated[order], places[order])
+
+    def passed(self, now: datetime) -> int:
+        """How many have fallen due by `now` (one due at `now` has, as `is_overdue` says)."""
+        return int(np.searchsorted(self.times, _instant(now), side="right"))
+
+
+@dataclass(frozen=True, slots=True)
+class Moment:
+    """What the clock decides in a kept layer's answers: how many due times have passed (the
+    answers are the same until the next one, so it is part of their key) and the answers'
+    timeStamp."""
+
+    passed: int
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class GridLayer:
-    """Every grid with its live counts as of one version of the tables, encoded once."""
+    """Every grid with its live counts as of one version of the tables, encoded once. The
+    overdue counts turn with the clock: they are counted from `due` per moment and spliced
+    into the encoded features, so the layer lasts until a change, not until a due time."""
 
     catalog: GridCatalog
-    counts: dict[int, GridCounts]
-    encoded: dict[int, bytes]  # grid id -> its GeoJSON feature
+    encoded: dict[int, tuple[bytes, bytes]]  # grid id -> its feature, cut where overdue goes
     ordered: tuple[GridRecord, ...]  # by level (district first), then code
-    made_at: datetime  # the answers' timeStamp
-    valid_until: datetime | None  # when the next open hazard falls overdue
+    due: FallingDue  # open hazards, each at its grid's place in `ordered` and its ancestors'
+    made_at: datetime  # the answers' timeStamp until a due time passes
     kept: bool  # kept until a change: its answers are worth keeping too
     tree: shapely.STRtree  # the grids' shapes in the order of `ordered`
+    valid_until: datetime | None = None  # nothing in it expires: the clock's part is derived
     serial: int = field(default_factory=lambda: next(_serials))
+    places: dict[int, int] = field(init=False, repr=False)
+    _overdue: dict[int, np.ndarray] = field(default_factory=dict, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "places", {g.id: i for i, g in enumerate(self.ordered)})
 
     def touching(self, box: BBox) -> list[GridRecord]:
         """The grids whose shape meets the box, in layer order."""
         found = self.tree.query(shapely.box(*box), predicate="intersects")
         return [self.ordered[i] for i in np.sort(found)]
 
+    def moment(self, now: datetime) -> Moment:
+        return _moment(self.due, self.made_at, now)
+
+    def features(self, grids: Iterable[GridRecord], moment: Moment) -> Iterable[bytes]:
+        """The grids' encoded features with their overdue counts as of `moment`."""
+        overdue = self._overdue.get(moment.passed)
+        if overdue is None:  # once per moment; two threads counting it is harmless
+            due = self.due.where[: moment.passed]
+            overdue = np.bincount(due, minlength=len(self.ordered))
+            if len(self._overdue) >= MOMENTS_KEPT:
+                self._overdue.clear()
+            self._overdue[moment.passed] = overdue
+        for g in grids:
+            head, tail = self.encoded[g.id]
+            yield b"".join((head, str(overdue[self.places[g.id]]).encode(), tail))
+
+
+def cut_at(feature: bytes, placeholder: bytes) -> tuple[bytes, bytes]:
+    """A feature encoded with `placeholder` (`"key":value`) as the two parts around its value.
+    A key in quotes cannot occur inside a JSON string (its quotes would be escaped)."""
+    head, found, tail = feature.partition(placeholder)
+    if not found:
+        raise ValueError(f"{placeholder!r} is not in the feature")
+    key, _, _ = placeholder.partition(b":")
+    return head + key + b":", tail
+
+
+def _moment(due: FallingDue, made_at: datetime, now: datetime) -> Moment:
+    passed = due.passed(now)
+    return Moment(passed, made_at if passed == due.passed(made_at) else now)
+
 
 @dataclass(frozen=True, slots=True)
 class HazardLayer:
     """Every hazard as of one version of the tables, newest first (received time, then id, both
-    descending, as the database orders them), each feature encoded once."""
+    descending, as the database orders them), each feature encoded once and cut where its
+    `overdue` flag goes, which is set per moment: the layer lasts until a change."""
 
     catalog: GridCatalog  # the grids as of the same version
     rows: tuple[Hazard, ...]
-    encoded: tuple[bytes, ...]
+    encoded: tuple[tuple[bytes, bytes], ...]
     made_at: datetime
-    valid_until: datetime | None  # when the next open hazard falls overdue
     kept: bool
+    valid_until: datetime | None = None
     serial: int = field(default_factory=lambda: next(_serials))
     columns: dict[str, np.ndarray] = field(init=False, repr=False)
+    due: FallingDue = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         rows = self.rows
@@ -91,10 +167,25 @@ class HazardLayer:
             "lat": np.array([h.lat for h in rows], dtype=float),
             "grid": np.array([-1 if h.grid_id is None else h.grid_id for h in rows], dtype=int),
             "observed": np.array([_utc(h.observed_at) for h in rows], dtype="datetime64[us]"),
+            # when each open hazard falls overdue; NaT (never) for the others
+            "due": np.array([_due(h) for h in rows], dtype="datetime64[us]"),
         }
         for name in ("status", "severity", "level"):
             columns[name] = np.array([getattr(h, name) for h in rows], dtype=object)
         object.__setattr__(self, "columns", columns)
+        due = np.sort(columns["due"][~np.isnat(columns["due"])])
+        object.__setattr__(self, "due", FallingDue(due, np.zeros(len(due), dtype=np.int64)))
+
+    def moment(self, now: datetime) -> Moment:
+        return _moment(self.due, self.made_at, now)
+
+    def features(self, positions: Iterable[int], now: datetime) -> Iterable[bytes]:
+        """The hazards' encoded features with their `overdue` flags as of `now`."""
+        due = self.columns["due"]
+        instant = _instant(now)
+        for i in positions:
+            head, tail = self.encoded[i]
+            yield b"".join((head, b"true" if due[i] <= instant else b"false", tail))
 
     def select(
         self,
@@ -286,6 +377,16 @@ def _having(chosen: np.ndarray, c: dict[str, np.ndarray], **wanted) -> None:
 
 def _utc(instant: datetime) -> datetime:
     return instant.astimezone(UTC).replace(tzinfo=None)
+
+
+def _instant(instant: datetime) -> np.datetime64:
+    return np.datetime64(_utc(instant), "us")
+
+
+def _due(hazard: Hazard) -> datetime | None:
+    """When an open hazard falls overdue (None: never), as `is_overdue` reads it."""
+    due = hazard.due_at or hazard.deadline_at
+    return _utc(due) if due is not None and hazard.status in OPEN_STATUSES else None
 
 
 class Expiring(Protocol):

@@ -7,7 +7,9 @@ import hashlib
 import logging
 import threading
 import time
-from collections.abc import AsyncIterator, Callable
+from collections import Counter
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import replace
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
@@ -25,11 +27,13 @@ from gridwatch.api.layer_cache import (
     LAYER_TABLES,
     LEDGER_TABLES,
     AlertLayer,
+    FallingDue,
     GridLayer,
     HazardLayer,
     KeptBodies,
     KeptLayers,
     LedgerLayer,
+    cut_at,
     falls_due,
 )
 from gridwatch.api.stream import AlertFeed
@@ -42,13 +46,14 @@ from gridwatch.store.alerts import all_alerts
 from gridwatch.store.changes import ChangeWatcher
 from gridwatch.store.grids import (
     GridCatalog,
+    GridRecord,
     LeafGrids,
     grid_counts,
     grids_version,
     load_grid_catalog,
     load_leaf_grids,
 )
-from gridwatch.store.hazards import all_hazards, next_overdue
+from gridwatch.store.hazards import all_hazards, open_due_times
 from gridwatch.store.keywords import LibraryMatchers
 from gridwatch.store.ledger import ledger
 from gridwatch.store.migrate import read_meta
@@ -67,6 +72,20 @@ Clock = Callable[[], datetime]
 _LEVEL_ORDER = {level: n for n, level in enumerate(GRID_LEVELS)}
 GRIDS_RECHECK_S = 2.0
 _TOKEN_CACHE_MAX = 10_000
+_NEVER = datetime.min.replace(tzinfo=UTC)  # before any due time
+
+
+def _falling_due(
+    conn: psycopg.Connection, catalog: GridCatalog, ordered: Sequence[GridRecord]
+) -> FallingDue:
+    """Open hazards' due times, each counted at its grid and every grid above it (places in
+    `ordered`), as `grid_counts` counts overdue hazards."""
+    place = {g.id: i for i, g in enumerate(ordered)}
+    chains = {g.id: [place[g.id]] + [place[a] for a in catalog.ancestors(g.id)] for g in ordered}
+    due = [(at, chains[gid]) for gid, at in open_due_times(conn) if gid in chains]
+    return FallingDue.of([at for at, _ in due], [where for _, where in due])
+
+
 T = TypeVar("T")
 
 
@@ -119,6 +138,7 @@ class ApiState:
         self.desks: KeptLayers[DeskFigures] = KeptLayers(kept=2)
         self.answers = KeptBodies()  # answers from the kept ledger, alerts and desk figures
         self.reads = ReadRecorder(pool)  # who saw whom in kept answers
+        self.layer_reads: Counter[str] = Counter()  # kept layers read, by kind
 
     # -- time and parsing -----------------------------------------------------------------
 
@@ -245,25 +265,31 @@ class ApiState:
         """`work(*args)` in a worker thread, no more of them at once than the pool serves."""
         return await anyio.to_thread.run_sync(work, *args, limiter=self.db_limiter)
 
-    def grid_layer(
-        self, conn: psycopg.Connection, start: datetime, end: datetime, encode
-    ) -> GridLayer:
+    def grid_layer(self, start: datetime, end: datetime, encode) -> GridLayer:
         """The grid layer for [start, end): kept, or read now (and kept while current).
         `encode(grid, counts, parent_code) -> bytes` encodes one grid's feature."""
         key = self._layer_key(LAYER_TABLES, start, end)  # before reading: never older than it
         return self._kept(
             self.grid_layers,
             key,
-            lambda kept: self._read_grid_layer(conn, start, end, encode, kept=kept),
+            lambda kept: self._pooled(self._read_grid_layer, start, end, encode, kept=kept),
         )
 
-    def hazard_layer(self, conn: psycopg.Connection, encode) -> HazardLayer:
+    def hazard_layer(self, encode) -> HazardLayer:
         """Every hazard, kept or read now (and kept while current); `encode(hazard, now)`
         encodes one hazard's feature."""
         key = self._layer_key(HAZARD_TABLES)
         return self._kept(
-            self.hazard_layers, key, lambda kept: self._read_hazard_layer(conn, encode, kept=kept)
+            self.hazard_layers,
+            key,
+            lambda kept: self._pooled(self._read_hazard_layer, encode, kept=kept),
         )
+
+    def _pooled(self, read, *args, kept: bool):
+        """`read` on a pooled connection taken only now: the requests waiting for another's
+        reading of a layer hold none."""
+        with self.pool.connection() as conn:
+            return read(conn, *args, kept=kept)
 
     def ledger_layer(self, conn: psycopg.Connection) -> LedgerLayer:
         """The whole ledger, kept or read now (and kept while current)."""
@@ -295,6 +321,7 @@ class ApiState:
             kept = layers.get(key, self.now())
             if kept is None:
                 kept = read(True)
+                self.layer_reads[type(kept).__name__] += 1
                 layers.put(key, kept)
             return kept
 
@@ -307,23 +334,27 @@ class ApiState:
         counts = grid_counts(conn, catalog, now=now, checkins_from=start, checkins_until=end)
         ordered = tuple(sorted(catalog.grids, key=lambda g: (_LEVEL_ORDER[g.level], g.code)))
         encoded = {
-            g.id: encode(
-                g,
-                counts[g.id],
-                catalog.by_id[g.parent_id].code if g.parent_id in catalog.by_id else None,
+            g.id: cut_at(
+                encode(
+                    g,
+                    replace(counts[g.id], overdue_hazards=-1),
+                    catalog.by_id[g.parent_id].code if g.parent_id in catalog.by_id else None,
+                ),
+                b'"overdue_hazards":-1',
             )
             for g in ordered
         }
         tree = shapely.STRtree([g.geometry for g in ordered])
-        valid_until = next_overdue(conn, now=now)
-        return GridLayer(catalog, counts, encoded, ordered, now, valid_until, kept, tree)
+        due = _falling_due(conn, catalog, ordered)
+        return GridLayer(catalog, encoded, ordered, due, now, kept, tree)
 
     def _read_hazard_layer(self, conn: psycopg.Connection, encode, *, kept: bool) -> HazardLayer:
         catalog = self._refresh_grids(conn, now=kept)[0]
         now = self.now()
         rows = tuple(all_hazards(conn))
-        encoded = tuple(encode(h, now) for h in rows)
-        return HazardLayer(catalog, rows, encoded, now, next_overdue(conn, now=now), kept)
+        # Encoded as of before any due time; the flag is set per request (HazardLayer.features).
+        encoded = tuple(cut_at(encode(h, _NEVER), b'"overdue":false') for h in rows)
+        return HazardLayer(catalog, rows, encoded, now, kept)
 
     def _read_ledger(self, conn: psycopg.Connection, *, kept: bool) -> LedgerLayer:
         catalog = self._refresh_grids(conn, now=kept)[0]

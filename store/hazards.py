@@ -311,6 +311,17 @@ def next_overdue(conn: psycopg.Connection, *, now: datetime) -> datetime | None:
     return at
 
 
+def open_due_times(conn: psycopg.Connection) -> list[tuple[int, datetime]]:
+    """(grid, due time) of every open hazard in a grid that will fall, or fell, overdue: what
+    `grid_counts` counts as overdue once its due time has passed."""
+    return conn.execute(
+        "SELECT grid_id, coalesce(due_at, deadline_at) FROM hazard_reports "
+        "WHERE status = ANY(%s) AND grid_id IS NOT NULL "
+        "AND coalesce(due_at, deadline_at) IS NOT NULL",
+        (sorted(OPEN_STATUSES),),
+    ).fetchall()
+
+
 _HAZARD_SELECT = sql.SQL(
     "h.id, h.reporter_id, h.observed_at, h.received_at, h.lon, h.lat, h.grid_id, "
     "g.code AS grid_code, h.category, h.severity, h.description, h.photo_urls, h.status, "

@@ -264,3 +264,42 @@ def test_a_new_hazard_is_in_the_next_hazards_answer(kept, seeded_url):
     assert newest["id"] not in {
         f["id"] for f in http["worker_b"].get(HAZARDS, params={"limit": 1000}).json()["features"]
     }
+
+
+def _overdue_by_grid(client: httpx.Client, path: str, key: str) -> dict[str, object]:
+    page = client.get(path, params={"limit": 1000})
+    assert page.status_code == 200, page.text
+    return {f["id"]: f["properties"][key] for f in page.json()["features"]}
+
+
+def test_overdue_follows_the_clock_with_no_layer_read_per_due_time(kept, plain, seeded_url):
+    server, http = kept
+    admin, asked = http["admin"], plain["admin"]
+    for minutes in (7, 14, 21):
+        due_in = server.clock() - NOW + timedelta(minutes=minutes)
+        _insert_hazard(seeded_url, GRID_B, due_in=due_in)
+    wait_for(
+        lambda: (
+            _overdue_by_grid(admin, HAZARDS, "overdue")
+            == _overdue_by_grid(asked, HAZARDS, "overdue")
+        ),
+        timeout=NOTICE_S,
+        what="the new hazards",
+    )
+    assert _overdue_by_grid(admin, LAYER, "open_hazards") == _overdue_by_grid(
+        asked, LAYER, "open_hazards"
+    )
+    reads = dict(server.state.layer_reads)
+    seen = [_overdue_by_grid(admin, LAYER, "overdue_hazards")]
+    tags = {admin.get(LAYER, params={"limit": 1000}).headers["etag"]}
+    for _ in range(5):  # across each new hazard's due time, and between them
+        server.clock.advance(timedelta(minutes=5))
+        for path, key in ((LAYER, "overdue_hazards"), (HAZARDS, "overdue")):
+            assert _overdue_by_grid(admin, path, key) == _overdue_by_grid(asked, path, key)
+        seen.append(_overdue_by_grid(admin, LAYER, "overdue_hazards"))
+        tags.add(admin.get(LAYER, params={"limit": 1000}).headers["etag"])
+    assert dict(server.state.layer_reads) == reads, "no layer read again for a due time"
+    assert seen[-1][GRID_B] == seen[0][GRID_B] + 3
+    community = GRID_B.rsplit("-", 1)[0]  # counts roll up to the grids above
+    assert seen[-1][community] >= seen[0][community] + 3
+    assert len(tags) == len({tuple(sorted(s.items())) for s in seen}), "an answer per count"
