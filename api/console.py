@@ -36,18 +36,28 @@ from gridwatch.api.hazards import (
     SortQ,
     StatusQ,
     ToQ,
+    case_category,
+    case_status,
     ledger_rows,
 )
 from gridwatch.api.http_errors import BadRequest
 from gridwatch.api.layer_cache import Body, conditional
 from gridwatch.api.map_pages import PAGE_HEADERS, page_context
+from gridwatch.api.requests import DISPATCHERS, visible_request
 from gridwatch.api.responses import JSONResponse, dumps
 from gridwatch.api.runtime import ApiState, Conn, State
-from gridwatch.cases.hazards import STATUSES, TRANSITIONS, is_overdue
+from gridwatch.cases.hazards import TRANSITIONS, is_overdue
+from gridwatch.cases.ledger import CATEGORIES as LEDGER_CATEGORIES
+from gridwatch.cases.ledger import KINDS
+from gridwatch.cases.ledger import STATUSES as LEDGER_STATUSES
+from gridwatch.cases.requests import OPEN_STATUSES as REQUEST_OPEN
+from gridwatch.cases.requests import TRANSITIONS as REQUEST_TRANSITIONS
+from gridwatch.cases.requests import deadline_after as request_deadline
+from gridwatch.errors import NotFound
 from gridwatch.maps.console import duration_text, render_page
 from gridwatch.maps.texts import texts_for
 from gridwatch.maps.tiles import points_to_display, tiles_for, to_display
-from gridwatch.model.vocabulary import EMERGENCY_EVENTS, HAZARD_CATEGORIES, LEVELS
+from gridwatch.model.vocabulary import EMERGENCY_EVENTS, LEVELS
 from gridwatch.store.alerts import (
     AlertRow,
     alert_history,
@@ -59,6 +69,7 @@ from gridwatch.store.filters import Filters, local_day_bounds
 from gridwatch.store.grids import GridCatalog
 from gridwatch.store.hazards import HazardDay, hazard_days, hazard_events
 from gridwatch.store.homes import home_week
+from gridwatch.store.requests import request_events
 from gridwatch.store.residents import awaiting_installation, get_resident
 from gridwatch.store.users import Principal
 
@@ -444,7 +455,6 @@ def _action_texts(t: dict) -> dict:
     c = t["console"]
     return {
         "state": {k: v for k, v in t["alert_state"].items() if k is not None},
-        "hazard_state": t["status"],
         "level": t["level"],
         "event": c["event"],
         "sending": c["sending"],
@@ -526,7 +536,9 @@ def _thinned(readings: list[tuple[datetime, float | None]]) -> tuple[list[float]
 # -- the ledger -------------------------------------------------------------------------------
 
 FormQ = Annotated[str | None, Query(max_length=20)]
-LEDGER_COLUMNS = ("id", "grid", "category", "severity", "status", "level", "found", "due", "desc")
+LEDGER_COLUMNS = (
+    "id", "kind", "grid", "category", "severity", "status", "level", "found", "due", "desc",
+)  # fmt: skip
 
 
 @router.get("/console/ledger", response_class=HTMLResponse, summary="The ledger on screen")
@@ -535,6 +547,7 @@ def ledger_view(
     principal: PageViewer,
     conn: Conn,
     state: State,
+    kind: FormQ = None,
     level: FormQ = None,
     grid: GridQ = None,
     overdue: FormQ = None,
@@ -549,6 +562,7 @@ def ledger_view(
     t = texts_for(state.settings.lang)
     c = t["console"]
     filters = {
+        "kind": kind,
         "level": level,
         "grid": grid,
         "overdue": overdue,
@@ -563,7 +577,10 @@ def ledger_view(
         raise BadRequest(f"level must be one of {', '.join(LEVELS)}")
     if overdue and overdue not in ("true", "false"):
         raise BadRequest("overdue must be true or false")
+    if kind and kind not in KINDS:
+        raise BadRequest(f"kind must be one of {', '.join(KINDS)}")
     ask = LedgerAsk(
+        kind="request" if kind == "request" else "hazard" if kind else None,
         level=level or None,
         grid=grid or None,
         overdue=None if not overdue else overdue == "true",
@@ -577,7 +594,7 @@ def ledger_view(
     now = state.now()
     catalog = state.catalog(conn)
     columns = dict(zip(LEDGER_COLUMNS, _ledger_headings(t), strict=True))
-    sortable = {"grid": "grid", "category": "category", "severity": "severity"}
+    sortable = {"kind": "kind", "grid": "grid", "category": "category", "severity": "severity"}
     sortable |= {"status": "status", "level": "level", "found": "found", "due": "due"}
     sort_urls, sort_marks = {}, {}
     for key in sortable:
@@ -618,8 +635,8 @@ def _url(path: str, query: dict) -> str:
 
 def _ledger_headings(t: dict) -> list[str]:
     names = t["ledger_columns"]  # the CSV's headings, so screen and file read alike
-    return [names[0], names[2], names[4], names[5], names[6], names[7], names[10], names[11],
-            names[15]]  # fmt: skip
+    return [names[0], names[17], names[2], names[4], names[5], names[6], names[7], names[10],
+            names[11], names[15]]  # fmt: skip
 
 
 def _ledger_choices(t: dict, catalog: GridCatalog, principal: Principal) -> dict:
@@ -629,10 +646,11 @@ def _ledger_choices(t: dict, catalog: GridCatalog, principal: Principal) -> dict
         if principal.sees_grid(g.id) and g.level != "district"
     ]
     return {
+        "kind": [(kind, t["kind"][kind]) for kind in KINDS],
         "level": [(level, t["level"][level]) for level in LEVELS],
         "grid": grids,
-        "status": [(s, t["status"][s]) for s in STATUSES],
-        "category": [(k, t["category"][k]) for k in HAZARD_CATEGORIES],
+        "status": [(s, t["status"].get(s) or t["request_status"][s]) for s in LEDGER_STATUSES],
+        "category": [(k, t["category"].get(k) or t["service"][k]) for k in LEDGER_CATEGORIES],
     }
 
 
@@ -641,12 +659,14 @@ def _ledger_row(t: dict, row, now: datetime) -> dict:
     c = t["console"]
     return {
         "id": str(row.id),
+        "kind": row.kind,
+        "kind_label": t["kind"].get(row.kind, row.kind),
         "grid": row.grid_code,
         "grid_name": row.grid_name,
-        "category_label": t["category"].get(row.category, row.category),
-        "severity": row.severity,
-        "severity_label": t["severity"].get(row.severity, row.severity),
-        "status_label": t["status"].get(row.status, row.status),
+        "category_label": case_category(t, row.kind, row.category),
+        "severity": row.severity or "",
+        "severity_label": t["severity"].get(row.severity, row.severity) if row.severity else "",
+        "status_label": case_status(t, row.kind, row.status),
         "level_label": t["level"].get(row.level, row.level),
         "observed_at": row.observed_at,
         "due_at": row.due_at,
@@ -656,7 +676,7 @@ def _ledger_row(t: dict, row, now: datetime) -> dict:
     }
 
 
-# -- one case (a hazard) ----------------------------------------------------------------------
+# -- one case (a hazard or a request) ---------------------------------------------------------
 
 
 @router.get("/console/cases/{case_id}", response_class=HTMLResponse, summary="One case")
@@ -666,9 +686,13 @@ def case_view(
     state: State,
     case_id: Annotated[str, Path(max_length=64)],
 ):
+    """A hazard's page, or a request's: the ledger links both kinds here."""
+    try:
+        hazard = get_visible_hazard(conn, principal, case_id)
+    except NotFound:
+        return _request_view(principal, conn, state, case_id)
     t = texts_for(state.settings.lang)
     c = t["console"]
-    hazard = get_visible_hazard(conn, principal, case_id)
     now = state.now()
     catalog = state.catalog(conn)
     due = hazard.due_at or hazard.deadline_at
@@ -706,14 +730,83 @@ def case_view(
         case=case,
         photos=photos,
         steps=HAZARD_STEPS,
+        step_labels=c["steps"],
+        post_to=f"/hazards/{hazard.id}",
         allowed=allowed,
         history=history,
+        grid_choices=[],
         script_data={
             "case_id": str(hazard.id),
             "zone": state.zone.key,
             "transitions": {step: sorted(src) for step, (src, _) in TRANSITIONS.items()},
-            "texts": _action_texts(t) | {"photos": c["photos"]},
-            "map": _case_map(state, hazard, grid),
+            "texts": _action_texts(t) | {"photos": c["photos"], "case_state": t["status"]},
+            "map": _case_map(state, hazard.lon, hazard.lat, grid),
+        },
+    )
+    return HTMLResponse(page, headers=PAGE_HEADERS)
+
+
+def _request_view(principal: Principal, conn, state: ApiState, case_id: str) -> HTMLResponse:
+    """A request's page: what was asked, its clocks, its steps (those its status allows and
+    the caller may take) and its history. The requester's contact is not shown here."""
+    t = texts_for(state.settings.lang)
+    c = t["console"]
+    found = visible_request(conn, principal, case_id)
+    now = state.now()
+    catalog = state.catalog(conn)
+    grid = catalog.by_id.get(found.grid_id) if found.grid_id is not None else None
+    due = request_deadline(found.status, found.accept_by, found.due_at)
+    late = found.status in REQUEST_OPEN and due <= now
+    events = request_events(conn, found.id)
+    case = {
+        "id": str(found.id),
+        "category_label": case_category(t, "request", found.service_code),
+        "severity_label": c["sources"].get(found.source, found.source),
+        "status_label": case_status(t, "request", found.status),
+        "level_label": t["level"].get(found.level, found.level),
+        "overdue": late,
+        "overdue_text": c["overdue_by"].format(
+            h=duration_text((now - due).total_seconds() / 3600, c)
+        )
+        if late
+        else "",
+        "description": found.description,
+        "observed_at": found.requested_at,
+        "due_at": due,
+        "grid": found.grid_code,
+        "grid_name": grid.name if grid else None,
+        "reporter_id": found.reporter,
+        "assignee": found.assignee,
+    }
+    transitions = {
+        step: sorted(src)
+        for step, (src, _) in REQUEST_TRANSITIONS.items()
+        if step != "dispatch" or principal.role in DISPATCHERS
+    }
+    photos = list(dict.fromkeys([*found.media_urls, *(u for e in events for u in e.photo_urls)]))
+    page = render_page(
+        "console/case.html",
+        page_context(state, principal),
+        "case",
+        f"{case['category_label']} · {c['request_case']}",
+        case=case,
+        photos=photos,
+        steps=[(step, step) for step in transitions],
+        step_labels=c["request_steps"],
+        post_to=f"/requests/{found.id}",
+        allowed=[step for step, src in transitions.items() if found.status in src],
+        history=[case_event(t, state, e) for e in events],
+        grid_choices=[
+            (g.code, g.name or g.code)
+            for g in sorted(catalog.grids, key=lambda g: g.code)
+            if g.level == "grid" and principal.sees_grid(g.id)
+        ],
+        script_data={
+            "case_id": str(found.id),
+            "zone": state.zone.key,
+            "transitions": transitions,
+            "texts": _action_texts(t) | {"photos": c["photos"], "case_state": t["request_status"]},
+            "map": _case_map(state, found.lon, found.lat, grid),
         },
     )
     return HTMLResponse(page, headers=PAGE_HEADERS)
@@ -731,15 +824,19 @@ def case_event(t: dict, state: ApiState, event) -> dict:
     }
 
 
-def _case_map(state: ApiState, hazard, grid) -> dict:
-    """The case's point and its grid's outline in the tiles' CRS, and the tiles."""
+def _case_map(state: ApiState, lon: float | None, lat: float | None, grid) -> dict:
+    """The case's point (None: a request with only an address) and its grid's outline in the
+    tiles' CRS, and the tiles."""
     tiles = tiles_for(state.settings.tiles, tianditu_key=state.settings.tianditu_key)
-    x, y = points_to_display(np.array([hazard.lon]), np.array([hazard.lat]), tiles.crs)
+    point = None
+    if lon is not None and lat is not None:
+        x, y = points_to_display(np.array([lon]), np.array([lat]), tiles.crs)
+        point = [float(y[0]), float(x[0])]
     outline = None
     if grid is not None:
         outline = mapping(to_display(grid.geometry, tiles.crs))
     return {
-        "point": [float(y[0]), float(x[0])],
+        "point": point,
         "grid": outline,
         "tiles": [
             {

@@ -1,5 +1,6 @@
 """The hazard loop over HTTP: assign, start, resolve, close, reopen (each a hazard_events
-row), and the problem ledger (问题台账) as JSON and as a CSV that Excel opens correctly."""
+row), and the problem ledger (问题台账) of hazards and requests as JSON and as a CSV that Excel
+opens correctly."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import io
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import Response
@@ -23,18 +24,16 @@ from gridwatch.api.layer_cache import Body, LedgerLayer, conditional
 from gridwatch.api.params import decode_offset, encode_cursor
 from gridwatch.api.responses import GeoJSONResponse, JSONResponse, dumps
 from gridwatch.api.runtime import ApiState, Conn, State
-from gridwatch.cases.hazards import STATUSES
+from gridwatch.cases.ledger import CATEGORIES as LEDGER_CATEGORIES
+from gridwatch.cases.ledger import KINDS
+from gridwatch.cases.ledger import STATUSES as LEDGER_STATUSES
+from gridwatch.cases.requests import service
 from gridwatch.ingest.hazard import _photo_urls as validate_photo_urls
 from gridwatch.maps.texts import texts_for
-from gridwatch.model.vocabulary import HAZARD_CATEGORIES, Level
+from gridwatch.model.vocabulary import Level
 from gridwatch.store.filters import Filters, local_day_bounds
-from gridwatch.store.hazards import (
-    LEDGER_ORDERS,
-    LedgerRow,
-    hazard_events,
-    ledger,
-    transition_hazard,
-)
+from gridwatch.store.hazards import hazard_events, transition_hazard
+from gridwatch.store.ledger import LEDGER_ORDERS, LedgerRow, ledger
 from gridwatch.store.users import Principal
 
 router = APIRouter(tags=["hazard loop"])
@@ -124,14 +123,21 @@ def reopen(principal: Reader, conn: Conn, state: State, hazard_id: HazardId, bod
 
 # -- the ledger -------------------------------------------------------------------------------
 
+KindQ = Annotated[
+    Literal["hazard", "request"] | None,
+    Query(description="only hazards or only citizens' requests (诉求)"),
+]
 LevelQ = Annotated[
     Level | None,
-    Query(description="the level a hazard is handled at now (it rises when overdue)"),
+    Query(description="the level a case is handled at now (it rises when overdue)"),
 ]
 GridQ = Annotated[str | None, Query(max_length=64, description="grid code: it and all below")]
 OverdueQ = Annotated[bool | None, Query(description="only overdue (true) or on time (false)")]
 StatusQ = Annotated[str | None, Query(max_length=200, description="comma list of statuses")]
-CategoryQ = Annotated[str | None, Query(max_length=200, description="comma list of categories")]
+CategoryQ = Annotated[
+    str | None,
+    Query(max_length=200, description="comma list of hazard categories or request service codes"),
+]
 FromQ = Annotated[
     str | None, Query(alias="from", max_length=10, description="found on or after (YYYY-MM-DD)")
 ]
@@ -144,7 +150,7 @@ SortQ = Annotated[
         "(default: most urgent first)",
     ),
 ]
-LEDGER_PARAMS = {"level", "grid", "overdue", "status", "category", "from", "to", "sort"}
+LEDGER_PARAMS = {"kind", "level", "grid", "overdue", "status", "category", "from", "to", "sort"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,6 +158,7 @@ class LedgerAsk:
     """The filters of /ledger as asked, not yet checked: both ledger routes take them from the
     query string (a dependency), the console's form asks the same."""
 
+    kind: KindQ = None
     level: LevelQ = None
     grid: GridQ = None
     overdue: OverdueQ = None
@@ -182,6 +189,7 @@ class _LedgerQuery:
     and end the local days asked for (both kept and database answers take these)."""
 
     grid: str | None
+    kind: str | None
     level: str | None
     overdue: bool | None
     statuses: list[str] | None
@@ -208,12 +216,15 @@ def _ledger_query(state: ApiState, ask: LedgerAsk) -> _LedgerQuery:
         raise BadRequest(f"sort must be one of {', '.join(LEDGER_ORDERS)}, '-' first to reverse")
     first = local_day_bounds(parse_day(ask.from_, state), state.zone)[0] if ask.from_ else None
     last = local_day_bounds(parse_day(ask.to, state), state.zone)[1] if ask.to else None
+    if ask.kind is not None and ask.kind not in KINDS:
+        raise BadRequest(f"kind must be one of {', '.join(KINDS)}")
     return _LedgerQuery(
         ask.grid,
+        ask.kind,
         ask.level,
         ask.overdue,
-        _listed(ask.status, STATUSES, "status"),
-        _listed(ask.category, HAZARD_CATEGORIES, "category"),
+        _listed(ask.status, LEDGER_STATUSES, "status"),
+        _listed(ask.category, LEDGER_CATEGORIES, "category"),
         first,
         last - timedelta(microseconds=1) if last else None,
         sort,
@@ -238,6 +249,7 @@ def _ledger_rows(
         deadlines=state.deadlines,
         scope=q.scope(principal),
         grid_ids=subtree_ids(state.catalog(conn), principal, q.grid),
+        kind=q.kind,
         level=q.level,
         overdue=q.overdue,
         statuses=q.statuses,
@@ -254,6 +266,7 @@ def _kept_rows(layer: LedgerLayer, principal: Principal, q: _LedgerQuery) -> lis
     """Every row of the kept ledger `ledger` would give this caller for `q`, in its order."""
     chosen = layer.select(
         q.filters(principal, subtree_ids(layer.catalog, principal, q.grid)),
+        kind=q.kind,
         level=q.level,
         statuses=q.statuses,
         categories=q.categories,
@@ -315,10 +328,12 @@ def _row_json(row: LedgerRow, now: datetime) -> dict:
     late = row.hours_late(now)
     return {
         "id": str(row.id),
+        "kind": row.kind,
         "grid": row.grid_code,
         "grid_name": row.grid_name,
         "community": row.community_name,
         "category": row.category,
+        "service_name": service(row.category).name if row.kind == "request" else None,
         "severity": row.severity,
         "status": row.status,
         "level": row.level,
@@ -327,6 +342,7 @@ def _row_json(row: LedgerRow, now: datetime) -> dict:
         "observed_at": row.observed_at,
         "received_at": row.received_at,
         "due_at": row.due_at,
+        "due_kind": row.due_kind,
         "overdue": row.overdue,
         "overdue_hours": round(late, 1) if late is not None else None,
         "resolved_at": row.resolved_at,
@@ -475,9 +491,9 @@ def ledger_csv_text(rows: list[LedgerRow], state: ApiState, now: datetime) -> st
             row.grid_code or "",
             row.grid_name or "",
             row.community_name or "",
-            t["category"].get(row.category, row.category),
-            t["severity"].get(row.severity, row.severity),
-            t["status"].get(row.status, row.status),
+            case_category(t, row.kind, row.category),
+            t["severity"].get(row.severity, row.severity) if row.severity else "",
+            case_status(t, row.kind, row.status),
             t["level"].get(row.level, row.level),
             row.reporter_id,
             row.assignee or "",
@@ -488,9 +504,23 @@ def ledger_csv_text(rows: list[LedgerRow], state: ApiState, now: datetime) -> st
             local(row.resolved_at),
             row.description,
             row.last_note or "",
+            t["kind"].get(row.kind, row.kind),
+            t["due_kind"].get(row.due_kind, row.due_kind) if row.due_kind else "",
         ]
         writer.writerow([_cell(cell) for cell in cells])
     return out.getvalue()
+
+
+def case_category(t: dict, kind: str, code: str) -> str:
+    """A hazard's category or a request's service, as people name it."""
+    names = t["service"] if kind == "request" else t["category"]
+    return names.get(code, code)
+
+
+def case_status(t: dict, kind: str, status: str) -> str:
+    """A status in words of its own loop (a request's 办结 is a hazard's 已处置)."""
+    names = t["request_status"] if kind == "request" else t["status"]
+    return names.get(status, status)
 
 
 def _cell(text: str) -> str:

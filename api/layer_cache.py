@@ -30,18 +30,20 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from gridwatch.api.responses import dumps
-from gridwatch.cases.hazards import OPEN_STATUSES, STATUSES
+from gridwatch.cases.hazards import OPEN_STATUSES
+from gridwatch.cases.ledger import STATUSES
 from gridwatch.model.vocabulary import LEVELS, SEVERITIES
 from gridwatch.store.alerts import AlertRow
 from gridwatch.store.filters import Filters
 from gridwatch.store.grids import GridCatalog, GridRecord
-from gridwatch.store.hazards import Hazard, LedgerRow
+from gridwatch.store.hazards import Hazard
+from gridwatch.store.ledger import LedgerRow
 
 BBox = tuple[float, float, float, float]
 # The tables each kept layer is read from.
 LAYER_TABLES = ("grids", "residents", "alerts", "hazard_reports", "patrol_checkins")
 HAZARD_TABLES = ("grids", "hazard_reports")
-LEDGER_TABLES = ("grids", "hazard_reports", "hazard_events")
+LEDGER_TABLES = ("grids", "hazard_reports", "hazard_events", "requests", "request_events")
 ALERT_TABLES = ("grids", "residents", "alerts")
 DESK_TABLES = (*LAYER_TABLES, "hazard_events", "devices")  # and meter_readings: api/desk.py
 LAYERS_KEPT = 8  # check-in windows asked for at once (today, a few days looked back at)
@@ -256,8 +258,9 @@ class AlertLayer:
 
 @dataclass(frozen=True, slots=True)
 class LedgerLayer:
-    """The whole problem ledger as of one version of the tables and one time, most urgent
-    first; kept until the next open hazard falls due (its `overdue` turns then)."""
+    """The whole problem ledger (hazards and requests) as of one version of the tables and
+    one time, most urgent first; kept until the next open case falls due (its `overdue`
+    turns then)."""
 
     catalog: GridCatalog
     rows: tuple[LedgerRow, ...]
@@ -275,7 +278,7 @@ class LedgerLayer:
             "overdue": np.array([r.overdue for r in rows], dtype=bool),
             "observed": np.array([_utc(r.observed_at) for r in rows], dtype="datetime64[us]"),
         }
-        for name in ("status", "level", "category"):
+        for name in ("kind", "status", "level", "category"):
             columns[name] = np.array([getattr(r, name) for r in rows], dtype=object)
         object.__setattr__(self, "columns", columns)
 
@@ -283,6 +286,7 @@ class LedgerLayer:
         self,
         filters: Filters,
         *,
+        kind: str | None,
         level: str | None,
         statuses: Sequence[str] | None,
         categories: Sequence[str] | None,
@@ -290,10 +294,10 @@ class LedgerLayer:
         order: str | None,
     ) -> np.ndarray:
         """The positions of the rows `ledger` would match (`filters.start`/`end` bound when
-        a hazard was found), in its order: most urgent first, or by `order`."""
+        a case was found or asked), in its order: most urgent first, or by `order`."""
         c = self.columns
         chosen = _placed(c, filters, "observed")
-        _having(chosen, c, level=level, status=statuses, category=categories)
+        _having(chosen, c, kind=kind, level=level, status=statuses, category=categories)
         if overdue is not None:
             chosen &= c["overdue"] == overdue
         positions = np.flatnonzero(chosen)
@@ -312,17 +316,18 @@ class LedgerLayer:
         return positions[np.argsort(wanted, kind="stable")]
 
 
-def _position(known: Sequence[str], value: str) -> int | None:
+def _position(known: Sequence[str], value: str | None) -> int | None:
     """Where `value` stands in `known`, None when it is not there (as `array_position`)."""
     return known.index(value) if value in known else None
 
 
-# What the kept ledger sorts by for each of store.hazards.LEDGER_ORDERS, in the same order
+# What the kept ledger sorts by for each of store.ledger.LEDGER_ORDERS, in the same order
 # (text as the database's "C" collation compares it: by code point).
 LEDGER_SORT_VALUES: dict[str, Callable[[LedgerRow], Any]] = {
     "found": lambda r: r.observed_at,
     "due": lambda r: r.due_at,
     "grid": lambda r: r.grid_code,
+    "kind": lambda r: r.kind,
     "category": lambda r: r.category,
     "severity": lambda r: _position(SEVERITIES, r.severity),
     "status": lambda r: _position(STATUSES, r.status),
@@ -339,7 +344,7 @@ def _places(values: list) -> np.ndarray:
 def falls_due(rows: Iterable[LedgerRow], now: datetime) -> datetime | None:
     """When the next open row of the ledger falls overdue (after `now`); None if none will."""
     return min(
-        (r.due_at for r in rows if r.status in OPEN_STATUSES and r.due_at and r.due_at > now),
+        (r.due_at for r in rows if r.is_open and r.due_at and r.due_at > now),
         default=None,
     )
 

@@ -48,6 +48,7 @@ from gridwatch.store.requests import (
     request_page,
 )
 from gridwatch.store.users import Principal
+from gridwatch.store.warnings import record_warnings, request_texts
 
 PREFIX = "/open311/v2"
 MAX_FIELD = 128  # names, phone, email, address_id and the like
@@ -210,9 +211,12 @@ def _store(state: ApiState, intake: RequestIntake):
         if intake.lon is not None and intake.lat is not None:
             found = int(state.leaf_index(conn).assign([intake.lon], [intake.lat])[0])
             grid = None if found < 0 else found
-        [stored] = open_requests(
-            conn, [(intake, place_request(intake, catalog, grid))], now=state.now()
-        )
+        with conn.transaction():  # the request and the warnings its text makes, at once
+            [stored] = open_requests(
+                conn, [(intake, place_request(intake, catalog, grid))], now=state.now()
+            )
+            texts = request_texts([stored])
+            record_warnings(conn, state.keyword_matchers, texts, state.warning_notify)
     state.wrote()
     return stored, catalog
 

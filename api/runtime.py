@@ -53,8 +53,9 @@ from gridwatch.store.grids import (
     load_grid_catalog,
     load_leaf_grids,
 )
-from gridwatch.store.hazards import all_hazards, ledger, open_due_times
+from gridwatch.store.hazards import all_hazards, open_due_times
 from gridwatch.store.keywords import LibraryMatchers
+from gridwatch.store.ledger import ledger
 from gridwatch.store.migrate import read_meta
 from gridwatch.store.mode import PLAIN
 from gridwatch.store.partitions import ensure_partitions, existing_partition_days

@@ -19,9 +19,10 @@ from gridwatch.cases.steps import Transitions, follow
 from gridwatch.errors import Conflict
 from gridwatch.model.services import BY_CODE, Service
 
-SOURCES = ("open311", "hotline", "visit", "app")
+SOURCES = ("open311", "hotline", "visit", "app", "warning")
 """Where a request comes from: an Open311 client, a 12345 work order, a need a grid worker
-records on a home visit (微心愿), gridwatch's own app."""
+records on a home visit (微心愿), gridwatch's own app, or a level-2 dispute warning (二级预警),
+which becomes a case of the community's."""
 
 STATUSES = (
     "received", "dispatched", "accepted", "in_progress", "resolved", "feedback", "closed",

@@ -16,8 +16,10 @@ from gridwatch.imports.hotline import read_work_orders
 from gridwatch.imports.residents import read_residents_csv
 from gridwatch.imports.workers import read_workers_csv
 from gridwatch.store.grids import grid_codes, load_features, load_grid_catalog, upsert_grids
+from gridwatch.store.keywords import LibraryMatchers
 from gridwatch.store.requests import open_requests, place_request
 from gridwatch.store.residents import place_residents, upsert_residents, upsert_workers
+from gridwatch.store.warnings import Notify, record_warnings, request_texts
 
 ProgressFn = Callable[[int, int], None]
 WORK_ORDER_BATCH = 2000
@@ -115,20 +117,28 @@ def import_work_orders_file(
     *,
     zone: ZoneInfo,
     now: datetime,
+    notify: Notify,
+    matchers: LibraryMatchers | None = None,
     progress: ProgressFn | None = None,
 ) -> ImportResult:
     """Read a 12345 work-order export (CSV or XLSX) and store its orders as requests, each
     placed in the 待分拨 queue of the street it names (a work order has no point); an order
-    stored before is updated where the export changed it. `without_parent_or_grid`: the
-    orders no street could be told for, which the district's administrators place."""
+    stored before is updated where the export changed it. Each batch's new texts are scanned
+    for dispute keywords in the transaction that stores it (level-2 warnings to `notify`).
+    `without_parent_or_grid`: the orders no street could be told for, which the district's
+    administrators place."""
     require_file(path)
     orders = read_work_orders(path, zone=zone, now=now)
     catalog = load_grid_catalog(conn)
     conn.commit()
     placed = [(i, place_request(i, catalog, None)) for i in orders.intakes]
+    matchers = matchers or LibraryMatchers()
     new = updated = 0
     for start in range(0, len(placed), WORK_ORDER_BATCH):
-        for stored in open_requests(conn, placed[start : start + WORK_ORDER_BATCH], now=now):
+        with conn.transaction():
+            batch = open_requests(conn, placed[start : start + WORK_ORDER_BATCH], now=now)
+            record_warnings(conn, matchers, request_texts(batch), notify)
+        for stored in batch:
             new += stored.change == "new"
             updated += stored.change == "updated"
         if progress is not None:

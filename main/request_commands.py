@@ -44,6 +44,7 @@ def run_requests_import(settings: Settings, args: argparse.Namespace) -> int:
 
     from gridwatch.import_commands import Progress
     from gridwatch.imports.pipelines import import_work_orders_file, require_file
+    from gridwatch.store.warnings import Notify
 
     require_file(args.file)  # before a database is started or migrated for nothing
     with migrated_database(settings) as conn:
@@ -52,6 +53,7 @@ def run_requests_import(settings: Settings, args: argparse.Namespace) -> int:
             args.file,
             zone=settings.zone,
             now=datetime.now(UTC),
+            notify=Notify(settings.topic_prefix, settings.alert_webhooks),
             progress=Progress("work orders"),
         )
     print(result.summary(args.file, "work orders"))

@@ -27,7 +27,7 @@ from gridwatch.store.grids import load_grid_catalog, load_leaf_grids
 from gridwatch.store.keywords import LibraryMatchers
 from gridwatch.store.partitions import ensure_partitions
 from gridwatch.store.requests import hotline_id, open_requests, place_request, transition_request
-from gridwatch.store.warnings import Notify, record_warnings
+from gridwatch.store.warnings import Notify, record_warnings, request_texts
 
 CATEGORIES = ("structural", "fire", "electrical", "gas", "road", "flood", "sanitation", "other")
 SEVERITIES = ("low", "medium", "high", "critical")
@@ -367,7 +367,9 @@ def seed_requests(
         grid = ids[g] if lon is not None else None
         placed.append((intake, place_request(intake, catalog, grid)))
         steps.append((REQUEST_STEPS[int(rng.integers(len(REQUEST_STEPS)))], grid, received))
-    stored = open_requests(conn, placed, now=now)
+    with conn.transaction():  # through the same hook as Open311 posts and 12345 imports
+        stored = open_requests(conn, placed, now=now)
+        record_warnings(conn, LibraryMatchers(), request_texts(stored), Notify("gw"))
     for case, (taken, grid, received) in zip(stored, steps, strict=True):
         if case.change != "new":
             continue

@@ -22,6 +22,8 @@ WATCHED = (
     "hazard_reports",
     "hazard_events",
     "patrol_checkins",
+    "requests",
+    "request_events",
     "devices",
     "meter_readings",
 )

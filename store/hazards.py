@@ -1,5 +1,5 @@
-"""Hazard reports and their ledger: idempotent reports, transitions, escalations, the ledger,
-the hazards layer and the hazards the maps draw.
+"""Hazard reports: idempotent reports, transitions, escalations, the hazards layer and the
+hazards the maps draw (the problem ledger, of hazards and requests, is store/ledger.py).
 
 Every change is a row in hazard_events in the same transaction as the change itself.
 """
@@ -18,7 +18,6 @@ from psycopg.rows import class_row
 
 from gridwatch.cases.hazards import (
     OPEN_STATUSES,
-    STATUSES,
     Escalation,
     HazardClock,
     SetDeadline,
@@ -26,7 +25,6 @@ from gridwatch.cases.hazards import (
     next_status,
 )
 from gridwatch.model.records import HazardReport
-from gridwatch.model.vocabulary import LEVELS, SEVERITIES
 from gridwatch.store.filters import Filters, all_of, count_per_day, where_columns, where_filters
 from gridwatch.store.paging import Listing, Page, fetch_rows
 
@@ -65,35 +63,6 @@ class HazardEvent:
     actor: str | None
     note: str | None
     photo_urls: list[str]
-
-
-@dataclass(frozen=True, slots=True)
-class LedgerRow:
-    id: uuid.UUID
-    grid_code: str | None
-    grid_name: str | None
-    community_name: str | None
-    category: str
-    severity: str
-    status: str
-    level: str
-    reporter_id: str
-    assignee: str | None
-    observed_at: datetime
-    received_at: datetime
-    due_at: datetime | None
-    overdue: bool
-    resolved_at: datetime | None
-    description: str
-    last_action: str | None
-    last_note: str | None
-    grid_id: int | None
-
-    def hours_late(self, now: datetime) -> float | None:
-        """Hours past its due time at `now` if overdue (an overdue row has one), else None."""
-        if not self.overdue or self.due_at is None:
-            return None
-        return (now - self.due_at).total_seconds() / 3600
 
 
 _REPORT_COLUMNS = (
@@ -330,130 +299,6 @@ def apply_escalations(
             )
             escalated += 1
     return escalated
-
-
-_LEDGER_FROM = sql.SQL(
-    """
-    FROM hazard_reports h
-    LEFT JOIN unnest(%(sev)s::text[], %(secs)s::float8[]) AS d(severity, secs)
-        ON d.severity = h.severity
-    CROSS JOIN LATERAL (
-        SELECT coalesce(h.due_at, h.deadline_at,
-                        h.received_at + make_interval(secs => coalesce(d.secs, 0))) AS due_at
-    ) l
-    LEFT JOIN grids g ON g.id = h.grid_id
-    LEFT JOIN grids c ON c.id = g.parent_id
-    """
-)
-
-
-def ledger(
-    conn: psycopg.Connection,
-    *,
-    now: datetime,
-    deadlines: Mapping[str, timedelta],
-    scope: list[int] | None,
-    grid_ids: list[int] | None = None,
-    level: str | None = None,
-    overdue: bool | None = None,
-    statuses: Sequence[str] | None = None,
-    categories: Sequence[str] | None = None,
-    found_from: datetime | None = None,
-    found_until: datetime | None = None,
-    order: str | None = None,
-    limit: int | None = None,
-    offset: int = 0,
-) -> tuple[list[LedgerRow], int]:
-    """The problem ledger (问题台账): most urgent first, or by `order` (a key of
-    LEDGER_ORDERS, `-` before it for descending); (rows, number matched).
-
-    Overdue means open past its due time (限期), whatever level it has reached since. A
-    report stored without one (before deadlines were set when a hazard is stored) shows the
-    due time its severity sets until the hazard clocks give it one. `found_from` and
-    `found_until` bound when it was found (observed_at).
-    """
-    filters = Filters(scope=scope, grid_ids=grid_ids, start=found_from, end=found_until)
-    where, params = where_filters(filters, alias="h", time_column="observed_at")
-    where_columns(where, params, "h", level=level, status=statuses, category=categories)
-    params.update(
-        now=now,
-        open=sorted(OPEN_STATUSES),
-        sev=list(deadlines),
-        secs=[d.total_seconds() for d in deadlines.values()],
-        sev_order=list(SEVERITIES),
-        status_order=list(STATUSES),
-        level_order=list(LEVELS),
-    )
-    if overdue is not None:
-        where.append(sql.SQL("(h.status = ANY(%(open)s) AND l.due_at <= %(now)s) = %(overdue)s"))
-        params["overdue"] = overdue
-    conditions = all_of(where)
-    # The page first, then the events of its hazards in one pass (not a lookup per row).
-    query = sql.SQL(
-        """
-        WITH page AS (
-            SELECT h.id, h.grid_id, g.code AS grid_code, g.name AS grid_name,
-                c.name AS community_name,
-                h.category, h.severity, h.status, h.level, h.reporter_id, h.assignee,
-                h.observed_at, h.received_at, l.due_at,
-                (h.status = ANY(%(open)s) AND l.due_at <= %(now)s) AS overdue,
-                h.description, count(*) OVER () AS matched,
-                row_number() OVER (ORDER BY {}) AS n
-            {}
-            WHERE {}
-            ORDER BY n
-            LIMIT %(limit)s OFFSET %(offset)s
-        ), events AS (
-            SELECT e.hazard_id,
-                max(e.at) FILTER (WHERE e.to_status = 'resolved') AS resolved_at,
-                (array_agg(e.action ORDER BY e.at DESC, e.id DESC))[1] AS last_action,
-                (array_agg(e.note ORDER BY e.at DESC, e.id DESC))[1] AS last_note
-            FROM hazard_events e
-            WHERE e.hazard_id IN (SELECT id FROM page)
-            GROUP BY e.hazard_id
-        )
-        SELECT p.id, p.grid_code, p.grid_name, p.community_name, p.category, p.severity,
-            p.status, p.level, p.reporter_id, p.assignee, p.observed_at, p.received_at,
-            p.due_at, p.overdue, ev.resolved_at, p.description, ev.last_action, ev.last_note,
-            p.grid_id, p.matched
-        FROM page p LEFT JOIN events ev ON ev.hazard_id = p.id
-        ORDER BY p.n
-        """
-    ).format(_ledger_order(order), _LEDGER_FROM, conditions)
-    params["limit"] = limit
-    params["offset"] = offset
-    found = conn.execute(query, params).fetchall()
-    rows = [LedgerRow(*row[:-1]) for row in found]
-    if found:
-        total = found[0][-1]
-    else:  # past the last page: count them alone
-        [(total,)] = conn.execute(
-            sql.SQL("SELECT count(*) {} WHERE {}").format(_LEDGER_FROM, conditions), params
-        ).fetchall()
-    return rows, total
-
-
-# Codes compared byte by byte ("C"), not by the database's locale: the same order wherever
-# it runs, and the one the API's kept ledger repeats in memory (Python's string order).
-LEDGER_ORDERS = {
-    "found": sql.SQL("h.observed_at"),
-    "due": sql.SQL("l.due_at"),
-    "grid": sql.SQL('g.code COLLATE "C"'),
-    "category": sql.SQL('h.category COLLATE "C"'),
-    "severity": sql.SQL("array_position(%(sev_order)s::text[], h.severity)"),
-    "status": sql.SQL("array_position(%(status_order)s::text[], h.status)"),
-    "level": sql.SQL("array_position(%(level_order)s::text[], h.level)"),
-}
-_URGENCY = sql.SQL("(h.status = ANY(%(open)s)) DESC, l.due_at, h.id")
-
-
-def _ledger_order(order: str | None) -> sql.Composable:
-    """The ledger's ORDER BY: by `order` (ties most urgent first), or most urgent first."""
-    if not order:
-        return _URGENCY
-    key = order.removeprefix("-")
-    direction = sql.SQL(" DESC NULLS LAST" if order.startswith("-") else " ASC NULLS LAST")
-    return sql.SQL("{}{}, {}").format(LEDGER_ORDERS[key], direction, _URGENCY)
 
 
 def next_overdue(conn: psycopg.Connection, *, now: datetime) -> datetime | None:

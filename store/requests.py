@@ -37,6 +37,7 @@ from gridwatch.store.personal_data import FORGET, record_audit
 
 _LOCK_KEY = 0x67770006  # one request escalation at a time across `gridwatch alerts` processes
 _HOTLINE_IDS = uuid.UUID("6b3f2a10-0c5e-5d45-9b3c-123450012345")  # uuid5 namespace of 12345 orders
+_WARNING_IDS = uuid.UUID("6b3f2a10-0c5e-5d45-9b3c-00000000000c")  # of level-2 warnings' cases
 AUDIT_PREFIX = "request:"
 """Reads of a requester's contact in clear are audited as those of residents are, under the
 id `request:<id>` (personal_data_audit holds people's ids of every kind)."""
@@ -45,6 +46,11 @@ id `request:<id>` (personal_data_audit holds people's ids of every kind)."""
 def hotline_id(order_number: str) -> uuid.UUID:
     """The request id of a 12345 work order: the same number, the same request."""
     return uuid.uuid5(_HOTLINE_IDS, order_number)
+
+
+def warning_case_id(warning_id: int) -> uuid.UUID:
+    """The id of the case a level-2 warning opens: one warning, one case."""
+    return uuid.uuid5(_WARNING_IDS, str(warning_id))
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +115,7 @@ class Placement:
     grid_id: int | None
     queued: bool
     note: str | None = None  # why it waits in the queue
+    level: str | None = None  # the level it starts at; None: the grid's, or the street's queue
 
 
 def place_request(intake: RequestIntake, catalog: GridCatalog, point_grid: int | None) -> Placement:
@@ -189,10 +196,13 @@ _FROM = sql.SQL("requests r LEFT JOIN grids g ON g.id = r.grid_id")
 
 @dataclass(frozen=True, slots=True)
 class Stored:
-    """A request as `open_requests` left it: `change` is new, updated or same."""
+    """A request as `open_requests` left it: `change` is new, updated or same; `new_text`
+    whether its description is one not stored before (a new request's, or an update's that
+    changed it): the text the keyword warnings are to read."""
 
     request: Request
     change: str
+    new_text: bool
 
 
 def open_requests(
@@ -255,7 +265,8 @@ def open_requests(
         ids = list(dict.fromkeys(intake.id for intake, _ in intakes))
         stored = {r.id: r for r in _select(conn, ids)}
     changes = {**dict.fromkeys(updated, "updated"), **dict.fromkeys(new, "new")}
-    return [Stored(stored[i], changes.get(i, "same")) for i in ids if i in stored]
+    retexted = {i for i, changed in updated.items() if changed} | set(new)
+    return [Stored(stored[i], changes.get(i, "same"), i in retexted) for i in ids if i in stored]
 
 
 def _row(intake: RequestIntake, placed: Placement, now: datetime) -> tuple:
@@ -280,7 +291,7 @@ def _row(intake: RequestIntake, placed: Placement, now: datetime) -> tuple:
         intake.requested_at or intake.received_at,
         intake.received_at,
         status,
-        "street" if placed.queued else "grid",
+        placed.level or ("street" if placed.queued else "grid"),
         clocks.accept_by,
         clocks.due_at,
         clocks.deadline_at,
@@ -288,9 +299,12 @@ def _row(intake: RequestIntake, placed: Placement, now: datetime) -> tuple:
     )
 
 
-def _update_stored(conn: psycopg.Connection, new: list[uuid.UUID], now: datetime) -> list:
+def _update_stored(
+    conn: psycopg.Connection, new: list[uuid.UUID], now: datetime
+) -> dict[uuid.UUID, bool]:
     """Apply the staged content to requests stored before (not those just inserted) where it
-    differs; a new due time moves the deadline of a request not yet escalated."""
+    differs; a new due time moves the deadline of a request not yet escalated. Returns the
+    updated ones, each with whether its description changed (`o`: the row as it was)."""
 
     given = {
         name: sql.SQL("coalesce({}, {})").format(
@@ -311,9 +325,10 @@ def _update_stored(conn: psycopg.Connection, new: list[uuid.UUID], now: datetime
                 deadline_at = CASE WHEN r.level <> 'grid' THEN r.deadline_at
                     WHEN r.status = ANY(%(waiting)s) THEN least(r.accept_by, {due})
                     ELSE {due} END
-            FROM (SELECT DISTINCT ON (id) * FROM {intake} ORDER BY id, n DESC) i
-            WHERE r.id = i.id AND NOT r.id = ANY(%(new)s) AND ({theirs}) IS DISTINCT FROM ({ours})
-            RETURNING r.id, r.status, r.level
+            FROM (SELECT DISTINCT ON (id) * FROM {intake} ORDER BY id, n DESC) i, requests o
+            WHERE r.id = i.id AND o.id = r.id AND NOT r.id = ANY(%(new)s)
+                AND ({theirs}) IS DISTINCT FROM ({ours})
+            RETURNING r.id, r.status, r.level, o.description IS DISTINCT FROM r.description
             """
         ).format(
             assignments=assignments, due=given["due_at"], intake=_INTAKE, theirs=theirs, ours=ours
@@ -326,9 +341,9 @@ def _update_stored(conn: psycopg.Connection, new: list[uuid.UUID], now: datetime
                 "INSERT INTO request_events (request_id, at, action, from_status, to_status, "
                 "actor, note, level) VALUES (%s, %s, 'update', %s, %s, 'gridwatch', "
                 "'a later copy from its source', %s)",
-                [(rid, now, status, status, level) for rid, status, level in rows],
+                [(rid, now, status, status, level) for rid, status, level, _ in rows],
             )
-    return [rid for rid, _, _ in rows]
+    return {rid: changed for rid, _, _, changed in rows}
 
 
 def _select(conn: psycopg.Connection, ids: Sequence[uuid.UUID]) -> list[Request]:

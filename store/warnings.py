@@ -2,10 +2,12 @@
 warnings layer.
 
 `record_warnings` is the one hook every way a text comes in calls (patrol and visit notes
-and hazard descriptions from MQTT and HTTP; requests' descriptions when they come): it scans
-the texts with the active library's automaton, stores one warning per category hit at its
-level, and queues each level-2 warning for the community level (MQTT and webhooks, through
-the alert outbox), all in the caller's transaction."""
+and hazard descriptions from MQTT and HTTP; requests' descriptions from Open311, 12345
+imports and the simulators, in the transaction that stores them): it scans the texts with
+the active library's automaton, stores one warning per category hit at its level, opens a
+case (a dispute request at the community level, with its deadlines) for each level-2 warning
+and queues it for the community level (MQTT and webhooks, through the alert outbox), all in
+the caller's transaction."""
 
 from __future__ import annotations
 
@@ -18,7 +20,8 @@ from psycopg import sql
 from psycopg.rows import class_row
 from psycopg.types.json import Jsonb
 
-from gridwatch.disputes.levels import REPEAT_WINDOW
+from gridwatch.cases.requests import OPEN_STATUSES
+from gridwatch.disputes.levels import REPEAT_WINDOW, REPEATED
 from gridwatch.disputes.scanning import (
     DisputeWarning,
     PastWarning,
@@ -26,11 +29,12 @@ from gridwatch.disputes.scanning import (
     plan_warnings,
     scan_texts,
 )
-from gridwatch.model.records import HazardReport, PatrolCheckin, checkin_key
+from gridwatch.model.records import HazardReport, PatrolCheckin, RequestIntake, checkin_key
 from gridwatch.store.filters import Filters, where_columns, where_filters
 from gridwatch.store.keywords import LibraryMatchers
 from gridwatch.store.outbox import write_warning_outbox
 from gridwatch.store.paging import Listing, Page
+from gridwatch.store.requests import Placement, Stored, open_requests, warning_case_id
 
 _LOCK_CLASS = 0x6777000C  # advisory locks per (grid, category): one writer counts at a time
 
@@ -97,6 +101,7 @@ def record_warnings(
         alone = _living_alone(conn, {t.resident_id for t, _ in hits if t.resident_id})
         planned = plan_warnings(hits, past, alone)
         stored = _insert(conn, planned, active.version)
+        _open_cases(conn, [row for row in stored if row.level == 2])
         for row in stored:
             if row.level == 2:
                 write_warning_outbox(
@@ -108,6 +113,60 @@ def record_warnings(
                     notify.webhooks,
                 )
     return stored
+
+
+def _open_cases(conn: psycopg.Connection, rows: Sequence[WarningRow]) -> list[Stored]:
+    """A case for each level-2 warning (二级预警 enters the ledger): a dispute request of
+    source `warning` at the community level of the warning's grid, with the dispute
+    service's clocks from when the warning was made; one outside every grid waits in the
+    district's queue. Its id comes from the warning's, so one warning opens one case; while
+    a grid's case of a category is open, more level-2 warnings of it there open none."""
+    if not rows:
+        return []
+    ids = sorted({r.grid_id for r in rows if r.grid_id is not None})
+    found = conn.execute("SELECT id, level FROM grids WHERE id = ANY(%s)", (ids,)).fetchall()
+    levels: dict[int | None, str] = dict(found)
+    taken = set(
+        conn.execute(
+            "SELECT grid_id, attributes->>'category' FROM requests WHERE source = 'warning' "
+            "AND status = ANY(%s) AND grid_id = ANY(%s)",
+            (sorted(OPEN_STATUSES), ids),
+        ).fetchall()
+    )
+    cases = []
+    for row in rows:
+        if row.grid_id is not None and (row.grid_id, row.category) in taken:
+            continue
+        taken.add((row.grid_id, row.category))
+        in_grid = levels.get(row.grid_id) == "grid"
+        placed = (
+            Placement(row.grid_id, queued=False, level="community")
+            if in_grid
+            else Placement(row.grid_id, queued=True, note="待分拨: the warning is in no grid")
+        )
+        cases.append((_case_intake(row), placed))
+    return open_requests(conn, cases, now=max(r.created_at for r in rows))
+
+
+def _case_intake(row: WarningRow) -> RequestIntake:
+    """What the case of a level-2 warning says: the category, why it is level 2, the words
+    and where they were written (not the text itself, which keeps its own access rules)."""
+    why = "同一网格7天内第3次" if row.reason == REPEATED else "独居老人走访记录"
+    words = "、".join(row.keywords)
+    return RequestIntake(
+        id=warning_case_id(row.id),
+        source="warning",
+        service_code="dispute",
+        description=f"矛盾纠纷二级预警 ({why}): {row.category}; 关键词: {words}; "
+        f"来源 {row.source} {row.source_id}",
+        reporter="gridwatch",
+        requested_at=row.observed_at,
+        received_at=row.created_at,
+        lon=row.lon,
+        lat=row.lat,
+        source_key=str(row.id),
+        attributes=(("warning_id", str(row.id)), ("category", row.category)),
+    )
 
 
 def checkin_text(checkin: PatrolCheckin, grid_id: int | None) -> ScannedText:
@@ -137,6 +196,25 @@ def hazard_text(report: HazardReport, grid_id: int | None) -> ScannedText:
     )
 
 
+def request_texts(stored: Sequence[Stored]) -> list[ScannedText]:
+    """The descriptions `open_requests` stored that were not stored before, as scanned: a
+    new request's, or a later copy's (a 12345 export again) whose text changed; one stored
+    as it was is not read again. A request waiting in a street's queue counts in the street."""
+    return [
+        ScannedText(
+            "request",
+            str(s.request.id),
+            s.request.description,
+            s.request.grid_id,
+            s.request.requested_at,
+            s.request.lon,
+            s.request.lat,
+        )
+        for s in stored
+        if s.new_text
+    ]
+
+
 def warning_message(row: WarningRow) -> dict:
     """What MQTT subscribers and webhooks receive of a level-2 warning: the fields of an
     alert change a receiver already reads (`state`, `kind`, `level` of the hierarchy), and
@@ -156,6 +234,7 @@ def warning_message(row: WarningRow) -> dict:
         "resident_id": row.resident_id,
         "since": row.observed_at.isoformat(),
         "at": row.created_at.isoformat(),
+        "case_id": str(warning_case_id(row.id)) if row.level == 2 else None,
     }
 
 

@@ -1,8 +1,8 @@
-"""The problem ledger and the alerts layer kept between changes: answers equal the database's
-for every scope, filter and page; conditional GETs; a change (a hazard's step, an alert taken,
-a resident moved) or the clock (a hazard falling overdue, its hours late) seen by the next
-request; one caller's kept answer never served to another, and every answer that shows
-residents in clear recorded, kept or not."""
+"""The problem ledger (hazards and requests) and the alerts layer kept between changes: answers
+equal the database's for every scope, filter and page; conditional GETs; a change (a hazard's
+or a request's step, an alert taken, a resident moved) or the clock (a case falling overdue,
+its hours late) seen by the next request; one caller's kept answer never served to another,
+and every answer that shows residents in clear recorded, kept or not."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import httpx
 import psycopg
 import pytest
 
-from gridwatch.store.hazards import LEDGER_ORDERS
+from gridwatch.store.ledger import LEDGER_ORDERS
 from tests.support.api import GRID_A, GRID_B, NOW, every_page, kept_server, plain_server
 from tests.support.waiting import wait_for
 
@@ -28,6 +28,10 @@ ROLES = ("admin", "duty_street", "duty_community", "worker_a", "worker_b")
 def kept_fixture(seeded_url, module_tokens, tmp_path_factory):
     """A server that keeps the ledger and alerts on a clock the test moves, and a client of
     every reading role."""
+    for n, code in enumerate((GRID_A, GRID_B)):  # each worker has requests, one overdue
+        at = NOW - timedelta(minutes=n + 1)  # times of their own: "found" orders them alone
+        _insert_request(seeded_url, code, at=at - timedelta(hours=3), accept_in=timedelta(hours=1))
+        _insert_request(seeded_url, code, at=at, accept_in=timedelta(hours=4))
     tmp = tmp_path_factory.mktemp("kept")
     with kept_server(seeded_url, module_tokens, tmp, ROLES) as (server, clients):
         yield server, clients
@@ -95,6 +99,23 @@ def _insert_hazard(
     return str(hazard_id)
 
 
+def _insert_request(url: str, code: str, *, at: datetime, accept_in: timedelta) -> str:
+    """A noise complaint dispatched to grid `code` at `at`, to be accepted within `accept_in`
+    and resolved within two days, as another process stores one."""
+    request_id = uuid.uuid4()
+    [(gid,)] = _query(url, "SELECT id FROM grids WHERE code = %s", (code,))
+    accept_by, due = at + accept_in, at + timedelta(days=2)
+    _execute(
+        url,
+        "INSERT INTO requests (id, source, service_code, description, grid_id, reporter, "
+        "requested_at, received_at, status, level, accept_by, due_at, deadline_at, updated_at) "
+        "VALUES (%s, 'app', 'noise', '楼上装修太吵', %s, 'W001', %s, %s, 'dispatched', 'grid', "
+        "%s, %s, %s, %s)",
+        (request_id, gid, at, at, accept_by, due, min(accept_by, due), at),
+    )
+    return str(request_id)
+
+
 def _ledger_row(client: httpx.Client, hazard_id: str) -> dict | None:
     answer = client.get(LEDGER, params={"limit": 10000})
     assert answer.status_code == 200, answer.text
@@ -135,6 +156,11 @@ LEDGER_ASKED = [
     {"status": ","},
     {"status": "nope"},
     {"grid": "NO-SUCH-GRID"},
+    {"kind": "request"},
+    {"kind": "hazard", "overdue": "true"},
+    {"kind": "request", "status": "received,dispatched,reopened", "overdue": "true"},
+    {"kind": "request", "level": "street"},
+    {"kind": "nope"},
 ]
 
 
@@ -167,6 +193,12 @@ LEDGER_NARROWED = [
     {"to": "2026-11-15"},
     {"from": "2026-11-18", "to": "2026-11-18"},
     {"from": "2026-11-17", "category": "road,fire", "status": "reported,assigned", "sort": "-due"},
+    {"kind": "request"},
+    {"kind": "hazard", "sort": "-due"},
+    {"category": "dispute,noise,elderly"},
+    {"status": "accepted,feedback"},
+    {"kind": "request", "overdue": "false", "sort": "status"},
+    {"kind": "request", "from": "2026-11-21", "grid": "QS-01-02"},
 ]
 LEDGER_ODD = [
     {"from": "2026-11-21", "to": "2026-11-19"},
@@ -188,11 +220,20 @@ def test_every_console_filter_and_order_tells(plain):
     ignored one would answer otherwise than the database."""
     admin = plain["admin"]
     everything = _ids(admin, {"limit": 1000})
+    kinds = {
+        r["kind"] for page in every_page(admin, LEDGER, {"limit": 1000}) for r in page["items"]
+    }
+    assert kinds == {"hazard", "request"}
     for params in LEDGER_SORTS:
         ordered = _ids(admin, {**params, "limit": 1000})
         assert sorted(ordered) == sorted(everything) and ordered != everything, params
-    reversed_found = _ids(admin, {"sort": "-found", "limit": 1000})
-    assert reversed_found == _ids(admin, {"sort": "found", "limit": 1000})[::-1]
+
+    def found(order: str) -> list[str]:
+        pages = every_page(admin, LEDGER, {"sort": order, "limit": 1000})
+        return [r["observed_at"] for page in pages for r in page["items"]]
+
+    # A level-2 warning's case is asked when its text was: ties, broken most urgent first.
+    assert found("-found") == found("found")[::-1] == sorted(found("found"), reverse=True)
     for params in LEDGER_NARROWED:
         narrowed = _ids(admin, {**params, "limit": 1000})
         assert 0 < len(narrowed) < len(everything), params
@@ -229,8 +270,14 @@ def test_the_kept_ledger_keeps_to_the_districts_days_and_puts_nulls_last(kept, p
     for role in ("admin", "worker_a"):
         for params in (that_day, {"from": "2026-11-21"}, {"to": "2026-11-19"}, *LEDGER_SORTS):
             _same_pages(http[role], plain[role], LEDGER, {"limit": 1000, **params})
-    for order in ("grid", "-grid", "severity", "-severity"):
+    for order in ("grid", "-grid"):
         assert _ids(admin, {"sort": order, "limit": 1000})[-1] == odd, order
+    for order in ("severity", "-severity"):
+        assert _ids(admin, {"sort": order, "kind": "hazard", "limit": 1000})[-1] == odd, order
+        requests = set(_ids(admin, {"kind": "request", "limit": 1000}))
+        ordered = _ids(admin, {"sort": order, "limit": 1000})
+        last = set(ordered[-len(requests) - 1 :])  # the requests and the odd hazard
+        assert last == requests | {odd}, "a request has no severity: last"
 
 
 ALERTS_ASKED = [
@@ -319,6 +366,41 @@ def test_a_hazards_new_step_is_in_the_next_ledger(kept, seeded_url):
     assert (row["status"], row["last_note"]) == ("in_progress", "on my way")
 
 
+def test_a_requests_new_step_is_in_the_next_ledger(kept, seeded_url):
+    server, http = kept
+    admin = http["admin"]
+    at = server.clock()
+    request_id = _insert_request(seeded_url, GRID_A, at=at, accept_in=timedelta(hours=2))
+    row = wait_for(lambda: _ledger_row(admin, request_id), timeout=NOTICE_S, what="the request")
+    assert (row["kind"], row["category"], row["service_name"]) == ("request", "noise", "噪声扰民")
+    assert (row["status"], row["due_kind"], row["severity"]) == ("dispatched", "accept", None)
+    assert datetime.fromisoformat(row["due_at"]) == at + timedelta(hours=2)
+    _execute(
+        seeded_url,
+        "WITH e AS (INSERT INTO request_events (request_id, at, action, from_status, to_status, "
+        "actor, note) VALUES (%s, %s, 'accept', 'dispatched', 'accepted', 'W001', '马上到') "
+        "RETURNING request_id) UPDATE requests SET status = 'accepted', assignee = 'W001', "
+        "deadline_at = due_at WHERE id IN (SELECT request_id FROM e)",
+        (request_id, at),
+    )
+    row = wait_for(
+        lambda: (r := _ledger_row(admin, request_id))["status"] == "accepted" and r,
+        timeout=NOTICE_S,
+        what="the request's new step in the ledger",
+    )
+    assert (row["due_kind"], row["assignee"], row["last_note"]) == ("resolve", "W001", "马上到")
+    assert datetime.fromisoformat(row["due_at"]) == at + timedelta(days=2)
+
+    # Through this API: in the very next answer, as the database path gives it.
+    moved = http["worker_a"].post(f"/requests/{request_id}/start", json={"note": "在处理"})
+    assert moved.status_code == 200, moved.text
+    row = _ledger_row(admin, request_id)
+    assert (row["status"], row["last_note"]) == ("in_progress", "在处理")
+    listed = admin.get(f"{LEDGER}.csv", params={"kind": "request", "grid": GRID_A})
+    [cells] = [r for r in listed.content.decode("utf-8-sig").splitlines() if request_id in r]
+    assert ",噪声扰民," in cells and cells.endswith(",诉求,办结期限"), cells
+
+
 def test_a_hazard_falling_overdue_and_its_hours_late_follow_the_clock(kept, plain, seeded_url):
     server, http = kept
     admin = http["admin"]
@@ -337,6 +419,23 @@ def test_a_hazard_falling_overdue_and_its_hours_late_follow_the_clock(kept, plai
     server.clock.advance(timedelta(seconds=2))  # past 9 minutes, 0.15 h: a fifth of an hour
     assert _ledger_row(admin, hazard_id)["overdue_hours"] == 0.2
     for asked in ({"overdue": "true", "limit": 1000}, {"overdue": "false", "limit": 1000}):
+        _same_pages(admin, plain["admin"], LEDGER, asked)
+
+
+def test_a_request_not_accepted_in_time_falls_overdue_with_the_clock(kept, plain, seeded_url):
+    server, http = kept
+    admin = http["admin"]
+    request_id = _insert_request(
+        seeded_url, GRID_B, at=server.clock(), accept_in=timedelta(minutes=30)
+    )
+    row = wait_for(lambda: _ledger_row(admin, request_id), timeout=NOTICE_S, what="the request")
+    assert (row["overdue"], row["overdue_hours"]) == (False, None)
+    server.clock.advance(timedelta(minutes=37))
+    row = _ledger_row(admin, request_id)
+    assert (row["overdue"], row["overdue_hours"], row["due_kind"]) == (True, 0.1, "accept")
+    late = admin.get(LEDGER, params={"overdue": "true", "kind": "request", "limit": 1000})
+    assert request_id in {r["id"] for r in late.json()["items"]}
+    for asked in ({"overdue": "true", "limit": 1000}, {"kind": "request", "limit": 1000}):
         _same_pages(admin, plain["admin"], LEDGER, asked)
 
 

@@ -172,7 +172,7 @@ def test_the_ledger_filters_and_exports_what_it_shows(browser, module_server, mo
     rows = page.locator("#gw-ledger tbody tr")
     count = rows.count()
     assert count > 0
-    assert all(text == "消防" for text in rows.locator("td:nth-child(3)").all_inner_texts())
+    assert all(text == "消防" for text in rows.locator("td:nth-child(4)").all_inner_texts())
     assert rows.locator(".gw-late").count() == count  # every row overdue, and says how long
     assert "已超期" in rows.first.inner_text()
     page.click("th[data-sort=severity] a")
@@ -221,6 +221,50 @@ def test_a_hazard_walks_its_steps_on_its_page(browser, module_server, module_tok
         assert conn.execute(
             "SELECT status, assignee FROM hazard_reports WHERE id = %s", (hazard,)
         ).fetchone() == ("resolved", "W001")
+    context.close()
+    assert left == [] and errors == []
+
+
+def test_a_request_from_the_ledger_walks_its_steps_on_its_page(
+    browser, module_server, module_tokens, seeded_url
+):
+    """A 12345 order waiting in the street's queue (no point: its street's outline is the
+    map) is dispatched to a grid, accepted and rated on its page."""
+    with psycopg.connect(seeded_url) as conn:
+        request = conn.execute(
+            "SELECT r.id FROM requests r JOIN grids g ON g.id = r.grid_id "
+            "WHERE r.status = 'received' AND r.lon IS NULL AND g.code LIKE 'QS-01%%' "
+            "ORDER BY r.id LIMIT 1"
+        ).fetchone()[0]
+    context, page, left, errors = _context(browser, module_server, DESK, module_tokens.duty_street)
+    page.goto(f"{module_server.url}/console/ledger?kind=request&status=received")
+    page.locator(f"#gw-ledger a[href='/console/cases/{request}']").click()
+    page.wait_for_url(f"**/console/cases/{request}")
+    page.wait_for_function("window.gridwatchCase !== undefined")
+    assert page.locator("[data-action=accept]").is_hidden()  # to be dispatched first
+    page.click("[data-action=dispatch]")
+    page.select_option("#gw-form-dispatch select[name=grid]", GRID_A)
+    page.click("#gw-form-dispatch [data-action=confirm]")
+    page.wait_for_function("document.querySelector('#gw-state').textContent === '已派单'")
+    page.click("[data-action=accept]")
+    page.click("#gw-form-accept [data-action=confirm]")
+    page.wait_for_function("document.querySelector('#gw-state').textContent === '已接单'")
+    page.click("[data-action=resolve]")
+    page.fill("#gw-form-resolve textarea[name=note]", "已协调物业处理")
+    page.click("#gw-form-resolve [data-action=confirm]")
+    page.wait_for_function("document.querySelector('#gw-state').textContent === '已办结'")
+    page.click("[data-action=feedback]")
+    page.select_option("#gw-form-feedback select[name=rating]", "basically_satisfied")
+    page.fill("#gw-form-feedback textarea[name=note]", "居民表示基本满意")
+    page.click("#gw-form-feedback [data-action=confirm]")
+    page.wait_for_function("document.querySelector('#gw-state').textContent === '已回访'")
+    assert "居民表示基本满意" in page.inner_text("#gw-timeline")
+    with psycopg.connect(seeded_url) as conn:
+        assert conn.execute(
+            "SELECT r.status, r.rating, g.code FROM requests r JOIN grids g ON g.id = r.grid_id "
+            "WHERE r.id = %s",
+            (request,),
+        ).fetchone() == ("feedback", "basically_satisfied", GRID_A)
     context.close()
     assert left == [] and errors == []
 

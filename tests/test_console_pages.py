@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+from datetime import timedelta
 
 import psycopg
 import pytest
@@ -131,3 +132,45 @@ def test_a_filter_left_empty_in_the_form_is_no_filter(http):
     page = http["duty_street"].get("/console/ledger", params=empty)
     assert page.status_code == 200
     assert http["duty_street"].get("/console/ledger", params={"level": "moon"}).status_code == 422
+
+
+@pytest.fixture(scope="module")
+def request_in_a(seeded_url) -> str:
+    """A noise complaint dispatched to grid A, with no point (only an address)."""
+    with psycopg.connect(seeded_url) as conn:
+        [(grid,)] = conn.execute("SELECT id FROM grids WHERE code = %s", (GRID_A,)).fetchall()
+        return str(
+            conn.execute(
+                "INSERT INTO requests (id, source, service_code, description, address, grid_id, "
+                "reporter, requested_at, received_at, status, level, accept_by, due_at, "
+                "deadline_at, updated_at) VALUES (gen_random_uuid(), 'hotline', 'noise', "
+                "'=楼上夜间装修', '富强路1号', %s, '12345', %s, %s, 'dispatched', 'grid', %s, "
+                "%s, %s, %s) RETURNING id",
+                (grid, NOW, NOW, NOW, NOW + timedelta(days=2), NOW, NOW),
+            ).fetchone()[0]
+        )
+
+
+def test_a_request_stands_in_the_ledger_and_has_its_page(http, request_in_a):
+    """Its kind, service and status in words on screen and in the CSV (its text guarded
+    against formulas); its page shows its steps; another grid's worker gets 404."""
+    requests = http["duty_street"].get("/console/ledger", params={"kind": "request"})
+    assert requests.status_code == 200
+    assert f'href="/console/cases/{request_in_a}"' in requests.text
+    assert 'data-kind="hazard"' not in requests.text and "噪声扰民" in requests.text
+    exported = http["duty_street"].get("/ledger.csv", params={"kind": "request", "grid": GRID_A})
+    rows = list(csv.reader(io.StringIO(exported.content.decode("utf-8-sig"))))
+    [row] = [r for r in rows if r[0] == request_in_a]
+    assert (row[4], row[6], row[12], row[15]) == ("噪声扰民", "已派单", "是", "'=楼上夜间装修")
+    assert row[-2:] == ["诉求", "接单期限"]
+    page = http["worker_a"].get(f"/console/cases/{request_in_a}")
+    assert page.status_code == 200
+    assert "诉求详情" in page.text and "12345热线" in page.text
+    assert f'data-post="/requests/{request_in_a}/accept"' in page.text
+    assert 'data-form="dispatch"' not in page.text  # a worker does not dispatch (派单)
+    assert 'data-form="dispatch"' in http["duty_street"].get(f"/console/cases/{request_in_a}").text
+    hidden = http["worker_b"].get(f"/console/cases/{request_in_a}")
+    assert hidden.status_code == 404 and hidden.json()["error"] == "not_found"
+    assert http["worker_b"].post(f"/requests/{request_in_a}/accept").status_code == 404
+    assert http["device"].get("/ledger", params={"kind": "request"}).status_code == 403
+    assert http["device"].get("/ledger.csv").status_code == 403

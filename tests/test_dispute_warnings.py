@@ -1,7 +1,7 @@
 """Warnings as texts are stored (`record_warnings`, against the real database): one per
 category hit, level 2 on the third hit of a category in a grid within 7 days or for a visit
-to a resident who lives alone, each level-2 warning queued in the alert outbox; a text
-scanned again makes none."""
+to a resident who lives alone, each level-2 warning queued in the alert outbox and opening a
+case of the community's; a text scanned again makes none."""
 
 from __future__ import annotations
 
@@ -11,9 +11,11 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 import pytest
 
+from gridwatch.dispatch.clocks import escalate_requests
 from gridwatch.disputes.levels import REPEAT_HITS, others_in_window, warning_level
 from gridwatch.disputes.scanning import ScannedText
 from gridwatch.store.keywords import LibraryMatchers
+from gridwatch.store.requests import warning_case_id
 from gridwatch.store.warnings import Notify, record_warnings
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
@@ -224,3 +226,51 @@ def test_forgetting_a_resident_takes_the_words_of_their_warnings(district):
     assert (resident, keywords, level) == (None, [], 2)
     assert "keywords" not in payload and "resident_id" not in payload
     assert payload["category"] == "婚姻家庭"
+
+
+def _warning_cases(conn) -> list[tuple]:
+    return conn.execute(
+        "SELECT r.id, r.source_key, r.service_code, r.status, r.level, r.grid_id, r.accept_by, "
+        "r.due_at, r.reporter FROM requests r WHERE r.source = 'warning' ORDER BY r.received_at"
+    ).fetchall()
+
+
+def test_a_level_2_warning_opens_one_case_that_escalates_like_any(district):
+    """The third hit in 7 days in one grid opens exactly one dispute case at the community
+    level with the dispute service's clocks; the same texts again (a redelivered batch) and a
+    fourth hit while it is open open none; past its accept-by it goes up to the street."""
+    url, (grid, _), *_ = district
+    texts = [note(n, "邻居吵架", grid, T0 + timedelta(hours=n)) for n in range(4)]
+    matchers = LibraryMatchers()
+    with psycopg.connect(url) as conn:
+        stored = record_warnings(conn, matchers, texts[:3], NOTIFY)
+        conn.commit()
+        third = stored[-1]
+        assert [w.level for w in stored] == [1, 1, 2]
+        [case] = _warning_cases(conn)
+        case_id, key, service, status, level, case_grid, accept_by, due, reporter = case
+        assert case_id == warning_case_id(third.id) and key == str(third.id)
+        assert (service, status, level, case_grid, reporter) == (
+            "dispute", "dispatched", "community", grid, "gridwatch",
+        )  # fmt: skip
+        assert (accept_by - third.created_at, due - third.created_at) == (
+            timedelta(hours=2),
+            timedelta(hours=72),
+        )
+        assert record_warnings(conn, matchers, texts[:3], NOTIFY) == []
+        [fourth] = record_warnings(conn, matchers, texts[3:], NOTIFY)
+        conn.commit()
+        assert fourth.level == 2
+        assert [row[0] for row in _warning_cases(conn)] == [case_id]
+        [(payload,)] = conn.execute(
+            "SELECT payload->>'case_id' FROM alert_outbox WHERE warning_id = %s", (third.id,)
+        ).fetchall()
+        assert payload == str(case_id)
+        assert escalate_requests(conn, accept_by - timedelta(seconds=1)) == 0
+        assert escalate_requests(conn, accept_by) == 1
+        [(level, action)] = conn.execute(
+            "SELECT r.level, e.action FROM requests r JOIN request_events e "
+            "ON e.request_id = r.id WHERE r.id = %s ORDER BY e.id DESC LIMIT 1",
+            (case_id,),
+        ).fetchall()
+    assert (level, action) == ("street", "escalate")

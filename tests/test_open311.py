@@ -247,3 +247,51 @@ def test_a_device_reads_back_only_what_it_posted_and_workers_only_their_grids(ap
             revoke_user(conn, tokens.names["worker_b"], now=NOW)
         server.state.forget_tokens()
         assert worker_b.post(f"/requests/{rid}/accept").status_code == 401
+
+
+def test_posted_dispute_phrases_are_warnings_and_the_third_a_case_of_the_community(api):
+    """The description goes through the keyword hook as it is stored: a warning of source
+    `request` naming the request, in its grid (a quiet text makes none); the third in the
+    grid is level 2 and opens a case in the ledger that only that grid's people see and act
+    on, and that a device cannot read."""
+    server, tokens, url = api
+    lon, lat = _inside(url, GRID_A)
+    ids = []
+    for text in ("楼上每晚装修到十二点", *["邻居吵架，已经动手了"] * 3):  # noqa: RUF001
+        posted = _post(
+            server,
+            {"api_key": tokens.device, "service_code": "dispute", "lat": str(lat),
+             "long": str(lon), "description": text},
+        )  # fmt: skip
+        assert posted.status_code == 201, posted.text
+        ids.append(posted.json()[0]["service_request_id"])
+    with psycopg.connect(url) as conn:
+        warnings = conn.execute(
+            "SELECT w.source_id, w.category, w.level, w.keywords, g.code FROM warnings w "
+            "JOIN grids g ON g.id = w.grid_id WHERE w.source = 'request' ORDER BY w.id"
+        ).fetchall()
+        [(case_id, source_key)] = conn.execute(
+            "SELECT id::text, source_key FROM requests WHERE source = 'warning'"
+        ).fetchall()
+        [(third,)] = conn.execute("SELECT id FROM warnings WHERE level = 2").fetchall()
+    assert warnings == [(i, "邻里纠纷", level, ["邻居吵架"], GRID_A)
+                        for i, level in zip(ids[1:], (1, 1, 2), strict=True)]  # fmt: skip
+    assert source_key == str(third)
+    with (
+        server.client("worker_a", tokens) as mine,
+        server.client("worker_b", tokens) as other,
+        server.client("device", tokens) as device,
+    ):
+        ledger = mine.get("/ledger", params={"kind": "request", "category": "dispute"}).json()
+        [row] = [r for r in ledger["items"] if r["id"] == case_id]
+        assert (row["kind"], row["level"], row["status"], row["grid"]) == (
+            "request", "community", "dispatched", GRID_A,
+        )  # fmt: skip
+        assert case_id not in {r["id"] for r in other.get("/ledger").json()["items"]}
+        assert other.get(f"/console/cases/{case_id}").status_code == 404
+        assert other.post(f"/requests/{case_id}/accept").status_code == 404
+        assert device.get("/ledger").status_code == 403
+        assert device.get("/ledger.csv").status_code == 403
+        assert mine.get(f"/console/cases/{case_id}").status_code == 200
+        accepted = mine.post(f"/requests/{case_id}/accept", json={"note": "上门调解"})
+        assert accepted.json()["properties"]["status"] == "accepted"

@@ -13,6 +13,8 @@ import psycopg
 import pytest
 
 from gridwatch.cli import main as cli
+from gridwatch.disputes.matcher import Keyword
+from gridwatch.store.keywords import import_library
 
 HEADER = ["工单编号", "来电时间", "诉求内容", "诉求地址", "所属街道", "所属社区", "联系电话",
           "诉求类型", "办理时限", "回访结果"]  # fmt: skip
@@ -150,3 +152,40 @@ def test_an_export_without_its_order_numbers_is_refused(tmp_path, district_datab
     broken.write_bytes(b"PK\x03\x04" + bytes(100))
     code, _, err = _import(broken, district_database_url, capsys)
     assert code == 1 and "broken.xlsx: is not an Excel workbook" in err
+
+
+def _warnings(url: str) -> list[tuple[str, str]]:
+    with psycopg.connect(url) as conn:
+        return conn.execute(
+            "SELECT r.source_key, w.category FROM warnings w "
+            "JOIN requests r ON r.id::text = w.source_id "
+            "WHERE w.source = 'request' ORDER BY r.source_key, w.category"
+        ).fetchall()
+
+
+def test_an_orders_text_is_scanned_once_and_again_only_when_it_changed(
+    tmp_path, district_database_url, capsys
+):
+    """The same export again makes no second warning; a later export that changes an
+    order's text scans it again, one that changes only its phone does not (a library that
+    now knows a word of its text makes no warning of it)."""
+    url = district_database_url
+    first = _write_csv(tmp_path / "a.csv", _orders())
+    assert _import(first, url, capsys)[0] == 0
+    assert _warnings(url) == [("GD2026001", "邻里纠纷")]  # 噪音扰民
+    assert _import(first, url, capsys)[0] == 0
+    assert _warnings(url) == [("GD2026001", "邻里纠纷")]
+    with psycopg.connect(url) as conn:
+        import_library(
+            conn,
+            [Keyword("劳资纠纷", "拖欠工资"), Keyword("物业纠纷", "垃圾")],
+            source="test",
+            by=None,
+        )
+    later = _orders()
+    later[0][2] += " 还拖欠工资"
+    later[1][6] = "13700001111"  # only the phone: its text (垃圾) is not read again
+    code, out, err = _import(_write_csv(tmp_path / "b.csv", later), url, capsys)
+    assert code == 0, err
+    assert "0 work orders added, 2 updated" in out
+    assert _warnings(url) == [("GD2026001", "劳资纠纷"), ("GD2026001", "邻里纠纷")]

@@ -67,7 +67,7 @@
       form.addEventListener("submit", function (event) {
         event.preventDefault();
         var body = {};
-        form.querySelectorAll("input, textarea").forEach(function (field) {
+        form.querySelectorAll("input, textarea, select").forEach(function (field) {
           if (field.type === "checkbox") { body[field.name] = field.checked; return; }
           var value = field.value.trim();
           if (field.hasAttribute("data-lines")) {
@@ -322,17 +322,21 @@
       L.tileLayer(tile.url, { attribution: tile.attribution, subdomains: tile.subdomains,
         maxZoom: tile.max_zoom }).addTo(map);
     });
-    var bounds = L.latLngBounds([m.point, m.point]);
     var outline = m.grid ? L.geoJSON(m.grid, {
       style: { color: "#37474f", weight: 2, fillOpacity: 0.08 }, interactive: false }) : null;
-    if (outline) { bounds.extend(outline.getBounds()); }
-    map.fitBounds(bounds, { padding: [16, 16], maxZoom: 18 });  // a view before any layer
+    // A request with only an address has no point: its grid (or street) shows where.
+    var bounds = m.point ? L.latLngBounds([m.point, m.point]) : null;
+    if (outline) { bounds = bounds ? bounds.extend(outline.getBounds()) : outline.getBounds(); }
+    if (bounds) { map.fitBounds(bounds, { padding: [16, 16], maxZoom: 18 }); }  // a view first
+    else { map.setView([0, 0], 1); }
     if (outline) { outline.addTo(map); }
-    L.circleMarker(m.point, { radius: 9, color: "#222", weight: 2, fillColor: "#d7301f",
-      fillOpacity: 0.9 }).addTo(map);
+    if (m.point) {
+      L.circleMarker(m.point, { radius: 9, color: "#222", weight: 2, fillColor: "#d7301f",
+        fillOpacity: 0.9 }).addTo(map);
+    }
     setupActions(function (feature) {
       var p = feature.properties;
-      document.getElementById("gw-state").textContent = t.hazard_state[p.status] || p.status;
+      document.getElementById("gw-state").textContent = t.case_state[p.status] || p.status;
       document.getElementById("gw-level").textContent = t.level[p.level] || p.level;
       document.getElementById("gw-assignee").textContent = p.assignee || "";
       document.getElementById("gw-late").hidden = !p.overdue;

@@ -1,0 +1,203 @@
+"""The problem ledger (问题台账): hazards and citizens' requests in one list, each row with its
+kind, place, status, level, deadline and whether it is overdue, and its last step; what the
+API serves as JSON and CSV and keeps between changes (api/layer_cache.py)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import psycopg
+from psycopg import sql
+
+from gridwatch.cases import hazards, requests
+from gridwatch.cases.ledger import STATUSES, is_open
+from gridwatch.model.vocabulary import LEVELS, SEVERITIES
+from gridwatch.store.filters import Filters, all_of, where_columns, where_filters
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerRow:
+    id: uuid.UUID
+    grid_code: str | None
+    grid_name: str | None
+    community_name: str | None
+    category: str  # a hazard's category, a request's service code
+    severity: str | None  # a request has none
+    status: str
+    level: str
+    reporter_id: str
+    assignee: str | None
+    observed_at: datetime  # found (a hazard) or asked (a request)
+    received_at: datetime
+    due_at: datetime | None  # the deadline that runs: 整改期限, or a request's 接单 or 办结
+    overdue: bool
+    resolved_at: datetime | None
+    description: str
+    last_action: str | None
+    last_note: str | None
+    grid_id: int | None
+    kind: str  # one of cases.ledger.KINDS
+    due_kind: str | None  # a request's running deadline: "accept" or "resolve"
+
+    @property
+    def is_open(self) -> bool:
+        return is_open(self.kind, self.status)
+
+    def hours_late(self, now: datetime) -> float | None:
+        """Hours past its due time at `now` if overdue (an overdue row has one), else None."""
+        if not self.overdue or self.due_at is None:
+            return None
+        return (now - self.due_at).total_seconds() / 3600
+
+
+# Both kinds as one relation `h`: a request's deadline is the one that runs (接单 while nobody
+# has accepted it, unless its 办结 comes first; 办结 after), as cases.requests.deadline_after.
+_LEDGER_FROM = sql.SQL(
+    """
+    FROM (
+        SELECT 'hazard' AS kind, h.id, h.grid_id, h.category, h.severity, h.status, h.level,
+            h.reporter_id, h.assignee, h.observed_at, h.received_at,
+            coalesce(h.due_at, h.deadline_at,
+                     h.received_at + make_interval(secs => coalesce(d.secs, 0))) AS due_at,
+            NULL::text AS due_kind, h.status = ANY(%(open)s) AS is_open, h.description
+        FROM hazard_reports h
+        LEFT JOIN unnest(%(sev)s::text[], %(secs)s::float8[]) AS d(severity, secs)
+            ON d.severity = h.severity
+        UNION ALL
+        SELECT 'request', r.id, r.grid_id, r.service_code, NULL, r.status, r.level,
+            r.reporter, r.assignee, r.requested_at, r.received_at,
+            CASE WHEN r.status = ANY(%(waiting)s) THEN least(r.accept_by, r.due_at)
+                ELSE r.due_at END,
+            CASE WHEN r.status = ANY(%(waiting)s) AND r.accept_by < r.due_at THEN 'accept'
+                ELSE 'resolve' END,
+            r.status = ANY(%(request_open)s), r.description
+        FROM requests r
+    ) h
+    LEFT JOIN grids g ON g.id = h.grid_id
+    LEFT JOIN grids c ON c.id = g.parent_id
+    """
+)
+
+
+def ledger(
+    conn: psycopg.Connection,
+    *,
+    now: datetime,
+    deadlines: Mapping[str, timedelta],
+    scope: list[int] | None,
+    grid_ids: list[int] | None = None,
+    kind: str | None = None,
+    level: str | None = None,
+    overdue: bool | None = None,
+    statuses: Sequence[str] | None = None,
+    categories: Sequence[str] | None = None,
+    found_from: datetime | None = None,
+    found_until: datetime | None = None,
+    order: str | None = None,
+    limit: int | None = None,
+    offset: int = 0,
+) -> tuple[list[LedgerRow], int]:
+    """The problem ledger (问题台账): most urgent first, or by `order` (a key of
+    LEDGER_ORDERS, `-` before it for descending); (rows, number matched).
+
+    Overdue means open past its due time, whatever level it has reached since. A hazard
+    stored without one (before deadlines were set when a hazard is stored) shows the due
+    time its severity sets until the hazard clocks give it one. `found_from` and
+    `found_until` bound when it was found (a hazard) or asked (a request).
+    """
+    filters = Filters(scope=scope, grid_ids=grid_ids, start=found_from, end=found_until)
+    where, params = where_filters(filters, alias="h", time_column="observed_at")
+    where_columns(where, params, "h", kind=kind, level=level, status=statuses, category=categories)
+    params.update(
+        now=now,
+        open=sorted(hazards.OPEN_STATUSES),
+        request_open=sorted(requests.OPEN_STATUSES),
+        waiting=sorted(requests.WAITING),
+        sev=list(deadlines),
+        secs=[d.total_seconds() for d in deadlines.values()],
+        sev_order=list(SEVERITIES),
+        status_order=list(STATUSES),
+        level_order=list(LEVELS),
+    )
+    if overdue is not None:
+        where.append(sql.SQL("(h.is_open AND h.due_at <= %(now)s) = %(overdue)s"))
+        params["overdue"] = overdue
+    conditions = all_of(where)
+    # The page first, then the events of its cases in one pass (not a lookup per row).
+    query = sql.SQL(
+        """
+        WITH page AS (
+            SELECT h.kind, h.id, h.grid_id, g.code AS grid_code, g.name AS grid_name,
+                c.name AS community_name,
+                h.category, h.severity, h.status, h.level, h.reporter_id, h.assignee,
+                h.observed_at, h.received_at, h.due_at, h.due_kind,
+                (h.is_open AND h.due_at <= %(now)s) AS overdue,
+                h.description, count(*) OVER () AS matched,
+                row_number() OVER (ORDER BY {}) AS n
+            {}
+            WHERE {}
+            ORDER BY n
+            LIMIT %(limit)s OFFSET %(offset)s
+        ), events AS (
+            SELECT 'hazard' AS kind, e.hazard_id AS id,
+                max(e.at) FILTER (WHERE e.to_status = 'resolved') AS resolved_at,
+                (array_agg(e.action ORDER BY e.at DESC, e.id DESC))[1] AS last_action,
+                (array_agg(e.note ORDER BY e.at DESC, e.id DESC))[1] AS last_note
+            FROM hazard_events e
+            WHERE e.hazard_id IN (SELECT id FROM page WHERE kind = 'hazard')
+            GROUP BY e.hazard_id
+            UNION ALL
+            SELECT 'request', e.request_id,
+                max(e.at) FILTER (WHERE e.to_status = 'resolved'),
+                (array_agg(e.action ORDER BY e.at DESC, e.id DESC))[1],
+                (array_agg(e.note ORDER BY e.at DESC, e.id DESC))[1]
+            FROM request_events e
+            WHERE e.request_id IN (SELECT id FROM page WHERE kind = 'request')
+            GROUP BY e.request_id
+        )
+        SELECT p.id, p.grid_code, p.grid_name, p.community_name, p.category, p.severity,
+            p.status, p.level, p.reporter_id, p.assignee, p.observed_at, p.received_at,
+            p.due_at, p.overdue, ev.resolved_at, p.description, ev.last_action, ev.last_note,
+            p.grid_id, p.kind, p.due_kind, p.matched
+        FROM page p LEFT JOIN events ev ON ev.kind = p.kind AND ev.id = p.id
+        ORDER BY p.n
+        """
+    ).format(_ledger_order(order), _LEDGER_FROM, conditions)
+    params["limit"] = limit
+    params["offset"] = offset
+    found = conn.execute(query, params).fetchall()
+    rows = [LedgerRow(*row[:-1]) for row in found]
+    if found:
+        total = found[0][-1]
+    else:  # past the last page: count them alone
+        [(total,)] = conn.execute(
+            sql.SQL("SELECT count(*) {} WHERE {}").format(_LEDGER_FROM, conditions), params
+        ).fetchall()
+    return rows, total
+
+
+# Codes compared byte by byte ("C"), not by the database's locale: the same order wherever
+# it runs, and the one the API's kept ledger repeats in memory (Python's string order).
+LEDGER_ORDERS = {
+    "found": sql.SQL("h.observed_at"),
+    "due": sql.SQL("h.due_at"),
+    "grid": sql.SQL('g.code COLLATE "C"'),
+    "kind": sql.SQL('h.kind COLLATE "C"'),
+    "category": sql.SQL('h.category COLLATE "C"'),
+    "severity": sql.SQL("array_position(%(sev_order)s::text[], h.severity)"),
+    "status": sql.SQL("array_position(%(status_order)s::text[], h.status)"),
+    "level": sql.SQL("array_position(%(level_order)s::text[], h.level)"),
+}
+_URGENCY = sql.SQL("h.is_open DESC, h.due_at, h.id")
+
+
+def _ledger_order(order: str | None) -> sql.Composable:
+    """The ledger's ORDER BY: by `order` (ties most urgent first), or most urgent first."""
+    if not order:
+        return _URGENCY
+    key = order.removeprefix("-")
+    direction = sql.SQL(" DESC NULLS LAST" if order.startswith("-") else " ASC NULLS LAST")
+    return sql.SQL("{}{}, {}").format(LEDGER_ORDERS[key], direction, _URGENCY)
