@@ -15,7 +15,6 @@ from datetime import datetime, timedelta
 import psycopg
 import shapely
 from psycopg import sql
-from psycopg.rows import class_row
 from psycopg.types.json import Jsonb
 
 from gridwatch.cases.requests import (
@@ -32,7 +31,7 @@ from gridwatch.errors import Conflict, NotFound
 from gridwatch.model.records import RequestIntake
 from gridwatch.store.filters import Filters, where_columns, where_filters
 from gridwatch.store.grids import GridCatalog
-from gridwatch.store.paging import Listing, Page
+from gridwatch.store.paging import Listing, Page, fetch_rows
 from gridwatch.store.personal_data import FORGET, record_audit
 
 _LOCK_KEY = 0x67770006  # one request escalation at a time across `gridwatch alerts` processes
@@ -348,30 +347,23 @@ def _update_stored(
 
 def _select(conn: psycopg.Connection, ids: Sequence[uuid.UUID]) -> list[Request]:
     query = sql.SQL("SELECT {} FROM {} WHERE r.id = ANY(%s)").format(_SELECT, _FROM)
-    with conn.cursor(row_factory=class_row(Request)) as cur:
-        return cur.execute(query, (list(ids),)).fetchall()
+    return fetch_rows(conn, Request, query, (list(ids),))
 
 
 def get_request(conn: psycopg.Connection, request_id: uuid.UUID, *, lock: bool = False) -> Request:
     """One request; NotFound if there is none."""
-    query = sql.SQL("SELECT {} FROM {} WHERE r.id = %s").format(_SELECT, _FROM)
-    if lock:
-        query += sql.SQL(" FOR UPDATE OF r")
-    with conn.cursor(row_factory=class_row(Request)) as cur:
-        found = cur.execute(query, (request_id,)).fetchone()
-    if found is None:
-        raise NotFound(f"no request {request_id}")
-    return found
+    key = sql.SQL("r.id = %s")
+    lock_of = "r" if lock else None
+    return _REQUESTS.one(conn, key, (request_id,), f"no request {request_id}", lock_of=lock_of)
 
 
 def request_events(conn: psycopg.Connection, request_id: uuid.UUID) -> list[RequestEvent]:
     """The request's history, oldest first."""
-    with conn.cursor(row_factory=class_row(RequestEvent)) as cur:
-        return cur.execute(
-            "SELECT id, at, action, from_status, to_status, actor, note, photo_urls, rating, "
-            "level FROM request_events WHERE request_id = %s ORDER BY at, id",
-            (request_id,),
-        ).fetchall()
+    query = (
+        "SELECT id, at, action, from_status, to_status, actor, note, photo_urls, rating, "
+        "level FROM request_events WHERE request_id = %s ORDER BY at, id"
+    )
+    return fetch_rows(conn, RequestEvent, query, (request_id,))
 
 
 def transition_request(
@@ -593,8 +585,7 @@ def _request_by_key(conn: psycopg.Connection, key: str) -> Request:
     query = sql.SQL("SELECT {} FROM {} WHERE r.source_key = %s ORDER BY r.received_at").format(
         _SELECT, _FROM
     )
-    with conn.cursor(row_factory=class_row(Request)) as cur:
-        found = cur.execute(query, (key,)).fetchall()
+    found = fetch_rows(conn, Request, query, (key,))
     if not found:
         raise NotFound(f"no request {key!r} (a request id or a source's number, e.g. 工单编号)")
     if len(found) > 1:
