@@ -87,15 +87,6 @@ def get_alert(conn: psycopg.Connection, alert_id: int) -> AlertRow:
     return _ALERTS.one(conn, sql.SQL("a.id = %s"), (alert_id,), f"no alert {alert_id}")
 
 
-def alerts_by_ids(conn: psycopg.Connection, alert_ids: Sequence[int]) -> dict[int, AlertRow]:
-    with conn.cursor(row_factory=class_row(AlertRow)) as cur:
-        rows = cur.execute(
-            sql.SQL("SELECT {} FROM {} WHERE a.id = ANY(%s)").format(_ALERT_SELECT, _ALERT_FROM),
-            (list(alert_ids),),
-        ).fetchall()
-    return {row.id: row for row in rows}
-
-
 def write_event(
     conn: psycopg.Connection,
     alert: OpenAlert,
