@@ -108,7 +108,7 @@ class HazardBody(BaseModel):
     lon: float = Field(ge=-180, le=180)
     crs: str | None = Field(default="wgs84", description=CRS_HELP)
     category: str = Field(
-        description="structural, fire, electrical, gas, road, flood, sanitation or other"
+        description="structural, fire, electrical, gas, road, flood, sanitation, food or other"
     )
     severity: str = Field(description="low, medium, high or critical")
     description: str | None = None
