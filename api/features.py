@@ -113,6 +113,7 @@ def hazard_feature(hazard: Hazard, now: datetime, events: list[HazardEvent] | No
         "deadline_at": hazard.deadline_at,
         "overdue": is_overdue(hazard.status, hazard.due_at or hazard.deadline_at, now),
         "updated_at": hazard.updated_at,
+        "place_id": hazard.place_id,
     }
     if events is not None:
         properties["events"] = [case_step(e) for e in events]

@@ -51,6 +51,7 @@ class Hazard:
     deadline_at: datetime | None  # when it goes up a level if still open
     due_at: datetime | None  # when it had to be handled by (限期); escalation keeps it
     updated_at: datetime
+    place_id: str | None = None  # a finding of this place's inspection
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +80,7 @@ _REPORT_COLUMNS = (
     "photo_urls",
     "deadline_at",
     "due_at",
+    "place_id",
 )
 _SAME_REPORT = ("reporter_id", "lon", "lat", "category", "severity", "description")
 """What a report sent again under a stored id must repeat to be the same report: not its
@@ -136,6 +138,7 @@ def open_hazards(
                         list(report.photo_urls),
                         deadline,
                         deadline,
+                        report.place_id,
                     )
                 )
         new = conn.execute(
@@ -325,7 +328,7 @@ def open_due_times(conn: psycopg.Connection) -> list[tuple[int, datetime]]:
 _HAZARD_SELECT = sql.SQL(
     "h.id, h.reporter_id, h.observed_at, h.received_at, h.lon, h.lat, h.grid_id, "
     "g.code AS grid_code, h.category, h.severity, h.description, h.photo_urls, h.status, "
-    "h.level, h.assignee, h.deadline_at, h.due_at, h.updated_at"
+    "h.level, h.assignee, h.deadline_at, h.due_at, h.updated_at, h.place_id"
 )
 
 
