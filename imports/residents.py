@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import csv
 import io
-import math
-import re
-import unicodedata
 from collections.abc import Iterable
 from pathlib import Path
 
 from gridwatch.imports.tables import (
     TableFormat,
+    control_problems,
     excel_mangled,
     phone_warning,
+    read_location,
     read_table,
     split_list,
 )
@@ -49,12 +48,6 @@ RESIDENTS = TableFormat(
     ),
 )
 
-# A decimal number as people type it, after NFKC (which turns full-width digits into ASCII);
-# float() alone would also take "1_0", "nan" and "infinity".
-_DECIMAL = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?", re.ASCII)
-# Control characters no cell should hold; tab, CR and LF may stand in a quoted address.
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-_ID_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _ID_COLUMNS = ("resident_id", "grid_code", "meter_id", "sensor_ids")
 
 _TRUE = {"true", "1", "yes", "y", "是"}
@@ -111,10 +104,7 @@ def _parse_row(
     def problem(column: str, message: str) -> None:
         problems.append(f"{column}: {message}")
 
-    for column, text in cells.items():
-        control = (_ID_CONTROL if column in _ID_COLUMNS else _CONTROL).search(text)
-        if control:
-            problem(column, f"contains the control character {control.group()!r}")
+    problems += control_problems(cells, _ID_COLUMNS)
     if problems:
         return None, problems
 
@@ -122,14 +112,7 @@ def _parse_row(
     if not resident_id:
         problem("resident_id", "is empty")
 
-    lat = _coordinate(cells["lat"], "lat", 90.0, problem)
-    lon = _coordinate(cells["lon"], "lon", 180.0, problem)
-    grid_code = cells["grid_code"] or None
-    if (cells["lat"] == "") != (cells["lon"] == ""):
-        missing = "lat" if cells["lat"] == "" else "lon"
-        problem(missing, "is empty while the other coordinate is given; give both or neither")
-    elif cells["lat"] == "" and grid_code is None:
-        problem("lat/lon/grid_code", "all empty: give lat and lon, or grid_code")
+    lat, lon, grid_code = read_location(cells, problem)
 
     living_alone = True
     flag = cells["living_alone"].lower()
@@ -176,17 +159,3 @@ def _parse_row(
 def residents_template(chinese: bool = False) -> str:
     """An empty residents CSV: the header line alone, in English or Chinese column names."""
     return RESIDENTS.template(chinese)
-
-
-def _coordinate(text: str, column: str, limit: float, problem) -> float | None:
-    if text == "":
-        return None
-    number = unicodedata.normalize("NFKC", text).strip()
-    value = float(number) if _DECIMAL.fullmatch(number) else math.nan
-    if not math.isfinite(value):
-        problem(column, f"{text[:40]!r} is not a number")
-        return None
-    if not -limit <= value <= limit:
-        problem(column, f"{text} is out of range (-{limit:g} to {limit:g})")
-        return None
-    return value

@@ -255,7 +255,9 @@ def place_events(conn: psycopg.Connection, place_id: str) -> list[PlaceEvent]:
     return fetch_rows(conn, PlaceEvent, query, (place_id,))
 
 
-def overdue_inspections_by_grid(conn: psycopg.Connection, *, now: datetime) -> dict[int | None, int]:
+def overdue_inspections_by_grid(
+    conn: psycopg.Connection, *, now: datetime
+) -> dict[int | None, int]:
     """Places whose next inspection is past at `now`, per grid (None: outside every grid)."""
     rows = conn.execute(
         "SELECT grid_id, count(*) FROM places WHERE next_due_at < %s GROUP BY grid_id", (now,)

@@ -14,7 +14,7 @@ from psycopg import sql
 from psycopg.rows import class_row
 
 from gridwatch.errors import InputFileError, NotFound, listed
-from gridwatch.model.rows import ResidentRow, WorkerRow
+from gridwatch.model.rows import RegisterRow, ResidentRow, WorkerRow
 from gridwatch.store.db import refused_as_input_error
 from gridwatch.store.filters import Filters, where_filters
 from gridwatch.store.grids import LeafGrids, grid_codes, load_leaf_grids
@@ -121,10 +121,11 @@ def upsert_workers(
     return inserted, len(workers) - inserted
 
 
-def place_residents(
-    conn: psycopg.Connection, rows: Sequence[ResidentRow], *, source: str
+def place_in_grids(
+    conn: psycopg.Connection, rows: Sequence[RegisterRow], *, source: str
 ) -> tuple[list[int | None], int]:
-    """Grid id per resident: by grid_code when given, else by position; (ids, outside count).
+    """Grid id per resident (or place): by grid_code when given, else by position; (ids,
+    outside count).
 
     An unknown grid code is an error naming the row, and so is a grid code whose grid lies
     more than CONTRADICTION_M from the row's position (one of the two is wrong, and the home's
@@ -194,7 +195,7 @@ often falls a few metres across a border) before the two are taken to contradict
 
 def _refuse_far_contradictions(
     conn: psycopg.Connection,
-    rows: Sequence[ResidentRow],
+    rows: Sequence[RegisterRow],
     located: Sequence[tuple[int, float, float]],
     assigned: np.ndarray,
     leaves: LeafGrids,
