@@ -62,16 +62,17 @@ def hazard_from_dict(reporter_id: str, data: dict[str, Any], ctx: ParseContext) 
     )
 
 
-def _photo_urls(raw: object) -> tuple[str, ...]:
+def _photo_urls(raw: object, field: str = "photo_urls") -> tuple[str, ...]:
+    """At most MAX_PHOTOS http(s) URLs (a hazard's photos, an inspection finding's)."""
     if raw is None:
         return ()
     if not isinstance(raw, list):
-        raise InvalidPayload("photo_urls must be an array of http(s) URLs")
+        raise InvalidPayload(f"{field} must be an array of http(s) URLs")
     if len(raw) > MAX_PHOTOS:
-        raise InvalidPayload(f"photo_urls has {len(raw)} entries (limit {MAX_PHOTOS})")
+        raise InvalidPayload(f"{field} has {len(raw)} entries (limit {MAX_PHOTOS})")
     for url in raw:
         if not isinstance(url, str) or len(url) > 2000:
-            raise InvalidPayload("photo_urls must be an array of http(s) URLs")
+            raise InvalidPayload(f"{field} must be an array of http(s) URLs")
         # urlsplit silently drops tabs and newlines, and PostgreSQL text cannot hold NUL.
         unsafe = unsafe_character(url)
         if unsafe:

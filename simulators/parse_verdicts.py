@@ -111,6 +111,12 @@ def reading_problem(reading: object, kind: str, ctx: ParseContext) -> str | None
             return f"kind {reading.kind!r} / status {reading.status!r} not allowed"
         if reading.kind == "visit" and not reading.resident_id:
             return "a visit without resident_id"
+        if (reading.kind == "inspection") != (reading.place_id is not None):
+            return "a place_id without an inspection, or an inspection without one"
+        if reading.result not in {None, *patrol.RESULTS} or (
+            bool(reading.findings) != (reading.result == "findings")
+        ):
+            return f"result {reading.result!r} with {len(reading.findings)} findings"
     if isinstance(reading, HazardReport):
         if not isinstance(reading.id, uuid.UUID):
             return "id is not a UUID"
