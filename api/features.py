@@ -157,6 +157,8 @@ def checkin_feature(row: CheckinRow, max_accuracy_m: float) -> dict:
             "resident_id": row.resident_id,
             "status": row.status,
             "note": row.note,
+            "place_id": row.place_id,
+            "result": row.result,
         },
     )
 

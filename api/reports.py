@@ -18,10 +18,11 @@ from gridwatch.errors import Conflict, Forbidden, NotFound
 from gridwatch.ingest.hazard import hazard_from_dict
 from gridwatch.ingest.patrol import checkin_from_dict
 from gridwatch.ingest.payload import InvalidPayload, check_source_id, decode_object
-from gridwatch.ingest.reporting import check_reports
+from gridwatch.ingest.reporting import CHECKED_KINDS, check_reports
 from gridwatch.model.records import HazardReport, PatrolCheckin
 from gridwatch.store.checkins import CheckinRow, insert_checkin
 from gridwatch.store.hazards import Hazard, insert_hazard
+from gridwatch.store.places import record_inspections
 from gridwatch.store.users import Principal
 from gridwatch.store.warnings import checkin_text, hazard_text, record_warnings
 
@@ -29,7 +30,7 @@ router = APIRouter(tags=["reports (same schema as MQTT)"])
 
 RawBody = Annotated[bytes, Depends(raw_json_body)]
 # What a report sent again under a stored key must repeat, besides its place.
-_CHECKIN_CONTENT = ("kind", "resident_id", "status", "note")
+_CHECKIN_CONTENT = ("kind", "resident_id", "status", "note", "place_id", "result")
 _HAZARD_CONTENT = ("reporter_id", "category", "severity", "description")
 
 
@@ -69,8 +70,9 @@ def post_checkin(principal: Caller, conn: Conn, state: State, body: RawBody):
     data = decode_object(body, ctx)
     worker_id = _source_id(data, "worker_id", principal, "worker id")
     checkin = checkin_from_dict(worker_id, data, ctx)
-    if checkin.kind == "visit":
-        # The rule MQTT keeps too: a visit names an existing resident of the worker's grids.
+    if checkin.kind in CHECKED_KINDS:
+        # The rule MQTT keeps too: a visit (an inspection) names an existing resident (place)
+        # of the worker's grids.
         raise_refusal(check_reports(conn, [(checkin, None)]))
     grid_id = _place(state, conn, checkin.lon, checkin.lat)
     state.ensure_partition(conn, checkin.observed_at)
@@ -82,6 +84,7 @@ def post_checkin(principal: Caller, conn: Conn, state: State, body: RawBody):
             f"worker {checkin.worker_id[:64]!r} has a different check-in stored at "
             f"{checkin.observed_at.isoformat()}"
         )
+    inspect(state, conn, checkin)
     return GeoJSONResponse(
         checkin_feature(row, state.settings.owntracks_max_accuracy_m),
         201 if created else 200,
@@ -125,6 +128,14 @@ def post_hazard(principal: Caller, conn: Conn, state: State, body: RawBody) -> R
 def scan(state: ApiState, conn, text: ScannedText) -> None:
     """Scan a stored text for dispute keywords, as ingest does: the warnings commit with it."""
     record_warnings(conn, state.keyword_matchers, [text], state.warning_notify)
+
+
+def inspect(state: ApiState, conn, checkin: PatrolCheckin) -> None:
+    """What a stored inspection does, as ingest does it: its place's clock, a hazard per
+    finding (scanned as hazards are); nothing for another kind of check-in."""
+    inspected = record_inspections(conn, [checkin], deadlines=state.deadlines)
+    texts = [hazard_text(report, grid) for report, grid in inspected.findings]
+    record_warnings(conn, state.keyword_matchers, texts, state.warning_notify)
 
 
 def raise_refusal(refusals: list) -> None:
