@@ -3,8 +3,11 @@ restaurants, small workshops and warehouses — with their contact and inspectio
 
 from __future__ import annotations
 
+import csv
+import io
 import re
 import unicodedata
+from collections.abc import Iterable
 from pathlib import Path
 
 from gridwatch.imports.tables import (
@@ -131,6 +134,29 @@ def read_places_csv(path: str | Path, warnings: list[str] | None = None) -> list
         return place, []
 
     return read_table(path, PLACES, parse, warnings)
+
+
+def places_csv_text(places: Iterable[PlaceRow]) -> str:
+    """The places as CSV text in the import format (header included, UTF-8 safe)."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(PLACES.columns)
+    for p in places:
+        writer.writerow(
+            [
+                p.place_id,
+                p.name,
+                p.kind,
+                p.address,
+                "" if p.lat is None else repr(p.lat),
+                "" if p.lon is None else repr(p.lon),
+                p.grid_code or "",
+                p.contact or "",
+                p.phone or "",
+                p.inspect_every_days,
+            ]
+        )
+    return buffer.getvalue()
 
 
 def places_template(chinese: bool = False) -> str:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -20,11 +20,13 @@ from shapely.geometry import MultiPolygon, Polygon, mapping
 from shapely.geometry.base import BaseGeometry
 
 from gridwatch.geo.grids import GridFeature
+from gridwatch.imports.places import places_csv_text
 from gridwatch.imports.residents import residents_csv_text
-from gridwatch.model.rows import ResidentRow
+from gridwatch.model.rows import PlaceRow, ResidentRow
 
 DEFAULT_SEED = 20261123
 DEFAULT_RESIDENTS = 2000
+DEFAULT_PLACES = 160
 COMMUNITIES = 8
 GRIDS = 110
 
@@ -148,6 +150,18 @@ WORKER_GIVEN_NAMES = [
     "晓东",
 ]
 
+# Places a community inspects (安全巡查): how common each kind is, how often it is inspected
+# (restaurants and workshops every two weeks), and what their signs say after the road.
+PLACE_KINDS = {"shop": 0.4, "restaurant": 0.3, "workshop": 0.15, "warehouse": 0.1, "other": 0.05}
+INSPECT_EVERY_DAYS = {"shop": 30, "restaurant": 14, "workshop": 14, "warehouse": 30, "other": 60}
+PLACE_NAMES = {
+    "shop": ("便利店", "五金店", "超市", "理发店", "药店"),
+    "restaurant": ("面馆", "烧烤店", "早餐店", "饺子馆", "火锅店"),
+    "workshop": ("加工坊", "家电维修铺", "豆腐坊", "汽修店"),
+    "warehouse": ("仓储点", "物流库房", "建材库"),
+    "other": ("棋牌室", "废品回收站"),
+}
+
 BUILDINGS = 720  # blocks of flats; with 2,000 residents about three live alone in each
 BUILDING_MARGIN_M = 15.0  # buildings stand this far inside their grid
 RESIDENT_SPREAD_M = 8.0  # residents sit around their building's point, never further than this
@@ -173,6 +187,7 @@ class SampleDistrict:
     grids: list[GridFeature]
     residents: list[ResidentRow]
     workers: list[SampleWorker]
+    places: list[PlaceRow] = field(default_factory=list)  # inspected on a schedule
 
     def features(self) -> list[GridFeature]:
         """All levels, top to bottom."""
@@ -189,12 +204,14 @@ class SampleFiles:
     grids: Path
     residents: Path
     workers: Path
+    places: Path
 
 
 def build_sample_district(
-    seed: int = DEFAULT_SEED, residents: int = DEFAULT_RESIDENTS
+    seed: int = DEFAULT_SEED, residents: int = DEFAULT_RESIDENTS, places: int = DEFAULT_PLACES
 ) -> SampleDistrict:
-    """Generate the sample district; the same seed gives the same district every time."""
+    """Generate the sample district; the same seed gives the same district every time (the
+    places from a stream of their own: the rest is the same with or without them)."""
     if residents < 0:
         raise ValueError(f"residents must be >= 0, got {residents}")
     rng = np.random.default_rng(seed)
@@ -240,11 +257,12 @@ def build_sample_district(
         )
         for i, grid in enumerate(grids, 1)
     ]
-    return SampleDistrict(district, street, communities, grids, resident_rows, workers)
+    place_rows = _places(grids, grid_cells_m, places, np.random.default_rng([seed, 1]))
+    return SampleDistrict(district, street, communities, grids, resident_rows, workers, place_rows)
 
 
 def write_sample_files(directory: Path, district: SampleDistrict | None = None) -> SampleFiles:
-    """Write the district as GeoJSON layers plus residents.csv and workers.csv."""
+    """Write the district as GeoJSON layers plus residents.csv, workers.csv and places.csv."""
     district = district if district is not None else build_sample_district()
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
@@ -255,6 +273,7 @@ def write_sample_files(directory: Path, district: SampleDistrict | None = None) 
         grids=directory / "grids.geojson",
         residents=directory / "residents.csv",
         workers=directory / "workers.csv",
+        places=directory / "places.csv",
     )
     files.district.write_text(_geojson(district.district), encoding="utf-8")
     files.streets.write_text(_geojson(district.street), encoding="utf-8")
@@ -262,6 +281,7 @@ def write_sample_files(directory: Path, district: SampleDistrict | None = None) 
     files.grids.write_text(_geojson(district.grids), encoding="utf-8")
     files.residents.write_text(residents_csv_text(district.residents), encoding="utf-8")
     files.workers.write_text(_workers_csv(district.workers), encoding="utf-8")
+    files.places.write_text(places_csv_text(district.places), encoding="utf-8")
     return files
 
 
@@ -420,6 +440,44 @@ def _residents(
                 sensor_ids=tuple(sensors),
                 phone=f"139{i:08d}",
                 living_alone=bool(rng.random() >= 0.03),
+            )
+        )
+    return rows
+
+
+def _places(
+    grids: list[GridFeature],
+    cells_m: list[Polygon | MultiPolygon],
+    count: int,
+    rng: np.random.Generator,
+) -> list[PlaceRow]:
+    """Shops, restaurants, workshops and warehouses along the grids' roads, more in larger
+    grids, each with the person responsible and how often it is inspected."""
+    areas = np.array([c.area for c in cells_m])
+    kinds = list(PLACE_KINDS)
+    weights = np.array(list(PLACE_KINDS.values()))
+    rows: list[PlaceRow] = []
+    for i in range(1, count + 1):
+        g = int(rng.choice(len(grids), p=areas / areas.sum()))
+        inner = cells_m[g].buffer(-BUILDING_MARGIN_M)
+        xy = _points_inside(inner if not inner.is_empty else cells_m[g], 1, rng)
+        lon, lat = np.round(to_lon_lat(xy)[0], 6)
+        kind = kinds[int(rng.choice(len(kinds), p=weights / weights.sum()))]
+        road = ROADS[int(rng.integers(len(ROADS)))]
+        names = PLACE_NAMES[kind]
+        rows.append(
+            PlaceRow(
+                place_id=f"P{i:04d}",
+                name=f"{road}{names[int(rng.integers(len(names)))]}",
+                kind=kind,
+                address=f"{DISTRICT_NAME}{road}路{int(rng.integers(1, 300))}号",
+                lat=float(lat),
+                lon=float(lon),
+                grid_code=grids[g].code,
+                contact=f"{SURNAMES[int(rng.integers(len(SURNAMES)))]}"
+                f"{WORKER_GIVEN_NAMES[int(rng.integers(len(WORKER_GIVEN_NAMES)))]}",
+                phone=f"137{i:08d}",
+                inspect_every_days=INSPECT_EVERY_DAYS[kind],
             )
         )
     return rows

@@ -10,6 +10,7 @@ import psycopg
 from gridwatch.imports.pipelines import (
     ProgressFn,
     import_grid_file,
+    import_places_file,
     import_residents_file,
     import_workers_file,
 )
@@ -22,6 +23,7 @@ class SampleLoad:
     areas: dict[str, int]  # by level: district, street, community, grid
     residents: int
     workers: int
+    places: int = 0
 
 
 def load_sample_district(
@@ -46,6 +48,11 @@ def load_sample_district(
         areas[level] = result.inserted + result.updated
     residents = import_residents_file(conn, files.residents, progress=progress)
     workers = import_workers_file(conn, files.workers)
+    places = import_places_file(conn, files.places)
     return SampleLoad(
-        district, areas, residents.inserted + residents.updated, workers.inserted + workers.updated
+        district,
+        areas,
+        residents.inserted + residents.updated,
+        workers.inserted + workers.updated,
+        places.inserted + places.updated,
     )
