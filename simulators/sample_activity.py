@@ -425,7 +425,7 @@ def seed_inspections(
     conn.commit()
     checkins = []
     for place_id, kind, lon, lat, every, worker in places:
-        late = rng.random() < 2 * MISSED_CHANCE  # this period's inspection not made yet
+        late = rng.random() < MISSED_CHANCE  # this period's inspection not made yet
         last = now - timedelta(days=every * rng.uniform(1.1, 1.6) if late else every * rng.random())
         for at in (last - timedelta(days=every * rng.uniform(0.9, 1.0)), last):
             found = inspection_findings(kind, rng)
