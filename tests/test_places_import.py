@@ -31,7 +31,8 @@ CHINESE = [
     ",".join(PLACES.chinese),
     "P-1,富强便利店,商铺,青山区富强路12号,40.6512,109.9011,,王丽娜,13800000001,30",
     "P-2,老王面馆,小餐饮,青山区幸福路5号,,,QS-01-02-03,,0472-5123456,14天",
-    'P-3,"鑫源加工坊, 二部",小作坊,青山区青松路8号,40.6444,109.8950,,张伟,,７',
+    # A period typed in full-width digits, as a Chinese input method may.
+    'P-3,"鑫源加工坊, 二部",小作坊,青山区青松路8号,40.6444,109.8950,,张伟,,\uff17',
 ]
 
 
@@ -70,7 +71,7 @@ def test_the_gbk_file_is_gbk_and_the_template_names_both_headers(tmp_path):
     path = write_csv(tmp_path, CHINESE, encoding="gbk")
     with pytest.raises(UnicodeDecodeError):
         path.read_bytes().decode("utf-8")
-    assert [p.name for p in read_places_csv(path)][0] == "富强便利店"
+    assert read_places_csv(path)[0].name == "富强便利店"
     assert PLACES.template(chinese=True).lstrip("\ufeff").startswith("场所编号,名称,类型,")
     assert PLACES.template().startswith("place_id,name,kind,address,lat,lon,grid_code,")
 
