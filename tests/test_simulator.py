@@ -396,7 +396,8 @@ def test_ground_truth_file_holds_every_record(faulty, tmp_path):
     kinds = Counter(r["kind"] for r in written)
     assert set(kinds) == {
         "fall", "sos", "meter_outage", "absence", "clock_skew", "duplicate", "out_of_order",
-        "malformed", "hazard", "hazard_duplicate", "hazard_retry",
+        "malformed", "hazard", "hazard_duplicate", "hazard_retry", "inspection",
+        "inspection_missed",
     }  # fmt: skip
     absence = next(r for r in written if r["kind"] == "absence")
     assert set(absence) >= {"resident_id", "from", "until", "at"}
