@@ -1104,8 +1104,7 @@ def resident_items(
         alerting=alerting,
     )
     rows = page.rows
-    if pii and any(not sees_personal_data(principal, r.grid_id) for r in rows):
-        raise Forbidden("your role may not see residents' personal information")
+    _may_reveal(principal, rows, pii, "residents' personal information")
     features = [resident_feature(r, principal, reveal=pii) for r in rows]
     if pii:
         record_reads(conn, principal, request, shown_in_clear(principal, rows))
@@ -1179,8 +1178,7 @@ def place_items(
         findings=findings,
     )
     rows = page.rows
-    if pii and any(not sees_personal_data(principal, r.grid_id) for r in rows):
-        raise Forbidden("your role may not see places' contacts")
+    _may_reveal(principal, rows, pii, "places' contacts")
     if pii:
         record_reads(conn, principal, request, _shown_contacts(principal, rows))
     features = [place_feature(r, now, clear=pii) for r in rows]
@@ -1205,6 +1203,13 @@ def place_item(
     return GeoJSONResponse(
         place_feature(row, state.now(), clear=clear, events=place_events(conn, row.id))
     )
+
+
+def _may_reveal(principal: Principal, rows: list, pii: bool, what: str) -> None:
+    """Forbidden when `pii` asks for `what` in clear in rows (each with its `grid_id`) the
+    caller may not see so."""
+    if pii and any(not sees_personal_data(principal, r.grid_id) for r in rows):
+        raise Forbidden(f"your role may not see {what}")
 
 
 def _shown_contacts(principal: Principal, places: list[PlaceRecord]) -> list[str]:

@@ -3,8 +3,6 @@ restaurants, small workshops and warehouses — with their contact and inspectio
 
 from __future__ import annotations
 
-import csv
-import io
 import re
 import unicodedata
 from collections.abc import Iterable
@@ -17,6 +15,7 @@ from gridwatch.imports.tables import (
     phone_warning,
     read_location,
     read_table,
+    table_text,
 )
 from gridwatch.model.rows import PlaceRow
 from gridwatch.model.vocabulary import PLACE_KIND_LABELS, PLACE_KINDS
@@ -113,11 +112,10 @@ def read_places_csv(path: str | Path, warnings: list[str] | None = None) -> list
         lat, lon, grid_code = read_location(cells, problem)
         every = _period(cells["inspect_every_days"], problem)
         problems += excel_mangled(cells, ("place_id", "phone"))
+        warning = phone_warning(cells["phone"])  # shown only when the file is imported
         if problems:
             return None, problems
-        warning = phone_warning(cells["phone"])
-        if warning:
-            row_warnings.append(warning)
+        row_warnings += [warning] if warning else []
         place = PlaceRow(
             place_id=place_id,
             name=cells["name"],
@@ -138,25 +136,7 @@ def read_places_csv(path: str | Path, warnings: list[str] | None = None) -> list
 
 def places_csv_text(places: Iterable[PlaceRow]) -> str:
     """The places as CSV text in the import format (header included, UTF-8 safe)."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(PLACES.columns)
-    for p in places:
-        writer.writerow(
-            [
-                p.place_id,
-                p.name,
-                p.kind,
-                p.address,
-                "" if p.lat is None else repr(p.lat),
-                "" if p.lon is None else repr(p.lon),
-                p.grid_code or "",
-                p.contact or "",
-                p.phone or "",
-                p.inspect_every_days,
-            ]
-        )
-    return buffer.getvalue()
+    return table_text(PLACES, ([getattr(p, c) for c in PLACES.columns] for p in places))
 
 
 def places_template(chinese: bool = False) -> str:

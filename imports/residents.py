@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -15,6 +13,7 @@ from gridwatch.imports.tables import (
     read_location,
     read_table,
     split_list,
+    table_text,
 )
 from gridwatch.model.rows import ResidentRow
 
@@ -56,25 +55,24 @@ _FALSE = {"false", "0", "no", "n", "否"}
 
 def residents_csv_text(residents: Iterable[ResidentRow]) -> str:
     """The residents as CSV text in the import format (header included, UTF-8 safe)."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(COLUMNS)
-    for r in residents:
-        writer.writerow(
+    return table_text(
+        RESIDENTS,
+        (
             [
                 r.resident_id,
                 r.name,
                 r.address,
-                "" if r.lat is None else repr(r.lat),
-                "" if r.lon is None else repr(r.lon),
-                r.grid_code or "",
-                r.meter_id or "",
+                r.lat,
+                r.lon,
+                r.grid_code,
+                r.meter_id,
                 ";".join(r.sensor_ids),
-                r.phone or "",
+                r.phone,
                 "true" if r.living_alone else "false",
             ]
-        )
-    return buffer.getvalue()
+            for r in residents
+        ),
+    )
 
 
 def read_residents_csv(path: str | Path, warnings: list[str] | None = None) -> list[ResidentRow]:

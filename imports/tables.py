@@ -13,7 +13,7 @@ import io
 import math
 import re
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
@@ -136,6 +136,16 @@ def read_table(
             lines.append(f"{label}: … and {len(problems) - MAX_LISTED_PROBLEMS} more problems")
         raise InputFileError("\n".join(lines))
     return rows
+
+
+def table_text(table: TableFormat, rows: Iterable[Sequence[object]]) -> str:
+    """Rows as CSV text in `table`'s format, its header first (None an empty cell, a number
+    as Python writes it back exactly); UTF-8 safe."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(table.columns)
+    writer.writerows(["" if value is None else value for value in row] for row in rows)
+    return buffer.getvalue()
 
 
 def split_list(text: str) -> tuple[str, ...]:

@@ -9,6 +9,8 @@ order. This module imports none of them.
 from __future__ import annotations
 
 import argparse
+import functools
+import importlib
 import logging
 import signal
 import sys
@@ -52,13 +54,45 @@ def file_import(
     return command
 
 
-def csv_template(group: Commands, what: str, zh_columns: str, run: Callable) -> None:
-    """Add `template [--zh]`: print the header of an empty `what` CSV to fill in."""
+def register_table(
+    commands: Commands,
+    common: argparse.ArgumentParser,
+    what: str,
+    help: str,
+    import_help: str,
+    zh_columns: str,
+    unplaced: str = "",
+) -> Commands:
+    """Add the group `what` of a register kept as a CSV file (residents, workers, places):
+    `import FILE` (through `import_<what>_file` of `gridwatch.imports.pipelines`; `unplaced`
+    says what its rows left without a grid are) and `template [--zh]`; its subcommands."""
+    group = command_group(commands, what, help)
+    file_import(group, common, import_help, functools.partial(_import_table, what, unplaced))
+    csv_template(group, what, zh_columns)
+    return group
+
+
+def _import_table(what: str, unplaced: str, settings: Settings, args: argparse.Namespace) -> int:
+    pipelines = importlib.import_module("gridwatch.imports.pipelines")
+    return import_file(
+        settings, args.file, what, getattr(pipelines, f"import_{what}_file"), unplaced
+    )
+
+
+def csv_template(group: Commands, what: str, zh_columns: str) -> None:
+    """Add `template [--zh]`: print the header of an empty `what` CSV to fill in (the one
+    `gridwatch.imports.<what>` makes with its `<what>_template`)."""
     template = group.add_parser(
         "template", help=f"print an empty {what} CSV (the header) to fill in"
     )
     template.add_argument("--zh", action="store_true", help=f"Chinese column names ({zh_columns})")
-    template.set_defaults(run=run)
+    template.set_defaults(run=functools.partial(_print_template, what))
+
+
+def _print_template(what: str, settings: Settings, args: argparse.Namespace) -> int:
+    module = importlib.import_module(f"gridwatch.imports.{what}")
+    sys.stdout.write(getattr(module, f"{what}_template")(chinese=args.zh))
+    return 0
 
 
 class Progress:

@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import argparse
 import functools
-import sys
 from typing import TYPE_CHECKING
 
-from gridwatch.commands import command_group, csv_template, file_import, import_file
+from gridwatch.commands import command_group, file_import, import_file, register_table
 from gridwatch.settings import Settings
 
 if TYPE_CHECKING:
@@ -57,19 +56,24 @@ def register(commands: Commands, common: argparse.ArgumentParser) -> None:
         "--layer", help="layer of a multi-layer file such as a GeoPackage (default: the first)"
     )
 
-    resident_commands = command_group(commands, "residents", "residents and their devices")
-    file_import(resident_commands, common, "import residents from a CSV file", run_residents_import)
-    csv_template(resident_commands, "residents", "居民编号,姓名,…", run_residents_template)
-
-    worker_commands = command_group(commands, "workers", "grid workers (网格员) and their grids")
-    file_import(
-        worker_commands,
+    register_table(
+        commands,
         common,
+        "residents",
+        "residents and their devices",
+        "import residents from a CSV file",
+        "居民编号,姓名,…",
+        "residents are outside every grid (stored without a grid)",
+    )
+    register_table(
+        commands,
+        common,
+        "workers",
+        "grid workers (网格员) and their grids",
         "import grid workers from a CSV file (worker_id,name,phone,grid_codes or "
         "工号,姓名,电话,负责网格); import the grids first",
-        run_workers_import,
+        "工号,姓名,电话,负责网格",
     )
-    csv_template(worker_commands, "workers", "工号,姓名,电话,负责网格", run_workers_template)
 
 
 def run_grids_import(settings: Settings, args: argparse.Namespace) -> int:
@@ -91,36 +95,4 @@ def run_grids_import(settings: Settings, args: argparse.Namespace) -> int:
         "grids",
         importer,
         "features have no parent (import the level above first, or give --parent-field)",
-    )
-
-
-def run_residents_template(settings: Settings, args: argparse.Namespace) -> int:
-    from gridwatch.imports.residents import residents_template
-
-    sys.stdout.write(residents_template(chinese=args.zh))
-    return 0
-
-
-def run_workers_template(settings: Settings, args: argparse.Namespace) -> int:
-    from gridwatch.imports.workers import workers_template
-
-    sys.stdout.write(workers_template(chinese=args.zh))
-    return 0
-
-
-def run_workers_import(settings: Settings, args: argparse.Namespace) -> int:
-    from gridwatch.imports.pipelines import import_workers_file
-
-    return import_file(settings, args.file, "workers", import_workers_file, "")
-
-
-def run_residents_import(settings: Settings, args: argparse.Namespace) -> int:
-    from gridwatch.imports.pipelines import import_residents_file
-
-    return import_file(
-        settings,
-        args.file,
-        "residents",
-        import_residents_file,
-        "residents are outside every grid (stored without a grid)",
     )

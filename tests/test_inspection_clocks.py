@@ -5,10 +5,8 @@ place is inspected."""
 
 from __future__ import annotations
 
-import threading
+import time
 from datetime import timedelta
-
-import psycopg
 
 from gridwatch.cases.escalation import Climb
 from gridwatch.cases.inspections import (
@@ -18,8 +16,9 @@ from gridwatch.cases.inspections import (
     next_due,
     plan_inspection_escalations,
 )
-from gridwatch.dispatch.service import run_alerts
+from tests.support.alert_process import running_alerts
 from tests.support.api import NOW, ApiServer, Clock, api_settings, make_users, role_clients
+from tests.support.databases import query, query_one
 from tests.support.places import EVERY_DAYS, PLACE_A, PLACE_B, inspection, register_places
 from tests.support.settings import make_settings
 from tests.support.waiting import wait_for
@@ -46,20 +45,18 @@ def test_an_overdue_inspection_climbs_one_level_per_grace_and_catches_up():
     assert plan_inspection_escalations([at_street], due + timedelta(days=99), GRACE) == []
 
 
-def _place(url: str, place_id: str) -> tuple:
-    with psycopg.connect(url) as conn:
-        return conn.execute(
-            "SELECT level, last_inspected_at, next_due_at FROM places WHERE id = %s", (place_id,)
-        ).fetchone()
+def _place(url: str, place_id: str) -> tuple | None:
+    statement = "SELECT level, last_inspected_at, next_due_at FROM places WHERE id = %s"
+    return query_one(url, statement, (place_id,))
 
 
 def _events(url: str, place_id: str) -> list[tuple]:
-    with psycopg.connect(url) as conn:
-        return conn.execute(
-            "SELECT action, from_level, to_level, actor FROM place_events WHERE place_id = %s "
-            "ORDER BY id",
-            (place_id,),
-        ).fetchall()
+    return query(
+        url,
+        "SELECT action, from_level, to_level, actor FROM place_events WHERE place_id = %s "
+        "ORDER BY id",
+        (place_id,),
+    )
 
 
 def test_overdue_inspections_on_the_desk_and_their_escalation(
@@ -104,21 +101,8 @@ def test_overdue_inspections_on_the_desk_and_their_escalation(
         settings = make_settings(
             tmp_path, url, mqtt_url, hazard_check_s=0.05, inspection_grace_days=GRACE.days
         )
-        stop = threading.Event()
-        alerts = threading.Thread(
-            target=run_alerts,
-            kwargs={
-                "settings": settings,
-                "database_url": url,
-                "mqtt_url": mqtt_url,
-                "stop": stop,
-                "clock": clock,
-            },
-            name="gridwatch-alerts",
-        )
-        alerts.start()
-        try:
-            stop.wait(1.0)  # passes of the clocks within the grace: nothing goes up
+        with running_alerts(settings, url, mqtt_url, clock):
+            time.sleep(1.0)  # passes of the clocks within the grace: nothing goes up
             assert _place(url, PLACE_A)[0] == "grid" and _events(url, PLACE_A) == []
             clock.advance(GRACE)
             wait_for(lambda: _place(url, PLACE_A)[0] == "community", 30, "escalation")
@@ -142,9 +126,5 @@ def test_overdue_inspections_on_the_desk_and_their_escalation(
             assert posted.status_code == 201, posted.text
             assert _place(url, PLACE_A) == ("grid", at, next_due(at, EVERY_DAYS))
             wait_for(lambda: overdue_on_desks() == nothing, 10, "the desks to hear of it")
-            stop.wait(0.5)
+            time.sleep(0.5)
             assert len(_events(url, PLACE_A)) == 2
-        finally:
-            stop.set()
-            alerts.join(timeout=30)
-        assert not alerts.is_alive()

@@ -9,13 +9,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
-import psycopg
 import pytest
 from owslib import ogcapi
 from owslib.ogcapi.features import Features
 
 from gridwatch.cases.inspections import next_due
 from tests.support.api import GRID_A, ApiServer, Clock, api_settings, make_users, reason
+from tests.support.databases import query, query_one
 from tests.support.places import EVERY_DAYS, PLACE_A, PLACE_B, inspection, register_places
 from tests.support.settings import make_settings
 from tests.support.waiting import wait_for
@@ -31,29 +31,24 @@ FOOD = {"category": "food", "severity": "medium", "description": "生熟食品�
 
 
 def _findings(url: str, place_id: str) -> list[tuple]:
-    with psycopg.connect(url) as conn:
-        return conn.execute(
-            "SELECT h.id, h.category, h.severity, h.reporter_id, g.code, h.lon, h.lat, "
-            "h.received_at, h.deadline_at, h.due_at, h.photo_urls, h.status FROM hazard_reports h "
-            "LEFT JOIN grids g ON g.id = h.grid_id WHERE h.place_id = %s ORDER BY h.severity",
-            (place_id,),
-        ).fetchall()
+    """The hazards of a place's inspections, by severity."""
+    return query(
+        url,
+        "SELECT h.id, h.category, h.severity, h.reporter_id, g.code, h.lon, h.lat, "
+        "h.received_at, h.deadline_at, h.due_at, h.photo_urls, h.status FROM hazard_reports h "
+        "LEFT JOIN grids g ON g.id = h.grid_id WHERE h.place_id = %s ORDER BY h.severity",
+        (place_id,),
+    )
 
 
-def _clock(url: str, place_id: str) -> tuple:
-    with psycopg.connect(url) as conn:
-        return conn.execute(
-            "SELECT last_inspected_at, next_due_at, level FROM places WHERE id = %s", (place_id,)
-        ).fetchone()
+def _clock(url: str, place_id: str) -> tuple | None:
+    statement = "SELECT last_inspected_at, next_due_at, level FROM places WHERE id = %s"
+    return query_one(url, statement, (place_id,))
 
 
 def _dead_reasons(url: str, prefix: str) -> list[str]:
-    with psycopg.connect(url) as conn:
-        rows = conn.execute(
-            "SELECT reason FROM dead_letters WHERE topic LIKE %s ORDER BY reason",
-            (f"{prefix}/patrol/%",),
-        ).fetchall()
-    return [r for (r,) in rows]
+    statement = "SELECT reason FROM dead_letters WHERE topic LIKE %s ORDER BY reason"
+    return [r for (r,) in query(url, statement, (f"{prefix}/patrol/%",))]
 
 
 @pytest.fixture
@@ -258,11 +253,11 @@ def test_owslib_reads_the_places_layer_with_contacts_masked_unless_asked(site, a
     clear = admin.collection_items("places", pii="true")
     shown = next(f for f in clear["features"] if f["id"] == PLACE_A)["properties"]
     assert (shown["contact"], shown["phone"], shown["masked"]) == ("王丽娜", "13800000001", False)
-    with psycopg.connect(url) as conn:
-        audited = conn.execute(
-            "SELECT actor, resident_ids FROM personal_data_audit WHERE %s = ANY(resident_ids)",
-            (f"place:{PLACE_A}",),
-        ).fetchall()
+    audited = query(
+        url,
+        "SELECT actor, resident_ids FROM personal_data_audit WHERE %s = ANY(resident_ids)",
+        (f"place:{PLACE_A}",),
+    )
     assert audited == [("admin", [f"place:{PLACE_A}", f"place:{PLACE_B}"])]
 
     with api.client("device", site[1]) as device:

@@ -9,13 +9,13 @@ from pathlib import Path
 
 import psycopg
 import pytest
-import shapely
 
 from gridwatch.errors import InputFileError
 from gridwatch.imports.pipelines import import_places_file
 from gridwatch.imports.places import PLACES, places_csv_text, read_places_csv
 from gridwatch.model.rows import PlaceRow
 from gridwatch.simulators.district import build_sample_district
+from tests.support.databases import count_rows, point_in_grid, query_one
 from tests.support.import_files import assert_one_error_line, cli, write_csv
 
 T0 = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)
@@ -130,28 +130,21 @@ def test_a_missing_column_and_a_stray_quote_are_named(tmp_path):
     assert line.startswith("quote.csv: row 2: a quoted cell is never closed")
 
 
-def _place_point(url: str, code: str) -> tuple[float, float]:
-    with psycopg.connect(url) as conn:
-        wkb = conn.execute("SELECT geometry FROM grids WHERE code = %s", (code,)).fetchone()[0]
-    point = shapely.from_wkb(bytes(wkb)).representative_point()
-    return round(point.y, 6), round(point.x, 6)
-
-
-def _clock(url: str, place_id: str) -> tuple:
-    with psycopg.connect(url) as conn:
-        return conn.execute(
-            "SELECT p.registered_at, p.next_due_at, p.level, p.inspect_every_days, g.code, p.phone "
-            "FROM places p LEFT JOIN grids g ON g.id = p.grid_id WHERE p.id = %s",
-            (place_id,),
-        ).fetchone()
+def _clock(url: str, place_id: str) -> tuple | None:
+    return query_one(
+        url,
+        "SELECT p.registered_at, p.next_due_at, p.level, p.inspect_every_days, g.code, p.phone "
+        "FROM places p LEFT JOIN grids g ON g.id = p.grid_id WHERE p.id = %s",
+        (place_id,),
+    )
 
 
 def test_importing_again_updates_in_place_and_keeps_the_clock(tmp_path, district_database_url):
     url = district_database_url
-    lat, lon = _place_point(url, GRID_A)
+    lon, lat = point_in_grid(url, GRID_A)
     lines = [
         ",".join(PLACES.chinese),
-        f"T-1,富强便利店,商铺,青山区富强路12号,{lat},{lon},,王丽娜,13800000001,30",
+        f"T-1,富强便利店,商铺,青山区富强路12号,{lat!r},{lon!r},,王丽娜,13800000001,30",
         "T-2,老王面馆,小餐饮,青山区幸福路5号,,,QS-01-02-03,,,14",
     ]
     path = write_csv(tmp_path, lines, "places.csv", encoding="gbk")
@@ -172,11 +165,11 @@ def test_importing_again_updates_in_place_and_keeps_the_clock(tmp_path, district
 
     # A new period moves the next due time from the registration (no inspection yet), and a
     # new phone replaces the old one; nothing is added.
-    lines[1] = f"T-1,富强便利店,商铺,青山区富强路12号,{lat},{lon},,王丽娜,13800000009,7"
+    lines[1] = f"T-1,富强便利店,商铺,青山区富强路12号,{lat!r},{lon!r},,王丽娜,13800000009,7"
     with psycopg.connect(url) as conn:
         changed = import_places_file(conn, write_csv(tmp_path, lines, "places.csv"), now=T0)
-        [(count,)] = conn.execute("SELECT count(*) FROM places WHERE id LIKE 'T-%'").fetchall()
-    assert (changed.inserted, changed.updated, count) == (0, 2, 2)
+    assert (changed.inserted, changed.updated) == (0, 2)
+    assert count_rows(url, "places", "id LIKE %s", ("T-%",)) == 2
     registered, due, _, every, _, phone = _clock(url, "T-1")
     assert (registered, due, every, phone) == (T0, T0 + timedelta(days=7), 7, "13800000009")
 
@@ -187,12 +180,11 @@ def test_a_grid_that_is_not_imported_refuses_the_whole_file(tmp_path, district_d
         "T-1,便利店,shop,addr,,,QS-01-01-01,,,30",
         "T-2,面馆,restaurant,addr,,,QS-99-99-99,,,14",
     ]
-    with psycopg.connect(district_database_url) as conn:
-        with pytest.raises(InputFileError) as caught:
-            import_places_file(conn, write_csv(tmp_path, lines, "places.csv"), now=T0)
-        [(count,)] = conn.execute("SELECT count(*) FROM places WHERE id LIKE 'T-%'").fetchall()
+    path = write_csv(tmp_path, lines, "places.csv")
+    with psycopg.connect(district_database_url) as conn, pytest.raises(InputFileError) as caught:
+        import_places_file(conn, path, now=T0)
     assert "row 3: grid_code 'QS-99-99-99' is not an imported grid" in str(caught.value)
-    assert count == 0
+    assert count_rows(district_database_url, "places", "id LIKE %s", ("T-%",)) == 0
 
 
 def test_the_places_command_imports_and_names_a_bad_row(tmp_path, capsys, district_database_url):
