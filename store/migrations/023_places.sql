@@ -44,8 +44,10 @@ ALTER TABLE hazard_reports ADD COLUMN place_id text REFERENCES places (id) ON DE
 CREATE INDEX hazard_reports_place_idx ON hazard_reports (place_id, status)
     WHERE place_id IS NOT NULL;
 
--- An inspection check-in names its place and what it found ('ok' or 'findings').
-ALTER TABLE patrol_checkins ADD COLUMN place_id text, ADD COLUMN result text;
+-- An inspection check-in names its place and what it found ('ok' or 'findings'): nullable
+-- columns, which TimescaleDB adds to a compressed hypertable too (one per statement).
+ALTER TABLE patrol_checkins ADD COLUMN place_id text;
+ALTER TABLE patrol_checkins ADD COLUMN result text;
 
 -- The API keeps what it derives from places (the desk's overdue inspections) until a notice.
 DROP TRIGGER IF EXISTS places_notify_change ON places;
