@@ -426,17 +426,22 @@ class Scenario:
         record: RecordSink | None,
     ) -> list[tuple[int, str, bytes]]:
         """安全巡查: the places of the worker's grid due an inspection today (each every
-        `inspect_every_days`, on days of its own), inspected after the afternoon round; some
-        are missed, some inspections find something to correct. Each place draws from its own
-        stream, so the rest of the day is the same with or without places."""
+        `inspect_every_days`, on days of its own), inspected between the morning round (which
+        ends at `after_s`) and the afternoon's, when no other check-in of the worker is sent;
+        some are missed, some inspections find something to correct. Each place draws from
+        its own stream, so the rest of the day is the same with or without places."""
         events = []
+        taken: set[int] = set()  # seconds of the worker's inspections: one check-in a second
         for place in self._places_by_grid.get(worker.grid_code, []):
             every = place.inspect_every_days
             phase = zlib.crc32(f"{self.seed}/{place.place_id}".encode()) % every
             if (day.toordinal() + phase) % every or place.lon is None or place.lat is None:
                 continue
             rng = random.Random(f"{self.seed}/{place.place_id}/{day.isoformat()}")  # noqa: S311 - a seeded simulation, not a secret
-            at = first_second + round(after_s + rng.uniform(30, 150) * MINUTE)
+            at = first_second + round(after_s + rng.uniform(20, 240) * MINUTE)
+            while at in taken:
+                at += 1
+            taken.add(at)
             when = datetime.fromtimestamp(at, self.tz)
             truth: dict[str, Any] = {
                 "at": when, "place_id": place.place_id, "worker_id": worker.worker_id,

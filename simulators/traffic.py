@@ -154,7 +154,9 @@ def _inspections(district: SampleDistrict, now: datetime, prefix: str) -> Iterat
             findings = [
                 {"category": "fire", "severity": "medium", "description": "灭火器过期未更换"}
             ]
-        at = now - timedelta(minutes=20 - n)
+        # Between the track points (whole minutes): a check-in of the same worker and time
+        # with other content would be a dead letter.
+        at = now - timedelta(minutes=20 - n, seconds=17)
         yield inspection(
             worker, place.place_id, place.lon, place.lat, at, prefix, findings=findings
         )
