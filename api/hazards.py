@@ -28,7 +28,7 @@ from gridwatch.cases.ledger import CATEGORIES as LEDGER_CATEGORIES
 from gridwatch.cases.ledger import KINDS
 from gridwatch.cases.ledger import STATUSES as LEDGER_STATUSES
 from gridwatch.cases.requests import service
-from gridwatch.ingest.hazard import _photo_urls as validate_photo_urls
+from gridwatch.ingest.payload import read_photo_urls as validate_photo_urls
 from gridwatch.maps.texts import texts_for
 from gridwatch.model.vocabulary import Level
 from gridwatch.store.filters import Filters, local_day_bounds

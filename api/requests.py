@@ -23,7 +23,7 @@ from gridwatch.api.features import request_feature
 from gridwatch.api.responses import GeoJSONResponse
 from gridwatch.api.runtime import ApiState, Conn, State
 from gridwatch.errors import Forbidden, NotFound
-from gridwatch.ingest.hazard import _photo_urls as validate_photo_urls
+from gridwatch.ingest.payload import read_photo_urls as validate_photo_urls
 from gridwatch.store.requests import (
     Request as Case,
 )
