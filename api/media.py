@@ -128,7 +128,8 @@ async def _read_form(request: Request) -> Posted:
             elif name == PHOTOS_FIELD:
                 if isinstance(value, str):
                     raise BadRequest(f"'{PHOTOS_FIELD}' must be files (parts with a filename)")
-                files.append(value)
+                if value.filename or value.size:  # a form's file input left empty sends
+                    files.append(value)  # a part with no name and no bytes: no photo
             else:
                 raise BadRequest(
                     f"unknown form field {name[:40]!r}: send '{PAYLOAD_FIELD}' and '{PHOTOS_FIELD}'"

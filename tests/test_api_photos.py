@@ -145,6 +145,7 @@ def test_a_hazard_with_a_photo_is_served_upright_without_exif_and_thumbnailed(
     assert not any(name.startswith("IMG_") for name in _files(module_server))
     for path in Path(module_server.state.media.root).rglob(f"{media_id}*"):
         assert b"GridwatchPhone" not in path.read_bytes()
+        assert path.stat().st_mode & 0o777 == 0o600, "readable by gridwatch's user alone"
 
 
 def test_a_repeated_report_keeps_its_first_photos_only(http, places, seeded_url):
@@ -344,6 +345,20 @@ def test_malformed_forms_are_refused_with_a_reason(http, places):
         "/hazards", files=[("payload", ("blob", report.encode(), "application/json"))]
     )
     assert as_file.status_code == 201, as_file.text  # a Blob of JSON is the payload too
+    # A browser's form with its file input left empty sends a part with an empty filename
+    # and no bytes: no photo, no refusal.
+    browser_form = (
+        b'--b\r\nContent-Disposition: form-data; name="payload"\r\n\r\n'
+        + json.dumps(_hazard(places)).encode()
+        + b'\r\n--b\r\nContent-Disposition: form-data; name="photos"; filename=""\r\n'
+        b"Content-Type: application/octet-stream\r\n\r\n\r\n--b--\r\n"
+    )
+    unchosen = worker.post(
+        "/hazards",
+        content=browser_form,
+        headers={"content-type": "multipart/form-data; boundary=b"},
+    )
+    assert unchosen.status_code == 201 and unchosen.json()["properties"]["photo_urls"] == []
     plain = worker.post("/hazards", content=b"x", headers={"content-type": "text/plain"})
     assert plain.status_code == 415 and "multipart/form-data" in reason(plain)
     # Not a write that takes photos: a multipart body is not read ahead, and is refused.
