@@ -8,6 +8,7 @@ import getpass
 import sys
 from dataclasses import asdict
 from datetime import UTC, datetime
+from functools import partial
 from typing import TYPE_CHECKING
 
 from gridwatch.commands import migrated_database, parse_time, subcommands
@@ -46,14 +47,11 @@ def register(commands: Commands, common: argparse.ArgumentParser) -> None:
 
 
 def run_forget(settings: Settings, args: argparse.Namespace) -> int:
-    from gridwatch.media.blobs import media_store, photo_keys
+    from gridwatch.media.blobs import delete_photos, media_store
     from gridwatch.store.personal_data import forget_resident
 
     actor = args.by or getpass.getuser()
     store = media_store(settings)
-
-    def remove_photos(ids) -> None:
-        store.delete([key for media_id in ids for key in photo_keys(media_id)])
 
     with migrated_database(settings) as conn:
         done = forget_resident(
@@ -61,7 +59,7 @@ def run_forget(settings: Settings, args: argparse.Namespace) -> int:
             args.resident_id,
             actor=actor,
             now=datetime.now(UTC),
-            remove_photos=remove_photos,
+            remove_photos=partial(delete_photos, store),
         )
     if done.already:
         since = done.at.astimezone(settings.zone).strftime("%Y-%m-%d %H:%M")

@@ -30,6 +30,11 @@ def photo_keys(media_id: uuid.UUID) -> tuple[str, str]:
     return str(media_id), f"{media_id}.thumb"
 
 
+def delete_photos(store: BlobStore, ids: Iterable[uuid.UUID]) -> None:
+    """Remove the images and thumbnails of the photos `ids` from `store`."""
+    store.delete([key for media_id in ids for key in photo_keys(media_id)])
+
+
 class BlobStore(Protocol):
     """Bytes under keys: what keeps the photos."""
 

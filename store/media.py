@@ -4,7 +4,7 @@ belongs to — a hazard, a request, or a patrol check-in (a visit's with its res
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -142,3 +142,21 @@ def delete_resident_media(conn: psycopg.Connection, resident_id: str) -> list[uu
         "DELETE FROM media WHERE resident_id = %s RETURNING id", (resident_id,)
     ).fetchall()
     return [row[0] for row in rows]
+
+
+def delete_expired_checkin_media(
+    conn: psycopg.Connection,
+    *,
+    before: datetime,
+    remove_photos: Callable[[Sequence[uuid.UUID]], None],
+) -> int:
+    """Delete the photos of check-ins made before `before` (past retention: the check-ins
+    themselves are dropped with their day), their images through `remove_photos` before the
+    rows' deletion commits; how many."""
+    with conn.transaction():
+        rows = conn.execute(
+            "DELETE FROM media WHERE checkin_observed_at < %s RETURNING id", (before,)
+        ).fetchall()
+        if rows:
+            remove_photos([row[0] for row in rows])
+    return len(rows)

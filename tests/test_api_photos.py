@@ -12,6 +12,8 @@ import io
 import json
 import re
 import uuid
+from datetime import datetime
+from functools import partial
 from pathlib import Path
 
 import httpx
@@ -21,9 +23,10 @@ import shapely
 from PIL import Image
 
 from gridwatch.cli import main
-from gridwatch.media.blobs import photo_keys
+from gridwatch.media.blobs import delete_photos, photo_keys
 from gridwatch.model.records import RequestIntake
 from gridwatch.store.grids import load_grid_catalog, load_leaf_grids
+from gridwatch.store.media import delete_expired_checkin_media
 from gridwatch.store.requests import open_requests, place_request
 from gridwatch.store.users import create_user, revoke_user
 from tests.support.api import GRID_A, GRID_B, NOW, ApiServer, Clock, api_settings, reason
@@ -455,6 +458,23 @@ def test_forgetting_a_resident_deletes_the_photos_of_their_visits(
         resident,
     )
     assert audited == [("dpo", "gridwatch residents forget")]
+
+
+def test_photos_of_check_ins_past_retention_are_deleted(http, places, seeded_url, module_server):
+    lon, lat = places[GRID_A]
+    old = {"lat": lat, "lon": lon, "ts": "2026-11-20T06:00:00+08:00"}
+    posted = http["worker_a"].post("/checkins", **_form(old, png()))
+    [media_id] = _media_ids(posted.json()["properties"]["photo_urls"])
+    keys = set(photo_keys(uuid.UUID(media_id)))
+    assert keys <= _files(module_server)
+    store = module_server.state.media
+    with psycopg.connect(seeded_url) as conn:
+        cut = datetime.fromisoformat("2026-11-20T06:00:01+08:00")
+        gone = delete_expired_checkin_media(
+            conn, before=cut, remove_photos=partial(delete_photos, store)
+        )
+    assert gone == 1 and keys & _files(module_server) == set()
+    assert http["worker_a"].get(f"/media/{media_id}").status_code == 404
 
 
 # -- an S3 store --------------------------------------------------------------------------------
