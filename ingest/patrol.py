@@ -11,6 +11,7 @@ from gridwatch.ingest.payload import (
     decode_object,
     read_choice,
     read_number,
+    read_photo_urls,
     read_text,
     read_ts,
     read_wgs84_position,
@@ -48,4 +49,5 @@ def checkin_from_dict(worker_id: str, data: dict[str, Any], ctx: ParseContext) -
         resident_id=resident_id,
         status=status,
         note=read_text(data, "note", max_length=2000),
+        photo_urls=read_photo_urls(data.get("photo_urls")),
     )

@@ -182,6 +182,7 @@ _PATROL = _Table(
         "note",
         "device",
         "battery",
+        "photo_urls",
     ),
     ("worker_id", "source", "observed_at"),
     (*_PATROL_SAME, "device", "battery"),
@@ -330,6 +331,7 @@ class BatchWriter:
                     r.note,
                     r.device,
                     r.battery,
+                    list(r.photo_urls) or None,
                 )
                 for r, grid in zip(checkins, checkin_grids, strict=True)
             ),
