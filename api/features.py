@@ -161,6 +161,7 @@ def checkin_feature(row: CheckinRow, max_accuracy_m: float) -> dict:
             "resident_id": row.resident_id,
             "status": row.status,
             "note": row.note,
+            "photo_urls": row.photo_urls,
             "place_id": row.place_id,
             "result": row.result,
         },

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from gridwatch.ingest.hazard import CATEGORIES, SEVERITIES, _photo_urls
+from gridwatch.ingest.hazard import CATEGORIES, SEVERITIES
 from gridwatch.ingest.payload import (
     InvalidPayload,
     ParseContext,
@@ -15,6 +15,7 @@ from gridwatch.ingest.payload import (
     quoted,
     read_choice,
     read_number,
+    read_photo_urls,
     read_text,
     read_ts,
     read_wgs84_position,
@@ -59,6 +60,7 @@ def checkin_from_dict(worker_id: str, data: dict[str, Any], ctx: ParseContext) -
         resident_id=resident_id,
         status=status,
         note=read_text(data, "note", max_length=2000),
+        photo_urls=read_photo_urls(data.get("photo_urls")),
         place_id=place_id,
         result=result,
         findings=findings,
@@ -102,7 +104,7 @@ def _finding(n: int, item: object) -> Finding:
             category=read_choice(item, "category", CATEGORIES),
             severity=read_choice(item, "severity", SEVERITIES),
             description=read_text(item, "description", max_length=4000) or "",
-            photo_urls=_photo_urls(item.get("photos"), "photos"),
+            photo_urls=read_photo_urls(item.get("photos"), "photos"),
         )
     except InvalidPayload as exc:
         raise InvalidPayload(f"finding {n}: {exc}") from None

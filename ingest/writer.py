@@ -188,6 +188,7 @@ _PATROL = _Table(
         "note",
         "device",
         "battery",
+        "photo_urls",
         "place_id",
         "result",
     ),
@@ -338,6 +339,7 @@ class BatchWriter:
                     r.note,
                     r.device,
                     r.battery,
+                    list(r.photo_urls) or None,
                     r.place_id,
                     r.result,
                 )

@@ -56,6 +56,7 @@ class PatrolCheckin:
     source: str = "gw"
     device: str | None = None
     battery: float | None = None
+    photo_urls: tuple[str, ...] = ()
     # An inspection (kind 'inspection') of a registered place: what it found.
     place_id: str | None = None
     result: str | None = None

@@ -29,6 +29,7 @@ class CheckinRow:
     resident_id: str | None
     status: str | None
     note: str | None
+    photo_urls: list[str]
     place_id: str | None = None  # an inspection's place, and what it found
     result: str | None = None
 
@@ -38,7 +39,7 @@ _CHECKINS = Listing(
     sql.SQL(
         "c.worker_id, c.source, c.observed_at, c.received_at, c.lon, c.lat, c.accuracy_m, "
         "c.grid_id, g.code AS grid_code, c.kind, c.resident_id, c.status, c.note, "
-        "c.place_id, c.result"
+        "coalesce(c.photo_urls, '{}') AS photo_urls, c.place_id, c.result"
     ),
     sql.SQL("patrol_checkins c LEFT JOIN grids g ON g.id = c.grid_id"),
     sql.SQL("c.observed_at DESC, c.worker_id DESC, c.source DESC"),
@@ -81,9 +82,9 @@ def insert_checkin(
         created = conn.execute(
             """
             INSERT INTO patrol_checkins (worker_id, observed_at, received_at, source, lon, lat,
-                accuracy_m, grid_id, kind, resident_id, status, note, device, battery,
+                accuracy_m, grid_id, kind, resident_id, status, note, device, battery, photo_urls,
                 place_id, result)
-            VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+            VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
             ON CONFLICT DO NOTHING RETURNING 1
             """,
             (
@@ -101,6 +102,7 @@ def insert_checkin(
                 checkin.note,
                 checkin.device,
                 checkin.battery,
+                list(checkin.photo_urls) or None,
                 checkin.place_id,
                 checkin.result,
             ),

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import logging
 import uuid
 
@@ -19,6 +20,7 @@ from gridwatch.api_commands import register
 from gridwatch.settings import Settings
 from tests.support.api import GRID_A, GRID_B, NOW, assert_security_headers, reason, resident_of
 from tests.support.databases import point_in_grid, query
+from tests.support.photos import jpeg_with_gps
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +51,12 @@ def grid_b(seeded_url, http):
         [(warning,)] = conn.execute(
             "SELECT id FROM warnings WHERE source_id = %s", (hazard["id"],)
         ).fetchall()
-    checkin = worker.post("/checkins", json={"lat": point.y, "lon": point.x}).json()
+    # Posted with a photo, as a phone posts it.
+    checkin = worker.post(
+        "/checkins",
+        data={"payload": json.dumps({"lat": point.y, "lon": point.x})},
+        files=[("photos", ("door.jpg", jpeg_with_gps(), "image/jpeg"))],
+    ).json()
     with psycopg.connect(seeded_url) as conn:
         conn.execute(
             "INSERT INTO places (id, name, kind, lon, lat, grid_id, contact, phone, "
@@ -88,6 +95,7 @@ def grid_b(seeded_url, http):
         "absence": absence["id"],
         "place": "PB-1",
         "point": (point.x, point.y),
+        "media": checkin["properties"]["photo_urls"][0].removeprefix("/media/"),
     }
 
 
@@ -359,6 +367,10 @@ WALK = {
     ("GET", "/console/cases/{case_id}"): lambda c, b, u: _missing(
         c.get(f"/console/cases/{b['hazard']}")
     ),
+    ("GET", "/media/{media_id}"): lambda c, b, u: _missing(c.get(f"/media/{b['media']}")),
+    ("GET", "/media/{media_id}/thumb"): lambda c, b, u: _missing(
+        c.get(f"/media/{b['media']}/thumb")
+    ),
 }
 
 
@@ -455,6 +467,7 @@ def _sample_path(path: str, b: dict) -> str:
         .replace("{absence_id}", str(b["absence"]))
         .replace("{request_id}", b["request"])
         .replace("{service_request_id}", b["request"])
+        .replace("{media_id}", b["media"])
         .replace("{place_id}", b["place"])
     )
 
