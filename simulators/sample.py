@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import psycopg
@@ -22,6 +22,7 @@ class SampleLoad:
     areas: dict[str, int]  # by level: district, street, community, grid
     residents: int
     workers: int
+    police_areas: dict[str, int] = field(default_factory=dict)  # the police grids', by level
 
 
 def load_sample_district(
@@ -44,8 +45,18 @@ def load_sample_district(
     ):
         result = import_grid_file(conn, path, level=level, parent_field="parent")
         areas[level] = result.inserted + result.updated
+    # The police layer before the residents: their homes are placed in both systems.
+    import_grid_file(conn, files.police, level=None, parent_field="parent", system="police")
+    police_areas = {
+        level: sum(1 for f in district.police if f.level == level)
+        for level in ("district", "street", "community", "grid")
+    }
     residents = import_residents_file(conn, files.residents, progress=progress)
     workers = import_workers_file(conn, files.workers)
     return SampleLoad(
-        district, areas, residents.inserted + residents.updated, workers.inserted + workers.updated
+        district,
+        areas,
+        residents.inserted + residents.updated,
+        workers.inserted + workers.updated,
+        police_areas,
     )
