@@ -24,6 +24,7 @@ from gridwatch.store.grids import (
     upsert_grids,
 )
 from gridwatch.store.keywords import LibraryMatchers
+from gridwatch.store.placement import place_stored_points
 from gridwatch.store.requests import open_requests, place_request
 from gridwatch.store.residents import place_residents, upsert_residents, upsert_workers
 from gridwatch.store.warnings import Notify, record_warnings, request_texts
@@ -38,6 +39,7 @@ class ImportResult:
     updated: int
     without_parent_or_grid: int
     warnings: tuple[str, ...] = ()  # imported, but worth a look: one line each
+    notes: tuple[str, ...] = ()  # what else the import did: one line each
 
     def summary(self, path: Path, what: str) -> str:
         return f"{path}: {self.inserted} {what} added, {self.updated} updated"
@@ -80,7 +82,13 @@ def import_grid_file(
         conn, features, parents, source=str(path), system=system, progress=progress
     )
     orphans = sum(1 for f in features if parents.get(f.code) is None and f.level != "district")
-    return ImportResult(inserted, updated, orphans)
+    notes: tuple[str, ...] = ()
+    if system != MANAGEMENT:
+        # What was stored before these grids came (or before they were redrawn) is placed in
+        # them too; the management grids keep the placement each point got when it came.
+        moved = place_stored_points(conn, system)
+        notes = (f"{moved} stored points placed in the {system} grids as they are now",)
+    return ImportResult(inserted, updated, orphans, notes=notes)
 
 
 def import_residents_file(

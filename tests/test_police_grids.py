@@ -5,12 +5,17 @@ grid of each system (a worker bound to police grids reports inside them, and onl
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, date, datetime
+from zoneinfo import ZoneInfo
 
 import psycopg
 import pytest
 from shapely.geometry import box
 
+from gridwatch.model.records import PatrolCheckin
 from gridwatch.simulators.district import build_sample_district
+from gridwatch.store.checkins import insert_checkin
+from gridwatch.store.partitions import ensure_partitions
 from gridwatch.store.users import create_user
 from tests.support.databases import count_rows
 from tests.support.import_files import (
@@ -179,6 +184,52 @@ def test_residents_are_placed_in_both_systems(tmp_path, management_url, capsys):
             )
         )
     assert placed == {"R1": ("G-2", "P-1"), "R2": ("G-2", "P-2"), "R3": ("G-3", None)}
+
+
+def test_points_stored_before_the_police_grids_are_placed_in_them_on_import(
+    tmp_path, management_url, capsys
+):
+    """Homes and check-ins stored while there were no police grids get theirs when the police
+    layer is imported, and move with it when it is redrawn."""
+    g2 = GRIDS[1][2]
+    rows = [f"R1,王桂兰,富强路1号,{g2.centroid.y},109.872,,M1,,,true"]
+    path = _write_rows(tmp_path / "residents.csv", RESIDENTS_HEADER, rows)
+    assert cli("residents", "import", str(path), "--database-url", management_url) == 0
+    with psycopg.connect(management_url) as conn:
+        checkin = PatrolCheckin(
+            worker_id="W-1",
+            observed_at=datetime(2026, 11, 23, 8, tzinfo=UTC),
+            received_at=datetime(2026, 11, 23, 8, tzinfo=UTC),
+            lon=109.878,
+            lat=g2.centroid.y,
+            accuracy_m=5.0,
+            kind="patrol",
+            resident_id=None,
+            status=None,
+            note=None,
+        )
+        ensure_partitions(conn, {date(2026, 11, 23)}, ZoneInfo("Asia/Shanghai"))
+        insert_checkin(conn, checkin, grid_id=None)
+    capsys.readouterr()
+    assert _import_police(management_url, _police_file(tmp_path)) == 0
+    assert "note: 2 stored points placed in the police grids" in capsys.readouterr().out
+    assert _police_of(management_url) == {"R1": "P-1", "W-1": "P-2"}
+    # Redrawn: P-1 now reaches past both points.
+    wider = [*POLICE[:3], ("P-1", "第1警格", box(109.86, 40.62, 109.88, 40.63)), POLICE[4]]
+    wider[4] = ("P-2", "第2警格", box(109.88, 40.62, 109.91, 40.63))
+    assert _import_police(management_url, _police_file(tmp_path, wider)) == 0
+    assert "note: 1 stored points placed" in capsys.readouterr().out
+    assert _police_of(management_url) == {"R1": "P-1", "W-1": "P-1"}
+
+
+def _police_of(url: str) -> dict[str, str | None]:
+    with psycopg.connect(url) as conn:
+        rows = conn.execute(
+            "SELECT r.id, p.code FROM residents r LEFT JOIN grids p ON p.id = r.police_grid_id "
+            "UNION ALL SELECT c.worker_id, p.code FROM patrol_checkins c "
+            "LEFT JOIN grids p ON p.id = c.police_grid_id"
+        ).fetchall()
+    return dict(rows)
 
 
 def test_residents_and_workers_naming_a_police_grid_name_the_row(tmp_path, management_url, capsys):
