@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 import psycopg
@@ -113,14 +113,8 @@ def ledger(
     `found_until` bound when it was found (a hazard) or asked (a request). `grid_ids` are
     grids of `system`; `police_scope` the police grids among `scope`.
     """
-    filters = Filters(
-        scope=scope,
-        grid_ids=grid_ids,
-        start=found_from,
-        end=found_until,
-        system=system,
-        police_scope=list(police_scope),
-    )
+    filters = Filters(scope=scope, grid_ids=grid_ids, start=found_from, end=found_until)
+    filters = replace(filters, system=system, police_scope=list(police_scope))
     where, params = where_filters(filters, alias="h", time_column="observed_at")
     where_columns(where, params, "h", kind=kind, level=level, status=statuses, category=categories)
     params.update(

@@ -15,7 +15,7 @@ import psycopg
 import pytest
 
 from tests.support.api import GRID_A, ApiServer, Clock, api_settings, reason
-from tests.support.databases import count_rows
+from tests.support.databases import count_rows, fetch_all
 
 POLICE_GRID = "GA-QS-1-1-01"  # a 警格 of the sample district's police layer
 POLICE_AREA = "GA-QS-1-1"  # its 警务区
@@ -48,16 +48,16 @@ def police(seeded_url) -> Police:
 
 
 def _subtree(url: str, code: str) -> list[int]:
-    with psycopg.connect(url) as conn:
-        rows = conn.execute(
-            """
-            WITH RECURSIVE sub AS (
-                SELECT id FROM grids WHERE code = %s
-                UNION SELECT g.id FROM grids g JOIN sub ON g.parent_id = sub.id
-            ) SELECT id FROM sub
-            """,
-            (code,),
-        ).fetchall()
+    rows = fetch_all(
+        url,
+        """
+        WITH RECURSIVE sub AS (
+            SELECT id FROM grids WHERE code = %s
+            UNION SELECT g.id FROM grids g JOIN sub ON g.parent_id = sub.id
+        ) SELECT id FROM sub
+        """,
+        (code,),
+    )
     return [gid for (gid,) in rows]
 
 
@@ -142,14 +142,12 @@ def test_a_police_officer_sees_the_points_of_their_police_grid(module_server, ht
         ):
             answer = officer.get(path, params=params)
             assert answer.status_code == 404, (path, params, answer.text)
-        with psycopg.connect(url) as conn:
-            inside, outside = (
-                conn.execute(
-                    f"SELECT id FROM hazard_reports WHERE police_grid_id {op} ANY(%s) LIMIT 1",
-                    (own,),
-                ).fetchone()[0]
-                for op in ("=", "<>")
-            )
+        inside, outside = (
+            fetch_all(
+                url, f"SELECT id FROM hazard_reports WHERE police_grid_id {op} ANY(%s)", (own,)
+            )[0][0]
+            for op in ("=", "<>")
+        )
         assert officer.get(f"/collections/hazards/items/{inside}").status_code == 200
         assert officer.get(f"/collections/hazards/items/{outside}").status_code == 404
         assert (
@@ -171,8 +169,7 @@ def _inside(url: str, code: str) -> tuple[float, float]:
     """A point inside grid `code` (the same in both systems' indexes)."""
     import shapely
 
-    with psycopg.connect(url) as conn:
-        (wkb,) = conn.execute("SELECT geometry FROM grids WHERE code = %s", (code,)).fetchone()
+    [(wkb,)] = fetch_all(url, "SELECT geometry FROM grids WHERE code = %s", (code,))
     point = shapely.from_wkb(bytes(wkb)).buffer(-0.0003).representative_point()
     return point.x, point.y
 
@@ -191,17 +188,17 @@ def test_reports_over_http_are_placed_in_both_systems_and_kept_to_the_reporters_
         assert checkin.status_code == 201, checkin.text
         far = officer.post("/hazards", json=_hazard(*_inside(url, OTHER_POLICE_GRID)))
         assert far.status_code == 403 and "outside the grids" in reason(far)
-    with psycopg.connect(url) as conn:
-        placed = conn.execute(
-            """
-            SELECT g.code, p.code FROM hazard_reports h JOIN grids g ON g.id = h.grid_id
-            JOIN grids p ON p.id = h.police_grid_id WHERE h.id = %s
-            UNION ALL
-            SELECT g.code, p.code FROM patrol_checkins c JOIN grids g ON g.id = c.grid_id
-            JOIN grids p ON p.id = c.police_grid_id WHERE c.worker_id = 'PO-1'
-            """,
-            (posted.json()["id"],),
-        ).fetchall()
+    placed = fetch_all(
+        url,
+        """
+        SELECT g.code, p.code FROM hazard_reports h JOIN grids g ON g.id = h.grid_id
+        JOIN grids p ON p.id = h.police_grid_id WHERE h.id = %s
+        UNION ALL
+        SELECT g.code, p.code FROM patrol_checkins c JOIN grids g ON g.id = c.grid_id
+        JOIN grids p ON p.id = c.police_grid_id WHERE c.worker_id = 'PO-1'
+        """,
+        (posted.json()["id"],),
+    )
     assert len(placed) == 2 and {p for _, p in placed} == {POLICE_GRID}
     assert placed[0][0] == placed[1][0] == posted.json()["properties"]["grid"]
     # A management worker of another grid is refused there, police grid or not.
@@ -217,13 +214,11 @@ def _ledger_ids(client: httpx.Client, **params) -> set[str]:
 
 
 def _cases_in(url: str, ids: list[int]) -> set[str]:
-    with psycopg.connect(url) as conn:
-        rows = conn.execute(
-            "SELECT id::text FROM hazard_reports WHERE police_grid_id = ANY(%s) "
-            "UNION ALL SELECT id::text FROM requests WHERE police_grid_id = ANY(%s)",
-            (ids, ids),
-        ).fetchall()
-    return {i for (i,) in rows}
+    query = (
+        "SELECT id::text FROM hazard_reports WHERE police_grid_id = ANY(%(ids)s) "
+        "UNION ALL SELECT id::text FROM requests WHERE police_grid_id = ANY(%(ids)s)"
+    )
+    return {i for (i,) in fetch_all(url, query, {"ids": ids})}
 
 
 @pytest.mark.parametrize("kept", [False, True], ids=["from the database", "kept"])
@@ -297,6 +292,4 @@ def test_coverage_is_cut_by_either_system(http, police, module_server):
 
 def _codes(server: ApiServer, system: str) -> set[str]:
     url = server.state.settings.database_url
-    with psycopg.connect(url) as conn:
-        rows = conn.execute("SELECT code FROM grids WHERE system = %s", (system,)).fetchall()
-    return {code for (code,) in rows}
+    return {c for (c,) in fetch_all(url, "SELECT code FROM grids WHERE system = %s", (system,))}

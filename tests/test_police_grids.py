@@ -17,16 +17,8 @@ from gridwatch.simulators.district import build_sample_district
 from gridwatch.store.checkins import insert_checkin
 from gridwatch.store.partitions import ensure_partitions
 from gridwatch.store.users import create_user
-from tests.support.databases import count_rows
-from tests.support.import_files import (
-    COMMUNITIES,
-    DISTRICT,
-    GRIDS,
-    STREETS,
-    assert_one_error_line,
-    cli,
-    write_features,
-)
+from tests.support import import_files as files
+from tests.support.databases import count_rows, fetch_all
 from tests.support.settings import make_settings
 from tests.support.waiting import wait_for
 
@@ -49,35 +41,34 @@ POLICE_PARENTS = [None, "GA", "PS-1", "JW-1", "JW-1"]
 def management_url(tmp_path, database_url, capsys):
     """The small management hierarchy of the import tests, through the CLI."""
     for level, features in (
-        ("district", DISTRICT),
-        ("street", STREETS),
-        ("community", COMMUNITIES),
-        ("grid", GRIDS),
+        ("district", files.DISTRICT),
+        ("street", files.STREETS),
+        ("community", files.COMMUNITIES),
+        ("grid", files.GRIDS),
     ):
-        path = write_features(tmp_path / f"{level}.geojson", features)
-        assert cli("grids", "import", str(path), "--database-url", database_url,
+        path = files.write_features(tmp_path / f"{level}.geojson", features)
+        assert files.cli("grids", "import", str(path), "--database-url", database_url,
                    "--level", level) == 0  # fmt: skip
     capsys.readouterr()
     return database_url
 
 
 def _police_file(tmp_path, features=POLICE, parents=POLICE_PARENTS, levels=POLICE_LEVELS):
-    return write_features(tmp_path / "police.geojson", features, 层级=levels, parent=parents)
+    return files.write_features(tmp_path / "police.geojson", features, 层级=levels, parent=parents)
 
 
 def _import_police(url: str, path) -> int:
-    return cli("grids", "import", str(path), "--database-url", url, "--system", "police",
+    return files.cli("grids", "import", str(path), "--database-url", url, "--system", "police",
                "--parent-field", "parent")  # fmt: skip
 
 
 def _systems(url: str) -> dict[str, tuple[str, str | None, str]]:
     """code → (system, parent code, level)."""
-    with psycopg.connect(url) as conn:
-        rows = conn.execute(
-            "SELECT g.code, g.system, p.code, g.level FROM grids g "
-            "LEFT JOIN grids p ON p.id = g.parent_id"
-        ).fetchall()
-    return {code: (system, parent, level) for code, system, parent, level in rows}
+    query = (
+        "SELECT g.code, g.system, p.code, g.level FROM grids g "
+        "LEFT JOIN grids p ON p.id = g.parent_id"
+    )
+    return {code: (system, parent, level) for code, system, parent, level in fetch_all(url, query)}
 
 
 def test_a_police_hierarchy_imports_beside_the_management_grids(tmp_path, management_url, capsys):
@@ -93,7 +84,7 @@ def test_a_police_hierarchy_imports_beside_the_management_grids(tmp_path, manage
         "P-1": ("police", "JW-1", "grid"),
         "P-2": ("police", "JW-1", "grid"),
     }
-    assert all(stored[code][0] == "management" for code, _, _ in GRIDS + COMMUNITIES)
+    assert all(stored[code][0] == "management" for code, _, _ in files.GRIDS + files.COMMUNITIES)
     # Again: updated in place, still police grids.
     assert _import_police(management_url, path) == 0
     assert f"{path}: 0 grids added, 5 updated" in capsys.readouterr().out
@@ -103,8 +94,8 @@ def test_a_police_hierarchy_imports_beside_the_management_grids(tmp_path, manage
 def test_police_parents_by_containment_stay_in_the_police_system(tmp_path, management_url, capsys):
     """Without a parent field each police level finds its parent among the police grids, never
     in the management grids drawn over the same ground."""
-    path = write_features(tmp_path / "police.geojson", POLICE, 层级=POLICE_LEVELS)
-    assert cli("grids", "import", str(path), "--database-url", management_url,
+    path = files.write_features(tmp_path / "police.geojson", POLICE, 层级=POLICE_LEVELS)
+    assert files.cli("grids", "import", str(path), "--database-url", management_url,
                "--system", "police") == 0  # fmt: skip
     capsys.readouterr()
     stored = _systems(management_url)
@@ -132,14 +123,16 @@ def test_a_bad_police_file_names_its_feature_and_imports_nothing(
     before = _systems(management_url)
     path = _police_file(tmp_path, features, parents)
     assert _import_police(management_url, path) == 1
-    assert_one_error_line(capsys.readouterr().err, "police.geojson", *needles)
+    files.assert_one_error_line(capsys.readouterr().err, "police.geojson", *needles)
     assert _systems(management_url) == before
 
 
 def test_an_unknown_system_is_refused_before_any_work(tmp_path, management_url, capsys):
     path = _police_file(tmp_path)
     with pytest.raises(SystemExit) as exited:
-        cli("grids", "import", str(path), "--database-url", management_url, "--system", "fire")
+        files.cli(
+            "grids", "import", str(path), "--database-url", management_url, "--system", "fire"
+        )
     assert exited.value.code == 2
     assert "invalid choice: 'fire'" in capsys.readouterr().err
     assert count_rows(management_url, "grids", "system = 'police'") == 0
@@ -148,9 +141,13 @@ def test_an_unknown_system_is_refused_before_any_work(tmp_path, management_url, 
 def test_management_files_cannot_take_a_police_code(tmp_path, management_url, capsys):
     assert _import_police(management_url, _police_file(tmp_path)) == 0
     capsys.readouterr()
-    path = write_features(tmp_path / "grids2.geojson", [("P-1", "第9网格", GRIDS[0][2])])
-    assert cli("grids", "import", str(path), "--database-url", management_url) == 1
-    assert_one_error_line(capsys.readouterr().err, "grids2.geojson", "feature 1", "police grid")
+    path = files.write_features(
+        tmp_path / "grids2.geojson", [("P-1", "第9网格", files.GRIDS[0][2])]
+    )
+    assert files.cli("grids", "import", str(path), "--database-url", management_url) == 1
+    files.assert_one_error_line(
+        capsys.readouterr().err, "grids2.geojson", "feature 1", "police grid"
+    )
     assert _systems(management_url)["P-1"][0] == "police"
 
 
@@ -166,14 +163,14 @@ RESIDENTS_HEADER = (
 
 def test_residents_are_placed_in_both_systems(tmp_path, management_url, capsys):
     assert _import_police(management_url, _police_file(tmp_path)) == 0
-    g2 = GRIDS[1][2]  # split between P-1 (west of 109.875) and P-2
+    g2 = files.GRIDS[1][2]  # split between P-1 (west of 109.875) and P-2
     rows = [
         f"R1,王桂兰,富强路1号,{g2.centroid.y},109.872,,M1,,,true",  # G-2, P-1
         f"R2,李德福,富强路2号,{g2.centroid.y},109.878,,M2,,,true",  # G-2, P-2
         "R3,张秀英,富强路3号,,,G-3,M3,,,true",  # a grid code alone: no police grid known
     ]
     path = _write_rows(tmp_path / "residents.csv", RESIDENTS_HEADER, rows)
-    assert cli("residents", "import", str(path), "--database-url", management_url) == 0
+    assert files.cli("residents", "import", str(path), "--database-url", management_url) == 0
     capsys.readouterr()
     with psycopg.connect(management_url) as conn:
         placed = dict(
@@ -191,10 +188,10 @@ def test_points_stored_before_the_police_grids_are_placed_in_them_on_import(
 ):
     """Homes and check-ins stored while there were no police grids get theirs when the police
     layer is imported, and move with it when it is redrawn."""
-    g2 = GRIDS[1][2]
+    g2 = files.GRIDS[1][2]
     rows = [f"R1,王桂兰,富强路1号,{g2.centroid.y},109.872,,M1,,,true"]
     path = _write_rows(tmp_path / "residents.csv", RESIDENTS_HEADER, rows)
-    assert cli("residents", "import", str(path), "--database-url", management_url) == 0
+    assert files.cli("residents", "import", str(path), "--database-url", management_url) == 0
     with psycopg.connect(management_url) as conn:
         checkin = PatrolCheckin(
             worker_id="W-1",
@@ -223,13 +220,13 @@ def test_points_stored_before_the_police_grids_are_placed_in_them_on_import(
 
 
 def _police_of(url: str) -> dict[str, str | None]:
-    with psycopg.connect(url) as conn:
-        rows = conn.execute(
-            "SELECT r.id, p.code FROM residents r LEFT JOIN grids p ON p.id = r.police_grid_id "
-            "UNION ALL SELECT c.worker_id, p.code FROM patrol_checkins c "
-            "LEFT JOIN grids p ON p.id = c.police_grid_id"
-        ).fetchall()
-    return dict(rows)
+    """The police grid of each resident's home and of each worker's check-in."""
+    query = (
+        "SELECT r.id, p.code FROM residents r LEFT JOIN grids p ON p.id = r.police_grid_id "
+        "UNION ALL SELECT c.worker_id, p.code FROM patrol_checkins c "
+        "LEFT JOIN grids p ON p.id = c.police_grid_id"
+    )
+    return dict(fetch_all(url, query))
 
 
 def test_residents_and_workers_naming_a_police_grid_name_the_row(tmp_path, management_url, capsys):
@@ -242,13 +239,13 @@ def test_residents_and_workers_naming_a_police_grid_name_the_row(tmp_path, manag
         RESIDENTS_HEADER,
         ["R1,王桂兰,富强路1号,,,G-1,M1,,,true", "R2,李德福,富强路2号,,,P-1,M2,,,true"],
     )
-    assert cli("residents", "import", str(residents), "--database-url", management_url) == 1
-    assert_one_error_line(capsys.readouterr().err, "row 3", "'P-1'", "a police grid")
+    assert files.cli("residents", "import", str(residents), "--database-url", management_url) == 1
+    files.assert_one_error_line(capsys.readouterr().err, "row 3", "'P-1'", "a police grid")
     workers = _write_rows(
         tmp_path / "workers.csv", "worker_id,name,phone,grid_codes", ["W1,丽娜,,P-2"]
     )
-    assert cli("workers", "import", str(workers), "--database-url", management_url) == 1
-    assert_one_error_line(capsys.readouterr().err, "row 2", "'P-2'", "a police grid")
+    assert files.cli("workers", "import", str(workers), "--database-url", management_url) == 1
+    files.assert_one_error_line(capsys.readouterr().err, "row 2", "'P-2'", "a police grid")
     assert count_rows(management_url, "residents") == 0
     assert count_rows(management_url, "workers") == 0
 

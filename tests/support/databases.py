@@ -116,6 +116,12 @@ def count_rows(url: str, table: str, where: str = "TRUE", params: tuple = ()) ->
         return conn.execute(f"SELECT count(*) FROM {table} WHERE {where}", params).fetchone()[0]
 
 
+def fetch_all(url: str, query: str, params: tuple | dict = ()) -> list[tuple]:
+    """The rows of one query of the database at `url`."""
+    with psycopg.connect(url) as conn:
+        return conn.execute(query, params).fetchall()
+
+
 def settled_mornings(url: str, residents: list[str] | None = None) -> None:
     """Give homes the profile of homes watched for a while: three working-day mornings up at
     07:00, so the district's default morning window holds for them (a home still being
