@@ -161,7 +161,7 @@ def _sample_district(conn, settings: Settings):
         else "loading the sample district (青山区, 包头市)...",
         flush=True,
     )
-    result = load_sample_district(conn, settings.data_dir / "sample")
+    result = load_sample_district(conn, settings.data_dir / "sample", police=True)
     areas = ", ".join(_count(n, level) for level, n in result.areas.items())
     print(f"{areas}, {result.residents} residents, {result.workers} grid workers", flush=True)
     police = ", ".join(

@@ -14,6 +14,8 @@ import httpx
 import psycopg
 import pytest
 
+from gridwatch.simulators.sample import load_police_grids
+from gridwatch.store.users import create_user
 from tests.support.api import GRID_A, ApiServer, Clock, api_settings, reason
 from tests.support.databases import count_rows, fetch_all
 
@@ -34,10 +36,17 @@ class Police:
         return {"Authorization": f"Bearer {getattr(self, who)}"}
 
 
+@pytest.fixture(scope="module", autouse=True)
+def police_layer(seeded_url, tmp_path_factory) -> None:
+    """The sample district's police grids, imported into this module's database after its
+    sample activity was stored (which the import places in them) and before its server
+    starts."""
+    with psycopg.connect(seeded_url) as conn:
+        load_police_grids(conn, tmp_path_factory.mktemp("police"))
+
+
 @pytest.fixture(scope="module")
 def police(seeded_url) -> Police:
-    from gridwatch.store.users import create_user
-
     with psycopg.connect(seeded_url) as conn:
         return Police(
             officer=create_user(conn, "PO-1", role="grid_worker", grid_codes=(POLICE_GRID,)),
@@ -257,8 +266,6 @@ def test_the_ledger_and_kept_layers_are_cut_by_either_system(seeded_url, police,
 
 
 def create_admin(url: str) -> str:
-    from gridwatch.store.users import create_user
-
     with psycopg.connect(url) as conn:
         return create_user(conn, f"admin-{uuid.uuid4().hex[:6]}", role="admin")
 

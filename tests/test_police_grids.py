@@ -14,6 +14,7 @@ from shapely.geometry import box
 
 from gridwatch.model.records import PatrolCheckin
 from gridwatch.simulators.district import build_sample_district
+from gridwatch.simulators.sample import load_police_grids
 from gridwatch.store.checkins import insert_checkin
 from gridwatch.store.partitions import ensure_partitions
 from gridwatch.store.users import create_user
@@ -288,6 +289,7 @@ def test_points_over_mqtt_are_placed_in_both_systems_and_police_scopes_hold(
     inside, grid_code = _point_in_both(district, "GA-QS-1-1-01")
     elsewhere, _ = _point_in_both(district, "GA-QS-2-3-06")
     with psycopg.connect(url) as conn:
+        load_police_grids(conn, tmp_path / "police", district)
         create_user(conn, "PO-1", role="grid_worker", grid_codes=("GA-QS-1-1-01",))
     running = start_worker(s)
 
