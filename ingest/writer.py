@@ -244,7 +244,7 @@ class BatchWriter:
         if fresh is None:
             return False
         self.grids = fresh
-        log.info("grid index reloaded: %d grids", len(fresh.index))
+        log.info("grid index reloaded: %d grids (of every system)", len(fresh.systems))
         return True
 
     def reload_registrations_if_changed(self) -> bool:
