@@ -69,6 +69,7 @@ def grid_feature(
             "code": grid.code,
             "name": grid.name,
             "level": grid.level,
+            "system": grid.system,
             "parent": parent_code,
             "area_m2": round(grid.area_m2, 1),
             "residents": counts.residents,

@@ -30,6 +30,7 @@ class CheckinRow:
     status: str | None
     note: str | None
     photo_urls: list[str]
+    police_grid_id: int | None = None
 
 
 _CHECKINS = Listing(
@@ -37,7 +38,7 @@ _CHECKINS = Listing(
     sql.SQL(
         "c.worker_id, c.source, c.observed_at, c.received_at, c.lon, c.lat, c.accuracy_m, "
         "c.grid_id, g.code AS grid_code, c.kind, c.resident_id, c.status, c.note, "
-        "coalesce(c.photo_urls, '{}') AS photo_urls"
+        "coalesce(c.photo_urls, '{}') AS photo_urls, c.police_grid_id"
     ),
     sql.SQL("patrol_checkins c LEFT JOIN grids g ON g.id = c.grid_id"),
     sql.SQL("c.observed_at DESC, c.worker_id DESC, c.source DESC"),
@@ -73,15 +74,20 @@ def get_checkin(
 
 
 def insert_checkin(
-    conn: psycopg.Connection, checkin: PatrolCheckin, *, grid_id: int | None
+    conn: psycopg.Connection,
+    checkin: PatrolCheckin,
+    *,
+    grid_id: int | None,
+    police_grid_id: int | None = None,
 ) -> tuple[CheckinRow, bool]:
     """Store a check-in once (same worker, source and time: the same check-in)."""
     with conn.transaction():
         created = conn.execute(
             """
             INSERT INTO patrol_checkins (worker_id, observed_at, received_at, source, lon, lat,
-                accuracy_m, grid_id, kind, resident_id, status, note, device, battery, photo_urls)
-            VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+                accuracy_m, grid_id, kind, resident_id, status, note, device, battery, photo_urls,
+                police_grid_id)
+            VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
             ON CONFLICT DO NOTHING RETURNING 1
             """,
             (
@@ -100,6 +106,7 @@ def insert_checkin(
                 checkin.device,
                 checkin.battery,
                 list(checkin.photo_urls) or None,
+                police_grid_id,
             ),
         ).fetchone()
         row = get_checkin(
@@ -120,14 +127,20 @@ class VisitCounts:
 
 
 def visit_counts(
-    conn: psycopg.Connection, *, day_start: datetime, day_end: datetime, every: timedelta
+    conn: psycopg.Connection,
+    *,
+    day_start: datetime,
+    day_end: datetime,
+    every: timedelta,
+    column: str = "grid_id",
 ) -> dict[int, VisitCounts]:
-    """Per grid: residents due a home visit at the start of the day (no visit that found them
-    in `every`), residents visited that day, and due residents visited."""
-    rows = conn.execute(
+    """Per grid (of the system whose column is `column`): residents due a home visit at the
+    start of the day (no visit that found them in `every`), residents visited that day, and
+    due residents visited."""
+    query = sql.SQL(
         """
         WITH state AS (
-            SELECT r.grid_id,
+            SELECT r.{grid} AS grid_id,
                 r.living_alone AND NOT EXISTS (
                     SELECT 1 FROM patrol_checkins c
                     WHERE c.resident_id = r.id AND c.kind = 'visit'
@@ -145,12 +158,13 @@ def visit_counts(
                       AND c.status IN ('ok', 'concern')
                       AND c.observed_at >= %(start)s AND c.observed_at < %(end)s
                 ) AS found
-            FROM residents r WHERE r.grid_id IS NOT NULL
+            FROM residents r WHERE r.{grid} IS NOT NULL
         )
         SELECT grid_id, count(*) FILTER (WHERE due), count(*) FILTER (WHERE visited),
                count(*) FILTER (WHERE due AND found)
         FROM state GROUP BY grid_id
-        """,
-        {"due_since": day_start - every, "start": day_start, "end": day_end},
-    ).fetchall()
+        """
+    ).format(grid=sql.Identifier(column))
+    params = {"due_since": day_start - every, "start": day_start, "end": day_end}
+    rows = conn.execute(query, params).fetchall()
     return {row[0]: VisitCounts(*row) for row in rows}
