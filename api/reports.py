@@ -29,7 +29,7 @@ router = APIRouter(tags=["reports (same schema as MQTT)"])
 
 RawBody = Annotated[bytes, Depends(raw_json_body)]
 # What a report sent again under a stored key must repeat, besides its place.
-_CHECKIN_CONTENT = ("kind", "resident_id", "status", "note")
+_CHECKIN_CONTENT = ("kind", "resident_id", "status", "note", "needs")
 _HAZARD_CONTENT = ("reporter_id", "category", "severity", "description")
 
 

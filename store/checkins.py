@@ -29,13 +29,15 @@ class CheckinRow:
     resident_id: str | None
     status: str | None
     note: str | None
+    needs: str | None
 
 
 _CHECKINS = Listing(
     CheckinRow,
     sql.SQL(
         "c.worker_id, c.source, c.observed_at, c.received_at, c.lon, c.lat, c.accuracy_m, "
-        "c.grid_id, g.code AS grid_code, c.kind, c.resident_id, c.status, c.note"
+        "c.grid_id, g.code AS grid_code, c.kind, c.resident_id, c.status, c.note, "
+        "c.needs"
     ),
     sql.SQL("patrol_checkins c LEFT JOIN grids g ON g.id = c.grid_id"),
     sql.SQL("c.observed_at DESC, c.worker_id DESC, c.source DESC"),
@@ -78,8 +80,8 @@ def insert_checkin(
         created = conn.execute(
             """
             INSERT INTO patrol_checkins (worker_id, observed_at, received_at, source, lon, lat,
-                accuracy_m, grid_id, kind, resident_id, status, note, device, battery)
-            VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+                accuracy_m, grid_id, kind, resident_id, status, note, needs, device, battery)
+            VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
             ON CONFLICT DO NOTHING RETURNING 1
             """,
             (
@@ -95,6 +97,7 @@ def insert_checkin(
                 checkin.resident_id,
                 checkin.status,
                 checkin.note,
+                checkin.needs,
                 checkin.device,
                 checkin.battery,
             ),

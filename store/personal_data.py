@@ -178,7 +178,8 @@ def _redact_dead_letters(
 _FORGET_NOTES = (
     "UPDATE absences SET note = NULL WHERE resident_id = %(id)s AND note IS NOT NULL",
     "UPDATE resident_checks SET note = NULL WHERE resident_id = %(id)s AND note IS NOT NULL",
-    "UPDATE patrol_checkins SET resident_id = NULL, note = NULL WHERE resident_id = %(id)s",
+    "UPDATE patrol_checkins SET resident_id = NULL, note = NULL, needs = NULL "
+    "WHERE resident_id = %(id)s",
     "UPDATE alerts SET resolution = NULL WHERE resident_id = %(id)s AND resolution IS NOT NULL",
     "UPDATE alert_events SET note = NULL WHERE note IS NOT NULL "
     "AND alert_id IN (SELECT id FROM alerts WHERE resident_id = %(id)s)",
