@@ -30,6 +30,7 @@ from gridwatch.api import (
     live,
     map_pages,
     open311,
+    phone,
     reports,
     requests,
     site,
@@ -160,6 +161,7 @@ def create_app(
         coverage,
         map_pages,
         console,
+        phone,
         audit,
     )
     for module in routers:

@@ -41,6 +41,8 @@ class LedgerRow:
     grid_id: int | None
     kind: str  # one of cases.ledger.KINDS
     due_kind: str | None  # a request's running deadline: "accept" or "resolve"
+    lon: float | None  # where it is (WGS-84); a request with only an address has none
+    lat: float | None
 
     @property
     def is_open(self) -> bool:
@@ -62,7 +64,8 @@ _LEDGER_FROM = sql.SQL(
             h.reporter_id, h.assignee, h.observed_at, h.received_at,
             coalesce(h.due_at, h.deadline_at,
                      h.received_at + make_interval(secs => coalesce(d.secs, 0))) AS due_at,
-            NULL::text AS due_kind, h.status = ANY(%(open)s) AS is_open, h.description
+            NULL::text AS due_kind, h.status = ANY(%(open)s) AS is_open, h.description,
+            h.lon, h.lat
         FROM hazard_reports h
         LEFT JOIN unnest(%(sev)s::text[], %(secs)s::float8[]) AS d(severity, secs)
             ON d.severity = h.severity
@@ -73,7 +76,7 @@ _LEDGER_FROM = sql.SQL(
                 ELSE r.due_at END,
             CASE WHEN r.status = ANY(%(waiting)s) AND r.accept_by < r.due_at THEN 'accept'
                 ELSE 'resolve' END,
-            r.status = ANY(%(request_open)s), r.description
+            r.status = ANY(%(request_open)s), r.description, r.lon, r.lat
         FROM requests r
     ) h
     LEFT JOIN grids g ON g.id = h.grid_id
@@ -135,7 +138,7 @@ def ledger(
                 h.category, h.severity, h.status, h.level, h.reporter_id, h.assignee,
                 h.observed_at, h.received_at, h.due_at, h.due_kind,
                 (h.is_open AND h.due_at <= %(now)s) AS overdue,
-                h.description, count(*) OVER () AS matched,
+                h.description, h.lon, h.lat, count(*) OVER () AS matched,
                 row_number() OVER (ORDER BY {}) AS n
             {}
             WHERE {}
@@ -161,7 +164,7 @@ def ledger(
         SELECT p.id, p.grid_code, p.grid_name, p.community_name, p.category, p.severity,
             p.status, p.level, p.reporter_id, p.assignee, p.observed_at, p.received_at,
             p.due_at, p.overdue, ev.resolved_at, p.description, ev.last_action, ev.last_note,
-            p.grid_id, p.kind, p.due_kind, p.matched
+            p.grid_id, p.kind, p.due_kind, p.lon, p.lat, p.matched
         FROM page p LEFT JOIN events ev ON ev.kind = p.kind AND ev.id = p.id
         ORDER BY p.n
         """
