@@ -42,6 +42,7 @@ from gridwatch.api.hazards import (
 )
 from gridwatch.api.http_errors import BadRequest
 from gridwatch.api.layer_cache import Body, conditional
+from gridwatch.api.live import case_stream_start
 from gridwatch.api.map_pages import PAGE_HEADERS, page_context
 from gridwatch.api.requests import DISPATCHERS, visible_request
 from gridwatch.api.responses import JSONResponse, dumps
@@ -382,8 +383,20 @@ def _desk_script(t: dict, state: ApiState, summary: dict, kind: str | None) -> d
             "connected": t["connected"],
             "reconnecting": t["reconnecting"],
             "no_alerts": t["no_alerts"],
-        },
+        }
+        | _case_texts(t),
         "known": [a["alert_id"] for a in summary["live"]],
+        "cases_after": case_stream_start(state),
+    }
+
+
+def _case_texts(t: dict) -> dict:
+    """The words a page needs to show a step of a case that came over the case stream."""
+    return {
+        "case_kind": t["kind"],
+        "case_category": {"hazard": t["category"], "request": t["service"]},
+        "case_status": {"hazard": t["status"], "request": t["request_status"]},
+        "case_event": t["console"]["event"],
     }
 
 
@@ -737,6 +750,8 @@ def case_view(
         grid_choices=[],
         script_data={
             "case_id": str(hazard.id),
+            "item": f"/collections/hazards/items/{hazard.id}",
+            "cases_after": case_stream_start(state),
             "zone": state.zone.key,
             "transitions": {step: sorted(src) for step, (src, _) in TRANSITIONS.items()},
             "texts": _action_texts(t) | {"photos": c["photos"], "case_state": t["status"]},
@@ -803,6 +818,8 @@ def _request_view(principal: Principal, conn, state: ApiState, case_id: str) -> 
         ],
         script_data={
             "case_id": str(found.id),
+            "item": f"/collections/requests/items/{found.id}",
+            "cases_after": case_stream_start(state),
             "zone": state.zone.key,
             "transitions": transitions,
             "texts": _action_texts(t) | {"photos": c["photos"], "case_state": t["request_status"]},

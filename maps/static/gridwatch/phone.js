@@ -317,8 +317,7 @@ document.addEventListener("DOMContentLoaded", function () {
   }
   var streams = [["/alerts/stream?after=" + data.alerts_after, "alert"],
     ["/cases/stream?after=" + data.cases_after, "case"]].map(function (entry) {
-    var stream = window.gridwatchStream(entry[0], status, t, later);
-    stream.addEventListener(entry[1], later);
+    var stream = window.gridwatchStream(entry[0], status, t, later, entry[1]);
     stream.addEventListener("error", function () {
       // A stream the server refused (a session that ended) is not retried: check and leave.
       if (stream.readyState === EventSource.CLOSED) { refresh(); }
