@@ -166,9 +166,14 @@ def create_app(
     )
     for module in routers:
         app.include_router(module.router)
+    # Our own assets, then the vendored libraries: static/vendor/<library> is served as
+    # /static/<library>.
     app.mount(
         "/static",
-        StaticFiles(packages=[("gridwatch.maps", "static")], follow_symlink=False),
+        StaticFiles(
+            packages=[("gridwatch.maps", "static"), ("gridwatch.maps", "static/vendor")],
+            follow_symlink=False,
+        ),
         name="static",
     )
     return app

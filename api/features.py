@@ -25,10 +25,11 @@ from gridwatch.model.records import checkin_key
 from gridwatch.model.services import BY_CODE
 from gridwatch.store.absences import AbsenceRow
 from gridwatch.store.alerts import AlertRow
+from gridwatch.store.case_events import CaseEvent
 from gridwatch.store.checkins import CheckinRow
 from gridwatch.store.grids import GridCounts, GridRecord
 from gridwatch.store.hazards import Hazard, HazardEvent
-from gridwatch.store.requests import Request, RequestEvent
+from gridwatch.store.requests import Request
 from gridwatch.store.residents import ResidentRecord
 from gridwatch.store.users import Principal
 from gridwatch.store.warnings import WarningRow, warning_message
@@ -80,7 +81,7 @@ def grid_feature(
     )
 
 
-def case_step(event: HazardEvent | RequestEvent, *extra: str) -> dict:
+def case_step(event: CaseEvent, *extra: str) -> dict:
     """One step of a case's history (a hazard's or a request's), with the `extra` fields its
     kind of case records."""
     step = {

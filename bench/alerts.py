@@ -63,21 +63,24 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import orjson
-import paho.mqtt.client as mqtt
 import psycopg
 import shapely
-from paho.mqtt.enums import CallbackAPIVersion
 
 from gridwatch.alerts.engine import AlertEngine
 from gridwatch.alerts.partition import Partition
 from gridwatch.alerts.rules import METER_OFFLINE, Rules
 from gridwatch.dispatch.service import make_engine, run_alerts
-from gridwatch.ingest.mqtt import BrokerAddress
 from gridwatch.settings import Settings
 from gridwatch.store import alert_store
 from gridwatch.store.migrate import migrate
+
+# Run as `python bench/alerts.py`, the path has bench/ but not the checkout's root, which
+# holds tests/support: the alert subscriber, shared with the tests.
+sys.path.append(str(Path(__file__).resolve().parent.parent))
+from tests.support.broker import Subscriber
 
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 DEFAULT_MQTT_URL = "mqtt://127.0.0.1:1883"
@@ -307,36 +310,6 @@ def partition_passes(url: str, settings: Settings, now: datetime, args, homes: i
     return {"partitions": args.partitions, **found}
 
 
-class Subscriber:
-    """Every alert message on `{prefix}/alerts/#`, stamped with its arrival wall time."""
-
-    def __init__(self, mqtt_url: str, topic: str, client_id: str) -> None:
-        address = BrokerAddress.from_url(mqtt_url)
-        self.messages: list[tuple[float, dict]] = []
-        self.ready = threading.Event()
-        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id, protocol=mqtt.MQTTv311)
-        if address.username:
-            client.username_pw_set(address.username, address.password)
-        if address.tls:
-            client.tls_set()
-        # Subscribed on every connect, so a reconnect in the middle of the run resubscribes.
-        client.on_connect = lambda c, u, f, r, p: c.subscribe(topic, qos=1)
-        client.on_subscribe = lambda *args: self.ready.set()
-        client.on_message = self._on_message
-        client.connect(address.host, address.port)
-        client.loop_start()
-        self.client = client
-        if not self.ready.wait(10):
-            raise SystemExit(f"no subscription to {topic} within 10 s at {address}")
-
-    def _on_message(self, client, userdata, message) -> None:
-        self.messages.append((time.time(), orjson.loads(message.payload)))
-
-    def close(self) -> None:
-        self.client.disconnect()
-        self.client.loop_stop()
-
-
 class ServiceLog(logging.Handler):
     """When the service's engine finished its load (its 'watching N homes' line)."""
 
@@ -539,8 +512,9 @@ def run(args, fire: int, url: str, settings: Settings) -> dict:
     seen = 0
     try:
         while time.time() < last_deadline + GRACE_S and service.is_alive():
-            messages = subscriber.messages
-            for arrived, payload in messages[seen:]:
+            messages = subscriber.messages[seen:]
+            arrivals = subscriber.arrived[seen : seen + len(messages)]
+            for arrived, (_topic, payload) in zip(arrivals, messages, strict=True):
                 resident = payload.get("resident_id")
                 expected = (
                     resident in deadlines
@@ -551,7 +525,7 @@ def run(args, fire: int, url: str, settings: Settings) -> dict:
                     unexpected.append(payload)
                 elif resident not in received:
                     received[resident] = arrived
-            seen = len(messages)
+            seen += len(messages)
             if len(received) == len(deadlines):
                 break
             time.sleep(0.2)

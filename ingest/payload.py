@@ -131,37 +131,12 @@ def read_ts(data: dict[str, Any], ctx: ParseContext, field: str = "ts") -> datet
     return when.astimezone(UTC)
 
 
-@overload
 def read_number(
-    data: dict[str, Any],
-    field: str,
-    *,
-    required: Literal[True],
-    low: float | None = None,
-    high: float | None = None,
-) -> float: ...
-@overload
-def read_number(
-    data: dict[str, Any],
-    field: str,
-    *,
-    required: bool = False,
-    low: float | None = None,
-    high: float | None = None,
-) -> float | None: ...
-def read_number(
-    data: dict[str, Any],
-    field: str,
-    *,
-    required: bool = False,
-    low: float | None = None,
-    high: float | None = None,
+    data: dict[str, Any], field: str, *, low: float | None = None, high: float | None = None
 ) -> float | None:
-    """A finite number within [low, high]; None when absent and not required."""
+    """A finite number within [low, high]; None when absent."""
     raw = data.get(field)
     if raw is None:
-        if required:
-            raise InvalidPayload(f"missing required field {field!r}")
         return None
     if isinstance(raw, bool) or not isinstance(raw, int | float):
         raise InvalidPayload(f"{field} must be a number, got {json_type(raw)}")
@@ -233,9 +208,16 @@ def read_position(
     data: dict[str, Any], lat_field: str = "lat", lon_field: str = "lon"
 ) -> tuple[float, float]:
     """Latitude and longitude, both required and within range; returns (lon, lat)."""
-    lat = read_number(data, lat_field, required=True, low=-90.0, high=90.0)
-    lon = read_number(data, lon_field, required=True, low=-180.0, high=180.0)
+    lat = _given(read_number(data, lat_field, low=-90.0, high=90.0), lat_field)
+    lon = _given(read_number(data, lon_field, low=-180.0, high=180.0), lon_field)
     return lon, lat
+
+
+def _given(value: float | None, field: str) -> float:
+    """The value read of a required field; InvalidPayload when it was not there."""
+    if value is None:
+        raise InvalidPayload(f"missing required field {field!r}")
+    return value
 
 
 def read_wgs84_position(data: dict[str, Any]) -> tuple[float, float]:

@@ -25,6 +25,7 @@ from gridwatch.cases.hazards import (
     next_status,
 )
 from gridwatch.model.records import HazardReport
+from gridwatch.store.case_events import CaseEvent, case_events
 from gridwatch.store.filters import Filters, all_of, count_per_day, where_columns, where_filters
 from gridwatch.store.paging import Listing, Page, fetch_rows
 
@@ -54,15 +55,8 @@ class Hazard:
 
 
 @dataclass(frozen=True, slots=True)
-class HazardEvent:
-    id: int
-    at: datetime
-    action: str
-    from_status: str | None
-    to_status: str
-    actor: str | None
-    note: str | None
-    photo_urls: list[str]
+class HazardEvent(CaseEvent):
+    """A step of a hazard's history: the fields every case's step has."""
 
 
 _REPORT_COLUMNS = (
@@ -194,11 +188,7 @@ def get_hazard(conn: psycopg.Connection, hazard_id: uuid.UUID, *, lock: bool = F
 
 def hazard_events(conn: psycopg.Connection, hazard_id: uuid.UUID) -> list[HazardEvent]:
     """The hazard's history, oldest first."""
-    query = (
-        "SELECT id, at, action, from_status, to_status, actor, note, photo_urls "
-        "FROM hazard_events WHERE hazard_id = %s ORDER BY at, id"
-    )
-    return fetch_rows(conn, HazardEvent, query, (hazard_id,))
+    return case_events(conn, HazardEvent, "hazard_events", "hazard_id", hazard_id)
 
 
 def transition_hazard(
@@ -242,14 +232,14 @@ def transition_hazard(
 def open_hazard_clocks(conn: psycopg.Connection, *, now: datetime) -> list[HazardClock]:
     """Open hazards past their deadline, or stored without one (before deadlines were set
     when a hazard is stored): what the hazard clocks of `gridwatch alerts` look at."""
-    rows = conn.execute(
+    query = (
         "SELECT id, severity, status, level, received_at, deadline_at FROM hazard_reports "
         "WHERE status = ANY(%s) AND (deadline_at IS NULL OR deadline_at <= %s) "
-        "AND level <> 'street'",
-        (sorted(OPEN_STATUSES), now),
-    ).fetchall()
+        "AND level <> 'street'"
+    )
+    clocks = fetch_rows(conn, HazardClock, query, (sorted(OPEN_STATUSES), now))
     conn.commit()
-    return [HazardClock(*row) for row in rows]
+    return clocks
 
 
 def apply_escalations(

@@ -45,11 +45,6 @@ def existing_partition_days(conn: psycopg.Connection, table: str) -> set[date]:
     return days
 
 
-def local_days(instants: Iterable[datetime], zone: ZoneInfo) -> set[date]:
-    """The local calendar days the instants fall on."""
-    return {instant.astimezone(zone).date() for instant in instants}
-
-
 def ensure_partitions(
     conn: psycopg.Connection, days: Iterable[date], zone: ZoneInfo, tables=TIMESERIES_TABLES
 ) -> int:

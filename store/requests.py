@@ -29,6 +29,7 @@ from gridwatch.cases.requests import (
 )
 from gridwatch.errors import Conflict, NotFound
 from gridwatch.model.records import RequestIntake
+from gridwatch.store.case_events import CaseEvent, case_events
 from gridwatch.store.filters import Filters, where_columns, where_filters
 from gridwatch.store.grids import GridCatalog
 from gridwatch.store.paging import Listing, Page, fetch_rows
@@ -93,15 +94,10 @@ class Request:
 
 
 @dataclass(frozen=True, slots=True)
-class RequestEvent:
-    id: int
-    at: datetime
-    action: str
-    from_status: str | None
-    to_status: str
-    actor: str | None
-    note: str | None
-    photo_urls: list[str]
+class RequestEvent(CaseEvent):
+    """A step of a request's history: the fields every case's step has, then the rating
+    given with it and the level the request stood at after it."""
+
     rating: str | None
     level: str | None
 
@@ -359,11 +355,7 @@ def get_request(conn: psycopg.Connection, request_id: uuid.UUID, *, lock: bool =
 
 def request_events(conn: psycopg.Connection, request_id: uuid.UUID) -> list[RequestEvent]:
     """The request's history, oldest first."""
-    query = (
-        "SELECT id, at, action, from_status, to_status, actor, note, photo_urls, rating, "
-        "level FROM request_events WHERE request_id = %s ORDER BY at, id"
-    )
-    return fetch_rows(conn, RequestEvent, query, (request_id,))
+    return case_events(conn, RequestEvent, "request_events", "request_id", request_id)
 
 
 def transition_request(
@@ -430,13 +422,13 @@ def transition_request(
 def open_request_clocks(conn: psycopg.Connection, *, now: datetime) -> list[RequestClock]:
     """Open requests below the street past their deadline: what the request clocks of
     `gridwatch alerts` look at."""
-    rows = conn.execute(
+    query = (
         "SELECT id, service_code, status, level, deadline_at FROM requests "
-        "WHERE status = ANY(%s) AND deadline_at <= %s AND level <> 'street'",
-        (sorted(OPEN_STATUSES), now),
-    ).fetchall()
+        "WHERE status = ANY(%s) AND deadline_at <= %s AND level <> 'street'"
+    )
+    clocks = fetch_rows(conn, RequestClock, query, (sorted(OPEN_STATUSES), now))
     conn.commit()
-    return [RequestClock(*row) for row in rows]
+    return clocks
 
 
 def apply_request_escalations(

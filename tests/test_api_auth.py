@@ -18,6 +18,7 @@ from starlette.routing import Mount
 from gridwatch.api_commands import register
 from gridwatch.settings import Settings
 from tests.support.api import GRID_A, GRID_B, NOW, assert_security_headers, reason, resident_of
+from tests.support.databases import point_in_grid, query
 
 
 @pytest.fixture(scope="module")
@@ -156,6 +157,17 @@ def _open311_listing_without_grid_b(c, b):
     assert b["request"] not in [r["service_request_id"] for r in listed]
 
 
+def _layer_attacks(layer: str, key: str) -> dict:
+    """A layer's routes, its grid B feature's id in b[key]: the listing walked without it,
+    and its own page missing."""
+    return {
+        ("GET", f"/collections/{layer}/items"): lambda c, b, u: walk_items(c, b, layer, b[key]),
+        ("GET", f"/collections/{layer}/items/{{{key}_id}}"): lambda c, b, u: _missing(
+            c.get(f"/collections/{layer}/items/{b[key]}")
+        ),
+    }
+
+
 def _transition_attack(action: str, body: dict):
     return lambda c, b, u: _missing(c.post(f"/hazards/{b['hazard']}/{action}", json=body))
 
@@ -189,32 +201,18 @@ WALK = {
     ("GET", "/collections/grids/items/{code}"): lambda c, b, u: _missing(
         c.get(f"/collections/grids/items/{GRID_B}")
     ),
-    ("GET", "/collections/hazards/items"): lambda c, b, u: walk_items(c, b, "hazards", b["hazard"]),
-    ("GET", "/collections/hazards/items/{hazard_id}"): lambda c, b, u: _missing(
-        c.get(f"/collections/hazards/items/{b['hazard']}")
-    ),
-    ("GET", "/collections/checkins/items"): lambda c, b, u: walk_items(
-        c, b, "checkins", b["checkin"]
-    ),
-    ("GET", "/collections/checkins/items/{checkin_id}"): lambda c, b, u: _missing(
-        c.get(f"/collections/checkins/items/{b['checkin']}")
-    ),
-    ("GET", "/collections/alerts/items"): lambda c, b, u: walk_items(c, b, "alerts", b["alert"]),
-    ("GET", "/collections/warnings/items"): lambda c, b, u: walk_items(
-        c, b, "warnings", b["warning"]
-    ),
-    ("GET", "/collections/warnings/items/{warning_id}"): lambda c, b, u: _missing(
-        c.get(f"/collections/warnings/items/{b['warning']}")
-    ),
-    ("GET", "/collections/alerts/items/{alert_id}"): lambda c, b, u: _missing(
-        c.get(f"/collections/alerts/items/{b['alert']}")
-    ),
-    ("GET", "/collections/residents/items"): lambda c, b, u: walk_items(
-        c, b, "residents", b["resident"]
-    ),
-    ("GET", "/collections/residents/items/{resident_id}"): lambda c, b, u: _missing(
-        c.get(f"/collections/residents/items/{b['resident']}")
-    ),
+    **{
+        route: attack
+        for layer, key in (
+            ("hazards", "hazard"),
+            ("checkins", "checkin"),
+            ("alerts", "alert"),
+            ("warnings", "warning"),
+            ("residents", "resident"),
+            ("requests", "request"),
+        )
+        for route, attack in _layer_attacks(layer, key).items()
+    },
     ("GET", "/collections/{collection_id}/items"): lambda c, b, u: _missing(
         c.get("/collections/secrets/items")
     ),
@@ -255,12 +253,6 @@ WALK = {
             ("reopen", {"note": "no"}),
         )
     },
-    ("GET", "/collections/requests/items"): lambda c, b, u: walk_items(
-        c, b, "requests", b["request"]
-    ),
-    ("GET", "/collections/requests/items/{request_id}"): lambda c, b, u: _missing(
-        c.get(f"/collections/requests/items/{b['request']}")
-    ),
     **{
         ("POST", f"/requests/{{request_id}}/{action}"): _request_step_attack(action, body)
         for action, body in (
@@ -575,12 +567,12 @@ def test_browser_login_sets_an_httponly_session(module_server, module_tokens):
 
 
 def test_personal_information_never_reaches_the_log(http, seeded_url, caplog):
-    with psycopg.connect(seeded_url) as conn:
-        name, phone = conn.execute(
-            "SELECT r.name, r.phone FROM residents r JOIN grids g ON g.id = r.grid_id "
-            "WHERE g.code = %s ORDER BY r.id LIMIT 1",
-            (GRID_A,),
-        ).fetchone()
+    [(name, phone)] = query(
+        seeded_url,
+        "SELECT r.name, r.phone FROM residents r JOIN grids g ON g.id = r.grid_id "
+        "WHERE g.code = %s ORDER BY r.id LIMIT 1",
+        (GRID_A,),
+    )
     caplog.set_level(logging.DEBUG)
     http["worker_a"].get("/collections/residents/items", params={"pii": "true"})
     http["worker_a"].get("/maps/grids/" + GRID_A)
@@ -591,10 +583,8 @@ def test_personal_information_never_reaches_the_log(http, seeded_url, caplog):
 def test_reusing_another_grids_hazard_id_is_404_like_a_missing_one(http, grid_b, seeded_url):
     """Grid A's worker posting a report of their own grid under grid B's hazard id learns
     nothing of it: 404 with the words of a missing hazard, not 409 "already used"."""
-    with psycopg.connect(seeded_url) as conn:
-        wkb = conn.execute("SELECT geometry FROM grids WHERE code = %s", (GRID_A,)).fetchone()[0]
-    mine = shapely.from_wkb(bytes(wkb)).representative_point()
-    report = {"lat": mine.y, "lon": mine.x, "category": "road", "severity": "low"}
+    lon, lat = point_in_grid(seeded_url, GRID_A)
+    report = {"lat": lat, "lon": lon, "category": "road", "severity": "low"}
     taken = http["worker_a"].post("/hazards", json={**report, "id": grid_b["hazard"]})
     assert taken.status_code == 404, taken.text
     assert reason(taken) == f"no hazard {grid_b['hazard']}"

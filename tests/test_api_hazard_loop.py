@@ -14,7 +14,6 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import psycopg
 import pytest
-import shapely
 
 from gridwatch.cases.hazards import (
     Escalation,
@@ -36,6 +35,8 @@ from tests.support.api import (
     make_users,
     reason,
 )
+from tests.support.cases import hazard_steps, stored_hazard
+from tests.support.databases import point_in_grid
 from tests.support.waiting import wait_for
 
 DEADLINES = deadlines_from_hours({"critical": 2, "high": 24, "medium": 72, "low": 168})
@@ -64,13 +65,6 @@ def loop(district_database_url, tmp_path):
         clocks.join(timeout=10)
 
 
-def _inside(url: str, code: str) -> tuple[float, float]:
-    with psycopg.connect(url) as conn:
-        wkb = conn.execute("SELECT geometry FROM grids WHERE code = %s", (code,)).fetchone()[0]
-    point = shapely.from_wkb(bytes(wkb)).representative_point()
-    return point.x, point.y
-
-
 def _report(client: httpx.Client, lon: float, lat: float, **fields) -> tuple[str, httpx.Response]:
     """Report a hazard under a new id at (lon, lat); its id and the answer."""
     hazard_id = str(uuid.uuid4())
@@ -79,26 +73,19 @@ def _report(client: httpx.Client, lon: float, lat: float, **fields) -> tuple[str
 
 
 def _hazard(url: str, hazard_id: str) -> tuple:
-    with psycopg.connect(url) as conn:
-        return conn.execute(
-            "SELECT status, level, deadline_at, due_at FROM hazard_reports WHERE id = %s",
-            (hazard_id,),
-        ).fetchone()
+    hazard = stored_hazard(url, hazard_id)
+    assert hazard is not None, hazard_id
+    return hazard.status, hazard.level, hazard.deadline_at, hazard.due_at
 
 
 def _events(url: str, hazard_id: str) -> list[tuple]:
-    with psycopg.connect(url) as conn:
-        return conn.execute(
-            "SELECT action, from_status, to_status, actor FROM hazard_events "
-            "WHERE hazard_id = %s ORDER BY at, id",
-            (hazard_id,),
-        ).fetchall()
+    return [(e.action, e.from_status, e.to_status, e.actor) for e in hazard_steps(url, hazard_id)]
 
 
 def test_the_whole_loop_with_escalation_on_an_injected_clock(loop):
     server, http, url = loop
     worker, duty = http["worker_a"], http["duty_community"]
-    lon, lat = _inside(url, GRID_A)
+    lon, lat = point_in_grid(url, GRID_A)
     hazard_id, made = _report(
         worker, lon, lat, category="gas", severity="critical", description="楼道燃气味"
     )
@@ -164,7 +151,7 @@ def test_the_whole_loop_with_escalation_on_an_injected_clock(loop):
 
 def test_a_hazard_stored_without_a_deadline_gets_one_from_the_clocks(loop):
     url = loop[2]
-    lon, lat = _inside(url, GRID_A)
+    lon, lat = point_in_grid(url, GRID_A)
     hazard_id = uuid.uuid4()
     with psycopg.connect(url) as conn:  # as stored before deadlines were set at insert
         conn.execute(
@@ -184,7 +171,7 @@ def test_the_api_alone_sets_deadlines_but_escalates_nothing(district_database_ur
     settings = api_settings(tmp_path, url, hazard_check_s=0.05)
     with ApiServer(settings, url, Clock()) as server:
         worker = server.client("worker_a", tokens)
-        lon, lat = _inside(url, GRID_A)
+        lon, lat = point_in_grid(url, GRID_A)
         hazard_id, made = _report(worker, lon, lat, category="gas", severity="critical")
         assert made.status_code == 201
         server.clock.advance(timedelta(hours=9))
@@ -198,7 +185,7 @@ def test_the_api_alone_sets_deadlines_but_escalates_nothing(district_database_ur
 def test_ledger_filters_and_csv_that_excel_opens(loop):
     server, http, url = loop
     admin = http["admin"]
-    lon, lat = _inside(url, GRID_A)
+    lon, lat = point_in_grid(url, GRID_A)
     ids = []
     for severity, description in (("high", '=HYPERLINK("x")'), ("low", "路面坑洼")):
         hazard_id, _ = _report(
@@ -243,7 +230,7 @@ def test_no_ledger_cell_starts_a_formula(loop):
     formula (the description was already guarded, the other cells were written raw)."""
     _, http, url = loop
     admin = http["admin"]
-    lon, lat = _inside(url, GRID_A)
+    lon, lat = point_in_grid(url, GRID_A)
     people = {"=1-2": "@SUM(A1)", "-2": "+cmd", "@me": "=HYPERLINK(1)"}
     for reporter, assignee in people.items():
         hazard_id, posted = _report(
@@ -289,7 +276,7 @@ def test_escalation_plan_catches_up_level_by_level():
 
 def test_steps_refuse_bad_bodies_with_a_reason(loop):
     _, http, url = loop
-    lon, lat = _inside(url, GRID_A)
+    lon, lat = point_in_grid(url, GRID_A)
     hazard_id, _ = _report(http["worker_a"], lon, lat, category="road", severity="low")
     for action, body, words in (
         ("resolve", {}, "note"),

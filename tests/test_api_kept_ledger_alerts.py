@@ -11,11 +11,11 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 
 import httpx
-import psycopg
 import pytest
 
 from gridwatch.store.ledger import LEDGER_ORDERS
 from tests.support.api import GRID_A, GRID_B, NOW, every_page, kept_server, plain_server
+from tests.support.databases import execute, last_audit_id, query
 from tests.support.waiting import wait_for
 
 LEDGER = "/ledger"
@@ -55,15 +55,16 @@ def _same_pages(kept: httpx.Client, plain: httpx.Client, path: str, params: dict
     )
 
 
-def _query(url: str, statement: str, params: tuple = ()) -> list[tuple]:
-    with psycopg.connect(url) as conn:
-        return conn.execute(statement, params).fetchall()
-
-
-def _execute(url: str, statement: str, params: tuple = ()) -> None:
-    """A write by another process, as the ingest or alert process makes one."""
-    with psycopg.connect(url) as conn:
-        conn.execute(statement, params)
+def _same_at_both_limits(
+    kept: httpx.Client, plain: httpx.Client, path: str, params: dict, role: str
+) -> None:
+    """`_same_pages` with pages of 7 and of 1000; the admin's unfiltered ask has more than
+    7 rows, so pages follow one another there."""
+    for limit in (7, 1000):
+        asked = {**params, "limit": limit}
+        if role == "admin" and not params:
+            assert every_page(plain, path, asked)[0]["numberMatched"] > 7, "pages follow"
+        _same_pages(kept, plain, path, asked)
 
 
 def _insert_hazard(
@@ -76,10 +77,10 @@ def _insert_hazard(
 ) -> str:
     """A reported road hazard in grid `code` (None: outside every grid)."""
     hazard_id = uuid.uuid4()
-    [(gid, lon, lat)] = _query(
+    [(gid, lon, lat)] = query(
         url, "SELECT id, min_lon, min_lat FROM grids WHERE code = %s", (code or GRID_A,)
     )
-    _execute(
+    execute(
         url,
         "INSERT INTO hazard_reports (id, reporter_id, observed_at, received_at, lon, lat, "
         "grid_id, category, severity, status, deadline_at, due_at) "
@@ -103,9 +104,9 @@ def _insert_request(url: str, code: str, *, at: datetime, accept_in: timedelta) 
     """A noise complaint dispatched to grid `code` at `at`, to be accepted within `accept_in`
     and resolved within two days, as another process stores one."""
     request_id = uuid.uuid4()
-    [(gid,)] = _query(url, "SELECT id FROM grids WHERE code = %s", (code,))
+    [(gid,)] = query(url, "SELECT id FROM grids WHERE code = %s", (code,))
     accept_by, due = at + accept_in, at + timedelta(days=2)
-    _execute(
+    execute(
         url,
         "INSERT INTO requests (id, source, service_code, description, grid_id, reporter, "
         "requested_at, received_at, status, level, accept_by, due_at, deadline_at, updated_at) "
@@ -122,12 +123,8 @@ def _ledger_row(client: httpx.Client, hazard_id: str) -> dict | None:
     return next((r for r in answer.json()["items"] if r["id"] == hazard_id), None)
 
 
-def _last_audit_id(url: str) -> int:
-    return _query(url, "SELECT coalesce(max(id), 0) FROM personal_data_audit")[0][0]
-
-
 def _audit_after(url: str, last: int) -> list[tuple[str, str, set[str]]]:
-    rows = _query(
+    rows = query(
         url,
         "SELECT actor, what, resident_ids FROM personal_data_audit WHERE id > %s ORDER BY id",
         (last,),
@@ -168,13 +165,7 @@ LEDGER_ASKED = [
 def test_the_kept_ledger_answers_as_the_database_does(kept, plain, role):
     _, http = kept
     for params in LEDGER_ASKED:
-        for limit in (7, 1000):
-            asked = {**params, "limit": limit}
-            if role == "admin" and not params:
-                assert every_page(plain[role], LEDGER, asked)[0]["numberMatched"] > 7, (
-                    "pages follow"
-                )
-            _same_pages(http[role], plain[role], LEDGER, asked)
+        _same_at_both_limits(http[role], plain[role], LEDGER, params, role)
         got, want = (
             http[role].get(f"{LEDGER}.csv", params=params),
             plain[role].get(f"{LEDGER}.csv", params=params),
@@ -299,13 +290,7 @@ ALERTS_ASKED = [
 def test_the_kept_alerts_answer_as_the_database_does(kept, plain, role):
     _, http = kept
     for params in ALERTS_ASKED:
-        for limit in (7, 1000):
-            asked = {**params, "limit": limit}
-            if role == "admin" and not params:
-                assert every_page(plain[role], ALERTS, asked)[0]["numberMatched"] > 7, (
-                    "pages follow"
-                )
-            _same_pages(http[role], plain[role], ALERTS, asked)
+        _same_at_both_limits(http[role], plain[role], ALERTS, params, role)
 
 
 # -- conditional GETs ----------------------------------------------------------------------------
@@ -345,7 +330,7 @@ def test_a_hazards_new_step_is_in_the_next_ledger(kept, seeded_url):
     hazard_id = _insert_hazard(seeded_url, GRID_A, due_in=timedelta(days=2))
     wait_for(lambda: _ledger_row(admin, hazard_id), timeout=NOTICE_S, what="the new hazard")
     etag = admin.get(LEDGER, params={"limit": 10000}).headers["etag"]
-    _execute(
+    execute(
         seeded_url,
         "INSERT INTO hazard_events (hazard_id, at, action, from_status, to_status, actor, note) "
         "VALUES (%s, %s, 'assign', 'reported', 'assigned', 'duty', 'to W001')",
@@ -375,7 +360,7 @@ def test_a_requests_new_step_is_in_the_next_ledger(kept, seeded_url):
     assert (row["kind"], row["category"], row["service_name"]) == ("request", "noise", "噪声扰民")
     assert (row["status"], row["due_kind"], row["severity"]) == ("dispatched", "accept", None)
     assert datetime.fromisoformat(row["due_at"]) == at + timedelta(hours=2)
-    _execute(
+    execute(
         seeded_url,
         "WITH e AS (INSERT INTO request_events (request_id, at, action, from_status, to_status, "
         "actor, note) VALUES (%s, %s, 'accept', 'dispatched', 'accepted', 'W001', '马上到') "
@@ -441,7 +426,7 @@ def test_a_request_not_accepted_in_time_falls_overdue_with_the_clock(kept, plain
 
 def test_an_alert_taken_or_its_resident_moved_is_in_the_next_answer(kept, seeded_url):
     admin = kept[1]["admin"]
-    [(alert_id, resident_id)] = _query(
+    [(alert_id, resident_id)] = query(
         seeded_url,
         "SELECT id, resident_id FROM alerts WHERE status = 'open' AND resident_id IS NOT NULL "
         "ORDER BY id LIMIT 1",
@@ -453,7 +438,7 @@ def test_an_alert_taken_or_its_resident_moved_is_in_the_next_answer(kept, seeded
 
     assert alert()["properties"]["status"] == "open"
     etag = admin.get(ALERTS, params={"limit": 1000}).headers["etag"]
-    _execute(
+    execute(
         seeded_url,
         "UPDATE alerts SET status = 'acknowledged', acknowledged_at = %s, "
         "acknowledged_by = 'duty' WHERE id = %s",
@@ -468,7 +453,7 @@ def test_an_alert_taken_or_its_resident_moved_is_in_the_next_answer(kept, seeded
     assert changed.status_code == 200
 
     [lon, lat] = alert()["geometry"]["coordinates"]
-    _execute(
+    execute(
         seeded_url,
         "UPDATE residents SET lon = lon + 0.001, lat = lat + 0.001 WHERE id = %s",
         (resident_id,),
@@ -488,13 +473,13 @@ def test_an_alert_taken_or_its_resident_moved_is_in_the_next_answer(kept, seeded
 @pytest.fixture(scope="module", name="alert_in_b")
 def alert_in_b_fixture(kept, seeded_url) -> int:
     """An open alert in grid B (the sample has none there), seen by the kept server."""
-    [(resident, gid)] = _query(
+    [(resident, gid)] = query(
         seeded_url,
         "SELECT r.id, r.grid_id FROM residents r JOIN grids g ON g.id = r.grid_id "
         "WHERE g.code = %s AND r.name IS NOT NULL ORDER BY r.id LIMIT 1",
         (GRID_B,),
     )
-    [(alert_id,)] = _query(
+    [(alert_id,)] = query(
         seeded_url,
         "INSERT INTO alerts (resident_id, kind, grid_id, status, severity, since, opened_at) "
         "VALUES (%s, 'no_activity', %s, 'open', 'high', %s, %s) RETURNING id",
@@ -523,7 +508,7 @@ def test_a_kept_alerts_answer_is_never_served_to_another_caller(
     in_grid = {
         code: {
             str(a)
-            for (a,) in _query(
+            for (a,) in query(
                 seeded_url,
                 "SELECT a.id FROM alerts a JOIN grids g ON g.id = a.grid_id WHERE g.code = %s",
                 (code,),
@@ -545,7 +530,7 @@ def test_every_kept_alerts_answer_in_clear_is_recorded_for_its_caller(
     _, http = kept
     params = {"limit": 1000}
     for role in ("worker_a", "worker_b", "worker_a"):
-        last = _last_audit_id(seeded_url)
+        last = last_audit_id(seeded_url)
         first = http[role].get(ALERTS, params=params)
         again = http[role].get(
             ALERTS, params=params, headers={"If-None-Match": first.headers["etag"]}
@@ -562,7 +547,7 @@ def test_kept_answers_asked_at_once_are_each_recorded(kept, module_tokens, seede
     _, http = kept
     asked = {"worker_a": 12, "worker_b": 8}
     shown = {role: _in_clear(http[role].get(ALERTS).json()["features"]) for role in asked}
-    last = _last_audit_id(seeded_url)
+    last = last_audit_id(seeded_url)
     roles = [role for role, times in asked.items() for _ in range(times)]
     with ThreadPoolExecutor(max_workers=len(roles)) as pool:
         answers = list(pool.map(lambda role: http[role].get(ALERTS).status_code, roles))

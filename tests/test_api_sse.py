@@ -62,6 +62,19 @@ def _emit(url: str, alert: OpenAlert, n: int, note: str = "test") -> list[int]:
     return ids
 
 
+def _hears_only(
+    stream: Stream, url: str, unheard: tuple[OpenAlert, int, str], heard: tuple[OpenAlert, str]
+) -> dict:
+    """Write the `unheard` alert's events (how many, their note), then one of the `heard`
+    alert: that one is the next event the stream gives (it then closes); its data."""
+    _emit(url, *unheard)
+    expected = _emit(url, heard[0], 1, heard[1])
+    got = stream.take(1)
+    stream.close()
+    assert [int(e["id"]) for e in got] == expected
+    return got[0]["data"]
+
+
 class Stream:
     """One SSE connection; `take(n)` reads the next n events."""
 
@@ -167,14 +180,9 @@ def test_a_grid_worker_hears_only_their_own_grids(server, seeded_url, module_tok
     mine = _alerts(seeded_url, GRID_A, 1)[0]
     theirs = _alerts(seeded_url, GRID_B, 1)[0]
     with server.client("worker_a", module_tokens) as client:
-        stream = Stream(client)
-        _emit(seeded_url, theirs, 2, "elsewhere")
-        expected = _emit(seeded_url, mine, 1, "here")
-        got = stream.take(1)
-        stream.close()
-    assert [int(e["id"]) for e in got] == expected
-    assert got[0]["data"]["grid"] == GRID_A
-    assert got[0]["data"]["resident"]["masked"] is False, "their own resident: in clear"
+        heard = _hears_only(Stream(client), seeded_url, (theirs, 2, "elsewhere"), (mine, "here"))
+    assert heard["grid"] == GRID_A
+    assert heard["resident"]["masked"] is False, "their own resident: in clear"
 
 
 def test_stream_refuses_bad_resume_ids_and_devices(server, module_tokens):
@@ -311,12 +319,10 @@ def test_an_open_stream_follows_its_users_grids(server, seeded_url):
                 (GRID_B, name),
             )
         time.sleep(1.5)  # the stream looks its user up every second here
-        _emit(seeded_url, old, 1, "old grid, after the move")
-        expected = _emit(seeded_url, new, 1, "new grid")
-        got = stream.take(1)
-        stream.close()
-    assert [int(e["id"]) for e in got] == expected
-    assert got[0]["data"]["grid"] == GRID_B
+        heard = _hears_only(
+            stream, seeded_url, (old, 1, "old grid, after the move"), (new, "new grid")
+        )
+    assert heard["grid"] == GRID_B
 
 
 def test_catching_up_reads_the_history_a_page_at_a_time(server, seeded_url, module_tokens):

@@ -197,6 +197,17 @@ def test_the_ledger_filters_and_exports_what_it_shows(browser, module_server, mo
     assert left == [] and errors == []
 
 
+def _step(page, action: str, form: str, fields: dict[str, str], state: str) -> None:
+    """Take a case's step on its page: click `action`, fill its `form` (field selector →
+    value; a select's option is chosen), confirm, and wait until the case reads `state`."""
+    page.click(f"[data-action={action}]")
+    for field, value in fields.items():
+        put = page.select_option if field.startswith("select") else page.fill
+        put(f"#gw-form-{form} {field}", value)
+    page.click(f"#gw-form-{form} [data-action=confirm]")
+    page.wait_for_function(f"document.querySelector('#gw-state').textContent === '{state}'")
+
+
 def test_a_hazard_walks_its_steps_on_its_page(browser, module_server, module_tokens, seeded_url):
     with psycopg.connect(seeded_url) as conn:
         hazard = conn.execute(
@@ -206,14 +217,8 @@ def test_a_hazard_walks_its_steps_on_its_page(browser, module_server, module_tok
     context, page, left, errors = _context(browser, module_server, DESK, module_tokens.duty_street)
     page.goto(f"{module_server.url}/console/cases/{hazard}")
     assert page.locator("[data-action=close]").is_hidden()  # a reported hazard cannot close
-    page.click("[data-action=dispatch]")
-    page.fill("#gw-form-assign input[name=assignee]", "W001")
-    page.click("#gw-form-assign [data-action=confirm]")
-    page.wait_for_function("document.querySelector('#gw-state').textContent === '已派单'")
-    page.click("[data-action=resolve]")
-    page.fill("#gw-form-resolve textarea[name=note]", "已清理楼道杂物")
-    page.click("#gw-form-resolve [data-action=confirm]")
-    page.wait_for_function("document.querySelector('#gw-state').textContent === '已处置'")
+    _step(page, "dispatch", "assign", {"input[name=assignee]": "W001"}, "已派单")
+    _step(page, "resolve", "resolve", {"textarea[name=note]": "已清理楼道杂物"}, "已处置")
     assert page.locator("[data-action=close]").is_visible()
     assert page.locator("[data-action=resolve]").is_hidden()
     assert "已清理楼道杂物" in page.inner_text("#gw-timeline")
@@ -242,22 +247,14 @@ def test_a_request_from_the_ledger_walks_its_steps_on_its_page(
     page.wait_for_url(f"**/console/cases/{request}")
     page.wait_for_function("window.gridwatchCase !== undefined")
     assert page.locator("[data-action=accept]").is_hidden()  # to be dispatched first
-    page.click("[data-action=dispatch]")
-    page.select_option("#gw-form-dispatch select[name=grid]", GRID_A)
-    page.click("#gw-form-dispatch [data-action=confirm]")
-    page.wait_for_function("document.querySelector('#gw-state').textContent === '已派单'")
-    page.click("[data-action=accept]")
-    page.click("#gw-form-accept [data-action=confirm]")
-    page.wait_for_function("document.querySelector('#gw-state').textContent === '已接单'")
-    page.click("[data-action=resolve]")
-    page.fill("#gw-form-resolve textarea[name=note]", "已协调物业处理")
-    page.click("#gw-form-resolve [data-action=confirm]")
-    page.wait_for_function("document.querySelector('#gw-state').textContent === '已办结'")
-    page.click("[data-action=feedback]")
-    page.select_option("#gw-form-feedback select[name=rating]", "basically_satisfied")
-    page.fill("#gw-form-feedback textarea[name=note]", "居民表示基本满意")
-    page.click("#gw-form-feedback [data-action=confirm]")
-    page.wait_for_function("document.querySelector('#gw-state').textContent === '已回访'")
+    _step(page, "dispatch", "dispatch", {"select[name=grid]": GRID_A}, "已派单")
+    _step(page, "accept", "accept", {}, "已接单")
+    _step(page, "resolve", "resolve", {"textarea[name=note]": "已协调物业处理"}, "已办结")
+    rating = {
+        "select[name=rating]": "basically_satisfied",
+        "textarea[name=note]": "居民表示基本满意",
+    }
+    _step(page, "feedback", "feedback", rating, "已回访")
     assert "居民表示基本满意" in page.inner_text("#gw-timeline")
     with psycopg.connect(seeded_url) as conn:
         assert conn.execute(

@@ -16,6 +16,7 @@ import pytest
 
 from gridwatch.store.hazards import median_as_percentile_cont
 from tests.support.api import GRID_A, GRID_B, NOW, ApiServer, Clock, api_settings, make_users
+from tests.support.databases import execute, last_audit_id, query
 from tests.support.waiting import wait_for
 
 SUMMARY = "/console/summary.json"
@@ -53,17 +54,6 @@ def plain_fixture(kept, tokens, seeded_url, tmp_path_factory):
             client.close()
 
 
-def _query(url: str, statement: str, params: tuple = ()) -> list[tuple]:
-    with psycopg.connect(url) as conn:
-        return conn.execute(statement, params).fetchall()
-
-
-def _execute(url: str, statement: str, params: tuple = ()) -> None:
-    """A write by another process, as the ingest or alert process makes one."""
-    with psycopg.connect(url) as conn:
-        conn.execute(statement, params)
-
-
 def _summary(client: httpx.Client, kind: str | None = None) -> dict:
     answer = client.get(SUMMARY, params={} if kind is None else {"kind": kind})
     assert answer.status_code == 200, answer.text
@@ -83,12 +73,12 @@ def _same(kept: httpx.Client, plain: httpx.Client, kind: str | None = None) -> d
 
 
 def _grid_id(url: str, code: str) -> int:
-    return _query(url, "SELECT id FROM grids WHERE code = %s", (code,))[0][0]
+    return query(url, "SELECT id FROM grids WHERE code = %s", (code,))[0][0]
 
 
 def _resident_in(url: str, code: str) -> str:
     """A named resident of grid `code` with no alert."""
-    return _query(
+    return query(
         url,
         "SELECT r.id FROM residents r JOIN grids g ON g.id = r.grid_id WHERE g.code = %s "
         "AND r.name IS NOT NULL AND NOT EXISTS (SELECT 1 FROM alerts a WHERE a.resident_id = r.id)"
@@ -99,7 +89,7 @@ def _resident_in(url: str, code: str) -> str:
 
 def _open_alert(url: str, code: str, kind: str = "no_activity") -> int:
     resident = _resident_in(url, code)
-    return _query(
+    return query(
         url,
         "INSERT INTO alerts (resident_id, kind, grid_id, status, severity, since, opened_at) "
         "VALUES (%s, %s, %s, 'open', 'high', %s, %s) RETURNING id",
@@ -204,19 +194,19 @@ def test_a_change_is_in_the_next_answer(kept, plain, seeded_url, alert_in_b):
     assert after["live"][0]["alert_id"] == alert_id
     assert worker_a.get(SUMMARY, headers={"If-None-Match": etag}).status_code == 200
 
-    _execute(
+    execute(
         seeded_url,
         "INSERT INTO residents (id, name, grid_id, lon, lat, living_alone) "
         "SELECT 'R-DESK-1', '王秀英', id, min_lon, min_lat, true FROM grids WHERE code = %s",
         (GRID_A,),
     )
-    _execute(
+    execute(
         seeded_url,
         "INSERT INTO devices (kind, id, resident_id) VALUES ('meter', 'M-DESK-1', 'R-DESK-1')",
     )
     installed = _same(worker_a, plain_a)
     assert installed["awaiting_installation"] == before["awaiting_installation"] + 1
-    _execute(
+    execute(
         seeded_url,
         "INSERT INTO meter_readings (meter_id, observed_at, received_at, power_w) "
         "VALUES ('M-DESK-1', %s, %s, 40)",
@@ -225,8 +215,8 @@ def test_a_change_is_in_the_next_answer(kept, plain, seeded_url, alert_in_b):
     assert _same(worker_a, plain_a)["awaiting_installation"] == before["awaiting_installation"]
 
     resident = _resident_in(seeded_url, GRID_A)
-    [(lon, lat)] = _query(seeded_url, "SELECT lon, lat FROM residents WHERE id = %s", (resident,))
-    _execute(
+    [(lon, lat)] = query(seeded_url, "SELECT lon, lat FROM residents WHERE id = %s", (resident,))
+    execute(
         seeded_url,
         "INSERT INTO patrol_checkins (worker_id, observed_at, received_at, lon, lat, grid_id, "
         "kind, resident_id, status) VALUES ('W001', %s, %s, %s, %s, %s, 'visit', %s, 'ok')",
@@ -246,7 +236,7 @@ def test_a_hazard_falling_overdue_turns_the_figures(kept, plain, seeded_url):
     worker_b = http["worker_b"]
     before = _same(worker_b, plain[1]["worker_b"])
     due = server.clock() + timedelta(minutes=30)
-    _execute(
+    execute(
         seeded_url,
         "INSERT INTO hazard_reports (id, reporter_id, observed_at, received_at, lon, lat, "
         "grid_id, category, severity, status, deadline_at, due_at) "
@@ -285,10 +275,6 @@ def _in_clear(summary: dict) -> set[str]:
     return {a["resident_id"] for a in summary["live"] if not a["resident"]["masked"]}
 
 
-def _last_audit_id(url: str) -> int:
-    return _query(url, "SELECT coalesce(max(id), 0) FROM personal_data_audit")[0][0]
-
-
 def test_a_kept_summary_is_never_served_to_another_caller(kept, plain, alert_in_b):
     http = kept[1]
     seen: dict[str, dict] = {}
@@ -309,14 +295,14 @@ def test_a_kept_summary_is_never_served_to_another_caller(kept, plain, alert_in_
 def test_every_summary_in_clear_is_recorded_for_its_caller(kept, tokens, seeded_url, alert_in_b):
     http = kept[1]
     for role in ("worker_a", "worker_b", "admin"):
-        last = _last_audit_id(seeded_url)
+        last = last_audit_id(seeded_url)
         first = http[role].get(SUMMARY)
         again = http[role].get(SUMMARY, headers={"If-None-Match": first.headers["etag"]})
         assert again.status_code == 304
         shown = _in_clear(first.json())
         assert shown, f"{role} sees residents in clear"
         actor = tokens.names.get(role, role)
-        rows = _query(
+        rows = query(
             seeded_url,
             "SELECT actor, what, resident_ids FROM personal_data_audit WHERE id > %s ORDER BY id",
             (last,),

@@ -5,10 +5,9 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta, timezone
 
-import psycopg
 import pytest
 
-from tests.support.databases import count_rows
+from tests.support.databases import count_rows, query
 from tests.support.ingest_streams import MARKER, MY_TOPICS, caught_up, my_topics
 from tests.support.settings import make_settings
 
@@ -108,20 +107,17 @@ def test_a_hazard_id_reported_again_with_other_content_keeps_the_first_and_dead_
     publish(f"{s.topic_prefix}/hazard/W-8", _hazard(hazard_id, _ts(10), category="fire"))
     caught_up(url, s.topic_prefix, publish)
 
-    with psycopg.connect(url) as conn:
-        rows = conn.execute(
-            "SELECT id::text, reporter_id, description, severity, category FROM hazard_reports"
-        ).fetchall()
-        events = conn.execute(
-            "SELECT hazard_id::text, action, to_status, actor FROM hazard_events"
-        ).fetchall()
+    rows = query(
+        url, "SELECT id::text, reporter_id, description, severity, category FROM hazard_reports"
+    )
+    events = query(url, "SELECT hazard_id::text, action, to_status, actor FROM hazard_events")
     assert rows == [(hazard_id, "W-7", "first", "high", "gas")]
     assert events == [(hazard_id, "report", "reported", "W-7")]
-    with psycopg.connect(url) as conn:
-        reasons = conn.execute(
-            f"SELECT reason FROM dead_letters WHERE {MY_TOPICS}",
-            my_topics(s.topic_prefix, s.mqtt_client_id),
-        ).fetchall()
+    reasons = query(
+        url,
+        f"SELECT reason FROM dead_letters WHERE {MY_TOPICS}",
+        my_topics(s.topic_prefix, s.mqtt_client_id),
+    )
     assert len(reasons) == 2
     assert all(r.startswith("same key, different content") for (r,) in reasons), reasons
 
@@ -134,11 +130,8 @@ def test_same_hazard_id_twice_in_one_batch_gives_one_report_event(running, publi
         publish(f"{s.topic_prefix}/hazard/W-1", _hazard(hazard_id, _ts(n + 1)))
         publish(f"{s.topic_prefix}/hazard/W-2", _hazard(hazard_id, _ts(n + 1), severity="low"))
     caught_up(url, s.topic_prefix, publish)
-    with psycopg.connect(url) as conn:
-        stored = {row[0] for row in conn.execute("SELECT id::text FROM hazard_reports")}
-        events = conn.execute(
-            "SELECT hazard_id::text, count(*) FROM hazard_events GROUP BY 1"
-        ).fetchall()
+    stored = {row[0] for row in query(url, "SELECT id::text FROM hazard_reports")}
+    events = query(url, "SELECT hazard_id::text, count(*) FROM hazard_events GROUP BY 1")
     assert stored == set(ids)
     assert sorted(events) == sorted((hazard_id, 1) for hazard_id in ids)
 
@@ -151,12 +144,12 @@ def test_a_bad_payload_delivered_again_is_one_dead_letter_with_a_count(running, 
     publish(topic, bad)
     publish(topic, bad)
     caught_up(url, s.topic_prefix, publish)
-    with psycopg.connect(url) as conn:
-        first = conn.execute(
-            "SELECT topic, payload, occurrences, received_at, last_received_at, reason "
-            "FROM dead_letters WHERE topic = %s",
-            (topic,),
-        ).fetchall()
+    first = query(
+        url,
+        "SELECT topic, payload, occurrences, received_at, last_received_at, reason "
+        "FROM dead_letters WHERE topic = %s",
+        (topic,),
+    )
     assert len(first) == 1
     assert first[0][:3] == (topic, bad, 2)
 
@@ -165,12 +158,12 @@ def test_a_bad_payload_delivered_again_is_one_dead_letter_with_a_count(running, 
     publish(topic, bad)
     publish(f"{s.topic_prefix}/meter/M-10", bad)
     caught_up(url, s.topic_prefix, publish)
-    with psycopg.connect(url) as conn:
-        rows = conn.execute(
-            f"SELECT topic, occurrences, received_at, last_received_at FROM dead_letters "
-            f"WHERE {MY_TOPICS}",
-            my_topics(s.topic_prefix, s.mqtt_client_id),
-        ).fetchall()
+    rows = query(
+        url,
+        f"SELECT topic, occurrences, received_at, last_received_at FROM dead_letters "
+        f"WHERE {MY_TOPICS}",
+        my_topics(s.topic_prefix, s.mqtt_client_id),
+    )
     by_topic = {row[0]: row[1:] for row in rows}
     assert {t: row[0] for t, row in by_topic.items()} == {
         topic: 3,

@@ -8,37 +8,21 @@ import threading
 import uuid
 from datetime import UTC, datetime, timedelta
 
-import psycopg
-import shapely
-
 from gridwatch.dispatch.service import run_alerts
 from tests.support.api import GRID_A, Clock
+from tests.support.cases import hazard_steps, stored_hazard
+from tests.support.databases import point_in_grid
 from tests.support.settings import make_settings
 from tests.support.waiting import wait_for
 
 
-def _inside(url: str, code: str) -> tuple[float, float]:
-    with psycopg.connect(url) as conn:
-        wkb = conn.execute("SELECT geometry FROM grids WHERE code = %s", (code,)).fetchone()[0]
-    point = shapely.from_wkb(bytes(wkb)).representative_point()
-    return point.x, point.y
-
-
 def _hazard(url: str, hazard_id: str) -> tuple | None:
-    with psycopg.connect(url) as conn:
-        return conn.execute(
-            "SELECT level, received_at, deadline_at, due_at FROM hazard_reports WHERE id = %s",
-            (hazard_id,),
-        ).fetchone()
+    hazard = stored_hazard(url, hazard_id)
+    return hazard and (hazard.level, hazard.received_at, hazard.deadline_at, hazard.due_at)
 
 
 def _events(url: str, hazard_id: str) -> list[tuple]:
-    with psycopg.connect(url) as conn:
-        return conn.execute(
-            "SELECT action, to_status, actor FROM hazard_events WHERE hazard_id = %s "
-            "ORDER BY at, id",
-            (hazard_id,),
-        ).fetchall()
+    return [(e.action, e.to_status, e.actor) for e in hazard_steps(url, hazard_id)]
 
 
 def test_a_hazard_over_mqtt_gets_its_deadline_and_escalates_without_an_api(
@@ -48,7 +32,7 @@ def test_a_hazard_over_mqtt_gets_its_deadline_and_escalates_without_an_api(
     hours = {"critical": 3.0, "high": 24.0, "medium": 72.0, "low": 168.0}
     settings = make_settings(tmp_path, url, mqtt_url, hazard_deadlines_h=hours, hazard_check_s=0.05)
     start_worker(settings)
-    lon, lat = _inside(url, GRID_A)
+    lon, lat = point_in_grid(url, GRID_A)
     hazard_id = str(uuid.uuid4())
     publish(
         f"{settings.topic_prefix}/hazard/W001",

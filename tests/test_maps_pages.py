@@ -46,7 +46,7 @@ def test_pages_load_nothing_from_outside(http, path):
 
 
 def test_vendored_assets_keep_their_licences():
-    static = resources.files("gridwatch.maps").joinpath("static")
+    static = resources.files("gridwatch.maps").joinpath("static", "vendor")
     for licence in (
         "leaflet/LICENSE",
         "markercluster/MIT-LICENCE.txt",

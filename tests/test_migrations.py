@@ -266,6 +266,12 @@ def test_expired_partitions_are_dropped_and_the_rest_kept(database_url):
 KOLKATA = ZoneInfo("Asia/Kolkata")  # UTC+05:30: a local hour starts at half past in UTC
 
 
+@pytest.fixture
+def day() -> date:
+    """The day the rollup tests write readings on: two days ago, within retention."""
+    return datetime.now(SHANGHAI).date() - timedelta(days=2)
+
+
 def _insert_readings(conn, day: date, readings) -> None:
     ensure_partitions(conn, [day - timedelta(days=1), day, day + timedelta(days=1)], SHANGHAI)
     with conn.cursor() as cur:
@@ -288,8 +294,7 @@ def _hourly(conn) -> dict:
     return {(m, b.astimezone(KOLKATA).time()): tuple(rest) for m, b, *rest in rows}
 
 
-def test_hourly_rollup_buckets_local_hours(database_url):
-    day = datetime.now(SHANGHAI).date() - timedelta(days=2)
+def test_hourly_rollup_buckets_local_hours(database_url, day):
     with psycopg.connect(database_url) as conn:
         _insert_readings(
             conn,
@@ -318,8 +323,7 @@ def test_hourly_rollup_buckets_local_hours(database_url):
     assert utc_minutes == {30}
 
 
-def test_hourly_rollup_refresh_updates_in_place(database_url):
-    day = datetime.now(SHANGHAI).date() - timedelta(days=2)
+def test_hourly_rollup_refresh_updates_in_place(database_url, day):
     since = datetime.combine(day, time(0), KOLKATA)
     with psycopg.connect(database_url) as conn:
         _insert_readings(conn, day, [("M-1", time(10, 10), 100.0, 5.0, None)])
@@ -330,8 +334,7 @@ def test_hourly_rollup_refresh_updates_in_place(database_url):
     assert buckets == {("M-1", time(10)): (2, 150.0, 200.0, 5.0, 5.2, None, None)}
 
 
-def test_hourly_rollup_from_the_middle_of_an_hour_keeps_that_hour_whole(database_url):
-    day = datetime.now(SHANGHAI).date() - timedelta(days=2)
+def test_hourly_rollup_from_the_middle_of_an_hour_keeps_that_hour_whole(database_url, day):
     with psycopg.connect(database_url) as conn:
         _insert_readings(
             conn,

@@ -21,19 +21,11 @@ from gridwatch.store.alerts import write_event
 from gridwatch.store.partitions import ensure_partitions
 from gridwatch.store.residents import upsert_residents
 from tests.support.api import GRID_A, NOW, reason
-
-
-def _query(url: str, sql: str, params: tuple = ()) -> list[tuple]:
-    with psycopg.connect(url) as conn:
-        return conn.execute(sql, params).fetchall()
-
-
-def _last_audit_id(url: str) -> int:
-    return _query(url, "SELECT coalesce(max(id), 0) FROM personal_data_audit")[0][0]
+from tests.support.databases import last_audit_id, query
 
 
 def _entries_after(url: str, last: int) -> list[tuple]:
-    return _query(
+    return query(
         url,
         "SELECT actor, role, action, what, client, resident_ids FROM personal_data_audit "
         "WHERE id > %s ORDER BY id",
@@ -64,7 +56,7 @@ def _in_clear(features) -> set[str]:
 
 def _residents_with_data(url: str, grid: str | None = None) -> set[str]:
     where = "AND g.code = %s" if grid else ""
-    rows = _query(
+    rows = query(
         url,
         "SELECT r.id FROM residents r JOIN grids g ON g.id = r.grid_id "
         f"WHERE r.lon IS NOT NULL AND r.name IS NOT NULL {where}",
@@ -76,24 +68,24 @@ def _residents_with_data(url: str, grid: str | None = None) -> set[str]:
 def test_every_response_showing_personal_information_is_audited(http, seeded_url, module_tokens):
     duty, worker, admin = http["duty_street"], http["worker_a"], http["admin"]
 
-    last = _last_audit_id(seeded_url)
+    last = last_audit_id(seeded_url)
     page = duty.get("/collections/residents/items", params={"pii": "true", "limit": 5}).json()
     shown = {f["id"] for f in page["features"]}
     assert len(shown) == 5
     assert _one_entry(seeded_url, last, "duty-street", "GET /collections/residents/items") == shown
 
-    last = _last_audit_id(seeded_url)
+    last = last_audit_id(seeded_url)
     duty.get("/collections/residents/items", params={"limit": 5}).raise_for_status()
     assert _entries_after(seeded_url, last) == [], "masked residents are no disclosure"
 
     mine = sorted(_residents_with_data(seeded_url, GRID_A))[0]
-    last = _last_audit_id(seeded_url)
+    last = last_audit_id(seeded_url)
     assert worker.get(f"/collections/residents/items/{mine}").json()["properties"]["name"]
     assert _one_entry(seeded_url, last, "W001", f"GET /collections/residents/items/{mine}") == {
         mine
     }
 
-    last = _last_audit_id(seeded_url)
+    last = last_audit_id(seeded_url)
     alerts = duty.get("/collections/alerts/items", params={"limit": 1000}).json()["features"]
     assert _in_clear(alerts)
     assert _one_entry(seeded_url, last, "duty-street", "GET /collections/alerts/items") == (
@@ -101,14 +93,14 @@ def test_every_response_showing_personal_information_is_audited(http, seeded_url
     )
 
     alert = next(a for a in alerts if a["properties"]["status"] == "open")
-    last = _last_audit_id(seeded_url)
+    last = last_audit_id(seeded_url)
     duty.get(f"/collections/alerts/items/{alert['id']}").raise_for_status()
     resident = alert["properties"]["resident_id"]
     assert _one_entry(
         seeded_url, last, "duty-street", f"GET /collections/alerts/items/{alert['id']}"
     ) == {resident}
 
-    last = _last_audit_id(seeded_url)
+    last = last_audit_id(seeded_url)
     assert duty.post(f"/alerts/{alert['id']}/ack", json={}).status_code == 200
     assert _one_entry(seeded_url, last, "duty-street", f"POST /alerts/{alert['id']}/ack") == {
         resident
@@ -119,13 +111,13 @@ def test_every_response_showing_personal_information_is_audited(http, seeded_url
         (worker, "W001", f"/maps/grids/{GRID_A}", _residents_with_data(seeded_url, GRID_A)),
         (duty, "duty-street", "/maps/live", None),
     ):
-        last = _last_audit_id(seeded_url)
+        last = last_audit_id(seeded_url)
         page = client.get(path)
         assert page.status_code == 200
         audited = _one_entry(seeded_url, last, actor, f"GET {path}")
         if expected is not None:
             assert audited == expected, path
-        names = _query(
+        names = query(
             seeded_url,
             "SELECT name FROM residents WHERE id = ANY(%s) LIMIT 50",
             (sorted(audited),),
@@ -135,7 +127,7 @@ def test_every_response_showing_personal_information_is_audited(http, seeded_url
             name in page.text or json.dumps(name)[1:-1] in page.text for (name,) in names
         ), path
 
-    last = _last_audit_id(seeded_url)
+    last = last_audit_id(seeded_url)
     with admin.stream("GET", "/alerts/stream", params={"after": 0}) as stream:
         assert stream.status_code == 200
         for line in stream.iter_lines():
@@ -149,7 +141,7 @@ def test_every_response_showing_personal_information_is_audited(http, seeded_url
 
 def test_the_audit_is_for_administrators(http, seeded_url):
     http["duty_street"].get("/collections/residents/items", params={"pii": "true", "limit": 3})
-    resident = _query(
+    resident = query(
         seeded_url, "SELECT resident_ids[1] FROM personal_data_audit ORDER BY id DESC LIMIT 1"
     )[0][0]
     admin = http["admin"]
@@ -174,14 +166,14 @@ def test_the_audit_is_for_administrators(http, seeded_url):
 def forgotten(http, seeded_url):
     """A resident of grid A with an alert, an absence, a visit, readings and events, then
     forgotten with the CLI; their id and the counts of their history before."""
-    resident, meter = _query(
+    resident, meter = query(
         seeded_url,
         "SELECT r.id, d.id FROM residents r JOIN grids g ON g.id = r.grid_id "
         "JOIN devices d ON d.resident_id = r.id AND d.kind = 'meter' "
         "WHERE g.code = %s ORDER BY r.id DESC LIMIT 1",
         (GRID_A,),
     )[0]
-    lat, lon = _query(seeded_url, "SELECT lat, lon FROM residents WHERE id = %s", (resident,))[0]
+    lat, lon = query(seeded_url, "SELECT lat, lon FROM residents WHERE id = %s", (resident,))[0]
     worker = http["worker_a"]
     worker.post(
         "/absences",
@@ -235,14 +227,14 @@ def _history(url: str, resident: str, meter: str) -> dict:
 
 def test_forget_removes_personal_information_and_keeps_the_history(forgotten, seeded_url):
     resident, meter, before, printed = forgotten
-    row = _query(
+    row = query(
         seeded_url,
         "SELECT name, phone, address, lat, lon, forgotten_at FROM residents WHERE id = %s",
         (resident,),
     )[0]
     assert row[:5] == (None,) * 5 and row[5] is not None
     assert _history(seeded_url, resident, meter) == before
-    notes = _query(
+    notes = query(
         seeded_url,
         "SELECT (SELECT count(*) FROM absences WHERE resident_id = %(r)s AND note IS NOT NULL),"
         " (SELECT count(*) FROM alerts WHERE resident_id = %(r)s AND resolution IS NOT NULL),"
@@ -253,7 +245,7 @@ def test_forget_removes_personal_information_and_keeps_the_history(forgotten, se
         {"r": resident},
     )[0]
     assert notes == (0, 0, 0, 0, 0)
-    entry = _query(
+    entry = query(
         seeded_url,
         "SELECT actor, action, resident_ids FROM personal_data_audit WHERE action = 'forget'",
     )
@@ -264,7 +256,7 @@ def test_forget_removes_personal_information_and_keeps_the_history(forgotten, se
 def test_the_api_and_maps_still_work_for_a_forgotten_resident(forgotten, http, seeded_url):
     resident = forgotten[0]
     worker, duty = http["worker_a"], http["duty_street"]
-    last = _last_audit_id(seeded_url)
+    last = last_audit_id(seeded_url)
     one = worker.get(f"/collections/residents/items/{resident}")
     assert one.status_code == 200
     assert one.json()["geometry"] is None and one.json()["properties"]["name"] is None
@@ -438,19 +430,19 @@ def test_forgetting_a_requester_removes_their_contact_and_the_audit_says_who_and
         "status FROM requests WHERE id = %s"
     )
     for request, status in ((first, "reopened"), (again, "received")):
-        row = _query(url, contact, (request.id,))[0]
+        row = query(url, contact, (request.id,))[0]
         assert row[:4] == (None, None, None, None), request.description
         assert row[4:] == (request.description, status), "the request itself stays"
-    kept = _query(url, contact, (other.id,))[0]
+    kept = query(url, contact, (other.id,))[0]
     assert kept[:4] == ("李明", "13700000000", None, "幸福路1号")
-    notes = _query(
+    notes = query(
         url, "SELECT action, note FROM request_events WHERE request_id = %s ORDER BY id",
         (first.id,),
     )  # fmt: skip
     assert ("feedback", None) in notes and ("resolve", "已协调") in notes, notes
     assert len(notes) == 5, "every step of the history stays: received and four steps"
 
-    audit = _query(
+    audit = query(
         url,
         "SELECT actor, role, action, what, resident_ids, at FROM personal_data_audit "
         "WHERE action = 'forget'",

@@ -11,6 +11,7 @@ import functools
 import json
 import os
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 
@@ -75,22 +76,31 @@ def publishing(mqtt_url: str) -> Iterator[Callable[[str, bytes | str | dict], No
 
 
 class Subscriber:
-    """An MQTT client subscribed to `topic`, keeping every payload as parsed JSON."""
+    """An MQTT client subscribed to `topic`, keeping every message as (topic, payload parsed
+    as JSON) and, at the same index, the wall time it arrived (time.time())."""
 
     def __init__(self, mqtt_url: str, topic: str, client_id: str) -> None:
         address = BrokerAddress.from_url(mqtt_url)
         self.messages: list[tuple[str, dict]] = []
+        self.arrived: list[float] = []
         self.ready = threading.Event()
         client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id, protocol=mqtt.MQTTv311)
         if address.username:
             client.username_pw_set(address.username, address.password)
+        if address.tls:
+            client.tls_set()
+        # Subscribed on every connect, so a reconnect in the middle of a run resubscribes.
         client.on_connect = lambda c, u, f, r, p: c.subscribe(topic, qos=1)
         client.on_subscribe = lambda *args: self.ready.set()
-        client.on_message = lambda c, u, m: self.messages.append((m.topic, json.loads(m.payload)))
+        client.on_message = self._on_message
         client.connect(address.host, address.port)
         client.loop_start()
         self.client = client
         wait_for(self.ready.is_set, 10, f"a subscription to {topic}")
+
+    def _on_message(self, client, userdata, message) -> None:
+        self.arrived.append(time.time())  # first: a message listed has its arrival time
+        self.messages.append((message.topic, json.loads(message.payload)))
 
     def of(self, **fields) -> list[dict]:
         return [p for _, p in self.messages if all(p.get(k) == v for k, v in fields.items())]

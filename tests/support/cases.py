@@ -1,5 +1,6 @@
 """Cases the map and stream tests place in a grid of the sample district: level-2 dispute
-warnings, stored as ingest stores them, and open requests at a point."""
+warnings, stored as ingest stores them, and open requests at a point; and a hazard as it
+is stored, read as the API reads it."""
 
 from __future__ import annotations
 
@@ -10,8 +11,10 @@ import psycopg
 import shapely
 
 from gridwatch.disputes.scanning import ScannedText
+from gridwatch.errors import NotFound
 from gridwatch.model.records import RequestIntake
 from gridwatch.store.grids import load_grid_catalog
+from gridwatch.store.hazards import Hazard, HazardEvent, get_hazard, hazard_events
 from gridwatch.store.keywords import LibraryMatchers
 from gridwatch.store.requests import open_requests, place_request
 from gridwatch.store.warnings import Notify, record_warnings
@@ -58,3 +61,18 @@ def open_request(url: str, code: str, description: str) -> uuid.UUID:
         placed = place_request(intake, load_grid_catalog(conn), grid)
         [stored] = open_requests(conn, [(intake, placed)], now=NOW)
     return stored.request.id
+
+
+def stored_hazard(url: str, hazard_id: str | uuid.UUID) -> Hazard | None:
+    """The hazard as it is stored now; None before it is."""
+    with psycopg.connect(url) as conn:
+        try:
+            return get_hazard(conn, uuid.UUID(str(hazard_id)))
+        except NotFound:
+            return None
+
+
+def hazard_steps(url: str, hazard_id: str | uuid.UUID) -> list[HazardEvent]:
+    """The hazard's history as stored now, oldest first."""
+    with psycopg.connect(url) as conn:
+        return hazard_events(conn, uuid.UUID(str(hazard_id)))

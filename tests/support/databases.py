@@ -10,15 +10,19 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
 
 import psycopg
 import pytest
+import shapely
 
 from gridwatch.errors import ServiceUnavailable
 from gridwatch.store.migrate import migrate
 
 RUN_ID = uuid.uuid4().hex[:8]
+
+Params = Sequence[Any] | Mapping[str, Any]
 
 
 def with_database(url: str, name: str) -> str:
@@ -111,9 +115,41 @@ def blank_database_url(postgres_server) -> Iterator[str]:
     drop_database(postgres_server, name)
 
 
-def count_rows(url: str, table: str, where: str = "TRUE", params: tuple = ()) -> int:
+def query(url: str, statement: str, params: Params = ()) -> list[tuple]:
+    """Every row `statement` finds, on a connection of its own."""
     with psycopg.connect(url) as conn:
-        return conn.execute(f"SELECT count(*) FROM {table} WHERE {where}", params).fetchone()[0]
+        return conn.execute(statement, params).fetchall()
+
+
+def query_one(url: str, statement: str, params: Params = ()) -> tuple | None:
+    """The first row `statement` finds (None when none), on a connection of its own."""
+    with psycopg.connect(url) as conn:
+        return conn.execute(statement, params).fetchone()
+
+
+def execute(url: str, statement: str, params: Params = ()) -> None:
+    """A write by another process, as the ingest or alert process makes one: on a connection
+    of its own, committed at once."""
+    with psycopg.connect(url) as conn:
+        conn.execute(statement, params)
+
+
+def count_rows(url: str, table: str, where: str = "TRUE", params: tuple = ()) -> int:
+    [(count,)] = query(url, f"SELECT count(*) FROM {table} WHERE {where}", params)
+    return count
+
+
+def last_audit_id(url: str) -> int:
+    """The newest personal_data_audit row's id (0 when none): an audit check reads after it."""
+    [(last,)] = query(url, "SELECT coalesce(max(id), 0) FROM personal_data_audit")
+    return last
+
+
+def point_in_grid(url: str, code: str) -> tuple[float, float]:
+    """(lon, lat) of a point inside grid `code`."""
+    [(wkb,)] = query(url, "SELECT geometry FROM grids WHERE code = %s", (code,))
+    point = shapely.from_wkb(bytes(wkb)).representative_point()
+    return point.x, point.y
 
 
 def settled_mornings(url: str, residents: list[str] | None = None) -> None:
