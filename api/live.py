@@ -21,7 +21,7 @@ from gridwatch.api.disclosure import alert_resident, record_reads_apart, shown_i
 from gridwatch.api.http_errors import BadRequest
 from gridwatch.api.responses import dumps
 from gridwatch.api.runtime import ApiState, State
-from gridwatch.api.stream import AlertEvent, CaseEvent, case_events_between
+from gridwatch.api.stream import AlertEvent, CaseStep, case_events_between
 from gridwatch.errors import GridwatchError
 from gridwatch.store.users import Principal
 
@@ -211,7 +211,7 @@ def resume_ids(text: str, lanes: int, what: str) -> list[int]:
     return ids
 
 
-def case_json(event: CaseEvent, principal: Principal) -> dict:
+def case_json(event: CaseStep, principal: Principal) -> dict:
     """One step of a case on the live stream."""
     return {
         "event_id": event.id,
@@ -236,8 +236,8 @@ def _case_lane(state: ApiState, kind: str, resume: int | None) -> Lane:
             return case_events_between(conn, kind, after, upto, scope=scope, limit=REPLAY_PAGE)
 
     return Lane(
-        CaseEvent,
-        lambda event: isinstance(event, CaseEvent) and event.kind == kind,
+        CaseStep,
+        lambda event: isinstance(event, CaseStep) and event.kind == kind,
         "case",
         lambda: state.feed.case_watermark(kind),
         resume,

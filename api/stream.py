@@ -89,7 +89,7 @@ def events_between(
 
 
 @dataclass(frozen=True, slots=True)
-class CaseEvent:
+class CaseStep:
     """One step of a hazard or a request (a hazard_events or request_events row) with what a
     console needs to show it: the case's kind, category, grid and status now."""
 
@@ -146,7 +146,7 @@ def case_events_between(
     *,
     scope: list[int] | None = None,
     limit: int,
-) -> list[CaseEvent]:
+) -> list[CaseStep]:
     """The first `limit` steps of cases of `kind` with after < id (<= upto), in id order,
     within `scope` (None: every grid)."""
     where: list[sql.Composable] = [sql.SQL("e.id > %(after)s")]
@@ -156,7 +156,7 @@ def case_events_between(
         where.append(sql.SQL("{} = ANY(%(scope)s)").format(_CASE_GRID[kind]))
     query = _CASE_EVENTS[kind].format(sql.SQL(" AND ").join(where))
     params = {"after": after, "upto": upto, "scope": scope, "limit": limit}
-    with conn.cursor(row_factory=class_row(CaseEvent)) as cur:
+    with conn.cursor(row_factory=class_row(CaseStep)) as cur:
         return cur.execute(query, params).fetchall()
 
 
@@ -240,11 +240,11 @@ def _read_alert_events(conn: psycopg.Connection, after: int) -> list[AlertEvent]
         ).fetchall()
 
 
-def _read_hazard_events(conn: psycopg.Connection, after: int) -> list[CaseEvent]:
+def _read_hazard_events(conn: psycopg.Connection, after: int) -> list[CaseStep]:
     return case_events_between(conn, "hazard", after, limit=BATCH)
 
 
-def _read_request_events(conn: psycopg.Connection, after: int) -> list[CaseEvent]:
+def _read_request_events(conn: psycopg.Connection, after: int) -> list[CaseStep]:
     return case_events_between(conn, "request", after, limit=BATCH)
 
 
@@ -259,7 +259,7 @@ ALERT_KINDS = (AlertEvent, WarningRow)
 
 class AlertFeed:
     """Polls alert_events, the level-2 dispute warnings and the steps of cases, and fans new
-    rows out to subscribers' queues: `AlertEvent`s, `WarningRow`s and `CaseEvent`s, each
+    rows out to subscribers' queues: `AlertEvent`s, `WarningRow`s and `CaseStep`s, each
     table's in id order, each queue only the kinds it asked for.
 
     With a `changes` watcher, the tables of cases are read only after a change notice (or

@@ -19,8 +19,9 @@ from gridwatch.alerts.lifecycle import OpenAlert
 from gridwatch.api.stream import AlertFeed
 from gridwatch.store.alerts import write_event
 from gridwatch.store.users import create_user, revoke_user
-from tests.support.api import GRID_A, GRID_B, NOW, ApiServer, Clock, api_settings, point_in
+from tests.support.api import GRID_A, GRID_B, NOW, ApiServer, Clock, api_settings
 from tests.support.cases import level2_warnings
+from tests.support.databases import point_in_grid
 
 
 @pytest.fixture(scope="module")
@@ -420,7 +421,7 @@ def test_a_stream_without_warnings_and_another_grids_worker_hear_none(
 
 def _report(client, url: str, code: str) -> str:
     """A new hazard reported by `client` inside grid `code`: its id (its `report` step)."""
-    lon, lat = point_in(url, code)
+    lon, lat = point_in_grid(url, code)
     body = {"id": str(uuid.uuid4()), "lon": lon, "lat": lat, "category": "road", "severity": "low"}
     response = client.post("/hazards", json=body)
     assert response.status_code == 201, response.text

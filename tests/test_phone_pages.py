@@ -13,7 +13,8 @@ import pytest
 
 from gridwatch.maps.texts import texts_for
 from gridwatch.store.partitions import ensure_partitions
-from tests.support.api import GRID_A, GRID_B, NOW, SHANGHAI, open_alert, point_in
+from tests.support.api import GRID_A, GRID_B, NOW, SHANGHAI, open_alert
+from tests.support.databases import point_in_grid
 
 ZH = texts_for("zh")["phone"]
 TASK = re.compile(r'data-key="(\w+):([^"]+)"')
@@ -39,7 +40,7 @@ def grid_a(seeded_url) -> dict:
             )
         ]
         sos = open_alert(conn, residents[0], grid, "sos", NOW - timedelta(minutes=5))
-        lon, lat = point_in(seeded_url, GRID_A)
+        lon, lat = point_in_grid(seeded_url, GRID_A)
         request = conn.execute(
             "INSERT INTO requests (id, source, service_code, description, lon, lat, grid_id, "
             "reporter, requested_at, received_at, status, level, accept_by, due_at, "
@@ -124,7 +125,7 @@ def test_nobody_without_a_session_or_a_person_gets_in(http):
 
 def test_a_visit_with_needs_takes_the_resident_off_the_list(http, grid_a, seeded_url):
     resident = grid_a["long_ago"]
-    lon, lat = point_in(seeded_url, GRID_A)
+    lon, lat = point_in_grid(seeded_url, GRID_A)
     visit = {"kind": "visit", "resident_id": resident, "status": "ok", "lon": lon, "lat": lat,
              "needs": "想请人帮忙修水龙头", "note": "精神很好"}  # fmt: skip
     assert http["worker_a"].post("/checkins", json=visit).status_code == 201

@@ -21,7 +21,6 @@ from zoneinfo import ZoneInfo
 import httpx
 import psycopg
 import pytest
-import shapely
 import uvicorn
 from psycopg import sql
 
@@ -122,14 +121,6 @@ def resident_of(url: str, code: str, *, last: bool = False) -> str:
     with psycopg.connect(url) as conn:
         (resident,) = conn.execute(query, (code,)).fetchone()
     return resident
-
-
-def point_in(url: str, code: str) -> tuple[float, float]:
-    """A point inside grid `code`: (lon, lat)."""
-    with psycopg.connect(url) as conn:
-        [(wkb,)] = conn.execute("SELECT geometry FROM grids WHERE code = %s", (code,)).fetchall()
-    point = shapely.from_wkb(bytes(wkb)).representative_point()
-    return point.x, point.y
 
 
 def open_alert(conn: psycopg.Connection, resident: str, grid: int, kind: str, at: datetime) -> int:
