@@ -29,6 +29,7 @@ from gridwatch.api import (
     hazards,
     live,
     map_pages,
+    media,
     open311,
     phone,
     reports,
@@ -122,7 +123,14 @@ def create_app(
     app.add_middleware(GZipMiddleware, minimum_size=2048, compresslevel=5)
     # Outermost last: headers on every answer, CORS (preflights are not counted), rate
     # limits before a body is read, then the size limit while it is read.
-    app.add_middleware(RequestGuard, max_body_bytes=settings.api_max_body_bytes)
+    app.add_middleware(
+        RequestGuard,
+        max_body_bytes=settings.api_max_body_bytes,
+        photo_body_bytes=media.photo_body_limit(
+            settings.api_max_body_bytes, settings.media_max_bytes
+        ),
+        takes_photos=media.takes_photos,
+    )
     if settings.api_rate_per_s > 0:
         app.add_middleware(RateLimit, **rate_limits(settings))
     if settings.api_cors_origins:
@@ -163,6 +171,7 @@ def create_app(
         console,
         phone,
         audit,
+        media,
     )
     for module in routers:
         app.include_router(module.router)

@@ -1,15 +1,24 @@
-"""Request bodies of the API's own writes (transitions, alert steps, absences), and the raw
-body reader for the two writes that share the MQTT contract."""
+"""Request bodies of the API's own writes (transitions, alert steps, absences), and how a body
+read raw (JSON, or the `payload` of a multipart post with photos) is
+described in OpenAPI and validated."""
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, TypeVar
 
-from fastapi import Request
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+import orjson
+from fastapi.exceptions import RequestValidationError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+)
 
-from gridwatch.api.http_errors import UnsupportedMediaType
+from gridwatch.media.photos import MAX_PHOTOS
 
 
 def _no_nul(value: str) -> str:
@@ -120,19 +129,52 @@ class HazardBody(BaseModel):
     photo_urls: list[str] | None = None
 
 
-def body_schema(model: type[BaseModel]) -> dict:
-    """OpenAPI for a body read raw (so the MQTT parser sees exactly what was sent)."""
-    return {
-        "requestBody": {
-            "required": True,
-            "content": {"application/json": {"schema": model.model_json_schema()}},
+def body_schema(model: type[BaseModel], *, photos: bool = False) -> dict:
+    """OpenAPI for a body read raw (so the MQTT parser sees exactly what was sent); with
+    `photos`, also as multipart/form-data: the JSON in `payload`, images in `photos`."""
+    content: dict = {"application/json": {"schema": model.model_json_schema()}}
+    if photos:
+        content["multipart/form-data"] = {
+            "schema": {
+                "type": "object",
+                "properties": {
+                    "payload": {
+                        "type": "string",
+                        "description": f"the JSON body as text ({model.__name__})",
+                    },
+                    "photos": {
+                        "type": "array",
+                        "items": {"type": "string", "format": "binary"},
+                        "maxItems": MAX_PHOTOS,
+                        "description": "JPEG, PNG or WebP images; each is kept without its "
+                        "EXIF, and its /media/{id} link is added to photo_urls",
+                    },
+                },
+            }
         }
-    }
+    return {"requestBody": {"required": True, "content": content}}
 
 
-async def raw_json_body(request: Request) -> bytes:
-    """The body as sent; only JSON is accepted."""
-    kind = request.headers.get("content-type", "application/json").split(";")[0].strip()
-    if kind and kind != "application/json" and not kind.endswith("+json"):
-        raise UnsupportedMediaType(f"send the body as application/json, not {kind[:60]}")
-    return await request.body()
+Model = TypeVar("Model", bound=BaseModel)
+
+
+def body_of(model: type[Model], payload: bytes | None) -> Model:
+    """`payload` (JSON text) as `model`, refused as FastAPI refuses a JSON body it reads
+    itself: 422 with where and why."""
+    if not payload:
+        raise RequestValidationError(
+            [{"type": "missing", "loc": ("body",), "msg": "Field required", "input": None}]
+        )
+    try:
+        data = orjson.loads(payload)
+    except orjson.JSONDecodeError as exc:
+        raise RequestValidationError(
+            [{"type": "json_invalid", "loc": ("body",), "msg": f"JSON decode error: {exc}"}]
+        ) from None
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        problems = exc.errors(include_url=False, include_context=False)
+        raise RequestValidationError(
+            [{**e, "loc": ("body", *e["loc"])} for e in problems]
+        ) from None

@@ -4,6 +4,8 @@ characters in paths or queries (PostgreSQL text cannot hold them)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gridwatch.api.responses import dumps
@@ -74,13 +76,34 @@ class SecurityHeaders:
         await self.app(scope, receive, send_with_headers)
 
 
+class BodyTooLarge(Exception):
+    """A streamed body went over its limit while the app read it."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"the request body is over {limit} bytes")
+        self.limit = limit
+
+
 class RequestGuard:
     """A size limit on request bodies (chunked ones too), enforced while they arrive, and no
-    NUL characters in paths or queries."""
+    NUL characters in paths or queries.
 
-    def __init__(self, app: ASGIApp, *, max_body_bytes: int):
+    A multipart body to a path `takes_photos` names may be larger (`photo_body_bytes`): it is
+    not read ahead but streamed to the app, and reading past the limit raises BodyTooLarge
+    in the app (which answers 413)."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        max_body_bytes: int,
+        photo_body_bytes: int = 0,
+        takes_photos: Callable[[str], bool] = lambda path: False,
+    ):
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self.photo_body_bytes = photo_body_bytes
+        self.takes_photos = takes_photos
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -89,7 +112,13 @@ class RequestGuard:
         if "\x00" in scope["path"] or b"%00" in scope.get("query_string", b"").lower():
             await reject(send, 422, "invalid", "the request path or query holds a NUL character")
             return
-        if scope["method"] in _BODY_METHODS:
+        if scope["method"] in _BODY_METHODS and self._photos(scope):
+            length = _content_length(scope)
+            if length is not None and length > self.photo_body_bytes:
+                await _too_large(send, self.photo_body_bytes)
+                return
+            receive = _bounded(receive, self.photo_body_bytes)
+        elif scope["method"] in _BODY_METHODS:
             length = _content_length(scope)
             if length is not None and length > self.max_body_bytes:
                 await _too_large(send, self.max_body_bytes)
@@ -100,6 +129,31 @@ class RequestGuard:
                 return
             receive = _replay(body, receive)
         await self.app(scope, receive, send)
+
+    def _photos(self, scope: Scope) -> bool:
+        """A multipart body to a write that takes photos."""
+        if not self.photo_body_bytes or not self.takes_photos(scope["path"]):
+            return False
+        for name, value in scope.get("headers", []):
+            if name == b"content-type":
+                return value.split(b";")[0].strip().lower() == b"multipart/form-data"
+        return False
+
+
+def _bounded(receive: Receive, limit: int) -> Receive:
+    """`receive` that raises BodyTooLarge once more than `limit` bytes of body came."""
+    size = 0
+
+    async def bounded() -> Message:
+        nonlocal size
+        message = await receive()
+        if message["type"] == "http.request":
+            size += len(message.get("body", b""))
+            if size > limit:
+                raise BodyTooLarge(limit)
+        return message
+
+    return bounded
 
 
 def _content_length(scope: Scope) -> int | None:

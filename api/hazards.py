@@ -15,12 +15,20 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import Response
 
 from gridwatch.api.auth import Reader
-from gridwatch.api.bodies import AssignBody, FeedbackBody, NoteBody, ResolveBody
+from gridwatch.api.bodies import (
+    AssignBody,
+    FeedbackBody,
+    NoteBody,
+    ResolveBody,
+    body_of,
+    body_schema,
+)
 from gridwatch.api.collections import check_params, get_visible_hazard, page_size, subtree_ids
 from gridwatch.api.coverage import parse_day
 from gridwatch.api.features import hazard_feature
 from gridwatch.api.http_errors import BadRequest
 from gridwatch.api.layer_cache import Body, LedgerLayer, conditional
+from gridwatch.api.media import Posted, Sent, keep_photos
 from gridwatch.api.params import decode_offset, encode_cursor
 from gridwatch.api.responses import GeoJSONResponse, JSONResponse, dumps
 from gridwatch.api.runtime import ApiState, Conn, State
@@ -28,12 +36,13 @@ from gridwatch.cases.ledger import CATEGORIES as LEDGER_CATEGORIES
 from gridwatch.cases.ledger import KINDS
 from gridwatch.cases.ledger import STATUSES as LEDGER_STATUSES
 from gridwatch.cases.requests import service
-from gridwatch.ingest.hazard import _photo_urls as validate_photo_urls
+from gridwatch.ingest.payload import read_photo_urls as validate_photo_urls
 from gridwatch.maps.texts import texts_for
 from gridwatch.model.vocabulary import Level
 from gridwatch.store.filters import Filters, local_day_bounds
 from gridwatch.store.hazards import hazard_events, transition_hazard
 from gridwatch.store.ledger import LEDGER_ORDERS, LedgerRow, ledger
+from gridwatch.store.media import MediaOwner
 from gridwatch.store.users import Principal
 
 router = APIRouter(tags=["hazard loop"])
@@ -55,9 +64,12 @@ def _transition(
     note: str | None = None,
     assignee: str | None = None,
     photo_urls: list[str] | None = None,
+    sent: Posted | None = None,
 ):
     hazard = get_visible_hazard(conn, principal, hazard_id)
     photos = validate_photo_urls(photo_urls) if photo_urls else ()
+    if sent is not None:
+        photos = sent.with_urls(photos)
     changed = transition_hazard(
         conn,
         hazard.id,
@@ -69,16 +81,25 @@ def _transition(
         assignee=assignee,
         photo_urls=photos,
     )
+    if sent is not None:
+        owner = MediaOwner("resolve", hazard_id=changed.id, grid_id=changed.grid_id)
+        keep_photos(conn, state, principal, sent, owner)
     return GeoJSONResponse(hazard_feature(changed, state.now(), hazard_events(conn, changed.id)))
 
 
-def _step(action: str, summary: str, conflict: str = "the hazard's status does not allow it"):
+def _step(
+    action: str,
+    summary: str,
+    conflict: str = "the hazard's status does not allow it",
+    **extra,
+):
     """Route POST /hazards/{id}/<action>: a step of the loop, 409 when the status forbids it."""
     return router.post(
         f"/hazards/{{hazard_id}}/{action}",
         response_class=GeoJSONResponse,
         summary=summary,
         responses={409: {"description": conflict}},
+        **extra,
     )
 
 
@@ -96,10 +117,22 @@ def start(
     return _transition(conn, state, principal, hazard_id, "start", note=body.note if body else None)
 
 
-@_step("resolve", "Resolve a hazard: what was done, with photos")
-def resolve(principal: Reader, conn: Conn, state: State, hazard_id: HazardId, body: ResolveBody):
+@_step(
+    "resolve",
+    "Resolve a hazard: what was done, with photos (JSON, or multipart/form-data with files)",
+    openapi_extra=body_schema(ResolveBody, photos=True),
+)
+def resolve(principal: Reader, state: State, hazard_id: HazardId, sent: Sent, conn: Conn):
+    body = body_of(ResolveBody, sent.payload)
     return _transition(
-        conn, state, principal, hazard_id, "resolve", note=body.note, photo_urls=body.photo_urls
+        conn,
+        state,
+        principal,
+        hazard_id,
+        "resolve",
+        note=body.note,
+        photo_urls=body.photo_urls,
+        sent=sent,
     )
 
 

@@ -25,6 +25,7 @@ from gridwatch.errors import (
     first_line,
 )
 from gridwatch.ingest.payload import InvalidPayload
+from gridwatch.media.photos import PhotoTooLarge, UnsupportedPhoto
 
 log = logging.getLogger("gridwatch.api")
 
@@ -64,7 +65,9 @@ _STATUS: list[tuple[type[Exception], int, str]] = [
     (NotFound, 404, "not_found"),
     (Conflict, 409, "conflict"),
     (PayloadTooLarge, 413, "payload_too_large"),
+    (PhotoTooLarge, 413, "payload_too_large"),
     (UnsupportedMediaType, 415, "unsupported_media_type"),
+    (UnsupportedPhoto, 415, "unsupported_media_type"),
     (BadRequest, 422, "invalid"),
     (InvalidPayload, 422, "invalid"),
     (InputFileError, 422, "invalid"),

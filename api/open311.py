@@ -32,8 +32,8 @@ from gridwatch.api.runtime import ApiState
 from gridwatch.cases.requests import CLOSED_STATUSES, OPEN_STATUSES
 from gridwatch.errors import GridwatchError, NotFound
 from gridwatch.geo.crs import normalize_crs, to_wgs84
-from gridwatch.ingest.hazard import _photo_urls as validate_media_urls
 from gridwatch.ingest.payload import InvalidPayload
+from gridwatch.ingest.payload import read_photo_urls as validate_media_urls
 from gridwatch.model.records import RequestIntake, text_problem
 from gridwatch.model.services import BY_CODE, SERVICES, Service
 from gridwatch.store.filters import Filters

@@ -1,16 +1,18 @@
 """`POST /checkins` and `POST /hazards`: the MQTT contract over HTTP, through the very same
-parsers (`checkin_from_dict`, `hazard_from_dict`) and the same grid index."""
+parsers (`checkin_from_dict`, `hazard_from_dict`) and the same grid index; as JSON, or as
+multipart/form-data with photos (api/media.py)."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from dataclasses import replace
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter
 from fastapi.responses import Response
 
 from gridwatch.api.auth import Caller
-from gridwatch.api.bodies import CheckinBody, HazardBody, body_schema, raw_json_body
+from gridwatch.api.bodies import CheckinBody, HazardBody, body_schema
 from gridwatch.api.features import checkin_feature, checkin_id, hazard_feature
+from gridwatch.api.media import Sent, keep_photos
 from gridwatch.api.responses import GeoJSONResponse
 from gridwatch.api.runtime import ApiState, Conn, State
 from gridwatch.disputes.scanning import ScannedText
@@ -22,12 +24,12 @@ from gridwatch.ingest.reporting import check_reports
 from gridwatch.model.records import HazardReport, PatrolCheckin
 from gridwatch.store.checkins import CheckinRow, insert_checkin
 from gridwatch.store.hazards import Hazard, insert_hazard
+from gridwatch.store.media import MediaOwner
 from gridwatch.store.users import Principal
 from gridwatch.store.warnings import checkin_text, hazard_text, record_warnings
 
 router = APIRouter(tags=["reports (same schema as MQTT)"])
 
-RawBody = Annotated[bytes, Depends(raw_json_body)]
 # What a report sent again under a stored key must repeat, besides its place.
 _CHECKIN_CONTENT = ("kind", "resident_id", "status", "note", "needs")
 _HAZARD_CONTENT = ("reporter_id", "category", "severity", "description")
@@ -61,14 +63,22 @@ def _place(state: ApiState, conn, lon: float, lat: float) -> int | None:
     status_code=201,
     response_class=GeoJSONResponse,
     summary="Post a patrol check-in (payload of gw/patrol/{worker_id})",
-    openapi_extra=body_schema(CheckinBody),
-    responses={200: {"description": "the same check-in was stored before"}},
+    openapi_extra=body_schema(CheckinBody, photos=True),
+    responses={
+        200: {
+            "description": "the same check-in was stored before (photos sent again "
+            "are not kept twice)"
+        }
+    },
 )
-def post_checkin(principal: Caller, conn: Conn, state: State, body: RawBody):
+def post_checkin(principal: Caller, state: State, sent: Sent, conn: Conn):
+    """The photos are read and checked before a database connection is taken (parameters
+    are resolved in order)."""
     ctx = state.parse_context()
-    data = decode_object(body, ctx)
+    data = decode_object(sent.payload or b"", ctx)
     worker_id = _source_id(data, "worker_id", principal, "worker id")
     checkin = checkin_from_dict(worker_id, data, ctx)
+    checkin = replace(checkin, photo_urls=sent.with_urls(checkin.photo_urls))
     if checkin.kind == "visit":
         # The rule MQTT keeps too: a visit names an existing resident of the worker's grids.
         raise_refusal(check_reports(conn, [(checkin, None)]))
@@ -82,6 +92,11 @@ def post_checkin(principal: Caller, conn: Conn, state: State, body: RawBody):
             f"worker {checkin.worker_id[:64]!r} has a different check-in stored at "
             f"{checkin.observed_at.isoformat()}"
         )
+    if created:
+        visit = checkin.resident_id if checkin.kind == "visit" else None
+        key = (checkin.worker_id, checkin.source, checkin.observed_at)
+        owner = MediaOwner("checkin", checkin=key, resident_id=visit, grid_id=grid_id)
+        keep_photos(conn, state, principal, sent, owner)
     return GeoJSONResponse(
         checkin_feature(row, state.settings.owntracks_max_accuracy_m),
         201 if created else 200,
@@ -94,18 +109,19 @@ def post_checkin(principal: Caller, conn: Conn, state: State, body: RawBody):
     status_code=201,
     response_class=GeoJSONResponse,
     summary="Report a hazard (payload of gw/hazard/{reporter_id}); idempotent on its id",
-    openapi_extra=body_schema(HazardBody),
+    openapi_extra=body_schema(HazardBody, photos=True),
     responses={
         200: {"description": "this report (same id) was stored before: the stored one"},
         404: {"description": "the id is taken by a hazard of a grid the caller cannot see"},
         409: {"description": "the id is taken by a different report"},
     },
 )
-def post_hazard(principal: Caller, conn: Conn, state: State, body: RawBody) -> Response:
+def post_hazard(principal: Caller, state: State, sent: Sent, conn: Conn) -> Response:
     ctx = state.parse_context()
-    data = decode_object(body, ctx)
+    data = decode_object(sent.payload or b"", ctx)
     reporter_id = _source_id(data, "reporter_id", principal, "reporter id")
     report = hazard_from_dict(reporter_id, data, ctx)
+    report = replace(report, photo_urls=sent.with_urls(report.photo_urls))
     grid_id = _place(state, conn, report.lon, report.lat)
     raise_refusal(check_reports(conn, [(report, grid_id)]))
     hazard, created = insert_hazard(conn, report, grid_id=grid_id, deadlines=state.deadlines)
@@ -115,6 +131,9 @@ def post_hazard(principal: Caller, conn: Conn, state: State, body: RawBody) -> R
         raise NotFound(f"no hazard {report.id}")  # another grid's: not even confirmed to exist
     if not created and not _same_content(hazard, report, _HAZARD_CONTENT):
         raise Conflict(f"hazard id {report.id} is already used by a different report")
+    if created:
+        owner = MediaOwner("report", hazard_id=hazard.id, grid_id=grid_id)
+        keep_photos(conn, state, principal, sent, owner)
     return GeoJSONResponse(
         hazard_feature(hazard, state.now()),
         201 if created else 200,

@@ -17,13 +17,24 @@ from fastapi import APIRouter, Path, Request
 from pydantic import Field
 
 from gridwatch.api.auth import Reader, sees_personal_data
-from gridwatch.api.bodies import FeedbackBody, Note, NoteBody, RequiredNote, ResolveBody, Strict
+from gridwatch.api.bodies import (
+    FeedbackBody,
+    Note,
+    NoteBody,
+    RequiredNote,
+    ResolveBody,
+    Strict,
+    body_of,
+    body_schema,
+)
 from gridwatch.api.disclosure import record_reads
 from gridwatch.api.features import request_feature
+from gridwatch.api.media import Sent, keep_photos
 from gridwatch.api.responses import GeoJSONResponse
 from gridwatch.api.runtime import ApiState, Conn, State
 from gridwatch.errors import Forbidden, NotFound
-from gridwatch.ingest.hazard import _photo_urls as validate_photo_urls
+from gridwatch.ingest.payload import read_photo_urls as validate_photo_urls
+from gridwatch.store.media import MediaOwner
 from gridwatch.store.requests import (
     Request as Case,
 )
@@ -104,8 +115,16 @@ def _step(
     action: str,
     **fields,
 ):
+    changed = _changed(conn, state, principal, request_id, action, **fields)
+    return request_answer(conn, request, principal, state, changed)
+
+
+def _changed(
+    conn, state: ApiState, principal: Principal, request_id: str, action: str, **fields
+) -> Case:
+    """Take step `action` of request `request_id` for the caller: the request after it."""
     case = visible_request(conn, principal, request_id)
-    changed = transition_request(
+    return transition_request(
         conn,
         case.id,
         action,
@@ -114,10 +133,11 @@ def _step(
         may_act=_may_act(principal, action),
         **fields,
     )
-    return request_answer(conn, request, principal, state, changed)
 
 
-def _route(action: str, summary: str, conflict: str = "the request's status does not allow it"):
+def _route(
+    action: str, summary: str, conflict: str = "the request's status does not allow it", **extra
+):
     return router.post(
         f"/requests/{{request_id}}/{action}",
         response_class=GeoJSONResponse,
@@ -126,6 +146,7 @@ def _route(action: str, summary: str, conflict: str = "the request's status does
             403: {"description": "the caller may see the request but not take this step"},
             409: {"description": conflict},
         },
+        **extra,
     )
 
 
@@ -176,19 +197,30 @@ def start(
     return _step(conn, request, state, principal, request_id, "start", note=note)
 
 
-@_route("resolve", "Resolve a request (办结): what was done, with photos")
+@_route(
+    "resolve",
+    "Resolve a request (办结): what was done, with photos (JSON, or multipart/form-data with "
+    "files)",
+    openapi_extra=body_schema(ResolveBody, photos=True),
+)
 def resolve(
     request: Request,
     principal: Reader,
-    conn: Conn,
     state: State,
     request_id: RequestId,
-    body: ResolveBody,
+    sent: Sent,
+    conn: Conn,
 ):
-    photos = validate_photo_urls(body.photo_urls) if body.photo_urls else ()
-    return _step(
-        conn, request, state, principal, request_id, "resolve", note=body.note, photo_urls=photos
+    body = body_of(ResolveBody, sent.payload)
+    given = validate_photo_urls(body.photo_urls) if body.photo_urls else ()
+    photos = sent.with_urls(given)
+    changed = _changed(
+        conn, state, principal, request_id, "resolve", note=body.note, photo_urls=photos
     )
+    answer = request_answer(conn, request, principal, state, changed)
+    owner = MediaOwner("resolve", request_id=changed.id, grid_id=changed.grid_id)
+    keep_photos(conn, state, principal, sent, owner)
+    return answer
 
 
 @_route(

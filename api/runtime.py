@@ -41,6 +41,7 @@ from gridwatch.cases.hazards import deadlines_from_hours
 from gridwatch.geo.grids import LEVELS as GRID_LEVELS
 from gridwatch.geo.index import GridIndex
 from gridwatch.ingest.payload import ParseContext
+from gridwatch.media.blobs import BlobStore, media_store
 from gridwatch.settings import Settings
 from gridwatch.store.alerts import all_alerts
 from gridwatch.store.changes import ChangeWatcher
@@ -116,6 +117,7 @@ class ApiState:
         self.deadlines = deadlines_from_hours(settings.hazard_deadlines_h)
         self.keyword_matchers = LibraryMatchers()  # the dispute library's, once per version
         self.warning_notify = Notify(settings.topic_prefix, settings.alert_webhooks)
+        self.media: BlobStore = media_store(settings)  # where photos are kept
         # Threads that wait for a pooled connection (see get_conn); made in the lifespan.
         self.db_limiter: anyio.CapacityLimiter | None = None
         self._lock = threading.Lock()

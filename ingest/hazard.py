@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 import uuid
 from typing import Any
-from urllib.parse import urlsplit
 
+from gridwatch.ingest.payload import MAX_PHOTOS as MAX_PHOTOS
 from gridwatch.ingest.payload import (
     InvalidPayload,
     ParseContext,
@@ -14,10 +14,10 @@ from gridwatch.ingest.payload import (
     decode_object,
     quoted,
     read_choice,
+    read_photo_urls,
     read_text,
     read_ts,
     read_wgs84_position,
-    unsafe_character,
 )
 from gridwatch.model.records import HazardReport
 from gridwatch.model.vocabulary import HAZARD_CATEGORIES
@@ -26,7 +26,6 @@ from gridwatch.model.vocabulary import SEVERITIES as ALL_SEVERITIES
 KIND = "hazard"
 CATEGORIES = frozenset(HAZARD_CATEGORIES)
 SEVERITIES = frozenset(ALL_SEVERITIES)
-MAX_PHOTOS = 20
 # The spellings of a UUID: 8-4-4-4-12 or 32 hex digits, in braces or as a URN.
 _UUID = re.compile(
     r"(?:urn:uuid:)?(\{)?[0-9A-Fa-f]{8}(-?)[0-9A-Fa-f]{4}\2[0-9A-Fa-f]{4}\2[0-9A-Fa-f]{4}"
@@ -58,28 +57,5 @@ def hazard_from_dict(reporter_id: str, data: dict[str, Any], ctx: ParseContext) 
         category=read_choice(data, "category", CATEGORIES),
         severity=read_choice(data, "severity", SEVERITIES),
         description=read_text(data, "description", max_length=4000) or "",
-        photo_urls=_photo_urls(data.get("photo_urls")),
+        photo_urls=read_photo_urls(data.get("photo_urls")),
     )
-
-
-def _photo_urls(raw: object) -> tuple[str, ...]:
-    if raw is None:
-        return ()
-    if not isinstance(raw, list):
-        raise InvalidPayload("photo_urls must be an array of http(s) URLs")
-    if len(raw) > MAX_PHOTOS:
-        raise InvalidPayload(f"photo_urls has {len(raw)} entries (limit {MAX_PHOTOS})")
-    for url in raw:
-        if not isinstance(url, str) or len(url) > 2000:
-            raise InvalidPayload("photo_urls must be an array of http(s) URLs")
-        # urlsplit silently drops tabs and newlines, and PostgreSQL text cannot hold NUL.
-        unsafe = unsafe_character(url)
-        if unsafe:
-            raise InvalidPayload(f"photo URL {quoted(url, 80)} contains {unsafe}")
-        try:
-            parts = urlsplit(url)
-        except ValueError:  # e.g. an unclosed IPv6 bracket
-            parts = None
-        if parts is None or parts.scheme not in ("http", "https") or not parts.netloc:
-            raise InvalidPayload(f"photo URL {quoted(url, 80)} is not an http(s) URL")
-    return tuple(raw)

@@ -11,6 +11,7 @@ from gridwatch.ingest.payload import (
     decode_object,
     read_choice,
     read_number,
+    read_photo_urls,
     read_text,
     read_ts,
     read_wgs84_position,
@@ -54,4 +55,5 @@ def checkin_from_dict(worker_id: str, data: dict[str, Any], ctx: ParseContext) -
         status=status,
         note=read_text(data, "note", max_length=MAX_NOTE),
         needs=needs if needs and needs.strip() else None,
+        photo_urls=read_photo_urls(data.get("photo_urls")),
     )

@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, overload
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 import orjson
@@ -24,6 +25,9 @@ MAX_ID_LENGTH = 128
 # Control characters, and lone surrogates (which UTF-8 cannot encode).
 _UNSAFE_CHARACTER = re.compile(r"[\x00-\x1f\x7f\ud800-\udfff]")
 _SURROGATE = re.compile(r"[\ud800-\udfff]")
+MAX_PHOTOS = 20
+# A photo gridwatch keeps itself (posted as multipart/form-data), linked from the same server.
+MEDIA_PATH = re.compile(r"/media/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
 class InvalidPayload(ValueError):
@@ -250,6 +254,35 @@ def check_source_id(source_id: str, what: str) -> str:
     if unsafe:
         raise InvalidPayload(f"{what} in topic contains {unsafe}")
     return source_id
+
+
+def read_photo_urls(raw: object) -> tuple[str, ...]:
+    """`photo_urls`: at most MAX_PHOTOS links, each an http(s) URL or a `/media/{id}` path
+    (a photo posted to gridwatch itself); None is none."""
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        raise InvalidPayload("photo_urls must be an array of http(s) URLs")
+    if len(raw) > MAX_PHOTOS:
+        raise InvalidPayload(f"photo_urls has {len(raw)} entries (limit {MAX_PHOTOS})")
+    for url in raw:
+        if not isinstance(url, str) or len(url) > 2000:
+            raise InvalidPayload("photo_urls must be an array of http(s) URLs")
+        # urlsplit silently drops tabs and newlines, and PostgreSQL text cannot hold NUL.
+        unsafe = unsafe_character(url)
+        if unsafe:
+            raise InvalidPayload(f"photo URL {quoted(url, 80)} contains {unsafe}")
+        if MEDIA_PATH.fullmatch(url):
+            continue
+        try:
+            parts = urlsplit(url)
+        except ValueError:  # e.g. an unclosed IPv6 bracket
+            parts = None
+        if parts is None or parts.scheme not in ("http", "https") or not parts.netloc:
+            raise InvalidPayload(
+                f"photo URL {quoted(url, 80)} is not an http(s) URL nor a /media/{{id}} link"
+            )
+    return tuple(raw)
 
 
 def unsafe_character(text: str) -> str | None:

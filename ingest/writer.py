@@ -183,6 +183,7 @@ _PATROL = _Table(
         "needs",
         "device",
         "battery",
+        "photo_urls",
     ),
     ("worker_id", "source", "observed_at"),
     (*_PATROL_SAME, "device", "battery"),
@@ -332,6 +333,7 @@ class BatchWriter:
                     r.needs,
                     r.device,
                     r.battery,
+                    list(r.photo_urls) or None,
                 )
                 for r, grid in zip(checkins, checkin_grids, strict=True)
             ),

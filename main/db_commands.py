@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from functools import partial
 from typing import TYPE_CHECKING
 
 from gridwatch.commands import command_group
@@ -64,12 +65,25 @@ def run_db_info(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def run_db_maintain(settings: Settings, args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime, timedelta
+
+    from gridwatch.media.blobs import delete_photos, media_store
     from gridwatch.store.db import connect
     from gridwatch.store.maintenance import maintain
+    from gridwatch.store.media import delete_expired_checkin_media
+
+    store = media_store(settings)
 
     with Services(settings) as services, connect(services.database_url()) as conn:
         report = maintain(
             conn, retention_days=settings.retention_days, ahead_days=settings.partitions_ahead_days
         )
+        # In either mode: check-ins past retention go with their day, their photos here.
+        expired = delete_expired_checkin_media(
+            conn,
+            before=datetime.now(UTC) - timedelta(days=settings.retention_days),
+            remove_photos=partial(delete_photos, store),
+        )
     print(report)
+    print(f"{expired} photo(s) of check-ins past retention deleted from {store.describe()}")
     return 0

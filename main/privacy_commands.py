@@ -8,6 +8,7 @@ import getpass
 import sys
 from dataclasses import asdict
 from datetime import UTC, datetime
+from functools import partial
 from typing import TYPE_CHECKING
 
 from gridwatch.commands import migrated_database, parse_time, subcommands
@@ -46,11 +47,20 @@ def register(commands: Commands, common: argparse.ArgumentParser) -> None:
 
 
 def run_forget(settings: Settings, args: argparse.Namespace) -> int:
+    from gridwatch.media.blobs import delete_photos, media_store
     from gridwatch.store.personal_data import forget_resident
 
     actor = args.by or getpass.getuser()
+    store = media_store(settings)
+
     with migrated_database(settings) as conn:
-        done = forget_resident(conn, args.resident_id, actor=actor, now=datetime.now(UTC))
+        done = forget_resident(
+            conn,
+            args.resident_id,
+            actor=actor,
+            now=datetime.now(UTC),
+            remove_photos=partial(delete_photos, store),
+        )
     if done.already:
         since = done.at.astimezone(settings.zone).strftime("%Y-%m-%d %H:%M")
         print(f"resident {done.resident_id} was forgotten on {since}; notes written since removed")
@@ -60,6 +70,8 @@ def run_forget(settings: Settings, args: argparse.Namespace) -> int:
             "notes and the link from patrol visits removed; meter readings, sensor events, "
             "alerts and their history kept"
         )
+    if done.photos:
+        print(f"{done.photos} photo(s) of their home visits deleted from {store.describe()}")
     print(f"recorded in the audit as asked by {actor}")
     return 0
 

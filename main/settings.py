@@ -164,6 +164,19 @@ class Settings(BaseSettings):
         default=7, ge=1, description="a resident is due a home visit after this many days"
     )
 
+    # Photos posted with reports, steps and check-ins
+    media_dir: Path | None = Field(
+        default=None, description="folder that keeps the photos; unset: `media` in DATA_DIR"
+    )
+    media_url: str | None = Field(
+        default=None,
+        description="s3://bucket/prefix?endpoint=http://host:9000 keeps the photos in an "
+        "S3-compatible store instead (credentials from the AWS_* variables)",
+    )
+    media_max_bytes: int = Field(
+        default=10 * 1024 * 1024, ge=1024, description="largest photo accepted, in bytes"
+    )
+
     @field_validator("hazard_deadlines_h")
     @classmethod
     def _every_severity(cls, value: dict[str, float]) -> dict[str, float]:
@@ -236,6 +249,13 @@ class Settings(BaseSettings):
             self.mqtt_url = urlunsplit(parts._replace(netloc=netloc))
         return self
 
+    @field_validator("media_url")
+    @classmethod
+    def _s3_scheme(cls, value: str | None) -> str | None:
+        if value and (urlsplit(value).scheme != "s3" or not urlsplit(value).netloc):
+            raise ValueError(f"media URL {value!r} must be s3://bucket[/prefix][?endpoint=…]")
+        return value or None
+
     @field_validator("database_url")
     @classmethod
     def _pg_scheme(cls, value: str | None) -> str | None:
@@ -246,3 +266,8 @@ class Settings(BaseSettings):
     @property
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.tz)
+
+    @property
+    def media_folder(self) -> Path:
+        """Where photos are kept as files (when no GRIDWATCH_MEDIA_URL names a store)."""
+        return self.media_dir if self.media_dir is not None else self.data_dir / "media"

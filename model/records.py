@@ -46,6 +46,7 @@ class PatrolCheckin:
     source: str = "gw"
     device: str | None = None
     battery: float | None = None
+    photo_urls: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

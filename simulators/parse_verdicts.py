@@ -15,6 +15,7 @@ from gridwatch.ingest import hazard, owntracks, patrol, sensor
 from gridwatch.ingest.payload import (
     EARLIEST,
     MAX_ID_LENGTH,
+    MEDIA_PATH,
     Ignored,
     InvalidPayload,
     ParseContext,
@@ -122,8 +123,9 @@ def reading_problem(reading: object, kind: str, ctx: ParseContext) -> str | None
             return "photo_urls is not a tuple of at most 20"
         for url in reading.photo_urls:
             # A scheme is case-insensitive ("HTTPS://" is as good a link).
-            if not url.lower().startswith(("http://", "https://")) or not is_storable(url):
-                return f"photo URL {url!r:.60} is not a storable http(s) URL"
+            linked = url.lower().startswith(("http://", "https://")) or MEDIA_PATH.fullmatch(url)
+            if not linked or not is_storable(url):
+                return f"photo URL {url!r:.60} is not a storable http(s) URL or /media link"
     return None
 
 

@@ -33,6 +33,7 @@ class CheckinRow:
     status: str | None
     note: str | None
     needs: str | None
+    photo_urls: list[str]
 
 
 _CHECKINS = Listing(
@@ -40,7 +41,7 @@ _CHECKINS = Listing(
     sql.SQL(
         "c.worker_id, c.source, c.observed_at, c.received_at, c.lon, c.lat, c.accuracy_m, "
         "c.grid_id, g.code AS grid_code, c.kind, c.resident_id, c.status, c.note, "
-        "c.needs"
+        "c.needs, coalesce(c.photo_urls, '{}') AS photo_urls"
     ),
     sql.SQL("patrol_checkins c LEFT JOIN grids g ON g.id = c.grid_id"),
     sql.SQL("c.observed_at DESC, c.worker_id DESC, c.source DESC"),
@@ -83,8 +84,9 @@ def insert_checkin(
         created = conn.execute(
             """
             INSERT INTO patrol_checkins (worker_id, observed_at, received_at, source, lon, lat,
-                accuracy_m, grid_id, kind, resident_id, status, note, needs, device, battery)
-            VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+                accuracy_m, grid_id, kind, resident_id, status, note, needs, device, battery,
+                photo_urls)
+            VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
             ON CONFLICT DO NOTHING RETURNING 1
             """,
             (
@@ -103,6 +105,7 @@ def insert_checkin(
                 checkin.needs,
                 checkin.device,
                 checkin.battery,
+                list(checkin.photo_urls) or None,
             ),
         ).fetchone()
         row = get_checkin(

@@ -6,14 +6,16 @@ true. It removes what names or locates the person: name, phone, address; the hom
 position, which on a map points at one household as surely as an address (the patrol visits
 made to the home stand where it is, so they keep their time, place and worker but no longer
 name the resident); and the free text people wrote about them (notes of absences, visits,
-checks and alert steps). Dead letters, raw messages kept because they could not be stored,
-lose their payload when it names the resident."""
+checks and alert steps), and the photos taken at their home visits (rows here, images in
+the media store). Dead letters, raw messages kept because they could not be stored, lose
+their payload when it names the resident."""
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Sequence
+import uuid
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -22,6 +24,7 @@ from psycopg import sql
 from psycopg.rows import class_row
 
 from gridwatch.errors import NotFound
+from gridwatch.store.media import delete_resident_media
 
 READ, FORGET = "read", "forget"
 _ESCAPE = re.compile(r"\\u([0-9a-f]{4})")
@@ -114,13 +117,24 @@ class Forgotten:
     resident_id: str
     at: datetime
     already: bool  # forgotten before: nothing was left to remove
+    photos: int = 0  # photos of their visits removed
+
+
+RemovePhotos = Callable[[Sequence[uuid.UUID]], None]
 
 
 def forget_resident(
-    conn: psycopg.Connection, resident_id: str, *, actor: str, now: datetime
+    conn: psycopg.Connection,
+    resident_id: str,
+    *,
+    actor: str,
+    now: datetime,
+    remove_photos: RemovePhotos | None = None,
 ) -> Forgotten:
     """Remove a resident's personal information, keep their anonymous history, and record it
-    in the audit, in one transaction."""
+    in the audit, in one transaction. The photos of their visits lose their rows here and
+    their images through `remove_photos` (given the photos' ids) before the transaction
+    commits: if the images cannot be removed, nothing is, and the command can run again."""
     with conn.transaction():
         row = conn.execute(
             "SELECT forgotten_at, name, phone, address FROM residents WHERE id = %s FOR UPDATE",
@@ -137,6 +151,11 @@ def forget_resident(
         )
         for statement in _FORGET_NOTES:
             conn.execute(statement, {"id": resident_id})
+        photos = delete_resident_media(conn, resident_id)
+        if photos:
+            if remove_photos is None:
+                raise ValueError("the resident's visits have photos: say how to remove them")
+            remove_photos(photos)
         record_audit(
             conn,
             actor=actor,
@@ -146,7 +165,7 @@ def forget_resident(
             resident_ids=[resident_id],
             at=now,
         )
-    return Forgotten(resident_id, row[0] or now, already=row[0] is not None)
+    return Forgotten(resident_id, row[0] or now, already=row[0] is not None, photos=len(photos))
 
 
 def _redact_dead_letters(
@@ -178,7 +197,9 @@ def _redact_dead_letters(
 _FORGET_NOTES = (
     "UPDATE absences SET note = NULL WHERE resident_id = %(id)s AND note IS NOT NULL",
     "UPDATE resident_checks SET note = NULL WHERE resident_id = %(id)s AND note IS NOT NULL",
-    "UPDATE patrol_checkins SET resident_id = NULL, note = NULL, needs = NULL "
+    # A visit's photos show the home: their links go with the images (and so do links to
+    # photos kept elsewhere, which gridwatch cannot delete).
+    "UPDATE patrol_checkins SET resident_id = NULL, note = NULL, needs = NULL, photo_urls = NULL "
     "WHERE resident_id = %(id)s",
     "UPDATE alerts SET resolution = NULL WHERE resident_id = %(id)s AND resolution IS NOT NULL",
     "UPDATE alert_events SET note = NULL WHERE note IS NOT NULL "

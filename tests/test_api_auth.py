@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import logging
 import uuid
 
@@ -19,6 +20,7 @@ from gridwatch.api_commands import register
 from gridwatch.settings import Settings
 from tests.support.api import GRID_A, GRID_B, NOW, assert_security_headers, reason, resident_of
 from tests.support.databases import point_in_grid, query
+from tests.support.photos import jpeg_with_gps
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +51,12 @@ def grid_b(seeded_url, http):
         [(warning,)] = conn.execute(
             "SELECT id FROM warnings WHERE source_id = %s", (hazard["id"],)
         ).fetchall()
-    checkin = worker.post("/checkins", json={"lat": point.y, "lon": point.x}).json()
+    # Posted with a photo, as a phone posts it.
+    checkin = worker.post(
+        "/checkins",
+        data={"payload": json.dumps({"lat": point.y, "lon": point.x})},
+        files=[("photos", ("door.jpg", jpeg_with_gps(), "image/jpeg"))],
+    ).json()
     absence = worker.post(
         "/absences",
         json={
@@ -72,6 +79,7 @@ def grid_b(seeded_url, http):
         "resident": resident,
         "absence": absence["id"],
         "point": (point.x, point.y),
+        "media": checkin["properties"]["photo_urls"][0].removeprefix("/media/"),
     }
 
 
@@ -90,6 +98,29 @@ def _no_grid_b(response, field="grid"):
 def _missing(response):
     assert response.status_code in (403, 404), (response.status_code, response.text)
     assert GRID_B not in reason(response) or response.status_code == 404
+
+
+def _phone_without_grid_b(response, b):
+    _page_without_grid_b(response)
+    assert b["hazard"] not in response.text and f"alert:{b['alert']}" not in response.text
+
+
+def _case_stream_without_grid_b(c, b, seeded_url):
+    """Replay every step of every case from the start: none of grid B's may come (grid B's
+    hazard was reported; a fresh report in grid A marks the end of the replay)."""
+    lon, lat = point_in_grid(seeded_url, GRID_A)
+    marker = str(uuid.uuid4())
+    mine = {"id": marker, "lat": lat, "lon": lon, "category": "road", "severity": "low"}
+    assert c.post("/hazards", json=mine).status_code == 201
+    with c.stream("GET", "/cases/stream", params={"after": "0.0"}) as response:
+        assert response.status_code == 200
+        text = ""
+        for chunk in response.iter_text():
+            text += chunk
+            if marker in text:
+                break
+    assert f'"grid":"{GRID_A}"' in text
+    assert f'"grid":"{GRID_B}"' not in text and b["hazard"] not in text
 
 
 def walk_items(c, b, layer, object_id):
@@ -347,6 +378,13 @@ WALK = {
     ("GET", "/console/cases/{case_id}"): lambda c, b, u: _missing(
         c.get(f"/console/cases/{b['hazard']}")
     ),
+    ("GET", "/cases/stream"): lambda c, b, u: _case_stream_without_grid_b(c, b, u),
+    ("GET", "/m"): lambda c, b, u: _phone_without_grid_b(c.get("/m"), b),
+    ("GET", "/m/tasks"): lambda c, b, u: _phone_without_grid_b(c.get("/m/tasks"), b),
+    ("GET", "/media/{media_id}"): lambda c, b, u: _missing(c.get(f"/media/{b['media']}")),
+    ("GET", "/media/{media_id}/thumb"): lambda c, b, u: _missing(
+        c.get(f"/media/{b['media']}/thumb")
+    ),
 }
 
 
@@ -443,6 +481,7 @@ def _sample_path(path: str, b: dict) -> str:
         .replace("{absence_id}", str(b["absence"]))
         .replace("{request_id}", b["request"])
         .replace("{service_request_id}", b["request"])
+        .replace("{media_id}", b["media"])
     )
 
 

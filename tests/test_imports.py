@@ -41,12 +41,14 @@ ROOM_MAY_IMPORT: dict[str, set[str]] = {
     "gridwatch.alerts": FLOOR | _rooms("model"),
     "gridwatch.cases": FLOOR | _rooms("model"),
     "gridwatch.disputes": FLOOR | _rooms("model"),
+    "gridwatch.media": FLOOR,
     "gridwatch.store": FLOOR | _rooms("model", "geo", "alerts", "cases", "disputes"),
     "gridwatch.imports": FLOOR | _rooms("model", "geo", "disputes", "store"),
     "gridwatch.ingest": FLOOR | _rooms("model", "geo", "cases", "disputes", "store"),
     "gridwatch.maps": FLOOR | _rooms("model", "geo"),
     "gridwatch.dispatch": FLOOR | _rooms("model", "alerts", "cases", "store", "ingest"),
-    "gridwatch.api": FLOOR | _rooms("model", "geo", "cases", "disputes", "store", "ingest", "maps"),
+    "gridwatch.api": FLOOR
+    | _rooms("model", "geo", "cases", "disputes", "media", "store", "ingest", "maps"),
     "gridwatch.simulators": FLOOR
     | _rooms(
         "model", "geo", "alerts", "cases", "disputes", "store", "imports", "ingest", "dispatch"
@@ -65,7 +67,8 @@ ROOM_MUST_NOT_IMPORT: dict[str, set[str]] = {
     "gridwatch.cases": _IO,
     "gridwatch.disputes": _IO,
     "gridwatch.maps": _IO,
-    "gridwatch.store": _rooms("api", "ingest", "maps") | {"fastapi", "starlette"},
+    "gridwatch.media": _IO,
+    "gridwatch.store": _rooms("api", "ingest", "maps", "media") | {"fastapi", "starlette"},
 }
 
 # Rooms that break their rule for now, each with why (an xfail, strict, until it holds).
