@@ -24,7 +24,7 @@ from gridwatch.cases.hazards import TRANSITIONS as HAZARD_STEPS
 from gridwatch.cases.ledger import STATUSES as CASE_STATUSES
 from gridwatch.cases.requests import TRANSITIONS as REQUEST_STEPS
 from gridwatch.ingest.patrol import MAX_NEEDS, MAX_NOTE
-from gridwatch.maps.console import render_fragment, render_page
+from gridwatch.maps.console import duration_text, render_fragment, render_page
 from gridwatch.maps.texts import texts_for
 from gridwatch.model.vocabulary import EMERGENCY_EVENTS, HAZARD_CATEGORIES, SEVERITIES
 from gridwatch.store.alerts import AlertRow, alert_page
@@ -116,7 +116,7 @@ def gather_tasks(
     record_reads(conn, principal, request, list(dict.fromkeys(shown)))
     local = _local(state)
     tasks = [_alert_task(t, principal, row, local) for row in alerts]
-    tasks += [_case_task(t, principal, row, local) for row in cases]
+    tasks += [_case_task(t, principal, row, local, now) for row in cases]
     tasks += [_visit_task(t, principal, r, local) for r in residents if r.due]
     tasks.sort(key=lambda task: task.rank)  # stable: each kind keeps its own order within
     return tasks, residents
@@ -158,8 +158,9 @@ def _alert_task(t: dict, principal: Principal, row: AlertRow, local) -> Task:
     )
 
 
-def _case_task(t: dict, principal: Principal, row: LedgerRow, local) -> Task:
-    p = t["phone"]
+def _case_task(t: dict, principal: Principal, row: LedgerRow, local, now: datetime) -> Task:
+    p, c = t["phone"], t["console"]
+    late = row.hours_late(now)
     transitions = _TRANSITIONS[row.kind]
     words = t["category"] if row.kind == "hazard" else t["service"]
     states = t["status"] if row.kind == "hazard" else t["request_status"]
@@ -173,7 +174,11 @@ def _case_task(t: dict, principal: Principal, row: LedgerRow, local) -> Task:
         detail=row.description,
         grid=row.grid_code,
         status_label=states.get(row.status, row.status),
-        when_text=p["due_by"].format(at=local(row.due_at)) if row.due_at else "",
+        when_text=c["overdue_by"].format(h=duration_text(late, c))
+        if late is not None
+        else p["due_by"].format(at=local(row.due_at))
+        if row.due_at
+        else "",
         late=row.overdue,
         rank=2 if row.overdue else 3,
         lon=row.lon,
@@ -217,8 +222,9 @@ def _choices(t: dict, principal: Principal, residents: list[ResidentVisit]) -> l
     out = []
     for r in residents:
         shown = person(principal, r.grid_id, r.name, r.phone, r.address)
-        label = " · ".join(x for x in (shown["name"] or r.id, shown["address"]) if x)
-        out.append((r.id, label + (f" ({p['due_visit']})" if r.due else ""), r.lon, r.lat))
+        due = p["due_visit"] if r.due else None
+        label = " · ".join(x for x in (shown["name"] or r.id, due, shown["address"]) if x)
+        out.append((r.id, label, r.lon, r.lat))
     return out
 
 
@@ -243,6 +249,8 @@ def phone(request: Request, principal: PageViewer, conn: Conn, state: State):
         limits={"note": MAX_NOTE, "needs": MAX_NEEDS},
         script_data={
             "alerts_after": state.feed.watermark,
+            # A phone's clock may be off: reports are timed by the server's, as the page knew it.
+            "now_ms": round(state.now().timestamp() * 1000),
             "cases_after": case_stream_start(state),
             "texts": {
                 k: p[k]

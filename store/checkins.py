@@ -173,6 +173,11 @@ class ResidentVisit(ResidentHome):
     due: bool
 
 
+# A visit stamped a little after `now` (the seconds between a page's load and its post, a
+# phone's clock a little fast) is made already; one hours ahead is not yet.
+VISIT_CLOCK_SLACK = timedelta(minutes=15)
+
+
 def residents_to_visit(
     conn: psycopg.Connection,
     *,
@@ -194,13 +199,13 @@ def residents_to_visit(
                 SELECT 1 FROM patrol_checkins c
                 WHERE c.resident_id = r.id AND c.kind = 'visit'
                   AND c.status IN ('ok', 'concern')
-                  AND c.observed_at > %(due_since)s AND c.observed_at <= %(now)s
+                  AND c.observed_at > %(due_since)s AND c.observed_at <= %(upto)s
             ) AS due
         FROM residents r
         LEFT JOIN grids g ON g.id = r.grid_id
         LEFT JOIN LATERAL (
             SELECT c.observed_at, c.needs FROM patrol_checkins c
-            WHERE c.resident_id = r.id AND c.kind = 'visit' AND c.observed_at <= %(now)s
+            WHERE c.resident_id = r.id AND c.kind = 'visit' AND c.observed_at <= %(upto)s
             ORDER BY c.observed_at DESC LIMIT 1
         ) v ON TRUE
         WHERE {}
@@ -208,6 +213,7 @@ def residents_to_visit(
         LIMIT %(limit)s
         """
     ).format(where)
-    params = {"scope": scope, "now": now, "due_since": now - every, "limit": limit}
+    upto = now + VISIT_CLOCK_SLACK
+    params = {"scope": scope, "due_since": now - every, "upto": upto, "limit": limit}
     with conn.cursor(row_factory=class_row(ResidentVisit)) as cur:
         return cur.execute(query, params).fetchall()

@@ -15,9 +15,10 @@ document.addEventListener("DOMContentLoaded", function () {
   var sortBy = "near";
   var waiting = false;  // a redraw held back while a form is open in the list
   var homes = [];  // each form and where it lives when closed
+  var skew = data.now_ms - Date.now();  // the server's clock less the phone's
 
   function toLogin() {
-    window.location.href = "/login?next=" + encodeURIComponent("/m");
+    window.location.href = "/login?next=/m";
   }
 
   function say(text, kind) {
@@ -175,6 +176,7 @@ document.addEventListener("DOMContentLoaded", function () {
 
   function closeForm(form) {
     form.reset();
+    list.querySelectorAll("button.gw-step.on").forEach(function (b) { b.classList.remove("on"); });
     form.removeAttribute("data-id");
     form.removeAttribute("data-ts");
     form.querySelectorAll(".gw-photos-chosen").forEach(function (n) { n.hidden = true; });
@@ -191,6 +193,9 @@ document.addEventListener("DOMContentLoaded", function () {
     if (resident) { form.querySelector("[name=resident_id]").value = resident; }
     var title = form.querySelector(".gw-sheet-for");
     if (title) { title.textContent = button.getAttribute("data-title") || ""; }
+    var step = form.querySelector(".gw-sheet-step");
+    if (step) { step.textContent = button.textContent; }
+    button.classList.add("on");
     li.appendChild(form);
     form.hidden = false;
     var first = form.querySelector("textarea, input:not([type=checkbox]):not([type=radio])");
@@ -246,7 +251,9 @@ document.addEventListener("DOMContentLoaded", function () {
       if (!position(form, body)) { say(t.position_missing, "bad"); locate(); return; }
       // The same id and time on a retry: a report or visit sent twice is stored once.
       if (!form.hasAttribute("data-id")) { form.setAttribute("data-id", uuid()); }
-      if (!form.hasAttribute("data-ts")) { form.setAttribute("data-ts", new Date().toISOString()); }
+      if (!form.hasAttribute("data-ts")) {
+        form.setAttribute("data-ts", new Date(Date.now() + skew).toISOString());
+      }
       body.ts = form.getAttribute("data-ts");
       if (step === "report") { body.id = form.getAttribute("data-id"); }
       else { body.kind = "visit"; }
