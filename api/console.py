@@ -94,6 +94,14 @@ HAZARD_STEPS = (
 )
 
 
+def console_page(
+    state: ApiState, principal: Principal, template: str, page: str, title: str, **data
+) -> HTMLResponse:
+    """The console page `template` for the caller (`page` marks its tab in the bar)."""
+    html = render_page(template, page_context(state, principal), page, title, **data)
+    return HTMLResponse(html, headers=PAGE_HEADERS)
+
+
 def _scope(principal: Principal) -> list[int] | None:
     return None if principal.sees_all else principal.scope_param()
 
@@ -356,9 +364,10 @@ def desk(
     keys = ("alerts_opened", "hazards_opened", "hazards_closed", "median_close_h")
     summary["trend_max"] = {k: max((d[k] or 0) for d in summary["trend"]) for k in keys}
     trend_rows = [(key, c[key.removesuffix("_h")]) for key in keys]
-    page = render_page(
+    return console_page(
+        state,
+        principal,
         "console/desk.html",
-        page_context(state, principal),
         "console",
         t["desk"],
         summary=summary,
@@ -367,7 +376,6 @@ def desk(
         kind_label=t["alert_kind"].get(kind or "", kind),
         script_data=_desk_script(t, state, summary, kind),
     )
-    return HTMLResponse(page, headers=PAGE_HEADERS)
 
 
 def _desk_script(t: dict, state: ApiState, summary: dict, kind: str | None) -> dict:
@@ -441,9 +449,10 @@ def alert_view(
     absent = False
     if row.resident_id:
         absent = get_resident(conn, row.resident_id, now=state.now()).absent
-    page = render_page(
+    return console_page(
+        state,
+        principal,
         "console/alert.html",
-        page_context(state, principal),
         "alert",
         f"{alert['kind_label']} · {t['console']['alert']}",
         alert=alert,
@@ -461,7 +470,6 @@ def alert_view(
             "series": t["console"]["series"],
         },
     )
-    return HTMLResponse(page, headers=PAGE_HEADERS)
 
 
 def _action_texts(t: dict) -> dict:
@@ -616,9 +624,10 @@ def ledger_view(
             "/console/ledger", chosen | {"sort": f"-{key}" if descending else key}
         )
         sort_marks[key] = " ▲" if sort == key else " ▼" if sort == f"-{key}" else ""
-    page = render_page(
+    return console_page(
+        state,
+        principal,
         "console/ledger.html",
-        page_context(state, principal),
         "ledger",
         t["ledger"],
         q={k: v or "" for k, v in filters.items()},
@@ -639,7 +648,6 @@ def ledger_view(
         else None,
         script_data={},
     )
-    return HTMLResponse(page, headers=PAGE_HEADERS)
 
 
 def _url(path: str, query: dict) -> str:
@@ -735,9 +743,10 @@ def case_view(
     }
     allowed = [step for step, (sources, _) in TRANSITIONS.items() if hazard.status in sources]
     history = [case_event(t, state, e) for e in events]
-    page = render_page(
+    return console_page(
+        state,
+        principal,
         "console/case.html",
-        page_context(state, principal),
         "case",
         f"{case['category_label']} · {c['case']}",
         case=case,
@@ -758,7 +767,6 @@ def case_view(
             "map": _case_map(state, hazard.lon, hazard.lat, grid),
         },
     )
-    return HTMLResponse(page, headers=PAGE_HEADERS)
 
 
 def _request_view(principal: Principal, conn, state: ApiState, case_id: str) -> HTMLResponse:
@@ -799,9 +807,10 @@ def _request_view(principal: Principal, conn, state: ApiState, case_id: str) -> 
         if step != "dispatch" or principal.role in DISPATCHERS
     }
     photos = list(dict.fromkeys([*found.media_urls, *(u for e in events for u in e.photo_urls)]))
-    page = render_page(
+    return console_page(
+        state,
+        principal,
         "console/case.html",
-        page_context(state, principal),
         "case",
         f"{case['category_label']} · {c['request_case']}",
         case=case,
@@ -826,7 +835,6 @@ def _request_view(principal: Principal, conn, state: ApiState, case_id: str) -> 
             "map": _case_map(state, found.lon, found.lat, grid),
         },
     )
-    return HTMLResponse(page, headers=PAGE_HEADERS)
 
 
 def case_event(t: dict, state: ApiState, event) -> dict:

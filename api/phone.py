@@ -15,16 +15,17 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
 from gridwatch.api.auth import PageViewer, Reader
+from gridwatch.api.console import console_page
 from gridwatch.api.disclosure import alert_resident, record_reads, shown_in_clear
 from gridwatch.api.features import person
 from gridwatch.api.live import case_stream_start
-from gridwatch.api.map_pages import PAGE_HEADERS, page_context
+from gridwatch.api.map_pages import PAGE_HEADERS
 from gridwatch.api.runtime import ApiState, Conn, State
 from gridwatch.cases.hazards import TRANSITIONS as HAZARD_STEPS
 from gridwatch.cases.ledger import STATUSES as CASE_STATUSES
 from gridwatch.cases.requests import TRANSITIONS as REQUEST_STEPS
 from gridwatch.ingest.patrol import MAX_NEEDS, MAX_NOTE
-from gridwatch.maps.console import duration_text, render_fragment, render_page
+from gridwatch.maps.console import duration_text, render_fragment
 from gridwatch.maps.texts import texts_for
 from gridwatch.model.vocabulary import EMERGENCY_EVENTS, HAZARD_CATEGORIES, SEVERITIES
 from gridwatch.store.alerts import AlertRow, alert_page
@@ -80,6 +81,19 @@ class Task:
     mine: bool = False
     resident_id: str | None = None  # a visit's resident
     last_needs: str | None = None
+
+
+def step_labels(t: dict) -> dict[str, str]:
+    """What each step's button says: the console's words for the same steps."""
+    c = t["console"]
+    return {
+        "ack": c["ack"],
+        "resolve-alert": c["resolve_alert"],
+        "accept": c["request_steps"]["accept"],
+        "start": c["steps"]["start"],
+        "resolve": c["steps"]["resolve"],
+        "visit": t["phone"]["record_visit"],
+    }
 
 
 def _scope(principal: Principal) -> list[int] | None:
@@ -149,7 +163,7 @@ def _alert_task(t: dict, principal: Principal, row: AlertRow, local) -> Task:
         steps=tuple(
             Step(
                 step,
-                p["steps"][step],
+                step_labels(t)[step],
                 f"/alerts/{row.id}/{'ack' if step == 'ack' else 'resolve'}",
             )
             for step in ALERT_STEPS[row.status]
@@ -184,7 +198,7 @@ def _case_task(t: dict, principal: Principal, row: LedgerRow, local, now: dateti
         lon=row.lon,
         lat=row.lat,
         steps=tuple(
-            Step(step, p["steps"][step], f"{base}/{row.id}/{step}")
+            Step(step, step_labels(t)[step], f"{base}/{row.id}/{step}")
             for step in CASE_STEPS[row.kind]
             if row.status in transitions[step][0]
         ),
@@ -210,7 +224,7 @@ def _visit_task(t: dict, principal: Principal, row: ResidentVisit, local) -> Tas
         rank=4,
         lon=row.lon,
         lat=row.lat,
-        steps=(Step("visit", p["steps"]["visit"], "/checkins"),),
+        steps=(Step("visit", p["record_visit"], "/checkins"),),
         resident_id=row.id,
         last_needs=None if shown["masked"] else row.last_needs,
     )
@@ -235,9 +249,10 @@ def phone(request: Request, principal: PageViewer, conn: Conn, state: State):
     t = texts_for(state.settings.lang)
     p = t["phone"]
     tasks, residents = gather_tasks(conn, state, principal, request)
-    page = render_page(
+    return console_page(
+        state,
+        principal,
         "console/phone.html",
-        page_context(state, principal),
         "phone",
         p["title"],
         p=p,
@@ -274,7 +289,6 @@ def phone(request: Request, principal: PageViewer, conn: Conn, state: State):
             | {k: t[k] for k in ("connected", "reconnecting")},
         },
     )
-    return HTMLResponse(page, headers=PAGE_HEADERS)
 
 
 @router.get(

@@ -167,21 +167,12 @@ TEXTS: dict[str, dict] = {
             "photos": "拍照（可拍多张）",  # noqa: RUF001
             "photos_chosen": "已选 {n} 张",
             "description": "情况描述（必填）",  # noqa: RUF001
-            "position": "位置",
             "position_wait": "正在取得手机定位…",
             "position_ok": "手机定位，精度约 {m} 米",  # noqa: RUF001
             "position_home": "未能定位：按老人住址记录",  # noqa: RUF001
             "position_missing": "需要手机定位才能上报：请在浏览器中允许定位后重试",  # noqa: RUF001
             "locate_again": "重新定位",
-            "steps": {
-                "ack": "确认接警",
-                "resolve-alert": "解除告警",
-                "accept": "接单",
-                "start": "开始处置",
-                "resolve": "处置完成",
-                "visit": "记录走访",
-                "report": "上报隐患",
-            },
+            "record_visit": "记录走访",
             "report_done": "已上报，已加入待办",  # noqa: RUF001
             "visit_done": "走访已记录",
             "login_again": "登录已失效，请重新登录",  # noqa: RUF001
@@ -524,22 +515,13 @@ TEXTS: dict[str, dict] = {
             "photos": "Photos (several allowed)",
             "photos_chosen": "{n} chosen",
             "description": "What is wrong (required)",
-            "position": "Position",
             "position_wait": "Getting the phone's position…",
             "position_ok": "Phone position, about {m} m",
             "position_home": "No position: recorded at the resident's home",
             "position_missing": "A report needs the phone's position: allow it in the browser "
             "and try again",
             "locate_again": "Locate again",
-            "steps": {
-                "ack": "Acknowledge",
-                "resolve-alert": "Resolve alert",
-                "accept": "Accept",
-                "start": "Start",
-                "resolve": "Resolve",
-                "visit": "Record visit",
-                "report": "Report",
-            },
+            "record_visit": "Record visit",
             "report_done": "Reported, added to your tasks",
             "visit_done": "Visit recorded",
             "login_again": "Your session has ended: log in again",

@@ -92,6 +92,14 @@ def _confirm(page, form: str) -> None:
     page.click(f"#gw-form-{form} [data-action=confirm]")
 
 
+def _take_step(page, step: str, key: str, status: str) -> None:
+    """Confirm the open form of `step`; wait for the task `key` to show `status`."""
+    _confirm(page, step)
+    page.wait_for_function(
+        f"""document.querySelector('li[data-key="{key}"] .gw-badge').textContent === '{status}'"""
+    )
+
+
 def _keys(page) -> set[str]:
     return set(
         page.eval_on_selector_all("#gw-tasks li[data-key]", "l => l.map(e => e.dataset.key)")
@@ -122,11 +130,7 @@ def test_a_worker_takes_cases_on_the_phone_and_the_desk_closes_them(
     request.locator("[data-action=accept]").click()
     assert request.locator("#gw-form-accept").is_visible()
     request.locator("#gw-form-accept input[name=note]").fill("马上到")
-    _confirm(page, "accept")
-    page.wait_for_function(
-        f"""document.querySelector('li[data-key="request:{cases["request"]}"] .gw-badge')
-        .textContent === '已接单'"""
-    )
+    _take_step(page, "accept", f"request:{cases['request']}", "已接单")
     # 办结 with a note and a photo from the camera; the note is required first.
     request = _task(page, "request", cases["request"])
     request.locator("[data-action=resolve]").click()
@@ -145,11 +149,7 @@ def test_a_worker_takes_cases_on_the_phone_and_the_desk_closes_them(
     assert page.inner_text("#gw-result") == "已提交"
     # The hazard: 开始处置 from the phone, then 处置完成.
     hazard.locator("[data-action=start]").click()
-    _confirm(page, "start")
-    page.wait_for_function(
-        f"""document.querySelector('li[data-key="hazard:{cases["hazard"]}"] .gw-badge')
-        .textContent === '处置中'"""
-    )
+    _take_step(page, "start", f"hazard:{cases['hazard']}", "处置中")
     hazard = _task(page, "hazard", cases["hazard"])
     hazard.locator("[data-action=resolve]").click()
     hazard.locator("#gw-form-resolve textarea[name=note]").fill("已清运")
