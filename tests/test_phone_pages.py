@@ -13,7 +13,16 @@ import pytest
 
 from gridwatch.maps.texts import texts_for
 from gridwatch.store.partitions import ensure_partitions
-from tests.support.api import GRID_A, GRID_B, NOW, SHANGHAI, open_alert
+from tests.support.api import (
+    GRID_A,
+    GRID_B,
+    NOW,
+    SHANGHAI,
+    ApiServer,
+    Clock,
+    api_settings,
+    open_alert,
+)
 from tests.support.databases import point_in_grid
 
 ZH = texts_for("zh")["phone"]
@@ -135,3 +144,16 @@ def test_a_visit_with_needs_takes_the_resident_off_the_list(http, grid_a, seeded
             "SELECT worker_id, note FROM patrol_checkins WHERE resident_id = %s AND needs = %s",
             (resident, "想请人帮忙修水龙头"),
         ).fetchall() == [("W001", "精神很好")]
+
+
+def test_the_phone_view_in_english(seeded_url, module_tokens, grid_a, tmp_path):
+    settings = api_settings(tmp_path, seeded_url, lang="en")
+    with (
+        ApiServer(settings, seeded_url, Clock()) as server,
+        server.client("worker_a", module_tokens) as client,
+    ):
+        page = client.get("/m").text
+    assert '<html lang="en">' in page and "My tasks" in page and "Record visit" in page
+    assert ">Accept</button>" in page and "Report a hazard" in page and "Wish: what" in page
+    for chinese in ("我的任务", "记录走访", "接单", "上报隐患", "微心愿", "提交"):
+        assert chinese not in page, chinese
