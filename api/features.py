@@ -158,6 +158,7 @@ def checkin_feature(row: CheckinRow, max_accuracy_m: float) -> dict:
             "resident_id": row.resident_id,
             "status": row.status,
             "note": row.note,
+            "needs": row.needs,
             "photo_urls": row.photo_urls,
         },
     )

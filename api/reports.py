@@ -32,7 +32,7 @@ from gridwatch.store.warnings import checkin_text, hazard_text, record_warnings
 router = APIRouter(tags=["reports (same schema as MQTT)"])
 
 # What a report sent again under a stored key must repeat, besides its place.
-_CHECKIN_CONTENT = ("kind", "resident_id", "status", "note")
+_CHECKIN_CONTENT = ("kind", "resident_id", "status", "note", "needs")
 _HAZARD_CONTENT = ("reporter_id", "category", "severity", "description")
 
 

@@ -163,7 +163,7 @@ _SENSOR = _Table(
     ("value",),
     "this event of this sensor at this time",
 )
-_PATROL_SAME = ("lon", "lat", "accuracy_m", "kind", "resident_id", "status", "note")
+_PATROL_SAME = ("lon", "lat", "accuracy_m", "kind", "resident_id", "status", "note", "needs")
 _PATROL = _Table(
     "patrol",
     "patrol_checkins",
@@ -180,6 +180,7 @@ _PATROL = _Table(
         "resident_id",
         "status",
         "note",
+        "needs",
         "device",
         "battery",
         "photo_urls",
@@ -330,6 +331,7 @@ class BatchWriter:
                     r.resident_id,
                     r.status,
                     r.note,
+                    r.needs,
                     r.device,
                     r.battery,
                     list(r.photo_urls) or None,

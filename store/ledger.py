@@ -41,6 +41,8 @@ class LedgerRow:
     grid_id: int | None
     kind: str  # one of cases.ledger.KINDS
     due_kind: str | None  # a request's running deadline: "accept" or "resolve"
+    lon: float | None  # where it is (WGS-84); a request with only an address has none
+    lat: float | None
     police_grid_id: int | None = None  # its police grid (警格)
 
     @property
@@ -64,7 +66,7 @@ _LEDGER_FROM = sql.SQL(
             coalesce(h.due_at, h.deadline_at,
                      h.received_at + make_interval(secs => coalesce(d.secs, 0))) AS due_at,
             NULL::text AS due_kind, h.status = ANY(%(open)s) AS is_open, h.description,
-            h.police_grid_id
+            h.lon, h.lat, h.police_grid_id
         FROM hazard_reports h
         LEFT JOIN unnest(%(sev)s::text[], %(secs)s::float8[]) AS d(severity, secs)
             ON d.severity = h.severity
@@ -75,7 +77,7 @@ _LEDGER_FROM = sql.SQL(
                 ELSE r.due_at END,
             CASE WHEN r.status = ANY(%(waiting)s) AND r.accept_by < r.due_at THEN 'accept'
                 ELSE 'resolve' END,
-            r.status = ANY(%(request_open)s), r.description, r.police_grid_id
+            r.status = ANY(%(request_open)s), r.description, r.lon, r.lat, r.police_grid_id
         FROM requests r
     ) h
     LEFT JOIN grids g ON g.id = h.grid_id
@@ -141,7 +143,7 @@ def ledger(
                 h.category, h.severity, h.status, h.level, h.reporter_id, h.assignee,
                 h.observed_at, h.received_at, h.due_at, h.due_kind,
                 (h.is_open AND h.due_at <= %(now)s) AS overdue,
-                h.description, h.police_grid_id, count(*) OVER () AS matched,
+                h.description, h.lon, h.lat, h.police_grid_id, count(*) OVER () AS matched,
                 row_number() OVER (ORDER BY {}) AS n
             {}
             WHERE {}
@@ -167,7 +169,7 @@ def ledger(
         SELECT p.id, p.grid_code, p.grid_name, p.community_name, p.category, p.severity,
             p.status, p.level, p.reporter_id, p.assignee, p.observed_at, p.received_at,
             p.due_at, p.overdue, ev.resolved_at, p.description, ev.last_action, ev.last_note,
-            p.grid_id, p.kind, p.due_kind, p.police_grid_id, p.matched
+            p.grid_id, p.kind, p.due_kind, p.lon, p.lat, p.police_grid_id, p.matched
         FROM page p LEFT JOIN events ev ON ev.kind = p.kind AND ev.id = p.id
         ORDER BY p.n
         """

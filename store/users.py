@@ -208,11 +208,15 @@ def active_principals(conn: psycopg.Connection, names: Sequence[str]) -> dict[st
     return {name: _principal(conn, user_id) for name, user_id in rows}
 
 
-def create_session(conn: psycopg.Connection, user_id: int, *, expires_at: datetime) -> str:
-    """A new browser session for `user_id`; returns its id (kept only as a hash)."""
+def create_session(
+    conn: psycopg.Connection, user_id: int, *, now: datetime, expires_at: datetime
+) -> str:
+    """A new browser session for `user_id`; returns its id (kept only as a hash). Sessions
+    expired at `now` go: by the clock that reads them (`principal_for_session`), not the
+    database's."""
     session_id = secrets.token_urlsafe(32)
     with conn.transaction():
-        conn.execute("DELETE FROM api_sessions WHERE expires_at < now()")
+        conn.execute("DELETE FROM api_sessions WHERE expires_at < %s", (now,))
         conn.execute(
             "INSERT INTO api_sessions (id_sha256, user_id, expires_at) VALUES (%s, %s, %s)",
             (token_digest(session_id), user_id, expires_at),
