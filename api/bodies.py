@@ -114,7 +114,12 @@ class CheckinBody(BaseModel):
     kind: str | None = Field(default="patrol", description="patrol, visit or inspection")
     resident_id: str | None = Field(default=None, description="required for a visit")
     status: str | None = Field(default=None, description="ok, concern or not_home")
-    note: str | None = None
+    note: str | None = Field(default=None, max_length=2000)
+    needs: str | None = Field(
+        default=None,
+        max_length=500,
+        description="a visit only: what the resident asks for (微心愿)",
+    )
     place_id: str | None = Field(default=None, description="required for an inspection")
     result: str | None = Field(
         default=None, description="required for an inspection: ok, or findings"

@@ -16,8 +16,16 @@ from gridwatch.imports.hotline import read_work_orders
 from gridwatch.imports.places import read_places_csv
 from gridwatch.imports.residents import read_residents_csv
 from gridwatch.imports.workers import read_workers_csv
-from gridwatch.store.grids import grid_codes, load_features, load_grid_catalog, upsert_grids
+from gridwatch.model.vocabulary import GRID_SYSTEMS, MANAGEMENT
+from gridwatch.store.grids import (
+    grid_codes,
+    load_features,
+    load_grid_catalog,
+    unknown_grid_note,
+    upsert_grids,
+)
 from gridwatch.store.keywords import LibraryMatchers
+from gridwatch.store.placement import place_stored_points
 from gridwatch.store.places import upsert_places
 from gridwatch.store.requests import open_requests, place_request
 from gridwatch.store.residents import place_in_grids, upsert_residents, upsert_workers
@@ -33,6 +41,7 @@ class ImportResult:
     updated: int
     without_parent_or_grid: int
     warnings: tuple[str, ...] = ()  # imported, but worth a look: one line each
+    notes: tuple[str, ...] = ()  # what else the import did: one line each
 
     def summary(self, path: Path, what: str) -> str:
         return f"{path}: {self.inserted} {what} added, {self.updated} updated"
@@ -49,10 +58,14 @@ def import_grid_file(
     level_field: str | None = None,
     layer: str | None = None,
     source_crs: str | None = None,
+    system: str = MANAGEMENT,
     progress: ProgressFn | None = None,
 ) -> ImportResult:
-    """Read a vector file and upsert its polygons by code, parents by field or containment."""
+    """Read a vector file and upsert its polygons by code as grids of `system`, parents by
+    field or containment (in grids of the same system)."""
     require_file(path)
+    if system not in GRID_SYSTEMS:
+        raise InputFileError(f"unknown grid system {system!r}: expected {', '.join(GRID_SYSTEMS)}")
     features = read_grid_file(
         path,
         source_crs=source_crs,
@@ -64,12 +77,20 @@ def import_grid_file(
         layer=layer,
     )
     codes = {f.code for f in features}
-    known = [f for f in load_features(conn) if f.code not in codes]
+    known = [f for f in load_features(conn, system) if f.code not in codes]
     conn.commit()
     parents = assign_parents(features, [*features, *known])
-    inserted, updated = upsert_grids(conn, features, parents, source=str(path), progress=progress)
+    inserted, updated = upsert_grids(
+        conn, features, parents, source=str(path), system=system, progress=progress
+    )
     orphans = sum(1 for f in features if parents.get(f.code) is None and f.level != "district")
-    return ImportResult(inserted, updated, orphans)
+    notes: tuple[str, ...] = ()
+    if system != MANAGEMENT:
+        # What was stored before these grids came (or before they were redrawn) is placed in
+        # them too; the management grids keep the placement each point got when it came.
+        moved = place_stored_points(conn, system)
+        notes = (f"{moved} stored points placed in the {system} grids as they are now",)
+    return ImportResult(inserted, updated, orphans, notes=notes)
 
 
 def import_residents_file(
@@ -93,15 +114,17 @@ def import_workers_file(
     warnings: list[str] = []
     rows = read_workers_csv(path, warnings)
     codes = grid_codes(conn)
-    conn.commit()
     unknown = [
         f"row {row.row}: grid_codes names {code!r}, which is not an imported grid"
         for row in rows
         for code in row.grid_codes
         if code not in codes
     ]
+    named = [code for row in rows for code in row.grid_codes if code not in codes]
+    note = unknown_grid_note(conn, named) if named else ""
+    conn.commit()
     if unknown:
-        raise InputFileError(f"{path}: {listed(unknown)}")
+        raise InputFileError(f"{path}: {listed(unknown)}{note}")
     grids = [[codes[code][0] for code in row.grid_codes] for row in rows]
     inserted, updated = upsert_workers(conn, rows, grids, source=str(path))
     return ImportResult(inserted, updated, 0, tuple(warnings))

@@ -29,6 +29,8 @@ KINDS = frozenset({"patrol", "visit", "inspection"})
 STATUSES = frozenset({"ok", "concern", "not_home"})
 RESULTS = frozenset(INSPECTION_RESULTS)
 MAX_FINDINGS = 20
+MAX_NOTE = 2000
+MAX_NEEDS = 500  # a wish or two (微心愿), not a report
 
 
 def parse(worker_id: str, payload: bytes, ctx: ParseContext) -> PatrolCheckin:
@@ -49,6 +51,9 @@ def checkin_from_dict(worker_id: str, data: dict[str, Any], ctx: ParseContext) -
     place_id, result, findings = _inspection(data, kind)
     if kind == "inspection" and resident_id:
         raise InvalidPayload("an inspection names a place (place_id), not a resident")
+    needs = read_text(data, "needs", max_length=MAX_NEEDS)
+    if needs and needs.strip() and kind != "visit":
+        raise InvalidPayload("needs (微心愿) belongs to a check-in of kind 'visit'")
     return PatrolCheckin(
         worker_id=worker_id,
         observed_at=read_ts(data, ctx),
@@ -59,7 +64,8 @@ def checkin_from_dict(worker_id: str, data: dict[str, Any], ctx: ParseContext) -
         kind=kind,
         resident_id=resident_id,
         status=status,
-        note=read_text(data, "note", max_length=2000),
+        note=read_text(data, "note", max_length=MAX_NOTE),
+        needs=needs if needs and needs.strip() else None,
         photo_urls=read_photo_urls(data.get("photo_urls")),
         place_id=place_id,
         result=result,

@@ -15,7 +15,7 @@ visit and no inspection: it has no grid.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TypeGuard
 
@@ -23,6 +23,7 @@ import psycopg
 
 from gridwatch.errors import Forbidden, NotFound
 from gridwatch.model.records import HazardReport, PatrolCheckin
+from gridwatch.store.grids import PointGrids, point_grids
 from gridwatch.store.places import place_sites
 from gridwatch.store.residents import resident_grids, worker_grids
 from gridwatch.store.users import Principal, active_principals
@@ -68,26 +69,39 @@ def load_reporters(conn: psycopg.Connection, worker_ids: Iterable[str]) -> dict[
 
 
 def check_visit(
-    reporter: Reporter, resident_id: str, resident_grid: int | None, *, exists: bool
+    reporter: Reporter,
+    resident_id: str,
+    resident_grid: PointGrids | int | None,
+    *,
+    exists: bool,
 ) -> None:
-    """NotFound or Forbidden, with a reason, for a visit the worker may not record."""
+    """NotFound or Forbidden, with a reason, for a visit the worker may not record: the
+    resident's home lies in none of the worker's grids, of either system."""
     why = "a visit counts as the resident's sign of life"
     _check_record(reporter, "resident", resident_id, resident_grid, exists=exists, why=why)
 
 
 def check_inspection(
-    reporter: Reporter, place_id: str, place_grid: int | None, *, exists: bool
+    reporter: Reporter, place_id: str, place_grid: PointGrids | int | None, *, exists: bool
 ) -> None:
-    """NotFound or Forbidden, with a reason, for an inspection the worker may not record."""
+    """NotFound or Forbidden, with a reason, for an inspection the worker may not record: the
+    place lies in none of the worker's grids, of either system."""
     why = "an inspection is the record that the place was inspected"
     _check_record(reporter, "place", place_id, place_grid, exists=exists, why=why)
 
 
 def _check_record(
-    reporter: Reporter, what: str, ident: str, grid: int | None, *, exists: bool, why: str
+    reporter: Reporter,
+    what: str,
+    ident: str,
+    grid: PointGrids | int | None,
+    *,
+    exists: bool,
+    why: str,
 ) -> None:
     """The rule of a check-in that records something of a resident or a place (`what`): it
-    exists, and lies in the worker's grids (`why`: what the check-in counts as)."""
+    exists, and lies in the worker's grids of either system (`why`: what the check-in counts
+    as)."""
     shown = repr(ident[:64])
     if not exists:
         raise NotFound(f"no {what} {shown}")
@@ -98,28 +112,34 @@ def _check_record(
             f"worker {reporter.worker_id[:64]!r} has no grid: {why}, so only a worker of the "
             f"{what}'s grid may record one"
         )
-    if grid not in reporter.visits:
+    if not _within(reporter.visits, point_grids(grid)):
         # The same words as for one that does not exist: another grid's residents and places
         # are not even confirmed to exist.
         raise NotFound(f"no {what} {shown} in the grids of worker {reporter.worker_id[:64]!r}")
 
 
-def check_hazard(reporter: Reporter, grid_id: int | None) -> None:
-    """Forbidden, with a reason, for a hazard outside the grids of a grid-bound worker."""
-    if reporter.hazards is not None and grid_id not in reporter.hazards:
+def check_hazard(reporter: Reporter, grid_id: PointGrids | int | None) -> None:
+    """Forbidden, with a reason, for a hazard outside the grids of a grid-bound worker (of
+    either system: a police officer's hazard lies in one of their police grids)."""
+    if reporter.hazards is not None and not _within(reporter.hazards, point_grids(grid_id)):
         raise Forbidden(
             f"the hazard lies outside the grids of worker {reporter.worker_id[:64]!r}; report "
             "it to the grid it is in or to the duty officer"
         )
 
 
+def _within(grids: frozenset[int], point: PointGrids) -> bool:
+    """Whether the point lies in one of `grids` (grid ids of either system)."""
+    return any(g is not None and g in grids for g in point)
+
+
 Report = PatrolCheckin | HazardReport
 
 
 def check_reports(
-    conn: psycopg.Connection, reports: list[tuple[Report, int | None]]
+    conn: psycopg.Connection, reports: Sequence[tuple[Report, PointGrids | int | None]]
 ) -> list[NotFound | Forbidden | None]:
-    """The rule over a batch of (visit, inspection or hazard, the hazard's grid): for each,
+    """The rule over a batch of (visit, inspection or hazard, the hazard's grids): for each,
     None when it may be stored, else the refusal saying why."""
     residents = resident_grids(
         conn, {r.resident_id for r, _ in reports if _is_visit(r) and r.resident_id}
@@ -140,8 +160,8 @@ def check_reports(
             elif _is_inspection(report):
                 place = report.place_id or ""
                 site = places.get(place)
-                grid = None if site is None else site.grid_id
-                check_inspection(reporter, place, grid, exists=site is not None)
+                grids = None if site is None else site.grids
+                check_inspection(reporter, place, grids, exists=site is not None)
         except (NotFound, Forbidden) as refusal:
             refusals.append(refusal)
         else:

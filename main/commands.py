@@ -128,6 +128,8 @@ def import_file(
     print(result.summary(path, what))
     for warning in result.warnings:
         print(f"warning: {warning}")
+    for note in result.notes:
+        print(f"note: {note}")
     if result.without_parent_or_grid:
         print(f"note: {result.without_parent_or_grid} {unplaced}")
     return 0

@@ -55,6 +55,14 @@ def register(commands: Commands, common: argparse.ArgumentParser) -> None:
     grid_import.add_argument(
         "--layer", help="layer of a multi-layer file such as a GeoPackage (default: the first)"
     )
+    grid_import.add_argument(
+        "--system",
+        choices=["management", "police"],
+        default="management",
+        help="the grid system the file's polygons belong to: management (网格, the default) or "
+        "police (警格: 分局/派出所/警务区/警格 as district/street/community/grid); every point "
+        "is placed in a grid of each",
+    )
 
     register_table(
         commands,
@@ -87,6 +95,7 @@ def run_grids_import(settings: Settings, args: argparse.Namespace) -> int:
         "level_field",
         "layer",
         "source_crs",
+        "system",
     )
     importer = functools.partial(import_grid_file, **{o: getattr(args, o) for o in options})
     return import_file(

@@ -162,6 +162,20 @@ PLACE_NAMES = {
     "other": ("棋牌室", "废品回收站"),
 }
 
+# The police's grids (警格) over the same street, cut their own way: the street split between
+# two police stations (派出所) along a line that follows no community border, each station's
+# part into police districts (警务区) and those into police grids, under the district's police
+# branch (分局). Drawn from a generator of their own, so the management grids, residents and
+# workers are those of a district without them.
+POLICE_SEED_OFFSET = 110
+POLICE_CODE, POLICE_NAME = "GA-QS", "青山分局"
+POLICE_STATIONS = (("GA-QS-1", "富强路派出所", 3), ("GA-QS-2", "幸福路派出所", 3))
+POLICE_GRIDS_PER_AREA = 6
+# The line between the two stations' parts: across the street from south-south-west to
+# north-north-east, so that it cuts through communities and grids alike.
+POLICE_STATION_BORDER_M = ((-700.0, -2000.0), (500.0, 2000.0))
+POLICE_LEVEL_NAMES = {"district": "分局", "street": "派出所", "community": "警务区", "grid": "警格"}
+
 BUILDINGS = 720  # blocks of flats; with 2,000 residents about three live alone in each
 BUILDING_MARGIN_M = 15.0  # buildings stand this far inside their grid
 RESIDENT_SPREAD_M = 8.0  # residents sit around their building's point, never further than this
@@ -188,10 +202,15 @@ class SampleDistrict:
     residents: list[ResidentRow]
     workers: list[SampleWorker]
     places: list[PlaceRow] = field(default_factory=list)  # inspected on a schedule
+    police: list[GridFeature] = field(default_factory=list)  # 分局, 派出所, 警务区, 警格
 
     def features(self) -> list[GridFeature]:
-        """All levels, top to bottom."""
+        """All levels of the management grids, top to bottom."""
         return [*self.district, *self.street, *self.communities, *self.grids]
+
+    def police_grids(self) -> list[GridFeature]:
+        """The police grids (警格), the lowest level of the police hierarchy."""
+        return [f for f in self.police if f.level == "grid"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,6 +224,7 @@ class SampleFiles:
     residents: Path
     workers: Path
     places: Path
+    police: Path  # every level of the police hierarchy, each feature's level in its 层级 field
 
 
 def build_sample_district(
@@ -258,7 +278,51 @@ def build_sample_district(
         for i, grid in enumerate(grids, 1)
     ]
     place_rows = _places(grids, grid_cells_m, places, np.random.default_rng([seed, 1]))
-    return SampleDistrict(district, street, communities, grids, resident_rows, workers, place_rows)
+    police = _police_hierarchy(
+        street_m, district_m, np.random.default_rng(seed + POLICE_SEED_OFFSET)
+    )
+    return SampleDistrict(
+        district,
+        street,
+        communities,
+        grids,
+        resident_rows,
+        workers,
+        places=place_rows,
+        police=police,
+    )
+
+
+def _police_hierarchy(
+    street_m: Polygon, district_m: Polygon, rng: np.random.Generator
+) -> list[GridFeature]:
+    """The police branch over the district, two stations sharing the street, their police
+    districts and police grids: a hierarchy that cuts across the management grids."""
+    (x0, y0), (x1, y1) = POLICE_STATION_BORDER_M
+    far = 10_000.0
+    west = Polygon([(x0, y0), (x1, y1), (x1 - far, y1), (x0 - far, y0)])
+    features = [_feature(POLICE_CODE, POLICE_NAME, "district", None, district_m)]
+    for (code, name, areas), part in zip(
+        POLICE_STATIONS, (street_m.intersection(west), street_m.difference(west)), strict=True
+    ):
+        station = _polygonal(part)
+        features.append(_feature(code, name, "street", POLICE_CODE, station))
+        cells = _in_reading_order(_partition(station, areas, rng, relax=2))
+        for a, area in enumerate(cells, 1):
+            area_code = f"{code}-{a}"
+            features.append(_feature(area_code, f"{name}第{a}警务区", "community", code, area))
+            grid_cells = _partition(area, POLICE_GRIDS_PER_AREA, rng, relax=2)
+            for g, cell in enumerate(_in_reading_order(grid_cells), 1):
+                features.append(
+                    _feature(
+                        f"{area_code}-{g:02d}",
+                        f"{name}第{a}警务区第{g}警格",
+                        "grid",
+                        area_code,
+                        cell,
+                    )
+                )
+    return features
 
 
 def write_sample_files(directory: Path, district: SampleDistrict | None = None) -> SampleFiles:
@@ -274,6 +338,7 @@ def write_sample_files(directory: Path, district: SampleDistrict | None = None) 
         residents=directory / "residents.csv",
         workers=directory / "workers.csv",
         places=directory / "places.csv",
+        police=directory / "police.geojson",
     )
     files.district.write_text(_geojson(district.district), encoding="utf-8")
     files.streets.write_text(_geojson(district.street), encoding="utf-8")
@@ -282,6 +347,9 @@ def write_sample_files(directory: Path, district: SampleDistrict | None = None) 
     files.residents.write_text(residents_csv_text(district.residents), encoding="utf-8")
     files.workers.write_text(_workers_csv(district.workers), encoding="utf-8")
     files.places.write_text(places_csv_text(district.places), encoding="utf-8")
+    # As a police office might keep it: one layer, the levels named as it names them.
+    police = _geojson(district.police, level_field="层级", level_names=POLICE_LEVEL_NAMES)
+    files.police.write_text(police, encoding="utf-8")
     return files
 
 
@@ -490,8 +558,15 @@ def _elder_name(rng: np.random.Generator) -> str:
     return surname + ELDER_GIVEN_NAMES[int(rng.integers(len(ELDER_GIVEN_NAMES)))]
 
 
-def _geojson(features: list[GridFeature]) -> str:
-    """A FeatureCollection (RFC 7946, WGS-84) with code, name, level and parent."""
+def _geojson(
+    features: list[GridFeature],
+    *,
+    level_field: str = "level",
+    level_names: dict[str, str] | None = None,
+) -> str:
+    """A FeatureCollection (RFC 7946, WGS-84) with code, name, level and parent; the level in
+    `level_field`, named by `level_names` when given."""
+    names = level_names or {}
     collection = {
         "type": "FeatureCollection",
         "features": [
@@ -500,7 +575,7 @@ def _geojson(features: list[GridFeature]) -> str:
                 "properties": {
                     "code": f.code,
                     "name": f.name,
-                    "level": f.level,
+                    level_field: names.get(f.level, f.level),
                     "parent": f.parent_code,
                 },
                 "geometry": mapping(f.geometry),

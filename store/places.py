@@ -22,6 +22,7 @@ from gridwatch.model.records import HazardReport, PatrolCheckin
 from gridwatch.model.rows import PlaceRow
 from gridwatch.store.db import refused_as_input_error
 from gridwatch.store.filters import Filters, where_columns, where_filters
+from gridwatch.store.grids import PointGrids, point_grids
 from gridwatch.store.hazards import open_hazards
 from gridwatch.store.paging import Listing, Page, fetch_rows
 
@@ -34,7 +35,7 @@ _PERIOD = sql.SQL("{} * interval '24 hours'")
 def upsert_places(
     conn: psycopg.Connection,
     rows: Sequence[PlaceRow],
-    grid_ids: Sequence[int | None],
+    grid_ids: Sequence[PointGrids | int | None],
     *,
     source: str,
     now: datetime,
@@ -43,18 +44,20 @@ def upsert_places(
     """Insert or update places in one transaction; returns (inserted, updated). A new place's
     first inspection is due a period after `now`; a changed period moves the next due time
     (from the last inspection, or the registration) and brings an escalated inspection back
-    to its grid. A row the database refuses rolls back all of them."""
+    to its grid. Each place's grids as `store.residents.place_in_grids` found them (a bare
+    grid id: no police grid). A row the database refuses rolls back all of them."""
     period = _PERIOD.format(sql.Identifier("excluded", "inspect_every_days"))
     since = sql.SQL("coalesce(places.last_inspected_at, places.registered_at)")
     statement = sql.SQL(
         """
-        INSERT INTO places (id, name, kind, address, lon, lat, grid_id, contact, phone,
-            inspect_every_days, registered_at, next_due_at)
+        INSERT INTO places (id, name, kind, address, lon, lat, grid_id, police_grid_id,
+            contact, phone, inspect_every_days, registered_at, next_due_at)
         VALUES (%(id)s, %(name)s, %(kind)s, %(address)s, %(lon)s, %(lat)s, %(grid_id)s,
-            %(contact)s, %(phone)s, %(every)s, %(now)s, %(now)s + {first})
+            %(police_grid_id)s, %(contact)s, %(phone)s, %(every)s, %(now)s, %(now)s + {first})
         ON CONFLICT (id) DO UPDATE SET
             name = EXCLUDED.name, kind = EXCLUDED.kind, address = EXCLUDED.address,
             lon = EXCLUDED.lon, lat = EXCLUDED.lat, grid_id = EXCLUDED.grid_id,
+            police_grid_id = EXCLUDED.police_grid_id,
             contact = EXCLUDED.contact, phone = EXCLUDED.phone,
             inspect_every_days = EXCLUDED.inspect_every_days,
             next_due_at = {since} + {period},
@@ -66,7 +69,8 @@ def upsert_places(
     ).format(since=since, period=period, first=_PERIOD.format(sql.Placeholder("every")))
     inserted = 0
     with conn.transaction(), conn.cursor() as cur:
-        for done, (row, grid_id) in enumerate(zip(rows, grid_ids, strict=True), start=1):
+        for done, (row, grids) in enumerate(zip(rows, grid_ids, strict=True), start=1):
+            grid_id, police_grid_id = point_grids(grids)
             values = {
                 "id": row.place_id,
                 "name": row.name,
@@ -75,6 +79,7 @@ def upsert_places(
                 "lon": row.lon,
                 "lat": row.lat,
                 "grid_id": grid_id,
+                "police_grid_id": police_grid_id,
                 "contact": row.contact,
                 "phone": row.phone,
                 "every": row.inspect_every_days,
@@ -90,27 +95,34 @@ def upsert_places(
 
 @dataclass(frozen=True, slots=True)
 class PlaceSite:
-    """Where a place is: its grid and its point (None when the register gives only a grid)."""
+    """Where a place is: its grid in each system and its point (None when the register gives
+    only a grid)."""
 
     grid_id: int | None
     lon: float | None
     lat: float | None
+    police_grid_id: int | None = None
+
+    @property
+    def grids(self) -> PointGrids:
+        return PointGrids(self.grid_id, self.police_grid_id)
 
 
 def place_sites(conn: psycopg.Connection, ids: Iterable[str]) -> dict[str, PlaceSite]:
     """The site of each of these places that exists."""
     rows = conn.execute(
-        "SELECT id, grid_id, lon, lat FROM places WHERE id = ANY(%s)", (sorted(set(ids)),)
+        "SELECT id, grid_id, lon, lat, police_grid_id FROM places WHERE id = ANY(%s)",
+        (sorted(set(ids)),),
     ).fetchall()
-    return {place: PlaceSite(grid_id, lon, lat) for place, grid_id, lon, lat in rows}
+    return {place: PlaceSite(*site) for place, *site in rows}
 
 
 @dataclass(frozen=True, slots=True)
 class Inspected:
-    """What storing inspections did: the hazards of their findings, each with its grid (new
+    """What storing inspections did: the hazards of their findings, each with its grids (new
     or stored before), and how many of those were new."""
 
-    findings: list[tuple[HazardReport, int | None]]
+    findings: list[tuple[HazardReport, PointGrids]]
     opened: int
 
 
@@ -130,7 +142,7 @@ def record_inspections(
         return Inspected([], 0)
     sites = place_sites(conn, (c.place_id or "" for c in inspections))
     findings = [
-        (report, site.grid_id)
+        (report, site.grids)
         for checkin in inspections
         if (site := sites.get(checkin.place_id or "")) is not None
         for report in finding_reports(checkin, site.lon, site.lat)
@@ -180,6 +192,7 @@ class PlaceRecord:
     level: str
     updated_at: datetime
     open_findings: list[uuid.UUID]  # hazards of its inspections not yet closed
+    police_grid_id: int | None = None  # its police grid (警格)
 
 
 _PLACES = Listing(
@@ -190,7 +203,8 @@ _PLACES = Listing(
     p.phone, p.inspect_every_days, p.registered_at, p.last_inspected_at, p.next_due_at, p.level,
     p.updated_at,
     coalesce((SELECT array_agg(h.id ORDER BY h.received_at, h.id) FROM hazard_reports h
-              WHERE h.place_id = p.id AND h.status <> 'closed'), '{}') AS open_findings
+              WHERE h.place_id = p.id AND h.status <> 'closed'), '{}') AS open_findings,
+    p.police_grid_id
     """
     ),
     sql.SQL("places p LEFT JOIN grids g ON g.id = p.grid_id"),

@@ -11,6 +11,7 @@ CREATE TABLE places (
     lon                double precision,
     lat                double precision,
     grid_id            bigint REFERENCES grids (id) ON DELETE SET NULL,
+    police_grid_id     bigint REFERENCES grids (id) ON DELETE SET NULL,  -- its 警格 (024)
     contact            text,  -- the person responsible (负责人): masked, reads in clear audited
     phone              text,
     inspect_every_days integer NOT NULL CHECK (inspect_every_days BETWEEN 1 AND 3660),
@@ -22,6 +23,7 @@ CREATE TABLE places (
     CHECK ((lon IS NULL) = (lat IS NULL))
 );
 CREATE INDEX places_grid_idx ON places (grid_id);
+CREATE INDEX places_police_grid_idx ON places (police_grid_id) WHERE police_grid_id IS NOT NULL;
 CREATE INDEX places_due_idx ON places (next_due_at);
 
 -- What happened to a place's inspection clock besides inspections (those are check-ins):
