@@ -21,6 +21,9 @@ from gridwatch.model.records import HazardReport, PatrolCheckin, checkin_key
 from gridwatch.model.vocabulary import LEVELS
 
 KIND = "inspection"
+# A place due this soon is a task on its worker's phone (half its period when that is
+# shorter, so that a place just inspected never is one).
+DUE_AHEAD = timedelta(days=3)
 _FINDINGS = uuid.UUID("6f1d3c2a-5b7e-4c08-9a41-2e6d8f0b7c35")  # the namespace of finding ids
 
 

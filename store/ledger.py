@@ -44,6 +44,8 @@ class LedgerRow:
     lon: float | None  # where it is (WGS-84); a request with only an address has none
     lat: float | None
     police_grid_id: int | None = None  # its police grid (警格)
+    place_id: str | None = None  # a finding of this place's inspection (安全巡查)
+    place_name: str | None = None
 
     @property
     def is_open(self) -> bool:
@@ -66,7 +68,7 @@ _LEDGER_FROM = sql.SQL(
             coalesce(h.due_at, h.deadline_at,
                      h.received_at + make_interval(secs => coalesce(d.secs, 0))) AS due_at,
             NULL::text AS due_kind, h.status = ANY(%(open)s) AS is_open, h.description,
-            h.lon, h.lat, h.police_grid_id
+            h.lon, h.lat, h.police_grid_id, h.place_id
         FROM hazard_reports h
         LEFT JOIN unnest(%(sev)s::text[], %(secs)s::float8[]) AS d(severity, secs)
             ON d.severity = h.severity
@@ -77,7 +79,7 @@ _LEDGER_FROM = sql.SQL(
                 ELSE r.due_at END,
             CASE WHEN r.status = ANY(%(waiting)s) AND r.accept_by < r.due_at THEN 'accept'
                 ELSE 'resolve' END,
-            r.status = ANY(%(request_open)s), r.description, r.lon, r.lat, r.police_grid_id
+            r.status = ANY(%(request_open)s), r.description, r.lon, r.lat, r.police_grid_id, NULL
         FROM requests r
     ) h
     LEFT JOIN grids g ON g.id = h.grid_id
@@ -143,8 +145,8 @@ def ledger(
                 h.category, h.severity, h.status, h.level, h.reporter_id, h.assignee,
                 h.observed_at, h.received_at, h.due_at, h.due_kind,
                 (h.is_open AND h.due_at <= %(now)s) AS overdue,
-                h.description, h.lon, h.lat, h.police_grid_id, count(*) OVER () AS matched,
-                row_number() OVER (ORDER BY {}) AS n
+                h.description, h.lon, h.lat, h.police_grid_id, h.place_id,
+                count(*) OVER () AS matched, row_number() OVER (ORDER BY {}) AS n
             {}
             WHERE {}
             ORDER BY n
@@ -169,8 +171,10 @@ def ledger(
         SELECT p.id, p.grid_code, p.grid_name, p.community_name, p.category, p.severity,
             p.status, p.level, p.reporter_id, p.assignee, p.observed_at, p.received_at,
             p.due_at, p.overdue, ev.resolved_at, p.description, ev.last_action, ev.last_note,
-            p.grid_id, p.kind, p.due_kind, p.lon, p.lat, p.police_grid_id, p.matched
+            p.grid_id, p.kind, p.due_kind, p.lon, p.lat, p.police_grid_id, p.place_id,
+            pl.name AS place_name, p.matched
         FROM page p LEFT JOIN events ev ON ev.kind = p.kind AND ev.id = p.id
+        LEFT JOIN places pl ON pl.id = p.place_id
         ORDER BY p.n
         """
     ).format(_ledger_order(order), _LEDGER_FROM, conditions)

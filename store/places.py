@@ -13,6 +13,7 @@ import psycopg
 from psycopg import sql
 
 from gridwatch.cases.inspections import (
+    DUE_AHEAD,
     KIND,
     InspectionClock,
     InspectionEscalation,
@@ -20,8 +21,9 @@ from gridwatch.cases.inspections import (
 )
 from gridwatch.model.records import HazardReport, PatrolCheckin
 from gridwatch.model.rows import PlaceRow
+from gridwatch.model.vocabulary import LEVELS
 from gridwatch.store.db import refused_as_input_error
-from gridwatch.store.filters import Filters, where_columns, where_filters
+from gridwatch.store.filters import Filters, all_of, where_columns, where_filters
 from gridwatch.store.grids import PointGrids, point_grids
 from gridwatch.store.hazards import open_hazards
 from gridwatch.store.paging import Listing, Page, fetch_rows
@@ -232,16 +234,125 @@ def place_page(
     """Places by id, with their inspection clock and open findings; `overdue`: only those
     whose next inspection is (or is not) past at `now`; `findings`: only those with (or
     without) open findings."""
+    where, params = _place_where(filters, now, kinds, level, overdue, findings)
+    keyset = None if after is None else {"after": after}
+    return _PLACES.page(conn, where, params, after=keyset, limit=limit)
+
+
+def _place_where(
+    filters: Filters,
+    now: datetime,
+    kinds: Sequence[str] | None,
+    level: str | None,
+    overdue: bool | None,
+    findings: bool | None,
+) -> tuple[list[sql.Composable], dict]:
     where, params = where_filters(filters, alias="p")
     where_columns(where, params, "p", kind=kinds, level=level)
+    params["now"] = now
     if overdue is not None:
         where.append(sql.SQL("(p.next_due_at < %(now)s) = %(overdue)s"))
-        params.update(now=now, overdue=overdue)
+        params["overdue"] = overdue
     if findings is not None:
         where.append(_HAS_OPEN_FINDINGS)
         params["findings"] = findings
-    keyset = None if after is None else {"after": after}
-    return _PLACES.page(conn, where, params, after=keyset, limit=limit)
+    return where, params
+
+
+# The register's orders (a key, `-` before it for descending), over a listed row `p`; ties by
+# due time, then id. Names and codes compared byte by byte ("C"): the same order wherever the
+# database runs.
+PLACE_ORDERS = {
+    "name": sql.SQL('p.name COLLATE "C"'),
+    "kind": sql.SQL('p.kind COLLATE "C"'),
+    "grid": sql.SQL('p.grid_code COLLATE "C"'),
+    "last": sql.SQL("p.last_inspected_at"),
+    "due": sql.SQL("p.next_due_at"),
+    "level": sql.SQL("array_position(%(level_order)s::text[], p.level)"),
+    "findings": sql.SQL("cardinality(p.open_findings)"),
+}
+
+
+def place_table(
+    conn: psycopg.Connection,
+    filters: Filters,
+    *,
+    now: datetime,
+    limit: int,
+    offset: int = 0,
+    kinds: Sequence[str] | None = None,
+    overdue: bool | None = None,
+    findings: bool | None = None,
+    order: str | None = None,
+) -> tuple[list[PlaceRecord], int]:
+    """The register as a table: the places `place_page` would list, sorted by `order` (a key
+    of PLACE_ORDERS, `-` before it for descending; none: the next due first, the most
+    overdue on top), a page at `offset`; (rows, number matched)."""
+    where, params = _place_where(filters, now, kinds, None, overdue, findings)
+    key = (order or "due").removeprefix("-")
+    direction = sql.SQL(" DESC NULLS LAST" if (order or "").startswith("-") else " ASC NULLS LAST")
+    query = sql.SQL(
+        "SELECT * FROM (SELECT {}, count(*) OVER () AS matched FROM {} WHERE {}) p "
+        "ORDER BY {}{}, p.next_due_at, p.id LIMIT %(limit)s OFFSET %(offset)s"
+    ).format(_PLACES.select, _PLACES.from_, all_of(where), PLACE_ORDERS[key], direction)
+    params.update(limit=limit, offset=offset, level_order=list(LEVELS))
+    found = conn.execute(query, params).fetchall()
+    if not found:  # past the last page (or none asked for): count them alone
+        [(matched,)] = conn.execute(
+            sql.SQL("SELECT count(*) FROM {} WHERE {}").format(_PLACES.from_, all_of(where)),
+            params,
+        ).fetchall()
+        return [], matched
+    return [PlaceRecord(*row[:-1]) for row in found], found[0][-1]
+
+
+def places_due(
+    conn: psycopg.Connection, filters: Filters, *, now: datetime, limit: int
+) -> list[PlaceRecord]:
+    """The places whose inspection is a task at `now`: overdue, or due within DUE_AHEAD (half
+    their period when that is shorter); the most overdue first."""
+    where, params = _place_where(filters, now, None, None, None, None)
+    where.append(
+        sql.SQL("p.next_due_at <= %(now)s + least(%(ahead)s, p.inspect_every_days * {})").format(
+            sql.Literal(timedelta(hours=12))
+        )
+    )
+    params["ahead"] = DUE_AHEAD
+    query = sql.SQL("SELECT {} FROM {} WHERE {} ORDER BY p.next_due_at, p.id LIMIT %(limit)s")
+    return fetch_rows(
+        conn,
+        PlaceRecord,
+        query.format(_PLACES.select, _PLACES.from_, all_of(where)),
+        {**params, "limit": limit},
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class OpenFinding:
+    """A finding of a place's inspection that nobody has closed yet: its case in brief."""
+
+    id: uuid.UUID
+    place_id: str
+    category: str
+    severity: str
+    status: str
+
+
+def open_findings(
+    conn: psycopg.Connection, place_ids: Iterable[str]
+) -> dict[str, list[OpenFinding]]:
+    """The open findings of each of these places (those with none left out), oldest first."""
+    rows = fetch_rows(
+        conn,
+        OpenFinding,
+        "SELECT id, place_id, category, severity, status FROM hazard_reports "
+        "WHERE place_id = ANY(%s) AND status <> 'closed' ORDER BY received_at, id",
+        (sorted(set(place_ids)),),
+    )
+    found: dict[str, list[OpenFinding]] = {}
+    for row in rows:
+        found.setdefault(row.place_id, []).append(row)
+    return found
 
 
 def get_place(conn: psycopg.Connection, place_id: str) -> PlaceRecord:
