@@ -183,35 +183,49 @@ def keep_photos(
     then commit the transaction (the report or step with them): the images are there before
     any row names them, and a failure at either step leaves neither (images already put are
     deleted again)."""
-    if not sent.photos:
+    keep_photos_of(conn, state, principal, [(sent, owner)])
+
+
+def keep_photos_of(
+    conn: psycopg.Connection,
+    state: ApiState,
+    principal: Principal,
+    owned: Sequence[tuple[Posted, MediaOwner]],
+) -> None:
+    """`keep_photos` for a post whose photos belong to several owners (an inspection's: the
+    check-in's and each finding's), each part's photos to its owner, in one commit."""
+    owned = [(part, owner) for part, owner in owned if part.photos]
+    if not owned:
         return
-    record_media(
-        conn,
-        [
-            NewMedia(
-                id=media_id,
-                content_type=photo.content_type,
-                bytes=len(photo.data),
-                thumb_bytes=len(photo.thumbnail),
-                sent_bytes=photo.sent_bytes,
-                width=photo.width,
-                height=photo.height,
-                sha256=photo.sha256,
-            )
-            for media_id, photo in sent.photos
-        ],
-        owner,
-        uploaded_by=principal.name,
-        at=state.now(),
-    )
+    for part, owner in owned:
+        record_media(
+            conn,
+            [
+                NewMedia(
+                    id=media_id,
+                    content_type=photo.content_type,
+                    bytes=len(photo.data),
+                    thumb_bytes=len(photo.thumbnail),
+                    sent_bytes=photo.sent_bytes,
+                    width=photo.width,
+                    height=photo.height,
+                    sha256=photo.sha256,
+                )
+                for media_id, photo in part.photos
+            ],
+            owner,
+            uploaded_by=principal.name,
+            at=state.now(),
+        )
     put: list[str] = []
     try:
-        for media_id, photo in sent.photos:
-            image, thumbnail = photo_keys(media_id)
-            state.media.put(image, photo.data, photo.content_type)
-            put.append(image)
-            state.media.put(thumbnail, photo.thumbnail, THUMB_TYPE)
-            put.append(thumbnail)
+        for part, _ in owned:
+            for media_id, photo in part.photos:
+                image, thumbnail = photo_keys(media_id)
+                state.media.put(image, photo.data, photo.content_type)
+                put.append(image)
+                state.media.put(thumbnail, photo.thumbnail, THUMB_TYPE)
+                put.append(thumbnail)
         conn.commit()
     except BaseException:
         try:

@@ -12,9 +12,10 @@ from fastapi.responses import Response
 from gridwatch.api.auth import Caller
 from gridwatch.api.bodies import CheckinBody, HazardBody, body_schema
 from gridwatch.api.features import checkin_feature, checkin_id, hazard_feature
-from gridwatch.api.media import Sent, keep_photos
+from gridwatch.api.media import PHOTOS_FIELD, Posted, Sent, keep_photos, keep_photos_of
 from gridwatch.api.responses import GeoJSONResponse
 from gridwatch.api.runtime import ApiState, Conn, State
+from gridwatch.cases.inspections import finding_id
 from gridwatch.disputes.scanning import ScannedText
 from gridwatch.errors import Conflict, Forbidden, NotFound
 from gridwatch.ingest.hazard import hazard_from_dict
@@ -26,12 +27,13 @@ from gridwatch.store.checkins import CheckinRow, insert_checkin
 from gridwatch.store.grids import PointGrids
 from gridwatch.store.hazards import Hazard, insert_hazard
 from gridwatch.store.media import MediaOwner
-from gridwatch.store.places import record_inspections
+from gridwatch.store.places import Inspected, record_inspections
 from gridwatch.store.users import Principal
 from gridwatch.store.warnings import checkin_text, hazard_text, record_warnings
 
 router = APIRouter(tags=["reports (same schema as MQTT)"])
 
+UPLOAD = "upload:"  # a finding's photo posted with it: upload:1 is the first file of `photos`
 # What a report sent again under a stored key must repeat, besides its place.
 _CHECKIN_CONTENT = ("kind", "resident_id", "status", "note", "needs", "place_id", "result")
 _HAZARD_CONTENT = ("reporter_id", "category", "severity", "description")
@@ -75,10 +77,13 @@ def _place(state: ApiState, conn, lon: float, lat: float) -> PointGrids:
 )
 def post_checkin(principal: Caller, state: State, sent: Sent, conn: Conn):
     """The photos are read and checked before a database connection is taken (parameters
-    are resolved in order)."""
+    are resolved in order). An inspection's finding names its photos among those posted as
+    `upload:N` (the Nth file of `photos`, from 1): they are its case's; the others are the
+    check-in's."""
     ctx = state.parse_context()
     data = decode_object(sent.payload or b"", ctx)
     worker_id = _source_id(data, "worker_id", principal, "worker id")
+    sent, by_finding = _finding_uploads(data, sent)
     checkin = checkin_from_dict(worker_id, data, ctx)
     checkin = replace(checkin, photo_urls=sent.with_urls(checkin.photo_urls))
     if checkin.kind in CHECKED_KINDS:
@@ -97,12 +102,17 @@ def post_checkin(principal: Caller, state: State, sent: Sent, conn: Conn):
             f"worker {checkin.worker_id[:64]!r} has a different check-in stored at "
             f"{checkin.observed_at.isoformat()}"
         )
+    inspected = inspect(state, conn, checkin)
     if created:
         visit = checkin.resident_id if checkin.kind == "visit" else None
         key = (checkin.worker_id, checkin.source, checkin.observed_at)
         owner = MediaOwner("checkin", checkin=key, resident_id=visit, grid_id=grids.grid_id)
-        keep_photos(conn, state, principal, sent, owner)
-    inspect(state, conn, checkin)
+        owned = [(sent, owner)]
+        grid_of = {report.id: where.grid_id for report, where in inspected.findings}
+        for n, photos in by_finding.items():  # a finding's photos are its case's
+            case = finding_id(checkin, n)
+            owned.append((photos, MediaOwner("report", hazard_id=case, grid_id=grid_of[case])))
+        keep_photos_of(conn, state, principal, owned)
     return GeoJSONResponse(
         checkin_feature(row, state.settings.owntracks_max_accuracy_m),
         201 if created else 200,
@@ -159,12 +169,51 @@ def scan(state: ApiState, conn, text: ScannedText) -> None:
     record_warnings(conn, state.keyword_matchers, [text], state.warning_notify)
 
 
-def inspect(state: ApiState, conn, checkin: PatrolCheckin) -> None:
+def inspect(state: ApiState, conn, checkin: PatrolCheckin) -> Inspected:
     """What a stored inspection does, as ingest does it: its place's clock, a hazard per
     finding (scanned as hazards are); nothing for another kind of check-in."""
     inspected = record_inspections(conn, [checkin], deadlines=state.deadlines)
     texts = [hazard_text(report, *grids) for report, grids in inspected.findings]
     record_warnings(conn, state.keyword_matchers, texts, state.warning_notify)
+    return inspected
+
+
+def _finding_uploads(data: dict, sent: Posted) -> tuple[Posted, dict[int, Posted]]:
+    """Each `upload:N` among a finding's photos replaced by the link the Nth photo posted is
+    kept under: (the photos left to the check-in, those each finding took by its place in the
+    list from 0). A name of no photo posted, or of one another finding took, is refused."""
+    findings = data.get("findings")
+    if not isinstance(findings, list):
+        return sent, {}
+    taken: dict[int, int] = {}  # photo (from 0) → the finding that took it
+    for n, finding in enumerate(findings):
+        photos = finding.get("photos") if isinstance(finding, dict) else None
+        if not isinstance(photos, list):
+            continue
+        for i, entry in enumerate(photos):
+            if not isinstance(entry, str) or not entry.startswith(UPLOAD):
+                continue
+            number = entry.removeprefix(UPLOAD)
+            if (
+                not number.isascii()
+                or not number.isdigit()
+                or not 1 <= int(number) <= len(sent.photos)
+            ):
+                raise InvalidPayload(
+                    f"finding {n + 1}: {entry[:40]!r} names no photo of this post "
+                    f"({len(sent.photos)} sent in '{PHOTOS_FIELD}')"
+                )
+            k = int(number) - 1
+            if k in taken:
+                raise InvalidPayload(f"finding {n + 1}: {entry!r} is named twice")
+            taken[k] = n
+            photos[i] = f"/media/{sent.photos[k][0]}"
+    left = tuple(p for k, p in enumerate(sent.photos) if k not in taken)
+    by_finding = {
+        n: replace(sent, photos=tuple(p for k, p in enumerate(sent.photos) if taken.get(k) == n))
+        for n in sorted(set(taken.values()))
+    }
+    return replace(sent, photos=left), by_finding
 
 
 def raise_refusal(refusals: list) -> None:
