@@ -71,7 +71,7 @@ from gridwatch.store.filters import Filters, local_day_bounds
 from gridwatch.store.grids import GridCatalog
 from gridwatch.store.hazards import HazardDay, hazard_days, hazard_events
 from gridwatch.store.homes import home_week
-from gridwatch.store.places import overdue_inspections_by_grid
+from gridwatch.store.places import get_place, overdue_inspections_by_grid
 from gridwatch.store.requests import request_events
 from gridwatch.store.residents import awaiting_installation, get_resident
 from gridwatch.store.users import Principal
@@ -666,16 +666,20 @@ def _ledger_headings(t: dict) -> list[str]:
             names[11], names[15]]  # fmt: skip
 
 
-def _ledger_choices(t: dict, catalog: GridCatalog, principal: Principal) -> dict:
-    grids = [
+def grid_choices(t: dict, catalog: GridCatalog, principal: Principal) -> list[tuple[str, str]]:
+    """(code, label) of the grids a page's grid filter offers the caller: theirs, each level."""
+    return [
         (g.code, f"{t['levels'].get(g.level, g.level)} · {g.name} ({g.code})")
         for g in sorted(catalog.grids, key=lambda g: g.code)
         if principal.sees_grid(g.id) and g.level != "district"
     ]
+
+
+def _ledger_choices(t: dict, catalog: GridCatalog, principal: Principal) -> dict:
     return {
         "kind": [(kind, t["kind"][kind]) for kind in KINDS],
         "level": [(level, t["level"][level]) for level in LEVELS],
-        "grid": grids,
+        "grid": grid_choices(t, catalog, principal),
         "status": [(s, t["status"].get(s) or t["request_status"][s]) for s in LEDGER_STATUSES],
         "category": [(k, t["category"].get(k) or t["service"][k]) for k in LEDGER_CATEGORIES],
     }
@@ -700,6 +704,7 @@ def _ledger_row(t: dict, row, now: datetime) -> dict:
         "overdue": row.overdue,
         "overdue_text": c["overdue_by"].format(h=duration_text(late, c)) if late else "",
         "description": row.description,
+        "place_name": row.place_name,
     }
 
 
@@ -746,6 +751,7 @@ def case_view(
         "grid_name": grid.name if grid else None,
         "reporter_id": hazard.reporter_id,
         "assignee": hazard.assignee,
+        "place": _finding_place(t, conn, hazard.place_id),
     }
     allowed = [step for step, (sources, _) in TRANSITIONS.items() if hazard.status in sources]
     history = [case_event(t, state, e) for e in events]
@@ -773,6 +779,19 @@ def case_view(
             "map": _case_map(state, hazard.lon, hazard.lat, grid),
         },
     )
+
+
+def _finding_place(t: dict, conn, place_id: str | None) -> dict | None:
+    """The place whose inspection found this hazard, with its row in the register."""
+    if place_id is None:
+        return None
+    place = get_place(conn, place_id)
+    query = urlencode({"grid": place.grid_code} if place.grid_code else {})
+    return {
+        "name": place.name,
+        "kind_label": t["places"]["kind"].get(place.kind, place.kind),
+        "url": f"/console/places{'?' + query if query else ''}#place-{place.id}",
+    }
 
 
 def _request_view(principal: Principal, conn, state: ApiState, case_id: str) -> HTMLResponse:

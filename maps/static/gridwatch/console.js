@@ -152,7 +152,8 @@
           var values = {
             "alerts.open": s.alerts.open, "alerts.unacked": s.alerts.unacked,
             "hazards.open": s.hazards.open, "hazards.overdue": s.hazards.overdue,
-            "awaiting_installation": s.awaiting_installation, "coverage.percent": s.coverage.percent
+            "awaiting_installation": s.awaiting_installation, "coverage.percent": s.coverage.percent,
+            "inspections.overdue": s.inspections.overdue
           };
           s.alerts.by_kind.forEach(function (k) { values["kind." + k.kind] = k.open; });
           s.alerts.by_level.forEach(function (l) { values["level." + l.level] = l.count; });
