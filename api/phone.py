@@ -1,6 +1,7 @@
 """The grid worker's phone view (/m): my open tasks — the alerts of my grids, the hazards and
-requests in them waiting for someone to act, the residents living alone due a home visit —
-with the steps each allows now, a form to report a hazard and one to record a visit. Every
+requests in them waiting for someone to act, the residents living alone due a home visit, the
+places due an inspection (安全巡查) — with the steps each allows now, a form to report a
+hazard, one to record a visit and one to record an inspection with its findings. Every
 step posts through the API the console uses (/alerts/{id}/ack, /hazards/{id}/start,
 /requests/{id}/accept, POST /hazards, POST /checkins, …); this module only gathers what the
 caller may see and draws it. The list is also served alone (/m/tasks) so the page can redraw
@@ -10,11 +11,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
-from gridwatch.api.auth import PageViewer, Reader
+from gridwatch.api.auth import PageViewer, Reader, scope_filters
 from gridwatch.api.console import console_page
 from gridwatch.api.disclosure import alert_resident, record_reads, shown_in_clear
 from gridwatch.api.features import person
@@ -22,9 +24,10 @@ from gridwatch.api.live import case_stream_start
 from gridwatch.api.map_pages import PAGE_HEADERS
 from gridwatch.api.runtime import ApiState, Conn, State
 from gridwatch.cases.hazards import TRANSITIONS as HAZARD_STEPS
+from gridwatch.cases.inspections import is_overdue as inspection_overdue
 from gridwatch.cases.ledger import STATUSES as CASE_STATUSES
 from gridwatch.cases.requests import TRANSITIONS as REQUEST_STEPS
-from gridwatch.ingest.patrol import MAX_NEEDS, MAX_NOTE
+from gridwatch.ingest.patrol import MAX_FINDINGS, MAX_NEEDS, MAX_NOTE
 from gridwatch.maps.console import duration_text, render_fragment
 from gridwatch.maps.texts import texts_for
 from gridwatch.model.vocabulary import EMERGENCY_EVENTS, HAZARD_CATEGORIES, SEVERITIES
@@ -32,6 +35,7 @@ from gridwatch.store.alerts import AlertRow, alert_page
 from gridwatch.store.checkins import ResidentVisit, residents_to_visit
 from gridwatch.store.filters import Filters
 from gridwatch.store.ledger import LedgerRow, ledger
+from gridwatch.store.places import PlaceRecord, places_due
 from gridwatch.store.users import Principal
 
 router = APIRouter(tags=["console"])
@@ -65,7 +69,7 @@ class Task:
     """One row of the list: what it is, where, how urgent, and the steps it allows."""
 
     key: str  # unique in the list: kind and id
-    kind: str  # alert, hazard, request or visit
+    kind: str  # alert, hazard, request, visit or inspection
     kind_label: str
     title: str
     detail: str
@@ -73,7 +77,8 @@ class Task:
     status_label: str
     when_text: str
     late: bool
-    rank: int  # 0 an emergency, 1 an open alert, 2 an overdue case, 3 a case, 4 a visit
+    rank: int  # 0 an emergency, 1 an open alert, 2 an overdue case or inspection, 3 a case,
+    # 4 a visit or an inspection due
     lon: float | None
     lat: float | None
     steps: tuple[Step, ...]
@@ -81,6 +86,7 @@ class Task:
     mine: bool = False
     resident_id: str | None = None  # a visit's resident
     last_needs: str | None = None
+    place_id: str | None = None  # an inspection's place
 
 
 def step_labels(t: dict) -> dict[str, str]:
@@ -93,6 +99,7 @@ def step_labels(t: dict) -> dict[str, str]:
         "start": c["steps"]["start"],
         "resolve": c["steps"]["resolve"],
         "visit": t["phone"]["record_visit"],
+        "inspect": t["phone"]["inspect"],
     }
 
 
@@ -126,12 +133,14 @@ def gather_tasks(
         every=timedelta(days=state.settings.visit_every_days),
         limit=RESIDENT_CHOICES,
     )
+    places = places_due(conn, scope_filters(principal), now=now, limit=TASK_LIMIT)
     shown = shown_in_clear(principal, alerts, alert_resident) + shown_in_clear(principal, residents)
     record_reads(conn, principal, request, list(dict.fromkeys(shown)))
     local = _local(state)
     tasks = [_alert_task(t, principal, row, local) for row in alerts]
     tasks += [_case_task(t, principal, row, local, now) for row in cases]
     tasks += [_visit_task(t, principal, r, local) for r in residents if r.due]
+    tasks += [_inspection_task(t, place, local, now) for place in places]
     tasks.sort(key=lambda task: task.rank)  # stable: each kind keeps its own order within
     return tasks, residents
 
@@ -185,7 +194,7 @@ def _case_task(t: dict, principal: Principal, row: LedgerRow, local, now: dateti
         kind_label=p["kind"][row.kind],
         title=words.get(row.category, row.category)
         + (f" · {t['severity'][row.severity]}" if row.severity else ""),
-        detail=row.description,
+        detail=" · ".join(x for x in (row.place_name, row.description) if x),
         grid=row.grid_code,
         status_label=states.get(row.status, row.status),
         when_text=c["overdue_by"].format(h=duration_text(late, c))
@@ -230,6 +239,38 @@ def _visit_task(t: dict, principal: Principal, row: ResidentVisit, local) -> Tas
     )
 
 
+def _inspection_task(t: dict, place: PlaceRecord, local, now: datetime) -> Task:
+    """A place due (or overdue) for inspection: its step opens the inspection form."""
+    p, c = t["phone"], t["console"]
+    late = inspection_overdue(place.next_due_at, now)
+    last = (
+        p["last_inspection"].format(at=local(place.last_inspected_at))
+        if place.last_inspected_at
+        else p["never_inspected"]
+    )
+    hours = (now - place.next_due_at).total_seconds() / 3600
+    kind = t["places"]["kind"].get(place.kind, place.kind)
+    return Task(
+        key=f"inspection:{place.id}",
+        kind="inspection",
+        kind_label=p["kind"]["inspection"],
+        title=place.name,
+        detail=" · ".join(x for x in (kind, place.address, last) if x),
+        grid=place.grid_code,
+        status_label=p["overdue_inspection"] if late else p["due_inspection"],
+        when_text=c["overdue_by"].format(h=duration_text(hours, c))
+        if late
+        else p["due_by"].format(at=local(place.next_due_at)),
+        late=late,
+        rank=2 if late else 4,
+        lon=place.lon,
+        lat=place.lat,
+        steps=(Step("inspect", p["inspect"], "/checkins"),),
+        link=f"/console/places?{urlencode({'grid': place.grid_code or ''})}#place-{place.id}",
+        place_id=place.id,
+    )
+
+
 def _choices(t: dict, principal: Principal, residents: list[ResidentVisit]) -> list[tuple]:
     """(resident id, label, lon, lat) of the residents the visit form offers, due first."""
     p = t["phone"]
@@ -261,7 +302,8 @@ def phone(request: Request, principal: PageViewer, conn: Conn, state: State):
         categories=[(c, t["category"][c]) for c in HAZARD_CATEGORIES],
         severities=[(s, t["severity"][s]) for s in SEVERITIES],
         visit_statuses=list(p["visit_statuses"].items()),
-        limits={"note": MAX_NOTE, "needs": MAX_NEEDS},
+        results=list(p["results"].items()),
+        limits={"note": MAX_NOTE, "needs": MAX_NEEDS, "findings": MAX_FINDINGS},
         script_data={
             "alerts_after": state.feed.watermark,
             # A phone's clock may be off: reports are timed by the server's, as the page knew it.
@@ -283,6 +325,10 @@ def phone(request: Request, principal: PageViewer, conn: Conn, state: State):
                     "report_done",
                     "visit_done",
                     "login_again",
+                    "position_place",
+                    "inspect_done",
+                    "findings_done",
+                    "finding",
                 )
             }
             | {k: t["console"][k] for k in ("sending", "done", "failed")}

@@ -1,6 +1,6 @@
 // The grid worker's phone view (/m): the task list sorted by distance from the phone, a form
-// for each step opened under its task, a hazard report and a home visit with photos from the
-// camera and the phone's position. Steps post through the API with the session cookie and the
+// for each step opened under its task, a hazard report, a home visit and an inspection of a
+// place (its findings each with photos) with photos from the camera and the phone's position. Steps post through the API with the session cookie and the
 // header that proves the request came from a gridwatch page; photos go as multipart form data
 // (field `payload`: the JSON body, field `photos`: the images, shrunk for a slow link). The
 // list is redrawn from /m/tasks after each step and each live event, without a reload.
@@ -63,7 +63,7 @@ document.addEventListener("DOMContentLoaded", function () {
       : t.no_position;
     document.querySelectorAll("[data-position]").forEach(function (node) {
       node.setAttribute("data-missing", node.closest("#gw-form-report") ? t.position_missing
-        : t.position_home);
+        : node.closest("#gw-form-inspect") ? t.position_place : t.position_home);
     });
     positionText();
     order();
@@ -180,6 +180,7 @@ document.addEventListener("DOMContentLoaded", function () {
     form.removeAttribute("data-id");
     form.removeAttribute("data-ts");
     form.querySelectorAll(".gw-photos-chosen").forEach(function (n) { n.hidden = true; });
+    if (form.id === "gw-form-inspect") { findings(form, false); }
     var home = homes.filter(function (h) { return h[0] === form; })[0][1];
     if (form.parentNode !== home) { home.appendChild(form); }
     if (home.closest(".gw-step-forms")) { form.hidden = true; }
@@ -191,6 +192,8 @@ document.addEventListener("DOMContentLoaded", function () {
     form.setAttribute("data-target", button.getAttribute("data-post"));
     var resident = button.getAttribute("data-resident");
     if (resident) { form.querySelector("[name=resident_id]").value = resident; }
+    var place = button.getAttribute("data-place");
+    if (place) { form.querySelector("[name=place_id]").value = place; }
     var title = form.querySelector(".gw-sheet-for");
     if (title) { title.textContent = button.getAttribute("data-title") || ""; }
     var step = form.querySelector(".gw-sheet-step");
@@ -208,7 +211,8 @@ document.addEventListener("DOMContentLoaded", function () {
     say("");
     openUnder(button.closest("li"), document.getElementById(
       "gw-form-" + button.getAttribute("data-action")), button);
-    if (button.getAttribute("data-action") === "visit") { locate(); }
+    var action = button.getAttribute("data-action");
+    if (action === "visit" || action === "inspect") { locate(); }
   });
 
   function show(tab) {
@@ -235,6 +239,14 @@ document.addEventListener("DOMContentLoaded", function () {
       if (here.accuracy) { body.accuracy_m = Math.round(here.accuracy * 10) / 10; }
       return true;
     }
+    if (form.id === "gw-form-inspect") {
+      // An inspection stands at the place: without a fix, the place is where it was made.
+      var task = form.closest("li.gw-task");
+      if (!task || !task.hasAttribute("data-lon")) { return false; }
+      body.lon = +task.getAttribute("data-lon");
+      body.lat = +task.getAttribute("data-lat");
+      return true;
+    }
     if (form.id !== "gw-form-visit") { return false; }
     // A visit stands at the home: without a fix, the resident's home is where it was.
     var option = form.querySelector("[name=resident_id]").selectedOptions[0];
@@ -244,22 +256,57 @@ document.addEventListener("DOMContentLoaded", function () {
     return true;
   }
 
+  // An inspection's body and photos: each finding names its photos among those sent
+  // (upload:N, the Nth file of the post), which makes them its case's photos.
+  function inspection(form) {
+    var result = form.querySelector("[name=result]:checked").value;
+    var body = { place_id: form.querySelector("[name=place_id]").value, result: result };
+    var note = form.querySelector("[name=note]").value.trim();
+    if (note) { body.note = note; }
+    var photos = [];
+    if (result === "findings") {
+      body.findings = Array.prototype.map.call(form.querySelectorAll(".gw-finding"),
+        function (item) {
+          var finding = {
+            category: item.querySelector("[data-field=category]").value,
+            severity: item.querySelector("[data-field=severity]:checked").value,
+            description: item.querySelector("[data-field=description]").value.trim(),
+            photos: []
+          };
+          Array.prototype.forEach.call(item.querySelector("input[type=file]").files,
+            function (file) {
+              photos.push(file);
+              finding.photos.push("upload:" + photos.length);
+            });
+          return finding;
+        });
+    }
+    return { body: body, photos: photos };
+  }
+
   function submit(form) {
     var body = fields(form);
     var step = form.id.replace("gw-form-", "");
-    if (step === "report" || step === "visit") {
+    var input = form.querySelector("input[type=file]");
+    var photos = input ? Array.prototype.slice.call(input.files) : [];
+    if (step === "inspect") {
+      var built = inspection(form);
+      body = built.body;
+      photos = built.photos;
+    }
+    if (step === "report" || step === "visit" || step === "inspect") {
       if (!position(form, body)) { say(t.position_missing, "bad"); locate(); return; }
-      // The same id and time on a retry: a report or visit sent twice is stored once.
+      // The same id and time on a retry: a report, visit or inspection sent twice is stored
+      // once.
       if (!form.hasAttribute("data-id")) { form.setAttribute("data-id", uuid()); }
       if (!form.hasAttribute("data-ts")) {
         form.setAttribute("data-ts", new Date(Date.now() + skew).toISOString());
       }
       body.ts = form.getAttribute("data-ts");
       if (step === "report") { body.id = form.getAttribute("data-id"); }
-      else { body.kind = "visit"; }
+      else { body.kind = step === "visit" ? "visit" : "inspection"; }
     }
-    var input = form.querySelector("input[type=file]");
-    var photos = input ? Array.prototype.slice.call(input.files) : [];
+    var found = body.findings ? body.findings.length : 0;
     var confirm = form.querySelector("[data-action=confirm]");
     confirm.disabled = true;
     say(t.sending);
@@ -267,7 +314,9 @@ document.addEventListener("DOMContentLoaded", function () {
       return send(form.getAttribute("data-target") || form.getAttribute("data-post"), body,
         shrunk);
     }).then(function () {
-      say(step === "report" ? t.report_done : step === "visit" ? t.visit_done : t.done, "ok");
+      say(step === "report" ? t.report_done : step === "visit" ? t.visit_done
+        : step !== "inspect" ? t.done
+        : found ? t.findings_done.replace("{n}", String(found)) : t.inspect_done, "ok");
       closeForm(form);
       show("tasks");
       refresh();
@@ -287,15 +336,65 @@ document.addEventListener("DOMContentLoaded", function () {
       say("");
       if (!form.closest(".gw-step-forms")) { show("tasks"); }
     });
-    var input = form.querySelector("input[type=file]");
-    if (input) {
-      input.addEventListener("change", function () {
-        var note = form.querySelector(".gw-photos-chosen");
-        note.textContent = t.photos_chosen.replace("{n}", String(input.files.length));
-        note.hidden = input.files.length === 0;
-      });
-    }
+    // Photos chosen, under each camera button (an inspection's findings have one each).
+    form.addEventListener("change", function (event) {
+      var input = event.target;
+      if (input.type !== "file") { return; }
+      var note = input.closest(".gw-photo-field").querySelector(".gw-photos-chosen");
+      note.textContent = t.photos_chosen.replace("{n}", String(input.files.length));
+      note.hidden = input.files.length === 0;
+    });
   });
+  // -- an inspection's findings: one or more, each its category, severity, words, photos ------
+
+  var inspect = document.getElementById("gw-form-inspect");
+  var block = inspect.querySelector(".gw-findings");
+  var findingList = block.querySelector(".gw-finding-list");
+  var made = 0;  // findings made: each one's severity choices have a name of their own
+
+  function numberFindings() {
+    var items = findingList.querySelectorAll(".gw-finding");
+    items.forEach(function (item, i) {
+      item.querySelector(".gw-finding-title").textContent =
+        t.finding.replace("{n}", String(i + 1));
+      item.querySelector("[data-remove-finding]").hidden = items.length === 1;
+    });
+    var add = block.querySelector("[data-add-finding]");
+    add.hidden = items.length >= +add.getAttribute("data-max");
+  }
+
+  function addFinding() {
+    var item = document.getElementById("gw-finding").content.firstElementChild.cloneNode(true);
+    made += 1;
+    item.querySelectorAll("[data-field=severity]").forEach(function (radio) {
+      radio.name = "severity-" + made;
+    });
+    findingList.appendChild(item);
+    numberFindings();
+    return item;
+  }
+
+  // Findings shown (at least one) or put away (none, and none checked by the form).
+  function findings(form, on) {
+    block.hidden = !on;
+    block.disabled = !on;
+    if (!on) { findingList.innerHTML = ""; }
+    else if (!findingList.querySelector(".gw-finding")) { addFinding(); }
+  }
+
+  inspect.addEventListener("change", function (event) {
+    if (event.target.name === "result") { findings(inspect, event.target.value === "findings"); }
+  });
+  block.querySelector("[data-add-finding]").addEventListener("click", function () {
+    addFinding().querySelector("select").focus();
+  });
+  findingList.addEventListener("click", function (event) {
+    var remove = event.target.closest("[data-remove-finding]");
+    if (!remove) { return; }
+    remove.closest(".gw-finding").remove();
+    numberFindings();
+  });
+
   document.querySelectorAll("[data-locate]").forEach(function (button) {
     button.addEventListener("click", locate);
   });
