@@ -36,9 +36,8 @@ router = APIRouter(tags=["console"])
 
 PAGE = 200
 FormQ = Annotated[str | None, Query(max_length=20)]
-# The columns a heading sorts by: the key of PLACE_ORDERS each column's link asks for.
-SORTABLE = {"name": "name", "kind": "kind", "grid": "grid", "last": "last", "due": "due",
-            "level": "level", "findings": "findings"}  # fmt: skip
+# The table's columns in order; all but the contact sort by the key of PLACE_ORDERS they name.
+COLUMNS = ("name", "kind", "grid", "contact", "last", "due", "level", "findings")
 
 
 def _yes_no(value: str | None, name: str) -> bool | None:
@@ -100,6 +99,9 @@ def places_view(
     q = {"kind": kind, "grid": grid, "overdue": overdue, "findings": findings, "sort": sort}
     chosen = {k: v for k, v in q.items() if v}
     pl = t["places"]
+    c = t["console"]
+    words = {"name": pl["place"], "kind": pl["place_kind"], "grid": c["grid"], "level": c["level"]}
+    headings = {key: words.get(key) or pl[key] for key in COLUMNS}
     return console_page(
         state,
         principal,
@@ -108,8 +110,18 @@ def places_view(
         pl["title"],
         pl=pl,
         q={k: v or "" for k, v in q.items()},
-        choices={"kind": list(pl["kind"].items()), "grid": grid_choices(t, catalog, principal)},
+        choices={
+            "kind": list(pl["kind"].items()),
+            "grid": grid_choices(t, catalog, principal),
+            "sort": [
+                (f"{way}{key}", f"{label} {mark}")
+                for key, label in headings.items()
+                if key in PLACE_ORDERS
+                for way, mark in (("", "▲"), ("-", "▼"))
+            ],
+        },
         rows=[_row(t, catalog, r, briefs.get(r.id, []), now) for r in rows],
+        headings=list(headings.items()),
         sort_links=_sort_links(chosen, sort),
         matched_text=pl["matched"].format(n=matched),
         overdue_text=pl["overdue_count"].format(n=overdue_count) if overdue_count else "",
@@ -127,10 +139,10 @@ def _url(query: dict) -> str:
 def _sort_links(chosen: dict, sort: str | None) -> dict[str, tuple[str, str]]:
     """Each sortable column's (link, mark): a click sorts by it, a second click the other way."""
     links = {}
-    for column, key in SORTABLE.items():
+    for key in PLACE_ORDERS:
         then = f"-{key}" if sort == key else key
         mark = " ▲" if sort == key else " ▼" if sort == f"-{key}" else ""
-        links[column] = (_url(chosen | {"sort": then}), mark)
+        links[key] = (_url(chosen | {"sort": then}), mark)
     return links
 
 

@@ -222,6 +222,8 @@ TEXTS: dict[str, dict] = {
             "matched": "共 {n} 处场所",
             "overdue_count": "其中 {n} 处超期未巡查",
             "none_open": "无",
+            "sort": "排序",
+            "sort_default": "默认：最早到期在前",  # noqa: RUF001
         },
         "console": {
             "now": "当前",
@@ -618,6 +620,8 @@ TEXTS: dict[str, dict] = {
             "matched": "{n} places",
             "overdue_count": "{n} overdue for inspection",
             "none_open": "none",
+            "sort": "Sort by",
+            "sort_default": "Default: soonest due first",
         },
         "console": {
             "now": "Now",

@@ -348,7 +348,7 @@ document.addEventListener("DOMContentLoaded", function () {
   // -- an inspection's findings: one or more, each its category, severity, words, photos ------
 
   var inspect = document.getElementById("gw-form-inspect");
-  var block = inspect.querySelector(".gw-findings");
+  var block = inspect.querySelector(".gw-finding-set");
   var findingList = block.querySelector(".gw-finding-list");
   var made = 0;  // findings made: each one's severity choices have a name of their own
 
