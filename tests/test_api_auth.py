@@ -121,6 +121,11 @@ def _phone_without_grid_b(response, b):
     assert b["hazard"] not in response.text and f"alert:{b['alert']}" not in response.text
 
 
+def _place_missing(response, b):
+    _page_without_grid_b(response)
+    assert f"place-{b['place']}" not in response.text
+
+
 def _case_stream_without_grid_b(c, b, seeded_url):
     """Replay every step of every case from the start: none of grid B's may come (grid B's
     hazard was reported; a fresh report in grid A marks the end of the replay)."""
@@ -389,6 +394,11 @@ WALK = {
     ),
     ("GET", "/console/cases/{case_id}"): lambda c, b, u: _missing(
         c.get(f"/console/cases/{b['hazard']}")
+    ),
+    ("GET", "/console/places"): lambda c, b, u: (
+        _missing(c.get("/console/places", params={"grid": GRID_B})),
+        _phone_without_grid_b(c.get("/console/places", params={"sort": "-findings"}), b),
+        _place_missing(c.get("/console/places"), b),
     ),
     ("GET", "/cases/stream"): lambda c, b, u: _case_stream_without_grid_b(c, b, u),
     ("GET", "/m"): lambda c, b, u: _phone_without_grid_b(c.get("/m"), b),

@@ -17,10 +17,14 @@ import pytest
 
 from gridwatch.store.partitions import ensure_partitions
 from tests.support.api import GRID_A, NOW, SHANGHAI, open_alert
-from tests.support.browser import local_page, log_in, needs_chromium
-
-DESK = {"width": 1366, "height": 800}
-PHONE = {"width": 390, "height": 844}
+from tests.support.browser import (
+    DESK,
+    PHONE,
+    local_page,
+    log_in,
+    needs_chromium,
+    take_case_step,
+)
 
 pytestmark = needs_chromium
 
@@ -182,17 +186,6 @@ def test_the_ledger_filters_and_exports_what_it_shows(browser, module_server, mo
     assert left == [] and errors == []
 
 
-def _step(page, action: str, form: str, fields: dict[str, str], state: str) -> None:
-    """Take a case's step on its page: click `action`, fill its `form` (field selector →
-    value; a select's option is chosen), confirm, and wait until the case reads `state`."""
-    page.click(f"[data-action={action}]")
-    for field, value in fields.items():
-        put = page.select_option if field.startswith("select") else page.fill
-        put(f"#gw-form-{form} {field}", value)
-    page.click(f"#gw-form-{form} [data-action=confirm]")
-    page.wait_for_function(f"document.querySelector('#gw-state').textContent === '{state}'")
-
-
 def test_a_hazard_walks_its_steps_on_its_page(browser, module_server, module_tokens, seeded_url):
     with psycopg.connect(seeded_url) as conn:
         hazard = conn.execute(
@@ -202,8 +195,8 @@ def test_a_hazard_walks_its_steps_on_its_page(browser, module_server, module_tok
     context, page, left, errors = _context(browser, module_server, DESK, module_tokens.duty_street)
     page.goto(f"{module_server.url}/console/cases/{hazard}")
     assert page.locator("[data-action=close]").is_hidden()  # a reported hazard cannot close
-    _step(page, "dispatch", "assign", {"input[name=assignee]": "W001"}, "已派单")
-    _step(page, "resolve", "resolve", {"textarea[name=note]": "已清理楼道杂物"}, "已处置")
+    take_case_step(page, "dispatch", "assign", {"input[name=assignee]": "W001"}, "已派单")
+    take_case_step(page, "resolve", "resolve", {"textarea[name=note]": "已清理楼道杂物"}, "已处置")
     assert page.locator("[data-action=close]").is_visible()
     assert page.locator("[data-action=resolve]").is_hidden()
     assert "已清理楼道杂物" in page.inner_text("#gw-timeline")
@@ -232,14 +225,14 @@ def test_a_request_from_the_ledger_walks_its_steps_on_its_page(
     page.wait_for_url(f"**/console/cases/{request}")
     page.wait_for_function("window.gridwatchCase !== undefined")
     assert page.locator("[data-action=accept]").is_hidden()  # to be dispatched first
-    _step(page, "dispatch", "dispatch", {"select[name=grid]": GRID_A}, "已派单")
-    _step(page, "accept", "accept", {}, "已接单")
-    _step(page, "resolve", "resolve", {"textarea[name=note]": "已协调物业处理"}, "已办结")
+    take_case_step(page, "dispatch", "dispatch", {"select[name=grid]": GRID_A}, "已派单")
+    take_case_step(page, "accept", "accept", {}, "已接单")
+    take_case_step(page, "resolve", "resolve", {"textarea[name=note]": "已协调物业处理"}, "已办结")
     rating = {
         "select[name=rating]": "basically_satisfied",
         "textarea[name=note]": "居民表示基本满意",
     }
-    _step(page, "feedback", "feedback", rating, "已回访")
+    take_case_step(page, "feedback", "feedback", rating, "已回访")
     assert "居民表示基本满意" in page.inner_text("#gw-timeline")
     with psycopg.connect(seeded_url) as conn:
         assert conn.execute(

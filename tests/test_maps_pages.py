@@ -16,7 +16,7 @@ from gridwatch.errors import ConfigError
 from gridwatch.geo.crs import wgs84_to_gcj02
 from gridwatch.maps.pages import MapGrid, MapPoint, PageContext, overview_page
 from gridwatch.maps.tiles import tiles_for
-from tests.support.api import GRID_A, GRID_B, ApiServer, Clock, api_settings
+from tests.support.api import GRID_A, GRID_B, ApiServer, Clock, api_settings, english_client
 from tests.support.cases import level2_warnings, open_request
 
 PAGES = (
@@ -117,11 +117,7 @@ def test_open_requests_and_level_2_warnings_of_the_callers_grids(http, seeded_ur
 
 
 def test_english_on_request(seeded_url, module_tokens, tmp_path):
-    settings = api_settings(tmp_path, seeded_url, lang="en")
-    with (
-        ApiServer(settings, seeded_url, Clock()) as server,
-        server.client("duty_street", module_tokens) as client,
-    ):
+    with english_client(seeded_url, module_tokens, tmp_path, "duty_street") as client:
         page = client.get("/maps/overview").text
         ledger = client.get("/ledger.csv").content.decode("utf-8-sig")
     assert '<html lang="en">' in page and "District overview" in page and "辖区总览" not in page

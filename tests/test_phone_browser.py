@@ -18,23 +18,26 @@ import pytest
 
 from gridwatch.store.users import create_user, revoke_user
 from tests.support.api import GRID_A, GRID_B, NOW
-from tests.support.browser import local_page, log_in, needs_chromium
+from tests.support.browser import (
+    DESK,
+    PHONE,
+    SMALL_TARGETS,
+    WIDE_ENOUGH,
+    confirm_form,
+    local_page,
+    log_in,
+    needs_chromium,
+    phone_task,
+    phone_view,
+    take_task_step,
+)
 from tests.support.databases import point_in_grid
 from tests.support.photos import jpeg_with_gps
 
-PHONE = {"width": 390, "height": 844}
 NARROW = {"width": 360, "height": 740}
-DESK = {"width": 1366, "height": 800}
 
 pytestmark = needs_chromium
 
-WIDE_ENOUGH = "document.documentElement.scrollWidth <= window.innerWidth"
-# Every control a thumb presses on the phone view is at least 44 px high.
-SMALL_TARGETS = """() => [...document.querySelectorAll(
-    '.gw-phone button, .gw-phone select, .gw-phone label.gw-photo-button, ' +
-    '.gw-phone input:not([type=radio]):not([type=checkbox]):not([type=file])')]
-  .filter(e => e.offsetParent !== null && e.getBoundingClientRect().height < 44)
-  .map(e => e.outerHTML.slice(0, 80))"""
 LATIN = re.compile(r"[A-Za-z]{3,}")
 
 
@@ -70,34 +73,7 @@ def cases(seeded_url, module_server, module_tokens, where) -> dict:
 
 
 def _phone(browser, module_server, token: str, where: dict, viewport=PHONE):
-    context, page, left, errors = local_page(
-        browser,
-        viewport=viewport,
-        locale="zh-CN",
-        geolocation=where,
-        permissions=["geolocation"],
-        has_touch=True,
-        is_mobile=True,
-    )
-    log_in(page, module_server.url, token, "/m")
-    page.wait_for_function("window.gridwatchPhone.streams.every(s => s.readyState === 1)")
-    return context, page, left, errors
-
-
-def _task(page, kind: str, key: str):
-    return page.locator(f'#gw-tasks li[data-key="{kind}:{key}"]')
-
-
-def _confirm(page, form: str) -> None:
-    page.click(f"#gw-form-{form} [data-action=confirm]")
-
-
-def _take_step(page, step: str, key: str, status: str) -> None:
-    """Confirm the open form of `step`; wait for the task `key` to show `status`."""
-    _confirm(page, step)
-    page.wait_for_function(
-        f"""document.querySelector('li[data-key="{key}"] .gw-badge').textContent === '{status}'"""
-    )
+    return phone_view(browser, module_server.url, token, where, viewport)
 
 
 def _keys(page) -> set[str]:
@@ -116,8 +92,8 @@ def test_a_worker_takes_cases_on_the_phone_and_the_desk_closes_them(
     desk.wait_for_function("window.gridwatchConsole.cases.readyState === 1")
     context, page, left, errors = _phone(zh_browser, module_server, module_tokens.worker_a, where)
     request, hazard = (
-        _task(page, "request", cases["request"]),
-        _task(page, "hazard", cases["hazard"]),
+        phone_task(page, "request", cases["request"]),
+        phone_task(page, "hazard", cases["hazard"]),
     )
     assert request.is_visible() and hazard.is_visible()
     page.wait_for_function("document.querySelector('#gw-where').textContent.includes('已定位')")
@@ -130,11 +106,11 @@ def test_a_worker_takes_cases_on_the_phone_and_the_desk_closes_them(
     request.locator("[data-action=accept]").click()
     assert request.locator("#gw-form-accept").is_visible()
     request.locator("#gw-form-accept input[name=note]").fill("马上到")
-    _take_step(page, "accept", f"request:{cases['request']}", "已接单")
+    take_task_step(page, "accept", f"request:{cases['request']}", "已接单")
     # 办结 with a note and a photo from the camera; the note is required first.
-    request = _task(page, "request", cases["request"])
+    request = phone_task(page, "request", cases["request"])
     request.locator("[data-action=resolve]").click()
-    _confirm(page, "resolve")
+    confirm_form(page, "resolve")
     assert request.locator("#gw-form-resolve").is_visible(), "posted without its note"
     request.locator("#gw-form-resolve textarea[name=note]").fill("已与商铺沟通 音量调小")
     request.locator("#gw-form-resolve input[type=file]").set_input_files(
@@ -144,16 +120,16 @@ def test_a_worker_takes_cases_on_the_phone_and_the_desk_closes_them(
     assert page.evaluate(WIDE_ENOUGH) and page.evaluate(SMALL_TARGETS) == []
     request.scroll_into_view_if_needed()
     page.screenshot(path=str(shots / "phone-resolve-390.png"))
-    _confirm(page, "resolve")
+    confirm_form(page, "resolve")
     request.wait_for(state="detached")  # done: no longer a task
     assert page.inner_text("#gw-result") == "已提交"
     # The hazard: 开始处置 from the phone, then 处置完成.
     hazard.locator("[data-action=start]").click()
-    _take_step(page, "start", f"hazard:{cases['hazard']}", "处置中")
-    hazard = _task(page, "hazard", cases["hazard"])
+    take_task_step(page, "start", f"hazard:{cases['hazard']}", "处置中")
+    hazard = phone_task(page, "hazard", cases["hazard"])
     hazard.locator("[data-action=resolve]").click()
     hazard.locator("#gw-form-resolve textarea[name=note]").fill("已清运")
-    _confirm(page, "resolve")
+    confirm_form(page, "resolve")
     hazard.wait_for(state="detached")
     with psycopg.connect(seeded_url) as conn:
         status, photos = conn.execute(
@@ -213,7 +189,7 @@ def test_a_worker_reports_a_hazard_where_they_stand_and_records_a_visit(
     )
     assert page.evaluate(WIDE_ENOUGH) and page.evaluate(SMALL_TARGETS) == []
     page.screenshot(path=str(shots / "phone-report-390.png"))
-    _confirm(page, "report")
+    confirm_form(page, "report")
     page.wait_for_function("document.querySelector('#gw-result').textContent.includes('已上报')")
     with psycopg.connect(seeded_url) as conn:
         hazard, lon, lat, photos, reporter = conn.execute(
@@ -222,7 +198,7 @@ def test_a_worker_reports_a_hazard_where_they_stand_and_records_a_visit(
         ).fetchone()
     assert reporter == "W001" and len(photos) == 1
     assert abs(lon - where["longitude"]) < 1e-6 and abs(lat - where["latitude"]) < 1e-6
-    _task(page, "hazard", str(hazard)).wait_for()  # the report is a task now
+    phone_task(page, "hazard", str(hazard)).wait_for()  # the report is a task now
 
     # A visit: the first resident due one, with what they ask for (微心愿).
     visit = page.locator("#gw-tasks li.kind-visit").first
@@ -236,8 +212,8 @@ def test_a_worker_reports_a_hazard_where_they_stand_and_records_a_visit(
     assert page.evaluate(WIDE_ENOUGH) and page.evaluate(SMALL_TARGETS) == []
     form.locator("textarea[name=needs]").scroll_into_view_if_needed()
     page.screenshot(path=str(shots / "phone-visit-390.png"))
-    _confirm(page, "visit")
-    _task(page, "visit", resident).wait_for(state="detached")
+    confirm_form(page, "visit")
+    phone_task(page, "visit", resident).wait_for(state="detached")
     with psycopg.connect(seeded_url) as conn:
         stored = conn.execute(
             "SELECT status, needs, note, lon FROM patrol_checkins "

@@ -18,9 +18,7 @@ from tests.support.api import (
     GRID_B,
     NOW,
     SHANGHAI,
-    ApiServer,
-    Clock,
-    api_settings,
+    english_client,
     open_alert,
 )
 from tests.support.databases import point_in_grid
@@ -147,11 +145,7 @@ def test_a_visit_with_needs_takes_the_resident_off_the_list(http, grid_a, seeded
 
 
 def test_the_phone_view_in_english(seeded_url, module_tokens, grid_a, tmp_path):
-    settings = api_settings(tmp_path, seeded_url, lang="en")
-    with (
-        ApiServer(settings, seeded_url, Clock()) as server,
-        server.client("worker_a", module_tokens) as client,
-    ):
+    with english_client(seeded_url, module_tokens, tmp_path, "worker_a") as client:
         page = client.get("/m").text
     assert '<html lang="en">' in page and "My tasks" in page and "Record visit" in page
     assert ">Accept</button>" in page and "Report a hazard" in page and "Wish: what" in page

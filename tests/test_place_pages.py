@@ -19,7 +19,7 @@ import pytest
 
 from gridwatch.maps.texts import texts_for
 from gridwatch.store.users import create_user, revoke_user
-from tests.support.api import GRID_A, GRID_B, NOW, ApiServer, Clock, api_settings, reason
+from tests.support.api import GRID_A, GRID_B, NOW, english_client, reason
 from tests.support.databases import query, query_one
 from tests.support.photos import jpeg_with_gps
 from tests.support.places import PLACE_A, PLACE_B, inspection, register_places
@@ -223,11 +223,7 @@ def test_the_phone_holds_the_places_due_and_the_findings_cases(http, places):
 
 
 def test_the_register_in_english(seeded_url, module_tokens, places, tmp_path):
-    settings = api_settings(tmp_path, seeded_url, lang="en")
-    with (
-        ApiServer(settings, seeded_url, Clock()) as server,
-        server.client("duty_street", module_tokens) as client,
-    ):
+    with english_client(seeded_url, module_tokens, tmp_path, "duty_street") as client:
         page = client.get("/console/places").text
     assert '<html lang="en">' in page and "Place inspections" in page
     assert "Small eatery" in page and "overdue by 1 d" in page and "Fire · High" in page

@@ -312,6 +312,14 @@ def plain_server(
         yield made
 
 
+@contextmanager
+def english_client(url: str, tokens: Tokens, tmp: Path, role: str) -> Iterator[httpx.Client]:
+    """A client of `role` on a server of its own that speaks English (GRIDWATCH_LANG=en)."""
+    settings = api_settings(tmp, url, lang="en")
+    with ApiServer(settings, url, Clock()) as server, server.client(role, tokens) as client:
+        yield client
+
+
 def every_page(client: httpx.Client, path: str, params: dict) -> list[dict]:
     """Every page of an answer, following next links, with this server's address taken out."""
     base = str(client.base_url).rstrip("/")

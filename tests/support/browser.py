@@ -1,6 +1,8 @@
 """Headless Chromium for the page tests, with the outside world cut off: a page whose
 requests to anywhere but 127.0.0.1 are aborted and recorded. A pytest plugin: the console's
-browser (`zh_browser`) and where screenshots go (`shots`) are fixtures."""
+browser (`zh_browser`) and where screenshots go (`shots`) are fixtures. And the steps the
+page tests share: logging in, the phone view at a phone's size with its GPS, a step taken on
+a task of the phone or on a case's page."""
 
 from __future__ import annotations
 
@@ -13,6 +15,15 @@ from urllib.parse import urlsplit
 import pytest
 
 CHROMIUM = Path("/usr/bin/chromium")
+PHONE = {"width": 390, "height": 844}
+DESK = {"width": 1366, "height": 800}
+WIDE_ENOUGH = "document.documentElement.scrollWidth <= window.innerWidth"
+# Every control a thumb presses on the phone view is at least 44 px high.
+SMALL_TARGETS = """() => [...document.querySelectorAll(
+    '.gw-phone button, .gw-phone select, .gw-phone label.gw-photo-button, ' +
+    '.gw-phone input:not([type=radio]):not([type=checkbox]):not([type=file])')]
+  .filter(e => e.offsetParent !== null && e.getBoundingClientRect().height < 44)
+  .map(e => e.outerHTML.slice(0, 80))"""
 ARGS = [
     "--headless",
     "--no-sandbox",
@@ -87,3 +98,50 @@ def log_in(page, base_url: str, token: str, path: str) -> None:
     page.fill("input[name=token]", token)
     page.click("button[type=submit]")
     page.wait_for_url(f"**{path}")
+
+
+def phone_view(browser, base_url: str, token: str, where: dict, viewport=PHONE) -> tuple:
+    """The phone view /m logged in with `token` in a phone's context (Chinese, touch, the GPS
+    at `where`), its live streams open: (context, page, urls that tried to leave, errors)."""
+    context, page, left, errors = local_page(
+        browser,
+        viewport=viewport,
+        locale="zh-CN",
+        geolocation=where,
+        permissions=["geolocation"],
+        has_touch=True,
+        is_mobile=True,
+    )
+    log_in(page, base_url, token, "/m")
+    page.wait_for_function("window.gridwatchPhone.streams.every(s => s.readyState === 1)")
+    return context, page, left, errors
+
+
+def phone_task(page, kind: str, key: str):
+    """The task `kind:key` of the phone view's list."""
+    return page.locator(f'#gw-tasks li[data-key="{kind}:{key}"]')
+
+
+def confirm_form(page, form: str) -> None:
+    """Press the confirm button of the phone view's form `form`."""
+    page.click(f"#gw-form-{form} [data-action=confirm]")
+
+
+def take_task_step(page, step: str, key: str, status: str) -> None:
+    """Confirm the phone view's open form of `step`; wait for the task `key` to show
+    `status`."""
+    confirm_form(page, step)
+    page.wait_for_function(
+        f"""document.querySelector('li[data-key="{key}"] .gw-badge').textContent === '{status}'"""
+    )
+
+
+def take_case_step(page, action: str, form: str, fields: dict[str, str], state: str) -> None:
+    """Take a case's step on its page: click `action`, fill its `form` (field selector →
+    value; a select's option is chosen), confirm, and wait until the case reads `state`."""
+    page.click(f"[data-action={action}]")
+    for field, value in fields.items():
+        put = page.select_option if field.startswith("select") else page.fill
+        put(f"#gw-form-{form} {field}", value)
+    page.click(f"#gw-form-{form} [data-action=confirm]")
+    page.wait_for_function(f"document.querySelector('#gw-state').textContent === '{state}'")

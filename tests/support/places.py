@@ -1,6 +1,6 @@
 """Places of a test's own in the sample district (the sample's are taken out): one in grid A
-and one in grid B, registered from a CSV through the import pipeline, and an inspection's
-payload as the app sends it."""
+and one in grid B, registered from a CSV through the import pipeline (or any rows beside the
+sample's), and an inspection's payload as the app sends it."""
 
 from __future__ import annotations
 
@@ -28,18 +28,24 @@ def register_places(url: str, tmp: Path, now: datetime) -> dict[str, tuple[float
         lon, lat = point_in_grid(url, code)
         points[code] = (round(lon, 6), round(lat, 6))
     (a_lon, a_lat), (b_lon, b_lat) = points[GRID_A], points[GRID_B]
-    path = tmp / "places.csv"
-    path.write_text(
-        f"{','.join(PLACES.columns)}\n"
+    import_places(
+        url,
+        tmp / "places.csv",
+        now,
         f"{PLACE_A},老王面馆,restaurant,青山区富强路12号,{a_lat!r},{a_lon!r},{GRID_A},"
-        f"王丽娜,13800000001,{EVERY_DAYS}\n"
+        f"王丽娜,13800000001,{EVERY_DAYS}",
         f"{PLACE_B},幸福便利店,shop,青山区幸福路5号,{b_lat!r},{b_lon!r},{GRID_B},"
-        f"李伟,13800000002,30\n",
-        encoding="utf-8",
+        f"李伟,13800000002,30",
     )
+    return {PLACE_A: points[GRID_A], PLACE_B: points[GRID_B]}
+
+
+def import_places(url: str, path: Path, now: datetime, *rows: str) -> None:
+    """Register `rows` (lines of the register's CSV) at `now` through the import, beside the
+    places registered before."""
+    path.write_text(f"{','.join(PLACES.columns)}\n" + "".join(f"{r}\n" for r in rows), "utf-8")
     with psycopg.connect(url) as conn:
         import_places_file(conn, path, now=now)
-    return {PLACE_A: points[GRID_A], PLACE_B: points[GRID_B]}
 
 
 def inspection(
