@@ -13,6 +13,7 @@ TEXTS: dict[str, dict] = {
         "coverage": "巡查覆盖",
         "live": "值班实时告警",
         "ledger": "问题台账",
+        "ledger_file": "问题台账",  # a downloaded file's name: 问题台账-20261123.xlsx
         "logout": "退出",
         "login_title": "登录",
         "login_prompt": "请输入令牌（由管理员用 gridwatch users add 生成）",  # noqa: RUF001
@@ -334,6 +335,7 @@ TEXTS: dict[str, dict] = {
             "apply": "筛选",
             "reset": "清除",
             "export": "导出 CSV",
+            "export_xlsx": "导出 Excel",
             "matched": "共 {n} 条",
             "shown": "显示前 {n} 条",
             "sort_by": "点击表头排序",
@@ -353,6 +355,7 @@ TEXTS: dict[str, dict] = {
         "coverage": "Patrol coverage",
         "live": "Live alerts (duty officer)",
         "ledger": "Problem ledger",
+        "ledger_file": "ledger",
         "logout": "Log out",
         "login_title": "Log in",
         "login_prompt": "Enter your token (an admin makes one with gridwatch users add)",
@@ -684,6 +687,7 @@ TEXTS: dict[str, dict] = {
             "apply": "Apply",
             "reset": "Clear",
             "export": "Export CSV",
+            "export_xlsx": "Export Excel",
             "matched": "{n} in all",
             "shown": "first {n} shown",
             "sort_by": "Click a heading to sort",
