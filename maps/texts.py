@@ -705,3 +705,33 @@ TEXTS: dict[str, dict] = {
 def texts_for(lang: str) -> dict:
     """The texts of `lang` ('zh' or 'en'); anything else falls back to Chinese."""
     return TEXTS.get(lang, TEXTS["zh"])
+
+
+LANGS = ("zh", "en")
+LANG_COOKIE = "gw_lang"  # a language a person chose with ?lang=, kept for their next visit
+_ACCEPT_LANGUAGE_MAX = 32  # entries read of an Accept-Language header
+
+
+def choose_lang(
+    asked: str | None, kept: str | None, accept_language: str | None, default: str
+) -> str:
+    """The language of a page: the one asked for in its address (?lang=), else the one kept in
+    the browser's cookie, else the browser's first preference that gridwatch speaks
+    (Accept-Language), else `default` (GRIDWATCH_LANG)."""
+    for chosen in (asked, kept):
+        if chosen in LANGS:
+            return chosen
+    preferred = []
+    for position, entry in enumerate((accept_language or "").split(",")[:_ACCEPT_LANGUAGE_MAX]):
+        tag, _, params = entry.strip().partition(";")
+        weight = 1.0
+        name, _, value = params.strip().partition("=")
+        if name.strip() == "q":
+            try:
+                weight = float(value)
+            except ValueError:
+                continue
+        primary = tag.strip().split("-")[0].lower()
+        if primary in LANGS and 0 < weight <= 1:
+            preferred.append((-weight, position, primary))
+    return min(preferred)[2] if preferred else default
