@@ -21,6 +21,7 @@ from gridwatch.settings import Settings
 from tests.support.api import GRID_A, GRID_B, NOW, assert_security_headers, reason, resident_of
 from tests.support.databases import point_in_grid, query
 from tests.support.photos import jpeg_with_gps
+from tests.support.spreadsheets import xlsx_rows
 
 
 @pytest.fixture(scope="module")
@@ -332,6 +333,11 @@ WALK = {
     ("GET", "/ledger.csv"): lambda c, b, u: (
         _missing(c.get("/ledger.csv", params={"grid": GRID_B})),
         GRID_B not in c.get("/ledger.csv").text or pytest.fail("grid B in the CSV"),
+    ),
+    ("GET", "/ledger.xlsx"): lambda c, b, u: (
+        _missing(c.get("/ledger.xlsx", params={"grid": GRID_B})),
+        GRID_B not in str(xlsx_rows(c.get("/ledger.xlsx").content))
+        or pytest.fail("grid B in the workbook"),
     ),
     ("POST", "/alerts/{alert_id}/ack"): lambda c, b, u: _missing(
         c.post(f"/alerts/{b['alert']}/ack", json={})
