@@ -56,6 +56,8 @@ SUMMARIES = {
     "GET /collections/hazards/items/{hazard_id}": "单个隐患及其处置记录",
     "GET /collections/checkins/items": "巡查打卡",
     "GET /collections/checkins/items/{checkin_id}": "单条打卡（编号为 来源:网格员@时间）",
+    "GET /collections/places/items": "巡查场所（商铺、小餐饮、小作坊、小仓库）及其巡查周期",
+    "GET /collections/places/items/{place_id}": "单个场所：上次巡查、下次应查、未整改问题",
     "GET /collections/alerts/items": "告警",
     "GET /collections/alerts/items/{alert_id}": "单条告警及其处理记录",
     "GET /collections/warnings/items": "矛盾纠纷预警",
