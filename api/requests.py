@@ -10,6 +10,7 @@ may see it, and every answer that shows it is recorded first.
 
 from __future__ import annotations
 
+import inspect
 import uuid
 from typing import Annotated, Literal
 
@@ -151,6 +152,37 @@ def _route(
     )
 
 
+def _note_step(action: str, summary: str, body_type: type[Strict] = NoteBody, **route) -> None:
+    """Register step `action`, whose only input is a note: NoteBody may be left out (accept,
+    start); any other body, with its required note, must be sent (close, reopen)."""
+
+    def step(
+        request: Request,
+        principal: Reader,
+        conn: Conn,
+        state: State,
+        request_id: RequestId,
+        body=None,
+    ):
+        note = body.note if body else None
+        return _step(conn, request, state, principal, request_id, action, note=note)
+
+    # FastAPI reads the body's model and whether it is required from the signature.
+    signature = inspect.signature(step)
+    optional = body_type is NoteBody
+    body = inspect.Parameter(
+        "body",
+        inspect.Parameter.POSITIONAL_OR_KEYWORD,
+        annotation=body_type | None if optional else body_type,
+        default=None if optional else inspect.Parameter.empty,
+    )
+    step.__signature__ = signature.replace(  # type: ignore[attr-defined]
+        parameters=[*list(signature.parameters.values())[:-1], body]
+    )
+    step.__name__ = step.__qualname__ = action
+    _route(action, summary, **route)(step)
+
+
 @_route("dispatch", "Dispatch a request to a grid (派单; duty officers and administrators)")
 def dispatch(
     request: Request,
@@ -172,30 +204,8 @@ def dispatch(
     )
 
 
-@_route("accept", "Accept a request (接单): the grid's worker takes it")
-def accept(
-    request: Request,
-    principal: Reader,
-    conn: Conn,
-    state: State,
-    request_id: RequestId,
-    body: NoteBody | None = None,
-):
-    note = body.note if body else None
-    return _step(conn, request, state, principal, request_id, "accept", note=note)
-
-
-@_route("start", "Start handling a request (处置)")
-def start(
-    request: Request,
-    principal: Reader,
-    conn: Conn,
-    state: State,
-    request_id: RequestId,
-    body: NoteBody | None = None,
-):
-    note = body.note if body else None
-    return _step(conn, request, state, principal, request_id, "start", note=note)
+_note_step("accept", "Accept a request (接单): the grid's worker takes it")
+_note_step("start", "Start handling a request (处置)")
 
 
 @_route(
@@ -242,29 +252,10 @@ def feedback(
     )
 
 
-@_route("close", "Close a request after feedback", conflict="only after feedback")
-def close(
-    request: Request,
-    principal: Reader,
-    conn: Conn,
-    state: State,
-    request_id: RequestId,
-    body: FeedbackBody,
-):
-    return _step(conn, request, state, principal, request_id, "close", note=body.note)
-
-
-@_route(
+_note_step("close", "Close a request after feedback", FeedbackBody, conflict="only after feedback")
+_note_step(
     "reopen",
     "Reopen a resolved or closed request",
+    FeedbackBody,
     conflict="only a resolved, fed back or closed request can be reopened",
 )
-def reopen(
-    request: Request,
-    principal: Reader,
-    conn: Conn,
-    state: State,
-    request_id: RequestId,
-    body: FeedbackBody,
-):
-    return _step(conn, request, state, principal, request_id, "reopen", note=body.note)
