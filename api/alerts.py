@@ -6,8 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Header, Path, Query, Request
-from fastapi.responses import StreamingResponse
+from fastapi import APIRouter, Path, Query, Request
 
 from gridwatch.api.auth import Reader
 from gridwatch.api.bodies import AckBody, AlertResolveBody
@@ -19,7 +18,7 @@ from gridwatch.api.disclosure import (
 )
 from gridwatch.api.features import alert_feature, event_json, warning_event_json
 from gridwatch.api.http_errors import BadRequest
-from gridwatch.api.live import REPLAY_PAGE, Lane, live_response
+from gridwatch.api.live import REPLAY_PAGE, Lane, LastEventId, live_response, stream_route
 from gridwatch.api.responses import GeoJSONResponse
 from gridwatch.api.runtime import ApiState, Conn, State
 from gridwatch.api.stream import AlertEvent, events_between
@@ -109,17 +108,14 @@ def _alert_step(
     return GeoJSONResponse(alert_feature(row, principal))
 
 
-@router.get(
-    "/alerts/stream",
-    summary="Live alert events (Server-Sent Events); resume with Last-Event-ID",
-    response_class=StreamingResponse,
-    responses={200: {"content": {"text/event-stream": {}}}},
+@stream_route(
+    router, "/alerts/stream", "Live alert events (Server-Sent Events); resume with Last-Event-ID"
 )
 async def stream(
     request: Request,
     principal: Reader,
     state: State,
-    last_event_id: Annotated[str | None, Header(max_length=48)] = None,
+    last_event_id: LastEventId = None,
     after: Annotated[
         int | None,
         Query(ge=0, le=2**62, description="like Last-Event-ID, for clients that cannot set it"),
