@@ -10,7 +10,6 @@ may see it, and every answer that shows it is recorded first.
 
 from __future__ import annotations
 
-import inspect
 import uuid
 from typing import Annotated, Literal
 
@@ -27,6 +26,7 @@ from gridwatch.api.bodies import (
     Strict,
     body_of,
     body_schema,
+    with_body,
 )
 from gridwatch.api.disclosure import record_reads
 from gridwatch.api.features import request_feature
@@ -152,7 +152,7 @@ def _route(
     )
 
 
-def _note_step(action: str, summary: str, body_type: type[Strict] = NoteBody, **route) -> None:
+def _note_step(action: str, summary: str, model: type[Strict] = NoteBody, **route) -> None:
     """Register step `action`, whose only input is a note: NoteBody may be left out (accept,
     start); any other body, with its required note, must be sent (close, reopen)."""
 
@@ -167,20 +167,8 @@ def _note_step(action: str, summary: str, body_type: type[Strict] = NoteBody, **
         note = body.note if body else None
         return _step(conn, request, state, principal, request_id, action, note=note)
 
-    # FastAPI reads the body's model and whether it is required from the signature.
-    signature = inspect.signature(step)
-    optional = body_type is NoteBody
-    body = inspect.Parameter(
-        "body",
-        inspect.Parameter.POSITIONAL_OR_KEYWORD,
-        annotation=body_type | None if optional else body_type,
-        default=None if optional else inspect.Parameter.empty,
-    )
-    step.__signature__ = signature.replace(  # type: ignore[attr-defined]
-        parameters=[*list(signature.parameters.values())[:-1], body]
-    )
     step.__name__ = step.__qualname__ = action
-    _route(action, summary, **route)(step)
+    _route(action, summary, **route)(with_body(step, model, optional=model is NoteBody))
 
 
 @_route("dispatch", "Dispatch a request to a grid (派单; duty officers and administrators)")
