@@ -6,11 +6,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Header, Path, Query, Request
-from fastapi.responses import StreamingResponse
+from fastapi import APIRouter, Path, Query, Request
 
 from gridwatch.api.auth import Reader
-from gridwatch.api.bodies import AckBody, AlertResolveBody
+from gridwatch.api.bodies import AckBody, AlertResolveBody, Strict, with_body
 from gridwatch.api.collections import get_visible_alert
 from gridwatch.api.disclosure import (
     alert_resident,
@@ -19,7 +18,7 @@ from gridwatch.api.disclosure import (
 )
 from gridwatch.api.features import alert_feature, event_json, warning_event_json
 from gridwatch.api.http_errors import BadRequest
-from gridwatch.api.live import REPLAY_PAGE, Lane, live_response
+from gridwatch.api.live import REPLAY_PAGE, Lane, LastEventId, live_response, stream_route
 from gridwatch.api.responses import GeoJSONResponse
 from gridwatch.api.runtime import ApiState, Conn, State
 from gridwatch.api.stream import AlertEvent, events_between
@@ -33,55 +32,53 @@ router = APIRouter(tags=["alerts"])
 AlertId = Annotated[int, Path(ge=1, le=2**62)]
 
 
-@router.post(
-    "/alerts/{alert_id}/ack",
-    response_class=GeoJSONResponse,
-    summary="Acknowledge an alert: someone takes it, escalation stops",
-    responses={409: {"description": "the alert is not open"}},
-)
-def ack(
-    request: Request,
-    principal: Reader,
-    conn: Conn,
-    state: State,
-    alert_id: AlertId,
-    body: AckBody | None = None,
-):
-    return _alert_step(
-        acknowledge_alert,
-        request,
-        principal,
-        conn,
-        state,
-        alert_id,
-        note=body.note if body else None,
-    )
+def _alert_route(
+    action: str,
+    step: Callable[..., object],
+    model: type[Strict],
+    summary: str,
+    conflict: str,
+    *,
+    optional: bool = False,
+) -> None:
+    """Register `/alerts/{alert_id}/{action}`: `step` with the fields of its body (`model`;
+    its defaults where an `optional` body is left out)."""
+
+    def handler(
+        request: Request,
+        principal: Reader,
+        conn: Conn,
+        state: State,
+        alert_id: AlertId,
+        body=None,
+    ):
+        fields = (body or model()).model_dump()
+        return _alert_step(step, request, principal, conn, state, alert_id, **fields)
+
+    handler.__name__ = handler.__qualname__ = action
+    router.post(
+        f"/alerts/{{alert_id}}/{action}",
+        response_class=GeoJSONResponse,
+        summary=summary,
+        responses={409: {"description": conflict}},
+    )(with_body(handler, model, optional=optional))
 
 
-@router.post(
-    "/alerts/{alert_id}/resolve",
-    response_class=GeoJSONResponse,
-    summary="Resolve an alert with what was found",
-    responses={409: {"description": "the alert is already resolved"}},
+_alert_route(
+    "ack",
+    acknowledge_alert,
+    AckBody,
+    "Acknowledge an alert: someone takes it, escalation stops",
+    "the alert is not open",
+    optional=True,
 )
-def resolve(
-    request: Request,
-    principal: Reader,
-    conn: Conn,
-    state: State,
-    alert_id: AlertId,
-    body: AlertResolveBody,
-):
-    return _alert_step(
-        resolve_alert,
-        request,
-        principal,
-        conn,
-        state,
-        alert_id,
-        reason=body.reason,
-        checked=body.checked,
-    )
+_alert_route(
+    "resolve",
+    resolve_alert,
+    AlertResolveBody,
+    "Resolve an alert with what was found",
+    "the alert is already resolved",
+)
 
 
 def _alert_step(
@@ -109,17 +106,14 @@ def _alert_step(
     return GeoJSONResponse(alert_feature(row, principal))
 
 
-@router.get(
-    "/alerts/stream",
-    summary="Live alert events (Server-Sent Events); resume with Last-Event-ID",
-    response_class=StreamingResponse,
-    responses={200: {"content": {"text/event-stream": {}}}},
+@stream_route(
+    router, "/alerts/stream", "Live alert events (Server-Sent Events); resume with Last-Event-ID"
 )
 async def stream(
     request: Request,
     principal: Reader,
     state: State,
-    last_event_id: Annotated[str | None, Header(max_length=48)] = None,
+    last_event_id: LastEventId = None,
     after: Annotated[
         int | None,
         Query(ge=0, le=2**62, description="like Last-Event-ID, for clients that cannot set it"),

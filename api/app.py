@@ -115,8 +115,9 @@ def create_app(
         version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
-        docs_url=None,
+        docs_url=None,  # /docs and /openapi.json are api/site.py's, in Chinese or English
         redoc_url=None,
+        openapi_url=None,
     )
     install_error_handlers(app)
     # Map pages and layers shrink several times over a phone's link; event streams are

@@ -4,6 +4,8 @@ described in OpenAPI and validated."""
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, TypeVar
 
@@ -197,3 +199,21 @@ def body_of(model: type[Model], payload: bytes | None) -> Model:
         raise RequestValidationError(
             [{**e, "loc": ("body", *e["loc"])} for e in problems]
         ) from None
+
+
+Handler = TypeVar("Handler", bound=Callable[..., object])
+
+
+def with_body(handler: Handler, model: type[BaseModel], *, optional: bool = False) -> Handler:
+    """`handler`, whose last parameter `body` FastAPI now reads as `model` (left out: None,
+    where `optional`), so that one handler serves steps that differ only in their body."""
+    signature = inspect.signature(handler)
+    body = inspect.Parameter(
+        "body",
+        inspect.Parameter.POSITIONAL_OR_KEYWORD,
+        annotation=model | None if optional else model,
+        default=None if optional else inspect.Parameter.empty,
+    )
+    *others, _ = signature.parameters.values()
+    handler.__signature__ = signature.replace(parameters=[*others, body])  # type: ignore[attr-defined]
+    return handler

@@ -37,12 +37,11 @@ from gridwatch.api.hazards import (
     SortQ,
     StatusQ,
     ToQ,
-    case_category,
-    case_status,
     ledger_rows,
 )
 from gridwatch.api.http_errors import BadRequest
 from gridwatch.api.layer_cache import Body, conditional
+from gridwatch.api.ledger_files import case_category, case_status
 from gridwatch.api.live import case_stream_start
 from gridwatch.api.map_pages import PAGE_HEADERS, page_context
 from gridwatch.api.requests import DISPATCHERS, visible_request
@@ -646,6 +645,7 @@ def ledger_view(
         matched_text=c["matched"].format(n=matched),
         shown_text=c["shown"].format(n=len(rows)) if matched > len(rows) else "",
         csv_url=_url("/ledger.csv", chosen),
+        xlsx_url=_url("/ledger.xlsx", chosen),
         prev_url=_url("/console/ledger", chosen | {"offset": max(offset - LEDGER_PAGE, 0)})
         if offset
         else None,

@@ -1,16 +1,15 @@
 """The hazard loop over HTTP: assign, start, resolve, close, reopen (each a hazard_events
-row), and the problem ledger (问题台账) of hazards and requests as JSON and as a CSV that Excel
-opens correctly."""
+row), and the problem ledger (问题台账) of hazards and requests as JSON, and as a CSV and an
+XLSX workbook that Excel opens correctly."""
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, tzinfo
 from typing import Annotated, Literal
 
+import anyio
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import Response
 
@@ -34,6 +33,7 @@ from gridwatch.api.coverage import parse_day
 from gridwatch.api.features import hazard_feature
 from gridwatch.api.http_errors import BadRequest
 from gridwatch.api.layer_cache import Body, LedgerLayer, conditional
+from gridwatch.api.ledger_files import CSV_TYPE, XLSX_TYPE, attachment, ledger_csv, ledger_xlsx
 from gridwatch.api.media import Posted, Sent, keep_photos
 from gridwatch.api.params import decode_offset, encode_cursor
 from gridwatch.api.responses import GeoJSONResponse, JSONResponse, dumps
@@ -54,8 +54,7 @@ from gridwatch.store.users import Principal
 router = APIRouter(tags=["hazard loop"])
 
 HazardId = Annotated[str, Path(max_length=64, description="the hazard's UUID")]
-CSV_LIMIT = 100_000
-CSV_TYPE = "text/csv; charset=utf-8"
+CSV_LIMIT = 100_000  # rows in one file (CSV or XLSX)
 TENTH_HOUR = timedelta(minutes=6)  # hours late are shown to a tenth
 HALF_TENTH_HOUR = TENTH_HOUR / 2
 
@@ -330,11 +329,18 @@ def _read_ledger(state: ApiState) -> LedgerLayer:
         return state.ledger_layer(conn)
 
 
-def _kept_body(layer: LedgerLayer, content: bytes, shown: list[LedgerRow], now: datetime) -> Body:
+def _kept_body(
+    layer: LedgerLayer,
+    content: bytes,
+    shown: list[LedgerRow],
+    now: datetime,
+    *,
+    compress: bool = True,
+) -> Body:
     """An answer that shows `shown` as of `now`: the answer until the ledger changes or the
     hours late it shows do."""
     until = _sooner(layer.valid_until, figures_change(shown, now))
-    return Body.of(content, compress=True, valid_until=until)
+    return Body.of(content, compress=compress, valid_until=until)
 
 
 def _kept_answer(
@@ -460,8 +466,9 @@ def _ledger_page(
                 "rel": "next",
             }
         )
-    csv_url = request.url.replace(path="/ledger.csv").remove_query_params(["limit", "cursor"])
-    links.append({"href": str(csv_url), "rel": "alternate", "type": "text/csv"})
+    for path, media_type in (("/ledger.csv", "text/csv"), ("/ledger.xlsx", XLSX_TYPE)):
+        url = request.url.replace(path=path).remove_query_params(["limit", "cursor"])
+        links.append({"href": str(url), "rel": "alternate", "type": media_type})
     return {
         "items": [_row_json(r, now) for r in rows],
         "numberMatched": total,
@@ -475,99 +482,90 @@ def _sooner(a: datetime | None, b: datetime | None) -> datetime | None:
     return b if a is None else a if b is None else min(a, b)
 
 
+@dataclass(frozen=True, slots=True)
+class _LedgerFile:
+    """A kind of ledger file: its extension, its media type, how it is written from the
+    rows, and whether a kept answer is worth gzipping (an XLSX is a zip already)."""
+
+    extension: str
+    media_type: str
+    write: Callable[[list[LedgerRow], dict, tzinfo, datetime], bytes]
+    compress: bool
+
+
+_CSV = _LedgerFile("csv", CSV_TYPE, ledger_csv, compress=True)
+_XLSX = _LedgerFile(
+    "xlsx",
+    XLSX_TYPE,
+    lambda rows, t, zone, now: ledger_xlsx(rows, t, zone, now, title=t["ledger"]),
+    compress=False,
+)
+_FILE_RESPONSES: dict[int | str, dict] = {
+    304: {"description": "the client's copy (If-None-Match) is current"},
+    422: {"description": f"a bad filter, or more than {CSV_LIMIT} rows match"},
+}
+
+
 @router.get(
     "/ledger.csv",
     summary="The problem ledger as CSV (UTF-8 with BOM, opens in Excel)",
     response_class=Response,
-    responses={
-        200: {"content": {"text/csv": {}}},
-        304: {"description": "the client's copy (If-None-Match) is current"},
-    },
+    responses={200: {"content": {"text/csv": {}}}, **_FILE_RESPONSES},
 )
-async def ledger_csv(request: Request, principal: Reader, state: State, ask: LedgerFilters):
+async def ledger_csv_file(request: Request, principal: Reader, state: State, ask: LedgerFilters):
     """Kept as the JSON ledger is."""
+    return await _ledger_file(request, principal, state, ask, _CSV)
+
+
+@router.get(
+    "/ledger.xlsx",
+    summary="The problem ledger as an Excel workbook (XLSX)",
+    response_class=Response,
+    responses={200: {"content": {XLSX_TYPE: {}}}, **_FILE_RESPONSES},
+)
+async def ledger_xlsx_file(request: Request, principal: Reader, state: State, ask: LedgerFilters):
+    """The rows, columns and order of the CSV, with times as Excel dates in the district's
+    zone and hours late as numbers; kept as the JSON ledger is."""
+    return await _ledger_file(request, principal, state, ask, _XLSX)
+
+
+async def _ledger_file(
+    request: Request, principal: Principal, state: ApiState, ask: LedgerAsk, kind: _LedgerFile
+) -> Response:
+    """The whole ledger the caller may see with the filters of /ledger (at most CSV_LIMIT
+    rows) as a `kind` file to download, named for the district's day."""
     check_params(request, LEDGER_PARAMS)
     q = _ledger_query(state, ask)
-    day = state.now().astimezone(state.zone).date().isoformat()
-    headers = {"Content-Disposition": f'attachment; filename="ledger-{day}.csv"'}
+    t = texts_for(state.settings.lang)
+    day = state.now().astimezone(state.zone).date()
+    headers = {"Content-Disposition": attachment(t["ledger_file"], day, kind.extension)}
     layer = await _ledger_layer(state)
     if layer is None:
-        content = await state.in_db_thread(_ledger_csv_from_db, state, principal, q)
-        return Response(content, media_type=CSV_TYPE, headers=headers)
+        rows = await state.in_db_thread(_ledger_file_rows, state, principal, q)
+        # Written in a worker thread, not the database's: a large workbook takes seconds.
+        content = await anyio.to_thread.run_sync(kind.write, rows, t, state.zone, state.now())
+        return Response(content, media_type=kind.media_type, headers=headers)
     kept = layer
 
     def make() -> Body:
         rows = _kept_rows(kept, principal, q)
         _check_csv_size(len(rows))
         now = state.now()
-        return _kept_body(kept, ledger_csv_text(rows, state, now).encode("utf-8-sig"), rows, now)
+        content = kind.write(rows, t, state.zone, now)
+        return _kept_body(kept, content, rows, now, compress=kind.compress)
 
-    return _kept_answer(request, state, principal, kept, make, CSV_TYPE, headers)
+    return await anyio.to_thread.run_sync(
+        _kept_answer, request, state, principal, kept, make, kind.media_type, headers
+    )
 
 
-def _ledger_csv_from_db(state: ApiState, principal: Principal, q: _LedgerQuery) -> bytes:
+def _ledger_file_rows(state: ApiState, principal: Principal, q: _LedgerQuery) -> list[LedgerRow]:
     with state.pool.connection() as conn:
         rows, total = _ledger_rows(conn, state, principal, q, limit=CSV_LIMIT, offset=0)
     _check_csv_size(total)
-    return ledger_csv_text(rows, state, state.now()).encode("utf-8-sig")
+    return rows
 
 
 def _check_csv_size(total: int) -> None:
     if total > CSV_LIMIT:
         raise BadRequest(f"{total} rows match; narrow the ledger (grid=, level=) below {CSV_LIMIT}")
-
-
-def ledger_csv_text(rows: list[LedgerRow], state: ApiState, now: datetime) -> str:
-    """The ledger as CSV text in the settings' language, local times, CRLF line ends."""
-    t = texts_for(state.settings.lang)
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow(t["ledger_columns"])
-    zone = state.zone
-
-    def local(value: datetime | None) -> str:
-        return value.astimezone(zone).strftime("%Y-%m-%d %H:%M") if value else ""
-
-    for row in rows:
-        late = row.hours_late(now)
-        cells = [
-            str(row.id),
-            row.grid_code or "",
-            row.grid_name or "",
-            row.community_name or "",
-            case_category(t, row.kind, row.category),
-            t["severity"].get(row.severity, row.severity) if row.severity else "",
-            case_status(t, row.kind, row.status),
-            t["level"].get(row.level, row.level),
-            row.reporter_id,
-            row.assignee or "",
-            local(row.observed_at),
-            local(row.due_at),
-            t["yes"] if row.overdue else t["no"],
-            f"{late:.1f}" if late is not None else "",
-            local(row.resolved_at),
-            row.description,
-            row.last_note or "",
-            t["kind"].get(row.kind, row.kind),
-            t["due_kind"].get(row.due_kind, row.due_kind) if row.due_kind else "",
-        ]
-        writer.writerow([_cell(cell) for cell in cells])
-    return out.getvalue()
-
-
-def case_category(t: dict, kind: str, code: str) -> str:
-    """A hazard's category or a request's service, as people name it."""
-    names = t["service"] if kind == "request" else t["category"]
-    return names.get(code, code)
-
-
-def case_status(t: dict, kind: str, status: str) -> str:
-    """A status in words of its own loop (a request's 办结 is a hazard's 已处置)."""
-    names = t["request_status"] if kind == "request" else t["status"]
-    return names.get(status, status)
-
-
-def _cell(text: str) -> str:
-    """A cell Excel shows as text: a leading = + - @ (or tab, CR) would start a formula. Every
-    cell passes here: ids, names and codes come from reporters and grid files too."""
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text

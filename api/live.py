@@ -30,6 +30,21 @@ router = APIRouter(tags=["hazard loop"])
 KEEPALIVE_S = 15.0
 STREAM_RECHECK_MAX_S = 10.0
 REPLAY_PAGE = 500  # events read and sent at a time when a client catches up
+# The id of the last event a reconnecting client saw (the SSE standard's request header).
+LastEventId = Annotated[str | None, Header(max_length=48)]
+
+
+def stream_route(on: APIRouter, path: str, summary: str):
+    """Register a live stream (Server-Sent Events) at `path`: the decorator of its handler,
+    which returns `live_response`."""
+    return on.get(
+        path,
+        summary=summary,
+        response_class=StreamingResponse,
+        responses={200: {"content": {"text/event-stream": {}}}},
+    )
+
+
 CASE_KINDS = ("hazard", "request")
 
 
@@ -251,17 +266,16 @@ def case_stream_start(state: ApiState) -> str:
     return ".".join(str(state.feed.case_watermark(kind)) for kind in CASE_KINDS)
 
 
-@router.get(
+@stream_route(
+    router,
     "/cases/stream",
-    summary="Live steps of hazards and requests (Server-Sent Events); resume with Last-Event-ID",
-    response_class=StreamingResponse,
-    responses={200: {"content": {"text/event-stream": {}}}},
+    "Live steps of hazards and requests (Server-Sent Events); resume with Last-Event-ID",
 )
 async def case_stream(
     request: Request,
     principal: Reader,
     state: State,
-    last_event_id: Annotated[str | None, Header(max_length=48)] = None,
+    last_event_id: LastEventId = None,
     after: Annotated[
         str | None,
         Query(max_length=48, description="like Last-Event-ID (`H.R`), for clients that cannot"),

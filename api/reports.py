@@ -8,6 +8,7 @@ from dataclasses import replace
 
 from fastapi import APIRouter
 from fastapi.responses import Response
+from pydantic import BaseModel
 
 from gridwatch.api.auth import Caller
 from gridwatch.api.bodies import CheckinBody, HazardBody, body_schema
@@ -62,18 +63,24 @@ def _place(state: ApiState, conn, lon: float, lat: float) -> PointGrids:
     return state.leaf_grids(conn).place([lon], [lat])[0]
 
 
-@router.post(
+def _report_route(path: str, model: type[BaseModel], summary: str, answers: dict[int, str]):
+    """Register the POST of a report like its MQTT payload, with photos: 201 when stored
+    now; `answers`: what the other status codes (200: stored before) mean."""
+    return router.post(
+        path,
+        status_code=201,
+        response_class=GeoJSONResponse,
+        summary=summary,
+        openapi_extra=body_schema(model, photos=True),
+        responses={code: {"description": meaning} for code, meaning in answers.items()},
+    )
+
+
+@_report_route(
     "/checkins",
-    status_code=201,
-    response_class=GeoJSONResponse,
-    summary="Post a patrol check-in (payload of gw/patrol/{worker_id})",
-    openapi_extra=body_schema(CheckinBody, photos=True),
-    responses={
-        200: {
-            "description": "the same check-in was stored before (photos sent again "
-            "are not kept twice)"
-        }
-    },
+    CheckinBody,
+    "Post a patrol check-in (payload of gw/patrol/{worker_id})",
+    {200: "the same check-in was stored before (photos sent again are not kept twice)"},
 )
 def post_checkin(principal: Caller, state: State, sent: Sent, conn: Conn):
     """The photos are read and checked before a database connection is taken (parameters
@@ -120,16 +127,14 @@ def post_checkin(principal: Caller, state: State, sent: Sent, conn: Conn):
     )
 
 
-@router.post(
+@_report_route(
     "/hazards",
-    status_code=201,
-    response_class=GeoJSONResponse,
-    summary="Report a hazard (payload of gw/hazard/{reporter_id}); idempotent on its id",
-    openapi_extra=body_schema(HazardBody, photos=True),
-    responses={
-        200: {"description": "this report (same id) was stored before: the stored one"},
-        404: {"description": "the id is taken by a hazard of a grid the caller cannot see"},
-        409: {"description": "the id is taken by a different report"},
+    HazardBody,
+    "Report a hazard (payload of gw/hazard/{reporter_id}); idempotent on its id",
+    {
+        200: "this report (same id) was stored before: the stored one",
+        404: "the id is taken by a hazard of a grid the caller cannot see",
+        409: "the id is taken by a different report",
     },
 )
 def post_hazard(principal: Caller, state: State, sent: Sent, conn: Conn) -> Response:

@@ -26,6 +26,7 @@ from gridwatch.api.bodies import (
     Strict,
     body_of,
     body_schema,
+    with_body,
 )
 from gridwatch.api.disclosure import record_reads
 from gridwatch.api.features import request_feature
@@ -151,6 +152,25 @@ def _route(
     )
 
 
+def _note_step(action: str, summary: str, model: type[Strict] = NoteBody, **route) -> None:
+    """Register step `action`, whose only input is a note: NoteBody may be left out (accept,
+    start); any other body, with its required note, must be sent (close, reopen)."""
+
+    def step(
+        request: Request,
+        principal: Reader,
+        conn: Conn,
+        state: State,
+        request_id: RequestId,
+        body=None,
+    ):
+        note = body.note if body else None
+        return _step(conn, request, state, principal, request_id, action, note=note)
+
+    step.__name__ = step.__qualname__ = action
+    _route(action, summary, **route)(with_body(step, model, optional=model is NoteBody))
+
+
 @_route("dispatch", "Dispatch a request to a grid (派单; duty officers and administrators)")
 def dispatch(
     request: Request,
@@ -172,30 +192,8 @@ def dispatch(
     )
 
 
-@_route("accept", "Accept a request (接单): the grid's worker takes it")
-def accept(
-    request: Request,
-    principal: Reader,
-    conn: Conn,
-    state: State,
-    request_id: RequestId,
-    body: NoteBody | None = None,
-):
-    note = body.note if body else None
-    return _step(conn, request, state, principal, request_id, "accept", note=note)
-
-
-@_route("start", "Start handling a request (处置)")
-def start(
-    request: Request,
-    principal: Reader,
-    conn: Conn,
-    state: State,
-    request_id: RequestId,
-    body: NoteBody | None = None,
-):
-    note = body.note if body else None
-    return _step(conn, request, state, principal, request_id, "start", note=note)
+_note_step("accept", "Accept a request (接单): the grid's worker takes it")
+_note_step("start", "Start handling a request (处置)")
 
 
 @_route(
@@ -242,29 +240,10 @@ def feedback(
     )
 
 
-@_route("close", "Close a request after feedback", conflict="only after feedback")
-def close(
-    request: Request,
-    principal: Reader,
-    conn: Conn,
-    state: State,
-    request_id: RequestId,
-    body: FeedbackBody,
-):
-    return _step(conn, request, state, principal, request_id, "close", note=body.note)
-
-
-@_route(
+_note_step("close", "Close a request after feedback", FeedbackBody, conflict="only after feedback")
+_note_step(
     "reopen",
     "Reopen a resolved or closed request",
+    FeedbackBody,
     conflict="only a resolved, fed back or closed request can be reopened",
 )
-def reopen(
-    request: Request,
-    principal: Reader,
-    conn: Conn,
-    state: State,
-    request_id: RequestId,
-    body: FeedbackBody,
-):
-    return _step(conn, request, state, principal, request_id, "reopen", note=body.note)

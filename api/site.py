@@ -9,10 +9,11 @@ import html
 import secrets
 from datetime import timedelta
 from pathlib import Path
+from typing import Annotated, Literal
 from urllib.parse import parse_qs, urlsplit
 
 import anyio
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
@@ -21,11 +22,14 @@ from gridwatch.api.responses import JSONResponse
 from gridwatch.api.runtime import State
 from gridwatch.errors import ConfigError
 from gridwatch.ingest.mqtt import tls_context
-from gridwatch.maps.texts import texts_for
+from gridwatch.maps.api_texts import TITLE as API_TITLE
+from gridwatch.maps.api_texts import openapi_in_chinese
+from gridwatch.maps.texts import LANG_COOKIE, choose_lang, texts_for
 from gridwatch.store.users import create_session, end_session
 
 router = APIRouter(tags=["service"])
 MAX_FORM_BYTES = 4096
+SWAGGER_ZH_JS = "/static/gridwatch/swagger-zh.js"
 
 
 @router.get("/", response_class=JSONResponse, summary="Landing page (OGC API)")
@@ -256,12 +260,53 @@ def favicon() -> Response:
     return RedirectResponse("/static/gridwatch/favicon.png", 301)
 
 
+LangQ = Annotated[
+    Literal["zh", "en"] | None, Query(description="the language: zh (中文) or en (English)")
+]
+LANG_COOKIE_S = 365 * 24 * 3600
+
+
+@router.get("/openapi.json", include_in_schema=False)
+def openapi_document(request: Request, lang: LangQ = None) -> Response:
+    """The OpenAPI document: in English as FastAPI makes it, or with lang=zh its title,
+    description, tags, summaries and answers in Chinese (what /docs shows in Chinese)."""
+    document = request.app.openapi()
+    return JSONResponse(openapi_in_chinese(document) if lang == "zh" else document)
+
+
 @router.get("/docs", include_in_schema=False)
-def docs() -> Response:
+def docs(request: Request, state: State, lang: LangQ = None) -> Response:
+    """Swagger UI in the language asked for (?lang=, kept in a cookie), the browser's, or the
+    district's: Chinese by default, with Swagger UI's own labels put into Chinese by a
+    script of ours. Every asset is served by gridwatch."""
+    chosen = choose_lang(
+        lang,
+        request.cookies.get(LANG_COOKIE),
+        request.headers.get("accept-language"),
+        state.settings.lang,
+    )
+    if chosen == "en":
+        page = _swagger_ui("/openapi.json", "gridwatch API")
+    else:
+        page = _docs_in_chinese(_swagger_ui("/openapi.json?lang=zh", f"{API_TITLE} · 文档"))
+    if lang:
+        page.set_cookie(LANG_COOKIE, lang, max_age=LANG_COOKIE_S, samesite="lax", path="/")
+    return page
+
+
+def _swagger_ui(openapi_url: str, title: str) -> HTMLResponse:
     return get_swagger_ui_html(
-        openapi_url="/openapi.json",
-        title="gridwatch API",
+        openapi_url=openapi_url,
+        title=title,
         swagger_js_url="/static/swagger-ui/swagger-ui-bundle.js",
         swagger_css_url="/static/swagger-ui/swagger-ui.css",
         swagger_favicon_url="/static/swagger-ui/favicon-32x32.png",
     )
+
+
+def _docs_in_chinese(page: HTMLResponse) -> HTMLResponse:
+    """Swagger UI's page marked Chinese, with the script that puts its labels in Chinese."""
+    text = bytes(page.body).decode("utf-8")
+    text = text.replace("<html>", '<html lang="zh-CN">', 1)
+    text = text.replace("</head>", f'<script src="{SWAGGER_ZH_JS}"></script>\n</head>', 1)
+    return HTMLResponse(text)

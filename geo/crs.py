@@ -162,26 +162,37 @@ def _gcj02_to_wgs84_array(lon: FloatArray, lat: FloatArray) -> tuple[FloatArray,
     return np.where(outside, lon, wlon), np.where(outside, lat, wlat)
 
 
-@overload
-def wgs84_to_gcj02(lon: float, lat: float) -> tuple[float, float]: ...
-@overload
-def wgs84_to_gcj02(lon: npt.ArrayLike, lat: npt.ArrayLike) -> tuple[FloatArray, FloatArray]: ...
-def wgs84_to_gcj02(
-    lon: npt.ArrayLike, lat: npt.ArrayLike
-) -> tuple[float, float] | tuple[FloatArray, FloatArray]:
-    """Convert WGS-84 lon/lat to GCJ-02; floats give floats, arrays give arrays."""
-    return _apply(_wgs84_to_gcj02_array, lon, lat, _wgs84_to_gcj02_point)
+@dataclass(frozen=True)
+class Conversion:
+    """A conversion between two of the systems, of one point (floats give floats) or of
+    arrays (arrays give arrays, of the same shape)."""
+
+    convert_array: Callable[[FloatArray, FloatArray], tuple[FloatArray, FloatArray]]
+    convert_point: Callable[[float, float], tuple[float, float]]
+
+    @overload
+    def __call__(self, lon: float, lat: float) -> tuple[float, float]: ...
+    @overload
+    def __call__(self, lon: npt.ArrayLike, lat: npt.ArrayLike) -> tuple[FloatArray, FloatArray]: ...
+    def __call__(
+        self, lon: npt.ArrayLike, lat: npt.ArrayLike
+    ) -> tuple[float, float] | tuple[FloatArray, FloatArray]:
+        if isinstance(lon, float | int) and isinstance(lat, float | int):
+            return self.convert_point(float(lon), float(lat))
+        lon_array = np.asarray(lon, dtype=np.float64)
+        lat_array = np.asarray(lat, dtype=np.float64)
+        if lon_array.shape != lat_array.shape:
+            raise ValueError(f"lon and lat differ in shape: {lon_array.shape} != {lat_array.shape}")
+        if lon_array.ndim == 0:
+            return self.convert_point(float(lon_array), float(lat_array))
+        return self.convert_array(lon_array, lat_array)
 
 
-@overload
-def gcj02_to_wgs84(lon: float, lat: float) -> tuple[float, float]: ...
-@overload
-def gcj02_to_wgs84(lon: npt.ArrayLike, lat: npt.ArrayLike) -> tuple[FloatArray, FloatArray]: ...
-def gcj02_to_wgs84(
-    lon: npt.ArrayLike, lat: npt.ArrayLike
-) -> tuple[float, float] | tuple[FloatArray, FloatArray]:
-    """Convert GCJ-02 lon/lat to WGS-84 by iterating the forward transform to < 1e-9 degrees."""
-    return _apply(_gcj02_to_wgs84_array, lon, lat, _gcj02_to_wgs84_point)
+wgs84_to_gcj02 = Conversion(_wgs84_to_gcj02_array, _wgs84_to_gcj02_point)
+"""Convert WGS-84 lon/lat to GCJ-02; floats give floats, arrays give arrays."""
+
+gcj02_to_wgs84 = Conversion(_gcj02_to_wgs84_array, _gcj02_to_wgs84_point)
+"""Convert GCJ-02 lon/lat to WGS-84 by iterating the forward transform to < 1e-9 degrees."""
 
 
 def _gcj02_to_bd09(lon: _Coord, lat: _Coord, m: _Functions[_Coord]) -> tuple[_Coord, _Coord]:
@@ -240,37 +251,17 @@ def _wgs84_to_bd09_point(lon: float, lat: float) -> tuple[float, float]:
     return _gcj02_to_bd09_point(*_wgs84_to_gcj02_point(lon, lat))
 
 
-@overload
-def gcj02_to_bd09(lon: float, lat: float) -> tuple[float, float]: ...
-@overload
-def gcj02_to_bd09(lon: npt.ArrayLike, lat: npt.ArrayLike) -> tuple[FloatArray, FloatArray]: ...
-def gcj02_to_bd09(
-    lon: npt.ArrayLike, lat: npt.ArrayLike
-) -> tuple[float, float] | tuple[FloatArray, FloatArray]:
-    """Convert GCJ-02 lon/lat to Baidu's BD-09."""
-    return _apply(_gcj02_to_bd09_array, lon, lat, _gcj02_to_bd09_point)
+gcj02_to_bd09 = Conversion(_gcj02_to_bd09_array, _gcj02_to_bd09_point)
+"""Convert GCJ-02 lon/lat to Baidu's BD-09."""
 
+bd09_to_gcj02 = Conversion(_bd09_to_gcj02_array, _bd09_to_gcj02_point)
+"""Convert BD-09 lon/lat to GCJ-02 exactly (to < 1e-9 degrees)."""
 
-@overload
-def bd09_to_gcj02(lon: float, lat: float) -> tuple[float, float]: ...
-@overload
-def bd09_to_gcj02(lon: npt.ArrayLike, lat: npt.ArrayLike) -> tuple[FloatArray, FloatArray]: ...
-def bd09_to_gcj02(
-    lon: npt.ArrayLike, lat: npt.ArrayLike
-) -> tuple[float, float] | tuple[FloatArray, FloatArray]:
-    """Convert BD-09 lon/lat to GCJ-02 exactly (to < 1e-9 degrees)."""
-    return _apply(_bd09_to_gcj02_array, lon, lat, _bd09_to_gcj02_point)
+wgs84_to_bd09 = Conversion(_wgs84_to_bd09_array, _wgs84_to_bd09_point)
+"""Convert WGS-84 lon/lat to BD-09 (through GCJ-02)."""
 
-
-@overload
-def wgs84_to_bd09(lon: float, lat: float) -> tuple[float, float]: ...
-@overload
-def wgs84_to_bd09(lon: npt.ArrayLike, lat: npt.ArrayLike) -> tuple[FloatArray, FloatArray]: ...
-def wgs84_to_bd09(
-    lon: npt.ArrayLike, lat: npt.ArrayLike
-) -> tuple[float, float] | tuple[FloatArray, FloatArray]:
-    """Convert WGS-84 lon/lat to BD-09 (through GCJ-02)."""
-    return _apply(_wgs84_to_bd09_array, lon, lat, _wgs84_to_bd09_point)
+_bd09_to_wgs84 = Conversion(_bd09_to_wgs84_array, _bd09_to_wgs84_point)
+_same = Conversion(lambda lon, lat: (lon, lat), lambda lon, lat: (lon, lat))
 
 
 @overload
@@ -285,30 +276,5 @@ def to_wgs84(
     if crs == "gcj02":
         return gcj02_to_wgs84(lon, lat)
     if crs == "bd09":
-        return _apply(_bd09_to_wgs84_array, lon, lat, _bd09_to_wgs84_point)
-    return _apply(_same_array, lon, lat, _same_point)
-
-
-def _same_array(lon: FloatArray, lat: FloatArray) -> tuple[FloatArray, FloatArray]:
-    return lon, lat
-
-
-def _same_point(lon: float, lat: float) -> tuple[float, float]:
-    return lon, lat
-
-
-def _apply(
-    convert: Callable[[FloatArray, FloatArray], tuple[FloatArray, FloatArray]],
-    lon: npt.ArrayLike,
-    lat: npt.ArrayLike,
-    convert_point: Callable[[float, float], tuple[float, float]],
-) -> tuple[float, float] | tuple[FloatArray, FloatArray]:
-    if isinstance(lon, float | int) and isinstance(lat, float | int):
-        return convert_point(float(lon), float(lat))
-    lon_array = np.asarray(lon, dtype=np.float64)
-    lat_array = np.asarray(lat, dtype=np.float64)
-    if lon_array.shape != lat_array.shape:
-        raise ValueError(f"lon and lat differ in shape: {lon_array.shape} != {lat_array.shape}")
-    if lon_array.ndim == 0:
-        return convert_point(float(lon_array), float(lat_array))
-    return convert(lon_array, lat_array)
+        return _bd09_to_wgs84(lon, lat)
+    return _same(lon, lat)

@@ -13,6 +13,7 @@ TEXTS: dict[str, dict] = {
         "coverage": "巡查覆盖",
         "live": "值班实时告警",
         "ledger": "问题台账",
+        "ledger_file": "问题台账",  # a downloaded file's name: 问题台账-20261123.xlsx
         "logout": "退出",
         "login_title": "登录",
         "login_prompt": "请输入令牌（由管理员用 gridwatch users add 生成）",  # noqa: RUF001
@@ -383,6 +384,7 @@ TEXTS: dict[str, dict] = {
             "apply": "筛选",
             "reset": "清除",
             "export": "导出 CSV",
+            "export_xlsx": "导出 Excel",
             "matched": "共 {n} 条",
             "shown": "显示前 {n} 条",
             "sort_by": "点击表头排序",
@@ -402,6 +404,7 @@ TEXTS: dict[str, dict] = {
         "coverage": "Patrol coverage",
         "live": "Live alerts (duty officer)",
         "ledger": "Problem ledger",
+        "ledger_file": "ledger",
         "logout": "Log out",
         "login_title": "Log in",
         "login_prompt": "Enter your token (an admin makes one with gridwatch users add)",
@@ -782,6 +785,7 @@ TEXTS: dict[str, dict] = {
             "apply": "Apply",
             "reset": "Clear",
             "export": "Export CSV",
+            "export_xlsx": "Export Excel",
             "matched": "{n} in all",
             "shown": "first {n} shown",
             "sort_by": "Click a heading to sort",
@@ -799,3 +803,33 @@ TEXTS: dict[str, dict] = {
 def texts_for(lang: str) -> dict:
     """The texts of `lang` ('zh' or 'en'); anything else falls back to Chinese."""
     return TEXTS.get(lang, TEXTS["zh"])
+
+
+LANGS = ("zh", "en")
+LANG_COOKIE = "gw_lang"  # a language a person chose with ?lang=, kept for their next visit
+_ACCEPT_LANGUAGE_MAX = 32  # entries read of an Accept-Language header
+
+
+def choose_lang(
+    asked: str | None, kept: str | None, accept_language: str | None, default: str
+) -> str:
+    """The language of a page: the one asked for in its address (?lang=), else the one kept in
+    the browser's cookie, else the browser's first preference that gridwatch speaks
+    (Accept-Language), else `default` (GRIDWATCH_LANG)."""
+    for chosen in (asked, kept):
+        if chosen in LANGS:
+            return chosen
+    preferred = []
+    for position, entry in enumerate((accept_language or "").split(",")[:_ACCEPT_LANGUAGE_MAX]):
+        tag, _, params = entry.strip().partition(";")
+        weight = 1.0
+        name, _, value = params.strip().partition("=")
+        if name.strip() == "q":
+            try:
+                weight = float(value)
+            except ValueError:
+                continue
+        primary = tag.strip().split("-")[0].lower()
+        if primary in LANGS and 0 < weight <= 1:
+            preferred.append((-weight, position, primary))
+    return min(preferred)[2] if preferred else default

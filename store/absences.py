@@ -10,7 +10,7 @@ from psycopg import sql
 from psycopg.rows import class_row
 
 from gridwatch.errors import Conflict, NotFound
-from gridwatch.store.filters import Filters, all_of, where_filters
+from gridwatch.store.filters import Filters, all_of, where_columns, where_filters
 from gridwatch.store.paging import fetch_one
 
 
@@ -42,9 +42,7 @@ def absence_list(
 ) -> list[AbsenceRow]:
     where, params = where_filters(Filters(scope=scope), alias="r")
     params["limit"] = limit
-    if resident_id is not None:
-        where.append(sql.SQL("b.resident_id = %(resident)s"))
-        params["resident"] = resident_id
+    where_columns(where, params, "b", resident_id=resident_id)
     if active_at is not None:
         where.append(sql.SQL("b.starts_at <= %(at)s AND b.ends_at > %(at)s"))
         params["at"] = active_at

@@ -85,15 +85,18 @@ def where_filters(
 
 
 def where_columns(
-    where: list[sql.Composable], params: dict, alias: str, **columns: str | Sequence[str] | None
+    where: list[sql.Composable],
+    params: dict,
+    alias: str,
+    **columns: str | int | Sequence[str] | None,
 ) -> None:
     """Add `alias.column = value` for each column given a value, `= ANY` for a list of them;
-    None or empty asks for nothing."""
+    None, an empty string or an empty list asks for nothing."""
     for column, value in columns.items():
-        if not value:
+        if value is None or (not isinstance(value, int) and not value):
             continue
         target = sql.Identifier(alias, column)
-        if isinstance(value, str):
+        if isinstance(value, str | int):
             where.append(sql.SQL("{} = {}").format(target, sql.Placeholder(column)))
             params[column] = value
         else:

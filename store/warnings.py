@@ -359,10 +359,7 @@ def warning_page(
 ) -> Page[WarningRow]:
     """Warnings newest first."""
     where, params = where_filters(filters, alias="w", time_column="observed_at")
-    where_columns(where, params, "w", category=category, source=source)
-    if level is not None:
-        where.append(sql.SQL("w.level = %(level)s"))
-        params["level"] = level
+    where_columns(where, params, "w", category=category, source=source, level=level)
     keyset = None if after is None else {"after": after}
     return _WARNINGS.page(conn, where, params, after=keyset, limit=limit)
 
@@ -383,11 +380,9 @@ def warnings_between(
 ) -> list[WarningRow]:
     """The first `limit` warnings of `level` (None: any) with after < id <= upto (None: no
     bound), in id order, within `scope` (None: every grid): what the live stream reads."""
-    where = [sql.SQL("w.id > %(after)s")]
+    where: list[sql.Composable] = [sql.SQL("w.id > %(after)s")]
     params: dict = {"after": after, "limit": limit}
-    if level is not None:
-        where.append(sql.SQL("w.level = %(level)s"))
-        params["level"] = level
+    where_columns(where, params, "w", level=level)
     if upto is not None:
         where.append(sql.SQL("w.id <= %(upto)s"))
         params["upto"] = upto

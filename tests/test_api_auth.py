@@ -21,6 +21,7 @@ from gridwatch.settings import Settings
 from tests.support.api import GRID_A, GRID_B, NOW, assert_security_headers, reason, resident_of
 from tests.support.databases import point_in_grid, query
 from tests.support.photos import jpeg_with_gps
+from tests.support.spreadsheets import xlsx_rows
 
 
 @pytest.fixture(scope="module")
@@ -185,8 +186,14 @@ def _stream_without_grid_b(c, b, seeded_url):
     assert f'"grid":"{GRID_B}"' not in text
 
 
+def _missing_at(method: str, path: str, **kwargs):
+    """The attack on a route that must not find grid B's object: `path` names it by the ids
+    in `b` ({alert}, {hazard}, ...)."""
+    return lambda c, b, u: _missing(c.request(method, path.format(**b), **kwargs))
+
+
 def _request_step_attack(action: str, body: dict):
-    return lambda c, b, u: _missing(c.post(f"/requests/{b['request']}/{action}", json=body))
+    return _missing_at("POST", f"/requests/{{request}}/{action}", json=body)
 
 
 def _open311_missing(response):
@@ -214,14 +221,14 @@ def _layer_attacks(layer: str, key: str) -> dict:
     and its own page missing."""
     return {
         ("GET", f"/collections/{layer}/items"): lambda c, b, u: walk_items(c, b, layer, b[key]),
-        ("GET", f"/collections/{layer}/items/{{{key}_id}}"): lambda c, b, u: _missing(
-            c.get(f"/collections/{layer}/items/{b[key]}")
+        ("GET", f"/collections/{layer}/items/{{{key}_id}}"): _missing_at(
+            "GET", f"/collections/{layer}/items/{{{key}}}"
         ),
     }
 
 
 def _transition_attack(action: str, body: dict):
-    return lambda c, b, u: _missing(c.post(f"/hazards/{b['hazard']}/{action}", json=body))
+    return _missing_at("POST", f"/hazards/{{hazard}}/{action}", json=body)
 
 
 WALK = {
@@ -250,8 +257,8 @@ WALK = {
         _missing(c.get("/collections/grids/items", params={"grid": GRID_B})),
         _no_grid_b(c.get("/collections/grids/items"), "code"),
     ),
-    ("GET", "/collections/grids/items/{code}"): lambda c, b, u: _missing(
-        c.get(f"/collections/grids/items/{GRID_B}")
+    ("GET", "/collections/grids/items/{code}"): _missing_at(
+        "GET", f"/collections/grids/items/{GRID_B}"
     ),
     **{
         route: attack
@@ -266,11 +273,9 @@ WALK = {
         )
         for route, attack in _layer_attacks(layer, key).items()
     },
-    ("GET", "/collections/{collection_id}/items"): lambda c, b, u: _missing(
-        c.get("/collections/secrets/items")
-    ),
-    ("GET", "/collections/{collection_id}/items/{feature_id}"): lambda c, b, u: _missing(
-        c.get(f"/collections/secrets/items/{b['resident']}")
+    ("GET", "/collections/{collection_id}/items"): _missing_at("GET", "/collections/secrets/items"),
+    ("GET", "/collections/{collection_id}/items/{feature_id}"): _missing_at(
+        "GET", "/collections/secrets/items/{resident}"
     ),
     ("POST", "/checkins"): lambda c, b, u: [
         _missing(c.post("/checkins", json={"lat": b["point"][1], "lon": b["point"][0], **kind}))
@@ -338,11 +343,14 @@ WALK = {
         _missing(c.get("/ledger.csv", params={"grid": GRID_B})),
         GRID_B not in c.get("/ledger.csv").text or pytest.fail("grid B in the CSV"),
     ),
-    ("POST", "/alerts/{alert_id}/ack"): lambda c, b, u: _missing(
-        c.post(f"/alerts/{b['alert']}/ack", json={})
+    ("GET", "/ledger.xlsx"): lambda c, b, u: (
+        _missing(c.get("/ledger.xlsx", params={"grid": GRID_B})),
+        GRID_B not in str(xlsx_rows(c.get("/ledger.xlsx").content))
+        or pytest.fail("grid B in the workbook"),
     ),
-    ("POST", "/alerts/{alert_id}/resolve"): lambda c, b, u: _missing(
-        c.post(f"/alerts/{b['alert']}/resolve", json={"reason": "x"})
+    ("POST", "/alerts/{alert_id}/ack"): _missing_at("POST", "/alerts/{alert}/ack", json={}),
+    ("POST", "/alerts/{alert_id}/resolve"): _missing_at(
+        "POST", "/alerts/{alert}/resolve", json={"reason": "x"}
     ),
     ("GET", "/alerts/stream"): lambda c, b, u: _stream_without_grid_b(c, b, u),
     ("GET", "/absences"): lambda c, b, u: (
@@ -360,9 +368,7 @@ WALK = {
             },
         )
     ),
-    ("DELETE", "/absences/{absence_id}"): lambda c, b, u: _missing(
-        c.delete(f"/absences/{b['absence']}")
-    ),
+    ("DELETE", "/absences/{absence_id}"): _missing_at("DELETE", "/absences/{absence}"),
     ("GET", "/coverage"): lambda c, b, u: (
         _missing(c.get("/coverage", params={"grid": GRID_B})),
         _no_grid_b(c.get("/coverage")),
@@ -372,7 +378,7 @@ WALK = {
         _tracks_stay_home(c.get("/coverage/tracks"), u),
     ),
     ("GET", "/maps/overview"): lambda c, b, u: _page_without_grid_b(c.get("/maps/overview")),
-    ("GET", "/maps/grids/{code}"): lambda c, b, u: _missing(c.get(f"/maps/grids/{GRID_B}")),
+    ("GET", "/maps/grids/{code}"): _missing_at("GET", f"/maps/grids/{GRID_B}"),
     ("GET", "/maps/coverage"): lambda c, b, u: _page_without_grid_b(c.get("/maps/coverage")),
     ("GET", "/maps/live"): lambda c, b, u: _page_without_grid_b(c.get("/maps/live")),
     ("GET", "/audit"): lambda c, b, u: _missing(
@@ -382,19 +388,15 @@ WALK = {
     ("GET", "/console/summary.json"): lambda c, b, u: _without_grid_b(
         c.get("/console/summary.json")
     ),
-    ("GET", "/console/alerts/{alert_id}"): lambda c, b, u: _missing(
-        c.get(f"/console/alerts/{b['alert']}")
-    ),
-    ("GET", "/console/alerts/{alert_id}/week.json"): lambda c, b, u: _missing(
-        c.get(f"/console/alerts/{b['alert']}/week.json")
+    ("GET", "/console/alerts/{alert_id}"): _missing_at("GET", "/console/alerts/{alert}"),
+    ("GET", "/console/alerts/{alert_id}/week.json"): _missing_at(
+        "GET", "/console/alerts/{alert}/week.json"
     ),
     ("GET", "/console/ledger"): lambda c, b, u: (
         _missing(c.get("/console/ledger", params={"grid": GRID_B})),
         _page_without_grid_b(c.get("/console/ledger")),
     ),
-    ("GET", "/console/cases/{case_id}"): lambda c, b, u: _missing(
-        c.get(f"/console/cases/{b['hazard']}")
-    ),
+    ("GET", "/console/cases/{case_id}"): _missing_at("GET", "/console/cases/{hazard}"),
     ("GET", "/console/places"): lambda c, b, u: (
         _missing(c.get("/console/places", params={"grid": GRID_B})),
         _phone_without_grid_b(c.get("/console/places", params={"sort": "-findings"}), b),
@@ -403,10 +405,8 @@ WALK = {
     ("GET", "/cases/stream"): lambda c, b, u: _case_stream_without_grid_b(c, b, u),
     ("GET", "/m"): lambda c, b, u: _phone_without_grid_b(c.get("/m"), b),
     ("GET", "/m/tasks"): lambda c, b, u: _phone_without_grid_b(c.get("/m/tasks"), b),
-    ("GET", "/media/{media_id}"): lambda c, b, u: _missing(c.get(f"/media/{b['media']}")),
-    ("GET", "/media/{media_id}/thumb"): lambda c, b, u: _missing(
-        c.get(f"/media/{b['media']}/thumb")
-    ),
+    ("GET", "/media/{media_id}"): _missing_at("GET", "/media/{media}"),
+    ("GET", "/media/{media_id}/thumb"): _missing_at("GET", "/media/{media}/thumb"),
 }
 
 

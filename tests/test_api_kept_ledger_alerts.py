@@ -16,6 +16,7 @@ import pytest
 from gridwatch.store.ledger import LEDGER_ORDERS
 from tests.support.api import GRID_A, GRID_B, NOW, every_page, kept_server, plain_server
 from tests.support.databases import execute, last_audit_id, query
+from tests.support.spreadsheets import xlsx_rows
 from tests.support.waiting import wait_for
 
 LEDGER = "/ledger"
@@ -293,10 +294,25 @@ def test_the_kept_alerts_answer_as_the_database_does(kept, plain, role):
         _same_at_both_limits(http[role], plain[role], ALERTS, params, role)
 
 
+@pytest.mark.parametrize("role", ["duty_street", "worker_a"])
+def test_the_kept_workbook_holds_what_the_database_gives(kept, plain, role):
+    """The workbook's bytes carry the time it was written: its rows are compared."""
+    _, http = kept
+    for params in ({}, LEDGER_NARROWED[2], LEDGER_NARROWED[6], LEDGER_ODD[-1]):
+        got, want = (
+            http[role].get(f"{LEDGER}.xlsx", params=params),
+            plain[role].get(f"{LEDGER}.xlsx", params=params),
+        )
+        assert got.status_code == want.status_code, params
+        if got.status_code == 200:
+            assert xlsx_rows(got.content) == xlsx_rows(want.content), params
+        assert got.headers.get("content-disposition") == want.headers.get("content-disposition")
+
+
 # -- conditional GETs ----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("path", [LEDGER, f"{LEDGER}.csv", ALERTS])
+@pytest.mark.parametrize("path", [LEDGER, f"{LEDGER}.csv", f"{LEDGER}.xlsx", ALERTS])
 def test_an_unchanged_answer_is_304_to_the_etag_it_gave(kept, path):
     admin = kept[1]["admin"]
     first = admin.get(path)

@@ -12,7 +12,15 @@ import psycopg
 import pytest
 import shapely
 
-from tests.support.api import GRID_A, GRID_B, NOW, every_page, kept_server, plain_server
+from tests.support.api import (
+    GRID_A,
+    GRID_B,
+    NOW,
+    every_page,
+    kept_server,
+    plain_server,
+    residents_in,
+)
 from tests.support.waiting import wait_for
 
 LAYER = "/collections/grids/items"
@@ -124,13 +132,8 @@ def test_a_new_hazard_or_alert_is_in_the_next_answer(kept, seeded_url):
     changed = admin.get(LAYER, params={"limit": 1000}, headers={"If-None-Match": etag})
     assert changed.status_code == 200 and changed.headers["etag"] != etag
 
+    [(resident, gid)] = residents_in(seeded_url, GRID_A, quiet=True)
     with psycopg.connect(seeded_url) as conn:
-        resident, gid = conn.execute(
-            "SELECT r.id, r.grid_id FROM residents r JOIN grids g ON g.id = r.grid_id "
-            "WHERE g.code = %s AND NOT EXISTS (SELECT 1 FROM alerts a WHERE a.resident_id = r.id "
-            "AND a.status <> 'resolved') ORDER BY r.id LIMIT 1",
-            (GRID_A,),
-        ).fetchone()
         conn.execute(
             "INSERT INTO alerts (resident_id, kind, grid_id, status, severity, since, opened_at) "
             "VALUES (%s, 'no_activity', %s, 'open', 'high', %s, %s)",

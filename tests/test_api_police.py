@@ -70,14 +70,21 @@ def _subtree(url: str, code: str) -> list[int]:
     return [gid for (gid,) in rows]
 
 
-# What each point layer holds in police grids `ids`, as the database tells it.
+# What each point layer holds in police grids `ids`, as the database tells it: the table and
+# its condition. A resident's alert is where the resident lives; every other row has its own.
+OWN_POLICE_GRID = "police_grid_id = ANY(%s)"
 IN_POLICE = {
-    "hazards": ("hazard_reports", "police_grid_id = ANY(%s)"),
-    "checkins": ("patrol_checkins", "police_grid_id = ANY(%s)"),
-    "residents": ("residents", "police_grid_id = ANY(%s)"),
-    "requests": ("requests", "police_grid_id = ANY(%s)"),
-    "warnings": ("warnings", "police_grid_id = ANY(%s)"),
-    "places": ("places", "police_grid_id = ANY(%s)"),
+    **{
+        layer: (table, OWN_POLICE_GRID)
+        for layer, table in [
+            ("hazards", "hazard_reports"),
+            ("checkins", "patrol_checkins"),
+            ("residents", "residents"),
+            ("requests", "requests"),
+            ("warnings", "warnings"),
+            ("places", "places"),
+        ]
+    },
     "alerts": (
         "alerts",
         "EXISTS (SELECT 1 FROM residents r WHERE r.id = resident_id "

@@ -19,7 +19,7 @@ from gridwatch.alerts.lifecycle import OpenAlert
 from gridwatch.api.stream import AlertFeed
 from gridwatch.store.alerts import write_event
 from gridwatch.store.users import create_user, revoke_user
-from tests.support.api import GRID_A, GRID_B, NOW, ApiServer, Clock, api_settings
+from tests.support.api import GRID_A, GRID_B, NOW, ApiServer, Clock, api_settings, residents_in
 from tests.support.cases import level2_warnings
 from tests.support.databases import point_in_grid
 
@@ -34,12 +34,8 @@ def server(seeded_url, tmp_path_factory):
 def _alerts(url: str, code: str, count: int) -> list[OpenAlert]:
     """`count` alerts of residents in grid `code`, opened here for the test."""
     made = []
+    residents = residents_in(url, code, count, last=True)
     with psycopg.connect(url) as conn:
-        residents = conn.execute(
-            "SELECT r.id, r.grid_id FROM residents r JOIN grids g ON g.id = r.grid_id "
-            "WHERE g.code = %s ORDER BY r.id DESC LIMIT %s",
-            (code, count),
-        ).fetchall()
         for resident, grid in residents:
             kind = f"test-{uuid.uuid4().hex[:8]}"
             alert_id = conn.execute(

@@ -6,8 +6,6 @@ docs/console for the README)."""
 
 from __future__ import annotations
 
-import csv
-import io
 import math
 from datetime import timedelta
 from pathlib import Path
@@ -25,6 +23,7 @@ from tests.support.browser import (
     needs_chromium,
     take_case_step,
 )
+from tests.support.spreadsheets import csv_rows, xlsx_rows
 
 pytestmark = needs_chromium
 
@@ -170,10 +169,14 @@ def test_the_ledger_filters_and_exports_what_it_shows(browser, module_server, mo
         "#gw-ledger tbody td:first-child a").all()]  # fmt: skip
     with page.expect_download() as download:
         page.click("#gw-export")
-    text = Path(download.value.path()).read_text(encoding="utf-8-sig")
-    exported = list(csv.reader(io.StringIO(text)))[1:]
-    assert [row[0] for row in exported] == shown
-    assert {row[4] for row in exported} == {"消防"} and {row[12] for row in exported} == {"是"}
+    exported = csv_rows(Path(download.value.path()).read_bytes())
+    body = exported[1:]
+    assert [row[0] for row in body] == shown
+    assert {row[4] for row in body} == {"消防"} and {row[12] for row in body} == {"是"}
+    with page.expect_download() as workbook:
+        page.click("#gw-export-xlsx")
+    assert workbook.value.suggested_filename == "问题台账-20261123.xlsx"
+    assert xlsx_rows(Path(workbook.value.path()).read_bytes()) == exported
     page.screenshot(path=str(shots / "ledger-1366.png"), full_page=False)
     page.locator("#gw-ledger tbody td:first-child a").first.click()
     page.wait_for_url("**/console/cases/**")

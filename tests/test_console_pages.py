@@ -4,20 +4,24 @@ ledger's new filters the same on screen, in JSON and in the CSV."""
 
 from __future__ import annotations
 
-import csv
-import io
+import html
 import re
 from datetime import timedelta
+from urllib.parse import parse_qs, urlsplit
 
+import httpx
 import psycopg
 import pytest
 
 from gridwatch.maps.console import duration_text
 from gridwatch.maps.texts import texts_for
+from gridwatch.store.users import create_user, revoke_user
 from tests.support.api import GRID_A, GRID_B, NOW, open_alert
+from tests.support.spreadsheets import csv_rows, xlsx_rows
 
 ZH = texts_for("zh")["console"]
 EN = texts_for("en")["console"]
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
 @pytest.fixture(scope="module")
@@ -105,8 +109,11 @@ def test_the_ledger_page_and_its_export_agree(http):
     ids = re.findall(r'href="/console/cases/([0-9a-f-]{36})"', page.text)
     assert ids
     exported = http["duty_street"].get("/ledger.csv", params=query)
-    rows = list(csv.reader(io.StringIO(exported.content.decode("utf-8-sig"))))[1:]
+    rows = csv_rows(exported.content)[1:]
     assert [r[0] for r in rows] == ids
+    workbook = http["duty_street"].get("/ledger.xlsx", params=query)
+    assert workbook.status_code == 200 and workbook.headers["content-type"] == XLSX
+    assert xlsx_rows(workbook.content) == csv_rows(exported.content), "the CSV's rows, in order"
     assert {r[4] for r in rows} == {"道路"} and {r[6] for r in rows} <= {"已上报", "已派单"}
     found = [r[10] for r in rows]
     assert found == sorted(found, reverse=True)
@@ -159,8 +166,7 @@ def test_a_request_stands_in_the_ledger_and_has_its_page(http, request_in_a):
     assert f'href="/console/cases/{request_in_a}"' in requests.text
     assert 'data-kind="hazard"' not in requests.text and "噪声扰民" in requests.text
     exported = http["duty_street"].get("/ledger.csv", params={"kind": "request", "grid": GRID_A})
-    rows = list(csv.reader(io.StringIO(exported.content.decode("utf-8-sig"))))
-    [row] = [r for r in rows if r[0] == request_in_a]
+    [row] = [r for r in csv_rows(exported.content) if r[0] == request_in_a]
     assert (row[4], row[6], row[12], row[15]) == ("噪声扰民", "已派单", "是", "'=楼上夜间装修")
     assert row[-2:] == ["诉求", "接单期限"]
     page = http["worker_a"].get(f"/console/cases/{request_in_a}")
@@ -174,3 +180,53 @@ def test_a_request_stands_in_the_ledger_and_has_its_page(http, request_in_a):
     assert http["worker_b"].post(f"/requests/{request_in_a}/accept").status_code == 404
     assert http["device"].get("/ledger", params={"kind": "request"}).status_code == 403
     assert http["device"].get("/ledger.csv").status_code == 403
+    assert http["device"].get("/ledger.xlsx").status_code == 403
+
+
+def test_the_excel_button_exports_what_the_page_shows(http):
+    """Beside 导出 CSV, 导出 Excel links the workbook of the page's own filters and order."""
+    query = {"kind": "hazard", "overdue": "true", "category": "fire", "sort": "severity"}
+    page = http["duty_street"].get("/console/ledger", params=query).text
+    [csv_href] = re.findall(r'id="gw-export" href="([^"]+)"', page)
+    [xlsx_href] = re.findall(r'id="gw-export-xlsx" href="([^"]+)"', page)
+    assert ZH["export_xlsx"] in page and ZH["export"] in page
+    assert xlsx_href == csv_href.replace("/ledger.csv", "/ledger.xlsx")
+    assert parse_qs(urlsplit(html.unescape(xlsx_href)).query) == {
+        key: [value] for key, value in query.items()
+    }
+    shown = re.findall(r'href="/console/cases/([0-9a-f-]{36})"', page)
+    workbook = http["duty_street"].get(html.unescape(xlsx_href))
+    assert [row[0] for row in xlsx_rows(workbook.content)[1:]] == shown
+    assert workbook.headers["content-disposition"] == (
+        'attachment; filename="ledger-20261123.xlsx"; '
+        "filename*=UTF-8''%E9%97%AE%E9%A2%98%E5%8F%B0%E8%B4%A6-20261123.xlsx"
+    )
+    bare = http["duty_street"].get("/console/ledger").text
+    assert 'id="gw-export-xlsx" href="/ledger.xlsx"' in bare
+
+
+def test_the_workbook_keeps_to_the_callers_grids(http, request_in_a):
+    """Another grid's worker gets none of grid A's rows and a 404 for grid A; an unknown
+    parameter or order is refused as for the CSV."""
+    mine = xlsx_rows(http["worker_b"].get("/ledger.xlsx").content)
+    assert len(mine) > 1 and {row[1] for row in mine[1:]} == {GRID_B}
+    assert request_in_a not in {row[0] for row in mine}
+    assert http["worker_b"].get("/ledger.xlsx", params={"grid": GRID_A}).status_code == 404
+    own = xlsx_rows(http["worker_a"].get("/ledger.xlsx").content)
+    assert request_in_a in {row[0] for row in own} and {row[1] for row in own[1:]} == {GRID_A}
+    assert http["anonymous"].get("/ledger.xlsx").status_code == 401
+    assert http["worker_a"].get("/ledger.xlsx", params={"limit": 5}).status_code == 400
+    assert http["worker_a"].get("/ledger.xlsx", params={"sort": "price"}).status_code == 422
+
+
+def test_a_revoked_token_gets_no_workbook(module_server, seeded_url):
+    with psycopg.connect(seeded_url) as conn:
+        token = create_user(conn, "duty-revoked", role="duty_officer", grid_codes=(GRID_A,))
+    with httpx.Client(
+        base_url=module_server.url, headers={"Authorization": f"Bearer {token}"}
+    ) as client:
+        assert client.get("/ledger.xlsx").status_code == 200
+        with psycopg.connect(seeded_url) as conn:
+            revoke_user(conn, "duty-revoked", now=NOW)
+        refused = client.get("/ledger.xlsx")
+        assert refused.status_code == 401 and "spreadsheetml" not in refused.headers["content-type"]

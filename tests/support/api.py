@@ -123,6 +123,27 @@ def resident_of(url: str, code: str, *, last: bool = False) -> str:
     return resident
 
 
+def residents_in(
+    url: str, code: str, count: int = 1, *, last: bool = False, quiet: bool = False
+) -> list[tuple[str, int]]:
+    """(resident id, grid id) of the first `count` residents of grid `code` by id, or the
+    last; `quiet`: only those with no alert that is not resolved."""
+    query = sql.SQL(
+        "SELECT r.id, r.grid_id FROM residents r JOIN grids g ON g.id = r.grid_id "
+        "WHERE g.code = %s {} ORDER BY r.id {} LIMIT %s"
+    ).format(
+        sql.SQL(
+            "AND NOT EXISTS (SELECT 1 FROM alerts a WHERE a.resident_id = r.id "
+            "AND a.status <> 'resolved')"
+            if quiet
+            else ""
+        ),
+        sql.SQL("DESC" if last else "ASC"),
+    )
+    with psycopg.connect(url) as conn:
+        return conn.execute(query, (code, count)).fetchall()
+
+
 def open_alert(conn: psycopg.Connection, resident: str, grid: int, kind: str, at: datetime) -> int:
     """A new critical alert of `resident` opened at `at`, its open event written as the engine
     writes it; its id."""
