@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import csv
 import io
-import math
-import re
-import unicodedata
 from collections.abc import Iterable
 from pathlib import Path
 
 from gridwatch.imports.tables import (
     TableFormat,
+    control_problems,
     excel_mangled,
     phone_warning,
+    read_coordinates,
     read_table,
     split_list,
 )
@@ -30,6 +29,8 @@ COLUMNS = (
     "sensor_ids",
     "phone",
     "living_alone",
+    "building_code",
+    "unit_code",
 )
 
 RESIDENTS = TableFormat(
@@ -46,16 +47,14 @@ RESIDENTS = TableFormat(
         "传感器编号",
         "电话",
         "是否独居",
+        "楼栋编码",
+        "单元编码",
     ),
+    # Which building (楼栋) and unit (单元) a resident lives in, where the register says.
+    optional=("building_code", "unit_code"),
 )
 
-# A decimal number as people type it, after NFKC (which turns full-width digits into ASCII);
-# float() alone would also take "1_0", "nan" and "infinity".
-_DECIMAL = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?", re.ASCII)
-# Control characters no cell should hold; tab, CR and LF may stand in a quoted address.
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-_ID_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-_ID_COLUMNS = ("resident_id", "grid_code", "meter_id", "sensor_ids")
+_ID_COLUMNS = ("resident_id", "grid_code", "meter_id", "sensor_ids", "building_code", "unit_code")
 
 _TRUE = {"true", "1", "yes", "y", "是"}
 _FALSE = {"false", "0", "no", "n", "否"}
@@ -79,6 +78,8 @@ def residents_csv_text(residents: Iterable[ResidentRow]) -> str:
                 ";".join(r.sensor_ids),
                 r.phone or "",
                 "true" if r.living_alone else "false",
+                r.building_code or "",
+                r.unit_code or "",
             ]
         )
     return buffer.getvalue()
@@ -111,10 +112,7 @@ def _parse_row(
     def problem(column: str, message: str) -> None:
         problems.append(f"{column}: {message}")
 
-    for column, text in cells.items():
-        control = (_ID_CONTROL if column in _ID_COLUMNS else _CONTROL).search(text)
-        if control:
-            problem(column, f"contains the control character {control.group()!r}")
+    problems += control_problems(cells, _ID_COLUMNS)
     if problems:
         return None, problems
 
@@ -122,14 +120,13 @@ def _parse_row(
     if not resident_id:
         problem("resident_id", "is empty")
 
-    lat = _coordinate(cells["lat"], "lat", 90.0, problem)
-    lon = _coordinate(cells["lon"], "lon", 180.0, problem)
+    lat, lon = read_coordinates(cells, problem)
     grid_code = cells["grid_code"] or None
-    if (cells["lat"] == "") != (cells["lon"] == ""):
-        missing = "lat" if cells["lat"] == "" else "lon"
-        problem(missing, "is empty while the other coordinate is given; give both or neither")
-    elif cells["lat"] == "" and grid_code is None:
+    if cells["lat"] == "" and cells["lon"] == "" and grid_code is None:
         problem("lat/lon/grid_code", "all empty: give lat and lon, or grid_code")
+
+    if cells["unit_code"] and not cells["building_code"]:
+        problem("building_code", "is empty while unit_code is given; a unit is named by both")
 
     living_alone = True
     flag = cells["living_alone"].lower()
@@ -168,6 +165,8 @@ def _parse_row(
         sensor_ids=sensor_ids,
         phone=cells["phone"] or None,
         living_alone=living_alone,
+        building_code=cells["building_code"] or None,
+        unit_code=cells["unit_code"] or None,
         row=row_number,
     )
     return resident, []
@@ -176,17 +175,3 @@ def _parse_row(
 def residents_template(chinese: bool = False) -> str:
     """An empty residents CSV: the header line alone, in English or Chinese column names."""
     return RESIDENTS.template(chinese)
-
-
-def _coordinate(text: str, column: str, limit: float, problem) -> float | None:
-    if text == "":
-        return None
-    number = unicodedata.normalize("NFKC", text).strip()
-    value = float(number) if _DECIMAL.fullmatch(number) else math.nan
-    if not math.isfinite(value):
-        problem(column, f"{text[:40]!r} is not a number")
-        return None
-    if not -limit <= value <= limit:
-        problem(column, f"{text} is out of range (-{limit:g} to {limit:g})")
-        return None
-    return value

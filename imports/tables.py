@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 import re
 import unicodedata
 from collections.abc import Callable
@@ -32,6 +33,12 @@ _EXCEL_MANGLED = re.compile(r"\d+(?:\.\d+)?[eE]\+\d+")
 # digits, then 7 or 8), optionally with +86/0086 before it and an extension after it.
 _PHONE = re.compile(r"(?:\+?86|0086)?(?:1[3-9]\d{9}|0\d{2,3}\d{7,8}(?:[#*转]\d{1,6})?)")
 _PHONE_SEPARATORS = re.compile(r"[\s\-()]")  # after NFKC: full-width ones are ASCII
+# A decimal number as people type it, after NFKC (which turns full-width digits into ASCII);
+# float() alone would also take "1_0", "nan" and "infinity".
+_DECIMAL = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?", re.ASCII)
+# Control characters no cell should hold; tab, CR and LF may stand in a quoted address.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_ID_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 Row = TypeVar("Row")
 
@@ -156,6 +163,46 @@ def phone_warning(text: str, column: str = "phone") -> str | None:
         f"{column}: {text[:40]!r} is not a mainland mobile (11 digits from 1) or a landline "
         "with its area code; imported as written"
     )
+
+
+def control_problems(cells: dict[str, str], id_columns: tuple[str, ...]) -> list[str]:
+    """Problems, as "column: message", for control characters in cells: none at all in the
+    `id_columns`, and none but tab and line breaks (a quoted address) in the others."""
+    problems = []
+    for column, text in cells.items():
+        control = (_ID_CONTROL if column in id_columns else _CONTROL).search(text)
+        if control:
+            problems.append(f"{column}: contains the control character {control.group()!r}")
+    return problems
+
+
+def read_coordinates(
+    cells: dict[str, str], problem: Callable[[str, str], None]
+) -> tuple[float | None, float | None]:
+    """(lat, lon) of a row that gives both or neither; each problem goes to
+    `problem(column, message)`."""
+    lat = _coordinate(cells["lat"], "lat", 90.0, problem)
+    lon = _coordinate(cells["lon"], "lon", 180.0, problem)
+    if (cells["lat"] == "") != (cells["lon"] == ""):
+        missing = "lat" if cells["lat"] == "" else "lon"
+        problem(missing, "is empty while the other coordinate is given; give both or neither")
+    return lat, lon
+
+
+def _coordinate(
+    text: str, column: str, limit: float, problem: Callable[[str, str], None]
+) -> float | None:
+    if text == "":
+        return None
+    number = unicodedata.normalize("NFKC", text).strip()
+    value = float(number) if _DECIMAL.fullmatch(number) else math.nan
+    if not math.isfinite(value):
+        problem(column, f"{text[:40]!r} is not a number")
+        return None
+    if not -limit <= value <= limit:
+        problem(column, f"{text} is out of range (-{limit:g} to {limit:g})")
+        return None
+    return value
 
 
 def _decode(label: str, path: Path) -> str:
