@@ -76,6 +76,9 @@ def grid_feature(
             "open_hazards": counts.open_hazards,
             "overdue_hazards": counts.overdue_hazards,
             "checkins": counts.checkins,
+            "buildings": counts.buildings,
+            "units": counts.units,
+            "contacts": counts.contacts,
         },
         grid.bbox,
     )

@@ -294,20 +294,3 @@ def record_homes(conn: psycopg.Connection, rows: Sequence[ResidentRow], homes: S
                 for row, home in zip(rows, homes, strict=True)
             ],
         )
-
-
-def below_grid_counts(conn: psycopg.Connection) -> list[tuple[int, str, int]]:
-    """(grid id, what, count) of what lies below each grid: its buildings, their units and
-    the people to call first there (contacts not forgotten)."""
-    return conn.execute(
-        """
-        SELECT grid_id, 'buildings', count(*) FROM buildings GROUP BY grid_id
-        UNION ALL
-        SELECT b.grid_id, 'units', count(*) FROM units u JOIN buildings b ON b.id = u.building_id
-            GROUP BY b.grid_id
-        UNION ALL
-        SELECT b.grid_id, 'contacts', count(*) FROM contacts c
-            JOIN buildings b ON b.id = c.building_id
-            WHERE c.forgotten_at IS NULL GROUP BY b.grid_id
-        """
-    ).fetchall()

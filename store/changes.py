@@ -26,6 +26,9 @@ WATCHED = (
     "request_events",
     "devices",
     "meter_readings",
+    "buildings",
+    "units",
+    "contacts",
 )
 
 

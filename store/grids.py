@@ -238,6 +238,9 @@ class GridCounts:
     open_hazards: int = 0
     overdue_hazards: int = 0
     checkins: int = 0
+    buildings: int = 0  # below the grid: its buildings (楼栋), their units (单元)
+    units: int = 0
+    contacts: int = 0  # and the unit heads and building leads to call there
 
     def add(self, other: GridCounts) -> None:
         self.residents += other.residents
@@ -245,6 +248,21 @@ class GridCounts:
         self.open_hazards += other.open_hazards
         self.overdue_hazards += other.overdue_hazards
         self.checkins += other.checkins
+        self.buildings += other.buildings
+        self.units += other.units
+        self.contacts += other.contacts
+
+
+# What lies below each grid (a building's grid is its parent): counted with the grid's own.
+_BELOW_GRID_COUNTS = """
+    SELECT grid_id, 'buildings', count(*) FROM buildings GROUP BY grid_id
+    UNION ALL
+    SELECT b.grid_id, 'units', count(*) FROM units u JOIN buildings b ON b.id = u.building_id
+        GROUP BY b.grid_id
+    UNION ALL
+    SELECT b.grid_id, 'contacts', count(*) FROM contacts c JOIN buildings b ON b.id = c.building_id
+        WHERE c.forgotten_at IS NULL GROUP BY b.grid_id
+"""
 
 
 def grid_counts(
@@ -283,6 +301,7 @@ def grid_counts(
             "until": checkins_until,
         },
     ).fetchall()
+    rows += conn.execute(_BELOW_GRID_COUNTS).fetchall()
     own: dict[int, GridCounts] = {}
     for grid_id, what, count in rows:
         setattr(own.setdefault(grid_id, GridCounts()), what, count)
