@@ -162,6 +162,12 @@ def _sample_district(conn, settings: Settings):
     result = load_sample_district(conn, settings.data_dir / "sample")
     areas = ", ".join(_count(n, level) for level, n in result.areas.items())
     print(f"{areas}, {result.residents} residents, {result.workers} grid workers", flush=True)
+    below = result.below
+    print(
+        f"below the grids: {below['buildings']} buildings (楼栋), {below['units']} units (单元), "
+        f"{below['contacts']} unit heads and building leads to call first (单元长, 楼栋长)",
+        flush=True,
+    )
     return result.district
 
 
@@ -302,12 +308,17 @@ def _sample_requests(database_url: str, now: datetime) -> None:
 
 
 def _print_summary(database_url: str, *, brief: bool = False) -> None:
-    from gridwatch.store.summary import level_counts, open_alert_counts, table_counts
+    from gridwatch.store.summary import (
+        below_grid_counts,
+        level_counts,
+        open_alert_counts,
+        table_counts,
+    )
 
     with connect(database_url) as conn:
         counts = table_counts(conn)
         alerts = open_alert_counts(conn)
-        levels = [] if brief else level_counts(conn)
+        levels = [] if brief else [*level_counts(conn), *below_grid_counts(conn)]
     stamp = datetime.now().astimezone().strftime("%H:%M:%S")
     print(f"[{stamp}] stored: " + ", ".join(f"{t} {n}" for t, n in counts.items()), flush=True)
     if alerts:
@@ -327,7 +338,10 @@ def _print_summary(database_url: str, *, brief: bool = False) -> None:
 
 
 def _spread(spread) -> str:
-    """`2000` for one value; `9-27 (mean 18.2)` for a level's areas that differ."""
+    """`2000` for one value; `9-27 (mean 18.2)` for a level's areas that differ; `-` where
+    the level does not count it."""
+    if spread is None:
+        return "-"
     if spread.least == spread.most:
         return str(spread.least)
     return f"{spread.least}-{spread.most} (mean {round(spread.mean, 1):g})"

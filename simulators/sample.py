@@ -9,8 +9,10 @@ import psycopg
 
 from gridwatch.imports.pipelines import (
     ProgressFn,
+    import_contacts_file,
     import_grid_file,
     import_residents_file,
+    import_units_file,
     import_workers_file,
 )
 from gridwatch.simulators.district import SampleDistrict, build_sample_district, write_sample_files
@@ -22,6 +24,7 @@ class SampleLoad:
     areas: dict[str, int]  # by level: district, street, community, grid
     residents: int
     workers: int
+    below: dict[str, int]  # below the grids: buildings, units, contacts (unit heads and leads)
 
 
 def load_sample_district(
@@ -44,8 +47,20 @@ def load_sample_district(
     ):
         result = import_grid_file(conn, path, level=level, parent_field="parent")
         areas[level] = result.inserted + result.updated
+    buildings = import_grid_file(conn, files.buildings, level="building", parent_field="parent")
+    units = import_units_file(conn, files.units)
     residents = import_residents_file(conn, files.residents, progress=progress)
     workers = import_workers_file(conn, files.workers)
+    contacts = import_contacts_file(conn, files.contacts)
+    below = {
+        "buildings": buildings.inserted + buildings.updated,
+        "units": units.inserted + units.updated,
+        "contacts": contacts.inserted + contacts.updated,
+    }
     return SampleLoad(
-        district, areas, residents.inserted + residents.updated, workers.inserted + workers.updated
+        district,
+        areas,
+        residents.inserted + residents.updated,
+        workers.inserted + workers.updated,
+        below,
     )
