@@ -25,6 +25,7 @@ from gridwatch.api import (
     audit,
     collections,
     console,
+    contacts,
     coverage,
     hazards,
     map_pages,
@@ -167,6 +168,7 @@ def create_app(
         console,
         audit,
         media,
+        contacts,
     )
     for module in routers:
         app.include_router(module.router)

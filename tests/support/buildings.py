@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import psycopg
+import shapely
 from shapely.geometry import box
 
 from gridwatch.imports.pipelines import (
@@ -74,3 +75,38 @@ def import_buildings(conn: psycopg.Connection, directory: Path, *, contacts=CONT
     import_grid_file(conn, path, level="building")
     import_units_file(conn, write_lines(directory / "units.csv", UNITS))
     import_contacts_file(conn, write_lines(directory / "contacts.csv", contacts))
+
+
+def home_of(url: str, resident: str) -> tuple[str, str | None]:
+    """(building code, unit code) of a resident's home."""
+    with psycopg.connect(url) as conn:
+        return conn.execute(
+            "SELECT b.code, u.code FROM residents r JOIN buildings b ON b.id = r.building_id "
+            "LEFT JOIN units u ON u.id = r.unit_id WHERE r.id = %s",
+            (resident,),
+        ).fetchone()
+
+
+def point_in_building(url: str, code: str) -> tuple[float, float]:
+    """(lon, lat) of a point inside building `code`, in it alone."""
+    with psycopg.connect(url) as conn:
+        [(wkb,)] = conn.execute("SELECT geometry FROM buildings WHERE code = %s", (code,))
+        others = [
+            shapely.from_wkb(bytes(w))
+            for (w,) in conn.execute("SELECT geometry FROM buildings WHERE code <> %s", (code,))
+        ]
+    alone = shapely.from_wkb(bytes(wkb)).difference(shapely.union_all(others))
+    point = alone.representative_point()
+    return point.x, point.y
+
+
+def people_in(url: str, building: str) -> dict[str, tuple[str, str, str, str | None]]:
+    """The contacts of building `building`: id → (name, phone, role, unit code)."""
+    with psycopg.connect(url) as conn:
+        rows = conn.execute(
+            "SELECT c.id, c.name, c.phone, c.role, u.code FROM contacts c "
+            "JOIN buildings b ON b.id = c.building_id LEFT JOIN units u ON u.id = c.unit_id "
+            "WHERE b.code = %s",
+            (building,),
+        ).fetchall()
+    return {cid: tuple(rest) for cid, *rest in rows}
