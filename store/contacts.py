@@ -206,14 +206,14 @@ _STEPS = {
                h.category, h.severity, h.level
         FROM hazard_events e JOIN hazard_reports h ON h.id = e.hazard_id
         LEFT JOIN grids g ON g.id = h.grid_id
-        WHERE e.id = ANY(%s)
+        WHERE e.id = ANY(%s) ORDER BY e.id
     """,
     "request": """
         SELECT e.id, e.request_id::text, e.at, e.action, e.to_status, r.lon, r.lat, g.code,
                r.service_code, NULL, r.level
         FROM request_events e JOIN requests r ON r.id = e.request_id
         LEFT JOIN grids g ON g.id = r.grid_id
-        WHERE e.id = ANY(%s)
+        WHERE e.id = ANY(%s) ORDER BY e.id
     """,
 }
 NOTICE_BATCH = 500

@@ -122,7 +122,7 @@ def due_webhooks(
             SELECT d.outbox_id, d.url, d.attempts, o.payload
             FROM webhook_deliveries d JOIN alert_outbox o ON o.id = d.outbox_id
             WHERE d.delivered_at IS NULL AND d.next_attempt_at <= %(now)s {}
-            ORDER BY d.next_attempt_at LIMIT %(limit)s
+            ORDER BY d.next_attempt_at, d.outbox_id LIMIT %(limit)s
             """
         ).format(where),
         {**params, "now": now, "limit": limit},
