@@ -11,7 +11,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Request
 
-from gridwatch.api.auth import Reader, ensure_visible, sees_personal_data
+from gridwatch.api.absences import visible_resident
+from gridwatch.api.auth import Reader, sees_personal_data
 from gridwatch.api.collections import get_visible_hazard
 from gridwatch.api.disclosure import record_reads
 from gridwatch.api.privacy import mask_name, mask_phone
@@ -21,7 +22,6 @@ from gridwatch.api.runtime import Conn
 from gridwatch.errors import NotFound
 from gridwatch.store.buildings import building_at
 from gridwatch.store.contacts import Contact, first_to_call, resident_home
-from gridwatch.store.residents import resident_grid
 from gridwatch.store.users import Principal
 
 router = APIRouter(tags=["contacts"])
@@ -55,12 +55,7 @@ def _shown(contact: Contact, clear: bool) -> dict:
 def resident_people_to_call(conn, principal: Principal, request: Request, resident_id: str):
     """`people_to_call` about a resident's home (nobody for a resident outside the caller's
     grids: NotFound, as for one that does not exist)."""
-    missing = f"no resident {resident_id[:64]!r}"
-    try:
-        grid = resident_grid(conn, resident_id)
-    except NotFound:
-        raise NotFound(missing) from None
-    ensure_visible(principal, grid, missing)
+    visible_resident(conn, principal, resident_id)
     return people_to_call(conn, principal, request, *resident_home(conn, resident_id))
 
 

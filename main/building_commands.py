@@ -10,7 +10,7 @@ import sys
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from gridwatch.commands import command_group, file_import, migrated_database
+from gridwatch.commands import command_group, file_import, forget_command, migrated_database
 from gridwatch.import_commands import _csv_template, _import_file
 from gridwatch.settings import Settings
 
@@ -43,14 +43,13 @@ def register(commands: Commands, common: argparse.ArgumentParser) -> None:
         run_contacts_import,
     )
     _csv_template(contacts, "contacts", "联系人编号,姓名,角色,…", run_contacts_template)
-    forget = contacts.add_parser(
-        "forget",
-        parents=[common],
-        help="remove a contact's name, phone and webhook; their role and building stay",
+    forget_command(
+        contacts,
+        common,
+        "remove a contact's name, phone and webhook; their role and building stay",
+        "contact_id",
+        run_contacts_forget,
     )
-    forget.add_argument("contact_id")
-    forget.add_argument("--by", help="who asks for it (default: your login name)")
-    forget.set_defaults(run=run_contacts_forget)
 
 
 def run_units_import(settings: Settings, args: argparse.Namespace) -> int:

@@ -49,6 +49,22 @@ def file_import(
     return command
 
 
+def forget_command(
+    group: Commands,
+    common: argparse.ArgumentParser,
+    help: str,
+    subject: str,
+    run: Callable,
+    subject_help: str | None = None,
+) -> None:
+    """Add `forget SUBJECT [--by NAME]` to a group's commands: `run` removes someone's
+    personal information and records in the audit who asked."""
+    forget = group.add_parser("forget", parents=[common], help=help)
+    forget.add_argument(subject, help=subject_help)
+    forget.add_argument("--by", help="who asks for it (default: your login name)")
+    forget.set_defaults(run=run)
+
+
 def subcommands(commands: Commands, name: str) -> Commands:
     """The subcommands of group `name`, which an earlier group registered: a group may add
     a command to another's (`residents forget` is one of the privacy commands)."""

@@ -21,8 +21,8 @@ from gridwatch.errors import InputFileError, listed
 from gridwatch.geo.grids import GridFeature
 from gridwatch.geo.index import GridIndex
 from gridwatch.model.rows import ResidentRow, UnitRow
-from gridwatch.store.db import refused_as_input_error
-from gridwatch.store.grids import area_m2, grid_codes
+from gridwatch.store.db import upsert_each
+from gridwatch.store.grids import grid_codes, shape_columns
 from gridwatch.store.residents import CONTRADICTION_M, _metres_outside
 
 _UPSERT_BUILDING = """
@@ -34,6 +34,14 @@ _UPSERT_BUILDING = """
         min_lon = EXCLUDED.min_lon, min_lat = EXCLUDED.min_lat,
         max_lon = EXCLUDED.max_lon, max_lat = EXCLUDED.max_lat,
         area_m2 = EXCLUDED.area_m2, updated_at = now()
+    RETURNING (xmax = 0)
+"""
+_UPSERT_UNIT = """
+    INSERT INTO units (building_id, code, name, address, lon, lat)
+    VALUES (%s, %s, %s, %s, %s, %s)
+    ON CONFLICT (building_id, code) DO UPDATE SET
+        name = EXCLUDED.name, address = EXCLUDED.address,
+        lon = EXCLUDED.lon, lat = EXCLUDED.lat, updated_at = now()
     RETURNING (xmax = 0)
 """
 
@@ -73,30 +81,14 @@ def upsert_buildings(
             grid_of[feature.code] = grids[parent][0]
     if problems:
         raise InputFileError(f"{source}: {listed(problems)}")
-    inserted = 0
-    with conn.transaction(), conn.cursor() as cur:
-        for done, feature in enumerate(features, start=1):
-            minx, miny, maxx, maxy = feature.geometry.bounds
-            with refused_as_input_error(source, f"building {feature.code!r}"):
-                cur.execute(
-                    _UPSERT_BUILDING,
-                    (
-                        feature.code,
-                        feature.name,
-                        grid_of[feature.code],
-                        shapely.to_wkb(feature.geometry),
-                        minx,
-                        miny,
-                        maxx,
-                        maxy,
-                        area_m2(feature.geometry),
-                    ),
-                )
-                [(is_new,)] = cur.fetchall()
-            inserted += is_new
-            if progress:
-                progress(done, len(features))
-    return inserted, len(features) - inserted
+    rows = [
+        (
+            f"building {f.code!r}",
+            (f.code, f.name, grid_of[f.code], *shape_columns(f.geometry)),
+        )
+        for f in features
+    ]
+    return upsert_each(conn, _UPSERT_BUILDING, rows, source=source, progress=progress)
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,33 +173,21 @@ def upsert_units(
                 )
     if problems:
         raise InputFileError(f"{source}: {listed(problems)}")
-    inserted = 0
-    with conn.transaction(), conn.cursor() as cur:
-        for done, row in enumerate(rows, start=1):
-            with refused_as_input_error(source, f"row {row.row or done + 1}"):
-                cur.execute(
-                    """
-                    INSERT INTO units (building_id, code, name, address, lon, lat)
-                    VALUES (%s, %s, %s, %s, %s, %s)
-                    ON CONFLICT (building_id, code) DO UPDATE SET
-                        name = EXCLUDED.name, address = EXCLUDED.address,
-                        lon = EXCLUDED.lon, lat = EXCLUDED.lat, updated_at = now()
-                    RETURNING (xmax = 0)
-                    """,
-                    (
-                        buildings.by_code[row.building_code].id,
-                        row.unit_code,
-                        row.name or row.unit_code,
-                        row.address,
-                        row.lon,
-                        row.lat,
-                    ),
-                )
-                [(is_new,)] = cur.fetchall()
-            inserted += is_new
-            if progress:
-                progress(done, len(rows))
-    return inserted, len(rows) - inserted
+    params = [
+        (
+            f"row {row.row or number}",
+            (
+                buildings.by_code[row.building_code].id,
+                row.unit_code,
+                row.name or row.unit_code,
+                row.address,
+                row.lon,
+                row.lat,
+            ),
+        )
+        for number, row in enumerate(rows, start=2)
+    ]
+    return upsert_each(conn, _UPSERT_UNIT, params, source=source, progress=progress)
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,7 +18,7 @@ from psycopg.rows import class_row
 from gridwatch.errors import InputFileError, NotFound, listed
 from gridwatch.model.rows import ContactRow
 from gridwatch.store.buildings import building_at, load_buildings
-from gridwatch.store.db import refused_as_input_error
+from gridwatch.store.db import upsert_each
 from gridwatch.store.outbox import write_case_outbox
 from gridwatch.store.personal_data import FORGET, record_audit
 
@@ -57,37 +57,26 @@ def upsert_contacts(
             placed.append((building.id, unit[0] if unit else None))
     if problems:
         raise InputFileError(f"{source}: {listed(problems)}")
-    inserted = 0
-    with conn.transaction(), conn.cursor() as cur:
-        for done, (row, (building_id, unit_id)) in enumerate(zip(rows, placed, strict=True), 1):
-            with refused_as_input_error(source, f"row {row.row or done + 1}"):
-                cur.execute(
-                    """
-                    INSERT INTO contacts (id, name, role, building_id, unit_id, phone,
-                                          webhook_url)
-                    VALUES (%s, %s, %s, %s, %s, %s, %s)
-                    ON CONFLICT (id) DO UPDATE SET
-                        name = EXCLUDED.name, role = EXCLUDED.role,
-                        building_id = EXCLUDED.building_id, unit_id = EXCLUDED.unit_id,
-                        phone = EXCLUDED.phone, webhook_url = EXCLUDED.webhook_url,
-                        forgotten_at = NULL, updated_at = now()
-                    RETURNING (xmax = 0)
-                    """,
-                    (
-                        row.contact_id,
-                        row.name,
-                        row.role,
-                        building_id,
-                        unit_id,
-                        row.phone,
-                        row.webhook_url,
-                    ),
-                )
-                [(is_new,)] = cur.fetchall()
-            inserted += is_new
-            if progress:
-                progress(done, len(rows))
-    return inserted, len(rows) - inserted
+    params = [
+        (
+            f"row {row.row or number}",
+            (row.contact_id, row.name, row.role, *home, row.phone, row.webhook_url),
+        )
+        for number, (row, home) in enumerate(zip(rows, placed, strict=True), start=2)
+    ]
+    return upsert_each(conn, _UPSERT_CONTACT, params, source=source, progress=progress)
+
+
+_UPSERT_CONTACT = """
+    INSERT INTO contacts (id, name, role, building_id, unit_id, phone, webhook_url)
+    VALUES (%s, %s, %s, %s, %s, %s, %s)
+    ON CONFLICT (id) DO UPDATE SET
+        name = EXCLUDED.name, role = EXCLUDED.role,
+        building_id = EXCLUDED.building_id, unit_id = EXCLUDED.unit_id,
+        phone = EXCLUDED.phone, webhook_url = EXCLUDED.webhook_url,
+        forgotten_at = NULL, updated_at = now()
+    RETURNING (xmax = 0)
+"""
 
 
 @dataclass(frozen=True, slots=True)

@@ -101,7 +101,6 @@ def _upsert_grid(
     conn: psycopg.Connection, feature: GridFeature, parent_id: int | None
 ) -> tuple[int, bool]:
     """One grid by code; (its id, whether it is new)."""
-    minx, miny, maxx, maxy = feature.geometry.bounds
     [(grid_id, inserted)] = conn.execute(
         """
         INSERT INTO grids (code, name, level, parent_id, geometry,
@@ -120,15 +119,16 @@ def _upsert_grid(
             feature.name,
             feature.level,
             parent_id,
-            shapely.to_wkb(feature.geometry),
-            minx,
-            miny,
-            maxx,
-            maxy,
-            area_m2(feature.geometry),
+            *shape_columns(feature.geometry),
         ),
     ).fetchall()
     return grid_id, inserted
+
+
+def shape_columns(geometry) -> tuple[bytes, float, float, float, float, float]:
+    """A shape as its table columns store it: WKB, its bounding box (min lon, min lat, max
+    lon, max lat) and its geodesic area in square metres."""
+    return (shapely.to_wkb(geometry), *geometry.bounds, area_m2(geometry))
 
 
 def area_m2(geometry) -> float:
