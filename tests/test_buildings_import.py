@@ -5,6 +5,8 @@ their building and unit."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import psycopg
 import pytest
 from shapely.geometry import box
@@ -16,6 +18,7 @@ from gridwatch.imports.pipelines import (
     import_residents_file,
     import_units_file,
 )
+from gridwatch.store.personal_data import forget_resident
 from tests.support.buildings import (
     BUILDINGS,
     CONTACTS,
@@ -265,3 +268,18 @@ def test_residents_naming_what_is_not_there_are_refused_by_row(tmp_path, databas
     assert "row 4: building B-1 lies in another grid than the row's grid_code" in message
     assert "row 5: building B-1 lies in another grid than the row's lat/lon" in message
     assert query(database_url, "SELECT count(*) FROM residents") == [(0,)]
+
+
+def test_a_forgotten_resident_no_longer_names_their_building_and_unit(tmp_path, database_url):
+    rows = [f"{HEADER},building_code,unit_code", "R1,王,地址,,,G-1,,,,true,B-1,2"]
+    path = write_lines(tmp_path / "residents.csv", rows)
+    with psycopg.connect(database_url) as conn:
+        import_buildings(conn, tmp_path)
+        import_residents_file(conn, path)
+        forget_resident(conn, "R1", actor="社区书记", now=datetime.now(UTC))
+        forgotten = conn.execute("SELECT building_id, unit_id FROM residents").fetchall()
+        import_residents_file(conn, path)  # the register again: the home comes back with it
+    assert forgotten == [(None, None)]
+    assert query(
+        database_url, "SELECT building_id IS NOT NULL, unit_id IS NOT NULL FROM residents"
+    ) == [(True, True)]
