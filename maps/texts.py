@@ -165,7 +165,6 @@ TEXTS: dict[str, dict] = {
             "absent_now": "外出报备中",
             "first_to_call": "先联系",
             "first_to_call_hint": "单元长、楼栋长：上门前先打电话",  # noqa: RUF001
-            "nobody_to_call": "该楼栋、单元未登记单元长或楼栋长",
             "contact_roles": {"unit_head": "单元长", "building_lead": "楼栋长"},
             "why": "告警原因",
             "why_kind": {
@@ -467,7 +466,6 @@ TEXTS: dict[str, dict] = {
             "absent_now": "Away (registered)",
             "first_to_call": "Call first",
             "first_to_call_hint": "Unit heads and building leads: call before you go",
-            "nobody_to_call": "No unit head or building lead registered here",
             "contact_roles": {"unit_head": "Unit head", "building_lead": "Building lead"},
             "why": "Why it fired",
             "why_kind": {

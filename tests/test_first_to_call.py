@@ -14,7 +14,7 @@ import pytest
 
 from gridwatch.store.users import create_user, revoke_user
 from tests.support.api import GRID_A, GRID_B, NOW, open_alert, reason, resident_of
-from tests.support.buildings import home_of, people_in, point_in_building
+from tests.support.buildings import home_of, outside_buildings, people_in, point_in_building
 from tests.support.cases import open_request
 from tests.support.databases import last_audit_id, query
 
@@ -128,6 +128,17 @@ def test_a_case_in_a_building_names_its_leads_first_on_the_api_and_its_page(http
         assert all(name not in refused.text for name, *_ in people.values())
     assert http["worker_a"].get("/cases/not-a-case/first-to-call").status_code == 404
     assert http["device"].get(f"/cases/{report['id']}/first-to-call").status_code == 403
+
+    # A case in no building has nobody to call first, and its page no card for them.
+    lon, lat = outside_buildings(seeded_url, GRID_A)
+    elsewhere = {**report, "id": str(uuid.uuid4()), "lon": lon, "lat": lat}
+    assert http["worker_a"].post("/hazards", json=elsewhere).status_code == 201
+    answer = http["worker_a"].get(f"/cases/{elsewhere['id']}/first-to-call")
+    assert answer.json()["first_to_call"] == []
+    assert (
+        'id="gw-first-to-call"'
+        not in http["worker_a"].get(f"/console/cases/{elsewhere['id']}").text
+    )
 
 
 def test_a_request_its_reporter_sees_from_another_grid_shows_the_people_masked(

@@ -110,3 +110,16 @@ def people_in(url: str, building: str) -> dict[str, tuple[str, str, str, str | N
             (building,),
         ).fetchall()
     return {cid: tuple(rest) for cid, *rest in rows}
+
+
+def outside_buildings(url: str, grid: str) -> tuple[float, float]:
+    """(lon, lat) of a point of grid `grid` in no building."""
+    with psycopg.connect(url) as conn:
+        [(wkb,)] = conn.execute("SELECT geometry FROM grids WHERE code = %s", (grid,))
+        shapes = [
+            shapely.from_wkb(bytes(w)) for (w,) in conn.execute("SELECT geometry FROM buildings")
+        ]
+    point = (
+        shapely.from_wkb(bytes(wkb)).difference(shapely.union_all(shapes)).representative_point()
+    )
+    return point.x, point.y
