@@ -28,9 +28,11 @@ from gridwatch.api import (
     contacts,
     coverage,
     hazards,
+    live,
     map_pages,
     media,
     open311,
+    phone,
     reports,
     requests,
     site,
@@ -87,16 +89,17 @@ def create_app(
             raise ServiceUnavailable(
                 f"cannot connect to PostgreSQL at {describe_url(database_url)}"
             ) from None
+        changes = ChangeWatcher(database_url)
         state = ApiState(
             settings,
             pool,
-            feed=AlertFeed(pool, poll_s=feed_poll_s),
+            feed=AlertFeed(pool, poll_s=feed_poll_s, changes=changes),
             coverage=coverage.CoverageCache(),
             clock=clock,
             mqtt_url=mqtt_url,
         )
         state.db_limiter = anyio.CapacityLimiter(settings.api_pool_size)
-        state.changes = ChangeWatcher(database_url)
+        state.changes = changes
         await anyio.to_thread.run_sync(state.changes.start)
         app.state.gw = state
         await state.feed.start()
@@ -162,10 +165,12 @@ def create_app(
         requests,
         open311,
         alerts,
+        live,
         absences,
         coverage,
         map_pages,
         console,
+        phone,
         audit,
         media,
         contacts,

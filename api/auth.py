@@ -9,6 +9,7 @@ from fastapi import Depends, Request
 
 from gridwatch.api.http_errors import LoginRequired, Unauthorized
 from gridwatch.errors import Forbidden, NotFound
+from gridwatch.store.filters import Filters
 from gridwatch.store.users import Principal
 
 SESSION_COOKIE = "gw_session"
@@ -95,18 +96,32 @@ Admin = Annotated[Principal, Depends(admin)]
 PageViewer = Annotated[Principal, Depends(page_viewer)]
 
 
-def ensure_visible(principal: Principal, grid_id: int | None, missing: str) -> None:
+def ensure_visible(
+    principal: Principal, grid_id: int | None, missing: str, police_grid_id: int | None = None
+) -> None:
     """NotFound, with the same words as for an object that does not exist, when the object
-    lies outside the caller's grids: another grid's objects are not even confirmed to exist."""
-    if not principal.sees_grid(grid_id):
+    lies outside the caller's grids (of either system): another grid's objects are not even
+    confirmed to exist."""
+    if not principal.sees_grid(grid_id, police_grid_id):
         raise NotFound(missing)
 
 
 def sees_personal_data(principal: Principal, grid_id: int | None) -> bool:
     """Names, phones and addresses: for admins, duty officers over the resident's grid and
-    the resident's own grid worker; masked for everyone else."""
+    the resident's own grid worker; masked for everyone else. The management grid decides:
+    a user given police grids sees the points in them, the people masked (their information
+    was collected for the community's care, not for the police's)."""
     if principal.role == "admin":
         return True
     if principal.role in ("duty_officer", "grid_worker"):
         return principal.sees_grid(grid_id)
     return False
+
+
+def scope_filters(principal: Principal, **asked) -> Filters:
+    """The caller's grids (of both systems) as listing filters, with what else is `asked`."""
+    return Filters(
+        scope=None if principal.sees_all else principal.scope_param(),
+        police_scope=principal.police_scope_param(),
+        **asked,
+    )

@@ -103,7 +103,12 @@ class CheckinBody(BaseModel):
     kind: str | None = Field(default="patrol", description="patrol or visit")
     resident_id: str | None = Field(default=None, description="required for a visit")
     status: str | None = Field(default=None, description="ok, concern or not_home")
-    note: str | None = None
+    note: str | None = Field(default=None, max_length=2000)
+    needs: str | None = Field(
+        default=None,
+        max_length=500,
+        description="a visit only: what the resident asks for (微心愿)",
+    )
 
 
 class HazardBody(BaseModel):

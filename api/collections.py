@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal, overload
 
 from fastapi import APIRouter, Path, Query, Request
 
-from gridwatch.api.auth import Reader, ensure_visible, sees_personal_data
+from gridwatch.api.auth import Reader, ensure_visible, scope_filters, sees_personal_data
 from gridwatch.api.disclosure import (
     alert_resident,
     record_reads,
@@ -60,9 +60,12 @@ from gridwatch.geo.grids import LEVELS as GRID_LEVELS
 from gridwatch.model.services import SERVICE_CODES
 from gridwatch.model.vocabulary import (
     DISPUTE_CATEGORIES,
+    GRID_SYSTEMS,
     LEVELS,
+    MANAGEMENT,
     SEVERITIES,
     WARNING_SOURCES,
+    GridSystem,
     Level,
 )
 from gridwatch.store.alerts import AlertRow, alert_page, get_alert
@@ -121,10 +124,21 @@ GRID_CODE = {
     "title": "Grid code",
     "description": "a grid code: that grid and everything below it",
 }
+# A grid's system is a property of the grids layer; on the point layers `system` only says
+# which system `grid` names a grid of (a query parameter, not a property of their items).
+GRID_SYSTEM = {
+    "type": "string",
+    "title": "Grid system",
+    "description": "management (网格) or police (警格); default management",
+    "enum": list(GRID_SYSTEMS),
+}
 ALERT_LEVELS = {"type": "string", "title": "Level", "enum": list(LEVELS)}
 # The properties a layer's items can be filtered by, each a query parameter of that name.
 QUERYABLES: dict[str, dict[str, dict]] = {
-    "grids": {"level": {"type": "string", "title": "Level", "enum": list(GRID_LEVELS)}},
+    "grids": {
+        "level": {"type": "string", "title": "Level", "enum": list(GRID_LEVELS)},
+        "system": GRID_SYSTEM,
+    },
     "hazards": {
         "status": {"type": "string", "title": "Status", "enum": list(STATUSES)},
         "severity": {"type": "string", "title": "Severity", "enum": list(SEVERITIES)},
@@ -184,6 +198,13 @@ CursorQ = Annotated[str | None, Query(max_length=512, description="from a 'next'
 GridQ = Annotated[
     str | None, Query(max_length=64, description="a grid code: that grid and all below it")
 ]
+SystemQ = Annotated[
+    GridSystem,
+    Query(
+        description="the grid system `grid` names a grid of: management (网格, the default) or "
+        "police (警格); every point lies in a grid of each"
+    ),
+]
 
 
 def advertise_page_sizes(document: dict, default: int, maximum: int) -> dict:
@@ -221,15 +242,28 @@ def page_size(state: ApiState, limit: int | None) -> int:
 
 
 @overload
-def subtree_ids(catalog: GridCatalog, principal: Principal, code: str) -> list[int]: ...
+def subtree_ids(
+    catalog: GridCatalog, principal: Principal, code: str, system: str = MANAGEMENT
+) -> list[int]: ...
 @overload
-def subtree_ids(catalog: GridCatalog, principal: Principal, code: None) -> None: ...
-def subtree_ids(catalog: GridCatalog, principal: Principal, code: str | None) -> list[int] | None:
-    """The ids of grid `code` and everything below it; NotFound if not visible."""
+def subtree_ids(
+    catalog: GridCatalog, principal: Principal, code: None, system: str = MANAGEMENT
+) -> None: ...
+def subtree_ids(
+    catalog: GridCatalog, principal: Principal, code: str | None, system: str = MANAGEMENT
+) -> list[int] | None:
+    """The ids of grid `code` of `system` and everything below it; NotFound if not visible,
+    BadRequest naming the system when the caller's grid of that code is of the other one."""
     if code is None:
         return None
-    grid = catalog.by_code.get(code)
+    grid = catalog.find(code, system)
     if grid is None or not principal.sees_grid(grid.id):
+        other = catalog.find(code)
+        if other is not None and principal.sees_grid(other.id):
+            raise BadRequest(
+                f"grid {code!r} is a {other.system} grid, not a {system} one: "
+                f"ask system={other.system}"
+            )
         raise NotFound(f"no grid {code!r}")
     return catalog.subtree(grid.id)
 
@@ -281,16 +315,23 @@ def page_response(
     return items_response(request, features, page.matched, next_cursor, collection)
 
 
-def _filters(state: ApiState, principal: Principal, request: Request, grids: list | None):
+def _filters(
+    state: ApiState,
+    principal: Principal,
+    request: Request,
+    grids: list | None,
+    system: str = MANAGEMENT,
+):
     query = request.query_params
     start, end = parse_datetime(query.get("datetime"), state.zone)
-    return Filters(
-        scope=None if principal.sees_all else principal.scope_param(),
+    return scope_filters(
+        principal,
         me=principal.name,
         bbox=parse_bbox(query.get("bbox")),
         start=start,
         end=end,
         grid_ids=grids,
+        system=system,
     )
 
 
@@ -417,9 +458,10 @@ async def grid_items(
     cursor: CursorQ = None,
     level: Literal["district", "street", "community", "grid"] | None = None,
     grid: GridQ = None,
+    system: SystemQ = MANAGEMENT,
 ):
     """Kept between changes: with nothing changed, an answer costs no database work."""
-    check_params(request, COMMON_PARAMS | {"level", "grid"})
+    check_params(request, COMMON_PARAMS | {"level", "grid", "system"})
     box = parse_bbox(bbox)
     size = page_size(state, limit)
     offset = decode_offset(cursor)
@@ -432,7 +474,8 @@ async def grid_items(
 
     # The caller's grids are part of the key: an answer is never served to another scope.
     def make() -> Body:
-        return _grid_page(request, principal, layer, moment, box, size, offset, level, grid)
+        asked = (level, grid, system)
+        return _grid_page(request, principal, layer, moment, box, size, offset, *asked)
 
     key = (layer.serial, moment.passed, principal.grid_ids, str(request.url))
     body = state.grid_bodies.answer(layer, key, make)
@@ -457,13 +500,15 @@ def _grid_page(
     offset: int,
     level: str | None,
     grid: str | None,
+    system: str,
 ) -> Body:
-    """One page of the layer for this caller: their grids only, then the filters."""
-    under = set(subtree_ids(layer.catalog, principal, grid) or ()) if grid else None
+    """One page of the layer for this caller: their grids of `system` only, then the filters."""
+    under = set(subtree_ids(layer.catalog, principal, grid, system) or ()) if grid else None
     chosen = [
         g
         for g in (layer.ordered if box is None else layer.touching(box))
-        if principal.sees_grid(g.id)
+        if g.system == system
+        and principal.sees_grid(g.id)
         and (level is None or g.level == level)
         and (under is None or g.id in under)
     ]
@@ -486,7 +531,7 @@ def grid_item(
     datetime_: Annotated[str | None, Query(alias="datetime", max_length=100)] = None,
 ):
     catalog = state.catalog(conn)
-    grid = catalog.by_code.get(code)
+    grid = catalog.find(code)  # of any system: a code names one grid
     if grid is None or not principal.sees_grid(grid.id):
         raise NotFound(f"no grid {code!r}")
     start, end = _checkin_window(state, datetime_)
@@ -516,7 +561,7 @@ def state_geometries(state: ApiState, catalog: GridCatalog) -> dict[int, dict]:
     """GeoJSON geometry of every grid, made once per grids version."""
     cached = state.grid_geometries
     if cached is None or cached[0] != catalog.version:
-        cached = (catalog.version, {g.id: geometry_json(g.geometry) for g in catalog.grids})
+        cached = (catalog.version, {g.id: geometry_json(g.geometry) for g in catalog.all_grids})
         state.grid_geometries = cached
     return cached[1]
 
@@ -542,15 +587,17 @@ async def hazard_items(
     severity: Annotated[str | None, Query(max_length=200, description="comma list")] = None,
     level: Level | None = None,
     grid: GridQ = None,
+    system: SystemQ = MANAGEMENT,
 ):
     """Kept between changes as the grids layer is; a box is answered from the kept hazards."""
-    check_params(request, COMMON_PARAMS | {"status", "severity", "level", "grid"})
+    check_params(request, COMMON_PARAMS | {"status", "severity", "level", "grid", "system"})
     ask = partial(
         _hazard_query,
         request,
         principal,
         state,
         grid=grid,
+        system=system,
         cursor=cursor,
         status=status,
         severity=severity,
@@ -588,13 +635,14 @@ def _hazard_query(
     catalog: GridCatalog,
     *,
     grid: str | None,
+    system: str,
     cursor: str | None,
     status: str | None,
     severity: str | None,
     level: str | None,
 ) -> _HazardQuery:
     """What a hazards request asks, checked in the order the answers' errors come in."""
-    grids = subtree_ids(catalog, principal, grid)
+    grids = subtree_ids(catalog, principal, grid, system)
     cursor_key = decode_cursor(cursor, (datetime, str))
     after = None
     if cursor_key is not None:
@@ -603,7 +651,7 @@ def _hazard_query(
         except ValueError:
             raise BadRequest("cursor is not one this server issued") from None
     return _HazardQuery(
-        _filters(state, principal, request, grids),
+        _filters(state, principal, request, grids, system),
         after,
         _list(status, STATUSES, "status"),
         _list(severity, SEVERITIES, "severity"),
@@ -697,7 +745,7 @@ def _visible(principal: Principal, missing: str, find: Callable[[], Any]):
         row = find()
     except NotFound:
         raise NotFound(missing) from None
-    ensure_visible(principal, row.grid_id, missing)
+    ensure_visible(principal, row.grid_id, missing, row.police_grid_id)
     return row
 
 
@@ -719,14 +767,15 @@ def checkin_items(
     kind: Literal["patrol", "visit"] | None = None,
     worker: Annotated[str | None, Query(max_length=128)] = None,
     grid: GridQ = None,
+    system: SystemQ = MANAGEMENT,
 ):
-    check_params(request, COMMON_PARAMS | {"kind", "worker", "grid"})
-    grids = subtree_ids(state.catalog(conn), principal, grid)
+    check_params(request, COMMON_PARAMS | {"kind", "worker", "grid", "system"})
+    grids = subtree_ids(state.catalog(conn), principal, grid, system)
     after = decode_cursor(cursor, (datetime, str, str))
     size = page_size(state, limit)
     page = checkin_page(
         conn,
-        _filters(state, principal, request, grids),
+        _filters(state, principal, request, grids, system),
         limit=size,
         after=tuple(after) if after else None,
         kind=kind,
@@ -755,7 +804,8 @@ def checkin_item(
         raise NotFound(missing)
     source, worker, at = key
     row = get_checkin(conn, worker_id=worker, source=source, observed_at=at)
-    if not principal.sees_grid(row.grid_id) and row.worker_id != principal.name:
+    seen = principal.sees_grid(row.grid_id, row.police_grid_id)
+    if not seen and row.worker_id != principal.name:
         raise NotFound(missing)
     return GeoJSONResponse(checkin_feature(row, state.settings.owntracks_max_accuracy_m))
 
@@ -781,11 +831,12 @@ async def alert_items(
     level: Level | None = None,
     kind: Annotated[str | None, Query(max_length=40)] = None,
     grid: GridQ = None,
+    system: SystemQ = MANAGEMENT,
 ):
     """Kept between changes as the other layers are. Residents show in clear or masked by the
     caller's role and grids, which key the kept answer; every answer that shows one in clear,
     kept or not, is recorded before it goes out."""
-    check_params(request, COMMON_PARAMS | {"status", "level", "kind", "grid"})
+    check_params(request, COMMON_PARAMS | {"status", "level", "kind", "grid", "system"})
     statuses: list[str] | None = None
     if status:
         statuses = ["open", "acknowledged"] if status == "active" else [status]
@@ -795,6 +846,7 @@ async def alert_items(
         principal,
         state,
         grid=grid,
+        system=system,
         cursor=cursor,
         statuses=statuses,
         level=level,
@@ -831,16 +883,17 @@ def _alert_query(
     catalog: GridCatalog,
     *,
     grid: str | None,
+    system: str,
     cursor: str | None,
     statuses: list[str] | None,
     level: str | None,
     kind: str | None,
 ) -> _AlertQuery:
     """What an alerts request asks, checked in the order the answers' errors come in."""
-    grids = subtree_ids(catalog, principal, grid)
+    grids = subtree_ids(catalog, principal, grid, system)
     after = decode_cursor(cursor, (int,))
     return _AlertQuery(
-        _filters(state, principal, request, grids),
+        _filters(state, principal, request, grids, system),
         after[0] if after else None,
         statuses,
         level,
@@ -955,13 +1008,14 @@ def warning_items(
     category: Annotated[str | None, Query(max_length=40)] = None,
     source: Literal["request", "checkin", "hazard"] | None = None,
     grid: GridQ = None,
+    system: SystemQ = MANAGEMENT,
 ):
-    check_params(request, COMMON_PARAMS | {"level", "category", "source", "grid"})
-    grids = subtree_ids(state.catalog(conn), principal, grid)
+    check_params(request, COMMON_PARAMS | {"level", "category", "source", "grid", "system"})
+    grids = subtree_ids(state.catalog(conn), principal, grid, system)
     after = decode_cursor(cursor, (int,))
     page = warning_page(
         conn,
-        _filters(state, principal, request, grids),
+        _filters(state, principal, request, grids, system),
         limit=page_size(state, limit),
         after=after[0] if after else None,
         level=level,
@@ -1004,11 +1058,14 @@ def request_items(
     source: Annotated[str | None, Query(max_length=100, description="comma list")] = None,
     level: Level | None = None,
     grid: GridQ = None,
+    system: SystemQ = MANAGEMENT,
 ):
     """The caller's grids' requests and those they entered; each requester in clear only for
     those who may see them, every answer that shows one recorded before it goes out."""
-    check_params(request, COMMON_PARAMS | {"status", "service_code", "source", "level", "grid"})
-    grids = subtree_ids(state.catalog(conn), principal, grid)
+    check_params(
+        request, COMMON_PARAMS | {"status", "service_code", "source", "level", "grid", "system"}
+    )
+    grids = subtree_ids(state.catalog(conn), principal, grid, system)
     key = decode_cursor(cursor, (datetime, str))
     after = None
     if key is not None:
@@ -1018,7 +1075,7 @@ def request_items(
             raise BadRequest("cursor is not one this server issued") from None
     page = request_page(
         conn,
-        _filters(state, principal, request, grids),
+        _filters(state, principal, request, grids, system),
         limit=page_size(state, limit),
         after=after,
         statuses=_list(status, REQUEST_STATUSES, "status"),
@@ -1067,16 +1124,17 @@ def resident_items(
     limit: LimitQ = None,
     cursor: CursorQ = None,
     grid: GridQ = None,
+    system: SystemQ = MANAGEMENT,
     alerting: bool | None = None,
     pii: Annotated[
         bool, Query(description="names, phones and addresses in clear (for those allowed)")
     ] = False,
 ):
-    check_params(request, {"bbox", "limit", "cursor", "grid", "alerting", "pii", "f"})
-    grids = subtree_ids(state.catalog(conn), principal, grid)
+    check_params(request, {"bbox", "limit", "cursor", "grid", "system", "alerting", "pii", "f"})
+    grids = subtree_ids(state.catalog(conn), principal, grid, system)
     after = decode_cursor(cursor, (str,))
     size = page_size(state, limit)
-    filters = _filters(state, principal, request, grids)
+    filters = _filters(state, principal, request, grids, system)
     if not pii:  # masked positions: a box finds a home only to its cell
         filters = replace(filters, bbox=coarse_bbox(filters.bbox))
     page = resident_page(

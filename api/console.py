@@ -43,6 +43,7 @@ from gridwatch.api.hazards import (
 )
 from gridwatch.api.http_errors import BadRequest
 from gridwatch.api.layer_cache import Body, conditional
+from gridwatch.api.live import case_stream_start
 from gridwatch.api.map_pages import PAGE_HEADERS, page_context
 from gridwatch.api.requests import DISPATCHERS, visible_request
 from gridwatch.api.responses import JSONResponse, dumps
@@ -94,6 +95,14 @@ HAZARD_STEPS = (
     ("close", "close"),
     ("reopen", "reopen"),
 )
+
+
+def console_page(
+    state: ApiState, principal: Principal, template: str, page: str, title: str, **data
+) -> HTMLResponse:
+    """The console page `template` for the caller (`page` marks its tab in the bar)."""
+    html = render_page(template, page_context(state, principal), page, title, **data)
+    return HTMLResponse(html, headers=PAGE_HEADERS)
 
 
 def _scope(principal: Principal) -> list[int] | None:
@@ -358,9 +367,10 @@ def desk(
     keys = ("alerts_opened", "hazards_opened", "hazards_closed", "median_close_h")
     summary["trend_max"] = {k: max((d[k] or 0) for d in summary["trend"]) for k in keys}
     trend_rows = [(key, c[key.removesuffix("_h")]) for key in keys]
-    page = render_page(
+    return console_page(
+        state,
+        principal,
         "console/desk.html",
-        page_context(state, principal),
         "console",
         t["desk"],
         summary=summary,
@@ -369,7 +379,6 @@ def desk(
         kind_label=t["alert_kind"].get(kind or "", kind),
         script_data=_desk_script(t, state, summary, kind),
     )
-    return HTMLResponse(page, headers=PAGE_HEADERS)
 
 
 def _desk_script(t: dict, state: ApiState, summary: dict, kind: str | None) -> dict:
@@ -385,8 +394,20 @@ def _desk_script(t: dict, state: ApiState, summary: dict, kind: str | None) -> d
             "connected": t["connected"],
             "reconnecting": t["reconnecting"],
             "no_alerts": t["no_alerts"],
-        },
+        }
+        | _case_texts(t),
         "known": [a["alert_id"] for a in summary["live"]],
+        "cases_after": case_stream_start(state),
+    }
+
+
+def _case_texts(t: dict) -> dict:
+    """The words a page needs to show a step of a case that came over the case stream."""
+    return {
+        "case_kind": t["kind"],
+        "case_category": {"hazard": t["category"], "request": t["service"]},
+        "case_status": {"hazard": t["status"], "request": t["request_status"]},
+        "case_event": t["console"]["event"],
     }
 
 
@@ -433,9 +454,10 @@ def alert_view(
     if row.resident_id:
         absent = get_resident(conn, row.resident_id, now=state.now()).absent
         calls = people_to_call(conn, principal, request, *resident_home(conn, row.resident_id))
-    page = render_page(
+    return console_page(
+        state,
+        principal,
         "console/alert.html",
-        page_context(state, principal),
         "alert",
         f"{alert['kind_label']} · {t['console']['alert']}",
         alert=alert,
@@ -454,7 +476,6 @@ def alert_view(
             "series": t["console"]["series"],
         },
     )
-    return HTMLResponse(page, headers=PAGE_HEADERS)
 
 
 def _action_texts(t: dict) -> dict:
@@ -609,9 +630,10 @@ def ledger_view(
             "/console/ledger", chosen | {"sort": f"-{key}" if descending else key}
         )
         sort_marks[key] = " ▲" if sort == key else " ▼" if sort == f"-{key}" else ""
-    page = render_page(
+    return console_page(
+        state,
+        principal,
         "console/ledger.html",
-        page_context(state, principal),
         "ledger",
         t["ledger"],
         q={k: v or "" for k, v in filters.items()},
@@ -632,7 +654,6 @@ def ledger_view(
         else None,
         script_data={},
     )
-    return HTMLResponse(page, headers=PAGE_HEADERS)
 
 
 def _url(path: str, query: dict) -> str:
@@ -729,9 +750,10 @@ def case_view(
     }
     allowed = [step for step, (sources, _) in TRANSITIONS.items() if hazard.status in sources]
     history = [case_event(t, state, e) for e in events]
-    page = render_page(
+    return console_page(
+        state,
+        principal,
         "console/case.html",
-        page_context(state, principal),
         "case",
         f"{case['category_label']} · {c['case']}",
         case=case,
@@ -745,13 +767,14 @@ def case_view(
         calls=people_to_call(conn, principal, request, building_at(conn, hazard.lon, hazard.lat)),
         script_data={
             "case_id": str(hazard.id),
+            "item": f"/collections/hazards/items/{hazard.id}",
+            "cases_after": case_stream_start(state),
             "zone": state.zone.key,
             "transitions": {step: sorted(src) for step, (src, _) in TRANSITIONS.items()},
             "texts": _action_texts(t) | {"photos": c["photos"], "case_state": t["status"]},
             "map": _case_map(state, hazard.lon, hazard.lat, grid),
         },
     )
-    return HTMLResponse(page, headers=PAGE_HEADERS)
 
 
 def _request_view(
@@ -794,9 +817,10 @@ def _request_view(
         if step != "dispatch" or principal.role in DISPATCHERS
     }
     photos = list(dict.fromkeys([*found.media_urls, *(u for e in events for u in e.photo_urls)]))
-    page = render_page(
+    return console_page(
+        state,
+        principal,
         "console/case.html",
-        page_context(state, principal),
         "case",
         f"{case['category_label']} · {c['request_case']}",
         case=case,
@@ -814,13 +838,14 @@ def _request_view(
         ],
         script_data={
             "case_id": str(found.id),
+            "item": f"/collections/requests/items/{found.id}",
+            "cases_after": case_stream_start(state),
             "zone": state.zone.key,
             "transitions": transitions,
             "texts": _action_texts(t) | {"photos": c["photos"], "case_state": t["request_status"]},
             "map": _case_map(state, found.lon, found.lat, grid),
         },
     )
-    return HTMLResponse(page, headers=PAGE_HEADERS)
 
 
 def case_event(t: dict, state: ApiState, event) -> dict:

@@ -13,7 +13,7 @@ import numpy as np
 from fastapi import APIRouter, Query, Request
 
 from gridwatch.api.auth import Reader
-from gridwatch.api.collections import check_params, subtree_ids
+from gridwatch.api.collections import SystemQ, check_params, subtree_ids
 from gridwatch.api.features import feature, geometry_json
 from gridwatch.api.http_errors import BadRequest
 from gridwatch.api.responses import GeoJSONResponse, JSONResponse
@@ -25,8 +25,9 @@ from gridwatch.maps.coverage import (
     low_accuracy,
     split_patrols,
 )
+from gridwatch.model.vocabulary import MANAGEMENT
 from gridwatch.store.checkins import VisitCounts, visit_counts
-from gridwatch.store.filters import local_day_bounds
+from gridwatch.store.filters import GRID_COLUMNS, local_day_bounds
 from gridwatch.store.grids import GridCatalog
 from gridwatch.store.tracks import track_points
 from gridwatch.store.users import Principal
@@ -62,7 +63,8 @@ class CoverageCache:
         self._days: OrderedDict[tuple, DayCoverage] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, conn, state: ApiState, day: date) -> DayCoverage:
+    def get(self, conn, state: ApiState, day: date, system: str = MANAGEMENT) -> DayCoverage:
+        """The day's coverage of the grids of `system`, the patrols' points placed in them."""
         start, end = local_day_bounds(day, state.zone)
         version = tuple(
             conn.execute(
@@ -75,12 +77,12 @@ class CoverageCache:
         catalog = state.catalog(conn)
         s = state.settings
         rules = (s.patrol_gap_min, s.patrol_buffer_m, s.owntracks_max_accuracy_m)
-        key = (day, version, tuple(visits_version), catalog.version, rules)
+        key = (day, version, tuple(visits_version), catalog.version, rules, system)
         with self._lock:
             if key in self._days:
                 self._days.move_to_end(key)
                 return self._days[key]
-        found = compute_day(conn, state, catalog, day)
+        found = compute_day(conn, state, catalog, day, system)
         with self._lock:
             self._days[key] = found
             while len(self._days) > _CACHE_DAYS:
@@ -88,9 +90,11 @@ class CoverageCache:
         return found
 
 
-def compute_day(conn, state: ApiState, catalog: GridCatalog, day: date) -> DayCoverage:
+def compute_day(
+    conn, state: ApiState, catalog: GridCatalog, day: date, system: str = MANAGEMENT
+) -> DayCoverage:
     start, end = local_day_bounds(day, state.zone)
-    found = track_points(conn, start=start, end=end)
+    found = track_points(conn, start=start, end=end, column=GRID_COLUMNS[system])
     # A fix too coarse to say where the worker walked is stored and shown, but no coverage.
     points = found.only(~low_accuracy(found.accuracy_m, state.settings.owntracks_max_accuracy_m))
     patrols = split_patrols(
@@ -101,13 +105,14 @@ def compute_day(conn, state: ApiState, catalog: GridCatalog, day: date) -> DayCo
         points.grid_id,
         gap_s=state.settings.patrol_gap_min * 60,
     )
-    leaves = {g.id: g.geometry for g in catalog.grids if not catalog.children.get(g.id)}
+    leaves = {g.id: g.geometry for g in catalog.in_system(system) if not catalog.children.get(g.id)}
     coverage = grid_coverage(leaves, patrols, buffer_m=state.settings.patrol_buffer_m)
     visits = visit_counts(
         conn,
         day_start=start,
         day_end=end,
         every=timedelta(days=state.settings.visit_every_days),
+        column=GRID_COLUMNS[system],
     )
     return DayCoverage(day, patrols, coverage, visits)
 
@@ -155,12 +160,16 @@ def parse_day(text: str | None, state: ApiState) -> date:
 
 
 def chosen_grids(
-    catalog: GridCatalog, principal: Principal, level: str, grid: str | None
+    catalog: GridCatalog,
+    principal: Principal,
+    level: str,
+    grid: str | None,
+    system: str = MANAGEMENT,
 ) -> list[int]:
-    under = subtree_ids(catalog, principal, grid) if grid else None
+    under = subtree_ids(catalog, principal, grid, system) if grid else None
     return [
         g.id
-        for g in catalog.grids
+        for g in catalog.in_system(system)
         if g.level == level and principal.sees_grid(g.id) and (under is None or g.id in under)
     ]
 
@@ -177,12 +186,15 @@ def coverage(
     date_: Annotated[DateQ, Query(alias="date")] = None,
     level: Literal["street", "community", "grid"] = "grid",
     grid: Annotated[str | None, Query(max_length=64)] = None,
+    system: SystemQ = MANAGEMENT,
 ):
-    check_params(request, {"date", "level", "grid"})
+    """Per grid of `system` (the police's 警格 with system=police: their share covered, the
+    patrols and visits placed in them)."""
+    check_params(request, {"date", "level", "grid", "system"})
     day = parse_day(date_, state)
     catalog = state.catalog(conn)
-    ids = chosen_grids(catalog, principal, level, grid)
-    cover = state.coverage.get(conn, state, day)
+    ids = chosen_grids(catalog, principal, level, grid, system)
+    cover = state.coverage.get(conn, state, day, system)
     items = [
         {
             "grid": catalog.by_id[r.grid_id].code,
@@ -219,13 +231,14 @@ def tracks(
     state: State,
     date_: Annotated[DateQ, Query(alias="date")] = None,
     grid: Annotated[str | None, Query(max_length=64)] = None,
+    system: SystemQ = MANAGEMENT,
 ):
-    check_params(request, {"date", "grid"})
+    check_params(request, {"date", "grid", "system"})
     day = parse_day(date_, state)
     catalog = state.catalog(conn)
-    below = subtree_ids(catalog, principal, grid) if grid else None
+    below = subtree_ids(catalog, principal, grid, system) if grid else None
     under = None if below is None else set(below)
-    cover = state.coverage.get(conn, state, day)
+    cover = state.coverage.get(conn, state, day, system)
     features = [
         feature(
             f"{p.worker_id}@{int(p.start_s)}",

@@ -69,6 +69,7 @@ def grid_feature(
             "code": grid.code,
             "name": grid.name,
             "level": grid.level,
+            "system": grid.system,
             "parent": parent_code,
             "area_m2": round(grid.area_m2, 1),
             "residents": counts.residents,
@@ -160,6 +161,7 @@ def checkin_feature(row: CheckinRow, max_accuracy_m: float) -> dict:
             "resident_id": row.resident_id,
             "status": row.status,
             "note": row.note,
+            "needs": row.needs,
             "photo_urls": row.photo_urls,
         },
     )

@@ -14,7 +14,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import Response
 
-from gridwatch.api.auth import Reader
+from gridwatch.api.auth import Reader, scope_filters
 from gridwatch.api.bodies import (
     AssignBody,
     FeedbackBody,
@@ -23,7 +23,13 @@ from gridwatch.api.bodies import (
     body_of,
     body_schema,
 )
-from gridwatch.api.collections import check_params, get_visible_hazard, page_size, subtree_ids
+from gridwatch.api.collections import (
+    SystemQ,
+    check_params,
+    get_visible_hazard,
+    page_size,
+    subtree_ids,
+)
 from gridwatch.api.coverage import parse_day
 from gridwatch.api.features import hazard_feature
 from gridwatch.api.http_errors import BadRequest
@@ -38,7 +44,7 @@ from gridwatch.cases.ledger import STATUSES as LEDGER_STATUSES
 from gridwatch.cases.requests import service
 from gridwatch.ingest.payload import read_photo_urls as validate_photo_urls
 from gridwatch.maps.texts import texts_for
-from gridwatch.model.vocabulary import Level
+from gridwatch.model.vocabulary import MANAGEMENT, Level
 from gridwatch.store.filters import Filters, local_day_bounds
 from gridwatch.store.hazards import hazard_events, transition_hazard
 from gridwatch.store.ledger import LEDGER_ORDERS, LedgerRow, ledger
@@ -183,7 +189,9 @@ SortQ = Annotated[
         "(default: most urgent first)",
     ),
 ]
-LEDGER_PARAMS = {"kind", "level", "grid", "overdue", "status", "category", "from", "to", "sort"}
+LEDGER_PARAMS = {
+    "kind", "level", "grid", "system", "overdue", "status", "category", "from", "to", "sort",
+}  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,6 +208,7 @@ class LedgerAsk:
     from_: FromQ = None
     to: ToQ = None
     sort: SortQ = None
+    system: SystemQ = MANAGEMENT
 
 
 LedgerFilters = Annotated[LedgerAsk, Depends()]
@@ -230,16 +239,15 @@ class _LedgerQuery:
     found_from: datetime | None
     found_until: datetime | None
     order: str | None
-
-    def scope(self, principal: Principal) -> list[int] | None:
-        return None if principal.sees_all else principal.scope_param()
+    system: str = MANAGEMENT  # the grid system `grid` is a grid of
 
     def filters(self, principal: Principal, grid_ids: list[int] | None) -> Filters:
-        return Filters(
-            scope=self.scope(principal),
+        return scope_filters(
+            principal,
             grid_ids=grid_ids,
             start=self.found_from,
             end=self.found_until,
+            system=self.system,
         )
 
 
@@ -261,6 +269,7 @@ def _ledger_query(state: ApiState, ask: LedgerAsk) -> _LedgerQuery:
         first,
         last - timedelta(microseconds=1) if last else None,
         sort,
+        ask.system,
     )
 
 
@@ -280,8 +289,8 @@ def _ledger_rows(
         conn,
         now=state.now(),
         deadlines=state.deadlines,
-        scope=q.scope(principal),
-        grid_ids=subtree_ids(state.catalog(conn), principal, q.grid),
+        scope=None if principal.sees_all else principal.scope_param(),
+        grid_ids=subtree_ids(state.catalog(conn), principal, q.grid, q.system),
         kind=q.kind,
         level=q.level,
         overdue=q.overdue,
@@ -292,13 +301,15 @@ def _ledger_rows(
         order=q.order,
         limit=limit,
         offset=offset,
+        system=q.system,
+        police_scope=principal.police_scope_param(),
     )
 
 
 def _kept_rows(layer: LedgerLayer, principal: Principal, q: _LedgerQuery) -> list[LedgerRow]:
     """Every row of the kept ledger `ledger` would give this caller for `q`, in its order."""
     chosen = layer.select(
-        q.filters(principal, subtree_ids(layer.catalog, principal, q.grid)),
+        q.filters(principal, subtree_ids(layer.catalog, principal, q.grid, q.system)),
         kind=q.kind,
         level=q.level,
         statuses=q.statuses,

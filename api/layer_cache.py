@@ -32,7 +32,7 @@ from starlette.responses import Response
 from gridwatch.api.responses import dumps
 from gridwatch.cases.hazards import OPEN_STATUSES
 from gridwatch.cases.ledger import STATUSES
-from gridwatch.model.vocabulary import LEVELS, SEVERITIES
+from gridwatch.model.vocabulary import LEVELS, MANAGEMENT, SEVERITIES
 from gridwatch.store.alerts import AlertRow
 from gridwatch.store.filters import Filters
 from gridwatch.store.grids import GridCatalog, GridRecord
@@ -168,7 +168,7 @@ class HazardLayer:
         columns = {
             "lon": np.array([h.lon for h in rows], dtype=float),
             "lat": np.array([h.lat for h in rows], dtype=float),
-            "grid": np.array([-1 if h.grid_id is None else h.grid_id for h in rows], dtype=int),
+            **_grid_columns(rows),
             "observed": np.array([_utc(h.observed_at) for h in rows], dtype="datetime64[us]"),
             # when each open hazard falls overdue; NaT (never) for the others
             "due": np.array([_due(h) for h in rows], dtype="datetime64[us]"),
@@ -234,7 +234,7 @@ class AlertLayer:
             "id": np.array([a.id for a in rows], dtype=np.int64),
             "lon": np.array([nan if a.lon is None else a.lon for a in rows], dtype=float),
             "lat": np.array([nan if a.lat is None else a.lat for a in rows], dtype=float),
-            "grid": np.array([-1 if a.grid_id is None else a.grid_id for a in rows], dtype=int),
+            **_grid_columns(rows),
             "opened": np.array([_utc(a.opened_at) for a in rows], dtype="datetime64[us]"),
         }
         for name in ("status", "level", "kind"):
@@ -277,7 +277,7 @@ class LedgerLayer:
     def __post_init__(self) -> None:
         rows = self.rows
         columns = {
-            "grid": np.array([-1 if r.grid_id is None else r.grid_id for r in rows], dtype=int),
+            **_grid_columns(rows),
             "overdue": np.array([r.overdue for r in rows], dtype=bool),
             "observed": np.array([_utc(r.observed_at) for r in rows], dtype="datetime64[us]"),
         }
@@ -352,14 +352,33 @@ def falls_due(rows: Iterable[LedgerRow], now: datetime) -> datetime | None:
     )
 
 
+class _Placed(Protocol):
+    @property
+    def grid_id(self) -> int | None: ...
+    @property
+    def police_grid_id(self) -> int | None: ...
+
+
+def _grid_columns(rows: Sequence[_Placed]) -> dict[str, np.ndarray]:
+    """The rows' grids in each system as columns (-1: none), named as _placed reads them."""
+    return {
+        key: np.array([-1 if g is None else g for g in (getattr(r, f) for r in rows)], dtype=int)
+        for key, f in (("grid", "grid_id"), ("police", "police_grid_id"))
+    }
+
+
 def _placed(c: dict[str, np.ndarray], filters: Filters, time: str) -> np.ndarray:
-    """Which rows lie in the caller's grids, the grids asked for, the box and the interval
-    (`time`: the column the interval is on), as `where_filters` asks."""
+    """Which rows lie in the caller's grids (of either system), the grids asked for (of the
+    system asked), the box and the interval (`time`: the column the interval is on), as
+    `where_filters` asks."""
     chosen = np.ones(len(c["grid"]), dtype=bool)
     if filters.scope is not None:
-        chosen &= np.isin(c["grid"], filters.scope)
+        seen = np.isin(c["grid"], filters.scope)
+        if filters.police_scope:
+            seen |= np.isin(c["police"], filters.police_scope)
+        chosen &= seen
     if filters.grid_ids is not None:
-        chosen &= np.isin(c["grid"], filters.grid_ids)
+        chosen &= np.isin(c["grid" if filters.system == MANAGEMENT else "police"], filters.grid_ids)
     if filters.bbox is not None:
         x0, y0, x1, y1 = filters.bbox
         chosen &= (c["lon"] >= x0) & (c["lon"] <= x1) & (c["lat"] >= y0) & (c["lat"] <= y1)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import uuid
 from collections.abc import Callable, Coroutine
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qsl
@@ -22,7 +23,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from starlette.responses import Response
 
-from gridwatch.api.auth import bearer_token
+from gridwatch.api.auth import bearer_token, scope_filters
 from gridwatch.api.auth import sees_personal_data as may_see
 from gridwatch.api.http_errors import BadRequest, Unauthorized, UnsupportedMediaType, status_of
 from gridwatch.api.privacy import mask_address
@@ -37,7 +38,7 @@ from gridwatch.ingest.payload import read_photo_urls as validate_media_urls
 from gridwatch.model.records import RequestIntake, text_problem
 from gridwatch.model.services import BY_CODE, SERVICES, Service
 from gridwatch.store.filters import Filters
-from gridwatch.store.grids import GridCatalog
+from gridwatch.store.grids import OUTSIDE, GridCatalog
 from gridwatch.store.requests import (
     Request as Case,
 )
@@ -207,10 +208,9 @@ async def post_request(request: Request) -> JSONResponse:
 def _store(state: ApiState, intake: RequestIntake):
     with state.pool.connection() as conn:
         catalog = state.catalog(conn)
-        grid = None
+        grid = OUTSIDE
         if intake.lon is not None and intake.lat is not None:
-            found = int(state.leaf_index(conn).assign([intake.lon], [intake.lat])[0])
-            grid = None if found < 0 else found
+            [grid] = state.leaf_grids(conn).place([intake.lon], [intake.lat])
         with conn.transaction():  # the request and the warnings its text makes, at once
             [stored] = open_requests(
                 conn, [(intake, place_request(intake, catalog, grid))], now=state.now()
@@ -424,17 +424,16 @@ async def get_requests(request: Request, api_key: str | None = None) -> JSONResp
 
 def _scope(principal: Principal) -> Filters:
     """What the caller may read: their grids' requests and those they posted."""
-    return Filters(scope=None if principal.sees_all else principal.scope_param(), me=principal.name)
+    return scope_filters(principal, me=principal.name)
 
 
 def _read_requests(state: ApiState, principal: Principal, asked: dict) -> JSONResponse:
     base = _scope(principal)
     with state.pool.connection() as conn:
         catalog = state.catalog(conn)
-        if "ids" in asked:
-            filters = base
-        else:
-            filters = Filters(scope=base.scope, me=base.me, start=asked["start"], end=asked["end"])
+        filters = base
+        if "ids" not in asked:
+            filters = replace(base, start=asked["start"], end=asked["end"])
         page = request_page(
             conn,
             filters,

@@ -5,8 +5,8 @@ all at once. Following a layer's `next` links (a GET of `/collections/{id}/items
 `cursor`) draws on a second, much larger bucket of the same credential: GIS clients read a
 layer whole a page at a time, which the clicking of a person never comes near. A request over
 its limit gets 429 with Retry-After and the reason. Not counted:
-/healthz (a probe must always be answered) and the static map assets; the live alert stream
-counts its connects.
+/healthz (a probe must always be answered) and the static map assets; the live streams count
+their connects.
 
 The buckets live in the process: with several server processes each keeps its own."""
 
@@ -166,19 +166,25 @@ class RateLimit:
                 self._checking[credential] = checking
         answered = False
 
+        def checked() -> None:
+            """The credential's verdict is in: its other requests may go on (a stream's
+            answer starts long before it ends)."""
+            if credential is not None and self._checking.get(credential) is checking:
+                del self._checking[credential]
+            checking.set()
+
         async def send_counting_rejections(message: Message) -> None:
             nonlocal answered
             if message["type"] == "http.response.start" and not answered:
                 answered = True
                 self._settle(credential, address, not _rejected(message), charged)
+                checked()
             await send(message)
 
         try:
             await self.app(scope, receive, send_counting_rejections)
         finally:
-            if credential is not None and self._checking.get(credential) is checking:
-                del self._checking[credential]
-            checking.set()
+            checked()
 
     def _settle(self, credential: bytes | None, address: str, worked: bool, charged: bool) -> None:
         """Count a rejection, or give back what an unknown credential took and remember it."""

@@ -23,6 +23,7 @@ from gridwatch.ingest.payload import InvalidPayload, check_source_id, decode_obj
 from gridwatch.ingest.reporting import check_reports
 from gridwatch.model.records import HazardReport, PatrolCheckin
 from gridwatch.store.checkins import CheckinRow, insert_checkin
+from gridwatch.store.grids import PointGrids
 from gridwatch.store.hazards import Hazard, insert_hazard
 from gridwatch.store.media import MediaOwner
 from gridwatch.store.users import Principal
@@ -31,7 +32,7 @@ from gridwatch.store.warnings import checkin_text, hazard_text, record_warnings
 router = APIRouter(tags=["reports (same schema as MQTT)"])
 
 # What a report sent again under a stored key must repeat, besides its place.
-_CHECKIN_CONTENT = ("kind", "resident_id", "status", "note")
+_CHECKIN_CONTENT = ("kind", "resident_id", "status", "note", "needs")
 _HAZARD_CONTENT = ("reporter_id", "category", "severity", "description")
 
 
@@ -53,9 +54,9 @@ def _source_id(data: dict, field: str, principal: Principal, what: str) -> str:
     return given
 
 
-def _place(state: ApiState, conn, lon: float, lat: float) -> int | None:
-    grid = int(state.leaf_index(conn).assign([lon], [lat])[0])
-    return None if grid < 0 else grid
+def _place(state: ApiState, conn, lon: float, lat: float) -> PointGrids:
+    """The point's grid in every system, as the ingest writer places it."""
+    return state.leaf_grids(conn).place([lon], [lat])[0]
 
 
 @router.post(
@@ -82,11 +83,13 @@ def post_checkin(principal: Caller, state: State, sent: Sent, conn: Conn):
     if checkin.kind == "visit":
         # The rule MQTT keeps too: a visit names an existing resident of the worker's grids.
         raise_refusal(check_reports(conn, [(checkin, None)]))
-    grid_id = _place(state, conn, checkin.lon, checkin.lat)
+    grids = _place(state, conn, checkin.lon, checkin.lat)
     state.ensure_partition(conn, checkin.observed_at)
-    row, created = insert_checkin(conn, checkin, grid_id=grid_id)
+    row, created = insert_checkin(
+        conn, checkin, grid_id=grids.grid_id, police_grid_id=grids.police_grid_id
+    )
     if created:
-        scan(state, conn, checkin_text(checkin, grid_id))
+        scan(state, conn, checkin_text(checkin, *grids))
     if not created and not _same_content(row, checkin, _CHECKIN_CONTENT):
         raise Conflict(
             f"worker {checkin.worker_id[:64]!r} has a different check-in stored at "
@@ -95,7 +98,7 @@ def post_checkin(principal: Caller, state: State, sent: Sent, conn: Conn):
     if created:
         visit = checkin.resident_id if checkin.kind == "visit" else None
         key = (checkin.worker_id, checkin.source, checkin.observed_at)
-        owner = MediaOwner("checkin", checkin=key, resident_id=visit, grid_id=grid_id)
+        owner = MediaOwner("checkin", checkin=key, resident_id=visit, grid_id=grids.grid_id)
         keep_photos(conn, state, principal, sent, owner)
     return GeoJSONResponse(
         checkin_feature(row, state.settings.owntracks_max_accuracy_m),
@@ -122,17 +125,24 @@ def post_hazard(principal: Caller, state: State, sent: Sent, conn: Conn) -> Resp
     reporter_id = _source_id(data, "reporter_id", principal, "reporter id")
     report = hazard_from_dict(reporter_id, data, ctx)
     report = replace(report, photo_urls=sent.with_urls(report.photo_urls))
-    grid_id = _place(state, conn, report.lon, report.lat)
-    raise_refusal(check_reports(conn, [(report, grid_id)]))
-    hazard, created = insert_hazard(conn, report, grid_id=grid_id, deadlines=state.deadlines)
+    grids = _place(state, conn, report.lon, report.lat)
+    raise_refusal(check_reports(conn, [(report, grids)]))
+    hazard, created = insert_hazard(
+        conn,
+        report,
+        grid_id=grids.grid_id,
+        deadlines=state.deadlines,
+        police_grid_id=grids.police_grid_id,
+    )
     if created:
-        scan(state, conn, hazard_text(report, grid_id))
-    if not created and principal.role != "device" and not principal.sees_grid(hazard.grid_id):
+        scan(state, conn, hazard_text(report, *grids))
+    seen = principal.sees_grid(hazard.grid_id, hazard.police_grid_id)
+    if not created and principal.role != "device" and not seen:
         raise NotFound(f"no hazard {report.id}")  # another grid's: not even confirmed to exist
     if not created and not _same_content(hazard, report, _HAZARD_CONTENT):
         raise Conflict(f"hazard id {report.id} is already used by a different report")
     if created:
-        owner = MediaOwner("report", hazard_id=hazard.id, grid_id=grid_id)
+        owner = MediaOwner("report", hazard_id=hazard.id, grid_id=hazard.grid_id)
         keep_photos(conn, state, principal, sent, owner)
     return GeoJSONResponse(
         hazard_feature(hazard, state.now()),

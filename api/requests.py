@@ -72,7 +72,8 @@ def visible_request(conn, principal: Principal, request_id: str, *, lock: bool =
         case = get_request(conn, key, lock=lock)
     except (ValueError, NotFound):
         raise NotFound(missing) from None
-    if not principal.sees_grid(case.grid_id) and case.reporter != principal.name:
+    seen = principal.sees_grid(case.grid_id, case.police_grid_id)
+    if not seen and case.reporter != principal.name:
         raise NotFound(missing)
     return case
 
@@ -100,7 +101,7 @@ def _may_act(principal: Principal, action: str):
     def check(case: Case) -> None:
         if action == "dispatch" and principal.role not in DISPATCHERS:
             raise Forbidden("only duty officers and administrators dispatch requests (派单)")
-        if not principal.sees_grid(case.grid_id):
+        if not principal.sees_grid(case.grid_id, case.police_grid_id):
             raise Forbidden("this request is not in your grids: its grid's worker acts on it")
 
     return check

@@ -42,9 +42,11 @@ from gridwatch.geo.grids import LEVELS as GRID_LEVELS
 from gridwatch.geo.index import GridIndex
 from gridwatch.ingest.payload import ParseContext
 from gridwatch.media.blobs import BlobStore, media_store
+from gridwatch.model.vocabulary import POLICE
 from gridwatch.settings import Settings
 from gridwatch.store.alerts import all_alerts
 from gridwatch.store.changes import ChangeWatcher
+from gridwatch.store.filters import GRID_COLUMNS
 from gridwatch.store.grids import (
     GridCatalog,
     GridRecord,
@@ -80,10 +82,13 @@ def _falling_due(
     conn: psycopg.Connection, catalog: GridCatalog, ordered: Sequence[GridRecord]
 ) -> FallingDue:
     """Open hazards' due times, each counted at its grid and every grid above it (places in
-    `ordered`), as `grid_counts` counts overdue hazards."""
+    `ordered`), as `grid_counts` counts overdue hazards; in each system, its own grids."""
     place = {g.id: i for i, g in enumerate(ordered)}
     chains = {g.id: [place[g.id]] + [place[a] for a in catalog.ancestors(g.id)] for g in ordered}
-    due = [(at, chains[gid]) for gid, at in open_due_times(conn) if gid in chains]
+    found = open_due_times(conn)
+    if catalog.in_system(POLICE):
+        found += open_due_times(conn, GRID_COLUMNS[POLICE])
+    due = [(at, chains[gid]) for gid, at in found if gid in chains]
     return FallingDue.of([at for at, _ in due], [where for _, where in due])
 
 
@@ -168,6 +173,10 @@ class ApiState:
     def leaf_index(self, conn: psycopg.Connection) -> GridIndex:
         """The same point→grid index the ingest writer uses (leaf grids, smallest code wins)."""
         return self._refresh_grids(conn)[1].index
+
+    def leaf_grids(self, conn: psycopg.Connection) -> LeafGrids:
+        """The leaf grids of every system, as the ingest writer places points in them."""
+        return self._refresh_grids(conn)[1]
 
     def _refresh_grids(
         self, conn: psycopg.Connection, *, now: bool = False
@@ -334,7 +343,8 @@ class ApiState:
         catalog = self._refresh_grids(conn, now=kept)[0]
         now = self.now()
         counts = grid_counts(conn, catalog, now=now, checkins_from=start, checkins_until=end)
-        ordered = tuple(sorted(catalog.grids, key=lambda g: (_LEVEL_ORDER[g.level], g.code)))
+        every = catalog.all_grids  # each request picks a system's
+        ordered = tuple(sorted(every, key=lambda g: (_LEVEL_ORDER[g.level], g.code)))
         encoded = {
             g.id: cut_at(
                 encode(

@@ -192,11 +192,12 @@ async def login(request: Request, state: State):
     if principal is None or principal.role == "device":
         return HTMLResponse(_login_page(state, target, True), 401)
     hours = state.settings.api_session_hours
-    expires = state.now() + timedelta(hours=hours)
+    now = state.now()
+    expires = now + timedelta(hours=hours)
 
     def start_session() -> str:
         with state.pool.connection() as conn:
-            return create_session(conn, principal.user_id, expires_at=expires)
+            return create_session(conn, principal.user_id, now=now, expires_at=expires)
 
     session_id = await anyio.to_thread.run_sync(start_session, limiter=state.db_limiter)
     response = RedirectResponse(target, 303)

@@ -1,5 +1,6 @@
-"""The live alert feed behind `/alerts/stream`: alert_events rows in id order, none skipped,
-and beside them the level-2 dispute warnings, in their own id order by the same rule.
+"""The live feed behind `/alerts/stream` and `/cases/stream`: alert_events rows in id order,
+none skipped, and beside them the level-2 dispute warnings and the steps of hazards and
+requests (hazard_events, request_events), each in its own id order by the same rule.
 
 One poller per app reads new events and hands them to every open stream. Ids come from a
 sequence, and a transaction can commit after one holding a higher id: a reader that simply
@@ -18,15 +19,18 @@ import asyncio
 import contextlib
 import logging
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
 import psycopg
+from psycopg import sql
 from psycopg.rows import class_row
 from psycopg_pool import ConnectionPool
 
-from gridwatch.store.warnings import max_warning_id, warnings_between
+from gridwatch.store.changes import ChangeWatcher
+from gridwatch.store.warnings import WarningRow, max_warning_id, warnings_between
 
 log = logging.getLogger("gridwatch.api.stream")
 
@@ -84,6 +88,78 @@ def events_between(
         return cur.execute(query + " ORDER BY e.id LIMIT %(limit)s", params).fetchall()
 
 
+@dataclass(frozen=True, slots=True)
+class CaseStep:
+    """One step of a hazard or a request (a hazard_events or request_events row) with what a
+    console needs to show it: the case's kind, category, grid and status now."""
+
+    id: int
+    kind: str  # "hazard" or "request"
+    case_id: uuid.UUID
+    at: datetime
+    action: str
+    actor: str | None
+    note: str | None
+    to_status: str
+    status: str
+    level: str
+    grid_id: int | None
+    grid_code: str | None
+    category: str  # a hazard's category, a request's service code
+    severity: str | None  # a request has none
+
+
+_CASE_EVENTS = {
+    "hazard": sql.SQL(
+        """
+        SELECT e.id, 'hazard' AS kind, e.hazard_id AS case_id, e.at, e.action, e.actor, e.note,
+               e.to_status, h.status, h.level, h.grid_id, g.code AS grid_code, h.category,
+               h.severity
+        FROM hazard_events e
+        JOIN hazard_reports h ON h.id = e.hazard_id
+        LEFT JOIN grids g ON g.id = h.grid_id
+        WHERE {}
+        ORDER BY e.id LIMIT %(limit)s
+        """
+    ),
+    "request": sql.SQL(
+        """
+        SELECT e.id, 'request' AS kind, e.request_id AS case_id, e.at, e.action, e.actor,
+               e.note, e.to_status, r.status, coalesce(e.level, r.level) AS level, r.grid_id,
+               g.code AS grid_code, r.service_code AS category, NULL AS severity
+        FROM request_events e
+        JOIN requests r ON r.id = e.request_id
+        LEFT JOIN grids g ON g.id = r.grid_id
+        WHERE {}
+        ORDER BY e.id LIMIT %(limit)s
+        """
+    ),
+}
+_CASE_GRID = {"hazard": sql.SQL("h.grid_id"), "request": sql.SQL("r.grid_id")}
+
+
+def case_events_between(
+    conn: psycopg.Connection,
+    kind: str,
+    after: int,
+    upto: int | None = None,
+    *,
+    scope: list[int] | None = None,
+    limit: int,
+) -> list[CaseStep]:
+    """The first `limit` steps of cases of `kind` with after < id (<= upto), in id order,
+    within `scope` (None: every grid)."""
+    where: list[sql.Composable] = [sql.SQL("e.id > %(after)s")]
+    if upto is not None:
+        where.append(sql.SQL("e.id <= %(upto)s"))
+    if scope is not None:
+        where.append(sql.SQL("{} = ANY(%(scope)s)").format(_CASE_GRID[kind]))
+    query = _CASE_EVENTS[kind].format(sql.SQL(" AND ").join(where))
+    params = {"after": after, "upto": upto, "scope": scope, "limit": limit}
+    with conn.cursor(row_factory=class_row(CaseStep)) as cur:
+        return cur.execute(query, params).fetchall()
+
+
 @dataclass
 class _Gap:
     below: int  # every id up to here is final once these writers have ended
@@ -99,6 +175,16 @@ class _Tail:
         self.read = read
         self.watermark = 0  # every row with id <= watermark has been handed out
         self._gap: _Gap | None = None
+        self.heard: tuple | None = None  # the table's change version when last read
+
+    def quiet_since_read(self, changes: ChangeWatcher | None) -> bool:
+        """Whether nothing was written to the table since it was last read: no change notice
+        came (heard by a live watcher) and no gap waits to be settled. Notes the version now
+        heard, to compare with next time."""
+        version = None if changes is None else changes.version((self.table,))
+        quiet = version is not None and version == self.heard and self._gap is None
+        self.heard = version
+        return quiet
 
     def ready(self, rows: list, writers_before: frozenset[str], writers_after: frozenset[str]):
         """The rows that can go out now, in order; moves the watermark.
@@ -154,23 +240,45 @@ def _read_alert_events(conn: psycopg.Connection, after: int) -> list[AlertEvent]
         ).fetchall()
 
 
+def _read_hazard_events(conn: psycopg.Connection, after: int) -> list[CaseStep]:
+    return case_events_between(conn, "hazard", after, limit=BATCH)
+
+
+def _read_request_events(conn: psycopg.Connection, after: int) -> list[CaseStep]:
+    return case_events_between(conn, "request", after, limit=BATCH)
+
+
 def _read_warnings(conn: psycopg.Connection, after: int) -> list:
     # Every level is read, so that a level-1 warning's id is no gap to wait on; only level 2
     # is handed out.
     return warnings_between(conn, after, level=None, limit=BATCH)
 
 
-class AlertFeed:
-    """Polls alert_events and the level-2 dispute warnings and fans new rows out to
-    subscribers' queues: `AlertEvent`s and `WarningRow`s, each kind in id order."""
+ALERT_KINDS = (AlertEvent, WarningRow)
 
-    def __init__(self, pool: ConnectionPool, *, poll_s: float = 0.5) -> None:
+
+class AlertFeed:
+    """Polls alert_events, the level-2 dispute warnings and the steps of cases, and fans new
+    rows out to subscribers' queues: `AlertEvent`s, `WarningRow`s and `CaseStep`s, each
+    table's in id order, each queue only the kinds it asked for.
+
+    With a `changes` watcher, the tables of cases are read only after a change notice (or
+    while a gap in their ids waits): most polls then cost no query for them."""
+
+    def __init__(
+        self, pool: ConnectionPool, *, poll_s: float = 0.5, changes: ChangeWatcher | None = None
+    ) -> None:
         self.pool = pool
         self.poll_s = poll_s
+        self.changes = changes
         self.alerts = _Tail("alert_events", _read_alert_events)
         self.warnings = _Tail("warnings", _read_warnings)
+        self.cases = {
+            "hazard": _Tail("hazard_events", _read_hazard_events),
+            "request": _Tail("request_events", _read_request_events),
+        }
         self._warnings_started = False  # a feed not started hands out alert events only
-        self._subscribers: set[asyncio.Queue] = set()
+        self._subscribers: dict[asyncio.Queue, tuple[type, ...]] = {}
         self._task: asyncio.Task | None = None
 
     @property
@@ -187,18 +295,26 @@ class AlertFeed:
         """Every warning with id <= this has been handed out (or was there at start)."""
         return self.warnings.watermark
 
+    def case_watermark(self, kind: str) -> int:
+        """Every step of a case of `kind` with id <= this has been handed out."""
+        return self.cases[kind].watermark
+
+    @property
+    def _tails(self) -> list[_Tail]:
+        return [self.alerts, self.warnings, *self.cases.values()]
+
     async def start(self, settle_s: float = 10.0) -> None:
         """Start from the newest event and warning, once every id up to them is final (a
         writer that took a lower id has ended), so that a page served after start sees what
         the feed skips."""
-        newest, newest_warning = await asyncio.to_thread(self._max_ids)
+        newest = await asyncio.to_thread(self._max_ids)
         writers = await asyncio.to_thread(self._writers_now)
         deadline = time.monotonic() + settle_s
         while writers and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
             writers &= await asyncio.to_thread(self._writers_now)
-        self.alerts.watermark = newest
-        self.warnings.watermark = newest_warning
+        for tail, max_id in zip(self._tails, newest, strict=True):
+            tail.watermark = max_id
         self._warnings_started = True
         self._task = asyncio.create_task(self._run(), name="alert-feed")
 
@@ -215,17 +331,18 @@ class AlertFeed:
         for queue in list(self._subscribers):
             self._close(queue)
 
-    def subscribe(self) -> asyncio.Queue:
+    def subscribe(self, kinds: tuple[type, ...] = ALERT_KINDS) -> asyncio.Queue:
+        """A queue of the new rows of `kinds` (alert events and warnings unless told)."""
         queue: asyncio.Queue = asyncio.Queue(QUEUE_SIZE)
-        self._subscribers.add(queue)
+        self._subscribers[queue] = kinds
         return queue
 
     def unsubscribe(self, queue: asyncio.Queue) -> None:
-        self._subscribers.discard(queue)
+        self._subscribers.pop(queue, None)
 
     def _close(self, queue: asyncio.Queue) -> None:
         """A subscriber too slow to keep up is cut off; it reconnects and catches up."""
-        self._subscribers.discard(queue)
+        self._subscribers.pop(queue, None)
         with contextlib.suppress(asyncio.QueueFull):
             while not queue.empty():
                 queue.get_nowait()
@@ -244,14 +361,18 @@ class AlertFeed:
 
     async def poll_once(self) -> int:
         """Read and hand out what is new; returns how many events went out."""
-        tails = [self.alerts, self.warnings] if self._warnings_started else [self.alerts]
+        tails = self._tails if self._warnings_started else [self.alerts]
         ready = []
         for tail in tails:
+            if tail in self.cases.values() and tail.quiet_since_read(self.changes):
+                continue
             before, rows, after = await asyncio.to_thread(self._fetch, tail)
             rows = tail.ready(rows, before, after)
-            ready += [r for r in rows if tail is self.alerts or r.level == 2]
+            ready += [r for r in rows if tail is not self.warnings or r.level == 2]
         for event in ready:
-            for queue in list(self._subscribers):
+            for queue, kinds in list(self._subscribers.items()):
+                if not isinstance(event, kinds):
+                    continue
                 try:
                     queue.put_nowait(event)
                 except asyncio.QueueFull:
@@ -270,12 +391,17 @@ class AlertFeed:
 
     def _writers_now(self) -> frozenset[str]:
         with self.pool.connection() as conn:
-            return self.alerts.writers(conn) | self.warnings.writers(conn)
+            return frozenset().union(*(tail.writers(conn) for tail in self._tails))
 
     def _max_id(self) -> int:
         return self._max_ids()[0]
 
-    def _max_ids(self) -> tuple[int, int]:
+    def _max_ids(self) -> list[int]:
+        """The newest id of each tail, in the order of `_tails`."""
         with self.pool.connection() as conn:
-            [(max_id,)] = conn.execute("SELECT coalesce(max(id), 0) FROM alert_events").fetchall()
-            return max_id, max_warning_id(conn)
+            found = []
+            for table in ("alert_events", "hazard_events", "request_events"):
+                query = sql.SQL("SELECT coalesce(max(id), 0) FROM {}").format(sql.Identifier(table))
+                [(max_id,)] = conn.execute(query).fetchall()
+                found.append(max_id)
+            return [found[0], max_warning_id(conn), *found[1:]]

@@ -813,11 +813,12 @@ def start_profiler(worker, output: Path) -> subprocess.Popen:
 
 
 def load_sample_grids(conn: psycopg.Connection) -> None:
-    """The sample district's grids, so the worker places check-ins and hazards as in production."""
+    """The sample district's grids and the police's over it, so the worker places check-ins
+    and hazards as in production, in both grid systems."""
     from gridwatch.simulators.sample import load_sample_district
 
     with tempfile.TemporaryDirectory(prefix="gwbench-sample-") as directory:
-        load_sample_district(conn, Path(directory))
+        load_sample_district(conn, Path(directory), police=True)
     conn.commit()
 
 

@@ -29,6 +29,7 @@ class ScannedText:
     lat: float | None = None
     resident_id: str | None = None
     lives_alone: bool | None = None
+    police_grid_id: int | None = None  # its police grid (警格), kept with the warning
 
 
 @dataclass(frozen=True, slots=True)

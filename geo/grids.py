@@ -28,8 +28,18 @@ from gridwatch.model.vocabulary import GRID_LEVELS
 LEVELS = GRID_LEVELS
 """The hierarchy from top to bottom: 区, 街道, 社区, 网格."""
 
-# Level values as they appear in Chinese source files.
-LEVEL_ALIASES = {"区": "district", "街道": "street", "社区": "community", "网格": "grid"}
+# Level values as they appear in Chinese source files; a police hierarchy (分局, 派出所,
+# 警务区, 警格) stands at the same four levels as the management one.
+LEVEL_ALIASES = {
+    "区": "district",
+    "街道": "street",
+    "社区": "community",
+    "网格": "grid",
+    "分局": "district",
+    "派出所": "street",
+    "警务区": "community",
+    "警格": "grid",
+}
 
 # Fields read as each feature's level when neither a level nor a level field is given.
 LEVEL_FIELDS = ("level", "层级", "级别")

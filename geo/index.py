@@ -1,15 +1,19 @@
-"""Point → grid assignment: one STRtree built when grids load, queried with whole arrays."""
+"""Point → grid assignment: one STRtree per grid system built when grids load, queried with
+whole arrays; a batch is placed in every system in one pass (its points made once)."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
 import shapely
 from shapely.geometry.base import BaseGeometry
+
+from gridwatch.model.vocabulary import GRID_SYSTEMS, MANAGEMENT
 
 NO_GRID = -1
 
@@ -73,41 +77,24 @@ class GridIndex:
 
         Large inputs are split over `max_workers` threads (default: the usable CPUs).
         """
-        lon = np.ascontiguousarray(lon, dtype=np.float64).reshape(-1)
-        lat = np.ascontiguousarray(lat, dtype=np.float64).reshape(-1)
-        if lon.shape != lat.shape:
-            raise ValueError(f"lon and lat differ in length: {lon.size} != {lat.size}")
-        result = np.empty(lon.size, dtype=np.int64)
-        workers = _usable_cpus() if max_workers is None else max_workers
-        if lon.size <= PARALLEL_THRESHOLD or workers <= 1:
-            self._assign_into(lon, lat, result)
-            return result
-        # Shapely releases the GIL while GEOS builds points and queries the tree, so chunks
-        # run in parallel; a few chunks per worker even out uneven chunks.
-        chunk = max(_MIN_CHUNK, -(-lon.size // (workers * 4)))
-        slices = [slice(start, start + chunk) for start in range(0, lon.size, chunk)]
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            futures = [pool.submit(self._assign_into, lon[s], lat[s], result[s]) for s in slices]
-            for future in futures:
-                future.result()
+        x, y = _coordinates(lon, lat)
+        result = np.empty(x.size, dtype=np.int64)
+
+        def fill(part: slice) -> None:
+            self.assign_points(_Points.of(x[part], y[part]), result[part])
+
+        _in_chunks(x.size, max_workers, fill)
         return result
 
-    def _assign_into(
-        self,
-        lon: npt.NDArray[np.float64],
-        lat: npt.NDArray[np.float64],
-        out: npt.NDArray[np.int64],
-    ) -> None:
-        finite = np.isfinite(lon) & np.isfinite(lat)
-        all_finite = bool(finite.all())
-        if all_finite:
-            points = shapely.points(lon, lat)
-        else:
-            points = shapely.points(lon[finite], lat[finite])
-        point_index, rank = self._tree.query(points, predicate="intersects")
+    def assign_points(self, points: _Points, out: npt.NDArray[np.int64]) -> None:
+        """Fill `out` with the grid id of each of `points` (made once for several indexes)."""
+        if not len(self._code_by_id):
+            out[:] = NO_GRID
+            return
+        point_index, rank = self._tree.query(points.geometries, predicate="intersects")
 
         no_grid_rank = len(self._id_by_rank) - 1
-        best_rank = np.full(len(points), no_grid_rank, dtype=np.int64)
+        best_rank = np.full(len(points.geometries), no_grid_rank, dtype=np.int64)
         if point_index.size:
             # GEOS reports hits point by point; sort only if that ever stops being true.
             if point_index.size > 1 and np.any(point_index[1:] < point_index[:-1]):
@@ -116,8 +103,97 @@ class GridIndex:
             starts = np.flatnonzero(np.r_[True, point_index[1:] != point_index[:-1]])
             best_rank[point_index[starts]] = np.minimum.reduceat(rank, starts)
 
-        if all_finite:
+        if points.finite is None:
             out[:] = self._id_by_rank[best_rank]
         else:
             out[:] = NO_GRID
-            out[finite] = self._id_by_rank[best_rank]
+            out[points.finite] = self._id_by_rank[best_rank]
+
+
+class GridSystems:
+    """One GridIndex per grid system (model.vocabulary.GRID_SYSTEMS; a system with no grids
+    imported has an empty one). `assign` places a batch in every system in the same pass:
+    the points are made once and each system's tree is queried with them, so a system with no
+    grids costs nothing and the management system's answer is the one it gives alone."""
+
+    def __init__(self, indexes: Mapping[str, GridIndex]) -> None:
+        unknown = set(indexes) - set(GRID_SYSTEMS)
+        if unknown:
+            raise ValueError(f"unknown grid systems: {', '.join(sorted(unknown))}")
+        self._indexes: dict[str, GridIndex] = {
+            name: indexes.get(name) or GridIndex.empty() for name in GRID_SYSTEMS
+        }
+
+    def __getitem__(self, system: str) -> GridIndex:
+        return self._indexes[system]
+
+    def __len__(self) -> int:
+        """Grids over all systems."""
+        return sum(len(index) for index in self._indexes.values())
+
+    @property
+    def management(self) -> GridIndex:
+        return self._indexes[MANAGEMENT]
+
+    def assign(
+        self, lon: npt.ArrayLike, lat: npt.ArrayLike, *, max_workers: int | None = None
+    ) -> dict[str, npt.NDArray[np.int64]]:
+        """Grid id per point in each system (-1 outside every grid of it), as GridIndex.assign."""
+        x, y = _coordinates(lon, lat)
+        results: dict[str, npt.NDArray[np.int64]] = {
+            name: np.empty(x.size, dtype=np.int64) for name in self._indexes
+        }
+        used = [(name, index) for name, index in self._indexes.items() if len(index)]
+        for name, index in self._indexes.items():
+            if not len(index):
+                results[name][:] = NO_GRID
+
+        def fill(part: slice) -> None:
+            points = _Points.of(x[part], y[part])
+            for name, index in used:
+                index.assign_points(points, results[name][part])
+
+        if used:
+            _in_chunks(x.size, max_workers, fill)
+        return results
+
+
+@dataclass(frozen=True, slots=True)
+class _Points:
+    """Shapely points of the finite positions of a batch; `finite` None when all are."""
+
+    geometries: npt.NDArray[np.object_]
+    finite: npt.NDArray[np.bool_] | None
+
+    @classmethod
+    def of(cls, lon: npt.NDArray[np.float64], lat: npt.NDArray[np.float64]) -> _Points:
+        finite = np.isfinite(lon) & np.isfinite(lat)
+        if bool(finite.all()):
+            return cls(shapely.points(lon, lat), None)
+        return cls(shapely.points(lon[finite], lat[finite]), finite)
+
+
+def _coordinates(
+    lon: npt.ArrayLike, lat: npt.ArrayLike
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    x = np.ascontiguousarray(lon, dtype=np.float64).reshape(-1)
+    y = np.ascontiguousarray(lat, dtype=np.float64).reshape(-1)
+    if x.shape != y.shape:
+        raise ValueError(f"lon and lat differ in length: {x.size} != {y.size}")
+    return x, y
+
+
+def _in_chunks(size: int, max_workers: int | None, fill: Callable[[slice], None]) -> None:
+    """`fill` over [0, size): at once, or for large inputs in chunks on `max_workers` threads
+    (default: the usable CPUs). Shapely releases the GIL while GEOS builds points and queries
+    a tree, so chunks run in parallel; a few chunks per worker even out uneven chunks."""
+    workers = _usable_cpus() if max_workers is None else max_workers
+    if size <= PARALLEL_THRESHOLD or workers <= 1:
+        fill(slice(0, size))
+        return
+    chunk = max(_MIN_CHUNK, -(-size // (workers * 4)))
+    slices = [slice(start, start + chunk) for start in range(0, size, chunk)]
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        futures = [pool.submit(fill, s) for s in slices]
+        for future in futures:
+            future.result()

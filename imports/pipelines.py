@@ -17,10 +17,18 @@ from gridwatch.imports.hotline import read_work_orders
 from gridwatch.imports.residents import read_residents_csv
 from gridwatch.imports.units import read_units_csv
 from gridwatch.imports.workers import read_workers_csv
+from gridwatch.model.vocabulary import GRID_SYSTEMS, MANAGEMENT
 from gridwatch.store.buildings import place_homes, record_homes, upsert_buildings, upsert_units
 from gridwatch.store.contacts import upsert_contacts
-from gridwatch.store.grids import grid_codes, load_features, load_grid_catalog, upsert_grids
+from gridwatch.store.grids import (
+    grid_codes,
+    load_features,
+    load_grid_catalog,
+    unknown_grid_note,
+    upsert_grids,
+)
 from gridwatch.store.keywords import LibraryMatchers
+from gridwatch.store.placement import place_stored_points
 from gridwatch.store.requests import open_requests, place_request
 from gridwatch.store.residents import place_residents, upsert_residents, upsert_workers
 from gridwatch.store.warnings import Notify, record_warnings, request_texts
@@ -35,6 +43,7 @@ class ImportResult:
     updated: int
     without_parent_or_grid: int
     warnings: tuple[str, ...] = ()  # imported, but worth a look: one line each
+    notes: tuple[str, ...] = ()  # what else the import did: one line each
 
     def summary(self, path: Path, what: str) -> str:
         return f"{path}: {self.inserted} {what} added, {self.updated} updated"
@@ -51,10 +60,14 @@ def import_grid_file(
     level_field: str | None = None,
     layer: str | None = None,
     source_crs: str | None = None,
+    system: str = MANAGEMENT,
     progress: ProgressFn | None = None,
 ) -> ImportResult:
-    """Read a vector file and upsert its polygons by code, parents by field or containment."""
+    """Read a vector file and upsert its polygons by code as grids of `system`, parents by
+    field or containment (in grids of the same system)."""
     require_file(path)
+    if system not in GRID_SYSTEMS:
+        raise InputFileError(f"unknown grid system {system!r}: expected {', '.join(GRID_SYSTEMS)}")
     features = read_grid_file(
         path,
         source_crs=source_crs,
@@ -66,15 +79,27 @@ def import_grid_file(
         layer=layer,
     )
     codes = {f.code for f in features}
-    known = [f for f in load_features(conn) if f.code not in codes]
+    known = [f for f in load_features(conn, system) if f.code not in codes]
     conn.commit()
     parents = assign_parents(features, [*features, *known])
     buildings = [f for f in features if f.level == BUILDING]
     if buildings:  # below the grid, kept apart from it: the file's grids come first
+        if system != MANAGEMENT:
+            raise InputFileError(
+                f"{path}: buildings lie in the management grids; import them without --system"
+            )
         return _import_buildings(conn, path, features, buildings, parents, progress)
-    inserted, updated = upsert_grids(conn, features, parents, source=str(path), progress=progress)
+    inserted, updated = upsert_grids(
+        conn, features, parents, source=str(path), system=system, progress=progress
+    )
     orphans = sum(1 for f in features if parents.get(f.code) is None and f.level != "district")
-    return ImportResult(inserted, updated, orphans)
+    notes: tuple[str, ...] = ()
+    if system != MANAGEMENT:
+        # What was stored before these grids came (or before they were redrawn) is placed in
+        # them too; the management grids keep the placement each point got when it came.
+        moved = place_stored_points(conn, system)
+        notes = (f"{moved} stored points placed in the {system} grids as they are now",)
+    return ImportResult(inserted, updated, orphans, notes=notes)
 
 
 def _import_buildings(conn, path, features, buildings, parents, progress) -> ImportResult:
@@ -97,12 +122,10 @@ def import_residents_file(
     require_file(path)
     warnings: list[str] = []
     rows = read_residents_csv(path, warnings)
-    grid_ids, outside = place_residents(conn, rows, source=str(path))
-    homes = place_homes(conn, rows, grid_ids, source=str(path))
+    grids, outside = place_residents(conn, rows, source=str(path))
+    homes = place_homes(conn, rows, [g.grid_id for g in grids], source=str(path))
     with conn.transaction():
-        inserted, updated = upsert_residents(
-            conn, rows, grid_ids, source=str(path), progress=progress
-        )
+        inserted, updated = upsert_residents(conn, rows, grids, source=str(path), progress=progress)
         record_homes(conn, rows, homes)
     return ImportResult(inserted, updated, outside, tuple(warnings))
 
@@ -138,15 +161,17 @@ def import_workers_file(
     warnings: list[str] = []
     rows = read_workers_csv(path, warnings)
     codes = grid_codes(conn)
-    conn.commit()
     unknown = [
         f"row {row.row}: grid_codes names {code!r}, which is not an imported grid"
         for row in rows
         for code in row.grid_codes
         if code not in codes
     ]
+    named = [code for row in rows for code in row.grid_codes if code not in codes]
+    note = unknown_grid_note(conn, named) if named else ""
+    conn.commit()
     if unknown:
-        raise InputFileError(f"{path}: {listed(unknown)}")
+        raise InputFileError(f"{path}: {listed(unknown)}{note}")
     grids = [[codes[code][0] for code in row.grid_codes] for row in rows]
     inserted, updated = upsert_workers(conn, rows, grids, source=str(path))
     return ImportResult(inserted, updated, 0, tuple(warnings))

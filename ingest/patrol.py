@@ -21,6 +21,8 @@ from gridwatch.model.records import PatrolCheckin
 KIND = "patrol"
 KINDS = frozenset({"patrol", "visit"})
 STATUSES = frozenset({"ok", "concern", "not_home"})
+MAX_NOTE = 2000
+MAX_NEEDS = 500  # a wish or two (微心愿), not a report
 
 
 def parse(worker_id: str, payload: bytes, ctx: ParseContext) -> PatrolCheckin:
@@ -38,6 +40,9 @@ def checkin_from_dict(worker_id: str, data: dict[str, Any], ctx: ParseContext) -
     status = None if data.get("status") is None else read_choice(data, "status", STATUSES)
     if kind == "visit" and not resident_id:
         raise InvalidPayload("a check-in of kind 'visit' needs resident_id")
+    needs = read_text(data, "needs", max_length=MAX_NEEDS)
+    if needs and needs.strip() and kind != "visit":
+        raise InvalidPayload("needs (微心愿) belongs to a check-in of kind 'visit'")
     return PatrolCheckin(
         worker_id=worker_id,
         observed_at=read_ts(data, ctx),
@@ -48,6 +53,7 @@ def checkin_from_dict(worker_id: str, data: dict[str, Any], ctx: ParseContext) -
         kind=kind,
         resident_id=resident_id,
         status=status,
-        note=read_text(data, "note", max_length=2000),
+        note=read_text(data, "note", max_length=MAX_NOTE),
+        needs=needs if needs and needs.strip() else None,
         photo_urls=read_photo_urls(data.get("photo_urls")),
     )

@@ -12,7 +12,7 @@ visit: it has no grid.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TypeGuard
 
@@ -20,6 +20,7 @@ import psycopg
 
 from gridwatch.errors import Forbidden, NotFound
 from gridwatch.model.records import HazardReport, PatrolCheckin
+from gridwatch.store.grids import PointGrids, point_grids
 from gridwatch.store.residents import resident_grids, worker_grids
 from gridwatch.store.users import Principal, active_principals
 
@@ -60,9 +61,14 @@ def load_reporters(conn: psycopg.Connection, worker_ids: Iterable[str]) -> dict[
 
 
 def check_visit(
-    reporter: Reporter, resident_id: str, resident_grid: int | None, *, exists: bool
+    reporter: Reporter,
+    resident_id: str,
+    resident_grid: PointGrids | int | None,
+    *,
+    exists: bool,
 ) -> None:
-    """NotFound or Forbidden, with a reason, for a visit the worker may not record."""
+    """NotFound or Forbidden, with a reason, for a visit the worker may not record: the
+    resident's home lies in none of the worker's grids, of either system."""
     shown = repr(resident_id[:64])
     if not exists:
         raise NotFound(f"no resident {shown}")
@@ -73,28 +79,34 @@ def check_visit(
             f"worker {reporter.worker_id[:64]!r} has no grid: a visit counts as the resident's "
             "sign of life, so only a worker of the resident's grid may record one"
         )
-    if resident_grid not in reporter.visits:
+    if not _within(reporter.visits, point_grids(resident_grid)):
         # The same words as for a resident who does not exist: another grid's residents
         # are not even confirmed to exist.
         raise NotFound(f"no resident {shown} in the grids of worker {reporter.worker_id[:64]!r}")
 
 
-def check_hazard(reporter: Reporter, grid_id: int | None) -> None:
-    """Forbidden, with a reason, for a hazard outside the grids of a grid-bound worker."""
-    if reporter.hazards is not None and grid_id not in reporter.hazards:
+def check_hazard(reporter: Reporter, grid_id: PointGrids | int | None) -> None:
+    """Forbidden, with a reason, for a hazard outside the grids of a grid-bound worker (of
+    either system: a police officer's hazard lies in one of their police grids)."""
+    if reporter.hazards is not None and not _within(reporter.hazards, point_grids(grid_id)):
         raise Forbidden(
             f"the hazard lies outside the grids of worker {reporter.worker_id[:64]!r}; report "
             "it to the grid it is in or to the duty officer"
         )
 
 
+def _within(grids: frozenset[int], point: PointGrids) -> bool:
+    """Whether the point lies in one of `grids` (grid ids of either system)."""
+    return any(g is not None and g in grids for g in point)
+
+
 Report = PatrolCheckin | HazardReport
 
 
 def check_reports(
-    conn: psycopg.Connection, reports: list[tuple[Report, int | None]]
+    conn: psycopg.Connection, reports: Sequence[tuple[Report, PointGrids | int | None]]
 ) -> list[NotFound | Forbidden | None]:
-    """The rule over a batch of (visit or hazard, the hazard's grid): for each, None when it
+    """The rule over a batch of (visit or hazard, the hazard's grids): for each, None when it
     may be stored, else the refusal saying why."""
     residents = resident_grids(
         conn, {r.resident_id for r, _ in reports if _is_visit(r) and r.resident_id}

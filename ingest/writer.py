@@ -30,7 +30,7 @@ from gridwatch.ingest.reporting import Report, check_reports
 from gridwatch.ingest.topics import Reading
 from gridwatch.model.records import HazardReport, MeterReading, PatrolCheckin, SensorEvent
 from gridwatch.store.db import is_row_fault
-from gridwatch.store.grids import LeafGrids, load_leaf_grids
+from gridwatch.store.grids import LeafGrids, PointGrids, load_leaf_grids
 from gridwatch.store.hazards import open_hazards
 from gridwatch.store.keywords import LibraryMatchers
 from gridwatch.store.mode import PLAIN
@@ -163,7 +163,7 @@ _SENSOR = _Table(
     ("value",),
     "this event of this sensor at this time",
 )
-_PATROL_SAME = ("lon", "lat", "accuracy_m", "kind", "resident_id", "status", "note")
+_PATROL_SAME = ("lon", "lat", "accuracy_m", "kind", "resident_id", "status", "note", "needs")
 _PATROL = _Table(
     "patrol",
     "patrol_checkins",
@@ -180,9 +180,11 @@ _PATROL = _Table(
         "resident_id",
         "status",
         "note",
+        "needs",
         "device",
         "battery",
         "photo_urls",
+        "police_grid_id",
     ),
     ("worker_id", "source", "observed_at"),
     (*_PATROL_SAME, "device", "battery"),
@@ -244,7 +246,7 @@ class BatchWriter:
         if fresh is None:
             return False
         self.grids = fresh
-        log.info("grid index reloaded: %d grids", len(fresh.index))
+        log.info("grid index reloaded: %d grids (of every system)", len(fresh.systems))
         return True
 
     def reload_registrations_if_changed(self) -> bool:
@@ -324,16 +326,18 @@ class BatchWriter:
                     r.lon,
                     r.lat,
                     r.accuracy_m,
-                    grid,
+                    grids.grid_id,
                     r.kind,
                     r.resident_id,
                     r.status,
                     r.note,
+                    r.needs,
                     r.device,
                     r.battery,
                     list(r.photo_urls) or None,
+                    grids.police_grid_id,
                 )
-                for r, grid in zip(checkins, checkin_grids, strict=True)
+                for r, grids in zip(checkins, checkin_grids, strict=True)
             ),
         }
         reading_type = {
@@ -350,12 +354,12 @@ class BatchWriter:
                 dead.extend(self._open_hazards(by_type[HazardReport], hazard_grids, result))
             # Scanned in the same transaction: a note is acknowledged with its warnings.
             texts = [
-                checkin_text(m.reading, grid)
-                for m, grid in zip(by_type[PatrolCheckin], checkin_grids, strict=True)
+                checkin_text(m.reading, *grids)
+                for m, grids in zip(by_type[PatrolCheckin], checkin_grids, strict=True)
                 if isinstance(m.reading, PatrolCheckin) and m.reading.note  # not a clash
             ] + [
-                hazard_text(m.reading, grid)
-                for m, grid in zip(by_type[HazardReport], hazard_grids, strict=True)
+                hazard_text(m.reading, *grids)
+                for m, grids in zip(by_type[HazardReport], hazard_grids, strict=True)
                 if isinstance(m.reading, HazardReport) and m.reading.description
             ]
             result.warnings = len(record_warnings(self.conn, self.matchers, texts, self.notify))
@@ -394,7 +398,7 @@ class BatchWriter:
         return _account(table.kind, table.described, messages, stored, clashes, result)
 
     def _open_hazards(
-        self, messages: list[Message], grids: list[int | None], result: WriteResult
+        self, messages: list[Message], grids: list[PointGrids], result: WriteResult
     ) -> list[Dead]:
         """Open the batch's hazards as the API opens one; the clashes become dead letters."""
         pairs = list(zip(_readings(messages, HazardReport), grids, strict=True))
@@ -455,12 +459,13 @@ class BatchWriter:
         self.conn.execute(_MOVE_DEAD)
         return len(dead)
 
-    def _grid_ids(self, located: Sequence[PatrolCheckin | HazardReport]) -> list[int | None]:
+    def _grid_ids(self, located: Sequence[PatrolCheckin | HazardReport]) -> list[PointGrids]:
+        """Each point's grid in every system, the batch placed in one pass."""
         if not located:
             return []
         lon = np.fromiter((r.lon for r in located), dtype=float, count=len(located))
         lat = np.fromiter((r.lat for r in located), dtype=float, count=len(located))
-        return [None if gid < 0 else int(gid) for gid in self.grids.index.assign(lon, lat)]
+        return self.grids.place(lon, lat)
 
     def _ensure_days(self, *groups: Sequence[MeterReading | SensorEvent | PatrolCheckin]) -> None:
         rows = [r for group in groups for r in group]

@@ -38,7 +38,8 @@ def register(commands: Commands, common: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="CODE",
-        help="a grid (or community, street) the user is responsible for; repeat for several",
+        help="a grid (or community, street) the user is responsible for, of either grid system "
+        "(a police officer's 警格 or 派出所 too); repeat for several",
     )
     add.add_argument(
         "--level",

@@ -14,6 +14,7 @@ import itertools
 import logging
 import threading
 import time
+import unicodedata
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
@@ -150,6 +151,7 @@ def duty_officer_token(conn) -> str:
 
 def _sample_district(conn, settings: Settings):
     """Load the sample district, or bring an earlier run's copy up to date (an upsert)."""
+    from gridwatch.simulators.district import POLICE_LEVEL_NAMES
     from gridwatch.simulators.sample import load_sample_district
 
     again = conn.execute("SELECT count(*) FROM grids").fetchone()[0] > 0
@@ -159,7 +161,7 @@ def _sample_district(conn, settings: Settings):
         else "loading the sample district (青山区, 包头市)...",
         flush=True,
     )
-    result = load_sample_district(conn, settings.data_dir / "sample")
+    result = load_sample_district(conn, settings.data_dir / "sample", police=True)
     areas = ", ".join(_count(n, level) for level, n in result.areas.items())
     print(f"{areas}, {result.residents} residents, {result.workers} grid workers", flush=True)
     below = result.below
@@ -168,6 +170,10 @@ def _sample_district(conn, settings: Settings):
         f"{below['contacts']} unit heads and building leads to call first (单元长, 楼栋长)",
         flush=True,
     )
+    police = ", ".join(
+        f"{n} {POLICE_LEVEL_NAMES[level]}" for level, n in result.police_areas.items()
+    )
+    print(f"police grids (警格) over the same street: {police}", flush=True)
     return result.district
 
 
@@ -308,6 +314,7 @@ def _sample_requests(database_url: str, now: datetime) -> None:
 
 
 def _print_summary(database_url: str, *, brief: bool = False) -> None:
+    from gridwatch.simulators.district import POLICE_LEVEL_NAMES
     from gridwatch.store.summary import (
         below_grid_counts,
         level_counts,
@@ -319,22 +326,33 @@ def _print_summary(database_url: str, *, brief: bool = False) -> None:
         counts = table_counts(conn)
         alerts = open_alert_counts(conn)
         levels = [] if brief else [*level_counts(conn), *below_grid_counts(conn)]
+        police = [] if brief else level_counts(conn, "police")
     stamp = datetime.now().astimezone().strftime("%H:%M:%S")
     print(f"[{stamp}] stored: " + ", ".join(f"{t} {n}" for t, n in counts.items()), flush=True)
     if alerts:
         print("  open alerts: " + ", ".join(f"{k} {n}" for k, n in alerts.items()), flush=True)
-    if levels:
-        print(
-            f"  {'level':<10} {'areas':>5}   {'residents per area':<22} "
-            f"{'check-ins per area':<22} hazards per area",
-            flush=True,
-        )
-    for row in levels:
-        print(
-            f"  {row.level:<10} {row.areas:>5}   {_spread(row.residents):<22} "
-            f"{_spread(row.checkins):<22} {_spread(row.hazards)}",
-            flush=True,
-        )
+    # The police's grids (警格) hold the same points, cut another way: a table of their own,
+    # each level by its police name.
+    for heading, rows, names in (("level", levels, {}), ("police", police, POLICE_LEVEL_NAMES)):
+        if rows:
+            print(
+                f"  {heading:<10} {'areas':>5}   {'residents per area':<22} "
+                f"{'check-ins per area':<22} hazards per area",
+                flush=True,
+            )
+        for row in rows:
+            print(
+                f"  {_cell(names.get(row.level, row.level), 10)} {row.areas:>5}   "
+                f"{_spread(row.residents):<22} {_spread(row.checkins):<22} "
+                f"{_spread(row.hazards)}",
+                flush=True,
+            )
+
+
+def _cell(text: str, width: int) -> str:
+    """`text` padded to `width` columns of a terminal, where a Chinese character takes two."""
+    used = sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+    return text + " " * max(width - used, 0)
 
 
 def _spread(spread) -> str:

@@ -60,6 +60,14 @@ def register(commands: Commands, common: argparse.ArgumentParser) -> None:
     grid_import.add_argument(
         "--layer", help="layer of a multi-layer file such as a GeoPackage (default: the first)"
     )
+    grid_import.add_argument(
+        "--system",
+        choices=["management", "police"],
+        default="management",
+        help="the grid system the file's polygons belong to: management (网格, the default) or "
+        "police (警格: 分局/派出所/警务区/警格 as district/street/community/grid); every point "
+        "is placed in a grid of each",
+    )
 
     resident_commands = command_group(commands, "residents", "residents and their devices")
     file_import(resident_commands, common, "import residents from a CSV file", run_residents_import)
@@ -118,6 +126,8 @@ def _import_file(
     print(result.summary(path, what))
     for warning in result.warnings:
         print(f"warning: {warning}")
+    for note in result.notes:
+        print(f"note: {note}")
     if result.without_parent_or_grid:
         print(f"note: {result.without_parent_or_grid} {unplaced}")
     return 0
@@ -134,6 +144,7 @@ def run_grids_import(settings: Settings, args: argparse.Namespace) -> int:
         "level_field",
         "layer",
         "source_crs",
+        "system",
     )
     importer = functools.partial(import_grid_file, **{o: getattr(args, o) for o in options})
     return _import_file(

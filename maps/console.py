@@ -1,4 +1,5 @@
-"""The console's pages (值班台, alert, case, ledger) as Jinja2 templates: data in, HTML out.
+"""The console's pages (值班台, alert, case, ledger, the phone view /m) as Jinja2 templates: data
+in, HTML out.
 Pure like the maps: the API gathers what the caller may see, this draws it.
 
 Every string comes from maps/texts.py; every time is shown in the district's zone, never the
@@ -43,6 +44,11 @@ def render_page(template: str, ctx: PageContext, page: str, title: str, **data: 
         stamp=local(ctx.updated, "%H:%M"),
         **data,
     )
+
+
+def render_fragment(template: str, t: dict, **data: Any) -> str:
+    """A part of a page (`template` with `data`), as a page's script fetches it to redraw."""
+    return _ENV.get_template(template).render(t=t, c=t["console"], **data)
 
 
 def duration_text(hours: float | None, c: dict) -> str:

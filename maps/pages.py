@@ -544,6 +544,7 @@ def nav_links(t: dict) -> list[tuple[str, str, str]]:
     return [
         ("console", "/console", t["desk"]),
         ("ledger", "/console/ledger", t["ledger"]),
+        ("phone", "/m", t["phone_nav"]),
         ("live", "/maps/live", t["live"]),
         ("overview", "/maps/overview", t["overview"]),
         ("coverage", "/maps/coverage", t["coverage"]),

@@ -130,6 +130,53 @@ TEXTS: dict[str, dict] = {
         "date": "日期",
         "desk": "值班台",
         "emergency_grids": "有紧急呼叫或跌倒告警的网格",
+        "phone_nav": "我的任务",
+        "phone": {
+            "title": "我的任务",
+            "tasks": "待办",
+            "report": "上报隐患",
+            "visit": "入户走访",
+            "sort_near": "由近到远",
+            "sort_urgent": "按紧急程度",
+            "locating": "正在定位…",
+            "located": "已定位，精度约 {m} 米",  # noqa: RUF001
+            "no_position": "未能定位，按紧急程度排列",  # noqa: RUF001
+            "distance_m": "{n} 米",
+            "distance_km": "{n} 公里",
+            "no_tasks": "暂无待办，辛苦了",  # noqa: RUF001
+            "kind": {"alert": "告警", "hazard": "隐患", "request": "诉求", "visit": "走访"},
+            "mine": "派给我",
+            "due_visit": "应走访",
+            "never_visited": "从未走访",
+            "last_visit": "上次走访 {at}",
+            "last_needs": "上次心愿：{needs}",  # noqa: RUF001
+            "due_by": "期限 {at}",
+            "since": "{at} 起",
+            "details": "详情",
+            "navigate": "导航",
+            "resident": "走访对象",
+            "pick_resident": "请选择老人",
+            "visit_status": "走访情况",
+            "visit_statuses": {
+                "ok": "在家，情况良好",  # noqa: RUF001
+                "concern": "在家，需要关注",  # noqa: RUF001
+                "not_home": "不在家",
+            },
+            "visit_note": "走访记录（可不填）",  # noqa: RUF001
+            "needs": "微心愿：老人想要什么（可不填）",  # noqa: RUF001
+            "photos": "拍照（可拍多张）",  # noqa: RUF001
+            "photos_chosen": "已选 {n} 张",
+            "description": "情况描述（必填）",  # noqa: RUF001
+            "position_wait": "正在取得手机定位…",
+            "position_ok": "手机定位，精度约 {m} 米",  # noqa: RUF001
+            "position_home": "未能定位：按老人住址记录",  # noqa: RUF001
+            "position_missing": "需要手机定位才能上报：请在浏览器中允许定位后重试",  # noqa: RUF001
+            "locate_again": "重新定位",
+            "record_visit": "记录走访",
+            "report_done": "已上报，已加入待办",  # noqa: RUF001
+            "visit_done": "走访已记录",
+            "login_again": "登录已失效，请重新登录",  # noqa: RUF001
+        },
         "console": {
             "now": "当前",
             "alerts_by_kind": "未处理告警",
@@ -293,6 +340,9 @@ TEXTS: dict[str, dict] = {
             "matched": "共 {n} 条",
             "shown": "显示前 {n} 条",
             "sort_by": "点击表头排序",
+            "case_updates": "案件动态",
+            "case_updates_empty": "网格员接单、处置后实时显示在这里",
+            "awaiting_close": "已处置待办结",
             "days": "天",
             "h": "小时",
             "min": "分钟",
@@ -431,6 +481,54 @@ TEXTS: dict[str, dict] = {
         "date": "Date",
         "desk": "Duty desk",
         "emergency_grids": "Grids with an SOS or a fall",
+        "phone_nav": "My tasks",
+        "phone": {
+            "title": "My tasks",
+            "tasks": "To do",
+            "report": "Report a hazard",
+            "visit": "Home visit",
+            "sort_near": "Nearest first",
+            "sort_urgent": "Most urgent first",
+            "locating": "Finding your position…",
+            "located": "Located to about {m} m",
+            "no_position": "No position: most urgent first",
+            "distance_m": "{n} m",
+            "distance_km": "{n} km",
+            "no_tasks": "Nothing to do now",
+            "kind": {"alert": "Alert", "hazard": "Hazard", "request": "Request", "visit": "Visit"},
+            "mine": "assigned to me",
+            "due_visit": "visit due",
+            "never_visited": "never visited",
+            "last_visit": "last visit {at}",
+            "last_needs": "last wish: {needs}",
+            "due_by": "due {at}",
+            "since": "since {at}",
+            "details": "Details",
+            "navigate": "Directions",
+            "resident": "Resident",
+            "pick_resident": "Choose a resident",
+            "visit_status": "How they are",
+            "visit_statuses": {
+                "ok": "At home, well",
+                "concern": "At home, needs attention",
+                "not_home": "Not at home",
+            },
+            "visit_note": "Note (optional)",
+            "needs": "Wish: what the resident asks for (optional)",
+            "photos": "Photos (several allowed)",
+            "photos_chosen": "{n} chosen",
+            "description": "What is wrong (required)",
+            "position_wait": "Getting the phone's position…",
+            "position_ok": "Phone position, about {m} m",
+            "position_home": "No position: recorded at the resident's home",
+            "position_missing": "A report needs the phone's position: allow it in the browser "
+            "and try again",
+            "locate_again": "Locate again",
+            "record_visit": "Record visit",
+            "report_done": "Reported, added to your tasks",
+            "visit_done": "Visit recorded",
+            "login_again": "Your session has ended: log in again",
+        },
         "console": {
             "now": "Now",
             "alerts_by_kind": "Open alerts",
@@ -595,6 +693,9 @@ TEXTS: dict[str, dict] = {
             "matched": "{n} in all",
             "shown": "first {n} shown",
             "sort_by": "Click a heading to sort",
+            "case_updates": "Case updates",
+            "case_updates_empty": "Steps grid workers take show here as they happen",
+            "awaiting_close": "Resolved, awaiting close",
             "days": "d",
             "h": "h",
             "min": "min",

@@ -42,6 +42,7 @@ class PatrolCheckin:
     resident_id: str | None
     status: str | None
     note: str | None
+    needs: str | None = None  # a visit's 微心愿: what the resident asks for
     source: str = "gw"
     device: str | None = None
     battery: float | None = None

@@ -16,6 +16,14 @@ CONTACT_ROLES = ("unit_head", "building_lead")
 """Who a grid worker calls first about a home: the unit head (单元长) of its unit, the
 building lead (楼栋长) of its building."""
 
+GridSystem = Literal["management", "police"]
+GRID_SYSTEMS: tuple[GridSystem, ...] = ("management", "police")
+"""The grid systems that cut the same district: the management grids (网格: 区, 街道, 社区,
+网格) and the police's (警格: 分局, 派出所, 警务区, 警格, at the same four levels). Every point
+lies in one grid of each; the management system is the one everything defaults to."""
+MANAGEMENT: GridSystem = "management"
+POLICE: GridSystem = "police"
+
 Level = Literal["grid", "community", "street"]
 LEVELS: tuple[Level, ...] = ("grid", "community", "street")
 """The levels a case or alert is handled at, lowest first: it goes up one at a time when

@@ -51,7 +51,7 @@ OWNTRACKS_OTHER_TYPES = ("transition", "waypoint", "lwt", "card", "status", "ste
 # Every field any kind reads, and some that none does.
 FIELDS = (
     "ts", "tst", "_type", "power_w", "energy_kwh", "water_l", "event", "value", "lat", "lon",
-    "crs", "kind", "resident_id", "status", "accuracy_m", "note", "id", "category",
+    "crs", "kind", "resident_id", "status", "accuracy_m", "note", "needs", "id", "category",
     "severity", "description", "photo_urls", "acc", "batt", "tid", "x", "",
 )  # fmt: skip
 
@@ -230,6 +230,8 @@ class BadInput:
                     put("accuracy_m", self._number(0, 1e6))
                 if rng.random() < 0.5:
                     put("note", rng.choice(TEXTS))
+                if visit and rng.random() < 0.3:
+                    put("needs", rng.choice(TEXTS))
             else:
                 put("id", self._uuid_text())
                 put("category", rng.choice(CATEGORIES))

@@ -148,6 +148,20 @@ WORKER_GIVEN_NAMES = [
     "晓东",
 ]
 
+# The police's grids (警格) over the same street, cut their own way: the street split between
+# two police stations (派出所) along a line that follows no community border, each station's
+# part into police districts (警务区) and those into police grids, under the district's police
+# branch (分局). Drawn from a generator of their own, so the management grids, residents and
+# workers are those of a district without them.
+POLICE_SEED_OFFSET = 110
+POLICE_CODE, POLICE_NAME = "GA-QS", "青山分局"
+POLICE_STATIONS = (("GA-QS-1", "富强路派出所", 3), ("GA-QS-2", "幸福路派出所", 3))
+POLICE_GRIDS_PER_AREA = 6
+# The line between the two stations' parts: across the street from south-south-west to
+# north-north-east, so that it cuts through communities and grids alike.
+POLICE_STATION_BORDER_M = ((-700.0, -2000.0), (500.0, 2000.0))
+POLICE_LEVEL_NAMES = {"district": "分局", "street": "派出所", "community": "警务区", "grid": "警格"}
+
 BUILDINGS = 720  # blocks of flats; with 2,000 residents about three live alone in each
 BUILDING_MARGIN_M = 15.0  # buildings stand this far inside their grid
 RESIDENT_SPREAD_M = 8.0  # residents sit around their building's point, never further than this
@@ -177,14 +191,19 @@ class SampleDistrict:
     grids: list[GridFeature]
     residents: list[ResidentRow]
     workers: list[SampleWorker]
+    police: list[GridFeature] = field(default_factory=list)  # 分局, 派出所, 警务区, 警格
     # Below the grids: buildings, their units, and a unit head per unit and a lead per building.
     buildings: list[GridFeature] = field(default_factory=list)
     units: list[UnitRow] = field(default_factory=list)
     contacts: list[ContactRow] = field(default_factory=list)
 
     def features(self) -> list[GridFeature]:
-        """All levels, top to bottom."""
+        """All levels of the management grids, top to bottom."""
         return [*self.district, *self.street, *self.communities, *self.grids]
+
+    def police_grids(self) -> list[GridFeature]:
+        """The police grids (警格), the lowest level of the police hierarchy."""
+        return [f for f in self.police if f.level == "grid"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,6 +216,7 @@ class SampleFiles:
     grids: Path
     residents: Path
     workers: Path
+    police: Path  # every level of the police hierarchy, each feature's level in its 层级 field
     buildings: Path
     units: Path
     contacts: Path
@@ -252,11 +272,48 @@ def build_sample_district(
         )
         for i, grid in enumerate(grids, 1)
     ]
+    police = _police_hierarchy(
+        street_m, district_m, np.random.default_rng(seed + POLICE_SEED_OFFSET)
+    )
     # From a stream of their own: the rest of the district is the same with or without them.
     below = _below_the_grids(
         grids, grid_cells_m, sites, resident_rows, np.random.default_rng([seed, 2])
     )
-    return SampleDistrict(district, street, communities, grids, resident_rows, workers, *below)
+    return SampleDistrict(
+        district, street, communities, grids, resident_rows, workers, police, *below
+    )
+
+
+def _police_hierarchy(
+    street_m: Polygon, district_m: Polygon, rng: np.random.Generator
+) -> list[GridFeature]:
+    """The police branch over the district, two stations sharing the street, their police
+    districts and police grids: a hierarchy that cuts across the management grids."""
+    (x0, y0), (x1, y1) = POLICE_STATION_BORDER_M
+    far = 10_000.0
+    west = Polygon([(x0, y0), (x1, y1), (x1 - far, y1), (x0 - far, y0)])
+    features = [_feature(POLICE_CODE, POLICE_NAME, "district", None, district_m)]
+    for (code, name, areas), part in zip(
+        POLICE_STATIONS, (street_m.intersection(west), street_m.difference(west)), strict=True
+    ):
+        station = _polygonal(part)
+        features.append(_feature(code, name, "street", POLICE_CODE, station))
+        cells = _in_reading_order(_partition(station, areas, rng, relax=2))
+        for a, area in enumerate(cells, 1):
+            area_code = f"{code}-{a}"
+            features.append(_feature(area_code, f"{name}第{a}警务区", "community", code, area))
+            grid_cells = _partition(area, POLICE_GRIDS_PER_AREA, rng, relax=2)
+            for g, cell in enumerate(_in_reading_order(grid_cells), 1):
+                features.append(
+                    _feature(
+                        f"{area_code}-{g:02d}",
+                        f"{name}第{a}警务区第{g}警格",
+                        "grid",
+                        area_code,
+                        cell,
+                    )
+                )
+    return features
 
 
 def write_sample_files(directory: Path, district: SampleDistrict | None = None) -> SampleFiles:
@@ -272,6 +329,7 @@ def write_sample_files(directory: Path, district: SampleDistrict | None = None) 
         grids=directory / "grids.geojson",
         residents=directory / "residents.csv",
         workers=directory / "workers.csv",
+        police=directory / "police.geojson",
         buildings=directory / "buildings.geojson",
         units=directory / "units.csv",
         contacts=directory / "contacts.csv",
@@ -282,6 +340,9 @@ def write_sample_files(directory: Path, district: SampleDistrict | None = None) 
     files.grids.write_text(_geojson(district.grids), encoding="utf-8")
     files.residents.write_text(residents_csv_text(district.residents), encoding="utf-8")
     files.workers.write_text(_workers_csv(district.workers), encoding="utf-8")
+    # As a police office might keep it: one layer, the levels named as it names them.
+    police = _geojson(district.police, level_field="层级", level_names=POLICE_LEVEL_NAMES)
+    files.police.write_text(police, encoding="utf-8")
     files.buildings.write_text(_geojson(district.buildings), encoding="utf-8")
     files.units.write_text(_units_csv(district.units), encoding="utf-8")
     files.contacts.write_text(_contacts_csv(district.contacts), encoding="utf-8")
@@ -526,8 +587,15 @@ def _elder_name(rng: np.random.Generator) -> str:
     return surname + ELDER_GIVEN_NAMES[int(rng.integers(len(ELDER_GIVEN_NAMES)))]
 
 
-def _geojson(features: list[GridFeature]) -> str:
-    """A FeatureCollection (RFC 7946, WGS-84) with code, name, level and parent."""
+def _geojson(
+    features: list[GridFeature],
+    *,
+    level_field: str = "level",
+    level_names: dict[str, str] | None = None,
+) -> str:
+    """A FeatureCollection (RFC 7946, WGS-84) with code, name, level and parent; the level in
+    `level_field`, named by `level_names` when given."""
+    names = level_names or {}
     collection = {
         "type": "FeatureCollection",
         "features": [
@@ -536,7 +604,7 @@ def _geojson(features: list[GridFeature]) -> str:
                 "properties": {
                     "code": f.code,
                     "name": f.name,
-                    "level": f.level,
+                    level_field: names.get(f.level, f.level),
                     "parent": f.parent_code,
                 },
                 "geometry": mapping(f.geometry),

@@ -51,7 +51,7 @@ IDS = {
     HazardReport: ("reporter_id",),
 }
 FIELD_NAMES = {model: tuple(f.name for f in dataclasses.fields(model)) for model in IDS}
-TEXT_LIMITS = {"resident_id": 128, "note": 2000, "description": 4000}
+TEXT_LIMITS = {"resident_id": 128, "note": 2000, "needs": 500, "description": 4000}
 
 
 def is_storable(text: str) -> bool:
@@ -112,6 +112,8 @@ def reading_problem(reading: object, kind: str, ctx: ParseContext) -> str | None
             return f"kind {reading.kind!r} / status {reading.status!r} not allowed"
         if reading.kind == "visit" and not reading.resident_id:
             return "a visit without resident_id"
+        if reading.needs is not None and (reading.kind != "visit" or not reading.needs.strip()):
+            return "needs kept on a patrol, or blank"
     if isinstance(reading, HazardReport):
         if not isinstance(reading.id, uuid.UUID):
             return "id is not a UUID"

@@ -23,7 +23,7 @@ from gridwatch.disputes.scanning import ScannedText
 from gridwatch.model.records import RequestIntake
 from gridwatch.simulators.patrols import HAZARD_DESCRIPTIONS
 from gridwatch.store.alerts import write_event
-from gridwatch.store.grids import load_grid_catalog, load_leaf_grids
+from gridwatch.store.grids import PointGrids, load_grid_catalog, load_leaf_grids
 from gridwatch.store.keywords import LibraryMatchers
 from gridwatch.store.partitions import ensure_partitions
 from gridwatch.store.requests import hotline_id, open_requests, place_request, transition_request
@@ -67,12 +67,18 @@ class SampleActivity:
 
 
 def _leaf_shapes(conn: psycopg.Connection) -> tuple[list[int], list]:
+    """The management system's leaf grids (where sample points are drawn) and their shapes."""
     rows = conn.execute(
-        "SELECT g.id, g.geometry FROM grids g WHERE NOT EXISTS "
+        "SELECT g.id, g.geometry FROM grids g WHERE g.system = 'management' AND NOT EXISTS "
         "(SELECT 1 FROM grids c WHERE c.parent_id = g.id) ORDER BY g.code"
     ).fetchall()
     conn.commit()
     return [r[0] for r in rows], [shapely.from_wkb(bytes(r[1])) for r in rows]
+
+
+def _police_grids(conn: psycopg.Connection, lon: list, lat: list) -> list[int | None]:
+    """The police grid of each point (the sample's points are drawn in management grids)."""
+    return [p.police_grid_id for p in load_leaf_grids(conn).place(lon, lat)]
 
 
 def _point_in(shape, rng: np.random.Generator) -> tuple[float, float]:
@@ -133,13 +139,14 @@ def seed_hazards(
             events.append(
                 (hazard_id, received + timedelta(minutes=5), "seed", "reported", status, "sample")
             )
+    police = _police_grids(conn, [h[4] for h in hazards], [h[5] for h in hazards])
     with conn.transaction(), conn.cursor() as cur:
         cur.executemany(
             "INSERT INTO hazard_reports (id, reporter_id, observed_at, received_at, lon, lat, "
             "grid_id, category, severity, description, photo_urls, status, deadline_at, due_at, "
-            "assignee) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
-            "ON CONFLICT (id) DO NOTHING",
-            hazards,
+            "assignee, police_grid_id) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, "
+            "%s, %s, %s, %s) ON CONFLICT (id) DO NOTHING",
+            [(*h, p) for h, p in zip(hazards, police, strict=True)],
         )
         cur.executemany(
             "INSERT INTO hazard_events (hazard_id, at, action, from_status, to_status, actor) "
@@ -172,9 +179,12 @@ def _description(i: int, grid_id: int, disputed: set[int], category: str) -> str
 def seed_warnings(conn: psycopg.Connection) -> int:
     """The warnings the sample hazards' descriptions make, through the same hook as ingest."""
     rows = conn.execute(
-        "SELECT id, description, grid_id, observed_at, lon, lat FROM hazard_reports"
+        "SELECT id, description, grid_id, observed_at, lon, lat, police_grid_id FROM hazard_reports"
     ).fetchall()
-    texts = [ScannedText("hazard", str(i), d, g, at, lon, lat) for i, d, g, at, lon, lat in rows]
+    texts = [
+        ScannedText("hazard", str(i), d, g, at, lon, lat, police_grid_id=p)
+        for i, d, g, at, lon, lat, p in rows
+    ]
     with conn.transaction():
         return len(record_warnings(conn, LibraryMatchers(), texts, Notify("gw")))
 
@@ -289,21 +299,17 @@ def seed_patrols(
                     "ok",
                 ]
             )
-    grid_ids = (
-        leaves.index.assign([r[2] for r in rows], [r[3] for r in rows])
-        if rows
-        else np.empty(0, dtype=np.int64)
-    )
+    placed = leaves.place([r[2] for r in rows], [r[3] for r in rows])
     ensure_partitions(conn, {day, (midnight + timedelta(hours=30)).date()}, zone)
     with (
         conn.transaction(),
         conn.cursor() as cur,
         cur.copy(
             "COPY patrol_checkins (worker_id, observed_at, received_at, source, lon, lat, "
-            "accuracy_m, grid_id, kind, resident_id, status) FROM STDIN"
+            "accuracy_m, grid_id, kind, resident_id, status, police_grid_id) FROM STDIN"
         ) as copy,
     ):
-        for row, grid in zip(rows, grid_ids, strict=True):
+        for row, grids in zip(rows, placed, strict=True):
             worker, at, lon, lat, kind, resident, status = row
             copy.write_row(
                 (
@@ -314,10 +320,11 @@ def seed_patrols(
                     lon,
                     lat,
                     10.0,
-                    None if grid < 0 else int(grid),
+                    grids.grid_id,
                     kind,
                     resident,
                     status,
+                    grids.police_grid_id,
                 )
             )
     return len(rows)
@@ -333,6 +340,7 @@ def seed_requests(
     rng = np.random.default_rng(seed)
     ids, shapes = _leaf_shapes(conn)
     catalog = load_grid_catalog(conn)
+    leaves = load_leaf_grids(conn)
     communities = [g.name for g in catalog.grids if g.level == "community"]
     conn.commit()
     services = list(REQUEST_TEXTS)
@@ -365,7 +373,10 @@ def seed_requests(
             attributes=(("need", "meals"),) if service == "elderly" else (),
         )
         grid = ids[g] if lon is not None else None
-        placed.append((intake, place_request(intake, catalog, grid)))
+        police = None
+        if lon is not None and lat is not None:
+            police = leaves.place([lon], [lat])[0].police_grid_id
+        placed.append((intake, place_request(intake, catalog, PointGrids(grid, police))))
         steps.append((REQUEST_STEPS[int(rng.integers(len(REQUEST_STEPS)))], grid, received))
     with conn.transaction():  # through the same hook as Open311 posts and 12345 imports
         stored = open_requests(conn, placed, now=now)

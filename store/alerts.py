@@ -43,12 +43,14 @@ class AlertRow:
     name: str | None
     phone: str | None
     address: str | None
+    police_grid_id: int | None = None  # the resident's: an alert is where they live
 
 
 _ALERT_SELECT = sql.SQL(
     "a.id, a.resident_id, a.kind, a.grid_id, g.code AS grid_code, a.status, a.severity, "
     "a.level, a.since, a.opened_at, a.updated_at, a.acknowledged_at, a.acknowledged_by, "
-    "a.resolved_at, a.resolved_by, a.resolution, r.lon, r.lat, r.name, r.phone, r.address"
+    "a.resolved_at, a.resolved_by, a.resolution, r.lon, r.lat, r.name, r.phone, r.address, "
+    "r.police_grid_id"
 )
 
 

@@ -4,11 +4,17 @@ SQL conditions with parameters; nothing a caller sends becomes SQL text."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 
 import psycopg
 from psycopg import sql
+
+from gridwatch.model.vocabulary import MANAGEMENT
+
+GRID_COLUMNS = {"management": "grid_id", "police": "police_grid_id"}
+"""The column of a point's grid in each grid system (model.vocabulary.GRID_SYSTEMS), the same
+name in every table that stores points (migration 024)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,6 +27,10 @@ class Filters:
     start: datetime | None = None
     end: datetime | None = None
     grid_ids: list[int] | None = None
+    system: str = MANAGEMENT  # the grid system `grid_ids` are grids of
+    # The police grids among `scope`: a row is then also visible by its police grid. Empty for
+    # a caller given management grids only, whose rows are found by grid_id alone, as ever.
+    police_scope: list[int] = field(default_factory=list)
 
 
 def where_filters(
@@ -31,24 +41,29 @@ def where_filters(
     owner_column: str | None = None,
     position_alias: str | None = None,
 ) -> tuple[list[sql.Composable], dict]:
-    """The conditions on table `alias` that `filters` ask for, and their parameters."""
+    """The conditions on table `alias` that `filters` ask for, and their parameters; a row's
+    position and police grid are read from `position_alias` (an alert's: its resident's)."""
     t = sql.Identifier(alias)
     p = sql.Identifier(position_alias or alias)
     where: list[sql.Composable] = []
     params: dict = {}
     if filters.scope is not None:
+        seen = sql.SQL("{}.grid_id = ANY(%(scope)s)").format(t)
+        if filters.police_scope:
+            seen = sql.SQL("({} OR {}.police_grid_id = ANY(%(police_scope)s))").format(seen, p)
+            params["police_scope"] = filters.police_scope
         if owner_column and filters.me:
             where.append(
-                sql.SQL("({}.grid_id = ANY(%(scope)s) OR {} = %(me)s)").format(
-                    t, sql.Identifier(alias, owner_column)
-                )
+                sql.SQL("({} OR {} = %(me)s)").format(seen, sql.Identifier(alias, owner_column))
             )
             params["me"] = filters.me
         else:
-            where.append(sql.SQL("{}.grid_id = ANY(%(scope)s)").format(t))
+            where.append(seen)
         params["scope"] = filters.scope
     if filters.grid_ids is not None:
-        where.append(sql.SQL("{}.grid_id = ANY(%(grid_ids)s)").format(t))
+        owner = t if filters.system == MANAGEMENT else p
+        column = sql.Identifier(GRID_COLUMNS[filters.system])
+        where.append(sql.SQL("{}.{} = ANY(%(grid_ids)s)").format(owner, column))
         params["grid_ids"] = filters.grid_ids
     if filters.bbox is not None:
         where.append(

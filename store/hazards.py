@@ -27,6 +27,7 @@ from gridwatch.cases.hazards import (
 from gridwatch.model.records import HazardReport
 from gridwatch.store.case_events import CaseEvent, case_events
 from gridwatch.store.filters import Filters, all_of, count_per_day, where_columns, where_filters
+from gridwatch.store.grids import PointGrids, point_grids
 from gridwatch.store.paging import Listing, Page, fetch_rows
 
 _LOCK_KEY = 0x67770005  # one escalation at a time across `gridwatch alerts` processes
@@ -52,6 +53,7 @@ class Hazard:
     deadline_at: datetime | None  # when it goes up a level if still open
     due_at: datetime | None  # when it had to be handled by (限期); escalation keeps it
     updated_at: datetime
+    police_grid_id: int | None = None  # its police grid (警格)
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +75,7 @@ _REPORT_COLUMNS = (
     "photo_urls",
     "deadline_at",
     "due_at",
+    "police_grid_id",
 )
 _SAME_REPORT = ("reporter_id", "lon", "lat", "category", "severity", "description")
 """What a report sent again under a stored id must repeat to be the same report: not its
@@ -90,11 +93,11 @@ class Opened:
 
 def open_hazards(
     conn: psycopg.Connection,
-    reports: Sequence[tuple[HazardReport, int | None]],
+    reports: Sequence[tuple[HazardReport, PointGrids | int | None]],
     *,
     deadlines: Mapping[str, timedelta],
 ) -> Opened:
-    """Open a hazard for each new (report, grid id): its row, its 'report' event and the
+    """Open a hazard for each new (report, its grids): its row, its 'report' event and the
     deadline its severity sets, all at once. The one way a hazard is stored, whichever door
     it came through; its UUID is the idempotency key, so a report sent again is stored once.
 
@@ -112,8 +115,9 @@ def open_hazards(
         conn.execute(sql.SQL("DELETE FROM {}").format(_INTAKE))  # an earlier call's, not committed
         copy = sql.SQL("COPY {} (n, {}) FROM STDIN").format(_INTAKE, columns)
         with conn.cursor().copy(copy) as rows:
-            for n, (report, grid_id) in enumerate(reports):
+            for n, (report, grids) in enumerate(reports):
                 deadline = deadline_after(report.severity, report.received_at, deadlines)
+                grid_id, police_grid_id = point_grids(grids)
                 rows.write_row(
                     (
                         n,
@@ -130,6 +134,7 @@ def open_hazards(
                         list(report.photo_urls),
                         deadline,
                         deadline,
+                        police_grid_id,
                     )
                 )
         new = conn.execute(
@@ -172,10 +177,12 @@ def insert_hazard(
     *,
     grid_id: int | None,
     deadlines: Mapping[str, timedelta],
+    police_grid_id: int | None = None,
 ) -> tuple[Hazard, bool]:
     """Store one report through `open_hazards`; (the stored hazard, whether it is new)."""
     with conn.transaction():
-        opened = open_hazards(conn, [(report, grid_id)], deadlines=deadlines)
+        grids = PointGrids(grid_id, police_grid_id)
+        opened = open_hazards(conn, [(report, grids)], deadlines=deadlines)
         return get_hazard(conn, report.id), opened.new == 1
 
 
@@ -301,21 +308,22 @@ def next_overdue(conn: psycopg.Connection, *, now: datetime) -> datetime | None:
     return at
 
 
-def open_due_times(conn: psycopg.Connection) -> list[tuple[int, datetime]]:
+def open_due_times(conn: psycopg.Connection, column: str = "grid_id") -> list[tuple[int, datetime]]:
     """(grid, due time) of every open hazard in a grid that will fall, or fell, overdue: what
-    `grid_counts` counts as overdue once its due time has passed."""
-    return conn.execute(
-        "SELECT grid_id, coalesce(due_at, deadline_at) FROM hazard_reports "
-        "WHERE status = ANY(%s) AND grid_id IS NOT NULL "
-        "AND coalesce(due_at, deadline_at) IS NOT NULL",
-        (sorted(OPEN_STATUSES),),
-    ).fetchall()
+    `grid_counts` counts as overdue once its due time has passed. `column`: the grid of one
+    system (store.filters.GRID_COLUMNS)."""
+    query = sql.SQL(
+        "SELECT {grid}, coalesce(due_at, deadline_at) FROM hazard_reports "
+        "WHERE status = ANY(%s) AND {grid} IS NOT NULL "
+        "AND coalesce(due_at, deadline_at) IS NOT NULL"
+    ).format(grid=sql.Identifier(column))
+    return conn.execute(query, (sorted(OPEN_STATUSES),)).fetchall()
 
 
 _HAZARD_SELECT = sql.SQL(
     "h.id, h.reporter_id, h.observed_at, h.received_at, h.lon, h.lat, h.grid_id, "
     "g.code AS grid_code, h.category, h.severity, h.description, h.photo_urls, h.status, "
-    "h.level, h.assignee, h.deadline_at, h.due_at, h.updated_at"
+    "h.level, h.assignee, h.deadline_at, h.due_at, h.updated_at, h.police_grid_id"
 )
 
 

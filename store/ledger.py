@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 import psycopg
@@ -14,7 +14,7 @@ from psycopg import sql
 
 from gridwatch.cases import hazards, requests
 from gridwatch.cases.ledger import STATUSES, is_open
-from gridwatch.model.vocabulary import LEVELS, SEVERITIES
+from gridwatch.model.vocabulary import LEVELS, MANAGEMENT, SEVERITIES
 from gridwatch.store.filters import Filters, all_of, where_columns, where_filters
 
 
@@ -41,6 +41,9 @@ class LedgerRow:
     grid_id: int | None
     kind: str  # one of cases.ledger.KINDS
     due_kind: str | None  # a request's running deadline: "accept" or "resolve"
+    lon: float | None  # where it is (WGS-84); a request with only an address has none
+    lat: float | None
+    police_grid_id: int | None = None  # its police grid (警格)
 
     @property
     def is_open(self) -> bool:
@@ -62,7 +65,8 @@ _LEDGER_FROM = sql.SQL(
             h.reporter_id, h.assignee, h.observed_at, h.received_at,
             coalesce(h.due_at, h.deadline_at,
                      h.received_at + make_interval(secs => coalesce(d.secs, 0))) AS due_at,
-            NULL::text AS due_kind, h.status = ANY(%(open)s) AS is_open, h.description
+            NULL::text AS due_kind, h.status = ANY(%(open)s) AS is_open, h.description,
+            h.lon, h.lat, h.police_grid_id
         FROM hazard_reports h
         LEFT JOIN unnest(%(sev)s::text[], %(secs)s::float8[]) AS d(severity, secs)
             ON d.severity = h.severity
@@ -73,7 +77,7 @@ _LEDGER_FROM = sql.SQL(
                 ELSE r.due_at END,
             CASE WHEN r.status = ANY(%(waiting)s) AND r.accept_by < r.due_at THEN 'accept'
                 ELSE 'resolve' END,
-            r.status = ANY(%(request_open)s), r.description
+            r.status = ANY(%(request_open)s), r.description, r.lon, r.lat, r.police_grid_id
         FROM requests r
     ) h
     LEFT JOIN grids g ON g.id = h.grid_id
@@ -99,6 +103,8 @@ def ledger(
     order: str | None = None,
     limit: int | None = None,
     offset: int = 0,
+    system: str = MANAGEMENT,
+    police_scope: Sequence[int] = (),
 ) -> tuple[list[LedgerRow], int]:
     """The problem ledger (问题台账): most urgent first, or by `order` (a key of
     LEDGER_ORDERS, `-` before it for descending); (rows, number matched).
@@ -106,9 +112,11 @@ def ledger(
     Overdue means open past its due time, whatever level it has reached since. A hazard
     stored without one (before deadlines were set when a hazard is stored) shows the due
     time its severity sets until the hazard clocks give it one. `found_from` and
-    `found_until` bound when it was found (a hazard) or asked (a request).
+    `found_until` bound when it was found (a hazard) or asked (a request). `grid_ids` are
+    grids of `system`; `police_scope` the police grids among `scope`.
     """
     filters = Filters(scope=scope, grid_ids=grid_ids, start=found_from, end=found_until)
+    filters = replace(filters, system=system, police_scope=list(police_scope))
     where, params = where_filters(filters, alias="h", time_column="observed_at")
     where_columns(where, params, "h", kind=kind, level=level, status=statuses, category=categories)
     params.update(
@@ -135,7 +143,7 @@ def ledger(
                 h.category, h.severity, h.status, h.level, h.reporter_id, h.assignee,
                 h.observed_at, h.received_at, h.due_at, h.due_kind,
                 (h.is_open AND h.due_at <= %(now)s) AS overdue,
-                h.description, count(*) OVER () AS matched,
+                h.description, h.lon, h.lat, h.police_grid_id, count(*) OVER () AS matched,
                 row_number() OVER (ORDER BY {}) AS n
             {}
             WHERE {}
@@ -161,7 +169,7 @@ def ledger(
         SELECT p.id, p.grid_code, p.grid_name, p.community_name, p.category, p.severity,
             p.status, p.level, p.reporter_id, p.assignee, p.observed_at, p.received_at,
             p.due_at, p.overdue, ev.resolved_at, p.description, ev.last_action, ev.last_note,
-            p.grid_id, p.kind, p.due_kind, p.matched
+            p.grid_id, p.kind, p.due_kind, p.lon, p.lat, p.police_grid_id, p.matched
         FROM page p LEFT JOIN events ev ON ev.kind = p.kind AND ev.id = p.id
         ORDER BY p.n
         """

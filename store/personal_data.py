@@ -199,7 +199,7 @@ _FORGET_NOTES = (
     "UPDATE resident_checks SET note = NULL WHERE resident_id = %(id)s AND note IS NOT NULL",
     # A visit's photos show the home: their links go with the images (and so do links to
     # photos kept elsewhere, which gridwatch cannot delete).
-    "UPDATE patrol_checkins SET resident_id = NULL, note = NULL, photo_urls = NULL "
+    "UPDATE patrol_checkins SET resident_id = NULL, note = NULL, needs = NULL, photo_urls = NULL "
     "WHERE resident_id = %(id)s",
     "UPDATE alerts SET resolution = NULL WHERE resident_id = %(id)s AND resolution IS NOT NULL",
     "UPDATE alert_events SET note = NULL WHERE note IS NOT NULL "

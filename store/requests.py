@@ -31,7 +31,7 @@ from gridwatch.errors import Conflict, NotFound
 from gridwatch.model.records import RequestIntake
 from gridwatch.store.case_events import CaseEvent, case_events
 from gridwatch.store.filters import Filters, where_columns, where_filters
-from gridwatch.store.grids import GridCatalog
+from gridwatch.store.grids import GridCatalog, PointGrids, point_grids
 from gridwatch.store.paging import Listing, Page, fetch_rows
 from gridwatch.store.personal_data import FORGET, record_audit
 
@@ -82,6 +82,7 @@ class Request:
     deadline_at: datetime
     rating: str | None
     updated_at: datetime
+    police_grid_id: int | None = None
 
     @property
     def queued(self) -> bool:
@@ -111,17 +112,22 @@ class Placement:
     queued: bool
     note: str | None = None  # why it waits in the queue
     level: str | None = None  # the level it starts at; None: the grid's, or the street's queue
+    police_grid_id: int | None = None  # the police grid of its point, queued or not
 
 
-def place_request(intake: RequestIntake, catalog: GridCatalog, point_grid: int | None) -> Placement:
+def place_request(
+    intake: RequestIntake, catalog: GridCatalog, point_grid: PointGrids | int | None
+) -> Placement:
     """The grid of the request's point; else the grid its code names; else the street of the
     community or street it names, or whose area holds the point, or the district's only
-    street: its 待分拨 queue."""
-    if point_grid is not None:
-        return Placement(point_grid, queued=False)
+    street: its 待分拨 queue. Its police grid is its point's, wherever it waits."""
+    placed = point_grids(point_grid)
+    police = placed.police_grid_id
+    if placed.grid_id is not None:
+        return Placement(placed.grid_id, queued=False, police_grid_id=police)
     named = catalog.by_code.get(intake.grid_code or "")
     if named is not None and named.level == "grid":
-        return Placement(named.id, queued=False)
+        return Placement(named.id, queued=False, police_grid_id=police)
     street = _street_of(catalog, named.id) if named is not None else None
     street = street or _named_street(catalog, intake)
     if street is None and intake.lon is not None and intake.lat is not None:
@@ -133,7 +139,7 @@ def place_request(intake: RequestIntake, catalog: GridCatalog, point_grid: int |
         why = "its point lies in no grid"
     else:
         why = "it has no point and names no grid"
-    return Placement(street, queued=True, note=f"待分拨: {why}")
+    return Placement(street, queued=True, note=f"待分拨: {why}", police_grid_id=police)
 
 
 def _street_of(catalog: GridCatalog, grid_id: int) -> int | None:
@@ -168,7 +174,7 @@ _COLUMNS = (
     "id", "source", "source_key", "service_code", "description", "lon", "lat", "address",
     "grid_id", "requester_name", "requester_phone", "requester_email", "media_urls",
     "attributes", "reporter", "requested_at", "received_at", "status", "level", "accept_by",
-    "due_at", "deadline_at", "updated_at",
+    "due_at", "deadline_at", "updated_at", "police_grid_id",
 )  # fmt: skip
 _UPDATED = (
     "service_code", "description", "lon", "lat", "address", "requester_name",
@@ -184,7 +190,7 @@ _SELECT = sql.SQL(
     "r.grid_id, g.code AS grid_code, g.level AS grid_level, r.requester_name, "
     "r.requester_phone, r.requester_email, r.media_urls, r.attributes, r.reporter, "
     "r.requested_at, r.received_at, r.status, r.level, r.assignee, r.accept_by, r.due_at, "
-    "r.deadline_at, r.rating, r.updated_at"
+    "r.deadline_at, r.rating, r.updated_at, r.police_grid_id"
 )
 _FROM = sql.SQL("requests r LEFT JOIN grids g ON g.id = r.grid_id")
 
@@ -291,6 +297,7 @@ def _row(intake: RequestIntake, placed: Placement, now: datetime) -> tuple:
         clocks.due_at,
         clocks.deadline_at,
         now,
+        placed.police_grid_id,
     )
 
 

@@ -17,25 +17,33 @@ from gridwatch.errors import InputFileError, NotFound, listed
 from gridwatch.model.rows import ResidentRow, WorkerRow
 from gridwatch.store.db import refused_as_input_error
 from gridwatch.store.filters import Filters, where_filters
-from gridwatch.store.grids import LeafGrids, grid_codes, load_leaf_grids
+from gridwatch.store.grids import (
+    LeafGrids,
+    PointGrids,
+    grid_codes,
+    load_leaf_grids,
+    point_grids,
+    unknown_grid_note,
+)
 from gridwatch.store.paging import Listing, Page
 
 
 def upsert_residents(
     conn: psycopg.Connection,
     rows: Sequence[ResidentRow],
-    grid_ids: Sequence[int | None],
+    grid_ids: Sequence[PointGrids | int | None],
     *,
     source: str,
     progress: Callable[[int, int], None] | None = None,
 ) -> tuple[int, int]:
     """Insert or update residents and their meter and sensors in one transaction; returns
-    (inserted, updated). A row the database refuses rolls back all of them."""
+    (inserted, updated). A row the database refuses rolls back all of them. Each home's grids
+    as `place_residents` found them (a bare grid id: no police grid)."""
     inserted = updated = 0
     with conn.transaction(), conn.cursor() as cur:
-        for done, (row, grid_id) in enumerate(zip(rows, grid_ids, strict=True), start=1):
+        for done, (row, grids) in enumerate(zip(rows, grid_ids, strict=True), start=1):
             with refused_as_input_error(source, f"row {row.row or done + 1}"):
-                created = _upsert_resident(cur, row, grid_id)
+                created = _upsert_resident(cur, row, point_grids(grids))
             inserted += created
             updated += not created
             if progress:
@@ -43,17 +51,18 @@ def upsert_residents(
     return inserted, updated
 
 
-def _upsert_resident(cur: psycopg.Cursor, row: ResidentRow, grid_id: int | None) -> bool:
+def _upsert_resident(cur: psycopg.Cursor, row: ResidentRow, grids: PointGrids) -> bool:
     """One resident with its devices; True when the resident is new."""
     cur.execute(
         """
-        INSERT INTO residents (id, name, address, phone, lat, lon, grid_id, living_alone)
-        VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
+        INSERT INTO residents (id, name, address, phone, lat, lon, grid_id, living_alone,
+                               police_grid_id)
+        VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)
         ON CONFLICT (id) DO UPDATE SET
             name = EXCLUDED.name, address = EXCLUDED.address, phone = EXCLUDED.phone,
             lat = EXCLUDED.lat, lon = EXCLUDED.lon, grid_id = EXCLUDED.grid_id,
             living_alone = EXCLUDED.living_alone, forgotten_at = NULL,
-            updated_at = now()
+            police_grid_id = EXCLUDED.police_grid_id, updated_at = now()
         RETURNING (xmax = 0)
         """,
         (
@@ -63,8 +72,9 @@ def _upsert_resident(cur: psycopg.Cursor, row: ResidentRow, grid_id: int | None)
             row.phone,
             row.lat,
             row.lon,
-            grid_id,
+            grids.grid_id,
             row.living_alone,
+            grids.police_grid_id,
         ),
     )
     [(created,)] = cur.fetchall()
@@ -123,8 +133,9 @@ def upsert_workers(
 
 def place_residents(
     conn: psycopg.Connection, rows: Sequence[ResidentRow], *, source: str
-) -> tuple[list[int | None], int]:
-    """Grid id per resident: by grid_code when given, else by position; (ids, outside count).
+) -> tuple[list[PointGrids], int]:
+    """Each resident's grids: the management grid by grid_code when given, else by position,
+    the police grid by position (none without one); (grids, outside count).
 
     An unknown grid code is an error naming the row, and so is a grid code whose grid lies
     more than CONTRADICTION_M from the row's position (one of the two is wrong, and the home's
@@ -134,13 +145,17 @@ def place_residents(
     codes = grid_codes(conn)
     leaves = load_leaf_grids(conn)
     conn.commit()
+    named = [row.grid_code for row in rows if row.grid_code and row.grid_code not in codes]
     unknown = [
         f"row {row.row or number}: grid_code {row.grid_code!r} is not an imported grid"
         for number, row in enumerate(rows, start=2)
         if row.grid_code and row.grid_code not in codes
     ]
     if unknown:
-        raise InputFileError(f"{source}: {len(unknown)} rows name unknown grids: {listed(unknown)}")
+        raise InputFileError(
+            f"{source}: {len(unknown)} rows name unknown grids: {listed(unknown)}"
+            + unknown_grid_note(conn, named)
+        )
     # (row index, lon, lat) of the rows with a position (a row gives both or neither).
     located = [
         (i, row.lon, row.lat)
@@ -149,29 +164,27 @@ def place_residents(
     ]
     lon = np.array([x for _, x, _ in located], dtype=float)
     lat = np.array([y for _, _, y in located], dtype=float)
-    assigned = leaves.index.assign(lon, lat) if located else np.array([], dtype=np.int64)
+    placed = leaves.place(lon, lat)
+    assigned = np.array([-1 if p.grid_id is None else p.grid_id for p in placed], dtype=np.int64)
     _refuse_far_contradictions(conn, rows, located, assigned, leaves, codes, source)
-    grid_ids: list[int | None] = [
-        codes[row.grid_code][0] if row.grid_code else None for row in rows
-    ]
-    positioned = [
-        (i, g) for (i, _, _), g in zip(located, assigned, strict=True) if not rows[i].grid_code
-    ]
+    grids = [PointGrids(codes[row.grid_code][0] if row.grid_code else None) for row in rows]
     outside = 0
-    for i, gid in positioned:
-        if gid < 0:
-            outside += 1
+    for (i, _, _), found in zip(located, placed, strict=True):
+        if rows[i].grid_code:
+            grids[i] = grids[i]._replace(police_grid_id=found.police_grid_id)
         else:
-            grid_ids[i] = int(gid)
-    return grid_ids, outside
+            grids[i] = found
+            outside += found.grid_id is None
+    return grids, outside
 
 
-def resident_grids(conn: psycopg.Connection, ids: Iterable[str]) -> dict[str, int | None]:
-    """The grid of each of these residents that exists (None: outside every grid)."""
+def resident_grids(conn: psycopg.Connection, ids: Iterable[str]) -> dict[str, PointGrids]:
+    """The grids of each of these residents that exists (None: outside every grid)."""
     rows = conn.execute(
-        "SELECT id, grid_id FROM residents WHERE id = ANY(%s)", (sorted(set(ids)),)
+        "SELECT id, grid_id, police_grid_id FROM residents WHERE id = ANY(%s)",
+        (sorted(set(ids)),),
     ).fetchall()
-    return dict(rows)
+    return {rid: PointGrids(grid, police) for rid, grid, police in rows}
 
 
 def worker_grids(conn: psycopg.Connection, ids: Iterable[str]) -> dict[str, frozenset[int]]:
@@ -262,6 +275,7 @@ class ResidentRecord(ResidentHome):
     absent: bool
     last_visit_at: datetime | None
     awaiting_installation: bool  # a meter imported, never yet heard from (未接入)
+    police_grid_id: int | None = None
 
 
 _RESIDENTS = Listing(
@@ -281,7 +295,8 @@ _RESIDENTS = Listing(
       WHERE c.resident_id = r.id AND c.kind = 'visit') AS last_visit_at,
     EXISTS (SELECT 1 FROM devices d WHERE d.resident_id = r.id AND d.kind = 'meter'
             AND NOT EXISTS (SELECT 1 FROM meter_readings m WHERE m.meter_id = d.id))
-      AS awaiting_installation
+      AS awaiting_installation,
+    r.police_grid_id
     """
     ),
     sql.SQL("residents r LEFT JOIN grids g ON g.id = r.grid_id"),

@@ -9,7 +9,9 @@ import psycopg
 from psycopg import sql
 
 from gridwatch.geo.grids import LEVELS
+from gridwatch.model.vocabulary import MANAGEMENT
 from gridwatch.store.buildings import load_buildings
+from gridwatch.store.filters import GRID_COLUMNS
 
 COUNTED_TABLES = (
     "meter_readings",
@@ -55,17 +57,21 @@ def table_counts(conn: psycopg.Connection) -> dict[str, int]:
     return counts
 
 
-def level_counts(conn: psycopg.Connection) -> list[LevelCounts]:
-    """Per level of the hierarchy, its areas and what one area holds: residents, patrol
-    check-ins and hazards, rolled up from the grids inside it."""
-    parent: dict[int, int | None] = dict(conn.execute("SELECT id, parent_id FROM grids").fetchall())
-    level_of: dict[int, str] = dict(conn.execute("SELECT id, level FROM grids").fetchall())
+def level_counts(conn: psycopg.Connection, system: str = MANAGEMENT) -> list[LevelCounts]:
+    """Per level of the hierarchy of `system`, its areas and what one area holds: residents,
+    patrol check-ins and hazards placed in it, rolled up from the grids inside it."""
+    grids = conn.execute(
+        "SELECT id, parent_id, level FROM grids WHERE system = %s", (system,)
+    ).fetchall()
+    parent: dict[int, int | None] = {gid: up for gid, up, _ in grids}
+    level_of: dict[int, str] = {gid: level for gid, _, level in grids}
     per_area: defaultdict[int, list[int]] = defaultdict(lambda: [0, 0, 0])
+    grid = sql.Identifier(GRID_COLUMNS[system])
     for column, table in enumerate(("residents", "patrol_checkins", "hazard_reports")):
         for grid_id, count in conn.execute(
-            sql.SQL(
-                "SELECT grid_id, count(*) FROM {} WHERE grid_id IS NOT NULL GROUP BY grid_id"
-            ).format(sql.Identifier(table))
+            sql.SQL("SELECT {g}, count(*) FROM {t} WHERE {g} IS NOT NULL GROUP BY {g}").format(
+                g=grid, t=sql.Identifier(table)
+            )
         ):
             node = grid_id
             while node is not None:

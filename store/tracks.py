@@ -7,6 +7,7 @@ from datetime import datetime
 
 import numpy as np
 import psycopg
+from psycopg import sql
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,15 +33,18 @@ class TrackPoints:
         )
 
 
-def track_points(conn: psycopg.Connection, *, start: datetime, end: datetime) -> TrackPoints:
-    """Every check-in observed in [start, end), with its reported accuracy."""
-    rows = conn.execute(
+def track_points(
+    conn: psycopg.Connection, *, start: datetime, end: datetime, column: str = "grid_id"
+) -> TrackPoints:
+    """Every check-in observed in [start, end), with its reported accuracy; `grid_id` is
+    its grid in the system whose column is `column` (store.filters.GRID_COLUMNS)."""
+    query = sql.SQL(
         "SELECT worker_id, extract(epoch FROM observed_at)::float8, lon, lat, "
-        "coalesce(grid_id, -1), coalesce(accuracy_m, 'NaN') "
+        "coalesce({grid}, -1), coalesce(accuracy_m, 'NaN') "
         "FROM patrol_checkins WHERE observed_at >= %s AND observed_at < %s "
-        "ORDER BY worker_id, observed_at",
-        (start, end),
-    ).fetchall()
+        "ORDER BY worker_id, observed_at"
+    ).format(grid=sql.Identifier(column))
+    rows = conn.execute(query, (start, end)).fetchall()
     worker, t, lon, lat, grid_id, accuracy_m = list(zip(*rows, strict=True)) or [()] * 6
     return TrackPoints(
         np.array(worker, dtype=object),

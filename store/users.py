@@ -20,7 +20,9 @@ TOKEN_PREFIX = "gw_"  # noqa: S105 - marks a gridwatch token (for secret scanner
 
 @dataclass(frozen=True, slots=True)
 class Principal:
-    """Who is calling and which grids they may see (`grid_ids` None: every grid)."""
+    """Who is calling and which grids they may see (`grid_ids` None: every grid). A user may
+    be given grids of either system (a police officer their 警格); `grid_ids` holds the
+    visible grids of both, `police_grid_ids` those of them that are police grids."""
 
     user_id: int
     name: str
@@ -28,20 +30,28 @@ class Principal:
     level: str | None
     grid_codes: tuple[str, ...]
     grid_ids: frozenset[int] | None
+    police_grid_ids: frozenset[int] = frozenset()
 
     @property
     def sees_all(self) -> bool:
         return self.grid_ids is None
 
-    def sees_grid(self, grid_id: int | None) -> bool:
-        """Whether an object placed in `grid_id` (None: outside every grid) is visible."""
+    def sees_grid(self, grid_id: int | None, police_grid_id: int | None = None) -> bool:
+        """Whether an object placed in `grid_id` (None: outside every grid), and in the police
+        system in `police_grid_id`, is visible: it is when either grid is."""
         if self.grid_ids is None:
             return True
-        return grid_id is not None and grid_id in self.grid_ids
+        if grid_id is not None and grid_id in self.grid_ids:
+            return True
+        return police_grid_id is not None and police_grid_id in self.police_grid_ids
 
     def scope_param(self) -> list[int]:
         """The visible grid ids as an SQL array parameter (empty when every grid is visible)."""
         return sorted(self.grid_ids) if self.grid_ids is not None else []
+
+    def police_scope_param(self) -> list[int]:
+        """The visible police grids as an SQL array parameter (empty: none, or every grid)."""
+        return sorted(self.police_grid_ids)
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,11 +208,15 @@ def active_principals(conn: psycopg.Connection, names: Sequence[str]) -> dict[st
     return {name: _principal(conn, user_id) for name, user_id in rows}
 
 
-def create_session(conn: psycopg.Connection, user_id: int, *, expires_at: datetime) -> str:
-    """A new browser session for `user_id`; returns its id (kept only as a hash)."""
+def create_session(
+    conn: psycopg.Connection, user_id: int, *, now: datetime, expires_at: datetime
+) -> str:
+    """A new browser session for `user_id`; returns its id (kept only as a hash). Sessions
+    expired at `now` go: by the clock that reads them (`principal_for_session`), not the
+    database's."""
     session_id = secrets.token_urlsafe(32)
     with conn.transaction():
-        conn.execute("DELETE FROM api_sessions WHERE expires_at < now()")
+        conn.execute("DELETE FROM api_sessions WHERE expires_at < %s", (now,))
         conn.execute(
             "INSERT INTO api_sessions (id_sha256, user_id, expires_at) VALUES (%s, %s, %s)",
             (token_digest(session_id), user_id, expires_at),
@@ -226,8 +240,10 @@ def _principal(conn: psycopg.Connection, user_id: int) -> Principal:
     ).fetchall()
     codes = tuple(code for _, code in roots)
     grid_ids: frozenset[int] | None = None
+    police: frozenset[int] = frozenset()
     if role in ("grid_worker", "duty_officer") and roots:
-        # A user sees the grids they were given and every grid below them.
+        # A user sees the grids they were given and every grid below them (a parent is of
+        # its child's system, so the grids below a police grid are police grids).
         below = conn.execute(
             """
             WITH RECURSIVE sub AS (
@@ -235,13 +251,14 @@ def _principal(conn: psycopg.Connection, user_id: int) -> Principal:
                 UNION
                 SELECT g.id FROM grids g JOIN sub ON g.parent_id = sub.id
             )
-            SELECT id FROM sub
+            SELECT sub.id, g.system = 'police' FROM sub JOIN grids g ON g.id = sub.id
             """,
             ([gid for gid, _ in roots],),
         ).fetchall()
-        grid_ids = frozenset(gid for (gid,) in below)
+        grid_ids = frozenset(gid for gid, _ in below)
+        police = frozenset(gid for gid, is_police in below if is_police)
     elif role == "grid_worker":
         grid_ids = frozenset()  # grids deleted since: sees nothing
     elif role == "device":
         grid_ids = frozenset()  # devices post; they read nothing
-    return Principal(user_id, name, role, level, codes, grid_ids)
+    return Principal(user_id, name, role, level, codes, grid_ids, police)

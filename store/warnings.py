@@ -12,7 +12,7 @@ the caller's transaction."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 import psycopg
@@ -66,12 +66,13 @@ class WarningRow:
     lat: float | None
     observed_at: datetime
     created_at: datetime
+    police_grid_id: int | None = None
 
 
 _WARNING_COLUMNS = (
     "w.id, w.source, w.source_id, w.category, w.level, w.reason, w.keywords, w.weight, "
     "w.library_version, w.grid_id, g.code AS grid_code, w.resident_id, w.lives_alone, "
-    "w.lon, w.lat, w.observed_at, w.created_at"
+    "w.lon, w.lat, w.observed_at, w.created_at, w.police_grid_id"
 )
 _WARNING_SELECT = sql.SQL(_WARNING_COLUMNS)
 _WARNING_FROM = sql.SQL("warnings w LEFT JOIN grids g ON g.id = w.grid_id")
@@ -144,7 +145,7 @@ def _open_cases(conn: psycopg.Connection, rows: Sequence[WarningRow]) -> list[St
             if in_grid
             else Placement(row.grid_id, queued=True, note="待分拨: the warning is in no grid")
         )
-        cases.append((_case_intake(row), placed))
+        cases.append((_case_intake(row), replace(placed, police_grid_id=row.police_grid_id)))
     return open_requests(conn, cases, now=max(r.created_at for r in rows))
 
 
@@ -169,7 +170,9 @@ def _case_intake(row: WarningRow) -> RequestIntake:
     )
 
 
-def checkin_text(checkin: PatrolCheckin, grid_id: int | None) -> ScannedText:
+def checkin_text(
+    checkin: PatrolCheckin, grid_id: int | None, police_grid_id: int | None = None
+) -> ScannedText:
     """A patrol or visit note as scanned; a visit's resident is looked up (lives alone?)."""
     return ScannedText(
         "checkin",
@@ -180,10 +183,13 @@ def checkin_text(checkin: PatrolCheckin, grid_id: int | None) -> ScannedText:
         checkin.lon,
         checkin.lat,
         resident_id=checkin.resident_id if checkin.kind == "visit" else None,
+        police_grid_id=police_grid_id,
     )
 
 
-def hazard_text(report: HazardReport, grid_id: int | None) -> ScannedText:
+def hazard_text(
+    report: HazardReport, grid_id: int | None, police_grid_id: int | None = None
+) -> ScannedText:
     """A hazard's description as scanned."""
     return ScannedText(
         "hazard",
@@ -193,6 +199,7 @@ def hazard_text(report: HazardReport, grid_id: int | None) -> ScannedText:
         report.observed_at,
         report.lon,
         report.lat,
+        police_grid_id=police_grid_id,
     )
 
 
@@ -209,6 +216,7 @@ def request_texts(stored: Sequence[Stored]) -> list[ScannedText]:
             s.request.requested_at,
             s.request.lon,
             s.request.lat,
+            police_grid_id=s.request.police_grid_id,
         )
         for s in stored
         if s.new_text
@@ -304,6 +312,7 @@ def _insert(
             "keywords": list(w.hit.keywords),
             "weight": w.hit.weight,
             "grid_id": w.text.grid_id,
+            "police_grid_id": w.text.police_grid_id,
             "resident_id": w.text.resident_id,
             "lives_alone": w.lives_alone,
             "lon": w.text.lon,
@@ -316,14 +325,16 @@ def _insert(
         """
         WITH w AS (
             INSERT INTO warnings (source, source_id, category, level, reason, keywords, weight,
-                library_version, grid_id, resident_id, lives_alone, lon, lat, observed_at)
+                library_version, grid_id, resident_id, lives_alone, lon, lat, observed_at,
+                police_grid_id)
             SELECT r.source, r.source_id, r.category, r.level, r.reason,
                 ARRAY(SELECT jsonb_array_elements_text(r.keywords)), r.weight, %(version)s,
-                r.grid_id, res.id, r.lives_alone, r.lon, r.lat, r.observed_at
+                r.grid_id, res.id, r.lives_alone, r.lon, r.lat, r.observed_at, r.police_grid_id
             FROM jsonb_to_recordset(%(records)s) AS r(n integer, source text, source_id text,
                 category text, level smallint, reason text, keywords jsonb,
                 weight double precision, grid_id bigint, resident_id text, lives_alone boolean,
-                lon double precision, lat double precision, observed_at timestamptz)
+                lon double precision, lat double precision, observed_at timestamptz,
+                police_grid_id bigint)
             LEFT JOIN residents res ON res.id = r.resident_id
             ORDER BY r.n
             ON CONFLICT (source, source_id, category) DO NOTHING

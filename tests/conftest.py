@@ -18,4 +18,5 @@ pytest_plugins = [
     "tests.support.ingest_workers",
     "tests.support.api",
     "tests.support.demo",
+    "tests.support.browser",
 ]

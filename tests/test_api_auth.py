@@ -100,6 +100,29 @@ def _missing(response):
     assert GRID_B not in reason(response) or response.status_code == 404
 
 
+def _phone_without_grid_b(response, b):
+    _page_without_grid_b(response)
+    assert b["hazard"] not in response.text and f"alert:{b['alert']}" not in response.text
+
+
+def _case_stream_without_grid_b(c, b, seeded_url):
+    """Replay every step of every case from the start: none of grid B's may come (grid B's
+    hazard was reported; a fresh report in grid A marks the end of the replay)."""
+    lon, lat = point_in_grid(seeded_url, GRID_A)
+    marker = str(uuid.uuid4())
+    mine = {"id": marker, "lat": lat, "lon": lon, "category": "road", "severity": "low"}
+    assert c.post("/hazards", json=mine).status_code == 201
+    with c.stream("GET", "/cases/stream", params={"after": "0.0"}) as response:
+        assert response.status_code == 200
+        text = ""
+        for chunk in response.iter_text():
+            text += chunk
+            if marker in text:
+                break
+    assert f'"grid":"{GRID_A}"' in text
+    assert f'"grid":"{GRID_B}"' not in text and b["hazard"] not in text
+
+
 def walk_items(c, b, layer, object_id):
     _missing(c.get(f"/collections/{layer}/items", params={"grid": GRID_B}))
     _no_grid_b(c.get(f"/collections/{layer}/items", params={"limit": 10000}))
@@ -355,6 +378,9 @@ WALK = {
     ("GET", "/console/cases/{case_id}"): lambda c, b, u: _missing(
         c.get(f"/console/cases/{b['hazard']}")
     ),
+    ("GET", "/cases/stream"): lambda c, b, u: _case_stream_without_grid_b(c, b, u),
+    ("GET", "/m"): lambda c, b, u: _phone_without_grid_b(c.get("/m"), b),
+    ("GET", "/m/tasks"): lambda c, b, u: _phone_without_grid_b(c.get("/m/tasks"), b),
     ("GET", "/media/{media_id}"): lambda c, b, u: _missing(c.get(f"/media/{b['media']}")),
     ("GET", "/media/{media_id}/thumb"): lambda c, b, u: _missing(
         c.get(f"/media/{b['media']}/thumb")

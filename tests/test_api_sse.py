@@ -1,6 +1,6 @@
-"""The live alert stream: events in id order, resumed with Last-Event-ID with none lost or
-repeated, only the caller's grids, and no event skipped when transactions commit out of id
-order."""
+"""The live streams: alert events (and the steps of cases on /cases/stream) in id order,
+resumed with Last-Event-ID with none lost or repeated, only the caller's grids, and no event
+skipped when transactions commit out of id order."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from gridwatch.store.alerts import write_event
 from gridwatch.store.users import create_user, revoke_user
 from tests.support.api import GRID_A, GRID_B, NOW, ApiServer, Clock, api_settings
 from tests.support.cases import level2_warnings
+from tests.support.databases import point_in_grid
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +79,9 @@ def _hears_only(
 class Stream:
     """One SSE connection; `take(n)` reads the next n events."""
 
-    def __init__(self, client, headers=None, path: str = "/alerts/stream") -> None:
+    def __init__(
+        self, client, headers=None, path: str = "/alerts/stream", name: str = "alert"
+    ) -> None:
         self._context = client.stream("GET", path, headers=headers or {})
         self.response = self._context.__enter__()
         assert self.response.status_code == 200
@@ -86,7 +89,7 @@ class Stream:
         self._lines = self.response.iter_lines()
         # The first block is a comment sent once the stream is subscribed to the feed.
         assert next(self._lines).startswith("retry:")
-        assert next(self._lines).startswith(": gridwatch alert stream")
+        assert next(self._lines).startswith(f": gridwatch {name} stream")
 
     def events(self):
         """Each event as it comes, with when it came (`received`)."""
@@ -411,3 +414,68 @@ def test_a_stream_without_warnings_and_another_grids_worker_hear_none(
         assert [(e["event"], int(e["id"])) for e in plain.take(1)] == [("alert", expected[0])]
         other_grid.close()
         plain.close()
+
+
+# -- the steps of cases ---------------------------------------------------------------------------
+
+
+def _report(client, url: str, code: str) -> str:
+    """A new hazard reported by `client` inside grid `code`: its id (its `report` step)."""
+    lon, lat = point_in_grid(url, code)
+    body = {"id": str(uuid.uuid4()), "lon": lon, "lat": lat, "category": "road", "severity": "low"}
+    response = client.post("/hazards", json=body)
+    assert response.status_code == 201, response.text
+    return body["id"]
+
+
+def test_the_steps_of_cases_stream_to_those_of_their_grid(server, seeded_url, module_tokens):
+    cases = "/cases/stream"
+    with (
+        server.client("worker_a", module_tokens) as worker_a,
+        server.client("worker_b", module_tokens) as worker_b,
+        server.client("duty_street", module_tokens) as duty,
+    ):
+        desk = Stream(duty, path=cases, name="case")
+        # The token's first request is a stream: its later ones do not wait for it to end.
+        elsewhere = Stream(worker_b, path=cases, name="case")
+        hazard = _report(worker_a, seeded_url, GRID_A)
+        assert worker_a.post(f"/hazards/{hazard}/start", json={"note": "到场"}).status_code == 200
+        got = desk.take(2)
+        desk.close()
+        assert [(e["event"], e["data"]["action"]) for e in got] == [
+            ("case", "report"),
+            ("case", "start"),
+        ]
+        step = got[1]["data"]
+        assert (step["case_id"], step["kind"], step["grid"]) == (hazard, "hazard", GRID_A)
+        assert (step["status"], step["actor"], step["note"]) == ("in_progress", "W001", "到场")
+        hazard_id, request_id = (int(part) for part in got[1]["id"].split("."))
+        assert hazard_id == step["event_id"] and request_id >= 0
+        # Away: more steps; back with Last-Event-ID, each comes once, none is lost.
+        resolved = {"note": "已修补"}
+        assert worker_a.post(f"/hazards/{hazard}/resolve", json=resolved).status_code == 200
+        theirs = _report(worker_b, seeded_url, GRID_B)
+        back = Stream(duty, {"Last-Event-ID": got[1]["id"]}, path=cases, name="case")
+        resumed = back.take(2)
+        back.close()
+        assert [(e["data"]["case_id"], e["data"]["action"]) for e in resumed] == [
+            (hazard, "resolve"),
+            (theirs, "report"),
+        ]
+        # Grid B's worker heard nothing of grid A: their own report is the first they hear.
+        [first] = elsewhere.take(1)
+        elsewhere.close()
+        assert first["data"]["case_id"] == theirs
+
+
+def test_the_case_stream_refuses_bad_resume_ids_and_devices(server, module_tokens):
+    with server.client("admin", module_tokens) as client:
+        for bad in ("yesterday", "1", "1.2.3", "-1.0", "1.x", "5.99999999999999999999"):
+            answer = client.get("/cases/stream", headers={"Last-Event-ID": bad})
+            assert answer.status_code == 422, bad
+            assert "Last-Event-ID" in answer.json()["reason"], bad
+        assert client.get("/cases/stream", params={"after": "1"}).status_code == 422
+    with server.client("device", module_tokens) as client:
+        assert client.get("/cases/stream").status_code == 403
+    with server.client() as client:
+        assert client.get("/cases/stream").status_code == 401

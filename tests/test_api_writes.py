@@ -113,6 +113,8 @@ def test_gcj02_checkin_is_converted_once_on_the_way_in(http, shapes):
         b"[1, 2]",
         b"",
         b'{"lat": 40.6, "lon": 109.9, "note": "\\u0000"}',
+        b'{"lat": 40.6, "lon": 109.9, "needs": "\xe4\xb9\xb0\xe7\xb1\xb3"}',
+        b'{"lat": 40.6, "lon": 109.9, "kind": "visit", "resident_id": "R-1", "needs": 7}',
     ],
 )
 def test_checkin_refusals_are_the_mqtt_parsers_words(http, module_server, payload):
@@ -174,8 +176,14 @@ def test_a_visit_only_to_ones_own_residents(http, seeded_url, shapes):
         "status": "ok",
         "ts": "2026-11-23T11:40:00+08:00",
     }
-    ok = http["worker_a"].post("/checkins", json={**visit, "resident_id": own})
-    assert ok.status_code == 201
+    ok = http["worker_a"].post("/checkins", json={**visit, "resident_id": own, "needs": "买米"})
+    assert ok.status_code == 201 and ok.json()["properties"]["needs"] == "买米"
+    again = http["worker_a"].post("/checkins", json={**visit, "resident_id": own, "needs": "买米"})
+    assert again.status_code == 200
+    other_wish = {**visit, "resident_id": own, "needs": "买面"}
+    assert http["worker_a"].post("/checkins", json=other_wish).status_code == 409
+    stored = http["worker_a"].get(ok.headers["location"]).json()
+    assert stored["properties"]["needs"] == "买米"
     refused = http["worker_a"].post("/checkins", json={**visit, "resident_id": other})
     assert refused.status_code == 404 and other in reason(refused)
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import csv
 import io
 import math
-import os
 from datetime import timedelta
 from pathlib import Path
 
@@ -18,7 +17,7 @@ import pytest
 
 from gridwatch.store.partitions import ensure_partitions
 from tests.support.api import GRID_A, NOW, SHANGHAI, open_alert
-from tests.support.browser import chromium, local_page, needs_chromium
+from tests.support.browser import local_page, log_in, needs_chromium
 
 DESK = {"width": 1366, "height": 800}
 PHONE = {"width": 390, "height": 844}
@@ -27,19 +26,8 @@ pytestmark = needs_chromium
 
 
 @pytest.fixture(scope="module")
-def browser():
-    # The browser's own words (a date field's placeholder) in Chinese too.
-    with chromium("--lang=zh-CN") as launched:
-        yield launched
-
-
-@pytest.fixture(scope="module")
-def shots(tmp_path_factory) -> Path:
-    """Where screenshots go: GRIDWATCH_SCREENSHOTS, or the test's own temporary folder."""
-    chosen = os.environ.get("GRIDWATCH_SCREENSHOTS")
-    folder = Path(chosen) if chosen else tmp_path_factory.mktemp("console")
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
+def browser(zh_browser):
+    return zh_browser
 
 
 @pytest.fixture(scope="module")
@@ -109,10 +97,7 @@ def _context(browser, module_server, viewport, token: str):
     context, page, left, errors = local_page(
         browser, viewport=viewport, locale="zh-CN", accept_downloads=True
     )
-    page.goto(f"{module_server.url}/console")
-    page.fill("input[name=token]", token)
-    page.click("button[type=submit]")
-    page.wait_for_url("**/console")
+    log_in(page, module_server.url, token, "/console")
     return context, page, left, errors
 
 

@@ -191,14 +191,18 @@ def assert_position(parsed, sent: dict, expected) -> None:
     status=st.sampled_from([None, "ok", "concern", "not_home"]),
     accuracy=st.none() | numbers(0, 1e6),
     note=st.none() | texts.filter(lambda t: len(t) <= 2000),
+    needs=st.none() | texts.filter(lambda t: len(t) <= 500 and t.strip() != ""),
 )
-def test_patrol_round_trip(worker_id, when, position, kind, resident_id, status, accuracy, note):
+def test_patrol_round_trip(
+    worker_id, when, position, kind, resident_id, status, accuracy, note, needs
+):
     assume(kind != "visit" or resident_id)
+    needs = needs if kind == "visit" else None
     zone, ts, instant = when
     sent, expected = position
     optional = {
         "kind": kind, "resident_id": resident_id, "status": status,
-        "accuracy_m": accuracy, "note": note,
+        "accuracy_m": accuracy, "note": note, "needs": needs,
     }  # fmt: skip
     fields = sent | {k: v for k, v in optional.items() if v is not None}
     parsed = patrol.parse(worker_id, payload_of(fields, ts), context(zone))
@@ -210,6 +214,7 @@ def test_patrol_round_trip(worker_id, when, position, kind, resident_id, status,
     assert parsed.status == status
     assert parsed.accuracy_m == (None if accuracy is None else float(accuracy))
     assert parsed.note == note
+    assert parsed.needs == needs
     assert_frozen(parsed)
 
 
@@ -319,7 +324,8 @@ TOPICS = [f"{PREFIX}/{kind}/X-1" for kind in ("meter", "sensor", "patrol", "haza
 ]
 FIELDS = [
     "ts", "tst", "_type", "power_w", "energy_kwh", "water_l", "event", "value", "lat", "lon",
-    "crs", "kind", "resident_id", "status", "accuracy_m", "note", "id", "category", "severity",
+    "crs", "kind", "resident_id", "status", "accuracy_m", "note", "needs", "id", "category",
+    "severity",
     "description", "photo_urls", "acc", "batt",
 ]  # fmt: skip
 json_values = st.recursive(
@@ -372,6 +378,7 @@ VALID = {
     "patrol": {
         "ts": "2026-11-22T20:00:00", "lat": 40.65, "lon": 109.9, "crs": "gcj02",
         "kind": "visit", "resident_id": "R-1", "status": "ok", "accuracy_m": 5, "note": "好",
+        "needs": "想要一副老花镜",
     },
     "hazard": {
         "id": str(uuid.UUID(int=7)), "ts": 1763856900, "lat": 40.65, "lon": 109.9,
@@ -456,6 +463,28 @@ def test_bad_photo_urls_are_refused_with_a_reason(url, reason):
     fields = VALID["hazard"] | {"photo_urls": [url]}
     with pytest.raises(InvalidPayload, match=reason):
         hazard.parse("W-1", orjson.dumps(fields), context())
+
+
+@pytest.mark.parametrize(
+    ("changed", "reason"),
+    [
+        ({"needs": "米" * 501}, r"needs is 501 characters long \(limit 500\)"),
+        ({"needs": ["米"]}, "needs must be text, got an array"),
+        ({"needs": "米\x00"}, "needs contains a NUL character"),
+        ({"kind": "patrol", "needs": "买米"}, "needs .* belongs to a check-in of kind 'visit'"),
+    ],
+)
+def test_bad_needs_are_refused_with_a_reason(changed, reason):
+    with pytest.raises(InvalidPayload, match=reason):
+        patrol.parse("W-1", orjson.dumps(VALID["patrol"] | changed), context())
+
+
+def test_blank_needs_are_no_needs():
+    for blank in ("", "  \n"):
+        parsed = patrol.parse("W-1", orjson.dumps(VALID["patrol"] | {"needs": blank}), context())
+        assert parsed.needs is None
+    plain = VALID["patrol"] | {"kind": "patrol", "needs": ""}
+    assert patrol.parse("W-1", orjson.dumps(plain), context()).needs is None
 
 
 def test_encrypted_owntracks_is_refused_not_ignored():

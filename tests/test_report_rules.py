@@ -44,9 +44,9 @@ def test_visits_and_hazards_over_mqtt_follow_the_http_rule(district_database_url
     now = datetime.now(UTC)
     ts = (now - timedelta(minutes=5)).isoformat()
 
-    def visit(worker, resident, n, place=p1):
+    def visit(worker, resident, n, place=p1, **more):
         body = {"ts": (now - timedelta(minutes=n)).isoformat(), "lat": place.y, "lon": place.x,
-                "kind": "visit", "status": "ok", "resident_id": resident}  # fmt: skip
+                "kind": "visit", "status": "ok", "resident_id": resident, **more}  # fmt: skip
         return f"gw/patrol/{worker}", body
 
     def hazard(reporter, place):
@@ -55,7 +55,7 @@ def test_visits_and_hazards_over_mqtt_follow_the_http_rule(district_database_url
         return f"gw/hazard/{reporter}", body
 
     stored = [
-        visit(w1, r1, 1),
+        visit(w1, r1, 1, needs="想换个亮一点的灯泡"),  # 微心愿
         visit(w2, r2, 2, p2),
         hazard(w1, p1),
         hazard("W-UNKNOWN", p2),  # an id of no one: a report of a place, kept
@@ -83,3 +83,4 @@ def test_visits_and_hazards_over_mqtt_follow_the_http_rule(district_database_url
     assert count_rows(url, "patrol_checkins", "resident_id = %s", (r2,)) == 1
     assert count_rows(url, "patrol_checkins", "resident_id = %s", (r1,)) == 1
     assert count_rows(url, "dead_letters") == len(refused)
+    assert count_rows(url, "patrol_checkins", "needs = %s", ("想换个亮一点的灯泡",)) == 1

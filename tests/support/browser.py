@@ -1,8 +1,10 @@
 """Headless Chromium for the page tests, with the outside world cut off: a page whose
-requests to anywhere but 127.0.0.1 are aborted and recorded."""
+requests to anywhere but 127.0.0.1 are aborted and recorded. A pytest plugin: the console's
+browser (`zh_browser`) and where screenshots go (`shots`) are fixtures."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -60,3 +62,28 @@ def local_page(browser, **options) -> tuple:
     page = context.new_page()
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     return context, page, left, errors
+
+
+@pytest.fixture(scope="module")
+def zh_browser():
+    """Chromium in Chinese: the browser's own words (a date field's placeholder) too."""
+    with chromium("--lang=zh-CN") as launched:
+        yield launched
+
+
+@pytest.fixture(scope="module")
+def shots(tmp_path_factory) -> Path:
+    """Where screenshots go: GRIDWATCH_SCREENSHOTS, or the test's own temporary folder."""
+    chosen = os.environ.get("GRIDWATCH_SCREENSHOTS")
+    folder = Path(chosen) if chosen else tmp_path_factory.mktemp("console")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def log_in(page, base_url: str, token: str, path: str) -> None:
+    """Open `path` (a browser without a session is sent to the login form), log in with
+    `token`, and wait to be back at `path`."""
+    page.goto(f"{base_url}{path}")
+    page.fill("input[name=token]", token)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"**{path}")

@@ -152,6 +152,12 @@ def point_in_grid(url: str, code: str) -> tuple[float, float]:
     return point.x, point.y
 
 
+def fetch_all(url: str, query: str, params: tuple | dict = ()) -> list[tuple]:
+    """The rows of one query of the database at `url`."""
+    with psycopg.connect(url) as conn:
+        return conn.execute(query, params).fetchall()
+
+
 def settled_mornings(url: str, residents: list[str] | None = None) -> None:
     """Give homes the profile of homes watched for a while: three working-day mornings up at
     07:00, so the district's default morning window holds for them (a home still being

@@ -170,7 +170,38 @@
       clearTimeout(refresh);
       refresh = setTimeout(figures, 400);
     });
-    window.gridwatchConsole = { stream: stream };
+    var cases = window.gridwatchStream("/cases/stream?after=" + data.cases_after,
+      document.getElementById("gw-case-status"), t, function (e) {
+        caseItem(e);
+        clearTimeout(refresh);
+        refresh = setTimeout(figures, 400);
+      }, "case");
+    window.gridwatchConsole = { stream: stream, cases: cases };
+  }
+
+  // One step of a case as the desk's case feed shows it: the case's newest step on top.
+  function caseItem(e) {
+    var t = data.texts;
+    var list = document.getElementById("gw-case-list");
+    var id = "gw-case-" + e.case_id;
+    var li = document.getElementById(id) || el("li");
+    li.id = id;
+    li.className = "case-" + e.status + " fresh";
+    li.textContent = "";
+    var a = el("a");
+    a.href = "/console/cases/" + e.case_id;
+    a.appendChild(el("b", null, (t.case_kind[e.kind] || e.kind) + " · " +
+      (t.case_category[e.kind][e.category] || e.category)));
+    a.appendChild(document.createTextNode(" "));
+    a.appendChild(el("span", null, e.grid || ""));
+    a.appendChild(el("small", "gw-case-step", when(e.at) + " · " +
+      (t.case_event[e.action] || e.action) + " · " + (e.actor || "") + " · " +
+      (t.case_status[e.kind][e.status] || e.status)));
+    if (e.note && e.actor !== "gridwatch") { a.appendChild(el("small", "gw-note", e.note)); }
+    li.appendChild(a);
+    list.insertBefore(li, list.firstChild);
+    var empty = document.getElementById("gw-case-empty");
+    if (empty) { empty.remove(); }
   }
 
   // -- one alert: its week drawn from the API, its actions ---------------------------------
@@ -334,7 +365,7 @@
       L.circleMarker(m.point, { radius: 9, color: "#222", weight: 2, fillColor: "#d7301f",
         fillOpacity: 0.9 }).addTo(map);
     }
-    setupActions(function (feature) {
+    function apply(feature) {
       var p = feature.properties;
       document.getElementById("gw-state").textContent = t.case_state[p.status] || p.status;
       document.getElementById("gw-level").textContent = t.level[p.level] || p.level;
@@ -348,8 +379,17 @@
       });
       document.getElementById("gw-nothing").hidden = any;
       timeline(p.events, function (e) { return e.actor === "gridwatch" ? "" : e.note; });
+    }
+    setupActions(apply);
+    // A step taken elsewhere (a worker's phone, another desk) shows here as it happens.
+    var stream = new EventSource("/cases/stream?after=" + data.cases_after);
+    stream.addEventListener("case", function (message) {
+      if (JSON.parse(message.data).case_id !== data.case_id) { return; }
+      fetch(data.item, { credentials: "same-origin" }).then(function (r) { return r.json(); })
+        .then(apply);
     });
     window.gridwatchCase = map;
+    window.gridwatchConsole = { cases: stream };
   }
 
   if (page === "console") { desk(); }

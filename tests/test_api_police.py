@@ -1,0 +1,302 @@
+"""The police's grids (警格) over the API: every layer, the ledger and patrol coverage cut by
+either system (`?system=police&grid=…`), a user given police grids seeing the points in them
+(kept answers and database answers alike), and the HTTP door placing a report in both systems
+and refusing a police officer's report from another grid."""
+
+from __future__ import annotations
+
+import csv
+import io
+import uuid
+from dataclasses import dataclass
+
+import httpx
+import psycopg
+import pytest
+
+from gridwatch.simulators.sample import load_police_grids
+from gridwatch.store.users import create_user
+from tests.support.api import GRID_A, ApiServer, Clock, api_settings, reason
+from tests.support.databases import count_rows, fetch_all
+
+POLICE_GRID = "GA-QS-1-1-01"  # a 警格 of the sample district's police layer
+POLICE_AREA = "GA-QS-1-1"  # its 警务区
+STATION = "GA-QS-1"  # its 派出所
+OTHER_POLICE_GRID = "GA-QS-2-3-06"
+
+
+@dataclass(frozen=True)
+class Police:
+    """Users given police grids: a police officer of one 警格, a duty officer of a 派出所."""
+
+    officer: str
+    station: str
+
+    def header(self, who: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {getattr(self, who)}"}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def police_layer(seeded_url, tmp_path_factory) -> None:
+    """The sample district's police grids, imported into this module's database after its
+    sample activity was stored (which the import places in them) and before its server
+    starts."""
+    with psycopg.connect(seeded_url) as conn:
+        load_police_grids(conn, tmp_path_factory.mktemp("police"))
+
+
+@pytest.fixture(scope="module")
+def police(seeded_url) -> Police:
+    with psycopg.connect(seeded_url) as conn:
+        return Police(
+            officer=create_user(conn, "PO-1", role="grid_worker", grid_codes=(POLICE_GRID,)),
+            station=create_user(
+                conn, "PS-duty", role="duty_officer", grid_codes=(STATION,), level="street"
+            ),
+        )
+
+
+def _subtree(url: str, code: str) -> list[int]:
+    rows = fetch_all(
+        url,
+        """
+        WITH RECURSIVE sub AS (
+            SELECT id FROM grids WHERE code = %s
+            UNION SELECT g.id FROM grids g JOIN sub ON g.parent_id = sub.id
+        ) SELECT id FROM sub
+        """,
+        (code,),
+    )
+    return [gid for (gid,) in rows]
+
+
+# What each point layer holds in police grids `ids`, as the database tells it.
+IN_POLICE = {
+    "hazards": ("hazard_reports", "police_grid_id = ANY(%s)"),
+    "checkins": ("patrol_checkins", "police_grid_id = ANY(%s)"),
+    "residents": ("residents", "police_grid_id = ANY(%s)"),
+    "requests": ("requests", "police_grid_id = ANY(%s)"),
+    "warnings": ("warnings", "police_grid_id = ANY(%s)"),
+    "alerts": (
+        "alerts",
+        "EXISTS (SELECT 1 FROM residents r WHERE r.id = resident_id "
+        "AND r.police_grid_id = ANY(%s))",
+    ),
+}
+
+
+def _matched(client: httpx.Client, layer: str, **params) -> int:
+    answer = client.get(f"/collections/{layer}/items", params={"limit": 1, **params})
+    assert answer.status_code == 200, answer.text
+    return answer.json()["numberMatched"]
+
+
+@pytest.mark.parametrize("code", [POLICE_GRID, POLICE_AREA, STATION])
+def test_every_layer_is_cut_by_a_police_grid_and_all_below_it(http, seeded_url, code):
+    ids = _subtree(seeded_url, code)
+    for layer, (table, where) in IN_POLICE.items():
+        expected = count_rows(seeded_url, table, where, (ids,))
+        assert expected > 0 or code == POLICE_GRID, (layer, code)  # something in a 派出所
+        assert _matched(http["admin"], layer, system="police", grid=code) == expected, layer
+
+
+def test_the_grids_layer_shows_one_system_at_a_time(http):
+    def codes(**params) -> dict[str, str]:
+        page = http["admin"].get("/collections/grids/items", params={"limit": 500, **params})
+        assert page.status_code == 200, page.text
+        return {f["properties"]["code"]: f["properties"]["system"] for f in page.json()["features"]}
+
+    management, police = codes(), codes(system="police")
+    assert len(management) == 120 and set(management.values()) == {"management"}
+    assert len(police) == 45 and set(police.values()) == {"police"}
+    assert set(codes(system="police", level="grid")) == {c for c in police if c.count("-") == 4}
+    assert set(codes(system="police", grid=POLICE_AREA)) == {
+        c for c in police if c.startswith(POLICE_AREA)
+    }
+    one = http["admin"].get(f"/collections/grids/items/{POLICE_GRID}").json()
+    assert one["properties"]["system"] == "police" and one["properties"]["parent"] == POLICE_AREA
+    assert one["properties"]["residents"] > 0
+
+
+def test_a_grid_of_the_other_system_or_an_unknown_system_is_a_clear_4xx(http):
+    admin = http["admin"]
+    forgot = admin.get("/collections/hazards/items", params={"grid": POLICE_GRID})
+    assert forgot.status_code == 422 and "system=police" in reason(forgot)
+    crossed = admin.get("/ledger", params={"system": "police", "grid": GRID_A})
+    assert crossed.status_code == 422 and "management grid" in reason(crossed)
+    unknown = admin.get("/collections/checkins/items", params={"system": "fire", "grid": "X"})
+    assert unknown.status_code == 422
+    missing = admin.get("/coverage", params={"system": "police", "grid": "GA-NOPE"})
+    assert missing.status_code == 404 and "no grid" in reason(missing)
+
+
+def test_a_police_officer_sees_the_points_of_their_police_grid(module_server, http, police):
+    """Whatever management grids those points lie in; nothing of another grid, of either
+    system, is even confirmed to exist; people stay masked (their grid is the management's)."""
+    url = module_server.state.settings.database_url
+    own = _subtree(url, POLICE_GRID)
+    with module_server.client() as officer:
+        officer.headers.update(police.header("officer"))
+        for layer, (table, where) in IN_POLICE.items():
+            if layer in ("checkins", "requests"):  # and what they posted themselves
+                where = (
+                    f"({where} OR {'worker_id' if layer == 'checkins' else 'reporter'} = 'PO-1')"
+                )
+            assert _matched(officer, layer) == count_rows(url, table, where, (own,)), layer
+        assert _matched(officer, "hazards", system="police", grid=POLICE_GRID) > 0
+        for path, params in (
+            ("/collections/hazards/items", {"grid": GRID_A}),
+            ("/collections/hazards/items", {"system": "police", "grid": OTHER_POLICE_GRID}),
+            (f"/collections/grids/items/{OTHER_POLICE_GRID}", {}),
+        ):
+            answer = officer.get(path, params=params)
+            assert answer.status_code == 404, (path, params, answer.text)
+        inside, outside = (
+            fetch_all(
+                url, f"SELECT id FROM hazard_reports WHERE police_grid_id {op} ANY(%s)", (own,)
+            )[0][0]
+            for op in ("=", "<>")
+        )
+        assert officer.get(f"/collections/hazards/items/{inside}").status_code == 200
+        assert officer.get(f"/collections/hazards/items/{outside}").status_code == 404
+        assert (
+            officer.get("/collections/residents/items", params={"pii": "true"}).status_code == 403
+        )
+    # A management worker sees none of them unless they lie in their own grid too.
+    worker = _matched(http["worker_a"], "hazards")
+    assert worker == count_rows(
+        url, "hazard_reports", "grid_id = ANY(%s)", (_subtree(url, GRID_A),)
+    )
+
+
+def _hazard(lon: float, lat: float) -> dict:
+    return {"id": str(uuid.uuid4()), "ts": "2026-11-23T11:00:00+08:00", "lon": lon, "lat": lat,
+            "category": "road", "severity": "low", "description": "井盖缺失"}  # fmt: skip
+
+
+def _inside(url: str, code: str) -> tuple[float, float]:
+    """A point inside grid `code` (the same in both systems' indexes)."""
+    import shapely
+
+    [(wkb,)] = fetch_all(url, "SELECT geometry FROM grids WHERE code = %s", (code,))
+    point = shapely.from_wkb(bytes(wkb)).buffer(-0.0003).representative_point()
+    return point.x, point.y
+
+
+def test_reports_over_http_are_placed_in_both_systems_and_kept_to_the_reporters_grids(
+    module_server, http, police
+):
+    url = module_server.state.settings.database_url
+    lon, lat = _inside(url, POLICE_GRID)
+    with module_server.client() as officer:
+        officer.headers.update(police.header("officer"))
+        posted = officer.post("/hazards", json=_hazard(lon, lat))
+        assert posted.status_code == 201, posted.text
+        checkin = officer.post("/checkins", json={"ts": "2026-11-23T11:05:00+08:00",
+                                                  "lon": lon, "lat": lat})  # fmt: skip
+        assert checkin.status_code == 201, checkin.text
+        far = officer.post("/hazards", json=_hazard(*_inside(url, OTHER_POLICE_GRID)))
+        assert far.status_code == 403 and "outside the grids" in reason(far)
+    placed = fetch_all(
+        url,
+        """
+        SELECT g.code, p.code FROM hazard_reports h JOIN grids g ON g.id = h.grid_id
+        JOIN grids p ON p.id = h.police_grid_id WHERE h.id = %s
+        UNION ALL
+        SELECT g.code, p.code FROM patrol_checkins c JOIN grids g ON g.id = c.grid_id
+        JOIN grids p ON p.id = c.police_grid_id WHERE c.worker_id = 'PO-1'
+        """,
+        (posted.json()["id"],),
+    )
+    assert len(placed) == 2 and {p for _, p in placed} == {POLICE_GRID}
+    assert placed[0][0] == placed[1][0] == posted.json()["properties"]["grid"]
+    # A management worker of another grid is refused there, police grid or not.
+    other = "worker_b" if posted.json()["properties"]["grid"] == GRID_A else "worker_a"
+    refused = http[other].post("/hazards", json=_hazard(lon, lat))
+    assert refused.status_code == 403 and "outside the grids" in reason(refused)
+
+
+def _ledger_ids(client: httpx.Client, **params) -> set[str]:
+    answer = client.get("/ledger", params={"limit": 100_000, **params})
+    assert answer.status_code == 200, answer.text
+    return {row["id"] for row in answer.json()["items"]}
+
+
+def _cases_in(url: str, ids: list[int]) -> set[str]:
+    query = (
+        "SELECT id::text FROM hazard_reports WHERE police_grid_id = ANY(%(ids)s) "
+        "UNION ALL SELECT id::text FROM requests WHERE police_grid_id = ANY(%(ids)s)"
+    )
+    return {i for (i,) in fetch_all(url, query, {"ids": ids})}
+
+
+@pytest.mark.parametrize("kept", [False, True], ids=["from the database", "kept"])
+def test_the_ledger_and_kept_layers_are_cut_by_either_system(seeded_url, police, tmp_path, kept):
+    """The ledger (JSON and CSV) and the hazards and alerts layers, which the API keeps between
+    changes: the same answers from what is kept as from the database."""
+    settings = api_settings(tmp_path, seeded_url, api_counts_ttl_s=60 if kept else 0)
+    with ApiServer(settings, seeded_url, Clock()) as server, server.client() as client:
+        assert server.state.keeps_layers() == kept
+        client.headers["Authorization"] = f"Bearer {create_admin(seeded_url)}"
+        area_ids = _subtree(seeded_url, POLICE_AREA)
+        area = _cases_in(seeded_url, area_ids)
+        assert area and _ledger_ids(client, system="police", grid=POLICE_AREA) == area
+        assert len(_ledger_ids(client, grid=GRID_A)) == count_rows(
+            seeded_url, "hazard_reports", "grid_id = ANY(%s)", (_subtree(seeded_url, GRID_A),)
+        ) + count_rows(seeded_url, "requests", "grid_id = ANY(%s)", (_subtree(seeded_url, GRID_A),))
+        exported = client.get("/ledger.csv", params={"system": "police", "grid": POLICE_AREA})
+        assert exported.status_code == 200
+        rows = list(csv.reader(io.StringIO(exported.content.decode("utf-8-sig"))))
+        assert len(rows) == len(area) + 1
+        for layer in ("hazards", "alerts"):
+            table, where = IN_POLICE[layer]
+            expected = count_rows(seeded_url, table, where, (area_ids,))
+            assert _matched(client, layer, system="police", grid=POLICE_AREA) == expected
+        client.headers.update(police.header("station"))
+        station_ids = _subtree(seeded_url, STATION)
+        assert _ledger_ids(client) == _cases_in(seeded_url, station_ids)
+        assert _ledger_ids(client, system="police", grid=POLICE_AREA) == area
+        assert client.get("/ledger", params={"grid": GRID_A}).status_code == 404
+        for layer in ("hazards", "alerts"):
+            table, where = IN_POLICE[layer]
+            assert _matched(client, layer) == count_rows(seeded_url, table, where, (station_ids,))
+        if kept:
+            assert server.state.layer_reads["LedgerLayer"] >= 1
+            assert server.state.layer_reads["HazardLayer"] >= 1
+
+
+def create_admin(url: str) -> str:
+    with psycopg.connect(url) as conn:
+        return create_user(conn, f"admin-{uuid.uuid4().hex[:6]}", role="admin")
+
+
+def test_coverage_is_cut_by_either_system(http, police, module_server):
+    admin = http["admin"]
+    by_police = admin.get("/coverage", params={"system": "police"}).json()["items"]
+    by_management = admin.get("/coverage").json()["items"]
+    assert {row["grid"] for row in by_police} == {
+        c for c in _codes(module_server, "police") if c.count("-") == 4
+    }
+    assert len(by_management) == 110
+    # Both systems cut the same street: the same tracks, measured in either's grids.
+    police_m = sum(row["track_m"] for row in by_police)
+    management_m = sum(row["track_m"] for row in by_management)
+    assert police_m > 0 and police_m == pytest.approx(management_m, rel=0.01)
+    assert sum(r["visits_made"] for r in by_police) == sum(r["visits_made"] for r in by_management)
+    areas = admin.get(
+        "/coverage", params={"system": "police", "level": "community", "grid": STATION}
+    ).json()["items"]
+    assert {row["grid"] for row in areas} == {f"{STATION}-{n}" for n in (1, 2, 3)}
+    tracks = admin.get("/coverage/tracks", params={"system": "police", "grid": POLICE_GRID})
+    assert tracks.status_code == 200 and tracks.json()["features"]
+    with module_server.client() as officer:
+        officer.headers.update(police.header("officer"))
+        mine = officer.get("/coverage", params={"system": "police"}).json()["items"]
+        assert [row["grid"] for row in mine] == [POLICE_GRID]
+        assert mine[0]["patrols"] > 0
+        assert officer.get("/coverage").json()["items"] == []  # no management grid of theirs
+
+
+def _codes(server: ApiServer, system: str) -> set[str]:
+    url = server.state.settings.database_url
+    return {c for (c,) in fetch_all(url, "SELECT code FROM grids WHERE system = %s", (system,))}
