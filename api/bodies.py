@@ -47,6 +47,7 @@ Name = Annotated[
     AfterValidator(_not_blank),
 ]
 
+HAZARD_CATEGORIES_HELP = "structural, fire, electrical, gas, road, flood, sanitation, food or other"
 CRS_HELP = "wgs84 (default), gcj02 (AMap, Tencent) or bd09 (Baidu); any case, with or without '-'"
 
 
@@ -90,6 +91,16 @@ class AbsenceBody(Strict):
     note: Note | None = None
 
 
+class FindingBody(BaseModel):
+    """What an inspection found wrong: a hazard's category, severity and description."""
+
+    model_config = ConfigDict(extra="allow")
+    category: str = Field(description=HAZARD_CATEGORIES_HELP)
+    severity: str = Field(description="low, medium, high or critical")
+    description: str | None = None
+    photos: list[str] | None = Field(default=None, description="http(s) URLs of photos")
+
+
 class CheckinBody(BaseModel):
     """The MQTT `gw/patrol/{worker_id}` payload, plus the worker (default: the caller)."""
 
@@ -100,7 +111,7 @@ class CheckinBody(BaseModel):
     lon: float = Field(ge=-180, le=180)
     accuracy_m: float | None = Field(default=None, ge=0)
     crs: str | None = Field(default="wgs84", description=CRS_HELP)
-    kind: str | None = Field(default="patrol", description="patrol or visit")
+    kind: str | None = Field(default="patrol", description="patrol, visit or inspection")
     resident_id: str | None = Field(default=None, description="required for a visit")
     status: str | None = Field(default=None, description="ok, concern or not_home")
     note: str | None = Field(default=None, max_length=2000)
@@ -108,6 +119,16 @@ class CheckinBody(BaseModel):
         default=None,
         max_length=500,
         description="a visit only: what the resident asks for (微心愿)",
+    )
+    place_id: str | None = Field(default=None, description="required for an inspection")
+    result: str | None = Field(
+        default=None, description="required for an inspection: ok, or findings"
+    )
+    findings: list[FindingBody] | None = Field(
+        default=None,
+        max_length=20,
+        description="an inspection's findings (with result findings): each opens a case of "
+        "the place with the deadline its severity sets",
     )
 
 
@@ -121,9 +142,7 @@ class HazardBody(BaseModel):
     lat: float = Field(ge=-90, le=90)
     lon: float = Field(ge=-180, le=180)
     crs: str | None = Field(default="wgs84", description=CRS_HELP)
-    category: str = Field(
-        description="structural, fire, electrical, gas, road, flood, sanitation or other"
-    )
+    category: str = Field(description=HAZARD_CATEGORIES_HELP)
     severity: str = Field(description="low, medium, high or critical")
     description: str | None = None
     photo_urls: list[str] | None = None

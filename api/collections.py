@@ -27,6 +27,7 @@ from gridwatch.api.features import (
     grid_feature,
     hazard_feature,
     parse_checkin_id,
+    place_feature,
     request_feature,
     resident_feature,
     warning_feature,
@@ -63,6 +64,7 @@ from gridwatch.model.vocabulary import (
     GRID_SYSTEMS,
     LEVELS,
     MANAGEMENT,
+    PLACE_KINDS,
     SEVERITIES,
     WARNING_SOURCES,
     GridSystem,
@@ -74,6 +76,7 @@ from gridwatch.store.filters import Filters, local_day_bounds
 from gridwatch.store.grids import GridCatalog, GridCounts, GridRecord
 from gridwatch.store.hazards import get_hazard, hazard_events, hazard_page
 from gridwatch.store.paging import Page
+from gridwatch.store.places import PlaceRecord, get_place, place_events, place_page
 from gridwatch.store.requests import request_page
 from gridwatch.store.residents import get_resident, resident_page
 from gridwatch.store.users import Principal
@@ -101,6 +104,14 @@ COLLECTIONS = {
         "Citizens' requests (Open311, 12345 work orders, needs recorded on visits) and where "
         "they stand in the loop; the requester's contact is masked unless the caller may see it.",
         "requested_at",
+    ),
+    "places": (
+        "Places (安全巡查)",
+        "Shops, restaurants, small workshops and warehouses inspected on a schedule: the last "
+        "inspection, when the next is due, whether it is overdue (and the level it has gone up "
+        "to), the open findings (cases) of its inspections. The contact is masked unless "
+        "pii=true is asked by someone who may see it.",
+        None,
     ),
     "residents": (
         "Residents",
@@ -146,7 +157,7 @@ QUERYABLES: dict[str, dict[str, dict]] = {
         "grid": GRID_CODE,
     },
     "checkins": {
-        "kind": {"type": "string", "title": "Kind", "enum": ["patrol", "visit"]},
+        "kind": {"type": "string", "title": "Kind", "enum": ["patrol", "visit", "inspection"]},
         "grid": GRID_CODE,
     },
     "alerts": {
@@ -175,6 +186,11 @@ QUERYABLES: dict[str, dict[str, dict]] = {
         "status": {"type": "string", "title": "Status", "enum": list(REQUEST_STATUSES)},
         "service_code": {"type": "string", "title": "Service", "enum": list(SERVICE_CODES)},
         "source": {"type": "string", "title": "Source", "enum": list(SOURCES)},
+        "level": ALERT_LEVELS,
+        "grid": GRID_CODE,
+    },
+    "places": {
+        "kind": {"type": "string", "title": "Kind", "enum": list(PLACE_KINDS)},
         "level": ALERT_LEVELS,
         "grid": GRID_CODE,
     },
@@ -764,7 +780,7 @@ def checkin_items(
     datetime_: Annotated[DatetimeQ, Query(alias="datetime")] = None,
     limit: LimitQ = None,
     cursor: CursorQ = None,
-    kind: Literal["patrol", "visit"] | None = None,
+    kind: Literal["patrol", "visit", "inspection"] | None = None,
     worker: Annotated[str | None, Query(max_length=128)] = None,
     grid: GridQ = None,
     system: SystemQ = MANAGEMENT,
@@ -1146,8 +1162,7 @@ def resident_items(
         alerting=alerting,
     )
     rows = page.rows
-    if pii and any(not sees_personal_data(principal, r.grid_id) for r in rows):
-        raise Forbidden("your role may not see residents' personal information")
+    _may_reveal(principal, rows, pii, "residents' personal information")
     features = [resident_feature(r, principal, reveal=pii) for r in rows]
     if pii:
         record_reads(conn, principal, request, shown_in_clear(principal, rows))
@@ -1173,6 +1188,95 @@ def resident_item(
     )
     record_reads(conn, principal, request, shown_in_clear(principal, [row]))
     return GeoJSONResponse(resident_feature(row, principal, reveal=True))
+
+
+# -- places -----------------------------------------------------------------------------------
+
+
+@router.get(
+    "/collections/places/items",
+    response_class=GeoJSONResponse,
+    summary="Places inspected on a schedule (contacts masked unless pii=true)",
+)
+def place_items(
+    request: Request,
+    principal: Reader,
+    conn: Conn,
+    state: State,
+    bbox: BBoxQ = None,
+    limit: LimitQ = None,
+    cursor: CursorQ = None,
+    kind: Annotated[str | None, Query(max_length=200, description="comma list")] = None,
+    level: Level | None = None,
+    grid: GridQ = None,
+    system: SystemQ = MANAGEMENT,
+    overdue: Annotated[bool | None, Query(description="next inspection past (or not)")] = None,
+    findings: Annotated[bool | None, Query(description="with open findings (or not)")] = None,
+    pii: Annotated[bool, Query(description="contacts and phones in clear (for those allowed)")] = (
+        False
+    ),
+):
+    """The caller's grids' places by id; every answer that shows a contact in clear is
+    recorded before it goes out."""
+    asked = {"kind", "level", "grid", "system", "overdue", "findings", "pii"}
+    check_params(request, {"bbox", "limit", "cursor", "f"} | asked)
+    grids = subtree_ids(state.catalog(conn), principal, grid, system)
+    after = decode_cursor(cursor, (str,))
+    now = state.now()
+    page = place_page(
+        conn,
+        _filters(state, principal, request, grids, system),
+        now=now,
+        limit=page_size(state, limit),
+        after=after[0] if after else None,
+        kinds=_list(kind, PLACE_KINDS, "kind"),
+        level=level,
+        overdue=overdue,
+        findings=findings,
+    )
+    rows = page.rows
+    _may_reveal(principal, rows, pii, "places' contacts")
+    if pii:
+        record_reads(conn, principal, request, _shown_contacts(principal, rows))
+    features = [place_feature(r, now, clear=pii) for r in rows]
+    return page_response(request, page, features, "places", lambda p: [p.id])
+
+
+@router.get(
+    "/collections/places/items/{place_id}",
+    response_class=GeoJSONResponse,
+    summary="One place with its escalations (the contact in clear for those allowed)",
+)
+def place_item(
+    request: Request,
+    principal: Reader,
+    conn: Conn,
+    state: State,
+    place_id: Annotated[str, Path(max_length=128)],
+):
+    row = _visible(principal, f"no place {place_id[:64]!r}", lambda: get_place(conn, place_id))
+    record_reads(conn, principal, request, _shown_contacts(principal, [row]))
+    clear = sees_personal_data(principal, row.grid_id)
+    return GeoJSONResponse(
+        place_feature(row, state.now(), clear=clear, events=place_events(conn, row.id))
+    )
+
+
+def _may_reveal(principal: Principal, rows: list, pii: bool, what: str) -> None:
+    """Forbidden when `pii` asks for `what` in clear in rows (each with its `grid_id`) the
+    caller may not see so."""
+    if pii and any(not sees_personal_data(principal, r.grid_id) for r in rows):
+        raise Forbidden(f"your role may not see {what}")
+
+
+def _shown_contacts(principal: Principal, places: list[PlaceRecord]) -> list[str]:
+    """The audit ids (`place:<id>`) of the places among `places` whose contact the caller
+    sees in clear."""
+    return [
+        f"place:{p.id}"
+        for p in places
+        if (p.contact or p.phone) and sees_personal_data(principal, p.grid_id)
+    ]
 
 
 @router.get("/collections/{collection_id}/items", include_in_schema=False)

@@ -23,6 +23,7 @@ from gridwatch.api.desk import (
     DeskFigures,
     DeskParts,
     awaiting_homes,
+    grids_total,
     kept_homes,
     parts_for,
     read_desk,
@@ -73,6 +74,7 @@ from gridwatch.store.filters import Filters, local_day_bounds
 from gridwatch.store.grids import GridCatalog
 from gridwatch.store.hazards import HazardDay, hazard_days, hazard_events
 from gridwatch.store.homes import home_week
+from gridwatch.store.places import overdue_inspections_by_grid
 from gridwatch.store.requests import request_events
 from gridwatch.store.residents import awaiting_installation, get_resident
 from gridwatch.store.users import Principal
@@ -170,6 +172,9 @@ def _summary_from_db(conn, state: ApiState, principal: Principal, kind: str | No
         open_hazards=sum(counts[g].open_hazards for g in leaves if g in counts),
         overdue_hazards=sum(counts[g].overdue_hazards for g in leaves if g in counts),
         awaiting_installation=awaiting_installation(conn, scope=scope),
+        overdue_inspections=grids_total(
+            overdue_inspections_by_grid(conn, now=now), principal.sees_grid
+        ),
         coverage=rows_for(catalog, cover, leaves),
         alerts_opened=alerts_opened_daily(conn, scope=scope, start=start, end=end, zone=state.zone),
         hazard_days=hazard_days(conn, scope=scope, start=start, end=end, zone=state.zone),
@@ -199,6 +204,7 @@ def _summary(
         "alerts": _alert_counts(t, parts.tally),
         "hazards": {"open": parts.open_hazards, "overdue": parts.overdue_hazards},
         "awaiting_installation": parts.awaiting_installation,
+        "inspections": {"overdue": parts.overdue_inspections},
         "coverage": _coverage(catalog, parts.coverage),
         "trend": _trend(state, days[0], parts.alerts_opened, parts.hazard_days),
         "live": [live_item(t, state, principal, row) for row in parts.live],

@@ -1,11 +1,12 @@
 """The duty desk's figures kept between changes, as the layers are (api/layer_cache.py): read
 once per change for every grid apart (open alerts by kind, level and status; open and overdue
-hazards; the day's patrol coverage; the trend of recent days; homes awaiting installation; the
-open alerts), then summed over each caller's grids per request, to the same figures the
-database gives for that caller's scope.
+hazards; places whose inspection is overdue; the day's patrol coverage; the trend of recent
+days; homes awaiting installation; the open alerts), then summed over each caller's grids per
+request, to the same figures the database gives for that caller's scope.
 
 Kept on the change notices of the tables they are read from, for one local day at most (the
-day's coverage and the trend turn at midnight) and until the next open hazard falls overdue.
+day's coverage and the trend turn at midnight) and until the next open hazard or inspection
+falls overdue.
 Homes awaiting installation follow meter readings, which come all the time: when only readings
 came since, just the meters still awaiting are looked up again."""
 
@@ -35,6 +36,7 @@ from gridwatch.store.hazards import (
     median_as_percentile_cont,
     next_overdue,
 )
+from gridwatch.store.places import next_inspection_due, overdue_inspections_by_grid
 from gridwatch.store.residents import meters_awaiting, meters_heard
 from gridwatch.store.users import Principal
 
@@ -53,6 +55,7 @@ class DeskParts:
     open_hazards: int
     overdue_hazards: int
     awaiting_installation: int
+    overdue_inspections: int  # places whose next inspection is past
     coverage: list[CoverageRow]  # of the caller's leaf grids, in the catalog's order
     alerts_opened: dict[date, int]
     hazard_days: dict[date, HazardDay]
@@ -84,6 +87,7 @@ class DeskFigures:
     days: tuple[date, date]
     leaves: tuple[int, ...]  # leaf grids, in the catalog's order
     hazards: dict[int, tuple[int, int]]  # leaf grid -> open, overdue hazards
+    inspections: dict[int | None, int]  # grid -> places whose inspection is overdue
     tally: tuple[tuple[int | None, AlertTally], ...]  # in open_alert_tally's order
     coverage: dict[int, CoverageRow]  # leaf grid -> the day's patrol coverage
     alerts_opened: dict[int | None, dict[date, int]]
@@ -116,12 +120,13 @@ def read_desk(
     counts = grid_counts(conn, catalog, now=now, checkins_from=day_start, checkins_until=day_end)
     cover = rows_for(catalog, state.coverage.get(conn, state, days[1]), list(leaves))
     opened, closed = hazard_days_by_grid(conn, start=trend_start, end=day_end, zone=state.zone)
-    due = next_overdue(conn, now=now)
+    due = [at for at in (next_overdue(conn, now=now), next_inspection_due(conn, now=now)) if at]
     return DeskFigures(
         catalog=catalog,
         days=days,
         leaves=leaves,
         hazards={g: (counts[g].open_hazards, counts[g].overdue_hazards) for g in leaves},
+        inspections=overdue_inspections_by_grid(conn, now=now),
         tally=tuple(open_alert_tally_by_grid(conn)),
         coverage={row.grid_id: row for row in cover},
         alerts_opened=alerts_opened_daily_by_grid(
@@ -132,7 +137,7 @@ def read_desk(
         active=tuple(active_alerts(conn)),
         awaiting=meters_awaiting(conn),
         made_at=now,
-        valid_until=day_end if due is None else min(due, day_end),
+        valid_until=min([*due, day_end]),
         kept=kept,
     )
 
@@ -193,12 +198,18 @@ def parts_for(
         tally=[tally for grid_id, tally in figures.tally if sees(grid_id)],
         open_hazards=sum(figures.hazards[g][0] for g in leaves),
         overdue_hazards=sum(figures.hazards[g][1] for g in leaves),
-        awaiting_installation=sum(n for g, n in homes.per_grid.items() if sees(g)),
+        awaiting_installation=grids_total(homes.per_grid, sees),
+        overdue_inspections=grids_total(figures.inspections, sees),
         coverage=[figures.coverage[g] for g in leaves],
         alerts_opened=_summed(figures.alerts_opened, sees),
         hazard_days=hazard_days,
         live=live[:rows],
     )
+
+
+def grids_total(per_grid: dict[int | None, int], sees) -> int:
+    """The sum of a per-grid count over the grids `sees` holds (None: outside every grid)."""
+    return sum(n for grid_id, n in per_grid.items() if sees(grid_id))
 
 
 def _summed(per_grid: dict[int | None, dict[date, int]], sees) -> dict[date, int]:

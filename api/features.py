@@ -19,16 +19,19 @@ from gridwatch.api.privacy import (
 )
 from gridwatch.api.stream import AlertEvent
 from gridwatch.cases.hazards import is_overdue
+from gridwatch.cases.inspections import is_overdue as inspection_overdue
 from gridwatch.cases.requests import is_overdue as request_overdue
 from gridwatch.maps.coverage import low_accuracy
 from gridwatch.model.records import checkin_key
 from gridwatch.model.services import BY_CODE
+from gridwatch.model.vocabulary import PLACE_KIND_LABELS
 from gridwatch.store.absences import AbsenceRow
 from gridwatch.store.alerts import AlertRow
 from gridwatch.store.case_events import CaseEvent
 from gridwatch.store.checkins import CheckinRow
 from gridwatch.store.grids import GridCounts, GridRecord
 from gridwatch.store.hazards import Hazard, HazardEvent
+from gridwatch.store.places import PlaceEvent, PlaceRecord
 from gridwatch.store.requests import Request
 from gridwatch.store.residents import ResidentRecord
 from gridwatch.store.users import Principal
@@ -118,6 +121,7 @@ def hazard_feature(hazard: Hazard, now: datetime, events: list[HazardEvent] | No
         "deadline_at": hazard.deadline_at,
         "overdue": is_overdue(hazard.status, hazard.due_at or hazard.deadline_at, now),
         "updated_at": hazard.updated_at,
+        "place_id": hazard.place_id,
     }
     if events is not None:
         properties["events"] = [case_step(e) for e in events]
@@ -163,6 +167,8 @@ def checkin_feature(row: CheckinRow, max_accuracy_m: float) -> dict:
             "note": row.note,
             "needs": row.needs,
             "photo_urls": row.photo_urls,
+            "place_id": row.place_id,
+            "result": row.result,
         },
     )
 
@@ -349,3 +355,43 @@ def request_feature(case: Request, now: datetime, *, clear: bool, events=None) -
     if events is not None:
         properties["events"] = [case_step(e, "rating", "level") for e in events]
     return feature(str(case.id), point(case.lon, case.lat), properties)
+
+
+def place_feature(
+    place: PlaceRecord, now: datetime, *, clear: bool, events: list[PlaceEvent] | None = None
+) -> dict:
+    """A place at its point, its inspection clock as of `now` and its open findings (hazard
+    ids); the contact and phone in clear or masked."""
+    properties: dict = {
+        "name": place.name,
+        "kind": place.kind,
+        "kind_label": PLACE_KIND_LABELS.get(place.kind, place.kind),
+        "address": place.address,
+        "grid": place.grid_code,
+        "contact": place.contact if clear else mask_name(place.contact),
+        "phone": place.phone if clear else mask_phone(place.phone),
+        "masked": not clear,
+        "inspect_every_days": place.inspect_every_days,
+        "registered_at": place.registered_at,
+        "last_inspected_at": place.last_inspected_at,
+        "next_due_at": place.next_due_at,
+        "overdue": inspection_overdue(place.next_due_at, now),
+        "level": place.level,
+        "open_findings": len(place.open_findings),
+        "open_finding_ids": [str(h) for h in place.open_findings],
+        "updated_at": place.updated_at,
+    }
+    if events is not None:
+        properties["events"] = [
+            {
+                "id": e.id,
+                "at": e.at,
+                "action": e.action,
+                "from_level": e.from_level,
+                "to_level": e.to_level,
+                "actor": e.actor,
+                "note": e.note,
+            }
+            for e in events
+        ]
+    return feature(place.id, point(place.lon, place.lat), properties)

@@ -20,19 +20,20 @@ from gridwatch.errors import Conflict, Forbidden, NotFound
 from gridwatch.ingest.hazard import hazard_from_dict
 from gridwatch.ingest.patrol import checkin_from_dict
 from gridwatch.ingest.payload import InvalidPayload, check_source_id, decode_object
-from gridwatch.ingest.reporting import check_reports
+from gridwatch.ingest.reporting import CHECKED_KINDS, check_reports
 from gridwatch.model.records import HazardReport, PatrolCheckin
 from gridwatch.store.checkins import CheckinRow, insert_checkin
 from gridwatch.store.grids import PointGrids
 from gridwatch.store.hazards import Hazard, insert_hazard
 from gridwatch.store.media import MediaOwner
+from gridwatch.store.places import record_inspections
 from gridwatch.store.users import Principal
 from gridwatch.store.warnings import checkin_text, hazard_text, record_warnings
 
 router = APIRouter(tags=["reports (same schema as MQTT)"])
 
 # What a report sent again under a stored key must repeat, besides its place.
-_CHECKIN_CONTENT = ("kind", "resident_id", "status", "note", "needs")
+_CHECKIN_CONTENT = ("kind", "resident_id", "status", "note", "needs", "place_id", "result")
 _HAZARD_CONTENT = ("reporter_id", "category", "severity", "description")
 
 
@@ -80,8 +81,9 @@ def post_checkin(principal: Caller, state: State, sent: Sent, conn: Conn):
     worker_id = _source_id(data, "worker_id", principal, "worker id")
     checkin = checkin_from_dict(worker_id, data, ctx)
     checkin = replace(checkin, photo_urls=sent.with_urls(checkin.photo_urls))
-    if checkin.kind == "visit":
-        # The rule MQTT keeps too: a visit names an existing resident of the worker's grids.
+    if checkin.kind in CHECKED_KINDS:
+        # The rule MQTT keeps too: a visit (an inspection) names an existing resident (place)
+        # of the worker's grids.
         raise_refusal(check_reports(conn, [(checkin, None)]))
     grids = _place(state, conn, checkin.lon, checkin.lat)
     state.ensure_partition(conn, checkin.observed_at)
@@ -100,6 +102,7 @@ def post_checkin(principal: Caller, state: State, sent: Sent, conn: Conn):
         key = (checkin.worker_id, checkin.source, checkin.observed_at)
         owner = MediaOwner("checkin", checkin=key, resident_id=visit, grid_id=grids.grid_id)
         keep_photos(conn, state, principal, sent, owner)
+    inspect(state, conn, checkin)
     return GeoJSONResponse(
         checkin_feature(row, state.settings.owntracks_max_accuracy_m),
         201 if created else 200,
@@ -154,6 +157,14 @@ def post_hazard(principal: Caller, state: State, sent: Sent, conn: Conn) -> Resp
 def scan(state: ApiState, conn, text: ScannedText) -> None:
     """Scan a stored text for dispute keywords, as ingest does: the warnings commit with it."""
     record_warnings(conn, state.keyword_matchers, [text], state.warning_notify)
+
+
+def inspect(state: ApiState, conn, checkin: PatrolCheckin) -> None:
+    """What a stored inspection does, as ingest does it: its place's clock, a hazard per
+    finding (scanned as hazards are); nothing for another kind of check-in."""
+    inspected = record_inspections(conn, [checkin], deadlines=state.deadlines)
+    texts = [hazard_text(report, *grids) for report, grids in inspected.findings]
+    record_warnings(conn, state.keyword_matchers, texts, state.warning_notify)
 
 
 def raise_refusal(refusals: list) -> None:

@@ -1,4 +1,5 @@
-"""The case clocks of `gridwatch alerts`: overdue hazards and late requests go a level up.
+"""The case clocks of `gridwatch alerts`: overdue hazards, late requests and overdue
+inspections go a level up.
 
 Every GRIDWATCH_HAZARD_CHECK_S an open hazard past its deadline goes up a level (grid →
 community → street) with an `escalate` event and a fresh period, and a hazard stored
@@ -7,10 +8,12 @@ severity sets. The rules are `gridwatch.cases.hazards`; this is their loop. It r
 the alert engine, not in the API, so hazards escalate whichever door they came through and
 whether or not an API runs. Requests (诉求) run on the same pass: one not accepted
 (接单) in time or not resolved (办结) by its due time goes a level up with an `escalate`
-event (`gridwatch.cases.requests`; their periods are their service's). Several alert
-processes may run them at once: an advisory lock and a check of the level each update expects
-(`store.hazards.apply_escalations`, `store.requests.apply_request_escalations`) keep every
-step to one.
+event (`gridwatch.cases.requests`; their periods are their service's), and so does a place's
+inspection overdue by more than GRIDWATCH_INSPECTION_GRACE_DAYS, one level per grace, with
+an `escalate` event of the place (`gridwatch.cases.inspections`). Several alert processes may
+run them at once: an advisory lock and a check of the level each update expects
+(`store.hazards.apply_escalations`, `store.requests.apply_request_escalations`,
+`store.places.apply_inspection_escalations`) keep every step to one.
 """
 
 from __future__ import annotations
@@ -24,9 +27,11 @@ import psycopg
 
 from gridwatch.cases import requests
 from gridwatch.cases.hazards import deadlines_from_hours, plan_escalations
+from gridwatch.cases.inspections import plan_inspection_escalations
 from gridwatch.settings import Settings
 from gridwatch.store.db import connect
 from gridwatch.store.hazards import apply_escalations, open_hazard_clocks
+from gridwatch.store.places import apply_inspection_escalations, overdue_inspection_clocks
 from gridwatch.store.requests import apply_request_escalations, open_request_clocks
 
 log = logging.getLogger(__name__)
@@ -53,6 +58,13 @@ def escalate_requests(conn: psycopg.Connection, now: datetime) -> int:
     return _write(conn, plan, now, apply_request_escalations, "requests")
 
 
+def escalate_inspections(conn: psycopg.Connection, now: datetime, grace: timedelta) -> int:
+    """Escalate the inspections overdue by more than `grace`; returns escalations."""
+    clocks = overdue_inspection_clocks(conn, now=now, grace=grace)
+    plan = plan_inspection_escalations(clocks, now, grace)
+    return _write(conn, plan, now, apply_inspection_escalations, "inspections")
+
+
 def _write(
     conn: psycopg.Connection,
     plan: Sequence[object],
@@ -73,9 +85,11 @@ def _write(
 def run_hazard_clocks(
     settings: Settings, database_url: str, stop: threading.Event, clock: Clock = wall_clock
 ) -> None:
-    """Escalate hazards and requests every GRIDWATCH_HAZARD_CHECK_S until `stop`; a failure
-    (the database away) is logged and the next pass made on a new connection."""
+    """Escalate hazards, requests and overdue inspections every GRIDWATCH_HAZARD_CHECK_S until
+    `stop`; a failure (the database away) is logged and the next pass made on a new
+    connection."""
     deadlines = deadlines_from_hours(settings.hazard_deadlines_h)
+    grace = timedelta(days=settings.inspection_grace_days)
     delay = settings.hazard_check_s
     while not stop.is_set():
         try:
@@ -84,6 +98,7 @@ def run_hazard_clocks(
                     now = clock()
                     escalate_hazards(conn, now, deadlines)
                     escalate_requests(conn, now)
+                    escalate_inspections(conn, now, grace)
                     delay = settings.hazard_check_s
                     stop.wait(delay)
         except Exception:  # a database hiccup must not end the clocks; they try again

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -14,6 +14,7 @@ from gridwatch.errors import InputFileError, listed
 from gridwatch.geo.grids import BUILDING, assign_parents, read_grid_file
 from gridwatch.imports.contacts import read_contacts_csv
 from gridwatch.imports.hotline import read_work_orders
+from gridwatch.imports.places import read_places_csv
 from gridwatch.imports.residents import read_residents_csv
 from gridwatch.imports.units import read_units_csv
 from gridwatch.imports.workers import read_workers_csv
@@ -29,8 +30,9 @@ from gridwatch.store.grids import (
 )
 from gridwatch.store.keywords import LibraryMatchers
 from gridwatch.store.placement import place_stored_points
+from gridwatch.store.places import upsert_places
 from gridwatch.store.requests import open_requests, place_request
-from gridwatch.store.residents import place_residents, upsert_residents, upsert_workers
+from gridwatch.store.residents import place_in_grids, upsert_residents, upsert_workers
 from gridwatch.store.warnings import Notify, record_warnings, request_texts
 
 ProgressFn = Callable[[int, int], None]
@@ -122,7 +124,7 @@ def import_residents_file(
     require_file(path)
     warnings: list[str] = []
     rows = read_residents_csv(path, warnings)
-    grids, outside = place_residents(conn, rows, source=str(path))
+    grids, outside = place_in_grids(conn, rows, source=str(path))
     homes = place_homes(conn, rows, [g.grid_id for g in grids], source=str(path))
     with conn.transaction():
         inserted, updated = upsert_residents(conn, rows, grids, source=str(path), progress=progress)
@@ -175,6 +177,26 @@ def import_workers_file(
     grids = [[codes[code][0] for code in row.grid_codes] for row in rows]
     inserted, updated = upsert_workers(conn, rows, grids, source=str(path))
     return ImportResult(inserted, updated, 0, tuple(warnings))
+
+
+def import_places_file(
+    conn: psycopg.Connection,
+    path: Path,
+    *,
+    now: datetime | None = None,
+    progress: ProgressFn | None = None,
+) -> ImportResult:
+    """Read a places CSV and upsert the places, placed in grids as residents are; a place
+    new to the register is due its first inspection a period after `now` (the time of the
+    import without one)."""
+    require_file(path)
+    warnings: list[str] = []
+    rows = read_places_csv(path, warnings)
+    grid_ids, outside = place_in_grids(conn, rows, source=str(path))
+    inserted, updated = upsert_places(
+        conn, rows, grid_ids, source=str(path), now=now or datetime.now(UTC), progress=progress
+    )
+    return ImportResult(inserted, updated, outside, tuple(warnings))
 
 
 def require_file(path: Path) -> None:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -12,9 +10,10 @@ from gridwatch.imports.tables import (
     control_problems,
     excel_mangled,
     phone_warning,
-    read_coordinates,
+    read_location,
     read_table,
     split_list,
+    table_text,
 )
 from gridwatch.model.rows import ResidentRow
 
@@ -62,27 +61,26 @@ _FALSE = {"false", "0", "no", "n", "否"}
 
 def residents_csv_text(residents: Iterable[ResidentRow]) -> str:
     """The residents as CSV text in the import format (header included, UTF-8 safe)."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(COLUMNS)
-    for r in residents:
-        writer.writerow(
+    return table_text(
+        RESIDENTS,
+        (
             [
                 r.resident_id,
                 r.name,
                 r.address,
-                "" if r.lat is None else repr(r.lat),
-                "" if r.lon is None else repr(r.lon),
-                r.grid_code or "",
-                r.meter_id or "",
+                r.lat,
+                r.lon,
+                r.grid_code,
+                r.meter_id,
                 ";".join(r.sensor_ids),
-                r.phone or "",
+                r.phone,
                 "true" if r.living_alone else "false",
                 r.building_code or "",
                 r.unit_code or "",
             ]
-        )
-    return buffer.getvalue()
+            for r in residents
+        ),
+    )
 
 
 def read_residents_csv(path: str | Path, warnings: list[str] | None = None) -> list[ResidentRow]:
@@ -120,10 +118,7 @@ def _parse_row(
     if not resident_id:
         problem("resident_id", "is empty")
 
-    lat, lon = read_coordinates(cells, problem)
-    grid_code = cells["grid_code"] or None
-    if cells["lat"] == "" and cells["lon"] == "" and grid_code is None:
-        problem("lat/lon/grid_code", "all empty: give lat and lon, or grid_code")
+    lat, lon, grid_code = read_location(cells, problem)
 
     if cells["unit_code"] and not cells["building_code"]:
         problem("building_code", "is empty while unit_code is given; a unit is named by both")

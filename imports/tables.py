@@ -13,7 +13,7 @@ import io
 import math
 import re
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
@@ -138,6 +138,16 @@ def read_table(
     return rows
 
 
+def table_text(table: TableFormat, rows: Iterable[Sequence[object]]) -> str:
+    """Rows as CSV text in `table`'s format, its header first (None an empty cell, a number
+    as Python writes it back exactly); UTF-8 safe."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(table.columns)
+    writer.writerows(["" if value is None else value for value in row] for row in rows)
+    return buffer.getvalue()
+
+
 def split_list(text: str) -> tuple[str, ...]:
     """The items of a list in one cell, in order, each once."""
     listed = (item.strip() for item in _LIST_SEPARATORS.split(text))
@@ -187,6 +197,18 @@ def read_coordinates(
         missing = "lat" if cells["lat"] == "" else "lon"
         problem(missing, "is empty while the other coordinate is given; give both or neither")
     return lat, lon
+
+
+def read_location(
+    cells: dict[str, str], problem: Callable[[str, str], None]
+) -> tuple[float | None, float | None, str | None]:
+    """(lat, lon, grid_code) of a row that gives lat and lon, or grid_code, or all three;
+    each problem goes to `problem(column, message)`."""
+    lat, lon = read_coordinates(cells, problem)
+    grid_code = cells["grid_code"] or None
+    if cells["lat"] == "" and cells["lon"] == "" and grid_code is None:
+        problem("lat/lon/grid_code", "all empty: give lat and lon, or grid_code")
+    return lat, lon, grid_code
 
 
 def _coordinate(

@@ -256,18 +256,18 @@ def check_source_id(source_id: str, what: str) -> str:
     return source_id
 
 
-def read_photo_urls(raw: object) -> tuple[str, ...]:
-    """`photo_urls`: at most MAX_PHOTOS links, each an http(s) URL or a `/media/{id}` path
-    (a photo posted to gridwatch itself); None is none."""
+def read_photo_urls(raw: object, field: str = "photo_urls") -> tuple[str, ...]:
+    """`photo_urls` (or the `field` named): at most MAX_PHOTOS links, each an http(s) URL or
+    a `/media/{id}` path (a photo posted to gridwatch itself); None is none."""
     if raw is None:
         return ()
     if not isinstance(raw, list):
-        raise InvalidPayload("photo_urls must be an array of http(s) URLs")
+        raise InvalidPayload(f"{field} must be an array of http(s) URLs")
     if len(raw) > MAX_PHOTOS:
-        raise InvalidPayload(f"photo_urls has {len(raw)} entries (limit {MAX_PHOTOS})")
+        raise InvalidPayload(f"{field} has {len(raw)} entries (limit {MAX_PHOTOS})")
     for url in raw:
         if not isinstance(url, str) or len(url) > 2000:
-            raise InvalidPayload("photo_urls must be an array of http(s) URLs")
+            raise InvalidPayload(f"{field} must be an array of http(s) URLs")
         # urlsplit silently drops tabs and newlines, and PostgreSQL text cannot hold NUL.
         unsafe = unsafe_character(url)
         if unsafe:

@@ -67,6 +67,7 @@ class IngestStats:
     duplicates: int = 0
     dead_letters: int = 0
     warnings: int = 0
+    findings: int = 0  # hazards opened by inspections' findings
     acked: int = 0
     batches: int = 0
     db_failures: int = 0
@@ -83,6 +84,7 @@ class IngestStats:
         self.duplicates += result.duplicates
         self.dead_letters += result.dead_letters
         self.warnings += result.warnings
+        self.findings += result.findings
         add_counts(self.ignored_by, result.ignored_by)
 
 
@@ -400,13 +402,15 @@ class IngestWorker:
         st = self.stats
         log.info(
             "ingest: %d received, %d stored %s, %d duplicates, %d dead letters, "
-            "%d dispute warnings, %d ignored %s, %d pending",
+            "%d dispute warnings, %d hazards from inspections' findings, %d ignored %s, "
+            "%d pending",
             st.received,
             st.stored,
             st.by_kind,
             st.duplicates,
             st.dead_letters,
             st.warnings,
+            st.findings,
             st.ignored,
             st.ignored_by,
             len(self._inbox),

@@ -3,9 +3,10 @@
 Each time-series kind is COPYed into a temporary staging table and moved with
 `INSERT ... ON CONFLICT DO NOTHING`, so a redelivered message (same device, same time, same
 kind) is stored once. Hazard reports are opened the one way every hazard is
-(`store.hazards.open_hazards`: once per id, with their event and deadline). Dead letters go
-in the same transaction, so when it commits every message of the batch is accounted for and
-may be acknowledged.
+(`store.hazards.open_hazards`: once per id, with their event and deadline), and so are the
+findings of inspections, with their places' clocks (`store.places.record_inspections`). Dead
+letters go in the same transaction, so when it commits every message of the batch is
+accounted for and may be acknowledged.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from psycopg import sql
 from gridwatch.cases.hazards import DEFAULT_DEADLINES
 from gridwatch.errors import first_line
 from gridwatch.ingest.registration import RegistrationCheck
-from gridwatch.ingest.reporting import Report, check_reports
+from gridwatch.ingest.reporting import CHECKED_KINDS, Report, check_reports
 from gridwatch.ingest.topics import Reading
 from gridwatch.model.records import HazardReport, MeterReading, PatrolCheckin, SensorEvent
 from gridwatch.store.db import is_row_fault
@@ -35,6 +36,7 @@ from gridwatch.store.hazards import open_hazards
 from gridwatch.store.keywords import LibraryMatchers
 from gridwatch.store.mode import PLAIN
 from gridwatch.store.partitions import ensure_partitions, existing_partition_days
+from gridwatch.store.places import record_inspections
 from gridwatch.store.warnings import Notify, checkin_text, hazard_text, record_warnings
 
 log = logging.getLogger(__name__)
@@ -74,6 +76,7 @@ class WriteResult:
     duplicates: int = 0
     dead_letters: int = 0
     warnings: int = 0  # dispute warnings the batch's notes and descriptions made
+    findings: int = 0  # hazards opened by the findings of the batch's inspections
     ignored_by: dict[str, int] = field(default_factory=dict)  # per reason
 
     @property
@@ -85,6 +88,7 @@ class WriteResult:
         self.duplicates += other.duplicates
         self.dead_letters += other.dead_letters
         self.warnings += other.warnings
+        self.findings += other.findings
         add_counts(self.ignored_by, other.ignored_by)
 
 
@@ -163,7 +167,10 @@ _SENSOR = _Table(
     ("value",),
     "this event of this sensor at this time",
 )
-_PATROL_SAME = ("lon", "lat", "accuracy_m", "kind", "resident_id", "status", "note", "needs")
+_PATROL_SAME = (
+    "lon", "lat", "accuracy_m", "kind", "resident_id", "status", "note", "needs", "place_id",
+    "result",
+)  # fmt: skip
 _PATROL = _Table(
     "patrol",
     "patrol_checkins",
@@ -185,6 +192,8 @@ _PATROL = _Table(
         "battery",
         "photo_urls",
         "police_grid_id",
+        "place_id",
+        "result",
     ),
     ("worker_id", "source", "observed_at"),
     (*_PATROL_SAME, "device", "battery"),
@@ -336,6 +345,8 @@ class BatchWriter:
                     r.battery,
                     list(r.photo_urls) or None,
                     grids.police_grid_id,
+                    r.place_id,
+                    r.result,
                 )
                 for r, grids in zip(checkins, checkin_grids, strict=True)
             ),
@@ -352,6 +363,13 @@ class BatchWriter:
                     dead.extend(self._store(table, written, table_rows, result))
             if hazards:
                 dead.extend(self._open_hazards(by_type[HazardReport], hazard_grids, result))
+            # Those still check-ins (not clashes) are stored, or duplicates of stored ones.
+            inspected = record_inspections(
+                self.conn,
+                _readings(by_type[PatrolCheckin], PatrolCheckin),
+                deadlines=self.deadlines,
+            )
+            result.findings = inspected.opened
             # Scanned in the same transaction: a note is acknowledged with its warnings.
             texts = [
                 checkin_text(m.reading, *grids)
@@ -362,18 +380,20 @@ class BatchWriter:
                 for m, grids in zip(by_type[HazardReport], hazard_grids, strict=True)
                 if isinstance(m.reading, HazardReport) and m.reading.description
             ]
+            texts += [hazard_text(report, *grids) for report, grids in inspected.findings]
             result.warnings = len(record_warnings(self.conn, self.matchers, texts, self.notify))
             if dead:
                 result.dead_letters = self._dead_letters(dead)
         return result
 
     def _refuse_forbidden_reports(self, messages: list[Message]) -> None:
-        """A visit or hazard the same worker could not post over HTTP is a dead letter."""
+        """A visit, inspection or hazard the same worker could not post over HTTP is a dead
+        letter."""
         reports: list[tuple[Message, Report]] = [
             (m, m.reading)
             for m in messages
             if isinstance(m.reading, HazardReport)
-            or (isinstance(m.reading, PatrolCheckin) and m.reading.kind == "visit")
+            or (isinstance(m.reading, PatrolCheckin) and m.reading.kind in CHECKED_KINDS)
         ]
         if not reports:
             return

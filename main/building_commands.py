@@ -6,12 +6,10 @@ from __future__ import annotations
 
 import argparse
 import getpass
-import sys
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from gridwatch.commands import command_group, file_import, forget_command, migrated_database
-from gridwatch.import_commands import _csv_template, _import_file
+from gridwatch.commands import forget_command, migrated_database, register_table
 from gridwatch.settings import Settings
 
 if TYPE_CHECKING:
@@ -20,29 +18,26 @@ if TYPE_CHECKING:
 
 def register(commands: Commands, common: argparse.ArgumentParser) -> None:
     """Add the `units` and `contacts` groups (`common`: the shared flags)."""
-    units = command_group(commands, "units", "units (单元) of buildings")
-    file_import(
-        units,
+    register_table(
+        commands,
         common,
+        "units",
+        "units (单元) of buildings",
         "import units from a CSV file (building_code,unit_code,name,address,lat,lon or "
         "楼栋编码,单元编码,名称,地址,纬度,经度); import the buildings first "
         "(grids import FILE --level building)",
-        run_units_import,
+        "楼栋编码,单元编码,名称,地址,纬度,经度",
     )
-    _csv_template(units, "units", "楼栋编码,单元编码,名称,地址,纬度,经度", run_units_template)
-
-    contacts = command_group(
-        commands, "contacts", "unit heads (单元长) and building leads (楼栋长) to call first"
-    )
-    file_import(
-        contacts,
+    contacts = register_table(
+        commands,
         common,
+        "contacts",
+        "unit heads (单元长) and building leads (楼栋长) to call first",
         "import unit heads and building leads from a CSV file (contact_id,name,role,"
         "building_code,unit_code,phone[,webhook_url] or 联系人编号,姓名,角色,楼栋编码,单元编码,"
         "电话[,推送地址]); import the buildings and units first",
-        run_contacts_import,
+        "联系人编号,姓名,角色,…",
     )
-    _csv_template(contacts, "contacts", "联系人编号,姓名,角色,…", run_contacts_template)
     forget_command(
         contacts,
         common,
@@ -50,32 +45,6 @@ def register(commands: Commands, common: argparse.ArgumentParser) -> None:
         "contact_id",
         run_contacts_forget,
     )
-
-
-def run_units_import(settings: Settings, args: argparse.Namespace) -> int:
-    from gridwatch.imports.pipelines import import_units_file
-
-    return _import_file(settings, args.file, "units", import_units_file, "")
-
-
-def run_units_template(settings: Settings, args: argparse.Namespace) -> int:
-    from gridwatch.imports.units import units_template
-
-    sys.stdout.write(units_template(chinese=args.zh))
-    return 0
-
-
-def run_contacts_import(settings: Settings, args: argparse.Namespace) -> int:
-    from gridwatch.imports.pipelines import import_contacts_file
-
-    return _import_file(settings, args.file, "contacts", import_contacts_file, "")
-
-
-def run_contacts_template(settings: Settings, args: argparse.Namespace) -> int:
-    from gridwatch.imports.contacts import contacts_template
-
-    sys.stdout.write(contacts_template(chinese=args.zh))
-    return 0
 
 
 def run_contacts_forget(settings: Settings, args: argparse.Namespace) -> int:

@@ -1,5 +1,6 @@
-"""What the `gridwatch` command groups share: how a group is registered, times read from the
-command line, and running a service until it is told to stop.
+"""What the `gridwatch` command groups share: how a group is registered, a register's file
+imported (with a progress line) and its empty template, times read from the command line,
+and running a service until it is told to stop.
 
 Each group is a module with `register(commands, common)`; `gridwatch.cli` calls them in
 order. This module imports none of them.
@@ -8,8 +9,11 @@ order. This module imports none of them.
 from __future__ import annotations
 
 import argparse
+import functools
+import importlib
 import logging
 import signal
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -22,6 +26,7 @@ from gridwatch.errors import GridwatchError
 if TYPE_CHECKING:
     import psycopg
 
+    from gridwatch.imports.pipelines import ImportResult
     from gridwatch.settings import Settings
 
     Commands: TypeAlias = argparse._SubParsersAction[argparse.ArgumentParser]
@@ -63,6 +68,87 @@ def forget_command(
     forget.add_argument(subject, help=subject_help)
     forget.add_argument("--by", help="who asks for it (default: your login name)")
     forget.set_defaults(run=run)
+
+
+def register_table(
+    commands: Commands,
+    common: argparse.ArgumentParser,
+    what: str,
+    help: str,
+    import_help: str,
+    zh_columns: str,
+    unplaced: str = "",
+) -> Commands:
+    """Add the group `what` of a register kept as a CSV file (residents, workers, places):
+    `import FILE` (through `import_<what>_file` of `gridwatch.imports.pipelines`; `unplaced`
+    says what its rows left without a grid are) and `template [--zh]`; its subcommands."""
+    group = command_group(commands, what, help)
+    file_import(group, common, import_help, functools.partial(_import_table, what, unplaced))
+    csv_template(group, what, zh_columns)
+    return group
+
+
+def _import_table(what: str, unplaced: str, settings: Settings, args: argparse.Namespace) -> int:
+    pipelines = importlib.import_module("gridwatch.imports.pipelines")
+    return import_file(
+        settings, args.file, what, getattr(pipelines, f"import_{what}_file"), unplaced
+    )
+
+
+def csv_template(group: Commands, what: str, zh_columns: str) -> None:
+    """Add `template [--zh]`: print the header of an empty `what` CSV to fill in (the one
+    `gridwatch.imports.<what>` makes with its `<what>_template`)."""
+    template = group.add_parser(
+        "template", help=f"print an empty {what} CSV (the header) to fill in"
+    )
+    template.add_argument("--zh", action="store_true", help=f"Chinese column names ({zh_columns})")
+    template.set_defaults(run=functools.partial(_print_template, what))
+
+
+def _print_template(what: str, settings: Settings, args: argparse.Namespace) -> int:
+    module = importlib.import_module(f"gridwatch.imports.{what}")
+    sys.stdout.write(getattr(module, f"{what}_template")(chinese=args.zh))
+    return 0
+
+
+class Progress:
+    """A one-line progress report on stderr for long imports."""
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+        self._last = -1
+        self._tty = sys.stderr.isatty()
+
+    def __call__(self, done: int, total: int) -> None:
+        percent = 100 * done // max(total, 1)
+        if percent == self._last:
+            return
+        self._last = percent
+        if self._tty:
+            end = "\n" if done >= total else ""
+            print(f"\r{self.what}: {done}/{total} ({percent}%)", end=end, file=sys.stderr)
+        elif percent % 25 == 0:
+            print(f"{self.what}: {done}/{total} ({percent}%)", file=sys.stderr)
+
+
+def import_file(
+    settings: Settings, path: Path, what: str, importer: Callable[..., ImportResult], unplaced: str
+) -> int:
+    """Import `path` with `importer` into the migrated database and tell what it did;
+    `unplaced` says what the rows left without a parent or grid are."""
+    from gridwatch.imports.pipelines import require_file
+
+    require_file(path)  # before a database is started or migrated for nothing
+    with migrated_database(settings) as conn:
+        result = importer(conn, path, progress=Progress(what))
+    print(result.summary(path, what))
+    for warning in result.warnings:
+        print(f"warning: {warning}")
+    for note in result.notes:
+        print(f"note: {note}")
+    if result.without_parent_or_grid:
+        print(f"note: {result.without_parent_or_grid} {unplaced}")
+    return 0
 
 
 def subcommands(commands: Commands, name: str) -> Commands:

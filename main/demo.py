@@ -163,7 +163,11 @@ def _sample_district(conn, settings: Settings):
     )
     result = load_sample_district(conn, settings.data_dir / "sample", police=True)
     areas = ", ".join(_count(n, level) for level, n in result.areas.items())
-    print(f"{areas}, {result.residents} residents, {result.workers} grid workers", flush=True)
+    print(
+        f"{areas}, {result.residents} residents, {result.workers} grid workers, "
+        f"{result.places} places inspected on a schedule",
+        flush=True,
+    )
     below = result.below
     print(
         f"below the grids: {below['buildings']} buildings (楼栋), {below['units']} units (单元), "
@@ -196,8 +200,8 @@ def _traffic(settings, mqtt_url, database_url, district, worker, stop, seconds) 
         now = datetime.now(UTC)
         sent = _publish(client, burst(district, now, prefix=settings.topic_prefix))
         print(
-            f"published a burst of {sent} messages (meters, sensors, patrols, hazards, "
-            "and a few malformed ones)",
+            f"published a burst of {sent} messages (meters, sensors, patrols, inspections, "
+            "hazards, and a few malformed ones)",
             flush=True,
         )
         deadline = time.monotonic() + 120
@@ -205,6 +209,7 @@ def _traffic(settings, mqtt_url, database_url, district, worker, stop, seconds) 
             time.sleep(0.2)
         _print_summary(database_url)
         _sample_requests(database_url, now)
+        _sample_inspections(settings, database_url, now)
         start = datetime.now(UTC).replace(microsecond=0)
         with connect(database_url) as conn:
             incidents = demo_incidents(conn, district, start)
@@ -311,6 +316,27 @@ def _sample_requests(database_url: str, now: datetime) -> None:
     with connect(database_url) as conn:
         made = seed_requests(conn, count=40, now=now)
     print(f"stored {made} sample requests (诉求: Open311, 12345 work orders, home visits)")
+
+
+def _sample_inspections(settings: Settings, database_url: str, now: datetime) -> None:
+    """Past inspections of the places the burst did not inspect (安全巡查), some missed, some
+    with findings, so that the places layer and the desk show places overdue and findings
+    being corrected (a second run adds none)."""
+    from gridwatch.cases.hazards import deadlines_from_hours
+    from gridwatch.simulators.sample_activity import seed_inspections
+
+    with connect(database_url) as conn:
+        made = seed_inspections(
+            conn,
+            now=now,
+            zone=settings.zone,
+            deadlines=deadlines_from_hours(settings.hazard_deadlines_h),
+        )
+    print(
+        f"stored {made.inspections} sample inspections of places (安全巡查): {made.findings} "
+        f"findings opened as cases, {made.overdue} places overdue for inspection",
+        flush=True,
+    )
 
 
 def _print_summary(database_url: str, *, brief: bool = False) -> None:

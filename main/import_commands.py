@@ -5,17 +5,13 @@ from __future__ import annotations
 
 import argparse
 import functools
-import sys
-from collections.abc import Callable
-from pathlib import Path
 from typing import TYPE_CHECKING
 
-from gridwatch.commands import command_group, file_import, migrated_database
+from gridwatch.commands import command_group, file_import, import_file, register_table
 from gridwatch.settings import Settings
 
 if TYPE_CHECKING:
     from gridwatch.commands import Commands
-    from gridwatch.imports.pipelines import ImportResult
 
 
 def register(commands: Commands, common: argparse.ArgumentParser) -> None:
@@ -69,68 +65,24 @@ def register(commands: Commands, common: argparse.ArgumentParser) -> None:
         "is placed in a grid of each",
     )
 
-    resident_commands = command_group(commands, "residents", "residents and their devices")
-    file_import(resident_commands, common, "import residents from a CSV file", run_residents_import)
-    _csv_template(resident_commands, "residents", "居民编号,姓名,…", run_residents_template)
-
-    worker_commands = command_group(commands, "workers", "grid workers (网格员) and their grids")
-    file_import(
-        worker_commands,
+    register_table(
+        commands,
         common,
+        "residents",
+        "residents and their devices",
+        "import residents from a CSV file",
+        "居民编号,姓名,…",
+        "residents are outside every grid (stored without a grid)",
+    )
+    register_table(
+        commands,
+        common,
+        "workers",
+        "grid workers (网格员) and their grids",
         "import grid workers from a CSV file (worker_id,name,phone,grid_codes or "
         "工号,姓名,电话,负责网格); import the grids first",
-        run_workers_import,
+        "工号,姓名,电话,负责网格",
     )
-    _csv_template(worker_commands, "workers", "工号,姓名,电话,负责网格", run_workers_template)
-
-
-def _csv_template(group: Commands, what: str, zh_columns: str, run: Callable) -> None:
-    """Add `template [--zh]`: print the header of an empty `what` CSV to fill in."""
-    template = group.add_parser(
-        "template", help=f"print an empty {what} CSV (the header) to fill in"
-    )
-    template.add_argument("--zh", action="store_true", help=f"Chinese column names ({zh_columns})")
-    template.set_defaults(run=run)
-
-
-class Progress:
-    """A one-line progress report on stderr for long imports."""
-
-    def __init__(self, what: str) -> None:
-        self.what = what
-        self._last = -1
-        self._tty = sys.stderr.isatty()
-
-    def __call__(self, done: int, total: int) -> None:
-        percent = 100 * done // max(total, 1)
-        if percent == self._last:
-            return
-        self._last = percent
-        if self._tty:
-            end = "\n" if done >= total else ""
-            print(f"\r{self.what}: {done}/{total} ({percent}%)", end=end, file=sys.stderr)
-        elif percent % 25 == 0:
-            print(f"{self.what}: {done}/{total} ({percent}%)", file=sys.stderr)
-
-
-def _import_file(
-    settings: Settings, path: Path, what: str, importer: Callable[..., ImportResult], unplaced: str
-) -> int:
-    """Import `path` with `importer` into the migrated database and tell what it did;
-    `unplaced` says what the rows left without a parent or grid are."""
-    from gridwatch.imports.pipelines import require_file
-
-    require_file(path)  # before a database is started or migrated for nothing
-    with migrated_database(settings) as conn:
-        result = importer(conn, path, progress=Progress(what))
-    print(result.summary(path, what))
-    for warning in result.warnings:
-        print(f"warning: {warning}")
-    for note in result.notes:
-        print(f"note: {note}")
-    if result.without_parent_or_grid:
-        print(f"note: {result.without_parent_or_grid} {unplaced}")
-    return 0
 
 
 def run_grids_import(settings: Settings, args: argparse.Namespace) -> int:
@@ -147,42 +99,10 @@ def run_grids_import(settings: Settings, args: argparse.Namespace) -> int:
         "system",
     )
     importer = functools.partial(import_grid_file, **{o: getattr(args, o) for o in options})
-    return _import_file(
+    return import_file(
         settings,
         args.file,
         "buildings" if args.level == "building" else "grids",
         importer,
         "features have no parent (import the level above first, or give --parent-field)",
-    )
-
-
-def run_residents_template(settings: Settings, args: argparse.Namespace) -> int:
-    from gridwatch.imports.residents import residents_template
-
-    sys.stdout.write(residents_template(chinese=args.zh))
-    return 0
-
-
-def run_workers_template(settings: Settings, args: argparse.Namespace) -> int:
-    from gridwatch.imports.workers import workers_template
-
-    sys.stdout.write(workers_template(chinese=args.zh))
-    return 0
-
-
-def run_workers_import(settings: Settings, args: argparse.Namespace) -> int:
-    from gridwatch.imports.pipelines import import_workers_file
-
-    return _import_file(settings, args.file, "workers", import_workers_file, "")
-
-
-def run_residents_import(settings: Settings, args: argparse.Namespace) -> int:
-    from gridwatch.imports.pipelines import import_residents_file
-
-    return _import_file(
-        settings,
-        args.file,
-        "residents",
-        import_residents_file,
-        "residents are outside every grid (stored without a grid)",
     )

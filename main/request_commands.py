@@ -42,7 +42,7 @@ def register(commands: Commands, common: argparse.ArgumentParser) -> None:
 def run_requests_import(settings: Settings, args: argparse.Namespace) -> int:
     from datetime import UTC, datetime
 
-    from gridwatch.import_commands import Progress
+    from gridwatch.commands import Progress
     from gridwatch.imports.pipelines import import_work_orders_file, require_file
     from gridwatch.store.warnings import Notify
 

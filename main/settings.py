@@ -163,6 +163,13 @@ class Settings(BaseSettings):
     visit_every_days: int = Field(
         default=7, ge=1, description="a resident is due a home visit after this many days"
     )
+    inspection_grace_days: float = Field(
+        default=3.0,
+        gt=0,
+        le=366,
+        description="a place's inspection overdue by this many days goes up a level "
+        "(grid → community → street), one level per grace",
+    )
 
     # Photos posted with reports, steps and check-ins
     media_dir: Path | None = Field(

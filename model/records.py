@@ -31,6 +31,17 @@ class SensorEvent:
 
 
 @dataclass(frozen=True, slots=True)
+class Finding:
+    """What an inspection found wrong at a place: it becomes a hazard (a case) tied to the
+    place, with the deadline its severity sets (限期整改)."""
+
+    category: str
+    severity: str
+    description: str
+    photo_urls: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class PatrolCheckin:
     worker_id: str
     observed_at: datetime
@@ -47,6 +58,10 @@ class PatrolCheckin:
     device: str | None = None
     battery: float | None = None
     photo_urls: tuple[str, ...] = ()
+    # An inspection (kind 'inspection') of a registered place: what it found.
+    place_id: str | None = None
+    result: str | None = None
+    findings: tuple[Finding, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +76,7 @@ class HazardReport:
     severity: str
     description: str
     photo_urls: tuple[str, ...]
+    place_id: str | None = None  # a finding of this place's inspection
 
 
 def checkin_key(source: str, worker_id: str, observed_at: datetime) -> str:

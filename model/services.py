@@ -80,6 +80,11 @@ SERVICES: tuple[Service, ...] = (
         ("垃圾", "卫生", "环境", "污水", "清运", "异味"), accept_h=4, resolve_h=72,
     ),
     Service(
+        "food", "食品安全隐患", "food safety hazard", SAFETY,
+        "食品储存不当、过期食品、后厨卫生等",
+        ("食品", "后厨", "冷藏"), accept_h=2, resolve_h=48,
+    ),
+    Service(
         "dispute", "矛盾纠纷", "dispute", LIVELIHOOD,
         "邻里、家庭、物业、劳资等矛盾纠纷的调解",
         ("纠纷", "矛盾", "调解", "邻里", "吵架"), accept_h=2, resolve_h=72,

@@ -1,4 +1,5 @@
-"""Words every room uses the same way: the hierarchy, hazard categories and severities."""
+"""Words every room uses the same way: the hierarchy, hazard categories and severities, the
+kinds of place a community inspects."""
 
 from __future__ import annotations
 
@@ -45,6 +46,7 @@ HAZARD_CATEGORIES = (
     "road",
     "flood",
     "sanitation",
+    "food",
     "other",
 )
 SEVERITIES = ("low", "medium", "high", "critical")
@@ -65,3 +67,16 @@ library may name others."""
 WARNING_SOURCES = ("request", "checkin", "hazard")
 """The texts a warning can come from: a request's description, a patrol or visit note, a
 hazard's description."""
+
+PLACE_KINDS = ("shop", "restaurant", "workshop", "warehouse", "other")
+"""The places a community keeps a register of and inspects on a schedule (安全巡查)."""
+PLACE_KIND_LABELS = {
+    "shop": "商铺",
+    "restaurant": "小餐饮",
+    "workshop": "小作坊",
+    "warehouse": "小仓库",
+    "other": "其他",
+}
+"""Each kind's Chinese name, as registers write it and pages show it."""
+INSPECTION_RESULTS = ("ok", "findings")
+"""What an inspection found: nothing to correct, or findings (each a case with a deadline)."""

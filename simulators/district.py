@@ -20,11 +20,13 @@ from shapely.geometry import MultiPolygon, Polygon, mapping
 from shapely.geometry.base import BaseGeometry
 
 from gridwatch.geo.grids import BUILDING, GridFeature
+from gridwatch.imports.places import places_csv_text
 from gridwatch.imports.residents import residents_csv_text
-from gridwatch.model.rows import ContactRow, ResidentRow, UnitRow
+from gridwatch.model.rows import ContactRow, PlaceRow, ResidentRow, UnitRow
 
 DEFAULT_SEED = 20261123
 DEFAULT_RESIDENTS = 2000
+DEFAULT_PLACES = 160
 COMMUNITIES = 8
 GRIDS = 110
 
@@ -148,6 +150,18 @@ WORKER_GIVEN_NAMES = [
     "晓东",
 ]
 
+# Places a community inspects (安全巡查): how common each kind is, how often it is inspected
+# (restaurants and workshops every two weeks), and what their signs say after the road.
+PLACE_KINDS = {"shop": 0.4, "restaurant": 0.3, "workshop": 0.15, "warehouse": 0.1, "other": 0.05}
+INSPECT_EVERY_DAYS = {"shop": 30, "restaurant": 14, "workshop": 14, "warehouse": 30, "other": 60}
+PLACE_NAMES = {
+    "shop": ("便利店", "五金店", "超市", "理发店", "药店"),
+    "restaurant": ("面馆", "烧烤店", "早餐店", "饺子馆", "火锅店"),
+    "workshop": ("加工坊", "家电维修铺", "豆腐坊", "汽修店"),
+    "warehouse": ("仓储点", "物流库房", "建材库"),
+    "other": ("棋牌室", "废品回收站"),
+}
+
 # The police's grids (警格) over the same street, cut their own way: the street split between
 # two police stations (派出所) along a line that follows no community border, each station's
 # part into police districts (警务区) and those into police grids, under the district's police
@@ -191,6 +205,7 @@ class SampleDistrict:
     grids: list[GridFeature]
     residents: list[ResidentRow]
     workers: list[SampleWorker]
+    places: list[PlaceRow] = field(default_factory=list)  # inspected on a schedule
     police: list[GridFeature] = field(default_factory=list)  # 分局, 派出所, 警务区, 警格
     # Below the grids: buildings, their units, and a unit head per unit and a lead per building.
     buildings: list[GridFeature] = field(default_factory=list)
@@ -216,6 +231,7 @@ class SampleFiles:
     grids: Path
     residents: Path
     workers: Path
+    places: Path
     police: Path  # every level of the police hierarchy, each feature's level in its 层级 field
     buildings: Path
     units: Path
@@ -223,9 +239,10 @@ class SampleFiles:
 
 
 def build_sample_district(
-    seed: int = DEFAULT_SEED, residents: int = DEFAULT_RESIDENTS
+    seed: int = DEFAULT_SEED, residents: int = DEFAULT_RESIDENTS, places: int = DEFAULT_PLACES
 ) -> SampleDistrict:
-    """Generate the sample district; the same seed gives the same district every time."""
+    """Generate the sample district; the same seed gives the same district every time (the
+    places from a stream of their own: the rest is the same with or without them)."""
     if residents < 0:
         raise ValueError(f"residents must be >= 0, got {residents}")
     rng = np.random.default_rng(seed)
@@ -272,15 +289,26 @@ def build_sample_district(
         )
         for i, grid in enumerate(grids, 1)
     ]
+    place_rows = _places(grids, grid_cells_m, places, np.random.default_rng([seed, 1]))
     police = _police_hierarchy(
         street_m, district_m, np.random.default_rng(seed + POLICE_SEED_OFFSET)
     )
     # From a stream of their own: the rest of the district is the same with or without them.
-    below = _below_the_grids(
+    buildings, units, contacts = _below_the_grids(
         grids, grid_cells_m, sites, resident_rows, np.random.default_rng([seed, 2])
     )
     return SampleDistrict(
-        district, street, communities, grids, resident_rows, workers, police, *below
+        district,
+        street,
+        communities,
+        grids,
+        resident_rows,
+        workers,
+        places=place_rows,
+        police=police,
+        buildings=buildings,
+        units=units,
+        contacts=contacts,
     )
 
 
@@ -318,7 +346,7 @@ def _police_hierarchy(
 
 def write_sample_files(directory: Path, district: SampleDistrict | None = None) -> SampleFiles:
     """Write the district as GeoJSON layers (buildings.geojson too) plus residents.csv,
-    workers.csv, units.csv and contacts.csv."""
+    workers.csv, places.csv, units.csv and contacts.csv."""
     district = district if district is not None else build_sample_district()
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
@@ -329,6 +357,7 @@ def write_sample_files(directory: Path, district: SampleDistrict | None = None) 
         grids=directory / "grids.geojson",
         residents=directory / "residents.csv",
         workers=directory / "workers.csv",
+        places=directory / "places.csv",
         police=directory / "police.geojson",
         buildings=directory / "buildings.geojson",
         units=directory / "units.csv",
@@ -340,6 +369,7 @@ def write_sample_files(directory: Path, district: SampleDistrict | None = None) 
     files.grids.write_text(_geojson(district.grids), encoding="utf-8")
     files.residents.write_text(residents_csv_text(district.residents), encoding="utf-8")
     files.workers.write_text(_workers_csv(district.workers), encoding="utf-8")
+    files.places.write_text(places_csv_text(district.places), encoding="utf-8")
     # As a police office might keep it: one layer, the levels named as it names them.
     police = _geojson(district.police, level_field="层级", level_names=POLICE_LEVEL_NAMES)
     files.police.write_text(police, encoding="utf-8")
@@ -578,6 +608,44 @@ def _person(rng: np.random.Generator) -> str:
     """A neighbour's name: a unit head or building lead, often a retired resident."""
     given = WORKER_GIVEN_NAMES + ELDER_GIVEN_NAMES
     return SURNAMES[int(rng.integers(len(SURNAMES)))] + given[int(rng.integers(len(given)))]
+
+
+def _places(
+    grids: list[GridFeature],
+    cells_m: list[Polygon | MultiPolygon],
+    count: int,
+    rng: np.random.Generator,
+) -> list[PlaceRow]:
+    """Shops, restaurants, workshops and warehouses along the grids' roads, more in larger
+    grids, each with the person responsible and how often it is inspected."""
+    areas = np.array([c.area for c in cells_m])
+    kinds = list(PLACE_KINDS)
+    weights = np.array(list(PLACE_KINDS.values()))
+    rows: list[PlaceRow] = []
+    for i in range(1, count + 1):
+        g = int(rng.choice(len(grids), p=areas / areas.sum()))
+        inner = cells_m[g].buffer(-BUILDING_MARGIN_M)
+        xy = _points_inside(inner if not inner.is_empty else cells_m[g], 1, rng)
+        lon, lat = np.round(to_lon_lat(xy)[0], 6)
+        kind = kinds[int(rng.choice(len(kinds), p=weights / weights.sum()))]
+        road = ROADS[int(rng.integers(len(ROADS)))]
+        names = PLACE_NAMES[kind]
+        rows.append(
+            PlaceRow(
+                place_id=f"P{i:04d}",
+                name=f"{road}{names[int(rng.integers(len(names)))]}",
+                kind=kind,
+                address=f"{DISTRICT_NAME}{road}路{int(rng.integers(1, 300))}号",
+                lat=float(lat),
+                lon=float(lon),
+                grid_code=grids[g].code,
+                contact=f"{SURNAMES[int(rng.integers(len(SURNAMES)))]}"
+                f"{WORKER_GIVEN_NAMES[int(rng.integers(len(WORKER_GIVEN_NAMES)))]}",
+                phone=f"137{i:08d}",
+                inspect_every_days=INSPECT_EVERY_DAYS[kind],
+            )
+        )
+    return rows
 
 
 def _elder_name(rng: np.random.Generator) -> str:

@@ -112,6 +112,12 @@ def reading_problem(reading: object, kind: str, ctx: ParseContext) -> str | None
             return f"kind {reading.kind!r} / status {reading.status!r} not allowed"
         if reading.kind == "visit" and not reading.resident_id:
             return "a visit without resident_id"
+        if (reading.kind == "inspection") != (reading.place_id is not None):
+            return "a place_id without an inspection, or an inspection without one"
+        if reading.result not in {None, *patrol.RESULTS} or (
+            bool(reading.findings) != (reading.result == "findings")
+        ):
+            return f"result {reading.result!r} with {len(reading.findings)} findings"
         if reading.needs is not None and (reading.kind != "visit" or not reading.needs.strip()):
             return "needs kept on a patrol, or blank"
     if isinstance(reading, HazardReport):

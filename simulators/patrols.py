@@ -1,5 +1,6 @@
-"""Grid workers' days (每日双巡 / 入户走访): two walks through their grid with a phone that
-reports a point every ~30 s, home visits after the afternoon walk, hazards found on the way.
+"""Grid workers' days (每日双巡 / 入户走访 / 安全巡查): two walks through their grid with a phone
+that reports a point every ~30 s, home visits after the afternoon walk, hazards found on the
+way, and what inspections of shops, restaurants and workshops find.
 
 Positions are true WGS-84 points plus GPS noise; what the phone sends (WGS-84, GCJ-02 or
 OwnTracks) is decided by the worker's app, and shaped by `simulators.traffic`.
@@ -41,6 +42,44 @@ HAZARD_DESCRIPTIONS = {
     "sanitation": "垃圾桶满溢未及时清运",
     "other": "小区门口共享单车乱停放",
 }
+
+
+# What an inspection finds at each kind of place (用电、消防、食品储存…): categories it looks
+# at, and what a worker writes.
+INSPECTED = {
+    "shop": ("fire", "electrical"),
+    "restaurant": ("fire", "gas", "food", "electrical", "sanitation"),
+    "workshop": ("electrical", "fire", "structural"),
+    "warehouse": ("fire", "electrical", "structural"),
+    "other": ("fire", "electrical"),
+}
+FINDING_DESCRIPTIONS = {
+    "fire": ("灭火器过期未更换", "安全出口堆放杂物"),
+    "electrical": ("私拉电线插座超负荷", "电动车在店内充电"),
+    "gas": ("燃气软管老化未更换", "未安装燃气泄漏报警器"),
+    "food": ("生熟食品混放", "冷藏柜温度过高 食品过期未清理"),
+    "structural": ("违规搭建阁楼", "货架固定不牢有倾倒风险"),
+    "sanitation": ("后厨油污堆积 垃圾未及时清运",),
+}
+FINDING_CHANCE = 0.25  # an inspection finds something to correct
+MISSED_CHANCE = 0.15  # an inspection due is not made that day
+
+
+def inspection_findings(kind: str, rng: random.Random) -> list[dict]:
+    """What an inspection of a place of `kind` finds: nothing (most often), or one or two
+    findings as the app sends them (category, severity, description)."""
+    if rng.random() >= FINDING_CHANCE:
+        return []
+    categories = INSPECTED.get(kind, INSPECTED["other"])
+    found = rng.sample(categories, min(len(categories), rng.choice((1, 1, 2))))
+    return [
+        {
+            "category": category,
+            "severity": rng.choices(list(_SEVERITY_WEIGHTS), list(_SEVERITY_WEIGHTS.values()))[0],
+            "description": rng.choice(FINDING_DESCRIPTIONS[category]),
+        }
+        for category in found
+    ]
 
 
 @dataclass(frozen=True, slots=True)

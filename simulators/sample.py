@@ -11,6 +11,7 @@ from gridwatch.imports.pipelines import (
     ProgressFn,
     import_contacts_file,
     import_grid_file,
+    import_places_file,
     import_residents_file,
     import_units_file,
     import_workers_file,
@@ -24,6 +25,7 @@ class SampleLoad:
     areas: dict[str, int]  # by level: district, street, community, grid
     residents: int
     workers: int
+    places: int = 0
     police_areas: dict[str, int] = field(default_factory=dict)  # the police grids', by level
     # below the grids: buildings, units, contacts (unit heads and building leads)
     below: dict[str, int] = field(default_factory=dict)
@@ -56,6 +58,7 @@ def load_sample_district(
     units = import_units_file(conn, files.units)
     residents = import_residents_file(conn, files.residents, progress=progress)
     workers = import_workers_file(conn, files.workers)
+    places = import_places_file(conn, files.places)
     contacts = import_contacts_file(conn, files.contacts)
     below = {
         "buildings": buildings.inserted + buildings.updated,
@@ -67,6 +70,7 @@ def load_sample_district(
         areas,
         residents.inserted + residents.updated,
         workers.inserted + workers.updated,
+        places.inserted + places.updated,
         police_areas,
         below,
     )

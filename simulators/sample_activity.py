@@ -1,11 +1,13 @@
 """Sample activity for the sample district, written straight to the tables: hazards in every
 state (a few telling of a dispute, with their warnings), open alerts, two patrol rounds per
-worker with home visits, citizens' requests from every source in every step of their loop.
+worker with home visits, citizens' requests from every source in every step of their loop,
+past inspections of places (some missed, some with findings).
 For benchmarks, browser tests and demos of the maps; real data comes
 in over MQTT and the API."""
 
 from __future__ import annotations
 
+import random
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -20,12 +22,14 @@ from gridwatch.alerts.lifecycle import OpenAlert
 from gridwatch.cases.hazards import deadline_after
 from gridwatch.dispatch.clocks import escalate_hazards, escalate_requests
 from gridwatch.disputes.scanning import ScannedText
-from gridwatch.model.records import RequestIntake
-from gridwatch.simulators.patrols import HAZARD_DESCRIPTIONS
+from gridwatch.model.records import Finding, PatrolCheckin, RequestIntake
+from gridwatch.simulators.patrols import HAZARD_DESCRIPTIONS, MISSED_CHANCE, inspection_findings
 from gridwatch.store.alerts import write_event
+from gridwatch.store.checkins import insert_checkin
 from gridwatch.store.grids import PointGrids, load_grid_catalog, load_leaf_grids
 from gridwatch.store.keywords import LibraryMatchers
 from gridwatch.store.partitions import ensure_partitions
+from gridwatch.store.places import record_inspections
 from gridwatch.store.requests import hotline_id, open_requests, place_request, transition_request
 from gridwatch.store.warnings import Notify, record_warnings, request_texts
 
@@ -401,6 +405,65 @@ def seed_requests(
                 rating="satisfied" if action == "feedback" else None,
             )  # fmt: skip
     return sum(1 for s in stored if s.change == "new")
+
+
+@dataclass(frozen=True, slots=True)
+class SampleInspections:
+    inspections: int
+    findings: int  # hazards their findings opened
+    overdue: int  # places whose next inspection is past at `now`
+
+
+def seed_inspections(
+    conn: psycopg.Connection,
+    *,
+    now: datetime,
+    zone: ZoneInfo,
+    deadlines: Mapping[str, timedelta],
+    seed: int = 8,
+) -> SampleInspections:
+    """The last two inspections of every place not inspected yet, by its grid's worker, as if
+    the register had been kept for a while: most on time, some missed (the place overdue,
+    some by more than the grace), a quarter with findings that open cases. Through the store's
+    path for stored inspections; a second run finds every place inspected and adds none."""
+    rng = random.Random(seed)  # noqa: S311 - sample data, not a secret
+    places = conn.execute(
+        "SELECT p.id, p.kind, p.lon, p.lat, p.inspect_every_days, w.worker_id "
+        "FROM places p JOIN LATERAL (SELECT worker_id FROM worker_grids wg "
+        "WHERE wg.grid_id = p.grid_id ORDER BY worker_id LIMIT 1) w ON TRUE "
+        "WHERE p.last_inspected_at IS NULL AND p.lon IS NOT NULL ORDER BY p.id"
+    ).fetchall()
+    conn.commit()
+    checkins = []
+    for place_id, kind, lon, lat, every, worker in places:
+        late = rng.random() < MISSED_CHANCE  # this period's inspection not made yet
+        last = now - timedelta(days=every * rng.uniform(1.1, 1.6) if late else every * rng.random())
+        for at in (last - timedelta(days=every * rng.uniform(0.9, 1.0)), last):
+            found = inspection_findings(kind, rng)
+            findings = tuple(Finding(f["category"], f["severity"], f["description"]) for f in found)
+            checkins.append(
+                PatrolCheckin(
+                    worker_id=worker, observed_at=at.replace(microsecond=0), received_at=at,
+                    lon=lon, lat=lat, accuracy_m=8.0, kind="inspection", resident_id=None,
+                    status=None, note=None, place_id=place_id,
+                    result="findings" if findings else "ok", findings=findings,
+                )
+            )  # fmt: skip
+    ensure_partitions(conn, {c.observed_at.astimezone(zone).date() for c in checkins}, zone)
+    grids = load_leaf_grids(conn)
+    conn.commit()
+    with conn.transaction():
+        for checkin in checkins:
+            [placed] = grids.place([checkin.lon], [checkin.lat])
+            insert_checkin(
+                conn, checkin, grid_id=placed.grid_id, police_grid_id=placed.police_grid_id
+            )
+        inspected = record_inspections(conn, checkins, deadlines=deadlines)
+    [(overdue,)] = conn.execute(
+        "SELECT count(*) FROM places WHERE next_due_at < %s", (now,)
+    ).fetchall()
+    conn.commit()
+    return SampleInspections(len(checkins), inspected.opened, overdue)
 
 
 def seed_activity(

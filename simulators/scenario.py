@@ -1,5 +1,6 @@
-"""A seeded run of a district: residents' days, patrols, hazards and planned faults, as the
-stream of MQTT messages that real meters, sensors and apps would publish.
+"""A seeded run of a district: residents' days, patrols, hazards, inspections of places and
+planned faults, as the stream of MQTT messages that real meters, sensors and apps would
+publish.
 
     scenario = Scenario(build_sample_district(), start, days=7, seed=1)
     scenario.ground_truth()            # planned incidents, known before the run
@@ -15,6 +16,7 @@ from __future__ import annotations
 import math
 import random
 import uuid
+import zlib
 from collections.abc import Collection, Iterator, Sequence
 from datetime import date, datetime, time, timedelta
 from typing import Any, Protocol
@@ -23,7 +25,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 
 from gridwatch.geo.grids import GridFeature
-from gridwatch.model.rows import ResidentRow
+from gridwatch.model.rows import PlaceRow, ResidentRow
 from gridwatch.simulators.faults import (
     Absence,
     ClockSkew,
@@ -48,10 +50,18 @@ from gridwatch.simulators.life import (
     plan_day,
     render_activity,
 )
-from gridwatch.simulators.patrols import FoundHazard, nearby, walk_day, worker_app
+from gridwatch.simulators.patrols import (
+    MISSED_CHANCE,
+    FoundHazard,
+    inspection_findings,
+    nearby,
+    walk_day,
+    worker_app,
+)
 from gridwatch.simulators.traffic import (
     METER_PAYLOAD,
     hazard_report,
+    inspection,
     meter_payload,
     patrol_point,
     sensor_event,
@@ -77,6 +87,7 @@ class DistrictLike(Protocol):
     grids: list[GridFeature]
     residents: list[ResidentRow]
     workers: Sequence[WorkerLike]
+    places: list[PlaceRow]
 
 
 class Scenario:
@@ -104,6 +115,7 @@ class Scenario:
         incidents: Sequence[Incident] = (),
         hazards_per_day: float = 4.0,
         visits_per_worker_day: tuple[int, int] = (2, 4),
+        inspections: bool = True,
     ) -> None:
         if meter_interval_s % MINUTE or not MINUTE <= meter_interval_s <= HOUR:
             raise ValueError(
@@ -135,6 +147,9 @@ class Scenario:
         for i, resident in enumerate(self.residents):
             self._residents_by_grid.setdefault(resident.grid_code or "", []).append(i)
         self._apps = [worker_app(w.worker_id, seed) for w in self.workers]
+        self._places_by_grid: dict[str, list[PlaceRow]] = {}
+        for place in district.places if inspections else ():
+            self._places_by_grid.setdefault(place.grid_code or "", []).append(place)
 
         self.incidents: list[Incident] = list(incidents) + self._plan_incidents(
             exclude={i.resident_id for i in incidents}
@@ -286,6 +301,9 @@ class Scenario:
                 )  # fmt: skip
                 events.append((at, topic, payload))
             events += self._visits(worker, plans, walk.rounds[-1][1], first_second, gcj02, rng)
+            events += self._inspections(
+                worker, day, walk.rounds[-1][1], first_second, gcj02, record
+            )
             for found in walk.hazards:
                 events += self._hazard_reports(w, found, first_second, gcj02, rng, record)
         return events
@@ -397,6 +415,51 @@ class Scenario:
             )  # fmt: skip
             visits.append((at, *message))
         return visits
+
+    def _inspections(
+        self,
+        worker: WorkerLike,
+        day: date,
+        after_s: float,
+        first_second: int,
+        gcj02: bool,
+        record: RecordSink | None,
+    ) -> list[tuple[int, str, bytes]]:
+        """安全巡查: the places of the worker's grid due an inspection today (each every
+        `inspect_every_days`, on days of its own), inspected between the morning round (which
+        ends at `after_s`) and the afternoon's, when no other check-in of the worker is sent;
+        some are missed, some inspections find something to correct. Each place draws from
+        its own stream, so the rest of the day is the same with or without places."""
+        events = []
+        taken: set[int] = set()  # seconds of the worker's inspections: one check-in a second
+        for place in self._places_by_grid.get(worker.grid_code, []):
+            every = place.inspect_every_days
+            phase = zlib.crc32(f"{self.seed}/{place.place_id}".encode()) % every
+            if (day.toordinal() + phase) % every or place.lon is None or place.lat is None:
+                continue
+            rng = random.Random(f"{self.seed}/{place.place_id}/{day.isoformat()}")  # noqa: S311 - a seeded simulation, not a secret
+            at = first_second + round(after_s + rng.uniform(20, 240) * MINUTE)
+            while at in taken:
+                at += 1
+            taken.add(at)
+            when = datetime.fromtimestamp(at, self.tz)
+            truth: dict[str, Any] = {
+                "at": when, "place_id": place.place_id, "worker_id": worker.worker_id,
+            }  # fmt: skip
+            if rng.random() < MISSED_CHANCE:
+                truth["kind"] = "inspection_missed"
+            else:
+                findings = inspection_findings(place.kind, rng)
+                lon, lat = nearby(place.lon, place.lat, rng.uniform(2, 10), rng)
+                message = inspection(
+                    worker.worker_id, place.place_id, lon, lat, when, self.prefix,
+                    findings=findings, gcj02=gcj02,
+                )  # fmt: skip
+                events.append((at, *message))
+                truth.update(kind="inspection", findings=len(findings))
+            if record is not None and self.start <= when < self.end:
+                record(truth)
+        return events
 
     # -- plans and incidents -------------------------------------------------------------
 

@@ -2,8 +2,8 @@
 
 `burst()` is the demo's opening burst; `meter_minute()` is one minute of meter reports. The
 message makers here (`meter_payload`, `sensor_event`, `patrol_point`, `visit`,
-`hazard_report`) are the one place payloads are shaped; the simulator of residents' days
-(`simulators.scenario`) builds on them.
+`inspection`, `hazard_report`) are the one place payloads are shaped; the simulator of
+residents' days (`simulators.scenario`) builds on them.
 """
 
 from __future__ import annotations
@@ -125,6 +125,7 @@ def burst(
             resident_id, lon, lat = visited[int(rng.integers(len(visited)))]
             at = now - timedelta(minutes=2)
             yield visit(worker.worker_id, resident_id, "ok", lon, lat, at, prefix)
+    yield from _inspections(district, now, prefix)
     hazard_grids = rng.choice(len(district.grids), size=12, replace=False)
     for i, grid_index in enumerate(hazard_grids):
         grid = district.grids[int(grid_index)]
@@ -136,6 +137,29 @@ def burst(
             yield message  # an app retrying after a lost acknowledgement
     for kind, payload in MALFORMED:
         yield f"{prefix}/{kind}/demo-bad", payload
+
+
+BURST_INSPECTIONS = 8  # places inspected in the burst; every third finds something
+
+
+def _inspections(district: SampleDistrict, now: datetime, prefix: str) -> Iterator[Message]:
+    """A few inspections by the worker of each place's grid, some with findings."""
+    worker_of = {w.grid_code: w.worker_id for w in district.workers}
+    for n, place in enumerate(district.places[:BURST_INSPECTIONS]):
+        worker = worker_of.get(place.grid_code or "")
+        if worker is None or place.lon is None or place.lat is None:
+            continue
+        findings = None
+        if n % 3 == 0:
+            findings = [
+                {"category": "fire", "severity": "medium", "description": "灭火器过期未更换"}
+            ]
+        # Between the track points (whole minutes): a check-in of the same worker and time
+        # with other content would be a dead letter.
+        at = now - timedelta(minutes=20 - n, seconds=17)
+        yield inspection(
+            worker, place.place_id, place.lon, place.lat, at, prefix, findings=findings
+        )
 
 
 def meter_minute(
@@ -213,6 +237,28 @@ def visit(
     payload.update(resident_id=resident_id, status=status, accuracy_m=round(accuracy_m, 1))
     if note:
         payload["note"] = note
+    return f"{prefix}/patrol/{worker_id}", compact_json(payload)
+
+
+def inspection(
+    worker_id: str,
+    place_id: str,
+    lon: float,
+    lat: float,
+    at: datetime,
+    prefix: str,
+    *,
+    findings: list[dict] | None = None,
+    gcj02: bool = False,
+    accuracy_m: float = 8.0,
+) -> Message:
+    """An inspection check-in (安全巡查) of a registered place: result ok, or findings (each
+    category, severity, description), each of which opens a case of the place."""
+    payload = _app_checkin("inspection", lon, lat, at, gcj02=gcj02)
+    payload.update(place_id=place_id, accuracy_m=round(accuracy_m, 1))
+    payload["result"] = "findings" if findings else "ok"
+    if findings:
+        payload["findings"] = findings
     return f"{prefix}/patrol/{worker_id}", compact_json(payload)
 
 

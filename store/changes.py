@@ -1,8 +1,8 @@
-"""Which tables changed, heard as it happens: statement triggers (migrations 016, 019) send a notice
-naming the table on channel `gridwatch_changes` when a transaction that wrote to it commits,
-and a `ChangeWatcher` counts them. Whoever keeps something derived from these tables keys it on
-their counts, read before it reads the tables: what it keeps is then never older than its key,
-and the next notice of a change retires it."""
+"""Which tables changed, heard as it happens: statement triggers (migrations 016, 019, 023, 025)
+send a notice naming the table on channel `gridwatch_changes` when a transaction that wrote to
+it commits, and a `ChangeWatcher` counts them. Whoever keeps something derived from these
+tables keys it on their counts, read before it reads the tables: what it keeps is then never
+older than its key, and the next notice of a change retires it."""
 
 from __future__ import annotations
 
@@ -26,6 +26,7 @@ WATCHED = (
     "request_events",
     "devices",
     "meter_readings",
+    "places",
     "buildings",
     "units",
     "contacts",

@@ -35,6 +35,8 @@ class CheckinRow:
     needs: str | None
     photo_urls: list[str]
     police_grid_id: int | None = None
+    place_id: str | None = None  # an inspection's place, and what it found
+    result: str | None = None
 
 
 _CHECKINS = Listing(
@@ -42,7 +44,8 @@ _CHECKINS = Listing(
     sql.SQL(
         "c.worker_id, c.source, c.observed_at, c.received_at, c.lon, c.lat, c.accuracy_m, "
         "c.grid_id, g.code AS grid_code, c.kind, c.resident_id, c.status, c.note, "
-        "c.needs, coalesce(c.photo_urls, '{}') AS photo_urls, c.police_grid_id"
+        "c.needs, coalesce(c.photo_urls, '{}') AS photo_urls, c.police_grid_id, c.place_id, "
+        "c.result"
     ),
     sql.SQL("patrol_checkins c LEFT JOIN grids g ON g.id = c.grid_id"),
     sql.SQL("c.observed_at DESC, c.worker_id DESC, c.source DESC"),
@@ -90,8 +93,8 @@ def insert_checkin(
             """
             INSERT INTO patrol_checkins (worker_id, observed_at, received_at, source, lon, lat,
                 accuracy_m, grid_id, kind, resident_id, status, note, needs, device, battery,
-                photo_urls, police_grid_id)
-            VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+                photo_urls, police_grid_id, place_id, result)
+            VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
             ON CONFLICT DO NOTHING RETURNING 1
             """,
             (
@@ -112,6 +115,8 @@ def insert_checkin(
                 checkin.battery,
                 list(checkin.photo_urls) or None,
                 police_grid_id,
+                checkin.place_id,
+                checkin.result,
             ),
         ).fetchone()
         row = get_checkin(

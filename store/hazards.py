@@ -54,6 +54,7 @@ class Hazard:
     due_at: datetime | None  # when it had to be handled by (限期); escalation keeps it
     updated_at: datetime
     police_grid_id: int | None = None  # its police grid (警格)
+    place_id: str | None = None  # a finding of this place's inspection
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +77,7 @@ _REPORT_COLUMNS = (
     "deadline_at",
     "due_at",
     "police_grid_id",
+    "place_id",
 )
 _SAME_REPORT = ("reporter_id", "lon", "lat", "category", "severity", "description")
 """What a report sent again under a stored id must repeat to be the same report: not its
@@ -135,6 +137,7 @@ def open_hazards(
                         deadline,
                         deadline,
                         police_grid_id,
+                        report.place_id,
                     )
                 )
         new = conn.execute(
@@ -323,7 +326,7 @@ def open_due_times(conn: psycopg.Connection, column: str = "grid_id") -> list[tu
 _HAZARD_SELECT = sql.SQL(
     "h.id, h.reporter_id, h.observed_at, h.received_at, h.lon, h.lat, h.grid_id, "
     "g.code AS grid_code, h.category, h.severity, h.description, h.photo_urls, h.status, "
-    "h.level, h.assignee, h.deadline_at, h.due_at, h.updated_at, h.police_grid_id"
+    "h.level, h.assignee, h.deadline_at, h.due_at, h.updated_at, h.police_grid_id, h.place_id"
 )
 
 

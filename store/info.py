@@ -21,6 +21,7 @@ _TABLES = (
     "patrol_checkins",
     "hazard_reports",
     "hazard_events",
+    "places",
     "absences",
     "alerts",
     "alert_events",

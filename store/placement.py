@@ -16,6 +16,7 @@ from gridwatch.store.grids import load_leaf_grids
 # The tables that keep a point and its grid in each system, with their keys.
 POINT_TABLES: dict[str, tuple[str, ...]] = {
     "residents": ("id",),
+    "places": ("id",),
     "hazard_reports": ("id",),
     "requests": ("id",),
     "warnings": ("id",),

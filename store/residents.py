@@ -14,7 +14,7 @@ from psycopg import sql
 from psycopg.rows import class_row
 
 from gridwatch.errors import InputFileError, NotFound, listed
-from gridwatch.model.rows import ResidentRow, WorkerRow
+from gridwatch.model.rows import RegisterRow, ResidentRow, WorkerRow
 from gridwatch.store.db import refused_as_input_error
 from gridwatch.store.filters import Filters, where_filters
 from gridwatch.store.grids import (
@@ -38,7 +38,7 @@ def upsert_residents(
 ) -> tuple[int, int]:
     """Insert or update residents and their meter and sensors in one transaction; returns
     (inserted, updated). A row the database refuses rolls back all of them. Each home's grids
-    as `place_residents` found them (a bare grid id: no police grid)."""
+    as `place_in_grids` found them (a bare grid id: no police grid)."""
     inserted = updated = 0
     with conn.transaction(), conn.cursor() as cur:
         for done, (row, grids) in enumerate(zip(rows, grid_ids, strict=True), start=1):
@@ -131,11 +131,11 @@ def upsert_workers(
     return inserted, len(workers) - inserted
 
 
-def place_residents(
-    conn: psycopg.Connection, rows: Sequence[ResidentRow], *, source: str
+def place_in_grids(
+    conn: psycopg.Connection, rows: Sequence[RegisterRow], *, source: str
 ) -> tuple[list[PointGrids], int]:
-    """Each resident's grids: the management grid by grid_code when given, else by position,
-    the police grid by position (none without one); (grids, outside count).
+    """Each resident's (or place's) grids: the management grid by grid_code when given, else
+    by position, the police grid by position (none without one); (grids, outside count).
 
     An unknown grid code is an error naming the row, and so is a grid code whose grid lies
     more than CONTRADICTION_M from the row's position (one of the two is wrong, and the home's
@@ -207,7 +207,7 @@ often falls a few metres across a border) before the two are taken to contradict
 
 def _refuse_far_contradictions(
     conn: psycopg.Connection,
-    rows: Sequence[ResidentRow],
+    rows: Sequence[RegisterRow],
     located: Sequence[tuple[int, float, float]],
     assigned: np.ndarray,
     leaves: LeafGrids,

@@ -57,6 +57,21 @@ def grid_b(seeded_url, http):
         data={"payload": json.dumps({"lat": point.y, "lon": point.x})},
         files=[("photos", ("door.jpg", jpeg_with_gps(), "image/jpeg"))],
     ).json()
+    with psycopg.connect(seeded_url) as conn:
+        conn.execute(
+            "INSERT INTO places (id, name, kind, lon, lat, grid_id, contact, phone, "
+            "inspect_every_days, registered_at, next_due_at) SELECT 'PB-1', 'grid B''s own', "
+            "'shop', %s, %s, id, '李伟', '13800000002', 30, %s, %s FROM grids WHERE code = %s",
+            (point.x, point.y, NOW, NOW, GRID_B),
+        )
+    finding = {"category": "fire", "severity": "low", "description": "grid B's own"}
+    inspected = worker.post(
+        "/checkins",
+        json={"ts": "2026-11-23T11:50:00+08:00", "lat": point.y, "lon": point.x,
+              "kind": "inspection", "place_id": "PB-1", "result": "findings",
+              "findings": [finding]},
+    )  # fmt: skip
+    assert inspected.status_code == 201, inspected.text
     absence = worker.post(
         "/absences",
         json={
@@ -78,6 +93,7 @@ def grid_b(seeded_url, http):
         "warning": warning,
         "resident": resident,
         "absence": absence["id"],
+        "place": "PB-1",
         "point": (point.x, point.y),
         "media": checkin["properties"]["photo_urls"][0].removeprefix("/media/"),
     }
@@ -241,6 +257,7 @@ WALK = {
             ("warnings", "warning"),
             ("residents", "resident"),
             ("requests", "request"),
+            ("places", "place"),
         )
         for route, attack in _layer_attacks(layer, key).items()
     },
@@ -250,18 +267,13 @@ WALK = {
     ("GET", "/collections/{collection_id}/items/{feature_id}"): lambda c, b, u: _missing(
         c.get(f"/collections/secrets/items/{b['resident']}")
     ),
-    ("POST", "/checkins"): lambda c, b, u: _missing(
-        c.post(
-            "/checkins",
-            json={
-                "lat": b["point"][1],
-                "lon": b["point"][0],
-                "kind": "visit",
-                "resident_id": b["resident"],
-                "status": "ok",
-            },
+    ("POST", "/checkins"): lambda c, b, u: [
+        _missing(c.post("/checkins", json={"lat": b["point"][1], "lon": b["point"][0], **kind}))
+        for kind in (
+            {"kind": "visit", "resident_id": b["resident"], "status": "ok"},
+            {"kind": "inspection", "place_id": b["place"], "result": "ok"},
         )
-    ),
+    ],
     ("POST", "/hazards"): lambda c, b, u: _missing(
         c.post(
             "/hazards",
@@ -379,6 +391,12 @@ WALK = {
         c.get(f"/console/cases/{b['hazard']}")
     ),
     ("GET", "/cases/stream"): lambda c, b, u: _case_stream_without_grid_b(c, b, u),
+    ("GET", "/cases/{case_id}/first-to-call"): lambda c, b, u: [
+        _missing(c.get(f"/cases/{case}/first-to-call")) for case in (b["hazard"], b["request"])
+    ],
+    ("GET", "/residents/{resident_id}/first-to-call"): lambda c, b, u: _missing(
+        c.get(f"/residents/{b['resident']}/first-to-call")
+    ),
     ("GET", "/m"): lambda c, b, u: _phone_without_grid_b(c.get("/m"), b),
     ("GET", "/m/tasks"): lambda c, b, u: _phone_without_grid_b(c.get("/m/tasks"), b),
     ("GET", "/media/{media_id}"): lambda c, b, u: _missing(c.get(f"/media/{b['media']}")),
@@ -482,6 +500,7 @@ def _sample_path(path: str, b: dict) -> str:
         .replace("{request_id}", b["request"])
         .replace("{service_request_id}", b["request"])
         .replace("{media_id}", b["media"])
+        .replace("{place_id}", b["place"])
     )
 
 

@@ -51,6 +51,7 @@ def test_landing_conformance_and_collections(http):
         "checkins",
         "alerts",
         "requests",
+        "places",
         "residents",
         "warnings",
     ]

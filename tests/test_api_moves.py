@@ -13,7 +13,7 @@ import shapely
 from gridwatch.alerts.lifecycle import OpenAlert, Resolve
 from gridwatch.model.rows import ResidentRow
 from gridwatch.store.alert_store import AlertStore
-from gridwatch.store.residents import place_residents, upsert_residents
+from gridwatch.store.residents import place_in_grids, upsert_residents
 from tests.support.api import GRID_A, GRID_B, NOW
 
 
@@ -45,7 +45,7 @@ def _move(conn: psycopg.Connection, resident: ResidentRow, code: str) -> Residen
     moved = replace(
         resident, lat=home.y, lon=home.x, address="新城路88号5栋1单元202室", phone="13800138000"
     )
-    grid_ids, _ = place_residents(conn, [moved], source="moved.csv")
+    grid_ids, _ = place_in_grids(conn, [moved], source="moved.csv")
     upsert_residents(conn, [moved], grid_ids, source="moved.csv")
     return moved
 

@@ -77,6 +77,7 @@ IN_POLICE = {
     "residents": ("residents", "police_grid_id = ANY(%s)"),
     "requests": ("requests", "police_grid_id = ANY(%s)"),
     "warnings": ("warnings", "police_grid_id = ANY(%s)"),
+    "places": ("places", "police_grid_id = ANY(%s)"),
     "alerts": (
         "alerts",
         "EXISTS (SELECT 1 FROM residents r WHERE r.id = resident_id "
@@ -159,9 +160,9 @@ def test_a_police_officer_sees_the_points_of_their_police_grid(module_server, ht
         )
         assert officer.get(f"/collections/hazards/items/{inside}").status_code == 200
         assert officer.get(f"/collections/hazards/items/{outside}").status_code == 404
-        assert (
-            officer.get("/collections/residents/items", params={"pii": "true"}).status_code == 403
-        )
+        for layer in ("residents", "places"):
+            shown = officer.get(f"/collections/{layer}/items", params={"pii": "true"})
+            assert shown.status_code == 403, layer
     # A management worker sees none of them unless they lie in their own grid too.
     worker = _matched(http["worker_a"], "hazards")
     assert worker == count_rows(
@@ -204,7 +205,7 @@ def test_reports_over_http_are_placed_in_both_systems_and_kept_to_the_reporters_
         JOIN grids p ON p.id = h.police_grid_id WHERE h.id = %s
         UNION ALL
         SELECT g.code, p.code FROM patrol_checkins c JOIN grids g ON g.id = c.grid_id
-        JOIN grids p ON p.id = c.police_grid_id WHERE c.worker_id = 'PO-1'
+        JOIN grids p ON p.id = c.police_grid_id WHERE c.worker_id = 'PO-1' AND c.kind = 'patrol'
         """,
         (posted.json()["id"],),
     )
@@ -300,3 +301,46 @@ def test_coverage_is_cut_by_either_system(http, police, module_server):
 def _codes(server: ApiServer, system: str) -> set[str]:
     url = server.state.settings.database_url
     return {c for (c,) in fetch_all(url, "SELECT code FROM grids WHERE system = %s", (system,))}
+
+
+def test_a_police_officer_inspects_the_places_of_their_police_grid_only(module_server, police):
+    """A place is placed in both systems as a home is: the officer of its 警格 inspects it
+    (the check-in and its finding's case placed in both systems too); a place of another
+    police grid is not even confirmed to exist."""
+    url = module_server.state.settings.database_url
+    own = _subtree(url, POLICE_GRID)
+    place_id, lon, lat, grid_code = fetch_all(
+        url,
+        "SELECT p.id, p.lon, p.lat, g.code FROM places p JOIN grids g ON g.id = p.grid_id "
+        "WHERE p.police_grid_id = ANY(%s) ORDER BY p.id LIMIT 1",
+        (own,),
+    )[0]
+    [(elsewhere,)] = fetch_all(
+        url, "SELECT min(id) FROM places WHERE NOT police_grid_id = ANY(%s)", (own,)
+    )
+    finding = {"category": "fire", "severity": "high", "description": "灭火器过期"}
+    body = {"ts": "2026-11-23T11:10:00+08:00", "lon": lon, "lat": lat, "kind": "inspection",
+            "place_id": place_id, "result": "findings", "findings": [finding]}  # fmt: skip
+    with module_server.client() as officer:
+        officer.headers.update(police.header("officer"))
+        posted = officer.post("/checkins", json=body)
+        assert posted.status_code == 201, posted.text
+        far = officer.post("/checkins", json={**body, "place_id": elsewhere})
+        assert far.status_code == 404 and f"no place {elsewhere!r}" in reason(far)
+        seen = officer.get(f"/collections/places/items/{place_id}")
+        assert seen.status_code == 200 and seen.json()["properties"]["open_findings"] >= 1
+        assert officer.get(f"/collections/places/items/{elsewhere}").status_code == 404
+    placed = fetch_all(
+        url,
+        """
+        SELECT g.code, p.code FROM patrol_checkins c JOIN grids g ON g.id = c.grid_id
+        JOIN grids p ON p.id = c.police_grid_id
+        WHERE c.place_id = %(place)s AND c.worker_id = 'PO-1'
+        UNION ALL
+        SELECT g.code, p.code FROM hazard_reports h JOIN grids g ON g.id = h.grid_id
+        JOIN grids p ON p.id = h.police_grid_id
+        WHERE h.place_id = %(place)s AND h.reporter_id = 'PO-1'
+        """,
+        {"place": place_id},
+    )
+    assert placed == [(grid_code, POLICE_GRID)] * 2

@@ -4,11 +4,10 @@ is stored and goes a level up when it is overdue on the alert process's clock.""
 
 from __future__ import annotations
 
-import threading
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from gridwatch.dispatch.service import run_alerts
+from tests.support.alert_process import running_alerts
 from tests.support.api import GRID_A, Clock
 from tests.support.cases import hazard_steps, stored_hazard
 from tests.support.databases import point_in_grid
@@ -46,20 +45,7 @@ def test_a_hazard_over_mqtt_gets_its_deadline_and_escalates_without_an_api(
     assert (level, deadline, due) == ("grid", received + timedelta(hours=3), deadline)
 
     clock = Clock(datetime.now(UTC))
-    stop = threading.Event()
-    alerts = threading.Thread(
-        target=run_alerts,
-        kwargs={
-            "settings": settings,
-            "database_url": url,
-            "mqtt_url": mqtt_url,
-            "stop": stop,
-            "clock": clock,
-        },
-        name="gridwatch-alerts",
-    )
-    alerts.start()
-    try:
+    with running_alerts(settings, url, mqtt_url, clock):
         clock.advance(timedelta(hours=3, minutes=30))
         wait_for(lambda: _hazard(url, hazard_id)[0] == "community", 30, "escalation")
         assert _hazard(url, hazard_id)[2:] == (deadline + timedelta(hours=3), due)
@@ -67,7 +53,3 @@ def test_a_hazard_over_mqtt_gets_its_deadline_and_escalates_without_an_api(
             ("report", "reported", "W001"),
             ("escalate", "reported", "gridwatch"),
         ]
-    finally:
-        stop.set()
-        alerts.join(timeout=30)
-    assert not alerts.is_alive()

@@ -220,6 +220,38 @@ def test_points_stored_before_the_police_grids_are_placed_in_them_on_import(
     assert _police_of(management_url) == {"R1": "P-1", "W-1": "P-1"}
 
 
+PLACES_HEADER = "place_id,name,kind,address,lat,lon,grid_code,contact,phone,inspect_every_days"
+
+
+def test_places_are_placed_in_both_systems_whenever_they_came(tmp_path, management_url, capsys):
+    """A place registered before the police grids gets its 警格 when they are imported, one
+    registered after gets it at once; a grid code alone gives it none."""
+    g2 = files.GRIDS[1][2]
+
+    def register(*rows: str) -> None:
+        path = _write_rows(tmp_path / "places.csv", PLACES_HEADER, list(rows))
+        assert files.cli("places", "import", str(path), "--database-url", management_url) == 0
+
+    register(f"Q1,老王面馆,restaurant,富强路1号,{g2.centroid.y},109.872,,,,14")
+    capsys.readouterr()
+    assert _import_police(management_url, _police_file(tmp_path)) == 0
+    assert "note: 1 stored points placed in the police grids" in capsys.readouterr().out
+    register(
+        f"Q1,老王面馆,restaurant,富强路1号,{g2.centroid.y},109.872,,,,14",
+        f"Q2,幸福便利店,shop,富强路2号,{g2.centroid.y},109.878,,,,30",
+        "Q3,废品回收站,other,富强路3号,,,G-3,,,60",
+    )
+    query = (
+        "SELECT q.id, g.code, p.code FROM places q LEFT JOIN grids g ON g.id = q.grid_id "
+        "LEFT JOIN grids p ON p.id = q.police_grid_id"
+    )
+    assert {pid: (g, p) for pid, g, p in fetch_all(management_url, query)} == {
+        "Q1": ("G-2", "P-1"),
+        "Q2": ("G-2", "P-2"),
+        "Q3": ("G-3", None),
+    }
+
+
 def _police_of(url: str) -> dict[str, str | None]:
     """The police grid of each resident's home and of each worker's check-in."""
     query = (

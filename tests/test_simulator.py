@@ -26,6 +26,7 @@ from gridwatch.simulators.faults import (
     read_ground_truth,
 )
 from gridwatch.simulators.life import BASE_LOAD_CEILING_W
+from gridwatch.simulators.patrols import INSPECTED
 from gridwatch.simulators.scenario import METER_NOISE_W, Scenario
 
 TZ = ZoneInfo("Asia/Shanghai")
@@ -394,13 +395,51 @@ def test_ground_truth_file_holds_every_record(faulty, tmp_path):
     expected = orjson.loads(orjson.dumps([*scenario.ground_truth(), *records]))
     assert written == expected
     kinds = Counter(r["kind"] for r in written)
-    assert set(kinds) == {
+    assert set(kinds) - {"inspection_missed"} == {
         "fall", "sos", "meter_outage", "absence", "clock_skew", "duplicate", "out_of_order",
-        "malformed", "hazard", "hazard_duplicate", "hazard_retry",
+        "malformed", "hazard", "hazard_duplicate", "hazard_retry", "inspection",
     }  # fmt: skip
     absence = next(r for r in written if r["kind"] == "absence")
     assert set(absence) >= {"resident_id", "from", "until", "at"}
     assert all("at" in r for r in written)
+
+
+def test_places_are_inspected_on_their_schedule_some_missed_some_with_findings(district):
+    """安全巡查: each place of a worker's grid is due every `inspect_every_days` on days of its
+    own; its grid's worker inspects it near it, or misses it; a quarter of the inspections
+    find something of the kinds of place's concern."""
+    scenario = Scenario(district, START, 30, seed=5, meter_interval_s=3600, rates=FaultRates.none())
+    worker_of = {w.grid_code: w.worker_id for w in district.workers}
+    places = {p.place_id: p for p in district.places if p.grid_code in worker_of}
+    records: list[dict] = []
+    made: dict[str, list] = defaultdict(list)
+    for message in scenario.messages(record=records.append):
+        if message[1].startswith("gw/patrol/") and b'"inspection"' in message[2]:
+            checkin = parse(message)
+            place = places[checkin.place_id]
+            assert checkin.worker_id == worker_of[place.grid_code]
+            assert (
+                shapely.Point(checkin.lon, checkin.lat).distance(
+                    shapely.Point(place.lon, place.lat)
+                )
+                * 111_000
+                < 30
+            )
+            assert {f.category for f in checkin.findings} <= set(INSPECTED[place.kind])
+            made[place.place_id].append(checkin)
+    missed = [r for r in records if r["kind"] == "inspection_missed"]
+    inspections = [c for checks in made.values() for c in checks]
+    assert len(inspections) == sum(1 for r in records if r["kind"] == "inspection")
+    assert missed and set(made) <= set(places)
+    with_findings = [c for c in inspections if c.result == "findings"]
+    assert 0.1 < len(with_findings) / len(inspections) < 0.45
+    assert all(c.findings for c in with_findings)
+    for place_id, checks in made.items():
+        every = places[place_id].inspect_every_days
+        due = len(checks) + sum(1 for r in missed if r["place_id"] == place_id)
+        assert due in (30 // every, -(-30 // every))  # 30 days: every `every` days
+        days = sorted(c.observed_at.astimezone(TZ).date() for c in checks)
+        assert all((b - a).days % every == 0 for a, b in itertools.pairwise(days))
 
 
 def test_messages_by_step_cuts_the_stream_into_minutes(district):
