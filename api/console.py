@@ -16,7 +16,7 @@ from shapely.geometry import mapping
 
 from gridwatch.api.auth import PageViewer, Reader
 from gridwatch.api.collections import get_visible_alert, get_visible_hazard
-from gridwatch.api.contacts import people_to_call
+from gridwatch.api.contacts import case_calls, people_to_call
 from gridwatch.api.coverage import CoverageRow, rows_for
 from gridwatch.api.desk import (
     AwaitingHomes,
@@ -68,7 +68,6 @@ from gridwatch.store.alerts import (
     alerts_opened_daily,
     open_alert_tally,
 )
-from gridwatch.store.buildings import building_at
 from gridwatch.store.contacts import resident_home
 from gridwatch.store.filters import Filters, local_day_bounds
 from gridwatch.store.grids import GridCatalog
@@ -770,7 +769,7 @@ def case_view(
         allowed=allowed,
         history=history,
         grid_choices=[],
-        calls=people_to_call(conn, principal, request, building_at(conn, hazard.lon, hazard.lat)),
+        calls=case_calls(conn, principal, request, hazard.lon, hazard.lat, hazard.place_id),
         script_data={
             "case_id": str(hazard.id),
             "item": f"/collections/hazards/items/{hazard.id}",
@@ -836,7 +835,7 @@ def _request_view(
         post_to=f"/requests/{found.id}",
         allowed=[step for step, src in transitions.items() if found.status in src],
         history=[case_event(t, state, e) for e in events],
-        calls=people_to_call(conn, principal, request, building_at(conn, found.lon, found.lat)),
+        calls=case_calls(conn, principal, request, found.lon, found.lat),
         grid_choices=[
             (g.code, g.name or g.code)
             for g in sorted(catalog.grids, key=lambda g: g.code)

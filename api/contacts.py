@@ -1,5 +1,6 @@
 """Who to call first about a home or a case: the unit heads (单元长) and building leads (楼栋长)
-of the resident's unit and building, or of the building a case's point lies in. Their names
+of the resident's unit and building, or of the building a case stands in (the inspected
+place's, for a finding of an inspection; else the one its point lies in). Their names
 and phones are personal information: in clear only for those who may see their building's
 grid's residents (admins, its duty officers, its grid worker), masked for everyone else, and
 every answer that shows one in clear is recorded in the audit (as `contact:<id>`) before it
@@ -20,7 +21,7 @@ from gridwatch.api.requests import visible_request
 from gridwatch.api.responses import JSONResponse
 from gridwatch.api.runtime import Conn
 from gridwatch.errors import NotFound
-from gridwatch.store.buildings import building_at
+from gridwatch.store.buildings import case_home
 from gridwatch.store.contacts import Contact, first_to_call, resident_home
 from gridwatch.store.users import Principal
 
@@ -50,6 +51,20 @@ def _shown(contact: Contact, clear: bool) -> dict:
         "unit": contact.unit_code,
         "unit_name": contact.unit_name,
     }
+
+
+def case_calls(
+    conn,
+    principal: Principal,
+    request: Request,
+    lon: float | None,
+    lat: float | None,
+    place_id: str | None = None,
+) -> list[dict]:
+    """`people_to_call` about a case: those of the building and unit of the place whose
+    inspection found it, else of the building its point lies in."""
+    home = case_home(conn, lon, lat, place_id)
+    return people_to_call(conn, principal, request, home.building_id, home.unit_id)
 
 
 def resident_people_to_call(conn, principal: Principal, request: Request, resident_id: str):
@@ -87,20 +102,22 @@ def case_first_to_call(
     conn: Conn,
     case_id: Annotated[str, Path(max_length=64)],
 ):
-    """The leads and unit heads of the building a hazard's or a request's point lies in
-    (none for a point in no building, or a request with only an address)."""
+    """The leads and unit heads of the building a hazard's or a request's point lies in, or
+    for a finding of an inspection the place's unit head first and its building's leads (none
+    for a point in no building, or a request with only an address)."""
     people = case_people_to_call(conn, principal, request, case_id)
     return JSONResponse({"case_id": case_id, "first_to_call": people})
 
 
 def case_people_to_call(conn, principal: Principal, request: Request, case_id: str) -> list[dict]:
-    """`people_to_call` about a hazard's or a request's point; NotFound for a case the caller
-    may not see, as for one that does not exist."""
+    """`case_calls` about a hazard or a request; NotFound for a case the caller may not see,
+    as for one that does not exist."""
     try:
-        case = get_visible_hazard(conn, principal, case_id)
+        hazard = get_visible_hazard(conn, principal, case_id)
     except NotFound:
         try:
-            case = visible_request(conn, principal, case_id)
+            found = visible_request(conn, principal, case_id)
         except NotFound:
             raise NotFound(f"no case {case_id[:64]}") from None
-    return people_to_call(conn, principal, request, building_at(conn, case.lon, case.lat))
+        return case_calls(conn, principal, request, found.lon, found.lat)
+    return case_calls(conn, principal, request, hazard.lon, hazard.lat, hazard.place_id)

@@ -186,15 +186,16 @@ def import_places_file(
     now: datetime | None = None,
     progress: ProgressFn | None = None,
 ) -> ImportResult:
-    """Read a places CSV and upsert the places, placed in grids as residents are; a place
-    new to the register is due its first inspection a period after `now` (the time of the
-    import without one)."""
+    """Read a places CSV and upsert the places, placed in grids and buildings as residents
+    are; a place new to the register is due its first inspection a period after `now` (the
+    time of the import without one)."""
     require_file(path)
     warnings: list[str] = []
     rows = read_places_csv(path, warnings)
-    grid_ids, outside = place_in_grids(conn, rows, source=str(path))
+    grids, outside = place_in_grids(conn, rows, source=str(path))
+    homes = place_homes(conn, rows, [g.grid_id for g in grids], source=str(path))
     inserted, updated = upsert_places(
-        conn, rows, grid_ids, source=str(path), now=now or datetime.now(UTC), progress=progress
+        conn, rows, grids, homes, source=str(path), now=now or datetime.now(UTC), progress=progress
     )
     return ImportResult(inserted, updated, outside, tuple(warnings))
 

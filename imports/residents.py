@@ -6,10 +6,13 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from gridwatch.imports.tables import (
+    HOME_COLUMNS,
+    HOME_COLUMNS_ZH,
     TableFormat,
     control_problems,
     excel_mangled,
     phone_warning,
+    read_home,
     read_location,
     read_table,
     split_list,
@@ -28,8 +31,7 @@ COLUMNS = (
     "sensor_ids",
     "phone",
     "living_alone",
-    "building_code",
-    "unit_code",
+    *HOME_COLUMNS,
 )
 
 RESIDENTS = TableFormat(
@@ -46,14 +48,13 @@ RESIDENTS = TableFormat(
         "传感器编号",
         "电话",
         "是否独居",
-        "楼栋编码",
-        "单元编码",
+        *HOME_COLUMNS_ZH,
     ),
     # Which building (楼栋) and unit (单元) a resident lives in, where the register says.
-    optional=("building_code", "unit_code"),
+    optional=HOME_COLUMNS,
 )
 
-_ID_COLUMNS = ("resident_id", "grid_code", "meter_id", "sensor_ids", "building_code", "unit_code")
+_ID_COLUMNS = ("resident_id", "grid_code", "meter_id", "sensor_ids", *HOME_COLUMNS)
 
 _TRUE = {"true", "1", "yes", "y", "是"}
 _FALSE = {"false", "0", "no", "n", "否"}
@@ -119,9 +120,7 @@ def _parse_row(
         problem("resident_id", "is empty")
 
     lat, lon, grid_code = read_location(cells, problem)
-
-    if cells["unit_code"] and not cells["building_code"]:
-        problem("building_code", "is empty while unit_code is given; a unit is named by both")
+    building_code, unit_code = read_home(cells, problem)
 
     living_alone = True
     flag = cells["living_alone"].lower()
@@ -160,8 +159,8 @@ def _parse_row(
         sensor_ids=sensor_ids,
         phone=cells["phone"] or None,
         living_alone=living_alone,
-        building_code=cells["building_code"] or None,
-        unit_code=cells["unit_code"] or None,
+        building_code=building_code,
+        unit_code=unit_code,
         row=row_number,
     )
     return resident, []

@@ -211,6 +211,23 @@ def read_location(
     return lat, lon, grid_code
 
 
+# The building (楼栋) and unit (单元) a register's row may name (residents, places), as the
+# units CSV names a unit: by its building's code and the building's own numbering.
+HOME_COLUMNS = ("building_code", "unit_code")
+HOME_COLUMNS_ZH = ("楼栋编码", "单元编码")
+
+
+def read_home(
+    cells: dict[str, str], problem: Callable[[str, str], None]
+) -> tuple[str | None, str | None]:
+    """(building_code, unit_code) a row names, None where it names none; a unit without its
+    building goes to `problem(column, message)`."""
+    building, unit = cells["building_code"] or None, cells["unit_code"] or None
+    if unit and not building:
+        problem("building_code", "is empty while unit_code is given; a unit is named by both")
+    return building, unit
+
+
 def _coordinate(
     text: str, column: str, limit: float, problem: Callable[[str, str], None]
 ) -> float | None:

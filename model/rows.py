@@ -83,8 +83,11 @@ class PlaceRow:
     contact: str | None  # the person responsible (负责人): personal information
     phone: str | None
     inspect_every_days: int
+    building_code: str | None = None  # the building (楼栋) it stands in, when the file says
+    unit_code: str | None = None  # and its unit (单元): the building's own numbering
     row: int | None = field(default=None, compare=False)  # in the file; the header is row 1
 
 
 RegisterRow = ResidentRow | PlaceRow
-"""A row placed in a grid by its position or its grid code."""
+"""A row placed in a grid by its position or its grid code, and below the grid in the building
+and unit it names or the building its position lies in."""

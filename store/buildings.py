@@ -3,8 +3,9 @@ shapes and tables, homes and points placed in buildings, and what each grid hold
 
 Buildings are kept apart from the grids table: points keep their grid_id as before, and what
 walks the grid hierarchy (placement, coverage, the desk, the maps) is unchanged. A home names
-its building and unit (residents.building_id, unit_id); a case's point is placed in its
-building when it is read.
+its building and unit (residents.building_id, unit_id), and so does an inspected place
+(places.building_id, unit_id); a case's point is placed in its building when it is read, and a
+finding of a place's inspection stands in the place's building.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from shapely.geometry.base import BaseGeometry
 from gridwatch.errors import InputFileError, listed
 from gridwatch.geo.grids import GridFeature
 from gridwatch.geo.index import GridIndex
-from gridwatch.model.rows import ResidentRow, UnitRow
+from gridwatch.model.rows import RegisterRow, ResidentRow, UnitRow
 from gridwatch.store.db import upsert_each
 from gridwatch.store.grids import grid_codes, shape_columns
 from gridwatch.store.residents import CONTRADICTION_M, _metres_outside
@@ -192,7 +193,8 @@ def upsert_units(
 
 @dataclass(frozen=True, slots=True)
 class Home:
-    """Where a resident lives below the grid: their building and unit (None: not known)."""
+    """Where a resident lives (or a place stands) below the grid: the building and unit
+    (None: not known)."""
 
     building_id: int | None = None
     unit_id: int | None = None
@@ -200,15 +202,16 @@ class Home:
 
 def place_homes(
     conn: psycopg.Connection,
-    rows: Sequence[ResidentRow],
+    rows: Sequence[RegisterRow],
     grid_ids: Sequence[int | None],
     *,
     source: str,
 ) -> list[Home]:
-    """Each resident's building and unit: the ones the row names, else the building their
-    position lies in. A building or unit not imported, a unit without its building, a named
-    building in another grid than the row's (by grid_code or position), or a position more than
-    CONTRADICTION_M outside the named building, is an error naming the row."""
+    """Each resident's (or place's) building and unit: the ones the row names, else the
+    building its position lies in. A building or unit not imported, a unit without its
+    building, a named building in another grid than the row's (by grid_code or position), or
+    a position more than CONTRADICTION_M outside the named building, is an error naming the
+    row."""
     if not any(r.building_code or r.lon is not None for r in rows):
         return [Home() for _ in rows]
     buildings = load_buildings(conn)
@@ -232,7 +235,7 @@ def place_homes(
 
 
 def _home(
-    buildings: Buildings, row: ResidentRow, grid_id: int | None, inside: int | None
+    buildings: Buildings, row: RegisterRow, grid_id: int | None, inside: int | None
 ) -> tuple[Home, str | None]:
     """A row's home below the grid (`inside`: the building its position lies in), or what is
     wrong with what it names."""
@@ -274,3 +277,18 @@ def record_homes(conn: psycopg.Connection, rows: Sequence[ResidentRow], homes: S
                 for row, home in zip(rows, homes, strict=True)
             ],
         )
+
+
+def case_home(
+    conn: psycopg.Connection, lon: float | None, lat: float | None, place_id: str | None = None
+) -> Home:
+    """Where a case stands below the grid: the building and unit of the place whose inspection
+    found it (a finding), else the building its point lies in (none without a point)."""
+    if place_id is not None:
+        row = conn.execute(
+            "SELECT building_id, unit_id FROM places WHERE id = %s AND building_id IS NOT NULL",
+            (place_id,),
+        ).fetchone()
+        if row is not None:
+            return Home(*row)
+    return Home(building_at(conn, lon, lat))

@@ -17,7 +17,7 @@ from psycopg.rows import class_row
 
 from gridwatch.errors import InputFileError, NotFound, listed
 from gridwatch.model.rows import ContactRow
-from gridwatch.store.buildings import building_at, load_buildings
+from gridwatch.store.buildings import case_home, load_buildings
 from gridwatch.store.db import upsert_each
 from gridwatch.store.outbox import write_case_outbox
 from gridwatch.store.personal_data import FORGET, record_audit
@@ -191,15 +191,15 @@ def forget_contact(
 
 _STEPS = {
     "hazard": """
-        SELECT e.id, e.hazard_id::text, e.at, e.action, e.to_status, h.lon, h.lat, g.code,
-               h.category, h.severity, h.level
+        SELECT e.id, e.hazard_id::text, e.at, e.action, e.to_status, h.lon, h.lat, h.place_id,
+               g.code, h.category, h.severity, h.level
         FROM hazard_events e JOIN hazard_reports h ON h.id = e.hazard_id
         LEFT JOIN grids g ON g.id = h.grid_id
         WHERE e.id = ANY(%s) ORDER BY e.id
     """,
     "request": """
-        SELECT e.id, e.request_id::text, e.at, e.action, e.to_status, r.lon, r.lat, g.code,
-               r.service_code, NULL, r.level
+        SELECT e.id, e.request_id::text, e.at, e.action, e.to_status, r.lon, r.lat, NULL,
+               g.code, r.service_code, NULL, r.level
         FROM request_events e JOIN requests r ON r.id = e.request_id
         LEFT JOIN grids g ON g.id = r.grid_id
         WHERE e.id = ANY(%s) ORDER BY e.id
@@ -210,9 +210,10 @@ NOTICE_BATCH = 500
 
 def send_case_notices(conn: psycopg.Connection, *, topic_prefix: str, now: datetime) -> int:
     """Turn the queued steps of cases into outbox rows for the webhooks of the contacts of the
-    building each case's point lies in (one row per step, posted to each distinct URL once),
-    in one transaction; steps of cases in no building with a webhook are dropped. Several
-    processes may run it: each takes queued steps no other holds. Returns the rows written."""
+    building each case stands in (a finding's place's, else its point's; one row per step,
+    posted to each distinct URL once), in one transaction; steps of cases in no building with
+    a webhook are dropped. Several processes may run it: each takes queued steps no other
+    holds. Returns the rows written."""
     with conn.transaction():
         queued = conn.execute(
             "SELECT id, case_kind, event_id FROM case_notices ORDER BY id LIMIT %s "
@@ -228,9 +229,22 @@ def send_case_notices(conn: psycopg.Connection, *, topic_prefix: str, now: datet
             if not ids:
                 continue
             for step in conn.execute(_STEPS[kind], (ids,)).fetchall():
-                event_id, case_id, at, action, status, lon, lat, grid, what, severity, level = step
+                (
+                    event_id,
+                    case_id,
+                    at,
+                    action,
+                    status,
+                    lon,
+                    lat,
+                    place,
+                    grid,
+                    what,
+                    severity,
+                    level,
+                ) = step
                 if case_id not in places:
-                    places[case_id] = _building_webhooks(conn, lon, lat)
+                    places[case_id] = _building_webhooks(conn, lon, lat, place)
                 _, building, urls = places[case_id]
                 if not urls:
                     continue
@@ -255,10 +269,11 @@ def send_case_notices(conn: psycopg.Connection, *, topic_prefix: str, now: datet
 
 
 def _building_webhooks(
-    conn: psycopg.Connection, lon: float | None, lat: float | None
+    conn: psycopg.Connection, lon: float | None, lat: float | None, place_id: str | None
 ) -> tuple[int | None, str | None, list[str]]:
-    """The building a case's point lies in, its code, and its contacts' webhooks."""
-    building = building_at(conn, lon, lat)
+    """The building a case stands in (its inspected place's, else the one its point lies in),
+    its code, and its contacts' webhooks."""
+    building = case_home(conn, lon, lat, place_id).building_id
     if building is None:
         return None, None, []
     rows = conn.execute(

@@ -1,7 +1,7 @@
 """Buildings (楼栋), units (单元) and their unit heads and building leads into the database:
 through `grids import --level building`, the units and contacts CSVs (English or Chinese
-headers, UTF-8 or GBK), each bad row named, every import idempotent; residents placed in
-their building and unit."""
+headers, UTF-8 or GBK), each bad row named, every import idempotent; residents and inspected
+places placed in their building and unit."""
 
 from __future__ import annotations
 
@@ -15,9 +15,11 @@ from gridwatch.errors import InputFileError
 from gridwatch.imports.pipelines import (
     import_contacts_file,
     import_grid_file,
+    import_places_file,
     import_residents_file,
     import_units_file,
 )
+from gridwatch.imports.places import PLACES
 from gridwatch.store.personal_data import forget_resident
 from tests.support.buildings import (
     BUILDINGS,
@@ -230,17 +232,35 @@ def test_residents_name_their_building_and_unit_or_are_placed_by_position(tmp_pa
     with psycopg.connect(database_url) as conn:
         import_buildings(conn, tmp_path)
         import_residents_file(conn, write_lines(tmp_path / "residents.csv", rows))
-    assert query(
-        database_url,
-        "SELECT r.id, g.code, b.code, u.code FROM residents r JOIN grids g ON g.id = r.grid_id "
-        "LEFT JOIN buildings b ON b.id = r.building_id LEFT JOIN units u ON u.id = r.unit_id "
-        "ORDER BY r.id",
-    ) == [
-        ("R1", "G-1", "B-1", "2"),
-        ("R2", "G-1", "B-1", None),
-        ("R3", "G-3", "B-3", None),
-        ("R4", "G-1", None, None),
-    ]
+    assert _homes(database_url, "residents") == PLACED
+
+
+# Where rows 1 to 4 of the tests below stand: (grid, building, unit).
+PLACED = [("G-1", "B-1", "2"), ("G-1", "B-1", None), ("G-3", "B-3", None), ("G-1", None, None)]
+
+
+def _homes(url: str, table: str) -> list[tuple]:
+    """(grid, building, unit) code of each row of `table` (residents, places), by id."""
+    return query(
+        url,
+        f"SELECT g.code, b.code, u.code FROM {table} t JOIN grids g ON g.id = t.grid_id "
+        "LEFT JOIN buildings b ON b.id = t.building_id LEFT JOIN units u ON u.id = t.unit_id "
+        "ORDER BY t.id",
+    )
+
+
+UNIT_WITHOUT_BUILDING = (
+    "row 2, column building_code: is empty while unit_code is given; a unit is named by both"
+)
+
+
+def _assert_homes_refused(message: str, label: str) -> None:
+    """Rows 2 to 5 of `label` name an unknown building, an unknown unit, a building of another
+    grid than their grid_code and one of another grid than their position: each is named."""
+    assert f"{label}: row 2: building_code 'B-9' is not an imported building" in message
+    assert "row 3: unit_code '9' is not an imported unit of building B-1" in message
+    assert "row 4: building B-1 lies in another grid than the row's grid_code" in message
+    assert "row 5: building B-1 lies in another grid than the row's lat/lon" in message
 
 
 def test_residents_naming_what_is_not_there_are_refused_by_row(tmp_path, database_url):
@@ -258,15 +278,8 @@ def test_residents_naming_what_is_not_there_are_refused_by_row(tmp_path, databas
             import_residents_file(conn, write_lines(tmp_path / "r.csv", [rows[0], rows[5]]))
         with pytest.raises(InputFileError) as caught:
             import_residents_file(conn, write_lines(tmp_path / "residents.csv", rows[:5]))
-    assert str(named.value) == (
-        "r.csv: row 2, column building_code: is empty while unit_code is given; a unit is named "
-        "by both"
-    )
-    message = str(caught.value)
-    assert "residents.csv: row 2: building_code 'B-9' is not an imported building" in message
-    assert "row 3: unit_code '9' is not an imported unit of building B-1" in message
-    assert "row 4: building B-1 lies in another grid than the row's grid_code" in message
-    assert "row 5: building B-1 lies in another grid than the row's lat/lon" in message
+    assert str(named.value) == f"r.csv: {UNIT_WITHOUT_BUILDING}"
+    _assert_homes_refused(str(caught.value), "residents.csv")
     assert query(database_url, "SELECT count(*) FROM residents") == [(0,)]
 
 
@@ -283,3 +296,58 @@ def test_a_forgotten_resident_no_longer_names_their_building_and_unit(tmp_path, 
     assert query(
         database_url, "SELECT building_id IS NOT NULL, unit_id IS NOT NULL FROM residents"
     ) == [(True, True)]
+
+
+def _places_csv(tmp_path, rows: list[str], chinese: bool = True):
+    header = ",".join(PLACES.chinese if chinese else PLACES.columns)
+    return write_lines(tmp_path / "places.csv", [header, *rows], encoding="gbk")
+
+
+def test_places_name_their_building_and_unit_or_are_placed_by_position(tmp_path, database_url):
+    rows = [
+        "P1,老王面馆,小餐饮,富强路1号,,,G-1,王,13800000001,30,B-1,2",  # named, no position
+        f"P2,幸福超市,商铺,富强路2号,{IN_B1[1]},{IN_B1[0]},,,,30,,",  # placed by position
+        f"P3,张记作坊,小作坊,幸福路3号,{IN_B3[1]},{IN_B3[0]},G-3,,,90,B-3,",  # named, inside
+        "P4,库房,小仓库,富强路9号,40.6281,109.8681,,,,180,,",  # in grid G-1, in no building
+    ]
+    with psycopg.connect(database_url) as conn:
+        import_buildings(conn, tmp_path)
+        first = import_places_file(conn, _places_csv(tmp_path, rows))
+        again = import_places_file(conn, _places_csv(tmp_path, rows))
+    assert (first.inserted, again.inserted, again.updated) == (4, 0, 4)
+    assert _homes(database_url, "places") == PLACED
+    # A register without the two columns (the places CSV before them) places by position.
+    english = [",".join(r.split(",")[:10]) for r in rows]
+    with psycopg.connect(database_url) as conn:
+        import_places_file(
+            conn, write_lines(tmp_path / "old.csv", [",".join(PLACES.columns[:10]), *english])
+        )
+    assert [b for _, b, _ in _homes(database_url, "places")] == [None, "B-1", "B-3", None]
+
+
+def test_places_naming_what_is_not_there_are_refused_by_row(tmp_path, database_url):
+    rows = [
+        "P1,面馆,restaurant,,,,G-1,,,30,B-9,",
+        "P2,超市,shop,,,,G-1,,,30,B-1,9",
+        "P3,作坊,workshop,,,,G-2,,,30,B-1,1",  # B-1 lies in G-1
+        f"P4,库房,warehouse,,{IN_B3[1]},{IN_B3[0]},,,,30,B-1,",  # 3 km from B-1, in G-3
+    ]
+    with psycopg.connect(database_url) as conn:
+        import_buildings(conn, tmp_path)
+        with pytest.raises(InputFileError) as named:
+            import_places_file(conn, _places_csv(tmp_path, ["P5,店,shop,,,,G-1,,,30,,1"], False))
+        with pytest.raises(InputFileError) as caught:
+            import_places_file(conn, _places_csv(tmp_path, rows, chinese=False))
+        with pytest.raises(InputFileError) as control:
+            import_places_file(conn, _places_csv(tmp_path, ["P6,店,shop,,,,G-1,,,30,B-1\x01,"]))
+    assert str(named.value) == f"places.csv: {UNIT_WITHOUT_BUILDING}"
+    _assert_homes_refused(str(caught.value), "places.csv")
+    assert "column building_code: contains the control character '\\x01'" in str(control.value)
+    assert query(database_url, "SELECT count(*) FROM places") == [(0,)]
+
+
+def test_the_places_template_names_the_building_and_unit_columns(capsys):
+    assert cli("places", "template", "--zh") == 0
+    assert capsys.readouterr().out.endswith(",巡查周期天数,楼栋编码,单元编码\n")
+    assert cli("places", "template") == 0
+    assert capsys.readouterr().out.endswith(",inspect_every_days,building_code,unit_code\n")

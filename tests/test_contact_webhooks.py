@@ -1,25 +1,28 @@
 """A case's steps reach the webhooks of the unit heads and building leads of the building its
-point lies in, through the delivery that posts alert changes (retried, each step once, under
-its own Idempotency-Key); and `gridwatch contacts forget` removes a contact's details, their
-webhook and what still waited for it, recorded in the audit."""
+point lies in (a finding of a place's inspection: the place's building), through the delivery
+that posts alert changes (retried, each step once, under its own Idempotency-Key); and
+`gridwatch contacts forget` removes a contact's details, their webhook and what still waited
+for it, recorded in the audit."""
 
 from __future__ import annotations
 
 import threading
 import time
 import uuid
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import psycopg
 
 from gridwatch.cases.hazards import deadlines_from_hours
 from gridwatch.dispatch.service import run_delivery
-from gridwatch.imports.pipelines import import_contacts_file
+from gridwatch.imports.pipelines import import_contacts_file, import_places_file
+from gridwatch.imports.places import PLACES
 from gridwatch.model.records import HazardReport
 from gridwatch.settings import Settings
-from gridwatch.store.contacts import first_to_call
+from gridwatch.store.contacts import first_to_call, send_case_notices
 from gridwatch.store.hazards import insert_hazard, transition_hazard
-from tests.support.buildings import point_in_building, write_lines
+from tests.support.buildings import outside_buildings, point_in_building, write_lines
 from tests.support.databases import query
 from tests.support.import_files import cli
 from tests.support.ports import free_port
@@ -117,6 +120,36 @@ def test_a_cases_steps_reach_the_webhooks_of_its_buildings_contacts_once(
     assert query(url, "SELECT count(*) FROM case_notices") == [(0,)]
     # Not on MQTT: the rows were never waiting for the broker.
     assert query(url, "SELECT count(*) FROM alert_outbox WHERE published_at IS NULL") == [(0,)]
+
+
+def test_a_findings_steps_reach_the_webhooks_of_its_places_building(
+    tmp_path, district_database_url
+):
+    url = district_database_url
+    hook = "http://hooks.example.org/uh0001"
+    _with_webhook(url, tmp_path, {"UH0001": hook})
+    building, grid = _building_of(url, "UH0001")
+    [(grid_code,)] = query(url, "SELECT code FROM grids WHERE id = %s", (grid,))
+    # A place registered by its grid and building, its finding where the inspector stood.
+    row = f"T-HOOK,楼下小超市,shop,,,,{grid_code},,,30,{building},"
+    path = write_lines(tmp_path / "places.csv", [",".join(PLACES.columns), row])
+    lon, lat = outside_buildings(url, grid_code)
+    finding = replace(_report(lon, lat), place_id="T-HOOK")
+    with psycopg.connect(url) as conn:
+        import_places_file(conn, path)
+        insert_hazard(conn, finding, grid_id=grid, deadlines=DEADLINES)
+        # The same point without a place is in no building: its step reaches no one.
+        insert_hazard(conn, _report(lon, lat), grid_id=grid, deadlines=DEADLINES)
+        assert send_case_notices(conn, topic_prefix="gw", now=datetime.now(UTC)) == 1
+    [(payload, urls)] = query(
+        url,
+        "SELECT o.payload, array_agg(d.url) FROM alert_outbox o "
+        "JOIN webhook_deliveries d ON d.outbox_id = o.id WHERE o.case_event_id IS NOT NULL "
+        "GROUP BY o.id",
+    )
+    assert (payload["case_id"], payload["building_code"]) == (str(finding.id), building)
+    assert urls == [hook]
+    assert query(url, "SELECT count(*) FROM case_notices") == [(0,)]
 
 
 def test_no_contact_with_a_webhook_queues_nothing(district_database_url):

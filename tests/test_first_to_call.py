@@ -1,7 +1,8 @@
 """Who to call first about a home or a case (单元长, 楼栋长): over the API and on the console's
 alert and case pages, in clear only for those who may see the home's grid (each read in
 clear audited as contact:<id>), masked for a request's reporter from another grid, and
-nothing at all for another grid's worker, a device, a revoked token or no token."""
+nothing at all for another grid's worker, a device, a revoked token or no token. A finding of
+a place's inspection calls the people of the place's building and unit."""
 
 from __future__ import annotations
 
@@ -12,11 +13,20 @@ import httpx
 import psycopg
 import pytest
 
+from gridwatch.imports.pipelines import import_places_file
+from gridwatch.imports.places import PLACES
 from gridwatch.store.users import create_user, revoke_user
 from tests.support.api import GRID_A, GRID_B, NOW, open_alert, reason, resident_of
-from tests.support.buildings import home_of, outside_buildings, people_in, point_in_building
+from tests.support.buildings import (
+    home_of,
+    outside_buildings,
+    people_in,
+    point_in_building,
+    write_lines,
+)
 from tests.support.cases import open_request
 from tests.support.databases import last_audit_id, query
+from tests.support.places import inspection
 
 
 def _audited_since(url: str, last: int) -> list[tuple[str, str, list[str]]]:
@@ -105,27 +115,33 @@ def test_the_alert_page_shows_who_to_call_to_its_grid_and_to_no_other(http, seed
     assert all(name not in refused.text for name, *_ in people.values())
 
 
+def _case_calls_for_grid_a_alone(http, url: str, case: str, building: str) -> list[dict]:
+    """A case's people to call as grid A's worker reads them: everyone of `building`, in
+    clear and audited, on the API and the case's page; grid B's worker reads none of them."""
+    people = people_in(url, building)
+    last = last_audit_id(url)
+    calls = http["worker_a"].get(f"/cases/{case}/first-to-call").json()["first_to_call"]
+    assert {c["id"] for c in calls} == set(people) and not any(c["masked"] for c in calls)
+    [(_, _, ids)] = _audited_since(url, last)
+    assert sorted(ids) == sorted(f"contact:{c}" for c in people)
+    page = http["worker_a"].get(f"/console/cases/{case}")
+    assert page.status_code == 200 and 'id="gw-first-to-call"' in page.text
+    assert all(name in page.text for name, *_ in people.values())
+    for path in (f"/cases/{case}/first-to-call", f"/console/cases/{case}"):
+        refused = http["worker_b"].get(path)
+        assert refused.status_code == 404, path
+        assert all(name not in refused.text for name, *_ in people.values())
+    return calls
+
+
 def test_a_case_in_a_building_names_its_leads_first_on_the_api_and_its_page(http, seeded_url, home):
     _, building, _ = home
     lon, lat = point_in_building(seeded_url, building)
     report = {"id": str(uuid.uuid4()), "lat": lat, "lon": lon, "category": "fire"}
     report |= {"severity": "high", "description": "楼道堆放杂物"}
     assert http["worker_a"].post("/hazards", json=report).status_code == 201
-    people = people_in(seeded_url, building)
-    last = last_audit_id(seeded_url)
-    calls = http["worker_a"].get(f"/cases/{report['id']}/first-to-call").json()["first_to_call"]
+    calls = _case_calls_for_grid_a_alone(http, seeded_url, report["id"], building)
     assert [c["role"] for c in calls][:1] == ["building_lead"]
-    assert {c["id"] for c in calls} == set(people) and not any(c["masked"] for c in calls)
-    [(_, _, ids)] = _audited_since(seeded_url, last)
-    assert sorted(ids) == sorted(f"contact:{c}" for c in people)
-    page = http["worker_a"].get(f"/console/cases/{report['id']}")
-    assert page.status_code == 200
-    assert all(name in page.text for name, *_ in people.values())
-
-    for path in (f"/cases/{report['id']}/first-to-call", f"/console/cases/{report['id']}"):
-        refused = http["worker_b"].get(path)
-        assert refused.status_code == 404, path
-        assert all(name not in refused.text for name, *_ in people.values())
     assert http["worker_a"].get("/cases/not-a-case/first-to-call").status_code == 404
     assert http["device"].get(f"/cases/{report['id']}/first-to-call").status_code == 403
 
@@ -139,6 +155,35 @@ def test_a_case_in_a_building_names_its_leads_first_on_the_api_and_its_page(http
         'id="gw-first-to-call"'
         not in http["worker_a"].get(f"/console/cases/{elsewhere['id']}").text
     )
+
+
+def test_a_finding_of_a_places_inspection_calls_the_places_unit_and_building_first(
+    http, seeded_url, home, tmp_path
+):
+    _, building, unit = home
+    # A shop on the ground floor of the resident's stairwell, registered by its grid alone:
+    # the finding's case stands where the inspector stood, in no building.
+    row = f"T-CALL,楼下小超市,shop,,,,{GRID_A},,,30,{building},{unit}"
+    path = write_lines(tmp_path / "places.csv", [",".join(PLACES.columns), row])
+    with psycopg.connect(seeded_url) as conn:
+        import_places_file(conn, path)
+    shown = http["worker_a"].get("/collections/places/items/T-CALL").json()["properties"]
+    assert (shown["building"], shown["unit"]) == (building, unit)
+    finding = {"category": "fire", "severity": "high", "description": "消防通道堆放纸箱"}
+    lon, lat = outside_buildings(seeded_url, GRID_A)
+    body = inspection("T-CALL", lon, lat, NOW - timedelta(minutes=5), [finding])
+    posted = http["worker_a"].post("/checkins", json=body)
+    assert posted.status_code == 201, posted.text
+    [(case,)] = query(seeded_url, "SELECT id::text FROM hazard_reports WHERE place_id = 'T-CALL'")
+
+    calls = _case_calls_for_grid_a_alone(http, seeded_url, case, building)
+    assert (calls[0]["role"], calls[0]["unit"], calls[0]["building"]) == (
+        "unit_head",
+        unit,
+        building,
+    )
+    assert calls[1]["role"] == "building_lead"
+    assert http["worker_b"].get("/collections/places/items/T-CALL").status_code == 404
 
 
 def test_a_request_its_reporter_sees_from_another_grid_shows_the_people_masked(
