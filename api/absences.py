@@ -24,7 +24,8 @@ router = APIRouter(tags=["absences (外出报备)"])
 MAX_ABSENCE = timedelta(days=366)
 
 
-def _visible_resident(conn, principal, resident_id: str) -> None:
+def visible_resident(conn, principal, resident_id: str) -> None:
+    """NotFound for a resident outside the caller's grids, as for one that does not exist."""
     missing = f"no resident {resident_id[:64]!r}"
     try:
         grid = resident_grid(conn, resident_id)
@@ -45,7 +46,7 @@ def list_absences(
 ):
     check_params(request, {"resident_id", "active", "limit"})
     if resident_id is not None:
-        _visible_resident(conn, principal, resident_id)
+        visible_resident(conn, principal, resident_id)
     rows = absence_list(
         conn,
         scope=None if principal.sees_all else principal.scope_param(),
@@ -63,7 +64,7 @@ def list_absences(
     summary="Register an absence; times without an offset are local",
 )
 def create_absence(principal: Reader, conn: Conn, state: State, body: AbsenceBody):
-    _visible_resident(conn, principal, body.resident_id)
+    visible_resident(conn, principal, body.resident_id)
     starts, ends = _local(body.starts_at, state), _local(body.ends_at, state)
     if ends <= starts:
         raise BadRequest("ends_at must be after starts_at")

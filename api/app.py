@@ -25,6 +25,7 @@ from gridwatch.api import (
     audit,
     collections,
     console,
+    contacts,
     coverage,
     hazards,
     live,
@@ -175,6 +176,7 @@ def create_app(
         phone,
         audit,
         media,
+        contacts,
     )
     for module in routers:
         app.include_router(module.router)

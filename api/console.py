@@ -16,6 +16,7 @@ from shapely.geometry import mapping
 
 from gridwatch.api.auth import PageViewer, Reader
 from gridwatch.api.collections import get_visible_alert, get_visible_hazard
+from gridwatch.api.contacts import case_calls, people_to_call
 from gridwatch.api.coverage import CoverageRow, rows_for
 from gridwatch.api.desk import (
     AwaitingHomes,
@@ -66,6 +67,7 @@ from gridwatch.store.alerts import (
     alerts_opened_daily,
     open_alert_tally,
 )
+from gridwatch.store.contacts import resident_home
 from gridwatch.store.filters import Filters, local_day_bounds
 from gridwatch.store.grids import GridCatalog
 from gridwatch.store.hazards import HazardDay, hazard_days, hazard_events
@@ -452,8 +454,10 @@ def alert_view(
         resolution=row.resolution,
     )
     absent = False
+    calls: list[dict] = []
     if row.resident_id:
         absent = get_resident(conn, row.resident_id, now=state.now()).absent
+        calls = people_to_call(conn, principal, request, *resident_home(conn, row.resident_id))
     return console_page(
         state,
         principal,
@@ -463,6 +467,7 @@ def alert_view(
         alert=alert,
         why=_why(t, state, row),
         absent=absent,
+        calls=calls,
         history=_alert_history(t, conn, alert_id),
         script_data={
             "alert_id": alert_id,
@@ -713,6 +718,7 @@ def _ledger_row(t: dict, row, now: datetime) -> dict:
 
 @router.get("/console/cases/{case_id}", response_class=HTMLResponse, summary="One case")
 def case_view(
+    request: Request,
     principal: PageViewer,
     conn: Conn,
     state: State,
@@ -722,7 +728,7 @@ def case_view(
     try:
         hazard = get_visible_hazard(conn, principal, case_id)
     except NotFound:
-        return _request_view(principal, conn, state, case_id)
+        return _request_view(request, principal, conn, state, case_id)
     t = texts_for(state.settings.lang)
     c = t["console"]
     now = state.now()
@@ -769,6 +775,7 @@ def case_view(
         allowed=allowed,
         history=history,
         grid_choices=[],
+        calls=case_calls(conn, principal, request, hazard.lon, hazard.lat, hazard.place_id),
         script_data={
             "case_id": str(hazard.id),
             "item": f"/collections/hazards/items/{hazard.id}",
@@ -794,7 +801,9 @@ def _finding_place(t: dict, conn, place_id: str | None) -> dict | None:
     }
 
 
-def _request_view(principal: Principal, conn, state: ApiState, case_id: str) -> HTMLResponse:
+def _request_view(
+    request: Request, principal: Principal, conn, state: ApiState, case_id: str
+) -> HTMLResponse:
     """A request's page: what was asked, its clocks, its steps (those its status allows and
     the caller may take) and its history. The requester's contact is not shown here."""
     t = texts_for(state.settings.lang)
@@ -845,6 +854,7 @@ def _request_view(principal: Principal, conn, state: ApiState, case_id: str) -> 
         post_to=f"/requests/{found.id}",
         allowed=[step for step, src in transitions.items() if found.status in src],
         history=[case_event(t, state, e) for e in events],
+        calls=case_calls(conn, principal, request, found.lon, found.lat),
         grid_choices=[
             (g.code, g.name or g.code)
             for g in sorted(catalog.grids, key=lambda g: g.code)

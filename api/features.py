@@ -80,6 +80,9 @@ def grid_feature(
             "open_hazards": counts.open_hazards,
             "overdue_hazards": counts.overdue_hazards,
             "checkins": counts.checkins,
+            "buildings": counts.buildings,
+            "units": counts.units,
+            "contacts": counts.contacts,
         },
         grid.bbox,
     )
@@ -365,6 +368,8 @@ def place_feature(
         "kind_label": PLACE_KIND_LABELS.get(place.kind, place.kind),
         "address": place.address,
         "grid": place.grid_code,
+        "building": place.building_code,
+        "unit": place.unit_code,
         "contact": place.contact if clear else mask_name(place.contact),
         "phone": place.phone if clear else mask_phone(place.phone),
         "masked": not clear,

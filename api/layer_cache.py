@@ -41,7 +41,10 @@ from gridwatch.store.ledger import LedgerRow
 
 BBox = tuple[float, float, float, float]
 # The tables each kept layer is read from.
-LAYER_TABLES = ("grids", "residents", "alerts", "hazard_reports", "patrol_checkins")
+LAYER_TABLES = (
+    "grids", "residents", "alerts", "hazard_reports", "patrol_checkins",
+    "buildings", "units", "contacts",
+)  # fmt: skip
 HAZARD_TABLES = ("grids", "hazard_reports")
 LEDGER_TABLES = ("grids", "hazard_reports", "hazard_events", "requests", "request_events")
 ALERT_TABLES = ("grids", "residents", "alerts")

@@ -37,6 +37,7 @@ from gridwatch.ingest.mqtt import BrokerAddress, publisher
 from gridwatch.settings import Settings
 from gridwatch.store import outbox
 from gridwatch.store.alert_store import AlertStore
+from gridwatch.store.contacts import send_case_notices
 from gridwatch.store.db import connect
 
 log = logging.getLogger(__name__)
@@ -139,6 +140,10 @@ def run_delivery(
     if partition is not None and partition.count > 1:
         client_id = f"{client_id}-{partition.index}-of-{partition.count}"
     handover: MqttHandover | None = None
+    # The first partition's loop also turns cases' steps into notices for the contacts of
+    # their building (a pass over an empty queue is one cheap query).
+    first = partition is None or partition.index == 0
+    notices = settings.topic_prefix if first else None
     while not stop.is_set():
         try:
             if handover is None:
@@ -148,7 +153,7 @@ def run_delivery(
                 handover = MqttHandover(client)
             with connect(database_url) as conn:
                 while not stop.is_set():
-                    busy = _deliver_once(conn, handover, partition)
+                    busy = _deliver_once(conn, handover, partition, notices)
                     stop.wait(0.05 if busy else 0.5)
         except (psycopg.OperationalError, psycopg.InterfaceError, ServiceUnavailable) as exc:
             log.warning("alert delivery: %s; retrying", first_line(exc))
@@ -159,8 +164,14 @@ def run_delivery(
 
 
 def _deliver_once(
-    conn: psycopg.Connection, handover: MqttHandover, partition: Partition | None
+    conn: psycopg.Connection,
+    handover: MqttHandover,
+    partition: Partition | None,
+    notices_prefix: str | None = None,
 ) -> bool:
+    noticed = 0
+    if notices_prefix is not None:
+        noticed = send_case_notices(conn, topic_prefix=notices_prefix, now=datetime.now(UTC))
     rows = outbox.unpublished(conn, partition=partition)
     handed = handover.hand_over(rows)
     done = handover.acknowledged()
@@ -180,7 +191,7 @@ def _deliver_once(
             error=error,
             next_attempt_at=retry_after(attempts, now),
         )
-    return bool(handed) or bool(done) or bool(due)
+    return bool(handed) or bool(done) or bool(due) or bool(noticed)
 
 
 def run_alerts(

@@ -44,6 +44,12 @@ LEVEL_ALIASES = {
 # Fields read as each feature's level when neither a level nor a level field is given.
 LEVEL_FIELDS = ("level", "层级", "级别")
 
+# A grid file may hold buildings (楼栋) too: the level below the grid, stored apart from the
+# grids (store/buildings.py), each inside the grid that is its parent.
+BUILDING = "building"
+FILE_LEVELS = (*LEVELS, BUILDING)
+FILE_LEVEL_ALIASES = {**LEVEL_ALIASES, "楼栋": BUILDING}
+
 MAX_LISTED_PROBLEMS = 20
 
 _WGS84 = CRS.from_epsg(4326)
@@ -77,8 +83,8 @@ def read_grid_file(
     feature's level, and a file without one is all grids. Raises InputFileError naming the
     file and each bad feature (numbered from 1).
     """
-    if level is not None and level not in LEVELS:
-        raise ValueError(f"unknown level {level!r}: expected one of {', '.join(LEVELS)}")
+    if level is not None and level not in FILE_LEVELS:
+        raise ValueError(f"unknown level {level!r}: expected one of {', '.join(FILE_LEVELS)}")
     path = Path(path)
     label = path.name
     frame = _read_frame(path, label, layer)
@@ -112,11 +118,11 @@ def read_grid_file(
         feature_level = default_level
         if "level" in columns:
             raw_level = _text(frame[columns["level"]].iat[row])
-            feature_level = LEVEL_ALIASES.get(raw_level, raw_level.lower())
-            if feature_level not in LEVELS:
+            feature_level = FILE_LEVEL_ALIASES.get(raw_level, raw_level.lower())
+            if feature_level not in FILE_LEVELS:
                 feature_problems.append(
-                    f"level {raw_level!r} is not one of {', '.join(LEVELS)} "
-                    f"({', '.join(LEVEL_ALIASES)})"
+                    f"level {raw_level!r} is not one of {', '.join(FILE_LEVELS)} "
+                    f"({', '.join(FILE_LEVEL_ALIASES)})"
                 )
 
         polygon, geometry_problem = _polygonal(geometry)
@@ -149,7 +155,7 @@ def assign_parents(
     The container is the feature of the nearest higher level present in `parents` that
     covers the child's point_on_surface; ties go to the largest overlap, then smallest code.
     """
-    by_level: dict[str, list[GridFeature]] = {name: [] for name in LEVELS}
+    by_level: dict[str, list[GridFeature]] = {name: [] for name in FILE_LEVELS}
     for parent in parents:
         by_level[parent.level].append(parent)
     trees = {name: shapely.STRtree([p.geometry for p in group]) for name, group in by_level.items()}
@@ -159,7 +165,7 @@ def assign_parents(
         if child.parent_code is not None:
             result[child.code] = child.parent_code
             continue
-        higher = reversed(LEVELS[: LEVELS.index(child.level)])
+        higher = reversed(FILE_LEVELS[: FILE_LEVELS.index(child.level)])
         parent_level = next((name for name in higher if by_level[name]), None)
         if parent_level is None:
             result[child.code] = None

@@ -11,12 +11,16 @@ from zoneinfo import ZoneInfo
 import psycopg
 
 from gridwatch.errors import InputFileError, listed
-from gridwatch.geo.grids import assign_parents, read_grid_file
+from gridwatch.geo.grids import BUILDING, assign_parents, read_grid_file
+from gridwatch.imports.contacts import read_contacts_csv
 from gridwatch.imports.hotline import read_work_orders
 from gridwatch.imports.places import read_places_csv
 from gridwatch.imports.residents import read_residents_csv
+from gridwatch.imports.units import read_units_csv
 from gridwatch.imports.workers import read_workers_csv
 from gridwatch.model.vocabulary import GRID_SYSTEMS, MANAGEMENT
+from gridwatch.store.buildings import place_homes, record_homes, upsert_buildings, upsert_units
+from gridwatch.store.contacts import upsert_contacts
 from gridwatch.store.grids import (
     grid_codes,
     load_features,
@@ -80,6 +84,13 @@ def import_grid_file(
     known = [f for f in load_features(conn, system) if f.code not in codes]
     conn.commit()
     parents = assign_parents(features, [*features, *known])
+    buildings = [f for f in features if f.level == BUILDING]
+    if buildings:  # below the grid, kept apart from it: the file's grids come first
+        if system != MANAGEMENT:
+            raise InputFileError(
+                f"{path}: buildings lie in the management grids; import them without --system"
+            )
+        return _import_buildings(conn, path, features, buildings, parents, progress)
     inserted, updated = upsert_grids(
         conn, features, parents, source=str(path), system=system, progress=progress
     )
@@ -93,6 +104,19 @@ def import_grid_file(
     return ImportResult(inserted, updated, orphans, notes=notes)
 
 
+def _import_buildings(conn, path, features, buildings, parents, progress) -> ImportResult:
+    """A file holding buildings (楼栋), and maybe the grids they lie in: both in one
+    transaction, each building in its grid (a building in none is an error)."""
+    numbers = {f.code: n for n, f in enumerate(features, start=1)}
+    grids = [f for f in features if f.level != BUILDING]
+    with conn.transaction():
+        done = upsert_grids(conn, grids, parents, source=str(path)) if grids else (0, 0)
+        inserted, updated = upsert_buildings(
+            conn, buildings, parents, source=str(path), numbers=numbers, progress=progress
+        )
+    return ImportResult(done[0] + inserted, done[1] + updated, 0)
+
+
 def import_residents_file(
     conn: psycopg.Connection, path: Path, *, progress: ProgressFn | None = None
 ) -> ImportResult:
@@ -100,9 +124,34 @@ def import_residents_file(
     require_file(path)
     warnings: list[str] = []
     rows = read_residents_csv(path, warnings)
-    grid_ids, outside = place_in_grids(conn, rows, source=str(path))
-    inserted, updated = upsert_residents(conn, rows, grid_ids, source=str(path), progress=progress)
+    grids, outside = place_in_grids(conn, rows, source=str(path))
+    homes = place_homes(conn, rows, [g.grid_id for g in grids], source=str(path))
+    with conn.transaction():
+        inserted, updated = upsert_residents(conn, rows, grids, source=str(path), progress=progress)
+        record_homes(conn, rows, homes)
     return ImportResult(inserted, updated, outside, tuple(warnings))
+
+
+def import_units_file(
+    conn: psycopg.Connection, path: Path, *, progress: ProgressFn | None = None
+) -> ImportResult:
+    """Read a units CSV and upsert the units (单元) of imported buildings."""
+    require_file(path)
+    rows = read_units_csv(path)
+    inserted, updated = upsert_units(conn, rows, source=str(path), progress=progress)
+    return ImportResult(inserted, updated, 0)
+
+
+def import_contacts_file(
+    conn: psycopg.Connection, path: Path, *, progress: ProgressFn | None = None
+) -> ImportResult:
+    """Read a contacts CSV and upsert the unit heads and building leads of imported
+    buildings and units."""
+    require_file(path)
+    warnings: list[str] = []
+    rows = read_contacts_csv(path, warnings)
+    inserted, updated = upsert_contacts(conn, rows, source=str(path), progress=progress)
+    return ImportResult(inserted, updated, 0, tuple(warnings))
 
 
 def import_workers_file(
@@ -137,15 +186,16 @@ def import_places_file(
     now: datetime | None = None,
     progress: ProgressFn | None = None,
 ) -> ImportResult:
-    """Read a places CSV and upsert the places, placed in grids as residents are; a place
-    new to the register is due its first inspection a period after `now` (the time of the
-    import without one)."""
+    """Read a places CSV and upsert the places, placed in grids and buildings as residents
+    are; a place new to the register is due its first inspection a period after `now` (the
+    time of the import without one)."""
     require_file(path)
     warnings: list[str] = []
     rows = read_places_csv(path, warnings)
-    grid_ids, outside = place_in_grids(conn, rows, source=str(path))
+    grids, outside = place_in_grids(conn, rows, source=str(path))
+    homes = place_homes(conn, rows, [g.grid_id for g in grids], source=str(path))
     inserted, updated = upsert_places(
-        conn, rows, grid_ids, source=str(path), now=now or datetime.now(UTC), progress=progress
+        conn, rows, grids, homes, source=str(path), now=now or datetime.now(UTC), progress=progress
     )
     return ImportResult(inserted, updated, outside, tuple(warnings))
 

@@ -9,10 +9,13 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from gridwatch.imports.tables import (
+    HOME_COLUMNS,
+    HOME_COLUMNS_ZH,
     TableFormat,
     control_problems,
     excel_mangled,
     phone_warning,
+    read_home,
     read_location,
     read_table,
     table_text,
@@ -33,6 +36,7 @@ PLACES = TableFormat(
         "contact",
         "phone",
         "inspect_every_days",
+        *HOME_COLUMNS,
     ),
     (
         "场所编号",
@@ -45,6 +49,7 @@ PLACES = TableFormat(
         "负责人",
         "电话",
         "巡查周期天数",
+        *HOME_COLUMNS_ZH,
     ),
     aliases={
         "场所名称": "name",
@@ -52,6 +57,9 @@ PLACES = TableFormat(
         "联系电话": "phone",
         "巡查周期": "inspect_every_days",
     },
+    # The building (楼栋) and unit (单元) a place stands in, where the register says; a place
+    # that names none is placed in the building its point lies in.
+    optional=HOME_COLUMNS,
 )
 
 # The names registers give a kind besides its own (English, or its Chinese label).
@@ -75,7 +83,7 @@ KIND_NAMES: dict[str, str] = {
 MAX_EVERY_DAYS = 3660  # ten years: a longer period is a typo
 # Ids name a place in check-ins and audit records: no spaces, separators or control characters.
 _ID = re.compile(r"[^\s/+#$:\x00-\x1f\x7f]{1,128}")
-_ID_COLUMNS = ("place_id", "grid_code", "kind", "inspect_every_days")
+_ID_COLUMNS = ("place_id", "grid_code", "kind", "inspect_every_days", *HOME_COLUMNS)
 
 
 def read_places_csv(path: str | Path, warnings: list[str] | None = None) -> list[PlaceRow]:
@@ -110,6 +118,7 @@ def read_places_csv(path: str | Path, warnings: list[str] | None = None) -> list
             problem("name", "is empty")
         kind = _kind(cells["kind"], problem)
         lat, lon, grid_code = read_location(cells, problem)
+        building_code, unit_code = read_home(cells, problem)
         every = _period(cells["inspect_every_days"], problem)
         problems += excel_mangled(cells, ("place_id", "phone"))
         warning = phone_warning(cells["phone"])  # shown only when the file is imported
@@ -127,6 +136,8 @@ def read_places_csv(path: str | Path, warnings: list[str] | None = None) -> list
             contact=cells["contact"] or None,
             phone=cells["phone"] or None,
             inspect_every_days=every,
+            building_code=building_code,
+            unit_code=unit_code,
             row=row,
         )
         return place, []

@@ -6,10 +6,13 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from gridwatch.imports.tables import (
+    HOME_COLUMNS,
+    HOME_COLUMNS_ZH,
     TableFormat,
     control_problems,
     excel_mangled,
     phone_warning,
+    read_home,
     read_location,
     read_table,
     split_list,
@@ -28,6 +31,7 @@ COLUMNS = (
     "sensor_ids",
     "phone",
     "living_alone",
+    *HOME_COLUMNS,
 )
 
 RESIDENTS = TableFormat(
@@ -44,10 +48,13 @@ RESIDENTS = TableFormat(
         "传感器编号",
         "电话",
         "是否独居",
+        *HOME_COLUMNS_ZH,
     ),
+    # Which building (楼栋) and unit (单元) a resident lives in, where the register says.
+    optional=HOME_COLUMNS,
 )
 
-_ID_COLUMNS = ("resident_id", "grid_code", "meter_id", "sensor_ids")
+_ID_COLUMNS = ("resident_id", "grid_code", "meter_id", "sensor_ids", *HOME_COLUMNS)
 
 _TRUE = {"true", "1", "yes", "y", "是"}
 _FALSE = {"false", "0", "no", "n", "否"}
@@ -69,6 +76,8 @@ def residents_csv_text(residents: Iterable[ResidentRow]) -> str:
                 ";".join(r.sensor_ids),
                 r.phone,
                 "true" if r.living_alone else "false",
+                r.building_code or "",
+                r.unit_code or "",
             ]
             for r in residents
         ),
@@ -111,6 +120,7 @@ def _parse_row(
         problem("resident_id", "is empty")
 
     lat, lon, grid_code = read_location(cells, problem)
+    building_code, unit_code = read_home(cells, problem)
 
     living_alone = True
     flag = cells["living_alone"].lower()
@@ -149,6 +159,8 @@ def _parse_row(
         sensor_ids=sensor_ids,
         phone=cells["phone"] or None,
         living_alone=living_alone,
+        building_code=building_code,
+        unit_code=unit_code,
         row=row_number,
     )
     return resident, []

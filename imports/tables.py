@@ -186,20 +186,46 @@ def control_problems(cells: dict[str, str], id_columns: tuple[str, ...]) -> list
     return problems
 
 
+def read_coordinates(
+    cells: dict[str, str], problem: Callable[[str, str], None]
+) -> tuple[float | None, float | None]:
+    """(lat, lon) of a row that gives both or neither; each problem goes to
+    `problem(column, message)`."""
+    lat = _coordinate(cells["lat"], "lat", 90.0, problem)
+    lon = _coordinate(cells["lon"], "lon", 180.0, problem)
+    if (cells["lat"] == "") != (cells["lon"] == ""):
+        missing = "lat" if cells["lat"] == "" else "lon"
+        problem(missing, "is empty while the other coordinate is given; give both or neither")
+    return lat, lon
+
+
 def read_location(
     cells: dict[str, str], problem: Callable[[str, str], None]
 ) -> tuple[float | None, float | None, str | None]:
     """(lat, lon, grid_code) of a row that gives lat and lon, or grid_code, or all three;
     each problem goes to `problem(column, message)`."""
-    lat = _coordinate(cells["lat"], "lat", 90.0, problem)
-    lon = _coordinate(cells["lon"], "lon", 180.0, problem)
+    lat, lon = read_coordinates(cells, problem)
     grid_code = cells["grid_code"] or None
-    if (cells["lat"] == "") != (cells["lon"] == ""):
-        missing = "lat" if cells["lat"] == "" else "lon"
-        problem(missing, "is empty while the other coordinate is given; give both or neither")
-    elif cells["lat"] == "" and grid_code is None:
+    if cells["lat"] == "" and cells["lon"] == "" and grid_code is None:
         problem("lat/lon/grid_code", "all empty: give lat and lon, or grid_code")
     return lat, lon, grid_code
+
+
+# The building (楼栋) and unit (单元) a register's row may name (residents, places), as the
+# units CSV names a unit: by its building's code and the building's own numbering.
+HOME_COLUMNS = ("building_code", "unit_code")
+HOME_COLUMNS_ZH = ("楼栋编码", "单元编码")
+
+
+def read_home(
+    cells: dict[str, str], problem: Callable[[str, str], None]
+) -> tuple[str | None, str | None]:
+    """(building_code, unit_code) a row names, None where it names none; a unit without its
+    building goes to `problem(column, message)`."""
+    building, unit = cells["building_code"] or None, cells["unit_code"] or None
+    if unit and not building:
+        problem("building_code", "is empty while unit_code is given; a unit is named by both")
+    return building, unit
 
 
 def _coordinate(

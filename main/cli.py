@@ -14,6 +14,7 @@ from gridwatch import (
     __version__,
     alert_commands,
     api_commands,
+    building_commands,
     db_commands,
     demo,
     device_commands,
@@ -33,6 +34,7 @@ from gridwatch.settings import Settings
 GROUPS = (
     db_commands,
     import_commands,
+    building_commands,
     privacy_commands,
     place_commands,
     keyword_commands,

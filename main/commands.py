@@ -54,6 +54,22 @@ def file_import(
     return command
 
 
+def forget_command(
+    group: Commands,
+    common: argparse.ArgumentParser,
+    help: str,
+    subject: str,
+    run: Callable,
+    subject_help: str | None = None,
+) -> None:
+    """Add `forget SUBJECT [--by NAME]` to a group's commands: `run` removes someone's
+    personal information and records in the audit who asked."""
+    forget = group.add_parser("forget", parents=[common], help=help)
+    forget.add_argument(subject, help=subject_help)
+    forget.add_argument("--by", help="who asks for it (default: your login name)")
+    forget.set_defaults(run=run)
+
+
 def register_table(
     commands: Commands,
     common: argparse.ArgumentParser,

@@ -168,6 +168,12 @@ def _sample_district(conn, settings: Settings):
         f"{result.places} places inspected on a schedule",
         flush=True,
     )
+    below = result.below
+    print(
+        f"below the grids: {below['buildings']} buildings (楼栋), {below['units']} units (单元), "
+        f"{below['contacts']} unit heads and building leads to call first (单元长, 楼栋长)",
+        flush=True,
+    )
     police = ", ".join(
         f"{n} {POLICE_LEVEL_NAMES[level]}" for level, n in result.police_areas.items()
     )
@@ -335,12 +341,17 @@ def _sample_inspections(settings: Settings, database_url: str, now: datetime) ->
 
 def _print_summary(database_url: str, *, brief: bool = False) -> None:
     from gridwatch.simulators.district import POLICE_LEVEL_NAMES
-    from gridwatch.store.summary import level_counts, open_alert_counts, table_counts
+    from gridwatch.store.summary import (
+        below_grid_counts,
+        level_counts,
+        open_alert_counts,
+        table_counts,
+    )
 
     with connect(database_url) as conn:
         counts = table_counts(conn)
         alerts = open_alert_counts(conn)
-        levels = [] if brief else level_counts(conn)
+        levels = [] if brief else [*level_counts(conn), *below_grid_counts(conn)]
         police = [] if brief else level_counts(conn, "police")
     stamp = datetime.now().astimezone().strftime("%H:%M:%S")
     print(f"[{stamp}] stored: " + ", ".join(f"{t} {n}" for t, n in counts.items()), flush=True)
@@ -371,7 +382,10 @@ def _cell(text: str, width: int) -> str:
 
 
 def _spread(spread) -> str:
-    """`2000` for one value; `9-27 (mean 18.2)` for a level's areas that differ."""
+    """`2000` for one value; `9-27 (mean 18.2)` for a level's areas that differ; `-` where
+    the level does not count it."""
+    if spread is None:
+        return "-"
     if spread.least == spread.most:
         return str(spread.least)
     return f"{spread.least}-{spread.most} (mean {round(spread.mean, 1):g})"

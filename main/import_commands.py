@@ -27,9 +27,10 @@ def register(commands: Commands, common: argparse.ArgumentParser) -> None:
     )
     grid_import.add_argument(
         "--level",
-        choices=["district", "street", "community", "grid"],
+        choices=["district", "street", "community", "grid", "building"],
         help="level of every feature (default: each feature's 'level' field when the file has "
-        "one — values district/street/community/grid or 区/街道/社区/网格 — else grid)",
+        "one — values district/street/community/grid/building or 区/街道/社区/网格/楼栋 — else "
+        "grid); buildings (楼栋) lie below the grids, each in the grid that holds it",
     )
     grid_import.add_argument(
         "--level-field", help="field holding each feature's level (default: 'level' if present)"
@@ -101,7 +102,7 @@ def run_grids_import(settings: Settings, args: argparse.Namespace) -> int:
     return import_file(
         settings,
         args.file,
-        "grids",
+        "buildings" if args.level == "building" else "grids",
         importer,
         "features have no parent (import the level above first, or give --parent-field)",
     )

@@ -20,7 +20,8 @@ def register(commands: Commands, common: argparse.ArgumentParser) -> None:
         "places",
         "places inspected on a schedule (安全巡查)",
         "import places from a CSV file (place_id,name,kind,address,lat,lon,grid_code,contact,"
-        "phone,inspect_every_days or 场所编号,名称,类型,…); import the grids first",
+        "phone,inspect_every_days[,building_code,unit_code] or 场所编号,名称,类型,…); import "
+        "the grids first, and the buildings and units a place names",
         "场所编号,名称,类型,…",
         "places are outside every grid (stored without a grid)",
     )

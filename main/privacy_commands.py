@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from functools import partial
 from typing import TYPE_CHECKING
 
-from gridwatch.commands import migrated_database, parse_time, subcommands
+from gridwatch.commands import forget_command, migrated_database, parse_time, subcommands
 from gridwatch.services import Services
 from gridwatch.settings import Settings
 
@@ -24,14 +24,13 @@ SHOWN_IDS = 5
 def register(commands: Commands, common: argparse.ArgumentParser) -> None:
     """Add `residents forget` and `audit` (`common`: the shared flags); `residents` is
     registered before."""
-    forget = subcommands(commands, "residents").add_parser(
-        "forget",
-        parents=[common],
-        help="remove a resident's personal information, keep their anonymous history",
+    forget_command(
+        subcommands(commands, "residents"),
+        common,
+        "remove a resident's personal information, keep their anonymous history",
+        "resident_id",
+        run_forget,
     )
-    forget.add_argument("resident_id")
-    forget.add_argument("--by", help="who asks for it (default: your login name)")
-    forget.set_defaults(run=run_forget)
 
     audit = commands.add_parser(
         "audit",

@@ -8,7 +8,7 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from gridwatch.commands import migrated_database
+from gridwatch.commands import forget_command, migrated_database
 from gridwatch.settings import Settings
 
 if TYPE_CHECKING:
@@ -28,15 +28,15 @@ def register(commands: Commands, common: argparse.ArgumentParser) -> None:
     )
     request_import.add_argument("file", type=Path, help="the export to read")
     request_import.set_defaults(run=run_requests_import)
-    forget = request_commands.add_parser(
-        "forget",
-        parents=[common],
-        help="remove a requester's contact (name, phone, email, address) from a request and "
+    forget_command(
+        request_commands,
+        common,
+        "remove a requester's contact (name, phone, email, address) from a request and "
         "from their other requests with the same phone or email; the requests stay",
+        "request",
+        run_requests_forget,
+        "the request's id, or its 12345 工单编号",
     )
-    forget.add_argument("request", help="the request's id, or its 12345 工单编号")
-    forget.add_argument("--by", help="who asks for it (default: your login name)")
-    forget.set_defaults(run=run_requests_forget)
 
 
 def run_requests_import(settings: Settings, args: argparse.Namespace) -> int:

@@ -27,6 +27,7 @@ TAGS = {
     "service": "服务",
     "layers (OGC API - Features)": "图层（OGC API - Features）",
     "reports (same schema as MQTT)": "上报（与 MQTT 报文相同）",
+    "contacts": "楼栋联系人（单元长、楼栋长）",
     "hazard loop": "隐患闭环与问题台账",
     "request loop (诉求)": "诉求办理",
     "Open311 GeoReport v2": "Open311 GeoReport v2（诉求受理）",
@@ -58,6 +59,10 @@ SUMMARIES = {
     "GET /collections/checkins/items/{checkin_id}": "单条打卡（编号为 来源:网格员@时间）",
     "GET /collections/places/items": "巡查场所（商铺、小餐饮、小作坊、小仓库）及其巡查周期",
     "GET /collections/places/items/{place_id}": "单个场所：上次巡查、下次应查、未整改问题",
+    "GET /residents/{resident_id}/first-to-call": "居民的首先联系人：所在单元的单元长、楼栋长",
+    "GET /cases/{case_id}/first-to-call": (
+        "案件的首先联系人：所在楼栋（或场所所在楼栋）的单元长、楼栋长"
+    ),
     "GET /collections/alerts/items": "告警",
     "GET /collections/alerts/items/{alert_id}": "单条告警及其处理记录",
     "GET /collections/warnings/items": "矛盾纠纷预警",

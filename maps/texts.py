@@ -260,6 +260,9 @@ TEXTS: dict[str, dict] = {
             "masked": "已脱敏：您不负责该网格",  # noqa: RUF001
             "forgotten": "该居民的个人信息已删除",
             "absent_now": "外出报备中",
+            "first_to_call": "先联系",
+            "first_to_call_hint": "单元长、楼栋长：上门前先打电话",  # noqa: RUF001
+            "contact_roles": {"unit_head": "单元长", "building_lead": "楼栋长"},
             "why": "告警原因",
             "why_kind": {
                 "no_activity": "自 {since} 起未见任何活动迹象（用电、传感器、走访），"  # noqa: RUF001
@@ -660,6 +663,9 @@ TEXTS: dict[str, dict] = {
             "masked": "Masked: not one of your grids",
             "forgotten": "This resident's personal information was deleted",
             "absent_now": "Away (registered)",
+            "first_to_call": "Call first",
+            "first_to_call_hint": "Unit heads and building leads: call before you go",
+            "contact_roles": {"unit_head": "Unit head", "building_lead": "Building lead"},
             "why": "Why it fired",
             "why_kind": {
                 "no_activity": "No sign of life (power, sensors, visits) since {since}, longer "

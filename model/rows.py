@@ -24,6 +24,36 @@ class ResidentRow:
     sensor_ids: tuple[str, ...]
     phone: str | None
     living_alone: bool
+    building_code: str | None = None  # the building (楼栋) they live in, when the file says
+    unit_code: str | None = None  # and its unit (单元): the building's own numbering
+    row: int | None = field(default=None, compare=False)  # in the file; the header is row 1
+
+
+@dataclass(frozen=True, slots=True)
+class UnitRow:
+    """One unit (单元) of a building as imported: named by its building's code and its own;
+    lat/lon (WGS-84, its door) may be absent, the address then says where it is."""
+
+    building_code: str
+    unit_code: str
+    name: str
+    address: str
+    lat: float | None
+    lon: float | None
+    row: int | None = field(default=None, compare=False)  # in the file; the header is row 1
+
+
+@dataclass(frozen=True, slots=True)
+class ContactRow:
+    """A unit head (单元长) or building lead (楼栋长) as imported; a unit head names a unit."""
+
+    contact_id: str
+    name: str
+    role: str  # one of CONTACT_ROLES
+    building_code: str
+    unit_code: str | None
+    phone: str | None
+    webhook_url: str | None  # receives the notifications of the cases in their building
     row: int | None = field(default=None, compare=False)  # in the file; the header is row 1
 
 
@@ -53,8 +83,11 @@ class PlaceRow:
     contact: str | None  # the person responsible (负责人): personal information
     phone: str | None
     inspect_every_days: int
+    building_code: str | None = None  # the building (楼栋) it stands in, when the file says
+    unit_code: str | None = None  # and its unit (单元): the building's own numbering
     row: int | None = field(default=None, compare=False)  # in the file; the header is row 1
 
 
 RegisterRow = ResidentRow | PlaceRow
-"""A row placed in a grid by its position or its grid code."""
+"""A row placed in a grid by its position or its grid code, and below the grid in the building
+and unit it names or the building its position lies in."""

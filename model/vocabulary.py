@@ -8,6 +8,15 @@ from typing import Literal
 GRID_LEVELS = ("district", "street", "community", "grid")
 """The levels of the grid hierarchy, from the top (区) down to the grid (网格)."""
 
+BELOW_GRID_LEVELS = ("building", "unit")
+"""The ladder goes on below the grid: buildings (楼栋, polygons imported as grids are, each
+inside a grid) and their units (单元, a stairwell's door: a point or an address). Points are
+still placed in grids; a home or a case's point is then placed in its building."""
+
+CONTACT_ROLES = ("unit_head", "building_lead")
+"""Who a grid worker calls first about a home: the unit head (单元长) of its unit, the
+building lead (楼栋长) of its building."""
+
 GridSystem = Literal["management", "police"]
 GRID_SYSTEMS: tuple[GridSystem, ...] = ("management", "police")
 """The grid systems that cut the same district: the management grids (网格: 区, 街道, 社区,

@@ -19,10 +19,10 @@ import shapely
 from shapely.geometry import MultiPolygon, Polygon, mapping
 from shapely.geometry.base import BaseGeometry
 
-from gridwatch.geo.grids import GridFeature
+from gridwatch.geo.grids import BUILDING, GridFeature
 from gridwatch.imports.places import places_csv_text
 from gridwatch.imports.residents import residents_csv_text
-from gridwatch.model.rows import PlaceRow, ResidentRow
+from gridwatch.model.rows import ContactRow, PlaceRow, ResidentRow, UnitRow
 
 DEFAULT_SEED = 20261123
 DEFAULT_RESIDENTS = 2000
@@ -179,6 +179,10 @@ POLICE_LEVEL_NAMES = {"district": "分局", "street": "派出所", "community": 
 BUILDINGS = 720  # blocks of flats; with 2,000 residents about three live alone in each
 BUILDING_MARGIN_M = 15.0  # buildings stand this far inside their grid
 RESIDENT_SPREAD_M = 8.0  # residents sit around their building's point, never further than this
+# A building's footprint around its point: a slab of flats, its units side by side along it.
+BUILDING_HALF_M = (20.0, 10.0)
+UNIT_WIDTH_M = 5.0
+MOST_UNITS = 6
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,6 +207,10 @@ class SampleDistrict:
     workers: list[SampleWorker]
     places: list[PlaceRow] = field(default_factory=list)  # inspected on a schedule
     police: list[GridFeature] = field(default_factory=list)  # 分局, 派出所, 警务区, 警格
+    # Below the grids: buildings, their units, and a unit head per unit and a lead per building.
+    buildings: list[GridFeature] = field(default_factory=list)
+    units: list[UnitRow] = field(default_factory=list)
+    contacts: list[ContactRow] = field(default_factory=list)
 
     def features(self) -> list[GridFeature]:
         """All levels of the management grids, top to bottom."""
@@ -225,6 +233,9 @@ class SampleFiles:
     workers: Path
     places: Path
     police: Path  # every level of the police hierarchy, each feature's level in its 层级 field
+    buildings: Path
+    units: Path
+    contacts: Path
 
 
 def build_sample_district(
@@ -266,7 +277,8 @@ def build_sample_district(
             )
             grid_cells_m.append(cell)
 
-    resident_rows = _residents(grids, grid_cells_m, residents, rng)
+    sites = _building_sites(grids, grid_cells_m, rng)
+    resident_rows = _residents(grids, sites, residents, rng)
     workers = [
         SampleWorker(
             worker_id=f"W{i:03d}",
@@ -281,6 +293,10 @@ def build_sample_district(
     police = _police_hierarchy(
         street_m, district_m, np.random.default_rng(seed + POLICE_SEED_OFFSET)
     )
+    # From a stream of their own: the rest of the district is the same with or without them.
+    buildings, units, contacts = _below_the_grids(
+        grids, grid_cells_m, sites, resident_rows, np.random.default_rng([seed, 2])
+    )
     return SampleDistrict(
         district,
         street,
@@ -290,6 +306,9 @@ def build_sample_district(
         workers,
         places=place_rows,
         police=police,
+        buildings=buildings,
+        units=units,
+        contacts=contacts,
     )
 
 
@@ -326,7 +345,8 @@ def _police_hierarchy(
 
 
 def write_sample_files(directory: Path, district: SampleDistrict | None = None) -> SampleFiles:
-    """Write the district as GeoJSON layers plus residents.csv, workers.csv and places.csv."""
+    """Write the district as GeoJSON layers (buildings.geojson too) plus residents.csv,
+    workers.csv, places.csv, units.csv and contacts.csv."""
     district = district if district is not None else build_sample_district()
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
@@ -339,6 +359,9 @@ def write_sample_files(directory: Path, district: SampleDistrict | None = None) 
         workers=directory / "workers.csv",
         places=directory / "places.csv",
         police=directory / "police.geojson",
+        buildings=directory / "buildings.geojson",
+        units=directory / "units.csv",
+        contacts=directory / "contacts.csv",
     )
     files.district.write_text(_geojson(district.district), encoding="utf-8")
     files.streets.write_text(_geojson(district.street), encoding="utf-8")
@@ -350,6 +373,9 @@ def write_sample_files(directory: Path, district: SampleDistrict | None = None) 
     # As a police office might keep it: one layer, the levels named as it names them.
     police = _geojson(district.police, level_field="层级", level_names=POLICE_LEVEL_NAMES)
     files.police.write_text(police, encoding="utf-8")
+    files.buildings.write_text(_geojson(district.buildings), encoding="utf-8")
+    files.units.write_text(_units_csv(district.units), encoding="utf-8")
+    files.contacts.write_text(_contacts_csv(district.contacts), encoding="utf-8")
     return files
 
 
@@ -444,16 +470,23 @@ def _apportion(total: int, weights: list[float]) -> list[int]:
     return [int(c) for c in counts]
 
 
-def _residents(
-    grids: list[GridFeature],
-    cells_m: list[Polygon | MultiPolygon],
-    count: int,
-    rng: np.random.Generator,
-) -> list[ResidentRow]:
-    """Buildings clustered in compounds inside each grid, residents in flats of them."""
+@dataclass(frozen=True, slots=True)
+class _Site:
+    """A building's place: its grid (index), its point in local metres, its code and name."""
+
+    grid: int
+    xy: np.ndarray
+    code: str
+    name: str  # 富强路12号3栋: the address up to the building
+
+
+def _building_sites(
+    grids: list[GridFeature], cells_m: list[Polygon | MultiPolygon], rng: np.random.Generator
+) -> list[_Site]:
+    """Buildings clustered in compounds inside each grid."""
     areas = np.array([c.area for c in cells_m])
     per_grid = _apportion(BUILDINGS, list(areas))
-    buildings: list[tuple[int, np.ndarray, str]] = []  # (grid index, xy, address prefix)
+    buildings: list[_Site] = []
     for g, (cell, n) in enumerate(zip(cells_m, per_grid, strict=True)):
         inner = cell.buffer(-BUILDING_MARGIN_M)
         if inner.is_empty:  # a very small grid: keep just enough room for the spread
@@ -471,13 +504,21 @@ def _residents(
                     break
                 centre = _points_inside(inner, 1, rng)[0]
             number = int(rng.integers(1, 300))
-            buildings.append((g, xy, f"{DISTRICT_NAME}{road}路{number}号{b + 1}栋"))
+            code = f"{grids[g].code}-{b + 1:02d}"
+            buildings.append(_Site(g, xy, code, f"{road}路{number}号{b + 1}栋"))
+    return buildings
 
+
+def _residents(
+    grids: list[GridFeature], buildings: list[_Site], count: int, rng: np.random.Generator
+) -> list[ResidentRow]:
+    """Residents in flats of the buildings, naming their building and unit."""
     taken: set[tuple[int, int, int]] = set()
     rows: list[ResidentRow] = []
     for i in range(1, count + 1):
         b = int(rng.integers(len(buildings)))
-        g, xy, address = buildings[b]
+        site = buildings[b]
+        g, xy, address = site.grid, site.xy, f"{DISTRICT_NAME}{site.name}"
         while True:
             unit = int(rng.integers(1, 7))
             room = int(rng.integers(1, 8)) * 100 + int(rng.integers(1, 3))
@@ -508,9 +549,65 @@ def _residents(
                 sensor_ids=tuple(sensors),
                 phone=f"139{i:08d}",
                 living_alone=bool(rng.random() >= 0.03),
+                building_code=site.code,
+                unit_code=str(unit),
             )
         )
     return rows
+
+
+def _below_the_grids(
+    grids: list[GridFeature],
+    cells_m: list[Polygon | MultiPolygon],
+    sites: list[_Site],
+    residents: list[ResidentRow],
+    rng: np.random.Generator,
+) -> tuple[list[GridFeature], list[UnitRow], list[ContactRow]]:
+    """Each building's footprint (kept inside its grid), its units (those its residents live
+    in, and always the first) with their doors along its south side, a unit head for every
+    unit and a building lead for every building."""
+    hx, hy = BUILDING_HALF_M
+    shapes = [
+        shapely.box(s.xy[0] - hx, s.xy[1] - hy, s.xy[0] + hx, s.xy[1] + hy).intersection(
+            cells_m[s.grid]
+        )
+        for s in sites
+    ]
+    features = [
+        _feature(s.code, s.name, BUILDING, grids[s.grid].code, _polygonal(shape))
+        for s, shape in zip(sites, shapes, strict=True)
+    ]
+    numbers = {s.code: {1} for s in sites}
+    for r in residents:
+        if r.building_code and r.unit_code:
+            numbers[r.building_code].add(int(r.unit_code))
+    units: list[UnitRow] = []
+    contacts: list[ContactRow] = []
+    for s, shape in zip(sites, shapes, strict=True):
+        for n in sorted(numbers[s.code]):
+            door = s.xy + np.array([(n - (MOST_UNITS + 1) / 2) * UNIT_WIDTH_M, 1.0 - hy])
+            if not shapely.contains_xy(shape, *door):  # cut off by the grid's border
+                door = s.xy
+            lon, lat = np.round(to_lon_lat(door[None, :])[0], 6)
+            units.append(UnitRow(s.code, str(n), f"{n}单元", "", float(lat), float(lon)))
+            head = len(units)
+            phone = f"135{head:08d}"
+            contacts.append(
+                ContactRow(f"UH{head:04d}", _person(rng), "unit_head", s.code, str(n), phone, None)
+            )
+        lead = len(contacts) - len(units) + 1
+        contacts.append(
+            ContactRow(
+                f"BL{lead:04d}", _person(rng), "building_lead", s.code, None, f"136{lead:08d}", None
+            )
+        )
+    return features, units, contacts
+
+
+def _person(rng: np.random.Generator) -> str:
+    """A neighbour's name: a unit head or building lead, often a retired resident."""
+    given = WORKER_GIVEN_NAMES + ELDER_GIVEN_NAMES
+    return SURNAMES[int(rng.integers(len(SURNAMES)))] + given[int(rng.integers(len(given)))]
 
 
 def _places(
@@ -586,9 +683,33 @@ def _geojson(
     return json.dumps(collection, ensure_ascii=False)
 
 
-def _workers_csv(workers: list[SampleWorker]) -> str:
+def _units_csv(units: list[UnitRow]) -> str:
+    return _csv(
+        ["building_code", "unit_code", "name", "address", "lat", "lon"],
+        ([u.building_code, u.unit_code, u.name, u.address, u.lat, u.lon] for u in units),
+    )
+
+
+def _contacts_csv(contacts: list[ContactRow]) -> str:
+    return _csv(
+        ["contact_id", "name", "role", "building_code", "unit_code", "phone", "webhook_url"],
+        (
+            [c.contact_id, c.name, c.role, c.building_code, c.unit_code, c.phone, c.webhook_url]
+            for c in contacts
+        ),
+    )
+
+
+def _csv(header: list[str], rows) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["worker_id", "name", "phone", "grid_codes"])
-    writer.writerows([w.worker_id, w.name, w.phone, w.grid_code] for w in workers)
+    writer.writerow(header)
+    writer.writerows(["" if v is None else v for v in row] for row in rows)
     return buffer.getvalue()
+
+
+def _workers_csv(workers: list[SampleWorker]) -> str:
+    return _csv(
+        ["worker_id", "name", "phone", "grid_codes"],
+        ([w.worker_id, w.name, w.phone, w.grid_code] for w in workers),
+    )

@@ -9,9 +9,11 @@ import psycopg
 
 from gridwatch.imports.pipelines import (
     ProgressFn,
+    import_contacts_file,
     import_grid_file,
     import_places_file,
     import_residents_file,
+    import_units_file,
     import_workers_file,
 )
 from gridwatch.simulators.district import SampleDistrict, build_sample_district, write_sample_files
@@ -25,6 +27,8 @@ class SampleLoad:
     workers: int
     places: int = 0
     police_areas: dict[str, int] = field(default_factory=dict)  # the police grids', by level
+    # below the grids: buildings, units, contacts (unit heads and building leads)
+    below: dict[str, int] = field(default_factory=dict)
 
 
 def load_sample_district(
@@ -50,9 +54,17 @@ def load_sample_district(
         result = import_grid_file(conn, path, level=level, parent_field="parent")
         areas[level] = result.inserted + result.updated
     police_areas = import_police_grids(conn, files.police, district) if police else {}
+    buildings = import_grid_file(conn, files.buildings, level="building", parent_field="parent")
+    units = import_units_file(conn, files.units)
     residents = import_residents_file(conn, files.residents, progress=progress)
     workers = import_workers_file(conn, files.workers)
     places = import_places_file(conn, files.places)
+    contacts = import_contacts_file(conn, files.contacts)
+    below = {
+        "buildings": buildings.inserted + buildings.updated,
+        "units": units.inserted + units.updated,
+        "contacts": contacts.inserted + contacts.updated,
+    }
     return SampleLoad(
         district,
         areas,
@@ -60,6 +72,7 @@ def load_sample_district(
         workers.inserted + workers.updated,
         places.inserted + places.updated,
         police_areas,
+        below,
     )
 
 

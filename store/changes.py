@@ -1,4 +1,4 @@
-"""Which tables changed, heard as it happens: statement triggers (migrations 016, 019, 023)
+"""Which tables changed, heard as it happens: statement triggers (migrations 016, 019, 023, 025)
 send a notice naming the table on channel `gridwatch_changes` when a transaction that wrote to
 it commits, and a `ChangeWatcher` counts them. Whoever keeps something derived from these
 tables keys it on their counts, read before it reads the tables: what it keeps is then never
@@ -27,6 +27,9 @@ WATCHED = (
     "devices",
     "meter_readings",
     "places",
+    "buildings",
+    "units",
+    "contacts",
 )
 
 

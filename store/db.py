@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from urllib.parse import urlsplit
 
@@ -79,3 +79,26 @@ def refused_as_input_error(source: str, where: str) -> Iterator[None]:
         raise InputFileError(
             f"{source}: {where}: rejected by the database: {first_line(exc)}"
         ) from None
+
+
+def upsert_each(
+    conn: psycopg.Connection,
+    statement: str,
+    rows: Sequence[tuple[str, Sequence[object]]],
+    *,
+    source: str,
+    progress: Callable[[int, int], None] | None = None,
+) -> tuple[int, int]:
+    """Run an import's `INSERT … ON CONFLICT … DO UPDATE … RETURNING (xmax = 0)` once per
+    (where, params) row in one transaction; (inserted, updated). A row the database refuses
+    is an error naming `where` in `source`, and nothing is stored."""
+    inserted = 0
+    with conn.transaction(), conn.cursor() as cur:
+        for done, (where, params) in enumerate(rows, start=1):
+            with refused_as_input_error(source, where):
+                cur.execute(statement, params)
+                [(is_new,)] = cur.fetchall()
+            inserted += is_new
+            if progress:
+                progress(done, len(rows))
+    return inserted, len(rows) - inserted

@@ -171,7 +171,6 @@ def _upsert_grid(
     conn: psycopg.Connection, feature: GridFeature, parent_id: int | None, system: str
 ) -> tuple[int, bool]:
     """One grid by code; (its id, whether it is new)."""
-    minx, miny, maxx, maxy = feature.geometry.bounds
     [(grid_id, inserted)] = conn.execute(
         """
         INSERT INTO grids (code, name, level, parent_id, geometry,
@@ -190,16 +189,17 @@ def _upsert_grid(
             feature.name,
             feature.level,
             parent_id,
-            shapely.to_wkb(feature.geometry),
-            minx,
-            miny,
-            maxx,
-            maxy,
-            area_m2(feature.geometry),
+            *shape_columns(feature.geometry),
             system,
         ),
     ).fetchall()
     return grid_id, inserted
+
+
+def shape_columns(geometry) -> tuple[bytes, float, float, float, float, float]:
+    """A shape as its table columns store it: WKB, its bounding box (min lon, min lat, max
+    lon, max lat) and its geodesic area in square metres."""
+    return (shapely.to_wkb(geometry), *geometry.bounds, area_m2(geometry))
 
 
 def area_m2(geometry) -> float:
@@ -345,6 +345,9 @@ class GridCounts:
     open_hazards: int = 0
     overdue_hazards: int = 0
     checkins: int = 0
+    buildings: int = 0  # below the grid: its buildings (楼栋), their units (单元)
+    units: int = 0
+    contacts: int = 0  # and the unit heads and building leads to call there
 
     def add(self, other: GridCounts) -> None:
         self.residents += other.residents
@@ -352,6 +355,21 @@ class GridCounts:
         self.open_hazards += other.open_hazards
         self.overdue_hazards += other.overdue_hazards
         self.checkins += other.checkins
+        self.buildings += other.buildings
+        self.units += other.units
+        self.contacts += other.contacts
+
+
+# What lies below each grid (a building's grid is its parent): counted with the grid's own.
+_BELOW_GRID_COUNTS = """
+    SELECT grid_id, 'buildings', count(*) FROM buildings GROUP BY grid_id
+    UNION ALL
+    SELECT b.grid_id, 'units', count(*) FROM units u JOIN buildings b ON b.id = u.building_id
+        GROUP BY b.grid_id
+    UNION ALL
+    SELECT b.grid_id, 'contacts', count(*) FROM contacts c JOIN buildings b ON b.id = c.building_id
+        WHERE c.forgotten_at IS NULL GROUP BY b.grid_id
+"""
 
 
 def grid_counts(
@@ -374,6 +392,7 @@ def grid_counts(
     if catalog.in_system(POLICE):
         alerts = sql.SQL("alerts a JOIN residents r ON r.id = a.resident_id")
         rows += conn.execute(_counts_query("police_grid_id", alerts, "r"), params).fetchall()
+    rows += conn.execute(_BELOW_GRID_COUNTS).fetchall()
     own: dict[int, GridCounts] = {}
     for grid_id, what, count in rows:
         setattr(own.setdefault(grid_id, GridCounts()), what, count)

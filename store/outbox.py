@@ -3,6 +3,7 @@ every webhook, and taken by the delivery loop of its partition (one grid code, o
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 import psycopg
@@ -121,7 +122,7 @@ def due_webhooks(
             SELECT d.outbox_id, d.url, d.attempts, o.payload
             FROM webhook_deliveries d JOIN alert_outbox o ON o.id = d.outbox_id
             WHERE d.delivered_at IS NULL AND d.next_attempt_at <= %(now)s {}
-            ORDER BY d.next_attempt_at LIMIT %(limit)s
+            ORDER BY d.next_attempt_at, d.outbox_id LIMIT %(limit)s
             """
         ).format(where),
         {**params, "now": now, "limit": limit},
@@ -165,6 +166,30 @@ def write_warning_outbox(
     [(outbox_id,)] = conn.execute(
         "INSERT INTO alert_outbox (warning_id, topic, payload) VALUES (%s, %s, %s) RETURNING id",
         (warning_id, f"{topic_prefix}/alerts/{code}", Jsonb({**payload, "grid_code": code})),
+    ).fetchall()
+    for url in webhooks:
+        conn.execute(
+            "INSERT INTO webhook_deliveries (outbox_id, url) VALUES (%s, %s)", (outbox_id, url)
+        )
+
+
+def write_case_outbox(
+    conn: psycopg.Connection,
+    case_kind: str,
+    case_event_id: int,
+    payload: dict,
+    topic_prefix: str,
+    webhooks: Sequence[str],
+    now: datetime,
+) -> None:
+    """Queue a case's step for the webhooks of the contacts of its building: beside alert
+    changes, sent and retried by the same delivery, but not published on MQTT (the row is
+    marked published as it is written)."""
+    code = payload.get("grid_code") or "none"
+    [(outbox_id,)] = conn.execute(
+        "INSERT INTO alert_outbox (case_kind, case_event_id, topic, payload, published_at) "
+        "VALUES (%s, %s, %s, %s, %s) RETURNING id",
+        (case_kind, case_event_id, f"{topic_prefix}/cases/{code}", Jsonb(payload), now),
     ).fetchall()
     for url in webhooks:
         conn.execute(

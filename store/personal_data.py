@@ -145,8 +145,8 @@ def forget_resident(
         _redact_dead_letters(conn, resident_id, [t for t in row[1:] if t], now)
         conn.execute(
             "UPDATE residents SET name = NULL, phone = NULL, address = NULL, lat = NULL, "
-            "lon = NULL, forgotten_at = coalesce(forgotten_at, %s), updated_at = %s "
-            "WHERE id = %s",
+            "lon = NULL, building_id = NULL, unit_id = NULL, "  # a stairwell names a home too
+            "forgotten_at = coalesce(forgotten_at, %s), updated_at = %s WHERE id = %s",
             (now, now, resident_id),
         )
         for statement in _FORGET_NOTES:

@@ -22,6 +22,7 @@ from gridwatch.cases.inspections import (
 from gridwatch.model.records import HazardReport, PatrolCheckin
 from gridwatch.model.rows import PlaceRow
 from gridwatch.model.vocabulary import LEVELS
+from gridwatch.store.buildings import Home
 from gridwatch.store.db import refused_as_input_error
 from gridwatch.store.filters import Filters, all_of, where_columns, where_filters
 from gridwatch.store.grids import PointGrids, point_grids
@@ -38,6 +39,7 @@ def upsert_places(
     conn: psycopg.Connection,
     rows: Sequence[PlaceRow],
     grid_ids: Sequence[PointGrids | int | None],
+    homes: Sequence[Home],
     *,
     source: str,
     now: datetime,
@@ -47,19 +49,22 @@ def upsert_places(
     first inspection is due a period after `now`; a changed period moves the next due time
     (from the last inspection, or the registration) and brings an escalated inspection back
     to its grid. Each place's grids as `store.residents.place_in_grids` found them (a bare
-    grid id: no police grid). A row the database refuses rolls back all of them."""
+    grid id: no police grid), its building and unit as `store.buildings.place_homes` did. A
+    row the database refuses rolls back all of them."""
     period = _PERIOD.format(sql.Identifier("excluded", "inspect_every_days"))
     since = sql.SQL("coalesce(places.last_inspected_at, places.registered_at)")
     statement = sql.SQL(
         """
         INSERT INTO places (id, name, kind, address, lon, lat, grid_id, police_grid_id,
-            contact, phone, inspect_every_days, registered_at, next_due_at)
+            building_id, unit_id, contact, phone, inspect_every_days, registered_at, next_due_at)
         VALUES (%(id)s, %(name)s, %(kind)s, %(address)s, %(lon)s, %(lat)s, %(grid_id)s,
-            %(police_grid_id)s, %(contact)s, %(phone)s, %(every)s, %(now)s, %(now)s + {first})
+            %(police_grid_id)s, %(building_id)s, %(unit_id)s, %(contact)s, %(phone)s,
+            %(every)s, %(now)s, %(now)s + {first})
         ON CONFLICT (id) DO UPDATE SET
             name = EXCLUDED.name, kind = EXCLUDED.kind, address = EXCLUDED.address,
             lon = EXCLUDED.lon, lat = EXCLUDED.lat, grid_id = EXCLUDED.grid_id,
             police_grid_id = EXCLUDED.police_grid_id,
+            building_id = EXCLUDED.building_id, unit_id = EXCLUDED.unit_id,
             contact = EXCLUDED.contact, phone = EXCLUDED.phone,
             inspect_every_days = EXCLUDED.inspect_every_days,
             next_due_at = {since} + {period},
@@ -71,7 +76,7 @@ def upsert_places(
     ).format(since=since, period=period, first=_PERIOD.format(sql.Placeholder("every")))
     inserted = 0
     with conn.transaction(), conn.cursor() as cur:
-        for done, (row, grids) in enumerate(zip(rows, grid_ids, strict=True), start=1):
+        for done, (row, grids, home) in enumerate(zip(rows, grid_ids, homes, strict=True), 1):
             grid_id, police_grid_id = point_grids(grids)
             values = {
                 "id": row.place_id,
@@ -82,6 +87,8 @@ def upsert_places(
                 "lat": row.lat,
                 "grid_id": grid_id,
                 "police_grid_id": police_grid_id,
+                "building_id": home.building_id,
+                "unit_id": home.unit_id,
                 "contact": row.contact,
                 "phone": row.phone,
                 "every": row.inspect_every_days,
@@ -195,6 +202,8 @@ class PlaceRecord:
     updated_at: datetime
     open_findings: list[uuid.UUID]  # hazards of its inspections not yet closed
     police_grid_id: int | None = None  # its police grid (警格)
+    building_code: str | None = None  # the building (楼栋) it stands in, and its unit (单元)
+    unit_code: str | None = None
 
 
 _PLACES = Listing(
@@ -206,10 +215,13 @@ _PLACES = Listing(
     p.updated_at,
     coalesce((SELECT array_agg(h.id ORDER BY h.received_at, h.id) FROM hazard_reports h
               WHERE h.place_id = p.id AND h.status <> 'closed'), '{}') AS open_findings,
-    p.police_grid_id
+    p.police_grid_id, b.code AS building_code, u.code AS unit_code
     """
     ),
-    sql.SQL("places p LEFT JOIN grids g ON g.id = p.grid_id"),
+    sql.SQL(
+        "places p LEFT JOIN grids g ON g.id = p.grid_id "
+        "LEFT JOIN buildings b ON b.id = p.building_id LEFT JOIN units u ON u.id = p.unit_id"
+    ),
     sql.SQL("p.id"),
     sql.SQL("p.id > %(after)s"),
 )

@@ -10,6 +10,7 @@ from psycopg import sql
 
 from gridwatch.geo.grids import LEVELS
 from gridwatch.model.vocabulary import MANAGEMENT
+from gridwatch.store.buildings import load_buildings
 from gridwatch.store.filters import GRID_COLUMNS
 
 COUNTED_TABLES = (
@@ -41,8 +42,8 @@ class LevelCounts:
     level: str
     areas: int
     residents: Spread
-    checkins: Spread
-    hazards: Spread
+    checkins: Spread | None  # None: not counted at this level
+    hazards: Spread | None
 
 
 def table_counts(conn: psycopg.Connection) -> dict[str, int]:
@@ -84,6 +85,45 @@ def level_counts(conn: psycopg.Connection, system: str = MANAGEMENT) -> list[Lev
         for level, areas in by_level.items()
         if areas
     ]
+
+
+def below_grid_counts(conn: psycopg.Connection) -> list[LevelCounts]:
+    """The levels below the grid, where there are any: per building its residents, and the
+    patrol check-ins and hazards whose points lie in it; per unit its residents and the home
+    visits made to them."""
+    buildings = load_buildings(conn)
+    if not buildings.by_code:
+        return []
+    ids = [b.id for b in buildings.by_code.values()]
+    at = {bid: i for i, bid in enumerate(ids)}
+    per_building = [[0, 0, 0] for _ in ids]
+    for building, count in conn.execute(
+        "SELECT building_id, count(*) FROM residents WHERE building_id IS NOT NULL GROUP BY 1"
+    ):
+        per_building[at[building]][0] = count
+    for column, table in ((1, "patrol_checkins"), (2, "hazard_reports")):
+        points = conn.execute(sql.SQL("SELECT lon, lat FROM {}").format(sql.Identifier(table)))
+        lon_lat = [row for row in points if None not in row]
+        if lon_lat:
+            lon, lat = zip(*lon_lat, strict=True)
+            for building in buildings.index.assign(lon, lat).tolist():
+                if building >= 0:
+                    per_building[at[building]][column] += 1
+    per_unit = conn.execute(
+        """
+        SELECT count(DISTINCT r.id),
+               count(c.resident_id) FILTER (WHERE c.kind = 'visit')
+        FROM units u LEFT JOIN residents r ON r.unit_id = u.id
+        LEFT JOIN patrol_checkins c ON c.resident_id = r.id
+        GROUP BY u.id
+        """
+    ).fetchall()
+    spreads = (Spread.of([b[i] for b in per_building]) for i in range(3))
+    rows = [LevelCounts("building", len(ids), *spreads)]
+    if per_unit:
+        residents, visits = (Spread.of(list(column)) for column in zip(*per_unit, strict=True))
+        rows.append(LevelCounts("unit", len(per_unit), residents, visits, None))
+    return rows
 
 
 def open_alert_counts(conn: psycopg.Connection) -> dict[str, int]:

@@ -403,6 +403,12 @@ WALK = {
         _place_missing(c.get("/console/places"), b),
     ),
     ("GET", "/cases/stream"): lambda c, b, u: _case_stream_without_grid_b(c, b, u),
+    ("GET", "/cases/{case_id}/first-to-call"): lambda c, b, u: [
+        _missing(c.get(f"/cases/{case}/first-to-call")) for case in (b["hazard"], b["request"])
+    ],
+    ("GET", "/residents/{resident_id}/first-to-call"): lambda c, b, u: _missing(
+        c.get(f"/residents/{b['resident']}/first-to-call")
+    ),
     ("GET", "/m"): lambda c, b, u: _phone_without_grid_b(c.get("/m"), b),
     ("GET", "/m/tasks"): lambda c, b, u: _phone_without_grid_b(c.get("/m/tasks"), b),
     ("GET", "/media/{media_id}"): _missing_at("GET", "/media/{media}"),

@@ -230,6 +230,8 @@ def test_owslib_reads_the_places_layer_with_contacts_masked_unless_asked(site, a
         "kind_label": "小餐饮",
         "address": "青山区富强路12号",
         "grid": GRID_A,
+        "building": None,  # its point lies in no building, and its row names none
+        "unit": None,
         "contact": "王*娜",
         "phone": "138****0001",
         "masked": True,

@@ -12,7 +12,9 @@ import shapely
 
 from gridwatch.geo.grids import assign_parents, read_grid_file
 from gridwatch.geo.index import GridIndex
+from gridwatch.imports.contacts import read_contacts_csv
 from gridwatch.imports.residents import read_residents_csv
+from gridwatch.imports.units import read_units_csv
 from gridwatch.simulators.district import build_sample_district, write_sample_files
 
 
@@ -145,8 +147,13 @@ def test_written_files_read_back_the_same(district, tmp_path):
     header = files.residents.read_text(encoding="utf-8").splitlines()[0]
     assert (
         header
-        == "resident_id,name,address,lat,lon,grid_code,meter_id,sensor_ids,phone,living_alone"
+        == "resident_id,name,address,lat,lon,grid_code,meter_id,sensor_ids,phone,living_alone,"
+        "building_code,unit_code"
     )
+    buildings = read_grid_file(files.buildings, level="building", parent_field="parent")
+    assert buildings == district.buildings
+    assert read_units_csv(files.units) == district.units
+    assert read_contacts_csv(files.contacts) == district.contacts
     with files.workers.open(encoding="utf-8", newline="") as f:
         workers = list(csv.DictReader(f))
     assert [w["grid_codes"] for w in workers] == [g.code for g in district.grids]
@@ -159,3 +166,26 @@ def test_parents_found_by_containment_match_the_codes(district, tmp_path):
     communities = read_grid_file(files.communities, level="community")
     parents = assign_parents(grids, [*communities, *district.street])
     assert parents == {g.code: g.code[:8] for g in grids}
+
+
+def test_homes_lie_in_their_buildings_and_every_unit_and_building_has_someone_to_call(district):
+    buildings = {b.code: b for b in district.buildings}
+    grids = {g.code: g.geometry for g in district.grids}
+    assert len(buildings) == 720
+    for b in buildings.values():
+        assert grids[b.parent_code].buffer(1e-9).contains(b.geometry), b.code
+    units = {(u.building_code, u.unit_code): u for u in district.units}
+    for r in district.residents:
+        home = buildings[r.building_code]
+        assert home.parent_code == r.grid_code
+        assert home.geometry.contains(shapely.Point(r.lon, r.lat)), r.resident_id
+        assert (r.building_code, r.unit_code) in units
+        assert f"{home.name}{r.unit_code}单元" in r.address
+    for u in units.values():
+        assert buildings[u.building_code].geometry.contains(shapely.Point(u.lon, u.lat))
+    heads = {(c.building_code, c.unit_code) for c in district.contacts if c.role == "unit_head"}
+    leads = [c.building_code for c in district.contacts if c.role == "building_lead"]
+    assert heads == set(units) and sorted(leads) == sorted(buildings)
+    assert len({c.phone for c in district.contacts}) == len(district.contacts)
+    # Drawn from a stream of their own: the district above them is what it was before them.
+    assert district.residents[0].name == "许兰英" and district.workers[0].name == "邵建华"

@@ -43,9 +43,16 @@ def level2_warnings(url: str, code: str, text: str = "工地老板拖欠工资")
     return level2
 
 
-def open_request(url: str, code: str, description: str) -> uuid.UUID:
-    """An Open311 request at a point of grid `code` (in its western half, apart from the
-    warnings of `level2_warnings`), dispatched to it; its id."""
+def open_request(
+    url: str,
+    code: str,
+    description: str,
+    *,
+    at: tuple[float, float] | None = None,
+    reporter: str = "app-gateway",
+) -> uuid.UUID:
+    """An Open311 request by `reporter` at a point of grid `code` (`at`, else in its western
+    half, apart from the warnings of `level2_warnings`), dispatched to it; its id."""
     with psycopg.connect(url) as conn:
         grid, wkb = conn.execute(
             "SELECT id, geometry FROM grids WHERE code = %s", (code,)
@@ -53,10 +60,10 @@ def open_request(url: str, code: str, description: str) -> uuid.UUID:
         shape = shapely.from_wkb(bytes(wkb))
         minx, miny, maxx, maxy = shape.bounds
         west = shapely.box(minx, miny, (minx + maxx) / 2, maxy)
-        point = shape.intersection(west).representative_point()
+        lon, lat = at or shape.intersection(west).representative_point().coords[0]
         intake = RequestIntake(
             id=uuid.uuid4(), source="open311", service_code="noise", description=description,
-            reporter="app-gateway", requested_at=NOW, received_at=NOW, lon=point.x, lat=point.y,
+            reporter=reporter, requested_at=NOW, received_at=NOW, lon=lon, lat=lat,
         )  # fmt: skip
         placed = place_request(intake, load_grid_catalog(conn), grid)
         [stored] = open_requests(conn, [(intake, placed)], now=NOW)

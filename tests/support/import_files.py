@@ -11,7 +11,7 @@ from shapely.geometry import box
 
 from gridwatch.cli import main
 from gridwatch.errors import InputFileError
-from gridwatch.imports.residents import COLUMNS, read_residents_csv
+from gridwatch.imports.residents import COLUMNS, RESIDENTS, read_residents_csv
 
 # -- grid layers ----------------------------------------------------------------------------
 
@@ -68,7 +68,8 @@ def write_features(path: Path, features, **fields) -> Path:
 
 # -- residents CSVs -------------------------------------------------------------------------
 
-HEADER = ",".join(COLUMNS)
+# The columns every file has (a register that names no buildings leaves theirs out).
+HEADER = ",".join(c for c in COLUMNS if c not in RESIDENTS.optional)
 GOOD_ROWS = [
     "R00001,王桂兰,青山区富强路12号3栋2单元301室,40.6512,109.9011,QS-01-01-01,M00001,"
     "S00001-door;S00001-curtain,13900000001,true",
