@@ -16,7 +16,7 @@ from gridwatch.api.absences import visible_resident
 from gridwatch.api.auth import Reader, sees_personal_data
 from gridwatch.api.collections import get_visible_hazard
 from gridwatch.api.disclosure import record_reads
-from gridwatch.api.privacy import mask_name, mask_phone
+from gridwatch.api.privacy import contact_shown
 from gridwatch.api.requests import visible_request
 from gridwatch.api.responses import JSONResponse
 from gridwatch.api.runtime import Conn
@@ -43,9 +43,7 @@ def _shown(contact: Contact, clear: bool) -> dict:
     return {
         "id": contact.id,
         "role": contact.role,
-        "name": contact.name if clear else mask_name(contact.name),
-        "phone": contact.phone if clear else mask_phone(contact.phone),
-        "masked": not clear,
+        **contact_shown(contact.name, contact.phone, clear=clear),
         "building": contact.building_code,
         "building_name": contact.building_name,
         "unit": contact.unit_code,

@@ -12,6 +12,7 @@ from shapely.geometry.base import BaseGeometry
 from gridwatch.api.auth import sees_personal_data
 from gridwatch.api.privacy import (
     coarse_position,
+    contact_shown,
     mask_address,
     mask_email,
     mask_name,
@@ -182,14 +183,8 @@ def person(principal: Principal, grid_id, name, phone, address, *, reveal: bool 
 
 def person_shown(name, phone, address, *, clear: bool) -> dict:
     """A resident's name, phone and address, in clear or masked."""
-    if clear:
-        return {"name": name, "phone": phone, "address": address, "masked": False}
-    return {
-        "name": mask_name(name),
-        "phone": mask_phone(phone),
-        "address": mask_address(address),
-        "masked": True,
-    }
+    shown = address if clear else mask_address(address)
+    return {**contact_shown(name, phone, clear=clear), "address": shown}
 
 
 def alert_feature(row: AlertRow, principal: Principal, events: list | None = None) -> dict:
@@ -322,10 +317,8 @@ def request_feature(case: Request, now: datetime, *, clear: bool, events=None) -
     """A request at its point (no geometry when it has only an address), its requester's
     contact and address in clear or masked."""
     requester = {
-        "name": case.requester_name if clear else mask_name(case.requester_name),
-        "phone": case.requester_phone if clear else mask_phone(case.requester_phone),
+        **contact_shown(case.requester_name, case.requester_phone, clear=clear),
         "email": case.requester_email if clear else mask_email(case.requester_email),
-        "masked": not clear,
     }
     properties: dict = {
         "source": case.source,

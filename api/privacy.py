@@ -29,6 +29,14 @@ def mask_phone(phone: str | None) -> str | None:
     return "*" * max(len(digits) - 2, 1) + digits[-2:]
 
 
+def contact_shown(name: str | None, phone: str | None, *, clear: bool) -> dict:
+    """A person's name and phone as a reader may see them, in clear or masked, and whether
+    they are masked (`masked`)."""
+    if clear:
+        return {"name": name, "phone": phone, "masked": False}
+    return {"name": mask_name(name), "phone": mask_phone(phone), "masked": True}
+
+
 def mask_email(email: str | None) -> str | None:
     """wang.xiuhua@example.cn → w***@example.cn: the domain stays, the person goes."""
     if not email:

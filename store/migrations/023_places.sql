@@ -51,7 +51,23 @@ CREATE INDEX hazard_reports_place_idx ON hazard_reports (place_id, status)
 ALTER TABLE patrol_checkins ADD COLUMN place_id text;
 ALTER TABLE patrol_checkins ADD COLUMN result text;
 
+-- The tables named notify on gridwatch_changes as 016's do (a statement trigger each, made
+-- again when a migration runs twice): the migrations from here on watch a table through this.
+CREATE OR REPLACE FUNCTION gridwatch_watch_changes(VARIADIC tables text[]) RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+    watched text;
+BEGIN
+    FOREACH watched IN ARRAY tables
+    LOOP
+        EXECUTE format('DROP TRIGGER IF EXISTS %I ON %I', watched || '_notify_change', watched);
+        EXECUTE format(
+            'CREATE TRIGGER %I AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON %I '
+            'FOR EACH STATEMENT EXECUTE FUNCTION gridwatch_notify_change()',
+            watched || '_notify_change', watched);
+    END LOOP;
+END
+$$;
+
 -- The API keeps what it derives from places (the desk's overdue inspections) until a notice.
-DROP TRIGGER IF EXISTS places_notify_change ON places;
-CREATE TRIGGER places_notify_change AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON places
-    FOR EACH STATEMENT EXECUTE FUNCTION gridwatch_notify_change();
+SELECT gridwatch_watch_changes('places');

@@ -108,18 +108,5 @@ ALTER TABLE alert_outbox
             AND case_kind IS NOT NULL AND case_event_id IS NOT NULL)
     );
 
--- The API keeps what it derives from these (the grids layer's counts) until a notice.
-DO $$
-DECLARE
-    watched text;
-BEGIN
-    FOREACH watched IN ARRAY ARRAY['buildings', 'units', 'contacts']
-    LOOP
-        EXECUTE format('DROP TRIGGER IF EXISTS %I ON %I', watched || '_notify_change', watched);
-        EXECUTE format(
-            'CREATE TRIGGER %I AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON %I '
-            'FOR EACH STATEMENT EXECUTE FUNCTION gridwatch_notify_change()',
-            watched || '_notify_change', watched);
-    END LOOP;
-END
-$$;
+-- The API keeps what it derives from these (the grids layer's counts) until a notice (023).
+SELECT gridwatch_watch_changes('buildings', 'units', 'contacts');
