@@ -1,8 +1,10 @@
 """The API documentation in Chinese (/docs, /openapi.json?lang=zh): the title and description,
-each tag, each operation's summary (keyed "METHOD /path") and the answers' descriptions.
+each tag, each operation's summary (keyed "METHOD /path"), the parameters' and the answers'
+descriptions.
 
-Every operation needs its summary here: tests/test_api_docs.py fails for a route without one,
-and for an entry whose route is gone. What has no entry stays in English."""
+Every operation needs its summary here, and every parameter's description its Chinese:
+tests/test_api_docs.py fails for a route or a description without one, and for an entry whose
+route is gone. The schemas stay as they are (their field names are the API's)."""
 
 from __future__ import annotations
 
@@ -157,6 +159,67 @@ RESPONSES = {
     "the alert is not open": "告警不是未处理状态",
     "the alert is already resolved": "告警已解除",
 }
+# The parameters' descriptions (the same words mean the same on every route).
+PARAMETERS = {
+    "only those in force now": "只看当前生效的",
+    "like Last-Event-ID (`H.R`), for clients that cannot": (
+        "同 Last-Event-ID（`H.R`），供无法设置该请求头的客户端使用"
+    ),
+    "like Last-Event-ID, for clients that cannot set it": (
+        "同 Last-Event-ID，供无法设置该请求头的客户端使用"
+    ),
+    "with `warnings`: the warning id to resume after": "与 `warnings` 同用：从该预警编号之后继续",
+    "minLon,minLat,maxLon,maxLat (WGS-84)": "最小经度,最小纬度,最大经度,最大纬度（WGS-84）",
+    "comma list of hazard categories or request service codes": (
+        "隐患类别或诉求服务代码，逗号分隔"
+    ),
+    "positions for GCJ-02 map tiles": "坐标按 GCJ-02 底图偏移（高德、腾讯等国内底图）",
+    "from a 'next' link": "取自上一页的 next 链接",
+    "local day YYYY-MM-DD (today)": "本地日期 YYYY-MM-DD（默认今天）",
+    "RFC 3339 instant or interval start/end with '..' for an open end; a date alone is that "
+    "local day": "RFC 3339 时刻，或“起/止”区间（'..' 表示不限）；只写日期即该本地日",
+    "with open findings (or not)": "有（或没有）未整改的问题",
+    "found on or after (YYYY-MM-DD)": "发现日期不早于（YYYY-MM-DD）",
+    "a grid code: that grid and all below it": "网格编码：该网格及其下所有网格",
+    "grid code: it and all below": "网格编码：该网格及其下所有网格",
+    "the hazard's UUID": "隐患编号（UUID）",
+    "comma list": "逗号分隔的列表",
+    "only hazards or only citizens' requests (诉求)": "只看隐患，或只看群众诉求",
+    "the level a case is handled at now (it rises when overdue)": (
+        "案件当前的办理层级（超期后逐级上升）"
+    ),
+    "page size (capped at the server maximum)": "每页条数（不超过服务器上限）",
+    "features per page; more than the maximum gives the maximum": (
+        "每页要素数；超过上限时按上限返回"
+    ),
+    "the photo's id (a UUID)": "照片编号（UUID）",
+    "next inspection past (or not)": "下次巡查已过期（或未过期）",
+    "only overdue (true) or on time (false)": "只看超期的（true）或未超期的（false）",
+    "contacts and phones in clear (for those allowed)": "负责人和电话明文显示（限有权限者）",
+    "names, phones and addresses in clear (for those allowed)": (
+        "姓名、电话和地址明文显示（限有权限者）"
+    ),
+    "the request's id (a UUID)": "诉求编号（UUID）",
+    "a resident id": "居民编号",
+    "comma list of statuses": "状态，逗号分隔",
+    "RFC 3339 date-time, or a local date": "RFC 3339 日期时间，或本地日期",
+    "order by one of found, due, grid, kind, category, severity, status, level; '-' first for "
+    "descending (default: most urgent first)": (
+        "排序字段：found、due、grid、kind、category、severity、status、level 之一；"
+        "前加 '-' 为降序（默认最紧急的在前）"
+    ),
+    "the grid system `grid` names a grid of: management (网格, the default) or police (警格); "
+    "every point lies in a grid of each": (
+        "`grid` 所属的网格体系：management（网格，默认）或 police（警格）；每个点在两套体系中"
+        "各属一个网格"
+    ),
+    "found on or before (YYYY-MM-DD)": "发现日期不晚于（YYYY-MM-DD）",
+    "a user name": "用户名",
+    "also level-2 dispute warnings (`event: warning`); ids become A.W": (
+        "同时推送二级矛盾纠纷预警（`event: warning`）；编号变为 A.W"
+    ),
+}
+
 # Descriptions with a number in them: the pattern, and the Chinese with the number.
 RESPONSE_PATTERNS = {
     re.compile(r"a bad filter, or more than (\d+) rows match"): "筛选条件有误，或匹配超过 {0} 行",
@@ -183,12 +246,26 @@ def openapi_in_chinese(doc: dict) -> dict:
     for key, operation in operations(zh).items():
         operation["summary"] = SUMMARIES.get(key, operation.get("summary", ""))
         operation["tags"] = [TAGS.get(tag, tag) for tag in operation.get("tags", [])]
+        for parameter in operation.get("parameters", []):
+            _describe(parameter)
         for answer in operation.get("responses", {}).values():
             if "description" in answer:
                 answer["description"] = _response(answer["description"])
     for tag in zh.get("tags", []):
         tag["name"] = TAGS.get(tag["name"], tag["name"])
+    for parameter in zh.get("components", {}).get("parameters", {}).values():
+        _describe(parameter)
     return zh
+
+
+def parameter_descriptions(parameter: dict) -> list[dict]:
+    """The places a parameter's description may stand: on it, and on its schema."""
+    return [part for part in (parameter, parameter.get("schema", {})) if "description" in part]
+
+
+def _describe(parameter: dict) -> None:
+    for part in parameter_descriptions(parameter):
+        part["description"] = PARAMETERS.get(part["description"], part["description"])
 
 
 def _response(english: str) -> str:
