@@ -240,7 +240,7 @@ TEXTS: dict[str, dict] = {
             "overdue_requests": "超期诉求",
             "warnings": "预警",
             "open_warnings": "二级预警未办结",
-            "warnings_hint": "矛盾纠纷二级预警，其案件尚未办结",  # noqa: RUF001
+            "warnings_hint": "矛盾纠纷，转为诉求在问题台账办理",  # noqa: RUF001
             "awaiting": "待接入住户",
             "awaiting_hint": "已登记电表、尚无读数",
             "coverage_today": "今日巡查",
@@ -649,7 +649,7 @@ TEXTS: dict[str, dict] = {
             "overdue_requests": "Overdue requests",
             "warnings": "Warnings",
             "open_warnings": "Level-2, case open",
-            "warnings_hint": "level-2 dispute warnings whose case is not yet resolved",
+            "warnings_hint": "disputes, each a request case in the ledger",
             "awaiting": "Homes awaiting installation",
             "awaiting_hint": "meter registered, never heard from",
             "coverage_today": "Patrols today",
