@@ -27,6 +27,7 @@ from gridwatch.api.desk import (
     kept_homes,
     parts_for,
     read_desk,
+    requests_total,
 )
 from gridwatch.api.disclosure import alert_resident, record_reads, shown_in_clear
 from gridwatch.api.features import person
@@ -72,10 +73,12 @@ from gridwatch.store.filters import Filters, local_day_bounds
 from gridwatch.store.grids import GridCatalog
 from gridwatch.store.hazards import HazardDay, hazard_days, hazard_events
 from gridwatch.store.homes import home_week
+from gridwatch.store.ledger import requests_by_grid
 from gridwatch.store.places import get_place, overdue_inspections_by_grid
 from gridwatch.store.requests import request_events
 from gridwatch.store.residents import awaiting_installation, get_resident
 from gridwatch.store.users import Principal
+from gridwatch.store.warnings import open_warnings_by_grid
 
 router = APIRouter(tags=["console"])
 
@@ -165,6 +168,9 @@ def _summary_from_db(conn, state: ApiState, principal: Principal, kind: str | No
     start = local_day_bounds(days[0], state.zone)[0]
     end = local_day_bounds(days[1], state.zone)[1]
     cover = state.coverage.get(conn, state, days[1])
+    open_requests, overdue_requests = requests_total(
+        requests_by_grid(conn, now=now), principal.sees_grid
+    )
     parts = DeskParts(
         tally=open_alert_tally(conn, scope=scope),
         open_hazards=sum(counts[g].open_hazards for g in leaves if g in counts),
@@ -173,6 +179,9 @@ def _summary_from_db(conn, state: ApiState, principal: Principal, kind: str | No
         overdue_inspections=grids_total(
             overdue_inspections_by_grid(conn, now=now), principal.sees_grid
         ),
+        open_requests=open_requests,
+        overdue_requests=overdue_requests,
+        open_warnings=grids_total(open_warnings_by_grid(conn), principal.sees_grid),
         coverage=rows_for(catalog, cover, leaves),
         alerts_opened=alerts_opened_daily(conn, scope=scope, start=start, end=end, zone=state.zone),
         hazard_days=hazard_days(conn, scope=scope, start=start, end=end, zone=state.zone),
@@ -203,6 +212,8 @@ def _summary(
         "hazards": {"open": parts.open_hazards, "overdue": parts.overdue_hazards},
         "awaiting_installation": parts.awaiting_installation,
         "inspections": {"overdue": parts.overdue_inspections},
+        "requests": {"open": parts.open_requests, "overdue": parts.overdue_requests},
+        "warnings": {"open": parts.open_warnings},
         "coverage": _coverage(catalog, parts.coverage),
         "trend": _trend(state, days[0], parts.alerts_opened, parts.hazard_days),
         "live": [live_item(t, state, principal, row) for row in parts.live],
@@ -306,10 +317,11 @@ async def summary_json(
     state: State,
     kind: Annotated[str | None, Query(max_length=40)] = None,
 ):
-    """Open alerts by kind and level, open and overdue hazards, homes awaiting installation,
-    today's patrol coverage, the last 14 days and the newest open alerts, of the caller's
-    grids (residents masked as on every read). Kept between changes, per role and grids; `now`
-    is when the figures were read (they hold until a change, a hazard falling overdue or
+    """Open alerts by kind and level, open and overdue hazards, open and overdue requests,
+    level-2 dispute warnings whose case is open, homes awaiting installation, today's patrol
+    coverage, the last 14 days and the newest open alerts, of the caller's grids (residents
+    masked as on every read). Kept between changes, per role and grids; `now` is when the
+    figures were read (they hold until a change, a hazard or request falling overdue or
     midnight); every answer that shows a resident in clear is recorded, kept or not."""
     days = _desk_days(state, state.now())
     found = _kept_now(state, days)

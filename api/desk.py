@@ -1,12 +1,14 @@
 """The duty desk's figures kept between changes, as the layers are (api/layer_cache.py): read
 once per change for every grid apart (open alerts by kind, level and status; open and overdue
-hazards; places whose inspection is overdue; the day's patrol coverage; the trend of recent
-days; homes awaiting installation; the open alerts), then summed over each caller's grids per
+hazards; places whose inspection is overdue; open and overdue citizens' requests; level-2
+dispute warnings whose case is open; the day's patrol coverage; the trend of recent days; homes
+awaiting installation; the open alerts), then summed over each caller's grids per
 request, to the same figures the database gives for that caller's scope.
 
 Kept on the change notices of the tables they are read from, for one local day at most (the
-day's coverage and the trend turn at midnight) and until the next open hazard or inspection
-falls overdue.
+day's coverage and the trend turn at midnight) and until the next open hazard, inspection or
+request falls overdue (the warnings counted are those whose case, a request, is open: the
+requests' notices refresh them).
 Homes awaiting installation follow meter readings, which come all the time: when only readings
 came since, just the meters still awaiting are looked up again."""
 
@@ -36,9 +38,11 @@ from gridwatch.store.hazards import (
     median_as_percentile_cont,
     next_overdue,
 )
+from gridwatch.store.ledger import next_request_overdue, requests_by_grid
 from gridwatch.store.places import next_inspection_due, overdue_inspections_by_grid
 from gridwatch.store.residents import meters_awaiting, meters_heard
 from gridwatch.store.users import Principal
+from gridwatch.store.warnings import open_warnings_by_grid
 
 if TYPE_CHECKING:
     from gridwatch.api.runtime import ApiState
@@ -56,6 +60,9 @@ class DeskParts:
     overdue_hazards: int
     awaiting_installation: int
     overdue_inspections: int  # places whose next inspection is past
+    open_requests: int
+    overdue_requests: int
+    open_warnings: int  # level-2 dispute warnings whose case is open
     coverage: list[CoverageRow]  # of the caller's leaf grids, in the catalog's order
     alerts_opened: dict[date, int]
     hazard_days: dict[date, HazardDay]
@@ -88,6 +95,8 @@ class DeskFigures:
     leaves: tuple[int, ...]  # leaf grids, in the catalog's order
     hazards: dict[int, tuple[int, int]]  # leaf grid -> open, overdue hazards
     inspections: dict[int | None, int]  # grid -> places whose inspection is overdue
+    requests: dict[int | None, tuple[int, int]]  # grid -> open, overdue requests
+    warnings: dict[int | None, int]  # grid -> level-2 warnings whose case is open
     tally: tuple[tuple[int | None, AlertTally], ...]  # in open_alert_tally's order
     coverage: dict[int, CoverageRow]  # leaf grid -> the day's patrol coverage
     alerts_opened: dict[int | None, dict[date, int]]
@@ -120,13 +129,23 @@ def read_desk(
     counts = grid_counts(conn, catalog, now=now, checkins_from=day_start, checkins_until=day_end)
     cover = rows_for(catalog, state.coverage.get(conn, state, days[1]), list(leaves))
     opened, closed = hazard_days_by_grid(conn, start=trend_start, end=day_end, zone=state.zone)
-    due = [at for at in (next_overdue(conn, now=now), next_inspection_due(conn, now=now)) if at]
+    due = [
+        at
+        for at in (
+            next_overdue(conn, now=now),
+            next_inspection_due(conn, now=now),
+            next_request_overdue(conn, now=now),
+        )
+        if at
+    ]
     return DeskFigures(
         catalog=catalog,
         days=days,
         leaves=leaves,
         hazards={g: (counts[g].open_hazards, counts[g].overdue_hazards) for g in leaves},
         inspections=overdue_inspections_by_grid(conn, now=now),
+        requests=requests_by_grid(conn, now=now),
+        warnings=open_warnings_by_grid(conn),
         tally=tuple(open_alert_tally_by_grid(conn)),
         coverage={row.grid_id: row for row in cover},
         alerts_opened=alerts_opened_daily_by_grid(
@@ -194,12 +213,16 @@ def parts_for(
         for day in opened.keys() | closed.keys()
     }
     live = [a for a in figures.active if sees(a.grid_id) and (not kind or a.kind == kind)]
+    open_requests, overdue_requests = requests_total(figures.requests, sees)
     return DeskParts(
         tally=[tally for grid_id, tally in figures.tally if sees(grid_id)],
         open_hazards=sum(figures.hazards[g][0] for g in leaves),
         overdue_hazards=sum(figures.hazards[g][1] for g in leaves),
         awaiting_installation=grids_total(homes.per_grid, sees),
         overdue_inspections=grids_total(figures.inspections, sees),
+        open_requests=open_requests,
+        overdue_requests=overdue_requests,
+        open_warnings=grids_total(figures.warnings, sees),
         coverage=[figures.coverage[g] for g in leaves],
         alerts_opened=_summed(figures.alerts_opened, sees),
         hazard_days=hazard_days,
@@ -210,6 +233,12 @@ def parts_for(
 def grids_total(per_grid: dict[int | None, int], sees) -> int:
     """The sum of a per-grid count over the grids `sees` holds (None: outside every grid)."""
     return sum(n for grid_id, n in per_grid.items() if sees(grid_id))
+
+
+def requests_total(per_grid: dict[int | None, tuple[int, int]], sees) -> tuple[int, int]:
+    """Open and overdue requests summed over the grids `sees` holds, as `grids_total`."""
+    shown = [counts for grid_id, counts in per_grid.items() if sees(grid_id)]
+    return sum(n for n, _ in shown), sum(late for _, late in shown)
 
 
 def _summed(per_grid: dict[int | None, dict[date, int]], sees) -> dict[date, int]:

@@ -58,8 +58,13 @@ class LedgerRow:
         return (now - self.due_at).total_seconds() / 3600
 
 
-# Both kinds as one relation `h`: a request's deadline is the one that runs (接单 while nobody
-# has accepted it, unless its 办结 comes first; 办结 after), as cases.requests.deadline_after.
+# A request's deadline that runs (接单 while nobody has accepted it, unless its 办结 comes
+# first; 办结 after), as cases.requests.deadline_after: the one it is overdue by.
+_REQUEST_DUE = sql.SQL(
+    "CASE WHEN r.status = ANY(%(waiting)s) THEN least(r.accept_by, r.due_at) ELSE r.due_at END"
+)
+
+# Both kinds as one relation `h`.
 _LEDGER_FROM = sql.SQL(
     """
     FROM (
@@ -75,8 +80,7 @@ _LEDGER_FROM = sql.SQL(
         UNION ALL
         SELECT 'request', r.id, r.grid_id, r.service_code, NULL, r.status, r.level,
             r.reporter, r.assignee, r.requested_at, r.received_at,
-            CASE WHEN r.status = ANY(%(waiting)s) THEN least(r.accept_by, r.due_at)
-                ELSE r.due_at END,
+            {request_due},
             CASE WHEN r.status = ANY(%(waiting)s) AND r.accept_by < r.due_at THEN 'accept'
                 ELSE 'resolve' END,
             r.status = ANY(%(request_open)s), r.description, r.lon, r.lat, r.police_grid_id, NULL
@@ -85,7 +89,7 @@ _LEDGER_FROM = sql.SQL(
     LEFT JOIN grids g ON g.id = h.grid_id
     LEFT JOIN grids c ON c.id = g.parent_id
     """
-)
+).format(request_due=_REQUEST_DUE)
 
 
 def ledger(
@@ -213,3 +217,29 @@ def _ledger_order(order: str | None) -> sql.Composable:
     key = order.removeprefix("-")
     direction = sql.SQL(" DESC NULLS LAST" if order.startswith("-") else " ASC NULLS LAST")
     return sql.SQL("{}{}, {}").format(LEDGER_ORDERS[key], direction, _URGENCY)
+
+
+def _request_params(now: datetime) -> dict:
+    return {"now": now, "open": sorted(requests.OPEN_STATUSES), "waiting": sorted(requests.WAITING)}
+
+
+def requests_by_grid(
+    conn: psycopg.Connection, *, now: datetime
+) -> dict[int | None, tuple[int, int]]:
+    """Open requests and how many of them are overdue at `now`, as the ledger marks them, per
+    grid (None: outside every grid): what the duty desk counts."""
+    query = sql.SQL(
+        "SELECT r.grid_id, count(*), count(*) FILTER (WHERE {due} <= %(now)s) FROM requests r "
+        "WHERE r.status = ANY(%(open)s) GROUP BY r.grid_id"
+    ).format(due=_REQUEST_DUE)
+    rows = conn.execute(query, _request_params(now)).fetchall()
+    return {grid_id: (count, overdue) for grid_id, count, overdue in rows}
+
+
+def next_request_overdue(conn: psycopg.Connection, *, now: datetime) -> datetime | None:
+    """When the next open request falls overdue (after `now`); None if none will."""
+    query = sql.SQL(
+        "SELECT min({due}) FROM requests r WHERE r.status = ANY(%(open)s) AND {due} > %(now)s"
+    ).format(due=_REQUEST_DUE)
+    [(at,)] = conn.execute(query, _request_params(now)).fetchall()
+    return at

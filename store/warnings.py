@@ -396,6 +396,18 @@ def warnings_between(
         return cur.execute(query, params).fetchall()
 
 
+def open_warnings_by_grid(conn: psycopg.Connection) -> dict[int | None, int]:
+    """Level-2 warnings whose case is still open, per grid of the case (None: outside every
+    grid): the warnings someone has yet to act on. A warning has no state of its own; a
+    level-2 one is handled through its case (a level-1 one asks nothing of anyone)."""
+    rows = conn.execute(
+        "SELECT grid_id, count(*) FROM requests WHERE source = 'warning' AND status = ANY(%s) "
+        "GROUP BY grid_id",
+        (sorted(OPEN_STATUSES),),
+    ).fetchall()
+    return dict(rows)
+
+
 def max_warning_id(conn: psycopg.Connection) -> int:
     """The newest warning's id (0 when there is none)."""
     [(newest,)] = conn.execute("SELECT coalesce(max(id), 0) FROM warnings").fetchall()

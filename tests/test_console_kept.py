@@ -1,8 +1,9 @@
 """The duty desk's figures kept between changes: the same figures as the database gives for
 every caller and kind; conditional GETs; a change (an alert, a hazard, a visit, a meter
-installed and then heard from) in the next answer; the clock (a hazard falling overdue, local
-midnight) turning them without a change; one caller's answer never served to another, and
-every answer that shows residents in clear recorded, kept or not."""
+installed and then heard from, a request, a dispute warning's case) in the next answer; the
+clock (a hazard or a request falling overdue, local midnight) turning them without a change;
+one caller's answer never served to another, and every answer that shows residents in clear
+recorded, kept or not."""
 
 from __future__ import annotations
 
@@ -15,7 +16,17 @@ import psycopg
 import pytest
 
 from gridwatch.store.hazards import median_as_percentile_cont
-from tests.support.api import GRID_A, GRID_B, NOW, ApiServer, Clock, api_settings, make_users
+from tests.support.api import (
+    GRID_A,
+    GRID_B,
+    NOW,
+    ApiServer,
+    Clock,
+    api_settings,
+    hotline_request,
+    make_users,
+    warning_cases,
+)
 from tests.support.databases import execute, last_audit_id, query
 from tests.support.waiting import wait_for
 
@@ -251,6 +262,47 @@ def test_a_hazard_falling_overdue_turns_the_figures(kept, plain, seeded_url):
     late = _summary(worker_b)  # no change came: the clock alone
     assert late["hazards"]["overdue"] == before["hazards"]["overdue"] + 1
     _same(worker_b, plain[1]["worker_b"])
+
+
+def test_requests_and_warnings_turn_on_a_notice_and_a_deadline(kept, plain, seeded_url):
+    """A request and a dispute warning's case of grid A count after their notice; the
+    request's accept deadline passing turns the kept figures with no change; closing them
+    takes them off; grid B's desk counts none of it."""
+    server, http = kept
+    worker_a, plain_a = http["worker_a"], plain[1]["worker_a"]
+    worker_b, plain_b = http["worker_b"], plain[1]["worker_b"]
+    before = _same(worker_a, plain_a)
+    before_b = _same(worker_b, plain_b)
+    accept_by = server.clock() + timedelta(minutes=1)
+    grid = _grid_id(seeded_url, GRID_A)
+    with psycopg.connect(seeded_url) as conn:
+        request = hotline_request(conn, grid, "dispatched", accept_by, NOW + timedelta(days=2))
+        cases = warning_cases(conn, grid, "gw:kept-desk@1", server.clock())
+    assert cases, "the warning opened a case"
+    arrived = _same(worker_a, plain_a)
+    assert arrived["requests"] == {
+        "open": before["requests"]["open"] + 1 + len(cases),
+        "overdue": before["requests"]["overdue"],
+    }
+    assert arrived["warnings"]["open"] == before["warnings"]["open"] + len(cases)
+
+    server.clock.advance(timedelta(minutes=1, seconds=1))
+    late = _summary(worker_a)  # no change came: the request's accept deadline alone
+    assert late["requests"]["overdue"] == before["requests"]["overdue"] + 1
+    assert late == _summary(plain_a)
+
+    execute(seeded_url, "UPDATE requests SET status = 'closed' WHERE id = %s", (request,))
+    closed = _same(worker_a, plain_a)
+    assert closed["requests"] == {
+        "open": before["requests"]["open"] + len(cases),
+        "overdue": before["requests"]["overdue"],
+    }
+    execute(seeded_url, "UPDATE requests SET status = 'resolved' WHERE id = ANY(%s)", (cases,))
+    resolved = _same(worker_a, plain_a)
+    assert resolved["warnings"] == before["warnings"]
+    assert resolved["requests"] == before["requests"]
+    now_b = _same(worker_b, plain_b)
+    assert (now_b["requests"], now_b["warnings"]) == (before_b["requests"], before_b["warnings"])
 
 
 def test_today_turns_at_local_midnight(kept, plain):

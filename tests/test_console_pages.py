@@ -13,15 +13,25 @@ import httpx
 import psycopg
 import pytest
 
+from gridwatch.cases.requests import OPEN_STATUSES as REQUEST_OPEN
 from gridwatch.maps.console import duration_text
 from gridwatch.maps.texts import texts_for
 from gridwatch.store.users import create_user, revoke_user
-from tests.support.api import GRID_A, GRID_B, NOW, open_alert
+from tests.support.api import (
+    GRID_A,
+    GRID_B,
+    NOW,
+    english_client,
+    hotline_request,
+    open_alert,
+    warning_cases,
+)
 from tests.support.spreadsheets import csv_rows, xlsx_rows
 
 ZH = texts_for("zh")["console"]
 EN = texts_for("en")["console"]
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+DAY = timedelta(days=1)
 
 
 @pytest.fixture(scope="module")
@@ -79,6 +89,92 @@ def test_the_desk_counts_only_the_callers_grids(http, fall_in_a):
     assert sum(d["hazards_opened"] for d in street["trend"]) > 0
     falls = http["duty_street"].get("/console/summary.json", params={"kind": "fall"}).json()
     assert {a["kind"] for a in falls["live"]} == {"fall"}
+
+
+def _desk_counts(client: httpx.Client) -> dict:
+    summary = client.get("/console/summary.json").json()
+    return {"requests": summary["requests"], "warnings": summary["warnings"]}
+
+
+def _card_links(page: str) -> dict[str, str]:
+    """The ledger each request and warning figure of the desk page opens."""
+    links = dict(re.findall(r'<a href="([^"]+)"[^>]*data-k="((?:requests|warnings)\.\w+)"', page))
+    links |= dict(re.findall(r'<a href="([^"]+)">[^<]*<b data-k="(requests\.open)"', page))
+    return {key: html.unescape(href) for href, key in links.items()}
+
+
+def _matched(client: httpx.Client, console_href: str) -> tuple[int, set[str]]:
+    """How many cases the ledger a desk figure opens lists for `client`, and their ids."""
+    query = parse_qs(urlsplit(console_href).query)
+    found = client.get("/ledger", params={**query, "limit": 1000}).json()
+    return found["numberMatched"], {item["id"] for item in found["items"]}
+
+
+def test_the_desk_counts_requests_and_warnings_of_the_callers_grids(
+    http, seeded_url, module_tokens, tmp_path
+):
+    """诉求 open and overdue (the ledger's overdue: past the deadline that runs) and 预警 (a
+    level-2 warning whose case is open) of grid A count on the duty officer's desk, each
+    figure the number its ledger lists; grid B's worker counts its own and none of A's."""
+    officer, worker_b = http["duty_street"], http["worker_b"]
+    before, before_b = _desk_counts(officer), _desk_counts(worker_b)
+    with psycopg.connect(seeded_url) as conn:
+        grid, grid_b = (
+            conn.execute("SELECT id FROM grids WHERE code = %s", (code,)).fetchone()[0]
+            for code in (GRID_A, GRID_B)
+        )
+        late = hotline_request(conn, grid, "dispatched", NOW - timedelta(hours=1), NOW + DAY)
+        on_time = hotline_request(conn, grid, "accepted", NOW - timedelta(hours=1), NOW + DAY)
+        done = hotline_request(conn, grid, "closed", NOW - DAY, NOW - timedelta(hours=1))
+        cases = warning_cases(conn, grid, "gw:desk@1")
+        hotline_request(conn, grid_b, "dispatched", NOW + DAY, NOW + 2 * DAY)
+    assert cases, "the warning opened a case"
+    after = _desk_counts(officer)
+    assert after == {
+        "requests": {
+            "open": before["requests"]["open"] + 3 + len(cases),
+            "overdue": before["requests"]["overdue"] + 1,
+        },
+        "warnings": {"open": before["warnings"]["open"] + len(cases)},
+    }
+    after_b = _desk_counts(worker_b)
+    assert after_b["requests"] == {**before_b["requests"], "open": before_b["requests"]["open"] + 1}
+    assert after_b["warnings"] == before_b["warnings"], "grid A's are not on grid B's desk"
+
+    page = officer.get("/console").text
+    assert all(f"<h2>{ZH[key]}</h2>" in page for key in ("requests", "warnings"))
+    shown = dict(re.findall(r'data-k="((?:requests|warnings)\.\w+)"[^>]*>([^<]*)<', page))
+    assert shown == {
+        "requests.overdue": str(after["requests"]["overdue"]),
+        "requests.open": str(after["requests"]["open"]),
+        "warnings.open": str(after["warnings"]["open"]),
+    }
+    assert 'class="gw-big late"><a href="/console/ledger?kind=request&amp;overdue=true"' in page
+    links = _card_links(page)
+    assert set(links) == set(shown)
+    for key, href in links.items():
+        assert href.startswith("/console/ledger?kind=request&"), key
+        assert officer.get(href).status_code == 200, href
+        if "status" in parse_qs(urlsplit(href).query):
+            assert set(parse_qs(urlsplit(href).query)["status"][0].split(",")) == REQUEST_OPEN
+    overdue, overdue_ids = _matched(officer, links["requests.overdue"])
+    assert overdue == after["requests"]["overdue"] and late in overdue_ids
+    assert on_time not in overdue_ids
+    listed, open_ids = _matched(officer, links["requests.open"])
+    assert listed == after["requests"]["open"]
+    assert {late, on_time, *cases} <= open_ids and done not in open_ids
+    disputes, dispute_ids = _matched(officer, links["warnings.open"])
+    assert set(cases) <= dispute_ids, "the warning's case is in the ledger it opens"
+    assert disputes >= after["warnings"]["open"]  # with citizens' own dispute requests
+    mine = _desk_counts(worker_b)["requests"]
+    assert (mine["open"], mine["overdue"]) == (
+        _matched(worker_b, links["requests.open"])[0],
+        _matched(worker_b, links["requests.overdue"])[0],
+    )
+    with english_client(seeded_url, module_tokens, tmp_path, "duty_street") as english:
+        page = english.get("/console").text
+    assert all(f"<h2>{EN[key]}</h2>" in page for key in ("requests", "warnings"))
+    assert EN["overdue_requests"] in page and EN["open_warnings"] in page
 
 
 def test_residents_are_masked_for_those_who_may_not_see_them(http, fall_in_a, seeded_url):

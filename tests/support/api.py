@@ -28,10 +28,14 @@ from gridwatch.alerts.lifecycle import OpenAlert
 from gridwatch.api.app import create_app
 from gridwatch.api.serving import server_config
 from gridwatch.cases.hazards import deadlines_from_hours
+from gridwatch.disputes.scanning import ScannedText
 from gridwatch.settings import Settings
 from gridwatch.simulators.sample_activity import seed_activity
 from gridwatch.store.alerts import write_event
+from gridwatch.store.keywords import LibraryMatchers
+from gridwatch.store.requests import warning_case_id
 from gridwatch.store.users import create_user
+from gridwatch.store.warnings import Notify, record_warnings
 from tests.support.databases import create_database, drop_database
 from tests.support.ports import free_port
 from tests.support.private_services import GridwatchProcess
@@ -155,6 +159,32 @@ def open_alert(conn: psycopg.Connection, resident: str, grid: int, kind: str, at
     alert = OpenAlert(alert_id, resident, kind, at, "open", "grid", at)
     write_event(conn, alert, at, "open", "gridwatch", kind)
     return alert_id
+
+
+def hotline_request(
+    conn: psycopg.Connection, grid: int, status: str, accept_by: datetime, due_at: datetime
+) -> str:
+    """A 12345 request in `grid` standing at `status`, to be accepted by `accept_by` and
+    resolved by `due_at` (received at NOW); its id."""
+    return str(
+        conn.execute(
+            "INSERT INTO requests (id, source, service_code, description, address, grid_id, "
+            "reporter, requested_at, received_at, status, level, accept_by, due_at, deadline_at, "
+            "updated_at) VALUES (gen_random_uuid(), 'hotline', 'noise', '楼上夜间装修', "
+            "'富强路1号', %s, '12345', %s, %s, %s, 'grid', %s, %s, %s, %s) RETURNING id",
+            (grid, NOW, NOW, status, accept_by, due_at, min(accept_by, due_at), NOW),
+        ).fetchone()[0]
+    )
+
+
+def warning_cases(conn: psycopg.Connection, grid: int, key: str, at: datetime = NOW) -> list[str]:
+    """The cases that level-2 dispute warnings open for a visit note about someone in `grid`
+    who lives alone (`key`: the note's, new each time), through the ingest's own hook."""
+    text = ScannedText("checkin", key, "老人说子女不管 不想活了", grid, at, lives_alone=True)
+    stored = record_warnings(conn, LibraryMatchers(), [text], Notify("gwtest"))
+    ids = [str(warning_case_id(w.id)) for w in stored if w.level == 2]
+    found = conn.execute("SELECT id::text FROM requests WHERE id = ANY(%s::uuid[])", (ids,))
+    return [case for (case,) in found]
 
 
 class ApiServer:
