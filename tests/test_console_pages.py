@@ -172,6 +172,8 @@ def test_a_request_stands_in_the_ledger_and_has_its_page(http, request_in_a):
     page = http["worker_a"].get(f"/console/cases/{request_in_a}")
     assert page.status_code == 200
     assert "诉求详情" in page.text and "12345热线" in page.text
+    no_photos = f'<p class="gw-hint" id="gw-photos">{ZH["no_photos"]}</p>'
+    assert no_photos in page.text and '<ul class="gw-photos"' not in page.text  # a line, no list
     assert f'data-post="/requests/{request_in_a}/accept"' in page.text
     assert 'data-form="dispatch"' not in page.text  # a worker does not dispatch (派单)
     assert 'data-form="dispatch"' in http["duty_street"].get(f"/console/cases/{request_in_a}").text
