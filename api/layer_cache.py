@@ -46,7 +46,10 @@ LAYER_TABLES = (
     "buildings", "units", "contacts",
 )  # fmt: skip
 HAZARD_TABLES = ("grids", "hazard_reports")
-LEDGER_TABLES = ("grids", "hazard_reports", "hazard_events", "requests", "request_events")
+# places: a finding's row names its place (场所)
+LEDGER_TABLES = (
+    "grids", "hazard_reports", "hazard_events", "requests", "request_events", "places",
+)  # fmt: skip
 ALERT_TABLES = ("grids", "residents", "alerts")
 DESK_TABLES = (*LAYER_TABLES, "hazard_events", "devices", "places")  # and meter_readings: desk.py
 LAYERS_KEPT = 8  # check-in windows asked for at once (today, a few days looked back at)

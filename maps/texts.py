@@ -127,6 +127,7 @@ TEXTS: dict[str, dict] = {
             "最近处理意见",
             "类型",
             "期限类别",
+            "场所",
         ],
         "tiles_none": "离线底图：无瓦片",  # noqa: RUF001
         "date": "日期",
@@ -531,6 +532,7 @@ TEXTS: dict[str, dict] = {
             "last note",
             "kind",
             "deadline kind",
+            "place",
         ],
         "tiles_none": "Offline: no base map tiles",
         "date": "Date",
