@@ -33,6 +33,7 @@ from gridwatch.api import (
     media,
     open311,
     phone,
+    photos,
     places,
     reports,
     requests,
@@ -175,7 +176,7 @@ def create_app(
         places,
         phone,
         audit,
-        media,
+        photos,
         contacts,
     )
     for module in routers:

@@ -71,7 +71,7 @@ from gridwatch.model.vocabulary import (
     Level,
 )
 from gridwatch.store.alerts import AlertRow, alert_page, get_alert
-from gridwatch.store.checkins import checkin_page, get_checkin
+from gridwatch.store.checkins import CheckinRow, checkin_page, get_checkin
 from gridwatch.store.filters import Filters, local_day_bounds
 from gridwatch.store.grids import GridCatalog, GridCounts, GridRecord
 from gridwatch.store.hazards import get_hazard, hazard_events, hazard_page
@@ -814,16 +814,26 @@ def checkin_items(
 def checkin_item(
     principal: Reader, conn: Conn, state: State, checkin_id: Annotated[str, Path(max_length=300)]
 ):
-    missing = "no such check-in"
     key = parse_checkin_id(checkin_id)
     if key is None:
-        raise NotFound(missing)
+        raise NotFound(CHECKIN_MISSING)
     source, worker, at = key
-    row = get_checkin(conn, worker_id=worker, source=source, observed_at=at)
-    seen = principal.sees_grid(row.grid_id, row.police_grid_id)
-    if not seen and row.worker_id != principal.name:
-        raise NotFound(missing)
+    row = visible_checkin(conn, principal, worker_id=worker, source=source, observed_at=at)
     return GeoJSONResponse(checkin_feature(row, state.settings.owntracks_max_accuracy_m))
+
+
+CHECKIN_MISSING = "no such check-in"
+
+
+def visible_checkin(
+    conn, principal: Principal, *, worker_id: str, source: str, observed_at: datetime
+) -> CheckinRow:
+    """A check-in in the caller's grids (of either system) or made by them; NotFound, with
+    the same words, for any other."""
+    row = get_checkin(conn, worker_id=worker_id, source=source, observed_at=observed_at)
+    if not principal.sees_grid(row.grid_id, row.police_grid_id) and row.worker_id != principal.name:
+        raise NotFound(CHECKIN_MISSING)
+    return row
 
 
 # -- alerts -----------------------------------------------------------------------------------

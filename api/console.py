@@ -653,9 +653,17 @@ def ledger_view(
         "ledger",
         t["ledger"],
         q={k: v or "" for k, v in filters.items()},
-        choices=_ledger_choices(t, catalog, principal),
+        choices=_ledger_choices(t, catalog, principal)
+        | {
+            "sort": [
+                (f"{way}{key}", f"{columns[key]} {mark}")
+                for key in sortable
+                for way, mark in (("", "▲"), ("-", "▼"))
+            ]
+        },
         rows=[_ledger_row(t, r, now) for r in rows],
         columns=list(columns.items()),
+        labels=columns,
         sortable=sortable,
         sort_urls=sort_urls,
         sort_marks=sort_marks,

@@ -399,6 +399,7 @@ def _row_json(row: LedgerRow, now: datetime) -> dict:
         "description": row.description,
         "last_action": row.last_action,
         "last_note": row.last_note,
+        "place": row.place_name,
     }
 
 

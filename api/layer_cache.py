@@ -46,7 +46,10 @@ LAYER_TABLES = (
     "buildings", "units", "contacts",
 )  # fmt: skip
 HAZARD_TABLES = ("grids", "hazard_reports")
-LEDGER_TABLES = ("grids", "hazard_reports", "hazard_events", "requests", "request_events")
+# places: a finding's row names its place (场所)
+LEDGER_TABLES = (
+    "grids", "hazard_reports", "hazard_events", "requests", "request_events", "places",
+)  # fmt: skip
 ALERT_TABLES = ("grids", "residents", "alerts")
 # The desk reads meter_readings too, followed apart (api/desk.py).
 DESK_TABLES = (*LAYER_TABLES, "hazard_events", "devices", "places", "requests")

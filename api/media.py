@@ -1,13 +1,10 @@
-"""Photos over HTTP. `POST /hazards`, `POST /checkins`, `POST /hazards/{id}/resolve` and
+"""Photos posted over HTTP. `POST /hazards`, `POST /checkins`, `POST /hazards/{id}/resolve` and
 `POST /requests/{id}/resolve` take, besides their JSON body, `multipart/form-data`: the field
 `payload` holds the same JSON as text, the field `photos` zero or more image files. Every
 photo is checked and cleaned (gridwatch.media.photos) before anything is stored, kept in the
 media store with a `media` row, and its `/media/{id}` link appended to the report's or the
-step's `photo_urls`; one bad photo refuses the whole post.
-
-`GET /media/{id}` and `/media/{id}/thumb` serve a photo to whoever may see what it belongs to
-(the hazard, the request, the check-in) and to nobody else: 404 as for a missing one.
-"""
+step's `photo_urls`; one bad photo refuses the whole post. They are served back by
+gridwatch.api.photos."""
 
 from __future__ import annotations
 
@@ -16,20 +13,17 @@ import re
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated
 
 import anyio
 import psycopg
-from fastapi import APIRouter, Depends, Path, Request
-from fastapi.responses import Response
+from fastapi import Depends, Request
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from gridwatch.api.auth import PageViewer
 from gridwatch.api.guard import BodyTooLarge
 from gridwatch.api.http_errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
-from gridwatch.api.runtime import ApiState, Conn, State
-from gridwatch.errors import NotFound
+from gridwatch.api.runtime import ApiState
 from gridwatch.media.blobs import photo_keys
 from gridwatch.media.photos import (
     MAX_PHOTOS,
@@ -39,18 +33,15 @@ from gridwatch.media.photos import (
     PhotoTooLarge,
     clean_photo,
 )
-from gridwatch.store.media import MediaOwner, NewMedia, media_item, record_media
+from gridwatch.store.media import MediaOwner, NewMedia, record_media
 from gridwatch.store.users import Principal
 
 log = logging.getLogger("gridwatch.api")
-
-router = APIRouter(tags=["photos"])
 
 PAYLOAD_FIELD, PHOTOS_FIELD = "payload", "photos"
 # The writes that take photos; a multipart body is let in only there.
 _TAKES_PHOTOS = re.compile(r"/(?:hazards|checkins)|/(?:hazards|requests)/[^/]+/resolve")
 FRAMING_BYTES = 64 * 1024  # multipart boundaries and part headers, with room to spare
-CACHE_CONTROL = "private, max-age=86400"  # a photo never changes; only its viewer keeps it
 
 
 def takes_photos(path: str) -> bool:
@@ -233,74 +224,3 @@ def keep_photos_of(
         except Exception as exc:
             log.warning("photos put but not recorded could not be deleted: %s", exc)
         raise
-
-
-# -- serving ------------------------------------------------------------------------------------
-
-MediaId = Annotated[str, Path(max_length=64, description="the photo's id (a UUID)")]
-_IMAGE_ANSWERS: dict[int | str, dict[str, Any]] = {
-    200: {"content": {"image/jpeg": {}, "image/png": {}, "image/webp": {}}},
-    304: {"description": "the client's copy (If-None-Match) is current"},
-    404: {"description": "no such photo, or one of a case or check-in the caller cannot see"},
-}
-
-
-def _serving(suffix: str, summary: str, *, thumbnail: bool):
-    """Route GET /media/{id}<suffix>: the image, or its thumbnail."""
-
-    @router.get(
-        f"/media/{{media_id}}{suffix}",
-        response_class=Response,
-        summary=summary,
-        responses=_IMAGE_ANSWERS,
-        name=f"photo{suffix.replace('/', '_')}",
-    )
-    def serve(
-        request: Request, principal: PageViewer, conn: Conn, state: State, media_id: MediaId
-    ) -> Response:
-        return _photo(request, principal, conn, state, media_id, thumbnail=thumbnail)
-
-    return serve
-
-
-image_route = _serving("", "A photo as kept: upright, without EXIF", thumbnail=False)
-thumbnail_route = _serving(
-    "/thumb", "A photo's thumbnail (JPEG, 320 px on its long side)", thumbnail=True
-)
-
-
-def _photo(
-    request: Request,
-    principal: Principal,
-    conn: psycopg.Connection,
-    state: ApiState,
-    media_id: str,
-    *,
-    thumbnail: bool,
-) -> Response:
-    missing = f"no photo {media_id[:64]}"
-    try:
-        item = media_item(conn, uuid.UUID(media_id))
-    except (ValueError, NotFound):
-        raise NotFound(missing) from None
-    # Whoever may see what it belongs to: its grid, or (a request, a check-in) its own user.
-    owner = item.owner_user is not None and item.owner_user == principal.name
-    if not (principal.sees_grid(item.owner_grid_id) or owner):
-        raise NotFound(missing)
-    image, small = photo_keys(item.id)
-    etag = f'"{item.sha256}{"-thumb" if thumbnail else ""}"'
-    headers = {
-        "Cache-Control": CACHE_CONTROL,
-        "X-Content-Type-Options": "nosniff",
-        "ETag": etag,
-    }
-    if etag in request.headers.get("if-none-match", ""):
-        return Response(status_code=304, headers=headers)
-    try:
-        data = state.media.get(small if thumbnail else image)
-    except NotFound:
-        log.warning("photo %s has a row but no image in %s", item.id, state.media.describe())
-        raise NotFound(missing) from None
-    return Response(
-        data, media_type=THUMB_TYPE if thumbnail else item.content_type, headers=headers
-    )

@@ -127,6 +127,7 @@ TEXTS: dict[str, dict] = {
             "最近处理意见",
             "类型",
             "期限类别",
+            "场所",
         ],
         "tiles_none": "离线底图：无瓦片",  # noqa: RUF001
         "date": "日期",
@@ -397,6 +398,8 @@ TEXTS: dict[str, dict] = {
             "matched": "共 {n} 条",
             "shown": "显示前 {n} 条",
             "sort_by": "点击表头排序",
+            "sort": "排序",
+            "sort_default": "默认：最紧急在前",  # noqa: RUF001
             "case_updates": "案件动态",
             "case_updates_empty": "网格员接单、处置后实时显示在这里",
             "awaiting_close": "已处置待办结",
@@ -535,6 +538,7 @@ TEXTS: dict[str, dict] = {
             "last note",
             "kind",
             "deadline kind",
+            "place",
         ],
         "tiles_none": "Offline: no base map tiles",
         "date": "Date",
@@ -807,6 +811,8 @@ TEXTS: dict[str, dict] = {
             "matched": "{n} in all",
             "shown": "first {n} shown",
             "sort_by": "Click a heading to sort",
+            "sort": "Sort by",
+            "sort_default": "Default: most urgent first",
             "case_updates": "Case updates",
             "case_updates_empty": "Steps grid workers take show here as they happen",
             "awaiting_close": "Resolved, awaiting close",

@@ -44,9 +44,8 @@ class NewMedia:
 
 @dataclass(frozen=True, slots=True)
 class MediaItem:
-    """A kept photo, with the grid of what it belongs to as that is now (a request goes to
-    another grid when dispatched) and the user who owns that (a request's reporter, a
-    check-in's worker): who may see it follows from these."""
+    """A kept photo and what it belongs to: exactly one of a hazard, a request or a check-in
+    (its worker, source and time). Who may see it is who may see that."""
 
     id: uuid.UUID
     content_type: str
@@ -55,9 +54,10 @@ class MediaItem:
     step: str
     hazard_id: uuid.UUID | None
     request_id: uuid.UUID | None
+    checkin_worker_id: str | None
+    checkin_source: str | None
+    checkin_observed_at: datetime | None
     resident_id: str | None
-    owner_grid_id: int | None
-    owner_user: str | None
 
 
 _COLUMNS = (
@@ -109,26 +109,14 @@ def record_media(
 
 
 def media_item(conn: psycopg.Connection, media_id: uuid.UUID) -> MediaItem:
-    """The photo `media_id` with its owner's grid and user now; NotFound when there is none.
-    A check-in past retention is gone: its photos keep the grid they were posted in."""
+    """The photo `media_id` and what it belongs to; NotFound when there is none."""
     return fetch_one(
         conn,
         MediaItem,
         """
-        SELECT m.id, m.content_type, m.bytes, m.sha256, m.step, m.hazard_id, m.request_id,
-               m.resident_id,
-               CASE WHEN m.hazard_id IS NOT NULL THEN h.grid_id
-                    WHEN m.request_id IS NOT NULL THEN r.grid_id
-                    ELSE coalesce(c.grid_id, m.grid_id) END AS owner_grid_id,
-               CASE WHEN m.request_id IS NOT NULL THEN r.reporter
-                    WHEN m.checkin_worker_id IS NOT NULL THEN m.checkin_worker_id
-               END AS owner_user
-        FROM media m
-        LEFT JOIN hazard_reports h ON h.id = m.hazard_id
-        LEFT JOIN requests r ON r.id = m.request_id
-        LEFT JOIN patrol_checkins c ON c.worker_id = m.checkin_worker_id
-            AND c.source = m.checkin_source AND c.observed_at = m.checkin_observed_at
-        WHERE m.id = %s
+        SELECT id, content_type, bytes, sha256, step, hazard_id, request_id, checkin_worker_id,
+               checkin_source, checkin_observed_at, resident_id
+        FROM media WHERE id = %s
         """,
         (media_id,),
         f"no photo {media_id}",

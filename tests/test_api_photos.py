@@ -1,8 +1,9 @@
 """Photos posted as multipart/form-data with a hazard report, a resolve step (hazards and
 requests) and a check-in, and served back at /media/{id}: upright and without EXIF, with a
-smaller thumbnail, only to those who may see what they belong to. Hostile files refuse the
-whole post with nothing stored; photos live in a folder or in an S3 store; forgetting a
-resident deletes the photos of their visits."""
+smaller thumbnail, only to those who may see what they belong to (by its grid of either
+system: a police officer's 警格 too). Hostile files refuse the whole post with nothing
+stored; photos live in a folder or in an S3 store; forgetting a resident deletes the photos
+of their visits."""
 
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ from PIL import Image
 from gridwatch.cli import main
 from gridwatch.media.blobs import delete_photos, photo_keys
 from gridwatch.model.records import RequestIntake
+from gridwatch.simulators.sample import load_police_grids
 from gridwatch.store.grids import load_grid_catalog, load_leaf_grids
 from gridwatch.store.media import delete_expired_checkin_media
 from gridwatch.store.requests import open_requests, place_request
@@ -281,6 +283,39 @@ def test_who_may_see_a_photo(http, places, seeded_url, module_server):
         page = browser.get(f"/console/cases/{posted.json()['id']}")
         assert f'<img src="/media/{media_id}/thumb"' in page.text
         assert f'href="/media/{media_id}"' in page.text
+
+
+POLICE_GRID, OTHER_POLICE_GRID = "GA-QS-1-1-01", "GA-QS-2-3-06"  # 警格 of the sample district
+
+
+def test_a_police_officer_sees_the_photos_of_a_hazard_in_their_police_grid(
+    seeded_url, module_tokens, tmp_path
+):
+    """A photo follows what it belongs to: an officer given a 警格 (no management grid) who
+    sees a hazard there sees its photo; the officer of another 警格 gets 404 for both."""
+    with psycopg.connect(seeded_url) as conn:
+        load_police_grids(conn, tmp_path / "police")
+        officer = create_user(conn, "PO-photos", role="grid_worker", grid_codes=(POLICE_GRID,))
+        other = create_user(conn, "PO-other", role="grid_worker", grid_codes=(OTHER_POLICE_GRID,))
+        [(wkb,)] = conn.execute(
+            "SELECT geometry FROM grids WHERE code = %s", (POLICE_GRID,)
+        ).fetchall()
+    point = shapely.from_wkb(bytes(wkb)).buffer(-0.0003).representative_point()
+    hazard = {"id": str(uuid.uuid4()), "lon": point.x, "lat": point.y, "category": "road",
+              "severity": "low"}  # fmt: skip
+    settings = api_settings(tmp_path, seeded_url)
+    with ApiServer(settings, seeded_url, Clock()) as server, server.client() as client:
+        posted = client.post("/hazards", headers=module_tokens.header("admin"),
+                             **_form(hazard, jpeg_with_gps()))  # fmt: skip
+        assert posted.status_code == 201, posted.text
+        [media_id] = _media_ids(posted.json()["properties"]["photo_urls"])
+        for token, status in ((officer, 200), (other, 404)):
+            client.headers["Authorization"] = f"Bearer {token}"
+            assert client.get(f"/collections/hazards/items/{hazard['id']}").status_code == status
+            for path in (f"/media/{media_id}", f"/media/{media_id}/thumb"):
+                answer = client.get(path)
+                assert answer.status_code == status, (token == officer, path, answer.text)
+        assert reason(answer) == f"no photo {media_id}"
 
 
 def _token(http, role: str) -> str:

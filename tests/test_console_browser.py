@@ -269,6 +269,12 @@ def test_phone_width_screenshots(browser, module_server, module_tokens, sos, sho
             page.wait_for_function("window.gridwatchChart !== undefined")
         page.wait_for_load_state("networkidle") if name != "live" else page.wait_for_timeout(800)
         widths[name] = page.evaluate("document.documentElement.scrollWidth")
+        if name == "ledger":  # a card a row: nothing scrolls sideways inside the table either
+            widths["ledger table"] = page.evaluate(
+                "document.querySelector('.gw-table-wrap').scrollWidth"
+            )
+            assert page.locator("#gw-ledger thead").is_hidden()
+            assert page.locator("#gw-ledger tr.late .gw-late").count() > 0
         page.screenshot(path=str(shots / f"{name}-390.png"), full_page=name == "alert")
     assert page.evaluate(MAP_BESIDE_LIST), "the list covers the map on a phone"
     assert page.evaluate(EMERGENCY_GRIDS) > 0, "no grid with an SOS or a fall stands out"

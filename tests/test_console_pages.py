@@ -264,10 +264,12 @@ def test_a_request_stands_in_the_ledger_and_has_its_page(http, request_in_a):
     exported = http["duty_street"].get("/ledger.csv", params={"kind": "request", "grid": GRID_A})
     [row] = [r for r in csv_rows(exported.content) if r[0] == request_in_a]
     assert (row[4], row[6], row[12], row[15]) == ("噪声扰民", "已派单", "是", "'=楼上夜间装修")
-    assert row[-2:] == ["诉求", "接单期限"]
+    assert row[17:] == ["诉求", "接单期限", ""]  # kind, deadline kind, no place (场所)
     page = http["worker_a"].get(f"/console/cases/{request_in_a}")
     assert page.status_code == 200
     assert "诉求详情" in page.text and "12345热线" in page.text
+    no_photos = f'<p class="gw-hint" id="gw-photos">{ZH["no_photos"]}</p>'
+    assert no_photos in page.text and '<ul class="gw-photos"' not in page.text  # a line, no list
     assert f'data-post="/requests/{request_in_a}/accept"' in page.text
     assert 'data-form="dispatch"' not in page.text  # a worker does not dispatch (派单)
     assert 'data-form="dispatch"' in http["duty_street"].get(f"/console/cases/{request_in_a}").text

@@ -52,8 +52,10 @@ def _row(**changed) -> LedgerRow:
 
 
 ROWS = [
-    _row(),
+    _row(place_id="P0068", place_name="团结建材库"),  # found by the place's inspection
     _row(
+        place_id="P0069",
+        place_name="=先锋加工坊",
         reporter_id="-2",
         assignee="@SUM(A1)",
         description='=HYPERLINK("http://x")',
@@ -83,14 +85,17 @@ def test_the_workbook_holds_what_the_csv_holds():
     expected = csv_rows(ledger_csv(ROWS, ZH, SHANGHAI, NOW))
     assert xlsx_rows(_xlsx(ROWS)) == expected
     assert expected[1][10:14] == ["2026-11-22 05:59", "2026-11-23 05:45", "是", "6.2"]
-    guarded = ["'-2", "'@SUM(A1)", '\'=HYPERLINK("http://x")', "'+cmd"]
-    assert [expected[2][i] for i in (8, 9, 15, 16)] == guarded, "no formula in the CSV"
+    guarded = ["'-2", "'@SUM(A1)", '\'=HYPERLINK("http://x")', "'+cmd", "'=先锋加工坊"]
+    assert [expected[2][i] for i in (8, 9, 15, 16, 19)] == guarded, "no formula in the CSV"
     assert (expected[3][4], expected[3][5], expected[3][17], expected[3][18]) == (
         "噪声扰民",
         "",
         "诉求",
         "接单期限",
     )
+    assert expected[0][19] == "场所"
+    places = [r[19] for r in expected[1:]]
+    assert places == ["团结建材库", "'=先锋加工坊", ""], "the place, or empty"
 
 
 def test_the_workbook_types_its_cells_and_frames_its_sheet():
@@ -98,7 +103,7 @@ def test_the_workbook_types_its_cells_and_frames_its_sheet():
     sheet = book.active
     assert sheet.title == "问题台账"
     assert sheet.freeze_panes == "A2"
-    assert sheet.auto_filter.ref == "A1:S4"
+    assert sheet.auto_filter.ref == "A1:T4"
     assert all(cell.font.b for cell in sheet[1])
     assert not any(cell.font.b for cell in sheet[2])
     found, due, late = sheet["K2"], sheet["L2"], sheet["N2"]

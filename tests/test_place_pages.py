@@ -3,8 +3,9 @@ places layer, the sort by a heading, overdue places in red with how long, contac
 the layer masks them, open findings linking to their cases; scoped like the layer (another
 grid's worker sees none of the other grid's places and gets 404 asking for its grid; no
 session, a revoked token: the login page). An inspection's finding names the photos posted
-with it (upload:N): they are its case's, shown on the case page with the place; the phone
-view holds the places due an inspection and the findings' cases."""
+with it (upload:N): they are its case's, shown on the case page with the place, and the
+ledger (on screen, in JSON, CSV and XLSX) names the place; the phone view holds the places
+due an inspection and the findings' cases."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from tests.support.api import GRID_A, GRID_B, NOW, english_client, reason
 from tests.support.databases import query, query_one
 from tests.support.photos import jpeg_with_gps
 from tests.support.places import PLACE_A, PLACE_B, inspection, register_places
+from tests.support.spreadsheets import csv_rows, xlsx_rows
 
 ZH = texts_for("zh")
 ROW = re.compile(r'<tr id="place-([^"]+)"')
@@ -189,6 +191,25 @@ def test_a_findings_photos_are_its_cases_and_its_page_names_the_place(http, plac
     assert http["worker_a"].get(f"/console/cases/{places['hazard']}").status_code == 404
     ledger = http["duty_street"].get("/console/ledger", params={"grid": GRID_B}).text
     assert f'<b class="gw-place">幸福便利店</b> · {FIRE["description"]}' in ledger
+
+
+def test_the_ledgers_json_and_files_name_a_findings_place(http, places):
+    """场所 in the JSON and as the last column of the CSV and the workbook: the place's name
+    for the finding, empty (null in JSON) for a hazard no inspection found."""
+    duty = http["duty_street"]
+    items = duty.get("/ledger", params={"grid": GRID_B, "limit": 1000}).json()["items"]
+    named = {item["id"]: item["place"] for item in items}
+    assert named.pop(places["hazard"]) == "幸福便利店"
+    assert named and set(named.values()) == {None}
+    for path in ("/ledger.csv", "/ledger.xlsx"):
+        file = duty.get(path, params={"grid": GRID_B})
+        assert file.status_code == 200, file.text[:300]
+        read = csv_rows if path.endswith(".csv") else xlsx_rows
+        [header, *rows] = read(file.content)
+        assert header[-1] == ZH["ledger_columns"][-1] == "场所"
+        places_of = {row[0]: row[-1] for row in rows}
+        assert places_of.pop(places["hazard"]) == "幸福便利店", path
+        assert set(places_of.values()) == {""}, path
 
 
 def test_a_photo_named_wrong_is_refused(http, places, seeded_url):
