@@ -8,6 +8,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypedDict
 
 import geopandas as gpd
 import numpy as np
@@ -64,6 +65,19 @@ class GridFeature:
     level: str
     parent_code: str | None
     geometry: MultiPolygon
+
+
+class GridFileOptions(TypedDict, total=False):
+    """How `read_grid_file` reads a file (its keyword arguments), for a caller that hands
+    them on: the level, the fields that hold each part, the layer and the file's CRS."""
+
+    level: str | None
+    code_field: str
+    name_field: str
+    parent_field: str | None
+    level_field: str | None
+    layer: str | None
+    source_crs: str | None
 
 
 def read_grid_file(

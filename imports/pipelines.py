@@ -6,12 +6,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Unpack
 from zoneinfo import ZoneInfo
 
 import psycopg
 
 from gridwatch.errors import InputFileError, listed
-from gridwatch.geo.grids import BUILDING, assign_parents, read_grid_file
+from gridwatch.geo.grids import BUILDING, GridFileOptions, assign_parents, read_grid_file
 from gridwatch.imports.contacts import read_contacts_csv
 from gridwatch.imports.hotline import read_work_orders
 from gridwatch.imports.places import read_places_csv
@@ -55,31 +56,19 @@ def import_grid_file(
     conn: psycopg.Connection,
     path: Path,
     *,
-    level: str | None = "grid",
-    code_field: str = "code",
-    name_field: str = "name",
-    parent_field: str | None = None,
-    level_field: str | None = None,
-    layer: str | None = None,
-    source_crs: str | None = None,
     system: str = MANAGEMENT,
     progress: ProgressFn | None = None,
+    **reading: Unpack[GridFileOptions],
 ) -> ImportResult:
-    """Read a vector file and upsert its polygons by code as grids of `system`, parents by
-    field or containment (in grids of the same system)."""
+    """Read a vector file (`reading`: as `read_grid_file` takes it) and upsert its polygons
+    by code as grids of `system`, parents by field or containment (in grids of the same
+    system)."""
     require_file(path)
     if system not in GRID_SYSTEMS:
         raise InputFileError(f"unknown grid system {system!r}: expected {', '.join(GRID_SYSTEMS)}")
-    features = read_grid_file(
-        path,
-        source_crs=source_crs,
-        level=None if level_field else level,
-        code_field=code_field,
-        name_field=name_field,
-        parent_field=parent_field,
-        level_field=level_field,
-        layer=layer,
-    )
+    if reading.get("level_field"):
+        reading["level"] = None  # each feature's level is its own, as the field says
+    features = read_grid_file(path, **reading)
     codes = {f.code for f in features}
     known = [f for f in load_features(conn, system) if f.code not in codes]
     conn.commit()

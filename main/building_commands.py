@@ -5,11 +5,9 @@ worker calls first about a home. Buildings come in with `grids import --level bu
 from __future__ import annotations
 
 import argparse
-import getpass
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from gridwatch.commands import forget_command, migrated_database, register_table
+from gridwatch.commands import forget_command, forgetting, forgotten_before, register_table
 from gridwatch.settings import Settings
 
 if TYPE_CHECKING:
@@ -50,18 +48,15 @@ def register(commands: Commands, common: argparse.ArgumentParser) -> None:
 def run_contacts_forget(settings: Settings, args: argparse.Namespace) -> int:
     from gridwatch.store.contacts import forget_contact
 
-    actor = args.by or getpass.getuser()
-    with migrated_database(settings) as conn:
-        done = forget_contact(conn, args.contact_id, actor=actor, now=datetime.now(UTC))
-    if done.already:
-        since = done.at.astimezone(settings.zone).strftime("%Y-%m-%d %H:%M")
-        print(f"contact {done.contact_id} was forgotten on {since}")
-    else:
-        print(
-            f"contact {done.contact_id} forgotten: name, phone and webhook removed; their "
-            "role and building kept"
-        )
-    if done.deliveries:
-        print(f"{done.deliveries} notice(s) still waiting for their webhook dropped")
-    print(f"recorded in the audit as asked by {actor}")
+    with forgetting(settings, args) as (conn, actor, now):
+        done = forget_contact(conn, args.contact_id, actor=actor, now=now)
+        if done.already:
+            print(forgotten_before(f"contact {done.contact_id}", done.at, settings))
+        else:
+            print(
+                f"contact {done.contact_id} forgotten: name, phone and webhook removed; their "
+                "role and building kept"
+            )
+        if done.deliveries:
+            print(f"{done.deliveries} notice(s) still waiting for their webhook dropped")
     return 0

@@ -1,6 +1,7 @@
 """What the `gridwatch` command groups share: how a group is registered, a register's file
 imported (with a progress line) and its empty template, times read from the command line,
-and running a service until it is told to stop.
+someone's personal information forgotten as asked, and running a service until it is told
+to stop.
 
 Each group is a module with `register(commands, common)`; `gridwatch.cli` calls them in
 order. This module imports none of them.
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import getpass
 import importlib
 import logging
 import signal
@@ -17,7 +19,7 @@ import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeAlias
 
@@ -68,6 +70,24 @@ def forget_command(
     forget.add_argument(subject, help=subject_help)
     forget.add_argument("--by", help="who asks for it (default: your login name)")
     forget.set_defaults(run=run)
+
+
+@contextmanager
+def forgetting(
+    settings: Settings, args: argparse.Namespace
+) -> Iterator[tuple[psycopg.Connection, str, datetime]]:
+    """For a `forget` command's body: the migrated database, who asks (`--by`, else the
+    login name) and now; once the body has said what it removed, who asked, as the audit
+    records it (not when it fails)."""
+    actor = args.by or getpass.getuser()
+    with migrated_database(settings) as conn:
+        yield conn, actor, datetime.now(UTC)
+    print(f"recorded in the audit as asked by {actor}")
+
+
+def forgotten_before(what: str, at: datetime, settings: Settings) -> str:
+    """That `what` was forgotten before, at `at` (local time): nothing was left to remove."""
+    return f"{what} was forgotten on {at.astimezone(settings.zone):%Y-%m-%d %H:%M}"
 
 
 def register_table(

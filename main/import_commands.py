@@ -86,18 +86,11 @@ def register(commands: Commands, common: argparse.ArgumentParser) -> None:
 
 
 def run_grids_import(settings: Settings, args: argparse.Namespace) -> int:
+    from gridwatch.geo.grids import GridFileOptions
     from gridwatch.imports.pipelines import import_grid_file
 
-    options = (
-        "level",
-        "code_field",
-        "name_field",
-        "parent_field",
-        "level_field",
-        "layer",
-        "source_crs",
-        "system",
-    )
+    # The flags are named as the options of reading a grid file are, and --system.
+    options = (*GridFileOptions.__optional_keys__, "system")
     importer = functools.partial(import_grid_file, **{o: getattr(args, o) for o in options})
     return import_file(
         settings,

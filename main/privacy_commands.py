@@ -4,14 +4,18 @@ the command line. Wired into the main parser by `register()`."""
 from __future__ import annotations
 
 import argparse
-import getpass
 import sys
 from dataclasses import asdict
-from datetime import UTC, datetime
 from functools import partial
 from typing import TYPE_CHECKING
 
-from gridwatch.commands import forget_command, migrated_database, parse_time, subcommands
+from gridwatch.commands import (
+    forget_command,
+    forgetting,
+    forgotten_before,
+    parse_time,
+    subcommands,
+)
 from gridwatch.services import Services
 from gridwatch.settings import Settings
 
@@ -49,29 +53,26 @@ def run_forget(settings: Settings, args: argparse.Namespace) -> int:
     from gridwatch.media.blobs import delete_photos, media_store
     from gridwatch.store.personal_data import forget_resident
 
-    actor = args.by or getpass.getuser()
     store = media_store(settings)
-
-    with migrated_database(settings) as conn:
+    with forgetting(settings, args) as (conn, actor, now):
         done = forget_resident(
             conn,
             args.resident_id,
             actor=actor,
-            now=datetime.now(UTC),
+            now=now,
             remove_photos=partial(delete_photos, store),
         )
-    if done.already:
-        since = done.at.astimezone(settings.zone).strftime("%Y-%m-%d %H:%M")
-        print(f"resident {done.resident_id} was forgotten on {since}; notes written since removed")
-    else:
-        print(
-            f"resident {done.resident_id} forgotten: name, phone, address, home position, "
-            "notes and the link from patrol visits removed; meter readings, sensor events, "
-            "alerts and their history kept"
-        )
-    if done.photos:
-        print(f"{done.photos} photo(s) of their home visits deleted from {store.describe()}")
-    print(f"recorded in the audit as asked by {actor}")
+        if done.already:
+            since = forgotten_before(f"resident {done.resident_id}", done.at, settings)
+            print(f"{since}; notes written since removed")
+        else:
+            print(
+                f"resident {done.resident_id} forgotten: name, phone, address, home position, "
+                "notes and the link from patrol visits removed; meter readings, sensor events, "
+                "alerts and their history kept"
+            )
+        if done.photos:
+            print(f"{done.photos} photo(s) of their home visits deleted from {store.describe()}")
     return 0
 
 

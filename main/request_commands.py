@@ -8,7 +8,7 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from gridwatch.commands import forget_command, migrated_database
+from gridwatch.commands import forget_command, forgetting, migrated_database
 from gridwatch.settings import Settings
 
 if TYPE_CHECKING:
@@ -68,20 +68,15 @@ def run_requests_import(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def run_requests_forget(settings: Settings, args: argparse.Namespace) -> int:
-    import getpass
-    from datetime import UTC, datetime
-
     from gridwatch.store.requests import forget_requester
 
-    actor = args.by or getpass.getuser()
-    with migrated_database(settings) as conn:
-        done = forget_requester(conn, args.request, actor=actor, now=datetime.now(UTC))
-    others = len(done.request_ids) - 1
-    print(
-        f"request {done.request_ids[0]}: requester's name, phone, email, address and feedback "
-        f"words {'removed' if done.removed else 'were already gone'}"
-        + (f", and from {others} other requests with the same phone or email" if others else "")
-        + "; the requests, their text and history kept"
-    )
-    print(f"recorded in the audit as asked by {actor}")
+    with forgetting(settings, args) as (conn, actor, now):
+        done = forget_requester(conn, args.request, actor=actor, now=now)
+        others = len(done.request_ids) - 1
+        print(
+            f"request {done.request_ids[0]}: requester's name, phone, email, address and "
+            f"feedback words {'removed' if done.removed else 'were already gone'}"
+            + (f", and from {others} other requests with the same phone or email" if others else "")
+            + "; the requests, their text and history kept"
+        )
     return 0

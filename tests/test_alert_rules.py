@@ -72,6 +72,15 @@ def fires_alone(history: HomeHistory, zone: ZoneInfo, kind: str, hhmm: str) -> C
     return fired[kind]
 
 
+def morning_ends(history: HomeHistory, zone: ZoneInfo, hhmm: str, days: int = 0) -> None:
+    """Checks that the morning window of DAY + `days` ends at `hhmm`: no morning alert a
+    minute before, one dated 05:00 at it, and that is the deadline seen at 09:00."""
+    end = at(zone, hhmm, days)
+    assert MORNING not in held(history, end - MINUTE, zone)
+    assert held(history, end, zone)[MORNING].since == at(zone, "05:00", days)
+    assert next_deadline(history, RULES, at(zone, "09:00", days), zone) == end
+
+
 # -- no_activity: 12 h -------------------------------------------------------------------------
 
 
@@ -574,10 +583,7 @@ def test_a_late_risers_morning_window_ends_later_but_never_after_noon(zone, lear
         morning_end=None if learned is None else time.fromisoformat(learned),
     )
     assert morning_window(history, RULES) == (time(5, 0), time.fromisoformat(end))
-    end_at = at(zone, end)
-    assert MORNING not in held(history, end_at - MINUTE, zone)
-    assert held(history, end_at, zone)[MORNING].since == at(zone, "05:00")
-    assert next_deadline(history, RULES, at(zone, "09:00"), zone) == end_at
+    morning_ends(history, zone, end)
 
 
 # -- resolution --------------------------------------------------------------------------------
@@ -823,10 +829,7 @@ def test_the_morning_window_of_one_who_sleeps_in_on_rest_days(zone, days, calend
     )
     day = DAY + timedelta(days=days)
     assert morning_window(history, RULES, day) == (time(5, 0), time.fromisoformat(end))
-    end_at = at(zone, end, days)
-    assert MORNING not in held(history, end_at - MINUTE, zone)
-    assert held(history, end_at, zone)[MORNING].since == at(zone, "05:00", days)
-    assert next_deadline(history, RULES, at(zone, "09:00", days), zone) == end_at
+    morning_ends(history, zone, end, days)
 
 
 def test_mornings_are_learned_apart_for_working_days_and_rest_days():
