@@ -15,7 +15,9 @@ from fastapi import APIRouter, Path, Query, Request
 
 from gridwatch.api.auth import Reader, ensure_visible, scope_filters, sees_personal_data
 from gridwatch.api.disclosure import (
-    alert_resident,
+    ALERT_RESIDENT,
+    PLACE_CONTACT,
+    REQUESTER,
     record_reads,
     shown_in_clear,
 )
@@ -50,7 +52,7 @@ from gridwatch.api.params import (
     parse_datetime,
 )
 from gridwatch.api.privacy import coarse_bbox
-from gridwatch.api.requests import request_answer, shown_requesters, visible_request
+from gridwatch.api.requests import request_answer, visible_request
 from gridwatch.api.responses import GeoJSONResponse, JSONResponse, JSONSchemaResponse, dumps
 from gridwatch.api.runtime import ApiState, Conn, State
 from gridwatch.cases.hazards import STATUSES
@@ -76,7 +78,7 @@ from gridwatch.store.filters import Filters, local_day_bounds
 from gridwatch.store.grids import GridCatalog, GridCounts, GridRecord
 from gridwatch.store.hazards import get_hazard, hazard_events, hazard_page
 from gridwatch.store.paging import Page
-from gridwatch.store.places import PlaceRecord, get_place, place_events, place_page
+from gridwatch.store.places import get_place, place_events, place_page
 from gridwatch.store.requests import request_page
 from gridwatch.store.residents import get_resident, resident_page
 from gridwatch.store.users import Principal
@@ -945,7 +947,7 @@ def _alerts_from_db(
             kind=q.kind,
         )
         rows = page.rows
-        record_reads(conn, principal, request, shown_in_clear(principal, rows, alert_resident))
+        record_reads(conn, principal, request, shown_in_clear(principal, rows, ALERT_RESIDENT))
     features = [alert_feature(r, principal) for r in rows]
     return page_response(request, page, features, "alerts", lambda a: [a.id])
 
@@ -972,7 +974,7 @@ def _alert_page(
     return Body.of(
         content,
         compress=q.filters.bbox is None,
-        disclosed=shown_in_clear(principal, rows, alert_resident),
+        disclosed=shown_in_clear(principal, rows, ALERT_RESIDENT),
     )
 
 
@@ -988,7 +990,7 @@ def alert_item(
     alert_id: Annotated[int, Path(ge=1, le=2**62)],
 ):
     row = get_visible_alert(conn, principal, alert_id)
-    record_reads(conn, principal, request, shown_in_clear(principal, [row], alert_resident))
+    record_reads(conn, principal, request, shown_in_clear(principal, [row], ALERT_RESIDENT))
     events = conn.execute(
         "SELECT id, at, action, actor, note, level FROM alert_events WHERE alert_id = %s "
         "ORDER BY id",
@@ -1099,7 +1101,7 @@ def request_items(
         sources=_list(source, SOURCES, "source"),
         level=level,
     )
-    record_reads(conn, principal, request, shown_requesters(principal, page.rows))
+    record_reads(conn, principal, request, shown_in_clear(principal, page.rows, REQUESTER))
     now = state.now()
     features = [
         request_feature(r, now, clear=sees_personal_data(principal, r.grid_id)) for r in page.rows
@@ -1237,7 +1239,7 @@ def place_items(
     rows = page.rows
     _may_reveal(principal, rows, pii, "places' contacts")
     if pii:
-        record_reads(conn, principal, request, _shown_contacts(principal, rows))
+        record_reads(conn, principal, request, shown_in_clear(principal, rows, PLACE_CONTACT))
     features = [place_feature(r, now, clear=pii) for r in rows]
     return page_response(request, page, features, "places", lambda p: [p.id])
 
@@ -1255,7 +1257,7 @@ def place_item(
     place_id: Annotated[str, Path(max_length=128)],
 ):
     row = _visible(principal, f"no place {place_id[:64]!r}", lambda: get_place(conn, place_id))
-    record_reads(conn, principal, request, _shown_contacts(principal, [row]))
+    record_reads(conn, principal, request, shown_in_clear(principal, [row], PLACE_CONTACT))
     clear = sees_personal_data(principal, row.grid_id)
     return GeoJSONResponse(
         place_feature(row, state.now(), clear=clear, events=place_events(conn, row.id))
@@ -1267,16 +1269,6 @@ def _may_reveal(principal: Principal, rows: list, pii: bool, what: str) -> None:
     caller may not see so."""
     if pii and any(not sees_personal_data(principal, r.grid_id) for r in rows):
         raise Forbidden(f"your role may not see {what}")
-
-
-def _shown_contacts(principal: Principal, places: list[PlaceRecord]) -> list[str]:
-    """The audit ids (`place:<id>`) of the places among `places` whose contact the caller
-    sees in clear."""
-    return [
-        f"place:{p.id}"
-        for p in places
-        if (p.contact or p.phone) and sees_personal_data(principal, p.grid_id)
-    ]
 
 
 @router.get("/collections/{collection_id}/items", include_in_schema=False)

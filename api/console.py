@@ -29,7 +29,7 @@ from gridwatch.api.desk import (
     parts_for,
     read_desk,
 )
-from gridwatch.api.disclosure import alert_resident, record_reads, shown_in_clear
+from gridwatch.api.disclosure import ALERT_RESIDENT, record_reads, shown_in_clear
 from gridwatch.api.features import person
 from gridwatch.api.hazards import (
     CategoryQ,
@@ -125,7 +125,7 @@ def desk_summary(
         summary, parts = _kept_summary(state, principal, figures, homes, kind)
     else:
         summary, parts = _summary_from_db(conn, state, principal, kind)
-    record_reads(conn, principal, request, shown_in_clear(principal, parts.live, alert_resident))
+    record_reads(conn, principal, request, shown_in_clear(principal, parts.live, ALERT_RESIDENT))
     return summary
 
 
@@ -327,7 +327,7 @@ async def summary_json(
             dumps(summary),
             compress=True,
             valid_until=figures.valid_until,
-            disclosed=shown_in_clear(principal, parts.live, alert_resident),
+            disclosed=shown_in_clear(principal, parts.live, ALERT_RESIDENT),
         )
 
     key = ("desk", figures.serial, homes.serial, principal.role, principal.grid_ids, kind)
@@ -354,7 +354,7 @@ def _summary_response(
 ) -> JSONResponse:
     with state.pool.connection() as conn:
         summary, parts = _summary_from_db(conn, state, principal, kind)
-        shown = shown_in_clear(principal, parts.live, alert_resident)
+        shown = shown_in_clear(principal, parts.live, ALERT_RESIDENT)
         record_reads(conn, principal, request, shown)
     return JSONResponse(summary)
 
@@ -446,7 +446,7 @@ def alert_view(
 ):
     t = texts_for(state.settings.lang)
     row = get_visible_alert(conn, principal, alert_id)
-    record_reads(conn, principal, request, shown_in_clear(principal, [row], alert_resident))
+    record_reads(conn, principal, request, shown_in_clear(principal, [row], ALERT_RESIDENT))
     alert = live_item(t, state, principal, row)
     alert.update(
         acknowledged_at=row.acknowledged_at,
