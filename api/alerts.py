@@ -12,7 +12,7 @@ from gridwatch.api.auth import Reader
 from gridwatch.api.bodies import AckBody, AlertResolveBody, Strict, with_body
 from gridwatch.api.collections import get_visible_alert
 from gridwatch.api.disclosure import (
-    alert_resident,
+    ALERT_RESIDENT,
     record_reads,
     shown_in_clear,
 )
@@ -102,7 +102,7 @@ def _alert_step(
         **fields,
     )
     row = get_alert(conn, alert_id)
-    record_reads(conn, principal, request, shown_in_clear(principal, [row], alert_resident))
+    record_reads(conn, principal, request, shown_in_clear(principal, [row], ALERT_RESIDENT))
     return GeoJSONResponse(alert_feature(row, principal))
 
 

@@ -5,17 +5,22 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from functools import partial
 from typing import Annotated, Any, Literal, overload
 
 from fastapi import APIRouter, Path, Query, Request
+from fastapi.responses import Response
 
 from gridwatch.api.auth import Reader, ensure_visible, scope_filters, sees_personal_data
 from gridwatch.api.disclosure import (
-    alert_resident,
+    ALERT_RESIDENT,
+    PLACE_CONTACT,
+    REQUESTER,
+    RESIDENT,
+    Personal,
     record_reads,
     shown_in_clear,
 )
@@ -38,6 +43,7 @@ from gridwatch.api.layer_cache import (
     Body,
     GridLayer,
     HazardLayer,
+    KeptBodies,
     Moment,
     conditional,
     feature_collection,
@@ -50,7 +56,7 @@ from gridwatch.api.params import (
     parse_datetime,
 )
 from gridwatch.api.privacy import coarse_bbox
-from gridwatch.api.requests import request_answer, shown_requesters, visible_request
+from gridwatch.api.requests import request_answer, visible_request
 from gridwatch.api.responses import GeoJSONResponse, JSONResponse, JSONSchemaResponse, dumps
 from gridwatch.api.runtime import ApiState, Conn, State
 from gridwatch.cases.hazards import STATUSES
@@ -76,7 +82,7 @@ from gridwatch.store.filters import Filters, local_day_bounds
 from gridwatch.store.grids import GridCatalog, GridCounts, GridRecord
 from gridwatch.store.hazards import get_hazard, hazard_events, hazard_page
 from gridwatch.store.paging import Page
-from gridwatch.store.places import PlaceRecord, get_place, place_events, place_page
+from gridwatch.store.places import get_place, place_events, place_page
 from gridwatch.store.requests import request_page
 from gridwatch.store.residents import get_resident, resident_page
 from gridwatch.store.users import Principal
@@ -488,14 +494,13 @@ async def grid_items(
 
     moment = layer.moment(state.now())
 
-    # The caller's grids are part of the key: an answer is never served to another scope.
     def make() -> Body:
         asked = (level, grid, system)
         return _grid_page(request, principal, layer, moment, box, size, offset, *asked)
 
-    key = (layer.serial, moment.passed, principal.grid_ids, str(request.url))
-    body = state.grid_bodies.answer(layer, key, make)
-    return conditional(request, body, GeoJSONResponse.media_type)
+    return await _kept_answer(
+        request, principal, state, state.grid_bodies, layer, moment.passed, make
+    )
 
 
 def _read_grid_layer(state: ApiState, start: datetime, end: datetime) -> GridLayer:
@@ -630,9 +635,9 @@ async def hazard_items(
     def make() -> Body:
         return _hazard_page(request, kept, ask(kept.catalog), size, now, moment)
 
-    key = (layer.serial, moment.passed, principal.grid_ids, str(request.url))
-    body = state.grid_bodies.answer(layer, key, make)
-    return conditional(request, body, GeoJSONResponse.media_type)
+    return await _kept_answer(
+        request, principal, state, state.grid_bodies, layer, moment.passed, make
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -659,16 +664,10 @@ def _hazard_query(
 ) -> _HazardQuery:
     """What a hazards request asks, checked in the order the answers' errors come in."""
     grids = subtree_ids(catalog, principal, grid, system)
-    cursor_key = decode_cursor(cursor, (datetime, str))
-    after = None
-    if cursor_key is not None:
-        try:
-            after = (cursor_key[0], uuid.UUID(cursor_key[1]))
-        except ValueError:
-            raise BadRequest("cursor is not one this server issued") from None
+    after = decode_cursor(cursor, (datetime, uuid.UUID))
     return _HazardQuery(
         _filters(state, principal, request, grids, system),
-        after,
+        tuple(after) if after else None,
         _list(status, STATUSES, "status"),
         _list(severity, SEVERITIES, "severity"),
         level,
@@ -887,8 +886,24 @@ async def alert_items(
     def make() -> Body:
         return _alert_page(request, principal, kept, ask(kept.catalog), size)
 
-    key = (layer.serial, principal.role, principal.grid_ids, str(request.url))
-    body = state.answers.answer(layer, key, make)
+    return await _kept_answer(request, principal, state, state.answers, layer, principal.role, make)
+
+
+async def _kept_answer(
+    request: Request,
+    principal: Principal,
+    state: ApiState,
+    bodies: KeptBodies,
+    layer: GridLayer | HazardLayer | AlertLayer,
+    varies: Hashable,
+    make: Callable[[], Body],
+) -> Response:
+    """`make`'s answer from a kept layer, kept in `bodies` for the layer's version, what else
+    it `varies` by (the overdue flags' moment, the caller's role), the caller's grids (an
+    answer is never served to another scope) and the URL; the people it shows in clear are
+    recorded before it goes out."""
+    key = (layer.serial, varies, principal.grid_ids, str(request.url))
+    body = bodies.answer(layer, key, make)
     await state.reads.record(principal, request, list(body.disclosed))
     return conditional(request, body, GeoJSONResponse.media_type)
 
@@ -955,7 +970,7 @@ def _alerts_from_db(
             kind=q.kind,
         )
         rows = page.rows
-        record_reads(conn, principal, request, shown_in_clear(principal, rows, alert_resident))
+        record_reads(conn, principal, request, shown_in_clear(principal, rows, ALERT_RESIDENT))
     features = [alert_feature(r, principal) for r in rows]
     return page_response(request, page, features, "alerts", lambda a: [a.id])
 
@@ -982,7 +997,7 @@ def _alert_page(
     return Body.of(
         content,
         compress=q.filters.bbox is None,
-        disclosed=shown_in_clear(principal, rows, alert_resident),
+        disclosed=shown_in_clear(principal, rows, ALERT_RESIDENT),
     )
 
 
@@ -998,7 +1013,7 @@ def alert_item(
     alert_id: Annotated[int, Path(ge=1, le=2**62)],
 ):
     row = get_visible_alert(conn, principal, alert_id)
-    record_reads(conn, principal, request, shown_in_clear(principal, [row], alert_resident))
+    record_reads(conn, principal, request, shown_in_clear(principal, [row], ALERT_RESIDENT))
     events = conn.execute(
         "SELECT id, at, action, actor, note, level FROM alert_events WHERE alert_id = %s "
         "ORDER BY id",
@@ -1092,24 +1107,18 @@ def request_items(
         request, COMMON_PARAMS | {"status", "service_code", "source", "level", "grid", "system"}
     )
     grids = subtree_ids(state.catalog(conn), principal, grid, system)
-    key = decode_cursor(cursor, (datetime, str))
-    after = None
-    if key is not None:
-        try:
-            after = (key[0], uuid.UUID(key[1]))
-        except ValueError:
-            raise BadRequest("cursor is not one this server issued") from None
+    after = decode_cursor(cursor, (datetime, uuid.UUID))
     page = request_page(
         conn,
         _filters(state, principal, request, grids, system),
         limit=page_size(state, limit),
-        after=after,
+        after=tuple(after) if after else None,
         statuses=_list(status, REQUEST_STATUSES, "status"),
         service_codes=_list(service_code, SERVICE_CODES, "service_code"),
         sources=_list(source, SOURCES, "source"),
         level=level,
     )
-    record_reads(conn, principal, request, shown_requesters(principal, page.rows))
+    record_reads(conn, principal, request, shown_in_clear(principal, page.rows, REQUESTER))
     now = state.now()
     features = [
         request_feature(r, now, clear=sees_personal_data(principal, r.grid_id)) for r in page.rows
@@ -1172,10 +1181,8 @@ def resident_items(
         alerting=alerting,
     )
     rows = page.rows
-    _may_reveal(principal, rows, pii, "residents' personal information")
+    _reveal(conn, principal, request, rows, pii, RESIDENT, "residents' personal information")
     features = [resident_feature(r, principal, reveal=pii) for r in rows]
-    if pii:
-        record_reads(conn, principal, request, shown_in_clear(principal, rows))
     return page_response(request, page, features, "residents", lambda r: [r.id])
 
 
@@ -1245,9 +1252,7 @@ def place_items(
         findings=findings,
     )
     rows = page.rows
-    _may_reveal(principal, rows, pii, "places' contacts")
-    if pii:
-        record_reads(conn, principal, request, _shown_contacts(principal, rows))
+    _reveal(conn, principal, request, rows, pii, PLACE_CONTACT, "places' contacts")
     features = [place_feature(r, now, clear=pii) for r in rows]
     return page_response(request, page, features, "places", lambda p: [p.id])
 
@@ -1265,28 +1270,30 @@ def place_item(
     place_id: Annotated[str, Path(max_length=128)],
 ):
     row = _visible(principal, f"no place {place_id[:64]!r}", lambda: get_place(conn, place_id))
-    record_reads(conn, principal, request, _shown_contacts(principal, [row]))
+    record_reads(conn, principal, request, shown_in_clear(principal, [row], PLACE_CONTACT))
     clear = sees_personal_data(principal, row.grid_id)
     return GeoJSONResponse(
         place_feature(row, state.now(), clear=clear, events=place_events(conn, row.id))
     )
 
 
-def _may_reveal(principal: Principal, rows: list, pii: bool, what: str) -> None:
-    """Forbidden when `pii` asks for `what` in clear in rows (each with its `grid_id`) the
-    caller may not see so."""
-    if pii and any(not sees_personal_data(principal, r.grid_id) for r in rows):
+def _reveal(
+    conn,
+    principal: Principal,
+    request: Request,
+    rows: list,
+    pii: bool,
+    personal: Personal,
+    what: str,
+) -> None:
+    """When `pii` asks for `what`, the `personal` information of `rows` (each with its
+    `grid_id`), in clear: Forbidden if the caller may not see it so in any of them; else
+    the reads are recorded before the answer goes out."""
+    if not pii:
+        return
+    if any(not sees_personal_data(principal, r.grid_id) for r in rows):
         raise Forbidden(f"your role may not see {what}")
-
-
-def _shown_contacts(principal: Principal, places: list[PlaceRecord]) -> list[str]:
-    """The audit ids (`place:<id>`) of the places among `places` whose contact the caller
-    sees in clear."""
-    return [
-        f"place:{p.id}"
-        for p in places
-        if (p.contact or p.phone) and sees_personal_data(principal, p.grid_id)
-    ]
+    record_reads(conn, principal, request, shown_in_clear(principal, rows, personal))
 
 
 @router.get("/collections/{collection_id}/items", include_in_schema=False)

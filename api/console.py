@@ -5,6 +5,7 @@ routes (/alerts/{id}/ack, /hazards/{id}/resolve, …)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Annotated
 from urllib.parse import urlencode
@@ -29,7 +30,7 @@ from gridwatch.api.desk import (
     read_desk,
     requests_total,
 )
-from gridwatch.api.disclosure import alert_resident, record_reads, shown_in_clear
+from gridwatch.api.disclosure import ALERT_RESIDENT, record_reads, shown_in_clear
 from gridwatch.api.features import person
 from gridwatch.api.hazards import (
     CategoryQ,
@@ -71,10 +72,11 @@ from gridwatch.store.alerts import (
 from gridwatch.store.contacts import resident_home
 from gridwatch.store.filters import Filters, local_day_bounds
 from gridwatch.store.grids import GridCatalog
-from gridwatch.store.hazards import HazardDay, hazard_days, hazard_events
+from gridwatch.store.hazards import Hazard, HazardDay, hazard_days, hazard_events
 from gridwatch.store.homes import home_week
 from gridwatch.store.ledger import requests_by_grid
 from gridwatch.store.places import get_place, overdue_inspections_by_grid
+from gridwatch.store.requests import Request as RequestRow
 from gridwatch.store.requests import request_events
 from gridwatch.store.residents import awaiting_installation, get_resident
 from gridwatch.store.users import Principal
@@ -126,7 +128,7 @@ def desk_summary(
         summary, parts = _kept_summary(state, principal, figures, homes, kind)
     else:
         summary, parts = _summary_from_db(conn, state, principal, kind)
-    record_reads(conn, principal, request, shown_in_clear(principal, parts.live, alert_resident))
+    record_reads(conn, principal, request, shown_in_clear(principal, parts.live, ALERT_RESIDENT))
     return summary
 
 
@@ -337,7 +339,7 @@ async def summary_json(
             dumps(summary),
             compress=True,
             valid_until=figures.valid_until,
-            disclosed=shown_in_clear(principal, parts.live, alert_resident),
+            disclosed=shown_in_clear(principal, parts.live, ALERT_RESIDENT),
         )
 
     key = ("desk", figures.serial, homes.serial, principal.role, principal.grid_ids, kind)
@@ -364,7 +366,7 @@ def _summary_response(
 ) -> JSONResponse:
     with state.pool.connection() as conn:
         summary, parts = _summary_from_db(conn, state, principal, kind)
-        shown = shown_in_clear(principal, parts.live, alert_resident)
+        shown = shown_in_clear(principal, parts.live, ALERT_RESIDENT)
         record_reads(conn, principal, request, shown)
     return JSONResponse(summary)
 
@@ -456,7 +458,7 @@ def alert_view(
 ):
     t = texts_for(state.settings.lang)
     row = get_visible_alert(conn, principal, alert_id)
-    record_reads(conn, principal, request, shown_in_clear(principal, [row], alert_resident))
+    record_reads(conn, principal, request, shown_in_clear(principal, [row], ALERT_RESIDENT))
     alert = live_item(t, state, principal, row)
     alert.update(
         acknowledged_at=row.acknowledged_at,
@@ -727,7 +729,7 @@ def _ledger_row(t: dict, row, now: datetime) -> dict:
         "observed_at": row.observed_at,
         "due_at": row.due_at,
         "overdue": row.overdue,
-        "overdue_text": c["overdue_by"].format(h=duration_text(late, c)) if late else "",
+        "overdue_text": _overdue_text(c, late) if late else "",
         "description": row.description,
         "place_name": row.place_name,
     }
@@ -750,61 +752,28 @@ def case_view(
     except NotFound:
         return _request_view(request, principal, conn, state, case_id)
     t = texts_for(state.settings.lang)
-    c = t["console"]
-    now = state.now()
-    catalog = state.catalog(conn)
     due = hazard.due_at or hazard.deadline_at
-    late = is_overdue(hazard.status, due, now)
-    grid = catalog.by_id.get(hazard.grid_id) if hazard.grid_id is not None else None
-    events = hazard_events(conn, hazard.id)
-    photos = list(dict.fromkeys([*hazard.photo_urls, *(u for e in events for u in e.photo_urls)]))
-    case = {
-        "id": str(hazard.id),
+    shown = {
         "category_label": t["category"].get(hazard.category, hazard.category),
         "severity_label": t["severity"].get(hazard.severity, hazard.severity),
         "status_label": t["status"].get(hazard.status, hazard.status),
-        "level_label": t["level"].get(hazard.level, hazard.level),
-        "overdue": late,
-        "overdue_text": c["overdue_by"].format(
-            h=duration_text((now - due).total_seconds() / 3600, c)
-        )
-        if late and due
-        else "",
-        "description": hazard.description,
         "observed_at": hazard.observed_at,
-        "due_at": due,
-        "grid": hazard.grid_code,
-        "grid_name": grid.name if grid else None,
         "reporter_id": hazard.reporter_id,
-        "assignee": hazard.assignee,
         "place": _finding_place(t, conn, hazard.place_id),
     }
-    allowed = [step for step, (sources, _) in TRANSITIONS.items() if hazard.status in sources]
-    history = [case_event(t, state, e) for e in events]
-    return console_page(
+    now = state.now()
+    late = is_overdue(hazard.status, due, now)
+    page = _CasePage(t, _HAZARD_PAGE, hazard, state.catalog(conn), due, late, now)
+    return page.render(
         state,
         principal,
-        "console/case.html",
-        "case",
-        f"{case['category_label']} · {c['case']}",
-        case=case,
-        photos=photos,
+        shown,
+        hazard_events(conn, hazard.id),
+        hazard.photo_urls,
+        {step: sorted(src) for step, (src, _) in TRANSITIONS.items()},
         steps=HAZARD_STEPS,
-        step_labels=c["steps"],
-        post_to=f"/hazards/{hazard.id}",
-        allowed=allowed,
-        history=history,
-        grid_choices=[],
         calls=case_calls(conn, principal, request, hazard.lon, hazard.lat, hazard.place_id),
-        script_data={
-            "case_id": str(hazard.id),
-            "item": f"/collections/hazards/items/{hazard.id}",
-            "cases_after": case_stream_start(state),
-            "zone": state.zone.key,
-            "transitions": {step: sorted(src) for step, (src, _) in TRANSITIONS.items()},
-            "texts": _action_texts(t) | {"photos": c["photos"], "case_state": t["status"]},
-            "map": _case_map(state, hazard.lon, hazard.lat, grid),
-        },
+        grid_choices=[],
     )
 
 
@@ -827,69 +796,130 @@ def _request_view(
     """A request's page: what was asked, its clocks, its steps (those its status allows and
     the caller may take) and its history. The requester's contact is not shown here."""
     t = texts_for(state.settings.lang)
-    c = t["console"]
     found = visible_request(conn, principal, case_id)
-    now = state.now()
     catalog = state.catalog(conn)
-    grid = catalog.by_id.get(found.grid_id) if found.grid_id is not None else None
     due = request_deadline(found.status, found.accept_by, found.due_at)
+    now = state.now()
     late = found.status in REQUEST_OPEN and due <= now
-    events = request_events(conn, found.id)
-    case = {
-        "id": str(found.id),
-        "category_label": case_category(t, "request", found.service_code),
-        "severity_label": c["sources"].get(found.source, found.source),
-        "status_label": case_status(t, "request", found.status),
-        "level_label": t["level"].get(found.level, found.level),
-        "overdue": late,
-        "overdue_text": c["overdue_by"].format(
-            h=duration_text((now - due).total_seconds() / 3600, c)
-        )
-        if late
-        else "",
-        "description": found.description,
-        "observed_at": found.requested_at,
-        "due_at": due,
-        "grid": found.grid_code,
-        "grid_name": grid.name if grid else None,
-        "reporter_id": found.reporter,
-        "assignee": found.assignee,
-    }
+    page = _CasePage(t, _REQUEST_PAGE, found, catalog, due, late, now)
     transitions = {
         step: sorted(src)
         for step, (src, _) in REQUEST_TRANSITIONS.items()
         if step != "dispatch" or principal.role in DISPATCHERS
     }
-    photos = list(dict.fromkeys([*found.media_urls, *(u for e in events for u in e.photo_urls)]))
-    return console_page(
+    return page.render(
         state,
         principal,
-        "console/case.html",
-        "case",
-        f"{case['category_label']} · {c['request_case']}",
-        case=case,
-        photos=photos,
+        {
+            "category_label": case_category(t, "request", found.service_code),
+            "severity_label": t["console"]["sources"].get(found.source, found.source),
+            "status_label": case_status(t, "request", found.status),
+            "observed_at": found.requested_at,
+            "reporter_id": found.reporter,
+        },
+        request_events(conn, found.id),
+        found.media_urls,
+        transitions,
         steps=[(step, step) for step in transitions],
-        step_labels=c["request_steps"],
-        post_to=f"/requests/{found.id}",
-        allowed=[step for step, src in transitions.items() if found.status in src],
-        history=[case_event(t, state, e) for e in events],
         calls=case_calls(conn, principal, request, found.lon, found.lat),
         grid_choices=[
             (g.code, g.name or g.code)
             for g in sorted(catalog.grids, key=lambda g: g.code)
             if g.level == "grid" and principal.sees_grid(g.id)
         ],
-        script_data={
-            "case_id": str(found.id),
-            "item": f"/collections/requests/items/{found.id}",
-            "cases_after": case_stream_start(state),
-            "zone": state.zone.key,
-            "transitions": transitions,
-            "texts": _action_texts(t) | {"photos": c["photos"], "case_state": t["request_status"]},
-            "map": _case_map(state, found.lon, found.lat, grid),
-        },
     )
+
+
+@dataclass(frozen=True, slots=True)
+class _CaseKind:
+    """What the pages of a kind of case (hazards, requests) differ in beyond their rows: the
+    routes they post to and read from, and the keys of their title, step and status texts."""
+
+    path: str
+    title: str
+    step_labels: str
+    statuses: str
+
+
+_HAZARD_PAGE = _CaseKind("hazards", "case", "steps", "status")
+_REQUEST_PAGE = _CaseKind("requests", "request_case", "request_steps", "request_status")
+
+
+@dataclass(frozen=True, slots=True)
+class _CasePage:
+    """The page of one case, a hazard or a request (`row`): what both show of it, its due
+    time and whether it is past it (`late`) at `now`."""
+
+    t: dict
+    kind: _CaseKind
+    row: Hazard | RequestRow
+    catalog: GridCatalog
+    due: datetime | None
+    late: bool
+    now: datetime
+
+    def render(
+        self,
+        state: ApiState,
+        principal: Principal,
+        shown: dict,
+        events: list,
+        sent_photos: list[str],
+        transitions: dict[str, list[str]],
+        **steps,
+    ) -> HTMLResponse:
+        """The page with `shown`, what only this kind shows, the history `events`, the photos
+        sent with the case and with its steps, and the steps (`transitions` from the statuses
+        each may follow) it offers the caller."""
+        t, c, row = self.t, self.t["console"], self.row
+        grid = self.catalog.by_id.get(row.grid_id) if row.grid_id is not None else None
+        case = {
+            "id": str(row.id),
+            **shown,
+            "level_label": t["level"].get(row.level, row.level),
+            "overdue": self.late,
+            "overdue_text": _overdue_text(c, self.hours_late()),
+            "description": row.description,
+            "due_at": self.due,
+            "grid": row.grid_code,
+            "grid_name": grid.name if grid else None,
+            "assignee": row.assignee,
+        }
+        return console_page(
+            state,
+            principal,
+            "console/case.html",
+            "case",
+            f"{case['category_label']} · {c[self.kind.title]}",
+            case=case,
+            photos=list(dict.fromkeys([*sent_photos, *(u for e in events for u in e.photo_urls)])),
+            step_labels=c[self.kind.step_labels],
+            post_to=f"/{self.kind.path}/{row.id}",
+            allowed=[step for step, src in transitions.items() if row.status in src],
+            history=[case_event(t, state, e) for e in events],
+            script_data={
+                "case_id": str(row.id),
+                "item": f"/collections/{self.kind.path}/items/{row.id}",
+                "cases_after": case_stream_start(state),
+                "zone": state.zone.key,
+                "transitions": transitions,
+                "texts": _action_texts(t)
+                | {"photos": c["photos"], "case_state": t[self.kind.statuses]},
+                "map": _case_map(state, row.lon, row.lat, grid),
+            },
+            **steps,
+        )
+
+    def hours_late(self) -> float | None:
+        """How long the case is past its due time; None when it is not late."""
+        if not self.late or self.due is None:
+            return None
+        return (self.now - self.due).total_seconds() / 3600
+
+
+def _overdue_text(c: dict, hours: float | None) -> str:
+    """'超期2天3小时' for a case `hours` past its due time; nothing for one on time (None)."""
+    return "" if hours is None else c["overdue_by"].format(h=duration_text(hours, c))
 
 
 def case_event(t: dict, state: ApiState, event) -> dict:

@@ -15,7 +15,7 @@ from fastapi import APIRouter, Path, Request
 from gridwatch.api.absences import visible_resident
 from gridwatch.api.auth import Reader, sees_personal_data
 from gridwatch.api.collections import get_visible_hazard
-from gridwatch.api.disclosure import record_reads
+from gridwatch.api.disclosure import CONTACT, record_reads, shown_in_clear
 from gridwatch.api.privacy import contact_shown
 from gridwatch.api.requests import visible_request
 from gridwatch.api.responses import JSONResponse
@@ -34,9 +34,8 @@ def people_to_call(
     """The people to call first about a home in `unit` of `building` (or a point in the
     building), each as the caller may see them; the reads in clear are recorded."""
     found = first_to_call(conn, building, unit)
-    clear = [c for c in found if sees_personal_data(principal, c.grid_id)]
-    record_reads(conn, principal, request, [c.audit_id for c in clear])
-    return [_shown(c, c in clear) for c in found]
+    record_reads(conn, principal, request, shown_in_clear(principal, found, CONTACT))
+    return [_shown(c, sees_personal_data(principal, c.grid_id)) for c in found]
 
 
 def _shown(contact: Contact, clear: bool) -> dict:

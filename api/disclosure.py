@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
 
 import anyio
 import psycopg
@@ -18,22 +20,41 @@ from gridwatch.store.personal_data import READ, record_audit, record_audits
 from gridwatch.store.users import Principal
 
 
+@dataclass(frozen=True, slots=True)
+class Personal:
+    """Where a kind of row holds someone's personal information (`fields`), and the id
+    (`audit_id` of a row; None: it is of no one) its reads in clear are audited under."""
+
+    fields: tuple[str, ...]
+    audit_id: Callable[[Any], str | None]
+
+
+def _own_audit_id(row) -> str:
+    return row.audit_id
+
+
+RESIDENT = Personal(("name", "phone", "address"), lambda row: row.id)
+ALERT_RESIDENT = Personal(RESIDENT.fields, lambda row: row.resident_id)
+REQUESTER = Personal(
+    ("requester_name", "requester_phone", "requester_email", "address"), _own_audit_id
+)
+PLACE_CONTACT = Personal(("contact", "phone"), _own_audit_id)
+CONTACT = Personal(("name", "phone"), _own_audit_id)  # a unit head's, a building lead's
+
+
 def shown_in_clear(
-    principal: Principal, rows: Iterable, resident_id: Callable = lambda row: row.id
+    principal: Principal, rows: Iterable, personal: Personal = RESIDENT
 ) -> list[str]:
-    """The residents among `rows` whose personal information the caller sees in clear (rows
-    with `grid_id`, `name`, `phone`, `address`; a forgotten resident shows nothing)."""
+    """The audit ids of the people among `rows` (each with its `grid_id`) whose `personal`
+    information the caller sees in clear: a row of no one, or whose fields are all empty
+    (forgotten), shows nothing."""
     return [
-        resident_id(row)
+        shown
         for row in rows
-        if resident_id(row) is not None
-        and (row.name or row.phone or row.address)
+        if (shown := personal.audit_id(row)) is not None
+        and any(getattr(row, field) for field in personal.fields)
         and sees_personal_data(principal, row.grid_id)
     ]
-
-
-def alert_resident(row) -> str | None:
-    return row.resident_id
 
 
 def record_reads(

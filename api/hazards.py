@@ -19,8 +19,10 @@ from gridwatch.api.bodies import (
     FeedbackBody,
     NoteBody,
     ResolveBody,
+    Strict,
     body_of,
     body_schema,
+    with_body,
 )
 from gridwatch.api.collections import (
     SystemQ,
@@ -115,11 +117,19 @@ def assign(principal: Reader, conn: Conn, state: State, hazard_id: HazardId, bod
     )
 
 
-@_step("start", "Start handling a hazard")
-def start(
-    principal: Reader, conn: Conn, state: State, hazard_id: HazardId, body: NoteBody | None = None
-):
-    return _transition(conn, state, principal, hazard_id, "start", note=body.note if body else None)
+def _note_step(action: str, summary: str, model: type[Strict] = NoteBody, **route) -> None:
+    """Register step `action`, whose only input is a note: NoteBody may be left out (start);
+    any other body, with its required note, must be sent (close, reopen)."""
+
+    def step(principal: Reader, conn: Conn, state: State, hazard_id: HazardId, body=None):
+        note = body.note if body else None
+        return _transition(conn, state, principal, hazard_id, action, note=note)
+
+    step.__name__ = step.__qualname__ = action
+    _step(action, summary, **route)(with_body(step, model, optional=model is NoteBody))
+
+
+_note_step("start", "Start handling a hazard")
 
 
 @_step(
@@ -141,22 +151,18 @@ def resolve(principal: Reader, state: State, hazard_id: HazardId, sent: Sent, co
     )
 
 
-@_step(
+_note_step(
     "close",
     "Close a resolved hazard after feedback (反馈)",
+    FeedbackBody,
     conflict="only a resolved hazard can be closed",
 )
-def close(principal: Reader, conn: Conn, state: State, hazard_id: HazardId, body: FeedbackBody):
-    return _transition(conn, state, principal, hazard_id, "close", note=body.note)
-
-
-@_step(
+_note_step(
     "reopen",
     "Reopen a resolved or closed hazard (the feedback says it is not done)",
+    FeedbackBody,
     conflict="only a resolved or closed hazard can be reopened",
 )
-def reopen(principal: Reader, conn: Conn, state: State, hazard_id: HazardId, body: FeedbackBody):
-    return _transition(conn, state, principal, hazard_id, "reopen", note=body.note)
 
 
 # -- the ledger -------------------------------------------------------------------------------
@@ -240,6 +246,18 @@ class _LedgerQuery:
     order: str | None
     system: str = MANAGEMENT  # the grid system `grid` is a grid of
 
+    def chosen_by(self) -> dict:
+        """What the database's ledger and the kept one both select rows by, besides the
+        caller's grids and the days found."""
+        return {
+            "kind": self.kind,
+            "level": self.level,
+            "overdue": self.overdue,
+            "statuses": self.statuses,
+            "categories": self.categories,
+            "order": self.order,
+        }
+
     def filters(self, principal: Principal, grid_ids: list[int] | None) -> Filters:
         return scope_filters(
             principal,
@@ -290,18 +308,13 @@ def _ledger_rows(
         deadlines=state.deadlines,
         scope=None if principal.sees_all else principal.scope_param(),
         grid_ids=subtree_ids(state.catalog(conn), principal, q.grid, q.system),
-        kind=q.kind,
-        level=q.level,
-        overdue=q.overdue,
-        statuses=q.statuses,
-        categories=q.categories,
         found_from=q.found_from,
         found_until=q.found_until,
-        order=q.order,
         limit=limit,
         offset=offset,
         system=q.system,
         police_scope=principal.police_scope_param(),
+        **q.chosen_by(),
     )
 
 
@@ -309,12 +322,7 @@ def _kept_rows(layer: LedgerLayer, principal: Principal, q: _LedgerQuery) -> lis
     """Every row of the kept ledger `ledger` would give this caller for `q`, in its order."""
     chosen = layer.select(
         q.filters(principal, subtree_ids(layer.catalog, principal, q.grid, q.system)),
-        kind=q.kind,
-        level=q.level,
-        statuses=q.statuses,
-        categories=q.categories,
-        overdue=q.overdue,
-        order=q.order,
+        **q.chosen_by(),
     )
     return [layer.rows[i] for i in chosen]
 

@@ -17,7 +17,7 @@ from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import StreamingResponse
 
 from gridwatch.api.auth import Reader, authenticate
-from gridwatch.api.disclosure import alert_resident, record_reads_apart, shown_in_clear
+from gridwatch.api.disclosure import ALERT_RESIDENT, record_reads_apart, shown_in_clear
 from gridwatch.api.http_errors import BadRequest
 from gridwatch.api.responses import dumps
 from gridwatch.api.runtime import ApiState, State
@@ -139,7 +139,7 @@ def live_response(
     async def audited(lane: Lane, events: list) -> bytes:
         """Frames of `lane`'s `events`, sent only once the audit holds whose names they show."""
         alerts = [e for e in events if isinstance(e, AlertEvent)]
-        shown = shown_in_clear(viewer.principal, alerts, alert_resident)
+        shown = shown_in_clear(viewer.principal, alerts, ALERT_RESIDENT)
         if shown:
             await anyio.to_thread.run_sync(
                 record_reads_apart,

@@ -13,7 +13,7 @@ from fastapi.responses import HTMLResponse
 from gridwatch.api.auth import PageViewer, sees_personal_data
 from gridwatch.api.collections import subtree_ids
 from gridwatch.api.coverage import chosen_grids, parse_day, rows_for, visible_patrols
-from gridwatch.api.disclosure import alert_resident, record_reads, shown_in_clear
+from gridwatch.api.disclosure import ALERT_RESIDENT, record_reads, shown_in_clear
 from gridwatch.api.features import person, warning_event_json
 from gridwatch.api.privacy import coarse_position
 from gridwatch.api.runtime import ApiState, Conn, State
@@ -295,7 +295,7 @@ def live_map(request: Request, principal: PageViewer, conn: Conn, state: State):
         limit=state.settings.api_max_limit,
         statuses=["open", "acknowledged"],
     ).rows
-    record_reads(conn, principal, request, shown_in_clear(principal, page_rows, alert_resident))
+    record_reads(conn, principal, request, shown_in_clear(principal, page_rows, ALERT_RESIDENT))
     alerts = [
         {
             "alert_id": a.id,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import math
+import uuid
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -96,7 +97,7 @@ def encode_cursor(values: list) -> str:
 
 
 def decode_cursor(text: str | None, shape: tuple[type, ...]) -> list | None:
-    """The values a cursor carries, checked against `shape` (datetime, str, int)."""
+    """The values a cursor carries, checked against `shape` (datetime, str, int, uuid.UUID)."""
     if text is None or text == "":
         return None
     problem = BadRequest(FOREIGN_CURSOR)
@@ -121,6 +122,13 @@ def decode_cursor(text: str | None, shape: tuple[type, ...]) -> list | None:
                 raise problem
         elif kind is int:
             if isinstance(value, bool) or not isinstance(value, int) or abs(value) > 2**62:
+                raise problem
+        elif kind is uuid.UUID:
+            try:
+                value = uuid.UUID(value) if isinstance(value, str) else None
+            except ValueError:
+                value = None
+            if value is None:
                 raise problem
         elif not isinstance(value, kind):
             raise problem

@@ -18,7 +18,7 @@ from fastapi.responses import HTMLResponse
 
 from gridwatch.api.auth import PageViewer, Reader, scope_filters
 from gridwatch.api.console import console_page
-from gridwatch.api.disclosure import alert_resident, record_reads, shown_in_clear
+from gridwatch.api.disclosure import ALERT_RESIDENT, record_reads, shown_in_clear
 from gridwatch.api.features import person
 from gridwatch.api.live import case_stream_start
 from gridwatch.api.map_pages import PAGE_HEADERS
@@ -134,7 +134,7 @@ def gather_tasks(
         limit=RESIDENT_CHOICES,
     )
     places = places_due(conn, scope_filters(principal), now=now, limit=TASK_LIMIT)
-    shown = shown_in_clear(principal, alerts, alert_resident) + shown_in_clear(principal, residents)
+    shown = shown_in_clear(principal, alerts, ALERT_RESIDENT) + shown_in_clear(principal, residents)
     record_reads(conn, principal, request, list(dict.fromkeys(shown)))
     local = _local(state)
     tasks = [_alert_task(t, principal, row, local) for row in alerts]

@@ -28,7 +28,7 @@ from gridwatch.api.bodies import (
     body_schema,
     with_body,
 )
-from gridwatch.api.disclosure import record_reads
+from gridwatch.api.disclosure import REQUESTER, record_reads, shown_in_clear
 from gridwatch.api.features import request_feature
 from gridwatch.api.media import Sent, keep_photos
 from gridwatch.api.responses import GeoJSONResponse
@@ -79,19 +79,9 @@ def visible_request(conn, principal: Principal, request_id: str, *, lock: bool =
     return case
 
 
-def shown_requesters(principal: Principal, cases: list[Case]) -> list[str]:
-    """The audit ids of the requesters among `cases` the caller sees in clear."""
-    return [
-        c.audit_id
-        for c in cases
-        if (c.requester_name or c.requester_phone or c.requester_email or c.address)
-        and sees_personal_data(principal, c.grid_id)
-    ]
-
-
 def request_answer(conn, request: Request, principal: Principal, state: ApiState, case: Case):
     """One request with its history, recorded in the audit when it shows its requester."""
-    record_reads(conn, principal, request, shown_requesters(principal, [case]))
+    record_reads(conn, principal, request, shown_in_clear(principal, [case], REQUESTER))
     clear = sees_personal_data(principal, case.grid_id)
     return GeoJSONResponse(
         request_feature(case, state.now(), clear=clear, events=request_events(conn, case.id))

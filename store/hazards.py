@@ -29,6 +29,7 @@ from gridwatch.store.case_events import CaseEvent, case_events
 from gridwatch.store.filters import Filters, all_of, count_per_day, where_columns, where_filters
 from gridwatch.store.grids import PointGrids, point_grids
 from gridwatch.store.paging import Listing, Page, fetch_rows
+from gridwatch.store.staging import stage_rows
 
 _LOCK_KEY = 0x67770005  # one escalation at a time across `gridwatch alerts` processes
 
@@ -108,38 +109,8 @@ def open_hazards(
     """
     columns = sql.SQL(", ").join(map(sql.Identifier, _REPORT_COLUMNS))
     with conn.transaction():
-        conn.execute(
-            sql.SQL(
-                "CREATE TEMP TABLE IF NOT EXISTS {} ON COMMIT DELETE ROWS AS "
-                "SELECT 0 AS n, {} FROM hazard_reports WITH NO DATA"
-            ).format(_INTAKE, columns)
-        )
-        conn.execute(sql.SQL("DELETE FROM {}").format(_INTAKE))  # an earlier call's, not committed
-        copy = sql.SQL("COPY {} (n, {}) FROM STDIN").format(_INTAKE, columns)
-        with conn.cursor().copy(copy) as rows:
-            for n, (report, grids) in enumerate(reports):
-                deadline = deadline_after(report.severity, report.received_at, deadlines)
-                grid_id, police_grid_id = point_grids(grids)
-                rows.write_row(
-                    (
-                        n,
-                        report.id,
-                        report.reporter_id,
-                        report.observed_at,
-                        report.received_at,
-                        report.lon,
-                        report.lat,
-                        grid_id,
-                        report.category,
-                        report.severity,
-                        report.description,
-                        list(report.photo_urls),
-                        deadline,
-                        deadline,
-                        police_grid_id,
-                        report.place_id,
-                    )
-                )
+        rows = (_report_row(report, grids, deadlines) for report, grids in reports)
+        stage_rows(conn, _INTAKE, "hazard_reports", _REPORT_COLUMNS, rows)
         new = conn.execute(
             sql.SQL(
                 """
@@ -156,6 +127,31 @@ def open_hazards(
         ).rowcount
         clashes = _clashes(conn) if new < len(reports) else []
     return Opened(new, clashes)
+
+
+def _report_row(
+    report: HazardReport, grids: PointGrids | int | None, deadlines: Mapping[str, timedelta]
+) -> tuple:
+    """The values of `_REPORT_COLUMNS` of a report: due by the deadline its severity sets."""
+    deadline = deadline_after(report.severity, report.received_at, deadlines)
+    grid_id, police_grid_id = point_grids(grids)
+    return (
+        report.id,
+        report.reporter_id,
+        report.observed_at,
+        report.received_at,
+        report.lon,
+        report.lat,
+        grid_id,
+        report.category,
+        report.severity,
+        report.description,
+        list(report.photo_urls),
+        deadline,
+        deadline,
+        police_grid_id,
+        report.place_id,
+    )
 
 
 def _clashes(conn: psycopg.Connection) -> list[int]:

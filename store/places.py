@@ -205,6 +205,11 @@ class PlaceRecord:
     building_code: str | None = None  # the building (楼栋) it stands in, and its unit (单元)
     unit_code: str | None = None
 
+    @property
+    def audit_id(self) -> str:
+        """Reads of its contact in clear are audited as residents' are, under `place:<id>`."""
+        return f"place:{self.id}"
+
 
 _PLACES = Listing(
     PlaceRecord,

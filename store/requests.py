@@ -34,6 +34,7 @@ from gridwatch.store.filters import Filters, where_columns, where_filters
 from gridwatch.store.grids import GridCatalog, PointGrids, point_grids
 from gridwatch.store.paging import Listing, Page, fetch_rows
 from gridwatch.store.personal_data import FORGET, record_audit
+from gridwatch.store.staging import stage_rows
 
 _LOCK_KEY = 0x67770006  # one request escalation at a time across `gridwatch alerts` processes
 _HOTLINE_IDS = uuid.UUID("6b3f2a10-0c5e-5d45-9b3c-123450012345")  # uuid5 namespace of 12345 orders
@@ -184,6 +185,13 @@ _UPDATED = (
 the time asked and the due time when the copy gives them; its place in the loop, grid and
 the other clocks are the loop's."""
 _INTAKE = sql.Identifier("request_intake")  # a temporary table of this session
+_STAGED = (
+    ("placed_note", "''::text"),
+    ("given_requested_at", "requested_at"),
+    ("given_due_at", "due_at"),
+)
+"""Staged before a request's columns: the note of where it was placed, and the time asked
+and the due time as its source gave them (None: not given; the stored ones stay)."""
 
 _SELECT = sql.SQL(
     "r.id, r.source, r.source_key, r.service_code, r.description, r.lon, r.lat, r.address, "
@@ -225,21 +233,11 @@ def open_requests(
         return []
     columns = sql.SQL(", ").join(map(sql.Identifier, _COLUMNS))
     with conn.transaction():
-        conn.execute(
-            sql.SQL(
-                "CREATE TEMP TABLE IF NOT EXISTS {} ON COMMIT DELETE ROWS AS "
-                "SELECT 0 AS n, ''::text AS placed_note, requested_at AS given_requested_at, "
-                "due_at AS given_due_at, {} FROM requests WITH NO DATA"
-            ).format(_INTAKE, columns)
+        rows = (
+            (placed.note, intake.requested_at, intake.due_at, *_row(intake, placed, now))
+            for intake, placed in intakes
         )
-        conn.execute(sql.SQL("DELETE FROM {}").format(_INTAKE))
-        copy = sql.SQL(
-            "COPY {} (n, placed_note, given_requested_at, given_due_at, {}) FROM STDIN"
-        ).format(_INTAKE, columns)
-        with conn.cursor().copy(copy) as rows:
-            for n, (intake, placed) in enumerate(intakes):
-                given = (intake.requested_at, intake.due_at)
-                rows.write_row((n, placed.note, *given, *_row(intake, placed, now)))
+        stage_rows(conn, _INTAKE, "requests", _COLUMNS, rows, extra=_STAGED)
         new = [
             row[0]
             for row in conn.execute(
