@@ -255,18 +255,27 @@ MAP_BESIDE_LIST = """() => {
 EMERGENCY_GRIDS = "document.querySelectorAll('path.leaflet-interactive[stroke=\"#b0003a\"]').length"
 
 
-def test_phone_width_screenshots(browser, module_server, module_tokens, sos, shots):
+def test_phone_width_screenshots(browser, module_server, module_tokens, sos, shots, seeded_url):
+    with psycopg.connect(seeded_url) as conn:
+        case = conn.execute(  # a hazard that has gone through a few steps: a long timeline
+            "SELECT h.id FROM hazard_reports h JOIN grids g ON g.id = h.grid_id "
+            "WHERE g.code LIKE 'QS-01-%%' AND h.status = 'in_progress' ORDER BY h.id LIMIT 1"
+        ).fetchone()[0]
     context, page, left, errors = _context(browser, module_server, PHONE, module_tokens.duty_street)
     widths = {}
     for name, path in (
         ("desk", "/console"),
         ("alert", f"/console/alerts/{sos['alert_id']}"),
         ("ledger", "/console/ledger?overdue=true"),
+        ("case", f"/console/cases/{case}"),
         ("live", "/maps/live"),
     ):
         page.goto(f"{module_server.url}{path}")
         if name == "alert":
             page.wait_for_function("window.gridwatchChart !== undefined")
+        if name == "case":
+            page.wait_for_function("window.gridwatchCase !== undefined")
+            assert page.locator("#gw-timeline li").count() >= 2
         page.wait_for_load_state("networkidle") if name != "live" else page.wait_for_timeout(800)
         widths[name] = page.evaluate("document.documentElement.scrollWidth")
         if name == "ledger":  # a card a row: nothing scrolls sideways inside the table either
@@ -275,7 +284,7 @@ def test_phone_width_screenshots(browser, module_server, module_tokens, sos, sho
             )
             assert page.locator("#gw-ledger thead").is_hidden()
             assert page.locator("#gw-ledger tr.late .gw-late").count() > 0
-        page.screenshot(path=str(shots / f"{name}-390.png"), full_page=name == "alert")
+        page.screenshot(path=str(shots / f"{name}-390.png"), full_page=name in ("alert", "case"))
     assert page.evaluate(MAP_BESIDE_LIST), "the list covers the map on a phone"
     assert page.evaluate(EMERGENCY_GRIDS) > 0, "no grid with an SOS or a fall stands out"
     page.set_viewport_size(DESK)
