@@ -72,9 +72,9 @@ from gridwatch.store.alerts import (
 from gridwatch.store.contacts import resident_home
 from gridwatch.store.filters import Filters, local_day_bounds
 from gridwatch.store.grids import GridCatalog
-from gridwatch.store.hazards import Hazard, HazardDay, hazard_days, hazard_events
+from gridwatch.store.hazards import Hazard, hazard_events
 from gridwatch.store.homes import home_week
-from gridwatch.store.ledger import requests_by_grid
+from gridwatch.store.ledger import CaseDay, case_days, requests_by_grid
 from gridwatch.store.places import get_place, overdue_inspections_by_grid
 from gridwatch.store.requests import Request as RequestRow
 from gridwatch.store.requests import request_events
@@ -186,7 +186,7 @@ def _summary_from_db(conn, state: ApiState, principal: Principal, kind: str | No
         open_warnings=grids_total(open_warnings_by_grid(conn), principal.sees_grid),
         coverage=rows_for(catalog, cover, leaves),
         alerts_opened=alerts_opened_daily(conn, scope=scope, start=start, end=end, zone=state.zone),
-        hazard_days=hazard_days(conn, scope=scope, start=start, end=end, zone=state.zone),
+        case_days=case_days(conn, scope=scope, start=start, end=end, zone=state.zone),
         live=alert_page(
             conn,
             Filters(scope=scope),
@@ -217,7 +217,7 @@ def _summary(
         "requests": {"open": parts.open_requests, "overdue": parts.overdue_requests},
         "warnings": {"open": parts.open_warnings},
         "coverage": _coverage(catalog, parts.coverage),
-        "trend": _trend(state, days[0], parts.alerts_opened, parts.hazard_days),
+        "trend": _trend(state, days[0], parts.alerts_opened, parts.case_days),
         "live": [live_item(t, state, principal, row) for row in parts.live],
     }
 
@@ -265,20 +265,22 @@ def _coverage(catalog: GridCatalog, rows: list[CoverageRow]) -> dict:
 
 
 def _trend(
-    state: ApiState, first: date, alerts: dict[date, int], hazards: dict[date, HazardDay]
+    state: ApiState, first: date, alerts: dict[date, int], cases: dict[date, CaseDay]
 ) -> list[dict]:
+    """Each of the last days: alerts opened, and cases (hazards and requests) found, closed
+    and the median hours from received to closed."""
     c = texts_for(state.settings.lang)["console"]
     days = []
     for n in range(TREND_DAYS):
         day = first + timedelta(days=n)
-        h = hazards.get(day)
+        h = cases.get(day)
         median = round(h.median_close_h, 1) if h and h.median_close_h is not None else None
         days.append(
             {
                 "day": day.isoformat(),
                 "alerts_opened": alerts.get(day, 0),
-                "hazards_opened": h.opened if h else 0,
-                "hazards_closed": h.closed if h else 0,
+                "cases_opened": h.opened if h else 0,
+                "cases_closed": h.closed if h else 0,
                 "median_close_h": median,
                 "median_close_h_text": duration_text(median, c) or "-",
             }
@@ -321,10 +323,12 @@ async def summary_json(
 ):
     """Open alerts by kind and level, open and overdue hazards, open and overdue requests,
     level-2 dispute warnings whose case is open, homes awaiting installation, today's patrol
-    coverage, the last 14 days and the newest open alerts, of the caller's grids (residents
-    masked as on every read). Kept between changes, per role and grids; `now` is when the
-    figures were read (they hold until a change, a hazard or request falling overdue or
-    midnight); every answer that shows a resident in clear is recorded, kept or not."""
+    coverage, the last 14 days (alerts opened; cases, hazards and requests alike, found and
+    closed, and the median hours from received to closed) and the newest open alerts, of the
+    caller's grids (residents masked as on every read). Kept between changes, per role and
+    grids; `now` is when the figures were read (they hold until a change, a hazard or request
+    falling overdue or midnight); every answer that shows a resident in clear is recorded,
+    kept or not."""
     days = _desk_days(state, state.now())
     found = _kept_now(state, days)
     if found is None and not state.keeps_layers():  # nothing kept: the database answers
@@ -382,7 +386,7 @@ def desk(
     t = texts_for(state.settings.lang)
     c = t["console"]
     summary = desk_summary(conn, state, principal, request, kind)
-    keys = ("alerts_opened", "hazards_opened", "hazards_closed", "median_close_h")
+    keys = ("alerts_opened", "cases_opened", "cases_closed", "median_close_h")
     summary["trend_max"] = {k: max((d[k] or 0) for d in summary["trend"]) for k in keys}
     trend_rows = [(key, c[key.removesuffix("_h")]) for key in keys]
     return console_page(

@@ -1,9 +1,10 @@
 """The duty desk's figures kept between changes, as the layers are (api/layer_cache.py): read
 once per change for every grid apart (open alerts by kind, level and status; open and overdue
 hazards; places whose inspection is overdue; open and overdue citizens' requests; level-2
-dispute warnings whose case is open; the day's patrol coverage; the trend of recent days; homes
-awaiting installation; the open alerts), then summed over each caller's grids per
-request, to the same figures the database gives for that caller's scope.
+dispute warnings whose case is open; the day's patrol coverage; the trend of recent days:
+alerts opened, and cases, hazards and requests alike, found and closed; homes awaiting
+installation; the open alerts), then summed over each caller's grids per request, to the same
+figures the database gives for that caller's scope.
 
 Kept on the change notices of the tables they are read from, for one local day at most (the
 day's coverage and the trend turn at midnight) and until the next open hazard, inspection or
@@ -32,13 +33,14 @@ from gridwatch.store.alerts import (
 )
 from gridwatch.store.filters import local_day_bounds
 from gridwatch.store.grids import GridCatalog, grid_counts
-from gridwatch.store.hazards import (
-    HazardDay,
-    hazard_days_by_grid,
+from gridwatch.store.hazards import next_overdue
+from gridwatch.store.ledger import (
+    CaseDay,
+    case_days_by_grid,
     median_as_percentile_cont,
-    next_overdue,
+    next_request_overdue,
+    requests_by_grid,
 )
-from gridwatch.store.ledger import next_request_overdue, requests_by_grid
 from gridwatch.store.places import next_inspection_due, overdue_inspections_by_grid
 from gridwatch.store.residents import meters_awaiting, meters_heard
 from gridwatch.store.users import Principal
@@ -65,7 +67,7 @@ class DeskParts:
     open_warnings: int  # level-2 dispute warnings whose case is open
     coverage: list[CoverageRow]  # of the caller's leaf grids, in the catalog's order
     alerts_opened: dict[date, int]
-    hazard_days: dict[date, HazardDay]
+    case_days: dict[date, CaseDay]  # hazards and requests found and closed
     live: list[AlertRow]  # the newest open alerts
 
 
@@ -100,8 +102,8 @@ class DeskFigures:
     tally: tuple[tuple[int | None, AlertTally], ...]  # in open_alert_tally's order
     coverage: dict[int, CoverageRow]  # leaf grid -> the day's patrol coverage
     alerts_opened: dict[int | None, dict[date, int]]
-    hazards_opened: dict[int | None, dict[date, int]]
-    hazards_closed: dict[int | None, dict[date, list[float]]]  # hours from report to close
+    cases_opened: dict[int | None, dict[date, int]]  # hazards and requests found
+    cases_closed: dict[int | None, dict[date, list[float]]]  # hours from received to closed
     active: tuple[AlertRow, ...]  # open and acknowledged, newest first
     awaiting: Meters  # as read with the rest
     made_at: datetime
@@ -128,7 +130,7 @@ def read_desk(
     leaves = tuple(g.id for g in catalog.grids if not catalog.children.get(g.id))
     counts = grid_counts(conn, catalog, now=now, checkins_from=day_start, checkins_until=day_end)
     cover = rows_for(catalog, state.coverage.get(conn, state, days[1]), list(leaves))
-    opened, closed = hazard_days_by_grid(conn, start=trend_start, end=day_end, zone=state.zone)
+    opened, closed = case_days_by_grid(conn, start=trend_start, end=day_end, zone=state.zone)
     due = [
         at
         for at in (
@@ -151,8 +153,8 @@ def read_desk(
         alerts_opened=alerts_opened_daily_by_grid(
             conn, start=trend_start, end=day_end, zone=state.zone
         ),
-        hazards_opened=opened,
-        hazards_closed=closed,
+        cases_opened=opened,
+        cases_closed=closed,
         active=tuple(active_alerts(conn)),
         awaiting=meters_awaiting(conn),
         made_at=now,
@@ -198,13 +200,13 @@ def parts_for(
     sees = principal.sees_grid
     leaves = [g for g in figures.leaves if sees(g)]
     closed: dict[date, list[float]] = {}
-    for grid_id, by_day in figures.hazards_closed.items():
+    for grid_id, by_day in figures.cases_closed.items():
         if sees(grid_id):
             for day, hours in by_day.items():
                 closed.setdefault(day, []).extend(hours)
-    opened = _summed(figures.hazards_opened, sees)
-    hazard_days = {
-        day: HazardDay(
+    opened = _summed(figures.cases_opened, sees)
+    case_days = {
+        day: CaseDay(
             day,
             opened.get(day, 0),
             len(closed.get(day, ())),
@@ -225,7 +227,7 @@ def parts_for(
         open_warnings=grids_total(figures.warnings, sees),
         coverage=[figures.coverage[g] for g in leaves],
         alerts_opened=_summed(figures.alerts_opened, sees),
-        hazard_days=hazard_days,
+        case_days=case_days,
         live=live[:rows],
     )
 

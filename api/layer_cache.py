@@ -51,8 +51,11 @@ LEDGER_TABLES = (
     "grids", "hazard_reports", "hazard_events", "requests", "request_events", "places",
 )  # fmt: skip
 ALERT_TABLES = ("grids", "residents", "alerts")
-# The desk reads meter_readings too, followed apart (api/desk.py).
-DESK_TABLES = (*LAYER_TABLES, "hazard_events", "devices", "places", "requests")
+# The desk reads meter_readings too, followed apart (api/desk.py); the events of both loops
+# hold the closes its trend counts.
+DESK_TABLES = (
+    *LAYER_TABLES, "hazard_events", "devices", "places", "requests", "request_events",
+)  # fmt: skip
 LAYERS_KEPT = 8  # check-in windows asked for at once (today, a few days looked back at)
 BODIES_KEPT = 64
 MOMENTS_KEPT = 4  # overdue counts kept per grid layer: the latest few due times

@@ -6,11 +6,10 @@ Every change is a row in hazard_events in the same transaction as the change its
 
 from __future__ import annotations
 
-import math
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 
 import psycopg
 from psycopg import sql
@@ -26,7 +25,7 @@ from gridwatch.cases.hazards import (
 )
 from gridwatch.model.records import HazardReport
 from gridwatch.store.case_events import CaseEvent, case_events
-from gridwatch.store.filters import Filters, all_of, count_per_day, where_columns, where_filters
+from gridwatch.store.filters import Filters, all_of, where_columns, where_filters
 from gridwatch.store.grids import PointGrids, point_grids
 from gridwatch.store.paging import Listing, Page, fetch_rows
 from gridwatch.store.staging import stage_rows
@@ -369,83 +368,3 @@ def map_hazards(
     )
     with conn.cursor(row_factory=class_row(Hazard)) as cur:
         return cur.execute(query, params).fetchall()
-
-
-@dataclass(frozen=True, slots=True)
-class HazardDay:
-    """One local day of the hazard loop: hazards reported, hazards closed (办结), and the
-    median hours from report to close of those closed that day."""
-
-    day: date
-    opened: int = 0
-    closed: int = 0
-    median_close_h: float | None = None
-
-
-def hazard_days(
-    conn: psycopg.Connection, *, scope: list[int] | None, start: datetime, end: datetime, zone
-) -> dict[date, HazardDay]:
-    """Per local day of `zone` in [start, end), the hazards of `scope` reported and closed."""
-    where, params = where_filters(Filters(scope=scope), alias="h")
-    opened = count_per_day(
-        conn,
-        sql.SQL("hazard_reports h"),
-        sql.SQL("h.received_at"),
-        where,
-        params,
-        start=start,
-        end=end,
-        zone=zone,
-    )
-    params.update(start=start, end=end, tz=zone.key)
-    closed = conn.execute(
-        sql.SQL(
-            "SELECT (e.at AT TIME ZONE %(tz)s)::date, count(*), percentile_cont(0.5) "
-            "WITHIN GROUP (ORDER BY extract(epoch FROM e.at - h.received_at) / 3600) "
-            "FROM hazard_events e JOIN hazard_reports h ON h.id = e.hazard_id "
-            "WHERE {} AND e.to_status = 'closed' AND e.at >= %(start)s AND e.at < %(end)s "
-            "GROUP BY 1"
-        ).format(all_of(where)),
-        params,
-    ).fetchall()
-    days = {day: HazardDay(day, opened=count) for day, count in opened.items()}
-    for day, count, median_h in closed:
-        days[day] = HazardDay(day, days.get(day, HazardDay(day)).opened, count, median_h)
-    return days
-
-
-def hazard_days_by_grid(
-    conn: psycopg.Connection, *, start: datetime, end: datetime, zone
-) -> tuple[dict[int | None, dict[date, int]], dict[int | None, dict[date, list[float]]]]:
-    """`hazard_days` of every grid apart: hazards reported per grid and local day, and the
-    hours from report to close of each close per grid and day (a median is no sum: a scope's
-    is taken from the hours of its grids)."""
-    params = {"start": start, "end": end, "tz": zone.key}
-    opened: dict[int | None, dict[date, int]] = {}
-    for grid_id, day, count in conn.execute(
-        "SELECT grid_id, (received_at AT TIME ZONE %(tz)s)::date, count(*) FROM hazard_reports "
-        "WHERE received_at >= %(start)s AND received_at < %(end)s GROUP BY 1, 2",
-        params,
-    ).fetchall():
-        opened.setdefault(grid_id, {})[day] = count
-    closed: dict[int | None, dict[date, list[float]]] = {}
-    # The hours as percentile_cont in hazard_days takes them: the same expression, as float8.
-    for grid_id, day, hours in conn.execute(
-        "SELECT h.grid_id, (e.at AT TIME ZONE %(tz)s)::date, "
-        "(extract(epoch FROM e.at - h.received_at) / 3600)::float8 "
-        "FROM hazard_events e JOIN hazard_reports h ON h.id = e.hazard_id "
-        "WHERE e.to_status = 'closed' AND e.at >= %(start)s AND e.at < %(end)s",
-        params,
-    ).fetchall():
-        closed.setdefault(grid_id, {}).setdefault(day, []).append(hours)
-    return opened, closed
-
-
-def median_as_percentile_cont(values: Sequence[float]) -> float:
-    """The median as PostgreSQL's `percentile_cont(0.5)` computes it, to the last bit: the two
-    middle values interpolated as `lo + 0.5 * (hi - lo)`."""
-    ordered = sorted(values)
-    place = 0.5 * (len(ordered) - 1)
-    first, second = math.floor(place), math.ceil(place)
-    lo, hi = ordered[first], ordered[second]
-    return lo if first == second else lo + (place - first) * (hi - lo)

@@ -1,13 +1,15 @@
 """The problem ledger (问题台账): hazards and citizens' requests in one list, each row with its
 kind, place, status, level, deadline and whether it is overdue, and its last step; what the
-API serves as JSON and CSV and keeps between changes (api/layer_cache.py)."""
+API serves as JSON and CSV and keeps between changes (api/layer_cache.py). Also the cases of
+both kinds found and closed per day, the duty desk's trend."""
 
 from __future__ import annotations
 
+import math
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
 import psycopg
 from psycopg import sql
@@ -15,7 +17,13 @@ from psycopg import sql
 from gridwatch.cases import hazards, requests
 from gridwatch.cases.ledger import STATUSES, is_open
 from gridwatch.model.vocabulary import LEVELS, MANAGEMENT, SEVERITIES
-from gridwatch.store.filters import Filters, all_of, where_columns, where_filters
+from gridwatch.store.filters import (
+    Filters,
+    all_of,
+    count_per_day,
+    where_columns,
+    where_filters,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -243,3 +251,95 @@ def next_request_overdue(conn: psycopg.Connection, *, now: datetime) -> datetime
     ).format(due=_REQUEST_DUE)
     [(at,)] = conn.execute(query, _request_params(now)).fetchall()
     return at
+
+
+# The cases of both kinds as the desk's trend counts them, each a relation `c`. Found: when a
+# hazard was found or a request asked, the time the ledger's from/to select a case by, so a
+# day's count is the list that day's ledger shows. Closed: each step into the loop's last
+# status, closed (a hazard 已办结, a request 已关闭 after its feedback; an 'update' event of a
+# closed request stays closed and closes nothing), with the hours since it was received.
+_CASES_FOUND = sql.SQL(
+    "(SELECT grid_id, observed_at AS at FROM hazard_reports "
+    "UNION ALL SELECT grid_id, requested_at FROM requests) c"
+)
+_CASES_CLOSED = sql.SQL(
+    """
+    (SELECT h.grid_id, e.at, (extract(epoch FROM e.at - h.received_at) / 3600)::float8 AS hours
+        FROM hazard_events e JOIN hazard_reports h ON h.id = e.hazard_id
+        WHERE e.to_status = 'closed' AND e.from_status IS DISTINCT FROM 'closed'
+    UNION ALL
+    SELECT r.grid_id, e.at, (extract(epoch FROM e.at - r.received_at) / 3600)::float8
+        FROM request_events e JOIN requests r ON r.id = e.request_id
+        WHERE e.to_status = 'closed' AND e.from_status IS DISTINCT FROM 'closed') c
+    """
+)
+_DAY = sql.SQL("(c.at AT TIME ZONE %(tz)s)::date")
+_IN_DAYS = sql.SQL("c.at >= %(start)s AND c.at < %(end)s")
+
+
+@dataclass(frozen=True, slots=True)
+class CaseDay:
+    """One local day of both loops: cases (hazards and requests) found, cases closed (办结),
+    and the median hours from received to closed of those closed that day."""
+
+    day: date
+    opened: int = 0
+    closed: int = 0
+    median_close_h: float | None = None
+
+
+def case_days(
+    conn: psycopg.Connection, *, scope: list[int] | None, start: datetime, end: datetime, zone
+) -> dict[date, CaseDay]:
+    """Per local day of `zone` in [start, end), the cases of `scope` found and closed."""
+    where, params = where_filters(Filters(scope=scope), alias="c")
+    opened = count_per_day(
+        conn, _CASES_FOUND, sql.SQL("c.at"), where, params, start=start, end=end, zone=zone
+    )
+    closed = conn.execute(
+        sql.SQL(
+            "SELECT {day}, count(*), percentile_cont(0.5) WITHIN GROUP (ORDER BY c.hours) "
+            "FROM {closed} WHERE {where} AND {in_days} GROUP BY 1"
+        ).format(day=_DAY, closed=_CASES_CLOSED, where=all_of(where), in_days=_IN_DAYS),
+        {**params, "start": start, "end": end, "tz": zone.key},
+    ).fetchall()
+    days = {day: CaseDay(day, opened=count) for day, count in opened.items()}
+    for day, count, median_h in closed:
+        days[day] = CaseDay(day, days.get(day, CaseDay(day)).opened, count, median_h)
+    return days
+
+
+def case_days_by_grid(
+    conn: psycopg.Connection, *, start: datetime, end: datetime, zone
+) -> tuple[dict[int | None, dict[date, int]], dict[int | None, dict[date, list[float]]]]:
+    """`case_days` of every grid apart: cases found per grid and local day, and the hours from
+    received to closed of each close per grid and day (a median is no sum: a scope's is taken
+    from the hours of its grids, the same float8 values percentile_cont takes)."""
+    params = {"start": start, "end": end, "tz": zone.key}
+    opened: dict[int | None, dict[date, int]] = {}
+    for grid_id, day, count in conn.execute(
+        sql.SQL(
+            "SELECT c.grid_id, {day}, count(*) FROM {found} WHERE {in_days} GROUP BY 1, 2"
+        ).format(day=_DAY, found=_CASES_FOUND, in_days=_IN_DAYS),
+        params,
+    ).fetchall():
+        opened.setdefault(grid_id, {})[day] = count
+    closed: dict[int | None, dict[date, list[float]]] = {}
+    for grid_id, day, hours in conn.execute(
+        sql.SQL("SELECT c.grid_id, {day}, c.hours FROM {closed} WHERE {in_days}").format(
+            day=_DAY, closed=_CASES_CLOSED, in_days=_IN_DAYS
+        ),
+        params,
+    ).fetchall():
+        closed.setdefault(grid_id, {}).setdefault(day, []).append(hours)
+    return opened, closed
+
+
+def median_as_percentile_cont(values: Sequence[float]) -> float:
+    """The median as PostgreSQL's `percentile_cont(0.5)` computes it, to the last bit: the two
+    middle values interpolated as `lo + 0.5 * (hi - lo)`."""
+    ordered = sorted(values)
+    place = 0.5 * (len(ordered) - 1)
+    first, second = math.floor(place), math.ceil(place)
+    lo, hi = ordered[first], ordered[second]
+    return lo if first == second else lo + (place - first) * (hi - lo)

@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import random
 import re
+import uuid
 from datetime import datetime, timedelta
 
 import httpx
 import psycopg
 import pytest
 
-from gridwatch.store.hazards import median_as_percentile_cont
+from gridwatch.store.ledger import median_as_percentile_cont
+from gridwatch.store.requests import transition_request
 from tests.support.api import (
     GRID_A,
     GRID_B,
@@ -122,7 +124,7 @@ def test_the_sample_shows_every_kind_of_figure(plain, alert_in_b):
     alerts in clear and masked, coverage, homes awaiting installation."""
     http = plain[1]
     admin = _summary(http["admin"])
-    assert any(d["hazards_closed"] >= 2 and d["median_close_h"] for d in admin["trend"])
+    assert any(d["cases_closed"] >= 2 and d["median_close_h"] for d in admin["trend"])
     assert any(d["alerts_opened"] for d in admin["trend"]) and admin["hazards"]["overdue"]
     assert admin["coverage"]["visits_made"] and admin["awaiting_installation"]
     assert admin["live"] and not any(a["resident"]["masked"] for a in admin["live"])
@@ -303,6 +305,31 @@ def test_requests_and_warnings_turn_on_a_notice_and_a_deadline(kept, plain, seed
     assert resolved["requests"] == before["requests"]
     now_b = _same(worker_b, plain_b)
     assert (now_b["requests"], now_b["warnings"]) == (before_b["requests"], before_b["warnings"])
+
+
+def test_a_request_closed_turns_the_trend(kept, plain, seeded_url):
+    """A request of grid A asked today and closed after its feedback counts in today's cases
+    opened and closed on grid A's kept desk as the database counts them, and on no other
+    grid's."""
+    server, http = kept
+    worker_a, plain_a = http["worker_a"], plain[1]["worker_a"]
+    worker_b, plain_b = http["worker_b"], plain[1]["worker_b"]
+    before = _same(worker_a, plain_a)["trend"]
+    before_b = _same(worker_b, plain_b)["trend"]
+    with psycopg.connect(seeded_url) as conn:
+        request = hotline_request(
+            conn, _grid_id(seeded_url, GRID_A), "feedback", NOW, NOW + timedelta(days=2)
+        )
+    opened = _same(worker_a, plain_a)["trend"]
+    assert opened[-1]["cases_opened"] == before[-1]["cases_opened"] + 1
+    assert opened[-1]["cases_closed"] == before[-1]["cases_closed"]
+    with psycopg.connect(seeded_url) as conn:
+        transition_request(conn, uuid.UUID(request), "close", actor="duty", now=server.clock())
+    closed = _same(worker_a, plain_a)["trend"]
+    assert closed[-1]["cases_closed"] == before[-1]["cases_closed"] + 1
+    assert closed[-1]["median_close_h"] is not None
+    assert closed[:-1] == before[:-1]
+    assert _same(worker_b, plain_b)["trend"] == before_b
 
 
 def test_today_turns_at_local_midnight(kept, plain):

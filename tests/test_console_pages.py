@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import html
 import re
-from datetime import timedelta
+from datetime import datetime, timedelta
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
@@ -86,7 +86,7 @@ def test_the_desk_counts_only_the_callers_grids(http, fall_in_a):
     assert mine["hazards"]["open"] < street["hazards"]["open"]
     assert mine["coverage"]["grids"] == 1
     assert len(street["trend"]) == 14 and street["trend"][-1]["day"] == "2026-11-23"
-    assert sum(d["hazards_opened"] for d in street["trend"]) > 0
+    assert sum(d["cases_opened"] for d in street["trend"]) > 0
     falls = http["duty_street"].get("/console/summary.json", params={"kind": "fall"}).json()
     assert {a["kind"] for a in falls["live"]} == {"fall"}
 
@@ -175,6 +175,71 @@ def test_the_desk_counts_requests_and_warnings_of_the_callers_grids(
         page = english.get("/console").text
     assert all(f"<h2>{EN[key]}</h2>" in page for key in ("requests", "warnings"))
     assert EN["overdue_requests"] in page and EN["open_warnings"] in page
+
+
+def _trend(client: httpx.Client) -> dict[str, dict]:
+    return {d["day"]: d for d in client.get("/console/summary.json").json()["trend"]}
+
+
+def test_the_trend_counts_requests_as_cases(http, seeded_url, tmp_path, module_tokens):
+    """A request asked on the trend's first day and closed (回访后关闭) just after midnight on
+    a day with no close yet in grid A counts as a case opened and closed on those days, its
+    hours from received to closed the day's median; a later copy of it, still closed,
+    closes nothing again; grid B's worker counts none of it."""
+    worker_a, worker_b, officer = http["worker_a"], http["worker_b"], http["duty_street"]
+    before, before_b, before_street = _trend(worker_a), _trend(worker_b), _trend(officer)
+    first = min(before)
+    closing = next(day for day in sorted(before)[1:] if not before[day]["cases_closed"])
+    asked = datetime.fromisoformat(first).replace(hour=12, tzinfo=NOW.tzinfo)
+    closed_at = datetime.fromisoformat(closing).replace(minute=30, tzinfo=NOW.tzinfo)
+    with psycopg.connect(seeded_url) as conn:
+        [(grid,)] = conn.execute("SELECT id FROM grids WHERE code = %s", (GRID_A,)).fetchall()
+        case = hotline_request(conn, grid, "closed", NOW + DAY, NOW + DAY)
+        conn.execute(
+            "UPDATE requests SET requested_at = %(at)s, received_at = %(at)s WHERE id = %(id)s",
+            {"at": asked, "id": case},
+        )
+        conn.execute(
+            "INSERT INTO request_events (request_id, at, action, from_status, to_status, actor) "
+            "VALUES (%s, %s, 'close', 'feedback', 'closed', 'duty'), "
+            "(%s, %s, 'update', 'closed', 'closed', 'gridwatch')",
+            (case, closed_at, case, closed_at + timedelta(hours=2)),
+        )
+    after, after_street = _trend(worker_a), _trend(officer)
+    hours = (closed_at - asked).total_seconds() / 3600
+    assert after[first]["cases_opened"] == before[first]["cases_opened"] + 1
+    assert after[closing]["cases_closed"] == 1
+    assert after[closing]["median_close_h"] == round(hours, 1)
+    assert after[closing]["median_close_h_text"] == duration_text(round(hours, 1), ZH)
+    unchanged = {day: d for day, d in after.items() if day not in (first, closing)}
+    assert unchanged == {day: before[day] for day in unchanged}
+    assert after_street[first]["cases_opened"] == before_street[first]["cases_opened"] + 1
+    assert after_street[closing]["cases_closed"] == before_street[closing]["cases_closed"] + 1
+    assert _trend(worker_b) == before_b, "grid A's request is not on grid B's desk"
+
+    page = worker_a.get("/console").text
+    for key in ("cases_opened", "cases_closed", "median_close"):
+        assert f'<span class="gw-spark-label">{ZH[key]}</span>' in page
+    assert ZH["trend_hint"] in page and "隐患和诉求" in ZH["trend_hint"]
+    with english_client(seeded_url, module_tokens, tmp_path, "worker_a") as english:
+        page_en = english.get("/console").text
+    assert EN["cases_opened"] == "Cases opened" and EN["cases_opened"] in page_en
+
+
+def test_an_opened_bar_opens_the_cases_it_counts(http):
+    """Each day's 新增案件 bar opens the ledger of that day, which lists as many cases, hazards
+    and requests, as the bar counts, for each caller."""
+    for role in ("duty_street", "worker_a", "worker_b"):
+        client = http[role]
+        trend = _trend(client)
+        page = client.get("/console").text
+        bars = re.findall(r'<a href="(/console/ledger\?from=[^"]+)" title="([\d-]+): (\d+)"', page)
+        assert len(bars) == len(trend) == 14, role
+        for href, day, count in bars:
+            href = html.unescape(href)
+            assert parse_qs(urlsplit(href).query) == {"from": [day], "to": [day]}
+            matched, _ = _matched(client, href)
+            assert matched == int(count) == trend[day]["cases_opened"], (role, day)
 
 
 def test_residents_are_masked_for_those_who_may_not_see_them(http, fall_in_a, seeded_url):
