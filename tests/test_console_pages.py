@@ -96,11 +96,25 @@ def _desk_counts(client: httpx.Client) -> dict:
     return {"requests": summary["requests"], "warnings": summary["warnings"]}
 
 
-def _card_links(page: str) -> dict[str, str]:
-    """The ledger each request and warning figure of the desk page opens."""
-    links = dict(re.findall(r'<a href="([^"]+)"[^>]*data-k="((?:requests|warnings)\.\w+)"', page))
-    links |= dict(re.findall(r'<a href="([^"]+)">[^<]*<b data-k="(requests\.open)"', page))
+def _card_links(page: str, kinds: str = "requests|warnings") -> dict[str, str]:
+    """The ledger each figure of the desk page of `kinds` (a regex) opens."""
+    links = dict(re.findall(rf'<a href="([^"]+)"[^>]*data-k="((?:{kinds})\.\w+)"', page))
+    links |= dict(re.findall(rf'<a href="([^"]+)">[^<]*<b data-k="((?:{kinds})\.open)"', page))
     return {key: html.unescape(href) for href, key in links.items()}
+
+
+def test_the_hazard_figures_open_the_hazards_they_count(http):
+    """超期隐患 and 未办结隐患 open the ledger of hazards alone (not the requests beside
+    them), listing as many as the figure says, for a duty officer as for a grid worker."""
+    for client in (http["duty_street"], http["worker_b"]):
+        page = client.get("/console").text
+        summary = client.get("/console/summary.json").json()
+        links = _card_links(page, "hazards")
+        assert set(links) == {"hazards.overdue", "hazards.open"}
+        assert all(href.startswith("/console/ledger?kind=hazard&") for href in links.values())
+        assert _matched(client, links["hazards.overdue"])[0] == summary["hazards"]["overdue"]
+        assert _matched(client, links["hazards.open"])[0] == summary["hazards"]["open"]
+        assert 'class="gw-big late"><a href="/console/ledger?kind=hazard&amp;overdue=true"' in page
 
 
 def _matched(client: httpx.Client, console_href: str) -> tuple[int, set[str]]:
