@@ -82,6 +82,9 @@ def _keys(page) -> set[str]:
     )
 
 
+OPEN_FIGURES = ("hazards.open", "requests.open")  # the desk's figures a resolve lowers
+
+
 def test_a_worker_takes_cases_on_the_phone_and_the_desk_closes_them(
     zh_browser, module_server, module_tokens, seeded_url, cases, where, shots
 ):
@@ -90,6 +93,7 @@ def test_a_worker_takes_cases_on_the_phone_and_the_desk_closes_them(
     )
     log_in(desk, module_server.url, module_tokens.duty_street, "/console")
     desk.wait_for_function("window.gridwatchConsole.cases.readyState === 1")
+    still_open = {key: int(desk.inner_text(f"[data-k='{key}']")) for key in OPEN_FIGURES}
     context, page, left, errors = _phone(zh_browser, module_server, module_tokens.worker_a, where)
     request, hazard = (
         phone_task(page, "request", cases["request"]),
@@ -145,6 +149,10 @@ def test_a_worker_takes_cases_on_the_phone_and_the_desk_closes_them(
             f"(document.querySelector('#gw-case-{case}') || {{}}).textContent?.includes('{label}')"
         )
     assert "已清运" in desk.inner_text(f"#gw-case-{cases['hazard']}")
+    for key, count in still_open.items():  # resolved is no longer open: the figures follow
+        desk.wait_for_function(
+            f"document.querySelector(\"[data-k='{key}']\").textContent === '{count - 1}'"
+        )
     desk.screenshot(path=str(shots / "desk-cases-1366.png"))
     desk.click(f"#gw-case-{cases['hazard']} a")
     desk.wait_for_url(f"**/console/cases/{cases['hazard']}")

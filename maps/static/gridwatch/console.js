@@ -153,7 +153,9 @@
             "alerts.open": s.alerts.open, "alerts.unacked": s.alerts.unacked,
             "hazards.open": s.hazards.open, "hazards.overdue": s.hazards.overdue,
             "awaiting_installation": s.awaiting_installation, "coverage.percent": s.coverage.percent,
-            "inspections.overdue": s.inspections.overdue
+            "inspections.overdue": s.inspections.overdue,
+            "requests.open": s.requests.open, "requests.overdue": s.requests.overdue,
+            "warnings.open": s.warnings.open
           };
           s.alerts.by_kind.forEach(function (k) { values["kind." + k.kind] = k.open; });
           s.alerts.by_level.forEach(function (l) { values["level." + l.level] = l.count; });
@@ -177,6 +179,8 @@
         clearTimeout(refresh);
         refresh = setTimeout(figures, 400);
       }, "case");
+    // Cases fall overdue with no event to say so: the figures are read again each minute too.
+    setInterval(figures, 60000);
     window.gridwatchConsole = { stream: stream, cases: cases };
   }
 
