@@ -34,6 +34,8 @@ from gridwatch.api.disclosure import ALERT_RESIDENT, record_reads, shown_in_clea
 from gridwatch.api.features import person
 from gridwatch.api.hazards import (
     CategoryQ,
+    ClosedFromQ,
+    ClosedToQ,
     FromQ,
     GridQ,
     LedgerAsk,
@@ -604,6 +606,8 @@ def ledger_view(
     category: CategoryQ = None,
     from_: FromQ = None,
     to: ToQ = None,
+    closed_from: ClosedFromQ = None,
+    closed_to: ClosedToQ = None,
     sort: SortQ = None,
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
 ):
@@ -619,6 +623,8 @@ def ledger_view(
         "category": category,
         "from": from_,
         "to": to,
+        "closed_from": closed_from,
+        "closed_to": closed_to,
         "sort": sort,
     }
     chosen = {k: v for k, v in filters.items() if v}
@@ -638,6 +644,8 @@ def ledger_view(
         from_=from_ or None,
         to=to or None,
         sort=sort or None,
+        closed_from=closed_from or None,
+        closed_to=closed_to or None,
     )
     rows, matched = ledger_rows(conn, state, principal, ask, limit=LEDGER_PAGE, offset=offset)
     now = state.now()
@@ -734,6 +742,7 @@ def _ledger_row(t: dict, row, now: datetime) -> dict:
         "due_at": row.due_at,
         "overdue": row.overdue,
         "overdue_text": _overdue_text(c, late) if late else "",
+        "closed_at": row.closed_at,
         "description": row.description,
         "place_name": row.place_name,
     }

@@ -36,6 +36,7 @@ from gridwatch.store.grids import GridCatalog, grid_counts
 from gridwatch.store.hazards import next_overdue
 from gridwatch.store.ledger import (
     CaseDay,
+    GridCloses,
     case_days_by_grid,
     median_as_percentile_cont,
     next_request_overdue,
@@ -103,7 +104,7 @@ class DeskFigures:
     coverage: dict[int, CoverageRow]  # leaf grid -> the day's patrol coverage
     alerts_opened: dict[int | None, dict[date, int]]
     cases_opened: dict[int | None, dict[date, int]]  # hazards and requests found
-    cases_closed: dict[int | None, dict[date, list[float]]]  # hours from received to closed
+    cases_closed: dict[int | None, dict[date, GridCloses]]
     active: tuple[AlertRow, ...]  # open and acknowledged, newest first
     awaiting: Meters  # as read with the rest
     made_at: datetime
@@ -199,18 +200,20 @@ def parts_for(
     `rows` newest open alerts of `kind` (any when empty)."""
     sees = principal.sees_grid
     leaves = [g for g in figures.leaves if sees(g)]
-    closed: dict[date, list[float]] = {}
+    closed: dict[date, int] = {}
+    hours: dict[date, list[float]] = {}
     for grid_id, by_day in figures.cases_closed.items():
         if sees(grid_id):
-            for day, hours in by_day.items():
-                closed.setdefault(day, []).extend(hours)
+            for day, closes in by_day.items():
+                closed[day] = closed.get(day, 0) + closes.cases
+                hours.setdefault(day, []).extend(closes.hours)
     opened = _summed(figures.cases_opened, sees)
     case_days = {
         day: CaseDay(
             day,
             opened.get(day, 0),
-            len(closed.get(day, ())),
-            median_as_percentile_cont(closed[day]) if day in closed else None,
+            closed.get(day, 0),
+            median_as_percentile_cont(hours[day]) if day in hours else None,
         )
         for day in opened.keys() | closed.keys()
     }

@@ -186,6 +186,12 @@ FromQ = Annotated[
     str | None, Query(alias="from", max_length=10, description="found on or after (YYYY-MM-DD)")
 ]
 ToQ = Annotated[str | None, Query(max_length=10, description="found on or before (YYYY-MM-DD)")]
+ClosedFromQ = Annotated[
+    str | None, Query(max_length=10, description="closed (办结) on or after (YYYY-MM-DD)")
+]
+ClosedToQ = Annotated[
+    str | None, Query(max_length=10, description="closed (办结) on or before (YYYY-MM-DD)")
+]
 SortQ = Annotated[
     str | None,
     Query(
@@ -195,7 +201,8 @@ SortQ = Annotated[
     ),
 ]
 LEDGER_PARAMS = {
-    "kind", "level", "grid", "system", "overdue", "status", "category", "from", "to", "sort",
+    "kind", "level", "grid", "system", "overdue", "status", "category", "from", "to",
+    "closed_from", "closed_to", "sort",
 }  # fmt: skip
 
 
@@ -214,6 +221,8 @@ class LedgerAsk:
     to: ToQ = None
     sort: SortQ = None
     system: SystemQ = MANAGEMENT
+    closed_from: ClosedFromQ = None
+    closed_to: ClosedToQ = None
 
 
 LedgerFilters = Annotated[LedgerAsk, Depends()]
@@ -232,8 +241,9 @@ def _listed(text: str | None, known: tuple[str, ...], what: str) -> list[str] | 
 
 @dataclass(frozen=True, slots=True)
 class _LedgerQuery:
-    """The filters of /ledger, checked; `found_from`/`found_until` the instants that begin
-    and end the local days asked for (both kept and database answers take these)."""
+    """The filters of /ledger, checked; `found_from`/`found_until` and `closed_from`/
+    `closed_until` the instants that begin and end the local days asked for (both kept and
+    database answers take these)."""
 
     grid: str | None
     kind: str | None
@@ -245,6 +255,8 @@ class _LedgerQuery:
     found_until: datetime | None
     order: str | None
     system: str = MANAGEMENT  # the grid system `grid` is a grid of
+    closed_from: datetime | None = None
+    closed_until: datetime | None = None
 
     def chosen_by(self) -> dict:
         """What the database's ledger and the kept one both select rows by, besides the
@@ -256,6 +268,8 @@ class _LedgerQuery:
             "statuses": self.statuses,
             "categories": self.categories,
             "order": self.order,
+            "closed_from": self.closed_from,
+            "closed_until": self.closed_until,
         }
 
     def filters(self, principal: Principal, grid_ids: list[int] | None) -> Filters:
@@ -272,8 +286,8 @@ def _ledger_query(state: ApiState, ask: LedgerAsk) -> _LedgerQuery:
     sort = ask.sort
     if sort and sort.removeprefix("-") not in LEDGER_ORDERS:
         raise BadRequest(f"sort must be one of {', '.join(LEDGER_ORDERS)}, '-' first to reverse")
-    first = local_day_bounds(parse_day(ask.from_, state), state.zone)[0] if ask.from_ else None
-    last = local_day_bounds(parse_day(ask.to, state), state.zone)[1] if ask.to else None
+    found = _days(state, ask.from_, ask.to)
+    closed = _days(state, ask.closed_from, ask.closed_to)
     if ask.kind is not None and ask.kind not in KINDS:
         raise BadRequest(f"kind must be one of {', '.join(KINDS)}")
     return _LedgerQuery(
@@ -283,11 +297,21 @@ def _ledger_query(state: ApiState, ask: LedgerAsk) -> _LedgerQuery:
         ask.overdue,
         _listed(ask.status, LEDGER_STATUSES, "status"),
         _listed(ask.category, LEDGER_CATEGORIES, "category"),
-        first,
-        last - timedelta(microseconds=1) if last else None,
+        *found,
         sort,
         ask.system,
+        *closed,
     )
+
+
+def _days(
+    state: ApiState, first: str | None, last: str | None
+) -> tuple[datetime | None, datetime | None]:
+    """The first and last instant of the local days from `first` to `last` (YYYY-MM-DD, each
+    left open when absent); 422 with why for a day not so written."""
+    start = local_day_bounds(parse_day(first, state), state.zone)[0] if first else None
+    end = local_day_bounds(parse_day(last, state), state.zone)[1] if last else None
+    return start, end - timedelta(microseconds=1) if end else None
 
 
 def ledger_rows(
@@ -404,6 +428,7 @@ def _row_json(row: LedgerRow, now: datetime) -> dict:
         "overdue": row.overdue,
         "overdue_hours": round(late, 1) if late is not None else None,
         "resolved_at": row.resolved_at,
+        "closed_at": row.closed_at,
         "description": row.description,
         "last_action": row.last_action,
         "last_note": row.last_note,

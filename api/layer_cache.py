@@ -287,6 +287,9 @@ class LedgerLayer:
             **_grid_columns(rows),
             "overdue": np.array([r.overdue for r in rows], dtype=bool),
             "observed": np.array([_utc(r.observed_at) for r in rows], dtype="datetime64[us]"),
+            # every close (办结) of every row, and the row it is of
+            "closed": np.array([_utc(at) for r in rows for at in r.closes], dtype="datetime64[us]"),
+            "closed_row": np.repeat(np.arange(len(rows)), [len(r.closes) for r in rows]),
         }
         for name in ("kind", "status", "level", "category"):
             columns[name] = np.array([getattr(r, name) for r in rows], dtype=object)
@@ -302,16 +305,33 @@ class LedgerLayer:
         categories: Sequence[str] | None,
         overdue: bool | None,
         order: str | None,
+        closed_from: datetime | None,
+        closed_until: datetime | None,
     ) -> np.ndarray:
         """The positions of the rows `ledger` would match (`filters.start`/`end` bound when
-        a case was found or asked), in its order: most urgent first, or by `order`."""
+        a case was found or asked, `closed_from`/`closed_until` when one of its closes was),
+        in its order: most urgent first, or by `order`."""
         c = self.columns
         chosen = _placed(c, filters, "observed")
         _having(chosen, c, kind=kind, level=level, status=statuses, category=categories)
         if overdue is not None:
             chosen &= c["overdue"] == overdue
+        if closed_from is not None or closed_until is not None:
+            chosen &= self._closed_between(closed_from, closed_until)
         positions = np.flatnonzero(chosen)
         return self._ordered(positions, order) if order else positions
+
+    def _closed_between(self, start: datetime | None, end: datetime | None) -> np.ndarray:
+        """Which rows have a close in [start, end] (either open)."""
+        closed = self.columns["closed"]
+        within = np.ones(len(closed), dtype=bool)
+        if start is not None:
+            within &= closed >= _instant(start)
+        if end is not None:
+            within &= closed <= _instant(end)
+        rows = np.zeros(len(self.rows), dtype=bool)
+        rows[self.columns["closed_row"][within]] = True
+        return rows
 
     def _ordered(self, positions: np.ndarray, order: str) -> np.ndarray:
         """`positions` by `order` as `ledger` sorts (NULL last either way); a stable sort, so

@@ -214,6 +214,8 @@ PARAMETERS = {
         "各属一个网格"
     ),
     "found on or before (YYYY-MM-DD)": "发现日期不晚于（YYYY-MM-DD）",
+    "closed (办结) on or after (YYYY-MM-DD)": "办结日期不早于（YYYY-MM-DD）",
+    "closed (办结) on or before (YYYY-MM-DD)": "办结日期不晚于（YYYY-MM-DD）",
     "a user name": "用户名",
     "also level-2 dispute warnings (`event: warning`); ids become A.W": (
         "同时推送二级矛盾纠纷预警（`event: warning`）；编号变为 A.W"

@@ -54,10 +54,16 @@ class LedgerRow:
     police_grid_id: int | None = None  # its police grid (警格)
     place_id: str | None = None  # a finding of this place's inspection (安全巡查)
     place_name: str | None = None
+    closes: tuple[datetime, ...] = ()  # each step into closed (办结), as the trend counts them
 
     @property
     def is_open(self) -> bool:
         return is_open(self.kind, self.status)
+
+    @property
+    def closed_at(self) -> datetime | None:
+        """When it was last closed (办结), even if reopened since; None if never."""
+        return self.closes[-1] if self.closes else None
 
     def hours_late(self, now: datetime) -> float | None:
         """Hours past its due time at `now` if overdue (an overdue row has one), else None."""
@@ -114,6 +120,8 @@ def ledger(
     categories: Sequence[str] | None = None,
     found_from: datetime | None = None,
     found_until: datetime | None = None,
+    closed_from: datetime | None = None,
+    closed_until: datetime | None = None,
     order: str | None = None,
     limit: int | None = None,
     offset: int = 0,
@@ -126,8 +134,9 @@ def ledger(
     Overdue means open past its due time, whatever level it has reached since. A hazard
     stored without one (before deadlines were set when a hazard is stored) shows the due
     time its severity sets until the hazard clocks give it one. `found_from` and
-    `found_until` bound when it was found (a hazard) or asked (a request). `grid_ids` are
-    grids of `system`; `police_scope` the police grids among `scope`.
+    `found_until` bound when it was found (a hazard) or asked (a request); `closed_from` and
+    `closed_until` select the cases with a close (办结) between them, as the desk's trend counts
+    closes. `grid_ids` are grids of `system`; `police_scope` the police grids among `scope`.
     """
     filters = Filters(scope=scope, grid_ids=grid_ids, start=found_from, end=found_until)
     filters = replace(filters, system=system, police_scope=list(police_scope))
@@ -147,6 +156,8 @@ def ledger(
     if overdue is not None:
         where.append(sql.SQL("(h.is_open AND h.due_at <= %(now)s) = %(overdue)s"))
         params["overdue"] = overdue
+    if closed_from is not None or closed_until is not None:
+        where.append(_closed_between(closed_from, closed_until, params))
     conditions = all_of(where)
     # The page first, then the events of its cases in one pass (not a lookup per row).
     query = sql.SQL(
@@ -167,7 +178,8 @@ def ledger(
             SELECT 'hazard' AS kind, e.hazard_id AS id,
                 max(e.at) FILTER (WHERE e.to_status = 'resolved') AS resolved_at,
                 (array_agg(e.action ORDER BY e.at DESC, e.id DESC))[1] AS last_action,
-                (array_agg(e.note ORDER BY e.at DESC, e.id DESC))[1] AS last_note
+                (array_agg(e.note ORDER BY e.at DESC, e.id DESC))[1] AS last_note,
+                array_agg(e.at ORDER BY e.at, e.id) FILTER (WHERE {close}) AS closes
             FROM hazard_events e
             WHERE e.hazard_id IN (SELECT id FROM page WHERE kind = 'hazard')
             GROUP BY e.hazard_id
@@ -175,7 +187,8 @@ def ledger(
             SELECT 'request', e.request_id,
                 max(e.at) FILTER (WHERE e.to_status = 'resolved'),
                 (array_agg(e.action ORDER BY e.at DESC, e.id DESC))[1],
-                (array_agg(e.note ORDER BY e.at DESC, e.id DESC))[1]
+                (array_agg(e.note ORDER BY e.at DESC, e.id DESC))[1],
+                array_agg(e.at ORDER BY e.at, e.id) FILTER (WHERE {close})
             FROM request_events e
             WHERE e.request_id IN (SELECT id FROM page WHERE kind = 'request')
             GROUP BY e.request_id
@@ -184,16 +197,16 @@ def ledger(
             p.status, p.level, p.reporter_id, p.assignee, p.observed_at, p.received_at,
             p.due_at, p.overdue, ev.resolved_at, p.description, ev.last_action, ev.last_note,
             p.grid_id, p.kind, p.due_kind, p.lon, p.lat, p.police_grid_id, p.place_id,
-            pl.name AS place_name, p.matched
+            pl.name AS place_name, ev.closes, p.matched
         FROM page p LEFT JOIN events ev ON ev.kind = p.kind AND ev.id = p.id
         LEFT JOIN places pl ON pl.id = p.place_id
         ORDER BY p.n
         """
-    ).format(_ledger_order(order), _LEDGER_FROM, conditions)
+    ).format(_ledger_order(order), _LEDGER_FROM, conditions, close=_CLOSE_STEP)
     params["limit"] = limit
     params["offset"] = offset
     found = conn.execute(query, params).fetchall()
-    rows = [LedgerRow(*row[:-1]) for row in found]
+    rows = [replace(LedgerRow(*row[:-2]), closes=tuple(row[-2] or ())) for row in found]
     if found:
         total = found[0][-1]
     else:  # past the last page: count them alone
@@ -253,26 +266,56 @@ def next_request_overdue(conn: psycopg.Connection, *, now: datetime) -> datetime
     return at
 
 
+# A close (办结): a step of a case's events into the loop's last status, closed (a hazard
+# 已办结, a request 已关闭 after its feedback), from another; an 'update' event of a closed
+# request stays closed and closes nothing. The desk's trend counts these and the ledger's
+# closed_from/closed_to select by them, so a day's bar lists what it counts.
+_CLOSE_STEP = sql.SQL("e.to_status = 'closed' AND e.from_status IS DISTINCT FROM 'closed'")
+_CLOSES = sql.SQL(
+    """
+    (SELECT 'hazard' AS kind, e.hazard_id AS id, e.at FROM hazard_events e WHERE {step}
+    UNION ALL
+    SELECT 'request', e.request_id, e.at FROM request_events e WHERE {step}) c
+    """
+).format(step=_CLOSE_STEP)
+
+
+def _closed_between(start: datetime | None, end: datetime | None, params: dict) -> sql.Composable:
+    """The ledger's condition that a case (`h`) has a close in [start, end] (either open)."""
+    bounds: list[sql.Composable] = []
+    if start is not None:
+        bounds.append(sql.SQL("c.at >= %(closed_from)s"))
+        params["closed_from"] = start
+    if end is not None:
+        bounds.append(sql.SQL("c.at <= %(closed_until)s"))
+        params["closed_until"] = end
+    return sql.SQL("(h.kind, h.id) IN (SELECT c.kind, c.id FROM {} WHERE {})").format(
+        _CLOSES, all_of(bounds)
+    )
+
+
 # The cases of both kinds as the desk's trend counts them, each a relation `c`. Found: when a
 # hazard was found or a request asked, the time the ledger's from/to select a case by, so a
-# day's count is the list that day's ledger shows. Closed: each step into the loop's last
-# status, closed (a hazard 已办结, a request 已关闭 after its feedback; an 'update' event of a
-# closed request stays closed and closes nothing), with the hours since it was received.
+# day's count is the list that day's ledger shows. Closed: each close, with the hours since
+# the case was received; a day counts the cases closed, a case closed twice that day once.
 _CASES_FOUND = sql.SQL(
     "(SELECT grid_id, observed_at AS at FROM hazard_reports "
     "UNION ALL SELECT grid_id, requested_at FROM requests) c"
 )
 _CASES_CLOSED = sql.SQL(
     """
-    (SELECT h.grid_id, e.at, (extract(epoch FROM e.at - h.received_at) / 3600)::float8 AS hours
+    (SELECT 'hazard' AS kind, h.id, h.grid_id, e.at,
+            (extract(epoch FROM e.at - h.received_at) / 3600)::float8 AS hours
         FROM hazard_events e JOIN hazard_reports h ON h.id = e.hazard_id
-        WHERE e.to_status = 'closed' AND e.from_status IS DISTINCT FROM 'closed'
+        WHERE {step}
     UNION ALL
-    SELECT r.grid_id, e.at, (extract(epoch FROM e.at - r.received_at) / 3600)::float8
+    SELECT 'request', r.id, r.grid_id, e.at,
+            (extract(epoch FROM e.at - r.received_at) / 3600)::float8
         FROM request_events e JOIN requests r ON r.id = e.request_id
-        WHERE e.to_status = 'closed' AND e.from_status IS DISTINCT FROM 'closed') c
+        WHERE {step}) c
     """
-)
+).format(step=_CLOSE_STEP)
+_CASES = sql.SQL("count(DISTINCT (c.kind, c.id))")
 _DAY = sql.SQL("(c.at AT TIME ZONE %(tz)s)::date")
 _IN_DAYS = sql.SQL("c.at >= %(start)s AND c.at < %(end)s")
 
@@ -280,7 +323,7 @@ _IN_DAYS = sql.SQL("c.at >= %(start)s AND c.at < %(end)s")
 @dataclass(frozen=True, slots=True)
 class CaseDay:
     """One local day of both loops: cases (hazards and requests) found, cases closed (办结),
-    and the median hours from received to closed of those closed that day."""
+    and the median hours from received to closed of the closes that day."""
 
     day: date
     opened: int = 0
@@ -298,9 +341,11 @@ def case_days(
     )
     closed = conn.execute(
         sql.SQL(
-            "SELECT {day}, count(*), percentile_cont(0.5) WITHIN GROUP (ORDER BY c.hours) "
+            "SELECT {day}, {cases}, percentile_cont(0.5) WITHIN GROUP (ORDER BY c.hours) "
             "FROM {closed} WHERE {where} AND {in_days} GROUP BY 1"
-        ).format(day=_DAY, closed=_CASES_CLOSED, where=all_of(where), in_days=_IN_DAYS),
+        ).format(
+            day=_DAY, cases=_CASES, closed=_CASES_CLOSED, where=all_of(where), in_days=_IN_DAYS
+        ),
         {**params, "start": start, "end": end, "tz": zone.key},
     ).fetchall()
     days = {day: CaseDay(day, opened=count) for day, count in opened.items()}
@@ -309,12 +354,22 @@ def case_days(
     return days
 
 
+@dataclass(frozen=True, slots=True)
+class GridCloses:
+    """The closes of one grid on one local day: the cases closed (a case lies in one grid, so
+    a scope's count is the sum of its grids'), and the hours from received to closed of each
+    close (a median is no sum: a scope's is taken from the hours of its grids, the same float8
+    values percentile_cont takes)."""
+
+    cases: int
+    hours: tuple[float, ...]
+
+
 def case_days_by_grid(
     conn: psycopg.Connection, *, start: datetime, end: datetime, zone
-) -> tuple[dict[int | None, dict[date, int]], dict[int | None, dict[date, list[float]]]]:
-    """`case_days` of every grid apart: cases found per grid and local day, and the hours from
-    received to closed of each close per grid and day (a median is no sum: a scope's is taken
-    from the hours of its grids, the same float8 values percentile_cont takes)."""
+) -> tuple[dict[int | None, dict[date, int]], dict[int | None, dict[date, GridCloses]]]:
+    """`case_days` of every grid apart: cases found per grid and local day, and the closes
+    per grid and day."""
     params = {"start": start, "end": end, "tz": zone.key}
     opened: dict[int | None, dict[date, int]] = {}
     for grid_id, day, count in conn.execute(
@@ -324,14 +379,15 @@ def case_days_by_grid(
         params,
     ).fetchall():
         opened.setdefault(grid_id, {})[day] = count
-    closed: dict[int | None, dict[date, list[float]]] = {}
-    for grid_id, day, hours in conn.execute(
-        sql.SQL("SELECT c.grid_id, {day}, c.hours FROM {closed} WHERE {in_days}").format(
-            day=_DAY, closed=_CASES_CLOSED, in_days=_IN_DAYS
-        ),
+    closed: dict[int | None, dict[date, GridCloses]] = {}
+    for grid_id, day, cases, hours in conn.execute(
+        sql.SQL(
+            "SELECT c.grid_id, {day}, {cases}, array_agg(c.hours) FROM {closed} "
+            "WHERE {in_days} GROUP BY 1, 2"
+        ).format(day=_DAY, cases=_CASES, closed=_CASES_CLOSED, in_days=_IN_DAYS),
         params,
     ).fetchall():
-        closed.setdefault(grid_id, {}).setdefault(day, []).append(hours)
+        closed.setdefault(grid_id, {})[day] = GridCloses(cases, tuple(hours))
     return opened, closed
 
 

@@ -133,6 +133,14 @@ def test_the_whole_loop_with_escalation_on_an_injected_clock(loop):
     worker.post(f"/hazards/{hazard_id}/resolve", json={"note": "更换了软管"})
     closed = duty.post(f"/hazards/{hazard_id}/close", json={"note": "回访居民满意"})
     assert closed.json()["properties"]["status"] == "closed"
+    # The ledger of the day's closes (办结) lists it, with when it was closed; the day before's not.
+    day = server.clock().astimezone(NOW.tzinfo).date()
+    that_day = {"closed_from": day.isoformat(), "closed_to": day.isoformat()}
+    listed = duty.get("/ledger", params=that_day).json()["items"]
+    assert [r["id"] for r in listed] == [hazard_id]
+    assert listed[0]["closed_at"] == server.clock().astimezone(UTC).isoformat()
+    yesterday = (day - timedelta(days=1)).isoformat()
+    assert duty.get("/ledger", params={"closed_to": yesterday}).json()["numberMatched"] == 0
     assert [(a, f, t) for a, f, t, _ in _events(url, hazard_id)] == [
         ("report", None, "reported"),
         ("assign", "reported", "assigned"),

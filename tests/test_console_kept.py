@@ -310,7 +310,7 @@ def test_requests_and_warnings_turn_on_a_notice_and_a_deadline(kept, plain, seed
 def test_a_request_closed_turns_the_trend(kept, plain, seeded_url):
     """A request of grid A asked today and closed after its feedback counts in today's cases
     opened and closed on grid A's kept desk as the database counts them, and on no other
-    grid's."""
+    grid's; closed again after a reopening, it is still one case closed today."""
     server, http = kept
     worker_a, plain_a = http["worker_a"], plain[1]["worker_a"]
     worker_b, plain_b = http["worker_b"], plain[1]["worker_b"]
@@ -330,6 +330,14 @@ def test_a_request_closed_turns_the_trend(kept, plain, seeded_url):
     assert closed[-1]["median_close_h"] is not None
     assert closed[:-1] == before[:-1]
     assert _same(worker_b, plain_b)["trend"] == before_b
+    with psycopg.connect(seeded_url) as conn:  # reopened and closed again the same day
+        for action in ("reopen", "accept", "resolve", "feedback", "close"):
+            rating = "satisfied" if action == "feedback" else None
+            transition_request(
+                conn, uuid.UUID(request), action, actor="duty", now=server.clock(), rating=rating
+            )
+    again = _same(worker_a, plain_a)["trend"]
+    assert again[-1]["cases_closed"] == closed[-1]["cases_closed"], "one case closed today"
 
 
 def test_today_turns_at_local_midnight(kept, plain):

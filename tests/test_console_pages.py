@@ -7,7 +7,7 @@ from __future__ import annotations
 import html
 import re
 from datetime import datetime, timedelta
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
 import psycopg
@@ -24,6 +24,7 @@ from tests.support.api import (
     english_client,
     hotline_request,
     open_alert,
+    reason,
     warning_cases,
 )
 from tests.support.spreadsheets import csv_rows, xlsx_rows
@@ -240,20 +241,75 @@ def test_the_trend_counts_requests_as_cases(http, seeded_url, tmp_path, module_t
     assert EN["cases_opened"] == "Cases opened" and EN["cases_opened"] in page_en
 
 
-def test_an_opened_bar_opens_the_cases_it_counts(http):
-    """Each day's 新增案件 bar opens the ledger of that day, which lists as many cases, hazards
-    and requests, as the bar counts, for each caller."""
+def test_a_case_closed_twice_in_a_day_is_one_case_closed(http, seeded_url):
+    """A hazard of grid A closed, reopened and closed again on one day is one case closed that
+    day, on the desk and in the ledger of that day's closes (办结), which shows its last close;
+    grid B's worker counts and lists none of it."""
+    worker_a, worker_b, officer = http["worker_a"], http["worker_b"], http["duty_street"]
+    before, before_b, before_street = _trend(worker_a), _trend(worker_b), _trend(officer)
+    day = sorted(before)[-2]
+    at = datetime.fromisoformat(day).replace(tzinfo=NOW.tzinfo)
+    steps = [  # (hour, action, from, to)
+        (9, "close", "resolved", "closed"),
+        (10, "reopen", "closed", "reopened"),
+        (11, "resolve", "reopened", "resolved"),
+        (15, "close", "resolved", "closed"),
+    ]
+    with psycopg.connect(seeded_url) as conn:
+        [(grid, lon, lat)] = conn.execute(
+            "SELECT id, min_lon, min_lat FROM grids WHERE code = %s", (GRID_A,)
+        ).fetchall()
+        found = NOW - 20 * DAY  # before the trend: it changes no day's cases found
+        [(case,)] = conn.execute(
+            "INSERT INTO hazard_reports (id, reporter_id, observed_at, received_at, lon, lat, "
+            "grid_id, category, severity, status, deadline_at, due_at) VALUES "
+            "(gen_random_uuid(), 'W001', %s, %s, %s, %s, %s, 'road', 'low', 'closed', %s, %s) "
+            "RETURNING id::text",
+            (found, found, lon, lat, grid, found + DAY, found + DAY),
+        ).fetchall()
+        for hour, action, from_status, to_status in steps:
+            conn.execute(
+                "INSERT INTO hazard_events (hazard_id, at, action, from_status, to_status, actor) "
+                "VALUES (%s, %s, %s, %s, %s, 'duty')",
+                (case, at.replace(hour=hour), action, from_status, to_status),
+            )
+    after, after_street = _trend(worker_a), _trend(officer)
+    assert after[day]["cases_closed"] == before[day]["cases_closed"] + 1
+    assert after_street[day]["cases_closed"] == before_street[day]["cases_closed"] + 1
+    assert _trend(worker_b) == before_b
+    that_day = {"closed_from": day, "closed_to": day, "limit": 1000}
+    listed = worker_a.get("/ledger", params=that_day).json()
+    assert listed["numberMatched"] == after[day]["cases_closed"]
+    [row] = [r for r in listed["items"] if r["id"] == case]
+    assert datetime.fromisoformat(row["closed_at"]) == at.replace(hour=15)
+    assert case not in _matched(worker_b, "/console/ledger?" + urlencode(that_day))[1]
+    page = worker_a.get("/console/ledger", params={**that_day, "kind": "hazard"}).text
+    assert f"{ZH['closed_on']} {day[5:]} 15:00" in page, "its last close, under its status"
+
+
+@pytest.mark.parametrize(
+    ("key", "first", "last"),
+    [("cases_opened", "from", "to"), ("cases_closed", "closed_from", "closed_to")],
+)
+def test_a_case_bar_opens_the_cases_it_counts(http, key, first, last):
+    """Each day's 新增案件 bar opens the ledger of the cases found that day, each 办结案件 bar
+    the ledger of those closed that day; either lists as many cases, hazards and requests, as
+    the bar counts, for each caller."""
+    counted = 0
     for role in ("duty_street", "worker_a", "worker_b"):
         client = http[role]
         trend = _trend(client)
         page = client.get("/console").text
-        bars = re.findall(r'<a href="(/console/ledger\?from=[^"]+)" title="([\d-]+): (\d+)"', page)
+        pattern = rf'<a href="(/console/ledger\?{first}=[^"]+)" title="([\d-]+): (\d+)"'
+        bars = re.findall(pattern, page)
         assert len(bars) == len(trend) == 14, role
         for href, day, count in bars:
             href = html.unescape(href)
-            assert parse_qs(urlsplit(href).query) == {"from": [day], "to": [day]}
+            assert parse_qs(urlsplit(href).query) == {first: [day], last: [day]}
             matched, _ = _matched(client, href)
-            assert matched == int(count) == trend[day]["cases_opened"], (role, day)
+            assert matched == int(count) == trend[day][key], (role, day)
+            counted += matched
+    assert counted, "some bar counts a case"
 
 
 def test_residents_are_masked_for_those_who_may_not_see_them(http, fall_in_a, seeded_url):
@@ -310,10 +366,20 @@ def test_durations_read_as_people_say_them():
 
 
 def test_a_filter_left_empty_in_the_form_is_no_filter(http):
-    empty = {k: "" for k in ("level", "grid", "overdue", "status", "category", "from", "to")}
+    keys = ("level", "grid", "overdue", "status", "category", "from", "to")
+    empty = {k: "" for k in (*keys, "closed_from", "closed_to")}
     page = http["duty_street"].get("/console/ledger", params=empty)
     assert page.status_code == 200
     assert http["duty_street"].get("/console/ledger", params={"level": "moon"}).status_code == 422
+
+
+def test_a_day_of_closes_not_written_as_a_day_is_refused_with_why(http):
+    officer = http["duty_street"]
+    for params in ({"closed_from": "2026-13-01"}, {"closed_to": "yesterday"}):
+        for path in ("/ledger", "/ledger.csv", "/ledger.xlsx"):
+            refused = officer.get(path, params=params)
+            assert refused.status_code == 422 and "YYYY-MM-DD" in reason(refused), path
+        assert officer.get("/console/ledger", params=params).status_code == 422
 
 
 @pytest.fixture(scope="module")
@@ -343,7 +409,8 @@ def test_a_request_stands_in_the_ledger_and_has_its_page(http, request_in_a):
     exported = http["duty_street"].get("/ledger.csv", params={"kind": "request", "grid": GRID_A})
     [row] = [r for r in csv_rows(exported.content) if r[0] == request_in_a]
     assert (row[4], row[6], row[12], row[15]) == ("噪声扰民", "已派单", "是", "'=楼上夜间装修")
-    assert row[17:] == ["诉求", "接单期限", ""]  # kind, deadline kind, no place (场所)
+    # kind, deadline kind, no place (场所), never closed (办结时间)
+    assert row[17:] == ["诉求", "接单期限", "", ""]
     page = http["worker_a"].get(f"/console/cases/{request_in_a}")
     assert page.status_code == 200
     assert "诉求详情" in page.text and "12345热线" in page.text

@@ -63,6 +63,8 @@ ROWS = [
         overdue=False,
         due_at=NOW + timedelta(days=1),
         resolved_at=NOW - timedelta(minutes=1),
+        status="closed",
+        closes=(NOW - timedelta(days=1), NOW - timedelta(seconds=30)),  # closed, reopened, closed
     ),
     _row(
         kind="request",
@@ -96,6 +98,8 @@ def test_the_workbook_holds_what_the_csv_holds():
     assert expected[0][19] == "场所"
     places = [r[19] for r in expected[1:]]
     assert places == ["团结建材库", "'=先锋加工坊", ""], "the place, or empty"
+    assert expected[0][20] == "办结时间"
+    assert [r[20] for r in expected[1:]] == ["", "2026-11-23 11:59", ""], "the last close"
 
 
 def test_the_workbook_types_its_cells_and_frames_its_sheet():
@@ -103,13 +107,15 @@ def test_the_workbook_types_its_cells_and_frames_its_sheet():
     sheet = book.active
     assert sheet.title == "问题台账"
     assert sheet.freeze_panes == "A2"
-    assert sheet.auto_filter.ref == "A1:T4"
+    assert sheet.auto_filter.ref == "A1:U4"
     assert all(cell.font.b for cell in sheet[1])
     assert not any(cell.font.b for cell in sheet[2])
     found, due, late = sheet["K2"], sheet["L2"], sheet["N2"]
     assert found.value == datetime(2026, 11, 22, 5, 59, 53)  # Shanghai's wall clock, no zone
     assert found.is_date and due.is_date
     assert late.data_type == "n" and late.value == 6.2
+    closed = sheet["U3"]
+    assert closed.is_date and closed.value == datetime(2026, 11, 23, 11, 59, 30)
     formula = sheet["P3"]
     assert formula.data_type == "s" and formula.quotePrefix, "text, never a formula"
     widths = {col: sheet.column_dimensions[col].width for col in ("A", "C", "P")}
