@@ -175,7 +175,8 @@ def test_the_kept_ledger_answers_as_the_database_does(kept, plain, role):
         assert got.headers.get("content-disposition") == want.headers.get("content-disposition")
 
 
-# The console's filters and orders (categories, found from/to in the district's days, sort=).
+# The console's filters and orders (categories, found from/to and closed from/to in the
+# district's days, sort=).
 LEDGER_SORTS = [{"sort": order} for key in LEDGER_ORDERS for order in (key, f"-{key}")]
 LEDGER_NARROWED = [
     {"category": "fire"},
@@ -191,6 +192,10 @@ LEDGER_NARROWED = [
     {"status": "accepted,feedback"},
     {"kind": "request", "overdue": "false", "sort": "status"},
     {"kind": "request", "from": "2026-11-21", "grid": "QS-01-02"},
+    {"closed_from": "2026-11-20", "closed_to": "2026-11-20"},
+    {"closed_to": "2026-11-17", "sort": "-found"},
+    {"closed_from": "2026-11-21", "kind": "request"},
+    {"closed_from": "2026-11-19", "from": "2026-11-18", "grid": "QS-01-01", "sort": "status"},
 ]
 LEDGER_ODD = [
     {"from": "2026-11-21", "to": "2026-11-19"},
@@ -200,6 +205,9 @@ LEDGER_ODD = [
     {"to": "yesterday"},
     {"sort": "nope"},
     {"sort": "--due"},
+    {"closed_from": "2026-11-21", "closed_to": "2026-11-19"},
+    {"closed_from": "2026-02-30"},
+    {"closed_to": "today"},
 ]
 
 
@@ -270,6 +278,58 @@ def test_the_kept_ledger_keeps_to_the_districts_days_and_puts_nulls_last(kept, p
         ordered = _ids(admin, {"sort": order, "limit": 1000})
         last = set(ordered[-len(requests) - 1 :])  # the requests and the odd hazard
         assert last == requests | {odd}, "a request has no severity: last"
+
+
+def test_the_kept_ledger_selects_closes_by_the_districts_days(kept, plain, seeded_url):
+    """Hazards closed (办结) either side of local midnight fall on the day the district calls
+    it; one closed, reopened and closed again the next day is listed on both days, its
+    closed_at its last close; a step that leaves a closed case closed closes nothing."""
+    _, http = kept
+    day = datetime.fromisoformat("2026-11-20T00:00:00+08:00")
+    tick, hour = timedelta(microseconds=1), timedelta(hours=1)
+    closed = [day - tick, day, day + timedelta(days=1) - tick, day + timedelta(days=1)]
+    ids = [_insert_hazard(seeded_url, GRID_A, due_in=timedelta(days=3)) for _ in range(6)]
+    twice, still = ids[4], ids[5]
+    steps = [
+        (case, at, "close", "resolved", "closed") for case, at in zip(ids[:4], closed, strict=True)
+    ]
+    steps += [
+        (twice, day + hour, "close", "resolved", "closed"),
+        (twice, day + 2 * hour, "reopen", "closed", "reopened"),
+        (twice, day + 3 * hour, "resolve", "reopened", "resolved"),
+        (twice, day + timedelta(days=1, hours=3), "close", "resolved", "closed"),
+        (still, day - hour, "close", "resolved", "closed"),
+        (still, day + hour, "note", "closed", "closed"),
+    ]
+    for step in steps:
+        execute(
+            seeded_url,
+            "INSERT INTO hazard_events (hazard_id, at, action, from_status, to_status, actor) "
+            "VALUES (%s, %s, %s, %s, %s, 'duty')",
+            step,
+        )
+    execute(seeded_url, "UPDATE hazard_reports SET status = 'closed' WHERE id = ANY(%s)", (ids,))
+    admin = http["admin"]
+    last = day + timedelta(days=1, hours=3)
+
+    def last_close(client: httpx.Client) -> datetime | None:
+        row = _ledger_row(client, twice)
+        return datetime.fromisoformat(row["closed_at"]) if row and row["closed_at"] else None
+
+    wait_for(lambda: last_close(admin) == last, timeout=NOTICE_S, what="the closes, kept")
+    assert last_close(plain["admin"]) == last
+    that_day = {"closed_from": "2026-11-20", "closed_to": "2026-11-20", "limit": 1000}
+    next_day = {"closed_from": "2026-11-21", "closed_to": "2026-11-21", "limit": 1000}
+    assert set(ids) & set(_ids(admin, that_day)) == {ids[1], ids[2], twice}
+    assert set(ids) & set(_ids(admin, next_day)) == {ids[3], twice}
+    for role in ("admin", "worker_a", "worker_b"):
+        for params in (
+            that_day,
+            next_day,
+            {"closed_to": "2026-11-19"},
+            {"closed_from": "2026-11-21"},
+        ):
+            _same_pages(http[role], plain[role], LEDGER, {"limit": 1000, **params})
 
 
 ALERTS_ASKED = [
@@ -399,7 +459,8 @@ def test_a_requests_new_step_is_in_the_next_ledger(kept, seeded_url):
     assert (row["status"], row["last_note"]) == ("in_progress", "在处理")
     listed = admin.get(f"{LEDGER}.csv", params={"kind": "request", "grid": GRID_A})
     [cells] = [r for r in listed.content.decode("utf-8-sig").splitlines() if request_id in r]
-    assert ",噪声扰民," in cells and cells.endswith(",诉求,办结期限,"), cells  # no place
+    # no place, never closed
+    assert ",噪声扰民," in cells and cells.endswith(",诉求,办结期限,,"), cells
 
 
 def test_a_hazard_falling_overdue_and_its_hours_late_follow_the_clock(kept, plain, seeded_url):

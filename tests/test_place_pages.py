@@ -194,8 +194,8 @@ def test_a_findings_photos_are_its_cases_and_its_page_names_the_place(http, plac
 
 
 def test_the_ledgers_json_and_files_name_a_findings_place(http, places):
-    """场所 in the JSON and as the last column of the CSV and the workbook: the place's name
-    for the finding, empty (null in JSON) for a hazard no inspection found."""
+    """场所 in the JSON and as a column of the CSV and the workbook (the 20th, after 期限类别):
+    the place's name for the finding, empty (null in JSON) for a hazard no inspection found."""
     duty = http["duty_street"]
     items = duty.get("/ledger", params={"grid": GRID_B, "limit": 1000}).json()["items"]
     named = {item["id"]: item["place"] for item in items}
@@ -206,8 +206,8 @@ def test_the_ledgers_json_and_files_name_a_findings_place(http, places):
         assert file.status_code == 200, file.text[:300]
         read = csv_rows if path.endswith(".csv") else xlsx_rows
         [header, *rows] = read(file.content)
-        assert header[-1] == ZH["ledger_columns"][-1] == "场所"
-        places_of = {row[0]: row[-1] for row in rows}
+        assert header[19] == ZH["ledger_columns"][19] == "场所"
+        places_of = {row[0]: row[19] for row in rows}
         assert places_of.pop(places["hazard"]) == "幸福便利店", path
         assert set(places_of.values()) == {""}, path
 
