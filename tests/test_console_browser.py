@@ -189,6 +189,32 @@ def test_the_ledger_filters_and_exports_what_it_shows(browser, module_server, mo
     assert left == [] and errors == []
 
 
+def test_a_closed_bar_opens_the_ledger_of_that_days_closes(browser, module_server, module_tokens):
+    """The desk's latest 办结案件 bar with a case opens the ledger with that day in the closed
+    dates of its form, as many cases as the bar counts, each showing its last close under its
+    status; on a phone the form and the cards stay within the screen."""
+    context, page, left, errors = _context(browser, module_server, DESK, module_tokens.duty_street)
+    bars = page.locator(".gw-spark a[href*='closed_from=']")
+    assert bars.count() == 14
+    titles = [bars.nth(i).get_attribute("title") or "" for i in range(14)]
+    last = max(i for i, title in enumerate(titles) if not title.endswith(": 0"))
+    day, count = titles[last].split(": ")
+    bars.nth(last).click()
+    page.wait_for_url("**closed_from=**")
+    assert page.input_value("input[name=closed_from]") == day
+    assert page.input_value("input[name=closed_to]") == day
+    assert page.inner_text("#gw-count").startswith(f"共 {count} 条")
+    rows = page.locator("#gw-ledger tbody tr")
+    assert rows.count() == min(int(count), 200)
+    assert rows.locator(".gw-closed").count() == rows.count(), "each was closed"
+    page.set_viewport_size(PHONE)
+    page.reload()
+    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+    assert page.evaluate("document.querySelector('.gw-table-wrap').scrollWidth") <= PHONE["width"]
+    context.close()
+    assert left == [] and errors == []
+
+
 def test_a_hazard_walks_its_steps_on_its_page(browser, module_server, module_tokens, seeded_url):
     with psycopg.connect(seeded_url) as conn:
         hazard = conn.execute(
