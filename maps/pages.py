@@ -562,7 +562,7 @@ def _header(ctx: PageContext, title: str, page: str) -> str:
     stamp = ctx.updated.astimezone(ctx.zone).strftime("%H:%M")
     return (
         f'<header class="gw-bar"><b class="gw-title">{html.escape(title)}</b>'
-        f"<nav>{nav}</nav>"
+        f'<nav>{nav}</nav><script src="/static/gridwatch/nav.js"></script>'
         f'<span class="gw-user"><span class="gw-stamp">{html.escape(t["updated"])} {stamp} · '
         f"{html.escape(ctx.user)}</span>"
         f'<form method="post" action="/logout"><button>{html.escape(t["logout"])}</button>'

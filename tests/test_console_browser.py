@@ -281,6 +281,13 @@ MAP_BESIDE_LIST = """() => {
 EMERGENCY_GRIDS = "document.querySelectorAll('path.leaflet-interactive[stroke=\"#b0003a\"]').length"
 
 
+CURRENT_IN_VIEW = """(() => {
+  const nav = document.querySelector('.gw-bar nav').getBoundingClientRect();
+  const on = document.querySelector('.gw-bar nav a.on').getBoundingClientRect();
+  return on.left >= nav.left - 1 && on.right <= nav.right + 1;
+})()"""
+
+
 def test_phone_width_screenshots(browser, module_server, module_tokens, sos, shots, seeded_url):
     with psycopg.connect(seeded_url) as conn:
         case = conn.execute(  # a hazard that has gone through a few steps: a long timeline
@@ -322,6 +329,9 @@ def test_phone_width_screenshots(browser, module_server, module_tokens, sos, sho
         )
     assert page.evaluate(MAP_BESIDE_LIST), "the list covers the map on a phone"
     assert page.evaluate(EMERGENCY_GRIDS) > 0, "no grid with an SOS or a fall stands out"
+    for path in ("/maps/coverage", "/m", "/console"):  # the bar's strip shows where one is
+        page.goto(f"{module_server.url}{path}")
+        assert page.evaluate(CURRENT_IN_VIEW), path
     page.set_viewport_size(DESK)
     page.goto(f"{module_server.url}/maps/live")
     page.wait_for_timeout(800)
