@@ -90,6 +90,9 @@ AlertId = Annotated[int, Path(ge=1, le=2**62)]
 TREND_DAYS = 14
 WEEK = timedelta(days=7)
 LIVE_ROWS = 50
+# The desk's figures are read again on every event and each minute; the list beside them
+# follows the stream, so those reads ask without it: no resident shown, none recorded as read.
+LIVE_QUERY = "false: the figures alone, without the newest open alerts (and their residents)"
 LEDGER_PAGE = 200
 MAX_POINTS = 12_000  # power readings sent for the week's chart; more are thinned to peaks
 URGENT_KINDS = EMERGENCY_EVENTS  # sos, fall: someone needs help now
@@ -152,14 +155,17 @@ def _kept_summary(
     figures: DeskFigures,
     homes: AwaitingHomes,
     kind: str | None,
+    live_rows: int = LIVE_ROWS,
 ) -> tuple[dict, DeskParts]:
     """The summary from kept figures; `now` in it is when they were read (they hold since)."""
-    parts = parts_for(figures, homes, principal, kind, LIVE_ROWS)
+    parts = parts_for(figures, homes, principal, kind, live_rows)
     summary = _summary(state, principal, figures.catalog, parts, figures.made_at, figures.days)
     return summary, parts
 
 
-def _summary_from_db(conn, state: ApiState, principal: Principal, kind: str | None):
+def _summary_from_db(
+    conn, state: ApiState, principal: Principal, kind: str | None, live_rows: int = LIVE_ROWS
+):
     """The summary from the database, for an app that keeps nothing."""
     now = state.now()
     days = _desk_days(state, now)
@@ -192,10 +198,12 @@ def _summary_from_db(conn, state: ApiState, principal: Principal, kind: str | No
         live=alert_page(
             conn,
             Filters(scope=scope),
-            limit=LIVE_ROWS,
+            limit=live_rows,
             statuses=["open", "acknowledged"],
             kind=kind,
-        ).rows,
+        ).rows
+        if live_rows
+        else [],
     )
     return _summary(state, principal, catalog, parts, now, days), parts
 
@@ -322,6 +330,7 @@ async def summary_json(
     principal: Reader,
     state: State,
     kind: Annotated[str | None, Query(max_length=40)] = None,
+    live: Annotated[bool, Query(description=LIVE_QUERY)] = True,
 ):
     """Open alerts by kind and level, open and overdue hazards, open and overdue requests,
     level-2 dispute warnings whose case is open, homes awaiting installation, today's patrol
@@ -331,16 +340,17 @@ async def summary_json(
     grids; `now` is when the figures were read (they hold until a change, a hazard or request
     falling overdue or midnight); every answer that shows a resident in clear is recorded,
     kept or not."""
+    rows = LIVE_ROWS if live else 0
     days = _desk_days(state, state.now())
     found = _kept_now(state, days)
     if found is None and not state.keeps_layers():  # nothing kept: the database answers
-        return await state.in_db_thread(_summary_response, state, request, principal, kind)
+        return await state.in_db_thread(_summary_response, state, request, principal, kind, rows)
     if found is None:
         found = await state.in_db_thread(_read_kept, state, days)
     figures, homes = found
 
     def make() -> Body:
-        summary, parts = _kept_summary(state, principal, figures, homes, kind)
+        summary, parts = _kept_summary(state, principal, figures, homes, kind, rows)
         return Body.of(
             dumps(summary),
             compress=True,
@@ -348,7 +358,7 @@ async def summary_json(
             disclosed=shown_in_clear(principal, parts.live, ALERT_RESIDENT),
         )
 
-    key = ("desk", figures.serial, homes.serial, principal.role, principal.grid_ids, kind)
+    key = ("desk", figures.serial, homes.serial, principal.role, principal.grid_ids, kind, rows)
     body = state.answers.answer(figures, key, make, state.now())
     await state.reads.record(principal, request, list(body.disclosed))
     return conditional(request, body, JSONResponse.media_type)
@@ -368,10 +378,10 @@ def _read_kept(state: ApiState, days: tuple[date, date]) -> tuple[DeskFigures, A
 
 
 def _summary_response(
-    state: ApiState, request: Request, principal: Principal, kind: str | None
+    state: ApiState, request: Request, principal: Principal, kind: str | None, rows: int
 ) -> JSONResponse:
     with state.pool.connection() as conn:
-        summary, parts = _summary_from_db(conn, state, principal, kind)
+        summary, parts = _summary_from_db(conn, state, principal, kind, rows)
         shown = shown_in_clear(principal, parts.live, ALERT_RESIDENT)
         record_reads(conn, principal, request, shown)
     return JSONResponse(summary)

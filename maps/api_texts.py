@@ -217,6 +217,9 @@ PARAMETERS = {
     "closed (办结) on or after (YYYY-MM-DD)": "办结日期不早于（YYYY-MM-DD）",
     "closed (办结) on or before (YYYY-MM-DD)": "办结日期不晚于（YYYY-MM-DD）",
     "a user name": "用户名",
+    "false: the figures alone, without the newest open alerts (and their residents)": (
+        "false：只要数字，不含最新的未处理告警（及其居民）"
+    ),
     "also level-2 dispute warnings (`event: warning`); ids become A.W": (
         "同时推送二级矛盾纠纷预警（`event: warning`）；编号变为 A.W"
     ),

@@ -395,3 +395,19 @@ def test_every_summary_in_clear_is_recorded_for_its_caller(kept, tokens, seeded_
             (last,),
         )
         assert [(a, w, set(ids)) for a, w, ids in rows] == [(actor, f"GET {SUMMARY}", shown)] * 2
+
+
+def test_the_figures_alone_show_and_record_no_resident(kept, plain, seeded_url, alert_in_b):
+    """What the desk's page reads on each event and each minute (?live=false): the same
+    figures without the live list, so no resident is shown and none recorded as read, kept
+    or read from the database."""
+    for http in (kept[1], plain[1]):
+        for role in ("worker_b", "admin"):
+            last = last_audit_id(seeded_url)
+            whole = http[role].get(SUMMARY).json()
+            alone = http[role].get(SUMMARY, params={"live": "false"}).json()
+            assert _in_clear(whole), role
+            assert alone["live"] == []
+            assert {**alone, "live": None, "now": None} == {**whole, "live": None, "now": None}
+            read = query(seeded_url, "SELECT what FROM personal_data_audit WHERE id > %s", (last,))
+            assert read == [(f"GET {SUMMARY}",)], "only the whole summary was a read in clear"

@@ -146,7 +146,9 @@
     }
 
     function figures() {
-      var url = "/console/summary.json" + (data.kind ? "?kind=" + encodeURIComponent(data.kind) : "");
+      // The figures alone: the list beside them follows the stream (and no resident is read).
+      var url = "/console/summary.json?live=false" +
+        (data.kind ? "&kind=" + encodeURIComponent(data.kind) : "");
       fetch(url, { credentials: "same-origin" }).then(function (r) { return r.json(); })
         .then(function (s) {
           var values = {
