@@ -40,6 +40,7 @@ from gridwatch.api.hazards import (
     GridQ,
     LedgerAsk,
     SortQ,
+    SourceQ,
     StatusQ,
     ToQ,
     ledger_rows,
@@ -614,6 +615,7 @@ def ledger_view(
     overdue: FormQ = None,
     status: StatusQ = None,
     category: CategoryQ = None,
+    source: SourceQ = None,
     from_: FromQ = None,
     to: ToQ = None,
     closed_from: ClosedFromQ = None,
@@ -621,7 +623,8 @@ def ledger_view(
     sort: SortQ = None,
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
 ):
-    """The ledger with the filters of /ledger; a filter left empty in the form is no filter."""
+    """The ledger with the filters of /ledger; a filter left empty in the form is no filter.
+    `source` has no control of its own: a link asks it (the desk's 预警) and the page keeps it."""
     t = texts_for(state.settings.lang)
     c = t["console"]
     filters = {
@@ -631,6 +634,7 @@ def ledger_view(
         "overdue": overdue,
         "status": status,
         "category": category,
+        "source": source,
         "from": from_,
         "to": to,
         "closed_from": closed_from,
@@ -656,6 +660,7 @@ def ledger_view(
         sort=sort or None,
         closed_from=closed_from or None,
         closed_to=closed_to or None,
+        source=source or None,
     )
     rows, matched = ledger_rows(conn, state, principal, ask, limit=LEDGER_PAGE, offset=offset)
     now = state.now()

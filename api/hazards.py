@@ -43,6 +43,7 @@ from gridwatch.api.runtime import ApiState, Conn, State
 from gridwatch.cases.ledger import CATEGORIES as LEDGER_CATEGORIES
 from gridwatch.cases.ledger import KINDS
 from gridwatch.cases.ledger import STATUSES as LEDGER_STATUSES
+from gridwatch.cases.requests import SOURCES as REQUEST_SOURCES
 from gridwatch.cases.requests import service
 from gridwatch.ingest.payload import read_photo_urls as validate_photo_urls
 from gridwatch.maps.texts import texts_for
@@ -182,6 +183,14 @@ CategoryQ = Annotated[
     str | None,
     Query(max_length=200, description="comma list of hazard categories or request service codes"),
 ]
+SourceQ = Annotated[
+    str | None,
+    Query(
+        max_length=100,
+        description=f"comma list of request sources ({', '.join(REQUEST_SOURCES)}); requests "
+        "only, a hazard has none",
+    ),
+]
 FromQ = Annotated[
     str | None, Query(alias="from", max_length=10, description="found on or after (YYYY-MM-DD)")
 ]
@@ -201,7 +210,7 @@ SortQ = Annotated[
     ),
 ]
 LEDGER_PARAMS = {
-    "kind", "level", "grid", "system", "overdue", "status", "category", "from", "to",
+    "kind", "level", "grid", "system", "overdue", "status", "category", "source", "from", "to",
     "closed_from", "closed_to", "sort",
 }  # fmt: skip
 
@@ -223,6 +232,7 @@ class LedgerAsk:
     system: SystemQ = MANAGEMENT
     closed_from: ClosedFromQ = None
     closed_to: ClosedToQ = None
+    source: SourceQ = None
 
 
 LedgerFilters = Annotated[LedgerAsk, Depends()]
@@ -257,6 +267,7 @@ class _LedgerQuery:
     system: str = MANAGEMENT  # the grid system `grid` is a grid of
     closed_from: datetime | None = None
     closed_until: datetime | None = None
+    sources: list[str] | None = None
 
     def chosen_by(self) -> dict:
         """What the database's ledger and the kept one both select rows by, besides the
@@ -267,6 +278,7 @@ class _LedgerQuery:
             "overdue": self.overdue,
             "statuses": self.statuses,
             "categories": self.categories,
+            "sources": self.sources,
             "order": self.order,
             "closed_from": self.closed_from,
             "closed_until": self.closed_until,
@@ -301,6 +313,7 @@ def _ledger_query(state: ApiState, ask: LedgerAsk) -> _LedgerQuery:
         sort,
         ask.system,
         *closed,
+        _listed(ask.source, REQUEST_SOURCES, "source"),
     )
 
 

@@ -291,7 +291,7 @@ class LedgerLayer:
             "closed": np.array([_utc(at) for r in rows for at in r.closes], dtype="datetime64[us]"),
             "closed_row": np.repeat(np.arange(len(rows)), [len(r.closes) for r in rows]),
         }
-        for name in ("kind", "status", "level", "category"):
+        for name in ("kind", "status", "level", "category", "source"):
             columns[name] = np.array([getattr(r, name) for r in rows], dtype=object)
         object.__setattr__(self, "columns", columns)
 
@@ -303,6 +303,7 @@ class LedgerLayer:
         level: str | None,
         statuses: Sequence[str] | None,
         categories: Sequence[str] | None,
+        sources: Sequence[str] | None,
         overdue: bool | None,
         order: str | None,
         closed_from: datetime | None,
@@ -314,6 +315,7 @@ class LedgerLayer:
         c = self.columns
         chosen = _placed(c, filters, "observed")
         _having(chosen, c, kind=kind, level=level, status=statuses, category=categories)
+        _having(chosen, c, source=sources)  # a hazard, of no source, is never among them
         if overdue is not None:
             chosen &= c["overdue"] == overdue
         if closed_from is not None or closed_until is not None:

@@ -173,6 +173,11 @@ PARAMETERS = {
     "comma list of hazard categories or request service codes": (
         "隐患类别或诉求服务代码，逗号分隔"
     ),
+    "comma list of request sources (open311, hotline, visit, app, warning); requests only, a "
+    "hazard has none": (
+        "诉求来源，逗号分隔（open311、hotline 热线、visit 走访、app、warning 预警）；只选诉求，"
+        "隐患没有来源"
+    ),
     "positions for GCJ-02 map tiles": "坐标按 GCJ-02 底图偏移（高德、腾讯等国内底图）",
     "from a 'next' link": "取自上一页的 next 链接",
     "local day YYYY-MM-DD (today)": "本地日期 YYYY-MM-DD（默认今天）",

@@ -55,6 +55,7 @@ class LedgerRow:
     place_id: str | None = None  # a finding of this place's inspection (安全巡查)
     place_name: str | None = None
     closes: tuple[datetime, ...] = ()  # each step into closed (办结), as the trend counts them
+    source: str | None = None  # a request's (cases.requests.SOURCES); a hazard has none
 
     @property
     def is_open(self) -> bool:
@@ -87,7 +88,7 @@ _LEDGER_FROM = sql.SQL(
             coalesce(h.due_at, h.deadline_at,
                      h.received_at + make_interval(secs => coalesce(d.secs, 0))) AS due_at,
             NULL::text AS due_kind, h.status = ANY(%(open)s) AS is_open, h.description,
-            h.lon, h.lat, h.police_grid_id, h.place_id
+            h.lon, h.lat, h.police_grid_id, h.place_id, NULL::text AS source
         FROM hazard_reports h
         LEFT JOIN unnest(%(sev)s::text[], %(secs)s::float8[]) AS d(severity, secs)
             ON d.severity = h.severity
@@ -97,7 +98,8 @@ _LEDGER_FROM = sql.SQL(
             {request_due},
             CASE WHEN r.status = ANY(%(waiting)s) AND r.accept_by < r.due_at THEN 'accept'
                 ELSE 'resolve' END,
-            r.status = ANY(%(request_open)s), r.description, r.lon, r.lat, r.police_grid_id, NULL
+            r.status = ANY(%(request_open)s), r.description, r.lon, r.lat, r.police_grid_id, NULL,
+            r.source
         FROM requests r
     ) h
     LEFT JOIN grids g ON g.id = h.grid_id
@@ -118,6 +120,7 @@ def ledger(
     overdue: bool | None = None,
     statuses: Sequence[str] | None = None,
     categories: Sequence[str] | None = None,
+    sources: Sequence[str] | None = None,
     found_from: datetime | None = None,
     found_until: datetime | None = None,
     closed_from: datetime | None = None,
@@ -136,12 +139,14 @@ def ledger(
     time its severity sets until the hazard clocks give it one. `found_from` and
     `found_until` bound when it was found (a hazard) or asked (a request); `closed_from` and
     `closed_until` select the cases with a close (办结) between them, as the desk's trend counts
-    closes. `grid_ids` are grids of `system`; `police_scope` the police grids among `scope`.
+    closes. `sources` select requests by where they came from (a hazard has no source).
+    `grid_ids` are grids of `system`; `police_scope` the police grids among `scope`.
     """
     filters = Filters(scope=scope, grid_ids=grid_ids, start=found_from, end=found_until)
     filters = replace(filters, system=system, police_scope=list(police_scope))
     where, params = where_filters(filters, alias="h", time_column="observed_at")
-    where_columns(where, params, "h", kind=kind, level=level, status=statuses, category=categories)
+    chosen = {"kind": kind, "level": level, "status": statuses, "category": categories}
+    where_columns(where, params, "h", **chosen, source=sources)
     params.update(
         now=now,
         open=sorted(hazards.OPEN_STATUSES),
@@ -168,7 +173,7 @@ def ledger(
                 h.category, h.severity, h.status, h.level, h.reporter_id, h.assignee,
                 h.observed_at, h.received_at, h.due_at, h.due_kind,
                 (h.is_open AND h.due_at <= %(now)s) AS overdue,
-                h.description, h.lon, h.lat, h.police_grid_id, h.place_id,
+                h.description, h.lon, h.lat, h.police_grid_id, h.place_id, h.source,
                 count(*) OVER () AS matched, row_number() OVER (ORDER BY {}) AS n
             {}
             WHERE {}
@@ -197,7 +202,7 @@ def ledger(
             p.status, p.level, p.reporter_id, p.assignee, p.observed_at, p.received_at,
             p.due_at, p.overdue, ev.resolved_at, p.description, ev.last_action, ev.last_note,
             p.grid_id, p.kind, p.due_kind, p.lon, p.lat, p.police_grid_id, p.place_id,
-            pl.name AS place_name, ev.closes, p.matched
+            pl.name AS place_name, ev.closes, p.source, p.matched
         FROM page p LEFT JOIN events ev ON ev.kind = p.kind AND ev.id = p.id
         LEFT JOIN places pl ON pl.id = p.place_id
         ORDER BY p.n
@@ -206,7 +211,9 @@ def ledger(
     params["limit"] = limit
     params["offset"] = offset
     found = conn.execute(query, params).fetchall()
-    rows = [replace(LedgerRow(*row[:-2]), closes=tuple(row[-2] or ())) for row in found]
+    rows = [
+        replace(LedgerRow(*row[:-3]), closes=tuple(row[-3] or ()), source=row[-2]) for row in found
+    ]
     if found:
         total = found[0][-1]
     else:  # past the last page: count them alone

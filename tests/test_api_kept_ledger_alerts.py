@@ -175,8 +175,8 @@ def test_the_kept_ledger_answers_as_the_database_does(kept, plain, role):
         assert got.headers.get("content-disposition") == want.headers.get("content-disposition")
 
 
-# The console's filters and orders (categories, found from/to and closed from/to in the
-# district's days, sort=).
+# The console's filters and orders (categories, sources, found from/to and closed from/to in
+# the district's days, sort=).
 LEDGER_SORTS = [{"sort": order} for key in LEDGER_ORDERS for order in (key, f"-{key}")]
 LEDGER_NARROWED = [
     {"category": "fire"},
@@ -196,6 +196,10 @@ LEDGER_NARROWED = [
     {"closed_to": "2026-11-17", "sort": "-found"},
     {"closed_from": "2026-11-21", "kind": "request"},
     {"closed_from": "2026-11-19", "from": "2026-11-18", "grid": "QS-01-01", "sort": "status"},
+    {"source": "warning"},
+    {"source": "warning", "status": "received,dispatched,accepted,in_progress,reopened"},
+    {"source": "app,hotline", "sort": "-found"},
+    {"source": "open311,visit,warning", "grid": "QS-01-01", "overdue": "false"},
 ]
 LEDGER_ODD = [
     {"from": "2026-11-21", "to": "2026-11-19"},
@@ -208,6 +212,9 @@ LEDGER_ODD = [
     {"closed_from": "2026-11-21", "closed_to": "2026-11-19"},
     {"closed_from": "2026-02-30"},
     {"closed_to": "today"},
+    {"source": "nope"},
+    {"source": ","},
+    {"source": "warning", "kind": "hazard"},
 ]
 
 
