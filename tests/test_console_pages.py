@@ -168,7 +168,8 @@ def test_the_desk_counts_requests_and_warnings_of_the_callers_grids(
     links = _card_links(page)
     assert set(links) == set(shown)
     for key, href in links.items():
-        assert href.startswith("/console/ledger?kind=request&"), key
+        opens = "source=warning" if key == "warnings.open" else "kind=request"
+        assert href.startswith(f"/console/ledger?{opens}&"), key
         assert officer.get(href).status_code == 200, href
         if "status" in parse_qs(urlsplit(href).query):
             assert set(parse_qs(urlsplit(href).query)["status"][0].split(",")) == REQUEST_OPEN
@@ -178,13 +179,14 @@ def test_the_desk_counts_requests_and_warnings_of_the_callers_grids(
     listed, open_ids = _matched(officer, links["requests.open"])
     assert listed == after["requests"]["open"]
     assert {late, on_time, *cases} <= open_ids and done not in open_ids
-    disputes, dispute_ids = _matched(officer, links["warnings.open"])
-    assert set(cases) <= dispute_ids, "the warning's case is in the ledger it opens"
-    assert disputes >= after["warnings"]["open"]  # with citizens' own dispute requests
-    mine = _desk_counts(worker_b)["requests"]
-    assert (mine["open"], mine["overdue"]) == (
+    warned, warned_ids = _matched(officer, links["warnings.open"])
+    assert set(cases) <= warned_ids, "the warning's case is in the ledger it opens"
+    assert warned == after["warnings"]["open"], "the warnings' cases alone"
+    mine = _desk_counts(worker_b)
+    assert (mine["requests"]["open"], mine["requests"]["overdue"], mine["warnings"]["open"]) == (
         _matched(worker_b, links["requests.open"])[0],
         _matched(worker_b, links["requests.overdue"])[0],
+        _matched(worker_b, links["warnings.open"])[0],
     )
     with english_client(seeded_url, module_tokens, tmp_path, "duty_street") as english:
         page = english.get("/console").text
@@ -380,6 +382,27 @@ def test_a_day_of_closes_not_written_as_a_day_is_refused_with_why(http):
             refused = officer.get(path, params=params)
             assert refused.status_code == 422 and "YYYY-MM-DD" in reason(refused), path
         assert officer.get("/console/ledger", params=params).status_code == 422
+
+
+def test_a_source_asked_by_a_link_is_kept_and_an_unknown_one_refused_with_why(http):
+    """The page has no control for `source`: its form, sort links, pages and exports keep the
+    source asked; a source not among the requests' is 422 with the ones there are."""
+    officer = http["duty_street"]
+    page = officer.get("/console/ledger", params={"source": "warning"})
+    assert page.status_code == 200
+    assert '<input type="hidden" name="source" value="warning">' in page.text
+    links = [html.unescape(h) for h in re.findall(r'href="(/(?:console/)?ledger[^"]*)"', page.text)]
+    kept = [h for h in links if "sort=" in h or h.startswith(("/ledger.csv", "/ledger.xlsx"))]
+    assert len(kept) > 2 and all("source=warning" in h for h in kept), links
+    ids = re.findall(r'href="/console/cases/([0-9a-f-]{36})"', page.text)
+    listed = officer.get("/ledger", params={"source": "warning", "limit": 1000}).json()["items"]
+    assert ids == [i["id"] for i in listed][: len(ids)] and ids
+    assert {i["kind"] for i in listed} == {"request"}
+    for path in ("/ledger", "/ledger.csv", "/ledger.xlsx", "/console/ledger"):
+        refused = officer.get(path, params={"source": "hotline,fax"})
+        assert refused.status_code == 422, path
+        if path != "/console/ledger":
+            assert "unknown source 'fax'" in reason(refused) and "warning" in reason(refused)
 
 
 @pytest.fixture(scope="module")
