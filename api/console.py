@@ -698,6 +698,10 @@ def ledger_view(
         sort_marks=sort_marks,
         matched_text=c["matched"].format(n=matched),
         shown_text=c["shown"].format(n=len(rows)) if matched > len(rows) else "",
+        source_text=", ".join(c["sources"].get(one, one) for one in source.split(","))
+        if source
+        else "",
+        unsourced_url=_url("/console/ledger", {k: v for k, v in chosen.items() if k != "source"}),
         csv_url=_url("/ledger.csv", chosen),
         xlsx_url=_url("/ledger.xlsx", chosen),
         prev_url=_url("/console/ledger", chosen | {"offset": max(offset - LEDGER_PAGE, 0)})

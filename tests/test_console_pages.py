@@ -391,6 +391,10 @@ def test_a_source_asked_by_a_link_is_kept_and_an_unknown_one_refused_with_why(ht
     page = officer.get("/console/ledger", params={"source": "warning"})
     assert page.status_code == 200
     assert '<input type="hidden" name="source" value="warning">' in page.text
+    chip = re.search(r'<a class="gw-chip" id="gw-source" href="([^"]*)">([^<]*)</a>', page.text)
+    assert chip and "来源 · 矛盾纠纷二级预警" in chip[2], "the page says a source narrows it"
+    assert chip[1] == "/console/ledger", "its ✕ shows the ledger without it"
+    assert 'id="gw-source"' not in officer.get("/console/ledger").text
     links = [html.unescape(h) for h in re.findall(r'href="(/(?:console/)?ledger[^"]*)"', page.text)]
     kept = [h for h in links if "sort=" in h or h.startswith(("/ledger.csv", "/ledger.xlsx"))]
     assert len(kept) > 2 and all("source=warning" in h for h in kept), links
