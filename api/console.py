@@ -24,11 +24,13 @@ from gridwatch.api.desk import (
     DeskFigures,
     DeskParts,
     awaiting_homes,
+    cases_total,
     grids_total,
+    hazards_total,
     kept_homes,
     parts_for,
+    placed_total,
     read_desk,
-    requests_total,
 )
 from gridwatch.api.disclosure import ALERT_RESIDENT, record_reads, shown_in_clear
 from gridwatch.api.features import person
@@ -75,7 +77,7 @@ from gridwatch.store.alerts import (
 from gridwatch.store.contacts import resident_home
 from gridwatch.store.filters import Filters, local_day_bounds
 from gridwatch.store.grids import GridCatalog
-from gridwatch.store.hazards import Hazard, hazard_events
+from gridwatch.store.hazards import Hazard, hazard_events, hazards_by_grid
 from gridwatch.store.homes import home_week
 from gridwatch.store.ledger import CaseDay, case_days, requests_by_grid
 from gridwatch.store.places import get_place, overdue_inspections_by_grid
@@ -175,27 +177,30 @@ def _summary_from_db(
     leaves = [
         g.id for g in catalog.grids if principal.sees_grid(g.id) and not catalog.children.get(g.id)
     ]
-    counts = state.grid_counts(conn, *local_day_bounds(days[1], state.zone))
     start = local_day_bounds(days[0], state.zone)[0]
     end = local_day_bounds(days[1], state.zone)[1]
     cover = state.coverage.get(conn, state, days[1])
-    open_requests, overdue_requests = requests_total(
+    open_requests, overdue_requests = cases_total(
         requests_by_grid(conn, now=now), principal.sees_grid
     )
+    open_hazards, overdue_hazards = hazards_total(hazards_by_grid(conn, now=now), principal, leaves)
+    police_scope = principal.police_scope_param()
     parts = DeskParts(
         tally=open_alert_tally(conn, scope=scope),
-        open_hazards=sum(counts[g].open_hazards for g in leaves if g in counts),
-        overdue_hazards=sum(counts[g].overdue_hazards for g in leaves if g in counts),
+        open_hazards=open_hazards,
+        overdue_hazards=overdue_hazards,
         awaiting_installation=awaiting_installation(conn, scope=scope),
         overdue_inspections=grids_total(
             overdue_inspections_by_grid(conn, now=now), principal.sees_grid
         ),
         open_requests=open_requests,
         overdue_requests=overdue_requests,
-        open_warnings=grids_total(open_warnings_by_grid(conn), principal.sees_grid),
+        open_warnings=placed_total(open_warnings_by_grid(conn), principal.sees_grid),
         coverage=rows_for(catalog, cover, leaves),
         alerts_opened=alerts_opened_daily(conn, scope=scope, start=start, end=end, zone=state.zone),
-        case_days=case_days(conn, scope=scope, start=start, end=end, zone=state.zone),
+        case_days=case_days(
+            conn, scope=scope, start=start, end=end, zone=state.zone, police_scope=police_scope
+        ),
         live=alert_page(
             conn,
             Filters(scope=scope),

@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import itertools
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import psycopg
 
@@ -31,9 +32,9 @@ from gridwatch.store.alerts import (
     alerts_opened_daily_by_grid,
     open_alert_tally_by_grid,
 )
-from gridwatch.store.filters import local_day_bounds
-from gridwatch.store.grids import GridCatalog, grid_counts
-from gridwatch.store.hazards import next_overdue
+from gridwatch.store.filters import Placed, local_day_bounds
+from gridwatch.store.grids import GridCatalog
+from gridwatch.store.hazards import hazards_by_grid, next_overdue
 from gridwatch.store.ledger import (
     CaseDay,
     GridCloses,
@@ -51,6 +52,7 @@ if TYPE_CHECKING:
     from gridwatch.api.runtime import ApiState
 
 _serials = itertools.count(1)
+K = TypeVar("K")  # what a per-grid figure is keyed by: a grid, or a grid and police grid
 Meters = dict[str, tuple[str, int | None]]  # meter id -> (resident, the home's grid)
 
 
@@ -96,15 +98,16 @@ class DeskFigures:
     catalog: GridCatalog
     days: tuple[date, date]
     leaves: tuple[int, ...]  # leaf grids, in the catalog's order
-    hazards: dict[int, tuple[int, int]]  # leaf grid -> open, overdue hazards
+    # The cases by grid and police grid, as a caller sees them by either (store.filters.Placed)
+    hazards: dict[Placed, tuple[int, int]]  # open, overdue hazards
     inspections: dict[int | None, int]  # grid -> places whose inspection is overdue
-    requests: dict[int | None, tuple[int, int]]  # grid -> open, overdue requests
-    warnings: dict[int | None, int]  # grid -> level-2 warnings whose case is open
+    requests: dict[Placed, tuple[int, int]]  # open, overdue requests
+    warnings: dict[Placed, int]  # level-2 warnings whose case is open
     tally: tuple[tuple[int | None, AlertTally], ...]  # in open_alert_tally's order
     coverage: dict[int, CoverageRow]  # leaf grid -> the day's patrol coverage
     alerts_opened: dict[int | None, dict[date, int]]
-    cases_opened: dict[int | None, dict[date, int]]  # hazards and requests found
-    cases_closed: dict[int | None, dict[date, GridCloses]]
+    cases_opened: dict[Placed, dict[date, int]]  # hazards and requests found
+    cases_closed: dict[Placed, dict[date, GridCloses]]
     active: tuple[AlertRow, ...]  # open and acknowledged, newest first
     awaiting: Meters  # as read with the rest
     made_at: datetime
@@ -126,10 +129,9 @@ def read_desk(
 ) -> DeskFigures:
     """Every grid's figures for the trend's days `days` (the last is today)."""
     now = state.now()
-    day_start, day_end = local_day_bounds(days[1], state.zone)
+    day_end = local_day_bounds(days[1], state.zone)[1]
     trend_start = local_day_bounds(days[0], state.zone)[0]
     leaves = tuple(g.id for g in catalog.grids if not catalog.children.get(g.id))
-    counts = grid_counts(conn, catalog, now=now, checkins_from=day_start, checkins_until=day_end)
     cover = rows_for(catalog, state.coverage.get(conn, state, days[1]), list(leaves))
     opened, closed = case_days_by_grid(conn, start=trend_start, end=day_end, zone=state.zone)
     due = [
@@ -145,7 +147,7 @@ def read_desk(
         catalog=catalog,
         days=days,
         leaves=leaves,
-        hazards={g: (counts[g].open_hazards, counts[g].overdue_hazards) for g in leaves},
+        hazards=hazards_by_grid(conn, now=now),
         inspections=overdue_inspections_by_grid(conn, now=now),
         requests=requests_by_grid(conn, now=now),
         warnings=open_warnings_by_grid(conn),
@@ -196,18 +198,19 @@ def parts_for(
     figures: DeskFigures, homes: AwaitingHomes, principal: Principal, kind: str | None, rows: int
 ) -> DeskParts:
     """The figures of the caller's grids: each grid's summed as the database sums a scope
-    (a grid outside every grid, None, only for a caller who sees every grid), and the
-    `rows` newest open alerts of `kind` (any when empty)."""
+    (a grid outside every grid, None, only for a caller who sees every grid; a case also by
+    its police grid, as the ledger lists it), and the `rows` newest open alerts of `kind`
+    (any when empty)."""
     sees = principal.sees_grid
     leaves = [g for g in figures.leaves if sees(g)]
     closed: dict[date, int] = {}
     hours: dict[date, list[float]] = {}
-    for grid_id, by_day in figures.cases_closed.items():
-        if sees(grid_id):
+    for (grid_id, police_grid_id), by_day in figures.cases_closed.items():
+        if sees(grid_id, police_grid_id):
             for day, closes in by_day.items():
                 closed[day] = closed.get(day, 0) + closes.cases
                 hours.setdefault(day, []).extend(closes.hours)
-    opened = _summed(figures.cases_opened, sees)
+    opened = _summed(figures.cases_opened, lambda placed: sees(*placed))
     case_days = {
         day: CaseDay(
             day,
@@ -218,16 +221,17 @@ def parts_for(
         for day in opened.keys() | closed.keys()
     }
     live = [a for a in figures.active if sees(a.grid_id) and (not kind or a.kind == kind)]
-    open_requests, overdue_requests = requests_total(figures.requests, sees)
+    open_hazards, overdue_hazards = hazards_total(figures.hazards, principal, leaves)
+    open_requests, overdue_requests = cases_total(figures.requests, sees)
     return DeskParts(
         tally=[tally for grid_id, tally in figures.tally if sees(grid_id)],
-        open_hazards=sum(figures.hazards[g][0] for g in leaves),
-        overdue_hazards=sum(figures.hazards[g][1] for g in leaves),
+        open_hazards=open_hazards,
+        overdue_hazards=overdue_hazards,
         awaiting_installation=grids_total(homes.per_grid, sees),
         overdue_inspections=grids_total(figures.inspections, sees),
         open_requests=open_requests,
         overdue_requests=overdue_requests,
-        open_warnings=grids_total(figures.warnings, sees),
+        open_warnings=placed_total(figures.warnings, sees),
         coverage=[figures.coverage[g] for g in leaves],
         alerts_opened=_summed(figures.alerts_opened, sees),
         case_days=case_days,
@@ -240,13 +244,29 @@ def grids_total(per_grid: dict[int | None, int], sees) -> int:
     return sum(n for grid_id, n in per_grid.items() if sees(grid_id))
 
 
-def requests_total(per_grid: dict[int | None, tuple[int, int]], sees) -> tuple[int, int]:
-    """Open and overdue requests summed over the grids `sees` holds, as `grids_total`."""
-    shown = [counts for grid_id, counts in per_grid.items() if sees(grid_id)]
+def placed_total(per_place: dict[Placed, int], sees) -> int:
+    """The sum of a count per grid and police grid over the pairs `sees` holds either of."""
+    return sum(n for placed, n in per_place.items() if sees(*placed))
+
+
+def cases_total(per_place: dict[Placed, tuple[int, int]], sees) -> tuple[int, int]:
+    """Open and overdue cases summed over the grid and police grid pairs `sees` holds either
+    of, as the ledger's scope and police scope select them."""
+    shown = [counts for placed, counts in per_place.items() if sees(*placed)]
     return sum(n for n, _ in shown), sum(late for _, late in shown)
 
 
-def _summed(per_grid: dict[int | None, dict[date, int]], sees) -> dict[date, int]:
+def hazards_total(
+    per_place: dict[Placed, tuple[int, int]], principal: Principal, leaves: list[int]
+) -> tuple[int, int]:
+    """Open and overdue hazards in the caller's leaf grids `leaves`, or in a police grid of
+    theirs: those the hazard ledger lists them (a hazard lies in a leaf of its system)."""
+    shown = set(leaves)
+    police = principal.police_grid_ids
+    return cases_total(per_place, lambda grid, beat: grid in shown or beat in police)
+
+
+def _summed(per_grid: dict[K, dict[date, int]], sees: Callable[[K], bool]) -> dict[date, int]:
     total: dict[date, int] = {}
     for grid_id, by_day in per_grid.items():
         if sees(grid_id):

@@ -16,6 +16,10 @@ GRID_COLUMNS = {"management": "grid_id", "police": "police_grid_id"}
 """The column of a point's grid in each grid system (model.vocabulary.GRID_SYSTEMS), the same
 name in every table that stores points (migration 024)."""
 
+Placed = tuple[int | None, int | None]
+"""Where a case lies: its grid and its police grid (None: outside every grid of the system).
+A caller sees it when either is theirs (`where_filters`' scope and police scope)."""
+
 
 @dataclass(frozen=True, slots=True)
 class Filters:

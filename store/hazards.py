@@ -25,7 +25,7 @@ from gridwatch.cases.hazards import (
 )
 from gridwatch.model.records import HazardReport
 from gridwatch.store.case_events import CaseEvent, case_events
-from gridwatch.store.filters import Filters, all_of, where_columns, where_filters
+from gridwatch.store.filters import Filters, Placed, all_of, where_columns, where_filters
 from gridwatch.store.grids import PointGrids, point_grids
 from gridwatch.store.paging import Listing, Page, fetch_rows
 from gridwatch.store.staging import stage_rows
@@ -294,6 +294,18 @@ def apply_escalations(
             )
             escalated += 1
     return escalated
+
+
+def hazards_by_grid(conn: psycopg.Connection, *, now: datetime) -> dict[Placed, tuple[int, int]]:
+    """Open hazards and how many of them are overdue at `now` (as `grid_counts` counts them),
+    per grid and police grid: what the duty desk counts for each caller."""
+    rows = conn.execute(
+        "SELECT grid_id, police_grid_id, count(*), "
+        "count(*) FILTER (WHERE coalesce(due_at, deadline_at) <= %s) "
+        "FROM hazard_reports WHERE status = ANY(%s) GROUP BY 1, 2",
+        (now, sorted(OPEN_STATUSES)),
+    ).fetchall()
+    return {(grid, police): (count, overdue) for grid, police, count, overdue in rows}
 
 
 def next_overdue(conn: psycopg.Connection, *, now: datetime) -> datetime | None:

@@ -19,6 +19,7 @@ from gridwatch.cases.ledger import STATUSES, is_open
 from gridwatch.model.vocabulary import LEVELS, MANAGEMENT, SEVERITIES
 from gridwatch.store.filters import (
     Filters,
+    Placed,
     all_of,
     count_per_day,
     where_columns,
@@ -251,17 +252,16 @@ def _request_params(now: datetime) -> dict:
     return {"now": now, "open": sorted(requests.OPEN_STATUSES), "waiting": sorted(requests.WAITING)}
 
 
-def requests_by_grid(
-    conn: psycopg.Connection, *, now: datetime
-) -> dict[int | None, tuple[int, int]]:
+def requests_by_grid(conn: psycopg.Connection, *, now: datetime) -> dict[Placed, tuple[int, int]]:
     """Open requests and how many of them are overdue at `now`, as the ledger marks them, per
-    grid (None: outside every grid): what the duty desk counts."""
+    grid and police grid (None: outside every grid): what the duty desk counts, each caller
+    the requests the ledger would list them by either system."""
     query = sql.SQL(
-        "SELECT r.grid_id, count(*), count(*) FILTER (WHERE {due} <= %(now)s) FROM requests r "
-        "WHERE r.status = ANY(%(open)s) GROUP BY r.grid_id"
+        "SELECT r.grid_id, r.police_grid_id, count(*), count(*) FILTER (WHERE {due} <= %(now)s) "
+        "FROM requests r WHERE r.status = ANY(%(open)s) GROUP BY 1, 2"
     ).format(due=_REQUEST_DUE)
     rows = conn.execute(query, _request_params(now)).fetchall()
-    return {grid_id: (count, overdue) for grid_id, count, overdue in rows}
+    return {(grid, police): (count, overdue) for grid, police, count, overdue in rows}
 
 
 def next_request_overdue(conn: psycopg.Connection, *, now: datetime) -> datetime | None:
@@ -306,17 +306,17 @@ def _closed_between(start: datetime | None, end: datetime | None, params: dict) 
 # day's count is the list that day's ledger shows. Closed: each close, with the hours since
 # the case was received; a day counts the cases closed, a case closed twice that day once.
 _CASES_FOUND = sql.SQL(
-    "(SELECT grid_id, observed_at AS at FROM hazard_reports "
-    "UNION ALL SELECT grid_id, requested_at FROM requests) c"
+    "(SELECT grid_id, police_grid_id, observed_at AS at FROM hazard_reports "
+    "UNION ALL SELECT grid_id, police_grid_id, requested_at FROM requests) c"
 )
 _CASES_CLOSED = sql.SQL(
     """
-    (SELECT 'hazard' AS kind, h.id, h.grid_id, e.at,
+    (SELECT 'hazard' AS kind, h.id, h.grid_id, h.police_grid_id, e.at,
             (extract(epoch FROM e.at - h.received_at) / 3600)::float8 AS hours
         FROM hazard_events e JOIN hazard_reports h ON h.id = e.hazard_id
         WHERE {step}
     UNION ALL
-    SELECT 'request', r.id, r.grid_id, e.at,
+    SELECT 'request', r.id, r.grid_id, r.police_grid_id, e.at,
             (extract(epoch FROM e.at - r.received_at) / 3600)::float8
         FROM request_events e JOIN requests r ON r.id = e.request_id
         WHERE {step}) c
@@ -339,10 +339,18 @@ class CaseDay:
 
 
 def case_days(
-    conn: psycopg.Connection, *, scope: list[int] | None, start: datetime, end: datetime, zone
+    conn: psycopg.Connection,
+    *,
+    scope: list[int] | None,
+    start: datetime,
+    end: datetime,
+    zone,
+    police_scope: Sequence[int] = (),
 ) -> dict[date, CaseDay]:
-    """Per local day of `zone` in [start, end), the cases of `scope` found and closed."""
-    where, params = where_filters(Filters(scope=scope), alias="c")
+    """Per local day of `zone` in [start, end), the cases of `scope` found and closed; a case
+    is also of the scope by its police grid among `police_scope`, as in the ledger."""
+    filters = Filters(scope=scope, police_scope=list(police_scope))
+    where, params = where_filters(filters, alias="c")
     opened = count_per_day(
         conn, _CASES_FOUND, sql.SQL("c.at"), where, params, start=start, end=end, zone=zone
     )
@@ -363,10 +371,10 @@ def case_days(
 
 @dataclass(frozen=True, slots=True)
 class GridCloses:
-    """The closes of one grid on one local day: the cases closed (a case lies in one grid, so
-    a scope's count is the sum of its grids'), and the hours from received to closed of each
-    close (a median is no sum: a scope's is taken from the hours of its grids, the same float8
-    values percentile_cont takes)."""
+    """The closes of one grid and police grid on one local day: the cases closed (a case lies
+    in one of each, so a scope's count is the sum of its pairs'), and the hours from received to
+    closed of each close (a median is no sum: a scope's is taken from the hours of its pairs,
+    the same float8 values percentile_cont takes)."""
 
     cases: int
     hours: tuple[float, ...]
@@ -374,27 +382,28 @@ class GridCloses:
 
 def case_days_by_grid(
     conn: psycopg.Connection, *, start: datetime, end: datetime, zone
-) -> tuple[dict[int | None, dict[date, int]], dict[int | None, dict[date, GridCloses]]]:
-    """`case_days` of every grid apart: cases found per grid and local day, and the closes
-    per grid and day."""
+) -> tuple[dict[Placed, dict[date, int]], dict[Placed, dict[date, GridCloses]]]:
+    """`case_days` of every grid and police grid apart: cases found per pair of them and
+    local day, and the closes per pair and day."""
     params = {"start": start, "end": end, "tz": zone.key}
-    opened: dict[int | None, dict[date, int]] = {}
-    for grid_id, day, count in conn.execute(
+    opened: dict[Placed, dict[date, int]] = {}
+    for grid, police, day, count in conn.execute(
         sql.SQL(
-            "SELECT c.grid_id, {day}, count(*) FROM {found} WHERE {in_days} GROUP BY 1, 2"
+            "SELECT c.grid_id, c.police_grid_id, {day}, count(*) FROM {found} WHERE {in_days} "
+            "GROUP BY 1, 2, 3"
         ).format(day=_DAY, found=_CASES_FOUND, in_days=_IN_DAYS),
         params,
     ).fetchall():
-        opened.setdefault(grid_id, {})[day] = count
-    closed: dict[int | None, dict[date, GridCloses]] = {}
-    for grid_id, day, cases, hours in conn.execute(
+        opened.setdefault((grid, police), {})[day] = count
+    closed: dict[Placed, dict[date, GridCloses]] = {}
+    for grid, police, day, cases, hours in conn.execute(
         sql.SQL(
-            "SELECT c.grid_id, {day}, {cases}, array_agg(c.hours) FROM {closed} "
-            "WHERE {in_days} GROUP BY 1, 2"
+            "SELECT c.grid_id, c.police_grid_id, {day}, {cases}, array_agg(c.hours) FROM {closed} "
+            "WHERE {in_days} GROUP BY 1, 2, 3"
         ).format(day=_DAY, cases=_CASES, closed=_CASES_CLOSED, in_days=_IN_DAYS),
         params,
     ).fetchall():
-        closed.setdefault(grid_id, {})[day] = GridCloses(cases, tuple(hours))
+        closed.setdefault((grid, police), {})[day] = GridCloses(cases, tuple(hours))
     return opened, closed
 
 

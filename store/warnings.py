@@ -30,7 +30,7 @@ from gridwatch.disputes.scanning import (
     scan_texts,
 )
 from gridwatch.model.records import HazardReport, PatrolCheckin, RequestIntake, checkin_key
-from gridwatch.store.filters import Filters, where_columns, where_filters
+from gridwatch.store.filters import Filters, Placed, where_columns, where_filters
 from gridwatch.store.keywords import LibraryMatchers
 from gridwatch.store.outbox import write_warning_outbox
 from gridwatch.store.paging import Listing, Page
@@ -396,16 +396,16 @@ def warnings_between(
         return cur.execute(query, params).fetchall()
 
 
-def open_warnings_by_grid(conn: psycopg.Connection) -> dict[int | None, int]:
-    """Level-2 warnings whose case is still open, per grid of the case (None: outside every
-    grid): the warnings someone has yet to act on. A warning has no state of its own; a
-    level-2 one is handled through its case (a level-1 one asks nothing of anyone)."""
+def open_warnings_by_grid(conn: psycopg.Connection) -> dict[Placed, int]:
+    """Level-2 warnings whose case is still open, per grid and police grid of the case (None:
+    outside every grid): the warnings someone has yet to act on. A warning has no state of its
+    own; a level-2 one is handled through its case (a level-1 one asks nothing of anyone)."""
     rows = conn.execute(
-        "SELECT grid_id, count(*) FROM requests WHERE source = 'warning' AND status = ANY(%s) "
-        "GROUP BY grid_id",
+        "SELECT grid_id, police_grid_id, count(*) FROM requests "
+        "WHERE source = 'warning' AND status = ANY(%s) GROUP BY 1, 2",
         (sorted(OPEN_STATUSES),),
     ).fetchall()
-    return dict(rows)
+    return {(grid, police): count for grid, police, count in rows}
 
 
 def max_warning_id(conn: psycopg.Connection) -> int:

@@ -6,9 +6,13 @@ and refusing a police officer's report from another grid."""
 from __future__ import annotations
 
 import csv
+import html
 import io
+import re
 import uuid
 from dataclasses import dataclass
+from datetime import timedelta
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import psycopg
@@ -16,13 +20,23 @@ import pytest
 
 from gridwatch.simulators.sample import load_police_grids
 from gridwatch.store.users import create_user
-from tests.support.api import GRID_A, ApiServer, Clock, api_settings, reason
+from tests.support.api import (
+    GRID_A,
+    NOW,
+    ApiServer,
+    Clock,
+    api_settings,
+    hotline_request,
+    reason,
+    warning_cases,
+)
 from tests.support.databases import count_rows, fetch_all
 
 POLICE_GRID = "GA-QS-1-1-01"  # a 警格 of the sample district's police layer
 POLICE_AREA = "GA-QS-1-1"  # its 警务区
 STATION = "GA-QS-1"  # its 派出所
 OTHER_POLICE_GRID = "GA-QS-2-3-06"
+DAY = timedelta(days=1)
 
 
 @dataclass(frozen=True)
@@ -271,6 +285,72 @@ def test_the_ledger_and_kept_layers_are_cut_by_either_system(seeded_url, police,
         if kept:
             assert server.state.layer_reads["LedgerLayer"] >= 1
             assert server.state.layer_reads["HazardLayer"] >= 1
+
+
+def _desk_links(page: str) -> dict[str, str]:
+    """The ledger each case figure of the desk page opens, by the figure's key."""
+    kinds = "hazards|requests|warnings"
+    links = dict(re.findall(rf'<a href="([^"]+)"[^>]*data-k="((?:{kinds})\.\w+)"', page))
+    links |= dict(re.findall(rf'<a href="([^"]+)">[^<]*<b data-k="((?:{kinds})\.open)"', page))
+    return {key: html.unescape(href) for href, key in links.items()}
+
+
+def _ledger_matched(client: httpx.Client, console_href: str) -> int:
+    query = parse_qs(urlsplit(console_href).query)
+    answer = client.get("/ledger", params={**query, "limit": 1})
+    assert answer.status_code == 200, answer.text
+    return answer.json()["numberMatched"]
+
+
+@pytest.fixture(scope="module")
+def cases_in_beat(seeded_url) -> list[str]:
+    """An overdue request and the cases a level-2 warning opens, all in grid A and placed in the
+    officer's 警格."""
+    with psycopg.connect(seeded_url) as conn:
+        [(grid,)] = conn.execute("SELECT id FROM grids WHERE code = %s", (GRID_A,)).fetchall()
+        [(beat,)] = conn.execute("SELECT id FROM grids WHERE code = %s", (POLICE_GRID,)).fetchall()
+        late = hotline_request(conn, grid, "dispatched", NOW - timedelta(hours=1), NOW + DAY)
+        cases = warning_cases(conn, grid, "gw:police-desk@1")
+        conn.execute(
+            "UPDATE requests SET police_grid_id = %s WHERE id = ANY(%s::uuid[])",
+            (beat, [late, *cases]),
+        )
+    assert cases, "the warning opened a case"
+    return cases
+
+
+@pytest.mark.parametrize("kept", [False, True], ids=["from the database", "kept"])
+def test_a_police_officers_desk_counts_the_cases_of_their_police_grid(
+    seeded_url, police, cases_in_beat, tmp_path, kept
+):
+    """An officer given only a 警格 counts on the desk the cases their ledger lists: open and
+    overdue hazards and requests, warnings whose case is open, each day's cases found and
+    closed; a request and a warning's case placed in their 警格 count whatever their grid."""
+    cases = cases_in_beat
+    settings = api_settings(tmp_path, seeded_url, api_counts_ttl_s=60 if kept else 0)
+    with ApiServer(settings, seeded_url, Clock()) as server, server.client() as officer:
+        assert server.state.keeps_layers() == kept
+        officer.headers.update(police.header("officer"))
+        summary = officer.get("/console/summary.json").json()
+        links = _desk_links(officer.get("/console").text)
+        assert set(links) == {
+            f"{kind}.{figure}" for kind in ("hazards", "requests") for figure in ("open", "overdue")
+        } | {"warnings.open"}
+        for key, href in links.items():
+            kind, figure = key.split(".")
+            assert _ledger_matched(officer, href) == summary[kind][figure], key
+        assert summary["requests"]["overdue"] >= 1
+        assert summary["requests"]["open"] >= 1 + len(cases)
+        assert summary["warnings"]["open"] >= len(cases)
+        today = NOW.date().isoformat()
+        [trend] = [d for d in summary["trend"] if d["day"] == today]
+        for key, first, last in (
+            ("cases_opened", "from", "to"),
+            ("cases_closed", "closed_from", "closed_to"),
+        ):
+            found = officer.get("/ledger", params={first: today, last: today, "limit": 1})
+            assert found.json()["numberMatched"] == trend[key], key
+        assert trend["cases_opened"] >= 1 + len(cases)
 
 
 def create_admin(url: str) -> str:
