@@ -64,6 +64,7 @@ from gridwatch.cases.requests import SOURCES
 from gridwatch.cases.requests import STATUSES as REQUEST_STATUSES
 from gridwatch.errors import Forbidden, NotFound
 from gridwatch.geo.grids import LEVELS as GRID_LEVELS
+from gridwatch.model.figures import GridCounts
 from gridwatch.model.services import SERVICE_CODES
 from gridwatch.model.vocabulary import (
     DISPUTE_CATEGORIES,
@@ -79,7 +80,7 @@ from gridwatch.model.vocabulary import (
 from gridwatch.store.alerts import AlertRow, alert_page, get_alert
 from gridwatch.store.checkins import CheckinRow, checkin_page, get_checkin
 from gridwatch.store.filters import Filters, local_day_bounds
-from gridwatch.store.grids import GridCatalog, GridCounts, GridRecord
+from gridwatch.store.grids import GridCatalog, GridRecord
 from gridwatch.store.hazards import get_hazard, hazard_events, hazard_page
 from gridwatch.store.paging import Page
 from gridwatch.store.places import get_place, place_events, place_page

@@ -23,6 +23,7 @@ from gridwatch.cases.hazards import is_overdue
 from gridwatch.cases.inspections import is_overdue as inspection_overdue
 from gridwatch.cases.requests import is_overdue as request_overdue
 from gridwatch.maps.coverage import low_accuracy
+from gridwatch.model.figures import GridCounts
 from gridwatch.model.records import checkin_key
 from gridwatch.model.services import BY_CODE
 from gridwatch.model.vocabulary import PLACE_KIND_LABELS
@@ -30,7 +31,7 @@ from gridwatch.store.absences import AbsenceRow
 from gridwatch.store.alerts import AlertRow
 from gridwatch.store.case_events import CaseEvent
 from gridwatch.store.checkins import CheckinRow
-from gridwatch.store.grids import GridCounts, GridRecord
+from gridwatch.store.grids import GridRecord
 from gridwatch.store.hazards import Hazard, HazardEvent
 from gridwatch.store.places import PlaceEvent, PlaceRecord
 from gridwatch.store.requests import Request

@@ -34,11 +34,12 @@ from gridwatch.maps.pages import (
 )
 from gridwatch.maps.texts import texts_for
 from gridwatch.maps.tiles import tiles_for
+from gridwatch.model.figures import GridCounts
 from gridwatch.model.services import BY_CODE
 from gridwatch.model.vocabulary import SEVERITIES
 from gridwatch.store.alerts import alert_page
 from gridwatch.store.filters import Filters, local_day_bounds
-from gridwatch.store.grids import GridCatalog, GridCounts
+from gridwatch.store.grids import GridCatalog
 from gridwatch.store.hazards import map_hazards
 from gridwatch.store.requests import request_page
 from gridwatch.store.residents import map_residents
@@ -78,11 +79,7 @@ def _map_grid(catalog: GridCatalog, grid_id: int, counts: GridCounts) -> MapGrid
         g.name,
         g.level,
         g.geometry,
-        counts.residents,
-        counts.open_alerts,
-        counts.open_hazards,
-        counts.overdue_hazards,
-        counts.checkins,
+        counts,
         catalog.leaves_under(g.id),
     )
 

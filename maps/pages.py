@@ -12,7 +12,7 @@ from __future__ import annotations
 import html
 import zlib
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
 
 import folium
@@ -26,6 +26,7 @@ from shapely.geometry.base import BaseGeometry
 
 from gridwatch.maps.texts import texts_for
 from gridwatch.maps.tiles import Tiles, points_to_display, to_display
+from gridwatch.model.figures import GridCounts
 from gridwatch.model.vocabulary import EMERGENCY_EVENTS
 
 LOCAL_JS = [
@@ -85,12 +86,8 @@ class MapGrid:
     name: str
     level: str
     geometry: BaseGeometry
-    residents: int = 0
-    open_alerts: int = 0
-    open_hazards: int = 0
-    overdue_hazards: int = 0
-    checkins: int = 0
-    leaves: int = 1
+    counts: GridCounts = field(default_factory=GridCounts)
+    leaves: int = 1  # leaf grids below it (itself, for a grid): what its issues are shared by
 
 
 @dataclass(frozen=True, slots=True)
@@ -577,18 +574,18 @@ def track_color(worker: str) -> str:
 
 def issue_color(grid: MapGrid) -> str:
     """Open alerts and hazards per grid below it, binned: a community is compared like a grid."""
-    density = (grid.open_alerts + grid.open_hazards) / max(grid.leaves, 1)
+    density = (grid.counts.open_alerts + grid.counts.open_hazards) / max(grid.leaves, 1)
     return ISSUE_COLORS[int(np.searchsorted(ISSUE_BINS, density, side="right")) - 1]
 
 
 def grid_tooltip(t: dict, grid: MapGrid) -> str:
     rows = [
         (t["levels"].get(grid.level, grid.level), f"{grid.name} ({grid.code})"),
-        (t["residents"], grid.residents),
-        (t["open_alerts"], grid.open_alerts),
-        (t["open_hazards"], grid.open_hazards),
-        (t["overdue_hazards"], grid.overdue_hazards),
-        (t["checkins"], grid.checkins),
+        (t["residents"], grid.counts.residents),
+        (t["open_alerts"], grid.counts.open_alerts),
+        (t["open_hazards"], grid.counts.open_hazards),
+        (t["overdue_hazards"], grid.counts.overdue_hazards),
+        (t["checkins"], grid.counts.checkins),
     ]
     return "<br>".join(f"<b>{html.escape(str(k))}</b> {html.escape(str(v))}" for k, v in rows)
 

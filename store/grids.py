@@ -18,6 +18,7 @@ from gridwatch.cases.hazards import OPEN_STATUSES
 from gridwatch.errors import InputFileError
 from gridwatch.geo.grids import LEVELS, GridFeature
 from gridwatch.geo.index import GridIndex, GridSystems
+from gridwatch.model.figures import GridCounts
 from gridwatch.model.vocabulary import GRID_SYSTEMS, MANAGEMENT, POLICE
 from gridwatch.store.db import refused_as_input_error
 
@@ -336,28 +337,6 @@ def load_grid_catalog(conn: psycopg.Connection) -> GridCatalog:
         children,
         systems,
     )
-
-
-@dataclass(slots=True)
-class GridCounts:
-    residents: int = 0
-    open_alerts: int = 0
-    open_hazards: int = 0
-    overdue_hazards: int = 0
-    checkins: int = 0
-    buildings: int = 0  # below the grid: its buildings (楼栋), their units (单元)
-    units: int = 0
-    contacts: int = 0  # and the unit heads and building leads to call there
-
-    def add(self, other: GridCounts) -> None:
-        self.residents += other.residents
-        self.open_alerts += other.open_alerts
-        self.open_hazards += other.open_hazards
-        self.overdue_hazards += other.overdue_hazards
-        self.checkins += other.checkins
-        self.buildings += other.buildings
-        self.units += other.units
-        self.contacts += other.contacts
 
 
 # What lies below each grid (a building's grid is its parent): counted with the grid's own.
