@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request
@@ -16,12 +16,16 @@ from gridwatch.api.http_errors import BadRequest
 from gridwatch.api.responses import JSONResponse
 from gridwatch.api.runtime import Conn, State
 from gridwatch.errors import NotFound
-from gridwatch.store.absences import absence_list, add_absence, delete_absence, get_absence
+from gridwatch.store.absences import (
+    absence_list,
+    absence_problem,
+    add_absence,
+    delete_absence,
+    get_absence,
+)
 from gridwatch.store.residents import resident_grid
 
 router = APIRouter(tags=["absences (外出报备)"])
-
-MAX_ABSENCE = timedelta(days=366)
 
 
 def visible_resident(conn, principal, resident_id: str) -> None:
@@ -66,10 +70,8 @@ def list_absences(
 def create_absence(principal: Reader, conn: Conn, state: State, body: AbsenceBody):
     visible_resident(conn, principal, body.resident_id)
     starts, ends = _local(body.starts_at, state), _local(body.ends_at, state)
-    if ends <= starts:
-        raise BadRequest("ends_at must be after starts_at")
-    if ends - starts > MAX_ABSENCE:
-        raise BadRequest("an absence can last at most a year; register it again after")
+    if problem := absence_problem(starts, ends):
+        raise BadRequest(problem)
     absence_id = add_absence(
         conn,
         body.resident_id,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import psycopg
 from psycopg import sql
@@ -63,6 +63,20 @@ def delete_absence(conn: psycopg.Connection, absence_id: int) -> None:
         conn.execute("DELETE FROM absences WHERE id = %s", (absence_id,))
 
 
+MAX_ABSENCE = timedelta(days=366)
+
+
+def absence_problem(starts_at: datetime, ends_at: datetime) -> str | None:
+    """Why an absence cannot be registered, or None. The activity rules are silent while it
+    lasts, so it must end after it starts and last a year at most, whichever door (the API,
+    the command line) registers it."""
+    if ends_at <= starts_at:
+        return "an absence must end after it starts"
+    if ends_at - starts_at > MAX_ABSENCE:
+        return "an absence can last at most a year; register it again after"
+    return None
+
+
 def add_absence(
     conn: psycopg.Connection,
     resident_id: str,
@@ -73,8 +87,8 @@ def add_absence(
     created_by: str | None = None,
 ) -> int:
     """Register an absence (外出报备); the activity rules are silent while it lasts."""
-    if ends_at <= starts_at:
-        raise Conflict("an absence must end after it starts")
+    if problem := absence_problem(starts_at, ends_at):
+        raise Conflict(problem)
     with conn.transaction():
         if conn.execute("SELECT 1 FROM residents WHERE id = %s", (resident_id,)).fetchone() is None:
             raise NotFound(f"no resident {resident_id!r}")

@@ -161,6 +161,11 @@ BAD_INPUT = [
         "an absence must end after it starts",
     ),
     (
+        # The rules would be silent for her for years: the command line refuses as the API does.
+        ["absences", "add", "{A}", "--from", "2026-11-20T10:00", "--until", "2028-11-20T09:00"],
+        "an absence can last at most a year",
+    ),
+    (
         ["absences", "add", "{A}", "--from", "soon", "--until", "2026-11-20T09:00"],
         "'soon' is not an ISO 8601",
     ),
