@@ -10,7 +10,7 @@ from psycopg import sql
 from psycopg.rows import class_row
 
 from gridwatch.errors import Conflict, NotFound
-from gridwatch.store.filters import Filters, all_of, where_columns, where_filters
+from gridwatch.store.filters import Filters, all_of, where_columns, where_filters, where_given
 from gridwatch.store.paging import fetch_one
 
 
@@ -26,6 +26,7 @@ class AbsenceRow:
     created_at: datetime
 
 
+_ACTIVE = sql.SQL("b.starts_at <= %(at)s AND b.ends_at > %(at)s")  # under way at `at`
 _ABSENCE_SELECT = sql.SQL(
     "SELECT b.id, b.resident_id, r.grid_id, b.starts_at, b.ends_at, b.note, b.created_by, "
     "b.created_at FROM absences b JOIN residents r ON r.id = b.resident_id"
@@ -43,9 +44,7 @@ def absence_list(
     where, params = where_filters(Filters(scope=scope), alias="r")
     params["limit"] = limit
     where_columns(where, params, "b", resident_id=resident_id)
-    if active_at is not None:
-        where.append(sql.SQL("b.starts_at <= %(at)s AND b.ends_at > %(at)s"))
-        params["at"] = active_at
+    where_given(where, params, _ACTIVE, at=active_at)
     query = sql.SQL("{} WHERE {} ORDER BY b.starts_at DESC, b.id DESC LIMIT %(limit)s").format(
         _ABSENCE_SELECT, all_of(where)
     )

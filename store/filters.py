@@ -79,12 +79,8 @@ def where_filters(
         params.update(zip(("minx", "miny", "maxx", "maxy"), filters.bbox, strict=True))
     if time_column is not None:
         column = sql.Identifier(alias, time_column)
-        if filters.start is not None:
-            where.append(sql.SQL("{} >= %(start)s").format(column))
-            params["start"] = filters.start
-        if filters.end is not None:
-            where.append(sql.SQL("{} <= %(end)s").format(column))
-            params["end"] = filters.end
+        where_given(where, params, sql.SQL("{} >= %(start)s").format(column), start=filters.start)
+        where_given(where, params, sql.SQL("{} <= %(end)s").format(column), end=filters.end)
     return where, params
 
 
@@ -106,6 +102,16 @@ def where_columns(
         else:
             where.append(sql.SQL("{} = ANY({})").format(target, sql.Placeholder(column)))
             params[column] = list(value)
+
+
+def where_given(
+    where: list[sql.Composable], params: dict, condition: sql.Composable, **values: object
+) -> None:
+    """Add `condition`, whose placeholders are named as `values`, when every one is given (not
+    None): the optional filter, its value and its test in one line."""
+    if all(value is not None for value in values.values()):
+        where.append(condition)
+        params.update(values)
 
 
 def all_of(where: list[sql.Composable]) -> sql.Composable:

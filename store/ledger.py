@@ -24,6 +24,7 @@ from gridwatch.store.filters import (
     count_per_day,
     where_columns,
     where_filters,
+    where_given,
 )
 
 
@@ -79,6 +80,9 @@ class LedgerRow:
 _REQUEST_DUE = sql.SQL(
     "CASE WHEN r.status = ANY(%(waiting)s) THEN least(r.accept_by, r.due_at) ELSE r.due_at END"
 )
+
+# Whether a case (`h`) is overdue, as the ledger's `overdue` filter asks.
+_OVERDUE = sql.SQL("(h.is_open AND h.due_at <= %(now)s) = %(overdue)s")
 
 # Both kinds as one relation `h`.
 _LEDGER_FROM = sql.SQL(
@@ -159,9 +163,7 @@ def ledger(
         status_order=list(STATUSES),
         level_order=list(LEVELS),
     )
-    if overdue is not None:
-        where.append(sql.SQL("(h.is_open AND h.due_at <= %(now)s) = %(overdue)s"))
-        params["overdue"] = overdue
+    where_given(where, params, _OVERDUE, overdue=overdue)
     if closed_from is not None or closed_until is not None:
         where.append(_closed_between(closed_from, closed_until, params))
     conditions = all_of(where)
@@ -290,12 +292,8 @@ _CLOSES = sql.SQL(
 def _closed_between(start: datetime | None, end: datetime | None, params: dict) -> sql.Composable:
     """The ledger's condition that a case (`h`) has a close in [start, end] (either open)."""
     bounds: list[sql.Composable] = []
-    if start is not None:
-        bounds.append(sql.SQL("c.at >= %(closed_from)s"))
-        params["closed_from"] = start
-    if end is not None:
-        bounds.append(sql.SQL("c.at <= %(closed_until)s"))
-        params["closed_until"] = end
+    where_given(bounds, params, sql.SQL("c.at >= %(closed_from)s"), closed_from=start)
+    where_given(bounds, params, sql.SQL("c.at <= %(closed_until)s"), closed_until=end)
     return sql.SQL("(h.kind, h.id) IN (SELECT c.kind, c.id FROM {} WHERE {})").format(
         _CLOSES, all_of(bounds)
     )

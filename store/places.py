@@ -24,7 +24,7 @@ from gridwatch.model.rows import PlaceRow
 from gridwatch.model.vocabulary import LEVELS
 from gridwatch.store.buildings import Home
 from gridwatch.store.db import refused_as_input_error
-from gridwatch.store.filters import Filters, all_of, where_columns, where_filters
+from gridwatch.store.filters import Filters, all_of, where_columns, where_filters, where_given
 from gridwatch.store.grids import PointGrids, point_grids
 from gridwatch.store.hazards import open_hazards
 from gridwatch.store.paging import Listing, Page, fetch_rows
@@ -267,9 +267,7 @@ def _place_where(
     where, params = where_filters(filters, alias="p")
     where_columns(where, params, "p", kind=kinds, level=level)
     params["now"] = now
-    if overdue is not None:
-        where.append(sql.SQL("(p.next_due_at < %(now)s) = %(overdue)s"))
-        params["overdue"] = overdue
+    where_given(where, params, sql.SQL("(p.next_due_at < %(now)s) = %(overdue)s"), overdue=overdue)
     if findings is not None:
         where.append(_HAS_OPEN_FINDINGS)
         params["findings"] = findings

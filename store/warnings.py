@@ -30,7 +30,7 @@ from gridwatch.disputes.scanning import (
     scan_texts,
 )
 from gridwatch.model.records import HazardReport, PatrolCheckin, RequestIntake, checkin_key
-from gridwatch.store.filters import Filters, Placed, where_columns, where_filters
+from gridwatch.store.filters import Filters, Placed, where_columns, where_filters, where_given
 from gridwatch.store.keywords import LibraryMatchers
 from gridwatch.store.outbox import write_warning_outbox
 from gridwatch.store.paging import Listing, Page
@@ -383,12 +383,8 @@ def warnings_between(
     where: list[sql.Composable] = [sql.SQL("w.id > %(after)s")]
     params: dict = {"after": after, "limit": limit}
     where_columns(where, params, "w", level=level)
-    if upto is not None:
-        where.append(sql.SQL("w.id <= %(upto)s"))
-        params["upto"] = upto
-    if scope is not None:
-        where.append(sql.SQL("w.grid_id = ANY(%(scope)s)"))
-        params["scope"] = scope
+    where_given(where, params, sql.SQL("w.id <= %(upto)s"), upto=upto)
+    where_given(where, params, sql.SQL("w.grid_id = ANY(%(scope)s)"), scope=scope)
     query = sql.SQL("SELECT {} FROM {} WHERE {} ORDER BY w.id LIMIT %(limit)s").format(
         _WARNING_SELECT, _WARNING_FROM, sql.SQL(" AND ").join(where)
     )
