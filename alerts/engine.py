@@ -36,9 +36,6 @@ from gridwatch.alerts.lifecycle import (
 )
 from gridwatch.alerts.profile import WARM_UP, WEEKENDS, HomeProfile
 from gridwatch.alerts.rules import (
-    ACTIVITY_KINDS,
-    EMERGENCY_KINDS,
-    METER_OFFLINE,
     Absence,
     Calendar,
     Condition,
@@ -48,6 +45,7 @@ from gridwatch.alerts.rules import (
     next_deadline,
 )
 from gridwatch.model import vocabulary
+from gridwatch.model.vocabulary import ACTIVITY_KINDS, EMERGENCY_KINDS, METER_OFFLINE
 
 log = logging.getLogger(__name__)
 

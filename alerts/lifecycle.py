@@ -10,15 +10,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from gridwatch.alerts.rules import (
-    METER_OFFLINE,
-    Condition,
-    HomeHistory,
-    Rules,
-    conditions,
-    resolution,
-)
-from gridwatch.model.vocabulary import LEVELS
+from gridwatch.alerts.rules import Condition, HomeHistory, Rules, conditions, resolution
+from gridwatch.model.vocabulary import LEVELS, METER_OFFLINE
 
 ESCALATE_AFTER = timedelta(minutes=30)
 

@@ -22,15 +22,17 @@ from zoneinfo import ZoneInfo
 
 import holidays as public_holidays
 
-NO_ACTIVITY = "no_activity"
-MORNING = "morning"
-EVENING = "evening"
-METER_OFFLINE = "meter_offline"
-SOS = "sos"
-FALL = "fall"
-ACTIVITY_KINDS = (NO_ACTIVITY, MORNING, EVENING)
-EMERGENCY_KINDS = (SOS, FALL)
-ALL_KINDS = (*ACTIVITY_KINDS, METER_OFFLINE, *EMERGENCY_KINDS)
+from gridwatch.model.vocabulary import (
+    ACTIVITY_KINDS,
+    ALERT_KINDS,
+    EVENING,
+    FALL,
+    METER_OFFLINE,
+    MORNING,
+    NO_ACTIVITY,
+    SOS,
+)
+
 SEVERITY = {
     NO_ACTIVITY: "high",
     MORNING: "high",
@@ -84,7 +86,7 @@ class Rules:
             elif key == "disabled":
                 if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
                     raise ValueError(f"disabled must be a list of alert kinds, got {value!r}")
-                unknown = set(value) - set(ALL_KINDS)
+                unknown = set(value) - set(ALERT_KINDS)
                 if unknown:
                     raise ValueError(f"disabled: unknown alert kinds {sorted(unknown)}")
                 rules = replace(rules, disabled=frozenset(value))

@@ -66,7 +66,7 @@ from gridwatch.errors import NotFound
 from gridwatch.maps.console import duration_text, render_page
 from gridwatch.maps.texts import texts_for
 from gridwatch.maps.tiles import points_to_display, tiles_for, to_display
-from gridwatch.model.vocabulary import EMERGENCY_EVENTS, LEVELS
+from gridwatch.model.vocabulary import ACTIVITY_KINDS, EMERGENCY_KINDS, LEVELS, METER_OFFLINE
 from gridwatch.store.alerts import (
     AlertRow,
     alert_history,
@@ -98,8 +98,8 @@ LIVE_ROWS = 50
 LIVE_QUERY = "false: the figures alone, without the newest open alerts (and their residents)"
 LEDGER_PAGE = 200
 MAX_POINTS = 12_000  # power readings sent for the week's chart; more are thinned to peaks
-URGENT_KINDS = EMERGENCY_EVENTS  # sos, fall: someone needs help now
-ALERT_KINDS = ("sos", "fall", "no_activity", "morning", "evening", "meter_offline")
+# The desk's order of kinds: emergencies (sos, fall: someone needs help now) first.
+DESK_KINDS = (*EMERGENCY_KINDS, *ACTIVITY_KINDS, METER_OFFLINE)
 # The steps a hazard's page offers, with the data-action name each control carries.
 HAZARD_STEPS = (
     ("assign", "dispatch"),
@@ -239,7 +239,7 @@ def _summary(
 
 
 def _alert_counts(t: dict, tally) -> dict:
-    by_kind: dict[str, list[int]] = {kind: [0, 0] for kind in ALERT_KINDS}
+    by_kind: dict[str, list[int]] = {kind: [0, 0] for kind in DESK_KINDS}
     by_level: dict[str, int] = dict.fromkeys(LEVELS, 0)
     for row in tally:
         counts = by_kind.setdefault(row.kind, [0, 0])
@@ -255,7 +255,7 @@ def _alert_counts(t: dict, tally) -> dict:
                 "label": t["alert_kind"].get(kind, kind),
                 "open": c[0],
                 "unacked": c[1],
-                "urgent": kind in URGENT_KINDS,
+                "urgent": kind in EMERGENCY_KINDS,
             }
             for kind, c in by_kind.items()
         ],
@@ -310,7 +310,7 @@ def live_item(t: dict, state: ApiState, principal: Principal, row: AlertRow) -> 
         "alert_id": row.id,
         "kind": row.kind,
         "kind_label": t["alert_kind"].get(row.kind, row.kind),
-        "urgent": row.kind in URGENT_KINDS,
+        "urgent": row.kind in EMERGENCY_KINDS,
         "status": row.status,
         "status_label": t["alert_state"].get(row.status, row.status),
         "level": row.level,
@@ -426,7 +426,7 @@ def _desk_script(t: dict, state: ApiState, summary: dict, kind: str | None) -> d
         "after": state.feed.watermark,
         "zone": state.zone.key,
         "kind": kind,
-        "urgent": list(URGENT_KINDS),
+        "urgent": list(EMERGENCY_KINDS),
         "texts": {
             "kind": t["alert_kind"],
             "state": {k: v for k, v in t["alert_state"].items() if k is not None},

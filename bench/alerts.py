@@ -71,8 +71,9 @@ import shapely
 
 from gridwatch.alerts.engine import AlertEngine
 from gridwatch.alerts.partition import Partition
-from gridwatch.alerts.rules import METER_OFFLINE, Rules
+from gridwatch.alerts.rules import Rules
 from gridwatch.dispatch.service import make_engine, run_alerts
+from gridwatch.model.vocabulary import METER_OFFLINE
 from gridwatch.settings import Settings
 from gridwatch.store import alert_store
 from gridwatch.store.migrate import migrate

@@ -35,8 +35,21 @@ ACTIVITY_EVENTS = (
 )  # fmt: skip
 """Sensor events that are signs of life (早看窗帘晚看灯: curtains in the morning, lights at
 night)."""
-EMERGENCY_EVENTS = ("sos", "fall")
+SOS = "sos"
+FALL = "fall"
+EMERGENCY_EVENTS = (SOS, FALL)
 SENSOR_EVENTS = (*ACTIVITY_EVENTS, *EMERGENCY_EVENTS)
+
+# The kinds of alert (告警) the rules raise about a resident who lives alone: no sign of life
+# for hours, none in the morning or the evening, a meter gone silent, and an emergency event,
+# which opens an alert of its own kind.
+NO_ACTIVITY = "no_activity"
+MORNING = "morning"
+EVENING = "evening"
+METER_OFFLINE = "meter_offline"
+ACTIVITY_KINDS = (NO_ACTIVITY, MORNING, EVENING)
+EMERGENCY_KINDS = EMERGENCY_EVENTS
+ALERT_KINDS = (*ACTIVITY_KINDS, METER_OFFLINE, *EMERGENCY_KINDS)
 
 HAZARD_CATEGORIES = (
     "structural",

@@ -23,10 +23,6 @@ import psycopg
 from gridwatch.alerts.engine import AlertEngine
 from gridwatch.alerts.lifecycle import Open
 from gridwatch.alerts.rules import (
-    ACTIVITY_KINDS,
-    FALL,
-    METER_OFFLINE,
-    SOS,
     HomeHistory,
     Rules,
     morning_window,
@@ -37,6 +33,7 @@ from gridwatch.ingest.payload import ParseContext
 from gridwatch.ingest.topics import TopicRouter
 from gridwatch.ingest.worker import parse_message
 from gridwatch.ingest.writer import BatchWriter
+from gridwatch.model.vocabulary import ACTIVITY_KINDS, FALL, METER_OFFLINE, SOS
 from gridwatch.simulators.faults import Absence, Fall, FaultRates, MeterOutage, Sos
 from gridwatch.simulators.sample import load_sample_district
 from gridwatch.simulators.scenario import Scenario

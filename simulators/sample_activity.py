@@ -23,6 +23,7 @@ from gridwatch.cases.hazards import deadline_after
 from gridwatch.dispatch.clocks import escalate_hazards, escalate_requests
 from gridwatch.disputes.scanning import ScannedText
 from gridwatch.model.records import Finding, PatrolCheckin, RequestIntake
+from gridwatch.model.vocabulary import ALERT_KINDS
 from gridwatch.simulators.patrols import HAZARD_DESCRIPTIONS, MISSED_CHANCE, inspection_findings
 from gridwatch.store.alerts import write_event
 from gridwatch.store.checkins import insert_checkin
@@ -42,7 +43,6 @@ STATUS_MIX = {
     "resolved": 0.15,
     "closed": 0.15,
 }
-ALERT_KINDS = ("no_activity", "morning", "evening", "meter_offline", "sos", "fall")
 
 
 # What residents ask for, by service: the words of the requests the sample holds.

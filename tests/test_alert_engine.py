@@ -17,7 +17,8 @@ import pytest
 from gridwatch.alerts.activity import Baseline
 from gridwatch.alerts.engine import Signal
 from gridwatch.alerts.lifecycle import Escalate, Open
-from gridwatch.alerts.rules import EVENING, METER_OFFLINE, NO_ACTIVITY, SOS, Absence
+from gridwatch.alerts.rules import Absence
+from gridwatch.model.vocabulary import EVENING, METER_OFFLINE, NO_ACTIVITY, SOS
 from tests.support.fake_alert_store import (
     MINUTE,
     FakeStore,

@@ -21,17 +21,8 @@ from gridwatch.alerts.lifecycle import (
     next_escalation,
     plan_home,
 )
-from gridwatch.alerts.rules import (
-    EVENING,
-    FALL,
-    METER_OFFLINE,
-    MORNING,
-    NO_ACTIVITY,
-    SOS,
-    Absence,
-    HomeHistory,
-    Rules,
-)
+from gridwatch.alerts.rules import Absence, HomeHistory, Rules
+from gridwatch.model.vocabulary import EVENING, FALL, METER_OFFLINE, MORNING, NO_ACTIVITY, SOS
 
 ZONE = ZoneInfo("Asia/Shanghai")
 DAY = date(2026, 3, 10)

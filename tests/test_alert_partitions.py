@@ -36,7 +36,6 @@ from psycopg import sql
 
 from gridwatch.alerts.lifecycle import Escalate, Open
 from gridwatch.alerts.partition import Partition, partition_key, partition_of
-from gridwatch.alerts.rules import SOS
 from gridwatch.cli import main
 from gridwatch.dispatch import service as alert_service
 from gridwatch.dispatch.service import make_engine, run_delivery
@@ -44,6 +43,7 @@ from gridwatch.ingest.payload import ParseContext
 from gridwatch.ingest.topics import TopicRouter
 from gridwatch.ingest.worker import parse_message
 from gridwatch.ingest.writer import BatchWriter, Message
+from gridwatch.model.vocabulary import SOS
 from gridwatch.simulators.faults import FaultRates
 from gridwatch.simulators.sample import load_sample_district
 from gridwatch.simulators.scenario import Scenario

@@ -17,16 +17,8 @@ from hypothesis import strategies as st
 
 from gridwatch.alerts.activity import Baseline, MeterTracker, learn_baseline
 from gridwatch.alerts.lifecycle import Open, OpenAlert, Resolve, plan_home
-from gridwatch.alerts.rules import (
-    ACTIVITY_KINDS,
-    ALL_KINDS,
-    EMERGENCY_KINDS,
-    Absence,
-    HomeHistory,
-    Rules,
-    conditions,
-    next_deadline,
-)
+from gridwatch.alerts.rules import Absence, HomeHistory, Rules, conditions, next_deadline
+from gridwatch.model.vocabulary import ACTIVITY_KINDS, ALERT_KINDS, EMERGENCY_KINDS
 
 # Zones without daylight saving, whole and half-hour offsets, east and west.
 ZONES = [ZoneInfo(z) for z in ("Asia/Shanghai", "Asia/Kolkata", "Asia/Kathmandu", "UTC")]
@@ -144,7 +136,7 @@ def histories(draw, *, simple: bool = False):
     zone = draw(st.sampled_from(ZONES))
     rule = draw(rules())
     if not simple and draw(st.booleans()):
-        disabled = draw(st.lists(st.sampled_from(ALL_KINDS), unique=True))
+        disabled = draw(st.lists(st.sampled_from(ALERT_KINDS), unique=True))
         rule = Rules(
             rule.no_activity, rule.morning, rule.evening, rule.offline, frozenset(disabled)
         )

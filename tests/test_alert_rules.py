@@ -16,12 +16,6 @@ import pytest
 
 from gridwatch.alerts.profile import HomeProfile
 from gridwatch.alerts.rules import (
-    EVENING,
-    FALL,
-    METER_OFFLINE,
-    MORNING,
-    NO_ACTIVITY,
-    SOS,
     Absence,
     Calendar,
     Condition,
@@ -33,6 +27,7 @@ from gridwatch.alerts.rules import (
     public_calendar,
     resolution,
 )
+from gridwatch.model.vocabulary import EVENING, FALL, METER_OFFLINE, MORNING, NO_ACTIVITY, SOS
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 KOLKATA = ZoneInfo("Asia/Kolkata")

@@ -23,8 +23,8 @@ from zoneinfo import ZoneInfo
 import psycopg
 
 from gridwatch.alerts.lifecycle import Escalate, Open, Resolve
-from gridwatch.alerts.rules import MORNING, NO_ACTIVITY, SOS
 from gridwatch.dispatch.service import make_engine, run_delivery
+from gridwatch.model.vocabulary import MORNING, NO_ACTIVITY, SOS
 from gridwatch.store.alerts import acknowledge_alert, resolve_alert
 from tests.support.broker import Subscriber
 from tests.support.databases import count_rows, settled_mornings

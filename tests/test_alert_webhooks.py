@@ -16,8 +16,8 @@ import psycopg
 import pytest
 from psycopg.types.json import Jsonb
 
-from gridwatch.alerts.rules import SOS
 from gridwatch.dispatch.service import make_engine, run_delivery
+from gridwatch.model.vocabulary import SOS
 from gridwatch.store.migrate import read_meta
 from gridwatch.store.partitions import ensure_partitions
 from tests.support.ports import free_port
