@@ -2,8 +2,9 @@
 
 `burst()` is the demo's opening burst; `meter_minute()` is one minute of meter reports. The
 message makers here (`meter_payload`, `sensor_event`, `patrol_point`, `visit`,
-`inspection`, `hazard_report`) are the one place payloads are shaped; the simulator of
-residents' days (`simulators.scenario`) builds on them.
+`inspection`, `hazard_report`) are the one place payloads are shaped; the three check-ins
+take a `CheckIn`, where and when the app makes one. The simulator of residents' days
+(`simulators.scenario`) builds on them.
 """
 
 from __future__ import annotations
@@ -183,8 +184,8 @@ class CheckIn:
     accuracy_m: float | None = None
 
     def payload(self, kind: str, usual_accuracy_m: float, **fields: object) -> dict:
-        """The fields every gridwatch app check-in starts with, then `fields`, then accuracy:
-        one order for every kind, so the same check-in is the same bytes."""
+        """The fields every gridwatch app check-in starts with, then `fields`, then the
+        accuracy: the order the app sends them in, kept so a check-in is always the same bytes."""
         lon, lat = float(self.lon), float(self.lat)
         if self.gcj02:
             lon, lat = wgs84_to_gcj02(lon, lat)
