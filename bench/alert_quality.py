@@ -16,7 +16,6 @@ one lucky seed cannot pass a target.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import os
 import sys
 import uuid
@@ -25,17 +24,17 @@ from zoneinfo import ZoneInfo
 import orjson
 import psycopg
 
+from gridwatch.simulate_commands import add_district_options, add_fault_rate_options
+from gridwatch.simulators.cli import fault_rates
 from gridwatch.simulators.faults import FaultRates
 from gridwatch.simulators.quality import quality_report, run_quality
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--days", type=float, default=7)
+    add_district_options(parser, residents=2000, days=7)
     parser.add_argument("--seed", type=int, help="one seed (same as --seeds N)")
     parser.add_argument("--seeds", default="1", help="comma-separated seeds, e.g. 1,2,3")
-    parser.add_argument("--residents", type=int, default=2000)
-    parser.add_argument("--meter-interval", type=int, default=60)
     parser.add_argument("--warmup-days", type=float, default=3)
     parser.add_argument(
         "--database-url",
@@ -43,10 +42,7 @@ def main() -> int:
             "GRIDWATCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
         ),
     )
-    parser.add_argument("--falls", type=float, help="falls per 100 resident-days")
-    parser.add_argument("--sos", type=float, help="SOS presses per 100 resident-days")
-    parser.add_argument("--outages", type=float, help="meter outages per 100 resident-days")
-    parser.add_argument("--absences", type=float, help="absences per 100 resident-days")
+    add_fault_rate_options(parser)
     parser.add_argument("--plot", help="write a PNG of one resident's week here")
     parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
     args = parser.parse_args()
@@ -54,12 +50,7 @@ def main() -> int:
         seeds = [args.seed] if args.seed is not None else [int(x) for x in args.seeds.split(",")]
     except ValueError:
         parser.error(f"--seeds must be whole numbers separated by commas, got {args.seeds!r}")
-    rates = FaultRates()
-    for field in ("falls", "sos", "absences"):
-        if getattr(args, field) is not None:
-            rates = dataclasses.replace(rates, **{field: getattr(args, field)})
-    if args.outages is not None:
-        rates = dataclasses.replace(rates, meter_outages=args.outages)
+    rates = fault_rates(args)
 
     reports = {}
     for seed in seeds:

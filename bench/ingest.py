@@ -69,7 +69,7 @@ from gridwatch.ingest.mqtt import (
 from gridwatch.ingest.topics import subscriptions
 from gridwatch.settings import Settings
 from gridwatch.simulators.district import build_sample_district
-from gridwatch.simulators.traffic import hazard, patrol_point, points_in
+from gridwatch.simulators.traffic import CheckIn, hazard, patrol_point, points_in
 from gridwatch.store.migrate import migrate
 
 # Run as `python bench/ingest.py`, the path has bench/ but not the checkout's root, which
@@ -194,8 +194,8 @@ def _patrol_points(count, district, prefix, owntracks_tag, end, zone, rng):
             lon += 0.5  # off the district: stored without a grid, never dropped
         at = datetime.fromtimestamp(end - k * 10 - w % 10, zone)
         if owntracks_tag:
-            yield patrol_point(f"{owntracks_tag}{worker.worker_id}", lon, lat, at, prefix,
-                               owntracks=True)  # fmt: skip
+            where = CheckIn(lon, lat, at)
+            yield patrol_point(f"{owntracks_tag}{worker.worker_id}", where, prefix, owntracks=True)
         elif k % 10 == 3 and residents.get(worker.grid_code):
             own = residents[worker.grid_code]
             resident = own[int(rng.integers(len(own)))]
@@ -211,7 +211,7 @@ def _patrol_points(count, district, prefix, owntracks_tag, end, zone, rng):
             }
             yield f"{prefix}/patrol/{worker.worker_id}", dumps(payload)
         else:
-            yield patrol_point(worker.worker_id, lon, lat, at, prefix, gcj02=w % 3 == 0)
+            yield patrol_point(worker.worker_id, CheckIn(lon, lat, at, gcj02=w % 3 == 0), prefix)
 
 
 def _hazards(count, district, prefix, end, zone, rng):

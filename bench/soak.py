@@ -44,6 +44,7 @@ from pathlib import Path
 import psycopg
 
 from gridwatch.ingest.mqtt import BrokerAddress, publisher
+from gridwatch.simulate_commands import add_load_options
 from gridwatch.store.migrate import migrate
 
 # Run as `python bench/soak.py`, the path has bench/ but not the checkout's root, which
@@ -232,8 +233,7 @@ def say(text: str) -> None:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=30.0)
-    parser.add_argument("--rate", type=float, default=35.0, help="messages per second")
-    parser.add_argument("--devices", type=int, default=100_000, help="meters of the load")
+    add_load_options(parser, rate=35.0)
     parser.add_argument(
         "--fault-every", type=float, default=120.0, help="mean seconds between faults"
     )

@@ -42,6 +42,7 @@ from gridwatch.ingest.payload import ParseContext
 from gridwatch.ingest.topics import TopicRouter
 from gridwatch.ingest.worker import parse_message
 from gridwatch.ingest.writer import BatchWriter
+from gridwatch.simulate_commands import add_district_options
 from gridwatch.simulators.cli import sample_district
 from gridwatch.simulators.faults import FaultRates
 from gridwatch.simulators.sample import load_sample_district
@@ -104,9 +105,7 @@ def write_day(url: str, scenario: Scenario) -> Counter:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--residents", type=int, default=300)
-    parser.add_argument("--days", type=float, default=1.0)
-    parser.add_argument("--meter-interval", type=int, default=60, help="seconds, whole minutes")
+    add_district_options(parser, residents=300)
     parser.add_argument("--project", type=int, default=1_000_000, help="residents to project to")
     parser.add_argument(
         "--compression-ratio",
@@ -119,8 +118,8 @@ def main() -> int:
     )
     parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
     args = parser.parse_args()
-    if args.residents < 1 or args.days <= 0 or args.compression_ratio < 1:
-        parser.error("need residents >= 1, days > 0 and a compression ratio >= 1")
+    if args.compression_ratio < 1:
+        parser.error("need a compression ratio >= 1")
 
     name = f"gw_bench_storage_{uuid.uuid4().hex[:8]}"
     url = f"{args.database_url.rsplit('/', 1)[0]}/{name}"

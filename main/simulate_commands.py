@@ -39,21 +39,8 @@ def register(commands: Commands, common: argparse.ArgumentParser) -> None:
         metavar="ISO",
         help="simulated start, ISO 8601 (naive: GRIDWATCH_TZ; default now)",
     )
-    run.add_argument("--days", type=_positive_float, default=1.0, help="days to simulate")
     run.add_argument("--seed", type=int, default=1, help="same seed, same messages (default 1)")
-    run.add_argument(
-        "--residents",
-        type=_positive_int,
-        metavar="N",
-        help="only the first N residents of the sample district (and the workers of their grids)",
-    )
-    run.add_argument(
-        "--meter-interval",
-        type=int,
-        default=60,
-        metavar="S",
-        help="seconds between meter reports, whole minutes (default 60)",
-    )
+    add_district_options(run)
     run.add_argument(
         "--ground-truth",
         type=Path,
@@ -68,21 +55,7 @@ def register(commands: Commands, common: argparse.ArgumentParser) -> None:
         metavar="DATE",
         help="a public holiday (lived like a weekend); repeatable",
     )
-    for flag, field, what in (
-        ("--falls", "falls", "falls"),
-        ("--sos", "sos", "SOS presses"),
-        ("--outages", "meter_outages", "meter outages"),
-        ("--absences", "absences", "registered absences"),
-    ):
-        default = getattr(FaultRates(), field)
-        run.add_argument(
-            flag,
-            type=float,
-            dest=f"rate_{field}",
-            default=default,
-            metavar="RATE",
-            help=f"{what} per 100 resident-days (default {default:g})",
-        )
+    add_fault_rate_options(run)
     run.add_argument(
         "--rescue-after",
         type=float,
@@ -101,8 +74,7 @@ def register(commands: Commands, common: argparse.ArgumentParser) -> None:
         action="store_true",
         help="publish readings of --devices synthetic meters at --rate msgs/s",
     )
-    load.add_argument("--devices", type=_positive_int, default=100_000, help="default 100000")
-    load.add_argument("--rate", type=_positive_float, default=1000.0, help="messages per second")
+    add_load_options(load)
     load.add_argument(
         "--duration",
         type=_positive_float,
@@ -112,6 +84,65 @@ def register(commands: Commands, common: argparse.ArgumentParser) -> None:
     )
     simulate.add_argument("--client-id", help="MQTT client id of the publisher")
     simulate.set_defaults(run=run_simulate)
+
+
+def add_district_options(
+    options: argparse._ActionsContainer, *, residents: int | None = None, days: float = 1.0
+) -> None:
+    """--days, --residents and --meter-interval of a simulated sample district; the benches
+    that simulate one (bench/storage.py, bench/alert_quality.py) take them too."""
+    options.add_argument(
+        "--days", type=_positive_float, default=days, help=f"days to simulate (default {days:g})"
+    )
+    options.add_argument(
+        "--residents",
+        type=_positive_int,
+        default=residents,
+        metavar="N",
+        help="only the first N residents of the sample district (and the workers of their grids)"
+        + (f"; default {residents}" if residents is not None else ""),
+    )
+    options.add_argument(
+        "--meter-interval",
+        type=int,
+        default=60,
+        metavar="S",
+        help="seconds between meter reports, whole minutes (default 60)",
+    )
+
+
+def add_fault_rate_options(options: argparse._ActionsContainer) -> None:
+    """--falls, --sos, --outages and --absences: incidents per 100 resident-days, read into
+    `FaultRates` by `gridwatch.simulators.cli.fault_rates`."""
+    for flag, field, what in (
+        ("--falls", "falls", "falls"),
+        ("--sos", "sos", "SOS presses"),
+        ("--outages", "meter_outages", "meter outages"),
+        ("--absences", "absences", "registered absences"),
+    ):
+        default = getattr(FaultRates(), field)
+        options.add_argument(
+            flag,
+            type=float,
+            dest=f"rate_{field}",
+            default=default,
+            metavar="RATE",
+            help=f"{what} per 100 resident-days (default {default:g})",
+        )
+
+
+def add_load_options(options: argparse._ActionsContainer, *, rate: float = 1000.0) -> None:
+    """--devices and --rate of a meter load; bench/soak.py takes them to pass on to
+    `simulate --load`, so both check them alike."""
+    options.add_argument(
+        "--devices", type=_positive_int, default=100_000, help="meters of the load (default 100000)"
+    )
+    options.add_argument(
+        "--rate",
+        type=_positive_float,
+        default=rate,
+        help=f"messages per second (default {rate:g})",
+    )
 
 
 def _iso_time(text: str) -> datetime:

@@ -10,9 +10,13 @@ import os
 import sys
 import threading
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from gridwatch.errors import ConfigError
 from gridwatch.settings import Settings
+
+if TYPE_CHECKING:
+    from gridwatch.simulators.faults import FaultRates
 
 
 def run_simulate(settings: Settings, args: argparse.Namespace) -> int:
@@ -50,14 +54,7 @@ def scenario_from_args(settings: Settings, args: argparse.Namespace):
     start = args.start or datetime.now(tz).replace(second=0, microsecond=0)
     if start.tzinfo is None:
         start = start.replace(tzinfo=tz)
-    rates = dataclasses.replace(
-        _default_rates(),
-        falls=args.rate_falls,
-        sos=args.rate_sos,
-        meter_outages=args.rate_meter_outages,
-        absences=args.rate_absences,
-        rescue_after_h=args.rescue_after,
-    )
+    rates = dataclasses.replace(fault_rates(args), rescue_after_h=args.rescue_after)
     if args.clean_delivery:
         rates = rates.without_delivery_faults()
     try:
@@ -74,6 +71,19 @@ def scenario_from_args(settings: Settings, args: argparse.Namespace):
         )
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
+
+
+def fault_rates(args: argparse.Namespace) -> FaultRates:
+    """The incident rates of --falls, --sos, --outages and --absences
+    (`gridwatch.simulate_commands.add_fault_rate_options`); the other rates their defaults."""
+    from gridwatch.simulators.faults import FaultRates
+
+    return FaultRates(
+        falls=args.rate_falls,
+        sos=args.rate_sos,
+        meter_outages=args.rate_meter_outages,
+        absences=args.rate_absences,
+    )
 
 
 def _run_scenario(settings: Settings, args, window, stop: threading.Event) -> int:
@@ -193,9 +203,3 @@ def _print_progress(start: datetime | None, end: datetime | None):
         )
 
     return report
-
-
-def _default_rates():
-    from gridwatch.simulators.faults import FaultRates
-
-    return FaultRates()

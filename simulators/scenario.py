@@ -60,6 +60,7 @@ from gridwatch.simulators.patrols import (
 )
 from gridwatch.simulators.traffic import (
     METER_PAYLOAD,
+    CheckIn,
     hazard_report,
     inspection,
     meter_payload,
@@ -294,11 +295,13 @@ class Scenario:
             gcj02, owntracks = app == "gcj02", app == "owntracks"
             for point in walk.track:
                 at = first_second + round(point.at_s)
-                topic, payload = patrol_point(
-                    worker.worker_id, point.lon, point.lat, datetime.fromtimestamp(at, tz),
-                    prefix, gcj02=gcj02, owntracks=owntracks, accuracy_m=point.accuracy_m,
-                    battery=point.battery,
+                where = CheckIn(
+                    point.lon, point.lat, datetime.fromtimestamp(at, tz), gcj02=gcj02,
+                    accuracy_m=point.accuracy_m,
                 )  # fmt: skip
+                topic, payload = patrol_point(
+                    worker.worker_id, where, prefix, owntracks=owntracks, battery=point.battery
+                )
                 events.append((at, topic, payload))
             events += self._visits(worker, plans, walk.rounds[-1][1], first_second, gcj02, rng)
             events += self._inspections(
@@ -409,10 +412,10 @@ class Scenario:
             else:
                 home_lon, home_lat = grid.x, grid.y
             lon, lat = nearby(home_lon, home_lat, rng.uniform(2, 8), rng)
+            where = CheckIn(lon, lat, datetime.fromtimestamp(at, self.tz), gcj02=gcj02)
             message = visit(
-                worker.worker_id, resident.resident_id, status, lon, lat,
-                datetime.fromtimestamp(at, self.tz), self.prefix, gcj02=gcj02, note=note,
-            )  # fmt: skip
+                worker.worker_id, resident.resident_id, status, where, self.prefix, note=note
+            )
             visits.append((at, *message))
         return visits
 
@@ -451,10 +454,10 @@ class Scenario:
             else:
                 findings = inspection_findings(place.kind, rng)
                 lon, lat = nearby(place.lon, place.lat, rng.uniform(2, 10), rng)
+                where = CheckIn(lon, lat, when, gcj02=gcj02)
                 message = inspection(
-                    worker.worker_id, place.place_id, lon, lat, when, self.prefix,
-                    findings=findings, gcj02=gcj02,
-                )  # fmt: skip
+                    worker.worker_id, place.place_id, where, self.prefix, findings=findings
+                )
                 events.append((at, *message))
                 truth.update(kind="inspection", findings=len(findings))
             if record is not None and self.start <= when < self.end:

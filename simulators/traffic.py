@@ -2,14 +2,16 @@
 
 `burst()` is the demo's opening burst; `meter_minute()` is one minute of meter reports. The
 message makers here (`meter_payload`, `sensor_event`, `patrol_point`, `visit`,
-`inspection`, `hazard_report`) are the one place payloads are shaped; the simulator of
-residents' days (`simulators.scenario`) builds on them.
+`inspection`, `hazard_report`) are the one place payloads are shaped; the three check-ins
+take a `CheckIn`, where and when the app makes one. The simulator of residents' days
+(`simulators.scenario`) builds on them.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import numpy as np
@@ -117,14 +119,13 @@ def burst(
         track = points_in(grids[worker.grid_code], 6, rng)
         for step, (lon, lat) in enumerate(track):
             at = now - timedelta(minutes=30 - 5 * step)
-            yield patrol_point(
-                worker.worker_id, lon, lat, at, prefix, gcj02=n % 3 == 0, owntracks=n % 10 == 0
-            )
+            where = CheckIn(lon, lat, at, gcj02=n % 3 == 0)
+            yield patrol_point(worker.worker_id, where, prefix, owntracks=n % 10 == 0)
         visited = residents_by_grid.get(worker.grid_code, [])
         if visited:
             resident_id, lon, lat = visited[int(rng.integers(len(visited)))]
             at = now - timedelta(minutes=2)
-            yield visit(worker.worker_id, resident_id, "ok", lon, lat, at, prefix)
+            yield visit(worker.worker_id, resident_id, "ok", CheckIn(lon, lat, at), prefix)
     yield from _inspections(district, now, prefix)
     hazard_grids = rng.choice(len(district.grids), size=12, replace=False)
     for i, grid_index in enumerate(hazard_grids):
@@ -157,9 +158,8 @@ def _inspections(district: SampleDistrict, now: datetime, prefix: str) -> Iterat
         # Between the track points (whole minutes): a check-in of the same worker and time
         # with other content would be a dead letter.
         at = now - timedelta(minutes=20 - n, seconds=17)
-        yield inspection(
-            worker, place.place_id, place.lon, place.lat, at, prefix, findings=findings
-        )
+        where = CheckIn(place.lon, place.lat, at)
+        yield inspection(worker, place.place_id, where, prefix, findings=findings)
 
 
 def meter_minute(
@@ -171,94 +171,90 @@ def meter_minute(
             yield registers.reading(resident.meter_id, at, prefix)
 
 
-def patrol_point(
-    worker_id: str,
-    lon: float,
-    lat: float,
-    at: datetime,
-    prefix: str,
-    *,
-    gcj02: bool = False,
-    owntracks: bool = False,
-    accuracy_m: float | None = None,
-    battery: int = 80,
-) -> Message:
-    """A patrol track point as a gridwatch app (WGS-84 or GCJ-02) or OwnTracks sends it.
+@dataclass(frozen=True, slots=True)
+class CheckIn:
+    """Where and when a worker's app makes a check-in, and how it sends the place: `lon`,
+    `lat` are WGS-84, and a GCJ-02 app sends them shifted, as Chinese map SDKs report them.
+    Without `accuracy_m` the app reports the usual accuracy of its kind of check-in."""
 
-    `lon`, `lat` are WGS-84; a GCJ-02 app sends them shifted, as Chinese map SDKs report them.
-    """
-    lon, lat = float(lon), float(lat)
+    lon: float
+    lat: float
+    at: datetime
+    gcj02: bool = False
+    accuracy_m: float | None = None
+
+    def payload(self, kind: str, usual_accuracy_m: float, **fields: object) -> dict:
+        """The fields every gridwatch app check-in starts with, then `fields`, then the
+        accuracy: the order the app sends them in, kept so a check-in is always the same bytes."""
+        lon, lat = float(self.lon), float(self.lat)
+        if self.gcj02:
+            lon, lat = wgs84_to_gcj02(lon, lat)
+        accuracy = usual_accuracy_m if self.accuracy_m is None else round(self.accuracy_m, 1)
+        return {
+            "ts": self.at.isoformat(timespec="seconds"),
+            "lat": round(float(lat), 7),
+            "lon": round(float(lon), 7),
+            "crs": "gcj02" if self.gcj02 else "wgs84",
+            "kind": kind,
+            **fields,
+            "accuracy_m": accuracy,
+        }
+
+
+def patrol_point(
+    worker_id: str, where: CheckIn, prefix: str, *, owntracks: bool = False, battery: int = 80
+) -> Message:
+    """A patrol track point as a gridwatch app (WGS-84 or GCJ-02) or OwnTracks sends it;
+    OwnTracks always sends WGS-84."""
     if owntracks:
         payload = {
             "_type": "location",
-            "lat": round(lat, 7),
-            "lon": round(lon, 7),
-            "tst": int(at.timestamp()),
-            "acc": round(accuracy_m) if accuracy_m is not None else 12,
+            "lat": round(float(where.lat), 7),
+            "lon": round(float(where.lon), 7),
+            "tst": int(where.at.timestamp()),
+            "acc": round(where.accuracy_m) if where.accuracy_m is not None else 12,
             "batt": battery,
             "tid": worker_id[-2:],
         }
         return f"owntracks/{worker_id}/phone", compact_json(payload)
-    payload = _app_checkin("patrol", lon, lat, at, gcj02=gcj02)
-    payload["accuracy_m"] = round(accuracy_m, 1) if accuracy_m is not None else 10
-    return f"{prefix}/patrol/{worker_id}", compact_json(payload)
-
-
-def _app_checkin(kind: str, lon: float, lat: float, at: datetime, *, gcj02: bool) -> dict:
-    """The fields of every gridwatch app check-in; `lon`, `lat` are WGS-84, and a GCJ-02 app
-    sends them shifted, as Chinese map SDKs report them."""
-    lon, lat = float(lon), float(lat)
-    if gcj02:
-        lon, lat = wgs84_to_gcj02(lon, lat)
-    return {
-        "ts": at.isoformat(timespec="seconds"),
-        "lat": round(float(lat), 7),
-        "lon": round(float(lon), 7),
-        "crs": "gcj02" if gcj02 else "wgs84",
-        "kind": kind,
-    }
+    return _app_message(worker_id, prefix, where.payload("patrol", 10))
 
 
 def visit(
     worker_id: str,
     resident_id: str,
     status: str,
-    lon: float,
-    lat: float,
-    at: datetime,
+    where: CheckIn,
     prefix: str,
     *,
-    gcj02: bool = False,
-    accuracy_m: float = 8.0,
     note: str | None = None,
 ) -> Message:
     """A home visit check-in (入户走访): `status` is ok, concern or not_home."""
-    payload = _app_checkin("visit", lon, lat, at, gcj02=gcj02)
-    payload.update(resident_id=resident_id, status=status, accuracy_m=round(accuracy_m, 1))
+    payload = where.payload("visit", 8.0, resident_id=resident_id, status=status)
     if note:
         payload["note"] = note
-    return f"{prefix}/patrol/{worker_id}", compact_json(payload)
+    return _app_message(worker_id, prefix, payload)
 
 
 def inspection(
     worker_id: str,
     place_id: str,
-    lon: float,
-    lat: float,
-    at: datetime,
+    where: CheckIn,
     prefix: str,
     *,
     findings: list[dict] | None = None,
-    gcj02: bool = False,
-    accuracy_m: float = 8.0,
 ) -> Message:
     """An inspection check-in (安全巡查) of a registered place: result ok, or findings (each
     category, severity, description), each of which opens a case of the place."""
-    payload = _app_checkin("inspection", lon, lat, at, gcj02=gcj02)
-    payload.update(place_id=place_id, accuracy_m=round(accuracy_m, 1))
+    payload = where.payload("inspection", 8.0, place_id=place_id)
     payload["result"] = "findings" if findings else "ok"
     if findings:
         payload["findings"] = findings
+    return _app_message(worker_id, prefix, payload)
+
+
+def _app_message(worker_id: str, prefix: str, payload: dict) -> Message:
+    """A check-in as the worker's gridwatch app publishes it: all kinds on one topic."""
     return f"{prefix}/patrol/{worker_id}", compact_json(payload)
 
 
