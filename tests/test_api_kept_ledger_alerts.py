@@ -14,14 +14,13 @@ import httpx
 import pytest
 
 from gridwatch.store.ledger import LEDGER_ORDERS
-from tests.support.api import GRID_A, GRID_B, NOW, every_page, kept_server, plain_server
-from tests.support.databases import execute, last_audit_id, query
+from tests.support.api import GRID_A, GRID_B, NOTICE_S, NOW, every_page, kept_server, plain_server
+from tests.support.databases import audit_after, execute, last_audit_id, query
 from tests.support.spreadsheets import xlsx_rows
 from tests.support.waiting import wait_for
 
 LEDGER = "/ledger"
 ALERTS = "/collections/alerts/items"
-NOTICE_S = 5.0  # a commit by another process reaches the API as a notice within this
 ROLES = ("admin", "duty_street", "duty_community", "worker_a", "worker_b")
 
 
@@ -125,12 +124,7 @@ def _ledger_row(client: httpx.Client, hazard_id: str) -> dict | None:
 
 
 def _audit_after(url: str, last: int) -> list[tuple[str, str, set[str]]]:
-    rows = query(
-        url,
-        "SELECT actor, what, resident_ids FROM personal_data_audit WHERE id > %s ORDER BY id",
-        (last,),
-    )
-    return [(actor, what, set(ids)) for actor, what, ids in rows]
+    return [(e.actor, e.what, set(e.resident_ids)) for e in audit_after(url, last)]
 
 
 def _in_clear(features: list[dict]) -> set[str]:

@@ -15,6 +15,7 @@ import shapely
 from tests.support.api import (
     GRID_A,
     GRID_B,
+    NOTICE_S,
     NOW,
     every_page,
     kept_server,
@@ -24,7 +25,6 @@ from tests.support.api import (
 from tests.support.waiting import wait_for
 
 LAYER = "/collections/grids/items"
-NOTICE_S = 5.0  # a commit by another process reaches the API as a notice within this
 KEPT_ROLES = ("admin", "worker_a", "worker_b", "duty_community")
 PLAIN_ROLES = ("admin", "worker_a", "duty_community")
 

@@ -25,16 +25,8 @@ from tests.support.buildings import (
     write_lines,
 )
 from tests.support.cases import open_request
-from tests.support.databases import last_audit_id, query
+from tests.support.databases import audit_after, last_audit_id, query
 from tests.support.places import inspection
-
-
-def _audited_since(url: str, last: int) -> list[tuple[str, str, list[str]]]:
-    return query(
-        url,
-        "SELECT actor, what, resident_ids FROM personal_data_audit WHERE id > %s ORDER BY id",
-        (last,),
-    )
 
 
 @pytest.fixture(scope="module")
@@ -61,9 +53,9 @@ def test_a_residents_unit_head_comes_first_then_the_building_lead_in_clear_and_a
         for call in calls:
             assert not call["masked"]
             assert (call["name"], call["phone"]) == people[call["id"]][:2]
-        [(_, what, ids)] = _audited_since(seeded_url, last)
-        assert what == f"GET /residents/{resident}/first-to-call"
-        assert sorted(ids) == sorted(f"contact:{c}" for c in people), role
+        [entry] = audit_after(seeded_url, last)
+        assert entry.what == f"GET /residents/{resident}/first-to-call"
+        assert sorted(entry.resident_ids) == sorted(f"contact:{c}" for c in people), role
 
 
 def test_another_grids_worker_a_device_and_strangers_learn_nothing(http, seeded_url, home):
@@ -76,7 +68,7 @@ def test_another_grids_worker_a_device_and_strangers_learn_nothing(http, seeded_
     assert reason(missing) == "no resident 'R99999'"
     assert http["device"].get(f"/residents/{resident}/first-to-call").status_code == 403
     assert http["anonymous"].get(f"/residents/{resident}/first-to-call").status_code == 401
-    assert _audited_since(seeded_url, last) == []
+    assert audit_after(seeded_url, last) == []
     for name, *_ in people_in(seeded_url, building).values():
         assert name not in other.text
 
@@ -106,9 +98,9 @@ def test_the_alert_page_shows_who_to_call_to_its_grid_and_to_no_other(http, seed
     assert 'id="gw-first-to-call"' in page.text and "单元长" in page.text
     for name, phone, _, _ in people.values():
         assert name in page.text and f'href="tel:{phone}"' in page.text
-    entries = _audited_since(seeded_url, last)
-    assert {what for _, what, _ in entries} == {f"GET /console/alerts/{alert}"}
-    ids = {i for _, _, shown in entries for i in shown}
+    entries = audit_after(seeded_url, last)
+    assert {e.what for e in entries} == {f"GET /console/alerts/{alert}"}
+    ids = {i for e in entries for i in e.resident_ids}
     assert ids == {resident, *(f"contact:{c}" for c in people)}
     refused = http["worker_b"].get(f"/console/alerts/{alert}")
     assert refused.status_code == 404
@@ -122,8 +114,8 @@ def _case_calls_for_grid_a_alone(http, url: str, case: str, building: str) -> li
     last = last_audit_id(url)
     calls = http["worker_a"].get(f"/cases/{case}/first-to-call").json()["first_to_call"]
     assert {c["id"] for c in calls} == set(people) and not any(c["masked"] for c in calls)
-    [(_, _, ids)] = _audited_since(url, last)
-    assert sorted(ids) == sorted(f"contact:{c}" for c in people)
+    [entry] = audit_after(url, last)
+    assert sorted(entry.resident_ids) == sorted(f"contact:{c}" for c in people)
     page = http["worker_a"].get(f"/console/cases/{case}")
     assert page.status_code == 200 and 'id="gw-first-to-call"' in page.text
     assert all(name in page.text for name, *_ in people.values())
@@ -201,7 +193,7 @@ def test_a_request_its_reporter_sees_from_another_grid_shows_the_people_masked(
         name, phone, _, _ = people[call["id"]]
         assert call["name"] != name and call["name"][0] == name[0]
         assert call["phone"] == phone[:3] + "****" + phone[-4:]
-    assert _audited_since(seeded_url, last) == [], "masked people are no disclosure"
+    assert audit_after(seeded_url, last) == [], "masked people are no disclosure"
     page = http["worker_b"].get(f"/console/cases/{request}")
     assert page.status_code == 200 and "已脱敏" in page.text
     assert all(name not in page.text for name, *_ in people.values())

@@ -21,26 +21,18 @@ from gridwatch.store.alerts import write_event
 from gridwatch.store.partitions import ensure_partitions
 from gridwatch.store.residents import upsert_residents
 from tests.support.api import GRID_A, NOW, reason
-from tests.support.databases import last_audit_id, query
-
-
-def _entries_after(url: str, last: int) -> list[tuple]:
-    return query(
-        url,
-        "SELECT actor, role, action, what, client, resident_ids FROM personal_data_audit "
-        "WHERE id > %s ORDER BY id",
-        (last,),
-    )
+from tests.support.databases import audit_after, last_audit_id, query
 
 
 def _one_entry(url: str, last: int, actor: str, what: str) -> set[str]:
     """The single audit row written since `last`; its residents."""
-    entries = _entries_after(url, last)
+    entries = audit_after(url, last)
     assert len(entries) == 1, entries
-    who, role, action, written, client, resident_ids = entries[0]
-    assert (who, action, written, client) == (actor, "read", what, "127.0.0.1")
-    assert role in ("admin", "duty_officer", "grid_worker")
-    return set(resident_ids)
+    entry = entries[0]
+    assert (entry.actor, entry.action, entry.what) == (actor, "read", what)
+    assert entry.client == "127.0.0.1"
+    assert entry.role in ("admin", "duty_officer", "grid_worker")
+    return set(entry.resident_ids)
 
 
 def _in_clear(features) -> set[str]:
@@ -76,7 +68,7 @@ def test_every_response_showing_personal_information_is_audited(http, seeded_url
 
     last = last_audit_id(seeded_url)
     duty.get("/collections/residents/items", params={"limit": 5}).raise_for_status()
-    assert _entries_after(seeded_url, last) == [], "masked residents are no disclosure"
+    assert audit_after(seeded_url, last) == [], "masked residents are no disclosure"
 
     mine = sorted(_residents_with_data(seeded_url, GRID_A))[0]
     last = last_audit_id(seeded_url)
@@ -133,9 +125,9 @@ def test_every_response_showing_personal_information_is_audited(http, seeded_url
         for line in stream.iter_lines():
             if line.startswith("id: "):
                 # The frame is out: its audit row was committed before it.
-                entries = _entries_after(seeded_url, last)
-                assert [e[3] for e in entries] == ["GET /alerts/stream"]
-                assert entries[0][5], "the replayed events' residents"
+                entries = audit_after(seeded_url, last)
+                assert [e.what for e in entries] == ["GET /alerts/stream"]
+                assert entries[0].resident_ids, "the replayed events' residents"
                 break
 
 
@@ -268,7 +260,7 @@ def test_the_api_and_maps_still_work_for_a_forgotten_resident(forgotten, http, s
     assert mine[0]["properties"]["resident"]["name"] is None
     for path in ("/maps/overview", f"/maps/grids/{GRID_A}", "/maps/live", "/coverage"):
         assert duty.get(path).status_code == 200, path
-    assert not any(resident in e[5] for e in _entries_after(seeded_url, last)), (
+    assert not any(resident in e.resident_ids for e in audit_after(seeded_url, last)), (
         "a forgotten resident shows nothing, so no read of them is recorded"
     )
 

@@ -45,6 +45,7 @@ NOW = datetime(2026, 11, 23, 12, 0, tzinfo=SHANGHAI)
 GRID_A, GRID_B = "QS-01-01-01", "QS-01-02-01"
 COMMUNITY_A = "QS-01-01"
 STREET = "QS-01"
+NOTICE_S = 5.0  # a commit by another process reaches a kept server as a notice within this
 
 
 class Clock:

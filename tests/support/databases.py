@@ -19,6 +19,7 @@ import shapely
 
 from gridwatch.errors import ServiceUnavailable
 from gridwatch.store.migrate import migrate
+from gridwatch.store.personal_data import AuditEntry, audit_entries
 
 RUN_ID = uuid.uuid4().hex[:8]
 
@@ -143,6 +144,13 @@ def last_audit_id(url: str) -> int:
     """The newest personal_data_audit row's id (0 when none): an audit check reads after it."""
     [(last,)] = query(url, "SELECT coalesce(max(id), 0) FROM personal_data_audit")
     return last
+
+
+def audit_after(url: str, last: int) -> list[AuditEntry]:
+    """The audit rows written after id `last` (from `last_audit_id`), oldest first: what one
+    step of a test recorded."""
+    with psycopg.connect(url) as conn:
+        return audit_entries(conn, after_id=last, limit=10_000)
 
 
 def point_in_grid(url: str, code: str) -> tuple[float, float]:
