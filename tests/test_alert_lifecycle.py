@@ -12,15 +12,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from gridwatch.alerts.lifecycle import (
-    ESCALATE_AFTER,
-    Open,
-    OpenAlert,
-    Resolve,
-    escalation,
-    next_escalation,
-    plan_home,
-)
+from gridwatch.alerts import lifecycle
+from gridwatch.alerts.lifecycle import ESCALATE_AFTER, Open, OpenAlert, Resolve
 from gridwatch.alerts.rules import Absence, HomeHistory, Rules
 from gridwatch.model.vocabulary import EVENING, FALL, METER_OFFLINE, MORNING, NO_ACTIVITY, SOS
 
@@ -42,7 +35,7 @@ def home(**fields) -> HomeHistory:
 
 def look(history: HomeHistory, now: datetime, open_alerts: list[OpenAlert]) -> list:
     """One look at the home: the plan, applied to `open_alerts` in place like the store."""
-    actions = plan_home("R00001", history, RULES, now, ZONE, list(open_alerts))
+    actions = lifecycle.plan_home("R00001", history, RULES, now, ZONE, list(open_alerts))
     for action in actions:
         if isinstance(action, Resolve):
             open_alerts[:] = [a for a in open_alerts if a.id != action.alert.id]
@@ -93,7 +86,7 @@ def test_never_a_second_alert_for_a_kind_already_open(kind, status):
         history = home(has_meter=True, last_meter_data=at("08:00"))
         since = at("08:00")
     existing = alert(kind, at("09:00", -1), status=status, since=since)
-    actions = plan_home("R00001", history, RULES, at("11:00"), ZONE, [existing])
+    actions = lifecycle.plan_home("R00001", history, RULES, at("11:00"), ZONE, [existing])
     opened = [a.condition.kind for a in actions if isinstance(a, Open)]
     assert kind not in opened
     assert len(opened) == len(set(opened))  # two SOS presses are one SOS alert
@@ -225,25 +218,28 @@ def test_an_absence_registered_over_the_start_of_an_alert_resolves_it():
 def test_an_unacknowledged_alert_goes_up_every_thirty_minutes(kind):
     opened = at("20:00")
     grid = alert(kind, opened)
-    assert escalation(grid, opened) is None
-    assert escalation(grid, opened + 30 * MINUTE - timedelta(seconds=1)) is None
-    assert escalation(grid, opened + 30 * MINUTE) == "community"
-    assert escalation(grid, opened + 31 * MINUTE) == "community"
+    assert lifecycle.escalation(grid, opened) is None
+    assert lifecycle.escalation(grid, opened + 30 * MINUTE - timedelta(seconds=1)) is None
+    assert lifecycle.escalation(grid, opened + 30 * MINUTE) == "community"
+    assert lifecycle.escalation(grid, opened + 31 * MINUTE) == "community"
     community = alert(kind, opened, level="community")
-    assert escalation(community, opened + 59 * MINUTE) is None
-    assert escalation(community, opened + 60 * MINUTE) == "street"
+    assert lifecycle.escalation(community, opened + 59 * MINUTE) is None
+    assert lifecycle.escalation(community, opened + 60 * MINUTE) == "street"
     street = alert(kind, opened, level="street")
-    assert escalation(street, opened + timedelta(hours=9)) is None
+    assert lifecycle.escalation(street, opened + timedelta(hours=9)) is None
     # An engine that was down for 70 minutes goes straight to the level due.
-    assert escalation(grid, opened + 70 * MINUTE) == "street"
+    assert lifecycle.escalation(grid, opened + 70 * MINUTE) == "street"
 
 
 def test_next_escalation_names_each_step_and_none_at_the_top():
     opened = at("20:00")
     assert ESCALATE_AFTER == 30 * MINUTE
-    assert next_escalation(alert(NO_ACTIVITY, opened)) == opened + 30 * MINUTE
-    assert next_escalation(alert(NO_ACTIVITY, opened, level="community")) == opened + 60 * MINUTE
-    assert next_escalation(alert(NO_ACTIVITY, opened, level="street")) is None
+    assert lifecycle.next_escalation(alert(NO_ACTIVITY, opened)) == opened + 30 * MINUTE
+    assert (
+        lifecycle.next_escalation(alert(NO_ACTIVITY, opened, level="community"))
+        == opened + 60 * MINUTE
+    )
+    assert lifecycle.next_escalation(alert(NO_ACTIVITY, opened, level="street")) is None
 
 
 @pytest.mark.parametrize("kind", [NO_ACTIVITY, SOS])
@@ -251,10 +247,10 @@ def test_an_acknowledged_alert_does_not_escalate(kind):
     opened = at("20:00")
     acked = alert(kind, opened, status="acknowledged")
     for minutes in (30, 60, 600):
-        assert escalation(acked, opened + minutes * MINUTE) is None
-    assert next_escalation(acked) is None
+        assert lifecycle.escalation(acked, opened + minutes * MINUTE) is None
+    assert lifecycle.next_escalation(acked) is None
     acked_at_community = alert(kind, opened, status="acknowledged", level="community")
-    assert escalation(acked_at_community, opened + 60 * MINUTE) is None
+    assert lifecycle.escalation(acked_at_community, opened + 60 * MINUTE) is None
 
 
 def test_meter_offline_never_escalates():
@@ -262,8 +258,8 @@ def test_meter_offline_never_escalates():
     for level in ("grid", "community"):
         fault = alert(METER_OFFLINE, opened, level=level)
         for minutes in (30, 60, 24 * 60):
-            assert escalation(fault, opened + minutes * MINUTE) is None
-        assert next_escalation(fault) is None
+            assert lifecycle.escalation(fault, opened + minutes * MINUTE) is None
+        assert lifecycle.next_escalation(fault) is None
 
 
 def test_a_clock_behind_the_opening_time_does_not_escalate():
@@ -272,4 +268,4 @@ def test_a_clock_behind_the_opening_time_does_not_escalate():
     opened = at("20:00")
     grid = alert(NO_ACTIVITY, opened)
     for minutes in (1, 29, 31, 45, 61, 24 * 60):
-        assert escalation(grid, opened - minutes * MINUTE) is None
+        assert lifecycle.escalation(grid, opened - minutes * MINUTE) is None

@@ -14,19 +14,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from gridwatch.alerts import rules
 from gridwatch.alerts.profile import HomeProfile
-from gridwatch.alerts.rules import (
-    Absence,
-    Calendar,
-    Condition,
-    HomeHistory,
-    Rules,
-    conditions,
-    morning_window,
-    next_deadline,
-    public_calendar,
-    resolution,
-)
+from gridwatch.alerts.rules import Absence, Calendar, Condition, HomeHistory, Rules
 from gridwatch.model.vocabulary import EVENING, FALL, METER_OFFLINE, MORNING, NO_ACTIVITY, SOS
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -48,10 +38,10 @@ def home(zone: ZoneInfo, **fields) -> HomeHistory:
     return HomeHistory(**fields)
 
 
-def held(history: HomeHistory, now: datetime, zone: ZoneInfo, rules: Rules = RULES) -> dict:
+def held(history: HomeHistory, now: datetime, zone: ZoneInfo, own: Rules = RULES) -> dict:
     """The conditions holding at `now`, by kind (the first of each kind)."""
     found: dict[str, Condition] = {}
-    for condition in conditions(history, rules, now, zone):
+    for condition in rules.conditions(history, own, now, zone):
         found.setdefault(condition.kind, condition)
     return found
 
@@ -73,7 +63,7 @@ def morning_ends(history: HomeHistory, zone: ZoneInfo, hhmm: str, days: int = 0)
     end = at(zone, hhmm, days)
     assert MORNING not in held(history, end - MINUTE, zone)
     assert held(history, end, zone)[MORNING].since == at(zone, "05:00", days)
-    assert next_deadline(history, RULES, at(zone, "09:00", days), zone) == end
+    assert rules.next_deadline(history, RULES, at(zone, "09:00", days), zone) == end
 
 
 # -- no_activity: 12 h -------------------------------------------------------------------------
@@ -288,7 +278,7 @@ def test_an_outage_silences_the_activity_rules_until_data_returns(zone):
         blind=(at(zone, "06:00"), at(zone, "15:00")),
     )
     assert held(back, at(zone, "15:59"), zone) == {}
-    assert next_deadline(back, RULES, at(zone, "15:00"), zone) == at(zone, "16:00")
+    assert rules.next_deadline(back, RULES, at(zone, "15:00"), zone) == at(zone, "16:00")
     fired = held(back, at(zone, "16:00"), zone)
     assert set(fired) == {NO_ACTIVITY, MORNING}
     assert fired[NO_ACTIVITY].since == at(zone, "21:00", -1)
@@ -447,7 +437,7 @@ def test_an_absence_that_ended_before_the_last_sign_changes_nothing(zone):
 
 @ZONES
 def test_overrides_change_each_threshold(zone):
-    rules = RULES.with_overrides(
+    own = RULES.with_overrides(
         {
             "no_activity_h": 6,
             "offline_min": 15,
@@ -455,13 +445,13 @@ def test_overrides_change_each_threshold(zone):
             "evening": ["18:00", "22:15"],
         }
     )
-    assert rules.no_activity == timedelta(hours=6)
-    assert rules.offline == timedelta(minutes=15)
+    assert own.no_activity == timedelta(hours=6)
+    assert own.offline == timedelta(minutes=15)
     quiet = home(zone, last_activity=at(zone, "06:29"), last_evening_sign=at(zone, "17:59"))
-    assert held(quiet, at(zone, "09:29"), zone, rules) == {}
-    assert set(held(quiet, at(zone, "09:30"), zone, rules)) == {MORNING}
-    assert NO_ACTIVITY not in held(quiet, at(zone, "12:28"), zone, rules)
-    assert NO_ACTIVITY in held(quiet, at(zone, "12:29"), zone, rules)
+    assert held(quiet, at(zone, "09:29"), zone, own) == {}
+    assert set(held(quiet, at(zone, "09:30"), zone, own)) == {MORNING}
+    assert NO_ACTIVITY not in held(quiet, at(zone, "12:28"), zone, own)
+    assert NO_ACTIVITY in held(quiet, at(zone, "12:29"), zone, own)
     metered = home(
         zone,
         last_activity=at(zone, "11:00"),
@@ -469,20 +459,20 @@ def test_overrides_change_each_threshold(zone):
         has_meter=True,
         last_meter_data=at(zone, "12:00"),
     )
-    assert held(metered, at(zone, "12:14"), zone, rules) == {}
-    assert set(held(metered, at(zone, "12:15"), zone, rules)) == {METER_OFFLINE}
+    assert held(metered, at(zone, "12:14"), zone, own) == {}
+    assert set(held(metered, at(zone, "12:15"), zone, own)) == {METER_OFFLINE}
     evening = home(
         zone,
         last_activity=at(zone, "22:00"),
         last_evening_sign=at(zone, "17:59"),
     )
-    assert EVENING not in held(evening, at(zone, "22:14"), zone, rules)
-    assert held(evening, at(zone, "22:15"), zone, rules)[EVENING].since == at(zone, "18:00")
+    assert EVENING not in held(evening, at(zone, "22:14"), zone, own)
+    assert held(evening, at(zone, "22:15"), zone, own)[EVENING].since == at(zone, "18:00")
 
 
 @ZONES
 def test_disabled_kinds_never_fire(zone):
-    rules = RULES.with_overrides({"disabled": [MORNING, METER_OFFLINE, SOS]})
+    own = RULES.with_overrides({"disabled": [MORNING, METER_OFFLINE, SOS]})
     history = home(
         zone,
         last_activity=at(zone, "04:00"),
@@ -491,7 +481,7 @@ def test_disabled_kinds_never_fire(zone):
         last_meter_data=at(zone, "04:00"),
         emergencies=((SOS, at(zone, "09:00")), (FALL, at(zone, "09:05"))),
     )
-    fired = held(history, at(zone, "16:00"), zone, rules)
+    fired = held(history, at(zone, "16:00"), zone, own)
     assert set(fired) == {NO_ACTIVITY, FALL}
 
 
@@ -577,7 +567,7 @@ def test_a_late_risers_morning_window_ends_later_but_never_after_noon(zone, lear
         last_evening_sign=at(zone, "19:00", -1),
         morning_end=None if learned is None else time.fromisoformat(learned),
     )
-    assert morning_window(history, RULES) == (time(5, 0), time.fromisoformat(end))
+    assert rules.morning_window(history, RULES) == (time(5, 0), time.fromisoformat(end))
     morning_ends(history, zone, end)
 
 
@@ -588,9 +578,9 @@ def test_a_late_risers_morning_window_ends_later_but_never_after_noon(zone, lear
 @pytest.mark.parametrize("kind", [NO_ACTIVITY, MORNING])
 def test_activity_after_since_resolves_activity_alerts(zone, kind):
     since = at(zone, "05:00")
-    assert resolution(kind, since, home(zone, last_activity=since - MINUTE)) is None
-    assert resolution(kind, since, home(zone)) is None
-    reason = resolution(kind, since, home(zone, last_activity=at(zone, "10:42")))
+    assert rules.resolution(kind, since, home(zone, last_activity=since - MINUTE)) is None
+    assert rules.resolution(kind, since, home(zone)) is None
+    reason = rules.resolution(kind, since, home(zone, last_activity=at(zone, "10:42")))
     assert reason is not None and "10:42" in reason
 
 
@@ -598,7 +588,7 @@ def test_activity_after_since_resolves_activity_alerts(zone, kind):
 def test_the_evening_alert_is_resolved_by_a_light_or_power_sign(zone):
     since = at(zone, "17:00")
     lit = home(zone, last_activity=at(zone, "21:40"), last_evening_sign=at(zone, "21:40"))
-    reason = resolution(EVENING, since, lit)
+    reason = rules.resolution(EVENING, since, lit)
     assert reason is not None and "21:40" in reason
 
 
@@ -609,7 +599,7 @@ def test_the_evening_alert_is_not_resolved_by_what_does_not_end_it(zone):
     since = at(zone, "17:00")
     door = home(zone, last_activity=at(zone, "18:00"), last_evening_sign=at(zone, "16:00"))
     assert EVENING in held(door, at(zone, "21:05"), zone)
-    assert resolution(EVENING, since, door) is None
+    assert rules.resolution(EVENING, since, door) is None
 
 
 @ZONES
@@ -620,17 +610,17 @@ def test_a_sign_at_the_very_start_of_a_window_resolves_its_alert(zone, kind):
     start = at(zone, "05:00" if kind == MORNING else "17:00")
     history = home(zone, last_activity=start, last_evening_sign=start)
     assert kind not in held(history, start + timedelta(hours=6), zone)
-    assert resolution(kind, start, history) is not None
+    assert rules.resolution(kind, start, history) is not None
 
 
 @ZONES
 def test_meter_data_returning_resolves_meter_offline(zone):
     since = at(zone, "12:00")
-    assert resolution(METER_OFFLINE, since, home(zone, has_meter=True)) is None
+    assert rules.resolution(METER_OFFLINE, since, home(zone, has_meter=True)) is None
     stale = home(zone, has_meter=True, last_meter_data=since, last_activity=at(zone, "13:00"))
-    assert resolution(METER_OFFLINE, since, stale) is None
+    assert rules.resolution(METER_OFFLINE, since, stale) is None
     back = home(zone, has_meter=True, last_meter_data=at(zone, "13:20"))
-    reason = resolution(METER_OFFLINE, since, back)
+    reason = rules.resolution(METER_OFFLINE, since, back)
     assert reason is not None and "13:20" in reason
 
 
@@ -646,27 +636,27 @@ def test_emergencies_never_resolve_by_themselves(zone, kind):
         last_meter_data=at(zone, "11:00"),
         absences=(Absence(at(zone, "08:00"), at(zone, "12:00")),),
     )
-    assert resolution(kind, since, busy) is None
+    assert rules.resolution(kind, since, busy) is None
 
 
 @ZONES
 def test_an_absence_covering_the_start_resolves_an_activity_alert(zone):
     since = at(zone, "08:00")
     away = home(zone, absences=(Absence(at(zone, "07:00"), at(zone, "20:00")),))
-    assert resolution(NO_ACTIVITY, since, away) == "a registered absence covers it"
-    assert resolution(METER_OFFLINE, since, away) is None
+    assert rules.resolution(NO_ACTIVITY, since, away) == "a registered absence covers it"
+    assert rules.resolution(METER_OFFLINE, since, away) is None
 
 
 # -- next_deadline ------------------------------------------------------------------------------
 
 
-def first_new_condition(history, rules, now, zone, horizon=timedelta(days=2)):
+def first_new_condition(history, own, now, zone, horizon=timedelta(days=2)):
     """Step minute by minute: the first instant after `now` where a condition holds that
     did not hold at `now`."""
-    before = set(conditions(history, rules, now, zone))
+    before = set(rules.conditions(history, own, now, zone))
     t = now + MINUTE
     while t <= now + horizon:
-        if set(conditions(history, rules, t, zone)) - before:
+        if set(rules.conditions(history, own, t, zone)) - before:
             return t
         t += MINUTE
     return None
@@ -728,7 +718,7 @@ def test_next_deadline_is_the_first_moment_a_condition_starts(zone, name, now):
     history = scenario(zone, spec)
     instant = at(zone, now)
     assert instant >= max(v for v in (history.last_activity, history.last_meter_data) if v)
-    deadline = next_deadline(history, RULES, instant, zone)
+    deadline = rules.next_deadline(history, RULES, instant, zone)
     assert deadline is not None and deadline > instant
     assert deadline == first_new_condition(history, RULES, instant, zone)
 
@@ -743,7 +733,7 @@ def test_next_deadline_wakes_at_the_end_of_an_absence(zone):
         last_evening_sign=at(zone, "19:00", -1),
         absences=(Absence(at(zone, "06:00"), at(zone, "09:00")),),
     )
-    deadline = next_deadline(history, RULES, at(zone, "07:00"), zone)
+    deadline = rules.next_deadline(history, RULES, at(zone, "07:00"), zone)
     assert deadline == at(zone, "09:00")
     first = first_new_condition(history, RULES, at(zone, "07:00"), zone)
     assert first == at(zone, "21:00")  # 12 h after the absence; the morning was covered
@@ -761,15 +751,15 @@ def test_an_sos_stamped_ahead_of_the_clock_is_due_when_its_time_comes(zone):
         emergencies=((SOS, at(zone, "14:03")),),
     )
     assert held(history, now, zone) == {}
-    assert next_deadline(history, RULES, now, zone) == at(zone, "14:03")
+    assert rules.next_deadline(history, RULES, now, zone) == at(zone, "14:03")
     assert first_new_condition(history, RULES, now, zone) == at(zone, "14:03")
 
 
 @ZONES
 def test_next_deadline_with_every_rule_disabled_and_no_meter_is_none(zone):
-    rules = RULES.with_overrides({"disabled": [NO_ACTIVITY, MORNING, EVENING]})
+    own = RULES.with_overrides({"disabled": [NO_ACTIVITY, MORNING, EVENING]})
     history = home(zone, last_activity=at(zone, "08:00"))
-    assert next_deadline(history, rules, at(zone, "09:00"), zone) is None
+    assert rules.next_deadline(history, own, at(zone, "09:00"), zone) is None
 
 
 # -- rest days: weekends, holidays, 调休 ---------------------------------------------------------
@@ -788,19 +778,19 @@ def test_a_calendar_of_weekends_holidays_and_working_weekends():
 def test_chinas_public_calendar_comes_from_the_holidays_package_with_overrides_on_top():
     # 2026 as the State Council published it: National Day Oct 1-7, Saturday Oct 10 and
     # Sunday Sep 20 worked in exchange; Spring Festival with Saturdays Feb 14 and 28 worked.
-    calendar = public_calendar("CN", [2026])
+    calendar = rules.public_calendar("CN", [2026])
     assert all(calendar.is_rest_day(date(2026, 10, day)) for day in range(1, 8))
     assert not calendar.is_rest_day(date(2026, 10, 10))  # a working Saturday (调休)
     assert not calendar.is_rest_day(date(2026, 9, 20))  # a working Sunday
     assert not calendar.is_rest_day(date(2026, 2, 14)) and calendar.is_rest_day(date(2026, 2, 17))
     assert not calendar.is_rest_day(date(2026, 10, 9))  # an ordinary Friday
 
-    local = public_calendar(
+    local = rules.public_calendar(
         "CN", [2026], holidays={date(2026, 12, 7)}, workdays={date(2026, 10, 2)}
     )
     assert local.is_rest_day(date(2026, 12, 7))  # a Monday the district rests
     assert not local.is_rest_day(date(2026, 10, 2))  # a holiday the district works
-    assert not public_calendar(None, [2026]).is_rest_day(date(2026, 10, 1))  # weekends alone
+    assert not rules.public_calendar(None, [2026]).is_rest_day(date(2026, 10, 1))  # weekends alone
 
 
 @ZONES
@@ -823,7 +813,7 @@ def test_the_morning_window_of_one_who_sleeps_in_on_rest_days(zone, days, calend
         calendar=calendar,
     )
     day = DAY + timedelta(days=days)
-    assert morning_window(history, RULES, day) == (time(5, 0), time.fromisoformat(end))
+    assert rules.morning_window(history, RULES, day) == (time(5, 0), time.fromisoformat(end))
     morning_ends(history, zone, end, days)
 
 
