@@ -26,6 +26,7 @@ from zoneinfo import ZoneInfo
 from gridwatch.alerts.activity import Baseline, MeterTracker
 from gridwatch.alerts.lifecycle import (
     ESCALATE_AFTER,
+    Action,
     Escalate,
     Open,
     OpenAlert,
@@ -222,15 +223,10 @@ class EngineStore(Protocol):
         ...
 
     def apply(
-        self,
-        actions: list[Open | Resolve | Escalate],
-        now: datetime,
-        *,
-        grid_codes: dict[str, str | None],
-        topic_prefix: str,
-        webhooks: tuple[str, ...] = (),
+        self, actions: list[Action], now: datetime, *, grid_codes: dict[str, str | None]
     ) -> list[OpenAlert]:
-        """Write the actions (with their events and deliveries); returns the alerts opened."""
+        """Write the actions (with their events and deliveries, wherever the store sends them);
+        returns the alerts opened."""
         ...
 
 
@@ -244,8 +240,6 @@ class AlertEngine:
         zone: ZoneInfo,
         calendar: Calendar = WEEKENDS,
         defaults: Rules | None = None,
-        topic_prefix: str = "gw",
-        webhooks: Iterable[str] = (),
         escalate_after: timedelta = ESCALATE_AFTER,
         overlap: timedelta = timedelta(seconds=120),
     ) -> None:
@@ -253,8 +247,6 @@ class AlertEngine:
         self.zone = zone
         self.calendar = calendar
         self.defaults = defaults or Rules()
-        self.topic_prefix = topic_prefix
-        self.webhooks = tuple(webhooks)
         self.escalate_after = escalate_after
         self.overlap = overlap
         self.homes: dict[str, HomeState] = {}
@@ -533,13 +525,13 @@ class AlertEngine:
 
     # -- evaluation ---------------------------------------------------------------------------
 
-    def step(self, now: datetime) -> list[Open | Resolve | Escalate]:
+    def step(self, now: datetime) -> list[Action]:
         """Evaluate the homes that need it at `now` and write the outcome; returns the actions."""
         self._now = now
         due = set(self._dirty)
         while self._due and self._due[0][0] <= now:
             due.add(heapq.heappop(self._due)[1])
-        actions: list[Open | Resolve | Escalate] = []
+        actions: list[Action] = []
         for resident in due:
             state = self.homes.get(resident)
             if state is None:
@@ -570,17 +562,11 @@ class AlertEngine:
         self._dirty.clear()
         return actions
 
-    def _apply(self, actions: list[Open | Resolve | Escalate], now: datetime) -> None:
+    def _apply(self, actions: list[Action], now: datetime) -> None:
         # Only the homes these actions touch: the outbox needs their grids.
         touched = {a.resident_id if isinstance(a, Open) else a.alert.resident_id for a in actions}
         grid_codes = {r: self.homes[r].home.grid_code for r in touched if r in self.homes}
-        opened = self.store.apply(
-            actions,
-            now,
-            grid_codes=grid_codes,
-            topic_prefix=self.topic_prefix,
-            webhooks=self.webhooks,
-        )
+        opened = self.store.apply(actions, now, grid_codes=grid_codes)
         for action in actions:
             if isinstance(action, Resolve):
                 alerts = self._open.get(action.alert.resident_id, [])

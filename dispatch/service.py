@@ -64,14 +64,15 @@ def settings_calendar(settings: Settings, today: date | None = None) -> Calendar
 def make_engine(
     settings: Settings, conn: psycopg.Connection, partition: Partition | None = None
 ) -> AlertEngine:
-    """An engine over `conn` with the settings' zone, topic prefix and webhooks, watching
-    the homes of `partition` (all without one)."""
+    """An engine over `conn` with the settings' zone, watching the homes of `partition` (all
+    without one); its store sends on the settings' topic prefix and to their webhooks."""
+    store = AlertStore(
+        conn, partition, topic_prefix=settings.topic_prefix, webhooks=settings.alert_webhooks
+    )
     return AlertEngine(
-        AlertStore(conn, partition),
+        store,
         zone=settings.zone,
         calendar=settings_calendar(settings),
-        topic_prefix=settings.topic_prefix,
-        webhooks=settings.alert_webhooks,
         escalate_after=ESCALATE_AFTER,
     )
 

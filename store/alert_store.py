@@ -14,7 +14,7 @@ from psycopg import sql
 
 from gridwatch.alerts.activity import Baseline, learn_baseline
 from gridwatch.alerts.engine import Home, Signal
-from gridwatch.alerts.lifecycle import Escalate, Open, OpenAlert, Resolve
+from gridwatch.alerts.lifecycle import Action, Open, OpenAlert, Resolve
 from gridwatch.alerts.partition import Partition
 from gridwatch.alerts.profile import HomeProfile
 from gridwatch.alerts.rules import Absence
@@ -158,11 +158,22 @@ class AlertStore:
     With a `partition`, it reads and writes only that partition's homes: `homes()` returns
     those of the partition as the database has them now, the data read is their devices',
     and `apply` skips what concerns a resident who has meanwhile moved to another partition.
+    What `apply` writes to the outbox goes out on `topic_prefix`'s alert topics and to
+    `webhooks`: where the deployment delivers, which the engine's rules need not know.
     """
 
-    def __init__(self, conn: psycopg.Connection, partition: Partition | None = None) -> None:
+    def __init__(
+        self,
+        conn: psycopg.Connection,
+        partition: Partition | None = None,
+        *,
+        topic_prefix: str = "gw",
+        webhooks: Iterable[str] = (),
+    ) -> None:
         self.conn = conn
         self.partition = None if partition is None or partition.count == 1 else partition
+        self.topic_prefix = topic_prefix
+        self.webhooks = tuple(webhooks)
         self._own: Scope | None = None  # the partition's homes as of the last homes()
         self._homes: list[Home] = []
         self._homes_digest: str | None = None
@@ -482,13 +493,7 @@ class AlertStore:
         return {r for r in wanted if self.partition.owns(codes.get(r), r)}
 
     def apply(
-        self,
-        actions: list[Open | Resolve | Escalate],
-        now: datetime,
-        *,
-        grid_codes: dict[str, str | None],
-        topic_prefix: str,
-        webhooks: tuple[str, ...] = (),
+        self, actions: list[Action], now: datetime, *, grid_codes: dict[str, str | None]
     ) -> list[OpenAlert]:
         """Write the actions, their events and outbox rows in one transaction.
 
@@ -527,8 +532,8 @@ class AlertStore:
                     state,
                     now,
                     codes.get(alert.resident_id),
-                    topic_prefix,
-                    webhooks,
+                    self.topic_prefix,
+                    self.webhooks,
                     extra,
                 )
         return opened
@@ -575,5 +580,5 @@ class AlertStore:
         return escalated, "escalated", note, {}
 
 
-def _resident_of(action: Open | Resolve | Escalate) -> str | None:
+def _resident_of(action: Action) -> str | None:
     return action.resident_id if isinstance(action, Open) else action.alert.resident_id

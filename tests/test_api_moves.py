@@ -71,13 +71,8 @@ def test_an_alert_follows_its_resident_to_the_new_grid(http, seeded_url):
         assert properties["resident"]["phone"] == moved.phone
 
         # The engine last saw the resident in grid A; the outbox names where they are now.
-        store = AlertStore(conn)
-        store.apply(
-            [Resolve(alert, "test")],
-            NOW,
-            grid_codes={resident.resident_id: GRID_A},
-            topic_prefix="moves",
-        )
+        store = AlertStore(conn, topic_prefix="moves")
+        store.apply([Resolve(alert, "test")], NOW, grid_codes={resident.resident_id: GRID_A})
         topic, grid_code = conn.execute(
             "SELECT topic, payload->>'grid_code' FROM alert_outbox WHERE alert_id = %s",
             (alert.id,),

@@ -98,7 +98,7 @@ class FakeStore:
         return [r.alert for r in self.rows if r.alert.status != "resolved"]
 
     # -- writes --
-    def apply(self, actions, now, *, grid_codes, topic_prefix, webhooks=()):
+    def apply(self, actions, now, *, grid_codes):
         opened = []
         for action in actions:
             if isinstance(action, Open):
