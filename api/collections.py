@@ -9,7 +9,7 @@ from collections.abc import Callable, Hashable
 from dataclasses import KW_ONLY, dataclass, fields, replace
 from datetime import datetime, timedelta
 from functools import partial
-from typing import Annotated, Any, Literal, get_type_hints, overload
+from typing import Annotated, Any, Generic, Literal, TypeVar, get_type_hints, overload
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import Response
@@ -40,6 +40,7 @@ from gridwatch.api.features import (
 )
 from gridwatch.api.http_errors import BadRequest, UnknownParameter
 from gridwatch.api.layer_cache import (
+    NOT_MODIFIED,
     AlertLayer,
     Body,
     GridLayer,
@@ -90,6 +91,7 @@ from gridwatch.store.users import Principal
 from gridwatch.store.warnings import get_warning, warning_page
 
 router = APIRouter(tags=["layers (OGC API - Features)"])
+K = TypeVar("K")
 
 CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
 COLLECTIONS = {
@@ -421,6 +423,17 @@ def _list(text: str | None, choices, what: str) -> list[str] | None:
     return values
 
 
+def _items_route(collection: str, summary: str, *, kept: bool = False):
+    """Route GET /collections/<collection>/items: a page of the layer's features as GeoJSON;
+    a `kept` layer answers 304 when the client's copy is current."""
+    return router.get(
+        f"/collections/{collection}/items",
+        response_class=GeoJSONResponse,
+        summary=summary,
+        responses=NOT_MODIFIED if kept else None,
+    )
+
+
 # -- metadata ---------------------------------------------------------------------------------
 
 
@@ -527,12 +540,7 @@ class GridAsk(Items):
     level: Literal["district", "street", "community", "grid"] | None = None
 
 
-@router.get(
-    "/collections/grids/items",
-    response_class=GeoJSONResponse,
-    summary="Grids with live counts",
-    responses={304: {"description": "the client's copy (If-None-Match) is current"}},
-)
+@_items_route("grids", "Grids with live counts", kept=True)
 async def grid_items(
     request: Request, principal: Reader, state: State, asked: Annotated[GridAsk, Depends()]
 ):
@@ -651,12 +659,7 @@ class HazardAsk(DatedItems):
     level: Level | None = None
 
 
-@router.get(
-    "/collections/hazards/items",
-    response_class=GeoJSONResponse,
-    summary="Hazards",
-    responses={304: {"description": "the client's copy (If-None-Match) is current"}},
-)
+@_items_route("hazards", "Hazards", kept=True)
 async def hazard_items(
     request: Request, principal: Reader, state: State, asked: Annotated[HazardAsk, Depends()]
 ):
@@ -679,32 +682,29 @@ async def hazard_items(
     )
 
 
-@dataclass(frozen=True, slots=True)
-class _HazardQuery:
-    filters: Filters
-    after: tuple[datetime, uuid.UUID] | None
-    statuses: list[str] | None
-    severities: list[str] | None
-    level: str | None
+_HazardKey = tuple[datetime, uuid.UUID]  # a hazard's place in the order: received_at, id
 
-    def chosen_by(self) -> dict:
-        """What the database's page and the kept layer both select hazards by, besides the
-        filters."""
-        return {"statuses": self.statuses, "severities": self.severities, "level": self.level}
+
+@dataclass(frozen=True, slots=True)
+class _KeptQuery(Generic[K]):
+    """What an items request of a kept layer asks, checked: the caller's filters, the key of
+    the row the page follows, and what the layer's own filters select by (the keywords of
+    both its page from the database and its kept `select`)."""
+
+    filters: Filters
+    after: K | None
+    chosen_by: dict[str, Any]
 
 
 def _hazard_query(
     principal: Principal, state: ApiState, asked: HazardAsk, catalog: GridCatalog
-) -> _HazardQuery:
+) -> _KeptQuery[_HazardKey]:
     """What a hazards request asks, checked in the order the answers' errors come in."""
     filters, after = asked.where(state, principal, catalog, (datetime, uuid.UUID))
-    return _HazardQuery(
-        filters,
-        tuple(after) if after else None,
-        _list(asked.status, STATUSES, "status"),
-        _list(asked.severity, SEVERITIES, "severity"),
-        asked.level,
-    )
+    statuses = _list(asked.status, STATUSES, "status")
+    severities = _list(asked.severity, SEVERITIES, "severity")
+    chosen = {"statuses": statuses, "severities": severities, "level": asked.level}
+    return _KeptQuery(filters, tuple(after) if after else None, chosen)
 
 
 def _read_hazard_layer(state: ApiState) -> HazardLayer:
@@ -716,11 +716,14 @@ def _encode_hazard(hazard, now: datetime) -> bytes:
 
 
 def _hazards_from_db(
-    state: ApiState, request: Request, ask: Callable[[GridCatalog], _HazardQuery], size: int
+    state: ApiState,
+    request: Request,
+    ask: Callable[[GridCatalog], _KeptQuery[_HazardKey]],
+    size: int,
 ) -> GeoJSONResponse:
     with state.pool.connection() as conn:
         q = ask(state.catalog(conn))
-        page = hazard_page(conn, q.filters, limit=size, after=q.after, **q.chosen_by())
+        page = hazard_page(conn, q.filters, limit=size, after=q.after, **q.chosen_by)
     now = state.now()
     features = [hazard_feature(h, now) for h in page.rows]
     return page_response(request, page, features, "hazards", lambda h: [h.received_at, str(h.id)])
@@ -729,14 +732,14 @@ def _hazards_from_db(
 def _hazard_page(
     request: Request,
     layer: HazardLayer,
-    q: _HazardQuery,
+    q: _KeptQuery[_HazardKey],
     size: int,
     now: datetime,
     moment: Moment,
 ) -> Body:
     """One page of the kept hazards: the same hazards, order and links as `hazard_page`, their
     `overdue` flags as of `now` (the same for every time of `moment`)."""
-    chosen = layer.select(q.filters, **q.chosen_by())
+    chosen = layer.select(q.filters, **q.chosen_by)
     following = chosen if q.after is None else layer.after(chosen, q.after)
     page = following[:size]
     next_cursor = None
@@ -800,9 +803,7 @@ class CheckinAsk(DatedItems):
     worker: Annotated[str | None, Query(max_length=128)] = None
 
 
-@router.get(
-    "/collections/checkins/items", response_class=GeoJSONResponse, summary="Patrol check-ins"
-)
+@_items_route("checkins", "Patrol check-ins")
 def checkin_items(
     request: Request,
     principal: Reader,
@@ -872,12 +873,7 @@ class AlertAsk(DatedItems):
     kind: Annotated[str | None, Query(max_length=40)] = None
 
 
-@router.get(
-    "/collections/alerts/items",
-    response_class=GeoJSONResponse,
-    summary="Alerts",
-    responses={304: {"description": "the client's copy (If-None-Match) is current"}},
-)
+@_items_route("alerts", "Alerts", kept=True)
 async def alert_items(
     request: Request, principal: Reader, state: State, asked: Annotated[AlertAsk, Depends()]
 ):
@@ -917,29 +913,16 @@ async def _kept_answer(
     return conditional(request, body, GeoJSONResponse.media_type)
 
 
-@dataclass(frozen=True, slots=True)
-class _AlertQuery:
-    filters: Filters
-    after: int | None
-    statuses: list[str] | None
-    level: str | None
-    kind: str | None
-
-    def chosen_by(self) -> dict:
-        """What the database's page and the kept layer both select alerts by, besides the
-        filters."""
-        return {"statuses": self.statuses, "level": self.level, "kind": self.kind}
-
-
 def _alert_query(
     principal: Principal, state: ApiState, asked: AlertAsk, catalog: GridCatalog
-) -> _AlertQuery:
+) -> _KeptQuery[int]:
     """What an alerts request asks, checked in the order the answers' errors come in."""
     filters, after = asked.where(state, principal, catalog, (int,))
     statuses: list[str] | None = None
     if asked.status:
         statuses = ["open", "acknowledged"] if asked.status == "active" else [asked.status]
-    return _AlertQuery(filters, after[0] if after else None, statuses, asked.level, asked.kind)
+    chosen = {"statuses": statuses, "level": asked.level, "kind": asked.kind}
+    return _KeptQuery(filters, after[0] if after else None, chosen)
 
 
 def _read_alert_layer(state: ApiState) -> AlertLayer:
@@ -955,12 +938,12 @@ def _alerts_from_db(
     state: ApiState,
     request: Request,
     principal: Principal,
-    ask: Callable[[GridCatalog], _AlertQuery],
+    ask: Callable[[GridCatalog], _KeptQuery[int]],
     size: int,
 ) -> GeoJSONResponse:
     with state.pool.connection() as conn:
         q = ask(state.catalog(conn))
-        page = alert_page(conn, q.filters, limit=size, after=q.after, **q.chosen_by())
+        page = alert_page(conn, q.filters, limit=size, after=q.after, **q.chosen_by)
         rows = page.rows
         record_reads(conn, principal, request, shown_in_clear(principal, rows, ALERT_RESIDENT))
     features = [alert_feature(r, principal) for r in rows]
@@ -968,11 +951,11 @@ def _alerts_from_db(
 
 
 def _alert_page(
-    request: Request, principal: Principal, layer: AlertLayer, q: _AlertQuery, size: int
+    request: Request, principal: Principal, layer: AlertLayer, q: _KeptQuery[int], size: int
 ) -> Body:
     """One page of the kept alerts for this caller: the same alerts, order and links as
     `alert_page`, each resident in clear only where the caller may see them."""
-    chosen = layer.select(q.filters, **q.chosen_by())
+    chosen = layer.select(q.filters, **q.chosen_by)
     following = chosen if q.after is None else layer.after(chosen, q.after)
     page = [int(i) for i in following[:size]]
     rows = [layer.rows[i] for i in page]
@@ -1034,9 +1017,7 @@ class WarningAsk(DatedItems):
     source: Literal["request", "checkin", "hazard"] | None = None
 
 
-@router.get(
-    "/collections/warnings/items", response_class=GeoJSONResponse, summary="Dispute warnings"
-)
+@_items_route("warnings", "Dispute warnings")
 def warning_items(
     request: Request,
     principal: Reader,
@@ -1082,11 +1063,7 @@ class RequestAsk(DatedItems):
     level: Level | None = None
 
 
-@router.get(
-    "/collections/requests/items",
-    response_class=GeoJSONResponse,
-    summary="Requests (诉求), newest first",
-)
+@_items_route("requests", "Requests (诉求), newest first")
 def request_items(
     request: Request,
     principal: Reader,
@@ -1146,11 +1123,7 @@ class ResidentAsk(Items):
     ] = False
 
 
-@router.get(
-    "/collections/residents/items",
-    response_class=GeoJSONResponse,
-    summary="Residents (personal information masked unless pii=true)",
-)
+@_items_route("residents", "Residents (personal information masked unless pii=true)")
 def resident_items(
     request: Request,
     principal: Reader,
@@ -1215,11 +1188,7 @@ class PlaceAsk(Items):
     )
 
 
-@router.get(
-    "/collections/places/items",
-    response_class=GeoJSONResponse,
-    summary="Places inspected on a schedule (contacts masked unless pii=true)",
-)
+@_items_route("places", "Places inspected on a schedule (contacts masked unless pii=true)")
 def place_items(
     request: Request,
     principal: Reader,

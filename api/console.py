@@ -48,7 +48,7 @@ from gridwatch.api.hazards import (
     ledger_rows,
 )
 from gridwatch.api.http_errors import BadRequest
-from gridwatch.api.layer_cache import Body, conditional
+from gridwatch.api.layer_cache import NOT_MODIFIED, Body, conditional
 from gridwatch.api.ledger_files import case_category, case_status
 from gridwatch.api.live import case_stream_start
 from gridwatch.api.map_pages import PAGE_HEADERS, page_context
@@ -329,7 +329,7 @@ def live_item(t: dict, state: ApiState, principal: Principal, row: AlertRow) -> 
     "/console/summary.json",
     response_class=JSONResponse,
     summary="The desk's figures",
-    responses={304: {"description": "the client's copy (If-None-Match) is current"}},
+    responses=NOT_MODIFIED,
 )
 async def summary_json(
     request: Request,

@@ -34,7 +34,7 @@ from gridwatch.api.collections import (
 from gridwatch.api.coverage import parse_day
 from gridwatch.api.features import hazard_feature
 from gridwatch.api.http_errors import BadRequest
-from gridwatch.api.layer_cache import Body, LedgerLayer, conditional
+from gridwatch.api.layer_cache import NOT_MODIFIED, Body, LedgerLayer, conditional
 from gridwatch.api.ledger_files import CSV_TYPE, XLSX_TYPE, attachment, ledger_csv, ledger_xlsx
 from gridwatch.api.media import Posted, Sent, keep_photos
 from gridwatch.api.params import decode_offset, encode_cursor
@@ -453,7 +453,7 @@ def _row_json(row: LedgerRow, now: datetime) -> dict:
     "/ledger",
     response_class=JSONResponse,
     summary="The problem ledger (问题台账)",
-    responses={304: {"description": "the client's copy (If-None-Match) is current"}},
+    responses=NOT_MODIFIED,
 )
 async def ledger_json(
     request: Request,
@@ -548,7 +548,7 @@ _XLSX = _LedgerFile(
     compress=False,
 )
 _FILE_RESPONSES: dict[int | str, dict] = {
-    304: {"description": "the client's copy (If-None-Match) is current"},
+    **NOT_MODIFIED,
     422: {"description": f"a bad filter, or more than {CSV_LIMIT} rows match"},
 }
 
