@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Collection, Hashable
 from dataclasses import KW_ONLY, dataclass, fields, replace
 from datetime import datetime, timedelta
-from functools import partial
+from functools import cache, partial
 from typing import Annotated, Any, Generic, Literal, TypeVar, get_type_hints, overload
 
 from fastapi import APIRouter, Depends, Path, Query, Request
@@ -253,8 +253,8 @@ def advertise_page_sizes(document: dict, default: int, maximum: int) -> dict:
     return document
 
 
-def check_params(request: Request, allowed: set[str]) -> None:
-    unknown = sorted(set(request.query_params) - allowed)
+def check_params(request: Request, allowed: Collection[str]) -> None:
+    unknown = sorted(set(request.query_params).difference(allowed))
     if unknown:
         raise UnknownParameter(
             f"unknown query parameter {unknown[0]!r}; this route takes {', '.join(sorted(allowed))}"
@@ -339,15 +339,22 @@ def page_response(
     return items_response(request, features, page.matched, next_cursor, collection)
 
 
-def query_names(ask: type) -> frozenset[str]:
-    """The query parameters a dependency of dataclass `ask` takes: each field's alias, else
-    its name; what its route checks the query string against."""
+def query_fields(ask: type) -> dict[str, str]:
+    """The fields of dataclass `ask`, a dependency, by the query parameter each takes: its
+    alias, else its name."""
     hints = get_type_hints(ask, include_extras=True)
-    names = set()
+    taken = {}
     for field in fields(ask):
         given = [m.alias for m in getattr(hints[field.name], "__metadata__", ()) if _aliased(m)]
-        names.add(given[-1] if given else field.name)
-    return frozenset(names)
+        taken[given[-1] if given else field.name] = field.name
+    return taken
+
+
+@cache
+def query_names(ask: type) -> frozenset[str]:
+    """The query parameters a dependency of dataclass `ask` takes: what its route checks the
+    query string against (read once per class, not per request)."""
+    return frozenset(query_fields(ask))
 
 
 def _aliased(metadata: object) -> bool:
@@ -369,7 +376,7 @@ class Items:
 
     def check(self, request: Request) -> None:
         """422 for a query parameter this layer does not take (`f`, the format, all take)."""
-        check_params(request, set(query_names(type(self))) | {"f"})
+        check_params(request, query_names(type(self)) | {"f"})
 
     def size(self, state: ApiState) -> int:
         return page_size(state, self.limit)
