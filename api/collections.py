@@ -8,7 +8,7 @@ import uuid
 from collections.abc import Callable, Collection, Hashable
 from dataclasses import KW_ONLY, dataclass, fields, replace
 from datetime import datetime, timedelta
-from functools import cache, partial
+from functools import partial
 from typing import Annotated, Any, Generic, Literal, TypeVar, get_type_hints, overload
 
 from fastapi import APIRouter, Depends, Path, Query, Request
@@ -350,11 +350,16 @@ def query_fields(ask: type) -> dict[str, str]:
     return taken
 
 
-@cache
 def query_names(ask: type) -> frozenset[str]:
     """The query parameters a dependency of dataclass `ask` takes: what its route checks the
     query string against (read once per class, not per request)."""
-    return frozenset(query_fields(ask))
+    names = _QUERY_NAMES.get(ask)
+    if names is None:
+        names = _QUERY_NAMES[ask] = frozenset(query_fields(ask))
+    return names
+
+
+_QUERY_NAMES: dict[type, frozenset[str]] = {}
 
 
 def _aliased(metadata: object) -> bool:
