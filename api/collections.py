@@ -5,14 +5,15 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Callable, Hashable
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Collection, Hashable
+from dataclasses import KW_ONLY, dataclass, fields, replace
 from datetime import datetime, timedelta
 from functools import partial
-from typing import Annotated, Any, Literal, overload
+from typing import Annotated, Any, Generic, Literal, TypeVar, get_type_hints, overload
 
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import Response
+from pydantic.fields import FieldInfo
 
 from gridwatch.api.auth import Reader, ensure_visible, scope_filters, sees_personal_data
 from gridwatch.api.disclosure import (
@@ -39,6 +40,7 @@ from gridwatch.api.features import (
 )
 from gridwatch.api.http_errors import BadRequest, UnknownParameter
 from gridwatch.api.layer_cache import (
+    NOT_MODIFIED,
     AlertLayer,
     Body,
     GridLayer,
@@ -90,6 +92,7 @@ from gridwatch.store.users import Principal
 from gridwatch.store.warnings import get_warning, warning_page
 
 router = APIRouter(tags=["layers (OGC API - Features)"])
+K = TypeVar("K")
 
 CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
 COLLECTIONS = {
@@ -134,7 +137,6 @@ COLLECTIONS = {
         "observed_at",
     ),
 }
-COMMON_PARAMS = {"bbox", "datetime", "limit", "cursor", "f"}
 QUERYABLES_REL = "http://www.opengis.net/def/rel/ogc/1.0/queryables"
 JSON_SCHEMA = "https://json-schema.org/draft/2020-12/schema"
 GRID_CODE = {
@@ -252,8 +254,8 @@ def advertise_page_sizes(document: dict, default: int, maximum: int) -> dict:
     return document
 
 
-def check_params(request: Request, allowed: set[str]) -> None:
-    unknown = sorted(set(request.query_params) - allowed)
+def check_params(request: Request, allowed: Collection[str]) -> None:
+    unknown = sorted(set(request.query_params).difference(allowed))
     if unknown:
         raise UnknownParameter(
             f"unknown query parameter {unknown[0]!r}; this route takes {', '.join(sorted(allowed))}"
@@ -338,24 +340,90 @@ def page_response(
     return items_response(request, features, page.matched, next_cursor, collection)
 
 
-def _filters(
-    state: ApiState,
-    principal: Principal,
-    request: Request,
-    grids: list | None,
-    system: str = MANAGEMENT,
-):
-    query = request.query_params
-    start, end = parse_datetime(query.get("datetime"), state.zone)
-    return scope_filters(
-        principal,
-        me=principal.name,
-        bbox=parse_bbox(query.get("bbox")),
-        start=start,
-        end=end,
-        grid_ids=grids,
-        system=system,
-    )
+def query_fields(ask: type) -> dict[str, str]:
+    """The fields of dataclass `ask`, a dependency, by the query parameter each takes: its
+    alias, else its name."""
+    hints = get_type_hints(ask, include_extras=True)
+    taken = {}
+    for field in fields(ask):
+        given = [m.alias for m in getattr(hints[field.name], "__metadata__", ()) if _aliased(m)]
+        taken[given[-1] if given else field.name] = field.name
+    return taken
+
+
+def query_names(ask: type) -> frozenset[str]:
+    """The query parameters a dependency of dataclass `ask` takes: what its route checks the
+    query string against (read once per class, not per request)."""
+    names = _QUERY_NAMES.get(ask)
+    if names is None:
+        names = _QUERY_NAMES[ask] = frozenset(query_fields(ask))
+    return names
+
+
+_QUERY_NAMES: dict[type, frozenset[str]] = {}
+
+
+def _aliased(metadata: object) -> bool:
+    return isinstance(metadata, FieldInfo) and metadata.alias is not None
+
+
+@dataclass(frozen=True, slots=True)
+class Items:
+    """The query parameters every layer's items route takes (a dependency): the box, the
+    page and the grid, before and after the layer's own filters (`grid` and `system` are
+    keyword-only so that FastAPI, which reads the signature, lists them after those)."""
+
+    bbox: BBoxQ = None
+    limit: LimitQ = None
+    cursor: CursorQ = None
+    _: KW_ONLY
+    grid: GridQ = None
+    system: SystemQ = MANAGEMENT
+
+    def check(self, request: Request) -> None:
+        """422 for a query parameter this layer does not take (`f`, the format, all take)."""
+        check_params(request, query_names(type(self)) | {"f"})
+
+    def size(self, state: ApiState) -> int:
+        return page_size(state, self.limit)
+
+    def window(self) -> str | None:
+        """The `datetime` asked, on a layer whose items have a time."""
+        return None
+
+    def where(
+        self,
+        state: ApiState,
+        principal: Principal,
+        catalog: GridCatalog,
+        cursor: tuple[type, ...],
+    ) -> tuple[Filters, list | None]:
+        """The caller's filters for this ask and the values of its cursor (of the `cursor`
+        shape), checked in the order every layer's errors come in: grid, cursor, datetime,
+        bbox."""
+        grids = subtree_ids(catalog, principal, self.grid, self.system)
+        after = decode_cursor(self.cursor, cursor)
+        start, end = parse_datetime(self.window(), state.zone)
+        filters = scope_filters(
+            principal,
+            me=principal.name,
+            bbox=parse_bbox(self.bbox),
+            start=start,
+            end=end,
+            grid_ids=grids,
+            system=self.system,
+        )
+        return filters, after
+
+
+@dataclass(frozen=True, slots=True)
+class DatedItems(Items):
+    """The items of a layer whose features have a time, asked for by `datetime` too."""
+
+    datetime_: Annotated[DatetimeQ, Query(alias="datetime")] = None
+
+    def window(self) -> str | None:
+        return self.datetime_
 
 
 def _list(text: str | None, choices, what: str) -> list[str] | None:
@@ -366,6 +434,17 @@ def _list(text: str | None, choices, what: str) -> list[str] | None:
     if bad:
         raise BadRequest(f"unknown {what} {bad[0][:40]!r}: expected one of {', '.join(choices)}")
     return values
+
+
+def _items_route(collection: str, summary: str, *, kept: bool = False):
+    """Route GET /collections/<collection>/items: a page of the layer's features as GeoJSON;
+    a `kept` layer answers 304 when the client's copy is current."""
+    return router.get(
+        f"/collections/{collection}/items",
+        response_class=GeoJSONResponse,
+        summary=summary,
+        responses=NOT_MODIFIED if kept else None,
+    )
 
 
 # -- metadata ---------------------------------------------------------------------------------
@@ -465,30 +544,25 @@ def _extent(catalog: GridCatalog) -> tuple[float, float, float, float]:
 # -- grids ------------------------------------------------------------------------------------
 
 
-@router.get(
-    "/collections/grids/items",
-    response_class=GeoJSONResponse,
-    summary="Grids with live counts",
-    responses={304: {"description": "the client's copy (If-None-Match) is current"}},
-)
+@dataclass(frozen=True, slots=True)
+class GridAsk(Items):
+    """What the grids layer's items are asked for by; `datetime` is not a filter here but
+    the window the check-ins are counted in (default: today)."""
+
+    datetime_: Annotated[str | None, Query(alias="datetime", max_length=100)] = None
+    level: Literal["district", "street", "community", "grid"] | None = None
+
+
+@_items_route("grids", "Grids with live counts", kept=True)
 async def grid_items(
-    request: Request,
-    principal: Reader,
-    state: State,
-    bbox: BBoxQ = None,
-    datetime_: Annotated[str | None, Query(alias="datetime", max_length=100)] = None,
-    limit: LimitQ = None,
-    cursor: CursorQ = None,
-    level: Literal["district", "street", "community", "grid"] | None = None,
-    grid: GridQ = None,
-    system: SystemQ = MANAGEMENT,
+    request: Request, principal: Reader, state: State, asked: Annotated[GridAsk, Depends()]
 ):
     """Kept between changes: with nothing changed, an answer costs no database work."""
-    check_params(request, COMMON_PARAMS | {"level", "grid", "system"})
-    box = parse_bbox(bbox)
-    size = page_size(state, limit)
-    offset = decode_offset(cursor)
-    start, end = _checkin_window(state, datetime_)
+    asked.check(request)
+    box = parse_bbox(asked.bbox)
+    size = asked.size(state)
+    offset = decode_offset(asked.cursor)
+    start, end = _checkin_window(state, asked.datetime_)
     layer = state.kept_grid_layer(start, end)
     if layer is None:
         layer = await state.in_db_thread(_read_grid_layer, state, start, end)
@@ -496,8 +570,7 @@ async def grid_items(
     moment = layer.moment(state.now())
 
     def make() -> Body:
-        asked = (level, grid, system)
-        return _grid_page(request, principal, layer, moment, box, size, offset, *asked)
+        return _grid_page(request, principal, layer, moment, box, size, offset, asked)
 
     return await _kept_answer(
         request, principal, state, state.grid_bodies, layer, moment.passed, make
@@ -520,11 +593,10 @@ def _grid_page(
     box: tuple[float, float, float, float] | None,
     size: int,
     offset: int,
-    level: str | None,
-    grid: str | None,
-    system: str,
+    asked: GridAsk,
 ) -> Body:
     """One page of the layer for this caller: their grids of `system` only, then the filters."""
+    grid, system, level = asked.grid, asked.system, asked.level
     under = set(subtree_ids(layer.catalog, principal, grid, system) or ()) if grid else None
     chosen = [
         g
@@ -591,41 +663,23 @@ def state_geometries(state: ApiState, catalog: GridCatalog) -> dict[int, dict]:
 # -- hazards ----------------------------------------------------------------------------------
 
 
-@router.get(
-    "/collections/hazards/items",
-    response_class=GeoJSONResponse,
-    summary="Hazards",
-    responses={304: {"description": "the client's copy (If-None-Match) is current"}},
-)
+@dataclass(frozen=True, slots=True)
+class HazardAsk(DatedItems):
+    """What the hazards layer's items are asked for by, beside the box, time and page."""
+
+    status: Annotated[str | None, Query(max_length=200, description="comma list")] = None
+    severity: Annotated[str | None, Query(max_length=200, description="comma list")] = None
+    level: Level | None = None
+
+
+@_items_route("hazards", "Hazards", kept=True)
 async def hazard_items(
-    request: Request,
-    principal: Reader,
-    state: State,
-    bbox: BBoxQ = None,
-    datetime_: Annotated[DatetimeQ, Query(alias="datetime")] = None,
-    limit: LimitQ = None,
-    cursor: CursorQ = None,
-    status: Annotated[str | None, Query(max_length=200, description="comma list")] = None,
-    severity: Annotated[str | None, Query(max_length=200, description="comma list")] = None,
-    level: Level | None = None,
-    grid: GridQ = None,
-    system: SystemQ = MANAGEMENT,
+    request: Request, principal: Reader, state: State, asked: Annotated[HazardAsk, Depends()]
 ):
     """Kept between changes as the grids layer is; a box is answered from the kept hazards."""
-    check_params(request, COMMON_PARAMS | {"status", "severity", "level", "grid", "system"})
-    ask = partial(
-        _hazard_query,
-        request,
-        principal,
-        state,
-        grid=grid,
-        system=system,
-        cursor=cursor,
-        status=status,
-        severity=severity,
-        level=level,
-    )
-    size = page_size(state, limit)
+    asked.check(request)
+    ask = partial(_hazard_query, principal, state, asked)
+    size = asked.size(state)
     layer = await state.current_layer(state.kept_hazard_layer, _read_hazard_layer)
     if layer is None:  # nothing kept: the database answers
         return await state.in_db_thread(_hazards_from_db, state, request, ask, size)
@@ -641,38 +695,29 @@ async def hazard_items(
     )
 
 
+_HazardKey = tuple[datetime, uuid.UUID]  # a hazard's place in the order: received_at, id
+
+
 @dataclass(frozen=True, slots=True)
-class _HazardQuery:
+class _KeptQuery(Generic[K]):
+    """What an items request of a kept layer asks, checked: the caller's filters, the key of
+    the row the page follows, and what the layer's own filters select by (the keywords of
+    both its page from the database and its kept `select`)."""
+
     filters: Filters
-    after: tuple[datetime, uuid.UUID] | None
-    statuses: list[str] | None
-    severities: list[str] | None
-    level: str | None
+    after: K | None
+    chosen_by: dict[str, Any]
 
 
 def _hazard_query(
-    request: Request,
-    principal: Principal,
-    state: ApiState,
-    catalog: GridCatalog,
-    *,
-    grid: str | None,
-    system: str,
-    cursor: str | None,
-    status: str | None,
-    severity: str | None,
-    level: str | None,
-) -> _HazardQuery:
+    principal: Principal, state: ApiState, asked: HazardAsk, catalog: GridCatalog
+) -> _KeptQuery[_HazardKey]:
     """What a hazards request asks, checked in the order the answers' errors come in."""
-    grids = subtree_ids(catalog, principal, grid, system)
-    after = decode_cursor(cursor, (datetime, uuid.UUID))
-    return _HazardQuery(
-        _filters(state, principal, request, grids, system),
-        tuple(after) if after else None,
-        _list(status, STATUSES, "status"),
-        _list(severity, SEVERITIES, "severity"),
-        level,
-    )
+    filters, after = asked.where(state, principal, catalog, (datetime, uuid.UUID))
+    statuses = _list(asked.status, STATUSES, "status")
+    severities = _list(asked.severity, SEVERITIES, "severity")
+    chosen = {"statuses": statuses, "severities": severities, "level": asked.level}
+    return _KeptQuery(filters, tuple(after) if after else None, chosen)
 
 
 def _read_hazard_layer(state: ApiState) -> HazardLayer:
@@ -684,19 +729,14 @@ def _encode_hazard(hazard, now: datetime) -> bytes:
 
 
 def _hazards_from_db(
-    state: ApiState, request: Request, ask: Callable[[GridCatalog], _HazardQuery], size: int
+    state: ApiState,
+    request: Request,
+    ask: Callable[[GridCatalog], _KeptQuery[_HazardKey]],
+    size: int,
 ) -> GeoJSONResponse:
     with state.pool.connection() as conn:
         q = ask(state.catalog(conn))
-        page = hazard_page(
-            conn,
-            q.filters,
-            limit=size,
-            after=q.after,
-            statuses=q.statuses,
-            severities=q.severities,
-            level=q.level,
-        )
+        page = hazard_page(conn, q.filters, limit=size, after=q.after, **q.chosen_by)
     now = state.now()
     features = [hazard_feature(h, now) for h in page.rows]
     return page_response(request, page, features, "hazards", lambda h: [h.received_at, str(h.id)])
@@ -705,14 +745,14 @@ def _hazards_from_db(
 def _hazard_page(
     request: Request,
     layer: HazardLayer,
-    q: _HazardQuery,
+    q: _KeptQuery[_HazardKey],
     size: int,
     now: datetime,
     moment: Moment,
 ) -> Body:
     """One page of the kept hazards: the same hazards, order and links as `hazard_page`, their
     `overdue` flags as of `now` (the same for every time of `moment`)."""
-    chosen = layer.select(q.filters, statuses=q.statuses, severities=q.severities, level=q.level)
+    chosen = layer.select(q.filters, **q.chosen_by)
     following = chosen if q.after is None else layer.after(chosen, q.after)
     page = following[:size]
     next_cursor = None
@@ -768,34 +808,31 @@ def _visible(principal: Principal, missing: str, find: Callable[[], Any]):
 # -- patrol check-ins -------------------------------------------------------------------------
 
 
-@router.get(
-    "/collections/checkins/items", response_class=GeoJSONResponse, summary="Patrol check-ins"
-)
+@dataclass(frozen=True, slots=True)
+class CheckinAsk(DatedItems):
+    """What the check-ins layer's items are asked for by, beside the box, time and page."""
+
+    kind: Literal["patrol", "visit", "inspection"] | None = None
+    worker: Annotated[str | None, Query(max_length=128)] = None
+
+
+@_items_route("checkins", "Patrol check-ins")
 def checkin_items(
     request: Request,
     principal: Reader,
     conn: Conn,
     state: State,
-    bbox: BBoxQ = None,
-    datetime_: Annotated[DatetimeQ, Query(alias="datetime")] = None,
-    limit: LimitQ = None,
-    cursor: CursorQ = None,
-    kind: Literal["patrol", "visit", "inspection"] | None = None,
-    worker: Annotated[str | None, Query(max_length=128)] = None,
-    grid: GridQ = None,
-    system: SystemQ = MANAGEMENT,
+    asked: Annotated[CheckinAsk, Depends()],
 ):
-    check_params(request, COMMON_PARAMS | {"kind", "worker", "grid", "system"})
-    grids = subtree_ids(state.catalog(conn), principal, grid, system)
-    after = decode_cursor(cursor, (datetime, str, str))
-    size = page_size(state, limit)
+    asked.check(request)
+    filters, after = asked.where(state, principal, state.catalog(conn), (datetime, str, str))
     page = checkin_page(
         conn,
-        _filters(state, principal, request, grids, system),
-        limit=size,
+        filters,
+        limit=asked.size(state),
         after=tuple(after) if after else None,
-        kind=kind,
-        worker_id=worker,
+        kind=asked.kind,
+        worker_id=asked.worker,
     )
     return page_response(
         request,
@@ -839,46 +876,26 @@ def visible_checkin(
 # -- alerts -----------------------------------------------------------------------------------
 
 
-@router.get(
-    "/collections/alerts/items",
-    response_class=GeoJSONResponse,
-    summary="Alerts",
-    responses={304: {"description": "the client's copy (If-None-Match) is current"}},
-)
+@dataclass(frozen=True, slots=True)
+class AlertAsk(DatedItems):
+    """What the alerts layer's items are asked for by, beside the box, time and page;
+    `active` is open or acknowledged."""
+
+    status: Literal["open", "acknowledged", "resolved", "active"] | None = None
+    level: Level | None = None
+    kind: Annotated[str | None, Query(max_length=40)] = None
+
+
+@_items_route("alerts", "Alerts", kept=True)
 async def alert_items(
-    request: Request,
-    principal: Reader,
-    state: State,
-    bbox: BBoxQ = None,
-    datetime_: Annotated[DatetimeQ, Query(alias="datetime")] = None,
-    limit: LimitQ = None,
-    cursor: CursorQ = None,
-    status: Literal["open", "acknowledged", "resolved", "active"] | None = None,
-    level: Level | None = None,
-    kind: Annotated[str | None, Query(max_length=40)] = None,
-    grid: GridQ = None,
-    system: SystemQ = MANAGEMENT,
+    request: Request, principal: Reader, state: State, asked: Annotated[AlertAsk, Depends()]
 ):
     """Kept between changes as the other layers are. Residents show in clear or masked by the
     caller's role and grids, which key the kept answer; every answer that shows one in clear,
     kept or not, is recorded before it goes out."""
-    check_params(request, COMMON_PARAMS | {"status", "level", "kind", "grid", "system"})
-    statuses: list[str] | None = None
-    if status:
-        statuses = ["open", "acknowledged"] if status == "active" else [status]
-    ask = partial(
-        _alert_query,
-        request,
-        principal,
-        state,
-        grid=grid,
-        system=system,
-        cursor=cursor,
-        statuses=statuses,
-        level=level,
-        kind=kind,
-    )
-    size = page_size(state, limit)
+    asked.check(request)
+    ask = partial(_alert_query, principal, state, asked)
+    size = asked.size(state)
     layer = await state.current_layer(state.kept_alert_layer, _read_alert_layer)
     if layer is None:  # nothing kept: the database answers
         return await state.in_db_thread(_alerts_from_db, state, request, principal, ask, size)
@@ -909,38 +926,16 @@ async def _kept_answer(
     return conditional(request, body, GeoJSONResponse.media_type)
 
 
-@dataclass(frozen=True, slots=True)
-class _AlertQuery:
-    filters: Filters
-    after: int | None
-    statuses: list[str] | None
-    level: str | None
-    kind: str | None
-
-
 def _alert_query(
-    request: Request,
-    principal: Principal,
-    state: ApiState,
-    catalog: GridCatalog,
-    *,
-    grid: str | None,
-    system: str,
-    cursor: str | None,
-    statuses: list[str] | None,
-    level: str | None,
-    kind: str | None,
-) -> _AlertQuery:
+    principal: Principal, state: ApiState, asked: AlertAsk, catalog: GridCatalog
+) -> _KeptQuery[int]:
     """What an alerts request asks, checked in the order the answers' errors come in."""
-    grids = subtree_ids(catalog, principal, grid, system)
-    after = decode_cursor(cursor, (int,))
-    return _AlertQuery(
-        _filters(state, principal, request, grids, system),
-        after[0] if after else None,
-        statuses,
-        level,
-        kind,
-    )
+    filters, after = asked.where(state, principal, catalog, (int,))
+    statuses: list[str] | None = None
+    if asked.status:
+        statuses = ["open", "acknowledged"] if asked.status == "active" else [asked.status]
+    chosen = {"statuses": statuses, "level": asked.level, "kind": asked.kind}
+    return _KeptQuery(filters, after[0] if after else None, chosen)
 
 
 def _read_alert_layer(state: ApiState) -> AlertLayer:
@@ -956,20 +951,12 @@ def _alerts_from_db(
     state: ApiState,
     request: Request,
     principal: Principal,
-    ask: Callable[[GridCatalog], _AlertQuery],
+    ask: Callable[[GridCatalog], _KeptQuery[int]],
     size: int,
 ) -> GeoJSONResponse:
     with state.pool.connection() as conn:
         q = ask(state.catalog(conn))
-        page = alert_page(
-            conn,
-            q.filters,
-            limit=size,
-            after=q.after,
-            statuses=q.statuses,
-            level=q.level,
-            kind=q.kind,
-        )
+        page = alert_page(conn, q.filters, limit=size, after=q.after, **q.chosen_by)
         rows = page.rows
         record_reads(conn, principal, request, shown_in_clear(principal, rows, ALERT_RESIDENT))
     features = [alert_feature(r, principal) for r in rows]
@@ -977,11 +964,11 @@ def _alerts_from_db(
 
 
 def _alert_page(
-    request: Request, principal: Principal, layer: AlertLayer, q: _AlertQuery, size: int
+    request: Request, principal: Principal, layer: AlertLayer, q: _KeptQuery[int], size: int
 ) -> Body:
     """One page of the kept alerts for this caller: the same alerts, order and links as
     `alert_page`, each resident in clear only where the caller may see them."""
-    chosen = layer.select(q.filters, statuses=q.statuses, level=q.level, kind=q.kind)
+    chosen = layer.select(q.filters, **q.chosen_by)
     following = chosen if q.after is None else layer.after(chosen, q.after)
     page = [int(i) for i in following[:size]]
     rows = [layer.rows[i] for i in page]
@@ -1034,35 +1021,33 @@ def get_visible_alert(conn, principal: Principal, alert_id: int):
 # -- dispute warnings -------------------------------------------------------------------------
 
 
-@router.get(
-    "/collections/warnings/items", response_class=GeoJSONResponse, summary="Dispute warnings"
-)
+@dataclass(frozen=True, slots=True)
+class WarningAsk(DatedItems):
+    """What the dispute warnings' items are asked for by, beside the box, time and page."""
+
+    level: Annotated[int | None, Query(ge=1, le=2)] = None
+    category: Annotated[str | None, Query(max_length=40)] = None
+    source: Literal["request", "checkin", "hazard"] | None = None
+
+
+@_items_route("warnings", "Dispute warnings")
 def warning_items(
     request: Request,
     principal: Reader,
     conn: Conn,
     state: State,
-    bbox: BBoxQ = None,
-    datetime_: Annotated[DatetimeQ, Query(alias="datetime")] = None,
-    limit: LimitQ = None,
-    cursor: CursorQ = None,
-    level: Annotated[int | None, Query(ge=1, le=2)] = None,
-    category: Annotated[str | None, Query(max_length=40)] = None,
-    source: Literal["request", "checkin", "hazard"] | None = None,
-    grid: GridQ = None,
-    system: SystemQ = MANAGEMENT,
+    asked: Annotated[WarningAsk, Depends()],
 ):
-    check_params(request, COMMON_PARAMS | {"level", "category", "source", "grid", "system"})
-    grids = subtree_ids(state.catalog(conn), principal, grid, system)
-    after = decode_cursor(cursor, (int,))
+    asked.check(request)
+    filters, after = asked.where(state, principal, state.catalog(conn), (int,))
     page = warning_page(
         conn,
-        _filters(state, principal, request, grids, system),
-        limit=page_size(state, limit),
+        filters,
+        limit=asked.size(state),
         after=after[0] if after else None,
-        level=level,
-        category=category,
-        source=source,
+        level=asked.level,
+        category=asked.category,
+        source=asked.source,
     )
     features = [warning_feature(r, principal) for r in page.rows]
     return page_response(request, page, features, "warnings", lambda w: [w.id])
@@ -1081,43 +1066,37 @@ def warning_item(principal: Reader, conn: Conn, warning_id: Annotated[int, Path(
 # -- requests ---------------------------------------------------------------------------------
 
 
-@router.get(
-    "/collections/requests/items",
-    response_class=GeoJSONResponse,
-    summary="Requests (诉求), newest first",
-)
+@dataclass(frozen=True, slots=True)
+class RequestAsk(DatedItems):
+    """What the requests layer's items are asked for by, beside the box, time and page."""
+
+    status: Annotated[str | None, Query(max_length=200, description="comma list")] = None
+    service_code: Annotated[str | None, Query(max_length=400, description="comma list")] = None
+    source: Annotated[str | None, Query(max_length=100, description="comma list")] = None
+    level: Level | None = None
+
+
+@_items_route("requests", "Requests (诉求), newest first")
 def request_items(
     request: Request,
     principal: Reader,
     conn: Conn,
     state: State,
-    bbox: BBoxQ = None,
-    datetime_: Annotated[DatetimeQ, Query(alias="datetime")] = None,
-    limit: LimitQ = None,
-    cursor: CursorQ = None,
-    status: Annotated[str | None, Query(max_length=200, description="comma list")] = None,
-    service_code: Annotated[str | None, Query(max_length=400, description="comma list")] = None,
-    source: Annotated[str | None, Query(max_length=100, description="comma list")] = None,
-    level: Level | None = None,
-    grid: GridQ = None,
-    system: SystemQ = MANAGEMENT,
+    asked: Annotated[RequestAsk, Depends()],
 ):
     """The caller's grids' requests and those they entered; each requester in clear only for
     those who may see them, every answer that shows one recorded before it goes out."""
-    check_params(
-        request, COMMON_PARAMS | {"status", "service_code", "source", "level", "grid", "system"}
-    )
-    grids = subtree_ids(state.catalog(conn), principal, grid, system)
-    after = decode_cursor(cursor, (datetime, uuid.UUID))
+    asked.check(request)
+    filters, after = asked.where(state, principal, state.catalog(conn), (datetime, uuid.UUID))
     page = request_page(
         conn,
-        _filters(state, principal, request, grids, system),
-        limit=page_size(state, limit),
+        filters,
+        limit=asked.size(state),
         after=tuple(after) if after else None,
-        statuses=_list(status, REQUEST_STATUSES, "status"),
-        service_codes=_list(service_code, SERVICE_CODES, "service_code"),
-        sources=_list(source, SOURCES, "source"),
-        level=level,
+        statuses=_list(asked.status, REQUEST_STATUSES, "status"),
+        service_codes=_list(asked.service_code, SERVICE_CODES, "service_code"),
+        sources=_list(asked.source, SOURCES, "source"),
+        level=asked.level,
     )
     record_reads(conn, principal, request, shown_in_clear(principal, page.rows, REQUESTER))
     now = state.now()
@@ -1146,40 +1125,37 @@ def request_item(
 # -- residents --------------------------------------------------------------------------------
 
 
-@router.get(
-    "/collections/residents/items",
-    response_class=GeoJSONResponse,
-    summary="Residents (personal information masked unless pii=true)",
-)
+@dataclass(frozen=True, slots=True)
+class ResidentAsk(Items):
+    """What the residents layer's items are asked for by, beside the box and page."""
+
+    _: KW_ONLY
+    alerting: bool | None = None
+    pii: Annotated[
+        bool, Query(description="names, phones and addresses in clear (for those allowed)")
+    ] = False
+
+
+@_items_route("residents", "Residents (personal information masked unless pii=true)")
 def resident_items(
     request: Request,
     principal: Reader,
     conn: Conn,
     state: State,
-    bbox: BBoxQ = None,
-    limit: LimitQ = None,
-    cursor: CursorQ = None,
-    grid: GridQ = None,
-    system: SystemQ = MANAGEMENT,
-    alerting: bool | None = None,
-    pii: Annotated[
-        bool, Query(description="names, phones and addresses in clear (for those allowed)")
-    ] = False,
+    asked: Annotated[ResidentAsk, Depends()],
 ):
-    check_params(request, {"bbox", "limit", "cursor", "grid", "system", "alerting", "pii", "f"})
-    grids = subtree_ids(state.catalog(conn), principal, grid, system)
-    after = decode_cursor(cursor, (str,))
-    size = page_size(state, limit)
-    filters = _filters(state, principal, request, grids, system)
+    asked.check(request)
+    filters, after = asked.where(state, principal, state.catalog(conn), (str,))
+    pii = asked.pii
     if not pii:  # masked positions: a box finds a home only to its cell
         filters = replace(filters, bbox=coarse_bbox(filters.bbox))
     page = resident_page(
         conn,
         filters,
         now=state.now(),
-        limit=size,
+        limit=asked.size(state),
         after=after[0] if after else None,
-        alerting=alerting,
+        alerting=asked.alerting,
     )
     rows = page.rows
     _reveal(conn, principal, request, rows, pii, RESIDENT, "residents' personal information")
@@ -1211,50 +1187,47 @@ def resident_item(
 # -- places -----------------------------------------------------------------------------------
 
 
-@router.get(
-    "/collections/places/items",
-    response_class=GeoJSONResponse,
-    summary="Places inspected on a schedule (contacts masked unless pii=true)",
-)
+@dataclass(frozen=True, slots=True)
+class PlaceAsk(Items):
+    """What the places layer's items are asked for by, beside the box and page."""
+
+    kind: Annotated[str | None, Query(max_length=200, description="comma list")] = None
+    level: Level | None = None
+    _: KW_ONLY
+    overdue: Annotated[bool | None, Query(description="next inspection past (or not)")] = None
+    findings: Annotated[bool | None, Query(description="with open findings (or not)")] = None
+    pii: Annotated[bool, Query(description="contacts and phones in clear (for those allowed)")] = (
+        False
+    )
+
+
+@_items_route("places", "Places inspected on a schedule (contacts masked unless pii=true)")
 def place_items(
     request: Request,
     principal: Reader,
     conn: Conn,
     state: State,
-    bbox: BBoxQ = None,
-    limit: LimitQ = None,
-    cursor: CursorQ = None,
-    kind: Annotated[str | None, Query(max_length=200, description="comma list")] = None,
-    level: Level | None = None,
-    grid: GridQ = None,
-    system: SystemQ = MANAGEMENT,
-    overdue: Annotated[bool | None, Query(description="next inspection past (or not)")] = None,
-    findings: Annotated[bool | None, Query(description="with open findings (or not)")] = None,
-    pii: Annotated[bool, Query(description="contacts and phones in clear (for those allowed)")] = (
-        False
-    ),
+    asked: Annotated[PlaceAsk, Depends()],
 ):
     """The caller's grids' places by id; every answer that shows a contact in clear is
     recorded before it goes out."""
-    asked = {"kind", "level", "grid", "system", "overdue", "findings", "pii"}
-    check_params(request, {"bbox", "limit", "cursor", "f"} | asked)
-    grids = subtree_ids(state.catalog(conn), principal, grid, system)
-    after = decode_cursor(cursor, (str,))
+    asked.check(request)
+    filters, after = asked.where(state, principal, state.catalog(conn), (str,))
     now = state.now()
     page = place_page(
         conn,
-        _filters(state, principal, request, grids, system),
+        filters,
         now=now,
-        limit=page_size(state, limit),
+        limit=asked.size(state),
         after=after[0] if after else None,
-        kinds=_list(kind, PLACE_KINDS, "kind"),
-        level=level,
-        overdue=overdue,
-        findings=findings,
+        kinds=_list(asked.kind, PLACE_KINDS, "kind"),
+        level=asked.level,
+        overdue=asked.overdue,
+        findings=asked.findings,
     )
     rows = page.rows
-    _reveal(conn, principal, request, rows, pii, PLACE_CONTACT, "places' contacts")
-    features = [place_feature(r, now, clear=pii) for r in rows]
+    _reveal(conn, principal, request, rows, asked.pii, PLACE_CONTACT, "places' contacts")
+    features = [place_feature(r, now, clear=asked.pii) for r in rows]
     return page_response(request, page, features, "places", lambda p: [p.id])
 
 

@@ -11,7 +11,7 @@ from typing import Annotated
 from urllib.parse import urlencode
 
 import numpy as np
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import HTMLResponse
 from shapely.geometry import mapping
 
@@ -34,21 +34,8 @@ from gridwatch.api.desk import (
 )
 from gridwatch.api.disclosure import ALERT_RESIDENT, record_reads, shown_in_clear
 from gridwatch.api.features import person
-from gridwatch.api.hazards import (
-    CategoryQ,
-    ClosedFromQ,
-    ClosedToQ,
-    FromQ,
-    GridQ,
-    LedgerAsk,
-    SortQ,
-    SourceQ,
-    StatusQ,
-    ToQ,
-    ledger_rows,
-)
-from gridwatch.api.http_errors import BadRequest
-from gridwatch.api.layer_cache import Body, conditional
+from gridwatch.api.hazards import LedgerForm, ledger_rows
+from gridwatch.api.layer_cache import NOT_MODIFIED, Body, conditional
 from gridwatch.api.ledger_files import case_category, case_status
 from gridwatch.api.live import case_stream_start
 from gridwatch.api.map_pages import PAGE_HEADERS, page_context
@@ -329,7 +316,7 @@ def live_item(t: dict, state: ApiState, principal: Principal, row: AlertRow) -> 
     "/console/summary.json",
     response_class=JSONResponse,
     summary="The desk's figures",
-    responses={304: {"description": "the client's copy (If-None-Match) is current"}},
+    responses=NOT_MODIFIED,
 )
 async def summary_json(
     request: Request,
@@ -602,7 +589,6 @@ def _thinned(readings: list[tuple[datetime, float | None]]) -> tuple[list[float]
 
 # -- the ledger -------------------------------------------------------------------------------
 
-FormQ = Annotated[str | None, Query(max_length=20)]
 LEDGER_COLUMNS = (
     "id", "kind", "grid", "category", "severity", "status", "level", "found", "due", "desc",
 )  # fmt: skip
@@ -614,59 +600,16 @@ def ledger_view(
     principal: PageViewer,
     conn: Conn,
     state: State,
-    kind: FormQ = None,
-    level: FormQ = None,
-    grid: GridQ = None,
-    overdue: FormQ = None,
-    status: StatusQ = None,
-    category: CategoryQ = None,
-    source: SourceQ = None,
-    from_: FromQ = None,
-    to: ToQ = None,
-    closed_from: ClosedFromQ = None,
-    closed_to: ClosedToQ = None,
-    sort: SortQ = None,
-    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+    form: Annotated[LedgerForm, Depends()],
 ):
     """The ledger with the filters of /ledger; a filter left empty in the form is no filter.
     `source` has no control of its own: a link asks it (the desk's 预警) and the page keeps it."""
     t = texts_for(state.settings.lang)
     c = t["console"]
-    filters = {
-        "kind": kind,
-        "level": level,
-        "grid": grid,
-        "overdue": overdue,
-        "status": status,
-        "category": category,
-        "source": source,
-        "from": from_,
-        "to": to,
-        "closed_from": closed_from,
-        "closed_to": closed_to,
-        "sort": sort,
-    }
+    filters = form.filters()
     chosen = {k: v for k, v in filters.items() if v}
-    if level and level not in LEVELS:
-        raise BadRequest(f"level must be one of {', '.join(LEVELS)}")
-    if overdue and overdue not in ("true", "false"):
-        raise BadRequest("overdue must be true or false")
-    if kind and kind not in KINDS:
-        raise BadRequest(f"kind must be one of {', '.join(KINDS)}")
-    ask = LedgerAsk(
-        kind="request" if kind == "request" else "hazard" if kind else None,
-        level=level or None,
-        grid=grid or None,
-        overdue=None if not overdue else overdue == "true",
-        status=status or None,
-        category=category or None,
-        from_=from_ or None,
-        to=to or None,
-        sort=sort or None,
-        closed_from=closed_from or None,
-        closed_to=closed_to or None,
-        source=source or None,
-    )
+    ask = form.ask()
+    offset, sort, source = form.offset, form.sort, form.source
     rows, matched = ledger_rows(conn, state, principal, ask, limit=LEDGER_PAGE, offset=offset)
     now = state.now()
     catalog = state.catalog(conn)

@@ -5,9 +5,9 @@ XLSX workbook that Excel opens correctly."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime, timedelta, tzinfo
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import anyio
 from fastapi import APIRouter, Depends, Path, Query, Request
@@ -29,12 +29,14 @@ from gridwatch.api.collections import (
     check_params,
     get_visible_hazard,
     page_size,
+    query_fields,
+    query_names,
     subtree_ids,
 )
 from gridwatch.api.coverage import parse_day
 from gridwatch.api.features import hazard_feature
 from gridwatch.api.http_errors import BadRequest
-from gridwatch.api.layer_cache import Body, LedgerLayer, conditional
+from gridwatch.api.layer_cache import NOT_MODIFIED, Body, LedgerLayer, conditional
 from gridwatch.api.ledger_files import CSV_TYPE, XLSX_TYPE, attachment, ledger_csv, ledger_xlsx
 from gridwatch.api.media import Posted, Sent, keep_photos
 from gridwatch.api.params import decode_offset, encode_cursor
@@ -47,7 +49,7 @@ from gridwatch.cases.requests import SOURCES as REQUEST_SOURCES
 from gridwatch.cases.requests import service
 from gridwatch.ingest.payload import read_photo_urls as validate_photo_urls
 from gridwatch.maps.texts import texts_for
-from gridwatch.model.vocabulary import MANAGEMENT, Level
+from gridwatch.model.vocabulary import LEVELS, MANAGEMENT, Level
 from gridwatch.store.filters import Filters, local_day_bounds
 from gridwatch.store.hazards import hazard_events, transition_hazard
 from gridwatch.store.ledger import LEDGER_ORDERS, LedgerRow, ledger
@@ -201,6 +203,7 @@ ClosedFromQ = Annotated[
 ClosedToQ = Annotated[
     str | None, Query(max_length=10, description="closed (办结) on or before (YYYY-MM-DD)")
 ]
+FormQ = Annotated[str | None, Query(max_length=20)]  # the console's form: empty is no filter
 SortQ = Annotated[
     str | None,
     Query(
@@ -209,33 +212,75 @@ SortQ = Annotated[
         "(default: most urgent first)",
     ),
 ]
-LEDGER_PARAMS = {
-    "kind", "level", "grid", "system", "overdue", "status", "category", "source", "from", "to",
-    "closed_from", "closed_to", "sort",
-}  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
-class LedgerAsk:
-    """The filters of /ledger as asked, not yet checked: both ledger routes take them from the
-    query string (a dependency), the console's form asks the same."""
+class LedgerTerms:
+    """The filters of the ledger that /ledger and the console's form take alike, as text
+    (the days, comma lists and order are checked when the ledger is read)."""
+
+    grid: GridQ = None
+    status: StatusQ = None
+    category: CategoryQ = None
+    source: SourceQ = None
+    from_: FromQ = None
+    to: ToQ = None
+    closed_from: ClosedFromQ = None
+    closed_to: ClosedToQ = None
+    sort: SortQ = None
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerAsk(LedgerTerms):
+    """The filters of /ledger as asked, not yet checked: the ledger routes take them from the
+    query string (a dependency); the console's form asks the same, kind, level and overdue
+    as text (LedgerForm)."""
 
     kind: KindQ = None
     level: LevelQ = None
-    grid: GridQ = None
     overdue: OverdueQ = None
-    status: StatusQ = None
-    category: CategoryQ = None
-    from_: FromQ = None
-    to: ToQ = None
-    sort: SortQ = None
     system: SystemQ = MANAGEMENT
-    closed_from: ClosedFromQ = None
-    closed_to: ClosedToQ = None
-    source: SourceQ = None
 
 
 LedgerFilters = Annotated[LedgerAsk, Depends()]
+LEDGER_PARAMS = query_names(LedgerAsk)
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerForm(LedgerTerms):
+    """The console's ledger form: the filters of /ledger, kind, level and overdue as the
+    form's text, and the page's offset; a filter left empty is no filter."""
+
+    kind: FormQ = None
+    level: FormQ = None
+    overdue: FormQ = None
+    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0
+
+    def filters(self) -> dict[str, str | None]:
+        """Each filter by its query parameter's name, as the form sent it."""
+        return {name: getattr(self, field) for name, field in _FORM_FILTERS.items()}
+
+    def ask(self) -> LedgerAsk:
+        """The filters as /ledger takes them: 422 for a level, overdue or kind it would not
+        take; an empty one none."""
+        if self.level and self.level not in LEVELS:
+            raise BadRequest(f"level must be one of {', '.join(LEVELS)}")
+        if self.overdue and self.overdue not in ("true", "false"):
+            raise BadRequest("overdue must be true or false")
+        if self.kind and self.kind not in KINDS:
+            raise BadRequest(f"kind must be one of {', '.join(KINDS)}")
+        terms: dict[str, Any] = {
+            field.name: getattr(self, field.name) or None for field in fields(LedgerTerms)
+        }
+        return LedgerAsk(
+            kind="request" if self.kind == "request" else "hazard" if self.kind else None,
+            level=self.level or None,
+            overdue=None if not self.overdue else self.overdue == "true",
+            **terms,
+        )
+
+
+_FORM_FILTERS = {name: f for name, f in query_fields(LedgerForm).items() if name != "offset"}
 
 
 def _listed(text: str | None, known: tuple[str, ...], what: str) -> list[str] | None:
@@ -453,7 +498,7 @@ def _row_json(row: LedgerRow, now: datetime) -> dict:
     "/ledger",
     response_class=JSONResponse,
     summary="The problem ledger (问题台账)",
-    responses={304: {"description": "the client's copy (If-None-Match) is current"}},
+    responses=NOT_MODIFIED,
 )
 async def ledger_json(
     request: Request,
@@ -548,7 +593,7 @@ _XLSX = _LedgerFile(
     compress=False,
 )
 _FILE_RESPONSES: dict[int | str, dict] = {
-    304: {"description": "the client's copy (If-None-Match) is current"},
+    **NOT_MODIFIED,
     422: {"description": f"a bad filter, or more than {CSV_LIMIT} rows match"},
 }
 

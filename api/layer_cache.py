@@ -590,6 +590,12 @@ def conditional(
     return Response(body.content, media_type=media_type, headers=headers)
 
 
+NOT_MODIFIED: dict[int | str, dict[str, Any]] = {
+    304: {"description": "the client's copy (If-None-Match) is current"}
+}
+"""The `304` of `conditional`, as a route that answers with it documents it (`responses=`)."""
+
+
 def _matches(header: str | None, etag: str) -> bool:
     """RFC 9110 §13.1.2: weak comparison; `*` matches any current answer."""
     if not header:

@@ -14,6 +14,7 @@ from fastapi.responses import Response
 
 from gridwatch.api.auth import PageViewer
 from gridwatch.api.collections import get_visible_hazard, visible_checkin
+from gridwatch.api.layer_cache import NOT_MODIFIED
 from gridwatch.api.requests import visible_request
 from gridwatch.api.runtime import ApiState, Conn, State
 from gridwatch.errors import NotFound
@@ -30,7 +31,7 @@ CACHE_CONTROL = "private, max-age=86400"  # a photo never changes; only its view
 MediaId = Annotated[str, Path(max_length=64, description="the photo's id (a UUID)")]
 _IMAGE_ANSWERS: dict[int | str, dict[str, Any]] = {
     200: {"content": {"image/jpeg": {}, "image/png": {}, "image/webp": {}}},
-    304: {"description": "the client's copy (If-None-Match) is current"},
+    **NOT_MODIFIED,
     404: {"description": "no such photo, or one of a case or check-in the caller cannot see"},
 }
 
