@@ -18,18 +18,14 @@ from shapely.geometry import mapping
 from gridwatch.api.auth import PageViewer, Reader
 from gridwatch.api.collections import get_visible_alert, get_visible_hazard
 from gridwatch.api.contacts import case_calls, people_to_call
-from gridwatch.api.coverage import CoverageRow, rows_for
+from gridwatch.api.coverage import CoverageRow
 from gridwatch.api.desk import (
     AwaitingHomes,
     DeskFigures,
     DeskParts,
     awaiting_homes,
-    cases_total,
-    grids_total,
-    hazards_total,
     kept_homes,
     parts_for,
-    placed_total,
     read_desk,
 )
 from gridwatch.api.disclosure import ALERT_RESIDENT, record_reads, shown_in_clear
@@ -54,25 +50,17 @@ from gridwatch.maps.console import duration_text, render_page
 from gridwatch.maps.texts import texts_for
 from gridwatch.maps.tiles import points_to_display, tiles_for, to_display
 from gridwatch.model.vocabulary import ACTIVITY_KINDS, EMERGENCY_KINDS, LEVELS, METER_OFFLINE
-from gridwatch.store.alerts import (
-    AlertRow,
-    alert_history,
-    alert_page,
-    alerts_opened_daily,
-    open_alert_tally,
-)
+from gridwatch.store.alerts import AlertRow, alert_history
 from gridwatch.store.contacts import resident_home
-from gridwatch.store.filters import Filters, local_day_bounds
 from gridwatch.store.grids import GridCatalog
-from gridwatch.store.hazards import Hazard, hazard_events, hazards_by_grid
+from gridwatch.store.hazards import Hazard, hazard_events
 from gridwatch.store.homes import home_week
-from gridwatch.store.ledger import CaseDay, case_days, requests_by_grid
-from gridwatch.store.places import get_place, overdue_inspections_by_grid
+from gridwatch.store.ledger import CaseDay
+from gridwatch.store.places import get_place
 from gridwatch.store.requests import Request as RequestRow
 from gridwatch.store.requests import request_events
-from gridwatch.store.residents import awaiting_installation, get_resident
+from gridwatch.store.residents import get_resident
 from gridwatch.store.users import Principal
-from gridwatch.store.warnings import open_warnings_by_grid
 
 router = APIRouter(tags=["console"])
 
@@ -105,24 +93,23 @@ def console_page(
     return HTMLResponse(html, headers=PAGE_HEADERS)
 
 
-def _scope(principal: Principal) -> list[int] | None:
-    return None if principal.sees_all else principal.scope_param()
-
-
 # -- the desk ---------------------------------------------------------------------------------
 
 
 def desk_summary(
-    conn, state: ApiState, principal: Principal, request: Request, kind: str | None = None
+    conn,
+    state: ApiState,
+    principal: Principal,
+    request: Request,
+    kind: str | None = None,
+    live_rows: int = LIVE_ROWS,
 ) -> dict:
-    """What the desk shows: counts that matter now, the last 14 days, the live list; from the
-    kept figures when the app keeps them (api/desk.py), else from the database."""
-    if state.keeps_layers():
-        figures = _desk_figures(conn, state, _desk_days(state, state.now()))
-        homes = awaiting_homes(conn, figures, state.readings_version())
-        summary, parts = _kept_summary(state, principal, figures, homes, kind)
-    else:
-        summary, parts = _summary_from_db(conn, state, principal, kind)
+    """What the desk shows: counts that matter now, the last 14 days, the live list. From the
+    kept figures when the app keeps them (api/desk.py), else from the same figures read for
+    this answer alone: one way of counting, the caller's part summed from every grid's."""
+    figures = _desk_figures(conn, state, _desk_days(state, state.now()))
+    homes = awaiting_homes(conn, figures, state.readings_version())
+    summary, parts = _kept_summary(state, principal, figures, homes, kind, live_rows)
     record_reads(conn, principal, request, shown_in_clear(principal, parts.live, ALERT_RESIDENT))
     return summary
 
@@ -147,58 +134,11 @@ def _kept_summary(
     kind: str | None,
     live_rows: int = LIVE_ROWS,
 ) -> tuple[dict, DeskParts]:
-    """The summary from kept figures; `now` in it is when they were read (they hold since)."""
+    """The summary from the desk's figures (kept, or read for this answer); `now` in it is when
+    they were read (they hold since)."""
     parts = parts_for(figures, homes, principal, kind, live_rows)
     summary = _summary(state, principal, figures.catalog, parts, figures.made_at, figures.days)
     return summary, parts
-
-
-def _summary_from_db(
-    conn, state: ApiState, principal: Principal, kind: str | None, live_rows: int = LIVE_ROWS
-):
-    """The summary from the database, for an app that keeps nothing."""
-    now = state.now()
-    days = _desk_days(state, now)
-    scope = _scope(principal)
-    catalog = state.catalog(conn)
-    leaves = [
-        g.id for g in catalog.grids if principal.sees_grid(g.id) and not catalog.children.get(g.id)
-    ]
-    start = local_day_bounds(days[0], state.zone)[0]
-    end = local_day_bounds(days[1], state.zone)[1]
-    cover = state.coverage.get(conn, state, days[1])
-    open_requests, overdue_requests = cases_total(
-        requests_by_grid(conn, now=now), principal.sees_grid
-    )
-    open_hazards, overdue_hazards = hazards_total(hazards_by_grid(conn, now=now), principal, leaves)
-    police_scope = principal.police_scope_param()
-    parts = DeskParts(
-        tally=open_alert_tally(conn, scope=scope),
-        open_hazards=open_hazards,
-        overdue_hazards=overdue_hazards,
-        awaiting_installation=awaiting_installation(conn, scope=scope),
-        overdue_inspections=grids_total(
-            overdue_inspections_by_grid(conn, now=now), principal.sees_grid
-        ),
-        open_requests=open_requests,
-        overdue_requests=overdue_requests,
-        open_warnings=placed_total(open_warnings_by_grid(conn), principal.sees_grid),
-        coverage=rows_for(catalog, cover, leaves),
-        alerts_opened=alerts_opened_daily(conn, scope=scope, start=start, end=end, zone=state.zone),
-        case_days=case_days(
-            conn, scope=scope, start=start, end=end, zone=state.zone, police_scope=police_scope
-        ),
-        live=alert_page(
-            conn,
-            Filters(scope=scope),
-            limit=live_rows,
-            statuses=["open", "acknowledged"],
-            kind=kind,
-        ).rows
-        if live_rows
-        else [],
-    )
-    return _summary(state, principal, catalog, parts, now, days), parts
 
 
 def _summary(
@@ -374,10 +314,7 @@ def _summary_response(
     state: ApiState, request: Request, principal: Principal, kind: str | None, rows: int
 ) -> JSONResponse:
     with state.pool.connection() as conn:
-        summary, parts = _summary_from_db(conn, state, principal, kind, rows)
-        shown = shown_in_clear(principal, parts.live, ALERT_RESIDENT)
-        record_reads(conn, principal, request, shown)
-    return JSONResponse(summary)
+        return JSONResponse(desk_summary(conn, state, principal, request, kind, rows))
 
 
 @router.get("/console", response_class=HTMLResponse, summary="The duty desk (值班台)")

@@ -221,7 +221,8 @@ class AlertTally:
 
 
 def open_alert_tally(conn: psycopg.Connection, *, scope: list[int] | None) -> list[AlertTally]:
-    """Alerts not yet resolved in `scope` (None: every grid), by kind, level and status."""
+    """Alerts not yet resolved in `scope` (None: every grid), by kind, level and status: the
+    scope's own count, which the desk's sum of `open_alert_tally_by_grid` must equal (tested)."""
     where, params = where_filters(Filters(scope=scope), alias="a")
     where.append(sql.SQL("a.status <> 'resolved'"))
     with conn.cursor(row_factory=class_row(AlertTally)) as cur:
@@ -237,7 +238,8 @@ def open_alert_tally(conn: psycopg.Connection, *, scope: list[int] | None) -> li
 def alerts_opened_daily(
     conn: psycopg.Connection, *, scope: list[int] | None, start: datetime, end: datetime, zone
 ) -> dict[date, int]:
-    """Alerts opened in [start, end) in `scope`, per local day of `zone`."""
+    """Alerts opened in [start, end) in `scope`, per local day of `zone`: the scope's own
+    count, which the desk's sum of `alerts_opened_daily_by_grid` must equal (tested)."""
     where, params = where_filters(Filters(scope=scope), alias="a")
     opened_at = sql.SQL("a.opened_at")
     return count_per_day(

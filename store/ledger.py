@@ -346,7 +346,8 @@ def case_days(
     police_scope: Sequence[int] = (),
 ) -> dict[date, CaseDay]:
     """Per local day of `zone` in [start, end), the cases of `scope` found and closed; a case
-    is also of the scope by its police grid among `police_scope`, as in the ledger."""
+    is also of the scope by its police grid among `police_scope`, as in the ledger. The scope's
+    own count, which the desk's sum of `case_days_by_grid` must equal (tested)."""
     filters = Filters(scope=scope, police_scope=list(police_scope))
     where, params = where_filters(filters, alias="c")
     opened = count_per_day(

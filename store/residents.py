@@ -379,7 +379,8 @@ def map_residents(
 
 
 def awaiting_installation(conn: psycopg.Connection, *, scope: list[int] | None) -> int:
-    """Homes in `scope` whose meter was imported and never heard from (未接入)."""
+    """Homes in `scope` whose meter was imported and never heard from (未接入): the scope's
+    own count, which the desk's sum of `meters_awaiting` per grid must equal (tested)."""
     where, params = where_filters(Filters(scope=scope), alias="r")
     [(count,)] = conn.execute(
         sql.SQL(

@@ -10,14 +10,25 @@ from __future__ import annotations
 import random
 import re
 import uuid
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import httpx
 import psycopg
 import pytest
 
-from gridwatch.store.ledger import median_as_percentile_cont
+from gridwatch.api.console import LIVE_ROWS
+from gridwatch.store.alerts import (
+    ACTIVE_STATUSES,
+    alert_page,
+    alerts_opened_daily,
+    open_alert_tally,
+)
+from gridwatch.store.filters import Filters, local_day_bounds
+from gridwatch.store.ledger import CaseDay, case_days, median_as_percentile_cont
 from gridwatch.store.requests import transition_request
+from gridwatch.store.residents import awaiting_installation
+from gridwatch.store.users import principal_for_token
 from tests.support.api import (
     GRID_A,
     GRID_B,
@@ -141,6 +152,43 @@ def test_the_kept_desk_answers_as_the_database_does(kept, plain, role, alert_in_
         _same(http[role], plain[1][role], kind)
     made = datetime.fromisoformat(http[role].get(SUMMARY).json()["now"])
     assert made <= server.clock(), "the time the figures were read"
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_the_figures_summed_over_grids_are_the_scopes_own(plain, tokens, seeded_url, role):
+    """Kept or not, the desk reads every grid's figures and sums the caller's (api/desk.py);
+    the database asked for the caller's scope at once (police grids too) counts the same."""
+    summary = _summary(plain[1][role])
+    zone = ZoneInfo(summary["zone"])
+    days = [date.fromisoformat(d["day"]) for d in summary["trend"]]
+    start, end = local_day_bounds(days[0], zone)[0], local_day_bounds(days[-1], zone)[1]
+    with psycopg.connect(seeded_url) as conn:
+        principal = principal_for_token(conn, getattr(tokens, role))
+        assert principal is not None
+        scope = None if principal.sees_all else principal.scope_param()
+        police = principal.police_scope_param()
+        tally = open_alert_tally(conn, scope=scope)
+        opened = alerts_opened_daily(conn, scope=scope, start=start, end=end, zone=zone)
+        cases = case_days(conn, scope=scope, start=start, end=end, zone=zone, police_scope=police)
+        awaiting = awaiting_installation(conn, scope=scope)
+        live = alert_page(
+            conn, Filters(scope=scope), limit=LIVE_ROWS, statuses=list(ACTIVE_STATUSES)
+        ).rows
+    by_kind: dict[str, int] = {}
+    for row in tally:
+        by_kind[row.kind] = by_kind.get(row.kind, 0) + row.count
+    alerts = summary["alerts"]
+    assert {k["kind"]: k["open"] for k in alerts["by_kind"] if k["open"]} == by_kind
+    assert alerts["unacked"] == sum(row.count for row in tally if row.status == "open")
+    assert [d["alerts_opened"] for d in summary["trend"]] == [opened.get(d, 0) for d in days]
+    shown = [(d["cases_opened"], d["cases_closed"], d["median_close_h"]) for d in summary["trend"]]
+    counted = [cases.get(day, CaseDay(day)) for day in days]
+    assert shown == [
+        (c.opened, c.closed, None if c.median_close_h is None else round(c.median_close_h, 1))
+        for c in counted
+    ]
+    assert summary["awaiting_installation"] == awaiting
+    assert [a["alert_id"] for a in summary["live"]] == [row.id for row in live]
 
 
 def test_a_median_is_percentile_conts_to_the_last_bit(seeded_url):
