@@ -8,10 +8,10 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from gridwatch.imports.tables import (
+    RowCheck,
     TableFormat,
     control_problems,
     excel_mangled,
-    phone_warning,
     read_table,
 )
 from gridwatch.imports.units import code_problems
@@ -34,39 +34,39 @@ def read_contacts_csv(path: str | Path, warnings: list[str] | None = None) -> li
     """Parse a contacts CSV (the formats of `gridwatch.imports.tables`), English or Chinese
     header and roles. Raises InputFileError naming the file, each bad row and column; an
     implausible phone is added to `warnings`."""
-    first_row_of: dict[str, int] = {}
+    first_row_of: dict[tuple[str, str], int] = {}
 
     def parse(cells: dict[str, str], row: int, row_warnings: list[str]):
         problems = control_problems(cells, (*_IDS, "webhook_url"))
         if problems:
             return None, problems
-        problems += code_problems(cells, ("contact_id", "name", "building_code"))
-        problems += excel_mangled(cells, ("contact_id", "phone"))
+        check = RowCheck(row, row_warnings, first_row_of)
+        check.problems += code_problems(cells, ("contact_id", "name", "building_code"))
+        check.problems += excel_mangled(cells, ("contact_id", "phone"))
         contact_id = cells["contact_id"]
-        if contact_id and first_row_of.setdefault(contact_id, row) != row:
-            problems.append(
-                f"contact_id: {contact_id!r} is already used in row {first_row_of[contact_id]}"
-            )
+        if contact_id:
+            check.unique("contact_id", contact_id)
         role = ROLE_NAMES.get(cells["role"], cells["role"].lower())
         if role not in CONTACT_ROLES:
-            problems.append(
-                f"role: {cells['role'][:40]!r} is not one of "
-                f"{', '.join(CONTACT_ROLES)}, {', '.join(ROLE_NAMES)}"
+            check.problem(
+                "role",
+                f"{cells['role'][:40]!r} is not one of "
+                f"{', '.join(CONTACT_ROLES)}, {', '.join(ROLE_NAMES)}",
             )
         elif role == "unit_head" and not cells["unit_code"]:
-            problems.append("unit_code: is empty; a unit head (单元长) heads a unit")
-        problems += code_problems(cells, ("unit_code",)) if cells["unit_code"] else []
+            check.problem("unit_code", "is empty; a unit head (单元长) heads a unit")
+        if cells["unit_code"]:
+            check.problems += code_problems(cells, ("unit_code",))
         url = cells["webhook_url"]
         if url and not _http_url(url):
-            problems.append(
-                f"webhook_url: {url[:60]!r} is not an http:// or https:// URL with a host "
-                f"(at most {MAX_URL} characters)"
+            check.problem(
+                "webhook_url",
+                f"{url[:60]!r} is not an http:// or https:// URL with a host "
+                f"(at most {MAX_URL} characters)",
             )
-        warning = phone_warning(cells["phone"])
-        if warning:
-            row_warnings.append(warning)
-        if problems:
-            return None, problems
+        check.warn_phone(cells["phone"])  # even for a row with problems
+        if check.problems:
+            return None, check.problems
         contact = ContactRow(
             contact_id,
             cells["name"],

@@ -3,7 +3,6 @@ restaurants, small workshops and warehouses — with their contact and inspectio
 
 from __future__ import annotations
 
-import re
 import unicodedata
 from collections.abc import Iterable
 from pathlib import Path
@@ -11,10 +10,10 @@ from pathlib import Path
 from gridwatch.imports.tables import (
     HOME_COLUMNS,
     HOME_COLUMNS_ZH,
+    RowCheck,
     TableFormat,
     control_problems,
     excel_mangled,
-    phone_warning,
     read_home,
     read_location,
     read_table,
@@ -81,8 +80,6 @@ KIND_NAMES: dict[str, str] = {
     "其它": "other",
 }
 MAX_EVERY_DAYS = 3660  # ten years: a longer period is a typo
-# Ids name a place in check-ins and audit records: no spaces, separators or control characters.
-_ID = re.compile(r"[^\s/+#$:\x00-\x1f\x7f]{1,128}")
 _ID_COLUMNS = ("place_id", "grid_code", "kind", "inspect_every_days", *HOME_COLUMNS)
 
 
@@ -93,38 +90,25 @@ def read_places_csv(path: str | Path, warnings: list[str] | None = None) -> list
     Raises InputFileError naming the file, each bad row and column; an implausible phone is
     added to `warnings`.
     """
-    first_row_of: dict[str, int] = {}
+    first_row_of: dict[tuple[str, str], int] = {}
 
     def parse(cells: dict[str, str], row: int, row_warnings: list[str]):
         problems = control_problems(cells, _ID_COLUMNS)
         if problems:
             return None, problems
-
-        def problem(column: str, message: str) -> None:
-            problems.append(f"{column}: {message}")
-
+        check = RowCheck(row, row_warnings, first_row_of)
         place_id = cells["place_id"]
-        if not place_id:
-            problem("place_id", "is empty")
-        elif not _ID.fullmatch(place_id):
-            problem(
-                "place_id",
-                f"{place_id[:40]!r} must be 1 to 128 characters without spaces, / + # $ : "
-                "or control characters",
-            )
-        elif first_row_of.setdefault(place_id, row) != row:
-            problem("place_id", f"{place_id!r} is already used in row {first_row_of[place_id]}")
+        check.row_id("place_id", place_id)
         if not cells["name"]:
-            problem("name", "is empty")
-        kind = _kind(cells["kind"], problem)
-        lat, lon, grid_code = read_location(cells, problem)
-        building_code, unit_code = read_home(cells, problem)
-        every = _period(cells["inspect_every_days"], problem)
-        problems += excel_mangled(cells, ("place_id", "phone"))
-        warning = phone_warning(cells["phone"])  # shown only when the file is imported
-        if problems:
-            return None, problems
-        row_warnings += [warning] if warning else []
+            check.problem("name", "is empty")
+        kind = _kind(cells["kind"], check.problem)
+        lat, lon, grid_code = read_location(cells, check.problem)
+        building_code, unit_code = read_home(cells, check.problem)
+        every = _period(cells["inspect_every_days"], check.problem)
+        check.problems += excel_mangled(cells, ("place_id", "phone"))
+        if check.problems:
+            return None, check.problems
+        check.warn_phone(cells["phone"])  # shown only when the file is imported
         place = PlaceRow(
             place_id=place_id,
             name=cells["name"],

@@ -8,10 +8,10 @@ from pathlib import Path
 from gridwatch.imports.tables import (
     HOME_COLUMNS,
     HOME_COLUMNS_ZH,
+    RowCheck,
     TableFormat,
     control_problems,
     excel_mangled,
-    phone_warning,
     read_home,
     read_location,
     read_table,
@@ -93,61 +93,47 @@ def read_residents_csv(path: str | Path, warnings: list[str] | None = None) -> l
     first_row_of: dict[tuple[str, str], int] = {}  # (kind, id) → the row that used it first
 
     def parse(cells: dict[str, str], row: int, row_warnings: list[str]):
-        return _parse_row(cells, first_row_of, row, row_warnings)
+        return _parse_row(cells, RowCheck(row, row_warnings, first_row_of))
 
     return read_table(path, RESIDENTS, parse, warnings)
 
 
-def _parse_row(
-    cells: dict[str, str],
-    first_row_of: dict[tuple[str, str], int],
-    row_number: int,
-    warnings: list[str],
-) -> tuple[ResidentRow | None, list[str]]:
+def _parse_row(cells: dict[str, str], check: RowCheck) -> tuple[ResidentRow | None, list[str]]:
     """The row as a ResidentRow, or None and its problems as "column: message"; what is
-    imported but worth a look is added to `warnings` the same way."""
-    problems: list[str] = []
-
-    def problem(column: str, message: str) -> None:
-        problems.append(f"{column}: {message}")
-
-    problems += control_problems(cells, _ID_COLUMNS)
-    if problems:
-        return None, problems
+    imported but worth a look goes to the check's warnings the same way."""
+    check.problems += control_problems(cells, _ID_COLUMNS)
+    if check.problems:
+        return None, check.problems
 
     resident_id = cells["resident_id"]
     if not resident_id:
-        problem("resident_id", "is empty")
+        check.problem("resident_id", "is empty")
 
-    lat, lon, grid_code = read_location(cells, problem)
-    building_code, unit_code = read_home(cells, problem)
+    lat, lon, grid_code = read_location(cells, check.problem)
+    building_code, unit_code = read_home(cells, check.problem)
 
     living_alone = True
     flag = cells["living_alone"].lower()
     if flag in _FALSE:
         living_alone = False
     elif flag and flag not in _TRUE:
-        problem(
+        check.problem(
             "living_alone",
             f"{cells['living_alone']!r} is not one of true/false, 1/0, yes/no, 是/否",
         )
 
-    problems += excel_mangled(cells, ("resident_id", "meter_id", "sensor_ids", "phone"))
+    check.problems += excel_mangled(cells, ("resident_id", "meter_id", "sensor_ids", "phone"))
     meter_id = cells["meter_id"] or None
     sensor_ids = split_list(cells["sensor_ids"])
     claims = [("resident_id", "resident_id", resident_id)] if resident_id else []
     claims += [("meter_id", "meter_id", meter_id)] if meter_id else []
     claims += [("sensor_ids", "sensor id", s) for s in sensor_ids]
     for column, kind, value in claims:
-        first = first_row_of.setdefault((kind, value), row_number)
-        if first != row_number:
-            problem(column, f"{kind} {value!r} is already used in row {first}")
+        check.unique(column, value, kind)
 
-    if problems:
-        return None, problems
-    warning = phone_warning(cells["phone"])
-    if warning:
-        warnings.append(warning)
+    if check.problems:
+        return None, check.problems
+    check.warn_phone(cells["phone"])
     resident = ResidentRow(
         resident_id=resident_id,
         name=cells["name"],
@@ -161,7 +147,7 @@ def _parse_row(
         living_alone=living_alone,
         building_code=building_code,
         unit_code=unit_code,
-        row=row_number,
+        row=check.row,
     )
     return resident, []
 

@@ -39,6 +39,9 @@ _DECIMAL = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?", re.ASCII)
 # Control characters no cell should hold; tab, CR and LF may stand in a quoted address.
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _ID_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# An id that names its row elsewhere (MQTT topics and broker user names, check-ins, audit
+# records): no spaces, separators or control characters.
+_ID = re.compile(r"[^\s/+#$:\x00-\x1f\x7f]{1,128}")
 
 Row = TypeVar("Row")
 
@@ -71,6 +74,56 @@ class TableFormat:
 # Parses one row's cells (by column) numbered `row`; returns the row or None, and its
 # problems as "column: message", and adds "column: message" warnings to the list given.
 RowParser = Callable[[dict[str, str], int, list[str]], tuple[Row | None, list[str]]]
+
+
+@dataclass(slots=True)
+class RowCheck:
+    """One row's problems, as "column: message" in the order found, and its warnings: the
+    steps every register's row parser takes, so that each says only what is its own."""
+
+    row: int
+    warnings: list[str]  # the row's warnings, as read_table gives them to the row parser
+    # (kind, id) → the row that used it first: one dict per file, shared by its rows' checks.
+    first_row_of: dict[tuple[str, str], int]
+    problems: list[str] = field(default_factory=list)
+
+    def problem(self, column: str, message: str) -> None:
+        """Adds a problem of `column`."""
+        self.problems.append(f"{column}: {message}")
+
+    def row_id(self, column: str, text: str, names: str = "") -> None:
+        """Adds a problem when `text`, the row's id in `column`, is empty, is not a plain id
+        (1 to 128 characters without spaces, / + # $ : or control characters) or was used
+        by an earlier row; `names`: what else the id names, for the message of one that is
+        not plain."""
+        if not text:
+            self.problem(column, "is empty")
+        elif not _ID.fullmatch(text):
+            self.problem(
+                column,
+                f"{text[:40]!r} must be 1 to 128 characters without spaces, / + # $ : "
+                "or control characters" + (f" ({names})" if names else ""),
+            )
+        else:
+            self.unique(column, text)
+
+    def unique(self, column: str, value: str, kind: str = "") -> None:
+        """Adds a problem of `column` when an earlier row of the file used `value` (an id of
+        `kind`, where a file's ids of several kinds are told apart in the message)."""
+        first = self.first_use((kind, value))
+        if first != self.row:
+            named = f"{kind} {value!r}" if kind else repr(value)
+            self.problem(column, f"{named} is already used in row {first}")
+
+    def first_use(self, key: tuple[str, str]) -> int:
+        """The row of the file that used `key` first: this row, or an earlier one."""
+        return self.first_row_of.setdefault(key, self.row)
+
+    def warn_phone(self, text: str, column: str = "phone") -> None:
+        """Adds a warning for a phone that is not a plausible mainland number."""
+        warning = phone_warning(text, column)
+        if warning:
+            self.warnings.append(warning)
 
 
 def read_table(

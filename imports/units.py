@@ -5,7 +5,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from gridwatch.imports.tables import TableFormat, control_problems, read_coordinates, read_table
+from gridwatch.imports.tables import (
+    RowCheck,
+    TableFormat,
+    control_problems,
+    read_coordinates,
+    read_table,
+)
 from gridwatch.model.rows import UnitRow
 
 UNITS = TableFormat(
@@ -29,18 +35,16 @@ def read_units_csv(path: str | Path, warnings: list[str] | None = None) -> list[
         if problems:
             return None, problems
 
-        def problem(column: str, message: str) -> None:
-            problems.append(f"{column}: {message}")
-
-        lat, lon = read_coordinates(cells, problem)
+        check = RowCheck(row, row_warnings, first_row_of)
+        lat, lon = read_coordinates(cells, check.problem)
         key = (cells["building_code"], cells["unit_code"])
-        if first_row_of.setdefault(key, row) != row:
-            problem(
-                "unit_code",
-                f"unit {key[1]!r} of building {key[0]!r} is already in row {first_row_of[key]}",
+        first = check.first_use(key)
+        if first != row:
+            check.problem(
+                "unit_code", f"unit {key[1]!r} of building {key[0]!r} is already in row {first}"
             )
-        if problems:
-            return None, problems
+        if check.problems:
+            return None, check.problems
         return UnitRow(*key, cells["name"], cells["address"], lat, lon, row), []
 
     return read_table(path, UNITS, parse, warnings)
