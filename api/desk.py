@@ -260,7 +260,10 @@ def hazards_total(
     per_place: dict[Placed, tuple[int, int]], principal: Principal, leaves: list[int]
 ) -> tuple[int, int]:
     """Open and overdue hazards in the caller's leaf grids `leaves`, or in a police grid of
-    theirs: those the hazard ledger lists them (a hazard lies in a leaf of its system)."""
+    theirs: those the hazard ledger lists them (a hazard lies in a leaf of its system); every
+    one, those reported outside every grid too, for a caller who sees every grid."""
+    if principal.sees_all:
+        return cases_total(per_place, lambda grid, beat: True)
     shown = set(leaves)
     police = principal.police_grid_ids
     return cases_total(per_place, lambda grid, beat: grid in shown or beat in police)

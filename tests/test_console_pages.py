@@ -27,6 +27,7 @@ from tests.support.api import (
     reason,
     warning_cases,
 )
+from tests.support.databases import execute
 from tests.support.spreadsheets import csv_rows, xlsx_rows
 
 ZH = texts_for("zh")["console"]
@@ -104,10 +105,25 @@ def _card_links(page: str, kinds: str = "requests|warnings") -> dict[str, str]:
     return {key: html.unescape(href) for href, key in links.items()}
 
 
-def test_the_hazard_figures_open_the_hazards_they_count(http):
+def test_the_hazard_figures_open_the_hazards_they_count(http, seeded_url):
     """超期隐患 and 未办结隐患 open the ledger of hazards alone (not the requests beside
-    them), listing as many as the figure says, for a duty officer as for a grid worker."""
-    for client in (http["duty_street"], http["worker_b"]):
+    them), listing as many as the figure says, for a duty officer as for a grid worker, and
+    for one who sees every grid: a hazard reported outside every grid too."""
+    with psycopg.connect(seeded_url) as conn:
+        [(outside,)] = conn.execute(
+            "INSERT INTO hazard_reports (id, reporter_id, observed_at, received_at, lon, lat, "
+            "category, severity, status, deadline_at, due_at) VALUES (gen_random_uuid(), "
+            "'W001', %s, %s, 0.5, 0.5, 'road', 'low', 'reported', %s, %s) RETURNING id",
+            (NOW - DAY, NOW - DAY, NOW - timedelta(hours=1), NOW - timedelta(hours=1)),
+        ).fetchall()
+    try:
+        _hazard_figures_are_their_ledgers(http)
+    finally:
+        execute(seeded_url, "DELETE FROM hazard_reports WHERE id = %s", (outside,))
+
+
+def _hazard_figures_are_their_ledgers(http) -> None:
+    for client in (http["admin"], http["duty_street"], http["worker_b"]):
         page = client.get("/console").text
         summary = client.get("/console/summary.json").json()
         links = _card_links(page, "hazards")
