@@ -103,9 +103,9 @@ class DeskFigures:
     inspections: dict[int | None, int]  # grid -> places whose inspection is overdue
     requests: dict[Placed, tuple[int, int]]  # open, overdue requests
     warnings: dict[Placed, int]  # level-2 warnings whose case is open
-    tally: tuple[tuple[int | None, AlertTally], ...]  # in open_alert_tally's order
+    tally: tuple[tuple[Placed, AlertTally], ...]  # in open_alert_tally's order
     coverage: dict[int, CoverageRow]  # leaf grid -> the day's patrol coverage
-    alerts_opened: dict[int | None, dict[date, int]]
+    alerts_opened: dict[Placed, dict[date, int]]
     cases_opened: dict[Placed, dict[date, int]]  # hazards and requests found
     cases_closed: dict[Placed, dict[date, GridCloses]]
     active: tuple[AlertRow, ...]  # open and acknowledged, newest first
@@ -220,11 +220,15 @@ def parts_for(
         )
         for day in opened.keys() | closed.keys()
     }
-    live = [a for a in figures.active if sees(a.grid_id) and (not kind or a.kind == kind)]
+    live = [
+        a
+        for a in figures.active
+        if sees(a.grid_id, a.police_grid_id) and (not kind or a.kind == kind)
+    ]
     open_hazards, overdue_hazards = hazards_total(figures.hazards, principal, leaves)
     open_requests, overdue_requests = cases_total(figures.requests, sees)
     return DeskParts(
-        tally=[tally for grid_id, tally in figures.tally if sees(grid_id)],
+        tally=[tally for placed, tally in figures.tally if sees(*placed)],
         open_hazards=open_hazards,
         overdue_hazards=overdue_hazards,
         awaiting_installation=grids_total(homes.per_grid, sees),
@@ -233,7 +237,7 @@ def parts_for(
         overdue_requests=overdue_requests,
         open_warnings=placed_total(figures.warnings, sees),
         coverage=[figures.coverage[g] for g in leaves],
-        alerts_opened=_summed(figures.alerts_opened, sees),
+        alerts_opened=_summed(figures.alerts_opened, lambda placed: sees(*placed)),
         case_days=case_days,
         live=live[:rows],
     )

@@ -13,7 +13,14 @@ from psycopg.rows import class_row
 
 from gridwatch.alerts.lifecycle import OpenAlert
 from gridwatch.errors import Conflict
-from gridwatch.store.filters import Filters, all_of, count_per_day, where_columns, where_filters
+from gridwatch.store.filters import (
+    Filters,
+    Placed,
+    all_of,
+    count_per_day,
+    where_columns,
+    where_filters,
+)
 from gridwatch.store.outbox import write_outbox
 from gridwatch.store.paging import Listing, Page, fetch_one, fetch_rows
 
@@ -220,30 +227,36 @@ class AlertTally:
     count: int
 
 
-def open_alert_tally(conn: psycopg.Connection, *, scope: list[int] | None) -> list[AlertTally]:
-    """Alerts not yet resolved in `scope` (None: every grid), by kind, level and status: the
-    scope's own count, which the desk's sum of `open_alert_tally_by_grid` must equal (tested)."""
-    where, params = where_filters(Filters(scope=scope), alias="a")
+# An alert with its resident `r`: an alert is where the resident lives, in either system.
+_WITH_HOME = sql.SQL("alerts a LEFT JOIN residents r ON r.id = a.resident_id")
+
+
+def open_alert_tally(conn: psycopg.Connection, filters: Filters) -> list[AlertTally]:
+    """Alerts not yet resolved that `filters` select (a scope, police grids too), by kind,
+    level and status: the scope's own count, which the desk's sum of
+    `open_alert_tally_by_grid` must equal (tested)."""
+    where, params = where_filters(filters, alias="a", position_alias="r")
     where.append(sql.SQL("a.status <> 'resolved'"))
     with conn.cursor(row_factory=class_row(AlertTally)) as cur:
         return cur.execute(
             sql.SQL(
-                "SELECT a.kind, a.level, a.status, count(*) AS count FROM alerts a "
+                "SELECT a.kind, a.level, a.status, count(*) AS count FROM {} "
                 "WHERE {} GROUP BY 1, 2, 3 ORDER BY 1, 2, 3"
-            ).format(all_of(where)),
+            ).format(_WITH_HOME, all_of(where)),
             params,
         ).fetchall()
 
 
 def alerts_opened_daily(
-    conn: psycopg.Connection, *, scope: list[int] | None, start: datetime, end: datetime, zone
+    conn: psycopg.Connection, filters: Filters, *, start: datetime, end: datetime, zone
 ) -> dict[date, int]:
-    """Alerts opened in [start, end) in `scope`, per local day of `zone`: the scope's own
-    count, which the desk's sum of `alerts_opened_daily_by_grid` must equal (tested)."""
-    where, params = where_filters(Filters(scope=scope), alias="a")
+    """Alerts opened in [start, end) that `filters` select, per local day of `zone`: the
+    scope's own count, which the desk's sum of `alerts_opened_daily_by_grid` must equal
+    (tested)."""
+    where, params = where_filters(filters, alias="a", position_alias="r")
     opened_at = sql.SQL("a.opened_at")
     return count_per_day(
-        conn, sql.SQL("alerts a"), opened_at, where, params, start=start, end=end, zone=zone
+        conn, _WITH_HOME, opened_at, where, params, start=start, end=end, zone=zone
     )
 
 
@@ -256,28 +269,35 @@ def active_alerts(conn: psycopg.Connection) -> list[AlertRow]:
         return cur.execute(query, (list(ACTIVE_STATUSES),)).fetchall()
 
 
-def open_alert_tally_by_grid(conn: psycopg.Connection) -> list[tuple[int | None, AlertTally]]:
-    """`open_alert_tally` of every grid apart, in its order (kind, level, status): summed over
-    the grids of a scope, in this order, it is that scope's tally."""
+def open_alert_tally_by_grid(conn: psycopg.Connection) -> list[tuple[Placed, AlertTally]]:
+    """`open_alert_tally` of every grid and police grid (the resident's) apart, in its order
+    (kind, level, status): summed over the pairs a caller sees either grid of, in this order,
+    it is that caller's tally."""
     rows = conn.execute(
-        "SELECT grid_id, kind, level, status, count(*) FROM alerts WHERE status <> 'resolved' "
-        "GROUP BY 1, 2, 3, 4 ORDER BY 2, 3, 4, 1"
+        sql.SQL(
+            "SELECT a.grid_id, r.police_grid_id, a.kind, a.level, a.status, count(*) FROM {} "
+            "WHERE a.status <> 'resolved' GROUP BY 1, 2, 3, 4, 5 ORDER BY 3, 4, 5, 1, 2"
+        ).format(_WITH_HOME)
     ).fetchall()
-    return [(grid_id, AlertTally(*tally)) for grid_id, *tally in rows]
+    return [((grid, police), AlertTally(*tally)) for grid, police, *tally in rows]
 
 
 def alerts_opened_daily_by_grid(
     conn: psycopg.Connection, *, start: datetime, end: datetime, zone
-) -> dict[int | None, dict[date, int]]:
-    """`alerts_opened_daily` of every grid apart (None: alerts outside every grid)."""
+) -> dict[Placed, dict[date, int]]:
+    """`alerts_opened_daily` of every grid and police grid (the resident's) apart (None:
+    outside every grid of that system)."""
     rows = conn.execute(
-        "SELECT grid_id, (opened_at AT TIME ZONE %(tz)s)::date, count(*) FROM alerts "
-        "WHERE opened_at >= %(start)s AND opened_at < %(end)s GROUP BY 1, 2",
+        sql.SQL(
+            "SELECT a.grid_id, r.police_grid_id, (a.opened_at AT TIME ZONE %(tz)s)::date, "
+            "count(*) FROM {} WHERE a.opened_at >= %(start)s AND a.opened_at < %(end)s "
+            "GROUP BY 1, 2, 3"
+        ).format(_WITH_HOME),
         {"start": start, "end": end, "tz": zone.key},
     ).fetchall()
-    days: dict[int | None, dict[date, int]] = {}
-    for grid_id, day, count in rows:
-        days.setdefault(grid_id, {})[day] = count
+    days: dict[Placed, dict[date, int]] = {}
+    for grid, police, day, count in rows:
+        days.setdefault((grid, police), {})[day] = count
     return days
 
 

@@ -13,12 +13,14 @@ import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 from urllib.parse import parse_qs, urlsplit
+from zoneinfo import ZoneInfo
 
 import httpx
 import psycopg
 import pytest
 
 from gridwatch.simulators.sample import load_police_grids
+from gridwatch.store.filters import local_day_bounds
 from gridwatch.store.users import create_user
 from tests.support.api import (
     GRID_A,
@@ -27,6 +29,7 @@ from tests.support.api import (
     Clock,
     api_settings,
     hotline_request,
+    open_alert,
     reason,
     warning_cases,
 )
@@ -319,13 +322,28 @@ def cases_in_beat(seeded_url) -> list[str]:
     return cases
 
 
+@pytest.fixture(scope="module")
+def alert_in_beat(seeded_url) -> int:
+    """A fall of a resident whose home lies in the officer's 警格 (an alert is where its
+    resident lives)."""
+    with psycopg.connect(seeded_url) as conn:
+        [(beat,)] = conn.execute("SELECT id FROM grids WHERE code = %s", (POLICE_GRID,)).fetchall()
+        resident, grid = conn.execute(
+            "SELECT id, grid_id FROM residents WHERE police_grid_id = %s AND NOT EXISTS "
+            "(SELECT 1 FROM alerts a WHERE a.resident_id = residents.id) ORDER BY id LIMIT 1",
+            (beat,),
+        ).fetchone()
+        return open_alert(conn, resident, grid, "fall", NOW)
+
+
 @pytest.mark.parametrize("kept", [False, True], ids=["from the database", "kept"])
 def test_a_police_officers_desk_counts_the_cases_of_their_police_grid(
-    seeded_url, police, cases_in_beat, tmp_path, kept
+    seeded_url, police, cases_in_beat, alert_in_beat, tmp_path, kept
 ):
     """An officer given only a 警格 counts on the desk the cases their ledger lists: open and
     overdue hazards and requests, warnings whose case is open, each day's cases found and
-    closed; a request and a warning's case placed in their 警格 count whatever their grid."""
+    closed; a request and a warning's case placed in their 警格 count whatever their grid.
+    So do the alerts of the residents living there, as the alerts layer lists them."""
     cases = cases_in_beat
     settings = api_settings(tmp_path, seeded_url, api_counts_ttl_s=60 if kept else 0)
     with ApiServer(settings, seeded_url, Clock()) as server, server.client() as officer:
@@ -351,6 +369,17 @@ def test_a_police_officers_desk_counts_the_cases_of_their_police_grid(
             found = officer.get("/ledger", params={first: today, last: today, "limit": 1})
             assert found.json()["numberMatched"] == trend[key], key
         assert trend["cases_opened"] >= 1 + len(cases)
+        active = officer.get(
+            "/collections/alerts/items", params={"status": "active", "limit": 1000}
+        ).json()
+        assert summary["alerts"]["open"] == active["numberMatched"] >= 1
+        listed = [f["id"] for f in active["features"]][:50]
+        assert [a["alert_id"] for a in summary["live"]] == listed
+        assert alert_in_beat in listed
+        start, end = local_day_bounds(NOW.date(), ZoneInfo(summary["zone"]))
+        day = f"{start.isoformat()}/{(end - timedelta(microseconds=1)).isoformat()}"
+        opened = officer.get("/collections/alerts/items", params={"datetime": day}).json()
+        assert trend["alerts_opened"] == opened["numberMatched"] >= 1
 
 
 def create_admin(url: str) -> str:

@@ -167,13 +167,12 @@ def test_the_figures_summed_over_grids_are_the_scopes_own(plain, tokens, seeded_
         assert principal is not None
         scope = None if principal.sees_all else principal.scope_param()
         police = principal.police_scope_param()
-        tally = open_alert_tally(conn, scope=scope)
-        opened = alerts_opened_daily(conn, scope=scope, start=start, end=end, zone=zone)
+        filters = Filters(scope=scope, police_scope=police)
+        tally = open_alert_tally(conn, filters)
+        opened = alerts_opened_daily(conn, filters, start=start, end=end, zone=zone)
         cases = case_days(conn, scope=scope, start=start, end=end, zone=zone, police_scope=police)
         awaiting = awaiting_installation(conn, scope=scope)
-        live = alert_page(
-            conn, Filters(scope=scope), limit=LIVE_ROWS, statuses=list(ACTIVE_STATUSES)
-        ).rows
+        live = alert_page(conn, filters, limit=LIVE_ROWS, statuses=list(ACTIVE_STATUSES)).rows
     by_kind: dict[str, int] = {}
     for row in tally:
         by_kind[row.kind] = by_kind.get(row.kind, 0) + row.count
