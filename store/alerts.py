@@ -16,7 +16,6 @@ from gridwatch.errors import Conflict
 from gridwatch.store.filters import (
     Filters,
     Placed,
-    all_of,
     count_per_day,
     where_columns,
     where_filters,
@@ -242,7 +241,7 @@ def open_alert_tally(conn: psycopg.Connection, filters: Filters) -> list[AlertTa
             sql.SQL(
                 "SELECT a.kind, a.level, a.status, count(*) AS count FROM {} "
                 "WHERE {} GROUP BY 1, 2, 3 ORDER BY 1, 2, 3"
-            ).format(_WITH_HOME, all_of(where)),
+            ).format(_WITH_HOME, sql.SQL(" AND ").join(where)),
             params,
         ).fetchall()
 
