@@ -491,6 +491,7 @@ def _row_json(row: LedgerRow, now: datetime) -> dict:
         "last_action": row.last_action,
         "last_note": row.last_note,
         "place": row.place_name,
+        "source": row.source,
     }
 
 

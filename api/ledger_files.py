@@ -59,6 +59,7 @@ def ledger_cells(row: LedgerRow, t: dict, now: datetime) -> list[Cell]:
         t["due_kind"].get(row.due_kind, row.due_kind) if row.due_kind else "",
         row.place_name or "",  # the place whose inspection found it (场所巡查)
         row.closed_at,  # its last close (办结), even if reopened since
+        t["console"]["sources"].get(row.source, row.source) if row.source else "",
     ]
 
 

@@ -129,6 +129,7 @@ TEXTS: dict[str, dict] = {
             "期限类别",
             "场所",
             "办结时间",
+            "来源",
         ],
         "tiles_none": "离线底图：无瓦片",  # noqa: RUF001
         "date": "日期",
@@ -544,6 +545,7 @@ TEXTS: dict[str, dict] = {
             "deadline kind",
             "place",
             "closed at",
+            "source",
         ],
         "tiles_none": "Offline: no base map tiles",
         "date": "Date",

@@ -460,8 +460,8 @@ def test_a_requests_new_step_is_in_the_next_ledger(kept, seeded_url):
     assert (row["status"], row["last_note"]) == ("in_progress", "在处理")
     listed = admin.get(f"{LEDGER}.csv", params={"kind": "request", "grid": GRID_A})
     [cells] = [r for r in listed.content.decode("utf-8-sig").splitlines() if request_id in r]
-    # no place, never closed
-    assert ",噪声扰民," in cells and cells.endswith(",诉求,办结期限,,"), cells
+    # no place, never closed, reported in the app
+    assert ",噪声扰民," in cells and cells.endswith(",诉求,办结期限,,,应用上报"), cells
 
 
 def test_a_hazard_falling_overdue_and_its_hours_late_follow_the_clock(kept, plain, seeded_url):

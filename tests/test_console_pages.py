@@ -198,6 +198,8 @@ def test_the_desk_counts_requests_and_warnings_of_the_callers_grids(
     warned, warned_ids = _matched(officer, links["warnings.open"])
     assert set(cases) <= warned_ids, "the warning's case is in the ledger it opens"
     assert warned == after["warnings"]["open"], "the warnings' cases alone"
+    rows = officer.get("/ledger", params={"source": "warning", "limit": 1000}).json()["items"]
+    assert rows and {row["source"] for row in rows} == {"warning"}, "each row says its source"
     mine = _desk_counts(worker_b)
     assert (mine["requests"]["open"], mine["requests"]["overdue"], mine["warnings"]["open"]) == (
         _matched(worker_b, links["requests.open"])[0],
@@ -452,8 +454,8 @@ def test_a_request_stands_in_the_ledger_and_has_its_page(http, request_in_a):
     exported = http["duty_street"].get("/ledger.csv", params={"kind": "request", "grid": GRID_A})
     [row] = [r for r in csv_rows(exported.content) if r[0] == request_in_a]
     assert (row[4], row[6], row[12], row[15]) == ("噪声扰民", "已派单", "是", "'=楼上夜间装修")
-    # kind, deadline kind, no place (场所), never closed (办结时间)
-    assert row[17:] == ["诉求", "接单期限", "", ""]
+    # kind, deadline kind, no place (场所), never closed (办结时间), its source (来源)
+    assert row[17:] == ["诉求", "接单期限", "", "", "12345热线"]
     page = http["worker_a"].get(f"/console/cases/{request_in_a}")
     assert page.status_code == 200
     assert "诉求详情" in page.text and "12345热线" in page.text

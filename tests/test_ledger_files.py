@@ -72,6 +72,7 @@ ROWS = [
         severity=None,
         status="dispatched",
         due_kind="accept",
+        source="hotline",
         grid_code=None,
         grid_name=None,
         community_name=None,
@@ -100,6 +101,8 @@ def test_the_workbook_holds_what_the_csv_holds():
     assert places == ["团结建材库", "'=先锋加工坊", ""], "the place, or empty"
     assert expected[0][20] == "办结时间"
     assert [r[20] for r in expected[1:]] == ["", "2026-11-23 11:59", ""], "the last close"
+    assert expected[0][21] == "来源"
+    assert [r[21] for r in expected[1:]] == ["", "", "12345热线"], "a request's source"
 
 
 def test_the_workbook_types_its_cells_and_frames_its_sheet():
@@ -107,7 +110,7 @@ def test_the_workbook_types_its_cells_and_frames_its_sheet():
     sheet = book.active
     assert sheet.title == "问题台账"
     assert sheet.freeze_panes == "A2"
-    assert sheet.auto_filter.ref == "A1:U4"
+    assert sheet.auto_filter.ref == "A1:V4"
     assert all(cell.font.b for cell in sheet[1])
     assert not any(cell.font.b for cell in sheet[2])
     found, due, late = sheet["K2"], sheet["L2"], sheet["N2"]
