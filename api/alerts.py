@@ -24,6 +24,7 @@ from gridwatch.api.runtime import ApiState, Conn, State
 from gridwatch.api.stream import AlertEvent, events_between
 from gridwatch.maps.tiles import display_transform
 from gridwatch.store.alerts import acknowledge_alert, get_alert, resolve_alert
+from gridwatch.store.filters import Filters
 from gridwatch.store.users import Principal
 from gridwatch.store.warnings import WarningRow, warnings_between
 
@@ -186,11 +187,11 @@ def _resume_ids(
     return ids[0], ids[1] if dot else after_warning
 
 
-def _missed(state, after: int, upto: int, scope):
+def _missed(state, after: int, upto: int, filters: Filters):
     with state.pool.connection() as conn:
-        return events_between(conn, after, upto, scope=scope, limit=REPLAY_PAGE)
+        return events_between(conn, after, upto, filters=filters, limit=REPLAY_PAGE)
 
 
-def _missed_warnings(state, after: int, upto: int, scope):
+def _missed_warnings(state, after: int, upto: int, filters: Filters):
     with state.pool.connection() as conn:
-        return warnings_between(conn, after, upto, level=2, scope=scope, limit=REPLAY_PAGE)
+        return warnings_between(conn, after, upto, level=2, filters=filters, limit=REPLAY_PAGE)

@@ -23,6 +23,7 @@ from gridwatch.api.responses import dumps
 from gridwatch.api.runtime import ApiState, State
 from gridwatch.api.stream import AlertEvent, CaseStep, case_events_between
 from gridwatch.errors import GridwatchError
+from gridwatch.store.filters import Filters
 from gridwatch.store.users import Principal
 
 router = APIRouter(tags=["hazard loop"])
@@ -60,8 +61,11 @@ class StreamViewer:
         self._due = time.monotonic() + every_s
 
     @property
-    def scope(self) -> list[int] | None:
-        return None if self.principal.sees_all else self.principal.scope_param()
+    def filters(self) -> Filters:
+        """The caller's grids, of either system: what the replay of what they missed reads."""
+        principal = self.principal
+        scope = None if principal.sees_all else principal.scope_param()
+        return Filters(scope=scope, police_scope=principal.police_scope_param())
 
     def seconds_to_check(self) -> float:
         return max(0.0, self._due - time.monotonic())
@@ -93,7 +97,7 @@ def stream_recheck_s(settings) -> float:
     return min(STREAM_RECHECK_MAX_S, max(1.0, cached)) if cached > 0 else 1.0
 
 
-Missed = Callable[[ApiState, int, int, "list[int] | None"], list]
+Missed = Callable[[ApiState, int, int, Filters], list]
 
 
 @dataclass
@@ -155,7 +159,7 @@ def live_response(
         """What the client missed, a page at a time (the history can be long)."""
         while await viewer.still_allowed():
             page = await anyio.to_thread.run_sync(
-                lane.missed, state, after, upto, viewer.scope, limiter=state.db_limiter
+                lane.missed, state, after, upto, viewer.filters, limiter=state.db_limiter
             )
             if page:
                 yield await audited(lane, page)
@@ -199,7 +203,7 @@ def live_response(
                         yield b": keepalive\n\n"
                     continue
                 taking.passed = event.id
-                if viewer.principal.sees_grid(event.grid_id):
+                if viewer.principal.sees_grid(event.grid_id, event.police_grid_id):
                     quiet_since = time.monotonic()
                     yield await audited(taking, [event])
         finally:
@@ -246,9 +250,9 @@ def case_json(event: CaseStep, principal: Principal) -> dict:
 
 
 def _case_lane(state: ApiState, kind: str, resume: int | None) -> Lane:
-    def missed(state: ApiState, after: int, upto: int, scope: list[int] | None) -> list:
+    def missed(state: ApiState, after: int, upto: int, filters: Filters) -> list:
         with state.pool.connection() as conn:
-            return case_events_between(conn, kind, after, upto, scope=scope, limit=REPLAY_PAGE)
+            return case_events_between(conn, kind, after, upto, filters=filters, limit=REPLAY_PAGE)
 
     return Lane(
         CaseStep,

@@ -30,6 +30,7 @@ from psycopg.rows import class_row
 from psycopg_pool import ConnectionPool
 
 from gridwatch.store.changes import ChangeWatcher
+from gridwatch.store.filters import Filters, all_of, where_filters, where_given
 from gridwatch.store.warnings import WarningRow, max_warning_id, warnings_between
 
 log = logging.getLogger("gridwatch.api.stream")
@@ -61,12 +62,13 @@ class AlertEvent:
     address: str | None
     lon: float | None
     lat: float | None
+    police_grid_id: int | None = None  # the resident's: an alert is where they live
 
 
 _EVENTS = """
     SELECT e.id, e.alert_id, e.at, e.action, e.actor, e.note, e.level,
            a.kind, a.status, a.severity, a.since, a.grid_id, g.code AS grid_code,
-           a.resident_id, r.name, r.phone, r.address, r.lon, r.lat
+           a.resident_id, r.name, r.phone, r.address, r.lon, r.lat, r.police_grid_id
     FROM alert_events e
     JOIN alerts a ON a.id = e.alert_id
     LEFT JOIN residents r ON r.id = a.resident_id
@@ -75,17 +77,19 @@ _EVENTS = """
 
 
 def events_between(
-    conn: psycopg.Connection, after: int, upto: int, *, scope: list[int] | None, limit: int
+    conn: psycopg.Connection, after: int, upto: int, *, filters: Filters, limit: int
 ) -> list[AlertEvent]:
-    """The first `limit` events with after < id <= upto, in id order, within `scope` (None:
-    every grid)."""
-    query = _EVENTS + " WHERE e.id > %(after)s AND e.id <= %(upto)s"
-    params: dict = {"after": after, "upto": upto, "limit": limit}
-    if scope is not None:
-        query += " AND a.grid_id = ANY(%(scope)s)"
-        params["scope"] = scope
+    """The first `limit` events with after < id <= upto, in id order, of the alerts `filters`
+    select (a scope, and police grids by the resident's home)."""
+    where, params = where_filters(filters, alias="a", position_alias="r")
+    query = sql.SQL(
+        _EVENTS + " WHERE e.id > %(after)s AND e.id <= %(upto)s AND {} ORDER BY e.id "
+        "LIMIT %(limit)s"
+    ).format(all_of(where))
     with conn.cursor(row_factory=class_row(AlertEvent)) as cur:
-        return cur.execute(query + " ORDER BY e.id LIMIT %(limit)s", params).fetchall()
+        return cur.execute(
+            query, {**params, "after": after, "upto": upto, "limit": limit}
+        ).fetchall()
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +111,7 @@ class CaseStep:
     grid_code: str | None
     category: str  # a hazard's category, a request's service code
     severity: str | None  # a request has none
+    police_grid_id: int | None = None
 
 
 _CASE_EVENTS = {
@@ -114,7 +119,7 @@ _CASE_EVENTS = {
         """
         SELECT e.id, 'hazard' AS kind, e.hazard_id AS case_id, e.at, e.action, e.actor, e.note,
                e.to_status, h.status, h.level, h.grid_id, g.code AS grid_code, h.category,
-               h.severity
+               h.severity, h.police_grid_id
         FROM hazard_events e
         JOIN hazard_reports h ON h.id = e.hazard_id
         LEFT JOIN grids g ON g.id = h.grid_id
@@ -126,7 +131,8 @@ _CASE_EVENTS = {
         """
         SELECT e.id, 'request' AS kind, e.request_id AS case_id, e.at, e.action, e.actor,
                e.note, e.to_status, r.status, coalesce(e.level, r.level) AS level, r.grid_id,
-               g.code AS grid_code, r.service_code AS category, NULL AS severity
+               g.code AS grid_code, r.service_code AS category, NULL AS severity,
+               r.police_grid_id
         FROM request_events e
         JOIN requests r ON r.id = e.request_id
         LEFT JOIN grids g ON g.id = r.grid_id
@@ -135,7 +141,7 @@ _CASE_EVENTS = {
         """
     ),
 }
-_CASE_GRID = {"hazard": sql.SQL("h.grid_id"), "request": sql.SQL("r.grid_id")}
+_CASE_ALIAS = {"hazard": "h", "request": "r"}  # the case's table in _CASE_EVENTS
 
 
 def case_events_between(
@@ -144,18 +150,16 @@ def case_events_between(
     after: int,
     upto: int | None = None,
     *,
-    scope: list[int] | None = None,
+    filters: Filters | None = None,
     limit: int,
 ) -> list[CaseStep]:
-    """The first `limit` steps of cases of `kind` with after < id (<= upto), in id order,
-    within `scope` (None: every grid)."""
-    where: list[sql.Composable] = [sql.SQL("e.id > %(after)s")]
-    if upto is not None:
-        where.append(sql.SQL("e.id <= %(upto)s"))
-    if scope is not None:
-        where.append(sql.SQL("{} = ANY(%(scope)s)").format(_CASE_GRID[kind]))
+    """The first `limit` steps of cases of `kind` with after < id (<= upto), in id order, of
+    the cases `filters` select (None: every one)."""
+    where, params = where_filters(filters or Filters(scope=None), alias=_CASE_ALIAS[kind])
+    where.append(sql.SQL("e.id > %(after)s"))
+    where_given(where, params, sql.SQL("e.id <= %(upto)s"), upto=upto)
     query = _CASE_EVENTS[kind].format(sql.SQL(" AND ").join(where))
-    params = {"after": after, "upto": upto, "scope": scope, "limit": limit}
+    params.update(after=after, limit=limit)
     with conn.cursor(row_factory=class_row(CaseStep)) as cur:
         return cur.execute(query, params).fetchall()
 

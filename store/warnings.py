@@ -375,16 +375,16 @@ def warnings_between(
     upto: int | None = None,
     *,
     level: int | None,
-    scope: list[int] | None = None,
+    filters: Filters | None = None,
     limit: int,
 ) -> list[WarningRow]:
     """The first `limit` warnings of `level` (None: any) with after < id <= upto (None: no
     bound), in id order, within `scope` (None: every grid): what the live stream reads."""
-    where: list[sql.Composable] = [sql.SQL("w.id > %(after)s")]
-    params: dict = {"after": after, "limit": limit}
+    where, params = where_filters(filters or Filters(scope=None), alias="w")
+    where.append(sql.SQL("w.id > %(after)s"))
+    params.update(after=after, limit=limit)
     where_columns(where, params, "w", level=level)
     where_given(where, params, sql.SQL("w.id <= %(upto)s"), upto=upto)
-    where_given(where, params, sql.SQL("w.grid_id = ANY(%(scope)s)"), scope=scope)
     query = sql.SQL("SELECT {} FROM {} WHERE {} ORDER BY w.id LIMIT %(limit)s").format(
         _WARNING_SELECT, _WARNING_FROM, sql.SQL(" AND ").join(where)
     )

@@ -17,6 +17,7 @@ from psycopg_pool import ConnectionPool
 
 from gridwatch.alerts.lifecycle import OpenAlert
 from gridwatch.api.stream import AlertFeed
+from gridwatch.simulators.sample import load_police_grids
 from gridwatch.store.alerts import write_event
 from gridwatch.store.users import create_user, revoke_user
 from tests.support.api import GRID_A, GRID_B, NOW, ApiServer, Clock, api_settings, residents_in
@@ -66,7 +67,7 @@ def _hears_only(
     alert: that one is the next event the stream gives (it then closes); its data."""
     _emit(url, *unheard)
     expected = _emit(url, heard[0], 1, heard[1])
-    got = stream.take(1)
+    got = stream.take(1, within_s=20)
     stream.close()
     assert [int(e["id"]) for e in got] == expected
     return got[0]["data"]
@@ -87,12 +88,17 @@ class Stream:
         assert next(self._lines).startswith("retry:")
         assert next(self._lines).startswith(f": gridwatch {name} stream")
 
-    def events(self):
-        """Each event as it comes, with when it came (`received`)."""
+    def events(self, within_s: float | None = None):
+        """Each event as it comes, with when it came (`received`); with `within_s`, an
+        AssertionError once that long has passed (checked at every line, keepalives too, so
+        a stream that sends nothing more fails instead of hanging)."""
         import orjson
 
+        deadline = None if within_s is None else time.monotonic() + within_s
         block: dict = {}
         for line in self._lines:
+            if deadline is not None and time.monotonic() > deadline:
+                raise AssertionError(f"no more events within {within_s} s")
             if line == "":
                 if "id" in block:
                     yield {**block, "received": time.monotonic()}
@@ -101,9 +107,9 @@ class Stream:
                 field, _, value = line.partition(": ")
                 block[field] = orjson.loads(value) if field == "data" else value
 
-    def take(self, n: int) -> list[dict]:
+    def take(self, n: int, within_s: float = 120.0) -> list[dict]:
         events = []
-        for event in self.events():
+        for event in self.events(within_s):
             events.append(event)
             if len(events) == n:
                 return events
@@ -475,3 +481,43 @@ def test_the_case_stream_refuses_bad_resume_ids_and_devices(server, module_token
         assert client.get("/cases/stream").status_code == 403
     with server.client() as client:
         assert client.get("/cases/stream").status_code == 401
+
+
+POLICE_GRID = "GA-QS-1-1-01"  # a 警格 of the sample district's police layer
+
+
+def test_a_police_officer_hears_the_alerts_of_their_police_grid(server, seeded_url, tmp_path):
+    """An officer given only a 警格 hears the alerts of the residents living there, live and
+    on resuming with Last-Event-ID, as the alerts layer and the desk show them; the alerts
+    of a resident living elsewhere are not heard."""
+    with psycopg.connect(seeded_url) as conn:
+        if conn.execute("SELECT 1 FROM grids WHERE system = 'police'").fetchone() is None:
+            load_police_grids(conn, tmp_path)
+        [(beat,)] = conn.execute("SELECT id FROM grids WHERE code = %s", (POLICE_GRID,)).fetchall()
+        token = create_user(
+            conn, f"PO-{uuid.uuid4().hex[:6]}", role="grid_worker", grid_codes=(POLICE_GRID,)
+        )
+        alerts = []
+        for placed in ("r.police_grid_id = %s", "r.police_grid_id IS DISTINCT FROM %s"):
+            resident, grid = conn.execute(
+                "SELECT r.id, r.grid_id FROM residents r WHERE r.grid_id IS NOT NULL AND "
+                + placed
+                + " ORDER BY r.id DESC LIMIT 1",
+                (beat,),
+            ).fetchone()
+            kind = f"test-{uuid.uuid4().hex[:8]}"
+            [(alert_id,)] = conn.execute(
+                "INSERT INTO alerts (resident_id, kind, grid_id, since, opened_at) "
+                "VALUES (%s, %s, %s, %s, %s) RETURNING id",
+                (resident, kind, grid, NOW, NOW),
+            ).fetchall()
+            alerts.append(OpenAlert(alert_id, resident, kind, NOW, "open", "grid", NOW))
+        [(start,)] = conn.execute("SELECT coalesce(max(id), 0) FROM alert_events").fetchall()
+    mine, theirs = alerts
+    officer = {"Authorization": f"Bearer {token}"}
+    with server.client() as client:
+        client.headers.update(officer)
+        heard = _hears_only(Stream(client), seeded_url, (theirs, 2, "elsewhere"), (mine, "here"))
+        assert heard["alert_id"] == mine.id
+        [resumed] = Stream(client, {"Last-Event-ID": str(start)}).take(1, within_s=20)
+    assert resumed["data"]["alert_id"] == mine.id, "the replay skips the resident elsewhere"
