@@ -71,7 +71,7 @@ def create_absence(principal: Reader, conn: Conn, state: State, body: AbsenceBod
     visible_resident(conn, principal, body.resident_id)
     starts, ends = _local(body.starts_at, state), _local(body.ends_at, state)
     if problem := absence_problem(starts, ends):
-        raise BadRequest(problem)
+        raise BadRequest(f"{problem} (starts_at, ends_at)")
     absence_id = add_absence(
         conn,
         body.resident_id,
