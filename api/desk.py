@@ -225,7 +225,7 @@ def parts_for(
         for a in figures.active
         if sees(a.grid_id, a.police_grid_id) and (not kind or a.kind == kind)
     ]
-    open_hazards, overdue_hazards = hazards_total(figures.hazards, principal, leaves)
+    open_hazards, overdue_hazards = cases_total(figures.hazards, sees)
     open_requests, overdue_requests = cases_total(figures.requests, sees)
     return DeskParts(
         tally=[tally for placed, tally in figures.tally if sees(*placed)],
@@ -258,19 +258,6 @@ def cases_total(per_place: dict[Placed, tuple[int, int]], sees) -> tuple[int, in
     of, as the ledger's scope and police scope select them."""
     shown = [counts for placed, counts in per_place.items() if sees(*placed)]
     return sum(n for n, _ in shown), sum(late for _, late in shown)
-
-
-def hazards_total(
-    per_place: dict[Placed, tuple[int, int]], principal: Principal, leaves: list[int]
-) -> tuple[int, int]:
-    """Open and overdue hazards in the caller's leaf grids `leaves`, or in a police grid of
-    theirs: those the hazard ledger lists them (a hazard lies in a leaf of its system); every
-    one, those reported outside every grid too, for a caller who sees every grid."""
-    if principal.sees_all:
-        return cases_total(per_place, lambda grid, beat: True)
-    shown = set(leaves)
-    police = principal.police_grid_ids
-    return cases_total(per_place, lambda grid, beat: grid in shown or beat in police)
 
 
 def _summed(per_grid: dict[K, dict[date, int]], sees: Callable[[K], bool]) -> dict[date, int]:
