@@ -16,7 +16,7 @@ import anyio
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import StreamingResponse
 
-from gridwatch.api.auth import Reader, authenticate
+from gridwatch.api.auth import Reader, authenticate, scope_filters
 from gridwatch.api.disclosure import ALERT_RESIDENT, record_reads_apart, shown_in_clear
 from gridwatch.api.http_errors import BadRequest
 from gridwatch.api.responses import dumps
@@ -63,9 +63,7 @@ class StreamViewer:
     @property
     def filters(self) -> Filters:
         """The caller's grids, of either system: what the replay of what they missed reads."""
-        principal = self.principal
-        scope = None if principal.sees_all else principal.scope_param()
-        return Filters(scope=scope, police_scope=principal.police_scope_param())
+        return scope_filters(self.principal)
 
     def seconds_to_check(self) -> float:
         return max(0.0, self._due - time.monotonic())

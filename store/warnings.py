@@ -379,7 +379,8 @@ def warnings_between(
     limit: int,
 ) -> list[WarningRow]:
     """The first `limit` warnings of `level` (None: any) with after < id <= upto (None: no
-    bound), in id order, within `scope` (None: every grid): what the live stream reads."""
+    bound), in id order, of the grids `filters` select (either system; None: every grid):
+    what the live stream reads."""
     where, params = where_filters(filters or Filters(scope=None), alias="w")
     where.append(sql.SQL("w.id > %(after)s"))
     params.update(after=after, limit=limit)
