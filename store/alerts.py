@@ -16,6 +16,7 @@ from gridwatch.errors import Conflict
 from gridwatch.store.filters import (
     Filters,
     Placed,
+    all_of,
     count_per_day,
     where_columns,
     where_filters,
@@ -60,9 +61,9 @@ _ALERT_SELECT = sql.SQL(
 )
 
 
-_ALERT_FROM = sql.SQL(
-    "alerts a LEFT JOIN residents r ON r.id = a.resident_id LEFT JOIN grids g ON g.id = a.grid_id"
-)
+# An alert with its resident `r`: an alert is where the resident lives, in either system.
+_WITH_HOME = sql.SQL("alerts a LEFT JOIN residents r ON r.id = a.resident_id")
+_ALERT_FROM = sql.SQL("{} LEFT JOIN grids g ON g.id = a.grid_id").format(_WITH_HOME)
 _ALERTS = Listing(
     AlertRow, _ALERT_SELECT, _ALERT_FROM, sql.SQL("a.id DESC"), sql.SQL("a.id < %(after)s")
 )
@@ -226,10 +227,6 @@ class AlertTally:
     count: int
 
 
-# An alert with its resident `r`: an alert is where the resident lives, in either system.
-_WITH_HOME = sql.SQL("alerts a LEFT JOIN residents r ON r.id = a.resident_id")
-
-
 def open_alert_tally(conn: psycopg.Connection, filters: Filters) -> list[AlertTally]:
     """Alerts not yet resolved that `filters` select (a scope, police grids too), by kind,
     level and status: the scope's own count, which the desk's sum of
@@ -241,7 +238,7 @@ def open_alert_tally(conn: psycopg.Connection, filters: Filters) -> list[AlertTa
             sql.SQL(
                 "SELECT a.kind, a.level, a.status, count(*) AS count FROM {} "
                 "WHERE {} GROUP BY 1, 2, 3 ORDER BY 1, 2, 3"
-            ).format(_WITH_HOME, sql.SQL(" AND ").join(where)),
+            ).format(_WITH_HOME, all_of(where)),
             params,
         ).fetchall()
 
