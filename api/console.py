@@ -109,7 +109,7 @@ def desk_summary(
     this answer alone: one way of counting, the caller's part summed from every grid's."""
     figures = _desk_figures(conn, state, _desk_days(state, state.now()))
     homes = awaiting_homes(conn, figures, state.readings_version())
-    summary, parts = _kept_summary(state, principal, figures, homes, kind, live_rows)
+    summary, parts = _desk_answer(state, principal, figures, homes, kind, live_rows)
     record_reads(conn, principal, request, shown_in_clear(principal, parts.live, ALERT_RESIDENT))
     return summary
 
@@ -126,7 +126,7 @@ def _desk_figures(conn, state: ApiState, days: tuple[date, date]) -> DeskFigures
     )
 
 
-def _kept_summary(
+def _desk_answer(
     state: ApiState,
     principal: Principal,
     figures: DeskFigures,
@@ -283,7 +283,7 @@ async def summary_json(
     figures, homes = found
 
     def make() -> Body:
-        summary, parts = _kept_summary(state, principal, figures, homes, kind, rows)
+        summary, parts = _desk_answer(state, principal, figures, homes, kind, rows)
         return Body.of(
             dumps(summary),
             compress=True,
